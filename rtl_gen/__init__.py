@@ -1,0 +1,1 @@
+"""IR in, Amaranth components and Verilog out. One sub-package per engine."""
