@@ -1,0 +1,32 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Each sets up .venv when
+# pyproject.toml is newer than the last install (torch first, so pip never pulls a CUDA build).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.nnloom-installed
+OUT    ?= out
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-fast venv clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check "torch==2.13.0"
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e .
+	@touch $@
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/nnloom example digits -o $(OUT)/models
+	$(BIN)/nnloom flow $(OUT)/models/digits_mlp.onnx --board icebreaker -o $(OUT)/digits_mlp \
+		--data $(OUT)/models/digits_test.npz --reference $(OUT)/models/digits_mlp_float.onnx
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not sim and not synth" $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(OUT) build sim_build .pytest_cache

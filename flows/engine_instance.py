@@ -1,0 +1,50 @@
+"""An artefact's generated Verilog as an Amaranth component, for board-level designs.
+
+The build reads only the artefact directory: ``EngineInstance`` has the engine's stream
+signature (from ``manifest.json``) and elaborates to an ``Instance`` of the Verilog top, whose
+file is added to the platform.
+"""
+
+from __future__ import annotations
+
+from amaranth import ClockSignal, Instance, Module, ResetSignal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from rtl_gen.artefact import Artefact
+
+__all__ = ["EngineInstance"]
+
+
+def _layout(dtype: dict) -> data.StructLayout:
+    shape = signed(dtype["width"]) if dtype["signed"] else unsigned(dtype["width"])
+    return data.StructLayout({"data": shape, "last": 1})
+
+
+class EngineInstance(wiring.Component):
+    """The generated engine of ``artefact``: ``i``/``o`` element streams, ``cycles``, ``busy``."""
+
+    def __init__(self, artefact: Artefact):
+        self.artefact = artefact
+        streams = artefact.manifest["streams"]
+        super().__init__({
+            "i": In(stream.Signature(_layout(streams["input"]["dtype"]))),
+            "o": Out(stream.Signature(_layout(streams["output"]["dtype"]))),
+            "cycles": Out(32),
+            "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        if platform is not None:
+            for source in self.artefact.rtl_sources:
+                platform.add_file(source.name, source.read_text())
+        m.submodules.engine = Instance(
+            self.artefact.top,
+            i_clk=ClockSignal(), i_rst=ResetSignal(),
+            i_i__payload=self.i.payload.as_value(), i_i__valid=self.i.valid,
+            o_i__ready=self.i.ready,
+            o_o__payload=self.o.payload.as_value(), o_o__valid=self.o.valid,
+            i_o__ready=self.o.ready,
+            o_cycles=self.cycles, o_busy=self.busy)
+        return m
