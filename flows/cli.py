@@ -60,22 +60,28 @@ def doctor():
     from .tools import check_tools
 
     table = Table(title="nnloom toolchain")
-    for col in ("tool", "purpose", "status", "version / location"):
-        table.add_column(col)
-    missing = False
+    table.add_column("tool", no_wrap=True)
+    table.add_column("purpose")
+    table.add_column("status", no_wrap=True)
+    table.add_column("version / location", overflow="fold")
+    missing = []
     for status in check_tools():
         tool = status.tool
         if status.found:
             state = "[green]found[/]"
             detail = " ".join(x for x in (status.version, status.where) if x)
         else:
-            missing |= tool.required
+            if tool.required:
+                missing.append(tool)
             state = "[red]missing[/]" if tool.required else "[yellow]optional, absent[/]"
             detail = f"fix: {tool.fix}"
         table.add_row(tool.name, tool.purpose, state, detail)
     console.print(table)
     if missing:
-        err_console.print("[bold red]error:[/] required tools are missing (see 'fix' above)")
+        for tool in missing:
+            err_console.print(f"missing: {tool.name} ({tool.purpose}); fix: {tool.fix}",
+                              soft_wrap=True, highlight=False)
+        err_console.print("[bold red]error:[/] required tools are missing")
         raise typer.Exit(1)
 
 

@@ -67,7 +67,7 @@ class Artefact:
     path: Path
 
     def __post_init__(self):
-        object.__setattr__(self, "path", Path(self.path))
+        object.__setattr__(self, "path", Path(self.path).resolve())
         if not (self.path / "manifest.json").is_file():
             raise ArtefactError(f"{self.path}: not an nnloom artefact directory (no "
                                 f"manifest.json); make one with `nnloom generate`")

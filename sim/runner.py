@@ -120,6 +120,8 @@ def run_sim(artefact: Artefact | str | Path, *, simulator: str = "verilator",
     log_file = sim_dir / "sim.log"
     with _environment(env):
         runner = get_runner(simulator)
+        if not log.isEnabledFor(logging.INFO):  # the runner logs every command at INFO
+            runner.log.setLevel(logging.WARNING)
         try:
             runner.build(sources=[str(s) for s in artefact.rtl_sources],
                          hdl_toplevel=artefact.top, build_dir=str(build_dir),
