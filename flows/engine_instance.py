@@ -41,7 +41,7 @@ class EngineInstance(wiring.Component):
                 platform.add_file(source.name, source.read_text())
         m.submodules.engine = Instance(
             self.artefact.top,
-            i_clk=ClockSignal(), i_rst=ResetSignal(),
+            i_clk=ClockSignal(), i_rst=ResetSignal(allow_reset_less=True),
             i_i__payload=self.i.payload.as_value(), i_i__valid=self.i.valid,
             o_i__ready=self.i.ready,
             o_o__payload=self.o.payload.as_value(), o_o__valid=self.o.valid,

@@ -1,0 +1,74 @@
+"""Bitstream builds through YoWASP, and how the build reports failures."""
+
+import dataclasses
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from boards import get_board
+from flows.build import BuildError, build, parse_nextpnr_report
+from frontends.vectors import golden_vectors
+from rtl_gen.artefact import Artefact
+from rtl_gen.emit import write_artefact
+
+
+def test_parse_nextpnr_report():
+    report = {"fmax": {"cd_sync.clk": {"achieved": 61.25, "constraint": 12.0}},
+              "utilization": {"ICESTORM_LC": {"available": 5280, "used": 1320},
+                              "ICESTORM_DSP": {"available": 8, "used": 5}}}
+    util, fmax = parse_nextpnr_report(report)
+    assert fmax == 61.25
+    assert util["ICESTORM_LC"] == {"used": 1320, "available": 5280, "percent": 25.0}
+    assert util["ICESTORM_DSP"]["used"] == 5
+
+
+def test_parse_falls_back_to_the_log():
+    log = ("Info: Max frequency for clock 'cd_sync.clk': 40.10 MHz (PASS at 12.00 MHz)\n"
+           "Info: Max frequency for clock 'cd_sync.clk': 38.52 MHz (PASS at 12.00 MHz)\n")
+    assert parse_nextpnr_report({}, log)[1] == 38.52
+
+
+@pytest.fixture(scope="module")
+def small_artefact(mlp_graph, tmp_path_factory):
+    return Artefact(write_artefact(mlp_graph, tmp_path_factory.mktemp("b") / "mlp",
+                                   vectors=golden_vectors(mlp_graph, random=2), lanes=2))
+
+
+def test_tool_failure_names_tool_command_and_log(small_artefact, tmp_path, monkeypatch):
+    art = Artefact(shutil.copytree(small_artefact.path, tmp_path / "mlp"))
+    fake = tmp_path / "broken-yosys"
+    fake.write_text("#!/bin/sh\necho 'ERROR: something broke inside yosys' >&2\nexit 3\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr("flows.build.tool_env", lambda names: {
+        "YOSYS": str(fake), "NEXTPNR_ICE40": "/bin/false", "ICEPACK": "/bin/false"})
+    with pytest.raises(BuildError) as info:
+        build(art, "icebreaker")
+    text = str(info.value)
+    assert text.startswith("yosys failed for board icebreaker")
+    assert "command: " in text and "broken-yosys" in text
+
+
+@pytest.mark.synth
+@pytest.mark.parametrize("board", ["icebreaker", "ulx3s-85f"])
+def test_build_writes_bitstream_and_report(small_artefact, tmp_path, board):
+    art = Artefact(shutil.copytree(small_artefact.path, tmp_path / "mlp"))
+    report = build(art, board)
+    assert report.bitstream.is_file() and report.bitstream.stat().st_size > 10_000
+    data = json.loads(report.path.read_text())
+    assert data["board"] == board and data["timing_met"] is True
+    assert data["fmax_mhz"] >= data["clock_mhz"] > 0
+    dsp = "ICESTORM_DSP" if board == "icebreaker" else "MULT18X18D"
+    assert data["utilisation"][dsp]["used"] >= 2  # the MAC lanes map to DSPs
+    assert (art.path / "build" / board / "build_top.sh").is_file()
+
+
+@pytest.mark.synth
+def test_missed_timing_fails_clearly(small_artefact, tmp_path, monkeypatch):
+    art = Artefact(shutil.copytree(small_artefact.path, tmp_path / "mlp"))
+    fast = dataclasses.replace(get_board("icebreaker"), clock_hz=2e9)
+    monkeypatch.setattr("boards.get_board", lambda name: fast)
+    with pytest.raises(BuildError, match=r"^icebreaker: timing missed: Fmax [\d.]+ MHz is below "
+                                         r"the board clock 2000.00 MHz"):
+        build(art, "icebreaker")
