@@ -109,7 +109,7 @@ def build(artefact: Artefact | str | Path, board: str, *, seed: int = 1) -> Buil
                               stdout=log_file, stderr=subprocess.STDOUT)
     seconds = time.monotonic() - start
     if proc.returncode != 0:
-        _raise_tool_failure(spec, build_dir, env_tools)
+        _raise_tool_failure(spec, build_dir, env)
 
     report = json.loads((build_dir / "nextpnr.json").read_text())
     util, fmax = parse_nextpnr_report(report, (build_dir / "top.tim").read_text(errors="replace"))
@@ -127,24 +127,31 @@ def build(artefact: Artefact | str | Path, board: str, *, seed: int = 1) -> Buil
     return result
 
 
-def _raise_tool_failure(spec, build_dir: Path, env_tools: dict):
-    steps = [("yosys", "top.json", "top.rpt"),
-             (env_tools and ("nextpnr-" + spec.family), "top.asc" if spec.family == "ice40"
-              else "top.config", "top.tim"),
-             ("icepack" if spec.family == "ice40" else "ecppack", _BITSTREAM[spec.family],
-              "build.log")]
+def _raise_tool_failure(spec, build_dir: Path, env: dict):
+    """Find the first step whose product is missing and raise a ``BuildError`` naming the
+    tool, the command as run (variables expanded) and the tail of its log."""
+    pack = "icepack" if spec.family == "ice40" else "ecppack"
+    steps = [("yosys", "YOSYS", "top.json", "top.rpt"),
+             ("nextpnr-" + spec.family, "NEXTPNR_" + spec.family.upper(),
+              "top.asc" if spec.family == "ice40" else "top.config", "top.tim"),
+             (pack, pack.upper(), _BITSTREAM[spec.family], None)]
     script = (build_dir / "build_top.sh").read_text().splitlines()
-    for tool, product, log_name in steps:
-        if not (build_dir / product).exists():
-            command = next((l.strip() for l in script if tool.split("-")[0].upper() in l
-                            or tool in l), tool)
-            log_text = _tail(build_dir / log_name)
-            hint = ""
-            if tool.startswith("nextpnr") and re.search(
-                    r"(not enough|Unable to place|failed to place|too many|exceeds)",
-                    log_text, re.IGNORECASE):
-                hint = f" (the design does not fit on the {spec.device})"
-            raise BuildError(f"{tool} failed for board {spec.name}{hint}\n"
-                             f"command: {command}\nlog ({build_dir / log_name}):\n{log_text}")
+    for tool, variable, product, log_name in steps:
+        if (build_dir / product).exists():
+            continue
+        line = next((l.strip() for l in script if l.strip().startswith(f'"${variable}"')),
+                    f'"${variable}"')
+        command = line.replace(f'"${variable}"', env.get(variable, tool.split("-")[0]), 1)
+        log_path = build_dir / log_name if log_name else None
+        if log_path is None or not log_path.exists() or not log_path.stat().st_size:
+            log_path = build_dir / "build.log"  # the tool's own log is empty: its output
+        log_text = _tail(log_path)
+        hint = ""
+        if tool.startswith("nextpnr") and re.search(
+                r"(not enough|Unable to place|failed to place|too many|exceeds)",
+                log_text, re.IGNORECASE):
+            hint = f" (the design does not fit on the {spec.device})"
+        raise BuildError(f"{tool} failed for board {spec.name}{hint}\n"
+                         f"command: {command}\nlog ({log_path}):\n{log_text}")
     raise BuildError(f"the build script failed for board {spec.name}; see {build_dir}/build.log"
                      f"\n{_tail(build_dir / 'build.log')}")
