@@ -16,6 +16,9 @@ from rich.table import Table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Compressed neural networks to bit-exact Verilog and FPGA bitstreams.")
+bench_app = typer.Typer(no_args_is_help=True,
+                        help="Benchmarks: print figures (resources, Fmax, cycles, accuracy).")
+app.add_typer(bench_app, name="bench")
 console = Console()
 err_console = Console(stderr=True)
 log = logging.getLogger("nnloom")
@@ -35,11 +38,24 @@ def _user_errors():
     return (ModelError, ArtefactError, SimError, BuildError, MissingTool, _Fail)
 
 
+# Engine command modules (``flows/commands/<engine>.py``): each has ``register(app, bench_app)``
+# that adds its commands (``nnloom <engine> ...``, ``nnloom bench <engine>``) and may add a
+# generator to ``GENERATORS``.
+ENGINE_COMMANDS: tuple[str, ...] = ()
+
+# ``nnloom generate --engine NAME``: NAME -> fn(model, out, data=npz or None) writing an
+# artefact directory. The dense engine is built in (below).
+GENERATORS: dict = {}
+
+# Exception types that engine modules raise for a user's mistake: shown as one line, exit 1.
+USER_ERRORS: list[type[BaseException]] = []
+
+
 def _run(fn):
     """Run a command body; a user-facing error becomes one line and exit status 1."""
     try:
         return fn()
-    except _user_errors() as exc:
+    except (*_user_errors(), *USER_ERRORS) as exc:
         text = str(exc)
         err_console.print(f"[bold red]error:[/] {text}", markup=True, highlight=False,
                           soft_wrap=True)
@@ -128,10 +144,19 @@ def generate(model: Path = typer.Argument(..., help="Quantized ONNX model."),
                                                  "optionally 'y' (labels) for golden vectors."),
              lanes: int = typer.Option(4, help="Parallel MAC lanes (DSPs)."),
              random: int = typer.Option(32, help="Random input vectors besides edge cases."),
-             seed: int = typer.Option(0, help="Seed of the random vectors.")):
+             seed: int = typer.Option(0, help="Seed of the random vectors."),
+             engine: str = typer.Option("dense", help="Engine to generate: dense, or one an "
+                                        "engine module adds (see `nnloom --help`).")):
     """Import MODEL, generate Verilog, write manifest and golden vectors."""
     def body():
         target = out or Path("out") / model.stem
+        if engine != "dense":
+            if engine not in GENERATORS:
+                raise _Fail(f"unknown engine '{engine}'; available: "
+                            f"{', '.join(['dense', *sorted(GENERATORS)])}")
+            GENERATORS[engine](model, target, data=data)
+            console.print(f"wrote {target} ({engine} engine)")
+            return
         graph, vectors = _generate(model, target, data=data, lanes=lanes, random=random,
                                    seed=seed)
         console.print(f"wrote {target}: {len(graph.nodes)} layers, {len(vectors['inputs'])} "
@@ -321,6 +346,19 @@ def example(name: str = typer.Argument("digits", help="Example model: digits."),
                       f"quantized model {made.quantized}\nfloat model {made.float_model}\n"
                       f"test data {made.test_data}")
     _run(body)
+
+
+run_command = _run
+UserError = _Fail
+
+
+def _register_engines():
+    import importlib
+    for name in ENGINE_COMMANDS:
+        importlib.import_module(name).register(app, bench_app)
+
+
+_register_engines()
 
 
 def main():

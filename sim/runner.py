@@ -82,10 +82,18 @@ def _build_key(artefact: Artefact, simulator: str, waves: bool) -> str:
     return h.hexdigest()[:16]
 
 
+DEFAULT_BENCH = "sim.bench.stream_bench"
+
+
 def run_sim(artefact: Artefact | str | Path, *, simulator: str = "verilator",
             waves: bool = False, backpressure: bool = False, seed: int = 1,
             limit: int = 0, build_root: Path | None = None) -> SimResult:
-    """Build the artefact's RTL (once per distinct source) and run the stream bench on it.
+    """Build the artefact's RTL (once per distinct source) and run its cocotb bench on it.
+
+    The bench is the module named by the manifest's ``sim.bench`` (default: the element
+    stream bench, ``sim.bench.stream_bench``). A bench reads ``NNLOOM_ARTEFACT`` and writes
+    ``summary.json`` (``vectors``, ``mismatching_elements``, ``mismatches``, ``cycles.max``)
+    and ``outputs.npz`` into ``NNLOOM_SIM_OUT``.
 
     Writes ``sim/results.xml``, ``sim/outputs.npz``, ``sim/summary.json`` and, with
     ``waves``, the waveform into the artefact. Builds are cached in ``build_root``
@@ -133,7 +141,8 @@ def run_sim(artefact: Artefact | str | Path, *, simulator: str = "verilator",
             raise SimError(f"{simulator} failed to build {artefact.top}: {exc}\n{tail}") \
                 from None
         try:
-            runner.test(test_module="sim.bench.stream_bench", hdl_toplevel=artefact.top,
+            runner.test(test_module=artefact.manifest.get("sim", {}).get("bench", DEFAULT_BENCH),
+                        hdl_toplevel=artefact.top,
                         build_dir=str(build_dir), test_dir=str(test_dir), waves=waves,
                         seed=seed, extra_env=extra_env, results_xml=str(results_xml),
                         log_file=str(log_file))
