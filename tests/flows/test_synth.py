@@ -1,0 +1,59 @@
+"""Out-of-context synthesis: resources and Fmax of a module that is not on a board."""
+
+import json
+
+import pytest
+from amaranth import Module, Signal
+from amaranth.back import verilog
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from flows.build import BuildError
+from flows.synth import ICE40_MAX_PORT_BITS, synthesize
+
+
+class Accumulator(wiring.Component):
+    """acc <= acc + a * b: a registered 8x8 multiply-accumulate, ``width``-bit result."""
+
+    def __init__(self, width):
+        super().__init__({"a": In(8), "b": In(8), "acc": Out(width)})
+
+    def elaborate(self, platform):
+        m = Module()
+        product = Signal(16)
+        m.d.sync += [product.eq(self.a * self.b), self.acc.eq(self.acc + product)]
+        return m
+
+
+def _verilog(tmp_path, width):
+    path = tmp_path / "acc.v"
+    path.write_text(verilog.convert(Accumulator(width), name="acc", emit_src=False))
+    return path
+
+
+def test_unknown_family_and_missing_source(tmp_path):
+    with pytest.raises(ValueError, match=r"^unknown FPGA family 'gowin'; choose one of ecp5, "
+                                         r"ice40$"):
+        synthesize([tmp_path / "x.v"], "x", family="gowin", out_dir=tmp_path / "o")
+    with pytest.raises(BuildError, match=r"no such Verilog file: .*nope\.v"):
+        synthesize([tmp_path / "nope.v"], "x", family="ice40", out_dir=tmp_path / "o")
+
+
+@pytest.mark.synth
+@pytest.mark.parametrize("family,width", [("ice40", 12), ("ice40", 40), ("ecp5", 40)])
+def test_resources_and_fmax(tmp_path, family, width):
+    source = _verilog(tmp_path, width)
+    report = synthesize([source], "acc", family=family, out_dir=tmp_path / family)
+    wrapped = family == "ice40" and 16 + width + 1 > ICE40_MAX_PORT_BITS
+    assert bool(report.io_wrapper) == wrapped
+    if wrapped:  # 17 input bits (a, b, rst) and `width` output bits through the wrapper
+        assert report.io_wrapper == {"ff": 17 + width, "lut4": width}
+    dsp = "ICESTORM_DSP" if family == "ice40" else "MULT18X18D"
+    assert report.utilisation[dsp]["used"] == 1
+    # the module's own flip-flops: the product register (only the bits the accumulator
+    # uses survive) and the accumulator
+    assert report.ff == min(16, width) + width
+    assert report.lut4 > 0 and report.fmax_mhz > 12
+    saved = json.loads((tmp_path / family / "report.json").read_text())
+    assert saved["fmax_mhz"] == report.fmax_mhz and saved["ff"] == report.ff
+    assert (tmp_path / family / "run.sh").read_text().count("yowasp-") >= 2
