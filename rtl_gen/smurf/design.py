@@ -111,10 +111,15 @@ def _fit(exprs, ranges, bases, out_ranges, coef_bits, grid):
 def design(texts: list[str], *, inputs: tuple[str, ...] | None = None,
            ranges: dict[str, tuple[float, float]] | None = None, radix: int | list[int] = 8,
            basis: str = "fsm", degree: int | None = None, input_bits: int = 8,
-           coef_bits: int = 8, length: int = 1024, warmup: int = 0, seed: int = 1,
+           coef_bits: int = 8, length: int = 1024, warmup: int | None = None, seed: int = 1,
            encoding: str = "auto", out_range: tuple[float, float] | None = None,
            names: list[str] | None = None) -> tuple[SmurfPlan, FitReport]:
-    """Fit a unit computing every expression in ``texts`` (they share the inputs)."""
+    """Fit a unit computing every expression in ``texts`` (they share the inputs).
+
+    ``warmup`` defaults to the largest radix for the FSM basis: the clocks a counter needs to
+    leave its reset state for a saturated input, without which the ends of the range are
+    biased by the start (measured: 47 sigma at code 0 for tanh(4x), N = 8, L = 1024).
+    """
     if basis not in BASES:
         raise DesignError(f"unknown basis '{basis}'; choose one of {', '.join(BASES)}")
     if encoding not in ENCODINGS:
@@ -162,10 +167,11 @@ def design(texts: list[str], *, inputs: tuple[str, ...] | None = None,
         weights = _fit(exprs, rng, bases, out_ranges, coef_bits, grid)
         outputs = tuple(SmurfOutput(name, lo, hi, w) for name, (lo, hi), w in
                         zip(names or texts, out_ranges, weights))
+        warm = warmup if warmup is not None else (max(radices) if kind == "fsm" else 0)
         try:
             plans[kind] = SmurfPlan(inputs=inputs, ranges=rng, bases=bases, outputs=outputs,
                                     input_bits=input_bits, coef_bits=coef_bits, length=length,
-                                    warmup=warmup, seed=seed, encoding=encoding)
+                                    warmup=warm, seed=seed, encoding=encoding)
         except ValueError as exc:
             raise DesignError(str(exc)) from None
         errors[kind] = fit_error(plans[kind], exprs, codes)

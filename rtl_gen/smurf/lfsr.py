@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache, reduce
+from itertools import combinations
 
 import numpy as np
 from amaranth import Cat, Module, Signal
@@ -79,18 +80,20 @@ def _is_maximal(width: int, taps: tuple[int, ...]) -> bool:
 
 @lru_cache(maxsize=None)
 def primitive_taps(width: int, count: int) -> tuple[tuple[int, ...], ...]:
-    """The first ``count`` maximal-length four-tap sets ``(width, a, b, c)``, a fixed order."""
+    """The first ``count`` maximal-length tap sets ``(width, ...)``: four taps, then six.
+
+    A fixed order (taps descending, lexicographically), so a plan's sources never change.
+    """
     found = []
-    for a in range(width - 1, 2, -1):
-        for b in range(a - 1, 1, -1):
-            for c in range(b - 1, 0, -1):
-                taps = (width, a, b, c)
-                if _is_maximal(width, taps):
-                    found.append(taps)
-                    if len(found) == count:
-                        return tuple(found)
-    raise ValueError(f"only {len(found)} maximal four-tap LFSRs of width {width} exist; "
-                     f"{count} were asked for")
+    for extra in (3, 5):
+        for rest in combinations(range(width - 1, 0, -1), extra):
+            taps = (width, *rest)
+            if _is_maximal(width, taps):
+                found.append(taps)
+                if len(found) == count:
+                    return tuple(found)
+    raise ValueError(f"only {len(found)} maximal four- and six-tap LFSRs of width {width} "
+                     f"exist; {count} were asked for")
 
 
 @dataclass(frozen=True)
