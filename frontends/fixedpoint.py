@@ -21,8 +21,8 @@ import math
 
 import numpy as np
 
-__all__ = ["MULTIPLIER_BITS", "quantize_multipliers", "requantize", "quantize_linear",
-           "signed_bits"]
+__all__ = ["MULTIPLIER_BITS", "ROUNDINGS", "QONNX_ROUNDING", "quantize_multipliers",
+           "requantize", "quantize_linear", "quantize_qonnx", "round_qonnx", "signed_bits"]
 
 MULTIPLIER_BITS = 15
 
@@ -49,12 +49,35 @@ def quantize_multipliers(real: np.ndarray, *, bits: int = MULTIPLIER_BITS):
     return m, int(shift)
 
 
-def requantize(acc, m, shift: int, zero_point: int, lo: int, hi: int) -> np.ndarray:
-    """``clamp(((acc * m + 2**(shift-1)) >> shift) + zero_point, lo, hi)`` in exact integers."""
+#: Rounding of requantize's right shift: the constant added before ``>> shift``.
+ROUNDINGS = ("half_up", "floor", "ceil")
+
+
+def _round_constant(rounding: str, shift: int) -> int:
+    if rounding == "half_up":
+        return 1 << (shift - 1)
+    if rounding == "floor":
+        return 0
+    if rounding == "ceil":
+        return (1 << shift) - 1
+    raise ValueError(f"unknown rounding '{rounding}'; expected one of {', '.join(ROUNDINGS)}")
+
+
+def requantize(acc, m, shift: int, zero_point: int, lo: int, hi: int,
+               rounding: str = "half_up") -> np.ndarray:
+    """``clamp(((acc * m + r) >> shift) + zero_point, lo, hi)`` in exact integers, with
+    ``r = 2**(shift-1)`` (half up), ``0`` (floor) or ``2**shift - 1`` (ceil)."""
     acc = np.asarray(acc, dtype=np.int64)
     m = np.asarray(m, dtype=np.int64)
-    prod = acc.astype(object) * m.astype(object)  # exact even past 63 bits
-    y = (prod + (1 << (shift - 1))) >> shift
+    if shift < 0:
+        raise ValueError(f"shift must be >= 0, got {shift}")
+    r = _round_constant(rounding, shift) if shift > 0 else 0
+    if shift < 61 and np.abs(acc).max(initial=0) < (1 << 31) \
+            and np.abs(m).max(initial=0) < (1 << 31):
+        prod = acc * m  # fits int64: the fast path
+    else:
+        prod = acc.astype(object) * m.astype(object)  # exact even past 63 bits
+    y = (prod + r) >> shift
     y = np.asarray(y, dtype=np.int64) + int(zero_point)
     return np.clip(y, lo, hi)
 
@@ -64,6 +87,42 @@ def quantize_linear(x, scale, zero_point, lo: int, hi: int) -> np.ndarray:
     q = np.rint(np.asarray(x, dtype=np.float32) / np.asarray(scale, dtype=np.float32))
     q = q.astype(np.int64) + np.asarray(zero_point, dtype=np.int64)
     return np.clip(q, lo, hi)
+
+
+#: QONNX rounding modes (docs/qonnx-custom-ops/quant_op.md) and the requantize rounding that
+#: matches each one except on exact ties (``None``: sign-dependent, no match).
+QONNX_ROUNDING = {"ROUND": "half_up", "HALF_EVEN": "half_up", "HALF_UP": "half_up",
+                  "HALF_DOWN": "half_up", "FLOOR": "floor", "CEIL": "ceil", "UP": None,
+                  "DOWN": None}
+
+
+def round_qonnx(v: np.ndarray, mode: str) -> np.ndarray:
+    """QONNX rounding (qonnx ``resolve_rounding_mode``): ROUND = half to even."""
+    mode = mode.upper()
+    if mode in ("ROUND", "HALF_EVEN"):
+        return np.round(v)
+    if mode == "CEIL":
+        return np.ceil(v)
+    if mode == "FLOOR":
+        return np.floor(v)
+    if mode == "UP":
+        return np.sign(v) * np.ceil(np.abs(v))
+    if mode == "DOWN":
+        return np.fix(v)
+    if mode == "HALF_UP":
+        return np.sign(v) * np.floor(np.abs(v) + 0.5)
+    if mode == "HALF_DOWN":
+        return np.sign(v) * np.ceil(np.abs(v) - 0.5)
+    raise ValueError(f"unknown QONNX rounding mode '{mode}'")
+
+
+def quantize_qonnx(x, scale, zero_point, lo: int, hi: int, mode: str) -> np.ndarray:
+    """QONNX ``Quant``'s integer codes: ``mode(clamp(x / scale + zero_point, lo, hi))`` in
+    float32, exactly as qonnx ``int_quant`` computes them (clamp first, then round)."""
+    v = np.asarray(x, dtype=np.float32) / np.asarray(scale, dtype=np.float32)
+    v = v + np.asarray(zero_point, dtype=np.float32)
+    v = np.clip(v, np.float32(lo), np.float32(hi))
+    return round_qonnx(v, mode).astype(np.int64)
 
 
 def signed_bits(lo: int, hi: int) -> int:

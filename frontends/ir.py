@@ -4,12 +4,57 @@ Tensors carry integer codes; their meaning is ``scale * (code - zero_point)``. N
 name and op of the ONNX node they came from, so every error and every mismatch can name it.
 This module imports neither ``onnx`` nor ``amaranth``.
 
-IR ops and their exact integer semantics (see ``frontends.reference``):
+Tensors have no batch dimension; images are (C, H, W) (or (C, L)) in C order, as in ONNX.
+Every op below is exact integer arithmetic; ``frontends.reference`` is the executable form.
+``requantize`` is ``frontends.fixedpoint.requantize``:
+``clamp(((acc * m + r) >> shift) + output_zero_point, lo, hi)`` with ``r`` from the node's
+``rounding`` attr: ``half_up`` (2**(shift-1), the default), ``floor`` (0), ``ceil`` (2**shift-1).
+``lo``/``hi`` include a fused ReLU/Clip. Weights are zero-point-free integers.
 
 ``dense``
-    ``acc[n] = sum_k (x[k] - input_zero_point) * weight[n, k] + bias[n]`` (exact), then
-    ``y[n] = requantize(acc[n], multiplier[n], shift, output_zero_point, lo, hi)``.
-    ``weight`` holds zero-point-free integers; ``lo``/``hi`` include a fused ReLU.
+    ``acc[n] = sum_k (x[k] - input_zero_point) * weight[n, k] + bias[n]`` (x flattened), then
+    ``y[n] = requantize(acc[n], multiplier[n], shift, ...)``; with attr ``sign`` (bipolar
+    output) ``y[n] = 1 if acc[n] >= 0 else -1`` instead.
+``conv``
+    A grouped 2-D convolution (1-D as H=1) lowered to GEMMs: ``im2col`` (G, M, Kg) holds, for
+    group g, output pixel m = oy*Wo+ox and column k = (c, ky, kx), the flat index into x (or -1
+    for padding, which reads x's zero point, i.e. contributes 0).
+    ``acc[g*Ng+n, m] = sum_k (x.flat[im2col[g, m, k]] - input_zero_point) *
+    weight.reshape(G, Ng, Kg)[g, n, k] + bias[g*Ng+n]``, then requantize per output channel
+    (``multiplier`` (Cout,)) or ``sign`` as for dense. Attrs keep the ONNX geometry:
+    ``input_shape``, ``output_shape``, ``kernel_shape``, ``strides``, ``pads`` (begin..., end...),
+    ``dilations``, ``group``.
+``maxpool``
+    ``y[c, m] = requantize(max_k x.flat[im2col[c, m, k]] - input_zero_point, multiplier[0],
+    ...)``; -1 entries (padding) never win. Equal input/output quantization gives
+    ``multiplier = 2**14, shift = 14``: an exact identity.
+``avgpool``
+    ``acc[c, m] = sum_k (x.flat[im2col[c, m, k]] - input_zero_point)`` (padding adds 0), then
+    ``requantize(acc, multiplier[m], ...)``: one multiplier per output pixel folds the window
+    count (which varies at borders when ``count_include_pad`` is 0). GlobalAveragePool is an
+    avgpool over the whole plane.
+``add``
+    ``acc = (a - input_zero_points[0]) * multiplier[0] + (b - input_zero_points[1]) *
+    multiplier[1]``, ``y = requantize(acc, 1, shift, ...)``: both inputs rescaled with one
+    shared shift (residual adds; shapes equal).
+``concat``
+    ``y = concatenate([requantize(x_i - input_zero_points[i], multiplier[i], shift, ...)],
+    axis)`` (sample axis, so 0 is channels).
+``requant``
+    ``y = requantize(x - input_zero_point, multiplier[0], shift, ...)``: a change of scale, a
+    standalone ReLU/Clip, or a QONNX Trunc (``rounding`` floor, multiplier a power of two).
+``transpose`` / ``slice``
+    Data movement only: ``perm`` (sample axes) / ``starts``, ``ends``, ``axes``, ``steps``.
+    Flatten/Reshape/Squeeze/Unsqueeze emit no node: consumers read the producer's tensor in C
+    order (conv's ``input_shape`` says how it is viewed).
+``nonlinear``
+    Elementwise ``function`` (sigmoid, tanh, gelu, gelu_tanh, exp): ``y = table[x - in.min]``,
+    where ``table[c] = clamp(round_half_even(f(s_in*(c - z_in)) / s_out) + z_out, lo, hi)`` is
+    computed once in float64. ``function == "softmax"`` (over ``axis``):
+    ``d = x - max(x)``, ``e = exp_table[d + (in.max - in.min)]`` (``round(2**16 *
+    exp(s_in * d))``), ``y = clamp(z_out + floor((e * multiplier * 2 + S * 2**shift) /
+    (2 * S * 2**shift)), lo, hi)`` with ``S = sum(e)`` -- half-up rounding of
+    ``e / S / s_out``, all in integers.
 """
 
 from __future__ import annotations
@@ -25,37 +70,81 @@ __all__ = ["IntType", "QuantParams", "Tensor", "Node", "Graph"]
 
 @dataclass(frozen=True)
 class IntType:
-    """A two's-complement (``signed``) or unsigned integer of ``width`` bits."""
+    """A two's-complement (``signed``) or unsigned integer of ``width`` bits.
+
+    ``narrow`` drops one code as QONNX does: the most negative one when signed
+    (int2n = ternary {-1, 0, 1}), the largest one when unsigned. ``bipolar`` (width 1, signed)
+    holds {-1, +1}: one stored bit ``b`` means ``2*b - 1``; code 0 never occurs.
+    """
 
     width: int
     signed: bool
     narrow: bool = False
+    bipolar: bool = False
 
     def __post_init__(self):
         if not 1 <= self.width <= 32:
             raise ValueError(f"integer width {self.width} is outside 1..32")
+        if self.bipolar and (self.width != 1 or not self.signed or self.narrow):
+            raise ValueError("a bipolar type is 1 bit, signed, not narrow")
+
+    @classmethod
+    def ternary(cls) -> "IntType":
+        return cls(2, True, narrow=True)
+
+    @classmethod
+    def of_bipolar(cls) -> "IntType":
+        return cls(1, True, bipolar=True)
 
     @property
     def min(self) -> int:
+        if self.bipolar:
+            return -1
         if not self.signed:
             return 0
         return -(1 << (self.width - 1)) + (1 if self.narrow else 0)
 
     @property
     def max(self) -> int:
-        return (1 << (self.width - 1)) - 1 if self.signed else (1 << self.width) - 1
+        if self.bipolar:
+            return 1
+        if self.signed:
+            return (1 << (self.width - 1)) - 1
+        return (1 << self.width) - 1 - (1 if self.narrow else 0)
+
+    @property
+    def is_ternary(self) -> bool:
+        return self.signed and self.min == -1 and self.max == 1 and not self.bipolar
+
+    def contains(self, codes) -> bool:
+        codes = np.asarray(codes)
+        if codes.size == 0:
+            return True
+        ok = codes.min() >= self.min and codes.max() <= self.max
+        return bool(ok and not (self.bipolar and np.any(codes == 0)))
 
     def __str__(self) -> str:
+        if self.bipolar:
+            return "bipolar"
+        if self.is_ternary:
+            return "ternary"
         return f"{'' if self.signed else 'u'}int{self.width}{'n' if self.narrow else ''}"
 
 
 @dataclass(frozen=True, eq=False)
 class QuantParams:
-    """Per-tensor (``axis is None``) or per-channel affine quantization."""
+    """Per-tensor (``axis is None``) or per-channel affine quantization.
+
+    ``rounding`` says how the host quantizes floats into this tensor (graph inputs):
+    ``onnx`` is QuantizeLinear (``round_half_even(x / s) + zp``, float32); the QONNX modes
+    (``ROUND``, ``FLOOR``, ``CEIL``, ``HALF_UP``, ...) compute ``mode(x / s + zp)`` in float32
+    as QONNX ``Quant`` does; ``BIPOLAR`` is ``+1 if x >= 0 else -1``.
+    """
 
     scale: np.ndarray
     zero_point: np.ndarray
     axis: int | None = None
+    rounding: str = "onnx"
 
     @property
     def per_tensor(self) -> bool:

@@ -76,6 +76,11 @@ class DensePlan:
             if node.inputs[0] != prev:
                 raise ModelError(f"{node.describe()}: the dense engine runs a chain of layers; "
                                  f"this node does not take the previous layer's output")
+            if node.attrs.get("sign") or node.attrs.get("rounding", "half_up") != "half_up":
+                need = "a bipolar sign" if node.attrs.get("sign") else \
+                    f"rounding {node.attrs['rounding']}"
+                raise ModelError(f"{node.describe()}: the dense engine requantizes with "
+                                 f"round-half-up only; this layer needs {need}")
             x_t, y_t = graph.tensor(node.inputs[0]), graph.tensor(node.outputs[0])
             for t in (x_t, y_t):
                 if t.dtype.width > ACT_BITS:

@@ -1,0 +1,231 @@
+"""The importer's abstract values, state, handler registry and shared helpers.
+
+The importer walks the ONNX graph in order and tracks, for every float tensor, which integer
+expression it equals. Float ops between a dequantization and the next quantization are folded
+into one IR node when the quantizer arrives (``quantize`` in ``quant.py``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from ..errors import ModelError
+from ..ir import IntType, Node, Tensor
+
+ONNX_DOMAINS = ("", "ai.onnx")
+QONNX_DOMAINS = ("onnx.brevitas", "qonnx.custom_op.general", "finn.custom_op.general")
+MS_DOMAIN = "com.microsoft"
+
+
+# --- what a float (or integer) ONNX tensor is known to equal ---------------------------------
+
+@dataclass(frozen=True)
+class FloatInput:
+    """A graph input in float, before its quantizer; ``shape`` includes the batch."""
+    name: str
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Codes:
+    """The integer codes of IR tensor ``tensor``, viewed with per-sample ``shape``."""
+    tensor: str
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Dequantized:
+    """``scale * (codes - zero_point)`` of IR tensor ``tensor``, viewed with ``shape``."""
+    tensor: str
+    scale: float
+    zero_point: int
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class Constant:
+    """``scale * (values - zero_point)`` of an initializer (QDQ or QONNX quantized)."""
+    values: np.ndarray
+    scale: np.ndarray
+    zero_point: np.ndarray
+    axis: int | None
+    dtype: IntType
+
+
+@dataclass(frozen=True, eq=False)
+class Accumulator:
+    """``acc_scale[n] * acc[n]`` of a dense or conv layer so far (before its quantizer).
+
+    ``weight`` is (N, K) for dense, (Cout, C/G, kh, kw) for conv; ``lo_real``/``hi_real`` are
+    float bounds from a fused Relu/Clip; ``geometry`` holds conv attrs."""
+    node: str
+    op: str
+    kind: str
+    x: Dequantized
+    weight: np.ndarray
+    weight_dtype: IntType
+    acc_scale: np.ndarray
+    bias: np.ndarray | None
+    shape: tuple[int, ...]
+    lo_real: float = -math.inf
+    hi_real: float = math.inf
+    geometry: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True, eq=False)
+class Pending:
+    """A float op on quantized inputs (add, concat, pools, nonlinear, clip) waiting for the
+    quantizer that gives its output codes. ``gain`` is a constant factor (Mul) applied after."""
+    node: str
+    op: str
+    kind: str
+    inputs: tuple[Dequantized, ...]
+    attrs: dict
+    shape: tuple[int, ...]
+    lo_real: float = -math.inf
+    hi_real: float = math.inf
+    gain: float = 1.0
+
+
+@dataclass
+class State:
+    model: object
+    opsets: dict
+    initializers: dict
+    values: dict = field(default_factory=dict)
+    tensors: dict = field(default_factory=dict)
+    nodes: list = field(default_factory=list)
+    inputs: list = field(default_factory=list)
+    node_names: set = field(default_factory=set)
+
+    def unique(self, name: str) -> str:
+        base, i = name, 1
+        while name in self.node_names:
+            i += 1
+            name = f"{base}#{i}"
+        self.node_names.add(name)
+        return name
+
+    def add_node(self, node: Node, out: Tensor):
+        self.tensors[out.name] = out
+        self.nodes.append(node)
+
+
+# --- registry ----------------------------------------------------------------------------------
+
+HANDLERS: dict[tuple[str, str], Callable] = {}
+
+
+def handler(*ops: str, domains: tuple[str, ...] = ONNX_DOMAINS):
+    """Register ``fn(state, node, label)`` for ONNX ``ops`` in ``domains``."""
+    def register(fn):
+        for op in ops:
+            for domain in domains:
+                HANDLERS[(domain, op)] = fn
+        return fn
+    return register
+
+
+def supported_ops() -> tuple[str, ...]:
+    names = set()
+    for domain, op in HANDLERS:
+        if domain in ("", MS_DOMAIN):
+            names.add(op)
+        elif domain in QONNX_DOMAINS:
+            names.add(f"{op} (QONNX)")
+    return tuple(sorted(names))
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+def value(state: State, node, index: int, label: str):
+    if index >= len(node.input) or not node.input[index]:
+        return None
+    name = node.input[index]
+    if name in state.values:
+        return state.values[name]
+    if name in state.initializers:
+        return state.initializers[name]
+    raise ModelError(f"{label}: input '{name}' is neither produced by an earlier node nor an "
+                     f"initializer")
+
+
+def const(state: State, node, index: int, label: str, what: str, *,
+          optional: bool = False) -> np.ndarray | None:
+    v = value(state, node, index, label)
+    if v is None:
+        if optional:
+            return None
+        raise ModelError(f"{label}: {what} (input {index}) is missing")
+    if not isinstance(v, np.ndarray):
+        raise ModelError(f"{label}: {what} '{node.input[index]}' must be a constant initializer")
+    return v
+
+
+def attrs(node) -> dict:
+    from onnx import helper
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+
+def int_type(array: np.ndarray, label: str, what: str) -> IntType:
+    kinds = {np.dtype(np.int8): IntType(8, True), np.dtype(np.uint8): IntType(8, False),
+             np.dtype(np.int16): IntType(16, True), np.dtype(np.uint16): IntType(16, False),
+             np.dtype(np.int32): IntType(32, True)}
+    dt = np.asarray(array).dtype
+    if dt in kinds:
+        return kinds[dt]
+    name = getattr(dt, "name", str(dt))
+    if name in ("int4", "uint4"):
+        return IntType(4, name == "int4")
+    raise ModelError(f"{label}: {what} has element type {dt}; expected an integer type "
+                     f"(int8, uint8, int16, uint16, int32, int4, uint4)")
+
+
+def scalar(array: np.ndarray, label: str, what: str) -> float:
+    array = np.asarray(array)
+    if array.size != 1:
+        raise ModelError(f"{label}: {what} must be a scalar (per-tensor), got shape "
+                         f"{array.shape}; per-axis activation quantization is not supported")
+    return float(array.reshape(()))
+
+
+def positive_scale(s: float, label: str) -> float:
+    if not (np.isfinite(s) and s > 0):
+        raise ModelError(f"{label}: scale {s} must be positive and finite")
+    return s
+
+
+def as_dequantized(v, label: str, what: str) -> Dequantized:
+    if isinstance(v, Dequantized):
+        return v
+    raise ModelError(f"{label}: {what} must be a dequantized tensor (the output of "
+                     f"DequantizeLinear or a QONNX Quant); here it is {describe_value(v)}")
+
+
+def describe_value(v) -> str:
+    if isinstance(v, FloatInput):
+        return "an unquantized graph input"
+    if isinstance(v, Codes):
+        return "integer codes (not dequantized)"
+    if isinstance(v, Accumulator):
+        return f"the unquantized output of {v.op} '{v.node}'"
+    if isinstance(v, Pending):
+        return f"the unquantized output of {v.op} '{v.node}'"
+    if isinstance(v, Constant):
+        return "a quantized constant"
+    if isinstance(v, np.ndarray):
+        return "a float constant"
+    return "an unsupported value"
+
+
+def ints(v, n: int, default: int, label: str, what: str) -> tuple[int, ...]:
+    if v is None:
+        return (default,) * n
+    v = tuple(int(i) for i in v)
+    if len(v) != n:
+        raise ModelError(f"{label}: attribute {what} has {len(v)} values, expected {n}")
+    return v

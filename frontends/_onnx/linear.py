@@ -1,0 +1,235 @@
+"""Gemm, MatMul, Conv and what folds into them before the quantizer: bias Add, Mul by a
+constant scale, BatchNormalization, Relu/Clip (see ``ops.py`` for the latter two)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+import numpy as np
+
+from ..errors import ModelError
+from ..im2col import Window
+from ..ir import IntType
+from .base import (Accumulator, Constant, Dequantized, State, as_dequantized, attrs, const,
+                   describe_value, handler, ints, value)
+
+log = logging.getLogger("frontends.onnx_import")
+
+
+def weight_matrix(w: Constant, transposed: bool, label: str):
+    """(N, K) zero-point-free weights and per-output-channel scales of a 2-D weight."""
+    if w.values.ndim != 2:
+        raise ModelError(f"{label}: weight must be 2-D, got shape {w.values.shape}")
+    out_axis = 0 if transposed else 1
+    if w.axis is not None and w.axis % 2 != out_axis:
+        raise ModelError(f"{label}: weights quantized per input channel are not supported; "
+                         f"quantize them per output channel or per tensor")
+    n = w.values.shape[out_axis]
+    zp_n = np.broadcast_to(w.zero_point.reshape(-1), (n,)) if w.zero_point.size > 1 \
+        else np.full(n, int(w.zero_point.reshape(-1)[0]) if w.zero_point.size else 0)
+    scale_n = np.broadcast_to(w.scale.reshape(-1), (n,)).astype(np.float64) \
+        if w.scale.size > 1 else np.full(n, float(w.scale.reshape(-1)[0]))
+    mat = w.values if transposed else w.values.T
+    return mat - zp_n[:, None], scale_n
+
+
+def dense_accumulator(name: str, op: str, x: Dequantized, w, transposed: bool, label: str):
+    if not isinstance(w, Constant):
+        raise ModelError(f"{label}: weight must be a quantized initializer (DequantizeLinear "
+                         f"or QONNX Quant of a constant); here it is {describe_value(w)}")
+    shape = x.shape
+    if len(shape) > 1 and int(np.prod(shape[:-1])) != 1:
+        raise ModelError(f"{label}: input of shape {shape} per sample is not supported; "
+                         f"MatMul/Gemm must see one vector per sample")
+    weight, w_scale = weight_matrix(w, transposed, label)
+    k = int(np.prod(shape))
+    if weight.shape[1] != k:
+        raise ModelError(f"{label}: weight has {weight.shape[1]} inputs but the input has {k}")
+    return Accumulator(name, op, "dense", x, weight, w.dtype, x.scale * w_scale, None,
+                       (weight.shape[0],))
+
+
+def add_bias(acc: Accumulator, bias, label: str) -> Accumulator:
+    """Fold a bias into the accumulator; it is rounded to the accumulator's scale (exact
+    for ORT's and Brevitas's int32 biases at scale_x * scale_w)."""
+    if acc.lo_real > -np.inf or acc.hi_real < np.inf:
+        raise ModelError(f"{label}: a bias after Relu/Clip is not supported")
+    n = acc.weight.shape[0]
+    if isinstance(bias, Constant):
+        vals = np.squeeze(bias.values).reshape(-1).astype(np.float64)
+        real = (vals - bias.zero_point.reshape(-1)) * bias.scale.reshape(-1)
+    elif isinstance(bias, np.ndarray) and bias.dtype.kind == "f":
+        real = np.squeeze(bias).reshape(-1).astype(np.float64)
+    else:
+        raise ModelError(f"{label}: bias must be a constant; here it is {describe_value(bias)}")
+    if real.size not in (1, n):
+        raise ModelError(f"{label}: bias has {real.size} values for {n} outputs")
+    real = np.broadcast_to(real, (n,))
+    codes = np.rint(real / acc.acc_scale).astype(np.int64)
+    if not np.allclose(codes * acc.acc_scale, real, rtol=1e-5, atol=0):
+        log.info("%s: bias is not on the accumulator's scale; rounded to it", label)
+    return replace(acc, bias=codes if acc.bias is None else acc.bias + codes)
+
+
+def _channel_vector(v: np.ndarray, acc: Accumulator, label: str) -> np.ndarray:
+    """A per-channel constant of shape (1, N), (N, 1, 1) or (1, N, 1, 1) as (N,)."""
+    squeezed = np.squeeze(v)
+    if squeezed.ndim <= 1:
+        return squeezed.reshape(-1)
+    raise ModelError(f"{label}: constant of shape {v.shape} is not per-channel for "
+                     f"{acc.weight.shape[0]} channels")
+
+
+def scale_accumulator(acc: Accumulator, factor, label: str) -> Accumulator:
+    """Multiply by a constant: a per-tensor or per-channel change of ``acc_scale``."""
+    n = acc.weight.shape[0]
+    f = _channel_vector(np.asarray(factor, dtype=np.float64), acc, label)
+    if f.size not in (1, n):
+        raise ModelError(f"{label}: scale of {f.size} values for {n} channels")
+    f = np.broadcast_to(f, (n,)).astype(np.float64)
+    if np.any(~np.isfinite(f)) or np.any(f <= 0):
+        raise ModelError(f"{label}: only positive finite constant scales fold into the layer")
+    if acc.lo_real > -np.inf or acc.hi_real < np.inf:
+        raise ModelError(f"{label}: a Mul after Relu/Clip is not supported")
+    return replace(acc, acc_scale=acc.acc_scale * f)
+
+
+@handler("Gemm", "MatMul")
+def _matmul(state: State, node, label: str):
+    x = as_dequantized(value(state, node, 0, label), label, "input A")
+    w = value(state, node, 1, label)
+    a = attrs(node)
+    if node.op_type == "Gemm":
+        if a.get("transA", 0):
+            raise ModelError(f"{label}: transA=1 is not supported")
+        if a.get("alpha", 1.0) != 1.0 or a.get("beta", 1.0) != 1.0:
+            raise ModelError(f"{label}: alpha/beta other than 1 are not supported")
+    transposed = bool(a.get("transB", 0)) if node.op_type == "Gemm" else False
+    acc = dense_accumulator(node.name or node.output[0], node.op_type, x, w, transposed, label)
+    if node.op_type == "Gemm" and len(node.input) > 2 and node.input[2]:
+        acc = add_bias(acc, value(state, node, 2, label), label)
+    state.values[node.output[0]] = acc
+
+
+def conv_geometry(a: dict, in_shape: tuple, kernel: tuple, label: str, *, pool: bool = False):
+    """Window and ONNX attrs of a Conv/pool over a (C, H, W) or (C, L) input."""
+    rank = len(in_shape) - 1
+    if rank not in (1, 2):
+        raise ModelError(f"{label}: only 1-D and 2-D windows are supported; the input has "
+                         f"shape {in_shape} per sample")
+    if len(kernel) != rank:
+        raise ModelError(f"{label}: kernel {kernel} does not match the {rank}-D input")
+    strides = ints(a.get("strides"), rank, 1, label, "strides")
+    dilations = ints(a.get("dilations"), rank, 1, label, "dilations")
+    pads = ints(a.get("pads"), 2 * rank, 0, label, "pads")
+    auto_pad = a.get("auto_pad", b"NOTSET")
+    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        pads_b, pads_e = [], []
+        for i in range(rank):
+            n = in_shape[1 + i]
+            total = max(0, (-(-n // strides[i]) - 1) * strides[i]
+                        + (kernel[i] - 1) * dilations[i] + 1 - n)
+            small = total // 2
+            pads_b.append(small if auto_pad == "SAME_UPPER" else total - small)
+            pads_e.append(total - pads_b[-1])
+        pads = tuple(pads_b + pads_e)
+    elif auto_pad == "VALID":
+        pads = (0,) * (2 * rank)
+    elif auto_pad != "NOTSET":
+        raise ModelError(f"{label}: auto_pad={auto_pad} is not supported")
+    ceil_mode = bool(a.get("ceil_mode", 0)) if pool else False
+    if rank == 1:
+        win_args = dict(in_hw=(1, in_shape[1]), kernel=(1, kernel[0]), strides=(1, strides[0]),
+                        pads=(0, pads[0], 0, pads[1]), dilations=(1, dilations[0]))
+    else:
+        win_args = dict(in_hw=tuple(in_shape[1:]), kernel=tuple(kernel), strides=strides,
+                        pads=pads, dilations=dilations)
+    try:
+        window = Window(ceil_mode=ceil_mode, **win_args)
+        out_hw = window.out_hw
+    except ValueError as exc:
+        raise ModelError(f"{label}: {exc}") from None
+    if min(out_hw) < 1:
+        raise ModelError(f"{label}: the output would be empty")
+    out_spatial = out_hw[1:] if rank == 1 else out_hw
+    return window, dict(kernel_shape=tuple(kernel), strides=strides, pads=pads,
+                        dilations=dilations), tuple(out_spatial)
+
+
+def conv_accumulator(name: str, op: str, x: Dequantized, w, a: dict, label: str):
+    if not isinstance(w, Constant):
+        raise ModelError(f"{label}: weight must be a quantized initializer (DequantizeLinear "
+                         f"or QONNX Quant of a constant); here it is {describe_value(w)}")
+    values = w.values
+    if values.ndim not in (3, 4) or values.ndim != len(x.shape) + 1:
+        raise ModelError(f"{label}: weight of shape {values.shape} does not fit an input of "
+                         f"shape {x.shape} per sample")
+    if w.axis is not None and w.axis != 0:
+        raise ModelError(f"{label}: conv weights quantized along axis {w.axis} are not "
+                         f"supported; quantize them per output channel (axis 0) or per tensor")
+    group = int(a.get("group", 1))
+    cout, cg = values.shape[:2]
+    if group < 1 or cout % group or cg * group != x.shape[0]:
+        raise ModelError(f"{label}: group={group} does not fit {x.shape[0]} input and {cout} "
+                         f"output channels with weight shape {values.shape}")
+    kernel = tuple(values.shape[2:])
+    if a.get("kernel_shape") is not None and tuple(a["kernel_shape"]) != kernel:
+        raise ModelError(f"{label}: kernel_shape {tuple(a['kernel_shape'])} does not match "
+                         f"the weight's {kernel}")
+    window, geo, out_spatial = conv_geometry(a, x.shape, kernel, label)
+    zp = w.zero_point.reshape(-1)
+    zp = np.broadcast_to(zp, (cout,)) if zp.size > 1 else np.full(cout, int(zp[0]) if zp.size
+                                                                  else 0)
+    scale = w.scale.reshape(-1)
+    scale = np.broadcast_to(scale, (cout,)) if scale.size > 1 else np.full(cout, float(scale[0]))
+    weight = values - zp.reshape((cout,) + (1,) * (values.ndim - 1))
+    geometry = dict(geo, window=window, input_shape=tuple(x.shape), group=group)
+    return Accumulator(name, op, "conv", x, weight, w.dtype, x.scale * scale.astype(np.float64),
+                       None, (cout,) + out_spatial, geometry=geometry)
+
+
+@handler("Conv")
+def _conv(state: State, node, label: str):
+    x = as_dequantized(value(state, node, 0, label), label, "input X")
+    acc = conv_accumulator(node.name or node.output[0], "Conv", x, value(state, node, 1, label),
+                           attrs(node), label)
+    if len(node.input) > 2 and node.input[2]:
+        acc = add_bias(acc, value(state, node, 2, label), label)
+    state.values[node.output[0]] = acc
+
+
+@handler("BatchNormalization")
+def _batch_norm(state: State, node, label: str):
+    acc = value(state, node, 0, label)
+    if not isinstance(acc, Accumulator):
+        raise ModelError(f"{label}: BatchNormalization is supported only right after a "
+                         f"Conv/Gemm/MatMul, where it folds into the layer; here its input is "
+                         f"{describe_value(acc)}")
+    if acc.lo_real > -np.inf or acc.hi_real < np.inf:
+        raise ModelError(f"{label}: BatchNormalization after Relu/Clip cannot fold")
+    if len(node.output) > 1 and any(node.output[1:]):
+        raise ModelError(f"{label}: training-mode BatchNormalization is not supported")
+    gamma, beta, mean, var = (const(state, node, i, label, what).astype(np.float64).reshape(-1)
+                              for i, what in ((1, "scale"), (2, "B"), (3, "mean"), (4, "var")))
+    eps = float(attrs(node).get("epsilon", 1e-5))
+    n = acc.weight.shape[0]
+    if not all(v.size == n for v in (gamma, beta, mean, var)):
+        raise ModelError(f"{label}: parameters must have {n} values, one per channel")
+    f = gamma / np.sqrt(var + eps)
+    if np.any(f == 0) or np.any(~np.isfinite(f)):
+        raise ModelError(f"{label}: a channel's scale is zero or not finite")
+    flip = np.where(f < 0, -1, 1)
+    weight = acc.weight * flip.reshape((n,) + (1,) * (acc.weight.ndim - 1))
+    bias_real = (acc.bias * acc.acc_scale if acc.bias is not None else np.zeros(n))
+    new_scale = acc.acc_scale * np.abs(f)
+    real = f * (bias_real - mean) + beta
+    bias = np.rint(real / new_scale).astype(np.int64)
+    dtype = acc.weight_dtype
+    if weight.min() < dtype.min or weight.max() > dtype.max:
+        dtype = IntType(min(32, dtype.width + 1), True)
+        log.info("%s: negative BatchNormalization scale widened the weights to %s", label,
+                 dtype)
+    state.values[node.output[0]] = replace(acc, weight=weight, weight_dtype=dtype,
+                                           acc_scale=new_scale, bias=bias)

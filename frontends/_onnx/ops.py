@@ -1,0 +1,342 @@
+"""Float ops on dequantized tensors that become one IR node at the next quantizer: Relu/Clip,
+Add (residual or bias), Mul/Div by constants, Concat, pools and nonlinear functions.
+
+``EMITTERS[kind](state, pending, dtype, scale, zp, label) -> (op, attrs, weights)`` turn a
+``Pending`` value into the IR node once its output quantization is known.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+
+from ..errors import ModelError
+from ..im2col import pool_windows
+from ..ir import IntType
+from .base import (Accumulator, Constant, Dequantized, Pending, State, as_dequantized, attrs,
+                   const, describe_value, handler, value)
+from .linear import add_bias, conv_geometry, scale_accumulator
+from .quant import multipliers
+
+EMITTERS: dict = {}
+
+
+def emitter(kind: str):
+    def register(fn):
+        EMITTERS[kind] = fn
+        return fn
+    return register
+
+
+def _name(node) -> str:
+    return node.name or node.output[0]
+
+
+# --- Relu, Clip ------------------------------------------------------------------------------
+
+def clamp_value(v, lo: float, hi: float, node, label: str):
+    if isinstance(v, (Accumulator, Pending)):
+        return replace(v, lo_real=max(v.lo_real, lo), hi_real=min(v.hi_real, hi))
+    if isinstance(v, Dequantized):
+        return Pending(_name(node), node.op_type, "requant", (v,), {}, v.shape, lo, hi)
+    raise ModelError(f"{label}: {node.op_type} on {describe_value(v)} is not supported")
+
+
+@handler("Relu")
+def _relu(state: State, node, label: str):
+    state.values[node.output[0]] = clamp_value(value(state, node, 0, label), 0.0, math.inf,
+                                               node, label)
+
+
+@handler("Clip")
+def _clip(state: State, node, label: str):
+    a = attrs(node)
+    lo, hi = a.get("min", -math.inf), a.get("max", math.inf)
+    if len(node.input) > 1 and node.input[1]:
+        lo = float(const(state, node, 1, label, "min").reshape(()))
+    if len(node.input) > 2 and node.input[2]:
+        hi = float(const(state, node, 2, label, "max").reshape(()))
+    state.values[node.output[0]] = clamp_value(value(state, node, 0, label), float(lo),
+                                               float(hi), node, label)
+
+
+# --- Add, Mul, Div ---------------------------------------------------------------------------
+
+@handler("Add")
+def _add(state: State, node, label: str):
+    a, b = value(state, node, 0, label), value(state, node, 1, label)
+    if isinstance(b, Accumulator) and not isinstance(a, Accumulator):
+        a, b = b, a
+    if isinstance(a, Accumulator):
+        if isinstance(b, (Constant, np.ndarray)):
+            state.values[node.output[0]] = add_bias(a, b, label)
+            return
+        raise ModelError(f"{label}: adding {describe_value(b)} to the unquantized output of "
+                         f"{a.op} '{a.node}' is not supported; quantize both inputs of a "
+                         f"residual Add")
+    if isinstance(a, Dequantized) and isinstance(b, Dequantized):
+        if a.shape != b.shape:
+            raise ModelError(f"{label}: inputs of shapes {a.shape} and {b.shape}; only "
+                             f"same-shape (residual) adds are supported")
+        state.values[node.output[0]] = Pending(_name(node), "Add", "add", (a, b), {}, a.shape)
+        return
+    raise ModelError(f"{label}: Add of {describe_value(a)} and {describe_value(b)} is not "
+                     f"supported; supported: bias after MatMul/Gemm/Conv, or two quantized "
+                     f"tensors of the same shape")
+
+
+def _scale_by(state: State, node, label: str, invert: bool):
+    a, b = value(state, node, 0, label), value(state, node, 1, label)
+    if isinstance(b, (Accumulator, Pending)) and not invert:
+        a, b = b, a
+    if not isinstance(b, np.ndarray) or b.dtype.kind != "f":
+        raise ModelError(f"{label}: {node.op_type} is supported only by a float constant "
+                         f"after MatMul/Gemm/Conv or a pool; here the operands are "
+                         f"{describe_value(a)} and {describe_value(b)}")
+    factor = 1.0 / b.astype(np.float64) if invert else b.astype(np.float64)
+    if isinstance(a, Accumulator):
+        state.values[node.output[0]] = scale_accumulator(a, factor, label)
+    elif isinstance(a, Pending) and factor.size == 1 and float(factor.reshape(())) > 0 \
+            and a.kind in ("avgpool", "maxpool", "add", "requant") and a.lo_real == -math.inf \
+            and a.hi_real == math.inf:
+        state.values[node.output[0]] = replace(a, gain=a.gain * float(factor.reshape(())))
+    else:
+        raise ModelError(f"{label}: {node.op_type} of {describe_value(a)} by a constant of "
+                         f"shape {b.shape} is not supported (only a positive scalar after a "
+                         f"pool/Add, or a per-channel scale after MatMul/Gemm/Conv)")
+
+
+@handler("Mul")
+def _mul(state: State, node, label: str):
+    _scale_by(state, node, label, invert=False)
+
+
+@handler("Div")
+def _div(state: State, node, label: str):
+    _scale_by(state, node, label, invert=True)
+
+
+@emitter("add")
+def _emit_add(state, p: Pending, dtype, scale, zp, label):
+    a, b = p.inputs
+    m, shift = multipliers(np.array([a.scale, b.scale]) * p.gain / scale, label)
+    return "add", {"input_zero_points": (a.zero_point, b.zero_point), "shift": shift,
+                   "input_shape": p.shape}, {"multiplier": m}
+
+
+@emitter("requant")
+def _emit_requant(state, p: Pending, dtype, scale, zp, label):
+    (x,) = p.inputs
+    m, shift = multipliers(np.array([x.scale * p.gain / scale]), label)
+    a = {"input_zero_point": x.zero_point, "shift": shift}
+    if "trunc_shift" in p.attrs:  # QONNX Trunc: an exact power-of-two multiplier
+        m, shift = np.array([1 << 14]), 14 + p.attrs["trunc_shift"]
+        a["shift"] = shift
+    return "requant", a, {"multiplier": m}
+
+
+# --- Concat ----------------------------------------------------------------------------------
+
+@handler("Concat")
+def _concat(state: State, node, label: str):
+    xs = [as_dequantized(value(state, node, i, label), label, f"input {i}")
+          for i in range(len(node.input))]
+    rank = len(xs[0].shape)
+    axis = int(attrs(node).get("axis", 1))
+    axis = axis + rank + 1 if axis < 0 else axis
+    if not 1 <= axis <= rank:
+        raise ModelError(f"{label}: concatenating along the batch axis is not supported")
+    axis -= 1
+    for x in xs:
+        if len(x.shape) != rank or any(d != e for i, (d, e) in enumerate(zip(x.shape,
+                                                                          xs[0].shape))
+                                       if i != axis):
+            raise ModelError(f"{label}: input shapes {[x.shape for x in xs]} do not "
+                             f"concatenate along axis {axis + 1}")
+    shape = list(xs[0].shape)
+    shape[axis] = sum(x.shape[axis] for x in xs)
+    state.values[node.output[0]] = Pending(_name(node), "Concat", "concat", tuple(xs),
+                                           {"axis": axis}, tuple(shape))
+
+
+@emitter("concat")
+def _emit_concat(state, p: Pending, dtype, scale, zp, label):
+    m, shift = multipliers(np.array([x.scale for x in p.inputs]) * p.gain / scale, label)
+    return "concat", {"axis": p.attrs["axis"], "shift": shift,
+                      "input_zero_points": tuple(x.zero_point for x in p.inputs),
+                      "input_shapes": tuple(x.shape for x in p.inputs)}, {"multiplier": m}
+
+
+# --- pools -----------------------------------------------------------------------------------
+
+def _pool(state: State, node, label: str, kind: str, global_: bool):
+    x = as_dequantized(value(state, node, 0, label), label, "input X")
+    a = attrs(node)
+    if len(node.output) > 1 and any(node.output[1:]):
+        raise ModelError(f"{label}: the Indices output of MaxPool is not supported")
+    if len(x.shape) not in (2, 3):
+        raise ModelError(f"{label}: input of shape {x.shape} per sample; pools need (C, H, W) "
+                         f"or (C, L)")
+    kernel = tuple(x.shape[1:]) if global_ else tuple(a.get("kernel_shape", ()))
+    if global_:
+        a = {}
+    if kind == "avgpool" and a.get("ceil_mode", 0) and a.get("count_include_pad", 0):
+        raise ModelError(f"{label}: ceil_mode=1 with count_include_pad=1 is not supported")
+    window, geo, out_spatial = conv_geometry(a, x.shape, kernel, label, pool=True)
+    shape = (x.shape[0],) + out_spatial
+    attrs_ = dict(geo, window=window, input_shape=x.shape, output_shape=shape,
+                  ceil_mode=int(a.get("ceil_mode", 0)))
+    if kind == "avgpool":
+        attrs_["count_include_pad"] = int(a.get("count_include_pad", 0))
+    state.values[node.output[0]] = Pending(_name(node), node.op_type, kind, (x,), attrs_, shape)
+
+
+@handler("MaxPool")
+def _maxpool(state, node, label):
+    _pool(state, node, label, "maxpool", False)
+
+
+@handler("GlobalMaxPool")
+def _global_maxpool(state, node, label):
+    _pool(state, node, label, "maxpool", True)
+
+
+@handler("AveragePool")
+def _avgpool(state, node, label):
+    _pool(state, node, label, "avgpool", False)
+
+
+@handler("GlobalAveragePool")
+def _global_avgpool(state, node, label):
+    _pool(state, node, label, "avgpool", True)
+
+
+def _pool_attrs(p: Pending) -> dict:
+    keep = ("kernel_shape", "strides", "pads", "dilations", "ceil_mode", "input_shape",
+            "output_shape", "count_include_pad")
+    return {k: p.attrs[k] for k in keep if k in p.attrs}
+
+
+def _window_counts(p: Pending, index: np.ndarray) -> np.ndarray:
+    """Divisor of each output pixel: valid elements, or (count_include_pad) the window clipped
+    to the padded input as ONNX AveragePool defines it."""
+    if not p.attrs.get("count_include_pad"):
+        return (index[0] >= 0).sum(axis=1)
+    w = p.attrs["window"]
+    counts = np.ones(index.shape[1], dtype=np.int64)
+    ho, wo = w.out_hw
+    for axis, n_out in ((0, ho), (1, wo)):
+        start = np.arange(n_out) * w.strides[axis] - w.pads[axis]
+        taps = start[:, None] + np.arange(w.kernel[axis])[None, :] * w.dilations[axis]
+        inside = ((taps >= -w.pads[axis]) & (taps < w.in_hw[axis] + w.pads[axis + 2])).sum(1)
+        counts = counts * (np.repeat(inside, wo) if axis == 0 else np.tile(inside, ho))
+    return counts
+
+
+@emitter("maxpool")
+def _emit_maxpool(state, p: Pending, dtype, scale, zp, label):
+    (x,) = p.inputs
+    index = pool_windows(p.attrs["window"], x.shape[0])
+    m, shift = multipliers(np.array([x.scale * p.gain / scale]), label)
+    return "maxpool", dict(_pool_attrs(p), input_zero_point=x.zero_point, shift=shift), \
+        {"im2col": index, "multiplier": m}
+
+
+@emitter("avgpool")
+def _emit_avgpool(state, p: Pending, dtype, scale, zp, label):
+    (x,) = p.inputs
+    index = pool_windows(p.attrs["window"], x.shape[0])
+    counts = _window_counts(p, index)
+    if np.any(counts < 1):
+        raise ModelError(f"{label}: a pooling window lies entirely on padding")
+    m, shift = multipliers(x.scale * p.gain / (counts * scale), label)
+    return "avgpool", dict(_pool_attrs(p), input_zero_point=x.zero_point, shift=shift), \
+        {"im2col": index, "multiplier": m}
+
+
+# --- nonlinear functions -----------------------------------------------------------------------
+
+def _gelu(v):
+    from scipy.special import erf
+    return 0.5 * v * (1.0 + erf(v / math.sqrt(2.0)))
+
+
+FUNCTIONS = {
+    "sigmoid": lambda v, a: 1.0 / (1.0 + np.exp(-v)),
+    "tanh": lambda v, a: np.tanh(v),
+    "exp": lambda v, a: np.exp(v),
+    "gelu": lambda v, a: _gelu(v),
+    "gelu_tanh": lambda v, a: 0.5 * v * (1.0 + np.tanh(math.sqrt(2.0 / math.pi)
+                                                      * (v + 0.044715 * v**3))),
+    "leaky_relu": lambda v, a: np.where(v >= 0, v, a.get("alpha", 0.01) * v),
+    "hard_sigmoid": lambda v, a: np.clip(a.get("alpha", 0.2) * v + a.get("beta", 0.5), 0, 1),
+    "hard_swish": lambda v, a: v * np.clip(v / 6.0 + 0.5, 0, 1),
+}
+_OP_FUNCTION = {"Sigmoid": "sigmoid", "Tanh": "tanh", "Exp": "exp", "Gelu": "gelu",
+                "LeakyRelu": "leaky_relu", "HardSigmoid": "hard_sigmoid",
+                "HardSwish": "hard_swish"}
+
+
+@handler(*_OP_FUNCTION)
+def _elementwise(state: State, node, label: str):
+    x = as_dequantized(value(state, node, 0, label), label, "input")
+    a = {k: float(v) for k, v in attrs(node).items() if k in ("alpha", "beta")}
+    function = _OP_FUNCTION[node.op_type]
+    if node.op_type == "Gelu":
+        approx = attrs(node).get("approximate", b"none")
+        approx = approx.decode() if isinstance(approx, bytes) else approx
+        if approx not in ("none", "tanh"):
+            raise ModelError(f"{label}: approximate='{approx}' is not supported")
+        function = "gelu" if approx == "none" else "gelu_tanh"
+    state.values[node.output[0]] = Pending(_name(node), node.op_type, "nonlinear", (x,),
+                                           {"function": function, "params": a}, x.shape)
+
+
+@handler("Softmax")
+def _softmax(state: State, node, label: str):
+    x = as_dequantized(value(state, node, 0, label), label, "input")
+    opset = state.opsets.get("", 0)
+    rank = len(x.shape) + 1
+    axis = int(attrs(node).get("axis", -1 if opset >= 13 else 1))
+    axis = axis + rank if axis < 0 else axis
+    if opset < 13 and axis != rank - 1:
+        raise ModelError(f"{label}: Softmax before opset 13 over axes {axis}.. flattens; only "
+                         f"the last axis is supported")
+    if not 1 <= axis < rank:
+        raise ModelError(f"{label}: Softmax over the batch axis is not supported")
+    state.values[node.output[0]] = Pending(_name(node), "Softmax", "nonlinear", (x,),
+                                           {"function": "softmax", "axis": axis - 1}, x.shape)
+
+
+def _in_type(state, x: Dequantized) -> IntType:
+    return state.tensors[x.tensor].dtype
+
+
+@emitter("nonlinear")
+def _emit_nonlinear(state, p: Pending, dtype, scale, zp, label):
+    (x,) = p.inputs
+    t = _in_type(state, x)
+    if t.width > 16:
+        raise ModelError(f"{label}: a nonlinear function of a {t} input is not supported "
+                         f"(at most 16 bits, so that it is a table)")
+    codes = np.arange(t.min, t.max + 1, dtype=np.int64)
+    common = {"function": p.attrs["function"], "input_scale": x.scale,
+              "input_zero_point": x.zero_point, "input_min": t.min, "output_scale": scale,
+              "input_shape": x.shape}
+    if p.attrs["function"] == "softmax":
+        d = np.arange(-(t.max - t.min), 1, dtype=np.float64)
+        exp_table = np.rint(np.exp(x.scale * d) * 2.0**16).astype(np.int64)
+        m, shift = multipliers(np.array([1.0 / scale]), label, "softmax output scale")
+        return "nonlinear", dict(common, axis=p.attrs["axis"], shift=shift), \
+            {"exp_table": exp_table, "multiplier": m}
+    with np.errstate(over="ignore", invalid="ignore"):
+        f = FUNCTIONS[p.attrs["function"]](x.scale * (codes - x.zero_point).astype(np.float64),
+                                           p.attrs["params"]) * p.gain
+        q = np.rint(f / scale)
+    lo, hi = dtype.min, dtype.max
+    q = np.clip(np.nan_to_num(q, nan=0.0, posinf=hi - zp, neginf=lo - zp), lo - zp, hi - zp)
+    table = q.astype(np.int64) + zp
+    common.update(p.attrs["params"])
+    return "nonlinear", common, {"table": table}

@@ -1,0 +1,191 @@
+"""QuantizeLinear / DequantizeLinear, and ``quantize``: a value meets its quantizer and
+becomes an IR node (dense, conv, add, concat, pools, nonlinear, requant) or an alias."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..errors import ModelError
+from ..fixedpoint import quantize_linear, quantize_multipliers
+from ..im2col import conv_im2col
+from ..ir import IntType, Node, QuantParams, Tensor
+from .base import (Accumulator, Codes, Constant, Dequantized, FloatInput, Pending, State,
+                   attrs, const, handler, int_type, positive_scale, scalar, value)
+
+# ONNX TensorProto element types of quantized tensors.
+INT_TYPES = {2: IntType(8, False), 3: IntType(8, True), 4: IntType(16, False),
+             5: IntType(16, True), 6: IntType(32, True), 21: IntType(4, False),
+             22: IntType(4, True)}
+
+IDENTITY_MULTIPLIER = (1 << 14, 14)  # m * 2**-shift == 1 exactly
+
+
+def multipliers(real, label: str, what: str = "requantization multiplier"):
+    real = np.asarray(real, dtype=np.float64).reshape(-1)
+    try:
+        return quantize_multipliers(real)
+    except ValueError as exc:
+        raise ModelError(f"{label}: {what}: {exc}") from None
+
+
+def code_bounds(dtype: IntType, scale: float, zp: int, lo_real: float, hi_real: float):
+    """Code range of ``Q(clamp(v, lo_real, hi_real))``: Q is monotone, so clamping before or
+    after quantizing is the same (ONNX QuantizeLinear rounding of the bounds)."""
+    lo, hi = dtype.min, dtype.max
+    if lo_real > -math.inf:
+        lo = max(lo, int(quantize_linear(lo_real, scale, zp, dtype.min, dtype.max)))
+    if hi_real < math.inf:
+        hi = min(hi, int(quantize_linear(hi_real, scale, zp, dtype.min, dtype.max)))
+    if lo > hi:
+        raise ModelError(f"clip range [{lo_real}, {hi_real}] is empty in the quantized type")
+    return lo, hi
+
+
+def quantize(state: State, v, out: str, dtype: IntType, scale: float, zp: int, label: str, *,
+             rounding: str = "half_up", input_rounding: str = "onnx", sign: bool = False):
+    """Give ``v`` the integer codes of IR tensor ``out`` (scale, zero point, type); returns
+    the ``Codes`` of the result (which may be an existing tensor when nothing changes)."""
+    positive_scale(scale, label)
+    if not dtype.bipolar and not dtype.min <= zp <= dtype.max:
+        raise ModelError(f"{label}: zero point {zp} lies outside {dtype}")
+    if sign and not isinstance(v, Accumulator | FloatInput):
+        raise ModelError(f"{label}: bipolar quantization is supported for graph inputs and "
+                         f"the outputs of Gemm/MatMul/Conv only")
+    quant = QuantParams(np.array(scale), np.array(zp), rounding=input_rounding)
+    if isinstance(v, FloatInput):
+        shape = tuple(v.shape[1:]) if len(v.shape) > 1 else tuple(v.shape)
+        if not shape or any(d <= 0 for d in shape):
+            raise ModelError(f"{label}: graph input '{v.name}' needs a known shape with a "
+                             f"batch dimension first; it has {v.shape}")
+        if state.inputs:
+            raise ModelError(f"{label}: a second quantized graph input ('{v.name}'); nnloom "
+                             f"supports models with one input")
+        state.tensors[out] = Tensor(out, shape, dtype, quant)
+        state.inputs.append(out)
+        return Codes(out, shape)
+    if isinstance(v, Accumulator):
+        return _emit_linear(state, v, out, dtype, scale, zp, rounding, quant, label, sign)
+    if isinstance(v, Pending):
+        return _emit_pending(state, v, out, dtype, scale, zp, rounding, quant, label)
+    if isinstance(v, Dequantized):
+        src = state.tensors[v.tensor].dtype
+        if (scale == v.scale and zp == v.zero_point and dtype.min <= src.min
+                and src.max <= dtype.max):
+            return Codes(v.tensor, v.shape)  # same codes: an alias, no node
+        p = Pending(out, "QuantizeLinear", "requant", (v,), {}, v.shape)
+        return _emit_pending(state, p, out, dtype, scale, zp, rounding, quant, label)
+    if isinstance(v, Codes):
+        raise ModelError(f"{label}: input is already quantized (integer codes); quantizing it "
+                         f"again needs a DequantizeLinear first")
+    raise ModelError(f"{label}: quantizing a constant or an unknown value is not supported; "
+                     f"only graph inputs and the outputs of supported ops can be quantized")
+
+
+def _emit_linear(state, acc: Accumulator, out, dtype, scale, zp, rounding, quant, label, sign):
+    n = acc.weight.shape[0]
+    if sign:
+        multiplier, shift = np.ones(n, np.int64), 1
+        lo, hi = -1, 1
+    else:
+        multiplier, shift = multipliers(acc.acc_scale / scale, label)
+        try:
+            lo, hi = code_bounds(dtype, scale, zp, acc.lo_real, acc.hi_real)
+        except ModelError as exc:
+            raise ModelError(f"{label}: {exc}") from None
+    w = acc.weight.astype(np.int64)
+    common = {"input_zero_point": acc.x.zero_point, "output_zero_point": zp, "shift": shift,
+              "lo": lo, "hi": hi, "relu": acc.lo_real == 0.0, "rounding": rounding,
+              "weight_range": (int(w.min()), int(w.max())), "weight_dtype": acc.weight_dtype}
+    if sign:
+        common["sign"] = True
+    weights = {"weight": w, "bias": acc.bias if acc.bias is not None else np.zeros(n, np.int64),
+               "multiplier": multiplier}
+    name = state.unique(acc.node)
+    if acc.kind == "dense":
+        shape = (n,)
+        node = Node(name=name, op="dense", source_op=acc.op, inputs=(acc.x.tensor,),
+                    outputs=(out,), attrs=common, weights=weights)
+    else:
+        g = acc.geometry
+        shape = acc.shape
+        weights["im2col"] = conv_im2col(g["window"], g["input_shape"][0], g["group"])
+        a = dict(common, input_shape=g["input_shape"], output_shape=shape,
+                 kernel_shape=g["kernel_shape"], strides=g["strides"], pads=g["pads"],
+                 dilations=g["dilations"], group=g["group"])
+        node = Node(name=name, op="conv", source_op=acc.op, inputs=(acc.x.tensor,),
+                    outputs=(out,), attrs=a, weights=weights)
+    state.add_node(node, Tensor(out, shape, dtype, quant))
+    return Codes(out, shape)
+
+
+def _emit_pending(state, p: Pending, out, dtype, scale, zp, rounding, quant, label):
+    from .ops import EMITTERS  # the op families register their emitters there
+    try:
+        lo, hi = code_bounds(dtype, scale, zp, p.lo_real, p.hi_real)
+    except ModelError as exc:
+        raise ModelError(f"{label}: {exc}") from None
+    op, a, w = EMITTERS[p.kind](state, p, dtype, scale, zp, label)
+    a = dict(a, output_zero_point=zp, lo=lo, hi=hi, rounding=rounding)
+    if "table" in w:  # a nonlinear table holds its own clamp
+        w = dict(w, table=np.clip(w["table"], lo, hi))
+    a.setdefault("relu", p.lo_real == 0.0)
+    name = state.unique(p.node)
+    node = Node(name=name, op=op, source_op=p.op, inputs=tuple(x.tensor for x in p.inputs),
+                outputs=(out,), attrs=a, weights=w)
+    state.add_node(node, Tensor(out, p.shape, dtype, quant))
+    return Codes(out, p.shape)
+
+
+# --- handlers ----------------------------------------------------------------------------------
+
+def _q_dtype(node, zp, label) -> IntType:
+    a = attrs(node)
+    if a.get("output_dtype"):
+        if a["output_dtype"] not in INT_TYPES:
+            raise ModelError(f"{label}: output_dtype {a['output_dtype']} is not an integer "
+                             f"type nnloom supports (int4/8/16, uint4/8/16)")
+        return INT_TYPES[a["output_dtype"]]
+    return int_type(zp, label, "zero point")
+
+
+@handler("QuantizeLinear")
+def _quantize_linear(state: State, node, label: str):
+    x = value(state, node, 0, label)
+    s = positive_scale(scalar(const(state, node, 1, label, "scale"), label, "scale"), label)
+    zp = const(state, node, 2, label, "zero point", optional=True)
+    zp = np.zeros((), np.uint8) if zp is None else zp
+    dtype = _q_dtype(node, zp, label)
+    z = int(scalar(zp, label, "zero point"))
+    if a := attrs(node):
+        if a.get("saturate", 1) != 1:
+            raise ModelError(f"{label}: saturate=0 is not supported")
+    state.values[node.output[0]] = quantize(state, x, node.output[0], dtype, s, z, label)
+
+
+@handler("DequantizeLinear")
+def _dequantize_linear(state: State, node, label: str):
+    x = value(state, node, 0, label)
+    scale = const(state, node, 1, label, "scale").astype(np.float64)
+    zp = const(state, node, 2, label, "zero point", optional=True)
+    out = node.output[0]
+    if isinstance(x, np.ndarray):
+        dtype = int_type(x, label, "input")
+        zp = np.zeros_like(scale, dtype=np.int64) if zp is None else np.asarray(zp, np.int64)
+        axis = attrs(node).get("axis", 1) if scale.size > 1 else None
+        if axis is not None:
+            axis = axis % x.ndim
+            if scale.shape != (x.shape[axis],):
+                raise ModelError(f"{label}: per-axis scale of shape {scale.shape} does not "
+                                 f"match axis {axis} of the input's shape {x.shape}")
+        if np.any(~np.isfinite(scale)) or np.any(scale <= 0):
+            raise ModelError(f"{label}: scales must be positive and finite")
+        state.values[out] = Constant(x.astype(np.int64), scale, zp, axis, dtype)
+    elif isinstance(x, Codes):
+        s = positive_scale(scalar(scale, label, "scale"), label)
+        z = 0 if zp is None else int(scalar(zp, label, "zero point"))
+        state.values[out] = Dequantized(x.tensor, s, z, x.shape)
+    else:
+        raise ModelError(f"{label}: input '{node.input[0]}' is not quantized codes nor an "
+                         f"integer initializer")
