@@ -1,0 +1,141 @@
+"""``nnloom smurf EXPR...`` (fit and write a SMURF unit) and ``nnloom bench smurf``."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+log = logging.getLogger(__name__)
+
+__all__ = ["register", "generate_smurf", "parse_ranges", "parse_radix"]
+
+
+def _user_error(text: str):
+    from flows.cli import UserError
+    return UserError(text)
+
+
+def parse_ranges(items: list[str]) -> dict[str, tuple[float, float]]:
+    """``["x=-1:1", "y=0:2"]`` to ``{"x": (-1, 1), "y": (0, 2)}``."""
+    out = {}
+    for item in items:
+        name, sep, span = item.partition("=")
+        lo, sep2, hi = span.partition(":")
+        try:
+            if not (sep and sep2 and name.strip()):
+                raise ValueError
+            out[name.strip()] = (float(lo), float(hi))
+        except ValueError:
+            raise _user_error(f"--range '{item}' is not NAME=LO:HI (e.g. x=-1:1)") from None
+    return out
+
+
+def parse_pair(text: Optional[str], option: str) -> Optional[tuple[float, float]]:
+    if text is None:
+        return None
+    lo, sep, hi = text.partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        return float(lo), float(hi)
+    except ValueError:
+        raise _user_error(f"{option} '{text}' is not LO:HI (e.g. -1:1)") from None
+
+
+def parse_radix(text: str) -> int | list[int]:
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise _user_error(f"--radix '{text}' is not an integer or a comma-separated list "
+                          f"of integers (one per input)") from None
+    return values[0] if len(values) == 1 else values
+
+
+def generate_smurf(texts: list[str], out: Path, **options):
+    """Fit, write the artefact and return ``(plan, fit)``."""
+    from rtl_gen.smurf import DesignError, design, write_smurf_artefact
+
+    try:
+        plan, fit = design(texts, **options)
+    except DesignError as exc:
+        raise _user_error(str(exc)) from None
+    write_smurf_artefact(plan, out, fit=fit)
+    return plan, fit
+
+
+def register(app: typer.Typer, bench_app: typer.Typer):
+    from flows.cli import console, run_command
+
+    @app.command("smurf")
+    def smurf(
+        expressions: List[str] = typer.Argument(..., help="Target function(s) of 1-3 inputs, "
+                                                "numpy style, e.g. \"tanh(4*x)\"; several "
+                                                "share the input counters."),
+        out: Optional[Path] = typer.Option(None, "--out", "-o",
+                                           help="Artefact folder (default out/smurf)."),
+        radix: str = typer.Option("8", help="States per input counter: one value, or one "
+                                  "per input (8,4)."),
+        length: int = typer.Option(1024, help="Stream length L (counted clocks)."),
+        basis: str = typer.Option("fsm", help="fsm, bernstein or auto (fits both, keeps "
+                                  "the FSM unless Bernstein is 2x better)."),
+        degree: Optional[int] = typer.Option(None, help="Bernstein degree (default "
+                                             "radix - 1)."),
+        bits: int = typer.Option(8, help="Input code width B."),
+        coef_bits: int = typer.Option(8, help="Sampling-gate threshold width."),
+        warmup: Optional[int] = typer.Option(None, help="Uncounted clocks before the L "
+                                             "counted ones (default: the radix)."),
+        encoding: str = typer.Option("auto", help="Output range: auto, bipolar [-1, 1] or "
+                                     "unipolar [0, 1] (also the default input range)."),
+        range_: List[str] = typer.Option([], "--range", help="Input range NAME=LO:HI "
+                                         "(default -1:1, unipolar 0:1); repeat per input."),
+        out_range: Optional[str] = typer.Option(None, help="Output range LO:HI."),
+        inputs: Optional[str] = typer.Option(None, help="Input order, e.g. x,y "
+                                             "(default: names sorted)."),
+        seed: int = typer.Option(1, help="Seed of the LFSR seeds."),
+    ):
+        """Fit a SMURF stochastic unit to EXPRESSIONS, print the fit error, write Verilog."""
+        def body():
+            target = out or Path("out") / "smurf"
+            plan, fit = generate_smurf(
+                expressions, target, inputs=tuple(inputs.split(",")) if inputs else None,
+                ranges=parse_ranges(range_), radix=parse_radix(radix), basis=basis,
+                degree=degree, input_bits=bits, coef_bits=coef_bits, length=length,
+                warmup=warmup, seed=seed, encoding=encoding,
+                out_range=parse_pair(out_range, "--out-range"))
+            shape = " x ".join(f"{b.kind} {b.size}" for b in plan.bases)
+            ranges = ", ".join(f"{n} in [{a:g}, {b:g}]" for n, (a, b) in
+                               zip(plan.inputs, plan.ranges))
+            console.print(f"SMURF unit: {ranges}; basis {shape} ({plan.states} states); "
+                          f"{plan.input_bits}-bit inputs, {plan.coef_bits}-bit thresholds, "
+                          f"L = {plan.length}, warmup {plan.warmup}")
+            if "fsm" in fit.alternatives and fit.basis != "fsm":
+                console.print(f"the FSM basis fits with RMSE "
+                              f"{max(fit.alternatives['fsm']):.3g}; picked {fit.basis}")
+            for o, rmse, mx in zip(plan.outputs, fit.rmse, fit.max_error):
+                console.print(f"  {o.name}: fit RMSE {rmse:.3g}, max error {mx:.3g} over "
+                              f"{fit.points} input codes (analytic, output range "
+                              f"[{o.lo:.4g}, {o.hi:.4g}])")
+            console.print(f"wrote {target}: {plan.latency_cycles} cycles per evaluation; "
+                          f"check it with `nnloom sim {target}`")
+        run_command(body)
+
+    @bench_app.command("smurf")
+    def bench_smurf(
+        out: Path = typer.Option(Path("out/bench-smurf"), "--out", "-o",
+                                 help="Folder for results.json and plots."),
+        families: str = typer.Option("ice40,ecp5", help="FPGA families to synthesize for."),
+        functions: Optional[str] = typer.Option(None, help="Comma-separated subset of: "
+                                                "tanh, sigmoid, gelu, exp, euclid, softmax."),
+        runs: int = typer.Option(32, help="Monte-Carlo runs (LFSR seeds) per L."),
+        synth: bool = typer.Option(True, help="Synthesize (off: accuracy only)."),
+    ):
+        """SMURF vs Taylor (Horner), LUT and Stanh: accuracy, LUT4/FF/RAM, Fmax, ADP."""
+        def body():
+            from rtl_gen.smurf.benchmark import run_bench
+            run_bench(out, families=[f for f in families.split(",") if f],
+                      functions=functions.split(",") if functions else None, runs=runs,
+                      synth=synth, console=console)
+        run_command(body)
