@@ -119,6 +119,19 @@ class SrlutPlan:
         """Signed bits of the 4-rotation sum S."""
         return self.acc_bits + 2
 
+    def resampled(self, interval_bits: int) -> "SrlutPlan":
+        """The same net on a coarser grid: every 2^(b'-b)-th sample a side (SR-LUT's 5- and
+        6-bit tables are the 4-bit net sampled so; the last sample stays the 255 one)."""
+        step = 1 << (interval_bits - self.interval_bits)
+        if interval_bits < self.interval_bits or interval_bits > 7:
+            raise TableError(f"cannot resample a {self.interval_bits}-bit table to "
+                             f"{interval_bits} bits; only coarser grids (up to 7 bits)")
+        t = self.table.reshape((self.levels,) * self.n + (-1,))
+        t = t[(slice(None, None, step),) * self.n]
+        return SrlutPlan(self.pattern, interval_bits, self.scale,
+                         t.reshape(-1, self.scale * self.scale),
+                         name=f"{self.name}@{interval_bits}bit")
+
     # --- models ----------------------------------------------------------------------------
 
     def min_size(self) -> int:
@@ -174,7 +187,8 @@ class SrlutPlan:
         h, w, r = a.shape[0], a.shape[1], self.scale
         return out.transpose(0, 2, 1, 3).reshape(h * r, w * r)
 
-    def create(self, *, width: int, height: int):
-        """The streaming engine for ``width``×``height`` LR frames (see ``engine.py``)."""
+    def create(self, *, width: int, height: int, ports: int = 1):
+        """The streaming engine for ``width``×``height`` LR frames (see ``engine.py``);
+        ``ports`` table read ports (2 on dual-port block RAM)."""
         from .engine import SrlutEngine
-        return SrlutEngine(self, width=width, height=height)
+        return SrlutEngine(self, width=width, height=height, ports=ports)
