@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-__all__ = ["MULTIPLIER_BITS", "ROUNDINGS", "QONNX_ROUNDING", "quantize_multipliers",
+__all__ = ["MULTIPLIER_BITS", "ROUNDINGS", "rounded_div", "QONNX_ROUNDING", "quantize_multipliers",
            "requantize", "quantize_linear", "quantize_qonnx", "round_qonnx", "signed_bits"]
 
 MULTIPLIER_BITS = 15
@@ -50,23 +50,42 @@ def quantize_multipliers(real: np.ndarray, *, bits: int = MULTIPLIER_BITS):
 
 
 #: Rounding of requantize's right shift: the constant added before ``>> shift``.
-ROUNDINGS = ("half_up", "floor", "ceil")
+ROUNDINGS = ("half_up", "half_even", "floor", "ceil")
 
 
 def _round_constant(rounding: str, shift: int) -> int:
     if rounding == "half_up":
         return 1 << (shift - 1)
-    if rounding == "floor":
+    if rounding in ("floor", "half_even"):
         return 0
     if rounding == "ceil":
         return (1 << shift) - 1
     raise ValueError(f"unknown rounding '{rounding}'; expected one of {', '.join(ROUNDINGS)}")
 
 
+def rounded_div(num, den, rounding: str = "half_up") -> np.ndarray:
+    """``num / den`` for integers, ``den > 0``, rounded exactly as ``rounding`` says."""
+    num = np.asarray(num, dtype=np.int64)
+    den = np.asarray(den, dtype=np.int64)
+    q = num // den
+    r = num - q * den  # 0 <= r < den
+    if rounding == "floor":
+        return q
+    if rounding == "ceil":
+        return q + (r > 0)
+    if rounding == "half_up":
+        return q + (2 * r >= den)
+    if rounding == "half_even":
+        return q + ((2 * r > den) | ((2 * r == den) & (q % 2 == 1)))
+    raise ValueError(f"unknown rounding '{rounding}'; expected one of {', '.join(ROUNDINGS)}")
+
+
 def requantize(acc, m, shift: int, zero_point: int, lo: int, hi: int,
                rounding: str = "half_up") -> np.ndarray:
     """``clamp(((acc * m + r) >> shift) + zero_point, lo, hi)`` in exact integers, with
-    ``r = 2**(shift-1)`` (half up), ``0`` (floor) or ``2**shift - 1`` (ceil)."""
+    ``r = 2**(shift-1)`` (half up), ``0`` (floor) or ``2**shift - 1`` (ceil); ``half_even``
+    rounds ``acc * m / 2**shift`` to the nearest integer and exact ties to the even one (floor,
+    then +1 when the remainder is above half, or exactly half with an odd floor)."""
     acc = np.asarray(acc, dtype=np.int64)
     m = np.asarray(m, dtype=np.int64)
     if shift < 0:
@@ -78,6 +97,10 @@ def requantize(acc, m, shift: int, zero_point: int, lo: int, hi: int,
     else:
         prod = acc.astype(object) * m.astype(object)  # exact even past 63 bits
     y = (prod + r) >> shift
+    if rounding == "half_even" and shift > 0:
+        rem = prod - (y << shift)
+        half = 1 << (shift - 1)
+        y = y + ((rem > half) | ((rem == half) & (y % 2 == 1)))
     y = np.asarray(y, dtype=np.int64) + int(zero_point)
     return np.clip(y, lo, hi)
 
@@ -90,10 +113,9 @@ def quantize_linear(x, scale, zero_point, lo: int, hi: int) -> np.ndarray:
 
 
 #: QONNX rounding modes (docs/qonnx-custom-ops/quant_op.md) and the requantize rounding that
-#: matches each one except on exact ties (``None``: sign-dependent, no match).
-QONNX_ROUNDING = {"ROUND": "half_up", "HALF_EVEN": "half_up", "HALF_UP": "half_up",
-                  "HALF_DOWN": "half_up", "FLOOR": "floor", "CEIL": "ceil", "UP": None,
-                  "DOWN": None}
+#: matches each (``None``: it depends on the sign: ties or all values away from/toward zero).
+QONNX_ROUNDING = {"ROUND": "half_even", "HALF_EVEN": "half_even", "FLOOR": "floor",
+                  "CEIL": "ceil", "HALF_UP": None, "HALF_DOWN": None, "UP": None, "DOWN": None}
 
 
 def round_qonnx(v: np.ndarray, mode: str) -> np.ndarray:

@@ -30,9 +30,11 @@ Every op below is exact integer arithmetic; ``frontends.reference`` is the execu
     ``multiplier = 2**14, shift = 14``: an exact identity.
 ``avgpool``
     ``acc[c, m] = sum_k (x.flat[im2col[c, m, k]] - input_zero_point)`` (padding adds 0), then
-    ``requantize(acc, multiplier[m], ...)``: one multiplier per output pixel folds the window
-    count (which varies at borders when ``count_include_pad`` is 0). GlobalAveragePool is an
-    avgpool over the whole plane.
+    ``y = clamp(round(acc * multiplier[0] / (count[m] * 2**shift)) + output_zero_point, lo,
+    hi)``, the division exact and rounded as ``rounding`` says (``fixedpoint.rounded_div``).
+    ``count[m]`` is the window's divisor (it varies at borders when ``count_include_pad`` is
+    0); equal input/output scales give ``multiplier = 2**14, shift = 14``, so the pool is an
+    exactly rounded integer mean. GlobalAveragePool is an avgpool over the whole plane.
 ``add``
     ``acc = (a - input_zero_points[0]) * multiplier[0] + (b - input_zero_points[1]) *
     multiplier[1]``, ``y = requantize(acc, 1, shift, ...)``: both inputs rescaled with one

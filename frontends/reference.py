@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import ModelError
-from .fixedpoint import quantize_linear, quantize_qonnx, requantize
+from .fixedpoint import quantize_linear, quantize_qonnx, requantize, rounded_div
 from .ir import Graph, Node
 
 __all__ = ["run", "quantize_inputs", "dequantize", "predict", "OPS"]
@@ -63,10 +63,12 @@ def _maxpool(node: Node, x: np.ndarray) -> np.ndarray:
 
 
 def _avgpool(node: Node, x: np.ndarray) -> np.ndarray:
-    a = node.attrs
-    acc = _gather(x - a["input_zero_point"], node.weights["im2col"], 0).sum(axis=-1)
-    y = _requant(node, acc, node.weights["multiplier"][None, None, :])
-    return y.reshape((len(x),) + tuple(a["output_shape"]))
+    a, w = node.attrs, node.weights
+    acc = _gather(x - a["input_zero_point"], w["im2col"], 0).sum(axis=-1)
+    den = w["count"][None, None, :] << a["shift"]
+    y = rounded_div(acc * int(w["multiplier"][0]), den, a.get("rounding", "half_up"))
+    return np.clip(y + a["output_zero_point"], a["lo"], a["hi"]).reshape(
+        (len(x),) + tuple(a["output_shape"]))
 
 
 def _view(node: Node, x: np.ndarray, shape=None) -> np.ndarray:

@@ -211,6 +211,8 @@ def describe_value(v) -> str:
         return "an unquantized graph input"
     if isinstance(v, Codes):
         return "integer codes (not dequantized)"
+    if isinstance(v, Dequantized):
+        return "a quantized tensor"
     if isinstance(v, Accumulator):
         return f"the unquantized output of {v.op} '{v.node}'"
     if isinstance(v, Pending):

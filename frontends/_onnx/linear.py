@@ -206,7 +206,8 @@ def _batch_norm(state: State, node, label: str):
     if not isinstance(acc, Accumulator):
         raise ModelError(f"{label}: BatchNormalization is supported only right after a "
                          f"Conv/Gemm/MatMul, where it folds into the layer; here its input is "
-                         f"{describe_value(acc)}")
+                         f"{describe_value(acc)}. Fold it before quantizing (export in eval "
+                         f"mode, or onnxruntime.quantization.quant_pre_process)")
     if acc.lo_real > -np.inf or acc.hi_real < np.inf:
         raise ModelError(f"{label}: BatchNormalization after Relu/Clip cannot fold")
     if len(node.output) > 1 and any(node.output[1:]):

@@ -251,9 +251,9 @@ def _emit_avgpool(state, p: Pending, dtype, scale, zp, label):
     counts = _window_counts(p, index)
     if np.any(counts < 1):
         raise ModelError(f"{label}: a pooling window lies entirely on padding")
-    m, shift = multipliers(x.scale * p.gain / (counts * scale), label)
+    m, shift = multipliers(np.array([x.scale * p.gain / scale]), label)
     return "avgpool", dict(_pool_attrs(p), input_zero_point=x.zero_point, shift=shift), \
-        {"im2col": index, "multiplier": m}
+        {"im2col": index, "multiplier": m, "count": counts.astype(np.int64)}
 
 
 # --- nonlinear functions -----------------------------------------------------------------------

@@ -44,9 +44,14 @@ def code_bounds(dtype: IntType, scale: float, zp: int, lo_real: float, hi_real: 
 
 
 def quantize(state: State, v, out: str, dtype: IntType, scale: float, zp: int, label: str, *,
-             rounding: str = "half_up", input_rounding: str = "onnx", sign: bool = False):
+             rounding: str = "half_even", input_rounding: str = "onnx", sign: bool = False):
     """Give ``v`` the integer codes of IR tensor ``out`` (scale, zero point, type); returns
-    the ``Codes`` of the result (which may be an existing tensor when nothing changes)."""
+    the ``Codes`` of the result (which may be an existing tensor when nothing changes).
+
+    ``rounding`` is the model's (ONNX: half_even). Pools, adds, concats, requants keep it;
+    dense and conv layers round ``half_even`` as ``half_up`` -- one adder in the MAC engines'
+    requantizers; their exact ties are rare because the multiplier is an arbitrary product of
+    scales -- and keep ``floor``/``ceil``."""
     positive_scale(scale, label)
     if not dtype.bipolar and not dtype.min <= zp <= dtype.max:
         raise ModelError(f"{label}: zero point {zp} lies outside {dtype}")
@@ -85,6 +90,7 @@ def quantize(state: State, v, out: str, dtype: IntType, scale: float, zp: int, l
 
 def _emit_linear(state, acc: Accumulator, out, dtype, scale, zp, rounding, quant, label, sign):
     n = acc.weight.shape[0]
+    rounding = "half_up" if rounding == "half_even" else rounding
     if sign:
         multiplier, shift = np.ones(n, np.int64), 1
         lo, hi = -1, 1
