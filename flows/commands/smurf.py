@@ -104,8 +104,31 @@ def synthesize_component(component, name: str, family: str, out_dir: Path) -> di
             "seconds": round(report.seconds, 1), "device": report.device}
 
 
+def generate_from_model(model: Path, out: Path, data=None):
+    """``nnloom generate MODEL --engine smurf``: the model's first nonlinear node as a unit."""
+    from frontends.onnx_import import import_onnx
+    from rtl_gen.smurf import DesignError, write_smurf_artefact
+    from rtl_gen.smurf.from_ir import nonlinear_nodes, plan_for_node
+
+    graph = import_onnx(model)
+    nodes = nonlinear_nodes(graph)
+    if not nodes:
+        raise _user_error(f"{model}: no nonlinear node (Sigmoid, Tanh, Gelu, Exp) to generate "
+                          f"as a SMURF unit; use `nnloom smurf EXPR` for a function")
+    if len(nodes) > 1:
+        log.warning("%s: generating %s; the other nonlinear nodes (%s) are not generated",
+                    model, nodes[0].describe(), ", ".join(n.name for n in nodes[1:]))
+    try:
+        plan, fit = plan_for_node(graph, nodes[0])
+    except (DesignError, ValueError) as exc:
+        raise _user_error(str(exc)) from None
+    write_smurf_artefact(plan, out, fit=fit)
+
+
 def register(app: typer.Typer, bench_app: typer.Typer):
-    from flows.cli import console, run_command
+    from flows.cli import GENERATORS, console, run_command
+
+    GENERATORS["smurf"] = generate_from_model
 
     @app.command("smurf")
     def smurf(

@@ -128,9 +128,12 @@ def design(texts: list[str], *, inputs: tuple[str, ...] | None = None,
         raise DesignError("give at least one expression, e.g. \"tanh(4*x)\"")
     try:
         if inputs is None:
-            found = sorted({n for t in texts for n in parse(t).inputs})
+            found = sorted({n for t in texts for n in
+                            (parse(t).inputs if isinstance(t, str) else t.inputs)})
             inputs = tuple(found)
-        exprs = [parse(t, inputs) for t in texts]
+        # A non-string target is any callable with ``text`` and ``inputs`` (see from_ir).
+        exprs = [parse(t, inputs) if isinstance(t, str) else t for t in texts]
+        texts = [e.text for e in exprs]
     except ExpressionError as exc:
         raise DesignError(str(exc)) from None
     ranges = dict(ranges or {})
