@@ -126,3 +126,120 @@ def per_node_errors(graph, path, x: np.ndarray, tmp_dir: Path) -> dict:
         d = np.abs(y.reshape(len(x), -1) - codes(node.outputs[0]).reshape(len(x), -1))
         out[node.name] = (node.op, int(d.max()), float((d > 0).mean()))
     return out
+
+
+# --- QONNX models built by hand (Brevitas/qonnx are not dependencies) --------------------------
+
+QONNX_DOMAIN = "qonnx.custom_op.general"
+
+
+def expand_qonnx(model):
+    """A float twin of a QONNX model: every Quant/BipolarQuant/Trunc replaced by standard ONNX
+    ops that compute qonnx's reference (quant.py, bipolar_quant.py, trunc.py v1) step by step
+    in float32, so onnxruntime can execute the QONNX semantics."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    extra, nodes = [], []
+    rounders = {"ROUND": "Round", "HALF_EVEN": "Round", "FLOOR": "Floor", "CEIL": "Ceil"}
+
+    def const(name, v):
+        extra.append(numpy_helper.from_array(np.asarray(v, dtype=np.float32), name))
+        return name
+
+    for i, n in enumerate(model.graph.node):
+        if n.domain not in ("qonnx.custom_op.general", "onnx.brevitas"):
+            nodes.append(n)
+            continue
+        a = {x.name: helper.get_attribute_value(x) for x in n.attribute}
+        p = f"_x{i}_"
+        if n.op_type == "BipolarQuant":
+            x, s = n.input[:2]
+            nodes += [helper.make_node("GreaterOrEqual", [x, const(p + "0", 0.0)], [p + "ge"]),
+                      helper.make_node("Where", [p + "ge", const(p + "1", 1.0),
+                                                 const(p + "m1", -1.0)], [p + "b"]),
+                      helper.make_node("Mul", [p + "b", s], [n.output[0]])]
+            continue
+        if n.op_type == "Trunc":
+            x, s, z, ibw, obw = n.input[:5]
+            k = float(inits[ibw]) - float(inits[obw])
+            mode = a.get("rounding_mode", b"FLOOR")
+            mode = mode.decode() if isinstance(mode, bytes) else mode
+            nodes += [helper.make_node("Div", [x, s], [p + "d"]),
+                      helper.make_node("Add", [p + "d", z], [p + "a"]),
+                      helper.make_node("Round", [p + "a"], [p + "r"]),
+                      helper.make_node("Div", [p + "r", const(p + "k", 2.0**k)], [p + "t"]),
+                      helper.make_node(rounders[mode.upper()], [p + "t"], [p + "f"]),
+                      helper.make_node("Sub", [p + "f", z], [p + "u"]),
+                      helper.make_node("Mul", [p + "u", s], [n.output[0]])]
+            continue
+        x, s, z, bw = n.input[:4]
+        bits = int(inits[bw])
+        signed, narrow = a.get("signed", 1), a.get("narrow", 0)
+        lo = -(2 ** (bits - 1)) + narrow if signed else 0
+        hi = 2 ** (bits - 1) - 1 if signed else 2**bits - 1 - narrow
+        mode = a.get("rounding_mode", b"ROUND")
+        mode = mode.decode() if isinstance(mode, bytes) else mode
+        nodes += [helper.make_node("Div", [x, s], [p + "d"]),
+                  helper.make_node("Add", [p + "d", z], [p + "a"]),
+                  helper.make_node("Clip", [p + "a", const(p + "lo", lo), const(p + "hi", hi)],
+                                   [p + "c"]),
+                  helper.make_node(rounders[mode.upper()], [p + "c"], [p + "r"]),
+                  helper.make_node("Sub", [p + "r", z], [p + "u"]),
+                  helper.make_node("Mul", [p + "u", s], [n.output[0]])]
+    g = helper.make_graph(nodes, model.graph.name, model.graph.input, model.graph.output,
+                          list(model.graph.initializer) + extra)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+
+
+class QonnxBuilder:
+    """Builds a QONNX graph: ``quant(x, scale, bits, ...)`` etc. return tensor names."""
+
+    def __init__(self, domain=QONNX_DOMAIN):
+        self.domain, self.nodes, self.inits, self.n = domain, [], {}, 0
+
+    def _name(self, p):
+        self.n += 1
+        return f"{p}{self.n}"
+
+    def init(self, value, p="c"):
+        name = self._name(p)
+        self.inits[name] = np.asarray(value, dtype=np.float32)
+        return name
+
+    def node(self, op, inputs, domain="", **attrs):
+        out = self._name(op.lower())
+        from onnx import helper
+        self.nodes.append(helper.make_node(op, inputs, [out], name=out, domain=domain, **attrs))
+        return out
+
+    def quant(self, x, scale, bits, *, zeropt=0.0, signed=1, narrow=0, mode="ROUND"):
+        return self.node("Quant", [x, self.init(scale), self.init(zeropt), self.init(bits)],
+                         domain=self.domain, signed=signed, narrow=narrow, rounding_mode=mode)
+
+    def bipolar(self, x, scale):
+        return self.node("BipolarQuant", [x, self.init(scale)], domain=self.domain)
+
+    def trunc(self, x, scale, in_bits, out_bits, mode="FLOOR"):
+        return self.node("Trunc", [x, self.init(scale), self.init(0.0), self.init(in_bits),
+                                   self.init(out_bits)], domain=self.domain, rounding_mode=mode)
+
+    def save(self, path, out, in_shape, out_shape, *, external=False):
+        import onnx
+        from onnx import TensorProto, helper, numpy_helper
+        nodes = self.nodes + [helper.make_node("Identity", [out], ["y"])]
+        g = helper.make_graph(nodes, "qonnx",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, in_shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)],
+                              [numpy_helper.from_array(v, k) for k, v in self.inits.items()])
+        model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17),
+                                                    helper.make_opsetid(self.domain, 1)],
+                                  ir_version=8)
+        path = Path(path)
+        if external:
+            onnx.save(model, str(path), save_as_external_data=True,
+                      location=path.name + ".data", size_threshold=0)
+        else:
+            onnx.save(model, str(path))
+        return path, model

@@ -175,7 +175,8 @@ def _trunc(state: State, node, label: str):
     else:
         out_bw = _bit_width(const(state, node, 4, label, "output bit width"), label)
         k, out_scale = in_bw - out_bw, scale
-        signed = state.tensors[x.tensor].dtype.signed if isinstance(x, Dequantized) else True
+        src = x if isinstance(x, Dequantized) else x.inputs[0]
+        signed = state.tensors[src.tensor].dtype.signed
         dtype = IntType(out_bw, signed)
     if k < 0:
         raise ModelError(f"{label}: output bit width {out_bw} exceeds input bit width {in_bw}")
