@@ -41,7 +41,7 @@ def _user_errors():
 # Engine command modules (``flows/commands/<engine>.py``): each has ``register(app, bench_app)``
 # that adds its commands (``nnloom <engine> ...``, ``nnloom bench <engine>``) and may add a
 # generator to ``GENERATORS``.
-ENGINE_COMMANDS: tuple[str, ...] = ("flows.commands.smurf",)
+ENGINE_COMMANDS: tuple[str, ...] = ("flows.commands.smurf", "flows.commands.lutnet")
 
 # ``nnloom generate --engine NAME``: NAME -> fn(model, out, data=npz or None) writing an
 # artefact directory. The dense engine is built in (below).
