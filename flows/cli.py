@@ -164,6 +164,81 @@ def generate(model: Path = typer.Argument(..., help="Quantized ONNX model."),
     _run(body)
 
 
+# --- inspect -----------------------------------------------------------------------------------
+
+# Which engines take which IR op (the dense engine's own limits are checked per layer).
+_ENGINE_OPS = {"gemm": {"dense", "conv"}, "snn": {"dense", "conv", "maxpool", "avgpool", "add"},
+               "smurf": {"nonlinear"}}
+
+
+def _engines_for(fact, node, graph) -> str:
+    names = [e for e, ops in _ENGINE_OPS.items() if fact.op in ops]
+    widths = [graph.tensor(t).dtype.width for t in (*node.inputs, *node.outputs)]
+    if fact.op == "dense" and fact.weight_bits <= 8 and max(widths) <= 8 \
+            and not node.attrs.get("sign") and node.attrs.get("rounding") == "half_up":
+        names.insert(0, "dense")
+    return ", ".join(names) or "—"
+
+
+def _weights_text(f) -> str:
+    if f.weight_dtype is None:
+        return "—"
+    kind = "binary" if f.binary else "ternary" if f.ternary else f"{f.weight_bits} b used"
+    return f"{f.weight_dtype} ({kind})"
+
+
+@app.command()
+def inspect(model: Path = typer.Argument(..., help="ONNX model (QDQ, QONNX or integer ops)."),
+            as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")):
+    """List the layers nnloom sees (op, shapes, types, MACs, bytes, sparsity, engines) and
+    what is unsupported and why."""
+    def body():
+        import json
+
+        from frontends.errors import ModelError
+        from frontends.facts import layer_facts
+        from frontends.onnx_import import import_onnx, scan_onnx
+
+        unsupported = scan_onnx(model)
+        try:
+            graph = import_onnx(model)
+            error = None
+        except ModelError as exc:
+            graph, error = None, str(exc)
+        facts = layer_facts(graph) if graph is not None else []
+        nodes = {n.name: n for n in graph.nodes} if graph is not None else {}
+        if as_json:
+            console.print_json(json.dumps({
+                "model": str(model), "layers": [dict(f.as_dict(), engines=_engines_for(
+                    f, nodes[f.name], graph).split(", ")) for f in facts],
+                "unsupported": [str(u) for u in unsupported], "error": error}))
+        else:
+            table = Table(title=f"nnloom inspect: {model.name}")
+            for col in ("layer", "op", "in → out", "weights", "act in → out", "MACs", "bytes",
+                        "sparsity", "pruned out/in", "engines"):
+                table.add_column(col, overflow="fold")
+            for f in facts:
+                table.add_row(f.name, f"{f.source_op}→{f.op}",
+                              f"{'×'.join(map(str, f.input_shape))} → "
+                              f"{'×'.join(map(str, f.output_shape))}", _weights_text(f),
+                              f"{f.input_dtype} → {f.output_dtype}", f"{f.macs:,}",
+                              f"{f.param_bytes:,}", f"{100 * f.sparsity:.1f} %"
+                              if f.weight_dtype else "—",
+                              f"{len(f.pruned_outputs)}/{len(f.pruned_inputs)}"
+                              if f.weight_dtype else "—",
+                              _engines_for(f, nodes[f.name], graph))
+            console.print(table)
+            if facts:
+                console.print(f"{len(facts)} layers, {sum(f.macs for f in facts):,} MACs, "
+                              f"{sum(f.param_bytes for f in facts):,} parameter bytes")
+            for u in unsupported:
+                console.print(f"[yellow]unsupported:[/] {u}: no handler for this op",
+                              highlight=False)
+        if error is not None:
+            raise _Fail(f"{model}: cannot be imported: {error}")
+    _run(body)
+
+
 # --- sim ---------------------------------------------------------------------------------------
 
 def _accuracy(outputs: np.ndarray, labels: np.ndarray) -> tuple[float | None, int]:
