@@ -141,7 +141,8 @@ def register(app: typer.Typer, bench_app: typer.Typer):
                                   "per input (8,4)."),
         length: int = typer.Option(1024, help="Stream length L (counted clocks)."),
         basis: str = typer.Option("fsm", help="fsm, bernstein or auto (fits both, keeps "
-                                  "the FSM unless Bernstein is 2x better)."),
+                                  "the FSM unless its fit error exceeds 1% of the output "
+                                  "range and Bernstein's is 2x smaller)."),
         degree: Optional[int] = typer.Option(None, help="Bernstein degree (default "
                                              "radix - 1)."),
         bits: int = typer.Option(8, help="Input code width B."),

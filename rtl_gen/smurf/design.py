@@ -25,8 +25,11 @@ log = logging.getLogger(__name__)
 
 BASES = ("fsm", "bernstein", "auto")
 ENCODINGS = ("auto", "bipolar", "unipolar")
-# ``auto`` keeps the (cheaper) FSM basis unless the Bernstein fit is this many times better.
+# ``auto`` keeps the (cheaper) FSM basis unless its fit RMSE exceeds AUTO_TOLERANCE of the
+# output span (below the stochastic noise of any L <= 4096) and Bernstein fits AUTO_MARGIN
+# times better.
 AUTO_MARGIN = 2.0
+AUTO_TOLERANCE = 0.01
 
 
 class DesignError(ValueError):
@@ -179,8 +182,10 @@ def design(texts: list[str], *, inputs: tuple[str, ...] | None = None,
             raise DesignError(str(exc)) from None
         errors[kind] = fit_error(plans[kind], exprs, codes)
     if basis == "auto":
+        span = min(hi - lo for lo, hi in out_ranges)
         fsm, bern = errors["fsm"][0].max(), errors["bernstein"][0].max()
-        chosen = "bernstein" if bern * AUTO_MARGIN < fsm else "fsm"
+        chosen = ("bernstein" if fsm > AUTO_TOLERANCE * span and bern * AUTO_MARGIN < fsm
+                  else "fsm")
         if chosen == "bernstein":
             log.info("the FSM basis fits %s with RMSE %.3g; the Bernstein basis fits it with "
                      "%.3g and was picked", ", ".join(texts), fsm, bern)

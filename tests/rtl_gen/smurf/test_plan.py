@@ -114,3 +114,11 @@ def test_plan_round_trips_through_its_dict():
     assert again == plan
     codes = np.array([[3, 250], [128, 128]])
     assert (again.reference(codes) == plan.reference(codes)).all()
+
+
+def test_auto_keeps_the_fsm_when_it_fits_well_enough():
+    # exp(-x) on [0, 1]: FSM fit about 1.1e-3, Bernstein about 4e-4; both far below the
+    # stochastic noise, so the cheaper FSM stays.
+    _, fit = design(["exp(-x)"], basis="auto", ranges={"x": (0, 1)})
+    assert fit.alternatives["bernstein"][0] * 2 < fit.alternatives["fsm"][0] < 0.01
+    assert fit.basis == "fsm"
