@@ -1,0 +1,578 @@
+"""Lowering of an IR graph to an overlay program and its memory images.
+
+Every GEMM-shaped node (``dense``, ``conv`` incl. depthwise/pointwise, global/uniform
+``avgpool``) becomes a ``GemmLayer``: ``G`` groups of ``Ng`` output channels over ``M``
+output pixels and ``K`` reductions, read through an im2col *gather table* (``idx`` memory).
+Its output channels are split between the cores: the ``n_lut`` split items (channels, or
+whole groups when ``G > 1``) with the smallest LUT-precision error go to the LUT core and
+are requantized to its precision (``lutquant``); each core's slice is contiguous in the
+*physical* channel order, and consumers absorb the permutation in their gather tables.
+``add`` (residual) runs on the post unit. The result is a ``Program``: instructions, the
+images of every memory, per-layer facts and the transformed graph whose golden the
+hardware reproduces bit for bit.
+
+Lowering is a registry (``LOWERINGS``): op name -> function(node, graph) -> GemmLayer.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+import numpy as np
+
+from frontends.errors import ModelError
+from frontends.fixedpoint import MULTIPLIER_BITS, signed_bits
+from frontends.ir import Graph, Node
+
+from . import timing
+from .config import DSP_WBITS, GemmConfig
+from .isa import Instr, encode
+from .lutquant import quantize_channels
+
+__all__ = ["GemmLayer", "Program", "compile_graph", "LOWERINGS", "ROUNDING"]
+
+ROUNDING = {"half_up": 0, "floor": 1, "ceil": 2}
+
+
+@dataclass(frozen=True, eq=False)
+class GemmLayer:
+    """One node as ``G`` grouped GEMMs: ``acc[c, p] = sum_k x(g(c), p, k) * w[c, k] + b[c]``
+    with ``x`` gathered through ``im2col`` (G, M, K) (-1: padding, reads the zero point)."""
+
+    node: Node
+    groups: int
+    m: int
+    k: int
+    ng: int                    # channels per group
+    weight: np.ndarray         # (G*ng, K)
+    bias: np.ndarray           # (G*ng,) before zero-point folding
+    multiplier: np.ndarray     # (G*ng,)
+    shift: int
+    zp_in: int
+    zp_out: int
+    lo: int
+    hi: int
+    rounding: str
+    im2col: np.ndarray         # (G, M, K)
+
+    @property
+    def n(self) -> int:
+        return self.groups * self.ng
+
+    @property
+    def items(self) -> int:
+        """Split items: channels (G == 1) or whole groups."""
+        return self.ng if self.groups == 1 else self.groups
+
+    @property
+    def macs(self) -> int:
+        return self.n * self.m * self.k
+
+
+def _common(node: Node) -> dict:
+    a = node.attrs
+    if a.get("sign"):
+        raise ModelError(f"{node.describe()}: bipolar (sign) outputs cannot run on the gemm "
+                         f"engine; its post-processing requantizes")
+    rounding = a.get("rounding", "half_up")
+    if rounding not in ROUNDING:
+        raise ModelError(f"{node.describe()}: rounding '{rounding}' is not one of "
+                         f"{', '.join(ROUNDING)}")
+    return dict(shift=int(a["shift"]), zp_in=int(a["input_zero_point"]),
+                zp_out=int(a["output_zero_point"]), lo=int(a["lo"]), hi=int(a["hi"]),
+                rounding=rounding)
+
+
+def _dense(node: Node, graph: Graph) -> GemmLayer:
+    w = np.asarray(node.weights["weight"], dtype=np.int64)
+    n, k = w.shape
+    return GemmLayer(node, 1, 1, k, n, w, np.asarray(node.weights["bias"], np.int64),
+                     np.asarray(node.weights["multiplier"], np.int64) * np.ones(n, np.int64),
+                     im2col=np.arange(k, dtype=np.int64).reshape(1, 1, k), **_common(node))
+
+
+def _conv(node: Node, graph: Graph) -> GemmLayer:
+    w = np.asarray(node.weights["weight"], dtype=np.int64)
+    cout = w.shape[0]
+    im2col = np.asarray(node.weights["im2col"], dtype=np.int64)
+    g, m, k = im2col.shape
+    return GemmLayer(node, g, m, k, cout // g, w.reshape(cout, -1),
+                     np.asarray(node.weights["bias"], np.int64),
+                     np.asarray(node.weights["multiplier"], np.int64) * np.ones(cout, np.int64),
+                     im2col=im2col, **_common(node))
+
+
+def _avgpool(node: Node, graph: Graph) -> GemmLayer:
+    """An average pool as a depthwise GEMM with unit weights; needs one multiplier for all
+    output pixels (global pooling, or windows that never meet padding)."""
+    mult = np.asarray(node.weights["multiplier"], np.int64).reshape(-1)
+    if np.any(mult != mult[0]):
+        raise ModelError(f"{node.describe()}: the window size varies at the borders "
+                         f"(count_include_pad=0 with padding); the gemm engine runs pools "
+                         f"with one multiplier per channel")
+    im2col = np.asarray(node.weights["im2col"], dtype=np.int64)   # (C, M, k)
+    c, m, k = im2col.shape
+    return GemmLayer(node, c, m, k, 1, np.ones((c, k), np.int64), np.zeros(c, np.int64),
+                     np.full(c, mult[0], np.int64), im2col=im2col, **_common(node))
+
+
+LOWERINGS: dict[str, Callable[[Node, Graph], GemmLayer]] = {
+    "dense": _dense, "conv": _conv, "avgpool": _avgpool}
+
+
+@dataclass(frozen=True, eq=False)
+class LayerInfo:
+    """What the compiler did with one node: the split and where its instructions are."""
+
+    name: str
+    op: str
+    source_op: str
+    m: int
+    k: int
+    n: int
+    groups: int
+    n_dsp: int                 # channels on the DSP core
+    n_lut: int                 # channels on the LUT core
+    lut_error: float           # max relative squared error of the LUT channels (0: exact)
+    first: int                 # index of the layer's first instruction
+    last: int                  # one past its last instruction
+    macs: int
+    model_cycles: int = 0      # sequencer cycles of [first, last) (set by the compiler)
+
+
+@dataclass(frozen=True, eq=False)
+class Program:
+    """A compiled network: instructions, memory images, the graph it computes exactly."""
+
+    config: GemmConfig
+    instrs: tuple
+    act_base: dict             # tensor -> act address of its region
+    layout: dict               # tensor -> physical offset of each original flat index
+    idx: np.ndarray            # gather table: act offsets, -1 = padding
+    wd: tuple                  # DSP weight words (int)
+    wl: tuple                  # LUT weight words (int)
+    params: np.ndarray         # (P, 2): bias, multiplier
+    layers: tuple
+    graph: Graph               # transformed graph: LUT channels requantized
+    source: Graph
+    needs: dict = field(default_factory=dict)
+
+    @property
+    def words(self) -> list[int]:
+        return [encode(i) for i in self.instrs]
+
+    @property
+    def n_in(self) -> int:
+        return self.graph.tensor(self.graph.inputs[0]).size
+
+    @property
+    def n_out(self) -> int:
+        return self.graph.tensor(self.graph.outputs[0]).size
+
+    @property
+    def in_dtype(self):
+        return self.graph.tensor(self.graph.inputs[0]).dtype
+
+    @property
+    def out_dtype(self):
+        return self.graph.tensor(self.graph.outputs[0]).dtype
+
+    def macs(self) -> int:
+        return sum(layer.macs for layer in self.layers)
+
+    def listing(self) -> str:
+        return "".join(i.text() + "\n" for i in self.instrs)
+
+
+# --- split -----------------------------------------------------------------------------------
+
+def _item_errors(layer: GemmLayer, config: GemmConfig) -> np.ndarray:
+    lo, hi = config.lut_weight_range
+    _, _, err = quantize_channels(layer.weight, lo, hi, ternary=config.lut_mode == "ternary")
+    if layer.groups == 1:
+        return err
+    return err.reshape(layer.groups, layer.ng).max(axis=1)
+
+
+def _gemm_instrs(layer: GemmLayer, shapes: dict, config: GemmConfig, *, x=0, idx=(0, 0),
+                 w=(0, 0), y=0, p=0, xsigned=True, shift=None, name="") -> list[Instr]:
+    """CFG+GEMM per core with channels, SYNC, PCFG, POST per core."""
+    out, started = [], []
+    for i, core in enumerate(("dsp", "lut")):
+        n, g = shapes[core]
+        if n * g == 0:
+            continue
+        lanes = config.lanes[core]
+        if lanes == 0:
+            raise ModelError(f"{layer.node.describe()}: {n * g} channels assigned to the "
+                             f"{core} core, which this configuration does not have")
+        tiles = timing.ceil_div(n, lanes)
+        if tiles > 255:
+            raise ModelError(f"{layer.node.describe()}: {n} channels make {tiles} tiles on "
+                             f"the {core} core; at most 255")
+        wbits = DSP_WBITS if core == "dsp" else config.lut_wbits
+        out.append(Instr("CFG", core, {"m": layer.m, "k": layer.k, "n": n, "g": g,
+                                       "tiles": tiles, "xsigned": int(xsigned),
+                                       "wbits": wbits},
+                         comment=f"{name}: {n * g} channels" if name else ""))
+        out.append(Instr("GEMM", core, {"x": x, "idx": idx[i], "w": w[i],
+                                        "pad": layer.zp_in & 0xFF}))
+        started.append((core, n * g))
+    out.append(Instr("SYNC"))
+    out.append(Instr("PCFG", fields={"m": layer.m,
+                                     "shift": layer.shift if shift is None else shift,
+                                     "zp": layer.zp_out, "lo": layer.lo, "hi": layer.hi,
+                                     "round": ROUNDING[layer.rounding]}))
+    offset = 0
+    for core, count in started:
+        out.append(Instr("POST", core, {"n": count, "y": y + offset * layer.m,
+                                        "p": p + offset}))
+        offset += count
+    return out
+
+
+def layer_cycles(layer: GemmLayer, config: GemmConfig, items_lut: int) -> int:
+    """Modelled sequencer cycles of ``layer`` with ``items_lut`` split items on the LUT
+    core."""
+    from .model import schedule
+    instrs = _gemm_instrs(layer, _split_shape(layer, items_lut), config)
+    return schedule(instrs, config).fetch[-1]
+
+
+def _split_shape(layer: GemmLayer, items_lut: int) -> dict:
+    """{core: (channels per group, groups)} for a split."""
+    if layer.groups == 1:
+        return {"dsp": (layer.ng - items_lut, 1), "lut": (items_lut, 1)}
+    return {"dsp": (layer.ng, layer.groups - items_lut), "lut": (layer.ng, items_lut)}
+
+
+def choose_split(layer: GemmLayer, config: GemmConfig, *, tau: float,
+                 errors: np.ndarray | None = None) -> int:
+    """LUT-core split items minimising the modelled layer latency, among counts whose
+    every item has LUT-precision error <= ``tau``."""
+    if config.lut_lanes == 0:
+        return 0
+    if config.dsp_lanes == 0:
+        return layer.items
+    errors = _item_errors(layer, config) if errors is None else errors
+    ok = int((errors <= tau).sum())
+    best = min(range(ok + 1), key=lambda s: (layer_cycles(layer, config, s), -s))
+    return best
+
+
+# --- compile -----------------------------------------------------------------------------------
+
+class _Alloc:
+    def __init__(self):
+        self.top = 0
+
+    def take(self, n: int) -> int:
+        base = self.top
+        self.top += n
+        return base
+
+
+def _requantize_lut(layer: GemmLayer, lut_items: np.ndarray, config: GemmConfig):
+    """Weights, bias, multipliers and shift with the channels of ``lut_items`` quantized
+    to the LUT core's precision (``w ~ f*q``: bias/f, multiplier*f, shared shift lowered
+    when a multiplier would exceed MULTIPLIER_BITS)."""
+    w = layer.weight.copy()
+    bias = layer.bias.astype(np.float64).copy()
+    mult = layer.multiplier.astype(np.float64).copy()
+    ng = 1 if layer.groups == 1 else layer.ng
+    channels = np.concatenate([np.arange(i * ng, (i + 1) * ng) for i in lut_items]) \
+        if len(lut_items) else np.zeros(0, np.int64)
+    if len(channels) == 0:
+        return w, layer.bias, layer.multiplier, layer.shift, False
+    lo, hi = config.lut_weight_range
+    q, f, _ = quantize_channels(w[channels], lo, hi, ternary=config.lut_mode == "ternary")
+    if np.all(f == 1.0):
+        return w, layer.bias, layer.multiplier, layer.shift, False
+    w[channels] = q
+    bias[channels] = bias[channels] / f
+    mult[channels] = mult[channels] * f
+    e = 0
+    while np.rint(mult.max() / 2 ** e) >= 2 ** MULTIPLIER_BITS:
+        e += 1
+    if layer.shift - e < 1:
+        raise ModelError(f"{layer.node.describe()}: requantization multiplier too large after "
+                         f"quantizing channels to the LUT core's precision")
+    new_mult = np.rint(mult / 2 ** e).astype(np.int64)
+    if e == 0:
+        new_mult[np.setdiff1d(np.arange(len(mult)), channels)] = \
+            layer.multiplier[np.setdiff1d(np.arange(len(mult)), channels)]
+    return w, np.rint(bias).astype(np.int64), new_mult, layer.shift - e, True
+
+
+def _transformed_node(node: Node, layer: GemmLayer, w, bias, mult, shift) -> Node:
+    weights = dict(node.weights)
+    weights["weight"] = w.reshape(np.asarray(node.weights["weight"]).shape)
+    weights["bias"] = bias
+    weights["multiplier"] = mult
+    attrs = dict(node.attrs)
+    attrs["shift"] = int(shift)
+    return Node(name=node.name, op=node.op, inputs=node.inputs, outputs=node.outputs,
+                attrs=attrs, weights=weights, source_op=node.source_op)
+
+
+def _layout_of_gemm(perm_pos: np.ndarray, m: int) -> np.ndarray:
+    """Physical offset of each original flat index (c*m + p) of a GEMM output whose
+    channel c sits at physical position perm_pos[c]."""
+    c = np.repeat(np.arange(len(perm_pos)), m)
+    p = np.tile(np.arange(m), len(perm_pos))
+    return perm_pos[c] * m + p
+
+
+def _pack_lanes(values, width: int) -> int:
+    word, mask = 0, (1 << width) - 1
+    for lane, v in enumerate(values):
+        word |= (int(v) & mask) << (width * lane)
+    return word
+
+
+def compile_graph(graph: Graph, config: GemmConfig, *, split="auto", tau: float = 0.02,
+                  fit: bool = True) -> Program:
+    """Compile ``graph`` for ``config``.
+
+    ``split``: ``"auto"`` (per layer, the LUT-core share that minimises modelled latency
+    among channels with LUT error <= ``tau``), a ratio in [0, 1] for every layer (rounded
+    to split items), or ``{node name: ratio}``. With ``fit`` the returned program's config
+    has memories and widths sized to it; otherwise a program that does not fit raises.
+    """
+    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
+        raise ModelError(f"model '{graph.name}': the gemm engine takes one input and one "
+                         f"output, this model has {len(graph.inputs)} and {len(graph.outputs)}")
+    instrs: list[Instr] = []
+    act = _Alloc()
+    idx_parts: list[np.ndarray] = []
+    idx_top = 0
+    wd: list[int] = []
+    wl: list[int] = []
+    params: list[tuple[int, int]] = []
+    act_base: dict[str, int] = {}
+    layout: dict[str, np.ndarray] = {}
+    infos: list[LayerInfo] = []
+    new_nodes: list[Node] = []
+    acc_need = {"dsp": 0, "lut": 0}
+    acc_bits, bias_bits = 2, 2
+
+    def add_idx(entries: np.ndarray) -> int:
+        nonlocal idx_top
+        base = idx_top
+        idx_parts.append(np.asarray(entries, np.int64).reshape(-1))
+        idx_top += idx_parts[-1].size
+        return base
+
+    x_name = graph.inputs[0]
+    x_t = graph.tensor(x_name)
+    for t in (x_t, graph.tensor(graph.outputs[0])):
+        if t.dtype.width > 8:
+            raise ModelError(f"tensor '{t.name}' is {t.dtype}; the gemm engine's activations "
+                             f"are at most 8 bits")
+    act_base[x_name] = act.take(x_t.size)
+    layout[x_name] = np.arange(x_t.size)
+    instrs.append(Instr("LOAD", fields={"n": x_t.size, "dst": act_base[x_name]},
+                        comment=f"input '{x_name}'"))
+
+    for node in graph.nodes:
+        first = len(instrs)
+        if node.op == "add":
+            new_nodes.append(node)
+            infos.append(_emit_add(node, graph, instrs, act, act_base, layout, params,
+                                   add_idx, first))
+            continue
+        if node.op not in LOWERINGS:
+            raise ModelError(f"{node.describe()}: op '{node.op}' cannot run on the gemm "
+                             f"engine; it runs {', '.join(sorted(LOWERINGS))} and add")
+        layer = LOWERINGS[node.op](node, graph)
+        x_t = graph.tensor(node.inputs[0])
+        y_t = graph.tensor(node.outputs[0])
+        for t in (x_t, y_t):
+            if t.dtype.width > 8:
+                raise ModelError(f"{node.describe()}: tensor '{t.name}' is {t.dtype}; the "
+                                 f"gemm engine's activations are at most 8 bits")
+        if layer.m > 4095 or layer.k > 4095 or layer.ng > 1023 or layer.groups > 1023:
+            raise ModelError(f"{node.describe()}: GEMM of M={layer.m}, K={layer.k}, "
+                             f"N={layer.ng}, G={layer.groups} exceeds the instruction fields "
+                             f"(M, K <= 4095; N, G <= 1023)")
+        # -- split
+        errors = _item_errors(layer, config) if config.lut_lanes else np.zeros(layer.items)
+        if config.lut_lanes == 0:
+            items_lut = 0
+        elif config.dsp_lanes == 0:
+            items_lut = layer.items
+        elif split == "auto":
+            items_lut = choose_split(layer, config, tau=tau, errors=errors)
+        else:
+            ratio = split.get(node.name, 0.0) if isinstance(split, dict) else split
+            if not 0.0 <= float(ratio) <= 1.0:
+                raise ValueError(f"split ratio {ratio} is outside [0, 1]")
+            items_lut = int(round(layer.items * float(ratio)))
+        order = np.argsort(errors, kind="stable")
+        lut_items = np.sort(order[:items_lut])
+        dsp_items = np.setdiff1d(np.arange(layer.items), lut_items)
+        w, bias, mult, shift, changed = _requantize_lut(layer, lut_items, config)
+        new_nodes.append(_transformed_node(node, layer, w, bias, mult, shift)
+                         if changed else node)
+        # -- physical channel order: DSP items, then LUT items
+        ng_item = 1 if layer.groups == 1 else layer.ng
+        item_order = np.concatenate([dsp_items, lut_items]).astype(np.int64)
+        channel_order = (item_order[:, None] * ng_item + np.arange(ng_item)[None]).reshape(-1)
+        pos = np.empty(layer.n, np.int64)
+        pos[channel_order] = np.arange(layer.n)
+        n_dsp = len(dsp_items) * ng_item
+        n_lut = len(lut_items) * ng_item
+        dsp_max = (1 << (DSP_WBITS - 1)) - 1
+        for c in channel_order[:n_dsp]:
+            if w[c].min(initial=0) < -dsp_max - 1 or w[c].max(initial=0) > dsp_max:
+                raise ModelError(f"{node.describe()}: weight values of output channel {c} "
+                                 f"span [{w[c].min()}, {w[c].max()}]; the DSP core multiplies "
+                                 f"{DSP_WBITS}-bit signed weights")
+        # -- gather tables in (pixel, group, k) order; G == 1: one table both cores share
+        in_layout = layout[node.inputs[0]]
+        table = np.where(layer.im2col < 0, -1, in_layout[np.maximum(layer.im2col, 0)])
+        shapes = _split_shape(layer, items_lut)
+        if layer.groups == 1:
+            base = add_idx(table.transpose(1, 0, 2))
+            idx_bases = (base, base)
+        else:
+            idx_bases = tuple(add_idx(table[part].transpose(1, 0, 2)) if len(part) else 0
+                              for part in (dsp_items, lut_items))
+        folded = bias - layer.zp_in * w.sum(axis=1)
+        xs = x_t.dtype
+        hi_term = np.maximum(w * xs.max, w * xs.min).sum(axis=1)
+        lo_term = np.minimum(w * xs.max, w * xs.min).sum(axis=1)
+        acc_bits = max(acc_bits, signed_bits(int(lo_term.min()), int(hi_term.max())))
+        bias_bits = max(bias_bits, signed_bits(int(folded.min()), int(folded.max())))
+        p_base = len(params)
+        for c in channel_order:
+            params.append((int(folded[c]), int(mult[c])))
+        y_base = act.take(layer.n * layer.m)
+        act_base[node.outputs[0]] = y_base
+        layout[node.outputs[0]] = _layout_of_gemm(pos, layer.m)
+        # -- weight images: (group, tile, k) words, lane j = channel tile*lanes + j
+        w_bases = []
+        for core in ("dsp", "lut"):
+            n, g = shapes[core]
+            words = wd if core == "dsp" else wl
+            w_bases.append(len(words))
+            if n * g == 0:
+                continue
+            lanes = config.lanes[core]
+            if lanes == 0:
+                continue  # _gemm_instrs reports it
+            tiles = timing.ceil_div(n, lanes)
+            wbits = DSP_WBITS if core == "dsp" else config.lut_wbits
+            chans = channel_order[(n_dsp if core == "lut" else 0):][:n * g].reshape(g, n)
+            for gi in range(g):
+                for t in range(tiles):
+                    lane_ch = chans[gi, t * lanes:(t + 1) * lanes]
+                    block = np.zeros((lanes, layer.k), np.int64)
+                    block[:len(lane_ch)] = w[lane_ch]
+                    words.extend(_pack_lanes(block[:, k], wbits) for k in range(layer.k))
+            acc_need[core] = max(acc_need[core], n * g * layer.m)
+        instrs.extend(_gemm_instrs(layer, shapes, config, x=act_base[node.inputs[0]],
+                                   idx=idx_bases, w=tuple(w_bases), y=y_base, p=p_base,
+                                   xsigned=xs.signed, shift=shift, name=node.name))
+        lut_err = float(errors[lut_items].max()) if len(lut_items) and changed else 0.0
+        infos.append(LayerInfo(node.name, node.op, node.source_op, layer.m, layer.k, layer.n,
+                               layer.groups, n_dsp, n_lut, lut_err, first, len(instrs),
+                               layer.macs))
+
+    out = graph.outputs[0]
+    if out not in layout:
+        raise ModelError(f"model '{graph.name}': output '{out}' is not computed by a node")
+    out_t = graph.tensor(out)
+    store_idx = add_idx(layout[out])
+    instrs.append(Instr("STORE", fields={"n": out_t.size, "x": act_base[out], "idx": store_idx},
+                        comment=f"output '{out}'"))
+    instrs.append(Instr("END"))
+
+    new_graph = Graph(name=graph.name, tensors=dict(graph.tensors), nodes=tuple(new_nodes),
+                      inputs=graph.inputs, outputs=graph.outputs,
+                      source_sha256=graph.source_sha256)
+    idx = np.concatenate(idx_parts) if idx_parts else np.zeros(0, np.int64)
+    needs = {"imem_depth": len(instrs), "act_depth": act.top, "idx_depth": len(idx),
+             "wd_depth": len(wd), "wl_depth": len(wl), "param_depth": len(params),
+             "accd_depth": acc_need["dsp"], "accl_depth": acc_need["lut"],
+             "acc_bits": acc_bits, "bias_bits": bias_bits}
+    if fit:
+        config = config.fit(needs)
+    else:
+        _check_fits(config, needs, graph)
+    program = Program(config, tuple(instrs), act_base, layout, idx, tuple(wd), tuple(wl),
+                      np.asarray(params, np.int64).reshape(-1, 2), (), new_graph, graph, needs)
+    from .model import instruction_cycles
+    starts = instruction_cycles(program)
+    infos = [replace(i, model_cycles=starts[i.last] - starts[i.first]) for i in infos]
+    return replace(program, layers=tuple(infos))
+
+
+def _check_fits(config: GemmConfig, needs: dict, graph: Graph):
+    for name, value in needs.items():
+        have = getattr(config, name)
+        fits = value <= have
+        if not fits:
+            what = name.replace("_depth", " memory depth").replace("_bits", " width in bits")
+            raise ModelError(f"model '{graph.name}' needs {what} {value}; the overlay has "
+                             f"{have}")
+
+
+def _emit_add(node, graph, instrs, act, act_base, layout, params, add_idx, first) -> LayerInfo:
+    a_name, b_name = node.inputs
+    y_t = graph.tensor(node.outputs[0])
+    a = node.attrs
+    if a.get("rounding", "half_up") not in ROUNDING:
+        raise ModelError(f"{node.describe()}: rounding '{a['rounding']}' is not supported")
+    m = np.asarray(node.weights["multiplier"], np.int64)
+    za, zb = (int(z) for z in a["input_zero_points"])
+    for t in (graph.tensor(a_name), graph.tensor(b_name)):
+        if t.dtype.signed:
+            signed = True
+    n = y_t.size
+    # b is read in a's physical order: b's offset of a's j-th physical element
+    inv_a = np.empty(n, np.int64)
+    inv_a[layout[a_name]] = np.arange(n)
+    b_table = layout[b_name][inv_a]
+    b_idx = add_idx(b_table)
+    p_base = len(params)
+    params.append((za, int(m[0])))
+    params.append((zb, int(m[1])))
+    y_base = act.take(n)
+    act_base[node.outputs[0]] = y_base
+    layout[node.outputs[0]] = layout[a_name]
+    sa = int(graph.tensor(a_name).dtype.signed)
+    sb = int(graph.tensor(b_name).dtype.signed)
+    if sa != sb:
+        raise ModelError(f"{node.describe()}: inputs '{a_name}' and '{b_name}' differ in "
+                         f"signedness; the gemm engine's add takes two of the same kind")
+    instrs.append(Instr("PCFG", fields={"m": sa, "shift": int(a["shift"]),
+                                        "zp": int(a["output_zero_point"]), "lo": int(a["lo"]),
+                                        "hi": int(a["hi"]),
+                                        "round": ROUNDING[a.get("rounding", "half_up")]},
+                        comment=f"{node.name}: m = inputs signed"))
+    instrs.append(Instr("ADDP", fields={"y": y_base, "p": p_base}))
+    instrs.append(Instr("ADD", fields={"n": n, "a": act_base[a_name], "b": act_base[b_name]},
+                        comment=f"b gathered from idx {b_idx}"))
+    return LayerInfo(node.name, node.op, node.source_op, 1, 2, n, 1, 0, 0, 0.0, first,
+                     len(instrs), 2 * n)
+
+
+def program_images(program: Program, config: GemmConfig | None = None) -> dict:
+    """Memory words of ``program`` for ``config`` (default: the program's):
+    ``imem``, ``idx`` (offset, pad flag above it), ``wd``, ``wl``, ``params``
+    (``bias << MULTIPLIER_BITS | multiplier``)."""
+    from .engine import abits
+    config = config or program.config
+    pad_bit = 1 << abits(config.act_depth)
+    bias_mask = (1 << config.bias_bits) - 1
+    return {
+        "imem": program.words,
+        "idx": [pad_bit if int(e) < 0 else int(e) for e in program.idx],
+        "wd": list(program.wd),
+        "wl": list(program.wl),
+        "params": [((int(b) & bias_mask) << MULTIPLIER_BITS) | int(mu)
+                   for b, mu in program.params],
+    }

@@ -1,0 +1,108 @@
+"""Hardware parameters of the GEMM overlay: core sizes, memory depths, word widths.
+
+A ``GemmConfig`` fixes the RTL; any program whose images fit runs on it. ``fit()`` sizes
+a config to a compiled program (smallest memories that hold it), and ``BOARDS`` gives the
+core sizes used on each board.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+__all__ = ["GemmConfig", "LUT_MODES", "BOARDS", "ACT_BITS", "DSP_WBITS", "MULT_BITS"]
+
+ACT_BITS = 8          # activation codes in the activation buffer
+DSP_WBITS = 8         # DSP-core weights (int8)
+MULT_BITS = 15        # requantization multipliers (frontends.fixedpoint.MULTIPLIER_BITS)
+LUT_MODES = ("shiftadd", "ternary")
+
+
+def _pow2(n: int) -> int:
+    p = 1
+    while p < max(n, 1):
+        p *= 2
+    return p
+
+
+@dataclass(frozen=True)
+class GemmConfig:
+    """One overlay instance.
+
+    ``dsp_lanes``/``lut_lanes``: output channels each core computes per cycle (0: the core is
+    absent). ``lut_mode``: ``shiftadd`` (``lut_wbits``-bit two's-complement weights,
+    products as shift-add) or ``ternary`` (2-bit codes of -1/0/+1, products as +/-a).
+    ``acc_bits``: the cores' accumulators; ``bias_bits``: per-channel bias in the parameter
+    memory. The ``*_depth`` are memory depths in words.
+    """
+
+    dsp_lanes: int = 4
+    lut_lanes: int = 16
+    lut_mode: str = "shiftadd"
+    lut_wbits: int = 4
+    acc_bits: int = 24
+    bias_bits: int = 24
+    imem_depth: int = 64
+    act_depth: int = 256
+    idx_depth: int = 256
+    wd_depth: int = 1024
+    wl_depth: int = 256
+    param_depth: int = 64
+    accd_depth: int = 64
+    accl_depth: int = 64
+
+    def __post_init__(self):
+        if self.dsp_lanes < 0 or self.lut_lanes < 0 or self.dsp_lanes + self.lut_lanes == 0:
+            raise ValueError(f"core sizes dsp_lanes={self.dsp_lanes}, lut_lanes="
+                             f"{self.lut_lanes}: at least one core must have lanes")
+        if self.lut_mode not in LUT_MODES:
+            raise ValueError(f"unknown LUT-core mode '{self.lut_mode}'; modes: "
+                             f"{', '.join(LUT_MODES)}")
+        if self.lut_mode == "ternary" and self.lut_wbits != 2:
+            object.__setattr__(self, "lut_wbits", 2)
+        if not 2 <= self.lut_wbits <= 4:
+            raise ValueError(f"lut_wbits={self.lut_wbits}: the shift-add LUT core takes 2-4 "
+                             f"bit weights")
+        for name in ("imem_depth", "act_depth", "idx_depth", "wd_depth", "wl_depth",
+                     "param_depth", "accd_depth", "accl_depth"):
+            if getattr(self, name) < 2:
+                raise ValueError(f"{name}={getattr(self, name)}: memories have >= 2 words")
+
+    @property
+    def lut_weight_range(self) -> tuple[int, int]:
+        if self.lut_mode == "ternary":
+            return -1, 1
+        return -(1 << (self.lut_wbits - 1)), (1 << (self.lut_wbits - 1)) - 1
+
+    @property
+    def lanes(self) -> dict:
+        return {"dsp": self.dsp_lanes, "lut": self.lut_lanes}
+
+    def describe(self) -> str:
+        mode = "ternary" if self.lut_mode == "ternary" else f"int{self.lut_wbits}"
+        return f"{self.dsp_lanes} DSP lanes (int8) + {self.lut_lanes} LUT lanes ({mode})"
+
+    def fit(self, needs: dict) -> "GemmConfig":
+        """This config with every memory at least as deep as ``needs`` (a program's use),
+        rounded up to a power of two."""
+        depths = {name: max(2, _pow2(needs.get(name, 2)))
+                  for name in ("imem_depth", "act_depth", "idx_depth", "wd_depth",
+                               "wl_depth", "param_depth", "accd_depth", "accl_depth")}
+        return replace(self, **depths, acc_bits=needs.get("acc_bits", self.acc_bits),
+                       bias_bits=needs.get("bias_bits", self.bias_bits))
+
+    def to_json(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+# Core sizes per board (memories are fitted to the program). UP5K: 8 SB_MAC16; the
+# requantizer's multiplier takes two, so the DSP core gets 6 lanes (inferred 16x16 mode).
+BOARDS = {
+    "icebreaker": {"family": "ice40", "clock_mhz": 24.0,
+                   "dsp": GemmConfig(dsp_lanes=6, lut_lanes=0),
+                   "lut": GemmConfig(dsp_lanes=0, lut_lanes=32),
+                   "hetero": GemmConfig(dsp_lanes=6, lut_lanes=24)},
+    "ulx3s-85f": {"family": "ecp5", "clock_mhz": 100.0,
+                  "dsp": GemmConfig(dsp_lanes=32, lut_lanes=0),
+                  "lut": GemmConfig(dsp_lanes=0, lut_lanes=128),
+                  "hetero": GemmConfig(dsp_lanes=32, lut_lanes=96)},
+}

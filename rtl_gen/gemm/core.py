@@ -1,0 +1,187 @@
+"""``GemmCore``: one compute core of the overlay (the DSP core or the LUT core).
+
+A core runs one ``GEMM`` instruction at a time (configured by the last ``CFG`` for it):
+``lanes`` output channels at once, one reduction step a cycle. Each cycle it reads one
+gather-table entry, the activation it names (or the pad value), and one weight word holding
+every lane's weight; each lane multiplies and accumulates. The lanes' multipliers are
+
+- ``dsp``: ``a * w`` on int8 weights, left to the FPGA's multipliers (SB_MAC16 /
+  MULT18X18D), registered on both sides;
+- ``shiftadd``: ``wbits``-bit two's-complement weights, the product as a sum of shifted
+  activations (the sign bit's term subtracted);
+- ``ternary``: 2-bit codes of -1/0/+1, the product as ``+a``, ``-a`` or 0.
+
+Loops (outer to inner): pixel, group, tile, k. When a unit (pixel, group, tile) ends, its
+accumulators move to hold registers that drain one lane a cycle into the core's accumulator
+memory, at ``(pixel*g + group)*n + tile*lanes + lane``, while the next unit accumulates; a
+unit whose last step would arrive before the previous drain is over waits (``stall``).
+
+Latency: issue starts the cycle after ``start``; a unit lasts ``max(k, d_prev)`` cycles
+(``d_prev``: lanes drained by the previous unit), then 3 pipeline cycles (gather read,
+activation/weight read, product) and the last drain (``timing.core_busy_cycles``).
+Throughput: ``lanes`` MACs a cycle.
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["GemmCore", "MODES"]
+
+MODES = ("dsp", "shiftadd", "ternary")
+ACT_BITS = 8
+
+
+def lane_product(m: Module, mode: str, a, w, wbits: int, name: str):
+    """The product of a 9-bit signed activation ``a`` and a ``wbits``-bit weight ``w``."""
+    width = 9 + wbits
+    prod = Signal(signed(width), name=name)
+    ws = w.as_signed()
+    if mode == "dsp":
+        m.d.comb += prod.eq(a * ws)
+    elif mode == "ternary":
+        m.d.comb += prod.eq(Mux(w == 0b01, a, Mux(w == 0b11, -a, 0)))
+    else:
+        terms = [Mux(w[i], a << i, 0) for i in range(wbits - 1)]
+        total = terms[0]
+        for term in terms[1:]:
+            total = total + term
+        m.d.comb += prod.eq(total - Mux(w[wbits - 1], a << (wbits - 1), 0))
+    return prod
+
+
+class GemmCore(wiring.Component):
+    """One core: ``lanes`` lanes of ``mode`` multipliers with ``acc_bits`` accumulators.
+
+    Ports: ``start`` with the GEMM's ``x``/``idx``/``w``/``pad`` and the core's CFG fields
+    (sampled on ``start``); memory ports ``idx_addr``/``idx_data`` (gather table: offset,
+    pad flag on top), ``act_addr``/``act_data``, ``w_addr``/``w_data``, and the drain
+    ``acc_addr``/``acc_data``/``acc_en``; status ``busy`` and ``stall``.
+    """
+
+    def __init__(self, *, lanes: int, mode: str, wbits: int, acc_bits: int, act_abits: int,
+                 idx_abits: int, w_abits: int, acc_abits: int):
+        if mode not in MODES:
+            raise ValueError(f"unknown core mode '{mode}'; modes: {', '.join(MODES)}")
+        if lanes < 1:
+            raise ValueError(f"a core has at least one lane, got {lanes}")
+        self.lanes, self.mode, self.wbits, self.acc_bits = lanes, mode, wbits, acc_bits
+        self.act_abits = act_abits
+        super().__init__({
+            "start": In(1),
+            "cfg_m": In(12), "cfg_k": In(12), "cfg_n": In(10), "cfg_g": In(10),
+            "cfg_tiles": In(8), "cfg_xsigned": In(1),
+            "x_base": In(16), "idx_base": In(16), "w_base": In(16), "pad": In(8),
+            "idx_addr": Out(idx_abits), "idx_data": In(act_abits + 1),
+            "act_addr": Out(act_abits), "act_data": In(ACT_BITS),
+            "w_addr": Out(w_abits), "w_data": In(lanes * wbits),
+            "acc_addr": Out(acc_abits), "acc_data": Out(signed(acc_bits)), "acc_en": Out(1),
+            "busy": Out(1), "stall": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        P, W = self.lanes, self.wbits
+
+        # --- configuration, latched on start ----------------------------------------------
+        cm, ck, cn, cg = Signal(12), Signal(12), Signal(10), Signal(10)
+        ctiles, xsigned = Signal(8), Signal()
+        x_base, w_base, pad = Signal(16), Signal(16), Signal(8)
+
+        # --- stage A: loop counters and issue ----------------------------------------------
+        running = Signal()
+        p, gi, t, kk = Signal(12), Signal(10), Signal(8), Signal(12)
+        idx_row = Signal(16)
+        w_addr = Signal(16)
+        unit_base, grp_base = Signal(24), Signal(24)
+        rem = Signal(11)
+        spacing = Signal(range(P + 1))
+        last_k = kk == ck - 1
+        drain_lanes = Mux(rem < P, rem, P)
+        stall = running & last_k & (spacing != 0)
+        issue = running & ~stall
+        m.d.comb += [self.stall.eq(stall), self.idx_addr.eq(idx_row + kk)]
+
+        with m.If(self.start):
+            m.d.sync += [cm.eq(self.cfg_m), ck.eq(self.cfg_k), cn.eq(self.cfg_n),
+                         cg.eq(self.cfg_g), ctiles.eq(self.cfg_tiles),
+                         xsigned.eq(self.cfg_xsigned), x_base.eq(self.x_base),
+                         w_base.eq(self.w_base), pad.eq(self.pad),
+                         running.eq(1), p.eq(0), gi.eq(0), t.eq(0), kk.eq(0),
+                         idx_row.eq(self.idx_base), w_addr.eq(self.w_base),
+                         unit_base.eq(0), grp_base.eq(0), rem.eq(self.cfg_n), spacing.eq(0)]
+        with m.Elif(issue):
+            m.d.sync += w_addr.eq(w_addr + 1)
+            with m.If(~last_k):
+                m.d.sync += kk.eq(kk + 1)
+            with m.Else():
+                m.d.sync += [kk.eq(0), spacing.eq(drain_lanes - 1)]
+                with m.If(t != ctiles - 1):
+                    m.d.sync += [t.eq(t + 1), unit_base.eq(unit_base + P), rem.eq(rem - P)]
+                with m.Else():
+                    m.d.sync += [t.eq(0), rem.eq(cn), idx_row.eq(idx_row + ck),
+                                 grp_base.eq(grp_base + cn), unit_base.eq(grp_base + cn)]
+                    with m.If(gi != cg - 1):
+                        m.d.sync += gi.eq(gi + 1)
+                    with m.Else():
+                        m.d.sync += [gi.eq(0), w_addr.eq(w_base)]
+                        with m.If(p != cm - 1):
+                            m.d.sync += p.eq(p + 1)
+                        with m.Else():
+                            m.d.sync += running.eq(0)
+        with m.If(~self.start & ~(issue & last_k) & (spacing != 0)):
+            m.d.sync += spacing.eq(spacing - 1)
+
+        # --- stage B: gather entry -> activation address; weight address -------------------
+        vb, first_b, last_b = Signal(), Signal(), Signal()
+        base_b, d_b, w_addr_b = Signal(24), Signal(range(P + 1)), Signal(16)
+        m.d.sync += [vb.eq(issue), first_b.eq(kk == 0), last_b.eq(last_k),
+                     base_b.eq(unit_base), d_b.eq(drain_lanes), w_addr_b.eq(w_addr)]
+        offset = self.idx_data[:self.act_abits]
+        m.d.comb += [self.act_addr.eq(x_base + offset), self.w_addr.eq(w_addr_b)]
+
+        # --- stage C: activation and weights -> products -----------------------------------
+        vc, first_c, last_c, pad_c = Signal(), Signal(), Signal(), Signal()
+        base_c, d_c = Signal(24), Signal(range(P + 1))
+        m.d.sync += [vc.eq(vb), first_c.eq(first_b), last_c.eq(last_b), base_c.eq(base_b),
+                     d_c.eq(d_b), pad_c.eq(self.idx_data[self.act_abits])]
+        raw = Mux(pad_c, pad, self.act_data)
+        a = Signal(signed(9))
+        m.d.comb += a.eq(Mux(xsigned, raw.as_signed(), raw))
+        vd, first_d, last_d = Signal(), Signal(), Signal()
+        base_d, d_d = Signal(24), Signal(range(P + 1))
+        m.d.sync += [vd.eq(vc), first_d.eq(first_c), last_d.eq(last_c), base_d.eq(base_c),
+                     d_d.eq(d_c)]
+        prods = []
+        for lane in range(P):
+            prod = lane_product(m, self.mode, a, self.w_data[lane * W:(lane + 1) * W], W,
+                                f"prod{lane}")
+            reg = Signal(signed(len(prod)), name=f"prod{lane}_d")
+            m.d.sync += reg.eq(prod)
+            prods.append(reg)
+
+        # --- stage D: accumulate; drain ------------------------------------------------------
+        accs = [Signal(signed(self.acc_bits), name=f"acc{lane}") for lane in range(P)]
+        holds = [Signal(signed(self.acc_bits), name=f"hold{lane}") for lane in range(P)]
+        drain_cnt = Signal(range(P + 1))
+        drain_addr = Signal(24)
+        capture = vd & last_d
+        with m.If(vd):
+            for lane in range(P):
+                total = Mux(first_d, 0, accs[lane]) + prods[lane]
+                m.d.sync += accs[lane].eq(total)
+                with m.If(last_d):
+                    m.d.sync += holds[lane].eq(total)
+        m.d.comb += [self.acc_en.eq(drain_cnt != 0), self.acc_addr.eq(drain_addr),
+                     self.acc_data.eq(holds[0])]
+        with m.If(capture):
+            m.d.sync += [drain_cnt.eq(d_d), drain_addr.eq(base_d)]
+        with m.Elif(drain_cnt != 0):
+            m.d.sync += [drain_cnt.eq(drain_cnt - 1), drain_addr.eq(drain_addr + 1)]
+            for lane in range(P - 1):
+                m.d.sync += holds[lane].eq(holds[lane + 1])
+
+        m.d.comb += self.busy.eq(running | vb | vc | vd | (drain_cnt != 0))
+        return m

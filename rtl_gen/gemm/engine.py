@@ -1,0 +1,304 @@
+"""``GemmEngine``: the overlay's top: memories, the sequencer, two cores, the post unit and
+perf counters, behind the same element streams as every nnloom engine.
+
+The sequencer fetches one 64-bit instruction (``isa``) from the instruction memory and
+executes it: ``LOAD`` takes the input stream into the activation buffer, ``CFG``/``GEMM``
+configure and start a core (it runs on while the sequencer goes on, so both cores compute
+concurrently), ``SYNC`` waits for both cores (the barrier), ``PCFG``/``POST``/``ADDP``/``ADD``
+run the post unit, ``STORE`` streams results out through the gather table, ``END``
+restarts the program. Every instruction costs a FETCH cycle and an EXEC cycle, plus its
+blocking time (``timing``).
+
+Ports: ``i``/``o`` element streams, ``cycles`` (first input to last output transfer of the
+last inference, inclusive), ``busy``; perf counters of the last inference per core
+(``perf_<core>_busy``, ``_stall``: issue held by a drain, ``_wait``: idle at a barrier the
+other core holds); ``pc``. With ``loadable`` a ``load`` stream writes any memory
+(``mem``: 0 imem, 1 idx, 2 DSP weights, 3 LUT weights, 4 params, 5 act) so one RTL runs
+every program that fits its config; otherwise the memories are initialised with the images.
+"""
+
+from __future__ import annotations
+
+from amaranth import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from .config import ACT_BITS, DSP_WBITS, MULT_BITS, GemmConfig
+from .core import GemmCore
+from .isa import CORE_SHIFT, OP_SHIFT, OPS, field_offsets
+from .post import PostUnit
+
+__all__ = ["GemmEngine", "element_layout", "load_layout", "MEMS", "abits"]
+
+MEMS = {"imem": 0, "idx": 1, "wd": 2, "wl": 3, "params": 4, "act": 5}
+
+
+def abits(depth: int) -> int:
+    return max(1, (depth - 1).bit_length())
+
+
+def element_layout(dtype) -> data.StructLayout:
+    shape = signed(dtype.width) if dtype.signed else unsigned(dtype.width)
+    return data.StructLayout({"data": shape, "last": 1})
+
+
+def load_width(config: GemmConfig) -> int:
+    return max(64, config.dsp_lanes * DSP_WBITS, config.lut_lanes * config.lut_wbits,
+               config.bias_bits + MULT_BITS, abits(config.act_depth) + 1)
+
+
+def load_layout(config: GemmConfig) -> data.StructLayout:
+    return data.StructLayout({"mem": 3, "addr": 16, "data": load_width(config)})
+
+
+class GemmEngine(wiring.Component):
+    def __init__(self, config: GemmConfig, *, in_dtype, out_dtype, images: dict | None = None,
+                 loadable: bool = False):
+        self.config, self.images, self.loadable = config, images or {}, loadable
+        ports = {
+            "i": In(stream.Signature(element_layout(in_dtype))),
+            "o": Out(stream.Signature(element_layout(out_dtype))),
+            "cycles": Out(32), "busy": Out(1), "pc": Out(16),
+        }
+        for core in ("dsp", "lut"):
+            for what in ("busy", "stall", "wait"):
+                ports[f"perf_{core}_{what}"] = Out(32)
+        if loadable:
+            ports["load"] = In(stream.Signature(load_layout(config)))
+        super().__init__(ports)
+
+    def _memory(self, m, name, shape, depth):
+        mem = Memory(shape=shape, depth=depth, init=list(self.images.get(name, [])))
+        m.submodules[name] = mem
+        wp = None
+        if self.loadable and name in MEMS and name != "act":
+            wp = mem.write_port()
+            m.d.comb += [wp.addr.eq(self.load.payload.addr),
+                         wp.data.eq(self.load.payload.data),
+                         wp.en.eq(self.load.valid & (self.load.payload.mem == MEMS[name]))]
+        return mem
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        act_ab, idx_ab = abits(cfg.act_depth), abits(cfg.idx_depth)
+        if self.loadable:
+            m.d.comb += self.load.ready.eq(1)
+
+        # --- memories ------------------------------------------------------------------------
+        imem = self._memory(m, "imem", unsigned(64), cfg.imem_depth)
+        act = self._memory(m, "act", unsigned(ACT_BITS), cfg.act_depth)
+        idx = self._memory(m, "idx", unsigned(act_ab + 1), cfg.idx_depth)
+        prm = self._memory(m, "params", unsigned(cfg.bias_bits + MULT_BITS), cfg.param_depth)
+        imem_rd, prm_rd = imem.read_port(), prm.read_port()
+        act_wr = act.write_port()
+        seq_act, seq_idx = act.read_port(), idx.read_port()
+
+        # --- cores ----------------------------------------------------------------------------
+        cores = {}
+        for core, lanes, mode, wbits, wname, aname, wdepth, adepth in (
+                ("dsp", cfg.dsp_lanes, "dsp", DSP_WBITS, "wd", "accd", cfg.wd_depth,
+                 cfg.accd_depth),
+                ("lut", cfg.lut_lanes, cfg.lut_mode, cfg.lut_wbits, "wl", "accl", cfg.wl_depth,
+                 cfg.accl_depth)):
+            if lanes == 0:
+                continue
+            unit = GemmCore(lanes=lanes, mode=mode, wbits=wbits, acc_bits=cfg.acc_bits,
+                            act_abits=act_ab, idx_abits=idx_ab, w_abits=abits(wdepth),
+                            acc_abits=abits(adepth))
+            m.submodules[f"{core}_core"] = unit
+            wmem = self._memory(m, wname, unsigned(lanes * wbits), wdepth)
+            amem = Memory(shape=signed(cfg.acc_bits), depth=adepth, init=[])
+            m.submodules[aname] = amem
+            w_rd, a_rd, i_rd = wmem.read_port(), act.read_port(), idx.read_port()
+            acc_wr, acc_rd = amem.write_port(), amem.read_port()
+            m.d.comb += [w_rd.addr.eq(unit.w_addr), unit.w_data.eq(w_rd.data),
+                         a_rd.addr.eq(unit.act_addr), unit.act_data.eq(a_rd.data),
+                         i_rd.addr.eq(unit.idx_addr), unit.idx_data.eq(i_rd.data),
+                         acc_wr.addr.eq(unit.acc_addr), acc_wr.data.eq(unit.acc_data),
+                         acc_wr.en.eq(unit.acc_en)]
+            cores[core] = (unit, acc_rd)
+
+        post = PostUnit(acc_bits=cfg.acc_bits, bias_bits=cfg.bias_bits, act_abits=act_ab,
+                        idx_abits=idx_ab, acc_abits=abits(max(cfg.accd_depth, cfg.accl_depth)),
+                        p_abits=abits(cfg.param_depth))
+        m.submodules.post = post
+        post_core = Signal()          # which accumulator memory the post unit reads
+        for core, (unit, acc_rd) in cores.items():
+            m.d.comb += acc_rd.addr.eq(post.acc_addr)
+        if cores:
+            if len(cores) == 2:
+                m.d.comb += post.acc_data.eq(Mux(post_core, cores["lut"][1].data,
+                                                 cores["dsp"][1].data))
+            else:
+                m.d.comb += post.acc_data.eq(next(iter(cores.values()))[1].data)
+        m.d.comb += [prm_rd.addr.eq(post.p_addr), post.p_data.eq(prm_rd.data),
+                     post.idx_data.eq(seq_idx.data), post.act_rdata.eq(seq_act.data)]
+        core_busy = {c: (cores[c][0].busy if c in cores else Const(0)) for c in ("dsp", "lut")}
+
+        # --- sequencer -------------------------------------------------------------------------
+        pc = Signal(16)
+        ins = imem_rd.data
+        op = ins[OP_SHIFT:OP_SHIFT + 4]
+        core_sel = ins[CORE_SHIFT]
+
+        def fld(opname, name):
+            lsb, width, is_signed = field_offsets(opname)[name]
+            value = ins[lsb:lsb + width]
+            return value.as_signed() if is_signed else value
+
+        m.d.comb += [imem_rd.addr.eq(pc), self.pc.eq(pc)]
+        # per-core CFG registers
+        ccfg = {}
+        for core in ("dsp", "lut"):
+            ccfg[core] = {name: Signal(width, name=f"{core}_cfg_{name}")
+                          for name, (_, width, _) in field_offsets("CFG").items()}
+        # PCFG and ADDP registers
+        pcfg = {name: Signal(signed(width) if s else unsigned(width), name=f"pcfg_{name}")
+                for name, (_, width, s) in field_offsets("PCFG").items()}
+        addp = {name: Signal(width, name=f"addp_{name}")
+                for name, (_, width, _) in field_offsets("ADDP").items()}
+        m.d.comb += [post.m.eq(pcfg["m"]), post.shift.eq(pcfg["shift"]),
+                     post.zp.eq(pcfg["zp"]), post.lo.eq(pcfg["lo"]), post.hi.eq(pcfg["hi"]),
+                     post.round.eq(pcfg["round"])]
+        for core, (unit, _) in cores.items():
+            c = ccfg[core]
+            m.d.comb += [unit.cfg_m.eq(c["m"]), unit.cfg_k.eq(c["k"]), unit.cfg_n.eq(c["n"]),
+                         unit.cfg_g.eq(c["g"]), unit.cfg_tiles.eq(c["tiles"]),
+                         unit.cfg_xsigned.eq(c["xsigned"]),
+                         unit.x_base.eq(fld("GEMM", "x")), unit.idx_base.eq(fld("GEMM", "idx")),
+                         unit.w_base.eq(fld("GEMM", "w")), unit.pad.eq(fld("GEMM", "pad"))]
+
+        # counters
+        count = Signal(32)
+        running = Signal()
+        j = Signal(16)
+        n_reg, base_reg, idx_reg = Signal(16), Signal(16), Signal(16)
+        first_in = self.i.valid & self.i.ready & ~running
+        last_out = self.o.valid & self.o.ready & self.o.payload.last
+        m.d.comb += self.busy.eq(running)
+
+        sync_wait = Signal()
+        perf = {(c, w): Signal(32, name=f"perf_{c}_{w}_count")
+                for c in ("dsp", "lut") for w in ("busy", "stall", "wait")}
+        with m.If(first_in):
+            m.d.sync += [count.eq(1), running.eq(1)]
+            for sig in perf.values():
+                m.d.sync += sig.eq(0)
+        with m.Elif(running):
+            m.d.sync += count.eq(count + 1)
+            for c in ("dsp", "lut"):
+                stall = cores[c][0].stall if c in cores else Const(0)
+                m.d.sync += [perf[c, "busy"].eq(perf[c, "busy"] + core_busy[c]),
+                             perf[c, "stall"].eq(perf[c, "stall"] + stall),
+                             perf[c, "wait"].eq(perf[c, "wait"] + (sync_wait & ~core_busy[c]))]
+        with m.If(last_out):
+            m.d.sync += [running.eq(0), self.cycles.eq(count + 1)]
+            for (c, w), sig in perf.items():
+                m.d.sync += getattr(self, f"perf_{c}_{w}").eq(sig)
+
+        # activation write port: load stream, LOAD, or the post unit
+        loading = Signal()
+        act_load = Signal()
+        if self.loadable:
+            m.d.comb += act_load.eq(self.load.valid & (self.load.payload.mem == MEMS["act"]))
+        m.d.comb += [act_wr.addr.eq(Mux(act_load, self.load.payload.addr if self.loadable else 0,
+                                        Mux(loading, base_reg + j, post.act_waddr))),
+                     act_wr.data.eq(Mux(act_load, self.load.payload.data if self.loadable else 0,
+                                        Mux(loading, self.i.payload.data, post.act_wdata))),
+                     act_wr.en.eq(act_load | Mux(loading, self.i.valid, post.act_we))]
+        storing = Signal()
+        m.d.comb += [seq_idx.addr.eq(Mux(storing, idx_reg + j, post.idx_addr)),
+                     seq_act.addr.eq(Mux(storing, base_reg + seq_idx.data[:act_ab],
+                                         post.act_raddr))]
+        m.d.comb += [self.o.payload.data.eq(seq_act.data),
+                     self.o.payload.last.eq(j == n_reg - 1)]
+
+        # ADD's operands (POST overrides y/p in its EXEC cycle)
+        m.d.comb += [post.y.eq(addp["y"]), post.p.eq(addp["q"]), post.i.eq(addp["i"])]
+        with m.FSM(name="seq"):
+            with m.State("FETCH"):
+                m.next = "EXEC"
+            with m.State("EXEC"):
+                def advance():
+                    m.d.sync += pc.eq(pc + 1)
+                    m.next = "FETCH"
+                with m.Switch(op):
+                    with m.Case(OPS["LOAD"]):
+                        m.d.sync += [n_reg.eq(fld("LOAD", "n")), base_reg.eq(fld("LOAD", "dst")),
+                                     j.eq(0)]
+                        m.next = "LOADING"
+                    with m.Case(OPS["CFG"]):
+                        for ci, core in enumerate(("dsp", "lut")):
+                            with m.If(core_sel == ci):
+                                for name, sig in ccfg[core].items():
+                                    m.d.sync += sig.eq(fld("CFG", name))
+                        advance()
+                    with m.Case(OPS["GEMM"]):
+                        for ci, core in enumerate(("dsp", "lut")):
+                            if core not in cores:
+                                continue
+                            with m.If((core_sel == ci) & ~core_busy[core]):
+                                m.d.comb += cores[core][0].start.eq(1)
+                                advance()
+                    with m.Case(OPS["SYNC"]):
+                        with m.If(core_busy["dsp"] | core_busy["lut"]):
+                            m.d.comb += sync_wait.eq(1)
+                        with m.Else():
+                            advance()
+                    with m.Case(OPS["PCFG"]):
+                        for name, sig in pcfg.items():
+                            m.d.sync += sig.eq(fld("PCFG", name))
+                        advance()
+                    with m.Case(OPS["POST"]):
+                        m.d.comb += [post.start.eq(1), post.n.eq(fld("POST", "n")),
+                                     post.y.eq(fld("POST", "y")), post.p.eq(fld("POST", "p"))]
+                        m.d.sync += post_core.eq(core_sel)
+                        m.next = "POSTING"
+                    with m.Case(OPS["ADDP"]):
+                        for name, sig in addp.items():
+                            m.d.sync += sig.eq(fld("ADDP", name))
+                        advance()
+                    with m.Case(OPS["ADD"]):
+                        m.d.comb += [post.start.eq(1), post.add.eq(1),
+                                     post.n.eq(fld("ADD", "n")), post.a.eq(fld("ADD", "a")),
+                                     post.b.eq(fld("ADD", "b")),
+                                     post.xsigned.eq(fld("ADD", "xsigned"))]
+                        m.next = "POSTING"
+                    with m.Case(OPS["STORE"]):
+                        m.d.sync += [n_reg.eq(fld("STORE", "n")), base_reg.eq(fld("STORE", "x")),
+                                     idx_reg.eq(fld("STORE", "idx")), j.eq(0)]
+                        m.next = "ST_IDX"
+                    with m.Case(OPS["END"]):
+                        m.d.sync += pc.eq(0)
+                        m.next = "FETCH"
+                    with m.Default():
+                        advance()
+            with m.State("LOADING"):
+                m.d.comb += [loading.eq(1), self.i.ready.eq(~act_load)]
+                with m.If(self.i.valid & ~act_load):
+                    m.d.sync += j.eq(j + 1)
+                    with m.If(j == n_reg - 1):
+                        m.d.sync += pc.eq(pc + 1)
+                        m.next = "FETCH"
+            with m.State("POSTING"):
+                with m.If(~post.busy):
+                    m.d.sync += pc.eq(pc + 1)
+                    m.next = "FETCH"
+            with m.State("ST_IDX"):
+                m.d.comb += storing.eq(1)
+                m.next = "ST_ACT"
+            with m.State("ST_ACT"):
+                m.d.comb += storing.eq(1)
+                m.next = "ST_OUT"
+            with m.State("ST_OUT"):
+                m.d.comb += [storing.eq(1), self.o.valid.eq(1)]
+                with m.If(self.o.ready):
+                    m.d.sync += j.eq(j + 1)
+                    with m.If(j == n_reg - 1):
+                        m.d.sync += pc.eq(pc + 1)
+                        m.next = "FETCH"
+                    with m.Else():
+                        m.next = "ST_IDX"
+        return m

@@ -1,0 +1,197 @@
+"""The GEMM overlay's instruction set: 64-bit macro-instructions, assembler and disassembler.
+
+Every word has the header ``op[63:60] core[59:58]``; its fields are packed from bit 0 upward
+in the order listed below. ``core`` routes ``CFG``/``GEMM``/``POST``: 0 = ``dsp`` (the DSP
+core, int8 weights), 1 = ``lut`` (the LUT core, low-bit weights). Both cores decode the same
+``CFG`` and ``GEMM`` words (N3H-Core's "unified" instruction set).
+
+===========  ====  ==================================================================
+op           code  fields (bit 0 upward) and meaning
+===========  ====  ==================================================================
+``NOP``      0     --
+``LOAD``     1     ``n[16] dst[16]``: take ``n`` elements from the input stream into
+                   ``act[dst + j]``
+``CFG``      2     ``m[12] k[12] n[10] g[10] tiles[8] xsigned[1] wbits[4]``: the core's
+                   loop bounds: ``g`` groups, each ``n`` output channels (``tiles`` =
+                   ceil(n / lanes)), ``m`` output pixels, ``k`` reduction length;
+                   activations signed or not; LUT-core weight precision
+``GEMM``     3     ``x[16] idx[16] w[16] pad[8]``: start the core (non-blocking).
+                   ``acc[p*g*n + gi*n + c] = sum_k' a(p, gi, k') * W[gi, c, k']`` with
+                   ``a = pad`` where ``idx[e]`` is padding, else ``act[x + idx[e]]``,
+                   ``e = idx + (p*g + gi)*k + k'`` (table in pixel, group, k order); the
+                   weight word of (gi, tile, k') is ``w + (gi*tiles + tile)*k + k'``,
+                   lane j of a tile is channel ``tile*lanes + j``. Loops: pixel, group,
+                   tile, k (innermost)
+``PCFG``     4     ``m[12] shift[6] zp[9] lo[9] hi[9] round[2]``: post-processing of
+                   the next ``POST``s: pixels per channel, right shift, output zero point,
+                   clamp bounds (two's complement), rounding (0 half up, 1 floor, 2 ceil)
+``POST``     5     ``n[12] y[16] p[14]``: for the core's pixels ``q < m`` and channels
+                   ``c < n``: ``act[y + c*m + q] = clamp((((acc[q*n + c] + bias[p+c]) *
+                   mult[p+c] + r) >> shift) + zp, lo, hi)`` (blocking)
+``SYNC``     6     --: barrier, waits until both cores are idle
+``STORE``    7     ``n[16] x[16] idx[16]``: stream ``act[x + idx[idx + j]]``, ``j < n``,
+                   to the output, ``last`` on the final element
+``END``      8     --: the inference is over; the program restarts at 0
+``ADD``      9     ``n[16] a[16] b[16] xsigned[1]``: residual add, ``j < n``:
+                   ``act[y + j] = clamp((((act[a+j] - za)*ma + (act[b + idx[i+j]] - zb)*mb
+                   + r) >> shift) + zp, lo, hi)`` with ``PCFG``'s shift/zp/lo/hi/round,
+                   ``za, ma = bias[q], mult[q]``, ``zb, mb = bias[q+1], mult[q+1]``
+                   (blocking)
+``ADDP``     10    ``y[16] q[14] i[16]``: destination, parameter base and gather base of
+                   the next ``ADD``
+===========  ====  ==================================================================
+
+The assembler reads one instruction per line, ``OP [core] field=value ...`` (``#`` starts a
+comment); the disassembler writes the same text, so ``assemble(disassemble(w)) == w``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+__all__ = ["OPS", "CORES", "FIELDS", "Instr", "encode", "decode", "assemble", "disassemble",
+           "AsmError", "WORD_BITS"]
+
+WORD_BITS = 64
+OP_SHIFT, CORE_SHIFT = 60, 58
+
+OPS = MappingProxyType({"NOP": 0, "LOAD": 1, "CFG": 2, "GEMM": 3, "PCFG": 4, "POST": 5,
+                        "SYNC": 6, "STORE": 7, "END": 8, "ADD": 9, "ADDP": 10})
+OP_NAMES = {v: k for k, v in OPS.items()}
+CORES = ("dsp", "lut")
+ROUTED = frozenset({"CFG", "GEMM", "POST"})
+
+# (name, width, signed) from bit 0 upward
+FIELDS = MappingProxyType({
+    "NOP": (),
+    "LOAD": (("n", 16, False), ("dst", 16, False)),
+    "CFG": (("m", 12, False), ("k", 12, False), ("n", 10, False), ("g", 10, False),
+            ("tiles", 8, False), ("xsigned", 1, False), ("wbits", 4, False)),
+    "GEMM": (("x", 16, False), ("idx", 16, False), ("w", 16, False), ("pad", 8, False)),
+    "PCFG": (("m", 12, False), ("shift", 6, False), ("zp", 9, True), ("lo", 9, True),
+             ("hi", 9, True), ("round", 2, False)),
+    "POST": (("n", 12, False), ("y", 16, False), ("p", 14, False)),
+    "SYNC": (),
+    "STORE": (("n", 16, False), ("x", 16, False), ("idx", 16, False)),
+    "END": (),
+    "ADD": (("n", 16, False), ("a", 16, False), ("b", 16, False), ("xsigned", 1, False)),
+    "ADDP": (("y", 16, False), ("q", 14, False), ("i", 16, False)),
+})
+
+for _op, _fields in FIELDS.items():
+    assert sum(w for _, w, _ in _fields) <= CORE_SHIFT, _op
+
+
+def field_offsets(op: str) -> dict[str, tuple[int, int, bool]]:
+    """``{field: (lsb, width, signed)}`` of ``op``'s fields."""
+    out, lsb = {}, 0
+    for name, width, signed in FIELDS[op]:
+        out[name] = (lsb, width, signed)
+        lsb += width
+    return out
+
+
+class AsmError(ValueError):
+    """An instruction that cannot be encoded or a line that cannot be assembled."""
+
+
+@dataclass(frozen=True)
+class Instr:
+    """One macro-instruction: ``op``, ``core`` (for CFG/GEMM/POST) and its fields."""
+
+    op: str
+    core: str = "dsp"
+    fields: dict = field(default_factory=dict)
+    comment: str = field(default="", compare=False)
+
+    def __post_init__(self):
+        if self.op not in OPS:
+            raise AsmError(f"unknown instruction '{self.op}'; known: {', '.join(OPS)}")
+        if self.core not in CORES:
+            raise AsmError(f"{self.op}: unknown core '{self.core}'; cores: {', '.join(CORES)}")
+        known = {name for name, _, _ in FIELDS[self.op]}
+        extra = set(self.fields) - known
+        if extra:
+            raise AsmError(f"{self.op}: unknown field(s) {', '.join(sorted(extra))}; "
+                           f"fields: {', '.join(n for n, _, _ in FIELDS[self.op]) or 'none'}")
+        full = {name: int(self.fields.get(name, 0)) for name, _, _ in FIELDS[self.op]}
+        object.__setattr__(self, "fields", MappingProxyType(full))
+
+    def __getitem__(self, name: str) -> int:
+        return self.fields[name]
+
+    def text(self) -> str:
+        parts = [self.op]
+        if self.op in ROUTED:
+            parts.append(self.core)
+        parts += [f"{k}={v}" for k, v in self.fields.items()]
+        line = " ".join(parts)
+        return f"{line}  # {self.comment}" if self.comment else line
+
+
+def encode(instr: Instr) -> int:
+    """The 64-bit word of ``instr``; fields out of range raise ``AsmError``."""
+    word = OPS[instr.op] << OP_SHIFT
+    if instr.op in ROUTED:
+        word |= CORES.index(instr.core) << CORE_SHIFT
+    for name, (lsb, width, signed) in field_offsets(instr.op).items():
+        value = instr.fields[name]
+        lo, hi = (-(1 << (width - 1)), (1 << (width - 1)) - 1) if signed else (0, (1 << width) - 1)
+        if not lo <= value <= hi:
+            raise AsmError(f"{instr.op} field {name}={value} does not fit in {width} "
+                           f"{'signed ' if signed else ''}bits ({lo}..{hi})")
+        word |= (value & ((1 << width) - 1)) << lsb
+    return word
+
+
+def decode(word: int) -> Instr:
+    """The instruction of a 64-bit word (inverse of ``encode``)."""
+    code = (word >> OP_SHIFT) & 0xF
+    if code not in OP_NAMES:
+        raise AsmError(f"word {word:#018x}: unknown opcode {code}")
+    op = OP_NAMES[code]
+    core = CORES[(word >> CORE_SHIFT) & 1] if op in ROUTED else "dsp"
+    fields = {}
+    for name, (lsb, width, signed) in field_offsets(op).items():
+        value = (word >> lsb) & ((1 << width) - 1)
+        if signed and value >> (width - 1):
+            value -= 1 << width
+        fields[name] = value
+    return Instr(op, core, fields)
+
+
+_LINE = re.compile(r"^\s*([A-Za-z]+)((?:\s+[A-Za-z_]+(?:=-?\d+)?)*)\s*$")
+
+
+def assemble(text: str) -> list[int]:
+    """Words of an assembly text (one instruction per line, ``#`` comments)."""
+    words = []
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.split("#", 1)[0]
+        if not line.strip():
+            continue
+        match = _LINE.match(line)
+        if not match:
+            raise AsmError(f"line {number}: cannot parse '{raw.strip()}'")
+        op = match.group(1).upper()
+        core, fields = "dsp", {}
+        for token in match.group(2).split():
+            if "=" in token:
+                name, value = token.split("=")
+                fields[name] = int(value)
+            elif token in CORES and op in ROUTED:
+                core = token
+            else:
+                raise AsmError(f"line {number}: unexpected '{token}' in '{raw.strip()}'")
+        try:
+            words.append(encode(Instr(op, core, fields)))
+        except AsmError as exc:
+            raise AsmError(f"line {number}: {exc}") from None
+    return words
+
+
+def disassemble(words) -> str:
+    """Assembly text of ``words``, one instruction per line."""
+    return "".join(decode(int(w)).text() + "\n" for w in words)

@@ -1,0 +1,200 @@
+"""The overlay's Python model: runs a program on its memory images, instruction by
+instruction, bit for bit as the RTL does, and schedules it cycle by cycle.
+
+``run(program, codes)`` returns the output codes (and every layer's, read back from the
+activation buffer in original order); ``schedule(program)`` returns when each instruction is
+fetched, the cores' busy windows and the perf counters the RTL reports, with the input
+always valid and the output always ready.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import timing
+from .config import DSP_WBITS, GemmConfig
+from .isa import Instr
+
+__all__ = ["run", "schedule", "Schedule", "instruction_cycles", "unpack_lanes",
+           "round_constant"]
+
+
+def unpack_lanes(word: int, lanes: int, width: int) -> list[int]:
+    out, mask = [], (1 << width) - 1
+    for lane in range(lanes):
+        v = (word >> (lane * width)) & mask
+        out.append(v - (1 << width) if v >> (width - 1) else v)
+    return out
+
+
+def round_constant(mode: int, shift: int) -> int:
+    if shift == 0:
+        return 0
+    return (1 << (shift - 1), 0, (1 << shift) - 1)[mode]
+
+
+def _requant(acc, mult, shift, zp, lo, hi, mode):
+    prod = np.asarray(acc, dtype=object) * np.asarray(mult, dtype=object)
+    y = (prod + round_constant(mode, shift)) >> shift
+    return np.clip(np.asarray(y, dtype=np.int64) + zp, lo, hi)
+
+
+def _as_code(raw: np.ndarray, signed: bool) -> np.ndarray:
+    raw = np.asarray(raw, np.int64) & 0xFF
+    return np.where(raw >= 128, raw - 256, raw) if signed else raw
+
+
+def run(program, codes: np.ndarray) -> np.ndarray:
+    """Output codes (B, n_out) of the program for input codes (B, n_in)."""
+    return np.stack([_run_one(program, np.asarray(c).reshape(-1))[0]
+                     for c in np.asarray(codes)])
+
+
+def run_tensors(program, code: np.ndarray) -> dict[str, np.ndarray]:
+    """Every tensor's codes (original order) for one input vector."""
+    _, act = _run_one(program, np.asarray(code).reshape(-1))
+    out = {}
+    for name, base in program.act_base.items():
+        lay = program.layout[name]
+        t = program.graph.tensor(name)
+        out[name] = _as_code(act[base + lay], t.dtype.signed)
+    return out
+
+
+def _weights(program, core: str):
+    cfg = program.config
+    if core == "dsp":
+        return program.wd, cfg.dsp_lanes, DSP_WBITS
+    return program.wl, cfg.lut_lanes, cfg.lut_wbits
+
+
+def _run_one(program, code: np.ndarray):
+    cfg = program.config
+    act = np.zeros(max(cfg.act_depth, program.needs.get("act_depth", 1)), np.int64)
+    idx, params = program.idx, program.params
+    core_cfg: dict[str, Instr] = {}
+    accs: dict[str, np.ndarray] = {}
+    pcfg = addp = None
+    out = None
+    for ins in program.instrs:
+        f = ins.fields
+        if ins.op == "LOAD":
+            act[f["dst"]:f["dst"] + f["n"]] = np.asarray(code[:f["n"]]) & 0xFF
+        elif ins.op == "CFG":
+            core_cfg[ins.core] = ins
+        elif ins.op == "GEMM":
+            c = core_cfg[ins.core].fields
+            m, k, n, g, tiles = c["m"], c["k"], c["n"], c["g"], c["tiles"]
+            words, lanes, width = _weights(program, ins.core)
+            w = np.array([unpack_lanes(words[f["w"] + i], lanes, width)
+                          for i in range(g * tiles * k)], np.int64)       # (g*tiles*k, P)
+            w = w.reshape(g, tiles, k, lanes).transpose(0, 1, 3, 2).reshape(g, tiles * lanes, k)
+            table = idx[f["idx"]:f["idx"] + m * g * k].reshape(m, g, k)
+            pad = _as_code(np.array([f["pad"]]), bool(c["xsigned"]))[0]
+            a = np.where(table < 0, pad,
+                         _as_code(act[f["x"] + np.maximum(table, 0)], bool(c["xsigned"])))
+            accs[ins.core] = np.einsum("pgk,gck->pgc", a, w[:, :n]).reshape(-1)  # q*g*n + gi*n + c
+        elif ins.op == "PCFG":
+            pcfg = f
+        elif ins.op == "POST":
+            m, n = pcfg["m"], f["n"]
+            acc = accs[ins.core][:m * n].reshape(m, n)
+            bias = params[f["p"]:f["p"] + n, 0]
+            mult = params[f["p"]:f["p"] + n, 1]
+            y = _requant(acc + bias[None], mult[None], pcfg["shift"], pcfg["zp"], pcfg["lo"],
+                         pcfg["hi"], pcfg["round"])                        # (m, n)
+            act[f["y"]:f["y"] + n * m] = y.T.reshape(-1) & 0xFF
+        elif ins.op == "ADDP":
+            addp = f
+        elif ins.op == "ADD":
+            n, s = f["n"], bool(f["xsigned"])
+            (za, ma), (zb, mb) = params[addp["q"]], params[addp["q"] + 1]
+            a = _as_code(act[f["a"]:f["a"] + n], s)
+            b = _as_code(act[f["b"] + idx[addp["i"]:addp["i"] + n]], s)
+            acc = (a - za) * ma + (b - zb) * mb
+            y = _requant(acc, 1, pcfg["shift"], pcfg["zp"], pcfg["lo"], pcfg["hi"],
+                         pcfg["round"])
+            act[addp["y"]:addp["y"] + n] = y & 0xFF
+        elif ins.op == "STORE":
+            out = act[f["x"] + idx[f["idx"]:f["idx"] + f["n"]]]
+        elif ins.op == "END":
+            break
+    return _as_code(out, program.out_dtype.signed), act
+
+
+# --- timing ------------------------------------------------------------------------------------
+
+@dataclass
+class Schedule:
+    """When things happen in one inference (cycle 0: FETCH of instruction 0)."""
+
+    fetch: list = field(default_factory=list)      # FETCH cycle of every instruction, + end
+    first_in: int = 0                              # cycle of the first input transfer
+    last_out: int = 0                              # cycle of the last output transfer
+    busy: dict = field(default_factory=lambda: {"dsp": 0, "lut": 0})
+    stall: dict = field(default_factory=lambda: {"dsp": 0, "lut": 0})
+    wait: dict = field(default_factory=lambda: {"dsp": 0, "lut": 0})
+
+    @property
+    def cycles(self) -> int:
+        """First input transfer to last output transfer, inclusive (the RTL's ``cycles``)."""
+        return self.last_out - self.first_in + 1
+
+
+def schedule(program_or_instrs, config: GemmConfig | None = None) -> Schedule:
+    if config is None:
+        instrs, config = program_or_instrs.instrs, program_or_instrs.config
+    else:
+        instrs = program_or_instrs
+    s = Schedule()
+    t = 0
+    free = {"dsp": 0, "lut": 0}
+    core_cfg: dict[str, dict] = {}
+    pcfg_m = 1
+    for ins in instrs:
+        s.fetch.append(t)
+        e = t + timing.FETCH
+        f = ins.fields
+        nxt = None
+        if ins.op in ("CFG", "GEMM"):
+            e = max(e, free[ins.core])
+        if ins.op == "CFG":
+            core_cfg[ins.core] = f
+        elif ins.op == "GEMM":
+            c = core_cfg[ins.core]
+            lanes = config.lanes[ins.core]
+            busy = timing.core_busy_cycles(lanes, c["m"], c["k"], c["n"], c["g"])
+            issue, _ = timing.core_issue_cycles(lanes, c["m"], c["k"], c["n"], c["g"])
+            free[ins.core] = e + 1 + busy
+            s.busy[ins.core] += busy
+            s.stall[ins.core] += issue - c["m"] * c["g"] * c["tiles"] * c["k"]
+        elif ins.op == "SYNC":
+            start = e
+            e = max(e, free["dsp"], free["lut"])
+            for core in ("dsp", "lut"):
+                s.wait[core] += max(0, e - max(start, free[core]))
+        elif ins.op == "PCFG":
+            pcfg_m = f["m"]
+        elif ins.op == "LOAD":
+            if f["n"]:
+                s.first_in = e + 1
+            nxt = e + timing.load_cycles(f["n"])
+        elif ins.op == "POST":
+            nxt = e + timing.post_cycles(f["n"], pcfg_m)
+        elif ins.op == "ADD":
+            nxt = e + timing.add_cycles(f["n"])
+        elif ins.op == "STORE":
+            s.last_out = e + 3 * f["n"]
+            nxt = e + timing.store_cycles(f["n"])
+        t = nxt if nxt is not None else e + 1
+        if ins.op == "END":
+            break
+    s.fetch.append(t)
+    return s
+
+
+def instruction_cycles(program) -> list[int]:
+    """FETCH cycle of every instruction and, last, of the instruction after ``END``."""
+    return schedule(program).fetch

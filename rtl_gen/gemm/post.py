@@ -1,0 +1,147 @@
+"""``PostUnit``: requantization, ReLU and clamp of a core's accumulators (``POST``), and the
+residual add (``ADD``), written back to the activation buffer.
+
+``POST``: for pixel ``q < m`` (outer) and channel ``c < n``:
+``act[y + c*m + q] = clamp((((acc[q*n + c] + bias[p+c]) * mult[p+c] + r) >> shift) + zp,
+lo, hi)`` (``frontends.fixedpoint.requantize``; ReLU is ``lo = zp``). One element a cycle;
+latency 4 cycles (accumulator/parameter read, + bias, * multiplier, shift/clamp/write).
+
+``ADD``: ``act[y + j] = clamp((((a_j - za)*ma + (b_j - zb)*mb + r) >> shift) + zp, lo, hi)``
+with ``a_j = act[a + j]`` and ``b_j = act[b + idx[i + j]]`` read through the shared
+activation port, two cycles an element, one multiplier used twice.
+"""
+
+from __future__ import annotations
+
+from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from .config import MULT_BITS
+
+__all__ = ["PostUnit", "requant_stage"]
+
+
+def requant_stage(m: Module, prod, rconst, shift, zp, lo, hi):
+    """``clamp(((prod + rconst) >> shift) + zp, lo, hi)``, combinational; 8-bit result."""
+    rounded = Signal(signed(len(prod) + 1))
+    m.d.comb += rounded.eq((prod + rconst) >> shift)
+    shifted = Signal(signed(len(prod) + 2))
+    m.d.comb += shifted.eq(rounded + zp)
+    result = Signal(signed(10))
+    m.d.comb += result.eq(Mux(shifted < lo, lo, Mux(shifted > hi, hi, shifted)))
+    return result
+
+
+class PostUnit(wiring.Component):
+    """Ports: ``start`` with ``n``/``y``/``p`` (POST) or ``add``/``a``/``b``/``i`` (ADD), the
+    PCFG registers ``m``/``shift``/``zp``/``lo``/``hi``/``round``; memory ports to the selected
+    accumulator memory, the parameter memory, a gather/activation read pair (ADD) and the
+    activation write port; ``busy``."""
+
+    def __init__(self, *, acc_bits: int, bias_bits: int, act_abits: int, idx_abits: int,
+                 acc_abits: int, p_abits: int):
+        self.acc_bits, self.bias_bits = acc_bits, bias_bits
+        self.act_abits = act_abits
+        super().__init__({
+            "start": In(1), "add": In(1),
+            "n": In(16), "y": In(16), "p": In(14), "a": In(16), "b": In(16), "i": In(16),
+            "xsigned": In(1),
+            "m": In(12), "shift": In(6), "zp": In(signed(9)), "lo": In(signed(9)),
+            "hi": In(signed(9)), "round": In(2),
+            "acc_addr": Out(acc_abits), "acc_data": In(signed(acc_bits)),
+            "p_addr": Out(p_abits), "p_data": In(bias_bits + MULT_BITS),
+            "idx_addr": Out(idx_abits), "idx_data": In(act_abits + 1),
+            "act_raddr": Out(act_abits), "act_rdata": In(8),
+            "act_waddr": Out(act_abits), "act_wdata": Out(8), "act_we": Out(1),
+            "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        sum_bits = max(self.acc_bits, self.bias_bits) + 1
+        bias = self.p_data[MULT_BITS:].as_signed()
+        mult = self.p_data[:MULT_BITS]
+
+        # --- POST: issue ---------------------------------------------------------------------
+        running, is_add = Signal(), Signal()
+        q, c = Signal(12), Signal(12)
+        j = Signal(24)
+        row, wa = Signal(16), Signal(16)
+        nn = Signal(16)
+        p_base = Signal(14)
+        issue = running & ~is_add
+        m.d.comb += [self.acc_addr.eq(j), self.p_addr.eq(p_base + c)]  # ADD overrides
+        with m.If(self.start):
+            m.d.sync += [running.eq(1), is_add.eq(self.add), q.eq(0), c.eq(0), j.eq(0),
+                         row.eq(self.y), wa.eq(self.y), nn.eq(self.n), p_base.eq(self.p)]
+        with m.Elif(issue):
+            m.d.sync += j.eq(j + 1)
+            with m.If(c != nn - 1):
+                m.d.sync += [c.eq(c + 1), wa.eq(wa + self.m)]
+            with m.Else():
+                m.d.sync += [c.eq(0), row.eq(row + 1), wa.eq(row + 1)]
+                with m.If(q != self.m - 1):
+                    m.d.sync += q.eq(q + 1)
+                with m.Else():
+                    m.d.sync += running.eq(0)
+
+        v1, v2, v3 = Signal(), Signal(), Signal()
+        wa1, wa2, wa3 = Signal(16), Signal(16), Signal(16)
+        sum2 = Signal(signed(sum_bits))
+        mult2 = Signal(unsigned(MULT_BITS))
+        prod3 = Signal(signed(sum_bits + MULT_BITS + 1))
+        m.d.sync += [v1.eq(issue), wa1.eq(wa),
+                     v2.eq(v1), wa2.eq(wa1), sum2.eq(self.acc_data + bias), mult2.eq(mult),
+                     v3.eq(v2), wa3.eq(wa2), prod3.eq(sum2 * mult2)]
+
+        # --- ADD: element j reads a_j and idx[i+j] (phase 0), then b_j (phase 1) -----------
+        add_run = running & is_add
+        phase = Signal()
+        aj, jb, add_wa = Signal(16), Signal(16), Signal(16)
+        a_base, b_base, i_base = Signal(16), Signal(16), Signal(16)
+        xs = Signal()
+        with m.If(self.start):
+            m.d.sync += [a_base.eq(self.a), b_base.eq(self.b), i_base.eq(self.i),
+                         xs.eq(self.xsigned), phase.eq(0), aj.eq(0)]
+        with m.Elif(add_run):
+            m.d.sync += phase.eq(~phase)
+            with m.If(phase):
+                m.d.sync += [aj.eq(aj + 1), jb.eq(aj)]
+                with m.If(aj == nn - 1):
+                    m.d.sync += running.eq(0)
+        m.d.comb += [self.idx_addr.eq(i_base + aj),
+                     self.act_raddr.eq(Mux(phase, b_base + self.idx_data[:self.act_abits],
+                                           a_base + aj))]
+        with m.If(is_add):
+            m.d.comb += self.p_addr.eq(p_base + phase)
+        s_a, s_b, add_v = Signal(), Signal(), Signal()   # a_j / b_j data (and za,ma / zb,mb)
+        m.d.sync += [s_a.eq(add_run & ~phase), s_b.eq(add_run & phase), add_v.eq(s_b)]
+        val = Signal(signed(9))
+        m.d.comb += val.eq(Mux(xs, self.act_rdata.as_signed(), self.act_rdata))
+        shared = Signal(signed(11 + MULT_BITS + 1))
+        m.d.comb += shared.eq((val - bias) * mult)
+        prod_a = Signal(signed(11 + MULT_BITS + 1))
+        add_sum = Signal(signed(11 + MULT_BITS + 2))
+        with m.If(s_a):
+            m.d.sync += prod_a.eq(shared)
+        with m.If(s_b):
+            m.d.sync += [add_sum.eq(prod_a + shared), add_wa.eq(jb)]
+
+        # --- shared output stage ---------------------------------------------------------------
+        out_prod = Signal(signed(max(len(prod3), len(add_sum))))
+        m.d.comb += out_prod.eq(Mux(v3, prod3, add_sum))
+        one = Signal(unsigned(len(out_prod)))
+        m.d.comb += one.eq(1 << self.shift)
+        rconst = Signal(unsigned(len(out_prod)))
+        with m.Switch(self.round):
+            with m.Case(0):
+                m.d.comb += rconst.eq(one >> 1)
+            with m.Case(2):
+                m.d.comb += rconst.eq(one - 1)
+        result = requant_stage(m, out_prod, rconst, self.shift, self.zp, self.lo, self.hi)
+        m.d.comb += [self.act_we.eq(v3 | add_v),
+                     self.act_waddr.eq(Mux(v3, wa3, self.y + add_wa)),
+                     self.act_wdata.eq(result[:8])]
+        m.d.comb += self.busy.eq(running | v1 | v2 | v3 | s_a | s_b | add_v)
+        return m

@@ -1,0 +1,60 @@
+"""Cycle costs of the overlay's instructions: the one timing model the compiler's split
+chooser, the Python overlay model and the benchmark share. The constants are the RTL's
+pipeline depths (see ``sequencer``, ``core`` and ``post``); tests hold the RTL to them.
+"""
+
+from __future__ import annotations
+
+__all__ = ["core_issue_cycles", "core_busy_cycles", "post_cycles", "store_cycles",
+           "load_cycles", "add_cycles", "FETCH", "CORE_PIPE", "POST_PIPE", "ceil_div"]
+
+FETCH = 1        # sequencer: FETCH state before every instruction's EXEC cycle
+CORE_PIPE = 3    # core: issue -> idx read -> act/weight read -> product -> accumulate
+POST_PIPE = 4    # post: acc/param read, + bias, * mult, shift/clamp/write; idle seen
+ADD_PIPE = 3     # add: last b read -> sum -> shift/write -> idle
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def core_issue_cycles(lanes: int, m: int, k: int, n: int, g: int) -> tuple[int, int]:
+    """Issue cycles of one GEMM on a core with ``lanes`` lanes, and the lanes drained by its
+    last unit. Units run in (pixel, group, tile) order, each issuing ``k`` products; a unit's
+    accumulators drain one lane a cycle while the next unit runs, so a unit lasts
+    ``max(k, d_prev)`` (``d_prev``: the previous unit's lanes, 0 for the first)."""
+    tiles = ceil_div(n, lanes)
+    drains = [min(lanes, n - t * lanes) for t in range(tiles)]
+    row = sum(max(k, d) for d in drains[:-1])       # tiles after the first of a row
+    first_row = k + row
+    later_row = max(k, drains[-1]) + row
+    units_rows = m * g
+    return first_row + (units_rows - 1) * later_row, drains[-1]
+
+
+def core_busy_cycles(lanes: int, m: int, k: int, n: int, g: int) -> int:
+    """Cycles a core is busy for one GEMM (it starts the cycle after the GEMM's EXEC):
+    issue, the pipeline, and the last unit's drain."""
+    issue, last = core_issue_cycles(lanes, m, k, n, g)
+    return issue + CORE_PIPE + last
+
+
+def post_cycles(n: int, m: int) -> int:
+    """Cycles from a POST's EXEC to the next FETCH: EXEC, one element a cycle, pipeline."""
+    return 1 + n * m + POST_PIPE
+
+
+def add_cycles(n: int) -> int:
+    """Cycles from an ADD's EXEC to the next FETCH (two activation reads per element)."""
+    return 1 + 2 * n + ADD_PIPE
+
+
+def load_cycles(n: int) -> int:
+    """LOAD with an always-valid input: EXEC, then one element a cycle."""
+    return 1 + n
+
+
+def store_cycles(n: int) -> int:
+    """STORE with an always-ready output: EXEC, then three cycles an element (index read,
+    activation read, transfer)."""
+    return 1 + 3 * n
