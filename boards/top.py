@@ -6,6 +6,7 @@ from amaranth.lib import data, io, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
+from .link import HostLink
 from .uart import UartRx, UartTx
 
 __all__ = ["BoardTop"]
@@ -22,29 +23,26 @@ def _data_width(engine, name: str) -> int:
 
 
 class BoardTop(wiring.Component):
-    """Runs ``engine`` with the host on a UART: one byte per tensor element, both ways.
+    """Runs ``engine`` for a host on a UART, through the framed protocol of
+    ``boards.protocol`` (``HostLink``): one byte per tensor element, both ways.
 
-    Every byte received on ``rx`` becomes one input element (its bits are ``data``, ``last`` is
-    0: the engine counts elements); it waits in a ``fifo_depth``-byte FIFO, so the host may
-    send the next vector while the engine computes. A byte that arrives while the FIFO is full
-    is dropped. The 8 ``data`` bits of every output element are sent as one byte on ``tx``;
-    the engine waits for the transmitter (stream back-pressure), so no output is lost.
+    Received bytes wait in a ``fifo_depth``-byte FIFO ahead of the link, so a request's
+    payload is not lost while the engine is not ready to take it; a byte that arrives while
+    the FIFO is full is dropped (and the request's CRC then fails). ``n_in``/``n_out`` are the
+    engine's elements per inference, ``design_id`` what ``INFO`` reports.
 
-    Without a platform (simulation) the ports ``rx``/``tx`` are the UART pins and ``busy`` is
-    the engine's; ``clk_freq`` (the ``sync`` clock, Hz) must be given. With a platform the
-    pins are ``uart`` 0, LED 0 (if the board has one) shows ``busy``, and the clock is the
-    platform's default clock, whose frequency is the default ``clk_freq``.
+    Without a platform (simulation) the ports ``rx``/``tx`` are the UART pins, ``busy`` and
+    ``error`` the status; ``clk_freq`` (the ``sync`` clock, Hz) must be given. With a platform
+    the pins are ``uart`` 0, LED 0 (if the board has one) shows ``busy`` and LED 1 ``error``,
+    and the clock is the platform's default clock, whose frequency is the default ``clk_freq``.
 
-    Latency: the UART's (see ``UartRx``/``UartTx``) plus the engine's, plus two cycles through
-    the FIFO. Throughput is the UART's: one element per ``10 * divisor`` cycles each way.
+    Latency: the UART's (see ``UartRx``/``UartTx``), the link's and the engine's, plus two
+    cycles through the FIFO. Throughput is the UART's: one byte per ``10 * divisor`` cycles
+    each way.
     """
 
-    rx: In(1, init=1)
-    tx: Out(1, init=1)
-    busy: Out(1)
-
-    def __init__(self, engine: wiring.Component, *, baud: int = 115200,
-                 clk_freq: float | None = None, fifo_depth: int = 16):
+    def __init__(self, engine: wiring.Component, *, n_in: int, n_out: int, design_id: int = 0,
+                 baud: int = 115200, clk_freq: float | None = None, fifo_depth: int = 16):
         for name in ("i", "o"):
             width = _data_width(engine, name)
             if width != 8:
@@ -54,8 +52,12 @@ class BoardTop(wiring.Component):
         if fifo_depth < 1:
             raise ValueError(f"fifo_depth must be at least 1, not {fifo_depth!r}")
         self.engine = engine
+        self.link = HostLink(n_in=n_in, n_out=n_out, design_id=design_id,
+                             in_layout=engine.i.payload.shape(),
+                             out_layout=engine.o.payload.shape())
         self.baud, self.clk_freq, self.fifo_depth = baud, clk_freq, fifo_depth
-        super().__init__()
+        super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1), "busy": Out(1),
+                          "error": Out(1)})
 
     def elaborate(self, platform):
         clk_freq = self.clk_freq
@@ -67,16 +69,18 @@ class BoardTop(wiring.Component):
         m = Module()
 
         m.submodules.engine = engine = self.engine
+        m.submodules.link = link = self.link
         m.submodules.uart_rx = uart_rx = UartRx(clk_freq=clk_freq, baud=self.baud)
         m.submodules.uart_tx = uart_tx = UartTx(clk_freq=clk_freq, baud=self.baud)
         m.submodules.rx_fifo = fifo = SyncFIFOBuffered(width=8, depth=self.fifo_depth)
 
         wiring.connect(m, uart_rx.o, fifo.w_stream)
-        m.d.comb += [engine.i.payload.data.eq(fifo.r_data), engine.i.payload.last.eq(0),
-                     engine.i.valid.eq(fifo.r_rdy), fifo.r_en.eq(engine.i.ready),
-                     uart_tx.i.payload.eq(engine.o.payload.data),
-                     uart_tx.i.valid.eq(engine.o.valid), engine.o.ready.eq(uart_tx.i.ready),
-                     self.tx.eq(uart_tx.tx), self.busy.eq(engine.busy)]
+        wiring.connect(m, fifo.r_stream, link.rx)
+        wiring.connect(m, link.tx, uart_tx.i)
+        wiring.connect(m, link.engine_i, engine.i)
+        wiring.connect(m, engine.o, link.engine_o)
+        m.d.comb += [link.cycles.eq(engine.cycles), self.tx.eq(uart_tx.tx),
+                     self.busy.eq(engine.busy), self.error.eq(link.error)]
 
         if platform is None:
             m.d.comb += uart_rx.rx.eq(self.rx)
@@ -85,11 +89,12 @@ class BoardTop(wiring.Component):
             m.submodules.rx_buffer = rx_buffer = io.Buffer("i", uart.rx)
             m.submodules.tx_buffer = tx_buffer = io.Buffer("o", uart.tx)
             m.d.comb += [uart_rx.rx.eq(rx_buffer.i), tx_buffer.o.eq(uart_tx.tx)]
-            try:
-                led = platform.request("led", 0, dir="-")
-            except ResourceError:
-                pass
-            else:
-                m.submodules.led_buffer = led_buffer = io.Buffer("o", led)
-                m.d.comb += led_buffer.o.eq(engine.busy)
+            for number, status in enumerate((engine.busy, link.error)):
+                try:
+                    led = platform.request("led", number, dir="-")
+                except ResourceError:
+                    continue
+                buffer = io.Buffer("o", led)
+                m.submodules[f"led{number}_buffer"] = buffer
+                m.d.comb += buffer.o.eq(status)
         return m

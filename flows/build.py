@@ -90,7 +90,8 @@ def build(artefact: Artefact | str | Path, board: str, *, seed: int = 1) -> Buil
     spec = get_board(board)
     env_tools = tool_env(_FAMILY_TOOLS[spec.family])
     platform = spec.platform()
-    top = BoardTop(EngineInstance(artefact))
+    engine = EngineInstance(artefact)
+    top = BoardTop(engine, n_in=engine.n_in, n_out=engine.n_out, design_id=engine.design_id)
     build_dir = artefact.path / "build" / spec.name
     build_dir.mkdir(parents=True, exist_ok=True)
     for stale in ("top.json", "top.asc", "top.config", _BITSTREAM[spec.family],

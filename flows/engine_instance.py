@@ -11,6 +11,7 @@ from amaranth import ClockSignal, Instance, Module, ResetSignal, signed, unsigne
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from boards.protocol import design_id
 from rtl_gen.artefact import Artefact
 
 __all__ = ["EngineInstance"]
@@ -22,11 +23,15 @@ def _layout(dtype: dict) -> data.StructLayout:
 
 
 class EngineInstance(wiring.Component):
-    """The generated engine of ``artefact``: ``i``/``o`` element streams, ``cycles``, ``busy``."""
+    """The generated engine of ``artefact``: ``i``/``o`` element streams, ``cycles``, ``busy``;
+    ``n_in``/``n_out`` elements per inference and ``design_id`` (see ``boards.protocol``)."""
 
     def __init__(self, artefact: Artefact):
         self.artefact = artefact
         streams = artefact.manifest["streams"]
+        self.n_in = streams["input"]["elements"]
+        self.n_out = streams["output"]["elements"]
+        self.design_id = design_id(p.read_bytes() for p in artefact.rtl_sources)
         super().__init__({
             "i": In(stream.Signature(_layout(streams["input"]["dtype"]))),
             "o": Out(stream.Signature(_layout(streams["output"]["dtype"]))),

@@ -75,9 +75,9 @@ def _environment(extra: dict[str, str]):
                 os.environ[k] = v
 
 
-def _build_key(artefact: Artefact, simulator: str, waves: bool) -> str:
-    h = hashlib.sha256(f"{simulator}:{waves}:{artefact.top}".encode())
-    for src in artefact.rtl_sources:
+def _build_key(sources: list[Path], top: str, simulator: str, waves: bool) -> str:
+    h = hashlib.sha256(f"{simulator}:{waves}:{top}".encode())
+    for src in sources:
         h.update(src.read_bytes())
     return h.hexdigest()[:16]
 
@@ -87,7 +87,9 @@ DEFAULT_BENCH = "sim.bench.stream_bench"
 
 def run_sim(artefact: Artefact | str | Path, *, simulator: str = "verilator",
             waves: bool = False, backpressure: bool = False, seed: int = 1,
-            limit: int = 0, build_root: Path | None = None) -> SimResult:
+            limit: int = 0, build_root: Path | None = None,
+            design: tuple[list[Path], str] | None = None, bench: str | None = None,
+            sim_dir: Path | None = None, extra_env: dict[str, str] | None = None) -> SimResult:
     """Build the artefact's RTL (once per distinct source) and run its cocotb bench on it.
 
     The bench is the module named by the manifest's ``sim.bench`` (default: the element
@@ -98,6 +100,9 @@ def run_sim(artefact: Artefact | str | Path, *, simulator: str = "verilator",
     Writes ``sim/results.xml``, ``sim/outputs.npz``, ``sim/summary.json`` and, with
     ``waves``, the waveform into the artefact. Builds are cached in ``build_root``
     (default ``<artefact>/sim/build``) by a hash of the Verilog.
+
+    A board-level run passes ``design=(extra Verilog sources, top module)`` (the artefact's
+    RTL is always compiled), its ``bench``, its own ``sim_dir`` and ``extra_env``.
     """
     from cocotb_tools.runner import get_runner
 
@@ -112,10 +117,16 @@ def run_sim(artefact: Artefact | str | Path, *, simulator: str = "verilator",
     elif shutil.which("iverilog") is None:
         raise SimError("Icarus Verilog is not installed: `apt-get install iverilog`, "
                        "or use the default simulator, verilator")
-    sim_dir = artefact.path / "sim"
+    sources = list(artefact.rtl_sources)
+    top = artefact.top
+    if design is not None:
+        sources += [Path(p) for p in design[0]]
+        top = design[1]
+    bench = bench or artefact.manifest.get("sim", {}).get("bench", DEFAULT_BENCH)
+    sim_dir = Path(sim_dir) if sim_dir else artefact.path / "sim"
     sim_dir.mkdir(parents=True, exist_ok=True)
     build_root = Path(build_root) if build_root else sim_dir / "build"
-    build_dir = build_root / f"{simulator}-{_build_key(artefact, simulator, waves)}"
+    build_dir = build_root / f"{simulator}-{_build_key(sources, top, simulator, waves)}"
     test_dir = sim_dir / "run"
     test_dir.mkdir(parents=True, exist_ok=True)
     results_xml = sim_dir / "results.xml"
@@ -124,25 +135,24 @@ def run_sim(artefact: Artefact | str | Path, *, simulator: str = "verilator",
                  "NNLOOM_SIM_OUT": str(sim_dir.resolve()),
                  "NNLOOM_BACKPRESSURE": "1" if backpressure else "0",
                  "NNLOOM_SEED": str(seed), "NNLOOM_SIM_LIMIT": str(limit),
-                 "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+                 "PYTHONPATH": os.pathsep.join(p for p in sys.path if p), **(extra_env or {})}
     log_file = sim_dir / "sim.log"
     with _environment(env):
         runner = get_runner(simulator)
         if not log.isEnabledFor(logging.INFO):  # the runner logs every command at INFO
             runner.log.setLevel(logging.WARNING)
         try:
-            runner.build(sources=[str(s) for s in artefact.rtl_sources],
-                         hdl_toplevel=artefact.top, build_dir=str(build_dir),
+            runner.build(sources=[str(s) for s in sources],
+                         hdl_toplevel=top, build_dir=str(build_dir),
                          build_args=build_args, waves=waves, always=False,
                          timescale=("1ns", "1ps") if simulator == "icarus" else None,
                          log_file=str(sim_dir / "build.log"))
         except (SystemExit, Exception) as exc:
             tail = _tail(sim_dir / "build.log")
-            raise SimError(f"{simulator} failed to build {artefact.top}: {exc}\n{tail}") \
+            raise SimError(f"{simulator} failed to build {top}: {exc}\n{tail}") \
                 from None
         try:
-            runner.test(test_module=artefact.manifest.get("sim", {}).get("bench", DEFAULT_BENCH),
-                        hdl_toplevel=artefact.top,
+            runner.test(test_module=bench, hdl_toplevel=top,
                         build_dir=str(build_dir), test_dir=str(test_dir), waves=waves,
                         seed=seed, extra_env=extra_env, results_xml=str(results_xml),
                         log_file=str(log_file))
@@ -158,7 +168,7 @@ def run_sim(artefact: Artefact | str | Path, *, simulator: str = "verilator",
     wave_file = None
     if waves:
         for candidate in (test_dir / "dump.fst", test_dir / "dump.vcd",
-                          test_dir / f"{artefact.top}.fst"):
+                          test_dir / f"{top}.fst"):
             if candidate.exists():
                 wave_file = sim_dir / f"waves{candidate.suffix}"
                 shutil.move(str(candidate), wave_file)

@@ -11,6 +11,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
 from boards import BOARDS, BoardSpec, get_board
+from boards.protocol import Command, LinkModel, ResponseParser, Status, encode_request
 from boards.top import BoardTop
 
 from .test_uart import CLK, line_receive, line_send
@@ -25,13 +26,16 @@ def element(shape):
 
 class AddOne(wiring.Component):
     """A stand-in engine: takes ``n`` signed elements, then emits each plus one (unsigned,
-    wrapping), ``last`` on the final one; ``busy`` while it emits."""
+    wrapping), ``last`` on the final one; ``busy`` while it emits; ``cycles`` counts the
+    inferences done, plus ``CYCLES_BASE`` (so every byte of it is distinct)."""
+
+    CYCLES_BASE = 0x0A0B0C00
 
     def __init__(self, *, n=4, in_shape=signed(8), out_shape=unsigned(8)):
         self.n = n
         super().__init__({"i": In(stream.Signature(element(in_shape))),
                           "o": Out(stream.Signature(element(out_shape))),
-                          "cycles": Out(32), "busy": Out(1)})
+                          "cycles": Out(32, init=self.CYCLES_BASE), "busy": Out(1)})
 
     def elaborate(self, platform):
         m = Module()
@@ -53,91 +57,120 @@ class AddOne(wiring.Component):
                 with m.If(self.o.ready):
                     m.d.sync += k.eq(k + 1)
                     with m.If(k == self.n - 1):
-                        m.d.sync += k.eq(0)
+                        m.d.sync += [k.eq(0), self.cycles.eq(self.cycles + 1)]
                         m.next = "LOAD"
         return m
 
 
-def run_host_link(sent, n_expected, *, fifo_depth=16):
-    top = BoardTop(AddOne(), baud=BAUD, clk_freq=CLK, fifo_depth=fifo_depth)
-    received, busy_seen = [], []
+DESIGN = 0xC0FFEE42
+
+
+def add_one_model(n=4):
+    done = [0]
+
+    def engine(inputs):
+        done[0] += 1
+        return bytes((b + 1) & 0xFF for b in inputs), AddOne.CYCLES_BASE + done[0]
+    return LinkModel(n_in=n, n_out=n, design=DESIGN, engine=engine)
+
+
+def run_host_link(requests, *, fifo_depth=16, n=4):
+    """Send each request's bytes on ``rx`` and collect the bytes on ``tx`` until the line has
+    been idle for 40 bit times after the last request; returns (tx bytes, busy samples,
+    error samples)."""
+    top = BoardTop(AddOne(n=n), n_in=n, n_out=n, design_id=DESIGN, baud=BAUD, clk_freq=CLK,
+                   fifo_depth=fifo_depth)
+    received, busy_seen, error_seen, sent_all = [], [], [], [False]
 
     async def host_send(ctx):
         await ctx.tick().repeat(3)
-        for byte in sent:  # back to back: the second vector arrives while the first is sent
-            await line_send(ctx, top.rx, byte, period=PERIOD)
+        for request in requests:
+            for byte in request:
+                await line_send(ctx, top.rx, byte, period=PERIOD)
+            await ctx.tick().repeat(40 * PERIOD)  # the reply, before the next request
+        sent_all[0] = True
 
     async def host_receive(ctx):
         clock = [0]
-        while len(received) < n_expected:
-            received.append(await line_receive(ctx, top.tx, period=PERIOD, clock=clock,
-                                               idle_limit=100 * PERIOD))
-        await ctx.tick().repeat(20 * PERIOD)  # and nothing more arrives
-        assert ctx.get(top.tx) == 1
+        while True:
+            received.append(await line_receive(ctx, top.tx, period=PERIOD, clock=clock))
 
-    async def watch_busy(ctx):
-        async for _, _, busy in ctx.tick().sample(top.busy):
+    async def watch(ctx):
+        async for _, _, busy, error in ctx.tick().sample(top.busy, top.error):
             busy_seen.append(busy)
+            error_seen.append(error)
+
+    async def until_done(ctx):
+        while not sent_all[0]:
+            await ctx.tick()
+        await ctx.tick().repeat(200 * PERIOD)
 
     sim = Simulator(top)
     sim.add_clock(1 / CLK)
     sim.add_testbench(host_send)
-    sim.add_testbench(host_receive)
-    sim.add_testbench(watch_busy, background=True)
+    sim.add_testbench(until_done)
+    sim.add_testbench(host_receive, background=True)
+    sim.add_testbench(watch, background=True)
     sim.run()
-    return received, busy_seen
+    return bytes(received), busy_seen, error_seen
 
 
-def test_bytes_through_the_engine():
-    sent = [0, 1, 127, 255, 0x80, 0x41, 0xFE, 0x10]
-    received, busy = run_host_link(sent, 8)
-    assert received == [(b + 1) & 0xFF for b in sent]
+def test_replies_equal_the_link_model():
+    requests = [encode_request(Command.INFO),
+                encode_request(Command.INFER, bytes([0, 1, 127, 255])),
+                encode_request(Command.INFER, bytes([0x80, 0x41, 0xFE, 0x10]))]
+    bad_crc = bytearray(encode_request(Command.INFER, bytes([1, 2, 3, 4])))
+    bad_crc[5] ^= 0x40                          # a payload byte corrupted on the way
+    requests += [bytes(bad_crc),
+                 encode_request(Command.INFER, bytes([9, 9, 9])),   # wrong length
+                 encode_request(7, b"xy"),                          # unknown command
+                 encode_request(Command.INFO, b"z"),                # INFO with a payload
+                 encode_request(Command.INFER, bytes([5, 6, 7, 8]))]
+    got, busy, error = run_host_link(requests)
+    model = add_one_model()
+    expected = b"".join(model.feed(r) for r in requests)
+    assert got == expected
+    replies = ResponseParser().feed(got)
+    assert [r.status for r in replies] == [Status.OK, Status.OK, Status.OK, Status.BAD_CRC,
+                                          Status.BAD_LENGTH, Status.BAD_COMMAND,
+                                          Status.BAD_LENGTH, Status.OK]
+    assert all(r.crc_ok for r in replies)
+    assert replies[0].info() == (4, 4, DESIGN)
+    assert replies[1].inference(4) == (bytes([1, 2, 128, 0]), AddOne.CYCLES_BASE + 1)
     assert any(busy) and not busy[-1]
+    assert any(error) and not error[-1]   # the last request was answered OK
 
 
-def test_fifo_too_small_drops_bytes():
-    # With a one-byte FIFO the second vector arrives while the engine emits: bytes are lost,
-    # and the engine, still counting elements, has not completed a second vector.
-    sent = [10, 20, 30, 40, 50, 60, 70, 80]
-    received, _ = run_host_link(sent[:4], 4, fifo_depth=1)
-    assert received == [11, 21, 31, 41]
-    top = BoardTop(AddOne(), baud=BAUD, clk_freq=CLK, fifo_depth=1)
-    out = []
-
-    async def host(ctx):
-        for byte in sent:
-            await line_send(ctx, top.rx, byte, period=PERIOD)
-        await ctx.tick().repeat(60 * PERIOD)
-
-    async def listen(ctx):
-        clock = [0]
-        while True:
-            out.append(await line_receive(ctx, top.tx, period=PERIOD, clock=clock))
-
-    sim = Simulator(top)
-    sim.add_clock(1 / CLK)
-    sim.add_testbench(host)
-    sim.add_testbench(listen, background=True)
-    sim.run()
-    assert out[:4] == [11, 21, 31, 41] and len(out) == 4
+def test_fifo_too_small_loses_a_request():
+    # With a one-byte FIFO and an engine that stops taking bytes while it emits, a request
+    # sent while the previous reply is still on its way loses bytes: the board answers with a
+    # failed CRC or not at all, and never with wrong data marked OK.
+    first = encode_request(Command.INFER, bytes([10, 20, 30, 40]))
+    second = encode_request(Command.INFER, bytes([50, 60, 70, 80]))
+    got, _, _ = run_host_link([first + second], fifo_depth=1)
+    replies = ResponseParser().feed(got)
+    assert replies[0].status == Status.OK
+    assert replies[0].inference(4)[0] == bytes([11, 21, 31, 41])
+    assert all(r.status != Status.OK for r in replies[1:])
 
 
 @pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 def test_engine_width_and_clock_are_checked():
     with pytest.raises(ValueError, match=r"^Cannot put the engine on the UART host link: its "
                                          r"'o' elements are 16 bits wide"):
-        BoardTop(AddOne(out_shape=unsigned(16)), clk_freq=CLK)
+        BoardTop(AddOne(out_shape=unsigned(16)), n_in=4, n_out=4, clk_freq=CLK)
     with pytest.raises(TypeError, match=r"its port 'i' is not a stream of \{data, last\}"):
-        BoardTop(Module())
-    top = BoardTop(AddOne())
+        BoardTop(Module(), n_in=4, n_out=4)
+    top = BoardTop(AddOne(), n_in=4, n_out=4)
     with pytest.raises(ValueError, match=r"^BoardTop elaborated without a platform needs "
                                          r"clk_freq="):
         Simulator(top)
+    del top
     gc.collect()  # the components that failed to elaborate warn now, under this test's filter
 
 
 def test_registry():
-    assert set(BOARDS) == {"icebreaker", "ulx3s-85f"}
+    assert set(BOARDS) == {"icebreaker", "ulx3s-85f", "orangecrab-25f"}
     ice, ecp = get_board("icebreaker"), get_board("ulx3s-85f")
     assert isinstance(ice, BoardSpec) and ice.name == "icebreaker"
     assert (ice.family, ice.device, ice.synth_opts) == ("ice40", "iCE40UP5K-SG48", "-dsp")
@@ -145,8 +178,10 @@ def test_registry():
     assert ice.capacity["ICESTORM_DSP"] == 8 and ecp.capacity["MULT18X18D"] == 156
     assert set(ice.env) == {"YOSYS", "NEXTPNR_ICE40", "ICEPACK"}
     assert set(ecp.env) == {"YOSYS", "NEXTPNR_ECP5", "ECPPACK", "OPENFPGALOADER"}
+    crab = get_board("orangecrab-25f")
+    assert (crab.family, crab.device, crab.clock_hz) == ("ecp5", "LFE5U-25F-8MG285", 48e6)
     with pytest.raises(ValueError, match=r"^Unknown board 'ulx3s'; known boards: icebreaker, "
-                                         r"ulx3s-85f$"):
+                                         r"orangecrab-25f, ulx3s-85f$"):
         get_board("ulx3s")
 
 
@@ -158,14 +193,17 @@ def test_spec_matches_platform(name):
     assert spec.clock_hz == platform.default_clk_frequency
     assert spec.device.startswith(platform.device)
     assert spec.device.endswith(platform.package)
-    assert type(platform).__name__.startswith({"ice40": "ICE", "ecp5": "ULX3S"}[spec.family])
+    assert type(platform).__name__.startswith(
+        {"icebreaker": "ICE", "ulx3s-85f": "ULX3S", "orangecrab-25f": "OrangeCrab"}[name])
 
 
 PINS = {"icebreaker": ("top.pcf", ["set_io uart_0__rx__io 6", "set_io uart_0__tx__io 9",
                                    "set_io led_0__io 11"]),
         "ulx3s-85f": ("top.lpf", ['LOCATE COMP "uart_0__rx__io" SITE "M1"',
                                   'LOCATE COMP "uart_0__tx__io" SITE "L4"',
-                                  'LOCATE COMP "led_0__io" SITE "B2"'])}
+                                  'LOCATE COMP "led_0__io" SITE "B2"']),
+        "orangecrab-25f": ("top.lpf", ['LOCATE COMP "uart_0__rx__io" SITE "N17"',
+                                       'LOCATE COMP "uart_0__tx__io" SITE "M18"'])}
 
 
 @pytest.mark.parametrize("name", sorted(BOARDS))
@@ -175,7 +213,7 @@ def test_elaborates_for_platform_without_tools(name, monkeypatch):
     monkeypatch.setattr(subprocess, "run", no_tools)
     monkeypatch.setattr(subprocess, "Popen", no_tools)
     spec = get_board(name)
-    plan = spec.platform().build(BoardTop(AddOne()), name="top", do_build=False,
+    plan = spec.platform().build(BoardTop(AddOne(), n_in=4, n_out=4), name="top", do_build=False,
                                  synth_opts=spec.synth_opts)
     constraints, pins = PINS[name]
     text = plan.files[constraints]

@@ -52,7 +52,7 @@ def test_tool_failure_names_tool_command_and_log(small_artefact, tmp_path, monke
 
 
 @pytest.mark.synth
-@pytest.mark.parametrize("board", ["icebreaker", "ulx3s-85f"])
+@pytest.mark.parametrize("board", ["icebreaker", "ulx3s-85f", "orangecrab-25f"])
 def test_build_writes_bitstream_and_report(small_artefact, tmp_path, board):
     art = Artefact(shutil.copytree(small_artefact.path, tmp_path / "mlp"))
     report = build(art, board)

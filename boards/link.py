@@ -1,0 +1,203 @@
+"""``HostLink``: the board's end of the framed host protocol (``boards.protocol``).
+
+It sits between the UART's byte streams and an engine's element streams: it checks each
+request's header, length and CRC, feeds an ``INFER`` payload to the engine as it arrives, and
+answers every request with one reply frame (outputs and cycle counter, or the board's
+identity, or an error status).
+"""
+
+from amaranth import Cat, Const, Module, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .protocol import CRC, REQUEST_SYNC, RESPONSE_SYNC, Command, Status
+
+__all__ = ["HostLink"]
+
+
+class HostLink(wiring.Component):
+    """Request/reply framing between host bytes and an engine.
+
+    Ports: ``rx``/``tx`` byte streams (host side); ``engine_i``/``engine_o`` element streams
+    (``{data, last}``) and ``cycles`` (the engine's cycle counter, read after its last output)
+    on the engine side; ``error`` is high after a request that was not answered ``OK``.
+
+    An ``INFER`` payload goes to the engine byte by byte while it arrives (``last`` on its
+    final element), so the engine starts before the CRC has arrived; a bad CRC therefore
+    cannot stop the inference, and its reply carries status ``BAD_CRC``. A request with a
+    wrong length or command is dropped and answered with its status and no payload.
+
+    Latency: the reply's sync byte leaves the cycle after the request's last CRC byte has been
+    checked and, for ``INFER``, once the engine's first output is valid; one byte per cycle
+    whenever ``tx`` is ready. One request is handled at a time: ``rx`` waits (is not ready)
+    while a reply is being sent.
+    """
+
+    def __init__(self, *, n_in: int, n_out: int, design_id: int,
+                 in_layout: data.StructLayout, out_layout: data.StructLayout):
+        for name, n in (("n_in", n_in), ("n_out", n_out)):
+            if not 1 <= n <= 0xFFFF - 4:
+                raise ValueError(f"HostLink {name} must be between 1 and {0xFFFF - 4}, not {n}")
+        self.n_in, self.n_out, self.design_id = n_in, n_out, design_id
+        super().__init__({
+            "rx": In(stream.Signature(8)),
+            "tx": Out(stream.Signature(8)),
+            "engine_i": Out(stream.Signature(in_layout)),
+            "engine_o": In(stream.Signature(out_layout)),
+            "cycles": In(32),
+            "error": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        n_in, n_out = self.n_in, self.n_out
+        m.submodules.rx_crc = rx_crc = CRC.create()
+        m.submodules.tx_crc = tx_crc = CRC.create()
+
+        command = Signal(8)
+        length = Signal(16)
+        count = Signal(16)
+        feed = Signal()          # this request's payload goes to the engine
+        status = Signal(8)
+        reply_len = Signal(16)
+        request = Signal()       # RX -> TX: a checked request waits for its reply
+        taken = Signal()         # TX -> RX: the reply is being sent
+
+        rx = self.rx
+        m.d.comb += [rx_crc.data.eq(rx.payload), self.engine_i.payload.data.eq(rx.payload),
+                     self.engine_i.payload.last.eq(count == n_in - 1)]
+
+        with m.FSM(name="rx_state"):
+            with m.State("SYNC"):
+                m.d.comb += [rx.ready.eq(1), rx_crc.start.eq(1)]
+                with m.If(rx.valid & (rx.payload == REQUEST_SYNC)):
+                    m.next = "COMMAND"
+            with m.State("COMMAND"):
+                m.d.comb += [rx.ready.eq(1), rx_crc.valid.eq(rx.valid)]
+                with m.If(rx.valid):
+                    m.d.sync += command.eq(rx.payload)
+                    m.next = "LENGTH_LO"
+            with m.State("LENGTH_LO"):
+                m.d.comb += [rx.ready.eq(1), rx_crc.valid.eq(rx.valid)]
+                with m.If(rx.valid):
+                    m.d.sync += length[:8].eq(rx.payload)
+                    m.next = "LENGTH_HI"
+            with m.State("LENGTH_HI"):
+                m.d.comb += [rx.ready.eq(1), rx_crc.valid.eq(rx.valid)]
+                with m.If(rx.valid):
+                    full = Cat(length[:8], rx.payload)
+                    m.d.sync += [length[8:].eq(rx.payload), count.eq(0)]
+                    is_infer = command == Command.INFER
+                    is_info = command == Command.INFO
+                    with m.If(is_infer & (full == n_in)):
+                        m.d.sync += [feed.eq(1), status.eq(Status.OK),
+                                     reply_len.eq(n_out + 4)]
+                    with m.Elif(is_info & (full == 0)):
+                        m.d.sync += [feed.eq(0), status.eq(Status.OK), reply_len.eq(8)]
+                    with m.Else():
+                        m.d.sync += [feed.eq(0), reply_len.eq(0),
+                                     status.eq(Status.BAD_COMMAND)]
+                        with m.If(is_infer | is_info):
+                            m.d.sync += status.eq(Status.BAD_LENGTH)
+                    with m.If(full == 0):
+                        m.next = "CRC_HI"
+                    with m.Else():
+                        m.next = "PAYLOAD"
+            with m.State("PAYLOAD"):
+                with m.If(feed):
+                    m.d.comb += [self.engine_i.valid.eq(rx.valid),
+                                 rx.ready.eq(self.engine_i.ready)]
+                with m.Else():
+                    m.d.comb += rx.ready.eq(1)
+                m.d.comb += rx_crc.valid.eq(rx.valid & rx.ready)
+                with m.If(rx.valid & rx.ready):
+                    m.d.sync += count.eq(count + 1)
+                    with m.If(count == length - 1):
+                        m.next = "CRC_HI"
+            with m.State("CRC_HI"):
+                m.d.comb += [rx.ready.eq(1), rx_crc.valid.eq(rx.valid)]
+                with m.If(rx.valid):
+                    m.next = "CRC_LO"
+            with m.State("CRC_LO"):
+                m.d.comb += [rx.ready.eq(1), rx_crc.valid.eq(rx.valid)]
+                with m.If(rx.valid):
+                    m.next = "CHECK"
+            with m.State("CHECK"):  # the CRC register has taken the last byte
+                with m.If(~rx_crc.match_detected & (status == Status.OK)):
+                    m.d.sync += status.eq(Status.BAD_CRC)
+                m.d.sync += request.eq(1)
+                m.next = "WAIT"
+            with m.State("WAIT"):
+                with m.If(taken):
+                    m.d.sync += request.eq(0)
+                    m.next = "SYNC"
+
+        # TX: header, payload (engine outputs + cycles, or identity), CRC.
+        tx = self.tx
+        byte = Signal(8)
+        index = Signal(16)
+        cycles = Signal(32)
+        info = Const(n_in | (n_out << 16) | (self.design_id << 32), 64)
+        m.d.comb += [tx.payload.eq(byte), tx_crc.data.eq(byte),
+                     tx_crc.valid.eq(tx.valid & tx.ready)]
+        with m.FSM(name="tx_state"):
+            with m.State("IDLE"):
+                m.d.comb += tx_crc.start.eq(1)
+                with m.If(request):
+                    m.d.sync += [self.error.eq(status != Status.OK), index.eq(0)]
+                    m.d.comb += taken.eq(1)
+                    m.next = "SYNC"
+            with m.State("SYNC"):
+                m.d.comb += [byte.eq(RESPONSE_SYNC), tx.valid.eq(1), tx_crc.start.eq(1),
+                             tx_crc.valid.eq(0)]
+                with m.If(tx.ready):
+                    m.next = "STATUS"
+            with m.State("STATUS"):
+                m.d.comb += [byte.eq(status), tx.valid.eq(1)]
+                with m.If(tx.ready):
+                    m.next = "LENGTH_LO"
+            with m.State("LENGTH_LO"):
+                m.d.comb += [byte.eq(reply_len[:8]), tx.valid.eq(1)]
+                with m.If(tx.ready):
+                    m.next = "LENGTH_HI"
+            with m.State("LENGTH_HI"):
+                m.d.comb += [byte.eq(reply_len[8:]), tx.valid.eq(1)]
+                with m.If(tx.ready):
+                    with m.If(reply_len == 0):
+                        m.next = "CRC_HI"
+                    with m.Elif(command == Command.INFO):
+                        m.next = "INFO"
+                    with m.Else():
+                        m.next = "OUTPUTS"
+            with m.State("OUTPUTS"):
+                m.d.comb += [byte.eq(self.engine_o.payload.data), tx.valid.eq(self.engine_o.valid),
+                             self.engine_o.ready.eq(tx.ready)]
+                with m.If(self.engine_o.valid & tx.ready):
+                    m.d.sync += index.eq(index + 1)
+                    with m.If(index == n_out - 1):
+                        m.d.sync += index.eq(0)
+                        m.next = "LATCH"
+            with m.State("LATCH"):  # the engine updates its counter with its last output
+                m.d.sync += cycles.eq(self.cycles)
+                m.next = "CYCLES"
+            with m.State("CYCLES"):
+                m.d.comb += [byte.eq(cycles.word_select(index[:2], 8)), tx.valid.eq(1)]
+                with m.If(tx.ready):
+                    m.d.sync += index.eq(index + 1)
+                    with m.If(index == 3):
+                        m.next = "CRC_HI"
+            with m.State("INFO"):
+                m.d.comb += [byte.eq(info.word_select(index[:3], 8)), tx.valid.eq(1)]
+                with m.If(tx.ready):
+                    m.d.sync += index.eq(index + 1)
+                    with m.If(index == 7):
+                        m.next = "CRC_HI"
+            with m.State("CRC_HI"):
+                m.d.comb += [byte.eq(tx_crc.crc[8:]), tx.valid.eq(1), tx_crc.valid.eq(0)]
+                with m.If(tx.ready):
+                    m.next = "CRC_LO"
+            with m.State("CRC_LO"):
+                m.d.comb += [byte.eq(tx_crc.crc[:8]), tx.valid.eq(1), tx_crc.valid.eq(0)]
+                with m.If(tx.ready):
+                    m.next = "IDLE"
+        return m

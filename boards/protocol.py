@@ -1,0 +1,244 @@
+"""The host link's framed protocol, shared by the gateware (``boards.link``), the host runtime
+(``flows.host``) and the board-level test bench.
+
+Every frame is ``sync, body, crc``: ``sync`` is one byte, ``body`` is
+``command_or_status (1 byte), length (2 bytes, little endian), payload (length bytes)``, and
+``crc`` is CRC-16/CCITT-FALSE (polynomial 0x1021, initial 0xFFFF, not reflected) of ``body``,
+sent most significant byte first, so that the receiver's CRC register ends at the residue.
+
+Host to board (sync ``0xA5``):
+- ``INFER`` (1): payload = one input vector, one byte per element (``n_in`` bytes).
+- ``INFO`` (2): no payload.
+
+Board to host (sync ``0x5A``), one reply per request, in order:
+- to ``INFER``: status, payload = ``n_out`` output bytes, then the engine's cycle counter for
+  this inference (4 bytes, little endian). With status ``BAD_CRC`` the input was corrupted on
+  the way but the engine has run on it: the outputs are sent (and must be thrown away).
+- to ``INFO``: payload = ``n_in`` (2 bytes LE), ``n_out`` (2 bytes LE), ``design_id`` (4 bytes
+  LE: the first 32 bits of the SHA-256 of the engine's Verilog, so a host can tell whether
+  the bitstream matches its artefact).
+- to a bad length or an unknown command: the status and an empty payload; the request's
+  payload bytes (as many as its length field says) are read and dropped.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from dataclasses import dataclass
+from typing import Iterable
+
+from amaranth.lib.crc import catalog
+
+__all__ = ["REQUEST_SYNC", "RESPONSE_SYNC", "Command", "Status", "CRC", "crc16",
+           "encode_request", "encode_response", "ResponseParser", "Response", "ProtocolError",
+           "design_id", "LinkModel", "MAX_LENGTH", "Client", "LinkError"]
+
+REQUEST_SYNC = 0xA5
+RESPONSE_SYNC = 0x5A
+MAX_LENGTH = 0xFFFF
+CRC = catalog.CRC16_CCITT_FALSE(data_width=8)
+
+
+class Command(enum.IntEnum):
+    INFER = 1
+    INFO = 2
+
+
+class Status(enum.IntEnum):
+    OK = 0
+    BAD_CRC = 1
+    BAD_LENGTH = 2
+    BAD_COMMAND = 3
+
+
+class ProtocolError(Exception):
+    """The bytes from the board are not a well-formed reply."""
+
+
+def crc16(data: bytes) -> int:
+    return CRC.compute(bytes(data))
+
+
+def _frame(sync: int, code: int, payload: bytes) -> bytes:
+    if len(payload) > MAX_LENGTH:
+        raise ValueError(f"a frame carries at most {MAX_LENGTH} payload bytes, "
+                         f"not {len(payload)}")
+    body = bytes([code]) + len(payload).to_bytes(2, "little") + bytes(payload)
+    return bytes([sync]) + body + crc16(body).to_bytes(2, "big")
+
+
+def encode_request(command: int, payload: bytes = b"") -> bytes:
+    return _frame(REQUEST_SYNC, int(command), payload)
+
+
+def encode_response(status: int, payload: bytes = b"") -> bytes:
+    return _frame(RESPONSE_SYNC, int(status), payload)
+
+
+def design_id(verilog_sources: Iterable[bytes]) -> int:
+    digest = hashlib.sha256()
+    for text in verilog_sources:
+        digest.update(text)
+    return int.from_bytes(digest.digest()[:4], "little")
+
+
+@dataclass(frozen=True)
+class Response:
+    status: Status
+    payload: bytes
+    crc_ok: bool
+
+    def inference(self, n_out: int) -> tuple[bytes, int]:
+        """``(outputs, cycles)`` of a reply to ``INFER``."""
+        if len(self.payload) != n_out + 4:
+            raise ProtocolError(f"a reply to INFER carries {n_out} output bytes and 4 cycle "
+                                f"bytes, but this one has {len(self.payload)} bytes")
+        return self.payload[:n_out], int.from_bytes(self.payload[n_out:], "little")
+
+    def info(self) -> tuple[int, int, int]:
+        """``(n_in, n_out, design_id)`` of a reply to ``INFO``."""
+        if len(self.payload) != 8:
+            raise ProtocolError(f"a reply to INFO carries 8 bytes, this one {len(self.payload)}")
+        p = self.payload
+        return (int.from_bytes(p[0:2], "little"), int.from_bytes(p[2:4], "little"),
+                int.from_bytes(p[4:8], "little"))
+
+
+class ResponseParser:
+    """Turns bytes from the board into ``Response``s; bytes before a sync byte are skipped
+    (and counted in ``skipped``)."""
+
+    def __init__(self):
+        self._buffer = bytearray()
+        self.skipped = 0
+
+    def feed(self, data: bytes) -> list[Response]:
+        self._buffer += data
+        out = []
+        while True:
+            start = self._buffer.find(RESPONSE_SYNC)
+            if start < 0:
+                self.skipped += len(self._buffer)
+                self._buffer.clear()
+                return out
+            self.skipped += start
+            del self._buffer[:start]
+            if len(self._buffer) < 4:
+                return out
+            length = int.from_bytes(self._buffer[2:4], "little")
+            end = 1 + 3 + length + 2
+            if len(self._buffer) < end:
+                return out
+            body = bytes(self._buffer[1:4 + length])
+            crc = int.from_bytes(self._buffer[4 + length:end], "big")
+            code = self._buffer[1]
+            try:
+                status = Status(code)
+            except ValueError:
+                raise ProtocolError(f"the board replied with unknown status {code}") from None
+            out.append(Response(status, body[3:], crc == crc16(body)))
+            del self._buffer[:end]
+
+
+class LinkModel:
+    """The board's side of the protocol in Python: the reference for ``boards.link.HostLink``
+    (and a stand-in board for host tests). ``engine(inputs: bytes) -> (outputs, cycles)``."""
+
+    def __init__(self, *, n_in: int, n_out: int, design: int, engine):
+        self.n_in, self.n_out, self.design, self.engine = n_in, n_out, design, engine
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> bytes:
+        """Bytes from the host in, reply bytes out."""
+        self._buffer += data
+        replies = b""
+        while True:
+            start = self._buffer.find(REQUEST_SYNC)
+            if start < 0:
+                self._buffer.clear()
+                return replies
+            del self._buffer[:start]
+            if len(self._buffer) < 4:
+                return replies
+            length = int.from_bytes(self._buffer[2:4], "little")
+            end = 4 + length + 2
+            if len(self._buffer) < end:
+                return replies
+            body = bytes(self._buffer[1:4 + length])
+            crc_ok = int.from_bytes(self._buffer[4 + length:end], "big") == crc16(body)
+            del self._buffer[:end]
+            replies += self._reply(body[0], body[3:], crc_ok)
+
+    def _reply(self, command: int, payload: bytes, crc_ok: bool) -> bytes:
+        status = Status.OK if crc_ok else Status.BAD_CRC
+        if command == Command.INFER:
+            if len(payload) != self.n_in:
+                return encode_response(Status.BAD_LENGTH)
+            outputs, cycles = self.engine(payload)
+            return encode_response(status, bytes(outputs) + int(cycles).to_bytes(4, "little"))
+        if command == Command.INFO:
+            if payload:
+                return encode_response(Status.BAD_LENGTH)
+            return encode_response(status, self.n_in.to_bytes(2, "little")
+                                   + self.n_out.to_bytes(2, "little")
+                                   + self.design.to_bytes(4, "little"))
+        return encode_response(Status.BAD_COMMAND)
+
+
+class LinkError(Exception):
+    """The board answered, but not with a usable result (a status other than OK, a reply
+    whose CRC fails, or a board whose engine is not the host's artefact)."""
+
+
+class Client:
+    """The host's side of the protocol without I/O: builds requests and decodes replies for
+    an engine with ``n_in`` input and ``n_out`` output elements of one byte each. Both the
+    serial runtime (``flows.host``) and the board-level test bench drive it."""
+
+    def __init__(self, *, n_in: int, n_out: int, in_signed: bool, out_signed: bool,
+                 design: int):
+        self.n_in, self.n_out = n_in, n_out
+        self.in_signed, self.out_signed, self.design = in_signed, out_signed, design
+
+    @classmethod
+    def for_artefact(cls, artefact) -> "Client":
+        streams = artefact.manifest["streams"]
+        return cls(n_in=streams["input"]["elements"], n_out=streams["output"]["elements"],
+                   in_signed=streams["input"]["dtype"]["signed"],
+                   out_signed=streams["output"]["dtype"]["signed"],
+                   design=design_id(p.read_bytes() for p in artefact.rtl_sources))
+
+    def info_request(self) -> bytes:
+        return encode_request(Command.INFO)
+
+    def check_info(self, response: Response) -> None:
+        self._check(response, "INFO")
+        n_in, n_out, design = response.info()
+        if (n_in, n_out) != (self.n_in, self.n_out) or design != self.design:
+            raise LinkError(f"the board runs another design: it takes {n_in} inputs and "
+                            f"gives {n_out} outputs (design id {design:08x}); this artefact "
+                            f"takes {self.n_in} and gives {self.n_out} (design id "
+                            f"{self.design:08x}); program the board with this artefact's "
+                            f"bitstream")
+
+    def infer_request(self, codes) -> bytes:
+        codes = [int(c) for c in codes]
+        if len(codes) != self.n_in:
+            raise ValueError(f"an input vector has {self.n_in} elements, not {len(codes)}")
+        return encode_request(Command.INFER, bytes(c & 0xFF for c in codes))
+
+    def decode_inference(self, response: Response) -> tuple[list[int], int]:
+        """The output codes and the engine's cycle counter of an ``INFER`` reply."""
+        self._check(response, "INFER")
+        raw, cycles = response.inference(self.n_out)
+        if self.out_signed:
+            return [b - 256 if b >= 128 else b for b in raw], cycles
+        return list(raw), cycles
+
+    @staticmethod
+    def _check(response: Response, what: str) -> None:
+        if not response.crc_ok:
+            raise LinkError(f"the reply to {what} was corrupted on the way (CRC mismatch)")
+        if response.status != Status.OK:
+            raise LinkError(f"the board answered {what} with status {response.status.name}")

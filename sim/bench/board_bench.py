@@ -1,0 +1,114 @@
+"""cocotb bench for a board top: a host on the UART pins speaking ``boards.protocol``.
+
+The clock runs at the board's frequency (``NNLOOM_CLK_HZ``) and the host's bits last exactly
+``1 / NNLOOM_BAUD`` seconds, so the board's integer baud divider meets a real host's timing
+error. The host asks ``INFO`` (the board must run this artefact), sends a request with a
+corrupted byte (the board must answer ``BAD_CRC``), then the first ``NNLOOM_SIM_LIMIT`` golden
+input vectors, and compares every output code with the golden.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import cocotb
+import numpy as np
+from cocotb.clock import Clock
+from cocotb.triggers import FallingEdge, Timer, with_timeout
+
+from boards.protocol import Client, ResponseParser, Status
+from rtl_gen.artefact import Artefact, atomic_write
+
+MAX_REPORTED = 20
+
+
+class UartHost:
+    """Bytes to the board's ``rx`` pin and from its ``tx`` pin, 8N1 at ``bit_ps``."""
+
+    def __init__(self, dut, bit_ps: int):
+        self.dut, self.bit_ps = dut, bit_ps
+        self.parser = ResponseParser()
+        self.replies = []
+        dut.rx.value = 1
+        cocotb.start_soon(self._listen())
+
+    async def send(self, data: bytes):
+        for byte in data:
+            for bit in [0, *((byte >> n) & 1 for n in range(8)), 1]:
+                self.dut.rx.value = bit
+                await Timer(self.bit_ps, unit="ps")
+
+    async def _listen(self):
+        while True:
+            await FallingEdge(self.dut.tx)
+            await Timer(self.bit_ps // 2, unit="ps")
+            if self.dut.tx.value:  # a glitch, not a start bit
+                continue
+            byte = 0
+            for n in range(8):
+                await Timer(self.bit_ps, unit="ps")
+                byte |= int(self.dut.tx.value) << n
+            await Timer(self.bit_ps, unit="ps")  # the middle of the stop bit
+            self.replies += self.parser.feed(bytes([byte]))
+
+    async def request(self, data: bytes, timeout_ms: float):
+        expected = len(self.replies) + 1
+        await self.send(data)
+        async def wait():
+            while len(self.replies) < expected:
+                await Timer(self.bit_ps, unit="ps")
+        await with_timeout(wait(), round(timeout_ms * 1e9), "ps")
+        return self.replies[expected - 1]
+
+
+@cocotb.test()
+async def board_link(dut):
+    art = Artefact(os.environ["NNLOOM_ARTEFACT"])
+    out_dir = Path(os.environ["NNLOOM_SIM_OUT"])
+    clk_hz, baud = float(os.environ["NNLOOM_CLK_HZ"]), int(os.environ["NNLOOM_BAUD"])
+    limit = int(os.environ.get("NNLOOM_SIM_LIMIT", "0")) or 4
+    vectors = art.vectors()
+    inputs, golden = vectors["inputs"][:limit], vectors["outputs"][:limit]
+    client = Client.for_artefact(art)
+
+    period_ps = 2 * round(1e12 / clk_hz / 2)  # cocotb wants an even period
+    cocotb.start_soon(Clock(dut.clk, period_ps, unit="ps").start())
+    dut.rst.value = 1
+    host = UartHost(dut, round(1e12 / baud))
+    await Timer(20 * period_ps, unit="ps")
+    dut.rst.value = 0
+    await Timer(20 * period_ps, unit="ps")
+
+    frame_ms = (client.n_in + client.n_out + 20) * 10 * 1e3 / baud
+    timeout_ms = 4 * frame_ms + 1e3 * art.manifest.get("latency_cycles", 0) * 4 / clk_hz + 1
+
+    client.check_info(await host.request(client.info_request(), timeout_ms))
+
+    corrupted = bytearray(client.infer_request(inputs[0]))
+    corrupted[4] ^= 0x01
+    reply = await host.request(bytes(corrupted), timeout_ms)
+    assert reply.status == Status.BAD_CRC, f"a corrupted request was answered {reply.status.name}"
+
+    outputs, cycles, mismatches, bad = [], [], [], 0
+    for n, (x, want) in enumerate(zip(inputs, golden)):
+        got, count = client.decode_inference(await host.request(client.infer_request(x),
+                                                                timeout_ms))
+        outputs.append(got)
+        cycles.append(count)
+        for i, (g, w) in enumerate(zip(got, want)):
+            if g != int(w):
+                bad += 1
+                if len(mismatches) < MAX_REPORTED:
+                    mismatches.append(f"vector {n}: output {i}: expected {int(w)}, got {g}")
+    summary = {"vectors": len(outputs), "mismatching_elements": bad, "mismatches": mismatches,
+               "cycles": {"max": max(cycles), "min": min(cycles)},
+               "board": os.environ.get("NNLOOM_BOARD"), "baud": baud,
+               "link_bytes_skipped": host.parser.skipped}
+    atomic_write(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    import io
+    buf = io.BytesIO()
+    np.savez(buf, outputs=np.array(outputs, dtype=np.int32), cycles=np.array(cycles))
+    atomic_write(out_dir / "outputs.npz", buf.getvalue())
+    assert bad == 0, f"{bad} output codes differ from the golden: {'; '.join(mismatches[:5])}"

@@ -1,0 +1,44 @@
+"""The board top of each bitstream, simulated through its UART pins with the host protocol."""
+
+import shutil
+
+import numpy as np
+import pytest
+
+from boards import BOARDS
+from flows.board_sim import run_board_sim
+from frontends.vectors import golden_vectors
+from rtl_gen.artefact import Artefact
+from rtl_gen.emit import write_artefact
+
+pytestmark = pytest.mark.sim
+
+
+@pytest.fixture(scope="module")
+def artefact(mlp_graph, tmp_path_factory):
+    return Artefact(write_artefact(mlp_graph, tmp_path_factory.mktemp("board") / "mlp",
+                                   vectors=golden_vectors(mlp_graph, random=2), lanes=2))
+
+
+@pytest.mark.parametrize("board", sorted(BOARDS))
+def test_golden_through_the_uart(artefact, board):
+    result = run_board_sim(artefact, board, limit=3)
+    assert result.passed, result.mismatches
+    assert result.vectors == 3 and result.mismatching_elements == 0
+    outputs = np.load(artefact.path / "sim" / f"board-{board}" / "outputs.npz")["outputs"]
+    assert (outputs == artefact.vectors()["outputs"][:3]).all()
+    # the engine's counter runs from the first input byte (the UART's pace) to the last output
+    assert result.cycles > artefact.manifest["latency_cycles"]
+
+
+def test_a_wrong_golden_fails(artefact, tmp_path):
+    broken = Artefact(shutil.copytree(artefact.path, tmp_path / "mlp"))
+    vectors = dict(broken.vectors())
+    vectors["outputs"] = vectors["outputs"].copy()
+    vectors["outputs"][1, 2] += 1
+    np.savez(broken.path / "vectors" / "golden.npz", **vectors)
+    result = run_board_sim(broken, "icebreaker", limit=2,
+                           build_root=artefact.path / "sim" / "board-icebreaker" / "build")
+    assert not result.passed
+    expected = int(vectors["outputs"][1, 2])
+    assert f"vector 1: output 2: expected {expected}, got {expected - 1}" in result.mismatches[0]
