@@ -34,8 +34,9 @@ def _user_errors():
     from sim.runner import SimError
 
     from .build import BuildError
+    from .host import HostError
     from .tools import MissingTool
-    return (ModelError, ArtefactError, SimError, BuildError, MissingTool, _Fail)
+    return (ModelError, ArtefactError, SimError, BuildError, MissingTool, HostError, _Fail)
 
 
 # Engine command modules (``flows/commands/<engine>.py``): each has ``register(app, bench_app)``
@@ -268,15 +269,76 @@ def sim(artefact: Path = typer.Argument(..., help="Artefact folder from `nnloom 
         simulator: str = typer.Option("verilator", help="verilator or icarus."),
         waves: bool = typer.Option(False, help="Keep a waveform in sim/."),
         backpressure: bool = typer.Option(False, help="Random input gaps and output stalls."),
-        limit: int = typer.Option(0, help="Simulate only the first N vectors (0: all).")):
+        limit: int = typer.Option(0, help="Simulate only the first N vectors (0: all)."),
+        board: Optional[str] = typer.Option(None, help="Simulate the board top of this board "
+                                            "instead: the host protocol on its UART pins.")):
     """Simulate the Verilog against the golden vectors, bit for bit."""
     def body():
+        if board:
+            from boards import get_board
+            from flows.board_sim import run_board_sim
+            from sim.runner import SimError
+            try:
+                get_board(board)
+            except ValueError as exc:
+                raise _Fail(str(exc)) from None
+            with console.status(f"simulating the {board} board top through its UART…"):
+                result = run_board_sim(artefact, board, limit=limit or 4, waves=waves)
+            if not result.passed:
+                raise SimError(f"board-level simulation on {board} does not match the golden:\n"
+                               + "\n".join(result.mismatches[:20]))
+            console.print(f"[green]PASS[/] {board}: {result.vectors} vectors through the UART "
+                          f"host link, bit-exact; results: {result.results_xml}")
+            return
         art, result = _sim(artefact, simulator=simulator, waves=waves,
                            backpressure=backpressure, limit=limit)
         console.print(f"[green]PASS[/] {result.vectors} vectors bit-exact; "
                       f"{result.cycles} cycles per inference; results: {result.results_xml}")
         if result.waves:
             console.print(f"waves: {result.waves}")
+    _run(body)
+
+
+# --- run, program ------------------------------------------------------------------------------
+
+@app.command()
+def run(artefact: Path = typer.Argument(..., help="Artefact folder whose bitstream the board runs."),
+        port: str = typer.Option(..., help="Serial port of the board, e.g. /dev/ttyUSB0."),
+        baud: int = typer.Option(115200, help="Baud rate of the host link."),
+        limit: int = typer.Option(0, help="Only the first N golden vectors (0: all)."),
+        timeout: float = typer.Option(2.0, help="Seconds to wait for each reply.")):
+    """Run the golden inputs on a programmed board and check its outputs."""
+    def body():
+        from .host import run_on_board
+        with console.status(f"running on the board at {port}…"):
+            result = run_on_board(artefact, port, baud=baud, limit=limit, timeout=timeout)
+        if not result.passed:
+            raise _Fail(f"the board's outputs differ from the golden in "
+                        f"{result.mismatching_elements} elements:\n"
+                        + "\n".join(result.mismatches))
+        console.print(f"[green]PASS[/] {result.vectors} vectors on the board equal the golden; "
+                      f"engine cycles {min(result.cycles)}–{max(result.cycles)}; "
+                      f"{result.retries} retries; {result.seconds:.1f} s")
+    _run(body)
+
+
+@app.command()
+def program(artefact: Path = typer.Argument(..., help="Artefact folder with a built bitstream."),
+            board: str = typer.Option("icebreaker", help="Board to program."),
+            dry_run: bool = typer.Option(False, help="Print the command, do not run it.")):
+    """Load the bitstream onto a board with openFPGALoader, iceprog or dfu-util."""
+    def body():
+        import shlex
+
+        from boards import get_board
+
+        from .host import program as program_board
+        try:
+            get_board(board)
+        except ValueError as exc:
+            raise _Fail(str(exc)) from None
+        command = program_board(artefact, board, dry_run=dry_run)
+        console.print(("would run: " if dry_run else "programmed: ") + shlex.join(command))
     _run(body)
 
 

@@ -1,0 +1,137 @@
+"""`nnloom run` and `nnloom program` against a stand-in board on a pseudo-terminal."""
+
+import os
+import pty
+import threading
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from boards.protocol import LinkModel, design_id
+from flows.cli import app
+from flows.host import HostError, program, run_on_board
+from frontends.vectors import golden_vectors
+from rtl_gen.artefact import Artefact
+from rtl_gen.emit import write_artefact
+
+
+@pytest.fixture(scope="module")
+def artefact(mlp_graph, tmp_path_factory):
+    return Artefact(write_artefact(mlp_graph, tmp_path_factory.mktemp("host") / "mlp",
+                                   vectors=golden_vectors(mlp_graph, random=3), lanes=2))
+
+
+class FakeBoard:
+    """A board on a pty: answers with ``LinkModel`` and an engine that looks its outputs up in
+    ``table`` (input bytes -> output codes); ``corrupt`` replies get one byte flipped."""
+
+    def __init__(self, artefact, table, *, design=None, corrupt=()):
+        manifest = artefact.manifest["streams"]
+        self.calls = 0
+        self.corrupt = set(corrupt)
+
+        def engine(inputs):
+            return bytes(int(v) & 0xFF for v in table[bytes(inputs)]), 1234
+        self.model = LinkModel(
+            n_in=manifest["input"]["elements"], n_out=manifest["output"]["elements"],
+            design=design if design is not None else design_id(
+                p.read_bytes() for p in artefact.rtl_sources),
+            engine=engine)
+        self.master, slave = pty.openpty()
+        self.port = os.ttyname(slave)
+        self._slave = slave
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self):
+        while True:
+            try:
+                data = os.read(self.master, 4096)
+            except OSError:
+                return
+            reply = bytearray(self.model.feed(data))
+            if reply:
+                if self.calls in self.corrupt:
+                    reply[5] ^= 0xFF
+                self.calls += 1
+                os.write(self.master, bytes(reply))
+
+    def close(self):
+        os.close(self.master)
+        os.close(self._slave)
+
+
+def golden_table(artefact, wrong=None):
+    v = artefact.vectors()
+    table = {bytes(int(c) & 0xFF for c in x): list(y) for x, y in zip(v["inputs"], v["outputs"])}
+    if wrong is not None:
+        key = bytes(int(c) & 0xFF for c in v["inputs"][wrong])
+        table[key] = [table[key][0] + 1, *table[key][1:]]
+    return table
+
+
+def test_run_checks_every_vector_and_retries_corrupted_replies(artefact):
+    board = FakeBoard(artefact, golden_table(artefact), corrupt={2})
+    try:
+        result = run_on_board(artefact, board.port, timeout=2)
+    finally:
+        board.close()
+    v = artefact.vectors()
+    assert result.passed and result.vectors == len(v["inputs"])
+    assert result.retries == 1 and set(result.cycles) == {1234}
+    assert np.array_equal(np.array(result.outputs), v["outputs"])
+
+
+def test_run_reports_a_wrong_output(artefact):
+    board = FakeBoard(artefact, golden_table(artefact, wrong=1))
+    try:
+        result = run_on_board(artefact, board.port, limit=3)
+    finally:
+        board.close()
+    want = int(artefact.vectors()["outputs"][1][0])
+    assert not result.passed
+    assert result.mismatches == [f"vector 1: output 0: expected {want}, got {want + 1}"]
+
+
+def test_run_refuses_another_design(artefact):
+    board = FakeBoard(artefact, golden_table(artefact), design=0x1234)
+    try:
+        with pytest.raises(HostError, match=r"the board runs another design: .*design id "
+                                            r"00001234.*program the board"):
+            run_on_board(artefact, board.port)
+    finally:
+        board.close()
+
+
+def test_cli_run_and_errors(artefact, tmp_path):
+    board = FakeBoard(artefact, golden_table(artefact))
+    try:
+        result = CliRunner().invoke(app, ["run", str(artefact.path), "--port", board.port,
+                                          "--limit", "2"])
+    finally:
+        board.close()
+    assert result.exit_code == 0, result.output
+    assert "PASS 2 vectors on the board equal the golden" in result.output
+    result = CliRunner().invoke(app, ["run", str(artefact.path), "--port",
+                                      str(tmp_path / "ttyNONE")])
+    assert result.exit_code == 1
+    assert "cannot open serial port" in result.output
+
+
+def test_program_needs_a_bitstream_and_a_programmer(artefact, tmp_path, monkeypatch):
+    with pytest.raises(HostError, match=r"^no bitstream for icebreaker in .*: run `nnloom "
+                                        r"build .* --board icebreaker` first$"):
+        program(artefact, "icebreaker")
+    build = artefact.path / "build" / "icebreaker"
+    build.mkdir(parents=True)
+    (build / "top.bin").write_bytes(b"\0" * 16)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no programmer anywhere
+    with pytest.raises(HostError, match=r"^no programmer for icebreaker is installed: nnloom "
+                                        r"uses openFPGALoader \(apt-get install openfpgaloader\)"
+                                        r" or iceprog \(apt-get install fpga-icestorm\)$"):
+        program(artefact, "icebreaker")
+    fake = tmp_path / "iceprog"
+    fake.write_text("#!/bin/sh\nexit 0\n")
+    fake.chmod(0o755)
+    assert program(artefact, "icebreaker") == [str(fake), str(build / "top.bin")]
