@@ -72,3 +72,34 @@ def test_signed_bits():
     assert signed_bits(-129, 0) == 9
     assert signed_bits(0, 128) == 9
     assert signed_bits(0, 0) == 1
+
+
+def test_rounding_modes_at_ties_and_signs():
+    from frontends.fixedpoint import rounded_div
+    acc = np.array([-7, -6, -5, -3, -1, 1, 3, 5, 6, 7])  # /2: ties at every odd value
+    assert requantize(acc, 1, 1, 0, -99, 99, "half_even").tolist() == \
+        [-4, -3, -2, -2, 0, 0, 2, 2, 3, 4]
+    assert requantize(acc, 1, 1, 0, -99, 99, "half_up").tolist() == \
+        [-3, -3, -2, -1, 0, 1, 2, 3, 3, 4]
+    assert requantize(acc, 1, 1, 0, -99, 99, "floor").tolist() == \
+        [-4, -3, -3, -2, -1, 0, 1, 2, 3, 3]
+    assert requantize(acc, 1, 1, 0, -99, 99, "ceil").tolist() == \
+        [-3, -3, -2, -1, 0, 1, 2, 3, 3, 4]
+    for mode in ("half_even", "half_up", "floor", "ceil"):
+        assert (rounded_div(acc, 2, mode) == requantize(acc, 1, 1, 0, -99, 99, mode)).all()
+    assert rounded_div(np.array([15, 21, -15]), 6, "half_even").tolist() == [2, 4, -2]
+
+
+def test_qonnx_rounding_table():
+    """The table of docs/qonnx-custom-ops/quant_op.md, row by row."""
+    from frontends.fixedpoint import round_qonnx
+    x = np.array([5.5, 2.5, 1.6, 1.1, 1.0, -1.0, -1.1, -1.6, -2.5, -5.5])
+    table = {"ROUND": [6, 2, 2, 1, 1, -1, -1, -2, -2, -6],
+             "CEIL": [6, 3, 2, 2, 1, -1, -1, -1, -2, -5],
+             "FLOOR": [5, 2, 1, 1, 1, -1, -2, -2, -3, -6],
+             "UP": [6, 3, 2, 2, 1, -1, -2, -2, -3, -6],
+             "DOWN": [5, 2, 1, 1, 1, -1, -1, -1, -2, -5],
+             "HALF_UP": [6, 3, 2, 1, 1, -1, -1, -2, -3, -6],
+             "HALF_DOWN": [5, 2, 2, 1, 1, -1, -1, -2, -2, -5]}
+    for mode, want in table.items():
+        assert round_qonnx(x, mode).tolist() == want, mode
