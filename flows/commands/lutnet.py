@@ -231,3 +231,134 @@ def register(app, bench_app):
         def body():
             run_bench(out, width=width, height=height, synth=synth, console=cli.console)
         cli.run_command(body)
+
+
+# --- nnloom bench lutnet -------------------------------------------------------------------
+
+# (engine, table file, interval bits, family, table read ports); ECP5 block RAM is dual-port.
+BENCH_CONFIGS = (
+    ("srlut-S-6bit", "Model_S_x4_5bit", 6, "ice40", 1),
+    ("srlut-S-6bit", "Model_S_x4_5bit", 6, "ecp5", 2),
+    ("srlut-S-5bit", "Model_S_x4_5bit", 5, "ecp5", 1),
+    ("srlut-F-4bit", "Model_F_x4_4bit", 4, "ecp5", 2),
+)
+RAM_KEYS = ("ICESTORM_RAM", "ICESTORM_SPRAM", "DP16KD")
+LUT_KEYS = ("ICESTORM_LC", "TRELLIS_COMB")
+
+
+def frame_cycles(plan, *, width: int, height: int, ports: int) -> int:
+    """Steady frame period of the engine (cycles): one LR pixel per max(steps, r²) cycles
+    plus refilling p+1 rows between frames (the bound checked in the Verilator test)."""
+    steps = 4 * -(-(plan.n + 1) // ports)
+    return width * height * max(steps, plan.scale ** 2) + (plan.radius + 1) * (width + 2)
+
+
+def _data_dir() -> Path:
+    return Path(__file__).resolve().parents[2] / "../shared/data"
+
+
+def side_by_side(lr: np.ndarray, images: dict[str, np.ndarray], path: Path) -> None:
+    """LR (nearest), then each named HR-size image, in one row with captions (matplotlib)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    r = next(iter(images.values())).shape[0] // lr.shape[0]
+    panels = {"low resolution (nearest ×%d)" % r: np.kron(lr, np.ones((r, r, 1), np.uint8))}
+    panels.update(images)
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.6))
+    for ax, (title, img) in zip(axes, panels.items()):
+        ax.imshow(img, interpolation="nearest")
+        ax.set_title(title, fontsize=8)
+        ax.axis("off")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def run_bench(out: Path, *, width: int, height: int, synth: bool, console) -> dict:
+    from rich.table import Table
+    from PIL import Image
+
+    from rtl_gen.artefact import atomic_write
+    from rtl_gen.emit import emit_verilog
+    from rtl_gen.lutnet.artefact import TOP
+    from rtl_gen.lutnet.hklut import load_hklut_dir
+    from rtl_gen.lutnet.metrics import bicubic_upscale, psnr_y
+    from rtl_gen.lutnet.tables import load_srlut_table
+    from flows import cli
+
+    data = _data_dir()
+    if not (data / "srlut").is_dir():
+        raise cli.UserError(f"reference tables not found at {data.resolve()}; clone "
+                            f"../shared beside the repository")
+    names = ("baby", "bird", "butterfly", "head", "woman")
+    set5 = [(np.asarray(Image.open(data / "set5" / f"{n}_LRx4.png").convert("RGB")),
+             np.asarray(Image.open(data / "set5" / f"{n}_HR.png").convert("RGB")))
+            for n in names]
+    plans = {"srlut-S-4bit": load_srlut_table(data / "srlut/Model_S_x4_4bit_int8.npy"),
+             "srlut-F-4bit": load_srlut_table(data / "srlut/Model_F_x4_4bit_int8.npy")}
+    plans["srlut-S-5bit"] = plans["srlut-S-4bit"].resampled(5)
+    plans["srlut-S-6bit"] = plans["srlut-S-4bit"].resampled(6)
+    hklut = load_hklut_dir(data / "hklut")
+    quality = {"bicubic": float(np.mean([psnr_y(h, bicubic_upscale(l, 4)) for l, h in set5]))}
+    for name, plan in {**plans, "hklut-S": hklut}.items():
+        quality[name] = float(np.mean([psnr_y(h, plan.reference(l)) for l, h in set5]))
+
+    lr, hr = set5[2]
+    side_by_side(lr, {f"bicubic {psnr_y(hr, bicubic_upscale(lr, 4)):.2f} dB":
+                      bicubic_upscale(lr, 4),
+                      f"nnloom SR-LUT-S 5-bit {psnr_y(hr, plans['srlut-S-5bit'].reference(lr)):.2f} dB":
+                      plans["srlut-S-5bit"].reference(lr),
+                      f"nnloom HKLUT-S (golden) {psnr_y(hr, hklut.reference(lr)):.2f} dB":
+                      hklut.reference(lr), "high resolution": hr},
+                 out / "side_by_side.png")
+
+    rows = []
+    for engine, _table, bits, family, ports in BENCH_CONFIGS:
+        plan = plans[engine]
+        cycles = frame_cycles(plan, width=width, height=height, ports=ports)
+        row = {"engine": engine, "board": {"ice40": "iCEBreaker (UP5K)",
+                                           "ecp5": "ECP5-85F"}[family],
+               "family": family, "ports": ports, "table_bytes": plan.table_bytes,
+               "hr_px_per_cycle": plan.scale ** 2 * width * height / cycles,
+               "frame_cycles": cycles, "psnr_set5": quality[engine]}
+        if synth:
+            from flows.synth import synthesize
+            folder = out / f"{engine}-{family}-p{ports}"
+            folder.mkdir(parents=True, exist_ok=True)
+            src = folder / f"{TOP}.v"
+            atomic_write(src, emit_verilog(plan.create(width=width, height=height,
+                                                       ports=ports), TOP))
+            with console.status(f"synthesizing {engine} for {family}…"):
+                try:
+                    rep = synthesize([src], TOP, family=family, out_dir=folder / "pnr")
+                except Exception as exc:  # reported per row; the others still run
+                    row["error"] = str(exc).splitlines()[0]
+                else:
+                    util = rep.utilisation
+                    row.update(lut4=rep.lut4, ff=rep.ff, fmax_mhz=rep.fmax_mhz,
+                               ram={k: util[k]["used"] for k in RAM_KEYS if k in util},
+                               fps=rep.fmax_mhz * 1e6 / cycles)
+        rows.append(row)
+    report = {"frame": [width, height], "scale": 4, "quality_set5_x4_psnr_y": quality,
+              "engines": rows, "hklut": {"table_bytes": hklut.table_bytes,
+                                         "rtl": "golden only (no streaming RTL yet)"}}
+    atomic_write(out / "bench.json", json.dumps(report, indent=2) + "\n")
+
+    t = Table(title=f"nnloom bench lutnet: {width}×{height} → {4 * width}×{4 * height}")
+    for col in ("engine", "board", "table B", "RAM", "LUT4", "Fmax MHz", "HR px/cyc",
+                "fps", "Set5 dB"):
+        t.add_column(col)
+    for row in rows:
+        ram = ", ".join(f"{k} {v}" for k, v in row.get("ram", {}).items()) or "—"
+        t.add_row(row["engine"], row["board"], str(row["table_bytes"]),
+                  ram if "error" not in row else "failed: " + row["error"][:40],
+                  str(row.get("lut4", "—")),
+                  f"{row['fmax_mhz']:.1f}" if "fmax_mhz" in row else "—",
+                  f"{row['hr_px_per_cycle']:.2f}",
+                  f"{row['fps']:.1f}" if "fps" in row else "—", f"{row['psnr_set5']:.2f}")
+    console.print(t)
+    console.print("Set5 ×4 PSNR-Y: " + ", ".join(f"{k} {v:.2f}" for k, v in quality.items()))
+    console.print(f"side by side: {out / 'side_by_side.png'}; figures: {out / 'bench.json'}")
+    return report

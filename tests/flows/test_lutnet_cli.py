@@ -1,0 +1,61 @@
+"""``nnloom lutnet sr``, ``nnloom generate --engine lutnet``: golden path and errors."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from flows.cli import app
+from rtl_gen.lutnet.tables import load_srlut_table
+
+DATA = Path(__file__).resolve().parents[2] / "../shared/data"
+runner = CliRunner()
+
+
+@pytest.fixture
+def table5():
+    path = DATA / "srlut/Model_S_x4_5bit_int8.npy"
+    if not path.is_file():
+        pytest.skip(f"reference data not found at {DATA.resolve()}")
+    return path
+
+
+def test_sr_golden_writes_the_upscaled_image(tmp_path, table5):
+    from skimage import data as skdata
+    lr = skdata.astronaut()[100:120, 200:230]
+    Image.fromarray(lr).save(tmp_path / "in.png")
+    res = runner.invoke(app, ["lutnet", "sr", "--tables", str(table5), "--image",
+                              str(tmp_path / "in.png"), "-o", str(tmp_path / "out.png")])
+    assert res.exit_code == 0, res.output
+    out = np.asarray(Image.open(tmp_path / "out.png"))
+    assert out.shape == (80, 120, 3)
+    np.testing.assert_array_equal(out, load_srlut_table(table5).reference(lr))
+
+
+def test_sr_errors_name_the_file(tmp_path, table5):
+    res = runner.invoke(app, ["lutnet", "sr", "--tables", str(tmp_path / "no.npy"),
+                              "--image", "x.png", "-o", str(tmp_path / "o.png")])
+    assert res.exit_code == 1
+    assert "error:" in res.output and "no.npy: no such table file" in res.output
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    res = runner.invoke(app, ["lutnet", "sr", "--tables", str(table5), "--image",
+                              str(tmp_path / "bad.png"), "-o", str(tmp_path / "o.png")])
+    assert res.exit_code == 1 and "bad.png: not an image PIL can read" in res.output
+
+
+def test_generate_engine_lutnet_is_deterministic(tmp_path, table5):
+    small = load_srlut_table(table5).resampled(6)
+    np.save(tmp_path / "s6.npy", small.table)
+    texts = []
+    for name in ("a", "b"):
+        res = runner.invoke(app, ["generate", str(tmp_path / "s6.npy"), "--engine", "lutnet",
+                                  "-o", str(tmp_path / name)])
+        assert res.exit_code == 0, res.output
+        texts.append((tmp_path / name / "rtl" / "nnloom_lutnet.v").read_bytes())
+    assert texts[0] == texts[1]
+    import json
+    m = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    assert m["engine"] == "lutnet" and m["sim"]["bench"] == "sim.bench.lutnet_bench"
+    assert m["parameters"]["interval_bits"] == 6
