@@ -217,9 +217,18 @@ class GemmEngine(wiring.Component):
 
         # ADD's operands (POST overrides y/p in its EXEC cycle)
         m.d.comb += [post.y.eq(addp["y"]), post.p.eq(addp["q"]), post.i.eq(addp["i"])]
+        def restart():
+            """Writing memories through ``load`` (between inferences) restarts the program;
+            the sequencer is then in FETCH, EXEC (of a NOP: empty memory) or LOADING."""
+            if self.loadable:
+                with m.If(self.load.valid):
+                    m.d.sync += pc.eq(0)
+                    m.next = "FETCH"
+
         with m.FSM(name="seq"):
             with m.State("FETCH"):
                 m.next = "EXEC"
+                restart()
             with m.State("EXEC"):
                 def advance():
                     m.d.sync += pc.eq(pc + 1)
@@ -275,6 +284,7 @@ class GemmEngine(wiring.Component):
                         m.next = "FETCH"
                     with m.Default():
                         advance()
+                restart()
             with m.State("LOADING"):
                 m.d.comb += [loading.eq(1), self.i.ready.eq(~act_load)]
                 with m.If(self.i.valid & ~act_load):
@@ -282,6 +292,7 @@ class GemmEngine(wiring.Component):
                     with m.If(j == n_reg - 1):
                         m.d.sync += pc.eq(pc + 1)
                         m.next = "FETCH"
+                restart()
             with m.State("POSTING"):
                 with m.If(~post.busy):
                     m.d.sync += pc.eq(pc + 1)

@@ -1,0 +1,118 @@
+"""Writes a compiled program as an artefact directory (same shape as ``rtl_gen.emit``).
+
+``write_gemm_artefact(program, out, vectors=...)`` writes ``rtl/nnloom_gemm.v``,
+``manifest.json`` (``"engine": "gemm"``, the bench ``sim.bench.gemm_bench``, per-layer model
+cycles and the instruction range of each layer), ``program.asm`` and ``vectors/golden.npz``.
+With ``loadable`` the Verilog has empty memories and a ``load`` port, and
+``vectors/images.npz`` holds the memory images the bench writes through it first: the
+Verilog then depends only on the config, so one simulator build serves every program.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from rtl_gen.artefact import MANIFEST_VERSION, atomic_directory, atomic_write
+from rtl_gen.emit import _ports, emit_verilog
+
+from . import model
+from .compiler import Program, program_images
+from .engine import GemmEngine, MEMS, load_width
+
+__all__ = ["write_gemm_artefact", "TOP"]
+
+TOP = "nnloom_gemm"
+RTL_MTIME = 946684800  # 2000-01-01
+
+
+def _dtype(t) -> dict:
+    return {"width": t.width, "signed": t.signed}
+
+
+def create_engine(program: Program, *, loadable: bool = False) -> GemmEngine:
+    return GemmEngine(program.config, in_dtype=program.in_dtype, out_dtype=program.out_dtype,
+                      images=None if loadable else program_images(program), loadable=loadable)
+
+
+def _npz(arrays: dict) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **{k: arrays[k] for k in sorted(arrays)})
+    return buf.getvalue()
+
+
+def manifest_for(program: Program, component, *, design: str, loadable: bool,
+                 extra: dict | None = None) -> dict:
+    graph = program.graph
+    sched = model.schedule(program)
+    x_t, y_t = graph.tensor(graph.inputs[0]), graph.tensor(graph.outputs[0])
+    manifest = {
+        "manifest_version": MANIFEST_VERSION,
+        "design": design,
+        "engine": "gemm",
+        "top": TOP,
+        "rtl": [f"{TOP}.v"],
+        "source": {"model": graph.name, "sha256": graph.source_sha256},
+        "clock": {"name": "clk", "reset": "rst", "reset_active": "high"},
+        "ports": _ports(component),
+        "streams": {
+            "payload": {"data": [0, 8], "last": 8},
+            "input": {"port": "i", "elements": program.n_in, "dtype": _dtype(x_t.dtype),
+                      "tensor": graph.inputs[0]},
+            "output": {"port": "o", "elements": program.n_out, "dtype": _dtype(y_t.dtype),
+                       "tensor": graph.outputs[0]},
+        },
+        "parameters": program.config.to_json(),
+        "layers": [{"name": l.name, "op": l.source_op or l.op, "m": l.m, "k": l.k,
+                    "outputs": l.n, "groups": l.groups, "n_dsp": l.n_dsp, "n_lut": l.n_lut,
+                    "lut_error": round(l.lut_error, 6), "macs": l.macs,
+                    "cycles": l.model_cycles, "instructions": [l.first, l.last]}
+                   for l in program.layers],
+        "latency_cycles": sched.cycles,
+        "perf": {"busy": sched.busy, "stall": sched.stall, "wait": sched.wait},
+        "fetch_cycles": sched.fetch,
+        "macs": program.macs(),
+        "instructions": len(program.instrs),
+        "sim": {"bench": "sim.bench.gemm_bench"},
+        "gemm": {"loadable": loadable, "load_width": load_width(program.config),
+                 "mems": MEMS},
+        "quant": {
+            "input": {"scale": float(np.asarray(x_t.quant.scale).reshape(-1)[0]),
+                      "zero_point": int(np.asarray(x_t.quant.zero_point).reshape(-1)[0])},
+            "output": {"scale": float(np.asarray(y_t.quant.scale).reshape(-1)[0]),
+                       "zero_point": int(np.asarray(y_t.quant.zero_point).reshape(-1)[0])},
+        } if x_t.quant is not None and y_t.quant is not None else {},
+    }
+    if extra:
+        manifest.update(extra)
+    return manifest
+
+
+def write_gemm_artefact(program: Program, out_dir: str | Path, *, vectors: dict,
+                        loadable: bool = False, extra: dict | None = None,
+                        verilog_text: str | None = None) -> Path:
+    """Write the artefact of ``program`` to ``out_dir`` atomically; returns its path.
+    ``verilog_text`` reuses Verilog already emitted for the same config (loadable only)."""
+    component = create_engine(program, loadable=loadable)
+    if verilog_text is None:
+        verilog_text = emit_verilog(component, TOP)
+    out_dir = Path(out_dir)
+    manifest = manifest_for(program, component, design=out_dir.name, loadable=loadable,
+                            extra=extra)
+    images = {k: np.array([int(v) for v in words], dtype=object).astype(str)
+              for k, words in program_images(program).items()}
+    with atomic_directory(out_dir) as tmp:
+        atomic_write(tmp / "rtl" / f"{TOP}.v", verilog_text)
+        # Same bytes, same time stamp: cocotb's runner rebuilds when a source is newer than
+        # its build, and loadable artefacts of one config share a build.
+        os.utime(tmp / "rtl" / f"{TOP}.v", (RTL_MTIME, RTL_MTIME))
+        atomic_write(tmp / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True)
+                     + "\n")
+        atomic_write(tmp / "program.asm", program.listing())
+        atomic_write(tmp / "vectors" / "golden.npz", _npz(vectors))
+        atomic_write(tmp / "vectors" / "images.npz", _npz(images))
+    return out_dir

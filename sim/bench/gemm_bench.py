@@ -1,0 +1,138 @@
+"""cocotb bench for the GEMM overlay (``rtl_gen.gemm``).
+
+For a ``loadable`` artefact it first writes every memory image (``vectors/images.npz``)
+through the ``load`` port. Then, like ``stream_bench``, it streams every golden input
+vector, compares every output element bit for bit, and checks the cycle counter and the
+perf counters against the model (manifest) when there is no back-pressure. During the first
+inference it records the cycle of every change of ``pc``, so ``summary.json`` holds the
+RTL's cycles per layer beside the model's.
+
+Environment: as ``stream_bench`` (``NNLOOM_ARTEFACT``, ``NNLOOM_BACKPRESSURE``,
+``NNLOOM_SIM_OUT``, ``NNLOOM_SEED``, ``NNLOOM_SIM_LIMIT``).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+from pathlib import Path
+
+import cocotb
+import numpy as np
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge
+
+from rtl_gen.artefact import Artefact, atomic_write
+from sim.bench.stream_bench import MAX_REPORTED, _receive, _send
+
+PERF = [(c, w) for c in ("dsp", "lut") for w in ("busy", "stall", "wait")]
+
+
+async def _load_images(dut, artefact: Artefact, manifest: dict):
+    mems = manifest["gemm"]["mems"]
+    with np.load(artefact.path / "vectors" / "images.npz") as f:
+        images = {k: [int(v) for v in f[k]] for k in f.files}
+    dut.load__valid.value = 1
+    for name, words in images.items():
+        code = mems[name]
+        for addr, word in enumerate(words):
+            dut.load__payload.value = code | (addr << 3) | (word << 19)
+            await FallingEdge(dut.clk)
+    dut.load__valid.value = 0
+
+
+async def _trace_pc(dut, trace: list, stop: list):
+    while not stop:
+        await RisingEdge(dut.clk)
+        trace.append(int(dut.pc.value.to_unsigned()))
+
+
+@cocotb.test()
+async def outputs_match_golden(dut):
+    artefact = Artefact(os.environ["NNLOOM_ARTEFACT"])
+    manifest = artefact.manifest
+    vectors = artefact.vectors()
+    inputs, expected = vectors["inputs"], vectors["outputs"]
+    limit = int(os.environ.get("NNLOOM_SIM_LIMIT", "0") or 0)
+    if limit:
+        inputs, expected = inputs[:limit], expected[:limit]
+    backpressure = os.environ.get("NNLOOM_BACKPRESSURE") == "1"
+    gaps = random.Random(int(os.environ.get("NNLOOM_SEED", "1"))) if backpressure else None
+    in_dtype = manifest["streams"]["input"]["dtype"]
+    out_dtype = manifest["streams"]["output"]["dtype"]
+    last_layer = manifest["layers"][-1]
+    out_tensor = manifest["streams"]["output"]["tensor"]
+
+    Clock(dut.clk, 10, unit="ns").start()
+    dut.rst.value = 1
+    dut.i__valid.value = 0
+    dut.o__ready.value = 0
+    if manifest["gemm"]["loadable"]:
+        dut.load__valid.value = 0
+    await ClockCycles(dut.clk, 3)
+    await FallingEdge(dut.clk)
+    dut.rst.value = 0
+    if manifest["gemm"]["loadable"]:
+        await _load_images(dut, artefact, manifest)
+    await FallingEdge(dut.clk)
+
+    got = np.zeros_like(expected)
+    cycles = np.zeros(len(inputs), dtype=np.int64)
+    perf = np.zeros((len(inputs), len(PERF)), dtype=np.int64)
+    mismatches: list[str] = []
+    mismatch_count = 0
+    trace: list[int] = []
+    stop: list[bool] = []
+    for n, vector in enumerate(inputs):
+        if n == 0:
+            cocotb.start_soon(_trace_pc(dut, trace, stop))
+        await _send(dut, vector, in_dtype["width"], gaps)
+        out, lasts = await _receive(dut, expected.shape[1], out_dtype, gaps)
+        if n == 0:
+            stop.append(True)
+        got[n] = out
+        cycles[n] = dut.cycles.value.to_unsigned()
+        perf[n] = [getattr(dut, f"perf_{c}_{w}").value.to_unsigned() for c, w in PERF]
+        if lasts != [0] * (len(lasts) - 1) + [1]:
+            mismatches.append(f"vector {n}: 'last' flags {lasts}, expected only on the final "
+                              f"element")
+        for index in np.flatnonzero(got[n] != expected[n]):
+            mismatch_count += 1
+            if len(mismatches) < MAX_REPORTED:
+                mismatches.append(
+                    f"vector {n}: layer '{last_layer['name']}' ({last_layer['op']}) output "
+                    f"'{out_tensor}'[{index}]: expected {expected[n, index]}, "
+                    f"got {got[n, index]}")
+
+    # cycle of the first fetch of every instruction index during the first inference
+    first_seen: dict[int, int] = {}
+    for cycle, pc in enumerate(trace):
+        first_seen.setdefault(pc, cycle)
+    layers = []
+    for layer in manifest["layers"]:
+        a, b = layer["instructions"]
+        rtl = first_seen[b] - first_seen[a] if a in first_seen and b in first_seen else None
+        layers.append({"name": layer["name"], "model": layer["cycles"], "rtl": rtl})
+
+    out_dir = Path(os.environ.get("NNLOOM_SIM_OUT", artefact.path / "sim"))
+    buf = io.BytesIO()
+    np.savez(buf, outputs=got, cycles=cycles, perf=perf)
+    atomic_write(out_dir / "outputs.npz", buf.getvalue())
+    perf_rtl = {f"{c}_{w}": int(perf[0, i]) for i, (c, w) in enumerate(PERF)}
+    perf_model = {f"{c}_{w}": int(manifest["perf"][w][c]) for c, w in PERF}
+    summary = {"vectors": int(len(inputs)), "mismatching_elements": mismatch_count,
+               "mismatches": mismatches, "backpressure": backpressure,
+               "cycles": {"min": int(cycles.min()), "max": int(cycles.max())},
+               "expected_latency": manifest["latency_cycles"], "layers": layers,
+               "perf": {"rtl": perf_rtl, "model": perf_model}}
+    atomic_write(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+
+    assert not mismatches, "RTL differs from the golden model:\n" + "\n".join(mismatches)
+    if not backpressure:
+        assert (cycles == manifest["latency_cycles"]).all(), (
+            f"cycles per inference {sorted(set(cycles.tolist()))} differ from the latency "
+            f"model's {manifest['latency_cycles']}")
+        assert perf_rtl == perf_model, f"perf counters {perf_rtl} differ from the model's " \
+                                       f"{perf_model}"
