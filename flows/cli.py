@@ -433,6 +433,21 @@ def flow(model: Path = typer.Argument(..., help="Quantized ONNX model."),
         float_acc = _float_accuracy(reference, x, y)
         _print_summary(art, report, result, float_acc, golden_acc, rtl_acc, n,
                        time.monotonic() - t0)
+        from .report import write_report
+        html_path, _ = write_report(art, accuracy={"float": float_acc, "golden": golden_acc,
+                                                   "rtl": rtl_acc, "samples": n})
+        console.print(f"report: {html_path}")
+    _run(body)
+
+
+@app.command()
+def report(artefact: Path = typer.Argument(..., help="Artefact folder.")):
+    """Write report.html (one self-contained page: accuracy, resources, Fmax, cycles, plots)
+    and report.json from what the artefact folder holds."""
+    def body():
+        from .report import write_report
+        html_path, json_path = write_report(artefact)
+        console.print(f"wrote {html_path} and {json_path}")
     _run(body)
 
 

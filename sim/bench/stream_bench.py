@@ -70,6 +70,18 @@ async def _receive(dut, count: int, dtype: dict, gaps: random.Random | None):
     return out, lasts
 
 
+TRACE_SIGNALS = ("i__valid", "i__ready", "o__valid", "o__ready", "busy")
+TRACE_LIMIT = 4096
+
+
+async def _trace(dut, samples: list, stop: list):
+    """Samples the stream handshakes and ``busy`` every cycle (for the report's waveform of
+    the first inference) until ``stop[0]`` or ``TRACE_LIMIT`` cycles."""
+    while not stop[0] and len(samples) < TRACE_LIMIT:
+        await RisingEdge(dut.clk)
+        samples.append([int(getattr(dut, name).value) for name in TRACE_SIGNALS])
+
+
 @cocotb.test()
 async def outputs_match_golden(dut):
     artefact = Artefact(os.environ["NNLOOM_ARTEFACT"])
@@ -99,9 +111,12 @@ async def outputs_match_golden(dut):
     cycles = np.zeros(len(inputs), dtype=np.int64)
     mismatches: list[str] = []
     mismatch_count = 0
+    trace, stop_trace = [], [False]
+    cocotb.start_soon(_trace(dut, trace, stop_trace))
     for n, vector in enumerate(inputs):
         await _send(dut, vector, in_dtype["width"], gaps)
         out, lasts = await _receive(dut, expected.shape[1], out_dtype, gaps)
+        stop_trace[0] = True
         got[n] = out
         cycles[n] = dut.cycles.value.to_unsigned()
         if lasts != [0] * (len(lasts) - 1) + [1]:
@@ -120,6 +135,9 @@ async def outputs_match_golden(dut):
     buf = io.BytesIO()
     np.savez(buf, outputs=got, cycles=cycles)
     atomic_write(out_dir / "outputs.npz", buf.getvalue())
+    buf = io.BytesIO()
+    np.savez(buf, signals=np.array(TRACE_SIGNALS), samples=np.array(trace, dtype=np.uint8))
+    atomic_write(out_dir / "trace.npz", buf.getvalue())
     summary = {"vectors": int(len(inputs)), "mismatching_elements": mismatch_count,
                "mismatches": mismatches, "backpressure": backpressure,
                "cycles": {"min": int(cycles.min()), "max": int(cycles.max())},
