@@ -1,0 +1,175 @@
+"""``StbifArray``: one layer of ST-BIF neurons behind accumulate-only synapses.
+
+Memories: the synapse weights (column-major: input ``j``'s row of weights to all ``n_out``
+neurons sits at ``j * n_out + n``), the initial membranes (``v0 + bias``), the membranes ``V``
+and tracers ``S``, and -- for a layer with a successor -- the event list of the spikes of the
+last sweep (``{base = n * fanout, neg}``: ``base`` is where neuron ``n``'s row starts in the
+successor's weight memory, so no multiplier computes it).
+
+Commands (``start`` pulse with ``mode``; ``busy`` is high from the next cycle until done):
+
+- ``INIT``: ``V[n] = v_init[n]``, ``S[n] = 0`` for every neuron; ``N + 1`` busy cycles.
+- ``ROW``: one input event: ``V[n] += (-1)**neg * (weight[base + n] << shift)`` for every
+  neuron, one neuron a cycle -- an add or subtract, never a multiply; ``N + 1`` busy cycles.
+- ``SWEEP``: one ST-BIF step of every neuron (``frontends.snn.neurons.stbif_step`` with
+  ``x = 0``: the inputs were already added into ``V``); each spike is appended to the event
+  list; ``count`` and ``fired`` then describe this sweep; ``N + 1`` busy cycles.
+- ``SKIP``: the layer does not step (it cannot fire); ``count = 0``, ``fired = 0``; no busy.
+
+Pipeline: neuron ``n``'s memories are read in the cycle it is issued and written in the next;
+``V``'s read port is transparent to its write port, so back-to-back commands on one neuron
+read the value just written.
+"""
+
+from __future__ import annotations
+
+from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, enum, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from frontends.fixedpoint import signed_bits
+
+__all__ = ["StbifArray", "Mode", "event_layout"]
+
+
+class Mode(enum.Enum, shape=2):
+    INIT = 0
+    ROW = 1
+    SWEEP = 2
+    SKIP = 3
+
+
+def _unsigned_bits(n: int) -> int:
+    return max(1, (max(n, 1) - 1).bit_length())
+
+
+def event_layout(span: int) -> data.StructLayout:
+    """A spike event: ``base`` (start of the target row in the successor's weights, ``span``
+    words in all) and ``neg`` (a -1 spike)."""
+    return data.StructLayout({"base": unsigned(_unsigned_bits(span)), "neg": 1})
+
+
+class StbifArray(wiring.Component):
+    """The neurons and synapses of one ``frontends.snn.StbifLayer`` (see the module docstring).
+
+    ``v_bits`` is the membrane width (``StbifLayer.v_bits`` of the layer's input range),
+    ``shift_bits`` the width of a ROW's ``shift`` (0: none), ``fanout`` the successor's
+    ``n_out`` (0: no successor, no event list), ``readout`` adds the ``s_addr``/``s_data``
+    port that reads tracers out.
+    """
+
+    def __init__(self, layer, *, v_bits: int, shift_bits: int = 0, fanout: int = 0,
+                 readout: bool = False):
+        self.layer = layer
+        self.v_bits = v_bits
+        self.s_bits = signed_bits(min(layer.smin, 0), max(layer.smax, 0))
+        self.w_bits = signed_bits(int(layer.weight.min()), int(layer.weight.max()))
+        self.shift_bits = shift_bits
+        self.fanout = fanout
+        self.readout = readout
+        n, span = layer.n_out, layer.n_in * layer.n_out
+        members = {
+            "start": In(1), "mode": In(Mode),
+            "base": In(_unsigned_bits(span)), "neg": In(1), "shift": In(max(shift_bits, 1)),
+            "busy": Out(1), "fired": Out(1), "count": Out(range(n + 1)),
+        }
+        if fanout:
+            members["ev_addr"] = In(range(max(n, 2)))
+            members["ev_data"] = Out(event_layout(n * fanout))
+        if readout:
+            members["s_addr"] = In(range(max(n, 2)))
+            members["s_en"] = In(1)
+            members["s_data"] = Out(signed(self.s_bits))
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        layer = self.layer
+        n_out, n_in = layer.n_out, layer.n_in
+        vs = signed(self.v_bits)
+
+        w_init = [int(layer.weight[n, j]) for j in range(n_in) for n in range(n_out)]
+        m.submodules.weights = w_mem = Memory(shape=signed(self.w_bits), depth=len(w_init),
+                                              init=w_init)
+        m.submodules.v_init = vi_mem = Memory(shape=vs, depth=n_out,
+                                              init=[int(x) for x in layer.v_init])
+        m.submodules.v = v_mem = Memory(shape=vs, depth=n_out, init=[])
+        m.submodules.s = s_mem = Memory(shape=signed(self.s_bits), depth=n_out, init=[])
+        w_rd, vi_rd = w_mem.read_port(), vi_mem.read_port()
+        v_wr, s_wr = v_mem.write_port(), s_mem.write_port()
+        v_rd = v_mem.read_port(transparent_for=(v_wr,))
+        s_rd = s_mem.read_port(transparent_for=(s_wr,))
+        if self.readout:
+            s_out = s_mem.read_port()
+            m.d.comb += [s_out.addr.eq(self.s_addr), s_out.en.eq(self.s_en),
+                         self.s_data.eq(s_out.data)]
+
+        # --- issue stage: one neuron a cycle ------------------------------------------------
+        issuing = Signal()
+        mode = Signal(Mode)
+        n = Signal(range(max(n_out, 2)))
+        base = Signal.like(self.base)
+        neg = Signal()
+        shift = Signal.like(self.shift)
+        with m.If(self.start):
+            with m.If(self.mode == Mode.SKIP):
+                m.d.sync += [self.count.eq(0), self.fired.eq(0)]
+            with m.Else():
+                m.d.sync += [issuing.eq(1), mode.eq(self.mode), n.eq(0), base.eq(self.base),
+                             neg.eq(self.neg), shift.eq(self.shift)]
+                with m.If(self.mode == Mode.SWEEP):
+                    m.d.sync += [self.count.eq(0), self.fired.eq(0)]
+        with m.Elif(issuing):
+            m.d.sync += n.eq(n + 1)
+            with m.If(n == n_out - 1):
+                m.d.sync += issuing.eq(0)
+        m.d.comb += [w_rd.addr.eq(base + n), vi_rd.addr.eq(n), v_rd.addr.eq(n),
+                     s_rd.addr.eq(n)]
+
+        # --- write stage --------------------------------------------------------------------
+        s1_valid = Signal()
+        s1_n = Signal.like(n)
+        m.d.sync += [s1_valid.eq(issuing), s1_n.eq(n)]
+        m.d.comb += self.busy.eq(issuing | s1_valid)
+        m.d.comb += [v_wr.addr.eq(s1_n), s_wr.addr.eq(s1_n)]
+
+        weight = Signal(signed(self.w_bits + (1 << self.shift_bits) - 1 if self.shift_bits
+                               else self.w_bits))
+        m.d.comb += weight.eq(w_rd.data << shift if self.shift_bits else w_rd.data)
+        h, s = v_rd.data, s_rd.data
+        theta = layer.theta
+        up = Signal()
+        down = Signal()
+        m.d.comb += [up.eq((h >= theta) & (s < layer.smax)),
+                     down.eq((h < 0) & (s > layer.smin))]
+
+        ev_base = Signal(range(max(n_out * max(self.fanout, 1), 2)))
+        if self.fanout:
+            m.submodules.events = ev_mem = Memory(shape=event_layout(n_out * self.fanout),
+                                                  depth=n_out, init=[])
+            ev_wr, ev_rd = ev_mem.write_port(), ev_mem.read_port()
+            m.d.comb += [ev_rd.addr.eq(self.ev_addr), self.ev_data.eq(ev_rd.data),
+                         ev_wr.addr.eq(self.count), ev_wr.data.base.eq(ev_base),
+                         ev_wr.data.neg.eq(down)]
+
+        with m.If(s1_valid):
+            with m.Switch(mode):
+                with m.Case(Mode.INIT):
+                    m.d.comb += [v_wr.data.eq(vi_rd.data), v_wr.en.eq(1),
+                                 s_wr.data.eq(0), s_wr.en.eq(1)]
+                with m.Case(Mode.ROW):
+                    m.d.comb += [v_wr.data.eq(Mux(neg, h - weight, h + weight)), v_wr.en.eq(1)]
+                with m.Case(Mode.SWEEP):
+                    m.d.comb += [v_wr.data.eq(Mux(up, h - theta, h + theta)),
+                                 v_wr.en.eq(up | down),
+                                 s_wr.data.eq(Mux(up, s + 1, s - 1)), s_wr.en.eq(up | down)]
+                    with m.If(up | down):
+                        m.d.sync += [self.count.eq(self.count + 1), self.fired.eq(1)]
+                        if self.fanout:
+                            m.d.comb += ev_wr.en.eq(1)
+                    if self.fanout:
+                        m.d.sync += ev_base.eq(ev_base + self.fanout)
+        with m.If(self.start):
+            m.d.sync += ev_base.eq(0)
+        return m
