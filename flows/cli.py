@@ -16,7 +16,7 @@ from rich.table import Table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Compressed neural networks to bit-exact Verilog and FPGA bitstreams.")
-bench_app = typer.Typer(no_args_is_help=True,
+bench_app = typer.Typer(invoke_without_command=True,
                         help="Benchmarks: print figures (resources, Fmax, cycles, accuracy).")
 app.add_typer(bench_app, name="bench")
 console = Console()
@@ -497,6 +497,45 @@ def example(name: str = typer.Argument("digits", help="Example model: digits."),
         console.print(f"float test accuracy {100 * made.float_accuracy:.2f} %\n"
                       f"quantized model {made.quantized}\nfloat model {made.float_model}\n"
                       f"test data {made.test_data}")
+    _run(body)
+
+
+# --- bench -------------------------------------------------------------------------------------
+
+@bench_app.callback()
+def _bench_all(ctx: typer.Context,
+               out: Path = typer.Option(Path("out/bench"), "--out", "-o",
+                                        help="Folder for every engine's results."),
+               engines: Optional[str] = typer.Option(None, help="Comma-separated engines "
+                                                     "(default: all).")):
+    """Run every engine's benchmark (or one: `nnloom bench ENGINE`); write bench.md and
+    bench.json into OUT."""
+    if ctx.invoked_subcommand:
+        return
+    def body():
+        from .bench import BENCHES, markdown_table, run_all
+        names = [e.strip() for e in engines.split(",")] if engines else None
+        with console.status("benchmarks…") as status:
+            try:
+                rows, md = run_all(out, engines=names,
+                                   progress=lambda n: status.update(f"bench {n}…"))
+            except ValueError as exc:
+                raise _Fail(str(exc)) from None
+        console.print(markdown_table(rows))
+        console.print(f"wrote {md} and {md.with_suffix('.json')}")
+        if not BENCHES:
+            raise _Fail("no benchmarks are registered")
+    _run(body)
+
+
+@bench_app.command("dense")
+def bench_dense_command(out: Path = typer.Option(Path("out/bench/dense"), "--out", "-o")):
+    """The dense engine on the digits MLP: LUT4/FF/DSP/RAM, Fmax, cycles per lane count."""
+    def body():
+        from .bench import bench_dense, markdown_table
+        with console.status("bench dense: 4 lane counts × 2 FPGA families…"):
+            rows = bench_dense(out)
+        console.print(markdown_table(rows))
     _run(body)
 
 

