@@ -100,6 +100,8 @@ def write_gemm_artefact(program: Program, out_dir: str | Path, *, vectors: dict,
     component = create_engine(program, loadable=loadable)
     if verilog_text is None:
         verilog_text = emit_verilog(component, TOP)
+    else:
+        component._MustUse__silence = True   # only its ports are needed
     out_dir = Path(out_dir)
     manifest = manifest_for(program, component, design=out_dir.name, loadable=loadable,
                             extra=extra)

@@ -1,0 +1,107 @@
+"""The compiler and the overlay model: the model running the compiled program equals the IR
+golden of the transformed graph bit for bit, for every split; the split chooser minimises
+the modelled latency; errors name the node."""
+
+import numpy as np
+import pytest
+
+from frontends import reference
+from frontends.errors import ModelError
+from frontends.ir import Graph, Node
+from frontends.vectors import golden_vectors
+from rtl_gen.gemm import GemmConfig, compile_graph, model
+from rtl_gen.gemm.compiler import LOWERINGS, choose_split, layer_cycles
+
+from .nets import dense_chain, saturating_chain
+
+CFG = GemmConfig(dsp_lanes=4, lut_lanes=8)
+
+
+def _check(graph, config, split):
+    program = compile_graph(graph, config, split=split)
+    vectors = golden_vectors(program.graph, random=8, seed=1)
+    assert np.array_equal(model.run(program, vectors["inputs"]), vectors["outputs"])
+    return program
+
+
+@pytest.mark.parametrize("split", [0.0, 1.0, 0.5, "auto"])
+def test_model_equals_golden_on_a_qdq_mlp(mlp_graph, split):
+    program = _check(mlp_graph, CFG, split)
+    for layer in program.layers:
+        assert layer.n_dsp + layer.n_lut == layer.n
+        if split == 0.0:
+            assert layer.n_lut == 0
+        if split == 1.0:
+            assert layer.n_dsp == 0
+
+
+def test_odd_shapes_and_saturation():
+    # K = 13, 7 (not multiples of anything), LUT channels 11 (not a multiple of 8 lanes)
+    program = _check(dense_chain((13, 19, 7, 11)), CFG, 0.6)
+    assert [l.n_lut for l in program.layers] == [11, 4, 7]
+    program = _check(saturating_chain(), CFG, 0.0)
+    codes = np.array([[255] * 37, [0] * 37])
+    env = reference.run(program.graph, codes)
+    assert {255, 0} <= set(env["y0"].reshape(-1).tolist())      # both clamps reached
+    assert program.needs["acc_bits"] == 22   # 37 * 255 * 128 < 2**21
+
+
+def test_lut_channels_are_the_easiest_and_contiguous():
+    graph = dense_chain((16, 12, 4), weight_max=7, seed=3)        # fits 4 bits: error 0
+    w = dict(graph.nodes[0].weights)
+    w["weight"] = w["weight"].copy()
+    w["weight"][5] = w["weight"][5] * 18 + 1                      # channel 5: int8 weights
+    nodes = (Node("fc0", "dense", ("x",), ("y0",), graph.nodes[0].attrs, w, "Gemm"),
+             graph.nodes[1])
+    graph = Graph("g", graph.tensors, nodes, graph.inputs, graph.outputs)
+    program = compile_graph(graph, CFG, split={"fc0": 11 / 12})
+    assert program.layers[0].n_lut == 11 and program.layers[0].lut_error == 0.0
+    # the only channel the DSP core keeps is the int8 one, at physical position 0
+    assert program.layout["y0"][5] == 0
+    assert program.graph.nodes[0] is graph.nodes[0]               # nothing requantized
+
+
+def test_split_chooser_minimises_modelled_cycles():
+    graph = dense_chain((40, 30, 9))
+    program = compile_graph(graph, CFG, split="auto", tau=1.0)
+    for node, info in zip(graph.nodes, program.layers):
+        layer = LOWERINGS["dense"](node, graph)
+        costs = [layer_cycles(layer, CFG, s) for s in range(layer.items + 1)]
+        assert layer_cycles(layer, CFG, info.n_lut) == min(costs)
+        assert 0 < info.n_lut < info.n           # both cores work
+    # tau = 0: only channels that fit the LUT precision exactly may move
+    assert all(l.n_lut == 0 for l in compile_graph(graph, CFG, tau=0.0).layers)
+
+
+def test_model_cycles_add_up():
+    program = compile_graph(dense_chain((13, 19, 7, 11)), CFG, split=0.5)
+    sched = model.schedule(program)
+    n_layers = sum(l.model_cycles for l in program.layers)
+    assert sched.fetch[program.layers[0].first] == 2 + 13      # LOAD: fetch, exec, 13 inputs
+    assert sched.fetch[program.layers[-1].last] == 15 + n_layers
+    # STORE: EXEC, 3 cycles an element; cycles count both ends
+    assert sched.cycles == 13 + n_layers + 1 + 3 * 11 + 1
+
+
+def test_errors_name_the_node():
+    graph = dense_chain((8, 4), weights=[np.full((4, 8), 300)])
+    with pytest.raises(ModelError, match=r"^node 'fc0' \(Gemm\): weight values of output "
+                                         r"channel 0 span \[300, 300\]; the DSP core "
+                                         r"multiplies 8-bit signed weights$"):
+        compile_graph(graph, CFG, split=0.0)
+    with pytest.raises(ModelError, match=r"^model 'chain' needs act memory depth 12; the "
+                                         r"overlay has 8$"):
+        compile_graph(graph, GemmConfig(act_depth=8), split=1.0, fit=False)
+
+
+def test_lut_only_and_dsp_only_configs_take_everything():
+    graph = dense_chain((10, 6, 3))
+    assert all(l.n_lut == l.n for l in _check(graph, GemmConfig(dsp_lanes=0), "auto").layers)
+    assert all(l.n_dsp == l.n for l in _check(graph, GemmConfig(lut_lanes=0), "auto").layers)
+
+
+def test_ternary_lut_core():
+    program = _check(dense_chain((20, 9, 5)), GemmConfig(dsp_lanes=2, lut_lanes=4,
+                                                         lut_mode="ternary"), 1.0)
+    for node in program.graph.nodes:
+        assert set(np.unique(node.weights["weight"])) <= {-1, 0, 1}
