@@ -1,0 +1,118 @@
+"""Writes the spiking engine's artefact directory: Verilog, manifest and golden vectors.
+
+The manifest has the dense engine's shape (ports, streams, layers, ``latency_cycles``) with
+``"engine": "snn"`` and an ``snn`` section (time steps, thresholds, activity). The golden
+vectors add ``snn_cycles`` and ``snn_steps`` per vector (the exact cycle and time-step model),
+which ``sim.bench.snn_bench`` checks the RTL against.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from rtl_gen.artefact import MANIFEST_VERSION, atomic_directory, atomic_write
+from rtl_gen.emit import _ports, emit_verilog
+
+from .plan import SnnPlan
+
+__all__ = ["write_snn_artefact", "snn_vectors", "TOP"]
+
+TOP = "nnloom_snn"
+
+
+def snn_vectors(plan: SnnPlan, vectors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``vectors`` plus the engine's per-vector cycles and time steps; checks that the
+    spiking run settles at the IR golden's codes for every layer."""
+    from frontends.errors import ModelError
+    run = plan.run(vectors["inputs"])
+    for i, layer in enumerate(plan.network.layers):
+        want = vectors.get(f"layer{i}")
+        if want is not None and not np.array_equal(run.codes[i], want):
+            bad = int(np.flatnonzero((run.codes[i] != want).any(axis=1))[0])
+            raise ModelError(f"node '{layer.name}' ({layer.source_op}): the ST-BIF layer "
+                             f"settles off the golden for vector {bad} (t_max {plan.t_max} "
+                             f"below the bound {plan.network.t_max()}?)")
+    out = dict(vectors)
+    out["snn_cycles"] = plan.cycles(vectors["inputs"], run)
+    out["snn_steps"] = run.steps
+    out["snn_spikes"] = np.stack(run.spikes, axis=1)
+    out["snn_synops"] = run.synops
+    return out
+
+
+def _dtype(t) -> dict:
+    return {"width": t.width, "signed": t.signed}
+
+
+def write_snn_artefact(plan: SnnPlan, out_dir: str | Path, *, vectors: dict[str, np.ndarray],
+                       source: dict | None = None, quant: dict | None = None) -> Path:
+    """Generate the engine for ``plan`` and write ``out_dir`` atomically; returns its path."""
+    net = plan.network
+    vectors = snn_vectors(plan, vectors)
+    component = plan.create()
+    verilog_text = emit_verilog(component, TOP)
+    out_dir = Path(out_dir)
+    cycles = vectors["snn_cycles"]
+    steps = vectors["snn_steps"]
+    spikes = vectors["snn_spikes"]
+    manifest = {
+        "manifest_version": MANIFEST_VERSION,
+        "design": out_dir.name,
+        "engine": "snn",
+        "top": TOP,
+        "rtl": [f"{TOP}.v"],
+        "source": source or {"model": net.name, "sha256": None},
+        "clock": {"name": "clk", "reset": "rst", "reset_active": "high"},
+        "ports": _ports(component),
+        "sim": {"bench": "sim.bench.snn_bench"},
+        "streams": {
+            "payload": {"data": [0, net.in_dtype.width], "last": net.in_dtype.width},
+            "input": {"port": "i", "elements": net.n_in, "dtype": _dtype(net.in_dtype),
+                      "tensor": net.input_tensor},
+            "output": {"port": "o", "elements": net.n_out, "dtype": _dtype(net.out_dtype),
+                       "tensor": net.output_tensor},
+        },
+        "parameters": {"t_max": plan.t_max, "t_bound": net.t_max(), "exact": plan.exact,
+                       "v_bits": list(plan.v_bits), "weight_bits": plan.weight_bits(),
+                       "memory_bits": plan.memory_bits(), "schedule": "layer-sequential",
+                       "input_encoding": "analog at t=0, bit-plane events"},
+        "layers": [{"name": l.name, "op": l.source_op, "inputs": l.n_in, "outputs": l.n_out,
+                    "neuron": "st-bif", "theta": l.theta, "tracer": [l.smin, l.smax],
+                    "zero_point": l.zero_point, "macs": l.n_in * l.n_out}
+                   for l in net.layers],
+        "latency_cycles": int(cycles.max()),
+        "macs": int(sum(l.n_in * l.n_out for l in net.layers)),
+        "snn": {
+            "cycles": {"min": int(cycles.min()), "mean": float(cycles.mean()),
+                       "max": int(cycles.max())},
+            "steps": {"min": int(steps.min()), "mean": float(steps.mean()),
+                      "p99": float(np.percentile(steps, 99)), "max": int(steps.max())},
+            "spikes_per_neuron": [float(spikes[:, i].mean() / l.n_out)
+                                  for i, l in enumerate(net.layers)],
+            "synops_mean": float(vectors["snn_synops"].mean()),
+        },
+        "quant": quant or {},
+    }
+    with atomic_directory(out_dir) as tmp:
+        atomic_write(tmp / "rtl" / f"{TOP}.v", verilog_text)
+        atomic_write(tmp / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        buf = io.BytesIO()
+        np.savez(buf, **{k: vectors[k] for k in sorted(vectors)})
+        atomic_write(tmp / "vectors" / "golden.npz", buf.getvalue())
+    return out_dir
+
+
+def write_from_graph(graph, out_dir, *, vectors, t_max=None) -> Path:
+    """``write_snn_artefact`` for an IR graph (its source hash and quantization recorded)."""
+    plan = SnnPlan.from_graph(graph, t_max=t_max)
+    x_t, y_t = graph.tensor(graph.inputs[0]), graph.tensor(graph.outputs[0])
+    quant = {"input": {"scale": float(np.asarray(x_t.quant.scale).reshape(-1)[0]),
+                       "zero_point": int(np.asarray(x_t.quant.zero_point).reshape(-1)[0])},
+             "output": {"scale": float(np.asarray(y_t.quant.scale).reshape(-1)[0]),
+                        "zero_point": int(np.asarray(y_t.quant.zero_point).reshape(-1)[0])}}
+    return write_snn_artefact(plan, out_dir, vectors=vectors, quant=quant,
+                              source={"model": graph.name, "sha256": graph.source_sha256})
