@@ -42,7 +42,8 @@ def _user_errors():
 # Engine command modules (``flows/commands/<engine>.py``): each has ``register(app, bench_app)``
 # that adds its commands (``nnloom <engine> ...``, ``nnloom bench <engine>``) and may add a
 # generator to ``GENERATORS``.
-ENGINE_COMMANDS: tuple[str, ...] = ("flows.commands.smurf", "flows.commands.lutnet")
+ENGINE_COMMANDS: tuple[str, ...] = ("flows.commands.smurf", "flows.commands.lutnet",
+                                    "flows.commands.snn")
 
 # ``nnloom generate --engine NAME``: NAME -> fn(model, out, data=npz or None) writing an
 # artefact directory. The dense engine is built in (below).
