@@ -408,7 +408,9 @@ def flow(model: Path = typer.Argument(..., help="Quantized ONNX model."),
          reference: Optional[Path] = typer.Option(None, help="Float ONNX model, to report "
                                                   "the accuracy quantization started from."),
          lanes: int = typer.Option(4, help="Parallel MAC lanes (DSPs)."),
-         simulator: str = typer.Option("verilator", help="verilator or icarus.")):
+         simulator: str = typer.Option("verilator", help="verilator or icarus."),
+         engine: str = typer.Option("dense", help="Engine to generate: dense, or one an "
+                                    "engine module adds (see `nnloom generate --help`).")):
     """generate → sim → build, then a summary: accuracy, resources, Fmax, cycles."""
     def body():
         from boards import get_board
@@ -419,7 +421,16 @@ def flow(model: Path = typer.Argument(..., help="Quantized ONNX model."),
         target = out or Path("out") / model.stem
         t0 = time.monotonic()
         x, y = _load_data(data)
-        _graph, vectors = _generate(model, target, data=data, lanes=lanes, random=32, seed=0)
+        if engine != "dense":
+            if engine not in GENERATORS:
+                raise _Fail(f"unknown engine '{engine}'; available: "
+                            f"{', '.join(['dense', *sorted(GENERATORS)])}")
+            GENERATORS[engine](model, target, data=data)
+            from rtl_gen.artefact import Artefact
+            vectors = Artefact(target).vectors()
+        else:
+            _graph, vectors = _generate(model, target, data=data, lanes=lanes, random=32,
+                                        seed=0)
         console.print(f"[bold]1/3 generate[/] {target} ({len(vectors['inputs'])} vectors)")
         art, result = _sim(target, simulator=simulator, waves=False, backpressure=False,
                            limit=0)
