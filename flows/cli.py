@@ -43,7 +43,7 @@ def _user_errors():
 # that adds its commands (``nnloom <engine> ...``, ``nnloom bench <engine>``) and may add a
 # generator to ``GENERATORS``.
 ENGINE_COMMANDS: tuple[str, ...] = ("flows.commands.smurf", "flows.commands.lutnet",
-                                    "flows.commands.snn")
+                                    "flows.commands.snn", "flows.commands.gemm")
 
 # ``nnloom generate --engine NAME``: NAME -> fn(model, out, data=npz or None) writing an
 # artefact directory. The dense engine is built in (below).

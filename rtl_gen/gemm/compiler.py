@@ -497,7 +497,8 @@ def compile_graph(graph: Graph, config: GemmConfig, *, split="auto", tau: float 
     needs = {"imem_depth": len(instrs), "act_depth": act.top, "idx_depth": len(idx),
              "wd_depth": len(wd), "wl_depth": len(wl), "param_depth": len(params),
              "accd_depth": acc_need["dsp"], "accl_depth": acc_need["lut"],
-             "acc_bits": acc_bits, "bias_bits": bias_bits}
+             "acc_bits": acc_bits, "bias_bits": bias_bits,
+             "residual": any(i.op == "ADD" for i in instrs)}
     if fit:
         config = config.fit(needs)
     else:
@@ -514,6 +515,11 @@ def _check_fits(config: GemmConfig, needs: dict, graph: Graph):
     for name, value in needs.items():
         have = getattr(config, name)
         fits = value <= have
+        if name == "residual":
+            if value and not have:
+                raise ModelError(f"model '{graph.name}' has residual adds; the overlay was "
+                                 f"built without the ADD datapath (residual=False)")
+            continue
         if not fits:
             what = name.replace("_depth", " memory depth").replace("_bits", " width in bits")
             raise ModelError(f"model '{graph.name}' needs {what} {value}; the overlay has "

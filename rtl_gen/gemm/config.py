@@ -32,7 +32,8 @@ class GemmConfig:
     absent). ``lut_mode``: ``shiftadd`` (``lut_wbits``-bit two's-complement weights,
     products as shift-add) or ``ternary`` (2-bit codes of -1/0/+1, products as +/-a).
     ``acc_bits``: the cores' accumulators; ``bias_bits``: per-channel bias in the parameter
-    memory. The ``*_depth`` are memory depths in words.
+    memory. The ``*_depth`` are memory depths in words. ``residual``: the post unit has the
+    ``ADD`` datapath.
     """
 
     dsp_lanes: int = 4
@@ -49,6 +50,7 @@ class GemmConfig:
     param_depth: int = 64
     accd_depth: int = 64
     accl_depth: int = 64
+    residual: bool = True
 
     def __post_init__(self):
         if self.dsp_lanes < 0 or self.lut_lanes < 0 or self.dsp_lanes + self.lut_lanes == 0:
@@ -88,7 +90,8 @@ class GemmConfig:
                   for name in ("imem_depth", "act_depth", "idx_depth", "wd_depth",
                                "wl_depth", "param_depth", "accd_depth", "accl_depth")}
         return replace(self, **depths, acc_bits=needs.get("acc_bits", self.acc_bits),
-                       bias_bits=needs.get("bias_bits", self.bias_bits))
+                       bias_bits=needs.get("bias_bits", self.bias_bits),
+                       residual=needs.get("residual", self.residual))
 
     def to_json(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}

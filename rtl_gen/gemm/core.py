@@ -68,7 +68,7 @@ class GemmCore(wiring.Component):
         if lanes < 1:
             raise ValueError(f"a core has at least one lane, got {lanes}")
         self.lanes, self.mode, self.wbits, self.acc_bits = lanes, mode, wbits, acc_bits
-        self.act_abits = act_abits
+        self.act_abits, self.acc_abits = act_abits, acc_abits
         super().__init__({
             "start": In(1),
             "cfg_m": In(12), "cfg_k": In(12), "cfg_n": In(10), "cfg_g": In(10),
@@ -95,7 +95,7 @@ class GemmCore(wiring.Component):
         p, gi, t, kk = Signal(12), Signal(10), Signal(8), Signal(12)
         idx_row = Signal(16)
         w_addr = Signal(16)
-        unit_base, grp_base = Signal(24), Signal(24)
+        unit_base, grp_base = Signal(self.acc_abits + 1), Signal(self.acc_abits + 1)
         rem = Signal(11)
         spacing = Signal(range(P + 1))
         last_k = kk == ck - 1
@@ -136,7 +136,7 @@ class GemmCore(wiring.Component):
 
         # --- stage B: gather entry -> activation address; weight address -------------------
         vb, first_b, last_b = Signal(), Signal(), Signal()
-        base_b, d_b, w_addr_b = Signal(24), Signal(range(P + 1)), Signal(16)
+        base_b, d_b, w_addr_b = Signal(len(unit_base)), Signal(range(P + 1)), Signal(16)
         m.d.sync += [vb.eq(issue), first_b.eq(kk == 0), last_b.eq(last_k),
                      base_b.eq(unit_base), d_b.eq(drain_lanes), w_addr_b.eq(w_addr)]
         offset = self.idx_data[:self.act_abits]
@@ -144,14 +144,14 @@ class GemmCore(wiring.Component):
 
         # --- stage C: activation and weights -> products -----------------------------------
         vc, first_c, last_c, pad_c = Signal(), Signal(), Signal(), Signal()
-        base_c, d_c = Signal(24), Signal(range(P + 1))
+        base_c, d_c = Signal(len(unit_base)), Signal(range(P + 1))
         m.d.sync += [vc.eq(vb), first_c.eq(first_b), last_c.eq(last_b), base_c.eq(base_b),
                      d_c.eq(d_b), pad_c.eq(self.idx_data[self.act_abits])]
         raw = Mux(pad_c, pad, self.act_data)
         a = Signal(signed(9))
         m.d.comb += a.eq(Mux(xsigned, raw.as_signed(), raw))
         vd, first_d, last_d = Signal(), Signal(), Signal()
-        base_d, d_d = Signal(24), Signal(range(P + 1))
+        base_d, d_d = Signal(len(unit_base)), Signal(range(P + 1))
         m.d.sync += [vd.eq(vc), first_d.eq(first_c), last_d.eq(last_c), base_d.eq(base_c),
                      d_d.eq(d_c)]
         prods = []
@@ -166,7 +166,7 @@ class GemmCore(wiring.Component):
         accs = [Signal(signed(self.acc_bits), name=f"acc{lane}") for lane in range(P)]
         holds = [Signal(signed(self.acc_bits), name=f"hold{lane}") for lane in range(P)]
         drain_cnt = Signal(range(P + 1))
-        drain_addr = Signal(24)
+        drain_addr = Signal(len(unit_base))
         capture = vd & last_d
         with m.If(vd):
             for lane in range(P):

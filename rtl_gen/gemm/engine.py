@@ -122,7 +122,7 @@ class GemmEngine(wiring.Component):
 
         post = PostUnit(acc_bits=cfg.acc_bits, bias_bits=cfg.bias_bits, act_abits=act_ab,
                         idx_abits=idx_ab, acc_abits=abits(max(cfg.accd_depth, cfg.accl_depth)),
-                        p_abits=abits(cfg.param_depth))
+                        p_abits=abits(cfg.param_depth), residual=cfg.residual)
         m.submodules.post = post
         post_core = Signal()          # which accumulator memory the post unit reads
         for core, (unit, acc_rd) in cores.items():

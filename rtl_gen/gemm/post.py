@@ -40,8 +40,8 @@ class PostUnit(wiring.Component):
     activation write port; ``busy``."""
 
     def __init__(self, *, acc_bits: int, bias_bits: int, act_abits: int, idx_abits: int,
-                 acc_abits: int, p_abits: int):
-        self.acc_bits, self.bias_bits = acc_bits, bias_bits
+                 acc_abits: int, p_abits: int, residual: bool = True):
+        self.acc_bits, self.bias_bits, self.residual = acc_bits, bias_bits, residual
         self.act_abits = act_abits
         super().__init__({
             "start": In(1), "add": In(1),
@@ -116,11 +116,14 @@ class PostUnit(wiring.Component):
         with m.If(is_add):
             m.d.comb += self.p_addr.eq(p_base + phase)
         s_a, s_b, add_v = Signal(), Signal(), Signal()   # a_j / b_j data (and za,ma / zb,mb)
-        m.d.sync += [s_a.eq(add_run & ~phase), s_b.eq(add_run & phase), add_v.eq(s_b)]
+        if self.residual:
+            m.d.sync += [s_a.eq(add_run & ~phase), s_b.eq(add_run & phase), add_v.eq(s_b)]
         val = Signal(signed(9))
         m.d.comb += val.eq(Mux(xs, self.act_rdata.as_signed(), self.act_rdata))
         shared = Signal(signed(11 + MULT_BITS + 1))
-        m.d.comb += shared.eq((val - bias) * mult)
+        zero_point = self.p_data[MULT_BITS:MULT_BITS + 9].as_signed()   # ADD: za/zb fit 9 bits
+        if self.residual:
+            m.d.comb += shared.eq((val - zero_point) * mult)
         prod_a = Signal(signed(11 + MULT_BITS + 1))
         add_sum = Signal(signed(11 + MULT_BITS + 2))
         with m.If(s_a):
@@ -130,7 +133,7 @@ class PostUnit(wiring.Component):
 
         # --- shared output stage ---------------------------------------------------------------
         out_prod = Signal(signed(max(len(prod3), len(add_sum))))
-        m.d.comb += out_prod.eq(Mux(v3, prod3, add_sum))
+        m.d.comb += out_prod.eq(Mux(v3, prod3, add_sum) if self.residual else prod3)
         one = Signal(unsigned(len(out_prod)))
         m.d.comb += one.eq(1 << self.shift)
         rconst = Signal(unsigned(len(out_prod)))

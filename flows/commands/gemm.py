@@ -1,0 +1,244 @@
+"""``nnloom generate --engine gemm`` and ``nnloom bench gemm`` (the heterogeneous DSP+LUT
+GEMM overlay, ``rtl_gen.gemm``)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import typer
+
+log = logging.getLogger(__name__)
+
+__all__ = ["register", "generate_gemm", "bench_rows"]
+
+BENCH_BOARDS = ("icebreaker", "ulx3s-85f")
+
+
+def _user_error(text: str):
+    from flows.cli import UserError
+    return UserError(text)
+
+
+def _load_npz(data: Optional[Path]):
+    if data is None:
+        return None, None
+    try:
+        with np.load(data, allow_pickle=False) as f:
+            return f["x"], (f["y"] if "y" in f.files else None)
+    except Exception as exc:
+        raise _user_error(f"{data}: not an .npz with 'x' (and 'y') arrays ({exc})") from None
+
+
+def generate_gemm(model: Path, out: Path, data: Optional[Path] = None, *,
+                  board: str = "icebreaker", split="auto", tau: float = 0.02):
+    """Compile ``model`` for ``board``'s heterogeneous config and write the artefact
+    (memories initialised with the program). Returns the program."""
+    from frontends.onnx_import import import_onnx
+    from frontends.vectors import golden_vectors
+    from rtl_gen.gemm import BOARDS, compile_graph
+    from rtl_gen.gemm.emit import write_gemm_artefact
+    from sim.bench.gemm_run import apply_pch_fix
+
+    if board not in BOARDS:
+        raise _user_error(f"unknown board '{board}'; the gemm engine has configs for "
+                          f"{', '.join(BOARDS)}")
+    apply_pch_fix()   # `nnloom sim`/`flow` run Verilator on this artefact next
+    x, y = _load_npz(data)
+    graph = import_onnx(model)
+    program = compile_graph(graph, BOARDS[board]["hetero"], split=split, tau=tau)
+    vectors = golden_vectors(program.graph, data_x=x, data_y=y)
+    write_gemm_artefact(program, out, vectors=vectors,
+                        extra={"board_config": board})
+    return program
+
+
+# --- bench -------------------------------------------------------------------------------------
+
+def _accuracy(graph, x, y) -> float | None:
+    from frontends.reference import quantize_inputs, run
+    if x is None or y is None:
+        return None
+    codes = quantize_inputs(graph, x)
+    out = run(graph, codes)[graph.outputs[0]].reshape(len(x), -1)
+    return float((out.argmax(axis=1) == y).mean())
+
+
+def _rtl_layer_cycles(program) -> tuple[int, list[int]]:
+    """Run one inference of the engine in Amaranth's simulator; the cycle counter and the
+    cycles between the first fetches of each layer's instructions."""
+    from amaranth.sim import Simulator
+
+    from rtl_gen.gemm.emit import create_engine
+    dut = create_engine(program)
+    x = np.zeros(program.n_in, np.int64) + max(program.in_dtype.min, 0)
+    trace = []
+    result = {}
+
+    async def bench(ctx):
+        ctx.set(dut.o.ready, 1)
+        ctx.set(dut.i.valid, 1)
+        sent, got = 0, 0
+        while got < program.n_out:
+            ctx.set(dut.i.payload, {"data": int(x[min(sent, len(x) - 1)]), "last": 0})
+            _, _, pc, iv, ir, ov = await ctx.tick().sample(dut.pc, dut.i.valid, dut.i.ready,
+                                                           dut.o.valid)
+            trace.append(pc)
+            if iv and ir:
+                sent += 1
+                if sent == len(x):
+                    ctx.set(dut.i.valid, 0)
+            got += int(ov)
+        await ctx.tick()
+        result["cycles"] = ctx.get(dut.cycles)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    first = {}
+    for cycle, pc in enumerate(trace):
+        first.setdefault(pc, cycle)
+    return result["cycles"], [first[l.last] - first[l.first] for l in program.layers]
+
+
+def bench_rows(graph, x, y, *, boards=BENCH_BOARDS, out_dir: Path, tau: float = 0.02,
+               synth: bool = True, progress=None) -> dict:
+    """Per board and configuration (DSP-only, LUT-only, heterogeneous): resources, Fmax,
+    cycles (model and RTL, per layer), latency, GMAC/s, utilisation, accuracy."""
+    from rtl_gen.emit import emit_verilog
+    from rtl_gen.gemm import BOARDS, compile_graph
+    from rtl_gen.gemm.emit import TOP, create_engine
+    from rtl_gen.gemm.model import schedule
+
+    int8_acc = _accuracy(graph, x, y)
+    report = {"model": graph.name, "int8_accuracy": int8_acc, "boards": {}}
+    for board in boards:
+        spec = BOARDS[board]
+        rows = {}
+        for kind in ("dsp", "lut", "hetero"):
+            if progress:
+                progress(f"{board}: {kind} config")
+            program = compile_graph(graph, spec[kind], split="auto", tau=tau)
+            sched = schedule(program)
+            rtl_cycles, rtl_layers = _rtl_layer_cycles(program)
+            cfg = program.config
+            row = {"config": cfg.describe(), "cycles_model": sched.cycles,
+                   "cycles_rtl": rtl_cycles, "macs": program.macs(),
+                   "peak_mac_per_cycle": cfg.dsp_lanes + cfg.lut_lanes,
+                   "layers": [{"name": l.name, "n_dsp": l.n_dsp, "n_lut": l.n_lut,
+                               "model": l.model_cycles, "rtl": r}
+                              for l, r in zip(program.layers, rtl_layers)],
+                   "accuracy": _accuracy(program.graph, x, y),
+                   "perf": {"busy": sched.busy, "wait": sched.wait}}
+            row["utilisation"] = row["macs"] / (rtl_cycles * row["peak_mac_per_cycle"])
+            if synth:
+                from flows.synth import synthesize
+                work = out_dir / board / kind
+                work.mkdir(parents=True, exist_ok=True)
+                (work / f"{TOP}.v").write_text(emit_verilog(create_engine(program), TOP))
+                rep = synthesize([work / f"{TOP}.v"], TOP, family=spec["family"],
+                                 out_dir=work / "synth", clock_mhz=spec["clock_mhz"])
+                util = rep.utilisation
+
+                def used(*names):
+                    return sum(util[n]["used"] for n in names if n in util)
+                row.update(lut4=rep.lut4, ff=rep.ff, fmax_mhz=rep.fmax_mhz,
+                           ebr=used("ICESTORM_RAM", "DP16KD"), spram=used("ICESTORM_SPRAM"),
+                           dsp=used("ICESTORM_DSP", "MULT18X18D"),
+                           cells=used("ICESTORM_LC", "TRELLIS_COMB"),
+                           io_wrapper=rep.io_wrapper)
+                f = rep.fmax_mhz
+                row["latency_us"] = rtl_cycles / f if f else None
+                row["gmacs"] = row["macs"] / (rtl_cycles / f) / 1e3 if f else None
+            rows[kind] = row
+        if "fmax_mhz" in rows["hetero"]:
+            d, h = rows["dsp"], rows["hetero"]
+            rows["speedup_cycles"] = d["cycles_rtl"] / h["cycles_rtl"]
+            if d.get("latency_us") and h.get("latency_us"):
+                rows["speedup_latency"] = d["latency_us"] / h["latency_us"]
+        else:
+            rows["speedup_cycles"] = rows["dsp"]["cycles_rtl"] / rows["hetero"]["cycles_rtl"]
+        report["boards"][board] = rows
+    return report
+
+
+def _fmt(v, spec=""):
+    if v is None:
+        return "—"
+    return format(v, spec) if spec else str(v)
+
+
+def register(app: typer.Typer, bench_app: typer.Typer):
+    from flows.cli import GENERATORS, console, run_command
+
+    GENERATORS["gemm"] = generate_gemm
+
+    @bench_app.command("gemm")
+    def bench_gemm(
+        model: Optional[Path] = typer.Argument(None, help="Quantized ONNX model (default: the "
+                                               "digits MLP example, trained on the way)."),
+        data: Optional[Path] = typer.Option(None, help=".npz with 'x' and 'y' for accuracy."),
+        boards: str = typer.Option(",".join(BENCH_BOARDS), help="Comma-separated boards."),
+        out: Path = typer.Option(Path("out/bench/gemm"), "--out", "-o",
+                                 help="Work folder (synthesis runs, report.json)."),
+        tau: float = typer.Option(0.02, help="LUT-precision error budget per channel."),
+        synth: bool = typer.Option(True, help="Synthesize (resources, Fmax); --no-synth "
+                                   "prints cycles and accuracy only."),
+    ):
+        """DSP-only, LUT-only and heterogeneous overlays per board: resources, Fmax, cycles
+        (model vs RTL), latency, GMAC/s, utilisation, accuracy, speedup."""
+        def body():
+            from frontends.onnx_import import import_onnx
+            from rtl_gen.gemm import BOARDS
+            names = [b.strip() for b in boards.split(",") if b.strip()]
+            for name in names:
+                if name not in BOARDS:
+                    raise _user_error(f"unknown board '{name}'; choose from "
+                                      f"{', '.join(BOARDS)}")
+            model_path, data_path = model, data
+            if model_path is None:
+                from frontends.examples.digits_mlp import make_digits_mlp
+                made = make_digits_mlp(out / "models")
+                model_path, data_path = made.quantized, data_path or made.test_data
+            x, y = _load_npz(data_path)
+            graph = import_onnx(model_path)
+            t0 = time.monotonic()
+            with console.status("benchmarking…") as status:
+                report = bench_rows(graph, x, y, boards=names, out_dir=out, tau=tau,
+                                    synth=synth, progress=status.update)
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "report.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
+            _print(console, report)
+            console.print(f"report: {out / 'report.json'} ({time.monotonic() - t0:.0f} s)")
+        run_command(body)
+
+
+def _print(console, report):
+    from rich.table import Table
+    acc8 = report["int8_accuracy"]
+    for board, rows in report["boards"].items():
+        table = Table(title=f"gemm overlay on {board} — {report['model']} (int8 accuracy "
+                            f"{_fmt(acc8 and 100 * acc8, '.2f')} %)")
+        for col in ("config", "LUT4", "FF", "EBR", "SPRAM", "DSP", "Fmax MHz", "cycles model",
+                    "cycles RTL", "latency µs", "GMAC/s", "util %", "accuracy %"):
+            table.add_column(col, justify="right" if col != "config" else "left")
+        for kind in ("dsp", "lut", "hetero"):
+            r = rows[kind]
+            table.add_row(f"{kind}: {r['config']}", _fmt(r.get("lut4")), _fmt(r.get("ff")),
+                          _fmt(r.get("ebr")), _fmt(r.get("spram")), _fmt(r.get("dsp")),
+                          _fmt(r.get("fmax_mhz"), ".1f"), _fmt(r["cycles_model"]),
+                          _fmt(r["cycles_rtl"]), _fmt(r.get("latency_us"), ".2f"),
+                          _fmt(r.get("gmacs"), ".3f"), _fmt(100 * r["utilisation"], ".1f"),
+                          _fmt(r["accuracy"] and 100 * r["accuracy"], ".2f"))
+        console.print(table)
+        layer_text = "; ".join(f"{l['name']} {l['n_dsp']}D+{l['n_lut']}L model {l['model']} "
+                               f"rtl {l['rtl']}" for l in rows["hetero"]["layers"])
+        console.print(f"hetero layers: {layer_text}")
+        console.print(f"hetero / DSP-only speedup: {rows['speedup_cycles']:.2f}x in cycles"
+                      + (f", {rows['speedup_latency']:.2f}x in latency at Fmax"
+                         if "speedup_latency" in rows else ""))

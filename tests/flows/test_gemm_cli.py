@@ -1,0 +1,52 @@
+"""``nnloom generate --engine gemm``, ``nnloom sim`` on its artefact, ``nnloom bench gemm``."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from flows.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def generated(mlp_onnx, tmp_path_factory):
+    out = tmp_path_factory.mktemp("gemm_cli") / "mlp_gemm"
+    result = runner.invoke(app, ["generate", str(mlp_onnx), "--engine", "gemm", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_generate_writes_a_gemm_artefact(generated):
+    manifest = json.loads((generated / "manifest.json").read_text())
+    assert manifest["engine"] == "gemm" and manifest["sim"]["bench"] == "sim.bench.gemm_bench"
+    assert [l["n_dsp"] + l["n_lut"] for l in manifest["layers"]] == [12, 5]
+    assert (generated / "program.asm").read_text().startswith("LOAD n=16 dst=0")
+    assert not manifest["gemm"]["loadable"]
+
+
+@pytest.mark.sim
+def test_sim_of_the_generated_artefact_is_bit_exact(generated):
+    result = runner.invoke(app, ["sim", str(generated)])
+    assert result.exit_code == 0, result.output
+    assert "PASS" in result.output
+
+
+def test_bench_without_synthesis(mlp_onnx, tmp_path):
+    result = runner.invoke(app, ["bench", "gemm", str(mlp_onnx), "--no-synth", "--boards",
+                                 "icebreaker", "-o", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "report.json").read_text())
+    rows = report["boards"]["icebreaker"]
+    for kind in ("dsp", "lut", "hetero"):
+        assert rows[kind]["cycles_rtl"] == rows[kind]["cycles_model"]
+        assert all(l["rtl"] == l["model"] for l in rows[kind]["layers"])
+    assert rows["speedup_cycles"] > 1.0
+
+
+def test_bench_names_an_unknown_board(mlp_onnx, tmp_path):
+    result = runner.invoke(app, ["bench", "gemm", str(mlp_onnx), "--no-synth", "--boards",
+                                 "arty", "-o", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "unknown board 'arty'; choose from icebreaker, ulx3s-85f" in result.output
