@@ -32,3 +32,14 @@ def random_graph(sizes=(9, 7, 3), *, bits=4, signed_act=False, in_dtype=IntType(
                                    "multiplier": mult}, source_op="Gemm"))
         prev, prev_zp = name, zp
     return Graph("random", tensors, tuple(nodes), ("in",), (prev,))
+
+
+_DIGITS: dict = {}
+
+
+def digits_model(tmp_path_factory):
+    """The digits MLP example and its test set, trained once per test session."""
+    if "made" not in _DIGITS:
+        from frontends.examples.digits_mlp import make_digits_mlp
+        _DIGITS["made"] = make_digits_mlp(tmp_path_factory.mktemp("digits"))
+    return _DIGITS["made"]
