@@ -33,7 +33,7 @@ from .lutquant import quantize_channels
 
 __all__ = ["GemmLayer", "Program", "compile_graph", "LOWERINGS", "ROUNDING"]
 
-ROUNDING = {"half_up": 0, "floor": 1, "ceil": 2}
+ROUNDING = {"half_up": 0, "floor": 1, "ceil": 2, "half_even": 3}
 
 
 @dataclass(frozen=True, eq=False)
@@ -105,17 +105,21 @@ def _conv(node: Node, graph: Graph) -> GemmLayer:
 
 
 def _avgpool(node: Node, graph: Graph) -> GemmLayer:
-    """An average pool as a depthwise GEMM with unit weights; needs one multiplier for all
-    output pixels (global pooling, or windows that never meet padding)."""
+    """An average pool as a depthwise GEMM with unit weights. The IR divides by the window
+    count exactly; the post unit shifts, so every window's count must be the same power of
+    two (global pooling of a 2^a x 2^b plane, windows that never meet the border)."""
     mult = np.asarray(node.weights["multiplier"], np.int64).reshape(-1)
-    if np.any(mult != mult[0]):
-        raise ModelError(f"{node.describe()}: the window size varies at the borders "
-                         f"(count_include_pad=0 with padding); the gemm engine runs pools "
-                         f"with one multiplier per channel")
+    count = np.asarray(node.weights.get("count", [1]), np.int64).reshape(-1)
+    c0 = int(count[0])
+    if np.any(count != c0) or c0 & (c0 - 1) or np.any(mult != mult[0]):
+        raise ModelError(f"{node.describe()}: window sizes {sorted(set(count.tolist()))} are "
+                         f"not one power of two; the gemm engine divides pools by shifting")
     im2col = np.asarray(node.weights["im2col"], dtype=np.int64)   # (C, M, k)
     c, m, k = im2col.shape
+    common = _common(node)
+    common["shift"] += c0.bit_length() - 1
     return GemmLayer(node, c, m, k, 1, np.ones((c, k), np.int64), np.zeros(c, np.int64),
-                     np.full(c, mult[0], np.int64), im2col=im2col, **_common(node))
+                     np.full(c, mult[0], np.int64), im2col=im2col, **common)
 
 
 LOWERINGS: dict[str, Callable[[Node, Graph], GemmLayer]] = {
@@ -527,42 +531,40 @@ def _check_fits(config: GemmConfig, needs: dict, graph: Graph):
 
 
 def _emit_add(node, graph, instrs, act, act_base, layout, params, add_idx, first) -> LayerInfo:
+    """A residual add on the post unit: ``a`` read in its physical order, ``b`` gathered into
+    it; the output keeps ``a``'s layout."""
     a_name, b_name = node.inputs
-    y_t = graph.tensor(node.outputs[0])
     a = node.attrs
-    if a.get("rounding", "half_up") not in ROUNDING:
-        raise ModelError(f"{node.describe()}: rounding '{a['rounding']}' is not supported")
+    rounding = a.get("rounding", "half_up")
+    if rounding not in ROUNDING:
+        raise ModelError(f"{node.describe()}: rounding '{rounding}' is not one of "
+                         f"{', '.join(ROUNDING)}")
+    ta, tb = graph.tensor(a_name), graph.tensor(b_name)
+    if ta.dtype.signed != tb.dtype.signed:
+        raise ModelError(f"{node.describe()}: inputs '{a_name}' and '{b_name}' differ in "
+                         f"signedness; the gemm engine's add takes two of the same kind")
     m = np.asarray(node.weights["multiplier"], np.int64)
+    if m.max() >= 2 ** MULTIPLIER_BITS:
+        raise ModelError(f"{node.describe()}: add multipliers {m.tolist()} exceed "
+                         f"{MULTIPLIER_BITS} bits")
     za, zb = (int(z) for z in a["input_zero_points"])
-    for t in (graph.tensor(a_name), graph.tensor(b_name)):
-        if t.dtype.signed:
-            signed = True
-    n = y_t.size
-    # b is read in a's physical order: b's offset of a's j-th physical element
+    n = graph.tensor(node.outputs[0]).size
     inv_a = np.empty(n, np.int64)
-    inv_a[layout[a_name]] = np.arange(n)
-    b_table = layout[b_name][inv_a]
-    b_idx = add_idx(b_table)
-    p_base = len(params)
-    params.append((za, int(m[0])))
-    params.append((zb, int(m[1])))
+    inv_a[layout[a_name]] = np.arange(n)        # original index of a's j-th physical element
+    b_idx = add_idx(layout[b_name][inv_a])
+    q = len(params)
+    params.extend([(za, int(m[0])), (zb, int(m[1]))])
     y_base = act.take(n)
     act_base[node.outputs[0]] = y_base
     layout[node.outputs[0]] = layout[a_name]
-    sa = int(graph.tensor(a_name).dtype.signed)
-    sb = int(graph.tensor(b_name).dtype.signed)
-    if sa != sb:
-        raise ModelError(f"{node.describe()}: inputs '{a_name}' and '{b_name}' differ in "
-                         f"signedness; the gemm engine's add takes two of the same kind")
-    instrs.append(Instr("PCFG", fields={"m": sa, "shift": int(a["shift"]),
+    instrs.append(Instr("PCFG", fields={"m": 1, "shift": int(a["shift"]),
                                         "zp": int(a["output_zero_point"]), "lo": int(a["lo"]),
-                                        "hi": int(a["hi"]),
-                                        "round": ROUNDING[a.get("rounding", "half_up")]},
-                        comment=f"{node.name}: m = inputs signed"))
-    instrs.append(Instr("ADDP", fields={"y": y_base, "p": p_base}))
-    instrs.append(Instr("ADD", fields={"n": n, "a": act_base[a_name], "b": act_base[b_name]},
-                        comment=f"b gathered from idx {b_idx}"))
-    return LayerInfo(node.name, node.op, node.source_op, 1, 2, n, 1, 0, 0, 0.0, first,
+                                        "hi": int(a["hi"]), "round": ROUNDING[rounding]},
+                        comment=f"{node.name}: residual add"))
+    instrs.append(Instr("ADDP", fields={"y": y_base, "q": q, "i": b_idx}))
+    instrs.append(Instr("ADD", fields={"n": n, "a": act_base[a_name], "b": act_base[b_name],
+                                       "xsigned": int(ta.dtype.signed)}))
+    return LayerInfo(node.name, node.op, node.source_op, n, 1, 1, 1, 0, 0, 0.0, first,
                      len(instrs), 2 * n)
 
 

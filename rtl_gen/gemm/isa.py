@@ -24,7 +24,8 @@ op           code  fields (bit 0 upward) and meaning
                    tile, k (innermost)
 ``PCFG``     4     ``m[12] shift[6] zp[9] lo[9] hi[9] round[2]``: post-processing of
                    the next ``POST``s: pixels per channel, right shift, output zero point,
-                   clamp bounds (two's complement), rounding (0 half up, 1 floor, 2 ceil)
+                   clamp bounds (two's complement), rounding (0 half up, 1 floor, 2 ceil,
+                   3 half to even)
 ``POST``     5     ``n[12] y[16] p[14]``: for the core's pixels ``q < m`` and channels
                    ``c < n``: ``act[y + c*m + q] = clamp((((acc[q*n + c] + bias[p+c]) *
                    mult[p+c] + r) >> shift) + zp, lo, hi)`` (blocking)

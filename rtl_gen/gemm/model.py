@@ -32,12 +32,18 @@ def unpack_lanes(word: int, lanes: int, width: int) -> list[int]:
 def round_constant(mode: int, shift: int) -> int:
     if shift == 0:
         return 0
-    return (1 << (shift - 1), 0, (1 << shift) - 1)[mode]
+    return (1 << (shift - 1), 0, (1 << shift) - 1, 0)[mode]
 
 
 def _requant(acc, mult, shift, zp, lo, hi, mode):
+    """``clamp(round(acc * mult / 2**shift) + zp, lo, hi)``; mode 0 half up, 1 floor,
+    2 ceil, 3 half to even."""
     prod = np.asarray(acc, dtype=object) * np.asarray(mult, dtype=object)
     y = (prod + round_constant(mode, shift)) >> shift
+    if mode == 3 and shift:
+        rem = prod - (y << shift)
+        half = 1 << (shift - 1)
+        y = y + ((rem > half) | ((rem == half) & (y % 2 == 1)))
     return np.clip(np.asarray(y, dtype=np.int64) + zp, lo, hi)
 
 

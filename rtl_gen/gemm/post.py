@@ -22,12 +22,25 @@ from .config import MULT_BITS
 __all__ = ["PostUnit", "requant_stage"]
 
 
-def requant_stage(m: Module, prod, rconst, shift, zp, lo, hi):
-    """``clamp(((prod + rconst) >> shift) + zp, lo, hi)``, combinational; 8-bit result."""
-    rounded = Signal(signed(len(prod) + 1))
+def requant_stage(m: Module, prod, one, shift, zp, lo, hi, mode):
+    """``clamp(round(prod / 2**shift) + zp, lo, hi)``, combinational; ``one = 2**shift``;
+    ``mode``: 0 half up, 1 floor, 2 ceil, 3 half to even (``frontends.fixedpoint``)."""
+    width = len(prod) + 1
+    rconst = Signal(unsigned(width))
+    with m.Switch(mode):
+        with m.Case(0):
+            m.d.comb += rconst.eq(one >> 1)
+        with m.Case(2):
+            m.d.comb += rconst.eq(one - 1)
+    rounded = Signal(signed(width))
     m.d.comb += rounded.eq((prod + rconst) >> shift)
-    shifted = Signal(signed(len(prod) + 2))
-    m.d.comb += shifted.eq(rounded + zp)
+    # half to even: floor, then +1 above half, or at exactly half with an odd floor
+    rem = Signal(unsigned(width))
+    m.d.comb += rem.eq(prod & (one - 1))
+    half = one >> 1
+    bump = (mode == 3) & (shift != 0) & ((rem > half) | ((rem == half) & rounded[0]))
+    shifted = Signal(signed(width + 2))
+    m.d.comb += shifted.eq(rounded + bump + zp)
     result = Signal(signed(10))
     m.d.comb += result.eq(Mux(shifted < lo, lo, Mux(shifted > hi, hi, shifted)))
     return result
@@ -134,15 +147,10 @@ class PostUnit(wiring.Component):
         # --- shared output stage ---------------------------------------------------------------
         out_prod = Signal(signed(max(len(prod3), len(add_sum))))
         m.d.comb += out_prod.eq(Mux(v3, prod3, add_sum) if self.residual else prod3)
-        one = Signal(unsigned(len(out_prod)))
+        one = Signal(unsigned(len(out_prod) + 1))
         m.d.comb += one.eq(1 << self.shift)
-        rconst = Signal(unsigned(len(out_prod)))
-        with m.Switch(self.round):
-            with m.Case(0):
-                m.d.comb += rconst.eq(one >> 1)
-            with m.Case(2):
-                m.d.comb += rconst.eq(one - 1)
-        result = requant_stage(m, out_prod, rconst, self.shift, self.zp, self.lo, self.hi)
+        result = requant_stage(m, out_prod, one, self.shift, self.zp, self.lo, self.hi,
+                               self.round)
         m.d.comb += [self.act_we.eq(v3 | add_v),
                      self.act_waddr.eq(Mux(v3, wa3, self.y + add_wa)),
                      self.act_wdata.eq(result[:8])]

@@ -51,3 +51,44 @@ def saturating_chain() -> Graph:
     w1 = np.full((5, 6), -128, np.int64)
     w1[0] = 127
     return dense_chain((37, 6, 5), weights=[w0, w1], shift=12, seed=7, name="saturate")
+
+
+def qdq_cnn(path, *, seed=0):
+    """A QDQ CNN (uint8 activations, int8 weights) with every GEMM-shaped op the overlay
+    lowers: 3x3 conv (pad 1), depthwise 3x3, pointwise 1x1, a residual Add, a strided 3x3
+    conv, GlobalAveragePool and a Linear head, on an 8x8 one-channel image."""
+    import torch
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+    from torch import nn
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Conv2d(1, 8, 3, padding=1)
+            self.dw = nn.Conv2d(8, 8, 3, padding=1, groups=8)
+            self.pw = nn.Conv2d(8, 8, 1)
+            self.down = nn.Conv2d(8, 12, 3, stride=2, padding=1)
+            self.fc = nn.Linear(12, 10)
+
+        def forward(self, x):
+            x = torch.relu(self.stem(x))
+            x = torch.relu(x + self.pw(torch.relu(self.dw(x))))
+            x = torch.relu(self.down(x))
+            return self.fc(nn.functional.adaptive_avg_pool2d(x, 1).flatten(1))
+
+    torch.manual_seed(seed)
+    model = Net().eval()
+    float_path = path.with_name(path.stem + "_float.onnx")
+    torch.onnx.export(model, (torch.zeros(1, 1, 8, 8),), str(float_path), input_names=["x"],
+                      output_names=["y"], dynamo=False, opset_version=17)
+    rng = np.random.default_rng(seed)
+    feeds = iter([{"x": rng.uniform(0, 1, (1, 1, 8, 8)).astype(np.float32)}
+                  for _ in range(32)])
+
+    class Reader:
+        def get_next(self):
+            return next(feeds, None)
+
+    quantize_static(str(float_path), str(path), Reader(), quant_format=QuantFormat.QDQ,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    return path

@@ -12,7 +12,7 @@ from frontends.vectors import golden_vectors
 from rtl_gen.gemm import GemmConfig, compile_graph, model
 from rtl_gen.gemm.compiler import LOWERINGS, choose_split, layer_cycles
 
-from .nets import dense_chain, saturating_chain
+from .nets import dense_chain, qdq_cnn, saturating_chain
 
 CFG = GemmConfig(dsp_lanes=4, lut_lanes=8)
 
@@ -105,3 +105,19 @@ def test_ternary_lut_core():
                                                          lut_mode="ternary"), 1.0)
     for node in program.graph.nodes:
         assert set(np.unique(node.weights["weight"])) <= {-1, 0, 1}
+
+
+@pytest.fixture(scope="module")
+def cnn(tmp_path_factory):
+    from frontends.onnx_import import import_onnx
+    return import_onnx(qdq_cnn(tmp_path_factory.mktemp("cnn") / "cnn.onnx"))
+
+
+@pytest.mark.parametrize("split", [0.0, 1.0, 0.5, "auto"])
+def test_model_equals_golden_on_a_cnn(cnn, split):
+    """conv (pad 1, stride 2), depthwise, pointwise, residual add, global average pool."""
+    program = _check(cnn, CFG, split)
+    ops = [l.op for l in program.layers]
+    assert ops == ["conv", "conv", "conv", "add", "conv", "avgpool", "dense"]
+    if split == 0.5:
+        assert [l.n_lut for l in program.layers] == [4, 4, 4, 0, 6, 6, 5]

@@ -14,13 +14,13 @@ from rtl_gen.gemm import GemmConfig, compile_graph
 from rtl_gen.gemm.emit import TOP, create_engine, write_gemm_artefact
 from sim.bench.gemm_run import run_gemm_sim
 
-from .nets import dense_chain, saturating_chain
+from .nets import dense_chain, qdq_cnn, saturating_chain
 
 pytestmark = pytest.mark.sim
 
 SIM_CONFIG = GemmConfig(dsp_lanes=4, lut_lanes=8, acc_bits=24, bias_bits=24, imem_depth=64,
-                        act_depth=512, idx_depth=1024, wd_depth=1024, wl_depth=512,
-                        param_depth=128, accd_depth=256, accl_depth=256)
+                        act_depth=4096, idx_depth=8192, wd_depth=1024, wl_depth=1024,
+                        param_depth=128, accd_depth=512, accl_depth=512)
 
 
 class Slot:
@@ -84,3 +84,16 @@ def test_odd_shapes_with_backpressure(slot):
 def test_accumulator_extremes_and_clamps(slot, split):
     program, _ = slot.run(saturating_chain(), split)
     assert program.needs["acc_bits"] <= SIM_CONFIG.acc_bits
+
+
+@pytest.fixture(scope="module")
+def cnn(tmp_path_factory):
+    from frontends.onnx_import import import_onnx
+    return import_onnx(qdq_cnn(tmp_path_factory.mktemp("cnn") / "cnn.onnx"))
+
+
+@pytest.mark.parametrize("split", [0.0, 1.0, "auto"])
+def test_cnn_with_depthwise_pointwise_and_residual(slot, cnn, split):
+    program, summary = slot.run(cnn, split, random=2)
+    assert [l.op for l in program.layers] == ["conv", "conv", "conv", "add", "conv",
+                                              "avgpool", "dense"]
