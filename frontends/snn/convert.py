@@ -113,7 +113,7 @@ class StbifNetwork:
 
 def _toeplitz(node) -> np.ndarray:
     """A ``conv`` node as a dense (Cout*M, C*H*W) weight matrix (zero where no tap)."""
-    im2col = node.attrs["im2col"]
+    im2col = node.weights["im2col"]
     groups, m_out, kg = im2col.shape
     w = node.weights["weight"].reshape(groups, -1, kg)
     ng = w.shape[1]

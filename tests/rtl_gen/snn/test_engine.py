@@ -1,0 +1,139 @@
+"""``SnnEngine`` in Amaranth's simulator: output codes, cycles and time steps equal the plan's
+golden run and cycle model, bit for bit; a broken engine is caught."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from frontends import reference
+from frontends.ir import IntType
+from rtl_gen.snn import SnnPlan
+from tests.frontends.snn.graphs import random_graph
+
+
+def simulate(plan, inputs, *, hardware=None, stall_seed=None):
+    dut = (hardware or plan).create()
+    rng = np.random.default_rng(stall_seed) if stall_seed is not None else None
+    results, cycles, steps = [], [], []
+
+    async def bench(ctx):
+        for x in inputs:
+            for j, v in enumerate(x):
+                while rng is not None and rng.random() < 0.3:
+                    ctx.set(dut.i.valid, 0)
+                    await ctx.tick()
+                ctx.set(dut.i.payload, {"data": int(v), "last": j == len(x) - 1})
+                ctx.set(dut.i.valid, 1)
+                await ctx.tick().until(dut.i.ready)
+            ctx.set(dut.i.valid, 0)
+            out, lasts = [], []
+            while len(out) < plan.n_out:
+                ready = rng is None or rng.random() < 0.6
+                ctx.set(dut.o.ready, ready)
+                _, _, valid, payload = await ctx.tick().sample(dut.o.valid, dut.o.payload)
+                if valid and ready:
+                    out.append(payload.data)
+                    lasts.append(payload.last)
+            ctx.set(dut.o.ready, 0)
+            await ctx.tick()
+            assert lasts == [0] * (plan.n_out - 1) + [1]
+            results.append(out)
+            cycles.append(ctx.get(dut.cycles))
+            steps.append(ctx.get(dut.steps))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    return np.array(results), np.array(cycles), np.array(steps)
+
+
+CASES = [
+    dict(sizes=(6, 5, 3), bits=3, seed=1),
+    dict(sizes=(4, 1, 3), bits=2, seed=3),                       # a one-neuron layer
+    dict(sizes=(5, 3, 1), bits=4, signed_act=True, seed=4, rounding="floor"),
+    dict(sizes=(7, 4, 4, 2), bits=3, signed_act=True, seed=5, rounding="ceil",
+         in_dtype=IntType(8, False)),
+    dict(sizes=(3, 6, 2), bits=5, seed=6, in_dtype=IntType(4, True)),
+]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_engine_equals_golden_cycles_and_steps(case):
+    graph = random_graph(**case)
+    plan = SnnPlan.from_graph(graph)
+    x_t = graph.tensor("in")
+    x = np.random.default_rng(1).integers(x_t.dtype.min, x_t.dtype.max + 1,
+                                          size=(5, case["sizes"][0]))
+    x[0] = x_t.dtype.min
+    x[1] = x_t.dtype.max
+    got, cycles, steps = simulate(plan, x)
+    run = plan.run(x)
+    assert (got == reference.run(graph, x)[graph.outputs[0]]).all()
+    assert (got == run.codes[-1]).all()
+    assert steps.tolist() == run.steps.tolist()
+    assert cycles.tolist() == plan.cycles(x, run).tolist()
+
+
+def test_engine_under_backpressure():
+    graph = random_graph((6, 5, 3), bits=4, seed=8)
+    plan = SnnPlan.from_graph(graph)
+    x = np.random.default_rng(2).integers(-128, 128, size=(4, 6))
+    got, _, steps = simulate(plan, x, stall_seed=3)
+    assert (got == reference.run(graph, x)[graph.outputs[0]]).all()
+    assert steps.tolist() == plan.run(x).steps.tolist()
+
+
+def test_t_max_cut_runs_the_same_schedule():
+    graph = random_graph((6, 5, 3), bits=4, seed=9)
+    plan = SnnPlan.from_graph(graph, t_max=3)
+    assert not plan.exact
+    x = np.random.default_rng(4).integers(-128, 128, size=(4, 6))
+    got, cycles, steps = simulate(plan, x)
+    run = plan.run(x)
+    assert (got == run.codes[-1]).all() and (steps == 3).all()
+    assert cycles.tolist() == plan.cycles(x, run).tolist()
+
+
+def test_a_broken_engine_is_caught():
+    """Mutation check: hardware whose first threshold is off by one bit (theta / 2) must not
+    pass. (Off by one unit is invisible here: theta is 2**k with k around 20.)"""
+    graph = random_graph((6, 5, 3), bits=3, seed=1)
+    plan = SnnPlan.from_graph(graph)
+    net = plan.network
+    broken_layer = dataclasses.replace(net.layers[0], theta=net.layers[0].theta // 2)
+    broken = dataclasses.replace(plan, network=dataclasses.replace(
+        net, layers=(broken_layer,) + net.layers[1:]))
+    x = np.random.default_rng(1).integers(-128, 128, size=(6, 6))
+    got, cycles, _ = simulate(plan, x, hardware=broken)
+    run = plan.run(x)
+    assert not ((got == run.codes[-1]).all() and cycles.tolist() == plan.cycles(x, run).tolist())
+
+
+def test_small_cnn_via_toeplitz_synapses():
+    """A conv layer (IR ``conv``, im2col) as dense synapses, then a dense layer."""
+    pytest.importorskip("torch")
+    import torch
+    from torch import nn
+
+    import tempfile
+    from pathlib import Path
+
+    from frontends.onnx_import import import_onnx
+    from tests.models import torch_qdq
+
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Conv2d(1, 2, 3, stride=2, padding=1), nn.ReLU(), nn.Flatten(),
+                           nn.Linear(2 * 3 * 3, 4))
+    with tempfile.TemporaryDirectory() as tmp:
+        graph = import_onnx(torch_qdq(module, (1, 6, 6), Path(tmp) / "cnn.onnx", low=0.0))
+    assert [n.op for n in graph.nodes] == ["conv", "dense"]
+    plan = SnnPlan.from_graph(graph)
+    x = np.random.default_rng(5).integers(-128, 128, size=(3, 36))
+    got, cycles, steps = simulate(plan, x)
+    run = plan.run(x)
+    assert (got == reference.run(graph, x.reshape(3, 1, 6, 6))[graph.outputs[0]]
+            .reshape(3, -1)).all()
+    assert cycles.tolist() == plan.cycles(x, run).tolist()

@@ -1,0 +1,75 @@
+"""The emitted spiking engine under cocotb + Verilator (the digits MLP: tracers equal the
+integer QANN's codes, with cycles and time steps as modelled), deterministic emission, and
+0 DSPs after synthesis."""
+
+import json
+
+import numpy as np
+import pytest
+
+from rtl_gen.artefact import Artefact
+from rtl_gen.snn import SnnPlan
+from rtl_gen.snn.emit import write_from_graph
+from tests.frontends.snn.graphs import digits_model, random_graph
+
+
+@pytest.fixture(scope="module")
+def digits_snn(tmp_path_factory):
+    from frontends.onnx_import import import_onnx
+    from frontends.vectors import golden_vectors
+
+    made = digits_model(tmp_path_factory)
+    graph = import_onnx(made.quantized)
+    with np.load(made.test_data) as f:
+        vectors = golden_vectors(graph, data_x=f["x"], data_y=f["y"], random=8)
+    return Artefact(write_from_graph(graph, tmp_path_factory.mktemp("snn") / "digits",
+                                     vectors=vectors))
+
+
+def test_manifest_describes_the_spiking_engine(digits_snn):
+    m = digits_snn.manifest
+    assert m["engine"] == "snn" and m["sim"]["bench"] == "sim.bench.snn_bench"
+    assert m["parameters"]["exact"] and m["parameters"]["t_max"] == 511
+    assert [layer["theta"] for layer in m["layers"]] == [1 << 23, 1 << 24]
+    v = digits_snn.vectors()
+    assert m["latency_cycles"] == int(v["snn_cycles"].max())
+    assert {"i__payload", "o__payload", "cycles", "busy", "steps"} <= \
+        {p["name"] for p in m["ports"]}
+
+
+@pytest.mark.sim
+def test_digits_mlp_rtl_tracers_equal_qann(digits_snn):
+    from sim.runner import run_sim
+
+    # edge cases, random vectors and the first test images
+    result = run_sim(digits_snn, limit=36)
+    assert result.passed, "\n".join(result.mismatches)
+    summary = json.loads((digits_snn.path / "sim" / "summary.json").read_text())
+    assert summary["vectors"] == 36 and summary["mismatching_elements"] == 0
+    assert sum(summary["steps"]["histogram"]["counts"]) == 36
+    with np.load(result.outputs) as f:
+        assert (f["steps"] == digits_snn.vectors()["snn_steps"][:36]).all()
+
+
+def test_same_graph_same_bytes(tmp_path):
+    graph = random_graph((5, 4, 3), bits=4, seed=2)
+    vectors = {"inputs": np.zeros((1, 5), np.int64), "outputs": np.zeros((1, 3), np.int64)}
+    a = write_from_graph(graph, tmp_path / "a", vectors=vectors)
+    b = write_from_graph(graph, tmp_path / "b", vectors=vectors)
+    assert (a / "rtl" / "nnloom_snn.v").read_bytes() == (b / "rtl" / "nnloom_snn.v").read_bytes()
+    assert (a / "vectors" / "golden.npz").read_bytes() == \
+        (b / "vectors" / "golden.npz").read_bytes()
+
+
+@pytest.mark.synth
+def test_no_multipliers_after_synthesis(tmp_path):
+    from flows.synth import synthesize
+    from rtl_gen.emit import emit_verilog
+
+    plan = SnnPlan.from_graph(random_graph((6, 5, 3), bits=4, seed=2))
+    (tmp_path / "snn.v").write_text(emit_verilog(plan.create(), "snn"))
+    report = synthesize([tmp_path / "snn.v"], "snn", family="ecp5", out_dir=tmp_path / "pnr",
+                        clock_mhz=50)
+    assert report.utilisation["MULT18X18D"]["used"] == 0
+    assert report.utilisation["ALU54B"]["used"] == 0
+    assert report.lut4 > 0
