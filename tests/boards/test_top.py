@@ -170,7 +170,7 @@ def test_engine_width_and_clock_are_checked():
 
 
 def test_registry():
-    assert set(BOARDS) == {"icebreaker", "ulx3s-85f", "orangecrab-25f"}
+    assert set(BOARDS) == {"icebreaker", "ulx3s-85f", "orangecrab-25f", "tang-nano-9k"}
     ice, ecp = get_board("icebreaker"), get_board("ulx3s-85f")
     assert isinstance(ice, BoardSpec) and ice.name == "icebreaker"
     assert (ice.family, ice.device, ice.synth_opts) == ("ice40", "iCE40UP5K-SG48", "-dsp")
@@ -181,7 +181,7 @@ def test_registry():
     crab = get_board("orangecrab-25f")
     assert (crab.family, crab.device, crab.clock_hz) == ("ecp5", "LFE5U-25F-8MG285", 48e6)
     with pytest.raises(ValueError, match=r"^Unknown board 'ulx3s'; known boards: icebreaker, "
-                                         r"orangecrab-25f, ulx3s-85f$"):
+                                         r"orangecrab-25f, tang-nano-9k, ulx3s-85f$"):
         get_board("ulx3s")
 
 
@@ -191,10 +191,14 @@ def test_spec_matches_platform(name):
     platform = spec.platform()
     assert platform is not spec.platform()  # a fresh platform per build
     assert spec.clock_hz == platform.default_clk_frequency
-    assert spec.device.startswith(platform.device)
-    assert spec.device.endswith(platform.package)
+    if spec.family == "gowin":
+        assert spec.device == platform.part
+    else:
+        assert spec.device.startswith(platform.device)
+        assert spec.device.endswith(platform.package)
     assert type(platform).__name__.startswith(
-        {"icebreaker": "ICE", "ulx3s-85f": "ULX3S", "orangecrab-25f": "OrangeCrab"}[name])
+        {"icebreaker": "ICE", "ulx3s-85f": "ULX3S", "orangecrab-25f": "OrangeCrab",
+         "tang-nano-9k": "TangNano9k"}[name])
 
 
 PINS = {"icebreaker": ("top.pcf", ["set_io uart_0__rx__io 6", "set_io uart_0__tx__io 9",
@@ -203,7 +207,9 @@ PINS = {"icebreaker": ("top.pcf", ["set_io uart_0__rx__io 6", "set_io uart_0__tx
                                   'LOCATE COMP "uart_0__tx__io" SITE "L4"',
                                   'LOCATE COMP "led_0__io" SITE "B2"']),
         "orangecrab-25f": ("top.lpf", ['LOCATE COMP "uart_0__rx__io" SITE "N17"',
-                                       'LOCATE COMP "uart_0__tx__io" SITE "M18"'])}
+                                       'LOCATE COMP "uart_0__tx__io" SITE "M18"']),
+        "tang-nano-9k": ("top.cst", ['IO_LOC "uart_0__rx__io" 18;',
+                                     'IO_LOC "uart_0__tx__io" 17;', 'IO_LOC "led_0__io" 10;'])}
 
 
 @pytest.mark.parametrize("name", sorted(BOARDS))
