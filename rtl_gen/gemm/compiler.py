@@ -360,7 +360,8 @@ def compile_graph(graph: Graph, config: GemmConfig, *, split="auto", tau: float 
     infos: list[LayerInfo] = []
     new_nodes: list[Node] = []
     acc_need = {"dsp": 0, "lut": 0}
-    acc_bits, bias_bits = 2, 2
+    acc_core = {"dsp": 2, "lut": 2}
+    bias_bits = 2
 
     def add_idx(entries: np.ndarray) -> int:
         nonlocal idx_top
@@ -448,7 +449,10 @@ def compile_graph(graph: Graph, config: GemmConfig, *, split="auto", tau: float 
         xs = x_t.dtype
         hi_term = np.maximum(w * xs.max, w * xs.min).sum(axis=1)
         lo_term = np.minimum(w * xs.max, w * xs.min).sum(axis=1)
-        acc_bits = max(acc_bits, signed_bits(int(lo_term.min()), int(hi_term.max())))
+        for core, chans in (("dsp", channel_order[:n_dsp]), ("lut", channel_order[n_dsp:])):
+            if len(chans):
+                acc_core[core] = max(acc_core[core], signed_bits(int(lo_term[chans].min()),
+                                                                 int(hi_term[chans].max())))
         bias_bits = max(bias_bits, signed_bits(int(folded.min()), int(folded.max())))
         p_base = len(params)
         for c in channel_order:
@@ -501,8 +505,10 @@ def compile_graph(graph: Graph, config: GemmConfig, *, split="auto", tau: float 
     needs = {"imem_depth": len(instrs), "act_depth": act.top, "idx_depth": len(idx),
              "wd_depth": len(wd), "wl_depth": len(wl), "param_depth": len(params),
              "accd_depth": acc_need["dsp"], "accl_depth": acc_need["lut"],
-             "acc_bits": acc_bits, "bias_bits": bias_bits,
-             "residual": any(i.op == "ADD" for i in instrs)}
+             "acc_bits": acc_core["dsp"], "lut_acc_bits": acc_core["lut"],
+             "bias_bits": bias_bits, "residual": any(i.op == "ADD" for i in instrs),
+             "half_even": any(i.op == "PCFG" and i["round"] == ROUNDING["half_even"]
+                              for i in instrs)}
     if fit:
         config = config.fit(needs)
     else:
@@ -519,11 +525,14 @@ def _check_fits(config: GemmConfig, needs: dict, graph: Graph):
     for name, value in needs.items():
         have = getattr(config, name)
         fits = value <= have
-        if name == "residual":
+        if name in ("residual", "half_even"):
             if value and not have:
-                raise ModelError(f"model '{graph.name}' has residual adds; the overlay was "
-                                 f"built without the ADD datapath (residual=False)")
+                raise ModelError(f"model '{graph.name}' needs {name}; the overlay was built "
+                                 f"without it ({name}=False)")
             continue
+        if name == "lut_acc_bits":
+            have = config.acc_widths["lut"]
+            fits = value <= have
         if not fits:
             what = name.replace("_depth", " memory depth").replace("_bits", " width in bits")
             raise ModelError(f"model '{graph.name}' needs {what} {value}; the overlay has "

@@ -33,7 +33,8 @@ class GemmConfig:
     products as shift-add) or ``ternary`` (2-bit codes of -1/0/+1, products as +/-a).
     ``acc_bits``: the cores' accumulators; ``bias_bits``: per-channel bias in the parameter
     memory. The ``*_depth`` are memory depths in words. ``residual``: the post unit has the
-    ``ADD`` datapath.
+    ``ADD`` datapath; ``half_even``: it rounds half to even too; ``lut_acc_bits``: the LUT
+    core's accumulators (0: ``acc_bits``; low-bit weights need fewer).
     """
 
     dsp_lanes: int = 4
@@ -51,6 +52,8 @@ class GemmConfig:
     accd_depth: int = 64
     accl_depth: int = 64
     residual: bool = True
+    half_even: bool = True
+    lut_acc_bits: int = 0
 
     def __post_init__(self):
         if self.dsp_lanes < 0 or self.lut_lanes < 0 or self.dsp_lanes + self.lut_lanes == 0:
@@ -76,6 +79,10 @@ class GemmConfig:
         return -(1 << (self.lut_wbits - 1)), (1 << (self.lut_wbits - 1)) - 1
 
     @property
+    def acc_widths(self) -> dict:
+        return {"dsp": self.acc_bits, "lut": self.lut_acc_bits or self.acc_bits}
+
+    @property
     def lanes(self) -> dict:
         return {"dsp": self.dsp_lanes, "lut": self.lut_lanes}
 
@@ -91,21 +98,25 @@ class GemmConfig:
                                "wl_depth", "param_depth", "accd_depth", "accl_depth")}
         return replace(self, **depths, acc_bits=needs.get("acc_bits", self.acc_bits),
                        bias_bits=needs.get("bias_bits", self.bias_bits),
-                       residual=needs.get("residual", self.residual))
+                       residual=needs.get("residual", self.residual),
+                       half_even=needs.get("half_even", self.half_even),
+                       lut_acc_bits=needs.get("lut_acc_bits", self.lut_acc_bits))
 
     def to_json(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
-# Core sizes per board (memories are fitted to the program). UP5K: 8 SB_MAC16; the
-# requantizer's multiplier takes two, so the DSP core gets 6 lanes (inferred 16x16 mode).
+# Core sizes per board (memories are fitted to the program). The DSP core's multipliers are
+# inferred (one SB_MAC16 / MULT18X18D per lane); the requantizer takes one or two more.
+# LUT lanes multiply 8-bit activations by 4-bit weights: ~150 LUT4 a lane on iCE40 with
+# their accumulator and drain register, which is what bounds the UP5K's LUT core.
 BOARDS = {
     "icebreaker": {"family": "ice40", "clock_mhz": 24.0,
                    "dsp": GemmConfig(dsp_lanes=6, lut_lanes=0),
-                   "lut": GemmConfig(dsp_lanes=0, lut_lanes=32),
-                   "hetero": GemmConfig(dsp_lanes=6, lut_lanes=24)},
+                   "lut": GemmConfig(dsp_lanes=0, lut_lanes=16),
+                   "hetero": GemmConfig(dsp_lanes=6, lut_lanes=12)},
     "ulx3s-85f": {"family": "ecp5", "clock_mhz": 100.0,
-                  "dsp": GemmConfig(dsp_lanes=32, lut_lanes=0),
-                  "lut": GemmConfig(dsp_lanes=0, lut_lanes=128),
-                  "hetero": GemmConfig(dsp_lanes=32, lut_lanes=96)},
+                  "dsp": GemmConfig(dsp_lanes=16, lut_lanes=0),
+                  "lut": GemmConfig(dsp_lanes=0, lut_lanes=64),
+                  "hetero": GemmConfig(dsp_lanes=16, lut_lanes=48)},
 }

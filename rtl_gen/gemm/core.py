@@ -158,13 +158,15 @@ class GemmCore(wiring.Component):
         for lane in range(P):
             prod = lane_product(m, self.mode, a, self.w_data[lane * W:(lane + 1) * W], W,
                                 f"prod{lane}")
-            reg = Signal(signed(len(prod)), name=f"prod{lane}_d")
+            reg = Signal(signed(len(prod)), name=f"prod{lane}_d", reset_less=True)
             m.d.sync += reg.eq(prod)
             prods.append(reg)
 
         # --- stage D: accumulate; drain ------------------------------------------------------
-        accs = [Signal(signed(self.acc_bits), name=f"acc{lane}") for lane in range(P)]
-        holds = [Signal(signed(self.acc_bits), name=f"hold{lane}") for lane in range(P)]
+        accs = [Signal(signed(self.acc_bits), name=f"acc{lane}", reset_less=True)
+                for lane in range(P)]
+        holds = [Signal(signed(self.acc_bits), name=f"hold{lane}", reset_less=True)
+                 for lane in range(P)]
         drain_cnt = Signal(range(P + 1))
         drain_addr = Signal(len(unit_base))
         capture = vd & last_d

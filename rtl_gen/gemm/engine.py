@@ -104,12 +104,12 @@ class GemmEngine(wiring.Component):
                  cfg.accl_depth)):
             if lanes == 0:
                 continue
-            unit = GemmCore(lanes=lanes, mode=mode, wbits=wbits, acc_bits=cfg.acc_bits,
+            unit = GemmCore(lanes=lanes, mode=mode, wbits=wbits, acc_bits=cfg.acc_widths[core],
                             act_abits=act_ab, idx_abits=idx_ab, w_abits=abits(wdepth),
                             acc_abits=abits(adepth))
             m.submodules[f"{core}_core"] = unit
             wmem = self._memory(m, wname, unsigned(lanes * wbits), wdepth)
-            amem = Memory(shape=signed(cfg.acc_bits), depth=adepth, init=[])
+            amem = Memory(shape=signed(cfg.acc_widths[core]), depth=adepth, init=[])
             m.submodules[aname] = amem
             w_rd, a_rd, i_rd = wmem.read_port(), act.read_port(), idx.read_port()
             acc_wr, acc_rd = amem.write_port(), amem.read_port()
@@ -120,17 +120,19 @@ class GemmEngine(wiring.Component):
                          acc_wr.en.eq(unit.acc_en)]
             cores[core] = (unit, acc_rd)
 
-        post = PostUnit(acc_bits=cfg.acc_bits, bias_bits=cfg.bias_bits, act_abits=act_ab,
+        acc_bits = max(cfg.acc_widths[c] for c in ("dsp", "lut") if cfg.lanes[c])
+        post = PostUnit(acc_bits=acc_bits, bias_bits=cfg.bias_bits, act_abits=act_ab,
                         idx_abits=idx_ab, acc_abits=abits(max(cfg.accd_depth, cfg.accl_depth)),
-                        p_abits=abits(cfg.param_depth), residual=cfg.residual)
+                        p_abits=abits(cfg.param_depth), residual=cfg.residual,
+                        half_even=cfg.half_even)
         m.submodules.post = post
         post_core = Signal()          # which accumulator memory the post unit reads
         for core, (unit, acc_rd) in cores.items():
             m.d.comb += acc_rd.addr.eq(post.acc_addr)
         if cores:
             if len(cores) == 2:
-                m.d.comb += post.acc_data.eq(Mux(post_core, cores["lut"][1].data,
-                                                 cores["dsp"][1].data))
+                m.d.comb += post.acc_data.eq(Mux(post_core, cores["lut"][1].data.as_signed(),
+                                                 cores["dsp"][1].data.as_signed()))
             else:
                 m.d.comb += post.acc_data.eq(next(iter(cores.values()))[1].data)
         m.d.comb += [prm_rd.addr.eq(post.p_addr), post.p_data.eq(prm_rd.data),

@@ -22,7 +22,7 @@ from .config import MULT_BITS
 __all__ = ["PostUnit", "requant_stage"]
 
 
-def requant_stage(m: Module, prod, one, shift, zp, lo, hi, mode):
+def requant_stage(m: Module, prod, one, shift, zp, lo, hi, mode, *, half_even=True):
     """``clamp(round(prod / 2**shift) + zp, lo, hi)``, combinational; ``one = 2**shift``;
     ``mode``: 0 half up, 1 floor, 2 ceil, 3 half to even (``frontends.fixedpoint``)."""
     width = len(prod) + 1
@@ -38,7 +38,8 @@ def requant_stage(m: Module, prod, one, shift, zp, lo, hi, mode):
     rem = Signal(unsigned(width))
     m.d.comb += rem.eq(prod & (one - 1))
     half = one >> 1
-    bump = (mode == 3) & (shift != 0) & ((rem > half) | ((rem == half) & rounded[0]))
+    bump = (mode == 3) & (shift != 0) & ((rem > half) | ((rem == half) & rounded[0])) \
+        if half_even else 0
     shifted = Signal(signed(width + 2))
     m.d.comb += shifted.eq(rounded + bump + zp)
     result = Signal(signed(10))
@@ -53,8 +54,9 @@ class PostUnit(wiring.Component):
     activation write port; ``busy``."""
 
     def __init__(self, *, acc_bits: int, bias_bits: int, act_abits: int, idx_abits: int,
-                 acc_abits: int, p_abits: int, residual: bool = True):
+                 acc_abits: int, p_abits: int, residual: bool = True, half_even: bool = True):
         self.acc_bits, self.bias_bits, self.residual = acc_bits, bias_bits, residual
+        self.half_even = half_even
         self.act_abits = act_abits
         super().__init__({
             "start": In(1), "add": In(1),
@@ -150,7 +152,7 @@ class PostUnit(wiring.Component):
         one = Signal(unsigned(len(out_prod) + 1))
         m.d.comb += one.eq(1 << self.shift)
         result = requant_stage(m, out_prod, one, self.shift, self.zp, self.lo, self.hi,
-                               self.round)
+                               self.round, half_even=self.half_even)
         m.d.comb += [self.act_we.eq(v3 | add_v),
                      self.act_waddr.eq(Mux(v3, wa3, self.y + add_wa)),
                      self.act_wdata.eq(result[:8])]
