@@ -21,6 +21,7 @@ from .graphs import digits_model, random_graph
          in_dtype=IntType(8, False)),
     dict(sizes=(5, 1, 3), bits=2, seed=4, per_channel=False),
     dict(sizes=(6, 4, 3), bits=5, seed=5, scale=(0.02, 0.2)),  # large multipliers: saturation
+    dict(sizes=(8, 6, 4), bits=4, seed=8, pow2=True, weight_range=(-8, 8), bias=100),
 ])
 def test_tracers_equal_ir_golden(case):
     graph = random_graph(**case)

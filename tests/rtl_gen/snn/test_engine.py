@@ -57,6 +57,7 @@ CASES = [
     dict(sizes=(7, 4, 4, 2), bits=3, signed_act=True, seed=5, rounding="ceil",
          in_dtype=IntType(8, False)),
     dict(sizes=(3, 6, 2), bits=5, seed=6, in_dtype=IntType(4, True)),
+    dict(sizes=(8, 6, 4), bits=4, seed=8, pow2=True, weight_range=(-8, 8), bias=100),
 ]
 
 
@@ -98,15 +99,15 @@ def test_t_max_cut_runs_the_same_schedule():
 
 
 def test_a_broken_engine_is_caught():
-    """Mutation check: hardware whose first threshold is off by one bit (theta / 2) must not
-    pass. (Off by one unit is invisible here: theta is 2**k with k around 20.)"""
-    graph = random_graph((6, 5, 3), bits=3, seed=1)
+    """Mutation check: hardware whose first threshold is off by one must not pass. (With the
+    usual theta of 2**20 or so, off by one is invisible; small thresholds make it show.)"""
+    graph = random_graph((8, 6, 4), bits=4, seed=8, pow2=True, weight_range=(-8, 8), bias=100)
     plan = SnnPlan.from_graph(graph)
     net = plan.network
-    broken_layer = dataclasses.replace(net.layers[0], theta=net.layers[0].theta // 2)
+    broken_layer = dataclasses.replace(net.layers[-1], theta=net.layers[-1].theta + 1)
     broken = dataclasses.replace(plan, network=dataclasses.replace(
-        net, layers=(broken_layer,) + net.layers[1:]))
-    x = np.random.default_rng(1).integers(-128, 128, size=(6, 6))
+        net, layers=net.layers[:-1] + (broken_layer,)))
+    x = np.random.default_rng(1).integers(-128, 128, size=(6, 8))
     got, cycles, _ = simulate(plan, x, hardware=broken)
     run = plan.run(x)
     assert not ((got == run.codes[-1]).all() and cycles.tolist() == plan.cycles(x, run).tolist())
