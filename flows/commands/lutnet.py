@@ -127,9 +127,31 @@ def generate_artefact(model: Path, out: Path, data: Optional[Path] = None, *,
                                 frames=frames, ports=ports)
 
 
+def bench_rows(out_dir: Path) -> list[dict]:
+    """``nnloom bench`` (all engines): the lutnet benchmark as flat rows."""
+    import io
+
+    from rich.console import Console
+
+    report = run_bench(out_dir, width=256, height=256, synth=True,
+                       console=Console(file=io.StringIO()))
+    rows = []
+    for row in report["engines"]:
+        rows.append({"engine": "lutnet", "config": row["engine"], "family": row["board"],
+                     "lut4": row.get("lut4"), "ff": row.get("ff"),
+                     "ram": ", ".join(f"{k} {v}" for k, v in row.get("ram", {}).items()),
+                     "fmax_mhz": row.get("fmax_mhz"), "table_bytes": row.get("table_bytes"),
+                     "hr_px_per_cycle": row.get("hr_px_per_cycle"), "fps": row.get("fps"),
+                     "psnr_set5_x4": row.get("psnr_set5"), "error": row.get("error")})
+    return rows
+
+
 def register(app, bench_app):
     from flows import cli
+    from flows.bench import BENCHES
     from rtl_gen.lutnet.srlut import SrlutPlan, TableError
+
+    BENCHES["lutnet"] = bench_rows
 
     lut_app = typer.Typer(no_args_is_help=True,
                           help="LUT super-resolution engines (SR-LUT, HKLUT): upscale, "

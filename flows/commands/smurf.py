@@ -125,10 +125,39 @@ def generate_from_model(model: Path, out: Path, data=None):
     write_smurf_artefact(plan, out, fit=fit)
 
 
+def bench_rows(out_dir: Path) -> list[dict]:
+    """``nnloom bench`` (all engines): the SMURF benchmark as flat rows, one per function,
+    family and unit (SMURF and its Taylor, LUT and Stanh baselines)."""
+    from rtl_gen.smurf.benchmark import run_bench
+
+    import io
+
+    from rich.console import Console
+
+    results = run_bench(out_dir, synthesize=synthesize_component, runs=16,
+                        console=Console(file=io.StringIO()))
+    rows = []
+    for name, entry in results.items():
+        accuracy = entry.get("accuracy", {}).get("1024", {})
+        for family, units in entry.get("synth", {}).items():
+            for unit, figures in units.items():
+                rows.append({"engine": "smurf", "config": f"{name} {unit}"
+                             + (f" ({entry.get('basis')})" if unit == "smurf" else ""),
+                             "family": family, "lut4": figures.get("lut4"),
+                             "ff": figures.get("ff"), "dsp": figures.get("dsp"),
+                             "ram": figures.get("ram"), "fmax_mhz": figures.get("fmax_mhz"),
+                             "cycles": figures.get("latency"),
+                             "rmse_L1024": accuracy.get("rmse") if unit == "smurf" else None,
+                             "adp": figures.get("adp")})
+    return rows
+
+
 def register(app: typer.Typer, bench_app: typer.Typer):
+    from flows.bench import BENCHES
     from flows.cli import GENERATORS, console, run_command
 
     GENERATORS["smurf"] = generate_from_model
+    BENCHES["smurf"] = bench_rows
 
     @app.command("smurf")
     def smurf(
