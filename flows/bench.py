@@ -98,6 +98,7 @@ def bench_dense(out_dir: Path, *, lanes: tuple[int, ...] = (1, 2, 4, 8),
     from rtl_gen.artefact import Artefact
     from rtl_gen.emit import write_artefact
 
+    from .build import BuildError
     from .synth import synthesize
 
     made = make_digits_mlp(out_dir / "model")
@@ -112,15 +113,20 @@ def bench_dense(out_dir: Path, *, lanes: tuple[int, ...] = (1, 2, 4, 8),
         cycles, macs = art.manifest["latency_cycles"], art.manifest["macs"]
         for family in families:
             clock = 12.0 if family == "ice40" else 25.0
-            rep = synthesize(art.rtl_sources, art.top, family=family, clock_mhz=clock,
-                             out_dir=art.path / "synth" / family)
+            row = {"engine": "dense", "config": f"digits MLP, {n} lanes", "family": family}
+            try:
+                rep = synthesize(art.rtl_sources, art.top, family=family, clock_mhz=clock,
+                                 out_dir=art.path / "synth" / family)
+            except BuildError as exc:  # e.g. more multipliers than the device has
+                reason = [l for l in str(exc).splitlines() if "ERROR" in l] or [str(exc)]
+                rows.append({**row, "cycles": cycles, "error": reason[0].strip()})
+                continue
             util = rep.utilisation
             dsp = util.get("ICESTORM_DSP", util.get("MULT18X18D", {})).get("used")
             ram = sum(util.get(k, {}).get("used", 0)
                       for k in ("ICESTORM_RAM", "ICESTORM_SPRAM", "DP16KD"))
             latency_us = cycles / rep.fmax_mhz if rep.fmax_mhz else None
-            rows.append({"engine": "dense", "config": f"digits MLP, {n} lanes",
-                         "family": family, "lut4": rep.lut4, "ff": rep.ff, "dsp": dsp,
+            rows.append({**row, "lut4": rep.lut4, "ff": rep.ff, "dsp": dsp,
                          "ram": ram, "fmax_mhz": rep.fmax_mhz, "cycles": cycles,
                          "latency_us": latency_us,
                          "gmac_s": macs / latency_us / 1e3 if latency_us else None,
