@@ -167,6 +167,22 @@ def bench_rows(graph, x, y, *, boards=BENCH_BOARDS, out_dir: Path, tau: float = 
     return report
 
 
+SWEEP_GRID = {"ice40": ((0, 2, 4, 6), (0, 4, 8, 12, 16), 8, 4500),
+              "ecp5": ((0, 8, 16, 32, 64), (0, 16, 32, 64, 128), 156, 70000)}
+
+
+def _sweep(graph, board, x, y, tau):
+    from dataclasses import asdict
+
+    from rtl_gen.gemm import BOARDS
+    from rtl_gen.gemm.cost import sweep
+    family = BOARDS[board]["family"]
+    dsp, lut, dsp_limit, lut_limit = SWEEP_GRID[family]
+    points = sweep(graph, family=family, dsp_options=dsp, lut_options=lut, x=x, y=y, tau=tau,
+                   dsp_limit=dsp_limit, lut4_limit=lut_limit)
+    return [asdict(p) for p in points]
+
+
 def _fmt(v, spec=""):
     if v is None:
         return "—"
@@ -189,6 +205,9 @@ def register(app: typer.Typer, bench_app: typer.Typer):
         tau: float = typer.Option(0.02, help="LUT-precision error budget per channel."),
         synth: bool = typer.Option(True, help="Synthesize (resources, Fmax); --no-synth "
                                    "prints cycles and accuracy only."),
+        sweep: bool = typer.Option(False, help="Also sweep core sizes per board (modelled "
+                                   "cycles, estimated LUT4, accuracy) and print the Pareto "
+                                   "set."),
     ):
         """DSP-only, LUT-only and heterogeneous overlays per board: resources, Fmax, cycles
         (model vs RTL), latency, GMAC/s, utilisation, accuracy, speedup."""
@@ -211,6 +230,8 @@ def register(app: typer.Typer, bench_app: typer.Typer):
             with console.status("benchmarking…") as status:
                 report = bench_rows(graph, x, y, boards=names, out_dir=out, tau=tau,
                                     synth=synth, progress=status.update)
+            if sweep:
+                report["sweep"] = {b: _sweep(graph, b, x, y, tau) for b in names}
             out.mkdir(parents=True, exist_ok=True)
             (out / "report.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
             _print(console, report)
@@ -221,6 +242,17 @@ def register(app: typer.Typer, bench_app: typer.Typer):
 def _print(console, report):
     from rich.table import Table
     acc8 = report["int8_accuracy"]
+    for board, points in report.get("sweep", {}).items():
+        table = Table(title=f"core-size sweep on {board}: Pareto set (cycles exact, LUT4 "
+                            f"estimated by rtl_gen.gemm.cost)")
+        for col in ("DSP lanes", "LUT lanes", "cycles", "LUT4 est.", "DSP", "BRAM",
+                    "accuracy %"):
+            table.add_column(col, justify="right")
+        for p in sorted((p for p in points if p["pareto"]), key=lambda p: p["cycles"]):
+            table.add_row(str(p["dsp_lanes"]), str(p["lut_lanes"]), str(p["cycles"]),
+                          str(p["lut4"]), str(p["dsp"]), str(p["bram"]),
+                          _fmt(p["accuracy"] and 100 * p["accuracy"], ".2f"))
+        console.print(table)
     for board, rows in report["boards"].items():
         table = Table(title=f"gemm overlay on {board} — {report['model']} (int8 accuracy "
                             f"{_fmt(acc8 and 100 * acc8, '.2f')} %)")

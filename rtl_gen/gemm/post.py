@@ -4,7 +4,8 @@ residual add (``ADD``), written back to the activation buffer.
 ``POST``: for pixel ``q < m`` (outer) and channel ``c < n``:
 ``act[y + c*m + q] = clamp((((acc[q*n + c] + bias[p+c]) * mult[p+c] + r) >> shift) + zp,
 lo, hi)`` (``frontends.fixedpoint.requantize``; ReLU is ``lo = zp``). One element a cycle;
-latency 4 cycles (accumulator/parameter read, + bias, * multiplier, shift/clamp/write).
+latency 7 cycles (accumulator/parameter read, + bias, * multiplier, + rounding constant,
+coarse shift, fine shift, zero point/clamp/write).
 
 ``ADD``: ``act[y + j] = clamp((((a_j - za)*ma + (b_j - zb)*mb + r) >> shift) + zp, lo, hi)``
 with ``a_j = act[a + j]`` and ``b_j = act[b + idx[i + j]]`` read through the shared
@@ -13,7 +14,7 @@ activation port, two cycles an element, one multiplier used twice.
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -22,29 +23,44 @@ from .config import MULT_BITS
 __all__ = ["PostUnit", "requant_stage"]
 
 
-def requant_stage(m: Module, prod, one, shift, zp, lo, hi, mode, *, half_even=True):
-    """``clamp(round(prod / 2**shift) + zp, lo, hi)``, combinational; ``one = 2**shift``;
-    ``mode``: 0 half up, 1 floor, 2 ceil, 3 half to even (``frontends.fixedpoint``)."""
+def requant_pipeline(m: Module, valid, prod, addr, *, shift, zp, lo, hi, mode,
+                     half_even: bool = True):
+    """``clamp(round(prod / 2**shift) + zp, lo, hi)`` in four registered stages (rounding
+    constant and remainder flags; shift by the multiple-of-8 part; shift by the rest and
+    round half to even; zero point and clamp). ``mode``: 0 half up, 1 floor, 2 ceil, 3 half
+    to even (``frontends.fixedpoint``). ``shift``/``mode`` must be steady two cycles before
+    the first element. Returns ``(valid, addr, result)`` of the last stage."""
     width = len(prod) + 1
-    rconst = Signal(unsigned(width))
-    with m.Switch(mode):
-        with m.Case(0):
-            m.d.comb += rconst.eq(one >> 1)
-        with m.Case(2):
-            m.d.comb += rconst.eq(one - 1)
-    rounded = Signal(signed(width))
-    m.d.comb += rounded.eq((prod + rconst) >> shift)
-    # half to even: floor, then +1 above half, or at exactly half with an odd floor
-    rem = Signal(unsigned(width))
-    m.d.comb += rem.eq(prod & (one - 1))
-    half = one >> 1
-    bump = (mode == 3) & (shift != 0) & ((rem > half) | ((rem == half) & rounded[0])) \
-        if half_even else 0
-    shifted = Signal(signed(width + 2))
-    m.d.comb += shifted.eq(rounded + bump + zp)
+    one = Signal(unsigned(width))
+    rconst, mask = Signal(unsigned(width)), Signal(unsigned(width))
+    m.d.sync += one.eq(1 << shift)
+    m.d.sync += [rconst.eq(Mux(mode == 0, one >> 1, Mux(mode == 2, one - 1, 0))),
+                 mask.eq(one - 1)]
+    # stage 1: add the rounding constant; remainder above / at half
+    v1, a1 = Signal(), Signal(len(addr))
+    t1 = Signal(signed(width + 1))
+    gt1, eq1 = Signal(), Signal()
+    rem = prod & mask
+    half = mask - (mask >> 1)          # 2**(shift-1), 0 when shift = 0
+    m.d.sync += [v1.eq(valid), a1.eq(addr), t1.eq(prod + rconst)]
+    if half_even:
+        m.d.sync += [gt1.eq((mode == 3) & (shift != 0) & (rem > half)),
+                     eq1.eq((mode == 3) & (shift != 0) & (rem == half))]
+    # stage 2: coarse shift; stage 3: fine shift and the half-to-even bump
+    v2, a2, gt2, eq2 = Signal(), Signal(len(addr)), Signal(), Signal()
+    t2 = Signal(signed(width + 1))
+    m.d.sync += [v2.eq(v1), a2.eq(a1), gt2.eq(gt1), eq2.eq(eq1),
+                 t2.eq(t1 >> Cat(Const(0, 3), shift[3:]))]
+    v3, a3 = Signal(), Signal(len(addr))
+    t3 = Signal(signed(width + 2))
+    fine = t2 >> shift[:3]
+    m.d.sync += [v3.eq(v2), a3.eq(a2), t3.eq(fine + (gt2 | (eq2 & fine[0])))]
+    # stage 4: zero point, clamp
+    shifted = Signal(signed(width + 3))
+    m.d.comb += shifted.eq(t3 + zp)
     result = Signal(signed(10))
     m.d.comb += result.eq(Mux(shifted < lo, lo, Mux(shifted > hi, hi, shifted)))
-    return result
+    return v3, a3, result
 
 
 class PostUnit(wiring.Component):
@@ -148,13 +164,15 @@ class PostUnit(wiring.Component):
 
         # --- shared output stage ---------------------------------------------------------------
         out_prod = Signal(signed(max(len(prod3), len(add_sum))))
-        m.d.comb += out_prod.eq(Mux(v3, prod3, add_sum) if self.residual else prod3)
-        one = Signal(unsigned(len(out_prod) + 1))
-        m.d.comb += one.eq(1 << self.shift)
-        result = requant_stage(m, out_prod, one, self.shift, self.zp, self.lo, self.hi,
-                               self.round, half_even=self.half_even)
-        m.d.comb += [self.act_we.eq(v3 | add_v),
-                     self.act_waddr.eq(Mux(v3, wa3, self.y + add_wa)),
-                     self.act_wdata.eq(result[:8])]
-        m.d.comb += self.busy.eq(running | v1 | v2 | v3 | s_a | s_b | add_v)
+        out_addr = Signal(16)
+        m.d.comb += [out_prod.eq(Mux(v3, prod3, add_sum) if self.residual else prod3),
+                     out_addr.eq(Mux(v3, wa3, self.y + add_wa))]
+        vo, ao, result = requant_pipeline(m, v3 | add_v, out_prod, out_addr, shift=self.shift,
+                                          zp=self.zp, lo=self.lo, hi=self.hi, mode=self.round,
+                                          half_even=self.half_even)
+        m.d.comb += [self.act_we.eq(vo), self.act_waddr.eq(ao), self.act_wdata.eq(result[:8])]
+        # the requantizer pipeline (3 registers after v3/add_v) keeps the unit busy
+        tail = Signal(3)
+        m.d.sync += tail.eq(Cat(v3 | add_v, tail[:2]))
+        m.d.comb += self.busy.eq(running | v1 | v2 | v3 | s_a | s_b | add_v | (tail != 0))
         return m

@@ -10,8 +10,8 @@ __all__ = ["core_issue_cycles", "core_busy_cycles", "post_cycles", "store_cycles
 
 FETCH = 1        # sequencer: FETCH state before every instruction's EXEC cycle
 CORE_PIPE = 3    # core: issue -> idx read -> act/weight read -> product -> accumulate
-POST_PIPE = 4    # post: acc/param read, + bias, * mult, shift/clamp/write; idle seen
-ADD_PIPE = 3     # add: last b read -> sum -> shift/write -> idle
+POST_PIPE = 7    # post: read, + bias, * mult, + round, shift, shift, clamp/write
+ADD_PIPE = 6     # add: last b read, sum, + round, shift, shift, clamp/write
 
 
 def ceil_div(a: int, b: int) -> int:

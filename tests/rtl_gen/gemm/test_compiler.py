@@ -121,3 +121,14 @@ def test_model_equals_golden_on_a_cnn(cnn, split):
     assert ops == ["conv", "conv", "conv", "add", "conv", "avgpool", "dense"]
     if split == 0.5:
         assert [l.n_lut for l in program.layers] == [4, 4, 4, 0, 6, 6, 5]
+
+
+def test_sweep_marks_a_pareto_set():
+    from rtl_gen.gemm.cost import estimate, sweep
+    graph = dense_chain((24, 16, 5))
+    points = sweep(graph, family="ice40", dsp_options=(0, 2, 4), lut_options=(0, 4, 8))
+    assert len(points) == 8 and any(p.pareto for p in points)
+    fastest = min(points, key=lambda p: (p.cycles, p.lut4))
+    smallest = min(points, key=lambda p: (p.lut4, p.cycles))
+    assert fastest.pareto and smallest.pareto
+    assert estimate(GemmConfig(dsp_lanes=4, lut_lanes=8), "ice40")["dsp"] == 6
