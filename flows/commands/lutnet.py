@@ -68,7 +68,7 @@ def load_tables(path: Path, *, pattern: Optional[str] = None,
 def rtl_upscale(plan, image: np.ndarray, *, ports: int = 1, workdir: Path | None = None):
     """``image`` through the generated Verilog (Verilator), one frame per channel."""
     from rtl_gen.lutnet.artefact import write_srlut_artefact
-    from sim.bench.lutnet_run import run_lutnet_sim
+    from sim.runner import run_sim
     cli = _errors()
     if plan.table_bytes > MAX_SIM_TABLE_BYTES:
         raise cli.UserError(f"table '{plan.name}' has {plan.table_bytes} bytes; the RTL "
@@ -79,7 +79,7 @@ def rtl_upscale(plan, image: np.ndarray, *, ports: int = 1, workdir: Path | None
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         art = write_srlut_artefact(plan, Path(tmp) / "lutnet_sr", width=image.shape[1],
                                    height=image.shape[0], frames=frames, ports=ports)
-        result = run_lutnet_sim(art, build_root=Path(tmp) / "build")
+        result = run_sim(art, build_root=Path(tmp) / "build")
         if not result.passed:
             raise cli.UserError("RTL simulation differs from the golden model:\n"
                                 + "\n".join(result.mismatches[:10]))

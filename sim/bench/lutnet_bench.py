@@ -13,18 +13,11 @@ last output, then each later frame's period) and ``summary.json``.
 
 from __future__ import annotations
 
-import io
-import json
-import os
-import random
-from pathlib import Path
-
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, FallingEdge
+from cocotb.triggers import FallingEdge
 
-from rtl_gen.artefact import Artefact, atomic_write
+from .common import settings, start, write_results
 
 MAX_REPORTED = 20
 
@@ -65,25 +58,12 @@ async def _receive(dut, count, gaps, per_frame, clock):
 
 @cocotb.test()
 async def hr_frames_match_golden(dut):
-    artefact = Artefact(os.environ["NNLOOM_ARTEFACT"])
-    vectors = artefact.vectors()
-    inputs, expected = vectors["inputs"], vectors["outputs"]
-    limit = int(os.environ.get("NNLOOM_SIM_LIMIT", "0") or 0)
-    if limit:
-        inputs, expected = inputs[:limit], expected[:limit]
-    backpressure = os.environ.get("NNLOOM_BACKPRESSURE") == "1"
-    seed = int(os.environ.get("NNLOOM_SEED", "1"))
-    gaps_in = random.Random(seed) if backpressure else None
-    gaps_out = random.Random(seed + 1) if backpressure else None
-
-    Clock(dut.clk, 10, unit="ns").start()
-    dut.rst.value = 1
-    dut.i__valid.value = 0
-    dut.o__ready.value = 0
-    await ClockCycles(dut.clk, 3)
-    await FallingEdge(dut.clk)
-    dut.rst.value = 0
-    await FallingEdge(dut.clk)
+    bench = settings()
+    inputs, expected = bench.inputs, bench.expected
+    backpressure = bench.backpressure
+    gaps_in = bench.rng() if backpressure else None
+    gaps_out = bench.rng(1) if backpressure else None
+    await start(dut)
 
     per_frame = int(expected[0].size)
     clock = [0]
@@ -118,13 +98,10 @@ async def hr_frames_match_golden(dut):
         mismatches.append(f"'last' flags wrong at output pixels {bad}; expected only on each "
                           f"frame's final pixel")
 
-    out_dir = Path(os.environ.get("NNLOOM_SIM_OUT", artefact.path / "sim"))
-    buf = io.BytesIO()
-    np.savez(buf, outputs=got, cycles=np.array(cycles, dtype=np.int64))
-    atomic_write(out_dir / "outputs.npz", buf.getvalue())
-    summary = {"vectors": int(len(inputs)), "mismatching_elements": count,
-               "mismatches": mismatches, "backpressure": backpressure,
-               "cycles": {"min": int(min(cycles)), "max": int(max(cycles))},
-               "hr_pixels_per_frame": per_frame}
-    atomic_write(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    write_results(bench.out_dir, {
+        "vectors": int(len(inputs)), "mismatching_elements": count, "mismatches": mismatches,
+        "backpressure": backpressure,
+        "cycles": {"min": int(min(cycles)), "max": int(max(cycles))},
+        "hr_pixels_per_frame": per_frame},
+        outputs=got, cycles=np.array(cycles, dtype=np.int64))
     assert not mismatches, "RTL differs from the golden model:\n" + "\n".join(mismatches)

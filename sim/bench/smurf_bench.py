@@ -11,18 +11,11 @@ Environment: ``NNLOOM_ARTEFACT``, ``NNLOOM_SIM_OUT``, ``NNLOOM_SIM_LIMIT`` (firs
 
 from __future__ import annotations
 
-import io
-import json
-import os
-import random
-from pathlib import Path
-
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge
 
-from rtl_gen.artefact import Artefact, atomic_write
+from .common import settings, start, write_results
 
 MAX_REPORTED = 20
 
@@ -40,26 +33,14 @@ def _unpack(word: int, count: int, width: int) -> list[int]:
 
 @cocotb.test()
 async def counts_match_cycle_model(dut):
-    artefact = Artefact(os.environ["NNLOOM_ARTEFACT"])
-    manifest = artefact.manifest
-    vectors = artefact.vectors()
-    inputs, expected = vectors["inputs"], vectors["outputs"]
-    limit = int(os.environ.get("NNLOOM_SIM_LIMIT", "0") or 0)
-    if limit:
-        inputs, expected = inputs[:limit], expected[:limit]
-    backpressure = os.environ.get("NNLOOM_BACKPRESSURE") == "1"
-    stalls = random.Random(int(os.environ.get("NNLOOM_SEED", "1")))
+    bench = settings()
+    manifest = bench.artefact.manifest
+    inputs, expected = bench.inputs, bench.expected
+    backpressure = bench.backpressure
+    stalls = bench.rng()
     s_in, s_out = manifest["streams"]["input"], manifest["streams"]["output"]
     latency = manifest["latency_cycles"]
-
-    Clock(dut.clk, 10, unit="ns").start()
-    dut.rst.value = 1
-    dut.i__valid.value = 0
-    dut.o__ready.value = 0
-    await ClockCycles(dut.clk, 3)
-    await FallingEdge(dut.clk)
-    dut.rst.value = 0
-    await FallingEdge(dut.clk)
+    await start(dut)
 
     got = np.zeros_like(expected)
     cycles = np.zeros(len(inputs), dtype=np.int64)
@@ -94,15 +75,11 @@ async def counts_match_cycle_model(dut):
                 mismatches.append(f"vector {n} ({named}): output '{s_out['names'][k]}' count "
                                   f"expected {expected[n, k]}, got {got[n, k]}")
 
-    out_dir = Path(os.environ.get("NNLOOM_SIM_OUT", artefact.path / "sim"))
-    buf = io.BytesIO()
-    np.savez(buf, outputs=got, cycles=cycles)
-    atomic_write(out_dir / "outputs.npz", buf.getvalue())
-    summary = {"vectors": int(len(inputs)), "mismatching_elements": count,
-               "mismatches": mismatches, "backpressure": backpressure,
-               "cycles": {"min": int(cycles.min()), "max": int(cycles.max())},
-               "expected_latency": latency}
-    atomic_write(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    write_results(bench.out_dir, {
+        "vectors": int(len(inputs)), "mismatching_elements": count, "mismatches": mismatches,
+        "backpressure": backpressure, "cycles": {"min": int(cycles.min()),
+                                                 "max": int(cycles.max())},
+        "expected_latency": latency}, outputs=got, cycles=cycles)
 
     assert not mismatches, "RTL differs from the cycle model:\n" + "\n".join(mismatches)
     assert (cycles == latency).all(), (

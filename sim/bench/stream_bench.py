@@ -11,17 +11,16 @@ gaps on the input and random ``ready`` on the output), ``NNLOOM_SIM_OUT`` (where
 
 from __future__ import annotations
 
-import json
-import os
+import io
 import random
-from pathlib import Path
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge
+from cocotb.triggers import FallingEdge, RisingEdge
 
-from rtl_gen.artefact import Artefact, atomic_write
+from rtl_gen.artefact import atomic_write
+
+from .common import settings, start, write_results
 
 MAX_REPORTED = 20
 
@@ -84,28 +83,15 @@ async def _trace(dut, samples: list, stop: list):
 
 @cocotb.test()
 async def outputs_match_golden(dut):
-    artefact = Artefact(os.environ["NNLOOM_ARTEFACT"])
-    manifest = artefact.manifest
-    vectors = artefact.vectors()
-    inputs, expected = vectors["inputs"], vectors["outputs"]
-    limit = int(os.environ.get("NNLOOM_SIM_LIMIT", "0") or 0)
-    if limit:
-        inputs, expected = inputs[:limit], expected[:limit]
-    backpressure = os.environ.get("NNLOOM_BACKPRESSURE") == "1"
-    gaps = random.Random(int(os.environ.get("NNLOOM_SEED", "1"))) if backpressure else None
+    bench = settings()
+    manifest = bench.artefact.manifest
+    inputs, expected = bench.inputs, bench.expected
+    gaps = bench.rng() if bench.backpressure else None
     in_dtype = manifest["streams"]["input"]["dtype"]
     out_dtype = manifest["streams"]["output"]["dtype"]
     last_layer = manifest["layers"][-1]
     out_tensor = manifest["streams"]["output"]["tensor"]
-
-    Clock(dut.clk, 10, unit="ns").start()
-    dut.rst.value = 1
-    dut.i__valid.value = 0
-    dut.o__ready.value = 0
-    await ClockCycles(dut.clk, 3)
-    await FallingEdge(dut.clk)
-    dut.rst.value = 0
-    await FallingEdge(dut.clk)
+    await start(dut)
 
     got = np.zeros_like(expected)
     cycles = np.zeros(len(inputs), dtype=np.int64)
@@ -130,22 +116,17 @@ async def outputs_match_golden(dut):
                     f"'{out_tensor}'[{index}]: expected {expected[n, index]}, "
                     f"got {got[n, index]}")
 
-    out_dir = Path(os.environ.get("NNLOOM_SIM_OUT", artefact.path / "sim"))
-    import io
-    buf = io.BytesIO()
-    np.savez(buf, outputs=got, cycles=cycles)
-    atomic_write(out_dir / "outputs.npz", buf.getvalue())
+    write_results(bench.out_dir, {
+        "vectors": int(len(inputs)), "mismatching_elements": mismatch_count,
+        "mismatches": mismatches, "backpressure": bench.backpressure,
+        "cycles": {"min": int(cycles.min()), "max": int(cycles.max())},
+        "expected_latency": manifest["latency_cycles"]}, outputs=got, cycles=cycles)
     buf = io.BytesIO()
     np.savez(buf, signals=np.array(TRACE_SIGNALS), samples=np.array(trace, dtype=np.uint8))
-    atomic_write(out_dir / "trace.npz", buf.getvalue())
-    summary = {"vectors": int(len(inputs)), "mismatching_elements": mismatch_count,
-               "mismatches": mismatches, "backpressure": backpressure,
-               "cycles": {"min": int(cycles.min()), "max": int(cycles.max())},
-               "expected_latency": manifest["latency_cycles"]}
-    atomic_write(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    atomic_write(bench.out_dir / "trace.npz", buf.getvalue())
 
     assert not mismatches, "RTL differs from the golden model:\n" + "\n".join(mismatches)
-    if not backpressure:
+    if not bench.backpressure:
         assert (cycles == manifest["latency_cycles"]).all(), (
             f"cycles per inference {sorted(set(cycles.tolist()))} differ from the latency "
             f"model's {manifest['latency_cycles']}")

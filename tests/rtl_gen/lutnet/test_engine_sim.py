@@ -10,7 +10,7 @@ from skimage import data as skdata
 
 from rtl_gen.lutnet.artefact import write_srlut_artefact
 from rtl_gen.lutnet.srlut import SrlutPlan
-from sim.bench.lutnet_run import run_lutnet_sim
+from sim.runner import run_sim
 
 from .conftest import released
 
@@ -34,7 +34,7 @@ def check(plan, tmp_path, *, h, w, ports, backpressure, seed):
     x = frames(h, w, seed)
     art = write_srlut_artefact(plan, tmp_path / "art", width=w, height=h, frames=x,
                                ports=ports)
-    result = run_lutnet_sim(art, backpressure=backpressure, seed=seed)
+    result = run_sim(art, backpressure=backpressure, seed=seed)
     assert result.passed, result.mismatches
     assert result.mismatching_elements == 0 and result.vectors == len(x)
     with np.load(result.outputs, allow_pickle=False) as f:
