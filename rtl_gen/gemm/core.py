@@ -86,6 +86,8 @@ class GemmCore(wiring.Component):
         P, W = self.lanes, self.wbits
 
         # --- configuration, latched on start ----------------------------------------------
+        # loop bounds minus one, so that "last" tests are equalities (no subtractor on the
+        # issue path)
         cm, ck, cn, cg = Signal(12), Signal(12), Signal(10), Signal(10)
         ctiles, xsigned = Signal(8), Signal()
         x_base, w_base, pad = Signal(16), Signal(16), Signal(8)
@@ -98,15 +100,15 @@ class GemmCore(wiring.Component):
         unit_base, grp_base = Signal(self.acc_abits + 1), Signal(self.acc_abits + 1)
         rem = Signal(11)
         spacing = Signal(range(P + 1))
-        last_k = kk == ck - 1
+        last_k = kk == ck
         drain_lanes = Mux(rem < P, rem, P)
         stall = running & last_k & (spacing != 0)
         issue = running & ~stall
         m.d.comb += [self.stall.eq(stall), self.idx_addr.eq(idx_row + kk)]
 
         with m.If(self.start):
-            m.d.sync += [cm.eq(self.cfg_m), ck.eq(self.cfg_k), cn.eq(self.cfg_n),
-                         cg.eq(self.cfg_g), ctiles.eq(self.cfg_tiles),
+            m.d.sync += [cm.eq(self.cfg_m - 1), ck.eq(self.cfg_k - 1), cn.eq(self.cfg_n),
+                         cg.eq(self.cfg_g - 1), ctiles.eq(self.cfg_tiles - 1),
                          xsigned.eq(self.cfg_xsigned), x_base.eq(self.x_base),
                          w_base.eq(self.w_base), pad.eq(self.pad),
                          running.eq(1), p.eq(0), gi.eq(0), t.eq(0), kk.eq(0),
@@ -118,16 +120,16 @@ class GemmCore(wiring.Component):
                 m.d.sync += kk.eq(kk + 1)
             with m.Else():
                 m.d.sync += [kk.eq(0), spacing.eq(drain_lanes - 1)]
-                with m.If(t != ctiles - 1):
+                with m.If(t != ctiles):
                     m.d.sync += [t.eq(t + 1), unit_base.eq(unit_base + P), rem.eq(rem - P)]
                 with m.Else():
-                    m.d.sync += [t.eq(0), rem.eq(cn), idx_row.eq(idx_row + ck),
+                    m.d.sync += [t.eq(0), rem.eq(cn), idx_row.eq(idx_row + ck + 1),
                                  grp_base.eq(grp_base + cn), unit_base.eq(grp_base + cn)]
-                    with m.If(gi != cg - 1):
+                    with m.If(gi != cg):
                         m.d.sync += gi.eq(gi + 1)
                     with m.Else():
                         m.d.sync += [gi.eq(0), w_addr.eq(w_base)]
-                        with m.If(p != cm - 1):
+                        with m.If(p != cm):
                             m.d.sync += p.eq(p + 1)
                         with m.Else():
                             m.d.sync += running.eq(0)

@@ -176,7 +176,7 @@ class GemmEngine(wiring.Component):
         count = Signal(32)
         running = Signal()
         j = Signal(16)
-        n_reg, base_reg, idx_reg = Signal(16), Signal(16), Signal(16)
+        n_reg, base_reg, idx_reg = Signal(16), Signal(16), Signal(16)   # n_reg: n - 1
         first_in = self.i.valid & self.i.ready & ~running
         last_out = self.o.valid & self.o.ready & self.o.payload.last
         m.d.comb += self.busy.eq(running)
@@ -215,7 +215,7 @@ class GemmEngine(wiring.Component):
                      seq_act.addr.eq(Mux(storing, base_reg + seq_idx.data[:act_ab],
                                          post.act_raddr))]
         m.d.comb += [self.o.payload.data.eq(seq_act.data),
-                     self.o.payload.last.eq(j == n_reg - 1)]
+                     self.o.payload.last.eq(j == n_reg)]
 
         # ADD's operands (POST overrides y/p in its EXEC cycle)
         m.d.comb += [post.y.eq(addp["y"]), post.p.eq(addp["q"]), post.i.eq(addp["i"])]
@@ -237,7 +237,8 @@ class GemmEngine(wiring.Component):
                     m.next = "FETCH"
                 with m.Switch(op):
                     with m.Case(OPS["LOAD"]):
-                        m.d.sync += [n_reg.eq(fld("LOAD", "n")), base_reg.eq(fld("LOAD", "dst")),
+                        m.d.sync += [n_reg.eq(fld("LOAD", "n") - 1),
+                                     base_reg.eq(fld("LOAD", "dst")),
                                      j.eq(0)]
                         m.next = "LOADING"
                     with m.Case(OPS["CFG"]):
@@ -278,7 +279,8 @@ class GemmEngine(wiring.Component):
                                      post.xsigned.eq(fld("ADD", "xsigned"))]
                         m.next = "POSTING"
                     with m.Case(OPS["STORE"]):
-                        m.d.sync += [n_reg.eq(fld("STORE", "n")), base_reg.eq(fld("STORE", "x")),
+                        m.d.sync += [n_reg.eq(fld("STORE", "n") - 1),
+                                     base_reg.eq(fld("STORE", "x")),
                                      idx_reg.eq(fld("STORE", "idx")), j.eq(0)]
                         m.next = "ST_IDX"
                     with m.Case(OPS["END"]):
@@ -291,7 +293,7 @@ class GemmEngine(wiring.Component):
                 m.d.comb += [loading.eq(1), self.i.ready.eq(~act_load)]
                 with m.If(self.i.valid & ~act_load):
                     m.d.sync += j.eq(j + 1)
-                    with m.If(j == n_reg - 1):
+                    with m.If(j == n_reg):
                         m.d.sync += pc.eq(pc + 1)
                         m.next = "FETCH"
                 restart()
@@ -309,7 +311,7 @@ class GemmEngine(wiring.Component):
                 m.d.comb += [storing.eq(1), self.o.valid.eq(1)]
                 with m.If(self.o.ready):
                     m.d.sync += j.eq(j + 1)
-                    with m.If(j == n_reg - 1):
+                    with m.If(j == n_reg):
                         m.d.sync += pc.eq(pc + 1)
                         m.next = "FETCH"
                     with m.Else():

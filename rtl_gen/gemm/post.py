@@ -99,20 +99,21 @@ class PostUnit(wiring.Component):
         q, c = Signal(12), Signal(12)
         j = Signal(24)
         row, wa = Signal(16), Signal(16)
-        nn = Signal(16)
+        nn, nn_m1, m_m1 = Signal(16), Signal(16), Signal(12)   # n, n - 1, m - 1 (equality tests)
         p_base = Signal(14)
         issue = running & ~is_add
         m.d.comb += [self.acc_addr.eq(j), self.p_addr.eq(p_base + c)]  # ADD overrides
         with m.If(self.start):
             m.d.sync += [running.eq(1), is_add.eq(self.add), q.eq(0), c.eq(0), j.eq(0),
-                         row.eq(self.y), wa.eq(self.y), nn.eq(self.n), p_base.eq(self.p)]
+                         row.eq(self.y), wa.eq(self.y), nn.eq(self.n), nn_m1.eq(self.n - 1),
+                         m_m1.eq(self.m - 1), p_base.eq(self.p)]
         with m.Elif(issue):
             m.d.sync += j.eq(j + 1)
-            with m.If(c != nn - 1):
+            with m.If(c != nn_m1):
                 m.d.sync += [c.eq(c + 1), wa.eq(wa + self.m)]
             with m.Else():
                 m.d.sync += [c.eq(0), row.eq(row + 1), wa.eq(row + 1)]
-                with m.If(q != self.m - 1):
+                with m.If(q != m_m1):
                     m.d.sync += q.eq(q + 1)
                 with m.Else():
                     m.d.sync += running.eq(0)
@@ -139,7 +140,7 @@ class PostUnit(wiring.Component):
             m.d.sync += phase.eq(~phase)
             with m.If(phase):
                 m.d.sync += [aj.eq(aj + 1), jb.eq(aj)]
-                with m.If(aj == nn - 1):
+                with m.If(aj == nn_m1):
                     m.d.sync += running.eq(0)
         m.d.comb += [self.idx_addr.eq(i_base + aj),
                      self.act_raddr.eq(Mux(phase, b_base + self.idx_data[:self.act_abits],
