@@ -57,9 +57,12 @@ def _synth(sources, top, family, out_dir) -> dict:
 
 
 def bench_snn(model: Optional[Path], data: Optional[Path], out: Path, *, limit: int = 0,
-              family: str = "ecp5", synth: bool = True, progress=print) -> dict:
+              family: str = "ecp5", synth: bool = True, example: str = "mlp",
+              progress=print) -> dict:
     """The figures of ``nnloom bench snn``: the spiking engine and the dense engine on the
-    same quantized network (default: the digits MLP and its test set)."""
+    same quantized network (default: the digits MLP, or with ``example="cnn"`` the digits
+    CNN, and its test set). The dense engine runs dense layers only: for a CNN its column is
+    left out."""
     from frontends.onnx_import import import_onnx
     from frontends.vectors import golden_vectors
     from rtl_gen.artefact import Artefact
@@ -70,9 +73,12 @@ def bench_snn(model: Optional[Path], data: Optional[Path], out: Path, *, limit: 
 
     out = Path(out)
     if model is None:
+        if example not in ("mlp", "cnn"):
+            raise _user_error(f"unknown example '{example}'; choose mlp or cnn")
         from frontends.examples.digits_mlp import make_digits_mlp
-        progress("training the digits MLP example…")
-        made = make_digits_mlp(out / "models")
+        from frontends.snn.examples import make_digits_cnn
+        progress(f"training the digits {example.upper()} example…")
+        made = (make_digits_mlp if example == "mlp" else make_digits_cnn)(out / "models")
         model, data = Path(made.quantized), Path(made.test_data)
     x, y = _load_data(data)
     graph = import_onnx(model)
@@ -93,8 +99,10 @@ def bench_snn(model: Optional[Path], data: Optional[Path], out: Path, *, limit: 
     mask = labels >= 0
     accuracy = float((rtl_out[mask].argmax(1) == labels[mask]).mean()) if mask.any() else None
     snn_manifest = art.manifest
-    dense_plan = DensePlan.from_graph(graph)
-    dense_dir = write_artefact(graph, out / "dense", vectors=vectors)
+    dense_ok = all(n.op == "dense" for n in graph.nodes)
+    if dense_ok:
+        dense_plan = DensePlan.from_graph(graph)
+        dense_dir = write_artefact(graph, out / "dense", vectors=vectors)
     figures = {
         "model": str(model),
         "vectors": result.vectors, "sim_seconds": round(time.monotonic() - t0, 1),
@@ -105,14 +113,17 @@ def bench_snn(model: Optional[Path], data: Optional[Path], out: Path, *, limit: 
                 "spikes_per_neuron": snn_manifest["snn"]["spikes_per_neuron"],
                 "memory_bits": snn_manifest["parameters"]["memory_bits"]},
         "dense": {"cycles": dense_plan.cycles(), "macs": dense_plan.macs(),
-                  "lanes": dense_plan.lanes},
+                  "lanes": dense_plan.lanes} if dense_ok else
+                 {"cycles": None, "macs": int(sum(l["macs"] for l in snn_manifest["layers"])),
+                  "lanes": None},
     }
     if synth:
         progress(f"synthesizing both engines for {family} (yosys, nextpnr)…")
         figures["snn"]["synth"] = _synth(art.rtl_sources, art.top, family, out / "synth_snn")
-        dense_art = Artefact(dense_dir)
-        figures["dense"]["synth"] = _synth(dense_art.rtl_sources, dense_art.top, family,
-                                           out / "synth_dense")
+        if dense_ok:
+            dense_art = Artefact(dense_dir)
+            figures["dense"]["synth"] = _synth(dense_art.rtl_sources, dense_art.top, family,
+                                               out / "synth_dense")
     (out / "bench_snn.json").write_text(json.dumps(figures, indent=2) + "\n")
     return figures
 
@@ -127,8 +138,8 @@ def _table(figures: dict):
     t.add_column("dense", justify="right")
     cyc = snn["cycles"]
     t.add_row("cycles / inference", f"{cyc['mean']:.0f} mean ({cyc['min']}–{cyc['max']})",
-              str(dense["cycles"]))
-    ssyn, dsyn = snn.get("synth"), dense.get("synth")
+              str(dense["cycles"] or "— (conv)"))
+    ssyn, dsyn = snn.get("synth"), dense.get("synth") or {}
     if ssyn and dsyn:
         t.add_row("µs / inference at Fmax",
                   f"{cyc['mean'] / ssyn['fmax_mhz']:.1f} mean, {cyc['max'] / ssyn['fmax_mhz']:.1f}"
@@ -139,10 +150,10 @@ def _table(figures: dict):
     t.add_row("synaptic ops / MACs", f"{snn['synops_mean']:.0f} adds", f"{dense['macs']} MACs")
     t.add_row("spikes per neuron", ", ".join(f"{s:.1f}" for s in snn["spikes_per_neuron"]),
               "—")
-    if ssyn and dsyn:
+    if ssyn:
         for key, name in (("lut4", "LUT4"), ("ff", "FF"), ("bram", "BRAM"), ("dsp", "DSP"),
                           ("fmax_mhz", "Fmax MHz")):
-            t.add_row(f"{name} ({ssyn['device']})", str(ssyn[key]), str(dsyn[key]))
+            t.add_row(f"{name} ({ssyn['device']})", str(ssyn[key]), str(dsyn.get(key, "—")))
     if figures["rtl_accuracy"] is not None:
         t.add_row("RTL accuracy", f"{100 * figures['rtl_accuracy']:.2f} % "
                   f"({figures['labelled']} labelled)", "same codes")
@@ -155,6 +166,8 @@ def _bench_rows(out_dir: Path) -> list[dict]:
     rows = []
     for engine in ("snn", "dense"):
         fig = f[engine]
+        if fig["cycles"] is None:
+            continue
         syn = fig.get("synth", {})
         cycles = fig["cycles"]["mean"] if engine == "snn" else fig["cycles"]
         row = {"engine": engine, "config": "digits MLP" + (" (ST-BIF)" if engine == "snn" else
@@ -183,13 +196,15 @@ def register(app: typer.Typer, bench_app: typer.Typer):
               out: Path = typer.Option(Path("out/bench_snn"), "--out", "-o"),
               limit: int = typer.Option(0, help="Simulate only the first N vectors (0: all)."),
               family: str = typer.Option("ecp5", help="ecp5 (LFE5U-85F) or ice40 (UP5K)."),
-              synth: bool = typer.Option(True, help="Synthesize both engines.")):
+              synth: bool = typer.Option(True, help="Synthesize both engines."),
+              example: str = typer.Option("mlp", help="Without MODEL: the digits 'mlp' or "
+                                          "'cnn' example.")):
         """The spiking engine beside the dense engine on one network: cycles per inference,
         time steps, synaptic operations, spikes per neuron, resources and Fmax."""
         def body():
             with console.status("benchmarking the snn engine…") as status:
                 figures = bench_snn(model, data, out, limit=limit, family=family,
-                                    synth=synth, progress=status.update)
+                                    synth=synth, example=example, progress=status.update)
             console.print(_table(figures))
             console.print(f"figures: {out / 'bench_snn.json'}")
         run_command(body)
