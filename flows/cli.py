@@ -359,7 +359,7 @@ def _build(artefact_dir: Path, board: str):
 
 @app.command()
 def build(artefact: Path = typer.Argument(..., help="Artefact folder."),
-          board: str = typer.Option("icebreaker", help="icebreaker or ulx3s-85f.")):
+          board: str = typer.Option("icebreaker", help="icebreaker, ulx3s-85f, orangecrab-25f, tang-nano-9k.")):
     """Synthesize, place and route and pack a bitstream for BOARD."""
     def body():
         from rtl_gen.artefact import Artefact
@@ -402,7 +402,8 @@ def _float_accuracy(reference: Optional[Path], x, y) -> float | None:
 
 @app.command()
 def flow(model: Path = typer.Argument(..., help="Quantized ONNX model."),
-         board: str = typer.Option("icebreaker", help="icebreaker or ulx3s-85f."),
+         board: str = typer.Option("icebreaker", help="icebreaker, ulx3s-85f, orangecrab-25f "
+                                   "or tang-nano-9k."),
          out: Path = typer.Option(None, "--out", "-o", help="Artefact folder."),
          data: Optional[Path] = typer.Option(None, help=".npz with 'x' and 'y' (labels)."),
          reference: Optional[Path] = typer.Option(None, help="Float ONNX model, to report "
