@@ -176,7 +176,8 @@ class GemmEngine(wiring.Component):
         count = Signal(32)
         running = Signal()
         j = Signal(16)
-        n_reg, base_reg, idx_reg = Signal(16), Signal(16), Signal(16)   # n_reg: n - 1
+        n_reg, base_reg = Signal(16), Signal(16)   # n_reg: n - 1
+        wr_ptr, idx_ptr = Signal(16), Signal(16)   # LOAD's act[dst + j], STORE's idx + j
         first_in = self.i.valid & self.i.ready & ~running
         last_out = self.o.valid & self.o.ready & self.o.payload.last
         m.d.comb += self.busy.eq(running)
@@ -206,12 +207,12 @@ class GemmEngine(wiring.Component):
         if self.loadable:
             m.d.comb += act_load.eq(self.load.valid & (self.load.payload.mem == MEMS["act"]))
         m.d.comb += [act_wr.addr.eq(Mux(act_load, self.load.payload.addr if self.loadable else 0,
-                                        Mux(loading, base_reg + j, post.act_waddr))),
+                                        Mux(loading, wr_ptr, post.act_waddr))),
                      act_wr.data.eq(Mux(act_load, self.load.payload.data if self.loadable else 0,
                                         Mux(loading, self.i.payload.data, post.act_wdata))),
                      act_wr.en.eq(act_load | Mux(loading, self.i.valid, post.act_we))]
         storing = Signal()
-        m.d.comb += [seq_idx.addr.eq(Mux(storing, idx_reg + j, post.idx_addr)),
+        m.d.comb += [seq_idx.addr.eq(Mux(storing, idx_ptr, post.idx_addr)),
                      seq_act.addr.eq(Mux(storing, base_reg + seq_idx.data[:act_ab],
                                          post.act_raddr))]
         m.d.comb += [self.o.payload.data.eq(seq_act.data),
@@ -238,7 +239,7 @@ class GemmEngine(wiring.Component):
                 with m.Switch(op):
                     with m.Case(OPS["LOAD"]):
                         m.d.sync += [n_reg.eq(fld("LOAD", "n") - 1),
-                                     base_reg.eq(fld("LOAD", "dst")),
+                                     wr_ptr.eq(fld("LOAD", "dst")),
                                      j.eq(0)]
                         m.next = "LOADING"
                     with m.Case(OPS["CFG"]):
@@ -281,7 +282,7 @@ class GemmEngine(wiring.Component):
                     with m.Case(OPS["STORE"]):
                         m.d.sync += [n_reg.eq(fld("STORE", "n") - 1),
                                      base_reg.eq(fld("STORE", "x")),
-                                     idx_reg.eq(fld("STORE", "idx")), j.eq(0)]
+                                     idx_ptr.eq(fld("STORE", "idx")), j.eq(0)]
                         m.next = "ST_IDX"
                     with m.Case(OPS["END"]):
                         m.d.sync += pc.eq(0)
@@ -292,7 +293,7 @@ class GemmEngine(wiring.Component):
             with m.State("LOADING"):
                 m.d.comb += [loading.eq(1), self.i.ready.eq(~act_load)]
                 with m.If(self.i.valid & ~act_load):
-                    m.d.sync += j.eq(j + 1)
+                    m.d.sync += [j.eq(j + 1), wr_ptr.eq(wr_ptr + 1)]
                     with m.If(j == n_reg):
                         m.d.sync += pc.eq(pc + 1)
                         m.next = "FETCH"
@@ -310,7 +311,7 @@ class GemmEngine(wiring.Component):
             with m.State("ST_OUT"):
                 m.d.comb += [storing.eq(1), self.o.valid.eq(1)]
                 with m.If(self.o.ready):
-                    m.d.sync += j.eq(j + 1)
+                    m.d.sync += [j.eq(j + 1), idx_ptr.eq(idx_ptr + 1)]
                     with m.If(j == n_reg):
                         m.d.sync += pc.eq(pc + 1)
                         m.next = "FETCH"
