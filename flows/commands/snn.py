@@ -34,7 +34,7 @@ def generate_snn(model: Path, out: Path, data=None, *, t_max: int | None = None,
     if not model.is_file():
         raise _user_error(f"{model}: no such model file")
     if model.suffix.lower() == ".nir":
-        from frontends.snn.nir_import import write_nir_artefact
+        from rtl_gen.snn.emit import write_nir_artefact
         return write_nir_artefact(model, out)
     from frontends.onnx_import import import_onnx
     from frontends.vectors import golden_vectors

@@ -116,3 +116,87 @@ def write_from_graph(graph, out_dir, *, vectors, t_max=None) -> Path:
                         "zero_point": int(np.asarray(y_t.quant.zero_point).reshape(-1)[0])}}
     return write_snn_artefact(plan, out_dir, vectors=vectors, quant=quant,
                               source={"model": graph.name, "sha256": graph.source_sha256})
+
+
+# ECP5-85F block RAM (208 DP16KD x 18 kbit): the largest device nnloom targets.
+MAX_MEMORY_BITS = 208 * 18 * 1024
+
+
+def nir_memory_bits(plan) -> int:
+    """Bits of synapse, membrane and counter memory ``plan`` needs."""
+    from frontends.fixedpoint import signed_bits
+    total = 0
+    for layer, v_bits in zip(plan.network.layers, plan.v_bits):
+        w_bits = signed_bits(int(layer.weight.min()), int(layer.weight.max()))
+        total += layer.weight.size * w_bits + layer.n_out * (2 * v_bits + 8)
+    return total
+
+
+def write_nir_artefact(model, out_dir, *, steps: int = 16, samples: int = 16, rate: float = 0.2,
+                       seed: int = 0, options=None) -> Path:
+    """The engine for a NIR graph on ``samples`` synthetic Bernoulli spike inputs (``rate``
+    per input per step, ``steps`` steps); refuses a network whose expanded synapse matrices
+    exceed the largest FPGA's block RAM."""
+    from frontends.errors import ModelError
+    from frontends.snn.nir_import import import_nir
+
+    from .if_plan import IfPlan
+
+    net = import_nir(model, options)
+    words = net.weight_words()
+    if words * 8 > MAX_MEMORY_BITS:
+        raise ModelError(
+            f"NIR graph '{net.name}': its synapses, with every convolution expanded into a "
+            f"dense matrix, are {words:,} weights ({words * 8 / 1e6:.1f} Mbit at int8; "
+            f"{net.nonzero_weights():,} nonzero); the LFE5U-85F holds "
+            f"{MAX_MEMORY_BITS / 1e6:.1f} Mbit of block RAM. The snn engine has no convolution "
+            f"address generator yet (shared kernels); the network runs in the golden model "
+            f"(frontends.snn.nir_import.run_if_network)")
+    plan = IfPlan.from_network(net, steps=steps)
+    if nir_memory_bits(plan) > MAX_MEMORY_BITS:
+        raise ModelError(f"NIR graph '{net.name}': needs {nir_memory_bits(plan):,} bits of "
+                         f"memory; the LFE5U-85F holds {MAX_MEMORY_BITS:,}")
+    rng = np.random.default_rng(seed)
+    inputs = (rng.random((samples, steps * net.n_in)) < rate).astype(np.int64)
+    counts = plan.reference(inputs)
+    vectors = {"inputs": inputs, "outputs": counts,
+               "labels": np.full(samples, -1, np.int64), "source": np.ones(samples, np.int8),
+               "snn_cycles": np.full(samples, -1, np.int64),
+               "snn_steps": np.full(samples, steps, np.int64)}
+    component = plan.create()
+    verilog_text = emit_verilog(component, TOP)
+    out_dir = Path(out_dir)
+    inner = plan.network
+    manifest = {
+        "manifest_version": MANIFEST_VERSION, "design": out_dir.name, "engine": "snn",
+        "top": TOP, "rtl": [f"{TOP}.v"],
+        "source": {"model": str(model), "format": "nir", "sha256": None},
+        "clock": {"name": "clk", "reset": "rst", "reset_active": "high"},
+        "ports": _ports(component),
+        "sim": {"bench": "sim.bench.snn_bench"},
+        "streams": {
+            "payload": {"data": [0, 8], "last": 8},
+            "input": {"port": "i", "elements": steps * inner.n_in, "dtype": _dtype(inner.in_dtype),
+                      "tensor": "spikes (steps x inputs)"},
+            "output": {"port": "o", "elements": inner.n_out, "dtype": _dtype(inner.out_dtype),
+                       "tensor": "spike counts"},
+        },
+        "parameters": {"t_max": steps, "steps": steps, "exact": True, "mode": "if",
+                       "v_bits": list(plan.v_bits), "memory_bits": nir_memory_bits(plan),
+                       "options": vars(net.options), "schedule": "layer-sequential",
+                       "input_encoding": f"synthetic Bernoulli spikes, rate {rate}"},
+        "layers": [{"name": l.name, "op": l.source_op, "inputs": l.n_in, "outputs": l.n_out,
+                    "neuron": "if", "theta": l.theta, "v_reset": l.v_reset,
+                    "macs": l.n_in * l.n_out} for l in inner.layers],
+        "latency_cycles": 0,
+        "cycle_model": False,
+        "macs": int(sum(l.n_in * l.n_out for l in inner.layers)),
+        "quant": {},
+    }
+    with atomic_directory(out_dir) as tmp:
+        atomic_write(tmp / "rtl" / f"{TOP}.v", verilog_text)
+        atomic_write(tmp / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        buf = io.BytesIO()
+        np.savez(buf, **{k: vectors[k] for k in sorted(vectors)})
+        atomic_write(tmp / "vectors" / "golden.npz", buf.getvalue())
+    return out_dir

@@ -21,6 +21,7 @@ exactly from the golden run. ``steps`` holds the time steps of the last inferenc
 
 from __future__ import annotations
 
+import numpy as np
 from amaranth import Cat, Module, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
@@ -67,6 +68,10 @@ class SnnEngine(wiring.Component):
             m.submodules[f"layer{index}"] = arr
             arrays.append(arr)
         last = arrays[-1]
+        # "if": NIR IF networks, a fresh input vector every step, a fixed number of steps
+        fixed = getattr(plan, "mode", "stbif") == "if"
+        has_bias = [bool(getattr(l, "kind", "stbif") == "if" and np.any(l.bias != 0))
+                    for l in layers]
 
         in_dtype = net.in_dtype
         in_shape = signed(in_dtype.width) if in_dtype.signed else unsigned(in_dtype.width)
@@ -85,6 +90,7 @@ class SnnEngine(wiring.Component):
         e = Signal(range(max(l.n_out for l in layers) + 1))
         out_k = Signal(range(max(net.n_out, 2)))
         o_valid = Signal()
+        in_any = Signal()                    # layer 0 got an input spike in this step
 
         busy_any = Signal()
         m.d.comb += busy_any.eq(Cat(a.busy for a in arrays).any())
@@ -138,13 +144,16 @@ class SnnEngine(wiring.Component):
                 m.d.comb += [self.i.ready.eq(1), in_wr.addr.eq(in_k),
                              in_wr.data.eq(self.i.payload.data), in_wr.en.eq(self.i.valid)]
                 with m.If(self.i.valid):
-                    with m.If(in_k == 0):
+                    with m.If((in_k == 0) & (t == 0)):
                         for arr in arrays:
                             m.d.comb += [arr.start.eq(1), arr.mode.eq(Mode.INIT)]
                     m.d.sync += in_k.eq(in_k + 1)
                     with m.If(in_k == net.n_in - 1):
-                        m.d.sync += [in_k.eq(0), k.eq(0), k_base.eq(0), t.eq(0), layer.eq(0)]
-                        m.next = "LOAD_WAIT"
+                        m.d.sync += [in_k.eq(0), k.eq(0), k_base.eq(0), layer.eq(0)]
+                        with m.If(t == 0):
+                            m.next = "LOAD_WAIT"
+                        with m.Else():
+                            m.next = "IN_FETCH"
             with m.State("LOAD_WAIT"):
                 m.d.comb += self.busy.eq(1)
                 with m.If(~busy_any):
@@ -169,6 +178,7 @@ class SnnEngine(wiring.Component):
                     m.d.sync += [mag.eq(mag >> 1), bit.eq(bit + 1)]
                     with m.If(mag[0]):
                         command(Mode.ROW, base=k_base, neg=a_neg, shift=bit)
+                        m.d.sync += in_any.eq(1)
                         m.next = "IN_WAIT"
             with m.State("IN_WAIT"):
                 m.d.comb += self.busy.eq(1)
@@ -193,7 +203,10 @@ class SnnEngine(wiring.Component):
             # the neuron step of layer l
             with m.State("DECIDE"):
                 m.d.comb += self.busy.eq(1)
-                active = (t == 0) | sel_fired | (e != 0)
+                active = (t == 0) | sel_fired | (e != 0) | ((layer == 0) & in_any)
+                for index, biased in enumerate(has_bias):
+                    if biased:
+                        active = active | (layer == index)
                 with m.If(active):
                     command(Mode.SWEEP)
                     m.next = "SWEEP_WAIT"
@@ -208,12 +221,17 @@ class SnnEngine(wiring.Component):
                 m.d.comb += self.busy.eq(1)
                 m.d.sync += e.eq(0)
                 with m.If(layer == L - 1):
-                    with m.If(~fired_any | (t == plan.t_max - 1)):
+                    m.d.sync += in_any.eq(0)
+                    if fixed:
+                        done = t == plan.t_max - 1
+                    else:
+                        done = ~fired_any | (t == plan.t_max - 1)
+                    with m.If(done):
                         m.d.sync += [self.steps.eq(t + 1), out_k.eq(0), o_valid.eq(0)]
                         m.next = "OUTPUT"
                     with m.Else():
                         m.d.sync += [t.eq(t + 1), layer.eq(0)]
-                        m.next = "DECIDE"
+                        m.next = "LOAD" if fixed else "DECIDE"
                 with m.Else():
                     m.d.sync += layer.eq(layer + 1)
                     m.next = "EV_FETCH"
@@ -223,7 +241,7 @@ class SnnEngine(wiring.Component):
                 m.d.comb += [last.s_addr.eq(out_k + advance), last.s_en.eq(~o_valid | self.o.ready)]
                 with m.If(advance):
                     with m.If(out_k == net.n_out - 1):
-                        m.d.sync += [o_valid.eq(0), out_k.eq(0)]
+                        m.d.sync += [o_valid.eq(0), out_k.eq(0), t.eq(0)]
                         m.next = "LOAD"
                     with m.Else():
                         m.d.sync += out_k.eq(out_k + 1)

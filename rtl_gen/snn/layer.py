@@ -16,6 +16,10 @@ Commands (``start`` pulse with ``mode``; ``busy`` is high from the next cycle un
   list; ``count`` and ``fired`` then describe this sweep; ``N + 1`` busy cycles.
 - ``SKIP``: the layer does not step (it cannot fire); ``count = 0``, ``fired = 0``; no busy.
 
+With ``layer.kind == "if"`` (NIR IF neurons, ``frontends.snn.nir_import``) a SWEEP is
+``H = V + bias``; spike if ``H > theta`` (or ``>=``); ``V = H - theta`` or ``v_reset`` on a
+spike, else ``H``; the tracer counts spikes (``frontends.snn.neurons.if_step``).
+
 Pipeline: neuron ``n``'s memories are read in the cycle it is issued and written in the next;
 ``V``'s read port is transparent to its write port, so back-to-back commands on one neuron
 read the value just written.
@@ -23,6 +27,7 @@ read the value just written.
 
 from __future__ import annotations
 
+import numpy as np
 from amaranth import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, enum, wiring
 from amaranth.lib.memory import Memory
@@ -97,6 +102,12 @@ class StbifArray(wiring.Component):
         m.submodules.v = v_mem = Memory(shape=vs, depth=n_out, init=[])
         m.submodules.s = s_mem = Memory(shape=signed(self.s_bits), depth=n_out, init=[])
         w_rd, vi_rd = w_mem.read_port(), vi_mem.read_port()
+        bias_rd = None
+        bias = getattr(layer, "bias", None)
+        if getattr(layer, "kind", "stbif") != "stbif" and bias is not None and np.any(bias != 0):
+            m.submodules.bias = b_mem = Memory(shape=vs, depth=n_out,
+                                               init=[int(x) for x in bias])
+            bias_rd = b_mem.read_port()
         v_wr, s_wr = v_mem.write_port(), s_mem.write_port()
         v_rd = v_mem.read_port(transparent_for=(v_wr,))
         s_rd = s_mem.read_port(transparent_for=(s_wr,))
@@ -109,6 +120,8 @@ class StbifArray(wiring.Component):
         issuing = Signal()
         mode = Signal(Mode)
         n = Signal(range(max(n_out, 2)))
+        if bias_rd is not None:
+            m.d.comb += bias_rd.addr.eq(n)
         base = Signal.like(self.base)
         neg = Signal()
         shift = Signal.like(self.shift)
@@ -137,12 +150,23 @@ class StbifArray(wiring.Component):
         weight = Signal(signed(self.w_bits + (1 << self.shift_bits) - 1 if self.shift_bits
                                else self.w_bits))
         m.d.comb += weight.eq(w_rd.data << shift if self.shift_bits else w_rd.data)
-        h, s = v_rd.data, s_rd.data
+        kind = getattr(layer, "kind", "stbif")
         theta = layer.theta
         up = Signal()
         down = Signal()
-        m.d.comb += [up.eq((h >= theta) & (s < layer.smax)),
-                     down.eq((h < 0) & (s > layer.smin))]
+        s = s_rd.data
+        if kind == "stbif":
+            h = v_rd.data
+            m.d.comb += [up.eq((h >= theta) & (s < layer.smax)),
+                         down.eq((h < 0) & (s > layer.smin))]
+        else:
+            # IF: H = V + bias (every step), fire on H > theta (or >=), tracer counts spikes
+            h = Signal(signed(self.v_bits + 1))
+            if bias_rd is not None:
+                m.d.comb += h.eq(v_rd.data + Mux(mode == Mode.SWEEP, bias_rd.data, 0))
+            else:
+                m.d.comb += h.eq(v_rd.data)
+            m.d.comb += up.eq(h > theta if layer.cmp == ">" else h >= theta)
 
         ev_base = Signal(range(max(n_out * max(self.fanout, 1), 2)))
         if self.fanout:
@@ -161,8 +185,13 @@ class StbifArray(wiring.Component):
                 with m.Case(Mode.ROW):
                     m.d.comb += [v_wr.data.eq(Mux(neg, h - weight, h + weight)), v_wr.en.eq(1)]
                 with m.Case(Mode.SWEEP):
-                    m.d.comb += [v_wr.data.eq(Mux(up, h - theta, h + theta)),
-                                 v_wr.en.eq(up | down),
+                    if kind == "stbif":
+                        m.d.comb += [v_wr.data.eq(Mux(up, h - theta, h + theta)),
+                                     v_wr.en.eq(up | down)]
+                    else:
+                        fired_v = h - theta if layer.reset == "subtract" else layer.v_reset
+                        m.d.comb += [v_wr.data.eq(Mux(up, fired_v, h)), v_wr.en.eq(1)]
+                    m.d.comb += [
                                  s_wr.data.eq(Mux(up, s + 1, s - 1)), s_wr.en.eq(up | down)]
                     with m.If(up | down):
                         m.d.sync += [self.count.eq(self.count + 1), self.fired.eq(1)]

@@ -1,0 +1,125 @@
+"""``IfPlan``: a NIR IF network (``frontends.snn.nir_import``) on ``SnnEngine``.
+
+The engine runs in its fixed-step mode: each of ``steps`` time steps it takes one input spike
+vector (``n_in`` elements, 0 or 1) from the stream, integrates it and every layer in turn,
+and after the last step streams out the last layer's spike counts. The synapses are the
+network's integer matrices (convolutions expanded, pools folded: ``IfNetwork``); neurons are
+IF with the network's comparator and reset. ``reference()`` is ``run_if_network``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from frontends.errors import ModelError
+from frontends.fixedpoint import signed_bits
+from frontends.ir import IntType
+from frontends.snn.nir_import import IfNetwork, run_if_network
+
+__all__ = ["IfPlan"]
+
+
+@dataclass(frozen=True, eq=False)
+class _IfArrayLayer:
+    """An ``IfLayer`` in the terms ``StbifArray`` reads."""
+
+    name: str
+    source_op: str
+    weight: np.ndarray
+    bias: np.ndarray
+    v_init: np.ndarray
+    theta: int
+    v_reset: int
+    smin: int
+    smax: int
+    cmp: str
+    reset: str
+    zero_point: int = 0
+    kind: str = "if"
+
+    @property
+    def n_in(self) -> int:
+        return self.weight.shape[1]
+
+    @property
+    def n_out(self) -> int:
+        return self.weight.shape[0]
+
+
+@dataclass(frozen=True, eq=False)
+class _Net:
+    name: str
+    layers: tuple
+    n_in: int
+    n_out: int
+    in_dtype: IntType
+    out_dtype: IntType
+    in_zero_point: int = 0
+    input_tensor: str = "spikes"
+    output_tensor: str = "counts"
+
+
+@dataclass(frozen=True, eq=False)
+class IfPlan:
+    source: IfNetwork
+    network: _Net
+    t_max: int
+    v_bits: tuple[int, ...]
+    mode: str = "if"
+    mag_bits: int = 1
+    shift_bits: int = 0
+
+    @classmethod
+    def from_network(cls, net: IfNetwork, *, steps: int) -> "IfPlan":
+        if not 1 <= steps <= 255:
+            raise ModelError(f"NIR network '{net.name}': {steps} time steps; the engine runs "
+                             f"1..255 (spike counts leave as bytes)")
+        layers, v_bits = [], []
+        for layer in net.layers:
+            if layer.leak_shift is not None or layer.beta is not None:
+                raise ModelError(f"NIR node '{layer.name}' (LIF): the engine's neuron arrays "
+                                 f"are IF or ST-BIF; LIF runs in the golden model only")
+            for what, values in (("v_threshold", layer.theta), ("v_reset", layer.v_reset)):
+                if np.ptp(values) != 0:
+                    raise ModelError(f"NIR node '{layer.name}' (IF): {what} differs between "
+                                     f"neurons; the engine takes one per layer")
+            theta, v_reset = int(layer.theta[0]), int(layer.v_reset[0])
+            layers.append(_IfArrayLayer(
+                name=layer.name, source_op=f"IF<{layer.source}>", weight=layer.weight,
+                bias=layer.bias, v_init=np.zeros(layer.n_out, np.int64), theta=theta,
+                v_reset=v_reset, smin=0, smax=steps, cmp=net.options.cmp,
+                reset=net.options.reset))
+            drift = steps * (np.abs(layer.weight).sum(axis=1) + np.abs(layer.bias)).max()
+            bound = int(drift) + abs(theta) + abs(v_reset)
+            v_bits.append(signed_bits(-bound, bound))
+        out_bits = max(8, int(steps).bit_length())
+        inner = _Net(net.name, tuple(layers), net.n_in, net.layers[-1].n_out,
+                     IntType(8, False), IntType(out_bits, False))
+        return cls(net, inner, steps, tuple(v_bits))
+
+    @property
+    def in_dtype(self):
+        return self.network.in_dtype
+
+    @property
+    def out_dtype(self):
+        return self.network.out_dtype
+
+    @property
+    def n_in(self) -> int:
+        return self.network.n_in
+
+    @property
+    def n_out(self) -> int:
+        return self.network.n_out
+
+    def reference(self, spikes: np.ndarray) -> np.ndarray:
+        """Spike counts of the last layer for ``spikes`` (B, steps * n_in)."""
+        spikes = np.asarray(spikes).reshape(len(spikes), self.t_max, self.n_in)
+        return run_if_network(self.source, spikes)[0]
+
+    def create(self):
+        from .engine import SnnEngine
+        return SnnEngine(self)
