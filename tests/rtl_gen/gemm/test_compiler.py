@@ -132,3 +132,12 @@ def test_sweep_marks_a_pareto_set():
     smallest = min(points, key=lambda p: (p.lut4, p.cycles))
     assert fastest.pareto and smallest.pareto
     assert estimate(GemmConfig(dsp_lanes=4, lut_lanes=8), "ice40")["dsp"] == 6
+
+
+def test_same_graph_same_program_and_verilog():
+    from rtl_gen.emit import emit_verilog
+    from rtl_gen.gemm.emit import TOP, create_engine
+    graph = dense_chain((9, 7, 3))
+    a, b = (compile_graph(graph, CFG, split="auto") for _ in range(2))
+    assert a.words == b.words and a.wd == b.wd and a.wl == b.wl
+    assert emit_verilog(create_engine(a), TOP) == emit_verilog(create_engine(b), TOP)
