@@ -19,7 +19,8 @@ from rtl_gen.emit import _ports, emit_verilog
 
 from .plan import SnnPlan
 
-__all__ = ["write_snn_artefact", "snn_vectors", "TOP"]
+__all__ = ["write_snn_artefact", "write_from_graph", "write_nir_artefact", "snn_vectors",
+           "nir_memory_bits", "TOP"]
 
 TOP = "nnloom_snn"
 
