@@ -140,10 +140,10 @@ def _table(figures: dict):
     t.add_row("cycles / inference", f"{cyc['mean']:.0f} mean ({cyc['min']}–{cyc['max']})",
               str(dense["cycles"] or "— (conv)"))
     ssyn, dsyn = snn.get("synth"), dense.get("synth") or {}
-    if ssyn and dsyn:
+    if ssyn:
         t.add_row("µs / inference at Fmax",
                   f"{cyc['mean'] / ssyn['fmax_mhz']:.1f} mean, {cyc['max'] / ssyn['fmax_mhz']:.1f}"
-                  f" max", f"{dense['cycles'] / dsyn['fmax_mhz']:.1f}")
+                  f" max", f"{dense['cycles'] / dsyn['fmax_mhz']:.1f}" if dsyn else "—")
     st = snn["steps"]
     t.add_row("time steps to silence", f"{st['mean']:.1f} mean, p99 {st['p99']:.0f}, "
               f"max {st['max']} (T_max {snn['t_max']})", "—")

@@ -1,5 +1,21 @@
 """The spiking engine: ST-BIF neuron arrays behind accumulate-only synapses, layer-sequential,
-stopping on network-wide silence (issue #7)."""
+stopping on network-wide silence (issue #7); IF arrays in a fixed-step mode for NIR graphs.
+
+Notes against ``specs/snn.md`` (evidence from this implementation):
+
+- The conversion is exact against the IR golden, not approximate: the spec's
+  ``theta = round(2**k * s_out / (s_in * s_w))`` would differ from the IR's fixed-point
+  requantizer; folding the multiplier into the synapse weights and taking
+  ``theta = 2**(shift - e)`` (``frontends.snn.convert``) gives zero mismatches, ties included.
+- At 8-bit activations (onnxruntime QDQ) the settle time is set by the levels: the digits MLP
+  takes 163 steps on average, 256 at most (proven bound 511), not the ~10 steps the spec
+  expects for L = 16.
+- The NIR N-MNIST CNN's first conv has padding 1 (16x16 maps, 8970 neurons). Its ~40 k
+  weights fit only with shared kernels; expanded into dense synapse matrices (what this engine
+  does for convolutions) they are 28.5 M words, so it runs in the golden model only.
+- A silent step ends the run even at ``t = 0``: in the layer-sequential schedule nothing can
+  change after a step without spikes.
+"""
 
 from .engine import SnnEngine
 from .layer import StbifArray
