@@ -17,8 +17,9 @@ memory, at ``(pixel*g + group)*n + tile*lanes + lane``, while the next unit accu
 unit whose last step would arrive before the previous drain is over waits (``stall``).
 
 Latency: issue starts the cycle after ``start``; a unit lasts ``max(k, d_prev)`` cycles
-(``d_prev``: lanes drained by the previous unit), then 3 pipeline cycles (gather read,
-activation/weight read, product) and the last drain (``timing.core_busy_cycles``).
+(``d_prev``: lanes drained by the previous unit), then 4 pipeline cycles (gather read,
+activation/weight read, operand registers, product) and the last drain
+(``timing.core_busy_cycles``).
 Throughput: ``lanes`` MACs a cycle.
 """
 
@@ -152,13 +153,21 @@ class GemmCore(wiring.Component):
         raw = Mux(pad_c, pad, self.act_data)
         a = Signal(signed(9))
         m.d.comb += a.eq(Mux(xsigned, raw.as_signed(), raw))
+        # operand registers: memory outputs never feed a multiplier directly (ECP5: BRAM ->
+        # MULT18X18D -> FF missed 100 MHz)
+        a_r = Signal(signed(9), reset_less=True)
+        w_r = Signal(P * W, reset_less=True)
+        ve, first_e, last_e = Signal(), Signal(), Signal()
+        base_e, d_e = Signal(len(unit_base)), Signal(range(P + 1))
+        m.d.sync += [a_r.eq(a), w_r.eq(self.w_data), ve.eq(vc), first_e.eq(first_c),
+                     last_e.eq(last_c), base_e.eq(base_c), d_e.eq(d_c)]
         vd, first_d, last_d = Signal(), Signal(), Signal()
         base_d, d_d = Signal(len(unit_base)), Signal(range(P + 1))
-        m.d.sync += [vd.eq(vc), first_d.eq(first_c), last_d.eq(last_c), base_d.eq(base_c),
-                     d_d.eq(d_c)]
+        m.d.sync += [vd.eq(ve), first_d.eq(first_e), last_d.eq(last_e), base_d.eq(base_e),
+                     d_d.eq(d_e)]
         prods = []
         for lane in range(P):
-            prod = lane_product(m, self.mode, a, self.w_data[lane * W:(lane + 1) * W], W,
+            prod = lane_product(m, self.mode, a_r, w_r[lane * W:(lane + 1) * W], W,
                                 f"prod{lane}")
             reg = Signal(signed(len(prod)), name=f"prod{lane}_d", reset_less=True)
             m.d.sync += reg.eq(prod)
@@ -187,5 +196,5 @@ class GemmCore(wiring.Component):
             for lane in range(P - 1):
                 m.d.sync += holds[lane].eq(holds[lane + 1])
 
-        m.d.comb += self.busy.eq(running | vb | vc | vd | (drain_cnt != 0))
+        m.d.comb += self.busy.eq(running | vb | vc | ve | vd | (drain_cnt != 0))
         return m

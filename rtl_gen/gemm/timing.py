@@ -9,7 +9,7 @@ __all__ = ["core_issue_cycles", "core_busy_cycles", "post_cycles", "store_cycles
            "load_cycles", "add_cycles", "FETCH", "CORE_PIPE", "POST_PIPE", "ceil_div"]
 
 FETCH = 1        # sequencer: FETCH state before every instruction's EXEC cycle
-CORE_PIPE = 3    # core: issue -> idx read -> act/weight read -> product -> accumulate
+CORE_PIPE = 4    # core: issue, idx read, act/weight read, operand regs, product; accumulate
 POST_PIPE = 7    # post: read, + bias, * mult, + round, shift, shift, clamp/write
 ADD_PIPE = 6     # add: last b read, sum, + round, shift, shift, clamp/write
 
