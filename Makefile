@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.nnloom-installed
 OUT    ?= out
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast venv clean
+.PHONY: demo test test-fast test-slow venv clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,8 +22,12 @@ demo: $(STAMP)
 	$(BIN)/nnloom flow $(OUT)/models/digits_mlp.onnx --board icebreaker -o $(OUT)/digits_mlp \
 		--data $(OUT)/models/digits_test.npz --reference $(OUT)/models/digits_mlp_float.onnx
 
+# Every tier but `slow` (the Tang Nano 9K bitstream: about 3 minutes of nextpnr-gowin).
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not sim and not synth" $(PYTEST_ARGS)
