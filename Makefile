@@ -19,7 +19,7 @@ venv: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/nnloom example digits -o $(OUT)/models
-	$(BIN)/nnloom flow $(OUT)/models/digits_mlp.onnx --board icebreaker -o $(OUT)/digits_mlp \
+	$(BIN)/nnloom flow $(OUT)/models/digits_mlp.onnx --engine gemm --board icebreaker -o $(OUT)/digits_mlp \
 		--data $(OUT)/models/digits_test.npz --reference $(OUT)/models/digits_mlp_float.onnx
 
 # Every tier but `slow` (the Tang Nano 9K bitstream: about 3 minutes of nextpnr-gowin).
