@@ -46,8 +46,21 @@ ENGINE_COMMANDS: tuple[str, ...] = ("flows.commands.smurf", "flows.commands.lutn
                                     "flows.commands.snn", "flows.commands.gemm")
 
 # ``nnloom generate --engine NAME``: NAME -> fn(model, out, data=npz or None) writing an
-# artefact directory. The dense engine is built in (below).
+# artefact directory (``nnloom flow`` also passes ``board=`` to a fn that takes it). The dense
+# engine is built in (below).
 GENERATORS: dict = {}
+
+
+def _call_generator(engine: str, model: Path, target: Path, *, data, board: str | None = None):
+    """Run ``GENERATORS[engine]``; ``board`` goes to generators that take it (an engine whose
+    hardware config depends on the board, e.g. gemm)."""
+    import inspect
+    fn = GENERATORS[engine]
+    kwargs = {"data": data}
+    if board is not None and "board" in inspect.signature(fn).parameters:
+        kwargs["board"] = board
+    return fn(model, target, **kwargs)
+
 
 # Exception types that engine modules raise for a user's mistake: shown as one line, exit 1.
 USER_ERRORS: list[type[BaseException]] = []
@@ -426,7 +439,7 @@ def flow(model: Path = typer.Argument(..., help="Quantized ONNX model."),
             if engine not in GENERATORS:
                 raise _Fail(f"unknown engine '{engine}'; available: "
                             f"{', '.join(['dense', *sorted(GENERATORS)])}")
-            GENERATORS[engine](model, target, data=data)
+            _call_generator(engine, model, target, data=data, board=spec.name)
             from rtl_gen.artefact import Artefact
             vectors = Artefact(target).vectors()
         else:
