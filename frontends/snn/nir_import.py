@@ -35,8 +35,8 @@ from frontends.errors import ModelError
 
 from .neurons import if_step, lif_step
 
-__all__ = ["NirOptions", "IfLayer", "IfNetwork", "import_nir", "run_if_network",
-           "run_float_network"]
+__all__ = ["NirOptions", "ConvSynapse", "IfLayer", "IfNetwork", "import_nir",
+           "run_if_network", "run_float_network"]
 
 WEIGHT_BITS = 8
 
@@ -62,6 +62,37 @@ class NirOptions:
 
 
 @dataclass(frozen=True, eq=False)
+class ConvSynapse:
+    """A layer's synapses kept as a shared-kernel convolution: the source spike map
+    (``src_shape``, (C, H, W)) is summed in non-overlapping ``pool`` windows (``(1, 1)``: no
+    pool; rows and columns past the last whole window are dropped, as ``SumPool2d`` does),
+    then convolved with the integer ``kernel`` (Cout, C, KH, KW) at ``stride`` and
+    ``padding`` (dilation 1, one group) into ``out_shape`` (Cout, Ho, Wo). ``dense()`` is the
+    same map as a matrix: what ``IfLayer.weight`` holds."""
+
+    src_shape: tuple
+    pool: tuple
+    kernel: np.ndarray
+    stride: tuple
+    padding: tuple
+    out_shape: tuple
+
+    @property
+    def pooled_shape(self) -> tuple:
+        c, h, w = self.src_shape
+        return c, h // self.pool[0], w // self.pool[1]
+
+    def dense(self) -> np.ndarray:
+        c, h, w = self.src_shape
+        ph, pw = self.pool
+        conv, _, shape = _conv_matrix(self.kernel.astype(np.float64), None, self.pooled_shape,
+                                      self.stride, self.padding, (1, 1), 1)
+        assert shape == self.out_shape
+        pool, _ = _sumpool_matrix(self.src_shape, self.pool, self.pool, (0, 0))
+        return np.rint(conv @ pool).astype(np.int64)
+
+
+@dataclass(frozen=True, eq=False)
 class IfLayer:
     """One layer of IF (``leak_shift`` and ``beta`` None) or LIF neurons behind integer
     synapses: ``V += weight @ x``, plus ``bias`` every step."""
@@ -79,6 +110,7 @@ class IfLayer:
     leak_shift: int | None = None
     beta: int | None = None
     out_shape: tuple = ()
+    conv: ConvSynapse | None = None   # the synapses as a convolution, when they are one
 
     @property
     def n_in(self) -> int:
@@ -105,7 +137,13 @@ class IfNetwork:
         return sum(l.n_out for l in self.layers)
 
     def weight_words(self) -> int:
+        """Synapse weights as dense matrices (every convolution expanded)."""
         return sum(l.weight.size for l in self.layers)
+
+    def shared_weight_words(self) -> int:
+        """Synapse weights with convolutions kept as shared kernels."""
+        return sum(l.conv.kernel.size if l.conv is not None else l.weight.size
+                   for l in self.layers)
 
     def nonzero_weights(self) -> int:
         return sum(int(np.count_nonzero(l.weight)) for l in self.layers)
@@ -158,6 +196,19 @@ def _sumpool_matrix(in_shape, kernel, stride, padding):
                         if 0 <= iy < h and 0 <= ix < w:
                             mat[ch, oy, ox, ch, iy, ix] = 1
     return mat.reshape(c * ho * wo, c * h * w), (c, ho, wo)
+
+
+def _pair(x) -> tuple:
+    v = _v(x)
+    return (v[0], v[0]) if len(v) == 1 else v[:2]
+
+
+def _conv_synapse(struct) -> ConvSynapse | None:
+    if struct is None or "conv" not in struct or len(struct["src"]) != 3:
+        return None
+    kernel, stride, padding, out_shape = struct["conv"]
+    return ConvSynapse(src_shape=tuple(struct["src"]), pool=struct["pool"], kernel=kernel,
+                       stride=stride, padding=padding, out_shape=tuple(out_shape))
 
 
 def _chain(graph) -> list[str]:
@@ -217,6 +268,9 @@ def import_nir(source, options: NirOptions | None = None, *, name: str | None = 
     def then(mat, pending):
         return mat if pending is None else mat @ pending
     parts: list[str] = []
+    # the pending map as a convolution: {"src": shape, "pool": (ph, pw), "conv": ...}, or
+    # None once it is not one (dense nodes, overlapping pools, two convolutions)
+    struct: dict | None = {"src": shape, "pool": (1, 1)}
     for key in order[1:-1]:
         node = graph.nodes[key]
         kind = type(node).__name__
@@ -240,12 +294,24 @@ def import_nir(source, options: NirOptions | None = None, *, name: str | None = 
             peak = float(np.abs(w).max()) or 1.0
             s = peak / ((1 << (WEIGHT_BITS - 1)) - 1)
             q = np.round(mat / s)
+            if kind == "Conv2d" and struct is not None and "conv" not in struct \
+                    and int(node.groups) == 1 and set(_v(node.dilation)) == {1}:
+                struct["conv"] = (np.round(w / s).astype(np.int64), _pair(node.stride),
+                                  _pair(node.padding), shape2)
+            else:
+                struct = None
             f_mat, f_bias = then(mat, f_mat), mat @ f_bias + b
             i_mat = then(q, i_mat)
             scale *= s
             shape = shape2
             parts.append(key)
         elif kind == "SumPool2d":
+            kernel = _pair(node.kernel_size)
+            if struct is None or "conv" in struct or struct["pool"] != (1, 1) \
+                    or _pair(node.stride) != kernel or set(_v(node.padding)) != {0}:
+                struct = None
+            else:
+                struct["pool"] = kernel
             mat, shape2 = _sumpool_matrix(shape, _v(node.kernel_size), _v(node.stride),
                                           _v(node.padding))
             mat = mat.astype(np.float64)
@@ -299,7 +365,8 @@ def import_nir(source, options: NirOptions | None = None, *, name: str | None = 
                 float_weight=f_mat * gain[:, None], float_bias=f_bias * gain,
                 float_theta=np.array(theta_f, np.float64),
                 float_v_reset=np.array(reset_f, np.float64),
-                leak_shift=leak_shift, beta=beta, out_shape=shape))
+                leak_shift=leak_shift, beta=beta, out_shape=shape,
+                conv=_conv_synapse(struct)))
             if (layers[-1].theta <= 0).any():
                 raise ModelError(f"{where}: threshold rounds to {layers[-1].theta.min()} at "
                                  f"weight scale {scale:.3g}; it must be positive")
@@ -307,6 +374,7 @@ def import_nir(source, options: NirOptions | None = None, *, name: str | None = 
             f_bias = np.zeros(n)
             scale = 1.0
             parts = []
+            struct = {"src": shape, "pool": (1, 1)}
         else:
             raise ModelError(f"{where}: not supported by the snn engine (it imports Conv2d, "
                              f"Affine, Linear, SumPool2d, Flatten, IF and LIF; CubaLIF, LI, "

@@ -124,39 +124,65 @@ MAX_MEMORY_BITS = 208 * 18 * 1024
 
 
 def nir_memory_bits(plan) -> int:
-    """Bits of synapse, membrane and counter memory ``plan`` needs."""
+    """Bits of synapse (shared kernels for convolutions, plus their tap tables), membrane,
+    bias, counter and event memory ``plan`` needs."""
     from frontends.fixedpoint import signed_bits
+
+    from .conv_taps import table_bits
+    layers = plan.network.layers
     total = 0
-    for layer, v_bits in zip(plan.network.layers, plan.v_bits):
-        w_bits = signed_bits(int(layer.weight.min()), int(layer.weight.max()))
-        total += layer.weight.size * w_bits + layer.n_out * (2 * v_bits + 8)
+    for index, (layer, v_bits) in enumerate(zip(layers, plan.v_bits)):
+        weights = layer.conv.kernel if layer.conv is not None else layer.weight
+        total += weights.size * signed_bits(int(weights.min()), int(weights.max()))
+        if layer.conv is not None:
+            total += table_bits(layer.conv)
+        total += layer.n_out * (3 * v_bits + max(8, plan.t_max.bit_length()))
+        if index + 1 < len(layers):
+            nxt = layers[index + 1]
+            span = layer.n_out * (1 if nxt.conv is not None else nxt.n_out)
+            total += layer.n_out * (max(1, (span - 1).bit_length()) + 1)
     return total
+
+
+def _nir_layer(l) -> dict:
+    out = {"name": l.name, "op": l.source_op, "inputs": l.n_in, "outputs": l.n_out,
+           "neuron": l.kind, "theta": l.theta, "v_reset": l.v_reset,
+           "macs": int(np.count_nonzero(l.weight))}
+    if l.kind == "lif":
+        out["leak"] = ({"shift": l.leak_shift} if l.leak_shift is not None
+                       else {"beta": l.beta, "beta_bits": l.beta_bits})
+    if l.conv is not None:
+        c = l.conv
+        out["synapse"] = {"kind": "conv", "kernel": list(c.kernel.shape),
+                          "stride": list(c.stride), "padding": list(c.padding),
+                          "pool": list(c.pool), "in": list(c.src_shape),
+                          "out": list(c.out_shape)}
+    else:
+        out["synapse"] = {"kind": "dense", "weights": int(l.weight.size)}
+    return out
 
 
 def write_nir_artefact(model, out_dir, *, steps: int = 16, samples: int = 16, rate: float = 0.2,
                        seed: int = 0, options=None) -> Path:
-    """The engine for a NIR graph on ``samples`` synthetic Bernoulli spike inputs (``rate``
-    per input per step, ``steps`` steps); refuses a network whose expanded synapse matrices
-    exceed the largest FPGA's block RAM."""
+    """The engine for a NIR graph (path or ``nir.NIRGraph``) on ``samples`` synthetic
+    Bernoulli spike inputs (``rate`` per input per step, ``steps`` steps); refuses a network
+    whose memories exceed the largest FPGA's block RAM."""
     from frontends.errors import ModelError
     from frontends.snn.nir_import import import_nir
 
     from .if_plan import IfPlan
 
     net = import_nir(model, options)
-    words = net.weight_words()
-    if words * 8 > MAX_MEMORY_BITS:
-        raise ModelError(
-            f"NIR graph '{net.name}': its synapses, with every convolution expanded into a "
-            f"dense matrix, are {words:,} weights ({words * 8 / 1e6:.1f} Mbit at int8; "
-            f"{net.nonzero_weights():,} nonzero); the LFE5U-85F holds "
-            f"{MAX_MEMORY_BITS / 1e6:.1f} Mbit of block RAM. The snn engine has no convolution "
-            f"address generator yet (shared kernels); the network runs in the golden model "
-            f"(frontends.snn.nir_import.run_if_network)")
     plan = IfPlan.from_network(net, steps=steps)
-    if nir_memory_bits(plan) > MAX_MEMORY_BITS:
-        raise ModelError(f"NIR graph '{net.name}': needs {nir_memory_bits(plan):,} bits of "
-                         f"memory; the LFE5U-85F holds {MAX_MEMORY_BITS:,}")
+    bits = nir_memory_bits(plan)
+    if bits > MAX_MEMORY_BITS:
+        dense = [l.name for l in net.layers if l.conv is None and len(l.out_shape) == 3]
+        raise ModelError(
+            f"NIR graph '{net.name}': needs {bits:,} bits of memory ({net.shared_weight_words():,}"
+            f" synapse weights, convolutions as shared kernels); the LFE5U-85F holds "
+            f"{MAX_MEMORY_BITS:,}" + (f". Layers {', '.join(dense)} are convolutions kept as "
+                                      f"dense matrices (an overlapping pool before them, "
+                                      f"groups or dilation)" if dense else ""))
     rng = np.random.default_rng(seed)
     inputs = (rng.random((samples, steps * net.n_in)) < rate).astype(np.int64)
     counts = plan.reference(inputs)
@@ -171,7 +197,8 @@ def write_nir_artefact(model, out_dir, *, steps: int = 16, samples: int = 16, ra
     manifest = {
         "manifest_version": MANIFEST_VERSION, "design": out_dir.name, "engine": "snn",
         "top": TOP, "rtl": [f"{TOP}.v"],
-        "source": {"model": str(model), "format": "nir", "sha256": None},
+        "source": {"model": str(model) if isinstance(model, (str, Path)) else net.name,
+                   "format": "nir", "sha256": None},
         "clock": {"name": "clk", "reset": "rst", "reset_active": "high"},
         "ports": _ports(component),
         "sim": {"bench": "sim.bench.snn_bench"},
@@ -186,12 +213,10 @@ def write_nir_artefact(model, out_dir, *, steps: int = 16, samples: int = 16, ra
                        "v_bits": list(plan.v_bits), "memory_bits": nir_memory_bits(plan),
                        "options": vars(net.options), "schedule": "layer-sequential",
                        "input_encoding": f"synthetic Bernoulli spikes, rate {rate}"},
-        "layers": [{"name": l.name, "op": l.source_op, "inputs": l.n_in, "outputs": l.n_out,
-                    "neuron": "if", "theta": l.theta, "v_reset": l.v_reset,
-                    "macs": l.n_in * l.n_out} for l in inner.layers],
+        "layers": [_nir_layer(l) for l in inner.layers],
         "latency_cycles": 0,
         "cycle_model": False,
-        "macs": int(sum(l.n_in * l.n_out for l in inner.layers)),
+        "macs": int(sum(np.count_nonzero(l.weight) for l in inner.layers)),
         "quant": {},
     }
     with atomic_directory(out_dir) as tmp:

@@ -11,6 +11,8 @@ Per inference:
    - layer ``l > 0`` takes the spikes layer ``l - 1`` emitted in this step, one ROW each;
    - the layer SWEEPs (one ST-BIF step of every neuron) if it received a spike, fired in the
      last step or ``t = 0``; otherwise it is SKIPped (it cannot fire).
+   In the fixed-step mode (NIR IF/LIF networks) a fresh input vector arrives every step, and
+   LIF layers LEAK (in parallel) while it loads; layers with a bias always SWEEP.
    The run stops after the first step in which no layer fired, or after ``t_max`` steps.
 3. OUTPUT: the last layer's tracers plus its zero point stream out.
 
@@ -30,6 +32,12 @@ from amaranth.lib.wiring import In, Out
 from .layer import Mode, StbifArray
 
 __all__ = ["SnnEngine", "element_layout"]
+
+
+def _row_stride(layer) -> int:
+    """How far apart two source neurons' ``base`` values are for ``layer``: a weight row
+    (``n_out``) for dense synapses, one for a convolution (``base`` is the source index)."""
+    return 1 if getattr(layer, "conv", None) is not None else layer.n_out
 
 
 def element_layout(dtype):
@@ -63,15 +71,16 @@ class SnnEngine(wiring.Component):
         for index, layer in enumerate(layers):
             arr = StbifArray(layer, v_bits=plan.v_bits[index],
                              shift_bits=plan.shift_bits if index == 0 else 0,
-                             fanout=layers[index + 1].n_out if index + 1 < L else 0,
+                             fanout=_row_stride(layers[index + 1]) if index + 1 < L else 0,
                              readout=index == L - 1)
             m.submodules[f"layer{index}"] = arr
             arrays.append(arr)
         last = arrays[-1]
         # "if": NIR IF networks, a fresh input vector every step, a fixed number of steps
         fixed = getattr(plan, "mode", "stbif") == "if"
-        has_bias = [bool(getattr(l, "kind", "stbif") == "if" and np.any(l.bias != 0))
+        has_bias = [bool(getattr(l, "kind", "stbif") != "stbif" and np.any(l.bias != 0))
                     for l in layers]
+        leaky = [arr for arr, l in zip(arrays, layers) if getattr(l, "kind", "") == "lif"]
 
         in_dtype = net.in_dtype
         in_shape = signed(in_dtype.width) if in_dtype.signed else unsigned(in_dtype.width)
@@ -147,10 +156,13 @@ class SnnEngine(wiring.Component):
                     with m.If((in_k == 0) & (t == 0)):
                         for arr in arrays:
                             m.d.comb += [arr.start.eq(1), arr.mode.eq(Mode.INIT)]
+                    with m.Elif(in_k == 0):
+                        for arr in leaky:       # a new step: LIF membranes leak first
+                            m.d.comb += [arr.start.eq(1), arr.mode.eq(Mode.LEAK)]
                     m.d.sync += in_k.eq(in_k + 1)
                     with m.If(in_k == net.n_in - 1):
                         m.d.sync += [in_k.eq(0), k.eq(0), k_base.eq(0), layer.eq(0)]
-                        with m.If(t == 0):
+                        with m.If((t == 0) | bool(leaky)):
                             m.next = "LOAD_WAIT"
                         with m.Else():
                             m.next = "IN_FETCH"
@@ -172,7 +184,7 @@ class SnnEngine(wiring.Component):
             with m.State("IN_BIT"):
                 m.d.comb += self.busy.eq(1)
                 with m.If(mag == 0):
-                    m.d.sync += [k.eq(k + 1), k_base.eq(k_base + layers[0].n_out)]
+                    m.d.sync += [k.eq(k + 1), k_base.eq(k_base + _row_stride(layers[0]))]
                     m.next = "IN_FETCH"
                 with m.Else():
                     m.d.sync += [mag.eq(mag >> 1), bit.eq(bit + 1)]

@@ -3,8 +3,10 @@
 The engine runs in its fixed-step mode: each of ``steps`` time steps it takes one input spike
 vector (``n_in`` elements, 0 or 1) from the stream, integrates it and every layer in turn,
 and after the last step streams out the last layer's spike counts. The synapses are the
-network's integer matrices (convolutions expanded, pools folded: ``IfNetwork``); neurons are
-IF with the network's comparator and reset. ``reference()`` is ``run_if_network``.
+network's: a convolution (with a non-overlapping sum pool before it) as its shared kernel
+behind ``ConvTaps``, anything else as an integer matrix (pools folded); neurons are IF or LIF
+with the network's comparator and reset. ``reference()`` is ``run_if_network``, which uses
+the dense matrices only, so a wrong tap address shows as a different count.
 """
 
 from __future__ import annotations
@@ -38,6 +40,10 @@ class _IfArrayLayer:
     reset: str
     zero_point: int = 0
     kind: str = "if"
+    leak_shift: int | None = None
+    beta: int | None = None
+    beta_bits: int = 0
+    conv: object = None          # ConvSynapse: the synapses as a shared kernel
 
     @property
     def n_in(self) -> int:
@@ -78,20 +84,22 @@ class IfPlan:
                              f"1..255 (spike counts leave as bytes)")
         layers, v_bits = [], []
         for layer in net.layers:
-            if layer.leak_shift is not None or layer.beta is not None:
-                raise ModelError(f"NIR node '{layer.name}' (LIF): the engine's neuron arrays "
-                                 f"are IF or ST-BIF; LIF runs in the golden model only")
+            lif = layer.leak_shift is not None or layer.beta is not None
+            kind = "LIF" if lif else "IF"
             for what, values in (("v_threshold", layer.theta), ("v_reset", layer.v_reset)):
                 if np.ptp(values) != 0:
-                    raise ModelError(f"NIR node '{layer.name}' (IF): {what} differs between "
-                                     f"neurons; the engine takes one per layer")
+                    raise ModelError(f"NIR node '{layer.name}' ({kind}): {what} differs "
+                                     f"between neurons; the engine takes one per layer")
             theta, v_reset = int(layer.theta[0]), int(layer.v_reset[0])
             layers.append(_IfArrayLayer(
-                name=layer.name, source_op=f"IF<{layer.source}>", weight=layer.weight,
+                name=layer.name, source_op=f"{kind}<{layer.source}>", weight=layer.weight,
                 bias=layer.bias, v_init=np.zeros(layer.n_out, np.int64), theta=theta,
                 v_reset=v_reset, smin=0, smax=steps, cmp=net.options.cmp,
-                reset=net.options.reset))
-            drift = steps * (np.abs(layer.weight).sum(axis=1) + np.abs(layer.bias)).max()
+                reset=net.options.reset, kind=kind.lower(), leak_shift=layer.leak_shift,
+                beta=layer.beta, beta_bits=net.options.beta_bits if layer.beta is not None
+                else 0, conv=layer.conv))
+            # |leak(V)| <= |V| + 1 (round half up), so a LIF membrane gains at most a step
+            drift = steps * (np.abs(layer.weight).sum(axis=1) + np.abs(layer.bias) + lif).max()
             bound = int(drift) + abs(theta) + abs(v_reset)
             v_bits.append(signed_bits(-bound, bound))
         out_bits = max(8, int(steps).bit_length())

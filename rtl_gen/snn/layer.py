@@ -16,9 +16,17 @@ Commands (``start`` pulse with ``mode``; ``busy`` is high from the next cycle un
   list; ``count`` and ``fired`` then describe this sweep; ``N + 1`` busy cycles.
 - ``SKIP``: the layer does not step (it cannot fire); ``count = 0``, ``fired = 0``; no busy.
 
-With ``layer.kind == "if"`` (NIR IF neurons, ``frontends.snn.nir_import``) a SWEEP is
-``H = V + bias``; spike if ``H > theta`` (or ``>=``); ``V = H - theta`` or ``v_reset`` on a
-spike, else ``H``; the tracer counts spikes (``frontends.snn.neurons.if_step``).
+With ``layer.kind == "if"`` or ``"lif"`` (NIR neurons, ``frontends.snn.nir_import``) a
+SWEEP is ``H = V + bias``; spike if ``H > theta`` (or ``>=``); ``V = H - theta`` or
+``v_reset`` on a spike, else ``H``; the tracer counts spikes (``frontends.snn.neurons.if_step``).
+A LIF layer also takes ``LEAK``: ``V = V - (V >> k)`` (``leak_shift``) or
+``V = (beta * V + 2**(F-1)) >> F`` (``beta``, ``beta_bits``; the product as shifted adds),
+``N + 1`` busy cycles -- ``frontends.snn.neurons.lif_step``'s leak with ``v_leak = 0``, taken
+at the start of a step, before the step's inputs.
+
+With ``layer.conv`` (a ``ConvSynapse``) the weight memory holds the shared kernel only, and a
+ROW's ``base`` is the source neuron's index: ``ConvTaps`` walks the output neurons its spike
+reaches, one a cycle after a one-cycle table read (``taps + 2`` busy cycles).
 
 Pipeline: neuron ``n``'s memories are read in the cycle it is issued and written in the next;
 ``V``'s read port is transparent to its write port, so back-to-back commands on one neuron
@@ -38,11 +46,12 @@ from frontends.fixedpoint import signed_bits
 __all__ = ["StbifArray", "Mode", "event_layout"]
 
 
-class Mode(enum.Enum, shape=2):
+class Mode(enum.Enum, shape=3):
     INIT = 0
     ROW = 1
     SWEEP = 2
     SKIP = 3
+    LEAK = 4
 
 
 def _unsigned_bits(n: int) -> int:
@@ -53,6 +62,21 @@ def event_layout(span: int) -> data.StructLayout:
     """A spike event: ``base`` (start of the target row in the successor's weights, ``span``
     words in all) and ``neg`` (a -1 spike)."""
     return data.StructLayout({"base": unsigned(_unsigned_bits(span)), "neg": 1})
+
+
+def _leak(m, v, layer):
+    """``V - (V >> k)`` or ``(beta * V + 2**(F-1)) >> F`` with the product as shifted adds."""
+    if layer.leak_shift is not None:
+        return v - (v >> layer.leak_shift)
+    beta, bits = int(layer.beta), int(layer.beta_bits)
+    prod = Signal(signed(len(v) + max(beta.bit_length(), 1) + 1))
+    terms = [v << i for i in range(beta.bit_length()) if beta >> i & 1]
+    total = 0
+    for term in terms:
+        total = total + term
+    m.d.comb += prod.eq(total)
+    rnd = (1 << (bits - 1)) if bits > 0 else 0
+    return (prod + rnd) >> bits
 
 
 class StbifArray(wiring.Component):
@@ -73,7 +97,11 @@ class StbifArray(wiring.Component):
         self.shift_bits = shift_bits
         self.fanout = fanout
         self.readout = readout
-        n, span = layer.n_out, layer.n_in * layer.n_out
+        self.conv = getattr(layer, "conv", None)
+        n = layer.n_out
+        span = layer.n_in if self.conv is not None else layer.n_in * layer.n_out
+        if self.conv is not None:
+            self.w_bits = signed_bits(int(self.conv.kernel.min()), int(self.conv.kernel.max()))
         members = {
             "start": In(1), "mode": In(Mode),
             "base": In(_unsigned_bits(span)), "neg": In(1), "shift": In(max(shift_bits, 1)),
@@ -94,7 +122,13 @@ class StbifArray(wiring.Component):
         n_out, n_in = layer.n_out, layer.n_in
         vs = signed(self.v_bits)
 
-        w_init = [int(layer.weight[n, j]) for j in range(n_in) for n in range(n_out)]
+        conv = self.conv
+        if conv is not None:
+            from .conv_taps import ConvTaps
+            m.submodules.taps = taps = ConvTaps(conv)
+            w_init = [int(v) for v in conv.kernel.reshape(-1)]
+        else:
+            w_init = [int(layer.weight[n, j]) for j in range(n_in) for n in range(n_out)]
         m.submodules.weights = w_mem = Memory(shape=signed(self.w_bits), depth=len(w_init),
                                               init=w_init)
         m.submodules.v_init = vi_mem = Memory(shape=vs, depth=n_out,
@@ -121,13 +155,18 @@ class StbifArray(wiring.Component):
         mode = Signal(Mode)
         n = Signal(range(max(n_out, 2)))
         if bias_rd is not None:
-            m.d.comb += bias_rd.addr.eq(n)
+            m.d.comb += bias_rd.addr.eq(n)   # read in SWEEPs only, which walk every neuron
         base = Signal.like(self.base)
         neg = Signal()
         shift = Signal.like(self.shift)
+        conv_row = Signal()
         with m.If(self.start):
             with m.If(self.mode == Mode.SKIP):
                 m.d.sync += [self.count.eq(0), self.fired.eq(0)]
+            with m.Elif(self.mode == Mode.ROW if conv is not None else 0):
+                m.d.sync += [mode.eq(self.mode), neg.eq(self.neg), shift.eq(self.shift)]
+                if conv is not None:
+                    m.d.comb += [taps.start.eq(1), taps.src.eq(self.base)]
             with m.Else():
                 m.d.sync += [issuing.eq(1), mode.eq(self.mode), n.eq(0), base.eq(self.base),
                              neg.eq(self.neg), shift.eq(self.shift)]
@@ -137,14 +176,25 @@ class StbifArray(wiring.Component):
             m.d.sync += n.eq(n + 1)
             with m.If(n == n_out - 1):
                 m.d.sync += issuing.eq(0)
-        m.d.comb += [w_rd.addr.eq(base + n), vi_rd.addr.eq(n), v_rd.addr.eq(n),
-                     s_rd.addr.eq(n)]
+        n_sel = Signal.like(n)            # the neuron issued this cycle
+        issue = Signal()
+        if conv is not None:
+            m.d.comb += conv_row.eq(taps.valid)
+            m.d.comb += [issue.eq(issuing | taps.valid),
+                         n_sel.eq(Mux(conv_row, taps.n, n)),
+                         w_rd.addr.eq(taps.w)]
+        else:
+            m.d.comb += [issue.eq(issuing), n_sel.eq(n), w_rd.addr.eq(base + n)]
+        m.d.comb += [vi_rd.addr.eq(n_sel), v_rd.addr.eq(n_sel), s_rd.addr.eq(n_sel)]
 
         # --- write stage --------------------------------------------------------------------
         s1_valid = Signal()
         s1_n = Signal.like(n)
-        m.d.sync += [s1_valid.eq(issuing), s1_n.eq(n)]
-        m.d.comb += self.busy.eq(issuing | s1_valid)
+        m.d.sync += [s1_valid.eq(issue), s1_n.eq(n_sel)]
+        busy = issue | s1_valid
+        if conv is not None:
+            busy = busy | taps.busy
+        m.d.comb += self.busy.eq(busy)
         m.d.comb += [v_wr.addr.eq(s1_n), s_wr.addr.eq(s1_n)]
 
         weight = Signal(signed(self.w_bits + (1 << self.shift_bits) - 1 if self.shift_bits
@@ -184,6 +234,9 @@ class StbifArray(wiring.Component):
                                  s_wr.data.eq(0), s_wr.en.eq(1)]
                 with m.Case(Mode.ROW):
                     m.d.comb += [v_wr.data.eq(Mux(neg, h - weight, h + weight)), v_wr.en.eq(1)]
+                if kind == "lif":
+                    with m.Case(Mode.LEAK):
+                        m.d.comb += [v_wr.data.eq(_leak(m, v_rd.data, layer)), v_wr.en.eq(1)]
                 with m.Case(Mode.SWEEP):
                     if kind == "stbif":
                         m.d.comb += [v_wr.data.eq(Mux(up, h - theta, h + theta)),

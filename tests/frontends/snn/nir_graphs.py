@@ -32,3 +32,74 @@ def tiny_cnn(seed=0, *, bias=False, neuron="IF"):
     edges = [("input", "conv"), ("conv", "if1"), ("if1", "pool"), ("pool", "flat"),
              ("flat", "fc"), ("fc", "if2"), ("if2", "output")]
     return nir.NIRGraph(nodes=nodes, edges=edges, type_check=neuron == "IF")
+
+
+def small_sinabs(seed=0, *, neuron="IF", side=12):
+    """The sinabs N-MNIST CNN's shape at a small size: 2 x side x side -> Conv2d 4 5x5 s2 p1
+    -> IF -> Conv2d 4 3x3 p1 -> IF -> SumPool2d 2 -> Conv2d 3 3x3 p1 -> IF -> SumPool2d 2 ->
+    Flatten -> Affine -> IF -> Affine 4 -> IF (``neuron="LIF"``: LIF neurons, tau 4 dt)."""
+    import nir
+
+    rng = np.random.default_rng(seed)
+    s1 = (side + 2 - 5) // 2 + 1
+    s2, s3 = s1 // 2, s1 // 4
+    n_flat = 3 * s3 * s3
+
+    def neurons(shape):
+        ones, zeros = np.ones(shape), np.zeros(shape)
+        if neuron == "IF":
+            return nir.IF(r=ones, v_threshold=ones, v_reset=zeros)
+        return nir.LIF(tau=ones * 4e-4, r=ones * 4, v_leak=zeros, v_threshold=ones,
+                       v_reset=zeros)
+
+    def conv(cout, cin, k, stride, padding, size):
+        return nir.Conv2d(input_shape=(size, size),
+                          weight=rng.normal(0.15, 0.5, (cout, cin, k, k)).astype(np.float32),
+                          stride=stride, padding=padding, dilation=1, groups=1,
+                          bias=np.zeros(cout, np.float32))
+    nodes = {
+        "input": nir.Input(np.array([2, side, side])),
+        "c0": conv(4, 2, 5, 2, 1, side), "n0": neurons((4, s1, s1)),
+        "c1": conv(4, 4, 3, 1, 1, s1), "n1": neurons((4, s1, s1)),
+        "p1": nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]),
+                            padding=np.array([0, 0])),
+        "c2": conv(3, 4, 3, 1, 1, s2), "n2": neurons((3, s2, s2)),
+        "p2": nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]),
+                            padding=np.array([0, 0])),
+        "flat": nir.Flatten(input_type={"input": np.array([3, s3, s3])}, start_dim=0,
+                            end_dim=-1),
+        "fc0": nir.Affine(weight=rng.normal(0.1, 0.5, (6, n_flat)).astype(np.float32),
+                          bias=np.zeros(6, np.float32)),
+        "n3": neurons((6,)),
+        "fc1": nir.Affine(weight=rng.normal(0.1, 0.5, (4, 6)).astype(np.float32),
+                          bias=np.zeros(4, np.float32)),
+        "n4": neurons((4,)),
+        "output": nir.Output(np.array([4])),
+    }
+    names = list(nodes)
+    return nir.NIRGraph(nodes=nodes, edges=list(zip(names, names[1:])), type_check=False)
+
+
+def tiny_mlp(seed=0, *, neuron="LIF", tau=4e-4, bias=True):
+    """Input 6 -> Affine 5 -> IF/LIF -> Affine 3 -> IF/LIF -> Output (LIF: r = tau / dt, so
+    the input gain is one; beta = 1 - dt / tau)."""
+    import nir
+
+    rng = np.random.default_rng(seed)
+
+    def neurons(n):
+        ones, zeros = np.ones(n), np.zeros(n)
+        if neuron == "IF":
+            return nir.IF(r=ones, v_threshold=ones, v_reset=zeros)
+        return nir.LIF(tau=ones * tau, r=ones * tau / 1e-4, v_leak=zeros, v_threshold=ones,
+                       v_reset=zeros)
+    nodes = {"input": nir.Input(np.array([6])),
+             "fc0": nir.Affine(weight=rng.normal(0.2, 0.6, (5, 6)).astype(np.float32),
+                               bias=(rng.normal(0, 0.1, 5) * bias).astype(np.float32)),
+             "n0": neurons(5),
+             "fc1": nir.Affine(weight=rng.normal(0.2, 0.6, (3, 5)).astype(np.float32),
+                               bias=(rng.normal(0, 0.1, 3) * bias).astype(np.float32)),
+             "n1": neurons(3),
+             "output": nir.Output(np.array([3]))}
+    names = list(nodes)
+    return nir.NIRGraph(nodes=nodes, edges=list(zip(names, names[1:])), type_check=False)

@@ -1,5 +1,8 @@
-"""``SnnEngine`` in its fixed-step IF mode (NIR networks) against the NIR golden, in
-Amaranth's simulator."""
+"""``SnnEngine`` in its fixed-step mode (NIR IF and LIF networks, dense and convolutional
+synapses) against the NIR golden, in Amaranth's simulator. The golden uses the dense
+matrices; the engine uses shared kernels behind ``ConvTaps``."""
+
+import dataclasses
 
 import numpy as np
 import pytest
@@ -7,28 +10,73 @@ import pytest
 from frontends.errors import ModelError
 from frontends.snn.nir_import import NirOptions, import_nir
 from rtl_gen.snn.if_plan import IfPlan
-from tests.frontends.snn.nir_graphs import tiny_cnn
+from tests.frontends.snn.nir_graphs import small_sinabs, tiny_cnn, tiny_mlp
 
 from .test_engine import simulate
+
+
+def spikes_for(net, steps, samples, rate, seed=2):
+    rng = np.random.default_rng(seed)
+    return (rng.random((samples, steps * net.n_in)) < rate).astype(np.int64)
 
 
 @pytest.mark.parametrize("bias,options", [(False, NirOptions()),
                                           (True, NirOptions(cmp=">=", reset="value"))])
 def test_if_engine_counts_equal_nir_golden(bias, options):
     net = import_nir(tiny_cnn(3, bias=bias), options)
+    assert net.layers[0].conv is not None      # conv behind ConvTaps; the overlapping pool
+    assert net.layers[1].conv is None          # before the Affine folds into its matrix
     plan = IfPlan.from_network(net, steps=6)
-    spikes = (np.random.default_rng(2).random((2, 6 * net.n_in)) < 0.4).astype(np.int64)
+    spikes = spikes_for(net, 6, 2, 0.4)
     got, _, steps = simulate(plan, spikes)
     want = plan.reference(spikes)
     assert want.sum() > 0
     assert (got == want).all() and (steps == 6).all()
 
 
-def test_if_plan_refuses_lif():
-    import dataclasses
+def test_conv_chain_counts_equal_nir_golden():
+    """The sinabs CNN's shape, reduced: two convolutions and a pooled one as shared kernels,
+    a pooled Affine as a matrix."""
+    net = import_nir(small_sinabs(1, side=10))
+    assert [l.conv is not None for l in net.layers] == [True, True, True, False, False]
+    assert net.layers[2].conv.pool == (2, 2)
+    plan = IfPlan.from_network(net, steps=3)
+    spikes = spikes_for(net, 3, 1, 0.25)
+    got, _, _ = simulate(plan, spikes)
+    want = plan.reference(spikes)
+    assert want.sum() > 0
+    assert (got == want).all()
+
+
+def _with_layer(plan, index, **changes):
+    net = plan.network
+    layers = list(net.layers)
+    layers[index] = dataclasses.replace(layers[index], **changes)
+    return dataclasses.replace(plan, network=dataclasses.replace(net, layers=tuple(layers)))
+
+
+@pytest.mark.parametrize("leak,mutant", [("shift", {"leak_shift": 3}),
+                                         ("beta", {"beta": 128})])
+def test_lif_engine_counts_equal_nir_golden(leak, mutant):
+    """LIF with a shift leak (beta = 1 - 2**-2) and a general beta (171/256); a hidden layer
+    with the wrong leak must not pass."""
+    net = import_nir(tiny_mlp(3, tau=4e-4 if leak == "shift" else 3e-4), NirOptions(leak=leak))
+    assert all((l.leak_shift is not None) == (leak == "shift") for l in net.layers)
+    plan = IfPlan.from_network(net, steps=24)
+    spikes = spikes_for(net, 24, 3, 0.3)
+    want = plan.reference(spikes)
+    got, _, _ = simulate(plan, spikes)
+    assert want.sum() > 0 and (got == want).all()
+    broken, _, _ = simulate(plan, spikes, hardware=_with_layer(plan, 1, **mutant))
+    assert not (broken == want).all()
+
+
+def test_if_plan_refuses_per_neuron_thresholds():
     net = import_nir(tiny_cnn(0))
-    lif = dataclasses.replace(net, layers=(dataclasses.replace(net.layers[0], leak_shift=3),)
+    theta = net.layers[0].theta.copy()
+    theta[0] += 1
+    odd = dataclasses.replace(net, layers=(dataclasses.replace(net.layers[0], theta=theta),)
                               + net.layers[1:])
-    with pytest.raises(ModelError, match=r"^NIR node 'if1' \(LIF\): the engine's neuron arrays "
-                                         r"are IF or ST-BIF"):
-        IfPlan.from_network(lif, steps=4)
+    with pytest.raises(ModelError, match=r"^NIR node 'if1' \(IF\): v_threshold differs between "
+                                         r"neurons; the engine takes one per layer$"):
+        IfPlan.from_network(odd, steps=4)
