@@ -13,7 +13,8 @@ and §5.2. One ×2 stage of an 8-bit image X:
 
 Rounding rule: between stages ``clamp(floor(V / 6), 0, 255)`` (the float model floors the
 intermediate image back to 8 bits); at the output ``clamp(floor((V + 3) / 6), 0, 255)`` (half
-up). Division by 6 is exact integer division here; hardware would use ``(V·10923) >> 16``.
+up). Division by 6 is exact integer division here; the hardware clamps first and divides
+the remaining 0 ≤ u < 1530 as ``(u·10923) >> 16`` (``hkstage.py``).
 """
 
 from __future__ import annotations
@@ -111,6 +112,16 @@ class HklutPlan:
             last = i == len(self.stages) - 1
             x = np.clip((v + 3) // 6 if last else v // 6, 0, 255).astype(np.uint8)
         return x
+
+    def min_size(self) -> int:
+        """Smallest LR side: the MSB branch's reflect border of 2 needs 3 pixels."""
+        return 3
+
+    def create(self, *, width: int, height: int, msb_memory: str = "rom"):
+        """The streaming engine for ``width``×``height`` LR frames (``hkengine.py``);
+        ``msb_memory`` "rom" (block RAM with contents) or "spram" (loaded after reset)."""
+        from .hkengine import HklutEngine
+        return HklutEngine(self, width=width, height=height, msb_memory=msb_memory)
 
 
 def load_hklut_dir(folder, *, bits: int = 4) -> HklutPlan:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from amaranth import Array, Module, Mux, Signal
+from amaranth import Array, Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .streams import PIXEL, window_layout
+from .streams import PIXEL, block_layout, window_layout
 
 __all__ = ["LineWindow", "reflect"]
 
@@ -24,33 +24,40 @@ def reflect(i: int, n: int) -> int:
 class LineWindow(wiring.Component):
     """Windows of radius ``p`` around every pixel of ``width``×``height`` frames, in raster order.
 
-    Rows live in ``R`` (a power of two ≥ 2p+2) single-row memories, so row ``y + p + 1`` is
-    written while row ``y``'s windows are read. A window is built by reading one column (all
-    2p+1 rows at once) per cycle and shifting it into a register window; row and column
-    indices outside the frame are reflected (numpy ``reflect``). Each row costs ``width + 2p``
-    cycles, each window after the first 2p columns is emitted the cycle after its last column
-    is read. The input is held off (``i.ready`` low) while the row it would overwrite is still
-    needed, and between frames until the last window of the previous frame has been read.
+    Rows live in ``R`` (a power of two ≥ 2p+2) byte lanes of one memory word per column, so
+    row ``y + p + 1`` is written (byte-enabled) while row ``y``'s windows are read. A window
+    is built by reading one column (all rows at once) per cycle and shifting it into a
+    register window; row and column indices outside the frame are reflected (numpy
+    ``reflect``). Each row costs ``width + 2p`` cycles, each window after the first 2p columns
+    is emitted the cycle after its last column is read. The input is held off (``i.ready``
+    low) while the row it would overwrite is still needed, and between frames until the last
+    window of the previous frame has been read.
+
+    ``block = 1``: ``i`` takes pixels in raster order (one a cycle). ``block = b > 1``: ``i``
+    takes b×b blocks (row-major) in raster order of the (width/b)×(height/b) block grid, as a
+    ×b stage produces them; a block is written in b cycles, b rows at once.
     """
 
-    def __init__(self, *, width: int, height: int, radius: int):
+    def __init__(self, *, width: int, height: int, radius: int, block: int = 1):
         if min(width, height) < radius + 1:
             raise ValueError(f"a {width}×{height} frame is too small for a radius-{radius} "
                              f"reflect border")
-        self.width, self.height, self.radius = width, height, radius
-        self.rows = 1 << (2 * radius + 1).bit_length()
-        super().__init__({"i": In(stream.Signature(PIXEL)),
+        if width % block or height % block:
+            raise ValueError(f"a {width}×{height} frame is not made of {block}×{block} blocks")
+        self.width, self.height, self.radius, self.block = width, height, radius, block
+        self.rows = 1 << (2 * radius + block).bit_length()
+        payload = PIXEL if block == 1 else block_layout(block)
+        super().__init__({"i": In(stream.Signature(payload)),
                           "o": Out(stream.Signature(window_layout(radius)))})
 
     def elaborate(self, platform):
         m = Module()
         W, H, p, R = self.width, self.height, self.radius, self.rows
         side = 2 * p + 1
-        mems = []
-        for s in range(R):
-            mem = Memory(shape=8, depth=W, init=[])
-            m.submodules[f"row{s}"] = mem
-            mems.append((mem.write_port(), mem.read_port()))
+        m.submodules.rows = mem = Memory(shape=8 * R, depth=W, init=[])
+        wp = mem.write_port(granularity=8)
+        rp = mem.read_port()
+        rbits = R.bit_length() - 1
 
         wrow = Signal(range(max(H + 1, R)))
         wcol = Signal(range(W))
@@ -58,13 +65,35 @@ class LineWindow(wiring.Component):
         icol = Signal(range(W + 2 * p + 1))
 
         # --- writer -------------------------------------------------------------------------
-        m.d.comb += self.i.ready.eq((wrow < H) & (wrow + p < brow + R))
-        for s, (wp, _) in enumerate(mems):
-            m.d.comb += [wp.addr.eq(wcol), wp.data.eq(self.i.payload.data),
-                         wp.en.eq(self.i.valid & self.i.ready & (wrow[:R.bit_length() - 1] == s))]
-        with m.If(self.i.valid & self.i.ready):
+        b = self.block
+        room = (wrow < H) & (wrow + (b - 1) + p < brow + R)
+        slot = wrow[:rbits]
+        if b == 1:
+            m.d.comb += self.i.ready.eq(room)
+            write = self.i.valid & self.i.ready
+            m.d.comb += [wp.addr.eq(wcol), wp.data.eq(self.i.payload.data.replicate(R)),
+                         wp.en.eq(Mux(write, 1 << slot, 0))]
+            col_done = write
+        else:
+            # slot(wrow) is a multiple of b (R and wrow are), so lane s holds block row s % b.
+            held = Signal(block_layout(b))
+            pending = Signal()
+            j = Signal(range(b))
+            m.d.comb += self.i.ready.eq(~pending & room)
+            with m.If(self.i.valid & self.i.ready):
+                m.d.sync += [held.eq(self.i.payload), pending.eq(1), j.eq(0)]
+            m.d.comb += [wp.addr.eq(wcol),
+                         wp.data.eq(Cat(Array(held[(s % b) * b + jj] for jj in range(b))[j]
+                                        for s in range(R))),
+                         wp.en.eq(Mux(pending, ((1 << b) - 1) << slot, 0))]
+            with m.If(pending):
+                m.d.sync += j.eq(j + 1)
+                with m.If(j == b - 1):
+                    m.d.sync += pending.eq(0)
+            col_done = pending
+        with m.If(col_done):
             with m.If(wcol == W - 1):
-                m.d.sync += [wcol.eq(0), wrow.eq(wrow + 1)]
+                m.d.sync += [wcol.eq(0), wrow.eq(wrow + b)]
             with m.Else():
                 m.d.sync += wcol.eq(wcol + 1)
 
@@ -82,8 +111,7 @@ class LineWindow(wiring.Component):
             m.d.comb += addr.eq(2 * (W - 1) + p - icol)
         with m.Else():
             m.d.comb += addr.eq(icol - p)
-        for _, rp in mems:
-            m.d.comb += [rp.addr.eq(addr), rp.en.eq(advance)]
+        m.d.comb += [rp.addr.eq(addr), rp.en.eq(advance)]
 
         slots = [Signal(range(R), name=f"slot{d}") for d in range(side)]
         for d, slot in enumerate(slots):
@@ -101,8 +129,7 @@ class LineWindow(wiring.Component):
         pend_emit = Signal()
         pend_slots = [Signal(range(R), name=f"pend_slot{d}") for d in range(side)]
         window = [[Signal(8, name=f"w{d}_{e}") for e in range(side)] for d in range(side)]
-        data_by_slot = Array(rp.data for _, rp in mems)
-        column = [data_by_slot[pend_slots[d]] for d in range(side)]
+        column = [rp.data.word_select(pend_slots[d], 8) for d in range(side)]
         shifted = [[window[d][e + 1] for e in range(side - 1)] + [column[d]]
                    for d in range(side)]
 

@@ -151,9 +151,10 @@ class SrlutPlan:
                              f"for its reflect border")
         return a
 
-    def rotation_acc(self, padded: np.ndarray, k: int, h: int, w: int) -> np.ndarray:
-        """One rotation's interpolated block, upright: (h, w, r, r) in units of 1/q."""
-        p, b, q, n, r = self.radius, self.interval_bits, self.q, self.n, self.scale
+    def rotation_vertices(self, padded: np.ndarray, k: int, h: int, w: int):
+        """Rotation k's simplex: entry indices and weights, each (n+1, h, w); the weights
+        of a pixel sum to q (SR-LUT eq. 3–6 as a sort, module docstring)."""
+        p, b, q, n = self.radius, self.interval_bits, self.q, self.n
         v = np.stack([padded[p + dy:p + dy + h, p + dx:p + dx + w]
                       for dy, dx in rotated_pattern(self.offsets, k)])
         msb, f = v >> b, v & (q - 1)
@@ -161,12 +162,19 @@ class SrlutPlan:
         idx = np.tensordot(strides, msb, axes=1)
         order = np.argsort(-f, axis=0, kind="stable")
         fs = np.take_along_axis(f, order, axis=0)
-        table = self.table.astype(np.int64)
-        acc = (q - fs[0])[..., None] * table[idx]
+        idxs, weights = [idx], [q - fs[0]]
         for j in range(n):
             idx = idx + strides[order[j]]
-            wj = fs[j] - (fs[j + 1] if j < n - 1 else 0)
-            acc += wj[..., None] * table[idx]
+            idxs.append(idx)
+            weights.append(fs[j] - (fs[j + 1] if j < n - 1 else 0))
+        return np.stack(idxs), np.stack(weights)
+
+    def rotation_acc(self, padded: np.ndarray, k: int, h: int, w: int) -> np.ndarray:
+        """One rotation's interpolated block, upright: (h, w, r, r) in units of 1/q."""
+        r = self.scale
+        idxs, weights = self.rotation_vertices(padded, k, h, w)
+        table = self.table.astype(np.int64)
+        acc = sum(wj[..., None] * table[ij] for ij, wj in zip(idxs, weights))
         return np.rot90(acc.reshape(h, w, r, r), BLOCK_ROT[k], axes=(2, 3))
 
     def sums(self, channel: np.ndarray) -> np.ndarray:

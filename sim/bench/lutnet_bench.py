@@ -5,6 +5,10 @@ back to back, collects the HR pixels from ``o`` and compares each frame with ``o
 (N, rH, rW) exactly, including ``last`` on each frame's final pixel. Values are driven and
 sampled on the falling clock edge; a transfer happens at a rising edge with ``valid & ready``.
 
+An engine whose tables live in RAM (HKLUT on the UP5K: manifest ``streams.load``) first gets
+the vectors' ``tables`` words streamed into ``load`` (with random gaps under backpressure);
+frames are sent once its ``loaded`` output is high.
+
 Environment: ``NNLOOM_ARTEFACT``, ``NNLOOM_SIM_OUT``, ``NNLOOM_BACKPRESSURE`` ("1": random
 input gaps and output stalls), ``NNLOOM_SEED``, ``NNLOOM_SIM_LIMIT`` (frames, 0: all).
 Writes ``outputs.npz`` (``outputs``; ``cycles``: frame 0's latency from its first input to its
@@ -56,6 +60,23 @@ async def _receive(dut, count, gaps, per_frame, clock):
     return np.array(data, dtype=np.uint8), np.array(lasts), cycles
 
 
+async def _load(dut, words, gaps, done):
+    for word in words:
+        while gaps is not None and gaps.random() < 0.25:
+            dut.load__valid.value = 0
+            await FallingEdge(dut.clk)
+        dut.load__payload.value = int(word)
+        dut.load__valid.value = 1
+        while True:
+            ready = bool(dut.load__ready.value)
+            await FallingEdge(dut.clk)
+            if ready:
+                break
+    dut.load__valid.value = 0
+    while not bool(getattr(dut, done).value):
+        await FallingEdge(dut.clk)
+
+
 @cocotb.test()
 async def hr_frames_match_golden(dut):
     bench = settings()
@@ -63,7 +84,11 @@ async def hr_frames_match_golden(dut):
     backpressure = bench.backpressure
     gaps_in = bench.rng() if backpressure else None
     gaps_out = bench.rng(1) if backpressure else None
-    await start(dut)
+    load = bench.artefact.manifest.get("streams", {}).get("load")
+    await start(dut, idle={"load__valid": 0} if load else None)
+    if load:
+        words = bench.artefact.vectors()[load["vector"]]
+        await _load(dut, words, bench.rng(2) if backpressure else None, load["done"])
 
     per_frame = int(expected[0].size)
     clock = [0]

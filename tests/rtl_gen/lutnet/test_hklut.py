@@ -18,3 +18,20 @@ def test_released_hklut_reproduces_set5_psnr(data_dir, set5):
 def test_missing_table_is_named(tmp_path):
     with pytest.raises(TableError, match=r"S0_MSB_HDB_LUT_H_x2_4bit_int8\.npy: missing"):
         load_hklut_dir(tmp_path)
+
+
+def test_division_by_six_is_exact_where_the_hardware_divides():
+    from rtl_gen.lutnet.hkstage import div6_floor
+    u = np.arange(0, 6 * 255 + 6)     # the RTL clamps V ≥ 1530 to 255 before dividing
+    np.testing.assert_array_equal(div6_floor(u), u // 6)
+
+
+def test_lsb_lanes_are_as_narrow_as_the_entries(data_dir):
+    from rtl_gen.lutnet.hkstage import lsb_lane_bits, lsb_words
+    plan = load_hklut_dir(data_dir / "hklut")
+    assert [lsb_lane_bits(s.lsb) for s in plan.stages] == [5, 5]   # entries -11..8, -7..8
+    t = np.array([[-16, 15, 0, -1]] * 256)
+    assert lsb_lane_bits([t]) == 5
+    word = lsb_words([t], 5)[0]
+    lanes = [(word >> (5 * l)) & 31 for l in range(4)]
+    assert [v - 32 if v >= 16 else v for v in lanes] == [-16, 15, 0, -1]
