@@ -6,7 +6,11 @@ into one integer synapse matrix per neuron layer: each weighted node's float wei
 quantized to int8 with its own scale (``s = max|W| / 127``), pools add exactly, and the
 layer's threshold, reset value and bias are divided by the product of scales (IF/LIF spikes
 are invariant to a common positive scale of W, b, theta and v_reset; spec ``snn.md`` A.4), so
-only the weight rounding differs from the float network.
+only the weight rounding differs from the float network. Where the nodes of a layer are one
+convolution, after at most one non-overlapping ``SumPool2d`` (an ``Affine``/``Linear`` on a
+flattened map counts, as a kernel the size of the map), the layer also keeps that structure
+(``IfLayer.conv``, a ``ConvSynapse``) so hardware can share the kernel; the matrix stays the
+golden's.
 
 The discrete-time semantics NIR leaves open are importer options (``NirOptions``):
 
@@ -88,6 +92,8 @@ class ConvSynapse:
         conv, _, shape = _conv_matrix(self.kernel.astype(np.float64), None, self.pooled_shape,
                                       self.stride, self.padding, (1, 1), 1)
         assert shape == self.out_shape
+        if self.pool == (1, 1):
+            return np.rint(conv).astype(np.int64)
         pool, _ = _sumpool_matrix(self.src_shape, self.pool, self.pool, (0, 0))
         return np.rint(conv @ pool).astype(np.int64)
 
@@ -294,10 +300,19 @@ def import_nir(source, options: NirOptions | None = None, *, name: str | None = 
             peak = float(np.abs(w).max()) or 1.0
             s = peak / ((1 << (WEIGHT_BITS - 1)) - 1)
             q = np.round(mat / s)
-            if kind == "Conv2d" and struct is not None and "conv" not in struct \
-                    and int(node.groups) == 1 and set(_v(node.dilation)) == {1}:
-                struct["conv"] = (np.round(w / s).astype(np.int64), _pair(node.stride),
-                                  _pair(node.padding), shape2)
+            if struct is not None and "conv" not in struct and len(struct["src"]) == 3:
+                c, hs, ws = struct["src"]
+                hp, wp = hs // struct["pool"][0], ws // struct["pool"][1]
+                if kind == "Conv2d" and int(node.groups) == 1 \
+                        and set(_v(node.dilation)) == {1}:
+                    struct["conv"] = (np.round(w / s).astype(np.int64), _pair(node.stride),
+                                      _pair(node.padding), shape2)
+                elif kind != "Conv2d" and w.shape[1] == c * hp * wp:
+                    # an Affine on a flattened map is a convolution whose kernel covers it
+                    struct["conv"] = (np.round(w / s).astype(np.int64).reshape(-1, c, hp, wp),
+                                      (1, 1), (0, 0), (w.shape[0], 1, 1))
+                else:
+                    struct = None
             else:
                 struct = None
             f_mat, f_bias = then(mat, f_mat), mat @ f_bias + b

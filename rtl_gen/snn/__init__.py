@@ -1,5 +1,6 @@
 """The spiking engine: ST-BIF neuron arrays behind accumulate-only synapses, layer-sequential,
-stopping on network-wide silence (issue #7); IF arrays in a fixed-step mode for NIR graphs.
+stopping on network-wide silence (issue #7); IF and LIF arrays in a fixed-step mode for NIR
+graphs, with convolutions as shared kernels (``ConvTaps``).
 
 Notes against ``specs/snn.md`` (evidence from this implementation):
 
@@ -10,15 +11,18 @@ Notes against ``specs/snn.md`` (evidence from this implementation):
 - At 8-bit activations (onnxruntime QDQ) the settle time is set by the levels: the digits MLP
   takes 163 steps on average, 256 at most (proven bound 511), not the ~10 steps the spec
   expects for L = 16.
-- The NIR N-MNIST CNN's first conv has padding 1 (16x16 maps, 8970 neurons). Its ~40 k
-  weights fit only with shared kernels; expanded into dense synapse matrices (what this engine
-  does for convolutions) they are 28.5 M words, so it runs in the golden model only.
+- The NIR N-MNIST CNN's first conv has padding 1 (16x16 maps, 8970 neurons). Expanded into
+  dense synapse matrices its convolutions are 28.5 M words; kept as shared kernels behind
+  ``ConvTaps`` (a per-source tap table, one tap a cycle, no multiplier) the synapses are
+  137,888 words, 131,072 of them the pooled Affine 128->256 folded into a 256x512 matrix.
 - A silent step ends the run even at ``t = 0``: in the layer-sequential schedule nothing can
   change after a step without spikes.
 """
 
+from .conv_taps import ConvTaps
 from .engine import SnnEngine
+from .if_plan import IfPlan
 from .layer import StbifArray
 from .plan import SnnPlan
 
-__all__ = ["SnnPlan", "SnnEngine", "StbifArray"]
+__all__ = ["SnnPlan", "IfPlan", "SnnEngine", "StbifArray", "ConvTaps"]

@@ -163,16 +163,24 @@ def _nir_layer(l) -> dict:
 
 
 def write_nir_artefact(model, out_dir, *, steps: int = 16, samples: int = 16, rate: float = 0.2,
-                       seed: int = 0, options=None) -> Path:
+                       seed: int = 0, options=None, spikes: np.ndarray | None = None) -> Path:
     """The engine for a NIR graph (path or ``nir.NIRGraph``) on ``samples`` synthetic
-    Bernoulli spike inputs (``rate`` per input per step, ``steps`` steps); refuses a network
-    whose memories exceed the largest FPGA's block RAM."""
+    Bernoulli spike inputs (``rate`` per input per step, ``steps`` steps), or on ``spikes``
+    (B, steps, inputs) of 0/1 when given; refuses a network whose memories exceed the largest
+    FPGA's block RAM."""
     from frontends.errors import ModelError
     from frontends.snn.nir_import import import_nir
 
     from .if_plan import IfPlan
 
     net = import_nir(model, options)
+    if spikes is not None:
+        spikes = np.asarray(spikes)
+        if spikes.ndim < 3 or int(np.prod(spikes.shape[2:])) != net.n_in \
+                or not np.isin(spikes, (0, 1)).all():
+            raise ModelError(f"NIR graph '{net.name}': input spikes of shape {spikes.shape}; "
+                             f"expected 0/1 values of shape (samples, steps, {net.n_in})")
+        samples, steps = spikes.shape[:2]
     plan = IfPlan.from_network(net, steps=steps)
     bits = nir_memory_bits(plan)
     if bits > MAX_MEMORY_BITS:
@@ -183,8 +191,11 @@ def write_nir_artefact(model, out_dir, *, steps: int = 16, samples: int = 16, ra
             f"{MAX_MEMORY_BITS:,}" + (f". Layers {', '.join(dense)} are convolutions kept as "
                                       f"dense matrices (an overlapping pool before them, "
                                       f"groups or dilation)" if dense else ""))
-    rng = np.random.default_rng(seed)
-    inputs = (rng.random((samples, steps * net.n_in)) < rate).astype(np.int64)
+    if spikes is None:
+        rng = np.random.default_rng(seed)
+        inputs = (rng.random((samples, steps * net.n_in)) < rate).astype(np.int64)
+    else:
+        inputs = spikes.reshape(samples, steps * net.n_in).astype(np.int64)
     counts = plan.reference(inputs)
     vectors = {"inputs": inputs, "outputs": counts,
                "labels": np.full(samples, -1, np.int64), "source": np.ones(samples, np.int8),
@@ -212,7 +223,8 @@ def write_nir_artefact(model, out_dir, *, steps: int = 16, samples: int = 16, ra
         "parameters": {"t_max": steps, "steps": steps, "exact": True, "mode": "if",
                        "v_bits": list(plan.v_bits), "memory_bits": nir_memory_bits(plan),
                        "options": vars(net.options), "schedule": "layer-sequential",
-                       "input_encoding": f"synthetic Bernoulli spikes, rate {rate}"},
+                       "input_encoding": f"synthetic Bernoulli spikes, rate {rate}"
+                       if spikes is None else "given spikes"},
         "layers": [_nir_layer(l) for l in inner.layers],
         "latency_cycles": 0,
         "cycle_model": False,

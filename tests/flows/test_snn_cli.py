@@ -1,14 +1,12 @@
 """``nnloom generate --engine snn`` for ONNX and NIR models, and its errors."""
 
 import json
-from pathlib import Path
 
 from typer.testing import CliRunner
 
 from flows.cli import app
 
 runner = CliRunner()
-SINABS = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "nir" / "cnn_sinabs.nir"
 
 
 def invoke(*args):
@@ -36,11 +34,39 @@ def test_generate_small_nir(tmp_path):
     assert manifest["streams"]["input"]["elements"] == 16 * 72
 
 
-def test_sinabs_cnn_is_refused_with_the_reason(tmp_path):
-    import pytest
-    if not SINABS.is_file():
-        pytest.skip(f"{SINABS} is absent (the shared test data sits beside the repository)")
-    result = invoke("generate", SINABS, "--engine", "snn", "-o", tmp_path / "x")
+def test_generate_nir_cnn_on_given_spikes(tmp_path):
+    import nir
+    import numpy as np
+
+    from tests.frontends.snn.nir_graphs import small_sinabs
+    path = tmp_path / "small.nir"
+    nir.write(str(path), small_sinabs(0, side=10))
+    x = (np.random.default_rng(0).random((2, 3, 2, 10, 10)) < 0.2).astype(np.int64)
+    np.savez(tmp_path / "spikes.npz", x=x)
+    result = invoke("generate", path, "--engine", "snn", "--data", tmp_path / "spikes.npz",
+                    "-o", tmp_path / "cnn")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "cnn" / "manifest.json").read_text())
+    assert [l["synapse"]["kind"] for l in manifest["layers"]] == ["conv"] * 4 + ["dense"]
+    assert manifest["layers"][2]["synapse"]["pool"] == [2, 2]
+    assert manifest["streams"]["input"]["elements"] == 3 * 200
+    assert manifest["parameters"]["input_encoding"] == "given spikes"
+
+
+def test_nir_network_beyond_the_ecp5_is_refused_with_the_reason(tmp_path):
+    import nir
+    import numpy as np
+    w = np.random.default_rng(0).normal(0, 1, (1500, 2400)).astype(np.float32)
+    graph = nir.NIRGraph(nodes={
+        "input": nir.Input(np.array([2400])),
+        "fc": nir.Affine(weight=w, bias=np.zeros(1500, np.float32)),
+        "lif": nir.IF(r=np.ones(1500), v_threshold=np.ones(1500), v_reset=np.zeros(1500)),
+        "output": nir.Output(np.array([1500]))},
+        edges=[("input", "fc"), ("fc", "lif"), ("lif", "output")], type_check=False)
+    nir.write(str(tmp_path / "big.nir"), graph)
+    result = invoke("generate", tmp_path / "big.nir", "--engine", "snn", "-o", tmp_path / "x")
     assert result.exit_code == 1
     text = " ".join(result.output.split())
-    assert "28,477,952 weights" in text and "no convolution address generator" in text
+    assert "NIR graph 'big': needs" in text and "3,600,000 synapse weights" in text
+    assert "the LFE5U-85F holds 3,833,856" in text
+    assert not (tmp_path / "x").exists()

@@ -32,6 +32,19 @@ def test_sinabs_cnn_imports(sinabs):
         assert (layer.theta > 0).all() and (layer.v_reset == 0).all()
 
 
+def test_sinabs_convolutions_keep_shared_kernels(sinabs):
+    convs = [l.conv for l in sinabs.layers]
+    assert convs[-1] is None                              # Affine 256 -> 10 on a flat vector
+    assert [c.kernel.shape for c in convs[:4]] == [(16, 2, 5, 5), (16, 16, 3, 3),
+                                                   (8, 16, 3, 3), (256, 8, 4, 4)]
+    assert [c.pool for c in convs[:4]] == [(1, 1), (1, 1), (2, 2), (2, 2)]
+    assert convs[0].stride == (2, 2) and convs[0].padding == (1, 1)
+    # 16*2*25 + 16*16*9 + 8*16*9 + 256*128 + 10*256: the spec's "about 40 k weights"
+    assert sinabs.shared_weight_words() == 39584
+    for layer in sinabs.layers[2:4]:
+        assert np.array_equal(layer.conv.dense(), layer.weight)
+
+
 def test_sinabs_integer_run_tracks_float(sinabs):
     rng = np.random.default_rng(0)
     spikes = (rng.random((3, 12, sinabs.n_in)) < 0.05).astype(np.int64)

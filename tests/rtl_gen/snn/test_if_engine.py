@@ -35,11 +35,11 @@ def test_if_engine_counts_equal_nir_golden(bias, options):
 
 
 def test_conv_chain_counts_equal_nir_golden():
-    """The sinabs CNN's shape, reduced: two convolutions and a pooled one as shared kernels,
-    a pooled Affine as a matrix."""
+    """The sinabs CNN's shape, reduced: two convolutions, a pooled one and a pooled Affine as
+    shared kernels, the last Affine as a matrix."""
     net = import_nir(small_sinabs(1, side=10))
-    assert [l.conv is not None for l in net.layers] == [True, True, True, False, False]
-    assert net.layers[2].conv.pool == (2, 2)
+    assert [l.conv is not None for l in net.layers] == [True] * 4 + [False]
+    assert net.layers[2].conv.pool == (2, 2) and net.layers[3].conv.out_shape == (6, 1, 1)
     plan = IfPlan.from_network(net, steps=3)
     spikes = spikes_for(net, 3, 1, 0.25)
     got, _, _ = simulate(plan, spikes)
