@@ -1,7 +1,7 @@
 """The boards nnloom builds for: platform glue on top of ``amaranth-boards``.
 
-``BOARDS`` maps a board name to its ``BoardSpec``: the platform, the device, the default clock,
-the resources nextpnr reports (to turn utilisation into percentages), and the Yosys options
+``BOARDS`` maps a board name to its ``BoardSpec``: the platform, the device, the oscillator and
+the engine's default clock target (a PLL makes it, ``boards.clocking``), the resources nextpnr reports (to turn utilisation into percentages), and the Yosys options
 and tool variables the build uses. ``boards.top.BoardTop`` puts an engine on a board.
 """
 
@@ -18,17 +18,27 @@ __all__ = ["BOARDS", "BoardSpec", "get_board"]
 @dataclass(frozen=True)
 class BoardSpec:
     """One board. ``platform()`` returns a fresh platform (a platform builds one design);
-    ``capacity`` uses nextpnr's resource names; ``env`` holds the tool variables Amaranth's
-    generated build script reads (``YOSYS``, ``NEXTPNR_ICE40``, ...)."""
+    ``clock_hz`` is the oscillator on the default clock pin and ``target_hz`` the engine clock
+    the board's PLL makes from it by default; ``capacity`` uses nextpnr's resource names;
+    ``env`` holds the tool variables Amaranth's generated build script reads (``YOSYS``,
+    ``NEXTPNR_ICE40``, ...)."""
 
     name: str
     platform: Callable[[], Platform]
     family: str          # "ice40" or "ecp5"
     device: str
     clock_hz: float
+    target_hz: float
     capacity: dict[str, int]
     synth_opts: str
     env: dict[str, str]
+
+    def clock(self, target_hz: float | None = None):
+        """The PLL settings for ``target_hz`` (default ``self.target_hz``) on this board;
+        ``boards.clocking.ClockError`` when the PLL cannot make it."""
+        from .clocking import plan_clock
+        return plan_clock(self.family, f_in=self.clock_hz,
+                          f_target=self.target_hz if target_hz is None else target_hz)
 
 
 def _icebreaker() -> Platform:
@@ -61,7 +71,7 @@ def _tang_nano_9k() -> Platform:
 BOARDS: dict[str, BoardSpec] = {spec.name: spec for spec in (
     BoardSpec(
         name="icebreaker", platform=_icebreaker, family="ice40", device="iCE40UP5K-SG48",
-        clock_hz=12e6,
+        clock_hz=12e6, target_hz=24e6,
         capacity={"ICESTORM_LC": 5280, "ICESTORM_RAM": 30, "ICESTORM_SPRAM": 4,
                   "ICESTORM_DSP": 8},
         synth_opts="-dsp",  # multipliers map to SB_MAC16
@@ -69,7 +79,7 @@ BOARDS: dict[str, BoardSpec] = {spec.name: spec for spec in (
              "ICEPACK": "yowasp-icepack"}),
     BoardSpec(
         name="ulx3s-85f", platform=_ulx3s_85f, family="ecp5", device="LFE5U-85F-6BG381",
-        clock_hz=25e6,
+        clock_hz=25e6, target_hz=50e6,
         capacity={"TRELLIS_COMB": 83640, "TRELLIS_FF": 83640, "DP16KD": 208,
                   "MULT18X18D": 156},
         synth_opts="",
@@ -78,7 +88,7 @@ BOARDS: dict[str, BoardSpec] = {spec.name: spec for spec in (
              "ECPPACK": "yowasp-ecppack", "OPENFPGALOADER": "openFPGALoader"}),
     BoardSpec(
         name="orangecrab-25f", platform=_orangecrab_25f, family="ecp5",
-        device="LFE5U-25F-8MG285", clock_hz=48e6,
+        device="LFE5U-25F-8MG285", clock_hz=48e6, target_hz=64e6,
         capacity={"TRELLIS_COMB": 24288, "TRELLIS_FF": 24288, "DP16KD": 56,
                   "MULT18X18D": 28},
         synth_opts="",
@@ -88,7 +98,7 @@ BOARDS: dict[str, BoardSpec] = {spec.name: spec for spec in (
              "ECPPACK": "yowasp-ecppack", "DFU_SUFFIX": "true"}),
     BoardSpec(
         name="tang-nano-9k", platform=_tang_nano_9k, family="gowin",
-        device="GW1NR-LV9QN88PC6/I5", clock_hz=27e6,
+        device="GW1NR-LV9QN88PC6/I5", clock_hz=27e6, target_hz=54e6,
         capacity={"SLICE": 8640, "RAMW": 270},
         # nextpnr-gowin 0.7 (YoWASP) has no BELs for the block RAM cells (SPX9) Yosys maps
         # memories to on the GW1NR-9C, nor for its multipliers (MULT18X18): memories go to LUT

@@ -1,6 +1,6 @@
 """``BoardTop``: an engine behind a UART host link, for a board or for simulation."""
 
-from amaranth import Module, Shape
+from amaranth import ClockDomain, Module, Shape
 from amaranth.build import ResourceError
 from amaranth.lib import data, io, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
@@ -32,9 +32,12 @@ class BoardTop(wiring.Component):
     engine's elements per inference, ``design_id`` what ``INFO`` reports.
 
     Without a platform (simulation) the ports ``rx``/``tx`` are the UART pins, ``busy`` and
-    ``error`` the status; ``clk_freq`` (the ``sync`` clock, Hz) must be given. With a platform
-    the pins are ``uart`` 0, LED 0 (if the board has one) shows ``busy`` and LED 1 ``error``,
-    and the clock is the platform's default clock, whose frequency is the default ``clk_freq``.
+    ``error`` the status, and ``sync`` is a plain clock of ``clk_freq`` Hz (which must be
+    given). With a platform the pins are ``uart`` 0, LED 0 (if the board has one) shows
+    ``busy`` and LED 1 ``error``; ``clock`` (PLL settings from ``boards.clocking``) makes
+    ``sync`` from the default clock pin, at ``clock.output_hz``, in reset until the PLL
+    locks; without ``clock`` the platform's default clock drives ``sync``. The UART divides
+    the frequency ``sync`` runs at.
 
     Latency: the UART's (see ``UartRx``/``UartTx``), the link's and the engine's, plus two
     cycles through the FIFO. Throughput is the UART's: one byte per ``10 * divisor`` cycles
@@ -42,7 +45,8 @@ class BoardTop(wiring.Component):
     """
 
     def __init__(self, engine: wiring.Component, *, n_in: int, n_out: int, design_id: int = 0,
-                 baud: int = 115200, clk_freq: float | None = None, fifo_depth: int = 16):
+                 baud: int = 115200, clk_freq: float | None = None, fifo_depth: int = 16,
+                 clock=None):
         for name in ("i", "o"):
             width = _data_width(engine, name)
             if width != 8:
@@ -55,18 +59,22 @@ class BoardTop(wiring.Component):
         self.link = HostLink(n_in=n_in, n_out=n_out, design_id=design_id,
                              in_layout=engine.i.payload.shape(),
                              out_layout=engine.o.payload.shape())
-        self.baud, self.clk_freq, self.fifo_depth = baud, clk_freq, fifo_depth
+        self.baud, self.clk_freq, self.fifo_depth, self.clock = baud, clk_freq, fifo_depth, clock
         super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1), "busy": Out(1),
                           "error": Out(1)})
 
     def elaborate(self, platform):
+        m = Module()
         clk_freq = self.clk_freq
-        if clk_freq is None:
+        if platform is not None and self.clock is not None:
+            m.domains.sync = ClockDomain("sync")
+            m.submodules.clocking = self.clock.create()
+            clk_freq = self.clock.output_hz
+        elif clk_freq is None:
             if platform is None:
                 raise ValueError("BoardTop elaborated without a platform needs clk_freq= "
                                  "(the frequency of the sync clock in Hz) to set the baud rate")
             clk_freq = platform.default_clk_frequency
-        m = Module()
 
         m.submodules.engine = engine = self.engine
         m.submodules.link = link = self.link

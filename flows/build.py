@@ -3,7 +3,8 @@
 Amaranth's build system writes the scripts (``build/<board>/build_top.sh``, a person can
 rerun it by hand); this module runs the script with the YoWASP tools in its environment,
 parses nextpnr's report and fails with a clear message when a tool fails, the design does
-not fit, or timing is missed at the board clock.
+not fit, or timing is missed at the engine's clock: the board's PLL output (``--clock``, by
+default the board's ``target_hz``), which nextpnr is told about.
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ class BuildError(Exception):
 
 @dataclass(frozen=True)
 class BuildReport:
+    """``clock_mhz`` is the engine clock the PLL achieves, ``clock_requested_mhz`` what was
+    asked for, ``clock_source_mhz`` the board's oscillator; ``pll`` the primitive and its
+    parameters."""
+
     board: str
     device: str
     clock_mhz: float
@@ -53,9 +58,14 @@ class BuildReport:
     bitstream: Path
     seconds: float
     path: Path
+    clock_requested_mhz: float = 0.0
+    clock_source_mhz: float = 0.0
+    pll: dict | None = None
 
     def to_json(self) -> dict:
         return {"board": self.board, "device": self.device, "clock_mhz": self.clock_mhz,
+                "clock_requested_mhz": self.clock_requested_mhz,
+                "clock_source_mhz": self.clock_source_mhz, "pll": self.pll,
                 "fmax_mhz": self.fmax_mhz, "timing_met": self.timing_met,
                 "utilisation": self.utilisation, "bitstream": str(self.bitstream),
                 "seconds": round(self.seconds, 1)}
@@ -86,23 +96,41 @@ def _tail(path: Path, lines: int = 20) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def build(artefact: Artefact | str | Path, board: str, *, seed: int = 1) -> BuildReport:
-    """Build ``artefact`` for ``board``; writes ``build/<board>/`` and its ``report.json``."""
+def board_clock(spec, clock_mhz: float | None = None):
+    """The PLL settings of ``spec`` for ``clock_mhz`` (default: the board's target);
+    ``BuildError`` names the board when the PLL cannot make that clock."""
+    from boards.clocking import ClockError
+    try:
+        return spec.clock(None if clock_mhz is None else clock_mhz * 1e6)
+    except ClockError as exc:
+        raise BuildError(f"board {spec.name}: {exc}") from None
+
+
+def build(artefact: Artefact | str | Path, board: str, *, seed: int = 1,
+          clock_mhz: float | None = None) -> BuildReport:
+    """Build ``artefact`` for ``board`` with the engine at ``clock_mhz`` (default: the
+    board's target); writes ``build/<board>/`` and its ``report.json``."""
     from boards import get_board
     from boards.top import BoardTop
 
     artefact = artefact if isinstance(artefact, Artefact) else Artefact(artefact)
     spec = get_board(board)
+    clock = board_clock(spec, clock_mhz)
+    requested_mhz = spec.target_hz / 1e6 if clock_mhz is None else clock_mhz
     env_tools = tool_env(_FAMILY_TOOLS[spec.family])
     platform = spec.platform()
     engine = EngineInstance(artefact)
-    top = BoardTop(engine, n_in=engine.n_in, n_out=engine.n_out, design_id=engine.design_id)
+    top = BoardTop(engine, n_in=engine.n_in, n_out=engine.n_out, design_id=engine.design_id,
+                   clock=clock)
+    clock_mhz = clock.output_hz / 1e6
     build_dir = artefact.path / "build" / spec.name
     build_dir.mkdir(parents=True, exist_ok=True)
     for stale in (*_PRODUCTS[spec.family][:2], _BITSTREAM[spec.family],
                   "report.json", "nextpnr.json"):
         (build_dir / stale).unlink(missing_ok=True)
     nextpnr_opts = f"--report nextpnr.json --seed {seed} --timing-allow-fail"
+    if spec.family == "gowin":  # Amaranth's Gowin flow writes no clock constraints
+        nextpnr_opts += f" --freq {clock_mhz:g}"
     plan = platform.build(top, name="top", do_build=False, synth_opts=spec.synth_opts,
                           nextpnr_opts=nextpnr_opts)
     plan.extract(str(build_dir))
@@ -119,17 +147,19 @@ def build(artefact: Artefact | str | Path, board: str, *, seed: int = 1) -> Buil
 
     report = json.loads((build_dir / "nextpnr.json").read_text())
     util, fmax = parse_nextpnr_report(report, (build_dir / "top.tim").read_text(errors="replace"))
-    clock_mhz = spec.clock_hz / 1e6
-    result = BuildReport(board=spec.name, device=spec.device, clock_mhz=clock_mhz,
+    result = BuildReport(board=spec.name, device=spec.device, clock_mhz=round(clock_mhz, 4),
                          fmax_mhz=round(fmax, 2) if fmax else 0.0,
                          timing_met=bool(fmax and fmax >= clock_mhz), utilisation=util,
                          bitstream=build_dir / _BITSTREAM[spec.family], seconds=seconds,
-                         path=build_dir / "report.json")
+                         path=build_dir / "report.json", clock_requested_mhz=requested_mhz,
+                         clock_source_mhz=spec.clock_hz / 1e6,
+                         pll={"primitive": clock.PRIMITIVE, **clock.parameters()})
     atomic_write(result.path, json.dumps(result.to_json(), indent=2, sort_keys=True) + "\n")
     if not result.timing_met:
         raise BuildError(f"{spec.name}: timing missed: Fmax {result.fmax_mhz:.2f} MHz is below "
-                         f"the board clock {clock_mhz:.2f} MHz (nextpnr log: "
-                         f"{build_dir / 'top.tim'}); the bitstream would not work")
+                         f"the engine clock {clock_mhz:.2f} MHz (nextpnr log: "
+                         f"{build_dir / 'top.tim'}); the bitstream would not work; ask for a "
+                         f"slower clock with --clock")
     return result
 
 
