@@ -42,12 +42,10 @@ def generate_gemm(model: Path, out: Path, data: Optional[Path] = None, *,
     from frontends.vectors import golden_vectors
     from rtl_gen.gemm import BOARDS, compile_graph
     from rtl_gen.gemm.emit import write_gemm_artefact
-    from sim.bench.gemm_run import apply_pch_fix
 
     if board not in BOARDS:
         raise _user_error(f"unknown board '{board}'; the gemm engine has configs for "
                           f"{', '.join(BOARDS)}")
-    apply_pch_fix()   # `nnloom sim`/`flow` run Verilator on this artefact next
     x, y = _load_npz(data)
     graph = import_onnx(model)
     program = compile_graph(graph, BOARDS[board]["hetero"], split=split, tau=tau)
@@ -74,7 +72,7 @@ def _rtl_layer_cycles(program) -> tuple[int, list[int]]:
     from amaranth.sim import Simulator
 
     from rtl_gen.gemm.emit import create_engine
-    dut = create_engine(program)
+    dut = create_engine(program, primitives=False)
     x = np.zeros(program.n_in, np.int64) + max(program.in_dtype.min, 0)
     trace = []
     result = {}
@@ -131,7 +129,7 @@ def bench_rows(graph, x, y, *, boards=BENCH_BOARDS, out_dir: Path, tau: float = 
                    "cycles_rtl": rtl_cycles, "macs": program.macs(),
                    "peak_mac_per_cycle": cfg.dsp_lanes + cfg.lut_lanes,
                    "layers": [{"name": l.name, "n_dsp": l.n_dsp, "n_lut": l.n_lut,
-                               "model": l.model_cycles, "rtl": r}
+                               "lut_wbits": l.lut_wbits, "model": l.model_cycles, "rtl": r}
                               for l, r in zip(program.layers, rtl_layers)],
                    "accuracy": _accuracy(program.graph, x, y),
                    "perf": {"busy": sched.busy, "wait": sched.wait}}
@@ -268,8 +266,10 @@ def _print(console, report):
                           _fmt(r.get("gmacs"), ".3f"), _fmt(100 * r["utilisation"], ".1f"),
                           _fmt(r["accuracy"] and 100 * r["accuracy"], ".2f"))
         console.print(table)
-        layer_text = "; ".join(f"{l['name']} {l['n_dsp']}D+{l['n_lut']}L model {l['model']} "
-                               f"rtl {l['rtl']}" for l in rows["hetero"]["layers"])
+        layer_text = "; ".join(f"{l['name']} {l['n_dsp']}D+{l['n_lut']}L"
+                               + (f"@{l['lut_wbits']}b" if l.get("lut_wbits") else "")
+                               + f" model {l['model']} rtl {l['rtl']}"
+                               for l in rows["hetero"]["layers"])
         console.print(f"hetero layers: {layer_text}")
         console.print(f"hetero / DSP-only speedup: {rows['speedup_cycles']:.2f}x in cycles"
                       + (f", {rows['speedup_latency']:.2f}x in latency at Fmax"

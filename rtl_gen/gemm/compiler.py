@@ -5,9 +5,11 @@ Every GEMM-shaped node (``dense``, ``conv`` incl. depthwise/pointwise, global/un
 output pixels and ``K`` reductions, read through an im2col *gather table* (``idx`` memory).
 Its output channels are split between the cores: the ``n_lut`` split items (channels, or
 whole groups when ``G > 1``) with the smallest LUT-precision error go to the LUT core and
-are requantized to its precision (``lutquant``); each core's slice is contiguous in the
+are requantized to its precision (``lutquant``; the bit-serial LUT core's precision, 2-8
+bits, is chosen per layer with the split); each core's slice is contiguous in the
 *physical* channel order, and consumers absorb the permutation in their gather tables.
-``add`` (residual) runs on the post unit. The result is a ``Program``: instructions, the
+``add`` (residual), ``maxpool``, ``concat`` and ``requant`` run on the post unit (``ADD``;
+``MAX`` over gathered windows, ``k = 1`` for a requantizing copy). The result is a ``Program``: instructions, the
 images of every memory, per-layer facts and the transformed graph whose golden the
 hardware reproduces bit for bit.
 
@@ -144,6 +146,7 @@ class LayerInfo:
     last: int                  # one past its last instruction
     macs: int
     model_cycles: int = 0      # sequencer cycles of [first, last) (set by the compiler)
+    lut_wbits: int = 0         # LUT-core weight precision of this layer (0: no LUT channels)
 
 
 @dataclass(frozen=True, eq=False)
@@ -192,8 +195,8 @@ class Program:
 
 # --- split -----------------------------------------------------------------------------------
 
-def _item_errors(layer: GemmLayer, config: GemmConfig) -> np.ndarray:
-    lo, hi = config.lut_weight_range
+def _item_errors(layer: GemmLayer, config: GemmConfig, wbits: int | None = None) -> np.ndarray:
+    lo, hi = config.lut_weight_range(wbits)
     _, _, err = quantize_channels(layer.weight, lo, hi, ternary=config.lut_mode == "ternary")
     if layer.groups == 1:
         return err
@@ -201,7 +204,8 @@ def _item_errors(layer: GemmLayer, config: GemmConfig) -> np.ndarray:
 
 
 def _gemm_instrs(layer: GemmLayer, shapes: dict, config: GemmConfig, *, x=0, idx=(0, 0),
-                 w=(0, 0), y=0, p=0, xsigned=True, shift=None, name="") -> list[Instr]:
+                 w=(0, 0), y=0, p=0, xsigned=True, shift=None, name="",
+                 lut_wbits: int | None = None) -> list[Instr]:
     """CFG+GEMM per core with channels, SYNC, PCFG, POST per core."""
     out, started = [], []
     for i, core in enumerate(("dsp", "lut")):
@@ -216,7 +220,7 @@ def _gemm_instrs(layer: GemmLayer, shapes: dict, config: GemmConfig, *, x=0, idx
         if tiles > 255:
             raise ModelError(f"{layer.node.describe()}: {n} channels make {tiles} tiles on "
                              f"the {core} core; at most 255")
-        wbits = DSP_WBITS if core == "dsp" else config.lut_wbits
+        wbits = DSP_WBITS if core == "dsp" else (lut_wbits or config.lut_precisions[-1])
         out.append(Instr("CFG", core, {"m": layer.m, "k": layer.k, "n": n, "g": g,
                                        "tiles": tiles, "xsigned": int(xsigned),
                                        "wbits": wbits},
@@ -237,11 +241,12 @@ def _gemm_instrs(layer: GemmLayer, shapes: dict, config: GemmConfig, *, x=0, idx
     return out
 
 
-def layer_cycles(layer: GemmLayer, config: GemmConfig, items_lut: int) -> int:
+def layer_cycles(layer: GemmLayer, config: GemmConfig, items_lut: int,
+                 wbits: int | None = None) -> int:
     """Modelled sequencer cycles of ``layer`` with ``items_lut`` split items on the LUT
-    core."""
+    core at precision ``wbits`` (default: the LUT core's highest)."""
     from .model import schedule
-    instrs = _gemm_instrs(layer, _split_shape(layer, items_lut), config)
+    instrs = _gemm_instrs(layer, _split_shape(layer, items_lut), config, lut_wbits=wbits)
     return schedule(instrs, config).fetch[-1]
 
 
@@ -252,18 +257,40 @@ def _split_shape(layer: GemmLayer, items_lut: int) -> dict:
     return {"dsp": (layer.ng, layer.groups - items_lut), "lut": (layer.ng, items_lut)}
 
 
-def choose_split(layer: GemmLayer, config: GemmConfig, *, tau: float,
-                 errors: np.ndarray | None = None) -> int:
-    """LUT-core split items minimising the modelled layer latency, among counts whose
-    every item has LUT-precision error <= ``tau``."""
+def choose_split(layer: GemmLayer, config: GemmConfig, *, tau: float) -> tuple[int, int]:
+    """``(items, wbits)``: the LUT-core split items and precision minimising the modelled
+    layer latency, among counts whose every item has LUT-precision error <= ``tau`` (ties:
+    the smaller error, then more LUT items, then fewer bits). LUT-only configs take every
+    item at the lowest precision within ``tau`` (the highest when none is)."""
+    precisions = config.lut_precisions
     if config.lut_lanes == 0:
-        return 0
+        return 0, precisions[-1]
     if config.dsp_lanes == 0:
-        return layer.items
-    errors = _item_errors(layer, config) if errors is None else errors
-    ok = int((errors <= tau).sum())
-    best = min(range(ok + 1), key=lambda s: (layer_cycles(layer, config, s), -s))
-    return best
+        for wbits in precisions:
+            if (_item_errors(layer, config, wbits) <= tau).all():
+                return layer.items, wbits
+        return layer.items, precisions[-1]
+    best = None
+    for wbits in precisions:
+        errors = np.sort(_item_errors(layer, config, wbits))
+        ok = int((errors <= tau).sum())
+        for items in range(ok + 1):
+            error = float(errors[items - 1]) if items else 0.0
+            key = (layer_cycles(layer, config, items, wbits), error, -items, wbits)
+            if best is None or key < best[0]:
+                best = (key, items, wbits)
+    return best[1], best[2]
+
+
+def _ratio_precision(layer: GemmLayer, config: GemmConfig, items: int, tau: float):
+    """A fixed split's precision: the lowest whose ``items`` easiest items are within
+    ``tau`` (the highest when none is), and the items' errors at it."""
+    precisions = config.lut_precisions
+    for wbits in precisions:
+        errors = _item_errors(layer, config, wbits)
+        if len(precisions) == 1 or np.sort(errors)[:items].max(initial=0.0) <= tau:
+            return wbits, errors
+    return wbits, errors
 
 
 # --- compile -----------------------------------------------------------------------------------
@@ -278,7 +305,7 @@ class _Alloc:
         return base
 
 
-def _requantize_lut(layer: GemmLayer, lut_items: np.ndarray, config: GemmConfig):
+def _requantize_lut(layer: GemmLayer, lut_items: np.ndarray, config: GemmConfig, wbits: int):
     """Weights, bias, multipliers and shift with the channels of ``lut_items`` quantized
     to the LUT core's precision (``w ~ f*q``: bias/f, multiplier*f, shared shift lowered
     when a multiplier would exceed MULTIPLIER_BITS)."""
@@ -290,7 +317,7 @@ def _requantize_lut(layer: GemmLayer, lut_items: np.ndarray, config: GemmConfig)
         if len(lut_items) else np.zeros(0, np.int64)
     if len(channels) == 0:
         return w, layer.bias, layer.multiplier, layer.shift, False
-    lo, hi = config.lut_weight_range
+    lo, hi = config.lut_weight_range(wbits)
     q, f, _ = quantize_channels(w[channels], lo, hi, ternary=config.lut_mode == "ternary")
     if np.all(f == 1.0):
         return w, layer.bias, layer.multiplier, layer.shift, False
@@ -383,14 +410,15 @@ def compile_graph(graph: Graph, config: GemmConfig, *, split="auto", tau: float 
 
     for node in graph.nodes:
         first = len(instrs)
-        if node.op == "add":
+        if node.op in POST_OPS:
             new_nodes.append(node)
-            infos.append(_emit_add(node, graph, instrs, act, act_base, layout, params,
-                                   add_idx, first))
+            infos.append(POST_OPS[node.op](node, graph, instrs, act, act_base, layout,
+                                           params, add_idx, first))
             continue
         if node.op not in LOWERINGS:
             raise ModelError(f"{node.describe()}: op '{node.op}' cannot run on the gemm "
-                             f"engine; it runs {', '.join(sorted(LOWERINGS))} and add")
+                             f"engine; it runs {', '.join(sorted(LOWERINGS))} and "
+                             f"{', '.join(sorted(POST_OPS))}")
         layer = LOWERINGS[node.op](node, graph)
         x_t = graph.tensor(node.inputs[0])
         y_t = graph.tensor(node.outputs[0])
@@ -402,23 +430,25 @@ def compile_graph(graph: Graph, config: GemmConfig, *, split="auto", tau: float 
             raise ModelError(f"{node.describe()}: GEMM of M={layer.m}, K={layer.k}, "
                              f"N={layer.ng}, G={layer.groups} exceeds the instruction fields "
                              f"(M, K <= 4095; N, G <= 1023)")
-        # -- split
-        errors = _item_errors(layer, config) if config.lut_lanes else np.zeros(layer.items)
-        if config.lut_lanes == 0:
-            items_lut = 0
-        elif config.dsp_lanes == 0:
-            items_lut = layer.items
-        elif split == "auto":
-            items_lut = choose_split(layer, config, tau=tau, errors=errors)
+        # -- split (and the bit-serial LUT core's precision)
+        if config.lut_lanes == 0 or config.dsp_lanes == 0 or split == "auto":
+            items_lut, lut_wbits = choose_split(layer, config, tau=tau)
         else:
             ratio = split.get(node.name, 0.0) if isinstance(split, dict) else split
             if not 0.0 <= float(ratio) <= 1.0:
                 raise ValueError(f"split ratio {ratio} is outside [0, 1]")
             items_lut = int(round(layer.items * float(ratio)))
+            lut_wbits = None
+        if config.lut_lanes and lut_wbits is None:
+            lut_wbits, errors = _ratio_precision(layer, config, items_lut, tau)
+        elif config.lut_lanes:
+            errors = _item_errors(layer, config, lut_wbits)
+        else:
+            errors = np.zeros(layer.items)
         order = np.argsort(errors, kind="stable")
         lut_items = np.sort(order[:items_lut])
         dsp_items = np.setdiff1d(np.arange(layer.items), lut_items)
-        w, bias, mult, shift, changed = _requantize_lut(layer, lut_items, config)
+        w, bias, mult, shift, changed = _requantize_lut(layer, lut_items, config, lut_wbits)
         new_nodes.append(_transformed_node(node, layer, w, bias, mult, shift)
                          if changed else node)
         # -- physical channel order: DSP items, then LUT items
@@ -447,12 +477,21 @@ def compile_graph(graph: Graph, config: GemmConfig, *, split="auto", tau: float 
                               for part in (dsp_items, lut_items))
         folded = bias - layer.zp_in * w.sum(axis=1)
         xs = x_t.dtype
-        hi_term = np.maximum(w * xs.max, w * xs.min).sum(axis=1)
-        lo_term = np.minimum(w * xs.max, w * xs.min).sum(axis=1)
-        for core, chans in (("dsp", channel_order[:n_dsp]), ("lut", channel_order[n_dsp:])):
-            if len(chans):
-                acc_core[core] = max(acc_core[core], signed_bits(int(lo_term[chans].min()),
-                                                                 int(hi_term[chans].max())))
+        # packed DSP lanes see unsigned activations as a - 128: their bias gets 128 * sum(w)
+        offset = 128 if config.dsp_pack and not xs.signed else 0
+        dsp_chans = channel_order[:n_dsp]
+        folded[dsp_chans] += offset * w[dsp_chans].sum(axis=1)
+        for core, chans in (("dsp", dsp_chans), ("lut", channel_order[n_dsp:])):
+            if not len(chans):
+                continue
+            x_lo, x_hi = xs.min - (offset if core == "dsp" else 0), \
+                xs.max - (offset if core == "dsp" else 0)
+            hi_term = np.maximum(w[chans] * x_hi, w[chans] * x_lo).sum(axis=1).max()
+            lo_term = np.minimum(w[chans] * x_hi, w[chans] * x_lo).sum(axis=1).min()
+            # bit-serial partial sums (Horner over bit-planes) reach up to 3x the final range
+            grow = 3 if core == "lut" and config.lut_mode == "bitserial" else 1
+            acc_core[core] = max(acc_core[core], signed_bits(int(grow * lo_term),
+                                                             int(grow * hi_term)))
         bias_bits = max(bias_bits, signed_bits(int(folded.min()), int(folded.max())))
         p_base = len(params)
         for c in channel_order:
@@ -473,21 +512,28 @@ def compile_graph(graph: Graph, config: GemmConfig, *, split="auto", tau: float 
                 continue  # _gemm_instrs reports it
             tiles = timing.ceil_div(n, lanes)
             wbits = DSP_WBITS if core == "dsp" else config.lut_wbits
+            serial = core == "lut" and config.lut_mode == "bitserial"
             chans = channel_order[(n_dsp if core == "lut" else 0):][:n * g].reshape(g, n)
             for gi in range(g):
                 for t in range(tiles):
                     lane_ch = chans[gi, t * lanes:(t + 1) * lanes]
                     block = np.zeros((lanes, layer.k), np.int64)
                     block[:len(lane_ch)] = w[lane_ch]
-                    words.extend(_pack_lanes(block[:, k], wbits) for k in range(layer.k))
+                    if serial:   # bit-planes, sign plane first
+                        for bit in range(lut_wbits - 1, -1, -1):
+                            plane = (block >> bit) & 1
+                            words.extend(_pack_lanes(plane[:, k], 1) for k in range(layer.k))
+                    else:
+                        words.extend(_pack_lanes(block[:, k], wbits) for k in range(layer.k))
             acc_need[core] = max(acc_need[core], n * g * layer.m)
         instrs.extend(_gemm_instrs(layer, shapes, config, x=act_base[node.inputs[0]],
                                    idx=idx_bases, w=tuple(w_bases), y=y_base, p=p_base,
-                                   xsigned=xs.signed, shift=shift, name=node.name))
+                                   xsigned=xs.signed, shift=shift, name=node.name,
+                                   lut_wbits=lut_wbits))
         lut_err = float(errors[lut_items].max()) if len(lut_items) and changed else 0.0
         infos.append(LayerInfo(node.name, node.op, node.source_op, layer.m, layer.k, layer.n,
                                layer.groups, n_dsp, n_lut, lut_err, first, len(instrs),
-                               layer.macs))
+                               layer.macs, lut_wbits=lut_wbits if n_lut else 0))
 
     out = graph.outputs[0]
     if out not in layout:
@@ -506,7 +552,8 @@ def compile_graph(graph: Graph, config: GemmConfig, *, split="auto", tau: float 
              "wd_depth": len(wd), "wl_depth": len(wl), "param_depth": len(params),
              "accd_depth": acc_need["dsp"], "accl_depth": acc_need["lut"],
              "acc_bits": acc_core["dsp"], "lut_acc_bits": acc_core["lut"],
-             "bias_bits": bias_bits, "residual": any(i.op == "ADD" for i in instrs),
+             "bias_bits": bias_bits,
+             "residual": any(i.op in ("ADD", "MAX") for i in instrs),
              "half_even": any(i.op == "PCFG" and i["round"] == ROUNDING["half_even"]
                               for i in instrs)}
     if fit:
@@ -593,3 +640,88 @@ def program_images(program: Program, config: GemmConfig | None = None) -> dict:
         "params": [((int(b) & bias_mask) << MULTIPLIER_BITS) | int(mu)
                    for b, mu in program.params],
     }
+
+
+def _post_params(node: Node, multipliers, zero_points):
+    """Checks that ``MAX``'s parameter fields hold the node's multipliers and zero points."""
+    mult = np.asarray(multipliers, np.int64).reshape(-1)
+    if mult.max(initial=0) >= 2 ** MULTIPLIER_BITS or mult.min(initial=0) < 0:
+        raise ModelError(f"{node.describe()}: multipliers {mult.tolist()} exceed "
+                         f"{MULTIPLIER_BITS} unsigned bits")
+    for z in zero_points:
+        if not -256 <= int(z) <= 255:
+            raise ModelError(f"{node.describe()}: input zero point {z} exceeds 9 bits")
+    return mult
+
+
+def _pcfg(node: Node) -> Instr:
+    a = node.attrs
+    rounding = a.get("rounding", "half_up")
+    if rounding not in ROUNDING:
+        raise ModelError(f"{node.describe()}: rounding '{rounding}' is not one of "
+                         f"{', '.join(ROUNDING)}")
+    return Instr("PCFG", fields={"m": 1, "shift": int(a["shift"]),
+                                 "zp": int(a["output_zero_point"]), "lo": int(a["lo"]),
+                                 "hi": int(a["hi"]), "round": ROUNDING[rounding]},
+                 comment=f"{node.name}: {node.op}")
+
+
+def _emit_max(node, graph, instrs, act, act_base, layout, params, add_idx, first) -> LayerInfo:
+    """A max pool: one ``MAX`` over the im2col windows (C, M, k), output in original
+    (channel, pixel) order."""
+    x_name = node.inputs[0]
+    mult = _post_params(node, node.weights["multiplier"], [node.attrs["input_zero_point"]])
+    im2col = np.asarray(node.weights["im2col"], np.int64)
+    c, m, k = im2col.shape
+    if k > 255:
+        raise ModelError(f"{node.describe()}: windows of {k} entries exceed MAX's 255")
+    table = np.where(im2col < 0, -1, layout[x_name][np.maximum(im2col, 0)])
+    q = len(params)
+    params.append((int(node.attrs["input_zero_point"]), int(mult[0])))
+    y_base = act.take(c * m)
+    act_base[node.outputs[0]] = y_base
+    layout[node.outputs[0]] = np.arange(c * m)
+    instrs.append(_pcfg(node))
+    instrs.append(Instr("ADDP", fields={"y": y_base, "q": q, "i": add_idx(table)}))
+    instrs.append(Instr("MAX", fields={"n": c * m, "x": act_base[x_name], "k": k,
+                                       "xsigned": int(graph.tensor(x_name).dtype.signed)}))
+    return LayerInfo(node.name, node.op, node.source_op, m, k, c, c, 0, 0, 0.0, first,
+                     len(instrs), 0)
+
+
+def _emit_copies(node, graph, instrs, act, act_base, layout, params, add_idx,
+                 first) -> LayerInfo:
+    """``concat`` (or a standalone ``requant``): each input requantized by a ``MAX`` with
+    one-entry windows, read in its original order into consecutive output ranges; the
+    output's layout puts every element where its input's range holds it."""
+    a = node.attrs
+    if node.op == "concat":
+        zps, shapes, axis = a["input_zero_points"], a["input_shapes"], int(a["axis"])
+    else:
+        zps, axis = [a["input_zero_point"]], 0
+        shapes = [(graph.tensor(node.inputs[0]).size,)]
+    mult = _post_params(node, node.weights["multiplier"], zps)
+    if len(mult) == 1:
+        mult = np.repeat(mult, len(node.inputs))
+    n_out = graph.tensor(node.outputs[0]).size
+    y_base = act.take(n_out)
+    act_base[node.outputs[0]] = y_base
+    instrs.append(_pcfg(node))
+    offset, parts = 0, []
+    for name, z, mu, shape in zip(node.inputs, zps, mult, shapes):
+        n = graph.tensor(name).size
+        q = len(params)
+        params.append((int(z), int(mu)))
+        instrs.append(Instr("ADDP", fields={"y": y_base + offset, "q": q,
+                                            "i": add_idx(layout[name])}))
+        instrs.append(Instr("MAX", fields={"n": n, "x": act_base[name], "k": 1,
+                                           "xsigned": int(graph.tensor(name).dtype.signed)}))
+        parts.append(offset + np.arange(n).reshape(tuple(shape)))
+        offset += n
+    layout[node.outputs[0]] = np.concatenate(parts, axis=axis).reshape(-1)
+    return LayerInfo(node.name, node.op, node.source_op, n_out, 1, 1, 1, 0, 0, 0.0, first,
+                     len(instrs), 0)
+
+
+POST_OPS: dict[str, Callable] = {"add": _emit_add, "maxpool": _emit_max,
+                                 "concat": _emit_copies, "requant": _emit_copies}

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-__all__ = ["GemmConfig", "LUT_MODES", "BOARDS", "ACT_BITS", "DSP_WBITS", "MULT_BITS"]
+__all__ = ["GemmConfig", "LUT_MODES", "BOARDS", "ACT_BITS", "DSP_WBITS", "MULT_BITS",
+           "SERIAL_WBITS"]
 
 ACT_BITS = 8          # activation codes in the activation buffer
 DSP_WBITS = 8         # DSP-core weights (int8)
 MULT_BITS = 15        # requantization multipliers (frontends.fixedpoint.MULTIPLIER_BITS)
-LUT_MODES = ("shiftadd", "ternary")
+LUT_MODES = ("shiftadd", "ternary", "bitserial")
+SERIAL_WBITS = (2, 8)  # bit-serial LUT core: weight precisions a CFG may choose
 
 
 def _pow2(n: int) -> int:
@@ -30,7 +32,12 @@ class GemmConfig:
 
     ``dsp_lanes``/``lut_lanes``: output channels each core computes per cycle (0: the core is
     absent). ``lut_mode``: ``shiftadd`` (``lut_wbits``-bit two's-complement weights,
-    products as shift-add) or ``ternary`` (2-bit codes of -1/0/+1, products as +/-a).
+    products as shift-add), ``ternary`` (2-bit codes of -1/0/+1, products as +/-a) or
+    ``bitserial`` (one weight bit-plane a pass, BISMO-style; each layer's precision, 2-8
+    bits, is chosen by the compiler and set by ``CFG``; ``lut_wbits`` is 1, the bits a lane
+    stores per word). ``dsp_pack``: DSP lanes in pairs on iCE40 ``SB_MAC16``s in dual 8x8
+    mode (activations offset to int8); ``primitives``: instantiate them (else the same
+    arithmetic as inferable logic, for Amaranth's simulator).
     ``acc_bits``: the cores' accumulators; ``bias_bits``: per-channel bias in the parameter
     memory. The ``*_depth`` are memory depths in words. ``residual``: the post unit has the
     ``ADD`` datapath; ``half_even``: it rounds half to even too; ``lut_acc_bits``: the LUT
@@ -54,6 +61,8 @@ class GemmConfig:
     residual: bool = True
     half_even: bool = True
     lut_acc_bits: int = 0
+    dsp_pack: bool = False
+    primitives: bool = True
 
     def __post_init__(self):
         if self.dsp_lanes < 0 or self.lut_lanes < 0 or self.dsp_lanes + self.lut_lanes == 0:
@@ -64,7 +73,9 @@ class GemmConfig:
                              f"{', '.join(LUT_MODES)}")
         if self.lut_mode == "ternary" and self.lut_wbits != 2:
             object.__setattr__(self, "lut_wbits", 2)
-        if not 2 <= self.lut_wbits <= 4:
+        if self.lut_mode == "bitserial":
+            object.__setattr__(self, "lut_wbits", 1)
+        elif not 2 <= self.lut_wbits <= 4:
             raise ValueError(f"lut_wbits={self.lut_wbits}: the shift-add LUT core takes 2-4 "
                              f"bit weights")
         for name in ("imem_depth", "act_depth", "idx_depth", "wd_depth", "wl_depth",
@@ -73,10 +84,18 @@ class GemmConfig:
                 raise ValueError(f"{name}={getattr(self, name)}: memories have >= 2 words")
 
     @property
-    def lut_weight_range(self) -> tuple[int, int]:
+    def lut_precisions(self) -> tuple[int, ...]:
+        """Weight precisions the LUT core can run (bit-serial: chosen per layer)."""
+        if self.lut_mode == "bitserial":
+            return tuple(range(SERIAL_WBITS[0], SERIAL_WBITS[1] + 1))
+        return (self.lut_wbits,)
+
+    def lut_weight_range(self, wbits: int | None = None) -> tuple[int, int]:
+        """Weight codes of the LUT core at ``wbits`` (default: its only precision)."""
         if self.lut_mode == "ternary":
             return -1, 1
-        return -(1 << (self.lut_wbits - 1)), (1 << (self.lut_wbits - 1)) - 1
+        wbits = wbits or self.lut_precisions[-1]
+        return -(1 << (wbits - 1)), (1 << (wbits - 1)) - 1
 
     @property
     def acc_widths(self) -> dict:
@@ -87,8 +106,10 @@ class GemmConfig:
         return {"dsp": self.dsp_lanes, "lut": self.lut_lanes}
 
     def describe(self) -> str:
-        mode = "ternary" if self.lut_mode == "ternary" else f"int{self.lut_wbits}"
-        return f"{self.dsp_lanes} DSP lanes (int8) + {self.lut_lanes} LUT lanes ({mode})"
+        mode = {"ternary": "ternary", "bitserial": "bit-serial int2-8"}.get(
+            self.lut_mode, f"int{self.lut_wbits}")
+        pack = ", SB_MAC16 8x8 pairs" if self.dsp_pack else ""
+        return f"{self.dsp_lanes} DSP lanes (int8{pack}) + {self.lut_lanes} LUT lanes ({mode})"
 
     def fit(self, needs: dict) -> "GemmConfig":
         """This config with every memory at least as deep as ``needs`` (a program's use),

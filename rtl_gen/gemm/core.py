@@ -9,18 +9,25 @@ every lane's weight; each lane multiplies and accumulates. The lanes' multiplier
   MULT18X18D), registered on both sides;
 - ``shiftadd``: ``wbits``-bit two's-complement weights, the product as a sum of shifted
   activations (the sign bit's term subtracted);
-- ``ternary``: 2-bit codes of -1/0/+1, the product as ``+a``, ``-a`` or 0.
+- ``ternary``: 2-bit codes of -1/0/+1, the product as ``+a``, ``-a`` or 0;
+- ``bitserial``: one weight bit a lane a cycle (BISMO-style, precision set at run time by
+  CFG's ``wbits``): for each k the planes run most significant first, ``acc = 2*acc +/- (bit
+  ? a : 0)`` (Horner; the sign plane subtracts), so a ``b``-bit weight costs ``b`` passes.
 
-Loops (outer to inner): pixel, group, tile, k. When a unit (pixel, group, tile) ends, its
+With ``pack`` (``dsp`` only) the lanes run in pairs on ``Mac16Pair``s (iCE40 ``SB_MAC16`` in
+dual 8x8 mode): activations enter as int8, unsigned ones offset by -128 (the compiler adds
+``128 * sum(w)`` to those channels' bias).
+
+Loops (outer to inner): pixel, group, tile, plane (bit-serial only), k. When a unit (pixel, group, tile) ends, its
 accumulators move to hold registers that drain one lane a cycle into the core's accumulator
 memory, at ``(pixel*g + group)*n + tile*lanes + lane``, while the next unit accumulates; a
 unit whose last step would arrive before the previous drain is over waits (``stall``).
 
-Latency: issue starts the cycle after ``start``; a unit lasts ``max(k, d_prev)`` cycles
+Latency: issue starts the cycle after ``start``; a unit lasts ``max(planes*k, d_prev)`` cycles
 (``d_prev``: lanes drained by the previous unit), then 4 pipeline cycles (gather read,
 activation/weight read, operand registers, product) and the last drain
 (``timing.core_busy_cycles``).
-Throughput: ``lanes`` MACs a cycle.
+Throughput: ``lanes`` MACs a cycle (bit-serial: ``lanes / planes``).
 """
 
 from __future__ import annotations
@@ -29,9 +36,11 @@ from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from .dsp import Mac16Pair
+
 __all__ = ["GemmCore", "MODES"]
 
-MODES = ("dsp", "shiftadd", "ternary")
+MODES = ("dsp", "shiftadd", "ternary", "bitserial")
 ACT_BITS = 8
 
 
@@ -63,17 +72,21 @@ class GemmCore(wiring.Component):
     """
 
     def __init__(self, *, lanes: int, mode: str, wbits: int, acc_bits: int, act_abits: int,
-                 idx_abits: int, w_abits: int, acc_abits: int):
+                 idx_abits: int, w_abits: int, acc_abits: int, pack: bool = False,
+                 primitives: bool = True):
         if mode not in MODES:
             raise ValueError(f"unknown core mode '{mode}'; modes: {', '.join(MODES)}")
         if lanes < 1:
             raise ValueError(f"a core has at least one lane, got {lanes}")
+        if pack and mode != "dsp":
+            raise ValueError(f"only the dsp core packs its lanes on SB_MAC16s, not '{mode}'")
         self.lanes, self.mode, self.wbits, self.acc_bits = lanes, mode, wbits, acc_bits
         self.act_abits, self.acc_abits = act_abits, acc_abits
+        self.pack, self.primitives = pack, primitives
         super().__init__({
             "start": In(1),
             "cfg_m": In(12), "cfg_k": In(12), "cfg_n": In(10), "cfg_g": In(10),
-            "cfg_tiles": In(8), "cfg_xsigned": In(1),
+            "cfg_tiles": In(8), "cfg_xsigned": In(1), "cfg_wbits": In(4),
             "x_base": In(16), "idx_base": In(16), "w_base": In(16), "pad": In(8),
             "idx_addr": Out(idx_abits), "idx_data": In(act_abits + 1),
             "act_addr": Out(act_abits), "act_data": In(ACT_BITS),
@@ -92,18 +105,22 @@ class GemmCore(wiring.Component):
         cm, ck, cn, cg = Signal(12), Signal(12), Signal(10), Signal(10)
         ctiles, xsigned = Signal(8), Signal()
         x_base, w_base, pad = Signal(16), Signal(16), Signal(8)
+        serial = self.mode == "bitserial"
 
         # --- stage A: loop counters and issue ----------------------------------------------
         running = Signal()
         p, gi, t, kk = Signal(12), Signal(10), Signal(8), Signal(12)
+        plane, cplanes = Signal(4), Signal(4)       # bit-serial: plane, planes - 1
         idx_row = Signal(16)
         w_addr = Signal(16)
         unit_base, grp_base = Signal(self.acc_abits + 1), Signal(self.acc_abits + 1)
         rem = Signal(11)
         spacing = Signal(range(P + 1))
         last_k = kk == ck
+        last_plane = (plane == cplanes) if serial else Const(1)
+        last_unit = last_k & last_plane
         drain_lanes = Mux(rem < P, rem, P)
-        stall = running & last_k & (spacing != 0)
+        stall = running & last_unit & (spacing != 0)
         issue = running & ~stall
         m.d.comb += [self.stall.eq(stall), self.idx_addr.eq(idx_row + kk)]
 
@@ -115,12 +132,18 @@ class GemmCore(wiring.Component):
                          running.eq(1), p.eq(0), gi.eq(0), t.eq(0), kk.eq(0),
                          idx_row.eq(self.idx_base), w_addr.eq(self.w_base),
                          unit_base.eq(0), grp_base.eq(0), rem.eq(self.cfg_n), spacing.eq(0)]
+            if serial:
+                m.d.sync += [plane.eq(0), cplanes.eq(self.cfg_wbits - 1)]
         with m.Elif(issue):
             m.d.sync += w_addr.eq(w_addr + 1)
             with m.If(~last_k):
                 m.d.sync += kk.eq(kk + 1)
+            with m.Elif(~last_plane):
+                m.d.sync += [kk.eq(0), plane.eq(plane + 1)]
             with m.Else():
                 m.d.sync += [kk.eq(0), spacing.eq(drain_lanes - 1)]
+                if serial:
+                    m.d.sync += plane.eq(0)
                 with m.If(t != ctiles):
                     m.d.sync += [t.eq(t + 1), unit_base.eq(unit_base + P), rem.eq(rem - P)]
                 with m.Else():
@@ -134,22 +157,27 @@ class GemmCore(wiring.Component):
                             m.d.sync += p.eq(p + 1)
                         with m.Else():
                             m.d.sync += running.eq(0)
-        with m.If(~self.start & ~(issue & last_k) & (spacing != 0)):
+        with m.If(~self.start & ~(issue & last_unit) & (spacing != 0)):
             m.d.sync += spacing.eq(spacing - 1)
 
         # --- stage B: gather entry -> activation address; weight address -------------------
         vb, first_b, last_b = Signal(), Signal(), Signal()
         base_b, d_b, w_addr_b = Signal(len(unit_base)), Signal(range(P + 1)), Signal(16)
-        m.d.sync += [vb.eq(issue), first_b.eq(kk == 0), last_b.eq(last_k),
-                     base_b.eq(unit_base), d_b.eq(drain_lanes), w_addr_b.eq(w_addr)]
+        # bit-serial: shift the accumulators at a later plane's first k; negate the sign plane
+        sh_b, neg_b = Signal(), Signal()
+        m.d.sync += [vb.eq(issue), first_b.eq((kk == 0) & (plane == 0)), last_b.eq(last_unit),
+                     base_b.eq(unit_base), d_b.eq(drain_lanes), w_addr_b.eq(w_addr),
+                     sh_b.eq((kk == 0) & (plane != 0)), neg_b.eq(plane == 0)]
         offset = self.idx_data[:self.act_abits]
         m.d.comb += [self.act_addr.eq(x_base + offset), self.w_addr.eq(w_addr_b)]
 
         # --- stage C: activation and weights -> products -----------------------------------
         vc, first_c, last_c, pad_c = Signal(), Signal(), Signal(), Signal()
         base_c, d_c = Signal(len(unit_base)), Signal(range(P + 1))
+        sh_c, neg_c = Signal(), Signal()
         m.d.sync += [vc.eq(vb), first_c.eq(first_b), last_c.eq(last_b), base_c.eq(base_b),
-                     d_c.eq(d_b), pad_c.eq(self.idx_data[self.act_abits])]
+                     d_c.eq(d_b), pad_c.eq(self.idx_data[self.act_abits]), sh_c.eq(sh_b),
+                     neg_c.eq(neg_b)]
         raw = Mux(pad_c, pad, self.act_data)
         a = Signal(signed(9))
         m.d.comb += a.eq(Mux(xsigned, raw.as_signed(), raw))
@@ -159,19 +187,42 @@ class GemmCore(wiring.Component):
         w_r = Signal(P * W, reset_less=True)
         ve, first_e, last_e = Signal(), Signal(), Signal()
         base_e, d_e = Signal(len(unit_base)), Signal(range(P + 1))
-        m.d.sync += [a_r.eq(a), w_r.eq(self.w_data), ve.eq(vc), first_e.eq(first_c),
-                     last_e.eq(last_c), base_e.eq(base_c), d_e.eq(d_c)]
+        sh_e, neg_e = Signal(), Signal()
+        m.d.sync += [ve.eq(vc), first_e.eq(first_c), last_e.eq(last_c), base_e.eq(base_c),
+                     d_e.eq(d_c), sh_e.eq(sh_c), neg_e.eq(neg_c)]
+        if not self.pack:
+            m.d.sync += [a_r.eq(a), w_r.eq(self.w_data)]
         vd, first_d, last_d = Signal(), Signal(), Signal()
         base_d, d_d = Signal(len(unit_base)), Signal(range(P + 1))
+        sh_d = Signal()
         m.d.sync += [vd.eq(ve), first_d.eq(first_e), last_d.eq(last_e), base_d.eq(base_e),
-                     d_d.eq(d_e)]
+                     d_d.eq(d_e), sh_d.eq(sh_e)]
         prods = []
-        for lane in range(P):
-            prod = lane_product(m, self.mode, a_r, w_r[lane * W:(lane + 1) * W], W,
-                                f"prod{lane}")
-            reg = Signal(signed(len(prod)), name=f"prod{lane}_d", reset_less=True)
-            m.d.sync += reg.eq(prod)
-            prods.append(reg)
+        if self.pack:
+            # int8 operands: unsigned activations offset by -128 (flip the top bit)
+            a8 = Signal(signed(8))
+            m.d.comb += a8.eq(Cat(raw[:7], raw[7] ^ ~xsigned))
+            for pair in range((P + 1) // 2):
+                mac = Mac16Pair(primitive=self.primitives)
+                m.submodules[f"mac{pair}"] = mac
+                m.d.comb += [mac.a.eq(a8), mac.w0.eq(self.w_data[2 * pair * W:][:W])]
+                if 2 * pair + 1 < P:
+                    m.d.comb += mac.w1.eq(self.w_data[(2 * pair + 1) * W:][:W])
+                prods += [mac.p0, mac.p1][:P - 2 * pair]
+        elif serial:
+            a_sel = Signal(signed(10))
+            m.d.comb += a_sel.eq(Mux(neg_e, -a_r, a_r))
+            for lane in range(P):
+                reg = Signal(signed(10), name=f"prod{lane}_d", reset_less=True)
+                m.d.sync += reg.eq(Mux(w_r[lane], a_sel, 0))
+                prods.append(reg)
+        else:
+            for lane in range(P):
+                prod = lane_product(m, self.mode, a_r, w_r[lane * W:(lane + 1) * W], W,
+                                    f"prod{lane}")
+                reg = Signal(signed(len(prod)), name=f"prod{lane}_d", reset_less=True)
+                m.d.sync += reg.eq(prod)
+                prods.append(reg)
 
         # --- stage D: accumulate; drain ------------------------------------------------------
         accs = [Signal(signed(self.acc_bits), name=f"acc{lane}", reset_less=True)
@@ -183,7 +234,8 @@ class GemmCore(wiring.Component):
         capture = vd & last_d
         with m.If(vd):
             for lane in range(P):
-                total = Mux(first_d, 0, accs[lane]) + prods[lane]
+                kept = Mux(sh_d, accs[lane] << 1, accs[lane]) if serial else accs[lane]
+                total = Mux(first_d, 0, kept) + prods[lane]
                 m.d.sync += accs[lane].eq(total)
                 with m.If(last_d):
                     m.d.sync += holds[lane].eq(total)

@@ -23,8 +23,8 @@ __all__ = ["estimate", "sweep", "SweepPoint", "FIT"]
 # family -> (base LUT4, LUT4 per DSP lane, {mode: LUT4 per LUT lane}, DSPs the post unit uses)
 # iCE40: yosys synth_ice40 -dsp on (6, 0) 1364, (0, 12) 2743, (6, 8) 2967 LUT4.
 FIT = {
-    "ice40": (390, 160, {"shiftadd": 200, "ternary": 150}, 2),
-    "ecp5": (450, 120, {"shiftadd": 160, "ternary": 120}, 2),
+    "ice40": (390, 160, {"shiftadd": 200, "ternary": 150, "bitserial": 60}, 2),
+    "ecp5": (450, 120, {"shiftadd": 160, "ternary": 120, "bitserial": 50}, 2),
 }
 _EBR_BITS = {"ice40": 4096, "ecp5": 18432}
 

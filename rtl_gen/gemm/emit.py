@@ -3,7 +3,10 @@
 ``write_gemm_artefact(program, out, vectors=...)`` writes ``rtl/nnloom_gemm.v``,
 ``manifest.json`` (``"engine": "gemm"``, the bench ``sim.bench.gemm_bench``, per-layer model
 cycles and the instruction range of each layer), ``program.asm`` and ``vectors/golden.npz``.
-With ``loadable`` the Verilog has empty memories and a ``load`` port, and
+A config with ``SB_MAC16`` instances (``dsp_pack``) also gets ``rtl/ice40_sb_mac16_sim.v``,
+Yosys' simulation model of the primitive behind ``ifndef SYNTHESIS`` (Verilator compiles it,
+synthesis maps the primitive). With ``loadable`` the Verilog has empty memories and a ``load``
+port, and
 ``vectors/images.npz`` holds the memory images the bench writes through it first: the
 Verilog then depends only on the config, so one simulator build serves every program.
 """
@@ -13,6 +16,7 @@ from __future__ import annotations
 import io
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +26,7 @@ from rtl_gen.emit import _ports, emit_verilog
 
 from . import model
 from .compiler import Program, program_images
+from .dsp import SIM_MODEL_NAME, sim_model_text
 from .engine import GemmEngine, MEMS, load_width
 
 __all__ = ["write_gemm_artefact", "TOP"]
@@ -34,8 +39,12 @@ def _dtype(t) -> dict:
     return {"width": t.width, "signed": t.signed}
 
 
-def create_engine(program: Program, *, loadable: bool = False) -> GemmEngine:
-    return GemmEngine(program.config, in_dtype=program.in_dtype, out_dtype=program.out_dtype,
+def create_engine(program: Program, *, loadable: bool = False,
+                  primitives: bool = True) -> GemmEngine:
+    """The engine of ``program``'s config; ``primitives=False`` replaces vendor primitives by
+    the same arithmetic in logic (for Amaranth's simulator)."""
+    config = program.config if primitives else replace(program.config, primitives=False)
+    return GemmEngine(config, in_dtype=program.in_dtype, out_dtype=program.out_dtype,
                       images=None if loadable else program_images(program), loadable=loadable)
 
 
@@ -43,6 +52,11 @@ def _npz(arrays: dict) -> bytes:
     buf = io.BytesIO()
     np.savez(buf, **{k: arrays[k] for k in sorted(arrays)})
     return buf.getvalue()
+
+
+def uses_primitives(program: Program) -> bool:
+    cfg = program.config
+    return cfg.dsp_pack and cfg.primitives and cfg.dsp_lanes > 0
 
 
 def manifest_for(program: Program, component, *, design: str, loadable: bool,
@@ -55,7 +69,7 @@ def manifest_for(program: Program, component, *, design: str, loadable: bool,
         "design": design,
         "engine": "gemm",
         "top": TOP,
-        "rtl": [f"{TOP}.v"],
+        "rtl": [f"{TOP}.v"] + ([SIM_MODEL_NAME] if uses_primitives(program) else []),
         "source": {"model": graph.name, "sha256": graph.source_sha256},
         "clock": {"name": "clk", "reset": "rst", "reset_active": "high"},
         "ports": _ports(component),
@@ -69,7 +83,7 @@ def manifest_for(program: Program, component, *, design: str, loadable: bool,
         "parameters": program.config.to_json(),
         "layers": [{"name": l.name, "op": l.source_op or l.op, "m": l.m, "k": l.k,
                     "outputs": l.n, "groups": l.groups, "n_dsp": l.n_dsp, "n_lut": l.n_lut,
-                    "lut_error": round(l.lut_error, 6), "macs": l.macs,
+                    "lut_error": round(l.lut_error, 6), "lut_wbits": l.lut_wbits, "macs": l.macs,
                     "cycles": l.model_cycles, "instructions": [l.first, l.last]}
                    for l in program.layers],
         "latency_cycles": sched.cycles,
@@ -112,6 +126,9 @@ def write_gemm_artefact(program: Program, out_dir: str | Path, *, vectors: dict,
         # Same bytes, same time stamp: cocotb's runner rebuilds when a source is newer than
         # its build, and loadable artefacts of one config share a build.
         os.utime(tmp / "rtl" / f"{TOP}.v", (RTL_MTIME, RTL_MTIME))
+        if uses_primitives(program):
+            atomic_write(tmp / "rtl" / SIM_MODEL_NAME, sim_model_text())
+            os.utime(tmp / "rtl" / SIM_MODEL_NAME, (RTL_MTIME, RTL_MTIME))
         atomic_write(tmp / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True)
                      + "\n")
         atomic_write(tmp / "program.asm", program.listing())

@@ -4,8 +4,8 @@ perf counters, behind the same element streams as every nnloom engine.
 The sequencer fetches one 64-bit instruction (``isa``) from the instruction memory and
 executes it: ``LOAD`` takes the input stream into the activation buffer, ``CFG``/``GEMM``
 configure and start a core (it runs on while the sequencer goes on, so both cores compute
-concurrently), ``SYNC`` waits for both cores (the barrier), ``PCFG``/``POST``/``ADDP``/``ADD``
-run the post unit, ``STORE`` streams results out through the gather table, ``END``
+concurrently), ``SYNC`` waits for both cores (the barrier), ``PCFG``/``POST``/``ADDP``/``ADD``/
+``MAX`` run the post unit, ``STORE`` streams results out through the gather table, ``END``
 restarts the program. Every instruction costs a FETCH cycle and an EXEC cycle, plus its
 blocking time (``timing``).
 
@@ -106,7 +106,8 @@ class GemmEngine(wiring.Component):
                 continue
             unit = GemmCore(lanes=lanes, mode=mode, wbits=wbits, acc_bits=cfg.acc_widths[core],
                             act_abits=act_ab, idx_abits=idx_ab, w_abits=abits(wdepth),
-                            acc_abits=abits(adepth))
+                            acc_abits=abits(adepth), pack=core == "dsp" and cfg.dsp_pack,
+                            primitives=cfg.primitives)
             m.submodules[f"{core}_core"] = unit
             wmem = self._memory(m, wname, unsigned(lanes * wbits), wdepth)
             amem = Memory(shape=signed(cfg.acc_widths[core]), depth=adepth, init=[])
@@ -168,7 +169,7 @@ class GemmEngine(wiring.Component):
             c = ccfg[core]
             m.d.comb += [unit.cfg_m.eq(c["m"]), unit.cfg_k.eq(c["k"]), unit.cfg_n.eq(c["n"]),
                          unit.cfg_g.eq(c["g"]), unit.cfg_tiles.eq(c["tiles"]),
-                         unit.cfg_xsigned.eq(c["xsigned"]),
+                         unit.cfg_xsigned.eq(c["xsigned"]), unit.cfg_wbits.eq(c["wbits"]),
                          unit.x_base.eq(fld("GEMM", "x")), unit.idx_base.eq(fld("GEMM", "idx")),
                          unit.w_base.eq(fld("GEMM", "w")), unit.pad.eq(fld("GEMM", "pad"))]
 
@@ -278,6 +279,12 @@ class GemmEngine(wiring.Component):
                                      post.n.eq(fld("ADD", "n")), post.a.eq(fld("ADD", "a")),
                                      post.b.eq(fld("ADD", "b")),
                                      post.xsigned.eq(fld("ADD", "xsigned"))]
+                        m.next = "POSTING"
+                    with m.Case(OPS["MAX"]):
+                        m.d.comb += [post.start.eq(1), post.pool.eq(1),
+                                     post.n.eq(fld("MAX", "n")), post.a.eq(fld("MAX", "x")),
+                                     post.k.eq(fld("MAX", "k")),
+                                     post.xsigned.eq(fld("MAX", "xsigned"))]
                         m.next = "POSTING"
                     with m.Case(OPS["STORE"]):
                         m.d.sync += [n_reg.eq(fld("STORE", "n") - 1),

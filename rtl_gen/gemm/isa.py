@@ -39,7 +39,13 @@ op           code  fields (bit 0 upward) and meaning
                    ``za, ma = bias[q], mult[q]``, ``zb, mb = bias[q+1], mult[q+1]``
                    (blocking)
 ``ADDP``     10    ``y[16] q[14] i[16]``: destination, parameter base and gather base of
-                   the next ``ADD``
+                   the next ``ADD`` or ``MAX``
+``MAX``      11    ``n[16] x[16] k[8] xsigned[1]``: window maximum and requantization,
+                   ``j < n``: ``v = max_e act[x + idx[i + j*k + e]]``, ``e < k``, over the
+                   entries without the pad flag; ``act[y + j] = clamp((((v - z)*mu + r) >>
+                   shift) + zp, lo, hi)`` with ``z, mu = bias[q], mult[q]`` and ``PCFG``'s
+                   shift/zp/lo/hi/round (max pooling; with ``k = 1`` a requantizing copy:
+                   concat, standalone requant) (blocking)
 ===========  ====  ==================================================================
 
 The assembler reads one instruction per line, ``OP [core] field=value ...`` (``#`` starts a
@@ -59,7 +65,7 @@ WORD_BITS = 64
 OP_SHIFT, CORE_SHIFT = 60, 58
 
 OPS = MappingProxyType({"NOP": 0, "LOAD": 1, "CFG": 2, "GEMM": 3, "PCFG": 4, "POST": 5,
-                        "SYNC": 6, "STORE": 7, "END": 8, "ADD": 9, "ADDP": 10})
+                        "SYNC": 6, "STORE": 7, "END": 8, "ADD": 9, "ADDP": 10, "MAX": 11})
 OP_NAMES = {v: k for k, v in OPS.items()}
 CORES = ("dsp", "lut")
 ROUTED = frozenset({"CFG", "GEMM", "POST"})
@@ -79,6 +85,7 @@ FIELDS = MappingProxyType({
     "END": (),
     "ADD": (("n", 16, False), ("a", 16, False), ("b", 16, False), ("xsigned", 1, False)),
     "ADDP": (("y", 16, False), ("q", 14, False), ("i", 16, False)),
+    "MAX": (("n", 16, False), ("x", 16, False), ("k", 8, False), ("xsigned", 1, False)),
 })
 
 for _op, _fields in FIELDS.items():

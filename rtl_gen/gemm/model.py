@@ -18,7 +18,7 @@ from .config import DSP_WBITS, GemmConfig
 from .isa import Instr
 
 __all__ = ["run", "schedule", "Schedule", "instruction_cycles", "unpack_lanes",
-           "round_constant"]
+           "round_constant", "planes_of"]
 
 
 def unpack_lanes(word: int, lanes: int, width: int) -> list[int]:
@@ -69,11 +69,30 @@ def run_tensors(program, code: np.ndarray) -> dict[str, np.ndarray]:
     return out
 
 
-def _weights(program, core: str):
+def planes_of(config: GemmConfig, core: str, cfg_fields) -> int:
+    """Weight bit-planes a GEMM on ``core`` runs (bit-serial LUT core: CFG's ``wbits``)."""
+    return cfg_fields["wbits"] if core == "lut" and config.lut_mode == "bitserial" else 1
+
+
+def _weight_block(program, core: str, base: int, g: int, tiles: int, k: int,
+                  planes: int) -> np.ndarray:
+    """Weights (g, tiles * lanes, k) of a GEMM from the weight words at ``base``."""
     cfg = program.config
-    if core == "dsp":
-        return program.wd, cfg.dsp_lanes, DSP_WBITS
-    return program.wl, cfg.lut_lanes, cfg.lut_wbits
+    words, lanes = (program.wd, cfg.dsp_lanes) if core == "dsp" else (program.wl,
+                                                                      cfg.lut_lanes)
+    if core == "lut" and cfg.lut_mode == "bitserial":
+        bits = np.array([[(words[base + i] >> lane) & 1 for lane in range(lanes)]
+                         for i in range(g * tiles * planes * k)], np.int64)
+        bits = bits.reshape(g, tiles, planes, k, lanes)
+        weight = -(1 << (planes - 1)) * bits[:, :, 0]          # sign plane first
+        for p in range(1, planes):
+            weight = weight + (1 << (planes - 1 - p)) * bits[:, :, p]
+        w = weight                                               # (g, tiles, k, lanes)
+    else:
+        width = DSP_WBITS if core == "dsp" else cfg.lut_wbits
+        w = np.array([unpack_lanes(words[base + i], lanes, width)
+                      for i in range(g * tiles * k)], np.int64).reshape(g, tiles, k, lanes)
+    return w.transpose(0, 1, 3, 2).reshape(g, tiles * lanes, k)
 
 
 def _run_one(program, code: np.ndarray):
@@ -93,14 +112,14 @@ def _run_one(program, code: np.ndarray):
         elif ins.op == "GEMM":
             c = core_cfg[ins.core].fields
             m, k, n, g, tiles = c["m"], c["k"], c["n"], c["g"], c["tiles"]
-            words, lanes, width = _weights(program, ins.core)
-            w = np.array([unpack_lanes(words[f["w"] + i], lanes, width)
-                          for i in range(g * tiles * k)], np.int64)       # (g*tiles*k, P)
-            w = w.reshape(g, tiles, k, lanes).transpose(0, 1, 3, 2).reshape(g, tiles * lanes, k)
+            w = _weight_block(program, ins.core, f["w"], g, tiles, k,
+                              planes_of(cfg, ins.core, c))
             table = idx[f["idx"]:f["idx"] + m * g * k].reshape(m, g, k)
             pad = _as_code(np.array([f["pad"]]), bool(c["xsigned"]))[0]
             a = np.where(table < 0, pad,
                          _as_code(act[f["x"] + np.maximum(table, 0)], bool(c["xsigned"])))
+            if ins.core == "dsp" and cfg.dsp_pack and not c["xsigned"]:
+                a = a - 128                  # SB_MAC16 8x8 operands: int8 activations
             accs[ins.core] = np.einsum("pgk,gck->pgc", a, w[:, :n]).reshape(-1)  # q*g*n + gi*n + c
         elif ins.op == "PCFG":
             pcfg = f
@@ -121,6 +140,15 @@ def _run_one(program, code: np.ndarray):
             b = _as_code(act[f["b"] + idx[addp["i"]:addp["i"] + n]], s)
             acc = (a - za) * ma + (b - zb) * mb
             y = _requant(acc, 1, pcfg["shift"], pcfg["zp"], pcfg["lo"], pcfg["hi"],
+                         pcfg["round"])
+            act[addp["y"]:addp["y"] + n] = y & 0xFF
+        elif ins.op == "MAX":
+            n, k, s = f["n"], f["k"], bool(f["xsigned"])
+            z, mu = params[addp["q"]]
+            table = idx[addp["i"]:addp["i"] + n * k].reshape(n, k)
+            vals = _as_code(act[f["x"] + np.maximum(table, 0)], s)
+            v = np.where(table < 0, np.iinfo(np.int64).min, vals).max(axis=1)
+            y = _requant(v - z, mu, pcfg["shift"], pcfg["zp"], pcfg["lo"], pcfg["hi"],
                          pcfg["round"])
             act[addp["y"]:addp["y"] + n] = y & 0xFF
         elif ins.op == "STORE":
@@ -171,11 +199,12 @@ def schedule(program_or_instrs, config: GemmConfig | None = None) -> Schedule:
         elif ins.op == "GEMM":
             c = core_cfg[ins.core]
             lanes = config.lanes[ins.core]
-            busy = timing.core_busy_cycles(lanes, c["m"], c["k"], c["n"], c["g"])
-            issue, _ = timing.core_issue_cycles(lanes, c["m"], c["k"], c["n"], c["g"])
+            planes = planes_of(config, ins.core, c)
+            busy = timing.core_busy_cycles(lanes, c["m"], c["k"], c["n"], c["g"], planes)
+            issue, _ = timing.core_issue_cycles(lanes, c["m"], c["k"], c["n"], c["g"], planes)
             free[ins.core] = e + 1 + busy
             s.busy[ins.core] += busy
-            s.stall[ins.core] += issue - c["m"] * c["g"] * c["tiles"] * c["k"]
+            s.stall[ins.core] += issue - c["m"] * c["g"] * c["tiles"] * c["k"] * planes
         elif ins.op == "SYNC":
             start = e
             e = max(e, free["dsp"], free["lut"])
@@ -191,6 +220,8 @@ def schedule(program_or_instrs, config: GemmConfig | None = None) -> Schedule:
             nxt = e + timing.post_cycles(f["n"], pcfg_m)
         elif ins.op == "ADD":
             nxt = e + timing.add_cycles(f["n"])
+        elif ins.op == "MAX":
+            nxt = e + timing.max_cycles(f["n"], f["k"])
         elif ins.op == "STORE":
             s.last_out = e + 3 * f["n"]
             nxt = e + timing.store_cycles(f["n"])

@@ -4,12 +4,17 @@ residual add (``ADD``), written back to the activation buffer.
 ``POST``: for pixel ``q < m`` (outer) and channel ``c < n``:
 ``act[y + c*m + q] = clamp((((acc[q*n + c] + bias[p+c]) * mult[p+c] + r) >> shift) + zp,
 lo, hi)`` (``frontends.fixedpoint.requantize``; ReLU is ``lo = zp``). One element a cycle;
-latency 7 cycles (accumulator/parameter read, + bias, * multiplier, + rounding constant,
-coarse shift, fine shift, zero point/clamp/write).
+latency 8 cycles (accumulator/parameter read, + bias, * multiplier, + rounding constant,
+coarse shift, fine shift, zero point, clamp/write).
 
 ``ADD``: ``act[y + j] = clamp((((a_j - za)*ma + (b_j - zb)*mb + r) >> shift) + zp, lo, hi)``
 with ``a_j = act[a + j]`` and ``b_j = act[b + idx[i + j]]`` read through the shared
 activation port, two cycles an element, one multiplier used twice.
+
+``MAX``: ``act[y + j] = clamp((((max_e act[a + idx[i + j*k + e]]) - z)*mu + r) >> shift) +
+zp, lo, hi)``, entries with the pad flag never winning; one window entry a cycle (gather
+read, activation read, compare), then the ``ADD`` datapath's multiplier and requantizer.
+``ADD`` and ``MAX`` exist with ``residual``.
 """
 
 from __future__ import annotations
@@ -25,9 +30,10 @@ __all__ = ["PostUnit", "requant_stage"]
 
 def requant_pipeline(m: Module, valid, prod, addr, *, shift, zp, lo, hi, mode,
                      half_even: bool = True):
-    """``clamp(round(prod / 2**shift) + zp, lo, hi)`` in four registered stages (rounding
-    constant and remainder flags; shift by the multiple-of-8 part; shift by the rest and
-    round half to even; zero point and clamp). ``mode``: 0 half up, 1 floor, 2 ceil, 3 half
+    """``clamp(round(prod / 2**shift) + zp, lo, hi)`` in five stages (rounding constant and
+    remainder flags; shift by the multiple-of-8 part; shift by the rest and round half to
+    even; zero point; clamp, combinational into the write). ``mode``: 0 half up, 1 floor,
+    2 ceil, 3 half
     to even (``frontends.fixedpoint``). ``shift``/``mode`` must be steady two cycles before
     the first element. Returns ``(valid, addr, result)`` of the last stage."""
     width = len(prod) + 1
@@ -55,12 +61,14 @@ def requant_pipeline(m: Module, valid, prod, addr, *, shift, zp, lo, hi, mode,
     t3 = Signal(signed(width + 2))
     fine = t2 >> shift[:3]
     m.d.sync += [v3.eq(v2), a3.eq(a2), t3.eq(fine + (gt2 | (eq2 & fine[0])))]
-    # stage 4: zero point, clamp
+    # stage 4: zero point (ECP5: zero point, clamp and the LUT-RAM write in one cycle were the
+    # 100 MHz critical path); then the clamp
+    v4, a4 = Signal(), Signal(len(addr))
     shifted = Signal(signed(width + 3))
-    m.d.comb += shifted.eq(t3 + zp)
+    m.d.sync += [v4.eq(v3), a4.eq(a3), shifted.eq(t3 + zp)]
     result = Signal(signed(10))
     m.d.comb += result.eq(Mux(shifted < lo, lo, Mux(shifted > hi, hi, shifted)))
-    return v3, a3, result
+    return v4, a4, result
 
 
 class PostUnit(wiring.Component):
@@ -75,7 +83,7 @@ class PostUnit(wiring.Component):
         self.half_even = half_even
         self.act_abits = act_abits
         super().__init__({
-            "start": In(1), "add": In(1),
+            "start": In(1), "add": In(1), "pool": In(1), "k": In(8),
             "n": In(16), "y": In(16), "p": In(14), "a": In(16), "b": In(16), "i": In(16),
             "xsigned": In(1),
             "m": In(12), "shift": In(6), "zp": In(signed(9)), "lo": In(signed(9)),
@@ -95,7 +103,7 @@ class PostUnit(wiring.Component):
         mult = self.p_data[:MULT_BITS]
 
         # --- POST: issue ---------------------------------------------------------------------
-        running, is_add = Signal(), Signal()
+        running, is_add, is_max = Signal(), Signal(), Signal()
         q, c = Signal(12), Signal(12)
         j = Signal(24)
         row, wa = Signal(16), Signal(16)
@@ -104,7 +112,8 @@ class PostUnit(wiring.Component):
         issue = running & ~is_add
         m.d.comb += [self.acc_addr.eq(j), self.p_addr.eq(p_base + c)]  # ADD overrides
         with m.If(self.start):
-            m.d.sync += [running.eq(1), is_add.eq(self.add), q.eq(0), c.eq(0), j.eq(0),
+            m.d.sync += [running.eq(1), is_add.eq(self.add | self.pool),
+                         is_max.eq(self.pool), q.eq(0), c.eq(0), j.eq(0),
                          row.eq(self.y), wa.eq(self.y), nn.eq(self.n), nn_m1.eq(self.n - 1),
                          m_m1.eq(self.m - 1), p_base.eq(self.p)]
         with m.Elif(issue):
@@ -128,14 +137,14 @@ class PostUnit(wiring.Component):
                      v3.eq(v2), wa3.eq(wa2), prod3.eq(sum2 * mult2)]
 
         # --- ADD: element j reads a_j and idx[i+j] (phase 0), then b_j (phase 1) -----------
-        add_run = running & is_add
+        add_run = running & is_add & ~is_max
         phase = Signal()
-        aj, jb, add_wa = Signal(16), Signal(16), Signal(16)
-        a_base, b_base, i_base = Signal(16), Signal(16), Signal(16)
+        aj, jb, add_wa = Signal(16), Signal(16), Signal(16)   # MAX: aj counts window entries
+        a_base, g_base, i_base = Signal(16), Signal(16), Signal(16)   # g: gathered operand
         xs = Signal()
         with m.If(self.start):
-            m.d.sync += [a_base.eq(self.a), b_base.eq(self.b), i_base.eq(self.i),
-                         xs.eq(self.xsigned), phase.eq(0), aj.eq(0)]
+            m.d.sync += [a_base.eq(self.a), g_base.eq(Mux(self.pool, self.a, self.b)),
+                         i_base.eq(self.i), xs.eq(self.xsigned), phase.eq(0), aj.eq(0)]
         with m.Elif(add_run):
             m.d.sync += phase.eq(~phase)
             with m.If(phase):
@@ -143,25 +152,56 @@ class PostUnit(wiring.Component):
                 with m.If(aj == nn_m1):
                     m.d.sync += running.eq(0)
         m.d.comb += [self.idx_addr.eq(i_base + aj),
-                     self.act_raddr.eq(Mux(phase, b_base + self.idx_data[:self.act_abits],
+                     self.act_raddr.eq(Mux(phase | is_max,
+                                           g_base + self.idx_data[:self.act_abits],
                                            a_base + aj))]
+
+        # --- MAX: window entry e of output mj issues at stage 0; gather entry at 1;
+        # activation and compare at 2; the window's maximum mx is complete at s_m --------
+        max_run = running & is_max
+        we, k_m1, mj = Signal(8), Signal(8), Signal(16)
+        mv1, first1, last1, mv2, first2, last2, pad2, s_m = (Signal() for _ in range(8))
+        j1, j2, jm = Signal(16), Signal(16), Signal(16)
+        mx = Signal(signed(10))
+        with m.If(self.start):
+            m.d.sync += [we.eq(0), mj.eq(0), k_m1.eq(self.k - 1)]
+        with m.Elif(max_run):
+            m.d.sync += aj.eq(aj + 1)
+            with m.If(we != k_m1):
+                m.d.sync += we.eq(we + 1)
+            with m.Else():
+                m.d.sync += [we.eq(0), mj.eq(mj + 1)]
+                with m.If(mj == nn_m1):
+                    m.d.sync += running.eq(0)
         with m.If(is_add):
             m.d.comb += self.p_addr.eq(p_base + phase)
         s_a, s_b, add_v = Signal(), Signal(), Signal()   # a_j / b_j data (and za,ma / zb,mb)
-        if self.residual:
-            m.d.sync += [s_a.eq(add_run & ~phase), s_b.eq(add_run & phase), add_v.eq(s_b)]
         val = Signal(signed(9))
         m.d.comb += val.eq(Mux(xs, self.act_rdata.as_signed(), self.act_rdata))
+        if self.residual:
+            m.d.sync += [s_a.eq(add_run & ~phase), s_b.eq(add_run & phase),
+                         add_v.eq(s_b | s_m)]
+            m.d.sync += [mv1.eq(max_run), first1.eq(we == 0), last1.eq(we == k_m1), j1.eq(mj),
+                         mv2.eq(mv1), first2.eq(first1), last2.eq(last1), j2.eq(j1),
+                         pad2.eq(self.idx_data[self.act_abits]), s_m.eq(mv2 & last2)]
+            keep = pad2 | (~first2 & (val <= mx))
+            with m.If(mv2):
+                # a padded first entry seeds -512, below every code, so it never wins
+                m.d.sync += mx.eq(Mux(keep, Mux(first2, -512, mx), val))
+                with m.If(last2):
+                    m.d.sync += jm.eq(j2)
         shared = Signal(signed(11 + MULT_BITS + 1))
         zero_point = self.p_data[MULT_BITS:MULT_BITS + 9].as_signed()   # ADD: za/zb fit 9 bits
         if self.residual:
-            m.d.comb += shared.eq((val - zero_point) * mult)
+            m.d.comb += shared.eq((Mux(s_m, mx, val) - zero_point) * mult)
         prod_a = Signal(signed(11 + MULT_BITS + 1))
         add_sum = Signal(signed(11 + MULT_BITS + 2))
         with m.If(s_a):
             m.d.sync += prod_a.eq(shared)
         with m.If(s_b):
             m.d.sync += [add_sum.eq(prod_a + shared), add_wa.eq(jb)]
+        with m.If(s_m):
+            m.d.sync += [add_sum.eq(shared), add_wa.eq(jm)]
 
         # --- shared output stage ---------------------------------------------------------------
         out_prod = Signal(signed(max(len(prod3), len(add_sum))))
@@ -172,8 +212,9 @@ class PostUnit(wiring.Component):
                                           zp=self.zp, lo=self.lo, hi=self.hi, mode=self.round,
                                           half_even=self.half_even)
         m.d.comb += [self.act_we.eq(vo), self.act_waddr.eq(ao), self.act_wdata.eq(result[:8])]
-        # the requantizer pipeline (3 registers after v3/add_v) keeps the unit busy
-        tail = Signal(3)
-        m.d.sync += tail.eq(Cat(v3 | add_v, tail[:2]))
-        m.d.comb += self.busy.eq(running | v1 | v2 | v3 | s_a | s_b | add_v | (tail != 0))
+        # the requantizer pipeline (4 registers after v3/add_v) keeps the unit busy
+        tail = Signal(4)
+        m.d.sync += tail.eq(Cat(v3 | add_v, tail[:3]))
+        m.d.comb += self.busy.eq(running | v1 | v2 | v3 | s_a | s_b | add_v | mv1 | mv2 | s_m
+                                 | (tail != 0))
         return m

@@ -6,24 +6,29 @@ pipeline depths (see ``sequencer``, ``core`` and ``post``); tests hold the RTL t
 from __future__ import annotations
 
 __all__ = ["core_issue_cycles", "core_busy_cycles", "post_cycles", "store_cycles",
-           "load_cycles", "add_cycles", "FETCH", "CORE_PIPE", "POST_PIPE", "ceil_div"]
+           "load_cycles", "add_cycles", "max_cycles", "FETCH", "CORE_PIPE", "POST_PIPE",
+           "ceil_div"]
 
 FETCH = 1        # sequencer: FETCH state before every instruction's EXEC cycle
 CORE_PIPE = 4    # core: issue, idx read, act/weight read, operand regs, product; accumulate
-POST_PIPE = 7    # post: read, + bias, * mult, + round, shift, shift, clamp/write
-ADD_PIPE = 6     # add: last b read, sum, + round, shift, shift, clamp/write
+POST_PIPE = 8    # post: read, + bias, * mult, + round, shift, shift, + zp, clamp/write
+ADD_PIPE = 7     # add: last b read, sum, + round, shift, shift, + zp, clamp/write
+MAX_PIPE = 9     # max: idx read, act read, compare, * mult, + round, shift, shift, + zp, clamp
 
 
 def ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
 
-def core_issue_cycles(lanes: int, m: int, k: int, n: int, g: int) -> tuple[int, int]:
+def core_issue_cycles(lanes: int, m: int, k: int, n: int, g: int,
+                      planes: int = 1) -> tuple[int, int]:
     """Issue cycles of one GEMM on a core with ``lanes`` lanes, and the lanes drained by its
-    last unit. Units run in (pixel, group, tile) order, each issuing ``k`` products; a unit's
+    last unit. Units run in (pixel, group, tile) order, each issuing ``planes * k`` steps
+    (``planes``: weight bit-planes of the bit-serial LUT core, else 1); a unit's
     accumulators drain one lane a cycle while the next unit runs, so a unit lasts
-    ``max(k, d_prev)`` (``d_prev``: the previous unit's lanes, 0 for the first)."""
+    ``max(planes * k, d_prev)`` (``d_prev``: the previous unit's lanes, 0 for the first)."""
     tiles = ceil_div(n, lanes)
+    k = k * planes
     drains = [min(lanes, n - t * lanes) for t in range(tiles)]
     row = sum(max(k, d) for d in drains[:-1])       # tiles after the first of a row
     first_row = k + row
@@ -32,10 +37,10 @@ def core_issue_cycles(lanes: int, m: int, k: int, n: int, g: int) -> tuple[int, 
     return first_row + (units_rows - 1) * later_row, drains[-1]
 
 
-def core_busy_cycles(lanes: int, m: int, k: int, n: int, g: int) -> int:
+def core_busy_cycles(lanes: int, m: int, k: int, n: int, g: int, planes: int = 1) -> int:
     """Cycles a core is busy for one GEMM (it starts the cycle after the GEMM's EXEC):
     issue, the pipeline, and the last unit's drain."""
-    issue, last = core_issue_cycles(lanes, m, k, n, g)
+    issue, last = core_issue_cycles(lanes, m, k, n, g, planes)
     return issue + CORE_PIPE + last
 
 
@@ -47,6 +52,12 @@ def post_cycles(n: int, m: int) -> int:
 def add_cycles(n: int) -> int:
     """Cycles from an ADD's EXEC to the next FETCH (two activation reads per element)."""
     return 1 + 2 * n + ADD_PIPE
+
+
+def max_cycles(n: int, k: int) -> int:
+    """Cycles from a MAX's EXEC to the next FETCH: EXEC, one window entry a cycle,
+    pipeline."""
+    return 1 + n * k + MAX_PIPE
 
 
 def load_cycles(n: int) -> int:

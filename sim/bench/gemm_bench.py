@@ -13,24 +13,17 @@ Environment: as ``stream_bench`` (``NNLOOM_ARTEFACT``, ``NNLOOM_BACKPRESSURE``,
 
 from __future__ import annotations
 
-import io
-import json
-import os
-import random
-from pathlib import Path
-
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge
+from cocotb.triggers import FallingEdge, RisingEdge
 
-from rtl_gen.artefact import Artefact, atomic_write
-from sim.bench.stream_bench import MAX_REPORTED, _receive, _send
+from .common import settings, start, write_results
+from .stream_bench import MAX_REPORTED, _receive, _send
 
 PERF = [(c, w) for c in ("dsp", "lut") for w in ("busy", "stall", "wait")]
 
 
-async def _load_images(dut, artefact: Artefact, manifest: dict):
+async def _load_images(dut, artefact, manifest: dict):
     mems = manifest["gemm"]["mems"]
     with np.load(artefact.path / "vectors" / "images.npz") as f:
         images = {k: [int(v) for v in f[k]] for k in f.files}
@@ -51,32 +44,20 @@ async def _trace_pc(dut, trace: list, stop: list):
 
 @cocotb.test()
 async def outputs_match_golden(dut):
-    artefact = Artefact(os.environ["NNLOOM_ARTEFACT"])
-    manifest = artefact.manifest
-    vectors = artefact.vectors()
-    inputs, expected = vectors["inputs"], vectors["outputs"]
-    limit = int(os.environ.get("NNLOOM_SIM_LIMIT", "0") or 0)
-    if limit:
-        inputs, expected = inputs[:limit], expected[:limit]
-    backpressure = os.environ.get("NNLOOM_BACKPRESSURE") == "1"
-    gaps = random.Random(int(os.environ.get("NNLOOM_SEED", "1"))) if backpressure else None
+    bench = settings()
+    manifest = bench.artefact.manifest
+    inputs, expected = bench.inputs, bench.expected
+    gaps = bench.rng() if bench.backpressure else None
     in_dtype = manifest["streams"]["input"]["dtype"]
     out_dtype = manifest["streams"]["output"]["dtype"]
     last_layer = manifest["layers"][-1]
     out_tensor = manifest["streams"]["output"]["tensor"]
+    loadable = manifest["gemm"]["loadable"]
 
-    Clock(dut.clk, 10, unit="ns").start()
-    dut.rst.value = 1
-    dut.i__valid.value = 0
-    dut.o__ready.value = 0
-    if manifest["gemm"]["loadable"]:
-        dut.load__valid.value = 0
-    await ClockCycles(dut.clk, 3)
-    await FallingEdge(dut.clk)
-    dut.rst.value = 0
-    if manifest["gemm"]["loadable"]:
-        await _load_images(dut, artefact, manifest)
-    await FallingEdge(dut.clk)
+    await start(dut, idle={"load__valid": 0} if loadable else None)
+    if loadable:
+        await _load_images(dut, bench.artefact, manifest)
+        await FallingEdge(dut.clk)
 
     got = np.zeros_like(expected)
     cycles = np.zeros(len(inputs), dtype=np.int64)
@@ -116,21 +97,17 @@ async def outputs_match_golden(dut):
         rtl = first_seen[b] - first_seen[a] if a in first_seen and b in first_seen else None
         layers.append({"name": layer["name"], "model": layer["cycles"], "rtl": rtl})
 
-    out_dir = Path(os.environ.get("NNLOOM_SIM_OUT", artefact.path / "sim"))
-    buf = io.BytesIO()
-    np.savez(buf, outputs=got, cycles=cycles, perf=perf)
-    atomic_write(out_dir / "outputs.npz", buf.getvalue())
     perf_rtl = {f"{c}_{w}": int(perf[0, i]) for i, (c, w) in enumerate(PERF)}
     perf_model = {f"{c}_{w}": int(manifest["perf"][w][c]) for c, w in PERF}
-    summary = {"vectors": int(len(inputs)), "mismatching_elements": mismatch_count,
-               "mismatches": mismatches, "backpressure": backpressure,
-               "cycles": {"min": int(cycles.min()), "max": int(cycles.max())},
-               "expected_latency": manifest["latency_cycles"], "layers": layers,
-               "perf": {"rtl": perf_rtl, "model": perf_model}}
-    atomic_write(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    write_results(bench.out_dir, {
+        "vectors": int(len(inputs)), "mismatching_elements": mismatch_count,
+        "mismatches": mismatches, "backpressure": bench.backpressure,
+        "cycles": {"min": int(cycles.min()), "max": int(cycles.max())},
+        "expected_latency": manifest["latency_cycles"], "layers": layers,
+        "perf": {"rtl": perf_rtl, "model": perf_model}}, outputs=got, cycles=cycles, perf=perf)
 
     assert not mismatches, "RTL differs from the golden model:\n" + "\n".join(mismatches)
-    if not backpressure:
+    if not bench.backpressure:
         assert (cycles == manifest["latency_cycles"]).all(), (
             f"cycles per inference {sorted(set(cycles.tolist()))} differ from the latency "
             f"model's {manifest['latency_cycles']}")

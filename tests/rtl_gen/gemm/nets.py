@@ -92,3 +92,42 @@ def qdq_cnn(path, *, seed=0):
     quantize_static(str(float_path), str(path), Reader(), quant_format=QuantFormat.QDQ,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
     return path
+
+
+def qdq_pool_cat(path, *, seed=0):
+    """A QDQ CNN with the ops the post unit runs besides add: a 2x2 max pool, a concat of
+    two branches along channels, a padded 3x3 stride-1 max pool (border windows hold
+    padding), then GlobalAveragePool and a Linear head, on an 8x8 one-channel image."""
+    import torch
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+    from torch import nn
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Conv2d(1, 4, 3, padding=1)
+            self.branch = nn.Conv2d(4, 4, 1)
+            self.fc = nn.Linear(8, 10)
+
+        def forward(self, x):
+            x = nn.functional.max_pool2d(torch.relu(self.stem(x)), 2)
+            x = torch.cat([x, torch.relu(self.branch(x))], dim=1)
+            x = nn.functional.max_pool2d(x, 3, stride=1, padding=1)
+            return self.fc(nn.functional.adaptive_avg_pool2d(x, 1).flatten(1))
+
+    torch.manual_seed(seed)
+    model = Net().eval()
+    float_path = path.with_name(path.stem + "_float.onnx")
+    torch.onnx.export(model, (torch.zeros(1, 1, 8, 8),), str(float_path), input_names=["x"],
+                      output_names=["y"], dynamo=False, opset_version=17)
+    rng = np.random.default_rng(seed)
+    feeds = iter([{"x": rng.uniform(0, 1, (1, 1, 8, 8)).astype(np.float32)}
+                  for _ in range(32)])
+
+    class Reader:
+        def get_next(self):
+            return next(feeds, None)
+
+    quantize_static(str(float_path), str(path), Reader(), quant_format=QuantFormat.QDQ,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    return path

@@ -141,3 +141,54 @@ def test_same_graph_same_program_and_verilog():
     a, b = (compile_graph(graph, CFG, split="auto") for _ in range(2))
     assert a.words == b.words and a.wd == b.wd and a.wl == b.wl
     assert emit_verilog(create_engine(a), TOP) == emit_verilog(create_engine(b), TOP)
+
+
+BITSERIAL = GemmConfig(dsp_lanes=4, lut_lanes=8, lut_mode="bitserial")
+
+
+@pytest.mark.parametrize("split", [0.0, 0.6, 1.0, "auto"])
+def test_bitserial_core_runs_each_layer_at_its_precision(split):
+    program = _check(dense_chain((13, 19, 7, 11), seed=5), BITSERIAL, split)
+    cfgs = [i for i in program.instrs if i.op == "CFG" and i.core == "lut"]
+    assert [c["wbits"] for c in cfgs] == [l.lut_wbits for l in program.layers if l.n_lut]
+    for layer, node in zip(program.layers, program.graph.nodes):
+        if layer.n_lut:
+            lut_rows = node.weights["weight"][np.argsort(program.layout[node.outputs[0]])
+                                              [layer.n_dsp:]]
+            assert 2 <= layer.lut_wbits <= 8
+            assert np.abs(lut_rows).max() <= 1 << (layer.lut_wbits - 1)
+
+
+def test_bitserial_split_chooser_searches_precision_and_count():
+    graph = dense_chain((40, 30, 9), weight_max=7)            # exact at 4 bits and above
+    program = compile_graph(graph, BITSERIAL, split="auto", tau=0.0)
+    for node, info in zip(graph.nodes, program.layers):
+        layer = LOWERINGS["dense"](node, graph)
+        costs = {(s, b): layer_cycles(layer, BITSERIAL, s, b)
+                 for b in range(4, 9) for s in range(layer.items + 1)}
+        assert layer_cycles(layer, BITSERIAL, info.n_lut, info.lut_wbits or 8) \
+            == min(costs.values())
+        assert info.n_lut == 0 or info.lut_wbits == 4     # exact either way: fewest planes
+
+
+def test_packed_dsp_lanes_offset_unsigned_activations():
+    graph = dense_chain((13, 19, 7, 11))
+    plain = compile_graph(graph, CFG, split=0.5)
+    packed = _check(graph, GemmConfig(dsp_lanes=4, lut_lanes=8, dsp_pack=True), 0.5)
+    w = [n.weights["weight"] for n in plain.graph.nodes]
+    # uint8 inputs: the DSP channels' bias carries 128 * sum(w); the LUT channels' does not
+    layer = packed.layers[0]
+    dsp_rows = w[0][np.argsort(packed.layout["y0"])[:layer.n_dsp]]
+    delta = packed.params[:layer.n, 0] - plain.params[:layer.n, 0]
+    assert np.array_equal(delta[:layer.n_dsp], 128 * dsp_rows.sum(axis=1))
+    assert not delta[layer.n_dsp:].any()
+
+
+@pytest.mark.parametrize("split", [0.0, 1.0, "auto"])
+def test_max_pool_and_concat_run_on_the_post_unit(pool_cat, split):
+    program = _check(pool_cat, CFG, split)
+    assert [l.op for l in program.layers] == ["conv", "maxpool", "conv", "concat", "maxpool",
+                                              "avgpool", "dense"]
+    maxes = [i for i in program.instrs if i.op == "MAX"]
+    assert [i["k"] for i in maxes] == [4, 1, 1, 9]     # 2x2 pool, two concat inputs, 3x3
+    assert (program.idx == -1).any()                  # the padded pool's border windows

@@ -1,6 +1,7 @@
-"""The engine in Amaranth's simulator (no Verilator build): the ternary LUT core and a
-DSP-less configuration, bit-exact against the golden, with the cycle counter and perf
-counters equal to the model's."""
+"""The engine in Amaranth's simulator (no Verilator build): the ternary LUT core, a
+DSP-less configuration and the bit-serial LUT core beside packed DSP lanes (their
+``SB_MAC16`` arithmetic as logic), bit-exact against the golden, with the cycle counter and
+perf counters equal to the model's."""
 
 import numpy as np
 import pytest
@@ -48,6 +49,8 @@ def simulate(program, inputs):
 @pytest.mark.parametrize("config,split", [
     (GemmConfig(dsp_lanes=3, lut_lanes=5, lut_mode="ternary"), 0.7),
     (GemmConfig(dsp_lanes=0, lut_lanes=4, lut_wbits=3), 1.0),
+    (GemmConfig(dsp_lanes=3, lut_lanes=5, lut_mode="bitserial", dsp_pack=True,
+                primitives=False), 0.6),
 ])
 def test_engine_bit_exact_cycles_and_perf(config, split):
     program = compile_graph(dense_chain((11, 9, 6), seed=4), config, split=split)
@@ -59,3 +62,4 @@ def test_engine_bit_exact_cycles_and_perf(config, split):
         assert out == list(want)
         assert cycles == sched.cycles
         assert perf == expected_perf
+

@@ -1,9 +1,15 @@
 """Whole networks on the overlay's Verilog under cocotb + Verilator: outputs equal the IR
 golden bit for bit, the cycle counter and perf counters equal the model, per-layer RTL
 cycles equal the model's. One Verilator build serves every case: the artefacts are
-``loadable`` (empty memories, images written through the ``load`` port) and share a path."""
+``loadable`` (empty memories, images written through the ``load`` port) and share a path.
+
+The config is the iCE40 one: DSP lanes packed in pairs on ``SB_MAC16`` instances (Yosys'
+simulation model of the primitive compiled beside them) and the bit-serial LUT core, whose
+precision each program's CFGs set per layer. The shift-add LUT core with inferred
+multipliers runs the same networks in the ``slow`` tier (and in Amaranth's simulator)."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -12,32 +18,37 @@ from frontends.vectors import golden_vectors
 from rtl_gen.emit import emit_verilog
 from rtl_gen.gemm import GemmConfig, compile_graph
 from rtl_gen.gemm.emit import TOP, create_engine, write_gemm_artefact
-from sim.bench.gemm_run import run_gemm_sim
+from sim.runner import run_sim
 
 from .nets import dense_chain, qdq_cnn, saturating_chain
 
 pytestmark = pytest.mark.sim
 
 SIM_CONFIG = GemmConfig(dsp_lanes=4, lut_lanes=8, acc_bits=24, bias_bits=24, imem_depth=64,
-                        act_depth=4096, idx_depth=8192, wd_depth=1024, wl_depth=1024,
-                        param_depth=128, accd_depth=512, accl_depth=512)
+                        act_depth=4096, idx_depth=8192, wd_depth=1024, wl_depth=4096,
+                        param_depth=128, accd_depth=512, accl_depth=512,
+                        lut_mode="bitserial", dsp_pack=True)
+SHIFTADD_CONFIG = replace(SIM_CONFIG, lut_mode="shiftadd", lut_wbits=4, dsp_pack=False,
+                          wl_depth=1024)
 
 
 class Slot:
-    """One artefact path and one build folder for every program on ``SIM_CONFIG``."""
+    """One artefact path and one build folder for every program on ``config``."""
 
-    def __init__(self, root):
-        self.root = root
+    def __init__(self, root, config=SIM_CONFIG):
+        self.root, self.config = root, config
         self.verilog = None
 
     def run(self, graph, split, *, backpressure=False, random=6):
-        program = compile_graph(graph, SIM_CONFIG, split=split, fit=False)
+        program = compile_graph(graph, self.config, split=split, fit=False)
         vectors = golden_vectors(program.graph, random=random, seed=2)
         if self.verilog is None:
             self.verilog = emit_verilog(create_engine(program, loadable=True), TOP)
         out = write_gemm_artefact(program, self.root / "slot", vectors=vectors, loadable=True,
                                   verilog_text=self.verilog)
-        result = run_gemm_sim(out, build_root=self.root / "build", backpressure=backpressure)
+        result = run_sim(out, build_root=self.root / "build", backpressure=backpressure)
+        if self.config.dsp_pack:
+            assert (out / "rtl" / "ice40_sb_mac16_sim.v").exists()
         summary = json.loads((out / "sim" / "summary.json").read_text())
         assert result.passed, "\n".join(result.mismatches)
         assert result.vectors == len(vectors["inputs"])
@@ -74,9 +85,11 @@ def test_digits_mlp(slot, digits, split):
 
 
 def test_odd_shapes_with_backpressure(slot):
-    # K = 13, 19, 7 (not multiples of the lanes); LUT channels 11, 4, 7 on 8 lanes
+    # K = 13, 19, 7 (not multiples of the lanes); LUT channels 11, 4, 7 on 8 lanes; the
+    # bit-serial core runs 4- and 3-bit layers in one program
     graph = dense_chain((13, 19, 7, 11), seed=5)
-    slot.run(graph, 0.6)
+    program, _ = slot.run(graph, 0.6)
+    assert [l.lut_wbits for l in program.layers] == [4, 4, 3]
     slot.run(graph, 0.6, backpressure=True)
 
 
@@ -97,3 +110,16 @@ def test_cnn_with_depthwise_pointwise_and_residual(slot, cnn, split):
     program, summary = slot.run(cnn, split, random=2)
     assert [l.op for l in program.layers] == ["conv", "conv", "conv", "add", "conv",
                                               "avgpool", "dense"]
+
+
+def test_max_pools_and_concat(slot, pool_cat):
+    program, _ = slot.run(pool_cat, "auto", random=2)
+    assert [i["k"] for i in program.instrs if i.op == "MAX"] == [4, 1, 1, 9]
+
+
+@pytest.mark.slow
+def test_shiftadd_core_with_inferred_multipliers(tmp_path, digits, cnn):
+    slot = Slot(tmp_path, SHIFTADD_CONFIG)
+    for graph in (digits, cnn):
+        for split in (1.0, "auto"):
+            slot.run(graph, split, random=2)
