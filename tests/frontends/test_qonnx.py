@@ -180,3 +180,41 @@ def test_unknown_custom_op_is_refused(tmp_path):
                                          r" op MultiThreshold is not supported; supported ops: "
                                          r".*Quant \(QONNX\)"):
         import_onnx(path)
+
+
+def test_external_data_through_a_symlinked_folder_is_refused(tmp_path):
+    """A symlink anywhere on the data's path counts, not just the file itself."""
+    (tmp_path / "m").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    path, _ = _mlp(tmp_path / "m", "qonnx.custom_op.general", external=True)
+    (tmp_path / "m" / "mlp.onnx.data").rename(tmp_path / "elsewhere" / "mlp.onnx.data")
+    (tmp_path / "m" / "d").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    _retarget(path, "d/mlp.onnx.data")
+    with pytest.raises(ModelError, match=r"at 'd/mlp\.onnx\.data', reached through a symlink "
+                                         r"\('d'\); refused"):
+        import_onnx(path)
+
+
+def test_external_data_of_a_constant_node_is_checked_too(tmp_path):
+    """Tensors in node attributes (Constant) may be external as well; the same rules apply
+    before anything is read."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    (tmp_path / "m").mkdir()
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(np.arange(4, dtype=np.float32).tobytes())
+    value = numpy_helper.from_array(np.zeros(4, np.float32), "c")
+    value.ClearField("raw_data")
+    value.data_location = TensorProto.EXTERNAL
+    value.external_data.add(key="location", value="../secret.bin")
+    nodes = [helper.make_node("Constant", [], ["c"], name="const", value=value),
+             helper.make_node("Add", ["x", "c"], ["y"], name="add")]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                     [1, 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    path = tmp_path / "m" / "const.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    with pytest.raises(ModelError, match=r"const\.onnx: tensor 'c' has external data at "
+                                         r"'\.\./secret\.bin', outside the model's folder; "
+                                         r"refused$"):
+        import_onnx(path)
