@@ -65,20 +65,26 @@ def load_tables(path: Path, *, pattern: Optional[str] = None,
     return plan
 
 
-def rtl_upscale(plan, image: np.ndarray, *, ports: int = 1, workdir: Path | None = None):
-    """``image`` through the generated Verilog (Verilator), one frame per channel."""
-    from rtl_gen.lutnet.artefact import write_srlut_artefact
+def rtl_upscale(plan, image: np.ndarray, *, ports: int = 1, family: str = "ice40",
+                workdir: Path | None = None):
+    """``image`` through the generated Verilog (Verilator), one frame per channel; HKLUT
+    with its MSB tables as ``family`` holds them (UP5K: loaded into SPRAM first)."""
+    from rtl_gen.lutnet.artefact import write_hklut_artefact, write_srlut_artefact
+    from rtl_gen.lutnet.hklut import HklutPlan
     from sim.runner import run_sim
     cli = _errors()
-    if plan.table_bytes > MAX_SIM_TABLE_BYTES:
+    hk = isinstance(plan, HklutPlan)
+    if not hk and plan.table_bytes > MAX_SIM_TABLE_BYTES:
         raise cli.UserError(f"table '{plan.name}' has {plan.table_bytes} bytes; the RTL "
                             f"simulation takes tables up to {MAX_SIM_TABLE_BYTES} bytes: "
                             f"pass --interval-bits {plan.interval_bits + 1} to resample it")
     chans = image[..., None] if image.ndim == 2 else image
     frames = np.ascontiguousarray(np.moveaxis(chans, -1, 0))
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
-        art = write_srlut_artefact(plan, Path(tmp) / "lutnet_sr", width=image.shape[1],
-                                   height=image.shape[0], frames=frames, ports=ports)
+        size = {"width": image.shape[1], "height": image.shape[0], "frames": frames}
+        art = (write_hklut_artefact(plan, Path(tmp) / "lutnet_sr", family=family, **size)
+               if hk else
+               write_srlut_artefact(plan, Path(tmp) / "lutnet_sr", ports=ports, **size))
         result = run_sim(art, build_root=Path(tmp) / "build")
         if not result.passed:
             raise cli.UserError("RTL simulation differs from the golden model:\n"
@@ -99,17 +105,17 @@ def default_frames(size: int = DEFAULT_FRAME) -> np.ndarray:
 
 def generate_artefact(model: Path, out: Path, data: Optional[Path] = None, *,
                       ports: int = 1, interval_bits: Optional[int] = None,
-                      pattern: Optional[str] = None, size: int = DEFAULT_FRAME):
-    """``nnloom generate MODEL --engine lutnet``: MODEL is an SR-LUT table (.npy) or a
-    pattern net (.onnx, transferred to a table); ``data`` an .npz whose ``x`` holds uint8
-    frames (N, H, W) for the golden vectors (default: natural crops and constant frames)."""
-    from rtl_gen.lutnet.artefact import write_srlut_artefact
-    from rtl_gen.lutnet.srlut import SrlutPlan
+                      pattern: Optional[str] = None, size: int = DEFAULT_FRAME,
+                      family: str = "ecp5"):
+    """``nnloom generate MODEL --engine lutnet``: MODEL is an SR-LUT table (.npy), a
+    pattern net (.onnx, transferred to a table) or an HKLUT table folder (its MSB tables in
+    SPRAM for ``family`` "ice40", block RAM for "ecp5"); ``data`` an .npz whose ``x`` holds
+    uint8 frames (N, H, W) for the golden vectors (default: natural crops and constant
+    frames)."""
+    from rtl_gen.lutnet.artefact import write_hklut_artefact, write_srlut_artefact
+    from rtl_gen.lutnet.hklut import HklutPlan
     cli = _errors()
     plan = load_tables(model, pattern=pattern, interval_bits=interval_bits)
-    if not isinstance(plan, SrlutPlan):
-        raise cli.UserError(f"{model}: HKLUT tables run in the golden model only; the "
-                            f"generator makes SR-LUT engines (pass a .npy table or .onnx net)")
     if data is None:
         frames = default_frames(size)
     else:
@@ -123,8 +129,10 @@ def generate_artefact(model: Path, out: Path, data: Optional[Path] = None, *,
     if frames.ndim != 3 or frames.dtype != np.uint8:
         raise cli.UserError(f"{data}: 'x' is {frames.dtype} {frames.shape}; the lutnet "
                             f"engine takes uint8 frames shaped (N, H, W)")
-    return write_srlut_artefact(plan, out, width=frames.shape[2], height=frames.shape[1],
-                                frames=frames, ports=ports)
+    size = {"width": frames.shape[2], "height": frames.shape[1], "frames": frames}
+    if isinstance(plan, HklutPlan):
+        return write_hklut_artefact(plan, out, family=family, **size)
+    return write_srlut_artefact(plan, out, ports=ports, **size)
 
 
 def bench_rows(out_dir: Path) -> list[dict]:
@@ -149,7 +157,7 @@ def bench_rows(out_dir: Path) -> list[dict]:
 def register(app, bench_app):
     from flows import cli
     from flows.bench import BENCHES
-    from rtl_gen.lutnet.srlut import SrlutPlan, TableError
+    from rtl_gen.lutnet.srlut import TableError
 
     BENCHES["lutnet"] = bench_rows
 
@@ -175,7 +183,9 @@ def register(app, bench_app):
                                                        "coarser grid (e.g. 5 or 6 bits)."),
            reference: Optional[Path] = typer.Option(None, help="High-resolution image: "
                                                     "print PSNR-Y (4-pixel shave)."),
-           ports: int = typer.Option(1, help="Table read ports of the RTL (1 or 2).")):
+           ports: int = typer.Option(1, help="Table read ports of the RTL (1 or 2)."),
+           family: str = typer.Option("ice40", help="HKLUT RTL: MSB tables in SPRAM "
+                                                    "(ice40) or block RAM (ecp5).")):
         """Upscale IMAGE with a LUT engine, through the golden model or the RTL."""
         def body():
             from rtl_gen.lutnet.metrics import bicubic_upscale, psnr_y
@@ -183,11 +193,8 @@ def register(app, bench_app):
             img = load_image(image)
             t0 = time.monotonic()
             if rtl:
-                if not isinstance(plan, SrlutPlan):
-                    raise cli.UserError("--rtl runs SR-LUT tables; HKLUT runs in the golden "
-                                        "model only")
                 with cli.console.status("generating and simulating the engine…"):
-                    hr, result = rtl_upscale(plan, img, ports=ports)
+                    hr, result = rtl_upscale(plan, img, ports=ports, family=family)
                 golden = plan.reference(img)
                 if not np.array_equal(hr, golden):
                     raise cli.UserError("RTL output differs from the golden model")
@@ -218,13 +225,18 @@ def register(app, bench_app):
                  size: int = typer.Option(DEFAULT_FRAME, help="Frame side without --data."),
                  ports: int = typer.Option(1, help="Table read ports (2: dual-port RAM)."),
                  interval_bits: Optional[int] = typer.Option(None, help="Resample the table."),
-                 pattern: Optional[str] = typer.Option(None, help="SR-LUT pattern.")):
-        """Generate the streaming SR-LUT engine (Verilog, manifest, golden frames)."""
+                 pattern: Optional[str] = typer.Option(None, help="SR-LUT pattern."),
+                 family: str = typer.Option("ecp5", help="HKLUT: MSB tables in SPRAM "
+                                                         "(ice40) or block RAM (ecp5).")):
+        """Generate a streaming LUT engine (Verilog, manifest, golden frames)."""
         def body():
             art = generate_artefact(tables, out, data, ports=ports, size=size,
-                                    interval_bits=interval_bits, pattern=pattern)
+                                    interval_bits=interval_bits, pattern=pattern,
+                                    family=family)
             m = json.loads((art / "manifest.json").read_text())
-            cli.console.print(f"wrote {art}: pattern {m['parameters']['pattern']}, "
+            what = (f"pattern {m['parameters']['pattern']}" if m["variant"] == "srlut" else
+                    f"HKLUT, MSB tables in {m['memories']['msb_tables']['kind']}")
+            cli.console.print(f"wrote {art}: {what}, "
                               f"{m['memories']['table_bytes']} table bytes, "
                               f"{m['throughput']['hr_pixels_per_cycle']:.2f} HR px/cycle")
         cli.run_command(body)
@@ -232,15 +244,31 @@ def register(app, bench_app):
     @lut_app.command("train")
     def train(out: Path = typer.Option(..., "--out", "-o", help="Folder for net.onnx, "
                                                                 "table .npy, report."),
-              iterations: int = typer.Option(2000, help="Training iterations."),
+              iterations: int = typer.Option(2000, help="Net training iterations (--net)."),
+              samples: int = typer.Option(300_000, help="LR pixels the table is fitted on."),
+              net: bool = typer.Option(False, help="Train the PyTorch net instead."),
               interval_bits: int = typer.Option(5, help="Table sampling interval bits."),
               seed: int = typer.Option(0)):
-        """Train an SR-LUT-S net on scikit-image's bundled images, export ONNX and its table."""
+        """Train an SR-LUT-S table on scikit-image's bundled images: by default a least-squares
+        fit of the table itself (seeded, minutes); --net trains the PyTorch net, exports ONNX
+        and transfers it (slow on a CPU)."""
         def body():
-            from rtl_gen.lutnet.train import train_srlut
-            with cli.console.status("training…"):
-                res = train_srlut(out, iterations=iterations, interval_bits=interval_bits,
-                                  seed=seed)
+            from rtl_gen.artefact import atomic_write
+            from rtl_gen.lutnet.train import fit_srlut_table, train_srlut
+            if net:
+                with cli.console.status("training the net…"):
+                    res = train_srlut(out, iterations=iterations, interval_bits=interval_bits,
+                                      seed=seed)
+            else:
+                import io
+                with cli.console.status("fitting the table…"):
+                    plan, res = fit_srlut_table(interval_bits=interval_bits, seed=seed,
+                                                samples=samples)
+                buf = io.BytesIO()
+                np.save(buf, plan.table)
+                res["table"] = str(out / f"table_{interval_bits}bit.npy")
+                atomic_write(Path(res["table"]), buf.getvalue())
+                atomic_write(out / "train.json", json.dumps(res, indent=2) + "\n")
             cli.console.print(json.dumps(res, indent=2))
         cli.run_command(body)
 
@@ -248,31 +276,55 @@ def register(app, bench_app):
     def bench(out: Path = typer.Option(Path("out/bench_lutnet"), "--out", "-o"),
               width: int = typer.Option(256, help="LR frame width (256 → 1024)."),
               height: int = typer.Option(256, help="LR frame height."),
-              synth: bool = typer.Option(True, help="Run Yosys/nextpnr for resources.")):
+              synth: bool = typer.Option(True, help="Run Yosys/nextpnr for resources."),
+              train: bool = typer.Option(True, help="Train an SR-LUT table on scikit-image's "
+                                                    "images (seeded, a few minutes).")):
         """Per engine and board: table bytes, RAM, LUT4, Fmax, HR px/cycle, fps; Set5 PSNR."""
         def body():
-            run_bench(out, width=width, height=height, synth=synth, console=cli.console)
+            run_bench(out, width=width, height=height, synth=synth, console=cli.console,
+                      train=train)
         cli.run_command(body)
 
 
 # --- nnloom bench lutnet -------------------------------------------------------------------
 
-# (engine, table file, interval bits, family, table read ports); ECP5 block RAM is dual-port.
+# (engine, family, table read ports); ECP5 block RAM is dual-port. HKLUT has one MSB and one
+# LSB read per cycle per stage; its MSB tables go to SPRAM on the UP5K, EBR on ECP5.
 BENCH_CONFIGS = (
-    ("srlut-S-6bit", "Model_S_x4_5bit", 6, "ice40", 1),
-    ("srlut-S-6bit", "Model_S_x4_5bit", 6, "ecp5", 2),
-    ("srlut-S-5bit", "Model_S_x4_5bit", 5, "ecp5", 1),
-    ("srlut-F-4bit", "Model_F_x4_4bit", 4, "ecp5", 2),
+    ("srlut-S-6bit", "ice40", 1),
+    ("srlut-S-6bit", "ecp5", 2),
+    ("srlut-S-5bit", "ecp5", 2),
+    ("srlut-F-4bit", "ecp5", 2),
+    ("hklut-S", "ice40", 1),
+    ("hklut-S", "ecp5", 1),
 )
 RAM_KEYS = ("ICESTORM_RAM", "ICESTORM_SPRAM", "DP16KD")
 LUT_KEYS = ("ICESTORM_LC", "TRELLIS_COMB")
+# Tables trained here (``fit_srlut_table``): seeded, a few minutes on one core.
+TRAINED = {"pattern": "S", "interval_bits": 5, "samples": 300_000, "iterations": 300,
+           "seed": 0}
 
 
 def frame_cycles(plan, *, width: int, height: int, ports: int) -> int:
-    """Steady frame period of the engine (cycles): one LR pixel per max(steps, r²) cycles
-    plus refilling p+1 rows between frames (the bound checked in the Verilator test)."""
+    """Steady frame period of the engine (cycles), the bound checked in the Verilator tests.
+
+    SR-LUT: one LR pixel per max(steps, r²) cycles plus refilling p+1 rows between frames.
+    HKLUT: 48 cycles per LR pixel (stage 1's 12 per intermediate pixel) plus refilling three
+    LR rows through stage 0 (12 cycles a pixel) and the reorder buffer's last rows."""
+    from rtl_gen.lutnet.hklut import HklutPlan
+    if isinstance(plan, HklutPlan):
+        return 48 * width * height + 36 * (width + 4) + 8 * width + 40
     steps = 4 * -(-(plan.n + 1) // ports)
     return width * height * max(steps, plan.scale ** 2) + (plan.radius + 1) * (width + 2)
+
+
+def create_engine(plan, *, width: int, height: int, family: str, ports: int):
+    """The engine component as ``nnloom bench`` builds it for ``family``."""
+    from rtl_gen.lutnet.artefact import MSB_MEMORY_BY_FAMILY
+    from rtl_gen.lutnet.hklut import HklutPlan
+    if isinstance(plan, HklutPlan):
+        return plan.create(width=width, height=height, msb_memory=MSB_MEMORY_BY_FAMILY[family])
+    return plan.create(width=width, height=height, ports=ports)
 
 
 def _data_dir() -> Path:
@@ -298,7 +350,9 @@ def side_by_side(lr: np.ndarray, images: dict[str, np.ndarray], path: Path) -> N
     plt.close(fig)
 
 
-def run_bench(out: Path, *, width: int, height: int, synth: bool, console) -> dict:
+def run_bench(out: Path, *, width: int, height: int, synth: bool, console,
+              train: bool = True) -> dict:
+    import io
     from rich.table import Table
     from PIL import Image
 
@@ -324,6 +378,15 @@ def run_bench(out: Path, *, width: int, height: int, synth: bool, console) -> di
     plans["srlut-S-6bit"] = plans["srlut-S-4bit"].resampled(6)
     hklut = load_hklut_dir(data / "hklut")
     quality = {"bicubic": float(np.mean([psnr_y(h, bicubic_upscale(l, 4)) for l, h in set5]))}
+    trained_info = None
+    if train:
+        from rtl_gen.lutnet.train import fit_srlut_table
+        with console.status("training an SR-LUT-S 5-bit table on scikit-image's images…"):
+            trained, trained_info = fit_srlut_table(**TRAINED)
+        buf = io.BytesIO()
+        np.save(buf, trained.table)
+        atomic_write(out / "trained_S_5bit.npy", buf.getvalue())
+        plans["trained-S-5bit"] = trained
     for name, plan in {**plans, "hklut-S": hklut}.items():
         quality[name] = float(np.mean([psnr_y(h, plan.reference(l)) for l, h in set5]))
 
@@ -337,8 +400,9 @@ def run_bench(out: Path, *, width: int, height: int, synth: bool, console) -> di
                  out / "side_by_side.png")
 
     rows = []
-    for engine, _table, bits, family, ports in BENCH_CONFIGS:
-        plan = plans[engine]
+    engines = {**plans, "hklut-S": hklut}
+    for engine, family, ports in BENCH_CONFIGS:
+        plan = engines[engine]
         cycles = frame_cycles(plan, width=width, height=height, ports=ports)
         row = {"engine": engine, "board": {"ice40": "iCEBreaker (UP5K)",
                                            "ecp5": "ECP5-85F"}[family],
@@ -350,8 +414,8 @@ def run_bench(out: Path, *, width: int, height: int, synth: bool, console) -> di
             folder = out / f"{engine}-{family}-p{ports}"
             folder.mkdir(parents=True, exist_ok=True)
             src = folder / f"{TOP}.v"
-            atomic_write(src, emit_verilog(plan.create(width=width, height=height,
-                                                       ports=ports), TOP))
+            atomic_write(src, emit_verilog(create_engine(plan, width=width, height=height,
+                                                         family=family, ports=ports), TOP))
             with console.status(f"synthesizing {engine} for {family}…"):
                 try:
                     rep = synthesize([src], TOP, family=family, out_dir=folder / "pnr")
@@ -364,8 +428,7 @@ def run_bench(out: Path, *, width: int, height: int, synth: bool, console) -> di
                                fps=rep.fmax_mhz * 1e6 / cycles)
         rows.append(row)
     report = {"frame": [width, height], "scale": 4, "quality_set5_x4_psnr_y": quality,
-              "engines": rows, "hklut": {"table_bytes": hklut.table_bytes,
-                                         "rtl": "golden only (no streaming RTL yet)"}}
+              "engines": rows, "trained": trained_info}
     atomic_write(out / "bench.json", json.dumps(report, indent=2) + "\n")
 
     t = Table(title=f"nnloom bench lutnet: {width}×{height} → {4 * width}×{4 * height}")
@@ -382,5 +445,10 @@ def run_bench(out: Path, *, width: int, height: int, synth: bool, console) -> di
                   f"{row['fps']:.1f}" if "fps" in row else "—", f"{row['psnr_set5']:.2f}")
     console.print(t)
     console.print("Set5 ×4 PSNR-Y: " + ", ".join(f"{k} {v:.2f}" for k, v in quality.items()))
+    if trained_info:
+        console.print(f"trained-S-5bit: {trained_info['table_bytes']} table bytes, fitted in "
+                      f"{trained_info['seconds']} s on {trained_info['samples']} LR pixels of "
+                      f"scikit-image's images (seed {trained_info['seed']}); "
+                      f"{quality['trained-S-5bit'] - quality['bicubic']:+.2f} dB over bicubic")
     console.print(f"side by side: {out / 'side_by_side.png'}; figures: {out / 'bench.json'}")
     return report

@@ -151,12 +151,10 @@ class SrlutPlan:
                              f"for its reflect border")
         return a
 
-    def rotation_vertices(self, padded: np.ndarray, k: int, h: int, w: int):
-        """Rotation k's simplex: entry indices and weights, each (n+1, h, w); the weights
-        of a pixel sum to q (SR-LUT eq. 3–6 as a sort, module docstring)."""
-        p, b, q, n = self.radius, self.interval_bits, self.q, self.n
-        v = np.stack([padded[p + dy:p + dy + h, p + dx:p + dx + w]
-                      for dy, dx in rotated_pattern(self.offsets, k)])
+    def simplex(self, v: np.ndarray):
+        """Simplex vertices of pattern values ``v`` (n, ...): entry indices and weights,
+        each (n+1, ...); a pixel's weights sum to q (SR-LUT eq. 3–6 as a sort)."""
+        b, q, n = self.interval_bits, self.q, self.n
         msb, f = v >> b, v & (q - 1)
         strides = np.array(self.strides, dtype=np.int64)
         idx = np.tensordot(strides, msb, axes=1)
@@ -168,6 +166,12 @@ class SrlutPlan:
             idxs.append(idx)
             weights.append(fs[j] - (fs[j + 1] if j < n - 1 else 0))
         return np.stack(idxs), np.stack(weights)
+
+    def rotation_vertices(self, padded: np.ndarray, k: int, h: int, w: int):
+        """Rotation k's simplex for every pixel of a reflect-padded channel, (n+1, h, w)."""
+        p = self.radius
+        return self.simplex(np.stack([padded[p + dy:p + dy + h, p + dx:p + dx + w]
+                                      for dy, dx in rotated_pattern(self.offsets, k)]))
 
     def rotation_acc(self, padded: np.ndarray, k: int, h: int, w: int) -> np.ndarray:
         """One rotation's interpolated block, upright: (h, w, r, r) in units of 1/q."""

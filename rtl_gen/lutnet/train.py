@@ -15,6 +15,7 @@ Set5 is never used here.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -26,15 +27,19 @@ from .pattern import BLOCK_ROT, PATTERNS, rotated_pattern
 from .resize import imresize_down
 from .srlut import SrlutPlan
 
-__all__ = ["train_srlut", "training_images"]
+__all__ = ["train_srlut", "fit_srlut_table", "training_images"]
 
 log = logging.getLogger(__name__)
+
+# Each rotation's share of the centre pixel, in table units over 127: 4·127·NEAREST = 255.
+NEAREST = 255 / (4 * 127)
 
 TRAIN_IMAGES = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field",
                 "immunohistochemistry", "brick", "grass", "gravel", "camera", "coins",
                 "clock", "text", "page", "moon")
 
 
+@functools.lru_cache(maxsize=2)
 def training_images(scale: int = 4):
     """(LR, HR) uint8 grey pairs: every channel of scikit-image's bundled photographs."""
     from skimage import data as skdata
@@ -67,12 +72,23 @@ def _sample(pairs, rng, batch, crop, scale):
 
 
 def _net(channels: int, scale: int):
+    """SR-LUT's model S with a skip: ``mlp(patch) + NEAREST·patch[0, 0]``, so the four
+    rotations start from nearest-neighbour upscaling and the MLP learns the detail."""
     import torch.nn as nn
-    layers = [nn.Conv2d(1, channels, 2)]
-    for _ in range(4):
-        layers += [nn.ReLU(), nn.Conv2d(channels, channels, 1)]
-    layers += [nn.ReLU(), nn.Conv2d(channels, scale * scale, 1)]
-    return nn.Sequential(*layers)
+
+    class SrNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            layers = [nn.Conv2d(1, channels, 2)]
+            for _ in range(4):
+                layers += [nn.ReLU(), nn.Conv2d(channels, channels, 1)]
+            layers += [nn.ReLU(), nn.Conv2d(channels, scale * scale, 1)]
+            self.mlp = nn.Sequential(*layers)
+
+        def forward(self, x):
+            return self.mlp(x) + NEAREST * x[:, :, :-1, :-1]
+
+    return SrNet()
 
 
 def _ensemble(net, lr, scale):
@@ -174,3 +190,105 @@ def train_srlut(out: str | Path, *, iterations: int = 2000, finetune: int = 500,
               "table_finetuned": str(out / f"table_{interval_bits}bit_ft.npy")}
     (out / "train.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
+
+
+def _lane_orbits(scale: int) -> list[list[int]]:
+    """The r² block lanes grouped into orbits of the quarter turn: rotation k's table lane
+    ``perm_k[u]`` lands on upright lane u, so only lanes of one orbit share equations."""
+    perms = [np.rot90(np.arange(scale * scale).reshape(scale, scale), BLOCK_ROT[k]).ravel()
+             for k in range(4)]
+    orbits, seen = [], set()
+    for u in range(scale * scale):
+        if u not in seen:
+            orbit = sorted({int(perms[k][u]) for k in range(4)})
+            seen.update(orbit)
+            orbits.append(orbit)
+    return orbits
+
+
+def _nearest_prior(plan: SrlutPlan) -> np.ndarray:
+    """Each rotation's quarter of the pattern's first pixel: nearest-neighbour upscaling."""
+    entries = np.arange(plan.levels ** plan.n)
+    first = entries // plan.strides[0]
+    return np.minimum(first * plan.q, 255)[:, None] / 4.0 * np.ones(plan.scale ** 2)
+
+
+def fit_srlut_table(*, pattern: str = "S", interval_bits: int = 5, scale: int = 4,
+                    samples: int = 200_000, ridge: float = 1.0, iterations: int = 300,
+                    seed: int = 0, pairs=None) -> tuple[SrlutPlan, dict]:
+    """The table minimising the golden's squared error on scikit-image's bundled images.
+
+    Before its final rounding the golden is linear in the table: HR pixel u of an LR pixel
+    is ``Σ_k Σ_j (w_kj / q) · T[idx_kj, perm_k[u]]`` (``SrlutPlan.rotation_vertices``). So
+    training is sparse linear least squares over ``samples`` LR pixels drawn (seeded) from
+    ``training_images``, one problem per lane orbit, ridge-regularised towards
+    nearest-neighbour upscaling (entries no training patch reaches keep that), solved by
+    LSQR in at most ``iterations`` steps, then rounded to int8. Deterministic for a seed.
+    ``pairs`` replaces the training images by other (LR, HR) uint8 grey pairs.
+    """
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.linalg import lsqr
+
+    t0 = time.monotonic()
+    r = scale
+    blank = SrlutPlan(pattern, interval_bits, r,
+                      np.zeros((((256 >> interval_bits) + 1) ** len(PATTERNS[pattern]), r * r),
+                               np.int8))
+    images = list(TRAIN_IMAGES) if pairs is None else f"{len(pairs)} given pairs"
+    pairs = training_images(r) if pairs is None else pairs
+    sizes = np.array([lr.size for lr, _ in pairs])
+    rng = np.random.default_rng(seed)
+    picks = np.sort(rng.choice(sizes.sum(), size=min(samples, int(sizes.sum())),
+                               replace=False))
+    owner = np.searchsorted(np.cumsum(sizes), picks, side="right")
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    verts, weights, targets = [], [], []
+    for i, (lr, hr) in enumerate(pairs):
+        flat = picks[owner == i] - starts[i]
+        if not len(flat):
+            continue
+        h, w = lr.shape
+        p = blank.radius
+        padded = np.pad(lr.astype(np.int64), p, mode="reflect")
+        y, x = np.divmod(flat, w)
+        per_k = [blank.simplex(np.stack([padded[p + y + dy, p + x + dx]
+                                         for dy, dx in rotated_pattern(blank.offsets, k)]))
+                 for k in range(4)]
+        verts.append(np.stack([v for v, _ in per_k]))
+        weights.append(np.stack([wt for _, wt in per_k]))
+        blocks = hr.reshape(h, r, w, r).transpose(0, 2, 1, 3).reshape(h * w, r * r)
+        targets.append(blocks[flat])
+    verts = np.concatenate(verts, axis=2)        # (4 rotations, n+1, N)
+    weights = np.concatenate(weights, axis=2) / blank.q
+    targets = np.concatenate(targets).astype(np.float64)   # (N, r²)
+    count = targets.shape[0]
+    perms = [np.rot90(np.arange(r * r).reshape(r, r), BLOCK_ROT[k]).ravel() for k in range(4)]
+    prior = _nearest_prior(blank)
+    table = prior.copy()
+    residuals = []
+    for orbit in _lane_orbits(r):
+        pos = {lane: i for i, lane in enumerate(orbit)}
+        rows, cols, vals = [], [], []
+        for row_block, u in enumerate(orbit):
+            row = row_block * count + np.arange(count)
+            for k in range(4):
+                col_lane = pos[int(perms[k][u])]
+                for j in range(verts.shape[1]):
+                    rows.append(row)
+                    cols.append(verts[k, j] * len(orbit) + col_lane)
+                    vals.append(weights[k, j])
+        a = csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                       shape=(len(orbit) * count, len(prior) * len(orbit)))
+        x0 = prior[:, orbit].ravel()
+        b = targets[:, orbit].T.ravel() - a @ x0
+        sol = lsqr(a, b, damp=np.sqrt(ridge), iter_lim=iterations)
+        table[:, orbit] = (x0 + sol[0]).reshape(len(prior), len(orbit))
+        residuals.append(float(sol[3]))
+    tuned = np.clip(np.round(table), -128, 127).astype(np.int8)
+    plan = SrlutPlan(pattern, interval_bits, r, tuned, name=f"fit_{pattern}_{interval_bits}bit")
+    info = {"method": "least squares on the golden's interpolation (LSQR, ridge to nearest)",
+            "pattern": pattern, "interval_bits": interval_bits, "samples": count,
+            "ridge": ridge, "iterations": iterations, "seed": seed,
+            "table_bytes": plan.table_bytes, "seconds": round(time.monotonic() - t0, 1),
+            "images": images}
+    return plan, info
