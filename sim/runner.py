@@ -98,7 +98,8 @@ def run_sim(artefact: Artefact | str | Path, *, simulator: str = "verilator",
             waves: bool = False, backpressure: bool = False, seed: int = 1,
             limit: int = 0, build_root: Path | None = None,
             design: tuple[list[Path], str] | None = None, bench: str | None = None,
-            sim_dir: Path | None = None, extra_env: dict[str, str] | None = None) -> SimResult:
+            sim_dir: Path | None = None, extra_env: dict[str, str] | None = None,
+            progress=None) -> SimResult:
     """Build the artefact's RTL (once per distinct source) and run its cocotb bench on it.
 
     The bench is the module named by the manifest's ``sim.bench`` (default: the element
@@ -112,6 +113,10 @@ def run_sim(artefact: Artefact | str | Path, *, simulator: str = "verilator",
 
     A board-level run passes ``design=(extra Verilog sources, top module)`` (the artefact's
     RTL is always compiled), its ``bench``, its own ``sim_dir`` and ``extra_env``.
+
+    ``progress(stage, done, total)`` hears ``("building", None, None)``, then
+    ``("simulating", done, total)`` while the bench reports vectors (``sim.bench.common
+    .report_progress``) — from another thread.
     """
     from cocotb_tools.runner import get_runner
 
@@ -150,6 +155,8 @@ def run_sim(artefact: Artefact | str | Path, *, simulator: str = "verilator",
         runner = get_runner(simulator)
         if not log.isEnabledFor(logging.INFO):  # the runner logs every command at INFO
             runner.log.setLevel(logging.WARNING)
+        progress = progress or (lambda stage, done, total: None)
+        progress("building", None, None)
         try:
             runner.build(sources=[str(s) for s in sources],
                          hdl_toplevel=top, build_dir=str(build_dir),
@@ -160,11 +167,13 @@ def run_sim(artefact: Artefact | str | Path, *, simulator: str = "verilator",
             tail = _tail(sim_dir / "build.log")
             raise SimError(f"{simulator} failed to build {top}: {exc}\n{tail}") \
                 from None
+        progress("simulating", None, None)
         try:
-            runner.test(test_module=bench, hdl_toplevel=top,
-                        build_dir=str(build_dir), test_dir=str(test_dir), waves=waves,
-                        seed=seed, extra_env=extra_env, results_xml=str(results_xml),
-                        log_file=str(log_file))
+            with _watch_progress(sim_dir / PROGRESS_FILE, progress):
+                runner.test(test_module=bench, hdl_toplevel=top,
+                            build_dir=str(build_dir), test_dir=str(test_dir), waves=waves,
+                            seed=seed, extra_env=extra_env, results_xml=str(results_xml),
+                            log_file=str(log_file))
         except (SystemExit, Exception) as exc:
             if not results_xml.exists():
                 raise SimError(f"{simulator} run failed: {exc}\n{_tail(log_file)}") from None
@@ -187,6 +196,41 @@ def run_sim(artefact: Artefact | str | Path, *, simulator: str = "verilator",
                      mismatches=summary["mismatches"] or failures,
                      cycles=summary["cycles"]["max"], results_xml=results_xml,
                      outputs=sim_dir / "outputs.npz", waves=wave_file)
+
+
+PROGRESS_FILE = "progress.json"
+
+
+@contextmanager
+def _watch_progress(path: Path, progress, interval: float = 0.5):
+    """Reads the bench's ``{"done", "total"}`` from ``path`` every ``interval`` seconds and
+    hands it to ``progress`` until the block ends."""
+    import threading
+
+    path.unlink(missing_ok=True)
+    stop = threading.Event()
+
+    def poll(seen):
+        try:
+            now = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return seen
+        if now != seen:
+            progress("simulating", now.get("done"), now.get("total"))
+        return now
+
+    def watch():
+        seen = None
+        while not stop.wait(interval):
+            seen = poll(seen)
+        poll(seen)  # the bench's last report, written just before it ended
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _failures(results_xml: Path) -> list[str]:

@@ -16,7 +16,7 @@ from cocotb.triggers import ClockCycles, FallingEdge
 
 from rtl_gen.artefact import Artefact, atomic_write
 
-__all__ = ["BenchSettings", "settings", "start", "write_results"]
+__all__ = ["BenchSettings", "settings", "start", "write_results", "report_progress"]
 
 
 @dataclass
@@ -67,3 +67,18 @@ def write_results(out_dir: Path, summary: dict, **arrays: np.ndarray) -> None:
     np.savez(buf, **arrays)
     atomic_write(Path(out_dir) / "outputs.npz", buf.getvalue())
     atomic_write(Path(out_dir) / "summary.json", json.dumps(summary, indent=2) + "\n")
+
+
+_last_report = [0.0]
+
+
+def report_progress(out_dir: Path, done: int, total: int, *, every_s: float = 0.25) -> None:
+    """Tells ``sim.runner`` (which shows it) that ``done`` of ``total`` vectors are checked:
+    ``progress.json`` in ``out_dir``, rewritten at most every ``every_s`` seconds and always
+    for the last vector."""
+    import time
+    now = time.monotonic()
+    if done < total and now - _last_report[0] < every_s:
+        return
+    _last_report[0] = now
+    atomic_write(Path(out_dir) / "progress.json", json.dumps({"done": done, "total": total}))

@@ -20,7 +20,7 @@ from cocotb.triggers import FallingEdge, RisingEdge
 
 from rtl_gen.artefact import atomic_write
 
-from .common import settings, start, write_results
+from .common import report_progress, settings, start, write_results
 
 MAX_REPORTED = 20
 
@@ -115,6 +115,7 @@ async def outputs_match_golden(dut):
                     f"vector {n}: layer '{last_layer['name']}' ({last_layer['op']}) output "
                     f"'{out_tensor}'[{index}]: expected {expected[n, index]}, "
                     f"got {got[n, index]}")
+        report_progress(bench.out_dir, n + 1, len(inputs))
 
     write_results(bench.out_dir, {
         "vectors": int(len(inputs)), "mismatching_elements": mismatch_count,
