@@ -1,6 +1,8 @@
 """``nnloom bench``: every engine's benchmark, one markdown table and one JSON file.
 
-An engine adds ``BENCHES[name] = fn(out_dir: Path) -> list[dict]``: one flat dict per
+An engine adds ``BENCHES[name] = fn(out_dir: Path) -> list[dict]``; a benchmark with long
+sweeps also takes ``full: bool`` (``nnloom bench --full``) and keeps its default run short, so
+that ``nnloom bench`` ends within 30 minutes on a 2-core machine. One flat dict per
 configuration measured (``engine``, ``config``, ``family`` and figures such as ``lut4``,
 ``ff``, ``dsp``, ``ram``, ``fmax_mhz``, ``cycles``, ``accuracy``...). ``run_all`` runs them,
 keeps going when one fails (its error becomes a row), and writes ``bench.md`` and
@@ -11,6 +13,7 @@ time. The dense engine's own benchmark is here too.
 from __future__ import annotations
 
 import datetime
+import inspect
 import json
 import logging
 import time
@@ -57,10 +60,12 @@ def _versions() -> dict:
     return out
 
 
-def run_all(out_dir: Path, *, engines: list[str] | None = None,
-            progress: Callable[[str], None] = lambda name: None) -> tuple[list[dict], Path]:
+def run_all(out_dir: Path, *, engines: list[str] | None = None, full: bool = False,
+            progress: Callable[[str, int, int], None] = lambda name, done, total: None) \
+        -> tuple[list[dict], Path]:
     """Run the benchmarks of ``engines`` (default: all) into ``out_dir/<engine>/``; returns
-    the rows and the path of ``bench.md``."""
+    the rows and the path of ``bench.md``. ``progress(name, done, total)`` hears each engine
+    as it starts, with the number of engines done before it."""
     out_dir = Path(out_dir)
     names = engines or sorted(BENCHES)
     unknown = [n for n in names if n not in BENCHES]
@@ -68,28 +73,40 @@ def run_all(out_dir: Path, *, engines: list[str] | None = None,
         raise ValueError(f"no benchmark for {', '.join(unknown)}; available: "
                          f"{', '.join(sorted(BENCHES))}")
     rows, timings = [], {}
-    for name in names:
-        progress(name)
+    for done, name in enumerate(names):
+        progress(name, done, len(names))
         start = time.monotonic()
         try:
-            rows += BENCHES[name](out_dir / name)
+            bench = BENCHES[name]
+            takes_full = "full" in inspect.signature(bench).parameters
+            rows += bench(out_dir / name, full=full) if takes_full else bench(out_dir / name)
         except Exception as exc:  # one engine's failure must not hide the others' figures
             log.error("bench %s failed: %s", name, traceback.format_exc())
             rows.append({"engine": name, "config": "FAILED", "family": None,
                          "error": f"{type(exc).__name__}: {exc}"})
         timings[name] = round(time.monotonic() - start, 1)
     stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    result = {"date": stamp, "versions": _versions(), "seconds": timings, "rows": rows}
+    result = {"date": stamp, "versions": _versions(), "seconds": timings, "full": full,
+              "rows": rows}
     atomic_write(out_dir / "bench.json", json.dumps(result, indent=2, sort_keys=True) + "\n")
-    md = (f"# nnloom bench, {stamp}\n\n{markdown_table(rows)}\n"
+    md = (f"# nnloom bench{' --full' if full else ''}, {stamp}\n\n{markdown_table(rows)}\n"
           f"Seconds per engine: {', '.join(f'{k} {v}' for k, v in timings.items())}\n")
     atomic_write(out_dir / "bench.md", md)
     return rows, out_dir / "bench.md"
 
 
-def bench_dense(out_dir: Path, *, lanes: tuple[int, ...] = (1, 2, 4, 8),
-                families: tuple[str, ...] = ("ice40", "ecp5")) -> list[dict]:
-    """The dense engine on the digits MLP: resources, Fmax and latency per lane count."""
+DENSE_LANES = (1, 4)
+DENSE_LANES_FULL = (1, 2, 4, 8)
+
+
+def bench_dense(out_dir: Path, *, full: bool = False, lanes: tuple[int, ...] | None = None,
+                families: tuple[str, ...] = ("ice40", "ecp5"),
+                progress: Callable[[int, int, str], None] = lambda done, total, text: None) \
+        -> list[dict]:
+    """The dense engine on the digits MLP: resources, Fmax and latency per lane count
+    (``DENSE_LANES``, or ``DENSE_LANES_FULL`` with ``full``), out of context on each family.
+    ``progress(done, total, text)`` hears each synthesis as it starts."""
+    lanes = lanes or (DENSE_LANES_FULL if full else DENSE_LANES)
     import numpy as np
 
     from frontends.examples.digits_mlp import make_digits_mlp
@@ -109,10 +126,12 @@ def bench_dense(out_dir: Path, *, lanes: tuple[int, ...] = (1, 2, 4, 8),
     labelled = vectors["labels"] >= 0  # edge-case vectors carry no label
     accuracy = float((vectors["outputs"].argmax(1) == vectors["labels"])[labelled].mean())
     rows = []
-    for n in lanes:
+    for i, n in enumerate(lanes):
         art = Artefact(write_artefact(graph, out_dir / f"lanes{n}", vectors=vectors, lanes=n))
         cycles, macs = art.manifest["latency_cycles"], art.manifest["macs"]
-        for family in families:
+        for j, family in enumerate(families):
+            progress(i * len(families) + j, len(lanes) * len(families),
+                     f"{n} lanes on {family}")
             clock = 12.0 if family == "ice40" else 25.0
             row = {"engine": "dense", "config": f"digits MLP, {n} lanes", "family": family}
             try:

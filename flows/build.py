@@ -107,9 +107,10 @@ def board_clock(spec, clock_mhz: float | None = None):
 
 
 def build(artefact: Artefact | str | Path, board: str, *, seed: int = 1,
-          clock_mhz: float | None = None) -> BuildReport:
+          clock_mhz: float | None = None, progress=None) -> BuildReport:
     """Build ``artefact`` for ``board`` with the engine at ``clock_mhz`` (default: the
-    board's target); writes ``build/<board>/`` and its ``report.json``."""
+    board's target); writes ``build/<board>/`` and its ``report.json``. ``progress(step)``
+    hears each tool as it starts (``"yosys"``, ``"nextpnr-ice40"``, ...)."""
     from boards import get_board
     from boards.top import BoardTop
 
@@ -139,8 +140,9 @@ def build(artefact: Artefact | str | Path, board: str, *, seed: int = 1,
     start = time.monotonic()
     log_path = build_dir / "build.log"
     with open(log_path, "w") as log_file:
-        proc = subprocess.run(["sh", "build_top.sh"], cwd=build_dir, env=env,
-                              stdout=log_file, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(["sh", "build_top.sh"], cwd=build_dir, env=env,
+                                stdout=log_file, stderr=subprocess.STDOUT)
+        _follow_steps(proc, spec.family, build_dir, progress or (lambda step: None))
     seconds = time.monotonic() - start
     if proc.returncode != 0:
         _raise_tool_failure(spec, build_dir, env)
@@ -161,6 +163,25 @@ def build(artefact: Artefact | str | Path, board: str, *, seed: int = 1,
                          f"{build_dir / 'top.tim'}); the bitstream would not work; ask for a "
                          f"slower clock with --clock")
     return result
+
+
+def _follow_steps(proc: subprocess.Popen, family: str, build_dir: Path, progress,
+                  interval: float = 0.5) -> None:
+    """Waits for the build script, telling ``progress`` the tool that runs: the one whose
+    predecessor's product exists."""
+    synthesized, placed, pack, _ = _PRODUCTS[family]
+    steps = [("yosys", None), (f"nextpnr-{family}", synthesized), (pack, placed)]
+    current = None
+    while True:
+        step = [name for name, after in steps if after is None or (build_dir / after).exists()]
+        if step[-1] != current:
+            current = step[-1]
+            progress(current)
+        try:
+            proc.wait(timeout=interval)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def _raise_tool_failure(spec, build_dir: Path, env: dict):

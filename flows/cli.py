@@ -14,6 +14,8 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
+from .progress import progress
+
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Compressed neural networks to bit-exact Verilog and FPGA bitstreams.")
 bench_app = typer.Typer(invoke_without_command=True,
@@ -263,14 +265,24 @@ def _accuracy(outputs: np.ndarray, labels: np.ndarray) -> tuple[float | None, in
     return float((outputs[mask].argmax(axis=1) == labels[mask]).mean()), int(mask.sum())
 
 
+def _sim_progress(update, name: str):
+    """``run_sim``'s progress callback that moves the bar ``update`` of ``flows.progress``."""
+    def step(stage, done, total):
+        text = f"{name}: building the simulator" if stage == "building" else \
+            f"{name}: vectors simulated"
+        update(done, total, text)
+    return step
+
+
 def _sim(artefact_dir: Path, *, simulator: str, waves: bool, backpressure: bool, limit: int):
     from rtl_gen.artefact import Artefact
     from sim.runner import SimError, run_sim
 
     artefact = Artefact(artefact_dir)
-    with console.status(f"simulating {artefact.name} with {simulator}…"):
+    with progress(console, f"{artefact.name}: {simulator}") as update:
         result = run_sim(artefact, simulator=simulator, waves=waves,
-                         backpressure=backpressure, limit=limit)
+                         backpressure=backpressure, limit=limit,
+                         progress=_sim_progress(update, f"{artefact.name}: {simulator}"))
     if not result.passed:
         details = "\n".join(result.mismatches[:20])
         raise SimError(f"RTL simulation of {artefact.name} does not match the golden model "
@@ -296,8 +308,10 @@ def sim(artefact: Path = typer.Argument(..., help="Artefact folder from `nnloom 
                 get_board(board)
             except ValueError as exc:
                 raise _Fail(str(exc)) from None
-            with console.status(f"simulating the {board} board top through its UART…"):
-                result = run_board_sim(artefact, board, limit=limit or 4, waves=waves)
+            name = f"{board} board top, UART"
+            with progress(console, name) as update:
+                result = run_board_sim(artefact, board, limit=limit or 4, waves=waves,
+                                       progress=_sim_progress(update, name))
             if not result.passed:
                 raise SimError(f"board-level simulation on {board} does not match the golden:\n"
                                + "\n".join(result.mismatches[:20]))
@@ -366,8 +380,10 @@ def _build(artefact_dir: Path, board: str, clock: Optional[float] = None):
         spec = get_board(board)
     except ValueError as exc:
         raise _Fail(str(exc)) from None
-    with console.status(f"building {artefact_dir.name} for {spec.name} (yosys, nextpnr, pack)…"):
-        return run_build(artefact_dir, spec.name, clock_mhz=clock)
+    name = f"building {artefact_dir.name} for {spec.name}"
+    with progress(console, name) as update:
+        return run_build(artefact_dir, spec.name, clock_mhz=clock,
+                         progress=lambda step: update(description=f"{name}: {step}"))
 
 
 def _clock_help() -> str:
@@ -550,7 +566,9 @@ def _bench_all(ctx: typer.Context,
                out: Path = typer.Option(Path("out/bench"), "--out", "-o",
                                         help="Folder for every engine's results."),
                engines: Optional[str] = typer.Option(None, help="Comma-separated engines "
-                                                     "(default: all).")):
+                                                     "(default: all)."),
+               full: bool = typer.Option(False, "--full", help="The long sweeps too (every "
+                                         "configuration of the benchmarks that have them).")):
     """Run every engine's benchmark (or one: `nnloom bench ENGINE`); write bench.md and
     bench.json into OUT."""
     if ctx.invoked_subcommand:
@@ -558,10 +576,11 @@ def _bench_all(ctx: typer.Context,
     def body():
         from .bench import BENCHES, markdown_table, run_all
         names = [e.strip() for e in engines.split(",")] if engines else None
-        with console.status("benchmarks…") as status:
+        with progress(console, "bench") as update:
             try:
-                rows, md = run_all(out, engines=names,
-                                   progress=lambda n: status.update(f"bench {n}…"))
+                rows, md = run_all(out, engines=names, full=full,
+                                   progress=lambda name, done, total:
+                                   update(done, total, f"bench {name}"))
             except ValueError as exc:
                 raise _Fail(str(exc)) from None
         console.print(markdown_table(rows))
@@ -572,12 +591,15 @@ def _bench_all(ctx: typer.Context,
 
 
 @bench_app.command("dense")
-def bench_dense_command(out: Path = typer.Option(Path("out/bench/dense"), "--out", "-o")):
+def bench_dense_command(out: Path = typer.Option(Path("out/bench/dense"), "--out", "-o"),
+                        full: bool = typer.Option(False, "--full", help="Every lane count "
+                                                  "(1, 2, 4, 8), not just 1 and 4.")):
     """The dense engine on the digits MLP: LUT4/FF/DSP/RAM, Fmax, cycles per lane count."""
     def body():
         from .bench import bench_dense, markdown_table
-        with console.status("bench dense: 4 lane counts × 2 FPGA families…"):
-            rows = bench_dense(out)
+        with progress(console, "bench dense") as update:
+            rows = bench_dense(out, full=full, progress=lambda done, total, text:
+                               update(done, total, f"bench dense: {text}"))
         console.print(markdown_table(rows))
     _run(body)
 

@@ -44,3 +44,23 @@ def test_cli_runs_selected_engines(fake_benches, tmp_path):
     assert result.exit_code == 1
     assert "no benchmark for nope; available: bad, good" in result.output
     assert not (tmp_path / "x").exists()
+
+
+def test_full_reaches_only_the_benches_that_take_it(monkeypatch, tmp_path):
+    seen = []
+
+    def sweeps(out_dir, *, full=False):
+        seen.append(full)
+        return [{"engine": "sweeps", "config": "full" if full else "short", "family": None}]
+
+    def plain(out_dir):
+        return [{"engine": "plain", "config": "only", "family": None}]
+    monkeypatch.setattr(bench, "BENCHES", {"sweeps": sweeps, "plain": plain})
+    steps = []
+    rows, md = bench.run_all(tmp_path, full=True, progress=lambda *step: steps.append(step))
+    assert seen == [True] and [r["config"] for r in rows] == ["only", "full"]
+    assert steps == [("plain", 0, 2), ("sweeps", 1, 2)]
+    assert md.read_text().startswith("# nnloom bench --full, ")
+    result = CliRunner().invoke(app, ["bench", "-o", str(tmp_path / "short")])
+    assert result.exit_code == 0, result.output
+    assert seen == [True, False] and "| sweeps | short |" in result.output
