@@ -266,3 +266,30 @@ def test_golden_is_exact_where_onnxruntime_u8s8_saturates(tmp_path):
                     0, 255)
     golden = reference.run(graph, xq)[graph.outputs[0]]
     assert np.abs(golden - exact).max() <= 1 and (golden != exact).mean() < 0.01
+
+
+def test_facts_of_integer_op_layers(tmp_path):
+    """QLinearConv and MatMulInteger layers as `nnloom inspect` reports them."""
+    from frontends.facts import layer_facts
+
+    rng = np.random.default_rng(4)
+    w = rng.integers(-127, 128, (4, 2, 3, 3)).astype(np.int8)
+    w[1] = 0                                            # a pruned output channel
+    inits = {"sx": np.float32(0.02), "zx": np.int8(0), "w": w, "sw": np.float32(0.01),
+             "zw": np.int8(0), "sc": np.float32(0.1), "zc": np.int8(0),
+             "shape": np.array([1, -1]), "wm": rng.integers(-7, 8, (64, 3)).astype(np.int8),
+             "s": np.float32(0.1 * 0.01), "sy": np.float32(0.2), "zy": np.int8(0)}
+    core = [helper.make_node("QLinearConv", ["xq", "sx", "zx", "w", "sw", "zw", "sc", "zc"],
+                             ["cq"], name="qconv", pads=[1, 1, 1, 1], strides=[2, 2]),
+            helper.make_node("Reshape", ["cq", "shape"], ["fq"], name="flat"),
+            helper.make_node("MatMulInteger", ["fq", "wm", "zc", "zw"], ["acc"], name="mmi"),
+            helper.make_node("Cast", ["acc"], ["accf"], to=TensorProto.FLOAT),
+            helper.make_node("Mul", ["accf", "s"], ["m"]),
+            helper.make_node("QuantizeLinear", ["m", "sy", "zy"], ["yq"], name="q_out")]
+    path = _int_model(tmp_path, core, inits, [1, 2, 8, 8], [1, 3], "intfacts")
+    conv, dense = layer_facts(import_onnx(path))
+    assert (conv.op, conv.source_op, conv.macs) == ("conv", "QLinearConv", 4 * 4 * 4 * 2 * 9)
+    assert conv.pruned_outputs == (1,) and conv.weight_dtype == "int8"
+    assert (dense.source_op, dense.macs, dense.weight_bits) == ("MatMulInteger", 64 * 3, 4)
+    assert dense.input_shape == conv.output_shape == (4, 4, 4)   # Reshape adds no node
+    assert dense.output_dtype == "int8"

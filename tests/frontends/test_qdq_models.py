@@ -199,3 +199,28 @@ def test_avgpool_differs_only_at_exact_ties(qdq_models, tmp_path):
     differ = y != yo
     assert differ.any() and np.abs(y - yo).max() == 1
     assert tie[differ].all()
+
+
+@pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])
+def test_inspect_facts_of_torch_exports(qdq_models, dynamo):
+    """`nnloom inspect` on both exporters' QDQ models: every layer listed, MACs from the torch
+    module's geometry, the depthwise conv's group, nothing unsupported."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    path, _ = qdq_models["convnet", dynamo]
+    result = CliRunner().invoke(app, ["inspect", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["error"] is None and data["unsupported"] == []
+    layers = data["layers"]
+    assert [f["op"] for f in layers] == [n.op for n in import_onnx(path).nodes]
+    c1, dw, pw = layers[:3]
+    assert c1["macs"] == 8 * 8 * 8 * 3 * 9              # Cout * H * W * Cin * kh * kw
+    assert dw["macs"] == 8 * 4 * 4 * 1 * 9              # depthwise, stride 2
+    assert pw["macs"] == 8 * 4 * 4 * 8
+    assert layers[-2]["macs"] == 16 * 5 and layers[-2]["weight_dtype"] == "int8"
+    assert "gemm" in c1["engines"] and layers[-1]["engines"] == ["smurf"]
