@@ -11,8 +11,8 @@ What the fake-quantized network computes (float32, the same steps QONNX ``Quant`
 - input: ``c_x = clamp(round_half_even(x / s_x), lo, hi)``, signed or unsigned ``input_bits``;
 - a layer with per-output-channel weight scale ``s_w[n] = max|W[n]| / (2**(b-1) - 1)``:
   ``c_w = clamp(round(W / s_w), -(2**(b-1) - 1), 2**(b-1) - 1)`` (narrow, so 2 bits is
-  ternary), bias ``c_b = round(b / (s_x * s_w))`` on the accumulator's scale (as Brevitas
-  ``Int32Bias``), ``acc = c_x * c_w + c_b`` summed exactly (integer-valued float32 while
+  ternary), bias ``c_b = clamp(round(b / (s_x * s_w)))`` to int32, on the accumulator's scale
+  (as Brevitas ``Int32Bias``), ``acc = c_x * c_w + c_b`` summed exactly (integer-valued float32 while
   ``|acc| < 2**24``), ``y = acc * s_x * s_w``;
 - then an optional ReLU and the activation quantizer ``c_y = clamp(round(y / s_y), lo, hi)``,
   unsigned ``act`` bits after a ReLU, signed otherwise; ``s_y = running max / q_max``,
@@ -126,7 +126,8 @@ class QuantLayer(nn.Module):
     def bias_codes(self, in_scale: torch.Tensor) -> torch.Tensor | None:
         if self.layer.bias is None:
             return None
-        return _round_ste(self.layer.bias / self.bias_scale(in_scale))
+        return torch.clamp(_round_ste(self.layer.bias / self.bias_scale(in_scale)),
+                           -(1 << 31), (1 << 31) - 1)
 
     def forward(self, codes: torch.Tensor, in_scale: torch.Tensor) -> torch.Tensor:
         cw, cb = self.weight_codes(), self.bias_codes(in_scale)
