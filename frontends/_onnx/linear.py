@@ -68,7 +68,11 @@ def add_bias(acc: Accumulator, bias, label: str) -> Accumulator:
     real = np.broadcast_to(real, (n,))
     codes = np.rint(real / acc.acc_scale).astype(np.int64)
     if not np.allclose(codes * acc.acc_scale, real, rtol=1e-5, atol=0):
-        log.info("%s: bias is not on the accumulator's scale; rounded to it", label)
+        err = float(np.abs(real / acc.acc_scale - codes).max())
+        log.warning("%s: bias is not on the accumulator's scale; rounded to it (up to %.2f "
+                    "accumulator LSBs), so outputs can differ from the float-bias model near "
+                    "rounding boundaries. For bit-exactness quantize the bias on the scale "
+                    "input x weight (Brevitas Int32Bias)", label, err)
     return replace(acc, bias=codes if acc.bias is None else acc.bias + codes)
 
 

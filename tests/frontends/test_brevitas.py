@@ -179,3 +179,34 @@ def test_flow_generate_and_simulate_on_the_dense_engine(exported, tmp_path):
     result = runner.invoke(app, ["sim", str(art)])
     assert result.exit_code == 0, result.output
     assert "bit-exact" in result.output
+
+
+def test_float_bias_is_rounded_with_a_warning(tmp_path, caplog):
+    """Brevitas's default QuantLinear keeps a float bias; the importer rounds it to the
+    accumulator's LSB and says so, naming the node and the way to bit-exactness."""
+    import logging
+    import warnings
+
+    import brevitas.nn as qnn
+    from brevitas.export import export_qonnx
+    from brevitas.quant import Int8ActPerTensorFloat
+    from torch import nn
+
+    torch.manual_seed(3)
+    model = nn.Sequential(qnn.QuantIdentity(bit_width=8, return_quant_tensor=True),
+                          qnn.QuantLinear(6, 3, bias=True, weight_bit_width=4,
+                                          output_quant=Int8ActPerTensorFloat))
+    model.train()
+    with torch.no_grad():
+        model[1].bias.uniform_(-1, 1)
+        model(torch.randn(32, 6))
+    model.eval()
+    path = tmp_path / "float_bias.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        export_qonnx(model, torch.zeros(1, 6), str(path), dynamo=False)
+    with caplog.at_level(logging.WARNING, logger="frontends.onnx_import"):
+        graph = import_onnx(path)
+    assert graph.nodes[0].op == "dense"
+    (message,) = [r.getMessage() for r in caplog.records if "bias" in r.getMessage()]
+    assert message.startswith("node '/1/Gemm' (Gemm, opset ") and "Int32Bias" in message
