@@ -391,12 +391,13 @@ def run_bench(out: Path, *, width: int, height: int, synth: bool, console,
         quality[name] = float(np.mean([psnr_y(h, plan.reference(l)) for l, h in set5]))
 
     lr, hr = set5[2]
-    side_by_side(lr, {f"bicubic {psnr_y(hr, bicubic_upscale(lr, 4)):.2f} dB":
-                      bicubic_upscale(lr, 4),
-                      f"nnloom SR-LUT-S 5-bit {psnr_y(hr, plans['srlut-S-5bit'].reference(lr)):.2f} dB":
-                      plans["srlut-S-5bit"].reference(lr),
-                      f"nnloom HKLUT-S (golden) {psnr_y(hr, hklut.reference(lr)):.2f} dB":
-                      hklut.reference(lr), "high resolution": hr},
+    shown = {"bicubic": bicubic_upscale(lr, 4),
+             "nnloom SR-LUT-S 5-bit": plans["srlut-S-5bit"].reference(lr),
+             "nnloom HKLUT-S": hklut.reference(lr)}
+    if "trained-S-5bit" in plans:
+        shown["nnloom S 5-bit, trained here"] = plans["trained-S-5bit"].reference(lr)
+    side_by_side(lr, {**{f"{k} {psnr_y(hr, v):.2f} dB": v for k, v in shown.items()},
+                      "high resolution": hr},
                  out / "side_by_side.png")
 
     rows = []

@@ -59,3 +59,25 @@ def test_generate_engine_lutnet_is_deterministic(tmp_path, table5):
     m = json.loads((tmp_path / "a" / "manifest.json").read_text())
     assert m["engine"] == "lutnet" and m["sim"]["bench"] == "sim.bench.lutnet_bench"
     assert m["parameters"]["interval_bits"] == 6
+
+
+def test_generate_hklut_puts_msb_tables_in_spram_on_the_up5k(tmp_path):
+    import json
+    hk = DATA / "hklut"
+    if not hk.is_dir():
+        pytest.skip(f"reference data not found at {DATA.resolve()}")
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "x.npz", x=rng.integers(0, 256, (2, 4, 5), dtype=np.uint8))
+    res = runner.invoke(app, ["lutnet", "generate", str(hk), "-o", str(tmp_path / "a"),
+                              "--data", str(tmp_path / "x.npz"), "--family", "ice40"])
+    assert res.exit_code == 0, res.output
+    assert "SPRAM" in res.output and "0.33 HR px/cycle" in res.output
+    m = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    assert m["variant"] == "hklut" and m["parameters"]["msb_memory"] == "spram"
+    assert m["streams"]["load"]["elements"] == 2 * 3 * 4096
+    with np.load(tmp_path / "a" / "vectors" / "golden.npz") as f:
+        assert f["outputs"].shape == (2, 16, 20) and f["tables"].shape == (2 * 3 * 4096,)
+    res = runner.invoke(app, ["lutnet", "generate", str(hk), "-o", str(tmp_path / "b"),
+                              "--family", "gowin"])
+    assert res.exit_code == 1 and "unknown FPGA family 'gowin'" in res.output
+    assert not (tmp_path / "b").exists()
