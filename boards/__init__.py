@@ -1,8 +1,9 @@
 """The boards nnloom builds for: platform glue on top of ``amaranth-boards``.
 
 ``BOARDS`` maps a board name to its ``BoardSpec``: the platform, the device, the oscillator and
-the engine's default clock target (a PLL makes it, ``boards.clocking``), the resources nextpnr reports (to turn utilisation into percentages), and the Yosys options
-and tool variables the build uses. ``boards.top.BoardTop`` puts an engine on a board.
+the engine's default clock target (a PLL makes it, ``boards.clocking``), the resources nextpnr
+reports (to turn utilisation into percentages), and the Yosys options and tool variables the
+build uses. ``boards.top.BoardTop`` puts an engine on a board.
 """
 
 from __future__ import annotations

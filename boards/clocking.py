@@ -248,8 +248,9 @@ def _within(value: float, limits: tuple[float, float]) -> bool:
 def plan_clock(family: str, *, f_in: float, f_target: float,
                tolerance: float = TOLERANCE):
     """The PLL settings of ``family`` whose output is nearest ``f_target`` (Hz) from an
-    ``f_in`` oscillator; among equals, the one whose VCO is nearest the middle of its range. Raises ``ClockError`` when no setting
-    comes within ``tolerance`` of the target, naming the nearest ones."""
+    ``f_in`` oscillator; among equals, the one whose VCO is nearest the middle of its range.
+    Raises ``ClockError`` when no setting comes within ``tolerance`` of the target, naming
+    the nearest ones."""
     if family not in _PLLS:
         raise ClockError(f"no PLL is known for the FPGA family {family!r}")
     kind = _PLLS[family]
@@ -315,9 +316,10 @@ class PllClock(wiring.Component):
 
 
 class LockHold(wiring.Component):
-    """``ready`` rises ``cycles + 3`` cycles after ``lock`` rises (two synchroniser flops,
-    then ``cycles`` counted, then one register) and falls two cycles after ``lock`` falls.
-    Its ``sync`` domain needs no reset: it runs from the PLL's output, before any reset."""
+    """``ready`` rises at the ``cycles + 3``-th clock edge that sees ``lock`` high (two
+    synchroniser flops, ``cycles`` counted, one register) and falls at the third edge that
+    sees it low. Its ``sync`` domain needs no reset: it runs from the PLL's output, before
+    there is any reset."""
 
     lock: In(1)
     ready: Out(1)

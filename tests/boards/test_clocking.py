@@ -111,9 +111,10 @@ def test_lock_hold():
     sim.add_clock(1e-6)
     sim.add_testbench(bench)
     sim.run()
-    # lock is set before the edge of cycle 3 and cleared before the edge of cycle 20
-    assert seen.index(1) == 3 + 5 + 2
-    assert seen[seen.index(1):].index(0) + seen.index(1) == 20 + 2
+    # lock is high from edge 3 to edge 19: ready from the 8th edge that sees it (edge 10)
+    # to the 3rd edge that sees it low (edge 22)
+    assert seen.index(1) == 3 + (5 + 3) - 1
+    assert seen[seen.index(1):].index(0) + seen.index(1) == 20 + 3 - 1
     with pytest.raises(ValueError, match=r"^LockHold cycles must be at least 1, not 0$"):
         LockHold(cycles=0)
 
