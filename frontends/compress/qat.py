@@ -9,9 +9,10 @@ is the integer graph nnloom imports; ``finetune`` trains it with straight-throug
 What the fake-quantized network computes (float32, the same steps QONNX ``Quant`` takes):
 
 - input: ``c_x = clamp(round_half_even(x / s_x), lo, hi)``, signed or unsigned ``input_bits``;
-- a layer with per-output-channel weight scale ``s_w[n] = max|W[n]| / (2**(b-1) - 1)``:
-  ``c_w = clamp(round(W / s_w), -(2**(b-1) - 1), 2**(b-1) - 1)`` (narrow, so 2 bits is
-  ternary), bias ``c_b = clamp(round(b / (s_x * s_w)))`` to int32, on the accumulator's scale
+- a layer with per-output-channel weight scale ``s_w[n] = max|W[n]| / (2**(b-1) - 1)``
+  (2 bits: ``2 * 0.7 * rms(W[n])``, so that the ternary threshold ``s_w / 2`` is TGA's
+  ``0.7 sigma``): ``c_w = clamp(round(W / s_w), -(2**(b-1) - 1), 2**(b-1) - 1)`` (narrow, so
+  2 bits is ternary), bias ``c_b = clamp(round(b / (s_x * s_w)))`` to int32, on the accumulator's scale
   (as Brevitas ``Int32Bias``), ``acc = c_x * c_w + c_b`` summed exactly (integer-valued float32 while
   ``|acc| < 2**24``), ``y = acc * s_x * s_w``;
 - then an optional ReLU and the activation quantizer ``c_y = clamp(round(y / s_y), lo, hi)``,
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 
 QONNX_DOMAIN = "qonnx.custom_op.general"
 _MOMENTUM = 0.1
+TERNARY_K = 0.7
 
 
 class QatError(ValueError):
@@ -112,9 +114,14 @@ class QuantLayer(nn.Module):
         self.q_max = (1 << (bits.weight - 1)) - 1
 
     def weight_scale(self) -> torch.Tensor:
-        w = self.layer.weight.detach()
-        top = w.abs().reshape(len(w), -1).max(dim=1).values
-        return torch.where(top > 0, top / self.q_max, torch.ones_like(top)).to(torch.float32)
+        w = self.layer.weight.detach().reshape(len(self.layer.weight), -1)
+        if self.q_max == 1:
+            # Ternary: max|W| / 1 would put the threshold (half the scale) so high that most
+            # weights become 0; TGA's threshold k*sigma (k = 0.7) is the scale 2*k*sigma.
+            top = 2 * TERNARY_K * w.pow(2).mean(dim=1).sqrt()
+        else:
+            top = w.abs().max(dim=1).values / self.q_max
+        return torch.where(top > 0, top, torch.ones_like(top)).to(torch.float32)
 
     def weight_codes(self) -> torch.Tensor:
         s = self.weight_scale().reshape((-1,) + (1,) * (self.layer.weight.dim() - 1))

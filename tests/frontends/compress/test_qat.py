@@ -176,3 +176,17 @@ def test_unquantizable_export_is_refused_by_the_importer(tmp_path):
     with pytest.raises(ModelError, match=r"^node 'l0\.weight_q' \(Quant, opset 1\): bit width "
                                          r"40 is outside 1\.\.32$"):
         import_onnx(path)
+
+
+def test_ternary_threshold_is_tga_style():
+    """2-bit weights: threshold 0.7 sigma per channel, so about 48% of Gaussian weights are
+    non-zero (P(|w| > 0.7 sigma) = 0.484), not the few beyond max/2."""
+    torch.manual_seed(5)
+    layer = nn.Linear(4000, 3)
+    with torch.no_grad():
+        layer.weight.normal_(0, 1).mul_(torch.tensor([[0.1], [1.0], [3.0]]))
+    net = QatNet.from_float(nn.Sequential(layer), LayerBits(weight=2, act=8))
+    codes = net.steps[0].weight_codes().detach()
+    assert set(codes.unique().tolist()) == {-1.0, 0.0, 1.0}
+    nonzero = (codes != 0).float().mean(dim=1)
+    assert torch.allclose(nonzero, torch.full((3,), 0.484), atol=0.03), nonzero
