@@ -125,7 +125,7 @@ MAX_MEMORY_BITS = 208 * 18 * 1024
 
 def nir_memory_bits(plan) -> int:
     """Bits of synapse (shared kernels for convolutions, plus their tap tables), membrane,
-    bias, counter and event memory ``plan`` needs."""
+    bias, spike-counter and event memory ``plan`` needs."""
     from frontends.fixedpoint import signed_bits
 
     from .conv_taps import table_bits
@@ -136,7 +136,8 @@ def nir_memory_bits(plan) -> int:
         total += weights.size * signed_bits(int(weights.min()), int(weights.max()))
         if layer.conv is not None:
             total += table_bits(layer.conv)
-        total += layer.n_out * (3 * v_bits + max(8, plan.t_max.bit_length()))
+        biased = bool(np.any(layer.bias != 0))       # V, the bias if any, the counter
+        total += layer.n_out * ((1 + biased) * v_bits + plan.t_max.bit_length() + 1)
         if index + 1 < len(layers):
             nxt = layers[index + 1]
             span = layer.n_out * (1 if nxt.conv is not None else nxt.n_out)

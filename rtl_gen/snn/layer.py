@@ -131,11 +131,14 @@ class StbifArray(wiring.Component):
             w_init = [int(layer.weight[n, j]) for j in range(n_in) for n in range(n_out)]
         m.submodules.weights = w_mem = Memory(shape=signed(self.w_bits), depth=len(w_init),
                                               init=w_init)
-        m.submodules.v_init = vi_mem = Memory(shape=vs, depth=n_out,
-                                              init=[int(x) for x in layer.v_init])
+        v_init = [int(x) for x in layer.v_init]
+        vi_rd = None
+        if any(v_init):                 # NIR layers start at 0: no memory for that
+            m.submodules.v_init = vi_mem = Memory(shape=vs, depth=n_out, init=v_init)
+            vi_rd = vi_mem.read_port()
         m.submodules.v = v_mem = Memory(shape=vs, depth=n_out, init=[])
         m.submodules.s = s_mem = Memory(shape=signed(self.s_bits), depth=n_out, init=[])
-        w_rd, vi_rd = w_mem.read_port(), vi_mem.read_port()
+        w_rd = w_mem.read_port()
         bias_rd = None
         bias = getattr(layer, "bias", None)
         if getattr(layer, "kind", "stbif") != "stbif" and bias is not None and np.any(bias != 0):
@@ -185,7 +188,9 @@ class StbifArray(wiring.Component):
                          w_rd.addr.eq(taps.w)]
         else:
             m.d.comb += [issue.eq(issuing), n_sel.eq(n), w_rd.addr.eq(base + n)]
-        m.d.comb += [vi_rd.addr.eq(n_sel), v_rd.addr.eq(n_sel), s_rd.addr.eq(n_sel)]
+        m.d.comb += [v_rd.addr.eq(n_sel), s_rd.addr.eq(n_sel)]
+        if vi_rd is not None:
+            m.d.comb += vi_rd.addr.eq(n_sel)
 
         # --- write stage --------------------------------------------------------------------
         s1_valid = Signal()
@@ -230,7 +235,8 @@ class StbifArray(wiring.Component):
         with m.If(s1_valid):
             with m.Switch(mode):
                 with m.Case(Mode.INIT):
-                    m.d.comb += [v_wr.data.eq(vi_rd.data), v_wr.en.eq(1),
+                    m.d.comb += [v_wr.data.eq(vi_rd.data if vi_rd is not None else 0),
+                                 v_wr.en.eq(1),
                                  s_wr.data.eq(0), s_wr.en.eq(1)]
                 with m.Case(Mode.ROW):
                     m.d.comb += [v_wr.data.eq(Mux(neg, h - weight, h + weight)), v_wr.en.eq(1)]

@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
@@ -70,3 +71,23 @@ def test_nir_network_beyond_the_ecp5_is_refused_with_the_reason(tmp_path):
     assert "NIR graph 'big': needs" in text and "3,600,000 synapse weights" in text
     assert "the LFE5U-85F holds 3,833,856" in text
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.sim
+@pytest.mark.slow
+def test_bench_snn_beside_gemm(mlp_onnx, tmp_path):
+    """``nnloom bench snn`` on a small MLP without synthesis: both engines' cycles, the
+    spiking engine's time-step distribution over every vector."""
+    import numpy as np
+    x = np.random.default_rng(0).normal(0, 1, (6, 16)).astype(np.float32)
+    np.savez(tmp_path / "data.npz", x=x, y=np.arange(6) % 5)
+    result = invoke("bench", "snn", mlp_onnx, "--data", tmp_path / "data.npz", "--no-synth",
+                    "-o", tmp_path / "bench")
+    assert result.exit_code == 0, result.output
+    figures = json.loads((tmp_path / "bench" / "bench_snn.json").read_text())
+    steps = figures["snn"]["steps"]
+    assert sum(steps["histogram"]["counts"]) == figures["vectors"]
+    assert steps["min"] <= steps["mean"] <= steps["max"] <= figures["snn"]["t_max"]
+    gemm = figures["gemm"]
+    assert gemm["board"] == "ulx3s-85f" and gemm["cycles"] == gemm["cycles_model"]
+    assert "time-step histogram" in result.output and "gemm (ulx3s-85f)" in result.output
