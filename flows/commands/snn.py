@@ -29,13 +29,15 @@ def _load_data(data):
 def generate_snn(model: Path, out: Path, data=None, *, t_max: int | None = None,
                  random: int = 32, seed: int = 0):
     """Write the spiking engine's artefact for ``model`` (.onnx: exact ST-BIF conversion;
-    .nir: IF/LIF network, see ``frontends.snn.nir_import``); returns the artefact path."""
+    .nir: IF/LIF network, see ``frontends.snn.nir_import``, on ``data``'s ``x`` as spikes
+    (samples, steps, inputs), else on synthetic spikes); returns the artefact path."""
     model = Path(model)
     if not model.is_file():
         raise _user_error(f"{model}: no such model file")
     if model.suffix.lower() == ".nir":
         from rtl_gen.snn.emit import write_nir_artefact
-        return write_nir_artefact(model, out)
+        spikes = _load_data(data)[0] if data is not None else None
+        return write_nir_artefact(model, out, spikes=spikes)
     from frontends.onnx_import import import_onnx
     from frontends.vectors import golden_vectors
     from rtl_gen.snn.emit import write_from_graph
@@ -56,22 +58,49 @@ def _synth(sources, top, family, out_dir) -> dict:
             "device": report.device, "utilisation": used}
 
 
+GEMM_BOARD = {"ecp5": "ulx3s-85f", "ice40": "icebreaker"}
+
+
+def _gemm(graph, x, y, family: str, out_dir: Path, synth: bool) -> dict:
+    """The heterogeneous GEMM overlay (``rtl_gen.gemm``) of ``family``'s board on ``graph``:
+    cycles (model and RTL), accuracy of the program's weights and, with ``synth``, resources
+    and Fmax of the same out-of-context flow."""
+    from flows.commands.gemm import _accuracy, _rtl_layer_cycles
+    from rtl_gen.emit import emit_verilog
+    from rtl_gen.gemm import BOARDS, compile_graph
+    from rtl_gen.gemm.emit import TOP, create_engine
+    from rtl_gen.gemm.model import schedule
+
+    board = GEMM_BOARD[family]
+    program = compile_graph(graph, BOARDS[board]["hetero"], split="auto")
+    rtl_cycles, _ = _rtl_layer_cycles(program)
+    fig = {"board": board, "config": program.config.describe(),
+           "cycles": rtl_cycles, "cycles_model": schedule(program).cycles,
+           "macs": program.macs(), "accuracy": _accuracy(program.graph, x, y)}
+    if synth:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / f"{TOP}.v").write_text(emit_verilog(create_engine(program), TOP))
+        fig["synth"] = _synth([out_dir / f"{TOP}.v"], TOP, family, out_dir / "synth")
+    return fig
+
+
 def bench_snn(model: Optional[Path], data: Optional[Path], out: Path, *, limit: int = 0,
               family: str = "ecp5", synth: bool = True, example: str = "mlp",
               progress=print) -> dict:
-    """The figures of ``nnloom bench snn``: the spiking engine and the dense engine on the
-    same quantized network (default: the digits MLP, or with ``example="cnn"`` the digits
-    CNN, and its test set). The dense engine runs dense layers only: for a CNN its column is
-    left out."""
+    """The figures of ``nnloom bench snn``: the spiking engine and the heterogeneous GEMM
+    engine (the board of ``family``: ULX3S-85F or iCEBreaker) on the same quantized network
+    (default: the digits MLP, or with ``example="cnn"`` the digits CNN, and its test set):
+    cycles, time steps to silence (their distribution), synaptic operations, spikes per
+    neuron, LUT4/FF/BRAM/DSP and Fmax."""
     from frontends.onnx_import import import_onnx
     from frontends.vectors import golden_vectors
     from rtl_gen.artefact import Artefact
-    from rtl_gen.dense import DensePlan
-    from rtl_gen.emit import write_artefact
     from rtl_gen.snn.emit import write_from_graph
     from sim.runner import run_sim
 
     out = Path(out)
+    if family not in GEMM_BOARD:
+        raise _user_error(f"unknown family '{family}'; choose {' or '.join(GEMM_BOARD)}")
     if model is None:
         if example not in ("mlp", "cnn"):
             raise _user_error(f"unknown example '{example}'; choose mlp or cnn")
@@ -99,10 +128,6 @@ def bench_snn(model: Optional[Path], data: Optional[Path], out: Path, *, limit: 
     mask = labels >= 0
     accuracy = float((rtl_out[mask].argmax(1) == labels[mask]).mean()) if mask.any() else None
     snn_manifest = art.manifest
-    dense_ok = all(n.op == "dense" for n in graph.nodes)
-    if dense_ok:
-        dense_plan = DensePlan.from_graph(graph)
-        dense_dir = write_artefact(graph, out / "dense", vectors=vectors)
     figures = {
         "model": str(model),
         "vectors": result.vectors, "sim_seconds": round(time.monotonic() - t0, 1),
@@ -112,72 +137,77 @@ def bench_snn(model: Optional[Path], data: Optional[Path], out: Path, *, limit: 
                 "synops_mean": snn_manifest["snn"]["synops_mean"],
                 "spikes_per_neuron": snn_manifest["snn"]["spikes_per_neuron"],
                 "memory_bits": snn_manifest["parameters"]["memory_bits"]},
-        "dense": {"cycles": dense_plan.cycles(), "macs": dense_plan.macs(),
-                  "lanes": dense_plan.lanes} if dense_ok else
-                 {"cycles": None, "macs": int(sum(l["macs"] for l in snn_manifest["layers"])),
-                  "lanes": None},
     }
     if synth:
-        progress(f"synthesizing both engines for {family} (yosys, nextpnr)…")
+        progress(f"synthesizing the snn engine for {family} (yosys, nextpnr)…")
         figures["snn"]["synth"] = _synth(art.rtl_sources, art.top, family, out / "synth_snn")
-        if dense_ok:
-            dense_art = Artefact(dense_dir)
-            figures["dense"]["synth"] = _synth(dense_art.rtl_sources, dense_art.top, family,
-                                               out / "synth_dense")
+    progress(f"compiling the gemm engine for {GEMM_BOARD[family]}"
+             f"{' and synthesizing it' if synth else ''}…")
+    figures["gemm"] = _gemm(graph, x, y, family, out / "gemm", synth)
     (out / "bench_snn.json").write_text(json.dumps(figures, indent=2) + "\n")
     return figures
 
 
+def _histogram_text(steps: dict) -> str:
+    h = steps["histogram"]
+    edges, counts = h["edges"], h["counts"]
+    return ", ".join(f"{lo}–{hi}{']' if i == len(counts) - 1 else ')'}: {c}"
+                     for i, (lo, hi, c) in enumerate(zip(edges, edges[1:], counts)))
+
+
 def _table(figures: dict):
     from rich.table import Table
-    snn, dense = figures["snn"], figures["dense"]
+    snn, gemm = figures["snn"], figures["gemm"]
     t = Table(title=f"nnloom bench snn: {Path(figures['model']).name}, "
                     f"{figures['vectors']} vectors bit-exact")
     t.add_column("")
     t.add_column("snn (ST-BIF)", justify="right")
-    t.add_column("dense", justify="right")
+    t.add_column(f"gemm ({gemm['board']})", justify="right")
     cyc = snn["cycles"]
     t.add_row("cycles / inference", f"{cyc['mean']:.0f} mean ({cyc['min']}–{cyc['max']})",
-              str(dense["cycles"] or "— (conv)"))
-    ssyn, dsyn = snn.get("synth"), dense.get("synth") or {}
+              f"{gemm['cycles']} (model {gemm['cycles_model']})")
+    ssyn, gsyn = snn.get("synth"), gemm.get("synth") or {}
     if ssyn:
         t.add_row("µs / inference at Fmax",
                   f"{cyc['mean'] / ssyn['fmax_mhz']:.1f} mean, {cyc['max'] / ssyn['fmax_mhz']:.1f}"
-                  f" max", f"{dense['cycles'] / dsyn['fmax_mhz']:.1f}" if dsyn else "—")
+                  f" max", f"{gemm['cycles'] / gsyn['fmax_mhz']:.1f}" if gsyn else "—")
     st = snn["steps"]
     t.add_row("time steps to silence", f"{st['mean']:.1f} mean, p99 {st['p99']:.0f}, "
               f"max {st['max']} (T_max {snn['t_max']})", "—")
-    t.add_row("synaptic ops / MACs", f"{snn['synops_mean']:.0f} adds", f"{dense['macs']} MACs")
+    t.add_row("time-step histogram", _histogram_text(st), "—")
+    t.add_row("synaptic ops / MACs", f"{snn['synops_mean']:.0f} adds", f"{gemm['macs']} MACs")
     t.add_row("spikes per neuron", ", ".join(f"{s:.1f}" for s in snn["spikes_per_neuron"]),
               "—")
     if ssyn:
         for key, name in (("lut4", "LUT4"), ("ff", "FF"), ("bram", "BRAM"), ("dsp", "DSP"),
                           ("fmax_mhz", "Fmax MHz")):
-            t.add_row(f"{name} ({ssyn['device']})", str(ssyn[key]), str(dsyn.get(key, "—")))
+            t.add_row(f"{name} ({ssyn['device']})", str(ssyn[key]), str(gsyn.get(key, "—")))
     if figures["rtl_accuracy"] is not None:
-        t.add_row("RTL accuracy", f"{100 * figures['rtl_accuracy']:.2f} % "
-                  f"({figures['labelled']} labelled)", "same codes")
+        t.add_row("accuracy", f"{100 * figures['rtl_accuracy']:.2f} % RTL "
+                  f"({figures['labelled']} labelled)",
+                  f"{100 * gemm['accuracy']:.2f} % (its LUT-core weights)"
+                  if gemm["accuracy"] is not None else "—")
     return t
 
 
 def _bench_rows(out_dir: Path) -> list[dict]:
-    """``nnloom bench``'s rows: the digits MLP on the snn engine and on the dense engine."""
+    """``nnloom bench``'s rows: the digits MLP on the snn engine and on the GEMM engine."""
     f = bench_snn(None, None, Path(out_dir), progress=log.info)
+    snn, gemm = f["snn"], f["gemm"]
     rows = []
-    for engine in ("snn", "dense"):
-        fig = f[engine]
-        if fig["cycles"] is None:
-            continue
+    for engine, fig, config, cycles, accuracy in (
+            ("snn", snn, "digits MLP (ST-BIF)", snn["cycles"]["mean"], f["rtl_accuracy"]),
+            ("gemm", gemm, f"digits MLP ({gemm['config']})", gemm["cycles"],
+             gemm["accuracy"])):
         syn = fig.get("synth", {})
-        cycles = fig["cycles"]["mean"] if engine == "snn" else fig["cycles"]
-        row = {"engine": engine, "config": "digits MLP" + (" (ST-BIF)" if engine == "snn" else
-                                                            f" ({fig['lanes']} lanes)"),
-               "family": "ecp5", "lut4": syn.get("lut4"), "ff": syn.get("ff"),
-               "dsp": syn.get("dsp"), "ram": syn.get("bram"), "fmax_mhz": syn.get("fmax_mhz"),
-               "cycles": cycles, "accuracy": f["rtl_accuracy"]}
+        row = {"engine": engine, "config": config, "family": "ecp5", "lut4": syn.get("lut4"),
+               "ff": syn.get("ff"), "dsp": syn.get("dsp"), "ram": syn.get("bram"),
+               "fmax_mhz": syn.get("fmax_mhz"), "cycles": cycles, "accuracy": accuracy}
         if engine == "snn":
-            row.update(cycles_max=fig["cycles"]["max"], steps_mean=fig["steps"]["mean"],
-                       steps_max=fig["steps"]["max"], synops=fig["synops_mean"])
+            row.update(cycles_max=snn["cycles"]["max"], steps_mean=snn["steps"]["mean"],
+                       steps_p99=snn["steps"]["p99"], steps_max=snn["steps"]["max"],
+                       steps_histogram=_histogram_text(snn["steps"]),
+                       synops=snn["synops_mean"])
         rows.append(row)
     return rows
 
@@ -196,11 +226,13 @@ def register(app: typer.Typer, bench_app: typer.Typer):
               out: Path = typer.Option(Path("out/bench_snn"), "--out", "-o"),
               limit: int = typer.Option(0, help="Simulate only the first N vectors (0: all)."),
               family: str = typer.Option("ecp5", help="ecp5 (LFE5U-85F) or ice40 (UP5K)."),
-              synth: bool = typer.Option(True, help="Synthesize both engines."),
+              synth: bool = typer.Option(True, help="Synthesize both engines (--no-synth: "
+                                         "cycles, steps and accuracy only)."),
               example: str = typer.Option("mlp", help="Without MODEL: the digits 'mlp' or "
                                           "'cnn' example.")):
-        """The spiking engine beside the dense engine on one network: cycles per inference,
-        time steps, synaptic operations, spikes per neuron, resources and Fmax."""
+        """The spiking engine beside the heterogeneous GEMM engine on one network: cycles per
+        inference, time steps to silence (distribution), synaptic operations, spikes per
+        neuron, resources and Fmax."""
         def body():
             with console.status("benchmarking the snn engine…") as status:
                 figures = bench_snn(model, data, out, limit=limit, family=family,
