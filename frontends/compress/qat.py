@@ -1,7 +1,8 @@
 """Quantization-aware fine-tuning with bits chosen per layer (APTQ-style mixed precision).
 
 ``QatNet.from_float(model, bits=...)`` wraps a float ``nn.Sequential`` of ``Linear``,
-``Conv2d``, ``ReLU``, ``Flatten`` and ``MaxPool2d`` in fake-quantized layers whose arithmetic
+``Conv2d`` (a ``BatchNorm2d`` after it is folded in), ``ReLU``, ``Flatten`` and ``MaxPool2d``
+in fake-quantized layers whose arithmetic
 is the integer graph nnloom imports; ``finetune`` trains it with straight-through rounding;
 ``export_qonnx`` writes it as a QONNX model (``Quant`` nodes, domain
 ``qonnx.custom_op.general``, the form Brevitas ``export_qonnx`` writes).
@@ -37,7 +38,8 @@ from torch import nn
 
 from .._atomic import write_bytes_atomic
 
-__all__ = ["LayerBits", "QatNet", "finetune", "accuracy", "export_qonnx", "QatError"]
+__all__ = ["LayerBits", "QatNet", "finetune", "accuracy", "export_qonnx", "fold_batch_norm",
+           "QatError"]
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +167,19 @@ def _as_bits(bits, names: list[str]) -> list[LayerBits]:
     return bits
 
 
+@torch.no_grad()
+def fold_batch_norm(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
+    """Fold an eval-mode BatchNorm2d (running statistics) into ``conv`` in place:
+    ``W' = W * g``, ``b' = (b - mean) * g + beta`` with ``g = gamma / sqrt(var + eps)``."""
+    g = bn.weight / torch.sqrt(bn.running_var + bn.eps) if bn.affine else \
+        1 / torch.sqrt(bn.running_var + bn.eps)
+    beta = bn.bias if bn.affine else torch.zeros_like(g)
+    bias = conv.bias if conv.bias is not None else torch.zeros_like(g)
+    conv.weight.mul_(g.reshape(-1, 1, 1, 1))
+    conv.bias = nn.Parameter((bias - bn.running_mean) * g + beta)
+    return conv
+
+
 class QatNet(nn.Module):
     """A fake-quantized copy of a float ``nn.Sequential``; ``forward`` returns the float value
     of the output codes, ``codes`` the codes themselves."""
@@ -193,9 +208,14 @@ class QatNet(nn.Module):
         while i < len(mods):
             name, m = mods[i]
             if isinstance(m, (nn.Linear, nn.Conv2d)):
+                layer = copy.deepcopy(m)
+                if (isinstance(m, nn.Conv2d) and i + 1 < len(mods)
+                        and isinstance(mods[i + 1][1], nn.BatchNorm2d)):
+                    fold_batch_norm(layer, mods[i + 1][1])
+                    i += 1
                 relu = i + 1 < len(mods) and isinstance(mods[i + 1][1], nn.ReLU)
                 b = per_layer[name]
-                steps += [QuantLayer(copy.deepcopy(m), b, relu), ActQuant(b.act, not relu)]
+                steps += [QuantLayer(layer, b, relu), ActQuant(b.act, not relu)]
                 i += 2 if relu else 1
                 continue
             if isinstance(m, (nn.Flatten, nn.MaxPool2d)):
@@ -206,7 +226,8 @@ class QatNet(nn.Module):
                 raise QatError(f"module '{name}' (ReLU) must follow a Linear/Conv2d layer")
             else:
                 raise QatError(f"module '{name}' ({type(m).__name__}) is not supported; QAT "
-                               f"takes Linear, Conv2d, ReLU, Flatten and MaxPool2d")
+                               f"takes Linear, Conv2d (+BatchNorm2d), ReLU, Flatten and "
+                               f"MaxPool2d")
             i += 1
         return cls(steps, ActQuant(input_bits, input_signed))
 

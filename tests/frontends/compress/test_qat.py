@@ -149,7 +149,8 @@ def test_same_network_same_bytes(tmp_path):
 
 def test_bad_models_and_bits_are_refused_by_name():
     with pytest.raises(QatError, match=r"^module '1' \(Sigmoid\) is not supported; QAT takes "
-                                       r"Linear, Conv2d, ReLU, Flatten and MaxPool2d$"):
+                                       r"Linear, Conv2d \(\+BatchNorm2d\), ReLU, Flatten and "
+                                       r"MaxPool2d$"):
         QatNet.from_float(nn.Sequential(nn.Linear(4, 4), nn.Sigmoid()))
     with pytest.raises(QatError, match=r"^3 bit choices for 2 Linear/Conv2d layers \(0, 2\)$"):
         QatNet.from_float(nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2)),
@@ -190,3 +191,21 @@ def test_ternary_threshold_is_tga_style():
     assert set(codes.unique().tolist()) == {-1.0, 0.0, 1.0}
     nonzero = (codes != 0).float().mean(dim=1)
     assert torch.allclose(nonzero, torch.full((3,), 0.484), atol=0.03), nonzero
+
+
+def test_batch_norm_after_conv_is_folded():
+    torch.manual_seed(6)
+    model = nn.Sequential(nn.Conv2d(2, 3, 3, bias=False), nn.BatchNorm2d(3), nn.ReLU())
+    with torch.no_grad():
+        bn = model[1]
+        bn.running_mean.uniform_(-0.5, 0.5)
+        bn.running_var.uniform_(0.5, 2)
+        bn.weight.uniform_(-1.5, 1.5)
+        bn.bias.uniform_(-0.3, 0.3)
+    model.eval()
+    net = QatNet.from_float(model, LayerBits(weight=8, act=8))
+    folded = net.steps[0].layer
+    x = torch.randn(8, 2, 6, 6)
+    with torch.no_grad():
+        assert torch.allclose(torch.relu(folded(x)), model(x), atol=1e-5)
+    assert len(net.steps) == 2 and model[0].bias is None   # the float model is untouched
