@@ -2,10 +2,10 @@
 
 ``QatNet.from_float(model, bits=...)`` wraps a float ``nn.Sequential`` of ``Linear``,
 ``Conv2d`` (a ``BatchNorm2d`` after it is folded in), ``ReLU``, ``Flatten`` and ``MaxPool2d``
-in fake-quantized layers whose arithmetic
-is the integer graph nnloom imports; ``finetune`` trains it with straight-through rounding;
-``export_qonnx`` writes it as a QONNX model (``Quant`` nodes, domain
-``qonnx.custom_op.general``, the form Brevitas ``export_qonnx`` writes).
+in fake-quantized layers whose arithmetic is the integer graph nnloom imports; ``finetune``
+trains it with straight-through rounding; ``export_qonnx`` writes it as a QONNX model
+(``Quant`` nodes, domain ``qonnx.custom_op.general``, the form Brevitas ``export_qonnx``
+writes).
 
 What the fake-quantized network computes (float32, the same steps QONNX ``Quant`` takes):
 
@@ -13,9 +13,9 @@ What the fake-quantized network computes (float32, the same steps QONNX ``Quant`
 - a layer with per-output-channel weight scale ``s_w[n] = max|W[n]| / (2**(b-1) - 1)``
   (2 bits: ``2 * 0.7 * rms(W[n])``, so that the ternary threshold ``s_w / 2`` is TGA's
   ``0.7 sigma``): ``c_w = clamp(round(W / s_w), -(2**(b-1) - 1), 2**(b-1) - 1)`` (narrow, so
-  2 bits is ternary), bias ``c_b = clamp(round(b / (s_x * s_w)))`` to int32, on the accumulator's scale
-  (as Brevitas ``Int32Bias``), ``acc = c_x * c_w + c_b`` summed exactly (integer-valued float32 while
-  ``|acc| < 2**24``), ``y = acc * s_x * s_w``;
+  2 bits is ternary); bias ``c_b = round(b / (s_x * s_w))`` clamped to int32, on the
+  accumulator's scale (as Brevitas ``Int32Bias``); ``acc = c_x * c_w + c_b`` summed exactly
+  (integer-valued float32 while ``|acc| < 2**24``); ``y = acc * s_x * s_w``;
 - then an optional ReLU and the activation quantizer ``c_y = clamp(round(y / s_y), lo, hi)``,
   unsigned ``act`` bits after a ReLU, signed otherwise; ``s_y = running max / q_max``,
   observed in training mode and frozen in eval mode;
