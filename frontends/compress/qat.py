@@ -193,8 +193,9 @@ class QatNet(nn.Module):
     def from_float(cls, model: nn.Sequential,
                    bits: LayerBits | Sequence[LayerBits] | Mapping[str, LayerBits] | None = None,
                    *, input_bits: int = 8, input_signed: bool = True) -> "QatNet":
-        """Wrap ``model`` (its modules are shared, not copied). ``bits``: one ``LayerBits``
-        for all layers, one per Linear/Conv2d in order, or a mapping from module name."""
+        """Wrap a copy of ``model`` (the float model is left as it is). ``bits``: one
+        ``LayerBits`` for all layers, one per Linear/Conv2d in order, or a mapping from the
+        layer's module name (default ``LayerBits()``: 8/8)."""
         import copy
 
         if not isinstance(model, nn.Sequential):
