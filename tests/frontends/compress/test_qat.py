@@ -209,3 +209,25 @@ def test_batch_norm_after_conv_is_folded():
     with torch.no_grad():
         assert torch.allclose(torch.relu(folded(x)), model(x), atol=1e-5)
     assert len(net.steps) == 2 and model[0].bias is None   # the float model is untouched
+
+
+@pytest.mark.sim
+@pytest.mark.slow
+def test_mixed_bit_mlp_runs_bit_exact_on_the_dense_engine(tmp_path):
+    """The QAT export (QONNX, 4-bit and ternary weights) through `nnloom generate` and
+    `nnloom sim`: needs no Brevitas, so it runs where the Brevitas flow test skips."""
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.Linear(16, 12), nn.ReLU(), nn.Linear(12, 5))
+    net = QatNet.from_float(model, [LayerBits(weight=4, act=4), LayerBits(weight=2, act=8)])
+    net.calibrate(np.random.default_rng(3).normal(0, 1, (200, 16)).astype(np.float32))
+    path = export_qonnx(net, tmp_path / "mlp.onnx", (16,))
+    art = tmp_path / "art"
+    runner = CliRunner()
+    result = runner.invoke(app, ["generate", str(path), "-o", str(art), "--random", "16"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["sim", str(art)])
+    assert result.exit_code == 0 and "bit-exact" in result.output, result.output
