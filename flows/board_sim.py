@@ -44,7 +44,7 @@ def run_board_sim(artefact: Artefact | str | Path, board: str, *, limit: int = 4
                   build_root: Path | None = None, progress=None) -> SimResult:
     """Run ``limit`` golden vectors through the simulated board top of ``board``, clocked at
     the frequency its PLL makes for ``clock_mhz`` (default: the board's target); results go
-    to ``sim/board-<board>/``."""
+    to ``sim/board-<board>/``. ``progress`` is ``sim.runner.run_sim``'s."""
     from boards import get_board
 
     from .build import board_clock
@@ -55,6 +55,6 @@ def run_board_sim(artefact: Artefact | str | Path, board: str, *, limit: int = 4
     verilog_path = write_board_verilog(artefact, board, baud=baud, clk_freq=clk_freq)
     return run_sim(artefact, design=([verilog_path], BOARD_TOP), bench="sim.bench.board_bench",
                    sim_dir=verilog_path.parent, limit=limit, waves=waves,
-                   build_root=build_root,
+                   build_root=build_root, progress=progress,
                    extra_env={"NNLOOM_CLK_HZ": repr(clk_freq), "NNLOOM_BAUD": str(baud),
                               "NNLOOM_BOARD": spec.name})

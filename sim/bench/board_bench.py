@@ -20,6 +20,7 @@ from cocotb.triggers import FallingEdge, Timer, with_timeout
 
 from boards.protocol import Client, ResponseParser, Status
 from rtl_gen.artefact import Artefact, atomic_write
+from sim.bench.common import report_progress
 
 MAX_REPORTED = 20
 
@@ -97,6 +98,7 @@ async def board_link(dut):
                                                                 timeout_ms))
         outputs.append(got)
         cycles.append(count)
+        report_progress(out_dir, n + 1, len(inputs))
         for i, (g, w) in enumerate(zip(got, want)):
             if g != int(w):
                 bad += 1
@@ -104,7 +106,7 @@ async def board_link(dut):
                     mismatches.append(f"vector {n}: output {i}: expected {int(w)}, got {g}")
     summary = {"vectors": len(outputs), "mismatching_elements": bad, "mismatches": mismatches,
                "cycles": {"max": max(cycles), "min": min(cycles)},
-               "board": os.environ.get("NNLOOM_BOARD"), "baud": baud,
+               "board": os.environ.get("NNLOOM_BOARD"), "baud": baud, "clk_hz": clk_hz,
                "link_bytes_skipped": host.parser.skipped}
     atomic_write(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     import io

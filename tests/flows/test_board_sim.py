@@ -1,11 +1,12 @@
 """The board top of each bitstream, simulated through its UART pins with the host protocol."""
 
+import json
 import shutil
 
 import numpy as np
 import pytest
 
-from boards import BOARDS
+from boards import BOARDS, get_board
 from flows.board_sim import run_board_sim
 from frontends.vectors import golden_vectors
 from rtl_gen.artefact import Artefact
@@ -22,8 +23,13 @@ def artefact(mlp_graph, tmp_path_factory):
 
 @pytest.mark.parametrize("board", sorted(BOARDS))
 def test_golden_through_the_uart(artefact, board):
-    result = run_board_sim(artefact, board, limit=3)
+    steps = []
+    result = run_board_sim(artefact, board, limit=3, progress=lambda *step: steps.append(step))
     assert result.passed, result.mismatches
+    assert steps[0] == ("building", None, None) and steps[-1] == ("simulating", 3, 3)
+    # the board top runs at the clock the board's PLL makes, and the UART divides that
+    summary = json.loads((artefact.path / "sim" / f"board-{board}" / "summary.json").read_text())
+    assert summary["clk_hz"] == get_board(board).clock().output_hz
     assert result.vectors == 3 and result.mismatching_elements == 0
     outputs = np.load(artefact.path / "sim" / f"board-{board}" / "outputs.npz")["outputs"]
     assert (outputs == artefact.vectors()["outputs"][:3]).all()
