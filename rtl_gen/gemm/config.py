@@ -127,15 +127,16 @@ class GemmConfig:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
-# Core sizes per board (memories are fitted to the program). The DSP core's multipliers are
-# inferred (one SB_MAC16 / MULT18X18D per lane); the requantizer takes one or two more.
-# LUT lanes multiply 8-bit activations by 4-bit weights: ~150 LUT4 a lane on iCE40 with
-# their accumulator and drain register, which is what bounds the UP5K's LUT core.
+# Core sizes per board (memories are fitted to the program). iCE40: DSP lanes in pairs on
+# 6 SB_MAC16s (dual 8x8), the requantizer on the other 2; ECP5: one inferred MULT18X18D per
+# lane. Shift-add LUT lanes (8-bit activations x 4-bit weights) cost ~205 LUT4 each on the
+# UP5K (Yosys, 12 packed DSP lanes: 2103 LUT4 alone, 3747 with 8 LUT lanes, which no longer
+# places in 5280 LCs): that bounds the UP5K's heterogeneous LUT core to 4 lanes.
 BOARDS = {
     "icebreaker": {"family": "ice40", "clock_mhz": 24.0,
-                   "dsp": GemmConfig(dsp_lanes=6, lut_lanes=0),
+                   "dsp": GemmConfig(dsp_lanes=12, lut_lanes=0, dsp_pack=True),
                    "lut": GemmConfig(dsp_lanes=0, lut_lanes=16),
-                   "hetero": GemmConfig(dsp_lanes=6, lut_lanes=12)},
+                   "hetero": GemmConfig(dsp_lanes=12, lut_lanes=4, dsp_pack=True)},
     "ulx3s-85f": {"family": "ecp5", "clock_mhz": 100.0,
                   "dsp": GemmConfig(dsp_lanes=16, lut_lanes=0),
                   "lut": GemmConfig(dsp_lanes=0, lut_lanes=64),

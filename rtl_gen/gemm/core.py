@@ -23,7 +23,8 @@ accumulators move to hold registers that drain one lane a cycle into the core's 
 memory, at ``(pixel*g + group)*n + tile*lanes + lane``, while the next unit accumulates; a
 unit whose last step would arrive before the previous drain is over waits (``stall``).
 
-Latency: issue starts the cycle after ``start``; a unit lasts ``max(planes*k, d_prev)`` cycles
+Latency: the core is busy from the cycle after ``start`` (its fields are sampled then) and
+issues from the next; a unit lasts ``max(planes*k, d_prev)`` cycles
 (``d_prev``: lanes drained by the previous unit), then 4 pipeline cycles (gather read,
 activation/weight read, operand registers, product) and the last drain
 (``timing.core_busy_cycles``).
@@ -66,9 +67,9 @@ class GemmCore(wiring.Component):
     """One core: ``lanes`` lanes of ``mode`` multipliers with ``acc_bits`` accumulators.
 
     Ports: ``start`` with the GEMM's ``x``/``idx``/``w``/``pad`` and the core's CFG fields
-    (sampled on ``start``); memory ports ``idx_addr``/``idx_data`` (gather table: offset,
-    pad flag on top), ``act_addr``/``act_data``, ``w_addr``/``w_data``, and the drain
-    ``acc_addr``/``acc_data``/``acc_en``; status ``busy`` and ``stall``.
+    (sampled the cycle after ``start``); memory ports ``idx_addr``/``idx_data`` (gather
+    table: offset, pad flag on top), ``act_addr``/``act_data``, ``w_addr``/``w_data``, and the
+    drain ``acc_addr``/``acc_data``/``acc_en``; status ``busy`` and ``stall``.
     """
 
     def __init__(self, *, lanes: int, mode: str, wbits: int, acc_bits: int, act_abits: int,
@@ -124,7 +125,12 @@ class GemmCore(wiring.Component):
         issue = running & ~stall
         m.d.comb += [self.stall.eq(stall), self.idx_addr.eq(idx_row + kk)]
 
-        with m.If(self.start):
+        # start is registered: the sequencer's busy -> GEMM issue -> start decision fanning
+        # out to every loop register was the UP5K's critical path (29.8 MHz). The fields are
+        # sampled a cycle after EXEC, while FETCH still shows the GEMM word and its CFG.
+        start = Signal()
+        m.d.sync += start.eq(self.start)
+        with m.If(start):
             m.d.sync += [cm.eq(self.cfg_m - 1), ck.eq(self.cfg_k - 1), cn.eq(self.cfg_n),
                          cg.eq(self.cfg_g - 1), ctiles.eq(self.cfg_tiles - 1),
                          xsigned.eq(self.cfg_xsigned), x_base.eq(self.x_base),
@@ -157,7 +163,7 @@ class GemmCore(wiring.Component):
                             m.d.sync += p.eq(p + 1)
                         with m.Else():
                             m.d.sync += running.eq(0)
-        with m.If(~self.start & ~(issue & last_unit) & (spacing != 0)):
+        with m.If(~start & ~(issue & last_unit) & (spacing != 0)):
             m.d.sync += spacing.eq(spacing - 1)
 
         # --- stage B: gather entry -> activation address; weight address -------------------
@@ -248,5 +254,5 @@ class GemmCore(wiring.Component):
             for lane in range(P - 1):
                 m.d.sync += holds[lane].eq(holds[lane + 1])
 
-        m.d.comb += self.busy.eq(running | vb | vc | ve | vd | (drain_cnt != 0))
+        m.d.comb += self.busy.eq(start | running | vb | vc | ve | vd | (drain_cnt != 0))
         return m

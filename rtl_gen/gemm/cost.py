@@ -21,7 +21,8 @@ from .config import DSP_WBITS, MULT_BITS, GemmConfig
 __all__ = ["estimate", "sweep", "SweepPoint", "FIT"]
 
 # family -> (base LUT4, LUT4 per DSP lane, {mode: LUT4 per LUT lane}, DSPs the post unit uses)
-# iCE40: yosys synth_ice40 -dsp on (6, 0) 1364, (0, 12) 2743, (6, 8) 2967 LUT4.
+# iCE40: yosys synth_ice40 -dsp on (6, 0) 1364, (0, 12) 2743, (6, 8) 2967 LUT4. The
+# bit-serial lane figures are estimates (no synthesis fitted yet).
 FIT = {
     "ice40": (390, 160, {"shiftadd": 200, "ternary": 150, "bitserial": 60}, 2),
     "ecp5": (450, 120, {"shiftadd": 160, "ternary": 120, "bitserial": 50}, 2),
@@ -51,7 +52,8 @@ def estimate(config: GemmConfig, family: str) -> dict:
            + _brams(config.wl_depth, config.lut_lanes * config.lut_wbits, 1, family)
            + _brams(config.accd_depth, config.acc_widths["dsp"], 1, family)
            + _brams(config.accl_depth, config.acc_widths["lut"], 1, family))
-    return {"lut4": lut4, "dsp": config.dsp_lanes + post_dsp, "bram": ram}
+    dsp = (config.dsp_lanes + 1) // 2 if config.dsp_pack else config.dsp_lanes
+    return {"lut4": lut4, "dsp": dsp + post_dsp, "bram": ram}
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ op           code  fields (bit 0 upward) and meaning
 ``CFG``      2     ``m[12] k[12] n[10] g[10] tiles[8] xsigned[1] wbits[4]``: the core's
                    loop bounds: ``g`` groups, each ``n`` output channels (``tiles`` =
                    ceil(n / lanes)), ``m`` output pixels, ``k`` reduction length;
-                   activations signed or not; LUT-core weight precision
+                   activations signed or not; LUT-core weight precision (the
+                   bit-serial core runs ``wbits`` bit-plane passes, 2-8)
 ``GEMM``     3     ``x[16] idx[16] w[16] pad[8]``: start the core (non-blocking).
                    ``acc[p*g*n + gi*n + c] = sum_k' a(p, gi, k') * W[gi, c, k']`` with
                    ``a = pad`` where ``idx[e]`` is padding, else ``act[x + idx[e]]``,

@@ -10,7 +10,7 @@ __all__ = ["core_issue_cycles", "core_busy_cycles", "post_cycles", "store_cycles
            "ceil_div"]
 
 FETCH = 1        # sequencer: FETCH state before every instruction's EXEC cycle
-CORE_PIPE = 4    # core: issue, idx read, act/weight read, operand regs, product; accumulate
+CORE_PIPE = 5    # core: start register; idx read, act/weight read, operand regs, product
 POST_PIPE = 8    # post: read, + bias, * mult, + round, shift, shift, + zp, clamp/write
 ADD_PIPE = 7     # add: last b read, sum, + round, shift, shift, + zp, clamp/write
 MAX_PIPE = 9     # max: idx read, act read, compare, * mult, + round, shift, shift, + zp, clamp

@@ -50,3 +50,27 @@ def test_bench_names_an_unknown_board(mlp_onnx, tmp_path):
                                  "arty", "-o", str(tmp_path)])
     assert result.exit_code == 1
     assert "unknown board 'arty'; choose from icebreaker, ulx3s-85f" in result.output
+
+
+def test_flow_sizes_the_overlay_for_its_board(mlp_onnx, tmp_path, monkeypatch):
+    from flows import cli
+    boards = []
+
+    def generator(model, out, data=None, *, board="icebreaker"):
+        boards.append(board)
+        raise cli.UserError("stop after generate")
+
+    monkeypatch.setitem(cli.GENERATORS, "gemm", generator)
+    result = runner.invoke(app, ["flow", str(mlp_onnx), "--engine", "gemm", "--board",
+                                 "ulx3s-85f", "-o", str(tmp_path / "a")])
+    assert result.exit_code == 1 and "stop after generate" in result.output
+    assert boards == ["ulx3s-85f"]
+
+
+def test_flow_names_a_board_without_a_gemm_config(mlp_onnx, tmp_path):
+    result = runner.invoke(app, ["flow", str(mlp_onnx), "--engine", "gemm", "--board",
+                                 "orangecrab-25f", "-o", str(tmp_path / "a")])
+    assert result.exit_code == 1
+    assert "unknown board 'orangecrab-25f'; the gemm engine has configs for icebreaker, " \
+           "ulx3s-85f" in result.output
+    assert not (tmp_path / "a").exists()
