@@ -583,7 +583,7 @@ def _bench_all(ctx: typer.Context,
                                    update(done, total, f"bench {name}"))
             except ValueError as exc:
                 raise _Fail(str(exc)) from None
-        console.print(markdown_table(rows))
+        console.print(markdown_table(rows), soft_wrap=True)  # no wrapping inside a row
         console.print(f"wrote {md} and {md.with_suffix('.json')}")
         if not BENCHES:
             raise _Fail("no benchmarks are registered")
@@ -600,7 +600,7 @@ def bench_dense_command(out: Path = typer.Option(Path("out/bench/dense"), "--out
         with progress(console, "bench dense") as update:
             rows = bench_dense(out, full=full, progress=lambda done, total, text:
                                update(done, total, f"bench dense: {text}"))
-        console.print(markdown_table(rows))
+        console.print(markdown_table(rows), soft_wrap=True)
     _run(body)
 
 
