@@ -297,7 +297,10 @@ def sim(artefact: Path = typer.Argument(..., help="Artefact folder from `nnloom 
         backpressure: bool = typer.Option(False, help="Random input gaps and output stalls."),
         limit: int = typer.Option(0, help="Simulate only the first N vectors (0: all)."),
         board: Optional[str] = typer.Option(None, help="Simulate the board top of this board "
-                                            "instead: the host protocol on its UART pins.")):
+                                            "instead: the host protocol on its UART pins."),
+        clock: Optional[float] = typer.Option(None, "--clock", metavar="MHZ",
+                                              help="With --board: the engine clock the "
+                                              "bitstream was built for (default: the board's).")):
     """Simulate the Verilog against the golden vectors, bit for bit."""
     def body():
         if board:
@@ -311,7 +314,7 @@ def sim(artefact: Path = typer.Argument(..., help="Artefact folder from `nnloom 
             name = f"{board} board top, UART"
             with progress(console, name) as update:
                 result = run_board_sim(artefact, board, limit=limit or 4, waves=waves,
-                                       progress=_sim_progress(update, name))
+                                       clock_mhz=clock, progress=_sim_progress(update, name))
             if not result.passed:
                 raise SimError(f"board-level simulation on {board} does not match the golden:\n"
                                + "\n".join(result.mismatches[:20]))
@@ -543,19 +546,60 @@ def _print_summary(art, report, result, float_acc, golden_acc, rtl_acc, n, secon
 
 # --- example -----------------------------------------------------------------------------------
 
+def _example_digits(out: Path) -> str:
+    from frontends.examples.digits_mlp import make_digits_mlp
+    made = make_digits_mlp(out)
+    return (f"float test accuracy {100 * made.float_accuracy:.2f} %\n"
+            f"quantized model {made.quantized}\nfloat model {made.float_model}\n"
+            f"test data {made.test_data}")
+
+
+def _example_digits_qat(out: Path) -> str:
+    from frontends.examples.digits_qat import make_digits_qat
+    made = make_digits_qat(out)
+    return (f"float {100 * made.float_accuracy:.2f} %, fake-quantized before fine-tuning "
+            f"{100 * made.ptq_accuracy:.2f} %, after {100 * made.qat_accuracy:.2f} %, integer "
+            f"golden {100 * made.golden_accuracy:.2f} %\nQONNX model {made.model}\n"
+            f"test data {made.test_data}")
+
+
+def _example_digits_brevitas(out: Path) -> str:
+    try:
+        import brevitas  # noqa: F401
+    except ImportError:
+        raise _Fail("the digits-brevitas example needs Brevitas: "
+                    "pip install 'nnloom[brevitas]'") from None
+    from frontends.examples.digits_brevitas import make_digits_brevitas
+    made = make_digits_brevitas(out)
+    return (f"Brevitas module {100 * made.module_accuracy:.2f} %, integer golden "
+            f"{100 * made.golden_accuracy:.2f} %\nQONNX model {made.model}\n"
+            f"test data {made.test_data}")
+
+
+# name -> (what it is, maker returning the lines to print)
+EXAMPLES = {
+    "digits": ("MLP on scikit-learn's 8x8 digits, quantized by onnxruntime (QDQ int8)",
+               _example_digits),
+    "digits-qat": ("the digits MLP fine-tuned at mixed bits (4-bit / ternary weights), QONNX",
+                   _example_digits_qat),
+    "digits-brevitas": ("a 4-bit Brevitas digits MLP exported with export_qonnx (extra "
+                        "'brevitas')", _example_digits_brevitas),
+}
+
+
 @app.command()
-def example(name: str = typer.Argument("digits", help="Example model: digits."),
+def example(name: str = typer.Argument("digits", help="Example model: "
+                                       + ", ".join(EXAMPLES) + "."),
             out: Path = typer.Option(Path("out/models"), "--out", "-o")):
-    """Train and quantize an example model (digits: MLP on scikit-learn's 8x8 digits)."""
+    """Train and quantize an example model into OUT (digits, digits-qat, digits-brevitas)."""
     def body():
-        if name != "digits":
-            raise _Fail(f"unknown example '{name}'; available: digits")
-        from frontends.examples.digits_mlp import make_digits_mlp
-        with console.status("training and quantizing the digits MLP…"):
-            made = make_digits_mlp(out)
-        console.print(f"float test accuracy {100 * made.float_accuracy:.2f} %\n"
-                      f"quantized model {made.quantized}\nfloat model {made.float_model}\n"
-                      f"test data {made.test_data}")
+        if name not in EXAMPLES:
+            raise _Fail(f"unknown example '{name}'; available: "
+                        + "; ".join(f"{k} ({v[0]})" for k, v in EXAMPLES.items()))
+        what, make = EXAMPLES[name]
+        with console.status(f"training {what}…"):
+            lines = make(out)
+        console.print(lines)
     _run(body)
 
 

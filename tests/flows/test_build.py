@@ -58,6 +58,22 @@ def test_impossible_clock_is_refused_before_writing(small_artefact, tmp_path):
     assert not (art.path / "build").exists()
 
 
+@pytest.mark.parametrize("command", ["build", "sim"])
+def test_cli_refuses_a_clock_the_pll_cannot_make(small_artefact, tmp_path, command):
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+    art = Artefact(shutil.copytree(small_artefact.path, tmp_path / "mlp"))
+    before = sorted(p.relative_to(art.path) for p in art.path.rglob("*"))
+    result = CliRunner().invoke(app, [command, str(art.path), "--board", "icebreaker",
+                                      "--clock", "300"])
+    assert result.exit_code == 1
+    assert ("error: board icebreaker: Cannot make a 300 MHz clock with the SB_PLL40_PAD from "
+            "12 MHz: its output ranges 16 MHz to 275 MHz and the nearest settings give 270 MHz"
+            in " ".join(result.output.split()))
+    assert sorted(p.relative_to(art.path) for p in art.path.rglob("*")) == before
+
+
 @pytest.mark.synth
 @pytest.mark.parametrize("board", ["icebreaker", "ulx3s-85f", "orangecrab-25f",
                                    pytest.param("tang-nano-9k", marks=pytest.mark.slow)])
