@@ -341,8 +341,9 @@ def run(artefact: Path = typer.Argument(..., help="Artefact folder whose bitstre
     """Run the golden inputs on a programmed board and check its outputs."""
     def body():
         from .host import run_on_board
-        with console.status(f"running on the board at {port}…"):
-            result = run_on_board(artefact, port, baud=baud, limit=limit, timeout=timeout)
+        with progress(console, f"vectors on the board at {port}") as update:
+            result = run_on_board(artefact, port, baud=baud, limit=limit, timeout=timeout,
+                                  progress=lambda done, total: update(done, total))
         if not result.passed:
             raise _Fail(f"the board's outputs differ from the golden in "
                         f"{result.mismatching_elements} elements:\n"

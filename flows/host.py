@@ -60,7 +60,8 @@ def _exchange(port, parser: ResponseParser, request: bytes, timeout: float):
 
 
 def run_on_board(artefact: Artefact | str | Path, port: str, *, baud: int = 115200,
-                 limit: int = 0, timeout: float = 2.0, retries: int = 3) -> BoardRun:
+                 limit: int = 0, timeout: float = 2.0, retries: int = 3,
+                 progress=None) -> BoardRun:
     import serial  # pyserial
 
     artefact = artefact if isinstance(artefact, Artefact) else Artefact(artefact)
@@ -96,6 +97,8 @@ def run_on_board(artefact: Artefact | str | Path, port: str, *, baud: int = 1152
             result.outputs.append(got)
             result.cycles.append(cycles)
             result.vectors += 1
+            if progress is not None:
+                progress(result.vectors, len(inputs))
             for i, (g, w) in enumerate(zip(got, want)):
                 if g != int(w):
                     result.mismatching_elements += 1

@@ -73,12 +73,15 @@ def golden_table(artefact, wrong=None):
 
 def test_run_checks_every_vector_and_retries_corrupted_replies(artefact):
     board = FakeBoard(artefact, golden_table(artefact), corrupt={2})
+    steps = []
     try:
-        result = run_on_board(artefact, board.port, timeout=2)
+        result = run_on_board(artefact, board.port, timeout=2,
+                              progress=lambda *step: steps.append(step))
     finally:
         board.close()
     v = artefact.vectors()
     assert result.passed and result.vectors == len(v["inputs"])
+    assert steps == [(n, len(v["inputs"])) for n in range(1, len(v["inputs"]) + 1)]
     assert result.retries == 1 and set(result.cycles) == {1234}
     assert np.array_equal(np.array(result.outputs), v["outputs"])
 
