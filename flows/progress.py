@@ -12,8 +12,9 @@ from contextlib import contextmanager
 from typing import Callable, Iterator
 
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
+from rich.progress import (BarColumn, Progress, ProgressColumn, SpinnerColumn, TextColumn,
                            TimeElapsedColumn)
+from rich.text import Text
 
 __all__ = ["progress", "Update"]
 
@@ -22,6 +23,15 @@ Update = Callable[..., None]
 
 def _nothing(*args, **kwargs) -> None:
     return None
+
+
+class _Count(ProgressColumn):
+    """``done/total`` once the total is known; nothing before."""
+
+    def render(self, task) -> Text:
+        if task.total is None:
+            return Text("")
+        return Text(f"{int(task.completed)}/{int(task.total)}", style="progress.download")
 
 
 @contextmanager
@@ -33,7 +43,7 @@ def progress(console: Console, description: str, *, total: int | None = None) \
         yield _nothing
         return
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-               MofNCompleteColumn(), TimeElapsedColumn())
+               _Count(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task(description, total=total)
 
