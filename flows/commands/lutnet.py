@@ -358,7 +358,7 @@ def run_bench(out: Path, *, width: int, height: int, synth: bool, console,
 
     from rtl_gen.artefact import atomic_write
     from rtl_gen.emit import emit_verilog
-    from rtl_gen.lutnet.artefact import TOP
+    from rtl_gen.lutnet.artefact import TOP, emit_hklut_verilog
     from rtl_gen.lutnet.hklut import load_hklut_dir
     from rtl_gen.lutnet.metrics import bicubic_upscale, psnr_y
     from rtl_gen.lutnet.tables import load_srlut_table
@@ -415,8 +415,10 @@ def run_bench(out: Path, *, width: int, height: int, synth: bool, console,
             folder = out / f"{engine}-{family}-p{ports}"
             folder.mkdir(parents=True, exist_ok=True)
             src = folder / f"{TOP}.v"
-            atomic_write(src, emit_verilog(create_engine(plan, width=width, height=height,
-                                                         family=family, ports=ports), TOP))
+            engine_rtl = create_engine(plan, width=width, height=height, family=family,
+                                       ports=ports)
+            atomic_write(src, emit_hklut_verilog(engine_rtl) if engine == "hklut-S"
+                         else emit_verilog(engine_rtl, TOP))
             with console.status(f"synthesizing {engine} for {family}…"):
                 try:
                     rep = synthesize([src], TOP, family=family, out_dir=folder / "pnr")

@@ -12,11 +12,11 @@ import numpy as np
 from ..artefact import MANIFEST_VERSION, atomic_directory, atomic_write
 from ..emit import _ports, emit_verilog
 from .hklut import HklutPlan
-from .hkstage import STEPS, lsb_lane_bits, msb_words
+from .hkstage import STEPS, lsb_lane_bits, msb_words, strip_spram_init
 from .srlut import SrlutPlan, TableError
 
 __all__ = ["write_srlut_artefact", "write_hklut_artefact", "hklut_memory_plan",
-           "MSB_MEMORY_BY_FAMILY", "BENCH", "TOP"]
+           "MSB_MEMORY_BY_FAMILY", "emit_hklut_verilog", "BENCH", "TOP"]
 
 BENCH = "sim.bench.lutnet_bench"
 TOP = "nnloom_lutnet"
@@ -92,6 +92,12 @@ def write_srlut_artefact(plan: SrlutPlan, out_dir: str | Path, *, width: int, he
 MSB_MEMORY_BY_FAMILY = {"ice40": "spram", "ecp5": "rom"}
 
 
+def emit_hklut_verilog(component) -> str:
+    """The HKLUT engine's Verilog; SPRAM tables without initial contents."""
+    text = emit_verilog(component, TOP)
+    return strip_spram_init(text) if component.msb_memory == "spram" else text
+
+
 def hklut_memory_plan(plan: HklutPlan, *, width: int, msb_memory: str) -> dict:
     """Bytes and kind of every memory of the HKLUT engine (the generator's choice)."""
     lbits = [lsb_lane_bits(s.lsb) for s in plan.stages]
@@ -128,7 +134,7 @@ def write_hklut_artefact(plan: HklutPlan, out_dir: str | Path, *, width: int, he
                          f"at least {plan.min_size()} pixels")
     msb_memory = MSB_MEMORY_BY_FAMILY[family]
     component = plan.create(width=width, height=height, msb_memory=msb_memory)
-    verilog_text = emit_verilog(component, TOP)
+    verilog_text = emit_hklut_verilog(component)
     outputs = np.stack([plan.reference(f) for f in frames])
     r = plan.scale
     out_dir = Path(out_dir)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 from amaranth import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
@@ -14,13 +16,23 @@ from .pattern import BLOCK_ROT, PATTERNS, rotated_pattern
 from .streams import block_layout, window_layout
 
 __all__ = ["HklutStageUnit", "lsb_lane_bits", "lsb_words", "STEPS", "MEMORY_KINDS",
-           "div6_floor"]
+           "div6_floor", "strip_spram_init", "SPRAM_MEMORY"]
 
 # One MSB read per cycle: 3 kernels × 4 rotations; the 2 × 4 LSB reads ride alongside.
 STEPS = len(MSB_KERNELS) * 4
 MEMORY_KINDS = ("rom", "spram")
 # floor(u / 6) = (u · DIV6) >> 16 for 0 ≤ u < 1536 (checked exhaustively in the tests).
 DIV6 = 10923
+
+
+SPRAM_MEMORY = "msb"
+
+
+def strip_spram_init(verilog_text: str) -> str:
+    """The Verilog without the initial block of zeros of every ``msb`` memory: Yosys maps a
+    memory with initial contents to block RAM only, never to the UP5K's SPRAM."""
+    pattern = (r"  initial begin\n(?:    " + SPRAM_MEMORY + r"\[\d+\] = \d+'d0;\n)+  end\n")
+    return re.sub(pattern, "", verilog_text)
 
 
 def div6_floor(u: np.ndarray) -> np.ndarray:
@@ -73,7 +85,8 @@ class HklutStageUnit(wiring.Component):
     block RAM with initial contents) or, ``"spram"``, as a RAM marked for the iCE40 UP5K's
     single-port SPRAM (which cannot be initialised by the bitstream): it is filled through
     ``load`` (``msb_words`` order, one word per transfer) and windows are taken once
-    ``loaded`` is high. LSB tables (2 × 256 words) are a ROM of ``lsb_lane_bits`` per lane.
+    ``loaded`` is high (``strip_spram_init`` removes the all-zero initial contents Amaranth
+    writes for it from the Verilog, as SPRAM has none). LSB tables (2 × 256 words) are a ROM of ``lsb_lane_bits`` per lane.
     """
 
     def __init__(self, stage, *, width: int, height: int, final: bool,
@@ -128,7 +141,12 @@ class HklutStageUnit(wiring.Component):
         else:
             read_addr = maddr
             m.d.comb += ready_for_windows.eq(1)
-        m.d.comb += [mrp.addr.eq(maddr), mrp.en.eq(advance), lrp.en.eq(advance)]
+        m.d.comb += [mrp.addr.eq(maddr), lrp.en.eq(advance)]
+        if self.msb_memory == "spram":
+            # SPRAM keeps its output during a write; reads off while writing say it is moot.
+            m.d.comb += mrp.en.eq(advance & ~wp.en)
+        else:
+            m.d.comb += mrp.en.eq(advance)
 
         # --- step sequencer and pixel position ----------------------------------------------
         win = Signal(window_layout(p))

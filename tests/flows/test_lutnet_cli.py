@@ -81,3 +81,23 @@ def test_generate_hklut_puts_msb_tables_in_spram_on_the_up5k(tmp_path):
                               "--family", "gowin"])
     assert res.exit_code == 1 and "unknown FPGA family 'gowin'" in res.output
     assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.sim
+def test_sr_rtl_runs_hklut_through_the_up5k_engine(tmp_path):
+    hk = DATA / "hklut"
+    if not hk.is_dir():
+        pytest.skip(f"reference data not found at {DATA.resolve()}")
+    from skimage import data as skdata
+
+    from rtl_gen.lutnet.hklut import load_hklut_dir
+    lr = skdata.camera()[200:208, 230:240]
+    Image.fromarray(lr).save(tmp_path / "in.png")
+    res = runner.invoke(app, ["lutnet", "sr", "--tables", str(hk), "--image",
+                              str(tmp_path / "in.png"), "-o", str(tmp_path / "out.png"),
+                              "--rtl", "--family", "ice40"])
+    assert res.exit_code == 0, res.output
+    assert "bit-exact with the golden" in res.output
+    out = np.asarray(Image.open(tmp_path / "out.png"))
+    np.testing.assert_array_equal(out, load_hklut_dir(hk).reference(lr))
