@@ -75,6 +75,10 @@ def test_generate_hklut_puts_msb_tables_in_spram_on_the_up5k(tmp_path):
     m = json.loads((tmp_path / "a" / "manifest.json").read_text())
     assert m["variant"] == "hklut" and m["parameters"]["msb_memory"] == "spram"
     assert m["streams"]["load"]["elements"] == 2 * 3 * 4096
+    # SPRAM has no initial contents; Yosys maps an initialised memory to EBR only.
+    text = (tmp_path / "a" / "rtl" / "nnloom_lutnet.v").read_text()
+    assert "reg [31:0] msb [12287:0]" in text and "msb[0] = " not in text
+    assert "lsb[0] = " in text
     with np.load(tmp_path / "a" / "vectors" / "golden.npz") as f:
         assert f["outputs"].shape == (2, 16, 20) and f["tables"].shape == (2 * 3 * 4096,)
     res = runner.invoke(app, ["lutnet", "generate", str(hk), "-o", str(tmp_path / "b"),
