@@ -107,3 +107,13 @@ def test_doctor_fails_and_says_how_when_a_tool_is_missing(tmp_path, monkeypatch)
     result = _invoke("doctor", cwd=tmp_path)
     assert result.exit_code == 1
     assert "missing" in result.output and "pip install nnloom" in result.output
+
+
+def test_example_unknown_names_the_examples_and_writes_nothing(tmp_path):
+    result = _invoke("example", "mnist-giant", "-o", tmp_path / "models", cwd=tmp_path)
+    assert result.exit_code == 1
+    line = _one_error_line(result)
+    assert "mnist-giant" in line
+    for name in ("digits", "digits-qat", "digits-brevitas"):
+        assert name in line
+    assert not (tmp_path / "models").exists()
