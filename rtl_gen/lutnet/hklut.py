@@ -14,7 +14,7 @@ and §5.2. One ×2 stage of an 8-bit image X:
 Rounding rule: between stages ``clamp(floor(V / 6), 0, 255)`` (the float model floors the
 intermediate image back to 8 bits); at the output ``clamp(floor((V + 3) / 6), 0, 255)`` (half
 up). Division by 6 is exact integer division here; the hardware clamps first and divides
-the remaining 0 ≤ u < 1530 as ``(u·10923) >> 16`` (``hkstage.py``).
+the remaining 0 ≤ u < 1530 as ``(u·683) >> 12`` (``hkstage.py``).
 """
 
 from __future__ import annotations

@@ -21,8 +21,9 @@ __all__ = ["HklutStageUnit", "lsb_lane_bits", "lsb_words", "STEPS", "MEMORY_KIND
 # One MSB read per cycle: 3 kernels × 4 rotations; the 2 × 4 LSB reads ride alongside.
 STEPS = len(MSB_KERNELS) * 4
 MEMORY_KINDS = ("rom", "spram")
-# floor(u / 6) = (u · DIV6) >> 16 for 0 ≤ u < 1536 (checked exhaustively in the tests).
-DIV6 = 10923
+# floor(u / 6) = (u · DIV6) >> DIV6_SHIFT for 0 ≤ u < 1536 (checked exhaustively in the
+# tests); the smallest such constant, six ones, so the product is five adders, not a DSP.
+DIV6, DIV6_SHIFT = 683, 12
 
 
 SPRAM_MEMORY = "msb"
@@ -36,8 +37,8 @@ def strip_spram_init(verilog_text: str) -> str:
 
 
 def div6_floor(u: np.ndarray) -> np.ndarray:
-    """The hardware's division: ``(u · 10923) >> 16``."""
-    return (np.asarray(u, dtype=np.int64) * DIV6) >> 16
+    """The hardware's division: ``(u · 683) >> 12``."""
+    return (np.asarray(u, dtype=np.int64) * DIV6) >> DIV6_SHIFT
 
 
 def lsb_lane_bits(tables) -> int:
@@ -67,6 +68,11 @@ def msb_words(tables) -> list[int]:
     return [w for t in tables for w in table_words(t)]
 
 
+def _times(value, constant: int):
+    """``value · constant`` as a sum of shifted copies (one per set bit of ``constant``)."""
+    return sum(value << k for k in range(constant.bit_length()) if constant >> k & 1)
+
+
 class HklutStageUnit(wiring.Component):
     """HKLUT eq. (spec ``lutnet.md`` §5.2) for one input pixel of one ×2 stage:
     ``V = 2·Sm + 3·Sl + 6·x``, then ``clamp(floor(V/6))`` (``final``: ``floor((V+3)/6)``).
@@ -78,7 +84,7 @@ class HklutStageUnit(wiring.Component):
     One window takes ``STEPS`` = 12 cycles: step t reads MSB kernel t mod 3 of rotation
     t div 3 (index ``M_a·256 + M_b·16 + M_c``) and, for t < 8, LSB kernel t mod 2 of rotation
     t div 2 (index ``L_a·16 + L_b``). Pipeline: addresses → table read → rotated back into the
-    upright block → accumulators → V, division by 6 as ``(u·10923) >> 16`` and clamp; a block
+    upright block → accumulators → V, division by 6 as ``(u·683) >> 12`` and clamp; a block
     leaves 5 cycles after its window's last step, and everything holds while ``o`` stalls.
 
     Memories: MSB tables (3 × 4096 words of 4 int8) either as a ROM (``msb_memory="rom"``,
@@ -243,10 +249,11 @@ class HklutStageUnit(wiring.Component):
             m.d.sync += self.o.valid.eq(done3)
             for lane in range(lanes):
                 v = Signal(signed(16), name=f"v{lane}")
-                m.d.comb += v.eq(2 * sm[lane] + 3 * sl[lane] + 6 * centre3
-                                 + (3 if self.final else 0))
+                # Constant products as shifts and adds: Yosys would give each a DSP.
+                m.d.comb += v.eq((sm[lane] << 1) + (sl[lane] << 1) + sl[lane]
+                                 + (centre3 << 2) + (centre3 << 1) + (3 if self.final else 0))
                 q = Signal(unsigned(8), name=f"q{lane}")
-                m.d.comb += q.eq((v[:11] * DIV6) >> 16)
+                m.d.comb += q.eq(_times(v[:11], DIV6) >> DIV6_SHIFT)
                 m.d.sync += self.o.payload[lane].eq(
                     Mux(v < 0, 0, Mux(v >= 6 * 255, 255, q)))
         return m
