@@ -1,7 +1,9 @@
-"""LUT super-resolution engines: SR-LUT and HKLUT integer golden models, streaming RTL."""
+"""LUT super-resolution and enhancement engines: SR-LUT and HKLUT integer golden models and
+streaming RTL, the ICELUT-style enhancement golden, table import, transfer and training."""
 
 from .hklut import HklutPlan, HklutStage, load_hklut_dir
+from .icelut import IcelutPlan
 from .srlut import SrlutPlan, TableError, round_half_even_shift
 
-__all__ = ["SrlutPlan", "HklutPlan", "HklutStage", "TableError", "load_hklut_dir",
-           "round_half_even_shift"]
+__all__ = ["SrlutPlan", "HklutPlan", "HklutStage", "IcelutPlan", "TableError",
+           "load_hklut_dir", "round_half_even_shift"]
