@@ -117,7 +117,9 @@ class GemmCore(wiring.Component):
         unit_base, grp_base = Signal(self.acc_abits + 1), Signal(self.acc_abits + 1)
         rem = Signal(11)
         spacing = Signal(range(P + 1))
-        last_k = kk == ck
+        # last_k (kk == ck) is a register: as a 12-bit compare it led the UP5K's issue-enable
+        # path (34.4 MHz); ck2 = k - 2 and k1 = (k == 1) give its next value
+        last_k, ck2, k1 = Signal(), Signal(12), Signal()
         last_plane = (plane == cplanes) if serial else Const(1)
         last_unit = last_k & last_plane
         drain_lanes = Mux(rem < P, rem, P)
@@ -137,17 +139,19 @@ class GemmCore(wiring.Component):
                          w_base.eq(self.w_base), pad.eq(self.pad),
                          running.eq(1), p.eq(0), gi.eq(0), t.eq(0), kk.eq(0),
                          idx_row.eq(self.idx_base), w_addr.eq(self.w_base),
-                         unit_base.eq(0), grp_base.eq(0), rem.eq(self.cfg_n), spacing.eq(0)]
+                         unit_base.eq(0), grp_base.eq(0), rem.eq(self.cfg_n), spacing.eq(0),
+                         ck2.eq(self.cfg_k - 2), k1.eq(self.cfg_k == 1),
+                         last_k.eq(self.cfg_k == 1)]
             if serial:
                 m.d.sync += [plane.eq(0), cplanes.eq(self.cfg_wbits - 1)]
         with m.Elif(issue):
             m.d.sync += w_addr.eq(w_addr + 1)
             with m.If(~last_k):
-                m.d.sync += kk.eq(kk + 1)
+                m.d.sync += [kk.eq(kk + 1), last_k.eq(kk == ck2)]
             with m.Elif(~last_plane):
-                m.d.sync += [kk.eq(0), plane.eq(plane + 1)]
+                m.d.sync += [kk.eq(0), last_k.eq(k1), plane.eq(plane + 1)]
             with m.Else():
-                m.d.sync += [kk.eq(0), spacing.eq(drain_lanes - 1)]
+                m.d.sync += [kk.eq(0), last_k.eq(k1), spacing.eq(drain_lanes - 1)]
                 if serial:
                     m.d.sync += plane.eq(0)
                 with m.If(t != ctiles):

@@ -63,3 +63,16 @@ def test_engine_bit_exact_cycles_and_perf(config, split):
         assert cycles == sched.cycles
         assert perf == expected_perf
 
+
+
+def test_reductions_of_one_and_two():
+    # K = 1, 5, 2: the core's registered last-k flag at its shortest loops
+    config = GemmConfig(dsp_lanes=2, lut_lanes=3, lut_mode="bitserial", dsp_pack=True,
+                        primitives=False)
+    program = compile_graph(dense_chain((1, 5, 2, 3), seed=2), config, split=0.5)
+    vectors = golden_vectors(program.graph, random=2, seed=3)
+    sched = model.schedule(program)
+    for (out, cycles, _), want in zip(simulate(program, vectors["inputs"][:3]),
+                                      vectors["outputs"]):
+        assert out == list(want)
+        assert cycles == sched.cycles
