@@ -151,7 +151,7 @@ def bench_snn(model: Optional[Path], data: Optional[Path], out: Path, *, limit: 
 def _histogram_text(steps: dict) -> str:
     h = steps["histogram"]
     edges, counts = h["edges"], h["counts"]
-    return ", ".join(f"{lo}–{hi}{']' if i == len(counts) - 1 else ')'}: {c}"
+    return ", ".join(f"[{lo},{hi}{']' if i == len(counts) - 1 else ')'} {c}"
                      for i, (lo, hi, c) in enumerate(zip(edges, edges[1:], counts)))
 
 
