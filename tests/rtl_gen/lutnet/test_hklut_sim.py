@@ -1,8 +1,10 @@
 """cocotb on Verilator: the streaming HKLUT ×4 engine equals the golden bit for bit.
 
-The released tables run in full (the engine's tables have a fixed size). The UP5K variant
-(MSB tables in SPRAM, streamed into ``load`` first) runs in the default tier; the ECP5
-variant (tables as block-RAM ROM) with random input gaps and output stalls is slow.
+The released tables run in full (the engine's tables have a fixed size), so each build takes
+about a minute of CPU: both are slow. The default tier checks the stage unit against the
+golden in Amaranth's simulator (``test_hkstage.py``). The UP5K variant has its MSB tables in
+SPRAM, streamed into ``load`` first; the ECP5 variant has them as block-RAM ROM and runs
+with random input gaps and output stalls.
 """
 
 import numpy as np
@@ -40,6 +42,7 @@ def check(plan, tmp_path, *, h, w, family, backpressure, seed):
     return cycles
 
 
+@pytest.mark.slow
 def test_hklut_up5k_spram_matches_golden(data_dir, tmp_path):
     plan = load_hklut_dir(data_dir / "hklut")
     h, w = 6, 7
