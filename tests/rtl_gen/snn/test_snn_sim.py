@@ -80,9 +80,12 @@ SINABS = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "nir" 
 
 
 @pytest.mark.sim
+@pytest.mark.slow
 def test_small_lif_cnn_rtl_counts_equal_golden(tmp_path):
     """The sinabs CNN's shape at 2x10x10 with LIF neurons (shift leak), emitted and run under
-    Verilator: shared-kernel convolutions, a pooled convolution and the leak in Verilog."""
+    Verilator: shared-kernel convolutions, a pooled convolution and the leak in Verilog.
+    (Slow: the Verilator build alone is ~40 s of CPU; the default tier runs the same
+    components in Amaranth's simulator, ``test_if_engine``.)"""
     from frontends.snn.nir_import import NirOptions
     from rtl_gen.snn.emit import write_nir_artefact
     from sim.runner import run_sim
