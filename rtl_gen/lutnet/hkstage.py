@@ -92,7 +92,8 @@ class HklutStageUnit(wiring.Component):
     single-port SPRAM (which cannot be initialised by the bitstream): it is filled through
     ``load`` (``msb_words`` order, one word per transfer) and windows are taken once
     ``loaded`` is high (``strip_spram_init`` removes the all-zero initial contents Amaranth
-    writes for it from the Verilog, as SPRAM has none). LSB tables (2 × 256 words) are a ROM of ``lsb_lane_bits`` per lane.
+    writes for it from the Verilog, as SPRAM has none). LSB tables (2 × 256 words) are a ROM
+    of ``lsb_lane_bits`` per lane.
     """
 
     def __init__(self, stage, *, width: int, height: int, final: bool,
