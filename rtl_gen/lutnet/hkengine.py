@@ -15,7 +15,7 @@ __all__ = ["HklutEngine"]
 
 
 class HklutEngine(wiring.Component):
-    """``LineWindow`` → stage 0 → ``LineWindow`` (2×2 blocks in) → stage 1 → reorder buffer.
+    """``LineWindow`` → stage 0 → ``LineWindow`` (2×2 blocks in) → stage 1 → reorder buffer
 
     ``i`` takes a ``width``×``height`` frame of 8-bit pixels in raster order, ``o`` gives the
     ``4·width``×``4·height`` frame in raster order with ``last`` on its final pixel. Stage 0
