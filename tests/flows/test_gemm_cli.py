@@ -42,7 +42,9 @@ def test_bench_without_synthesis(mlp_onnx, tmp_path):
     for kind in ("dsp", "lut", "hetero"):
         assert rows[kind]["cycles_rtl"] == rows[kind]["cycles_model"]
         assert all(l["rtl"] == l["model"] for l in rows[kind]["layers"])
-    assert rows["speedup_cycles"] > 1.0
+    # the split chooser may leave the LUT core idle (12 channels fit one 12-lane DSP tile),
+    # never slower than DSP-only
+    assert rows["speedup_cycles"] >= 1.0
 
 
 def test_bench_names_an_unknown_board(mlp_onnx, tmp_path):
