@@ -32,7 +32,8 @@ SPRAM_MEMORY = "msb"
 def strip_spram_init(verilog_text: str) -> str:
     """The Verilog without the initial block of zeros of every ``msb`` memory: Yosys maps a
     memory with initial contents to block RAM only, never to the UP5K's SPRAM."""
-    pattern = (r"  initial begin\n(?:    " + SPRAM_MEMORY + r"\[\d+\] = \d+'d0;\n)+  end\n")
+    pattern = (r"  initial begin\n(?:    " + SPRAM_MEMORY
+               + r"\[\d+\] = \d+'[dhb]0+;\n)+  end\n")
     return re.sub(pattern, "", verilog_text)
 
 

@@ -61,6 +61,7 @@ def test_generate_engine_lutnet_is_deterministic(tmp_path, table5):
     assert m["parameters"]["interval_bits"] == 6
 
 
+@pytest.mark.slow
 def test_generate_hklut_puts_msb_tables_in_spram_on_the_up5k(tmp_path):
     import json
     hk = DATA / "hklut"

@@ -35,3 +35,34 @@ def test_lsb_lanes_are_as_narrow_as_the_entries(data_dir):
     word = lsb_words([t], 5)[0]
     lanes = [(word >> (5 * l)) & 31 for l in range(4)]
     assert [v - 32 if v >= 16 else v for v in lanes] == [-16, 15, 0, -1]
+
+
+def test_spram_memories_lose_their_initial_zeros_only():
+    from amaranth import Module
+    from amaranth.lib import wiring
+    from amaranth.lib.memory import Memory
+    from amaranth.lib.wiring import In, Out
+
+    from rtl_gen.emit import emit_verilog
+    from rtl_gen.lutnet.hkstage import strip_spram_init
+
+    class Two(wiring.Component):
+        a: In(3)
+        x: Out(16)
+        y: Out(16)
+
+        def elaborate(self, platform):
+            m = Module()
+            m.submodules.msb = msb = Memory(shape=16, depth=8, init=[])
+            m.submodules.lsb = lsb = Memory(shape=16, depth=8, init=[0, 5])
+            wp, rp, rl = msb.write_port(), msb.read_port(), lsb.read_port()
+            m.d.comb += [wp.addr.eq(self.a), wp.data.eq(self.a), wp.en.eq(1),
+                         rp.addr.eq(self.a), rl.addr.eq(self.a),
+                         self.x.eq(rp.data), self.y.eq(rl.data)]
+            return m
+
+    text = emit_verilog(Two(), "two")
+    assert "msb[7] = " in text
+    stripped = strip_spram_init(text)
+    assert "msb[" in stripped and "msb[0] = " not in stripped
+    assert "lsb[1] = " in stripped and "lsb[7] = " in stripped
