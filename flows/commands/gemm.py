@@ -105,9 +105,11 @@ def _rtl_layer_cycles(program) -> tuple[int, list[int]]:
 
 
 def bench_rows(graph, x, y, *, boards=BENCH_BOARDS, out_dir: Path, tau: float = 0.02,
-               synth: bool = True, progress=None) -> dict:
+               synth: bool = True, progress=None,
+               synth_kinds=("dsp", "lut", "hetero")) -> dict:
     """Per board and configuration (DSP-only, LUT-only, heterogeneous): resources, Fmax,
-    cycles (model and RTL, per layer), latency, GMAC/s, utilisation, accuracy."""
+    cycles (model and RTL, per layer), latency, GMAC/s, utilisation, accuracy. With
+    ``synth``, the configurations in ``synth_kinds`` are placed and routed."""
     from rtl_gen.emit import emit_verilog
     from rtl_gen.gemm import BOARDS, compile_graph
     from rtl_gen.gemm.emit import TOP, create_engine
@@ -134,7 +136,7 @@ def bench_rows(graph, x, y, *, boards=BENCH_BOARDS, out_dir: Path, tau: float = 
                    "accuracy": _accuracy(program.graph, x, y),
                    "perf": {"busy": sched.busy, "wait": sched.wait}}
             row["utilisation"] = row["macs"] / (rtl_cycles * row["peak_mac_per_cycle"])
-            if synth:
+            if synth and kind in synth_kinds:
                 from flows.synth import synthesize
                 work = out_dir / board / kind
                 work.mkdir(parents=True, exist_ok=True)
@@ -165,6 +167,35 @@ def bench_rows(graph, x, y, *, boards=BENCH_BOARDS, out_dir: Path, tau: float = 
     return report
 
 
+def bench_all_rows(out_dir: Path, *, full: bool = False) -> list[dict]:
+    """``nnloom bench`` (all engines): the digits MLP example on each board's DSP-only,
+    LUT-only and heterogeneous overlays as flat rows. DSP-only and heterogeneous are placed
+    and routed (the speedup's two ends); LUT-only too with ``full``."""
+    from frontends.examples.digits_mlp import make_digits_mlp
+    from frontends.onnx_import import import_onnx
+    from rtl_gen.gemm import BOARDS
+
+    made = make_digits_mlp(Path(out_dir) / "models")
+    x, y = _load_npz(made.test_data)
+    kinds = ("dsp", "lut", "hetero") if full else ("dsp", "hetero")
+    report = bench_rows(import_onnx(made.quantized), x, y, out_dir=Path(out_dir),
+                        synth_kinds=kinds)
+    rows = []
+    for board, configs in report["boards"].items():
+        for kind in ("dsp", "lut", "hetero"):
+            r = configs[kind]
+            rows.append({"engine": "gemm", "config": f"{board} {kind}: {r['config']}",
+                         "family": BOARDS[board]["family"], "lut4": r.get("lut4"),
+                         "ff": r.get("ff"), "dsp": r.get("dsp"), "ram": r.get("ebr"),
+                         "fmax_mhz": r.get("fmax_mhz"), "cycles": r["cycles_rtl"],
+                         "cycles_model": r["cycles_model"], "latency_us": r.get("latency_us"),
+                         "accuracy": r["accuracy"],
+                         "speedup": configs.get("speedup_latency",
+                                                configs.get("speedup_cycles"))
+                         if kind == "hetero" else None})
+    return rows
+
+
 SWEEP_GRID = {"ice40": ((0, 2, 4, 6), (0, 4, 8, 12, 16), 8, 4500),
               "ecp5": ((0, 8, 16, 32, 64), (0, 16, 32, 64, 128), 156, 70000)}
 
@@ -190,7 +221,10 @@ def _fmt(v, spec=""):
 def register(app: typer.Typer, bench_app: typer.Typer):
     from flows.cli import GENERATORS, console, run_command
 
+    from flows.bench import BENCHES
+
     GENERATORS["gemm"] = generate_gemm
+    BENCHES["gemm"] = bench_all_rows
 
     @bench_app.command("gemm")
     def bench_gemm(

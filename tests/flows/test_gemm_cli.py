@@ -76,3 +76,46 @@ def test_flow_names_a_board_without_a_gemm_config(mlp_onnx, tmp_path):
     assert "unknown board 'orangecrab-25f'; the gemm engine has configs for icebreaker, " \
            "ulx3s-85f" in result.output
     assert not (tmp_path / "a").exists()
+
+
+def test_nnloom_bench_places_dsp_only_and_hetero_by_default(mlp_onnx, tmp_path, monkeypatch):
+    """``nnloom bench`` (all engines) runs gemm: rows per board and configuration, with
+    place-and-route for the speedup's two ends only unless ``full``."""
+    import types
+
+    import numpy as np
+
+    import flows.synth
+    import frontends.examples.digits_mlp as digits
+    import rtl_gen.emit
+    from flows.bench import BENCHES
+
+    rng = np.random.default_rng(0)
+    data = tmp_path / "data.npz"
+    np.savez(data, x=rng.random((8, 16), dtype=np.float32), y=rng.integers(0, 5, 8))
+    monkeypatch.setattr(digits, "make_digits_mlp", lambda out: types.SimpleNamespace(
+        quantized=mlp_onnx, test_data=data))
+    placed = []
+
+    def fake_synthesize(sources, top, *, family, out_dir, clock_mhz):
+        placed.append((family, out_dir.parent.name))
+        return types.SimpleNamespace(lut4=1000, ff=500, fmax_mhz=50.0, io_wrapper=False,
+                                     utilisation={"ICESTORM_DSP": {"used": 2}})
+    monkeypatch.setattr(flows.synth, "synthesize", fake_synthesize)
+    # no Verilog: the engine is built, not elaborated (silenced as Amaranth's own emit would)
+    monkeypatch.setattr(rtl_gen.emit, "emit_verilog", lambda component, *args, **kwargs:
+                        setattr(component, "_MustUse__silence", True) or "")
+
+    for full, kinds in ((False, {"dsp", "hetero"}), (True, {"dsp", "lut", "hetero"})):
+        placed.clear()
+        rows = BENCHES["gemm"](tmp_path / f"bench{full}", full=full)
+        assert sorted(placed) == sorted((f, k) for f in ("ice40", "ecp5") for k in kinds)
+        assert len(rows) == 6 and {r["engine"] for r in rows} == {"gemm"}
+        for row in rows:
+            kind = row["config"].split(":")[0].split()[1]
+            assert (row["fmax_mhz"] is not None) == (kind in kinds)
+            assert row["cycles"] > 0 and row["cycles_model"] > 0
+        hetero = [r for r in rows if " hetero:" in r["config"]]
+        dsp = {r["family"]: r for r in rows if " dsp:" in r["config"]}
+        for h in hetero:   # same fake Fmax, so the latency speedup is the cycle ratio
+            assert h["speedup"] == pytest.approx(dsp[h["family"]]["cycles"] / h["cycles"])
