@@ -106,3 +106,30 @@ def test_sr_rtl_runs_hklut_through_the_up5k_engine(tmp_path):
     assert "bit-exact with the golden" in res.output
     out = np.asarray(Image.open(tmp_path / "out.png"))
     np.testing.assert_array_equal(out, load_hklut_dir(hk).reference(lr))
+
+
+def test_nnloom_bench_places_the_two_targets_by_default(tmp_path, monkeypatch):
+    """``nnloom bench``'s lutnet rows: the issue's two targets, placed and routed (every
+    configuration with ``full``)."""
+    import types
+
+    import flows.synth
+    import rtl_gen.emit
+    import rtl_gen.lutnet.artefact
+    from flows.commands.lutnet import BENCH_CONFIGS, TARGET_CONFIGS, bench_rows
+
+    placed = []
+
+    def fake_synthesize(sources, top, *, family, out_dir):
+        placed.append(out_dir.parent.name)
+        return types.SimpleNamespace(lut4=1, ff=1, fmax_mhz=10.0,
+                                     utilisation={"DP16KD": {"used": 1}})
+    monkeypatch.setattr(flows.synth, "synthesize", fake_synthesize)
+    monkeypatch.setattr(rtl_gen.emit, "emit_verilog", lambda *a, **k: "")
+    monkeypatch.setattr(rtl_gen.lutnet.artefact, "emit_hklut_verilog", lambda *a, **k: "")
+    monkeypatch.setattr("flows.commands.lutnet.create_engine", lambda *a, **k: None)
+    rows = bench_rows(tmp_path)
+    assert sorted(placed) == sorted(f"{e}-{f}-p{p}" for e, f, p in TARGET_CONFIGS)
+    assert len(rows) == len(TARGET_CONFIGS) and all(r["fmax_mhz"] == 10.0 for r in rows)
+    assert all(r["psnr_set5_x4"] > 28 for r in rows)
+    assert len(TARGET_CONFIGS) < len(BENCH_CONFIGS)
