@@ -337,25 +337,6 @@ def _data_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "../shared/data"
 
 
-def side_by_side(lr: np.ndarray, images: dict[str, np.ndarray], path: Path) -> None:
-    """LR (nearest), then each named HR-size image, in one row with captions (matplotlib)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    r = next(iter(images.values())).shape[0] // lr.shape[0]
-    panels = {"low resolution (nearest ×%d)" % r: np.kron(lr, np.ones((r, r, 1), np.uint8))}
-    panels.update(images)
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.6))
-    for ax, (title, img) in zip(axes, panels.items()):
-        ax.imshow(img, interpolation="nearest")
-        ax.set_title(title, fontsize=8)
-        ax.axis("off")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
 def run_bench(out: Path, *, width: int, height: int, synth: bool, console,
               train: bool = True, configs=BENCH_CONFIGS) -> dict:
     import io
@@ -366,6 +347,7 @@ def run_bench(out: Path, *, width: int, height: int, synth: bool, console,
     from rtl_gen.emit import emit_verilog
     from rtl_gen.lutnet.artefact import TOP, emit_hklut_verilog
     from rtl_gen.lutnet.hklut import load_hklut_dir
+    from rtl_gen.lutnet.images import side_by_side
     from rtl_gen.lutnet.metrics import bicubic_upscale, psnr_y
     from rtl_gen.lutnet.tables import load_srlut_table
     from flows import cli

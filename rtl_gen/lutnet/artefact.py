@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..artefact import MANIFEST_VERSION, atomic_directory, atomic_write
+from .images import example_png
 from ..emit import _ports, emit_verilog
 from .hklut import HklutPlan
 from .hkstage import STEPS, lsb_lane_bits, msb_words, strip_spram_init
@@ -84,6 +85,8 @@ def write_srlut_artefact(plan: SrlutPlan, out_dir: str | Path, *, width: int, he
         buf = io.BytesIO()
         np.savez(buf, inputs=frames, outputs=outputs)
         atomic_write(tmp / "vectors" / "golden.npz", buf.getvalue())
+        atomic_write(tmp / "images" / "frame0.png",
+                     example_png(frames[0], outputs[0], f"SR-LUT-{plan.pattern}"))
     return out_dir
 
 
@@ -179,4 +182,5 @@ def write_hklut_artefact(plan: HklutPlan, out_dir: str | Path, *, width: int, he
         buf = io.BytesIO()
         np.savez(buf, **vectors)
         atomic_write(tmp / "vectors" / "golden.npz", buf.getvalue())
+        atomic_write(tmp / "images" / "frame0.png", example_png(frames[0], outputs[0], "HKLUT"))
     return out_dir

@@ -59,6 +59,14 @@ def test_generate_engine_lutnet_is_deterministic(tmp_path, table5):
     m = json.loads((tmp_path / "a" / "manifest.json").read_text())
     assert m["engine"] == "lutnet" and m["sim"]["bench"] == "sim.bench.lutnet_bench"
     assert m["parameters"]["interval_bits"] == 6
+    # the report shows the first frame: LR, bicubic and nnloom side by side
+    png = tmp_path / "a" / "images" / "frame0.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert png.read_bytes() == (tmp_path / "b" / "images" / "frame0.png").read_bytes()
+    res = runner.invoke(app, ["report", str(tmp_path / "a")])
+    assert res.exit_code == 0, res.output
+    page = (tmp_path / "a" / "report.html").read_text()
+    assert "frame0.png" in page and "data:image/png;base64," in page
 
 
 @pytest.mark.slow
