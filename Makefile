@@ -1,5 +1,6 @@
 # Two commands on a fresh machine: `make demo` and `make test`. Each sets up .venv when
-# pyproject.toml is newer than the last install (torch first, so pip never pulls a CUDA build).
+# pyproject.toml or this Makefile is newer than the last install (torch first, so pip never
+# pulls a CUDA build; the brevitas extra keeps that torch).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -9,10 +10,10 @@ PYTEST_ARGS ?=
 
 .PHONY: demo test test-fast test-slow venv clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check "torch==2.13.0"
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[test,gowin]"
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[test,gowin,brevitas]"
 	@touch $@
 
 venv: $(STAMP)
