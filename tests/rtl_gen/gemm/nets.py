@@ -53,12 +53,34 @@ def saturating_chain() -> Graph:
     return dense_chain((37, 6, 5), weights=[w0, w1], shift=12, seed=7, name="saturate")
 
 
+def _quantized_qdq(model, path, *, seed):
+    """``model`` (an 8x8 one-channel image in) exported with the TorchScript exporter and
+    quantized by onnxruntime to QDQ (u8 activations, s8 weights), calibrated on 32 uniform
+    random images; returns ``path``."""
+    import torch
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+    float_path = path.with_name(path.stem + "_float.onnx")
+    torch.onnx.export(model, (torch.zeros(1, 1, 8, 8),), str(float_path), input_names=["x"],
+                      output_names=["y"], dynamo=False, opset_version=17)
+    rng = np.random.default_rng(seed)
+    feeds = iter([{"x": rng.uniform(0, 1, (1, 1, 8, 8)).astype(np.float32)}
+                  for _ in range(32)])
+
+    class Reader:
+        def get_next(self):
+            return next(feeds, None)
+
+    quantize_static(str(float_path), str(path), Reader(), quant_format=QuantFormat.QDQ,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    return path
+
+
 def qdq_cnn(path, *, seed=0):
     """A QDQ CNN (uint8 activations, int8 weights) with every GEMM-shaped op the overlay
     lowers: 3x3 conv (pad 1), depthwise 3x3, pointwise 1x1, a residual Add, a strided 3x3
     conv, GlobalAveragePool and a Linear head, on an 8x8 one-channel image."""
     import torch
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     from torch import nn
 
     class Net(nn.Module):
@@ -77,21 +99,7 @@ def qdq_cnn(path, *, seed=0):
             return self.fc(nn.functional.adaptive_avg_pool2d(x, 1).flatten(1))
 
     torch.manual_seed(seed)
-    model = Net().eval()
-    float_path = path.with_name(path.stem + "_float.onnx")
-    torch.onnx.export(model, (torch.zeros(1, 1, 8, 8),), str(float_path), input_names=["x"],
-                      output_names=["y"], dynamo=False, opset_version=17)
-    rng = np.random.default_rng(seed)
-    feeds = iter([{"x": rng.uniform(0, 1, (1, 1, 8, 8)).astype(np.float32)}
-                  for _ in range(32)])
-
-    class Reader:
-        def get_next(self):
-            return next(feeds, None)
-
-    quantize_static(str(float_path), str(path), Reader(), quant_format=QuantFormat.QDQ,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
-    return path
+    return _quantized_qdq(Net().eval(), path, seed=seed)
 
 
 def qdq_pool_cat(path, *, seed=0):
@@ -99,7 +107,6 @@ def qdq_pool_cat(path, *, seed=0):
     two branches along channels, a padded 3x3 stride-1 max pool (border windows hold
     padding), then GlobalAveragePool and a Linear head, on an 8x8 one-channel image."""
     import torch
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     from torch import nn
 
     class Net(nn.Module):
@@ -116,18 +123,4 @@ def qdq_pool_cat(path, *, seed=0):
             return self.fc(nn.functional.adaptive_avg_pool2d(x, 1).flatten(1))
 
     torch.manual_seed(seed)
-    model = Net().eval()
-    float_path = path.with_name(path.stem + "_float.onnx")
-    torch.onnx.export(model, (torch.zeros(1, 1, 8, 8),), str(float_path), input_names=["x"],
-                      output_names=["y"], dynamo=False, opset_version=17)
-    rng = np.random.default_rng(seed)
-    feeds = iter([{"x": rng.uniform(0, 1, (1, 1, 8, 8)).astype(np.float32)}
-                  for _ in range(32)])
-
-    class Reader:
-        def get_next(self):
-            return next(feeds, None)
-
-    quantize_static(str(float_path), str(path), Reader(), quant_format=QuantFormat.QDQ,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
-    return path
+    return _quantized_qdq(Net().eval(), path, seed=seed)

@@ -4,50 +4,23 @@ Small frames and coarse (6-/5-bit) resamplings of the released tables keep the V
 the simulation short; the full tables run through the same golden in ``test_srlut.py``.
 """
 
-import numpy as np
 import pytest
-from skimage import data as skdata
 
 from rtl_gen.lutnet.artefact import write_srlut_artefact
 from rtl_gen.lutnet.srlut import SrlutPlan
-from sim.runner import run_sim
 
 from .conftest import released
+from .simcheck import check
 
 pytestmark = pytest.mark.sim
-
-
-def frames(h, w, seed):
-    rng = np.random.default_rng(seed)
-    cam = skdata.camera()
-    astro = skdata.astronaut()
-    return np.stack([
-        cam[180:180 + h, 240:240 + w],               # natural crop (edges of the camera man)
-        astro[90:90 + h, 190:190 + w, 1],            # natural crop, green channel
-        np.zeros((h, w), np.uint8),
-        np.full((h, w), 255, np.uint8),
-        rng.integers(0, 256, (h, w), dtype=np.uint8),  # every border pixel differs
-    ])
-
-
-def check(plan, tmp_path, *, h, w, ports, backpressure, seed):
-    x = frames(h, w, seed)
-    art = write_srlut_artefact(plan, tmp_path / "art", width=w, height=h, frames=x,
-                               ports=ports)
-    result = run_sim(art, backpressure=backpressure, seed=seed)
-    assert result.passed, result.mismatches
-    assert result.mismatching_elements == 0 and result.vectors == len(x)
-    with np.load(result.outputs, allow_pickle=False) as f:
-        got, cycles = f["outputs"], f["cycles"]
-    np.testing.assert_array_equal(got, np.stack([plan.reference(f) for f in x]))
-    return cycles
 
 
 def test_srlut_s_matches_golden(data_dir, tmp_path):
     plan = SrlutPlan("S", 5, 4, released(data_dir, "Model_S_x4_5bit").reshape(-1, 16))
     plan = plan.resampled(6)
     h, w = 9, 13
-    cycles = check(plan, tmp_path, h=h, w=w, ports=1, backpressure=False, seed=3)
+    cycles = check(write_srlut_artefact, plan, tmp_path, h=h, w=w, ports=1,
+                   backpressure=False, seed=3)
     steps = 4 * (plan.n + 1)
     # One LR pixel per 20 cycles once streaming. Frame 0 adds filling the first two rows and
     # draining the last row's HR pixels (16 per LR pixel, one a cycle); a later frame's
@@ -59,4 +32,5 @@ def test_srlut_s_matches_golden(data_dir, tmp_path):
 
 def test_srlut_f_two_ports_with_backpressure(data_dir, tmp_path):
     plan = SrlutPlan("F", 4, 4, released(data_dir, "Model_F_x4_4bit").reshape(-1, 16))
-    check(plan.resampled(5), tmp_path, h=10, w=11, ports=2, backpressure=True, seed=5)
+    check(write_srlut_artefact, plan.resampled(5), tmp_path, h=10, w=11, ports=2,
+          backpressure=True, seed=5)

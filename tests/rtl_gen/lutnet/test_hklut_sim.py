@@ -7,46 +7,21 @@ SPRAM, streamed into ``load`` first; the ECP5 variant has them as block-RAM ROM 
 with random input gaps and output stalls.
 """
 
-import numpy as np
 import pytest
-from skimage import data as skdata
 
 from rtl_gen.lutnet.artefact import write_hklut_artefact
 from rtl_gen.lutnet.hklut import load_hklut_dir
-from sim.runner import run_sim
+from .simcheck import check
 
 pytestmark = pytest.mark.sim
-
-
-def frames(h, w, seed):
-    rng = np.random.default_rng(seed)
-    return np.stack([
-        skdata.camera()[180:180 + h, 240:240 + w],        # natural crop
-        skdata.astronaut()[90:90 + h, 190:190 + w, 0],    # natural crop, red channel
-        np.zeros((h, w), np.uint8),
-        np.full((h, w), 255, np.uint8),
-        rng.integers(0, 256, (h, w), dtype=np.uint8),     # every border pixel differs
-    ])
-
-
-def check(plan, tmp_path, *, h, w, family, backpressure, seed):
-    x = frames(h, w, seed)
-    art = write_hklut_artefact(plan, tmp_path / "art", width=w, height=h, frames=x,
-                               family=family)
-    result = run_sim(art, backpressure=backpressure, seed=seed)
-    assert result.passed, result.mismatches
-    assert result.mismatching_elements == 0 and result.vectors == len(x)
-    with np.load(result.outputs, allow_pickle=False) as f:
-        got, cycles = f["outputs"], f["cycles"]
-    np.testing.assert_array_equal(got, np.stack([plan.reference(f) for f in x]))
-    return cycles
 
 
 @pytest.mark.slow
 def test_hklut_up5k_spram_matches_golden(data_dir, tmp_path):
     plan = load_hklut_dir(data_dir / "hklut")
     h, w = 6, 7
-    cycles = check(plan, tmp_path, h=h, w=w, family="ice40", backpressure=False, seed=3)
+    cycles = check(write_hklut_artefact, plan, tmp_path, h=h, w=w, family="ice40",
+                   backpressure=False, seed=3)
     # Stage 1 takes 12 cycles per intermediate pixel, 48 per LR pixel; a later frame's period
     # adds refilling the line buffers (3 LR rows through stage 0, 12 cycles a pixel).
     period = 48 * h * w
@@ -57,4 +32,5 @@ def test_hklut_up5k_spram_matches_golden(data_dir, tmp_path):
 @pytest.mark.slow
 def test_hklut_ecp5_rom_with_backpressure(data_dir, tmp_path):
     plan = load_hklut_dir(data_dir / "hklut")
-    check(plan, tmp_path, h=7, w=5, family="ecp5", backpressure=True, seed=5)
+    check(write_hklut_artefact, plan, tmp_path, h=7, w=5, family="ecp5", backpressure=True,
+          seed=5)
