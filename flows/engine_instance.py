@@ -12,9 +12,34 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from boards.protocol import design_id
-from rtl_gen.artefact import Artefact
+from rtl_gen.artefact import Artefact, ArtefactError
 
 __all__ = ["EngineInstance"]
+
+
+# The engine contract a board top drives: element streams ``i``/``o``, ``cycles`` and ``busy``.
+_BOARD_PORTS = {("clk", "in"), ("rst", "in"), ("i__payload", "in"), ("i__valid", "in"),
+                ("i__ready", "out"), ("o__payload", "out"), ("o__valid", "out"),
+                ("o__ready", "in"), ("cycles", "out"), ("busy", "out")}
+
+
+def _check_board_contract(artefact: Artefact) -> None:
+    """``ArtefactError`` naming the artefact and its engine when its top is not the element-
+    stream engine a board top drives (e.g. an extra input port or no ``cycles`` counter)."""
+    manifest = artefact.manifest
+    streams = manifest.get("streams", {})
+    ports = {(p["name"], p["dir"]) for p in manifest.get("ports", [])}
+    missing = sorted(name for name, _ in _BOARD_PORTS - ports)
+    extra = sorted(name for name, d in ports - _BOARD_PORTS if d == "in")
+    untyped = [k for k in ("input", "output") if "dtype" not in streams.get(k, {})]
+    if missing or extra or untyped:
+        why = "; ".join(filter(None, (
+            f"no port {', '.join(missing)}" if missing else "",
+            f"inputs a board top does not drive: {', '.join(extra)}" if extra else "",
+            f"no element type for its {' and '.join(untyped)} stream" if untyped else "")))
+        raise ArtefactError(
+            f"{artefact.path}: the {manifest.get('engine', '?')} engine's artefact cannot go "
+            f"on a board ({why}); a board top drives i/o element streams, cycles and busy")
 
 
 def _layout(dtype: dict) -> data.StructLayout:
@@ -27,6 +52,7 @@ class EngineInstance(wiring.Component):
     ``n_in``/``n_out`` elements per inference and ``design_id`` (see ``boards.protocol``)."""
 
     def __init__(self, artefact: Artefact):
+        _check_board_contract(artefact)
         self.artefact = artefact
         streams = artefact.manifest["streams"]
         self.n_in = streams["input"]["elements"]
