@@ -1,4 +1,5 @@
-"""Integer golden models of the spiking neurons: ST-BIF, IF and LIF, one time step each.
+"""Integer golden models of the spiking neurons: ST-BIF, IF, LIF and CubaLIF, one time step
+each.
 
 All state is integer (numpy int64 arrays, one element per neuron). Every function computes one
 discrete time step for a whole array of neurons and returns the new state and the spikes.
@@ -16,14 +17,16 @@ quantized ANN's activation -- whatever the order and timing of the inputs (``qan
 
 ``if_step`` and ``lif_step`` are the classic NIR-style neurons (spec A.4), unipolar, with the
 comparator (``>`` as NIR/snnTorch, ``>=`` as SpikeZIP) and the reset (``subtract`` or
-``value``: to ``v_reset``) as parameters.
+``value``: to ``v_reset``) as parameters. ``cuba_lif_step`` adds a synaptic current per
+neuron in front of the LIF membrane (spec A.4): ``I = alpha*I + x``, ``V = beta*V + I``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["stbif_step", "qann", "if_step", "lif_step", "COMPARATORS", "RESETS"]
+__all__ = ["stbif_step", "qann", "if_step", "lif_step", "cuba_lif_step", "leak",
+           "COMPARATORS", "RESETS"]
 
 COMPARATORS = (">", ">=")
 RESETS = ("subtract", "value")
@@ -69,6 +72,25 @@ def if_step(v, x, *, theta, cmp: str = ">", reset: str = "subtract", v_reset=0):
     return _reset(h, spike, theta, reset, v_reset), spike
 
 
+def leak(v, *, shift: int | None = None, beta: int | None = None, beta_bits: int = 0,
+         rest=0):
+    """``v`` decayed one step towards ``rest``, one of:
+
+    - ``shift=k``: ``v - ((v - rest) >> k)`` (factor 1 - 2**-k; arithmetic shift: floor);
+    - ``beta=b, beta_bits=F``: ``rest + ((b * (v - rest) + 2**(F-1)) >> F)`` (factor b / 2**F;
+      round half up).
+    """
+    v = np.asarray(v, np.int64)
+    if (shift is None) == (beta is None):
+        raise ValueError("give exactly one of leak_shift= or beta=")
+    if shift is not None:
+        if shift < 0:
+            raise ValueError(f"leak_shift must be >= 0, got {shift}")
+        return v - ((v - rest) >> shift)
+    rnd = (1 << (beta_bits - 1)) if beta_bits > 0 else 0
+    return rest + ((beta * (v - rest) + rnd) >> beta_bits)
+
+
 def lif_step(v, x, *, theta, cmp: str = ">", reset: str = "subtract", v_reset=0, v_leak=0,
              leak_shift: int | None = None, beta: int | None = None, beta_bits: int = 0,
              prev_spike=None):
@@ -83,19 +105,39 @@ def lif_step(v, x, *, theta, cmp: str = ">", reset: str = "subtract", v_reset=0,
     applied after the leak, so the subtracted ``theta`` is not decayed; otherwise the reset
     happens in the step that fires (before the next leak).
     """
-    v = np.asarray(v, np.int64)
-    if (leak_shift is None) == (beta is None):
-        raise ValueError("give exactly one of leak_shift= or beta=")
-    if leak_shift is not None:
-        if leak_shift < 0:
-            raise ValueError(f"leak_shift must be >= 0, got {leak_shift}")
-        leaked = v - ((v - v_leak) >> leak_shift)
-    else:
-        rnd = (1 << (beta_bits - 1)) if beta_bits > 0 else 0
-        leaked = v_leak + ((beta * (v - v_leak) + rnd) >> beta_bits)
+    leaked = leak(v, shift=leak_shift, beta=beta, beta_bits=beta_bits, rest=v_leak)
     h = leaked + np.asarray(x, np.int64)
     if prev_spike is not None:
         h = _reset(h, np.asarray(prev_spike, np.int64), theta, reset, v_reset)
         return h, _fires(h, theta, cmp).astype(np.int64)
     spike = _fires(h, theta, cmp).astype(np.int64)
     return _reset(h, spike, theta, reset, v_reset), spike
+
+
+def cuba_lif_step(v, i, x, *, theta, cmp: str = ">", reset: str = "subtract", v_reset=0,
+                  v_leak=0, leak_shift: int | None = None, beta: int | None = None,
+                  syn_shift: int | None = None, alpha: int | None = None, beta_bits: int = 0):
+    """One current-based LIF step; returns ``(v, i, spike)``::
+
+        I' = leak_alpha(I) + x          # x: this step's weighted input spikes plus bias
+        H  = leak_beta(V) + I'          # the membrane takes the current of this step
+        s  = H cmp theta ;  V' = H - theta*s  or  (s ? v_reset : H)
+
+    ``leak_alpha`` is ``leak(shift=syn_shift)`` or ``leak(beta=alpha)`` (towards 0),
+    ``leak_beta`` is ``leak(shift=leak_shift)`` or ``leak(beta=beta)`` (towards ``v_leak``);
+    both general factors share ``beta_bits`` of fraction. The input gain (NIR ``w_in``) and the
+    membrane gain (``r``) are folded into ``x`` and ``theta`` by the importer, so no product
+    with a gain remains. Discrete-time choices (what NIR's ODE leaves open):
+
+    - the membrane integrates the current *after* this step's update (snnTorch ``Synaptic``:
+      ``syn = alpha*syn + x; mem = beta*mem + syn``), so a spike in reaches ``V`` in the same
+      step; Norse integrates the previous step's current (one step later);
+    - the reset acts on ``V`` only, in the step that fires (no ``reset_delay``); the current
+      is never reset (snnTorch and Norse alike);
+    - forward Euler: ``alpha = 1 - dt/tau_syn``, ``beta = 1 - dt/tau_mem`` (as the exporters
+      that write ``tau = dt / (1 - beta)``), rounded as ``leak`` says.
+    """
+    i = leak(i, shift=syn_shift, beta=alpha, beta_bits=beta_bits) + np.asarray(x, np.int64)
+    h = leak(v, shift=leak_shift, beta=beta, beta_bits=beta_bits, rest=v_leak) + i
+    spike = _fires(h, theta, cmp).astype(np.int64)
+    return _reset(h, spike, theta, reset, v_reset), i, spike

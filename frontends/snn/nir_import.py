@@ -1,4 +1,5 @@
-"""NIR graphs (``nir`` package) to a discrete-time integer IF/LIF network and its golden run.
+"""NIR graphs (``nir`` package) to a discrete-time integer IF/LIF/CubaLIF network (with an
+optional LI readout) and its golden run.
 
 A NIR graph is read as a chain from ``Input`` to ``Output``. Linear nodes between two neuron
 nodes (``Conv2d``, ``Affine``, ``Linear``, ``SumPool2d``, ``Flatten``, ``Scale``) are folded
@@ -14,17 +15,26 @@ golden's.
 
 The discrete-time semantics NIR leaves open are importer options (``NirOptions``):
 
-- ``dt`` (s, default 1e-4, what exporters assume): LIF ``beta = 1 - dt / tau``;
+- ``dt`` (s, default 1e-4, what exporters assume): forward Euler, LIF and LI
+  ``beta = 1 - dt / tau``, CubaLIF ``alpha = 1 - dt / tau_syn``, ``beta = 1 - dt / tau_mem``,
+  input gains ``r * dt / tau`` (``w_in * dt / tau_syn`` into a CubaLIF current);
 - ``cmp``: ``">"`` (NIR, snnTorch) or ``">="`` (SpikeZIP, Sinabs's IAF);
 - ``reset``: ``"subtract"`` or ``"value"`` (to ``v_reset``) -- NIR does not encode it;
 - ``if_gain``: ``"r"`` (input scaled by the node's ``r``) or ``"one"`` (ignore ``r``; Sinabs
   exports IF with ``r = 1`` either way);
-- ``leak``: ``"shift"`` (``beta`` rounded to ``1 - 2**-k``) or ``"beta"`` (``beta_bits``
-  fixed point).
+- ``leak``: ``"shift"`` (``beta``, and a CubaLIF's ``alpha``, rounded to ``1 - 2**-k``, the
+  nearest ``k`` in log scale) or ``"beta"`` (``beta_bits`` fixed point, round half up).
+
+Fixed choices (``frontends.snn.neurons.cuba_lif_step``): a CubaLIF membrane integrates the
+current of the same step (snnTorch ``Synaptic``), the reset acts on the membrane only, in the
+step that fires; ``v_leak`` must be 0. Every gain folds into the integer unit of the state
+(``_neuron_layer``), so the integer neurons multiply by nothing but their decays.
 
 Every time step, layer by layer, each layer integrates the spikes its predecessor emitted in
 the same step (the input's spikes for the first), then fires. The output is the last layer's
-spike count per neuron over the run.
+spike count per neuron over the run -- or, when the last neuron node is an ``LI`` (a leaky
+integrator, which never fires), its membrane potentials after the last step, as integers of
+``IfLayer.out_unit`` (the float potential is ``V * out_unit``).
 """
 
 from __future__ import annotations
@@ -37,12 +47,13 @@ import numpy as np
 
 from frontends.errors import ModelError
 
-from .neurons import if_step, lif_step
+from .neurons import cuba_lif_step, if_step, leak, lif_step
 
 __all__ = ["NirOptions", "ConvSynapse", "IfLayer", "IfNetwork", "import_nir",
            "run_if_network", "run_float_network"]
 
 WEIGHT_BITS = 8
+NEURONS = ("IF", "LIF", "CubaLIF", "LI")
 
 
 @dataclass(frozen=True)
@@ -100,8 +111,16 @@ class ConvSynapse:
 
 @dataclass(frozen=True, eq=False)
 class IfLayer:
-    """One layer of IF (``leak_shift`` and ``beta`` None) or LIF neurons behind integer
-    synapses: ``V += weight @ x``, plus ``bias`` every step."""
+    """One layer of neurons behind integer synapses (``kind``):
+
+    - ``"if"`` (``leak_shift`` and ``beta`` None): ``V += weight @ x + bias``;
+    - ``"lif"``: ``V = leak(V) + weight @ x + bias`` (``leak_shift`` or ``beta``);
+    - ``"cubalif"`` (``syn_shift`` or ``alpha`` too): ``I = leak_alpha(I) + weight @ x +
+      bias``, ``V = leak_beta(V) + I``;
+    - ``"li"`` (``spiking`` False; the last layer only): a LIF membrane that never fires; the
+      network's output is its membrane after the last step (``V_float = V * out_unit``).
+
+    The spiking kinds fire on ``V cmp theta`` and reset (``frontends.snn.neurons``)."""
 
     name: str
     source: str                  # the NIR node names folded into it, "conv0+pool4+..."
@@ -117,6 +136,21 @@ class IfLayer:
     beta: int | None = None
     out_shape: tuple = ()
     conv: ConvSynapse | None = None   # the synapses as a convolution, when they are one
+    syn_shift: int | None = None      # CubaLIF current leak, as leak_shift / beta
+    alpha: int | None = None
+    spiking: bool = True              # False: LI, the membrane is the output
+    out_unit: np.ndarray | None = None  # (n_out,) float value of one integer membrane step
+    float_alpha: float | None = None  # the float decays (1 - dt/tau); None: no leak
+    float_beta: float | None = None
+    float_mem_gain: np.ndarray | None = None  # CubaLIF: V += float_mem_gain * I
+
+    @property
+    def kind(self) -> str:
+        if not self.spiking:
+            return "li"
+        if self.syn_shift is not None or self.alpha is not None:
+            return "cubalif"
+        return "if" if self.leak_shift is None and self.beta is None else "lif"
 
     @property
     def n_in(self) -> int:
@@ -246,6 +280,88 @@ def _chain(graph) -> list[str]:
     return order
 
 
+def _per_neuron(node, attr, n, where, default=None) -> np.ndarray:
+    value = getattr(node, attr, None)
+    if value is None:
+        value = default
+    value = np.asarray(value, np.float64).reshape(-1)
+    if value.size not in (1, n):
+        raise ModelError(f"{where}: {attr} has {value.size} values for {n} neurons")
+    return np.broadcast_to(value, (n,)).astype(np.float64)
+
+
+def _leak_of(decay: np.ndarray, options: NirOptions, where: str, tau: str):
+    """``(shift, beta)`` of a per-layer decay factor ``1 - dt/tau`` under ``options.leak``."""
+    if np.ptp(decay) > 0:
+        raise ModelError(f"{where}: {tau} differs between neurons; the engine takes one leak "
+                         f"per layer")
+    b = float(decay[0])
+    if not 0.0 <= b < 1.0:
+        raise ModelError(f"{where}: {tau} gives the decay 1 - dt/{tau} = {b:.4g} at dt "
+                         f"{options.dt:g}; it must lie in [0, 1) (dt <= {tau})")
+    if options.leak == "shift":
+        return max(0, round(-math.log2(max(1.0 - b, 1e-12)))), None
+    return None, int(round(b * (1 << options.beta_bits)))
+
+
+def _neuron_layer(node, kind, key, where, n, options, parts, f_mat, f_bias, i_mat, scale,
+                  shape, conv) -> IfLayer:
+    """The integer layer of neuron node ``node`` behind the pending map (see ``import_nir``).
+
+    Gains fold into the integer unit of the state: with ``g_syn = w_in * dt / tau_syn`` and
+    ``g_mem = r * dt / tau_mem`` (``r * dt / tau`` for LIF and LI, ``r`` for IF), a CubaLIF
+    current is ``I_float = g_syn * scale * I_int`` and its membrane ``V_float = g_mem *
+    g_syn * scale * V_int``, so the integer update is ``I = leak(I) + W x + b``, ``V =
+    leak(V) + I`` with no gain left; thresholds and reset values are divided by the same unit.
+    """
+    r = _per_neuron(node, "r", n, where) if options.if_gain == "r" else np.ones(n)
+    leak_shift = beta = syn_shift = alpha = None
+    f_alpha = f_beta = mem_gain = None
+    if kind == "IF":
+        gain, syn_gain = r, np.ones(n)
+    elif kind in ("LIF", "LI"):
+        tau = _per_neuron(node, "tau", n, where)
+        gain, syn_gain = r * options.dt / tau, np.ones(n)
+        leak_shift, beta = _leak_of(1.0 - options.dt / tau, options, where, "tau")
+        f_beta = 1.0 - options.dt / float(tau[0])
+    else:                                                   # CubaLIF
+        tau_syn = _per_neuron(node, "tau_syn", n, where)
+        tau_mem = _per_neuron(node, "tau_mem", n, where)
+        syn_gain = _per_neuron(node, "w_in", n, where, 1.0) * options.dt / tau_syn
+        mem_gain = r * options.dt / tau_mem
+        gain = syn_gain * mem_gain
+        syn_shift, alpha = _leak_of(1.0 - options.dt / tau_syn, options, where, "tau_syn")
+        leak_shift, beta = _leak_of(1.0 - options.dt / tau_mem, options, where, "tau_mem")
+        f_alpha = 1.0 - options.dt / float(tau_syn[0])
+        f_beta = 1.0 - options.dt / float(tau_mem[0])
+    if (gain <= 0).any():
+        what = {"IF": "r", "LIF": "r·dt/τ", "LI": "r·dt/τ",
+                "CubaLIF": "w_in·dt/τ_syn and r·dt/τ_mem"}[kind]
+        raise ModelError(f"{where}: gain {what} must be positive")
+    if kind != "IF" and np.any(_per_neuron(node, "v_leak", n, where, 0.0) != 0):
+        raise ModelError(f"{where}: v_leak must be 0 (the leak decays towards 0)")
+    spiking = kind != "LI"
+    theta_f = _per_neuron(node, "v_threshold", n, where) if spiking else np.zeros(n)
+    reset_f = _per_neuron(node, "v_reset", n, where, 0.0) if spiking else np.zeros(n)
+    # V_float = gain * (f_mat x + f_bias); V_int = V_float / (gain * scale)
+    unit = gain * scale
+    layer = IfLayer(
+        name=key, source="+".join(parts), weight=i_mat.astype(np.int64),
+        bias=np.round(f_bias / scale).astype(np.int64),
+        theta=np.round(theta_f / unit).astype(np.int64),
+        v_reset=np.round(reset_f / unit).astype(np.int64),
+        float_weight=f_mat * (syn_gain if kind == "CubaLIF" else gain)[:, None],
+        float_bias=f_bias * (syn_gain if kind == "CubaLIF" else gain),
+        float_theta=np.array(theta_f, np.float64), float_v_reset=np.array(reset_f, np.float64),
+        leak_shift=leak_shift, beta=beta, out_shape=shape, conv=conv, syn_shift=syn_shift,
+        alpha=alpha, spiking=spiking, out_unit=unit, float_alpha=f_alpha, float_beta=f_beta,
+        float_mem_gain=mem_gain)
+    if spiking and (layer.theta <= 0).any():
+        raise ModelError(f"{where}: threshold rounds to {layer.theta.min()} at weight scale "
+                         f"{scale:.3g}; it must be positive")
+    return layer
+
+
 def import_nir(source, options: NirOptions | None = None, *, name: str | None = None) \
         -> IfNetwork:
     """The integer IF/LIF network of a NIR graph (a path, or a ``nir.NIRGraph``)."""
@@ -274,6 +390,7 @@ def import_nir(source, options: NirOptions | None = None, *, name: str | None = 
     def then(mat, pending):
         return mat if pending is None else mat @ pending
     parts: list[str] = []
+    readout = None                   # the LI layer, once there is one
     # the pending map as a convolution: {"src": shape, "pool": (ph, pw), "conv": ...}, or
     # None once it is not one (dense nodes, overlapping pools, two convolutions)
     struct: dict | None = {"src": shape, "pool": (1, 1)}
@@ -338,53 +455,19 @@ def import_nir(source, options: NirOptions | None = None, *, name: str | None = 
         elif kind == "Scale":
             raise ModelError(f"{where}: Scale is not supported yet; fold it into the weights "
                              f"before export")
-        elif kind in ("IF", "LIF"):
+        elif kind in NEURONS:
+            if readout is not None:
+                raise ModelError(f"{where}: follows the LI readout '{readout}'; an LI layer "
+                                 f"(non-spiking) must be the last neuron layer")
             n = f_bias.shape[0]
             if f_mat is None:
                 raise ModelError(f"{where}: follows another neuron layer directly; put a "
                                  f"Linear/Affine/Conv2d between them")
-            r = np.broadcast_to(np.asarray(node.r, np.float64).reshape(-1) if np.size(node.r)
-                                > 1 else np.asarray(node.r, np.float64), (n,)).reshape(-1) \
-                if np.size(node.r) in (1, n) else None
-            if r is None:
-                raise ModelError(f"{where}: r has {np.size(node.r)} values for {n} neurons")
-            gain = r if options.if_gain == "r" else np.ones(n)
-            if kind == "LIF":
-                gain = gain * options.dt / np.asarray(node.tau, np.float64).reshape(-1)
-            if (gain <= 0).any():
-                raise ModelError(f"{where}: gain r{'·dt/τ' if kind == 'LIF' else ''} must be "
-                                 f"positive")
-            theta_f = np.broadcast_to(np.asarray(node.v_threshold, np.float64).reshape(-1),
-                                      (n,)) if np.size(node.v_threshold) in (1, n) else None
-            reset_f = np.broadcast_to(np.asarray(getattr(node, "v_reset", 0.0), np.float64)
-                                      .reshape(-1), (n,))
-            # V_float = gain * (f_mat x + f_bias); V_int = V_float / (gain * scale)
-            unit = gain * scale
-            leak_shift = beta = None
-            if kind == "LIF":
-                b_real = 1.0 - options.dt / np.asarray(node.tau, np.float64).reshape(-1)
-                if np.ptp(b_real) > 0:
-                    raise ModelError(f"{where}: tau differs between neurons; the engine "
-                                     f"takes one leak per layer")
-                if np.any(np.asarray(node.v_leak) != 0):
-                    raise ModelError(f"{where}: v_leak must be 0")
-                if options.leak == "shift":
-                    leak_shift = max(0, round(-math.log2(max(1.0 - b_real[0], 1e-12))))
-                else:
-                    beta = int(round(b_real[0] * (1 << options.beta_bits)))
-            layers.append(IfLayer(
-                name=key, source="+".join(parts), weight=i_mat.astype(np.int64),
-                bias=np.round(f_bias / scale).astype(np.int64),
-                theta=np.round(theta_f / unit).astype(np.int64),
-                v_reset=np.round(reset_f / unit).astype(np.int64),
-                float_weight=f_mat * gain[:, None], float_bias=f_bias * gain,
-                float_theta=np.array(theta_f, np.float64),
-                float_v_reset=np.array(reset_f, np.float64),
-                leak_shift=leak_shift, beta=beta, out_shape=shape,
-                conv=_conv_synapse(struct)))
-            if (layers[-1].theta <= 0).any():
-                raise ModelError(f"{where}: threshold rounds to {layers[-1].theta.min()} at "
-                                 f"weight scale {scale:.3g}; it must be positive")
+            layer = _neuron_layer(node, kind, key, where, n, options, parts, f_mat, f_bias,
+                                  i_mat, scale, shape, _conv_synapse(struct))
+            layers.append(layer)
+            if kind == "LI":
+                readout = key
             f_mat = i_mat = None
             f_bias = np.zeros(n)
             scale = 1.0
@@ -392,55 +475,85 @@ def import_nir(source, options: NirOptions | None = None, *, name: str | None = 
             struct = {"src": shape, "pool": (1, 1)}
         else:
             raise ModelError(f"{where}: not supported by the snn engine (it imports Conv2d, "
-                             f"Affine, Linear, SumPool2d, Flatten, IF and LIF; CubaLIF, LI, "
-                             f"Delay and AvgPool2d are not lowered yet)")
+                             f"Affine, Linear, SumPool2d, Flatten, IF, LIF, CubaLIF and LI; "
+                             f"Delay, AvgPool2d and the other node types are not lowered)")
     if parts:
         raise ModelError(f"NIR graph: nodes {', '.join(parts)} after the last neuron layer; "
                          f"the engine's output is the last layer's spikes")
     if not layers:
-        raise ModelError("NIR graph: no IF/LIF layer")
+        raise ModelError("NIR graph: no IF/LIF/CubaLIF/LI layer")
     return IfNetwork(name=name, layers=tuple(layers), in_shape=in_shape, options=options)
 
 
-def _step(layer, v, x, options, *, use_float=False):
-    theta = layer.float_theta if use_float else layer.theta
-    v_reset = layer.float_v_reset if use_float else layer.v_reset
-    if use_float:
-        h = v + x
-        spike = (h > theta) if options.cmp == ">" else (h >= theta)
-        spike = spike.astype(np.float64)
-        if options.reset == "subtract":
-            return h - theta * spike, spike
-        return np.where(spike > 0, v_reset, h), spike
-    if layer.leak_shift is None and layer.beta is None:
-        return if_step(v, x, theta=theta, cmp=options.cmp, reset=options.reset,
-                       v_reset=v_reset)
-    return lif_step(v, x, theta=theta, cmp=options.cmp, reset=options.reset,
-                    v_reset=v_reset, leak_shift=layer.leak_shift, beta=layer.beta,
-                    beta_bits=options.beta_bits if layer.beta is not None else 0)
+def _float_step(layer, v, i, x, options):
+    """The NIR node's forward-Euler step in float (decays unrounded, gains not folded)."""
+    if layer.kind == "cubalif":
+        i = layer.float_alpha * i + x
+        h = layer.float_beta * v + layer.float_mem_gain * i
+    else:
+        h = (v if layer.float_beta is None else layer.float_beta * v) + x
+    if not layer.spiking:
+        return h, i, np.zeros_like(h)
+    theta = layer.float_theta
+    spike = ((h > theta) if options.cmp == ">" else (h >= theta)).astype(np.float64)
+    if options.reset == "subtract":
+        return h - theta * spike, i, spike
+    return np.where(spike > 0, layer.float_v_reset, h), i, spike
+
+
+def _step(layer, v, i, x, options):
+    """One integer step of ``layer``: ``(v, i, spike)`` (``i``: the CubaLIF current)."""
+    bits = options.beta_bits
+    kind = layer.kind
+    if kind == "cubalif":
+        return cuba_lif_step(v, i, x, theta=layer.theta, cmp=options.cmp, reset=options.reset,
+                             v_reset=layer.v_reset, leak_shift=layer.leak_shift,
+                             beta=layer.beta, syn_shift=layer.syn_shift, alpha=layer.alpha,
+                             beta_bits=bits)
+    if kind == "li":
+        v = leak(v, shift=layer.leak_shift, beta=layer.beta,
+                 beta_bits=bits if layer.beta is not None else 0) + x
+        return v, i, np.zeros_like(v)
+    if kind == "if":
+        v, s = if_step(v, x, theta=layer.theta, cmp=options.cmp, reset=options.reset,
+                       v_reset=layer.v_reset)
+        return v, i, s
+    v, s = lif_step(v, x, theta=layer.theta, cmp=options.cmp, reset=options.reset,
+                    v_reset=layer.v_reset, leak_shift=layer.leak_shift, beta=layer.beta,
+                    beta_bits=bits if layer.beta is not None else 0)
+    return v, i, s
 
 
 def run_if_network(net: IfNetwork, spikes: np.ndarray, *, use_float: bool = False):
-    """Run ``spikes`` (B, T, n_in) through ``net``; returns ``(counts (B, n_out_last),
-    per-layer spike totals (B, L))``."""
+    """Run ``spikes`` (B, T, n_in) through ``net``; returns ``(out (B, n_out_last), per-layer
+    spike totals (B, L))``. ``out`` is the last layer's spike counts, or -- when it is an LI
+    readout -- its membranes after the last step (integer units; ``out * out_unit`` is the
+    float potential; in float with ``use_float``)."""
     spikes = np.asarray(spikes).reshape(spikes.shape[0], spikes.shape[1], -1)
     batch, steps = spikes.shape[:2]
     dtype = np.float64 if use_float else np.int64
     v = [np.zeros((batch, l.n_out), dtype) for l in net.layers]
+    cur = [np.zeros((batch, l.n_out), dtype) for l in net.layers]
     counts = np.zeros((batch, net.layers[-1].n_out), np.int64)
     totals = np.zeros((batch, len(net.layers)), np.int64)
     for t in range(steps):
         x = spikes[:, t].astype(dtype)
-        for i, layer in enumerate(net.layers):
+        for n, layer in enumerate(net.layers):
             w = layer.float_weight if use_float else layer.weight
             b = layer.float_bias if use_float else layer.bias
-            v[i], s = _step(layer, v[i], x @ w.T + b, net.options, use_float=use_float)
-            totals[:, i] += s.sum(axis=1).astype(np.int64)
+            if use_float:
+                v[n], cur[n], s = _float_step(layer, v[n], cur[n], x @ w.T + b, net.options)
+            else:
+                v[n], cur[n], s = _step(layer, v[n], cur[n], x @ w.T + b, net.options)
+            totals[:, n] += s.sum(axis=1).astype(np.int64)
             x = s
         counts += x.astype(np.int64)
+    if not net.layers[-1].spiking:
+        return v[-1], totals
     return counts, totals
 
 
 def run_float_network(net: IfNetwork, spikes: np.ndarray):
-    """The float network the integer one quantizes (IF only), same schedule."""
+    """The float network the integer one quantizes, same schedule: float weights, the NIR
+    nodes' own gains and decays ``1 - dt/tau`` (unrounded), same comparator and reset."""
     return run_if_network(net, spikes, use_float=True)

@@ -103,3 +103,33 @@ def tiny_mlp(seed=0, *, neuron="LIF", tau=4e-4, bias=True):
              "output": nir.Output(np.array([3]))}
     names = list(nodes)
     return nir.NIRGraph(nodes=nodes, edges=list(zip(names, names[1:])), type_check=False)
+
+
+def tiny_cuba(seed=0, *, tau_syn=4e-4, tau_mem=8e-4, readout="CubaLIF", n_in=8, hidden=10,
+              n_out=4, w_in=None, r=None, threshold=1.0):
+    """Input n_in -> Affine hidden -> CubaLIF -> Affine n_out -> CubaLIF (or ``readout="LI"``,
+    tau ``tau_mem``) -> Output. snnTorch's export: ``w_in = tau_syn / dt``, ``r = tau_mem /
+    dt`` (both gains one); with the defaults alpha = 1 - 2**-2, beta = 1 - 2**-3 at dt 1e-4."""
+    import nir
+
+    rng = np.random.default_rng(seed)
+    dt = 1e-4
+
+    def cuba(n):
+        ones, zeros = np.ones(n), np.zeros(n)
+        return nir.CubaLIF(tau_syn=ones * tau_syn, tau_mem=ones * tau_mem,
+                           r=ones * (tau_mem / dt if r is None else r), v_leak=zeros,
+                           v_threshold=ones * threshold, v_reset=zeros,
+                           w_in=ones * (tau_syn / dt if w_in is None else w_in))
+    last = cuba(n_out) if readout == "CubaLIF" else nir.LI(
+        tau=np.ones(n_out) * tau_mem, r=np.ones(n_out) * tau_mem / dt, v_leak=np.zeros(n_out))
+    nodes = {"input": nir.Input(np.array([n_in])),
+             "fc0": nir.Affine(weight=rng.normal(0.1, 0.4, (hidden, n_in)).astype(np.float32),
+                               bias=rng.normal(0, 0.02, hidden).astype(np.float32)),
+             "n0": cuba(hidden),
+             "fc1": nir.Affine(weight=rng.normal(0.05, 0.4, (n_out, hidden)).astype(np.float32),
+                               bias=np.zeros(n_out, np.float32)),
+             "n1": last,
+             "output": nir.Output(np.array([n_out]))}
+    names = list(nodes)
+    return nir.NIRGraph(nodes=nodes, edges=list(zip(names, names[1:])), type_check=False)

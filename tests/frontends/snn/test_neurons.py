@@ -4,7 +4,7 @@ input order and timing; IF/LIF comparators, resets and leaks."""
 import numpy as np
 import pytest
 
-from frontends.snn import if_step, lif_step, qann, stbif_step
+from frontends.snn import cuba_lif_step, if_step, lif_step, qann, stbif_step
 
 
 def run_stbif(xs, *, theta, smin, smax, v0, extra=40):
@@ -70,3 +70,35 @@ def test_lif_delayed_reset_subtracts_undecayed_theta():
     assert v.tolist() == [40] and spike.tolist() == [1]      # reset in the firing step
     v, spike = lif_step(np.array([12]), np.array([0]), theta=10, leak_shift=1)
     assert v.tolist() == [6] and spike.tolist() == [0]
+
+
+def test_cuba_lif_current_then_membrane():
+    # I = 8 - (8 >> 2) + 4 = 10; V = 0 - (0 >> 1) + 10 = 10
+    v, i, spike = cuba_lif_step(np.array([0]), np.array([8]), np.array([4]), theta=100,
+                                syn_shift=2, leak_shift=1)
+    assert (v.tolist(), i.tolist(), spike.tolist()) == ([10], [10], [0])
+    # the membrane takes this step's current: one input spike fires at once (snnTorch order)
+    v, i, spike = cuba_lif_step(np.array([0]), np.array([0]), np.array([5]), theta=4,
+                                syn_shift=2, leak_shift=1)
+    assert (v.tolist(), i.tolist(), spike.tolist()) == ([1], [5], [1])
+    # the reset acts on V only; the current carries on
+    v, i, spike = cuba_lif_step(np.array([3]), np.array([6]), np.array([0]), theta=4,
+                                syn_shift=1, leak_shift=2, reset="value", v_reset=-1)
+    assert (v.tolist(), i.tolist(), spike.tolist()) == ([-1], [3], [1])
+
+
+def test_cuba_lif_threshold_edge_and_general_decays():
+    # H = 6 - (6 >> 1) + 4 - (4 >> 2) + 0 = 3 + 3 = 6 = theta: '>' holds, '>=' fires
+    args = dict(theta=6, syn_shift=2, leak_shift=1)
+    assert cuba_lif_step(np.array([6]), np.array([4]), 0, cmp=">", **args)[2].tolist() == [0]
+    assert cuba_lif_step(np.array([6]), np.array([4]), 0, cmp=">=", **args)[2].tolist() == [1]
+    v = np.array([64, -64, 0, 96, 5])
+    i = np.array([-40, 40, 9, 0, 13])
+    shifted = cuba_lif_step(v, i, 3, theta=10**6, syn_shift=2, leak_shift=3)
+    general = cuba_lif_step(v, i, 3, theta=10**6, alpha=6, beta=7, beta_bits=3)
+    assert shifted[1].tolist() == [-27, 33, 10, 3, 13]          # floor shifts
+    assert general[1].tolist() == [-27, 33, 10, 3, 13]          # (6 i + 4) >> 3
+    assert shifted[0].tolist() == [29, -23, 10, 87, 18]         # 5 - (5 >> 3) = 5
+    assert general[0].tolist() == [29, -23, 10, 87, 17]         # (7*5 + 4) >> 3 = 4
+    with pytest.raises(ValueError, match=r"^give exactly one of leak_shift= or beta=$"):
+        cuba_lif_step(v, i, 0, theta=1, leak_shift=1, beta=3, syn_shift=1)

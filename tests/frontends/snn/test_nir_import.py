@@ -1,5 +1,6 @@
-"""NIR import: the sinabs N-MNIST CNN (the NIR paper's) and small graphs into integer IF
-networks; the integer run tracks the float one; what is not supported is refused by name."""
+"""NIR import: the sinabs N-MNIST CNN (the NIR paper's) and small graphs into integer IF,
+LIF, CubaLIF and LI networks; the integer run tracks the float one; what is not supported is
+refused by name."""
 
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from frontends.errors import ModelError
 from frontends.snn.nir_import import (NirOptions, import_nir, run_float_network,
                                       run_if_network)
 
-from .nir_graphs import tiny_cnn
+from .nir_graphs import tiny_cnn, tiny_cuba
 
 SINABS = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "nir" / "cnn_sinabs.nir"
 
@@ -64,9 +65,13 @@ def test_options_change_the_integer_semantics():
 
 
 def test_refuses_unsupported_nodes_by_name():
-    with pytest.raises(ModelError, match=r"^NIR node 'if1' \(CubaLIF\): not supported by the "
+    import nir
+    graph = tiny_cnn(0)
+    nodes = dict(graph.nodes)
+    nodes["if1"] = nir.Delay(delay=np.ones(27))
+    with pytest.raises(ModelError, match=r"^NIR node 'if1' \(Delay\): not supported by the "
                                          r"snn engine"):
-        import_nir(tiny_cnn(0, neuron="CubaLIF"))
+        import_nir(nir.NIRGraph(nodes=nodes, edges=graph.edges, type_check=False))
     with pytest.raises(ModelError, match=r"^NIR import: cmp '<' is not '>' \(NIR\) or '>='$"):
         NirOptions(cmp="<")
 
@@ -78,3 +83,79 @@ def test_refuses_branches():
                          type_check=False)
     with pytest.raises(ModelError, match=r"^NIR node 'conv' \(Conv2d\) feeds 2 nodes"):
         import_nir(graph)
+
+
+# CubaLIF and LI: the integer golden against the float forward-Euler network of the same NIR
+# graph. Only int8 weight rounding and the rounding of the two decays separate them (measured:
+# spike totals within 0.61 % per layer, LI membranes within 2.1 % of their range).
+CUBA_SPIKE_TOLERANCE = 0.02      # |integer - float| spike totals, relative, per layer
+LI_TOLERANCE = 0.05              # |integer * out_unit - float| membranes, of max |float|
+
+
+@pytest.mark.parametrize("leak", ["shift", "beta"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_cuba_lif_integer_run_tracks_float(leak, seed):
+    net = import_nir(tiny_cuba(seed), NirOptions(leak=leak))
+    assert [l.kind for l in net.layers] == ["cubalif", "cubalif"]
+    first = net.layers[0]
+    if leak == "shift":      # tau_syn = 4 dt, tau_mem = 8 dt: alpha = 1 - 2**-2, beta = 1 - 2**-3
+        assert (first.syn_shift, first.leak_shift, first.alpha, first.beta) == (2, 3, None, None)
+    else:                    # 0.75 and 0.875 at 8 fraction bits
+        assert (first.alpha, first.beta, first.syn_shift) == (192, 224, None)
+    spikes = (np.random.default_rng(seed).random((16, 40, 8)) < 0.3).astype(np.int64)
+    counts, totals = run_if_network(net, spikes)
+    fcounts, ftotals = run_float_network(net, spikes)
+    assert (ftotals.sum(axis=0) > 100).all()              # both layers fire
+    rel = np.abs(totals.sum(axis=0) - ftotals.sum(axis=0)) / ftotals.sum(axis=0)
+    assert (rel <= CUBA_SPIKE_TOLERANCE).all(), rel
+    assert np.abs(counts - fcounts).sum() <= CUBA_SPIKE_TOLERANCE * fcounts.sum()
+
+
+def test_cuba_lif_gains_fold_into_the_threshold():
+    """w_in and r other than snnTorch's (gain w_in*dt/tau_syn = 0.5, r*dt/tau_mem = 0.25):
+    the integer threshold grows by 1 / (0.5 * 0.25) and the spikes still track the float."""
+    base = import_nir(tiny_cuba(0))
+    net = import_nir(tiny_cuba(0, w_in=2.0, r=2.0))
+    assert abs(net.layers[0].theta[0] - 8 * base.layers[0].theta[0]) <= 8
+    spikes = (np.random.default_rng(5).random((8, 40, 8)) < 0.5).astype(np.int64)
+    totals = run_if_network(net, spikes)[1].sum(axis=0)
+    ftotals = run_float_network(net, spikes)[1].sum(axis=0)
+    assert ftotals[0] > 100
+    assert (np.abs(totals - ftotals) <= CUBA_SPIKE_TOLERANCE * ftotals + 2).all()
+
+
+def test_li_readout_outputs_membranes():
+    net = import_nir(tiny_cuba(0, readout="LI"))
+    last = net.layers[-1]
+    assert last.kind == "li" and not last.spiking and last.leak_shift == 3
+    spikes = (np.random.default_rng(0).random((6, 40, 8)) < 0.3).astype(np.int64)
+    v, totals = run_if_network(net, spikes)
+    fv, _ = run_float_network(net, spikes)
+    assert v.dtype == np.int64 and (totals[:, 1] == 0).all()
+    err = np.abs(v * last.out_unit - fv).max()
+    assert err <= LI_TOLERANCE * np.abs(fv).max(), err
+
+
+def test_cuba_and_li_refusals_name_the_node():
+    import nir
+    graph = tiny_cuba(0)
+    nodes = dict(graph.nodes)
+    n = 10
+    nodes["n0"] = nir.CubaLIF(tau_syn=np.linspace(2e-4, 4e-4, n), tau_mem=np.ones(n) * 8e-4,
+                              r=np.ones(n), v_leak=np.zeros(n), v_threshold=np.ones(n))
+    with pytest.raises(ModelError, match=r"^NIR node 'n0' \(CubaLIF\): tau_syn differs between "
+                                         r"neurons; the engine takes one leak per layer$"):
+        import_nir(nir.NIRGraph(nodes=nodes, edges=graph.edges, type_check=False))
+    nodes["n0"] = nir.CubaLIF(tau_syn=np.ones(n) * 4e-4, tau_mem=np.ones(n) * 8e-4,
+                              r=np.ones(n), v_leak=np.ones(n), v_threshold=np.ones(n))
+    with pytest.raises(ModelError, match=r"^NIR node 'n0' \(CubaLIF\): v_leak must be 0"):
+        import_nir(nir.NIRGraph(nodes=nodes, edges=graph.edges, type_check=False))
+    nodes["n0"] = nir.CubaLIF(tau_syn=np.ones(n) * 0.5e-4, tau_mem=np.ones(n) * 8e-4,
+                              r=np.ones(n), v_leak=np.zeros(n), v_threshold=np.ones(n))
+    with pytest.raises(ModelError, match=r"^NIR node 'n0' \(CubaLIF\): tau_syn gives the decay "
+                                         r"1 - dt/tau_syn = -1 at dt 0.0001; it must lie in"):
+        import_nir(nir.NIRGraph(nodes=nodes, edges=graph.edges, type_check=False))
+    nodes["n0"] = nir.LI(tau=np.ones(n) * 8e-4, r=np.ones(n), v_leak=np.zeros(n))
+    with pytest.raises(ModelError, match=r"^NIR node 'n1' \(CubaLIF\): follows the LI readout "
+                                         r"'n0'; an LI layer \(non-spiking\) must be the last"):
+        import_nir(nir.NIRGraph(nodes=nodes, edges=graph.edges, type_check=False))
