@@ -125,7 +125,7 @@ MAX_MEMORY_BITS = 208 * 18 * 1024
 
 def nir_memory_bits(plan) -> int:
     """Bits of synapse (shared kernels for convolutions, plus their tap tables), membrane,
-    bias, spike-counter and event memory ``plan`` needs."""
+    current (CubaLIF), bias, spike-counter and event memory ``plan`` needs."""
     from frontends.fixedpoint import signed_bits
 
     from .conv_taps import table_bits
@@ -138,6 +138,8 @@ def nir_memory_bits(plan) -> int:
             total += table_bits(layer.conv)
         biased = bool(np.any(layer.bias != 0))       # V, the bias if any, the counter
         total += layer.n_out * ((1 + biased) * v_bits + plan.t_max.bit_length() + 1)
+        if plan.i_bits:
+            total += layer.n_out * plan.i_bits[index]
         if index + 1 < len(layers):
             nxt = layers[index + 1]
             span = layer.n_out * (1 if nxt.conv is not None else nxt.n_out)
@@ -149,9 +151,12 @@ def _nir_layer(l) -> dict:
     out = {"name": l.name, "op": l.source_op, "inputs": l.n_in, "outputs": l.n_out,
            "neuron": l.kind, "theta": l.theta, "v_reset": l.v_reset,
            "macs": int(np.count_nonzero(l.weight))}
-    if l.kind == "lif":
+    if l.kind in ("lif", "cubalif", "li"):
         out["leak"] = ({"shift": l.leak_shift} if l.leak_shift is not None
                        else {"beta": l.beta, "beta_bits": l.beta_bits})
+    if l.kind == "cubalif":
+        out["current_leak"] = ({"shift": l.syn_shift} if l.syn_shift is not None
+                               else {"alpha": l.alpha, "beta_bits": l.beta_bits})
     if l.conv is not None:
         c = l.conv
         out["synapse"] = {"kind": "conv", "kernel": list(c.kernel.shape),
@@ -219,10 +224,12 @@ def write_nir_artefact(model, out_dir, *, steps: int = 16, samples: int = 16, ra
             "input": {"port": "i", "elements": steps * inner.n_in, "dtype": _dtype(inner.in_dtype),
                       "tensor": "spikes (steps x inputs)"},
             "output": {"port": "o", "elements": inner.n_out, "dtype": _dtype(inner.out_dtype),
-                       "tensor": "spike counts"},
+                       "tensor": "membranes" if inner.output_tensor == "membranes"
+                       else "spike counts"},
         },
         "parameters": {"t_max": steps, "steps": steps, "exact": True, "mode": "if",
-                       "v_bits": list(plan.v_bits), "memory_bits": nir_memory_bits(plan),
+                       "v_bits": list(plan.v_bits), "i_bits": list(plan.i_bits),
+                       "memory_bits": nir_memory_bits(plan),
                        "options": vars(net.options), "schedule": "layer-sequential",
                        "input_encoding": f"synthetic Bernoulli spikes, rate {rate}"
                        if spikes is None else "given spikes"},

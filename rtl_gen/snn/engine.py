@@ -11,10 +11,12 @@ Per inference:
    - layer ``l > 0`` takes the spikes layer ``l - 1`` emitted in this step, one ROW each;
    - the layer SWEEPs (one ST-BIF step of every neuron) if it received a spike, fired in the
      last step or ``t = 0``; otherwise it is SKIPped (it cannot fire).
-   In the fixed-step mode (NIR IF/LIF networks) a fresh input vector arrives every step, and
-   LIF layers LEAK (in parallel) while it loads; layers with a bias always SWEEP.
+   In the fixed-step mode (NIR IF/LIF/CubaLIF networks) a fresh input vector arrives every
+   step, and LIF, CubaLIF and LI layers LEAK (in parallel) while it loads; layers with a bias
+   and CubaLIF layers (whose current charges the membrane) always SWEEP.
    The run stops after the first step in which no layer fired, or after ``t_max`` steps.
-3. OUTPUT: the last layer's tracers plus its zero point stream out.
+3. OUTPUT: the last layer's tracers plus its zero point stream out (an LI readout's
+   membranes).
 
 Latency (cycles from the first input transfer to the last output transfer, inclusive, input
 always valid and output always ready) depends on the spikes: ``SnnPlan.cycles`` models it
@@ -69,10 +71,12 @@ class SnnEngine(wiring.Component):
         L = len(layers)
         arrays = []
         for index, layer in enumerate(layers):
+            i_bits = getattr(plan, "i_bits", ())
             arr = StbifArray(layer, v_bits=plan.v_bits[index],
                              shift_bits=plan.shift_bits if index == 0 else 0,
                              fanout=_row_stride(layers[index + 1]) if index + 1 < L else 0,
-                             readout=index == L - 1)
+                             readout=index == L - 1,
+                             i_bits=i_bits[index] if i_bits else 0)
             m.submodules[f"layer{index}"] = arr
             arrays.append(arr)
         last = arrays[-1]
@@ -80,7 +84,10 @@ class SnnEngine(wiring.Component):
         fixed = getattr(plan, "mode", "stbif") == "if"
         has_bias = [bool(getattr(l, "kind", "stbif") != "stbif" and np.any(l.bias != 0))
                     for l in layers]
-        leaky = [arr for arr, l in zip(arrays, layers) if getattr(l, "kind", "") == "lif"]
+        # a CubaLIF current keeps charging its membrane without input: those always SWEEP
+        always = [b or getattr(l, "kind", "") == "cubalif" for b, l in zip(has_bias, layers)]
+        leaky = [arr for arr, l in zip(arrays, layers)
+                 if getattr(l, "kind", "") in ("lif", "cubalif", "li")]
 
         in_dtype = net.in_dtype
         in_shape = signed(in_dtype.width) if in_dtype.signed else unsigned(in_dtype.width)
@@ -216,7 +223,7 @@ class SnnEngine(wiring.Component):
             with m.State("DECIDE"):
                 m.d.comb += self.busy.eq(1)
                 active = (t == 0) | sel_fired | (e != 0) | ((layer == 0) & in_any)
-                for index, biased in enumerate(has_bias):
+                for index, biased in enumerate(always):
                     if biased:
                         active = active | (layer == index)
                 with m.If(active):

@@ -23,6 +23,16 @@ from frontends.snn.nir_import import IfNetwork, run_if_network
 __all__ = ["IfPlan"]
 
 
+def _memory(steps: int, shift: int | None, beta: int | None, beta_bits: int) -> int:
+    """How many steps' inputs a decaying state can hold at most: ``min(steps, 1 / (1 -
+    factor))`` for the factor ``1 - 2**-shift`` or ``beta / 2**beta_bits``."""
+    if shift is not None:
+        return min(steps, 1 << shift)
+    if beta >= 1 << beta_bits:
+        return steps
+    return min(steps, -(-(1 << beta_bits) // ((1 << beta_bits) - beta)))
+
+
 @dataclass(frozen=True, eq=False)
 class _IfArrayLayer:
     """An ``IfLayer`` in the terms ``StbifArray`` reads."""
@@ -44,6 +54,8 @@ class _IfArrayLayer:
     beta: int | None = None
     beta_bits: int = 0
     conv: object = None          # ConvSynapse: the synapses as a shared kernel
+    syn_shift: int | None = None  # CubaLIF current decay
+    alpha: int | None = None
 
     @property
     def n_in(self) -> int:
@@ -76,16 +88,18 @@ class IfPlan:
     mode: str = "if"
     mag_bits: int = 1
     shift_bits: int = 0
+    i_bits: tuple[int, ...] = ()        # CubaLIF current widths (0: no current memory)
 
     @classmethod
     def from_network(cls, net: IfNetwork, *, steps: int) -> "IfPlan":
         if not 1 <= steps <= 255:
             raise ModelError(f"NIR network '{net.name}': {steps} time steps; the engine runs "
                              f"1..255 (spike counts leave as bytes)")
-        layers, v_bits = [], []
+        layers, v_bits, i_bits = [], [], []
+        names = {"if": "IF", "lif": "LIF", "cubalif": "CubaLIF", "li": "LI"}
         for layer in net.layers:
-            lif = layer.leak_shift is not None or layer.beta is not None
-            kind = "LIF" if lif else "IF"
+            kind = names[layer.kind]
+            lif = layer.kind != "if"
             for what, values in (("v_threshold", layer.theta), ("v_reset", layer.v_reset)):
                 if np.ptp(values) != 0:
                     raise ModelError(f"NIR node '{layer.name}' ({kind}): {what} differs "
@@ -95,17 +109,33 @@ class IfPlan:
                 name=layer.name, source_op=f"{kind}<{layer.source}>", weight=layer.weight,
                 bias=layer.bias, v_init=np.zeros(layer.n_out, np.int64), theta=theta,
                 v_reset=v_reset, smin=0, smax=steps, cmp=net.options.cmp,
-                reset=net.options.reset, kind=kind.lower(), leak_shift=layer.leak_shift,
-                beta=layer.beta, beta_bits=net.options.beta_bits if layer.beta is not None
-                else 0, conv=layer.conv))
-            # |leak(V)| <= |V| + 1 (round half up), so a LIF membrane gains at most a step
-            drift = steps * (np.abs(layer.weight).sum(axis=1) + np.abs(layer.bias) + lif).max()
-            bound = int(drift) + abs(theta) + abs(v_reset)
+                reset=net.options.reset, kind=layer.kind, leak_shift=layer.leak_shift,
+                beta=layer.beta, beta_bits=net.options.beta_bits
+                if layer.beta is not None or layer.alpha is not None else 0, conv=layer.conv,
+                syn_shift=layer.syn_shift, alpha=layer.alpha))
+            # the largest input of one step: every synapse and the bias
+            x_max = int((np.abs(layer.weight).sum(axis=1) + np.abs(layer.bias)).max())
+            if layer.kind == "cubalif":
+                bits = net.options.beta_bits
+                # |I_t| <= (x_max + 1) * min(t, 1 / (1 - alpha)): the leak rounds by < 1
+                i_bound = (x_max + 1) * _memory(steps, layer.syn_shift, layer.alpha, bits)
+                # |H_t| <= (i_bound + 1) * min(t, 1 / (1 - beta)) + |theta| + |v_reset|
+                bound = (i_bound + 1) * _memory(steps, layer.leak_shift, layer.beta, bits) \
+                    + abs(theta) + abs(v_reset)
+                i_bits.append(signed_bits(-i_bound, i_bound))
+            else:
+                # |leak(V)| <= |V| + 1 (round half up), so a LIF membrane gains at most a step
+                bound = steps * (x_max + lif) + abs(theta) + abs(v_reset)
+                i_bits.append(0)
             v_bits.append(signed_bits(-bound, bound))
-        out_bits = max(8, int(steps).bit_length())
+        if net.layers[-1].kind == "li":      # the output is the LI membranes
+            out_dtype = IntType(v_bits[-1], True)
+        else:
+            out_dtype = IntType(max(8, int(steps).bit_length()), False)
         inner = _Net(net.name, tuple(layers), net.n_in, net.layers[-1].n_out,
-                     IntType(8, False), IntType(out_bits, False))
-        return cls(net, inner, steps, tuple(v_bits))
+                     IntType(8, False), out_dtype,
+                     output_tensor="membranes" if net.layers[-1].kind == "li" else "counts")
+        return cls(net, inner, steps, tuple(v_bits), i_bits=tuple(i_bits))
 
     @property
     def in_dtype(self):
@@ -124,7 +154,8 @@ class IfPlan:
         return self.network.n_out
 
     def reference(self, spikes: np.ndarray) -> np.ndarray:
-        """Spike counts of the last layer for ``spikes`` (B, steps * n_in)."""
+        """Spike counts of the last layer (its membranes, for an LI readout) for ``spikes``
+        (B, steps * n_in)."""
         spikes = np.asarray(spikes).reshape(len(spikes), self.t_max, self.n_in)
         return run_if_network(self.source, spikes)[0]
 

@@ -24,6 +24,13 @@ A LIF layer also takes ``LEAK``: ``V = V - (V >> k)`` (``leak_shift``) or
 ``N + 1`` busy cycles -- ``frontends.snn.neurons.lif_step``'s leak with ``v_leak = 0``, taken
 at the start of a step, before the step's inputs.
 
+A ``"cubalif"`` layer has one more memory, the synaptic current ``I`` (``i_bits``): ROWs add
+into ``I`` instead of ``V``; LEAK decays both (``I - (I >> syn_shift)`` or the ``alpha``
+product, and ``V``'s leak as LIF); a SWEEP is ``I' = I + bias``, ``H = V + I'``, then fire
+and reset as IF (``frontends.snn.neurons.cuba_lif_step``). An ``"li"`` layer (the last one,
+a non-spiking readout) leaks and integrates as LIF but never fires; its readout port reads
+the membranes.
+
 With ``layer.conv`` (a ``ConvSynapse``) the weight memory holds the shared kernel only, and a
 ROW's ``base`` is the source neuron's index: ``ConvTaps`` walks the output neurons its spike
 reaches, one a cycle after a one-cycle table read (``taps + 2`` busy cycles).
@@ -64,11 +71,12 @@ def event_layout(span: int) -> data.StructLayout:
     return data.StructLayout({"base": unsigned(_unsigned_bits(span)), "neg": 1})
 
 
-def _leak(m, v, layer):
-    """``V - (V >> k)`` or ``(beta * V + 2**(F-1)) >> F`` with the product as shifted adds."""
-    if layer.leak_shift is not None:
-        return v - (v >> layer.leak_shift)
-    beta, bits = int(layer.beta), int(layer.beta_bits)
+def _leak(m, v, shift, beta, bits):
+    """``V - (V >> k)`` (``shift``) or ``(beta * V + 2**(F-1)) >> F`` with the product as
+    shifted adds."""
+    if shift is not None:
+        return v - (v >> shift)
+    beta, bits = int(beta), int(bits)
     prod = Signal(signed(len(v) + max(beta.bit_length(), 1) + 1))
     terms = [v << i for i in range(beta.bit_length()) if beta >> i & 1]
     total = 0
@@ -85,13 +93,18 @@ class StbifArray(wiring.Component):
     ``v_bits`` is the membrane width (``StbifLayer.v_bits`` of the layer's input range),
     ``shift_bits`` the width of a ROW's ``shift`` (0: none), ``fanout`` the successor's
     ``n_out`` (0: no successor, no event list), ``readout`` adds the ``s_addr``/``s_data``
-    port that reads tracers out.
+    port that reads tracers out (membranes, for an LI layer); ``i_bits`` is the width of a
+    CubaLIF layer's current.
     """
 
     def __init__(self, layer, *, v_bits: int, shift_bits: int = 0, fanout: int = 0,
-                 readout: bool = False):
+                 readout: bool = False, i_bits: int = 0):
         self.layer = layer
         self.v_bits = v_bits
+        self.i_bits = i_bits
+        kind = getattr(layer, "kind", "stbif")
+        if kind == "cubalif" and i_bits < 1:
+            raise ValueError("a CubaLIF layer needs i_bits")
         self.s_bits = signed_bits(min(layer.smin, 0), max(layer.smax, 0))
         self.w_bits = signed_bits(int(layer.weight.min()), int(layer.weight.max()))
         self.shift_bits = shift_bits
@@ -113,7 +126,7 @@ class StbifArray(wiring.Component):
         if readout:
             members["s_addr"] = In(range(max(n, 2)))
             members["s_en"] = In(1)
-            members["s_data"] = Out(signed(self.s_bits))
+            members["s_data"] = Out(signed(v_bits if kind == "li" else self.s_bits))
         super().__init__(members)
 
     def elaborate(self, platform):
@@ -145,11 +158,17 @@ class StbifArray(wiring.Component):
             m.submodules.bias = b_mem = Memory(shape=vs, depth=n_out,
                                                init=[int(x) for x in bias])
             bias_rd = b_mem.read_port()
+        kind = getattr(layer, "kind", "stbif")
         v_wr, s_wr = v_mem.write_port(), s_mem.write_port()
         v_rd = v_mem.read_port(transparent_for=(v_wr,))
         s_rd = s_mem.read_port(transparent_for=(s_wr,))
+        i_wr = i_rd = None
+        if kind == "cubalif":          # the synaptic current, one word per neuron
+            m.submodules.i = i_mem = Memory(shape=signed(self.i_bits), depth=n_out, init=[])
+            i_wr = i_mem.write_port()
+            i_rd = i_mem.read_port(transparent_for=(i_wr,))
         if self.readout:
-            s_out = s_mem.read_port()
+            s_out = (v_mem if kind == "li" else s_mem).read_port()
             m.d.comb += [s_out.addr.eq(self.s_addr), s_out.en.eq(self.s_en),
                          self.s_data.eq(s_out.data)]
 
@@ -189,6 +208,8 @@ class StbifArray(wiring.Component):
         else:
             m.d.comb += [issue.eq(issuing), n_sel.eq(n), w_rd.addr.eq(base + n)]
         m.d.comb += [v_rd.addr.eq(n_sel), s_rd.addr.eq(n_sel)]
+        if i_rd is not None:
+            m.d.comb += i_rd.addr.eq(n_sel)
         if vi_rd is not None:
             m.d.comb += vi_rd.addr.eq(n_sel)
 
@@ -201,11 +222,12 @@ class StbifArray(wiring.Component):
             busy = busy | taps.busy
         m.d.comb += self.busy.eq(busy)
         m.d.comb += [v_wr.addr.eq(s1_n), s_wr.addr.eq(s1_n)]
+        if i_wr is not None:
+            m.d.comb += i_wr.addr.eq(s1_n)
 
         weight = Signal(signed(self.w_bits + (1 << self.shift_bits) - 1 if self.shift_bits
                                else self.w_bits))
         m.d.comb += weight.eq(w_rd.data << shift if self.shift_bits else w_rd.data)
-        kind = getattr(layer, "kind", "stbif")
         theta = layer.theta
         up = Signal()
         down = Signal()
@@ -214,14 +236,26 @@ class StbifArray(wiring.Component):
             h = v_rd.data
             m.d.comb += [up.eq((h >= theta) & (s < layer.smax)),
                          down.eq((h < 0) & (s > layer.smin))]
+        elif kind == "cubalif":
+            # CubaLIF SWEEP: I' = I + bias, H = V + I' (the leaks came first, in LEAK)
+            cur = Signal(signed(self.i_bits + 1))
+            if bias_rd is not None:
+                m.d.comb += cur.eq(i_rd.data + bias_rd.data)
+            else:
+                m.d.comb += cur.eq(i_rd.data)
+            h = Signal(signed(max(self.v_bits, self.i_bits) + 2))
+            m.d.comb += [h.eq(v_rd.data + cur),
+                         up.eq(h > theta if layer.cmp == ">" else h >= theta)]
         else:
-            # IF: H = V + bias (every step), fire on H > theta (or >=), tracer counts spikes
+            # IF: H = V + bias (every step), fire on H > theta (or >=), tracer counts spikes;
+            # LI: the same H, never fires
             h = Signal(signed(self.v_bits + 1))
             if bias_rd is not None:
                 m.d.comb += h.eq(v_rd.data + Mux(mode == Mode.SWEEP, bias_rd.data, 0))
             else:
                 m.d.comb += h.eq(v_rd.data)
-            m.d.comb += up.eq(h > theta if layer.cmp == ">" else h >= theta)
+            if kind != "li":
+                m.d.comb += up.eq(h > theta if layer.cmp == ">" else h >= theta)
 
         ev_base = Signal(range(max(n_out * max(self.fanout, 1), 2)))
         if self.fanout:
@@ -238,11 +272,24 @@ class StbifArray(wiring.Component):
                     m.d.comb += [v_wr.data.eq(vi_rd.data if vi_rd is not None else 0),
                                  v_wr.en.eq(1),
                                  s_wr.data.eq(0), s_wr.en.eq(1)]
+                    if i_wr is not None:
+                        m.d.comb += [i_wr.data.eq(0), i_wr.en.eq(1)]
                 with m.Case(Mode.ROW):
-                    m.d.comb += [v_wr.data.eq(Mux(neg, h - weight, h + weight)), v_wr.en.eq(1)]
-                if kind == "lif":
+                    if i_wr is not None:       # CubaLIF: input spikes charge the current
+                        m.d.comb += [i_wr.data.eq(Mux(neg, i_rd.data - weight,
+                                                      i_rd.data + weight)), i_wr.en.eq(1)]
+                    else:
+                        m.d.comb += [v_wr.data.eq(Mux(neg, h - weight, h + weight)),
+                                     v_wr.en.eq(1)]
+                if kind in ("lif", "cubalif", "li"):
                     with m.Case(Mode.LEAK):
-                        m.d.comb += [v_wr.data.eq(_leak(m, v_rd.data, layer)), v_wr.en.eq(1)]
+                        m.d.comb += [v_wr.data.eq(_leak(m, v_rd.data, layer.leak_shift,
+                                                        layer.beta, layer.beta_bits)),
+                                     v_wr.en.eq(1)]
+                        if i_wr is not None:
+                            m.d.comb += [i_wr.data.eq(_leak(m, i_rd.data, layer.syn_shift,
+                                                            layer.alpha, layer.beta_bits)),
+                                         i_wr.en.eq(1)]
                 with m.Case(Mode.SWEEP):
                     if kind == "stbif":
                         m.d.comb += [v_wr.data.eq(Mux(up, h - theta, h + theta)),
@@ -250,6 +297,8 @@ class StbifArray(wiring.Component):
                     else:
                         fired_v = h - theta if layer.reset == "subtract" else layer.v_reset
                         m.d.comb += [v_wr.data.eq(Mux(up, fired_v, h)), v_wr.en.eq(1)]
+                        if i_wr is not None and bias_rd is not None:
+                            m.d.comb += [i_wr.data.eq(cur), i_wr.en.eq(1)]
                     m.d.comb += [
                                  s_wr.data.eq(Mux(up, s + 1, s - 1)), s_wr.en.eq(up | down)]
                     with m.If(up | down):

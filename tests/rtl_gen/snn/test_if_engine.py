@@ -80,3 +80,39 @@ def test_if_plan_refuses_per_neuron_thresholds():
     with pytest.raises(ModelError, match=r"^NIR node 'if1' \(IF\): v_threshold differs between "
                                          r"neurons; the engine takes one per layer$"):
         IfPlan.from_network(odd, steps=4)
+
+
+@pytest.mark.parametrize("leak,mutant", [("shift", {"syn_shift": 3}),
+                                         ("beta", {"alpha": 160})])
+def test_cuba_lif_engine_counts_equal_nir_golden(leak, mutant):
+    """CubaLIF (alpha 1 - 2**-2, beta 1 - 2**-3; or 192/256 and 224/256) with a bias on the
+    hidden layer: the current memory, both leaks and the always-sweeping layers (the input
+    falls silent after 8 steps); a wrong current leak must not pass."""
+    from tests.frontends.snn.nir_graphs import tiny_cuba
+
+    net = import_nir(tiny_cuba(6, n_in=6, hidden=5, n_out=3, threshold=2.0),
+                     NirOptions(leak=leak))
+    plan = IfPlan.from_network(net, steps=20)
+    assert all(b > 0 for b in plan.i_bits)
+    spikes = spikes_for(net, 20, 3, 0.3).reshape(3, 20, -1)
+    spikes[:, 8:] = 0                # silent input: the currents go on charging the membranes
+    spikes = spikes.reshape(3, -1)
+    want = plan.reference(spikes)
+    got, _, _ = simulate(plan, spikes)
+    assert want.sum() > 0 and (got == want).all()
+    broken, _, _ = simulate(plan, spikes, hardware=_with_layer(plan, 0, **mutant))
+    assert not (broken == want).all()
+
+
+def test_li_readout_engine_outputs_golden_membranes():
+    from tests.frontends.snn.nir_graphs import tiny_cuba
+
+    net = import_nir(tiny_cuba(4, n_in=6, hidden=5, n_out=3, readout="LI"))
+    plan = IfPlan.from_network(net, steps=12)
+    assert plan.out_dtype.signed and plan.out_dtype.width == plan.v_bits[-1]
+    spikes = spikes_for(net, 12, 2, 0.4)
+    want = plan.reference(spikes)
+    got, _, _ = simulate(plan, spikes)
+    got = np.where(got >= 1 << (plan.v_bits[-1] - 1), got - (1 << plan.v_bits[-1]), got)
+    assert (want < 0).any() and (want > 0).any()
+    assert (got == want).all()
