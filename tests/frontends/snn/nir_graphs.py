@@ -133,3 +133,46 @@ def tiny_cuba(seed=0, *, tau_syn=4e-4, tau_mem=8e-4, readout="CubaLIF", n_in=8, 
              "output": nir.Output(np.array([n_out]))}
     names = list(nodes)
     return nir.NIRGraph(nodes=nodes, edges=list(zip(names, names[1:])), type_check=False)
+
+
+def cuba_edges(*, theta=5.0, hidden=False):
+    """One CubaLIF layer (tau_syn 4 dt, tau_mem 8 dt, snnTorch gains: the integer weights
+    and threshold are the float ones) behind integer weights that reach its edges: neuron 0
+    has every weight +127 and neuron 1 every weight -127 (all inputs spiking drive the current
+    to +-4 * 762 and neuron 1's membrane to about -8 * 3048), neurons 2..5 small weights in
+    [-3, 3] whose membranes land on the threshold ``theta``. ``hidden``: a second CubaLIF
+    layer (Affine 6 -> 3 with a bias) after it."""
+    import nir
+
+    dt = 1e-4
+    rng = np.random.default_rng(11)
+    w = np.zeros((6, 6), np.float32)
+    w[0], w[1] = 127, -127
+    w[2:] = rng.integers(-3, 4, (4, 6))
+
+    def cuba(n, thr):
+        ones, zeros = np.ones(n), np.zeros(n)
+        return nir.CubaLIF(tau_syn=ones * 4 * dt, tau_mem=ones * 8 * dt, r=ones * 8,
+                           v_leak=zeros, v_threshold=ones * thr, v_reset=zeros, w_in=ones * 4)
+    nodes = {"input": nir.Input(np.array([6])),
+             "fc0": nir.Linear(weight=w), "n0": cuba(6, theta)}
+    if hidden:
+        nodes["fc1"] = nir.Affine(weight=rng.normal(0, 0.5, (3, 6)).astype(np.float32),
+                                  bias=rng.normal(0, 0.05, 3).astype(np.float32))
+        nodes["n1"] = cuba(3, 1.0)
+    nodes["output"] = nir.Output(np.array([3 if hidden else 6]))
+    names = list(nodes)
+    return nir.NIRGraph(nodes=nodes, edges=list(zip(names, names[1:])), type_check=False)
+
+
+def edge_spikes(steps=40, samples=4, seed=0):
+    """(samples, steps, 6) spikes for ``cuba_edges``: sample 0 every input spiking every
+    step (the current and membrane extremes), sample 1 every input for 24 steps then none, the
+    rest random at rates 0.5 and 0.2."""
+    rng = np.random.default_rng(seed)
+    x = np.zeros((samples, steps, 6), np.int64)
+    x[0] = 1
+    x[1, :24] = 1
+    for s in range(2, samples):
+        x[s] = rng.random((steps, 6)) < (0.5 if s % 2 == 0 else 0.2)
+    return x

@@ -116,3 +116,46 @@ def test_li_readout_engine_outputs_golden_membranes():
     got = np.where(got >= 1 << (plan.v_bits[-1] - 1), got - (1 << plan.v_bits[-1]), got)
     assert (want < 0).any() and (want > 0).any()
     assert (got == want).all()
+
+
+def _edge_trace(layer, spikes, options):
+    """Peak |I|, peak |V| and how often H == theta, from the CubaLIF golden step by step."""
+    from frontends.snn.neurons import cuba_lif_step, leak
+    v = np.zeros((len(spikes), layer.n_out), np.int64)
+    i = np.zeros_like(v)
+    i_peak = v_peak = edges = 0
+    theta = int(layer.theta[0])
+    for t in range(spikes.shape[1]):
+        x = spikes[:, t] @ layer.weight.T + layer.bias
+        h = leak(v, shift=layer.leak_shift) + leak(i, shift=layer.syn_shift) + x
+        edges += int((h == theta).sum())
+        v, i, _ = cuba_lif_step(v, i, x, theta=theta, cmp=options.cmp, reset=options.reset,
+                                v_reset=int(layer.v_reset[0]), syn_shift=layer.syn_shift,
+                                leak_shift=layer.leak_shift)
+        i_peak, v_peak = max(i_peak, int(np.abs(i).max())), max(v_peak, int(np.abs(v).max()))
+    return i_peak, v_peak, edges
+
+
+@pytest.mark.parametrize("cmp", [">", ">="])
+def test_cuba_lif_edges_and_register_ranges(cmp):
+    """Thresholds hit exactly, and the current and membrane registers driven to the top of
+    their derived ranges (every input spiking through +-127 weights): bit-exact; one bit less
+    of current or membrane and the counts differ."""
+    from frontends.fixedpoint import signed_bits
+    from tests.frontends.snn.nir_graphs import cuba_edges, edge_spikes
+
+    options = NirOptions(cmp=cmp, reset="value")    # a wrapped current stops neuron 0
+    net = import_nir(cuba_edges(), options)
+    plan = IfPlan.from_network(net, steps=40)
+    spikes = edge_spikes(40, 4)
+    i_peak, v_peak, edges = _edge_trace(net.layers[0], spikes, options)
+    assert edges > 0
+    assert signed_bits(-i_peak, i_peak) == plan.i_bits[0] == 13
+    assert signed_bits(-v_peak, v_peak) == plan.v_bits[0] == 16
+    flat = spikes.reshape(4, -1)
+    want = plan.reference(flat)
+    got, _, _ = simulate(plan, flat)
+    assert (got == want).all()
+    for narrow in ({"i_bits": (12,)}, {"v_bits": (15,)}):
+        broken, _, _ = simulate(plan, flat, hardware=dataclasses.replace(plan, **narrow))
+        assert not (broken == want).all(), narrow
