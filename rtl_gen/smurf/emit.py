@@ -1,8 +1,12 @@
 """Writes a SMURF unit as an artefact directory: Verilog, manifest and golden vectors.
 
-The manifest holds the whole plan (bases, thresholds, LFSR taps and seeds), so the folder is
-self-describing; ``vectors/golden.npz`` holds ``inputs`` (codes, ``(n, M)``) and ``outputs``
-(counts of the cycle model, ``(n, K)``) for an input sweep. Same plan, same bytes.
+The top is the ``SmurfEngine`` (the unit behind ``i``/``o`` element streams, ``cycles`` and
+``busy``, the contract a board top drives), so the artefact simulates, builds and runs on a
+board like any engine's. The manifest holds the whole plan (bases, thresholds, LFSR taps and
+seeds), so the folder is self-describing; ``vectors/golden.npz`` holds, from the cycle model,
+``inputs`` (codes, ``(n, M)``), ``outputs`` (the engine's 8-bit output codes, ``(n, K)``) and
+``counts`` (the unit's ones-counts, ``(n, K)``) for an input sweep whose all-min/max-code
+vectors come first. Same plan, same bytes.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ import numpy as np
 from ..artefact import MANIFEST_VERSION, atomic_directory, atomic_write
 from ..emit import _ports, emit_verilog
 from .design import FitReport, sweep_codes
-from .plan import SmurfPlan
+from .engine import input_element_bits
+from .plan import CODE_BITS, SmurfPlan
 
 __all__ = ["write_smurf_artefact", "TOP", "BENCH"]
 
@@ -24,20 +29,29 @@ TOP = "nnloom_smurf"
 BENCH = "sim.bench.smurf_bench"
 
 
+def edges_first(codes: np.ndarray, bits: int) -> np.ndarray:
+    """``codes`` with the vectors made only of the min and max code first (stable order), so
+    the first few vectors of a short run (e.g. a board-level simulation) hit both ends."""
+    codes = np.asarray(codes, dtype=np.int64)
+    edge = ((codes == 0) | (codes == (1 << bits) - 1)).all(axis=1)
+    return np.concatenate([codes[edge], codes[~edge]])
+
+
 def write_smurf_artefact(plan: SmurfPlan, out_dir: str | Path, *,
                          fit: FitReport | None = None, codes: np.ndarray | None = None,
                          top: str = TOP) -> Path:
     """Generate ``plan``'s Verilog and golden vectors into ``out_dir`` (atomically).
 
-    ``codes`` defaults to the sweep of ``sweep_codes``: every code for one input, a 33-point
-    grid per axis for two, 9 for three.
+    ``codes`` defaults to the sweep of ``sweep_codes`` (every code for one input, a 33-point
+    grid per axis for two, 9 for three), min/max-code vectors first.
     """
-    component = plan.create()
+    component = plan.create_engine()
     verilog_text = emit_verilog(component, top)
     if codes is None:
-        codes = sweep_codes(plan.m, plan.input_bits)
+        codes = edges_first(sweep_codes(plan.m, plan.input_bits), plan.input_bits)
     codes = np.asarray(codes, dtype=np.int64)
     counts = plan.reference(codes)
+    outputs = plan.output_codes(counts)
     out_dir = Path(out_dir)
     manifest = {
         "manifest_version": MANIFEST_VERSION,
@@ -49,13 +63,26 @@ def write_smurf_artefact(plan: SmurfPlan, out_dir: str | Path, *,
         "clock": {"name": "clk", "reset": "rst", "reset_active": "high"},
         "ports": _ports(component),
         "streams": {
-            "input": {"port": "i", "elements": plan.m, "width": plan.input_bits,
-                      "names": list(plan.inputs)},
-            "output": {"port": "o", "elements": len(plan.outputs), "width": plan.count_bits,
-                       "names": [o.name for o in plan.outputs]},
+            "payload": {"data": [0, input_element_bits(plan)], "last": input_element_bits(plan)},
+            "input": {"port": "i", "elements": plan.m,
+                      "dtype": {"width": input_element_bits(plan), "signed": False},
+                      "code_bits": plan.input_bits, "names": list(plan.inputs),
+                      "decode": "x = lo + (hi - lo) * code / 2^code_bits",
+                      "ranges": [list(r) for r in plan.ranges]},
+            "output": {"port": "o", "elements": len(plan.outputs),
+                       "dtype": {"width": CODE_BITS, "signed": False},
+                       "names": [o.name for o in plan.outputs],
+                       "code": f"q = min(round(count * 2^{CODE_BITS} / L), "
+                               f"{(1 << CODE_BITS) - 1}), halves up",
+                       "decode": f"y = lo + (hi - lo) * q / 2^{CODE_BITS}",
+                       "ranges": [[o.lo, o.hi] for o in plan.outputs],
+                       "counts": {"port": "counts", "width": plan.count_bits,
+                                  "decode": "y = lo + (hi - lo) * count / L"}},
         },
-        "latency_cycles": plan.latency_cycles,
+        "latency_cycles": plan.engine_latency_cycles,
         "parameters": {"inputs": plan.m, "outputs": len(plan.outputs),
+                       "unit_latency_cycles": plan.latency_cycles,
+                       "count_bits": plan.count_bits,
                        "radix": [b.size for b in plan.bases],
                        "basis": [b.kind for b in plan.bases],
                        "input_bits": plan.input_bits, "coef_bits": plan.coef_bits,
@@ -71,6 +98,6 @@ def write_smurf_artefact(plan: SmurfPlan, out_dir: str | Path, *,
         atomic_write(tmp / "rtl" / f"{top}.v", verilog_text)
         atomic_write(tmp / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         buf = io.BytesIO()
-        np.savez(buf, inputs=codes, outputs=counts)
+        np.savez(buf, inputs=codes, outputs=outputs, counts=counts)
         atomic_write(tmp / "vectors" / "golden.npz", buf.getvalue())
     return out_dir

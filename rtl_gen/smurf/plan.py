@@ -28,9 +28,12 @@ from .basis import Basis, basis_from_dict
 from .lfsr import Lfsr, primitive_taps
 from .solver import joint
 
-__all__ = ["SmurfPlan", "SmurfOutput", "LFSR_WIDTH"]
+__all__ = ["SmurfPlan", "SmurfOutput", "LFSR_WIDTH", "CODE_BITS"]
 
 LFSR_WIDTH = 16
+# Width of an output element of the engine (``SmurfEngine``): a count becomes the code
+# ``q = min(round(count * 2^CODE_BITS / L), 2^CODE_BITS - 1)``, one byte on the host link.
+CODE_BITS = 8
 # Clocks after the warmup + L running clocks until ``o.valid``: the one that counts the last
 # registered gate bit.
 CONTROL_CYCLES = 1
@@ -154,6 +157,36 @@ class SmurfPlan:
         image[self.addresses()] = self.outputs[k].weights
         return image.tolist()
 
+    @cached_property
+    def code_scale(self) -> tuple[int, int]:
+        """``(C, S)`` with ``((count << CODE_BITS) + L // 2) * C >> S == round-half-up of
+        count * 2^CODE_BITS / L`` for every count in ``0..L`` (a shift when L is a power of
+        two; otherwise the smallest exact reciprocal, checked here over all counts)."""
+        n = self.length
+        if n & (n - 1) == 0:
+            return 1, n.bit_length() - 1
+        num = (np.arange(n + 1, dtype=np.int64) << CODE_BITS) + n // 2
+        want = num // n
+        # Exact once 2^S >= num_max * n (Granlund-Montgomery); num * C stays below 2^63.
+        for shift in range(n.bit_length(), 2 * n.bit_length() + CODE_BITS + 2):
+            c = -(-(1 << shift) // n)
+            if ((num * c) >> shift == want).all():
+                return c, shift
+        raise AssertionError(f"no exact reciprocal of {n}")
+
+    def output_codes(self, counts: np.ndarray) -> np.ndarray:
+        """Counts to the engine's ``CODE_BITS``-bit output elements: ``min(round(count *
+        2^CODE_BITS / L), 2^CODE_BITS - 1)``, halves rounded up (see ``code_scale``)."""
+        counts = np.asarray(counts, dtype=np.int64)
+        q = ((counts << CODE_BITS) + self.length // 2) // self.length
+        return np.minimum(q, (1 << CODE_BITS) - 1)
+
+    def decode_codes(self, q: np.ndarray) -> np.ndarray:
+        """Output elements ``(..., K)`` to real outputs ``lo + (hi - lo) * q / 2^CODE_BITS``."""
+        lo = np.array([o.lo for o in self.outputs])
+        hi = np.array([o.hi for o in self.outputs])
+        return lo + (hi - lo) * np.asarray(q) / (1 << CODE_BITS)
+
     # --- random sources --------------------------------------------------------------------
 
     @cached_property
@@ -241,8 +274,20 @@ class SmurfPlan:
         return counts
 
     def create(self):
+        """The ``SmurfUnit``: the function unit itself (what the benchmark synthesizes)."""
         from .unit import SmurfUnit
         return SmurfUnit(self)
+
+    def create_engine(self):
+        """The ``SmurfEngine``: the unit behind the element-stream contract of a board top."""
+        from .engine import SmurfEngine
+        return SmurfEngine(self)
+
+    @property
+    def engine_latency_cycles(self) -> int:
+        """``SmurfEngine`` cycles from the first input transfer to the last output transfer,
+        inclusive, with the input always valid and the output always ready."""
+        return self.m + self.latency_cycles + len(self.outputs)
 
     # --- serialisation ---------------------------------------------------------------------
 

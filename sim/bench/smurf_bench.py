@@ -1,12 +1,15 @@
-"""cocotb bench for a SMURF unit (``engine: smurf``): RTL counts equal the cycle model's.
+"""cocotb bench for a SMURF engine (``engine: smurf``): RTL outputs equal the cycle model's.
 
-For every golden input vector (a tuple of codes): send it on ``i``, wait for ``o``, compare
-each output's ones-count with the golden count bit for bit, and check the cycles from the
-input transfer to ``o.valid`` against the manifest's ``latency_cycles``. Signals are driven
-and sampled on the falling edge; transfers happen at rising edges.
+For every golden input vector (a tuple of codes): stream its ``M`` elements into ``i``, count
+the cycles from the last input transfer to ``o.valid`` (the unit's latency,
+``parameters.unit_latency_cycles``), read the full-precision ``counts`` port, then take the
+``K`` output elements from ``o``. Each count and each 8-bit output code must equal the golden
+(``counts`` and ``outputs`` of the cycle model) bit for bit, ``last`` must mark the final
+element, and without backpressure the ``cycles`` port must equal ``latency_cycles``. Signals
+are driven and sampled on the falling edge; transfers happen at rising edges.
 
 Environment: ``NNLOOM_ARTEFACT``, ``NNLOOM_SIM_OUT``, ``NNLOOM_SIM_LIMIT`` (first N vectors),
-``NNLOOM_BACKPRESSURE`` ("1": random delays before taking ``o``), ``NNLOOM_SEED``.
+``NNLOOM_BACKPRESSURE`` ("1": random input gaps and output stalls), ``NNLOOM_SEED``.
 """
 
 from __future__ import annotations
@@ -15,16 +18,10 @@ import cocotb
 import numpy as np
 from cocotb.triggers import ClockCycles, FallingEdge
 
-from .common import settings, start, write_results
+from .common import report_progress, settings, start, write_results
+from .stream_bench import _receive, _send
 
 MAX_REPORTED = 20
-
-
-def _pack(values, width: int) -> int:
-    word = 0
-    for j, v in enumerate(values):
-        word |= (int(v) & ((1 << width) - 1)) << (j * width)
-    return word
 
 
 def _unpack(word: int, count: int, width: int) -> list[int]:
@@ -32,56 +29,71 @@ def _unpack(word: int, count: int, width: int) -> list[int]:
 
 
 @cocotb.test()
-async def counts_match_cycle_model(dut):
+async def outputs_match_cycle_model(dut):
     bench = settings()
     manifest = bench.artefact.manifest
     inputs, expected = bench.inputs, bench.expected
-    backpressure = bench.backpressure
-    stalls = bench.rng()
+    with np.load(bench.artefact.path / "vectors" / "golden.npz") as f:
+        expected_counts = f["counts"][:len(inputs)]
+    gaps = bench.rng() if bench.backpressure else None
     s_in, s_out = manifest["streams"]["input"], manifest["streams"]["output"]
+    count_bits = s_out["counts"]["width"]
     latency = manifest["latency_cycles"]
+    unit_latency = manifest["parameters"]["unit_latency_cycles"]
     await start(dut)
 
     got = np.zeros_like(expected)
+    got_counts = np.zeros_like(expected_counts)
     cycles = np.zeros(len(inputs), dtype=np.int64)
+    waits = np.zeros(len(inputs), dtype=np.int64)
     mismatches: list[str] = []
     count = 0
+
+    def report(text):
+        nonlocal count
+        count += 1
+        if len(mismatches) < MAX_REPORTED:
+            mismatches.append(text)
+
     for n, codes in enumerate(inputs):
-        dut.i__payload.value = _pack(codes, s_in["width"])
-        dut.i__valid.value = 1
-        while not dut.i__ready.value:
-            await FallingEdge(dut.clk)
-        await FallingEdge(dut.clk)          # the transfer happened at this rising edge
-        dut.i__valid.value = 0
-        waited = 0
+        named = ", ".join(f"{name}={int(c)}" for name, c in zip(s_in["names"], codes))
+        await _send(dut, codes, s_in["dtype"]["width"], gaps)
+        waited = 0                        # rising edges since the last input transfer
         while not dut.o__valid.value:
-            if waited > 4 * latency + 16:
-                raise AssertionError(f"vector {n} (codes {codes.tolist()}): o.valid never rose "
-                                     f"within {waited} cycles (expected {latency})")
-            await ClockCycles(dut.clk, max(1, latency - 1) if waited == 0 else 1,
-                              rising=False)
-            waited += max(1, latency - 1) if waited == 0 else 1
-        cycles[n] = waited
-        if backpressure:
-            await ClockCycles(dut.clk, stalls.randrange(4), rising=False)
-        got[n] = _unpack(dut.o__payload.value.to_unsigned(), s_out["elements"], s_out["width"])
-        dut.o__ready.value = 1
-        await FallingEdge(dut.clk)
-        dut.o__ready.value = 0
+            if waited > 4 * unit_latency + 16:
+                raise AssertionError(f"vector {n} ({named}): o.valid never rose within "
+                                     f"{waited} cycles (expected {unit_latency})")
+            step = max(1, unit_latency - waited)
+            await ClockCycles(dut.clk, step, rising=False)
+            waited += step
+        waits[n] = waited
+        got_counts[n] = _unpack(dut.counts.value.to_unsigned(), s_out["elements"], count_bits)
+        out, lasts = await _receive(dut, s_out["elements"], s_out["dtype"], gaps)
+        got[n] = out
+        cycles[n] = dut.cycles.value.to_unsigned()
+        if lasts != [0] * (len(lasts) - 1) + [1]:
+            report(f"vector {n} ({named}): 'last' flags {lasts}, expected only on the final "
+                   f"element")
+        for k in np.flatnonzero(got_counts[n] != expected_counts[n]):
+            report(f"vector {n} ({named}): output '{s_out['names'][k]}' count expected "
+                   f"{expected_counts[n, k]}, got {got_counts[n, k]}")
         for k in np.flatnonzero(got[n] != expected[n]):
-            count += 1
-            if len(mismatches) < MAX_REPORTED:
-                named = ", ".join(f"{name}={int(c)}" for name, c in zip(s_in["names"], codes))
-                mismatches.append(f"vector {n} ({named}): output '{s_out['names'][k]}' count "
-                                  f"expected {expected[n, k]}, got {got[n, k]}")
+            report(f"vector {n} ({named}): output '{s_out['names'][k]}' code expected "
+                   f"{expected[n, k]}, got {got[n, k]}")
+        report_progress(bench.out_dir, n + 1, len(inputs))
 
     write_results(bench.out_dir, {
         "vectors": int(len(inputs)), "mismatching_elements": count, "mismatches": mismatches,
-        "backpressure": backpressure, "cycles": {"min": int(cycles.min()),
-                                                 "max": int(cycles.max())},
-        "expected_latency": latency}, outputs=got, cycles=cycles)
+        "backpressure": bench.backpressure, "cycles": {"min": int(cycles.min()),
+                                                       "max": int(cycles.max())},
+        "unit_cycles": {"min": int(waits.min()), "max": int(waits.max())},
+        "expected_latency": latency}, outputs=got, counts=got_counts, cycles=cycles)
 
     assert not mismatches, "RTL differs from the cycle model:\n" + "\n".join(mismatches)
-    assert (cycles == latency).all(), (
-        f"cycles from input transfer to o.valid {sorted(set(cycles.tolist()))} differ from "
-        f"the latency model's {latency}")
+    assert (waits == unit_latency).all(), (
+        f"cycles from the last input transfer to o.valid {sorted(set(waits.tolist()))} differ "
+        f"from the unit's latency model {unit_latency}")
+    if not bench.backpressure:
+        assert (cycles == latency).all(), (
+            f"cycles port {sorted(set(cycles.tolist()))} differs from the latency model's "
+            f"{latency}")

@@ -58,23 +58,25 @@ def test_impossible_clock_is_refused_before_writing(small_artefact, tmp_path):
     assert not (art.path / "build").exists()
 
 
-def test_an_engine_without_the_board_contract_is_refused_by_name(tmp_path):
-    """A SMURF unit has no element streams or cycle counter: ``nnloom build`` says so in one
-    line naming the artefact and the engine, and writes nothing."""
+def test_an_engine_without_the_board_contract_is_refused_by_name(small_artefact, tmp_path):
+    """A top without a cycle counter and with an input a board top does not drive:
+    ``nnloom build`` says so in one line naming the artefact and the engine, and writes
+    nothing."""
     from typer.testing import CliRunner
 
     from flows.cli import app
-    from rtl_gen.smurf.design import design
-    from rtl_gen.smurf.emit import write_smurf_artefact
 
-    plan, fit = design(["tanh(4*x)"], ranges={}, radix=4, basis="fsm", length=64)
-    art = write_smurf_artefact(plan, tmp_path / "tanh", fit=fit)
+    art = shutil.copytree(small_artefact.path, tmp_path / "mlp")
+    manifest = json.loads((art / "manifest.json").read_text())
+    manifest["ports"] = [p for p in manifest["ports"] if p["name"] != "cycles"] + \
+        [{"name": "load", "dir": "in", "width": 1}]
+    (art / "manifest.json").write_text(json.dumps(manifest))
     before = sorted(p.relative_to(art) for p in art.rglob("*"))
     result = CliRunner().invoke(app, ["build", str(art), "--board", "icebreaker"])
     assert result.exit_code == 1 and "Traceback" not in result.output
     text = " ".join(result.output.split())
-    assert text.startswith(f"error: {art}: the smurf engine's artefact cannot go on a board")
-    assert "no port cycles" in text
+    assert text.startswith(f"error: {art}: the dense engine's artefact cannot go on a board")
+    assert "no port cycles" in text and "inputs a board top does not drive: load" in text
     assert sorted(p.relative_to(art) for p in art.rglob("*")) == before
 
 

@@ -32,10 +32,12 @@ def test_writes_artefact_and_prints_fit(tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["engine"] == "smurf"
     assert manifest["sim"] == {"bench": "sim.bench.smurf_bench"}
-    assert manifest["latency_cycles"] == 256 + 8 + 1
+    assert manifest["latency_cycles"] == 1 + 256 + 8 + 1 + 1
+    assert manifest["parameters"]["unit_latency_cycles"] == 256 + 8 + 1
     assert manifest["parameters"]["radix"] == [8]
     with np.load(out / "vectors" / "golden.npz") as f:
         assert f["inputs"].shape == (256, 1) and f["outputs"].shape == (256, 1)
+        assert f["counts"].shape == (256, 1) and f["outputs"].max() <= 255
     first = (out / "rtl" / "nnloom_smurf.v").read_bytes()
     again = _run("smurf", "tanh(4*x)", "--radix", "8", "--length", "256", "-o", out)
     assert again.exit_code == 0
