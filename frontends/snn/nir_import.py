@@ -4,7 +4,8 @@ optional LI readout) and its golden run.
 A NIR graph is read as a chain from ``Input`` to ``Output``. Linear nodes between two neuron
 nodes (``Conv2d``, ``Affine``, ``Linear``, ``SumPool2d``, ``Flatten``, ``Scale``) are folded
 into one integer synapse matrix per neuron layer: each weighted node's float weights are
-quantized to int8 with its own scale (``s = max|W| / 127``), pools add exactly, and the
+quantized to int8 with its own scale (``s = max|W| / 127``), pools add exactly (an unpadded
+``AvgPool2d`` is the same sum at a scale ``1 / k**2``, folded like a weight scale), and the
 layer's threshold, reset value and bias are divided by the product of scales (IF/LIF spikes
 are invariant to a common positive scale of W, b, theta and v_reset; spec ``snn.md`` A.4), so
 only the weight rounding differs from the float network. Where the nodes of a layer are one
@@ -437,8 +438,12 @@ def import_nir(source, options: NirOptions | None = None, *, name: str | None = 
             scale *= s
             shape = shape2
             parts.append(key)
-        elif kind == "SumPool2d":
+        elif kind in ("SumPool2d", "AvgPool2d"):
             kernel = _pair(node.kernel_size)
+            if kind == "AvgPool2d" and set(_v(node.padding)) != {0}:
+                raise ModelError(f"{where}: padding {_v(node.padding)}; NIR does not say "
+                                 f"whether padded zeros count in the average, so only "
+                                 f"unpadded AvgPool2d is lowered")
             if struct is None or "conv" in struct or struct["pool"] != (1, 1) \
                     or _pair(node.stride) != kernel or set(_v(node.padding)) != {0}:
                 struct = None
@@ -447,7 +452,11 @@ def import_nir(source, options: NirOptions | None = None, *, name: str | None = 
             mat, shape2 = _sumpool_matrix(shape, _v(node.kernel_size), _v(node.stride),
                                           _v(node.padding))
             mat = mat.astype(np.float64)
-            f_mat, f_bias, i_mat = then(mat, f_mat), mat @ f_bias, then(mat, i_mat)
+            # an average is the integer sum at a scale 1/k^2 (thresholds grow by k^2)
+            area = kernel[0] * kernel[1] if kind == "AvgPool2d" else 1
+            f_mat, f_bias = then(mat / area, f_mat), mat @ f_bias / area
+            i_mat = then(mat, i_mat)
+            scale /= area
             shape = shape2
             parts.append(key)
         elif kind == "Flatten":
@@ -475,8 +484,8 @@ def import_nir(source, options: NirOptions | None = None, *, name: str | None = 
             struct = {"src": shape, "pool": (1, 1)}
         else:
             raise ModelError(f"{where}: not supported by the snn engine (it imports Conv2d, "
-                             f"Affine, Linear, SumPool2d, Flatten, IF, LIF, CubaLIF and LI; "
-                             f"Delay, AvgPool2d and the other node types are not lowered)")
+                             f"Affine, Linear, SumPool2d, AvgPool2d, Flatten, IF, LIF, CubaLIF "
+                             f"and LI; Delay and the other node types are not lowered)")
     if parts:
         raise ModelError(f"NIR graph: nodes {', '.join(parts)} after the last neuron layer; "
                          f"the engine's output is the last layer's spikes")

@@ -35,6 +35,38 @@ def test_generate_small_nir(tmp_path):
     assert manifest["streams"]["input"]["elements"] == 16 * 72
 
 
+def test_generate_cuba_lif_nir_and_li_readout(tmp_path):
+    """``nnloom generate`` (the generate step of ``nnloom flow``) on a CubaLIF graph, and on
+    one whose last node is an LI readout: its output stream is the signed membranes."""
+    import nir
+    import numpy as np
+
+    from frontends.snn.nir_import import import_nir, run_if_network
+    from tests.frontends.snn.nir_graphs import tiny_cuba
+    for name, graph in (("cuba", tiny_cuba(6, n_in=6, hidden=5, n_out=3, threshold=2.0)),
+                        ("li", tiny_cuba(4, n_in=6, hidden=5, n_out=3, readout="LI"))):
+        nir.write(str(tmp_path / f"{name}.nir"), graph)
+        result = invoke("generate", tmp_path / f"{name}.nir", "--engine", "snn", "-o",
+                        tmp_path / name)
+        assert result.exit_code == 0, result.output
+        manifest = json.loads((tmp_path / name / "manifest.json").read_text())
+        assert manifest["layers"][0]["neuron"] == "cubalif"
+        assert manifest["layers"][0]["current_leak"] == {"shift": 2}
+        with np.load(tmp_path / name / "vectors" / "golden.npz") as f:
+            inputs, outputs = f["inputs"], f["outputs"]
+        net = import_nir(tmp_path / f"{name}.nir")
+        want = run_if_network(net, inputs.reshape(len(inputs), 16, 6))[0]
+        assert (outputs == want).all()
+        out = manifest["streams"]["output"]
+        if name == "li":
+            assert manifest["layers"][1]["neuron"] == "li" and out["tensor"] == "membranes"
+            assert out["dtype"] == {"width": manifest["parameters"]["v_bits"][1],
+                                    "signed": True}
+            assert (outputs < 0).any()
+        else:
+            assert out["tensor"] == "spike counts" and outputs.sum() > 0
+
+
 def test_generate_nir_cnn_on_given_spikes(tmp_path):
     import nir
     import numpy as np

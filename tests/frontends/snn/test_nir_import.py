@@ -159,3 +159,37 @@ def test_cuba_and_li_refusals_name_the_node():
     with pytest.raises(ModelError, match=r"^NIR node 'n1' \(CubaLIF\): follows the LI readout "
                                          r"'n0'; an LI layer \(non-spiking\) must be the last"):
         import_nir(nir.NIRGraph(nodes=nodes, edges=graph.edges, type_check=False))
+
+
+def test_avgpool_is_a_sumpool_with_its_scale_folded():
+    """small_sinabs with each SumPool2d 2x2 made an AvgPool2d and the next weights made four
+    times larger: the same float network, so the same integer one (kernels kept shared)."""
+    import nir
+
+    from .nir_graphs import small_sinabs
+    graph = small_sinabs(1, side=10)
+    nodes = dict(graph.nodes)
+    for pool, nxt in (("p1", "c2"), ("p2", "fc0")):
+        p = nodes[pool]
+        nodes[pool] = nir.AvgPool2d(kernel_size=p.kernel_size, stride=p.stride,
+                                    padding=p.padding)
+        w = nodes[nxt]
+        if isinstance(w, nir.Conv2d):
+            nodes[nxt] = nir.Conv2d(input_shape=w.input_shape, weight=w.weight * 4,
+                                    stride=w.stride, padding=w.padding, dilation=w.dilation,
+                                    groups=w.groups, bias=w.bias)
+        else:
+            nodes[nxt] = nir.Affine(weight=w.weight * 4, bias=w.bias)
+    avg = import_nir(nir.NIRGraph(nodes=nodes, edges=graph.edges, type_check=False))
+    total = import_nir(graph)
+    for a, b in zip(avg.layers, total.layers):
+        assert a.source == b.source and np.array_equal(a.weight, b.weight)
+        assert np.array_equal(a.theta, b.theta) and np.array_equal(a.bias, b.bias)
+        assert (a.conv is None) == (b.conv is None)
+        assert np.allclose(a.float_weight, b.float_weight)
+    assert avg.layers[2].conv.pool == (2, 2)
+    nodes["p1"] = nir.AvgPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]),
+                                padding=np.array([1, 1]))
+    with pytest.raises(ModelError, match=r"^NIR node 'p1' \(AvgPool2d\): padding \(1, 1\); "
+                                         r"NIR does not say whether padded zeros count"):
+        import_nir(nir.NIRGraph(nodes=nodes, edges=graph.edges, type_check=False))
