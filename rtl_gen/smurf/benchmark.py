@@ -10,6 +10,11 @@ holds 16 bits) + 150 per DSP multiplier`` (our estimate of an 8x16 multiplier in
 LUT baseline too big for the device's block RAM is charged ``ROM bits / 16`` unsynthesized. The
 paper's ratios are ASIC areas; these are not the same units. ADP = area * (latency + 1)
 clocks / Fmax, in LUT4-eq * us.
+
+With ``breakdown``, the SMURF unit is also synthesized with its hierarchy kept and its area
+split by part (input SNGs, basis, gate LFSR, ROM + gate, output counters, control); the
+ratios are then also given without the random sources (input SNGs and gate LFSR), which
+stochastic-computing papers usually count as shared across units — labelled as such.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from .basis import FsmBasis
 from .design import design, sweep_codes
 from .expr import parse
 from .plan import SmurfOutput, SmurfPlan
+from .unit import PARTS, RANDOM_PARTS, part_of
 
 __all__ = ["FUNCTIONS", "run_bench", "LENGTHS"]
 
@@ -98,9 +104,25 @@ def stanh_plan(radix: int, length: int) -> SmurfPlan:
                      warmup=radix)
 
 
+def parts_area(modules: dict) -> dict:
+    """``{submodule path: {lut4, ff}}`` (hierarchy kept) to ``{part: {lut4, ff, area}}``."""
+    parts = {p: {"lut4": 0, "ff": 0} for p in PARTS}
+    for path, cells in modules.items():
+        part = parts[part_of(path)]
+        part["lut4"] += cells["lut4"]
+        part["ff"] += cells["ff"]
+    for part in parts.values():
+        part["area"] = part["lut4"] + part["ff"]
+    return parts
+
+
 def run_bench(out: Path, *, synthesize, families=("ice40", "ecp5"), functions=None,
-              runs: int = 32, synth: bool = True, console=None, plots: bool = True) -> dict:
-    """Run the benchmark; ``synthesize(component, name, family, out_dir) -> dict``."""
+              runs: int = 32, synth: bool = True, console=None, plots: bool = True,
+              breakdown=None) -> dict:
+    """Run the benchmark; ``synthesize(component, name, family, out_dir) -> dict``;
+    ``breakdown(component, name, family, out_dir) -> {submodule path: {lut4, ff}}`` (Yosys
+    with the hierarchy kept) adds the SMURF unit's area by part and the ratios without its
+    random sources."""
     say = console.print if console is not None else print
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -188,6 +210,14 @@ def run_bench(out: Path, *, synthesize, families=("ice40", "ecp5"), functions=No
                         rep["adp"] = rep["area_lut4eq"] * (rep["latency"] + 1) / rep["fmax_mhz"]
                     row["synth"][family][kind] = rep
                 s = row["synth"][family]
+                if breakdown is not None and "area_lut4eq" in s["smurf"]:
+                    parts = parts_area(breakdown(plan.create(), f"{name}_smurf", family,
+                                                 out / "synth" / family / f"{name}_smurf_parts"))
+                    random = sum(parts[p]["area"] for p in RANDOM_PARTS)
+                    s["smurf"]["parts"] = parts
+                    s["smurf"]["parts_sum"] = sum(p["area"] for p in parts.values())
+                    # Flattened area less the random sources as Yosys maps them on their own.
+                    s["smurf"]["area_without_random"] = s["smurf"]["area_lut4eq"] - random
                 for base in ("taylor", "lut"):
                     if base in s and "area_lut4eq" in s[base] and "area_lut4eq" in s["smurf"]:
                         s[f"smurf_over_{base}"] = s["smurf"]["area_lut4eq"] / \
@@ -196,6 +226,9 @@ def run_bench(out: Path, *, synthesize, families=("ice40", "ecp5"), functions=No
                         s["smurf_over_lut"] = s["smurf"]["area_lut4eq"] / \
                             (lut.rom_bits / 16)
                         s["lut_note"] = "LUT does not fit; its area is ROM bits / 16"
+                    if f"smurf_over_{base}" in s and "area_without_random" in s["smurf"]:
+                        s[f"smurf_without_random_over_{base}"] = s[f"smurf_over_{base}"] * \
+                            s["smurf"]["area_without_random"] / s["smurf"]["area_lut4eq"]
         row["seconds"] = round(time.monotonic() - t0, 1)
         results[name] = row
         if plots:
@@ -242,10 +275,21 @@ def _print_row(say, name, row, families):
                 f"RAM {r.get('ram', 0):3d} DSP {r.get('dsp', 0):2d} Fmax "
                 f"{r['fmax_mhz']:7.2f} MHz  area {r['area_lut4eq']:8.1f}  ADP "
                 f"{r['adp']:10.1f}")
+        if "parts" in s.get("smurf", {}):
+            sm = s["smurf"]
+            say(f"  {family:5s} SMURF area by part (LUT4+FF, Yosys with hierarchy kept; sum "
+                f"{sm['parts_sum']}, flattened {sm['area_lut4eq']:.0f}): " + ", ".join(
+                    f"{p} {v['area']} ({v['lut4']}+{v['ff']})" for p, v in sm["parts"].items()))
         ratios = "  ".join(f"SMURF/{b} {100 * s[f'smurf_over_{b}']:.2f}%"
                            for b in ("taylor", "lut") if f"smurf_over_{b}" in s)
         if ratios:
-            say(f"  {family:5s} area ratios: {ratios}")
+            say(f"  {family:5s} area ratios: {ratios}  (paper: Taylor 16.07%, LUT 2.22%)")
+        ratios = "  ".join(f"SMURF/{b} {100 * s[f'smurf_without_random_over_{b}']:.2f}%"
+                           for b in ("taylor", "lut") if f"smurf_without_random_over_{b}" in s)
+        if ratios:
+            say(f"  {family:5s} area ratios WITHOUT the SMURF unit's random sources (input "
+                f"SNGs and gate LFSR counted as shared, as SC papers do; "
+                f"{s['smurf']['area_without_random']:.0f} LUT4-eq): {ratios}")
 
 
 def _plot(path, name, plan, texts, codes, mc):

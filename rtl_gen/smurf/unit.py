@@ -14,7 +14,7 @@ transfer up to the one after which ``o.valid`` is high. One evaluation at a time
 
 from __future__ import annotations
 
-from amaranth import Cat, Module, Signal, unsigned
+from amaranth import Cat, Const, Module, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -23,10 +23,84 @@ from .basis import basis_block
 from .lfsr import LeapLfsr
 from .plan import SmurfPlan
 
-__all__ = ["SmurfUnit"]
+__all__ = ["SmurfUnit", "Sng", "SamplingGate", "OnesCounter", "PARTS", "RANDOM_PARTS",
+           "part_of"]
+
+# The parts of the area breakdown, by submodule name (see ``SmurfUnit``).
+PARTS = ("input SNGs", "basis", "gate LFSR", "ROM + gate", "output counters", "control")
+# The random sources, which stochastic-computing papers usually count as shared by many units.
+RANDOM_PARTS = ("input SNGs", "gate LFSR")
+
+
+def part_of(path: str) -> str:
+    """The part a submodule path (``"sng0_1.lfsr"``, ``"gate0.rom"``, ``""`` for the unit's
+    own logic) belongs to."""
+    first = path.split(".")[0]
+    for prefix, part in (("sng", "input SNGs"), ("basis", "basis"), ("gate_rng", "gate LFSR"),
+                         ("gate", "ROM + gate"), ("ones", "output counters")):
+        if first.startswith(prefix):
+            return part
+    return "control"
+
+
+class Sng(wiring.Component):
+    """A stochastic number generator: a ``LeapLfsr`` and the comparator ``bit = R < code``
+    (``R`` the low ``bits`` bits of the LFSR). ``bit`` belongs to the current clock."""
+
+    def __init__(self, spec, bits: int):
+        self.spec, self.bits = spec, bits
+        super().__init__({"load": In(1), "advance": In(1), "code": In(bits), "bit": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.lfsr = lfsr = LeapLfsr(self.spec)
+        m.d.comb += [lfsr.load.eq(self.load), lfsr.advance.eq(self.advance),
+                     self.bit.eq(lfsr.state[:self.bits] < self.code)]
+        return m
+
+
+class SamplingGate(wiring.Component):
+    """One output's coefficient ROM and comparator: ``y`` (registered) ``= R_g < W[address]``,
+    or ``W[address] != 0`` when every threshold is 0 or ``2^Bw`` (no random source)."""
+
+    def __init__(self, init: list[int], *, address_bits: int, coef_bits: int,
+                 deterministic: bool):
+        self.init, self.coef_bits, self.deterministic = init, coef_bits, deterministic
+        super().__init__({"address": In(address_bits), "random": In(coef_bits), "y": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        rom = Memory(shape=unsigned(self.coef_bits + 1), depth=len(self.init), init=self.init)
+        m.submodules.rom = rom
+        port = rom.read_port(domain="comb")
+        m.d.comb += port.addr.eq(self.address)
+        if self.deterministic:
+            m.d.sync += self.y.eq(port.data != 0)
+        else:
+            m.d.sync += self.y.eq(self.random < port.data)
+        return m
+
+
+class OnesCounter(wiring.Component):
+    """The output counter: cleared by ``load``, counts the clocks with ``count_en & y``."""
+
+    def __init__(self, width: int):
+        super().__init__({"load": In(1), "count_en": In(1), "y": In(1), "count": Out(width)})
+
+    def elaborate(self, platform):
+        m = Module()
+        with m.If(self.load):
+            m.d.sync += self.count.eq(0)
+        with m.Elif(self.count_en & self.y):
+            m.d.sync += self.count.eq(self.count + 1)
+        return m
 
 
 class SmurfUnit(wiring.Component):
+    """The unit of ``plan``; submodules by part (``sng*``, ``basis*``, ``gate_rng``,
+    ``gate*``, ``ones*``; control is the unit's own logic), which the area breakdown of
+    ``nnloom bench smurf`` reads."""
+
     def __init__(self, plan: SmurfPlan):
         self.plan = plan
         super().__init__({
@@ -56,15 +130,15 @@ class SmurfUnit(wiring.Component):
             m.submodules[f"basis{k}"] = block
             bits = []
             for d, spec in enumerate(lfsr_specs):
-                lfsr = LeapLfsr(spec)
-                m.submodules[f"sng{k}_{d}"] = lfsr
-                m.d.comb += [lfsr.load.eq(load), lfsr.advance.eq(run)]
-                bits.append(lfsr.state[:plan.input_bits] < x[k])
+                sng = Sng(spec, plan.input_bits)
+                m.submodules[f"sng{k}_{d}"] = sng
+                m.d.comb += [sng.load.eq(load), sng.advance.eq(run), sng.code.eq(x[k])]
+                bits.append(sng.bit)
             m.d.comb += [block.load.eq(load), block.advance.eq(run), block.bits.eq(Cat(*bits))]
             fields.append(block.index)
         address = Cat(*fields)
 
-        gate_value = None
+        gate_value = Const(0, plan.coef_bits)
         if not plan.deterministic_gate:
             gate = LeapLfsr(plan.lfsrs[-1][0])
             m.submodules.gate_rng = gate
@@ -73,22 +147,15 @@ class SmurfUnit(wiring.Component):
 
         counting = Signal()   # the registered gate bits belong to a counted clock
         for k in range(len(plan.outputs)):
-            rom = Memory(shape=unsigned(plan.coef_bits + 1), depth=1 << plan.address_bits,
-                         init=plan.rom(k))
-            m.submodules[f"coef{k}"] = rom
-            port = rom.read_port(domain="comb")
-            m.d.comb += port.addr.eq(address)
-            y = Signal(name=f"y{k}")
-            ones = Signal(plan.count_bits, name=f"ones{k}")
-            if gate_value is None:
-                m.d.sync += y.eq(port.data != 0)
-            else:
-                m.d.sync += y.eq(gate_value < port.data)
-            with m.If(load):
-                m.d.sync += ones.eq(0)
-            with m.Elif(counting & y):
-                m.d.sync += ones.eq(ones + 1)
-            m.d.comb += self.o.payload[k].eq(ones)
+            gate_k = SamplingGate(plan.rom(k), address_bits=plan.address_bits,
+                                  coef_bits=plan.coef_bits,
+                                  deterministic=plan.deterministic_gate)
+            m.submodules[f"gate{k}"] = gate_k
+            ones = OnesCounter(plan.count_bits)
+            m.submodules[f"ones{k}"] = ones
+            m.d.comb += [gate_k.address.eq(address), gate_k.random.eq(gate_value),
+                         ones.load.eq(load), ones.count_en.eq(counting), ones.y.eq(gate_k.y),
+                         self.o.payload[k].eq(ones.count)]
 
         with m.If(load):
             m.d.sync += [x.eq(self.i.payload), t.eq(0), run.eq(1), counting.eq(0)]
