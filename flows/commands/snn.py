@@ -29,7 +29,7 @@ def _load_data(data):
 def generate_snn(model: Path, out: Path, data=None, *, t_max: int | None = None,
                  random: int = 32, seed: int = 0):
     """Write the spiking engine's artefact for ``model`` (.onnx: exact ST-BIF conversion;
-    .nir: IF/LIF network, see ``frontends.snn.nir_import``, on ``data``'s ``x`` as spikes
+    .nir: IF/LIF/CubaLIF network, see ``frontends.snn.nir_import``, on ``data``'s ``x`` as spikes
     (samples, steps, inputs), else on synthetic spikes); returns the artefact path."""
     model = Path(model)
     if not model.is_file():

@@ -1,6 +1,6 @@
 """The spiking engine: ST-BIF neuron arrays behind accumulate-only synapses, layer-sequential,
-stopping on network-wide silence (issue #7); IF and LIF arrays in a fixed-step mode for NIR
-graphs, with convolutions as shared kernels (``ConvTaps``).
+stopping on network-wide silence (issue #7); IF, LIF and CubaLIF arrays (and an LI readout) in
+a fixed-step mode for NIR graphs, with convolutions as shared kernels (``ConvTaps``).
 
 Notes against ``specs/snn.md`` (evidence from this implementation):
 
@@ -18,6 +18,10 @@ Notes against ``specs/snn.md`` (evidence from this implementation):
 - One adder per layer walks the taps serially: on synthetic spikes (rate 0.1, 8 steps) the
   N-MNIST CNN takes about 108 k cycles per time step, almost all of it scattering spikes
   through the kernels (86 to 256 taps per spike), far from the spec's 1 ms for 300 bins.
+- CubaLIF costs one more memory word per neuron (the current, 13 bits for a 6-input layer at
+  alpha = 3/4) and a second shift-subtract; both leaks are shifts (or shifted adds for a
+  fixed-point factor), so the array still needs no multiplier. A CubaLIF layer is swept every
+  step even without input spikes: its current keeps charging the membrane.
 - A silent step ends the run even at ``t = 0``: in the layer-sequential schedule nothing can
   change after a step without spikes.
 """

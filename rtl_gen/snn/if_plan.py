@@ -1,12 +1,20 @@
-"""``IfPlan``: a NIR IF network (``frontends.snn.nir_import``) on ``SnnEngine``.
+"""``IfPlan``: a NIR IF/LIF/CubaLIF network (``frontends.snn.nir_import``) on ``SnnEngine``.
 
 The engine runs in its fixed-step mode: each of ``steps`` time steps it takes one input spike
 vector (``n_in`` elements, 0 or 1) from the stream, integrates it and every layer in turn,
-and after the last step streams out the last layer's spike counts. The synapses are the
-network's: a convolution (with a non-overlapping sum pool before it) as its shared kernel
-behind ``ConvTaps``, anything else as an integer matrix (pools folded); neurons are IF or LIF
-with the network's comparator and reset. ``reference()`` is ``run_if_network``, which uses
-the dense matrices only, so a wrong tap address shows as a different count.
+and after the last step streams out the last layer's spike counts (an LI readout's
+membranes, signed, ``v_bits`` wide). The synapses are the network's: a convolution (with a
+non-overlapping sum pool before it) as its shared kernel behind ``ConvTaps``, anything else
+as an integer matrix (pools folded); neurons are IF, LIF or CubaLIF with the network's
+comparator and reset. ``reference()`` is ``run_if_network``, which uses the dense matrices
+only, so a wrong tap address shows as a different count.
+
+Widths are derived, never guessed, from the largest input of one step ``x_max`` (every
+synapse plus the bias): IF/LIF membranes from ``steps * (x_max + 1)``; a CubaLIF current from
+``(x_max + 1) * min(steps, 1 / (1 - alpha))`` and its membrane from ``(I_max + 1) *
+min(steps, 1 / (1 - beta)) + |theta| + |v_reset|`` (each leak rounds by less than one), so
+neither register can wrap, and inputs that spike every step reach the top bit of both
+(``tests.rtl_gen.snn.test_if_engine``).
 """
 
 from __future__ import annotations
