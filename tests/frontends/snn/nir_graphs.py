@@ -37,7 +37,8 @@ def tiny_cnn(seed=0, *, bias=False, neuron="IF"):
 def small_sinabs(seed=0, *, neuron="IF", side=12):
     """The sinabs N-MNIST CNN's shape at a small size: 2 x side x side -> Conv2d 4 5x5 s2 p1
     -> IF -> Conv2d 4 3x3 p1 -> IF -> SumPool2d 2 -> Conv2d 3 3x3 p1 -> IF -> SumPool2d 2 ->
-    Flatten -> Affine -> IF -> Affine 4 -> IF (``neuron="LIF"``: LIF neurons, tau 4 dt)."""
+    Flatten -> Affine -> IF -> Affine 4 -> IF (``neuron="LIF"``: LIF neurons, tau 4 dt;
+    ``"CubaLIF"``: tau_syn 2 dt, tau_mem 4 dt, snnTorch's gains)."""
     import nir
 
     rng = np.random.default_rng(seed)
@@ -49,6 +50,9 @@ def small_sinabs(seed=0, *, neuron="IF", side=12):
         ones, zeros = np.ones(shape), np.zeros(shape)
         if neuron == "IF":
             return nir.IF(r=ones, v_threshold=ones, v_reset=zeros)
+        if neuron == "CubaLIF":
+            return nir.CubaLIF(tau_syn=ones * 2e-4, tau_mem=ones * 4e-4, r=ones * 4,
+                               v_leak=zeros, v_threshold=ones, v_reset=zeros, w_in=ones * 2)
         return nir.LIF(tau=ones * 4e-4, r=ones * 4, v_leak=zeros, v_threshold=ones,
                        v_reset=zeros)
 

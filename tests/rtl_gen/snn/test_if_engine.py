@@ -34,10 +34,12 @@ def test_if_engine_counts_equal_nir_golden(bias, options):
     assert (got == want).all() and (steps == 6).all()
 
 
-def test_conv_chain_counts_equal_nir_golden():
+@pytest.mark.parametrize("neuron", ["IF", "CubaLIF"])
+def test_conv_chain_counts_equal_nir_golden(neuron):
     """The sinabs CNN's shape, reduced: two convolutions, a pooled one and a pooled Affine as
-    shared kernels, the last Affine as a matrix."""
-    net = import_nir(small_sinabs(1, side=10))
+    shared kernels, the last Affine as a matrix (CubaLIF: the kernels' taps charge the
+    currents)."""
+    net = import_nir(small_sinabs(1, side=10, neuron=neuron))
     assert [l.conv is not None for l in net.layers] == [True] * 4 + [False]
     assert net.layers[2].conv.pool == (2, 2) and net.layers[3].conv.out_shape == (6, 1, 1)
     plan = IfPlan.from_network(net, steps=3)
