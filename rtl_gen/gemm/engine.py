@@ -219,8 +219,23 @@ class GemmEngine(wiring.Component):
         m.d.comb += [self.o.payload.data.eq(seq_act.data),
                      self.o.payload.last.eq(j == n_reg)]
 
-        # ADD's operands (POST overrides y/p in its EXEC cycle)
-        m.d.comb += [post.y.eq(addp["y"]), post.p.eq(addp["q"]), post.i.eq(addp["i"])]
+        # The post unit's start is registered: the instruction word's decode fanning out to
+        # every post register's enable was the UP5K's critical path (34.5 MHz). The unit
+        # samples its fields the cycle after EXEC, in POSTING, where the word is unchanged
+        # (pc holds), so the fields are decoded from the word, not from the FSM state.
+        post_go, post_start = Signal(), Signal()
+        m.d.sync += post_start.eq(post_go)
+        is_post, is_add, is_max = op == OPS["POST"], op == OPS["ADD"], op == OPS["MAX"]
+        m.d.comb += [post.start.eq(post_start), post.add.eq(is_add), post.pool.eq(is_max),
+                     post.n.eq(Mux(is_post, fld("POST", "n"),
+                                   Mux(is_add, fld("ADD", "n"), fld("MAX", "n")))),
+                     post.y.eq(Mux(is_post, fld("POST", "y"), addp["y"])),
+                     post.p.eq(Mux(is_post, fld("POST", "p"), addp["q"])),
+                     post.i.eq(addp["i"]),
+                     post.a.eq(Mux(is_add, fld("ADD", "a"), fld("MAX", "x"))),
+                     post.b.eq(fld("ADD", "b")), post.k.eq(fld("MAX", "k")),
+                     post.xsigned.eq(Mux(is_add, fld("ADD", "xsigned"),
+                                         fld("MAX", "xsigned")))]
         def restart():
             """Writing memories through ``load`` (between inferences) restarts the program;
             the sequencer is then in FETCH, EXEC (of a NOP: empty memory) or LOADING."""
@@ -266,25 +281,15 @@ class GemmEngine(wiring.Component):
                             m.d.sync += sig.eq(fld("PCFG", name))
                         advance()
                     with m.Case(OPS["POST"]):
-                        m.d.comb += [post.start.eq(1), post.n.eq(fld("POST", "n")),
-                                     post.y.eq(fld("POST", "y")), post.p.eq(fld("POST", "p"))]
+                        m.d.comb += post_go.eq(1)
                         m.d.sync += post_core.eq(core_sel)
                         m.next = "POSTING"
                     with m.Case(OPS["ADDP"]):
                         for name, sig in addp.items():
                             m.d.sync += sig.eq(fld("ADDP", name))
                         advance()
-                    with m.Case(OPS["ADD"]):
-                        m.d.comb += [post.start.eq(1), post.add.eq(1),
-                                     post.n.eq(fld("ADD", "n")), post.a.eq(fld("ADD", "a")),
-                                     post.b.eq(fld("ADD", "b")),
-                                     post.xsigned.eq(fld("ADD", "xsigned"))]
-                        m.next = "POSTING"
-                    with m.Case(OPS["MAX"]):
-                        m.d.comb += [post.start.eq(1), post.pool.eq(1),
-                                     post.n.eq(fld("MAX", "n")), post.a.eq(fld("MAX", "x")),
-                                     post.k.eq(fld("MAX", "k")),
-                                     post.xsigned.eq(fld("MAX", "xsigned"))]
+                    with m.Case(OPS["ADD"], OPS["MAX"]):
+                        m.d.comb += post_go.eq(1)
                         m.next = "POSTING"
                     with m.Case(OPS["STORE"]):
                         m.d.sync += [n_reg.eq(fld("STORE", "n") - 1),
@@ -306,7 +311,7 @@ class GemmEngine(wiring.Component):
                         m.next = "FETCH"
                 restart()
             with m.State("POSTING"):
-                with m.If(~post.busy):
+                with m.If(~post_start & ~post.busy):
                     m.d.sync += pc.eq(pc + 1)
                     m.next = "FETCH"
             with m.State("ST_IDX"):

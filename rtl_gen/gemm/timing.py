@@ -6,11 +6,13 @@ pipeline depths (see ``sequencer``, ``core`` and ``post``); tests hold the RTL t
 from __future__ import annotations
 
 __all__ = ["core_issue_cycles", "core_busy_cycles", "post_cycles", "store_cycles",
-           "load_cycles", "add_cycles", "max_cycles", "FETCH", "CORE_PIPE", "POST_PIPE",
+           "load_cycles", "add_cycles", "max_cycles", "FETCH", "CORE_PIPE", "POST_START",
+           "POST_PIPE",
            "ceil_div"]
 
 FETCH = 1        # sequencer: FETCH state before every instruction's EXEC cycle
 CORE_PIPE = 5    # core: start register; idx read, act/weight read, operand regs, product
+POST_START = 1   # sequencer: the post unit's start register (EXEC -> start)
 POST_PIPE = 8    # post: read, + bias, * mult, + round, shift, shift, + zp, clamp/write
 ADD_PIPE = 7     # add: last b read, sum, + round, shift, shift, + zp, clamp/write
 MAX_PIPE = 9     # max: idx read, act read, compare, * mult, + round, shift, shift, + zp, clamp
@@ -45,19 +47,20 @@ def core_busy_cycles(lanes: int, m: int, k: int, n: int, g: int, planes: int = 1
 
 
 def post_cycles(n: int, m: int) -> int:
-    """Cycles from a POST's EXEC to the next FETCH: EXEC, one element a cycle, pipeline."""
-    return 1 + n * m + POST_PIPE
+    """Cycles from a POST's EXEC to the next FETCH: EXEC, the start register, one element a
+    cycle, pipeline."""
+    return 1 + POST_START + n * m + POST_PIPE
 
 
 def add_cycles(n: int) -> int:
     """Cycles from an ADD's EXEC to the next FETCH (two activation reads per element)."""
-    return 1 + 2 * n + ADD_PIPE
+    return 1 + POST_START + 2 * n + ADD_PIPE
 
 
 def max_cycles(n: int, k: int) -> int:
     """Cycles from a MAX's EXEC to the next FETCH: EXEC, one window entry a cycle,
     pipeline."""
-    return 1 + n * k + MAX_PIPE
+    return 1 + POST_START + n * k + MAX_PIPE
 
 
 def load_cycles(n: int) -> int:
