@@ -242,12 +242,26 @@ class GemmCore(wiring.Component):
         drain_cnt = Signal(range(P + 1))
         drain_addr = Signal(len(unit_base))
         capture = vd & last_d
-        with m.If(vd):
+        if serial:
+            with m.If(vd):
+                for lane in range(P):
+                    kept = Mux(sh_d, accs[lane] << 1, accs[lane])
+                    total = Mux(first_d, 0, kept) + prods[lane]
+                    m.d.sync += accs[lane].eq(total)
+                    with m.If(last_d):
+                        m.d.sync += holds[lane].eq(total)
+        else:
+            # the accumulators clear (synchronous reset) as a unit's total moves to the hold
+            # registers, and on start, so the next unit adds to 0: no "first" gate in front
+            # of each lane's adder (a LUT4 a bit on iCE40, whose carry chain takes the
+            # adder's operands raw)
             for lane in range(P):
-                kept = Mux(sh_d, accs[lane] << 1, accs[lane]) if serial else accs[lane]
-                total = Mux(first_d, 0, kept) + prods[lane]
-                m.d.sync += accs[lane].eq(total)
-                with m.If(last_d):
+                total = accs[lane] + prods[lane]
+                with m.If(start | capture):
+                    m.d.sync += accs[lane].eq(0)
+                with m.Elif(vd):
+                    m.d.sync += accs[lane].eq(total)
+                with m.If(capture):
                     m.d.sync += holds[lane].eq(total)
         m.d.comb += [self.acc_en.eq(drain_cnt != 0), self.acc_addr.eq(drain_addr),
                      self.acc_data.eq(holds[0])]
