@@ -564,6 +564,15 @@ def _example_digits_qat(out: Path) -> str:
             f"test data {made.test_data}")
 
 
+def _example_digits_wide(out: Path) -> str:
+    from frontends.examples.digits_wide import make_digits_wide
+    made = make_digits_wide(out)
+    return (f"float {100 * made.float_accuracy:.2f} %, integer golden: ternary hidden layer "
+            f"{100 * made.accuracy:.2f} %, int8 {100 * made.int8_accuracy:.2f} %\n"
+            f"QONNX model {made.model}\nint8 model {made.int8_model}\n"
+            f"test data {made.test_data}")
+
+
 def _example_digits_brevitas(out: Path) -> str:
     try:
         import brevitas  # noqa: F401
@@ -583,6 +592,8 @@ EXAMPLES = {
                _example_digits),
     "digits-qat": ("the digits MLP fine-tuned at mixed bits (4-bit / ternary weights), QONNX",
                    _example_digits_qat),
+    "digits-wide": ("a 64-64-10 digits MLP with ternary hidden weights and its int8 twin "
+                    "(QAT, QONNX): the gemm benchmark network", _example_digits_wide),
     "digits-brevitas": ("a 4-bit Brevitas digits MLP exported with export_qonnx (extra "
                         "'brevitas')", _example_digits_brevitas),
 }
@@ -592,7 +603,8 @@ EXAMPLES = {
 def example(name: str = typer.Argument("digits", help="Example model: "
                                        + ", ".join(EXAMPLES) + "."),
             out: Path = typer.Option(Path("out/models"), "--out", "-o")):
-    """Train and quantize an example model into OUT (digits, digits-qat, digits-brevitas)."""
+    """Train and quantize an example model into OUT (digits, digits-qat, digits-wide,
+    digits-brevitas)."""
     def body():
         if name not in EXAMPLES:
             raise _Fail(f"unknown example '{name}'; available: "

@@ -14,7 +14,7 @@ import typer
 
 log = logging.getLogger(__name__)
 
-__all__ = ["register", "generate_gemm", "bench_rows"]
+__all__ = ["register", "generate_gemm", "bench_rows", "bench_model", "drop_idle_core"]
 
 BENCH_BOARDS = ("icebreaker", "ulx3s-85f")
 
@@ -49,9 +49,30 @@ def generate_gemm(model: Path, out: Path, data: Optional[Path] = None, *,
     x, y = _load_npz(data)
     graph = import_onnx(model)
     program = compile_graph(graph, BOARDS[board]["hetero"], split=split, tau=tau)
+    program = drop_idle_core(graph, program, split=split, tau=tau)
     vectors = golden_vectors(program.graph, data_x=x, data_y=y)
     write_gemm_artefact(program, out, vectors=vectors,
                         extra={"board_config": board})
+    return program
+
+
+def drop_idle_core(graph, program, *, split="auto", tau: float = 0.02):
+    """``program`` recompiled without a core none of its layers uses (a network whose
+    channels all miss the LUT core's precision, e.g. the int8 digits MLP on ternary LUT
+    lanes, gets the DSP-only overlay: the same cycles, without the idle lanes' logic)."""
+    from dataclasses import replace
+
+    from rtl_gen.gemm import compile_graph
+    cfg = program.config
+    used = {"dsp": any(l.n_dsp for l in program.layers),
+            "lut": any(l.n_lut for l in program.layers)}
+    if cfg.dsp_lanes and cfg.lut_lanes and not used["lut"]:
+        log.info("no layer uses the LUT core: building the DSP-only overlay")
+        return compile_graph(graph, replace(cfg, lut_lanes=0), split=split, tau=tau)
+    if cfg.dsp_lanes and cfg.lut_lanes and not used["dsp"]:
+        log.info("no layer uses the DSP core: building the LUT-only overlay")
+        return compile_graph(graph, replace(cfg, dsp_lanes=0, dsp_pack=False), split=split,
+                             tau=tau)
     return program
 
 
@@ -106,17 +127,20 @@ def _rtl_layer_cycles(program) -> tuple[int, list[int]]:
 
 def bench_rows(graph, x, y, *, boards=BENCH_BOARDS, out_dir: Path, tau: float = 0.02,
                synth: bool = True, progress=None,
-               synth_kinds=("dsp", "lut", "hetero")) -> dict:
+               synth_kinds=("dsp", "lut", "hetero"), int8_graph=None) -> dict:
     """Per board and configuration (DSP-only, LUT-only, heterogeneous): resources, Fmax,
     cycles (model and RTL, per layer), latency, GMAC/s, utilisation, accuracy. With
-    ``synth``, the configurations in ``synth_kinds`` are placed and routed."""
+    ``synth``, the configurations in ``synth_kinds`` are placed and routed. ``int8_graph``:
+    the same network at int8, whose accuracy is the reference (default: ``graph``'s own)."""
     from rtl_gen.emit import emit_verilog
     from rtl_gen.gemm import BOARDS, compile_graph
     from rtl_gen.gemm.emit import TOP, create_engine
     from rtl_gen.gemm.model import schedule
 
-    int8_acc = _accuracy(graph, x, y)
-    report = {"model": graph.name, "int8_accuracy": int8_acc, "boards": {}}
+    model_acc = _accuracy(graph, x, y)
+    int8_acc = _accuracy(int8_graph, x, y) if int8_graph is not None else model_acc
+    report = {"model": graph.name, "model_accuracy": model_acc, "int8_accuracy": int8_acc,
+              "boards": {}}
     for board in boards:
         spec = BOARDS[board]
         rows = {}
@@ -167,19 +191,27 @@ def bench_rows(graph, x, y, *, boards=BENCH_BOARDS, out_dir: Path, tau: float = 
     return report
 
 
+def bench_model(out_dir: Path):
+    """The benchmark network: the ``digits-wide`` example (64-64-10, ternary hidden
+    weights) and its int8 twin; returns ``(graph, int8 graph, x, y)``."""
+    from frontends.examples.digits_wide import make_digits_wide
+    from frontends.onnx_import import import_onnx
+
+    made = make_digits_wide(Path(out_dir))
+    x, y = _load_npz(made.test_data)
+    return import_onnx(made.model), import_onnx(made.int8_model), x, y
+
+
 def bench_all_rows(out_dir: Path, *, full: bool = False) -> list[dict]:
-    """``nnloom bench`` (all engines): the digits MLP example on each board's DSP-only,
+    """``nnloom bench`` (all engines): the digits-wide example on each board's DSP-only,
     LUT-only and heterogeneous overlays as flat rows. DSP-only and heterogeneous are placed
     and routed (the speedup's two ends); LUT-only too with ``full``."""
-    from frontends.examples.digits_mlp import make_digits_mlp
-    from frontends.onnx_import import import_onnx
     from rtl_gen.gemm import BOARDS
 
-    made = make_digits_mlp(Path(out_dir) / "models")
-    x, y = _load_npz(made.test_data)
+    graph, int8_graph, x, y = bench_model(Path(out_dir) / "models")
     kinds = ("dsp", "lut", "hetero") if full else ("dsp", "hetero")
-    report = bench_rows(import_onnx(made.quantized), x, y, out_dir=Path(out_dir),
-                        synth_kinds=kinds)
+    report = bench_rows(graph, x, y, out_dir=Path(out_dir), synth_kinds=kinds,
+                        int8_graph=int8_graph)
     rows = []
     for board, configs in report["boards"].items():
         for kind in ("dsp", "lut", "hetero"):
@@ -229,7 +261,8 @@ def register(app: typer.Typer, bench_app: typer.Typer):
     @bench_app.command("gemm")
     def bench_gemm(
         model: Optional[Path] = typer.Argument(None, help="Quantized ONNX model (default: the "
-                                               "digits MLP example, trained on the way)."),
+                                               "digits-wide example, 64-64-10 with ternary "
+                                               "hidden weights, trained on the way)."),
         data: Optional[Path] = typer.Option(None, help=".npz with 'x' and 'y' for accuracy."),
         boards: str = typer.Option(",".join(BENCH_BOARDS), help="Comma-separated boards."),
         out: Path = typer.Option(Path("out/bench/gemm"), "--out", "-o",
@@ -237,6 +270,9 @@ def register(app: typer.Typer, bench_app: typer.Typer):
         tau: float = typer.Option(0.02, help="LUT-precision error budget per channel."),
         synth: bool = typer.Option(True, help="Synthesize (resources, Fmax); --no-synth "
                                    "prints cycles and accuracy only."),
+        place: str = typer.Option("dsp,lut,hetero", help="Comma-separated configurations to "
+                                  "synthesize and place (dsp, lut, hetero); the others get "
+                                  "cycles and accuracy only."),
         sweep: bool = typer.Option(False, help="Also sweep core sizes per board (modelled "
                                    "cycles, estimated LUT4, accuracy) and print the Pareto "
                                    "set."),
@@ -247,21 +283,29 @@ def register(app: typer.Typer, bench_app: typer.Typer):
             from frontends.onnx_import import import_onnx
             from rtl_gen.gemm import BOARDS
             names = [b.strip() for b in boards.split(",") if b.strip()]
+            kinds = tuple(k.strip() for k in place.split(",") if k.strip())
+            for kind in kinds:
+                if kind not in ("dsp", "lut", "hetero"):
+                    raise _user_error(f"unknown configuration '{kind}' in --place; choose "
+                                      f"from dsp, lut, hetero")
             for name in names:
                 if name not in BOARDS:
                     raise _user_error(f"unknown board '{name}'; choose from "
                                       f"{', '.join(BOARDS)}")
-            model_path, data_path = model, data
-            if model_path is None:
-                from frontends.examples.digits_mlp import make_digits_mlp
-                made = make_digits_mlp(out / "models")
-                model_path, data_path = made.quantized, data_path or made.test_data
-            x, y = _load_npz(data_path)
-            graph = import_onnx(model_path)
+            int8_graph = None
+            if model is None:
+                with console.status("training the digits-wide example…"):
+                    graph, int8_graph, x, y = bench_model(out / "models")
+                if data is not None:
+                    x, y = _load_npz(data)
+            else:
+                x, y = _load_npz(data)
+                graph = import_onnx(model)
             t0 = time.monotonic()
             with console.status("benchmarking…") as status:
                 report = bench_rows(graph, x, y, boards=names, out_dir=out, tau=tau,
-                                    synth=synth, progress=status.update)
+                                    synth=synth, progress=status.update,
+                                    int8_graph=int8_graph, synth_kinds=kinds)
             if sweep:
                 report["sweep"] = {b: _sweep(graph, b, x, y, tau) for b in names}
             out.mkdir(parents=True, exist_ok=True)
@@ -274,6 +318,7 @@ def register(app: typer.Typer, bench_app: typer.Typer):
 def _print(console, report):
     from rich.table import Table
     acc8 = report["int8_accuracy"]
+    acc = report.get("model_accuracy", acc8)
     for board, points in report.get("sweep", {}).items():
         table = Table(title=f"core-size sweep on {board}: Pareto set (cycles exact, LUT4 "
                             f"estimated by rtl_gen.gemm.cost)")
@@ -286,7 +331,8 @@ def _print(console, report):
                           _fmt(p["accuracy"] and 100 * p["accuracy"], ".2f"))
         console.print(table)
     for board, rows in report["boards"].items():
-        table = Table(title=f"gemm overlay on {board} — {report['model']} (int8 accuracy "
+        table = Table(title=f"gemm overlay on {board} — {report['model']} (golden "
+                            f"{_fmt(acc and 100 * acc, '.2f')} %, int8 model "
                             f"{_fmt(acc8 and 100 * acc8, '.2f')} %)")
         for col in ("config", "LUT4", "FF", "EBR", "SPRAM", "DSP", "Fmax MHz", "cycles model",
                     "cycles RTL", "latency µs", "GMAC/s", "util %", "accuracy %"):
@@ -300,6 +346,14 @@ def _print(console, report):
                           _fmt(r.get("gmacs"), ".3f"), _fmt(100 * r["utilisation"], ".1f"),
                           _fmt(r["accuracy"] and 100 * r["accuracy"], ".2f"))
         console.print(table)
+        for kind in ("dsp", "lut", "hetero"):
+            r = rows[kind]
+            total = sum(l["model"] for l in r["layers"])
+            worst = max(abs(l["rtl"] - l["model"]) / l["model"] for l in r["layers"])
+            console.print(f"{kind}: RTL vs model cycles: network {r['cycles_rtl']} vs "
+                          f"{r['cycles_model']} "
+                          f"({100 * (r['cycles_rtl'] - r['cycles_model']) / r['cycles_model']:+.1f}"
+                          f" %), worst layer {100 * worst:.1f} % (layers sum {total})")
         layer_text = "; ".join(f"{l['name']} {l['n_dsp']}D+{l['n_lut']}L"
                                + (f"@{l['lut_wbits']}b" if l.get("lut_wbits") else "")
                                + f" model {l['model']} rtl {l['rtl']}"

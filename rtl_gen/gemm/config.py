@@ -128,17 +128,21 @@ class GemmConfig:
 
 
 # Core sizes per board (memories are fitted to the program). iCE40: DSP lanes in pairs on
-# 6 SB_MAC16s (dual 8x8), the requantizer on the other 2; ECP5: one inferred MULT18X18D per
-# lane. Shift-add LUT lanes (8-bit activations x 4-bit weights) cost ~205 LUT4 each on the
-# UP5K (Yosys, 12 packed DSP lanes: 2103 LUT4 alone, 3747 with 8 LUT lanes, which no longer
-# places in 5280 LCs): that bounds the UP5K's heterogeneous LUT core to 4 lanes.
+# 6 SB_MAC16s (dual 8x8), the requantizer on the other 2; ECP5: one MULT18X18D per lane.
+# The LUT cores are ternary: the benchmark network (frontends.examples.digits_wide) has
+# ternary hidden weights, and a ternary lane (+/-a into a 14-bit accumulator, drained through
+# a hold register) is the cheapest LUT lane. Lane counts follow the tiles of a 64-channel
+# layer: 12 DSP + 20 LUT lanes cover it in 2 tiles a core (16 LUT lanes would need 3); on
+# ECP5 16 + 48 in one. The UP5K's logic bounds its LUT core (yosys: 12 packed DSP lanes and
+# 20 ternary lanes are 3294 LUT4 and 2824 FF; 4 shift-add int4 lanes cost ~205 LUT4 each).
 BOARDS = {
     "icebreaker": {"family": "ice40", "clock_mhz": 24.0,
                    "dsp": GemmConfig(dsp_lanes=12, lut_lanes=0, dsp_pack=True),
-                   "lut": GemmConfig(dsp_lanes=0, lut_lanes=16),
-                   "hetero": GemmConfig(dsp_lanes=12, lut_lanes=4, dsp_pack=True)},
+                   "lut": GemmConfig(dsp_lanes=0, lut_lanes=32, lut_mode="ternary"),
+                   "hetero": GemmConfig(dsp_lanes=12, lut_lanes=20, dsp_pack=True,
+                                        lut_mode="ternary")},
     "ulx3s-85f": {"family": "ecp5", "clock_mhz": 100.0,
                   "dsp": GemmConfig(dsp_lanes=16, lut_lanes=0),
-                  "lut": GemmConfig(dsp_lanes=0, lut_lanes=64),
-                  "hetero": GemmConfig(dsp_lanes=16, lut_lanes=48)},
+                  "lut": GemmConfig(dsp_lanes=0, lut_lanes=64, lut_mode="ternary"),
+                  "hetero": GemmConfig(dsp_lanes=16, lut_lanes=48, lut_mode="ternary")},
 }

@@ -86,15 +86,15 @@ def test_nnloom_bench_places_dsp_only_and_hetero_by_default(mlp_onnx, tmp_path, 
     import numpy as np
 
     import flows.synth
-    import frontends.examples.digits_mlp as digits
+    import frontends.examples.digits_wide as digits
     import rtl_gen.emit
     from flows.bench import BENCHES
 
     rng = np.random.default_rng(0)
     data = tmp_path / "data.npz"
     np.savez(data, x=rng.random((8, 16), dtype=np.float32), y=rng.integers(0, 5, 8))
-    monkeypatch.setattr(digits, "make_digits_mlp", lambda out: types.SimpleNamespace(
-        quantized=mlp_onnx, test_data=data))
+    monkeypatch.setattr(digits, "make_digits_wide", lambda out: types.SimpleNamespace(
+        model=mlp_onnx, int8_model=mlp_onnx, test_data=data))
     placed = []
 
     def fake_synthesize(sources, top, *, family, out_dir, clock_mhz):
