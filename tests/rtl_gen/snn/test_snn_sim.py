@@ -101,6 +101,25 @@ def test_cuba_lif_rtl_counts_equal_golden_at_the_edges(tmp_path):
     assert result.vectors == 8 and result.mismatching_elements == 0
 
 
+@pytest.mark.sim
+@pytest.mark.slow
+def test_li_readout_rtl_membranes_equal_golden(tmp_path):
+    """CubaLIF into an LI readout under Verilator: the output stream is the LI membranes,
+    signed, ``v_bits`` wide, equal to the golden's (72 s measured, mostly the build)."""
+    from rtl_gen.snn.emit import write_nir_artefact
+    from sim.runner import run_sim
+    from tests.frontends.snn.nir_graphs import tiny_cuba
+
+    art = Artefact(write_nir_artefact(tiny_cuba(4, n_in=6, hidden=5, n_out=3, readout="LI"),
+                                      tmp_path / "li", steps=12, samples=6, rate=0.4))
+    out = art.manifest["streams"]["output"]
+    assert out["tensor"] == "membranes" and out["dtype"]["signed"]
+    assert (art.vectors()["outputs"] < 0).any()
+    result = run_sim(art)
+    assert result.passed, "\n".join(result.mismatches)
+    assert result.vectors == 6 and result.mismatching_elements == 0
+
+
 @pytest.mark.synth
 def test_cuba_lif_array_has_no_multipliers(tmp_path):
     """A CubaLIF network's engine after synthesis: the fixed-point decays (192/256 and
