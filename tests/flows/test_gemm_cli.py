@@ -119,3 +119,32 @@ def test_nnloom_bench_places_dsp_only_and_hetero_by_default(mlp_onnx, tmp_path, 
         dsp = {r["family"]: r for r in rows if " dsp:" in r["config"]}
         for h in hetero:   # same fake Fmax, so the latency speedup is the cycle ratio
             assert h["speedup"] == pytest.approx(dsp[h["family"]]["cycles"] / h["cycles"])
+
+
+def test_bench_names_an_unknown_configuration_to_place(mlp_onnx, tmp_path):
+    result = runner.invoke(app, ["bench", "gemm", str(mlp_onnx), "--place", "dsp,both",
+                                 "-o", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "unknown configuration 'both' in --place" in result.output
+
+
+def test_generate_drops_the_core_no_layer_uses(mlp_graph):
+    """The int8 MLP's channels miss the ternary LUT lanes' error budget: the board's
+    heterogeneous overlay loses its idle LUT core, with the same cycles and outputs."""
+    import numpy as np
+
+    from flows.commands.gemm import drop_idle_core
+    from frontends.reference import quantize_inputs, run
+    from rtl_gen.gemm import BOARDS, compile_graph, model
+
+    hetero = compile_graph(mlp_graph, BOARDS["icebreaker"]["hetero"])
+    assert hetero.config.lut_lanes and not any(l.n_lut for l in hetero.layers)
+    dropped = drop_idle_core(mlp_graph, hetero)
+    assert dropped.config.lut_lanes == 0 and dropped.config.dsp_lanes == 12
+    assert model.schedule(dropped).cycles == model.schedule(hetero).cycles
+    codes = quantize_inputs(mlp_graph, np.random.default_rng(0).random((4, 16)))
+    want = run(mlp_graph, codes)[mlp_graph.outputs[0]].reshape(4, -1)
+    assert (model.run(dropped, codes) == want).all()
+    # a split that uses both cores keeps them
+    both = compile_graph(mlp_graph, BOARDS["icebreaker"]["hetero"], split=0.5)
+    assert drop_idle_core(mlp_graph, both, split=0.5) is both
