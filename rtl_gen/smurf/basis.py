@@ -141,7 +141,8 @@ class FsmCounter(wiring.Component):
     """Saturating up/down counter over ``0..radix-1`` (``FsmBasis`` in hardware).
 
     ``load`` (priority) sets ``radix // 2``; otherwise, when ``advance``, steps up on ``bit``
-    and down on ``not bit``, saturating. ``index`` is the register: no latency.
+    and down on ``not bit``, saturating. ``index`` is the register: no latency. No reset: 0
+    until the first ``load``.
     """
 
     def __init__(self, basis: FsmBasis):
@@ -152,7 +153,7 @@ class FsmCounter(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         n = self.basis.radix
-        state = Signal(range(n), init=n // 2)
+        state = Signal(range(n), reset_less=True)   # set by ``load`` before every run
         with m.If(self.load):
             m.d.sync += state.eq(n // 2)
         with m.Elif(self.advance):

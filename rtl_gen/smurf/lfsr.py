@@ -23,7 +23,7 @@ from amaranth import Cat, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["Lfsr", "LeapLfsr", "primitive_taps", "step_matrix", "leap_matrix"]
+__all__ = ["Lfsr", "LeapLfsr", "primitive_taps", "step_matrix", "leap_matrix", "leap_cost"]
 
 
 def step_matrix(width: int, taps: tuple[int, ...]) -> np.ndarray:
@@ -78,20 +78,41 @@ def _is_maximal(width: int, taps: tuple[int, ...]) -> bool:
     return all(not np.array_equal(_matpow(a, period // q), eye) for q in _prime_factors(period))
 
 
-@lru_cache(maxsize=None)
-def primitive_taps(width: int, count: int) -> tuple[tuple[int, ...], ...]:
-    """The first ``count`` maximal-length tap sets ``(width, ...)``: four taps, then six.
+def leap_cost(width: int, taps: tuple[int, ...], leap: int) -> int:
+    """LUT4s for the ``leap``-step map: a row of ``w`` ones is an XOR of ``w`` bits, a tree of
+    ``ceil((w - 1) / 3)`` LUT4s (a row of weight 1 is a wire)."""
+    weights = leap_matrix(width, taps, leap).sum(axis=1)
+    return int(sum(-(-(int(w) - 1) // 3) for w in weights))
 
-    A fixed order (taps descending, lexicographically), so a plan's sources never change.
+
+@lru_cache(maxsize=None)
+def primitive_taps(width: int, count: int, leap: int | None = None) -> tuple[tuple[int, ...], ...]:
+    """``count`` distinct maximal-length tap sets ``(width, ...)``: four taps, then six.
+
+    Without ``leap``, the first ones in a fixed order (taps descending, lexicographically);
+    with ``leap``, the cheapest ``leap``-step maps first (``leap_cost``, ties in that order),
+    so the hardware of a leap-forward LFSR is as small as the polynomial allows. Either way a
+    plan's sources never change.
     """
-    found = []
-    for extra in (3, 5):
-        for rest in combinations(range(width - 1, 0, -1), extra):
-            taps = (width, *rest)
-            if _is_maximal(width, taps):
-                found.append(taps)
-                if len(found) == count:
-                    return tuple(found)
+    if leap is None:
+        found = []
+        for extra in (3, 5):
+            for rest in combinations(range(width - 1, 0, -1), extra):
+                taps = (width, *rest)
+                if _is_maximal(width, taps):
+                    found.append(taps)
+                    if len(found) == count:
+                        return tuple(found)
+    else:
+        found = []
+        for extra in (3, 5):
+            candidates = [(width, *rest) for rest in combinations(range(width - 1, 0, -1),
+                                                                    extra)]
+            for taps in sorted(candidates, key=lambda t: leap_cost(width, t, leap)):
+                if _is_maximal(width, taps):
+                    found.append(taps)
+                    if len(found) == count:
+                        return tuple(found)
     raise ValueError(f"only {len(found)} maximal four- and six-tap LFSRs of width {width} "
                      f"exist; {count} were asked for")
 
@@ -140,7 +161,9 @@ class LeapLfsr(wiring.Component):
 
     ``load`` (priority) puts the seed into the register; ``advance`` applies the ``leap``-step
     map. ``state`` is the register itself: the value of the current clock, no latency.
-    Reset value: the seed.
+    The register has no reset and starts at 0 (stuck until the first ``load``): a unit loads
+    every source before it advances them, and a zero start maps onto plain iCE40/ECP5
+    flip-flops, where a seed as initial value costs an inverter per set bit.
     """
 
     def __init__(self, spec: Lfsr):
@@ -150,7 +173,7 @@ class LeapLfsr(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         spec = self.spec
-        reg = Signal(spec.width, init=spec.seed)
+        reg = Signal(spec.width, reset_less=True)
         matrix = leap_matrix(spec.width, spec.taps, spec.leap)
         nxt = Cat(*[reduce(lambda a, b: a ^ b, [reg[int(j)] for j in np.flatnonzero(row)])
                     for row in matrix])

@@ -191,9 +191,10 @@ class SmurfPlan:
 
     @cached_property
     def lfsrs(self) -> tuple[tuple[Lfsr, ...], ...]:
-        """Per input, one LFSR per draw; then ``(gate,)``. Distinct taps and seeds for all."""
+        """Per input, one LFSR per draw; then ``(gate,)``. Distinct taps and seeds for all; the
+        taps whose ``input_bits``-step map needs the fewest LUT4s (``primitive_taps``)."""
         count = sum(b.draws for b in self.bases) + 1
-        taps = primitive_taps(LFSR_WIDTH, count)
+        taps = primitive_taps(LFSR_WIDTH, count, leap=self.input_bits)
         out, i = [], 0
         for b in self.bases:
             out.append(tuple(Lfsr(LFSR_WIDTH, taps[i + d], _mix(self.seed, i + d),

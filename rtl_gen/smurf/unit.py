@@ -45,17 +45,19 @@ def part_of(path: str) -> str:
 
 class Sng(wiring.Component):
     """A stochastic number generator: a ``LeapLfsr`` and the comparator ``bit = R < code``
-    (``R`` the low ``bits`` bits of the LFSR). ``bit`` belongs to the current clock."""
+    (``R`` the low ``bits`` bits of the LFSR). ``bit`` belongs to the current clock; ``state``
+    is the LFSR's (the unit's clock of the run, see ``SmurfUnit``)."""
 
     def __init__(self, spec, bits: int):
         self.spec, self.bits = spec, bits
-        super().__init__({"load": In(1), "advance": In(1), "code": In(bits), "bit": Out(1)})
+        super().__init__({"load": In(1), "advance": In(1), "code": In(bits), "bit": Out(1),
+                          "state": Out(spec.width)})
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.lfsr = lfsr = LeapLfsr(self.spec)
         m.d.comb += [lfsr.load.eq(self.load), lfsr.advance.eq(self.advance),
-                     self.bit.eq(lfsr.state[:self.bits] < self.code)]
+                     self.bit.eq(lfsr.state[:self.bits] < self.code), self.state.eq(lfsr.state)]
         return m
 
 
@@ -85,14 +87,17 @@ class OnesCounter(wiring.Component):
     """The output counter: cleared by ``load``, counts the clocks with ``count_en & y``."""
 
     def __init__(self, width: int):
+        self.width = width
         super().__init__({"load": In(1), "count_en": In(1), "y": In(1), "count": Out(width)})
 
     def elaborate(self, platform):
         m = Module()
+        count = Signal(self.width, reset_less=True)   # cleared by ``load`` before every run
         with m.If(self.load):
-            m.d.sync += self.count.eq(0)
+            m.d.sync += count.eq(0)
         with m.Elif(self.count_en & self.y):
-            m.d.sync += self.count.eq(self.count + 1)
+            m.d.sync += count.eq(count + 1)
+        m.d.comb += self.count.eq(count)
         return m
 
 
@@ -118,8 +123,7 @@ class SmurfUnit(wiring.Component):
         run = Signal()        # one of the warmup + L clocks
         flush = Signal()      # the clock that counts the last registered gate bit
         done = Signal()
-        t = Signal(range(plan.cycles + 1))
-        x = Signal(data.ArrayLayout(unsigned(plan.input_bits), plan.m))
+        x = Signal(data.ArrayLayout(unsigned(plan.input_bits), plan.m), reset_less=True)
 
         m.d.comb += [self.i.ready.eq(~run & ~flush & ~done), load.eq(self.i.valid & self.i.ready),
                      self.o.valid.eq(done), self.busy.eq(run | flush | done)]
@@ -134,6 +138,8 @@ class SmurfUnit(wiring.Component):
                 m.submodules[f"sng{k}_{d}"] = sng
                 m.d.comb += [sng.load.eq(load), sng.advance.eq(run), sng.code.eq(x[k])]
                 bits.append(sng.bit)
+                if k == d == 0:
+                    clock_lfsr = sng
             m.d.comb += [block.load.eq(load), block.advance.eq(run), block.bits.eq(Cat(*bits))]
             fields.append(block.index)
         address = Cat(*fields)
@@ -157,11 +163,27 @@ class SmurfUnit(wiring.Component):
                          ones.load.eq(load), ones.count_en.eq(counting), ones.y.eq(gate_k.y),
                          self.o.payload[k].eq(ones.count)]
 
+        # Which clock of the run this is: the first input LFSR's state, unique while the run
+        # is shorter than its period (no time counter); otherwise a counter.
+        spec = plan.lfsrs[0][0]
+        first, last = Signal(), Signal()   # clock ``warmup``; clock ``cycles - 1``
+        if plan.cycles < (1 << spec.width) - 1:
+            states = spec.states(plan.cycles)
+            m.d.comb += [first.eq(clock_lfsr.state == int(states[plan.warmup])),
+                         last.eq(clock_lfsr.state == int(states[-1]))]
+        else:
+            t = Signal(range(plan.cycles), reset_less=True)
+            m.d.comb += [first.eq(t == plan.warmup), last.eq(t == plan.cycles - 1)]
+            with m.If(load):
+                m.d.sync += t.eq(0)
+            with m.Elif(run):
+                m.d.sync += t.eq(t + 1)
+
         with m.If(load):
-            m.d.sync += [x.eq(self.i.payload), t.eq(0), run.eq(1), counting.eq(0)]
+            m.d.sync += [x.eq(self.i.payload), run.eq(1), counting.eq(0)]
         with m.Elif(run):
-            m.d.sync += [t.eq(t + 1), counting.eq(t >= plan.warmup)]
-            with m.If(t == plan.cycles - 1):
+            m.d.sync += counting.eq(counting | first)
+            with m.If(last):
                 m.d.sync += [run.eq(0), flush.eq(1)]
         with m.Elif(flush):
             m.d.sync += [flush.eq(0), done.eq(1), counting.eq(0)]

@@ -67,6 +67,10 @@ def test_leap_lfsr_register_matches_model():
     seen = []
 
     async def bench(ctx):
+        assert ctx.get(dut.state) == 0          # no reset value: 0 until the first load
+        ctx.set(dut.load, 1)
+        await ctx.tick()
+        ctx.set(dut.load, 0)
         ctx.set(dut.advance, 1)
         for _ in range(12):
             seen.append(ctx.get(dut.state))
@@ -81,3 +85,12 @@ def test_leap_lfsr_register_matches_model():
     sim.run()
     assert seen[:12] == expected.tolist()
     assert seen[12] == 0xBEEF
+
+
+def test_with_a_leap_the_cheapest_maps_come_first():
+    from rtl_gen.smurf.lfsr import leap_cost
+    cheap = primitive_taps(16, 4, leap=8)
+    # XAPP052's taps need 12 LUT4s for an 8-step map; these one LUT4 per fresh bit
+    assert leap_cost(16, (16, 15, 13, 4), 8) == 12
+    assert [leap_cost(16, t, 8) for t in cheap] == [8, 8, 8, 8]
+    assert all(_period(t) == 65535 for t in cheap) and len(set(cheap)) == 4

@@ -36,10 +36,11 @@ def test_one_input_every_code(tmp_path):
     plan, _ = design(["tanh(4*x)"], radix=8, length=256, warmup=8)
     codes, counts = _check(plan, tmp_path)
     assert codes[:2, 0].tolist() == [0, 255] and sorted(codes[:, 0]) == list(range(256))
-    # The run computes the function, not just the model's quirks: 3 sigma of a 256-long
-    # stream is about 0.1 in bipolar units.
-    y = plan.decode_outputs(counts)[:, 0]
-    assert np.abs(y - np.tanh(4 * plan.decode_inputs(codes)[:, 0])).max() < 0.25
+    # The run computes the function, not just the model's quirks: over 32 seed sets the
+    # Monte-Carlo RMSE at L = 256 is 0.13 (bipolar units); single runs (seeds 1-5) have RMSE
+    # 0.05-0.11 and a worst code 0.16-0.34 off, on the steep middle of tanh(4x).
+    err = plan.decode_outputs(counts)[:, 0] - np.tanh(4 * plan.decode_inputs(codes)[:, 0])
+    assert np.sqrt((err ** 2).mean()) < 0.15 and np.abs(err).max() < 0.45
 
 
 def test_two_inputs_grid_two_outputs_mixed_bases(tmp_path):
