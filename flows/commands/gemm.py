@@ -264,6 +264,9 @@ def register(app: typer.Typer, bench_app: typer.Typer):
                                                "digits-wide example, 64-64-10 with ternary "
                                                "hidden weights, trained on the way)."),
         data: Optional[Path] = typer.Option(None, help=".npz with 'x' and 'y' for accuracy."),
+        int8_model: Optional[Path] = typer.Option(None, "--int8-model", help="The same "
+                                                  "network at int8: its accuracy is the "
+                                                  "reference (default: MODEL's own)."),
         boards: str = typer.Option(",".join(BENCH_BOARDS), help="Comma-separated boards."),
         out: Path = typer.Option(Path("out/bench/gemm"), "--out", "-o",
                                  help="Work folder (synthesis runs, report.json)."),
@@ -301,6 +304,8 @@ def register(app: typer.Typer, bench_app: typer.Typer):
             else:
                 x, y = _load_npz(data)
                 graph = import_onnx(model)
+                if int8_model is not None:
+                    int8_graph = import_onnx(int8_model)
             t0 = time.monotonic()
             with console.status("benchmarking…") as status:
                 report = bench_rows(graph, x, y, boards=names, out_dir=out, tau=tau,
