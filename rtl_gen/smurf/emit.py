@@ -4,9 +4,9 @@ The top is the ``SmurfEngine`` (the unit behind ``i``/``o`` element streams, ``c
 ``busy``, the contract a board top drives), so the artefact simulates, builds and runs on a
 board like any engine's. The manifest holds the whole plan (bases, thresholds, LFSR taps and
 seeds), so the folder is self-describing; ``vectors/golden.npz`` holds, from the cycle model,
-``inputs`` (codes, ``(n, M)``), ``outputs`` (the engine's 8-bit output codes, ``(n, K)``) and
-``counts`` (the unit's ones-counts, ``(n, K)``) for an input sweep whose all-min/max-code
-vectors come first. Same plan, same bytes.
+``inputs`` (codes, ``(n, M)``), ``outputs`` (the engine's 8-bit output codes, ``(n, K)``),
+``counts`` (the unit's ones-counts, ``(n, K)``) and ``labels`` (-1: none) for an input sweep
+whose all-min/max-code vectors come first. Same plan, same bytes.
 """
 
 from __future__ import annotations
@@ -80,6 +80,7 @@ def write_smurf_artefact(plan: SmurfPlan, out_dir: str | Path, *,
                                   "decode": "y = lo + (hi - lo) * count / L"}},
         },
         "latency_cycles": plan.engine_latency_cycles,
+        "macs": 0,
         "parameters": {"inputs": plan.m, "outputs": len(plan.outputs),
                        "unit_latency_cycles": plan.latency_cycles,
                        "count_bits": plan.count_bits,
@@ -98,6 +99,8 @@ def write_smurf_artefact(plan: SmurfPlan, out_dir: str | Path, *,
         atomic_write(tmp / "rtl" / f"{top}.v", verilog_text)
         atomic_write(tmp / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         buf = io.BytesIO()
-        np.savez(buf, inputs=codes, outputs=outputs, counts=counts)
+        # labels -1: no class labels (what ``nnloom flow`` reads for an accuracy)
+        np.savez(buf, inputs=codes, outputs=outputs, counts=counts,
+                 labels=np.full(len(codes), -1, dtype=np.int64))
         atomic_write(tmp / "vectors" / "golden.npz", buf.getvalue())
     return out_dir
