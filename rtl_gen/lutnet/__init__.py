@@ -1,5 +1,6 @@
 """LUT super-resolution and enhancement engines: SR-LUT and HKLUT integer golden models and
-streaming RTL, the ICELUT-style enhancement golden, table import, transfer and training."""
+streaming RTL, the ICELUT-style enhancement golden and its per-pixel apply engine, table
+import, transfer and training."""
 
 from .hklut import HklutPlan, HklutStage, load_hklut_dir
 from .icelut import IcelutPlan

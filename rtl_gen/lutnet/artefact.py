@@ -10,13 +10,14 @@ from pathlib import Path
 import numpy as np
 
 from ..artefact import MANIFEST_VERSION, atomic_directory, atomic_write
-from .images import example_png
+from .images import enhanced_png, example_png
 from ..emit import _ports, emit_verilog
 from .hklut import HklutPlan
 from .hkstage import STEPS, lsb_lane_bits, msb_words, strip_spram_init
 from .srlut import SrlutPlan, TableError
 
-__all__ = ["write_srlut_artefact", "write_hklut_artefact", "hklut_memory_plan",
+__all__ = ["write_srlut_artefact", "write_hklut_artefact", "write_icelut_artefact",
+           "hklut_memory_plan", "icelut_memory_plan",
            "MSB_MEMORY_BY_FAMILY", "emit_hklut_verilog", "BENCH", "TOP"]
 
 BENCH = "sim.bench.lutnet_bench"
@@ -183,4 +184,94 @@ def write_hklut_artefact(plan: HklutPlan, out_dir: str | Path, *, width: int, he
         np.savez(buf, **vectors)
         atomic_write(tmp / "vectors" / "golden.npz", buf.getvalue())
         atomic_write(tmp / "images" / "frame0.png", example_png(frames[0], outputs[0], "HKLUT"))
+    return out_dir
+
+
+def icelut_memory_plan(interpolation: str) -> dict:
+    """The ICELUT apply engine's memory (the generator's choice) and where R3 comes from."""
+    from .iceengine import BANK_DEPTH, BANKS, LOAD_WORDS, WORD_BITS
+    return {"r3": {"kind": f"block RAM: {BANKS} parity banks (b&1, g&1, r&1), one LUT cell's "
+                           f"8 corners read in one cycle", "banks": BANKS,
+                   "words_per_bank": BANK_DEPTH, "word_bits": WORD_BITS,
+                   "bits": BANKS * BANK_DEPTH * WORD_BITS, "load_words": LOAD_WORDS,
+                   "interpolation": interpolation},
+            "statistics_path": "host: the golden (IcelutPlan.lut) computes each frame's R3, "
+                               "streamed into 'load' before the frame"}
+
+
+def write_icelut_artefact(plan, out_dir: str | Path, *, frames: np.ndarray,
+                          luts: np.ndarray | None = None, family: str = "ecp5",
+                          source: dict | None = None) -> Path:
+    """Generate the ICELUT apply engine and write ``out_dir`` atomically, like
+    ``write_srlut_artefact``: ``vectors/golden.npz`` holds ``inputs`` (N, H, W, 3) uint8
+    frames, ``tables`` (N, 4913) the ``load`` words of each frame's residual LUT and the
+    golden ``outputs`` (N, H, W, 3). ``luts`` (N, 3, 17, 17, 17) gives the LUTs; by default
+    each is the frame's own ``plan.lut(frame)`` (the statistics path, run on the host)."""
+    from .iceengine import LOAD_WORDS, PIPELINE_LATENCY, lut_words
+    if family not in MSB_MEMORY_BY_FAMILY:
+        raise TableError(f"unknown FPGA family '{family}'; choose one of "
+                         f"{', '.join(MSB_MEMORY_BY_FAMILY)}")
+    if family != "ecp5":
+        raise TableError(f"the ICELUT engine keeps its LUT in 8 block-RAM banks (16 ECP5 EBR); "
+                         f"on '{family}' they would need 48 of the UP5K's 30 EBR: generate it "
+                         f"for ecp5")
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[3] != 3 or frames.dtype != np.uint8:
+        raise TableError(f"golden frames have shape {frames.shape} ({frames.dtype}); the "
+                         f"ICELUT engine takes uint8 RGB frames (N, H, W, 3)")
+    if luts is None:
+        luts = np.stack([plan.lut(f) for f in frames])
+    luts = np.asarray(luts)
+    if luts.shape != (len(frames), 3, 17, 17, 17):
+        raise TableError(f"residual LUTs have shape {luts.shape}; expected "
+                         f"({len(frames)}, 3, 17, 17, 17), one per frame")
+    try:
+        tables = np.stack([lut_words(t) for t in luts])
+    except ValueError as exc:
+        raise TableError(f"ICELUT '{plan.name}': {exc}") from None
+    component = plan.create()
+    verilog_text = emit_verilog(component, TOP)
+    outputs = np.stack([plan.apply(f, t) for f, t in zip(frames, luts)])
+    n, height, width = frames.shape[:3]
+    out_dir = Path(out_dir)
+    digest = hashlib.sha256(b"".join(a.tobytes() for a in (plan.fm, plan.fl, plan.split,
+                                                           plan.bases))).hexdigest()
+    manifest = {
+        "manifest_version": MANIFEST_VERSION,
+        "design": out_dir.name,
+        "engine": "lutnet",
+        "variant": "icelut",
+        "top": TOP,
+        "rtl": [f"{TOP}.v"],
+        "sim": {"bench": BENCH},
+        "source": source or {"table": plan.name, "sha256": digest},
+        "clock": {"name": "clk", "reset": "rst", "reset_active": "high"},
+        "ports": _ports(component),
+        "streams": {
+            "payload": {"data": [0, 24], "last": 24, "channels": 3},
+            "input": {"port": "i", "elements": width * height * 3,
+                      "dtype": {"width": 8, "signed": False}, "tensor": "rgb"},
+            "output": {"port": "o", "elements": width * height * 3,
+                       "dtype": {"width": 8, "signed": False}, "tensor": "enhanced"},
+            "load": {"port": "load", "elements": LOAD_WORDS, "vector": "tables",
+                     "done": "loaded", "per_frame": True},
+        },
+        "parameters": {"interpolation": plan.interpolation, "width": width, "height": height,
+                       "family": family, "memory": component.memory, "lut_dim": 17,
+                       "basis_shift": plan.basis_shift,
+                       "rounding": "tetrahedral (S+8)>>4, trilinear (S+2048)>>12 (round half "
+                                   "up), then clamp(p + res, 0, 255)"},
+        "memories": icelut_memory_plan(plan.interpolation),
+        "throughput": {"pixels_per_cycle": component.pixels_per_cycle,
+                       "load_cycles_per_frame": LOAD_WORDS,
+                       "latency_cycles": PIPELINE_LATENCY},
+    }
+    with atomic_directory(out_dir) as tmp:
+        atomic_write(tmp / "rtl" / f"{TOP}.v", verilog_text)
+        atomic_write(tmp / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        buf = io.BytesIO()
+        np.savez(buf, inputs=frames, outputs=outputs, tables=tables)
+        atomic_write(tmp / "vectors" / "golden.npz", buf.getvalue())
+        atomic_write(tmp / "images" / "frame0.png",
+                     enhanced_png(frames[0], outputs[0], f"ICELUT ({plan.interpolation})"))
     return out_dir

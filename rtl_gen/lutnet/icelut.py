@@ -28,7 +28,8 @@ import numpy as np
 
 from .srlut import TableError
 
-__all__ = ["IcelutPlan", "thumbnail", "DIM", "THUMB"]
+__all__ = ["IcelutPlan", "thumbnail", "random_plan", "load_icelut_npz", "icelut_npz_bytes",
+           "DIM", "THUMB"]
 
 DIM = 17          # LUT samples a side
 THUMB = 32        # thumbnail side
@@ -113,7 +114,7 @@ class IcelutPlan:
 
     def apply(self, image: np.ndarray, lut: np.ndarray) -> np.ndarray:
         """Step 6: ``clamp(p + interpolated residual)`` for every pixel and channel."""
-        p = self.check(image).astype(np.int64)
+        p = self.check(image, thumb=False).astype(np.int64)
         i, f = p >> 4, p & 15
         out = np.empty_like(p)
         for c in range(3):
@@ -140,16 +141,68 @@ class IcelutPlan:
             out[..., c] = p[..., c] + res
         return np.clip(out, 0, 255).astype(np.uint8)
 
-    def check(self, image: np.ndarray) -> np.ndarray:
+    def check(self, image: np.ndarray, *, thumb: bool = True) -> np.ndarray:
+        """``image`` as an H×W×3 uint8 array; ``thumb``: at least 32×32 (the thumbnail)."""
         a = np.asarray(image)
         if a.dtype != np.uint8 or a.ndim != 3 or a.shape[2] != 3:
             raise TableError(f"image: {a.dtype} {a.shape}; ICELUT enhances H×W×3 uint8 RGB "
                              f"frames")
-        if min(a.shape[:2]) < THUMB:
+        if thumb and min(a.shape[:2]) < THUMB:
             raise TableError(f"image: {a.shape[0]}×{a.shape[1]} is smaller than the "
                              f"{THUMB}×{THUMB} thumbnail")
         return a
 
+    def create(self, *, memory: str = "ebr"):
+        """The streaming per-pixel apply engine (``iceengine.py``); each frame's R3 is
+        loaded into it (the statistics path runs on the host)."""
+        from .iceengine import IcelutEngine
+        return IcelutEngine(interpolation=self.interpolation, memory=memory)
+
     def reference(self, image: np.ndarray) -> np.ndarray:
         """The enhanced frame, uint8, with the LUT made from the frame itself."""
         return self.apply(image, self.lut(image))
+
+
+TABLE_KEYS = ("fm", "fl", "split", "bases")
+
+
+def load_icelut_npz(path) -> IcelutPlan:
+    """ICELUT tables from an .npz with ``fm``, ``fl`` (4096, 10) int16, ``split``
+    (5, 4096, 10) int8, ``bases`` (10, 3, 17, 17, 17) int8 and optionally ``basis_shift``
+    and ``interpolation`` (``IcelutPlan``)."""
+    from pathlib import Path
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except Exception as exc:
+        raise TableError(f"{path}: not an .npz of ICELUT tables ({exc})") from None
+    missing = [k for k in TABLE_KEYS if k not in arrays]
+    if missing:
+        raise TableError(f"{path}: missing {', '.join(missing)}; an ICELUT .npz holds "
+                         f"{', '.join(TABLE_KEYS)} (and optionally basis_shift, interpolation)")
+    return IcelutPlan(*(arrays[k] for k in TABLE_KEYS),
+                      basis_shift=int(arrays.get("basis_shift", 0)),
+                      interpolation=str(arrays.get("interpolation", "tetrahedral")),
+                      name=path.stem)
+
+
+def icelut_npz_bytes(plan: IcelutPlan) -> bytes:
+    """``plan``'s tables as the .npz that ``load_icelut_npz`` reads."""
+    import io
+    buf = io.BytesIO()
+    np.savez(buf, **{k: getattr(plan, k) for k in TABLE_KEYS},
+             basis_shift=np.int64(plan.basis_shift), interpolation=np.str_(plan.interpolation))
+    return buf.getvalue()
+
+
+def random_plan(seed: int = 0, *, interpolation: str = "tetrahedral") -> IcelutPlan:
+    """Seeded random (untrained) tables whose residuals reach the clamp limits: for testing
+    the engines and the flow, not for enhancing images."""
+    rng = np.random.default_rng(seed)
+    fm = rng.integers(-3000, 3000, (4096, FEATURES)).astype(np.int16)
+    fl = rng.integers(-3000, 3000, (4096, FEATURES)).astype(np.int16)
+    split = rng.integers(-20, 21, (FEATURES // 2, 4096, FEATURES)).astype(np.int8)
+    bases = rng.integers(-128, 128, (FEATURES, 3, DIM, DIM, DIM)).astype(np.int8)
+    return IcelutPlan(fm, fl, split, bases, basis_shift=3, interpolation=interpolation,
+                      name=f"random{seed}")

@@ -7,19 +7,20 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["side_by_side", "side_by_side_png", "example_png"]
+__all__ = ["side_by_side", "side_by_side_png", "example_png", "enhanced_png"]
 
 
-def side_by_side_png(lr: np.ndarray, images: dict[str, np.ndarray]) -> bytes:
+def side_by_side_png(lr: np.ndarray, images: dict[str, np.ndarray],
+                     first: str | None = None) -> bytes:
     """LR (nearest-upscaled), then each named HR-size image, in one captioned row; PNG bytes.
-    Images are (H, W) grey or (H, W, 3) RGB uint8."""
+    Images are (H, W) grey or (H, W, 3) RGB uint8; ``first`` captions the LR panel."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     r = next(iter(images.values())).shape[0] // lr.shape[0]
     block = np.ones((r, r) + (1,) * (lr.ndim - 2), np.uint8)
-    panels = {f"low resolution (nearest ×{r})": np.kron(lr, block)}
+    panels = {first or f"low resolution (nearest ×{r})": np.kron(lr, block)}
     panels.update(images)
     fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.6))
     for ax, (title, img) in zip(axes, panels.items()):
@@ -47,3 +48,8 @@ def example_png(lr: np.ndarray, golden_hr: np.ndarray, name: str) -> bytes:
     r = golden_hr.shape[0] // lr.shape[0]
     return side_by_side_png(lr, {f"bicubic ×{r}": bicubic_upscale(lr, r),
                                  f"nnloom {name} ×{r}": golden_hr})
+
+
+def enhanced_png(frame: np.ndarray, golden: np.ndarray, name: str) -> bytes:
+    """An enhancement artefact's first frame: the input and the engine's golden output."""
+    return side_by_side_png(frame, {f"nnloom {name}": golden}, first="input")
