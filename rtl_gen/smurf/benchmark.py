@@ -62,8 +62,7 @@ def _targets(plan, texts, codes):
 def monte_carlo(plan: SmurfPlan, texts, codes, runs: int, seed: int = 0):
     """RMSE and max |error| of the cycle model against the target over runs x codes."""
     rng = np.random.default_rng(seed)
-    n_lfsr = sum(b.draws for b in plan.bases) + 1
-    seeds = rng.integers(1, 1 << 16, size=(runs, n_lfsr))
+    seeds = rng.integers(1, 1 << 16, size=(runs, plan.n_lfsrs))
     counts = plan.simulate(codes, seeds)                       # (S, n, K)
     err = plan.decode_outputs(counts) - _targets(plan, texts, codes)[None]
     return float(np.sqrt((err ** 2).mean())), float(np.abs(err).max()), counts

@@ -1,9 +1,9 @@
 """``SmurfUnit``: the hardware of a ``SmurfPlan`` (see ``plan.py`` for what it computes).
 
-Blocks: per input, ``draws`` leap-forward LFSRs and comparators (the stochastic number
-generators) feeding the input's basis block (FSM counter or popcount); the index fields
-concatenate into the address of one coefficient ROM per output; one gate LFSR shared by all
-outputs; per output a comparator (the sampling gate), a registered gate bit and a ones
+Blocks: per input, leap-forward LFSRs and a comparator per draw (the stochastic number
+generators, ``plan.draw_map``) feeding the input's basis block (FSM counter or popcount);
+the index fields concatenate into the address of one coefficient ROM per output; one gate
+LFSR shared by all outputs; per output a comparator (the sampling gate), a registered gate bit and a ones
 counter; and the start/done control.
 
 Interface: ``i`` (stream of ``M`` input codes; a transfer starts a run, ``ready`` only when
@@ -44,20 +44,23 @@ def part_of(path: str) -> str:
 
 
 class Sng(wiring.Component):
-    """A stochastic number generator: a ``LeapLfsr`` and the comparator ``bit = R < code``
-    (``R`` the low ``bits`` bits of the LFSR). ``bit`` belongs to the current clock; ``state``
-    is the LFSR's (the unit's clock of the run, see ``SmurfUnit``)."""
+    """Stochastic number generators sharing one ``LeapLfsr``: for each bit offset ``o``, the
+    comparator ``bits[j] = R_j < code`` with ``R_j = (state >> o_j) & (2^bits - 1)``. The bits
+    belong to the current clock; ``state`` is the LFSR's (the unit's clock of the run, see
+    ``SmurfUnit``)."""
 
-    def __init__(self, spec, bits: int):
-        self.spec, self.bits = spec, bits
-        super().__init__({"load": In(1), "advance": In(1), "code": In(bits), "bit": Out(1),
-                          "state": Out(spec.width)})
+    def __init__(self, spec, bits: int, offsets: tuple[int, ...] = (0,)):
+        self.spec, self.width, self.offsets = spec, bits, tuple(offsets)
+        super().__init__({"load": In(1), "advance": In(1), "code": In(bits),
+                          "bits": Out(len(self.offsets)), "state": Out(spec.width)})
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.lfsr = lfsr = LeapLfsr(self.spec)
         m.d.comb += [lfsr.load.eq(self.load), lfsr.advance.eq(self.advance),
-                     self.bit.eq(lfsr.state[:self.bits] < self.code), self.state.eq(lfsr.state)]
+                     self.state.eq(lfsr.state)]
+        for j, o in enumerate(self.offsets):
+            m.d.comb += self.bits[j].eq(lfsr.state[o:o + self.width] < self.code)
         return m
 
 
@@ -132,13 +135,15 @@ class SmurfUnit(wiring.Component):
         for k, (basis, lfsr_specs) in enumerate(zip(plan.bases, plan.lfsrs)):
             block = basis_block(basis)
             m.submodules[f"basis{k}"] = block
-            bits = []
-            for d, spec in enumerate(lfsr_specs):
-                sng = Sng(spec, plan.input_bits)
-                m.submodules[f"sng{k}_{d}"] = sng
+            bits = [None] * basis.draws
+            for j, spec in enumerate(lfsr_specs):
+                draws = [d for d, (src, _) in enumerate(plan.draw_map[k]) if src == j]
+                sng = Sng(spec, plan.input_bits, [plan.draw_map[k][d][1] for d in draws])
+                m.submodules[f"sng{k}_{j}"] = sng
                 m.d.comb += [sng.load.eq(load), sng.advance.eq(run), sng.code.eq(x[k])]
-                bits.append(sng.bit)
-                if k == d == 0:
+                for n, d in enumerate(draws):
+                    bits[d] = sng.bits[n]
+                if k == j == 0:
                     clock_lfsr = sng
             m.d.comb += [block.load.eq(load), block.advance.eq(run), block.bits.eq(Cat(*bits))]
             fields.append(block.index)

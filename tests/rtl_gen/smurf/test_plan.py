@@ -58,7 +58,7 @@ def test_monte_carlo_mean_agrees_with_analytic_within_3_sigma(texts, kw):
     codes = rng.integers(0, 256, size=(6, plan.m))
     codes[0] = 0
     runs = 48
-    seeds = rng.integers(1, 1 << 16, size=(runs, sum(b.draws for b in plan.bases) + 1))
+    seeds = rng.integers(1, 1 << 16, size=(runs, plan.n_lfsrs))
     p = plan.simulate(codes, seeds)[..., 0] / plan.length
     mean, sigma = p.mean(axis=0), p.std(axis=0, ddof=1) / np.sqrt(runs)
     expected = plan.analytic(codes)[:, 0]
@@ -122,3 +122,12 @@ def test_auto_keeps_the_fsm_when_it_fits_well_enough():
     _, fit = design(["exp(-x)"], basis="auto", ranges={"x": (0, 1)})
     assert fit.alternatives["bernstein"][0] * 2 < fit.alternatives["fsm"][0] < 0.01
     assert fit.basis == "fsm"
+
+
+def test_bernstein_draws_share_lfsrs_two_to_one_fsm_draws_do_not():
+    plan = SmurfPlan(inputs=("x", "y"), ranges=((0.0, 1.0),) * 2,
+                     bases=(BernsteinBasis(3), FsmBasis(4)),
+                     outputs=(SmurfOutput("f", 0.0, 1.0, (128,) * 16),))
+    assert plan.draw_map == (((0, 0), (0, 8), (1, 0)), ((0, 0),))
+    assert [[l.leap for l in g] for g in plan.lfsrs] == [[16, 8], [8], [8]]
+    assert plan.n_lfsrs == 4 and len({l.taps for g in plan.lfsrs for l in g}) == 4
