@@ -14,8 +14,10 @@ import typer
 
 log = logging.getLogger(__name__)
 
-# Golden frames of ``nnloom generate --engine lutnet`` without --data.
+# Golden frames of ``nnloom generate --engine lutnet`` without --data (ICELUT: RGB, at
+# least the 32×32 thumbnail).
 DEFAULT_FRAME = 16
+ICELUT_FRAME = 32
 # Largest table the RTL path of `lutnet sr` simulates (the ROM is Verilog initial data).
 MAX_SIM_TABLE_BYTES = 128 * 1024
 
@@ -51,11 +53,15 @@ def save_image(path: Path, image: np.ndarray) -> None:
 
 def load_tables(path: Path, *, pattern: Optional[str] = None,
                 interval_bits: Optional[int] = None):
-    """An SR-LUT table (.npy), an HKLUT table folder, or an ONNX net to transfer."""
+    """An SR-LUT table (.npy), an HKLUT table folder, ICELUT tables (.npz), or an ONNX net to
+    transfer."""
     from rtl_gen.lutnet.hklut import load_hklut_dir
+    from rtl_gen.lutnet.icelut import load_icelut_npz
     from rtl_gen.lutnet.tables import load_srlut_table
     if path.is_dir():
         return load_hklut_dir(path)
+    if path.suffix == ".npz":
+        return load_icelut_npz(path)
     if path.suffix == ".onnx":
         from rtl_gen.lutnet.transfer import transfer_onnx
         return transfer_onnx(path, interval_bits=interval_bits or 4)
@@ -103,21 +109,37 @@ def default_frames(size: int = DEFAULT_FRAME) -> np.ndarray:
                      np.zeros((size, size), np.uint8), np.full((size, size), 255, np.uint8)])
 
 
+def default_rgb_frames(size: int = ICELUT_FRAME) -> np.ndarray:
+    """ICELUT golden frames: crops of scikit-image's astronaut, chelsea and coffee, constant
+    0 and 255 (RGB; at least 32×32 for the thumbnail)."""
+    from skimage import data as skdata
+    size = max(size, ICELUT_FRAME)
+    return np.stack([skdata.astronaut()[100:100 + size, 200:200 + size],
+                     skdata.chelsea()[150:150 + size, 220:220 + size],
+                     skdata.coffee()[200:200 + size, 300:300 + size],
+                     np.zeros((size, size, 3), np.uint8),
+                     np.full((size, size, 3), 255, np.uint8)])
+
+
 def generate_artefact(model: Path, out: Path, data: Optional[Path] = None, *,
                       ports: int = 1, interval_bits: Optional[int] = None,
                       pattern: Optional[str] = None, size: int = DEFAULT_FRAME,
                       family: str = "ecp5"):
     """``nnloom generate MODEL --engine lutnet``: MODEL is an SR-LUT table (.npy), a
-    pattern net (.onnx, transferred to a table) or an HKLUT table folder (its MSB tables in
-    SPRAM for ``family`` "ice40", block RAM for "ecp5"); ``data`` an .npz whose ``x`` holds
-    uint8 frames (N, H, W) for the golden vectors (default: natural crops and constant
-    frames)."""
-    from rtl_gen.lutnet.artefact import write_hklut_artefact, write_srlut_artefact
+    pattern net (.onnx, transferred to a table), an HKLUT table folder (its MSB tables in
+    SPRAM for ``family`` "ice40", block RAM for "ecp5") or ICELUT tables (.npz: the
+    per-pixel apply engine, each frame's LUT made by the golden's statistics path); ``data``
+    an .npz whose ``x`` holds uint8 frames (N, H, W), or (N, H, W, 3) for ICELUT, for the
+    golden vectors (default: natural crops and constant frames)."""
+    from rtl_gen.lutnet.artefact import (write_hklut_artefact, write_icelut_artefact,
+                                         write_srlut_artefact)
     from rtl_gen.lutnet.hklut import HklutPlan
+    from rtl_gen.lutnet.icelut import IcelutPlan
     cli = _errors()
     plan = load_tables(model, pattern=pattern, interval_bits=interval_bits)
+    ice = isinstance(plan, IcelutPlan)
     if data is None:
-        frames = default_frames(size)
+        frames = default_rgb_frames(size) if ice else default_frames(size)
     else:
         try:
             with np.load(data, allow_pickle=False) as f:
@@ -126,6 +148,11 @@ def generate_artefact(model: Path, out: Path, data: Optional[Path] = None, *,
             raise cli.UserError(f"{data}: expected an .npz with 'x', uint8 frames (N, H, W) "
                                 f"({exc})") from None
     frames = np.asarray(frames)
+    if ice:
+        if frames.ndim != 4 or frames.shape[3] != 3 or frames.dtype != np.uint8:
+            raise cli.UserError(f"{data}: 'x' is {frames.dtype} {frames.shape}; the ICELUT "
+                                f"engine takes uint8 RGB frames shaped (N, H, W, 3)")
+        return write_icelut_artefact(plan, out, frames=frames, family=family)
     if frames.ndim != 3 or frames.dtype != np.uint8:
         raise cli.UserError(f"{data}: 'x' is {frames.dtype} {frames.shape}; the lutnet "
                             f"engine takes uint8 frames shaped (N, H, W)")
@@ -166,8 +193,8 @@ def register(app, bench_app):
     BENCHES["lutnet"] = bench_rows
 
     lut_app = typer.Typer(no_args_is_help=True,
-                          help="LUT super-resolution engines (SR-LUT, HKLUT): upscale, "
-                               "generate, train.")
+                          help="LUT super-resolution and enhancement engines (SR-LUT, "
+                               "HKLUT, ICELUT): upscale, enhance, generate, train.")
     app.add_typer(lut_app, name="lutnet")
     if TableError not in cli.USER_ERRORS:
         cli.USER_ERRORS.append(TableError)
@@ -220,9 +247,69 @@ def register(app, bench_app):
                                   f"(bicubic {psnr_y(ref, bicubic_upscale(img, plan.scale)):.2f})")
         cli.run_command(body)
 
+    @lut_app.command("enhance")
+    def enhance(tables: Path = typer.Option(..., help="ICELUT tables (.npz: fm, fl, split, "
+                                                      "bases)."),
+                image: Path = typer.Option(..., help="RGB image, at least 32×32."),
+                out: Path = typer.Option(..., "--out", "-o", help="Enhanced image to write."),
+                rtl: bool = typer.Option(False, help="Run the per-pixel engine's Verilog "
+                                                     "(Verilator) instead of the golden; the "
+                                                     "LUT still comes from the golden's "
+                                                     "statistics path.")):
+        """Enhance IMAGE with an ICELUT-style engine, through the golden model or the RTL."""
+        def body():
+            from rtl_gen.lutnet.icelut import IcelutPlan
+            plan = load_tables(tables)
+            if not isinstance(plan, IcelutPlan):
+                raise cli.UserError(f"{tables}: not ICELUT tables (an .npz with fm, fl, "
+                                    f"split, bases)")
+            img = load_image(image)
+            if img.ndim != 3:
+                img = np.repeat(img[..., None], 3, axis=2)
+            t0 = time.monotonic()
+            golden = plan.reference(img)
+            if rtl:
+                from rtl_gen.lutnet.artefact import write_icelut_artefact
+                from sim.runner import run_sim
+                with cli.console.status("generating and simulating the engine…"), \
+                        tempfile.TemporaryDirectory() as tmp:
+                    art = write_icelut_artefact(plan, Path(tmp) / "lutnet_icelut",
+                                                frames=img[None])
+                    result = run_sim(art, build_root=Path(tmp) / "build")
+                    if not result.passed:
+                        raise cli.UserError("RTL simulation differs from the golden model:\n"
+                                            + "\n".join(result.mismatches[:10]))
+                    with np.load(result.outputs, allow_pickle=False) as f:
+                        enhanced = f["outputs"][0]
+                how = f"RTL (Verilator, bit-exact with the golden; {result.cycles} cycles " \
+                      f"with the LUT load)"
+            else:
+                enhanced, how = golden, "golden model"
+            save_image(out, enhanced)
+            cli.console.print(f"wrote {out}: {img.shape[1]}×{img.shape[0]} via {how} in "
+                              f"{time.monotonic() - t0:.1f} s")
+        cli.run_command(body)
+
+    @lut_app.command("icelut-tables")
+    def icelut_tables(out: Path = typer.Option(..., "--out", "-o", help=".npz to write."),
+                      seed: int = typer.Option(0),
+                      interpolation: str = typer.Option("tetrahedral",
+                                                        help="tetrahedral or trilinear.")):
+        """Write seeded random (untrained) ICELUT tables, for trying the engine and the flow;
+        they do not enhance images."""
+        def body():
+            from rtl_gen.artefact import atomic_write
+            from rtl_gen.lutnet.icelut import icelut_npz_bytes, random_plan
+            plan = random_plan(seed, interpolation=interpolation)
+            atomic_write(out, icelut_npz_bytes(plan))
+            cli.console.print(f"wrote {out}: untrained ICELUT tables (seed {seed}, "
+                              f"{plan.table_bytes} bytes, {interpolation})")
+        cli.run_command(body)
+
     @lut_app.command("generate")
-    def generate(tables: Path = typer.Argument(..., help="SR-LUT table (.npy) or pattern "
-                                                         "net (.onnx)."),
+    def generate(tables: Path = typer.Argument(..., help="SR-LUT table (.npy), pattern net "
+                                                         "(.onnx), HKLUT folder or ICELUT "
+                                                         "tables (.npz)."),
                  out: Path = typer.Option(..., "--out", "-o", help="Artefact folder."),
                  data: Optional[Path] = typer.Option(None, help=".npz with 'x': uint8 frames "
                                                      "(N, H, W) for the golden vectors."),
@@ -238,6 +325,14 @@ def register(app, bench_app):
                                     interval_bits=interval_bits, pattern=pattern,
                                     family=family)
             m = json.loads((art / "manifest.json").read_text())
+            if m["variant"] == "icelut":
+                mem = m["memories"]
+                cli.console.print(f"wrote {art}: ICELUT {m['parameters']['interpolation']} "
+                                  f"apply engine, R3 in {mem['r3']['kind']}; "
+                                  f"{m['throughput']['pixels_per_cycle']:.0f} px/cycle after "
+                                  f"each frame's {mem['r3']['load_words']}-word LUT load; "
+                                  f"statistics path on the host")
+                return
             what = (f"pattern {m['parameters']['pattern']}" if m["variant"] == "srlut" else
                     f"HKLUT, MSB tables in {m['memories']['msb_tables']['kind']}")
             cli.console.print(f"wrote {art}: {what}, "
@@ -293,7 +388,9 @@ def register(app, bench_app):
 # --- nnloom bench lutnet -------------------------------------------------------------------
 
 # (engine, family, table read ports); ECP5 block RAM is dual-port. HKLUT has one MSB and one
-# LSB read per cycle per stage; its MSB tables go to SPRAM on the UP5K, EBR on ECP5.
+# LSB read per cycle per stage; its MSB tables go to SPRAM on the UP5K, EBR on ECP5. ICELUT
+# (the per-pixel apply engine, its LUT in 8 EBR parity banks) enhances the 4W×4H output-size
+# frame; it is not a default target: its place and route took 8 minutes.
 BENCH_CONFIGS = (
     ("srlut-S-6bit", "ice40", 1),
     ("srlut-S-6bit", "ecp5", 2),
@@ -301,6 +398,7 @@ BENCH_CONFIGS = (
     ("srlut-F-4bit", "ecp5", 2),
     ("hklut-S", "ice40", 1),
     ("hklut-S", "ecp5", 1),
+    ("icelut-tetrahedral", "ecp5", 1),
 )
 # The issue's throughput targets: HKLUT x4 on the UP5K, SR-LUT 5-bit at 1 HR px/cycle on ECP5.
 TARGET_CONFIGS = (("srlut-S-5bit", "ecp5", 2), ("hklut-S", "ice40", 1))
@@ -316,8 +414,14 @@ def frame_cycles(plan, *, width: int, height: int, ports: int) -> int:
 
     SR-LUT: one LR pixel per max(steps, r²) cycles plus refilling p+1 rows between frames.
     HKLUT: 48 cycles per LR pixel (stage 1's 12 per intermediate pixel) plus refilling three
-    LR rows through stage 0 (12 cycles a pixel) and the reorder buffer's last rows."""
+    LR rows through stage 0 (12 cycles a pixel) and the reorder buffer's last rows.
+    ICELUT (``width``×``height`` the enhanced frame): loading the frame's 4913-word LUT, then
+    one pixel a cycle (measured exactly in the Verilator tests)."""
     from rtl_gen.lutnet.hklut import HklutPlan
+    from rtl_gen.lutnet.icelut import IcelutPlan
+    if isinstance(plan, IcelutPlan):
+        from rtl_gen.lutnet.iceengine import LOAD_WORDS
+        return width * height + LOAD_WORDS
     if isinstance(plan, HklutPlan):
         return 48 * width * height + 36 * (width + 4) + 8 * width + 40
     steps = 4 * -(-(plan.n + 1) // ports)
@@ -328,6 +432,9 @@ def create_engine(plan, *, width: int, height: int, family: str, ports: int):
     """The engine component as ``nnloom bench`` builds it for ``family``."""
     from rtl_gen.lutnet.artefact import MSB_MEMORY_BY_FAMILY
     from rtl_gen.lutnet.hklut import HklutPlan
+    from rtl_gen.lutnet.icelut import IcelutPlan
+    if isinstance(plan, IcelutPlan):
+        return plan.create()
     if isinstance(plan, HklutPlan):
         return plan.create(width=width, height=height, msb_memory=MSB_MEMORY_BY_FAMILY[family])
     return plan.create(width=width, height=height, ports=ports)
@@ -345,8 +452,9 @@ def run_bench(out: Path, *, width: int, height: int, synth: bool, console,
 
     from rtl_gen.artefact import atomic_write
     from rtl_gen.emit import emit_verilog
-    from rtl_gen.lutnet.artefact import TOP, emit_hklut_verilog
+    from rtl_gen.lutnet.artefact import TOP, emit_hklut_verilog, icelut_memory_plan
     from rtl_gen.lutnet.hklut import load_hklut_dir
+    from rtl_gen.lutnet.icelut import IcelutPlan, random_plan
     from rtl_gen.lutnet.images import side_by_side
     from rtl_gen.lutnet.metrics import bicubic_upscale, psnr_y
     from rtl_gen.lutnet.tables import load_srlut_table
@@ -389,15 +497,23 @@ def run_bench(out: Path, *, width: int, height: int, synth: bool, console,
                  out / "side_by_side.png")
 
     rows = []
-    engines = {**plans, "hklut-S": hklut}
+    # ICELUT's RTL does not depend on the tables (each frame's LUT is loaded): seeded ones.
+    engines = {**plans, "hklut-S": hklut, "icelut-tetrahedral": random_plan(0)}
     for engine, family, ports in configs:
         plan = engines[engine]
-        cycles = frame_cycles(plan, width=width, height=height, ports=ports)
         row = {"engine": engine, "board": {"ice40": "iCEBreaker (UP5K)",
                                            "ecp5": "ECP5-85F"}[family],
-               "family": family, "ports": ports, "table_bytes": plan.table_bytes,
-               "hr_px_per_cycle": plan.scale ** 2 * width * height / cycles,
-               "frame_cycles": cycles, "psnr_set5": quality[engine]}
+               "family": family, "ports": ports, "psnr_set5": quality.get(engine)}
+        if isinstance(plan, IcelutPlan):
+            cycles = frame_cycles(plan, width=4 * width, height=4 * height, ports=ports)
+            row.update(table_bytes=icelut_memory_plan(plan.interpolation)["r3"]["bits"] // 8,
+                       note=f"enhances {4 * width}×{4 * height} frames; table bytes: the "
+                            f"loaded R3 banks")
+        else:
+            cycles = frame_cycles(plan, width=width, height=height, ports=ports)
+            row.update(table_bytes=plan.table_bytes)
+        # ×4 SR: HR pixels; ICELUT: the enhanced 4W×4H frame's pixels.
+        row.update(hr_px_per_cycle=16 * width * height / cycles, frame_cycles=cycles)
         if synth:
             from flows.synth import synthesize
             folder = out / f"{engine}-{family}-p{ports}"
@@ -433,7 +549,8 @@ def run_bench(out: Path, *, width: int, height: int, synth: bool, console,
                   str(row.get("lut4", "—")),
                   f"{row['fmax_mhz']:.1f}" if "fmax_mhz" in row else "—",
                   f"{row['hr_px_per_cycle']:.2f}",
-                  f"{row['fps']:.1f}" if "fps" in row else "—", f"{row['psnr_set5']:.2f}")
+                  f"{row['fps']:.1f}" if "fps" in row else "—",
+                  f"{row['psnr_set5']:.2f}" if row["psnr_set5"] is not None else "—")
     console.print(t)
     console.print("Set5 ×4 PSNR-Y: " + ", ".join(f"{k} {v:.2f}" for k, v in quality.items()))
     if trained_info:

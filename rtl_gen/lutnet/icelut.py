@@ -172,6 +172,8 @@ def load_icelut_npz(path) -> IcelutPlan:
     and ``interpolation`` (``IcelutPlan``)."""
     from pathlib import Path
     path = Path(path)
+    if not path.is_file():
+        raise TableError(f"{path}: no such ICELUT table file")
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}

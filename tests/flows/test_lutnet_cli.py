@@ -141,3 +141,67 @@ def test_nnloom_bench_places_the_two_targets_by_default(tmp_path, monkeypatch):
     assert len(rows) == len(TARGET_CONFIGS) and all(r["fmax_mhz"] == 10.0 for r in rows)
     assert all(r["psnr_set5_x4"] > 28 for r in rows)
     assert len(TARGET_CONFIGS) < len(BENCH_CONFIGS)
+
+
+def test_generate_icelut_from_tables_npz(tmp_path):
+    """``nnloom lutnet icelut-tables`` then ``nnloom generate --engine lutnet``: the ICELUT
+    apply engine, each golden frame's LUT from the statistics path, same bytes twice."""
+    from rtl_gen.lutnet.icelut import load_icelut_npz
+    tables = tmp_path / "ice.npz"
+    res = runner.invoke(app, ["lutnet", "icelut-tables", "-o", str(tables), "--seed", "4"])
+    assert res.exit_code == 0, res.output
+    for name in ("a", "b"):
+        res = runner.invoke(app, ["generate", str(tables), "--engine", "lutnet", "-o",
+                                  str(tmp_path / name)])
+        assert res.exit_code == 0, res.output
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert (a / "rtl/nnloom_lutnet.v").read_bytes() == (b / "rtl/nnloom_lutnet.v").read_bytes()
+    import json
+    m = json.loads((a / "manifest.json").read_text())
+    assert m["variant"] == "icelut" and m["streams"]["load"]["per_frame"]
+    assert m["throughput"]["pixels_per_cycle"] == 1.0
+    plan = load_icelut_npz(tables)
+    with np.load(a / "vectors/golden.npz") as f:
+        x, y, words = f["inputs"], f["outputs"], f["tables"]
+    assert x.shape[1:] == (32, 32, 3) and words.shape == (len(x), 4913)
+    np.testing.assert_array_equal(y, np.stack([plan.reference(f) for f in x]))
+
+
+def test_icelut_errors_name_the_file(tmp_path):
+    np.savez(tmp_path / "bad.npz", fm=np.zeros((4096, 10), np.int16))
+    res = runner.invoke(app, ["generate", str(tmp_path / "bad.npz"), "--engine", "lutnet",
+                              "-o", str(tmp_path / "o")])
+    assert res.exit_code == 1
+    assert "bad.npz: missing fl, split, bases; an ICELUT .npz holds" in res.output
+    res = runner.invoke(app, ["lutnet", "enhance", "--tables", str(tmp_path / "no.npz"),
+                              "--image", "x.png", "-o", str(tmp_path / "o.png")])
+    assert res.exit_code == 1 and "no.npz: no such ICELUT table file" in res.output
+
+
+@pytest.mark.slow
+@pytest.mark.sim
+def test_enhance_rtl_equals_golden(tmp_path):
+    from skimage import data as skdata
+
+    from rtl_gen.lutnet.icelut import load_icelut_npz
+    img = skdata.coffee()[100:140, 200:248]
+    Image.fromarray(img).save(tmp_path / "in.png")
+    runner.invoke(app, ["lutnet", "icelut-tables", "-o", str(tmp_path / "t.npz")])
+    res = runner.invoke(app, ["lutnet", "enhance", "--tables", str(tmp_path / "t.npz"),
+                              "--image", str(tmp_path / "in.png"), "-o",
+                              str(tmp_path / "out.png"), "--rtl"])
+    assert res.exit_code == 0, res.output
+    assert "bit-exact with the golden" in res.output
+    out = np.asarray(Image.open(tmp_path / "out.png"))
+    np.testing.assert_array_equal(out, load_icelut_npz(tmp_path / "t.npz").reference(img))
+
+
+def test_icelut_bench_row_is_under_full_only():
+    from flows.commands.lutnet import (BENCH_CONFIGS, TARGET_CONFIGS, create_engine,
+                                       frame_cycles)
+    from rtl_gen.lutnet.icelut import random_plan
+    assert ("icelut-tetrahedral", "ecp5", 1) in BENCH_CONFIGS
+    assert not any(e.startswith("icelut") for e, _, _ in TARGET_CONFIGS)
+    plan = random_plan(0)
+    assert frame_cycles(plan, width=1024, height=1024, ports=1) == 1024 * 1024 + 4913
+    assert create_engine(plan, width=256, height=256, family="ecp5", ports=1).memory == "ebr"
