@@ -14,7 +14,8 @@ clocks / Fmax, in LUT4-eq * us.
 With ``breakdown``, the SMURF unit is also synthesized with its hierarchy kept and its area
 split by part (input SNGs, basis, gate LFSR, ROM + gate, output counters, control); the
 ratios are then also given without the random sources (input SNGs and gate LFSR), which
-stochastic-computing papers usually count as shared across units — labelled as such.
+stochastic-computing papers usually count as shared across units — labelled as such. That
+area is the flattened one times the share of the other parts in the hierarchical sum.
 """
 
 from __future__ import annotations
@@ -215,8 +216,11 @@ def run_bench(out: Path, *, synthesize, families=("ice40", "ecp5"), functions=No
                     random = sum(parts[p]["area"] for p in RANDOM_PARTS)
                     s["smurf"]["parts"] = parts
                     s["smurf"]["parts_sum"] = sum(p["area"] for p in parts.values())
-                    # Flattened area less the random sources as Yosys maps them on their own.
-                    s["smurf"]["area_without_random"] = s["smurf"]["area_lut4eq"] - random
+                    # The flattened area times the non-random share of the parts' sum: the
+                    # flattened netlist optimises across parts, so subtracting the parts'
+                    # own figures from it would over-credit (softmax: 529 - 519).
+                    s["smurf"]["area_without_random"] = s["smurf"]["area_lut4eq"] * \
+                        (1 - random / s["smurf"]["parts_sum"])
                 for base in ("taylor", "lut"):
                     if base in s and "area_lut4eq" in s[base] and "area_lut4eq" in s["smurf"]:
                         s[f"smurf_over_{base}"] = s["smurf"]["area_lut4eq"] / \
@@ -288,7 +292,8 @@ def _print_row(say, name, row, families):
         if ratios:
             say(f"  {family:5s} area ratios WITHOUT the SMURF unit's random sources (input "
                 f"SNGs and gate LFSR counted as shared, as SC papers do; "
-                f"{s['smurf']['area_without_random']:.0f} LUT4-eq): {ratios}")
+                f"{s['smurf']['area_without_random']:.0f} LUT4-eq, the flattened area scaled "
+                f"by the other parts' share): {ratios}")
 
 
 def _plot(path, name, plan, texts, codes, mc):

@@ -28,3 +28,17 @@ def test_two_input_lut_baseline_is_estimated_not_synthesized(tmp_path):
     smurf_area = row["synth"]["ecp5"]["smurf"]["area_lut4eq"]
     assert row["synth"]["ecp5"]["smurf_over_lut"] == smurf_area / lut["area_lut4eq"]
     assert json.loads((tmp_path / "results.json").read_text())["euclid"]["synth"]["ecp5"]
+
+
+def test_area_breakdown_groups_submodules_by_part():
+    from rtl_gen.smurf.benchmark import parts_area
+    from rtl_gen.smurf.unit import RANDOM_PARTS
+
+    cell = {"lut4": 2, "ff": 1}
+    modules = {p: dict(cell) for p in ("", "sng0_0", "sng0_0.lfsr", "sng1_0.lfsr", "basis0",
+                                       "gate_rng", "gate0", "gate1.rom", "ones0", "ones1")}
+    parts = parts_area(modules)
+    assert {p: v["area"] for p, v in parts.items()} == {
+        "input SNGs": 9, "basis": 3, "gate LFSR": 3, "ROM + gate": 6, "output counters": 6,
+        "control": 3}
+    assert RANDOM_PARTS == ("input SNGs", "gate LFSR")
