@@ -255,7 +255,9 @@ def register(app, bench_app):
                 rtl: bool = typer.Option(False, help="Run the per-pixel engine's Verilog "
                                                      "(Verilator) instead of the golden; the "
                                                      "LUT still comes from the golden's "
-                                                     "statistics path.")):
+                                                     "statistics path."),
+                family: str = typer.Option("ecp5", help="RTL: the LUT in EBR banks (ecp5) "
+                                                        "or SPRAM (ice40).")):
         """Enhance IMAGE with an ICELUT-style engine, through the golden model or the RTL."""
         def body():
             from rtl_gen.lutnet.icelut import IcelutPlan
@@ -274,7 +276,7 @@ def register(app, bench_app):
                 with cli.console.status("generating and simulating the engine…"), \
                         tempfile.TemporaryDirectory() as tmp:
                     art = write_icelut_artefact(plan, Path(tmp) / "lutnet_icelut",
-                                                frames=img[None])
+                                                frames=img[None], family=family)
                     result = run_sim(art, build_root=Path(tmp) / "build")
                     if not result.passed:
                         raise cli.UserError("RTL simulation differs from the golden model:\n"
@@ -317,8 +319,8 @@ def register(app, bench_app):
                  ports: int = typer.Option(1, help="Table read ports (2: dual-port RAM)."),
                  interval_bits: Optional[int] = typer.Option(None, help="Resample the table."),
                  pattern: Optional[str] = typer.Option(None, help="SR-LUT pattern."),
-                 family: str = typer.Option("ecp5", help="HKLUT: MSB tables in SPRAM "
-                                                         "(ice40) or block RAM (ecp5).")):
+                 family: str = typer.Option("ecp5", help="HKLUT MSB tables / ICELUT LUT in "
+                                                         "SPRAM (ice40) or block RAM (ecp5).")):
         """Generate a streaming LUT engine (Verilog, manifest, golden frames)."""
         def body():
             art = generate_artefact(tables, out, data, ports=ports, size=size,
@@ -389,8 +391,9 @@ def register(app, bench_app):
 
 # (engine, family, table read ports); ECP5 block RAM is dual-port. HKLUT has one MSB and one
 # LSB read per cycle per stage; its MSB tables go to SPRAM on the UP5K, EBR on ECP5. ICELUT
-# (the per-pixel apply engine, its LUT in 8 EBR parity banks) enhances the 4W×4H output-size
-# frame; it is not a default target: its place and route took 8 minutes.
+# (the per-pixel apply engine; its LUT in 8 EBR parity banks on ECP5, two SPRAM copies on the
+# UP5K) enhances the 4W×4H output-size frame; it is not a default target: its ECP5 place and
+# route took 8 minutes.
 BENCH_CONFIGS = (
     ("srlut-S-6bit", "ice40", 1),
     ("srlut-S-6bit", "ecp5", 2),
@@ -399,6 +402,7 @@ BENCH_CONFIGS = (
     ("hklut-S", "ice40", 1),
     ("hklut-S", "ecp5", 1),
     ("icelut-tetrahedral", "ecp5", 1),
+    ("icelut-tetrahedral", "ice40", 1),
 )
 # The issue's throughput targets: HKLUT x4 on the UP5K, SR-LUT 5-bit at 1 HR px/cycle on ECP5.
 TARGET_CONFIGS = (("srlut-S-5bit", "ecp5", 2), ("hklut-S", "ice40", 1))
@@ -409,19 +413,22 @@ TRAINED = {"pattern": "S", "interval_bits": 5, "samples": 300_000, "iterations":
            "seed": 0}
 
 
-def frame_cycles(plan, *, width: int, height: int, ports: int) -> int:
+def frame_cycles(plan, *, width: int, height: int, ports: int, family: str = "ecp5") -> int:
     """Steady frame period of the engine (cycles), the bound checked in the Verilator tests.
 
     SR-LUT: one LR pixel per max(steps, r²) cycles plus refilling p+1 rows between frames.
     HKLUT: 48 cycles per LR pixel (stage 1's 12 per intermediate pixel) plus refilling three
     LR rows through stage 0 (12 cycles a pixel) and the reorder buffer's last rows.
     ICELUT (``width``×``height`` the enhanced frame): loading the frame's 4913-word LUT, then
-    one pixel a cycle (measured exactly in the Verilator tests)."""
+    one pixel a cycle on ECP5, one per 2 cycles (+2) on the UP5K's SPRAM (tetrahedral; the
+    periods measured exactly in the Verilator tests)."""
     from rtl_gen.lutnet.hklut import HklutPlan
     from rtl_gen.lutnet.icelut import IcelutPlan
     if isinstance(plan, IcelutPlan):
-        from rtl_gen.lutnet.iceengine import LOAD_WORDS
-        return width * height + LOAD_WORDS
+        from rtl_gen.lutnet.iceengine import LOAD_WORDS, MEMORY_BY_FAMILY, IcelutEngine
+        steps = IcelutEngine(interpolation=plan.interpolation,
+                             memory=MEMORY_BY_FAMILY[family]).steps
+        return steps * width * height + LOAD_WORDS + (2 if steps > 1 else 0)
     if isinstance(plan, HklutPlan):
         return 48 * width * height + 36 * (width + 4) + 8 * width + 40
     steps = 4 * -(-(plan.n + 1) // ports)
@@ -434,7 +441,8 @@ def create_engine(plan, *, width: int, height: int, family: str, ports: int):
     from rtl_gen.lutnet.hklut import HklutPlan
     from rtl_gen.lutnet.icelut import IcelutPlan
     if isinstance(plan, IcelutPlan):
-        return plan.create()
+        from rtl_gen.lutnet.iceengine import MEMORY_BY_FAMILY
+        return plan.create(memory=MEMORY_BY_FAMILY[family])
     if isinstance(plan, HklutPlan):
         return plan.create(width=width, height=height, msb_memory=MSB_MEMORY_BY_FAMILY[family])
     return plan.create(width=width, height=height, ports=ports)
@@ -454,6 +462,7 @@ def run_bench(out: Path, *, width: int, height: int, synth: bool, console,
     from rtl_gen.emit import emit_verilog
     from rtl_gen.lutnet.artefact import TOP, emit_hklut_verilog, icelut_memory_plan
     from rtl_gen.lutnet.hklut import load_hklut_dir
+    from rtl_gen.lutnet.iceengine import MEMORY_BY_FAMILY, emit_icelut_verilog
     from rtl_gen.lutnet.icelut import IcelutPlan, random_plan
     from rtl_gen.lutnet.images import side_by_side
     from rtl_gen.lutnet.metrics import bicubic_upscale, psnr_y
@@ -505,10 +514,13 @@ def run_bench(out: Path, *, width: int, height: int, synth: bool, console,
                                            "ecp5": "ECP5-85F"}[family],
                "family": family, "ports": ports, "psnr_set5": quality.get(engine)}
         if isinstance(plan, IcelutPlan):
-            cycles = frame_cycles(plan, width=4 * width, height=4 * height, ports=ports)
-            row.update(table_bytes=icelut_memory_plan(plan.interpolation)["r3"]["bits"] // 8,
+            cycles = frame_cycles(plan, width=4 * width, height=4 * height, ports=ports,
+                                  family=family)
+            memory = MEMORY_BY_FAMILY[family]
+            row.update(table_bytes=icelut_memory_plan(plan.interpolation,
+                                                      memory)["r3"]["bits"] // 8,
                        note=f"enhances {4 * width}×{4 * height} frames; table bytes: the "
-                            f"loaded R3 banks")
+                            f"loaded R3 ({memory})")
         else:
             cycles = frame_cycles(plan, width=width, height=height, ports=ports)
             row.update(table_bytes=plan.table_bytes)
@@ -521,8 +533,13 @@ def run_bench(out: Path, *, width: int, height: int, synth: bool, console,
             src = folder / f"{TOP}.v"
             engine_rtl = create_engine(plan, width=width, height=height, family=family,
                                        ports=ports)
-            atomic_write(src, emit_hklut_verilog(engine_rtl) if engine == "hklut-S"
-                         else emit_verilog(engine_rtl, TOP))
+            if engine == "hklut-S":
+                text = emit_hklut_verilog(engine_rtl)
+            elif isinstance(plan, IcelutPlan):
+                text = emit_icelut_verilog(engine_rtl, TOP)
+            else:
+                text = emit_verilog(engine_rtl, TOP)
+            atomic_write(src, text)
             with console.status(f"synthesizing {engine} for {family}…"):
                 try:
                     rep = synthesize([src], TOP, family=family, out_dir=folder / "pnr")

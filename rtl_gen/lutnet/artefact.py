@@ -187,14 +187,21 @@ def write_hklut_artefact(plan: HklutPlan, out_dir: str | Path, *, width: int, he
     return out_dir
 
 
-def icelut_memory_plan(interpolation: str) -> dict:
+def icelut_memory_plan(interpolation: str, memory: str = "ebr") -> dict:
     """The ICELUT apply engine's memory (the generator's choice) and where R3 comes from."""
     from .iceengine import BANK_DEPTH, BANKS, LOAD_WORDS, WORD_BITS
-    return {"r3": {"kind": f"block RAM: {BANKS} parity banks (b&1, g&1, r&1), one LUT cell's "
-                           f"8 corners read in one cycle", "banks": BANKS,
-                   "words_per_bank": BANK_DEPTH, "word_bits": WORD_BITS,
-                   "bits": BANKS * BANK_DEPTH * WORD_BITS, "load_words": LOAD_WORDS,
-                   "interpolation": interpolation},
+    if memory == "spram":
+        r3 = {"kind": "SPRAM: two copies of R3, each two SB_SPRAM256KA (32-bit words), one "
+                      "vertex read per copy per cycle", "copies": 2, "spram_blocks": 4,
+              "words_per_copy": LOAD_WORDS, "word_bits": 32,
+              "bits": 2 * LOAD_WORDS * WORD_BITS}
+    else:
+        r3 = {"kind": f"block RAM: {BANKS} parity banks (b&1, g&1, r&1), one LUT cell's 8 "
+                      f"corners read in one cycle", "banks": BANKS,
+              "words_per_bank": BANK_DEPTH, "word_bits": WORD_BITS,
+              "bits": BANKS * BANK_DEPTH * WORD_BITS}
+    r3.update(load_words=LOAD_WORDS, interpolation=interpolation)
+    return {"r3": r3,
             "statistics_path": "host: the golden (IcelutPlan.lut) computes each frame's R3, "
                                "streamed into 'load' before the frame"}
 
@@ -206,15 +213,14 @@ def write_icelut_artefact(plan, out_dir: str | Path, *, frames: np.ndarray,
     ``write_srlut_artefact``: ``vectors/golden.npz`` holds ``inputs`` (N, H, W, 3) uint8
     frames, ``tables`` (N, 4913) the ``load`` words of each frame's residual LUT and the
     golden ``outputs`` (N, H, W, 3). ``luts`` (N, 3, 17, 17, 17) gives the LUTs; by default
-    each is the frame's own ``plan.lut(frame)`` (the statistics path, run on the host)."""
-    from .iceengine import LOAD_WORDS, PIPELINE_LATENCY, lut_words
-    if family not in MSB_MEMORY_BY_FAMILY:
+    each is the frame's own ``plan.lut(frame)`` (the statistics path, run on the host).
+    ``family`` chooses R3's memory (``MEMORY_BY_FAMILY``): ECP5 parity banks in EBR (1 px a
+    cycle) or UP5K SPRAM (2 cycles a pixel tetrahedral, 4 trilinear)."""
+    from .iceengine import (LOAD_WORDS, MEMORY_BY_FAMILY,
+                            emit_icelut_verilog, lut_words)
+    if family not in MEMORY_BY_FAMILY:
         raise TableError(f"unknown FPGA family '{family}'; choose one of "
-                         f"{', '.join(MSB_MEMORY_BY_FAMILY)}")
-    if family != "ecp5":
-        raise TableError(f"the ICELUT engine keeps its LUT in 8 block-RAM banks (16 ECP5 EBR); "
-                         f"on '{family}' they would need 48 of the UP5K's 30 EBR: generate it "
-                         f"for ecp5")
+                         f"{', '.join(MEMORY_BY_FAMILY)}")
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[3] != 3 or frames.dtype != np.uint8:
         raise TableError(f"golden frames have shape {frames.shape} ({frames.dtype}); the "
@@ -229,8 +235,8 @@ def write_icelut_artefact(plan, out_dir: str | Path, *, frames: np.ndarray,
         tables = np.stack([lut_words(t) for t in luts])
     except ValueError as exc:
         raise TableError(f"ICELUT '{plan.name}': {exc}") from None
-    component = plan.create()
-    verilog_text = emit_verilog(component, TOP)
+    component = plan.create(memory=MEMORY_BY_FAMILY[family])
+    verilog_text = emit_icelut_verilog(component, TOP)
     outputs = np.stack([plan.apply(f, t) for f, t in zip(frames, luts)])
     n, height, width = frames.shape[:3]
     out_dir = Path(out_dir)
@@ -261,10 +267,11 @@ def write_icelut_artefact(plan, out_dir: str | Path, *, frames: np.ndarray,
                        "basis_shift": plan.basis_shift,
                        "rounding": "tetrahedral (S+8)>>4, trilinear (S+2048)>>12 (round half "
                                    "up), then clamp(p + res, 0, 255)"},
-        "memories": icelut_memory_plan(plan.interpolation),
+        "memories": icelut_memory_plan(plan.interpolation, component.memory),
         "throughput": {"pixels_per_cycle": component.pixels_per_cycle,
+                       "cycles_per_pixel": component.steps,
                        "load_cycles_per_frame": LOAD_WORDS,
-                       "latency_cycles": PIPELINE_LATENCY},
+                       "latency_cycles": component.latency},
     }
     with atomic_directory(out_dir) as tmp:
         atomic_write(tmp / "rtl" / f"{TOP}.v", verilog_text)

@@ -29,12 +29,15 @@ DIV6, DIV6_SHIFT = 683, 12
 SPRAM_MEMORY = "msb"
 
 
-def strip_spram_init(verilog_text: str) -> str:
-    """The Verilog without the initial block of zeros of every ``msb`` memory: Yosys maps a
-    memory with initial contents to block RAM only, never to the UP5K's SPRAM."""
-    pattern = (r"  initial begin\n(?:    " + SPRAM_MEMORY
-               + r"\[\d+\] = \d+'[dhb]0+;\n)+  end\n")
-    return re.sub(pattern, "", verilog_text)
+def strip_spram_init(verilog_text: str, names: tuple[str, ...] = (SPRAM_MEMORY,)) -> str:
+    """The Verilog without the initial block of zeros of every memory named in ``names``
+    (default ``msb``): Yosys maps a memory with initial contents to block RAM only, never to
+    the UP5K's SPRAM."""
+    for name in names:
+        pattern = (r"  initial begin\n(?:    " + re.escape(name)
+                   + r"\[\d+\] = \d+'[dhb]0+;\n)+  end\n")
+        verilog_text = re.sub(pattern, "", verilog_text)
+    return verilog_text
 
 
 def div6_floor(u: np.ndarray) -> np.ndarray:

@@ -204,4 +204,8 @@ def test_icelut_bench_row_is_under_full_only():
     assert not any(e.startswith("icelut") for e, _, _ in TARGET_CONFIGS)
     plan = random_plan(0)
     assert frame_cycles(plan, width=1024, height=1024, ports=1) == 1024 * 1024 + 4913
+    assert frame_cycles(plan, width=1024, height=1024, ports=1,
+                        family="ice40") == 2 * 1024 * 1024 + 4913 + 2
     assert create_engine(plan, width=256, height=256, family="ecp5", ports=1).memory == "ebr"
+    assert create_engine(plan, width=256, height=256, family="ice40",
+                         ports=1).memory == "spram"

@@ -11,10 +11,10 @@ from rtl_gen.lutnet.icelut import random_plan
 from .simcheck import EDGE_VALUES, extreme_luts
 
 
-def run_engine(interpolation, lut, pixels, *, stall_seed=None):
+def run_engine(interpolation, lut, pixels, *, stall_seed=None, memory="ebr"):
     """Load ``lut``, stream ``pixels`` (N, 3) with ``last`` on the final one; returns the
     output pixels and the cycle of each input and output transfer."""
-    dut = IcelutEngine(interpolation=interpolation)
+    dut = IcelutEngine(interpolation=interpolation, memory=memory)
     rng = None if stall_seed is None else np.random.default_rng(stall_seed)
     got, t_in, t_out = [], [], []
 
@@ -93,4 +93,64 @@ def test_engine_rejects_unknown_options():
     with pytest.raises(ValueError, match="interpolation 'cubic'"):
         IcelutEngine(interpolation="cubic")
     with pytest.raises(ValueError, match="memory kind must be one of"):
-        IcelutEngine(memory="spram")
+        IcelutEngine(memory="dram")
+
+
+@pytest.mark.parametrize("interpolation,steps", [("tetrahedral", 2), ("trilinear", 4)])
+def test_spram_copies_take_steps_per_pixel(interpolation, steps):
+    # UP5K: two SPRAM copies, two vertices a cycle.
+    lut = extreme_luts(1, seed=9)[0]
+    px = np.concatenate([edge_pixels()[::2],
+                         np.random.default_rng(9).integers(0, 256, (20, 3), np.uint8)])
+    got, t_in, t_out = run_engine(interpolation, lut, px, memory="spram")
+    want = random_plan(0, interpolation=interpolation).apply(px[None], lut)[0]
+    np.testing.assert_array_equal(got, want)
+    assert np.diff(t_in).tolist() == [steps] * (len(px) - 1)
+    assert [b - a for a, b in zip(t_in, t_out)] == [steps + PIPELINE_LATENCY + 1] * len(px)
+    got, _, _ = run_engine(interpolation, lut, px[:30], memory="spram", stall_seed=2)
+    np.testing.assert_array_equal(got, want[:30])
+
+
+@pytest.mark.parametrize("memory", ["ebr", "spram"])
+def test_next_frame_waits_for_its_lut(memory):
+    # Two frames of zeros with different LUTs, loaded while the pixels wait: every pixel of
+    # frame 1, its first too, uses frame 1's LUT (the load starts when frame 0's last pixel
+    # has read its vertices).
+    luts = extreme_luts(2, seed=13)
+    frames = np.zeros((2, 5, 3), np.uint8)
+    dut = IcelutEngine(memory=memory)
+    got = []
+
+    async def loader(ctx):
+        for lut in luts:
+            for word in lut_words(lut):
+                ctx.set(dut.load.payload, int(word))
+                ctx.set(dut.load.valid, 1)
+                while not (await ctx.tick().sample(dut.load.ready))[2]:
+                    pass
+        ctx.set(dut.load.valid, 0)
+
+    async def sender(ctx):
+        for f in frames:
+            for j, p in enumerate(f):
+                ctx.set(dut.i.payload, {"data": [int(v) for v in p], "last": int(j == 4)})
+                ctx.set(dut.i.valid, 1)
+                while not (await ctx.tick().sample(dut.i.ready))[2]:
+                    pass
+        ctx.set(dut.i.valid, 0)
+
+    async def receiver(ctx):
+        ctx.set(dut.o.ready, 1)
+        while len(got) < 10:
+            _, _, valid, payload = await ctx.tick().sample(dut.o.valid, dut.o.payload)
+            if valid:
+                got.append([int(v) for v in payload.data])
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    for bench in (loader, sender, receiver):
+        sim.add_testbench(bench)
+    sim.run()
+    plan = random_plan(0)
+    want = np.concatenate([plan.apply(f[None], t)[0] for f, t in zip(frames, luts)])
+    np.testing.assert_array_equal(np.array(got), want)

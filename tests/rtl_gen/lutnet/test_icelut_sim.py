@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from rtl_gen.lutnet.artefact import write_icelut_artefact
-from rtl_gen.lutnet.iceengine import LOAD_WORDS, PIPELINE_LATENCY
+from rtl_gen.lutnet.iceengine import LOAD_WORDS, PIPELINE_LATENCY, IcelutEngine
 from rtl_gen.lutnet.icelut import random_plan
 from sim.runner import run_sim
 
@@ -66,3 +66,24 @@ def test_trilinear(tmp_path, builds):
     frames = rgb_frames(32)[[0, 4, 5]]
     check(tmp_path, builds, random_plan(3, interpolation="trilinear"), frames,
           extreme_luts(len(frames), seed=12), backpressure=False, seed=7)
+
+
+def test_up5k_spram_two_cycles_a_pixel(tmp_path, builds):
+    # R3 in two SPRAM copies (UP5K): two vertices a cycle, a pixel every 2 cycles.
+    frames = rgb_frames(32)[[0, 3, 4, 5]]
+    luts = extreme_luts(len(frames), seed=13)
+    art = write_icelut_artefact(random_plan(4), tmp_path / "art", frames=frames, luts=luts,
+                                family="ice40")
+    result = run_sim(art, backpressure=False, seed=9, build_root=builds)
+    assert result.passed, result.mismatches
+    with np.load(result.outputs, allow_pickle=False) as f:
+        got, cycles = f["outputs"], f["cycles"]
+    plan = random_plan(4)
+    np.testing.assert_array_equal(got, np.stack([plan.apply(x, t)
+                                                 for x, t in zip(frames, luts)]))
+    # Frame 0: the load, a pixel every 2 cycles, the last one's latency. Later frames: the
+    # next load starts 2 cycles after a frame's last pixel is taken (its second step, then
+    # the read of its registered addresses), so the period is load + 2 per pixel + 2.
+    pixels, latency = 32 * 32, IcelutEngine(memory="spram").latency
+    assert cycles[0] == LOAD_WORDS + 2 * (pixels - 1) + latency + 1, cycles
+    assert (cycles[1:] == LOAD_WORDS + 2 * pixels + 2).all(), cycles
