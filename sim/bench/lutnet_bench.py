@@ -1,10 +1,11 @@
-"""cocotb bench for the LUT super-resolution engine: LR frames in, HR frames out, bit for bit.
+"""cocotb bench for the LUT engines: LR frames in, HR (or enhanced) frames out, bit for bit.
 
 Streams every golden LR frame (``vectors/golden.npz`` ``inputs``, (N, H, W) uint8) into ``i``
 back to back, collects the HR pixels from ``o`` and compares each frame with ``outputs``
-(N, rH, rW) exactly, including ``last`` on each frame's final pixel. Values are driven on the falling clock edge and
-``ready`` is sampled once they have settled (``ReadOnly``: an engine's ``i.ready`` may follow
-``o.ready`` combinationally); a transfer happens at a rising edge with ``valid & ready``.
+(N, rH, rW) exactly, including ``last`` on each frame's final pixel. Values are driven on the
+falling clock edge and ``ready`` is sampled once they have settled (``ReadOnly``: an engine's
+``i.ready`` may follow ``o.ready`` combinationally); a transfer happens at a rising edge with
+``valid & ready``.
 
 An engine whose tables live in RAM (HKLUT on the UP5K: manifest ``streams.load``) first gets
 the vectors' ``tables`` words streamed into ``load`` (with random gaps under backpressure);
