@@ -27,7 +27,9 @@ Latency: the core is busy from the cycle after ``start`` (its fields are sampled
 issues from the next; a unit lasts ``max(planes*k, d_prev)`` cycles
 (``d_prev``: lanes drained by the previous unit), then 4 pipeline cycles (gather read,
 activation/weight read, operand registers, product) and the last drain
-(``timing.core_busy_cycles``).
+(``timing.core_busy_cycles``); ``computing`` ends before that drain
+(``timing.core_compute_cycles``). The drain writes the accumulator memory in ascending
+address order, one element a cycle, from the last unit's capture on.
 Throughput: ``lanes`` MACs a cycle (bit-serial: ``lanes / planes``).
 """
 
@@ -69,7 +71,9 @@ class GemmCore(wiring.Component):
     Ports: ``start`` with the GEMM's ``x``/``idx``/``w``/``pad`` and the core's CFG fields
     (sampled the cycle after ``start``); memory ports ``idx_addr``/``idx_data`` (gather
     table: offset, pad flag on top), ``act_addr``/``act_data``, ``w_addr``/``w_data``, and the
-    drain ``acc_addr``/``acc_data``/``acc_en``; status ``busy`` and ``stall``.
+    drain ``acc_addr``/``acc_data``/``acc_en``; status ``busy``, ``computing`` (``busy``
+    but for the last unit's drain: its total is in the hold registers, so nothing it writes
+    depends on the activations or weights any more) and ``stall``.
     """
 
     def __init__(self, *, lanes: int, mode: str, wbits: int, acc_bits: int, act_abits: int,
@@ -93,7 +97,7 @@ class GemmCore(wiring.Component):
             "act_addr": Out(act_abits), "act_data": In(ACT_BITS),
             "w_addr": Out(w_abits), "w_data": In(lanes * wbits),
             "acc_addr": Out(acc_abits), "acc_data": Out(signed(acc_bits)), "acc_en": Out(1),
-            "busy": Out(1), "stall": Out(1),
+            "busy": Out(1), "computing": Out(1), "stall": Out(1),
         })
 
     def elaborate(self, platform):
@@ -272,5 +276,7 @@ class GemmCore(wiring.Component):
             for lane in range(P - 1):
                 m.d.sync += holds[lane].eq(holds[lane + 1])
 
-        m.d.comb += self.busy.eq(start | running | vb | vc | ve | vd | (drain_cnt != 0))
+        # computing: busy but for the last unit's drain (the barrier waits for this only)
+        m.d.comb += [self.computing.eq(start | running | vb | vc | ve | vd),
+                     self.busy.eq(self.computing | (drain_cnt != 0))]
         return m

@@ -4,7 +4,8 @@ perf counters, behind the same element streams as every nnloom engine.
 The sequencer fetches one 64-bit instruction (``isa``) from the instruction memory and
 executes it: ``LOAD`` takes the input stream into the activation buffer, ``CFG``/``GEMM``
 configure and start a core (it runs on while the sequencer goes on, so both cores compute
-concurrently), ``SYNC`` waits for both cores (the barrier), ``PCFG``/``POST``/``ADDP``/``ADD``/
+concurrently), ``SYNC`` waits for both cores' compute (the barrier; their last drains run
+on behind it, ahead of the POSTs that read them), ``PCFG``/``POST``/``ADDP``/``ADD``/
 ``MAX`` run the post unit, ``STORE`` streams results out through the gather table, ``END``
 restarts the program. Every instruction costs a FETCH cycle and an EXEC cycle, plus its
 blocking time (``timing``).
@@ -127,7 +128,10 @@ class GemmEngine(wiring.Component):
                         p_abits=abits(cfg.param_depth), residual=cfg.residual,
                         half_even=cfg.half_even)
         m.submodules.post = post
+        self.probes = {"post": post, "cores": {}}   # for checks in simulation
         post_core = Signal()          # which accumulator memory the post unit reads
+        self.probes.update(cores={c: unit for c, (unit, _) in cores.items()},
+                           post_core=post_core)
         for core, (unit, acc_rd) in cores.items():
             m.d.comb += acc_rd.addr.eq(post.acc_addr)
         if cores:
@@ -139,6 +143,8 @@ class GemmEngine(wiring.Component):
         m.d.comb += [prm_rd.addr.eq(post.p_addr), post.p_data.eq(prm_rd.data),
                      post.idx_data.eq(seq_idx.data), post.act_rdata.eq(seq_act.data)]
         core_busy = {c: (cores[c][0].busy if c in cores else Const(0)) for c in ("dsp", "lut")}
+        core_computing = {c: (cores[c][0].computing if c in cores else Const(0))
+                          for c in ("dsp", "lut")}
 
         # --- sequencer -------------------------------------------------------------------------
         pc = Signal(16)
@@ -272,7 +278,13 @@ class GemmEngine(wiring.Component):
                                 m.d.comb += cores[core][0].start.eq(1)
                                 advance()
                     with m.Case(OPS["SYNC"]):
-                        with m.If(core_busy["dsp"] | core_busy["lut"]):
+                        # the barrier waits for the cores' compute, not their last drain:
+                        # a POST reads one accumulator a cycle in the drain's (ascending)
+                        # order, its first read at least 4 cycles after the last unit's
+                        # capture (SYNC's release, FETCH, EXEC, start), while that drain
+                        # writes one a cycle from the cycle after the capture, so every
+                        # read comes after its write (tests: test_post_reads_after_drain)
+                        with m.If(core_computing["dsp"] | core_computing["lut"]):
                             m.d.comb += sync_wait.eq(1)
                         with m.Else():
                             advance()

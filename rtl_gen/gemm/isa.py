@@ -30,7 +30,8 @@ op           code  fields (bit 0 upward) and meaning
 ``POST``     5     ``n[12] y[16] p[14]``: for the core's pixels ``q < m`` and channels
                    ``c < n``: ``act[y + c*m + q] = clamp((((acc[q*n + c] + bias[p+c]) *
                    mult[p+c] + r) >> shift) + zp, lo, hi)`` (blocking)
-``SYNC``     6     --: barrier, waits until both cores are idle
+``SYNC``     6     --: barrier, waits until both cores have computed (their last
+                   accumulators may still drain: a POST reads them behind the drain)
 ``STORE``    7     ``n[16] x[16] idx[16]``: stream ``act[x + idx[idx + j]]``, ``j < n``,
                    to the output, ``last`` on the final element
 ``END``      8     --: the inference is over; the program restarts at 0

@@ -184,7 +184,8 @@ def schedule(program_or_instrs, config: GemmConfig | None = None) -> Schedule:
         instrs = program_or_instrs
     s = Schedule()
     t = 0
-    free = {"dsp": 0, "lut": 0}
+    free = {"dsp": 0, "lut": 0}          # first cycle a core is not busy
+    computed = {"dsp": 0, "lut": 0}      # first cycle it is not computing (drain aside)
     core_cfg: dict[str, dict] = {}
     pcfg_m = 1
     for ins in instrs:
@@ -203,11 +204,13 @@ def schedule(program_or_instrs, config: GemmConfig | None = None) -> Schedule:
             busy = timing.core_busy_cycles(lanes, c["m"], c["k"], c["n"], c["g"], planes)
             issue, _ = timing.core_issue_cycles(lanes, c["m"], c["k"], c["n"], c["g"], planes)
             free[ins.core] = e + 1 + busy
+            computed[ins.core] = e + 1 + timing.core_compute_cycles(
+                lanes, c["m"], c["k"], c["n"], c["g"], planes)
             s.busy[ins.core] += busy
             s.stall[ins.core] += issue - c["m"] * c["g"] * c["tiles"] * c["k"] * planes
         elif ins.op == "SYNC":
             start = e
-            e = max(e, free["dsp"], free["lut"])
+            e = max(e, computed["dsp"], computed["lut"])
             for core in ("dsp", "lut"):
                 s.wait[core] += max(0, e - max(start, free[core]))
         elif ins.op == "PCFG":

@@ -79,7 +79,8 @@ class PostUnit(wiring.Component):
     """Ports: ``start`` with ``n``/``y``/``p`` (POST) or ``add``/``a``/``b``/``i`` (ADD), the
     PCFG registers ``m``/``shift``/``zp``/``lo``/``hi``/``round``; memory ports to the selected
     accumulator memory, the parameter memory, a gather/activation read pair (ADD) and the
-    activation write port; ``busy``."""
+    activation write port; ``busy``; ``acc_re``: a POST reads ``acc[acc_addr]`` this cycle
+    (for checks in simulation)."""
 
     def __init__(self, *, acc_bits: int, bias_bits: int, act_abits: int, idx_abits: int,
                  acc_abits: int, p_abits: int, residual: bool = True, half_even: bool = True):
@@ -97,7 +98,7 @@ class PostUnit(wiring.Component):
             "idx_addr": Out(idx_abits), "idx_data": In(act_abits + 1),
             "act_raddr": Out(act_abits), "act_rdata": In(8),
             "act_waddr": Out(act_abits), "act_wdata": Out(8), "act_we": Out(1),
-            "busy": Out(1),
+            "acc_re": Out(1), "busy": Out(1),
         })
 
     def elaborate(self, platform):
@@ -115,6 +116,7 @@ class PostUnit(wiring.Component):
         p_base = Signal(14)
         issue = running & ~is_add
         m.d.comb += [self.acc_addr.eq(j), self.p_addr.eq(p_base + c)]  # ADD overrides
+        m.d.comb += self.acc_re.eq(issue)     # POST reads acc[j] this cycle
         with m.If(self.start):
             m.d.sync += [running.eq(1), is_add.eq(self.add | self.pool),
                          is_max.eq(self.pool), q.eq(0), c.eq(0), j.eq(0),

@@ -5,7 +5,7 @@ pipeline depths (see ``sequencer``, ``core`` and ``post``); tests hold the RTL t
 
 from __future__ import annotations
 
-__all__ = ["core_issue_cycles", "core_busy_cycles", "post_cycles", "store_cycles",
+__all__ = ["core_issue_cycles", "core_busy_cycles", "core_compute_cycles", "post_cycles", "store_cycles",
            "load_cycles", "add_cycles", "max_cycles", "FETCH", "CORE_PIPE", "POST_START",
            "POST_PIPE",
            "ceil_div"]
@@ -44,6 +44,13 @@ def core_busy_cycles(lanes: int, m: int, k: int, n: int, g: int, planes: int = 1
     issue, the pipeline, and the last unit's drain."""
     issue, last = core_issue_cycles(lanes, m, k, n, g, planes)
     return issue + CORE_PIPE + last
+
+
+def core_compute_cycles(lanes: int, m: int, k: int, n: int, g: int, planes: int = 1) -> int:
+    """Cycles a core computes for one GEMM (``busy`` but for the last unit's drain; the
+    ``SYNC`` barrier waits for this): issue and the pipeline."""
+    issue, _ = core_issue_cycles(lanes, m, k, n, g, planes)
+    return issue + CORE_PIPE
 
 
 def post_cycles(n: int, m: int) -> int:
