@@ -117,14 +117,15 @@ def test_sr_rtl_runs_hklut_through_the_up5k_engine(tmp_path):
 
 
 def test_nnloom_bench_places_the_two_targets_by_default(tmp_path, monkeypatch):
-    """``nnloom bench``'s lutnet rows: the issue's two targets, placed and routed (every
-    configuration with ``full``)."""
+    """``nnloom bench``'s lutnet rows: the issue's two targets and ICELUT on ECP5, placed and
+    routed (every configuration with ``full``)."""
     import types
 
     import flows.synth
     import rtl_gen.emit
     import rtl_gen.lutnet.artefact
-    from flows.commands.lutnet import BENCH_CONFIGS, TARGET_CONFIGS, bench_rows
+    from flows.commands.lutnet import (BENCH_CONFIGS, DEFAULT_CONFIGS, TARGET_CONFIGS,
+                                       bench_rows)
 
     placed = []
 
@@ -135,12 +136,16 @@ def test_nnloom_bench_places_the_two_targets_by_default(tmp_path, monkeypatch):
     monkeypatch.setattr(flows.synth, "synthesize", fake_synthesize)
     monkeypatch.setattr(rtl_gen.emit, "emit_verilog", lambda *a, **k: "")
     monkeypatch.setattr(rtl_gen.lutnet.artefact, "emit_hklut_verilog", lambda *a, **k: "")
+    monkeypatch.setattr("rtl_gen.lutnet.iceengine.emit_icelut_verilog", lambda *a, **k: "")
     monkeypatch.setattr("flows.commands.lutnet.create_engine", lambda *a, **k: None)
     rows = bench_rows(tmp_path)
-    assert sorted(placed) == sorted(f"{e}-{f}-p{p}" for e, f, p in TARGET_CONFIGS)
-    assert len(rows) == len(TARGET_CONFIGS) and all(r["fmax_mhz"] == 10.0 for r in rows)
-    assert all(r["psnr_set5_x4"] > 28 for r in rows)
-    assert len(TARGET_CONFIGS) < len(BENCH_CONFIGS)
+    assert sorted(placed) == sorted(f"{e}-{f}-p{p}" for e, f, p in DEFAULT_CONFIGS)
+    assert set(TARGET_CONFIGS) < set(DEFAULT_CONFIGS)
+    assert len(rows) == len(DEFAULT_CONFIGS) and all(r["fmax_mhz"] == 10.0 for r in rows)
+    assert all(r["psnr_set5_x4"] > 28 for r in rows if not r["config"].startswith("icelut"))
+    ice = [r for r in rows if r["config"].startswith("icelut")]
+    assert len(ice) == 1 and ice[0]["family"] == "ECP5-85F" and ice[0]["hr_px_per_cycle"] > 0.99
+    assert len(DEFAULT_CONFIGS) < len(BENCH_CONFIGS)
 
 
 def test_generate_icelut_from_tables_npz(tmp_path):
@@ -196,12 +201,12 @@ def test_enhance_rtl_equals_golden(tmp_path):
     np.testing.assert_array_equal(out, load_icelut_npz(tmp_path / "t.npz").reference(img))
 
 
-def test_icelut_bench_row_is_under_full_only():
-    from flows.commands.lutnet import (BENCH_CONFIGS, TARGET_CONFIGS, create_engine,
+def test_icelut_bench_rows_and_frame_cycles():
+    from flows.commands.lutnet import (BENCH_CONFIGS, DEFAULT_CONFIGS, create_engine,
                                        frame_cycles)
     from rtl_gen.lutnet.icelut import random_plan
-    assert ("icelut-tetrahedral", "ecp5", 1) in BENCH_CONFIGS
-    assert not any(e.startswith("icelut") for e, _, _ in TARGET_CONFIGS)
+    assert ("icelut-tetrahedral", "ecp5", 1) in DEFAULT_CONFIGS
+    assert ("icelut-tetrahedral", "ice40", 1) in BENCH_CONFIGS
     plan = random_plan(0)
     assert frame_cycles(plan, width=1024, height=1024, ports=1) == 1024 * 1024 + 4913
     assert frame_cycles(plan, width=1024, height=1024, ports=1,
