@@ -87,3 +87,6 @@ def test_up5k_spram_two_cycles_a_pixel(tmp_path, builds):
     pixels, latency = 32 * 32, IcelutEngine(memory="spram").latency
     assert cycles[0] == LOAD_WORDS + 2 * (pixels - 1) + latency + 1, cycles
     assert (cycles[1:] == LOAD_WORDS + 2 * pixels + 2).all(), cycles
+    # The same Verilog with random input, load and output gaps.
+    result = run_sim(art, backpressure=True, seed=10, limit=2, build_root=builds)
+    assert result.passed and result.vectors == 2, result.mismatches
