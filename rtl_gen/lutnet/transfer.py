@@ -16,7 +16,8 @@ import numpy as np
 
 from .srlut import SrlutPlan, TableError
 
-__all__ = ["transfer_onnx", "sampling_grid", "grid_inputs", "PATTERN_BY_SHAPE"]
+__all__ = ["transfer_onnx", "sampling_grid", "grid_inputs", "onnx_session", "run_batched",
+           "PATTERN_BY_SHAPE"]
 
 PATTERN_BY_SHAPE = {(2, 2): "S", (1, 3): "F", (1, 2): "V"}
 BATCH = 4096
@@ -39,16 +40,41 @@ def to_table(y: np.ndarray) -> np.ndarray:
     return np.round(np.clip(y, -1.0, 1.0) * 127).astype(np.int8)
 
 
-def transfer_onnx(path: str | Path, *, interval_bits: int = 4) -> SrlutPlan:
-    """Run the ONNX net at ``path`` on every grid point (onnxruntime) and return its table."""
+def onnx_session(path: str | Path, what: str = "ONNX model"):
+    """An onnxruntime CPU session for the model at ``path``; ``TableError`` naming the file
+    when it is missing or does not load."""
     import onnxruntime as ort
     path = Path(path)
     if not path.is_file():
-        raise TableError(f"{path}: no such ONNX model")
+        raise TableError(f"{path}: no such {what}")
     try:
-        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as exc:
         raise TableError(f"{path}: onnxruntime cannot load it ({exc})") from None
+
+
+def run_batched(sess, x: np.ndarray, *, batch: int = BATCH) -> np.ndarray:
+    """The one-input ``sess`` on every sample of ``x`` (N, *sample shape), in batches (a
+    fixed batch size is padded with zeros); the first output flattened per sample, (N, k)."""
+    inp = sess.get_inputs()[0]
+    fixed = isinstance(inp.shape[0], int)
+    batch = inp.shape[0] if fixed else batch
+    x = np.asarray(x, np.float32)
+    outs = []
+    for i in range(0, len(x), batch):
+        chunk = x[i:i + batch]
+        n = len(chunk)
+        if n < batch and fixed:
+            chunk = np.concatenate([chunk, np.zeros((batch - n, *x.shape[1:]), np.float32)])
+        y = sess.run(None, {inp.name: chunk})[0]
+        outs.append(y.reshape(len(chunk), -1)[:n])
+    return np.concatenate(outs)
+
+
+def transfer_onnx(path: str | Path, *, interval_bits: int = 4) -> SrlutPlan:
+    """Run the ONNX net at ``path`` on every grid point (onnxruntime) and return its table."""
+    path = Path(path)
+    sess = onnx_session(path)
     inputs = sess.get_inputs()
     if len(inputs) != 1 or len(inputs[0].shape) != 4:
         raise TableError(f"{path}: the net must take one (B, 1, ph, pw) input; it takes "
@@ -61,15 +87,7 @@ def transfer_onnx(path: str | Path, *, interval_bits: int = 4) -> SrlutPlan:
     pattern = PATTERN_BY_SHAPE[shape]
     n = shape[0] * shape[1]
     x = grid_inputs(n, interval_bits) / 255.0
-    batch = inputs[0].shape[0] if isinstance(inputs[0].shape[0], int) else BATCH
-    outs = []
-    for i in range(0, len(x), batch):
-        chunk = x[i:i + batch]
-        if len(chunk) < batch and isinstance(inputs[0].shape[0], int):
-            chunk = np.concatenate([chunk, np.zeros((batch - len(chunk), n), np.float32)])
-        y = sess.run(None, {inputs[0].name: chunk.reshape(-1, 1, *shape)})[0]
-        outs.append(y.reshape(len(chunk), -1)[:min(batch, len(x) - i)])
-    y = np.concatenate(outs)
+    y = run_batched(sess, x.reshape(-1, 1, *shape))
     r = int(round(np.sqrt(y.shape[1])))
     if r * r != y.shape[1]:
         raise TableError(f"{path}: the net returns {y.shape[1]} values per pattern; an ×r "
