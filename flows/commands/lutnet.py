@@ -53,12 +53,16 @@ def save_image(path: Path, image: np.ndarray) -> None:
 
 def load_tables(path: Path, *, pattern: Optional[str] = None,
                 interval_bits: Optional[int] = None):
-    """An SR-LUT table (.npy), an HKLUT table folder, ICELUT tables (.npz), or an ONNX net to
-    transfer."""
+    """An SR-LUT table (.npy), an HKLUT table folder, ICELUT tables (.npz), an ONNX pattern
+    net to transfer, or an ICELUT net folder (backbone_msb.onnx, backbone_lsb.onnx,
+    split_fc.onnx, bases.npy; ``rtl_gen.lutnet.icetransfer``) to transfer."""
     from rtl_gen.lutnet.hklut import load_hklut_dir
     from rtl_gen.lutnet.icelut import load_icelut_npz
+    from rtl_gen.lutnet.icetransfer import is_icelut_net_dir, transfer_icelut_dir
     from rtl_gen.lutnet.tables import load_srlut_table
     if path.is_dir():
+        if is_icelut_net_dir(path):
+            return transfer_icelut_dir(path)
         return load_hklut_dir(path)
     if path.suffix == ".npz":
         return load_icelut_npz(path)
@@ -127,8 +131,9 @@ def generate_artefact(model: Path, out: Path, data: Optional[Path] = None, *,
                       family: str = "ecp5"):
     """``nnloom generate MODEL --engine lutnet``: MODEL is an SR-LUT table (.npy), a
     pattern net (.onnx, transferred to a table), an HKLUT table folder (its MSB tables in
-    SPRAM for ``family`` "ice40", block RAM for "ecp5") or ICELUT tables (.npz: the
-    per-pixel apply engine, each frame's LUT made by the golden's statistics path); ``data``
+    SPRAM for ``family`` "ice40", block RAM for "ecp5") or ICELUT tables (.npz, or a net
+    folder transferred to them: the per-pixel apply engine, each frame's LUT made by the
+    golden's statistics path); ``data``
     an .npz whose ``x`` holds uint8 frames (N, H, W), or (N, H, W, 3) for ICELUT, for the
     golden vectors (default: natural crops and constant frames)."""
     from rtl_gen.lutnet.artefact import (write_hklut_artefact, write_icelut_artefact,
@@ -250,7 +255,9 @@ def register(app, bench_app):
 
     @lut_app.command("enhance")
     def enhance(tables: Path = typer.Option(..., help="ICELUT tables (.npz: fm, fl, split, "
-                                                      "bases)."),
+                                                      "bases) or an ICELUT net folder "
+                                                      "(backbone_msb.onnx, backbone_lsb.onnx, "
+                                                      "split_fc.onnx, bases.npy)."),
                 image: Path = typer.Option(..., help="RGB image, at least 32×32."),
                 out: Path = typer.Option(..., "--out", "-o", help="Enhanced image to write."),
                 rtl: bool = typer.Option(False, help="Run the per-pixel engine's Verilog "
@@ -265,7 +272,8 @@ def register(app, bench_app):
             plan = load_tables(tables)
             if not isinstance(plan, IcelutPlan):
                 raise cli.UserError(f"{tables}: not ICELUT tables (an .npz with fm, fl, "
-                                    f"split, bases)")
+                                    f"split, bases, or a folder with backbone_msb.onnx, "
+                                    f"backbone_lsb.onnx, split_fc.onnx, bases.npy)")
             img = load_image(image)
             if img.ndim != 3:
                 img = np.repeat(img[..., None], 3, axis=2)
@@ -311,8 +319,8 @@ def register(app, bench_app):
 
     @lut_app.command("generate")
     def generate(tables: Path = typer.Argument(..., help="SR-LUT table (.npy), pattern net "
-                                                         "(.onnx), HKLUT folder or ICELUT "
-                                                         "tables (.npz)."),
+                                                         "(.onnx), HKLUT folder, ICELUT "
+                                                         "tables (.npz) or ICELUT net folder."),
                  out: Path = typer.Option(..., "--out", "-o", help="Artefact folder."),
                  data: Optional[Path] = typer.Option(None, help=".npz with 'x': uint8 frames "
                                                      "(N, H, W) for the golden vectors."),
