@@ -6,7 +6,8 @@ executes it: ``LOAD`` takes the input stream into the activation buffer, ``CFG``
 configure and start a core (it runs on while the sequencer goes on, so both cores compute
 concurrently), ``SYNC`` waits for both cores' compute (the barrier; their last drains run
 on behind it, ahead of the POSTs that read them), ``PCFG``/``POST``/``ADDP``/``ADD``/
-``MAX`` run the post unit, ``STORE`` streams results out through the gather table, ``END``
+``MAX`` run the post unit, ``STORE`` streams results out through the gather table (one
+element a cycle, pipelined), ``END``
 restarts the program. Every instruction costs a FETCH cycle and an EXEC cycle, plus its
 blocking time (``timing``).
 
@@ -219,9 +220,12 @@ class GemmEngine(wiring.Component):
                                         Mux(loading, self.i.payload.data, post.act_wdata))),
                      act_wr.en.eq(act_load | Mux(loading, self.i.valid, post.act_we))]
         storing = Signal()
+        st_v1, st_v2, st_done, st_hold = Signal(), Signal(), Signal(), Signal()
+        st_n = Signal(16)                          # STORE: elements issued
         m.d.comb += [seq_idx.addr.eq(Mux(storing, idx_ptr, post.idx_addr)),
                      seq_act.addr.eq(Mux(storing, base_reg + seq_idx.data[:act_ab],
-                                         post.act_raddr))]
+                                         post.act_raddr)),
+                     seq_idx.en.eq(~st_hold), seq_act.en.eq(~st_hold)]
         m.d.comb += [self.o.payload.data.eq(seq_act.data),
                      self.o.payload.last.eq(j == n_reg)]
 
@@ -306,8 +310,9 @@ class GemmEngine(wiring.Component):
                     with m.Case(OPS["STORE"]):
                         m.d.sync += [n_reg.eq(fld("STORE", "n") - 1),
                                      base_reg.eq(fld("STORE", "x")),
-                                     idx_ptr.eq(fld("STORE", "idx")), j.eq(0)]
-                        m.next = "ST_IDX"
+                                     idx_ptr.eq(fld("STORE", "idx")), j.eq(0),
+                                     st_n.eq(0), st_done.eq(0), st_v1.eq(0), st_v2.eq(0)]
+                        m.next = "STORING"
                     with m.Case(OPS["END"]):
                         m.d.sync += pc.eq(0)
                         m.next = "FETCH"
@@ -326,19 +331,20 @@ class GemmEngine(wiring.Component):
                 with m.If(~post_start & ~post.busy):
                     m.d.sync += pc.eq(pc + 1)
                     m.next = "FETCH"
-            with m.State("ST_IDX"):
-                m.d.comb += storing.eq(1)
-                m.next = "ST_ACT"
-            with m.State("ST_ACT"):
-                m.d.comb += storing.eq(1)
-                m.next = "ST_OUT"
-            with m.State("ST_OUT"):
-                m.d.comb += [storing.eq(1), self.o.valid.eq(1)]
-                with m.If(self.o.ready):
-                    m.d.sync += [j.eq(j + 1), idx_ptr.eq(idx_ptr + 1)]
+            with m.State("STORING"):
+                # a three-stage pipeline, one element a cycle: gather-table read (idx_ptr),
+                # activation read (base + entry), output (the activation port's data); a
+                # held output (valid, not ready) freezes both reads and the issue
+                m.d.comb += [storing.eq(1), self.o.valid.eq(st_v2),
+                             st_hold.eq(st_v2 & ~self.o.ready)]
+                with m.If(~st_hold):
+                    m.d.sync += [st_v1.eq(~st_done), st_v2.eq(st_v1)]
+                    with m.If(~st_done):
+                        m.d.sync += [idx_ptr.eq(idx_ptr + 1), st_n.eq(st_n + 1),
+                                     st_done.eq(st_n == n_reg)]
+                with m.If(st_v2 & self.o.ready):
+                    m.d.sync += j.eq(j + 1)
                     with m.If(j == n_reg):
                         m.d.sync += pc.eq(pc + 1)
                         m.next = "FETCH"
-                    with m.Else():
-                        m.next = "ST_IDX"
         return m

@@ -226,7 +226,7 @@ def schedule(program_or_instrs, config: GemmConfig | None = None) -> Schedule:
         elif ins.op == "MAX":
             nxt = e + timing.max_cycles(f["n"], f["k"])
         elif ins.op == "STORE":
-            s.last_out = e + 3 * f["n"]
+            s.last_out = e + f["n"] + 2
             nxt = e + timing.store_cycles(f["n"])
         t = nxt if nxt is not None else e + 1
         if ins.op == "END":
