@@ -16,8 +16,10 @@ import datetime
 import inspect
 import json
 import logging
+import multiprocessing
 import time
 import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Callable
 
@@ -60,37 +62,64 @@ def _versions() -> dict:
     return out
 
 
+def _run_one(name: str, out_dir: Path, full: bool) -> tuple[list[dict], float]:
+    """One engine's benchmark: its rows (a failure becomes one row) and its wall seconds."""
+    start = time.monotonic()
+    try:
+        bench = BENCHES[name]
+        takes_full = "full" in inspect.signature(bench).parameters
+        rows = bench(out_dir / name, full=full) if takes_full else bench(out_dir / name)
+    except Exception as exc:  # one engine's failure must not hide the others' figures
+        log.error("bench %s failed: %s", name, traceback.format_exc())
+        rows = [{"engine": name, "config": "FAILED", "family": None,
+                 "error": f"{type(exc).__name__}: {exc}"}]
+    return rows, round(time.monotonic() - start, 1)
+
+
 def run_all(out_dir: Path, *, engines: list[str] | None = None, full: bool = False,
+            jobs: int = 1,
             progress: Callable[[str, int, int], None] = lambda name, done, total: None) \
         -> tuple[list[dict], Path]:
     """Run the benchmarks of ``engines`` (default: all) into ``out_dir/<engine>/``; returns
-    the rows and the path of ``bench.md``. ``progress(name, done, total)`` hears each engine
-    as it starts, with the number of engines done before it."""
+    the rows (in engine name order) and the path of ``bench.md``.
+
+    ``jobs`` > 1 runs that many engines at once, each in a forked process (every benchmark
+    drives one tool process at a time, so two keep a 2-core machine busy; a fork, not threads,
+    because the simulation runner sets environment variables). ``progress(name, done,
+    total)`` hears each engine as it starts (``jobs`` 1) or ends (``jobs`` > 1), with the
+    number of engines done before it."""
     out_dir = Path(out_dir)
     names = engines or sorted(BENCHES)
     unknown = [n for n in names if n not in BENCHES]
     if unknown:
         raise ValueError(f"no benchmark for {', '.join(unknown)}; available: "
                          f"{', '.join(sorted(BENCHES))}")
-    rows, timings = [], {}
-    for done, name in enumerate(names):
-        progress(name, done, len(names))
-        start = time.monotonic()
-        try:
-            bench = BENCHES[name]
-            takes_full = "full" in inspect.signature(bench).parameters
-            rows += bench(out_dir / name, full=full) if takes_full else bench(out_dir / name)
-        except Exception as exc:  # one engine's failure must not hide the others' figures
-            log.error("bench %s failed: %s", name, traceback.format_exc())
-            rows.append({"engine": name, "config": "FAILED", "family": None,
-                         "error": f"{type(exc).__name__}: {exc}"})
-        timings[name] = round(time.monotonic() - start, 1)
+    results: dict[str, tuple[list[dict], float]] = {}
+    if jobs <= 1 or len(names) == 1:
+        for done, name in enumerate(names):
+            progress(name, done, len(names))
+            results[name] = _run_one(name, out_dir, full)
+    else:
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+            futures = {pool.submit(_run_one, name, out_dir, full): name for name in names}
+            for done, future in enumerate(as_completed(futures)):
+                name = futures[future]
+                try:
+                    results[name] = future.result()
+                except Exception as exc:  # the worker process itself died
+                    results[name] = ([{"engine": name, "config": "FAILED", "family": None,
+                                       "error": f"{type(exc).__name__}: {exc}"}], 0.0)
+                progress(name, done, len(names))
+    rows = [row for name in names for row in results[name][0]]
+    timings = {name: results[name][1] for name in names}
     stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     result = {"date": stamp, "versions": _versions(), "seconds": timings, "full": full,
-              "rows": rows}
+              "jobs": jobs, "rows": rows}
     atomic_write(out_dir / "bench.json", json.dumps(result, indent=2, sort_keys=True) + "\n")
     md = (f"# nnloom bench{' --full' if full else ''}, {stamp}\n\n{markdown_table(rows)}\n"
-          f"Seconds per engine: {', '.join(f'{k} {v}' for k, v in timings.items())}\n")
+          f"Seconds per engine ({jobs} at a time): "
+          f"{', '.join(f'{k} {v}' for k, v in timings.items())}\n")
     atomic_write(out_dir / "bench.md", md)
     return rows, out_dir / "bench.md"
 

@@ -625,7 +625,9 @@ def _bench_all(ctx: typer.Context,
                engines: Optional[str] = typer.Option(None, help="Comma-separated engines "
                                                      "(default: all)."),
                full: bool = typer.Option(False, "--full", help="The long sweeps too (every "
-                                         "configuration of the benchmarks that have them).")):
+                                         "configuration of the benchmarks that have them)."),
+               jobs: int = typer.Option(2, "--jobs", "-j", min=1, help="Engines benchmarked "
+                                        "at once, each in its own process.")):
     """Run every engine's benchmark (or one: `nnloom bench ENGINE`); write bench.md and
     bench.json into OUT."""
     if ctx.invoked_subcommand:
@@ -635,7 +637,7 @@ def _bench_all(ctx: typer.Context,
         names = [e.strip() for e in engines.split(",")] if engines else None
         with progress(console, "bench") as update:
             try:
-                rows, md = run_all(out, engines=names, full=full,
+                rows, md = run_all(out, engines=names, full=full, jobs=jobs,
                                    progress=lambda name, done, total:
                                    update(done, total, f"bench {name}"))
             except ValueError as exc:

@@ -61,6 +61,30 @@ def test_full_reaches_only_the_benches_that_take_it(monkeypatch, tmp_path):
     assert seen == [True] and [r["config"] for r in rows] == ["only", "full"]
     assert steps == [("plain", 0, 2), ("sweeps", 1, 2)]
     assert md.read_text().startswith("# nnloom bench --full, ")
-    result = CliRunner().invoke(app, ["bench", "-o", str(tmp_path / "short")])
+    result = CliRunner().invoke(app, ["bench", "-o", str(tmp_path / "short"), "--jobs", "1"])
     assert result.exit_code == 0, result.output
     assert seen == [True, False] and "| sweeps | short |" in result.output
+
+
+def test_jobs_run_engines_in_their_own_processes(monkeypatch, tmp_path):
+    import os
+
+    def make(name, fail=False):
+        def run(out_dir, *, full=False):
+            out_dir.mkdir(parents=True)
+            (out_dir / "pid").write_text(str(os.getpid()))
+            if fail:
+                raise RuntimeError(f"{name} broke")
+            return [{"engine": name, "config": "full" if full else "short", "family": None}]
+        return run
+    monkeypatch.setattr(bench, "BENCHES", {"c": make("c"), "a": make("a", fail=True),
+                                           "b": make("b")})
+    rows, md = bench.run_all(tmp_path, jobs=2, full=True)
+    assert [(r["engine"], r["config"]) for r in rows] == [("a", "FAILED"), ("b", "full"),
+                                                          ("c", "full")]
+    assert rows[0]["error"] == "RuntimeError: a broke"
+    pids = {(tmp_path / n / "pid").read_text() for n in "abc"}
+    assert str(os.getpid()) not in pids
+    saved = json.loads((tmp_path / "bench.json").read_text())
+    assert saved["jobs"] == 2 and set(saved["seconds"]) == {"a", "b", "c"}
+    assert "Seconds per engine (2 at a time): a " in md.read_text()
