@@ -24,6 +24,14 @@ BENCH = "sim.bench.lutnet_bench"
 TOP = "nnloom_lutnet"
 
 
+def _header(out_dir: Path, variant: str, component, source: dict) -> dict:
+    """The manifest fields every lutnet variant writes alike."""
+    return {"manifest_version": MANIFEST_VERSION, "design": out_dir.name, "engine": "lutnet",
+            "variant": variant, "top": TOP, "rtl": [f"{TOP}.v"], "sim": {"bench": BENCH},
+            "source": source, "clock": {"name": "clk", "reset": "rst", "reset_active": "high"},
+            "ports": _ports(component)}
+
+
 def memory_plan(plan: SrlutPlan, *, width: int, ports: int) -> dict:
     """Bytes of each memory the engine holds (the generator's memory choice is reported)."""
     side = 2 * plan.radius + 1
@@ -53,17 +61,9 @@ def write_srlut_artefact(plan: SrlutPlan, out_dir: str | Path, *, width: int, he
     r, steps = plan.scale, component.steps
     out_dir = Path(out_dir)
     manifest = {
-        "manifest_version": MANIFEST_VERSION,
-        "design": out_dir.name,
-        "engine": "lutnet",
-        "variant": "srlut",
-        "top": TOP,
-        "rtl": [f"{TOP}.v"],
-        "sim": {"bench": BENCH},
-        "source": source or {"table": plan.name,
-                             "sha256": hashlib.sha256(plan.table.tobytes()).hexdigest()},
-        "clock": {"name": "clk", "reset": "rst", "reset_active": "high"},
-        "ports": _ports(component),
+        **_header(out_dir, "srlut", component,
+                  source or {"table": plan.name,
+                             "sha256": hashlib.sha256(plan.table.tobytes()).hexdigest()}),
         "streams": {
             "payload": {"data": [0, 8], "last": 8},
             "input": {"port": "i", "elements": width * height,
@@ -158,16 +158,8 @@ def write_hklut_artefact(plan: HklutPlan, out_dir: str | Path, *, width: int, he
                            "done": "loaded"}
         vectors["tables"] = np.array(words, dtype=np.uint32)
     manifest = {
-        "manifest_version": MANIFEST_VERSION,
-        "design": out_dir.name,
-        "engine": "lutnet",
-        "variant": "hklut",
-        "top": TOP,
-        "rtl": [f"{TOP}.v"],
-        "sim": {"bench": BENCH},
-        "source": source or {"table": plan.name, "sha256": digest},
-        "clock": {"name": "clk", "reset": "rst", "reset_active": "high"},
-        "ports": _ports(component),
+        **_header(out_dir, "hklut", component,
+                  source or {"table": plan.name, "sha256": digest}),
         "streams": streams,
         "parameters": {"stages": len(plan.stages), "scale": r, "width": width,
                        "height": height, "family": family, "msb_memory": msb_memory,
@@ -243,16 +235,8 @@ def write_icelut_artefact(plan, out_dir: str | Path, *, frames: np.ndarray,
     digest = hashlib.sha256(b"".join(a.tobytes() for a in (plan.fm, plan.fl, plan.split,
                                                            plan.bases))).hexdigest()
     manifest = {
-        "manifest_version": MANIFEST_VERSION,
-        "design": out_dir.name,
-        "engine": "lutnet",
-        "variant": "icelut",
-        "top": TOP,
-        "rtl": [f"{TOP}.v"],
-        "sim": {"bench": BENCH},
-        "source": source or {"table": plan.name, "sha256": digest},
-        "clock": {"name": "clk", "reset": "rst", "reset_active": "high"},
-        "ports": _ports(component),
+        **_header(out_dir, "icelut", component,
+                  source or {"table": plan.name, "sha256": digest}),
         "streams": {
             "payload": {"data": [0, 24], "last": 24, "channels": 3},
             "input": {"port": "i", "elements": width * height * 3,

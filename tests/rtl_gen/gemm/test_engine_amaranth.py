@@ -16,25 +16,31 @@ from .nets import dense_chain
 PERF = [(c, w) for c in ("dsp", "lut") for w in ("busy", "stall", "wait")]
 
 
+async def infer(ctx, dut, program, x) -> list[int]:
+    """One inference in the simulator: ``x`` in over ``i``, ``n_out`` elements back on ``o``."""
+    for j, v in enumerate(x):
+        ctx.set(dut.i.payload, {"data": int(v), "last": j == len(x) - 1})
+        ctx.set(dut.i.valid, 1)
+        await ctx.tick().until(dut.i.ready)
+    ctx.set(dut.i.valid, 0)
+    ctx.set(dut.o.ready, 1)
+    out = []
+    while len(out) < program.n_out:
+        _, _, valid, payload = await ctx.tick().sample(dut.o.valid, dut.o.payload)
+        if valid:
+            out.append(payload.data)
+    ctx.set(dut.o.ready, 0)
+    await ctx.tick()
+    return out
+
+
 def simulate(program, inputs):
     dut = create_engine(program)
     results = []
 
     async def bench(ctx):
         for x in inputs:
-            for j, v in enumerate(x):
-                ctx.set(dut.i.payload, {"data": int(v), "last": j == len(x) - 1})
-                ctx.set(dut.i.valid, 1)
-                await ctx.tick().until(dut.i.ready)
-            ctx.set(dut.i.valid, 0)
-            ctx.set(dut.o.ready, 1)
-            out = []
-            while len(out) < program.n_out:
-                _, _, valid, payload = await ctx.tick().sample(dut.o.valid, dut.o.payload)
-                if valid:
-                    out.append(payload.data)
-            ctx.set(dut.o.ready, 0)
-            await ctx.tick()
+            out = await infer(ctx, dut, program, x)
             results.append((out, ctx.get(dut.cycles),
                             {f"{c}_{w}": ctx.get(getattr(dut, f"perf_{c}_{w}"))
                              for c, w in PERF}))
@@ -88,19 +94,7 @@ def drain_order_slack(program, inputs):
 
     async def bench(ctx):
         for x in inputs:
-            for j, v in enumerate(x):
-                ctx.set(dut.i.payload, {"data": int(v), "last": j == len(x) - 1})
-                ctx.set(dut.i.valid, 1)
-                await ctx.tick().until(dut.i.ready)
-            ctx.set(dut.i.valid, 0)
-            ctx.set(dut.o.ready, 1)
-            out = []
-            while len(out) < program.n_out:
-                _, _, valid, payload = await ctx.tick().sample(dut.o.valid, dut.o.payload)
-                if valid:
-                    out.append(payload.data)
-            ctx.set(dut.o.ready, 0)
-            await ctx.tick()
+            out = await infer(ctx, dut, program, x)
             results.append(out)
 
     sim = Simulator(dut)        # elaborates the engine: its probes exist from here on
