@@ -180,8 +180,11 @@ def bench_rows(out_dir: Path) -> list[dict]:
     for name, entry in results.items():
         accuracy = entry.get("accuracy", {}).get("1024", {})
         for family, units in entry.get("synth", {}).items():
+            ratios = {k: v for k, v in units.items() if k.startswith("smurf_over_")}
             for unit, figures in units.items():
-                rows.append({"engine": "smurf", "config": f"{name} {unit}"
+                if not isinstance(figures, dict):   # the smurf_over_* area ratios
+                    continue
+                rows.append({**(ratios if unit == "smurf" else {}),"engine": "smurf", "config": f"{name} {unit}"
                              + (f" ({entry.get('basis')})" if unit == "smurf" else ""),
                              "family": family, "lut4": figures.get("lut4"),
                              "ff": figures.get("ff"), "dsp": figures.get("dsp"),

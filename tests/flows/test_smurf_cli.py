@@ -69,3 +69,21 @@ def test_errors_are_one_line_and_write_nothing(tmp_path, args, message):
     line = _one_error_line(_run("smurf", *args, "-o", tmp_path / "x"))
     assert line.startswith(message)
     assert not (tmp_path / "x").exists()
+
+
+def test_nnloom_bench_rows_carry_units_and_ratios(monkeypatch, tmp_path):
+    """``nnloom bench``'s smurf rows: one per function, family and unit; the area ratios that
+    sit beside the units in the benchmark's results go on the SMURF row, not as units."""
+    import rtl_gen.smurf.benchmark as benchmark
+    from flows.bench import BENCHES
+
+    unit = {"lut4": 90, "ff": 40, "dsp": 0, "ram": 0, "fmax_mhz": 120.0, "latency": 1035,
+            "adp": 9.9}
+    results = {"tanh": {"basis": "fsm", "accuracy": {"1024": {"rmse": 0.05}},
+                        "synth": {"ice40": {"smurf": unit, "taylor": dict(unit, lut4=200),
+                                            "smurf_over_taylor": 0.57}}}}
+    monkeypatch.setattr(benchmark, "run_bench", lambda out, **kwargs: results)
+    rows = BENCHES["smurf"](tmp_path)
+    assert [r["config"] for r in rows] == ["tanh smurf (fsm)", "tanh taylor"]
+    assert rows[0]["smurf_over_taylor"] == 0.57 and rows[0]["rmse_L1024"] == 0.05
+    assert "smurf_over_taylor" not in rows[1] and rows[1]["lut4"] == 200
