@@ -165,7 +165,8 @@ def bench_rows(graph, x, y, *, boards=BENCH_BOARDS, out_dir: Path, tau: float = 
                 from flows.synth import synthesize
                 work = out_dir / board / kind
                 work.mkdir(parents=True, exist_ok=True)
-                (work / f"{TOP}.v").write_text(emit_verilog(create_engine(program), TOP))
+                (work / f"{TOP}.v").write_text(
+                    emit_verilog(create_engine(program, observe=False), TOP))
                 try:
                     rep = synthesize([work / f"{TOP}.v"], TOP, family=spec["family"],
                                      out_dir=work / "synth", clock_mhz=spec["clock_mhz"])

@@ -79,7 +79,8 @@ def _gemm(graph, x, y, family: str, out_dir: Path, synth: bool) -> dict:
            "macs": program.macs(), "accuracy": _accuracy(program.graph, x, y)}
     if synth:
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / f"{TOP}.v").write_text(emit_verilog(create_engine(program), TOP))
+        (out_dir / f"{TOP}.v").write_text(
+            emit_verilog(create_engine(program, observe=False), TOP))
         fig["synth"] = _synth([out_dir / f"{TOP}.v"], TOP, family, out_dir / "synth")
     return fig
 

@@ -276,7 +276,14 @@ class GemmCore(wiring.Component):
             for lane in range(P - 1):
                 m.d.sync += holds[lane].eq(holds[lane + 1])
 
-        # computing: busy but for the last unit's drain (the barrier waits for this only)
-        m.d.comb += [self.computing.eq(start | running | vb | vc | ve | vd),
-                     self.busy.eq(self.computing | (drain_cnt != 0))]
+        # computing: busy but for the last unit's drain (the barrier waits for this only).
+        # Both are registers holding next cycle's value of
+        #   computing = start | running | vb | vc | ve | vd,  busy = computing | drain_cnt != 0
+        # (running implies busy next cycle: it stays, or its last issue sets vb), because the
+        # sequencer's next-state enable behind a drain counter compare led the UP5K's path.
+        computing, busy = Signal(), Signal()
+        nxt_computing = self.start | start | running | vb | vc | ve
+        m.d.sync += [computing.eq(nxt_computing),
+                     busy.eq(nxt_computing | capture | (drain_cnt > 1))]
+        m.d.comb += [self.computing.eq(computing), self.busy.eq(busy)]
         return m

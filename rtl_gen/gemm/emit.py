@@ -39,13 +39,15 @@ def _dtype(t) -> dict:
     return {"width": t.width, "signed": t.signed}
 
 
-def create_engine(program: Program, *, loadable: bool = False,
-                  primitives: bool = True) -> GemmEngine:
+def create_engine(program: Program, *, loadable: bool = False, primitives: bool = True,
+                  observe: bool = True) -> GemmEngine:
     """The engine of ``program``'s config; ``primitives=False`` replaces vendor primitives by
-    the same arithmetic in logic (for Amaranth's simulator)."""
+    the same arithmetic in logic (for Amaranth's simulator); ``observe=False`` leaves out the
+    perf counters and ``pc`` (what a board build keeps)."""
     config = program.config if primitives else replace(program.config, primitives=False)
     return GemmEngine(config, in_dtype=program.in_dtype, out_dtype=program.out_dtype,
-                      images=None if loadable else program_images(program), loadable=loadable)
+                      images=None if loadable else program_images(program), loadable=loadable,
+                      observe=observe)
 
 
 def _npz(arrays: dict) -> bytes:

@@ -14,7 +14,9 @@ blocking time (``timing``).
 Ports: ``i``/``o`` element streams, ``cycles`` (first input to last output transfer of the
 last inference, inclusive), ``busy``; perf counters of the last inference per core
 (``perf_<core>_busy``, ``_stall``: issue held by a drain, ``_wait``: idle at a barrier the
-other core holds); ``pc``. With ``loadable`` a ``load`` stream writes any memory
+other core holds); ``pc``. ``observe=False`` leaves out the perf counters and ``pc``: a board
+build gives them no load, so Yosys removes them anyway, and an out-of-context synthesis (the
+benchmark) has to leave them out to measure what the board gets. With ``loadable`` a ``load`` stream writes any memory
 (``mem``: 0 imem, 1 idx, 2 DSP weights, 3 LUT weights, 4 params, 5 act) so one RTL runs
 every program that fits its config; otherwise the memories are initialised with the images.
 """
@@ -56,16 +58,19 @@ def load_layout(config: GemmConfig) -> data.StructLayout:
 
 class GemmEngine(wiring.Component):
     def __init__(self, config: GemmConfig, *, in_dtype, out_dtype, images: dict | None = None,
-                 loadable: bool = False):
+                 loadable: bool = False, observe: bool = True):
         self.config, self.images, self.loadable = config, images or {}, loadable
+        self.observe = observe
         ports = {
             "i": In(stream.Signature(element_layout(in_dtype))),
             "o": Out(stream.Signature(element_layout(out_dtype))),
-            "cycles": Out(32), "busy": Out(1), "pc": Out(16),
+            "cycles": Out(32), "busy": Out(1),
         }
-        for core in ("dsp", "lut"):
-            for what in ("busy", "stall", "wait"):
-                ports[f"perf_{core}_{what}"] = Out(32)
+        if observe:
+            ports["pc"] = Out(16)
+            for core in ("dsp", "lut"):
+                for what in ("busy", "stall", "wait"):
+                    ports[f"perf_{core}_{what}"] = Out(32)
         if loadable:
             ports["load"] = In(stream.Signature(load_layout(config)))
         super().__init__(ports)
@@ -158,7 +163,9 @@ class GemmEngine(wiring.Component):
             value = ins[lsb:lsb + width]
             return value.as_signed() if is_signed else value
 
-        m.d.comb += [imem_rd.addr.eq(pc), self.pc.eq(pc)]
+        m.d.comb += imem_rd.addr.eq(pc)
+        if self.observe:
+            m.d.comb += self.pc.eq(pc)
         # per-core CFG registers
         ccfg = {}
         for core in ("dsp", "lut"):
@@ -192,14 +199,14 @@ class GemmEngine(wiring.Component):
 
         sync_wait = Signal()
         perf = {(c, w): Signal(32, name=f"perf_{c}_{w}_count")
-                for c in ("dsp", "lut") for w in ("busy", "stall", "wait")}
+                for c in ("dsp", "lut") for w in ("busy", "stall", "wait")} if self.observe else {}
         with m.If(first_in):
             m.d.sync += [count.eq(1), running.eq(1)]
             for sig in perf.values():
                 m.d.sync += sig.eq(0)
         with m.Elif(running):
             m.d.sync += count.eq(count + 1)
-            for c in ("dsp", "lut"):
+            for c in ("dsp", "lut") if self.observe else ():
                 stall = cores[c][0].stall if c in cores else Const(0)
                 m.d.sync += [perf[c, "busy"].eq(perf[c, "busy"] + core_busy[c]),
                              perf[c, "stall"].eq(perf[c, "stall"] + stall),

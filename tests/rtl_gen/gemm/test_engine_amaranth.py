@@ -34,8 +34,8 @@ async def infer(ctx, dut, program, x) -> list[int]:
     return out
 
 
-def simulate(program, inputs):
-    dut = create_engine(program)
+def simulate(program, inputs, *, observe=True):
+    dut = create_engine(program, observe=observe)
     results = []
 
     async def bench(ctx):
@@ -43,7 +43,7 @@ def simulate(program, inputs):
             out = await infer(ctx, dut, program, x)
             results.append((out, ctx.get(dut.cycles),
                             {f"{c}_{w}": ctx.get(getattr(dut, f"perf_{c}_{w}"))
-                             for c, w in PERF}))
+                             for c, w in PERF} if observe else {}))
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
@@ -69,6 +69,22 @@ def test_engine_bit_exact_cycles_and_perf(config, split):
         assert cycles == sched.cycles
         assert perf == expected_perf
 
+
+def test_engine_without_observation_ports():
+    # what the benchmark synthesizes (and a board keeps): no perf counters, no pc, the same
+    # outputs and cycle count
+    program = compile_graph(dense_chain((11, 9, 6), seed=4),
+                            GemmConfig(dsp_lanes=3, lut_lanes=5, lut_mode="ternary"), split=0.7)
+    dut = create_engine(program, observe=False)
+    members = set(dut.signature.members)
+    assert "pc" not in members and not any(name.startswith("perf_") for name in members)
+    assert {"i", "o", "cycles", "busy"} <= members
+    vectors = golden_vectors(program.graph, random=2, seed=3)
+    sched = model.schedule(program)
+    for (out, cycles, _), want in zip(simulate(program, vectors["inputs"][:3], observe=False),
+                                      vectors["outputs"]):
+        assert out == list(want)
+        assert cycles == sched.cycles
 
 
 def test_reductions_of_one_and_two():
