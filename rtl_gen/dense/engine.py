@@ -23,6 +23,7 @@ from amaranth.lib.wiring import In, Out
 
 from frontends.fixedpoint import MULTIPLIER_BITS
 
+from ..cycles import count_inference_cycles
 from .plan import ACT_BITS, WEIGHT_BITS, DensePlan
 
 __all__ = ["DenseEngine", "element_layout"]
@@ -158,16 +159,7 @@ class DenseEngine(wiring.Component):
         write_en = r3_valid & (r3_ch < n_out)
 
         # --- control ------------------------------------------------------------------------
-        running = Signal()
-        count = Signal(32)
-        first_in = self.i.valid & self.i.ready & (in_k == 0) & ~running
-        last_out = self.o.valid & self.o.ready & self.o.payload.last
-        with m.If(first_in):
-            m.d.sync += [count.eq(1), running.eq(1)]
-        with m.Elif(running):
-            m.d.sync += count.eq(count + 1)
-        with m.If(last_out):
-            m.d.sync += [running.eq(0), self.cycles.eq(count + 1)]
+        count_inference_cycles(m, self, first=in_k == 0)
 
         idle = ~(s1_valid | s2_valid | draining | r1_valid | r2_valid | r3_valid)
         o_valid = Signal()

@@ -23,6 +23,7 @@ from amaranth import Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..cycles import count_inference_cycles
 from .plan import CODE_BITS, SmurfPlan
 
 __all__ = ["SmurfEngine", "element_layout", "input_element_bits"]
@@ -91,16 +92,6 @@ class SmurfEngine(wiring.Component):
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += k.eq(Mux(last, 0, k + 1))
 
-        # Latency counter, as the dense engine's: first input transfer to last output.
-        running = Signal()
-        count = Signal(32)
-        first_in = self.i.valid & self.i.ready & (j == 0) & ~running
-        last_out = self.o.valid & self.o.ready & last
-        with m.If(first_in):
-            m.d.sync += [count.eq(1), running.eq(1)]
-        with m.Elif(running):
-            m.d.sync += count.eq(count + 1)
-        with m.If(last_out):
-            m.d.sync += [running.eq(0), self.cycles.eq(count + 1)]
+        running = count_inference_cycles(m, self, first=j == 0)
         m.d.comb += self.busy.eq(running | unit.busy)
         return m

@@ -31,6 +31,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from ..cycles import count_inference_cycles
 from .layer import Mode, StbifArray
 
 __all__ = ["SnnEngine", "element_layout"]
@@ -138,17 +139,7 @@ class SnnEngine(wiring.Component):
                                      arr.neg.eq(neg), arr.shift.eq(shift)]
             return stmts
 
-        # --- latency counter ------------------------------------------------------------------
-        running = Signal()
-        count = Signal(32)
-        first_in = self.i.valid & self.i.ready & (in_k == 0) & ~running
-        last_out = self.o.valid & self.o.ready & self.o.payload.last
-        with m.If(first_in):
-            m.d.sync += [count.eq(1), running.eq(1)]
-        with m.Elif(running):
-            m.d.sync += count.eq(count + 1)
-        with m.If(last_out):
-            m.d.sync += [running.eq(0), self.cycles.eq(count + 1)]
+        count_inference_cycles(m, self, first=in_k == 0)
 
         a_value = Signal(signed(in_dtype.width + 2))
         m.d.comb += a_value.eq(in_rd.data - net.in_zero_point)

@@ -1,0 +1,34 @@
+"""The inference cycle counter of the vector engines (dense, SNN, SMURF)."""
+
+from __future__ import annotations
+
+from amaranth import Signal
+
+__all__ = ["count_inference_cycles"]
+
+
+def count_inference_cycles(m, engine, *, first):
+    """Drive ``engine.cycles`` in module ``m``: the cycles from an inference's first ``i``
+    transfer to its last ``o`` transfer (``o.payload.last``), both inclusive.
+
+    ``first`` is high while ``engine.i`` offers an inference's first element; a transfer then
+    starts the count unless one is running. ``cycles`` is registered: it takes the new value
+    one cycle after the last output transfer and holds it until the next inference's last
+    output transfer. Returns the ``running`` flag (high from the cycle after the first input
+    transfer to the last output transfer, inclusive).
+
+    A function rather than a ``Component``, like ``lutnet.streams.count_frame_cycles``: it
+    reads the engine's own stream handshakes and drives its ``cycles`` port, so a submodule
+    would only repeat those as ports.
+    """
+    running = Signal()
+    count = Signal(32)
+    first_in = engine.i.valid & engine.i.ready & first & ~running
+    last_out = engine.o.valid & engine.o.ready & engine.o.payload.last
+    with m.If(first_in):
+        m.d.sync += [count.eq(1), running.eq(1)]
+    with m.Elif(running):
+        m.d.sync += count.eq(count + 1)
+    with m.If(last_out):
+        m.d.sync += [running.eq(0), engine.cycles.eq(count + 1)]
+    return running
