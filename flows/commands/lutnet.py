@@ -436,9 +436,8 @@ def frame_cycles(plan, *, width: int, height: int, ports: int, family: str = "ec
     from rtl_gen.lutnet.hklut import HklutPlan
     from rtl_gen.lutnet.icelut import IcelutPlan
     if isinstance(plan, IcelutPlan):
-        from rtl_gen.lutnet.iceengine import LOAD_WORDS, MEMORY_BY_FAMILY, IcelutEngine
-        steps = IcelutEngine(interpolation=plan.interpolation,
-                             memory=MEMORY_BY_FAMILY[family]).steps
+        from rtl_gen.lutnet.iceengine import LOAD_WORDS, MEMORY_BY_FAMILY, pixel_steps
+        steps = pixel_steps(interpolation=plan.interpolation, memory=MEMORY_BY_FAMILY[family])
         return steps * width * height + LOAD_WORDS + (2 if steps > 1 else 0)
     if isinstance(plan, HklutPlan):
         return 48 * width * height + 36 * (width + 4) + 8 * width + 40

@@ -22,9 +22,9 @@ from amaranth.lib.wiring import In, Out
 from .icelut import DIM
 from .streams import RGB_PIXEL, count_frame_cycles
 
-__all__ = ["IcelutEngine", "lut_words", "emit_icelut_verilog", "RES_BITS", "WORD_BITS",
-           "LOAD_WORDS", "BANKS", "BANK_DEPTH", "MEMORY_KINDS", "MEMORY_BY_FAMILY",
-           "PIPELINE_LATENCY"]
+__all__ = ["IcelutEngine", "pixel_steps", "pixel_latency", "lut_words", "emit_icelut_verilog",
+           "RES_BITS", "WORD_BITS", "LOAD_WORDS", "BANKS", "BANK_DEPTH", "MEMORY_KINDS",
+           "MEMORY_BY_FAMILY", "PIPELINE_LATENCY"]
 
 RES_BITS = 9                  # one R3 entry, -256..255
 WORD_BITS = 3 * RES_BITS      # one LUT vertex: R, G, B residuals
@@ -38,6 +38,30 @@ MEMORY_BY_FAMILY = {"ecp5": "ebr", "ice40": "spram"}
 SPRAM_NAMES = ("spram_a", "spram_b")
 # Cycles from a pixel's input transfer to its output transfer with the banks (no stalls).
 PIPELINE_LATENCY = 5
+
+
+def _check(interpolation: str, memory: str) -> None:
+    if interpolation not in ("tetrahedral", "trilinear"):
+        raise ValueError(f"interpolation '{interpolation}' is not tetrahedral or trilinear")
+    if memory not in MEMORY_KINDS:
+        raise ValueError(f"ICELUT memory kind must be one of {MEMORY_KINDS}, got '{memory}'")
+
+
+def pixel_steps(*, interpolation: str = "tetrahedral", memory: str = "ebr") -> int:
+    """Cycles per pixel of ``IcelutEngine(interpolation=..., memory=...)``: 1 with the banks;
+    with SPRAM 2 (tetrahedral) or 4 (trilinear). No component is built."""
+    _check(interpolation, memory)
+    if memory == "ebr":
+        return 1
+    return 2 if interpolation == "tetrahedral" else 4
+
+
+def pixel_latency(*, interpolation: str = "tetrahedral", memory: str = "ebr") -> int:
+    """Cycles from a pixel's input to its output transfer (no stalls) of
+    ``IcelutEngine(interpolation=..., memory=...)``: ``PIPELINE_LATENCY`` with the banks,
+    ``steps + PIPELINE_LATENCY + 1`` with SPRAM. No component is built."""
+    steps = pixel_steps(interpolation=interpolation, memory=memory)
+    return PIPELINE_LATENCY if memory == "ebr" else steps + PIPELINE_LATENCY + 1
 
 
 def lut_words(lut: np.ndarray) -> np.ndarray:
@@ -108,10 +132,7 @@ class IcelutEngine(wiring.Component):
     """
 
     def __init__(self, *, interpolation: str = "tetrahedral", memory: str = "ebr"):
-        if interpolation not in ("tetrahedral", "trilinear"):
-            raise ValueError(f"interpolation '{interpolation}' is not tetrahedral or trilinear")
-        if memory not in MEMORY_KINDS:
-            raise ValueError(f"ICELUT memory kind must be one of {MEMORY_KINDS}, got '{memory}'")
+        _check(interpolation, memory)
         self.interpolation, self.memory = interpolation, memory
         super().__init__({"i": In(stream.Signature(RGB_PIXEL)),
                           "o": Out(stream.Signature(RGB_PIXEL)),
@@ -120,10 +141,8 @@ class IcelutEngine(wiring.Component):
 
     @property
     def steps(self) -> int:
-        """Cycles per pixel: 1 with the banks; with SPRAM 2 (tetrahedral) or 4 (trilinear)."""
-        if self.memory == "ebr":
-            return 1
-        return 2 if self.interpolation == "tetrahedral" else 4
+        """Cycles per pixel (``pixel_steps``)."""
+        return pixel_steps(interpolation=self.interpolation, memory=self.memory)
 
     @property
     def pixels_per_cycle(self) -> float:
@@ -131,7 +150,8 @@ class IcelutEngine(wiring.Component):
 
     @property
     def latency(self) -> int:
-        return PIPELINE_LATENCY if self.memory == "ebr" else self.steps + PIPELINE_LATENCY + 1
+        """Cycles from a pixel's input to its output transfer (``pixel_latency``)."""
+        return pixel_latency(interpolation=self.interpolation, memory=self.memory)
 
     def elaborate(self, platform):
         m = Module()

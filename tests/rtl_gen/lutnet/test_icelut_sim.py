@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from rtl_gen.lutnet.artefact import write_icelut_artefact
-from rtl_gen.lutnet.iceengine import LOAD_WORDS, PIPELINE_LATENCY, IcelutEngine
+from rtl_gen.lutnet.iceengine import LOAD_WORDS, PIPELINE_LATENCY, pixel_latency
 from rtl_gen.lutnet.icelut import random_plan
 from sim.runner import run_sim
 
@@ -84,7 +84,7 @@ def test_up5k_spram_two_cycles_a_pixel(tmp_path, builds):
     # Frame 0: the load, a pixel every 2 cycles, the last one's latency. Later frames: the
     # next load starts 2 cycles after a frame's last pixel is taken (its second step, then
     # the read of its registered addresses), so the period is load + 2 per pixel + 2.
-    pixels, latency = 32 * 32, IcelutEngine(memory="spram").latency
+    pixels, latency = 32 * 32, pixel_latency(memory="spram")
     assert cycles[0] == LOAD_WORDS + 2 * (pixels - 1) + latency + 1, cycles
     assert (cycles[1:] == LOAD_WORDS + 2 * pixels + 2).all(), cycles
     # The same Verilog with random input, load and output gaps.
