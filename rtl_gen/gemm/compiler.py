@@ -364,13 +364,16 @@ def _pack_lanes(values, width: int) -> int:
 
 
 def compile_graph(graph: Graph, config: GemmConfig, *, split="auto", tau: float = 0.02,
-                  fit: bool = True) -> Program:
+                  fit: bool = True, stream: bool = True) -> Program:
     """Compile ``graph`` for ``config``.
 
     ``split``: ``"auto"`` (per layer, the LUT-core share that minimises modelled latency
     among channels with LUT error <= ``tau``), a ratio in [0, 1] for every layer (rounded
     to split items), or ``{node name: ratio}``. With ``fit`` the returned program's config
     has memories and widths sized to it; otherwise a program that does not fit raises.
+    With ``stream`` a first layer that reads the input in order (dense, one pixel, no
+    bit-serial core) has its GEMMs issued ahead of the ``LOAD`` (``GEMM stream=1``): it
+    computes while the input arrives.
     """
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
         raise ModelError(f"model '{graph.name}': the gemm engine takes one input and one "
@@ -530,6 +533,11 @@ def compile_graph(graph: Graph, config: GemmConfig, *, split="auto", tau: float 
                                    idx=idx_bases, w=tuple(w_bases), y=y_base, p=p_base,
                                    xsigned=xs.signed, shift=shift, name=node.name,
                                    lut_wbits=lut_wbits))
+        if stream and first == 1 and node.inputs[0] == graph.inputs[0] and layer.m == 1 \
+                and layer.groups == 1 and act_base[x_name] == 0 \
+                and np.array_equal(table.reshape(-1), np.arange(layer.k)) \
+                and not (config.lut_mode == "bitserial" and n_lut):
+            first = _stream_first_layer(instrs)
         lut_err = float(errors[lut_items].max()) if len(lut_items) and changed else 0.0
         infos.append(LayerInfo(node.name, node.op, node.source_op, layer.m, layer.k, layer.n,
                                layer.groups, n_dsp, n_lut, lut_err, first, len(instrs),
@@ -566,6 +574,20 @@ def compile_graph(graph: Graph, config: GemmConfig, *, split="auto", tau: float 
     starts = instruction_cycles(program)
     infos = [replace(i, model_cycles=starts[i.last] - starts[i.first]) for i in infos]
     return replace(program, layers=tuple(infos))
+
+
+def _stream_first_layer(instrs: list[Instr]) -> int:
+    """Moves the input ``LOAD`` (``instrs[0]``) behind the first layer's ``CFG``/``GEMM``
+    pairs and marks those GEMM instructions ``stream``. Returns the instruction after the
+    ``LOAD``, where the layer's cycles are counted from: before it the program waits for
+    its input, however long that takes."""
+    load = instrs.pop(0)
+    at = next(i for i, ins in enumerate(instrs) if ins.op == "SYNC")
+    for i in range(at):
+        if instrs[i].op == "GEMM":
+            instrs[i] = replace(instrs[i], fields={**instrs[i].fields, "stream": 1})
+    instrs.insert(at, load)
+    return at + 1
 
 
 def _check_fits(config: GemmConfig, needs: dict, graph: Graph):

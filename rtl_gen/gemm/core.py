@@ -31,6 +31,11 @@ activation/weight read, operand registers, product) and the last drain
 (``timing.core_compute_cycles``). The drain writes the accumulator memory in ascending
 address order, one element a cycle, from the last unit's capture on.
 Throughput: ``lanes`` MACs a cycle (bit-serial: ``lanes / planes``).
+
+``stream`` (a GEMM issued ahead of the ``LOAD`` of its input): the first unit issues step
+``k`` no earlier than the cycle after the ``k+1``-th ``load_pulse`` (one a written input
+element); those held cycles count as ``stall``. ``abort`` ends a running GEMM (the program
+restarts after a memory reload).
 """
 
 from __future__ import annotations
@@ -93,6 +98,7 @@ class GemmCore(wiring.Component):
             "cfg_m": In(12), "cfg_k": In(12), "cfg_n": In(10), "cfg_g": In(10),
             "cfg_tiles": In(8), "cfg_xsigned": In(1), "cfg_wbits": In(4),
             "x_base": In(16), "idx_base": In(16), "w_base": In(16), "pad": In(8),
+            "stream": In(1), "load_pulse": In(1), "abort": In(1),
             "idx_addr": Out(idx_abits), "idx_data": In(act_abits + 1),
             "act_addr": Out(act_abits), "act_data": In(ACT_BITS),
             "w_addr": Out(w_abits), "w_data": In(lanes * wbits),
@@ -107,8 +113,8 @@ class GemmCore(wiring.Component):
         # --- configuration, latched on start ----------------------------------------------
         # loop bounds minus one, so that "last" tests are equalities (no subtractor on the
         # issue path)
-        cm, ck, cn, cg = Signal(12), Signal(12), Signal(10), Signal(10)
-        ctiles, xsigned = Signal(8), Signal()
+        ck, cn = Signal(12), Signal(10)
+        xsigned = Signal()
         x_base, w_base, pad = Signal(16), Signal(16), Signal(8)
         serial = self.mode == "bitserial"
 
@@ -124,10 +130,21 @@ class GemmCore(wiring.Component):
         # last_k (kk == ck) is a register: as a 12-bit compare it led the UP5K's issue-enable
         # path (34.4 MHz); ck2 = k - 2 and k1 = (k == 1) give its next value
         last_k, ck2, k1 = Signal(), Signal(12), Signal()
+        # the tile, group and pixel loops' "last" flags likewise (their compares led the
+        # UP5K's weight-address path next): bound - 2 and bound == 1 give the next values
+        last_t, ct2, t1 = Signal(), Signal(8), Signal()
+        last_g, cg2, g1 = Signal(), Signal(10), Signal()
+        last_p, cm2, p1 = Signal(), Signal(12), Signal()
         last_plane = (plane == cplanes) if serial else Const(1)
         last_unit = last_k & last_plane
         drain_lanes = Mux(rem < P, rem, P)
-        stall = running & last_unit & (spacing != 0)
+        # stream: the first unit's step k waits until the LOAD behind this GEMM has
+        # written k + 1 elements. credit counts the writes not yet consumed; has_credit is
+        # (credit != 0) as a register, so the gate adds one LUT input to the issue path.
+        gate, has_credit = Signal(), Signal()
+        credit = Signal(12)
+        starved = gate & ~has_credit
+        stall = running & ((last_unit & (spacing != 0)) | starved)
         issue = running & ~stall
         m.d.comb += [self.stall.eq(stall), self.idx_addr.eq(idx_row + kk)]
 
@@ -137,15 +154,20 @@ class GemmCore(wiring.Component):
         start = Signal()
         m.d.sync += start.eq(self.start)
         with m.If(start):
-            m.d.sync += [cm.eq(self.cfg_m - 1), ck.eq(self.cfg_k - 1), cn.eq(self.cfg_n),
-                         cg.eq(self.cfg_g - 1), ctiles.eq(self.cfg_tiles - 1),
+            m.d.sync += [ck.eq(self.cfg_k - 1), cn.eq(self.cfg_n),
                          xsigned.eq(self.cfg_xsigned), x_base.eq(self.x_base),
                          w_base.eq(self.w_base), pad.eq(self.pad),
                          running.eq(1), p.eq(0), gi.eq(0), t.eq(0), kk.eq(0),
                          idx_row.eq(self.idx_base), w_addr.eq(self.w_base),
                          unit_base.eq(0), grp_base.eq(0), rem.eq(self.cfg_n), spacing.eq(0),
                          ck2.eq(self.cfg_k - 2), k1.eq(self.cfg_k == 1),
-                         last_k.eq(self.cfg_k == 1)]
+                         last_k.eq(self.cfg_k == 1),
+                         ct2.eq(self.cfg_tiles - 2), t1.eq(self.cfg_tiles == 1),
+                         last_t.eq(self.cfg_tiles == 1),
+                         cg2.eq(self.cfg_g - 2), g1.eq(self.cfg_g == 1),
+                         last_g.eq(self.cfg_g == 1),
+                         cm2.eq(self.cfg_m - 2), p1.eq(self.cfg_m == 1),
+                         last_p.eq(self.cfg_m == 1)]
             if serial:
                 m.d.sync += [plane.eq(0), cplanes.eq(self.cfg_wbits - 1)]
         with m.Elif(issue):
@@ -158,21 +180,36 @@ class GemmCore(wiring.Component):
                 m.d.sync += [kk.eq(0), last_k.eq(k1), spacing.eq(drain_lanes - 1)]
                 if serial:
                     m.d.sync += plane.eq(0)
-                with m.If(t != ctiles):
-                    m.d.sync += [t.eq(t + 1), unit_base.eq(unit_base + P), rem.eq(rem - P)]
+                with m.If(~last_t):
+                    m.d.sync += [t.eq(t + 1), unit_base.eq(unit_base + P), rem.eq(rem - P),
+                                 last_t.eq(t == ct2)]
                 with m.Else():
                     m.d.sync += [t.eq(0), rem.eq(cn), idx_row.eq(idx_row + ck + 1),
-                                 grp_base.eq(grp_base + cn), unit_base.eq(grp_base + cn)]
-                    with m.If(gi != cg):
-                        m.d.sync += gi.eq(gi + 1)
+                                 grp_base.eq(grp_base + cn), unit_base.eq(grp_base + cn),
+                                 last_t.eq(t1)]
+                    with m.If(~last_g):
+                        m.d.sync += [gi.eq(gi + 1), last_g.eq(gi == cg2)]
                     with m.Else():
-                        m.d.sync += [gi.eq(0), w_addr.eq(w_base)]
-                        with m.If(p != cm):
-                            m.d.sync += p.eq(p + 1)
+                        m.d.sync += [gi.eq(0), w_addr.eq(w_base), last_g.eq(g1)]
+                        with m.If(~last_p):
+                            m.d.sync += [p.eq(p + 1), last_p.eq(p == cm2)]
                         with m.Else():
-                            m.d.sync += running.eq(0)
+                            m.d.sync += [running.eq(0), last_p.eq(p1)]
         with m.If(~start & ~(issue & last_unit) & (spacing != 0)):
             m.d.sync += spacing.eq(spacing - 1)
+        take = issue & gate
+        m.d.sync += credit.eq(credit + self.load_pulse - take)
+        with m.If(self.load_pulse):
+            m.d.sync += has_credit.eq(1)
+        with m.Elif(take):
+            m.d.sync += has_credit.eq(credit != 1)
+        with m.If(start):
+            m.d.sync += [gate.eq(self.stream), credit.eq(0), has_credit.eq(0)]
+        with m.Elif(issue & last_unit):
+            m.d.sync += gate.eq(0)
+        # a memory reload restarts the program: a GEMM still waiting for its LOAD ends
+        with m.If(self.abort):
+            m.d.sync += [running.eq(0), gate.eq(0)]
 
         # --- stage B: gather entry -> activation address; weight address -------------------
         vb, first_b, last_b = Signal(), Signal(), Signal()

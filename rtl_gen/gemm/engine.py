@@ -154,6 +154,7 @@ class GemmEngine(wiring.Component):
 
         # --- sequencer -------------------------------------------------------------------------
         pc = Signal(16)
+        load_pulse = Signal()      # LOAD writes an input element (streamed GEMMs count them)
         ins = imem_rd.data
         op = ins[OP_SHIFT:OP_SHIFT + 4]
         core_sel = ins[CORE_SHIFT]
@@ -184,6 +185,7 @@ class GemmEngine(wiring.Component):
             m.d.comb += [unit.cfg_m.eq(c["m"]), unit.cfg_k.eq(c["k"]), unit.cfg_n.eq(c["n"]),
                          unit.cfg_g.eq(c["g"]), unit.cfg_tiles.eq(c["tiles"]),
                          unit.cfg_xsigned.eq(c["xsigned"]), unit.cfg_wbits.eq(c["wbits"]),
+                         unit.stream.eq(fld("GEMM", "stream")), unit.load_pulse.eq(load_pulse),
                          unit.x_base.eq(fld("GEMM", "x")), unit.idx_base.eq(fld("GEMM", "idx")),
                          unit.w_base.eq(fld("GEMM", "w")), unit.pad.eq(fld("GEMM", "pad"))]
 
@@ -200,17 +202,21 @@ class GemmEngine(wiring.Component):
         sync_wait = Signal()
         perf = {(c, w): Signal(32, name=f"perf_{c}_{w}_count")
                 for c in ("dsp", "lut") for w in ("busy", "stall", "wait")} if self.observe else {}
+        # the perf counters count over the same cycles as ``cycles``, the first input
+        # transfer's included (a streamed GEMM is already busy then)
+        events = {}
+        for c in ("dsp", "lut") if self.observe else ():
+            events[c, "busy"] = core_busy[c]
+            events[c, "stall"] = cores[c][0].stall if c in cores else Const(0)
+            events[c, "wait"] = sync_wait & ~core_busy[c]
         with m.If(first_in):
             m.d.sync += [count.eq(1), running.eq(1)]
-            for sig in perf.values():
-                m.d.sync += sig.eq(0)
+            for key, sig in perf.items():
+                m.d.sync += sig.eq(events[key])
         with m.Elif(running):
             m.d.sync += count.eq(count + 1)
-            for c in ("dsp", "lut") if self.observe else ():
-                stall = cores[c][0].stall if c in cores else Const(0)
-                m.d.sync += [perf[c, "busy"].eq(perf[c, "busy"] + core_busy[c]),
-                             perf[c, "stall"].eq(perf[c, "stall"] + stall),
-                             perf[c, "wait"].eq(perf[c, "wait"] + (sync_wait & ~core_busy[c]))]
+            for key, sig in perf.items():
+                m.d.sync += sig.eq(sig + events[key])
         with m.If(last_out):
             m.d.sync += [running.eq(0), self.cycles.eq(count + 1)]
             for (c, w), sig in perf.items():
@@ -260,6 +266,8 @@ class GemmEngine(wiring.Component):
                 with m.If(self.load.valid):
                     m.d.sync += pc.eq(0)
                     m.next = "FETCH"
+                    for unit, _ in cores.values():
+                        m.d.comb += unit.abort.eq(1)
 
         with m.FSM(name="seq"):
             with m.State("FETCH"):
@@ -329,6 +337,7 @@ class GemmEngine(wiring.Component):
             with m.State("LOADING"):
                 m.d.comb += [loading.eq(1), self.i.ready.eq(~act_load)]
                 with m.If(self.i.valid & ~act_load):
+                    m.d.comb += load_pulse.eq(1)
                     m.d.sync += [j.eq(j + 1), wr_ptr.eq(wr_ptr + 1)]
                     with m.If(j == n_reg):
                         m.d.sync += pc.eq(pc + 1)

@@ -16,7 +16,11 @@ op           code  fields (bit 0 upward) and meaning
                    ceil(n / lanes)), ``m`` output pixels, ``k`` reduction length;
                    activations signed or not; LUT-core weight precision (the
                    bit-serial core runs ``wbits`` bit-plane passes, 2-8)
-``GEMM``     3     ``x[16] idx[16] w[16] pad[8]``: start the core (non-blocking).
+``GEMM``     3     ``x[16] idx[16] w[16] pad[8] stream[1]``: start the core
+                   (non-blocking). With ``stream`` the GEMM comes before the ``LOAD``
+                   of its input and its first unit issues step ``k`` only after that
+                   ``LOAD`` has written ``k + 1`` elements (identity gather, ``m = g =
+                   1``): the layer computes while its input arrives.
                    ``acc[p*g*n + gi*n + c] = sum_k' a(p, gi, k') * W[gi, c, k']`` with
                    ``a = pad`` where ``idx[e]`` is padding, else ``act[x + idx[e]]``,
                    ``e = idx + (p*g + gi)*k + k'`` (table in pixel, group, k order); the
@@ -78,7 +82,8 @@ FIELDS = MappingProxyType({
     "LOAD": (("n", 16, False), ("dst", 16, False)),
     "CFG": (("m", 12, False), ("k", 12, False), ("n", 10, False), ("g", 10, False),
             ("tiles", 8, False), ("xsigned", 1, False), ("wbits", 4, False)),
-    "GEMM": (("x", 16, False), ("idx", 16, False), ("w", 16, False), ("pad", 8, False)),
+    "GEMM": (("x", 16, False), ("idx", 16, False), ("w", 16, False), ("pad", 8, False),
+             ("stream", 1, False)),
     "PCFG": (("m", 12, False), ("shift", 6, False), ("zp", 9, True), ("lo", 9, True),
              ("hi", 9, True), ("round", 2, False)),
     "POST": (("n", 12, False), ("y", 16, False), ("p", 14, False)),

@@ -103,24 +103,34 @@ def _run_one(program, code: np.ndarray):
     accs: dict[str, np.ndarray] = {}
     pcfg = addp = None
     out = None
+    deferred = []     # streamed GEMMs: they read what the LOAD behind them writes
+
+    def gemm(ins, c):
+        f = ins.fields
+        m, k, n, g, tiles = c["m"], c["k"], c["n"], c["g"], c["tiles"]
+        w = _weight_block(program, ins.core, f["w"], g, tiles, k, planes_of(cfg, ins.core, c))
+        table = idx[f["idx"]:f["idx"] + m * g * k].reshape(m, g, k)
+        pad = _as_code(np.array([f["pad"]]), bool(c["xsigned"]))[0]
+        a = np.where(table < 0, pad,
+                     _as_code(act[f["x"] + np.maximum(table, 0)], bool(c["xsigned"])))
+        if ins.core == "dsp" and cfg.dsp_pack and not c["xsigned"]:
+            a = a - 128                  # SB_MAC16 8x8 operands: int8 activations
+        accs[ins.core] = np.einsum("pgk,gck->pgc", a, w[:, :n]).reshape(-1)  # q*g*n + gi*n + c
+
     for ins in program.instrs:
         f = ins.fields
         if ins.op == "LOAD":
             act[f["dst"]:f["dst"] + f["n"]] = np.asarray(code[:f["n"]]) & 0xFF
+            for args in deferred:
+                gemm(*args)
+            deferred.clear()
         elif ins.op == "CFG":
             core_cfg[ins.core] = ins
         elif ins.op == "GEMM":
-            c = core_cfg[ins.core].fields
-            m, k, n, g, tiles = c["m"], c["k"], c["n"], c["g"], c["tiles"]
-            w = _weight_block(program, ins.core, f["w"], g, tiles, k,
-                              planes_of(cfg, ins.core, c))
-            table = idx[f["idx"]:f["idx"] + m * g * k].reshape(m, g, k)
-            pad = _as_code(np.array([f["pad"]]), bool(c["xsigned"]))[0]
-            a = np.where(table < 0, pad,
-                         _as_code(act[f["x"] + np.maximum(table, 0)], bool(c["xsigned"])))
-            if ins.core == "dsp" and cfg.dsp_pack and not c["xsigned"]:
-                a = a - 128                  # SB_MAC16 8x8 operands: int8 activations
-            accs[ins.core] = np.einsum("pgk,gck->pgc", a, w[:, :n]).reshape(-1)  # q*g*n + gi*n + c
+            if f.get("stream"):
+                deferred.append((ins, core_cfg[ins.core].fields))
+            else:
+                gemm(ins, core_cfg[ins.core].fields)
         elif ins.op == "PCFG":
             pcfg = f
         elif ins.op == "POST":
@@ -188,13 +198,20 @@ def schedule(program_or_instrs, config: GemmConfig | None = None) -> Schedule:
     computed = {"dsp": 0, "lut": 0}      # first cycle it is not computing (drain aside)
     core_cfg: dict[str, dict] = {}
     pcfg_m = 1
+    pending: dict[str, int] = {}         # streamed GEMMs waiting for their LOAD: EXEC cycle
     for ins in instrs:
         s.fetch.append(t)
         e = t + timing.FETCH
         f = ins.fields
         nxt = None
         if ins.op in ("CFG", "GEMM"):
+            if ins.core in pending:
+                raise ValueError(f"{ins.op} {ins.core}: that core's streamed GEMM has not "
+                                 f"had its LOAD yet")
             e = max(e, free[ins.core])
+        elif ins.op in ("SYNC", "POST", "ADD", "MAX", "STORE", "END") and pending:
+            raise ValueError(f"{ins.op}: a streamed GEMM ({', '.join(pending)}) has no LOAD "
+                             f"before it")
         if ins.op == "CFG":
             core_cfg[ins.core] = f
         elif ins.op == "GEMM":
@@ -208,6 +225,8 @@ def schedule(program_or_instrs, config: GemmConfig | None = None) -> Schedule:
                 lanes, c["m"], c["k"], c["n"], c["g"], planes)
             s.busy[ins.core] += busy
             s.stall[ins.core] += issue - c["m"] * c["g"] * c["tiles"] * c["k"] * planes
+            if f.get("stream"):
+                pending[ins.core] = e
         elif ins.op == "SYNC":
             start = e
             e = max(e, computed["dsp"], computed["lut"])
@@ -218,6 +237,16 @@ def schedule(program_or_instrs, config: GemmConfig | None = None) -> Schedule:
         elif ins.op == "LOAD":
             if f["n"]:
                 s.first_in = e + 1
+            # a streamed GEMM issued at g would issue step k at g + 2 + k: the LOAD writes
+            # element k at e + 1 + k and the core issues it a cycle later. The perf
+            # counters start at the first input (e + 1): of the core's busy cycles from
+            # g + 1 they see the unheld count, and one held cycle
+            for core, g in pending.items():
+                extra = max(0, e - g)
+                free[core] += extra
+                computed[core] += extra
+                s.stall[core] += 1 if extra else 0
+            pending.clear()
             nxt = e + timing.load_cycles(f["n"])
         elif ins.op == "POST":
             nxt = e + timing.post_cycles(f["n"], pcfg_m)

@@ -117,21 +117,31 @@ class PostUnit(wiring.Component):
         issue = running & ~is_add
         m.d.comb += [self.acc_addr.eq(j), self.p_addr.eq(p_base + c)]  # ADD overrides
         m.d.comb += self.acc_re.eq(issue)     # POST reads acc[j] this cycle
+        # last_c (c == n - 1) and last_q (q == m - 1) are registers: as 16- and 12-bit
+        # compares in front of running's next state they led the UP5K's path (34.5 MHz);
+        # nn_m2 = n - 2, mm2 = m - 2, n1 = (n == 1), m1 = (m == 1) give their next values
+        last_c, last_q, n1, m1 = Signal(), Signal(), Signal(), Signal()
+        nn_m2, mm2 = Signal(16), Signal(12)
         with m.If(self.start):
-            m.d.sync += [running.eq(1), is_add.eq(self.add | self.pool),
-                         is_max.eq(self.pool), q.eq(0), c.eq(0), j.eq(0),
+            # without the residual datapath ADD and MAX are no-ops
+            go = 1 if self.residual else ~(self.add | self.pool)
+            m.d.sync += [running.eq(go), q.eq(0), c.eq(0), j.eq(0),
                          row.eq(self.y), wa.eq(self.y), nn.eq(self.n), nn_m1.eq(self.n - 1),
-                         m_m1.eq(self.m - 1), p_base.eq(self.p)]
+                         m_m1.eq(self.m - 1), p_base.eq(self.p),
+                         nn_m2.eq(self.n - 2), mm2.eq(self.m - 2), n1.eq(self.n == 1),
+                         m1.eq(self.m == 1), last_c.eq(self.n == 1), last_q.eq(self.m == 1)]
+            if self.residual:
+                m.d.sync += [is_add.eq(self.add | self.pool), is_max.eq(self.pool)]
         with m.Elif(issue):
             m.d.sync += j.eq(j + 1)
-            with m.If(c != nn_m1):
-                m.d.sync += [c.eq(c + 1), wa.eq(wa + self.m)]
+            with m.If(~last_c):
+                m.d.sync += [c.eq(c + 1), wa.eq(wa + self.m), last_c.eq(c == nn_m2)]
             with m.Else():
-                m.d.sync += [c.eq(0), row.eq(row + 1), wa.eq(row + 1)]
-                with m.If(q != m_m1):
-                    m.d.sync += q.eq(q + 1)
+                m.d.sync += [c.eq(0), row.eq(row + 1), wa.eq(row + 1), last_c.eq(n1)]
+                with m.If(~last_q):
+                    m.d.sync += [q.eq(q + 1), last_q.eq(q == mm2)]
                 with m.Else():
-                    m.d.sync += running.eq(0)
+                    m.d.sync += [running.eq(0), last_q.eq(m1)]
 
         v1, v2, v3 = Signal(), Signal(), Signal()
         wa1, wa2, wa3 = Signal(16), Signal(16), Signal(16)
@@ -157,10 +167,11 @@ class PostUnit(wiring.Component):
                 m.d.sync += [aj.eq(aj + 1), jb.eq(aj)]
                 with m.If(aj == nn_m1):
                     m.d.sync += running.eq(0)
-        m.d.comb += [self.idx_addr.eq(i_base + aj),
-                     self.act_raddr.eq(Mux(phase | is_max,
-                                           g_base + self.idx_data[:self.act_abits],
-                                           a_base + aj))]
+        if self.residual:   # else nothing reads: no address adders in front of the ports
+            m.d.comb += [self.idx_addr.eq(i_base + aj),
+                         self.act_raddr.eq(Mux(phase | is_max,
+                                               g_base + self.idx_data[:self.act_abits],
+                                               a_base + aj))]
 
         # --- MAX: window entry e of output mj issues at stage 0; gather entry at 1;
         # activation and compare at 2; the window's maximum mx is complete at s_m --------

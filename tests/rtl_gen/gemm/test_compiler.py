@@ -74,13 +74,30 @@ def test_split_chooser_minimises_modelled_cycles():
 
 
 def test_model_cycles_add_up():
-    program = compile_graph(dense_chain((13, 19, 7, 11)), CFG, split=0.5)
+    program = compile_graph(dense_chain((13, 19, 7, 11)), CFG, split=0.5, stream=False)
     sched = model.schedule(program)
     n_layers = sum(l.model_cycles for l in program.layers)
     assert sched.fetch[program.layers[0].first] == 2 + 13      # LOAD: fetch, exec, 13 inputs
     assert sched.fetch[program.layers[-1].last] == 15 + n_layers
     # STORE: EXEC, a two-cycle read pipeline, one element a cycle; cycles count both ends
     assert sched.cycles == 13 + n_layers + 1 + 2 + 11 + 1
+
+
+def test_first_layer_streams_its_input():
+    graph = dense_chain((13, 19, 7, 11))
+    plain = compile_graph(graph, CFG, split=0.5, stream=False)
+    streamed = compile_graph(graph, CFG, split=0.5)
+    ops = [(i.op, i.fields.get("stream", 0)) for i in streamed.instrs[:6]]
+    assert ops == [("CFG", 0), ("GEMM", 1), ("CFG", 0), ("GEMM", 1), ("LOAD", 0), ("SYNC", 0)]
+    assert streamed.layers[0].first == 5        # its cycles count from the LOAD's end
+    s, p = model.schedule(streamed), model.schedule(plain)
+    assert s.fetch[streamed.layers[-1].last] == s.fetch[5] + sum(l.model_cycles
+                                                                 for l in streamed.layers)
+    # the first layer's 19 channels take 2 tiles (split 0.5 of CFG's lanes): its K = 13
+    # steps of the first tile run behind the 13 input writes instead of after them
+    assert p.cycles - s.cycles >= 13 - 2
+    x = golden_vectors(graph, random=4, seed=1)["inputs"]
+    assert np.array_equal(model.run(streamed, x), model.run(plain, x))
 
 
 def test_errors_name_the_node():

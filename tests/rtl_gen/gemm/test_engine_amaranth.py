@@ -16,9 +16,13 @@ from .nets import dense_chain
 PERF = [(c, w) for c in ("dsp", "lut") for w in ("busy", "stall", "wait")]
 
 
-async def infer(ctx, dut, program, x) -> list[int]:
-    """One inference in the simulator: ``x`` in over ``i``, ``n_out`` elements back on ``o``."""
+async def infer(ctx, dut, program, x, gaps=0) -> list[int]:
+    """One inference in the simulator: ``x`` in over ``i`` (``gaps`` idle cycles before each
+    element), ``n_out`` elements back on ``o``."""
     for j, v in enumerate(x):
+        if gaps:
+            ctx.set(dut.i.valid, 0)
+            await ctx.tick().repeat(gaps)
         ctx.set(dut.i.payload, {"data": int(v), "last": j == len(x) - 1})
         ctx.set(dut.i.valid, 1)
         await ctx.tick().until(dut.i.ready)
@@ -34,13 +38,13 @@ async def infer(ctx, dut, program, x) -> list[int]:
     return out
 
 
-def simulate(program, inputs, *, observe=True):
-    dut = create_engine(program, observe=observe)
+def simulate(program, inputs, *, observe=True, gaps=0, dut=None):
+    dut = dut or create_engine(program, observe=observe)
     results = []
 
     async def bench(ctx):
         for x in inputs:
-            out = await infer(ctx, dut, program, x)
+            out = await infer(ctx, dut, program, x, gaps)
             results.append((out, ctx.get(dut.cycles),
                             {f"{c}_{w}": ctx.get(getattr(dut, f"perf_{c}_{w}"))
                              for c, w in PERF} if observe else {}))
@@ -81,10 +85,26 @@ def test_engine_without_observation_ports():
     assert {"i", "o", "cycles", "busy"} <= members
     vectors = golden_vectors(program.graph, random=2, seed=3)
     sched = model.schedule(program)
-    for (out, cycles, _), want in zip(simulate(program, vectors["inputs"][:3], observe=False),
-                                      vectors["outputs"]):
+    for (out, cycles, _), want in zip(simulate(program, vectors["inputs"][:3], observe=False,
+                                               dut=dut), vectors["outputs"]):
         assert out == list(want)
         assert cycles == sched.cycles
+
+
+@pytest.mark.parametrize("gaps", [1, 3])
+def test_streamed_first_layer_waits_for_a_slow_input(gaps):
+    # the first layer's GEMMs run ahead of the LOAD: with idle cycles between input
+    # elements each core must wait for every element it reads (a core reading ahead of the
+    # LOAD would see the previous inference's input)
+    program = compile_graph(dense_chain((11, 9, 6), seed=4),
+                            GemmConfig(dsp_lanes=3, lut_lanes=5, lut_mode="ternary"), split=0.7)
+    assert program.instrs[1].op == "GEMM" and program.instrs[1]["stream"] == 1
+    vectors = golden_vectors(program.graph, random=3, seed=5)
+    fast = model.schedule(program).cycles
+    for (out, cycles, _), want in zip(simulate(program, vectors["inputs"][:5], gaps=gaps),
+                                      vectors["outputs"]):
+        assert out == list(want)
+        assert cycles > fast
 
 
 def test_reductions_of_one_and_two():
