@@ -371,9 +371,10 @@ def compile_graph(graph: Graph, config: GemmConfig, *, split="auto", tau: float 
     among channels with LUT error <= ``tau``), a ratio in [0, 1] for every layer (rounded
     to split items), or ``{node name: ratio}``. With ``fit`` the returned program's config
     has memories and widths sized to it; otherwise a program that does not fit raises.
-    With ``stream`` a first layer that reads the input in order (dense, one pixel, no
-    bit-serial core) has its GEMMs issued ahead of the ``LOAD`` (``GEMM stream=1``): it
-    computes while the input arrives.
+    With ``stream`` a dense one-pixel layer (no bit-serial channels) that reads all of the
+    input, or of the previous one-pixel layer's output, has its GEMMs issued ahead of the
+    ``LOAD`` or of those POSTs (``GEMM stream=1``, steps in address order): it computes
+    while its input is written.
     """
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
         raise ModelError(f"model '{graph.name}': the gemm engine takes one input and one "
@@ -411,9 +412,11 @@ def compile_graph(graph: Graph, config: GemmConfig, *, split="auto", tau: float 
     instrs.append(Instr("LOAD", fields={"n": x_t.size, "dst": act_base[x_name]},
                         comment=f"input '{x_name}'"))
 
+    prev_posts = ()      # the output the last instructions (POSTs of a GEMM layer) write
     for node in graph.nodes:
         first = len(instrs)
         if node.op in POST_OPS:
+            prev_posts = ()
             new_nodes.append(node)
             infos.append(POST_OPS[node.op](node, graph, instrs, act, act_base, layout,
                                            params, add_idx, first))
@@ -471,6 +474,16 @@ def compile_graph(graph: Graph, config: GemmConfig, *, split="auto", tau: float 
         # -- gather tables in (pixel, group, k) order; G == 1: one table both cores share
         in_layout = layout[node.inputs[0]]
         table = np.where(layer.im2col < 0, -1, in_layout[np.maximum(layer.im2col, 0)])
+        # a one-pixel dense layer that reads all of its input: its steps go in address
+        # order (weights permuted alike), so it can run while that input is written
+        in_order = layer.m == 1 and layer.groups == 1 and np.array_equal(
+            np.sort(table.reshape(-1)), np.arange(layer.k)) and \
+            not (config.lut_mode == "bitserial" and n_lut)
+        w_steps = w
+        if in_order:
+            korder = np.argsort(table.reshape(-1))
+            table = table[..., korder]
+            w_steps = w[:, korder]
         shapes = _split_shape(layer, items_lut)
         if layer.groups == 1:
             base = add_idx(table.transpose(1, 0, 2))
@@ -521,7 +534,7 @@ def compile_graph(graph: Graph, config: GemmConfig, *, split="auto", tau: float 
                 for t in range(tiles):
                     lane_ch = chans[gi, t * lanes:(t + 1) * lanes]
                     block = np.zeros((lanes, layer.k), np.int64)
-                    block[:len(lane_ch)] = w[lane_ch]
+                    block[:len(lane_ch)] = w_steps[lane_ch]
                     if serial:   # bit-planes, sign plane first
                         for bit in range(lut_wbits - 1, -1, -1):
                             plane = (block >> bit) & 1
@@ -533,15 +546,18 @@ def compile_graph(graph: Graph, config: GemmConfig, *, split="auto", tau: float 
                                    idx=idx_bases, w=tuple(w_bases), y=y_base, p=p_base,
                                    xsigned=xs.signed, shift=shift, name=node.name,
                                    lut_wbits=lut_wbits))
-        if stream and first == 1 and node.inputs[0] == graph.inputs[0] and layer.m == 1 \
-                and layer.groups == 1 and act_base[x_name] == 0 \
-                and np.array_equal(table.reshape(-1), np.arange(layer.k)) \
-                and not (config.lut_mode == "bitserial" and n_lut):
+        if stream and in_order and first == 1 and node.inputs[0] == graph.inputs[0]:
             first = _stream_first_layer(instrs)
+        elif stream and in_order and infos and prev_posts and \
+                node.inputs[0] == prev_posts[0] and infos[-1].m == 1:
+            # behind the previous layer's POSTs, which write this input in address order
+            first = _stream_after_posts(instrs, first)
+            infos[-1] = replace(infos[-1], last=first)
         lut_err = float(errors[lut_items].max()) if len(lut_items) and changed else 0.0
         infos.append(LayerInfo(node.name, node.op, node.source_op, layer.m, layer.k, layer.n,
                                layer.groups, n_dsp, n_lut, lut_err, first, len(instrs),
                                layer.macs, lut_wbits=lut_wbits if n_lut else 0))
+        prev_posts = (node.outputs[0],)
 
     out = graph.outputs[0]
     if out not in layout:
@@ -588,6 +604,21 @@ def _stream_first_layer(instrs: list[Instr]) -> int:
             instrs[i] = replace(instrs[i], fields={**instrs[i].fields, "stream": 1})
     instrs.insert(at, load)
     return at + 1
+
+
+def _stream_after_posts(instrs: list[Instr], first: int) -> int:
+    """Moves a layer's ``CFG``/``GEMM`` pairs (from ``first``) ahead of the previous
+    layer's POST instructions, which write its input, and marks the GEMM instructions ``stream``.
+    Returns the index of the layer's ``SYNC``, where its cycles are counted from."""
+    at = next(i for i in range(first, len(instrs)) if instrs[i].op == "SYNC")
+    block = [replace(ins, fields={**ins.fields, "stream": 1}) if ins.op == "GEMM" else ins
+             for ins in instrs[first:at]]
+    p0 = first
+    while instrs[p0 - 1].op == "POST":
+        p0 -= 1
+    instrs[p0 + len(block):at] = instrs[p0:first]
+    instrs[p0:p0 + len(block)] = block
+    return at
 
 
 def _check_fits(config: GemmConfig, needs: dict, graph: Graph):

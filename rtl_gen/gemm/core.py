@@ -32,10 +32,10 @@ activation/weight read, operand registers, product) and the last drain
 address order, one element a cycle, from the last unit's capture on.
 Throughput: ``lanes`` MACs a cycle (bit-serial: ``lanes / planes``).
 
-``stream`` (a GEMM issued ahead of the ``LOAD`` of its input): the first unit issues step
-``k`` no earlier than the cycle after the ``k+1``-th ``load_pulse`` (one a written input
-element); those held cycles count as ``stall``. ``abort`` ends a running GEMM (the program
-restarts after a memory reload).
+``stream`` (a GEMM issued ahead of the ``LOAD`` or ``POST`` that writes its input): the
+first unit issues step ``k`` no earlier than the cycle after the ``k+1``-th ``act_written``
+(an activation write) since its start; those held cycles count as ``stall``. ``abort``
+ends a running GEMM (the program restarts after a memory reload).
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ class GemmCore(wiring.Component):
             "cfg_m": In(12), "cfg_k": In(12), "cfg_n": In(10), "cfg_g": In(10),
             "cfg_tiles": In(8), "cfg_xsigned": In(1), "cfg_wbits": In(4),
             "x_base": In(16), "idx_base": In(16), "w_base": In(16), "pad": In(8),
-            "stream": In(1), "load_pulse": In(1), "abort": In(1),
+            "stream": In(1), "act_written": In(1), "abort": In(1),
             "idx_addr": Out(idx_abits), "idx_data": In(act_abits + 1),
             "act_addr": Out(act_abits), "act_data": In(ACT_BITS),
             "w_addr": Out(w_abits), "w_data": In(lanes * wbits),
@@ -138,8 +138,8 @@ class GemmCore(wiring.Component):
         last_plane = (plane == cplanes) if serial else Const(1)
         last_unit = last_k & last_plane
         drain_lanes = Mux(rem < P, rem, P)
-        # stream: the first unit's step k waits until the LOAD behind this GEMM has
-        # written k + 1 elements. credit counts the writes not yet consumed; has_credit is
+        # stream: the first unit's step k waits until the LOAD or POST behind this GEMM
+        # has written k + 1 elements. credit counts the writes not yet consumed; has_credit is
         # (credit != 0) as a register, so the gate adds one LUT input to the issue path.
         gate, has_credit = Signal(), Signal()
         credit = Signal(12)
@@ -198,8 +198,8 @@ class GemmCore(wiring.Component):
         with m.If(~start & ~(issue & last_unit) & (spacing != 0)):
             m.d.sync += spacing.eq(spacing - 1)
         take = issue & gate
-        m.d.sync += credit.eq(credit + self.load_pulse - take)
-        with m.If(self.load_pulse):
+        m.d.sync += credit.eq(credit + self.act_written - take)
+        with m.If(self.act_written):
             m.d.sync += has_credit.eq(1)
         with m.Elif(take):
             m.d.sync += has_credit.eq(credit != 1)

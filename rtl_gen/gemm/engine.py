@@ -14,11 +14,12 @@ blocking time (``timing``).
 Ports: ``i``/``o`` element streams, ``cycles`` (first input to last output transfer of the
 last inference, inclusive), ``busy``; perf counters of the last inference per core
 (``perf_<core>_busy``, ``_stall``: issue held by a drain, ``_wait``: idle at a barrier the
-other core holds); ``pc``. ``observe=False`` leaves out the perf counters and ``pc``: a board
-build gives them no load, so Yosys removes them anyway, and an out-of-context synthesis (the
-benchmark) has to leave them out to measure what the board gets. With ``loadable`` a ``load`` stream writes any memory
-(``mem``: 0 imem, 1 idx, 2 DSP weights, 3 LUT weights, 4 params, 5 act) so one RTL runs
-every program that fits its config; otherwise the memories are initialised with the images.
+other core holds); ``pc``. ``observe=False`` leaves out the perf counters and ``pc``: a
+board build gives them no load, so Yosys removes them anyway, and an out-of-context synthesis
+(the benchmark) has to leave them out to measure what the board gets. With ``loadable`` a
+``load`` stream writes any memory (``mem``: 0 imem, 1 idx, 2 DSP weights, 3 LUT weights,
+4 params, 5 act) so one RTL runs every program that fits its config; otherwise the memories
+are initialised with the images.
 """
 
 from __future__ import annotations
@@ -154,7 +155,7 @@ class GemmEngine(wiring.Component):
 
         # --- sequencer -------------------------------------------------------------------------
         pc = Signal(16)
-        load_pulse = Signal()      # LOAD writes an input element (streamed GEMMs count them)
+        act_written = Signal()     # LOAD or the post unit writes an activation (streams count)
         ins = imem_rd.data
         op = ins[OP_SHIFT:OP_SHIFT + 4]
         core_sel = ins[CORE_SHIFT]
@@ -185,7 +186,8 @@ class GemmEngine(wiring.Component):
             m.d.comb += [unit.cfg_m.eq(c["m"]), unit.cfg_k.eq(c["k"]), unit.cfg_n.eq(c["n"]),
                          unit.cfg_g.eq(c["g"]), unit.cfg_tiles.eq(c["tiles"]),
                          unit.cfg_xsigned.eq(c["xsigned"]), unit.cfg_wbits.eq(c["wbits"]),
-                         unit.stream.eq(fld("GEMM", "stream")), unit.load_pulse.eq(load_pulse),
+                         unit.stream.eq(fld("GEMM", "stream")),
+                         unit.act_written.eq(act_written),
                          unit.x_base.eq(fld("GEMM", "x")), unit.idx_base.eq(fld("GEMM", "idx")),
                          unit.w_base.eq(fld("GEMM", "w")), unit.pad.eq(fld("GEMM", "pad"))]
 
@@ -194,6 +196,9 @@ class GemmEngine(wiring.Component):
         running = Signal()
         j = Signal(16)
         n_reg, base_reg = Signal(16), Signal(16)   # n_reg: n - 1
+        # j_last = (j == n - 1) as a register (the 16-bit compare in front of the sequencer's
+        # next-state enable led the UP5K's path); n_m2 = n - 2 gives its next value
+        j_last, n_m2 = Signal(), Signal(16)
         wr_ptr, idx_ptr = Signal(16), Signal(16)   # LOAD's act[dst + j], STORE's idx + j
         first_in = self.i.valid & self.i.ready & ~running
         last_out = self.o.valid & self.o.ready & self.o.payload.last
@@ -201,7 +206,8 @@ class GemmEngine(wiring.Component):
 
         sync_wait = Signal()
         perf = {(c, w): Signal(32, name=f"perf_{c}_{w}_count")
-                for c in ("dsp", "lut") for w in ("busy", "stall", "wait")} if self.observe else {}
+                for c in ("dsp", "lut") for w in ("busy", "stall", "wait")
+                if self.observe}
         # the perf counters count over the same cycles as ``cycles``, the first input
         # transfer's included (a streamed GEMM is already busy then)
         events = {}
@@ -231,7 +237,8 @@ class GemmEngine(wiring.Component):
                                         Mux(loading, wr_ptr, post.act_waddr))),
                      act_wr.data.eq(Mux(act_load, self.load.payload.data if self.loadable else 0,
                                         Mux(loading, self.i.payload.data, post.act_wdata))),
-                     act_wr.en.eq(act_load | Mux(loading, self.i.valid, post.act_we))]
+                     act_wr.en.eq(act_load | Mux(loading, self.i.valid, post.act_we)),
+                     act_written.eq(~act_load & Mux(loading, self.i.valid, post.act_we))]
         storing = Signal()
         st_v1, st_v2, st_done, st_hold = Signal(), Signal(), Signal(), Signal()
         st_n = Signal(16)                          # STORE: elements issued
@@ -240,7 +247,7 @@ class GemmEngine(wiring.Component):
                                          post.act_raddr)),
                      seq_idx.en.eq(~st_hold), seq_act.en.eq(~st_hold)]
         m.d.comb += [self.o.payload.data.eq(seq_act.data),
-                     self.o.payload.last.eq(j == n_reg)]
+                     self.o.payload.last.eq(j_last)]
 
         # The post unit's start is registered: the instruction word's decode fanning out to
         # every post register's enable was the UP5K's critical path (34.5 MHz). The unit
@@ -280,6 +287,8 @@ class GemmEngine(wiring.Component):
                 with m.Switch(op):
                     with m.Case(OPS["LOAD"]):
                         m.d.sync += [n_reg.eq(fld("LOAD", "n") - 1),
+                                     n_m2.eq(fld("LOAD", "n") - 2),
+                                     j_last.eq(fld("LOAD", "n") == 1),
                                      wr_ptr.eq(fld("LOAD", "dst")),
                                      j.eq(0)]
                         m.next = "LOADING"
@@ -324,6 +333,8 @@ class GemmEngine(wiring.Component):
                         m.next = "POSTING"
                     with m.Case(OPS["STORE"]):
                         m.d.sync += [n_reg.eq(fld("STORE", "n") - 1),
+                                     n_m2.eq(fld("STORE", "n") - 2),
+                                     j_last.eq(fld("STORE", "n") == 1),
                                      base_reg.eq(fld("STORE", "x")),
                                      idx_ptr.eq(fld("STORE", "idx")), j.eq(0),
                                      st_n.eq(0), st_done.eq(0), st_v1.eq(0), st_v2.eq(0)]
@@ -337,9 +348,8 @@ class GemmEngine(wiring.Component):
             with m.State("LOADING"):
                 m.d.comb += [loading.eq(1), self.i.ready.eq(~act_load)]
                 with m.If(self.i.valid & ~act_load):
-                    m.d.comb += load_pulse.eq(1)
-                    m.d.sync += [j.eq(j + 1), wr_ptr.eq(wr_ptr + 1)]
-                    with m.If(j == n_reg):
+                    m.d.sync += [j.eq(j + 1), wr_ptr.eq(wr_ptr + 1), j_last.eq(j == n_m2)]
+                    with m.If(j_last):
                         m.d.sync += pc.eq(pc + 1)
                         m.next = "FETCH"
                 restart()
@@ -359,8 +369,8 @@ class GemmEngine(wiring.Component):
                         m.d.sync += [idx_ptr.eq(idx_ptr + 1), st_n.eq(st_n + 1),
                                      st_done.eq(st_n == n_reg)]
                 with m.If(st_v2 & self.o.ready):
-                    m.d.sync += j.eq(j + 1)
-                    with m.If(j == n_reg):
+                    m.d.sync += [j.eq(j + 1), j_last.eq(j == n_m2)]
+                    with m.If(j_last):
                         m.d.sync += pc.eq(pc + 1)
                         m.next = "FETCH"
         return m

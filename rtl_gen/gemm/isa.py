@@ -18,9 +18,10 @@ op           code  fields (bit 0 upward) and meaning
                    bit-serial core runs ``wbits`` bit-plane passes, 2-8)
 ``GEMM``     3     ``x[16] idx[16] w[16] pad[8] stream[1]``: start the core
                    (non-blocking). With ``stream`` the GEMM comes before the ``LOAD``
-                   of its input and its first unit issues step ``k`` only after that
-                   ``LOAD`` has written ``k + 1`` elements (identity gather, ``m = g =
-                   1``): the layer computes while its input arrives.
+                   or ``POST`` instructions that write its input, in address order, and its first
+                   unit issues step ``k`` only after ``k + 1`` activation writes since
+                   its start (identity gather, ``m = g = 1``): the layer computes while
+                   its input is written.
                    ``acc[p*g*n + gi*n + c] = sum_k' a(p, gi, k') * W[gi, c, k']`` with
                    ``a = pad`` where ``idx[e]`` is padding, else ``act[x + idx[e]]``,
                    ``e = idx + (p*g + gi)*k + k'`` (table in pixel, group, k order); the

@@ -103,7 +103,7 @@ def _run_one(program, code: np.ndarray):
     accs: dict[str, np.ndarray] = {}
     pcfg = addp = None
     out = None
-    deferred = []     # streamed GEMMs: they read what the LOAD behind them writes
+    deferred = []     # streamed GEMMs: they read what the LOAD or POSTs behind them write
 
     def gemm(ins, c):
         f = ins.fields
@@ -121,7 +121,8 @@ def _run_one(program, code: np.ndarray):
         f = ins.fields
         if ins.op == "LOAD":
             act[f["dst"]:f["dst"] + f["n"]] = np.asarray(code[:f["n"]]) & 0xFF
-            for args in deferred:
+        elif ins.op == "SYNC":
+            for args in deferred:       # their input is written by now
                 gemm(*args)
             deferred.clear()
         elif ins.op == "CFG":
@@ -198,7 +199,28 @@ def schedule(program_or_instrs, config: GemmConfig | None = None) -> Schedule:
     computed = {"dsp": 0, "lut": 0}      # first cycle it is not computing (drain aside)
     core_cfg: dict[str, dict] = {}
     pcfg_m = 1
-    pending: dict[str, int] = {}         # streamed GEMMs waiting for their LOAD: EXEC cycle
+    writes: list[int] = []               # cycle of every activation write (LOAD, POST)
+    pending: dict[str, tuple] = {}       # streamed GEMMs short of input: (EXEC, k, writes)
+
+    def settle():
+        """Streamed GEMMs whose input is written: the first unit issues step i at the
+        later of its own pace (from EXEC + 2) and the cycle after its input's write. The
+        perf counters see the held cycles from the first input on."""
+        for core, (g, k, w0) in list(pending.items()):
+            if len(writes) - w0 < k:
+                continue
+            issue, times = g + 1, []
+            for i in range(k):
+                issue = max(issue + 1, writes[w0 + i] + 1)
+                times.append(issue)
+            extra = issue - (g + 1 + k)
+            free[core] += extra
+            computed[core] += extra
+            s.busy[core] += free[core] - max(g + 1, s.first_in)
+            lo = max(g + 2, s.first_in)
+            s.stall[core] += max(0, issue - lo + 1) - sum(t >= lo for t in times)
+            del pending[core]
+
     for ins in instrs:
         s.fetch.append(t)
         e = t + timing.FETCH
@@ -207,11 +229,12 @@ def schedule(program_or_instrs, config: GemmConfig | None = None) -> Schedule:
         if ins.op in ("CFG", "GEMM"):
             if ins.core in pending:
                 raise ValueError(f"{ins.op} {ins.core}: that core's streamed GEMM has not "
-                                 f"had its LOAD yet")
-            e = max(e, free[ins.core])
-        elif ins.op in ("SYNC", "POST", "ADD", "MAX", "STORE", "END") and pending:
-            raise ValueError(f"{ins.op}: a streamed GEMM ({', '.join(pending)}) has no LOAD "
-                             f"before it")
+                                 f"had its input written yet")
+            if ins.op == "GEMM":    # CFG only writes registers the core sampled at start
+                e = max(e, free[ins.core])
+        elif ins.op in ("SYNC", "ADD", "MAX", "STORE", "END") and pending:
+            raise ValueError(f"{ins.op}: a streamed GEMM ({', '.join(pending)}) has not had "
+                             f"its input written before it")
         if ins.op == "CFG":
             core_cfg[ins.core] = f
         elif ins.op == "GEMM":
@@ -223,10 +246,11 @@ def schedule(program_or_instrs, config: GemmConfig | None = None) -> Schedule:
             free[ins.core] = e + 1 + busy
             computed[ins.core] = e + 1 + timing.core_compute_cycles(
                 lanes, c["m"], c["k"], c["n"], c["g"], planes)
-            s.busy[ins.core] += busy
             s.stall[ins.core] += issue - c["m"] * c["g"] * c["tiles"] * c["k"] * planes
             if f.get("stream"):
-                pending[ins.core] = e
+                pending[ins.core] = (e, c["k"], len(writes))   # busy: when settled
+            else:
+                s.busy[ins.core] += busy
         elif ins.op == "SYNC":
             start = e
             e = max(e, computed["dsp"], computed["lut"])
@@ -237,18 +261,12 @@ def schedule(program_or_instrs, config: GemmConfig | None = None) -> Schedule:
         elif ins.op == "LOAD":
             if f["n"]:
                 s.first_in = e + 1
-            # a streamed GEMM issued at g would issue step k at g + 2 + k: the LOAD writes
-            # element k at e + 1 + k and the core issues it a cycle later. The perf
-            # counters start at the first input (e + 1): of the core's busy cycles from
-            # g + 1 they see the unheld count, and one held cycle
-            for core, g in pending.items():
-                extra = max(0, e - g)
-                free[core] += extra
-                computed[core] += extra
-                s.stall[core] += 1 if extra else 0
-            pending.clear()
+            writes.extend(e + 1 + j for j in range(f["n"]))
+            settle()
             nxt = e + timing.load_cycles(f["n"])
         elif ins.op == "POST":
+            writes.extend(e + timing.POST_WRITE + j for j in range(f["n"] * pcfg_m))
+            settle()
             nxt = e + timing.post_cycles(f["n"], pcfg_m)
         elif ins.op == "ADD":
             nxt = e + timing.add_cycles(f["n"])

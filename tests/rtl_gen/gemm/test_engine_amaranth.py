@@ -122,11 +122,22 @@ def test_reductions_of_one_and_two():
 
 def drain_order_slack(program, inputs):
     """Runs the engine in Amaranth's simulator with a checker on every POST accumulator
-    read: the element must have been written by the core's drain (since that core's last
-    GEMM start) in an earlier cycle. Returns (outputs, reads checked, violations, the
-    least slack: read cycle minus write cycle)."""
+    read: the element must have been written, in an earlier cycle, by the drain of the GEMM
+    the POST belongs to (on that core, the last one started before the POST's SYNC: a
+    streamed GEMM of the next layer may start before the POST, but must not drain over
+    what it reads). Returns (outputs, reads checked, violations, the least slack: read
+    cycle minus write cycle)."""
     dut = create_engine(program)
     results, state = [], {"reads": 0, "bad": [], "slack": None}
+    # GEMMs a POST's core starts between the POST's SYNC and the POST (streamed ahead)
+    ahead, since_sync = {}, {"dsp": 0, "lut": 0}
+    for i, ins in enumerate(program.instrs):
+        if ins.op == "SYNC":
+            since_sync = {"dsp": 0, "lut": 0}
+        elif ins.op == "GEMM":
+            since_sync[ins.core] += 1
+        elif ins.op == "POST":
+            ahead[i] = since_sync[ins.core]
 
     async def bench(ctx):
         for x in inputs:
@@ -136,25 +147,26 @@ def drain_order_slack(program, inputs):
     sim = Simulator(dut)        # elaborates the engine: its probes exist from here on
     post, cores = dut.probes["post"], dut.probes["cores"]
     names = sorted(cores)
-    sigs = [post.acc_re, post.acc_addr, dut.probes["post_core"]]
+    sigs = [post.acc_re, post.acc_addr, dut.probes["post_core"], dut.pc]
     for c in names:
         sigs += [cores[c].start, cores[c].acc_en, cores[c].acc_addr]
 
     async def checker(ctx):
-        written = {c: {} for c in names}
+        written = {c: {} for c in names}        # address -> (cycle, GEMM number)
+        started = {c: 0 for c in names}
         cycle = 0
-        async for _, _, re, raddr, pcore, *rest in ctx.tick().sample(*sigs):
+        async for _, _, re, raddr, pcore, pc, *rest in ctx.tick().sample(*sigs):
             for i, c in enumerate(names):
                 start, en, waddr = rest[3 * i:3 * i + 3]
                 if start:
-                    written[c] = {}
+                    started[c] += 1
                 if en:
-                    written[c][waddr] = cycle
+                    written[c][waddr] = (cycle, started[c])
             if re:
                 core = ("dsp", "lut")[pcore] if len(names) == 2 else names[0]
                 state["reads"] += 1
-                when = written[core].get(raddr)
-                if when is None or when >= cycle:
+                when, gemm = written[core].get(raddr, (None, None))
+                if when is None or when >= cycle or gemm != started[core] - ahead[pc]:
                     state["bad"].append((cycle, core, raddr, when))
                 else:
                     slack = cycle - when
