@@ -374,7 +374,8 @@ def compile_graph(graph: Graph, config: GemmConfig, *, split="auto", tau: float 
     With ``stream`` a dense one-pixel layer (no bit-serial channels) that reads all of the
     input, or of the previous one-pixel layer's output, has its GEMMs issued ahead of the
     ``LOAD`` or of those POSTs (``GEMM stream=1``, steps in address order): it computes
-    while its input is written.
+    while its input is written; an output a one-pixel layer's POSTs write in order leaves
+    as they write it (``STORE stream=1``).
     """
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
         raise ModelError(f"model '{graph.name}': the gemm engine takes one input and one "
@@ -564,7 +565,11 @@ def compile_graph(graph: Graph, config: GemmConfig, *, split="auto", tau: float 
         raise ModelError(f"model '{graph.name}': output '{out}' is not computed by a node")
     out_t = graph.tensor(out)
     store_idx = add_idx(layout[out])
-    instrs.append(Instr("STORE", fields={"n": out_t.size, "x": act_base[out], "idx": store_idx},
+    # straight behind the POSTs that write the output in order: it leaves as it is written
+    follow = stream and prev_posts == (out,) and infos[-1].m == 1 and \
+        np.array_equal(layout[out], np.arange(out_t.size))
+    instrs.append(Instr("STORE", fields={"n": out_t.size, "x": act_base[out], "idx": store_idx,
+                                         "stream": int(follow)},
                         comment=f"output '{out}'"))
     instrs.append(Instr("END"))
 

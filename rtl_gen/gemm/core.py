@@ -23,6 +23,9 @@ accumulators move to hold registers that drain one lane a cycle into the core's 
 memory, at ``(pixel*g + group)*n + tile*lanes + lane``, while the next unit accumulates; a
 unit whose last step would arrive before the previous drain is over waits (``stall``).
 
+A core may be started again once it stops ``computing``: the last unit's drain runs on and
+the new GEMM's first unit waits for it as later units do.
+
 Latency: the core is busy from the cycle after ``start`` (its fields are sampled then) and
 issues from the next; a unit lasts ``max(planes*k, d_prev)`` cycles
 (``d_prev``: lanes drained by the previous unit), then 4 pipeline cycles (gather read,
@@ -159,7 +162,7 @@ class GemmCore(wiring.Component):
                          w_base.eq(self.w_base), pad.eq(self.pad),
                          running.eq(1), p.eq(0), gi.eq(0), t.eq(0), kk.eq(0),
                          idx_row.eq(self.idx_base), w_addr.eq(self.w_base),
-                         unit_base.eq(0), grp_base.eq(0), rem.eq(self.cfg_n), spacing.eq(0),
+                         unit_base.eq(0), grp_base.eq(0), rem.eq(self.cfg_n),
                          ck2.eq(self.cfg_k - 2), k1.eq(self.cfg_k == 1),
                          last_k.eq(self.cfg_k == 1),
                          ct2.eq(self.cfg_tiles - 2), t1.eq(self.cfg_tiles == 1),
@@ -195,7 +198,9 @@ class GemmCore(wiring.Component):
                             m.d.sync += [p.eq(p + 1), last_p.eq(p == cm2)]
                         with m.Else():
                             m.d.sync += [running.eq(0), last_p.eq(p1)]
-        with m.If(~start & ~(issue & last_unit) & (spacing != 0)):
+        # spacing carries over a start: a GEMM may start while the last one's last drain
+        # runs, and its first unit then waits for that drain like any later unit
+        with m.If(~(issue & last_unit) & (spacing != 0)):
             m.d.sync += spacing.eq(spacing - 1)
         take = issue & gate
         m.d.sync += credit.eq(credit + self.act_written - take)

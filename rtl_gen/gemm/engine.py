@@ -241,6 +241,16 @@ class GemmEngine(wiring.Component):
                      act_written.eq(~act_load & Mux(loading, self.i.valid, post.act_we))]
         storing = Signal()
         st_v1, st_v2, st_done, st_hold = Signal(), Signal(), Signal(), Signal()
+        # STORE stream: element j goes once the POSTs since the last PCFG have written j + 1
+        # (st_credit: written, not yet taken; st_has: st_credit != 0 as a register)
+        st_stream, st_has, st_go = Signal(), Signal(), Signal()
+        st_credit = Signal(16)
+        st_take = storing & ~st_hold & st_go & st_stream
+        m.d.sync += st_credit.eq(st_credit + post.act_we - st_take)
+        with m.If(post.act_we):
+            m.d.sync += st_has.eq(1)
+        with m.Elif(st_take):
+            m.d.sync += st_has.eq(st_credit != 1)
         st_n = Signal(16)                          # STORE: elements issued
         m.d.comb += [seq_idx.addr.eq(Mux(storing, idx_ptr, post.idx_addr)),
                      seq_act.addr.eq(Mux(storing, base_reg + seq_idx.data[:act_ab],
@@ -254,7 +264,8 @@ class GemmEngine(wiring.Component):
         # samples its fields the cycle after EXEC, in POSTING, where the word is unchanged
         # (pc holds), so the fields are decoded from the word, not from the FSM state.
         post_go, post_start = Signal(), Signal()
-        m.d.sync += post_start.eq(post_go)
+        post_busy_r = Signal()
+        m.d.sync += [post_start.eq(post_go), post_busy_r.eq(post.busy)]
         is_post, is_add, is_max = op == OPS["POST"], op == OPS["ADD"], op == OPS["MAX"]
         m.d.comb += [post.start.eq(post_start), post.add.eq(is_add), post.pool.eq(is_max),
                      post.n.eq(Mux(is_post, fld("POST", "n"),
@@ -284,66 +295,79 @@ class GemmEngine(wiring.Component):
                 def advance():
                     m.d.sync += pc.eq(pc + 1)
                     m.next = "FETCH"
-                with m.Switch(op):
-                    with m.Case(OPS["LOAD"]):
-                        m.d.sync += [n_reg.eq(fld("LOAD", "n") - 1),
-                                     n_m2.eq(fld("LOAD", "n") - 2),
-                                     j_last.eq(fld("LOAD", "n") == 1),
-                                     wr_ptr.eq(fld("LOAD", "dst")),
-                                     j.eq(0)]
-                        m.next = "LOADING"
-                    with m.Case(OPS["CFG"]):
-                        for ci, core in enumerate(("dsp", "lut")):
-                            with m.If(core_sel == ci):
-                                for name, sig in ccfg[core].items():
-                                    m.d.sync += sig.eq(fld("CFG", name))
-                        advance()
-                    with m.Case(OPS["GEMM"]):
-                        for ci, core in enumerate(("dsp", "lut")):
-                            if core not in cores:
-                                continue
-                            with m.If((core_sel == ci) & ~core_busy[core]):
-                                m.d.comb += cores[core][0].start.eq(1)
-                                advance()
-                    with m.Case(OPS["SYNC"]):
-                        # the barrier waits for the cores' compute, not their last drain:
-                        # a POST reads one accumulator a cycle in the drain's (ascending)
-                        # order, its first read at least 4 cycles after the last unit's
-                        # capture (SYNC's release, FETCH, EXEC, start), while that drain
-                        # writes one a cycle from the cycle after the capture, so every
-                        # read comes after its write (tests: test_post_reads_after_drain)
-                        with m.If(core_computing["dsp"] | core_computing["lut"]):
-                            m.d.comb += sync_wait.eq(1)
-                        with m.Else():
+                # a POST's pipeline runs on behind the sequencer: what reads activations,
+                # writes them or changes the PCFG registers waits for it (post_busy_r: a
+                # cycle late, off the next-state path; nothing starts the unit meanwhile)
+                needs_idle = ((op == OPS["PCFG"]) | (op == OPS["LOAD"]) | (op == OPS["ADD"])
+                              | (op == OPS["MAX"]) | (op == OPS["END"])
+                              | ((op == OPS["STORE"]) & ~fld("STORE", "stream"))
+                              | ((op == OPS["GEMM"]) & ~fld("GEMM", "stream")))
+                with m.If(needs_idle & post_busy_r):
+                    pass
+                with m.Else():
+                    with m.Switch(op):
+                        with m.Case(OPS["LOAD"]):
+                            m.d.sync += [n_reg.eq(fld("LOAD", "n") - 1),
+                                         n_m2.eq(fld("LOAD", "n") - 2),
+                                         j_last.eq(fld("LOAD", "n") == 1),
+                                         wr_ptr.eq(fld("LOAD", "dst")),
+                                         j.eq(0)]
+                            m.next = "LOADING"
+                        with m.Case(OPS["CFG"]):
+                            for ci, core in enumerate(("dsp", "lut")):
+                                with m.If(core_sel == ci):
+                                    for name, sig in ccfg[core].items():
+                                        m.d.sync += sig.eq(fld("CFG", name))
                             advance()
-                    with m.Case(OPS["PCFG"]):
-                        for name, sig in pcfg.items():
-                            m.d.sync += sig.eq(fld("PCFG", name))
-                        advance()
-                    with m.Case(OPS["POST"]):
-                        m.d.comb += post_go.eq(1)
-                        m.d.sync += post_core.eq(core_sel)
-                        m.next = "POSTING"
-                    with m.Case(OPS["ADDP"]):
-                        for name, sig in addp.items():
-                            m.d.sync += sig.eq(fld("ADDP", name))
-                        advance()
-                    with m.Case(OPS["ADD"], OPS["MAX"]):
-                        m.d.comb += post_go.eq(1)
-                        m.next = "POSTING"
-                    with m.Case(OPS["STORE"]):
-                        m.d.sync += [n_reg.eq(fld("STORE", "n") - 1),
-                                     n_m2.eq(fld("STORE", "n") - 2),
-                                     j_last.eq(fld("STORE", "n") == 1),
-                                     base_reg.eq(fld("STORE", "x")),
-                                     idx_ptr.eq(fld("STORE", "idx")), j.eq(0),
-                                     st_n.eq(0), st_done.eq(0), st_v1.eq(0), st_v2.eq(0)]
-                        m.next = "STORING"
-                    with m.Case(OPS["END"]):
-                        m.d.sync += pc.eq(0)
-                        m.next = "FETCH"
-                    with m.Default():
-                        advance()
+                        with m.Case(OPS["GEMM"]):
+                            for ci, core in enumerate(("dsp", "lut")):
+                                if core not in cores:
+                                    continue
+                                # a draining core takes the next GEMM (it waits for the drain)
+                                with m.If((core_sel == ci) & ~core_computing[core]):
+                                    m.d.comb += cores[core][0].start.eq(1)
+                                    advance()
+                        with m.Case(OPS["SYNC"]):
+                            # the barrier waits for the cores' compute, not their last drain:
+                            # a POST reads one accumulator a cycle in the drain's (ascending)
+                            # order, its first read at least 4 cycles after the last unit's
+                            # capture (SYNC's release, FETCH, EXEC, start), while that drain
+                            # writes one a cycle from the cycle after the capture, so every
+                            # read comes after its write (tests: test_post_reads_after_drain)
+                            with m.If(core_computing["dsp"] | core_computing["lut"]):
+                                m.d.comb += sync_wait.eq(1)
+                            with m.Else():
+                                advance()
+                        with m.Case(OPS["PCFG"]):
+                            for name, sig in pcfg.items():
+                                m.d.sync += sig.eq(fld("PCFG", name))
+                            m.d.sync += [st_credit.eq(0), st_has.eq(0)]   # (no write: idle)
+                            advance()
+                        with m.Case(OPS["POST"]):
+                            m.d.comb += post_go.eq(1)
+                            m.d.sync += post_core.eq(core_sel)
+                            m.next = "POSTING"
+                        with m.Case(OPS["ADDP"]):
+                            for name, sig in addp.items():
+                                m.d.sync += sig.eq(fld("ADDP", name))
+                            advance()
+                        with m.Case(OPS["ADD"], OPS["MAX"]):
+                            m.d.comb += post_go.eq(1)
+                            m.next = "POSTING"
+                        with m.Case(OPS["STORE"]):
+                            m.d.sync += [n_reg.eq(fld("STORE", "n") - 1),
+                                         n_m2.eq(fld("STORE", "n") - 2),
+                                         j_last.eq(fld("STORE", "n") == 1),
+                                         base_reg.eq(fld("STORE", "x")),
+                                         idx_ptr.eq(fld("STORE", "idx")), j.eq(0),
+                                         st_n.eq(0), st_done.eq(0), st_v1.eq(0), st_v2.eq(0),
+                                         st_stream.eq(fld("STORE", "stream"))]
+                            m.next = "STORING"
+                        with m.Case(OPS["END"]):
+                            m.d.sync += pc.eq(0)
+                            m.next = "FETCH"
+                        with m.Default():
+                            advance()
                 restart()
             with m.State("LOADING"):
                 m.d.comb += [loading.eq(1), self.i.ready.eq(~act_load)]
@@ -354,7 +378,8 @@ class GemmEngine(wiring.Component):
                         m.next = "FETCH"
                 restart()
             with m.State("POSTING"):
-                with m.If(~post_start & ~post.busy):
+                # a POST ends with its last issue, ADD and MAX with their last write
+                with m.If(~post_start & Mux(is_post, ~post.issuing, ~post.busy)):
                     m.d.sync += pc.eq(pc + 1)
                     m.next = "FETCH"
             with m.State("STORING"):
@@ -363,9 +388,10 @@ class GemmEngine(wiring.Component):
                 # held output (valid, not ready) freezes both reads and the issue
                 m.d.comb += [storing.eq(1), self.o.valid.eq(st_v2),
                              st_hold.eq(st_v2 & ~self.o.ready)]
+                m.d.comb += st_go.eq(~st_done & (~st_stream | st_has))
                 with m.If(~st_hold):
-                    m.d.sync += [st_v1.eq(~st_done), st_v2.eq(st_v1)]
-                    with m.If(~st_done):
+                    m.d.sync += [st_v1.eq(st_go), st_v2.eq(st_v1)]
+                    with m.If(st_go):
                         m.d.sync += [idx_ptr.eq(idx_ptr + 1), st_n.eq(st_n + 1),
                                      st_done.eq(st_n == n_reg)]
                 with m.If(st_v2 & self.o.ready):

@@ -34,11 +34,16 @@ op           code  fields (bit 0 upward) and meaning
                    3 half to even)
 ``POST``     5     ``n[12] y[16] p[14]``: for the core's pixels ``q < m`` and channels
                    ``c < n``: ``act[y + c*m + q] = clamp((((acc[q*n + c] + bias[p+c]) *
-                   mult[p+c] + r) >> shift) + zp, lo, hi)`` (blocking)
+                   mult[p+c] + r) >> shift) + zp, lo, hi)`` (blocks until the last
+                   element is issued; its pipeline runs on behind the next instructions:
+                   ``PCFG``, ``LOAD``, ``ADD``, ``MAX``, ``END`` and unstreamed ``GEMM``
+                   and ``STORE`` wait for it)
 ``SYNC``     6     --: barrier, waits until both cores have computed (their last
                    accumulators may still drain: a POST reads them behind the drain)
-``STORE``    7     ``n[16] x[16] idx[16]``: stream ``act[x + idx[idx + j]]``, ``j < n``,
-                   to the output, ``last`` on the final element
+``STORE``    7     ``n[16] x[16] idx[16] stream[1]``: stream ``act[x + idx[idx + j]]``,
+                   ``j < n``, to the output, ``last`` on the final element; with
+                   ``stream`` element ``j`` goes once the POSTs since the last ``PCFG``
+                   have written ``j + 1`` elements (they write the output in order)
 ``END``      8     --: the inference is over; the program restarts at 0
 ``ADD``      9     ``n[16] a[16] b[16] xsigned[1]``: residual add, ``j < n``:
                    ``act[y + j] = clamp((((act[a+j] - za)*ma + (act[b + idx[i+j]] - zb)*mb
@@ -89,7 +94,7 @@ FIELDS = MappingProxyType({
              ("hi", 9, True), ("round", 2, False)),
     "POST": (("n", 12, False), ("y", 16, False), ("p", 14, False)),
     "SYNC": (),
-    "STORE": (("n", 16, False), ("x", 16, False), ("idx", 16, False)),
+    "STORE": (("n", 16, False), ("x", 16, False), ("idx", 16, False), ("stream", 1, False)),
     "END": (),
     "ADD": (("n", 16, False), ("a", 16, False), ("b", 16, False), ("xsigned", 1, False)),
     "ADDP": (("y", 16, False), ("q", 14, False), ("i", 16, False)),

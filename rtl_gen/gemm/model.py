@@ -200,6 +200,10 @@ def schedule(program_or_instrs, config: GemmConfig | None = None) -> Schedule:
     core_cfg: dict[str, dict] = {}
     pcfg_m = 1
     writes: list[int] = []               # cycle of every activation write (LOAD, POST)
+    drained = {"dsp": 0, "lut": 0}       # first cycle a GEMM's first unit may end (drain)
+    post_idle = 0                        # first cycle the post unit's pipeline is empty
+    w_pcfg = 0                           # writes before the last PCFG
+    busy_from = {"dsp": 0, "lut": 0}     # the last GEMM's busy cycles are counted from
     pending: dict[str, tuple] = {}       # streamed GEMMs short of input: (EXEC, k, writes)
 
     def settle():
@@ -213,10 +217,11 @@ def schedule(program_or_instrs, config: GemmConfig | None = None) -> Schedule:
             for i in range(k):
                 issue = max(issue + 1, writes[w0 + i] + 1)
                 times.append(issue)
+            issue = times[-1] = max(issue, drained[core])
             extra = issue - (g + 1 + k)
             free[core] += extra
             computed[core] += extra
-            s.busy[core] += free[core] - max(g + 1, s.first_in)
+            s.busy[core] += free[core] - max(g + 1, busy_from[core], s.first_in)
             lo = max(g + 2, s.first_in)
             s.stall[core] += max(0, issue - lo + 1) - sum(t >= lo for t in times)
             del pending[core]
@@ -226,12 +231,17 @@ def schedule(program_or_instrs, config: GemmConfig | None = None) -> Schedule:
         e = t + timing.FETCH
         f = ins.fields
         nxt = None
+        # a POST's pipeline runs on behind the sequencer; these wait for it (the RTL sees
+        # its busy flag a cycle late)
+        if ins.op in ("PCFG", "LOAD", "ADD", "MAX", "END") or (
+                ins.op in ("STORE", "GEMM") and not f.get("stream")):
+            e = max(e, post_idle + 1)
         if ins.op in ("CFG", "GEMM"):
             if ins.core in pending:
                 raise ValueError(f"{ins.op} {ins.core}: that core's streamed GEMM has not "
                                  f"had its input written yet")
             if ins.op == "GEMM":    # CFG only writes registers the core sampled at start
-                e = max(e, free[ins.core])
+                e = max(e, computed[ins.core])
         elif ins.op in ("SYNC", "ADD", "MAX", "STORE", "END") and pending:
             raise ValueError(f"{ins.op}: a streamed GEMM ({', '.join(pending)}) has not had "
                              f"its input written before it")
@@ -243,6 +253,11 @@ def schedule(program_or_instrs, config: GemmConfig | None = None) -> Schedule:
             planes = planes_of(config, ins.core, c)
             busy = timing.core_busy_cycles(lanes, c["m"], c["k"], c["n"], c["g"], planes)
             issue, _ = timing.core_issue_cycles(lanes, c["m"], c["k"], c["n"], c["g"], planes)
+            # the last GEMM's drain may still run: the first unit's last step waits for it
+            # (a unit whose last step issues at t drains d lanes until t + d)
+            drained[ins.core] = free[ins.core] - timing.CORE_PIPE
+            busy_from[ins.core] = free[ins.core]
+            held = max(0, drained[ins.core] - (e + 1 + c["k"] * planes))
             free[ins.core] = e + 1 + busy
             computed[ins.core] = e + 1 + timing.core_compute_cycles(
                 lanes, c["m"], c["k"], c["n"], c["g"], planes)
@@ -250,7 +265,10 @@ def schedule(program_or_instrs, config: GemmConfig | None = None) -> Schedule:
             if f.get("stream"):
                 pending[ins.core] = (e, c["k"], len(writes))   # busy: when settled
             else:
-                s.busy[ins.core] += busy
+                free[ins.core] += held
+                computed[ins.core] += held
+                s.stall[ins.core] += held
+                s.busy[ins.core] += free[ins.core] - max(e + 1, busy_from[ins.core])
         elif ins.op == "SYNC":
             start = e
             e = max(e, computed["dsp"], computed["lut"])
@@ -258,6 +276,7 @@ def schedule(program_or_instrs, config: GemmConfig | None = None) -> Schedule:
                 s.wait[core] += max(0, e - max(start, free[core]))
         elif ins.op == "PCFG":
             pcfg_m = f["m"]
+            w_pcfg = len(writes)
         elif ins.op == "LOAD":
             if f["n"]:
                 s.first_in = e + 1
@@ -267,14 +286,22 @@ def schedule(program_or_instrs, config: GemmConfig | None = None) -> Schedule:
         elif ins.op == "POST":
             writes.extend(e + timing.POST_WRITE + j for j in range(f["n"] * pcfg_m))
             settle()
-            nxt = e + timing.post_cycles(f["n"], pcfg_m)
+            nxt = e + timing.post_issue_cycles(f["n"], pcfg_m)
+            post_idle = e + timing.post_cycles(f["n"], pcfg_m) - 1
         elif ins.op == "ADD":
             nxt = e + timing.add_cycles(f["n"])
+            post_idle = nxt - 1
         elif ins.op == "MAX":
             nxt = e + timing.max_cycles(f["n"], f["k"])
+            post_idle = nxt - 1
         elif ins.op == "STORE":
-            s.last_out = e + f["n"] + 2
-            nxt = e + timing.store_cycles(f["n"])
+            # element j issues at e + 1 + j, or (stream) a cycle after the j-th write since
+            # the PCFG; it leaves two cycles after its issue
+            issue = e
+            for j in range(f["n"]):
+                issue = max(issue + 1, writes[w_pcfg + j] + 1 if f.get("stream") else 0)
+            s.last_out = issue + 2
+            nxt = s.last_out + 1
         t = nxt if nxt is not None else e + 1
         if ins.op == "END":
             break

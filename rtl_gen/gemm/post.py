@@ -79,7 +79,8 @@ class PostUnit(wiring.Component):
     """Ports: ``start`` with ``n``/``y``/``p`` (POST) or ``add``/``a``/``b``/``i`` (ADD), the
     PCFG registers ``m``/``shift``/``zp``/``lo``/``hi``/``round``; memory ports to the selected
     accumulator memory, the parameter memory, a gather/activation read pair (ADD) and the
-    activation write port; ``busy``; ``acc_re``: a POST reads ``acc[acc_addr]`` this cycle
+    activation write port; ``busy``; ``issuing`` (a POST may start again once this is low:
+    the elements in the pipeline carry their addresses, the PCFG registers must hold); ``acc_re``: a POST reads ``acc[acc_addr]`` this cycle
     (for checks in simulation)."""
 
     def __init__(self, *, acc_bits: int, bias_bits: int, act_abits: int, idx_abits: int,
@@ -98,7 +99,7 @@ class PostUnit(wiring.Component):
             "idx_addr": Out(idx_abits), "idx_data": In(act_abits + 1),
             "act_raddr": Out(act_abits), "act_rdata": In(8),
             "act_waddr": Out(act_abits), "act_wdata": Out(8), "act_we": Out(1),
-            "acc_re": Out(1), "busy": Out(1),
+            "acc_re": Out(1), "busy": Out(1), "issuing": Out(1),
         })
 
     def elaborate(self, platform):
@@ -232,6 +233,7 @@ class PostUnit(wiring.Component):
         # the requantizer pipeline (4 registers after v3/add_v) keeps the unit busy
         tail = Signal(4)
         m.d.sync += tail.eq(Cat(v3 | add_v, tail[:3]))
+        m.d.comb += self.issuing.eq(running)
         m.d.comb += self.busy.eq(running | v1 | v2 | v3 | s_a | s_b | add_v | mv1 | mv2 | s_m
                                  | (tail != 0))
         return m

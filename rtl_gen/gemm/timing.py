@@ -5,7 +5,8 @@ pipeline depths (see ``sequencer``, ``core`` and ``post``); tests hold the RTL t
 
 from __future__ import annotations
 
-__all__ = ["core_issue_cycles", "core_busy_cycles", "core_compute_cycles", "post_cycles", "store_cycles",
+__all__ = ["core_issue_cycles", "core_busy_cycles", "core_compute_cycles", "post_cycles",
+           "post_issue_cycles", "store_cycles",
            "load_cycles", "add_cycles", "max_cycles", "FETCH", "CORE_PIPE", "POST_START",
            "POST_PIPE", "POST_WRITE",
            "ceil_div"]
@@ -55,9 +56,16 @@ def core_compute_cycles(lanes: int, m: int, k: int, n: int, g: int, planes: int 
 
 
 def post_cycles(n: int, m: int) -> int:
-    """Cycles from a POST's EXEC to the next FETCH: EXEC, the start register, one element a
-    cycle, pipeline."""
+    """Cycles from a POST's EXEC to the cycle after its last write: EXEC, the start
+    register, one element a cycle, pipeline."""
     return 1 + POST_START + n * m + POST_PIPE
+
+
+def post_issue_cycles(n: int, m: int) -> int:
+    """Cycles from a POST's EXEC to the next FETCH: EXEC, the start register, one element
+    issued a cycle, the cycle that sees the last issue done (the pipeline runs on behind:
+    ``post_cycles``)."""
+    return 1 + POST_START + n * m + 1
 
 
 def add_cycles(n: int) -> int:

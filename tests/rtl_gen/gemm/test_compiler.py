@@ -9,7 +9,7 @@ from frontends import reference
 from frontends.errors import ModelError
 from frontends.ir import Graph, Node
 from frontends.vectors import golden_vectors
-from rtl_gen.gemm import GemmConfig, compile_graph, model
+from rtl_gen.gemm import GemmConfig, compile_graph, model, timing
 from rtl_gen.gemm.compiler import LOWERINGS, choose_split, layer_cycles
 
 from .nets import dense_chain, qdq_cnn, saturating_chain
@@ -79,8 +79,13 @@ def test_model_cycles_add_up():
     n_layers = sum(l.model_cycles for l in program.layers)
     assert sched.fetch[program.layers[0].first] == 2 + 13      # LOAD: fetch, exec, 13 inputs
     assert sched.fetch[program.layers[-1].last] == 15 + n_layers
-    # STORE: EXEC, a two-cycle read pipeline, one element a cycle; cycles count both ends
-    assert sched.cycles == 13 + n_layers + 1 + 2 + 11 + 1
+    # STORE: EXEC once the last POST's pipeline is empty (the RTL sees that a cycle late),
+    # a two-cycle read pipeline, one element a cycle; cycles count both ends
+    last_post = max(i for i, ins in enumerate(program.instrs) if ins.op == "POST")
+    post_exec = sched.fetch[last_post] + 1
+    idle = post_exec + timing.post_cycles(program.instrs[last_post]["n"], 1) - 1
+    wait = max(0, idle + 1 - (sched.fetch[program.layers[-1].last] + 1))
+    assert sched.cycles == 13 + n_layers + wait + 1 + 2 + 11 + 1
 
 
 def test_first_layer_streams_its_input():

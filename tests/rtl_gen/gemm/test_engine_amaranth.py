@@ -91,6 +91,22 @@ def test_engine_without_observation_ports():
         assert cycles == sched.cycles
 
 
+@pytest.mark.parametrize("n_out", [1, 2, 4])
+def test_streamed_store_of_a_short_output(n_out):
+    # STORE stream=1 starts while the last POST's pipeline still writes: with fewer outputs
+    # than its depth the first elements must wait for their writes
+    program = compile_graph(dense_chain((7, 5, n_out), seed=n_out),
+                            GemmConfig(dsp_lanes=4, lut_lanes=0), split=0.0)
+    store = program.instrs[-2]
+    assert store.op == "STORE" and store["stream"] == 1
+    vectors = golden_vectors(program.graph, random=4, seed=2)
+    sched = model.schedule(program)
+    for (out, cycles, _), want in zip(simulate(program, vectors["inputs"][:4]),
+                                      vectors["outputs"]):
+        assert out == list(want)
+        assert cycles == sched.cycles
+
+
 @pytest.mark.parametrize("gaps", [1, 3])
 def test_streamed_first_layer_waits_for_a_slow_input(gaps):
     # the first layer's GEMMs run ahead of the LOAD: with idle cycles between input
