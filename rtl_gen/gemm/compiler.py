@@ -206,7 +206,7 @@ def _item_errors(layer: GemmLayer, config: GemmConfig, wbits: int | None = None)
 def _gemm_instrs(layer: GemmLayer, shapes: dict, config: GemmConfig, *, x=0, idx=(0, 0),
                  w=(0, 0), y=0, p=0, xsigned=True, shift=None, name="",
                  lut_wbits: int | None = None) -> list[Instr]:
-    """CFG+GEMM per core with channels, SYNC, PCFG, POST per core."""
+    """CFG+GEMM per core with channels, PCFG, SYNC, POST per core."""
     out, started = [], []
     for i, core in enumerate(("dsp", "lut")):
         n, g = shapes[core]
@@ -228,11 +228,12 @@ def _gemm_instrs(layer: GemmLayer, shapes: dict, config: GemmConfig, *, x=0, idx
         out.append(Instr("GEMM", core, {"x": x, "idx": idx[i], "w": w[i],
                                         "pad": layer.zp_in & 0xFF}))
         started.append((core, n * g))
-    out.append(Instr("SYNC"))
+    # PCFG before the barrier: it waits only for the post unit, not the cores
     out.append(Instr("PCFG", fields={"m": layer.m,
                                      "shift": layer.shift if shift is None else shift,
                                      "zp": layer.zp_out, "lo": layer.lo, "hi": layer.hi,
                                      "round": ROUNDING[layer.rounding]}))
+    out.append(Instr("SYNC"))
     offset = 0
     for core, count in started:
         out.append(Instr("POST", core, {"n": count, "y": y + offset * layer.m,
@@ -603,7 +604,7 @@ def _stream_first_layer(instrs: list[Instr]) -> int:
     ``LOAD``, where the layer's cycles are counted from: before it the program waits for
     its input, however long that takes."""
     load = instrs.pop(0)
-    at = next(i for i, ins in enumerate(instrs) if ins.op == "SYNC")
+    at = next(i for i, ins in enumerate(instrs) if ins.op not in ("CFG", "GEMM"))
     for i in range(at):
         if instrs[i].op == "GEMM":
             instrs[i] = replace(instrs[i], fields={**instrs[i].fields, "stream": 1})
@@ -613,9 +614,10 @@ def _stream_first_layer(instrs: list[Instr]) -> int:
 
 def _stream_after_posts(instrs: list[Instr], first: int) -> int:
     """Moves a layer's ``CFG``/``GEMM`` pairs (from ``first``) ahead of the previous
-    layer's POST instructions, which write its input, and marks the GEMM instructions ``stream``.
-    Returns the index of the layer's ``SYNC``, where its cycles are counted from."""
-    at = next(i for i in range(first, len(instrs)) if instrs[i].op == "SYNC")
+    layer's POST instructions, which write its input, and marks the GEMM instructions
+    ``stream``. Returns the index of the layer's first other instruction (its ``PCFG``), where its
+    cycles are counted from."""
+    at = next(i for i in range(first, len(instrs)) if instrs[i].op not in ("CFG", "GEMM"))
     block = [replace(ins, fields={**ins.fields, "stream": 1}) if ins.op == "GEMM" else ins
              for ins in instrs[first:at]]
     p0 = first

@@ -93,7 +93,7 @@ def test_first_layer_streams_its_input():
     plain = compile_graph(graph, CFG, split=0.5, stream=False)
     streamed = compile_graph(graph, CFG, split=0.5)
     ops = [(i.op, i.fields.get("stream", 0)) for i in streamed.instrs[:6]]
-    assert ops == [("CFG", 0), ("GEMM", 1), ("CFG", 0), ("GEMM", 1), ("LOAD", 0), ("SYNC", 0)]
+    assert ops == [("CFG", 0), ("GEMM", 1), ("CFG", 0), ("GEMM", 1), ("LOAD", 0), ("PCFG", 0)]
     assert streamed.layers[0].first == 5        # its cycles count from the LOAD's end
     s, p = model.schedule(streamed), model.schedule(plain)
     assert s.fetch[streamed.layers[-1].last] == s.fetch[5] + sum(l.model_cycles
