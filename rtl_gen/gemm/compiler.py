@@ -573,6 +573,7 @@ def compile_graph(graph: Graph, config: GemmConfig, *, split="auto", tau: float 
                                          "stream": int(follow)},
                         comment=f"output '{out}'"))
     instrs.append(Instr("END"))
+    _mark_early_posts(instrs)
 
     new_graph = Graph(name=graph.name, tensors=dict(graph.tensors), nodes=tuple(new_nodes),
                       inputs=graph.inputs, outputs=graph.outputs,
@@ -626,6 +627,22 @@ def _stream_after_posts(instrs: list[Instr], first: int) -> int:
     instrs[p0 + len(block):at] = instrs[p0:first]
     instrs[p0:p0 + len(block)] = block
     return at
+
+
+def _mark_early_posts(instrs: list[Instr]) -> None:
+    """Sets ``early`` on each POST whose pipeline may run on behind what follows: up to the
+    next POST (whose own pipeline ends later) or a streamed STORE (which waits for the
+    writes), only CFG, SYNC, NOP and streamed GEMM instructions, none of which touches
+    the post unit or reads activations unguarded."""
+    for i, ins in enumerate(instrs):
+        if ins.op != "POST":
+            continue
+        for nxt in instrs[i + 1:]:
+            if nxt.op == "POST" or (nxt.op == "STORE" and nxt["stream"]):
+                instrs[i] = replace(ins, fields={**ins.fields, "early": 1})
+                break
+            if not (nxt.op in ("CFG", "SYNC", "NOP") or (nxt.op == "GEMM" and nxt["stream"])):
+                break
 
 
 def _check_fits(config: GemmConfig, needs: dict, graph: Graph):

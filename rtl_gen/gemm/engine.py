@@ -264,8 +264,7 @@ class GemmEngine(wiring.Component):
         # samples its fields the cycle after EXEC, in POSTING, where the word is unchanged
         # (pc holds), so the fields are decoded from the word, not from the FSM state.
         post_go, post_start = Signal(), Signal()
-        post_busy_r = Signal()
-        m.d.sync += [post_start.eq(post_go), post_busy_r.eq(post.busy)]
+        m.d.sync += post_start.eq(post_go)
         is_post, is_add, is_max = op == OPS["POST"], op == OPS["ADD"], op == OPS["MAX"]
         m.d.comb += [post.start.eq(post_start), post.add.eq(is_add), post.pool.eq(is_max),
                      post.n.eq(Mux(is_post, fld("POST", "n"),
@@ -295,79 +294,69 @@ class GemmEngine(wiring.Component):
                 def advance():
                     m.d.sync += pc.eq(pc + 1)
                     m.next = "FETCH"
-                # a POST's pipeline runs on behind the sequencer: what reads activations,
-                # writes them or changes the PCFG registers waits for it (post_busy_r: a
-                # cycle late, off the next-state path; nothing starts the unit meanwhile)
-                needs_idle = ((op == OPS["PCFG"]) | (op == OPS["LOAD"]) | (op == OPS["ADD"])
-                              | (op == OPS["MAX"]) | (op == OPS["END"])
-                              | ((op == OPS["STORE"]) & ~fld("STORE", "stream"))
-                              | ((op == OPS["GEMM"]) & ~fld("GEMM", "stream")))
-                with m.If(needs_idle & post_busy_r):
-                    pass
-                with m.Else():
-                    with m.Switch(op):
-                        with m.Case(OPS["LOAD"]):
-                            m.d.sync += [n_reg.eq(fld("LOAD", "n") - 1),
-                                         n_m2.eq(fld("LOAD", "n") - 2),
-                                         j_last.eq(fld("LOAD", "n") == 1),
-                                         wr_ptr.eq(fld("LOAD", "dst")),
-                                         j.eq(0)]
-                            m.next = "LOADING"
-                        with m.Case(OPS["CFG"]):
-                            for ci, core in enumerate(("dsp", "lut")):
-                                with m.If(core_sel == ci):
-                                    for name, sig in ccfg[core].items():
-                                        m.d.sync += sig.eq(fld("CFG", name))
-                            advance()
-                        with m.Case(OPS["GEMM"]):
-                            for ci, core in enumerate(("dsp", "lut")):
-                                if core not in cores:
-                                    continue
-                                # a draining core takes the next GEMM (it waits for the drain)
-                                with m.If((core_sel == ci) & ~core_computing[core]):
-                                    m.d.comb += cores[core][0].start.eq(1)
-                                    advance()
-                        with m.Case(OPS["SYNC"]):
-                            # the barrier waits for the cores' compute, not their last drain:
-                            # a POST reads one accumulator a cycle in the drain's (ascending)
-                            # order, its first read at least 4 cycles after the last unit's
-                            # capture (SYNC's release, FETCH, EXEC, start), while that drain
-                            # writes one a cycle from the cycle after the capture, so every
-                            # read comes after its write (tests: test_post_reads_after_drain)
-                            with m.If(core_computing["dsp"] | core_computing["lut"]):
-                                m.d.comb += sync_wait.eq(1)
-                            with m.Else():
+                with m.Switch(op):
+                    with m.Case(OPS["LOAD"]):
+                        m.d.sync += [n_reg.eq(fld("LOAD", "n") - 1),
+                                     n_m2.eq(fld("LOAD", "n") - 2),
+                                     j_last.eq(fld("LOAD", "n") == 1),
+                                     wr_ptr.eq(fld("LOAD", "dst")),
+                                     j.eq(0)]
+                        m.next = "LOADING"
+                    with m.Case(OPS["CFG"]):
+                        for ci, core in enumerate(("dsp", "lut")):
+                            with m.If(core_sel == ci):
+                                for name, sig in ccfg[core].items():
+                                    m.d.sync += sig.eq(fld("CFG", name))
+                        advance()
+                    with m.Case(OPS["GEMM"]):
+                        for ci, core in enumerate(("dsp", "lut")):
+                            if core not in cores:
+                                continue
+                            # a draining core takes the next GEMM (it waits for the drain)
+                            with m.If((core_sel == ci) & ~core_computing[core]):
+                                m.d.comb += cores[core][0].start.eq(1)
                                 advance()
-                        with m.Case(OPS["PCFG"]):
-                            for name, sig in pcfg.items():
-                                m.d.sync += sig.eq(fld("PCFG", name))
-                            m.d.sync += [st_credit.eq(0), st_has.eq(0)]   # (no write: idle)
+                    with m.Case(OPS["SYNC"]):
+                        # the barrier waits for the cores' compute, not their last drain:
+                        # a POST reads one accumulator a cycle in the drain's (ascending)
+                        # order, its first read at least 4 cycles after the last unit's
+                        # capture (SYNC's release, FETCH, EXEC, start), while that drain
+                        # writes one a cycle from the cycle after the capture, so every
+                        # read comes after its write (tests: test_post_reads_after_drain)
+                        with m.If(core_computing["dsp"] | core_computing["lut"]):
+                            m.d.comb += sync_wait.eq(1)
+                        with m.Else():
                             advance()
-                        with m.Case(OPS["POST"]):
-                            m.d.comb += post_go.eq(1)
-                            m.d.sync += post_core.eq(core_sel)
-                            m.next = "POSTING"
-                        with m.Case(OPS["ADDP"]):
-                            for name, sig in addp.items():
-                                m.d.sync += sig.eq(fld("ADDP", name))
-                            advance()
-                        with m.Case(OPS["ADD"], OPS["MAX"]):
-                            m.d.comb += post_go.eq(1)
-                            m.next = "POSTING"
-                        with m.Case(OPS["STORE"]):
-                            m.d.sync += [n_reg.eq(fld("STORE", "n") - 1),
-                                         n_m2.eq(fld("STORE", "n") - 2),
-                                         j_last.eq(fld("STORE", "n") == 1),
-                                         base_reg.eq(fld("STORE", "x")),
-                                         idx_ptr.eq(fld("STORE", "idx")), j.eq(0),
-                                         st_n.eq(0), st_done.eq(0), st_v1.eq(0), st_v2.eq(0),
-                                         st_stream.eq(fld("STORE", "stream"))]
-                            m.next = "STORING"
-                        with m.Case(OPS["END"]):
-                            m.d.sync += pc.eq(0)
-                            m.next = "FETCH"
-                        with m.Default():
-                            advance()
+                    with m.Case(OPS["PCFG"]):
+                        for name, sig in pcfg.items():
+                            m.d.sync += sig.eq(fld("PCFG", name))
+                        m.d.sync += [st_credit.eq(0), st_has.eq(0)]   # (no write: idle)
+                        advance()
+                    with m.Case(OPS["POST"]):
+                        m.d.comb += post_go.eq(1)
+                        m.d.sync += post_core.eq(core_sel)
+                        m.next = "POSTING"
+                    with m.Case(OPS["ADDP"]):
+                        for name, sig in addp.items():
+                            m.d.sync += sig.eq(fld("ADDP", name))
+                        advance()
+                    with m.Case(OPS["ADD"], OPS["MAX"]):
+                        m.d.comb += post_go.eq(1)
+                        m.next = "POSTING"
+                    with m.Case(OPS["STORE"]):
+                        m.d.sync += [n_reg.eq(fld("STORE", "n") - 1),
+                                     n_m2.eq(fld("STORE", "n") - 2),
+                                     j_last.eq(fld("STORE", "n") == 1),
+                                     base_reg.eq(fld("STORE", "x")),
+                                     idx_ptr.eq(fld("STORE", "idx")), j.eq(0),
+                                     st_n.eq(0), st_done.eq(0), st_v1.eq(0), st_v2.eq(0),
+                                     st_stream.eq(fld("STORE", "stream"))]
+                        m.next = "STORING"
+                    with m.Case(OPS["END"]):
+                        m.d.sync += pc.eq(0)
+                        m.next = "FETCH"
+                    with m.Default():
+                        advance()
                 restart()
             with m.State("LOADING"):
                 m.d.comb += [loading.eq(1), self.i.ready.eq(~act_load)]
@@ -378,8 +367,10 @@ class GemmEngine(wiring.Component):
                         m.next = "FETCH"
                 restart()
             with m.State("POSTING"):
-                # a POST ends with its last issue, ADD and MAX with their last write
-                with m.If(~post_start & Mux(is_post, ~post.issuing, ~post.busy)):
+                # a POST with ``early`` ends with its last issue (its pipeline runs on
+                # behind the next instructions), others with their last write
+                early = is_post & fld("POST", "early")
+                with m.If(~post_start & Mux(early, ~post.issuing, ~post.busy)):
                     m.d.sync += pc.eq(pc + 1)
                     m.next = "FETCH"
             with m.State("STORING"):

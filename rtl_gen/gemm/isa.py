@@ -32,12 +32,12 @@ op           code  fields (bit 0 upward) and meaning
                    the next ``POST``s: pixels per channel, right shift, output zero point,
                    clamp bounds (two's complement), rounding (0 half up, 1 floor, 2 ceil,
                    3 half to even)
-``POST``     5     ``n[12] y[16] p[14]``: for the core's pixels ``q < m`` and channels
-                   ``c < n``: ``act[y + c*m + q] = clamp((((acc[q*n + c] + bias[p+c]) *
-                   mult[p+c] + r) >> shift) + zp, lo, hi)`` (blocks until the last
-                   element is issued; its pipeline runs on behind the next instructions:
-                   ``PCFG``, ``LOAD``, ``ADD``, ``MAX``, ``END`` and unstreamed ``GEMM``
-                   and ``STORE`` wait for it)
+``POST``     5     ``n[12] y[16] p[14] early[1]``: for the core's pixels ``q < m`` and
+                   channels ``c < n``: ``act[y + c*m + q] = clamp((((acc[q*n + c] +
+                   bias[p+c]) * mult[p+c] + r) >> shift) + zp, lo, hi)`` (blocking; with
+                   ``early`` only until the last element is issued, its pipeline running
+                   on behind the next instructions, which then must not touch the post
+                   unit's registers or read what it writes unless streamed)
 ``SYNC``     6     --: barrier, waits until both cores have computed (their last
                    accumulators may still drain: a POST reads them behind the drain)
 ``STORE``    7     ``n[16] x[16] idx[16] stream[1]``: stream ``act[x + idx[idx + j]]``,
@@ -92,7 +92,7 @@ FIELDS = MappingProxyType({
              ("stream", 1, False)),
     "PCFG": (("m", 12, False), ("shift", 6, False), ("zp", 9, True), ("lo", 9, True),
              ("hi", 9, True), ("round", 2, False)),
-    "POST": (("n", 12, False), ("y", 16, False), ("p", 14, False)),
+    "POST": (("n", 12, False), ("y", 16, False), ("p", 14, False), ("early", 1, False)),
     "SYNC": (),
     "STORE": (("n", 16, False), ("x", 16, False), ("idx", 16, False), ("stream", 1, False)),
     "END": (),

@@ -201,7 +201,6 @@ def schedule(program_or_instrs, config: GemmConfig | None = None) -> Schedule:
     pcfg_m = 1
     writes: list[int] = []               # cycle of every activation write (LOAD, POST)
     drained = {"dsp": 0, "lut": 0}       # first cycle a GEMM's first unit may end (drain)
-    post_idle = 0                        # first cycle the post unit's pipeline is empty
     w_pcfg = 0                           # writes before the last PCFG
     busy_from = {"dsp": 0, "lut": 0}     # the last GEMM's busy cycles are counted from
     pending: dict[str, tuple] = {}       # streamed GEMMs short of input: (EXEC, k, writes)
@@ -231,11 +230,6 @@ def schedule(program_or_instrs, config: GemmConfig | None = None) -> Schedule:
         e = t + timing.FETCH
         f = ins.fields
         nxt = None
-        # a POST's pipeline runs on behind the sequencer; these wait for it (the RTL sees
-        # its busy flag a cycle late)
-        if ins.op in ("PCFG", "LOAD", "ADD", "MAX", "END") or (
-                ins.op in ("STORE", "GEMM") and not f.get("stream")):
-            e = max(e, post_idle + 1)
         if ins.op in ("CFG", "GEMM"):
             if ins.core in pending:
                 raise ValueError(f"{ins.op} {ins.core}: that core's streamed GEMM has not "
@@ -286,14 +280,12 @@ def schedule(program_or_instrs, config: GemmConfig | None = None) -> Schedule:
         elif ins.op == "POST":
             writes.extend(e + timing.POST_WRITE + j for j in range(f["n"] * pcfg_m))
             settle()
-            nxt = e + timing.post_issue_cycles(f["n"], pcfg_m)
-            post_idle = e + timing.post_cycles(f["n"], pcfg_m) - 1
+            nxt = e + (timing.post_issue_cycles if f.get("early") else timing.post_cycles)(
+                f["n"], pcfg_m)
         elif ins.op == "ADD":
             nxt = e + timing.add_cycles(f["n"])
-            post_idle = nxt - 1
         elif ins.op == "MAX":
             nxt = e + timing.max_cycles(f["n"], f["k"])
-            post_idle = nxt - 1
         elif ins.op == "STORE":
             # element j issues at e + 1 + j, or (stream) a cycle after the j-th write since
             # the PCFG; it leaves two cycles after its issue

@@ -105,6 +105,23 @@ def test_first_layer_streams_its_input():
     assert np.array_equal(model.run(streamed, x), model.run(plain, x))
 
 
+def test_posts_run_early_only_before_safe_instructions():
+    # a POST may let the next instructions start while its pipeline drains only when up to
+    # the next POST or streamed STORE nothing touches the post unit or reads unguarded
+    program = compile_graph(dense_chain((13, 19, 7, 11)), CFG, split=0.5)
+    instrs = program.instrs
+    for i, ins in enumerate(instrs):
+        if ins.op != "POST":
+            continue
+        following = [n.op for n in instrs[i + 1:]]
+        stop = next(j for j, op in enumerate(following) if op in ("POST", "STORE", "PCFG"))
+        safe = following[stop] == "POST" or (following[stop] == "STORE"
+                                             and instrs[i + 1 + stop]["stream"])
+        assert ins["early"] == int(safe), (i, following[:stop + 1])
+    assert any(i["early"] for i in instrs if i.op == "POST")
+    assert not all(i["early"] for i in instrs if i.op == "POST")
+
+
 def test_errors_name_the_node():
     graph = dense_chain((8, 4), weights=[np.full((4, 8), 300)])
     with pytest.raises(ModelError, match=r"^node 'fc0' \(Gemm\): weight values of output "

@@ -49,5 +49,5 @@ def test_errors_name_the_field_and_range():
         encode(Instr("GEMM", "dsp", {"pad": 256}))
     with pytest.raises(AsmError, match=r"^line 2: cannot parse 'GEMM dsp x=1,2'$"):
         assemble("SYNC\nGEMM dsp x=1,2\n")
-    with pytest.raises(AsmError, match=r"^POST: unknown field\(s\) q; fields: n, y, p$"):
+    with pytest.raises(AsmError, match=r"^POST: unknown field\(s\) q; fields: n, y, p, early$"):
         Instr("POST", "dsp", {"q": 1})
