@@ -265,6 +265,7 @@ class GemmEngine(wiring.Component):
         # (pc holds), so the fields are decoded from the word, not from the FSM state.
         post_go, post_start = Signal(), Signal()
         m.d.sync += post_start.eq(post_go)
+        post_early = Signal()
         is_post, is_add, is_max = op == OPS["POST"], op == OPS["ADD"], op == OPS["MAX"]
         m.d.comb += [post.start.eq(post_start), post.add.eq(is_add), post.pool.eq(is_max),
                      post.n.eq(Mux(is_post, fld("POST", "n"),
@@ -334,7 +335,7 @@ class GemmEngine(wiring.Component):
                         advance()
                     with m.Case(OPS["POST"]):
                         m.d.comb += post_go.eq(1)
-                        m.d.sync += post_core.eq(core_sel)
+                        m.d.sync += [post_core.eq(core_sel), post_early.eq(fld("POST", "early"))]
                         m.next = "POSTING"
                     with m.Case(OPS["ADDP"]):
                         for name, sig in addp.items():
@@ -342,6 +343,7 @@ class GemmEngine(wiring.Component):
                         advance()
                     with m.Case(OPS["ADD"], OPS["MAX"]):
                         m.d.comb += post_go.eq(1)
+                        m.d.sync += post_early.eq(0)
                         m.next = "POSTING"
                     with m.Case(OPS["STORE"]):
                         m.d.sync += [n_reg.eq(fld("STORE", "n") - 1),
@@ -368,9 +370,9 @@ class GemmEngine(wiring.Component):
                 restart()
             with m.State("POSTING"):
                 # a POST with ``early`` ends with its last issue (its pipeline runs on
-                # behind the next instructions), others with their last write
-                early = is_post & fld("POST", "early")
-                with m.If(~post_start & Mux(early, ~post.issuing, ~post.busy)):
+                # behind the next instructions), others with their last write (post_early:
+                # latched at EXEC, so no opcode decode sits in front of pc's enable)
+                with m.If(~post_start & Mux(post_early, ~post.issuing, ~post.busy)):
                     m.d.sync += pc.eq(pc + 1)
                     m.next = "FETCH"
             with m.State("STORING"):
