@@ -56,6 +56,17 @@ def simulate(program, inputs, *, observe=True, gaps=0, dut=None):
     return results
 
 
+def check_outputs_and_cycles(program, count, *, random=2, seed=3, **kwargs):
+    """``count`` golden vectors through the engine: outputs equal, cycles the model's."""
+    vectors = golden_vectors(program.graph, random=random, seed=seed)
+    sched = model.schedule(program)
+    results = simulate(program, vectors["inputs"][:count], **kwargs)
+    assert len(results) == count
+    for (out, cycles, _), want in zip(results, vectors["outputs"]):
+        assert out == list(want)
+        assert cycles == sched.cycles
+
+
 @pytest.mark.parametrize("config,split", [
     (GemmConfig(dsp_lanes=3, lut_lanes=5, lut_mode="ternary"), 0.7),
     (GemmConfig(dsp_lanes=0, lut_lanes=4, lut_wbits=3), 1.0),
@@ -83,12 +94,7 @@ def test_engine_without_observation_ports():
     members = set(dut.signature.members)
     assert "pc" not in members and not any(name.startswith("perf_") for name in members)
     assert {"i", "o", "cycles", "busy"} <= members
-    vectors = golden_vectors(program.graph, random=2, seed=3)
-    sched = model.schedule(program)
-    for (out, cycles, _), want in zip(simulate(program, vectors["inputs"][:3], observe=False,
-                                               dut=dut), vectors["outputs"]):
-        assert out == list(want)
-        assert cycles == sched.cycles
+    check_outputs_and_cycles(program, 3, observe=False, dut=dut)
 
 
 @pytest.mark.parametrize("n_out", [1, 2, 4])
@@ -99,12 +105,7 @@ def test_streamed_store_of_a_short_output(n_out):
                             GemmConfig(dsp_lanes=4, lut_lanes=0), split=0.0)
     store = program.instrs[-2]
     assert store.op == "STORE" and store["stream"] == 1
-    vectors = golden_vectors(program.graph, random=4, seed=2)
-    sched = model.schedule(program)
-    for (out, cycles, _), want in zip(simulate(program, vectors["inputs"][:4]),
-                                      vectors["outputs"]):
-        assert out == list(want)
-        assert cycles == sched.cycles
+    check_outputs_and_cycles(program, 4, random=4, seed=2)
 
 
 @pytest.mark.parametrize("gaps", [1, 3])
@@ -128,12 +129,7 @@ def test_reductions_of_one_and_two():
     config = GemmConfig(dsp_lanes=2, lut_lanes=3, lut_mode="bitserial", dsp_pack=True,
                         primitives=False)
     program = compile_graph(dense_chain((1, 5, 2, 3), seed=2), config, split=0.5)
-    vectors = golden_vectors(program.graph, random=2, seed=3)
-    sched = model.schedule(program)
-    for (out, cycles, _), want in zip(simulate(program, vectors["inputs"][:3]),
-                                      vectors["outputs"]):
-        assert out == list(want)
-        assert cycles == sched.cycles
+    check_outputs_and_cycles(program, 3)
 
 
 def drain_order_slack(program, inputs):
