@@ -4,8 +4,8 @@ residual add (``ADD``), written back to the activation buffer.
 ``POST``: for pixel ``q < m`` (outer) and channel ``c < n``:
 ``act[y + c*m + q] = clamp((((acc[q*n + c] + bias[p+c]) * mult[p+c] + r) >> shift) + zp,
 lo, hi)`` (``frontends.fixedpoint.requantize``; ReLU is ``lo = zp``). One element a cycle;
-latency 8 cycles (accumulator/parameter read, + bias, * multiplier, + rounding constant,
-coarse shift, fine shift, zero point, clamp/write).
+latency 9 cycles (accumulator/parameter read, + bias, * multiplier in two halves, their sum,
++ rounding constant, coarse shift, fine shift, zero point, clamp/write).
 
 ``ADD``: ``act[y + j] = clamp((((a_j - za)*ma + (b_j - zb)*mb + r) >> shift) + zp, lo, hi)``
 with ``a_j = act[a + j]`` and ``b_j = act[b + idx[i + j]]`` read through the shared
@@ -144,14 +144,22 @@ class PostUnit(wiring.Component):
                 with m.Else():
                     m.d.sync += [running.eq(0), last_q.eq(m1)]
 
-        v1, v2, v3 = Signal(), Signal(), Signal()
-        wa1, wa2, wa3 = Signal(16), Signal(16), Signal(16)
+        # the product in two registered halves, then their sum: one 26x15 multiply and its
+        # partial-product adder in a cycle was the ECP5's path (99.8 MHz); the low half is
+        # 15x15 unsigned, the high half signed, each one SB_MAC16 / MULT18X18D
+        v1, v2, v2b, v3 = Signal(), Signal(), Signal(), Signal()
+        wa1, wa2, wa2b, wa3 = Signal(16), Signal(16), Signal(16), Signal(16)
         sum2 = Signal(signed(sum_bits))
         mult2 = Signal(unsigned(MULT_BITS))
+        split = min(15, sum_bits - 1)
+        lo2b = Signal(unsigned(split + MULT_BITS))
+        hi2b = Signal(signed(sum_bits - split + MULT_BITS + 1))
         prod3 = Signal(signed(sum_bits + MULT_BITS + 1))
         m.d.sync += [v1.eq(issue), wa1.eq(wa),
                      v2.eq(v1), wa2.eq(wa1), sum2.eq(self.acc_data + bias), mult2.eq(mult),
-                     v3.eq(v2), wa3.eq(wa2), prod3.eq(sum2 * mult2)]
+                     v2b.eq(v2), wa2b.eq(wa2), lo2b.eq(sum2[:split] * mult2),
+                     hi2b.eq(sum2[split:].as_signed() * mult2),
+                     v3.eq(v2b), wa3.eq(wa2b), prod3.eq((hi2b << split) + lo2b)]
 
         # --- ADD: element j reads a_j and idx[i+j] (phase 0), then b_j (phase 1) -----------
         add_run = running & is_add & ~is_max
@@ -234,6 +242,6 @@ class PostUnit(wiring.Component):
         tail = Signal(4)
         m.d.sync += tail.eq(Cat(v3 | add_v, tail[:3]))
         m.d.comb += self.issuing.eq(running)
-        m.d.comb += self.busy.eq(running | v1 | v2 | v3 | s_a | s_b | add_v | mv1 | mv2 | s_m
+        m.d.comb += self.busy.eq(running | v1 | v2 | v2b | v3 | s_a | s_b | add_v | mv1 | mv2 | s_m
                                  | (tail != 0))
         return m

@@ -14,8 +14,8 @@ __all__ = ["core_issue_cycles", "core_busy_cycles", "core_compute_cycles", "post
 FETCH = 1        # sequencer: FETCH state before every instruction's EXEC cycle
 CORE_PIPE = 5    # core: start register; idx read, act/weight read, operand regs, product
 POST_START = 1   # sequencer: the post unit's start register (EXEC -> start)
-POST_PIPE = 8    # post: read, + bias, * mult, + round, shift, shift, + zp, clamp/write
-POST_WRITE = 9   # a POST's j-th element is written POST_WRITE + j cycles after its EXEC
+POST_PIPE = 9    # post: read, + bias, * mult halves, sum, + round, shift, shift, + zp, clamp
+POST_WRITE = 10  # a POST's j-th element is written POST_WRITE + j cycles after its EXEC
 ADD_PIPE = 7     # add: last b read, sum, + round, shift, shift, + zp, clamp/write
 MAX_PIPE = 9     # max: idx read, act read, compare, * mult, + round, shift, shift, + zp, clamp
 
