@@ -81,7 +81,8 @@ class GemmCore(wiring.Component):
     table: offset, pad flag on top), ``act_addr``/``act_data``, ``w_addr``/``w_data``, and the
     drain ``acc_addr``/``acc_data``/``acc_en``; status ``busy``, ``computing`` (``busy``
     but for the last unit's drain: its total is in the hold registers, so nothing it writes
-    depends on the activations or weights any more) and ``stall``.
+    depends on the activations or weights any more) and ``stall``; ``act_re``: the
+    activation read this cycle is used (not a pad entry), for checks in simulation.
     """
 
     def __init__(self, *, lanes: int, mode: str, wbits: int, acc_bits: int, act_abits: int,
@@ -106,7 +107,7 @@ class GemmCore(wiring.Component):
             "act_addr": Out(act_abits), "act_data": In(ACT_BITS),
             "w_addr": Out(w_abits), "w_data": In(lanes * wbits),
             "acc_addr": Out(acc_abits), "acc_data": Out(signed(acc_bits)), "acc_en": Out(1),
-            "busy": Out(1), "computing": Out(1), "stall": Out(1),
+            "busy": Out(1), "computing": Out(1), "stall": Out(1), "act_re": Out(1),
         })
 
     def elaborate(self, platform):
@@ -225,7 +226,8 @@ class GemmCore(wiring.Component):
                      base_b.eq(unit_base), d_b.eq(drain_lanes), w_addr_b.eq(w_addr),
                      sh_b.eq((kk == 0) & (plane != 0)), neg_b.eq(plane == 0)]
         offset = self.idx_data[:self.act_abits]
-        m.d.comb += [self.act_addr.eq(x_base + offset), self.w_addr.eq(w_addr_b)]
+        m.d.comb += [self.act_addr.eq(x_base + offset), self.w_addr.eq(w_addr_b),
+                     self.act_re.eq(vb & ~self.idx_data[self.act_abits])]
 
         # --- stage C: activation and weights -> products -----------------------------------
         vc, first_c, last_c, pad_c = Signal(), Signal(), Signal(), Signal()

@@ -36,6 +36,12 @@ from .post import PostUnit
 
 __all__ = ["GemmEngine", "element_layout", "load_layout", "MEMS", "abits"]
 
+# No read of a memory here uses data written in the same cycle (streamed reads wait for a
+# credit, POSTs read a drain's accumulator cycles after its write; the engine tests check
+# every cycle for it), so Yosys need not emulate the old-data collision rule in front of
+# each block RAM (its bypass compare was the UP5K's critical path).
+NO_RW_CHECK = {"no_rw_check": 1}
+
 MEMS = {"imem": 0, "idx": 1, "wd": 2, "wl": 3, "params": 4, "act": 5}
 
 
@@ -77,7 +83,8 @@ class GemmEngine(wiring.Component):
         super().__init__(ports)
 
     def _memory(self, m, name, shape, depth):
-        mem = Memory(shape=shape, depth=depth, init=list(self.images.get(name, [])))
+        mem = Memory(shape=shape, depth=depth, init=list(self.images.get(name, [])),
+                     attrs=NO_RW_CHECK)
         m.submodules[name] = mem
         wp = None
         if self.loadable and name in MEMS and name != "act":
@@ -105,6 +112,9 @@ class GemmEngine(wiring.Component):
 
         # --- cores ----------------------------------------------------------------------------
         cores = {}
+        # memory ports whose reads must not collide with a write (NO_RW_CHECK): (address,
+        # read used) per read port, for the checks in simulation
+        acc_ports, act_reads = {}, []
         for core, lanes, mode, wbits, wname, aname, wdepth, adepth in (
                 ("dsp", cfg.dsp_lanes, "dsp", DSP_WBITS, "wd", "accd", cfg.wd_depth,
                  cfg.accd_depth),
@@ -118,7 +128,8 @@ class GemmEngine(wiring.Component):
                             primitives=cfg.primitives)
             m.submodules[f"{core}_core"] = unit
             wmem = self._memory(m, wname, unsigned(lanes * wbits), wdepth)
-            amem = Memory(shape=signed(cfg.acc_widths[core]), depth=adepth, init=[])
+            amem = Memory(shape=signed(cfg.acc_widths[core]), depth=adepth, init=[],
+                          attrs=NO_RW_CHECK)
             m.submodules[aname] = amem
             w_rd, a_rd, i_rd = wmem.read_port(), act.read_port(), idx.read_port()
             acc_wr, acc_rd = amem.write_port(), amem.read_port()
@@ -128,6 +139,8 @@ class GemmEngine(wiring.Component):
                          acc_wr.addr.eq(unit.acc_addr), acc_wr.data.eq(unit.acc_data),
                          acc_wr.en.eq(unit.acc_en)]
             cores[core] = (unit, acc_rd)
+            acc_ports[aname] = ([(acc_wr.addr, acc_wr.en)], [(acc_rd.addr, core)])
+            act_reads.append((a_rd.addr, unit.act_re))
 
         acc_bits = max(cfg.acc_widths[c] for c in ("dsp", "lut") if cfg.lanes[c])
         post = PostUnit(acc_bits=acc_bits, bias_bits=cfg.bias_bits, act_abits=act_ab,
@@ -256,6 +269,15 @@ class GemmEngine(wiring.Component):
                      seq_act.addr.eq(Mux(storing, base_reg + seq_idx.data[:act_ab],
                                          post.act_raddr)),
                      seq_idx.en.eq(~st_hold), seq_act.en.eq(~st_hold)]
+        seq_act_used = Signal()
+        m.d.comb += seq_act_used.eq(Mux(storing, st_v1 & ~st_hold, post.act_re))
+        act_reads.append((seq_act.addr, seq_act_used))
+        self.probes["ports"] = {
+            "act": ([(act_wr.addr, act_wr.en)], act_reads),
+            **{name: (writes, [(addr, post.acc_re & (post_core == (core == "lut"))
+                                if len(acc_ports) == 2 else post.acc_re)
+                               for addr, core in reads])
+               for name, (writes, reads) in acc_ports.items()}}
         m.d.comb += [self.o.payload.data.eq(seq_act.data),
                      self.o.payload.last.eq(j_last)]
 
@@ -277,119 +299,129 @@ class GemmEngine(wiring.Component):
                      post.b.eq(fld("ADD", "b")), post.k.eq(fld("MAX", "k")),
                      post.xsigned.eq(Mux(is_add, fld("ADD", "xsigned"),
                                          fld("MAX", "xsigned")))]
+        # The sequencer's states are one-hot flags, not an ``m.FSM``: Amaranth encodes an FSM
+        # in binary and Yosys keeps that (it does not re-encode a register with an initial
+        # value), and the binary state's decode in front of its own enable was the UP5K's
+        # critical path (seven LUT levels, 37.5 MHz DSP-only).
+        states = ("FETCH", "EXEC", "LOADING", "POSTING", "STORING")
+        state = {name: Signal(init=name == "FETCH", name=f"seq_{name.lower()}")
+                 for name in states}
+
+        def goto(target):
+            m.d.sync += [flag.eq(name == target) for name, flag in state.items()]
+
         def restart():
             """Writing memories through ``load`` (between inferences) restarts the program;
             the sequencer is then in FETCH, EXEC (of a NOP: empty memory) or LOADING."""
             if self.loadable:
                 with m.If(self.load.valid):
                     m.d.sync += pc.eq(0)
-                    m.next = "FETCH"
+                    goto("FETCH")
                     for unit, _ in cores.values():
                         m.d.comb += unit.abort.eq(1)
 
-        with m.FSM(name="seq"):
-            with m.State("FETCH"):
-                m.next = "EXEC"
-                restart()
-            with m.State("EXEC"):
-                def advance():
-                    m.d.sync += pc.eq(pc + 1)
-                    m.next = "FETCH"
-                with m.Switch(op):
-                    with m.Case(OPS["LOAD"]):
-                        m.d.sync += [n_reg.eq(fld("LOAD", "n") - 1),
-                                     n_m2.eq(fld("LOAD", "n") - 2),
-                                     j_last.eq(fld("LOAD", "n") == 1),
-                                     wr_ptr.eq(fld("LOAD", "dst")),
-                                     j.eq(0)]
-                        m.next = "LOADING"
-                    with m.Case(OPS["CFG"]):
-                        for ci, core in enumerate(("dsp", "lut")):
-                            with m.If(core_sel == ci):
-                                for name, sig in ccfg[core].items():
-                                    m.d.sync += sig.eq(fld("CFG", name))
-                        advance()
-                    with m.Case(OPS["GEMM"]):
-                        for ci, core in enumerate(("dsp", "lut")):
-                            if core not in cores:
-                                continue
-                            # a draining core takes the next GEMM (it waits for the drain)
-                            with m.If((core_sel == ci) & ~core_computing[core]):
-                                m.d.comb += cores[core][0].start.eq(1)
-                                advance()
-                    with m.Case(OPS["SYNC"]):
-                        # the barrier waits for the cores' compute, not their last drain:
-                        # a POST reads one accumulator a cycle in the drain's (ascending)
-                        # order, its first read at least 4 cycles after the last unit's
-                        # capture (SYNC's release, FETCH, EXEC, start), while that drain
-                        # writes one a cycle from the cycle after the capture, so every
-                        # read comes after its write (tests: test_post_reads_after_drain)
-                        with m.If(core_computing["dsp"] | core_computing["lut"]):
-                            m.d.comb += sync_wait.eq(1)
-                        with m.Else():
+        with m.If(state["FETCH"]):
+            goto("EXEC")
+            restart()
+        with m.If(state["EXEC"]):
+            def advance():
+                m.d.sync += pc.eq(pc + 1)
+                goto("FETCH")
+            with m.Switch(op):
+                with m.Case(OPS["LOAD"]):
+                    m.d.sync += [n_reg.eq(fld("LOAD", "n") - 1),
+                                 n_m2.eq(fld("LOAD", "n") - 2),
+                                 j_last.eq(fld("LOAD", "n") == 1),
+                                 wr_ptr.eq(fld("LOAD", "dst")),
+                                 j.eq(0)]
+                    goto("LOADING")
+                with m.Case(OPS["CFG"]):
+                    for ci, core in enumerate(("dsp", "lut")):
+                        with m.If(core_sel == ci):
+                            for name, sig in ccfg[core].items():
+                                m.d.sync += sig.eq(fld("CFG", name))
+                    advance()
+                with m.Case(OPS["GEMM"]):
+                    for ci, core in enumerate(("dsp", "lut")):
+                        if core not in cores:
+                            continue
+                        # a draining core takes the next GEMM (it waits for the drain)
+                        with m.If((core_sel == ci) & ~core_computing[core]):
+                            m.d.comb += cores[core][0].start.eq(1)
                             advance()
-                    with m.Case(OPS["PCFG"]):
-                        for name, sig in pcfg.items():
-                            m.d.sync += sig.eq(fld("PCFG", name))
-                        m.d.sync += [st_credit.eq(0), st_has.eq(0)]   # (no write: idle)
+                with m.Case(OPS["SYNC"]):
+                    # the barrier waits for the cores' compute, not their last drain:
+                    # a POST reads one accumulator a cycle in the drain's (ascending)
+                    # order, its first read at least 4 cycles after the last unit's
+                    # capture (SYNC's release, FETCH, EXEC, start), while that drain
+                    # writes one a cycle from the cycle after the capture, so every
+                    # read comes after its write (tests: test_post_reads_after_drain)
+                    with m.If(core_computing["dsp"] | core_computing["lut"]):
+                        m.d.comb += sync_wait.eq(1)
+                    with m.Else():
                         advance()
-                    with m.Case(OPS["POST"]):
-                        m.d.comb += post_go.eq(1)
-                        m.d.sync += [post_core.eq(core_sel), post_early.eq(fld("POST", "early"))]
-                        m.next = "POSTING"
-                    with m.Case(OPS["ADDP"]):
-                        for name, sig in addp.items():
-                            m.d.sync += sig.eq(fld("ADDP", name))
-                        advance()
-                    with m.Case(OPS["ADD"], OPS["MAX"]):
-                        m.d.comb += post_go.eq(1)
-                        m.d.sync += post_early.eq(0)
-                        m.next = "POSTING"
-                    with m.Case(OPS["STORE"]):
-                        m.d.sync += [n_reg.eq(fld("STORE", "n") - 1),
-                                     n_m2.eq(fld("STORE", "n") - 2),
-                                     j_last.eq(fld("STORE", "n") == 1),
-                                     base_reg.eq(fld("STORE", "x")),
-                                     idx_ptr.eq(fld("STORE", "idx")), j.eq(0),
-                                     st_n.eq(0), st_done.eq(0), st_v1.eq(0), st_v2.eq(0),
-                                     st_stream.eq(fld("STORE", "stream"))]
-                        m.next = "STORING"
-                    with m.Case(OPS["END"]):
-                        m.d.sync += pc.eq(0)
-                        m.next = "FETCH"
-                    with m.Default():
-                        advance()
-                restart()
-            with m.State("LOADING"):
-                m.d.comb += [loading.eq(1), self.i.ready.eq(~act_load)]
-                with m.If(self.i.valid & ~act_load):
-                    m.d.sync += [j.eq(j + 1), wr_ptr.eq(wr_ptr + 1), j_last.eq(j == n_m2)]
-                    with m.If(j_last):
-                        m.d.sync += pc.eq(pc + 1)
-                        m.next = "FETCH"
-                restart()
-            with m.State("POSTING"):
-                # a POST with ``early`` ends with its last issue (its pipeline runs on
-                # behind the next instructions), others with their last write (post_early:
-                # latched at EXEC, so no opcode decode sits in front of pc's enable)
-                with m.If(~post_start & Mux(post_early, ~post.issuing, ~post.busy)):
+                with m.Case(OPS["PCFG"]):
+                    for name, sig in pcfg.items():
+                        m.d.sync += sig.eq(fld("PCFG", name))
+                    m.d.sync += [st_credit.eq(0), st_has.eq(0)]   # (no write: idle)
+                    advance()
+                with m.Case(OPS["POST"]):
+                    m.d.comb += post_go.eq(1)
+                    m.d.sync += [post_core.eq(core_sel), post_early.eq(fld("POST", "early"))]
+                    goto("POSTING")
+                with m.Case(OPS["ADDP"]):
+                    for name, sig in addp.items():
+                        m.d.sync += sig.eq(fld("ADDP", name))
+                    advance()
+                with m.Case(OPS["ADD"], OPS["MAX"]):
+                    m.d.comb += post_go.eq(1)
+                    m.d.sync += post_early.eq(0)
+                    goto("POSTING")
+                with m.Case(OPS["STORE"]):
+                    m.d.sync += [n_reg.eq(fld("STORE", "n") - 1),
+                                 n_m2.eq(fld("STORE", "n") - 2),
+                                 j_last.eq(fld("STORE", "n") == 1),
+                                 base_reg.eq(fld("STORE", "x")),
+                                 idx_ptr.eq(fld("STORE", "idx")), j.eq(0),
+                                 st_n.eq(0), st_done.eq(0), st_v1.eq(0), st_v2.eq(0),
+                                 st_stream.eq(fld("STORE", "stream"))]
+                    goto("STORING")
+                with m.Case(OPS["END"]):
+                    m.d.sync += pc.eq(0)
+                    goto("FETCH")
+                with m.Default():
+                    advance()
+            restart()
+        with m.If(state["LOADING"]):
+            m.d.comb += [loading.eq(1), self.i.ready.eq(~act_load)]
+            with m.If(self.i.valid & ~act_load):
+                m.d.sync += [j.eq(j + 1), wr_ptr.eq(wr_ptr + 1), j_last.eq(j == n_m2)]
+                with m.If(j_last):
                     m.d.sync += pc.eq(pc + 1)
-                    m.next = "FETCH"
-            with m.State("STORING"):
-                # a three-stage pipeline, one element a cycle: gather-table read (idx_ptr),
-                # activation read (base + entry), output (the activation port's data); a
-                # held output (valid, not ready) freezes both reads and the issue
-                m.d.comb += [storing.eq(1), self.o.valid.eq(st_v2),
-                             st_hold.eq(st_v2 & ~self.o.ready)]
-                m.d.comb += st_go.eq(~st_done & (~st_stream | st_has))
-                with m.If(~st_hold):
-                    m.d.sync += [st_v1.eq(st_go), st_v2.eq(st_v1)]
-                    with m.If(st_go):
-                        m.d.sync += [idx_ptr.eq(idx_ptr + 1), st_n.eq(st_n + 1),
-                                     st_done.eq(st_n == n_reg)]
-                with m.If(st_v2 & self.o.ready):
-                    m.d.sync += [j.eq(j + 1), j_last.eq(j == n_m2)]
-                    with m.If(j_last):
-                        m.d.sync += pc.eq(pc + 1)
-                        m.next = "FETCH"
+                    goto("FETCH")
+            restart()
+        with m.If(state["POSTING"]):
+            # a POST with ``early`` ends with its last issue (its pipeline runs on
+            # behind the next instructions), others with their last write (post_early:
+            # latched at EXEC, so no opcode decode sits in front of pc's enable)
+            with m.If(~post_start & Mux(post_early, ~post.issuing, ~post.busy)):
+                m.d.sync += pc.eq(pc + 1)
+                goto("FETCH")
+        with m.If(state["STORING"]):
+            # a three-stage pipeline, one element a cycle: gather-table read (idx_ptr),
+            # activation read (base + entry), output (the activation port's data); a
+            # held output (valid, not ready) freezes both reads and the issue
+            m.d.comb += [storing.eq(1), self.o.valid.eq(st_v2),
+                         st_hold.eq(st_v2 & ~self.o.ready)]
+            m.d.comb += st_go.eq(~st_done & (~st_stream | st_has))
+            with m.If(~st_hold):
+                m.d.sync += [st_v1.eq(st_go), st_v2.eq(st_v1)]
+                with m.If(st_go):
+                    m.d.sync += [idx_ptr.eq(idx_ptr + 1), st_n.eq(st_n + 1),
+                                 st_done.eq(st_n == n_reg)]
+            with m.If(st_v2 & self.o.ready):
+                m.d.sync += [j.eq(j + 1), j_last.eq(j == n_m2)]
+                with m.If(j_last):
+                    m.d.sync += pc.eq(pc + 1)
+                    goto("FETCH")
         return m

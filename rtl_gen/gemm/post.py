@@ -80,8 +80,9 @@ class PostUnit(wiring.Component):
     PCFG registers ``m``/``shift``/``zp``/``lo``/``hi``/``round``; memory ports to the selected
     accumulator memory, the parameter memory, a gather/activation read pair (ADD) and the
     activation write port; ``busy``; ``issuing`` (a POST may start again once this is low:
-    the elements in the pipeline carry their addresses, the PCFG registers must hold); ``acc_re``: a POST reads ``acc[acc_addr]`` this cycle
-    (for checks in simulation)."""
+    the elements in the pipeline carry their addresses, the PCFG registers must hold); for
+    checks in simulation, ``acc_re`` (a POST reads ``acc[acc_addr]`` this cycle) and
+    ``act_re`` (an ADD/MAX uses the activation read this cycle)."""
 
     def __init__(self, *, acc_bits: int, bias_bits: int, act_abits: int, idx_abits: int,
                  acc_abits: int, p_abits: int, residual: bool = True, half_even: bool = True):
@@ -99,7 +100,7 @@ class PostUnit(wiring.Component):
             "idx_addr": Out(idx_abits), "idx_data": In(act_abits + 1),
             "act_raddr": Out(act_abits), "act_rdata": In(8),
             "act_waddr": Out(act_abits), "act_wdata": Out(8), "act_we": Out(1),
-            "acc_re": Out(1), "busy": Out(1), "issuing": Out(1),
+            "acc_re": Out(1), "act_re": Out(1), "busy": Out(1), "issuing": Out(1),
         })
 
     def elaborate(self, platform):
@@ -210,6 +211,8 @@ class PostUnit(wiring.Component):
             m.d.sync += [mv1.eq(max_run), first1.eq(we == 0), last1.eq(we == k_m1), j1.eq(mj),
                          mv2.eq(mv1), first2.eq(first1), last2.eq(last1), j2.eq(j1),
                          pad2.eq(self.idx_data[self.act_abits]), s_m.eq(mv2 & last2)]
+            # act_rdata is used the next cycle (a_j, b_j; a window entry unless padded)
+            m.d.comb += self.act_re.eq(add_run | (mv1 & ~self.idx_data[self.act_abits]))
             keep = pad2 | (~first2 & (val <= mx))
             with m.If(mv2):
                 # a padded first entry seeds -512, below every code, so it never wins

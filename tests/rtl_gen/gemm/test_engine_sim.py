@@ -20,7 +20,7 @@ from rtl_gen.gemm import GemmConfig, compile_graph
 from rtl_gen.gemm.emit import TOP, create_engine, write_gemm_artefact
 from sim.runner import run_sim
 
-from .nets import dense_chain, qdq_cnn, saturating_chain
+from .nets import dense_chain, saturating_chain
 
 pytestmark = pytest.mark.sim
 
@@ -97,12 +97,6 @@ def test_odd_shapes_with_backpressure(slot):
 def test_accumulator_extremes_and_clamps(slot, split):
     program, _ = slot.run(saturating_chain(), split)
     assert program.needs["acc_bits"] <= SIM_CONFIG.acc_bits
-
-
-@pytest.fixture(scope="module")
-def cnn(tmp_path_factory):
-    from frontends.onnx_import import import_onnx
-    return import_onnx(qdq_cnn(tmp_path_factory.mktemp("cnn") / "cnn.onnx"))
 
 
 @pytest.mark.parametrize("split", [0.0, 1.0, "auto"])
