@@ -4,8 +4,9 @@ residual add (``ADD``), written back to the activation buffer.
 ``POST``: for pixel ``q < m`` (outer) and channel ``c < n``:
 ``act[y + c*m + q] = clamp((((acc[q*n + c] + bias[p+c]) * mult[p+c] + r) >> shift) + zp,
 lo, hi)`` (``frontends.fixedpoint.requantize``; ReLU is ``lo = zp``). One element a cycle;
-latency 9 cycles (accumulator/parameter read, + bias, * multiplier in two halves, their sum,
-+ rounding constant, coarse shift, fine shift, zero point, clamp/write).
+latency 10 cycles (accumulator/parameter read, their registers, + bias, * multiplier in two
+halves, their sum, + rounding constant, coarse shift, fine shift, zero point and range
+compares, clamp/write).
 
 ``ADD``: ``act[y + j] = clamp((((a_j - za)*ma + (b_j - zb)*mb + r) >> shift) + zp, lo, hi)``
 with ``a_j = act[a + j]`` and ``b_j = act[b + idx[i + j]]`` read through the shared
@@ -25,17 +26,17 @@ from amaranth.lib.wiring import In, Out
 
 from .config import MULT_BITS
 
-__all__ = ["PostUnit", "requant_stage"]
+__all__ = ["PostUnit", "requant_pipeline"]
 
 
 def requant_pipeline(m: Module, valid, prod, addr, *, shift, zp, lo, hi, mode,
                      half_even: bool = True):
     """``clamp(round(prod / 2**shift) + zp, lo, hi)`` in five stages (rounding constant and
     remainder flags; shift by the multiple-of-8 part; shift by the rest and round half to
-    even; zero point and range flags; clamp, combinational into the write). ``mode``: 0 half up, 1 floor,
-    2 ceil, 3 half
-    to even (``frontends.fixedpoint``). ``shift``/``mode`` must be steady two cycles before
-    the first element. Returns ``(valid, addr, result)`` of the last stage."""
+    even; zero point and range flags; clamp, combinational into the write). ``mode``: 0 half
+    up, 1 floor, 2 ceil, 3 half to even (``frontends.fixedpoint``). ``shift``/``mode``/
+    ``zp``/``lo``/``hi`` must be steady two cycles before the first element. Returns
+    ``(valid, addr, result)`` of the last stage."""
     width = len(prod) + 1
     one = Signal(unsigned(width))
     rconst, mask = Signal(unsigned(width)), Signal(unsigned(width))
@@ -64,14 +65,20 @@ def requant_pipeline(m: Module, valid, prod, addr, *, shift, zp, lo, hi, mode,
     # stage 4: zero point on the low 10 bits only, and whether t3 is outside them: lo, hi
     # and zp are 9-bit, so |t3| >= 512 saturates whatever zp is. (Full-width zero point and
     # clamp were the critical path: ECP5 at 100 MHz, a 45-bit compare chain on the UP5K.)
+    # The range compares are made here too, against lo - zp and hi - zp (registers: lo, hi
+    # and zp hold for the whole instruction), so only a mux sits in front of the write (the
+    # compares of small there were the UP5K's path, 43 MHz).
     v4, a4 = Signal(), Signal(len(addr))
-    small, big, neg = Signal(signed(11)), Signal(), Signal()
-    top = t3[9:]
-    m.d.sync += [v4.eq(v3), a4.eq(a3), small.eq(t3[:10].as_signed() + zp),
+    small, big, neg, below, above = Signal(signed(11)), Signal(), Signal(), Signal(), Signal()
+    lo_zp, hi_zp = Signal(signed(11)), Signal(signed(11))
+    m.d.sync += [lo_zp.eq(lo - zp), hi_zp.eq(hi - zp)]
+    top, low = t3[9:], t3[:10].as_signed()
+    m.d.sync += [v4.eq(v3), a4.eq(a3), small.eq(low + zp),
+                 below.eq(low < lo_zp), above.eq(low > hi_zp),
                  big.eq((top != 0) & (top != (1 << len(top)) - 1)), neg.eq(t3[-1])]
     result = Signal(signed(10))
     m.d.comb += result.eq(Mux(big, Mux(neg, lo, hi),
-                              Mux(small < lo, lo, Mux(small > hi, hi, small))))
+                              Mux(below, lo, Mux(above, hi, small))))
     return v4, a4, result
 
 
@@ -145,11 +152,15 @@ class PostUnit(wiring.Component):
                 with m.Else():
                     m.d.sync += [running.eq(0), last_q.eq(m1)]
 
-        # the product in two registered halves, then their sum: one 26x15 multiply and its
+        # the accumulator and parameter words are registered before the bias add (a block
+        # RAM's clock-to-out and the add in one cycle were the ECP5's path, 107.7 MHz); the
+        # product in two registered halves, then their sum: one 26x15 multiply and its
         # partial-product adder in a cycle was the ECP5's path (99.8 MHz); the low half is
         # 15x15 unsigned, the high half signed, each one SB_MAC16 / MULT18X18D
-        v1, v2, v2b, v3 = Signal(), Signal(), Signal(), Signal()
-        wa1, wa2, wa2b, wa3 = Signal(16), Signal(16), Signal(16), Signal(16)
+        v1, v1b, v2, v2b, v3 = Signal(), Signal(), Signal(), Signal(), Signal()
+        wa1, wa1b, wa2, wa2b, wa3 = (Signal(16) for _ in range(5))
+        acc1b, bias1b = Signal(signed(self.acc_bits)), Signal(signed(self.bias_bits))
+        mult1b = Signal(unsigned(MULT_BITS))
         sum2 = Signal(signed(sum_bits))
         mult2 = Signal(unsigned(MULT_BITS))
         split = min(15, sum_bits - 1)
@@ -157,7 +168,9 @@ class PostUnit(wiring.Component):
         hi2b = Signal(signed(sum_bits - split + MULT_BITS + 1))
         prod3 = Signal(signed(sum_bits + MULT_BITS + 1))
         m.d.sync += [v1.eq(issue), wa1.eq(wa),
-                     v2.eq(v1), wa2.eq(wa1), sum2.eq(self.acc_data + bias), mult2.eq(mult),
+                     v1b.eq(v1), wa1b.eq(wa1), acc1b.eq(self.acc_data), bias1b.eq(bias),
+                     mult1b.eq(mult),
+                     v2.eq(v1b), wa2.eq(wa1b), sum2.eq(acc1b + bias1b), mult2.eq(mult1b),
                      v2b.eq(v2), wa2b.eq(wa2), lo2b.eq(sum2[:split] * mult2),
                      hi2b.eq(sum2[split:].as_signed() * mult2),
                      v3.eq(v2b), wa3.eq(wa2b), prod3.eq((hi2b << split) + lo2b)]
@@ -245,6 +258,6 @@ class PostUnit(wiring.Component):
         tail = Signal(4)
         m.d.sync += tail.eq(Cat(v3 | add_v, tail[:3]))
         m.d.comb += self.issuing.eq(running)
-        m.d.comb += self.busy.eq(running | v1 | v2 | v2b | v3 | s_a | s_b | add_v | mv1 | mv2 | s_m
+        m.d.comb += self.busy.eq(running | v1 | v1b | v2 | v2b | v3 | s_a | s_b | add_v | mv1 | mv2 | s_m
                                  | (tail != 0))
         return m

@@ -14,8 +14,9 @@ __all__ = ["core_issue_cycles", "core_busy_cycles", "core_compute_cycles", "post
 FETCH = 1        # sequencer: FETCH state before every instruction's EXEC cycle
 CORE_PIPE = 5    # core: start register; idx read, act/weight read, operand regs, product
 POST_START = 1   # sequencer: the post unit's start register (EXEC -> start)
-POST_PIPE = 9    # post: read, + bias, * mult halves, sum, + round, shift, shift, + zp, clamp
-POST_WRITE = 10  # a POST's j-th element is written POST_WRITE + j cycles after its EXEC
+POST_PIPE = 10   # post: read, registers, + bias, * mult halves, sum, + round, shift, shift,
+                 # + zp and compares, clamp
+POST_WRITE = 11  # a POST's j-th element is written POST_WRITE + j cycles after its EXEC
 ADD_PIPE = 7     # add: last b read, sum, + round, shift, shift, + zp, clamp/write
 MAX_PIPE = 9     # max: idx read, act read, compare, * mult, + round, shift, shift, + zp, clamp
 
