@@ -131,6 +131,7 @@ class GemmCore(wiring.Component):
         unit_base, grp_base = Signal(self.acc_abits + 1), Signal(self.acc_abits + 1)
         rem = Signal(11)
         spacing = Signal(range(P + 1))
+        spacing_nz = Signal()     # spacing != 0 as a register (its compare fed the issue path)
         # last_k (kk == ck) is a register: as a 12-bit compare it led the UP5K's issue-enable
         # path (34.4 MHz); ck2 = k - 2 and k1 = (k == 1) give its next value
         last_k, ck2, k1 = Signal(), Signal(12), Signal()
@@ -148,7 +149,7 @@ class GemmCore(wiring.Component):
         gate, has_credit = Signal(), Signal()
         credit = Signal(12)
         starved = gate & ~has_credit
-        stall = running & ((last_unit & (spacing != 0)) | starved)
+        stall = running & ((last_unit & spacing_nz) | starved)
         issue = running & ~stall
         m.d.comb += [self.stall.eq(stall), self.idx_addr.eq(idx_row + kk)]
 
@@ -181,7 +182,8 @@ class GemmCore(wiring.Component):
             with m.Elif(~last_plane):
                 m.d.sync += [kk.eq(0), last_k.eq(k1), plane.eq(plane + 1)]
             with m.Else():
-                m.d.sync += [kk.eq(0), last_k.eq(k1), spacing.eq(drain_lanes - 1)]
+                m.d.sync += [kk.eq(0), last_k.eq(k1), spacing.eq(drain_lanes - 1),
+                             spacing_nz.eq(drain_lanes > 1)]
                 if serial:
                     m.d.sync += plane.eq(0)
                 with m.If(~last_t):
@@ -201,8 +203,8 @@ class GemmCore(wiring.Component):
                             m.d.sync += [running.eq(0), last_p.eq(p1)]
         # spacing carries over a start: a GEMM may start while the last one's last drain
         # runs, and its first unit then waits for that drain like any later unit
-        with m.If(~(issue & last_unit) & (spacing != 0)):
-            m.d.sync += spacing.eq(spacing - 1)
+        with m.If(~(issue & last_unit) & spacing_nz):
+            m.d.sync += [spacing.eq(spacing - 1), spacing_nz.eq(spacing != 1)]
         take = issue & gate
         m.d.sync += credit.eq(credit + self.act_written - take)
         with m.If(self.act_written):
