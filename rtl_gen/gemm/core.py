@@ -290,6 +290,7 @@ class GemmCore(wiring.Component):
         holds = [Signal(signed(self.acc_bits), name=f"hold{lane}", reset_less=True)
                  for lane in range(P)]
         drain_cnt = Signal(range(P + 1))
+        draining = Signal()       # drain_cnt != 0 as a register: it enables every hold register
         drain_addr = Signal(len(unit_base))
         capture = vd & last_d
         if serial:
@@ -313,12 +314,13 @@ class GemmCore(wiring.Component):
                     m.d.sync += accs[lane].eq(total)
                 with m.If(capture):
                     m.d.sync += holds[lane].eq(total)
-        m.d.comb += [self.acc_en.eq(drain_cnt != 0), self.acc_addr.eq(drain_addr),
+        m.d.comb += [self.acc_en.eq(draining), self.acc_addr.eq(drain_addr),
                      self.acc_data.eq(holds[0])]
         with m.If(capture):
-            m.d.sync += [drain_cnt.eq(d_d), drain_addr.eq(base_d)]
-        with m.Elif(drain_cnt != 0):
-            m.d.sync += [drain_cnt.eq(drain_cnt - 1), drain_addr.eq(drain_addr + 1)]
+            m.d.sync += [drain_cnt.eq(d_d), drain_addr.eq(base_d), draining.eq(d_d != 0)]
+        with m.Elif(draining):
+            m.d.sync += [drain_cnt.eq(drain_cnt - 1), drain_addr.eq(drain_addr + 1),
+                         draining.eq(drain_cnt != 1)]
             for lane in range(P - 1):
                 m.d.sync += holds[lane].eq(holds[lane + 1])
 
