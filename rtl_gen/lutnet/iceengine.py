@@ -132,7 +132,11 @@ class IcelutEngine(wiring.Component):
     """
 
     def __init__(self, *, interpolation: str = "tetrahedral", memory: str = "ebr"):
-        _check(interpolation, memory)
+        try:
+            _check(interpolation, memory)
+        except ValueError:
+            self._MustUse__silence = True   # refused: nothing to elaborate, nothing to warn
+            raise
         self.interpolation, self.memory = interpolation, memory
         super().__init__({"i": In(stream.Signature(RGB_PIXEL)),
                           "o": Out(stream.Signature(RGB_PIXEL)),
