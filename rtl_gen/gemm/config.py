@@ -36,8 +36,10 @@ class GemmConfig:
     ``bitserial`` (one weight bit-plane a pass, BISMO-style; each layer's precision, 2-8
     bits, is chosen by the compiler and set by ``CFG``; ``lut_wbits`` is 1, the bits a lane
     stores per word). ``dsp_pack``: DSP lanes in pairs on iCE40 ``SB_MAC16``s in dual 8x8
-    mode (activations offset to int8); ``primitives``: instantiate them (else the same
-    arithmetic as inferable logic, for Amaranth's simulator).
+    mode (activations offset to int8); ``dsp_regs``: each DSP lane an ECP5 ``MULT18X18D``
+    instance with its input and output registers (one more DSP-core pipeline cycle);
+    ``primitives``: instantiate them (else the same arithmetic and registers as inferable
+    logic, for Amaranth's simulator).
     ``acc_bits``: the cores' accumulators; ``bias_bits``: per-channel bias in the parameter
     memory. The ``*_depth`` are memory depths in words. ``residual``: the post unit has the
     ``ADD`` datapath; ``half_even``: it rounds half to even too; ``lut_acc_bits``: the LUT
@@ -62,6 +64,7 @@ class GemmConfig:
     half_even: bool = True
     lut_acc_bits: int = 0
     dsp_pack: bool = False
+    dsp_regs: bool = False
     primitives: bool = True
 
     def __post_init__(self):
@@ -71,6 +74,9 @@ class GemmConfig:
         if self.lut_mode not in LUT_MODES:
             raise ValueError(f"unknown LUT-core mode '{self.lut_mode}'; modes: "
                              f"{', '.join(LUT_MODES)}")
+        if self.dsp_pack and self.dsp_regs:
+            raise ValueError("dsp_pack (iCE40 SB_MAC16 pairs) and dsp_regs (ECP5 MULT18X18D "
+                             "lanes) exclude each other")
         if self.lut_mode == "ternary" and self.lut_wbits != 2:
             object.__setattr__(self, "lut_wbits", 2)
         if self.lut_mode == "bitserial":
@@ -108,7 +114,8 @@ class GemmConfig:
     def describe(self) -> str:
         mode = {"ternary": "ternary", "bitserial": "bit-serial int2-8"}.get(
             self.lut_mode, f"int{self.lut_wbits}")
-        pack = ", SB_MAC16 8x8 pairs" if self.dsp_pack else ""
+        pack = (", SB_MAC16 8x8 pairs" if self.dsp_pack else
+                ", registered MULT18X18D" if self.dsp_regs else "")
         return f"{self.dsp_lanes} DSP lanes (int8{pack}) + {self.lut_lanes} LUT lanes ({mode})"
 
     def fit(self, needs: dict) -> "GemmConfig":
@@ -142,7 +149,8 @@ BOARDS = {
                    "hetero": GemmConfig(dsp_lanes=12, lut_lanes=20, dsp_pack=True,
                                         lut_mode="ternary")},
     "ulx3s-85f": {"family": "ecp5", "clock_mhz": 100.0,
-                  "dsp": GemmConfig(dsp_lanes=16, lut_lanes=0),
+                  "dsp": GemmConfig(dsp_lanes=16, lut_lanes=0, dsp_regs=True),
                   "lut": GemmConfig(dsp_lanes=0, lut_lanes=64, lut_mode="ternary"),
-                  "hetero": GemmConfig(dsp_lanes=16, lut_lanes=48, lut_mode="ternary")},
+                  "hetero": GemmConfig(dsp_lanes=16, lut_lanes=48, lut_mode="ternary",
+                                       dsp_regs=True)},
 }

@@ -6,7 +6,9 @@ gather-table entry, the activation it names (or the pad value), and one weight w
 every lane's weight; each lane multiplies and accumulates. The lanes' multipliers are
 
 - ``dsp``: ``a * w`` on int8 weights, left to the FPGA's multipliers (SB_MAC16 /
-  MULT18X18D), registered on both sides;
+  MULT18X18D), registered on both sides; with ``mult_regs`` each lane is an ECP5
+  ``MULT18X18D`` instance (``dsp.Mult18``) whose own input and output registers add one
+  pipeline cycle;
 - ``shiftadd``: ``wbits``-bit two's-complement weights, the product as a sum of shifted
   activations (the sign bit's term subtracted);
 - ``ternary``: 2-bit codes of -1/0/+1, the product as ``+a``, ``-a`` or 0;
@@ -18,10 +20,11 @@ With ``pack`` (``dsp`` only) the lanes run in pairs on ``Mac16Pair``s (iCE40 ``S
 dual 8x8 mode): activations enter as int8, unsigned ones offset by -128 (the compiler adds
 ``128 * sum(w)`` to those channels' bias).
 
-Loops (outer to inner): pixel, group, tile, plane (bit-serial only), k. When a unit (pixel, group, tile) ends, its
-accumulators move to hold registers that drain one lane a cycle into the core's accumulator
-memory, at ``(pixel*g + group)*n + tile*lanes + lane``, while the next unit accumulates; a
-unit whose last step would arrive before the previous drain is over waits (``stall``).
+Loops (outer to inner): pixel, group, tile, plane (bit-serial only), k. When a unit (pixel,
+group, tile) ends, its accumulators move to hold registers that drain one lane a cycle into
+the core's accumulator memory, at ``(pixel*g + group)*n + tile*lanes + lane``, while the next
+unit accumulates; a unit whose last step would arrive before the previous drain is over waits
+(``stall``).
 
 A core may be started again once it stops ``computing``: the last unit's drain runs on and
 the new GEMM's first unit waits for it as later units do.
@@ -29,7 +32,8 @@ the new GEMM's first unit waits for it as later units do.
 Latency: the core is busy from the cycle after ``start`` (its fields are sampled then) and
 issues from the next; a unit lasts ``max(planes*k, d_prev)`` cycles
 (``d_prev``: lanes drained by the previous unit), then 4 pipeline cycles (gather read,
-activation/weight read, operand registers, product) and the last drain
+activation/weight read, operand registers, product; 5 with ``mult_regs``: the DSP's input
+registers) and the last drain
 (``timing.core_busy_cycles``); ``computing`` ends before that drain
 (``timing.core_compute_cycles``). The drain writes the accumulator memory in ascending
 address order, one element a cycle, from the last unit's capture on.
@@ -47,7 +51,7 @@ from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .dsp import Mac16Pair
+from .dsp import Mac16Pair, Mult18
 
 __all__ = ["GemmCore", "MODES"]
 
@@ -87,16 +91,18 @@ class GemmCore(wiring.Component):
 
     def __init__(self, *, lanes: int, mode: str, wbits: int, acc_bits: int, act_abits: int,
                  idx_abits: int, w_abits: int, acc_abits: int, pack: bool = False,
-                 primitives: bool = True):
+                 primitives: bool = True, mult_regs: bool = False):
         if mode not in MODES:
             raise ValueError(f"unknown core mode '{mode}'; modes: {', '.join(MODES)}")
         if lanes < 1:
             raise ValueError(f"a core has at least one lane, got {lanes}")
         if pack and mode != "dsp":
             raise ValueError(f"only the dsp core packs its lanes on SB_MAC16s, not '{mode}'")
+        if mult_regs and (mode != "dsp" or pack):
+            raise ValueError("only the unpacked dsp core's lanes are MULT18X18D instances")
         self.lanes, self.mode, self.wbits, self.acc_bits = lanes, mode, wbits, acc_bits
         self.act_abits, self.acc_abits = act_abits, acc_abits
-        self.pack, self.primitives = pack, primitives
+        self.pack, self.primitives, self.mult_regs = pack, primitives, mult_regs
         super().__init__({
             "start": In(1),
             "cfg_m": In(12), "cfg_k": In(12), "cfg_n": In(10), "cfg_g": In(10),
@@ -252,11 +258,16 @@ class GemmCore(wiring.Component):
                      d_e.eq(d_c), sh_e.eq(sh_c), neg_e.eq(neg_c)]
         if not self.pack:
             m.d.sync += [a_r.eq(a), w_r.eq(self.w_data)]
+        control = [ve, first_e, last_e, base_e, d_e, sh_e]
+        if self.mult_regs:      # the MULT18X18D's input registers: one more stage
+            later = [Signal.like(sig, name=f"{sig.name}2") for sig in control]
+            m.d.sync += [dst.eq(src) for src, dst in zip(control, later)]
+            control = later
         vd, first_d, last_d = Signal(), Signal(), Signal()
         base_d, d_d = Signal(len(unit_base)), Signal(range(P + 1))
         sh_d = Signal()
-        m.d.sync += [vd.eq(ve), first_d.eq(first_e), last_d.eq(last_e), base_d.eq(base_e),
-                     d_d.eq(d_e), sh_d.eq(sh_e)]
+        m.d.sync += [dst.eq(src) for src, dst in zip(
+            control, (vd, first_d, last_d, base_d, d_d, sh_d))]
         prods = []
         if self.pack:
             # int8 operands: unsigned activations offset by -128 (flip the top bit)
@@ -276,6 +287,13 @@ class GemmCore(wiring.Component):
                 reg = Signal(signed(10), name=f"prod{lane}_d", reset_less=True)
                 m.d.sync += reg.eq(Mux(w_r[lane], a_sel, 0))
                 prods.append(reg)
+        elif self.mult_regs:
+            for lane in range(P):
+                mult = Mult18(a_bits=9, w_bits=W, primitive=self.primitives)
+                m.submodules[f"mult{lane}"] = mult
+                m.d.comb += [mult.a.eq(a_r),
+                             mult.w.eq(w_r[lane * W:(lane + 1) * W].as_signed())]
+                prods.append(mult.p)
         else:
             for lane in range(P):
                 prod = lane_product(m, self.mode, a_r, w_r[lane * W:(lane + 1) * W], W,
@@ -331,6 +349,8 @@ class GemmCore(wiring.Component):
         # sequencer's next-state enable behind a drain counter compare led the UP5K's path.
         computing, busy = Signal(), Signal()
         nxt_computing = self.start | start | running | vb | vc | ve
+        if self.mult_regs:
+            nxt_computing = nxt_computing | control[0]
         m.d.sync += [computing.eq(nxt_computing),
                      busy.eq(nxt_computing | capture | (drain_cnt > 1))]
         m.d.comb += [self.computing.eq(computing), self.busy.eq(busy)]

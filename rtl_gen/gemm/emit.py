@@ -4,8 +4,9 @@
 ``manifest.json`` (``"engine": "gemm"``, the bench ``sim.bench.gemm_bench``, per-layer model
 cycles and the instruction range of each layer), ``program.asm`` and ``vectors/golden.npz``.
 A config with ``SB_MAC16`` instances (``dsp_pack``) also gets ``rtl/ice40_sb_mac16_sim.v``,
-Yosys' simulation model of the primitive behind ``ifndef SYNTHESIS`` (Verilator compiles it,
-synthesis maps the primitive). With ``loadable`` the Verilog has empty memories and a ``load``
+Yosys' simulation model of the primitive, and one with ``MULT18X18D`` instances (``dsp_regs``)
+``rtl/ecp5_mult18x18d_sim.v`` (``dsp.mult18_sim_model_text``), each behind ``ifndef
+SYNTHESIS`` (Verilator compiles it, synthesis maps the primitive). With ``loadable`` the Verilog has empty memories and a ``load``
 port, and
 ``vectors/images.npz`` holds the memory images the bench writes through it first: the
 Verilog then depends only on the config, so one simulator build serves every program.
@@ -26,7 +27,7 @@ from rtl_gen.emit import _ports, emit_verilog
 
 from . import model
 from .compiler import Program, program_images
-from .dsp import SIM_MODEL_NAME, sim_model_text
+from .dsp import MULT18_SIM_MODEL_NAME, SIM_MODEL_NAME, mult18_sim_model_text, sim_model_text
 from .engine import GemmEngine, MEMS, load_width
 
 __all__ = ["write_gemm_artefact", "TOP"]
@@ -56,9 +57,17 @@ def _npz(arrays: dict) -> bytes:
     return buf.getvalue()
 
 
-def uses_primitives(program: Program) -> bool:
+def sim_models(program: Program) -> dict:
+    """The simulation models (file name: text) of the vendor primitives ``program``'s
+    engine instantiates, for Verilator; synthesis skips them (``ifndef SYNTHESIS``)."""
     cfg = program.config
-    return cfg.dsp_pack and cfg.primitives and cfg.dsp_lanes > 0
+    if not (cfg.primitives and cfg.dsp_lanes):
+        return {}
+    if cfg.dsp_pack:
+        return {SIM_MODEL_NAME: sim_model_text()}
+    if cfg.dsp_regs:
+        return {MULT18_SIM_MODEL_NAME: mult18_sim_model_text()}
+    return {}
 
 
 def manifest_for(program: Program, component, *, design: str, loadable: bool,
@@ -71,7 +80,7 @@ def manifest_for(program: Program, component, *, design: str, loadable: bool,
         "design": design,
         "engine": "gemm",
         "top": TOP,
-        "rtl": [f"{TOP}.v"] + ([SIM_MODEL_NAME] if uses_primitives(program) else []),
+        "rtl": [f"{TOP}.v", *sim_models(program)],
         "source": {"model": graph.name, "sha256": graph.source_sha256},
         "clock": {"name": "clk", "reset": "rst", "reset_active": "high"},
         "ports": _ports(component),
@@ -128,9 +137,9 @@ def write_gemm_artefact(program: Program, out_dir: str | Path, *, vectors: dict,
         # Same bytes, same time stamp: cocotb's runner rebuilds when a source is newer than
         # its build, and loadable artefacts of one config share a build.
         os.utime(tmp / "rtl" / f"{TOP}.v", (RTL_MTIME, RTL_MTIME))
-        if uses_primitives(program):
-            atomic_write(tmp / "rtl" / SIM_MODEL_NAME, sim_model_text())
-            os.utime(tmp / "rtl" / SIM_MODEL_NAME, (RTL_MTIME, RTL_MTIME))
+        for name, text in sim_models(program).items():
+            atomic_write(tmp / "rtl" / name, text)
+            os.utime(tmp / "rtl" / name, (RTL_MTIME, RTL_MTIME))
         atomic_write(tmp / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True)
                      + "\n")
         atomic_write(tmp / "program.asm", program.listing())

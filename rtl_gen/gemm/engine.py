@@ -125,7 +125,8 @@ class GemmEngine(wiring.Component):
             unit = GemmCore(lanes=lanes, mode=mode, wbits=wbits, acc_bits=cfg.acc_widths[core],
                             act_abits=act_ab, idx_abits=idx_ab, w_abits=abits(wdepth),
                             acc_abits=abits(adepth), pack=core == "dsp" and cfg.dsp_pack,
-                            primitives=cfg.primitives)
+                            primitives=cfg.primitives,
+                            mult_regs=core == "dsp" and cfg.dsp_regs)
             m.submodules[f"{core}_core"] = unit
             wmem = self._memory(m, wname, unsigned(lanes * wbits), wdepth)
             amem = Memory(shape=signed(cfg.acc_widths[core]), depth=adepth, init=[],

@@ -245,16 +245,18 @@ def schedule(program_or_instrs, config: GemmConfig | None = None) -> Schedule:
             c = core_cfg[ins.core]
             lanes = config.lanes[ins.core]
             planes = planes_of(config, ins.core, c)
-            busy = timing.core_busy_cycles(lanes, c["m"], c["k"], c["n"], c["g"], planes)
+            pipe = timing.core_pipe(config, ins.core)
+            busy = timing.core_busy_cycles(lanes, c["m"], c["k"], c["n"], c["g"], planes,
+                                           pipe)
             issue, _ = timing.core_issue_cycles(lanes, c["m"], c["k"], c["n"], c["g"], planes)
             # the last GEMM's drain may still run: the first unit's last step waits for it
             # (a unit whose last step issues at t drains d lanes until t + d)
-            drained[ins.core] = free[ins.core] - timing.CORE_PIPE
+            drained[ins.core] = free[ins.core] - pipe
             busy_from[ins.core] = free[ins.core]
             held = max(0, drained[ins.core] - (e + 1 + c["k"] * planes))
             free[ins.core] = e + 1 + busy
             computed[ins.core] = e + 1 + timing.core_compute_cycles(
-                lanes, c["m"], c["k"], c["n"], c["g"], planes)
+                lanes, c["m"], c["k"], c["n"], c["g"], planes, pipe)
             s.stall[ins.core] += issue - c["m"] * c["g"] * c["tiles"] * c["k"] * planes
             if f.get("stream"):
                 pending[ins.core] = (e, c["k"], len(writes))   # busy: when settled

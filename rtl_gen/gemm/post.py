@@ -258,6 +258,6 @@ class PostUnit(wiring.Component):
         tail = Signal(4)
         m.d.sync += tail.eq(Cat(v3 | add_v, tail[:3]))
         m.d.comb += self.issuing.eq(running)
-        m.d.comb += self.busy.eq(running | v1 | v1b | v2 | v2b | v3 | s_a | s_b | add_v | mv1 | mv2 | s_m
-                                 | (tail != 0))
+        m.d.comb += self.busy.eq(running | v1 | v1b | v2 | v2b | v3 | s_a | s_b | add_v | mv1
+                                 | mv2 | s_m | (tail != 0))
         return m

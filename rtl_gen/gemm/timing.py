@@ -5,7 +5,8 @@ pipeline depths (see ``sequencer``, ``core`` and ``post``); tests hold the RTL t
 
 from __future__ import annotations
 
-__all__ = ["core_issue_cycles", "core_busy_cycles", "core_compute_cycles", "post_cycles",
+__all__ = ["core_issue_cycles", "core_busy_cycles", "core_compute_cycles", "core_pipe",
+           "post_cycles",
            "post_issue_cycles", "store_cycles",
            "load_cycles", "add_cycles", "max_cycles", "FETCH", "CORE_PIPE", "POST_START",
            "POST_PIPE", "POST_WRITE",
@@ -42,18 +43,26 @@ def core_issue_cycles(lanes: int, m: int, k: int, n: int, g: int,
     return first_row + (units_rows - 1) * later_row, drains[-1]
 
 
-def core_busy_cycles(lanes: int, m: int, k: int, n: int, g: int, planes: int = 1) -> int:
+def core_pipe(config, core: str) -> int:
+    """``core``'s pipeline depth in ``config``: ``CORE_PIPE``, one more for DSP lanes on
+    registered ``MULT18X18D``s (``dsp_regs``)."""
+    return CORE_PIPE + (core == "dsp" and config.dsp_regs)
+
+
+def core_busy_cycles(lanes: int, m: int, k: int, n: int, g: int, planes: int = 1,
+                     pipe: int = CORE_PIPE) -> int:
     """Cycles a core is busy for one GEMM (it starts the cycle after the GEMM's EXEC):
-    issue, the pipeline, and the last unit's drain."""
+    issue, the pipeline (``pipe``: ``core_pipe``), and the last unit's drain."""
     issue, last = core_issue_cycles(lanes, m, k, n, g, planes)
-    return issue + CORE_PIPE + last
+    return issue + pipe + last
 
 
-def core_compute_cycles(lanes: int, m: int, k: int, n: int, g: int, planes: int = 1) -> int:
+def core_compute_cycles(lanes: int, m: int, k: int, n: int, g: int, planes: int = 1,
+                        pipe: int = CORE_PIPE) -> int:
     """Cycles a core computes for one GEMM (``busy`` but for the last unit's drain; the
     ``SYNC`` barrier waits for this): issue and the pipeline."""
     issue, _ = core_issue_cycles(lanes, m, k, n, g, planes)
-    return issue + CORE_PIPE
+    return issue + pipe
 
 
 def post_cycles(n: int, m: int) -> int:

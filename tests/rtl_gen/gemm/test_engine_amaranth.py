@@ -289,3 +289,16 @@ def test_collision_checker_catches_gemms_reading_ahead_of_their_load():
     found = []
     simulate(replace(program, instrs=instrs), vectors["inputs"][:2], collisions=found)
     assert found and {name for _, name, _ in found} == {"act"}, found[:5]
+
+
+def test_registered_mult18_lanes_add_a_cycle_the_model_knows():
+    # dsp_regs: each DSP lane a MULT18X18D with its input and output registers (here as
+    # logic): one more core pipeline cycle, bit-exact, cycle-exact with the model's
+    from dataclasses import replace
+
+    base = GemmConfig(dsp_lanes=3, lut_lanes=5, lut_mode="ternary")
+    graph = dense_chain((11, 9, 6), seed=4)
+    program = compile_graph(graph, replace(base, dsp_regs=True, primitives=False), split=0.7)
+    check_outputs_and_cycles(program, 3)
+    plain = compile_graph(graph, base, split=0.7)
+    assert model.schedule(program).cycles > model.schedule(plain).cycles

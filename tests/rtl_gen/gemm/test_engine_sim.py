@@ -30,6 +30,9 @@ SIM_CONFIG = GemmConfig(dsp_lanes=4, lut_lanes=8, acc_bits=24, bias_bits=24, ime
                         lut_mode="bitserial", dsp_pack=True)
 SHIFTADD_CONFIG = replace(SIM_CONFIG, lut_mode="shiftadd", lut_wbits=4, dsp_pack=False,
                           wl_depth=1024)
+# the ECP5 boards' DSP lanes: MULT18X18D instances with their own registers, simulated with
+# the model rtl_gen.gemm.dsp writes beside them (Yosys ships none)
+MULT18_CONFIG = replace(SIM_CONFIG, dsp_pack=False, dsp_regs=True, lut_mode="ternary")
 
 
 class Slot:
@@ -49,6 +52,9 @@ class Slot:
         result = run_sim(out, build_root=self.root / "build", backpressure=backpressure)
         if self.config.dsp_pack:
             assert (out / "rtl" / "ice40_sb_mac16_sim.v").exists()
+        if self.config.dsp_regs:
+            assert (out / "rtl" / "ecp5_mult18x18d_sim.v").exists()
+            assert self.verilog.count("MULT18X18D #(") == self.config.dsp_lanes
         summary = json.loads((out / "sim" / "summary.json").read_text())
         assert result.passed, "\n".join(result.mismatches)
         assert result.vectors == len(vectors["inputs"])
@@ -117,3 +123,11 @@ def test_shiftadd_core_with_inferred_multipliers(tmp_path, digits, cnn):
     for graph in (digits, cnn):
         for split in (1.0, "auto"):
             slot.run(graph, split, random=2)
+
+
+def test_mult18x18d_lanes_bit_exact(tmp_path, digits):
+    # split 0.5: both cores; 0.0: the DSP lanes alone, on accumulators of every sign
+    slot = Slot(tmp_path, MULT18_CONFIG)
+    for split in (0.5, 0.0):
+        program, _ = slot.run(digits, split, random=3)
+        assert program.config.dsp_regs
