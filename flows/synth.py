@@ -67,7 +67,7 @@ class SynthReport:
     io_wrapper: dict = field(default_factory=dict)  # {} or {"ff": n, "lut4": m}
     seconds: float = 0.0
     out_dir: Path | None = None
-    fmax_seeds: dict = field(default_factory=dict)  # {placer seed: Fmax}, with ``seeds``
+    fmax_seeds: dict = field(default_factory=dict)  # {placer seed: Fmax}
 
     @property
     def timing_met(self) -> bool:
@@ -154,15 +154,15 @@ def _count(cells: dict, family: str) -> tuple[int, int]:
 
 
 def synthesize(sources: list[str | Path], top: str, *, family: str, out_dir: str | Path,
-               clock_mhz: float = 12.0, seed: int = 1, clock: str = "clk",
-               reset: str = "rst", seeds: tuple[int, ...] = ()) -> SynthReport:
+               clock_mhz: float = 12.0, clock: str = "clk", reset: str = "rst",
+               seeds: tuple[int, ...] = (1,)) -> SynthReport:
     """Synthesize ``top`` from the Verilog ``sources`` for ``family`` ("ice40": UP5K,
     "ecp5": LFE5U-85F), place and route it at ``clock_mhz`` on the port ``clock``, and
     return its resources and Fmax. Everything is written to ``out_dir``.
 
-    ``seeds``: place and route once per placer seed (``seed`` is then ignored) and report
-    the median Fmax, each seed's in ``fmax_seeds``: a nearly full UP5K's Fmax moves by a
-    quarter between seeds of the same netlist, so one placement says little."""
+    ``seeds``: place and route once per placer seed and report the median Fmax, each
+    seed's in ``fmax_seeds``: a nearly full UP5K's Fmax moves by a quarter between seeds of
+    the same netlist, so one placement says little."""
     if family not in DEVICES:
         raise ValueError(f"unknown FPGA family '{family}'; choose one of "
                          f"{', '.join(sorted(DEVICES))}")
@@ -212,7 +212,9 @@ def synthesize(sources: list[str | Path], top: str, *, family: str, out_dir: str
     # ECP5 out of context cannot write a bitstream config: the routed netlist instead.
     # The first seed's files have the plain names; another seed's carry its number.
     placements = []
-    for n, placer_seed in enumerate(seeds or (seed,)):
+    if not seeds:
+        raise ValueError("synthesize: give at least one placer seed")
+    for n, placer_seed in enumerate(seeds):
         tag = "" if n == 0 else f"_s{placer_seed}"
         product = (["--asc", f"top{tag}.asc"] if family == "ice40"
                    else ["--write", f"routed{tag}.json"])
@@ -239,8 +241,8 @@ def synthesize(sources: list[str | Path], top: str, *, family: str, out_dir: str
                          fmax_mhz=round(fmax, 2) if fmax else 0.0, utilisation=util,
                          cells=cells, lut4=lut4, ff=ff, io_wrapper=io_wrapper,
                          seconds=time.monotonic() - start, out_dir=out_dir,
-                         fmax_seeds=({k: round(f, 2) if f else 0.0
-                                      for k, f in fmax_seeds.items()} if seeds else {}))
+                         fmax_seeds={k: round(f, 2) if f else 0.0
+                                     for k, f in fmax_seeds.items()})
     (out_dir / "report.json").write_text(json.dumps(result.to_json(), indent=2,
                                                     sort_keys=True) + "\n")
     return result

@@ -4,12 +4,12 @@
 ``manifest.json`` (``"engine": "gemm"``, the bench ``sim.bench.gemm_bench``, per-layer model
 cycles and the instruction range of each layer), ``program.asm`` and ``vectors/golden.npz``.
 A config with ``SB_MAC16`` instances (``dsp_pack``) also gets ``rtl/ice40_sb_mac16_sim.v``,
-Yosys' simulation model of the primitive, and one with ``MULT18X18D`` instances (``dsp_regs``)
-``rtl/ecp5_mult18x18d_sim.v`` (``dsp.mult18_sim_model_text``), each behind ``ifndef
-SYNTHESIS`` (Verilator compiles it, synthesis maps the primitive). With ``loadable`` the Verilog has empty memories and a ``load``
-port, and
-``vectors/images.npz`` holds the memory images the bench writes through it first: the
-Verilog then depends only on the config, so one simulator build serves every program.
+Yosys' simulation model of the primitive, and one with ``MULT18X18D`` instances
+(``dsp_regs``) ``rtl/ecp5_mult18x18d_sim.v`` (``dsp.mult18_sim_model_text``), each behind
+``ifndef SYNTHESIS`` (Verilator compiles it, synthesis maps the primitive). With ``loadable``
+the Verilog has empty memories and a ``load`` port, and ``vectors/images.npz`` holds the
+memory images the bench writes through it first: the Verilog then depends only on the
+config, so one simulator build serves every program.
 """
 
 from __future__ import annotations

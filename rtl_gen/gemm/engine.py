@@ -112,8 +112,8 @@ class GemmEngine(wiring.Component):
 
         # --- cores ----------------------------------------------------------------------------
         cores = {}
-        # memory ports whose reads must not collide with a write (NO_RW_CHECK): (address,
-        # read used) per read port, for the checks in simulation
+        # memory ports whose reads must not collide with a write (NO_RW_CHECK), for the
+        # checks in simulation: act reads as (address, read used); accumulator ports
         acc_ports, act_reads = {}, []
         for core, lanes, mode, wbits, wname, aname, wdepth, adepth in (
                 ("dsp", cfg.dsp_lanes, "dsp", DSP_WBITS, "wd", "accd", cfg.wd_depth,
@@ -140,7 +140,7 @@ class GemmEngine(wiring.Component):
                          acc_wr.addr.eq(unit.acc_addr), acc_wr.data.eq(unit.acc_data),
                          acc_wr.en.eq(unit.acc_en)]
             cores[core] = (unit, acc_rd)
-            acc_ports[aname] = ([(acc_wr.addr, acc_wr.en)], [(acc_rd.addr, core)])
+            acc_ports[aname] = (core, acc_wr, acc_rd)
             act_reads.append((a_rd.addr, unit.act_re))
 
         acc_bits = max(cfg.acc_widths[c] for c in ("dsp", "lut") if cfg.lanes[c])
@@ -275,10 +275,10 @@ class GemmEngine(wiring.Component):
         act_reads.append((seq_act.addr, seq_act_used))
         self.probes["ports"] = {
             "act": ([(act_wr.addr, act_wr.en)], act_reads),
-            **{name: (writes, [(addr, post.acc_re & (post_core == (core == "lut"))
-                                if len(acc_ports) == 2 else post.acc_re)
-                               for addr, core in reads])
-               for name, (writes, reads) in acc_ports.items()}}
+            **{name: ([(wr.addr, wr.en)],
+                      [(rd.addr, post.acc_re & (post_core == (core == "lut"))
+                        if len(acc_ports) == 2 else post.acc_re)])
+               for name, (core, wr, rd) in acc_ports.items()}}
         m.d.comb += [self.o.payload.data.eq(seq_act.data),
                      self.o.payload.last.eq(j_last)]
 
