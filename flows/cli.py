@@ -123,18 +123,8 @@ def doctor():
 def _load_data(data: Optional[Path]):
     if data is None:
         return None, None
-    if not data.is_file():
-        raise _Fail(f"{data}: no such data file")
-    try:
-        with np.load(data, allow_pickle=False) as f:
-            if "x" not in f.files:
-                raise _Fail(f"{data}: expected an .npz with arrays 'x' (inputs) and optionally "
-                            f"'y' (labels); it has {', '.join(f.files) or 'nothing'}")
-            return f["x"], (f["y"] if "y" in f.files else None)
-    except _Fail:
-        raise
-    except Exception as exc:
-        raise _Fail(f"{data}: not a readable .npz file ({exc})") from None
+    from frontends.vectors import load_data
+    return load_data(data)
 
 
 def _generate(model: Path, out: Path, *, data: Optional[Path], lanes: int, random: int,
@@ -143,8 +133,14 @@ def _generate(model: Path, out: Path, *, data: Optional[Path], lanes: int, rando
     from frontends.vectors import golden_vectors
     from rtl_gen.emit import write_artefact
 
+    from rtl_gen.dense import DensePlan
+
     x, y = _load_data(data)
     graph = import_onnx(model)
+    try:
+        DensePlan.from_graph(graph, lanes=lanes)  # the engine takes the model: before vectors
+    except ValueError as exc:
+        raise _Fail(str(exc)) from None
     vectors = golden_vectors(graph, data_x=x, data_y=y, random=random, seed=seed)
     try:
         write_artefact(graph, out, vectors=vectors, lanes=lanes)

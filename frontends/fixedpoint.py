@@ -106,10 +106,16 @@ def requantize(acc, m, shift: int, zero_point: int, lo: int, hi: int,
 
 
 def quantize_linear(x, scale, zero_point, lo: int, hi: int) -> np.ndarray:
-    """ONNX QuantizeLinear: ``saturate(round_half_even(x / scale) + zero_point)`` in float32."""
-    q = np.rint(np.asarray(x, dtype=np.float32) / np.asarray(scale, dtype=np.float32))
-    q = q.astype(np.int64) + np.asarray(zero_point, dtype=np.int64)
-    return np.clip(q, lo, hi)
+    """ONNX QuantizeLinear: ``saturate(round_half_even(x / scale) + zero_point)`` in float32.
+
+    Saturation happens before the cast to integers, as onnxruntime's kernel does it: ``±inf``
+    and values beyond the type (1e30) become the extreme codes. NaN has no code: refused."""
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        q = np.rint(np.asarray(x, dtype=np.float32) / np.asarray(scale, dtype=np.float32))
+    if np.any(np.isnan(q)):
+        raise ValueError("QuantizeLinear of NaN")
+    q = q.astype(np.float64) + np.asarray(zero_point, dtype=np.float64)
+    return np.clip(q, lo, hi).astype(np.int64)
 
 
 #: QONNX rounding modes (docs/qonnx-custom-ops/quant_op.md) and the requantize rounding that
@@ -143,6 +149,8 @@ def quantize_qonnx(x, scale, zero_point, lo: int, hi: int, mode: str) -> np.ndar
     float32, exactly as qonnx ``int_quant`` computes them (clamp first, then round)."""
     v = np.asarray(x, dtype=np.float32) / np.asarray(scale, dtype=np.float32)
     v = v + np.asarray(zero_point, dtype=np.float32)
+    if np.any(np.isnan(v)):
+        raise ValueError("Quant of NaN")
     v = np.clip(v, np.float32(lo), np.float32(hi))
     return round_qonnx(v, mode).astype(np.int64)
 

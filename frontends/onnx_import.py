@@ -22,6 +22,8 @@ import numpy as np
 from ._onnx import integer, layout, linear, ops, qonnx, quant  # noqa: F401 (registers handlers)
 from ._onnx.base import (HANDLERS, MS_DOMAIN, ONNX_DOMAINS, QONNX_DOMAINS, Codes, Dequantized,
                          FloatInput, State, supported_ops)
+from ._onnx.quant import output_dequantized
+from .ranges import check_ranges
 from .errors import ModelError
 from .ir import Graph
 
@@ -65,6 +67,8 @@ def _check_external_data(model, path: Path):
         info = {e.key: e.value for e in tensor.external_data}
         where = f"{path}: tensor '{tensor.name}' has external data"
         location = info.get("location", "")
+        if "\x00" in location:
+            raise ModelError(f"{where} at a location with a NUL byte ({location!r}); refused")
         rel = Path(location)
         if not location or rel.is_absolute() or rel.anchor or "\\" in location:
             raise ModelError(f"{where} at '{location}'; only relative paths inside the "
@@ -93,6 +97,21 @@ def _check_external_data(model, path: Path):
                              f"'{location}', which has only {size} bytes")
 
 
+def _check_opsets(model, path: Path):
+    """Refuse an ONNX opset newer than the installed onnx package knows (its checker would
+    otherwise take any number, and nnloom's handlers read attributes by that version)."""
+    import onnx
+    known = onnx.defs.onnx_opset_version()
+    for o in model.opset_import:
+        if o.domain in ONNX_DOMAINS and o.version > known:
+            raise ModelError(f"{path}: the model imports ONNX opset {o.version}; the installed "
+                             f"onnx {onnx.__version__} knows opsets up to {known} (pip install "
+                             f"-U onnx, or export with opset_version={known} or lower)")
+        if o.domain in ONNX_DOMAINS and o.version < 1:
+            raise ModelError(f"{path}: the model imports ONNX opset {o.version}, not a valid "
+                             f"opset")
+
+
 def load_onnx(path: str | Path):
     """Read and check an ONNX file. External data must stay inside the model's folder and is
     never reached through a symlink; nothing is unpickled."""
@@ -110,6 +129,9 @@ def load_onnx(path: str | Path):
         raise ModelError(f"{path}: not a readable ONNX model ({_first_line(exc)})") from None
     if not model.graph.node:
         raise ModelError(f"{path}: not an ONNX model (the graph has no nodes)")
+    if not model.graph.output:
+        raise ModelError(f"{path}: the graph has no outputs; nnloom needs one quantized output")
+    _check_opsets(model, path)
     _check_external_data(model, path)
     try:
         load_external_data_for_model(model, str(path.parent))
@@ -201,6 +223,10 @@ def import_onnx(path: str | Path, *, name: str | None = None) -> Graph:
 
     path = Path(path)
     model = load_onnx(path)
+    if len(model.graph.output) > 1:
+        names = ", ".join(f"'{o.name}'" for o in model.graph.output)
+        raise ModelError(f"{path}: the graph has {len(model.graph.output)} outputs ({names}); "
+                         f"nnloom's engines compute one: keep one graph output")
     opsets = _opsets(model)
     try:
         initializers = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
@@ -236,7 +262,10 @@ def import_onnx(path: str | Path, *, name: str | None = None) -> Graph:
     outputs = []
     for out in model.graph.output:
         value = state.values.get(out.name)
-        if isinstance(value, (Dequantized, Codes)):
+        if isinstance(value, Dequantized):
+            outputs.append(output_dequantized(state, value, out.name))
+            continue
+        if isinstance(value, Codes):
             outputs.append(value.tensor)
             continue
         raise ModelError(f"graph output '{out.name}' is not a quantized tensor (the output of "
@@ -248,5 +277,6 @@ def import_onnx(path: str | Path, *, name: str | None = None) -> Graph:
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     graph = Graph(name=name or path.stem, tensors=state.tensors, nodes=tuple(state.nodes),
                   inputs=tuple(state.inputs), outputs=tuple(outputs), source_sha256=digest)
+    check_ranges(graph)
     log.info("imported %s: %d nodes", path.name, len(graph.nodes))
     return graph

@@ -153,7 +153,8 @@ def quantize_inputs(graph: Graph, x: np.ndarray) -> np.ndarray:
     (ONNX QuantizeLinear, QONNX Quant or BipolarQuant) does."""
     t = graph.tensor(graph.inputs[0])
     q = t.quant
-    x = np.asarray(x, dtype=np.float32).reshape((len(x),) + t.shape)
+    with np.errstate(over="ignore"):  # beyond float32: inf, which saturates as in ONNX
+        x = np.asarray(x, dtype=np.float32).reshape((len(x),) + t.shape)
     if q.rounding == "onnx":
         return quantize_linear(x, q.scale, q.zero_point, t.dtype.min, t.dtype.max)
     if q.rounding == "BIPOLAR":

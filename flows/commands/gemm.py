@@ -30,11 +30,8 @@ def _user_error(text: str):
 def _load_npz(data: Optional[Path]):
     if data is None:
         return None, None
-    try:
-        with np.load(data, allow_pickle=False) as f:
-            return f["x"], (f["y"] if "y" in f.files else None)
-    except Exception as exc:
-        raise _user_error(f"{data}: not an .npz with 'x' (and 'y') arrays ({exc})") from None
+    from frontends.vectors import load_data
+    return load_data(data)
 
 
 def generate_gemm(model: Path, out: Path, data: Optional[Path] = None, *,

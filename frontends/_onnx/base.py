@@ -231,3 +231,17 @@ def ints(v, n: int, default: int, label: str, what: str) -> tuple[int, ...]:
     if len(v) != n:
         raise ModelError(f"{label}: attribute {what} has {len(v)} values, expected {n}")
     return v
+
+
+def bias_codes(real: np.ndarray, acc_scale: np.ndarray, label: str) -> np.ndarray:
+    """``round(real / acc_scale)`` as int64, refused when it is not finite or beyond int32
+    (tiny or denormal scales): the cast would overflow silently."""
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        q = np.rint(np.asarray(real, np.float64) / np.asarray(acc_scale, np.float64))
+    if q.size and (not np.all(np.isfinite(q)) or np.abs(q).max() >= 2.0**31):
+        worst = float(np.nan_to_num(np.abs(q), nan=np.inf).max())
+        raise ModelError(f"{label}: the bias at the accumulator's scale (scale_in*scale_w, "
+                         f"down to {float(np.min(acc_scale)):.3g}) reaches {worst:.3g}, beyond "
+                         f"int32; check the model's scales (tiny or denormal input/weight "
+                         f"scales)")
+    return q.astype(np.int64)

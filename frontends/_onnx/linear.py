@@ -11,8 +11,8 @@ import numpy as np
 from ..errors import ModelError
 from ..im2col import Window
 from ..ir import IntType
-from .base import (Accumulator, Constant, Dequantized, State, as_dequantized, attrs, const,
-                   describe_value, handler, ints, value)
+from .base import (Accumulator, Constant, Dequantized, State, as_dequantized, attrs,
+                   bias_codes, const, describe_value, handler, ints, value)
 
 log = logging.getLogger("frontends.onnx_import")
 
@@ -66,7 +66,7 @@ def add_bias(acc: Accumulator, bias, label: str) -> Accumulator:
     if real.size not in (1, n):
         raise ModelError(f"{label}: bias has {real.size} values for {n} outputs")
     real = np.broadcast_to(real, (n,))
-    codes = np.rint(real / acc.acc_scale).astype(np.int64)
+    codes = bias_codes(real, acc.acc_scale, label)
     if not np.allclose(codes * acc.acc_scale, real, rtol=1e-5, atol=0):
         err = float(np.abs(real / acc.acc_scale - codes).max())
         log.warning("%s: bias is not on the accumulator's scale; rounded to it (up to %.2f "
@@ -230,7 +230,7 @@ def _batch_norm(state: State, node, label: str):
     bias_real = (acc.bias * acc.acc_scale if acc.bias is not None else np.zeros(n))
     new_scale = acc.acc_scale * np.abs(f)
     real = f * (bias_real - mean) + beta
-    bias = np.rint(real / new_scale).astype(np.int64)
+    bias = bias_codes(real, new_scale, label)
     dtype = acc.weight_dtype
     if weight.min() < dtype.min or weight.max() > dtype.max:
         dtype = IntType(min(32, dtype.width + 1), True)

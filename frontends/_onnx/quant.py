@@ -195,3 +195,31 @@ def _dequantize_linear(state: State, node, label: str):
     else:
         raise ModelError(f"{label}: input '{node.input[0]}' is not quantized codes nor an "
                          f"integer initializer")
+
+
+def output_dequantized(state: State, v: Dequantized, output: str) -> str:
+    """The IR tensor holding graph output ``output``, the codes of ``v``: its quantization
+    becomes the output DequantizeLinear's own scale and zero point (which may differ from
+    the quantizer's that made the codes). A graph input dequantized differently is copied
+    by an identity ``requant`` node, so the input keeps its own quantization."""
+    t = state.tensors[v.tensor]
+    q = t.quant
+    same = q is not None and q.per_tensor and float(q.scale) == v.scale \
+        and int(q.zero_point) == v.zero_point
+    if same:
+        return v.tensor
+    quant = QuantParams(np.array(v.scale), np.array(v.zero_point),
+                        rounding=q.rounding if q is not None else "onnx")
+    if v.tensor not in state.inputs:
+        state.tensors[v.tensor] = Tensor(t.name, t.shape, t.dtype, quant)
+        return v.tensor
+    name = state.unique(f"{output}_copy")
+    m, shift = IDENTITY_MULTIPLIER
+    zp = 0 if t.dtype.bipolar else v.zero_point
+    node = Node(name=name, op="requant", source_op="DequantizeLinear", inputs=(v.tensor,),
+                outputs=(name,), attrs={"input_zero_point": zp, "output_zero_point": zp,
+                                        "shift": shift, "lo": t.dtype.min, "hi": t.dtype.max,
+                                        "relu": False, "rounding": "half_up"},
+                weights={"multiplier": np.array([m], np.int64)})
+    state.add_node(node, Tensor(name, t.shape, t.dtype, quant))
+    return name

@@ -67,6 +67,10 @@ class DensePlan:
     def from_graph(cls, graph: Graph, *, lanes: int = 4) -> "DensePlan":
         if lanes < 1:
             raise ValueError(f"lanes must be at least 1, got {lanes}")
+        if len(graph.outputs) != 1:
+            raise ModelError(f"model '{graph.name}' has {len(graph.outputs)} graph outputs "
+                             f"({', '.join(repr(o) for o in graph.outputs)}); the dense engine "
+                             f"computes one")
         layers = []
         prev = graph.inputs[0]
         for node in graph.nodes:
