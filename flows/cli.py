@@ -45,7 +45,8 @@ def _user_errors():
 # that adds its commands (``nnloom <engine> ...``, ``nnloom bench <engine>``) and may add a
 # generator to ``GENERATORS``.
 ENGINE_COMMANDS: tuple[str, ...] = ("flows.commands.smurf", "flows.commands.lutnet",
-                                    "flows.commands.snn", "flows.commands.gemm")
+                                    "flows.commands.snn", "flows.commands.gemm",
+                                    "flows.commands.quantize")
 
 # ``nnloom generate --engine NAME``: NAME -> fn(model, out, data=npz or None) writing an
 # artefact directory (``nnloom flow`` also passes ``board=`` to a fn that takes it). The dense
@@ -159,10 +160,20 @@ def generate(model: Path = typer.Argument(..., help="Quantized ONNX model."),
              random: int = typer.Option(32, help="Random input vectors besides edge cases."),
              seed: int = typer.Option(0, help="Seed of the random vectors."),
              engine: str = typer.Option("dense", help="Engine to generate: dense, or one an "
-                                        "engine module adds (see `nnloom --help`).")):
+                                        "engine module adds (see `nnloom --help`)."),
+             calibrate: Optional[Path] = typer.Option(None, help="MODEL is float: quantize "
+                                                      "it first on this .npz's 'x' (see "
+                                                      "`nnloom quantize`).")):
     """Import MODEL, generate Verilog, write manifest and golden vectors."""
     def body():
+        from .commands.quantize import calibrated, keep_in_artefact
         target = out or Path("out") / model.stem
+        with calibrated(model, calibrate, console) as quantized:
+            _generate_body(quantized, target)
+            if calibrate is not None:
+                keep_in_artefact(quantized, target)
+
+    def _generate_body(model, target):
         if engine != "dense":
             if engine not in GENERATORS:
                 raise _Fail(f"unknown engine '{engine}'; available: "
@@ -212,6 +223,9 @@ def inspect(model: Path = typer.Argument(..., help="ONNX model (QDQ, QONNX or in
         from frontends.facts import layer_facts
         from frontends.onnx_import import import_onnx, scan_onnx
 
+        from .commands.quantize import inspect_float
+        if inspect_float(model, as_json, console):
+            return
         unsupported = scan_onnx(model)
         try:
             graph = import_onnx(model)
@@ -454,9 +468,20 @@ def flow(model: Path = typer.Argument(..., help="Quantized ONNX model."),
          engine: str = typer.Option("dense", help="Engine to generate: dense, or one an "
                                     "engine module adds (see `nnloom generate --help`)."),
          clock: Optional[float] = typer.Option(None, "--clock", metavar="MHZ",
-                                               help=_CLOCK_HELP)):
+                                               help=_CLOCK_HELP),
+         calibrate: Optional[Path] = typer.Option(None, help="MODEL is float: quantize it "
+                                                  "first on this .npz's 'x' (see `nnloom "
+                                                  "quantize`); MODEL is then the float "
+                                                  "reference.")):
     """generate → sim → build, then a summary: accuracy, resources, Fmax, cycles."""
     def body():
+        from .commands.quantize import calibrated
+        with calibrated(model, calibrate, console) as quantized:
+            target = out or Path("out") / model.stem
+            _flow_body(quantized, target, reference if calibrate is None else
+                       (reference or model), calibrate is not None)
+
+    def _flow_body(model, target, reference, keep):
         from boards import get_board
         try:
             spec = get_board(board)
@@ -464,7 +489,6 @@ def flow(model: Path = typer.Argument(..., help="Quantized ONNX model."),
             raise _Fail(str(exc)) from None
         from .build import board_clock
         board_clock(spec, clock)  # a clock the PLL cannot make fails before anything is written
-        target = out or Path("out") / model.stem
         t0 = time.monotonic()
         x, y = _load_data(data)
         if engine != "dense":
@@ -477,6 +501,9 @@ def flow(model: Path = typer.Argument(..., help="Quantized ONNX model."),
         else:
             _graph, vectors = _generate(model, target, data=data, lanes=lanes, random=32,
                                         seed=0)
+        if keep:
+            from .commands.quantize import keep_in_artefact
+            keep_in_artefact(model, target)
         console.print(f"[bold]1/3 generate[/] {target} ({len(vectors['inputs'])} vectors)")
         art, result = _sim(target, simulator=simulator, waves=False, backpressure=False,
                            limit=0)
