@@ -13,7 +13,13 @@ from typing import Callable
 
 from amaranth.build import Platform
 
-__all__ = ["BOARDS", "BoardSpec", "get_board"]
+from frontends.errors import NnloomError
+
+__all__ = ["BOARDS", "BoardSpec", "BoardError", "get_board"]
+
+
+class BoardError(NnloomError, ValueError):
+    """A board name nnloom does not know, or a board an engine cannot build for."""
 
 
 @dataclass(frozen=True)
@@ -112,9 +118,9 @@ BOARDS: dict[str, BoardSpec] = {spec.name: spec for spec in (
 
 
 def get_board(name: str) -> BoardSpec:
-    """The ``BoardSpec`` called ``name``; ``ValueError`` names the known boards otherwise."""
+    """The ``BoardSpec`` called ``name``; ``BoardError`` names the known boards otherwise."""
     try:
         return BOARDS[name]
     except KeyError:
-        raise ValueError(f"Unknown board {name!r}; known boards: "
+        raise BoardError(f"Unknown board {name!r}; known boards: "
                          f"{', '.join(sorted(BOARDS))}") from None

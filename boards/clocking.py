@@ -27,6 +27,8 @@ from amaranth.lib import io, wiring
 from amaranth.lib.cdc import FFSynchronizer, ResetSynchronizer
 from amaranth.lib.wiring import In, Out
 
+from frontends.errors import NnloomError
+
 __all__ = ["ClockError", "Ice40Pll", "Ecp5Pll", "GowinPll", "PllClock", "LockHold",
            "plan_clock", "TOLERANCE", "HOLD_AFTER_LOCK_S"]
 
@@ -34,7 +36,7 @@ TOLERANCE = 0.01          # the achieved frequency may differ from the target by
 HOLD_AFTER_LOCK_S = 15e-6  # iCE40 block RAMs read zeroes for ~3 us after configuration
 
 
-class ClockError(ValueError):
+class ClockError(NnloomError, ValueError):
     """A clock target no PLL setting reaches."""
 
 

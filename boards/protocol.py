@@ -30,6 +30,8 @@ from typing import Iterable
 
 from amaranth.lib.crc import catalog
 
+from frontends.errors import NnloomError
+
 __all__ = ["REQUEST_SYNC", "RESPONSE_SYNC", "Command", "Status", "CRC", "crc16",
            "encode_request", "encode_response", "ResponseParser", "Response", "ProtocolError",
            "design_id", "LinkModel", "MAX_LENGTH", "Client", "LinkError"]
@@ -52,7 +54,7 @@ class Status(enum.IntEnum):
     BAD_COMMAND = 3
 
 
-class ProtocolError(Exception):
+class ProtocolError(NnloomError):
     """The bytes from the board are not a well-formed reply."""
 
 
@@ -186,7 +188,7 @@ class LinkModel:
         return encode_response(Status.BAD_COMMAND)
 
 
-class LinkError(Exception):
+class LinkError(NnloomError):
     """The board answered, but not with a usable result (a status other than OK, a reply
     whose CRC fails, or a board whose engine is not the host's artefact)."""
 

@@ -1,13 +1,13 @@
 """``nnloom bench``: every engine's benchmark, one markdown table and one JSON file.
 
-An engine adds ``BENCHES[name] = fn(out_dir: Path) -> list[dict]``; a benchmark with long
-sweeps also takes ``full: bool`` (``nnloom bench --full``) and keeps its default run short, so
+``BENCHES[name] = fn(out_dir: Path) -> list[dict]`` holds every engine's benchmark (its
+``bench`` in ``flows.engines``); a benchmark with long sweeps also takes ``full: bool`` (``nnloom bench --full``) and keeps its default run short, so
 that ``nnloom bench`` ends within 30 minutes on a 2-core machine. One flat dict per
 configuration measured (``engine``, ``config``, ``family`` and figures such as ``lut4``,
 ``ff``, ``dsp``, ``ram``, ``fmax_mhz``, ``cycles``, ``accuracy``...). ``run_all`` runs them,
 keeps going when one fails (its error becomes a row), and writes ``bench.md`` and
 ``bench.json`` with the date and the versions of the tools, so figures can be compared over
-time. The dense engine's own benchmark is here too.
+time.
 """
 
 from __future__ import annotations
@@ -23,13 +23,12 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Callable
 
+from frontends.errors import UsageError
 from rtl_gen.artefact import atomic_write
 
-__all__ = ["BENCHES", "run_all", "markdown_table", "bench_dense"]
+__all__ = ["BENCHES", "run_all", "markdown_table"]
 
 log = logging.getLogger(__name__)
-
-BENCHES: dict[str, Callable[[Path], list[dict]]] = {}
 
 _FIRST = ("engine", "config", "family")
 
@@ -92,7 +91,7 @@ def run_all(out_dir: Path, *, engines: list[str] | None = None, full: bool = Fal
     names = engines or sorted(BENCHES)
     unknown = [n for n in names if n not in BENCHES]
     if unknown:
-        raise ValueError(f"no benchmark for {', '.join(unknown)}; available: "
+        raise UsageError(f"no benchmark for {', '.join(unknown)}; available: "
                          f"{', '.join(sorted(BENCHES))}")
     results: dict[str, tuple[list[dict], float]] = {}
     if jobs <= 1 or len(names) == 1:
@@ -124,63 +123,10 @@ def run_all(out_dir: Path, *, engines: list[str] | None = None, full: bool = Fal
     return rows, out_dir / "bench.md"
 
 
-DENSE_LANES = (1, 4)
-DENSE_LANES_FULL = (1, 2, 4, 8)
+def _registered() -> dict[str, Callable[..., list[dict]]]:
+    from flows.engines import ENGINES
+    return {e.name: e.bench for e in ENGINES}
 
 
-def bench_dense(out_dir: Path, *, full: bool = False, lanes: tuple[int, ...] | None = None,
-                families: tuple[str, ...] = ("ice40", "ecp5"),
-                progress: Callable[[int, int, str], None] = lambda done, total, text: None) \
-        -> list[dict]:
-    """The dense engine on the digits MLP: resources, Fmax and latency per lane count
-    (``DENSE_LANES``, or ``DENSE_LANES_FULL`` with ``full``), out of context on each family.
-    ``progress(done, total, text)`` hears each synthesis as it starts."""
-    lanes = lanes or (DENSE_LANES_FULL if full else DENSE_LANES)
-    import numpy as np
-
-    from frontends.examples.digits_mlp import make_digits_mlp
-    from frontends.onnx_import import import_onnx
-    from frontends.vectors import golden_vectors
-    from rtl_gen.artefact import Artefact
-    from rtl_gen.emit import write_artefact
-
-    from .build import BuildError
-    from .synth import synthesize
-
-    made = make_digits_mlp(out_dir / "model")
-    graph = import_onnx(made.quantized)
-    with np.load(made.test_data) as f:
-        x, y = f["x"], f["y"]
-    vectors = golden_vectors(graph, data_x=x, data_y=y, random=0)
-    labelled = vectors["labels"] >= 0  # edge-case vectors carry no label
-    accuracy = float((vectors["outputs"].argmax(1) == vectors["labels"])[labelled].mean())
-    rows = []
-    for i, n in enumerate(lanes):
-        art = Artefact(write_artefact(graph, out_dir / f"lanes{n}", vectors=vectors, lanes=n))
-        cycles, macs = art.manifest["latency_cycles"], art.manifest["macs"]
-        for j, family in enumerate(families):
-            progress(i * len(families) + j, len(lanes) * len(families),
-                     f"{n} lanes on {family}")
-            clock = 12.0 if family == "ice40" else 25.0
-            row = {"engine": "dense", "config": f"digits MLP, {n} lanes", "family": family}
-            try:
-                rep = synthesize(art.rtl_sources, art.top, family=family, clock_mhz=clock,
-                                 out_dir=art.path / "synth" / family)
-            except BuildError as exc:  # e.g. more multipliers than the device has
-                reason = [l for l in str(exc).splitlines() if "ERROR" in l] or [str(exc)]
-                rows.append({**row, "cycles": cycles, "error": reason[0].strip()})
-                continue
-            util = rep.utilisation
-            dsp = util.get("ICESTORM_DSP", util.get("MULT18X18D", {})).get("used")
-            ram = sum(util.get(k, {}).get("used", 0)
-                      for k in ("ICESTORM_RAM", "ICESTORM_SPRAM", "DP16KD"))
-            latency_us = cycles / rep.fmax_mhz if rep.fmax_mhz else None
-            rows.append({**row, "lut4": rep.lut4, "ff": rep.ff, "dsp": dsp,
-                         "ram": ram, "fmax_mhz": rep.fmax_mhz, "cycles": cycles,
-                         "latency_us": latency_us,
-                         "gmac_s": macs / latency_us / 1e3 if latency_us else None,
-                         "accuracy": accuracy})
-    return rows
-
-
-BENCHES["dense"] = bench_dense
+# every engine's, from the one registry (``flows.engines``), whatever else was imported
+BENCHES: dict[str, Callable[..., list[dict]]] = _registered()

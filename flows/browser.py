@@ -9,12 +9,14 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from frontends.errors import NnloomError
+
 __all__ = ["chromium", "screenshot", "BrowserError"]
 
 _CANDIDATES = ("chromium", "chromium-browser", "google-chrome")
 
 
-class BrowserError(Exception):
+class BrowserError(NnloomError):
     """No Chromium or Playwright, or the page could not be rendered."""
 
 

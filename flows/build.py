@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from frontends.errors import NnloomError
 from rtl_gen.artefact import Artefact, atomic_write
 
 from .engine_instance import EngineInstance
@@ -39,7 +40,7 @@ _PRODUCTS = {"ice40": ("top.json", "top.asc", "icepack", "ICEPACK"),
              "gowin": ("top.syn.json", "top.pnr.json", "gowin_pack", "GOWIN_PACK")}
 
 
-class BuildError(Exception):
+class BuildError(NnloomError):
     """A build that failed; the message names the step (tool), command and log tail."""
 
 

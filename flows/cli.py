@@ -1,4 +1,8 @@
-"""The ``nnloom`` command line: generate, sim, build, flow, doctor, example."""
+"""The ``nnloom`` command line: generate, sim, build, flow, doctor, example.
+
+The console entry point is the only module that imports this one. The engines, their
+``generate``/``bench`` and their own commands come from ``flows.engines``.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +14,16 @@ from typing import Optional
 
 import numpy as np
 import typer
-from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
+from frontends.errors import UsageError
+from frontends.vectors import load_data
+
+from .commands import quantize as _quantize
+from .console import console, err_console, run_command
+from .engines import ENGINES, GENERATE_OPTIONS, ModelSource, check_options, choose_engine, \
+    engine_names, get_engine
 from .progress import progress
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -21,63 +31,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 bench_app = typer.Typer(invoke_without_command=True,
                         help="Benchmarks: print figures (resources, Fmax, cycles, accuracy).")
 app.add_typer(bench_app, name="bench")
-console = Console()
-err_console = Console(stderr=True)
 log = logging.getLogger("nnloom")
-
-
-class _Fail(Exception):
-    pass
-
-
-def _user_errors():
-    from frontends.errors import ModelError
-    from rtl_gen.artefact import ArtefactError
-    from sim.runner import SimError
-
-    from .build import BuildError
-    from .host import HostError
-    from .tools import MissingTool
-    return (ModelError, ArtefactError, SimError, BuildError, MissingTool, HostError, _Fail)
-
-
-# Engine command modules (``flows/commands/<engine>.py``): each has ``register(app, bench_app)``
-# that adds its commands (``nnloom <engine> ...``, ``nnloom bench <engine>``) and may add a
-# generator to ``GENERATORS``.
-ENGINE_COMMANDS: tuple[str, ...] = ("flows.commands.smurf", "flows.commands.lutnet",
-                                    "flows.commands.snn", "flows.commands.gemm",
-                                    "flows.commands.quantize")
-
-# ``nnloom generate --engine NAME``: NAME -> fn(model, out, data=npz or None) writing an
-# artefact directory (``nnloom flow`` also passes ``board=`` to a fn that takes it). The dense
-# engine is built in (below).
-GENERATORS: dict = {}
-
-
-def _call_generator(engine: str, model: Path, target: Path, *, data, board: str | None = None):
-    """Run ``GENERATORS[engine]``; ``board`` goes to generators that take it (an engine whose
-    hardware config depends on the board, e.g. gemm)."""
-    import inspect
-    fn = GENERATORS[engine]
-    kwargs = {"data": data}
-    if board is not None and "board" in inspect.signature(fn).parameters:
-        kwargs["board"] = board
-    return fn(model, target, **kwargs)
-
-
-# Exception types that engine modules raise for a user's mistake: shown as one line, exit 1.
-USER_ERRORS: list[type[BaseException]] = []
-
-
-def _run(fn):
-    """Run a command body; a user-facing error becomes one line and exit status 1."""
-    try:
-        return fn()
-    except (*_user_errors(), *USER_ERRORS) as exc:
-        text = str(exc)
-        err_console.print(f"[bold red]error:[/] {text}", markup=True, highlight=False,
-                          soft_wrap=True)
-        raise typer.Exit(1)
 
 
 @app.callback()
@@ -121,71 +75,83 @@ def doctor():
 
 # --- generate ----------------------------------------------------------------------------------
 
-def _load_data(data: Optional[Path]):
-    if data is None:
-        return None, None
-    from frontends.vectors import load_data
-    return load_data(data)
+def _options(**values) -> dict:
+    """The ``generate`` options the user gave (None: not given)."""
+    return {k: v for k, v in values.items() if v is not None}
 
 
-def _generate(model: Path, out: Path, *, data: Optional[Path], lanes: int, random: int,
-              seed: int):
-    from frontends.onnx_import import import_onnx
-    from frontends.vectors import golden_vectors
-    from rtl_gen.emit import write_artefact
+def _generate(model: Path, target: Path, *, engine: str, board: Optional[str],
+              data: Optional[Path], options: dict):
+    """Pick the engine (``auto``: the first that can run ``model``, said and why), refuse an
+    option it does not take by name, and write the artefact for ``board`` (default: the
+    engine's). Returns the engine and the board."""
+    from boards import get_board
 
-    from rtl_gen.dense import DensePlan
+    if not model.exists():
+        raise UsageError(f"{model}: no such file or folder")
+    if board is not None:
+        get_board(board)
+    if engine == "auto":
+        source = ModelSource(model, board or "icebreaker")
+        chosen, reason, refused = choose_engine(source, options)
+        if board is None and chosen.default_board != source.board:
+            board = chosen.default_board
+            source = ModelSource(model, board)
+            ok, reason = chosen.can_run(source)
+        note = "; ".join(f"not {name}: {why}" for name, why in refused)
+        console.print(f"engine auto: [bold]{chosen.name}[/] ({reason})"
+                      + (f"; {note}" if note else ""), highlight=False, soft_wrap=True)
+    else:
+        chosen = get_engine(engine)
+        check_options(chosen, options)
+    board = board or chosen.default_board
+    chosen.generate(model, target, board=board, data=data, options=options)
+    return chosen, board
 
-    x, y = _load_data(data)
-    graph = import_onnx(model)
-    try:
-        DensePlan.from_graph(graph, lanes=lanes)  # the engine takes the model: before vectors
-    except ValueError as exc:
-        raise _Fail(str(exc)) from None
-    vectors = golden_vectors(graph, data_x=x, data_y=y, random=random, seed=seed)
-    try:
-        write_artefact(graph, out, vectors=vectors, lanes=lanes)
-    except ValueError as exc:
-        raise _Fail(str(exc)) from None
-    return graph, vectors
+
+_ENGINE_HELP = ("auto (the first of " + ", ".join(engine_names()) + " that can run the model, "
+                "said and why) or one of them.")
+_OPTION_HELP = "Only for the engines that take it; another engine refuses it."
 
 
 @app.command()
-def generate(model: Path = typer.Argument(..., help="Quantized ONNX model."),
+def generate(model: Path = typer.Argument(..., help="Quantized ONNX model (NIR graph or LUT "
+                                          "tables for the engines that take them)."),
              out: Path = typer.Option(None, "--out", "-o", help="Artefact folder "
                                       "(default out/<model name>)."),
              data: Optional[Path] = typer.Option(None, help=".npz with 'x' (float inputs) and "
                                                  "optionally 'y' (labels) for golden vectors."),
-             lanes: int = typer.Option(4, help="Parallel MAC lanes (DSPs)."),
-             random: int = typer.Option(32, help="Random input vectors besides edge cases."),
-             seed: int = typer.Option(0, help="Seed of the random vectors."),
-             engine: str = typer.Option("dense", help="Engine to generate: dense, or one an "
-                                        "engine module adds (see `nnloom --help`)."),
+             engine: str = typer.Option("auto", help=_ENGINE_HELP),
+             board: Optional[str] = typer.Option(None, help="Board whose FPGA family the "
+                                                 "engine is built for (default: the engine's, "
+                                                 "icebreaker but for lutnet's ulx3s-85f)."),
+             lanes: Optional[int] = typer.Option(None, help="Parallel MAC lanes (dense; "
+                                                 "default 4). " + _OPTION_HELP),
+             random: Optional[int] = typer.Option(None, help="Random input vectors besides "
+                                                  "edge cases (default 32). " + _OPTION_HELP),
+             seed: Optional[int] = typer.Option(None, help="Seed of the random vectors "
+                                                "(default 0). " + _OPTION_HELP),
              calibrate: Optional[Path] = typer.Option(None, help="MODEL is float: quantize "
                                                       "it first on this .npz's 'x' (see "
                                                       "`nnloom quantize`).")):
-    """Import MODEL, generate Verilog, write manifest and golden vectors."""
+    """Import MODEL, generate Verilog for BOARD, write manifest and golden vectors."""
     def body():
+        from rtl_gen.artefact import Artefact
+
         from .commands.quantize import calibrated, keep_in_artefact
         target = out or Path("out") / model.stem
         with calibrated(model, calibrate, console) as quantized:
-            _generate_body(quantized, target)
+            chosen, built_for = _generate(quantized, target, engine=engine, board=board,
+                                          data=data, options=_options(lanes=lanes,
+                                                                      random=random, seed=seed))
             if calibrate is not None:
                 keep_in_artefact(quantized, target)
-
-    def _generate_body(model, target):
-        if engine != "dense":
-            if engine not in GENERATORS:
-                raise _Fail(f"unknown engine '{engine}'; available: "
-                            f"{', '.join(['dense', *sorted(GENERATORS)])}")
-            GENERATORS[engine](model, target, data=data)
-            console.print(f"wrote {target} ({engine} engine)")
-            return
-        graph, vectors = _generate(model, target, data=data, lanes=lanes, random=random,
-                                   seed=seed)
-        console.print(f"wrote {target}: {len(graph.nodes)} layers, {len(vectors['inputs'])} "
-                      f"golden vectors")
-    _run(body)
+        art = Artefact(target)
+        layers = art.manifest.get("layers")
+        console.print(f"wrote {target} ({chosen.name} engine, {built_for}): "
+                      + (f"{len(layers)} layers, " if layers else "")
+                      + f"{len(art.vectors()['inputs'])} golden vectors", highlight=False)
+    run_command(body)
 
 
 # --- inspect -----------------------------------------------------------------------------------
@@ -262,8 +228,8 @@ def inspect(model: Path = typer.Argument(..., help="ONNX model (QDQ, QONNX or in
                 console.print(f"[yellow]unsupported:[/] {u}: no handler for this op",
                               highlight=False)
         if error is not None:
-            raise _Fail(f"{model}: cannot be imported: {error}")
-    _run(body)
+            raise UsageError(f"{model}: cannot be imported: {error}")
+    run_command(body)
 
 
 # --- sim ---------------------------------------------------------------------------------------
@@ -317,10 +283,7 @@ def sim(artefact: Path = typer.Argument(..., help="Artefact folder from `nnloom 
             from boards import get_board
             from flows.board_sim import run_board_sim
             from sim.runner import SimError
-            try:
-                get_board(board)
-            except ValueError as exc:
-                raise _Fail(str(exc)) from None
+            get_board(board)
             name = f"{board} board top, UART"
             with progress(console, name) as update:
                 result = run_board_sim(artefact, board, limit=limit or 4, waves=waves,
@@ -337,7 +300,7 @@ def sim(artefact: Path = typer.Argument(..., help="Artefact folder from `nnloom 
                       f"{result.cycles} cycles per inference; results: {result.results_xml}")
         if result.waves:
             console.print(f"waves: {result.waves}")
-    _run(body)
+    run_command(body)
 
 
 # --- run, program ------------------------------------------------------------------------------
@@ -350,18 +313,18 @@ def run(artefact: Path = typer.Argument(..., help="Artefact folder whose bitstre
         timeout: float = typer.Option(2.0, help="Seconds to wait for each reply.")):
     """Run the golden inputs on a programmed board and check its outputs."""
     def body():
-        from .host import run_on_board
+        from .host import HostError, run_on_board
         with progress(console, f"vectors on the board at {port}") as update:
             result = run_on_board(artefact, port, baud=baud, limit=limit, timeout=timeout,
                                   progress=lambda done, total: update(done, total))
         if not result.passed:
-            raise _Fail(f"the board's outputs differ from the golden in "
-                        f"{result.mismatching_elements} elements:\n"
+            raise HostError(f"the board's outputs differ from the golden in "
+                            f"{result.mismatching_elements} elements:\n"
                         + "\n".join(result.mismatches))
         console.print(f"[green]PASS[/] {result.vectors} vectors on the board equal the golden; "
                       f"engine cycles {min(result.cycles)}–{max(result.cycles)}; "
                       f"{result.retries} retries; {result.seconds:.1f} s")
-    _run(body)
+    run_command(body)
 
 
 @app.command()
@@ -375,13 +338,10 @@ def program(artefact: Path = typer.Argument(..., help="Artefact folder with a bu
         from boards import get_board
 
         from .host import program as program_board
-        try:
-            get_board(board)
-        except ValueError as exc:
-            raise _Fail(str(exc)) from None
+        get_board(board)
         command = program_board(artefact, board, dry_run=dry_run)
         console.print(("would run: " if dry_run else "programmed: ") + shlex.join(command))
-    _run(body)
+    run_command(body)
 
 
 # --- build -------------------------------------------------------------------------------------
@@ -390,10 +350,7 @@ def _build(artefact_dir: Path, board: str, clock: Optional[float] = None):
     from boards import get_board
 
     from .build import build as run_build
-    try:
-        spec = get_board(board)
-    except ValueError as exc:
-        raise _Fail(str(exc)) from None
+    spec = get_board(board)
     name = f"building {artefact_dir.name} for {spec.name}"
     with progress(console, name) as update:
         return run_build(artefact_dir, spec.name, clock_mhz=clock,
@@ -420,7 +377,7 @@ def build(artefact: Path = typer.Argument(..., help="Artefact folder."),
         Artefact(artefact)
         report = _build(artefact, board, clock)
         _print_build(report)
-    _run(body)
+    run_command(body)
 
 
 def _print_build(report):
@@ -447,7 +404,7 @@ def _float_accuracy(reference: Optional[Path], x, y) -> float | None:
     try:
         session = ort.InferenceSession(str(reference), providers=["CPUExecutionProvider"])
     except Exception as exc:
-        raise _Fail(f"{reference}: onnxruntime cannot load the reference model ({exc})") \
+        raise UsageError(f"{reference}: onnxruntime cannot load the reference model ({exc})") \
             from None
     name = session.get_inputs()[0].name
     logits = np.concatenate([session.run(None, {name: x[i:i + 1].astype(np.float32)})[0]
@@ -463,10 +420,10 @@ def flow(model: Path = typer.Argument(..., help="Quantized ONNX model."),
          data: Optional[Path] = typer.Option(None, help=".npz with 'x' and 'y' (labels)."),
          reference: Optional[Path] = typer.Option(None, help="Float ONNX model, to report "
                                                   "the accuracy quantization started from."),
-         lanes: int = typer.Option(4, help="Parallel MAC lanes (DSPs)."),
+         lanes: Optional[int] = typer.Option(None, help="Parallel MAC lanes (dense; default "
+                                             "4). " + _OPTION_HELP),
          simulator: str = typer.Option("verilator", help="verilator or icarus."),
-         engine: str = typer.Option("dense", help="Engine to generate: dense, or one an "
-                                    "engine module adds (see `nnloom generate --help`)."),
+         engine: str = typer.Option("auto", help=_ENGINE_HELP),
          clock: Optional[float] = typer.Option(None, "--clock", metavar="MHZ",
                                                help=_CLOCK_HELP),
          calibrate: Optional[Path] = typer.Option(None, help="MODEL is float: quantize it "
@@ -483,24 +440,16 @@ def flow(model: Path = typer.Argument(..., help="Quantized ONNX model."),
 
     def _flow_body(model, target, reference, keep):
         from boards import get_board
-        try:
-            spec = get_board(board)
-        except ValueError as exc:
-            raise _Fail(str(exc)) from None
+        from rtl_gen.artefact import Artefact
+
+        spec = get_board(board)
         from .build import board_clock
         board_clock(spec, clock)  # a clock the PLL cannot make fails before anything is written
         t0 = time.monotonic()
-        x, y = _load_data(data)
-        if engine != "dense":
-            if engine not in GENERATORS:
-                raise _Fail(f"unknown engine '{engine}'; available: "
-                            f"{', '.join(['dense', *sorted(GENERATORS)])}")
-            _call_generator(engine, model, target, data=data, board=spec.name)
-            from rtl_gen.artefact import Artefact
-            vectors = Artefact(target).vectors()
-        else:
-            _graph, vectors = _generate(model, target, data=data, lanes=lanes, random=32,
-                                        seed=0)
+        x, y = load_data(data) if data is not None else (None, None)
+        _generate(model, target, engine=engine, board=spec.name, data=data,
+                  options=_options(lanes=lanes))
+        vectors = Artefact(target).vectors()
         if keep:
             from .commands.quantize import keep_in_artefact
             keep_in_artefact(model, target)
@@ -522,7 +471,7 @@ def flow(model: Path = typer.Argument(..., help="Quantized ONNX model."),
         html_path, _ = write_report(art, accuracy={"float": float_acc, "golden": golden_acc,
                                                    "rtl": rtl_acc, "samples": n})
         console.print(f"report: {html_path}")
-    _run(body)
+    run_command(body)
 
 
 @app.command()
@@ -533,7 +482,7 @@ def report(artefact: Path = typer.Argument(..., help="Artefact folder.")):
         from .report import write_report
         html_path, json_path = write_report(artefact)
         console.print(f"wrote {html_path} and {json_path}")
-    _run(body)
+    run_command(body)
 
 
 def _pct(v):
@@ -600,7 +549,7 @@ def _example_digits_brevitas(out: Path) -> str:
     try:
         import brevitas  # noqa: F401
     except ImportError:
-        raise _Fail("the digits-brevitas example needs Brevitas: "
+        raise UsageError("the digits-brevitas example needs Brevitas: "
                     "pip install 'nnloom[brevitas]'") from None
     from frontends.examples.digits_brevitas import make_digits_brevitas
     made = make_digits_brevitas(out)
@@ -630,13 +579,13 @@ def example(name: str = typer.Argument("digits", help="Example model: "
     digits-brevitas)."""
     def body():
         if name not in EXAMPLES:
-            raise _Fail(f"unknown example '{name}'; available: "
+            raise UsageError(f"unknown example '{name}'; available: "
                         + "; ".join(f"{k} ({v[0]})" for k, v in EXAMPLES.items()))
         what, make = EXAMPLES[name]
         with console.status(f"training {what}…"):
             lines = make(out)
         console.print(lines)
-    _run(body)
+    run_command(body)
 
 
 # --- bench -------------------------------------------------------------------------------------
@@ -656,47 +605,21 @@ def _bench_all(ctx: typer.Context,
     if ctx.invoked_subcommand:
         return
     def body():
-        from .bench import BENCHES, markdown_table, run_all
+        from .bench import markdown_table, run_all
         names = [e.strip() for e in engines.split(",")] if engines else None
         with progress(console, "bench") as update:
-            try:
-                rows, md = run_all(out, engines=names, full=full, jobs=jobs,
-                                   progress=lambda name, done, total:
-                                   update(done, total, f"bench {name}"))
-            except ValueError as exc:
-                raise _Fail(str(exc)) from None
+            rows, md = run_all(out, engines=names, full=full, jobs=jobs,
+                               progress=lambda name, done, total:
+                               update(done, total, f"bench {name}"))
         console.print(markdown_table(rows), soft_wrap=True)  # no wrapping inside a row
         console.print(f"wrote {md} and {md.with_suffix('.json')}")
-        if not BENCHES:
-            raise _Fail("no benchmarks are registered")
-    _run(body)
+    run_command(body)
 
 
-@bench_app.command("dense")
-def bench_dense_command(out: Path = typer.Option(Path("out/bench/dense"), "--out", "-o"),
-                        full: bool = typer.Option(False, "--full", help="Every lane count "
-                                                  "(1, 2, 4, 8), not just 1 and 4.")):
-    """The dense engine on the digits MLP: LUT4/FF/DSP/RAM, Fmax, cycles per lane count."""
-    def body():
-        from .bench import bench_dense, markdown_table
-        with progress(console, "bench dense") as update:
-            rows = bench_dense(out, full=full, progress=lambda done, total, text:
-                               update(done, total, f"bench dense: {text}"))
-        console.print(markdown_table(rows), soft_wrap=True)
-    _run(body)
-
-
-run_command = _run
-UserError = _Fail
-
-
-def _register_engines():
-    import importlib
-    for name in ENGINE_COMMANDS:
-        importlib.import_module(name).register(app, bench_app)
-
-
-_register_engines()
+for _engine in ENGINES:   # each engine's own commands (nnloom smurf, nnloom bench gemm...)
+    if _engine.commands is not None:
+        _engine.commands(app, bench_app)
+_quantize.register(app, bench_app)
 
 
 def main():

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from boards.protocol import Client, LinkError, ResponseParser, Status
+from frontends.errors import NnloomError
 from rtl_gen.artefact import Artefact
 
 __all__ = ["run_on_board", "BoardRun", "HostError", "program", "PROGRAMMERS"]
@@ -27,7 +28,7 @@ __all__ = ["run_on_board", "BoardRun", "HostError", "program", "PROGRAMMERS"]
 log = logging.getLogger(__name__)
 
 
-class HostError(Exception):
+class HostError(NnloomError):
     """The board cannot be reached or does not answer as the protocol says."""
 
 

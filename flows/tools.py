@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+from frontends.errors import NnloomError
+
 __all__ = ["Tool", "ToolStatus", "TOOLS", "check_tools", "tool_path", "tool_env", "MissingTool"]
 
 
-class MissingTool(Exception):
+class MissingTool(NnloomError):
     """A tool nnloom needs is not installed; the message says how to install it."""
 
 

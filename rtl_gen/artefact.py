@@ -16,12 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
+from frontends.errors import NnloomError
+
 __all__ = ["Artefact", "ArtefactError", "atomic_write", "atomic_directory", "MANIFEST_VERSION"]
 
 MANIFEST_VERSION = 1
 
 
-class ArtefactError(Exception):
+class ArtefactError(NnloomError):
     """An artefact directory that is missing or incomplete."""
 
 

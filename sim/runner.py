@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from frontends.errors import NnloomError
 from rtl_gen.artefact import Artefact
 
 __all__ = ["SimError", "SimResult", "run_sim", "verilator_env", "SIMULATORS"]
@@ -29,7 +30,7 @@ SIMULATORS = ("verilator", "icarus")
 VERILATOR_ARGS = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC"]
 
 
-class SimError(Exception):
+class SimError(NnloomError):
     """A simulation that could not run, or whose outputs differ from the golden model."""
 
 

@@ -12,6 +12,8 @@ from typing import Optional
 import numpy as np
 import typer
 
+from frontends.errors import UsageError
+
 log = logging.getLogger(__name__)
 
 __all__ = ["register", "generate_gemm", "bench_rows", "bench_model", "drop_idle_core"]
@@ -22,9 +24,8 @@ BENCH_BOARDS = ("icebreaker", "ulx3s-85f")
 BENCH_SEEDS = (1, 2, 3)
 
 
-def _user_error(text: str):
-    from flows.cli import UserError
-    return UserError(text)
+def _user_error(text: str) -> UsageError:
+    return UsageError(text)
 
 
 def _load_npz(data: Optional[Path]):
@@ -34,8 +35,35 @@ def _load_npz(data: Optional[Path]):
     return load_data(data)
 
 
+def can_run_gemm(graph, board: str) -> tuple[bool, str]:
+    """Whether ``board``'s heterogeneous overlay takes every layer of ``graph`` (the
+    compiler's own check), and why."""
+    from frontends.errors import ModelError
+    from rtl_gen.gemm import BOARDS, compile_graph
+    if board not in BOARDS:
+        return False, (f"no gemm overlay configuration for board '{board}'; it has configs "
+                       f"for {', '.join(BOARDS)}")
+    try:
+        program = compile_graph(graph, BOARDS[board]["hetero"], split="auto")
+    except ModelError as exc:
+        return False, str(exc)
+    ops = sorted({l.source_op or l.op for l in program.layers})
+    return True, (f"the {board} overlay runs all {len(program.layers)} layers "
+                  f"({', '.join(ops)}) in {len(program.instrs)} instructions")
+
+
+def generate(model: Path, out: Path, *, board: str, data: Optional[Path] = None,
+             options: dict) -> Path:
+    """The engine protocol's ``generate`` (``flows.engines``): ``generate_gemm`` for
+    ``board`` with ``options["random"]``/``["seed"]`` for the golden vectors."""
+    generate_gemm(model, out, data, board=board, random=options.get("random", 32),
+                  seed=options.get("seed", 0))
+    return Path(out)
+
+
 def generate_gemm(model: Path, out: Path, data: Optional[Path] = None, *,
-                  board: str = "icebreaker", split="auto", tau: float = 0.02):
+                  board: str = "icebreaker", split="auto", tau: float = 0.02,
+                  random: int = 32, seed: int = 0):
     """Compile ``model`` for ``board``'s heterogeneous config and write the artefact
     (memories initialised with the program). Returns the program."""
     from frontends.onnx_import import import_onnx
@@ -50,7 +78,7 @@ def generate_gemm(model: Path, out: Path, data: Optional[Path] = None, *,
     graph = import_onnx(model)
     program = compile_graph(graph, BOARDS[board]["hetero"], split=split, tau=tau)
     program = drop_idle_core(graph, program, split=split, tau=tau)
-    vectors = golden_vectors(program.graph, data_x=x, data_y=y)
+    vectors = golden_vectors(program.graph, data_x=x, data_y=y, random=random, seed=seed)
     write_gemm_artefact(program, out, vectors=vectors,
                         extra={"board_config": board})
     return program
@@ -263,12 +291,7 @@ def _fmt(v, spec=""):
 
 
 def register(app: typer.Typer, bench_app: typer.Typer):
-    from flows.cli import GENERATORS, console, run_command
-
-    from flows.bench import BENCHES
-
-    GENERATORS["gemm"] = generate_gemm
-    BENCHES["gemm"] = bench_all_rows
+    from flows.console import console, run_command
 
     @bench_app.command("gemm")
     def bench_gemm(

@@ -23,8 +23,13 @@ MAX_SIM_TABLE_BYTES = 128 * 1024
 
 
 def _errors():
-    from flows import cli
-    return cli
+    """What the command bodies use: ``UserError`` (``frontends.errors.UsageError``),
+    ``console`` and ``run_command`` (``flows.console``)."""
+    from types import SimpleNamespace
+
+    from flows.console import console, run_command
+    from frontends.errors import UsageError
+    return SimpleNamespace(UserError=UsageError, console=console, run_command=run_command)
 
 
 def load_image(path: Path) -> np.ndarray:
@@ -167,6 +172,28 @@ def generate_artefact(model: Path, out: Path, data: Optional[Path] = None, *,
     return write_srlut_artefact(plan, out, ports=ports, **size)
 
 
+def can_run_lutnet(path: Path) -> tuple[bool, str]:
+    """Whether ``path`` is LUT tables the lutnet engine takes (by its kind; the tables
+    themselves are checked when read), and why."""
+    path = Path(path)
+    if path.is_dir():
+        return True, "a folder: HKLUT tables or an ICELUT net"
+    if path.suffix.lower() == ".npy":
+        return True, "an .npy: an SR-LUT table"
+    if path.suffix.lower() == ".npz":
+        return True, "an .npz: ICELUT tables"
+    return False, ("not LUT tables (.npy, .npz or a folder); an .onnx SR-LUT pattern net is "
+                   "taken with --engine lutnet only")
+
+
+def generate(model: Path, out: Path, *, board: str, data: Optional[Path] = None,
+             options: dict) -> Path:
+    """The engine protocol's ``generate`` (``flows.engines``): the tables' engine for
+    ``board``'s family (HKLUT MSB tables in SPRAM on iCE40, block RAM on ECP5)."""
+    from boards import get_board
+    return Path(generate_artefact(model, out, data, family=get_board(board).family))
+
+
 def bench_rows(out_dir: Path, *, full: bool = False) -> list[dict]:
     """``nnloom bench`` (all engines): the lutnet benchmark as flat rows. By default only the
     issue's two targets (HKLUT-S on the UP5K, SR-LUT-S 5-bit on ECP5) and the ICELUT apply
@@ -192,20 +219,12 @@ def bench_rows(out_dir: Path, *, full: bool = False) -> list[dict]:
 
 
 def register(app, bench_app):
-    from flows import cli
-    from flows.bench import BENCHES
-    from rtl_gen.lutnet.srlut import TableError
-
-    BENCHES["lutnet"] = bench_rows
+    cli = _errors()
 
     lut_app = typer.Typer(no_args_is_help=True,
                           help="LUT super-resolution and enhancement engines (SR-LUT, "
                                "HKLUT, ICELUT): upscale, enhance, generate, train.")
     app.add_typer(lut_app, name="lutnet")
-    if TableError not in cli.USER_ERRORS:
-        cli.USER_ERRORS.append(TableError)
-    cli.GENERATORS["lutnet"] = lambda model, out, data=None: generate_artefact(model, out,
-                                                                               data)
 
     @lut_app.command("sr")
     def sr(tables: Path = typer.Option(..., help="SR-LUT table (.npy), HKLUT table folder, "
@@ -477,7 +496,7 @@ def run_bench(out: Path, *, width: int, height: int, synth: bool, console,
     from rtl_gen.lutnet.images import side_by_side
     from rtl_gen.lutnet.metrics import bicubic_upscale, psnr_y
     from rtl_gen.lutnet.tables import load_srlut_table
-    from flows import cli
+    cli = _errors()
 
     data = _data_dir()
     if not (data / "srlut").is_dir():

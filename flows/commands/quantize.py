@@ -89,7 +89,7 @@ def inspect_float(model: Path, as_json: bool, console) -> bool:
 
 
 def register(app: typer.Typer, bench_app: typer.Typer):
-    from flows.cli import console, run_command
+    from flows.console import console, run_command
 
     @app.command()
     def quantize(model: Path = typer.Argument(..., help="Float ONNX model."),

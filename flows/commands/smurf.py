@@ -8,14 +8,15 @@ from typing import List, Optional
 
 import typer
 
+from frontends.errors import UsageError
+
 log = logging.getLogger(__name__)
 
 __all__ = ["register", "generate_smurf", "parse_ranges", "parse_radix"]
 
 
-def _user_error(text: str):
-    from flows.cli import UserError
-    return UserError(text)
+def _user_error(text: str) -> UsageError:
+    return UsageError(text)
 
 
 def parse_ranges(items: list[str]) -> dict[str, tuple[float, float]]:
@@ -144,6 +145,29 @@ def synthesize_hierarchy(component, name: str, family: str, out_dir: Path) -> di
     return out
 
 
+def can_run_smurf(graph) -> tuple[bool, str]:
+    """Whether ``graph`` is one nonlinear function the SMURF engine makes as a unit (it
+    generates one node, not a network), and why."""
+    from rtl_gen.smurf.from_ir import SUPPORTED, nonlinear_nodes
+    nodes = nonlinear_nodes(graph)
+    if len(graph.nodes) != 1 or len(nodes) != 1:
+        return False, (f"the smurf engine makes one nonlinear function as a unit; the model "
+                       f"has {len(graph.nodes)} nodes ({len(nodes)} nonlinear)")
+    function = nodes[0].attrs["function"]
+    if function not in SUPPORTED:
+        return False, (f"{nodes[0].describe()}: function '{function}' is not one of "
+                       f"{', '.join(SUPPORTED)}")
+    return True, f"the model is one {function} node, a stochastic-computing unit"
+
+
+def generate(model: Path, out: Path, *, board: str, data: Optional[Path] = None,
+             options: dict) -> Path:
+    """The engine protocol's ``generate`` (``flows.engines``); the unit is the same on every
+    board."""
+    generate_from_model(model, out, data)
+    return Path(out)
+
+
 def generate_from_model(model: Path, out: Path, data=None):
     """``nnloom generate MODEL --engine smurf``: the model's first nonlinear node as a unit."""
     from frontends.onnx_import import import_onnx
@@ -160,7 +184,7 @@ def generate_from_model(model: Path, out: Path, data=None):
                     model, nodes[0].describe(), ", ".join(n.name for n in nodes[1:]))
     try:
         plan, fit = plan_for_node(graph, nodes[0])
-    except (DesignError, ValueError) as exc:
+    except DesignError as exc:
         raise _user_error(str(exc)) from None
     write_smurf_artefact(plan, out, fit=fit)
 
@@ -196,11 +220,7 @@ def bench_rows(out_dir: Path) -> list[dict]:
 
 
 def register(app: typer.Typer, bench_app: typer.Typer):
-    from flows.bench import BENCHES
-    from flows.cli import GENERATORS, console, run_command
-
-    GENERATORS["smurf"] = generate_from_model
-    BENCHES["smurf"] = bench_rows
+    from flows.console import console, run_command
 
     @app.command("smurf")
     def smurf(

@@ -11,23 +11,50 @@ from typing import Optional
 import numpy as np
 import typer
 
+from frontends.errors import UsageError
+
 log = logging.getLogger(__name__)
 
 __all__ = ["register", "generate_snn", "bench_snn"]
 
 
-def _user_error(text: str):
-    from flows.cli import UserError
-    return UserError(text)
+def _user_error(text: str) -> UsageError:
+    return UsageError(text)
 
 
 def _load_data(data):
-    from flows.cli import _load_data as load
-    return load(Path(data)) if data is not None else (None, None)
+    from frontends.vectors import load_data
+    return load_data(data) if data is not None else (None, None)
+
+
+def can_run_snn(path: Path, graph) -> tuple[bool, str]:
+    """Whether the spiking engine takes the model (a NIR graph, or an ONNX graph its exact
+    ST-BIF conversion takes), and why."""
+    if Path(path).suffix.lower() == ".nir":
+        return True, "a NIR graph (IF/LIF/CubaLIF neurons)"
+    if graph is None:
+        return False, "neither a NIR graph nor an ONNX model"
+    from frontends.errors import ModelError
+    from rtl_gen.snn.plan import SnnPlan
+    try:
+        plan = SnnPlan.from_graph(graph)
+    except ModelError as exc:
+        return False, str(exc)
+    return True, (f"its {len(plan.network.layers)} layers convert exactly to ST-BIF "
+                  f"spiking layers")
+
+
+def generate(model: Path, out: Path, *, board: str, data: Optional[Path] = None,
+             options: dict) -> Path:
+    """The engine protocol's ``generate`` (``flows.engines``); the engine is the same on
+    every board. ``options["random"]``/``["seed"]``: the ONNX path's random golden vectors,
+    a NIR graph's synthetic spike samples and their seed."""
+    return Path(generate_snn(model, out, data, random=options.get("random"),
+                             seed=options.get("seed")))
 
 
 def generate_snn(model: Path, out: Path, data=None, *, t_max: int | None = None,
-                 random: int = 32, seed: int = 0):
+                 random: int | None = None, seed: int | None = None):
     """Write the spiking engine's artefact for ``model`` (.onnx: exact ST-BIF conversion;
     .nir: IF/LIF/CubaLIF network, see ``frontends.snn.nir_import``, on ``data``'s ``x`` as spikes
     (samples, steps, inputs), else on synthetic spikes); returns the artefact path."""
@@ -37,14 +64,16 @@ def generate_snn(model: Path, out: Path, data=None, *, t_max: int | None = None,
     if model.suffix.lower() == ".nir":
         from rtl_gen.snn.emit import write_nir_artefact
         spikes = _load_data(data)[0] if data is not None else None
-        return write_nir_artefact(model, out, spikes=spikes)
+        given = {k: v for k, v in (("samples", random), ("seed", seed)) if v is not None}
+        return write_nir_artefact(model, out, spikes=spikes, **given)
     from frontends.onnx_import import import_onnx
     from frontends.vectors import golden_vectors
     from rtl_gen.snn.emit import write_from_graph
 
     x, y = _load_data(data)
     graph = import_onnx(model)
-    vectors = golden_vectors(graph, data_x=x, data_y=y, random=random, seed=seed)
+    vectors = golden_vectors(graph, data_x=x, data_y=y, random=32 if random is None else random,
+                             seed=0 if seed is None else seed)
     return write_from_graph(graph, out, vectors=vectors, t_max=t_max)
 
 
@@ -214,11 +243,7 @@ def _bench_rows(out_dir: Path) -> list[dict]:
 
 
 def register(app: typer.Typer, bench_app: typer.Typer):
-    from flows.cli import GENERATORS, console, run_command
-
-    GENERATORS["snn"] = generate_snn
-    from flows.bench import BENCHES
-    BENCHES["snn"] = _bench_rows
+    from flows.console import console, run_command
 
     @bench_app.command("snn")
     def bench(model: Optional[Path] = typer.Argument(None, help="Quantized ONNX model "

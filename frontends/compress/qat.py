@@ -36,6 +36,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from frontends.errors import NnloomError
+
 from .._atomic import write_bytes_atomic
 
 __all__ = ["LayerBits", "QatNet", "finetune", "accuracy", "export_qonnx", "fold_batch_norm",
@@ -48,7 +50,7 @@ _MOMENTUM = 0.1
 TERNARY_K = 0.7
 
 
-class QatError(ValueError):
+class QatError(NnloomError, ValueError):
     """A model or bit choice the QAT helpers cannot take; the message names the module."""
 
 

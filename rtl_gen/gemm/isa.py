@@ -70,6 +70,8 @@ import re
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from frontends.errors import NnloomError
+
 __all__ = ["OPS", "CORES", "FIELDS", "Instr", "encode", "decode", "assemble", "disassemble",
            "AsmError", "WORD_BITS"]
 
@@ -114,7 +116,7 @@ def field_offsets(op: str) -> dict[str, tuple[int, int, bool]]:
     return out
 
 
-class AsmError(ValueError):
+class AsmError(NnloomError, ValueError):
     """An instruction that cannot be encoded or a line that cannot be assembled."""
 
 

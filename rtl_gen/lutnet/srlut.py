@@ -28,12 +28,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from frontends.errors import NnloomError
+
 from .pattern import BLOCK_ROT, PATTERNS, pattern_radius, rotated_pattern
 
 __all__ = ["SrlutPlan", "TableError", "round_half_even_shift"]
 
 
-class TableError(ValueError):
+class TableError(NnloomError, ValueError):
     """A look-up table or image the LUT engines cannot use (the message says why and how)."""
 
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from frontends.errors import NnloomError
+
 from .basis import BernsteinBasis, FsmBasis
 from .expr import Expression, ExpressionError, parse
 from .plan import SmurfOutput, SmurfPlan
@@ -32,7 +34,7 @@ AUTO_MARGIN = 2.0
 AUTO_TOLERANCE = 0.01
 
 
-class DesignError(ValueError):
+class DesignError(NnloomError, ValueError):
     """A request that cannot become a SMURF unit; the message names the cause and the fix."""
 
 

@@ -14,10 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
+from frontends.errors import NnloomError
+
 __all__ = ["Expression", "ExpressionError", "parse", "FUNCTIONS"]
 
 
-class ExpressionError(ValueError):
+class ExpressionError(NnloomError, ValueError):
     """A target expression that cannot be parsed or is not allowed."""
 
 

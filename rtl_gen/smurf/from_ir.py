@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from frontends.errors import ModelError
+
 from .design import FitReport, design
 from .plan import SmurfPlan
 
@@ -45,7 +47,7 @@ def plan_for_node(graph, node, **options) -> tuple[SmurfPlan, FitReport]:
     """Fit a one-input SMURF unit to ``node``'s table; ``options`` go to ``design``."""
     function = node.attrs["function"]
     if function not in SUPPORTED:
-        raise ValueError(f"{node.describe()}: function '{function}' cannot be generated as a "
+        raise ModelError(f"{node.describe()}: function '{function}' cannot be generated as a "
                          f"SMURF unit; supported: {', '.join(SUPPORTED)}")
     x_t, y_t = graph.tensor(node.inputs[0]), graph.tensor(node.outputs[0])
     s_in, z_in = float(node.attrs["input_scale"]), float(node.attrs["input_zero_point"])

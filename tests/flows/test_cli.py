@@ -79,7 +79,8 @@ def test_unknown_board(tmp_path, mlp_onnx):
 
 
 def test_generate_writes_the_artefact(tmp_path, mlp_onnx):
-    result = _invoke("generate", mlp_onnx, "-o", "out/mlp", "--random", "3", cwd=tmp_path)
+    result = _invoke("generate", mlp_onnx, "-o", "out/mlp", "--random", "3", "--engine", "dense",
+                     cwd=tmp_path)
     assert result.exit_code == 0, result.output
     art = tmp_path / "out" / "mlp"
     assert (art / "manifest.json").is_file() and (art / "rtl" / "nnloom_dense.v").is_file()

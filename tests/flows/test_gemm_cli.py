@@ -58,14 +58,15 @@ def test_bench_names_an_unknown_board(mlp_onnx, tmp_path):
 
 
 def test_flow_sizes_the_overlay_for_its_board(mlp_onnx, tmp_path, monkeypatch):
-    from flows import cli
+    import flows.commands.gemm as gemm
+    from frontends.errors import UsageError
     boards = []
 
-    def generator(model, out, data=None, *, board="icebreaker"):
+    def generator(model, out, data=None, *, board="icebreaker", **options):
         boards.append(board)
-        raise cli.UserError("stop after generate")
+        raise UsageError("stop after generate")
 
-    monkeypatch.setitem(cli.GENERATORS, "gemm", generator)
+    monkeypatch.setattr(gemm, "generate_gemm", generator)
     result = runner.invoke(app, ["flow", str(mlp_onnx), "--engine", "gemm", "--board",
                                  "ulx3s-85f", "-o", str(tmp_path / "a")])
     assert result.exit_code == 1 and "stop after generate" in result.output

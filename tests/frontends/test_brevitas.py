@@ -174,7 +174,7 @@ def test_flow_generate_and_simulate_on_the_dense_engine(exported, tmp_path):
     art = tmp_path / "art"
     runner = CliRunner()
     result = runner.invoke(app, ["generate", str(exported.path(False)), "-o", str(art),
-                                 "--random", "16"])
+                                 "--random", "16", "--engine", "dense"])
     assert result.exit_code == 0, result.output
     result = runner.invoke(app, ["sim", str(art)])
     assert result.exit_code == 0, result.output

@@ -227,7 +227,8 @@ def test_mixed_bit_mlp_runs_bit_exact_on_the_dense_engine(tmp_path):
     path = export_qonnx(net, tmp_path / "mlp.onnx", (16,))
     art = tmp_path / "art"
     runner = CliRunner()
-    result = runner.invoke(app, ["generate", str(path), "-o", str(art), "--random", "16"])
+    result = runner.invoke(app, ["generate", str(path), "-o", str(art), "--random", "16",
+                                 "--engine", "dense"])
     assert result.exit_code == 0, result.output
     result = runner.invoke(app, ["sim", str(art)])
     assert result.exit_code == 0 and "bit-exact" in result.output, result.output
