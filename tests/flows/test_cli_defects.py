@@ -123,7 +123,8 @@ def test_dense_engine_refuses_a_conv_model_before_computing_vectors(tmp_path, mo
         raise AssertionError("golden vectors computed before the engine check")
     monkeypatch.setattr(vectors, "golden_vectors", boom)
     model = _conv(tmp_path / "big.onnx")
-    result = runner.invoke(app, ["generate", str(model), "-o", str(tmp_path / "out")])
+    result = runner.invoke(app, ["generate", str(model), "-o", str(tmp_path / "out"),
+                                 "--engine", "dense"])
     line = _one_error_line(result)
     assert "node 'conv'" in line and "dense engine" in line, line
 
