@@ -67,12 +67,14 @@ def _reshape(state: State, node, label: str):
         out = [full[i] if (d == 0 and not allowzero and i < len(full)) else int(d)
                for i, d in enumerate(target)]
         if out.count(-1) > 1:
-            raise ModelError(f"{label}: shape {tuple(target)} has more than one -1")
+            raise ModelError(f"{label}: shape {tuple(int(t) for t in target)} has more "
+                                 f"than one -1")
         if -1 in out:
             known = int(np.prod([d for d in out if d != -1]))
             total = int(np.prod(full))
             if known == 0 or total % known:
-                raise ModelError(f"{label}: cannot reshape {full} to {tuple(target)}")
+                raise ModelError(f"{label}: cannot reshape {full} to "
+                                 f"{tuple(int(t) for t in target)}")
             out[out.index(-1)] = total // known
         return tuple(out)
     _view_only(state, node, label, fn)
