@@ -21,6 +21,7 @@ from frontends.errors import UsageError
 from frontends.vectors import load_data
 
 from .commands import quantize as _quantize
+from .commands import tiny as _tiny
 from .console import console, err_console, run_command
 from .engines import ENGINES, GENERATE_OPTIONS, ModelSource, check_options, choose_engine, \
     engine_names, get_engine
@@ -569,6 +570,7 @@ EXAMPLES = {
     "digits-brevitas": ("a 4-bit Brevitas digits MLP exported with export_qonnx (extra "
                         "'brevitas')", _example_digits_brevitas),
 }
+EXAMPLES.update(_tiny.EXAMPLES)  # tiny-kws, tiny-ic, tiny-ad, tiny-vww and digits twins
 
 
 @app.command()

@@ -1,0 +1,56 @@
+"""The MLPerf Tiny examples (``nnloom example tiny-kws | tiny-ic | tiny-ad | tiny-vww`` and
+the digits-sized twins ``tiny-kws-digits | tiny-ic-digits | tiny-vww-digits``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["EXAMPLES", "example_lines"]
+
+_SYNTHETIC = ("weights trained briefly on SYNTHETIC data (the benchmark's dataset cannot be "
+              "downloaded here): accuracy is on synthetic test data, not the benchmark's")
+
+
+def example_lines(made) -> str:
+    """What ``nnloom example`` prints for a made ``TinyExample``."""
+    if made.float_accuracy is not None:
+        figures = (f"test accuracy float {100 * made.float_accuracy:.2f} %, int8 (onnxruntime) "
+                   f"{100 * made.quantized_accuracy:.2f} %")
+    else:
+        figures = (f"reconstruction MSE float {made.float_mse:.4f}, int8 (onnxruntime) "
+                   f"{made.quantized_mse:.4f}")
+    note = _SYNTHETIC if made.synthetic else "trained on scikit-learn's digits"
+    return (f"{made.name}: {note}\n{figures}\nquantized model {made.quantized}\n"
+            f"float model {made.float_model}\ntest data {made.test_data}")
+
+
+def _maker(name: str):
+    def make(out: Path) -> str:
+        from frontends.examples.tiny import make_tiny
+        return example_lines(make_tiny(name, out))
+    return make
+
+
+def _twin_maker(kind: str):
+    def make(out: Path) -> str:
+        from frontends.examples.tiny import make_tiny_twin
+        return example_lines(make_tiny_twin(kind, out))
+    return make
+
+
+EXAMPLES = {
+    "tiny-kws": ("MLPerf Tiny keyword spotting DS-CNN (49x10x1, 12 classes), QDQ int8 "
+                 "per-channel; synthetic training data", _maker("tiny_kws")),
+    "tiny-ic": ("MLPerf Tiny image classification ResNet-8 (32x32x3, 10 classes), QDQ int8 "
+                "per-channel; synthetic training data", _maker("tiny_ic")),
+    "tiny-ad": ("MLPerf Tiny anomaly detection FC autoencoder (640 in/out, BatchNorm), QDQ "
+                "int8 per-channel; synthetic training data", _maker("tiny_ad")),
+    "tiny-vww": ("MLPerf Tiny visual wake words MobileNetV1 0.25 (96x96x3, 2 classes), QDQ "
+                 "int8 per-channel; synthetic training data", _maker("tiny_vww")),
+    "tiny-kws-digits": ("the DS-CNN's digits-sized twin on scikit-learn's digits, QDQ int8",
+                        _twin_maker("kws")),
+    "tiny-ic-digits": ("the ResNet-8's digits-sized twin on scikit-learn's digits, QDQ int8",
+                       _twin_maker("ic")),
+    "tiny-vww-digits": ("the MobileNetV1's digits-sized twin on scikit-learn's digits, QDQ "
+                        "int8", _twin_maker("vww")),
+}
