@@ -22,6 +22,7 @@ from frontends.vectors import load_data
 
 from .commands import quantize as _quantize
 from .commands import tiny as _tiny
+from .commands import tiny_bench as _tiny_bench
 from .console import console, err_console, run_command
 from .engines import ENGINES, GENERATE_OPTIONS, ModelSource, check_options, choose_engine, \
     engine_names, get_engine
@@ -622,6 +623,7 @@ for _engine in ENGINES:   # each engine's own commands (nnloom smurf, nnloom ben
     if _engine.commands is not None:
         _engine.commands(app, bench_app)
 _quantize.register(app, bench_app)
+_tiny_bench.register(app, bench_app)
 
 
 def main():

@@ -1,0 +1,308 @@
+"""``nnloom bench tiny``: the MLPerf Tiny examples on the GEMM overlay, one row per model x
+board x configuration, beside CFU-Playground's published keyword-spotting figure.
+
+Rows: KWS and IC on the iCEBreaker (UP5K); all four on the ULX3S-85F; with ``twins`` the
+digits-sized twins on both boards too (real data: their accuracy is measured). Each row is
+compiled for the board's DSP-only and heterogeneous (DSP + ternary LUT core) config; a
+heterogeneous config none of whose layers uses the LUT core is reported as such. A row the
+hardware cannot run yet carries the one-line reason (importer, compiler or place-and-route),
+never a traceback.
+
+Figures: cycles per inference (the overlay's cycle model, which the RTL matches exactly;
+with ``rtl`` also counted in Amaranth's simulator), Fmax (median over nextpnr placer seeds),
+latency and inferences/s at that Fmax, MAC utilisation per layer type (MACs / (cycles x
+lanes), lanes = the config's DSP + LUT lanes), LC/LUT4, FF, DSP, EBR/DP16KD, SPRAM, and the
+integer golden's accuracy on the example's test split (synthetic data for the full-size
+models, scikit-learn digits for the twins).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import typer
+
+log = logging.getLogger(__name__)
+
+__all__ = ["register", "bench_tiny", "CFU_KWS_CYCLES", "TINY_BOARDS", "TWIN_BOARDS",
+           "layer_kind", "print_report", "markdown"]
+
+# CFU-Playground's KWS accelerator on the iCE40 UP5K (its published figure): 24,601 ticks of
+# 1,024 cycles per inference
+CFU_KWS_CYCLES = 24_601 * 1_024
+
+TINY_BOARDS = {"tiny_kws": ("icebreaker", "ulx3s-85f"), "tiny_ic": ("icebreaker", "ulx3s-85f"),
+               "tiny_ad": ("ulx3s-85f",), "tiny_vww": ("ulx3s-85f",)}
+TWIN_BOARDS = {f"tiny_{k}_digits": ("icebreaker", "ulx3s-85f") for k in ("kws", "ic", "vww")}
+KINDS = ("dsp", "hetero")
+SEEDS = (1, 2, 3)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    errors = [ln.strip() for ln in text if "ERROR" in ln]
+    return (errors or text or [type(exc).__name__])[0]
+
+
+def _example(name: str, models: Path):
+    """The example's (quantized model, test data): reused when both files are there (the
+    examples are deterministic), made otherwise."""
+    from frontends.examples.tiny import make_tiny, make_tiny_twin
+    model, data = models / f"{name}.onnx", models / f"{name}_test.npz"
+    if not (model.is_file() and data.is_file()):
+        if name.endswith("_digits"):
+            make_tiny_twin(name[len("tiny_"):-len("_digits")], models)
+        else:
+            make_tiny(name, models)
+    return model, data
+
+
+def layer_kind(layer, graph) -> str:
+    """``dense``, ``depthwise KxK``, ``conv KxK`` (1x1: pointwise), or the layer's IR op
+    (``avgpool``, ``add``...)."""
+    op = getattr(layer, "op", "?")
+    if op != "conv":
+        return op
+    node = next((n for n in graph.nodes if n.name == layer.name), None)
+    kernel = node.attrs.get("kernel_shape") if node is not None else None
+    size = f" {kernel[0]}x{kernel[1]}" if kernel is not None and len(kernel) == 2 else ""
+    return ("depthwise" if getattr(layer, "groups", 1) > 1 else "conv") + size
+
+
+def _utilisation(program, cycles_of: Callable) -> dict:
+    lanes = program.config.dsp_lanes + program.config.lut_lanes
+    per: dict[str, list[int]] = {}
+    for layer in program.layers:
+        kind = layer_kind(layer, program.source)
+        macs, cycles = per.setdefault(kind, [0, 0])
+        per[kind] = [macs + layer.macs, cycles + cycles_of(layer)]
+    return {k: (m / (c * lanes) if c else None) for k, (m, c) in per.items() if m}
+
+
+def _accuracy(graph, x, y) -> float | None:
+    from frontends.reference import predict
+    if y is None:
+        return None
+    return float((predict(graph, x).reshape(len(x), -1).argmax(1) == y).mean())
+
+
+def _synth(program, board: str, work: Path, seeds) -> dict:
+    from flows.synth import synthesize
+    from rtl_gen.emit import emit_verilog
+    from rtl_gen.gemm import BOARDS
+    from rtl_gen.gemm.emit import TOP, create_engine
+
+    spec = BOARDS[board]
+    work.mkdir(parents=True, exist_ok=True)
+    (work / f"{TOP}.v").write_text(emit_verilog(create_engine(program, observe=False), TOP))
+    rep = synthesize([work / f"{TOP}.v"], TOP, family=spec["family"], out_dir=work / "synth",
+                     clock_mhz=spec["clock_mhz"], seeds=tuple(seeds))
+    util = rep.utilisation
+
+    def used(*names):
+        return sum(util[n]["used"] for n in names if n in util)
+    return {"lut4": rep.lut4, "ff": rep.ff, "fmax_mhz": rep.fmax_mhz,
+            "fmax_seeds": {str(k): v for k, v in dict(rep.fmax_seeds).items()},
+            "dsp": used("ICESTORM_DSP", "MULT18X18D"), "ebr": used("ICESTORM_RAM", "DP16KD"),
+            "spram": used("ICESTORM_SPRAM"), "cells": used("ICESTORM_LC", "TRELLIS_COMB")}
+
+
+def _row(name: str, board: str, kind: str, graph, x, y, *, synth: bool, seeds, rtl: bool,
+         work: Path) -> dict:
+    """One model x board x configuration; ``error`` is set (and the figures after it left
+    out) where the hardware cannot run it."""
+    from dataclasses import replace
+
+    from rtl_gen.gemm import BOARDS, compile_graph
+    from rtl_gen.gemm.model import schedule
+
+    row: dict = {"model": name, "board": board, "kind": kind}
+    try:
+        cfg = BOARDS[board][kind]
+        program = compile_graph(graph, cfg, split="auto")
+        if kind == "hetero" and not any(l.n_lut for l in program.layers):
+            row["error"] = ("no layer uses the LUT core (its weights do not fit the ternary "
+                            "lanes within the error budget): the DSP-only row is this model's")
+            return row
+        if kind == "dsp" and cfg.lut_lanes:
+            program = compile_graph(graph, replace(cfg, lut_lanes=0), split="auto")
+        row["config"] = program.config.describe()
+        program.words  # every instruction encodes: an ISA field overflow stops the row here
+        row["macs"] = program.macs()
+        row["cycles_model"] = schedule(program).cycles
+        if rtl:
+            from flows.commands.gemm import _rtl_layer_cycles
+            row["cycles_rtl"], per_layer = _rtl_layer_cycles(program)
+            rtl_of = dict(zip((l.name for l in program.layers), per_layer))
+            row["utilisation"] = _utilisation(program, lambda l: rtl_of[l.name])
+        else:
+            row["utilisation"] = _utilisation(program, lambda l: l.model_cycles)
+        cycles = row.get("cycles_rtl", row["cycles_model"])
+        lanes = program.config.dsp_lanes + program.config.lut_lanes
+        row["utilisation_total"] = row["macs"] / (cycles * lanes)
+        row["accuracy"] = _accuracy(program.graph, x, y)
+        if synth:
+            row.update(_synth(program, board, work / name / board / kind, seeds))
+            f = row["fmax_mhz"]
+            if f:
+                row["latency_us"] = cycles / f
+                row["inferences_s"] = f * 1e6 / cycles
+    except Exception as exc:  # a row the hardware cannot do yet: its reason, not a traceback
+        log.info("bench tiny %s %s %s: %s", name, board, kind, exc, exc_info=True)
+        row["error"] = _one_line(exc)
+    return row
+
+
+def bench_tiny(out_dir: Path, *, synth: bool = True, seeds=SEEDS, twins: bool = True,
+               rtl: bool = False, models: Optional[list[str]] = None,
+               progress: Optional[Callable[[str], None]] = None) -> dict:
+    """Every row (see the module docstring); also writes ``tiny.json`` and ``tiny.md`` into
+    ``out_dir``."""
+    from frontends.onnx_import import import_onnx
+    from rtl_gen.artefact import atomic_write
+
+    out_dir = Path(out_dir)
+    plan = {**TINY_BOARDS, **(TWIN_BOARDS if twins else {})}
+    if models:
+        unknown = [m for m in models if m not in plan]
+        if unknown:
+            from frontends.errors import UsageError
+            raise UsageError(f"unknown model {', '.join(unknown)}; choose from "
+                             f"{', '.join(plan)}")
+        plan = {m: plan[m] for m in models}
+    rows = []
+    start = time.monotonic()
+    for name, boards in plan.items():
+        if progress:
+            progress(f"{name}: example")
+        try:
+            model, data = _example(name, out_dir / "models")
+            with np.load(data) as f:
+                x, y = f["x"], (f["y"] if "y" in f.files else None)
+            graph = import_onnx(model)
+        except Exception as exc:
+            rows += [{"model": name, "board": b, "kind": k, "error": _one_line(exc)}
+                     for b in boards for k in KINDS]
+            continue
+        for board in boards:
+            for kind in KINDS:
+                if progress:
+                    progress(f"{name}: {board} {kind}")
+                rows.append(_row(name, board, kind, graph, x, y, synth=synth, seeds=seeds,
+                                 rtl=rtl, work=out_dir))
+    report = {"rows": rows, "cfu_playground_kws_cycles": CFU_KWS_CYCLES, "synth": synth,
+              "seeds": list(seeds), "seconds": round(time.monotonic() - start, 1)}
+    atomic_write(out_dir / "tiny.json", json.dumps(report, indent=2, default=float) + "\n")
+    atomic_write(out_dir / "tiny.md", markdown(report))
+    return report
+
+
+def _fmt(v, spec="") -> str:
+    if v is None:
+        return "—"
+    return format(v, spec) if spec else str(v)
+
+
+def _util_text(util: dict | None) -> str:
+    if not util:
+        return "—"
+    return ", ".join(f"{k} {_fmt(v and 100 * v, '.0f')} %" for k, v in util.items())
+
+
+COLUMNS = ("model", "board", "config", "cycles", "Fmax MHz (seeds)", "latency µs", "inf/s",
+           "MAC util per layer type", "LC/LUT4", "FF", "DSP", "EBR/DP16KD", "SPRAM",
+           "accuracy %", "vs CFU-Playground")
+
+
+def _cells(row: dict, cfu: int) -> list[str]:
+    if "error" in row:
+        return [row["model"], row["board"], row["kind"], f"stops: {row['error']}"] + \
+            [""] * (len(COLUMNS) - 4)
+    cycles = row.get("cycles_rtl", row["cycles_model"])
+    seeds = row.get("fmax_seeds") or {}
+    fmax = _fmt(row.get("fmax_mhz"), ".1f")
+    if len(seeds) > 1:
+        fmax += f" ({min(seeds.values()):.1f}–{max(seeds.values()):.1f})"
+    kws_up5k = row["model"] == "tiny_kws" and row["board"] == "icebreaker"
+    return [row["model"], row["board"], f"{row['kind']}: {row['config']}",
+            f"{cycles:,}" + (" RTL" if "cycles_rtl" in row else " model"), fmax,
+            _fmt(row.get("latency_us"), ",.1f"), _fmt(row.get("inferences_s"), ",.0f"),
+            _util_text(row.get("utilisation")), _fmt(row.get("cells") or row.get("lut4")),
+            _fmt(row.get("ff")), _fmt(row.get("dsp")), _fmt(row.get("ebr")),
+            _fmt(row.get("spram")), _fmt(row["accuracy"] and 100 * row["accuracy"], ".2f"),
+            f"{cfu / cycles:.1f}x fewer cycles" if kws_up5k else ""]
+
+
+def markdown(report: dict) -> str:
+    cfu = report["cfu_playground_kws_cycles"]
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in _cells(r, cfu)) + " |"
+              for r in report["rows"]]
+    lines.append("\nMAC utilisation per layer type: the type's MACs / (its layers' cycles x "
+                 "the config's lanes); a layer's cycles are its instructions' span, and "
+                 "streamed layers overlap the previous one, so a short dense layer can show "
+                 "over 100 %.")
+    lines.append(f"\nCFU-Playground KWS on the iCE40 UP5K (published): 24,601 ticks x 1,024 "
+                 f"cycles = {cfu:,} cycles per inference.")
+    return "\n".join(lines) + "\n"
+
+
+def print_report(console, report: dict) -> None:
+    cfu = report["cfu_playground_kws_cycles"]
+    console.print(markdown(report), soft_wrap=True, markup=False, highlight=False)
+    kws = [r for r in report["rows"] if r["model"] == "tiny_kws"
+           and r["board"] == "icebreaker" and "error" not in r]
+    for r in kws:
+        cycles = r.get("cycles_rtl", r["cycles_model"])
+        console.print(f"tiny_kws {r['kind']} on the iCEBreaker: {cycles:,} cycles, "
+                      f"{cfu / cycles:.1f}x fewer than CFU-Playground's {cfu:,}")
+    if not kws:
+        console.print("tiny_kws on the iCEBreaker: does not run yet (see its rows), no ratio "
+                      "to CFU-Playground")
+
+
+def register(app: typer.Typer, bench_app: typer.Typer) -> None:
+    from flows.console import console, run_command
+
+    @bench_app.command("tiny")
+    def bench_tiny_command(
+        out: Path = typer.Option(Path("out/bench/tiny"), "--out", "-o", help="Work folder: "
+                                 "the example models (models/, reused when present), the "
+                                 "synthesis runs, tiny.json and tiny.md."),
+        synth: bool = typer.Option(True, help="Synthesize and place (resources, Fmax); "
+                                   "--no-synth: cycles, utilisation and accuracy only."),
+        seeds: str = typer.Option(",".join(map(str, SEEDS)), help="Comma-separated nextpnr "
+                                  "placer seeds; Fmax is their median."),
+        twins: bool = typer.Option(True, help="The digits-sized twins too (accuracy on real "
+                                   "data)."),
+        rtl: bool = typer.Option(False, "--rtl", help="Count cycles in Amaranth's simulator "
+                                 "too (slow on the full-size models)."),
+        models: Optional[str] = typer.Option(None, help="Comma-separated subset, e.g. "
+                                             "tiny_kws,tiny_ic_digits."),
+    ):
+        """MLPerf Tiny models x boards x (DSP-only, heterogeneous): cycles, Fmax, latency,
+        inferences/s, MAC utilisation per layer type, resources, accuracy, and the ratio to
+        CFU-Playground's KWS on the UP5K."""
+        def body():
+            from frontends.errors import UsageError
+            try:
+                seed_list = tuple(int(v) for v in seeds.split(",") if v.strip())
+            except ValueError:
+                seed_list = ()
+            if not seed_list or min(seed_list) < 0:
+                raise UsageError(f"--seeds '{seeds}': give placer seeds as non-negative "
+                                 f"integers separated by commas, e.g. 1,2,3")
+            names = [m.strip() for m in models.split(",")] if models else None
+            with console.status("bench tiny…") as status:
+                report = bench_tiny(out, synth=synth, seeds=seed_list, twins=twins, rtl=rtl,
+                                    models=names, progress=status.update)
+            print_report(console, report)
+            console.print(f"wrote {out / 'tiny.md'} and {out / 'tiny.json'} "
+                          f"({report['seconds']:.0f} s)")
+        run_command(body)
+
