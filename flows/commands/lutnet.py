@@ -214,7 +214,8 @@ def bench_rows(out_dir: Path, *, full: bool = False) -> list[dict]:
                      "ram": ", ".join(f"{k} {v}" for k, v in row.get("ram", {}).items()),
                      "fmax_mhz": row.get("fmax_mhz"), "table_bytes": row.get("table_bytes"),
                      "hr_px_per_cycle": row.get("hr_px_per_cycle"), "fps": row.get("fps"),
-                     "psnr_set5_x4": row.get("psnr_set5"), "error": row.get("error")})
+                     "psnr_set5_x4": row.get("psnr_set5"), "tables": row.get("tables"),
+                     "error": row.get("error")})
     return rows
 
 
@@ -477,41 +478,54 @@ def create_engine(plan, *, width: int, height: int, family: str, ports: int):
     return plan.create(width=width, height=height, ports=ports)
 
 
-def _data_dir() -> Path:
-    return Path(__file__).resolve().parents[2] / "../shared/data"
+def bench_tables(console):
+    """The tables ``nnloom bench lutnet`` measures: the authors' released SR-LUT and HKLUT
+    tables and Set5 (``frontends.data``) when they can be had, else the project's own seeded
+    tables (untrained; the RTL's size and speed do not depend on the entries) and no Set5.
+    Returns (plans, hklut, set5 pairs or None, what the tables are)."""
+    from frontends.data import DataUnavailable, hklut_dir, set5, srlut_table
+    from rtl_gen.lutnet import hklut, srlut
+    from rtl_gen.lutnet.tables import load_srlut_table
+    try:
+        pairs = set5(4)
+        plans = {"srlut-S-4bit": load_srlut_table(srlut_table("Model_S_x4_4bit")),
+                 "srlut-F-4bit": load_srlut_table(srlut_table("Model_F_x4_4bit"))}
+        return plans, hklut.load_hklut_dir(hklut_dir()), pairs, "released"
+    except DataUnavailable as exc:
+        console.print(f"[yellow]the authors' released tables and Set5 are not here ({exc}): "
+                      f"benching the project's own seeded tables, without Set5 PSNR[/]")
+    plans = {"srlut-S-4bit": srlut.random_plan("S", 4), "srlut-F-4bit": srlut.random_plan("F", 4)}
+    return plans, hklut.random_plan(0), None, "seeded"
+
+
+def _show_image():
+    """(LR, HR) for the side-by-side picture without Set5: a crop of scikit-image's
+    motorcycle (not one of the training images), MATLAB-bicubic ×4 down."""
+    from skimage import data as skdata
+
+    from rtl_gen.lutnet.resize import imresize_down
+    hr = np.ascontiguousarray(skdata.stereo_motorcycle()[0][100:356, 200:456])
+    return np.stack([imresize_down(hr[..., c], 4) for c in range(3)], axis=-1), hr
 
 
 def run_bench(out: Path, *, width: int, height: int, synth: bool, console,
               train: bool = True, configs=BENCH_CONFIGS) -> dict:
     import io
     from rich.table import Table
-    from PIL import Image
 
     from rtl_gen.artefact import atomic_write
     from rtl_gen.emit import emit_verilog
     from rtl_gen.lutnet.artefact import TOP, emit_hklut_verilog, icelut_memory_plan
-    from rtl_gen.lutnet.hklut import load_hklut_dir
     from rtl_gen.lutnet.iceengine import MEMORY_BY_FAMILY, emit_icelut_verilog
     from rtl_gen.lutnet.icelut import IcelutPlan, random_plan
     from rtl_gen.lutnet.images import side_by_side
     from rtl_gen.lutnet.metrics import bicubic_upscale, psnr_y
-    from rtl_gen.lutnet.tables import load_srlut_table
-    cli = _errors()
 
-    data = _data_dir()
-    if not (data / "srlut").is_dir():
-        raise cli.UserError(f"reference tables not found at {data.resolve()}; clone "
-                            f"../shared beside the repository")
-    names = ("baby", "bird", "butterfly", "head", "woman")
-    set5 = [(np.asarray(Image.open(data / "set5" / f"{n}_LRx4.png").convert("RGB")),
-             np.asarray(Image.open(data / "set5" / f"{n}_HR.png").convert("RGB")))
-            for n in names]
-    plans = {"srlut-S-4bit": load_srlut_table(data / "srlut/Model_S_x4_4bit_int8.npy"),
-             "srlut-F-4bit": load_srlut_table(data / "srlut/Model_F_x4_4bit_int8.npy")}
+    plans, hklut, set5, tables = bench_tables(console)
     plans["srlut-S-5bit"] = plans["srlut-S-4bit"].resampled(5)
     plans["srlut-S-6bit"] = plans["srlut-S-4bit"].resampled(6)
-    hklut = load_hklut_dir(data / "hklut")
-    quality = {"bicubic": float(np.mean([psnr_y(h, bicubic_upscale(l, 4)) for l, h in set5]))}
+    quality = ({} if set5 is None else
+               {"bicubic": float(np.mean([psnr_y(h, bicubic_upscale(l, 4)) for l, h in set5]))})
     trained_info = None
     if train:
         from rtl_gen.lutnet.train import fit_srlut_table
@@ -522,12 +536,14 @@ def run_bench(out: Path, *, width: int, height: int, synth: bool, console,
         atomic_write(out / "trained_S_5bit.npy", buf.getvalue())
         plans["trained-S-5bit"] = trained
     for name, plan in {**plans, "hklut-S": hklut}.items():
-        quality[name] = float(np.mean([psnr_y(h, plan.reference(l)) for l, h in set5]))
+        if set5 is not None:
+            quality[name] = float(np.mean([psnr_y(h, plan.reference(l)) for l, h in set5]))
 
-    lr, hr = set5[2]
-    shown = {"bicubic": bicubic_upscale(lr, 4),
-             "nnloom SR-LUT-S 5-bit": plans["srlut-S-5bit"].reference(lr),
-             "nnloom HKLUT-S": hklut.reference(lr)}
+    lr, hr = _show_image() if set5 is None else set5[2]
+    shown = {"bicubic": bicubic_upscale(lr, 4)}
+    if tables == "released":
+        shown.update({"nnloom SR-LUT-S 5-bit": plans["srlut-S-5bit"].reference(lr),
+                      "nnloom HKLUT-S": hklut.reference(lr)})
     if "trained-S-5bit" in plans:
         shown["nnloom S 5-bit, trained here"] = plans["trained-S-5bit"].reference(lr)
     side_by_side(lr, {**{f"{k} {psnr_y(hr, v):.2f} dB": v for k, v in shown.items()},
@@ -541,7 +557,9 @@ def run_bench(out: Path, *, width: int, height: int, synth: bool, console,
         plan = engines[engine]
         row = {"engine": engine, "board": {"ice40": "iCEBreaker (UP5K)",
                                            "ecp5": "ECP5-85F"}[family],
-               "family": family, "ports": ports, "psnr_set5": quality.get(engine)}
+               "family": family, "ports": ports, "psnr_set5": quality.get(engine),
+               "tables": "trained here" if engine.startswith("trained") else
+               "seeded" if engine.startswith("icelut") else tables}
         if isinstance(plan, IcelutPlan):
             cycles = frame_cycles(plan, width=4 * width, height=4 * height, ports=ports,
                                   family=family)
@@ -580,8 +598,8 @@ def run_bench(out: Path, *, width: int, height: int, synth: bool, console,
                                ram={k: util[k]["used"] for k in RAM_KEYS if k in util},
                                fps=rep.fmax_mhz * 1e6 / cycles)
         rows.append(row)
-    report = {"frame": [width, height], "scale": 4, "quality_set5_x4_psnr_y": quality,
-              "engines": rows, "trained": trained_info}
+    report = {"frame": [width, height], "scale": 4, "tables": tables,
+              "quality_set5_x4_psnr_y": quality, "engines": rows, "trained": trained_info}
     atomic_write(out / "bench.json", json.dumps(report, indent=2) + "\n")
 
     t = Table(title=f"nnloom bench lutnet: {width}×{height} → {4 * width}×{4 * height}")
@@ -598,8 +616,12 @@ def run_bench(out: Path, *, width: int, height: int, synth: bool, console,
                   f"{row['fps']:.1f}" if "fps" in row else "—",
                   f"{row['psnr_set5']:.2f}" if row["psnr_set5"] is not None else "—")
     console.print(t)
-    console.print("Set5 ×4 PSNR-Y: " + ", ".join(f"{k} {v:.2f}" for k, v in quality.items()))
-    if trained_info:
+    if quality:
+        console.print("Set5 ×4 PSNR-Y: " + ", ".join(f"{k} {v:.2f}" for k, v in quality.items()))
+    else:
+        console.print("tables: the project's own, seeded (untrained): resources and speed "
+                      "only; no Set5 PSNR without the authors' data")
+    if trained_info and quality:
         console.print(f"trained-S-5bit: {trained_info['table_bytes']} table bytes, fitted in "
                       f"{trained_info['seconds']} s on {trained_info['samples']} LR pixels of "
                       f"scikit-image's images (seed {trained_info['seed']}); "

@@ -26,7 +26,7 @@ import numpy as np
 from .pattern import BLOCK_ROT, PATTERNS, rotated_pattern
 from .srlut import TableError
 
-__all__ = ["HklutStage", "HklutPlan", "load_hklut_dir"]
+__all__ = ["HklutStage", "HklutPlan", "load_hklut_dir", "random_plan", "table_files"]
 
 MSB_KERNELS = ("H", "D", "B")
 LSB_KERNELS = ("H2", "D2")
@@ -124,6 +124,33 @@ class HklutPlan:
         return HklutEngine(self, width=width, height=height, msb_memory=msb_memory)
 
 
+def table_file(stage: int, kernel: str, bits: int = 4) -> str:
+    """The released file name of ``stage``'s table for ``kernel`` (MSB H/D/B, LSB H2/D2)."""
+    branch = "MSB_HDB" if kernel in MSB_KERNELS else "LSB_HD"
+    return f"S{stage}_{branch}_LUT_{kernel[0]}_x2_{bits}bit_int8.npy"
+
+
+def table_files(plan: HklutPlan) -> dict[str, np.ndarray]:
+    """``plan``'s tables by the file names ``load_hklut_dir`` reads."""
+    return {table_file(s, k): t
+            for s, stage in enumerate(plan.stages)
+            for k, t in (*zip(MSB_KERNELS, stage.msb), *zip(LSB_KERNELS, stage.lsb))}
+
+
+def random_plan(seed: int = 0) -> HklutPlan:
+    """Seeded untrained HKLUT-S tables for testing the engines and the flow (not for
+    upscaling images): MSB entries in -40..40 with one -128 and one 127, LSB entries in
+    -11..8 (the released tables' range)."""
+    rng = np.random.default_rng(seed)
+    stages = []
+    for _ in range(2):
+        msb = [rng.integers(-40, 41, (4096, 4)).astype(np.int8) for _ in MSB_KERNELS]
+        msb[0][0, 0], msb[-1][-1, -1] = -128, 127
+        lsb = [rng.integers(-11, 9, (256, 4)).astype(np.int8) for _ in LSB_KERNELS]
+        stages.append(HklutStage(tuple(msb), tuple(lsb)))
+    return HklutPlan(tuple(stages), name=f"random{seed}")
+
+
 def load_hklut_dir(folder, *, bits: int = 4) -> HklutPlan:
     """The authors' released HKLUT-S tables: ``S{0,1}_{MSB_HDB,LSB_HD}_LUT_{K}_x2_4bit_int8.npy``."""
     from pathlib import Path
@@ -131,9 +158,9 @@ def load_hklut_dir(folder, *, bits: int = 4) -> HklutPlan:
     stages = []
     for s in (0, 1):
         msb, lsb = [], []
-        for kernels, branch, out in ((MSB_KERNELS, "MSB_HDB", msb), (LSB_KERNELS, "LSB_HD", lsb)):
+        for kernels, out in ((MSB_KERNELS, msb), (LSB_KERNELS, lsb)):
             for k in kernels:
-                path = folder / f"S{s}_{branch}_LUT_{k[0]}_x2_{bits}bit_int8.npy"
+                path = folder / table_file(s, k, bits)
                 if not path.is_file():
                     raise TableError(f"{path}: missing; an HKLUT folder holds the released "
                                      f"S0/S1 MSB_HDB (H, D, B) and LSB_HD (H, D) tables")

@@ -32,7 +32,7 @@ from frontends.errors import NnloomError
 
 from .pattern import BLOCK_ROT, PATTERNS, pattern_radius, rotated_pattern
 
-__all__ = ["SrlutPlan", "TableError", "round_half_even_shift"]
+__all__ = ["SrlutPlan", "TableError", "random_plan", "round_half_even_shift"]
 
 
 class TableError(NnloomError, ValueError):
@@ -206,3 +206,18 @@ class SrlutPlan:
         ``ports`` table read ports (2 on dual-port block RAM)."""
         from .engine import SrlutEngine
         return SrlutEngine(self, width=width, height=height, ports=ports)
+
+
+def random_plan(pattern: str = "S", interval_bits: int = 6, scale: int = 4,
+                seed: int = 0) -> SrlutPlan:
+    """Seeded untrained tables for testing the engines and the flow (not for upscaling
+    images): each entry a quarter of its grid point's mean level plus noise, so outputs cover
+    0..255, with the int8 extremes -128 and 127 in two entries so the sums saturate."""
+    rng = np.random.default_rng(seed)
+    n, levels = len(PATTERNS[pattern]), (256 >> interval_bits) + 1
+    grid = np.stack(np.meshgrid(*[np.arange(levels)] * n, indexing="ij"), -1).reshape(-1, n)
+    mean = grid.mean(axis=1, keepdims=True) * (1 << interval_bits) / 4
+    t = np.clip(np.round(mean + rng.normal(0, 6, (len(grid), scale * scale))), -128, 127)
+    t = t.astype(np.int8)
+    t[0, 0], t[-1, -1] = -128, 127
+    return SrlutPlan(pattern, interval_bits, scale, t, name=f"random{seed}")

@@ -28,7 +28,7 @@ def load_srlut_table(path: str | Path, *, pattern: str | None = None,
     path = Path(path)
     if not path.is_file():
         raise TableError(f"{path}: no such table file; pass an SR-LUT .npy table "
-                         f"(e.g. ../shared/data/srlut/Model_S_x4_4bit_int8.npy)")
+                         f"(e.g. one that `nnloom lutnet train` writes)")
     try:
         t = np.load(path, allow_pickle=False)
     except Exception as exc:

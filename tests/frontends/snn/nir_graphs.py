@@ -180,3 +180,42 @@ def edge_spikes(steps=40, samples=4, seed=0):
     for s in range(2, samples):
         x[s] = rng.random((steps, 6)) < (0.5 if s % 2 == 0 else 0.2)
     return x
+
+
+def sinabs_cnn(seed=0):
+    """The NIR paper's sinabs N-MNIST CNN (nodes named as in its released ``cnn_sinabs.nir``)
+    with seeded weights of the trained ones' spread: 2x34x34 -> Conv2d 16 5x5 s2 p1 -> IF ->
+    Conv2d 16 3x3 p1 -> IF -> SumPool2d 2 -> Conv2d 8 3x3 p1 -> IF -> SumPool2d 2 -> Flatten
+    -> Affine 128->256 -> IF -> Affine 256->10 -> IF; thresholds 1, no biases."""
+    import nir
+
+    rng = np.random.default_rng(seed)
+
+    def if_(*shape):
+        return nir.IF(r=np.ones(shape), v_threshold=np.ones(shape), v_reset=np.zeros(shape))
+
+    def conv(cout, cin, k, stride, size, std):
+        return nir.Conv2d(input_shape=(size, size),
+                          weight=rng.normal(0.0, std, (cout, cin, k, k)).astype(np.float32),
+                          stride=stride, padding=1, dilation=1, groups=1,
+                          bias=np.zeros(cout, np.float32))
+
+    def pool():
+        return nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]),
+                             padding=np.array([0, 0]))
+    nodes = {
+        "input": nir.Input(np.array([2, 34, 34])),
+        "0": conv(16, 2, 5, 2, 34, 0.24), "1": if_(16, 16, 16),
+        "2": conv(16, 16, 3, 1, 16, 0.21), "3": if_(16, 16, 16), "4": pool(),
+        "5": conv(8, 16, 3, 1, 8, 0.18), "6": if_(8, 8, 8), "7": pool(),
+        "8": nir.Flatten(input_type={"input": np.array([8, 4, 4])}, start_dim=0, end_dim=-1),
+        "9": nir.Affine(weight=rng.normal(0.0, 0.17, (256, 128)).astype(np.float32),
+                        bias=np.zeros(256, np.float32)),
+        "10": if_(256),
+        "11": nir.Affine(weight=rng.normal(0.0, 0.15, (10, 256)).astype(np.float32),
+                         bias=np.zeros(10, np.float32)),
+        "12": if_(10),
+        "output": nir.Output(np.array([10])),
+    }
+    names = list(nodes)
+    return nir.NIRGraph(nodes=nodes, edges=list(zip(names, names[1:])), type_check=False)

@@ -2,8 +2,6 @@
 LIF, CubaLIF and LI networks; the integer run tracks the float one; what is not supported is
 refused by name."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -11,16 +9,16 @@ from frontends.errors import ModelError
 from frontends.snn.nir_import import (NirOptions, import_nir, run_float_network,
                                       run_if_network)
 
-from .nir_graphs import tiny_cnn, tiny_cuba
-
-SINABS = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "nir" / "cnn_sinabs.nir"
+from .nir_graphs import sinabs_cnn, tiny_cnn, tiny_cuba
 
 
 @pytest.fixture(scope="module")
-def sinabs():
-    if not SINABS.is_file():
-        pytest.skip(f"{SINABS} is absent (the shared test data sits beside the repository)")
-    return import_nir(SINABS)
+def sinabs(tmp_path_factory):
+    """The sinabs CNN's graph written to a .nir file and imported from it."""
+    import nir
+    path = tmp_path_factory.mktemp("nir") / "cnn_sinabs.nir"
+    nir.write(path, sinabs_cnn(0))
+    return import_nir(path)
 
 
 def test_sinabs_cnn_imports(sinabs):

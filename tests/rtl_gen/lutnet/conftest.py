@@ -1,27 +1,35 @@
-from pathlib import Path
+"""The authors' released tables and Set5 (``frontends.data``: the ``NNLOOM_DATA`` mirror, the
+cache or a download), for the tests that reproduce the published figures; without them those
+tests skip with the way to get them. Every other lutnet test runs on seeded tables."""
 
-import numpy as np
 import pytest
 
-DATA = Path(__file__).resolve().parents[3] / "../shared/data"
+
+def _released(get):
+    from frontends.data import DataUnavailable
+    try:
+        return get()
+    except DataUnavailable as exc:
+        pytest.skip(f"needs the authors' released data: {exc}")
 
 
 @pytest.fixture(scope="session")
-def data_dir() -> Path:
-    if not (DATA / "srlut").is_dir():
-        pytest.skip(f"reference data not found at {DATA.resolve()} (clone ../shared beside "
-                    f"the repository)")
-    return DATA
+def set5():
+    """Set5 ×4 (LR, HR) RGB pairs."""
+    from frontends.data import set5
+    return _released(lambda: set5(4))
 
 
 @pytest.fixture(scope="session")
-def set5(data_dir):
-    from PIL import Image
-    names = ("baby", "bird", "butterfly", "head", "woman")
-    return [(np.asarray(Image.open(data_dir / "set5" / f"{n}_LRx4.png").convert("RGB")),
-             np.asarray(Image.open(data_dir / "set5" / f"{n}_HR.png").convert("RGB")))
-            for n in names]
+def hklut_released():
+    """The HKLUT authors' HKLUT-S tables."""
+    from frontends.data import hklut_dir
+    from rtl_gen.lutnet.hklut import load_hklut_dir
+    return _released(lambda: load_hklut_dir(hklut_dir()))
 
 
-def released(data_dir, name):
-    return np.load(data_dir / "srlut" / f"{name}_int8.npy", allow_pickle=False)
+@pytest.fixture(scope="session")
+def srlut_released():
+    """``name -> path`` of an SR-LUT authors' table, e.g. ``srlut_released("Model_S_x4_4bit")``."""
+    from frontends.data import srlut_table
+    return lambda name: _released(lambda: srlut_table(name))

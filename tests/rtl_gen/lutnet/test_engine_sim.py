@@ -1,23 +1,21 @@
 """cocotb on Verilator: the streaming SR-LUT engine equals the golden bit for bit.
 
-Small frames and coarse (6-/5-bit) resamplings of the released tables keep the Verilog and
-the simulation short; the full tables run through the same golden in ``test_srlut.py``.
+Small frames and coarse (6-/5-bit) seeded tables keep the Verilog and the simulation short;
+the released tables run through the same golden in ``test_srlut.py``.
 """
 
 import pytest
 
 from rtl_gen.lutnet.artefact import write_srlut_artefact
-from rtl_gen.lutnet.srlut import SrlutPlan
+from rtl_gen.lutnet.srlut import random_plan
 
-from .conftest import released
 from .simcheck import check
 
 pytestmark = pytest.mark.sim
 
 
-def test_srlut_s_matches_golden(data_dir, tmp_path):
-    plan = SrlutPlan("S", 5, 4, released(data_dir, "Model_S_x4_5bit").reshape(-1, 16))
-    plan = plan.resampled(6)
+def test_srlut_s_matches_golden(tmp_path):
+    plan = random_plan("S", 6, seed=3)
     h, w = 9, 13
     cycles = check(write_srlut_artefact, plan, tmp_path, h=h, w=w, ports=1,
                    backpressure=False, seed=3)
@@ -30,7 +28,7 @@ def test_srlut_s_matches_golden(data_dir, tmp_path):
     assert (cycles[1:] <= h * w * steps + 2 * (w + 2) + 20).all(), cycles
 
 
-def test_srlut_f_two_ports_with_backpressure(data_dir, tmp_path):
-    plan = SrlutPlan("F", 4, 4, released(data_dir, "Model_F_x4_4bit").reshape(-1, 16))
-    check(write_srlut_artefact, plan.resampled(5), tmp_path, h=10, w=11, ports=2,
+def test_srlut_f_two_ports_with_backpressure(tmp_path):
+    plan = random_plan("F", 5, seed=5)
+    check(write_srlut_artefact, plan, tmp_path, h=10, w=11, ports=2,
           backpressure=True, seed=5)

@@ -7,8 +7,6 @@ from rtl_gen.lutnet.metrics import bicubic_upscale, psnr_y
 from rtl_gen.lutnet.srlut import SrlutPlan, TableError, round_half_even_shift
 from rtl_gen.lutnet.tables import load_srlut_table
 
-from .conftest import released
-
 OFFSETS = {"S": ((0, 0), (0, 1), (1, 0), (1, 1)), "F": ((0, 0), (0, 1), (0, 2))}
 
 
@@ -60,9 +58,9 @@ def test_round_half_even_matches_numpy():
         np.testing.assert_array_equal(round_half_even_shift(s, b), np.round(s / 2 ** b))
 
 
-def test_released_5bit_table_is_4bit_table_resampled(data_dir):
-    s4 = load_srlut_table(data_dir / "srlut/Model_S_x4_4bit_int8.npy")
-    s5 = load_srlut_table(data_dir / "srlut/Model_S_x4_5bit_int8.npy")
+def test_released_5bit_table_is_4bit_table_resampled(srlut_released):
+    s4 = load_srlut_table(srlut_released("Model_S_x4_4bit"))
+    s5 = load_srlut_table(srlut_released("Model_S_x4_5bit"))
     assert (s4.pattern, s4.interval_bits, s5.interval_bits) == ("S", 4, 5)
     np.testing.assert_array_equal(s4.resampled(5).table, s5.table)
 
@@ -71,8 +69,8 @@ def test_released_5bit_table_is_4bit_table_resampled(data_dir):
 @pytest.mark.parametrize("name,pattern,published", [
     ("Model_S_x4_4bit", "S", 29.83), ("Model_S_x4_5bit", "S", 29.63),
     ("Model_F_x4_4bit", "F", 29.79)])
-def test_released_tables_reproduce_set5_psnr(data_dir, set5, name, pattern, published):
-    plan = load_srlut_table(data_dir / "srlut" / f"{name}_int8.npy", pattern=pattern)
+def test_released_tables_reproduce_set5_psnr(srlut_released, set5, name, pattern, published):
+    plan = load_srlut_table(srlut_released(name), pattern=pattern)
     psnr = np.mean([psnr_y(hr, plan.reference(lr)) for lr, hr in set5])
     assert abs(psnr - published) <= 0.05, psnr
 
@@ -82,8 +80,8 @@ def test_bicubic_baseline_psnr(set5):
     assert abs(psnr - 28.43) <= 0.05, psnr
 
 
-def test_constant_images_stay_near_constant(data_dir):
-    plan = SrlutPlan("S", 5, 4, released(data_dir, "Model_S_x4_5bit").reshape(-1, 16))
+def test_released_table_keeps_constant_images_near_constant(srlut_released):
+    plan = load_srlut_table(srlut_released("Model_S_x4_5bit"))
     for level in (0, 255):
         out = plan.reference(np.full((6, 6), level, np.uint8))
         assert out.shape == (24, 24) and np.abs(out.astype(int) - level).max() <= 3

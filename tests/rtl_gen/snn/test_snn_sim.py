@@ -3,7 +3,6 @@ integer QANN's codes, with cycles and time steps as modelled), deterministic emi
 0 DSPs after synthesis."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -142,9 +141,6 @@ def test_cuba_lif_array_has_no_multipliers(tmp_path):
     assert report.lut4 > 0
 
 
-SINABS = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "nir" / "cnn_sinabs.nir"
-
-
 @pytest.mark.sim
 @pytest.mark.slow
 def test_small_lif_cnn_rtl_counts_equal_golden(tmp_path):
@@ -172,10 +168,9 @@ def test_sinabs_nmnist_cnn_rtl_counts_equal_golden(tmp_path):
     synthetic spikes: the RTL's output spike counts equal the golden's."""
     from rtl_gen.snn.emit import write_nir_artefact
     from sim.runner import run_sim
+    from tests.frontends.snn.nir_graphs import sinabs_cnn
 
-    if not SINABS.is_file():
-        pytest.skip(f"{SINABS} is absent (the shared test data sits beside the repository)")
-    art = Artefact(write_nir_artefact(SINABS, tmp_path / "sinabs", steps=8, samples=2,
+    art = Artefact(write_nir_artefact(sinabs_cnn(0), tmp_path / "sinabs", steps=8, samples=2,
                                       rate=0.1))
     assert art.vectors()["outputs"].sum() > 0
     result = run_sim(art)
