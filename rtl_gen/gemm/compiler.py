@@ -2,12 +2,16 @@
 
 Every GEMM-shaped node (``dense``, ``conv`` incl. depthwise/pointwise, global/uniform
 ``avgpool``) becomes a ``GemmLayer``: ``G`` groups of ``Ng`` output channels over ``M``
-output pixels and ``K`` reductions, read through an im2col *gather table* (``idx`` memory).
+output pixels and ``K`` reductions, read through a ``window`` that the cores' address
+counters walk (two instruction words a core, whatever the image size; ``window``).
 Its output channels are split between the cores: the ``n_lut`` split items (channels, or
 whole groups when ``G > 1``) with the smallest LUT-precision error go to the LUT core and
 are requantized to its precision (``lutquant``; the bit-serial LUT core's precision, 2-8
 bits, is chosen per layer with the split); each core's slice is contiguous in the
-*physical* channel order, and consumers absorb the permutation in their gather tables.
+*physical* channel order, and consumers absorb the permutation: a reduction steps over its
+input's planes as they are stored (weights permuted alike), a grouped layer gives its groups
+to the cores in their input's block order, an ``ADD`` of differently ordered operands and
+the final ``STORE`` read through a gather table.
 ``add`` (residual), ``maxpool``, ``concat`` and ``requant`` run on the post unit (``ADD``;
 ``MAX`` over gathered windows, ``k = 1`` for a requantizing copy). The result is a ``Program``: instructions, the
 images of every memory, per-layer facts and the transformed graph whose golden the
@@ -30,8 +34,9 @@ from frontends.ir import Graph, Node
 
 from . import timing
 from .config import DSP_WBITS, GemmConfig
-from .isa import Instr, encode
+from .isa import AsmError, Instr, encode
 from .lutquant import quantize_channels
+from .window import Window, plane_order, window_of
 
 __all__ = ["GemmLayer", "Program", "compile_graph", "LOWERINGS", "ROUNDING"]
 
@@ -41,7 +46,7 @@ ROUNDING = {"half_up": 0, "floor": 1, "ceil": 2, "half_even": 3}
 @dataclass(frozen=True, eq=False)
 class GemmLayer:
     """One node as ``G`` grouped GEMMs: ``acc[c, p] = sum_k x(g(c), p, k) * w[c, k] + b[c]``
-    with ``x`` gathered through ``im2col`` (G, M, K) (-1: padding, reads the zero point)."""
+    with ``x`` read through ``window`` (padding reads the zero point)."""
 
     node: Node
     groups: int
@@ -57,7 +62,7 @@ class GemmLayer:
     lo: int
     hi: int
     rounding: str
-    im2col: np.ndarray         # (G, M, K)
+    window: Window
 
     @property
     def n(self) -> int:
@@ -92,7 +97,7 @@ def _dense(node: Node, graph: Graph) -> GemmLayer:
     n, k = w.shape
     return GemmLayer(node, 1, 1, k, n, w, np.asarray(node.weights["bias"], np.int64),
                      np.asarray(node.weights["multiplier"], np.int64) * np.ones(n, np.int64),
-                     im2col=np.arange(k, dtype=np.int64).reshape(1, 1, k), **_common(node))
+                     window=window_of(node, graph, None), **_common(node))
 
 
 def _conv(node: Node, graph: Graph) -> GemmLayer:
@@ -103,7 +108,7 @@ def _conv(node: Node, graph: Graph) -> GemmLayer:
     return GemmLayer(node, g, m, k, cout // g, w.reshape(cout, -1),
                      np.asarray(node.weights["bias"], np.int64),
                      np.asarray(node.weights["multiplier"], np.int64) * np.ones(cout, np.int64),
-                     im2col=im2col, **_common(node))
+                     window=window_of(node, graph, im2col), **_common(node))
 
 
 def _avgpool(node: Node, graph: Graph) -> GemmLayer:
@@ -121,7 +126,8 @@ def _avgpool(node: Node, graph: Graph) -> GemmLayer:
     common = _common(node)
     common["shift"] += c0.bit_length() - 1
     return GemmLayer(node, c, m, k, 1, np.ones((c, k), np.int64), np.zeros(c, np.int64),
-                     np.full(c, mult[0], np.int64), im2col=im2col, **common)
+                     np.full(c, mult[0], np.int64), window=window_of(node, graph, im2col),
+                     **common)
 
 
 LOWERINGS: dict[str, Callable[[Node, Graph], GemmLayer]] = {
@@ -203,10 +209,13 @@ def _item_errors(layer: GemmLayer, config: GemmConfig, wbits: int | None = None)
     return err.reshape(layer.groups, layer.ng).max(axis=1)
 
 
-def _gemm_instrs(layer: GemmLayer, shapes: dict, config: GemmConfig, *, x=0, idx=(0, 0),
+def _gemm_instrs(layer: GemmLayer, shapes: dict, config: GemmConfig, *, x=(0, 0),
                  w=(0, 0), y=0, p=0, xsigned=True, shift=None, name="",
                  lut_wbits: int | None = None) -> list[Instr]:
-    """CFG+GEMM per core with channels, PCFG, SYNC, POST per core."""
+    """CFG (+WIN, WSTEP for a convolution window) + GEMM per core with channels (``x``: its
+    window origin), PCFG, SYNC, POST per core."""
+    win = layer.window
+    win_fields, step_fields = win.fields()
     out, started = [], []
     for i, core in enumerate(("dsp", "lut")):
         n, g = shapes[core]
@@ -225,8 +234,12 @@ def _gemm_instrs(layer: GemmLayer, shapes: dict, config: GemmConfig, *, x=0, idx
                                        "tiles": tiles, "xsigned": int(xsigned),
                                        "wbits": wbits},
                          comment=f"{name}: {n * g} channels" if name else ""))
-        out.append(Instr("GEMM", core, {"x": x, "idx": idx[i], "w": w[i],
-                                        "pad": layer.zp_in & 0xFF}))
+        if not win.dense:
+            out.append(Instr("WIN", core, win_fields))
+            out.append(Instr("WSTEP", core, step_fields))
+        out.append(Instr("GEMM", core, {"x": x[i] % (1 << 16),
+                                        "gstep": win.cin_g * win.plane if g > 1 else 0,
+                                        "w": w[i], "pad": layer.zp_in & 0xFF}))
         started.append((core, n * g))
     # PCFG before the barrier: it waits only for the post unit, not the cores
     out.append(Instr("PCFG", fields={"m": layer.m,
@@ -258,11 +271,30 @@ def _split_shape(layer: GemmLayer, items_lut: int) -> dict:
     return {"dsp": (layer.ng, layer.groups - items_lut), "lut": (layer.ng, items_lut)}
 
 
-def choose_split(layer: GemmLayer, config: GemmConfig, *, tau: float) -> tuple[int, int]:
+def _lut_candidates(errors: np.ndarray, order: np.ndarray | None, tau: float):
+    """``(items, max error)`` of the LUT shares allowed within ``tau``: the easiest items
+    (``order`` None) or the last ``items`` of ``order`` (a grouped layer's groups go to the
+    cores in their input's block order)."""
+    if order is None:
+        errors = np.sort(errors)
+        ok = int((errors <= tau).sum())
+        return [(items, float(errors[items - 1]) if items else 0.0) for items in range(ok + 1)]
+    out = [(0, 0.0)]
+    for items in range(1, len(order) + 1):
+        error = float(errors[order[len(order) - items:]].max())
+        if error > tau:
+            break
+        out.append((items, error))
+    return out
+
+
+def choose_split(layer: GemmLayer, config: GemmConfig, *, tau: float,
+                 order: np.ndarray | None = None) -> tuple[int, int]:
     """``(items, wbits)``: the LUT-core split items and precision minimising the modelled
     layer latency, among counts whose every item has LUT-precision error <= ``tau`` (ties:
     the smaller error, then more LUT items, then fewer bits). LUT-only configs take every
-    item at the lowest precision within ``tau`` (the highest when none is)."""
+    item at the lowest precision within ``tau`` (the highest when none is). ``order``: the
+    LUT core takes the last items of it (else the easiest)."""
     precisions = config.lut_precisions
     if config.lut_lanes == 0:
         return 0, precisions[-1]
@@ -273,37 +305,63 @@ def choose_split(layer: GemmLayer, config: GemmConfig, *, tau: float) -> tuple[i
         return layer.items, precisions[-1]
     best = None
     for wbits in precisions:
-        errors = np.sort(_item_errors(layer, config, wbits))
-        ok = int((errors <= tau).sum())
-        for items in range(ok + 1):
-            error = float(errors[items - 1]) if items else 0.0
+        for items, error in _lut_candidates(_item_errors(layer, config, wbits), order, tau):
             key = (layer_cycles(layer, config, items, wbits), error, -items, wbits)
             if best is None or key < best[0]:
                 best = (key, items, wbits)
     return best[1], best[2]
 
 
-def _ratio_precision(layer: GemmLayer, config: GemmConfig, items: int, tau: float):
-    """A fixed split's precision: the lowest whose ``items`` easiest items are within
-    ``tau`` (the highest when none is), and the items' errors at it."""
+def _ratio_precision(layer: GemmLayer, config: GemmConfig, items: int, tau: float,
+                     order: np.ndarray | None = None):
+    """A fixed split's precision: the lowest whose ``items`` LUT items (the easiest, or the
+    last of ``order``) are within ``tau`` (the highest when none is), and the items' errors
+    at it."""
     precisions = config.lut_precisions
     for wbits in precisions:
         errors = _item_errors(layer, config, wbits)
-        if len(precisions) == 1 or np.sort(errors)[:items].max(initial=0.0) <= tau:
+        chosen = np.sort(errors)[:items] if order is None else \
+            errors[order[len(order) - items:]]
+        if len(precisions) == 1 or chosen.max(initial=0.0) <= tau:
             return wbits, errors
     return wbits, errors
 
 
 # --- compile -----------------------------------------------------------------------------------
 
-class _Alloc:
+class _Arena:
+    """The activation buffer's regions: a tensor's region is taken when its producer runs
+    and given back after its last reader, and a new one goes to the lowest free range that
+    holds it (first fit), so the buffer holds the live tensors only: a chain ping-pongs
+    between two regions, a residual branch stays put until its add. ``top``: the buffer's
+    high-water mark (its depth)."""
+
     def __init__(self):
         self.top = 0
+        self.free: list[tuple[int, int]] = []      # (base, size), ascending, merged
 
     def take(self, n: int) -> int:
-        base = self.top
-        self.top += n
+        for i, (base, size) in enumerate(self.free):
+            if size >= n:
+                self.free[i:i + 1] = [(base + n, size - n)] if size > n else []
+                return base
+        if self.free and self.free[-1][0] + self.free[-1][1] == self.top:
+            base = self.free.pop()[0]           # the top free range grows to fit
+        else:
+            base = self.top
+        self.top = max(self.top, base + n)
         return base
+
+    def give(self, base: int, n: int) -> None:
+        self.free.append((base, n))
+        self.free.sort()
+        merged: list[tuple[int, int]] = []
+        for b, size in self.free:
+            if merged and merged[-1][0] + merged[-1][1] == b:
+                merged[-1] = (merged[-1][0], merged[-1][1] + size)
+            else:
+                merged.append((b, size))
+        self.free = merged
 
 
 def _requantize_lut(layer: GemmLayer, lut_items: np.ndarray, config: GemmConfig, wbits: int):
@@ -382,7 +440,11 @@ def compile_graph(graph: Graph, config: GemmConfig, *, split="auto", tau: float 
         raise ModelError(f"model '{graph.name}': the gemm engine takes one input and one "
                          f"output, this model has {len(graph.inputs)} and {len(graph.outputs)}")
     instrs: list[Instr] = []
-    act = _Alloc()
+    act = _Arena()
+    last_read = {}
+    for i, node in enumerate(graph.nodes):
+        for name in node.inputs:
+            last_read[name] = i
     idx_parts: list[np.ndarray] = []
     idx_top = 0
     wd: list[int] = []
@@ -415,13 +477,21 @@ def compile_graph(graph: Graph, config: GemmConfig, *, split="auto", tau: float 
                         comment=f"input '{x_name}'"))
 
     prev_posts = ()      # the output the last instructions (POSTs of a GEMM layer) write
-    for node in graph.nodes:
+    def release(i: int, node: Node) -> None:
+        """Gives back the regions of the tensors node ``i`` read last (and of an output
+        nobody reads), after the node's own output was placed."""
+        for name in dict.fromkeys(node.inputs + node.outputs):
+            if last_read.get(name, i) == i and name not in graph.outputs:
+                act.give(act_base[name], graph.tensor(name).size)
+
+    for i, node in enumerate(graph.nodes):
         first = len(instrs)
         if node.op in POST_OPS:
             prev_posts = ()
             new_nodes.append(node)
             infos.append(POST_OPS[node.op](node, graph, instrs, act, act_base, layout,
                                            params, add_idx, first))
+            release(i, node)
             continue
         if node.op not in LOWERINGS:
             raise ModelError(f"{node.describe()}: op '{node.op}' cannot run on the gemm "
@@ -438,9 +508,14 @@ def compile_graph(graph: Graph, config: GemmConfig, *, split="auto", tau: float 
             raise ModelError(f"{node.describe()}: GEMM of M={layer.m}, K={layer.k}, "
                              f"N={layer.ng}, G={layer.groups} exceeds the instruction fields "
                              f"(M, K <= 4095; N, G <= 1023)")
+        win = layer.window
+        blocks, sub = plane_order(win, layout[node.inputs[0]], node)
+        # a grouped layer's groups go to the cores in their input's block order (each
+        # core's groups are consecutive blocks, one group step apart)
+        group_order = np.argsort(blocks, kind="stable") if layer.groups > 1 else None
         # -- split (and the bit-serial LUT core's precision)
         if config.lut_lanes == 0 or config.dsp_lanes == 0 or split == "auto":
-            items_lut, lut_wbits = choose_split(layer, config, tau=tau)
+            items_lut, lut_wbits = choose_split(layer, config, tau=tau, order=group_order)
         else:
             ratio = split.get(node.name, 0.0) if isinstance(split, dict) else split
             if not 0.0 <= float(ratio) <= 1.0:
@@ -448,14 +523,18 @@ def compile_graph(graph: Graph, config: GemmConfig, *, split="auto", tau: float 
             items_lut = int(round(layer.items * float(ratio)))
             lut_wbits = None
         if config.lut_lanes and lut_wbits is None:
-            lut_wbits, errors = _ratio_precision(layer, config, items_lut, tau)
+            lut_wbits, errors = _ratio_precision(layer, config, items_lut, tau, group_order)
         elif config.lut_lanes:
             errors = _item_errors(layer, config, lut_wbits)
         else:
             errors = np.zeros(layer.items)
-        order = np.argsort(errors, kind="stable")
-        lut_items = np.sort(order[:items_lut])
-        dsp_items = np.setdiff1d(np.arange(layer.items), lut_items)
+        if group_order is None:
+            order = np.argsort(errors, kind="stable")
+            lut_items = np.sort(order[:items_lut])
+            dsp_items = np.setdiff1d(np.arange(layer.items), lut_items)
+        else:
+            lut_items = group_order[layer.items - items_lut:]
+            dsp_items = group_order[:layer.items - items_lut]
         w, bias, mult, shift, changed = _requantize_lut(layer, lut_items, config, lut_wbits)
         new_nodes.append(_transformed_node(node, layer, w, bias, mult, shift)
                          if changed else node)
@@ -473,26 +552,21 @@ def compile_graph(graph: Graph, config: GemmConfig, *, split="auto", tau: float 
                 raise ModelError(f"{node.describe()}: weight values of output channel {c} "
                                  f"span [{w[c].min()}, {w[c].max()}]; the DSP core multiplies "
                                  f"{DSP_WBITS}-bit signed weights")
-        # -- gather tables in (pixel, group, k) order; G == 1: one table both cores share
-        in_layout = layout[node.inputs[0]]
-        table = np.where(layer.im2col < 0, -1, in_layout[np.maximum(layer.im2col, 0)])
-        # a one-pixel dense layer that reads all of its input: its steps go in address
-        # order (weights permuted alike), so it can run while that input is written
-        in_order = layer.m == 1 and layer.groups == 1 and np.array_equal(
-            np.sort(table.reshape(-1)), np.arange(layer.k)) and \
+        # -- step order: each group's input planes as they are stored (weights alike)
+        inv_sub = np.argsort(sub.reshape(layer.groups, win.cin_g), axis=1, kind="stable")
+        w_steps = np.take_along_axis(
+            w.reshape(layer.groups, layer.ng, win.cin_g, win.kh * win.kw),
+            inv_sub[:, None, :, None], axis=2).reshape(layer.n, layer.k)
+        # a one-pixel dense layer reads its input in address order, so it can run while
+        # that input is written (not the bit-serial core: it reads every step once a plane)
+        in_order = win.dense and layer.groups == 1 and \
             not (config.lut_mode == "bitserial" and n_lut)
-        w_steps = w
-        if in_order:
-            korder = np.argsort(table.reshape(-1))
-            table = table[..., korder]
-            w_steps = w[:, korder]
         shapes = _split_shape(layer, items_lut)
-        if layer.groups == 1:
-            base = add_idx(table.transpose(1, 0, 2))
-            idx_bases = (base, base)
-        else:
-            idx_bases = tuple(add_idx(table[part].transpose(1, 0, 2)) if len(part) else 0
-                              for part in (dsp_items, lut_items))
+        x_origin = []
+        for items in (dsp_items, lut_items):
+            block = int(blocks[items[0]]) if len(items) and layer.groups > 1 else 0
+            x_origin.append(act_base[node.inputs[0]] + block * win.cin_g * win.plane +
+                            win.origin())
         folded = bias - layer.zp_in * w.sum(axis=1)
         xs = x_t.dtype
         # packed DSP lanes see unsigned activations as a - 128: their bias gets 128 * sum(w)
@@ -544,8 +618,8 @@ def compile_graph(graph: Graph, config: GemmConfig, *, split="auto", tau: float 
                     else:
                         words.extend(_pack_lanes(block[:, k], wbits) for k in range(layer.k))
             acc_need[core] = max(acc_need[core], n * g * layer.m)
-        instrs.extend(_gemm_instrs(layer, shapes, config, x=act_base[node.inputs[0]],
-                                   idx=idx_bases, w=tuple(w_bases), y=y_base, p=p_base,
+        instrs.extend(_gemm_instrs(layer, shapes, config, x=tuple(x_origin),
+                                   w=tuple(w_bases), y=y_base, p=p_base,
                                    xsigned=xs.signed, shift=shift, name=node.name,
                                    lut_wbits=lut_wbits))
         if stream and in_order and first == 1 and node.inputs[0] == graph.inputs[0]:
@@ -560,6 +634,7 @@ def compile_graph(graph: Graph, config: GemmConfig, *, split="auto", tau: float 
                                layer.groups, n_dsp, n_lut, lut_err, first, len(instrs),
                                layer.macs, lut_wbits=lut_wbits if n_lut else 0))
         prev_posts = (node.outputs[0],)
+        release(i, node)
 
     out = graph.outputs[0]
     if out not in layout:
@@ -574,6 +649,7 @@ def compile_graph(graph: Graph, config: GemmConfig, *, split="auto", tau: float 
                         comment=f"output '{out}'"))
     instrs.append(Instr("END"))
     _mark_early_posts(instrs)
+    _check_fields(instrs, infos, graph)
 
     new_graph = Graph(name=graph.name, tensors=dict(graph.tensors), nodes=tuple(new_nodes),
                       inputs=graph.inputs, outputs=graph.outputs,
@@ -645,6 +721,19 @@ def _mark_early_posts(instrs: list[Instr]) -> None:
                 break
 
 
+def _check_fields(instrs: list[Instr], infos: list[LayerInfo], graph: Graph) -> None:
+    """Every instruction encodes; else a ``ModelError`` naming the layer and the field."""
+    for i, ins in enumerate(instrs):
+        try:
+            encode(ins)
+        except AsmError as exc:
+            owner = next((info for info in infos if info.first <= i < info.last), None)
+            where = (f"layer '{owner.name}' ({owner.source_op})" if owner
+                     else f"model '{graph.name}'")
+            raise ModelError(f"{where}: {exc}; the gemm engine's instruction cannot hold "
+                             f"it") from None
+
+
 def _check_fits(config: GemmConfig, needs: dict, graph: Graph):
     for name, value in needs.items():
         have = getattr(config, name)
@@ -684,7 +773,10 @@ def _emit_add(node, graph, instrs, act, act_base, layout, params, add_idx, first
     n = graph.tensor(node.outputs[0]).size
     inv_a = np.empty(n, np.int64)
     inv_a[layout[a_name]] = np.arange(n)        # original index of a's j-th physical element
-    b_idx = add_idx(layout[b_name][inv_a])
+    b_offsets = layout[b_name][inv_a]
+    # b stored in a's order: read at b + j, no gather table
+    gather = not np.array_equal(b_offsets, np.arange(n))
+    b_idx = add_idx(b_offsets) if gather else 0
     q = len(params)
     params.extend([(za, int(m[0])), (zb, int(m[1]))])
     y_base = act.take(n)
@@ -696,7 +788,8 @@ def _emit_add(node, graph, instrs, act, act_base, layout, params, add_idx, first
                         comment=f"{node.name}: residual add"))
     instrs.append(Instr("ADDP", fields={"y": y_base, "q": q, "i": b_idx}))
     instrs.append(Instr("ADD", fields={"n": n, "a": act_base[a_name], "b": act_base[b_name],
-                                       "xsigned": int(ta.dtype.signed)}))
+                                       "xsigned": int(ta.dtype.signed),
+                                       "gather": int(gather)}))
     return LayerInfo(node.name, node.op, node.source_op, n, 1, 1, 1, 0, 0, 0.0, first,
                      len(instrs), 2 * n)
 

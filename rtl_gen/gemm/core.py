@@ -1,9 +1,10 @@
 """``GemmCore``: one compute core of the overlay (the DSP core or the LUT core).
 
-A core runs one ``GEMM`` instruction at a time (configured by the last ``CFG`` for it):
-``lanes`` output channels at once, one reduction step a cycle. Each cycle it reads one
-gather-table entry, the activation it names (or the pad value), and one weight word holding
-every lane's weight; each lane multiplies and accumulates. The lanes' multipliers are
+A core runs one ``GEMM`` instruction at a time (configured by the last ``CFG``, ``WIN`` and
+``WSTEP`` for it): ``lanes`` output channels at once, one reduction step a cycle. Each cycle
+its window counters name one activation (or the pad value, when the tap lies outside the
+input plane) and it reads one weight word holding every lane's weight; each lane multiplies
+and accumulates. The lanes' multipliers are
 
 - ``dsp``: ``a * w`` on int8 weights, left to the FPGA's multipliers (SB_MAC16 /
   MULT18X18D), registered on both sides; with ``mult_regs`` each lane is an ECP5
@@ -20,11 +21,19 @@ With ``pack`` (``dsp`` only) the lanes run in pairs on ``Mac16Pair``s (iCE40 ``S
 dual 8x8 mode): activations enter as int8, unsigned ones offset by -128 (the compiler adds
 ``128 * sum(w)`` to those channels' bias).
 
-Loops (outer to inner): pixel, group, tile, plane (bit-serial only), k. When a unit (pixel,
-group, tile) ends, its accumulators move to hold registers that drain one lane a cycle into
-the core's accumulator memory, at ``(pixel*g + group)*n + tile*lanes + lane``, while the next
-unit accumulates; a unit whose last step would arrive before the previous drain is over waits
-(``stall``).
+Loops (outer to inner): pixel (``ox`` wrapping at ``ow``), group, tile, plane (bit-serial
+only), k = (channel, kernel row, kernel column). Window counters (design note): the address
+``a`` of the current tap and its plane coordinates ``iy``/``ix`` move by adding the
+compiler's steps (``dx``; ``sky`` at a kernel-row wrap; ``sci`` at a channel step; ``gstep``
+to the next group; ``sx``/``srow`` to the next output pixel), so a convolution of any image
+size costs two configuration words (``WIN``, ``WSTEP``), the tap is padding exactly when
+``iy``/``ix`` leave ``[0, h)``/``[0, w)`` (an unsigned compare of the signed counter), and the
+address arithmetic is modulo the activation memory's size (a padded tap's address is never
+read). A dense layer is the window ``CFG`` resets to: every step adds ``sci = 1``.
+When a unit (pixel, group, tile) ends, its accumulators move to hold registers that drain
+one lane a cycle into the core's accumulator memory, at ``(pixel*g + group)*n + tile*lanes +
+lane``, while the next unit accumulates; a unit whose last step would arrive before the
+previous drain is over waits (``stall``).
 
 A core may be started again once it stops ``computing``: the last unit's drain runs on and
 the new GEMM's first unit waits for it as later units do.
@@ -52,6 +61,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .dsp import Mac16Pair, Mult18
+from .isa import layout
 
 __all__ = ["GemmCore", "MODES"]
 
@@ -80,9 +90,9 @@ def lane_product(m: Module, mode: str, a, w, wbits: int, name: str):
 class GemmCore(wiring.Component):
     """One core: ``lanes`` lanes of ``mode`` multipliers with ``acc_bits`` accumulators.
 
-    Ports: ``start`` with the GEMM's ``x``/``idx``/``w``/``pad`` and the core's CFG fields
-    (sampled the cycle after ``start``); memory ports ``idx_addr``/``idx_data`` (gather
-    table: offset, pad flag on top), ``act_addr``/``act_data``, ``w_addr``/``w_data``, and the
+    Ports: ``start`` with the GEMM's ``x``/``gstep``/``w``/``pad`` and the core's CFG, ``win``
+    (``WIN``) and ``step`` (``WSTEP``) fields (sampled the cycle after ``start``); memory ports
+    ``act_addr``/``act_data``, ``w_addr``/``w_data``, and the
     drain ``acc_addr``/``acc_data``/``acc_en``; status ``busy``, ``computing`` (``busy``
     but for the last unit's drain: its total is in the hold registers, so nothing it writes
     depends on the activations or weights any more) and ``stall``; ``act_re``: the
@@ -90,7 +100,7 @@ class GemmCore(wiring.Component):
     """
 
     def __init__(self, *, lanes: int, mode: str, wbits: int, acc_bits: int, act_abits: int,
-                 idx_abits: int, w_abits: int, acc_abits: int, pack: bool = False,
+                 w_abits: int, acc_abits: int, pack: bool = False,
                  primitives: bool = True, mult_regs: bool = False):
         if mode not in MODES:
             raise ValueError(f"unknown core mode '{mode}'; modes: {', '.join(MODES)}")
@@ -107,9 +117,9 @@ class GemmCore(wiring.Component):
             "start": In(1),
             "cfg_m": In(12), "cfg_k": In(12), "cfg_n": In(10), "cfg_g": In(10),
             "cfg_tiles": In(8), "cfg_xsigned": In(1), "cfg_wbits": In(4),
-            "x_base": In(16), "idx_base": In(16), "w_base": In(16), "pad": In(8),
+            "win": In(layout("WIN")), "step": In(layout("WSTEP")),
+            "x_base": In(16), "gstep": In(16), "w_base": In(16), "pad": In(8),
             "stream": In(1), "act_written": In(1), "abort": In(1),
-            "idx_addr": Out(idx_abits), "idx_data": In(act_abits + 1),
             "act_addr": Out(act_abits), "act_data": In(ACT_BITS),
             "w_addr": Out(w_abits), "w_data": In(lanes * wbits),
             "acc_addr": Out(acc_abits), "acc_data": Out(signed(acc_bits)), "acc_en": Out(1),
@@ -123,16 +133,23 @@ class GemmCore(wiring.Component):
         # --- configuration, latched on start ----------------------------------------------
         # loop bounds minus one, so that "last" tests are equalities (no subtractor on the
         # issue path)
+        A = self.act_abits
         ck, cn = Signal(12), Signal(10)
         xsigned = Signal()
-        x_base, w_base, pad = Signal(16), Signal(16), Signal(8)
+        w_base, pad = Signal(16), Signal(8)
         serial = self.mode == "bitserial"
+        # window: plane size, kernel wraps, padding and the address steps (modulo 2**A)
+        win_h, win_w = Signal(10), Signal(10)
+        ckw2, ckh2, cow2 = Signal(5), Signal(5), Signal(10)   # kw - 2, kh - 2, ow - 2
+        kw1, kh1, ow1 = Signal(), Signal(), Signal()          # kw == 1, kh == 1, ow == 1
+        neg_pl = Signal(signed(12))
+        sy, sx, dy, dx = Signal(4), Signal(4), Signal(4), Signal(4)
+        s_ky, s_ci, s_row, s_g = Signal(A), Signal(A), Signal(A), Signal(A)
 
-        # --- stage A: loop counters and issue ----------------------------------------------
+        # --- stage A: loop counters, window counters and issue -----------------------------
         running = Signal()
         p, gi, t, kk = Signal(12), Signal(10), Signal(8), Signal(12)
         plane, cplanes = Signal(4), Signal(4)       # bit-serial: plane, planes - 1
-        idx_row = Signal(16)
         w_addr = Signal(16)
         unit_base, grp_base = Signal(self.acc_abits + 1), Signal(self.acc_abits + 1)
         rem = Signal(11)
@@ -146,6 +163,12 @@ class GemmCore(wiring.Component):
         last_t, ct2, t1 = Signal(), Signal(8), Signal()
         last_g, cg2, g1 = Signal(), Signal(10), Signal()
         last_p, cm2, p1 = Signal(), Signal(12), Signal()
+        # window counters: kernel column/row and output column with registered last flags;
+        # the tap's address and plane coordinates; the unit's and the pixel's origins
+        kx, ky, ox = Signal(5), Signal(5), Signal(10)
+        last_kx, last_ky, last_ox = Signal(), Signal(), Signal()
+        addr, g_org, p_org = Signal(A), Signal(A), Signal(A)
+        iy, ix, ry0, rx0 = (Signal(signed(12), name=n) for n in ("iy", "ix", "ry0", "rx0"))
         last_plane = (plane == cplanes) if serial else Const(1)
         last_unit = last_k & last_plane
         drain_lanes = Mux(rem < P, rem, P)
@@ -157,19 +180,25 @@ class GemmCore(wiring.Component):
         starved = gate & ~has_credit
         stall = running & ((last_unit & spacing_nz) | starved)
         issue = running & ~stall
-        m.d.comb += [self.stall.eq(stall), self.idx_addr.eq(idx_row + kk)]
+        m.d.comb += self.stall.eq(stall)
+
+        def taps_from(origin, row, col):
+            """The k loop restarts at a unit origin: tap (0, 0) of plane 0."""
+            m.d.sync += [addr.eq(origin), iy.eq(row), ix.eq(col), kx.eq(0), ky.eq(0),
+                         last_kx.eq(kw1), last_ky.eq(kh1)]
 
         # start is registered: the sequencer's busy -> GEMM issue -> start decision fanning
         # out to every loop register was the UP5K's critical path (29.8 MHz). The fields are
         # sampled a cycle after EXEC, while FETCH still shows the GEMM word and its CFG.
         start = Signal()
         m.d.sync += start.eq(self.start)
+        win, step = self.win, self.step
         with m.If(start):
             m.d.sync += [ck.eq(self.cfg_k - 1), cn.eq(self.cfg_n),
-                         xsigned.eq(self.cfg_xsigned), x_base.eq(self.x_base),
+                         xsigned.eq(self.cfg_xsigned),
                          w_base.eq(self.w_base), pad.eq(self.pad),
                          running.eq(1), p.eq(0), gi.eq(0), t.eq(0), kk.eq(0),
-                         idx_row.eq(self.idx_base), w_addr.eq(self.w_base),
+                         w_addr.eq(self.w_base),
                          unit_base.eq(0), grp_base.eq(0), rem.eq(self.cfg_n),
                          ck2.eq(self.cfg_k - 2), k1.eq(self.cfg_k == 1),
                          last_k.eq(self.cfg_k == 1),
@@ -178,15 +207,36 @@ class GemmCore(wiring.Component):
                          cg2.eq(self.cfg_g - 2), g1.eq(self.cfg_g == 1),
                          last_g.eq(self.cfg_g == 1),
                          cm2.eq(self.cfg_m - 2), p1.eq(self.cfg_m == 1),
-                         last_p.eq(self.cfg_m == 1)]
+                         last_p.eq(self.cfg_m == 1),
+                         win_h.eq(win.h), win_w.eq(win.w),
+                         ckw2.eq(win.kw - 2), ckh2.eq(win.kh - 2), cow2.eq(win.ow - 2),
+                         kw1.eq(win.kw == 1), kh1.eq(win.kh == 1), ow1.eq(win.ow == 1),
+                         neg_pl.eq(-win.pl), sy.eq(win.sy), sx.eq(win.sx),
+                         dy.eq(step.dy), dx.eq(step.dx), s_ky.eq(step.sky), s_ci.eq(step.sci),
+                         s_row.eq(step.srow), s_g.eq(self.gstep),
+                         addr.eq(self.x_base), g_org.eq(self.x_base), p_org.eq(self.x_base),
+                         iy.eq(-win.pt), ix.eq(-win.pl), ry0.eq(-win.pt), rx0.eq(-win.pl),
+                         kx.eq(0), ky.eq(0), ox.eq(0), last_kx.eq(win.kw == 1),
+                         last_ky.eq(win.kh == 1), last_ox.eq(win.ow == 1)]
             if serial:
                 m.d.sync += [plane.eq(0), cplanes.eq(self.cfg_wbits - 1)]
         with m.Elif(issue):
             m.d.sync += w_addr.eq(w_addr + 1)
             with m.If(~last_k):
                 m.d.sync += [kk.eq(kk + 1), last_k.eq(kk == ck2)]
+                with m.If(~last_kx):
+                    m.d.sync += [kx.eq(kx + 1), last_kx.eq(kx == ckw2), addr.eq(addr + dx),
+                                 ix.eq(ix + dx)]
+                with m.Elif(~last_ky):
+                    m.d.sync += [kx.eq(0), last_kx.eq(kw1), ky.eq(ky + 1),
+                                 last_ky.eq(ky == ckh2), addr.eq(addr + s_ky), ix.eq(rx0),
+                                 iy.eq(iy + dy)]
+                with m.Else():
+                    m.d.sync += [kx.eq(0), last_kx.eq(kw1), ky.eq(0), last_ky.eq(kh1),
+                                 addr.eq(addr + s_ci), ix.eq(rx0), iy.eq(ry0)]
             with m.Elif(~last_plane):
                 m.d.sync += [kk.eq(0), last_k.eq(k1), plane.eq(plane + 1)]
+                taps_from(g_org, ry0, rx0)
             with m.Else():
                 m.d.sync += [kk.eq(0), last_k.eq(k1), spacing.eq(drain_lanes - 1),
                              spacing_nz.eq(drain_lanes > 1)]
@@ -195,16 +245,29 @@ class GemmCore(wiring.Component):
                 with m.If(~last_t):
                     m.d.sync += [t.eq(t + 1), unit_base.eq(unit_base + P), rem.eq(rem - P),
                                  last_t.eq(t == ct2)]
+                    taps_from(g_org, ry0, rx0)
                 with m.Else():
-                    m.d.sync += [t.eq(0), rem.eq(cn), idx_row.eq(idx_row + ck + 1),
+                    m.d.sync += [t.eq(0), rem.eq(cn),
                                  grp_base.eq(grp_base + cn), unit_base.eq(grp_base + cn),
                                  last_t.eq(t1)]
                     with m.If(~last_g):
-                        m.d.sync += [gi.eq(gi + 1), last_g.eq(gi == cg2)]
+                        m.d.sync += [gi.eq(gi + 1), last_g.eq(gi == cg2),
+                                     g_org.eq(g_org + s_g)]
+                        taps_from(g_org + s_g, ry0, rx0)
                     with m.Else():
                         m.d.sync += [gi.eq(0), w_addr.eq(w_base), last_g.eq(g1)]
                         with m.If(~last_p):
                             m.d.sync += [p.eq(p + 1), last_p.eq(p == cm2)]
+                            with m.If(~last_ox):
+                                m.d.sync += [ox.eq(ox + 1), last_ox.eq(ox == cow2),
+                                             p_org.eq(p_org + sx), g_org.eq(p_org + sx),
+                                             rx0.eq(rx0 + sx)]
+                                taps_from(p_org + sx, ry0, rx0 + sx)
+                            with m.Else():
+                                m.d.sync += [ox.eq(0), last_ox.eq(ow1),
+                                             p_org.eq(p_org + s_row), g_org.eq(p_org + s_row),
+                                             rx0.eq(neg_pl), ry0.eq(ry0 + sy)]
+                                taps_from(p_org + s_row, ry0 + sy, neg_pl)
                         with m.Else():
                             m.d.sync += [running.eq(0), last_p.eq(p1)]
         # spacing carries over a start: a GEMM may start while the last one's last drain
@@ -225,24 +288,27 @@ class GemmCore(wiring.Component):
         with m.If(self.abort):
             m.d.sync += [running.eq(0), gate.eq(0)]
 
-        # --- stage B: gather entry -> activation address; weight address -------------------
+        # --- stage B: the tap's address and pad flag registered; weight address ------------
         vb, first_b, last_b = Signal(), Signal(), Signal()
         base_b, d_b, w_addr_b = Signal(len(unit_base)), Signal(range(P + 1)), Signal(16)
+        addr_b, pad_b = Signal(A), Signal()
         # bit-serial: shift the accumulators at a later plane's first k; negate the sign plane
         sh_b, neg_b = Signal(), Signal()
+        # outside the plane: a negative counter is a large unsigned one
+        inside = (iy.as_unsigned() < win_h) & (ix.as_unsigned() < win_w)
         m.d.sync += [vb.eq(issue), first_b.eq((kk == 0) & (plane == 0)), last_b.eq(last_unit),
                      base_b.eq(unit_base), d_b.eq(drain_lanes), w_addr_b.eq(w_addr),
-                     sh_b.eq((kk == 0) & (plane != 0)), neg_b.eq(plane == 0)]
-        offset = self.idx_data[:self.act_abits]
-        m.d.comb += [self.act_addr.eq(x_base + offset), self.w_addr.eq(w_addr_b),
-                     self.act_re.eq(vb & ~self.idx_data[self.act_abits])]
+                     sh_b.eq((kk == 0) & (plane != 0)), neg_b.eq(plane == 0),
+                     addr_b.eq(addr), pad_b.eq(~inside)]
+        m.d.comb += [self.act_addr.eq(addr_b), self.w_addr.eq(w_addr_b),
+                     self.act_re.eq(vb & ~pad_b)]
 
         # --- stage C: activation and weights -> products -----------------------------------
         vc, first_c, last_c, pad_c = Signal(), Signal(), Signal(), Signal()
         base_c, d_c = Signal(len(unit_base)), Signal(range(P + 1))
         sh_c, neg_c = Signal(), Signal()
         m.d.sync += [vc.eq(vb), first_c.eq(first_b), last_c.eq(last_b), base_c.eq(base_b),
-                     d_c.eq(d_b), pad_c.eq(self.idx_data[self.act_abits]), sh_c.eq(sh_b),
+                     d_c.eq(d_b), pad_c.eq(pad_b), sh_c.eq(sh_b),
                      neg_c.eq(neg_b)]
         raw = Mux(pad_c, pad, self.act_data)
         a = Signal(signed(9))

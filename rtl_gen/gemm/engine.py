@@ -31,7 +31,7 @@ from amaranth.lib.wiring import In, Out
 
 from .config import ACT_BITS, DSP_WBITS, MULT_BITS, GemmConfig
 from .core import GemmCore
-from .isa import CORE_SHIFT, OP_SHIFT, OPS, field_offsets
+from .isa import CORE_SHIFT, FIELDS, OP_SHIFT, OPS, WINDOW_RESET, field_offsets, layout
 from .post import PostUnit
 
 __all__ = ["GemmEngine", "element_layout", "load_layout", "MEMS", "abits"]
@@ -123,7 +123,7 @@ class GemmEngine(wiring.Component):
             if lanes == 0:
                 continue
             unit = GemmCore(lanes=lanes, mode=mode, wbits=wbits, acc_bits=cfg.acc_widths[core],
-                            act_abits=act_ab, idx_abits=idx_ab, w_abits=abits(wdepth),
+                            act_abits=act_ab, w_abits=abits(wdepth),
                             acc_abits=abits(adepth), pack=core == "dsp" and cfg.dsp_pack,
                             primitives=cfg.primitives,
                             mult_regs=core == "dsp" and cfg.dsp_regs)
@@ -132,11 +132,10 @@ class GemmEngine(wiring.Component):
             amem = Memory(shape=signed(cfg.acc_widths[core]), depth=adepth, init=[],
                           attrs=NO_RW_CHECK)
             m.submodules[aname] = amem
-            w_rd, a_rd, i_rd = wmem.read_port(), act.read_port(), idx.read_port()
+            w_rd, a_rd = wmem.read_port(), act.read_port()
             acc_wr, acc_rd = amem.write_port(), amem.read_port()
             m.d.comb += [w_rd.addr.eq(unit.w_addr), unit.w_data.eq(w_rd.data),
                          a_rd.addr.eq(unit.act_addr), unit.act_data.eq(a_rd.data),
-                         i_rd.addr.eq(unit.idx_addr), unit.idx_data.eq(i_rd.data),
                          acc_wr.addr.eq(unit.acc_addr), acc_wr.data.eq(unit.acc_data),
                          acc_wr.en.eq(unit.acc_en)]
             cores[core] = (unit, acc_rd)
@@ -174,19 +173,25 @@ class GemmEngine(wiring.Component):
         op = ins[OP_SHIFT:OP_SHIFT + 4]
         core_sel = ins[CORE_SHIFT]
 
+        def word(opname):
+            """The instruction word's fields as ``opname``'s layout (``isa.layout``)."""
+            shape = layout(opname)
+            return data.View(shape, ins[:shape.size])
+
         def fld(opname, name):
-            lsb, width, is_signed = field_offsets(opname)[name]
-            value = ins[lsb:lsb + width]
-            return value.as_signed() if is_signed else value
+            return word(opname)[name]
 
         m.d.comb += imem_rd.addr.eq(pc)
         if self.observe:
             m.d.comb += self.pc.eq(pc)
-        # per-core CFG registers
-        ccfg = {}
+        # per-core CFG, WIN and WSTEP registers (CFG resets the window to the dense one)
+        ccfg, cwin = {}, {}
         for core in ("dsp", "lut"):
             ccfg[core] = {name: Signal(width, name=f"{core}_cfg_{name}")
                           for name, (_, width, _) in field_offsets("CFG").items()}
+            cwin[core] = {op: Signal(layout(op), name=f"{core}_{op.lower()}",
+                                     init={k: WINDOW_RESET[k] for k, *_ in FIELDS[op]})
+                          for op in ("WIN", "WSTEP")}
         # PCFG and ADDP registers
         pcfg = {name: Signal(signed(width) if s else unsigned(width), name=f"pcfg_{name}")
                 for name, (_, width, s) in field_offsets("PCFG").items()}
@@ -202,7 +207,8 @@ class GemmEngine(wiring.Component):
                          unit.cfg_xsigned.eq(c["xsigned"]), unit.cfg_wbits.eq(c["wbits"]),
                          unit.stream.eq(fld("GEMM", "stream")),
                          unit.act_written.eq(act_written),
-                         unit.x_base.eq(fld("GEMM", "x")), unit.idx_base.eq(fld("GEMM", "idx")),
+                         unit.win.eq(cwin[core]["WIN"]), unit.step.eq(cwin[core]["WSTEP"]),
+                         unit.x_base.eq(fld("GEMM", "x")), unit.gstep.eq(fld("GEMM", "gstep")),
                          unit.w_base.eq(fld("GEMM", "w")), unit.pad.eq(fld("GEMM", "pad"))]
 
         # counters
@@ -298,6 +304,7 @@ class GemmEngine(wiring.Component):
                      post.i.eq(addp["i"]),
                      post.a.eq(Mux(is_add, fld("ADD", "a"), fld("MAX", "x"))),
                      post.b.eq(fld("ADD", "b")), post.k.eq(fld("MAX", "k")),
+                     post.gather.eq(~is_add | fld("ADD", "gather")),
                      post.xsigned.eq(Mux(is_add, fld("ADD", "xsigned"),
                                          fld("MAX", "xsigned")))]
         # The sequencer's states are one-hot flags, not an ``m.FSM``: Amaranth encodes an FSM
@@ -341,6 +348,17 @@ class GemmEngine(wiring.Component):
                         with m.If(core_sel == ci):
                             for name, sig in ccfg[core].items():
                                 m.d.sync += sig.eq(fld("CFG", name))
+                            for op_name, sig in cwin[core].items():
+                                m.d.sync += sig.eq(sig.shape().const(
+                                    {k: WINDOW_RESET[k] for k, *_ in FIELDS[op_name]}))
+                    advance()
+                with m.Case(OPS["WIN"], OPS["WSTEP"]):
+                    for ci, core in enumerate(("dsp", "lut")):
+                        with m.If(core_sel == ci):
+                            with m.If(op == OPS["WIN"]):
+                                m.d.sync += cwin[core]["WIN"].eq(word("WIN"))
+                            with m.Else():
+                                m.d.sync += cwin[core]["WSTEP"].eq(word("WSTEP"))
                     advance()
                 with m.Case(OPS["GEMM"]):
                     for ci, core in enumerate(("dsp", "lut")):

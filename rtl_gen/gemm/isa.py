@@ -16,15 +16,22 @@ op           code  fields (bit 0 upward) and meaning
                    ceil(n / lanes)), ``m`` output pixels, ``k`` reduction length;
                    activations signed or not; LUT-core weight precision (the
                    bit-serial core runs ``wbits`` bit-plane passes, 2-8)
-``GEMM``     3     ``x[16] idx[16] w[16] pad[8] stream[1]``: start the core
+``GEMM``     3     ``x[16] gstep[16] w[16] pad[8] stream[1]``: start the core
                    (non-blocking). With ``stream`` the GEMM comes before the ``LOAD``
                    or ``POST`` instructions that write its input, in address order, and its first
                    unit issues step ``k`` only after ``k + 1`` activation writes since
-                   its start (identity gather, ``m = g = 1``): the layer computes while
+                   its start (``m = g = 1``, the dense window): the layer computes while
                    its input is written.
-                   ``acc[p*g*n + gi*n + c] = sum_k' a(p, gi, k') * W[gi, c, k']`` with
-                   ``a = pad`` where ``idx[e]`` is padding, else ``act[x + idx[e]]``,
-                   ``e = idx + (p*g + gi)*k + k'`` (table in pixel, group, k order); the
+                   ``acc[p*g*n + gi*n + c] = sum_k' a(p, gi, k') * W[gi, c, k']``: the
+                   window of output pixel ``p = oy*ow + ox`` and tap
+                   ``k' = (ci*kh + ky)*kw + kx`` (``WIN``/``WSTEP``) reads ``a = pad`` where
+                   ``iy = oy*sy - pt + ky*dy`` or ``ix = ox*sx - pl + kx*dx`` is outside
+                   ``[0, h)`` / ``[0, w)``, else ``act[(x + gi*gstep + oy*Q + ox*sx +
+                   ci*P + ky*R + kx*dx) mod 2**16]`` with the pitches ``R = sky +
+                   (kw-1)*dx``, ``P = sci + (kh-1)*R + (kw-1)*dx``, ``Q = srow +
+                   (ow-1)*sx`` (the counters add ``dx``, ``sky``, ``sci``, ``sx``,
+                   ``srow``, ``gstep`` as the loops advance; ``x`` is pixel 0's window
+                   origin, ``-pt`` rows and ``-pl`` columns off the plane). The
                    weight word of (gi, tile, k') is ``w + (gi*tiles + tile)*k + k'``,
                    lane j of a tile is channel ``tile*lanes + j``. Loops: pixel, group,
                    tile, k (innermost)
@@ -45,11 +52,11 @@ op           code  fields (bit 0 upward) and meaning
                    ``stream`` element ``j`` goes once the POSTs since the last ``PCFG``
                    have written ``j + 1`` elements (they write the output in order)
 ``END``      8     --: the inference is over; the program restarts at 0
-``ADD``      9     ``n[16] a[16] b[16] xsigned[1]``: residual add, ``j < n``:
-                   ``act[y + j] = clamp((((act[a+j] - za)*ma + (act[b + idx[i+j]] - zb)*mb
+``ADD``      9     ``n[16] a[16] b[16] xsigned[1] gather[1]``: residual add, ``j < n``:
+                   ``act[y + j] = clamp((((act[a+j] - za)*ma + (act[b + o_j] - zb)*mb
                    + r) >> shift) + zp, lo, hi)`` with ``PCFG``'s shift/zp/lo/hi/round,
-                   ``za, ma = bias[q], mult[q]``, ``zb, mb = bias[q+1], mult[q+1]``
-                   (blocking)
+                   ``za, ma = bias[q], mult[q]``, ``zb, mb = bias[q+1], mult[q+1]``,
+                   ``o_j = idx[i + j]`` with ``gather``, else ``j`` (blocking)
 ``ADDP``     10    ``y[16] q[14] i[16]``: destination, parameter base and gather base of
                    the next ``ADD`` or ``MAX``
 ``MAX``      11    ``n[16] x[16] k[8] xsigned[1]``: window maximum and requantization,
@@ -58,7 +65,19 @@ op           code  fields (bit 0 upward) and meaning
                    shift) + zp, lo, hi)`` with ``z, mu = bias[q], mult[q]`` and ``PCFG``'s
                    shift/zp/lo/hi/round (max pooling; with ``k = 1`` a requantizing copy:
                    concat, standalone requant) (blocking)
+``WIN``      12    ``h[10] w[10] ow[10] kh[5] kw[5] pt[5] pl[5] sy[4] sx[4]``: the
+                   core's convolution window (after its ``CFG``, which resets it to the
+                   dense window ``h = w = ow = kh = kw = sy = sx = 1``, ``pt = pl = 0``):
+                   input plane, output row length, kernel, top/left padding, strides
+``WSTEP``    13    ``sky[16s] sci[16s] srow[16s] dy[4] dx[4]``: the window's address
+                   steps (see ``GEMM``) and dilations (``CFG`` resets them to
+                   ``sci = dy = dx = 1``, ``sky = srow = 0``: step ``k'`` reads ``x + k'``)
 ===========  ====  ==================================================================
+
+Convolutions thus cost two words a core and layer, whatever the image size: the core's
+address counters generate every window (no gather table grows with the image). The gather
+table (``idx``) is left to ``MAX`` windows, ``STORE``'s output order and an ``ADD`` whose
+operands are in different orders.
 
 The assembler reads one instruction per line, ``OP [core] field=value ...`` (``#`` starts a
 comment); the disassembler writes the same text, so ``assemble(disassemble(w)) == w``.
@@ -73,16 +92,17 @@ from types import MappingProxyType
 from frontends.errors import NnloomError
 
 __all__ = ["OPS", "CORES", "FIELDS", "Instr", "encode", "decode", "assemble", "disassemble",
-           "AsmError", "WORD_BITS"]
+           "AsmError", "WORD_BITS", "WINDOW_RESET", "layout"]
 
 WORD_BITS = 64
 OP_SHIFT, CORE_SHIFT = 60, 58
 
 OPS = MappingProxyType({"NOP": 0, "LOAD": 1, "CFG": 2, "GEMM": 3, "PCFG": 4, "POST": 5,
-                        "SYNC": 6, "STORE": 7, "END": 8, "ADD": 9, "ADDP": 10, "MAX": 11})
+                        "SYNC": 6, "STORE": 7, "END": 8, "ADD": 9, "ADDP": 10, "MAX": 11,
+                        "WIN": 12, "WSTEP": 13})
 OP_NAMES = {v: k for k, v in OPS.items()}
 CORES = ("dsp", "lut")
-ROUTED = frozenset({"CFG", "GEMM", "POST"})
+ROUTED = frozenset({"CFG", "GEMM", "POST", "WIN", "WSTEP"})
 
 # (name, width, signed) from bit 0 upward
 FIELDS = MappingProxyType({
@@ -90,7 +110,7 @@ FIELDS = MappingProxyType({
     "LOAD": (("n", 16, False), ("dst", 16, False)),
     "CFG": (("m", 12, False), ("k", 12, False), ("n", 10, False), ("g", 10, False),
             ("tiles", 8, False), ("xsigned", 1, False), ("wbits", 4, False)),
-    "GEMM": (("x", 16, False), ("idx", 16, False), ("w", 16, False), ("pad", 8, False),
+    "GEMM": (("x", 16, False), ("gstep", 16, False), ("w", 16, False), ("pad", 8, False),
              ("stream", 1, False)),
     "PCFG": (("m", 12, False), ("shift", 6, False), ("zp", 9, True), ("lo", 9, True),
              ("hi", 9, True), ("round", 2, False)),
@@ -98,13 +118,33 @@ FIELDS = MappingProxyType({
     "SYNC": (),
     "STORE": (("n", 16, False), ("x", 16, False), ("idx", 16, False), ("stream", 1, False)),
     "END": (),
-    "ADD": (("n", 16, False), ("a", 16, False), ("b", 16, False), ("xsigned", 1, False)),
+    "ADD": (("n", 16, False), ("a", 16, False), ("b", 16, False), ("xsigned", 1, False),
+            ("gather", 1, False)),
     "ADDP": (("y", 16, False), ("q", 14, False), ("i", 16, False)),
     "MAX": (("n", 16, False), ("x", 16, False), ("k", 8, False), ("xsigned", 1, False)),
+    "WIN": (("h", 10, False), ("w", 10, False), ("ow", 10, False), ("kh", 5, False),
+            ("kw", 5, False), ("pt", 5, False), ("pl", 5, False), ("sy", 4, False),
+            ("sx", 4, False)),
+    "WSTEP": (("sky", 16, True), ("sci", 16, True), ("srow", 16, True), ("dy", 4, False),
+              ("dx", 4, False)),
 })
+
+# what CFG sets WIN's and WSTEP's registers to: the dense window (step k' reads x + k')
+WINDOW_RESET = MappingProxyType({"h": 1, "w": 1, "ow": 1, "kh": 1, "kw": 1, "pt": 0, "pl": 0,
+                                 "sy": 1, "sx": 1, "sky": 0, "sci": 1, "srow": 0, "dy": 1,
+                                 "dx": 1})
 
 for _op, _fields in FIELDS.items():
     assert sum(w for _, w, _ in _fields) <= CORE_SHIFT, _op
+
+
+def layout(op: str) -> "data.StructLayout":
+    """``op``'s fields as an Amaranth layout over the word's low bits (a ``data.View`` of
+    the instruction word decodes them in the RTL)."""
+    from amaranth import signed, unsigned
+    from amaranth.lib import data
+    return data.StructLayout({name: signed(width) if is_signed else unsigned(width)
+                              for name, width, is_signed in FIELDS[op]})
 
 
 def field_offsets(op: str) -> dict[str, tuple[int, int, bool]]:

@@ -1,8 +1,7 @@
 """The overlay's Python model: runs a program on its memory images, instruction by
 instruction, bit for bit as the RTL does, and schedules it cycle by cycle.
 
-``run(program, codes)`` returns the output codes (and every layer's, read back from the
-activation buffer in original order); ``schedule(program)`` returns when each instruction is
+``run(program, codes)`` returns the output codes; ``schedule(program)`` returns when each instruction is
 fetched, the cores' busy windows and the perf counters the RTL reports, with the input
 always valid and the output always ready.
 """
@@ -15,7 +14,7 @@ import numpy as np
 
 from . import timing
 from .config import DSP_WBITS, GemmConfig
-from .isa import Instr
+from .isa import WINDOW_RESET, Instr
 
 __all__ = ["run", "schedule", "Schedule", "instruction_cycles", "unpack_lanes",
            "round_constant", "planes_of"]
@@ -58,17 +57,6 @@ def run(program, codes: np.ndarray) -> np.ndarray:
                      for c in np.asarray(codes)])
 
 
-def run_tensors(program, code: np.ndarray) -> dict[str, np.ndarray]:
-    """Every tensor's codes (original order) for one input vector."""
-    _, act = _run_one(program, np.asarray(code).reshape(-1))
-    out = {}
-    for name, base in program.act_base.items():
-        lay = program.layout[name]
-        t = program.graph.tensor(name)
-        out[name] = _as_code(act[base + lay], t.dtype.signed)
-    return out
-
-
 def planes_of(config: GemmConfig, core: str, cfg_fields) -> int:
     """Weight bit-planes a GEMM on ``core`` runs (bit-serial LUT core: CFG's ``wbits``)."""
     return cfg_fields["wbits"] if core == "lut" and config.lut_mode == "bitserial" else 1
@@ -95,6 +83,28 @@ def _weight_block(program, core: str, base: int, g: int, tiles: int, k: int,
     return w.transpose(0, 1, 3, 2).reshape(g, tiles * lanes, k)
 
 
+def window_addresses(c, x: int, gstep: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(address, inside)`` (m, g, k) of every step of a GEMM whose core has CFG/WIN/WSTEP
+    fields ``c``, in the closed form ``isa`` gives (the core's counters add steps)."""
+    m, g, k = c["m"], c["g"], c["k"]
+    kh, kw, ow = c["kh"], c["kw"], c["ow"]
+    dx, dy = c["dx"], c["dy"]
+    R = c["sky"] + (kw - 1) * dx
+    P = c["sci"] + (kh - 1) * R + (kw - 1) * dx
+    Q = c["srow"] + (ow - 1) * c["sx"]
+    p = np.arange(m)[:, None, None]
+    oy, ox = p // ow, p % ow
+    gi = np.arange(g)[None, :, None]
+    kk = np.arange(k)[None, None, :]
+    ci, ky, kx = kk // (kh * kw), (kk // kw) % kh, kk % kw
+    addr = (x + gi * gstep + oy * Q + ox * c["sx"] + ci * P + ky * R + kx * dx) % (1 << 16)
+    iy = oy * c["sy"] - c["pt"] + ky * dy
+    ix = ox * c["sx"] - c["pl"] + kx * dx
+    inside = (iy >= 0) & (iy < c["h"]) & (ix >= 0) & (ix < c["w"])
+    shape = (m, g, k)
+    return np.broadcast_to(addr, shape), np.broadcast_to(inside, shape)
+
+
 def _run_one(program, code: np.ndarray):
     cfg = program.config
     act = np.zeros(max(cfg.act_depth, program.needs.get("act_depth", 1)), np.int64)
@@ -109,10 +119,10 @@ def _run_one(program, code: np.ndarray):
         f = ins.fields
         m, k, n, g, tiles = c["m"], c["k"], c["n"], c["g"], c["tiles"]
         w = _weight_block(program, ins.core, f["w"], g, tiles, k, planes_of(cfg, ins.core, c))
-        table = idx[f["idx"]:f["idx"] + m * g * k].reshape(m, g, k)
+        addr, inside = window_addresses(c, f["x"], f["gstep"])
         pad = _as_code(np.array([f["pad"]]), bool(c["xsigned"]))[0]
-        a = np.where(table < 0, pad,
-                     _as_code(act[f["x"] + np.maximum(table, 0)], bool(c["xsigned"])))
+        a = np.where(inside, _as_code(act[np.where(inside, addr, 0) % len(act)],
+                                      bool(c["xsigned"])), pad)
         if ins.core == "dsp" and cfg.dsp_pack and not c["xsigned"]:
             a = a - 128                  # SB_MAC16 8x8 operands: int8 activations
         accs[ins.core] = np.einsum("pgk,gck->pgc", a, w[:, :n]).reshape(-1)  # q*g*n + gi*n + c
@@ -126,12 +136,14 @@ def _run_one(program, code: np.ndarray):
                 gemm(*args)
             deferred.clear()
         elif ins.op == "CFG":
-            core_cfg[ins.core] = ins
+            core_cfg[ins.core] = {**ins.fields, **WINDOW_RESET}
+        elif ins.op in ("WIN", "WSTEP"):
+            core_cfg[ins.core] = {**core_cfg[ins.core], **ins.fields}
         elif ins.op == "GEMM":
             if f.get("stream"):
-                deferred.append((ins, core_cfg[ins.core].fields))
+                deferred.append((ins, core_cfg[ins.core]))
             else:
-                gemm(ins, core_cfg[ins.core].fields)
+                gemm(ins, core_cfg[ins.core])
         elif ins.op == "PCFG":
             pcfg = f
         elif ins.op == "POST":
@@ -148,7 +160,8 @@ def _run_one(program, code: np.ndarray):
             n, s = f["n"], bool(f["xsigned"])
             (za, ma), (zb, mb) = params[addp["q"]], params[addp["q"] + 1]
             a = _as_code(act[f["a"]:f["a"] + n], s)
-            b = _as_code(act[f["b"] + idx[addp["i"]:addp["i"] + n]], s)
+            offsets = idx[addp["i"]:addp["i"] + n] if f["gather"] else np.arange(n)
+            b = _as_code(act[f["b"] + offsets], s)
             acc = (a - za) * ma + (b - zb) * mb
             y = _requant(acc, 1, pcfg["shift"], pcfg["zp"], pcfg["lo"], pcfg["hi"],
                          pcfg["round"])
@@ -230,7 +243,7 @@ def schedule(program_or_instrs, config: GemmConfig | None = None) -> Schedule:
         e = t + timing.FETCH
         f = ins.fields
         nxt = None
-        if ins.op in ("CFG", "GEMM"):
+        if ins.op in ("CFG", "GEMM", "WIN", "WSTEP"):
             if ins.core in pending:
                 raise ValueError(f"{ins.op} {ins.core}: that core's streamed GEMM has not "
                                  f"had its input written yet")

@@ -9,7 +9,8 @@ halves, their sum, + rounding constant, coarse shift, fine shift, zero point and
 compares, clamp/write).
 
 ``ADD``: ``act[y + j] = clamp((((a_j - za)*ma + (b_j - zb)*mb + r) >> shift) + zp, lo, hi)``
-with ``a_j = act[a + j]`` and ``b_j = act[b + idx[i + j]]`` read through the shared
+with ``a_j = act[a + j]`` and ``b_j = act[b + idx[i + j]]`` (``gather``; else
+``act[b + j]``) read through the shared
 activation port, two cycles an element, one multiplier used twice.
 
 ``MAX``: ``act[y + j] = clamp((((max_e act[a + idx[i + j*k + e]]) - z)*mu + r) >> shift) +
@@ -99,7 +100,7 @@ class PostUnit(wiring.Component):
         super().__init__({
             "start": In(1), "add": In(1), "pool": In(1), "k": In(8),
             "n": In(16), "y": In(16), "p": In(14), "a": In(16), "b": In(16), "i": In(16),
-            "xsigned": In(1),
+            "xsigned": In(1), "gather": In(1),
             "m": In(12), "shift": In(6), "zp": In(signed(9)), "lo": In(signed(9)),
             "hi": In(signed(9)), "round": In(2),
             "acc_addr": Out(acc_abits), "acc_data": In(signed(acc_bits)),
@@ -180,10 +181,11 @@ class PostUnit(wiring.Component):
         phase = Signal()
         aj, jb, add_wa = Signal(16), Signal(16), Signal(16)   # MAX: aj counts window entries
         a_base, g_base, i_base = Signal(16), Signal(16), Signal(16)   # g: gathered operand
-        xs = Signal()
+        xs, gather = Signal(), Signal()
         with m.If(self.start):
             m.d.sync += [a_base.eq(self.a), g_base.eq(Mux(self.pool, self.a, self.b)),
-                         i_base.eq(self.i), xs.eq(self.xsigned), phase.eq(0), aj.eq(0)]
+                         i_base.eq(self.i), xs.eq(self.xsigned), phase.eq(0), aj.eq(0),
+                         gather.eq(self.gather)]
         with m.Elif(add_run):
             m.d.sync += phase.eq(~phase)
             with m.If(phase):
@@ -193,7 +195,9 @@ class PostUnit(wiring.Component):
         if self.residual:   # else nothing reads: no address adders in front of the ports
             m.d.comb += [self.idx_addr.eq(i_base + aj),
                          self.act_raddr.eq(Mux(phase | is_max,
-                                               g_base + self.idx_data[:self.act_abits],
+                                               g_base + Mux(gather,
+                                                            self.idx_data[:self.act_abits],
+                                                            aj),
                                                a_base + aj))]
 
         # --- MAX: window entry e of output mj issues at stage 0; gather entry at 1;

@@ -35,7 +35,7 @@ def test_assembler_reads_comments_and_cores():
     words = assemble("""
         # a layer
         CFG lut m=1 k=13 n=11 g=1 tiles=2 xsigned=0 wbits=4
-        GEMM lut x=0 idx=5 w=7 pad=128   # start it
+        GEMM lut x=0 gstep=5 w=7 pad=128   # start it
         SYNC
         PCFG m=1 shift=18 zp=-3 lo=-128 hi=127 round=0
     """)
