@@ -108,6 +108,8 @@ def _generate(model: Path, target: Path, *, engine: str, board: Optional[str],
         check_options(chosen, options)
     board = board or chosen.default_board
     chosen.generate(model, target, board=board, data=data, options=options)
+    from .commands.verify import finish_artefact
+    finish_artefact(target, model)  # the SystemVerilog bench, VUnit script, source copy
     return chosen, board
 
 
@@ -252,14 +254,15 @@ def _sim_progress(update, name: str):
     return step
 
 
-def _sim(artefact_dir: Path, *, simulator: str, waves: bool, backpressure: bool, limit: int):
+def _sim(artefact_dir: Path, *, simulator: str, waves: bool, backpressure: bool, limit: int,
+         seed: int = 1):
     from rtl_gen.artefact import Artefact
     from sim.runner import SimError, run_sim
 
     artefact = Artefact(artefact_dir)
     with progress(console, f"{artefact.name}: {simulator}") as update:
         result = run_sim(artefact, simulator=simulator, waves=waves,
-                         backpressure=backpressure, limit=limit,
+                         backpressure=backpressure, limit=limit, seed=seed,
                          progress=_sim_progress(update, f"{artefact.name}: {simulator}"))
     if not result.passed:
         details = "\n".join(result.mismatches[:20])
@@ -278,9 +281,17 @@ def sim(artefact: Path = typer.Argument(..., help="Artefact folder from `nnloom 
                                             "instead: the host protocol on its UART pins."),
         clock: Optional[float] = typer.Option(None, "--clock", metavar="MHZ",
                                               help="With --board: the engine clock the "
-                                              "bitstream was built for (default: the board's).")):
+                                              "bitstream was built for (default: the board's)."),
+        bench: str = typer.Option("cocotb", help="cocotb (the Python bench), or sv: the "
+                                  "self-checking SystemVerilog bench rtl/tb_<top>.sv alone."),
+        seed: int = typer.Option(1, help="Seed of the stall pattern (with --backpressure or "
+                                 "--bench sv).")):
     """Simulate the Verilog against the golden vectors, bit for bit."""
     def body():
+        if bench != "cocotb":
+            from .commands.verify import run_sv
+            run_sv(artefact, simulator, bench=bench, seed=seed, limit=limit, console=console)
+            return
         if board:
             from boards import get_board
             from flows.board_sim import run_board_sim
@@ -297,7 +308,7 @@ def sim(artefact: Path = typer.Argument(..., help="Artefact folder from `nnloom 
                           f"host link, bit-exact; results: {result.results_xml}")
             return
         art, result = _sim(artefact, simulator=simulator, waves=waves,
-                           backpressure=backpressure, limit=limit)
+                           backpressure=backpressure, limit=limit, seed=seed)
         console.print(f"[green]PASS[/] {result.vectors} vectors bit-exact; "
                       f"{result.cycles} cycles per inference; results: {result.results_xml}")
         if result.waves:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,24 @@ ENGINES = ("dense",)
 
 def emit_verilog(component, name: str) -> str:
     from amaranth.back import verilog
-    return verilog.convert(component, name=name, emit_src=False)
+    return kick_comb_blocks(verilog.convert(component, name=name, emit_src=False))
+
+
+# Yosys' write_verilog gives each module a ``reg <trigger> = 0;`` that every ``always @*``
+# block reads, so simulators evaluate those blocks at time 0. Under SystemVerilog rules
+# (``iverilog -g2012``) a declaration's initial value makes no event, and blocks that depend
+# only on constant registers (a state machine resting in state 0) stay ``x`` forever. One
+# change of the trigger at time 0 (after every block waits) starts them. Synthesis never sees
+# it, nor Verilator (which evaluates every block first and wants no delays without --timing).
+_TRIGGER = re.compile(r"^([ \t]*)reg (\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+ ) = 0;$",
+                      re.MULTILINE)
+
+
+def kick_comb_blocks(text: str) -> str:
+    """``text`` with an ``initial #0`` toggle of each Yosys time-0 trigger (for event-driven
+    simulators: not for synthesis or Verilator)."""
+    return _TRIGGER.sub(lambda m: f"{m[0]}\n`ifndef SYNTHESIS\n`ifndef VERILATOR\n{m[1]}initial #0 "
+                                  f"{m[2]} = 1'h1;\n`endif\n`endif", text)
 
 
 def _ports(component) -> list[dict]:

@@ -355,6 +355,8 @@ def register(app, bench_app):
             art = generate_artefact(tables, out, data, ports=ports, size=size,
                                     interval_bits=interval_bits, pattern=pattern,
                                     family=family)
+            from flows.commands.verify import finish_artefact
+            finish_artefact(art)
             m = json.loads((art / "manifest.json").read_text())
             if m["variant"] == "icelut":
                 mem = m["memories"]

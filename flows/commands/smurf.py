@@ -272,6 +272,8 @@ def register(app: typer.Typer, bench_app: typer.Typer):
                 console.print(f"  {o.name}: fit RMSE {rmse:.3g}, max error {mx:.3g} over "
                               f"{fit.points} input codes (analytic, output range "
                               f"[{o.lo:.4g}, {o.hi:.4g}])")
+            from flows.commands.verify import finish_artefact
+            finish_artefact(target)
             console.print(f"wrote {target}: {plan.latency_cycles} cycles per evaluation "
                           f"({plan.engine_latency_cycles} from the first input element to the "
                           f"last output element); check it with `nnloom sim {target}`, put it "

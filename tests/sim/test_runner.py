@@ -78,3 +78,22 @@ def test_waves_are_kept(mlp_artefact, sim_builds, tmp_path):
     result = run_sim(art, build_root=sim_builds, waves=True, limit=2)
     assert result.passed
     assert result.waves is not None and result.waves.stat().st_size > 1000
+
+
+@pytest.mark.skipif(shutil.which("iverilog") is None,
+                    reason="Icarus Verilog is not installed: apt-get install iverilog")
+@pytest.mark.parametrize("backpressure", [False, True])
+def test_icarus_simulates_like_verilator(mlp_artefact, sim_builds, tmp_path, backpressure):
+    """Same bench, same seed (the same stalls): the two simulators must give the same
+    outputs and the same cycles per inference."""
+    runs = {}
+    for simulator in ("verilator", "icarus"):
+        art = _copy(mlp_artefact, tmp_path / simulator)
+        result = run_sim(art, simulator=simulator, build_root=sim_builds, seed=5,
+                         backpressure=backpressure)
+        assert result.passed, (simulator, result.mismatches)
+        with np.load(result.outputs) as f:
+            runs[simulator] = (f["outputs"], f["cycles"])
+    assert (runs["verilator"][0] == runs["icarus"][0]).all()
+    assert (runs["verilator"][1] == runs["icarus"][1]).all(), \
+        f"cycles differ: {runs['verilator'][1]} vs {runs['icarus'][1]}"

@@ -1,0 +1,30 @@
+"""A second simulator: every engine's smallest design runs its cocotb bench under Icarus
+Verilog (``iverilog -g2012``) too, bit-exact against the golden and cycle-exact against the
+latency model as under Verilator (``test_runner.py`` compares the two runs directly)."""
+
+import shutil
+
+import pytest
+
+from rtl_gen.artefact import Artefact
+from sim.runner import run_sim
+
+from .designs import make_design
+
+pytestmark = [pytest.mark.sim,
+              pytest.mark.skipif(shutil.which("iverilog") is None,
+                                 reason="Icarus Verilog is not installed: apt-get install "
+                                        "iverilog")]
+
+LIMIT = {"snn": 3, "smurf": 32}
+
+
+@pytest.mark.parametrize("engine", ["dense", "gemm", "gemm-loadable", "snn", "smurf", "srlut",
+                                    "icelut"])
+def test_cocotb_bench_under_icarus(mlp_onnx, engine, tmp_path):
+    art = Artefact(make_design(engine, mlp_onnx, tmp_path / engine))
+    limit = LIMIT.get(engine, 0)
+    result = run_sim(art, simulator="icarus", limit=limit)
+    assert result.passed, result.mismatches
+    assert result.mismatching_elements == 0
+    assert result.vectors == (limit or len(art.vectors()["inputs"]))
