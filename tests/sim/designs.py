@@ -15,17 +15,15 @@ ENGINES = ("dense", "gemm", "gemm-loadable", "snn", "smurf", "srlut", "icelut")
 def make_design(engine: str, mlp_onnx: Path, out: Path) -> Path:
     """Write ``engine``'s smallest artefact into ``out``; returns its folder."""
     if engine in ("dense", "gemm", "snn"):
-        from flows.cli import GENERATORS, _generate
-        if engine == "dense":
-            _generate(mlp_onnx, out, data=None, lanes=4, random=8, seed=0)
-        else:
-            GENERATORS[engine](mlp_onnx, out)
+        from flows.engines import get_engine
+        get_engine(engine).generate(mlp_onnx, out, board="icebreaker", data=None,
+                                    options={"random": 8})
         return out
     if engine == "gemm-loadable":
         from flows.commands.gemm import generate_gemm
         from frontends.vectors import golden_vectors
         from rtl_gen.gemm.emit import write_gemm_artefact
-        program = generate_gemm(mlp_onnx, out.with_name(out.name + "-rom"))
+        program = generate_gemm(mlp_onnx, out.with_name(out.name + "-rom"), random=8)
         vectors = golden_vectors(program.graph, random=8)
         return write_gemm_artefact(program, out, vectors=vectors, loadable=True)
     if engine == "smurf":
