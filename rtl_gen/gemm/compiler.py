@@ -36,6 +36,7 @@ from . import timing
 from .config import DSP_WBITS, GemmConfig
 from .isa import AsmError, Instr, encode
 from .lutquant import quantize_channels
+from .ram import check_device
 from .window import Window, plane_order, window_of
 
 __all__ = ["GemmLayer", "Program", "compile_graph", "LOWERINGS", "ROUNDING"]
@@ -339,6 +340,8 @@ class _Arena:
     def __init__(self):
         self.top = 0
         self.free: list[tuple[int, int]] = []      # (base, size), ascending, merged
+        self.dying: set[str] = set()       # tensors the node being compiled reads last
+        self.adopted: set[str] = set()     # tensors whose region an output took over
 
     def take(self, n: int) -> int:
         for i, (base, size) in enumerate(self.free):
@@ -481,11 +484,14 @@ def compile_graph(graph: Graph, config: GemmConfig, *, split="auto", tau: float 
         """Gives back the regions of the tensors node ``i`` read last (and of an output
         nobody reads), after the node's own output was placed."""
         for name in dict.fromkeys(node.inputs + node.outputs):
-            if last_read.get(name, i) == i and name not in graph.outputs:
+            if last_read.get(name, i) == i and name not in graph.outputs and \
+                    name not in act.adopted:
                 act.give(act_base[name], graph.tensor(name).size)
 
     for i, node in enumerate(graph.nodes):
         first = len(instrs)
+        act.dying = {name for name in node.inputs if last_read[name] == i and
+                     name not in graph.outputs}
         if node.op in POST_OPS:
             prev_posts = ()
             new_nodes.append(node)
@@ -667,6 +673,8 @@ def compile_graph(graph: Graph, config: GemmConfig, *, split="auto", tau: float 
         config = config.fit(needs)
     else:
         _check_fits(config, needs, graph)
+    if config.board:
+        check_device(config, config.board, graph.name)
     program = Program(config, tuple(instrs), act_base, layout, idx, tuple(wd), tuple(wl),
                       np.asarray(params, np.int64).reshape(-1, 2), (), new_graph, graph, needs)
     from .model import instruction_cycles
@@ -779,7 +787,13 @@ def _emit_add(node, graph, instrs, act, act_base, layout, params, add_idx, first
     b_idx = add_idx(b_offsets) if gather else 0
     q = len(params)
     params.extend([(za, int(m[0])), (zb, int(m[1]))])
-    y_base = act.take(n)
+    if a_name in act.dying and a_name != b_name:
+        # in place over a: element j is written after a_j (and b_j) was read, and no later
+        # read names it
+        y_base = act_base[a_name]
+        act.adopted.add(a_name)
+    else:
+        y_base = act.take(n)
     act_base[node.outputs[0]] = y_base
     layout[node.outputs[0]] = layout[a_name]
     instrs.append(Instr("PCFG", fields={"m": 1, "shift": int(a["shift"]),

@@ -26,6 +26,10 @@ def _pow2(n: int) -> int:
     return p
 
 
+def _depth(n: int) -> int:
+    return _pow2(n) if n <= 2048 else -(-n // 2048) * 2048
+
+
 @dataclass(frozen=True)
 class GemmConfig:
     """One overlay instance.
@@ -66,6 +70,7 @@ class GemmConfig:
     dsp_pack: bool = False
     dsp_regs: bool = False
     primitives: bool = True
+    board: str = ""
 
     def __post_init__(self):
         if self.dsp_lanes < 0 or self.lut_lanes < 0 or self.dsp_lanes + self.lut_lanes == 0:
@@ -120,8 +125,9 @@ class GemmConfig:
 
     def fit(self, needs: dict) -> "GemmConfig":
         """This config with every memory at least as deep as ``needs`` (a program's use),
-        rounded up to a power of two."""
-        depths = {name: max(2, _pow2(needs.get(name, 2)))
+        rounded up to a power of two, or beyond 2048 words to a multiple of 2048 (the block
+        RAMs' deepest shape: a power of two would waste up to half of them)."""
+        depths = {name: max(2, _depth(needs.get(name, 2)))
                   for name in ("imem_depth", "act_depth", "idx_depth", "wd_depth",
                                "wl_depth", "param_depth", "accd_depth", "accl_depth")}
         return replace(self, **depths, acc_bits=needs.get("acc_bits", self.acc_bits),
@@ -144,13 +150,17 @@ class GemmConfig:
 # 20 ternary lanes are 3294 LUT4 and 2824 FF; 4 shift-add int4 lanes cost ~205 LUT4 each).
 BOARDS = {
     "icebreaker": {"family": "ice40", "clock_mhz": 24.0,
-                   "dsp": GemmConfig(dsp_lanes=12, lut_lanes=0, dsp_pack=True),
-                   "lut": GemmConfig(dsp_lanes=0, lut_lanes=32, lut_mode="ternary"),
+                   "dsp": GemmConfig(dsp_lanes=12, lut_lanes=0, dsp_pack=True,
+                                     board="icebreaker"),
+                   "lut": GemmConfig(dsp_lanes=0, lut_lanes=32, lut_mode="ternary",
+                                     board="icebreaker"),
                    "hetero": GemmConfig(dsp_lanes=12, lut_lanes=20, dsp_pack=True,
-                                        lut_mode="ternary")},
+                                        lut_mode="ternary", board="icebreaker")},
     "ulx3s-85f": {"family": "ecp5", "clock_mhz": 100.0,
-                  "dsp": GemmConfig(dsp_lanes=16, lut_lanes=0, dsp_regs=True),
-                  "lut": GemmConfig(dsp_lanes=0, lut_lanes=64, lut_mode="ternary"),
+                  "dsp": GemmConfig(dsp_lanes=16, lut_lanes=0, dsp_regs=True,
+                                    board="ulx3s-85f"),
+                  "lut": GemmConfig(dsp_lanes=0, lut_lanes=64, lut_mode="ternary",
+                                    board="ulx3s-85f"),
                   "hetero": GemmConfig(dsp_lanes=16, lut_lanes=48, lut_mode="ternary",
-                                       dsp_regs=True)},
+                                       dsp_regs=True, board="ulx3s-85f")},
 }

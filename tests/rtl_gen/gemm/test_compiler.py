@@ -231,3 +231,42 @@ def test_max_pool_and_concat_run_on_the_post_unit(pool_cat, split):
     maxes = [i for i in program.instrs if i.op == "MAX"]
     assert [i["k"] for i in maxes] == [4, 1, 1, 9]     # 2x2 pool, two concat inputs, 3x3
     assert (program.idx == -1).any()                  # the padded pool's border windows
+
+
+def test_activation_regions_are_reused_after_their_last_reader():
+    # x (40) and y0 (30) are live together; y1 goes where x was, y2 beside it: the buffer
+    # holds two consecutive tensors, not all four
+    program = _check(dense_chain((40, 30, 20, 10)), CFG, 0.5)
+    assert program.needs["act_depth"] == 40 + 30
+    assert program.act_base["y1"] == 0
+
+
+def test_a_program_too_large_for_the_board_names_the_memory_and_bytes():
+    from rtl_gen.gemm import BOARDS
+    graph = dense_chain((512, 512, 10))        # 512 x 512 int8 weights and more
+    with pytest.raises(ModelError, match=r"needs [\d,]+ bytes of EBR block RAM .*wd .* the "
+                                         r"iCE40UP5K-SG48 on icebreaker has 15,360 bytes"):
+        compile_graph(graph, BOARDS["icebreaker"]["dsp"])
+    compile_graph(graph, BOARDS["ulx3s-85f"]["dsp"])   # 208 DP16KD hold it
+
+
+def test_a_field_overflow_is_a_model_error_naming_the_layer():
+    # a 2000-wide plane does not fit WIN's 10-bit w
+    from frontends.im2col import Window, conv_im2col
+    from frontends.ir import IntType, QuantParams, Tensor
+    win = Window((1, 2000), (1, 1))
+    q = QuantParams(np.float32(0.1), np.int64(0))
+    graph = Graph("long", {"x": Tensor("x", (1, 2000), IntType(8, False), q),
+                           "y": Tensor("y", (1, 2000), IntType(8, False), q)},
+                  (Node("wide", "conv", ("x",), ("y",),
+                        attrs={"input_zero_point": 0, "output_zero_point": 0, "shift": 8,
+                               "lo": 0, "hi": 255, "input_shape": (1, 2000),
+                               "kernel_shape": (1,), "group": 1},
+                        weights={"weight": np.ones((1, 1, 1), np.int64),
+                                 "bias": np.zeros(1, np.int64),
+                                 "multiplier": np.ones(1, np.int64),
+                                 "im2col": conv_im2col(win, 1, 1)}, source_op="Conv"),),
+                  ("x",), ("y",))
+    with pytest.raises(ModelError, match=r"layer 'wide' \(Conv\): WIN field w=2000 does not "
+                                         r"fit in 10 bits"):
+        compile_graph(graph, CFG)

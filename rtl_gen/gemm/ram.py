@@ -1,0 +1,81 @@
+"""Block RAM of the overlay's memories on a board's device, and the refusal of a program that
+does not fit.
+
+Each memory of a ``GemmConfig`` (``engine``) is ``width x depth`` bits; Yosys maps it onto the
+device's block RAM primitive in the aspect ratio that takes the fewest blocks (iCE40
+``SB_RAM40_4K``, "EBR": 256x16 .. 2048x2; ECP5 ``DP16KD``: 512x36 .. 16384x1), one copy per
+read port (the activation buffer has one for each core and one for the sequencer). The
+compiler calls ``check_device`` on every program for a board's config: a model whose
+memories need more blocks than the device has is refused with one line naming the memory
+kind, the bytes needed (and which memories need them) and the bytes available.
+
+The iCE40 UP5K's four SB_SPRAM256KA (128 KB, single-ported) are not used by the overlay
+yet: its memories are read by several units in the same cycle (see the issue notes).
+"""
+
+from __future__ import annotations
+
+from frontends.errors import ModelError
+
+from .config import ACT_BITS, DSP_WBITS, MULT_BITS, GemmConfig
+
+__all__ = ["PRIMITIVES", "memories", "blocks", "ram_use", "check_device"]
+
+# family -> (primitive, capacity key in boards.BoardSpec.capacity, bits a block,
+#            (width, depth) configurations)
+PRIMITIVES = {
+    "ice40": ("EBR", "ICESTORM_RAM", 4096, ((16, 256), (8, 512), (4, 1024), (2, 2048))),
+    "ecp5": ("DP16KD", "DP16KD", 18432, ((36, 512), (18, 1024), (9, 2048), (4, 4096),
+                                         (2, 8192), (1, 16384))),
+}
+
+
+def _abits(depth: int) -> int:
+    return max(1, (depth - 1).bit_length())
+
+
+def memories(config: GemmConfig) -> dict[str, tuple[int, int, int]]:
+    """``{name: (width, depth, copies)}`` of the overlay's memories (``engine``)."""
+    cores = sum(1 for lanes in (config.dsp_lanes, config.lut_lanes) if lanes)
+    out = {"imem": (64, config.imem_depth, 1),
+           "act": (ACT_BITS, config.act_depth, cores + 1),
+           "idx": (_abits(config.act_depth) + 1, config.idx_depth, 1),
+           "params": (config.bias_bits + MULT_BITS, config.param_depth, 1)}
+    if config.dsp_lanes:
+        out["wd"] = (config.dsp_lanes * DSP_WBITS, config.wd_depth, 1)
+        out["accd"] = (config.acc_widths["dsp"], config.accd_depth, 1)
+    if config.lut_lanes:
+        out["wl"] = (config.lut_lanes * config.lut_wbits, config.wl_depth, 1)
+        out["accl"] = (config.acc_widths["lut"], config.accl_depth, 1)
+    return out
+
+
+def blocks(width: int, depth: int, family: str) -> int:
+    """Blocks of ``family``'s primitive that a ``width x depth`` memory takes."""
+    shapes = PRIMITIVES[family][3]
+    return min(-(-width // w) * -(-depth // d) for w, d in shapes)
+
+
+def ram_use(config: GemmConfig, family: str) -> dict[str, int]:
+    """Blocks each memory of ``config`` takes on ``family`` (copies included)."""
+    return {name: blocks(width, depth, family) * copies
+            for name, (width, depth, copies) in memories(config).items()}
+
+
+def check_device(config: GemmConfig, board: str, model: str) -> None:
+    """Refuses (``ModelError``) a config whose memories exceed ``board``'s block RAM."""
+    from boards import get_board
+    spec = get_board(board)
+    if spec.family not in PRIMITIVES:
+        return
+    kind, key, bits, _ = PRIMITIVES[spec.family]
+    use = ram_use(config, spec.family)
+    have = spec.capacity.get(key, 0)
+    need = sum(use.values())
+    if need <= have:
+        return
+    top = sorted(use.items(), key=lambda kv: -kv[1])[:3]
+    parts = ", ".join(f"{name} {n * bits // 8:,}" for name, n in top)
+    raise ModelError(f"model '{model}' needs {need * bits // 8:,} bytes of {kind} block RAM "
+                     f"on the gemm overlay ({parts}); the {spec.device} on {board} has "
+                     f"{have * bits // 8:,} bytes ({have} {kind})")
