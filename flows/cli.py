@@ -285,8 +285,14 @@ def sim(artefact: Path = typer.Argument(..., help="Artefact folder from `nnloom 
         bench: str = typer.Option("cocotb", help="cocotb (the Python bench), or sv: the "
                                   "self-checking SystemVerilog bench rtl/tb_<top>.sv alone."),
         seed: int = typer.Option(1, help="Seed of the stall pattern (with --backpressure or "
-                                 "--bench sv).")):
-    """Simulate the Verilog against the golden vectors, bit for bit."""
+                                 "--bench sv)."),
+        reference: Optional[Path] = typer.Option(None, help="Float ONNX model: report the "
+                                                 "RTL's agreement with it too."),
+        torch: Optional[str] = typer.Option(None, "--torch", metavar="FILE.py:FACTORY",
+                                            help="PyTorch module FACTORY() returns: report "
+                                            "the RTL's agreement with it too.")):
+    """Simulate the Verilog against the golden vectors, bit for bit, and compare its outputs
+    with the source ONNX model in onnxruntime (and --reference / --torch)."""
     def body():
         if bench != "cocotb":
             from .commands.verify import run_sv
@@ -307,12 +313,15 @@ def sim(artefact: Path = typer.Argument(..., help="Artefact folder from `nnloom 
             console.print(f"[green]PASS[/] {board}: {result.vectors} vectors through the UART "
                           f"host link, bit-exact; results: {result.results_xml}")
             return
+        from .commands.verify import prepare_frameworks, report_agreement
+        frameworks = prepare_frameworks(artefact, reference, torch)
         art, result = _sim(artefact, simulator=simulator, waves=waves,
                            backpressure=backpressure, limit=limit, seed=seed)
-        console.print(f"[green]PASS[/] {result.vectors} vectors bit-exact; "
+        console.print(f"[green]PASS[/] RTL = golden: {result.vectors} vectors bit-exact; "
                       f"{result.cycles} cycles per inference; results: {result.results_xml}")
         if result.waves:
             console.print(f"waves: {result.waves}")
+        report_agreement(artefact, result.outputs, frameworks, console)
     run_command(body)
 
 
@@ -442,8 +451,12 @@ def flow(model: Path = typer.Argument(..., help="Quantized ONNX model."),
          calibrate: Optional[Path] = typer.Option(None, help="MODEL is float: quantize it "
                                                   "first on this .npz's 'x' (see `nnloom "
                                                   "quantize`); MODEL is then the float "
-                                                  "reference.")):
-    """generate → sim → build, then a summary: accuracy, resources, Fmax, cycles."""
+                                                  "reference."),
+         torch: Optional[str] = typer.Option(None, "--torch", metavar="FILE.py:FACTORY",
+                                             help="PyTorch module FACTORY() returns: report "
+                                             "the RTL's agreement with it too.")):
+    """generate → sim → build, then a summary: accuracy, resources, Fmax, cycles, and the
+    RTL's agreement with the model in onnxruntime (and --reference / --torch)."""
     def body():
         from .commands.quantize import calibrated
         with calibrated(model, calibrate, console) as quantized:
@@ -460,8 +473,13 @@ def flow(model: Path = typer.Argument(..., help="Quantized ONNX model."),
         board_clock(spec, clock)  # a clock the PLL cannot make fails before anything is written
         t0 = time.monotonic()
         x, y = load_data(data) if data is not None else (None, None)
+        from .commands.verify import prepare_frameworks, report_agreement
+        if Path(model).suffix == ".onnx":
+            from sim.agreement import check_reference
+            check_reference(model, reference, torch)  # before anything is written
         _generate(model, target, engine=engine, board=spec.name, data=data,
                   options=_options(lanes=lanes))
+        frameworks = prepare_frameworks(target, reference, torch)
         vectors = Artefact(target).vectors()
         if keep:
             from .commands.quantize import keep_in_artefact
@@ -469,8 +487,9 @@ def flow(model: Path = typer.Argument(..., help="Quantized ONNX model."),
         console.print(f"[bold]1/3 generate[/] {target} ({len(vectors['inputs'])} vectors)")
         art, result = _sim(target, simulator=simulator, waves=False, backpressure=False,
                            limit=0)
-        console.print(f"[bold]2/3 sim[/] {result.vectors} vectors bit-exact "
+        console.print(f"[bold]2/3 sim[/] RTL = golden: {result.vectors} vectors bit-exact "
                       f"({result.results_xml})")
+        report_agreement(target, result.outputs, frameworks, console)
         report = _build(target, spec.name, clock)
         console.print(f"[bold]3/3 build[/] {report.bitstream}")
         with np.load(result.outputs) as f:

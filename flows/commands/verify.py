@@ -5,39 +5,23 @@ sv`` runs the SystemVerilog bench under Verilator or Icarus without Python in th
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from rtl_gen.artefact import Artefact, atomic_write
 
-__all__ = ["finish_artefact", "run_sv", "source_model"]
-
-SOURCE_DIR = "source"
+__all__ = ["finish_artefact", "run_sv", "prepare_frameworks", "report_agreement"]
 
 
 def finish_artefact(target: Path, model: Path | None = None) -> None:
     """Write the verification files into a freshly generated artefact, and copy an ONNX
     ``model`` into ``source/`` (what ``nnloom sim`` compares the RTL with)."""
+    from sim.agreement import SOURCE_DIR
     from sim.bench_files import write_bench_files
 
     art = Artefact(target)
     if model is not None and Path(model).suffix == ".onnx" and Path(model).is_file():
         atomic_write(art.path / SOURCE_DIR / Path(model).name, Path(model).read_bytes())
     write_bench_files(art)
-
-
-def source_model(art: Artefact) -> Path | None:
-    """The ONNX model the artefact was generated from (``source/*.onnx``) when its hash is
-    the manifest's ``source.sha256`` (or the manifest has none)."""
-    folder = art.path / SOURCE_DIR
-    models = sorted(folder.glob("*.onnx")) if folder.is_dir() else []
-    if not models:
-        return None
-    want = (art.manifest.get("source") or {}).get("sha256")
-    for path in models:
-        if want is None or hashlib.sha256(path.read_bytes()).hexdigest() == want:
-            return path
-    return None
 
 
 def run_sv(artefact: Path, simulator: str, *, bench: str, seed: int, limit: int,
@@ -59,3 +43,43 @@ def run_sv(artefact: Path, simulator: str, *, bench: str, seed: int, limit: int,
                        + f"\nlog: {result.log}")
     console.print(f"[green]PASS[/] {result.summary.removeprefix('PASS ')}; log: {result.log}",
                   highlight=False)
+
+
+def prepare_frameworks(artefact: Path, reference: Path | None, torch_spec: str | None):
+    """The frameworks' outputs for the golden inputs (``sim.agreement``), computed before the
+    simulation so a reference that does not fit fails with nothing written."""
+    from sim.agreement import framework_outputs
+    return framework_outputs(Artefact(artefact), reference=reference, torch_spec=torch_spec)
+
+
+def report_agreement(artefact: Path, rtl_outputs: Path, prepared, console) -> list:
+    """Print "RTL vs <framework>" lines, write ``sim/agreement.json``; raise SimError naming
+    the first vector and output outside the tolerance of the user's quantized model."""
+    import json
+
+    import numpy as np
+
+    from sim.agreement import TOLERANCE_CODES, agreements
+    from sim.runner import SimError
+
+    frameworks, note = prepared
+    art = Artefact(artefact)
+    if note:
+        console.print(note, highlight=False, soft_wrap=True)
+    if not frameworks:
+        return []
+    with np.load(rtl_outputs) as f:
+        rtl = f["outputs"]
+    output = (art.manifest.get("streams", {}).get("output", {}).get("tensor") or "output")
+    found = agreements(rtl, frameworks, output)
+    for a in found:
+        console.print(a.line() + ("" if a.judged else " (float: reported, not judged)"),
+                      highlight=False, soft_wrap=True)
+    atomic_write(art.path / "sim" / "agreement.json",
+                 json.dumps([a.as_dict() for a in found], indent=2) + "\n")
+    bad = next((a for a in found if not a.passed), None)
+    if bad is not None:
+        raise SimError(f"the RTL of {art.name} equals its golden model but differs from "
+                       f"{bad.framework} by more than {TOLERANCE_CODES} code: "
+                       f"{bad.first_outside}; {bad.line()}")
+    return found
