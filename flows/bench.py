@@ -16,10 +16,8 @@ import datetime
 import inspect
 import json
 import logging
-import multiprocessing
 import time
 import traceback
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Callable
 
@@ -75,18 +73,25 @@ def _run_one(name: str, out_dir: Path, full: bool) -> tuple[list[dict], float]:
     return rows, round(time.monotonic() - start, 1)
 
 
+def _bench_task(shared: dict, name: str) -> tuple[list[dict], float]:
+    """``flows.executors`` task: one engine's benchmark in a pool or Ray worker."""
+    return _run_one(name, Path(shared["out_dir"]), shared["full"])
+
+
 def run_all(out_dir: Path, *, engines: list[str] | None = None, full: bool = False,
-            jobs: int = 1,
+            jobs: int = 1, executor: str = "pool", address: str | None = None,
             progress: Callable[[str, int, int], None] = lambda name, done, total: None) \
         -> tuple[list[dict], Path]:
     """Run the benchmarks of ``engines`` (default: all) into ``out_dir/<engine>/``; returns
     the rows (in engine name order) and the path of ``bench.md``.
 
-    ``jobs`` > 1 runs that many engines at once, each in a forked process (every benchmark
-    drives one tool process at a time, so two keep a 2-core machine busy; a fork, not threads,
-    because the simulation runner sets environment variables). ``progress(name, done,
-    total)`` hears each engine as it starts (``jobs`` 1) or ends (``jobs`` > 1), with the
-    number of engines done before it."""
+    ``executor`` "pool" with ``jobs`` > 1 runs that many engines at once, each in its own
+    process, and "ray" runs each engine as a Ray task at ``address`` (``flows.executors``;
+    every benchmark drives one tool process at a time, so two keep a 2-core machine busy).
+    ``progress(name, done, total)`` hears each engine as it starts (one at a time) or ends
+    (pool or Ray), with the number of engines done before it."""
+    from .executors import execute
+
     out_dir = Path(out_dir)
     names = engines or sorted(BENCHES)
     unknown = [n for n in names if n not in BENCHES]
@@ -94,30 +99,28 @@ def run_all(out_dir: Path, *, engines: list[str] | None = None, full: bool = Fal
         raise UsageError(f"no benchmark for {', '.join(unknown)}; available: "
                          f"{', '.join(sorted(BENCHES))}")
     results: dict[str, tuple[list[dict], float]] = {}
-    if jobs <= 1 or len(names) == 1:
+    if executor == "pool" and (jobs <= 1 or len(names) == 1):
         for done, name in enumerate(names):
             progress(name, done, len(names))
             results[name] = _run_one(name, out_dir, full)
     else:
-        context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-            futures = {pool.submit(_run_one, name, out_dir, full): name for name in names}
-            for done, future in enumerate(as_completed(futures)):
-                name = futures[future]
-                try:
-                    results[name] = future.result()
-                except Exception as exc:  # the worker process itself died
-                    results[name] = ([{"engine": name, "config": "FAILED", "family": None,
-                                       "error": f"{type(exc).__name__}: {exc}"}], 0.0)
-                progress(name, done, len(names))
+        shared = {"out_dir": str(out_dir.resolve()), "full": full}
+        outcomes = execute(_bench_task, shared, names, executor=executor, jobs=jobs,
+                           address=address, retries=0)
+        for done, outcome in enumerate(outcomes):
+            name = names[outcome.index]
+            results[name] = outcome.value if outcome.error is None else \
+                ([{"engine": name, "config": "FAILED", "family": None,
+                   "error": outcome.error}], 0.0)
+            progress(name, done, len(names))
     rows = [row for name in names for row in results[name][0]]
     timings = {name: results[name][1] for name in names}
     stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     result = {"date": stamp, "versions": _versions(), "seconds": timings, "full": full,
-              "jobs": jobs, "rows": rows}
+              "jobs": jobs, "executor": executor, "rows": rows}
     atomic_write(out_dir / "bench.json", json.dumps(result, indent=2, sort_keys=True) + "\n")
     md = (f"# nnloom bench{' --full' if full else ''}, {stamp}\n\n{markdown_table(rows)}\n"
-          f"Seconds per engine ({jobs} at a time): "
+          f"Seconds per engine ({f'{jobs} at a time' if executor == 'pool' else executor}): "
           f"{', '.join(f'{k} {v}' for k, v in timings.items())}\n")
     atomic_write(out_dir / "bench.md", md)
     return rows, out_dir / "bench.md"

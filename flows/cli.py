@@ -21,6 +21,7 @@ from frontends.errors import UsageError
 from frontends.vectors import load_data
 
 from .commands import quantize as _quantize
+from .commands import sweep as _sweep
 from .commands import tiny as _tiny
 from .commands import tiny_bench as _tiny_bench
 from .console import console, err_console, run_command
@@ -137,13 +138,21 @@ def generate(model: Path = typer.Argument(..., help="Quantized ONNX model (NIR g
                                                 "(default 0). " + _OPTION_HELP),
              calibrate: Optional[Path] = typer.Option(None, help="MODEL is float: quantize "
                                                       "it first on this .npz's 'x' (see "
-                                                      "`nnloom quantize`).")):
+                                                      "`nnloom quantize`)."),
+             config: Optional[str] = typer.Option(None, "--config", help="A point of `nnloom "
+                                                  "sweep` (OUT/points/<id>.json or OUT#<id>):"
+                                                  " the gemm engine with its config.")):
     """Import MODEL, generate Verilog for BOARD, write manifest and golden vectors."""
     def body():
         from rtl_gen.artefact import Artefact
 
         from .commands.quantize import calibrated, keep_in_artefact
         target = out or Path("out") / model.stem
+        if config is not None:
+            from .commands.gemm import generate_point
+            generate_point(model, target, config, data=data)
+            console.print(f"wrote {target} (gemm engine, sweep point {config})")
+            return
         with calibrated(model, calibrate, console) as quantized:
             chosen, built_for = _generate(quantized, target, engine=engine, board=board,
                                           data=data, options=_options(lanes=lanes,
@@ -632,7 +641,11 @@ def _bench_all(ctx: typer.Context,
                full: bool = typer.Option(False, "--full", help="The long sweeps too (every "
                                          "configuration of the benchmarks that have them)."),
                jobs: int = typer.Option(2, "--jobs", "-j", min=1, help="Engines benchmarked "
-                                        "at once, each in its own process.")):
+                                        "at once, each in its own process."),
+               executor: str = typer.Option("pool", help="pool (local processes) or ray "
+                                            "(each engine a Ray task)."),
+               address: Optional[str] = typer.Option(None, help="With --executor ray: 'auto' "
+                                                     "or ray://host:10001.")):
     """Run every engine's benchmark (or one: `nnloom bench ENGINE`); write bench.md and
     bench.json into OUT."""
     if ctx.invoked_subcommand:
@@ -642,6 +655,7 @@ def _bench_all(ctx: typer.Context,
         names = [e.strip() for e in engines.split(",")] if engines else None
         with progress(console, "bench") as update:
             rows, md = run_all(out, engines=names, full=full, jobs=jobs,
+                               executor=executor, address=address,
                                progress=lambda name, done, total:
                                update(done, total, f"bench {name}"))
         console.print(markdown_table(rows), soft_wrap=True)  # no wrapping inside a row
@@ -654,6 +668,7 @@ for _engine in ENGINES:   # each engine's own commands (nnloom smurf, nnloom ben
         _engine.commands(app, bench_app)
 _quantize.register(app, bench_app)
 _tiny_bench.register(app, bench_app)
+_sweep.register(app, bench_app)
 
 
 def main():

@@ -16,7 +16,8 @@ from frontends.errors import UsageError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["register", "generate_gemm", "bench_rows", "bench_model", "drop_idle_core"]
+__all__ = ["register", "generate_gemm", "bench_rows", "bench_model", "drop_idle_core",
+           "measure_config", "generate_point"]
 
 BENCH_BOARDS = ("icebreaker", "ulx3s-85f")
 # placer seeds per placed configuration: the UP5K's Fmax spreads over ~37-47 MHz between
@@ -81,6 +82,30 @@ def generate_gemm(model: Path, out: Path, data: Optional[Path] = None, *,
     vectors = golden_vectors(program.graph, data_x=x, data_y=y, random=random, seed=seed)
     write_gemm_artefact(program, out, vectors=vectors,
                         extra={"board_config": board})
+    return program
+
+
+def generate_point(model: Path, out: Path, point: str | Path, data: Optional[Path] = None):
+    """``nnloom generate --config POINT``: the artefact of one ``nnloom sweep`` point
+    (``points/<id>.json``, or ``<sweep folder>#<id>``): ``model`` compiled for that point's
+    config, split and tau, exactly as the sweep measured it. Returns the program."""
+    from frontends.onnx_import import import_onnx
+    from frontends.vectors import golden_vectors
+    from rtl_gen.gemm import GemmConfig, compile_graph
+    from rtl_gen.gemm.emit import write_gemm_artefact
+
+    from flows.sweep import SweepError, load_point
+    try:
+        spec = load_point(point)
+    except SweepError as exc:
+        raise _user_error(str(exc)) from None
+    x, y = _load_npz(data)
+    graph = import_onnx(model)
+    program = compile_graph(graph, GemmConfig(**spec["config"]), split=spec["split"],
+                            tau=spec.get("tau") or 0.02)
+    vectors = golden_vectors(program.graph, data_x=x, data_y=y)
+    write_gemm_artefact(program, out, vectors=vectors,
+                        extra={"board_config": spec["board"], "sweep_point": spec["id"]})
     return program
 
 
@@ -153,19 +178,75 @@ def _rtl_layer_cycles(program) -> tuple[int, list[int]]:
     return result["cycles"], [first[l.last] - first[l.first] for l in program.layers]
 
 
+def measure_config(graph, config, *, family: str, clock_mhz: float, x=None, y=None,
+                   work: Path | None = None, synth: bool = True,
+                   seeds: tuple[int, ...] = BENCH_SEEDS, split="auto",
+                   tau: float = 0.02) -> tuple[object, dict]:
+    """One overlay configuration of ``graph``, as ``nnloom bench gemm`` and ``nnloom sweep``
+    both measure it: the compiled program and its row (config, cycles from the model and
+    from Amaranth's simulation, per layer, MACs, utilisation, accuracy on ``x``/``y``).
+    With ``synth`` the engine's Verilog is synthesized, placed and routed in ``work`` at
+    ``clock_mhz``, once per placer seed: resources, Fmax (the median; each seed's in
+    ``fmax_seeds``), latency and GMAC/s; a design the tools reject gets ``error`` instead."""
+    from rtl_gen.emit import emit_verilog
+    from rtl_gen.gemm import compile_graph
+    from rtl_gen.gemm.emit import TOP, create_engine
+    from rtl_gen.gemm.model import schedule
+
+    program = compile_graph(graph, config, split=split, tau=tau)
+    sched = schedule(program)
+    rtl_cycles, rtl_layers = _rtl_layer_cycles(program)
+    cfg = program.config
+    row = {"config": cfg.describe(), "cycles_model": sched.cycles,
+           "cycles_rtl": rtl_cycles, "macs": program.macs(),
+           "peak_mac_per_cycle": cfg.dsp_lanes + cfg.lut_lanes,
+           "layers": [{"name": l.name, "n_dsp": l.n_dsp, "n_lut": l.n_lut,
+                       "lut_wbits": l.lut_wbits, "model": l.model_cycles, "rtl": r}
+                      for l, r in zip(program.layers, rtl_layers)],
+           "accuracy": _accuracy(program.graph, x, y),
+           "perf": {"busy": sched.busy, "wait": sched.wait}}
+    row["utilisation"] = row["macs"] / (rtl_cycles * row["peak_mac_per_cycle"])
+    if not synth:
+        return program, row
+    from flows.build import BuildError
+    from flows.synth import synthesize
+    work = Path(work)
+    work.mkdir(parents=True, exist_ok=True)
+    (work / f"{TOP}.v").write_text(emit_verilog(create_engine(program, observe=False), TOP))
+    try:
+        rep = synthesize([work / f"{TOP}.v"], TOP, family=family, out_dir=work / "synth",
+                         clock_mhz=clock_mhz, seeds=tuple(seeds))
+    except BuildError as exc:  # e.g. nextpnr finds no legal placement: say so
+        lines = [ln.strip() for ln in str(exc).splitlines() if "ERROR" in ln]
+        row["error"] = (lines or [str(exc).splitlines()[0]])[0]
+        return program, row
+    util = rep.utilisation
+
+    def used(*names):
+        return sum(util[n]["used"] for n in names if n in util)
+    row.update(lut4=rep.lut4, ff=rep.ff, fmax_mhz=rep.fmax_mhz,
+               fmax_seeds=dict(rep.fmax_seeds),
+               ebr=used("ICESTORM_RAM", "DP16KD"), spram=used("ICESTORM_SPRAM"),
+               dsp=used("ICESTORM_DSP", "MULT18X18D"),
+               cells=used("ICESTORM_LC", "TRELLIS_COMB"),
+               io_wrapper=rep.io_wrapper)
+    f = rep.fmax_mhz
+    row["latency_us"] = rtl_cycles / f if f else None
+    row["gmacs"] = row["macs"] / (rtl_cycles / f) / 1e3 if f else None
+    return program, row
+
+
 def bench_rows(graph, x, y, *, boards=BENCH_BOARDS, out_dir: Path, tau: float = 0.02,
                synth: bool = True, progress=None,
                synth_kinds=("dsp", "lut", "hetero"), int8_graph=None,
                seeds: tuple[int, ...] = BENCH_SEEDS) -> dict:
     """Per board and configuration (DSP-only, LUT-only, heterogeneous): resources, Fmax,
-    cycles (model and RTL, per layer), latency, GMAC/s, utilisation, accuracy. With
-    ``synth``, the configurations in ``synth_kinds`` are placed and routed, once per placer
-    seed in ``seeds``: Fmax is the median, latency and GMAC/s use it. ``int8_graph``: the
-    same network at int8, whose accuracy is the reference (default: ``graph``'s own)."""
-    from rtl_gen.emit import emit_verilog
-    from rtl_gen.gemm import BOARDS, compile_graph
-    from rtl_gen.gemm.emit import TOP, create_engine
-    from rtl_gen.gemm.model import schedule
+    cycles (model and RTL, per layer), latency, GMAC/s, utilisation, accuracy
+    (``measure_config``). With ``synth``, the configurations in ``synth_kinds`` are placed
+    and routed, once per placer seed in ``seeds``: Fmax is the median, latency and GMAC/s
+    use it. ``int8_graph``: the same network at int8, whose accuracy is the reference
+    (default: ``graph``'s own)."""
+    from rtl_gen.gemm import BOARDS
 
     model_acc = _accuracy(graph, x, y)
     int8_acc = _accuracy(int8_graph, x, y) if int8_graph is not None else model_acc
@@ -177,49 +258,10 @@ def bench_rows(graph, x, y, *, boards=BENCH_BOARDS, out_dir: Path, tau: float = 
         for kind in ("dsp", "lut", "hetero"):
             if progress:
                 progress(f"{board}: {kind} config")
-            program = compile_graph(graph, spec[kind], split="auto", tau=tau)
-            sched = schedule(program)
-            rtl_cycles, rtl_layers = _rtl_layer_cycles(program)
-            cfg = program.config
-            row = {"config": cfg.describe(), "cycles_model": sched.cycles,
-                   "cycles_rtl": rtl_cycles, "macs": program.macs(),
-                   "peak_mac_per_cycle": cfg.dsp_lanes + cfg.lut_lanes,
-                   "layers": [{"name": l.name, "n_dsp": l.n_dsp, "n_lut": l.n_lut,
-                               "lut_wbits": l.lut_wbits, "model": l.model_cycles, "rtl": r}
-                              for l, r in zip(program.layers, rtl_layers)],
-                   "accuracy": _accuracy(program.graph, x, y),
-                   "perf": {"busy": sched.busy, "wait": sched.wait}}
-            row["utilisation"] = row["macs"] / (rtl_cycles * row["peak_mac_per_cycle"])
-            if synth and kind in synth_kinds:
-                from flows.build import BuildError
-                from flows.synth import synthesize
-                work = out_dir / board / kind
-                work.mkdir(parents=True, exist_ok=True)
-                (work / f"{TOP}.v").write_text(
-                    emit_verilog(create_engine(program, observe=False), TOP))
-                try:
-                    rep = synthesize([work / f"{TOP}.v"], TOP, family=spec["family"],
-                                     out_dir=work / "synth", clock_mhz=spec["clock_mhz"],
-                                     seeds=tuple(seeds))
-                except BuildError as exc:  # e.g. nextpnr finds no legal placement: say so
-                    lines = [ln.strip() for ln in str(exc).splitlines() if "ERROR" in ln]
-                    row["error"] = (lines or [str(exc).splitlines()[0]])[0]
-                    rows[kind] = row
-                    continue
-                util = rep.utilisation
-
-                def used(*names):
-                    return sum(util[n]["used"] for n in names if n in util)
-                row.update(lut4=rep.lut4, ff=rep.ff, fmax_mhz=rep.fmax_mhz,
-                           fmax_seeds=dict(rep.fmax_seeds),
-                           ebr=used("ICESTORM_RAM", "DP16KD"), spram=used("ICESTORM_SPRAM"),
-                           dsp=used("ICESTORM_DSP", "MULT18X18D"),
-                           cells=used("ICESTORM_LC", "TRELLIS_COMB"),
-                           io_wrapper=rep.io_wrapper)
-                f = rep.fmax_mhz
-                row["latency_us"] = rtl_cycles / f if f else None
-                row["gmacs"] = row["macs"] / (rtl_cycles / f) / 1e3 if f else None
-            rows[kind] = row
+            _, rows[kind] = measure_config(
+                graph, spec[kind], family=spec["family"], clock_mhz=spec["clock_mhz"],
+                x=x, y=y, work=out_dir / board / kind, synth=synth and kind in synth_kinds,
+                seeds=seeds, split="auto", tau=tau)
         if "fmax_mhz" in rows["hetero"]:
             d, h = rows["dsp"], rows["hetero"]
             rows["speedup_cycles"] = d["cycles_rtl"] / h["cycles_rtl"]

@@ -1,0 +1,87 @@
+"""The task of ``nnloom sweep`` (``flows.sweep``): one point measured, wherever it runs.
+
+``run_point(shared, point)`` gets the model and data as bytes and the point as JSON, so a
+process-pool worker or a Ray worker on another machine runs it alike. It measures the point
+with ``flows.commands.gemm.measure_config`` (the function ``nnloom bench gemm`` uses) and
+returns its status and figures; it never raises for the point's own trouble.
+"""
+
+from __future__ import annotations
+
+import io
+import tempfile
+import time
+from pathlib import Path
+
+__all__ = ["run_point"]
+
+
+def run_point(shared: dict, point: dict) -> dict:
+    """Measure one point (``Point.to_json()``) of the model in ``shared`` (``model``/``data``
+    bytes, ``tau``, ``synth``, ``simulate`` vectors, ``work_root`` or None for a temporary
+    folder). Never raises for the point's own trouble: the result's ``status`` and
+    ``reason`` say it."""
+    import platform
+    start = time.monotonic()
+    result = {"id": point["id"], "key": point["key"], "host": platform.node()}
+    root = shared.get("work_root")
+    with tempfile.TemporaryDirectory(prefix="nnloom-sweep-") as tmp:
+        work = Path(root) / point["id"] if root else Path(tmp)
+        try:
+            result.update(_measure(shared, point, work, Path(tmp)))
+        except Exception as exc:  # a crash of this point must not stop the sweep
+            lines = str(exc).strip().splitlines()
+            result.update(status="failed",
+                          reason=f"{type(exc).__name__}: {lines[0] if lines else ''}".strip())
+    result["seconds"] = round(time.monotonic() - start, 1)
+    return result
+
+
+def _measure(shared: dict, point: dict, work: Path, tmp: Path) -> dict:
+    import numpy as np
+
+    from frontends.onnx_import import import_onnx
+    from rtl_gen.gemm import GemmConfig
+    from rtl_gen.gemm.cost import estimate
+
+    from .commands.gemm import measure_config
+
+    model = tmp / "model.onnx"
+    model.write_bytes(shared["model"])
+    graph = import_onnx(model)
+    x = y = None
+    if shared.get("data"):
+        with np.load(io.BytesIO(shared["data"]), allow_pickle=False) as f:
+            x, y = f["x"], (f["y"] if "y" in f.files else None)
+    config = GemmConfig(**point["config"])
+    program, row = measure_config(graph, config, family=point["family"],
+                                  clock_mhz=point["clock_mhz"], x=x, y=y, work=work,
+                                  synth=shared["synth"], seeds=tuple(point["seeds"]),
+                                  split=point["split"], tau=shared["tau"])
+    row["estimate"] = estimate(program.config, point["family"])
+    row["fitted"] = program.config.to_json()
+    status, reason = "ok", None
+    if row.get("error"):
+        status, reason = "error", row["error"]
+    elif shared["synth"] and row.get("fmax_mhz", 0) < point["clock_mhz"]:
+        status = "timing"
+        reason = f"Fmax {row['fmax_mhz']:.1f} MHz < {point['clock_mhz']:g} MHz asked"
+    if shared.get("simulate") and status != "error":
+        row["sim"] = _simulate(program, x, y, work / "artefact", shared["simulate"])
+        if not row["sim"]["passed"]:
+            status, reason = "mismatch", row["sim"]["reason"]
+    return {"status": status, "reason": reason, "measure": row}
+
+
+def _simulate(program, x, y, out: Path, n: int) -> dict:
+    """The point's engine simulated in Verilator on the first ``n`` golden vectors (edge
+    cases first, then random, then data)."""
+    from frontends.vectors import golden_vectors
+    from rtl_gen.gemm.emit import write_gemm_artefact
+    from sim.runner import run_sim
+
+    vectors = golden_vectors(program.graph, data_x=x, data_y=y)
+    write_gemm_artefact(program, out, vectors=vectors)
+    result = run_sim(out, limit=n)
+    reason = None if result.passed else (result.mismatches or ["outputs differ"])[0]
+    return {"vectors": result.vectors, "passed": bool(result.passed), "reason": reason}
