@@ -1,6 +1,6 @@
 # Two commands on a fresh machine: `make demo` and `make test`. Each sets up .venv when
 # pyproject.toml or this Makefile is newer than the last install (torch first, so pip never
-# pulls a CUDA build; the brevitas extra keeps that torch).
+# pulls a CUDA build; the brevitas extra keeps that torch; ray runs the sweep test on Ray).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 $(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check "torch==2.13.0"
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[test,gowin,brevitas]"
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[test,gowin,brevitas,ray]"
 	@touch $@
 
 venv: $(STAMP)

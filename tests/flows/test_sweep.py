@@ -20,8 +20,8 @@ AXES = ["--board", "icebreaker", "--dsp-lanes", "4,8", "--lut-lanes", "0,8",
         "--lut-mode", "int4", "--no-synth"]
 
 
-def _sweep(model, out, *extra):
-    result = runner.invoke(app, ["sweep", str(model), *AXES, "-o", str(out), *extra])
+def _sweep(model, out, *extra, axes=AXES):
+    result = runner.invoke(app, ["sweep", str(model), *axes, "-o", str(out), *extra])
     assert result.exit_code == 0, result.output
     return json.loads((out / "sweep.json").read_text()), result.output
 
@@ -135,14 +135,15 @@ def test_a_failing_point_is_recorded_and_rerun(mlp_onnx, tmp_path, monkeypatch):
             raise RuntimeError("nextpnr crashed")
         return real(graph, config, **kwargs)
     monkeypatch.setattr(gemm, "measure_config", fails_at_8)   # the forked workers see it
-    doc, output = _sweep(mlp_onnx, tmp_path)
+    axes = [*AXES[:2], "--dsp-lanes", "8", *AXES[4:]]  # (8, 0) and (8, 8)
+    doc, output = _sweep(mlp_onnx, tmp_path, axes=axes)
     status = {(r["dsp_lanes"], r["lut_lanes"]): (r["status"], r["reason"]) for r in doc["rows"]}
-    assert status[(8, 8)] == ("failed", "RuntimeError: nextpnr crashed")
-    assert {s for k, (s, _) in status.items() if k != (8, 8)} == {"ok"}
-    assert "3 done, 0 cached, 1 failed" in output
+    assert status == {(8, 0): ("ok", None), (8, 8): ("failed", "RuntimeError: nextpnr crashed")}
+    assert "1 done, 0 cached, 1 failed" in output and "nextpnr crashed" in output
+    assert doc["pareto"]["lut4"] == [doc["rows"][0]["id"]]
     monkeypatch.setattr(gemm, "measure_config", real)
-    doc, output = _sweep(mlp_onnx, tmp_path)
-    assert "1 done, 3 cached, 0 failed" in output
+    doc, output = _sweep(mlp_onnx, tmp_path, axes=axes)
+    assert "1 done, 1 cached, 0 failed" in output
     assert {r["status"] for r in doc["rows"]} == {"ok"}
 
 
