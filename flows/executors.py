@@ -108,10 +108,30 @@ def _pool(fn, shared, items, *, jobs, retries, on_start) -> Iterator[Outcome]:
                                 suspects.append(index)
                         except Exception as exc:  # the task raised
                             yield Outcome(index, error=_describe(exc))
-            finally:
+            except BaseException:  # Ctrl-C, or the caller closed the generator
                 for pool in pools:
-                    pool.shutdown(wait=True, cancel_futures=True)
+                    _stop(pool)
+                raise
+            for pool in pools:
+                pool.shutdown(wait=True)
         todo, isolated = sorted(suspects), True
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Stop ``pool`` now: nothing new starts, and each worker gets SIGINT (a task's tool
+    subprocess is killed by ``subprocess.run``), then SIGTERM if it lingers."""
+    import os
+    import signal
+    workers = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for worker in workers:
+        if worker.is_alive():
+            os.kill(worker.pid, signal.SIGINT)
+    for worker in workers:
+        worker.join(timeout=2)
+        if worker.is_alive():
+            worker.terminate()
+            worker.join(timeout=2)
 
 
 def connect_ray(address: str | None, *, num_cpus: int | None = None):

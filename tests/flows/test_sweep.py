@@ -126,6 +126,25 @@ def test_a_killed_pool_worker_is_retried_alone_then_recorded():
                                 retries=1)))
 
 
+def _sleep(shared, seconds):
+    import time
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def test_closing_the_pool_stops_its_workers_at_once():
+    """Ctrl-C (or a caller that stops reading) must not wait for the running tasks."""
+    import time
+    start = time.monotonic()
+    outcomes = execute(_sleep, None, [0.0, 60, 60], executor="pool", jobs=2)
+    first = next(outcomes)
+    assert first.index == 0 and first.error is None
+    outcomes.close()
+    assert time.monotonic() - start < 20
+    with pytest.raises(ProcessLookupError):
+        os.kill(first.value, 0)  # the worker that ran it is gone
+
+
 def test_a_failing_point_is_recorded_and_rerun(mlp_onnx, tmp_path, monkeypatch):
     from flows.commands import gemm
     real = gemm.measure_config
