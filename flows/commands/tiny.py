@@ -1,5 +1,6 @@
-"""The MLPerf Tiny examples (``nnloom example tiny-kws | tiny-ic | tiny-ad | tiny-vww`` and
-the digits-sized twins ``tiny-kws-digits | tiny-ic-digits | tiny-vww-digits``)."""
+"""The MLPerf Tiny examples (``nnloom example tiny-kws | tiny-ic | tiny-ad | tiny-vww``), the
+digits-sized twins (``tiny-kws-digits | tiny-ic-digits | tiny-vww-digits``) and the Brevitas
+ternary variants for the LUT core (``tiny-kws-ternary | tiny-ic-ternary`` and their twins)."""
 
 from __future__ import annotations
 
@@ -53,4 +54,14 @@ EXAMPLES = {
                        _twin_maker("ic")),
     "tiny-vww-digits": ("the MobileNetV1's digits-sized twin on scikit-learn's digits, QDQ "
                         "int8", _twin_maker("vww")),
+    "tiny-kws-ternary": ("the DS-CNN in Brevitas, ternary pointwise weights for the LUT core "
+                         "(QONNX; extra 'brevitas'); synthetic training data",
+                         _brevitas_maker("tiny_kws_ternary")),
+    "tiny-ic-ternary": ("the ResNet-8 in Brevitas, ternary inner convolutions for the LUT core "
+                        "(QONNX; extra 'brevitas'); synthetic training data",
+                        _brevitas_maker("tiny_ic_ternary")),
+    "tiny-kws-digits-ternary": ("the DS-CNN digits twin, ternary pointwise weights (Brevitas)",
+                                _brevitas_maker("tiny_kws_digits_ternary")),
+    "tiny-ic-digits-ternary": ("the ResNet-8 digits twin, ternary inner convolutions "
+                               "(Brevitas)", _brevitas_maker("tiny_ic_digits_ternary")),
 }

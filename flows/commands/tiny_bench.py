@@ -1,8 +1,10 @@
 """``nnloom bench tiny``: the MLPerf Tiny examples on the GEMM overlay, one row per model x
 board x configuration, beside CFU-Playground's published keyword-spotting figure.
 
-Rows: KWS and IC on the iCEBreaker (UP5K); all four on the ULX3S-85F; with ``twins`` the
-digits-sized twins on both boards too (real data: their accuracy is measured). Each row is
+Rows: KWS and IC on the iCEBreaker (UP5K); all four on the ULX3S-85F; the Brevitas ternary
+variants of KWS and IC (``frontends.examples.tiny_brevitas``: what the LUT core multiplies)
+on both; with ``twins`` the digits-sized twins (int8 and ternary) on both boards too (real
+data: their accuracy is measured). Each row is
 compiled for the board's DSP-only and heterogeneous (DSP + ternary LUT core) config; a
 heterogeneous config none of whose layers uses the LUT core is reported as such. A row the
 hardware cannot run yet carries the one-line reason (importer, compiler or place-and-route),
@@ -36,9 +38,12 @@ __all__ = ["register", "bench_tiny", "CFU_KWS_CYCLES", "TINY_BOARDS", "TWIN_BOAR
 # 1,024 cycles per inference
 CFU_KWS_CYCLES = 24_601 * 1_024
 
-TINY_BOARDS = {"tiny_kws": ("icebreaker", "ulx3s-85f"), "tiny_ic": ("icebreaker", "ulx3s-85f"),
-               "tiny_ad": ("ulx3s-85f",), "tiny_vww": ("ulx3s-85f",)}
-TWIN_BOARDS = {f"tiny_{k}_digits": ("icebreaker", "ulx3s-85f") for k in ("kws", "ic", "vww")}
+_BOTH = ("icebreaker", "ulx3s-85f")
+TINY_BOARDS = {"tiny_kws": _BOTH, "tiny_kws_ternary": _BOTH, "tiny_ic": _BOTH,
+               "tiny_ic_ternary": _BOTH, "tiny_ad": ("ulx3s-85f",), "tiny_vww": ("ulx3s-85f",)}
+TWIN_BOARDS = {"tiny_kws_digits": _BOTH, "tiny_kws_digits_ternary": _BOTH,
+               "tiny_ic_digits": _BOTH, "tiny_ic_digits_ternary": _BOTH,
+               "tiny_vww_digits": _BOTH}
 KINDS = ("dsp", "hetero")
 SEEDS = (1, 2, 3)
 
@@ -55,7 +60,10 @@ def _example(name: str, models: Path):
     from frontends.examples.tiny import make_tiny, make_tiny_twin
     model, data = models / f"{name}.onnx", models / f"{name}_test.npz"
     if not (model.is_file() and data.is_file()):
-        if name.endswith("_digits"):
+        if name.endswith("_ternary"):
+            from frontends.examples.tiny_brevitas import make_tiny_brevitas
+            make_tiny_brevitas(name, models)
+        elif name.endswith("_digits"):
             make_tiny_twin(name[len("tiny_"):-len("_digits")], models)
         else:
             make_tiny(name, models)
@@ -162,7 +170,7 @@ def bench_tiny(out_dir: Path, *, synth: bool = True, seeds=SEEDS, twins: bool = 
                rtl: bool = False, models: Optional[list[str]] = None,
                progress: Optional[Callable[[str], None]] = None) -> dict:
     """Every row (see the module docstring); also writes ``tiny.json`` and ``tiny.md`` into
-    ``out_dir``."""
+    ``out_dir``, after each row."""
     from frontends.onnx_import import import_onnx
     from rtl_gen.artefact import atomic_write
 
@@ -175,8 +183,15 @@ def bench_tiny(out_dir: Path, *, synth: bool = True, seeds=SEEDS, twins: bool = 
             raise UsageError(f"unknown model {', '.join(unknown)}; choose from "
                              f"{', '.join(plan)}")
         plan = {m: plan[m] for m in models}
-    rows = []
+    rows: list[dict] = []
     start = time.monotonic()
+
+    def save():  # after every row, so a long run interrupted keeps what it measured
+        report = {"rows": rows, "cfu_playground_kws_cycles": CFU_KWS_CYCLES, "synth": synth,
+                  "seeds": list(seeds), "seconds": round(time.monotonic() - start, 1)}
+        atomic_write(out_dir / "tiny.json", json.dumps(report, indent=2, default=float) + "\n")
+        atomic_write(out_dir / "tiny.md", markdown(report))
+        return report
     for name, boards in plan.items():
         if progress:
             progress(f"{name}: example")
@@ -188,6 +203,7 @@ def bench_tiny(out_dir: Path, *, synth: bool = True, seeds=SEEDS, twins: bool = 
         except Exception as exc:
             rows += [{"model": name, "board": b, "kind": k, "error": _one_line(exc)}
                      for b in boards for k in KINDS]
+            save()
             continue
         for board in boards:
             for kind in KINDS:
@@ -195,11 +211,8 @@ def bench_tiny(out_dir: Path, *, synth: bool = True, seeds=SEEDS, twins: bool = 
                     progress(f"{name}: {board} {kind}")
                 rows.append(_row(name, board, kind, graph, x, y, synth=synth, seeds=seeds,
                                  rtl=rtl, work=out_dir))
-    report = {"rows": rows, "cfu_playground_kws_cycles": CFU_KWS_CYCLES, "synth": synth,
-              "seeds": list(seeds), "seconds": round(time.monotonic() - start, 1)}
-    atomic_write(out_dir / "tiny.json", json.dumps(report, indent=2, default=float) + "\n")
-    atomic_write(out_dir / "tiny.md", markdown(report))
-    return report
+                save()
+    return save()
 
 
 def _fmt(v, spec="") -> str:
