@@ -39,6 +39,24 @@ def _twin_maker(kind: str):
     return make
 
 
+def _brevitas_maker(name: str):
+    def make(out: Path) -> str:
+        from frontends.errors import UsageError
+        try:
+            import brevitas  # noqa: F401
+        except ImportError:
+            raise UsageError(f"the {name.replace('_', '-')} example needs Brevitas: "
+                             "pip install 'nnloom[brevitas]'") from None
+        from frontends.examples.tiny_brevitas import make_tiny_brevitas
+        made = make_tiny_brevitas(name, out)
+        note = _SYNTHETIC if made.synthetic else "trained on scikit-learn's digits"
+        return (f"{made.name}: {note}\ntest accuracy Brevitas module "
+                f"{100 * made.module_accuracy:.2f} %, integer golden "
+                f"{100 * made.golden_accuracy:.2f} %\nQONNX model {made.model}\n"
+                f"test data {made.test_data}")
+    return make
+
+
 EXAMPLES = {
     "tiny-kws": ("MLPerf Tiny keyword spotting DS-CNN (49x10x1, 12 classes), QDQ int8 "
                  "per-channel; synthetic training data", _maker("tiny_kws")),

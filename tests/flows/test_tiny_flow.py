@@ -77,7 +77,7 @@ def test_ternary_variants_are_bit_exact(name, board, tmp_path):
     _generate_and_sim(name, board, tmp_path, make_tiny_brevitas)
 
 
-@pytest.mark.sim
+@pytest.mark.slow  # ~4 min each on a loaded 2-core machine
 @pytest.mark.parametrize("name", ["ic", "vww"])
 def test_digits_twins_are_bit_exact(name, tmp_path):
     from frontends.examples.tiny import make_tiny_twin
