@@ -24,6 +24,7 @@ from amaranth.lib.wiring import In, Out
 from frontends.fixedpoint import MULTIPLIER_BITS
 
 from ..cycles import count_inference_cycles
+from ..ecc import EccDecoder
 from .plan import ACT_BITS, WEIGHT_BITS, DensePlan
 
 __all__ = ["DenseEngine", "element_layout"]
@@ -44,16 +45,27 @@ class DenseEngine(wiring.Component):
     Ports: ``i`` (input elements, in order), ``o`` (output elements, ``last`` on the final
     one), ``cycles`` (latency of the last inference, see the module docstring) and ``busy``.
     The input's ``last`` flag is not needed: vectors are counted.
+
+    With ``plan.protect`` other than ``none`` the ROM words carry check bits, decoded as they
+    are read (no added latency), and two more ports count, since reset, the words read with a
+    corrected flip (``ecc_corrected``) and with an error the code cannot correct
+    (``ecc_errors``; any flip under parity), each saturating at 2**16 - 1. ``images``
+    replaces the ROMs' contents (fault injection: ``plan.weight_image()`` and
+    ``param_image()`` with bits flipped).
     """
 
-    def __init__(self, plan: DensePlan):
+    def __init__(self, plan: DensePlan, images: tuple[list[int], list[int]] | None = None):
         self.plan = plan
-        super().__init__({
+        self.images = images
+        ports = {
             "i": In(stream.Signature(element_layout(plan.in_dtype))),
             "o": Out(stream.Signature(element_layout(plan.out_dtype))),
             "cycles": Out(32),
             "busy": Out(1),
-        })
+        }
+        if plan.protect != "none":
+            ports.update(ecc_corrected=Out(16), ecc_errors=Out(16))
+        super().__init__(ports)
 
     def elaborate(self, platform):
         m = Module()
@@ -67,12 +79,19 @@ class DenseEngine(wiring.Component):
         m.submodules.buf_b = buf_b = Memory(shape=unsigned(ACT_BITS), depth=depth, init=[])
         rd_a, wr_a = buf_a.read_port(), buf_a.write_port()
         rd_b, wr_b = buf_b.read_port(), buf_b.write_port()
-        w_image, p_image = plan.weight_image(), plan.param_image()
-        m.submodules.weights = w_mem = Memory(shape=unsigned(WEIGHT_BITS * P),
+        w_image, p_image = self.images or (plan.weight_image(), plan.param_image())
+        w_code, p_code = plan.weight_code, plan.param_code
+        m.submodules.weights = w_mem = Memory(shape=unsigned(w_code.word_bits),
                                               depth=len(w_image), init=w_image)
         m.submodules.params = p_mem = Memory(
-            shape=unsigned(plan.bias_bits + MULTIPLIER_BITS), depth=len(p_image), init=p_image)
+            shape=unsigned(p_code.word_bits), depth=len(p_image), init=p_image)
         rd_w, rd_p = w_mem.read_port(), p_mem.read_port()
+        w_data, p_data = rd_w.data, rd_p.data
+        if plan.protect != "none":
+            m.submodules.w_ecc = w_ecc = EccDecoder(w_code)
+            m.submodules.p_ecc = p_ecc = EccDecoder(p_code)
+            m.d.comb += [w_ecc.word.eq(rd_w.data), p_ecc.word.eq(rd_p.data)]
+            w_data, p_data = w_ecc.data, p_ecc.data
 
         # --- per-layer constants, selected by the layer index --------------------------------
         layer = Signal(range(max(n_layers, 2)))
@@ -116,7 +135,7 @@ class DenseEngine(wiring.Component):
         holds = [Signal(signed(plan.acc_bits), name=f"hold{p}") for p in range(P)]
         m.d.sync += [s2_valid.eq(s1_valid), s2_first.eq(s1_first), s2_last.eq(s1_last)]
         for p in range(P):
-            weight = rd_w.data[WEIGHT_BITS * p:WEIGHT_BITS * (p + 1)].as_signed()
+            weight = w_data[WEIGHT_BITS * p:WEIGHT_BITS * (p + 1)].as_signed()
             m.d.sync += prods[p].eq(act * weight)
         drain_left = Signal(range(P + 1))
         with m.If(s2_valid):
@@ -147,8 +166,8 @@ class DenseEngine(wiring.Component):
             m.d.sync += [p_addr.eq(p_addr + 1), channel.eq(channel + 1)]
         m.d.sync += [r1_valid.eq(draining), r1_ch.eq(channel), r1_acc.eq(holds[0]),
                      r2_valid.eq(r1_valid), r2_ch.eq(r1_ch),
-                     r2_sum.eq(r1_acc + rd_p.data[MULTIPLIER_BITS:].as_signed()),
-                     r2_mul.eq(rd_p.data[:MULTIPLIER_BITS]),
+                     r2_sum.eq(r1_acc + p_data[MULTIPLIER_BITS:].as_signed()),
+                     r2_mul.eq(p_data[:MULTIPLIER_BITS]),
                      r3_valid.eq(r2_valid), r3_ch.eq(r2_ch), r3_prod.eq(r2_sum * r2_mul)]
         rounded = Signal(signed(plan.sum_bits + MULTIPLIER_BITS + 1))
         m.d.comb += rounded.eq((r3_prod + half) >> shift)
@@ -157,6 +176,19 @@ class DenseEngine(wiring.Component):
         result = Signal(signed(ACT_BITS + 1))
         m.d.comb += result.eq(Mux(shifted < lo, lo, Mux(shifted > hi, hi, shifted)))
         write_en = r3_valid & (r3_ch < n_out)
+
+        # --- error counters: a weight word is used in stage 1, a param word in r1 ----------
+        if plan.protect != "none":
+            for port, events in ((self.ecc_corrected, (s1_valid & w_ecc.corrected,
+                                                       r1_valid & p_ecc.corrected)),
+                                 (self.ecc_errors, (s1_valid & w_ecc.error,
+                                                    r1_valid & p_ecc.error))):
+                bump = Signal(range(3))
+                m.d.comb += bump.eq(events[0] + events[1])
+                with m.If(port + bump > 0xFFFF):
+                    m.d.sync += port.eq(0xFFFF)
+                with m.Else():
+                    m.d.sync += port.eq(port + bump)
 
         # --- control ------------------------------------------------------------------------
         count_inference_cycles(m, self, first=in_k == 0)

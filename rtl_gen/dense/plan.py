@@ -15,7 +15,9 @@ from frontends.errors import ModelError
 from frontends.fixedpoint import MULTIPLIER_BITS, requantize, signed_bits
 from frontends.ir import Graph, IntType
 
-__all__ = ["DenseLayer", "DensePlan", "WEIGHT_BITS", "ACT_BITS"]
+from ..ecc import EccCode
+
+__all__ = ["DenseLayer", "DensePlan", "WEIGHT_BITS", "ACT_BITS", "faulted_reference"]
 
 WEIGHT_BITS = 8
 ACT_BITS = 8
@@ -60,11 +62,15 @@ class DenseLayer:
 
 @dataclass(frozen=True, eq=False)
 class DensePlan:
+    """``protect`` (``rtl_gen.ecc``: none, parity, secded) codes the weight and parameter
+    ROM words; the decoders are combinational, so latency and cycles do not change."""
+
     layers: tuple[DenseLayer, ...]
     lanes: int
+    protect: str = "none"
 
     @classmethod
-    def from_graph(cls, graph: Graph, *, lanes: int = 4) -> "DensePlan":
+    def from_graph(cls, graph: Graph, *, lanes: int = 4, protect: str = "none") -> "DensePlan":
         if lanes < 1:
             raise ValueError(f"lanes must be at least 1, got {lanes}")
         if len(graph.outputs) != 1:
@@ -111,7 +117,8 @@ class DensePlan:
         min_in = min(layer.n_in for layer in layers)
         # The accumulators of a group drain one lane a cycle while the next group computes,
         # so a group must take at least `lanes` cycles.
-        return cls(tuple(layers), min(lanes, min_in))
+        EccCode(protect, 1)  # refuses an unknown protection by name
+        return cls(tuple(layers), min(lanes, min_in), protect)
 
     # --- sizes the hardware derives ----------------------------------------------------------
 
@@ -151,9 +158,21 @@ class DensePlan:
         hi = max(l.acc_range()[1] + int(l.bias.max()) for l in self.layers)
         return signed_bits(lo, hi)
 
+    @property
+    def weight_code(self) -> EccCode:
+        return EccCode(self.protect, WEIGHT_BITS * self.lanes)
+
+    @property
+    def param_code(self) -> EccCode:
+        return EccCode(self.protect, self.bias_bits + MULTIPLIER_BITS)
+
     def weight_image(self) -> list[int]:
         """Weight ROM words: per layer, per group of ``lanes`` outputs, one word per input;
-        lane ``p`` in bits ``[8p, 8p+8)``; missing lanes of the last group are zero."""
+        lane ``p`` in bits ``[8p, 8p+8)``; missing lanes of the last group are zero; the
+        check bits of ``protect`` above them."""
+        return self.weight_code.encode_words(self._weight_data())
+
+    def _weight_data(self) -> list[int]:
         words = []
         mask = (1 << WEIGHT_BITS) - 1
         for layer in self.layers:
@@ -170,7 +189,10 @@ class DensePlan:
 
     def param_image(self) -> list[int]:
         """Requantizer ROM words ``bias << MULTIPLIER_BITS | multiplier``, one per output,
-        each layer padded to a whole number of groups."""
+        each layer padded to a whole number of groups; the check bits of ``protect`` above."""
+        return self.param_code.encode_words(self._param_data())
+
+    def _param_data(self) -> list[int]:
         words = []
         bias_mask = (1 << self.bias_bits) - 1
         for layer in self.layers:
@@ -207,6 +229,50 @@ class DensePlan:
     def macs(self) -> int:
         return sum(layer.n_in * layer.n_out for layer in self.layers)
 
-    def create(self):
+    def create(self, images: tuple[list[int], list[int]] | None = None):
         from .engine import DenseEngine
-        return DenseEngine(self)
+        return DenseEngine(self, images)
+
+
+def _wrap(x: np.ndarray, bits: int) -> np.ndarray:
+    """``x`` as a ``bits``-bit two's complement register holds it."""
+    half = 1 << (bits - 1)
+    return ((x + half) & ((1 << bits) - 1)) - half
+
+
+def faulted_reference(plan: DensePlan, codes: np.ndarray, weight_words: list[int],
+                      param_words: list[int]) -> tuple[list[np.ndarray], dict[str, int]]:
+    """What the engine of ``plan`` computes when its ROMs hold ``weight_words`` and
+    ``param_words`` (``plan.weight_image()``/``param_image()`` with bits flipped): every
+    layer's output codes for a batch of input codes, and per inference the words read with
+    a corrected flip (``corrected``) and with an error the code cannot correct (``errors``),
+    which is what the engine's counters add per inference. The data are what the decoders
+    pass on; the accumulator and bias sums wrap at the engine's widths, as its registers do."""
+    w_data, w_corr, w_err = plan.weight_code.decode_words(weight_words)
+    p_data, p_corr, p_err = plan.param_code.decode_words(param_words)
+    mask, bias_bits = (1 << WEIGHT_BITS) - 1, plan.bias_bits
+    x = np.asarray(codes, dtype=np.int64)
+    outs, w_at, p_at = [], 0, 0
+    for layer in plan.layers:
+        n = layer.groups(plan.lanes) * plan.lanes
+        weight = np.zeros((n, layer.n_in), np.int64)
+        for g in range(layer.groups(plan.lanes)):
+            for k in range(layer.n_in):
+                word = w_data[w_at]
+                w_at += 1
+                for p in range(plan.lanes):
+                    v = (word >> (WEIGHT_BITS * p)) & mask
+                    weight[g * plan.lanes + p, k] = v - (1 << WEIGHT_BITS) * (v >> (WEIGHT_BITS - 1))
+        words = np.array(p_data[p_at:p_at + n], dtype=object)
+        p_at += n
+        mult = np.array([int(w) & ((1 << MULTIPLIER_BITS) - 1) for w in words], np.int64)
+        bias = np.array([_wrap(np.int64(int(w) >> MULTIPLIER_BITS), bias_bits) for w in words],
+                        np.int64)
+        acc = _wrap(x @ weight[:layer.n_out].T, plan.acc_bits)
+        total = _wrap(acc + bias[:layer.n_out], plan.sum_bits)
+        x = requantize(total, mult[:layer.n_out], layer.shift, layer.zero_point,
+                       layer.lo, layer.hi)
+        outs.append(x)
+    counts = {"corrected": int(w_corr.sum() + p_corr.sum()),
+              "errors": int(w_err.sum() + p_err.sum())}
+    return outs, counts

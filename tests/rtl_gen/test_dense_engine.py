@@ -13,8 +13,10 @@ from rtl_gen.dense import DensePlan
 from .test_dense_plan import synthetic_graph
 
 
-def simulate(plan, inputs, *, stall_seed=None):
-    dut = plan.create()
+def simulate(plan, inputs, *, stall_seed=None, dut=None, after=None):
+    """Outputs and cycle counts of ``inputs`` through ``dut`` (default ``plan.create()``);
+    ``after(ctx)`` runs once the last output is in."""
+    dut = dut if dut is not None else plan.create()
     rng = np.random.default_rng(stall_seed) if stall_seed is not None else None
     results, cycles = [], []
 
@@ -41,6 +43,8 @@ def simulate(plan, inputs, *, stall_seed=None):
             results.append(out)
             cycles.append(ctx.get(dut.cycles))
             assert lasts == [0] * (plan.n_out - 1) + [1]
+        if after is not None:
+            after(ctx)
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)

@@ -1,0 +1,173 @@
+"""Error detection and correction for the engines' memories: parity and SECDED.
+
+A protected memory stores, beside each word's ``k`` data bits, the check bits of a
+systematic code, in one word: data in bits ``[0, k)``, then the check bits.
+
+- ``parity``: one bit, the XOR of the data bits. Any odd number of flipped bits in a word is
+  detected; nothing is corrected.
+- ``secded``: an extended Hamming code. ``r`` check bits (the least ``r`` with
+  ``2**r - r - 1 >= k``), each the XOR of the data bits whose column has that bit set (data
+  bit ``i`` gets the ``i``-th integer of weight at least two, so columns are distinct and no
+  column equals a check bit's), then one overall parity bit over data and check bits. One
+  flipped bit in a word is corrected (the data read is the data written); two are detected;
+  three or more may be miscorrected, as with every SECDED code.
+
+``encode_words``/``decode_words`` are the golden model (numpy, vectorised over words) and
+``EccDecoder`` the hardware: combinational, so a protected memory keeps its read latency.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from amaranth import Cat, Const, Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from frontends.errors import UsageError
+
+__all__ = ["PROTECTIONS", "EccCode", "EccDecoder", "ecc_code"]
+
+PROTECTIONS = ("none", "parity", "secded")
+
+
+def _columns(k: int) -> tuple[list[int], int]:
+    """The Hamming columns of ``k`` data bits and the number of check bits ``r``."""
+    r = 2
+    while (1 << r) - r - 1 < k:
+        r += 1
+    cols = [c for c in range(3, 1 << r) if c & (c - 1)][:k]
+    return cols, r
+
+
+@dataclass(frozen=True)
+class EccCode:
+    """The code of one memory: ``data_bits`` protected by ``check_bits`` more."""
+
+    protect: str
+    data_bits: int
+
+    def __post_init__(self):
+        if self.protect not in PROTECTIONS:
+            raise UsageError(f"--protect {self.protect}: expected one of "
+                             f"{', '.join(PROTECTIONS)}")
+        if self.data_bits < 1:
+            raise ValueError(f"a protected word needs at least one data bit, not "
+                             f"{self.data_bits}")
+
+    @property
+    def hamming_bits(self) -> int:
+        return _columns(self.data_bits)[1] if self.protect == "secded" else 0
+
+    @property
+    def check_bits(self) -> int:
+        return {"none": 0, "parity": 1, "secded": self.hamming_bits + 1}[self.protect]
+
+    @property
+    def word_bits(self) -> int:
+        return self.data_bits + self.check_bits
+
+    # --- golden model ----------------------------------------------------------------------
+
+    def _bits(self, words: np.ndarray, n: int) -> np.ndarray:
+        """``(len(words), n)`` array of bits, LSB first (Python ints: words may pass 64 bits)."""
+        return np.array([[(int(w) >> b) & 1 for b in range(n)] for w in words],
+                        dtype=np.int64).reshape(len(words), n)
+
+    def _words(self, bits: np.ndarray) -> list[int]:
+        weights = [1 << b for b in range(bits.shape[1])]
+        return [sum(w for w, bit in zip(weights, row) if bit) for row in bits]
+
+    def _hamming(self, data_bits: np.ndarray) -> np.ndarray:
+        cols, r = _columns(self.data_bits)
+        h = np.array([[(c >> j) & 1 for j in range(r)] for c in cols], dtype=np.int64)
+        return (data_bits @ h) & 1
+
+    def encode_words(self, words) -> list[int]:
+        """Codewords of ``words`` (each an unsigned integer below ``2**data_bits``)."""
+        words = [int(w) for w in words]
+        if self.protect == "none" or not words:
+            return words
+        d = self._bits(words, self.data_bits)
+        if self.protect == "parity":
+            check = d.sum(axis=1, keepdims=True) & 1
+        else:
+            c = self._hamming(d)
+            overall = (d.sum(axis=1) + c.sum(axis=1)) & 1
+            check = np.concatenate([c, overall[:, None]], axis=1)
+        return self._words(np.concatenate([d, check], axis=1))
+
+    def decode_words(self, codewords) -> tuple[list[int], np.ndarray, np.ndarray]:
+        """What the decoder reads from ``codewords``: the data words, and per word whether a
+        flip was corrected and whether an error was detected that it could not correct."""
+        codewords = [int(w) for w in codewords]
+        n = len(codewords)
+        none = np.zeros(n, dtype=bool)
+        if self.protect == "none" or not n:
+            return codewords, none, none.copy()
+        bits = self._bits(codewords, self.word_bits)
+        d = bits[:, :self.data_bits].copy()
+        if self.protect == "parity":
+            return self._words(d), none, (bits.sum(axis=1) & 1).astype(bool)
+        cols, r = _columns(self.data_bits)
+        c = bits[:, self.data_bits:self.data_bits + r]
+        syndrome_bits = (self._hamming(d) + c) & 1
+        syndrome = syndrome_bits @ (1 << np.arange(r))
+        odd = (bits.sum(axis=1) & 1).astype(bool)
+        col_index = {col: i for i, col in enumerate(cols)}
+        corrected = none.copy()
+        uncorrectable = none.copy()
+        for w in range(n):
+            s = int(syndrome[w])
+            if not odd[w]:
+                uncorrectable[w] = s != 0
+            elif s == 0 or not s & (s - 1):      # the overall bit or a check bit flipped
+                corrected[w] = True
+            elif s in col_index:
+                d[w, col_index[s]] ^= 1
+                corrected[w] = True
+            else:                                 # three or more flips
+                uncorrectable[w] = True
+        return self._words(d), corrected, uncorrectable
+
+
+def ecc_code(protect: str, data_bits: int) -> EccCode:
+    return EccCode(protect, data_bits)
+
+
+class EccDecoder(wiring.Component):
+    """Combinational decoder of one ``EccCode``: ``word`` (a codeword as read) in, ``data``,
+    ``corrected`` (one flip corrected) and ``error`` (an error it cannot correct: any odd
+    flip count under parity; two or more under SECDED) out. Latency 0."""
+
+    def __init__(self, code: EccCode):
+        self.code = code
+        super().__init__({"word": In(code.word_bits), "data": Out(code.data_bits),
+                          "corrected": Out(1), "error": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        code = self.code
+        k = code.data_bits
+        d = self.word[:k]
+        if code.protect == "none":
+            m.d.comb += self.data.eq(d)
+        elif code.protect == "parity":
+            m.d.comb += [self.data.eq(d), self.error.eq(self.word.xor())]
+        else:
+            cols, r = _columns(k)
+            syndrome = Signal(r)
+            for j in range(r):
+                taps = [d[i] for i, col in enumerate(cols) if (col >> j) & 1]
+                m.d.comb += syndrome[j].eq(Cat(*taps, self.word[k + j]).xor())
+            odd = Signal()
+            m.d.comb += odd.eq(self.word.xor())
+            flips = Cat(*[(syndrome == col) & odd for col in cols])
+            m.d.comb += self.data.eq(d ^ flips)
+            known = Signal()
+            m.d.comb += known.eq((syndrome == 0) | flips.any()
+                                 | Cat(*[syndrome == (1 << j) for j in range(r)]).any())
+            m.d.comb += [self.corrected.eq(odd & known),
+                         self.error.eq(Const(0) | (~odd & (syndrome != 0)) | (odd & ~known))]
+        return m
