@@ -17,7 +17,23 @@ the final ``STORE`` read through a gather table.
 images of every memory, per-layer facts and the transformed graph whose golden the
 hardware reproduces bit for bit.
 
-Lowering is a registry (``LOWERINGS``): op name -> function(node, graph) -> GemmLayer.
+Lowering is a registry (``LOWERINGS``): op name -> function(node, graph) -> GemmLayer;
+``Lowering`` carries the compiler's state through the graph, one method a phase (input,
+each node: placement, split, parameters, weight images, instructions, streaming; output;
+program). The activation buffer is an arena (``_Arena``): a tensor lives from its producer
+to its last reader, so a chain ping-pongs between two regions and a residual branch stays
+until its add, which writes in place over its first operand; ``ram.check_device`` refuses a
+program whose memories exceed the board's block RAM.
+
+Design note (what is not built yet): on the iCE40 UP5K real networks need the four
+SB_SPRAM256KA (128 KB; EBR is 15 KB): activations in two (ping-pong, 64 KB), weights in two,
+read through a per-layer tile cache in EBR, since each SPRAM is single-ported and 16 bits
+wide while a GEMM step reads an activation and a lanes-wide weight word, the post unit
+writes, and a streamed layer reads while it writes; the accumulator memory must then hold a
+block of output rows (GEMMs split by rows, POSTs per block) instead of the whole layer. A
+depthwise layer keeps one lane busy (its groups have one channel): lanes over output
+pixels (a broadcast activation against per-lane shifted kernel weights) would keep ``kw``
+of them busy.
 """
 
 from __future__ import annotations
@@ -37,9 +53,9 @@ from .config import DSP_WBITS, GemmConfig
 from .isa import AsmError, Instr, encode
 from .lutquant import quantize_channels
 from .ram import check_device
-from .window import Window, plane_order, window_of
+from .window import GroupOrderError, Window, plane_order, window_of
 
-__all__ = ["GemmLayer", "Program", "compile_graph", "LOWERINGS", "ROUNDING"]
+__all__ = ["GemmLayer", "Program", "compile_graph", "Lowering", "LOWERINGS", "ROUNDING"]
 
 ROUNDING = {"half_up": 0, "floor": 1, "ceil": 2, "half_even": 3}
 
@@ -439,74 +455,120 @@ def compile_graph(graph: Graph, config: GemmConfig, *, split="auto", tau: float 
     while its input is written; an output a one-pixel layer's POSTs write in order leaves
     as they write it (``STORE stream=1``).
     """
-    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
-        raise ModelError(f"model '{graph.name}': the gemm engine takes one input and one "
-                         f"output, this model has {len(graph.inputs)} and {len(graph.outputs)}")
-    instrs: list[Instr] = []
-    act = _Arena()
-    last_read = {}
+    lowering = Lowering(graph, config, split=split, tau=tau, stream=stream)
+    lowering.load_input()
     for i, node in enumerate(graph.nodes):
-        for name in node.inputs:
-            last_read[name] = i
-    idx_parts: list[np.ndarray] = []
-    idx_top = 0
-    wd: list[int] = []
-    wl: list[int] = []
-    params: list[tuple[int, int]] = []
-    act_base: dict[str, int] = {}
-    layout: dict[str, np.ndarray] = {}
-    infos: list[LayerInfo] = []
-    new_nodes: list[Node] = []
-    acc_need = {"dsp": 0, "lut": 0}
-    acc_core = {"dsp": 2, "lut": 2}
-    bias_bits = 2
+        lowering.node(i, node)
+    lowering.store_output()
+    return lowering.program(fit=fit)
 
-    def add_idx(entries: np.ndarray) -> int:
-        nonlocal idx_top
-        base = idx_top
-        idx_parts.append(np.asarray(entries, np.int64).reshape(-1))
-        idx_top += idx_parts[-1].size
+
+@dataclass(frozen=True, eq=False)
+class _Split:
+    """One GEMM layer's split: LUT items and precision, the items' errors, the physical
+    channel order (DSP items, then LUT items) and each channel's physical position."""
+
+    items_lut: int
+    lut_wbits: int | None
+    errors: np.ndarray
+    dsp_items: np.ndarray
+    lut_items: np.ndarray
+    channel_order: np.ndarray
+    pos: np.ndarray
+    n_dsp: int
+    n_lut: int
+
+
+class Lowering:
+    """The compiler's state through one graph, one method a phase: ``load_input``, then
+    ``node`` for each node (``post_op`` or ``gemm_layer``: place the input, ``split``,
+    ``fold_params``, ``weight_images``, ``emit_gemm``), ``store_output``, ``program``."""
+
+    def __init__(self, graph: Graph, config: GemmConfig, *, split="auto", tau: float = 0.02,
+                 stream: bool = True):
+        if len(graph.inputs) != 1 or len(graph.outputs) != 1:
+            raise ModelError(f"model '{graph.name}': the gemm engine takes one input and one "
+                             f"output, this model has {len(graph.inputs)} and "
+                             f"{len(graph.outputs)}")
+        self.graph, self.config = graph, config
+        self.split_spec, self.tau, self.stream = split, tau, stream
+        self.instrs: list[Instr] = []
+        self.act = _Arena()
+        self.last_read: dict[str, int] = {}
+        for i, node in enumerate(graph.nodes):
+            for name in node.inputs:
+                self.last_read[name] = i
+        self.idx_parts: list[np.ndarray] = []
+        self.idx_top = 0
+        self.wd: list[int] = []
+        self.wl: list[int] = []
+        self.params: list[tuple[int, int]] = []
+        self.act_base: dict[str, int] = {}
+        self.layout: dict[str, np.ndarray] = {}
+        self.infos: list[LayerInfo] = []
+        self.new_nodes: list[Node] = []
+        self.acc_need = {"dsp": 0, "lut": 0}
+        self.acc_core = {"dsp": 2, "lut": 2}
+        self.bias_bits = 2
+        self.prev_posts: tuple = ()   # the output the last instructions (a layer's POSTs) write
+
+    def add_idx(self, entries: np.ndarray) -> int:
+        """Appends ``entries`` to the gather table; returns their base."""
+        base = self.idx_top
+        self.idx_parts.append(np.asarray(entries, np.int64).reshape(-1))
+        self.idx_top += self.idx_parts[-1].size
         return base
 
-    x_name = graph.inputs[0]
-    x_t = graph.tensor(x_name)
-    for t in (x_t, graph.tensor(graph.outputs[0])):
-        if t.dtype.width > 8:
-            raise ModelError(f"tensor '{t.name}' is {t.dtype}; the gemm engine's activations "
-                             f"are at most 8 bits")
-    act_base[x_name] = act.take(x_t.size)
-    layout[x_name] = np.arange(x_t.size)
-    instrs.append(Instr("LOAD", fields={"n": x_t.size, "dst": act_base[x_name]},
-                        comment=f"input '{x_name}'"))
+    # -- phases ------------------------------------------------------------------------------
 
-    prev_posts = ()      # the output the last instructions (POSTs of a GEMM layer) write
-    def release(i: int, node: Node) -> None:
-        """Gives back the regions of the tensors node ``i`` read last (and of an output
-        nobody reads), after the node's own output was placed."""
-        for name in dict.fromkeys(node.inputs + node.outputs):
-            if last_read.get(name, i) == i and name not in graph.outputs and \
-                    name not in act.adopted:
-                act.give(act_base[name], graph.tensor(name).size)
+    def load_input(self) -> None:
+        graph = self.graph
+        x_name = graph.inputs[0]
+        x_t = graph.tensor(x_name)
+        for t in (x_t, graph.tensor(graph.outputs[0])):
+            if t.dtype.width > 8:
+                raise ModelError(f"tensor '{t.name}' is {t.dtype}; the gemm engine's "
+                                 f"activations are at most 8 bits")
+        self.act_base[x_name] = self.act.take(x_t.size)
+        self.layout[x_name] = np.arange(x_t.size)
+        self.instrs.append(Instr("LOAD", fields={"n": x_t.size, "dst": self.act_base[x_name]},
+                                 comment=f"input '{x_name}'"))
 
-    for i, node in enumerate(graph.nodes):
-        first = len(instrs)
-        act.dying = {name for name in node.inputs if last_read[name] == i and
-                     name not in graph.outputs}
+    def node(self, i: int, node: Node) -> None:
+        self.act.dying = {name for name in node.inputs if self.last_read[name] == i and
+                          name not in self.graph.outputs}
         if node.op in POST_OPS:
-            prev_posts = ()
-            new_nodes.append(node)
-            infos.append(POST_OPS[node.op](node, graph, instrs, act, act_base, layout,
-                                           params, add_idx, first))
-            release(i, node)
-            continue
-        if node.op not in LOWERINGS:
+            self.post_op(node)
+        elif node.op in LOWERINGS:
+            self.gemm_layer(node)
+        else:
             raise ModelError(f"{node.describe()}: op '{node.op}' cannot run on the gemm "
                              f"engine; it runs {', '.join(sorted(LOWERINGS))} and "
                              f"{', '.join(sorted(POST_OPS))}")
+        self.release(i, node)
+
+    def release(self, i: int, node: Node) -> None:
+        """Gives back the regions of the tensors node ``i`` read last (and of an output
+        nobody reads), after the node's own output was placed."""
+        for name in dict.fromkeys(node.inputs + node.outputs):
+            if self.last_read.get(name, i) == i and name not in self.graph.outputs and \
+                    name not in self.act.adopted:
+                self.act.give(self.act_base[name], self.graph.tensor(name).size)
+
+    def post_op(self, node: Node) -> None:
+        first = len(self.instrs)
+        self.prev_posts = ()
+        self.new_nodes.append(node)
+        self.infos.append(POST_OPS[node.op](node, self.graph, self.instrs, self.act,
+                                            self.act_base, self.layout, self.params,
+                                            self.add_idx, first))
+
+    def gemm_layer(self, node: Node) -> None:
+        graph, config = self.graph, self.config
+        first = len(self.instrs)
         layer = LOWERINGS[node.op](node, graph)
         x_t = graph.tensor(node.inputs[0])
-        y_t = graph.tensor(node.outputs[0])
-        for t in (x_t, y_t):
+        for t in (x_t, graph.tensor(node.outputs[0])):
             if t.dtype.width > 8:
                 raise ModelError(f"{node.describe()}: tensor '{t.name}' is {t.dtype}; the "
                                  f"gemm engine's activations are at most 8 bits")
@@ -515,21 +577,76 @@ def compile_graph(graph: Graph, config: GemmConfig, *, split="auto", tau: float 
                              f"N={layer.ng}, G={layer.groups} exceeds the instruction fields "
                              f"(M, K <= 4095; N, G <= 1023)")
         win = layer.window
-        blocks, sub = plane_order(win, layout[node.inputs[0]], node)
+        in_base, copy = self.act_base[node.inputs[0]], None
+        try:
+            blocks, sub = plane_order(win, self.layout[node.inputs[0]], node)
+        except GroupOrderError:
+            # the previous split scattered a group's channels: copy the input into its
+            # original order first (a MAX of one-entry windows through a gather table)
+            copy = _reorder_copy(self.instrs, self.act, self.params, self.add_idx,
+                                 self.layout[node.inputs[0]], in_base, x_t.dtype.signed,
+                                 node.name)
+            in_base = copy
+            blocks, sub = plane_order(win, np.arange(x_t.size), node)
         # a grouped layer's groups go to the cores in their input's block order (each
         # core's groups are consecutive blocks, one group step apart)
         group_order = np.argsort(blocks, kind="stable") if layer.groups > 1 else None
-        # -- split (and the bit-serial LUT core's precision)
+        split = self.split(layer, group_order)
+        w, bias, mult, shift, changed = _requantize_lut(layer, split.lut_items, config,
+                                                        split.lut_wbits)
+        self.new_nodes.append(_transformed_node(node, layer, w, bias, mult, shift)
+                              if changed else node)
+        dsp_max = (1 << (DSP_WBITS - 1)) - 1
+        for c in split.channel_order[:split.n_dsp]:
+            if w[c].min(initial=0) < -dsp_max - 1 or w[c].max(initial=0) > dsp_max:
+                raise ModelError(f"{node.describe()}: weight values of output channel {c} "
+                                 f"span [{w[c].min()}, {w[c].max()}]; the DSP core multiplies "
+                                 f"{DSP_WBITS}-bit signed weights")
+        # -- step order: each group's input planes as they are stored (weights alike)
+        inv_sub = np.argsort(sub.reshape(layer.groups, win.cin_g), axis=1, kind="stable")
+        w_steps = np.take_along_axis(
+            w.reshape(layer.groups, layer.ng, win.cin_g, win.kh * win.kw),
+            inv_sub[:, None, :, None], axis=2).reshape(layer.n, layer.k)
+        x_origin = []
+        for items in (split.dsp_items, split.lut_items):
+            block = int(blocks[items[0]]) if len(items) and layer.groups > 1 else 0
+            x_origin.append(in_base + block * win.cin_g * win.plane + win.origin())
+        p_base = self.fold_params(layer, split, w, bias, mult, x_t.dtype)
+        y_base = self.act.take(layer.n * layer.m)
+        self.act_base[node.outputs[0]] = y_base
+        self.layout[node.outputs[0]] = _layout_of_gemm(split.pos, layer.m)
+        w_bases = self.weight_images(layer, split, w_steps)
+        self.instrs.extend(_gemm_instrs(layer, _split_shape(layer, split.items_lut), config,
+                                        x=tuple(x_origin), w=w_bases, y=y_base, p=p_base,
+                                        xsigned=x_t.dtype.signed, shift=shift, name=node.name,
+                                        lut_wbits=split.lut_wbits))
+        first = self.stream_layer(node, layer, split, first)
+        lut_err = float(split.errors[split.lut_items].max()) \
+            if len(split.lut_items) and changed else 0.0
+        self.infos.append(LayerInfo(node.name, node.op, node.source_op, layer.m, layer.k,
+                                    layer.n, layer.groups, split.n_dsp, split.n_lut, lut_err,
+                                    first, len(self.instrs), layer.macs,
+                                    lut_wbits=split.lut_wbits if split.n_lut else 0))
+        self.prev_posts = (node.outputs[0],)
+        if copy is not None:
+            self.act.give(copy, x_t.size)
+
+    def split(self, layer: GemmLayer, group_order: np.ndarray | None) -> _Split:
+        """The layer's LUT share (``split``/``tau``, the bit-serial core's precision) and the
+        physical channel order it gives."""
+        config, split = self.config, self.split_spec
         if config.lut_lanes == 0 or config.dsp_lanes == 0 or split == "auto":
-            items_lut, lut_wbits = choose_split(layer, config, tau=tau, order=group_order)
+            items_lut, lut_wbits = choose_split(layer, config, tau=self.tau,
+                                                order=group_order)
         else:
-            ratio = split.get(node.name, 0.0) if isinstance(split, dict) else split
+            ratio = split.get(layer.node.name, 0.0) if isinstance(split, dict) else split
             if not 0.0 <= float(ratio) <= 1.0:
                 raise ValueError(f"split ratio {ratio} is outside [0, 1]")
             items_lut = int(round(layer.items * float(ratio)))
             lut_wbits = None
         if config.lut_lanes and lut_wbits is None:
-            lut_wbits, errors = _ratio_precision(layer, config, items_lut, tau, group_order)
+            lut_wbits, errors = _ratio_precision(layer, config, items_lut, self.tau,
+                                                 group_order)
         elif config.lut_lanes:
             errors = _item_errors(layer, config, lut_wbits)
         else:
@@ -541,45 +658,24 @@ def compile_graph(graph: Graph, config: GemmConfig, *, split="auto", tau: float 
         else:
             lut_items = group_order[layer.items - items_lut:]
             dsp_items = group_order[:layer.items - items_lut]
-        w, bias, mult, shift, changed = _requantize_lut(layer, lut_items, config, lut_wbits)
-        new_nodes.append(_transformed_node(node, layer, w, bias, mult, shift)
-                         if changed else node)
-        # -- physical channel order: DSP items, then LUT items
         ng_item = 1 if layer.groups == 1 else layer.ng
         item_order = np.concatenate([dsp_items, lut_items]).astype(np.int64)
         channel_order = (item_order[:, None] * ng_item + np.arange(ng_item)[None]).reshape(-1)
         pos = np.empty(layer.n, np.int64)
         pos[channel_order] = np.arange(layer.n)
-        n_dsp = len(dsp_items) * ng_item
-        n_lut = len(lut_items) * ng_item
-        dsp_max = (1 << (DSP_WBITS - 1)) - 1
-        for c in channel_order[:n_dsp]:
-            if w[c].min(initial=0) < -dsp_max - 1 or w[c].max(initial=0) > dsp_max:
-                raise ModelError(f"{node.describe()}: weight values of output channel {c} "
-                                 f"span [{w[c].min()}, {w[c].max()}]; the DSP core multiplies "
-                                 f"{DSP_WBITS}-bit signed weights")
-        # -- step order: each group's input planes as they are stored (weights alike)
-        inv_sub = np.argsort(sub.reshape(layer.groups, win.cin_g), axis=1, kind="stable")
-        w_steps = np.take_along_axis(
-            w.reshape(layer.groups, layer.ng, win.cin_g, win.kh * win.kw),
-            inv_sub[:, None, :, None], axis=2).reshape(layer.n, layer.k)
-        # a one-pixel dense layer reads its input in address order, so it can run while
-        # that input is written (not the bit-serial core: it reads every step once a plane)
-        in_order = win.dense and layer.groups == 1 and \
-            not (config.lut_mode == "bitserial" and n_lut)
-        shapes = _split_shape(layer, items_lut)
-        x_origin = []
-        for items in (dsp_items, lut_items):
-            block = int(blocks[items[0]]) if len(items) and layer.groups > 1 else 0
-            x_origin.append(act_base[node.inputs[0]] + block * win.cin_g * win.plane +
-                            win.origin())
+        return _Split(items_lut, lut_wbits, errors, dsp_items, lut_items, channel_order, pos,
+                      len(dsp_items) * ng_item, len(lut_items) * ng_item)
+
+    def fold_params(self, layer: GemmLayer, split: _Split, w, bias, mult, xs) -> int:
+        """Appends the layer's (bias with the zero point folded in, multiplier) in physical
+        channel order and widens the accumulators and bias to its range; returns the base."""
+        config = self.config
         folded = bias - layer.zp_in * w.sum(axis=1)
-        xs = x_t.dtype
         # packed DSP lanes see unsigned activations as a - 128: their bias gets 128 * sum(w)
         offset = 128 if config.dsp_pack and not xs.signed else 0
-        dsp_chans = channel_order[:n_dsp]
+        dsp_chans = split.channel_order[:split.n_dsp]
         folded[dsp_chans] += offset * w[dsp_chans].sum(axis=1)
-        for core, chans in (("dsp", dsp_chans), ("lut", channel_order[n_dsp:])):
+        for core, chans in (("dsp", dsp_chans), ("lut", split.channel_order[split.n_dsp:])):
             if not len(chans):
                 continue
             x_lo, x_hi = xs.min - (offset if core == "dsp" else 0), \
@@ -588,99 +684,112 @@ def compile_graph(graph: Graph, config: GemmConfig, *, split="auto", tau: float 
             lo_term = np.minimum(w[chans] * x_hi, w[chans] * x_lo).sum(axis=1).min()
             # bit-serial partial sums (Horner over bit-planes) reach up to 3x the final range
             grow = 3 if core == "lut" and config.lut_mode == "bitserial" else 1
-            acc_core[core] = max(acc_core[core], signed_bits(int(grow * lo_term),
-                                                             int(grow * hi_term)))
-        bias_bits = max(bias_bits, signed_bits(int(folded.min()), int(folded.max())))
-        p_base = len(params)
-        for c in channel_order:
-            params.append((int(folded[c]), int(mult[c])))
-        y_base = act.take(layer.n * layer.m)
-        act_base[node.outputs[0]] = y_base
-        layout[node.outputs[0]] = _layout_of_gemm(pos, layer.m)
-        # -- weight images: (group, tile, k) words, lane j = channel tile*lanes + j
+            self.acc_core[core] = max(self.acc_core[core],
+                                      signed_bits(int(grow * lo_term), int(grow * hi_term)))
+        self.bias_bits = max(self.bias_bits, signed_bits(int(folded.min()), int(folded.max())))
+        p_base = len(self.params)
+        for c in split.channel_order:
+            self.params.append((int(folded[c]), int(mult[c])))
+        return p_base
+
+    def weight_images(self, layer: GemmLayer, split: _Split, w_steps) -> tuple[int, int]:
+        """Appends each core's weight words, (group, tile, k) order, lane j = channel
+        tile*lanes + j (bit-serial: bit-planes, sign plane first); returns their bases."""
+        config = self.config
+        shapes = _split_shape(layer, split.items_lut)
         w_bases = []
         for core in ("dsp", "lut"):
             n, g = shapes[core]
-            words = wd if core == "dsp" else wl
+            words = self.wd if core == "dsp" else self.wl
             w_bases.append(len(words))
-            if n * g == 0:
-                continue
             lanes = config.lanes[core]
-            if lanes == 0:
-                continue  # _gemm_instrs reports it
+            if n * g == 0 or lanes == 0:
+                continue  # _gemm_instrs reports channels on an absent core
             tiles = timing.ceil_div(n, lanes)
             wbits = DSP_WBITS if core == "dsp" else config.lut_wbits
             serial = core == "lut" and config.lut_mode == "bitserial"
-            chans = channel_order[(n_dsp if core == "lut" else 0):][:n * g].reshape(g, n)
+            chans = split.channel_order[(split.n_dsp if core == "lut" else 0):][:n * g]
+            chans = chans.reshape(g, n)
             for gi in range(g):
                 for t in range(tiles):
                     lane_ch = chans[gi, t * lanes:(t + 1) * lanes]
                     block = np.zeros((lanes, layer.k), np.int64)
                     block[:len(lane_ch)] = w_steps[lane_ch]
-                    if serial:   # bit-planes, sign plane first
-                        for bit in range(lut_wbits - 1, -1, -1):
+                    if serial:
+                        for bit in range(split.lut_wbits - 1, -1, -1):
                             plane = (block >> bit) & 1
                             words.extend(_pack_lanes(plane[:, k], 1) for k in range(layer.k))
                     else:
                         words.extend(_pack_lanes(block[:, k], wbits) for k in range(layer.k))
-            acc_need[core] = max(acc_need[core], n * g * layer.m)
-        instrs.extend(_gemm_instrs(layer, shapes, config, x=tuple(x_origin),
-                                   w=tuple(w_bases), y=y_base, p=p_base,
-                                   xsigned=xs.signed, shift=shift, name=node.name,
-                                   lut_wbits=lut_wbits))
-        if stream and in_order and first == 1 and node.inputs[0] == graph.inputs[0]:
-            first = _stream_first_layer(instrs)
-        elif stream and in_order and infos and prev_posts and \
-                node.inputs[0] == prev_posts[0] and infos[-1].m == 1:
+            self.acc_need[core] = max(self.acc_need[core], n * g * layer.m)
+        return tuple(w_bases)
+
+    def stream_layer(self, node: Node, layer: GemmLayer, split: _Split, first: int) -> int:
+        """Moves a one-pixel dense layer's GEMMs ahead of the LOAD or POSTs that write its
+        input (it reads it in address order; not the bit-serial core, which reads every step
+        once a plane); returns the instruction its cycles count from."""
+        in_order = layer.window.dense and layer.groups == 1 and \
+            not (self.config.lut_mode == "bitserial" and split.n_lut)
+        if not (self.stream and in_order):
+            return first
+        if first == 1 and node.inputs[0] == self.graph.inputs[0]:
+            return _stream_first_layer(self.instrs)
+        if self.infos and self.prev_posts and node.inputs[0] == self.prev_posts[0] and \
+                self.infos[-1].m == 1:
             # behind the previous layer's POSTs, which write this input in address order
-            first = _stream_after_posts(instrs, first)
-            infos[-1] = replace(infos[-1], last=first)
-        lut_err = float(errors[lut_items].max()) if len(lut_items) and changed else 0.0
-        infos.append(LayerInfo(node.name, node.op, node.source_op, layer.m, layer.k, layer.n,
-                               layer.groups, n_dsp, n_lut, lut_err, first, len(instrs),
-                               layer.macs, lut_wbits=lut_wbits if n_lut else 0))
-        prev_posts = (node.outputs[0],)
-        release(i, node)
+            first = _stream_after_posts(self.instrs, first)
+            self.infos[-1] = replace(self.infos[-1], last=first)
+        return first
 
-    out = graph.outputs[0]
-    if out not in layout:
-        raise ModelError(f"model '{graph.name}': output '{out}' is not computed by a node")
-    out_t = graph.tensor(out)
-    store_idx = add_idx(layout[out])
-    # straight behind the POSTs that write the output in order: it leaves as it is written
-    follow = stream and prev_posts == (out,) and infos[-1].m == 1 and \
-        np.array_equal(layout[out], np.arange(out_t.size))
-    instrs.append(Instr("STORE", fields={"n": out_t.size, "x": act_base[out], "idx": store_idx,
-                                         "stream": int(follow)},
-                        comment=f"output '{out}'"))
-    instrs.append(Instr("END"))
-    _mark_early_posts(instrs)
-    _check_fields(instrs, infos, graph)
+    def store_output(self) -> None:
+        graph = self.graph
+        out = graph.outputs[0]
+        if out not in self.layout:
+            raise ModelError(f"model '{graph.name}': output '{out}' is not computed by a "
+                             f"node")
+        out_t = graph.tensor(out)
+        store_idx = self.add_idx(self.layout[out])
+        # straight behind the POSTs that write the output in order: it leaves as it is written
+        follow = self.stream and self.prev_posts == (out,) and self.infos[-1].m == 1 and \
+            np.array_equal(self.layout[out], np.arange(out_t.size))
+        self.instrs.append(Instr("STORE", fields={"n": out_t.size, "x": self.act_base[out],
+                                                  "idx": store_idx, "stream": int(follow)},
+                                 comment=f"output '{out}'"))
+        self.instrs.append(Instr("END"))
+        _mark_early_posts(self.instrs)
+        _check_fields(self.instrs, self.infos, graph)
 
-    new_graph = Graph(name=graph.name, tensors=dict(graph.tensors), nodes=tuple(new_nodes),
-                      inputs=graph.inputs, outputs=graph.outputs,
-                      source_sha256=graph.source_sha256)
-    idx = np.concatenate(idx_parts) if idx_parts else np.zeros(0, np.int64)
-    needs = {"imem_depth": len(instrs), "act_depth": act.top, "idx_depth": len(idx),
-             "wd_depth": len(wd), "wl_depth": len(wl), "param_depth": len(params),
-             "accd_depth": acc_need["dsp"], "accl_depth": acc_need["lut"],
-             "acc_bits": acc_core["dsp"], "lut_acc_bits": acc_core["lut"],
-             "bias_bits": bias_bits,
-             "residual": any(i.op in ("ADD", "MAX") for i in instrs),
-             "half_even": any(i.op == "PCFG" and i["round"] == ROUNDING["half_even"]
-                              for i in instrs)}
-    if fit:
-        config = config.fit(needs)
-    else:
-        _check_fits(config, needs, graph)
-    if config.board:
-        check_device(config, config.board, graph.name)
-    program = Program(config, tuple(instrs), act_base, layout, idx, tuple(wd), tuple(wl),
-                      np.asarray(params, np.int64).reshape(-1, 2), (), new_graph, graph, needs)
-    from .model import instruction_cycles
-    starts = instruction_cycles(program)
-    infos = [replace(i, model_cycles=starts[i.last] - starts[i.first]) for i in infos]
-    return replace(program, layers=tuple(infos))
+    def program(self, *, fit: bool = True) -> Program:
+        """The ``Program``: memories sized (``fit``) or checked, the board's block RAM
+        checked, every layer's modelled cycles."""
+        graph, config, instrs = self.graph, self.config, self.instrs
+        new_graph = Graph(name=graph.name, tensors=dict(graph.tensors),
+                          nodes=tuple(self.new_nodes), inputs=graph.inputs,
+                          outputs=graph.outputs, source_sha256=graph.source_sha256)
+        idx = np.concatenate(self.idx_parts) if self.idx_parts else np.zeros(0, np.int64)
+        needs = {"imem_depth": len(instrs), "act_depth": self.act.top, "idx_depth": len(idx),
+                 "wd_depth": len(self.wd), "wl_depth": len(self.wl),
+                 "param_depth": len(self.params),
+                 "accd_depth": self.acc_need["dsp"], "accl_depth": self.acc_need["lut"],
+                 "acc_bits": self.acc_core["dsp"], "lut_acc_bits": self.acc_core["lut"],
+                 "bias_bits": self.bias_bits,
+                 "residual": any(i.op in ("ADD", "MAX") for i in instrs),
+                 "half_even": any(i.op == "PCFG" and i["round"] == ROUNDING["half_even"]
+                                  for i in instrs)}
+        if fit:
+            config = config.fit(needs)
+        else:
+            _check_fits(config, needs, graph)
+        if config.board:
+            check_device(config, config.board, graph.name)
+        program = Program(config, tuple(instrs), self.act_base, self.layout, idx,
+                          tuple(self.wd), tuple(self.wl),
+                          np.asarray(self.params, np.int64).reshape(-1, 2), (), new_graph,
+                          graph, needs)
+        from .model import instruction_cycles
+        starts = instruction_cycles(program)
+        infos = [replace(i, model_cycles=starts[i.last] - starts[i.first]) for i in self.infos]
+        return replace(program, layers=tuple(infos))
 
 
 def _stream_first_layer(instrs: list[Instr]) -> int:
@@ -727,6 +836,23 @@ def _mark_early_posts(instrs: list[Instr]) -> None:
                 break
             if not (nxt.op in ("CFG", "SYNC", "NOP") or (nxt.op == "GEMM" and nxt["stream"])):
                 break
+
+
+def _reorder_copy(instrs, act, params, add_idx, layout, base: int, signed: bool,
+                  name: str) -> int:
+    """Instructions copying a tensor stored in ``layout`` at ``base`` into a new region in
+    its original order (``MAX`` with one-entry windows and the identity requantization);
+    returns the new region's base."""
+    n = len(layout)
+    y = act.take(n)
+    q = len(params)
+    params.append((0, 1))
+    lo, hi = (-128, 127) if signed else (0, 255)
+    instrs.append(Instr("PCFG", fields={"m": 1, "shift": 0, "zp": 0, "lo": lo, "hi": hi,
+                                        "round": 0}, comment=f"{name}: input reordered"))
+    instrs.append(Instr("ADDP", fields={"y": y, "q": q, "i": add_idx(layout)}))
+    instrs.append(Instr("MAX", fields={"n": n, "x": base, "k": 1, "xsigned": int(signed)}))
+    return y
 
 
 def _check_fields(instrs: list[Instr], infos: list[LayerInfo], graph: Graph) -> None:

@@ -25,7 +25,11 @@ from frontends import im2col as _im2col
 from frontends.errors import ModelError
 from frontends.ir import Graph, Node
 
-__all__ = ["Window", "window_of", "plane_order"]
+__all__ = ["Window", "window_of", "plane_order", "GroupOrderError"]
+
+
+class GroupOrderError(ModelError):
+    """A grouped window's input has a group's channels scattered over several blocks."""
 
 
 @dataclass(frozen=True)
@@ -156,7 +160,7 @@ def plane_order(win: Window, layout: np.ndarray, node: Node) -> tuple[np.ndarray
     physical offset ``layout[i]``: ``blocks[g]`` is group ``g``'s physical block of
     ``cin_g`` planes, ``sub[c]`` the physical plane of input channel ``c`` within its block.
     Raises ``ModelError`` naming ``node`` unless every plane is contiguous and every group's
-    planes form one block."""
+    planes form one block (``GroupOrderError`` for the latter: the compiler reorders)."""
     plane = win.plane
     lay = np.asarray(layout, np.int64).reshape(win.cin, plane)
     base = lay[:, :1]
@@ -167,7 +171,7 @@ def plane_order(win: Window, layout: np.ndarray, node: Node) -> tuple[np.ndarray
     pos = (base[:, 0] // plane).reshape(win.groups, win.cin_g)
     blocks = pos // win.cin_g
     if np.any(blocks != blocks[:, :1]):
-        raise ModelError(f"{node.describe()}: its input's channels were reordered across "
+        raise GroupOrderError(f"{node.describe()}: its input's channels were reordered across "
                          f"its {win.groups} groups by the previous layer's core split; the "
                          f"gemm engine reads each group's channels as one block")
     return blocks[:, 0], (pos % win.cin_g).reshape(-1)

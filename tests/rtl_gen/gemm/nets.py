@@ -124,3 +124,85 @@ def qdq_pool_cat(path, *, seed=0):
 
     torch.manual_seed(seed)
     return _quantized_qdq(Net().eval(), path, seed=seed)
+
+
+def conv_net(in_shape, layers, *, seed=0, residual=None, head=None, name="convs") -> Graph:
+    """A chain of convolutions built directly in the IR (no ONNX), for window edge cases:
+    ``layers`` are dicts of ``cout``, ``kernel`` (kh, kw), and optionally ``stride``,
+    ``pads`` (top, left, bottom, right), ``dilation``, ``group``; uint8 ReLU activations
+    (zero point 3 on the input, so padding differs from 0), int8 weights. ``residual``
+    (i, j): layer j's output is added to layer i's (same shape) and the chain continues
+    from the sum. ``head``: a dense layer of that many outputs on the flattened result."""
+    from frontends.im2col import Window, conv_im2col
+
+    rng = np.random.default_rng(seed)
+    q = QuantParams(np.float32(0.05), np.int64(0))
+    u8 = IntType(8, False)
+    tensors = {"x": Tensor("x", tuple(in_shape), u8, QuantParams(np.float32(0.05),
+                                                                  np.int64(3)))}
+    nodes, prev, zp, shape, outs = [], "x", 3, tuple(in_shape), []
+    for i, spec in enumerate(layers):
+        c, h, w = shape
+        kh, kw = spec["kernel"]
+        stride, dil = spec.get("stride", (1, 1)), spec.get("dilation", (1, 1))
+        pads, group = spec.get("pads", (0, 0, 0, 0)), spec.get("group", 1)
+        win = Window((h, w), (kh, kw), stride, pads, dil)
+        oh, ow = win.out_hw
+        cout = spec["cout"]
+        weight = rng.integers(-127, 128, (cout, c // group, kh, kw))
+        y = f"c{i}"
+        tensors[y] = Tensor(y, (cout, oh, ow), u8, q)
+        k = (c // group) * kh * kw
+        nodes.append(Node(f"conv{i}", "conv", (prev,), (y,),
+                          attrs={"input_zero_point": zp, "output_zero_point": 0,
+                                 "shift": 12 + int(np.log2(k)), "lo": 0, "hi": 255,
+                                 "input_shape": shape, "output_shape": (cout, oh, ow),
+                                 "kernel_shape": (kh, kw), "strides": tuple(stride),
+                                 "pads": tuple(pads), "dilations": tuple(dil),
+                                 "group": group},
+                          weights={"weight": weight.astype(np.int64),
+                                   "bias": rng.integers(-3000, 3000, cout).astype(np.int64),
+                                   "multiplier": rng.integers(1 << 11, 1 << 12, cout)
+                                   .astype(np.int64),
+                                   "im2col": conv_im2col(win, c, group)},
+                          source_op="Conv"))
+        prev, zp, shape = y, 0, (cout, oh, ow)
+        outs.append(y)
+        if residual and i == residual[1]:
+            a = outs[residual[0]]
+            tensors["sum"] = Tensor("sum", shape, u8, q)
+            nodes.append(Node("add", "add", (a, y), ("sum",),
+                              attrs={"input_zero_points": (0, 0), "output_zero_point": 0,
+                                     "shift": 13, "lo": 0, "hi": 255, "input_shape": shape},
+                              weights={"multiplier": np.array([5000, 3000], np.int64)},
+                              source_op="Add"))
+            prev = "sum"
+    if head:
+        size = int(np.prod(shape))
+        tensors["logits"] = Tensor("logits", (head,), IntType(8, True), q)
+        nodes.append(Node("head", "dense", (prev,), ("logits",),
+                          attrs={"input_zero_point": 0, "output_zero_point": 0,
+                                 "shift": 16, "lo": -128, "hi": 127},
+                          weights={"weight": rng.integers(-127, 128, (head, size))
+                                   .astype(np.int64),
+                                   "bias": rng.integers(-2000, 2000, head).astype(np.int64),
+                                   "multiplier": rng.integers(1 << 11, 1 << 12, head)
+                                   .astype(np.int64)},
+                          source_op="Gemm"))
+        prev = "logits"
+    return Graph(name, tensors, tuple(nodes), ("x",), (prev,))
+
+
+def window_cases() -> Graph:
+    """Every window feature in one small net: a stride-2 3x3 conv with asymmetric padding,
+    a dilated 3x3 (dilation 2, pad 2), a depthwise 3x3 with stride (2, 1), a grouped 3x3
+    (2 groups of 4 channels), a 1x5 conv (a 1-D kernel on a plane), a 1x1, and a residual
+    add of the 1x1's output to the dilated conv's, then a dense head."""
+    return conv_net((3, 11, 9), [
+        dict(cout=8, kernel=(3, 3), stride=(2, 2), pads=(1, 0, 1, 2)),
+        dict(cout=8, kernel=(3, 3), dilation=(2, 2), pads=(2, 2, 2, 2)),
+        dict(cout=8, kernel=(3, 3), stride=(2, 1), pads=(1, 1, 1, 1), group=8),
+        dict(cout=8, kernel=(3, 3), pads=(1, 1, 1, 1), group=2),
+        dict(cout=8, kernel=(1, 5), pads=(0, 2, 0, 2)),
+        dict(cout=8, kernel=(1, 1)),
+    ], residual=(3, 5), head=5, seed=11, name="windows")

@@ -270,3 +270,21 @@ def test_a_field_overflow_is_a_model_error_naming_the_layer():
     with pytest.raises(ModelError, match=r"layer 'wide' \(Conv\): WIN field w=2000 does not "
                                          r"fit in 10 bits"):
         compile_graph(graph, CFG)
+
+
+@pytest.mark.parametrize("config,split", [
+    (CFG, 0.0), (CFG, 1.0), (CFG, "auto"), (CFG, 0.5),
+    (GemmConfig(dsp_lanes=3, lut_lanes=5, lut_mode="bitserial", dsp_pack=True), "auto"),
+])
+def test_windows_stride_padding_dilation_groups_residual(config, split):
+    from .nets import window_cases
+    program = _check(window_cases(), config, split)
+    wins = [i for i in program.instrs if i.op == "WIN"]
+    assert {(w["sy"], w["sx"]) for w in wins} >= {(2, 2), (2, 1), (1, 1)}
+    assert {i["dy"] for i in program.instrs if i.op == "WSTEP"} >= {1, 2}
+    # one core, channels in order: no gather table grows with the image (ADD reads its
+    # operands in order); a split that scatters the grouped conv's groups is reordered
+    if split in (0.0, 1.0):
+        assert len(program.idx) <= program.n_out
+    reorders = [i for i in program.instrs if i.op == "PCFG" and "reordered" in i.comment]
+    assert len(reorders) <= 1

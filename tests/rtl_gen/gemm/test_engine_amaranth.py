@@ -302,3 +302,14 @@ def test_registered_mult18_lanes_add_a_cycle_the_model_knows():
     check_outputs_and_cycles(program, 3)
     plain = compile_graph(graph, base, split=0.7)
     assert model.schedule(program).cycles > model.schedule(plain).cycles
+
+
+def test_window_counters_on_every_window_feature():
+    # stride 2 with asymmetric pads, dilation 2, depthwise with stride (2, 1), 2 groups of 4
+    # (their input scattered by the split: reordered first), a 1x5 kernel, a 1x1 and a
+    # residual add: bit-exact, cycle-exact, no used read of an address being written
+    from .nets import window_cases
+    config = GemmConfig(dsp_lanes=3, lut_lanes=5, lut_mode="ternary", primitives=False)
+    program = compile_graph(window_cases(), config, split=0.5)
+    assert any("reordered" in i.comment for i in program.instrs)
+    check_outputs_and_cycles(program, 1, random=1)

@@ -131,3 +131,10 @@ def test_mult18x18d_lanes_bit_exact(tmp_path, digits):
     for split in (0.5, 0.0):
         program, _ = slot.run(digits, split, random=3)
         assert program.config.dsp_regs
+
+
+@pytest.mark.parametrize("split", [0.0, "auto"])
+def test_window_counters_stride_padding_dilation_groups(slot, split):
+    from .nets import window_cases
+    program, _ = slot.run(window_cases(), split, random=2)
+    assert {i.op for i in program.instrs} >= {"WIN", "WSTEP", "ADD"}
