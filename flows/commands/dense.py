@@ -32,7 +32,7 @@ def generate_dense(model: Path, out: Path, *, board: str, data: Path | None = No
     from frontends.onnx_import import import_onnx
     from frontends.vectors import golden_vectors, load_data
     from rtl_gen.dense import DensePlan
-    from rtl_gen.emit import write_artefact
+    from rtl_gen.dense.artefact import write_dense_artefact
 
     lanes = options.get("lanes", 4)
     if lanes < 1:
@@ -42,7 +42,7 @@ def generate_dense(model: Path, out: Path, *, board: str, data: Path | None = No
     DensePlan.from_graph(graph, lanes=lanes)  # the engine takes the model: before the vectors
     vectors = golden_vectors(graph, data_x=x, data_y=y, random=options.get("random", 32),
                              seed=options.get("seed", 0))
-    return write_artefact(graph, out, vectors=vectors, lanes=lanes)
+    return write_dense_artefact(graph, out, vectors=vectors, lanes=lanes)
 
 
 DENSE_LANES = (1, 4)
@@ -63,7 +63,7 @@ def bench_dense(out_dir: Path, *, full: bool = False, lanes: tuple[int, ...] | N
     from frontends.onnx_import import import_onnx
     from frontends.vectors import golden_vectors
     from rtl_gen.artefact import Artefact
-    from rtl_gen.emit import write_artefact
+    from rtl_gen.dense.artefact import write_dense_artefact
 
     from flows.build import BuildError
     from flows.synth import synthesize
@@ -77,7 +77,7 @@ def bench_dense(out_dir: Path, *, full: bool = False, lanes: tuple[int, ...] | N
     accuracy = float((vectors["outputs"].argmax(1) == vectors["labels"])[labelled].mean())
     rows = []
     for i, n in enumerate(lanes):
-        art = Artefact(write_artefact(graph, out_dir / f"lanes{n}", vectors=vectors, lanes=n))
+        art = Artefact(write_dense_artefact(graph, out_dir / f"lanes{n}", vectors=vectors, lanes=n))
         cycles, macs = art.manifest["latency_cycles"], art.manifest["macs"]
         for j, family in enumerate(families):
             progress(i * len(families) + j, len(lanes) * len(families),

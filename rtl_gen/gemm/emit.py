@@ -1,4 +1,4 @@
-"""Writes a compiled program as an artefact directory (same shape as ``rtl_gen.emit``).
+"""Writes a compiled program as an artefact directory (``rtl_gen.artefact``'s writer).
 
 ``write_gemm_artefact(program, out, vectors=...)`` writes ``rtl/nnloom_gemm.v``,
 ``manifest.json`` (``"engine": "gemm"``, the bench ``sim.bench.gemm_bench``, per-layer model
@@ -14,16 +14,14 @@ config, so one simulator build serves every program.
 
 from __future__ import annotations
 
-import io
-import json
-import os
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from rtl_gen.artefact import MANIFEST_VERSION, atomic_directory, atomic_write
-from rtl_gen.emit import _ports, emit_verilog
+from rtl_gen.artefact import (Manifest, element_streams, engine_manifest, graph_quant,
+                              write_artefact_dir)
+from rtl_gen.emit import emit_verilog
 
 from . import model
 from .compiler import Program, program_images
@@ -36,10 +34,6 @@ TOP = "nnloom_gemm"
 RTL_MTIME = 946684800  # 2000-01-01
 
 
-def _dtype(t) -> dict:
-    return {"width": t.width, "signed": t.signed}
-
-
 def create_engine(program: Program, *, loadable: bool = False, primitives: bool = True,
                   observe: bool = True) -> GemmEngine:
     """The engine of ``program``'s config; ``primitives=False`` replaces vendor primitives by
@@ -49,12 +43,6 @@ def create_engine(program: Program, *, loadable: bool = False, primitives: bool 
     return GemmEngine(config, in_dtype=program.in_dtype, out_dtype=program.out_dtype,
                       images=None if loadable else program_images(program), loadable=loadable,
                       observe=observe)
-
-
-def _npz(arrays: dict) -> bytes:
-    buf = io.BytesIO()
-    np.savez(buf, **{k: arrays[k] for k in sorted(arrays)})
-    return buf.getvalue()
 
 
 def sim_models(program: Program) -> dict:
@@ -71,50 +59,29 @@ def sim_models(program: Program) -> dict:
 
 
 def manifest_for(program: Program, component, *, design: str, loadable: bool,
-                 extra: dict | None = None) -> dict:
+                 extra: dict | None = None) -> Manifest:
     graph = program.graph
     sched = model.schedule(program)
     x_t, y_t = graph.tensor(graph.inputs[0]), graph.tensor(graph.outputs[0])
-    manifest = {
-        "manifest_version": MANIFEST_VERSION,
-        "design": design,
-        "engine": "gemm",
-        "top": TOP,
-        "rtl": [f"{TOP}.v", *sim_models(program)],
-        "source": {"model": graph.name, "sha256": graph.source_sha256},
-        "clock": {"name": "clk", "reset": "rst", "reset_active": "high"},
-        "ports": _ports(component),
-        "streams": {
-            "payload": {"data": [0, 8], "last": 8},
-            "input": {"port": "i", "elements": program.n_in, "dtype": _dtype(x_t.dtype),
-                      "tensor": graph.inputs[0]},
-            "output": {"port": "o", "elements": program.n_out, "dtype": _dtype(y_t.dtype),
-                       "tensor": graph.outputs[0]},
-        },
-        "parameters": program.config.to_json(),
-        "layers": [{"name": l.name, "op": l.source_op or l.op, "m": l.m, "k": l.k,
-                    "outputs": l.n, "groups": l.groups, "n_dsp": l.n_dsp, "n_lut": l.n_lut,
-                    "lut_error": round(l.lut_error, 6), "lut_wbits": l.lut_wbits, "macs": l.macs,
-                    "cycles": l.model_cycles, "instructions": [l.first, l.last]}
-                   for l in program.layers],
-        "latency_cycles": sched.cycles,
-        "perf": {"busy": sched.busy, "stall": sched.stall, "wait": sched.wait},
-        "fetch_cycles": sched.fetch,
-        "macs": program.macs(),
-        "instructions": len(program.instrs),
-        "sim": {"bench": "sim.bench.gemm_bench"},
-        "gemm": {"loadable": loadable, "load_width": load_width(program.config),
-                 "mems": MEMS},
-        "quant": {
-            "input": {"scale": float(np.asarray(x_t.quant.scale).reshape(-1)[0]),
-                      "zero_point": int(np.asarray(x_t.quant.zero_point).reshape(-1)[0])},
-            "output": {"scale": float(np.asarray(y_t.quant.scale).reshape(-1)[0]),
-                       "zero_point": int(np.asarray(y_t.quant.zero_point).reshape(-1)[0])},
-        } if x_t.quant is not None and y_t.quant is not None else {},
-    }
-    if extra:
-        manifest.update(extra)
-    return manifest
+    return engine_manifest(
+        design=design, engine="gemm", top=TOP, component=component,
+        rtl=[f"{TOP}.v", *sim_models(program)], sim_bench="sim.bench.gemm_bench",
+        source={"model": graph.name, "sha256": graph.source_sha256},
+        streams=element_streams(n_in=program.n_in, in_dtype=x_t.dtype,
+                                in_tensor=graph.inputs[0], n_out=program.n_out,
+                                out_dtype=y_t.dtype, out_tensor=graph.outputs[0]),
+        parameters=program.config.to_json(),
+        layers=[{"name": l.name, "op": l.source_op or l.op, "m": l.m, "k": l.k,
+                 "outputs": l.n, "groups": l.groups, "n_dsp": l.n_dsp, "n_lut": l.n_lut,
+                 "lut_error": round(l.lut_error, 6), "lut_wbits": l.lut_wbits, "macs": l.macs,
+                 "cycles": l.model_cycles, "instructions": [l.first, l.last]}
+                for l in program.layers],
+        latency_cycles=sched.cycles, macs=program.macs(),
+        quant=graph_quant(graph),
+        perf={"busy": sched.busy, "stall": sched.stall, "wait": sched.wait},
+        fetch_cycles=sched.fetch, instructions=len(program.instrs),
+        gemm={"loadable": loadable, "load_width": load_width(program.config), "mems": MEMS},
+        **(extra or {}))
 
 
 def write_gemm_artefact(program: Program, out_dir: str | Path, *, vectors: dict,
@@ -127,22 +94,13 @@ def write_gemm_artefact(program: Program, out_dir: str | Path, *, vectors: dict,
         verilog_text = emit_verilog(component, TOP)
     else:
         component._MustUse__silence = True   # only its ports are needed
-    out_dir = Path(out_dir)
-    manifest = manifest_for(program, component, design=out_dir.name, loadable=loadable,
+    manifest = manifest_for(program, component, design=Path(out_dir).name, loadable=loadable,
                             extra=extra)
     images = {k: np.array([int(v) for v in words], dtype=object).astype(str)
               for k, words in program_images(program).items()}
-    with atomic_directory(out_dir) as tmp:
-        atomic_write(tmp / "rtl" / f"{TOP}.v", verilog_text)
-        # Same bytes, same time stamp: cocotb's runner rebuilds when a source is newer than
-        # its build, and loadable artefacts of one config share a build.
-        os.utime(tmp / "rtl" / f"{TOP}.v", (RTL_MTIME, RTL_MTIME))
-        for name, text in sim_models(program).items():
-            atomic_write(tmp / "rtl" / name, text)
-            os.utime(tmp / "rtl" / name, (RTL_MTIME, RTL_MTIME))
-        atomic_write(tmp / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True)
-                     + "\n")
-        atomic_write(tmp / "program.asm", program.listing())
-        atomic_write(tmp / "vectors" / "golden.npz", _npz(vectors))
-        atomic_write(tmp / "vectors" / "images.npz", _npz(images))
-    return out_dir
+    # Same bytes, same time stamp: cocotb's runner rebuilds when a source is newer than its
+    # build, and loadable artefacts of one config share a build.
+    return write_artefact_dir(out_dir, manifest,
+                              rtl={f"{TOP}.v": verilog_text, **sim_models(program)},
+                              vectors=vectors, npz={"images": images},
+                              files={"program.asm": program.listing()}, rtl_mtime=RTL_MTIME)

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-import io
-import json
 from pathlib import Path
 
 import numpy as np
 
-from ..artefact import MANIFEST_VERSION, atomic_directory, atomic_write
+from frontends.ir import IntType
+
+from ..artefact import Manifest, element_streams, engine_manifest, write_artefact_dir
+from ..emit import emit_verilog
 from .images import enhanced_png, example_png
-from ..emit import _ports, emit_verilog
 from .hklut import HklutPlan
 from .hkstage import STEPS, lsb_lane_bits, msb_words, strip_spram_init
 from .srlut import SrlutPlan, TableError
@@ -24,12 +24,19 @@ BENCH = "sim.bench.lutnet_bench"
 TOP = "nnloom_lutnet"
 
 
-def _header(out_dir: Path, variant: str, component, source: dict) -> dict:
-    """The manifest fields every lutnet variant writes alike."""
-    return {"manifest_version": MANIFEST_VERSION, "design": out_dir.name, "engine": "lutnet",
-            "variant": variant, "top": TOP, "rtl": [f"{TOP}.v"], "sim": {"bench": BENCH},
-            "source": source, "clock": {"name": "clk", "reset": "rst", "reset_active": "high"},
-            "ports": _ports(component)}
+def _manifest(out_dir: Path, variant: str, component, source: dict, **fields) -> Manifest:
+    """A lutnet variant's manifest: the common header, ``variant`` and the variant's
+    ``fields`` (streams, parameters, memories, throughput)."""
+    return engine_manifest(design=out_dir.name, engine="lutnet", top=TOP, component=component,
+                           sim_bench=BENCH, source=source, variant=variant, **fields)
+
+
+def _pixel_streams(pixels: int, scale: int) -> dict:
+    """A super-resolution engine's streams: ``pixels`` low-resolution bytes in, ``scale``²
+    times as many out."""
+    u8 = IntType(8, False)
+    return element_streams(n_in=pixels, in_dtype=u8, in_tensor="lr",
+                           n_out=pixels * scale * scale, out_dtype=u8, out_tensor="hr")
 
 
 def memory_plan(plan: SrlutPlan, *, width: int, ports: int) -> dict:
@@ -60,35 +67,23 @@ def write_srlut_artefact(plan: SrlutPlan, out_dir: str | Path, *, width: int, he
     outputs = np.stack([plan.reference(f) for f in frames])
     r, steps = plan.scale, component.steps
     out_dir = Path(out_dir)
-    manifest = {
-        **_header(out_dir, "srlut", component,
-                  source or {"table": plan.name,
-                             "sha256": hashlib.sha256(plan.table.tobytes()).hexdigest()}),
-        "streams": {
-            "payload": {"data": [0, 8], "last": 8},
-            "input": {"port": "i", "elements": width * height,
-                      "dtype": {"width": 8, "signed": False}, "tensor": "lr"},
-            "output": {"port": "o", "elements": width * height * r * r,
-                       "dtype": {"width": 8, "signed": False}, "tensor": "hr"},
-        },
-        "parameters": {"pattern": plan.pattern, "offsets": [list(o) for o in plan.offsets],
-                       "interval_bits": plan.interval_bits, "scale": r,
-                       "width": width, "height": height, "ports": ports,
-                       "rounding": "round half to even, then clamp to 0..255",
-                       "border": "reflect (numpy)"},
-        "memories": memory_plan(plan, width=width, ports=ports),
-        "throughput": {"cycles_per_lr_pixel": max(steps, r * r),
-                       "hr_pixels_per_cycle": r * r / max(steps, r * r)},
-    }
-    with atomic_directory(out_dir) as tmp:
-        atomic_write(tmp / "rtl" / f"{TOP}.v", verilog_text)
-        atomic_write(tmp / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        buf = io.BytesIO()
-        np.savez(buf, inputs=frames, outputs=outputs)
-        atomic_write(tmp / "vectors" / "golden.npz", buf.getvalue())
-        atomic_write(tmp / "images" / "frame0.png",
-                     example_png(frames[0], outputs[0], f"SR-LUT-{plan.pattern}"))
-    return out_dir
+    manifest = _manifest(
+        out_dir, "srlut", component,
+        source or {"table": plan.name, "sha256": hashlib.sha256(plan.table.tobytes()).hexdigest()},
+        streams=_pixel_streams(width * height, r),
+        parameters={"pattern": plan.pattern, "offsets": [list(o) for o in plan.offsets],
+                    "interval_bits": plan.interval_bits, "scale": r,
+                    "width": width, "height": height, "ports": ports,
+                    "rounding": "round half to even, then clamp to 0..255",
+                    "border": "reflect (numpy)"},
+        memories=memory_plan(plan, width=width, ports=ports),
+        throughput={"cycles_per_lr_pixel": max(steps, r * r),
+                    "hr_pixels_per_cycle": r * r / max(steps, r * r)})
+    return write_artefact_dir(
+        out_dir, manifest, rtl={f"{TOP}.v": verilog_text},
+        vectors={"inputs": frames, "outputs": outputs},
+        files={"images/frame0.png": example_png(frames[0], outputs[0],
+                                                f"SR-LUT-{plan.pattern}")})
 
 
 # Where the HKLUT MSB tables live: the UP5K's 128 KiB of SPRAM (loaded after reset; its 30
@@ -144,39 +139,26 @@ def write_hklut_artefact(plan: HklutPlan, out_dir: str | Path, *, width: int, he
     out_dir = Path(out_dir)
     digest = hashlib.sha256(b"".join(t.tobytes() for s in plan.stages
                                      for t in (*s.msb, *s.lsb))).hexdigest()
-    streams = {
-        "payload": {"data": [0, 8], "last": 8},
-        "input": {"port": "i", "elements": width * height,
-                  "dtype": {"width": 8, "signed": False}, "tensor": "lr"},
-        "output": {"port": "o", "elements": width * height * r * r,
-                   "dtype": {"width": 8, "signed": False}, "tensor": "hr"},
-    }
+    streams = _pixel_streams(width * height, r)
     vectors = {"inputs": frames, "outputs": outputs}
     if msb_memory == "spram":
         words = [w for s in plan.stages for w in msb_words(s.msb)]
         streams["load"] = {"port": "load", "elements": len(words), "vector": "tables",
                            "done": "loaded"}
         vectors["tables"] = np.array(words, dtype=np.uint32)
-    manifest = {
-        **_header(out_dir, "hklut", component,
-                  source or {"table": plan.name, "sha256": digest}),
-        "streams": streams,
-        "parameters": {"stages": len(plan.stages), "scale": r, "width": width,
-                       "height": height, "family": family, "msb_memory": msb_memory,
-                       "rounding": "stage 0: clamp(floor(V/6)); stage 1: clamp(floor((V+3)/6))",
-                       "border": "MSB reflect (numpy), LSB edge (numpy)"},
-        "memories": hklut_memory_plan(plan, width=width, msb_memory=msb_memory),
-        "throughput": {"cycles_per_lr_pixel": 4 * STEPS,
-                       "hr_pixels_per_cycle": r * r / (4 * STEPS)},
-    }
-    with atomic_directory(out_dir) as tmp:
-        atomic_write(tmp / "rtl" / f"{TOP}.v", verilog_text)
-        atomic_write(tmp / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        buf = io.BytesIO()
-        np.savez(buf, **vectors)
-        atomic_write(tmp / "vectors" / "golden.npz", buf.getvalue())
-        atomic_write(tmp / "images" / "frame0.png", example_png(frames[0], outputs[0], "HKLUT"))
-    return out_dir
+    manifest = _manifest(
+        out_dir, "hklut", component, source or {"table": plan.name, "sha256": digest},
+        streams=streams,
+        parameters={"stages": len(plan.stages), "scale": r, "width": width,
+                    "height": height, "family": family, "msb_memory": msb_memory,
+                    "rounding": "stage 0: clamp(floor(V/6)); stage 1: clamp(floor((V+3)/6))",
+                    "border": "MSB reflect (numpy), LSB edge (numpy)"},
+        memories=hklut_memory_plan(plan, width=width, msb_memory=msb_memory),
+        throughput={"cycles_per_lr_pixel": 4 * STEPS,
+                    "hr_pixels_per_cycle": r * r / (4 * STEPS)})
+    return write_artefact_dir(
+        out_dir, manifest, rtl={f"{TOP}.v": verilog_text}, vectors=vectors,
+        files={"images/frame0.png": example_png(frames[0], outputs[0], "HKLUT")})
 
 
 def icelut_memory_plan(interpolation: str, memory: str = "ebr") -> dict:
@@ -234,10 +216,9 @@ def write_icelut_artefact(plan, out_dir: str | Path, *, frames: np.ndarray,
     out_dir = Path(out_dir)
     digest = hashlib.sha256(b"".join(a.tobytes() for a in (plan.fm, plan.fl, plan.split,
                                                            plan.bases))).hexdigest()
-    manifest = {
-        **_header(out_dir, "icelut", component,
-                  source or {"table": plan.name, "sha256": digest}),
-        "streams": {
+    manifest = _manifest(
+        out_dir, "icelut", component, source or {"table": plan.name, "sha256": digest},
+        streams={
             "payload": {"data": [0, 24], "last": 24, "channels": 3},
             "input": {"port": "i", "elements": width * height * 3,
                       "dtype": {"width": 8, "signed": False}, "tensor": "rgb"},
@@ -246,23 +227,18 @@ def write_icelut_artefact(plan, out_dir: str | Path, *, frames: np.ndarray,
             "load": {"port": "load", "elements": LOAD_WORDS, "vector": "tables",
                      "done": "loaded", "per_frame": True},
         },
-        "parameters": {"interpolation": plan.interpolation, "width": width, "height": height,
-                       "family": family, "memory": component.memory, "lut_dim": 17,
-                       "basis_shift": plan.basis_shift,
-                       "rounding": "tetrahedral (S+8)>>4, trilinear (S+2048)>>12 (round half "
-                                   "up), then clamp(p + res, 0, 255)"},
-        "memories": icelut_memory_plan(plan.interpolation, component.memory),
-        "throughput": {"pixels_per_cycle": component.pixels_per_cycle,
-                       "cycles_per_pixel": component.steps,
-                       "load_cycles_per_frame": LOAD_WORDS,
-                       "latency_cycles": component.latency},
-    }
-    with atomic_directory(out_dir) as tmp:
-        atomic_write(tmp / "rtl" / f"{TOP}.v", verilog_text)
-        atomic_write(tmp / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        buf = io.BytesIO()
-        np.savez(buf, inputs=frames, outputs=outputs, tables=tables)
-        atomic_write(tmp / "vectors" / "golden.npz", buf.getvalue())
-        atomic_write(tmp / "images" / "frame0.png",
-                     enhanced_png(frames[0], outputs[0], f"ICELUT ({plan.interpolation})"))
-    return out_dir
+        parameters={"interpolation": plan.interpolation, "width": width, "height": height,
+                    "family": family, "memory": component.memory, "lut_dim": 17,
+                    "basis_shift": plan.basis_shift,
+                    "rounding": "tetrahedral (S+8)>>4, trilinear (S+2048)>>12 (round half "
+                                "up), then clamp(p + res, 0, 255)"},
+        memories=icelut_memory_plan(plan.interpolation, component.memory),
+        throughput={"pixels_per_cycle": component.pixels_per_cycle,
+                    "cycles_per_pixel": component.steps,
+                    "load_cycles_per_frame": LOAD_WORDS,
+                    "latency_cycles": component.latency})
+    return write_artefact_dir(
+        out_dir, manifest, rtl={f"{TOP}.v": verilog_text},
+        vectors={"inputs": frames, "outputs": outputs, "tables": tables},
+        files={"images/frame0.png": enhanced_png(frames[0], outputs[0],
+                                                 f"ICELUT ({plan.interpolation})")})

@@ -11,14 +11,12 @@ whose all-min/max-code vectors come first. Same plan, same bytes.
 
 from __future__ import annotations
 
-import io
-import json
 from pathlib import Path
 
 import numpy as np
 
-from ..artefact import MANIFEST_VERSION, atomic_directory, atomic_write
-from ..emit import _ports, emit_verilog
+from ..artefact import engine_manifest, write_artefact_dir
+from ..emit import emit_verilog
 from .design import FitReport, sweep_codes
 from .engine import input_element_bits
 from .plan import CODE_BITS, SmurfPlan
@@ -52,17 +50,10 @@ def write_smurf_artefact(plan: SmurfPlan, out_dir: str | Path, *,
     codes = np.asarray(codes, dtype=np.int64)
     counts = plan.reference(codes)
     outputs = plan.output_codes(counts)
-    out_dir = Path(out_dir)
-    manifest = {
-        "manifest_version": MANIFEST_VERSION,
-        "design": out_dir.name,
-        "engine": "smurf",
-        "top": top,
-        "rtl": [f"{top}.v"],
-        "sim": {"bench": BENCH},
-        "clock": {"name": "clk", "reset": "rst", "reset_active": "high"},
-        "ports": _ports(component),
-        "streams": {
+    manifest = engine_manifest(
+        design=Path(out_dir).name, engine="smurf", top=top, component=component,
+        sim_bench=BENCH,
+        streams={
             "payload": {"data": [0, input_element_bits(plan)], "last": input_element_bits(plan)},
             "input": {"port": "i", "elements": plan.m,
                       "dtype": {"width": input_element_bits(plan), "signed": False},
@@ -79,28 +70,21 @@ def write_smurf_artefact(plan: SmurfPlan, out_dir: str | Path, *,
                        "counts": {"port": "counts", "width": plan.count_bits,
                                   "decode": "y = lo + (hi - lo) * count / L"}},
         },
-        "latency_cycles": plan.engine_latency_cycles,
-        "macs": 0,
-        "parameters": {"inputs": plan.m, "outputs": len(plan.outputs),
-                       "unit_latency_cycles": plan.latency_cycles,
-                       "count_bits": plan.count_bits,
-                       "radix": [b.size for b in plan.bases],
-                       "basis": [b.kind for b in plan.bases],
-                       "input_bits": plan.input_bits, "coef_bits": plan.coef_bits,
-                       "length": plan.length, "warmup": plan.warmup,
-                       "encoding": plan.encoding, "rom_bits": (plan.coef_bits + 1)
-                       * (1 << plan.address_bits) * len(plan.outputs),
-                       "deterministic_gate": plan.deterministic_gate},
-        "smurf": plan.to_dict(),
-    }
-    if fit is not None:
-        manifest["fit"] = fit.to_dict()
-    with atomic_directory(out_dir) as tmp:
-        atomic_write(tmp / "rtl" / f"{top}.v", verilog_text)
-        atomic_write(tmp / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        buf = io.BytesIO()
-        # labels -1: no class labels (what ``nnloom flow`` reads for an accuracy)
-        np.savez(buf, inputs=codes, outputs=outputs, counts=counts,
-                 labels=np.full(len(codes), -1, dtype=np.int64))
-        atomic_write(tmp / "vectors" / "golden.npz", buf.getvalue())
-    return out_dir
+        latency_cycles=plan.engine_latency_cycles,
+        macs=0,
+        parameters={"inputs": plan.m, "outputs": len(plan.outputs),
+                    "unit_latency_cycles": plan.latency_cycles,
+                    "count_bits": plan.count_bits,
+                    "radix": [b.size for b in plan.bases],
+                    "basis": [b.kind for b in plan.bases],
+                    "input_bits": plan.input_bits, "coef_bits": plan.coef_bits,
+                    "length": plan.length, "warmup": plan.warmup,
+                    "encoding": plan.encoding, "rom_bits": (plan.coef_bits + 1)
+                    * (1 << plan.address_bits) * len(plan.outputs),
+                    "deterministic_gate": plan.deterministic_gate},
+        smurf=plan.to_dict(),
+        **({"fit": fit.to_dict()} if fit is not None else {}))
+    # labels -1: no class labels (what ``nnloom flow`` reads for an accuracy)
+    return write_artefact_dir(out_dir, manifest, rtl={f"{top}.v": verilog_text},
+                              vectors={"inputs": codes, "outputs": outputs, "counts": counts,
+                                       "labels": np.full(len(codes), -1, dtype=np.int64)})

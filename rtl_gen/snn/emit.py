@@ -8,14 +8,12 @@ which ``sim.bench.snn_bench`` checks the RTL against.
 
 from __future__ import annotations
 
-import io
-import json
 from pathlib import Path
 
 import numpy as np
 
-from rtl_gen.artefact import MANIFEST_VERSION, atomic_directory, atomic_write
-from rtl_gen.emit import _ports, emit_verilog
+from rtl_gen.artefact import element_streams, engine_manifest, graph_quant, write_artefact_dir
+from rtl_gen.emit import emit_verilog
 
 from .plan import SnnPlan
 
@@ -23,6 +21,7 @@ __all__ = ["write_snn_artefact", "write_from_graph", "write_nir_artefact", "snn_
            "nir_memory_bits", "TOP"]
 
 TOP = "nnloom_snn"
+BENCH = "sim.bench.snn_bench"
 
 
 def snn_vectors(plan: SnnPlan, vectors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -45,10 +44,6 @@ def snn_vectors(plan: SnnPlan, vectors: dict[str, np.ndarray]) -> dict[str, np.n
     return out
 
 
-def _dtype(t) -> dict:
-    return {"width": t.width, "signed": t.signed}
-
-
 def write_snn_artefact(plan: SnnPlan, out_dir: str | Path, *, vectors: dict[str, np.ndarray],
                        source: dict | None = None, quant: dict | None = None) -> Path:
     """Generate the engine for ``plan`` and write ``out_dir`` atomically; returns its path."""
@@ -56,38 +51,27 @@ def write_snn_artefact(plan: SnnPlan, out_dir: str | Path, *, vectors: dict[str,
     vectors = snn_vectors(plan, vectors)
     component = plan.create()
     verilog_text = emit_verilog(component, TOP)
-    out_dir = Path(out_dir)
     cycles = vectors["snn_cycles"]
     steps = vectors["snn_steps"]
     spikes = vectors["snn_spikes"]
-    manifest = {
-        "manifest_version": MANIFEST_VERSION,
-        "design": out_dir.name,
-        "engine": "snn",
-        "top": TOP,
-        "rtl": [f"{TOP}.v"],
-        "source": source or {"model": net.name, "sha256": None},
-        "clock": {"name": "clk", "reset": "rst", "reset_active": "high"},
-        "ports": _ports(component),
-        "sim": {"bench": "sim.bench.snn_bench"},
-        "streams": {
-            "payload": {"data": [0, net.in_dtype.width], "last": net.in_dtype.width},
-            "input": {"port": "i", "elements": net.n_in, "dtype": _dtype(net.in_dtype),
-                      "tensor": net.input_tensor},
-            "output": {"port": "o", "elements": net.n_out, "dtype": _dtype(net.out_dtype),
-                       "tensor": net.output_tensor},
-        },
-        "parameters": {"t_max": plan.t_max, "t_bound": net.t_max(), "exact": plan.exact,
-                       "v_bits": list(plan.v_bits), "weight_bits": plan.weight_bits(),
-                       "memory_bits": plan.memory_bits(), "schedule": "layer-sequential",
-                       "input_encoding": "analog at t=0, bit-plane events"},
-        "layers": [{"name": l.name, "op": l.source_op, "inputs": l.n_in, "outputs": l.n_out,
-                    "neuron": "st-bif", "theta": l.theta, "tracer": [l.smin, l.smax],
-                    "zero_point": l.zero_point, "macs": l.n_in * l.n_out}
-                   for l in net.layers],
-        "latency_cycles": int(cycles.max()),
-        "macs": int(sum(l.n_in * l.n_out for l in net.layers)),
-        "snn": {
+    manifest = engine_manifest(
+        design=Path(out_dir).name, engine="snn", top=TOP, component=component,
+        sim_bench=BENCH, source=source or {"model": net.name, "sha256": None},
+        streams=element_streams(n_in=net.n_in, in_dtype=net.in_dtype,
+                                in_tensor=net.input_tensor, n_out=net.n_out,
+                                out_dtype=net.out_dtype, out_tensor=net.output_tensor,
+                                data_bits=net.in_dtype.width),
+        parameters={"t_max": plan.t_max, "t_bound": net.t_max(), "exact": plan.exact,
+                    "v_bits": list(plan.v_bits), "weight_bits": plan.weight_bits(),
+                    "memory_bits": plan.memory_bits(), "schedule": "layer-sequential",
+                    "input_encoding": "analog at t=0, bit-plane events"},
+        layers=[{"name": l.name, "op": l.source_op, "inputs": l.n_in, "outputs": l.n_out,
+                 "neuron": "st-bif", "theta": l.theta, "tracer": [l.smin, l.smax],
+                 "zero_point": l.zero_point, "macs": l.n_in * l.n_out}
+                for l in net.layers],
+        latency_cycles=int(cycles.max()),
+        macs=int(sum(l.n_in * l.n_out for l in net.layers)),
+        snn={
             "cycles": {"min": int(cycles.min()), "mean": float(cycles.mean()),
                        "max": int(cycles.max())},
             "steps": {"min": int(steps.min()), "mean": float(steps.mean()),
@@ -96,26 +80,15 @@ def write_snn_artefact(plan: SnnPlan, out_dir: str | Path, *, vectors: dict[str,
                                   for i, l in enumerate(net.layers)],
             "synops_mean": float(vectors["snn_synops"].mean()),
         },
-        "quant": quant or {},
-    }
-    with atomic_directory(out_dir) as tmp:
-        atomic_write(tmp / "rtl" / f"{TOP}.v", verilog_text)
-        atomic_write(tmp / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        buf = io.BytesIO()
-        np.savez(buf, **{k: vectors[k] for k in sorted(vectors)})
-        atomic_write(tmp / "vectors" / "golden.npz", buf.getvalue())
-    return out_dir
+        quant=quant or {})
+    return write_artefact_dir(out_dir, manifest, rtl={f"{TOP}.v": verilog_text},
+                              vectors=vectors)
 
 
 def write_from_graph(graph, out_dir, *, vectors, t_max=None) -> Path:
     """``write_snn_artefact`` for an IR graph (its source hash and quantization recorded)."""
     plan = SnnPlan.from_graph(graph, t_max=t_max)
-    x_t, y_t = graph.tensor(graph.inputs[0]), graph.tensor(graph.outputs[0])
-    quant = {"input": {"scale": float(np.asarray(x_t.quant.scale).reshape(-1)[0]),
-                       "zero_point": int(np.asarray(x_t.quant.zero_point).reshape(-1)[0])},
-             "output": {"scale": float(np.asarray(y_t.quant.scale).reshape(-1)[0]),
-                        "zero_point": int(np.asarray(y_t.quant.zero_point).reshape(-1)[0])}}
-    return write_snn_artefact(plan, out_dir, vectors=vectors, quant=quant,
+    return write_snn_artefact(plan, out_dir, vectors=vectors, quant=graph_quant(graph),
                               source={"model": graph.name, "sha256": graph.source_sha256})
 
 
@@ -209,40 +182,26 @@ def write_nir_artefact(model, out_dir, *, steps: int = 16, samples: int = 16, ra
                "snn_steps": np.full(samples, steps, np.int64)}
     component = plan.create()
     verilog_text = emit_verilog(component, TOP)
-    out_dir = Path(out_dir)
     inner = plan.network
-    manifest = {
-        "manifest_version": MANIFEST_VERSION, "design": out_dir.name, "engine": "snn",
-        "top": TOP, "rtl": [f"{TOP}.v"],
-        "source": {"model": str(model) if isinstance(model, (str, Path)) else net.name,
-                   "format": "nir", "sha256": None},
-        "clock": {"name": "clk", "reset": "rst", "reset_active": "high"},
-        "ports": _ports(component),
-        "sim": {"bench": "sim.bench.snn_bench"},
-        "streams": {
-            "payload": {"data": [0, 8], "last": 8},
-            "input": {"port": "i", "elements": steps * inner.n_in, "dtype": _dtype(inner.in_dtype),
-                      "tensor": "spikes (steps x inputs)"},
-            "output": {"port": "o", "elements": inner.n_out, "dtype": _dtype(inner.out_dtype),
-                       "tensor": "membranes" if inner.output_tensor == "membranes"
-                       else "spike counts"},
-        },
-        "parameters": {"t_max": steps, "steps": steps, "exact": True, "mode": "if",
-                       "v_bits": list(plan.v_bits), "i_bits": list(plan.i_bits),
-                       "memory_bits": nir_memory_bits(plan),
-                       "options": vars(net.options), "schedule": "layer-sequential",
-                       "input_encoding": f"synthetic Bernoulli spikes, rate {rate}"
-                       if spikes is None else "given spikes"},
-        "layers": [_nir_layer(l) for l in inner.layers],
-        "latency_cycles": 0,
-        "cycle_model": False,
-        "macs": int(sum(np.count_nonzero(l.weight) for l in inner.layers)),
-        "quant": {},
-    }
-    with atomic_directory(out_dir) as tmp:
-        atomic_write(tmp / "rtl" / f"{TOP}.v", verilog_text)
-        atomic_write(tmp / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        buf = io.BytesIO()
-        np.savez(buf, **{k: vectors[k] for k in sorted(vectors)})
-        atomic_write(tmp / "vectors" / "golden.npz", buf.getvalue())
-    return out_dir
+    manifest = engine_manifest(
+        design=Path(out_dir).name, engine="snn", top=TOP, component=component,
+        sim_bench=BENCH,
+        source={"model": str(model) if isinstance(model, (str, Path)) else net.name,
+                "format": "nir", "sha256": None},
+        streams=element_streams(n_in=steps * inner.n_in, in_dtype=inner.in_dtype,
+                                in_tensor="spikes (steps x inputs)", n_out=inner.n_out,
+                                out_dtype=inner.out_dtype,
+                                out_tensor="membranes" if inner.output_tensor == "membranes"
+                                else "spike counts"),
+        parameters={"t_max": steps, "steps": steps, "exact": True, "mode": "if",
+                    "v_bits": list(plan.v_bits), "i_bits": list(plan.i_bits),
+                    "memory_bits": nir_memory_bits(plan),
+                    "options": vars(net.options), "schedule": "layer-sequential",
+                    "input_encoding": f"synthetic Bernoulli spikes, rate {rate}"
+                    if spikes is None else "given spikes"},
+        layers=[_nir_layer(l) for l in inner.layers],
+        latency_cycles=0, cycle_model=False,
+        macs=int(sum(np.count_nonzero(l.weight) for l in inner.layers)),
+        quant={})
+    return write_artefact_dir(out_dir, manifest, rtl={f"{TOP}.v": verilog_text},
+                              vectors=vectors)

@@ -10,14 +10,14 @@ from boards import BOARDS, get_board
 from flows.board_sim import run_board_sim
 from frontends.vectors import golden_vectors
 from rtl_gen.artefact import Artefact
-from rtl_gen.emit import write_artefact
+from rtl_gen.dense.artefact import write_dense_artefact
 
 pytestmark = pytest.mark.sim
 
 
 @pytest.fixture(scope="module")
 def artefact(mlp_graph, tmp_path_factory):
-    return Artefact(write_artefact(mlp_graph, tmp_path_factory.mktemp("board") / "mlp",
+    return Artefact(write_dense_artefact(mlp_graph, tmp_path_factory.mktemp("board") / "mlp",
                                    vectors=golden_vectors(mlp_graph, random=2), lanes=2))
 
 

@@ -10,7 +10,7 @@ from boards import get_board
 from flows.build import BuildError, build, parse_nextpnr_report
 from frontends.vectors import golden_vectors
 from rtl_gen.artefact import Artefact
-from rtl_gen.emit import write_artefact
+from rtl_gen.dense.artefact import write_dense_artefact
 
 
 def test_parse_nextpnr_report():
@@ -31,7 +31,7 @@ def test_parse_falls_back_to_the_log():
 
 @pytest.fixture(scope="module")
 def small_artefact(mlp_graph, tmp_path_factory):
-    return Artefact(write_artefact(mlp_graph, tmp_path_factory.mktemp("b") / "mlp",
+    return Artefact(write_dense_artefact(mlp_graph, tmp_path_factory.mktemp("b") / "mlp",
                                    vectors=golden_vectors(mlp_graph, random=2), lanes=2))
 
 

@@ -13,12 +13,12 @@ from flows.cli import app
 from flows.host import HostError, program, run_on_board
 from frontends.vectors import golden_vectors
 from rtl_gen.artefact import Artefact
-from rtl_gen.emit import write_artefact
+from rtl_gen.dense.artefact import write_dense_artefact
 
 
 @pytest.fixture(scope="module")
 def artefact(mlp_graph, tmp_path_factory):
-    return Artefact(write_artefact(mlp_graph, tmp_path_factory.mktemp("host") / "mlp",
+    return Artefact(write_dense_artefact(mlp_graph, tmp_path_factory.mktemp("host") / "mlp",
                                    vectors=golden_vectors(mlp_graph, random=3), lanes=2))
 
 

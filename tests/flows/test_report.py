@@ -11,12 +11,12 @@ from flows.browser import chromium, screenshot
 from flows.report import write_report
 from frontends.vectors import golden_vectors
 from rtl_gen.artefact import Artefact
-from rtl_gen.emit import write_artefact
+from rtl_gen.dense.artefact import write_dense_artefact
 
 
 @pytest.fixture
 def artefact(mlp_graph, tmp_path):
-    art = Artefact(write_artefact(mlp_graph, tmp_path / "mlp",
+    art = Artefact(write_dense_artefact(mlp_graph, tmp_path / "mlp",
                                   vectors=golden_vectors(mlp_graph, random=2), lanes=2))
     sim = art.path / "sim"
     sim.mkdir()
@@ -62,7 +62,7 @@ def test_report_json_holds_the_figures(artefact):
 
 
 def test_report_without_build_or_sim(mlp_graph, tmp_path):
-    art = Artefact(write_artefact(mlp_graph, tmp_path / "bare",
+    art = Artefact(write_dense_artefact(mlp_graph, tmp_path / "bare",
                                   vectors=golden_vectors(mlp_graph, random=1), lanes=2))
     html_path, json_path = write_report(art)
     figures = json.loads(json_path.read_text())

@@ -8,7 +8,7 @@ import pytest
 
 from frontends.vectors import golden_vectors
 from rtl_gen.artefact import Artefact
-from rtl_gen.emit import write_artefact
+from rtl_gen.dense.artefact import write_dense_artefact
 from sim.runner import run_sim, verilator_env
 
 pytestmark = pytest.mark.sim
@@ -24,7 +24,7 @@ def sim_builds(tmp_path_factory):
 def mlp_artefact(mlp_graph, tmp_path_factory):
     x = np.random.default_rng(7).uniform(-1, 1, (40, 16)).astype(np.float32)
     vectors = golden_vectors(mlp_graph, data_x=x, random=16)
-    return Artefact(write_artefact(mlp_graph, tmp_path_factory.mktemp("art") / "mlp",
+    return Artefact(write_dense_artefact(mlp_graph, tmp_path_factory.mktemp("art") / "mlp",
                                    vectors=vectors, lanes=4))
 
 
