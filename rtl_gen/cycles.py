@@ -1,13 +1,16 @@
-"""The inference cycle counter of the vector engines (dense, SNN, SMURF)."""
+"""The cycle counters of the engines: per inference (dense, SNN, SMURF) and per frame (the LUT
+engines)."""
 
 from __future__ import annotations
 
-from amaranth import Signal
+from amaranth import Module, Signal, Value
+from amaranth.lib import wiring
 
-__all__ = ["count_inference_cycles"]
+__all__ = ["count_inference_cycles", "count_frame_cycles"]
 
 
-def count_inference_cycles(m, engine, *, first):
+def count_inference_cycles(m: Module, engine: wiring.Component, *,
+                           first: Value) -> Signal:
     """Drive ``engine.cycles`` in module ``m``: the cycles from an inference's first ``i``
     transfer to its last ``o`` transfer (``o.payload.last``), both inclusive.
 
@@ -17,7 +20,7 @@ def count_inference_cycles(m, engine, *, first):
     output transfer. Returns the ``running`` flag (high from the cycle after the first input
     transfer to the last output transfer, inclusive).
 
-    A function rather than a ``Component``, like ``lutnet.streams.count_frame_cycles``: it
+    A function rather than a ``Component``, like ``count_frame_cycles``: it
     reads the engine's own stream handshakes and drives its ``cycles`` port, so a submodule
     would only repeat those as ports.
     """
@@ -32,3 +35,22 @@ def count_inference_cycles(m, engine, *, first):
     with m.If(last_out):
         m.d.sync += [running.eq(0), engine.cycles.eq(count + 1)]
     return running
+
+
+def count_frame_cycles(m: Module, engine: wiring.Component) -> None:
+    """Drive ``engine.cycles`` (cycles from a frame's first ``i`` transfer to its last ``o``
+    transfer, inclusive) and ``engine.busy`` (high in between) in module ``m``.
+
+    Unlike ``count_inference_cycles``, ``cycles`` itself is the counter: it counts while the
+    frame runs (1 in the cycle after the first transfer) and holds the frame's total from the
+    cycle after its last output transfer until the next frame starts."""
+    counting = Signal()
+    start = engine.i.valid & engine.i.ready & ~counting
+    end = engine.o.valid & engine.o.ready & engine.o.payload.last
+    with m.If(start):
+        m.d.sync += [counting.eq(1), engine.cycles.eq(1)]
+    with m.Elif(counting):
+        m.d.sync += engine.cycles.eq(engine.cycles + 1)
+    with m.If(end):
+        m.d.sync += counting.eq(0)
+    m.d.comb += engine.busy.eq(counting)

@@ -60,11 +60,11 @@ def load_tables(path: Path, *, pattern: Optional[str] = None,
                 interval_bits: Optional[int] = None):
     """An SR-LUT table (.npy), an HKLUT table folder, ICELUT tables (.npz), an ONNX pattern
     net to transfer, or an ICELUT net folder (backbone_msb.onnx, backbone_lsb.onnx,
-    split_fc.onnx, bases.npy; ``rtl_gen.lutnet.icetransfer``) to transfer."""
-    from rtl_gen.lutnet.hklut import load_hklut_dir
-    from rtl_gen.lutnet.icelut import load_icelut_npz
-    from rtl_gen.lutnet.icetransfer import is_icelut_net_dir, transfer_icelut_dir
-    from rtl_gen.lutnet.tables import load_srlut_table
+    split_fc.onnx, bases.npy; ``frontends.lutnet.icetransfer``) to transfer."""
+    from frontends.lutnet.hklut import load_hklut_dir
+    from frontends.lutnet.icelut import load_icelut_npz
+    from frontends.lutnet.icetransfer import is_icelut_net_dir, transfer_icelut_dir
+    from frontends.lutnet.tables import load_srlut_table
     if path.is_dir():
         if is_icelut_net_dir(path):
             return transfer_icelut_dir(path)
@@ -72,7 +72,7 @@ def load_tables(path: Path, *, pattern: Optional[str] = None,
     if path.suffix == ".npz":
         return load_icelut_npz(path)
     if path.suffix == ".onnx":
-        from rtl_gen.lutnet.transfer import transfer_onnx
+        from frontends.lutnet.transfer import transfer_onnx
         return transfer_onnx(path, interval_bits=interval_bits or 4)
     plan = load_srlut_table(path, pattern=pattern)
     if interval_bits is not None and interval_bits != plan.interval_bits:
@@ -85,7 +85,7 @@ def rtl_upscale(plan, image: np.ndarray, *, ports: int = 1, family: str = "ice40
     """``image`` through the generated Verilog (Verilator), one frame per channel; HKLUT
     with its MSB tables as ``family`` holds them (UP5K: loaded into SPRAM first)."""
     from rtl_gen.lutnet.artefact import write_hklut_artefact, write_srlut_artefact
-    from rtl_gen.lutnet.hklut import HklutPlan
+    from frontends.lutnet.hklut import HklutPlan
     from sim.runner import run_sim
     cli = _errors()
     hk = isinstance(plan, HklutPlan)
@@ -143,8 +143,8 @@ def generate_artefact(model: Path, out: Path, data: Optional[Path] = None, *,
     golden vectors (default: natural crops and constant frames)."""
     from rtl_gen.lutnet.artefact import (write_hklut_artefact, write_icelut_artefact,
                                          write_srlut_artefact)
-    from rtl_gen.lutnet.hklut import HklutPlan
-    from rtl_gen.lutnet.icelut import IcelutPlan
+    from frontends.lutnet.hklut import HklutPlan
+    from frontends.lutnet.icelut import IcelutPlan
     cli = _errors()
     plan = load_tables(model, pattern=pattern, interval_bits=interval_bits)
     ice = isinstance(plan, IcelutPlan)
@@ -245,7 +245,7 @@ def register(app, bench_app):
                                                     "(ice40) or block RAM (ecp5).")):
         """Upscale IMAGE with a LUT engine, through the golden model or the RTL."""
         def body():
-            from rtl_gen.lutnet.metrics import bicubic_upscale, psnr_y
+            from frontends.lutnet.metrics import bicubic_upscale, psnr_y
             plan = load_tables(tables, pattern=pattern, interval_bits=interval_bits)
             img = load_image(image)
             t0 = time.monotonic()
@@ -288,7 +288,7 @@ def register(app, bench_app):
                                                         "or SPRAM (ice40).")):
         """Enhance IMAGE with an ICELUT-style engine, through the golden model or the RTL."""
         def body():
-            from rtl_gen.lutnet.icelut import IcelutPlan
+            from frontends.lutnet.icelut import IcelutPlan
             plan = load_tables(tables)
             if not isinstance(plan, IcelutPlan):
                 raise cli.UserError(f"{tables}: not ICELUT tables (an .npz with fm, fl, "
@@ -330,7 +330,7 @@ def register(app, bench_app):
         they do not enhance images."""
         def body():
             from rtl_gen.artefact import atomic_write
-            from rtl_gen.lutnet.icelut import icelut_npz_bytes, random_plan
+            from frontends.lutnet.icelut import icelut_npz_bytes, random_plan
             plan = random_plan(seed, interpolation=interpolation)
             atomic_write(out, icelut_npz_bytes(plan))
             cli.console.print(f"wrote {out}: untrained ICELUT tables (seed {seed}, "
@@ -386,7 +386,7 @@ def register(app, bench_app):
         and transfers it (slow on a CPU)."""
         def body():
             from rtl_gen.artefact import atomic_write
-            from rtl_gen.lutnet.train import fit_srlut_table, train_srlut
+            from frontends.lutnet.train import fit_srlut_table, train_srlut
             if net:
                 with cli.console.status("training the net…"):
                     res = train_srlut(out, iterations=iterations, interval_bits=interval_bits,
@@ -455,10 +455,10 @@ def frame_cycles(plan, *, width: int, height: int, ports: int, family: str = "ec
     ICELUT (``width``×``height`` the enhanced frame): loading the frame's 4913-word LUT, then
     one pixel a cycle on ECP5, one per 2 cycles (+2) on the UP5K's SPRAM (tetrahedral; the
     periods measured exactly in the Verilator tests)."""
-    from rtl_gen.lutnet.hklut import HklutPlan
-    from rtl_gen.lutnet.icelut import IcelutPlan
+    from frontends.lutnet.hklut import HklutPlan
+    from frontends.lutnet.icelut import IcelutPlan
     if isinstance(plan, IcelutPlan):
-        from rtl_gen.lutnet.iceengine import LOAD_WORDS, MEMORY_BY_FAMILY, pixel_steps
+        from rtl_gen.lutnet.icelut.engine import LOAD_WORDS, MEMORY_BY_FAMILY, pixel_steps
         steps = pixel_steps(interpolation=plan.interpolation, memory=MEMORY_BY_FAMILY[family])
         return steps * width * height + LOAD_WORDS + (2 if steps > 1 else 0)
     if isinstance(plan, HklutPlan):
@@ -469,15 +469,17 @@ def frame_cycles(plan, *, width: int, height: int, ports: int, family: str = "ec
 
 def create_engine(plan, *, width: int, height: int, family: str, ports: int):
     """The engine component as ``nnloom bench`` builds it for ``family``."""
+    from frontends.lutnet.hklut import HklutPlan
+    from frontends.lutnet.icelut import IcelutPlan
+    from rtl_gen.lutnet import HklutEngine, IcelutEngine, SrlutEngine
     from rtl_gen.lutnet.artefact import MSB_MEMORY_BY_FAMILY
-    from rtl_gen.lutnet.hklut import HklutPlan
-    from rtl_gen.lutnet.icelut import IcelutPlan
     if isinstance(plan, IcelutPlan):
-        from rtl_gen.lutnet.iceengine import MEMORY_BY_FAMILY
-        return plan.create(memory=MEMORY_BY_FAMILY[family])
+        from rtl_gen.lutnet.icelut.engine import MEMORY_BY_FAMILY
+        return IcelutEngine(interpolation=plan.interpolation, memory=MEMORY_BY_FAMILY[family])
     if isinstance(plan, HklutPlan):
-        return plan.create(width=width, height=height, msb_memory=MSB_MEMORY_BY_FAMILY[family])
-    return plan.create(width=width, height=height, ports=ports)
+        return HklutEngine(plan, width=width, height=height,
+                           msb_memory=MSB_MEMORY_BY_FAMILY[family])
+    return SrlutEngine(plan, width=width, height=height, ports=ports)
 
 
 def bench_tables(console):
@@ -486,8 +488,8 @@ def bench_tables(console):
     tables (untrained; the RTL's size and speed do not depend on the entries) and no Set5.
     Returns (plans, hklut, set5 pairs or None, what the tables are)."""
     from frontends.data import DataUnavailable, hklut_dir, set5, srlut_table
-    from rtl_gen.lutnet import hklut, srlut
-    from rtl_gen.lutnet.tables import load_srlut_table
+    from frontends.lutnet import hklut, srlut
+    from frontends.lutnet.tables import load_srlut_table
     try:
         pairs = set5(4)
         plans = {"srlut-S-4bit": load_srlut_table(srlut_table("Model_S_x4_4bit")),
@@ -505,7 +507,7 @@ def _show_image():
     motorcycle (not one of the training images), MATLAB-bicubic ×4 down."""
     from skimage import data as skdata
 
-    from rtl_gen.lutnet.resize import imresize_down
+    from frontends.lutnet.resize import imresize_down
     hr = np.ascontiguousarray(skdata.stereo_motorcycle()[0][100:356, 200:456])
     return np.stack([imresize_down(hr[..., c], 4) for c in range(3)], axis=-1), hr
 
@@ -518,10 +520,10 @@ def run_bench(out: Path, *, width: int, height: int, synth: bool, console,
     from rtl_gen.artefact import atomic_write
     from rtl_gen.emit import emit_verilog
     from rtl_gen.lutnet.artefact import TOP, emit_hklut_verilog, icelut_memory_plan
-    from rtl_gen.lutnet.iceengine import MEMORY_BY_FAMILY, emit_icelut_verilog
-    from rtl_gen.lutnet.icelut import IcelutPlan, random_plan
+    from rtl_gen.lutnet.icelut.engine import MEMORY_BY_FAMILY, emit_icelut_verilog
+    from frontends.lutnet.icelut import IcelutPlan, random_plan
     from rtl_gen.lutnet.images import side_by_side
-    from rtl_gen.lutnet.metrics import bicubic_upscale, psnr_y
+    from frontends.lutnet.metrics import bicubic_upscale, psnr_y
 
     plans, hklut, set5, tables = bench_tables(console)
     plans["srlut-S-5bit"] = plans["srlut-S-4bit"].resampled(5)
@@ -530,7 +532,7 @@ def run_bench(out: Path, *, width: int, height: int, synth: bool, console,
                {"bicubic": float(np.mean([psnr_y(h, bicubic_upscale(l, 4)) for l, h in set5]))})
     trained_info = None
     if train:
-        from rtl_gen.lutnet.train import fit_srlut_table
+        from frontends.lutnet.train import fit_srlut_table
         with console.status("training an SR-LUT-S 5-bit table on scikit-image's images…"):
             trained, trained_info = fit_srlut_table(**TRAINED)
         buf = io.BytesIO()

@@ -1,10 +1,11 @@
-"""LUT super-resolution and enhancement engines: SR-LUT and HKLUT integer golden models and
-streaming RTL, the ICELUT-style enhancement golden and its per-pixel apply engine, table
-import, transfer and training."""
+"""The LUT engines' hardware, one sub-package each: ``srlut`` (the streaming SR-LUT engine),
+``hklut`` (HKLUT's two ×2 stages) and ``icelut`` (the ICELUT per-pixel apply engine), with
+their shared blocks (line buffer, reorder buffer, stream layouts, table memories) and the
+artefact writer. The tables, their integer golden models, transfer and training are
+``frontends.lutnet``."""
 
-from .hklut import HklutPlan, HklutStage, load_hklut_dir
-from .icelut import IcelutPlan
-from .srlut import SrlutPlan, TableError, round_half_even_shift
+from .hklut import HklutEngine
+from .icelut import IcelutEngine
+from .srlut import SrlutEngine
 
-__all__ = ["SrlutPlan", "HklutPlan", "HklutStage", "IcelutPlan", "TableError",
-           "load_hklut_dir", "round_half_even_shift"]
+__all__ = ["SrlutEngine", "HklutEngine", "IcelutEngine"]

@@ -8,13 +8,16 @@ from pathlib import Path
 import numpy as np
 
 from frontends.ir import IntType
+from frontends.lutnet.hklut import HklutPlan
+from frontends.lutnet.srlut import SrlutPlan, TableError
 
 from ..artefact import Manifest, element_streams, engine_manifest, write_artefact_dir
 from ..emit import emit_verilog
+from .hklut.engine import HklutEngine
+from .hklut.stage import STEPS, lsb_lane_bits, msb_words
 from .images import enhanced_png, example_png
-from .hklut import HklutPlan
-from .hkstage import STEPS, lsb_lane_bits, msb_words, strip_spram_init
-from .srlut import SrlutPlan, TableError
+from .memories import strip_spram_init
+from .srlut.engine import SrlutEngine
 
 __all__ = ["write_srlut_artefact", "write_hklut_artefact", "write_icelut_artefact",
            "hklut_memory_plan", "icelut_memory_plan",
@@ -62,7 +65,7 @@ def write_srlut_artefact(plan: SrlutPlan, out_dir: str | Path, *, width: int, he
     if min(width, height) < plan.min_size():
         raise TableError(f"a {width}×{height} frame is too small for pattern {plan.pattern}; "
                          f"each side needs at least {plan.min_size()} pixels")
-    component = plan.create(width=width, height=height, ports=ports)
+    component = SrlutEngine(plan, width=width, height=height, ports=ports)
     verilog_text = emit_verilog(component, TOP)
     outputs = np.stack([plan.reference(f) for f in frames])
     r, steps = plan.scale, component.steps
@@ -132,7 +135,7 @@ def write_hklut_artefact(plan: HklutPlan, out_dir: str | Path, *, width: int, he
         raise TableError(f"a {width}×{height} frame is too small for HKLUT; each side needs "
                          f"at least {plan.min_size()} pixels")
     msb_memory = MSB_MEMORY_BY_FAMILY[family]
-    component = plan.create(width=width, height=height, msb_memory=msb_memory)
+    component = HklutEngine(plan, width=width, height=height, msb_memory=msb_memory)
     verilog_text = emit_hklut_verilog(component)
     outputs = np.stack([plan.reference(f) for f in frames])
     r = plan.scale
@@ -163,7 +166,7 @@ def write_hklut_artefact(plan: HklutPlan, out_dir: str | Path, *, width: int, he
 
 def icelut_memory_plan(interpolation: str, memory: str = "ebr") -> dict:
     """The ICELUT apply engine's memory (the generator's choice) and where R3 comes from."""
-    from .iceengine import BANK_DEPTH, BANKS, LOAD_WORDS, WORD_BITS
+    from .icelut.engine import BANK_DEPTH, BANKS, LOAD_WORDS, WORD_BITS
     if memory == "spram":
         r3 = {"kind": "SPRAM: two copies of R3, each two SB_SPRAM256KA (32-bit words), one "
                       "vertex read per copy per cycle", "copies": 2, "spram_blocks": 4,
@@ -190,8 +193,8 @@ def write_icelut_artefact(plan, out_dir: str | Path, *, frames: np.ndarray,
     each is the frame's own ``plan.lut(frame)`` (the statistics path, run on the host).
     ``family`` chooses R3's memory (``MEMORY_BY_FAMILY``): ECP5 parity banks in EBR (1 px a
     cycle) or UP5K SPRAM (2 cycles a pixel tetrahedral, 4 trilinear)."""
-    from .iceengine import (LOAD_WORDS, MEMORY_BY_FAMILY,
-                            emit_icelut_verilog, lut_words)
+    from .icelut.engine import (LOAD_WORDS, MEMORY_BY_FAMILY, IcelutEngine,
+                                emit_icelut_verilog, lut_words)
     if family not in MEMORY_BY_FAMILY:
         raise TableError(f"unknown FPGA family '{family}'; choose one of "
                          f"{', '.join(MEMORY_BY_FAMILY)}")
@@ -209,7 +212,7 @@ def write_icelut_artefact(plan, out_dir: str | Path, *, frames: np.ndarray,
         tables = np.stack([lut_words(t) for t in luts])
     except ValueError as exc:
         raise TableError(f"ICELUT '{plan.name}': {exc}") from None
-    component = plan.create(memory=MEMORY_BY_FAMILY[family])
+    component = IcelutEngine(interpolation=plan.interpolation, memory=MEMORY_BY_FAMILY[family])
     verilog_text = emit_icelut_verilog(component, TOP)
     outputs = np.stack([plan.apply(f, t) for f, t in zip(frames, luts)])
     n, height, width = frames.shape[:3]

@@ -44,7 +44,7 @@ def side_by_side(lr: np.ndarray, images: dict[str, np.ndarray], path: Path) -> N
 
 def example_png(lr: np.ndarray, golden_hr: np.ndarray, name: str) -> bytes:
     """An artefact's first frame: LR, PIL bicubic and the engine's golden output."""
-    from .metrics import bicubic_upscale
+    from frontends.lutnet.metrics import bicubic_upscale
     r = golden_hr.shape[0] // lr.shape[0]
     return side_by_side_png(lr, {f"bicubic ×{r}": bicubic_upscale(lr, r),
                                  f"nnloom {name} ×{r}": golden_hr})

@@ -68,7 +68,7 @@ def test_every_user_error_class_is_an_nnloom_error():
     from frontends.errors import ModelError, NnloomError, UsageError
     from rtl_gen.artefact import ArtefactError
     from rtl_gen.gemm.isa import AsmError
-    from rtl_gen.lutnet.srlut import TableError
+    from frontends.lutnet.srlut import TableError
     from rtl_gen.smurf.design import DesignError
     from rtl_gen.smurf.expr import ExpressionError
     from sim.runner import SimError

@@ -9,8 +9,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from flows.cli import app
-from rtl_gen.lutnet.icetransfer import transfer_icelut_dir
-from tests.rtl_gen.lutnet.icenets import make_folder
+from frontends.lutnet.icetransfer import transfer_icelut_dir
+from tests.frontends.lutnet.icenets import make_folder
 
 runner = CliRunner()
 

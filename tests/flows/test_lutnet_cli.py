@@ -6,7 +6,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from flows.cli import app
-from rtl_gen.lutnet.tables import load_srlut_table
+from frontends.lutnet.tables import load_srlut_table
 
 runner = CliRunner()
 
@@ -14,7 +14,7 @@ runner = CliRunner()
 @pytest.fixture
 def table5(tmp_path):
     """A seeded SR-LUT-S 5-bit ×4 table file (the released one's shape)."""
-    from rtl_gen.lutnet.srlut import random_plan
+    from frontends.lutnet.srlut import random_plan
     path = tmp_path / "S5.npy"
     np.save(path, random_plan("S", 5, seed=1).table.reshape(-1, 1, 4, 4))
     return path
@@ -23,7 +23,7 @@ def table5(tmp_path):
 @pytest.fixture
 def hk(tmp_path):
     """A folder of seeded HKLUT-S tables named as the released ones."""
-    from rtl_gen.lutnet.hklut import random_plan, table_files
+    from frontends.lutnet.hklut import random_plan, table_files
     folder = tmp_path / "hk"
     folder.mkdir()
     for name, table in table_files(random_plan(1)).items():
@@ -55,7 +55,7 @@ def test_sr_errors_name_the_file(tmp_path, table5):
 
 
 def test_generate_engine_lutnet_is_deterministic(tmp_path):
-    from rtl_gen.lutnet.srlut import random_plan
+    from frontends.lutnet.srlut import random_plan
     np.save(tmp_path / "s6.npy", random_plan("S", 6).table)
     texts = []
     for name in ("a", "b"):
@@ -107,7 +107,7 @@ def test_generate_hklut_puts_msb_tables_in_spram_on_the_up5k(tmp_path, hk):
 def test_sr_rtl_runs_hklut_through_the_up5k_engine(tmp_path, hk):
     from skimage import data as skdata
 
-    from rtl_gen.lutnet.hklut import load_hklut_dir
+    from frontends.lutnet.hklut import load_hklut_dir
     lr = skdata.camera()[200:208, 230:240]
     Image.fromarray(lr).save(tmp_path / "in.png")
     res = runner.invoke(app, ["lutnet", "sr", "--tables", str(hk), "--image",
@@ -140,7 +140,7 @@ def test_nnloom_bench_places_the_two_targets_by_default(tmp_path, monkeypatch):
     monkeypatch.setattr(flows.synth, "synthesize", fake_synthesize)
     monkeypatch.setattr(rtl_gen.emit, "emit_verilog", lambda *a, **k: "")
     monkeypatch.setattr(rtl_gen.lutnet.artefact, "emit_hklut_verilog", lambda *a, **k: "")
-    monkeypatch.setattr("rtl_gen.lutnet.iceengine.emit_icelut_verilog", lambda *a, **k: "")
+    monkeypatch.setattr("rtl_gen.lutnet.icelut.engine.emit_icelut_verilog", lambda *a, **k: "")
     monkeypatch.setattr("flows.commands.lutnet.create_engine", lambda *a, **k: None)
     rows = bench_rows(tmp_path)
     assert sorted(placed) == sorted(f"{e}-{f}-p{p}" for e, f, p in DEFAULT_CONFIGS)
@@ -162,7 +162,7 @@ def test_nnloom_bench_places_the_two_targets_by_default(tmp_path, monkeypatch):
 def test_generate_icelut_from_tables_npz(tmp_path):
     """``nnloom lutnet icelut-tables`` then ``nnloom generate --engine lutnet``: the ICELUT
     apply engine, each golden frame's LUT from the statistics path, same bytes twice."""
-    from rtl_gen.lutnet.icelut import load_icelut_npz
+    from frontends.lutnet.icelut import load_icelut_npz
     tables = tmp_path / "ice.npz"
     res = runner.invoke(app, ["lutnet", "icelut-tables", "-o", str(tables), "--seed", "4"])
     assert res.exit_code == 0, res.output
@@ -199,7 +199,7 @@ def test_icelut_errors_name_the_file(tmp_path):
 def test_enhance_rtl_equals_golden(tmp_path):
     from skimage import data as skdata
 
-    from rtl_gen.lutnet.icelut import load_icelut_npz
+    from frontends.lutnet.icelut import load_icelut_npz
     img = skdata.coffee()[100:140, 200:248]
     Image.fromarray(img).save(tmp_path / "in.png")
     runner.invoke(app, ["lutnet", "icelut-tables", "-o", str(tmp_path / "t.npz")])
@@ -217,7 +217,7 @@ def test_icelut_bench_rows_and_frame_cycles():
 
     from flows.commands.lutnet import (BENCH_CONFIGS, DEFAULT_CONFIGS, create_engine,
                                        frame_cycles)
-    from rtl_gen.lutnet.icelut import random_plan
+    from frontends.lutnet.icelut import random_plan
     assert ("icelut-tetrahedral", "ecp5", 1) in DEFAULT_CONFIGS
     assert ("icelut-tetrahedral", "ice40", 1) in BENCH_CONFIGS
     plan = random_plan(0)

@@ -7,7 +7,7 @@ the released tables run through the same golden in ``test_srlut.py``.
 import pytest
 
 from rtl_gen.lutnet.artefact import write_srlut_artefact
-from rtl_gen.lutnet.srlut import random_plan
+from frontends.lutnet.srlut import random_plan
 
 from .simcheck import check
 

@@ -1,50 +1,22 @@
-"""The HKLUT golden: released tables reproduce the published Set5 figure; table files,
-the hardware's division and lane widths."""
+"""HKLUT hardware arithmetic: the division by six, LSB lane widths, SPRAM initial contents."""
 
 import numpy as np
-import pytest
-
-from rtl_gen.lutnet.hklut import load_hklut_dir, random_plan, table_files
-from rtl_gen.lutnet.metrics import psnr_y
-from rtl_gen.lutnet.srlut import TableError
-
-
-def test_released_hklut_reproduces_set5_psnr(hklut_released, set5):
-    plan = hklut_released
-    assert plan.table_bytes == 102400 and plan.scale == 4
-    psnr = np.mean([psnr_y(hr, plan.reference(lr)) for lr, hr in set5])
-    assert abs(psnr - 30.34) <= 0.05, psnr
-
-
-def test_missing_table_is_named(tmp_path):
-    with pytest.raises(TableError, match=r"S0_MSB_HDB_LUT_H_x2_4bit_int8\.npy: missing"):
-        load_hklut_dir(tmp_path)
-
-
-def test_table_files_round_trip(tmp_path):
-    plan = random_plan(2)
-    for name, table in table_files(plan).items():
-        np.save(tmp_path / name, table)
-    back = load_hklut_dir(tmp_path)
-    x = np.random.default_rng(0).integers(0, 256, (5, 6), dtype=np.uint8)
-    np.testing.assert_array_equal(back.reference(x), plan.reference(x))
-    assert back.table_bytes == plan.table_bytes == 102400
 
 
 def test_division_by_six_is_exact_where_the_hardware_divides():
-    from rtl_gen.lutnet.hkstage import div6_floor
+    from rtl_gen.lutnet.hklut.stage import div6_floor
     u = np.arange(0, 6 * 255 + 6)     # the RTL clamps V ≥ 1530 to 255 before dividing
     np.testing.assert_array_equal(div6_floor(u), u // 6)
 
 
 def test_released_lsb_lanes_are_5_bits(hklut_released):
-    from rtl_gen.lutnet.hkstage import lsb_lane_bits
+    from rtl_gen.lutnet.hklut.stage import lsb_lane_bits
     plan = hklut_released
     assert [lsb_lane_bits(s.lsb) for s in plan.stages] == [5, 5]   # entries -11..8, -7..8
 
 
 def test_lsb_lanes_are_as_narrow_as_the_entries():
-    from rtl_gen.lutnet.hkstage import lsb_lane_bits, lsb_words
+    from rtl_gen.lutnet.hklut.stage import lsb_lane_bits, lsb_words
     assert lsb_lane_bits([np.array([[-8, 7]] * 256)]) == 4
     assert lsb_lane_bits([np.array([[-9, 7]] * 256)]) == 5
     t = np.array([[-16, 15, 0, -1]] * 256)
@@ -61,7 +33,7 @@ def test_spram_memories_lose_their_initial_zeros_only():
     from amaranth.lib.wiring import In, Out
 
     from rtl_gen.emit import emit_verilog
-    from rtl_gen.lutnet.hkstage import strip_spram_init
+    from rtl_gen.lutnet.memories import strip_spram_init
 
     class Two(wiring.Component):
         a: In(3)

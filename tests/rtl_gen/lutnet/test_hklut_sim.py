@@ -10,7 +10,7 @@ with random input gaps and output stalls.
 import pytest
 
 from rtl_gen.lutnet.artefact import write_hklut_artefact
-from rtl_gen.lutnet.hklut import random_plan
+from frontends.lutnet.hklut import random_plan
 from .simcheck import check
 
 pytestmark = pytest.mark.sim

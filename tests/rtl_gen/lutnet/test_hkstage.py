@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from rtl_gen.lutnet.hklut import random_plan
-from rtl_gen.lutnet.hkstage import STEPS, HklutStageUnit
+from frontends.lutnet.hklut import random_plan
+from rtl_gen.lutnet.hklut.stage import STEPS, HklutStageUnit
 
 
 def windows(x):

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from rtl_gen.lutnet.iceengine import (LOAD_WORDS, PIPELINE_LATENCY, IcelutEngine,
+from rtl_gen.lutnet.icelut.engine import (LOAD_WORDS, PIPELINE_LATENCY, IcelutEngine,
                                       lut_words)
-from rtl_gen.lutnet.icelut import random_plan
+from frontends.lutnet.icelut import random_plan
 
 from .simcheck import EDGE_VALUES, extreme_luts
 

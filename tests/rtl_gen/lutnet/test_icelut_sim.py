@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from rtl_gen.lutnet.artefact import write_icelut_artefact
-from rtl_gen.lutnet.iceengine import LOAD_WORDS, PIPELINE_LATENCY, pixel_latency
-from rtl_gen.lutnet.icelut import random_plan
+from rtl_gen.lutnet.icelut.engine import LOAD_WORDS, PIPELINE_LATENCY, pixel_latency
+from frontends.lutnet.icelut import random_plan
 from sim.runner import run_sim
 
 from .simcheck import extreme_luts, rgb_frames

@@ -14,11 +14,12 @@ and §5.2. One ×2 stage of an 8-bit image X:
 Rounding rule: between stages ``clamp(floor(V / 6), 0, 255)`` (the float model floors the
 intermediate image back to 8 bits); at the output ``clamp(floor((V + 3) / 6), 0, 255)`` (half
 up). Division by 6 is exact integer division here; the hardware clamps first and divides
-the remaining 0 ≤ u < 1530 as ``(u·683) >> 12`` (``hkstage.py``).
+the remaining 0 ≤ u < 1530 as ``(u·683) >> 12`` (``rtl_gen.lutnet.hklut.stage``).
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -117,12 +118,6 @@ class HklutPlan:
         """Smallest LR side: the MSB branch's reflect border of 2 needs 3 pixels."""
         return 3
 
-    def create(self, *, width: int, height: int, msb_memory: str = "rom"):
-        """The streaming engine for ``width``×``height`` LR frames (``hkengine.py``);
-        ``msb_memory`` "rom" (block RAM with contents) or "spram" (loaded after reset)."""
-        from .hkengine import HklutEngine
-        return HklutEngine(self, width=width, height=height, msb_memory=msb_memory)
-
 
 def table_file(stage: int, kernel: str, bits: int = 4) -> str:
     """The released file name of ``stage``'s table for ``kernel`` (MSB H/D/B, LSB H2/D2)."""
@@ -151,7 +146,7 @@ def random_plan(seed: int = 0) -> HklutPlan:
     return HklutPlan(tuple(stages), name=f"random{seed}")
 
 
-def load_hklut_dir(folder, *, bits: int = 4) -> HklutPlan:
+def load_hklut_dir(folder: str | os.PathLike, *, bits: int = 4) -> HklutPlan:
     """The authors' released HKLUT-S tables: ``S{0,1}_{MSB_HDB,LSB_HD}_LUT_{K}_x2_4bit_int8.npy``."""
     from pathlib import Path
     folder = Path(folder)

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from rtl_gen.lutnet.metrics import bicubic_upscale, psnr_y
-from rtl_gen.lutnet.srlut import SrlutPlan, TableError, round_half_even_shift
-from rtl_gen.lutnet.tables import load_srlut_table
+from frontends.lutnet.metrics import bicubic_upscale, psnr_y
+from frontends.lutnet.srlut import SrlutPlan, TableError, round_half_even_shift
+from frontends.lutnet.tables import load_srlut_table
 
 OFFSETS = {"S": ((0, 0), (0, 1), (1, 0), (1, 1)), "F": ((0, 0), (0, 1), (0, 2))}
 

@@ -21,6 +21,7 @@ with the channel and split-FC nets already turned into tables):
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from itertools import product
 
@@ -152,12 +153,6 @@ class IcelutPlan:
                              f"{THUMB}×{THUMB} thumbnail")
         return a
 
-    def create(self, *, memory: str = "ebr"):
-        """The streaming per-pixel apply engine (``iceengine.py``); each frame's R3 is
-        loaded into it (the statistics path runs on the host)."""
-        from .iceengine import IcelutEngine
-        return IcelutEngine(interpolation=self.interpolation, memory=memory)
-
     def reference(self, image: np.ndarray) -> np.ndarray:
         """The enhanced frame, uint8, with the LUT made from the frame itself."""
         return self.apply(image, self.lut(image))
@@ -166,7 +161,7 @@ class IcelutPlan:
 TABLE_KEYS = ("fm", "fl", "split", "bases")
 
 
-def load_icelut_npz(path) -> IcelutPlan:
+def load_icelut_npz(path: str | os.PathLike) -> IcelutPlan:
     """ICELUT tables from an .npz with ``fm``, ``fl`` (4096, 10) int16, ``split``
     (5, 4096, 10) int8, ``bases`` (10, 3, 17, 17, 17) int8 and optionally ``basis_shift``
     and ``interpolation`` (``IcelutPlan``)."""

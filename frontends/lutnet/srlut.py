@@ -1,7 +1,8 @@
 """SR-LUT: the integer golden model of a table-driven ×r super-resolution engine.
 
 ``SrlutPlan`` is the engine's one frozen parameter object: ``reference(image)`` is the integer
-model of the hardware's arithmetic and ``create()`` the streaming Amaranth component.
+model of the hardware's arithmetic; ``rtl_gen.lutnet.srlut.SrlutEngine(plan, …)`` the
+streaming Amaranth component.
 
 Arithmetic (SR-LUT, Jo & Kim CVPR 2021, eq. 3–6, with the simplex interpolation written as a
 sort, spec ``lutnet.md`` §5.1). For one LR pixel and one rotation ``k`` of the ensemble:
@@ -153,7 +154,7 @@ class SrlutPlan:
                              f"for its reflect border")
         return a
 
-    def simplex(self, v: np.ndarray):
+    def simplex(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Simplex vertices of pattern values ``v`` (n, ...): entry indices and weights,
         each (n+1, ...); a pixel's weights sum to q (SR-LUT eq. 3–6 as a sort)."""
         b, q, n = self.interval_bits, self.q, self.n
@@ -169,7 +170,8 @@ class SrlutPlan:
             weights.append(fs[j] - (fs[j + 1] if j < n - 1 else 0))
         return np.stack(idxs), np.stack(weights)
 
-    def rotation_vertices(self, padded: np.ndarray, k: int, h: int, w: int):
+    def rotation_vertices(self, padded: np.ndarray, k: int, h: int,
+                          w: int) -> tuple[np.ndarray, np.ndarray]:
         """Rotation k's simplex for every pixel of a reflect-padded channel, (n+1, h, w)."""
         p = self.radius
         return self.simplex(np.stack([padded[p + dy:p + dy + h, p + dx:p + dx + w]
@@ -200,12 +202,6 @@ class SrlutPlan:
         out = np.clip(round_half_even_shift(s, self.interval_bits), 0, 255).astype(np.uint8)
         h, w, r = a.shape[0], a.shape[1], self.scale
         return out.transpose(0, 2, 1, 3).reshape(h * r, w * r)
-
-    def create(self, *, width: int, height: int, ports: int = 1):
-        """The streaming engine for ``width``×``height`` LR frames (see ``engine.py``);
-        ``ports`` table read ports (2 on dual-port block RAM)."""
-        from .engine import SrlutEngine
-        return SrlutEngine(self, width=width, height=height, ports=ports)
 
 
 def random_plan(pattern: str = "S", interval_bits: int = 6, scale: int = 4,

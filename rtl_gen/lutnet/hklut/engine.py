@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from amaranth import Module, Signal, unsigned
+from amaranth import Module, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .hkstage import STEPS, HklutStageUnit
-from .linebuffer import LineWindow
-from .reorder import ReorderBuffer
-from .streams import PIXEL
+from ...cycles import count_frame_cycles
+from ..linebuffer import LineWindow
+from ..reorder import ReorderBuffer
+from ..streams import PIXEL
+from .stage import STEPS, HklutStageUnit
 
 __all__ = ["HklutEngine"]
 
@@ -72,14 +73,5 @@ class HklutEngine(wiring.Component):
                          self.load.ready.eq(s0.load.ready | (s0.loaded & s1.load.ready)),
                          self.loaded.eq(s0.loaded & s1.loaded)]
 
-        counting = Signal()
-        start = self.i.valid & self.i.ready & ~counting
-        end = self.o.valid & self.o.ready & self.o.payload.last
-        with m.If(start):
-            m.d.sync += [counting.eq(1), self.cycles.eq(1)]
-        with m.Elif(counting):
-            m.d.sync += self.cycles.eq(self.cycles + 1)
-        with m.If(end):
-            m.d.sync += counting.eq(0)
-        m.d.comb += self.busy.eq(counting)
+        count_frame_cycles(m, self)
         return m

@@ -3,10 +3,10 @@
 import numpy as np
 from skimage import data as skdata
 
-from rtl_gen.lutnet.metrics import psnr_y
-from rtl_gen.lutnet.resize import imresize_down
-from rtl_gen.lutnet.srlut import SrlutPlan
-from rtl_gen.lutnet.train import _lane_orbits, fit_srlut_table
+from frontends.lutnet.metrics import psnr_y
+from frontends.lutnet.resize import imresize_down
+from frontends.lutnet.srlut import SrlutPlan
+from frontends.lutnet.train import _lane_orbits, fit_srlut_table
 
 
 def smooth_table(L, r, seed):

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from amaranth import Module, Signal
+from amaranth import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ...cycles import count_frame_cycles
+from ..linebuffer import LineWindow
+from ..reorder import ReorderBuffer
+from ..streams import PIXEL
 from .interp import SimplexInterpolator
-from .linebuffer import LineWindow
-from .reorder import ReorderBuffer
-from .streams import PIXEL
 
 __all__ = ["SrlutEngine"]
 
@@ -50,14 +51,5 @@ class SrlutEngine(wiring.Component):
         wiring.connect(m, self.interp.o, self.reorder.i)
         wiring.connect(m, self.reorder.o, wiring.flipped(self.o))
 
-        counting = Signal()
-        start = self.i.valid & self.i.ready & ~counting
-        end = self.o.valid & self.o.ready & self.o.payload.last
-        with m.If(start):
-            m.d.sync += [counting.eq(1), self.cycles.eq(1)]
-        with m.Elif(counting):
-            m.d.sync += self.cycles.eq(self.cycles + 1)
-        with m.If(end):
-            m.d.sync += counting.eq(0)
-        m.d.comb += self.busy.eq(counting)
+        count_frame_cycles(m, self)
         return m

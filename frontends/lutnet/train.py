@@ -40,7 +40,7 @@ TRAIN_IMAGES = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field",
 
 
 @functools.lru_cache(maxsize=2)
-def training_images(scale: int = 4):
+def training_images(scale: int = 4) -> list[tuple[np.ndarray, np.ndarray]]:
     """(LR, HR) uint8 grey pairs: every channel of scikit-image's bundled photographs."""
     from skimage import data as skdata
     pairs = []
@@ -215,7 +215,8 @@ def _nearest_prior(plan: SrlutPlan) -> np.ndarray:
 
 def fit_srlut_table(*, pattern: str = "S", interval_bits: int = 5, scale: int = 4,
                     samples: int = 200_000, ridge: float = 1.0, iterations: int = 300,
-                    seed: int = 0, pairs=None) -> tuple[SrlutPlan, dict]:
+                    seed: int = 0, pairs: list[tuple[np.ndarray, np.ndarray]] | None = None
+                    ) -> tuple[SrlutPlan, dict]:
     """The table minimising the golden's squared error on scikit-image's bundled images.
 
     Before its final rounding the golden is linear in the table: HR pixel u of an LR pixel

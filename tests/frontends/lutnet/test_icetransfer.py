@@ -5,9 +5,9 @@ from itertools import product
 import numpy as np
 import pytest
 
-from rtl_gen.lutnet.icelut import IcelutPlan, thumbnail
-from rtl_gen.lutnet.icetransfer import transfer_icelut_dir
-from rtl_gen.lutnet.srlut import TableError
+from frontends.lutnet.icelut import IcelutPlan, thumbnail
+from frontends.lutnet.icetransfer import transfer_icelut_dir
+from frontends.lutnet.srlut import TableError
 
 from .icenets import Backbone, SplitFC, export, make_folder
 

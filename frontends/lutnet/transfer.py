@@ -11,10 +11,14 @@ from __future__ import annotations
 
 from itertools import product
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .srlut import SrlutPlan, TableError
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
 
 __all__ = ["transfer_onnx", "sampling_grid", "grid_inputs", "onnx_session", "run_batched",
            "PATTERN_BY_SHAPE"]
@@ -40,7 +44,7 @@ def to_table(y: np.ndarray) -> np.ndarray:
     return np.round(np.clip(y, -1.0, 1.0) * 127).astype(np.int8)
 
 
-def onnx_session(path: str | Path, what: str = "ONNX model"):
+def onnx_session(path: str | Path, what: str = "ONNX model") -> ort.InferenceSession:
     """An onnxruntime CPU session for the model at ``path``; ``TableError`` naming the file
     when it is missing or does not load."""
     import onnxruntime as ort
@@ -53,7 +57,8 @@ def onnx_session(path: str | Path, what: str = "ONNX model"):
         raise TableError(f"{path}: onnxruntime cannot load it ({exc})") from None
 
 
-def run_batched(sess, x: np.ndarray, *, batch: int = BATCH) -> np.ndarray:
+def run_batched(sess: ort.InferenceSession, x: np.ndarray, *,
+                batch: int = BATCH) -> np.ndarray:
     """The one-input ``sess`` on every sample of ``x`` (N, *sample shape), in batches (a
     fixed batch size is padded with zeros); the first output flattened per sample, (N, k)."""
     inp = sess.get_inputs()[0]

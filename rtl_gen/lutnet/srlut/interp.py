@@ -8,17 +8,12 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .pattern import BLOCK_ROT, rotated_pattern
-from .streams import block_layout, window_layout
+from frontends.lutnet.pattern import BLOCK_ROT, rotated_pattern
 
-__all__ = ["SimplexInterpolator", "table_words"]
+from ..memories import table_words
+from ..streams import block_layout, window_layout
 
-
-def table_words(table: np.ndarray) -> list[int]:
-    """Table ROM words: entry ``e``'s r² int8 values, lane ``l`` in bits ``[8l, 8l+8)``."""
-    t = np.asarray(table, dtype=np.int64) & 0xFF
-    shifts = np.arange(t.shape[1], dtype=object) * 8
-    return [int(sum(int(v) << int(s) for v, s in zip(row, shifts))) for row in t]
+__all__ = ["SimplexInterpolator"]
 
 
 class SimplexInterpolator(wiring.Component):

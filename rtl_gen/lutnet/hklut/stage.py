@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import re
+from collections.abc import Sequence
 
 import numpy as np
 from amaranth import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
@@ -10,13 +10,14 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .hklut import LSB_KERNELS, MSB_KERNELS
-from .interp import table_words
-from .pattern import BLOCK_ROT, PATTERNS, rotated_pattern
-from .streams import block_layout, window_layout
+from frontends.lutnet.hklut import LSB_KERNELS, MSB_KERNELS
+from frontends.lutnet.pattern import BLOCK_ROT, PATTERNS, rotated_pattern
+
+from ..memories import SPRAM_MEMORY, table_words
+from ..streams import block_layout, window_layout
 
 __all__ = ["HklutStageUnit", "lsb_lane_bits", "lsb_words", "STEPS", "MEMORY_KINDS",
-           "div6_floor", "strip_spram_init", "SPRAM_MEMORY"]
+           "div6_floor"]
 
 # One MSB read per cycle: 3 kernels × 4 rotations; the 2 × 4 LSB reads ride alongside.
 STEPS = len(MSB_KERNELS) * 4
@@ -26,26 +27,12 @@ MEMORY_KINDS = ("rom", "spram")
 DIV6, DIV6_SHIFT = 683, 12
 
 
-SPRAM_MEMORY = "msb"
-
-
-def strip_spram_init(verilog_text: str, names: tuple[str, ...] = (SPRAM_MEMORY,)) -> str:
-    """The Verilog without the initial block of zeros of every memory named in ``names``
-    (default ``msb``): Yosys maps a memory with initial contents to block RAM only, never to
-    the UP5K's SPRAM."""
-    for name in names:
-        pattern = (r"  initial begin\n(?:    " + re.escape(name)
-                   + r"\[\d+\] = \d+'[dhb]0+;\n)+  end\n")
-        verilog_text = re.sub(pattern, "", verilog_text)
-    return verilog_text
-
-
 def div6_floor(u: np.ndarray) -> np.ndarray:
     """The hardware's division: ``(u · 683) >> 12``."""
     return (np.asarray(u, dtype=np.int64) * DIV6) >> DIV6_SHIFT
 
 
-def lsb_lane_bits(tables) -> int:
+def lsb_lane_bits(tables: Sequence[np.ndarray]) -> int:
     """Signed bits one LSB entry needs (the released tables' entries are at most |11|)."""
     lo = min(int(np.min(t)) for t in tables)
     hi = max(int(np.max(t)) for t in tables)
@@ -55,7 +42,7 @@ def lsb_lane_bits(tables) -> int:
     return bits
 
 
-def lsb_words(tables, bits: int) -> list[int]:
+def lsb_words(tables: Sequence[np.ndarray], bits: int) -> list[int]:
     """LSB ROM words: kernel ``K``'s entry ``e`` at ``K·256 + e``, lane ``l`` in bits
     ``[bits·l, bits·(l+1))``."""
     mask = (1 << bits) - 1
@@ -66,7 +53,7 @@ def lsb_words(tables, bits: int) -> list[int]:
     return words
 
 
-def msb_words(tables) -> list[int]:
+def msb_words(tables: Sequence[np.ndarray]) -> list[int]:
     """MSB table words: kernel ``K``'s entry ``e`` at ``K·4096 + e``, lane ``l`` (int8) in
     bits ``[8l, 8l+8)``; also the order of the words streamed into ``load``."""
     return [w for t in tables for w in table_words(t)]

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from rtl_gen.lutnet.srlut import TableError
-from rtl_gen.lutnet.transfer import transfer_onnx
+from frontends.lutnet.srlut import TableError
+from frontends.lutnet.transfer import transfer_onnx
 
 
 class MeanNet(torch.nn.Module):

@@ -68,7 +68,8 @@ def split_inputs() -> np.ndarray:
     return np.repeat(v[:, None, :], PAIRS, axis=1).astype(np.float32)
 
 
-def quantize(y: np.ndarray, scale: float, dtype, *, table: str, path: Path) -> np.ndarray:
+def quantize(y: np.ndarray, scale: float, dtype: type[np.integer], *, table: str,
+             path: Path) -> np.ndarray:
     """``round(scale·y)`` as ``dtype``; a ``TableError`` naming ``table`` and ``path`` when a
     value is not finite or does not fit."""
     info = np.iinfo(dtype)

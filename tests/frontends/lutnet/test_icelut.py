@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from rtl_gen.lutnet.icelut import DIM, IcelutPlan, thumbnail
-from rtl_gen.lutnet.srlut import TableError
+from frontends.lutnet.icelut import DIM, IcelutPlan, thumbnail
+from frontends.lutnet.srlut import TableError
 
 
 def tables(basis0=None, fm=0, shift=0, interpolation="tetrahedral"):

@@ -8,6 +8,8 @@ rotates the table's r×r output block back by ``BLOCK_ROT[k]`` quarter turns (nu
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 __all__ = ["PATTERNS", "BLOCK_ROT", "rotate_offset", "rotated_pattern", "pattern_radius"]
 
 PATTERNS: dict[str, tuple[tuple[int, int], ...]] = {
@@ -33,10 +35,10 @@ def rotate_offset(offset: tuple[int, int], k: int) -> tuple[int, int]:
     return i, j
 
 
-def rotated_pattern(pattern, k: int) -> tuple[tuple[int, int], ...]:
+def rotated_pattern(pattern: Sequence[tuple[int, int]], k: int) -> tuple[tuple[int, int], ...]:
     return tuple(rotate_offset(o, k) for o in pattern)
 
 
-def pattern_radius(pattern) -> int:
+def pattern_radius(pattern: Sequence[tuple[int, int]]) -> int:
     """How far (in LR pixels) any rotation of ``pattern`` reaches from the centre pixel."""
     return max(max(abs(i), abs(j)) for i, j in pattern)

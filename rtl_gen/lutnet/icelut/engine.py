@@ -19,8 +19,11 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .icelut import DIM
-from .streams import RGB_PIXEL, count_frame_cycles
+from frontends.lutnet.icelut import DIM
+
+from ...cycles import count_frame_cycles
+from ..memories import strip_spram_init
+from ..streams import RGB_PIXEL
 
 __all__ = ["IcelutEngine", "pixel_steps", "pixel_latency", "lut_words", "emit_icelut_verilog",
            "RES_BITS", "WORD_BITS", "LOAD_WORDS", "BANKS", "BANK_DEPTH", "MEMORY_KINDS",
@@ -76,10 +79,9 @@ def lut_words(lut: np.ndarray) -> np.ndarray:
     return (a[0] | (a[1] << RES_BITS) | (a[2] << 2 * RES_BITS)).astype(np.uint32)
 
 
-def emit_icelut_verilog(component, top: str) -> str:
+def emit_icelut_verilog(component: IcelutEngine, top: str) -> str:
     """The engine's Verilog; SPRAM copies without initial contents (``strip_spram_init``)."""
-    from ..emit import emit_verilog
-    from .hkstage import strip_spram_init
+    from ...emit import emit_verilog
     text = emit_verilog(component, top)
     return strip_spram_init(text, SPRAM_NAMES) if component.memory == "spram" else text
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from rtl_gen.lutnet.resize import imresize_down
+from frontends.lutnet.resize import imresize_down
 
 
 def test_reproduces_set5_lr_x4(set5):
