@@ -15,6 +15,7 @@ from frontends.ir import Graph
 
 from ..artefact import element_streams, engine_manifest, graph_quant, write_artefact_dir
 from ..emit import emit_verilog
+from .engine import DenseEngine
 from .plan import DensePlan
 
 __all__ = ["write_dense_artefact", "TOP"]
@@ -27,7 +28,7 @@ def write_dense_artefact(graph: Graph, out_dir: str | Path, *, vectors: dict[str
     """Generate the engine for ``graph`` on ``lanes`` MAC lanes and write ``out_dir``
     atomically; returns its path."""
     plan = DensePlan.from_graph(graph, lanes=lanes)
-    component = plan.create()
+    component = DenseEngine(plan)
     verilog_text = emit_verilog(component, TOP)
     manifest = engine_manifest(
         design=Path(out_dir).name, engine="dense", top=TOP, component=component,

@@ -1,8 +1,8 @@
 """Lowering of an IR graph of ``dense`` nodes to the dense engine's memories and constants.
 
 ``DensePlan`` is the one frozen parameter object of the engine: ``reference()`` is its
-integer model (the hardware's own arithmetic), ``cycles()`` its latency model and ``create()``
-the Amaranth component.
+integer model (the hardware's own arithmetic) and ``cycles()`` its latency model;
+``DenseEngine(plan)`` (``engine.py``, which builds on this module) is the Amaranth component.
 """
 
 from __future__ import annotations
@@ -228,11 +228,6 @@ class DensePlan:
 
     def macs(self) -> int:
         return sum(layer.n_in * layer.n_out for layer in self.layers)
-
-    def create(self, images: tuple[list[int], list[int]] | None = None):
-        from .engine import DenseEngine
-        return DenseEngine(self, images)
-
 
 def _wrap(x: np.ndarray, bits: int) -> np.ndarray:
     """``x`` as a ``bits``-bit two's complement register holds it."""

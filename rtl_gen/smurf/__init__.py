@@ -1,10 +1,10 @@
 """SMURF: stochastic-computing function units (issue #5, specs/smurf.md).
 
 ``design(["tanh(4*x)"], radix=8, length=1024)`` fits a ``SmurfPlan``; the plan's
-``reference()`` is the bit-exact cycle model, ``analytic()`` the steady-state output,
-``create()`` the ``SmurfUnit`` component and ``create_engine()`` the ``SmurfEngine`` (the unit
-behind the element streams a board top drives); ``write_smurf_artefact`` writes an artefact
-folder whose top is the engine.
+``reference()`` is the bit-exact cycle model, ``analytic()`` the steady-state output;
+``SmurfUnit(plan)`` is the function unit and ``SmurfEngine(plan)`` the unit behind the element
+streams a board top drives; ``write_smurf_artefact`` writes an artefact folder whose top is
+the engine.
 """
 
 from .basis import BernsteinBasis, FsmBasis

@@ -32,9 +32,14 @@ from .basis import FsmBasis
 from .design import design, sweep_codes
 from .expr import parse
 from .plan import SmurfOutput, SmurfPlan
-from .unit import PARTS, RANDOM_PARTS, part_of
+from .unit import PARTS, RANDOM_PARTS, SmurfUnit, part_of
 
 __all__ = ["FUNCTIONS", "run_bench", "LENGTHS"]
+
+
+def _component(design):
+    """The component a benchmark row synthesizes: a SMURF plan's unit, or a baseline's own."""
+    return SmurfUnit(design) if isinstance(design, SmurfPlan) else design.create()
 
 LENGTHS = (256, 1024, 4096)
 DSP_LUT4 = 150
@@ -193,7 +198,7 @@ def run_bench(out: Path, *, synthesize, families=("ice40", "ecp5"), functions=No
                             "reason": f"{d.rom_bits} ROM bits: block RAM estimated, not "
                             f"synthesized"}
                         continue
-                    rep = synthesize(d.create(), f"{name}_{kind}", family,
+                    rep = synthesize(_component(d), f"{name}_{kind}", family,
                                      out / "synth" / family / f"{name}_{kind}")
                     if kind in ("smurf", "stanh"):
                         rep["rom_bits"] = (d.coef_bits + 1) * (1 << d.address_bits) * \
@@ -211,7 +216,7 @@ def run_bench(out: Path, *, synthesize, families=("ice40", "ecp5"), functions=No
                     row["synth"][family][kind] = rep
                 s = row["synth"][family]
                 if breakdown is not None and "area_lut4eq" in s["smurf"]:
-                    parts = parts_area(breakdown(plan.create(), f"{name}_smurf", family,
+                    parts = parts_area(breakdown(SmurfUnit(plan), f"{name}_smurf", family,
                                                  out / "synth" / family / f"{name}_smurf_parts"))
                     random = sum(parts[p]["area"] for p in RANDOM_PARTS)
                     s["smurf"]["parts"] = parts

@@ -18,7 +18,7 @@ import numpy as np
 from ..artefact import engine_manifest, write_artefact_dir
 from ..emit import emit_verilog
 from .design import FitReport, sweep_codes
-from .engine import input_element_bits
+from .engine import SmurfEngine, input_element_bits
 from .plan import CODE_BITS, SmurfPlan
 
 __all__ = ["write_smurf_artefact", "TOP", "BENCH"]
@@ -43,7 +43,7 @@ def write_smurf_artefact(plan: SmurfPlan, out_dir: str | Path, *,
     ``codes`` defaults to the sweep of ``sweep_codes`` (every code for one input, a 33-point
     grid per axis for two, 9 for three), min/max-code vectors first.
     """
-    component = plan.create_engine()
+    component = SmurfEngine(plan)
     verilog_text = emit_verilog(component, top)
     if codes is None:
         codes = edges_first(sweep_codes(plan.m, plan.input_bits), plan.input_bits)

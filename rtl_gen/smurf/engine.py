@@ -25,6 +25,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..cycles import count_inference_cycles
 from .plan import CODE_BITS, SmurfPlan
+from .unit import SmurfUnit
 
 __all__ = ["SmurfEngine", "element_layout", "input_element_bits"]
 
@@ -52,7 +53,7 @@ class SmurfEngine(wiring.Component):
         m = Module()
         plan = self.plan
         n_in, n_out = plan.m, len(plan.outputs)
-        m.submodules.unit = unit = plan.create()
+        m.submodules.unit = unit = SmurfUnit(plan)
 
         j = Signal(range(max(n_in, 2)))          # input element being received
         k = Signal(range(max(n_out, 2)))         # output element being sent

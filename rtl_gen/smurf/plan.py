@@ -16,7 +16,8 @@ A unit evaluates ``K`` functions of the same ``M`` inputs (1..3). Per clock ``t`
 
 Every run starts from the same state (counters at ``radix // 2``, LFSRs at their seeds), so a
 result is a pure function of the input codes: ``reference(codes)`` is the bit-exact cycle
-model, ``analytic(codes)`` the steady-state expectation, ``create()`` the ``SmurfUnit``.
+model, ``analytic(codes)`` the steady-state expectation; ``unit.SmurfUnit(plan)`` is its
+hardware.
 """
 
 from __future__ import annotations
@@ -313,16 +314,6 @@ class SmurfPlan:
                 counts += (gate[t][None, :, None] < thresholds).transpose(1, 2, 0)
             states = [b.step(s, bits) for b, s, bits in zip(self.bases, states, bits_per_input)]
         return counts
-
-    def create(self):
-        """The ``SmurfUnit``: the function unit itself (what the benchmark synthesizes)."""
-        from .unit import SmurfUnit
-        return SmurfUnit(self)
-
-    def create_engine(self):
-        """The ``SmurfEngine``: the unit behind the element-stream contract of a board top."""
-        from .engine import SmurfEngine
-        return SmurfEngine(self)
 
     @property
     def engine_latency_cycles(self) -> int:

@@ -8,15 +8,15 @@ from amaranth.sim import Simulator
 from frontends import reference
 from frontends.ir import IntType
 from frontends.vectors import edge_inputs
-from rtl_gen.dense import DensePlan
+from rtl_gen.dense import DenseEngine, DensePlan
 
 from .test_dense_plan import synthetic_graph
 
 
 def simulate(plan, inputs, *, stall_seed=None, dut=None, after=None):
-    """Outputs and cycle counts of ``inputs`` through ``dut`` (default ``plan.create()``);
+    """Outputs and cycle counts of ``inputs`` through ``dut`` (default ``DenseEngine(plan)``);
     ``after(ctx)`` runs once the last output is in."""
-    dut = dut if dut is not None else plan.create()
+    dut = dut if dut is not None else DenseEngine(plan)
     rng = np.random.default_rng(stall_seed) if stall_seed is not None else None
     results, cycles = [], []
 

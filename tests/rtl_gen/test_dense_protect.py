@@ -6,7 +6,7 @@ import pytest
 
 from frontends import reference
 from frontends.errors import UsageError
-from rtl_gen.dense import DensePlan
+from rtl_gen.dense import DenseEngine, DensePlan
 from rtl_gen.dense.plan import faulted_reference
 
 from .test_dense_engine import simulate
@@ -26,7 +26,7 @@ def _run(plan, inputs, images=None):
 
     def read(ctx):
         counters.update(corrected=ctx.get(dut.ecc_corrected), errors=ctx.get(dut.ecc_errors))
-    dut = plan.create(images)
+    dut = DenseEngine(plan, images)
     got, cycles = simulate(plan, inputs, dut=dut, after=read)
     return got, cycles, counters
 
@@ -89,7 +89,7 @@ def test_unprotected_faults_change_the_golden_as_the_hardware(case):
     rng = np.random.default_rng(9)
     w = _flip(plan.weight_image(), plan.weight_code, rng, 10, 1)
     golden, _ = faulted_reference(plan, inputs, w, plan.param_image())
-    got, _ = simulate(plan, inputs, dut=plan.create((w, plan.param_image())))
+    got, _ = simulate(plan, inputs, dut=DenseEngine(plan, (w, plan.param_image())))
     assert (got == golden[-1]).all()
     assert (golden[-1] != expected).any()
 

@@ -5,10 +5,11 @@ from amaranth.sim import Simulator
 
 from rtl_gen.smurf import FsmBasis, SmurfOutput, SmurfPlan
 from rtl_gen.smurf.design import sweep_codes
+from rtl_gen.smurf.unit import SmurfUnit
 
 
 def run_unit(plan, codes):
-    dut = plan.create()
+    dut = SmurfUnit(plan)
     got, cycles = [], []
 
     async def bench(ctx):
