@@ -13,7 +13,6 @@ PACKAGES = ("frontends", "rtl_gen", "sim", "flows", "boards")
 KNOWN = [
     {"rtl_gen.gemm", "rtl_gen.gemm.compiler", "rtl_gen.gemm.model"},
     {"flows.bench", "flows.commands.dense", "flows.engines"},
-    {"frontends._onnx.ops", "frontends._onnx.quant"},
 ]
 
 

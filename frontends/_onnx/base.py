@@ -130,6 +130,20 @@ def handler(*ops: str, domains: tuple[str, ...] = ONNX_DOMAINS):
     return register
 
 
+# ``EMITTERS[kind](state, pending, dtype, scale, zp, label) -> (op, attrs, weights)``: the float
+# ops of ``ops.py`` register them; the quantizers (``quant.py``) call them to turn a
+# ``Pending`` value into its IR node once its output quantization is known.
+EMITTERS: dict[str, Callable] = {}
+
+
+def emitter(kind: str):
+    """Register ``fn`` as the emitter of ``Pending`` values of ``kind``."""
+    def register(fn):
+        EMITTERS[kind] = fn
+        return fn
+    return register
+
+
 def supported_ops() -> tuple[str, ...]:
     names = set()
     for domain, op in HANDLERS:

@@ -1,8 +1,8 @@
 """Float ops on dequantized tensors that become one IR node at the next quantizer: Relu/Clip,
 Add (residual or bias), Mul/Div by constants, Concat, pools and nonlinear functions.
 
-``EMITTERS[kind](state, pending, dtype, scale, zp, label) -> (op, attrs, weights)`` turn a
-``Pending`` value into the IR node once its output quantization is known.
+Each op family's emitter (``base.EMITTERS``) turns a ``Pending`` value into the IR node once
+its output quantization is known.
 """
 
 from __future__ import annotations
@@ -16,19 +16,9 @@ from ..errors import ModelError
 from ..im2col import pool_windows
 from ..ir import IntType
 from .base import (Accumulator, Constant, Dequantized, Pending, State, as_dequantized, attrs,
-                   const, describe_value, handler, value)
+                   const, describe_value, emitter, handler, value)
 from .linear import add_bias, conv_geometry, scale_accumulator
 from .quant import multipliers
-
-EMITTERS: dict = {}
-
-
-def emitter(kind: str):
-    def register(fn):
-        EMITTERS[kind] = fn
-        return fn
-    return register
-
 
 def _name(node) -> str:
     return node.name or node.output[0]

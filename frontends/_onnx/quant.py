@@ -11,8 +11,8 @@ from ..errors import ModelError
 from ..fixedpoint import quantize_linear, quantize_multipliers
 from ..im2col import conv_im2col
 from ..ir import IntType, Node, QuantParams, Tensor
-from .base import (Accumulator, Codes, Constant, Dequantized, FloatInput, Pending, State,
-                   attrs, const, handler, int_type, positive_scale, scalar, value)
+from .base import (EMITTERS, Accumulator, Codes, Constant, Dequantized, FloatInput, Pending,
+                   State, attrs, const, handler, int_type, positive_scale, scalar, value)
 
 # ONNX TensorProto element types of quantized tensors.
 INT_TYPES = {2: IntType(8, False), 3: IntType(8, True), 4: IntType(16, False),
@@ -127,7 +127,6 @@ def _emit_linear(state, acc: Accumulator, out, dtype, scale, zp, rounding, quant
 
 
 def _emit_pending(state, p: Pending, out, dtype, scale, zp, rounding, quant, label):
-    from .ops import EMITTERS  # the op families register their emitters there
     try:
         lo, hi = code_bounds(dtype, scale, zp, p.lo_real, p.hi_real)
     except ModelError as exc:
