@@ -34,7 +34,7 @@ def make_design(engine: str, mlp_onnx: Path, out: Path) -> Path:
     rng = np.random.default_rng(0)
     if engine == "srlut":
         from rtl_gen.lutnet.artefact import write_srlut_artefact
-        from rtl_gen.lutnet.srlut import SrlutPlan
+        from frontends.lutnet.srlut import SrlutPlan
         levels = (256 >> 6) + 1
         plan = SrlutPlan("S", 6, 4, rng.integers(-128, 128, (levels ** 4, 16)).astype(np.int8))
         frames = rng.integers(0, 256, (3, 6, 7), dtype=np.uint8)
@@ -42,7 +42,7 @@ def make_design(engine: str, mlp_onnx: Path, out: Path) -> Path:
         return write_srlut_artefact(plan, out, width=7, height=6, frames=frames)
     if engine == "icelut":
         from rtl_gen.lutnet.artefact import write_icelut_artefact
-        from rtl_gen.lutnet.icelut import random_plan
+        from frontends.lutnet.icelut import random_plan
         frames = rng.integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
         return write_icelut_artefact(random_plan(1), out, frames=frames)
     raise ValueError(engine)
