@@ -251,11 +251,32 @@ def _cells(row: dict, cfu: int) -> list[str]:
             f"{cfu / cycles:.1f}x fewer cycles" if kws_up5k else ""]
 
 
+def _cycles(row: dict) -> int:
+    return row.get("cycles_rtl", row["cycles_model"])
+
+
 def markdown(report: dict) -> str:
     cfu = report["cfu_playground_kws_cycles"]
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in _cells(r, cfu)) + " |"
               for r in report["rows"]]
+    pairs: dict = {}
+    for r in report["rows"]:
+        if "error" not in r:
+            pairs.setdefault((r["model"], r["board"]), {})[r["kind"]] = r
+    speedups = []
+    for (model, board), kinds in pairs.items():
+        if "dsp" in kinds and "hetero" in kinds:
+            d, h = kinds["dsp"], kinds["hetero"]
+            text = f"{model} on {board} {_cycles(d) / _cycles(h):.2f}x in cycles"
+            if d.get("latency_us") and h.get("latency_us"):
+                text += f", {d['latency_us'] / h['latency_us']:.2f}x in latency"
+            speedups.append(text)
+    if speedups:
+        lines.append("\nHeterogeneous / DSP-only: " + "; ".join(speedups) + ".")
+    lines.append("\nAccuracy: the integer golden of the compiled program on the example's test "
+                 "split: synthetic data for the full-size models, scikit-learn's digits for "
+                 "the *_digits twins.")
     lines.append("\nMAC utilisation per layer type: the type's MACs / (its layers' cycles x "
                  "the config's lanes); a layer's cycles are its instructions' span, and "
                  "streamed layers overlap the previous one, so a short dense layer can show "
