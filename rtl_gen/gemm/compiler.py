@@ -774,6 +774,7 @@ class Lowering:
                  "acc_bits": self.acc_core["dsp"], "lut_acc_bits": self.acc_core["lut"],
                  "bias_bits": self.bias_bits,
                  "residual": any(i.op in ("ADD", "MAX") for i in instrs),
+                 "windows": any(i.op == "WIN" for i in instrs),
                  "half_even": any(i.op == "PCFG" and i["round"] == ROUNDING["half_even"]
                                   for i in instrs)}
         if fit:
@@ -872,7 +873,7 @@ def _check_fits(config: GemmConfig, needs: dict, graph: Graph):
     for name, value in needs.items():
         have = getattr(config, name)
         fits = value <= have
-        if name in ("residual", "half_even"):
+        if name in ("residual", "half_even", "windows"):
             if value and not have:
                 raise ModelError(f"model '{graph.name}' needs {name}; the overlay was built "
                                  f"without it ({name}=False)")

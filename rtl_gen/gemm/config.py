@@ -46,7 +46,8 @@ class GemmConfig:
     logic, for Amaranth's simulator).
     ``acc_bits``: the cores' accumulators; ``bias_bits``: per-channel bias in the parameter
     memory. The ``*_depth`` are memory depths in words. ``residual``: the post unit has the
-    ``ADD`` datapath; ``half_even``: it rounds half to even too; ``lut_acc_bits``: the LUT
+    ``ADD`` datapath; ``half_even``: it rounds half to even too; ``windows``: the cores have
+    the convolution window counters (without them a core runs one-pixel windows only); ``lut_acc_bits``: the LUT
     core's accumulators (0: ``acc_bits``; low-bit weights need fewer).
     """
 
@@ -66,6 +67,7 @@ class GemmConfig:
     accl_depth: int = 64
     residual: bool = True
     half_even: bool = True
+    windows: bool = True
     lut_acc_bits: int = 0
     dsp_pack: bool = False
     dsp_regs: bool = False
@@ -134,6 +136,7 @@ class GemmConfig:
                        bias_bits=needs.get("bias_bits", self.bias_bits),
                        residual=needs.get("residual", self.residual),
                        half_even=needs.get("half_even", self.half_even),
+                       windows=needs.get("windows", self.windows),
                        lut_acc_bits=needs.get("lut_acc_bits", self.lut_acc_bits))
 
     def to_json(self) -> dict:

@@ -90,6 +90,10 @@ def lane_product(m: Module, mode: str, a, w, wbits: int, name: str):
 class GemmCore(wiring.Component):
     """One core: ``lanes`` lanes of ``mode`` multipliers with ``acc_bits`` accumulators.
 
+    Without ``windows`` the core has no window counters: it runs one-pixel windows that
+    never leave the plane (the dense window, ``CFG``'s reset), step k reading ``x + group *
+    gstep + k``.
+
     Ports: ``start`` with the GEMM's ``x``/``gstep``/``w``/``pad`` and the core's CFG, ``win``
     (``WIN``) and ``step`` (``WSTEP``) fields (sampled the cycle after ``start``); memory ports
     ``act_addr``/``act_data``, ``w_addr``/``w_data``, and the
@@ -101,7 +105,7 @@ class GemmCore(wiring.Component):
 
     def __init__(self, *, lanes: int, mode: str, wbits: int, acc_bits: int, act_abits: int,
                  w_abits: int, acc_abits: int, pack: bool = False,
-                 primitives: bool = True, mult_regs: bool = False):
+                 primitives: bool = True, mult_regs: bool = False, windows: bool = True):
         if mode not in MODES:
             raise ValueError(f"unknown core mode '{mode}'; modes: {', '.join(MODES)}")
         if lanes < 1:
@@ -113,6 +117,7 @@ class GemmCore(wiring.Component):
         self.lanes, self.mode, self.wbits, self.acc_bits = lanes, mode, wbits, acc_bits
         self.act_abits, self.acc_abits = act_abits, acc_abits
         self.pack, self.primitives, self.mult_regs = pack, primitives, mult_regs
+        self.windows = windows
         super().__init__({
             "start": In(1),
             "cfg_m": In(12), "cfg_k": In(12), "cfg_n": In(10), "cfg_g": In(10),
@@ -182,10 +187,15 @@ class GemmCore(wiring.Component):
         issue = running & ~stall
         m.d.comb += self.stall.eq(stall)
 
+        windows = self.windows
+        no_windows = Const(int(not windows), 1)   # one-pixel windows: k steps add 1
+
         def taps_from(origin, row, col):
             """The k loop restarts at a unit origin: tap (0, 0) of plane 0."""
-            m.d.sync += [addr.eq(origin), iy.eq(row), ix.eq(col), kx.eq(0), ky.eq(0),
-                         last_kx.eq(kw1), last_ky.eq(kh1)]
+            m.d.sync += addr.eq(origin)
+            if windows:
+                m.d.sync += [iy.eq(row), ix.eq(col), kx.eq(0), ky.eq(0), last_kx.eq(kw1),
+                             last_ky.eq(kh1)]
 
         # start is registered: the sequencer's busy -> GEMM issue -> start decision fanning
         # out to every loop register was the UP5K's critical path (29.8 MHz). The fields are
@@ -208,13 +218,15 @@ class GemmCore(wiring.Component):
                          last_g.eq(self.cfg_g == 1),
                          cm2.eq(self.cfg_m - 2), p1.eq(self.cfg_m == 1),
                          last_p.eq(self.cfg_m == 1),
+                         s_g.eq(self.gstep), addr.eq(self.x_base), g_org.eq(self.x_base)]
+            if windows:
+                m.d.sync += [
                          win_h.eq(win.h), win_w.eq(win.w),
                          ckw2.eq(win.kw - 2), ckh2.eq(win.kh - 2), cow2.eq(win.ow - 2),
                          kw1.eq(win.kw == 1), kh1.eq(win.kh == 1), ow1.eq(win.ow == 1),
                          neg_pl.eq(-win.pl), sy.eq(win.sy), sx.eq(win.sx),
                          dy.eq(step.dy), dx.eq(step.dx), s_ky.eq(step.sky), s_ci.eq(step.sci),
-                         s_row.eq(step.srow), s_g.eq(self.gstep),
-                         addr.eq(self.x_base), g_org.eq(self.x_base), p_org.eq(self.x_base),
+                         s_row.eq(step.srow), p_org.eq(self.x_base),
                          iy.eq(-win.pt), ix.eq(-win.pl), ry0.eq(-win.pt), rx0.eq(-win.pl),
                          kx.eq(0), ky.eq(0), ox.eq(0), last_kx.eq(win.kw == 1),
                          last_ky.eq(win.kh == 1), last_ox.eq(win.ow == 1)]
@@ -222,7 +234,9 @@ class GemmCore(wiring.Component):
                 m.d.sync += [plane.eq(0), cplanes.eq(self.cfg_wbits - 1)]
         with m.Elif(issue):
             m.d.sync += w_addr.eq(w_addr + 1)
-            with m.If(~last_k):
+            with m.If(~last_k & no_windows):
+                m.d.sync += [kk.eq(kk + 1), last_k.eq(kk == ck2), addr.eq(addr + 1)]
+            with m.Elif(~last_k):
                 m.d.sync += [kk.eq(kk + 1), last_k.eq(kk == ck2)]
                 with m.If(~last_kx):
                     m.d.sync += [kx.eq(kx + 1), last_kx.eq(kx == ckw2), addr.eq(addr + dx),
@@ -256,7 +270,9 @@ class GemmCore(wiring.Component):
                         taps_from(g_org + s_g, ry0, rx0)
                     with m.Else():
                         m.d.sync += [gi.eq(0), w_addr.eq(w_base), last_g.eq(g1)]
-                        with m.If(~last_p):
+                        with m.If(~last_p & no_windows):
+                            m.d.sync += [p.eq(p + 1), last_p.eq(p == cm2)]
+                        with m.Elif(~last_p):
                             m.d.sync += [p.eq(p + 1), last_p.eq(p == cm2)]
                             with m.If(~last_ox):
                                 m.d.sync += [ox.eq(ox + 1), last_ox.eq(ox == cow2),
@@ -295,7 +311,7 @@ class GemmCore(wiring.Component):
         # bit-serial: shift the accumulators at a later plane's first k; negate the sign plane
         sh_b, neg_b = Signal(), Signal()
         # outside the plane: a negative counter is a large unsigned one
-        inside = (iy.as_unsigned() < win_h) & (ix.as_unsigned() < win_w)
+        inside = (iy.as_unsigned() < win_h) & (ix.as_unsigned() < win_w) if windows else 1
         m.d.sync += [vb.eq(issue), first_b.eq((kk == 0) & (plane == 0)), last_b.eq(last_unit),
                      base_b.eq(unit_base), d_b.eq(drain_lanes), w_addr_b.eq(w_addr),
                      sh_b.eq((kk == 0) & (plane != 0)), neg_b.eq(plane == 0),

@@ -126,7 +126,7 @@ class GemmEngine(wiring.Component):
                             act_abits=act_ab, w_abits=abits(wdepth),
                             acc_abits=abits(adepth), pack=core == "dsp" and cfg.dsp_pack,
                             primitives=cfg.primitives,
-                            mult_regs=core == "dsp" and cfg.dsp_regs)
+                            mult_regs=core == "dsp" and cfg.dsp_regs, windows=cfg.windows)
             m.submodules[f"{core}_core"] = unit
             wmem = self._memory(m, wname, unsigned(lanes * wbits), wdepth)
             amem = Memory(shape=signed(cfg.acc_widths[core]), depth=adepth, init=[],
