@@ -20,11 +20,29 @@ from .errors import ModelError
 from .fixedpoint import MULTIPLIER_BITS
 from .ir import Graph, Node
 
-__all__ = ["check_ranges", "MAX_SHIFT", "BIAS_BITS", "ACC_LIMIT"]
+__all__ = ["check_ranges", "check_tensor_size", "check_window_size", "MAX_SHIFT",
+           "BIAS_BITS", "ACC_LIMIT", "MAX_TENSOR", "MAX_WINDOW_INDEX"]
 
 MAX_SHIFT = 62
 BIAS_BITS = 32
 ACC_LIMIT = 2.0**62
+# Sizes the golden model and the engines' planners hold in memory: a tensor of one sample
+# (16 Mi codes), a convolution's or pool's window index map (64 Mi int64 entries, 512 MiB).
+MAX_TENSOR = 1 << 24
+MAX_WINDOW_INDEX = 1 << 26
+
+
+def check_tensor_size(n: int, label: str, what: str) -> None:
+    if n > MAX_TENSOR:
+        raise ModelError(f"{label}: {what} holds {n:,} values per sample; nnloom handles at "
+                         f"most {MAX_TENSOR:,}")
+
+
+def check_window_size(n: int, label: str) -> None:
+    if n > MAX_WINDOW_INDEX:
+        raise ModelError(f"{label}: its windows would take {n:,} input reads per sample "
+                         f"(channels x output pixels x kernel taps); nnloom handles at most "
+                         f"{MAX_WINDOW_INDEX:,}")
 
 
 def _input_span(graph: Graph, node: Node) -> float:

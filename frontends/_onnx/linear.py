@@ -11,6 +11,7 @@ import numpy as np
 from ..errors import ModelError
 from ..im2col import Window
 from ..ir import IntType
+from ..ranges import check_window_size
 from .base import (Accumulator, Constant, Dequantized, State, as_dequantized, attrs,
                    bias_codes, const, describe_value, handler, ints, value)
 
@@ -157,6 +158,7 @@ def conv_geometry(a: dict, in_shape: tuple, kernel: tuple, label: str, *, pool: 
         raise ModelError(f"{label}: {exc}") from None
     if min(out_hw) < 1:
         raise ModelError(f"{label}: the output would be empty")
+    check_window_size(in_shape[0] * int(np.prod(out_hw)) * int(np.prod(kernel)), label)
     out_spatial = out_hw[1:] if rank == 1 else out_hw
     return window, dict(kernel_shape=tuple(kernel), strides=strides, pads=pads,
                         dilations=dilations), tuple(out_spatial)

@@ -11,6 +11,7 @@ from ..errors import ModelError
 from ..fixedpoint import quantize_linear, quantize_multipliers
 from ..im2col import conv_im2col
 from ..ir import IntType, Node, QuantParams, Tensor
+from ..ranges import check_tensor_size
 from .base import (EMITTERS, Accumulator, Codes, Constant, Dequantized, FloatInput, Pending,
                    State, attrs, const, handler, int_type, positive_scale, scalar, value)
 
@@ -64,6 +65,7 @@ def quantize(state: State, v, out: str, dtype: IntType, scale: float, zp: int, l
         if not shape or any(d <= 0 for d in shape):
             raise ModelError(f"{label}: graph input '{v.name}' needs a known shape with a "
                              f"batch dimension first; it has {v.shape}")
+        check_tensor_size(int(np.prod(shape)), label, f"graph input '{v.name}'")
         if state.inputs:
             raise ModelError(f"{label}: a second quantized graph input ('{v.name}'); nnloom "
                              f"supports models with one input")

@@ -203,3 +203,32 @@ def test_golden_vectors_are_the_same_in_batches(tmp_path, monkeypatch):
     assert whole.keys() == parts.keys()
     for k in whole:
         np.testing.assert_array_equal(whole[k], parts[k])
+
+
+def test_huge_inputs_are_refused_before_anything_is_allocated(tmp_path):
+    """A graph input of 2**25 values, a convolution whose windows read 2**27 inputs."""
+    path = _gemm_model(tmp_path / "wide.onnx")
+    model = onnx.load(str(path))
+    model.graph.input[0].type.tensor_type.shape.dim[1].dim_value = 1 << 25
+    onnx.save(model, str(path))
+    with pytest.raises(ModelError, match="graph input 'x' holds 33,554,432 values"):
+        import_onnx(path)
+    rng = np.random.default_rng(0)
+    inits = {"s": np.float32(0.05), "z": np.int8(0), "sw": np.float32(0.01),
+             "sy": np.float32(0.2), "zy": np.int8(0),
+             "w": rng.integers(-127, 128, (4, 1, 5, 5)).astype(np.int8)}
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["xd"]),
+             helper.make_node("DequantizeLinear", ["w", "sw"], ["wd"]),
+             helper.make_node("Conv", ["xd", "wd"], ["c"], name="big", pads=[2, 2, 2, 2]),
+             helper.make_node("QuantizeLinear", ["c", "sy", "zy"], ["cq"]),
+             helper.make_node("DequantizeLinear", ["cq", "sy", "zy"], ["y"])]
+    g = helper.make_graph(nodes, "m", [helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT, [1, 1, 2048, 2048])], [helper.make_tensor_value_info(
+            "y", TensorProto.FLOAT, [1, 4, 2048, 2048])],
+        [numpy_helper.from_array(np.asarray(v), k) for k, v in inits.items()])
+    path = tmp_path / "big.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 21)],
+                                ir_version=10), str(path))
+    with pytest.raises(ModelError, match="node 'big'.*104,857,600 input reads"):
+        import_onnx(path)
