@@ -20,6 +20,7 @@ from rich.table import Table
 from frontends.errors import UsageError
 from frontends.vectors import load_data
 
+from .commands import faults as _faults
 from .commands import quantize as _quantize
 from .commands import sweep as _sweep
 from .commands import tiny as _tiny
@@ -136,6 +137,10 @@ def generate(model: Path = typer.Argument(..., help="Quantized ONNX model (NIR g
                                                   "edge cases (default 32). " + _OPTION_HELP),
              seed: Optional[int] = typer.Option(None, help="Seed of the random vectors "
                                                 "(default 0). " + _OPTION_HELP),
+             protect: Optional[str] = typer.Option(None, help="Weight and parameter "
+                                                   "memories: none, parity (detects a flip) "
+                                                   "or secded (corrects one, detects two). "
+                                                   + _OPTION_HELP),
              calibrate: Optional[Path] = typer.Option(None, help="MODEL is float: quantize "
                                                       "it first on this .npz's 'x' (see "
                                                       "`nnloom quantize`)."),
@@ -156,7 +161,8 @@ def generate(model: Path = typer.Argument(..., help="Quantized ONNX model (NIR g
         with calibrated(model, calibrate, console) as quantized:
             chosen, built_for = _generate(quantized, target, engine=engine, board=board,
                                           data=data, options=_options(lanes=lanes,
-                                                                      random=random, seed=seed))
+                                                                      random=random, seed=seed,
+                                                                      protect=protect))
             if calibrate is not None:
                 keep_in_artefact(quantized, target)
         art = Artefact(target)
@@ -453,6 +459,8 @@ def flow(model: Path = typer.Argument(..., help="Quantized ONNX model."),
                                                   "the accuracy quantization started from."),
          lanes: Optional[int] = typer.Option(None, help="Parallel MAC lanes (dense; default "
                                              "4). " + _OPTION_HELP),
+         protect: Optional[str] = typer.Option(None, help="Weight memories: none, parity or "
+                                               "secded. " + _OPTION_HELP),
          simulator: str = typer.Option("verilator", help="verilator or icarus."),
          engine: str = typer.Option("auto", help=_ENGINE_HELP),
          clock: Optional[float] = typer.Option(None, "--clock", metavar="MHZ",
@@ -487,7 +495,7 @@ def flow(model: Path = typer.Argument(..., help="Quantized ONNX model."),
             from sim.agreement import check_reference
             check_reference(model, reference, torch)  # before anything is written
         _generate(model, target, engine=engine, board=spec.name, data=data,
-                  options=_options(lanes=lanes))
+                  options=_options(lanes=lanes, protect=protect))
         frameworks = prepare_frameworks(target, reference, torch)
         vectors = Artefact(target).vectors()
         if keep:
@@ -667,6 +675,7 @@ for _engine in ENGINES:   # each engine's own commands (nnloom smurf, nnloom ben
     if _engine.commands is not None:
         _engine.commands(app, bench_app)
 _quantize.register(app, bench_app)
+_faults.register(app, bench_app)
 _tiny_bench.register(app, bench_app)
 _sweep.register(app, bench_app)
 

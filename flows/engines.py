@@ -23,7 +23,7 @@ __all__ = ["Engine", "ModelSource", "ENGINES", "GENERATE_OPTIONS", "get_engine",
            "engine_names", "check_options", "choose_engine"]
 
 # ``nnloom generate``/``flow`` options an engine may take; ``Engine.options`` names its own
-GENERATE_OPTIONS = ("lanes", "random", "seed")
+GENERATE_OPTIONS = ("lanes", "random", "seed", "protect")
 
 
 class ModelSource:
@@ -90,7 +90,7 @@ ENGINES: tuple[Engine, ...] = (
            options=frozenset({"random", "seed"}), commands=gemm.register),
     Engine("dense", "fully connected int8 layers on MAC lanes",
            can_run=_onnx_check(dense.can_run_dense), generate=dense.generate_dense,
-           bench=dense.bench_dense, options=frozenset({"lanes", "random", "seed"}),
+           bench=dense.bench_dense, options=frozenset({"lanes", "random", "seed", "protect"}),
            commands=dense.register),
     Engine("snn", "ST-BIF/IF/LIF spiking neurons (ONNX by exact conversion, or NIR)",
            can_run=lambda source: snn.can_run_snn(

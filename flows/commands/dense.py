@@ -39,10 +39,12 @@ def generate_dense(model: Path, out: Path, *, board: str, data: Path | None = No
         raise UsageError(f"--lanes {lanes}: the dense engine needs at least 1 MAC lane")
     x, y = load_data(data) if data is not None else (None, None)
     graph = import_onnx(model)
-    DensePlan.from_graph(graph, lanes=lanes)  # the engine takes the model: before the vectors
+    # the engine takes the model (and the protection exists): before the vectors
+    DensePlan.from_graph(graph, lanes=lanes, protect=options.get("protect", "none"))
     vectors = golden_vectors(graph, data_x=x, data_y=y, random=options.get("random", 32),
                              seed=options.get("seed", 0))
-    return write_dense_artefact(graph, out, vectors=vectors, lanes=lanes)
+    return write_dense_artefact(graph, out, vectors=vectors, lanes=lanes,
+                                protect=options.get("protect", "none"))
 
 
 DENSE_LANES = (1, 4)
