@@ -27,7 +27,7 @@ import numpy as np
 
 from frontends.errors import NnloomError
 from rtl_gen.artefact import Artefact
-from rtl_gen.dense import DensePlan
+from rtl_gen.dense import DenseEngine, DensePlan
 from rtl_gen.dense.plan import WEIGHT_BITS, faulted_reference
 
 __all__ = ["FaultError", "Design", "load_design", "campaign", "targeted_attack",
@@ -340,7 +340,7 @@ def check_rtl(design: Design, picks: list[tuple[int, int, int]], *, vectors: int
         shutil.copytree(design.artefact.path, work,
                         ignore=shutil.ignore_patterns("sim", "build", "report.*"))
         top = design.artefact.manifest["top"]
-        atomic_write(work / "rtl" / f"{top}.v", emit_verilog(plan.create(images), top))
+        atomic_write(work / "rtl" / f"{top}.v", emit_verilog(DenseEngine(plan, images), top))
         old = design.artefact.vectors()
         new = {k: v[:n] for k, v in old.items()}
         new["outputs"] = outs[-1]
