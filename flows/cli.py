@@ -247,7 +247,8 @@ def inspect(model: Path = typer.Argument(..., help="ONNX model (QDQ, QONNX or in
                 console.print(f"[yellow]unsupported:[/] {u}: no handler for this op",
                               highlight=False)
         if error is not None:
-            raise UsageError(f"{model}: cannot be imported: {error}")
+            raise UsageError(error if error.startswith(str(model)) else
+                             f"{model}: cannot be imported: {error}")
     run_command(body)
 
 

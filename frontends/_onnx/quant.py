@@ -28,7 +28,9 @@ def multipliers(real, label: str, what: str = "requantization multiplier"):
     try:
         return quantize_multipliers(real)
     except ValueError as exc:
-        raise ModelError(f"{label}: {what}: {exc}") from None
+        text = str(exc)
+        raise ModelError(f"{label}: {text}" if text.startswith(what) else
+                         f"{label}: {what}: {text}") from None
 
 
 def code_bounds(dtype: IntType, scale: float, zp: int, lo_real: float, hi_real: float):
