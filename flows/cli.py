@@ -25,6 +25,7 @@ from .commands import quantize as _quantize
 from .commands import sweep as _sweep
 from .commands import tiny as _tiny
 from .commands import tiny_bench as _tiny_bench
+from .commands import verify as _verify
 from .console import console, err_console, run_command
 from .engines import ENGINES, GENERATE_OPTIONS, ModelSource, check_options, choose_engine, \
     engine_names, get_engine
@@ -306,10 +307,18 @@ def sim(artefact: Path = typer.Argument(..., help="Artefact folder from `nnloom 
                                                  "RTL's agreement with it too."),
         torch: Optional[str] = typer.Option(None, "--torch", metavar="FILE.py:FACTORY",
                                             help="PyTorch module FACTORY() returns: report "
-                                            "the RTL's agreement with it too.")):
+                                            "the RTL's agreement with it too."),
+        vectors: Optional[int] = typer.Option(None, help="A regression instead: N seeded "
+                                              "random inputs (and every edge code) through "
+                                              "the golden model and the RTL (--seed).")):
     """Simulate the Verilog against the golden vectors, bit for bit, and compare its outputs
     with the source ONNX model in onnxruntime (and --reference / --torch)."""
     def body():
+        if vectors is not None:
+            from .commands.verify import run_vectors
+            run_vectors(artefact, vectors=vectors, seed=seed, bench=bench,
+                        simulator=simulator, console=console)
+            return
         if bench != "cocotb":
             from .commands.verify import run_sv
             run_sv(artefact, simulator, bench=bench, seed=seed, limit=limit, console=console)
@@ -679,6 +688,7 @@ _quantize.register(app, bench_app)
 _faults.register(app, bench_app)
 _tiny_bench.register(app, bench_app)
 _sweep.register(app, bench_app)
+_verify.register(app, bench_app)
 
 
 def main():

@@ -211,6 +211,7 @@ module {name};
     localparam int N_OUT = N_VECTORS * OUT_PER_VECTOR;
     localparam int MAX_CYCLES = {_budget(manifest, s)};
     localparam int MAX_REPORTED = 10;
+    localparam int PROGRESS_EVERY = {max(1, n // 100)};  // vectors between PROGRESS lines
 
     logic {clk} = 1'b0;
     logic {rst} = 1'b{rst_on};
@@ -284,6 +285,11 @@ module {name};
                                  out_mem[m] & {mask}, o__payload & {mask});
                 end
                 m = m + 1;
+                if (m % (OUT_PER_VECTOR * PROGRESS_EVERY) == 0 || m == n_out)
+                begin
+                    $display("PROGRESS %0d/%0d vectors", m / OUT_PER_VECTOR, n_vectors);
+                    $fflush;
+                end
             end
         end
         @(negedge {clk});

@@ -22,8 +22,9 @@ __all__ = ["SvResult", "run_sv_bench", "sv_commands"]
 
 log = logging.getLogger(__name__)
 
-# g++ 12 needs the coroutine flag for Verilator's --timing.
-VERILATOR_CFLAGS = "-std=c++20 -fcoroutines -O0"
+# g++ 12 needs the coroutine flag for Verilator's --timing; -O0 makes short runs build faster.
+VERILATOR_CFLAGS = "-std=c++20 -fcoroutines"
+QUICK_BUILD = "-O0"
 
 
 @dataclass(frozen=True)
@@ -32,10 +33,11 @@ class SvResult:
     summary: str          # the bench's PASS/FAIL line (or the reason it stopped)
     mismatches: list[str]
     log: Path
+    mismatching_words: int   # -1: no count (a time-out or a crash)
 
 
 def sv_commands(artefact: Artefact, simulator: str, build_dir: Path, *, seed: int = 1,
-                stall: bool = True, limit: int = 0) -> list[list[str]]:
+                stall: bool = True, limit: int = 0, quick: bool = True) -> list[list[str]]:
     """The build and run commands for ``simulator``, run from the artefact folder."""
     name = bench_name(artefact)
     sources = [str(p.relative_to(artefact.path)) for p in artefact.rtl_sources]
@@ -44,7 +46,8 @@ def sv_commands(artefact: Artefact, simulator: str, build_dir: Path, *, seed: in
         ([] if stall else ["+stall=0"]) + ([f"+limit={limit}"] if limit else [])
     if simulator == "verilator":
         return [["verilator", "--binary", "--timing", "-Wno-fatal", "-Wno-lint", "-Wno-style",
-                 "-CFLAGS", VERILATOR_CFLAGS, "--top-module", name, "-Mdir", str(build_dir),
+                 "-CFLAGS", VERILATOR_CFLAGS + (f" {QUICK_BUILD}" if quick else ""),
+                 "--top-module", name, "-Mdir", str(build_dir),
                  "-o", name, *sources, bench],
                 [str(build_dir / name), *plusargs]]
     if simulator == "icarus":
@@ -56,9 +59,10 @@ def sv_commands(artefact: Artefact, simulator: str, build_dir: Path, *, seed: in
 
 def run_sv_bench(artefact: Artefact | str | Path, *, simulator: str = "verilator",
                  seed: int = 1, stall: bool = True, rewrite: bool = True,
-                 limit: int = 0) -> SvResult:
+                 limit: int = 0, progress=None, quick: bool = True) -> SvResult:
     """Build and run the SystemVerilog bench (written first when ``rewrite`` or missing) on
-    the first ``limit`` vectors (0: all).
+    the first ``limit`` vectors (0: all); ``progress(vectors_done)`` hears the bench's
+    ``PROGRESS`` lines. ``quick``: build Verilator's C++ unoptimized (long runs: False).
 
     Raises ``SimError`` when the simulator is missing or the build fails; a bench that runs
     and finds mismatches returns ``passed=False`` with its lines."""
@@ -74,7 +78,7 @@ def run_sv_bench(artefact: Artefact | str | Path, *, simulator: str = "verilator
     build_dir = artefact.path / "sim" / f"sv-{simulator}"
     build_dir.mkdir(parents=True, exist_ok=True)
     build, run = sv_commands(artefact, simulator, build_dir, seed=seed, stall=stall,
-                             limit=limit)
+                             limit=limit, quick=quick)
     log_path = build_dir / "run.log"
     log.info("%s", shlex.join(build))
     done = subprocess.run(build, cwd=artefact.path, env=env, capture_output=True, text=True)
@@ -84,13 +88,22 @@ def run_sv_bench(artefact: Artefact | str | Path, *, simulator: str = "verilator
         raise SimError(f"{simulator} failed to build {bench_name(artefact)} "
                        f"({shlex.join(build)}):\n{tail}")
     log.info("%s", shlex.join(run))
-    done = subprocess.run(run, cwd=artefact.path, env=env, capture_output=True, text=True)
-    text = done.stdout + done.stderr
-    log_path.write_text(text)
-    lines = text.splitlines()
+    lines: list[str] = []
+    with subprocess.Popen(run, cwd=artefact.path, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True) as proc:
+        for line in proc.stdout:
+            line = line.rstrip("\n")
+            if line.startswith("PROGRESS ") and progress is not None:
+                progress(int(line.split()[1].split("/")[0]))
+            else:
+                lines.append(line)
+    text = "\n".join(lines)
+    log_path.write_text(text + "\n")
     summary = next((ln for ln in lines if re.match(r"(PASS|FAIL) ", ln)), "")
-    passed = done.returncode == 0 and summary.startswith("PASS") and "FATAL" not in text
+    passed = proc.returncode == 0 and summary.startswith("PASS") and "FATAL" not in text
     if not summary:
-        summary = f"{bench_name(artefact)} stopped without a verdict (exit {done.returncode})"
+        summary = f"{bench_name(artefact)} stopped without a verdict (exit {proc.returncode})"
     mismatches = [ln for ln in lines if ln.startswith("MISMATCH")]
-    return SvResult(passed=passed, summary=summary, mismatches=mismatches, log=log_path)
+    count = re.match(r"FAIL \S+: (\d+) of", summary)
+    return SvResult(passed=passed, summary=summary, mismatches=mismatches, log=log_path,
+                    mismatching_words=int(count[1]) if count else (0 if passed else -1))

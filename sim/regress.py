@@ -1,0 +1,128 @@
+"""Long regressions: an artefact's design on many seeded random vectors (plus every edge
+code), through its golden model and its RTL.
+
+``regression_artefact(art, n, seed, out)`` writes a copy of ``art`` whose golden vectors are
+the edge cases and ``n`` random inputs drawn with ``seed``, made by the engine's own golden
+model from what the artefact holds: the source ONNX model (``source/``) for the dense, gemm
+and snn engines, the manifest's plan for a SMURF unit. The copy's Verilog must be the
+artefact's, byte for byte (else it is not the same design). ``run_regression`` simulates it
+with the self-checking SystemVerilog bench (Verilator by default: no Python per transfer) or
+the cocotb bench, reporting progress as vectors are checked.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from frontends.errors import NnloomError
+from rtl_gen.artefact import Artefact
+
+from .agreement import source_model
+
+__all__ = ["RegressionError", "RegressionResult", "regression_artefact", "run_regression"]
+
+
+class RegressionError(NnloomError):
+    """An artefact whose golden model cannot be rerun on new vectors."""
+
+
+@dataclass(frozen=True)
+class RegressionResult:
+    vectors: int
+    mismatching_elements: int
+    mismatches: list[str]
+    seconds: float
+    bench: str
+    simulator: str
+
+    @property
+    def passed(self) -> bool:
+        return self.mismatching_elements == 0 and not self.mismatches
+
+    @property
+    def rate(self) -> float:
+        return self.vectors / max(self.seconds, 1e-9)
+
+
+def regression_artefact(art: Artefact, n: int, seed: int, out: Path) -> Artefact:
+    """``art``'s design with the edge vectors and ``n`` random ones (``seed``) in ``out``."""
+    manifest = art.manifest
+    engine = manifest.get("engine")
+    out = Path(out)
+    if engine in ("dense", "gemm", "snn"):
+        from flows.engines import get_engine
+        source = source_model(art)
+        if source is None:
+            raise RegressionError(f"{art.path}: no copy of its source model in source/ (made "
+                                  f"before nnloom kept one); regenerate it with `nnloom "
+                                  f"generate` to draw new vectors")
+        options = {"random": n, "seed": seed}
+        if engine == "dense":
+            options["lanes"] = manifest["parameters"]["lanes"]
+        board = manifest.get("board_config") or manifest.get("board") or "icebreaker"
+        get_engine(engine).generate(source, out, board=board, data=None, options=options)
+    elif engine == "smurf":
+        import itertools
+
+        from rtl_gen.smurf import write_smurf_artefact
+        from rtl_gen.smurf.plan import SmurfPlan
+        plan = SmurfPlan.from_dict(manifest["smurf"])
+        top = (1 << plan.input_bits) - 1
+        edges = list(itertools.product((0, 1, top // 2, top - 1, top), repeat=plan.m))
+        rng = np.random.default_rng(seed)
+        codes = np.concatenate([np.array(edges, dtype=np.int64).reshape(-1, plan.m),
+                                rng.integers(0, top + 1, (n, plan.m))])
+        write_smurf_artefact(plan, out, codes=codes, top=manifest["top"])
+    else:
+        raise RegressionError(f"{art.path}: a {engine} engine's artefact keeps no golden model "
+                              f"to draw new vectors from; regenerate it with more frames "
+                              f"(--data) instead")
+    new = Artefact(out)
+    for a, b in zip(art.rtl_sources, new.rtl_sources):
+        if a.read_bytes() != b.read_bytes():
+            shutil.rmtree(out, ignore_errors=True)
+            raise RegressionError(f"{art.path}: regenerating it from its source gives other "
+                                  f"Verilog ({a.name}); it was made with options nnloom "
+                                  f"cannot recover")
+    return new
+
+
+def run_regression(art: Artefact, *, vectors: int, seed: int = 1, bench: str = "sv",
+                   simulator: str = "verilator",
+                   progress: Callable[[int, int], None] | None = None) -> RegressionResult:
+    """Draw ``vectors`` random inputs (and the edge cases), simulate them, compare with the
+    golden. ``progress(done, total)`` hears the vectors checked. The regression artefact
+    goes to ``<art>/sim/regress``."""
+    from .bench_files import write_bench_files
+    from .runner import run_sim
+    from .svrun import run_sv_bench
+
+    target = art.path / "sim" / "regress"
+    shutil.rmtree(target, ignore_errors=True)
+    reg = regression_artefact(art, vectors, seed, target)
+    total = len(reg.vectors()["inputs"])
+    progress = progress or (lambda done, total: None)
+    start = time.monotonic()
+    if bench == "sv":
+        write_bench_files(reg)
+        result = run_sv_bench(reg, simulator=simulator, seed=seed, rewrite=False,
+                              progress=lambda done: progress(done, total),
+                              quick=vectors < 1000)
+        return RegressionResult(vectors=total, mismatching_elements=0 if result.passed else
+                                max(1, len(result.mismatches)),
+                                mismatches=[] if result.passed else
+                                [result.summary, *result.mismatches],
+                                seconds=time.monotonic() - start, bench=bench,
+                                simulator=simulator)
+    result = run_sim(reg, simulator=simulator, seed=seed,
+                     progress=lambda stage, done, total_: progress(done or 0, total))
+    return RegressionResult(vectors=result.vectors,
+                            mismatching_elements=result.mismatching_elements,
+                            mismatches=[] if result.passed else result.mismatches,
+                            seconds=time.monotonic() - start, bench=bench, simulator=simulator)

@@ -1,0 +1,87 @@
+"""``nnloom sim --vectors N``: N seeded random vectors (and the edge cases) through the
+golden model and the RTL, progress as plain lines when not a terminal; the regression rows
+of ``nnloom bench``."""
+
+import shutil
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from flows.cli import app
+from rtl_gen.artefact import Artefact
+from sim.regress import RegressionError, regression_artefact
+
+runner = CliRunner()
+SIMULATOR = "icarus" if shutil.which("iverilog") else "verilator"
+
+
+def _invoke(*args):
+    return runner.invoke(app, [str(a) for a in args], terminal_width=250)
+
+
+@pytest.fixture(scope="module")
+def generated(mlp_onnx, tmp_path_factory):
+    out = tmp_path_factory.mktemp("regress") / "mlp"
+    assert _invoke("generate", mlp_onnx, "--engine", "dense", "-o", out,
+                   "--random", "4").exit_code == 0
+    return out
+
+
+def test_regression_vectors_are_seeded_random_plus_edges(generated, tmp_path):
+    art = Artefact(generated)
+    a = regression_artefact(art, 50, 3, tmp_path / "a")
+    b = regression_artefact(art, 50, 3, tmp_path / "b")
+    c = regression_artefact(art, 50, 4, tmp_path / "c")
+    va, vb, vc = a.vectors(), b.vectors(), c.vectors()
+    edges = len(art.vectors()["inputs"]) - 4
+    assert len(va["inputs"]) == edges + 50
+    assert (va["inputs"] == vb["inputs"]).all() and (va["outputs"] == vb["outputs"]).all()
+    assert not (va["inputs"][edges:] == vc["inputs"][edges:]).all()
+    assert (va["inputs"][:edges] == art.vectors()["inputs"][:edges]).all()
+    assert {-128, 127} <= set(np.unique(va["inputs"][:edges]))
+    assert a.rtl_sources[0].read_bytes() == art.rtl_sources[0].read_bytes()
+
+
+def test_an_artefact_without_its_source_cannot_draw_vectors(generated, tmp_path):
+    art = tmp_path / "nosource"
+    shutil.copytree(generated, art)
+    shutil.rmtree(art / "source")
+    with pytest.raises(RegressionError, match="no copy of its source model in source/"):
+        regression_artefact(Artefact(art), 10, 1, tmp_path / "x")
+    result = _invoke("sim", art, "--vectors", "10")
+    assert result.exit_code == 1 and "no copy of its source model" in result.output
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("bench", ["sv", "cocotb"])
+def test_sim_vectors_runs_a_regression_with_plain_progress(generated, tmp_path, bench):
+    art = tmp_path / "mlp"
+    shutil.copytree(generated, art, ignore=shutil.ignore_patterns("sim"))
+    result = _invoke("sim", art, "--vectors", "200", "--seed", "7", "--bench", bench,
+                     "--simulator", SIMULATOR)
+    assert result.exit_code == 0, result.output
+    assert "PASS 207 vectors (200 random, seed 7, and the edge cases) bit-exact" in \
+        result.output
+    lines = [ln for ln in result.output.splitlines() if " vectors, " in ln and "/207" in ln]
+    assert lines and lines[-1].startswith("mlp: ") and "207/207 vectors" in lines[-1]
+    assert "\x1b[" not in result.output   # not a terminal: no bar
+
+
+@pytest.mark.sim
+def test_a_wrong_golden_in_the_regression_fails(generated, tmp_path, monkeypatch):
+    import sim.regress as regress
+    real = regress.regression_artefact
+
+    def corrupted(*args, **kwargs):
+        reg = real(*args, **kwargs)
+        vectors = reg.vectors()
+        vectors["outputs"][-1, 0] += 1
+        np.savez(reg.path / "vectors" / "golden.npz", **vectors)
+        return reg
+    monkeypatch.setattr(regress, "regression_artefact", corrupted)
+    art = tmp_path / "mlp"
+    shutil.copytree(generated, art, ignore=shutil.ignore_patterns("sim"))
+    result = _invoke("sim", art, "--vectors", "30", "--bench", "sv", "--simulator", SIMULATOR)
+    assert result.exit_code == 1
+    assert "regression of mlp" in result.output and "MISMATCH vector 36" in result.output
