@@ -21,6 +21,9 @@ class HostLink(wiring.Component):
     Ports: ``rx``/``tx`` byte streams (host side); ``engine_i``/``engine_o`` element streams
     (``{data, last}``) and ``cycles`` (the engine's cycle counter, read after its last output)
     on the engine side; ``error`` is high after a request that was not answered ``OK``.
+    ``ecc`` takes the engine's memory-error counters (corrected in bits 0-15, uncorrectable
+    in 16-31; tied to zero for an unprotected engine) that ``STATUS`` reports, with
+    ``protected`` in its flags byte.
 
     An ``INFER`` payload goes to the engine byte by byte while it arrives (``last`` on its
     final element), so the engine starts before the CRC has arrived; a bad CRC therefore
@@ -34,17 +37,20 @@ class HostLink(wiring.Component):
     """
 
     def __init__(self, *, n_in: int, n_out: int, design_id: int,
-                 in_layout: data.StructLayout, out_layout: data.StructLayout):
+                 in_layout: data.StructLayout, out_layout: data.StructLayout,
+                 protected: bool = False):
         for name, n in (("n_in", n_in), ("n_out", n_out)):
             if not 1 <= n <= 0xFFFF - 4:
                 raise ValueError(f"HostLink {name} must be between 1 and {0xFFFF - 4}, not {n}")
         self.n_in, self.n_out, self.design_id = n_in, n_out, design_id
+        self.protected = protected
         super().__init__({
             "rx": In(stream.Signature(8)),
             "tx": Out(stream.Signature(8)),
             "engine_i": Out(stream.Signature(in_layout)),
             "engine_o": In(stream.Signature(out_layout)),
             "cycles": In(32),
+            "ecc": In(32),
             "error": Out(1),
         })
 
@@ -89,15 +95,18 @@ class HostLink(wiring.Component):
                     m.d.sync += [length[8:].eq(rx.payload), count.eq(0)]
                     is_infer = command == Command.INFER
                     is_info = command == Command.INFO
+                    is_status = command == Command.STATUS
                     with m.If(is_infer & (full == n_in)):
                         m.d.sync += [feed.eq(1), status.eq(Status.OK),
                                      reply_len.eq(n_out + 4)]
                     with m.Elif(is_info & (full == 0)):
                         m.d.sync += [feed.eq(0), status.eq(Status.OK), reply_len.eq(8)]
+                    with m.Elif(is_status & (full == 0)):
+                        m.d.sync += [feed.eq(0), status.eq(Status.OK), reply_len.eq(5)]
                     with m.Else():
                         m.d.sync += [feed.eq(0), reply_len.eq(0),
                                      status.eq(Status.BAD_COMMAND)]
-                        with m.If(is_infer | is_info):
+                        with m.If(is_infer | is_info | is_status):
                             m.d.sync += status.eq(Status.BAD_LENGTH)
                     with m.If(full == 0):
                         m.next = "CRC_HI"
@@ -138,13 +147,15 @@ class HostLink(wiring.Component):
         index = Signal(16)
         cycles = Signal(32)
         info = Const(n_in | (n_out << 16) | (self.design_id << 32), 64)
+        counters = Signal(40)    # STATUS: flags byte, then the counters latched at the request
         m.d.comb += [tx.payload.eq(byte), tx_crc.data.eq(byte),
                      tx_crc.valid.eq(tx.valid & tx.ready)]
         with m.FSM(name="tx_state"):
             with m.State("IDLE"):
                 m.d.comb += tx_crc.start.eq(1)
                 with m.If(request):
-                    m.d.sync += [self.error.eq(status != Status.OK), index.eq(0)]
+                    m.d.sync += [self.error.eq(status != Status.OK), index.eq(0),
+                                 counters.eq(Cat(Const(int(self.protected), 8), self.ecc))]
                     m.d.comb += taken.eq(1)
                     m.next = "SYNC"
             with m.State("SYNC"):
@@ -167,6 +178,8 @@ class HostLink(wiring.Component):
                         m.next = "CRC_HI"
                     with m.Elif(command == Command.INFO):
                         m.next = "INFO"
+                    with m.Elif(command == Command.STATUS):
+                        m.next = "COUNTERS"
                     with m.Else():
                         m.next = "OUTPUTS"
             with m.State("OUTPUTS"):
@@ -191,6 +204,12 @@ class HostLink(wiring.Component):
                 with m.If(tx.ready):
                     m.d.sync += index.eq(index + 1)
                     with m.If(index == 7):
+                        m.next = "CRC_HI"
+            with m.State("COUNTERS"):
+                m.d.comb += [byte.eq(counters.word_select(index[:3], 8)), tx.valid.eq(1)]
+                with m.If(tx.ready):
+                    m.d.sync += index.eq(index + 1)
+                    with m.If(index == 4):
                         m.next = "CRC_HI"
             with m.State("CRC_HI"):
                 m.d.comb += [byte.eq(tx_crc.crc[8:]), tx.valid.eq(1), tx_crc.valid.eq(0)]

@@ -9,6 +9,7 @@ sent most significant byte first, so that the receiver's CRC register ends at th
 Host to board (sync ``0xA5``):
 - ``INFER`` (1): payload = one input vector, one byte per element (``n_in`` bytes).
 - ``INFO`` (2): no payload.
+- ``STATUS`` (3): no payload.
 
 Board to host (sync ``0x5A``), one reply per request, in order:
 - to ``INFER``: status, payload = ``n_out`` output bytes, then the engine's cycle counter for
@@ -17,6 +18,10 @@ Board to host (sync ``0x5A``), one reply per request, in order:
 - to ``INFO``: payload = ``n_in`` (2 bytes LE), ``n_out`` (2 bytes LE), ``design_id`` (4 bytes
   LE: the first 32 bits of the SHA-256 of the engine's Verilog, so a host can tell whether
   the bitstream matches its artefact).
+- to ``STATUS``: payload = ``flags`` (1 byte: bit 0 set when the engine's weight memories
+  carry parity or SECDED check bits), then the engine's memory-error counters since reset,
+  each 2 bytes LE, saturating: words read with a corrected flip, and words read with an
+  error the code cannot correct (results computed after one are not to be trusted).
 - to a bad length or an unknown command: the status and an empty payload; the request's
   payload bytes (as many as its length field says) are read and dropped.
 """
@@ -34,7 +39,7 @@ from frontends.errors import NnloomError
 
 __all__ = ["REQUEST_SYNC", "RESPONSE_SYNC", "Command", "Status", "CRC", "crc16",
            "encode_request", "encode_response", "ResponseParser", "Response", "ProtocolError",
-           "design_id", "LinkModel", "MAX_LENGTH", "Client", "LinkError"]
+           "design_id", "LinkModel", "MAX_LENGTH", "Client", "LinkError", "MemoryStatus"]
 
 REQUEST_SYNC = 0xA5
 RESPONSE_SYNC = 0x5A
@@ -45,6 +50,7 @@ CRC = catalog.CRC16_CCITT_FALSE(data_width=8)
 class Command(enum.IntEnum):
     INFER = 1
     INFO = 2
+    STATUS = 3
 
 
 class Status(enum.IntEnum):
@@ -86,6 +92,19 @@ def design_id(verilog_sources: Iterable[bytes]) -> int:
 
 
 @dataclass(frozen=True)
+class MemoryStatus:
+    """A ``STATUS`` reply: whether the memories are protected and the error counters."""
+
+    protected: bool
+    corrected: int
+    errors: int
+
+    def payload(self) -> bytes:
+        return (bytes([int(self.protected)]) + self.corrected.to_bytes(2, "little")
+                + self.errors.to_bytes(2, "little"))
+
+
+@dataclass(frozen=True)
 class Response:
     status: Status
     payload: bytes
@@ -105,6 +124,16 @@ class Response:
         p = self.payload
         return (int.from_bytes(p[0:2], "little"), int.from_bytes(p[2:4], "little"),
                 int.from_bytes(p[4:8], "little"))
+
+
+    def memory_status(self) -> MemoryStatus:
+        """The reply to ``STATUS``."""
+        if len(self.payload) != 5:
+            raise ProtocolError(f"a reply to STATUS carries 5 bytes, this one "
+                                f"{len(self.payload)}")
+        p = self.payload
+        return MemoryStatus(bool(p[0] & 1), int.from_bytes(p[1:3], "little"),
+                            int.from_bytes(p[3:5], "little"))
 
 
 class ResponseParser:
@@ -145,10 +174,13 @@ class ResponseParser:
 
 class LinkModel:
     """The board's side of the protocol in Python: the reference for ``boards.link.HostLink``
-    (and a stand-in board for host tests). ``engine(inputs: bytes) -> (outputs, cycles)``."""
+    (and a stand-in board for host tests). ``engine(inputs: bytes) -> (outputs, cycles)``;
+    ``status()`` gives the ``MemoryStatus`` a ``STATUS`` request reports (default: an
+    unprotected engine)."""
 
-    def __init__(self, *, n_in: int, n_out: int, design: int, engine):
+    def __init__(self, *, n_in: int, n_out: int, design: int, engine, status=None):
         self.n_in, self.n_out, self.design, self.engine = n_in, n_out, design, engine
+        self.status = status or (lambda: MemoryStatus(False, 0, 0))
         self._buffer = bytearray()
 
     def feed(self, data: bytes) -> bytes:
@@ -185,6 +217,10 @@ class LinkModel:
             return encode_response(status, self.n_in.to_bytes(2, "little")
                                    + self.n_out.to_bytes(2, "little")
                                    + self.design.to_bytes(4, "little"))
+        if command == Command.STATUS:
+            if payload:
+                return encode_response(Status.BAD_LENGTH)
+            return encode_response(status, self.status().payload())
         return encode_response(Status.BAD_COMMAND)
 
 
@@ -223,6 +259,13 @@ class Client:
                             f"takes {self.n_in} and gives {self.n_out} (design id "
                             f"{self.design:08x}); program the board with this artefact's "
                             f"bitstream")
+
+    def status_request(self) -> bytes:
+        return encode_request(Command.STATUS)
+
+    def decode_status(self, response: Response) -> MemoryStatus:
+        self._check(response, "STATUS")
+        return response.memory_status()
 
     def infer_request(self, codes) -> bytes:
         codes = [int(c) for c in codes]

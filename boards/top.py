@@ -1,6 +1,6 @@
 """``BoardTop``: an engine behind a UART host link, for a board or for simulation."""
 
-from amaranth import ClockDomain, Module, Shape
+from amaranth import Cat, ClockDomain, Module, Shape
 from amaranth.build import ResourceError
 from amaranth.lib import data, io, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
@@ -56,9 +56,10 @@ class BoardTop(wiring.Component):
         if fifo_depth < 1:
             raise ValueError(f"fifo_depth must be at least 1, not {fifo_depth!r}")
         self.engine = engine
+        self.protected = hasattr(engine, "ecc_corrected")
         self.link = HostLink(n_in=n_in, n_out=n_out, design_id=design_id,
                              in_layout=engine.i.payload.shape(),
-                             out_layout=engine.o.payload.shape())
+                             out_layout=engine.o.payload.shape(), protected=self.protected)
         self.baud, self.clk_freq, self.fifo_depth, self.clock = baud, clk_freq, fifo_depth, clock
         super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1), "busy": Out(1),
                           "error": Out(1)})
@@ -87,6 +88,8 @@ class BoardTop(wiring.Component):
         wiring.connect(m, link.tx, uart_tx.i)
         wiring.connect(m, link.engine_i, engine.i)
         wiring.connect(m, engine.o, link.engine_o)
+        if self.protected:  # the memory-error counters STATUS reports
+            m.d.comb += link.ecc.eq(Cat(engine.ecc_corrected, engine.ecc_errors))
         m.d.comb += [link.cycles.eq(engine.cycles), self.tx.eq(uart_tx.tx),
                      self.busy.eq(engine.busy), self.error.eq(link.error)]
 

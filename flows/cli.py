@@ -337,6 +337,9 @@ def sim(artefact: Path = typer.Argument(..., help="Artefact folder from `nnloom 
                                + "\n".join(result.mismatches[:20]))
             console.print(f"[green]PASS[/] {board}: {result.vectors} vectors through the UART "
                           f"host link, bit-exact; results: {result.results_xml}")
+            memory = _board_memory_status(result)
+            if memory:
+                console.print(memory, highlight=False, soft_wrap=True)
             return
         from .commands.verify import prepare_frameworks, report_agreement
         frameworks = prepare_frameworks(artefact, reference, torch)
@@ -371,7 +374,25 @@ def run(artefact: Path = typer.Argument(..., help="Artefact folder whose bitstre
         console.print(f"[green]PASS[/] {result.vectors} vectors on the board equal the golden; "
                       f"engine cycles {min(result.cycles)}–{max(result.cycles)}; "
                       f"{result.retries} retries; {result.seconds:.1f} s")
+        if result.memory is not None:
+            console.print(_memory_text(result.memory.protected, result.memory.corrected,
+                                       result.memory.errors), highlight=False, soft_wrap=True)
     run_command(body)
+
+
+def _memory_text(protected: bool, corrected: int, errors: int) -> str:
+    if not protected:
+        return "STATUS: weight memories unprotected (generate with --protect parity|secded)"
+    return (f"STATUS: weight memories protected; {corrected} words read with a corrected "
+            f"flip, {errors} with an uncorrectable error")
+
+
+def _board_memory_status(result) -> str | None:
+    """The STATUS line of a board-level simulation (its summary's ``memory``)."""
+    import json
+    summary = Path(result.results_xml).parent / "summary.json"
+    memory = json.loads(summary.read_text()).get("memory") if summary.is_file() else None
+    return _memory_text(**memory) if memory else None
 
 
 @app.command()

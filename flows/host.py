@@ -41,6 +41,7 @@ class BoardRun:
     retries: int = 0
     seconds: float = 0.0
     outputs: list[list[int]] = field(default_factory=list)
+    memory: object = None   # boards.protocol.MemoryStatus, asked after the last vector
 
     @property
     def passed(self) -> bool:
@@ -106,6 +107,13 @@ def run_on_board(artefact: Artefact | str | Path, port: str, *, baud: int = 1152
                     if len(result.mismatches) < 20:
                         result.mismatches.append(f"vector {n}: output {i}: expected {int(w)}, "
                                                  f"got {g}")
+        status = client.decode_status(_exchange(link, parser, client.status_request(),
+                                                timeout))
+        result.memory = status
+        if status.errors:
+            raise HostError(f"{port}: the board's weight memories reported {status.errors} "
+                            f"uncorrectable error(s) ({status.corrected} corrected); its "
+                            f"results are not to be trusted: reprogram the board")
     result.seconds = time.monotonic() - start
     return result
 

@@ -4,7 +4,8 @@ The clock runs at the board's frequency (``NNLOOM_CLK_HZ``) and the host's bits 
 ``1 / NNLOOM_BAUD`` seconds, so the board's integer baud divider meets a real host's timing
 error. The host asks ``INFO`` (the board must run this artefact), sends a request with a
 corrupted byte (the board must answer ``BAD_CRC``), then the first ``NNLOOM_SIM_LIMIT`` golden
-input vectors, and compares every output code with the golden.
+input vectors, compares every output code with the golden, and last asks ``STATUS`` (the
+engine's memory-error counters, in ``summary.json``'s ``memory``).
 """
 
 from __future__ import annotations
@@ -104,7 +105,10 @@ async def board_link(dut):
                 bad += 1
                 if len(mismatches) < MAX_REPORTED:
                     mismatches.append(f"vector {n}: output {i}: expected {int(w)}, got {g}")
+    status = client.decode_status(await host.request(client.status_request(), timeout_ms))
     summary = {"vectors": len(outputs), "mismatching_elements": bad, "mismatches": mismatches,
+               "memory": {"protected": status.protected, "corrected": status.corrected,
+                          "errors": status.errors},
                "cycles": {"max": max(cycles), "min": min(cycles)},
                "board": os.environ.get("NNLOOM_BOARD"), "baud": baud, "clk_hz": clk_hz,
                "link_bytes_skipped": host.parser.skipped}

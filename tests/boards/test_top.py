@@ -74,11 +74,11 @@ def add_one_model(n=4):
     return LinkModel(n_in=n, n_out=n, design=DESIGN, engine=engine)
 
 
-def run_host_link(requests, *, fifo_depth=16, n=4):
+def run_host_link(requests, *, fifo_depth=16, n=4, engine=None):
     """Send each request's bytes on ``rx`` and collect the bytes on ``tx`` until the line has
     been idle for 40 bit times after the last request; returns (tx bytes, busy samples,
     error samples)."""
-    top = BoardTop(AddOne(n=n), n_in=n, n_out=n, design_id=DESIGN, baud=BAUD, clk_freq=CLK,
+    top = BoardTop(engine or AddOne(n=n), n_in=n, n_out=n, design_id=DESIGN, baud=BAUD, clk_freq=CLK,
                    fifo_depth=fifo_depth)
     received, busy_seen, error_seen, sent_all = [], [], [], [False]
 
@@ -230,3 +230,38 @@ def test_elaborates_for_platform_without_tools(name, monkeypatch):
     script = plan.files["build_top.sh"]
     assert spec.synth_opts in plan.files["top.ys"]
     assert "YOSYS" in script
+
+
+class AddOneProtected(AddOne):
+    """``AddOne`` with memory-error counters as a protected engine has them (constants)."""
+
+    CORRECTED, ERRORS = 0x1234, 0x0056
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.ecc_corrected, self.ecc_errors = Signal(16), Signal(16)
+
+    def elaborate(self, platform):
+        m = super().elaborate(platform)
+        m.d.comb += [self.ecc_corrected.eq(self.CORRECTED), self.ecc_errors.eq(self.ERRORS)]
+        return m
+
+
+@pytest.mark.parametrize("protected", [False, True])
+def test_status_reports_the_memory_error_counters(protected):
+    from boards.protocol import MemoryStatus
+    requests = [encode_request(Command.STATUS), encode_request(Command.STATUS, b"x"),
+                encode_request(Command.INFER, bytes([1, 2, 3, 4])),
+                encode_request(Command.STATUS)]
+    engine = AddOneProtected(n=4) if protected else AddOne(n=4)
+    got, _, _ = run_host_link(requests, engine=engine)
+    model = add_one_model()
+    if protected:
+        model.status = lambda: MemoryStatus(True, AddOneProtected.CORRECTED,
+                                            AddOneProtected.ERRORS)
+    assert got == b"".join(model.feed(r) for r in requests)
+    replies = ResponseParser().feed(got)
+    assert [r.status for r in replies] == [Status.OK, Status.BAD_LENGTH, Status.OK, Status.OK]
+    expected = MemoryStatus(protected, AddOneProtected.CORRECTED if protected else 0,
+                            AddOneProtected.ERRORS if protected else 0)
+    assert replies[0].memory_status() == expected == replies[3].memory_status()

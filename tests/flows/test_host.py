@@ -138,3 +138,23 @@ def test_program_needs_a_bitstream_and_a_programmer(artefact, tmp_path, monkeypa
     fake.write_text("#!/bin/sh\nexit 0\n")
     fake.chmod(0o755)
     assert program(artefact, "icebreaker") == [str(fake), str(build / "top.bin")]
+
+
+@pytest.mark.parametrize("errors", [0, 3])
+def test_run_asks_status_and_refuses_results_after_an_uncorrectable_error(artefact, errors):
+    from boards.protocol import MemoryStatus
+    board = FakeBoard(artefact, golden_table(artefact))
+    board.model.status = lambda: MemoryStatus(True, 7, errors)
+    try:
+        result = CliRunner().invoke(app, ["run", str(artefact.path), "--port", board.port,
+                                          "--limit", "2", "--timeout", "10"])
+    finally:
+        board.close()
+    if errors:
+        assert result.exit_code == 1
+        assert "3 uncorrectable error(s) (7 corrected)" in result.output
+        assert "PASS" not in result.output
+    else:
+        assert result.exit_code == 0, result.output
+        assert "7 words read with a corrected flip, 0 with an uncorrectable error" in \
+            result.output
