@@ -62,10 +62,6 @@ def check_ranges(graph: Graph) -> None:
                              f"(at most {MAX_SHIFT}): the multiplier scale_in*scale_w/scale_out "
                              f"is below 2**-{MAX_SHIFT - MULTIPLIER_BITS}; check the model's "
                              f"scales (tiny or denormal scales)")
-        m = node.weights.get("multiplier")
-        if m is not None and (np.any(m < 0) or np.any(m >= 1 << MULTIPLIER_BITS)):
-            raise ModelError(f"{what}: a requantization multiplier lies outside "
-                             f"0..2**{MULTIPLIER_BITS}")
         if node.op not in ("dense", "conv"):
             continue
         bias = np.asarray(node.weights["bias"])
