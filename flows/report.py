@@ -17,13 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
+from boards.families import KEY_RESOURCES
 from rtl_gen.artefact import Artefact, atomic_write
 
 __all__ = ["collect", "write_report"]
 
-_LOGIC = {"ice40": "ICESTORM_LC", "ecp5": "TRELLIS_COMB"}
-_KEY_RESOURCES = ("ICESTORM_LC", "ICESTORM_RAM", "ICESTORM_SPRAM", "ICESTORM_DSP",
-                  "TRELLIS_COMB", "TRELLIS_FF", "DP16KD", "MULT18X18D")
 
 
 def _read_json(path: Path):
@@ -39,7 +37,7 @@ def collect(artefact: Artefact) -> dict:
         for path in sorted(build_root.glob("*/report.json")):
             data = _read_json(path)
             data["utilisation"] = {k: v for k, v in data["utilisation"].items()
-                                   if k in _KEY_RESOURCES}
+                                   if k in KEY_RESOURCES}
             builds[path.parent.name] = data
     sim = _read_json(artefact.path / "sim" / "summary.json")
     return {

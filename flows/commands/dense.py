@@ -8,6 +8,7 @@ from typing import Callable
 
 import typer
 
+from boards.families import Resources
 from frontends.errors import UsageError
 
 __all__ = ["generate_dense", "can_run_dense", "bench_dense", "register"]
@@ -93,10 +94,9 @@ def bench_dense(out_dir: Path, *, full: bool = False, lanes: tuple[int, ...] | N
                 reason = [l for l in str(exc).splitlines() if "ERROR" in l] or [str(exc)]
                 rows.append({**row, "cycles": cycles, "error": reason[0].strip()})
                 continue
-            util = rep.utilisation
-            dsp = util.get("ICESTORM_DSP", util.get("MULT18X18D", {})).get("used")
-            ram = sum(util.get(k, {}).get("used", 0)
-                      for k in ("ICESTORM_RAM", "ICESTORM_SPRAM", "DP16KD"))
+            res = Resources.from_utilisation(rep.utilisation)
+            dsp = res.dsp if res.present("dsp") else None
+            ram = res.ram + res.spram
             latency_us = cycles / rep.fmax_mhz if rep.fmax_mhz else None
             rows.append({**row, "lut4": rep.lut4, "ff": rep.ff, "dsp": dsp,
                          "ram": ram, "fmax_mhz": rep.fmax_mhz, "cycles": cycles,

@@ -12,6 +12,7 @@ from typing import Optional
 import numpy as np
 import typer
 
+from boards.families import Resources
 from frontends.errors import UsageError
 
 log = logging.getLogger(__name__)
@@ -39,14 +40,12 @@ def _load_npz(data: Optional[Path]):
 def can_run_gemm(graph, board: str) -> tuple[bool, str]:
     """Whether ``board``'s heterogeneous overlay takes every layer of ``graph`` (the
     compiler's own check), and why."""
-    from frontends.errors import ModelError
-    from rtl_gen.gemm import BOARDS, compile_graph
-    if board not in BOARDS:
-        return False, (f"no gemm overlay configuration for board '{board}'; it has configs "
-                       f"for {', '.join(BOARDS)}")
+    from frontends.errors import NnloomError
+    from rtl_gen.gemm import compile_graph
+    from rtl_gen.gemm.config import board_configs
     try:
-        program = compile_graph(graph, BOARDS[board]["hetero"], split="auto")
-    except ModelError as exc:
+        program = compile_graph(graph, board_configs(board)["hetero"], split="auto")
+    except NnloomError as exc:
         return False, str(exc)
     ops = sorted({l.source_op or l.op for l in program.layers})
     return True, (f"the {board} overlay runs all {len(program.layers)} layers "
@@ -69,15 +68,14 @@ def generate_gemm(model: Path, out: Path, data: Optional[Path] = None, *,
     (memories initialised with the program). Returns the program."""
     from frontends.onnx_import import import_onnx
     from frontends.vectors import golden_vectors
-    from rtl_gen.gemm import BOARDS, compile_graph
+    from rtl_gen.gemm import compile_graph
+    from rtl_gen.gemm.config import board_configs
     from rtl_gen.gemm.emit import write_gemm_artefact
 
-    if board not in BOARDS:
-        raise _user_error(f"unknown board '{board}'; the gemm engine has configs for "
-                          f"{', '.join(BOARDS)}")
+    config = board_configs(board)["hetero"]
     x, y = _load_npz(data)
     graph = import_onnx(model)
-    program = compile_graph(graph, BOARDS[board]["hetero"], split=split, tau=tau)
+    program = compile_graph(graph, config, split=split, tau=tau)
     program = drop_idle_core(graph, program, split=split, tau=tau)
     vectors = golden_vectors(program.graph, data_x=x, data_y=y, random=random, seed=seed)
     write_gemm_artefact(program, out, vectors=vectors,
@@ -220,16 +218,10 @@ def measure_config(graph, config, *, family: str, clock_mhz: float, x=None, y=No
         lines = [ln.strip() for ln in str(exc).splitlines() if "ERROR" in ln]
         row["error"] = (lines or [str(exc).splitlines()[0]])[0]
         return program, row
-    util = rep.utilisation
-
-    def used(*names):
-        return sum(util[n]["used"] for n in names if n in util)
+    res = Resources.from_utilisation(rep.utilisation)
     row.update(lut4=rep.lut4, ff=rep.ff, fmax_mhz=rep.fmax_mhz,
-               fmax_seeds=dict(rep.fmax_seeds),
-               ebr=used("ICESTORM_RAM", "DP16KD"), spram=used("ICESTORM_SPRAM"),
-               dsp=used("ICESTORM_DSP", "MULT18X18D"),
-               cells=used("ICESTORM_LC", "TRELLIS_COMB"),
-               io_wrapper=rep.io_wrapper)
+               fmax_seeds=dict(rep.fmax_seeds), ebr=res.ram, spram=res.spram, dsp=res.dsp,
+               cells=res.lut, io_wrapper=rep.io_wrapper)
     f = rep.fmax_mhz
     row["latency_us"] = rtl_cycles / f if f else None
     row["gmacs"] = row["macs"] / (rtl_cycles / f) / 1e3 if f else None

@@ -439,8 +439,6 @@ TARGET_CONFIGS = (("srlut-S-5bit", "ecp5", 2), ("hklut-S", "ice40", 1))
 # ``nnloom bench``'s default rows: the targets and ICELUT on ECP5 (synthesis, place and route
 # measured at 55 s on an idle machine; the UP5K row took 3 minutes and is under --full).
 DEFAULT_CONFIGS = TARGET_CONFIGS + (("icelut-tetrahedral", "ecp5", 1),)
-RAM_KEYS = ("ICESTORM_RAM", "ICESTORM_SPRAM", "DP16KD")
-LUT_KEYS = ("ICESTORM_LC", "TRELLIS_COMB")
 # Tables trained here (``fit_srlut_table``): seeded, a few minutes on one core.
 TRAINED = {"pattern": "S", "interval_bits": 5, "samples": 300_000, "iterations": 300,
            "seed": 0}
@@ -517,6 +515,7 @@ def run_bench(out: Path, *, width: int, height: int, synth: bool, console,
     import io
     from rich.table import Table
 
+    from boards.families import Resources
     from rtl_gen.artefact import atomic_write
     from rtl_gen.emit import emit_verilog
     from rtl_gen.lutnet.artefact import TOP, emit_hklut_verilog, icelut_memory_plan
@@ -597,9 +596,8 @@ def run_bench(out: Path, *, width: int, height: int, synth: bool, console,
                 except Exception as exc:  # reported per row; the others still run
                     row["error"] = str(exc).splitlines()[0]
                 else:
-                    util = rep.utilisation
                     row.update(lut4=rep.lut4, ff=rep.ff, fmax_mhz=rep.fmax_mhz,
-                               ram={k: util[k]["used"] for k in RAM_KEYS if k in util},
+                               ram=Resources.from_utilisation(rep.utilisation).ram_by_name,
                                fps=rep.fmax_mhz * 1e6 / cycles)
         rows.append(row)
     report = {"frame": [width, height], "scale": 4, "tables": tables,

@@ -8,6 +8,7 @@ from typing import List, Optional
 
 import typer
 
+from boards.families import Resources
 from frontends.errors import UsageError
 
 log = logging.getLogger(__name__)
@@ -96,12 +97,10 @@ def synthesize_component(component, name: str, family: str, out_dir: Path) -> di
     if proc.returncode:
         raise _user_error(f"yosys pre-pass of {name} failed: {proc.stderr.strip()[-500:]}")
     report = synthesize([out_dir / f"{name}.v"], name, family=family, out_dir=out_dir / "pnr")
-    util = report.utilisation
-    used = {k: v["used"] for k, v in util.items()}
+    res = Resources.from_utilisation(report.utilisation)
     return {"lut4": report.lut4, "ff": report.ff, "fmax_mhz": report.fmax_mhz,
-            "ram": used.get("ICESTORM_RAM", 0) + used.get("DP16KD", 0),
-            "dsp": used.get("ICESTORM_DSP", 0) + used.get("MULT18X18D", 0),
-            "utilisation": used, "io_wrapper": report.io_wrapper,
+            "ram": res.ram, "dsp": res.dsp, "utilisation": res.by_name,
+            "io_wrapper": report.io_wrapper,
             "seconds": round(report.seconds, 1), "device": report.device}
 
 
@@ -114,7 +113,8 @@ def synthesize_hierarchy(component, name: str, family: str, out_dir: Path) -> di
     import json
     import subprocess
 
-    from flows.synth import DEVICES, _count
+    from boards.families import FAMILIES
+    from flows.synth import _count
     from flows.tools import MissingTool, tool_path
     from rtl_gen.artefact import atomic_write
     from rtl_gen.emit import emit_verilog
@@ -122,7 +122,7 @@ def synthesize_hierarchy(component, name: str, family: str, out_dir: Path) -> di
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(out_dir / "raw.v", emit_verilog(component, name))
-    synth = DEVICES[family][1]
+    synth = FAMILIES[family].synth
     script = (f"read_verilog -sv raw.v\nhierarchy -top {name}\nproc\nsplitnets\n"
               f"{synth} -noflatten -top {name}\ntee -q -o stat.json stat -json\n")
     (out_dir / "hierarchy.ys").write_text(script)

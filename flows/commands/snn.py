@@ -11,6 +11,7 @@ from typing import Optional
 import numpy as np
 import typer
 
+from boards.families import Resources
 from frontends.errors import UsageError
 
 log = logging.getLogger(__name__)
@@ -80,11 +81,10 @@ def generate_snn(model: Path, out: Path, data=None, *, t_max: int | None = None,
 def _synth(sources, top, family, out_dir) -> dict:
     from flows.synth import synthesize
     report = synthesize(sources, top, family=family, out_dir=out_dir, clock_mhz=50.0)
-    used = {k: v["used"] for k, v in report.utilisation.items()}
+    res = Resources.from_utilisation(report.utilisation)
     return {"lut4": report.lut4, "ff": report.ff, "fmax_mhz": round(report.fmax_mhz, 2),
-            "bram": used.get("DP16KD", 0) + used.get("ICESTORM_RAM", 0),
-            "dsp": used.get("MULT18X18D", 0) + used.get("ICESTORM_DSP", 0),
-            "device": report.device, "utilisation": used}
+            "bram": res.ram, "dsp": res.dsp, "device": report.device,
+            "utilisation": res.by_name}
 
 
 GEMM_BOARD = {"ecp5": "ulx3s-85f", "ice40": "icebreaker"}

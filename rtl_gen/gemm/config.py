@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-__all__ = ["GemmConfig", "LUT_MODES", "BOARDS", "ACT_BITS", "DSP_WBITS", "MULT_BITS",
+from boards.families import BOARD_FACTS
+
+__all__ = ["GemmConfig", "LUT_MODES", "BOARDS", "NO_CONFIG", "board_configs", "ACT_BITS", "DSP_WBITS", "MULT_BITS",
            "SERIAL_WBITS"]
 
 ACT_BITS = 8          # activation codes in the activation buffer
@@ -151,19 +153,41 @@ class GemmConfig:
 # layer: 12 DSP + 20 LUT lanes cover it in 2 tiles a core (16 LUT lanes would need 3); on
 # ECP5 16 + 48 in one. The UP5K's logic bounds its LUT core (yosys: 12 packed DSP lanes and
 # 20 ternary lanes are 3294 LUT4 and 2824 FF; 4 shift-add int4 lanes cost ~205 LUT4 each).
-BOARDS = {
-    "icebreaker": {"family": "ice40", "clock_mhz": 24.0,
-                   "dsp": GemmConfig(dsp_lanes=12, lut_lanes=0, dsp_pack=True,
-                                     board="icebreaker"),
-                   "lut": GemmConfig(dsp_lanes=0, lut_lanes=32, lut_mode="ternary",
-                                     board="icebreaker"),
-                   "hetero": GemmConfig(dsp_lanes=12, lut_lanes=20, dsp_pack=True,
-                                        lut_mode="ternary", board="icebreaker")},
-    "ulx3s-85f": {"family": "ecp5", "clock_mhz": 100.0,
-                  "dsp": GemmConfig(dsp_lanes=16, lut_lanes=0, dsp_regs=True,
-                                    board="ulx3s-85f"),
-                  "lut": GemmConfig(dsp_lanes=0, lut_lanes=64, lut_mode="ternary",
-                                    board="ulx3s-85f"),
-                  "hetero": GemmConfig(dsp_lanes=16, lut_lanes=48, lut_mode="ternary",
-                                       dsp_regs=True, board="ulx3s-85f")},
+_CORES = {
+    "icebreaker": {"dsp": dict(dsp_lanes=12, lut_lanes=0, dsp_pack=True),
+                   "lut": dict(dsp_lanes=0, lut_lanes=32, lut_mode="ternary"),
+                   "hetero": dict(dsp_lanes=12, lut_lanes=20, dsp_pack=True,
+                                  lut_mode="ternary")},
+    "ulx3s-85f": {"dsp": dict(dsp_lanes=16, lut_lanes=0, dsp_regs=True),
+                  "lut": dict(dsp_lanes=0, lut_lanes=64, lut_mode="ternary"),
+                  "hetero": dict(dsp_lanes=16, lut_lanes=48, lut_mode="ternary",
+                                 dsp_regs=True)},
+    # The LFE5U-25F: 28 MULT18X18D and 24k LUT4, the ULX3S's cores fit (16 DSP lanes).
+    "orangecrab-25f": {"dsp": dict(dsp_lanes=16, lut_lanes=0, dsp_regs=True),
+                       "lut": dict(dsp_lanes=0, lut_lanes=64, lut_mode="ternary"),
+                       "hetero": dict(dsp_lanes=16, lut_lanes=48, lut_mode="ternary",
+                                      dsp_regs=True)},
 }
+# ``board -> {"family", "clock_mhz" (the board's default engine clock), "dsp", "lut",
+# "hetero"}``; family and clock are the board table's (``boards.families``).
+BOARDS = {name: {"family": BOARD_FACTS[name].family,
+                 "clock_mhz": BOARD_FACTS[name].target_mhz,
+                 **{kind: GemmConfig(**cores, board=name) for kind, cores in kinds.items()}}
+          for name, kinds in _CORES.items()}
+# Boards the overlay refuses, and why.
+NO_CONFIG = {
+    "tang-nano-9k": "nextpnr-gowin (YoWASP 0.7) has no block RAM or multiplier BELs for the "
+                    "GW1NR-9, so the overlay's memories would become flip-flops",
+}
+
+
+def board_configs(board: str) -> dict:
+    """``BOARDS[board]``; ``BoardError`` naming the board and why otherwise."""
+    from boards import BoardError
+    if board in BOARDS:
+        return BOARDS[board]
+    if board in NO_CONFIG:
+        raise BoardError(f"the gemm engine has no configuration for board '{board}': "
+                         f"{NO_CONFIG[board]}; it has configs for {', '.join(BOARDS)}")
+    raise BoardError(f"unknown board '{board}'; the gemm engine has configs for "
+                     f"{', '.join(BOARDS)}")

@@ -75,11 +75,44 @@ def test_flow_sizes_the_overlay_for_its_board(mlp_onnx, tmp_path, monkeypatch):
 
 def test_flow_names_a_board_without_a_gemm_config(mlp_onnx, tmp_path):
     result = runner.invoke(app, ["flow", str(mlp_onnx), "--engine", "gemm", "--board",
-                                 "orangecrab-25f", "-o", str(tmp_path / "a")])
+                                 "tang-nano-9k", "-o", str(tmp_path / "a")])
     assert result.exit_code == 1
-    assert "unknown board 'orangecrab-25f'; the gemm engine has configs for icebreaker, " \
-           "ulx3s-85f" in result.output
+    text = " ".join(result.output.split())
+    assert "the gemm engine has no configuration for board 'tang-nano-9k': nextpnr-gowin" in text
+    assert "it has configs for icebreaker, ulx3s-85f, orangecrab-25f" in text
     assert not (tmp_path / "a").exists()
+
+
+@pytest.mark.parametrize("board, family, dsp", [("icebreaker", "ice40", "dsp_pack"),
+                                                ("ulx3s-85f", "ecp5", "dsp_regs"),
+                                                ("orangecrab-25f", "ecp5", "dsp_regs")])
+def test_generate_builds_the_overlay_of_the_boards_family(mlp_onnx, tmp_path, board, family,
+                                                          dsp):
+    """``generate --board B``: the overlay of B's family (iCE40 SB_MAC16 pairs, ECP5
+    registered MULT18X18D), its simulation model beside it, the board named."""
+    import json
+    result = runner.invoke(app, ["generate", str(mlp_onnx), "--engine", "gemm", "--board",
+                                 board, "-o", str(tmp_path / "a"), "--random", "2"])
+    assert result.exit_code == 0, result.output
+    m = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    assert m["board_config"] == board and m["parameters"]["board"] == board
+    assert m["parameters"][dsp] is True
+    model = "ice40_sb_mac16_sim.v" if family == "ice40" else "ecp5_mult18x18d_sim.v"
+    assert m["rtl"] == ["nnloom_gemm.v", model]
+
+
+def test_build_refuses_an_artefact_of_another_family(mlp_onnx, tmp_path):
+    """An overlay generated for the iCEBreaker holds SB_MAC16s: building it for an ECP5
+    board is refused by name before anything is written."""
+    out = tmp_path / "a"
+    assert runner.invoke(app, ["generate", str(mlp_onnx), "--engine", "gemm", "-o", str(out),
+                               "--random", "2"]).exit_code == 0
+    result = runner.invoke(app, ["build", str(out), "--board", "ulx3s-85f"])
+    assert result.exit_code == 1
+    text = " ".join(result.output.split())
+    assert "a was generated for board icebreaker (ice40); board ulx3s-85f is ecp5: " \
+           "regenerate it with `nnloom generate MODEL --board ulx3s-85f`" in text
+    assert not (out / "build").exists()
 
 
 def test_nnloom_bench_places_dsp_only_and_hetero_by_default(mlp_onnx, tmp_path, monkeypatch):

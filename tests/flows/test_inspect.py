@@ -68,3 +68,45 @@ def test_inspect_names_unsupported_ops(tmp_path):
     assert "unsupported: node 'odd' (Softsign, opset 21): no handler for this op" in \
         result.output
     assert "op Softsign is not supported; supported ops:" in result.output
+
+
+def test_inspect_csv_is_one_parseable_row_a_layer(tmp_path):
+    import csv
+    import io
+    result = runner.invoke(app, ["inspect", str(_qonnx_mlp(tmp_path)), "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.output)))
+    assert [r["op"] for r in rows] == ["dense", "dense", "nonlinear"]
+    first = rows[0]
+    assert first["input_shape"] == "16" and first["output_shape"] == "12"
+    assert int(first["macs"]) == 16 * 12 and first["pruned_outputs"] == "1"
+    assert first["engines"].split() == ["dense", "gemm", "snn"]
+    assert rows[1]["weights"] == "ternary (ternary)" and rows[1]["input_dtype"] == "uint4"
+    assert rows[2]["engines"] == "smurf" and rows[2]["sparsity"] == ""
+
+
+def test_inspect_format_json_equals_the_json_alias(tmp_path):
+    path = str(_qonnx_mlp(tmp_path))
+    one = runner.invoke(app, ["inspect", path, "--format", "json"])
+    two = runner.invoke(app, ["inspect", path, "--json"])
+    assert one.exit_code == two.exit_code == 0
+    assert json.loads(one.output) == json.loads(two.output)
+
+
+def test_inspect_table_is_not_wrapped_into_a_pipe(tmp_path):
+    """Not on a terminal, a row of the table stays on one line (however wide)."""
+    result = runner.invoke(app, ["inspect", str(_qonnx_mlp(tmp_path))])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    header = next(l for l in lines if "layer" in l and "engines" in l)
+    assert "pruned out/in" in header and "act in → out" in header
+    rows = [l for l in lines if "MatMul→dense" in l]
+    assert len(rows) == 2
+    assert "16 → 12" in rows[0] and "int4n (4 b used)" in rows[0] and \
+        "dense, gemm, snn" in rows[0]
+
+
+def test_inspect_refuses_an_unknown_format_by_name(tmp_path):
+    result = runner.invoke(app, ["inspect", str(_qonnx_mlp(tmp_path)), "--format", "xml"])
+    assert result.exit_code == 1
+    assert "--format xml: choose table, json, csv" in result.output

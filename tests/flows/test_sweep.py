@@ -49,7 +49,7 @@ def test_axes_make_the_grid_and_collapse_what_means_nothing():
     ice = {p.config["dsp_lanes"]: p.config for p in points if p.board == "icebreaker"}
     ecp = {p.config["dsp_lanes"]: p.config for p in points if p.board == "ulx3s-85f"}
     assert ice[4]["dsp_pack"] and not ice[0]["dsp_pack"] and ecp[4]["dsp_regs"]
-    assert {p.clock_mhz for p in points} == {24.0, 100.0} and points[0].seeds == (1, 2)
+    assert {p.clock_mhz for p in points} == {24.0, 50.0} and points[0].seeds == (1, 2)
     assert sw.parse_seeds("1-3,7") == (1, 2, 3, 7)
 
 
