@@ -124,3 +124,34 @@ def test_rtl_equal_to_a_wrong_golden_fails(mlp_onnx, tmp_path, monkeypatch):
     assert "RTL = golden: 39 vectors bit-exact" in result.output
     assert "equals its golden model but differs from onnxruntime (mlp.onnx) by more than 1 " \
            "code: vector 0, output 'y_QuantizeLinear_Output'[" in result.output
+
+
+@pytest.mark.sim
+def test_flow_prints_the_agreement_before_building(mlp_onnx, tmp_path, monkeypatch):
+    from frontends.errors import UsageError
+
+    import flows.cli as cli
+
+    def stop(*args, **kwargs):
+        raise UsageError("stop before the build")
+    monkeypatch.setattr(cli, "_build", stop)
+    float_onnx = mlp_onnx.with_name("mlp_float.onnx")
+    result = _invoke("flow", mlp_onnx, "--engine", "dense", "-o", tmp_path / "f",
+                     "--simulator", SIMULATOR, "--reference", float_onnx)
+    assert result.exit_code == 1 and "stop before the build" in result.output
+    assert "2/3 sim RTL = golden: 39 vectors bit-exact" in result.output
+    assert "RTL vs onnxruntime (mlp.onnx): 195/195 elements equal" in result.output
+    assert "RTL vs float onnxruntime (mlp_float.onnx):" in result.output
+
+
+def test_flow_refuses_a_reference_of_another_shape_before_generating(mlp_onnx, tmp_path):
+    import sys
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parents[1]))
+    from models import qdq_mlp
+    other = qdq_mlp(tmp_path / "m" / "other.onnx", sizes=(16, 7))
+    result = _invoke("flow", mlp_onnx, "--engine", "dense", "-o", tmp_path / "f",
+                     "--reference", other.with_name("other_float.onnx"))
+    assert result.exit_code == 1
+    assert "does not match mlp.onnx: it gives 7 output values per sample, the model 5" \
+        in result.output
+    assert not (tmp_path / "f").exists()
