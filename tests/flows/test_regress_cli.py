@@ -54,7 +54,7 @@ def test_an_artefact_without_its_source_cannot_draw_vectors(generated, tmp_path)
 
 
 @pytest.mark.sim
-@pytest.mark.parametrize("bench", ["sv", "cocotb"])
+@pytest.mark.parametrize("bench", ["sv", pytest.param("cocotb", marks=pytest.mark.slow)])
 def test_sim_vectors_runs_a_regression_with_plain_progress(generated, tmp_path, bench):
     art = tmp_path / "mlp"
     shutil.copytree(generated, art, ignore=shutil.ignore_patterns("sim"))

@@ -19,8 +19,10 @@ pytestmark = [pytest.mark.sim,
 LIMIT = {"snn": 3, "smurf": 32}
 
 
-@pytest.mark.parametrize("engine", ["dense", "gemm", "gemm-loadable", "snn", "smurf", "srlut",
-                                    "icelut"])
+# one design per engine in the sim tier; the loadable GEMM and ICELUT variants are slow
+@pytest.mark.parametrize("engine", ["dense", "gemm", "snn", "smurf", "srlut",
+                                    pytest.param("gemm-loadable", marks=pytest.mark.slow),
+                                    pytest.param("icelut", marks=pytest.mark.slow)])
 def test_cocotb_bench_under_icarus(mlp_onnx, engine, tmp_path):
     art = Artefact(make_design(engine, mlp_onnx, tmp_path / engine))
     limit = LIMIT.get(engine, 0)

@@ -54,7 +54,9 @@ def _pass_line(result, art, limit):
 
 @pytest.mark.sim
 @needs_icarus
-@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("engine", [pytest.param(e, marks=pytest.mark.slow)
+                                    if e in ("gemm-loadable", "icelut") else e
+                                    for e in ENGINES])
 def test_sv_bench_passes_under_icarus(designs, engine, tmp_path):
     art = _fresh(designs(engine), tmp_path)
     _pass_line(run_sv_bench(art, simulator="icarus", limit=LIMIT.get(engine, 0)), art,
