@@ -5,7 +5,8 @@ Mutation kinds: the importer fuzz's graph mutations (missing/misshapen initializ
 attributes, swapped ops, dangling inputs, reordered nodes, bad external data), byte flips
 and truncations, extreme scales and zero points, huge or zero dims, opsets, graph outputs,
 and malformed ``--data`` files. Every run must either succeed or refuse with exit status 1
-and one line on stderr starting ``error:`` (no traceback, no other exception). A model that
+and one line on stderr starting ``error:`` that names the model file, a node, a tensor, the
+data file or the engine (no traceback, no other exception). A model that
 ``generate`` accepts must not be silently wrong: its golden vectors are recomputed from the
 model, and wherever onnxruntime runs the mutant its outputs must lie within one code of the
 golden's. 40 mutants in the default tier, 400 under ``slow``.
@@ -14,6 +15,7 @@ golden's. 40 mutants in the default tier, 400 under ``slow``.
 from __future__ import annotations
 
 import os
+import re
 
 import numpy as np
 import onnx
@@ -148,6 +150,9 @@ def _check_refusal(result, args):
     err = (result.stderr or "").strip()
     lines = [l for l in err.splitlines() if l.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), (args, result.output)
+    # it names the user's thing: the model file, a node, a tensor, the data file, an engine
+    assert re.search(r"fuzz\.onnx|node '|tensor '|input '|output '|\.npz|engine|model '",
+                     lines[0]), lines[0]
 
 
 def _ort_codes(path, graph, x):
