@@ -21,7 +21,7 @@ from .config import ACT_BITS, DSP_WBITS, MULT_BITS, GemmConfig
 
 __all__ = ["PRIMITIVES", "memories", "blocks", "ram_use", "check_device"]
 
-# family -> (primitive, capacity key in boards.BoardSpec.capacity, bits a block,
+# family -> (primitive, capacity key in boards.families.Board.capacity, bits a block,
 #            (width, depth) configurations)
 PRIMITIVES = {
     "ice40": ("EBR", "ICESTORM_RAM", 4096, ((16, 256), (8, 512), (4, 1024), (2, 2048))),
@@ -64,8 +64,8 @@ def ram_use(config: GemmConfig, family: str) -> dict[str, int]:
 
 def check_device(config: GemmConfig, board: str, model: str) -> None:
     """Refuses (``ModelError``) a config whose memories exceed ``board``'s block RAM."""
-    from boards import get_board
-    spec = get_board(board)
+    from boards.families import board_facts
+    spec = board_facts(board)
     if spec.family not in PRIMITIVES:
         return
     kind, key, bits, _ = PRIMITIVES[spec.family]
