@@ -127,9 +127,11 @@ def run_all(out_dir: Path, *, engines: list[str] | None = None, full: bool = Fal
 
 
 def _registered() -> dict[str, Callable[..., list[dict]]]:
+    from flows.commands.verify import regression_rows
     from flows.engines import ENGINES
-    return {e.name: e.bench for e in ENGINES}
+    return {**{e.name: e.bench for e in ENGINES}, "regress": regression_rows}
 
 
-# every engine's, from the one registry (``flows.engines``), whatever else was imported
+# every engine's, from the one registry (``flows.engines``), and the long regression
+# (``flows.commands.verify``), whatever else was imported
 BENCHES: dict[str, Callable[..., list[dict]]] = _registered()

@@ -11,7 +11,7 @@ from typing import Optional
 import numpy as np
 import typer
 
-from boards.families import Resources
+from boards.families import OOC_BOARD, Resources
 from frontends.errors import UsageError
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,8 @@ def _synth(sources, top, family, out_dir) -> dict:
             "utilisation": res.by_name}
 
 
-GEMM_BOARD = {"ecp5": "ulx3s-85f", "ice40": "icebreaker"}
+# the board whose overlay and die stand for each family (ECP5: the LFE5U-85F)
+GEMM_BOARD = OOC_BOARD
 
 
 def _gemm(graph, x, y, family: str, out_dir: Path, synth: bool) -> dict:

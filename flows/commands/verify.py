@@ -216,11 +216,9 @@ def register(app, bench_app) -> None:
     """``nnloom bench regress`` and its rows in ``nnloom bench``."""
     import typer
 
-    from flows.bench import BENCHES, markdown_table
+    from flows.bench import markdown_table
     from flows.console import console, run_command
     from flows.progress import progress
-
-    BENCHES["regress"] = regression_rows
 
     @bench_app.command("regress")
     def bench_regress(out: Path = typer.Option(Path("out/bench/regress"), "--out", "-o"),

@@ -35,7 +35,7 @@ def test_every_engine_is_registered_whatever_was_imported():
             "print('flows.cli' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                          text=True, check=True).stdout.split()
-    assert out == ["dense,gemm,lutnet,smurf,snn", "False"]
+    assert out == ["dense,gemm,lutnet,regress,smurf,snn", "False"]
 
 
 def test_no_module_imports_the_command_line():

@@ -233,3 +233,25 @@ def test_generate_drops_the_core_no_layer_uses(mlp_graph):
     # a split that uses both cores keeps them
     both = compile_graph(mlp_graph, BOARDS["icebreaker"]["hetero"], split=0.5)
     assert drop_idle_core(mlp_graph, both, split=0.5) is both
+
+
+@pytest.mark.synth
+@pytest.mark.slow   # nextpnr-ecp5 on the 85F: about a minute of CPU
+def test_generate_then_build_for_the_ulx3s_uses_ecp5_primitives(mlp_onnx, tmp_path):
+    """``generate --board ulx3s-85f`` then ``build --board ulx3s-85f``: the overlay's DSP
+    lanes are registered MULT18X18Ds, placed and routed on the LFE5U-85F, with a
+    bitstream."""
+    out = tmp_path / "ulx"
+    result = runner.invoke(app, ["generate", str(mlp_onnx), "--board", "ulx3s-85f", "-o",
+                                 str(out), "--random", "2"])
+    assert result.exit_code == 0, result.output
+    assert "engine auto: gemm" in " ".join(result.output.split())
+    result = runner.invoke(app, ["build", str(out), "--board", "ulx3s-85f"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "build" / "ulx3s-85f" / "report.json").read_text())
+    assert report["device"] == "LFE5U-85F-6BG381" and report["clock_mhz"] == 50.0
+    util = report["utilisation"]
+    dsp_lanes = json.loads((out / "manifest.json").read_text())["parameters"]["dsp_lanes"]
+    assert util["MULT18X18D"]["used"] >= dsp_lanes > 0 and util["TRELLIS_COMB"]["used"] > 0
+    assert "ICESTORM_LC" not in util
+    assert (out / "build" / "ulx3s-85f" / "top.bit").stat().st_size > 0
