@@ -140,3 +140,19 @@ def test_scales_too_small_for_the_gemm_shift_field_are_refused(tmp_path):
                                  "--engine", "gemm"])
     line = _one_error_line(result)
     assert "node 'fc1'" in line and "shift" in line, line
+
+
+def test_manifest_records_the_output_dequantizes_own_quantization(tmp_path):
+    model = _mlp(tmp_path / "m.onnx")
+    m = onnx.load(str(model))
+    m.graph.initializer.extend([numpy_helper.from_array(np.float32(0.375), "so"),
+                                numpy_helper.from_array(np.int8(-7), "zo")])
+    last = m.graph.node[-1]
+    last.input[1], last.input[2] = "so", "zo"
+    onnx.save(m, str(model))
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["generate", str(model), "-o", str(out), "--engine", "dense"])
+    assert result.exit_code == 0, result.output
+    import json
+    quant = json.loads((out / "manifest.json").read_text())["quant"]["output"]
+    assert quant == {"scale": 0.375, "zero_point": -7}
