@@ -48,8 +48,9 @@ def _layout(dtype: dict) -> data.StructLayout:
 
 
 class EngineInstance(wiring.Component):
-    """The generated engine of ``artefact``: ``i``/``o`` element streams, ``cycles``, ``busy``;
-    ``n_in``/``n_out`` elements per inference and ``design_id`` (see ``boards.protocol``)."""
+    """The generated engine of ``artefact``: ``i``/``o`` element streams, ``cycles``, ``busy``
+    (and ``ecc_corrected``/``ecc_errors`` when its memories are protected); ``n_in``/``n_out``
+    elements per inference and ``design_id`` (see ``boards.protocol``)."""
 
     def __init__(self, artefact: Artefact):
         _check_board_contract(artefact)
@@ -58,11 +59,14 @@ class EngineInstance(wiring.Component):
         self.n_in = streams["input"]["elements"]
         self.n_out = streams["output"]["elements"]
         self.design_id = design_id(p.read_bytes() for p in artefact.rtl_sources)
+        ports = {p["name"] for p in artefact.manifest.get("ports", [])}
+        self._ecc = {"ecc_corrected", "ecc_errors"} <= ports
         super().__init__({
             "i": In(stream.Signature(_layout(streams["input"]["dtype"]))),
             "o": Out(stream.Signature(_layout(streams["output"]["dtype"]))),
             "cycles": Out(32),
             "busy": Out(1),
+            **({"ecc_corrected": Out(16), "ecc_errors": Out(16)} if self._ecc else {}),
         })
 
     def elaborate(self, platform):
@@ -77,5 +81,7 @@ class EngineInstance(wiring.Component):
             o_i__ready=self.i.ready,
             o_o__payload=self.o.payload.as_value(), o_o__valid=self.o.valid,
             i_o__ready=self.o.ready,
-            o_cycles=self.cycles, o_busy=self.busy)
+            o_cycles=self.cycles, o_busy=self.busy,
+            **({"o_ecc_corrected": self.ecc_corrected, "o_ecc_errors": self.ecc_errors}
+               if self._ecc else {}))
         return m

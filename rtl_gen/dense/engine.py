@@ -16,7 +16,7 @@ n_out + 1`` (``DensePlan.cycles``). Throughput: one MAC per lane per cycle while
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -178,13 +178,16 @@ class DenseEngine(wiring.Component):
         write_en = r3_valid & (r3_ch < n_out)
 
         # --- error counters: a weight word is used in stage 1, a param word in r1 ----------
+        # (registered first: the counters stay off the read-to-multiply path)
         if plan.protect != "none":
             for port, events in ((self.ecc_corrected, (s1_valid & w_ecc.corrected,
                                                        r1_valid & p_ecc.corrected)),
                                  (self.ecc_errors, (s1_valid & w_ecc.error,
                                                     r1_valid & p_ecc.error))):
-                bump = Signal(range(3))
-                m.d.comb += bump.eq(events[0] + events[1])
+                flags = Signal(2, name=f"{port.name}_flags")
+                bump = Signal(range(3), name=f"{port.name}_bump")
+                m.d.sync += flags.eq(Cat(*events))
+                m.d.comb += bump.eq(flags[0] + flags[1])
                 with m.If(port + bump > 0xFFFF):
                     m.d.sync += port.eq(0xFFFF)
                 with m.Else():
