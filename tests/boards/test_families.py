@@ -6,20 +6,24 @@ from boards import BOARDS
 from boards.families import BOARD_FACTS, FAMILIES, Resources
 from flows.build import parse_nextpnr_report
 
-# Captured from nextpnr-ecp5 --report (a gemm overlay on the LFE5U-85F), trimmed.
+# Captured from nextpnr-ecp5 --report: the digits MLP's gemm overlay on the ULX3S 85F
+# (`nnloom generate --board ulx3s-85f`, `nnloom build --board ulx3s-85f`); the board top's
+# UART domain added as a second clock.
 ECP5_REPORT = {
     "utilization": {
-        "DP16KD": {"available": 208, "used": 9},
-        "MULT18X18D": {"available": 156, "used": 16},
-        "TRELLIS_COMB": {"available": 83640, "used": 4210},
-        "TRELLIS_FF": {"available": 83640, "used": 3177},
-        "TRELLIS_IO": {"available": 365, "used": 4},
+        "DCCA": {"available": 56, "used": 1},
+        "DP16KD": {"available": 208, "used": 4},
         "EHXPLLL": {"available": 4, "used": 1},
+        "MULT18X18D": {"available": 156, "used": 18},
+        "TRELLIS_COMB": {"available": 83640, "used": 3614},
+        "TRELLIS_FF": {"available": 83640, "used": 2193},
+        "TRELLIS_IO": {"available": 365, "used": 5},
+        "TRELLIS_RAMW": {"available": 10455, "used": 36},
     },
-    "fmax": {"$glbnet$clk": {"achieved": 61.3, "constraint": 50.0},
+    "fmax": {"$glbnet$clocking.clk": {"achieved": 116.41443634033203, "constraint": 50},
              "$glbnet$uart_clk": {"achieved": 180.2, "constraint": 50.0}},
 }
-# Captured from nextpnr-ice40 --report (the same overlay on the UP5K), trimmed.
+# In the shape of nextpnr-ice40's --report (an overlay on the UP5K).
 ICE40_REPORT = {
     "utilization": {
         "ICESTORM_LC": {"available": 5280, "used": 3090},
@@ -36,10 +40,10 @@ ICE40_REPORT = {
 def test_ecp5_report_sorts_into_kinds():
     util, fmax = parse_nextpnr_report(ECP5_REPORT)
     res = Resources.from_utilisation(util)
-    assert (res.lut, res.ff, res.ram, res.spram, res.dsp, res.io) == (4210, 3177, 9, 0, 16, 4)
-    assert res.of("lut") == "4210/83640" and res.of("spram") == "—"
-    assert res.ram_by_name == {"DP16KD": 9}
-    assert fmax == 61.3          # the slowest clock domain
+    assert (res.lut, res.ff, res.ram, res.spram, res.dsp, res.io) == (3614, 2193, 4, 0, 18, 5)
+    assert res.of("lut") == "3614/83640" and res.of("spram") == "—"
+    assert res.ram_by_name == {"DP16KD": 4}
+    assert round(fmax, 2) == 116.41   # the slowest clock domain
 
 
 def test_ice40_report_sorts_into_kinds():
