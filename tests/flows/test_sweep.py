@@ -226,3 +226,14 @@ def test_a_placed_point_equals_the_benchmark_row(mlp_onnx, mlp_graph, tmp_path):
         (bench["cycles_rtl"], bench["lut4"], bench["ff"], bench["dsp"], bench["ebr"],
          bench["cells"], bench["fmax_mhz"], {str(k): v for k, v in bench["fmax_seeds"].items()})
     assert row["latency_us"] == pytest.approx(row["cycles"] / row["fmax_mhz"])
+
+
+@pytest.mark.sim
+@pytest.mark.slow  # a Verilator build: over a minute
+def test_simulate_runs_each_point_bit_exact(mlp_onnx, tmp_path):
+    doc, output = _sweep(mlp_onnx, tmp_path, "--simulate", "6",
+                         axes=[*AXES[:2], "--dsp-lanes", "4", "--lut-lanes", "8",
+                               *AXES[6:]])
+    (row,) = doc["rows"]
+    assert row["status"] == "ok" and row["sim"] == "6 pass", output
+    assert doc["simulate"] == 6
