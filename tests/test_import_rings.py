@@ -14,7 +14,6 @@ PACKAGES = ("frontends", "rtl_gen", "sim", "flows", "boards")
 KNOWN = [
     {"rtl_gen.gemm", "rtl_gen.gemm.compiler"},
     {"flows.bench", "flows.engines"},
-    {"flows.sweep", "flows.sweep_task"},
 ]
 
 

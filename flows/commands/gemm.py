@@ -18,7 +18,7 @@ from frontends.errors import UsageError
 log = logging.getLogger(__name__)
 
 __all__ = ["register", "generate_gemm", "bench_rows", "bench_model", "drop_idle_core",
-           "measure_config", "generate_point"]
+           "measure_config"]
 
 BENCH_BOARDS = ("icebreaker", "ulx3s-85f")
 # placer seeds per placed configuration: the UP5K's Fmax spreads over ~37-47 MHz between
@@ -80,30 +80,6 @@ def generate_gemm(model: Path, out: Path, data: Optional[Path] = None, *,
     vectors = golden_vectors(program.graph, data_x=x, data_y=y, random=random, seed=seed)
     write_gemm_artefact(program, out, vectors=vectors,
                         extra={"board_config": board})
-    return program
-
-
-def generate_point(model: Path, out: Path, point: str | Path, data: Optional[Path] = None):
-    """``nnloom generate --config POINT``: the artefact of one ``nnloom sweep`` point
-    (``points/<id>.json``, or ``<sweep folder>#<id>``): ``model`` compiled for that point's
-    config, split and tau, exactly as the sweep measured it. Returns the program."""
-    from frontends.onnx_import import import_onnx
-    from frontends.vectors import golden_vectors
-    from rtl_gen.gemm import GemmConfig, compile_graph
-    from rtl_gen.gemm.emit import write_gemm_artefact
-
-    from flows.sweep import SweepError, load_point
-    try:
-        spec = load_point(point)
-    except SweepError as exc:
-        raise _user_error(str(exc)) from None
-    x, y = _load_npz(data)
-    graph = import_onnx(model)
-    program = compile_graph(graph, GemmConfig(**spec["config"]), split=spec["split"],
-                            tau=spec.get("tau") or 0.02)
-    vectors = golden_vectors(program.graph, data_x=x, data_y=y)
-    write_gemm_artefact(program, out, vectors=vectors,
-                        extra={"board_config": spec["board"], "sweep_point": spec["id"]})
     return program
 
 

@@ -10,7 +10,29 @@ from typing import Optional
 
 import typer
 
-__all__ = ["register"]
+__all__ = ["register", "generate_point"]
+
+
+def generate_point(model: Path, out: Path, point: str | Path, data: Optional[Path] = None):
+    """``nnloom generate --config POINT``: the artefact of one ``nnloom sweep`` point
+    (``points/<id>.json``, or ``<sweep folder>#<id>``): ``model`` compiled for that point's
+    config, split and tau, exactly as the sweep measured it. Returns the program."""
+    from frontends.onnx_import import import_onnx
+    from frontends.vectors import golden_vectors
+    from rtl_gen.gemm import GemmConfig, compile_graph
+    from rtl_gen.gemm.emit import write_gemm_artefact
+
+    from flows.commands.gemm import _load_npz
+    from flows.sweep import load_point
+    spec = load_point(point)
+    x, y = _load_npz(data)
+    graph = import_onnx(model)
+    program = compile_graph(graph, GemmConfig(**spec["config"]), split=spec["split"],
+                            tau=spec.get("tau") or 0.02)
+    vectors = golden_vectors(program.graph, data_x=x, data_y=y)
+    write_gemm_artefact(program, out, vectors=vectors,
+                        extra={"board_config": spec["board"], "sweep_point": spec["id"]})
+    return program
 
 
 def register(app: typer.Typer, bench_app: typer.Typer):
