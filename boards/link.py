@@ -6,7 +6,7 @@ answers every request with one reply frame (outputs and cycle counter, or the bo
 identity, or an error status).
 """
 
-from amaranth import Cat, Const, Module, Signal
+from amaranth import Cat, Const, Module, Mux, Shape, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -44,6 +44,11 @@ class HostLink(wiring.Component):
                 raise ValueError(f"HostLink {name} must be between 1 and {0xFFFF - 4}, not {n}")
         self.n_in, self.n_out, self.design_id = n_in, n_out, design_id
         self.protected = protected
+        out_width = Shape.cast(out_layout["data"].shape).width
+        self.out_bytes = -(-out_width // 8)   # bytes per output element, little endian
+        if not 1 <= n_out * self.out_bytes <= 0xFFFF - 4:
+            raise ValueError(f"HostLink n_out of {n_out} elements of {self.out_bytes} bytes do "
+                             f"not fit one reply")
         super().__init__({
             "rx": In(stream.Signature(8)),
             "tx": Out(stream.Signature(8)),
@@ -98,7 +103,7 @@ class HostLink(wiring.Component):
                     is_status = command == Command.STATUS
                     with m.If(is_infer & (full == n_in)):
                         m.d.sync += [feed.eq(1), status.eq(Status.OK),
-                                     reply_len.eq(n_out + 4)]
+                                     reply_len.eq(n_out * self.out_bytes + 4)]
                     with m.Elif(is_info & (full == 0)):
                         m.d.sync += [feed.eq(0), status.eq(Status.OK), reply_len.eq(8)]
                     with m.Elif(is_status & (full == 0)):
@@ -145,6 +150,7 @@ class HostLink(wiring.Component):
         tx = self.tx
         byte = Signal(8)
         index = Signal(16)
+        part = Signal(range(max(self.out_bytes, 2)))   # byte of the output element
         cycles = Signal(32)
         info = Const(n_in | (n_out << 16) | (self.design_id << 32), 64)
         counters = Signal(40)    # STATUS: flags byte, then the counters latched at the request
@@ -183,9 +189,22 @@ class HostLink(wiring.Component):
                     with m.Else():
                         m.next = "OUTPUTS"
             with m.State("OUTPUTS"):
-                m.d.comb += [byte.eq(self.engine_o.payload.data), tx.valid.eq(self.engine_o.valid),
-                             self.engine_o.ready.eq(tx.ready)]
-                with m.If(self.engine_o.valid & tx.ready):
+                k = self.out_bytes
+                if k == 1:
+                    m.d.comb += [byte.eq(self.engine_o.payload.data),
+                                 tx.valid.eq(self.engine_o.valid),
+                                 self.engine_o.ready.eq(tx.ready)]
+                    done = self.engine_o.valid & tx.ready
+                else:   # an element's bytes, least significant first; it is taken with the last
+                    wide = Signal(8 * k)
+                    m.d.comb += [wide.eq(self.engine_o.payload.data),   # sign- or zero-extends
+                                 byte.eq(wide.word_select(part, 8)),
+                                 tx.valid.eq(self.engine_o.valid),
+                                 self.engine_o.ready.eq(tx.ready & (part == k - 1))]
+                    with m.If(self.engine_o.valid & tx.ready):
+                        m.d.sync += part.eq(Mux(part == k - 1, 0, part + 1))
+                    done = self.engine_o.valid & tx.ready & (part == k - 1)
+                with m.If(done):
                     m.d.sync += index.eq(index + 1)
                     with m.If(index == n_out - 1):
                         m.d.sync += index.eq(0)

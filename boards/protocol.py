@@ -12,7 +12,9 @@ Host to board (sync ``0xA5``):
 - ``STATUS`` (3): no payload.
 
 Board to host (sync ``0x5A``), one reply per request, in order:
-- to ``INFER``: status, payload = ``n_out`` output bytes, then the engine's cycle counter for
+- to ``INFER``: status, payload = ``n_out`` output elements (one byte each, or, for wider
+  outputs such as a layer's accumulator, ``ceil(width / 8)`` bytes each, little endian, two's
+  complement), then the engine's cycle counter for
   this inference (4 bytes, little endian). With status ``BAD_CRC`` the input was corrupted on
   the way but the engine has run on it: the outputs are sent (and must be thrown away).
 - to ``INFO``: payload = ``n_in`` (2 bytes LE), ``n_out`` (2 bytes LE), ``design_id`` (4 bytes
@@ -231,12 +233,13 @@ class LinkError(NnloomError):
 
 class Client:
     """The host's side of the protocol without I/O: builds requests and decodes replies for
-    an engine with ``n_in`` input and ``n_out`` output elements of one byte each. Both the
-    serial runtime (``flows.host``) and the board-level test bench drive it."""
+    an engine with ``n_in`` input elements of one byte and ``n_out`` output elements of
+    ``out_bytes`` bytes each. Both the serial runtime (``flows.host``) and the board-level
+    test bench drive it."""
 
     def __init__(self, *, n_in: int, n_out: int, in_signed: bool, out_signed: bool,
-                 design: int):
-        self.n_in, self.n_out = n_in, n_out
+                 design: int, out_bytes: int = 1):
+        self.n_in, self.n_out, self.out_bytes = n_in, n_out, out_bytes
         self.in_signed, self.out_signed, self.design = in_signed, out_signed, design
 
     @classmethod
@@ -245,7 +248,8 @@ class Client:
         return cls(n_in=streams["input"]["elements"], n_out=streams["output"]["elements"],
                    in_signed=streams["input"]["dtype"]["signed"],
                    out_signed=streams["output"]["dtype"]["signed"],
-                   design=design_id(p.read_bytes() for p in artefact.rtl_sources))
+                   design=design_id(p.read_bytes() for p in artefact.rtl_sources),
+                   out_bytes=-(-streams["output"]["dtype"]["width"] // 8))
 
     def info_request(self) -> bytes:
         return encode_request(Command.INFO)
@@ -276,10 +280,11 @@ class Client:
     def decode_inference(self, response: Response) -> tuple[list[int], int]:
         """The output codes and the engine's cycle counter of an ``INFER`` reply."""
         self._check(response, "INFER")
-        raw, cycles = response.inference(self.n_out)
-        if self.out_signed:
-            return [b - 256 if b >= 128 else b for b in raw], cycles
-        return list(raw), cycles
+        raw, cycles = response.inference(self.n_out * self.out_bytes)
+        k = self.out_bytes
+        values = [int.from_bytes(raw[i:i + k], "little", signed=self.out_signed)
+                  for i in range(0, len(raw), k)]
+        return values, cycles
 
     @staticmethod
     def _check(response: Response, what: str) -> None:

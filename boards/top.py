@@ -24,7 +24,8 @@ def _data_width(engine, name: str) -> int:
 
 class BoardTop(wiring.Component):
     """Runs ``engine`` for a host on a UART, through the framed protocol of
-    ``boards.protocol`` (``HostLink``): one byte per tensor element, both ways.
+    ``boards.protocol`` (``HostLink``): one byte per input element, one or more (little
+    endian) per output element.
 
     Received bytes wait in a ``fifo_depth``-byte FIFO ahead of the link, so a request's
     payload is not lost while the engine is not ready to take it; a byte that arrives while
@@ -47,12 +48,14 @@ class BoardTop(wiring.Component):
     def __init__(self, engine: wiring.Component, *, n_in: int, n_out: int, design_id: int = 0,
                  baud: int = 115200, clk_freq: float | None = None, fifo_depth: int = 16,
                  clock=None):
-        for name in ("i", "o"):
-            width = _data_width(engine, name)
-            if width != 8:
-                raise ValueError(f"Cannot put the engine on the UART host link: its {name!r} "
-                                 f"elements are {width} bits wide, and the link carries one "
-                                 f"byte per element")
+        width = _data_width(engine, "i")
+        if width != 8:
+            raise ValueError(f"Cannot put the engine on the UART host link: its 'i' elements "
+                             f"are {width} bits wide, and the link carries one byte per "
+                             f"input element")
+        if _data_width(engine, "o") > 32:
+            raise ValueError("Cannot put the engine on the UART host link: its 'o' elements "
+                             "are wider than 32 bits")
         if fifo_depth < 1:
             raise ValueError(f"fifo_depth must be at least 1, not {fifo_depth!r}")
         self.engine = engine

@@ -184,7 +184,9 @@ _ENGINE_OPS = {"gemm": {"dense", "conv"}, "snn": {"dense", "conv", "maxpool", "a
 
 def _engines_for(fact, node, graph) -> str:
     names = [e for e, ops in _ENGINE_OPS.items() if fact.op in ops]
-    widths = [graph.tensor(t).dtype.width for t in (*node.inputs, *node.outputs)]
+    wide_out = node.attrs.get("accumulator_output") and node.outputs[0] in graph.outputs
+    widths = [graph.tensor(t).dtype.width
+              for t in (*node.inputs, *(() if wide_out else node.outputs))]
     if fact.op == "dense" and fact.weight_bits <= 8 and max(widths) <= 8 \
             and not node.attrs.get("sign") and node.attrs.get("rounding") == "half_up":
         names.insert(0, "dense")
@@ -260,11 +262,13 @@ def inspect(model: Path = typer.Argument(..., help="ONNX model (QDQ, QONNX or in
             graph, error = None, str(exc)
         facts = layer_facts(graph) if graph is not None else []
         nodes = {n.name: n for n in graph.nodes} if graph is not None else {}
+        from frontends.host import describe_host
+        host = describe_host(graph) if graph is not None else []
         if form == "json":
             console.print_json(json.dumps({
                 "model": str(model), "layers": [dict(f.as_dict(), engines=_engines_for(
                     f, nodes[f.name], graph).split(", ")) for f in facts],
-                "unsupported": [str(u) for u in unsupported], "error": error}))
+                "host": host, "unsupported": [str(u) for u in unsupported], "error": error}))
         elif form == "csv":
             if error is None:
                 sys.stdout.write(_inspect_csv(facts, nodes, graph))
@@ -288,6 +292,8 @@ def inspect(model: Path = typer.Argument(..., help="ONNX model (QDQ, QONNX or in
             if facts:
                 _print_wide(f"{len(facts)} layers, {sum(f.macs for f in facts):,} MACs, "
                             f"{sum(f.param_bytes for f in facts):,} parameter bytes")
+            for line in host:
+                _print_wide(f"host {line}", highlight=False)
             for u in unsupported:
                 _print_wide(f"[yellow]unsupported:[/] {u}: no handler for this op",
                             highlight=False)
@@ -586,8 +592,11 @@ def flow(model: Path = typer.Argument(..., help="Quantized ONNX model."),
         console.print(f"[bold]3/3 build[/] {report.bitstream}")
         with np.load(result.outputs) as f:
             rtl_out = f["outputs"]
-        golden_acc, n = _accuracy(vectors["outputs"], vectors["labels"])
-        rtl_acc, _ = _accuracy(rtl_out, vectors["labels"])
+        from frontends.host import output_scores
+        out_quant = art.manifest.get("quant", {}).get("output", {})
+        golden_acc, n = _accuracy(output_scores(out_quant, vectors["outputs"]),
+                                  vectors["labels"])
+        rtl_acc, _ = _accuracy(output_scores(out_quant, rtl_out), vectors["labels"])
         float_acc = _float_accuracy(reference, x, y)
         _print_summary(art, report, result, float_acc, golden_acc, rtl_acc, n,
                        time.monotonic() - t0)

@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-__all__ = ["MULTIPLIER_BITS", "ROUNDINGS", "rounded_div", "QONNX_ROUNDING", "quantize_multipliers",
+__all__ = ["MULTIPLIER_BITS", "ROUNDINGS", "rounded_div", "division_multiplier", "QONNX_ROUNDING", "quantize_multipliers",
            "requantize", "quantize_linear", "quantize_qonnx", "round_qonnx", "signed_bits"]
 
 MULTIPLIER_BITS = 15
@@ -161,3 +161,66 @@ def signed_bits(lo: int, hi: int) -> int:
     while not (-(1 << (bits - 1)) <= lo and hi <= (1 << (bits - 1)) - 1):
         bits += 1
     return bits
+
+
+#: Sums checked one by one when the sufficient condition does not hold (2**22: every sum of
+#: 4096 8-bit codes).
+_BRUTE_FORCE_SUMS = 1 << 22
+
+
+def _agrees(acc: np.ndarray, m: int, sh: int, num: int, den: int, rounding: str) -> bool:
+    """``requantize(acc, m, sh)`` equals ``rounded_div(acc * num, den)`` for every ``acc``;
+    at an exact tie (nearest modes) either neighbour is accepted."""
+    ours = requantize(acc, m, sh, 0, -(1 << 62), 1 << 62, rounding)
+    exact = rounded_div(acc * num, den, rounding)
+    if rounding in ("floor", "ceil"):
+        return bool(np.array_equal(ours, exact))
+    tie = (2 * acc * num) % (2 * den) == den
+    return bool(np.all((ours == exact) | (tie & (np.abs(ours - exact) == 1))))
+
+
+def division_multiplier(num: int, den: int, acc_lo: int, acc_hi: int,
+                        rounding: str = "half_even", *, max_bits: int = 31,
+                        search_bits: int = MULTIPLIER_BITS) -> tuple[int, int]:
+    """An integer multiplier ``m`` (fewest bits, below ``2**max_bits``) and shift ``sh`` with
+    ``requantize(acc, m, sh, rounding=rounding) == rounded_div(acc * num, den, rounding)`` for
+    every integer ``acc`` in ``[acc_lo, acc_hi]``, except that an exact tie of a nearest mode
+    (``acc * num / den = k + 1/2``, possible only for even ``den / gcd``) may go to either
+    neighbour when ``m / 2**sh`` cannot equal ``num / den`` exactly. This is how an average
+    pool divides by its window: ``num / den = M / (count * 2**s)``.
+
+    Proof used first (nearest modes): a non-tie ``v = acc * num / den`` lies at least
+    ``g / (2 * den)`` from a rounding boundary, ``g = gcd(2 * num, den)``, so ``m / 2**sh``
+    rounds every ``acc`` alike when ``2 * A * |m * den - num * 2**sh| < g * 2**sh``,
+    ``A = max |acc|``. Otherwise the candidate is checked on every ``acc`` (at most
+    ``2**22`` of them), for multipliers of at least ``search_bits`` bits (the GEMM post
+    unit's width; 0: none). Raises ``ValueError`` when nothing fits ``max_bits``."""
+    if num <= 0 or den <= 0:
+        raise ValueError(f"the division {num}/{den} must be of positive integers")
+    a = max(abs(acc_lo), abs(acc_hi), 1)
+    g = math.gcd(2 * num, den)
+    small = acc_hi - acc_lo < _BRUTE_FORCE_SUMS
+    acc = None
+    nearest = rounding in ("half_up", "half_even")
+    sh = max(1, (den // num).bit_length())
+    while True:
+        base = (num << sh) // den
+        if base >= 1 << max_bits:
+            break
+        for m in (base, base + 1):
+            if not 1 <= m < 1 << max_bits:
+                continue
+            err = abs(m * den - (num << sh))
+            if err == 0 or (nearest and 2 * a * err < g << sh):
+                return m, sh
+            # candidates of search_bits bits or more, checked on every sum
+            if small and search_bits and m.bit_length() >= search_bits \
+                    and acc_hi * m < 1 << 62 \
+                    and -acc_lo * m < 1 << 62:
+                if acc is None:
+                    acc = np.arange(acc_lo, acc_hi + 1, dtype=np.int64)
+                if _agrees(acc, m, sh, num, den, rounding):
+                    return m, sh
+        sh += 1
+    raise ValueError(f"no multiplier below 2**{max_bits} divides sums in [{acc_lo}, {acc_hi}] "
+                     f"by {den}/{num} exactly")

@@ -30,11 +30,14 @@ Every op below is exact integer arithmetic; ``frontends.reference`` is the execu
     ``multiplier = 2**14, shift = 14``: an exact identity.
 ``avgpool``
     ``acc[c, m] = sum_k (x.flat[im2col[c, m, k]] - input_zero_point)`` (padding adds 0), then
-    ``y = clamp(round(acc * multiplier[0] / (count[m] * 2**shift)) + output_zero_point, lo,
-    hi)``, the division exact and rounded as ``rounding`` says (``fixedpoint.rounded_div``).
-    ``count[m]`` is the window's divisor (it varies at borders when ``count_include_pad`` is
-    0); equal input/output scales give ``multiplier = 2**14, shift = 14``, so the pool is an
-    exactly rounded integer mean. GlobalAveragePool is an avgpool over the whole plane.
+    ``y[c, m] = requantize(acc[c, m], multiplier[m], shift, ...)`` (``multiplier`` has one
+    entry, or one per output pixel when window counts differ at borders). The multiplier
+    divides by the window's ``count[m]`` (kept in the weights; ONNX's divisor, with or
+    without ``count_include_pad``) and rescales: ``fixedpoint.division_multiplier`` proves it
+    equal to ``round(acc * M / (count * 2**s))``, ``M / 2**s`` the scale ratio as every requantization has it (15 bits),
+    for every possible sum, an exact tie of a non-power-of-two count going to either
+    neighbour. GlobalAveragePool (and ReduceMean over the spatial axes) is an avgpool over
+    the whole plane.
 ``add``
     ``acc = (a - input_zero_points[0]) * multiplier[0] + (b - input_zero_points[1]) *
     multiplier[1]``, ``y = requantize(acc, 1, shift, ...)``: both inputs rescaled with one
@@ -137,6 +140,10 @@ class IntType:
 class QuantParams:
     """Per-tensor (``axis is None``) or per-channel affine quantization.
 
+    ``offset`` (graph outputs only; None: 0) is a float added per channel after scaling, so
+    the real value is ``scale * (code - zero_point) + offset``: a float bias the host adds to
+    an integer accumulator leaving the hardware (Brevitas' float bias on float logits).
+
     ``rounding`` says how the host quantizes floats into this tensor (graph inputs):
     ``onnx`` is QuantizeLinear (``round_half_even(x / s) + zp``, float32); the QONNX modes
     (``ROUND``, ``FLOOR``, ``CEIL``, ``HALF_UP``, ...) compute ``mode(x / s + zp)`` in float32
@@ -147,6 +154,7 @@ class QuantParams:
     zero_point: np.ndarray
     axis: int | None = None
     rounding: str = "onnx"
+    offset: np.ndarray | None = None
 
     @property
     def per_tensor(self) -> bool:
@@ -193,7 +201,17 @@ class Node:
 
 @dataclass(frozen=True, eq=False)
 class Graph:
-    """A topologically ordered integer graph with float-domain quantized inputs/outputs."""
+    """A topologically ordered integer graph with float-domain quantized inputs/outputs.
+
+    What the host does around the hardware (``frontends.reference`` is its executable form):
+
+    - ``input_shape``: the model's float input per sample (None: the input tensor's shape);
+      ``input_layout``: the layout steps (``("reshape", shape)``, ``("transpose", perm)``, over
+      sample axes) the model applies to it before its first quantizer, which the host applies
+      before quantizing, so the hardware sees the input tensor's shape;
+    - ``host_ops``: float ops after the output's dequantization, in order: ``("softmax",
+      axis)``, ``("log_softmax", axis)``, ``("argmax", axis, keepdims)`` (sample axes).
+    """
 
     name: str
     tensors: Mapping[str, Tensor]
@@ -201,6 +219,9 @@ class Graph:
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     source_sha256: str = ""
+    input_shape: tuple[int, ...] | None = None
+    input_layout: tuple = ()
+    host_ops: tuple = ()
 
     def __post_init__(self):
         object.__setattr__(self, "tensors", _frozen(self.tensors))

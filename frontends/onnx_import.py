@@ -20,9 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from ._onnx import integer, layout, linear, ops, qonnx, quant  # noqa: F401 (registers handlers)
-from ._onnx.base import (HANDLERS, MS_DOMAIN, ONNX_DOMAINS, QONNX_DOMAINS, Codes, Dequantized,
-                         FloatInput, State, supported_ops)
-from ._onnx.quant import output_dequantized
+from ._onnx.base import (HANDLERS, MS_DOMAIN, ONNX_DOMAINS, QONNX_DOMAINS, Accumulator, Codes,
+                         Dequantized, FloatInput, HostTail, Pending, State, describe_value,
+                         supported_ops)
+from ._onnx.quant import emit_float_output, output_dequantized
 from .ranges import check_ranges
 from .errors import ModelError
 from .ir import Graph
@@ -259,24 +260,37 @@ def import_onnx(path: str | Path, *, name: str | None = None) -> Graph:
             raise ModelError(f"{label}: cannot import ({type(exc).__name__}: "
                              f"{_first_line(exc)})") from None
 
-    outputs = []
+    outputs, host_ops = [], ()
     for out in model.graph.output:
         value = state.values.get(out.name)
+        if isinstance(value, Pending) and value.kind == "nonlinear" \
+                and value.attrs["function"] == "softmax":
+            value = HostTail(value.inputs[0], (("softmax", value.attrs["axis"]),), value.shape)
+        if isinstance(value, HostTail):
+            if len(model.graph.output) > 1:
+                raise ModelError(f"graph output '{out.name}': host-side "
+                                 f"{'/'.join(o[0] for o in value.ops)} is supported for "
+                                 f"models with one output")
+            host_ops, value = value.ops, value.base
+        if isinstance(value, Accumulator):
+            value = emit_float_output(state, value, out.name, f"graph output '{out.name}'")
         if isinstance(value, Dequantized):
             outputs.append(output_dequantized(state, value, out.name))
             continue
         if isinstance(value, Codes):
             outputs.append(value.tensor)
             continue
-        raise ModelError(f"graph output '{out.name}' is not a quantized tensor (the output of "
-                         f"DequantizeLinear, QuantizeLinear, a QLinear op or a QONNX Quant); "
-                         f"nnloom needs the model's outputs quantized")
+        raise ModelError(f"graph output '{out.name}' is {describe_value(value)}, not a "
+                         f"quantized tensor nor the float output of a quantized layer "
+                         f"(Gemm/MatMul/Conv on quantized inputs and weights)")
     if not state.inputs:
         raise ModelError(f"{path}: no graph input is quantized (QuantizeLinear or a QONNX "
                          f"Quant right after the input)")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     graph = Graph(name=name or path.stem, tensors=state.tensors, nodes=tuple(state.nodes),
-                  inputs=tuple(state.inputs), outputs=tuple(outputs), source_sha256=digest)
+                  inputs=tuple(state.inputs), outputs=tuple(outputs), source_sha256=digest,
+                  input_shape=state.input_shape, input_layout=state.input_layout,
+                  host_ops=host_ops)
     check_ranges(graph)
     log.info("imported %s: %d nodes", path.name, len(graph.nodes))
     return graph

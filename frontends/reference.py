@@ -10,10 +10,11 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import ModelError
-from .fixedpoint import quantize_linear, quantize_qonnx, requantize, rounded_div
+from .fixedpoint import quantize_linear, quantize_qonnx, requantize
 from .ir import Graph, Node
 
-__all__ = ["run", "quantize_inputs", "dequantize", "predict", "OPS"]
+__all__ = ["run", "layout_inputs", "quantize_inputs", "dequantize", "host_ops", "host_outputs",
+           "scores", "predict", "OPS"]
 
 
 def _requant(node: Node, acc, multiplier=None):
@@ -64,11 +65,10 @@ def _maxpool(node: Node, x: np.ndarray) -> np.ndarray:
 
 def _avgpool(node: Node, x: np.ndarray) -> np.ndarray:
     a, w = node.attrs, node.weights
-    acc = _gather(x - a["input_zero_point"], w["im2col"], 0).sum(axis=-1)
-    den = w["count"][None, None, :] << a["shift"]
-    y = rounded_div(acc * int(w["multiplier"][0]), den, a.get("rounding", "half_up"))
-    return np.clip(y + a["output_zero_point"], a["lo"], a["hi"]).reshape(
-        (len(x),) + tuple(a["output_shape"]))
+    acc = _gather(x - a["input_zero_point"], w["im2col"], 0).sum(axis=-1)   # (B, C, M)
+    m = w["multiplier"].reshape(-1)
+    y = _requant(node, acc, m[None, None, :] if m.size > 1 else m[0])
+    return y.reshape((len(x),) + tuple(a["output_shape"]))
 
 
 def _view(node: Node, x: np.ndarray, shape=None) -> np.ndarray:
@@ -148,13 +148,32 @@ def run(graph: Graph, codes: np.ndarray) -> dict[str, np.ndarray]:
     return env
 
 
+def layout_inputs(graph: Graph, x: np.ndarray) -> np.ndarray:
+    """Float inputs as the model takes them ((B, *input_shape) or one flat row per sample)
+    laid out as the hardware takes them ((B, *input tensor shape)): the model's layout ops on
+    its float input before the first quantizer (``Graph.input_layout``), done on the host."""
+    t = graph.tensor(graph.inputs[0])
+    shape = tuple(graph.input_shape) if graph.input_shape is not None else t.shape
+    x = np.asarray(x)
+    if int(np.prod(x.shape[1:], dtype=np.int64)) != int(np.prod(shape, dtype=np.int64)):
+        raise ModelError(f"input '{t.name}' takes {int(np.prod(shape))} values per sample "
+                         f"(shape {shape}), got shape {x.shape}")
+    x = x.reshape((len(x),) + shape)
+    for step in graph.input_layout:
+        if step[0] == "reshape":
+            x = x.reshape((len(x),) + tuple(step[1]))
+        else:
+            x = np.transpose(x, (0,) + tuple(p + 1 for p in step[1]))
+    return np.ascontiguousarray(x).reshape((len(x),) + t.shape)
+
+
 def quantize_inputs(graph: Graph, x: np.ndarray) -> np.ndarray:
     """Float inputs (B, *shape) to the input's integer codes, as the model's own quantizer
-    (ONNX QuantizeLinear, QONNX Quant or BipolarQuant) does."""
+    (ONNX QuantizeLinear, QONNX Quant or BipolarQuant) does, after its layout ops."""
     t = graph.tensor(graph.inputs[0])
     q = t.quant
     with np.errstate(over="ignore"):  # beyond float32: inf, which saturates as in ONNX
-        x = np.asarray(x, dtype=np.float32).reshape((len(x),) + t.shape)
+        x = layout_inputs(graph, np.asarray(x, dtype=np.float32))
     if q.rounding == "onnx":
         return quantize_linear(x, q.scale, q.zero_point, t.dtype.min, t.dtype.max)
     if q.rounding == "BIPOLAR":
@@ -162,13 +181,66 @@ def quantize_inputs(graph: Graph, x: np.ndarray) -> np.ndarray:
     return quantize_qonnx(x, q.scale, q.zero_point, t.dtype.min, t.dtype.max, q.rounding)
 
 
+def _channel(values, shape: tuple, axis: int | None) -> np.ndarray:
+    """A per-tensor or per-channel (along sample axis ``axis``) constant broadcast against
+    a batch of shape (B, *shape)."""
+    v = np.asarray(values, dtype=np.float32)
+    if axis is None or v.size == 1:
+        return v.reshape(())
+    return v.reshape((1,) * (axis + 1) + (-1,) + (1,) * (len(shape) - axis - 1))
+
+
 def dequantize(graph: Graph, tensor: str, codes: np.ndarray) -> np.ndarray:
-    q = graph.tensor(tensor).quant
-    return (codes.astype(np.float32) - np.float32(q.zero_point)) * np.float32(q.scale)
+    """``scale * (codes - zero_point) (+ offset)`` in float32, per tensor or per channel."""
+    t = graph.tensor(tensor)
+    q = t.quant
+    codes = np.asarray(codes).reshape((len(codes),) + t.shape)
+    y = (codes.astype(np.float32) - _channel(q.zero_point, t.shape, q.axis)) \
+        * _channel(q.scale, t.shape, q.axis)
+    if q.offset is not None:
+        y = y + _channel(q.offset, t.shape, q.axis)
+    return y
+
+
+def _softmax(y: np.ndarray, axis: int) -> np.ndarray:
+    e = np.exp(y - y.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def host_ops(graph: Graph, y: np.ndarray) -> np.ndarray:
+    """The float ops the host runs after the hardware (``Graph.host_ops``) on dequantized
+    outputs ``y`` (B, *shape)."""
+    for op in graph.host_ops:
+        axis = op[1] + 1
+        if op[0] == "softmax":
+            y = _softmax(y.astype(np.float32), axis)
+        elif op[0] == "log_softmax":
+            z = y.astype(np.float32) - y.max(axis=axis, keepdims=True)
+            y = z - np.log(np.exp(z).sum(axis=axis, keepdims=True))
+        elif op[0] == "argmax":
+            y = np.argmax(y, axis=axis)
+            if op[2]:
+                y = np.expand_dims(y, axis)
+        else:
+            raise ModelError(f"model '{graph.name}': unknown host op '{op[0]}'")
+    return y
+
+
+def host_outputs(graph: Graph, codes: np.ndarray) -> np.ndarray:
+    """What the model outputs, from the hardware's output codes: dequantized (per channel,
+    with any float offset), then the host ops."""
+    return host_ops(graph, dequantize(graph, graph.outputs[0], codes))
+
+
+def scores(graph: Graph, codes: np.ndarray) -> np.ndarray:
+    """Per-class scores for accuracy (argmax): the dequantized outputs (B, N), before any
+    host op (softmax and log-softmax keep the argmax; an ArgMax would lose the scores)."""
+    y = dequantize(graph, graph.outputs[0], codes)
+    return y.reshape(len(y), -1)
 
 
 def predict(graph: Graph, x: np.ndarray) -> np.ndarray:
-    """Dequantized outputs of the golden model for float inputs ``x``."""
+    """Dequantized outputs of the golden model for float inputs ``x``, host ops applied."""
     env = run(graph, quantize_inputs(graph, x))
     out = graph.outputs[0]
-    return dequantize(graph, out, env[out])
+    return host_outputs(graph, env[out])

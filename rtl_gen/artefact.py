@@ -238,15 +238,15 @@ def element_streams(*, n_in: int, in_dtype, in_tensor: str, n_out: int, out_dtyp
 
 
 def graph_quant(graph) -> dict:
-    """The scale and zero point of ``graph``'s input and output (their first element), or
+    """The quantization of ``graph``'s input and output (``frontends.host.quant_entry``:
+    numbers per tensor, lists per channel, a float ``offset`` for an accumulator output) and,
+    under ``host``, what the host does around the hardware (input layout, host ops), or
     ``{}`` when either is not quantized."""
-    def first(t) -> dict:
-        return {"scale": float(np.asarray(t.quant.scale).reshape(-1)[0]),
-                "zero_point": int(np.asarray(t.quant.zero_point).reshape(-1)[0])}
-    x_t, y_t = graph.tensor(graph.inputs[0]), graph.tensor(graph.outputs[0])
-    if x_t.quant is None or y_t.quant is None:
+    from frontends.host import manifest_entries
+    entries = manifest_entries(graph)
+    if not entries["quant"]:
         return {}
-    return {"input": first(x_t), "output": first(y_t)}
+    return dict(entries["quant"], host=entries["host"])
 
 
 def _npz(arrays: dict[str, np.ndarray]) -> bytes:

@@ -25,9 +25,13 @@ MS_DOMAIN = "com.microsoft"
 
 @dataclass(frozen=True)
 class FloatInput:
-    """A graph input in float, before its quantizer; ``shape`` includes the batch."""
+    """A graph input in float, before its quantizer; ``shape`` includes the batch. Layout
+    ops on it (``layout``: ``("reshape", sample shape)`` / ``("transpose", sample perm)``)
+    are done by the host; ``source_shape`` is the input's own shape (with the batch)."""
     name: str
     shape: tuple[int, ...]
+    layout: tuple = ()
+    source_shape: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,8 @@ class Accumulator:
     lo_real: float = -math.inf
     hi_real: float = math.inf
     geometry: dict = field(default_factory=dict)
+    bias_residual: np.ndarray | None = None   # real bias not on the accumulator's scale
+    bias_label: str = ""                      # the node that added it
 
 
 @dataclass(frozen=True, eq=False)
@@ -91,6 +97,26 @@ class Pending:
     gain: float = 1.0
 
 
+@dataclass(frozen=True)
+class Padded:
+    """A quantized tensor zero-padded (ONNX Pad, constant mode, value 0) that the next Conv
+    or average pool takes as its own padding: ``pads`` (begin..., end...) of the spatial
+    axes; ``shape`` the padded per-sample shape."""
+    x: Dequantized
+    pads: tuple[int, ...]
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class HostTail:
+    """``base`` (a layer's output or a quantized tensor) followed by float ops the host runs
+    after the hardware (Softmax, LogSoftmax, ArgMax at the graph output): ``ops`` as in
+    ``Graph.host_ops``."""
+    base: object
+    ops: tuple
+    shape: tuple[int, ...]
+
+
 @dataclass
 class State:
     model: object
@@ -101,6 +127,8 @@ class State:
     nodes: list = field(default_factory=list)
     inputs: list = field(default_factory=list)
     node_names: set = field(default_factory=set)
+    input_shape: tuple | None = None      # the model's float input per sample (layout ops)
+    input_layout: tuple = ()
 
     def unique(self, name: str) -> str:
         base, i = name, 1
@@ -233,6 +261,10 @@ def describe_value(v) -> str:
         return f"the unquantized output of {v.op} '{v.node}'"
     if isinstance(v, Constant):
         return "a quantized constant"
+    if isinstance(v, Padded):
+        return "a zero-padded quantized tensor (Pad)"
+    if isinstance(v, HostTail):
+        return f"a float {'/'.join(o[0] for o in v.ops)} on the host"
     if isinstance(v, np.ndarray):
         return "a float constant"
     return "an unsupported value"

@@ -27,10 +27,35 @@ def _sample_view(v, full: tuple, new_full: tuple, label: str, op: str):
     return replace(v, shape=new)
 
 
+def _input_sample_shape(v: FloatInput, label: str) -> tuple:
+    shape = tuple(v.shape[1:])
+    if not shape or any(d <= 0 for d in shape):
+        raise ModelError(f"{label}: graph input '{v.name}' needs a known shape with a batch "
+                         f"dimension first; it has {v.shape}")
+    return shape
+
+
+def _input_step(v: FloatInput, new: tuple, step: tuple) -> FloatInput:
+    """A layout op on the float graph input: the host does it before quantizing."""
+    return FloatInput(v.name, (v.shape[0],) + tuple(new), v.layout + (step,),
+                      v.source_shape or v.shape)
+
+
 def _view_only(state: State, node, label: str, fn):
-    """Apply ``fn(full_shape) -> new_full_shape`` to a quantized view, or fn's numpy twin to a
-    constant (through the constant folder)."""
+    """Apply ``fn(full_shape) -> new_full_shape`` to a quantized view or to the float graph
+    input (a host-side layout step), or fn's numpy twin to a constant (through the constant
+    folder)."""
     v = value(state, node, 0, label)
+    if isinstance(v, FloatInput):
+        sample = _input_sample_shape(v, label)
+        full = (1,) + sample
+        new = tuple(fn(full))
+        if not new or new[0] != 1 or int(np.prod(new)) != int(np.prod(full)):
+            raise ModelError(f"{label}: {node.op_type} of graph input '{v.name}' from {full} "
+                             f"to {new} changes the batch dimension; only per-sample layout "
+                             f"changes are supported")
+        state.values[node.output[0]] = _input_step(v, new[1:], ("reshape", tuple(new[1:])))
+        return
     if isinstance(v, _VIEWS):
         full = (1,) + tuple(v.shape)
         state.values[node.output[0]] = _sample_view(v, full, tuple(fn(full)), label,
@@ -136,6 +161,16 @@ def _transpose(state: State, node, label: str):
         axis = None if v.axis is None else perm.index(v.axis)
         state.values[node.output[0]] = replace(v, values=np.transpose(v.values, perm),
                                                axis=axis)
+        return
+    if isinstance(v, FloatInput):
+        sample = _input_sample_shape(v, label)
+        perm = [int(p) for p in a.get("perm", reversed(range(len(sample) + 1)))]
+        if sorted(perm) != list(range(len(sample) + 1)) or perm[0] != 0:
+            raise ModelError(f"{label}: perm {perm} of graph input '{v.name}' is not a "
+                             f"permutation of its sample axes (the batch axis must stay first)")
+        new = tuple(sample[p - 1] for p in perm[1:])
+        state.values[node.output[0]] = _input_step(v, new, ("transpose",
+                                                            tuple(p - 1 for p in perm[1:])))
         return
     if not isinstance(v, _VIEWS):
         raise ModelError(f"{label}: Transpose of {describe_value(v)} is not supported")

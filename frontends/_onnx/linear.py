@@ -12,7 +12,7 @@ from ..errors import ModelError
 from ..im2col import Window
 from ..ir import IntType
 from ..ranges import check_window_size
-from .base import (Accumulator, Constant, Dequantized, State, as_dequantized, attrs,
+from .base import (Accumulator, Constant, Dequantized, Padded, State, as_dequantized, attrs,
                    bias_codes, const, describe_value, handler, ints, value)
 
 log = logging.getLogger("frontends.onnx_import")
@@ -51,9 +51,20 @@ def dense_accumulator(name: str, op: str, x: Dequantized, w, transposed: bool, l
                        (weight.shape[0],))
 
 
+def split_bias(real: np.ndarray, acc_scale: np.ndarray, label: str):
+    """``real`` bias as integer codes at ``acc_scale`` and the float residual (None when the
+    codes are exact: ORT's and Brevitas' int32 biases at scale_x * scale_w)."""
+    codes = bias_codes(real, acc_scale, label)
+    residual = real - codes * acc_scale
+    exact = np.abs(residual) <= 1e-6 * np.maximum(np.abs(real), acc_scale)
+    return codes, (None if exact.all() else residual)
+
+
 def add_bias(acc: Accumulator, bias, label: str) -> Accumulator:
-    """Fold a bias into the accumulator; it is rounded to the accumulator's scale (exact
-    for ORT's and Brevitas's int32 biases at scale_x * scale_w)."""
+    """Fold a bias into the accumulator: integer codes at the accumulator's scale, and what
+    is not on that scale kept as a float residual (a float offset the host adds when the
+    layer's output leaves the graph unquantized; rounded into the codes, with a warning,
+    when the layer is requantized)."""
     if acc.lo_real > -np.inf or acc.hi_real < np.inf:
         raise ModelError(f"{label}: a bias after Relu/Clip is not supported")
     n = acc.weight.shape[0]
@@ -67,14 +78,27 @@ def add_bias(acc: Accumulator, bias, label: str) -> Accumulator:
     if real.size not in (1, n):
         raise ModelError(f"{label}: bias has {real.size} values for {n} outputs")
     real = np.broadcast_to(real, (n,))
-    codes = bias_codes(real, acc.acc_scale, label)
-    if not np.allclose(codes * acc.acc_scale, real, rtol=1e-5, atol=0):
-        err = float(np.abs(real / acc.acc_scale - codes).max())
-        log.warning("%s: bias is not on the accumulator's scale; rounded to it (up to %.2f "
-                    "accumulator LSBs), so outputs can differ from the float-bias model near "
-                    "rounding boundaries. For bit-exactness quantize the bias on the scale "
-                    "input x weight (Brevitas Int32Bias)", label, err)
-    return replace(acc, bias=codes if acc.bias is None else acc.bias + codes)
+    codes, residual = split_bias(real, acc.acc_scale, label)
+    if residual is not None and acc.bias_residual is not None:
+        residual = residual + acc.bias_residual
+    elif residual is None:
+        residual = acc.bias_residual
+    return replace(acc, bias=codes if acc.bias is None else acc.bias + codes,
+                   bias_residual=residual, bias_label=acc.bias_label or
+                   (label if residual is not None else ""))
+
+
+def _bn_param(state: State, node, index: int, label: str, what: str) -> np.ndarray:
+    """A BatchNormalization parameter: a float initializer, or one the quantizer wrapped in
+    QuantizeLinear/DequantizeLinear (its dequantized value)."""
+    v = value(state, node, index, label)
+    if isinstance(v, Constant):
+        zp = v.zero_point if v.axis is None else v.zero_point.reshape(-1)
+        return (v.values - zp) * v.scale
+    if isinstance(v, np.ndarray):
+        return v
+    raise ModelError(f"{label}: {what} '{node.input[index]}' must be a constant; here it is "
+                     f"{describe_value(v)}")
 
 
 def _channel_vector(v: np.ndarray, acc: Accumulator, label: str) -> np.ndarray:
@@ -97,7 +121,8 @@ def scale_accumulator(acc: Accumulator, factor, label: str) -> Accumulator:
         raise ModelError(f"{label}: only positive finite constant scales fold into the layer")
     if acc.lo_real > -np.inf or acc.hi_real < np.inf:
         raise ModelError(f"{label}: a Mul after Relu/Clip is not supported")
-    return replace(acc, acc_scale=acc.acc_scale * f)
+    residual = None if acc.bias_residual is None else acc.bias_residual * f
+    return replace(acc, acc_scale=acc.acc_scale * f, bias_residual=residual)
 
 
 @handler("Gemm", "MatMul")
@@ -196,19 +221,121 @@ def conv_accumulator(name: str, op: str, x: Dequantized, w, a: dict, label: str)
                        None, (cout,) + out_spatial, geometry=geometry)
 
 
+def take_pads(v: Padded, a: dict, label: str) -> tuple[Dequantized, dict]:
+    """The tensor under a Pad and ``a`` (a Conv's or pool's attributes) with the Pad's
+    amounts added to its own ``pads``."""
+    auto_pad = a.get("auto_pad", b"NOTSET")
+    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+    if auto_pad != "NOTSET":
+        raise ModelError(f"{label}: a Pad before an op with auto_pad={auto_pad} is not "
+                         f"supported")
+    own = ints(a.get("pads"), len(v.pads), 0, label, "pads")
+    return v.x, dict(a, pads=tuple(p + q for p, q in zip(own, v.pads)))
+
+
+@handler("Pad")
+def _pad(state: State, node, label: str):
+    """Pad (constant mode, value 0) of a quantized tensor, spatial axes only: taken by the
+    next Conv or average pool as its own zero padding."""
+    x = as_dequantized(value(state, node, 0, label), label, "input")
+    a = attrs(node)
+    mode = a.get("mode", b"constant")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    if mode != "constant":
+        raise ModelError(f"{label}: Pad mode '{mode}' is not supported (only constant)")
+    rank = len(x.shape) + 1
+    if len(node.input) > 1 and node.input[1]:
+        pads = [int(p) for p in const(state, node, 1, label, "pads").reshape(-1)]
+    else:
+        pads = [int(p) for p in a.get("pads", [])]
+    cval = const(state, node, 2, label, "constant_value", optional=True) \
+        if len(node.input) > 2 and node.input[2] else None
+    if cval is not None and np.any(np.asarray(cval, np.float64) != 0):
+        raise ModelError(f"{label}: Pad with value {np.asarray(cval).reshape(-1)[0]} is not "
+                         f"supported; only zero padding folds into the next Conv/pool")
+    axes = const(state, node, 3, label, "axes", optional=True) \
+        if len(node.input) > 3 and node.input[3] else None
+    axes = list(range(rank)) if axes is None else \
+        [int(i) + rank if int(i) < 0 else int(i) for i in np.reshape(axes, -1)]
+    if len(pads) != 2 * len(axes):
+        raise ModelError(f"{label}: {len(pads)} pads for {len(axes)} axes")
+    full = [0] * (2 * rank)
+    for i, ax in enumerate(axes):
+        full[ax], full[rank + ax] = pads[i], pads[len(axes) + i]
+    if any(p < 0 for p in full):
+        raise ModelError(f"{label}: negative pads (cropping) are not supported")
+    if full[0] or full[1] or full[rank] or full[rank + 1]:
+        raise ModelError(f"{label}: padding the batch or channel axis is not supported")
+    spatial = tuple(full[2:rank]) + tuple(full[rank + 2:])
+    shape = (x.shape[0],) + tuple(d + full[2 + i] + full[rank + 2 + i]
+                                  for i, d in enumerate(x.shape[1:]))
+    state.values[node.output[0]] = Padded(x, spatial, shape)
+
+
 @handler("Conv")
 def _conv(state: State, node, label: str):
-    x = as_dequantized(value(state, node, 0, label), label, "input X")
+    v, a = value(state, node, 0, label), attrs(node)
+    if isinstance(v, Padded):
+        x, a = take_pads(v, a, label)
+    else:
+        x = as_dequantized(v, label, "input X")
     acc = conv_accumulator(node.name or node.output[0], "Conv", x, value(state, node, 1, label),
-                           attrs(node), label)
+                           a, label)
     if len(node.input) > 2 and node.input[2]:
         acc = add_bias(acc, value(state, node, 2, label), label)
     state.values[node.output[0]] = acc
 
 
+#: Weight magnitude of a BatchNormalization on quantized codes (``_affine_layer``).
+AFFINE_WEIGHT = 127
+
+
+def _affine_layer(name: str, x: Dequantized, f: np.ndarray, offset: np.ndarray,
+                  label: str) -> Accumulator:
+    """``f[c] * x + offset[c]`` on a quantized tensor (a BatchNormalization the quantizer
+    left after a quantized layer, as onnxruntime's quantize_static does) as a layer of its own:
+    a diagonal dense layer (vectors) or a depthwise 1x1 convolution (images) with int8 weights
+    ``sign(f) * 127``, so the accumulator's scale is ``|f| * s_x / 127`` and the offset,
+    rounded to it, is within 1/254 of an input step of exact."""
+    n = x.shape[0]
+    sign = np.where(f < 0, -1, 1).astype(np.int64)
+    acc_scale = np.abs(f) * x.scale / AFFINE_WEIGHT
+    if len(x.shape) == 1:
+        weight = np.diag(sign * AFFINE_WEIGHT)
+        acc = Accumulator(name, "BatchNormalization", "dense", x, weight, IntType(8, True),
+                          acc_scale, None, (n,))
+    else:
+        kernel = (1,) * (len(x.shape) - 1)
+        window, geo, out_spatial = conv_geometry({}, x.shape, kernel, label)
+        weight = (sign * AFFINE_WEIGHT).reshape((n, 1) + kernel)
+        acc = Accumulator(name, "BatchNormalization", "conv", x, weight, IntType(8, True),
+                          acc_scale, None, (n,) + out_spatial,
+                          geometry=dict(geo, window=window, input_shape=tuple(x.shape),
+                                        group=n))
+    codes, _ = split_bias(offset, acc_scale, label)
+    return replace(acc, bias=codes)
+
+
 @handler("BatchNormalization")
 def _batch_norm(state: State, node, label: str):
     acc = value(state, node, 0, label)
+    if isinstance(acc, Dequantized):
+        if len(node.output) > 1 and any(node.output[1:]):
+            raise ModelError(f"{label}: training-mode BatchNormalization is not supported")
+        gamma, beta, mean, var = (np.asarray(_bn_param(state, node, i, label, what),
+                                             np.float64).reshape(-1)
+                                  for i, what in ((1, "scale"), (2, "B"), (3, "mean"),
+                                                  (4, "var")))
+        n = acc.shape[0] if acc.shape else 0
+        if not all(v.size == n for v in (gamma, beta, mean, var)):
+            raise ModelError(f"{label}: parameters must have {n} values, one per channel of "
+                             f"the input of shape {acc.shape}")
+        f = gamma / np.sqrt(var + float(attrs(node).get("epsilon", 1e-5)))
+        if np.any(f == 0) or np.any(~np.isfinite(f)):
+            raise ModelError(f"{label}: a channel's scale is zero or not finite")
+        state.values[node.output[0]] = _affine_layer(node.name or node.output[0], acc, f,
+                                                     beta - f * mean, label)
+        return
     if not isinstance(acc, Accumulator):
         raise ModelError(f"{label}: BatchNormalization is supported only right after a "
                          f"Conv/Gemm/MatMul, where it folds into the layer; here its input is "
@@ -218,7 +345,8 @@ def _batch_norm(state: State, node, label: str):
         raise ModelError(f"{label}: BatchNormalization after Relu/Clip cannot fold")
     if len(node.output) > 1 and any(node.output[1:]):
         raise ModelError(f"{label}: training-mode BatchNormalization is not supported")
-    gamma, beta, mean, var = (const(state, node, i, label, what).astype(np.float64).reshape(-1)
+    gamma, beta, mean, var = (np.asarray(_bn_param(state, node, i, label, what),
+                                         np.float64).reshape(-1)
                               for i, what in ((1, "scale"), (2, "B"), (3, "mean"), (4, "var")))
     eps = float(attrs(node).get("epsilon", 1e-5))
     n = acc.weight.shape[0]
@@ -230,13 +358,16 @@ def _batch_norm(state: State, node, label: str):
     flip = np.where(f < 0, -1, 1)
     weight = acc.weight * flip.reshape((n,) + (1,) * (acc.weight.ndim - 1))
     bias_real = (acc.bias * acc.acc_scale if acc.bias is not None else np.zeros(n))
+    if acc.bias_residual is not None:
+        bias_real = bias_real + acc.bias_residual
     new_scale = acc.acc_scale * np.abs(f)
     real = f * (bias_real - mean) + beta
-    bias = bias_codes(real, new_scale, label)
+    bias, residual = split_bias(real, new_scale, label)
     dtype = acc.weight_dtype
     if weight.min() < dtype.min or weight.max() > dtype.max:
         dtype = IntType(min(32, dtype.width + 1), True)
         log.info("%s: negative BatchNormalization scale widened the weights to %s", label,
                  dtype)
     state.values[node.output[0]] = replace(acc, weight=weight, weight_dtype=dtype,
-                                           acc_scale=new_scale, bias=bias)
+                                           acc_scale=new_scale, bias=bias,
+                                           bias_residual=residual)

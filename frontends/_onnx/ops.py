@@ -13,10 +13,11 @@ from dataclasses import replace
 import numpy as np
 
 from ..errors import ModelError
+from ..fixedpoint import division_multiplier
 from ..im2col import pool_windows
 from ..ir import IntType
-from .base import (Accumulator, Constant, Dequantized, Pending, State, as_dequantized, attrs,
-                   const, describe_value, emitter, handler, value)
+from .base import (Accumulator, Constant, Dequantized, HostTail, Padded, Pending, State,
+                   as_dequantized, attrs, const, describe_value, emitter, handler, value)
 from .linear import add_bias, conv_geometry, scale_accumulator
 from .quant import multipliers
 
@@ -161,17 +162,29 @@ def _emit_concat(state, p: Pending, dtype, scale, zp, label):
 
 # --- pools -----------------------------------------------------------------------------------
 
-def _pool(state: State, node, label: str, kind: str, global_: bool):
-    x = as_dequantized(value(state, node, 0, label), label, "input X")
-    a = attrs(node)
+def _pool(state: State, node, label: str, kind: str, global_: bool, *,
+          keepdims: bool = True):
+    v = value(state, node, 0, label)
+    a = {} if global_ else attrs(node)
+    if isinstance(v, Padded):
+        # explicit zeros are real elements: they count in the divisor
+        if kind != "avgpool":
+            raise ModelError(f"{label}: a zero Pad before {node.op_type} is not supported "
+                             f"(the padded zeros would take part in the maximum)")
+        if any(a.get("pads", ())) and not a.get("count_include_pad", 0):
+            raise ModelError(f"{label}: a Pad before an AveragePool with pads of its own and "
+                             f"count_include_pad=0 is not supported")
+        kernel = tuple(v.shape[1:]) if global_ else tuple(a.get("kernel_shape", ()))
+        x, a = take_pads(v, a, label)
+        a["count_include_pad"] = 1
+    else:
+        x = as_dequantized(v, label, "input X")
+        kernel = tuple(x.shape[1:]) if global_ else tuple(a.get("kernel_shape", ()))
     if len(node.output) > 1 and any(node.output[1:]):
         raise ModelError(f"{label}: the Indices output of MaxPool is not supported")
     if len(x.shape) not in (2, 3):
         raise ModelError(f"{label}: input of shape {x.shape} per sample; pools need (C, H, W) "
                          f"or (C, L)")
-    kernel = tuple(x.shape[1:]) if global_ else tuple(a.get("kernel_shape", ()))
-    if global_:
-        a = {}
     if kind == "avgpool" and a.get("ceil_mode", 0) and a.get("count_include_pad", 0):
         raise ModelError(f"{label}: ceil_mode=1 with count_include_pad=1 is not supported")
     window, geo, out_spatial = conv_geometry(a, x.shape, kernel, label, pool=True)
@@ -180,7 +193,30 @@ def _pool(state: State, node, label: str, kind: str, global_: bool):
                   ceil_mode=int(a.get("ceil_mode", 0)))
     if kind == "avgpool":
         attrs_["count_include_pad"] = int(a.get("count_include_pad", 0))
+    if not keepdims:
+        shape = (x.shape[0],)
     state.values[node.output[0]] = Pending(_name(node), node.op_type, kind, (x,), attrs_, shape)
+
+
+@handler("ReduceMean")
+def _reduce_mean(state: State, node, label: str):
+    """ReduceMean over every spatial axis (what torch exports for ``x.mean((2, 3))``): a
+    global average pool (keepdims 0 drops the spatial axes)."""
+    v = value(state, node, 0, label)
+    shape = v.shape if isinstance(v, (Dequantized, Padded)) else None
+    if shape is None:
+        raise ModelError(f"{label}: ReduceMean of {describe_value(v)} is not supported")
+    a = attrs(node)
+    if len(node.input) > 1 and node.input[1]:
+        axes = [int(i) for i in const(state, node, 1, label, "axes").reshape(-1)]
+    else:
+        axes = [int(i) for i in a.get("axes", [])]
+    rank = len(shape) + 1
+    axes = sorted(i + rank if i < 0 else i for i in axes)
+    if axes != list(range(2, rank)) or rank not in (3, 4):
+        raise ModelError(f"{label}: ReduceMean over axes {axes} of a rank-{rank} tensor is not "
+                         f"supported; only over every spatial axis (a global average pool)")
+    _pool(state, node, label, "avgpool", True, keepdims=bool(a.get("keepdims", 1)))
 
 
 @handler("MaxPool")
@@ -236,14 +272,36 @@ def _emit_maxpool(state, p: Pending, dtype, scale, zp, label):
 
 @emitter("avgpool")
 def _emit_avgpool(state, p: Pending, dtype, scale, zp, label):
+    """Sum of the window, then one requantization per output pixel whose multiplier and
+    shift divide by that pixel's window count and rescale (``division_multiplier``): exact
+    against ``round(sum * M / (count * 2**s))`` with ``M / 2**s`` the real ratio
+    ``s_x * gain / s_y`` to 15 bits, as every requantization."""
     (x,) = p.inputs
     index = pool_windows(p.attrs["window"], x.shape[0])
     counts = _window_counts(p, index)
     if np.any(counts < 1):
         raise ModelError(f"{label}: a pooling window lies entirely on padding")
-    m, shift = multipliers(np.array([x.scale * p.gain / scale]), label)
+    num, s = multipliers(np.array([x.scale * p.gain / scale]), label)
+    num, s = int(num[0]), int(s)
+    rounding = p.attrs.get("rounding", "half_even")
+    t = state.tensors[x.tensor].dtype
+    d_lo, d_hi = t.min - x.zero_point, t.max - x.zero_point
+    found = {}
+    for c in sorted(set(counts.tolist())):
+        try:
+            found[c] = division_multiplier(num, c << s, c * d_lo, c * d_hi, rounding)
+        except ValueError as exc:
+            raise ModelError(f"{label}: window of {c}: {exc}") from None
+    shift = max(sh for _, sh in found.values())
+    per_count = {c: m << (shift - sh) for c, (m, sh) in found.items()}
+    if max(per_count.values()) >= 1 << 31:
+        raise ModelError(f"{label}: windows of {sorted(found)} need multipliers wider than 31 "
+                         f"bits under one shift")
+    mult = np.array([per_count[int(c)] for c in counts], np.int64)
+    if np.all(mult == mult[0]):
+        mult = mult[:1]
     return "avgpool", dict(_pool_attrs(p), input_zero_point=x.zero_point, shift=shift), \
-        {"im2col": index, "multiplier": m, "count": counts.astype(np.int64)}
+        {"im2col": index, "multiplier": mult, "count": counts.astype(np.int64)}
 
 
 # --- nonlinear functions -----------------------------------------------------------------------
@@ -284,20 +342,73 @@ def _elementwise(state: State, node, label: str):
                                            {"function": function, "params": a}, x.shape)
 
 
+def _host_axis(state: State, node, label: str, shape: tuple, default_13: int,
+               default_old: int) -> int:
+    """The sample axis of a Softmax/LogSoftmax/ArgMax over a value of per-sample ``shape``."""
+    opset = state.opsets.get("", 0)
+    rank = len(shape) + 1
+    axis = int(attrs(node).get("axis", default_13 if opset >= 13 else default_old))
+    axis = axis + rank if axis < 0 else axis
+    if node.op_type != "ArgMax" and opset < 13 and axis != rank - 1:
+        raise ModelError(f"{label}: {node.op_type} before opset 13 over axes {axis}.. "
+                         f"flattens; only the last axis is supported")
+    if not 1 <= axis < rank:
+        raise ModelError(f"{label}: {node.op_type} over the batch axis is not supported")
+    return axis - 1
+
+
+def _host_tail(v, op: tuple, shape: tuple) -> HostTail:
+    if isinstance(v, HostTail):
+        return HostTail(v.base, v.ops + (op,), shape)
+    if isinstance(v, Pending) and v.kind == "nonlinear" and v.attrs["function"] == "softmax":
+        return HostTail(v.inputs[0], (("softmax", v.attrs["axis"]),) + (op,), shape)
+    return HostTail(v, (op,), shape)
+
+
 @handler("Softmax")
 def _softmax(state: State, node, label: str):
-    x = as_dequantized(value(state, node, 0, label), label, "input")
-    opset = state.opsets.get("", 0)
-    rank = len(x.shape) + 1
-    axis = int(attrs(node).get("axis", -1 if opset >= 13 else 1))
-    axis = axis + rank if axis < 0 else axis
-    if opset < 13 and axis != rank - 1:
-        raise ModelError(f"{label}: Softmax before opset 13 over axes {axis}.. flattens; only "
-                         f"the last axis is supported")
-    if not 1 <= axis < rank:
-        raise ModelError(f"{label}: Softmax over the batch axis is not supported")
+    """On a quantized tensor: a ``nonlinear`` softmax node if a quantizer follows, else (at
+    the graph output) a host op; on a layer's float output: a host op."""
+    v = value(state, node, 0, label)
+    if isinstance(v, (Accumulator, HostTail)):
+        axis = _host_axis(state, node, label, v.shape, -1, 1)
+        state.values[node.output[0]] = _host_tail(v, ("softmax", axis), v.shape)
+        return
+    x = as_dequantized(v, label, "input")
+    axis = _host_axis(state, node, label, x.shape, -1, 1)
     state.values[node.output[0]] = Pending(_name(node), "Softmax", "nonlinear", (x,),
-                                           {"function": "softmax", "axis": axis - 1}, x.shape)
+                                           {"function": "softmax", "axis": axis}, x.shape)
+
+
+def _host_input(state: State, node, label: str):
+    v = value(state, node, 0, label)
+    if not isinstance(v, (Accumulator, HostTail, Dequantized, Pending)) or \
+            (isinstance(v, Pending) and not (v.kind == "nonlinear"
+                                              and v.attrs["function"] == "softmax")):
+        raise ModelError(f"{label}: {node.op_type} of {describe_value(v)} is not supported; "
+                         f"it runs on the host at the graph output, after a layer or a "
+                         f"quantized tensor")
+    return v
+
+
+@handler("LogSoftmax")
+def _log_softmax(state: State, node, label: str):
+    v = _host_input(state, node, label)
+    axis = _host_axis(state, node, label, v.shape, -1, 1)
+    state.values[node.output[0]] = _host_tail(v, ("log_softmax", axis), v.shape)
+
+
+@handler("ArgMax")
+def _argmax(state: State, node, label: str):
+    v = _host_input(state, node, label)
+    a = attrs(node)
+    if a.get("select_last_index", 0):
+        raise ModelError(f"{label}: select_last_index=1 is not supported")
+    axis = _host_axis(state, node, label, v.shape, 0, 0)
+    keep = bool(a.get("keepdims", 1))
+    shape = tuple(d for i, d in enumerate(v.shape) if i != axis or keep)
+    shape = tuple(1 if i == axis and keep else d for i, d in enumerate(shape)) if keep else shape
+    state.values[node.output[0]] = _host_tail(v, ("argmax", axis, keep), shape)
 
 
 def _in_type(state, x: Dequantized) -> IntType:

@@ -75,8 +75,9 @@ class DenseEngine(wiring.Component):
 
         # --- memories -----------------------------------------------------------------------
         depth = plan.buffer_depth
-        m.submodules.buf_a = buf_a = Memory(shape=unsigned(ACT_BITS), depth=depth, init=[])
-        m.submodules.buf_b = buf_b = Memory(shape=unsigned(ACT_BITS), depth=depth, init=[])
+        wide = plan.out_bits   # 8, or the last layer's accumulator output
+        m.submodules.buf_a = buf_a = Memory(shape=unsigned(wide), depth=depth, init=[])
+        m.submodules.buf_b = buf_b = Memory(shape=unsigned(wide), depth=depth, init=[])
         rd_a, wr_a = buf_a.read_port(), buf_a.write_port()
         rd_b, wr_b = buf_b.read_port(), buf_b.write_port()
         w_image, p_image = self.images or (plan.weight_image(), plan.param_image())
@@ -104,7 +105,7 @@ class DenseEngine(wiring.Component):
         shift = Signal(range(max(l.shift for l in layers) + 1))
         half = Signal(unsigned(max(l.shift for l in layers)))  # 2**(shift-1): round half up
         zero_point = Signal(signed(ACT_BITS + 1))
-        lo, hi = Signal(signed(ACT_BITS + 1)), Signal(signed(ACT_BITS + 1))
+        lo, hi = Signal(signed(wide + 1)), Signal(signed(wide + 1))
         with m.Switch(layer):
             for index, l in enumerate(layers):
                 with m.Case(index):
@@ -127,7 +128,7 @@ class DenseEngine(wiring.Component):
         # --- stage 1: memory data; stage 2: products; stage 3: accumulators -------------------
         s1_valid, s1_first, s1_last = Signal(), Signal(), Signal()
         s2_valid, s2_first, s2_last = Signal(), Signal(), Signal()
-        act_raw = Mux(src_is_a, rd_a.data, rd_b.data)
+        act_raw = Mux(src_is_a, rd_a.data, rd_b.data)[:ACT_BITS]
         act = Signal(signed(ACT_BITS + 1))
         m.d.comb += act.eq(Mux(in_signed, act_raw.as_signed(), act_raw))
         prods = [Signal(signed(ACT_BITS + WEIGHT_BITS + 1), name=f"prod{p}") for p in range(P)]
@@ -173,7 +174,7 @@ class DenseEngine(wiring.Component):
         m.d.comb += rounded.eq((r3_prod + half) >> shift)
         shifted = Signal(signed(len(rounded) + 1))
         m.d.comb += shifted.eq(rounded + zero_point)
-        result = Signal(signed(ACT_BITS + 1))
+        result = Signal(signed(wide + 1))
         m.d.comb += result.eq(Mux(shifted < lo, lo, Mux(shifted > hi, hi, shifted)))
         write_en = r3_valid & (r3_ch < n_out)
 

@@ -92,7 +92,10 @@ class DensePlan:
                 raise ModelError(f"{node.describe()}: the dense engine requantizes with "
                                  f"round-half-up only; this layer needs {need}")
             x_t, y_t = graph.tensor(node.inputs[0]), graph.tensor(node.outputs[0])
-            for t in (x_t, y_t):
+            # a layer whose float output leaves the graph outputs its accumulator (up to 32
+            # bits; the host scales it): the engine's last buffer and output are that wide
+            wide_ok = node.attrs.get("accumulator_output") and node.outputs[0] in graph.outputs
+            for t in ((x_t,) if wide_ok else (x_t, y_t)):
                 if t.dtype.width > ACT_BITS:
                     raise ModelError(f"{node.describe()}: tensor '{t.name}' is {t.dtype}; the "
                                      f"dense engine's activations are at most {ACT_BITS} bits")
@@ -129,6 +132,12 @@ class DensePlan:
     @property
     def out_dtype(self) -> IntType:
         return self.layers[-1].out_dtype
+
+    @property
+    def out_bits(self) -> int:
+        """Width of the activation buffers and of the requantizer's result: 8, or the
+        last layer's accumulator output."""
+        return max(ACT_BITS, self.out_dtype.width)
 
     @property
     def n_in(self) -> int:

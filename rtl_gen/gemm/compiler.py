@@ -129,22 +129,24 @@ def _conv(node: Node, graph: Graph) -> GemmLayer:
 
 
 def _avgpool(node: Node, graph: Graph) -> GemmLayer:
-    """An average pool as a depthwise GEMM with unit weights. The IR divides by the window
-    count exactly; the post unit shifts, so every window's count must be the same power of
-    two (global pooling of a 2^a x 2^b plane, windows that never meet the border)."""
+    """An average pool as a depthwise GEMM with unit weights; the post unit's requantizer
+    divides by the window with the IR's multiplier and shift (``frontends.ir``), so every
+    output pixel must share one multiplier (windows of one size) that fits the post unit's
+    parameter memory."""
     mult = np.asarray(node.weights["multiplier"], np.int64).reshape(-1)
-    count = np.asarray(node.weights.get("count", [1]), np.int64).reshape(-1)
-    c0 = int(count[0])
-    if np.any(count != c0) or c0 & (c0 - 1) or np.any(mult != mult[0]):
-        raise ModelError(f"{node.describe()}: window sizes {sorted(set(count.tolist()))} are "
-                         f"not one power of two; the gemm engine divides pools by shifting")
+    if np.any(mult != mult[0]):
+        count = np.asarray(node.weights.get("count", [0]), np.int64).reshape(-1)
+        raise ModelError(f"{node.describe()}: window sizes {sorted(set(count.tolist()))} "
+                         f"differ at the borders; the gemm engine takes one divisor per pool")
+    if int(mult[0]) >= 1 << MULTIPLIER_BITS:
+        raise ModelError(f"{node.describe()}: dividing by its window needs a "
+                         f"{int(mult[0]).bit_length()}-bit multiplier; the gemm engine's post "
+                         f"unit holds {MULTIPLIER_BITS} bits")
     im2col = np.asarray(node.weights["im2col"], dtype=np.int64)   # (C, M, k)
     c, m, k = im2col.shape
-    common = _common(node)
-    common["shift"] += c0.bit_length() - 1
     return GemmLayer(node, c, m, k, 1, np.ones((c, k), np.int64), np.zeros(c, np.int64),
                      np.full(c, mult[0], np.int64), window=window_of(node, graph, im2col),
-                     **common)
+                     **_common(node))
 
 
 LOWERINGS: dict[str, Callable[[Node, Graph], GemmLayer]] = {
@@ -455,6 +457,13 @@ def compile_graph(graph: Graph, config: GemmConfig, *, split="auto", tau: float 
     while its input is written; an output a one-pixel layer's POSTs write in order leaves
     as they write it (``STORE stream=1``).
     """
+    if len(graph.inputs) == 1 and len(graph.outputs) == 1:
+        out_t = graph.tensor(graph.outputs[0])
+        if out_t.dtype.width > 8:
+            raise ModelError(f"model '{graph.name}': its output '{out_t.name}' is the float "
+                             f"output of its last layer, a {out_t.dtype} accumulator; the gemm "
+                             f"engine outputs 8-bit codes: quantize the output, or use "
+                             f"--engine dense")
     lowering = Lowering(graph, config, split=split, tau=tau, stream=stream)
     lowering.load_input()
     for i, node in enumerate(graph.nodes):
@@ -763,9 +772,7 @@ class Lowering:
         """The ``Program``: memories sized (``fit``) or checked, the board's block RAM
         checked, every layer's modelled cycles."""
         graph, config, instrs = self.graph, self.config, self.instrs
-        new_graph = Graph(name=graph.name, tensors=dict(graph.tensors),
-                          nodes=tuple(self.new_nodes), inputs=graph.inputs,
-                          outputs=graph.outputs, source_sha256=graph.source_sha256)
+        new_graph = replace(graph, tensors=dict(graph.tensors), nodes=tuple(self.new_nodes))
         idx = np.concatenate(self.idx_parts) if self.idx_parts else np.zeros(0, np.int64)
         needs = {"imem_depth": len(instrs), "act_depth": self.act.top, "idx_depth": len(idx),
                  "wd_depth": len(self.wd), "wl_depth": len(self.wl),

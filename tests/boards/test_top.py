@@ -141,6 +141,28 @@ def test_replies_equal_the_link_model():
     assert any(error) and not error[-1]   # the last request was answered OK
 
 
+def test_wide_outputs_go_as_little_endian_bytes():
+    """An engine whose outputs are wider than a byte (a layer's accumulator): each element
+    leaves as ceil(width / 8) bytes, least significant first; the client reads them back."""
+    from boards.protocol import Client
+    done = [0]
+
+    def engine(inputs):
+        done[0] += 1
+        return b"".join(((b + 1) & 0xFFF).to_bytes(2, "little") for b in inputs), \
+            AddOne.CYCLES_BASE + done[0]
+    model = LinkModel(n_in=4, n_out=4, design=DESIGN, engine=engine)
+    requests = [encode_request(Command.INFER, bytes([0, 1, 127, 255])),
+                encode_request(Command.INFO)]
+    got, _, _ = run_host_link(requests, engine=AddOne(out_shape=signed(12)))
+    assert got == b"".join(model.feed(r) for r in requests)
+    client = Client(n_in=4, n_out=4, in_signed=True, out_signed=True, design=DESIGN,
+                    out_bytes=2)
+    replies = ResponseParser().feed(got)
+    assert client.decode_inference(replies[0]) == ([1, 2, 128, 256], AddOne.CYCLES_BASE + 1)
+    client.check_info(replies[1])
+
+
 def test_fifo_too_small_loses_a_request():
     # With a one-byte FIFO and an engine that stops taking bytes while it emits, a request
     # sent while the previous reply is still on its way loses bytes: the board answers with a
@@ -157,8 +179,8 @@ def test_fifo_too_small_loses_a_request():
 @pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 def test_engine_width_and_clock_are_checked():
     with pytest.raises(ValueError, match=r"^Cannot put the engine on the UART host link: its "
-                                         r"'o' elements are 16 bits wide"):
-        BoardTop(AddOne(out_shape=unsigned(16)), n_in=4, n_out=4, clk_freq=CLK)
+                                         r"'i' elements are 16 bits wide"):
+        BoardTop(AddOne(in_shape=signed(16)), n_in=4, n_out=4, clk_freq=CLK)
     with pytest.raises(TypeError, match=r"its port 'i' is not a stream of \{data, last\}"):
         BoardTop(Module(), n_in=4, n_out=4)
     top = BoardTop(AddOne(), n_in=4, n_out=4)

@@ -91,3 +91,18 @@ def test_engine_saturates_at_both_ends():
     assert expected.min() == -128 and expected.max() == 127
     got, _ = simulate(plan, inputs)
     assert (got == expected).all()
+
+
+def test_engine_outputs_a_float_layer_accumulator(tmp_path):
+    """A last layer whose float output (plus a float bias) leaves the graph: the engine
+    streams its signed accumulator, as wide as its exact range, bit for bit."""
+    from frontends.onnx_import import import_onnx
+    from tests.frontends.test_import_host_io import _float_output_model
+
+    graph = import_onnx(_float_output_model(tmp_path / "f.onnx", None))
+    plan = DensePlan.from_graph(graph, lanes=2)
+    assert plan.out_dtype.width > 8 and plan.out_dtype.signed
+    inputs = np.concatenate([edge_inputs(graph), np.random.default_rng(3).integers(
+        0, 256, (6, 10))])
+    got, _ = simulate(plan, inputs)
+    assert np.array_equal(got, reference.run(graph, inputs)[graph.outputs[0]])
