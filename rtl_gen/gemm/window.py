@@ -138,14 +138,14 @@ def window_of(node: Node, graph: Graph, im2col: np.ndarray | None) -> Window:
         return Window(x_size, 1, 1, 1, 1)
     g, m, k = im2col.shape
     candidates = []
+    if m == 1 and x_size % g == 0:      # a global pool / whole-input reduction: no strides
+        candidates.append(Window(x_size, 1, 1, 1, 1, groups=g))
     try:
         win = _from_attrs(node, g)
         if win is not None:
             candidates.append(win)
     except (ValueError, ZeroDivisionError):
         pass
-    if m == 1 and x_size % g == 0:      # a global pool / whole-input reduction
-        candidates.append(Window(x_size, 1, 1, 1, 1, groups=g))
     for win in candidates:
         if win.cin * win.plane == x_size and win.cin % win.groups == 0 and \
                 win.table().shape == im2col.shape and np.array_equal(win.table(), im2col):
