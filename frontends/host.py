@@ -91,3 +91,40 @@ def describe_host(graph: Graph) -> list[str]:
         lines.append(f"output: {names[op[0]]} over axis {op[1] + 1} runs on the host after the "
                      f"hardware")
     return lines
+
+
+def output_codes(output_quant: dict, y: np.ndarray, *, exact: bool = True) -> np.ndarray:
+    """The model's output values (B, N) in the hardware's output codes, the inverse of
+    ``output_scores``: ``(y - offset) / scale + zero_point`` per channel, rounded half to
+    even when ``exact`` (a quantized model's own outputs), kept fractional otherwise."""
+    y = np.asarray(y, dtype=np.float64)
+    shape = tuple(output_quant.get("shape") or (y.shape[1],))
+    axis = output_quant.get("axis")
+    v = y.reshape((len(y),) + shape)
+    if "offset" in output_quant:
+        v = v - _channel(output_quant["offset"], shape, axis)
+    v = v / _channel(output_quant["scale"], shape, axis)
+    v = np.round(v) if exact else v
+    v = v + _channel(output_quant["zero_point"], shape, axis)
+    return v.reshape(len(y), -1)
+
+
+def model_inputs(host: dict, x: np.ndarray, hw_shape: tuple) -> np.ndarray:
+    """Inputs laid out for the hardware (B, *hw_shape) back in the model's own input layout
+    (B, *input_shape): the manifest's ``input_layout`` undone (the inverse of
+    ``reference.layout_inputs``)."""
+    x = np.asarray(x)
+    steps = (host or {}).get("input_layout") or []
+    if not steps:
+        return x.reshape(len(x), -1)
+    shapes = [tuple(host["input_shape"])]
+    for kind, arg in steps:
+        shapes.append(tuple(arg) if kind == "reshape" else
+                      tuple(shapes[-1][p] for p in arg))
+    x = x.reshape((len(x),) + tuple(hw_shape))
+    for (kind, arg), before in zip(reversed(steps), reversed(shapes[:-1])):
+        if kind == "transpose":
+            inverse = np.argsort(arg)
+            x = np.transpose(x, (0,) + tuple(int(p) + 1 for p in inverse))
+        x = x.reshape((len(x),) + before)
+    return x.reshape(len(x), -1)

@@ -210,17 +210,20 @@ def framework_codes(manifest: dict, y: np.ndarray, *, exact: bool) -> np.ndarray
     divided by the manifest's output scale plus its zero point, rounded (half to even, as
     QuantizeLinear) for a quantized model whose last op dequantizes (``exact``), kept
     fractional for a float reference (differences then in codes)."""
+    from frontends.host import output_codes
     if np.issubdtype(np.asarray(y).dtype, np.integer):
         return np.asarray(y, dtype=np.float64)
-    q = manifest["quant"]["output"]
-    codes = np.asarray(y, dtype=np.float64) / float(q["scale"])
-    return (np.round(codes) if exact else codes) + float(q["zero_point"])
+    return output_codes(manifest["quant"]["output"], np.asarray(y).reshape(len(y), -1),
+                        exact=exact)
 
 
 def dequantize_inputs(manifest: dict, codes: np.ndarray) -> np.ndarray:
+    """The golden input codes as the model's float inputs, in the model's own layout."""
+    from frontends.host import model_inputs
     q = manifest["quant"]["input"]
-    return ((np.asarray(codes, dtype=np.float64) - float(q["zero_point"]))
-            * float(q["scale"])).reshape(len(codes), -1)
+    x = (np.asarray(codes, dtype=np.float64) - float(q["zero_point"])) * float(q["scale"])
+    return model_inputs(manifest["quant"].get("host"), x,
+                        tuple(q.get("shape") or (x.shape[1],)))
 
 
 def source_model(artefact) -> Path | None:

@@ -349,3 +349,25 @@ def test_brevitas_float_logits_equal_qonnx_execution(tmp_path):
     assert (off < 0.05).mean() >= 0.95
     plan = DensePlan.from_graph(graph)
     assert plan.out_dtype == out.dtype
+
+
+def test_manifest_host_sections_invert(tmp_path):
+    """What the manifest records lets a tool go both ways without the graph: model inputs
+    <-> hardware layout (a transpose), output codes <-> the model's float values (per-channel
+    scale and float offset)."""
+    from frontends.host import manifest_entries, model_inputs, output_codes, output_scores
+    path = torch_qdq(PermuteHead(), (12, 6), tmp_path / "p.onnx")
+    graph = import_onnx(path)
+    entries = manifest_entries(graph)
+    x = np.random.default_rng(0).uniform(-1, 1, (5, 12, 6)).astype(np.float32)
+    hw = reference.layout_inputs(graph, x)
+    assert not np.array_equal(hw.reshape(5, -1), x.reshape(5, -1))
+    back = model_inputs(entries["host"], hw, graph.tensor(graph.inputs[0]).shape)
+    assert np.array_equal(back, x.reshape(5, -1))
+    graph = import_onnx(_float_output_model(tmp_path / "f.onnx", None))
+    q = manifest_entries(graph)["quant"]["output"]
+    assert isinstance(q["scale"], list) and q["axis"] == 0 and len(q["offset"]) == 6
+    codes = np.random.default_rng(1).integers(-5000, 5000, (7, 6))
+    assert np.array_equal(output_codes(q, output_scores(q, codes)), codes)
+    assert np.allclose(output_scores(q, codes),
+                       reference.dequantize(graph, graph.outputs[0], codes))
