@@ -141,11 +141,12 @@ def connect_ray(address: str | None, *, num_cpus: int | None = None):
         import ray
     except ImportError:
         raise ExecutorError("the Ray executor needs Ray: pip install 'nnloom[ray]' "
-                            "(or pip install ray)") from None
+                            "(or pip install 'ray[client]')") from None
     if ray.is_initialized():
         return ray
     import logging
     import os
+    import warnings
     kwargs = {"ignore_reinit_error": True, "log_to_driver": False,
               "logging_level": logging.ERROR}
     if address is None:
@@ -156,7 +157,9 @@ def connect_ray(address: str | None, *, num_cpus: int | None = None):
         if path:
             kwargs["runtime_env"] = {"env_vars": {"PYTHONPATH": path}}
     try:
-        ray.init(address=address, **kwargs)
+        with warnings.catch_warnings():  # Ray Client warns before it raises: one line only
+            warnings.simplefilter("ignore")
+            ray.init(address=address, **kwargs)
     except Exception as exc:
         where = address or "a local Ray instance"
         raise ExecutorError(f"cannot reach the Ray cluster at {where}: "

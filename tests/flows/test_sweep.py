@@ -218,12 +218,18 @@ def test_bad_input_is_one_line_and_writes_nothing(mlp_onnx, tmp_path, args, mess
     assert not (tmp_path / "o").exists()
 
 
-def test_an_unreachable_ray_cluster_is_one_line(mlp_onnx, tmp_path):
+@pytest.mark.parametrize("address", [
+    "auto",  # no `ray start` on this machine: Ray says so at once
+    pytest.param("ray://127.0.0.1:9", marks=pytest.mark.slow),  # the client retries ~35 s
+])
+def test_an_unreachable_ray_cluster_is_one_line(mlp_onnx, tmp_path, address, monkeypatch):
     pytest.importorskip("ray", reason="Ray is not installed (pip install 'nnloom[ray]')")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
     result = runner.invoke(app, ["sweep", str(mlp_onnx), *AXES, "--executor", "ray",
-                                 "--address", "ray://127.0.0.1:9", "-o", str(tmp_path / "o")])
+                                 "--address", address, "-o", str(tmp_path / "o")])
     assert result.exit_code == 1, result.output
-    assert "cannot reach the Ray cluster at ray://127.0.0.1:9" in result.output
+    assert f"cannot reach the Ray cluster at {address}" in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
     assert not (tmp_path / "o").exists()
 
 
