@@ -46,6 +46,10 @@ def manifest_entries(graph: Graph) -> dict:
     quant = {}
     if x_t.quant is not None and y_t.quant is not None:
         quant = {"input": quant_entry(x_t), "output": quant_entry(y_t)}
+        last = graph.producer(y_t.name)
+        if last is not None and last.attrs.get("accumulator_output"):
+            # one code more or less in the layer's input moves its accumulator by a weight
+            quant["output"]["code_step"] = int(np.abs(last.weights["weight"]).max(initial=1))
     return {"quant": quant, "host": host}
 
 

@@ -77,8 +77,11 @@ class Agreement:
 
 
 def compare_codes(rtl: np.ndarray, ref: np.ndarray, *, framework: str, output: str,
-                  judged: bool = True) -> Agreement:
-    """``rtl`` (N, K) integer codes against ``ref`` (N, K) codes (float allowed)."""
+                  judged: bool = True, step: float = 1) -> Agreement:
+    """``rtl`` (N, K) integer codes against ``ref`` (N, K) codes (float allowed). ``step``:
+    output codes one code of the last quantized tensor can move (1; for a layer's
+    accumulator output, its largest weight), so the tolerance is ``TOLERANCE_CODES *
+    step``."""
     rtl = np.asarray(rtl, dtype=np.float64).reshape(len(rtl), -1)
     ref = np.asarray(ref, dtype=np.float64).reshape(len(ref), -1)
     if rtl.shape != ref.shape:
@@ -89,11 +92,12 @@ def compare_codes(rtl: np.ndarray, ref: np.ndarray, *, framework: str, output: s
     off = int(((diff >= 0.5) & (diff < 1.5)).sum())
     worse = int(diff.size - equal - off)
     first = None
-    outside = np.argwhere(diff > TOLERANCE_CODES + 1e-9)
+    outside = np.argwhere(diff > TOLERANCE_CODES * step + 1e-9)
     if len(outside):
         n, k = (int(v) for v in outside[0])
         first = (f"vector {n}, output '{output}'[{k}]: RTL {rtl[n, k]:g}, {framework} "
-                 f"{ref[n, k]:g} ({diff[n, k]:g} codes apart; tolerance {TOLERANCE_CODES})")
+                 f"{ref[n, k]:g} ({diff[n, k]:g} codes apart; tolerance "
+                 f"{TOLERANCE_CODES * step:g})")
     argmax = None
     if rtl.shape[1] > 1:
         argmax = float((rtl.argmax(axis=1) == ref.argmax(axis=1)).mean())
@@ -243,6 +247,7 @@ class FrameworkOutputs:
     framework: str
     codes: np.ndarray     # (N, K) in the RTL's output codes
     judged: bool          # the user's quantized model: within tolerance or the run fails
+    step: float = 1       # output codes per code of the last quantized tensor (accumulators)
 
 
 def framework_outputs(artefact, *, reference: Path | None = None,
@@ -273,8 +278,9 @@ def framework_outputs(artefact, *, reference: Path | None = None,
                 f"/{SOURCE_DIR} holds no copy of it; regenerate with `nnloom generate`)")
     else:
         y, name = onnx_outputs(source, x)
+        step = float(manifest["quant"]["output"].get("code_step", 1))
         found.append(FrameworkOutputs(name, _sized(framework_codes(manifest, y, exact=True),
-                                                   want, name), True))
+                                                   want, name), True, step))
         import onnx
         shape = _graph_io(onnx.load(str(source)))[1][1:]
     if reference is not None:
@@ -305,7 +311,7 @@ def agreements(rtl: np.ndarray, frameworks: list[FrameworkOutputs], output: str)
     """The RTL's (N, K) output codes against each framework's first N vectors."""
     rtl = np.asarray(rtl).reshape(len(rtl), -1)
     return [compare_codes(rtl, f.codes[:len(rtl)], framework=f.framework, output=output,
-                          judged=f.judged) for f in frameworks]
+                          judged=f.judged, step=f.step) for f in frameworks]
 
 
 def check_reference(model: Path, reference: Path | None, torch_spec: str | None) -> None:

@@ -155,3 +155,14 @@ def test_flow_refuses_a_reference_of_another_shape_before_generating(mlp_onnx, t
     assert "does not match mlp.onnx: it gives 7 output values per sample, the model 5" \
         in result.output
     assert not (tmp_path / "f").exists()
+
+
+def test_an_accumulator_output_is_judged_per_input_code():
+    """A last layer's float output leaves as its accumulator: one code more or less in its
+    input moves it by up to a weight, so the tolerance scales with ``step``."""
+    from sim.agreement import compare_codes
+    rtl = np.array([[1000, -500]])
+    ref = np.array([[1090.0, -500.0]])
+    assert not compare_codes(rtl, ref, framework="f", output="y").passed
+    assert compare_codes(rtl, ref, framework="f", output="y", step=127).passed
+    assert not compare_codes(rtl, ref, framework="f", output="y", step=64).passed

@@ -367,6 +367,7 @@ def test_manifest_host_sections_invert(tmp_path):
     graph = import_onnx(_float_output_model(tmp_path / "f.onnx", None))
     q = manifest_entries(graph)["quant"]["output"]
     assert isinstance(q["scale"], list) and q["axis"] == 0 and len(q["offset"]) == 6
+    assert q["code_step"] == int(np.abs(graph.nodes[-1].weights["weight"]).max())
     codes = np.random.default_rng(1).integers(-5000, 5000, (7, 6))
     assert np.array_equal(output_codes(q, output_scores(q, codes)), codes)
     assert np.allclose(output_scores(q, codes),
