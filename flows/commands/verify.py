@@ -60,7 +60,7 @@ def report_agreement(artefact: Path, rtl_outputs: Path, prepared, console) -> li
 
     import numpy as np
 
-    from sim.agreement import TOLERANCE_CODES, agreements
+    from sim.agreement import TOLERANCE_FRACTION, agreements
     from sim.runner import SimError
 
     frameworks, note = prepared
@@ -81,8 +81,10 @@ def report_agreement(artefact: Path, rtl_outputs: Path, prepared, console) -> li
     bad = next((a for a in found if not a.passed), None)
     if bad is not None:
         raise SimError(f"the RTL of {art.name} equals its golden model but differs from "
-                       f"{bad.framework} by more than {TOLERANCE_CODES} code: "
-                       f"{bad.first_outside}; {bad.line()}")
+                       f"{bad.framework} beyond the tolerance in "
+                       f"{bad.outside} of {bad.elements} elements (at most "
+                       f"{TOLERANCE_FRACTION:.0%} may): first {bad.first_outside}; "
+                       f"{bad.line()}")
     return found
 
 

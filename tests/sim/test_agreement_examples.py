@@ -2,8 +2,8 @@
 (``nnloom generate`` with the example's test data, then ``nnloom sim``): onnxruntime on the
 QDQ digits MLP (dense, gemm) and digits CNN (gemm), qonnx's executor on the 4-bit Brevitas
 MLP (dense), onnxruntime on the ANN the SNN example converts exactly, numpy on a SMURF
-function. The quantized models are judged (every element within one code: README, "The RTL
-against your framework"); argmax agreement must be at least 98 %. Slow: each trains its
+function. The quantized models are judged (every element but 1 % within one code: README,
+"The RTL against your framework"); argmax agreement must be at least 98 %. Slow: each trains its
 example and simulates a few hundred vectors."""
 
 import json
@@ -66,7 +66,7 @@ def test_rtl_agrees_with_the_framework(case, tmp_path):
     assert result.exit_code == 0, result.output
     (judged,) = [a for a in json.loads((art / "sim" / "agreement.json").read_text())
                  if a["judged"]]
-    assert judged["vectors"] > 300 and judged["max_diff_codes"] <= 1
+    assert judged["vectors"] > 300 and judged["worse"] <= 0.01 * judged["elements"]
     assert judged["argmax_agreement"] >= 0.98, judged
 
 
