@@ -47,7 +47,8 @@ class DenseEngine(wiring.Component):
     The input's ``last`` flag is not needed: vectors are counted.
 
     With ``plan.protect`` other than ``none`` the ROM words carry check bits, decoded as they
-    are read (no added latency), and two more ports count, since reset, the words read with a
+    are read and registered (one more stage before the multipliers and one before the bias
+    add: two cycles more per layer), and two more ports count, since reset, the words read with a
     corrected flip (``ecc_corrected``) and with an error the code cannot correct
     (``ecc_errors``; any flip under parity), each saturating at 2**16 - 1. ``images``
     replaces the ROMs' contents (fault injection: ``plan.weight_image()`` and
@@ -134,10 +135,17 @@ class DenseEngine(wiring.Component):
         prods = [Signal(signed(ACT_BITS + WEIGHT_BITS + 1), name=f"prod{p}") for p in range(P)]
         accs = [Signal(signed(plan.acc_bits), name=f"acc{p}") for p in range(P)]
         holds = [Signal(signed(plan.acc_bits), name=f"hold{p}") for p in range(P)]
-        m.d.sync += [s2_valid.eq(s1_valid), s2_first.eq(s1_first), s2_last.eq(s1_last)]
+        m1_valid, m1_first, m1_last, m1_act, m1_w = s1_valid, s1_first, s1_last, act, w_data
+        if plan.protect != "none":
+            # one more stage: the decoded weight word is registered before the multipliers
+            m1_valid, m1_first, m1_last = Signal(), Signal(), Signal()
+            m1_act, m1_w = Signal.like(act), Signal.like(w_data)
+            m.d.sync += [m1_valid.eq(s1_valid), m1_first.eq(s1_first), m1_last.eq(s1_last),
+                         m1_act.eq(act), m1_w.eq(w_data)]
+        m.d.sync += [s2_valid.eq(m1_valid), s2_first.eq(m1_first), s2_last.eq(m1_last)]
         for p in range(P):
-            weight = w_data[WEIGHT_BITS * p:WEIGHT_BITS * (p + 1)].as_signed()
-            m.d.sync += prods[p].eq(act * weight)
+            weight = m1_w[WEIGHT_BITS * p:WEIGHT_BITS * (p + 1)].as_signed()
+            m.d.sync += prods[p].eq(m1_act * weight)
         drain_left = Signal(range(P + 1))
         with m.If(s2_valid):
             for p in range(P):
@@ -165,10 +173,17 @@ class DenseEngine(wiring.Component):
                 m.d.sync += holds[p].eq(holds[p + 1])
         with m.If(draining):
             m.d.sync += [p_addr.eq(p_addr + 1), channel.eq(channel + 1)]
-        m.d.sync += [r1_valid.eq(draining), r1_ch.eq(channel), r1_acc.eq(holds[0]),
-                     r2_valid.eq(r1_valid), r2_ch.eq(r1_ch),
-                     r2_sum.eq(r1_acc + p_data[MULTIPLIER_BITS:].as_signed()),
-                     r2_mul.eq(p_data[:MULTIPLIER_BITS]),
+        m.d.sync += [r1_valid.eq(draining), r1_ch.eq(channel), r1_acc.eq(holds[0])]
+        q1_valid, q1_ch, q1_acc, q1_p = r1_valid, r1_ch, r1_acc, p_data
+        if plan.protect != "none":
+            # likewise the decoded parameter word, before the bias add
+            q1_valid, q1_ch = Signal(), Signal.like(r1_ch)
+            q1_acc, q1_p = Signal.like(r1_acc), Signal.like(p_data)
+            m.d.sync += [q1_valid.eq(r1_valid), q1_ch.eq(r1_ch), q1_acc.eq(r1_acc),
+                         q1_p.eq(p_data)]
+        m.d.sync += [r2_valid.eq(q1_valid), r2_ch.eq(q1_ch),
+                     r2_sum.eq(q1_acc + q1_p[MULTIPLIER_BITS:].as_signed()),
+                     r2_mul.eq(q1_p[:MULTIPLIER_BITS]),
                      r3_valid.eq(r2_valid), r3_ch.eq(r2_ch), r3_prod.eq(r2_sum * r2_mul)]
         rounded = Signal(signed(plan.sum_bits + MULTIPLIER_BITS + 1))
         m.d.comb += rounded.eq((r3_prod + half) >> shift)
@@ -197,7 +212,11 @@ class DenseEngine(wiring.Component):
         # --- control ------------------------------------------------------------------------
         count_inference_cycles(m, self, first=in_k == 0)
 
-        idle = ~(s1_valid | s2_valid | draining | r1_valid | r2_valid | r3_valid)
+        busy_stages = [s1_valid, s2_valid, draining, r1_valid, r2_valid, r3_valid]
+        if plan.protect != "none":
+            busy_stages += [m1_valid, q1_valid]
+        idle = ~Cat(*busy_stages).any() if plan.protect != "none" else \
+            ~(s1_valid | s2_valid | draining | r1_valid | r2_valid | r3_valid)
         o_valid = Signal()
         rd_final = rd_a if final_in_a else rd_b
         m.d.comb += [self.o.valid.eq(o_valid), self.o.payload.data.eq(rd_final.data),

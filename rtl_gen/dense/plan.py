@@ -63,7 +63,7 @@ class DenseLayer:
 @dataclass(frozen=True, eq=False)
 class DensePlan:
     """``protect`` (``rtl_gen.ecc``: none, parity, secded) codes the weight and parameter
-    ROM words; the decoders are combinational, so latency and cycles do not change."""
+    ROM words; their decoded words are registered, two cycles more per layer."""
 
     layers: tuple[DenseLayer, ...]
     lanes: int
@@ -228,7 +228,8 @@ class DensePlan:
         return outs
 
     def layer_cycles(self, layer: DenseLayer) -> int:
-        return layer.groups(self.lanes) * layer.n_in + self.lanes + LAYER_OVERHEAD
+        decode = 2 if self.protect != "none" else 0  # the decoded words' registers
+        return layer.groups(self.lanes) * layer.n_in + self.lanes + LAYER_OVERHEAD + decode
 
     def cycles(self) -> int:
         """Cycles from the first input transfer to the last output transfer, inclusive, when

@@ -46,7 +46,8 @@ def test_protected_engine_is_bit_exact_without_faults(case, protect):
     assert plan.weight_code.word_bits > unprotected.weight_code.word_bits
     got, cycles, counters = _run(plan, inputs)
     assert (got == expected).all()
-    assert cycles == [unprotected.cycles()] * len(inputs)
+    assert cycles == [plan.cycles()] * len(inputs)
+    assert plan.cycles() == unprotected.cycles() + 2 * len(plan.layers)
     assert counters == {"corrected": 0, "errors": 0}
 
 
