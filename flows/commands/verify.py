@@ -176,7 +176,7 @@ def _regression_designs(out_dir: Path, vectors: int, seed: int):
     yield "smurf", "sigmoid(4*(x-y)), sigmoid(4*(y-x)), L=256", out_dir / "smurf"
 
     from rtl_gen.lutnet.artefact import write_srlut_artefact
-    from rtl_gen.lutnet.srlut import SrlutPlan
+    from frontends.lutnet.srlut import SrlutPlan
     levels = (256 >> 6) + 1
     srlut = SrlutPlan("S", 6, 4, rng.integers(-128, 128, (levels ** 4, 16)).astype(np.int8))
     frames = rng.integers(0, 256, (vectors, 6, 7), dtype=np.uint8)
