@@ -18,7 +18,7 @@ from ..im2col import pool_windows
 from ..ir import IntType
 from .base import (Accumulator, Constant, Dequantized, HostTail, Padded, Pending, State,
                    as_dequantized, attrs, const, describe_value, emitter, handler, value)
-from .linear import add_bias, conv_geometry, scale_accumulator
+from .linear import add_bias, conv_geometry, scale_accumulator, take_pads
 from .quant import multipliers
 
 def _name(node) -> str:
