@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.nnloom-installed
 OUT    ?= out
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast test-slow venv clean
+.PHONY: demo test test-fast test-slow lint venv clean
 
 $(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,11 @@ demo: $(STAMP)
 	$(BIN)/nnloom example digits -o $(OUT)/models
 	$(BIN)/nnloom flow $(OUT)/models/digits_mlp.onnx --engine gemm --board icebreaker -o $(OUT)/digits_mlp \
 		--data $(OUT)/models/digits_test.npz --reference $(OUT)/models/digits_mlp_float.onnx
+
+# ruff: the lint rules and the format in pyproject.toml (.ci/run runs it before the tests).
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # Every tier but `slow` (the Tang Nano 9K bitstream: about 3 minutes of nextpnr-gowin).
 test: $(STAMP)

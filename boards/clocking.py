@@ -29,10 +29,19 @@ from amaranth.lib.wiring import In, Out
 
 from frontends.errors import NnloomError
 
-__all__ = ["ClockError", "Ice40Pll", "Ecp5Pll", "GowinPll", "PllClock", "LockHold",
-           "plan_clock", "TOLERANCE", "HOLD_AFTER_LOCK_S"]
+__all__ = [
+    "ClockError",
+    "Ice40Pll",
+    "Ecp5Pll",
+    "GowinPll",
+    "PllClock",
+    "LockHold",
+    "plan_clock",
+    "TOLERANCE",
+    "HOLD_AFTER_LOCK_S",
+]
 
-TOLERANCE = 0.01          # the achieved frequency may differ from the target by 1 %
+TOLERANCE = 0.01  # the achieved frequency may differ from the target by 1 %
 HOLD_AFTER_LOCK_S = 15e-6  # iCE40 block RAMs read zeroes for ~3 us after configuration
 
 
@@ -68,7 +77,7 @@ class Ice40Pll:
 
     @property
     def output_hz(self) -> float:
-        return self.vco_hz / 2 ** self.divq
+        return self.vco_hz / 2**self.divq
 
     @property
     def filter_range(self) -> int:
@@ -83,19 +92,33 @@ class Ice40Pll:
                     yield cls(f_in, divr, divf, divq)
 
     def valid(self) -> bool:
-        return (_within(self.pfd_hz, self.PFD) and _within(self.vco_hz, self.VCO)
-                and _within(self.output_hz, self.OUT))
+        return (
+            _within(self.pfd_hz, self.PFD)
+            and _within(self.vco_hz, self.VCO)
+            and _within(self.output_hz, self.OUT)
+        )
 
     def parameters(self) -> dict:
-        return {"FEEDBACK_PATH": "SIMPLE", "DIVR": self.divr, "DIVF": self.divf,
-                "DIVQ": self.divq, "FILTER_RANGE": self.filter_range}
+        return {
+            "FEEDBACK_PATH": "SIMPLE",
+            "DIVR": self.divr,
+            "DIVF": self.divf,
+            "DIVQ": self.divq,
+            "FILTER_RANGE": self.filter_range,
+        }
 
     PAD_INPUT = True  # the PLL takes the pin itself: on the UP5K it shares the pin's site
 
     def primitive(self, clock_pin, clk_out: Signal, lock: Signal) -> Instance:
-        return Instance(self.PRIMITIVE, io_PACKAGEPIN=clock_pin.io, o_PLLOUTGLOBAL=clk_out,
-                        o_LOCK=lock, i_RESETB=Const(1), i_BYPASS=Const(0),
-                        **{f"p_{k}": v for k, v in self.parameters().items()})
+        return Instance(
+            self.PRIMITIVE,
+            io_PACKAGEPIN=clock_pin.io,
+            o_PLLOUTGLOBAL=clk_out,
+            o_LOCK=lock,
+            i_RESETB=Const(1),
+            i_BYPASS=Const(0),
+            **{f"p_{k}": v for k, v in self.parameters().items()},
+        )
 
     def create(self) -> "PllClock":
         return PllClock(self)
@@ -141,32 +164,56 @@ class Ecp5Pll:
                         yield cls(f_in, clki_div, clkfb_div, clkop_div)
 
     def valid(self) -> bool:
-        return (_within(self.pfd_hz, self.PFD) and _within(self.vco_hz, self.VCO)
-                and _within(self.output_hz, self.OUT))
+        return (
+            _within(self.pfd_hz, self.PFD)
+            and _within(self.vco_hz, self.VCO)
+            and _within(self.output_hz, self.OUT)
+        )
 
     def parameters(self) -> dict:
-        return {"CLKI_DIV": self.clki_div, "CLKFB_DIV": self.clkfb_div,
-                "CLKOP_DIV": self.clkop_div, "CLKOP_ENABLE": "ENABLED",
-                # phase 0 of the output divider counts from CLKOP_DIV - 1 (as LiteX sets it)
-                "CLKOP_CPHASE": self.clkop_div - 1, "CLKOP_FPHASE": 0,
-                "FEEDBK_PATH": "CLKOP", "OUTDIVIDER_MUXA": "DIVA", "PLLRST_ENA": "DISABLED",
-                "INTFB_WAKE": "DISABLED", "STDBY_ENABLE": "DISABLED",
-                "DPHASE_SOURCE": "DISABLED"}
+        return {
+            "CLKI_DIV": self.clki_div,
+            "CLKFB_DIV": self.clkfb_div,
+            "CLKOP_DIV": self.clkop_div,
+            "CLKOP_ENABLE": "ENABLED",
+            # phase 0 of the output divider counts from CLKOP_DIV - 1 (as LiteX sets it)
+            "CLKOP_CPHASE": self.clkop_div - 1,
+            "CLKOP_FPHASE": 0,
+            "FEEDBK_PATH": "CLKOP",
+            "OUTDIVIDER_MUXA": "DIVA",
+            "PLLRST_ENA": "DISABLED",
+            "INTFB_WAKE": "DISABLED",
+            "STDBY_ENABLE": "DISABLED",
+            "DPHASE_SOURCE": "DISABLED",
+        }
 
     PAD_INPUT = False
 
     def primitive(self, clk_in, clk_out: Signal, lock: Signal) -> Instance:
-        return Instance(self.PRIMITIVE, i_CLKI=clk_in, i_CLKFB=clk_out, o_CLKOP=clk_out,
-                        o_LOCK=lock, i_RST=Const(0), i_STDBY=Const(0),
-                        i_PHASESEL0=Const(0), i_PHASESEL1=Const(0), i_PHASEDIR=Const(1),
-                        i_PHASESTEP=Const(1), i_PHASELOADREG=Const(1),
-                        i_PLLWAKESYNC=Const(0), i_ENCLKOP=Const(0),
-                        # the loop filter settings prjtrellis' ecppll gives every PLL
-                        a_ICP_CURRENT="12", a_LPF_RESISTOR="8",
-                        a_MFG_ENABLE_FILTEROPAMP="1", a_MFG_GMCREF_SEL="2",
-                        a_FREQUENCY_PIN_CLKI=f"{self.f_in / 1e6:g}",
-                        a_FREQUENCY_PIN_CLKOP=f"{self.output_hz / 1e6:g}",
-                        **{f"p_{k}": v for k, v in self.parameters().items()})
+        return Instance(
+            self.PRIMITIVE,
+            i_CLKI=clk_in,
+            i_CLKFB=clk_out,
+            o_CLKOP=clk_out,
+            o_LOCK=lock,
+            i_RST=Const(0),
+            i_STDBY=Const(0),
+            i_PHASESEL0=Const(0),
+            i_PHASESEL1=Const(0),
+            i_PHASEDIR=Const(1),
+            i_PHASESTEP=Const(1),
+            i_PHASELOADREG=Const(1),
+            i_PLLWAKESYNC=Const(0),
+            i_ENCLKOP=Const(0),
+            # the loop filter settings prjtrellis' ecppll gives every PLL
+            a_ICP_CURRENT="12",
+            a_LPF_RESISTOR="8",
+            a_MFG_ENABLE_FILTEROPAMP="1",
+            a_MFG_GMCREF_SEL="2",
+            a_FREQUENCY_PIN_CLKI=f"{self.f_in / 1e6:g}",
+            a_FREQUENCY_PIN_CLKOP=f"{self.output_hz / 1e6:g}",
+            **{f"p_{k}": v for k, v in self.parameters().items()},
+        )
 
     def create(self) -> "PllClock":
         return PllClock(self)
@@ -214,27 +261,53 @@ class GowinPll:
                         yield cls(f_in, idiv, fbdiv, odiv)
 
     def valid(self) -> bool:
-        return (_within(self.pfd_hz, self.PFD) and _within(self.vco_hz, self.VCO)
-                and _within(self.output_hz, self.OUT))
+        return (
+            _within(self.pfd_hz, self.PFD)
+            and _within(self.vco_hz, self.VCO)
+            and _within(self.output_hz, self.OUT)
+        )
 
     def parameters(self) -> dict:
-        return {"FCLKIN": f"{self.f_in / 1e6:g}", "DEVICE": self.DEVICE,
-                "IDIV_SEL": self.idiv_sel, "FBDIV_SEL": self.fbdiv_sel,
-                "ODIV_SEL": self.odiv_sel, "DYN_IDIV_SEL": "false",
-                "DYN_FBDIV_SEL": "false", "DYN_ODIV_SEL": "false", "DYN_SDIV_SEL": 2,
-                "PSDA_SEL": "0000", "DUTYDA_SEL": "1000", "CLKOUT_BYPASS": "false",
-                "CLKOUTP_BYPASS": "false", "CLKOUTD_BYPASS": "false", "CLKFB_SEL": "internal",
-                "CLKOUTD_SRC": "CLKOUT", "CLKOUTD3_SRC": "CLKOUT"}
+        return {
+            "FCLKIN": f"{self.f_in / 1e6:g}",
+            "DEVICE": self.DEVICE,
+            "IDIV_SEL": self.idiv_sel,
+            "FBDIV_SEL": self.fbdiv_sel,
+            "ODIV_SEL": self.odiv_sel,
+            "DYN_IDIV_SEL": "false",
+            "DYN_FBDIV_SEL": "false",
+            "DYN_ODIV_SEL": "false",
+            "DYN_SDIV_SEL": 2,
+            "PSDA_SEL": "0000",
+            "DUTYDA_SEL": "1000",
+            "CLKOUT_BYPASS": "false",
+            "CLKOUTP_BYPASS": "false",
+            "CLKOUTD_BYPASS": "false",
+            "CLKFB_SEL": "internal",
+            "CLKOUTD_SRC": "CLKOUT",
+            "CLKOUTD3_SRC": "CLKOUT",
+        }
 
     PAD_INPUT = False
 
     def primitive(self, clk_in, clk_out: Signal, lock: Signal) -> Instance:
         zero6 = Const(0, 6)
-        return Instance(self.PRIMITIVE, i_CLKIN=clk_in, o_CLKOUT=clk_out, o_LOCK=lock,
-                        i_RESET=Const(0), i_RESET_P=Const(0), i_CLKFB=Const(0),
-                        i_FBDSEL=zero6, i_IDSEL=zero6, i_ODSEL=zero6, i_PSDA=Const(0, 4),
-                        i_DUTYDA=Const(0, 4), i_FDLY=Const(0, 4),
-                        **{f"p_{k}": v for k, v in self.parameters().items()})
+        return Instance(
+            self.PRIMITIVE,
+            i_CLKIN=clk_in,
+            o_CLKOUT=clk_out,
+            o_LOCK=lock,
+            i_RESET=Const(0),
+            i_RESET_P=Const(0),
+            i_CLKFB=Const(0),
+            i_FBDSEL=zero6,
+            i_IDSEL=zero6,
+            i_ODSEL=zero6,
+            i_PSDA=Const(0, 4),
+            i_DUTYDA=Const(0, 4),
+            i_FDLY=Const(0, 4),
+            **{f"p_{k}": v for k, v in self.parameters().items()},
+        )
 
     def create(self) -> "PllClock":
         return PllClock(self)
@@ -247,8 +320,7 @@ def _within(value: float, limits: tuple[float, float]) -> bool:
     return limits[0] <= value <= limits[1]
 
 
-def plan_clock(family: str, *, f_in: float, f_target: float,
-               tolerance: float = TOLERANCE):
+def plan_clock(family: str, *, f_in: float, f_target: float, tolerance: float = TOLERANCE):
     """The PLL settings of ``family`` whose output is nearest ``f_target`` (Hz) from an
     ``f_in`` oscillator; among equals, the one whose VCO is nearest the middle of its range.
     Raises ``ClockError`` when no setting comes within ``tolerance`` of the target, naming
@@ -257,8 +329,9 @@ def plan_clock(family: str, *, f_in: float, f_target: float,
         raise ClockError(f"no PLL is known for the FPGA family {family!r}")
     kind = _PLLS[family]
     if not (f_target > 0 and math.isfinite(f_target)):
-        raise ClockError(f"Cannot make a {_mhz(f_target)} clock: the target must be a "
-                         f"positive frequency")
+        raise ClockError(
+            f"Cannot make a {_mhz(f_target)} clock: the target must be a positive frequency"
+        )
     valid = [c for c in kind.candidates(f_in) if c.valid()]
     middle = sum(kind.VCO) / 2
     best = min(valid, key=lambda c: (abs(c.output_hz - f_target), abs(c.vco_hz - middle)))
@@ -268,9 +341,11 @@ def plan_clock(family: str, *, f_in: float, f_target: float,
         below = max((c.output_hz for c in valid if c.output_hz <= f_target), default=None)
         above = min((c.output_hz for c in valid if c.output_hz >= f_target), default=None)
         nearest = " or ".join(_mhz(f) for f in (below, above) if f is not None)
-        raise ClockError(f"Cannot make a {_mhz(f_target)} clock with the {kind.PRIMITIVE} "
-                         f"from {_mhz(f_in)}: its output ranges {_mhz(low)} to {_mhz(high)} "
-                         f"and the nearest settings give {nearest}; ask for one of those")
+        raise ClockError(
+            f"Cannot make a {_mhz(f_target)} clock with the {kind.PRIMITIVE} "
+            f"from {_mhz(f_in)}: its output ranges {_mhz(low)} to {_mhz(high)} "
+            f"and the nearest settings give {nearest}; ask for one of those"
+        )
     return best
 
 
@@ -292,8 +367,10 @@ class PllClock(wiring.Component):
 
     def elaborate(self, platform):
         if platform is None:
-            raise ValueError("PllClock instantiates a vendor PLL and needs a platform; "
-                             "simulate the board top with a plain sync clock instead")
+            raise ValueError(
+                "PllClock instantiates a vendor PLL and needs a platform; "
+                "simulate the board top with a plain sync clock instead"
+            )
         settings = self.settings
         m = Module()
         m.domains.por = por = ClockDomain("por", reset_less=True, local=True)

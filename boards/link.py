@@ -36,28 +36,38 @@ class HostLink(wiring.Component):
     while a reply is being sent.
     """
 
-    def __init__(self, *, n_in: int, n_out: int, design_id: int,
-                 in_layout: data.StructLayout, out_layout: data.StructLayout,
-                 protected: bool = False):
+    def __init__(
+        self,
+        *,
+        n_in: int,
+        n_out: int,
+        design_id: int,
+        in_layout: data.StructLayout,
+        out_layout: data.StructLayout,
+        protected: bool = False,
+    ):
         for name, n in (("n_in", n_in), ("n_out", n_out)):
             if not 1 <= n <= 0xFFFF - 4:
                 raise ValueError(f"HostLink {name} must be between 1 and {0xFFFF - 4}, not {n}")
         self.n_in, self.n_out, self.design_id = n_in, n_out, design_id
         self.protected = protected
         out_width = Shape.cast(out_layout["data"].shape).width
-        self.out_bytes = -(-out_width // 8)   # bytes per output element, little endian
+        self.out_bytes = -(-out_width // 8)  # bytes per output element, little endian
         if not 1 <= n_out * self.out_bytes <= 0xFFFF - 4:
-            raise ValueError(f"HostLink n_out of {n_out} elements of {self.out_bytes} bytes do "
-                             f"not fit one reply")
-        super().__init__({
-            "rx": In(stream.Signature(8)),
-            "tx": Out(stream.Signature(8)),
-            "engine_i": Out(stream.Signature(in_layout)),
-            "engine_o": In(stream.Signature(out_layout)),
-            "cycles": In(32),
-            "ecc": In(32),
-            "error": Out(1),
-        })
+            raise ValueError(
+                f"HostLink n_out of {n_out} elements of {self.out_bytes} bytes do not fit one reply"
+            )
+        super().__init__(
+            {
+                "rx": In(stream.Signature(8)),
+                "tx": Out(stream.Signature(8)),
+                "engine_i": Out(stream.Signature(in_layout)),
+                "engine_o": In(stream.Signature(out_layout)),
+                "cycles": In(32),
+                "ecc": In(32),
+                "error": Out(1),
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()
@@ -68,15 +78,18 @@ class HostLink(wiring.Component):
         command = Signal(8)
         length = Signal(16)
         count = Signal(16)
-        feed = Signal()          # this request's payload goes to the engine
+        feed = Signal()  # this request's payload goes to the engine
         status = Signal(8)
         reply_len = Signal(16)
-        request = Signal()       # RX -> TX: a checked request waits for its reply
-        taken = Signal()         # TX -> RX: the reply is being sent
+        request = Signal()  # RX -> TX: a checked request waits for its reply
+        taken = Signal()  # TX -> RX: the reply is being sent
 
         rx = self.rx
-        m.d.comb += [rx_crc.data.eq(rx.payload), self.engine_i.payload.data.eq(rx.payload),
-                     self.engine_i.payload.last.eq(count == n_in - 1)]
+        m.d.comb += [
+            rx_crc.data.eq(rx.payload),
+            self.engine_i.payload.data.eq(rx.payload),
+            self.engine_i.payload.last.eq(count == n_in - 1),
+        ]
 
         with m.FSM(name="rx_state"):
             with m.State("SYNC"):
@@ -102,15 +115,17 @@ class HostLink(wiring.Component):
                     is_info = command == Command.INFO
                     is_status = command == Command.STATUS
                     with m.If(is_infer & (full == n_in)):
-                        m.d.sync += [feed.eq(1), status.eq(Status.OK),
-                                     reply_len.eq(n_out * self.out_bytes + 4)]
+                        m.d.sync += [
+                            feed.eq(1),
+                            status.eq(Status.OK),
+                            reply_len.eq(n_out * self.out_bytes + 4),
+                        ]
                     with m.Elif(is_info & (full == 0)):
                         m.d.sync += [feed.eq(0), status.eq(Status.OK), reply_len.eq(8)]
                     with m.Elif(is_status & (full == 0)):
                         m.d.sync += [feed.eq(0), status.eq(Status.OK), reply_len.eq(5)]
                     with m.Else():
-                        m.d.sync += [feed.eq(0), reply_len.eq(0),
-                                     status.eq(Status.BAD_COMMAND)]
+                        m.d.sync += [feed.eq(0), reply_len.eq(0), status.eq(Status.BAD_COMMAND)]
                         with m.If(is_infer | is_info | is_status):
                             m.d.sync += status.eq(Status.BAD_LENGTH)
                     with m.If(full == 0):
@@ -119,8 +134,7 @@ class HostLink(wiring.Component):
                         m.next = "PAYLOAD"
             with m.State("PAYLOAD"):
                 with m.If(feed):
-                    m.d.comb += [self.engine_i.valid.eq(rx.valid),
-                                 rx.ready.eq(self.engine_i.ready)]
+                    m.d.comb += [self.engine_i.valid.eq(rx.valid), rx.ready.eq(self.engine_i.ready)]
                 with m.Else():
                     m.d.comb += rx.ready.eq(1)
                 m.d.comb += rx_crc.valid.eq(rx.valid & rx.ready)
@@ -150,23 +164,33 @@ class HostLink(wiring.Component):
         tx = self.tx
         byte = Signal(8)
         index = Signal(16)
-        part = Signal(range(max(self.out_bytes, 2)))   # byte of the output element
+        part = Signal(range(max(self.out_bytes, 2)))  # byte of the output element
         cycles = Signal(32)
         info = Const(n_in | (n_out << 16) | (self.design_id << 32), 64)
-        counters = Signal(40)    # STATUS: flags byte, then the counters latched at the request
-        m.d.comb += [tx.payload.eq(byte), tx_crc.data.eq(byte),
-                     tx_crc.valid.eq(tx.valid & tx.ready)]
+        counters = Signal(40)  # STATUS: flags byte, then the counters latched at the request
+        m.d.comb += [
+            tx.payload.eq(byte),
+            tx_crc.data.eq(byte),
+            tx_crc.valid.eq(tx.valid & tx.ready),
+        ]
         with m.FSM(name="tx_state"):
             with m.State("IDLE"):
                 m.d.comb += tx_crc.start.eq(1)
                 with m.If(request):
-                    m.d.sync += [self.error.eq(status != Status.OK), index.eq(0),
-                                 counters.eq(Cat(Const(int(self.protected), 8), self.ecc))]
+                    m.d.sync += [
+                        self.error.eq(status != Status.OK),
+                        index.eq(0),
+                        counters.eq(Cat(Const(int(self.protected), 8), self.ecc)),
+                    ]
                     m.d.comb += taken.eq(1)
                     m.next = "SYNC"
             with m.State("SYNC"):
-                m.d.comb += [byte.eq(RESPONSE_SYNC), tx.valid.eq(1), tx_crc.start.eq(1),
-                             tx_crc.valid.eq(0)]
+                m.d.comb += [
+                    byte.eq(RESPONSE_SYNC),
+                    tx.valid.eq(1),
+                    tx_crc.start.eq(1),
+                    tx_crc.valid.eq(0),
+                ]
                 with m.If(tx.ready):
                     m.next = "STATUS"
             with m.State("STATUS"):
@@ -191,16 +215,20 @@ class HostLink(wiring.Component):
             with m.State("OUTPUTS"):
                 k = self.out_bytes
                 if k == 1:
-                    m.d.comb += [byte.eq(self.engine_o.payload.data),
-                                 tx.valid.eq(self.engine_o.valid),
-                                 self.engine_o.ready.eq(tx.ready)]
+                    m.d.comb += [
+                        byte.eq(self.engine_o.payload.data),
+                        tx.valid.eq(self.engine_o.valid),
+                        self.engine_o.ready.eq(tx.ready),
+                    ]
                     done = self.engine_o.valid & tx.ready
-                else:   # an element's bytes, least significant first; it is taken with the last
+                else:  # an element's bytes, least significant first; it is taken with the last
                     wide = Signal(8 * k)
-                    m.d.comb += [wide.eq(self.engine_o.payload.data),   # sign- or zero-extends
-                                 byte.eq(wide.word_select(part, 8)),
-                                 tx.valid.eq(self.engine_o.valid),
-                                 self.engine_o.ready.eq(tx.ready & (part == k - 1))]
+                    m.d.comb += [
+                        wide.eq(self.engine_o.payload.data),  # sign- or zero-extends
+                        byte.eq(wide.word_select(part, 8)),
+                        tx.valid.eq(self.engine_o.valid),
+                        self.engine_o.ready.eq(tx.ready & (part == k - 1)),
+                    ]
                     with m.If(self.engine_o.valid & tx.ready):
                         m.d.sync += part.eq(Mux(part == k - 1, 0, part + 1))
                     done = self.engine_o.valid & tx.ready & (part == k - 1)

@@ -32,16 +32,32 @@ from __future__ import annotations
 
 import enum
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from amaranth.lib.crc import catalog
 
 from frontends.errors import NnloomError
 
-__all__ = ["REQUEST_SYNC", "RESPONSE_SYNC", "Command", "Status", "CRC", "crc16",
-           "encode_request", "encode_response", "ResponseParser", "Response", "ProtocolError",
-           "design_id", "LinkModel", "MAX_LENGTH", "Client", "LinkError", "MemoryStatus"]
+__all__ = [
+    "REQUEST_SYNC",
+    "RESPONSE_SYNC",
+    "Command",
+    "Status",
+    "CRC",
+    "crc16",
+    "encode_request",
+    "encode_response",
+    "ResponseParser",
+    "Response",
+    "ProtocolError",
+    "design_id",
+    "LinkModel",
+    "MAX_LENGTH",
+    "Client",
+    "LinkError",
+    "MemoryStatus",
+]
 
 REQUEST_SYNC = 0xA5
 RESPONSE_SYNC = 0x5A
@@ -72,8 +88,7 @@ def crc16(data: bytes) -> int:
 
 def _frame(sync: int, code: int, payload: bytes) -> bytes:
     if len(payload) > MAX_LENGTH:
-        raise ValueError(f"a frame carries at most {MAX_LENGTH} payload bytes, "
-                         f"not {len(payload)}")
+        raise ValueError(f"a frame carries at most {MAX_LENGTH} payload bytes, not {len(payload)}")
     body = bytes([code]) + len(payload).to_bytes(2, "little") + bytes(payload)
     return bytes([sync]) + body + crc16(body).to_bytes(2, "big")
 
@@ -102,8 +117,11 @@ class MemoryStatus:
     errors: int
 
     def payload(self) -> bytes:
-        return (bytes([int(self.protected)]) + self.corrected.to_bytes(2, "little")
-                + self.errors.to_bytes(2, "little"))
+        return (
+            bytes([int(self.protected)])
+            + self.corrected.to_bytes(2, "little")
+            + self.errors.to_bytes(2, "little")
+        )
 
 
 @dataclass(frozen=True)
@@ -115,8 +133,10 @@ class Response:
     def inference(self, n_out: int) -> tuple[bytes, int]:
         """``(outputs, cycles)`` of a reply to ``INFER``."""
         if len(self.payload) != n_out + 4:
-            raise ProtocolError(f"a reply to INFER carries {n_out} output bytes and 4 cycle "
-                                f"bytes, but this one has {len(self.payload)} bytes")
+            raise ProtocolError(
+                f"a reply to INFER carries {n_out} output bytes and 4 cycle "
+                f"bytes, but this one has {len(self.payload)} bytes"
+            )
         return self.payload[:n_out], int.from_bytes(self.payload[n_out:], "little")
 
     def info(self) -> tuple[int, int, int]:
@@ -124,18 +144,20 @@ class Response:
         if len(self.payload) != 8:
             raise ProtocolError(f"a reply to INFO carries 8 bytes, this one {len(self.payload)}")
         p = self.payload
-        return (int.from_bytes(p[0:2], "little"), int.from_bytes(p[2:4], "little"),
-                int.from_bytes(p[4:8], "little"))
-
+        return (
+            int.from_bytes(p[0:2], "little"),
+            int.from_bytes(p[2:4], "little"),
+            int.from_bytes(p[4:8], "little"),
+        )
 
     def memory_status(self) -> MemoryStatus:
         """The reply to ``STATUS``."""
         if len(self.payload) != 5:
-            raise ProtocolError(f"a reply to STATUS carries 5 bytes, this one "
-                                f"{len(self.payload)}")
+            raise ProtocolError(f"a reply to STATUS carries 5 bytes, this one {len(self.payload)}")
         p = self.payload
-        return MemoryStatus(bool(p[0] & 1), int.from_bytes(p[1:3], "little"),
-                            int.from_bytes(p[3:5], "little"))
+        return MemoryStatus(
+            bool(p[0] & 1), int.from_bytes(p[1:3], "little"), int.from_bytes(p[3:5], "little")
+        )
 
 
 class ResponseParser:
@@ -163,8 +185,8 @@ class ResponseParser:
             end = 1 + 3 + length + 2
             if len(self._buffer) < end:
                 return out
-            body = bytes(self._buffer[1:4 + length])
-            crc = int.from_bytes(self._buffer[4 + length:end], "big")
+            body = bytes(self._buffer[1 : 4 + length])
+            crc = int.from_bytes(self._buffer[4 + length : end], "big")
             code = self._buffer[1]
             try:
                 status = Status(code)
@@ -201,8 +223,8 @@ class LinkModel:
             end = 4 + length + 2
             if len(self._buffer) < end:
                 return replies
-            body = bytes(self._buffer[1:4 + length])
-            crc_ok = int.from_bytes(self._buffer[4 + length:end], "big") == crc16(body)
+            body = bytes(self._buffer[1 : 4 + length])
+            crc_ok = int.from_bytes(self._buffer[4 + length : end], "big") == crc16(body)
             del self._buffer[:end]
             replies += self._reply(body[0], body[3:], crc_ok)
 
@@ -216,9 +238,12 @@ class LinkModel:
         if command == Command.INFO:
             if payload:
                 return encode_response(Status.BAD_LENGTH)
-            return encode_response(status, self.n_in.to_bytes(2, "little")
-                                   + self.n_out.to_bytes(2, "little")
-                                   + self.design.to_bytes(4, "little"))
+            return encode_response(
+                status,
+                self.n_in.to_bytes(2, "little")
+                + self.n_out.to_bytes(2, "little")
+                + self.design.to_bytes(4, "little"),
+            )
         if command == Command.STATUS:
             if payload:
                 return encode_response(Status.BAD_LENGTH)
@@ -237,19 +262,30 @@ class Client:
     ``out_bytes`` bytes each. Both the serial runtime (``flows.host``) and the board-level
     test bench drive it."""
 
-    def __init__(self, *, n_in: int, n_out: int, in_signed: bool, out_signed: bool,
-                 design: int, out_bytes: int = 1):
+    def __init__(
+        self,
+        *,
+        n_in: int,
+        n_out: int,
+        in_signed: bool,
+        out_signed: bool,
+        design: int,
+        out_bytes: int = 1,
+    ):
         self.n_in, self.n_out, self.out_bytes = n_in, n_out, out_bytes
         self.in_signed, self.out_signed, self.design = in_signed, out_signed, design
 
     @classmethod
-    def for_artefact(cls, artefact) -> "Client":
+    def for_artefact(cls, artefact) -> Client:
         streams = artefact.manifest["streams"]
-        return cls(n_in=streams["input"]["elements"], n_out=streams["output"]["elements"],
-                   in_signed=streams["input"]["dtype"]["signed"],
-                   out_signed=streams["output"]["dtype"]["signed"],
-                   design=design_id(p.read_bytes() for p in artefact.rtl_sources),
-                   out_bytes=-(-streams["output"]["dtype"]["width"] // 8))
+        return cls(
+            n_in=streams["input"]["elements"],
+            n_out=streams["output"]["elements"],
+            in_signed=streams["input"]["dtype"]["signed"],
+            out_signed=streams["output"]["dtype"]["signed"],
+            design=design_id(p.read_bytes() for p in artefact.rtl_sources),
+            out_bytes=-(-streams["output"]["dtype"]["width"] // 8),
+        )
 
     def info_request(self) -> bytes:
         return encode_request(Command.INFO)
@@ -258,11 +294,13 @@ class Client:
         self._check(response, "INFO")
         n_in, n_out, design = response.info()
         if (n_in, n_out) != (self.n_in, self.n_out) or design != self.design:
-            raise LinkError(f"the board runs another design: it takes {n_in} inputs and "
-                            f"gives {n_out} outputs (design id {design:08x}); this artefact "
-                            f"takes {self.n_in} and gives {self.n_out} (design id "
-                            f"{self.design:08x}); program the board with this artefact's "
-                            f"bitstream")
+            raise LinkError(
+                f"the board runs another design: it takes {n_in} inputs and "
+                f"gives {n_out} outputs (design id {design:08x}); this artefact "
+                f"takes {self.n_in} and gives {self.n_out} (design id "
+                f"{self.design:08x}); program the board with this artefact's "
+                f"bitstream"
+            )
 
     def status_request(self) -> bytes:
         return encode_request(Command.STATUS)
@@ -282,8 +320,10 @@ class Client:
         self._check(response, "INFER")
         raw, cycles = response.inference(self.n_out * self.out_bytes)
         k = self.out_bytes
-        values = [int.from_bytes(raw[i:i + k], "little", signed=self.out_signed)
-                  for i in range(0, len(raw), k)]
+        values = [
+            int.from_bytes(raw[i : i + k], "little", signed=self.out_signed)
+            for i in range(0, len(raw), k)
+        ]
         return values, cycles
 
     @staticmethod

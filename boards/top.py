@@ -16,9 +16,11 @@ def _data_width(engine, name: str) -> int:
     port = getattr(engine, name, None)
     layout = getattr(getattr(port, "payload", None), "shape", lambda: None)()
     if not isinstance(layout, data.StructLayout) or "data" not in layout.members:
-        raise TypeError(f"Cannot put {engine!r} on a board: its port {name!r} is not a stream "
-                        f"of {{data, last}} elements; an engine has i/o element streams, "
-                        f"cycles and busy")
+        raise TypeError(
+            f"Cannot put {engine!r} on a board: its port {name!r} is not a stream "
+            f"of {{data, last}} elements; an engine has i/o element streams, "
+            f"cycles and busy"
+        )
     return Shape.cast(layout["data"].shape).width
 
 
@@ -45,27 +47,46 @@ class BoardTop(wiring.Component):
     each way.
     """
 
-    def __init__(self, engine: wiring.Component, *, n_in: int, n_out: int, design_id: int = 0,
-                 baud: int = 115200, clk_freq: float | None = None, fifo_depth: int = 16,
-                 clock=None):
+    def __init__(
+        self,
+        engine: wiring.Component,
+        *,
+        n_in: int,
+        n_out: int,
+        design_id: int = 0,
+        baud: int = 115200,
+        clk_freq: float | None = None,
+        fifo_depth: int = 16,
+        clock=None,
+    ):
         width = _data_width(engine, "i")
         if width != 8:
-            raise ValueError(f"Cannot put the engine on the UART host link: its 'i' elements "
-                             f"are {width} bits wide, and the link carries one byte per "
-                             f"input element")
+            raise ValueError(
+                f"Cannot put the engine on the UART host link: its 'i' elements "
+                f"are {width} bits wide, and the link carries one byte per "
+                f"input element"
+            )
         if _data_width(engine, "o") > 32:
-            raise ValueError("Cannot put the engine on the UART host link: its 'o' elements "
-                             "are wider than 32 bits")
+            raise ValueError(
+                "Cannot put the engine on the UART host link: its 'o' elements "
+                "are wider than 32 bits"
+            )
         if fifo_depth < 1:
             raise ValueError(f"fifo_depth must be at least 1, not {fifo_depth!r}")
         self.engine = engine
         self.protected = hasattr(engine, "ecc_corrected")
-        self.link = HostLink(n_in=n_in, n_out=n_out, design_id=design_id,
-                             in_layout=engine.i.payload.shape(),
-                             out_layout=engine.o.payload.shape(), protected=self.protected)
+        self.link = HostLink(
+            n_in=n_in,
+            n_out=n_out,
+            design_id=design_id,
+            in_layout=engine.i.payload.shape(),
+            out_layout=engine.o.payload.shape(),
+            protected=self.protected,
+        )
         self.baud, self.clk_freq, self.fifo_depth, self.clock = baud, clk_freq, fifo_depth, clock
-        super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1), "busy": Out(1),
-                          "error": Out(1)})
+        super().__init__(
+            {"rx": In(1, init=1), "tx": Out(1, init=1), "busy": Out(1), "error": Out(1)}
+        )
 
     def elaborate(self, platform):
         m = Module()
@@ -76,8 +97,10 @@ class BoardTop(wiring.Component):
             clk_freq = self.clock.output_hz
         elif clk_freq is None:
             if platform is None:
-                raise ValueError("BoardTop elaborated without a platform needs clk_freq= "
-                                 "(the frequency of the sync clock in Hz) to set the baud rate")
+                raise ValueError(
+                    "BoardTop elaborated without a platform needs clk_freq= "
+                    "(the frequency of the sync clock in Hz) to set the baud rate"
+                )
             clk_freq = platform.default_clk_frequency
 
         m.submodules.engine = engine = self.engine
@@ -93,8 +116,12 @@ class BoardTop(wiring.Component):
         wiring.connect(m, engine.o, link.engine_o)
         if self.protected:  # the memory-error counters STATUS reports
             m.d.comb += link.ecc.eq(Cat(engine.ecc_corrected, engine.ecc_errors))
-        m.d.comb += [link.cycles.eq(engine.cycles), self.tx.eq(uart_tx.tx),
-                     self.busy.eq(engine.busy), self.error.eq(link.error)]
+        m.d.comb += [
+            link.cycles.eq(engine.cycles),
+            self.tx.eq(uart_tx.tx),
+            self.busy.eq(engine.busy),
+            self.error.eq(link.error),
+        ]
 
         if platform is None:
             m.d.comb += uart_rx.rx.eq(self.rx)

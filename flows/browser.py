@@ -37,8 +37,9 @@ def screenshot(page: Path, png: Path, *, width: int = 1100) -> list[str]:
     try:
         from playwright.sync_api import Error, sync_playwright
     except ImportError:
-        raise BrowserError("Playwright is not installed: pip install 'nnloom[test]' "
-                           "(or pip install playwright)") from None
+        raise BrowserError(
+            "Playwright is not installed: pip install 'nnloom[test]' (or pip install playwright)"
+        ) from None
     errors: list[str] = []
     try:
         with sync_playwright() as pw:

@@ -30,7 +30,6 @@ __all__ = ["BuildError", "BuildReport", "build", "parse_nextpnr_report"]
 log = logging.getLogger(__name__)
 
 
-
 class BuildError(NnloomError):
     """A build that failed; the message names the step (tool), command and log tail."""
 
@@ -59,12 +58,19 @@ class BuildReport:
         return Resources.from_utilisation(self.utilisation)
 
     def to_json(self) -> dict:
-        return {"board": self.board, "device": self.device, "clock_mhz": self.clock_mhz,
-                "clock_requested_mhz": self.clock_requested_mhz,
-                "clock_source_mhz": self.clock_source_mhz, "pll": self.pll,
-                "fmax_mhz": self.fmax_mhz, "timing_met": self.timing_met,
-                "utilisation": self.utilisation, "bitstream": str(self.bitstream),
-                "seconds": round(self.seconds, 1)}
+        return {
+            "board": self.board,
+            "device": self.device,
+            "clock_mhz": self.clock_mhz,
+            "clock_requested_mhz": self.clock_requested_mhz,
+            "clock_source_mhz": self.clock_source_mhz,
+            "pll": self.pll,
+            "fmax_mhz": self.fmax_mhz,
+            "timing_met": self.timing_met,
+            "utilisation": self.utilisation,
+            "bitstream": str(self.bitstream),
+            "seconds": round(self.seconds, 1),
+        }
 
 
 def parse_nextpnr_report(report: dict, log_text: str = "") -> tuple[dict, float | None]:
@@ -73,8 +79,11 @@ def parse_nextpnr_report(report: dict, log_text: str = "") -> tuple[dict, float 
     util = {}
     for name, entry in sorted(report.get("utilization", {}).items()):
         used, avail = int(entry["used"]), int(entry["available"])
-        util[name] = {"used": used, "available": avail,
-                      "percent": round(100.0 * used / avail, 1) if avail else 0.0}
+        util[name] = {
+            "used": used,
+            "available": avail,
+            "percent": round(100.0 * used / avail, 1) if avail else 0.0,
+        }
     fmax = None
     for _clock, entry in report.get("fmax", {}).items():
         achieved = float(entry["achieved"])
@@ -113,9 +122,11 @@ def check_family(artefact: Artefact, spec) -> None:
         return
     board, family = made
     made_for = f"board {board} ({family})" if board else f"the {family} family"
-    raise BuildError(f"{artefact.name} was generated for {made_for}; board {spec.name} is "
-                     f"{spec.family}: regenerate it with `nnloom generate MODEL --board "
-                     f"{spec.name}`")
+    raise BuildError(
+        f"{artefact.name} was generated for {made_for}; board {spec.name} is "
+        f"{spec.family}: regenerate it with `nnloom generate MODEL --board "
+        f"{spec.name}`"
+    )
 
 
 def _tail(path: Path, lines: int = 20) -> str:
@@ -128,14 +139,21 @@ def board_clock(spec, clock_mhz: float | None = None):
     """The PLL settings of ``spec`` for ``clock_mhz`` (default: the board's target);
     ``BuildError`` names the board when the PLL cannot make that clock."""
     from boards.clocking import ClockError
+
     try:
         return spec.clock(None if clock_mhz is None else clock_mhz * 1e6)
     except ClockError as exc:
         raise BuildError(f"board {spec.name}: {exc}") from None
 
 
-def build(artefact: Artefact | str | Path, board: str, *, seed: int = 1,
-          clock_mhz: float | None = None, progress=None) -> BuildReport:
+def build(
+    artefact: Artefact | str | Path,
+    board: str,
+    *,
+    seed: int = 1,
+    clock_mhz: float | None = None,
+    progress=None,
+) -> BuildReport:
     """Build ``artefact`` for ``board`` with the engine at ``clock_mhz`` (default: the
     board's target); writes ``build/<board>/`` and its ``report.json``. ``progress(step)``
     hears each tool as it starts (``"yosys"``, ``"nextpnr-ice40"``, ...)."""
@@ -151,8 +169,9 @@ def build(artefact: Artefact | str | Path, board: str, *, seed: int = 1,
     env_tools = tool_env(fam.tools)
     platform = spec.platform()
     engine = EngineInstance(artefact)
-    top = BoardTop(engine, n_in=engine.n_in, n_out=engine.n_out, design_id=engine.design_id,
-                   clock=clock)
+    top = BoardTop(
+        engine, n_in=engine.n_in, n_out=engine.n_out, design_id=engine.design_id, clock=clock
+    )
     clock_mhz = clock.output_hz / 1e6
     build_dir = artefact.path / "build" / spec.name
     build_dir.mkdir(parents=True, exist_ok=True)
@@ -161,16 +180,21 @@ def build(artefact: Artefact | str | Path, board: str, *, seed: int = 1,
     nextpnr_opts = f"--report nextpnr.json --seed {seed} --timing-allow-fail"
     if spec.family == "gowin":  # Amaranth's Gowin flow writes no clock constraints
         nextpnr_opts += f" --freq {clock_mhz:g}"
-    plan = platform.build(top, name="top", do_build=False, synth_opts=spec.synth_opts,
-                          nextpnr_opts=nextpnr_opts)
+    plan = platform.build(
+        top, name="top", do_build=False, synth_opts=spec.synth_opts, nextpnr_opts=nextpnr_opts
+    )
     plan.extract(str(build_dir))
-    env = {**os.environ, **{k: v for k, v in spec.env.items() if k not in env_tools},
-           **env_tools}
+    env = {**os.environ, **{k: v for k, v in spec.env.items() if k not in env_tools}, **env_tools}
     start = time.monotonic()
     log_path = build_dir / "build.log"
     with open(log_path, "w") as log_file:
-        proc = subprocess.Popen(["sh", "build_top.sh"], cwd=build_dir, env=env,
-                                stdout=log_file, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            ["sh", "build_top.sh"],
+            cwd=build_dir,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
         _follow_steps(proc, spec.family, build_dir, progress or (lambda step: None))
     seconds = time.monotonic() - start
     if proc.returncode != 0:
@@ -178,24 +202,34 @@ def build(artefact: Artefact | str | Path, board: str, *, seed: int = 1,
 
     report = json.loads((build_dir / "nextpnr.json").read_text())
     util, fmax = parse_nextpnr_report(report, (build_dir / "top.tim").read_text(errors="replace"))
-    result = BuildReport(board=spec.name, device=spec.device, clock_mhz=round(clock_mhz, 4),
-                         fmax_mhz=round(fmax, 2) if fmax else 0.0,
-                         timing_met=bool(fmax and fmax >= clock_mhz), utilisation=util,
-                         bitstream=build_dir / fam.bitstream, seconds=seconds,
-                         path=build_dir / "report.json", clock_requested_mhz=requested_mhz,
-                         clock_source_mhz=spec.clock_hz / 1e6,
-                         pll={"primitive": clock.PRIMITIVE, **clock.parameters()})
+    result = BuildReport(
+        board=spec.name,
+        device=spec.device,
+        clock_mhz=round(clock_mhz, 4),
+        fmax_mhz=round(fmax, 2) if fmax else 0.0,
+        timing_met=bool(fmax and fmax >= clock_mhz),
+        utilisation=util,
+        bitstream=build_dir / fam.bitstream,
+        seconds=seconds,
+        path=build_dir / "report.json",
+        clock_requested_mhz=requested_mhz,
+        clock_source_mhz=spec.clock_hz / 1e6,
+        pll={"primitive": clock.PRIMITIVE, **clock.parameters()},
+    )
     atomic_write(result.path, json.dumps(result.to_json(), indent=2, sort_keys=True) + "\n")
     if not result.timing_met:
-        raise BuildError(f"{spec.name}: timing missed: Fmax {result.fmax_mhz:.2f} MHz is below "
-                         f"the engine clock {clock_mhz:.2f} MHz (nextpnr log: "
-                         f"{build_dir / 'top.tim'}); the bitstream would not work; ask for a "
-                         f"slower clock with --clock")
+        raise BuildError(
+            f"{spec.name}: timing missed: Fmax {result.fmax_mhz:.2f} MHz is below "
+            f"the engine clock {clock_mhz:.2f} MHz (nextpnr log: "
+            f"{build_dir / 'top.tim'}); the bitstream would not work; ask for a "
+            f"slower clock with --clock"
+        )
     return result
 
 
-def _follow_steps(proc: subprocess.Popen, family: str, build_dir: Path, progress,
-                  interval: float = 0.5) -> None:
+def _follow_steps(
+    proc: subprocess.Popen, family: str, build_dir: Path, progress, interval: float = 0.5
+) -> None:
     """Waits for the build script, telling ``progress`` the tool that runs: the one whose
     predecessor's product exists."""
     fam = FAMILIES[family]
@@ -219,15 +253,18 @@ def _raise_tool_failure(spec, build_dir: Path, env: dict):
     tool, the command as run (variables expanded) and the tail of its log."""
     fam = spec.fpga
     synthesized, placed, bitstream = fam.products
-    steps = [("yosys", "YOSYS", synthesized, "top.rpt"),
-             ("nextpnr-" + spec.family, fam.nextpnr_variable, placed, "top.tim"),
-             (_packer(fam), fam.packer_variable, bitstream, None)]
+    steps = [
+        ("yosys", "YOSYS", synthesized, "top.rpt"),
+        ("nextpnr-" + spec.family, fam.nextpnr_variable, placed, "top.tim"),
+        (_packer(fam), fam.packer_variable, bitstream, None),
+    ]
     script = (build_dir / "build_top.sh").read_text().splitlines()
     for tool, variable, product, log_name in steps:
         if (build_dir / product).exists():
             continue
-        line = next((l.strip() for l in script if l.strip().startswith(f'"${variable}"')),
-                    f'"${variable}"')
+        line = next(
+            (l.strip() for l in script if l.strip().startswith(f'"${variable}"')), f'"${variable}"'
+        )
         command = line.replace(f'"${variable}"', env.get(variable, tool.split("-")[0]), 1)
         log_path = build_dir / log_name if log_name else None
         if log_path is None or not log_path.exists() or not log_path.stat().st_size:
@@ -235,10 +272,16 @@ def _raise_tool_failure(spec, build_dir: Path, env: dict):
         log_text = _tail(log_path)
         hint = ""
         if tool.startswith("nextpnr") and re.search(
-                r"(not enough|Unable to place|failed to place|too many|exceeds)",
-                log_text, re.IGNORECASE):
+            r"(not enough|Unable to place|failed to place|too many|exceeds)",
+            log_text,
+            re.IGNORECASE,
+        ):
             hint = f" (the design does not fit on the {spec.device})"
-        raise BuildError(f"{tool} failed for board {spec.name}{hint}\n"
-                         f"command: {command}\nlog ({log_path}):\n{log_text}")
-    raise BuildError(f"the build script failed for board {spec.name}; see {build_dir}/build.log"
-                     f"\n{_tail(build_dir / 'build.log')}")
+        raise BuildError(
+            f"{tool} failed for board {spec.name}{hint}\n"
+            f"command: {command}\nlog ({log_path}):\n{log_text}"
+        )
+    raise BuildError(
+        f"the build script failed for board {spec.name}; see {build_dir}/build.log"
+        f"\n{_tail(build_dir / 'build.log')}"
+    )

@@ -7,7 +7,8 @@ bug in nnloom and keeps its traceback.
 
 from __future__ import annotations
 
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 import typer
 from rich.console import Console
@@ -27,6 +28,7 @@ def run_command(body: Callable[[], T]) -> T:
     try:
         return body()
     except NnloomError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False,
-                          soft_wrap=True)
+        err_console.print(
+            f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True
+        )
         raise typer.Exit(1) from None

@@ -18,9 +18,18 @@ __all__ = ["EngineInstance"]
 
 
 # The engine contract a board top drives: element streams ``i``/``o``, ``cycles`` and ``busy``.
-_BOARD_PORTS = {("clk", "in"), ("rst", "in"), ("i__payload", "in"), ("i__valid", "in"),
-                ("i__ready", "out"), ("o__payload", "out"), ("o__valid", "out"),
-                ("o__ready", "in"), ("cycles", "out"), ("busy", "out")}
+_BOARD_PORTS = {
+    ("clk", "in"),
+    ("rst", "in"),
+    ("i__payload", "in"),
+    ("i__valid", "in"),
+    ("i__ready", "out"),
+    ("o__payload", "out"),
+    ("o__valid", "out"),
+    ("o__ready", "in"),
+    ("cycles", "out"),
+    ("busy", "out"),
+}
 
 
 def _check_board_contract(artefact: Artefact) -> None:
@@ -33,13 +42,20 @@ def _check_board_contract(artefact: Artefact) -> None:
     extra = sorted(name for name, d in ports - _BOARD_PORTS if d == "in")
     untyped = [k for k in ("input", "output") if "dtype" not in streams.get(k, {})]
     if missing or extra or untyped:
-        why = "; ".join(filter(None, (
-            f"no port {', '.join(missing)}" if missing else "",
-            f"inputs a board top does not drive: {', '.join(extra)}" if extra else "",
-            f"no element type for its {' and '.join(untyped)} stream" if untyped else "")))
+        why = "; ".join(
+            filter(
+                None,
+                (
+                    f"no port {', '.join(missing)}" if missing else "",
+                    f"inputs a board top does not drive: {', '.join(extra)}" if extra else "",
+                    f"no element type for its {' and '.join(untyped)} stream" if untyped else "",
+                ),
+            )
+        )
         raise ArtefactError(
             f"{artefact.path}: the {manifest.get('engine', '?')} engine's artefact cannot go "
-            f"on a board ({why}); a board top drives i/o element streams, cycles and busy")
+            f"on a board ({why}); a board top drives i/o element streams, cycles and busy"
+        )
 
 
 def _layout(dtype: dict) -> data.StructLayout:
@@ -61,13 +77,15 @@ class EngineInstance(wiring.Component):
         self.design_id = design_id(p.read_bytes() for p in artefact.rtl_sources)
         ports = {p["name"] for p in artefact.manifest.get("ports", [])}
         self._ecc = {"ecc_corrected", "ecc_errors"} <= ports
-        super().__init__({
-            "i": In(stream.Signature(_layout(streams["input"]["dtype"]))),
-            "o": Out(stream.Signature(_layout(streams["output"]["dtype"]))),
-            "cycles": Out(32),
-            "busy": Out(1),
-            **({"ecc_corrected": Out(16), "ecc_errors": Out(16)} if self._ecc else {}),
-        })
+        super().__init__(
+            {
+                "i": In(stream.Signature(_layout(streams["input"]["dtype"]))),
+                "o": Out(stream.Signature(_layout(streams["output"]["dtype"]))),
+                "cycles": Out(32),
+                "busy": Out(1),
+                **({"ecc_corrected": Out(16), "ecc_errors": Out(16)} if self._ecc else {}),
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()
@@ -76,12 +94,20 @@ class EngineInstance(wiring.Component):
                 platform.add_file(source.name, source.read_text())
         m.submodules.engine = Instance(
             self.artefact.top,
-            i_clk=ClockSignal(), i_rst=ResetSignal(allow_reset_less=True),
-            i_i__payload=self.i.payload.as_value(), i_i__valid=self.i.valid,
+            i_clk=ClockSignal(),
+            i_rst=ResetSignal(allow_reset_less=True),
+            i_i__payload=self.i.payload.as_value(),
+            i_i__valid=self.i.valid,
             o_i__ready=self.i.ready,
-            o_o__payload=self.o.payload.as_value(), o_o__valid=self.o.valid,
+            o_o__payload=self.o.payload.as_value(),
+            o_o__valid=self.o.valid,
             i_o__ready=self.o.ready,
-            o_cycles=self.cycles, o_busy=self.busy,
-            **({"o_ecc_corrected": self.ecc_corrected, "o_ecc_errors": self.ecc_errors}
-               if self._ecc else {}))
+            o_cycles=self.cycles,
+            o_busy=self.busy,
+            **(
+                {"o_ecc_corrected": self.ecc_corrected, "o_ecc_errors": self.ecc_errors}
+                if self._ecc
+                else {}
+            ),
+        )
         return m

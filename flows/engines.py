@@ -11,16 +11,25 @@ that can run the model.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from frontends.errors import ModelError, UsageError
 
 from .commands import dense, gemm, lutnet, smurf, snn
 
-__all__ = ["Engine", "ModelSource", "ENGINES", "GENERATE_OPTIONS", "get_engine",
-           "engine_names", "check_options", "choose_engine"]
+__all__ = [
+    "Engine",
+    "ModelSource",
+    "ENGINES",
+    "GENERATE_OPTIONS",
+    "get_engine",
+    "engine_names",
+    "check_options",
+    "choose_engine",
+]
 
 # ``nnloom generate``/``flow`` options an engine may take; ``Engine.options`` names its own
 GENERATE_OPTIONS = ("lanes", "random", "seed", "protect")
@@ -49,6 +58,7 @@ class ModelSource:
             self._imported = True
             if self.is_onnx:
                 from frontends.onnx_import import import_onnx
+
                 try:
                     self._graph = import_onnx(self.path)
                 except ModelError as exc:
@@ -60,10 +70,12 @@ class ModelSource:
 
 def _onnx_check(check: Callable[[Any], tuple[bool, str]]):
     """``check(graph)`` for engines that take ONNX models only."""
+
     def can_run(source: ModelSource) -> tuple[bool, str]:
         if not source.is_onnx:
             return False, "not an ONNX model"
         return check(source.graph)
+
     return can_run
 
 
@@ -74,7 +86,7 @@ class Engine:
     name: str
     summary: str
     can_run: Callable[[ModelSource], tuple[bool, str]]
-    generate: Callable[..., Path]   # (model, out, *, board, data, options) -> artefact path
+    generate: Callable[..., Path]  # (model, out, *, board, data, options) -> artefact path
     bench: Callable[..., list[dict]]  # (out_dir[, full=]) -> rows of ``nnloom bench``
     options: frozenset[str] = field(default_factory=frozenset)
     default_board: str = "icebreaker"
@@ -83,27 +95,54 @@ class Engine:
 
 # ``--engine auto`` asks them in this order: the overlay that runs the most networks first
 ENGINES: tuple[Engine, ...] = (
-    Engine("gemm", "heterogeneous DSP+LUT GEMM overlay (dense and convolution layers)",
-           can_run=lambda source: _onnx_check(
-               lambda graph: gemm.can_run_gemm(graph, source.board))(source),
-           generate=gemm.generate, bench=gemm.bench_all_rows,
-           options=frozenset({"random", "seed"}), commands=gemm.register),
-    Engine("dense", "fully connected int8 layers on MAC lanes",
-           can_run=_onnx_check(dense.can_run_dense), generate=dense.generate_dense,
-           bench=dense.bench_dense, options=frozenset({"lanes", "random", "seed", "protect"}),
-           commands=dense.register),
-    Engine("snn", "ST-BIF/IF/LIF spiking neurons (ONNX by exact conversion, or NIR)",
-           can_run=lambda source: snn.can_run_snn(
-               source.path, source.graph if source.is_onnx else None),
-           generate=snn.generate, bench=snn._bench_rows,
-           options=frozenset({"random", "seed"}), commands=snn.register),
-    Engine("smurf", "stochastic-computing unit for one nonlinear function",
-           can_run=_onnx_check(smurf.can_run_smurf), generate=smurf.generate,
-           bench=smurf.bench_rows, commands=smurf.register),
-    Engine("lutnet", "SR-LUT/HKLUT super-resolution and ICELUT enhancement from LUT tables",
-           can_run=lambda source: lutnet.can_run_lutnet(source.path),
-           generate=lutnet.generate, bench=lutnet.bench_rows, default_board="ulx3s-85f",
-           commands=lutnet.register),
+    Engine(
+        "gemm",
+        "heterogeneous DSP+LUT GEMM overlay (dense and convolution layers)",
+        can_run=lambda source: _onnx_check(lambda graph: gemm.can_run_gemm(graph, source.board))(
+            source
+        ),
+        generate=gemm.generate,
+        bench=gemm.bench_all_rows,
+        options=frozenset({"random", "seed"}),
+        commands=gemm.register,
+    ),
+    Engine(
+        "dense",
+        "fully connected int8 layers on MAC lanes",
+        can_run=_onnx_check(dense.can_run_dense),
+        generate=dense.generate_dense,
+        bench=dense.bench_dense,
+        options=frozenset({"lanes", "random", "seed", "protect"}),
+        commands=dense.register,
+    ),
+    Engine(
+        "snn",
+        "ST-BIF/IF/LIF spiking neurons (ONNX by exact conversion, or NIR)",
+        can_run=lambda source: snn.can_run_snn(
+            source.path, source.graph if source.is_onnx else None
+        ),
+        generate=snn.generate,
+        bench=snn._bench_rows,
+        options=frozenset({"random", "seed"}),
+        commands=snn.register,
+    ),
+    Engine(
+        "smurf",
+        "stochastic-computing unit for one nonlinear function",
+        can_run=_onnx_check(smurf.can_run_smurf),
+        generate=smurf.generate,
+        bench=smurf.bench_rows,
+        commands=smurf.register,
+    ),
+    Engine(
+        "lutnet",
+        "SR-LUT/HKLUT super-resolution and ICELUT enhancement from LUT tables",
+        can_run=lambda source: lutnet.can_run_lutnet(source.path),
+        generate=lutnet.generate,
+        bench=lutnet.bench_rows,
+        default_board="ulx3s-85f",
+        commands=lutnet.register,
+    ),
 )
 
 
@@ -124,13 +163,16 @@ def check_options(engine: Engine, given: dict[str, Any]) -> None:
     refused = [k for k in given if k not in engine.options]
     if refused:
         takes = ", ".join(f"--{k}" for k in sorted(engine.options)) or "none of them"
-        raise UsageError(f"{', '.join(f'--{k}' for k in refused)}: the {engine.name} engine "
-                         f"does not take {'it' if len(refused) == 1 else 'them'} (it takes "
-                         f"{takes})")
+        raise UsageError(
+            f"{', '.join(f'--{k}' for k in refused)}: the {engine.name} engine "
+            f"does not take {'it' if len(refused) == 1 else 'them'} (it takes "
+            f"{takes})"
+        )
 
 
-def choose_engine(source: ModelSource, given: dict[str, Any] | None = None) \
-        -> tuple[Engine, str, list[tuple[str, str]]]:
+def choose_engine(
+    source: ModelSource, given: dict[str, Any] | None = None
+) -> tuple[Engine, str, list[tuple[str, str]]]:
     """``--engine auto``: the first engine in ``ENGINES`` that can run ``source`` and takes
     every option in ``given``; returns it, its reason, and ``(name, why not)`` of the ones
     asked before it. ``ModelError`` when none can, with each engine's reason."""
@@ -144,5 +186,7 @@ def choose_engine(source: ModelSource, given: dict[str, Any] | None = None) \
         if ok:
             return engine, reason, refused
         refused.append((engine.name, reason))
-    raise ModelError(f"{source.path}: no engine can run it: "
-                     + "; ".join(f"{name}: {why}" for name, why in refused))
+    raise ModelError(
+        f"{source.path}: no engine can run it: "
+        + "; ".join(f"{name}: {why}" for name, why in refused)
+    )

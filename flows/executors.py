@@ -23,10 +23,11 @@ submitted). Closing the generator early (Ctrl-C) cancels what has not started.
 from __future__ import annotations
 
 import multiprocessing
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from frontends.errors import NnloomError
 
@@ -43,7 +44,7 @@ class ExecutorError(NnloomError):
 class Outcome:
     index: int
     value: Any = None
-    error: str | None = None      # the task's exception, or why its worker died
+    error: str | None = None  # the task's exception, or why its worker died
 
 
 def _describe(exc: BaseException) -> str:
@@ -51,19 +52,23 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
-def execute(fn: Callable[[Any, Any], Any], shared: Any, items: list, *,
-            executor: str = "pool", jobs: int = 2, address: str | None = None,
-            retries: int = 1, on_start: Callable[[int], None] = lambda i: None) \
-        -> Iterator[Outcome]:
+def execute(
+    fn: Callable[[Any, Any], Any],
+    shared: Any,
+    items: list,
+    *,
+    executor: str = "pool",
+    jobs: int = 2,
+    address: str | None = None,
+    retries: int = 1,
+    on_start: Callable[[int], None] = lambda i: None,
+) -> Iterator[Outcome]:
     if executor == "pool":
-        yield from _pool(fn, shared, items, jobs=max(1, jobs), retries=retries,
-                         on_start=on_start)
+        yield from _pool(fn, shared, items, jobs=max(1, jobs), retries=retries, on_start=on_start)
     elif executor == "ray":
-        yield from _ray(fn, shared, items, address=address, retries=retries,
-                        on_start=on_start)
+        yield from _ray(fn, shared, items, address=address, retries=retries, on_start=on_start)
     else:
-        raise ExecutorError(f"unknown executor '{executor}'; choose from "
-                            f"{', '.join(EXECUTORS)}")
+        raise ExecutorError(f"unknown executor '{executor}'; choose from {', '.join(EXECUTORS)}")
 
 
 def _pool(fn, shared, items, *, jobs, retries, on_start) -> Iterator[Outcome]:
@@ -75,12 +80,14 @@ def _pool(fn, shared, items, *, jobs, retries, on_start) -> Iterator[Outcome]:
     while todo:
         suspects = []
         # after a crash, every suspect runs alone: a pool of one per task, `jobs` at a time
-        batches = [todo[i:i + jobs] for i in range(0, len(todo), jobs)] if isolated \
-            else [todo]
+        batches = [todo[i : i + jobs] for i in range(0, len(todo), jobs)] if isolated else [todo]
         for batch in batches:
-            pools = [ProcessPoolExecutor(max_workers=1 if isolated else min(jobs, len(batch)),
-                                         mp_context=context)
-                     for _ in (batch if isolated else [0])]
+            pools = [
+                ProcessPoolExecutor(
+                    max_workers=1 if isolated else min(jobs, len(batch)), mp_context=context
+                )
+                for _ in (batch if isolated else [0])
+            ]
             try:
                 futures = {}
                 for k, index in enumerate(batch):
@@ -102,8 +109,11 @@ def _pool(fn, shared, items, *, jobs, retries, on_start) -> Iterator[Outcome]:
                             # a task still queued when the pool broke is not to blame
                             crashes[index] += future in started
                             if crashes[index] > retries:
-                                yield Outcome(index, error=f"the worker process died "
-                                              f"({crashes[index]} times): {_describe(exc)}")
+                                yield Outcome(
+                                    index,
+                                    error=f"the worker process died "
+                                    f"({crashes[index]} times): {_describe(exc)}",
+                                )
                             else:
                                 suspects.append(index)
                         except Exception as exc:  # the task raised
@@ -122,6 +132,7 @@ def _stop(pool: ProcessPoolExecutor) -> None:
     subprocess is killed by ``subprocess.run``), then SIGTERM if it lingers."""
     import os
     import signal
+
     workers = list((getattr(pool, "_processes", None) or {}).values())
     pool.shutdown(wait=False, cancel_futures=True)
     for worker in workers:
@@ -140,15 +151,16 @@ def connect_ray(address: str | None, *, num_cpus: int | None = None):
     try:
         import ray
     except ImportError:
-        raise ExecutorError("the Ray executor needs Ray: pip install 'nnloom[ray]' "
-                            "(or pip install 'ray[client]')") from None
+        raise ExecutorError(
+            "the Ray executor needs Ray: pip install 'nnloom[ray]' (or pip install 'ray[client]')"
+        ) from None
     if ray.is_initialized():
         return ray
     import logging
     import os
     import warnings
-    kwargs = {"ignore_reinit_error": True, "log_to_driver": False,
-              "logging_level": logging.ERROR}
+
+    kwargs = {"ignore_reinit_error": True, "log_to_driver": False, "logging_level": logging.ERROR}
     if address is None:
         kwargs["num_cpus"] = num_cpus
         kwargs["include_dashboard"] = False
@@ -162,8 +174,7 @@ def connect_ray(address: str | None, *, num_cpus: int | None = None):
             ray.init(address=address, **kwargs)
     except Exception as exc:
         where = address or "a local Ray instance"
-        raise ExecutorError(f"cannot reach the Ray cluster at {where}: "
-                            f"{_describe(exc)}") from None
+        raise ExecutorError(f"cannot reach the Ray cluster at {where}: {_describe(exc)}") from None
     return ray
 
 
@@ -186,8 +197,9 @@ def _ray(fn, shared, items, *, address, retries, on_start) -> Iterator[Outcome]:
                 try:
                     yield Outcome(index, value=ray.get(ref))
                 except RayTaskError as exc:  # the task raised: its own exception's text
-                    cause = exc.as_instanceof_cause() if hasattr(exc, "as_instanceof_cause") \
-                        else exc
+                    cause = (
+                        exc.as_instanceof_cause() if hasattr(exc, "as_instanceof_cause") else exc
+                    )
                     yield Outcome(index, error=_describe(getattr(exc, "cause", None) or cause))
                 except Exception as exc:  # its worker died more than `retries` times
                     yield Outcome(index, error=f"the Ray worker died: {_describe(exc)}")

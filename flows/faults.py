@@ -30,8 +30,16 @@ from rtl_gen.artefact import Artefact
 from rtl_gen.dense import DenseEngine, DensePlan
 from rtl_gen.dense.plan import WEIGHT_BITS, faulted_reference
 
-__all__ = ["FaultError", "Design", "load_design", "campaign", "targeted_attack",
-           "check_rtl", "MODES", "SPREADS"]
+__all__ = [
+    "FaultError",
+    "Design",
+    "load_design",
+    "campaign",
+    "targeted_attack",
+    "check_rtl",
+    "MODES",
+    "SPREADS",
+]
 
 MODES = ("random", "targeted")
 SPREADS = ("word", "any")
@@ -79,23 +87,32 @@ def load_design(path: Path) -> Design:
     manifest = art.manifest
     engine = manifest.get("engine")
     if engine != "dense":
-        raise FaultError(f"{art.path}: a {engine} artefact; `nnloom faults` flips the weight "
-                         f"memories of dense-engine artefacts (generate with --engine dense)")
+        raise FaultError(
+            f"{art.path}: a {engine} artefact; `nnloom faults` flips the weight "
+            f"memories of dense-engine artefacts (generate with --engine dense)"
+        )
     source = source_model(art)
     if source is None:
-        raise FaultError(f"{art.path}: no copy of its ONNX model in source/; regenerate it "
-                         f"with `nnloom generate`")
+        raise FaultError(
+            f"{art.path}: no copy of its ONNX model in source/; regenerate it "
+            f"with `nnloom generate`"
+        )
     params = manifest["parameters"]
-    plan = DensePlan.from_graph(import_onnx(source), lanes=params["lanes"],
-                                protect=params.get("protect", "none"))
+    plan = DensePlan.from_graph(
+        import_onnx(source), lanes=params["lanes"], protect=params.get("protect", "none")
+    )
     if plan.lanes != params["lanes"] or len(plan.weight_image()) != params["weight_words"]:
-        raise FaultError(f"{art.path}: source/{source.name} does not rebuild the artefact's "
-                         f"weight memory ({params['weight_words']} words)")
+        raise FaultError(
+            f"{art.path}: source/{source.name} does not rebuild the artefact's "
+            f"weight memory ({params['weight_words']} words)"
+        )
     vectors = art.vectors()
     golden = plan.reference(vectors["inputs"])[-1]
     if not np.array_equal(golden, vectors["outputs"]):
-        raise FaultError(f"{art.path}: the rebuilt engine's golden differs from "
-                         f"vectors/golden.npz; regenerate the artefact")
+        raise FaultError(
+            f"{art.path}: the rebuilt engine's golden differs from "
+            f"vectors/golden.npz; regenerate the artefact"
+        )
     return Design(art, plan, vectors["inputs"], vectors["labels"], golden)
 
 
@@ -112,8 +129,9 @@ def _flip(images, codes, picks) -> tuple[list[int], list[int]]:
     return out[0], out[1]
 
 
-def _random_picks(design: Design, plan: DensePlan, flips: int, spread: str,
-                  rng: np.random.Generator) -> list[tuple[int, int, int]]:
+def _random_picks(
+    design: Design, plan: DensePlan, flips: int, spread: str, rng: np.random.Generator
+) -> list[tuple[int, int, int]]:
     sizes = [len(design.images[0]), len(design.images[1])]
     widths = [plan.weight_code.word_bits, plan.param_code.word_bits]
     if spread == "word":
@@ -125,8 +143,12 @@ def _random_picks(design: Design, plan: DensePlan, flips: int, spread: str,
         return picks
     bits = rng.choice(sizes[0] * widths[0] + sizes[1] * widths[1], size=flips, replace=False)
     cut = sizes[0] * widths[0]
-    return [(0, int(b) // widths[0], int(b) % widths[0]) if b < cut else
-            (1, (int(b) - cut) // widths[1], (int(b) - cut) % widths[1]) for b in bits]
+    return [
+        (0, int(b) // widths[0], int(b) % widths[0])
+        if b < cut
+        else (1, (int(b) - cut) // widths[1], (int(b) - cut) % widths[1])
+        for b in bits
+    ]
 
 
 @dataclass
@@ -136,18 +158,25 @@ class CampaignRow:
     trials: int
     accuracy_mean: float | None
     accuracy_min: float | None
-    trials_changed: int          # trials where some output differs from the fault-free golden
-    vectors_changed: float       # mean fraction of vectors whose output differs
-    trials_detected: int         # trials whose memories report an uncorrectable error
-    corrected_mean: float        # words read with a corrected flip, per inference
-    errors_mean: float           # words read with a detected error, per inference
+    trials_changed: int  # trials where some output differs from the fault-free golden
+    vectors_changed: float  # mean fraction of vectors whose output differs
+    trials_detected: int  # trials whose memories report an uncorrectable error
+    corrected_mean: float  # words read with a corrected flip, per inference
+    errors_mean: float  # words read with a detected error, per inference
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
 
 
-def campaign(design: Design, flips: list[int], *, trials: int, spread: str, seed: int,
-             protections: tuple[str, ...]) -> list[CampaignRow]:
+def campaign(
+    design: Design,
+    flips: list[int],
+    *,
+    trials: int,
+    spread: str,
+    seed: int,
+    protections: tuple[str, ...],
+) -> list[CampaignRow]:
     """Random flips, ``trials`` draws per flip count and protection (the same draws of
     words and bits for every protection, each on its own coded memory)."""
     rows = []
@@ -168,10 +197,20 @@ def campaign(design: Design, flips: list[int], *, trials: int, spread: str, seed
                 corrected.append(counts["corrected"])
                 errors.append(counts["errors"])
             known = [a for a in acc if a is not None]
-            rows.append(CampaignRow(protect, n, trials, float(np.mean(known)) if known else None,
-                                    float(np.min(known)) if known else None, changed,
-                                    float(np.mean(frac)), detected, float(np.mean(corrected)),
-                                    float(np.mean(errors))))
+            rows.append(
+                CampaignRow(
+                    protect,
+                    n,
+                    trials,
+                    float(np.mean(known)) if known else None,
+                    float(np.min(known)) if known else None,
+                    changed,
+                    float(np.mean(frac)),
+                    detected,
+                    float(np.mean(corrected)),
+                    float(np.mean(errors)),
+                )
+            )
     return rows
 
 
@@ -183,12 +222,15 @@ def check_size(design: Design, flips: list[int], spread: str) -> None:
     what = "words (one flip per word with --spread word)" if spread == "word" else "bits"
     for n in flips:
         if n < 1 or n > limit:
-            raise FaultError(f"--flips {n}: the weight and parameter memories of "
-                             f"{design.artefact.name} hold {limit} {what}"
-                             f"{'' if plan.protect == 'none' else ' with check bits'}")
+            raise FaultError(
+                f"--flips {n}: the weight and parameter memories of "
+                f"{design.artefact.name} hold {limit} {what}"
+                f"{'' if plan.protect == 'none' else ' with check bits'}"
+            )
 
 
 # --- targeted attack ---------------------------------------------------------------------------
+
 
 @dataclass
 class AttackResult:
@@ -196,7 +238,7 @@ class AttackResult:
     target: int
     samples: int
     flips: list[tuple[int, int, int]] = field(default_factory=list)  # (memory, word, bit)
-    success: list[float] = field(default_factory=list)      # after each flip, unprotected
+    success: list[float] = field(default_factory=list)  # after each flip, unprotected
     accuracy: list[float | None] = field(default_factory=list)
     protected: dict[str, dict] = field(default_factory=dict)
 
@@ -208,13 +250,13 @@ class AttackResult:
 
 
 def _forward(plan: DensePlan, weights: list[np.ndarray], x: np.ndarray) -> np.ndarray:
-    from rtl_gen.dense.plan import _wrap
     from frontends.fixedpoint import requantize
+    from rtl_gen.dense.plan import _wrap
+
     for layer, w in zip(plan.layers, weights):
         acc = _wrap(x @ w.T, plan.acc_bits)
         total = _wrap(acc + layer.bias, plan.sum_bits)
-        x = requantize(total, layer.multiplier, layer.shift, layer.zero_point, layer.lo,
-                       layer.hi)
+        x = requantize(total, layer.multiplier, layer.shift, layer.zero_point, layer.lo, layer.hi)
     return x
 
 
@@ -224,15 +266,17 @@ def _loss(outputs: np.ndarray, targets: np.ndarray, zero_point: int) -> float:
     return float(np.mean(np.log(np.exp(z).sum(axis=1)) - z[np.arange(len(z)), targets]))
 
 
-def _gradients(plan: DensePlan, weights: list[np.ndarray], x: np.ndarray,
-               targets: np.ndarray) -> list[np.ndarray]:
+def _gradients(
+    plan: DensePlan, weights: list[np.ndarray], x: np.ndarray, targets: np.ndarray
+) -> list[np.ndarray]:
     """d(loss)/d(weight) of a straight-through float surrogate of the integer network."""
     import torch
+
     ws = [torch.tensor(w, dtype=torch.float64, requires_grad=True) for w in weights]
     h = torch.tensor(x, dtype=torch.float64)
     for layer, w in zip(plan.layers, ws):
         acc = h @ w.T + torch.tensor(layer.bias, dtype=torch.float64)
-        y = acc * torch.tensor(layer.multiplier, dtype=torch.float64) / 2.0 ** layer.shift
+        y = acc * torch.tensor(layer.multiplier, dtype=torch.float64) / 2.0**layer.shift
         y = y + (torch.round(y) - y).detach() + layer.zero_point
         h = y + (y.clamp(layer.lo, layer.hi) - y).detach()
     z = h - plan.layers[-1].zero_point
@@ -247,8 +291,15 @@ def _word_of(plan: DensePlan, layer: int, out: int, inp: int, bit: int) -> tuple
     return 0, base + (out // plan.lanes) * n_in + inp, WEIGHT_BITS * (out % plan.lanes) + bit
 
 
-def targeted_attack(design: Design, *, source: int, target: int, max_flips: int,
-                    success: float, candidates: int = 24) -> AttackResult:
+def targeted_attack(
+    design: Design,
+    *,
+    source: int,
+    target: int,
+    max_flips: int,
+    success: float,
+    candidates: int = 24,
+) -> AttackResult:
     """T-BFA-style progressive bit search on the unprotected weights (see the module
     docstring), then the same flips on parity- and SECDED-coded memories."""
     plan = design.with_protection("none")
@@ -257,14 +308,16 @@ def targeted_attack(design: Design, *, source: int, target: int, max_flips: int,
         raise FaultError(f"--source and --target are both class {source}")
     chosen = labels == source
     if not chosen.any():
-        raise FaultError(f"no labelled vector of class {source} in "
-                         f"{design.artefact.name}/vectors/golden.npz (use --data at generate)")
+        raise FaultError(
+            f"no labelled vector of class {source} in "
+            f"{design.artefact.name}/vectors/golden.npz (use --data at generate)"
+        )
     n_classes = design.golden.shape[1]
     if not 0 <= target < n_classes:
         raise FaultError(f"--target {target}: the model has {n_classes} outputs")
     x_attack = design.inputs[chosen].astype(np.int64)
     # T-BFA's second term: the other classes' samples keep their labels (stealth)
-    keep = np.flatnonzero((labels >= 0) & ~chosen)[:4 * len(x_attack)]
+    keep = np.flatnonzero((labels >= 0) & ~chosen)[: 4 * len(x_attack)]
     x = np.concatenate([x_attack, design.inputs[keep].astype(np.int64)])
     goal = np.concatenate([np.full(len(x_attack), target), labels[keep]])
     zp = plan.layers[-1].zero_point
@@ -280,7 +333,7 @@ def targeted_attack(design: Design, *, source: int, target: int, max_flips: int,
             for bit in range(WEIGHT_BITS):
                 flipped = codes ^ (1 << bit)
                 new = flipped - ((flipped >> (WEIGHT_BITS - 1)) << WEIGHT_BITS)
-                gain = g * (new - w)               # first-order change of the loss
+                gain = g * (new - w)  # first-order change of the loss
                 flat = np.argsort(gain, axis=None)[:candidates]
                 for f in flat:
                     o, i = np.unravel_index(f, w.shape)
@@ -310,20 +363,25 @@ def targeted_attack(design: Design, *, source: int, target: int, max_flips: int,
         images = (coded.weight_image(), coded.param_image())
         first_detected, rate = None, 0.0
         for k in range(1, len(result.flips) + 1):
-            outs, counts = faulted_reference(coded, x_attack,
-                                             *_flip(images, None, result.flips[:k]))
+            outs, counts = faulted_reference(
+                coded, x_attack, *_flip(images, None, result.flips[:k])
+            )
             if counts["errors"] and first_detected is None:
                 first_detected = k
             rate = float((outs[-1].argmax(axis=1) == target).mean())
-        result.protected[protect] = {"first_detected_flip": first_detected,
-                                     "success_after_all": rate}
+        result.protected[protect] = {
+            "first_detected_flip": first_detected,
+            "success_after_all": rate,
+        }
     return result
 
 
 # --- the RTL on a flipped image ----------------------------------------------------------------
 
-def check_rtl(design: Design, picks: list[tuple[int, int, int]], *, vectors: int,
-              simulator: str = "verilator") -> tuple[int, int]:
+
+def check_rtl(
+    design: Design, picks: list[tuple[int, int, int]], *, vectors: int, simulator: str = "verilator"
+) -> tuple[int, int]:
     """Simulate the artefact's engine with ``picks`` flipped in its ROM images on the first
     ``vectors`` golden inputs, against the golden of the same flipped images; returns
     (vectors run, mismatches reported, 0 when bit-exact). The artefact is left as it was."""
@@ -337,8 +395,9 @@ def check_rtl(design: Design, picks: list[tuple[int, int, int]], *, vectors: int
     outs, _ = faulted_reference(plan, design.inputs[:n], *images)
     with tempfile.TemporaryDirectory(prefix="nnloom-faults-") as tmp:
         work = Path(tmp) / design.artefact.name
-        shutil.copytree(design.artefact.path, work,
-                        ignore=shutil.ignore_patterns("sim", "build", "report.*"))
+        shutil.copytree(
+            design.artefact.path, work, ignore=shutil.ignore_patterns("sim", "build", "report.*")
+        )
         top = design.artefact.manifest["top"]
         atomic_write(work / "rtl" / f"{top}.v", emit_verilog(DenseEngine(plan, images), top))
         old = design.artefact.vectors()
@@ -348,6 +407,7 @@ def check_rtl(design: Design, picks: list[tuple[int, int, int]], *, vectors: int
             if f"layer{i}" in new:
                 new[f"layer{i}"] = layer_out
         import io
+
         buf = io.BytesIO()
         np.savez(buf, **{k: new[k] for k in sorted(new)})
         atomic_write(work / "vectors" / "golden.npz", buf.getvalue())

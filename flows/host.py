@@ -17,8 +17,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from boards.protocol import Client, LinkError, ResponseParser, Status
 from frontends.errors import NnloomError
 from rtl_gen.artefact import Artefact
@@ -41,7 +39,7 @@ class BoardRun:
     retries: int = 0
     seconds: float = 0.0
     outputs: list[list[int]] = field(default_factory=list)
-    memory: object = None   # boards.protocol.MemoryStatus, asked after the last vector
+    memory: object = None  # boards.protocol.MemoryStatus, asked after the last vector
 
     @property
     def passed(self) -> bool:
@@ -57,13 +55,22 @@ def _exchange(port, parser: ResponseParser, request: bytes, timeout: float):
             replies = parser.feed(chunk)
             if replies:
                 return replies[0]
-    raise HostError(f"no reply from the board on {port.port} within {timeout:g} s: is the "
-                    f"bitstream loaded, and is the baud rate {port.baudrate}?")
+    raise HostError(
+        f"no reply from the board on {port.port} within {timeout:g} s: is the "
+        f"bitstream loaded, and is the baud rate {port.baudrate}?"
+    )
 
 
-def run_on_board(artefact: Artefact | str | Path, port: str, *, baud: int = 115200,
-                 limit: int = 0, timeout: float = 2.0, retries: int = 3,
-                 progress=None) -> BoardRun:
+def run_on_board(
+    artefact: Artefact | str | Path,
+    port: str,
+    *,
+    baud: int = 115200,
+    limit: int = 0,
+    timeout: float = 2.0,
+    retries: int = 3,
+    progress=None,
+) -> BoardRun:
     import serial  # pyserial
 
     artefact = artefact if isinstance(artefact, Artefact) else Artefact(artefact)
@@ -85,13 +92,17 @@ def run_on_board(artefact: Artefact | str | Path, port: str, *, baud: int = 1152
         except LinkError as exc:
             raise HostError(f"{port}: {exc}") from None
         for n, (x, want) in enumerate(zip(inputs, golden)):
-            for attempt in range(retries + 1):
+            for _attempt in range(retries + 1):
                 reply = _exchange(link, parser, client.infer_request(x), timeout)
                 if reply.crc_ok and reply.status == Status.OK:
                     break
                 result.retries += 1
-                log.info("vector %d: reply %s (crc %s), retrying", n, reply.status.name,
-                         "ok" if reply.crc_ok else "bad")
+                log.info(
+                    "vector %d: reply %s (crc %s), retrying",
+                    n,
+                    reply.status.name,
+                    "ok" if reply.crc_ok else "bad",
+                )
             try:
                 got, cycles = client.decode_inference(reply)
             except LinkError as exc:
@@ -105,29 +116,35 @@ def run_on_board(artefact: Artefact | str | Path, port: str, *, baud: int = 1152
                 if g != int(w):
                     result.mismatching_elements += 1
                     if len(result.mismatches) < 20:
-                        result.mismatches.append(f"vector {n}: output {i}: expected {int(w)}, "
-                                                 f"got {g}")
-        status = client.decode_status(_exchange(link, parser, client.status_request(),
-                                                timeout))
+                        result.mismatches.append(
+                            f"vector {n}: output {i}: expected {int(w)}, got {g}"
+                        )
+        status = client.decode_status(_exchange(link, parser, client.status_request(), timeout))
         result.memory = status
         if status.errors:
-            raise HostError(f"{port}: the board's weight memories reported {status.errors} "
-                            f"uncorrectable error(s) ({status.corrected} corrected); its "
-                            f"results are not to be trusted: reprogram the board")
+            raise HostError(
+                f"{port}: the board's weight memories reported {status.errors} "
+                f"uncorrectable error(s) ({status.corrected} corrected); its "
+                f"results are not to be trusted: reprogram the board"
+            )
     result.seconds = time.monotonic() - start
     return result
 
 
 # board -> [(programmer, command template)]; {bitstream} is replaced by the file.
 PROGRAMMERS = {
-    "icebreaker": [("openFPGALoader", ["openFPGALoader", "-b", "ice40_generic", "{bitstream}"]),
-                   ("iceprog", ["iceprog", "{bitstream}"])],
+    "icebreaker": [
+        ("openFPGALoader", ["openFPGALoader", "-b", "ice40_generic", "{bitstream}"]),
+        ("iceprog", ["iceprog", "{bitstream}"]),
+    ],
     "ulx3s-85f": [("openFPGALoader", ["openFPGALoader", "-b", "ulx3s", "{bitstream}"])],
     "orangecrab-25f": [("dfu-util", ["dfu-util", "-a", "0", "-D", "{bitstream}"])],
 }
-_INSTALL = {"openFPGALoader": "apt-get install openfpgaloader",
-            "iceprog": "apt-get install fpga-icestorm",
-            "dfu-util": "apt-get install dfu-util"}
+_INSTALL = {
+    "openFPGALoader": "apt-get install openfpgaloader",
+    "iceprog": "apt-get install fpga-icestorm",
+    "dfu-util": "apt-get install dfu-util",
+}
 
 
 def program(artefact: Artefact | str | Path, board: str, *, dry_run: bool = False) -> list[str]:
@@ -140,8 +157,10 @@ def program(artefact: Artefact | str | Path, board: str, *, dry_run: bool = Fals
     build_dir = artefact.path / "build" / spec.name
     bitstream = build_dir / ("top.bin" if spec.family == "ice40" else "top.bit")
     if not bitstream.is_file():
-        raise HostError(f"no bitstream for {spec.name} in {build_dir}: run "
-                        f"`nnloom build {artefact.path} --board {spec.name}` first")
+        raise HostError(
+            f"no bitstream for {spec.name} in {build_dir}: run "
+            f"`nnloom build {artefact.path} --board {spec.name}` first"
+        )
     for name, template in PROGRAMMERS[spec.name]:
         exe = shutil.which(name)
         if exe is None:
@@ -149,13 +168,17 @@ def program(artefact: Artefact | str | Path, board: str, *, dry_run: bool = Fals
         if name == "dfu-util":
             suffix = shutil.which("dfu-suffix")
             if suffix is None:
-                raise HostError("dfu-util is installed but dfu-suffix is not: "
-                                f"{_INSTALL['dfu-util']}")
+                raise HostError(
+                    f"dfu-util is installed but dfu-suffix is not: {_INSTALL['dfu-util']}"
+                )
             dfu = build_dir / "top.dfu"
             shutil.copyfile(bitstream, dfu)
             if not dry_run:
-                subprocess.run([suffix, "-v", "1209", "-p", "5af0", "-a", str(dfu)], check=True,
-                               capture_output=True)
+                subprocess.run(
+                    [suffix, "-v", "1209", "-p", "5af0", "-a", str(dfu)],
+                    check=True,
+                    capture_output=True,
+                )
             bitstream = dfu
         command = [exe, *template[1:]]
         command = [str(bitstream) if part == "{bitstream}" else part for part in command]
@@ -163,9 +186,13 @@ def program(artefact: Artefact | str | Path, board: str, *, dry_run: bool = Fals
             proc = subprocess.run(command, capture_output=True, text=True)
             if proc.returncode != 0:
                 tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-10:])
-                raise HostError(f"{name} failed (exit {proc.returncode})\ncommand: "
-                                f"{shlex.join(command)}\n{tail}")
+                raise HostError(
+                    f"{name} failed (exit {proc.returncode})\ncommand: "
+                    f"{shlex.join(command)}\n{tail}"
+                )
         return command
     names = [name for name, _ in PROGRAMMERS[spec.name]]
-    raise HostError(f"no programmer for {spec.name} is installed: nnloom uses "
-                    + " or ".join(f"{n} ({_INSTALL[n]})" for n in names))
+    raise HostError(
+        f"no programmer for {spec.name} is installed: nnloom uses "
+        + " or ".join(f"{n} ({_INSTALL[n]})" for n in names)
+    )

@@ -8,12 +8,18 @@ argument of ``update`` is optional and ``update`` may be called from another thr
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 from rich.console import Console
-from rich.progress import (BarColumn, Progress, ProgressColumn, SpinnerColumn, TextColumn,
-                           TimeElapsedColumn)
+from rich.progress import (
+    BarColumn,
+    Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.text import Text
 
 __all__ = ["progress", "Update"]
@@ -35,21 +41,30 @@ class _Count(ProgressColumn):
 
 
 @contextmanager
-def progress(console: Console, description: str, *, total: int | None = None) \
-        -> Iterator[Update]:
+def progress(console: Console, description: str, *, total: int | None = None) -> Iterator[Update]:
     """A transient progress line on ``console`` while the block runs; yields ``update(done=None,
     total=None, description=None)``. A bar once ``total`` is known, a spinner before."""
     if not console.is_terminal:
         yield _nothing
         return
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-               _Count(), TimeElapsedColumn())
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        _Count(),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task(description, total=total)
 
-        def update(done: int | None = None, total: int | None = None,
-                   description: str | None = None) -> None:
-            changes = {k: v for k, v in (("completed", done), ("total", total),
-                                         ("description", description)) if v is not None}
+        def update(
+            done: int | None = None, total: int | None = None, description: str | None = None
+        ) -> None:
+            changes = {
+                k: v
+                for k, v in (("completed", done), ("total", total), ("description", description))
+                if v is not None
+            }
             bar.update(task, **changes)
+
         yield update

@@ -23,7 +23,6 @@ from rtl_gen.artefact import Artefact, atomic_write
 __all__ = ["collect", "write_report"]
 
 
-
 def _read_json(path: Path):
     return json.loads(path.read_text()) if path.is_file() else None
 
@@ -36,8 +35,9 @@ def collect(artefact: Artefact) -> dict:
     if build_root.is_dir():
         for path in sorted(build_root.glob("*/report.json")):
             data = _read_json(path)
-            data["utilisation"] = {k: v for k, v in data["utilisation"].items()
-                                   if k in KEY_RESOURCES}
+            data["utilisation"] = {
+                k: v for k, v in data["utilisation"].items() if k in KEY_RESOURCES
+            }
             builds[path.parent.name] = data
     sim = _read_json(artefact.path / "sim" / "summary.json")
     return {
@@ -49,12 +49,17 @@ def collect(artefact: Artefact) -> dict:
         "latency_cycles": manifest.get("latency_cycles"),
         "macs": manifest.get("macs"),
         "accuracy": _read_json(artefact.path / "accuracy.json") or {},
-        "simulation": None if sim is None else {
-            "vectors": sim["vectors"], "mismatching_elements": sim["mismatching_elements"],
-            "cycles": sim["cycles"]},
+        "simulation": None
+        if sim is None
+        else {
+            "vectors": sim["vectors"],
+            "mismatching_elements": sim["mismatching_elements"],
+            "cycles": sim["cycles"],
+        },
         "builds": builds,
         "images": [p.name for p in sorted((artefact.path / "images").glob("*.png"))]
-        if (artefact.path / "images").is_dir() else [],
+        if (artefact.path / "images").is_dir()
+        else [],
     }
 
 
@@ -62,14 +67,17 @@ def _png(fig) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     import matplotlib.pyplot as plt
+
     plt.close(fig)
     return base64.b64encode(buf.getvalue()).decode()
 
 
 def _figure(width=7.0, height=3.0):
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     return plt.subplots(figsize=(width, height))
 
 
@@ -99,8 +107,9 @@ def _fmax_chart(builds: dict) -> str | None:
     fmax = [builds[b]["fmax_mhz"] for b in boards]
     clock = [builds[b]["clock_mhz"] for b in boards]
     ax.barh(range(len(boards)), fmax, color="#2e9e5b", label="Fmax (nextpnr)")
-    ax.scatter(clock, range(len(boards)), color="#c0392b", marker="|", s=400, zorder=3,
-               label="board clock")
+    ax.scatter(
+        clock, range(len(boards)), color="#c0392b", marker="|", s=400, zorder=3, label="board clock"
+    )
     ax.set_yticks(range(len(boards)), boards)
     ax.set_xlabel("MHz")
     ax.legend(fontsize=8, loc="lower right")
@@ -114,8 +123,9 @@ def _cycles_chart(layers: list) -> str | None:
         return None
     fig, ax = _figure(7, 0.6 + 0.35 * len(layers))
     ax.barh(range(len(layers)), [l["cycles"] for l in layers], color="#8e44ad")
-    ax.set_yticks(range(len(layers)), [f"{l['name']} ({l.get('op', '')})" for l in layers],
-                  fontsize=8)
+    ax.set_yticks(
+        range(len(layers)), [f"{l['name']} ({l.get('op', '')})" for l in layers], fontsize=8
+    )
     ax.invert_yaxis()
     ax.set_xlabel("cycles")
     ax.set_title("Cycles per layer (latency model; the RTL is checked against it)")
@@ -176,43 +186,86 @@ def _table(rows: list[list], header: list[str] | None = None) -> str:
 
 def render(artefact: Artefact, figures: dict) -> str:
     sim, acc = figures["simulation"], figures["accuracy"]
-    parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-             f"<title>nnloom report: {html.escape(figures['design'])}</title>"
-             f"<style>{_CSS}</style></head><body>",
-             f"<h1>nnloom report: {html.escape(figures['design'])}</h1>"]
+    parts = [
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>nnloom report: {html.escape(figures['design'])}</title>"
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>nnloom report: {html.escape(figures['design'])}</h1>",
+    ]
     source = figures["source"]
-    parts.append(_table([["engine", figures["engine"]],
-                         ["model", source.get("model", "—")],
-                         ["model sha256", source.get("sha256", "—")],
-                         ["parameters", json.dumps(figures["parameters"], sort_keys=True)],
-                         ["MACs per inference", figures["macs"]],
-                         ["cycles per inference (model)", figures["latency_cycles"]]]))
+    parts.append(
+        _table(
+            [
+                ["engine", figures["engine"]],
+                ["model", source.get("model", "—")],
+                ["model sha256", source.get("sha256", "—")],
+                ["parameters", json.dumps(figures["parameters"], sort_keys=True)],
+                ["MACs per inference", figures["macs"]],
+                ["cycles per inference (model)", figures["latency_cycles"]],
+            ]
+        )
+    )
     parts.append("<h2>Accuracy</h2>")
     if acc:
-        parts.append(_table([["float model", _pct(acc.get("float"))],
-                             ["integer golden", _pct(acc.get("golden"))],
-                             ["RTL simulation", _pct(acc.get("rtl"))],
-                             ["test samples", acc.get("samples", "—")]]))
+        parts.append(
+            _table(
+                [
+                    ["float model", _pct(acc.get("float"))],
+                    ["integer golden", _pct(acc.get("golden"))],
+                    ["RTL simulation", _pct(acc.get("rtl"))],
+                    ["test samples", acc.get("samples", "—")],
+                ]
+            )
+        )
     else:
         parts.append("<p>No labelled data was given (<code>nnloom flow --data</code>).</p>")
     if sim is not None:
         ok = sim["mismatching_elements"] == 0
-        parts.append(f"<p class='{'ok' if ok else 'bad'}'>RTL vs golden: "
-                     + (f"bit-exact on all {sim['vectors']} vectors" if ok else
-                        f"{sim['mismatching_elements']} elements differ") + "</p>")
+        parts.append(
+            f"<p class='{'ok' if ok else 'bad'}'>RTL vs golden: "
+            + (
+                f"bit-exact on all {sim['vectors']} vectors"
+                if ok
+                else f"{sim['mismatching_elements']} elements differ"
+            )
+            + "</p>"
+        )
     parts.append("<h2>Layers</h2>")
-    parts.append(_table([[l.get("name"), l.get("op"), l.get("inputs", "—"),
-                          l.get("outputs", "—"), l.get("macs", "—"), l.get("cycles", "—")]
-                         for l in figures["layers"]],
-                        ["layer", "op", "inputs", "outputs", "MACs", "cycles"]))
+    parts.append(
+        _table(
+            [
+                [
+                    l.get("name"),
+                    l.get("op"),
+                    l.get("inputs", "—"),
+                    l.get("outputs", "—"),
+                    l.get("macs", "—"),
+                    l.get("cycles", "—"),
+                ]
+                for l in figures["layers"]
+            ],
+            ["layer", "op", "inputs", "outputs", "MACs", "cycles"],
+        )
+    )
     parts.append(_img(_cycles_chart(figures["layers"]), "cycles per layer"))
     parts.append("<h2>Resources and timing</h2>")
     if figures["builds"]:
-        parts.append(_table([[b, d["device"], f"{d['fmax_mhz']:.2f}", f"{d['clock_mhz']:.2f}",
-                              "met" if d["timing_met"] else "MISSED", d["bitstream"]]
-                             for b, d in figures["builds"].items()],
-                            ["board", "device", "Fmax MHz", "clock MHz", "timing",
-                             "bitstream"]))
+        parts.append(
+            _table(
+                [
+                    [
+                        b,
+                        d["device"],
+                        f"{d['fmax_mhz']:.2f}",
+                        f"{d['clock_mhz']:.2f}",
+                        "met" if d["timing_met"] else "MISSED",
+                        d["bitstream"],
+                    ]
+                    for b, d in figures["builds"].items()
+                ],
+                ["board", "device", "Fmax MHz", "clock MHz", "timing", "bitstream"],
+            )
+        )
         parts.append(_img(_resource_chart(figures["builds"]), "resources"))
         parts.append(_img(_fmax_chart(figures["builds"]), "Fmax"))
     else:
@@ -224,19 +277,22 @@ def render(artefact: Artefact, figures: dict) -> str:
         parts.append("<h2>Images</h2>")
         for name in figures["images"]:
             data = base64.b64encode((artefact.path / "images" / name).read_bytes()).decode()
-            parts.append(f"<figure>{_img(data, name)}<figcaption>{html.escape(name)}"
-                         f"</figcaption></figure>")
+            parts.append(
+                f"<figure>{_img(data, name)}<figcaption>{html.escape(name)}</figcaption></figure>"
+            )
     parts.append("</body></html>\n")
     return "\n".join(p for p in parts if p)
 
 
-def write_report(artefact: Artefact | str | Path, *, accuracy: dict | None = None
-                 ) -> tuple[Path, Path]:
+def write_report(
+    artefact: Artefact | str | Path, *, accuracy: dict | None = None
+) -> tuple[Path, Path]:
     """Write ``report.html`` and ``report.json`` (and ``accuracy.json`` when given)."""
     artefact = artefact if isinstance(artefact, Artefact) else Artefact(artefact)
     if accuracy is not None:
-        atomic_write(artefact.path / "accuracy.json",
-                     json.dumps(accuracy, indent=2, sort_keys=True) + "\n")
+        atomic_write(
+            artefact.path / "accuracy.json", json.dumps(accuracy, indent=2, sort_keys=True) + "\n"
+        )
     figures = collect(artefact)
     html_path, json_path = artefact.path / "report.html", artefact.path / "report.json"
     atomic_write(json_path, json.dumps(figures, indent=2, sort_keys=True) + "\n")

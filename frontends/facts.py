@@ -27,15 +27,15 @@ class LayerFacts:
     input_dtype: str
     output_dtype: str
     weight_dtype: str | None
-    weight_bits: int | None      # bits the zero-point-free values need (1 for +-1)
+    weight_bits: int | None  # bits the zero-point-free values need (1 for +-1)
     ternary: bool
     binary: bool
     macs: int
     params: int
     param_bytes: int
-    sparsity: float              # fraction of zero weights
-    pruned_outputs: tuple[int, ...]   # output channels whose weights are all zero
-    pruned_inputs: tuple[int, ...]    # inputs (dense) / input channels (conv) never read
+    sparsity: float  # fraction of zero weights
+    pruned_outputs: tuple[int, ...]  # output channels whose weights are all zero
+    pruned_inputs: tuple[int, ...]  # inputs (dense) / input channels (conv) never read
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -45,8 +45,11 @@ def _weight_bits(w: np.ndarray, declared: IntType | None) -> int:
     values = set(np.unique(w).tolist())
     if values <= {-1, 1}:
         return 1
-    return signed_bits(int(w.min()), int(w.max())) if w.min() < 0 else \
-        max(1, int(w.max()).bit_length())
+    return (
+        signed_bits(int(w.min()), int(w.max()))
+        if w.min() < 0
+        else max(1, int(w.max()).bit_length())
+    )
 
 
 def _declared_bits(dtype: IntType | None, effective: int) -> int:
@@ -73,8 +76,25 @@ def _facts(node: Node, x, y) -> LayerFacts:
             macs = int(node.weights["im2col"].size)  # adds/compares, one per window element
         elif node.op in ("add", "nonlinear", "requant", "concat"):
             macs = y.size
-        return LayerFacts(node.name, node.source_op, node.op, x.shape, y.shape, str(x.dtype),
-                          str(y.dtype), None, None, False, False, macs, 0, 0, 0.0, (), ())
+        return LayerFacts(
+            node.name,
+            node.source_op,
+            node.op,
+            x.shape,
+            y.shape,
+            str(x.dtype),
+            str(y.dtype),
+            None,
+            None,
+            False,
+            False,
+            macs,
+            0,
+            0,
+            0.0,
+            (),
+            (),
+        )
     n = w.shape[0]
     flat = w.reshape(n, -1)
     bits = _weight_bits(w, wd)
@@ -83,13 +103,13 @@ def _facts(node: Node, x, y) -> LayerFacts:
     ternary = not binary and values <= {-1, 0, 1}
     pruned_out = tuple(int(i) for i in np.flatnonzero(~flat.any(axis=1)))
     if node.op == "conv":
-        per_in = np.abs(w).sum(axis=tuple(range(2, w.ndim)))          # (Cout, C/G)
+        per_in = np.abs(w).sum(axis=tuple(range(2, w.ndim)))  # (Cout, C/G)
         g = node.attrs["group"]
         cg = w.shape[1]
         used = np.zeros(cg * g, dtype=bool)
         for gi in range(g):
-            rows = per_in[gi * (n // g):(gi + 1) * (n // g)]
-            used[gi * cg:(gi + 1) * cg] = rows.any(axis=0)
+            rows = per_in[gi * (n // g) : (gi + 1) * (n // g)]
+            used[gi * cg : (gi + 1) * cg] = rows.any(axis=0)
         pruned_in = tuple(int(i) for i in np.flatnonzero(~used))
         macs = int(node.weights["im2col"].shape[1]) * flat.size
     else:
@@ -97,7 +117,22 @@ def _facts(node: Node, x, y) -> LayerFacts:
         macs = flat.size
     params = int(w.size + n)
     param_bytes = int(np.ceil(w.size * _declared_bits(wd, bits) / 8)) + 4 * n
-    return LayerFacts(node.name, node.source_op, node.op, x.shape, y.shape, str(x.dtype),
-                      str(y.dtype), str(wd) if wd is not None else None, bits, ternary,
-                      binary, int(macs), params, param_bytes, float((w == 0).mean()),
-                      pruned_out, pruned_in)
+    return LayerFacts(
+        node.name,
+        node.source_op,
+        node.op,
+        x.shape,
+        y.shape,
+        str(x.dtype),
+        str(y.dtype),
+        str(wd) if wd is not None else None,
+        bits,
+        ternary,
+        binary,
+        int(macs),
+        params,
+        param_bytes,
+        float((w == 0).mean()),
+        pruned_out,
+        pruned_in,
+    )

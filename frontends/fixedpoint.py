@@ -21,8 +21,19 @@ import math
 
 import numpy as np
 
-__all__ = ["MULTIPLIER_BITS", "ROUNDINGS", "rounded_div", "division_multiplier", "QONNX_ROUNDING", "quantize_multipliers",
-           "requantize", "quantize_linear", "quantize_qonnx", "round_qonnx", "signed_bits"]
+__all__ = [
+    "MULTIPLIER_BITS",
+    "ROUNDINGS",
+    "rounded_div",
+    "division_multiplier",
+    "QONNX_ROUNDING",
+    "quantize_multipliers",
+    "requantize",
+    "quantize_linear",
+    "quantize_qonnx",
+    "round_qonnx",
+    "signed_bits",
+]
 
 MULTIPLIER_BITS = 15
 
@@ -80,8 +91,9 @@ def rounded_div(num, den, rounding: str = "half_up") -> np.ndarray:
     raise ValueError(f"unknown rounding '{rounding}'; expected one of {', '.join(ROUNDINGS)}")
 
 
-def requantize(acc, m, shift: int, zero_point: int, lo: int, hi: int,
-               rounding: str = "half_up") -> np.ndarray:
+def requantize(
+    acc, m, shift: int, zero_point: int, lo: int, hi: int, rounding: str = "half_up"
+) -> np.ndarray:
     """``clamp(((acc * m + r) >> shift) + zero_point, lo, hi)`` in exact integers, with
     ``r = 2**(shift-1)`` (half up), ``0`` (floor) or ``2**shift - 1`` (ceil); ``half_even``
     rounds ``acc * m / 2**shift`` to the nearest integer and exact ties to the even one (floor,
@@ -91,8 +103,11 @@ def requantize(acc, m, shift: int, zero_point: int, lo: int, hi: int,
     if shift < 0:
         raise ValueError(f"shift must be >= 0, got {shift}")
     r = _round_constant(rounding, shift) if shift > 0 else 0
-    if shift < 61 and np.abs(acc).max(initial=0) < (1 << 31) \
-            and np.abs(m).max(initial=0) < (1 << 31):
+    if (
+        shift < 61
+        and np.abs(acc).max(initial=0) < (1 << 31)
+        and np.abs(m).max(initial=0) < (1 << 31)
+    ):
         prod = acc * m  # fits int64: the fast path
     else:
         prod = acc.astype(object) * m.astype(object)  # exact even past 63 bits
@@ -120,8 +135,16 @@ def quantize_linear(x, scale, zero_point, lo: int, hi: int) -> np.ndarray:
 
 #: QONNX rounding modes (docs/qonnx-custom-ops/quant_op.md) and the requantize rounding that
 #: matches each (``None``: it depends on the sign: ties or all values away from/toward zero).
-QONNX_ROUNDING = {"ROUND": "half_even", "HALF_EVEN": "half_even", "FLOOR": "floor",
-                  "CEIL": "ceil", "HALF_UP": None, "HALF_DOWN": None, "UP": None, "DOWN": None}
+QONNX_ROUNDING = {
+    "ROUND": "half_even",
+    "HALF_EVEN": "half_even",
+    "FLOOR": "floor",
+    "CEIL": "ceil",
+    "HALF_UP": None,
+    "HALF_DOWN": None,
+    "UP": None,
+    "DOWN": None,
+}
 
 
 def round_qonnx(v: np.ndarray, mode: str) -> np.ndarray:
@@ -179,9 +202,16 @@ def _agrees(acc: np.ndarray, m: int, sh: int, num: int, den: int, rounding: str)
     return bool(np.all((ours == exact) | (tie & (np.abs(ours - exact) == 1))))
 
 
-def division_multiplier(num: int, den: int, acc_lo: int, acc_hi: int,
-                        rounding: str = "half_even", *, max_bits: int = 31,
-                        search_bits: int = MULTIPLIER_BITS) -> tuple[int, int]:
+def division_multiplier(
+    num: int,
+    den: int,
+    acc_lo: int,
+    acc_hi: int,
+    rounding: str = "half_even",
+    *,
+    max_bits: int = 31,
+    search_bits: int = MULTIPLIER_BITS,
+) -> tuple[int, int]:
     """An integer multiplier ``m`` (fewest bits, below ``2**max_bits``) and shift ``sh`` with
     ``requantize(acc, m, sh, rounding=rounding) == rounded_div(acc * num, den, rounding)`` for
     every integer ``acc`` in ``[acc_lo, acc_hi]``, except that an exact tie of a nearest mode
@@ -214,13 +244,19 @@ def division_multiplier(num: int, den: int, acc_lo: int, acc_hi: int,
             if err == 0 or (nearest and 2 * a * err < g << sh):
                 return m, sh
             # candidates of search_bits bits or more, checked on every sum
-            if small and search_bits and m.bit_length() >= search_bits \
-                    and acc_hi * m < 1 << 62 \
-                    and -acc_lo * m < 1 << 62:
+            if (
+                small
+                and search_bits
+                and m.bit_length() >= search_bits
+                and acc_hi * m < 1 << 62
+                and -acc_lo * m < 1 << 62
+            ):
                 if acc is None:
                     acc = np.arange(acc_lo, acc_hi + 1, dtype=np.int64)
                 if _agrees(acc, m, sh, num, den, rounding):
                     return m, sh
         sh += 1
-    raise ValueError(f"no multiplier below 2**{max_bits} divides sums in [{acc_lo}, {acc_hi}] "
-                     f"by {den}/{num} exactly")
+    raise ValueError(
+        f"no multiplier below 2**{max_bits} divides sums in [{acc_lo}, {acc_hi}] "
+        f"by {den}/{num} exactly"
+    )

@@ -39,10 +39,11 @@ def quant_entry(t: Tensor) -> dict:
 def manifest_entries(graph: Graph) -> dict:
     """The manifest's ``quant`` (input and output) and ``host`` sections of ``graph``."""
     x_t, y_t = graph.tensor(graph.inputs[0]), graph.tensor(graph.outputs[0])
-    host = {"input_shape": list(graph.input_shape if graph.input_shape is not None
-                                else x_t.shape),
-            "input_layout": [[step[0], list(step[1])] for step in graph.input_layout],
-            "ops": [list(op) for op in graph.host_ops]}
+    host = {
+        "input_shape": list(graph.input_shape if graph.input_shape is not None else x_t.shape),
+        "input_layout": [[step[0], list(step[1])] for step in graph.input_layout],
+        "ops": [list(op) for op in graph.host_ops],
+    }
     quant = {}
     if x_t.quant is not None and y_t.quant is not None:
         quant = {"input": quant_entry(x_t), "output": quant_entry(y_t)}
@@ -70,8 +71,9 @@ def output_scores(output_quant: dict, codes: np.ndarray) -> np.ndarray:
     shape = tuple(output_quant.get("shape") or (codes.shape[1],))
     axis = output_quant.get("axis")
     y = codes.reshape((len(codes),) + shape).astype(np.float64)
-    y = (y - _channel(output_quant["zero_point"], shape, axis)) \
-        * _channel(output_quant["scale"], shape, axis)
+    y = (y - _channel(output_quant["zero_point"], shape, axis)) * _channel(
+        output_quant["scale"], shape, axis
+    )
     if "offset" in output_quant:
         y = y + _channel(output_quant["offset"], shape, axis)
     return y.reshape(len(codes), -1)
@@ -83,17 +85,22 @@ def describe_host(graph: Graph) -> list[str]:
     x_t, y_t = graph.tensor(graph.inputs[0]), graph.tensor(graph.outputs[0])
     if graph.input_layout:
         steps = ", ".join(f"{s[0]} {tuple(s[1])}" for s in graph.input_layout)
-        lines.append(f"input: the host lays out the float input {tuple(graph.input_shape)} "
-                     f"as {x_t.shape} ({steps}) before quantizing it")
+        lines.append(
+            f"input: the host lays out the float input {tuple(graph.input_shape)} "
+            f"as {x_t.shape} ({steps}) before quantizing it"
+        )
     q = y_t.quant
     if q is not None and (np.asarray(q.scale).size > 1 or q.offset is not None):
         what = "per-channel scales" + (" and a float bias" if q.offset is not None else "")
-        lines.append(f"output: the hardware outputs {y_t.dtype} accumulators; the host "
-                     f"applies {what} (float output of the last layer)")
+        lines.append(
+            f"output: the hardware outputs {y_t.dtype} accumulators; the host "
+            f"applies {what} (float output of the last layer)"
+        )
     names = {"softmax": "Softmax", "log_softmax": "LogSoftmax", "argmax": "ArgMax"}
     for op in graph.host_ops:
-        lines.append(f"output: {names[op[0]]} over axis {op[1] + 1} runs on the host after the "
-                     f"hardware")
+        lines.append(
+            f"output: {names[op[0]]} over axis {op[1] + 1} runs on the host after the hardware"
+        )
     return lines
 
 
@@ -123,8 +130,7 @@ def model_inputs(host: dict, x: np.ndarray, hw_shape: tuple) -> np.ndarray:
         return x.reshape(len(x), -1)
     shapes = [tuple(host["input_shape"])]
     for kind, arg in steps:
-        shapes.append(tuple(arg) if kind == "reshape" else
-                      tuple(shapes[-1][p] for p in arg))
+        shapes.append(tuple(arg) if kind == "reshape" else tuple(shapes[-1][p] for p in arg))
     x = x.reshape((len(x),) + tuple(hw_shape))
     for (kind, arg), before in zip(reversed(steps), reversed(shapes[:-1])):
         if kind == "transpose":

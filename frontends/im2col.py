@@ -30,15 +30,21 @@ class Window:
     ceil_mode: bool = False
 
     def __post_init__(self):
-        for what, v in (("kernel", self.kernel), ("strides", self.strides),
-                        ("dilations", self.dilations), ("input size", self.in_hw)):
+        for what, v in (
+            ("kernel", self.kernel),
+            ("strides", self.strides),
+            ("dilations", self.dilations),
+            ("input size", self.in_hw),
+        ):
             if len(v) != 2 or any(int(d) < 1 for d in v):
                 raise ValueError(f"{what} must be positive, got {tuple(v)}")
         if len(self.pads) != 4 or any(int(p) < 0 for p in self.pads):
             raise ValueError(f"pads must be 4 non-negative integers, got {tuple(self.pads)}")
         if any(self._span(i) > self.in_hw[i] + self.pads[i] + self.pads[i + 2] for i in (0, 1)):
-            raise ValueError(f"kernel {self.kernel} (dilations {self.dilations}) is larger "
-                             f"than the padded input {self.in_hw}")
+            raise ValueError(
+                f"kernel {self.kernel} (dilations {self.dilations}) is larger "
+                f"than the padded input {self.in_hw}"
+            )
 
     def _span(self, i: int) -> int:
         return self.dilations[i] * (self.kernel[i] - 1) + 1
@@ -75,11 +81,11 @@ def conv_im2col(window: Window, channels: int, group: int) -> np.ndarray:
     ``weight.reshape(Cout, -1)`` of an ONNX (Cout, C/G, kh, kw) weight."""
     if group < 1 or channels % group:
         raise ValueError(f"{channels} input channels do not split into {group} groups")
-    pix = window.pixel_map()                            # (M, kk)
+    pix = window.pixel_map()  # (M, kk)
     plane = window.in_hw[0] * window.in_hw[1]
     cg = channels // group
-    c = np.arange(channels).reshape(group, cg)          # (G, cg)
-    idx = c[:, None, :, None] * plane + pix[None, :, None, :]   # (G, M, cg, kk)
+    c = np.arange(channels).reshape(group, cg)  # (G, cg)
+    idx = c[:, None, :, None] * plane + pix[None, :, None, :]  # (G, M, cg, kk)
     idx = np.where(pix[None, :, None, :] < 0, -1, idx)
     return idx.reshape(group, pix.shape[0], cg * pix.shape[1])
 

@@ -34,7 +34,8 @@ Every op below is exact integer arithmetic; ``frontends.reference`` is the execu
     entry, or one per output pixel when window counts differ at borders). The multiplier
     divides by the window's ``count[m]`` (kept in the weights; ONNX's divisor, with or
     without ``count_include_pad``) and rescales: ``fixedpoint.division_multiplier`` proves it
-    equal to ``round(acc * M / (count * 2**s))``, ``M / 2**s`` the scale ratio as every requantization has it (15 bits),
+    equal to ``round(acc * M / (count * 2**s))``, ``M / 2**s`` the scale ratio as every
+    requantization has it (15 bits),
     for every possible sum, an exact tie of a non-power-of-two count going to either
     neighbour. GlobalAveragePool (and ReduceMean over the spatial axes) is an avgpool over
     the whole plane.
@@ -64,9 +65,10 @@ Every op below is exact integer arithmetic; ``frontends.reference`` is the execu
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -94,11 +96,11 @@ class IntType:
             raise ValueError("a bipolar type is 1 bit, signed, not narrow")
 
     @classmethod
-    def ternary(cls) -> "IntType":
+    def ternary(cls) -> IntType:
         return cls(2, True, narrow=True)
 
     @classmethod
-    def of_bipolar(cls) -> "IntType":
+    def of_bipolar(cls) -> IntType:
         return cls(1, True, bipolar=True)
 
     @property

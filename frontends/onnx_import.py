@@ -20,13 +20,25 @@ from pathlib import Path
 import numpy as np
 
 from ._onnx import integer, layout, linear, ops, qonnx, quant  # noqa: F401 (registers handlers)
-from ._onnx.base import (HANDLERS, MS_DOMAIN, ONNX_DOMAINS, QONNX_DOMAINS, Accumulator, Codes,
-                         Dequantized, FloatInput, HostTail, Pending, State, describe_value,
-                         supported_ops)
+from ._onnx.base import (
+    HANDLERS,
+    MS_DOMAIN,
+    ONNX_DOMAINS,
+    QONNX_DOMAINS,
+    Accumulator,
+    Codes,
+    Dequantized,
+    FloatInput,
+    HostTail,
+    Pending,
+    State,
+    describe_value,
+    supported_ops,
+)
 from ._onnx.quant import emit_float_output, output_dequantized
-from .ranges import check_ranges
 from .errors import ModelError
 from .ir import Graph
+from .ranges import check_ranges
 
 __all__ = ["import_onnx", "load_onnx", "scan_onnx", "UnsupportedNode", "SUPPORTED_OPS"]
 
@@ -37,6 +49,7 @@ _NO_FOLD = {"QuantizeLinear", "DequantizeLinear", "Constant", "Shape"}
 
 
 # --- loading -----------------------------------------------------------------------------------
+
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
@@ -72,18 +85,21 @@ def _check_external_data(model, path: Path):
             raise ModelError(f"{where} at a location with a NUL byte ({location!r}); refused")
         rel = Path(location)
         if not location or rel.is_absolute() or rel.anchor or "\\" in location:
-            raise ModelError(f"{where} at '{location}'; only relative paths inside the "
-                             f"model's folder are allowed")
+            raise ModelError(
+                f"{where} at '{location}'; only relative paths inside the "
+                f"model's folder are allowed"
+            )
         current = base
         for part in rel.parts:
             if part in ("..", "."):
-                raise ModelError(f"{where} at '{location}', outside the model's folder; "
-                                 f"refused")
+                raise ModelError(f"{where} at '{location}', outside the model's folder; refused")
             current = current / part
             if current.is_symlink():
-                raise ModelError(f"{where} at '{location}', reached through a symlink "
-                                 f"('{current.name}'); refused: copy the data file next to the "
-                                 f"model")
+                raise ModelError(
+                    f"{where} at '{location}', reached through a symlink "
+                    f"('{current.name}'); refused: copy the data file next to the "
+                    f"model"
+                )
         if not current.resolve().is_relative_to(base):
             raise ModelError(f"{where} at '{location}', outside the model's folder; refused")
         if not current.is_file():
@@ -94,23 +110,27 @@ def _check_external_data(model, path: Path):
             raise ModelError(f"{where} with a bad offset/length") from None
         size = current.stat().st_size
         if offset < 0 or offset > size or (length >= 0 and offset + length > size):
-            raise ModelError(f"{where} at bytes {offset}..{offset + max(length, 0)} of "
-                             f"'{location}', which has only {size} bytes")
+            raise ModelError(
+                f"{where} at bytes {offset}..{offset + max(length, 0)} of "
+                f"'{location}', which has only {size} bytes"
+            )
 
 
 def _check_opsets(model, path: Path):
     """Refuse an ONNX opset newer than the installed onnx package knows (its checker would
     otherwise take any number, and nnloom's handlers read attributes by that version)."""
     import onnx
+
     known = onnx.defs.onnx_opset_version()
     for o in model.opset_import:
         if o.domain in ONNX_DOMAINS and o.version > known:
-            raise ModelError(f"{path}: the model imports ONNX opset {o.version}; the installed "
-                             f"onnx {onnx.__version__} knows opsets up to {known} (pip install "
-                             f"-U onnx, or export with opset_version={known} or lower)")
+            raise ModelError(
+                f"{path}: the model imports ONNX opset {o.version}; the installed "
+                f"onnx {onnx.__version__} knows opsets up to {known} (pip install "
+                f"-U onnx, or export with opset_version={known} or lower)"
+            )
         if o.domain in ONNX_DOMAINS and o.version < 1:
-            raise ModelError(f"{path}: the model imports ONNX opset {o.version}, not a valid "
-                             f"opset")
+            raise ModelError(f"{path}: the model imports ONNX opset {o.version}, not a valid opset")
 
 
 def load_onnx(path: str | Path):
@@ -137,17 +157,18 @@ def load_onnx(path: str | Path):
     try:
         load_external_data_for_model(model, str(path.parent))
     except Exception as exc:
-        raise ModelError(f"{path}: cannot read its external data ({_first_line(exc)})") \
-            from None
+        raise ModelError(f"{path}: cannot read its external data ({_first_line(exc)})") from None
     try:
         onnx.checker.check_model(model)
     except Exception as exc:
-        raise ModelError(f"{path}: the ONNX checker rejects the model ({_first_line(exc)})") \
-            from None
+        raise ModelError(
+            f"{path}: the ONNX checker rejects the model ({_first_line(exc)})"
+        ) from None
     return model
 
 
 # --- scanning ----------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class UnsupportedNode:
@@ -169,8 +190,7 @@ def _opsets(model) -> dict:
 
 def _label(node, opsets) -> str:
     domain = "" if node.domain in ONNX_DOMAINS else node.domain
-    return f"node '{node.name or node.output[0]}' ({node.op_type}, opset " \
-           f"{opsets.get(domain, 0)})"
+    return f"node '{node.name or node.output[0]}' ({node.op_type}, opset {opsets.get(domain, 0)})"
 
 
 def scan_onnx(path: str | Path) -> list[UnsupportedNode]:
@@ -181,12 +201,16 @@ def scan_onnx(path: str | Path) -> list[UnsupportedNode]:
     for node in model.graph.node:
         domain = "" if node.domain in ONNX_DOMAINS else node.domain
         if (domain, node.op_type) not in HANDLERS:
-            out.append(UnsupportedNode(node.name or node.output[0], node.op_type, domain,
-                                       opsets.get(domain, 0)))
+            out.append(
+                UnsupportedNode(
+                    node.name or node.output[0], node.op_type, domain, opsets.get(domain, 0)
+                )
+            )
     return out
 
 
 # --- import ------------------------------------------------------------------------------------
+
 
 def _fold(state: State, node, opsets: dict, label: str) -> bool:
     """Evaluate a node whose inputs are all float/integer constants (shape arithmetic,
@@ -194,25 +218,28 @@ def _fold(state: State, node, opsets: dict, label: str) -> bool:
     if node.domain not in ONNX_DOMAINS or node.op_type in _NO_FOLD or not node.input:
         return False
     inputs = [n for n in node.input if n]
-    if not inputs or not all(n not in state.values and n in state.initializers
-                             for n in inputs):
+    if not inputs or not all(n not in state.values and n in state.initializers for n in inputs):
         return False
     from onnx import helper
     from onnx.reference import ReferenceEvaluator
 
     feeds = {n: state.initializers[n] for n in inputs}
     graph = helper.make_graph(
-        [node], "fold",
-        [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
-         for n, v in feeds.items()],
-        [helper.make_tensor_value_info(o, 0, None) for o in node.output if o])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opsets.get("",
-                                                                                       13))])
+        [node],
+        "fold",
+        [
+            helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
+            for n, v in feeds.items()
+        ],
+        [helper.make_tensor_value_info(o, 0, None) for o in node.output if o],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opsets.get("", 13))])
     try:
         results = ReferenceEvaluator(model).run(None, feeds)
     except Exception as exc:
-        raise ModelError(f"{label}: cannot evaluate this constant expression "
-                         f"({_first_line(exc)})") from None
+        raise ModelError(
+            f"{label}: cannot evaluate this constant expression ({_first_line(exc)})"
+        ) from None
     for name, result in zip([o for o in node.output if o], results):
         state.initializers[name] = np.asarray(result)
     return True
@@ -226,8 +253,10 @@ def import_onnx(path: str | Path, *, name: str | None = None) -> Graph:
     model = load_onnx(path)
     if len(model.graph.output) > 1:
         names = ", ".join(f"'{o.name}'" for o in model.graph.output)
-        raise ModelError(f"{path}: the graph has {len(model.graph.output)} outputs ({names}); "
-                         f"nnloom's engines compute one: keep one graph output")
+        raise ModelError(
+            f"{path}: the graph has {len(model.graph.output)} outputs ({names}); "
+            f"nnloom's engines compute one: keep one graph output"
+        )
     opsets = _opsets(model)
     try:
         initializers = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
@@ -237,8 +266,9 @@ def import_onnx(path: str | Path, *, name: str | None = None) -> Graph:
     for inp in model.graph.input:
         if inp.name in initializers:
             continue
-        dims = tuple(d.dim_value if d.HasField("dim_value") else -1
-                     for d in inp.type.tensor_type.shape.dim)
+        dims = tuple(
+            d.dim_value if d.HasField("dim_value") else -1 for d in inp.type.tensor_type.shape.dim
+        )
         state.values[inp.name] = FloatInput(inp.name, dims)
 
     for node in model.graph.node:
@@ -249,28 +279,39 @@ def import_onnx(path: str | Path, *, name: str | None = None) -> Graph:
                 continue
             fn = HANDLERS.get((domain, node.op_type))
             if fn is None:
-                where = "" if domain in ("", MS_DOMAIN) or domain in QONNX_DOMAINS else \
-                    f" in custom domain '{node.domain}'"
-                raise ModelError(f"{label}: op {node.op_type}{where} is not supported; "
-                                 f"supported ops: {', '.join(SUPPORTED_OPS)}")
+                where = (
+                    ""
+                    if domain in ("", MS_DOMAIN) or domain in QONNX_DOMAINS
+                    else f" in custom domain '{node.domain}'"
+                )
+                raise ModelError(
+                    f"{label}: op {node.op_type}{where} is not supported; "
+                    f"supported ops: {', '.join(SUPPORTED_OPS)}"
+                )
             fn(state, node, label)
         except ModelError:
             raise
         except Exception as exc:  # malformed attributes or inputs in this node
-            raise ModelError(f"{label}: cannot import ({type(exc).__name__}: "
-                             f"{_first_line(exc)})") from None
+            raise ModelError(
+                f"{label}: cannot import ({type(exc).__name__}: {_first_line(exc)})"
+            ) from None
 
     outputs, host_ops = [], ()
     for out in model.graph.output:
         value = state.values.get(out.name)
-        if isinstance(value, Pending) and value.kind == "nonlinear" \
-                and value.attrs["function"] == "softmax":
+        if (
+            isinstance(value, Pending)
+            and value.kind == "nonlinear"
+            and value.attrs["function"] == "softmax"
+        ):
             value = HostTail(value.inputs[0], (("softmax", value.attrs["axis"]),), value.shape)
         if isinstance(value, HostTail):
             if len(model.graph.output) > 1:
-                raise ModelError(f"graph output '{out.name}': host-side "
-                                 f"{'/'.join(o[0] for o in value.ops)} is supported for "
-                                 f"models with one output")
+                raise ModelError(
+                    f"graph output '{out.name}': host-side "
+                    f"{'/'.join(o[0] for o in value.ops)} is supported for "
+                    f"models with one output"
+                )
             host_ops, value = value.ops, value.base
         if isinstance(value, Accumulator):
             value = emit_float_output(state, value, out.name, f"graph output '{out.name}'")
@@ -280,17 +321,28 @@ def import_onnx(path: str | Path, *, name: str | None = None) -> Graph:
         if isinstance(value, Codes):
             outputs.append(value.tensor)
             continue
-        raise ModelError(f"graph output '{out.name}' is {describe_value(value)}, not a "
-                         f"quantized tensor nor the float output of a quantized layer "
-                         f"(Gemm/MatMul/Conv on quantized inputs and weights)")
+        raise ModelError(
+            f"graph output '{out.name}' is {describe_value(value)}, not a "
+            f"quantized tensor nor the float output of a quantized layer "
+            f"(Gemm/MatMul/Conv on quantized inputs and weights)"
+        )
     if not state.inputs:
-        raise ModelError(f"{path}: no graph input is quantized (QuantizeLinear or a QONNX "
-                         f"Quant right after the input)")
+        raise ModelError(
+            f"{path}: no graph input is quantized (QuantizeLinear or a QONNX "
+            f"Quant right after the input)"
+        )
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    graph = Graph(name=name or path.stem, tensors=state.tensors, nodes=tuple(state.nodes),
-                  inputs=tuple(state.inputs), outputs=tuple(outputs), source_sha256=digest,
-                  input_shape=state.input_shape, input_layout=state.input_layout,
-                  host_ops=host_ops)
+    graph = Graph(
+        name=name or path.stem,
+        tensors=state.tensors,
+        nodes=tuple(state.nodes),
+        inputs=tuple(state.inputs),
+        outputs=tuple(outputs),
+        source_sha256=digest,
+        input_shape=state.input_shape,
+        input_layout=state.input_layout,
+        host_ops=host_ops,
+    )
     check_ranges(graph)
     log.info("imported %s: %d nodes", path.name, len(graph.nodes))
     return graph

@@ -20,8 +20,16 @@ from .errors import ModelError
 from .fixedpoint import MULTIPLIER_BITS
 from .ir import Graph, Node
 
-__all__ = ["check_ranges", "check_tensor_size", "check_window_size", "MAX_SHIFT",
-           "BIAS_BITS", "ACC_LIMIT", "MAX_TENSOR", "MAX_WINDOW_INDEX"]
+__all__ = [
+    "check_ranges",
+    "check_tensor_size",
+    "check_window_size",
+    "MAX_SHIFT",
+    "BIAS_BITS",
+    "ACC_LIMIT",
+    "MAX_TENSOR",
+    "MAX_WINDOW_INDEX",
+]
 
 MAX_SHIFT = 62
 BIAS_BITS = 32
@@ -34,15 +42,18 @@ MAX_WINDOW_INDEX = 1 << 26
 
 def check_tensor_size(n: int, label: str, what: str) -> None:
     if n > MAX_TENSOR:
-        raise ModelError(f"{label}: {what} holds {n:,} values per sample; nnloom handles at "
-                         f"most {MAX_TENSOR:,}")
+        raise ModelError(
+            f"{label}: {what} holds {n:,} values per sample; nnloom handles at most {MAX_TENSOR:,}"
+        )
 
 
 def check_window_size(n: int, label: str) -> None:
     if n > MAX_WINDOW_INDEX:
-        raise ModelError(f"{label}: its windows would take {n:,} input reads per sample "
-                         f"(channels x output pixels x kernel taps); nnloom handles at most "
-                         f"{MAX_WINDOW_INDEX:,}")
+        raise ModelError(
+            f"{label}: its windows would take {n:,} input reads per sample "
+            f"(channels x output pixels x kernel taps); nnloom handles at most "
+            f"{MAX_WINDOW_INDEX:,}"
+        )
 
 
 def _input_span(graph: Graph, node: Node) -> float:
@@ -58,22 +69,29 @@ def check_ranges(graph: Graph) -> None:
         what = node.describe()
         shift = node.attrs.get("shift")
         if shift is not None and not 0 <= int(shift) <= MAX_SHIFT:
-            raise ModelError(f"{what}: its requantization needs a right shift of {shift} bits "
-                             f"(at most {MAX_SHIFT}): the multiplier scale_in*scale_w/scale_out "
-                             f"is below 2**-{MAX_SHIFT - MULTIPLIER_BITS}; check the model's "
-                             f"scales (tiny or denormal scales)")
+            raise ModelError(
+                f"{what}: its requantization needs a right shift of {shift} bits "
+                f"(at most {MAX_SHIFT}): the multiplier scale_in*scale_w/scale_out "
+                f"is below 2**-{MAX_SHIFT - MULTIPLIER_BITS}; check the model's "
+                f"scales (tiny or denormal scales)"
+            )
         if node.op not in ("dense", "conv"):
             continue
         bias = np.asarray(node.weights["bias"])
-        if bias.size and np.abs(bias.astype(np.float64)).max() >= 2.0**(BIAS_BITS - 1):
-            raise ModelError(f"{what}: the bias at the accumulator's scale (scale_in*scale_w) "
-                             f"reaches {np.abs(bias.astype(np.float64)).max():.3g}, beyond "
-                             f"int{BIAS_BITS}; check the model's scales (tiny or denormal "
-                             f"input/weight scales)")
+        if bias.size and np.abs(bias.astype(np.float64)).max() >= 2.0 ** (BIAS_BITS - 1):
+            raise ModelError(
+                f"{what}: the bias at the accumulator's scale (scale_in*scale_w) "
+                f"reaches {np.abs(bias.astype(np.float64)).max():.3g}, beyond "
+                f"int{BIAS_BITS}; check the model's scales (tiny or denormal "
+                f"input/weight scales)"
+            )
         w = np.abs(node.weights["weight"].astype(np.float64)).reshape(
-            node.weights["weight"].shape[0], -1)
+            node.weights["weight"].shape[0], -1
+        )
         bound = w.sum(axis=1) * _input_span(graph, node) + np.abs(bias.astype(np.float64))
         if bound.size and bound.max() >= ACC_LIMIT:
-            raise ModelError(f"{what}: its accumulator can reach {bound.max():.3g}, beyond "
-                             f"2**62; the input and weight types are too wide for exact "
-                             f"integer arithmetic")
+            raise ModelError(
+                f"{what}: its accumulator can reach {bound.max():.3g}, beyond "
+                f"2**62; the input and weight types are too wide for exact "
+                f"integer arithmetic"
+            )

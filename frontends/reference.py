@@ -13,15 +13,25 @@ from .errors import ModelError
 from .fixedpoint import quantize_linear, quantize_qonnx, requantize
 from .ir import Graph, Node
 
-__all__ = ["run", "layout_inputs", "quantize_inputs", "dequantize", "host_ops", "host_outputs",
-           "scores", "predict", "OPS"]
+__all__ = [
+    "run",
+    "layout_inputs",
+    "quantize_inputs",
+    "dequantize",
+    "host_ops",
+    "host_outputs",
+    "scores",
+    "predict",
+    "OPS",
+]
 
 
 def _requant(node: Node, acc, multiplier=None):
     a = node.attrs
     m = node.weights["multiplier"] if multiplier is None else multiplier
-    return requantize(acc, m, a["shift"], a["output_zero_point"], a["lo"], a["hi"],
-                      a.get("rounding", "half_up"))
+    return requantize(
+        acc, m, a["shift"], a["output_zero_point"], a["lo"], a["hi"], a.get("rounding", "half_up")
+    )
 
 
 def _activate(node: Node, acc, multiplier):
@@ -46,10 +56,10 @@ def _gather(x: np.ndarray, index: np.ndarray, pad: int) -> np.ndarray:
 
 def _conv(node: Node, x: np.ndarray) -> np.ndarray:
     a, w = node.attrs, node.weights
-    cols = _gather(x - a["input_zero_point"], w["im2col"], 0)        # (B, G, M, Kg)
+    cols = _gather(x - a["input_zero_point"], w["im2col"], 0)  # (B, G, M, Kg)
     g = a["group"]
     cout = w["weight"].shape[0]
-    wg = w["weight"].reshape(g, cout // g, -1)                        # (G, Ng, Kg)
+    wg = w["weight"].reshape(g, cout // g, -1)  # (G, Ng, Kg)
     acc = np.einsum("bgmk,gnk->bgnm", cols, wg, optimize=False)
     acc = acc.reshape(len(x), cout, -1) + w["bias"][:, None]
     y = _activate(node, acc, w["multiplier"][:, None])
@@ -65,7 +75,7 @@ def _maxpool(node: Node, x: np.ndarray) -> np.ndarray:
 
 def _avgpool(node: Node, x: np.ndarray) -> np.ndarray:
     a, w = node.attrs, node.weights
-    acc = _gather(x - a["input_zero_point"], w["im2col"], 0).sum(axis=-1)   # (B, C, M)
+    acc = _gather(x - a["input_zero_point"], w["im2col"], 0).sum(axis=-1)  # (B, C, M)
     m = w["multiplier"].reshape(-1)
     y = _requant(node, acc, m[None, None, :] if m.size > 1 else m[0])
     return y.reshape((len(x),) + tuple(a["output_shape"]))
@@ -123,9 +133,18 @@ def _nonlinear(node: Node, x: np.ndarray) -> np.ndarray:
     return np.clip(y, a["lo"], a["hi"])
 
 
-OPS = {"dense": _dense, "conv": _conv, "maxpool": _maxpool, "avgpool": _avgpool, "add": _add,
-       "concat": _concat, "requant": _requant_op, "transpose": _transpose, "slice": _slice,
-       "nonlinear": _nonlinear}
+OPS = {
+    "dense": _dense,
+    "conv": _conv,
+    "maxpool": _maxpool,
+    "avgpool": _avgpool,
+    "add": _add,
+    "concat": _concat,
+    "requant": _requant_op,
+    "transpose": _transpose,
+    "slice": _slice,
+    "nonlinear": _nonlinear,
+}
 
 
 def run(graph: Graph, codes: np.ndarray) -> dict[str, np.ndarray]:
@@ -134,8 +153,10 @@ def run(graph: Graph, codes: np.ndarray) -> dict[str, np.ndarray]:
     t = graph.tensor(name)
     codes = np.asarray(codes)
     if codes.ndim < 1 or codes.shape[1:] != t.shape:
-        raise ModelError(f"input '{name}' expects shape (batch, {', '.join(map(str, t.shape))}),"
-                         f" got {codes.shape}")
+        raise ModelError(
+            f"input '{name}' expects shape (batch, {', '.join(map(str, t.shape))}),"
+            f" got {codes.shape}"
+        )
     if not t.dtype.contains(codes):
         raise ModelError(f"input '{name}' codes lie outside {t.dtype}")
     env = {name: codes.astype(np.int64)}
@@ -156,8 +177,10 @@ def layout_inputs(graph: Graph, x: np.ndarray) -> np.ndarray:
     shape = tuple(graph.input_shape) if graph.input_shape is not None else t.shape
     x = np.asarray(x)
     if int(np.prod(x.shape[1:], dtype=np.int64)) != int(np.prod(shape, dtype=np.int64)):
-        raise ModelError(f"input '{t.name}' takes {int(np.prod(shape))} values per sample "
-                         f"(shape {shape}), got shape {x.shape}")
+        raise ModelError(
+            f"input '{t.name}' takes {int(np.prod(shape))} values per sample "
+            f"(shape {shape}), got shape {x.shape}"
+        )
     x = x.reshape((len(x),) + shape)
     for step in graph.input_layout:
         if step[0] == "reshape":
@@ -195,8 +218,9 @@ def dequantize(graph: Graph, tensor: str, codes: np.ndarray) -> np.ndarray:
     t = graph.tensor(tensor)
     q = t.quant
     codes = np.asarray(codes).reshape((len(codes),) + t.shape)
-    y = (codes.astype(np.float32) - _channel(q.zero_point, t.shape, q.axis)) \
-        * _channel(q.scale, t.shape, q.axis)
+    y = (codes.astype(np.float32) - _channel(q.zero_point, t.shape, q.axis)) * _channel(
+        q.scale, t.shape, q.axis
+    )
     if q.offset is not None:
         y = y + _channel(q.offset, t.shape, q.axis)
     return y

@@ -15,20 +15,31 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
 from frontends.errors import NnloomError
 
-__all__ = ["Artefact", "ArtefactError", "Manifest", "engine_manifest", "port_list",
-           "element_streams", "graph_quant", "dtype_json",
-           "write_artefact_dir", "atomic_write", "atomic_directory", "MANIFEST_VERSION",
-           "CLOCK"]
+__all__ = [
+    "Artefact",
+    "ArtefactError",
+    "Manifest",
+    "engine_manifest",
+    "port_list",
+    "element_streams",
+    "graph_quant",
+    "dtype_json",
+    "write_artefact_dir",
+    "atomic_write",
+    "atomic_directory",
+    "MANIFEST_VERSION",
+    "CLOCK",
+]
 
 MANIFEST_VERSION = 1
 
@@ -83,13 +94,32 @@ def port_list(component) -> list[dict]:
 
     ports = [{"name": "clk", "dir": "in", "width": 1}, {"name": "rst", "dir": "in", "width": 1}]
     for path, member, value in component.signature.flatten(component):
-        ports.append({"name": "__".join(map(str, path)), "dir": member.flow.value.lower(),
-                      "width": len(Value.cast(value))})
+        ports.append(
+            {
+                "name": "__".join(map(str, path)),
+                "dir": member.flow.value.lower(),
+                "width": len(Value.cast(value)),
+            }
+        )
     return ports
 
 
-_FIELDS = ("design", "engine", "top", "rtl", "ports", "streams", "source", "clock", "sim",
-           "parameters", "layers", "latency_cycles", "macs", "quant")
+_FIELDS = (
+    "design",
+    "engine",
+    "top",
+    "rtl",
+    "ports",
+    "streams",
+    "source",
+    "clock",
+    "sim",
+    "parameters",
+    "layers",
+    "latency_cycles",
+    "macs",
+    "quant",
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -136,9 +166,10 @@ class Manifest(Mapping):
         return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
 
     @classmethod
-    def from_dict(cls, data: Any, where: str = "manifest.json") -> "Manifest":
+    def from_dict(cls, data: Any, where: str = "manifest.json") -> Manifest:
         """The manifest of ``data`` (parsed JSON), validated: ``ArtefactError`` names
         ``where`` and the field that is missing or of the wrong type."""
+
         def fail(text):
             raise ArtefactError(f"{where}: {text}; regenerate it with `nnloom generate`")
 
@@ -172,16 +203,31 @@ class Manifest(Mapping):
             dtype = need(stream, "dtype", dict, f"streams.{side}.dtype")
             need(dtype, "width", int, f"streams.{side}.dtype.width")
             need(dtype, "signed", bool, f"streams.{side}.dtype.signed")
-        optional = {"source": dict, "clock": dict, "sim": dict, "parameters": dict,
-                    "layers": list, "latency_cycles": int, "macs": int, "quant": dict}
+        optional = {
+            "source": dict,
+            "clock": dict,
+            "sim": dict,
+            "parameters": dict,
+            "layers": list,
+            "latency_cycles": int,
+            "macs": int,
+            "quant": dict,
+        }
         for key, kind in optional.items():
             if key in data:
                 need(data, key, kind, key)
-        return cls(design=data["design"], engine=data["engine"], top=data["top"],
-                   rtl=tuple(rtl), ports=tuple(data["ports"]), streams=streams,
-                   **{k: data[k] for k in optional if k in data},
-                   sections={k: v for k, v in data.items()
-                             if k not in _FIELDS and k != "manifest_version"})
+        return cls(
+            design=data["design"],
+            engine=data["engine"],
+            top=data["top"],
+            rtl=tuple(rtl),
+            ports=tuple(data["ports"]),
+            streams=streams,
+            **{k: data[k] for k in optional if k in data},
+            sections={
+                k: v for k, v in data.items() if k not in _FIELDS and k != "manifest_version"
+            },
+        )
 
     # Mapping: the JSON view
     def _view(self) -> dict:
@@ -206,19 +252,35 @@ class Manifest(Mapping):
         return NotImplemented
 
 
-def engine_manifest(*, design: str, engine: str, top: str, component, streams: dict,
-                    rtl: list[str] | None = None, sim_bench: str | None = None,
-                    **fields) -> Manifest:
+def engine_manifest(
+    *,
+    design: str,
+    engine: str,
+    top: str,
+    component,
+    streams: dict,
+    rtl: list[str] | None = None,
+    sim_bench: str | None = None,
+    **fields,
+) -> Manifest:
     """The manifest of ``engine``'s artefact ``design``: the common header (version, clock,
     ``rtl`` (default ``[top.v]``), the ports of ``component``, the bench that simulates it)
     plus what the engine supplies: ``streams`` and, in ``fields``, any of ``source``,
     ``parameters``, ``layers``, ``latency_cycles``, ``macs``, ``quant`` and its own sections
     (any other name)."""
     known = {k: fields.pop(k) for k in list(fields) if k in _FIELDS}
-    return Manifest(design=design, engine=engine, top=top, rtl=tuple(rtl or [f"{top}.v"]),
-                    ports=tuple(port_list(component)), streams=streams, clock=dict(CLOCK),
-                    sim={"bench": sim_bench} if sim_bench else None, **known,
-                    sections=fields)
+    return Manifest(
+        design=design,
+        engine=engine,
+        top=top,
+        rtl=tuple(rtl or [f"{top}.v"]),
+        ports=tuple(port_list(component)),
+        streams=streams,
+        clock=dict(CLOCK),
+        sim={"bench": sim_bench} if sim_bench else None,
+        **known,
+        sections=fields,
+    )
 
 
 def dtype_json(dtype) -> dict:
@@ -226,15 +288,33 @@ def dtype_json(dtype) -> dict:
     return {"width": dtype.width, "signed": dtype.signed}
 
 
-def element_streams(*, n_in: int, in_dtype, in_tensor: str, n_out: int, out_dtype,
-                    out_tensor: str, data_bits: int = 8) -> dict:
+def element_streams(
+    *,
+    n_in: int,
+    in_dtype,
+    in_tensor: str,
+    n_out: int,
+    out_dtype,
+    out_tensor: str,
+    data_bits: int = 8,
+) -> dict:
     """The ``streams`` of an engine behind the ``i``/``o`` element streams (payload: the
     element in bits ``[0, data_bits)``, ``last`` above it)."""
-    return {"payload": {"data": [0, data_bits], "last": data_bits},
-            "input": {"port": "i", "elements": n_in, "dtype": dtype_json(in_dtype),
-                      "tensor": in_tensor},
-            "output": {"port": "o", "elements": n_out, "dtype": dtype_json(out_dtype),
-                       "tensor": out_tensor}}
+    return {
+        "payload": {"data": [0, data_bits], "last": data_bits},
+        "input": {
+            "port": "i",
+            "elements": n_in,
+            "dtype": dtype_json(in_dtype),
+            "tensor": in_tensor,
+        },
+        "output": {
+            "port": "o",
+            "elements": n_out,
+            "dtype": dtype_json(out_dtype),
+            "tensor": out_tensor,
+        },
+    }
 
 
 def graph_quant(graph) -> dict:
@@ -243,6 +323,7 @@ def graph_quant(graph) -> dict:
     under ``host``, what the host does around the hardware (input layout, host ops), or
     ``{}`` when either is not quantized."""
     from frontends.host import manifest_entries
+
     entries = manifest_entries(graph)
     if not entries["quant"]:
         return {}
@@ -255,10 +336,16 @@ def _npz(arrays: dict[str, np.ndarray]) -> bytes:
     return buf.getvalue()
 
 
-def write_artefact_dir(out_dir: str | Path, manifest: Manifest, *, rtl: dict[str, str],
-                       vectors: dict[str, np.ndarray], files: dict[str, str | bytes] | None = None,
-                       npz: dict[str, dict[str, np.ndarray]] | None = None,
-                       rtl_mtime: int | None = None) -> Path:
+def write_artefact_dir(
+    out_dir: str | Path,
+    manifest: Manifest,
+    *,
+    rtl: dict[str, str],
+    vectors: dict[str, np.ndarray],
+    files: dict[str, str | bytes] | None = None,
+    npz: dict[str, dict[str, np.ndarray]] | None = None,
+    rtl_mtime: int | None = None,
+) -> Path:
     """Write an artefact directory atomically (a reader sees the old one or the new one
     whole): ``rtl/<name>`` for each of ``rtl`` (the files ``manifest.rtl`` lists),
     ``manifest.json``, ``vectors/golden.npz`` (arrays in name order), ``vectors/<name>.npz``
@@ -291,8 +378,10 @@ class Artefact:
     def __post_init__(self):
         object.__setattr__(self, "path", Path(self.path).resolve())
         if not (self.path / "manifest.json").is_file():
-            raise ArtefactError(f"{self.path}: not an nnloom artefact directory (no "
-                                f"manifest.json); make one with `nnloom generate`")
+            raise ArtefactError(
+                f"{self.path}: not an nnloom artefact directory (no "
+                f"manifest.json); make one with `nnloom generate`"
+            )
 
     @property
     def manifest(self) -> Manifest:

@@ -9,8 +9,7 @@ from amaranth.lib import wiring
 __all__ = ["count_inference_cycles", "count_frame_cycles"]
 
 
-def count_inference_cycles(m: Module, engine: wiring.Component, *,
-                           first: Value) -> Signal:
+def count_inference_cycles(m: Module, engine: wiring.Component, *, first: Value) -> Signal:
     """Drive ``engine.cycles`` in module ``m``: the cycles from an inference's first ``i``
     transfer to its last ``o`` transfer (``o.payload.last``), both inclusive.
 

@@ -50,11 +50,9 @@ class EccCode:
 
     def __post_init__(self):
         if self.protect not in PROTECTIONS:
-            raise UsageError(f"--protect {self.protect}: expected one of "
-                             f"{', '.join(PROTECTIONS)}")
+            raise UsageError(f"--protect {self.protect}: expected one of {', '.join(PROTECTIONS)}")
         if self.data_bits < 1:
-            raise ValueError(f"a protected word needs at least one data bit, not "
-                             f"{self.data_bits}")
+            raise ValueError(f"a protected word needs at least one data bit, not {self.data_bits}")
 
     @property
     def hamming_bits(self) -> int:
@@ -72,8 +70,9 @@ class EccCode:
 
     def _bits(self, words: np.ndarray, n: int) -> np.ndarray:
         """``(len(words), n)`` array of bits, LSB first (Python ints: words may pass 64 bits)."""
-        return np.array([[(int(w) >> b) & 1 for b in range(n)] for w in words],
-                        dtype=np.int64).reshape(len(words), n)
+        return np.array(
+            [[(int(w) >> b) & 1 for b in range(n)] for w in words], dtype=np.int64
+        ).reshape(len(words), n)
 
     def _words(self, bits: np.ndarray) -> list[int]:
         weights = [1 << b for b in range(bits.shape[1])]
@@ -107,11 +106,11 @@ class EccCode:
         if self.protect == "none" or not n:
             return codewords, none, none.copy()
         bits = self._bits(codewords, self.word_bits)
-        d = bits[:, :self.data_bits].copy()
+        d = bits[:, : self.data_bits].copy()
         if self.protect == "parity":
             return self._words(d), none, (bits.sum(axis=1) & 1).astype(bool)
         cols, r = _columns(self.data_bits)
-        c = bits[:, self.data_bits:self.data_bits + r]
+        c = bits[:, self.data_bits : self.data_bits + r]
         syndrome_bits = (self._hamming(d) + c) & 1
         syndrome = syndrome_bits @ (1 << np.arange(r))
         odd = (bits.sum(axis=1) & 1).astype(bool)
@@ -122,12 +121,12 @@ class EccCode:
             s = int(syndrome[w])
             if not odd[w]:
                 uncorrectable[w] = s != 0
-            elif s == 0 or not s & (s - 1):      # the overall bit or a check bit flipped
+            elif s == 0 or not s & (s - 1):  # the overall bit or a check bit flipped
                 corrected[w] = True
             elif s in col_index:
                 d[w, col_index[s]] ^= 1
                 corrected[w] = True
-            else:                                 # three or more flips
+            else:  # three or more flips
                 uncorrectable[w] = True
         return self._words(d), corrected, uncorrectable
 
@@ -143,8 +142,14 @@ class EccDecoder(wiring.Component):
 
     def __init__(self, code: EccCode):
         self.code = code
-        super().__init__({"word": In(code.word_bits), "data": Out(code.data_bits),
-                          "corrected": Out(1), "error": Out(1)})
+        super().__init__(
+            {
+                "word": In(code.word_bits),
+                "data": Out(code.data_bits),
+                "corrected": Out(1),
+                "error": Out(1),
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()
@@ -166,8 +171,11 @@ class EccDecoder(wiring.Component):
             flips = Cat(*[(syndrome == col) & odd for col in cols])
             m.d.comb += self.data.eq(d ^ flips)
             known = Signal()
-            m.d.comb += known.eq((syndrome == 0) | flips.any()
-                                 | Cat(*[syndrome == (1 << j) for j in range(r)]).any())
-            m.d.comb += [self.corrected.eq(odd & known),
-                         self.error.eq(Const(0) | (~odd & (syndrome != 0)) | (odd & ~known))]
+            m.d.comb += known.eq(
+                (syndrome == 0) | flips.any() | Cat(*[syndrome == (1 << j) for j in range(r)]).any()
+            )
+            m.d.comb += [
+                self.corrected.eq(odd & known),
+                self.error.eq(Const(0) | (~odd & (syndrome != 0)) | (odd & ~known)),
+            ]
         return m

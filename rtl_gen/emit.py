@@ -11,6 +11,7 @@ __all__ = ["emit_verilog", "kick_comb_blocks"]
 def emit_verilog(component, name: str) -> str:
     """``component`` as Verilog with top module ``name``."""
     from amaranth.back import verilog
+
     return kick_comb_blocks(verilog.convert(component, name=name, emit_src=False))
 
 
@@ -20,12 +21,18 @@ def emit_verilog(component, name: str) -> str:
 # only on constant registers (a state machine resting in state 0) stay ``x`` forever. One
 # change of the trigger at time 0 (after every block waits) starts them. Synthesis never sees
 # it, nor Verilator (which evaluates every block first and wants no delays without --timing).
-_TRIGGER = re.compile(r"^([ \t]*)reg (\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+ ) = 0;$",
-                      re.MULTILINE)
+_TRIGGER = re.compile(
+    r"^([ \t]*)reg (\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+ ) = 0;$", re.MULTILINE
+)
 
 
 def kick_comb_blocks(text: str) -> str:
     """``text`` with an ``initial #0`` toggle of each Yosys time-0 trigger (for event-driven
     simulators: not for synthesis or Verilator)."""
-    return _TRIGGER.sub(lambda m: f"{m[0]}\n`ifndef SYNTHESIS\n`ifndef VERILATOR\n{m[1]}initial #0 "
-                                  f"{m[2]} = 1'h1;\n`endif\n`endif", text)
+    return _TRIGGER.sub(
+        lambda m: (
+            f"{m[0]}\n`ifndef SYNTHESIS\n`ifndef VERILATOR\n{m[1]}initial #0 "
+            f"{m[2]} = 1'h1;\n`endif\n`endif"
+        ),
+        text,
+    )

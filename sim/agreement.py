@@ -30,12 +30,25 @@ import numpy as np
 
 from frontends.errors import NnloomError
 
-__all__ = ["Agreement", "AgreementError", "FrameworkOutputs", "compare_codes",
-           "framework_outputs", "onnx_outputs", "torch_outputs", "framework_codes",
-           "source_model", "agreements", "check_reference", "TOLERANCE_CODES",
-           "TOLERANCE_FRACTION", "SOURCE_DIR", "load_torch_factory"]
+__all__ = [
+    "Agreement",
+    "AgreementError",
+    "FrameworkOutputs",
+    "compare_codes",
+    "framework_outputs",
+    "onnx_outputs",
+    "torch_outputs",
+    "framework_codes",
+    "source_model",
+    "agreements",
+    "check_reference",
+    "TOLERANCE_CODES",
+    "TOLERANCE_FRACTION",
+    "SOURCE_DIR",
+    "load_torch_factory",
+]
 
-SOURCE_DIR = "source"   # the artefact's copy of the ONNX model it was generated from
+SOURCE_DIR = "source"  # the artefact's copy of the ONNX model it was generated from
 
 TOLERANCE_CODES = 1
 # A network of several layers may carry a hidden layer's one-code difference onward (the
@@ -57,11 +70,11 @@ class Agreement:
     equal: int
     off_by_one: int
     worse: int
-    max_diff: float           # in output codes
-    argmax: float | None      # fraction of vectors whose argmax agrees (None: one output)
+    max_diff: float  # in output codes
+    argmax: float | None  # fraction of vectors whose argmax agrees (None: one output)
     first_outside: str | None  # the first element outside the tolerance, named
-    judged: bool              # False for float references: reported only
-    outside: int = 0          # elements outside the tolerance
+    judged: bool  # False for float references: reported only
+    outside: int = 0  # elements outside the tolerance
 
     @property
     def passed(self) -> bool:
@@ -70,21 +83,37 @@ class Agreement:
     def line(self) -> str:
         pct = 100.0 / max(self.elements, 1)
         arg = "" if self.argmax is None else f"; argmax agrees on {100 * self.argmax:.2f} %"
-        return (f"RTL vs {self.framework}: {self.equal}/{self.elements} elements equal "
-                f"({self.equal * pct:.2f} %), {self.off_by_one} off by one code, "
-                f"{self.worse} worse; max difference {self.max_diff:g} codes{arg}")
+        return (
+            f"RTL vs {self.framework}: {self.equal}/{self.elements} elements equal "
+            f"({self.equal * pct:.2f} %), {self.off_by_one} off by one code, "
+            f"{self.worse} worse; max difference {self.max_diff:g} codes{arg}"
+        )
 
     def as_dict(self) -> dict:
-        return {"framework": self.framework, "vectors": self.vectors,
-                "elements": self.elements, "equal": self.equal,
-                "off_by_one": self.off_by_one, "worse": self.worse,
-                "max_diff_codes": self.max_diff, "argmax_agreement": self.argmax,
-                "first_outside": self.first_outside, "judged": self.judged,
-                "tolerance_codes": TOLERANCE_CODES if self.judged else None}
+        return {
+            "framework": self.framework,
+            "vectors": self.vectors,
+            "elements": self.elements,
+            "equal": self.equal,
+            "off_by_one": self.off_by_one,
+            "worse": self.worse,
+            "max_diff_codes": self.max_diff,
+            "argmax_agreement": self.argmax,
+            "first_outside": self.first_outside,
+            "judged": self.judged,
+            "tolerance_codes": TOLERANCE_CODES if self.judged else None,
+        }
 
 
-def compare_codes(rtl: np.ndarray, ref: np.ndarray, *, framework: str, output: str,
-                  judged: bool = True, step: float = 1) -> Agreement:
+def compare_codes(
+    rtl: np.ndarray,
+    ref: np.ndarray,
+    *,
+    framework: str,
+    output: str,
+    judged: bool = True,
+    step: float = 1,
+) -> Agreement:
     """``rtl`` (N, K) integer codes against ``ref`` (N, K) codes (float allowed). ``step``:
     output codes one code of the last quantized tensor can move (1; for a layer's
     accumulator output, its largest weight), so the tolerance is ``TOLERANCE_CODES *
@@ -92,8 +121,10 @@ def compare_codes(rtl: np.ndarray, ref: np.ndarray, *, framework: str, output: s
     rtl = np.asarray(rtl, dtype=np.float64).reshape(len(rtl), -1)
     ref = np.asarray(ref, dtype=np.float64).reshape(len(ref), -1)
     if rtl.shape != ref.shape:
-        raise AgreementError(f"{framework} gives {ref.shape[1]} output values per vector; "
-                             f"the RTL gives {rtl.shape[1]}")
+        raise AgreementError(
+            f"{framework} gives {ref.shape[1]} output values per vector; "
+            f"the RTL gives {rtl.shape[1]}"
+        )
     diff = np.abs(rtl - ref)
     equal = int((diff < 0.5).sum())
     off = int(((diff >= 0.5) & (diff < 1.5)).sum())
@@ -102,32 +133,49 @@ def compare_codes(rtl: np.ndarray, ref: np.ndarray, *, framework: str, output: s
     outside = np.argwhere(diff > TOLERANCE_CODES * step + 1e-9)
     if len(outside):
         n, k = (int(v) for v in outside[0])
-        first = (f"vector {n}, output '{output}'[{k}]: RTL {rtl[n, k]:g}, {framework} "
-                 f"{ref[n, k]:g} ({diff[n, k]:g} codes apart; tolerance "
-                 f"{TOLERANCE_CODES * step:g})")
+        first = (
+            f"vector {n}, output '{output}'[{k}]: RTL {rtl[n, k]:g}, {framework} "
+            f"{ref[n, k]:g} ({diff[n, k]:g} codes apart; tolerance "
+            f"{TOLERANCE_CODES * step:g})"
+        )
     argmax = None
     if rtl.shape[1] > 1:
         argmax = float((rtl.argmax(axis=1) == ref.argmax(axis=1)).mean())
-    return Agreement(framework=framework, vectors=len(rtl), elements=int(diff.size),
-                     equal=equal, off_by_one=off, worse=worse,
-                     max_diff=float(diff.max(initial=0)), argmax=argmax, first_outside=first,
-                     judged=judged, outside=len(outside))
+    return Agreement(
+        framework=framework,
+        vectors=len(rtl),
+        elements=int(diff.size),
+        equal=equal,
+        off_by_one=off,
+        worse=worse,
+        max_diff=float(diff.max(initial=0)),
+        argmax=argmax,
+        first_outside=first,
+        judged=judged,
+        outside=len(outside),
+    )
 
 
 def _is_qonnx(model) -> bool:
-    return any(n.domain.startswith("qonnx") or n.domain.startswith("finn")
-               or n.op_type in ("Quant", "IntQuant", "BipolarQuant", "Trunc")
-               for n in model.graph.node)
+    return any(
+        n.domain.startswith("qonnx")
+        or n.domain.startswith("finn")
+        or n.op_type in ("Quant", "IntQuant", "BipolarQuant", "Trunc")
+        for n in model.graph.node
+    )
 
 
 def _graph_io(model) -> tuple[str, tuple, str]:
     inits = {i.name for i in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in inits]
     if len(inputs) != 1 or len(model.graph.output) != 1:
-        raise AgreementError(f"it has {len(inputs)} inputs and {len(model.graph.output)} "
-                             f"outputs; the artefact has one of each")
-    dims = tuple(d.dim_value if d.dim_value > 0 else 1
-                 for d in inputs[0].type.tensor_type.shape.dim)
+        raise AgreementError(
+            f"it has {len(inputs)} inputs and {len(model.graph.output)} "
+            f"outputs; the artefact has one of each"
+        )
+    dims = tuple(
+        d.dim_value if d.dim_value > 0 else 1 for d in inputs[0].type.tensor_type.shape.dim
+    )
     return inputs[0].name, dims, model.graph.output[0].name
 
 
@@ -145,9 +193,11 @@ def onnx_outputs(path: Path, x: np.ndarray) -> tuple[np.ndarray, str]:
     except AgreementError as exc:
         raise AgreementError(f"{path}: {exc}") from None
     if int(np.prod(shape)) != x.shape[1]:
-        raise AgreementError(f"{path}: input '{name}' takes {int(np.prod(shape))} values "
-                             f"{list(shape)} per sample; the artefact's input has "
-                             f"{x.shape[1]}")
+        raise AgreementError(
+            f"{path}: input '{name}' takes {int(np.prod(shape))} values "
+            f"{list(shape)} per sample; the artefact's input has "
+            f"{x.shape[1]}"
+        )
     feeds = x.astype(np.float32).reshape((len(x),) + shape[1:] if shape else (len(x),))
     if _is_qonnx(model):
         try:
@@ -155,20 +205,25 @@ def onnx_outputs(path: Path, x: np.ndarray) -> tuple[np.ndarray, str]:
             from qonnx.core.onnx_exec import execute_onnx
             from qonnx.transformation.infer_shapes import InferShapes
         except ImportError:
-            raise AgreementError(f"{path} is a QONNX graph: its executor is qonnx's, "
-                                 f"`pip install 'nnloom[brevitas]'`") from None
+            raise AgreementError(
+                f"{path} is a QONNX graph: its executor is qonnx's, "
+                f"`pip install 'nnloom[brevitas]'`"
+            ) from None
         wrapper = ModelWrapper(model).transform(InferShapes())
-        outs = [execute_onnx(wrapper, {name: feeds[i:i + 1]})[out_name]
-                for i in range(len(feeds))]
+        outs = [
+            execute_onnx(wrapper, {name: feeds[i : i + 1]})[out_name] for i in range(len(feeds))
+        ]
         framework = f"qonnx ({path.name})"
     else:
         import onnxruntime as ort
+
         try:
-            session = ort.InferenceSession(model.SerializeToString(),
-                                           providers=["CPUExecutionProvider"])
+            session = ort.InferenceSession(
+                model.SerializeToString(), providers=["CPUExecutionProvider"]
+            )
         except Exception as exc:
             raise AgreementError(f"{path}: onnxruntime cannot load it ({exc})") from None
-        outs = [session.run([out_name], {name: feeds[i:i + 1]})[0] for i in range(len(feeds))]
+        outs = [session.run([out_name], {name: feeds[i : i + 1]})[0] for i in range(len(feeds))]
         framework = f"onnxruntime ({path.name})"
     return np.concatenate([np.asarray(o).reshape(1, -1) for o in outs]), framework
 
@@ -187,32 +242,39 @@ def load_torch_factory(spec: str):
         module = importlib.util.module_from_spec(module_spec)
         module_spec.loader.exec_module(module)
     except Exception as exc:
-        raise AgreementError(f"--torch {spec}: {path} does not import "
-                             f"({type(exc).__name__}: {exc})") from None
+        raise AgreementError(
+            f"--torch {spec}: {path} does not import ({type(exc).__name__}: {exc})"
+        ) from None
     fn = getattr(module, factory, None)
     if not callable(fn):
         raise AgreementError(f"--torch {spec}: {path} has no callable '{factory}'")
     try:
         net = fn()
     except Exception as exc:
-        raise AgreementError(f"--torch {spec}: {factory}() failed ({type(exc).__name__}: "
-                             f"{exc})") from None
+        raise AgreementError(
+            f"--torch {spec}: {factory}() failed ({type(exc).__name__}: {exc})"
+        ) from None
     import torch
+
     if not isinstance(net, torch.nn.Module):
-        raise AgreementError(f"--torch {spec}: {factory}() returned a "
-                             f"{type(net).__name__}, not a torch.nn.Module")
+        raise AgreementError(
+            f"--torch {spec}: {factory}() returned a {type(net).__name__}, not a torch.nn.Module"
+        )
     return net.eval()
 
 
 def torch_outputs(net, x: np.ndarray, shape: tuple) -> np.ndarray:
     """``net`` on float inputs ``x`` (N, elements) reshaped to ``(N, *shape)``."""
     import torch
+
     with torch.no_grad():
         try:
             y = net(torch.from_numpy(x.astype(np.float32).reshape((len(x),) + tuple(shape))))
         except Exception as exc:
-            raise AgreementError(f"the PyTorch module does not take inputs of shape "
-                                 f"{[len(x), *shape]} ({type(exc).__name__}: {exc})") from None
+            raise AgreementError(
+                f"the PyTorch module does not take inputs of shape "
+                f"{[len(x), *shape]} ({type(exc).__name__}: {exc})"
+            ) from None
     return np.asarray(y.detach().numpy()).reshape(len(x), -1)
 
 
@@ -222,19 +284,19 @@ def framework_codes(manifest: dict, y: np.ndarray, *, exact: bool) -> np.ndarray
     QuantizeLinear) for a quantized model whose last op dequantizes (``exact``), kept
     fractional for a float reference (differences then in codes)."""
     from frontends.host import output_codes
+
     if np.issubdtype(np.asarray(y).dtype, np.integer):
         return np.asarray(y, dtype=np.float64)
-    return output_codes(manifest["quant"]["output"], np.asarray(y).reshape(len(y), -1),
-                        exact=exact)
+    return output_codes(manifest["quant"]["output"], np.asarray(y).reshape(len(y), -1), exact=exact)
 
 
 def dequantize_inputs(manifest: dict, codes: np.ndarray) -> np.ndarray:
     """The golden input codes as the model's float inputs, in the model's own layout."""
     from frontends.host import model_inputs
+
     q = manifest["quant"]["input"]
     x = (np.asarray(codes, dtype=np.float64) - float(q["zero_point"])) * float(q["scale"])
-    return model_inputs(manifest["quant"].get("host"), x,
-                        tuple(q.get("shape") or (x.shape[1],)))
+    return model_inputs(manifest["quant"].get("host"), x, tuple(q.get("shape") or (x.shape[1],)))
 
 
 def source_model(artefact) -> Path | None:
@@ -252,73 +314,102 @@ def source_model(artefact) -> Path | None:
 @dataclass(frozen=True)
 class FrameworkOutputs:
     framework: str
-    codes: np.ndarray     # (N, K) in the RTL's output codes
-    judged: bool          # the user's quantized model: within tolerance or the run fails
-    step: float = 1       # output codes per code of the last quantized tensor (accumulators)
+    codes: np.ndarray  # (N, K) in the RTL's output codes
+    judged: bool  # the user's quantized model: within tolerance or the run fails
+    step: float = 1  # output codes per code of the last quantized tensor (accumulators)
 
 
-def framework_outputs(artefact, *, reference: Path | None = None,
-                      torch_spec: str | None = None) -> tuple[list[FrameworkOutputs], str]:
+def framework_outputs(
+    artefact, *, reference: Path | None = None, torch_spec: str | None = None
+) -> tuple[list[FrameworkOutputs], str]:
     """Every framework's outputs for the artefact's golden inputs, in output codes: the
     source model (``source/``), ``reference`` (a float ONNX) and ``torch_spec``
     (``module.py:factory``). Returns them and a note when there is nothing to compare (an
     engine made from tables or an expression). Raises ``AgreementError`` for a reference
     whose inputs or outputs do not match the artefact, before anything is simulated."""
     manifest = artefact.manifest
-    if "quant" not in manifest and "smurf" in manifest and reference is None \
-            and torch_spec is None:
+    if "quant" not in manifest and "smurf" in manifest and reference is None and torch_spec is None:
         return expression_outputs(manifest, artefact.vectors()["inputs"])
     if "quant" not in manifest:
         if reference is not None or torch_spec is not None:
-            raise AgreementError(f"{artefact.path}: the manifest has no input/output "
-                                 f"quantization (a {manifest.get('engine')} engine made from "
-                                 f"tables or an expression); --reference/--torch need one")
-        return [], (f"framework agreement: not applicable ({manifest.get('engine')} engine "
-                    f"made from tables or an expression, no ONNX model)")
+            raise AgreementError(
+                f"{artefact.path}: the manifest has no input/output "
+                f"quantization (a {manifest.get('engine')} engine made from "
+                f"tables or an expression); --reference/--torch need one"
+            )
+        return [], (
+            f"framework agreement: not applicable ({manifest.get('engine')} engine "
+            f"made from tables or an expression, no ONNX model)"
+        )
     vectors = artefact.vectors()
     x = dequantize_inputs(manifest, vectors["inputs"])
     want = np.asarray(vectors["outputs"]).reshape(len(x), -1).shape[1]
     found, note, shape = [], "", None
     source = source_model(artefact)
     if source is None:
-        note = (f"framework agreement with the source model: not checked ({artefact.path}"
-                f"/{SOURCE_DIR} holds no copy of it; regenerate with `nnloom generate`)")
+        note = (
+            f"framework agreement with the source model: not checked ({artefact.path}"
+            f"/{SOURCE_DIR} holds no copy of it; regenerate with `nnloom generate`)"
+        )
     else:
         y, name = onnx_outputs(source, x)
         step = float(manifest["quant"]["output"].get("code_step", 1))
-        found.append(FrameworkOutputs(name, _sized(framework_codes(manifest, y, exact=True),
-                                                   want, name), True, step))
+        found.append(
+            FrameworkOutputs(
+                name, _sized(framework_codes(manifest, y, exact=True), want, name), True, step
+            )
+        )
         import onnx
+
         shape = _graph_io(onnx.load(str(source)))[1][1:]
     if reference is not None:
         reference = Path(reference)
         if not reference.is_file():
             raise AgreementError(f"--reference {reference}: no such file")
         y, name = onnx_outputs(reference, x)
-        found.append(FrameworkOutputs(f"float {name}", _sized(
-            framework_codes(manifest, y, exact=False), want, f"--reference {reference}"),
-            False))
+        found.append(
+            FrameworkOutputs(
+                f"float {name}",
+                _sized(framework_codes(manifest, y, exact=False), want, f"--reference {reference}"),
+                False,
+            )
+        )
     if torch_spec is not None:
         net = load_torch_factory(torch_spec)
         y = torch_outputs(net, x, shape or (x.shape[1],))
-        found.append(FrameworkOutputs(f"PyTorch ({torch_spec})", _sized(
-            framework_codes(manifest, y, exact=False), want, f"--torch {torch_spec}"), False))
+        found.append(
+            FrameworkOutputs(
+                f"PyTorch ({torch_spec})",
+                _sized(framework_codes(manifest, y, exact=False), want, f"--torch {torch_spec}"),
+                False,
+            )
+        )
     return found, note
 
 
 def _sized(codes: np.ndarray, want: int, what: str) -> np.ndarray:
     if codes.shape[1] != want:
-        raise AgreementError(f"{what}: gives {codes.shape[1]} output values per sample; "
-                             f"the artefact's output has {want}")
+        raise AgreementError(
+            f"{what}: gives {codes.shape[1]} output values per sample; "
+            f"the artefact's output has {want}"
+        )
     return codes
 
 
-def agreements(rtl: np.ndarray, frameworks: list[FrameworkOutputs], output: str) \
-        -> list[Agreement]:
+def agreements(rtl: np.ndarray, frameworks: list[FrameworkOutputs], output: str) -> list[Agreement]:
     """The RTL's (N, K) output codes against each framework's first N vectors."""
     rtl = np.asarray(rtl).reshape(len(rtl), -1)
-    return [compare_codes(rtl, f.codes[:len(rtl)], framework=f.framework, output=output,
-                          judged=f.judged, step=f.step) for f in frameworks]
+    return [
+        compare_codes(
+            rtl,
+            f.codes[: len(rtl)],
+            framework=f.framework,
+            output=output,
+            judged=f.judged,
+            step=f.step,
+        )
+        for f in frameworks
+    ]
 
 
 def check_reference(model: Path, reference: Path | None, torch_spec: str | None) -> None:
@@ -338,16 +429,20 @@ def check_reference(model: Path, reference: Path | None, torch_spec: str | None)
             except AgreementError as exc:
                 raise AgreementError(f"{path}: {exc}") from None
             except Exception as exc:
-                raise AgreementError(f"{path}: not an ONNX file onnx can read ({exc})") \
-                    from None
-            sizes.append((int(np.prod(shape[1:])),
-                          int(np.prod([d.dim_value or 1 for d in out][1:]))))
+                raise AgreementError(f"{path}: not an ONNX file onnx can read ({exc})") from None
+            sizes.append(
+                (int(np.prod(shape[1:])), int(np.prod([d.dim_value or 1 for d in out][1:])))
+            )
         (mi, mo), (ri, ro) = sizes
         if (mi, mo) != (ri, ro):
-            what = (f"takes {ri} input values per sample, the model {mi}" if mi != ri else
-                    f"gives {ro} output values per sample, the model {mo}")
-            raise AgreementError(f"--reference {reference} does not match {Path(model).name}: "
-                                 f"it {what}")
+            what = (
+                f"takes {ri} input values per sample, the model {mi}"
+                if mi != ri
+                else f"gives {ro} output values per sample, the model {mo}"
+            )
+            raise AgreementError(
+                f"--reference {reference} does not match {Path(model).name}: it {what}"
+            )
     if torch_spec is not None:
         load_torch_factory(torch_spec)
 
@@ -361,15 +456,17 @@ def expression_outputs(manifest: dict, codes: np.ndarray) -> tuple[list[Framewor
     s_in, s_out = manifest["streams"]["input"], manifest["streams"]["output"]
     codes = np.asarray(codes, dtype=np.float64).reshape(len(codes), -1)
     bits = int(s_in.get("code_bits", s_in["dtype"]["width"]))
-    xs = [lo + (hi - lo) * codes[:, m] / 2 ** bits for m, (lo, hi) in enumerate(s_in["ranges"])]
+    xs = [lo + (hi - lo) * codes[:, m] / 2**bits for m, (lo, hi) in enumerate(s_in["ranges"])]
     out_bits = int(s_out["dtype"]["width"])
     columns = []
     try:
         for name, (lo, hi) in zip(s_out["names"], s_out["ranges"]):
             f = parse(name, tuple(s_in["names"]))
-            columns.append((f(*xs) - lo) / (hi - lo) * 2 ** out_bits)
+            columns.append((f(*xs) - lo) / (hi - lo) * 2**out_bits)
     except Exception:
-        return [], (f"framework agreement: not applicable (the SMURF unit's function "
-                    f"{s_out['names']} is not a numpy expression)")
-    ref = np.clip(np.stack(columns, axis=1), 0, 2 ** out_bits - 1)
+        return [], (
+            f"framework agreement: not applicable (the SMURF unit's function "
+            f"{s_out['names']} is not a numpy expression)"
+        )
+    ref = np.clip(np.stack(columns, axis=1), 0, 2**out_bits - 1)
     return [FrameworkOutputs(f"numpy ({', '.join(s_out['names'])})", ref, False)], ""

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -57,11 +57,14 @@ def regression_artefact(art: Artefact, n: int, seed: int, out: Path) -> Artefact
     out = Path(out)
     if engine in ("dense", "gemm", "snn"):
         from flows.engines import get_engine
+
         source = source_model(art)
         if source is None:
-            raise RegressionError(f"{art.path}: no copy of its source model in source/ (made "
-                                  f"before nnloom kept one); regenerate it with `nnloom "
-                                  f"generate` to draw new vectors")
+            raise RegressionError(
+                f"{art.path}: no copy of its source model in source/ (made "
+                f"before nnloom kept one); regenerate it with `nnloom "
+                f"generate` to draw new vectors"
+            )
         options = {"random": n, "seed": seed}
         if engine == "dense":
             options["lanes"] = manifest["parameters"]["lanes"]
@@ -72,30 +75,45 @@ def regression_artefact(art: Artefact, n: int, seed: int, out: Path) -> Artefact
 
         from rtl_gen.smurf import write_smurf_artefact
         from rtl_gen.smurf.plan import SmurfPlan
+
         plan = SmurfPlan.from_dict(manifest["smurf"])
         top = (1 << plan.input_bits) - 1
         edges = list(itertools.product((0, 1, top // 2, top - 1, top), repeat=plan.m))
         rng = np.random.default_rng(seed)
-        codes = np.concatenate([np.array(edges, dtype=np.int64).reshape(-1, plan.m),
-                                rng.integers(0, top + 1, (n, plan.m))])
+        codes = np.concatenate(
+            [
+                np.array(edges, dtype=np.int64).reshape(-1, plan.m),
+                rng.integers(0, top + 1, (n, plan.m)),
+            ]
+        )
         write_smurf_artefact(plan, out, codes=codes, top=manifest["top"])
     else:
-        raise RegressionError(f"{art.path}: a {engine} engine's artefact keeps no golden model "
-                              f"to draw new vectors from; regenerate it with more frames "
-                              f"(--data) instead")
+        raise RegressionError(
+            f"{art.path}: a {engine} engine's artefact keeps no golden model "
+            f"to draw new vectors from; regenerate it with more frames "
+            f"(--data) instead"
+        )
     new = Artefact(out)
     for a, b in zip(art.rtl_sources, new.rtl_sources):
         if a.read_bytes() != b.read_bytes():
             shutil.rmtree(out, ignore_errors=True)
-            raise RegressionError(f"{art.path}: regenerating it from its source gives other "
-                                  f"Verilog ({a.name}); it was made with options nnloom "
-                                  f"cannot recover")
+            raise RegressionError(
+                f"{art.path}: regenerating it from its source gives other "
+                f"Verilog ({a.name}); it was made with options nnloom "
+                f"cannot recover"
+            )
     return new
 
 
-def run_regression(art: Artefact, *, vectors: int, seed: int = 1, bench: str = "sv",
-                   simulator: str = "verilator",
-                   progress: Callable[[int, int], None] | None = None) -> RegressionResult:
+def run_regression(
+    art: Artefact,
+    *,
+    vectors: int,
+    seed: int = 1,
+    bench: str = "sv",
+    simulator: str = "verilator",
+    progress: Callable[[int, int], None] | None = None,
+) -> RegressionResult:
     """Draw ``vectors`` random inputs (and the edge cases), simulate them, compare with the
     golden. ``progress(done, total)`` hears the vectors checked. The regression artefact
     goes to ``<art>/sim/regress``."""
@@ -111,18 +129,33 @@ def run_regression(art: Artefact, *, vectors: int, seed: int = 1, bench: str = "
     start = time.monotonic()
     if bench == "sv":
         write_bench_files(reg)
-        result = run_sv_bench(reg, simulator=simulator, seed=seed, rewrite=False,
-                              progress=lambda done: progress(done, total),
-                              quick=vectors < 1000)
-        return RegressionResult(vectors=total, mismatching_elements=0 if result.passed else
-                                max(1, len(result.mismatches)),
-                                mismatches=[] if result.passed else
-                                [result.summary, *result.mismatches],
-                                seconds=time.monotonic() - start, bench=bench,
-                                simulator=simulator)
-    result = run_sim(reg, simulator=simulator, seed=seed,
-                     progress=lambda stage, done, total_: progress(done or 0, total))
-    return RegressionResult(vectors=result.vectors,
-                            mismatching_elements=result.mismatching_elements,
-                            mismatches=[] if result.passed else result.mismatches,
-                            seconds=time.monotonic() - start, bench=bench, simulator=simulator)
+        result = run_sv_bench(
+            reg,
+            simulator=simulator,
+            seed=seed,
+            rewrite=False,
+            progress=lambda done: progress(done, total),
+            quick=vectors < 1000,
+        )
+        return RegressionResult(
+            vectors=total,
+            mismatching_elements=0 if result.passed else max(1, len(result.mismatches)),
+            mismatches=[] if result.passed else [result.summary, *result.mismatches],
+            seconds=time.monotonic() - start,
+            bench=bench,
+            simulator=simulator,
+        )
+    result = run_sim(
+        reg,
+        simulator=simulator,
+        seed=seed,
+        progress=lambda stage, done, total_: progress(done or 0, total),
+    )
+    return RegressionResult(
+        vectors=result.vectors,
+        mismatching_elements=result.mismatching_elements,
+        mismatches=[] if result.passed else result.mismatches,
+        seconds=time.monotonic() - start,
+        bench=bench,
+        simulator=simulator,
+    )

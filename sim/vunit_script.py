@@ -51,7 +51,11 @@ def write_vunit_script(artefact: Artefact | str | Path) -> Path:
     """Write ``rtl/run.py`` for the artefact's bench; returns its path."""
     artefact = artefact if isinstance(artefact, Artefact) else Artefact(artefact)
     path = artefact.path / "rtl" / "run.py"
-    atomic_write(path, _SCRIPT.format(bench=bench_name(artefact), top=artefact.top,
-                                      sources=list(artefact.manifest["rtl"])))
+    atomic_write(
+        path,
+        _SCRIPT.format(
+            bench=bench_name(artefact), top=artefact.top, sources=list(artefact.manifest["rtl"])
+        ),
+    )
     path.chmod(0o755)
     return path

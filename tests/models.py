@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 
 
-def qdq_mlp(path: Path, *, sizes=(16, 12, 5), per_channel=False, activation="int8",
-            seed=0, calibration=64) -> Path:
+def qdq_mlp(
+    path: Path, *, sizes=(16, 12, 5), per_channel=False, activation="int8", seed=0, calibration=64
+) -> Path:
     """A random-weight MLP (Linear-ReLU-...-Linear) quantized by onnxruntime quantize_static."""
     import torch
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
@@ -23,24 +24,51 @@ def qdq_mlp(path: Path, *, sizes=(16, 12, 5), per_channel=False, activation="int
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     float_path = path.with_name(path.stem + "_float.onnx")
-    torch.onnx.export(model, (torch.zeros(1, sizes[0]),), str(float_path), input_names=["x"],
-                      output_names=["y"], dynamo=False, opset_version=17)
+    torch.onnx.export(
+        model,
+        (torch.zeros(1, sizes[0]),),
+        str(float_path),
+        input_names=["x"],
+        output_names=["y"],
+        dynamo=False,
+        opset_version=17,
+    )
     rng = np.random.default_rng(seed)
-    feeds = iter([{"x": rng.uniform(-1, 1, (1, sizes[0])).astype(np.float32)}
-                  for _ in range(calibration)])
+    feeds = iter(
+        [{"x": rng.uniform(-1, 1, (1, sizes[0])).astype(np.float32)} for _ in range(calibration)]
+    )
 
     class Reader:
         def get_next(self):
             return next(feeds, None)
 
     act = QuantType.QInt8 if activation == "int8" else QuantType.QUInt8
-    quantize_static(str(float_path), str(path), Reader(), quant_format=QuantFormat.QDQ,
-                    activation_type=act, weight_type=QuantType.QInt8, per_channel=per_channel)
+    quantize_static(
+        str(float_path),
+        str(path),
+        Reader(),
+        quant_format=QuantFormat.QDQ,
+        activation_type=act,
+        weight_type=QuantType.QInt8,
+        per_channel=per_channel,
+    )
     return path
 
 
-def torch_qdq(module, input_shape, path: Path, *, dynamo=False, opset=None, per_channel=True,
-              activation="int8", calibration=32, seed=0, low=-1.0, high=1.0) -> Path:
+def torch_qdq(
+    module,
+    input_shape,
+    path: Path,
+    *,
+    dynamo=False,
+    opset=None,
+    per_channel=True,
+    activation="int8",
+    calibration=32,
+    seed=0,
+    low=-1.0,
+    high=1.0,
+) -> Path:
     """Export ``module`` (eval mode) with torch.onnx (legacy or dynamo exporter) and quantize
     it with onnxruntime ``quantize_static`` (QDQ, int8 weights) on uniform random inputs."""
     import torch
@@ -51,20 +79,37 @@ def torch_qdq(module, input_shape, path: Path, *, dynamo=False, opset=None, per_
     path.parent.mkdir(parents=True, exist_ok=True)
     float_path = path.with_name(path.stem + "_float.onnx")
     opset = opset or (18 if dynamo else 17)
-    torch.onnx.export(module, (torch.zeros((1,) + tuple(input_shape)),), str(float_path),
-                      input_names=["x"], output_names=["y"], dynamo=dynamo,
-                      opset_version=opset)
+    torch.onnx.export(
+        module,
+        (torch.zeros((1,) + tuple(input_shape)),),
+        str(float_path),
+        input_names=["x"],
+        output_names=["y"],
+        dynamo=dynamo,
+        opset_version=opset,
+    )
     rng = np.random.default_rng(seed)
-    feeds = iter([{"x": rng.uniform(low, high, (1,) + tuple(input_shape)).astype(np.float32)}
-                  for _ in range(calibration)])
+    feeds = iter(
+        [
+            {"x": rng.uniform(low, high, (1,) + tuple(input_shape)).astype(np.float32)}
+            for _ in range(calibration)
+        ]
+    )
 
     class Reader:
         def get_next(self):
             return next(feeds, None)
 
     act = QuantType.QInt8 if activation == "int8" else QuantType.QUInt8
-    quantize_static(str(float_path), str(path), Reader(), quant_format=QuantFormat.QDQ,
-                    activation_type=act, weight_type=QuantType.QInt8, per_channel=per_channel)
+    quantize_static(
+        str(float_path),
+        str(path),
+        Reader(),
+        quant_format=QuantFormat.QDQ,
+        activation_type=act,
+        weight_type=QuantType.QInt8,
+        per_channel=per_channel,
+    )
     return path
 
 
@@ -78,7 +123,7 @@ def ort_unfused(path, x: np.ndarray) -> np.ndarray:
     options.log_severity_level = 3
     s = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     name = s.get_inputs()[0].name
-    return np.concatenate([s.run(None, {name: x[i:i + 1]})[0] for i in range(len(x))])
+    return np.concatenate([s.run(None, {name: x[i : i + 1]})[0] for i in range(len(x))])
 
 
 def ort_tensors(path, names, x: np.ndarray, tmp_dir: Path) -> dict:
@@ -101,7 +146,7 @@ def ort_tensors(path, names, x: np.ndarray, tmp_dir: Path) -> dict:
     s = ort.InferenceSession(str(tmp), options, providers=["CPUExecutionProvider"])
     outs = [o.name for o in s.get_outputs()]
     inp = s.get_inputs()[0].name
-    rows = [dict(zip(outs, s.run(None, {inp: x[i:i + 1]}))) for i in range(len(x))]
+    rows = [dict(zip(outs, s.run(None, {inp: x[i : i + 1]}))) for i in range(len(x))]
     return {n: np.concatenate([r[n] for r in rows]) for n in names}
 
 
@@ -137,7 +182,6 @@ def expand_qonnx(model):
     """A float twin of a QONNX model: every Quant/BipolarQuant/Trunc replaced by standard ONNX
     ops that compute qonnx's reference (quant.py, bipolar_quant.py, trunc.py v1) step by step
     in float32, so onnxruntime can execute the QONNX semantics."""
-    import onnx
     from onnx import helper, numpy_helper
 
     inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
@@ -156,23 +200,28 @@ def expand_qonnx(model):
         p = f"_x{i}_"
         if n.op_type == "BipolarQuant":
             x, s = n.input[:2]
-            nodes += [helper.make_node("GreaterOrEqual", [x, const(p + "0", 0.0)], [p + "ge"]),
-                      helper.make_node("Where", [p + "ge", const(p + "1", 1.0),
-                                                 const(p + "m1", -1.0)], [p + "b"]),
-                      helper.make_node("Mul", [p + "b", s], [n.output[0]])]
+            nodes += [
+                helper.make_node("GreaterOrEqual", [x, const(p + "0", 0.0)], [p + "ge"]),
+                helper.make_node(
+                    "Where", [p + "ge", const(p + "1", 1.0), const(p + "m1", -1.0)], [p + "b"]
+                ),
+                helper.make_node("Mul", [p + "b", s], [n.output[0]]),
+            ]
             continue
         if n.op_type == "Trunc":
             x, s, z, ibw, obw = n.input[:5]
             k = float(inits[ibw]) - float(inits[obw])
             mode = a.get("rounding_mode", b"FLOOR")
             mode = mode.decode() if isinstance(mode, bytes) else mode
-            nodes += [helper.make_node("Div", [x, s], [p + "d"]),
-                      helper.make_node("Add", [p + "d", z], [p + "a"]),
-                      helper.make_node("Round", [p + "a"], [p + "r"]),
-                      helper.make_node("Div", [p + "r", const(p + "k", 2.0**k)], [p + "t"]),
-                      helper.make_node(rounders[mode.upper()], [p + "t"], [p + "f"]),
-                      helper.make_node("Sub", [p + "f", z], [p + "u"]),
-                      helper.make_node("Mul", [p + "u", s], [n.output[0]])]
+            nodes += [
+                helper.make_node("Div", [x, s], [p + "d"]),
+                helper.make_node("Add", [p + "d", z], [p + "a"]),
+                helper.make_node("Round", [p + "a"], [p + "r"]),
+                helper.make_node("Div", [p + "r", const(p + "k", 2.0**k)], [p + "t"]),
+                helper.make_node(rounders[mode.upper()], [p + "t"], [p + "f"]),
+                helper.make_node("Sub", [p + "f", z], [p + "u"]),
+                helper.make_node("Mul", [p + "u", s], [n.output[0]]),
+            ]
             continue
         x, s, z, bw = n.input[:4]
         bits = int(inits[bw])
@@ -181,15 +230,23 @@ def expand_qonnx(model):
         hi = 2 ** (bits - 1) - 1 if signed else 2**bits - 1 - narrow
         mode = a.get("rounding_mode", b"ROUND")
         mode = mode.decode() if isinstance(mode, bytes) else mode
-        nodes += [helper.make_node("Div", [x, s], [p + "d"]),
-                  helper.make_node("Add", [p + "d", z], [p + "a"]),
-                  helper.make_node("Clip", [p + "a", const(p + "lo", lo), const(p + "hi", hi)],
-                                   [p + "c"]),
-                  helper.make_node(rounders[mode.upper()], [p + "c"], [p + "r"]),
-                  helper.make_node("Sub", [p + "r", z], [p + "u"]),
-                  helper.make_node("Mul", [p + "u", s], [n.output[0]])]
-    g = helper.make_graph(nodes, model.graph.name, model.graph.input, model.graph.output,
-                          list(model.graph.initializer) + extra)
+        nodes += [
+            helper.make_node("Div", [x, s], [p + "d"]),
+            helper.make_node("Add", [p + "d", z], [p + "a"]),
+            helper.make_node(
+                "Clip", [p + "a", const(p + "lo", lo), const(p + "hi", hi)], [p + "c"]
+            ),
+            helper.make_node(rounders[mode.upper()], [p + "c"], [p + "r"]),
+            helper.make_node("Sub", [p + "r", z], [p + "u"]),
+            helper.make_node("Mul", [p + "u", s], [n.output[0]]),
+        ]
+    g = helper.make_graph(
+        nodes,
+        model.graph.name,
+        model.graph.input,
+        model.graph.output,
+        list(model.graph.initializer) + extra,
+    )
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
 
 
@@ -211,35 +268,57 @@ class QonnxBuilder:
     def node(self, op, inputs, domain="", **attrs):
         out = self._name(op.lower())
         from onnx import helper
+
         self.nodes.append(helper.make_node(op, inputs, [out], name=out, domain=domain, **attrs))
         return out
 
     def quant(self, x, scale, bits, *, zeropt=0.0, signed=1, narrow=0, mode="ROUND"):
-        return self.node("Quant", [x, self.init(scale), self.init(zeropt), self.init(bits)],
-                         domain=self.domain, signed=signed, narrow=narrow, rounding_mode=mode)
+        return self.node(
+            "Quant",
+            [x, self.init(scale), self.init(zeropt), self.init(bits)],
+            domain=self.domain,
+            signed=signed,
+            narrow=narrow,
+            rounding_mode=mode,
+        )
 
     def bipolar(self, x, scale):
         return self.node("BipolarQuant", [x, self.init(scale)], domain=self.domain)
 
     def trunc(self, x, scale, in_bits, out_bits, mode="FLOOR"):
-        return self.node("Trunc", [x, self.init(scale), self.init(0.0), self.init(in_bits),
-                                   self.init(out_bits)], domain=self.domain, rounding_mode=mode)
+        return self.node(
+            "Trunc",
+            [x, self.init(scale), self.init(0.0), self.init(in_bits), self.init(out_bits)],
+            domain=self.domain,
+            rounding_mode=mode,
+        )
 
     def save(self, path, out, in_shape, out_shape, *, external=False):
         import onnx
         from onnx import TensorProto, helper, numpy_helper
+
         nodes = self.nodes + [helper.make_node("Identity", [out], ["y"])]
-        g = helper.make_graph(nodes, "qonnx",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, in_shape)],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)],
-                              [numpy_helper.from_array(v, k) for k, v in self.inits.items()])
-        model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17),
-                                                    helper.make_opsetid(self.domain, 1)],
-                                  ir_version=8)
+        g = helper.make_graph(
+            nodes,
+            "qonnx",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, in_shape)],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)],
+            [numpy_helper.from_array(v, k) for k, v in self.inits.items()],
+        )
+        model = helper.make_model(
+            g,
+            opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(self.domain, 1)],
+            ir_version=8,
+        )
         path = Path(path)
         if external:
-            onnx.save(model, str(path), save_as_external_data=True,
-                      location=path.name + ".data", size_threshold=0)
+            onnx.save(
+                model,
+                str(path),
+                save_as_external_data=True,
+                location=path.name + ".data",
+                size_threshold=0,
+            )
         else:
             onnx.save(model, str(path))
         return path, model

@@ -5,7 +5,6 @@ RTL checked on a flipped image."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -14,6 +13,7 @@ __all__ = ["register"]
 
 def _counts(text: str) -> list[int]:
     from frontends.errors import UsageError
+
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
@@ -29,29 +29,35 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     @app.command()
     def faults(
         artefact: Path = typer.Argument(..., help="Artefact folder (dense engine)."),
-        flips: str = typer.Option("1,10,100", help="Flip counts, comma-separated (random); "
-                                  "the most flips the attack may use (targeted)."),
-        mode: str = typer.Option("random", help="random or targeted (T-BFA-style bit "
-                                 "search)."),
+        flips: str = typer.Option(
+            "1,10,100",
+            help="Flip counts, comma-separated (random); "
+            "the most flips the attack may use (targeted).",
+        ),
+        mode: str = typer.Option("random", help="random or targeted (T-BFA-style bit search)."),
         trials: int = typer.Option(20, min=1, help="Random draws per flip count."),
-        spread: str = typer.Option("word", help="word: at most one flip per memory word; "
-                                   "any: bits drawn anywhere."),
+        spread: str = typer.Option(
+            "word", help="word: at most one flip per memory word; any: bits drawn anywhere."
+        ),
         seed: int = typer.Option(0, help="Seed of the random draws."),
         source: int = typer.Option(0, help="Targeted: the class whose samples are attacked."),
         target: int = typer.Option(1, help="Targeted: the class they should become."),
-        success: float = typer.Option(0.9, help="Targeted: stop at this attack success "
-                                      "rate."),
-        rtl: int = typer.Option(0, help="Also simulate the RTL with one draw of the largest "
-                                "flip count on this many golden vectors."),
+        success: float = typer.Option(0.9, help="Targeted: stop at this attack success rate."),
+        rtl: int = typer.Option(
+            0,
+            help="Also simulate the RTL with one draw of the largest "
+            "flip count on this many golden vectors.",
+        ),
     ):
         """Flip bits in the weight and parameter memories (the words the bitstream
         initialises) and report accuracy, detections and corrections; the artefact itself
         is not changed (faults.json is written beside its manifest)."""
+
         def body():
             from rich.table import Table
 
-            from frontends.errors import UsageError
             from flows import faults as fl
+            from frontends.errors import UsageError
 
             if mode not in fl.MODES:
                 raise UsageError(f"--mode {mode}: choose random or targeted")
@@ -61,70 +67,122 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
             design = fl.load_design(artefact)
             fl.check_size(design, counts, spread)
             own = design.plan.protect
-            report: dict = {"artefact": str(design.artefact.path), "protect": own,
-                            "weight_data_bits": design.weight_data_bits,
-                            "memory_bits": design.memory_bits, "mode": mode}
+            report: dict = {
+                "artefact": str(design.artefact.path),
+                "protect": own,
+                "weight_data_bits": design.weight_data_bits,
+                "memory_bits": design.memory_bits,
+                "mode": mode,
+            }
             if mode == "random":
                 protections = tuple(dict.fromkeys((own, "none", "parity", "secded")))
                 with console.status("fault campaign"):
-                    rows = fl.campaign(design, counts, trials=trials, spread=spread,
-                                       seed=seed, protections=protections)
-                table = Table(title=f"{design.artefact.name}: random flips ({spread}), "
-                              f"{trials} trials each; golden accuracy "
-                              f"{100 * (fl._accuracy(design.golden, design.labels) or 0):.2f} %")
-                for col in ("memories", "flips", "% of weight bits", "accuracy mean/min",
-                            "trials changed", "vectors changed", "trials detected",
-                            "corrected/inference"):
+                    rows = fl.campaign(
+                        design,
+                        counts,
+                        trials=trials,
+                        spread=spread,
+                        seed=seed,
+                        protections=protections,
+                    )
+                table = Table(
+                    title=f"{design.artefact.name}: random flips ({spread}), "
+                    f"{trials} trials each; golden accuracy "
+                    f"{100 * (fl._accuracy(design.golden, design.labels) or 0):.2f} %"
+                )
+                for col in (
+                    "memories",
+                    "flips",
+                    "% of weight bits",
+                    "accuracy mean/min",
+                    "trials changed",
+                    "vectors changed",
+                    "trials detected",
+                    "corrected/inference",
+                ):
                     table.add_column(col, no_wrap=True)
                 for r in rows:
-                    acc = ("—" if r.accuracy_mean is None else
-                           f"{100 * r.accuracy_mean:.2f} / {100 * r.accuracy_min:.2f} %")
-                    table.add_row(r.protect + (" (this design)" if r.protect == own else ""),
-                                  str(r.flips), f"{100 * r.flips / design.weight_data_bits:.3f}",
-                                  acc, f"{r.trials_changed}/{r.trials}",
-                                  f"{100 * r.vectors_changed:.2f} %",
-                                  f"{r.trials_detected}/{r.trials}", f"{r.corrected_mean:.1f}")
+                    acc = (
+                        "—"
+                        if r.accuracy_mean is None
+                        else f"{100 * r.accuracy_mean:.2f} / {100 * r.accuracy_min:.2f} %"
+                    )
+                    table.add_row(
+                        r.protect + (" (this design)" if r.protect == own else ""),
+                        str(r.flips),
+                        f"{100 * r.flips / design.weight_data_bits:.3f}",
+                        acc,
+                        f"{r.trials_changed}/{r.trials}",
+                        f"{100 * r.vectors_changed:.2f} %",
+                        f"{r.trials_detected}/{r.trials}",
+                        f"{r.corrected_mean:.1f}",
+                    )
                 console.print(table)
                 report["spread"], report["trials"] = spread, trials
                 report["rows"] = [r.as_dict() for r in rows]
                 picks = None
                 if rtl:
                     import numpy as np
+
                     rng = np.random.default_rng([seed, max(counts), 1])
                     picks = fl._random_picks(design, design.plan, max(counts), spread, rng)
             else:
                 with console.status("targeted bit search"):
-                    res = fl.targeted_attack(design, source=source, target=target,
-                                             max_flips=max(counts), success=success)
+                    res = fl.targeted_attack(
+                        design, source=source, target=target, max_flips=max(counts), success=success
+                    )
                 need = res.flips_to(success)
                 console.print(
                     f"targeted attack {res.source} → {res.target} on {res.samples} samples: "
-                    + (f"{100 * success:.0f} % success after {need} flips" if need else
-                       f"{100 * (res.success[-1] if res.success else 0):.1f} % success after "
-                       f"{len(res.flips)} flips (target {100 * success:.0f} % not reached)")
-                    + (f"; accuracy then {100 * res.accuracy[-1]:.2f} %"
-                       if res.accuracy and res.accuracy[-1] is not None else ""),
-                    highlight=False)
+                    + (
+                        f"{100 * success:.0f} % success after {need} flips"
+                        if need
+                        else f"{100 * (res.success[-1] if res.success else 0):.1f} % success after "
+                        f"{len(res.flips)} flips (target {100 * success:.0f} % not reached)"
+                    )
+                    + (
+                        f"; accuracy then {100 * res.accuracy[-1]:.2f} %"
+                        if res.accuracy and res.accuracy[-1] is not None
+                        else ""
+                    ),
+                    highlight=False,
+                )
                 for protect, what in res.protected.items():
                     first = what["first_detected_flip"]
-                    console.print(f"  with {protect}: "
-                                  + (f"detected at flip {first}" if first else "never detected")
-                                  + f", success after all flips "
-                                  f"{100 * what['success_after_all']:.1f} %", highlight=False)
-                report.update(source=res.source, target=res.target, samples=res.samples,
-                              flips=[list(f) for f in res.flips], success=res.success,
-                              accuracy=res.accuracy, flips_to_success=need,
-                              protected=res.protected)
+                    console.print(
+                        f"  with {protect}: "
+                        + (f"detected at flip {first}" if first else "never detected")
+                        + f", success after all flips "
+                        f"{100 * what['success_after_all']:.1f} %",
+                        highlight=False,
+                    )
+                report.update(
+                    source=res.source,
+                    target=res.target,
+                    samples=res.samples,
+                    flips=[list(f) for f in res.flips],
+                    success=res.success,
+                    accuracy=res.accuracy,
+                    flips_to_success=need,
+                    protected=res.protected,
+                )
                 picks = res.flips if rtl else None
             if rtl and picks:
                 with console.status("RTL on the flipped image"):
                     n, bad = fl.check_rtl(design, picks, vectors=rtl)
-                console.print(f"RTL with {len(picks)} flipped bits = flipped golden: {n} "
-                              f"vectors, {bad} mismatches", highlight=False)
+                console.print(
+                    f"RTL with {len(picks)} flipped bits = flipped golden: {n} "
+                    f"vectors, {bad} mismatches",
+                    highlight=False,
+                )
                 report["rtl"] = {"flips": len(picks), "vectors": n, "mismatches": bad}
                 if bad:
                     from sim.runner import SimError
-                    raise SimError(f"the RTL with flipped memories differs from the golden "
-                                   f"of the same flips on {bad} outputs")
+
+                    raise SimError(
+                        f"the RTL with flipped memories differs from the golden "
+                        f"of the same flips on {bad} outputs"
+                    )
             design.artefact.write_json("faults.json", report)
+
         run_command(body)

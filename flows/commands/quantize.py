@@ -7,17 +7,26 @@ from __future__ import annotations
 import contextlib
 import io
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Optional
 
 import typer
 
 __all__ = ["register", "calibrated", "run_quantize"]
 
 
-def run_quantize(model: Path, out: Path, data: Path, *, activations: str = "int8",
-                 per_channel: bool = True, calibration: str = "minmax", samples: int = 512,
-                 percentile: float = 99.999):
+def run_quantize(
+    model: Path,
+    out: Path,
+    data: Path,
+    *,
+    activations: str = "int8",
+    per_channel: bool = True,
+    calibration: str = "minmax",
+    samples: int = 512,
+    percentile: float = 99.999,
+):
     """Quantize ``model`` on ``data``'s ``x`` into ``out``; onnxruntime's own progress prints
     are kept off the terminal. Returns the settings used."""
     from frontends.quantize import quantize_model
@@ -25,9 +34,17 @@ def run_quantize(model: Path, out: Path, data: Path, *, activations: str = "int8
 
     x, _ = load_data(data)
     with contextlib.redirect_stdout(io.StringIO()):
-        return quantize_model(model, out, x, activations=activations, per_channel=per_channel,
-                              calibration=calibration, samples=samples, percentile=percentile,
-                              data_name=str(data))
+        return quantize_model(
+            model,
+            out,
+            x,
+            activations=activations,
+            per_channel=per_channel,
+            calibration=calibration,
+            samples=samples,
+            percentile=percentile,
+            data_name=str(data),
+        )
 
 
 @contextlib.contextmanager
@@ -41,14 +58,16 @@ def calibrated(model: Path, calibrate: Optional[Path], console=None) -> Iterator
         target = Path(tmp) / Path(model).name
         settings = run_quantize(model, target, calibrate)
         if console is not None:
-            console.print(f"quantized {model} on {calibrate}: {settings.describe()}",
-                          highlight=False)
+            console.print(
+                f"quantized {model} on {calibrate}: {settings.describe()}", highlight=False
+            )
         yield target
 
 
 def keep_in_artefact(quantized: Path, artefact: Path) -> Path | None:
     """Copy the quantized model the artefact was generated from into it (model_qdq.onnx)."""
     from rtl_gen.artefact import atomic_write
+
     if not Path(artefact).is_dir():
         return None
     path = Path(artefact) / "model_qdq.onnx"
@@ -72,19 +91,34 @@ def inspect_float(model: Path, as_json: bool, console) -> bool:
     layers = float_model_layers(proto)
     hint = QUANTIZE_HINT.format(model=model, stem=Path(model).with_suffix(""))
     if as_json:
-        console.print_json(json.dumps({"model": str(model), "float": True, "layers": layers,
-                                       "needs_quantization": hint, "error": None}))
+        console.print_json(
+            json.dumps(
+                {
+                    "model": str(model),
+                    "float": True,
+                    "layers": layers,
+                    "needs_quantization": hint,
+                    "error": None,
+                }
+            )
+        )
         return True
     table = Table(title=f"nnloom inspect: {Path(model).name} (float)")
     for col in ("layer", "op", "output shape", "parameters"):
         table.add_column(col, overflow="fold")
     for layer in layers:
-        table.add_row(layer["name"], layer["op"],
-                      "×".join(map(str, layer["output_shape"])) or "?",
-                      f"{layer['params']:,}" if layer["params"] else "—")
+        table.add_row(
+            layer["name"],
+            layer["op"],
+            "×".join(map(str, layer["output_shape"])) or "?",
+            f"{layer['params']:,}" if layer["params"] else "—",
+        )
     console.print(table)
-    console.print(f"{len(layers)} nodes, {sum(l['params'] for l in layers):,} parameters; a "
-                  f"float model: nnloom needs it quantized: {hint}", highlight=False)
+    console.print(
+        f"{len(layers)} nodes, {sum(l['params'] for l in layers):,} parameters; a "
+        f"float model: nnloom needs it quantized: {hint}",
+        highlight=False,
+    )
     return True
 
 
@@ -92,28 +126,45 @@ def register(app: typer.Typer, bench_app: typer.Typer):
     from flows.console import console, run_command
 
     @app.command()
-    def quantize(model: Path = typer.Argument(..., help="Float ONNX model."),
-                 data: Path = typer.Option(..., "--data", help=".npz whose 'x' holds "
-                                           "calibration inputs (float, one sample per row)."),
-                 out: Optional[Path] = typer.Option(None, "--out", "-o", help="Quantized "
-                                                    "model (default MODEL_qdq.onnx)."),
-                 activations: str = typer.Option("int8", help="Activation type: int8 or "
-                                                  "uint8."),
-                 per_channel: bool = typer.Option(True, "--per-channel/--per-tensor",
-                                                  help="Weight scales per output channel "
-                                                  "or one per tensor."),
-                 calibration: str = typer.Option("minmax", help="Calibration: minmax, "
-                                                  "percentile or entropy."),
-                 percentile: float = typer.Option(99.999, help="With --calibration "
-                                                  "percentile: the percentile kept."),
-                 samples: int = typer.Option(512, help="Calibration samples used (the first "
-                                             "N rows of x).")):
+    def quantize(
+        model: Path = typer.Argument(..., help="Float ONNX model."),
+        data: Path = typer.Option(
+            ...,
+            "--data",
+            help=".npz whose 'x' holds calibration inputs (float, one sample per row).",
+        ),
+        out: Optional[Path] = typer.Option(
+            None, "--out", "-o", help="Quantized model (default MODEL_qdq.onnx)."
+        ),
+        activations: str = typer.Option("int8", help="Activation type: int8 or uint8."),
+        per_channel: bool = typer.Option(
+            True,
+            "--per-channel/--per-tensor",
+            help="Weight scales per output channel or one per tensor.",
+        ),
+        calibration: str = typer.Option(
+            "minmax", help="Calibration: minmax, percentile or entropy."
+        ),
+        percentile: float = typer.Option(
+            99.999, help="With --calibration percentile: the percentile kept."
+        ),
+        samples: int = typer.Option(512, help="Calibration samples used (the first N rows of x)."),
+    ):
         """Quantize a float ONNX model with onnxruntime (static, QDQ) so nnloom can import
         it; prints the settings it used."""
+
         def body():
             target = out or model.with_name(model.stem + "_qdq.onnx")
-            settings = run_quantize(model, target, data, activations=activations,
-                                    per_channel=per_channel, calibration=calibration,
-                                    samples=samples, percentile=percentile)
+            settings = run_quantize(
+                model,
+                target,
+                data,
+                activations=activations,
+                per_channel=per_channel,
+                calibration=calibration,
+                samples=samples,
+                percentile=percentile,
+            )
             console.print(f"wrote {target}: {settings.describe()}", highlight=False)
+
         run_command(body)

@@ -25,6 +25,7 @@ def _user_error(text: str) -> UsageError:
 
 def _load_data(data):
     from frontends.vectors import load_data
+
     return load_data(data) if data is not None else (None, None)
 
 
@@ -37,25 +38,34 @@ def can_run_snn(path: Path, graph) -> tuple[bool, str]:
         return False, "neither a NIR graph nor an ONNX model"
     from frontends.errors import ModelError
     from rtl_gen.snn.plan import SnnPlan
+
     try:
         plan = SnnPlan.from_graph(graph)
     except ModelError as exc:
         return False, str(exc)
-    return True, (f"its {len(plan.network.layers)} layers convert exactly to ST-BIF "
-                  f"spiking layers")
+    return True, (f"its {len(plan.network.layers)} layers convert exactly to ST-BIF spiking layers")
 
 
-def generate(model: Path, out: Path, *, board: str, data: Optional[Path] = None,
-             options: dict) -> Path:
+def generate(
+    model: Path, out: Path, *, board: str, data: Optional[Path] = None, options: dict
+) -> Path:
     """The engine protocol's ``generate`` (``flows.engines``); the engine is the same on
     every board. ``options["random"]``/``["seed"]``: the ONNX path's random golden vectors,
     a NIR graph's synthetic spike samples and their seed."""
-    return Path(generate_snn(model, out, data, random=options.get("random"),
-                             seed=options.get("seed")))
+    return Path(
+        generate_snn(model, out, data, random=options.get("random"), seed=options.get("seed"))
+    )
 
 
-def generate_snn(model: Path, out: Path, data=None, *, t_max: int | None = None,
-                 random: int | None = None, seed: int | None = None):
+def generate_snn(
+    model: Path,
+    out: Path,
+    data=None,
+    *,
+    t_max: int | None = None,
+    random: int | None = None,
+    seed: int | None = None,
+):
     """Write the spiking engine's artefact for ``model`` (.onnx: exact ST-BIF conversion;
     .nir: IF/LIF/CubaLIF network, see ``frontends.snn.nir_import``, on ``data``'s ``x`` as spikes
     (samples, steps, inputs), else on synthetic spikes); returns the artefact path."""
@@ -64,6 +74,7 @@ def generate_snn(model: Path, out: Path, data=None, *, t_max: int | None = None,
         raise _user_error(f"{model}: no such model file")
     if model.suffix.lower() == ".nir":
         from rtl_gen.snn.emit import write_nir_artefact
+
         spikes = _load_data(data)[0] if data is not None else None
         given = {k: v for k, v in (("samples", random), ("seed", seed)) if v is not None}
         return write_nir_artefact(model, out, spikes=spikes, **given)
@@ -73,18 +84,30 @@ def generate_snn(model: Path, out: Path, data=None, *, t_max: int | None = None,
 
     x, y = _load_data(data)
     graph = import_onnx(model)
-    vectors = golden_vectors(graph, data_x=x, data_y=y, random=32 if random is None else random,
-                             seed=0 if seed is None else seed)
+    vectors = golden_vectors(
+        graph,
+        data_x=x,
+        data_y=y,
+        random=32 if random is None else random,
+        seed=0 if seed is None else seed,
+    )
     return write_from_graph(graph, out, vectors=vectors, t_max=t_max)
 
 
 def _synth(sources, top, family, out_dir) -> dict:
     from flows.synth import synthesize
+
     report = synthesize(sources, top, family=family, out_dir=out_dir, clock_mhz=50.0)
     res = Resources.from_utilisation(report.utilisation)
-    return {"lut4": report.lut4, "ff": report.ff, "fmax_mhz": round(report.fmax_mhz, 2),
-            "bram": res.ram, "dsp": res.dsp, "device": report.device,
-            "utilisation": res.by_name}
+    return {
+        "lut4": report.lut4,
+        "ff": report.ff,
+        "fmax_mhz": round(report.fmax_mhz, 2),
+        "bram": res.ram,
+        "dsp": res.dsp,
+        "device": report.device,
+        "utilisation": res.by_name,
+    }
 
 
 # the board whose overlay and die stand for each family (ECP5: the LFE5U-85F)
@@ -104,20 +127,32 @@ def _gemm(graph, x, y, family: str, out_dir: Path, synth: bool) -> dict:
     board = GEMM_BOARD[family]
     program = compile_graph(graph, BOARDS[board]["hetero"], split="auto")
     rtl_cycles, _ = _rtl_layer_cycles(program)
-    fig = {"board": board, "config": program.config.describe(),
-           "cycles": rtl_cycles, "cycles_model": schedule(program).cycles,
-           "macs": program.macs(), "accuracy": _accuracy(program.graph, x, y)}
+    fig = {
+        "board": board,
+        "config": program.config.describe(),
+        "cycles": rtl_cycles,
+        "cycles_model": schedule(program).cycles,
+        "macs": program.macs(),
+        "accuracy": _accuracy(program.graph, x, y),
+    }
     if synth:
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / f"{TOP}.v").write_text(
-            emit_verilog(create_engine(program, observe=False), TOP))
+        (out_dir / f"{TOP}.v").write_text(emit_verilog(create_engine(program, observe=False), TOP))
         fig["synth"] = _synth([out_dir / f"{TOP}.v"], TOP, family, out_dir / "synth")
     return fig
 
 
-def bench_snn(model: Optional[Path], data: Optional[Path], out: Path, *, limit: int = 0,
-              family: str = "ecp5", synth: bool = True, example: str = "mlp",
-              progress=print) -> dict:
+def bench_snn(
+    model: Optional[Path],
+    data: Optional[Path],
+    out: Path,
+    *,
+    limit: int = 0,
+    family: str = "ecp5",
+    synth: bool = True,
+    example: str = "mlp",
+    progress=print,
+) -> dict:
     """The figures of ``nnloom bench snn``: the spiking engine and the heterogeneous GEMM
     engine (the board of ``family``: ULX3S-85F or iCEBreaker) on the same quantized network
     (default: the digits MLP, or with ``example="cnn"`` the digits CNN, and its test set):
@@ -137,6 +172,7 @@ def bench_snn(model: Optional[Path], data: Optional[Path], out: Path, *, limit: 
             raise _user_error(f"unknown example '{example}'; choose mlp or cnn")
         from frontends.examples.digits_mlp import make_digits_mlp
         from frontends.snn.examples import make_digits_cnn
+
         progress(f"training the digits {example.upper()} example…")
         made = (make_digits_mlp if example == "mlp" else make_digits_cnn)(out / "models")
         model, data = Path(made.quantized), Path(made.test_data)
@@ -150,30 +186,38 @@ def bench_snn(model: Optional[Path], data: Optional[Path], out: Path, *, limit: 
     progress("simulating it with Verilator (bit-exact, cycles and steps per vector)…")
     result = run_sim(art, limit=limit)
     if not result.passed:
-        raise _user_error("the spiking RTL differs from the golden:\n"
-                          + "\n".join(result.mismatches[:10]))
+        raise _user_error(
+            "the spiking RTL differs from the golden:\n" + "\n".join(result.mismatches[:10])
+        )
     summary = json.loads((art.path / "sim" / "summary.json").read_text())
     with np.load(result.outputs) as f:
         rtl_out = f["outputs"]
-    labels = art.vectors()["labels"][:len(rtl_out)]
+    labels = art.vectors()["labels"][: len(rtl_out)]
     mask = labels >= 0
     accuracy = float((rtl_out[mask].argmax(1) == labels[mask]).mean()) if mask.any() else None
     snn_manifest = art.manifest
     figures = {
         "model": str(model),
-        "vectors": result.vectors, "sim_seconds": round(time.monotonic() - t0, 1),
-        "rtl_accuracy": accuracy, "labelled": int(mask.sum()),
-        "snn": {"cycles": summary["cycles"], "steps": summary["steps"],
-                "t_max": snn_manifest["parameters"]["t_max"],
-                "synops_mean": snn_manifest["snn"]["synops_mean"],
-                "spikes_per_neuron": snn_manifest["snn"]["spikes_per_neuron"],
-                "memory_bits": snn_manifest["parameters"]["memory_bits"]},
+        "vectors": result.vectors,
+        "sim_seconds": round(time.monotonic() - t0, 1),
+        "rtl_accuracy": accuracy,
+        "labelled": int(mask.sum()),
+        "snn": {
+            "cycles": summary["cycles"],
+            "steps": summary["steps"],
+            "t_max": snn_manifest["parameters"]["t_max"],
+            "synops_mean": snn_manifest["snn"]["synops_mean"],
+            "spikes_per_neuron": snn_manifest["snn"]["spikes_per_neuron"],
+            "memory_bits": snn_manifest["parameters"]["memory_bits"],
+        },
     }
     if synth:
         progress(f"synthesizing the snn engine for {family} (yosys, nextpnr)…")
         figures["snn"]["synth"] = _synth(art.rtl_sources, art.top, family, out / "synth_snn")
-    progress(f"compiling the gemm engine for {GEMM_BOARD[family]}"
-             f"{' and synthesizing it' if synth else ''}…")
+    progress(
+        f"compiling the gemm engine for {GEMM_BOARD[family]}"
+        f"{' and synthesizing it' if synth else ''}…"
+    )
     figures["gemm"] = _gemm(graph, x, y, family, out / "gemm", synth)
     (out / "bench_snn.json").write_text(json.dumps(figures, indent=2) + "\n")
     return figures
@@ -182,42 +226,62 @@ def bench_snn(model: Optional[Path], data: Optional[Path], out: Path, *, limit: 
 def _histogram_text(steps: dict) -> str:
     h = steps["histogram"]
     edges, counts = h["edges"], h["counts"]
-    return ", ".join(f"[{lo},{hi}{']' if i == len(counts) - 1 else ')'} {c}"
-                     for i, (lo, hi, c) in enumerate(zip(edges, edges[1:], counts)))
+    return ", ".join(
+        f"[{lo},{hi}{']' if i == len(counts) - 1 else ')'} {c}"
+        for i, (lo, hi, c) in enumerate(zip(edges, edges[1:], counts))
+    )
 
 
 def _table(figures: dict):
     from rich.table import Table
+
     snn, gemm = figures["snn"], figures["gemm"]
-    t = Table(title=f"nnloom bench snn: {Path(figures['model']).name}, "
-                    f"{figures['vectors']} vectors bit-exact")
+    t = Table(
+        title=f"nnloom bench snn: {Path(figures['model']).name}, "
+        f"{figures['vectors']} vectors bit-exact"
+    )
     t.add_column("")
     t.add_column("snn (ST-BIF)", justify="right")
     t.add_column(f"gemm ({gemm['board']})", justify="right")
     cyc = snn["cycles"]
-    t.add_row("cycles / inference", f"{cyc['mean']:.0f} mean ({cyc['min']}–{cyc['max']})",
-              f"{gemm['cycles']} (model {gemm['cycles_model']})")
+    t.add_row(
+        "cycles / inference",
+        f"{cyc['mean']:.0f} mean ({cyc['min']}–{cyc['max']})",
+        f"{gemm['cycles']} (model {gemm['cycles_model']})",
+    )
     ssyn, gsyn = snn.get("synth"), gemm.get("synth") or {}
     if ssyn:
-        t.add_row("µs / inference at Fmax",
-                  f"{cyc['mean'] / ssyn['fmax_mhz']:.1f} mean, {cyc['max'] / ssyn['fmax_mhz']:.1f}"
-                  f" max", f"{gemm['cycles'] / gsyn['fmax_mhz']:.1f}" if gsyn else "—")
+        t.add_row(
+            "µs / inference at Fmax",
+            f"{cyc['mean'] / ssyn['fmax_mhz']:.1f} mean, {cyc['max'] / ssyn['fmax_mhz']:.1f} max",
+            f"{gemm['cycles'] / gsyn['fmax_mhz']:.1f}" if gsyn else "—",
+        )
     st = snn["steps"]
-    t.add_row("time steps to silence", f"{st['mean']:.1f} mean, p99 {st['p99']:.0f}, "
-              f"max {st['max']} (T_max {snn['t_max']})", "—")
+    t.add_row(
+        "time steps to silence",
+        f"{st['mean']:.1f} mean, p99 {st['p99']:.0f}, max {st['max']} (T_max {snn['t_max']})",
+        "—",
+    )
     t.add_row("time-step histogram", _histogram_text(st), "—")
     t.add_row("synaptic ops / MACs", f"{snn['synops_mean']:.0f} adds", f"{gemm['macs']} MACs")
-    t.add_row("spikes per neuron", ", ".join(f"{s:.1f}" for s in snn["spikes_per_neuron"]),
-              "—")
+    t.add_row("spikes per neuron", ", ".join(f"{s:.1f}" for s in snn["spikes_per_neuron"]), "—")
     if ssyn:
-        for key, name in (("lut4", "LUT4"), ("ff", "FF"), ("bram", "BRAM"), ("dsp", "DSP"),
-                          ("fmax_mhz", "Fmax MHz")):
+        for key, name in (
+            ("lut4", "LUT4"),
+            ("ff", "FF"),
+            ("bram", "BRAM"),
+            ("dsp", "DSP"),
+            ("fmax_mhz", "Fmax MHz"),
+        ):
             t.add_row(f"{name} ({ssyn['device']})", str(ssyn[key]), str(gsyn.get(key, "—")))
     if figures["rtl_accuracy"] is not None:
-        t.add_row("accuracy", f"{100 * figures['rtl_accuracy']:.2f} % RTL "
-                  f"({figures['labelled']} labelled)",
-                  f"{100 * gemm['accuracy']:.2f} % (its LUT-core weights)"
-                  if gemm["accuracy"] is not None else "—")
+        t.add_row(
+            "accuracy",
+            f"{100 * figures['rtl_accuracy']:.2f} % RTL ({figures['labelled']} labelled)",
+            f"{100 * gemm['accuracy']:.2f} % (its LUT-core weights)"
+            if gemm["accuracy"] is not None
+            else "—",
+        )
     return t
 
 
@@ -227,18 +291,31 @@ def _bench_rows(out_dir: Path) -> list[dict]:
     snn, gemm = f["snn"], f["gemm"]
     rows = []
     for engine, fig, config, cycles, accuracy in (
-            ("snn", snn, "digits MLP (ST-BIF)", snn["cycles"]["mean"], f["rtl_accuracy"]),
-            ("gemm", gemm, f"digits MLP ({gemm['config']})", gemm["cycles"],
-             gemm["accuracy"])):
+        ("snn", snn, "digits MLP (ST-BIF)", snn["cycles"]["mean"], f["rtl_accuracy"]),
+        ("gemm", gemm, f"digits MLP ({gemm['config']})", gemm["cycles"], gemm["accuracy"]),
+    ):
         syn = fig.get("synth", {})
-        row = {"engine": engine, "config": config, "family": "ecp5", "lut4": syn.get("lut4"),
-               "ff": syn.get("ff"), "dsp": syn.get("dsp"), "ram": syn.get("bram"),
-               "fmax_mhz": syn.get("fmax_mhz"), "cycles": cycles, "accuracy": accuracy}
+        row = {
+            "engine": engine,
+            "config": config,
+            "family": "ecp5",
+            "lut4": syn.get("lut4"),
+            "ff": syn.get("ff"),
+            "dsp": syn.get("dsp"),
+            "ram": syn.get("bram"),
+            "fmax_mhz": syn.get("fmax_mhz"),
+            "cycles": cycles,
+            "accuracy": accuracy,
+        }
         if engine == "snn":
-            row.update(cycles_max=snn["cycles"]["max"], steps_mean=snn["steps"]["mean"],
-                       steps_p99=snn["steps"]["p99"], steps_max=snn["steps"]["max"],
-                       steps_histogram=_histogram_text(snn["steps"]),
-                       synops=snn["synops_mean"])
+            row.update(
+                cycles_max=snn["cycles"]["max"],
+                steps_mean=snn["steps"]["mean"],
+                steps_p99=snn["steps"]["p99"],
+                steps_max=snn["steps"]["max"],
+                steps_histogram=_histogram_text(snn["steps"]),
+                synops=snn["synops_mean"],
+            )
         rows.append(row)
     return rows
 
@@ -247,23 +324,38 @@ def register(app: typer.Typer, bench_app: typer.Typer):
     from flows.console import console, run_command
 
     @bench_app.command("snn")
-    def bench(model: Optional[Path] = typer.Argument(None, help="Quantized ONNX model "
-                                                     "(default: the digits MLP example)."),
-              data: Optional[Path] = typer.Option(None, help=".npz with 'x' and 'y'."),
-              out: Path = typer.Option(Path("out/bench_snn"), "--out", "-o"),
-              limit: int = typer.Option(0, help="Simulate only the first N vectors (0: all)."),
-              family: str = typer.Option("ecp5", help="ecp5 (LFE5U-85F) or ice40 (UP5K)."),
-              synth: bool = typer.Option(True, help="Synthesize both engines (--no-synth: "
-                                         "cycles, steps and accuracy only)."),
-              example: str = typer.Option("mlp", help="Without MODEL: the digits 'mlp' or "
-                                          "'cnn' example.")):
+    def bench(
+        model: Optional[Path] = typer.Argument(
+            None, help="Quantized ONNX model (default: the digits MLP example)."
+        ),
+        data: Optional[Path] = typer.Option(None, help=".npz with 'x' and 'y'."),
+        out: Path = typer.Option(Path("out/bench_snn"), "--out", "-o"),
+        limit: int = typer.Option(0, help="Simulate only the first N vectors (0: all)."),
+        family: str = typer.Option("ecp5", help="ecp5 (LFE5U-85F) or ice40 (UP5K)."),
+        synth: bool = typer.Option(
+            True, help="Synthesize both engines (--no-synth: cycles, steps and accuracy only)."
+        ),
+        example: str = typer.Option(
+            "mlp", help="Without MODEL: the digits 'mlp' or 'cnn' example."
+        ),
+    ):
         """The spiking engine beside the heterogeneous GEMM engine on one network: cycles per
         inference, time steps to silence (distribution), synaptic operations, spikes per
         neuron, resources and Fmax."""
+
         def body():
             with console.status("benchmarking the snn engine…") as status:
-                figures = bench_snn(model, data, out, limit=limit, family=family,
-                                    synth=synth, example=example, progress=status.update)
+                figures = bench_snn(
+                    model,
+                    data,
+                    out,
+                    limit=limit,
+                    family=family,
+                    synth=synth,
+                    example=example,
+                    progress=status.update,
+                )
             console.print(_table(figures))
             console.print(f"figures: {out / 'bench_snn.json'}")
+
         run_command(body)

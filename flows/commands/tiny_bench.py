@@ -23,27 +23,46 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 import typer
 
 log = logging.getLogger(__name__)
 
-__all__ = ["register", "bench_tiny", "CFU_KWS_CYCLES", "TINY_BOARDS", "TWIN_BOARDS",
-           "layer_kind", "print_report", "markdown"]
+__all__ = [
+    "register",
+    "bench_tiny",
+    "CFU_KWS_CYCLES",
+    "TINY_BOARDS",
+    "TWIN_BOARDS",
+    "layer_kind",
+    "print_report",
+    "markdown",
+]
 
 # CFU-Playground's KWS accelerator on the iCE40 UP5K (its published figure): 24,601 ticks of
 # 1,024 cycles per inference
 CFU_KWS_CYCLES = 24_601 * 1_024
 
 _BOTH = ("icebreaker", "ulx3s-85f")
-TINY_BOARDS = {"tiny_kws": _BOTH, "tiny_kws_ternary": _BOTH, "tiny_ic": _BOTH,
-               "tiny_ic_ternary": _BOTH, "tiny_ad": ("ulx3s-85f",), "tiny_vww": ("ulx3s-85f",)}
-TWIN_BOARDS = {"tiny_kws_digits": _BOTH, "tiny_kws_digits_ternary": _BOTH,
-               "tiny_ic_digits": _BOTH, "tiny_ic_digits_ternary": _BOTH,
-               "tiny_vww_digits": _BOTH}
+TINY_BOARDS = {
+    "tiny_kws": _BOTH,
+    "tiny_kws_ternary": _BOTH,
+    "tiny_ic": _BOTH,
+    "tiny_ic_ternary": _BOTH,
+    "tiny_ad": ("ulx3s-85f",),
+    "tiny_vww": ("ulx3s-85f",),
+}
+TWIN_BOARDS = {
+    "tiny_kws_digits": _BOTH,
+    "tiny_kws_digits_ternary": _BOTH,
+    "tiny_ic_digits": _BOTH,
+    "tiny_ic_digits_ternary": _BOTH,
+    "tiny_vww_digits": _BOTH,
+}
 KINDS = ("dsp", "hetero")
 SEEDS = (1, 2, 3)
 
@@ -58,13 +77,15 @@ def _example(name: str, models: Path):
     """The example's (quantized model, test data): reused when both files are there (the
     examples are deterministic), made otherwise."""
     from frontends.examples.tiny import make_tiny, make_tiny_twin
+
     model, data = models / f"{name}.onnx", models / f"{name}_test.npz"
     if not (model.is_file() and data.is_file()):
         if name.endswith("_ternary"):
             from frontends.examples.tiny_brevitas import make_tiny_brevitas
+
             make_tiny_brevitas(name, models)
         elif name.endswith("_digits"):
-            make_tiny_twin(name[len("tiny_"):-len("_digits")], models)
+            make_tiny_twin(name[len("tiny_") : -len("_digits")], models)
         else:
             make_tiny(name, models)
     return model, data
@@ -94,6 +115,7 @@ def _utilisation(program, cycles_of: Callable) -> dict:
 
 def _accuracy(graph, x, y) -> float | None:
     from frontends.reference import predict
+
     if y is None:
         return None
     return float((predict(graph, x).reshape(len(x), -1).argmax(1) == y).mean())
@@ -108,20 +130,34 @@ def _synth(program, board: str, work: Path, seeds) -> dict:
     spec = BOARDS[board]
     work.mkdir(parents=True, exist_ok=True)
     (work / f"{TOP}.v").write_text(emit_verilog(create_engine(program, observe=False), TOP))
-    rep = synthesize([work / f"{TOP}.v"], TOP, family=spec["family"], out_dir=work / "synth",
-                     clock_mhz=spec["clock_mhz"], seeds=tuple(seeds))
+    rep = synthesize(
+        [work / f"{TOP}.v"],
+        TOP,
+        family=spec["family"],
+        out_dir=work / "synth",
+        clock_mhz=spec["clock_mhz"],
+        seeds=tuple(seeds),
+    )
     util = rep.utilisation
 
     def used(*names):
         return sum(util[n]["used"] for n in names if n in util)
-    return {"lut4": rep.lut4, "ff": rep.ff, "fmax_mhz": rep.fmax_mhz,
-            "fmax_seeds": {str(k): v for k, v in dict(rep.fmax_seeds).items()},
-            "dsp": used("ICESTORM_DSP", "MULT18X18D"), "ebr": used("ICESTORM_RAM", "DP16KD"),
-            "spram": used("ICESTORM_SPRAM"), "cells": used("ICESTORM_LC", "TRELLIS_COMB")}
+
+    return {
+        "lut4": rep.lut4,
+        "ff": rep.ff,
+        "fmax_mhz": rep.fmax_mhz,
+        "fmax_seeds": {str(k): v for k, v in dict(rep.fmax_seeds).items()},
+        "dsp": used("ICESTORM_DSP", "MULT18X18D"),
+        "ebr": used("ICESTORM_RAM", "DP16KD"),
+        "spram": used("ICESTORM_SPRAM"),
+        "cells": used("ICESTORM_LC", "TRELLIS_COMB"),
+    }
 
 
-def _row(name: str, board: str, kind: str, graph, x, y, *, synth: bool, seeds, rtl: bool,
-         work: Path) -> dict:
+def _row(
+    name: str, board: str, kind: str, graph, x, y, *, synth: bool, seeds, rtl: bool, work: Path
+) -> dict:
     """One model x board x configuration; ``error`` is set (and the figures after it left
     out) where the hardware cannot run it."""
     from dataclasses import replace
@@ -134,17 +170,20 @@ def _row(name: str, board: str, kind: str, graph, x, y, *, synth: bool, seeds, r
         cfg = BOARDS[board][kind]
         program = compile_graph(graph, cfg, split="auto")
         if kind == "hetero" and not any(l.n_lut for l in program.layers):
-            row["error"] = ("no layer uses the LUT core (its weights do not fit the ternary "
-                            "lanes within the error budget): the DSP-only row is this model's")
+            row["error"] = (
+                "no layer uses the LUT core (its weights do not fit the ternary "
+                "lanes within the error budget): the DSP-only row is this model's"
+            )
             return row
         if kind == "dsp" and cfg.lut_lanes:
             program = compile_graph(graph, replace(cfg, lut_lanes=0), split="auto")
         row["config"] = program.config.describe()
-        program.words  # every instruction encodes: an ISA field overflow stops the row here
+        _ = program.words  # every instruction encodes: an ISA field overflow stops the row here
         row["macs"] = program.macs()
         row["cycles_model"] = schedule(program).cycles
         if rtl:
             from flows.commands.gemm import _rtl_layer_cycles
+
             row["cycles_rtl"], per_layer = _rtl_layer_cycles(program)
             rtl_of = dict(zip((l.name for l in program.layers), per_layer))
             row["utilisation"] = _utilisation(program, lambda l: rtl_of[l.name])
@@ -166,9 +205,16 @@ def _row(name: str, board: str, kind: str, graph, x, y, *, synth: bool, seeds, r
     return row
 
 
-def bench_tiny(out_dir: Path, *, synth: bool = True, seeds=SEEDS, twins: bool = True,
-               rtl: bool = False, models: Optional[list[str]] = None,
-               progress: Optional[Callable[[str], None]] = None) -> dict:
+def bench_tiny(
+    out_dir: Path,
+    *,
+    synth: bool = True,
+    seeds=SEEDS,
+    twins: bool = True,
+    rtl: bool = False,
+    models: Optional[list[str]] = None,
+    progress: Optional[Callable[[str], None]] = None,
+) -> dict:
     """Every row (see the module docstring); also writes ``tiny.json`` and ``tiny.md`` into
     ``out_dir``, after each row."""
     from frontends.onnx_import import import_onnx
@@ -180,18 +226,24 @@ def bench_tiny(out_dir: Path, *, synth: bool = True, seeds=SEEDS, twins: bool = 
         unknown = [m for m in models if m not in plan]
         if unknown:
             from frontends.errors import UsageError
-            raise UsageError(f"unknown model {', '.join(unknown)}; choose from "
-                             f"{', '.join(plan)}")
+
+            raise UsageError(f"unknown model {', '.join(unknown)}; choose from {', '.join(plan)}")
         plan = {m: plan[m] for m in models}
     rows: list[dict] = []
     start = time.monotonic()
 
     def save():  # after every row, so a long run interrupted keeps what it measured
-        report = {"rows": rows, "cfu_playground_kws_cycles": CFU_KWS_CYCLES, "synth": synth,
-                  "seeds": list(seeds), "seconds": round(time.monotonic() - start, 1)}
+        report = {
+            "rows": rows,
+            "cfu_playground_kws_cycles": CFU_KWS_CYCLES,
+            "synth": synth,
+            "seeds": list(seeds),
+            "seconds": round(time.monotonic() - start, 1),
+        }
         atomic_write(out_dir / "tiny.json", json.dumps(report, indent=2, default=float) + "\n")
         atomic_write(out_dir / "tiny.md", markdown(report))
         return report
+
     for name, boards in plan.items():
         if progress:
             progress(f"{name}: example")
@@ -201,16 +253,31 @@ def bench_tiny(out_dir: Path, *, synth: bool = True, seeds=SEEDS, twins: bool = 
                 x, y = f["x"], (f["y"] if "y" in f.files else None)
             graph = import_onnx(model)
         except Exception as exc:
-            rows += [{"model": name, "board": b, "kind": k, "error": _one_line(exc)}
-                     for b in boards for k in KINDS]
+            rows += [
+                {"model": name, "board": b, "kind": k, "error": _one_line(exc)}
+                for b in boards
+                for k in KINDS
+            ]
             save()
             continue
         for board in boards:
             for kind in KINDS:
                 if progress:
                     progress(f"{name}: {board} {kind}")
-                rows.append(_row(name, board, kind, graph, x, y, synth=synth, seeds=seeds,
-                                 rtl=rtl, work=out_dir))
+                rows.append(
+                    _row(
+                        name,
+                        board,
+                        kind,
+                        graph,
+                        x,
+                        y,
+                        synth=synth,
+                        seeds=seeds,
+                        rtl=rtl,
+                        work=out_dir,
+                    )
+                )
                 save()
     return save()
 
@@ -227,28 +294,53 @@ def _util_text(util: dict | None) -> str:
     return ", ".join(f"{k} {_fmt(v and 100 * v, '.0f')} %" for k, v in util.items())
 
 
-COLUMNS = ("model", "board", "config", "cycles", "Fmax MHz (seeds)", "latency µs", "inf/s",
-           "MAC util per layer type", "LC/LUT4", "FF", "DSP", "EBR/DP16KD", "SPRAM",
-           "accuracy %", "vs CFU-Playground")
+COLUMNS = (
+    "model",
+    "board",
+    "config",
+    "cycles",
+    "Fmax MHz (seeds)",
+    "latency µs",
+    "inf/s",
+    "MAC util per layer type",
+    "LC/LUT4",
+    "FF",
+    "DSP",
+    "EBR/DP16KD",
+    "SPRAM",
+    "accuracy %",
+    "vs CFU-Playground",
+)
 
 
 def _cells(row: dict, cfu: int) -> list[str]:
     if "error" in row:
-        return [row["model"], row["board"], row["kind"], f"stops: {row['error']}"] + \
-            [""] * (len(COLUMNS) - 4)
+        return [row["model"], row["board"], row["kind"], f"stops: {row['error']}"] + [""] * (
+            len(COLUMNS) - 4
+        )
     cycles = row.get("cycles_rtl", row["cycles_model"])
     seeds = row.get("fmax_seeds") or {}
     fmax = _fmt(row.get("fmax_mhz"), ".1f")
     if len(seeds) > 1:
         fmax += f" ({min(seeds.values()):.1f}–{max(seeds.values()):.1f})"
     kws_up5k = row["model"] == "tiny_kws" and row["board"] == "icebreaker"
-    return [row["model"], row["board"], f"{row['kind']}: {row['config']}",
-            f"{cycles:,}" + (" RTL" if "cycles_rtl" in row else " model"), fmax,
-            _fmt(row.get("latency_us"), ",.1f"), _fmt(row.get("inferences_s"), ",.0f"),
-            _util_text(row.get("utilisation")), _fmt(row.get("cells") or row.get("lut4")),
-            _fmt(row.get("ff")), _fmt(row.get("dsp")), _fmt(row.get("ebr")),
-            _fmt(row.get("spram")), _fmt(row["accuracy"] and 100 * row["accuracy"], ".2f"),
-            f"{cfu / cycles:.1f}x fewer cycles" if kws_up5k else ""]
+    return [
+        row["model"],
+        row["board"],
+        f"{row['kind']}: {row['config']}",
+        f"{cycles:,}" + (" RTL" if "cycles_rtl" in row else " model"),
+        fmax,
+        _fmt(row.get("latency_us"), ",.1f"),
+        _fmt(row.get("inferences_s"), ",.0f"),
+        _util_text(row.get("utilisation")),
+        _fmt(row.get("cells") or row.get("lut4")),
+        _fmt(row.get("ff")),
+        _fmt(row.get("dsp")),
+        _fmt(row.get("ebr")),
+        _fmt(row.get("spram")),
+        _fmt(row["accuracy"] and 100 * row["accuracy"], ".2f"),
+        f"{cfu / cycles:.1f}x fewer cycles" if kws_up5k else "",
+    ]
 
 
 def _cycles(row: dict) -> int:
@@ -258,8 +350,10 @@ def _cycles(row: dict) -> int:
 def markdown(report: dict) -> str:
     cfu = report["cfu_playground_kws_cycles"]
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in _cells(r, cfu)) + " |"
-              for r in report["rows"]]
+    lines += [
+        "| " + " | ".join(c.replace("|", "\\|") for c in _cells(r, cfu)) + " |"
+        for r in report["rows"]
+    ]
     pairs: dict = {}
     for r in report["rows"]:
         if "error" not in r:
@@ -274,30 +368,43 @@ def markdown(report: dict) -> str:
             speedups.append(text)
     if speedups:
         lines.append("\nHeterogeneous / DSP-only: " + "; ".join(speedups) + ".")
-    lines.append("\nAccuracy: the integer golden of the compiled program on the example's test "
-                 "split: synthetic data for the full-size models, scikit-learn's digits for "
-                 "the *_digits twins.")
-    lines.append("\nMAC utilisation per layer type: the type's MACs / (its layers' cycles x "
-                 "the config's lanes); a layer's cycles are its instructions' span, and "
-                 "streamed layers overlap the previous one, so a short dense layer can show "
-                 "over 100 %.")
-    lines.append(f"\nCFU-Playground KWS on the iCE40 UP5K (published): 24,601 ticks x 1,024 "
-                 f"cycles = {cfu:,} cycles per inference.")
+    lines.append(
+        "\nAccuracy: the integer golden of the compiled program on the example's test "
+        "split: synthetic data for the full-size models, scikit-learn's digits for "
+        "the *_digits twins."
+    )
+    lines.append(
+        "\nMAC utilisation per layer type: the type's MACs / (its layers' cycles x "
+        "the config's lanes); a layer's cycles are its instructions' span, and "
+        "streamed layers overlap the previous one, so a short dense layer can show "
+        "over 100 %."
+    )
+    lines.append(
+        f"\nCFU-Playground KWS on the iCE40 UP5K (published): 24,601 ticks x 1,024 "
+        f"cycles = {cfu:,} cycles per inference."
+    )
     return "\n".join(lines) + "\n"
 
 
 def print_report(console, report: dict) -> None:
     cfu = report["cfu_playground_kws_cycles"]
     console.print(markdown(report), soft_wrap=True, markup=False, highlight=False)
-    kws = [r for r in report["rows"] if r["model"] == "tiny_kws"
-           and r["board"] == "icebreaker" and "error" not in r]
+    kws = [
+        r
+        for r in report["rows"]
+        if r["model"] == "tiny_kws" and r["board"] == "icebreaker" and "error" not in r
+    ]
     for r in kws:
         cycles = r.get("cycles_rtl", r["cycles_model"])
-        console.print(f"tiny_kws {r['kind']} on the iCEBreaker: {cycles:,} cycles, "
-                      f"{cfu / cycles:.1f}x fewer than CFU-Playground's {cfu:,}")
+        console.print(
+            f"tiny_kws {r['kind']} on the iCEBreaker: {cycles:,} cycles, "
+            f"{cfu / cycles:.1f}x fewer than CFU-Playground's {cfu:,}"
+        )
     if not kws:
-        console.print("tiny_kws on the iCEBreaker: does not run yet (see its rows), no ratio "
-                      "to CFU-Playground")
+        console.print(
+            "tiny_kws on the iCEBreaker: does not run yet (see its rows), no ratio "
+            "to CFU-Playground"
+        )
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
@@ -305,38 +412,65 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
 
     @bench_app.command("tiny")
     def bench_tiny_command(
-        out: Path = typer.Option(Path("out/bench/tiny"), "--out", "-o", help="Work folder: "
-                                 "the example models (models/, reused when present), the "
-                                 "synthesis runs, tiny.json and tiny.md."),
-        synth: bool = typer.Option(True, help="Synthesize and place (resources, Fmax); "
-                                   "--no-synth: cycles, utilisation and accuracy only."),
-        seeds: str = typer.Option(",".join(map(str, SEEDS)), help="Comma-separated nextpnr "
-                                  "placer seeds; Fmax is their median."),
-        twins: bool = typer.Option(True, help="The digits-sized twins too (accuracy on real "
-                                   "data)."),
-        rtl: bool = typer.Option(False, "--rtl", help="Count cycles in Amaranth's simulator "
-                                 "too (slow on the full-size models)."),
-        models: Optional[str] = typer.Option(None, help="Comma-separated subset, e.g. "
-                                             "tiny_kws,tiny_ic_digits."),
+        out: Path = typer.Option(
+            Path("out/bench/tiny"),
+            "--out",
+            "-o",
+            help="Work folder: "
+            "the example models (models/, reused when present), the "
+            "synthesis runs, tiny.json and tiny.md.",
+        ),
+        synth: bool = typer.Option(
+            True,
+            help="Synthesize and place (resources, Fmax); "
+            "--no-synth: cycles, utilisation and accuracy only.",
+        ),
+        seeds: str = typer.Option(
+            ",".join(map(str, SEEDS)),
+            help="Comma-separated nextpnr placer seeds; Fmax is their median.",
+        ),
+        twins: bool = typer.Option(
+            True, help="The digits-sized twins too (accuracy on real data)."
+        ),
+        rtl: bool = typer.Option(
+            False,
+            "--rtl",
+            help="Count cycles in Amaranth's simulator too (slow on the full-size models).",
+        ),
+        models: Optional[str] = typer.Option(
+            None, help="Comma-separated subset, e.g. tiny_kws,tiny_ic_digits."
+        ),
     ):
         """MLPerf Tiny models x boards x (DSP-only, heterogeneous): cycles, Fmax, latency,
         inferences/s, MAC utilisation per layer type, resources, accuracy, and the ratio to
         CFU-Playground's KWS on the UP5K."""
+
         def body():
             from frontends.errors import UsageError
+
             try:
                 seed_list = tuple(int(v) for v in seeds.split(",") if v.strip())
             except ValueError:
                 seed_list = ()
             if not seed_list or min(seed_list) < 0:
-                raise UsageError(f"--seeds '{seeds}': give placer seeds as non-negative "
-                                 f"integers separated by commas, e.g. 1,2,3")
+                raise UsageError(
+                    f"--seeds '{seeds}': give placer seeds as non-negative "
+                    f"integers separated by commas, e.g. 1,2,3"
+                )
             names = [m.strip() for m in models.split(",")] if models else None
             with console.status("bench tiny…") as status:
-                report = bench_tiny(out, synth=synth, seeds=seed_list, twins=twins, rtl=rtl,
-                                    models=names, progress=status.update)
+                report = bench_tiny(
+                    out,
+                    synth=synth,
+                    seeds=seed_list,
+                    twins=twins,
+                    rtl=rtl,
+                    models=names,
+                    progress=status.update,
+                )
             print_report(console, report)
-            console.print(f"wrote {out / 'tiny.md'} and {out / 'tiny.json'} "
-                          f"({report['seconds']:.0f} s)")
-        run_command(body)
+            console.print(
+                f"wrote {out / 'tiny.md'} and {out / 'tiny.json'} ({report['seconds']:.0f} s)"
+            )
 
+        run_command(body)

@@ -8,8 +8,8 @@ into one IR node when the quantizer arrives (``quantize`` in ``quant.py``).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -23,11 +23,13 @@ MS_DOMAIN = "com.microsoft"
 
 # --- what a float (or integer) ONNX tensor is known to equal ---------------------------------
 
+
 @dataclass(frozen=True)
 class FloatInput:
     """A graph input in float, before its quantizer; ``shape`` includes the batch. Layout
     ops on it (``layout``: ``("reshape", sample shape)`` / ``("transpose", sample perm)``)
     are done by the host; ``source_shape`` is the input's own shape (with the batch)."""
+
     name: str
     shape: tuple[int, ...]
     layout: tuple = ()
@@ -37,6 +39,7 @@ class FloatInput:
 @dataclass(frozen=True)
 class Codes:
     """The integer codes of IR tensor ``tensor``, viewed with per-sample ``shape``."""
+
     tensor: str
     shape: tuple[int, ...]
 
@@ -44,6 +47,7 @@ class Codes:
 @dataclass(frozen=True)
 class Dequantized:
     """``scale * (codes - zero_point)`` of IR tensor ``tensor``, viewed with ``shape``."""
+
     tensor: str
     scale: float
     zero_point: int
@@ -53,6 +57,7 @@ class Dequantized:
 @dataclass(frozen=True, eq=False)
 class Constant:
     """``scale * (values - zero_point)`` of an initializer (QDQ or QONNX quantized)."""
+
     values: np.ndarray
     scale: np.ndarray
     zero_point: np.ndarray
@@ -66,6 +71,7 @@ class Accumulator:
 
     ``weight`` is (N, K) for dense, (Cout, C/G, kh, kw) for conv; ``lo_real``/``hi_real`` are
     float bounds from a fused Relu/Clip; ``geometry`` holds conv attrs."""
+
     node: str
     op: str
     kind: str
@@ -78,14 +84,15 @@ class Accumulator:
     lo_real: float = -math.inf
     hi_real: float = math.inf
     geometry: dict = field(default_factory=dict)
-    bias_residual: np.ndarray | None = None   # real bias not on the accumulator's scale
-    bias_label: str = ""                      # the node that added it
+    bias_residual: np.ndarray | None = None  # real bias not on the accumulator's scale
+    bias_label: str = ""  # the node that added it
 
 
 @dataclass(frozen=True, eq=False)
 class Pending:
     """A float op on quantized inputs (add, concat, pools, nonlinear, clip) waiting for the
     quantizer that gives its output codes. ``gain`` is a constant factor (Mul) applied after."""
+
     node: str
     op: str
     kind: str
@@ -102,6 +109,7 @@ class Padded:
     """A quantized tensor zero-padded (ONNX Pad, constant mode, value 0) that the next Conv
     or average pool takes as its own padding: ``pads`` (begin..., end...) of the spatial
     axes; ``shape`` the padded per-sample shape."""
+
     x: Dequantized
     pads: tuple[int, ...]
     shape: tuple[int, ...]
@@ -112,6 +120,7 @@ class HostTail:
     """``base`` (a layer's output or a quantized tensor) followed by float ops the host runs
     after the hardware (Softmax, LogSoftmax, ArgMax at the graph output): ``ops`` as in
     ``Graph.host_ops``."""
+
     base: object
     ops: tuple
     shape: tuple[int, ...]
@@ -127,7 +136,7 @@ class State:
     nodes: list = field(default_factory=list)
     inputs: list = field(default_factory=list)
     node_names: set = field(default_factory=set)
-    input_shape: tuple | None = None      # the model's float input per sample (layout ops)
+    input_shape: tuple | None = None  # the model's float input per sample (layout ops)
     input_layout: tuple = ()
 
     def unique(self, name: str) -> str:
@@ -150,11 +159,13 @@ HANDLERS: dict[tuple[str, str], Callable] = {}
 
 def handler(*ops: str, domains: tuple[str, ...] = ONNX_DOMAINS):
     """Register ``fn(state, node, label)`` for ONNX ``ops`` in ``domains``."""
+
     def register(fn):
         for op in ops:
             for domain in domains:
                 HANDLERS[(domain, op)] = fn
         return fn
+
     return register
 
 
@@ -166,9 +177,11 @@ EMITTERS: dict[str, Callable] = {}
 
 def emitter(kind: str):
     """Register ``fn`` as the emitter of ``Pending`` values of ``kind``."""
+
     def register(fn):
         EMITTERS[kind] = fn
         return fn
+
     return register
 
 
@@ -184,6 +197,7 @@ def supported_ops() -> tuple[str, ...]:
 
 # --- helpers ---------------------------------------------------------------------------------
 
+
 def value(state: State, node, index: int, label: str):
     if index >= len(node.input) or not node.input[index]:
         return None
@@ -192,12 +206,14 @@ def value(state: State, node, index: int, label: str):
         return state.values[name]
     if name in state.initializers:
         return state.initializers[name]
-    raise ModelError(f"{label}: input '{name}' is neither produced by an earlier node nor an "
-                     f"initializer")
+    raise ModelError(
+        f"{label}: input '{name}' is neither produced by an earlier node nor an initializer"
+    )
 
 
-def const(state: State, node, index: int, label: str, what: str, *,
-          optional: bool = False) -> np.ndarray | None:
+def const(
+    state: State, node, index: int, label: str, what: str, *, optional: bool = False
+) -> np.ndarray | None:
     v = value(state, node, index, label)
     if v is None:
         if optional:
@@ -210,28 +226,37 @@ def const(state: State, node, index: int, label: str, what: str, *,
 
 def attrs(node) -> dict:
     from onnx import helper
+
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
 
 def int_type(array: np.ndarray, label: str, what: str) -> IntType:
-    kinds = {np.dtype(np.int8): IntType(8, True), np.dtype(np.uint8): IntType(8, False),
-             np.dtype(np.int16): IntType(16, True), np.dtype(np.uint16): IntType(16, False),
-             np.dtype(np.int32): IntType(32, True)}
+    kinds = {
+        np.dtype(np.int8): IntType(8, True),
+        np.dtype(np.uint8): IntType(8, False),
+        np.dtype(np.int16): IntType(16, True),
+        np.dtype(np.uint16): IntType(16, False),
+        np.dtype(np.int32): IntType(32, True),
+    }
     dt = np.asarray(array).dtype
     if dt in kinds:
         return kinds[dt]
     name = getattr(dt, "name", str(dt))
     if name in ("int4", "uint4"):
         return IntType(4, name == "int4")
-    raise ModelError(f"{label}: {what} has element type {dt}; expected an integer type "
-                     f"(int8, uint8, int16, uint16, int32, int4, uint4)")
+    raise ModelError(
+        f"{label}: {what} has element type {dt}; expected an integer type "
+        f"(int8, uint8, int16, uint16, int32, int4, uint4)"
+    )
 
 
 def scalar(array: np.ndarray, label: str, what: str) -> float:
     array = np.asarray(array)
     if array.size != 1:
-        raise ModelError(f"{label}: {what} must be a scalar (per-tensor), got shape "
-                         f"{array.shape}; per-axis activation quantization is not supported")
+        raise ModelError(
+            f"{label}: {what} must be a scalar (per-tensor), got shape "
+            f"{array.shape}; per-axis activation quantization is not supported"
+        )
     return float(array.reshape(()))
 
 
@@ -244,8 +269,10 @@ def positive_scale(s: float, label: str) -> float:
 def as_dequantized(v, label: str, what: str) -> Dequantized:
     if isinstance(v, Dequantized):
         return v
-    raise ModelError(f"{label}: {what} must be a dequantized tensor (the output of "
-                     f"DequantizeLinear or a QONNX Quant); here it is {describe_value(v)}")
+    raise ModelError(
+        f"{label}: {what} must be a dequantized tensor (the output of "
+        f"DequantizeLinear or a QONNX Quant); here it is {describe_value(v)}"
+    )
 
 
 def describe_value(v) -> str:
@@ -286,8 +313,10 @@ def bias_codes(real: np.ndarray, acc_scale: np.ndarray, label: str) -> np.ndarra
         q = np.rint(np.asarray(real, np.float64) / np.asarray(acc_scale, np.float64))
     if q.size and (not np.all(np.isfinite(q)) or np.abs(q).max() >= 2.0**31):
         worst = float(np.nan_to_num(np.abs(q), nan=np.inf).max())
-        raise ModelError(f"{label}: the bias at the accumulator's scale (scale_in*scale_w, "
-                         f"down to {float(np.min(acc_scale)):.3g}) reaches {worst:.3g}, beyond "
-                         f"int32; check the model's scales (tiny or denormal input/weight "
-                         f"scales)")
+        raise ModelError(
+            f"{label}: the bias at the accumulator's scale (scale_in*scale_w, "
+            f"down to {float(np.min(acc_scale)):.3g}) reaches {worst:.3g}, beyond "
+            f"int32; check the model's scales (tiny or denormal input/weight "
+            f"scales)"
+        )
     return q.astype(np.int64)

@@ -10,35 +10,50 @@ import numpy as np
 
 from ..errors import ModelError
 from ..ir import Node, QuantParams, Tensor
-from .base import (Accumulator, Codes, Constant, Dequantized, FloatInput, State, attrs, const,
-                   describe_value, handler, value)
+from .base import (
+    Accumulator,
+    Codes,
+    Constant,
+    Dequantized,
+    FloatInput,
+    State,
+    attrs,
+    const,
+    describe_value,
+    handler,
+    value,
+)
 
 _VIEWS = (Codes, Dequantized)
 
 
 def _sample_view(v, full: tuple, new_full: tuple, label: str, op: str):
     if not new_full or new_full[0] != 1:
-        raise ModelError(f"{label}: {op} from {full} to {tuple(new_full)} changes the batch "
-                         f"dimension; only per-sample layout changes are supported")
+        raise ModelError(
+            f"{label}: {op} from {full} to {tuple(new_full)} changes the batch "
+            f"dimension; only per-sample layout changes are supported"
+        )
     new = tuple(int(d) for d in new_full[1:])
     if int(np.prod(new)) != int(np.prod(v.shape)):
-        raise ModelError(f"{label}: cannot view {int(np.prod(v.shape))} values per sample as "
-                         f"{new}")
+        raise ModelError(f"{label}: cannot view {int(np.prod(v.shape))} values per sample as {new}")
     return replace(v, shape=new)
 
 
 def _input_sample_shape(v: FloatInput, label: str) -> tuple:
     shape = tuple(v.shape[1:])
     if not shape or any(d <= 0 for d in shape):
-        raise ModelError(f"{label}: graph input '{v.name}' needs a known shape with a batch "
-                         f"dimension first; it has {v.shape}")
+        raise ModelError(
+            f"{label}: graph input '{v.name}' needs a known shape with a batch "
+            f"dimension first; it has {v.shape}"
+        )
     return shape
 
 
 def _input_step(v: FloatInput, new: tuple, step: tuple) -> FloatInput:
     """A layout op on the float graph input: the host does it before quantizing."""
-    return FloatInput(v.name, (v.shape[0],) + tuple(new), v.layout + (step,),
-                      v.source_shape or v.shape)
+    return FloatInput(
+        v.name, (v.shape[0],) + tuple(new), v.layout + (step,), v.source_shape or v.shape
+    )
 
 
 def _view_only(state: State, node, label: str, fn):
@@ -51,19 +66,22 @@ def _view_only(state: State, node, label: str, fn):
         full = (1,) + sample
         new = tuple(fn(full))
         if not new or new[0] != 1 or int(np.prod(new)) != int(np.prod(full)):
-            raise ModelError(f"{label}: {node.op_type} of graph input '{v.name}' from {full} "
-                             f"to {new} changes the batch dimension; only per-sample layout "
-                             f"changes are supported")
+            raise ModelError(
+                f"{label}: {node.op_type} of graph input '{v.name}' from {full} "
+                f"to {new} changes the batch dimension; only per-sample layout "
+                f"changes are supported"
+            )
         state.values[node.output[0]] = _input_step(v, new[1:], ("reshape", tuple(new[1:])))
         return
     if isinstance(v, _VIEWS):
         full = (1,) + tuple(v.shape)
-        state.values[node.output[0]] = _sample_view(v, full, tuple(fn(full)), label,
-                                                    node.op_type)
+        state.values[node.output[0]] = _sample_view(v, full, tuple(fn(full)), label, node.op_type)
         return
-    raise ModelError(f"{label}: {node.op_type} of {describe_value(v)} is not supported; "
-                     f"layout ops apply to quantized tensors (between DequantizeLinear and "
-                     f"the next op) or to constants")
+    raise ModelError(
+        f"{label}: {node.op_type} of {describe_value(v)} is not supported; "
+        f"layout ops apply to quantized tensors (between DequantizeLinear and "
+        f"the next op) or to constants"
+    )
 
 
 @handler("Identity", "Dropout")
@@ -80,6 +98,7 @@ def _flatten(state: State, node, label: str):
     def fn(full):
         ax = axis + len(full) if axis < 0 else axis
         return (int(np.prod(full[:ax])), int(np.prod(full[ax:])))
+
     _view_only(state, node, label, fn)
 
 
@@ -89,19 +108,22 @@ def _reshape(state: State, node, label: str):
     allowzero = int(attrs(node).get("allowzero", 0))
 
     def fn(full):
-        out = [full[i] if (d == 0 and not allowzero and i < len(full)) else int(d)
-               for i, d in enumerate(target)]
+        out = [
+            full[i] if (d == 0 and not allowzero and i < len(full)) else int(d)
+            for i, d in enumerate(target)
+        ]
         if out.count(-1) > 1:
-            raise ModelError(f"{label}: shape {tuple(int(t) for t in target)} has more "
-                                 f"than one -1")
+            raise ModelError(f"{label}: shape {tuple(int(t) for t in target)} has more than one -1")
         if -1 in out:
             known = int(np.prod([d for d in out if d != -1]))
             total = int(np.prod(full))
             if known == 0 or total % known:
-                raise ModelError(f"{label}: cannot reshape {full} to "
-                                 f"{tuple(int(t) for t in target)}")
+                raise ModelError(
+                    f"{label}: cannot reshape {full} to {tuple(int(t) for t in target)}"
+                )
             out[out.index(-1)] = total // known
         return tuple(out)
+
     _view_only(state, node, label, fn)
 
 
@@ -119,11 +141,15 @@ def _squeeze(state: State, node, label: str):
     axes = _axes(state, node, label, False)
 
     def fn(full):
-        ax = [a + len(full) if a < 0 else a for a in axes] if axes is not None else \
-            [i for i, d in enumerate(full) if d == 1 and i > 0]
+        ax = (
+            [a + len(full) if a < 0 else a for a in axes]
+            if axes is not None
+            else [i for i, d in enumerate(full) if d == 1 and i > 0]
+        )
         if any(not 0 <= a < len(full) or full[a] != 1 for a in ax):
             raise ModelError(f"{label}: cannot squeeze axes {axes} of {full}")
         return tuple(d for i, d in enumerate(full) if i not in ax)
+
     _view_only(state, node, label, fn)
 
 
@@ -140,6 +166,7 @@ def _unsqueeze(state: State, node, label: str):
         for i in range(rank):
             out.append(1 if i in ax else next(it))
         return tuple(out)
+
     _view_only(state, node, label, fn)
 
 
@@ -159,18 +186,20 @@ def _transpose(state: State, node, label: str):
     if isinstance(v, Constant):
         perm = list(a.get("perm", reversed(range(v.values.ndim))))
         axis = None if v.axis is None else perm.index(v.axis)
-        state.values[node.output[0]] = replace(v, values=np.transpose(v.values, perm),
-                                               axis=axis)
+        state.values[node.output[0]] = replace(v, values=np.transpose(v.values, perm), axis=axis)
         return
     if isinstance(v, FloatInput):
         sample = _input_sample_shape(v, label)
         perm = [int(p) for p in a.get("perm", reversed(range(len(sample) + 1)))]
         if sorted(perm) != list(range(len(sample) + 1)) or perm[0] != 0:
-            raise ModelError(f"{label}: perm {perm} of graph input '{v.name}' is not a "
-                             f"permutation of its sample axes (the batch axis must stay first)")
+            raise ModelError(
+                f"{label}: perm {perm} of graph input '{v.name}' is not a "
+                f"permutation of its sample axes (the batch axis must stay first)"
+            )
         new = tuple(sample[p - 1] for p in perm[1:])
-        state.values[node.output[0]] = _input_step(v, new, ("transpose",
-                                                            tuple(p - 1 for p in perm[1:])))
+        state.values[node.output[0]] = _input_step(
+            v, new, ("transpose", tuple(p - 1 for p in perm[1:]))
+        )
         return
     if not isinstance(v, _VIEWS):
         raise ModelError(f"{label}: Transpose of {describe_value(v)} is not supported")
@@ -187,10 +216,17 @@ def _transpose(state: State, node, label: str):
         return
     out = node.output[0]
     name = state.unique(node.name or out)
-    state.add_node(Node(name=name, op="transpose", source_op="Transpose", inputs=(v.tensor,),
-                        outputs=(out,), attrs={"perm": tuple(p - 1 for p in perm[1:]),
-                                               "input_shape": tuple(v.shape)}),
-                   _new_tensor(state, v, out, new_shape))
+    state.add_node(
+        Node(
+            name=name,
+            op="transpose",
+            source_op="Transpose",
+            inputs=(v.tensor,),
+            outputs=(out,),
+            attrs={"perm": tuple(p - 1 for p in perm[1:]), "input_shape": tuple(v.shape)},
+        ),
+        _new_tensor(state, v, out, new_shape),
+    )
     state.values[out] = replace(v, tensor=out, shape=new_shape)
 
 
@@ -238,18 +274,30 @@ def _slice(state: State, node, label: str):
         state.values[node.output[0]] = v
         return
     out = node.output[0]
-    state.add_node(Node(name=state.unique(node.name or out), op="slice", source_op="Slice",
-                        inputs=(v.tensor,), outputs=(out,),
-                        attrs={"starts": tuple(out_s), "ends": tuple(out_e),
-                               "axes": tuple(out_a), "steps": tuple(out_st),
-                               "input_shape": tuple(v.shape)}),
-                   _new_tensor(state, v, out, new_shape))
+    state.add_node(
+        Node(
+            name=state.unique(node.name or out),
+            op="slice",
+            source_op="Slice",
+            inputs=(v.tensor,),
+            outputs=(out,),
+            attrs={
+                "starts": tuple(out_s),
+                "ends": tuple(out_e),
+                "axes": tuple(out_a),
+                "steps": tuple(out_st),
+                "input_shape": tuple(v.shape),
+            },
+        ),
+        _new_tensor(state, v, out, new_shape),
+    )
     state.values[out] = replace(v, tensor=out, shape=new_shape)
 
 
 @handler("Constant")
 def _constant(state: State, node, label: str):
     from onnx import numpy_helper
+
     a = node.attribute
     if len(a) != 1:
         raise ModelError(f"{label}: expected exactly one value attribute")
@@ -257,11 +305,15 @@ def _constant(state: State, node, label: str):
     if attr.name == "value":
         array = numpy_helper.to_array(attr.t)
     elif attr.name in ("value_float", "value_int"):
-        array = np.array(attr.f if attr.name == "value_float" else attr.i,
-                         dtype=np.float32 if attr.name == "value_float" else np.int64)
+        array = np.array(
+            attr.f if attr.name == "value_float" else attr.i,
+            dtype=np.float32 if attr.name == "value_float" else np.int64,
+        )
     elif attr.name in ("value_floats", "value_ints"):
-        array = np.array(list(attr.floats if attr.name == "value_floats" else attr.ints),
-                         dtype=np.float32 if attr.name == "value_floats" else np.int64)
+        array = np.array(
+            list(attr.floats if attr.name == "value_floats" else attr.ints),
+            dtype=np.float32 if attr.name == "value_floats" else np.int64,
+        )
     else:
         raise ModelError(f"{label}: attribute {attr.name} is not supported")
     state.initializers[node.output[0]] = array

@@ -16,16 +16,32 @@ from ..errors import ModelError
 from ..fixedpoint import division_multiplier
 from ..im2col import pool_windows
 from ..ir import IntType
-from .base import (Accumulator, Constant, Dequantized, HostTail, Padded, Pending, State,
-                   as_dequantized, attrs, const, describe_value, emitter, handler, value)
+from .base import (
+    Accumulator,
+    Constant,
+    Dequantized,
+    HostTail,
+    Padded,
+    Pending,
+    State,
+    as_dequantized,
+    attrs,
+    const,
+    describe_value,
+    emitter,
+    handler,
+    value,
+)
 from .linear import add_bias, conv_geometry, scale_accumulator, take_pads
 from .quant import multipliers
+
 
 def _name(node) -> str:
     return node.name or node.output[0]
 
 
 # --- Relu, Clip ------------------------------------------------------------------------------
+
 
 def clamp_value(v, lo: float, hi: float, node, label: str):
     if isinstance(v, (Accumulator, Pending)):
@@ -37,8 +53,9 @@ def clamp_value(v, lo: float, hi: float, node, label: str):
 
 @handler("Relu")
 def _relu(state: State, node, label: str):
-    state.values[node.output[0]] = clamp_value(value(state, node, 0, label), 0.0, math.inf,
-                                               node, label)
+    state.values[node.output[0]] = clamp_value(
+        value(state, node, 0, label), 0.0, math.inf, node, label
+    )
 
 
 @handler("Clip")
@@ -49,11 +66,13 @@ def _clip(state: State, node, label: str):
         lo = float(const(state, node, 1, label, "min").reshape(()))
     if len(node.input) > 2 and node.input[2]:
         hi = float(const(state, node, 2, label, "max").reshape(()))
-    state.values[node.output[0]] = clamp_value(value(state, node, 0, label), float(lo),
-                                               float(hi), node, label)
+    state.values[node.output[0]] = clamp_value(
+        value(state, node, 0, label), float(lo), float(hi), node, label
+    )
 
 
 # --- Add, Mul, Div ---------------------------------------------------------------------------
+
 
 @handler("Add")
 def _add(state: State, node, label: str):
@@ -64,18 +83,24 @@ def _add(state: State, node, label: str):
         if isinstance(b, (Constant, np.ndarray)):
             state.values[node.output[0]] = add_bias(a, b, label)
             return
-        raise ModelError(f"{label}: adding {describe_value(b)} to the unquantized output of "
-                         f"{a.op} '{a.node}' is not supported; quantize both inputs of a "
-                         f"residual Add")
+        raise ModelError(
+            f"{label}: adding {describe_value(b)} to the unquantized output of "
+            f"{a.op} '{a.node}' is not supported; quantize both inputs of a "
+            f"residual Add"
+        )
     if isinstance(a, Dequantized) and isinstance(b, Dequantized):
         if a.shape != b.shape:
-            raise ModelError(f"{label}: inputs of shapes {a.shape} and {b.shape}; only "
-                             f"same-shape (residual) adds are supported")
+            raise ModelError(
+                f"{label}: inputs of shapes {a.shape} and {b.shape}; only "
+                f"same-shape (residual) adds are supported"
+            )
         state.values[node.output[0]] = Pending(_name(node), "Add", "add", (a, b), {}, a.shape)
         return
-    raise ModelError(f"{label}: Add of {describe_value(a)} and {describe_value(b)} is not "
-                     f"supported; supported: bias after MatMul/Gemm/Conv, or two quantized "
-                     f"tensors of the same shape")
+    raise ModelError(
+        f"{label}: Add of {describe_value(a)} and {describe_value(b)} is not "
+        f"supported; supported: bias after MatMul/Gemm/Conv, or two quantized "
+        f"tensors of the same shape"
+    )
 
 
 def _scale_by(state: State, node, label: str, invert: bool):
@@ -83,20 +108,29 @@ def _scale_by(state: State, node, label: str, invert: bool):
     if isinstance(b, (Accumulator, Pending)) and not invert:
         a, b = b, a
     if not isinstance(b, np.ndarray) or b.dtype.kind != "f":
-        raise ModelError(f"{label}: {node.op_type} is supported only by a float constant "
-                         f"after MatMul/Gemm/Conv or a pool; here the operands are "
-                         f"{describe_value(a)} and {describe_value(b)}")
+        raise ModelError(
+            f"{label}: {node.op_type} is supported only by a float constant "
+            f"after MatMul/Gemm/Conv or a pool; here the operands are "
+            f"{describe_value(a)} and {describe_value(b)}"
+        )
     factor = 1.0 / b.astype(np.float64) if invert else b.astype(np.float64)
     if isinstance(a, Accumulator):
         state.values[node.output[0]] = scale_accumulator(a, factor, label)
-    elif isinstance(a, Pending) and factor.size == 1 and float(factor.reshape(())) > 0 \
-            and a.kind in ("avgpool", "maxpool", "add", "requant") and a.lo_real == -math.inf \
-            and a.hi_real == math.inf:
+    elif (
+        isinstance(a, Pending)
+        and factor.size == 1
+        and float(factor.reshape(())) > 0
+        and a.kind in ("avgpool", "maxpool", "add", "requant")
+        and a.lo_real == -math.inf
+        and a.hi_real == math.inf
+    ):
         state.values[node.output[0]] = replace(a, gain=a.gain * float(factor.reshape(())))
     else:
-        raise ModelError(f"{label}: {node.op_type} of {describe_value(a)} by a constant of "
-                         f"shape {b.shape} is not supported (only a positive scalar after a "
-                         f"pool/Add, or a per-channel scale after MatMul/Gemm/Conv)")
+        raise ModelError(
+            f"{label}: {node.op_type} of {describe_value(a)} by a constant of "
+            f"shape {b.shape} is not supported (only a positive scalar after a "
+            f"pool/Add, or a per-channel scale after MatMul/Gemm/Conv)"
+        )
 
 
 @handler("Mul")
@@ -113,8 +147,11 @@ def _div(state: State, node, label: str):
 def _emit_add(state, p: Pending, dtype, scale, zp, label):
     a, b = p.inputs
     m, shift = multipliers(np.array([a.scale, b.scale]) * p.gain / scale, label)
-    return "add", {"input_zero_points": (a.zero_point, b.zero_point), "shift": shift,
-                   "input_shape": p.shape}, {"multiplier": m}
+    return (
+        "add",
+        {"input_zero_points": (a.zero_point, b.zero_point), "shift": shift, "input_shape": p.shape},
+        {"multiplier": m},
+    )
 
 
 @emitter("requant")
@@ -130,10 +167,13 @@ def _emit_requant(state, p: Pending, dtype, scale, zp, label):
 
 # --- Concat ----------------------------------------------------------------------------------
 
+
 @handler("Concat")
 def _concat(state: State, node, label: str):
-    xs = [as_dequantized(value(state, node, i, label), label, f"input {i}")
-          for i in range(len(node.input))]
+    xs = [
+        as_dequantized(value(state, node, i, label), label, f"input {i}")
+        for i in range(len(node.input))
+    ]
     rank = len(xs[0].shape)
     axis = int(attrs(node).get("axis", 1))
     axis = axis + rank + 1 if axis < 0 else axis
@@ -141,39 +181,53 @@ def _concat(state: State, node, label: str):
         raise ModelError(f"{label}: concatenating along the batch axis is not supported")
     axis -= 1
     for x in xs:
-        if len(x.shape) != rank or any(d != e for i, (d, e) in enumerate(zip(x.shape,
-                                                                          xs[0].shape))
-                                       if i != axis):
-            raise ModelError(f"{label}: input shapes {[x.shape for x in xs]} do not "
-                             f"concatenate along axis {axis + 1}")
+        if len(x.shape) != rank or any(
+            d != e for i, (d, e) in enumerate(zip(x.shape, xs[0].shape)) if i != axis
+        ):
+            raise ModelError(
+                f"{label}: input shapes {[x.shape for x in xs]} do not "
+                f"concatenate along axis {axis + 1}"
+            )
     shape = list(xs[0].shape)
     shape[axis] = sum(x.shape[axis] for x in xs)
-    state.values[node.output[0]] = Pending(_name(node), "Concat", "concat", tuple(xs),
-                                           {"axis": axis}, tuple(shape))
+    state.values[node.output[0]] = Pending(
+        _name(node), "Concat", "concat", tuple(xs), {"axis": axis}, tuple(shape)
+    )
 
 
 @emitter("concat")
 def _emit_concat(state, p: Pending, dtype, scale, zp, label):
     m, shift = multipliers(np.array([x.scale for x in p.inputs]) * p.gain / scale, label)
-    return "concat", {"axis": p.attrs["axis"], "shift": shift,
-                      "input_zero_points": tuple(x.zero_point for x in p.inputs),
-                      "input_shapes": tuple(x.shape for x in p.inputs)}, {"multiplier": m}
+    return (
+        "concat",
+        {
+            "axis": p.attrs["axis"],
+            "shift": shift,
+            "input_zero_points": tuple(x.zero_point for x in p.inputs),
+            "input_shapes": tuple(x.shape for x in p.inputs),
+        },
+        {"multiplier": m},
+    )
 
 
 # --- pools -----------------------------------------------------------------------------------
 
-def _pool(state: State, node, label: str, kind: str, global_: bool, *,
-          keepdims: bool = True):
+
+def _pool(state: State, node, label: str, kind: str, global_: bool, *, keepdims: bool = True):
     v = value(state, node, 0, label)
     a = {} if global_ else attrs(node)
     if isinstance(v, Padded):
         # explicit zeros are real elements: they count in the divisor
         if kind != "avgpool":
-            raise ModelError(f"{label}: a zero Pad before {node.op_type} is not supported "
-                             f"(the padded zeros would take part in the maximum)")
+            raise ModelError(
+                f"{label}: a zero Pad before {node.op_type} is not supported "
+                f"(the padded zeros would take part in the maximum)"
+            )
         if any(a.get("pads", ())) and not a.get("count_include_pad", 0):
-            raise ModelError(f"{label}: a Pad before an AveragePool with pads of its own and "
-                             f"count_include_pad=0 is not supported")
+            raise ModelError(
+                f"{label}: a Pad before an AveragePool with pads of its own and "
+                f"count_include_pad=0 is not supported"
+            )
         kernel = tuple(v.shape[1:]) if global_ else tuple(a.get("kernel_shape", ()))
         x, a = take_pads(v, a, label)
         a["count_include_pad"] = 1
@@ -183,14 +237,20 @@ def _pool(state: State, node, label: str, kind: str, global_: bool, *,
     if len(node.output) > 1 and any(node.output[1:]):
         raise ModelError(f"{label}: the Indices output of MaxPool is not supported")
     if len(x.shape) not in (2, 3):
-        raise ModelError(f"{label}: input of shape {x.shape} per sample; pools need (C, H, W) "
-                         f"or (C, L)")
+        raise ModelError(
+            f"{label}: input of shape {x.shape} per sample; pools need (C, H, W) or (C, L)"
+        )
     if kind == "avgpool" and a.get("ceil_mode", 0) and a.get("count_include_pad", 0):
         raise ModelError(f"{label}: ceil_mode=1 with count_include_pad=1 is not supported")
     window, geo, out_spatial = conv_geometry(a, x.shape, kernel, label, pool=True)
     shape = (x.shape[0],) + out_spatial
-    attrs_ = dict(geo, window=window, input_shape=x.shape, output_shape=shape,
-                  ceil_mode=int(a.get("ceil_mode", 0)))
+    attrs_ = dict(
+        geo,
+        window=window,
+        input_shape=x.shape,
+        output_shape=shape,
+        ceil_mode=int(a.get("ceil_mode", 0)),
+    )
     if kind == "avgpool":
         attrs_["count_include_pad"] = int(a.get("count_include_pad", 0))
     if not keepdims:
@@ -214,8 +274,10 @@ def _reduce_mean(state: State, node, label: str):
     rank = len(shape) + 1
     axes = sorted(i + rank if i < 0 else i for i in axes)
     if axes != list(range(2, rank)) or rank not in (3, 4):
-        raise ModelError(f"{label}: ReduceMean over axes {axes} of a rank-{rank} tensor is not "
-                         f"supported; only over every spatial axis (a global average pool)")
+        raise ModelError(
+            f"{label}: ReduceMean over axes {axes} of a rank-{rank} tensor is not "
+            f"supported; only over every spatial axis (a global average pool)"
+        )
     _pool(state, node, label, "avgpool", True, keepdims=bool(a.get("keepdims", 1)))
 
 
@@ -240,8 +302,16 @@ def _global_avgpool(state, node, label):
 
 
 def _pool_attrs(p: Pending) -> dict:
-    keep = ("kernel_shape", "strides", "pads", "dilations", "ceil_mode", "input_shape",
-            "output_shape", "count_include_pad")
+    keep = (
+        "kernel_shape",
+        "strides",
+        "pads",
+        "dilations",
+        "ceil_mode",
+        "input_shape",
+        "output_shape",
+        "count_include_pad",
+    )
     return {k: p.attrs[k] for k in keep if k in p.attrs}
 
 
@@ -266,8 +336,11 @@ def _emit_maxpool(state, p: Pending, dtype, scale, zp, label):
     (x,) = p.inputs
     index = pool_windows(p.attrs["window"], x.shape[0])
     m, shift = multipliers(np.array([x.scale * p.gain / scale]), label)
-    return "maxpool", dict(_pool_attrs(p), input_zero_point=x.zero_point, shift=shift), \
-        {"im2col": index, "multiplier": m}
+    return (
+        "maxpool",
+        dict(_pool_attrs(p), input_zero_point=x.zero_point, shift=shift),
+        {"im2col": index, "multiplier": m},
+    )
 
 
 @emitter("avgpool")
@@ -295,19 +368,26 @@ def _emit_avgpool(state, p: Pending, dtype, scale, zp, label):
     shift = max(sh for _, sh in found.values())
     per_count = {c: m << (shift - sh) for c, (m, sh) in found.items()}
     if max(per_count.values()) >= 1 << 31:
-        raise ModelError(f"{label}: windows of {sorted(found)} need multipliers wider than 31 "
-                         f"bits under one shift")
+        raise ModelError(
+            f"{label}: windows of {sorted(found)} need multipliers wider than 31 "
+            f"bits under one shift"
+        )
     mult = np.array([per_count[int(c)] for c in counts], np.int64)
     if np.all(mult == mult[0]):
         mult = mult[:1]
-    return "avgpool", dict(_pool_attrs(p), input_zero_point=x.zero_point, shift=shift), \
-        {"im2col": index, "multiplier": mult, "count": counts.astype(np.int64)}
+    return (
+        "avgpool",
+        dict(_pool_attrs(p), input_zero_point=x.zero_point, shift=shift),
+        {"im2col": index, "multiplier": mult, "count": counts.astype(np.int64)},
+    )
 
 
 # --- nonlinear functions -----------------------------------------------------------------------
 
+
 def _gelu(v):
     from scipy.special import erf
+
     return 0.5 * v * (1.0 + erf(v / math.sqrt(2.0)))
 
 
@@ -316,15 +396,22 @@ FUNCTIONS = {
     "tanh": lambda v, a: np.tanh(v),
     "exp": lambda v, a: np.exp(v),
     "gelu": lambda v, a: _gelu(v),
-    "gelu_tanh": lambda v, a: 0.5 * v * (1.0 + np.tanh(math.sqrt(2.0 / math.pi)
-                                                      * (v + 0.044715 * v**3))),
+    "gelu_tanh": lambda v, a: (
+        0.5 * v * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (v + 0.044715 * v**3)))
+    ),
     "leaky_relu": lambda v, a: np.where(v >= 0, v, a.get("alpha", 0.01) * v),
     "hard_sigmoid": lambda v, a: np.clip(a.get("alpha", 0.2) * v + a.get("beta", 0.5), 0, 1),
     "hard_swish": lambda v, a: v * np.clip(v / 6.0 + 0.5, 0, 1),
 }
-_OP_FUNCTION = {"Sigmoid": "sigmoid", "Tanh": "tanh", "Exp": "exp", "Gelu": "gelu",
-                "LeakyRelu": "leaky_relu", "HardSigmoid": "hard_sigmoid",
-                "HardSwish": "hard_swish"}
+_OP_FUNCTION = {
+    "Sigmoid": "sigmoid",
+    "Tanh": "tanh",
+    "Exp": "exp",
+    "Gelu": "gelu",
+    "LeakyRelu": "leaky_relu",
+    "HardSigmoid": "hard_sigmoid",
+    "HardSwish": "hard_swish",
+}
 
 
 @handler(*_OP_FUNCTION)
@@ -338,20 +425,24 @@ def _elementwise(state: State, node, label: str):
         if approx not in ("none", "tanh"):
             raise ModelError(f"{label}: approximate='{approx}' is not supported")
         function = "gelu" if approx == "none" else "gelu_tanh"
-    state.values[node.output[0]] = Pending(_name(node), node.op_type, "nonlinear", (x,),
-                                           {"function": function, "params": a}, x.shape)
+    state.values[node.output[0]] = Pending(
+        _name(node), node.op_type, "nonlinear", (x,), {"function": function, "params": a}, x.shape
+    )
 
 
-def _host_axis(state: State, node, label: str, shape: tuple, default_13: int,
-               default_old: int) -> int:
+def _host_axis(
+    state: State, node, label: str, shape: tuple, default_13: int, default_old: int
+) -> int:
     """The sample axis of a Softmax/LogSoftmax/ArgMax over a value of per-sample ``shape``."""
     opset = state.opsets.get("", 0)
     rank = len(shape) + 1
     axis = int(attrs(node).get("axis", default_13 if opset >= 13 else default_old))
     axis = axis + rank if axis < 0 else axis
     if node.op_type != "ArgMax" and opset < 13 and axis != rank - 1:
-        raise ModelError(f"{label}: {node.op_type} before opset 13 over axes {axis}.. "
-                         f"flattens; only the last axis is supported")
+        raise ModelError(
+            f"{label}: {node.op_type} before opset 13 over axes {axis}.. "
+            f"flattens; only the last axis is supported"
+        )
     if not 1 <= axis < rank:
         raise ModelError(f"{label}: {node.op_type} over the batch axis is not supported")
     return axis - 1
@@ -376,18 +467,21 @@ def _softmax(state: State, node, label: str):
         return
     x = as_dequantized(v, label, "input")
     axis = _host_axis(state, node, label, x.shape, -1, 1)
-    state.values[node.output[0]] = Pending(_name(node), "Softmax", "nonlinear", (x,),
-                                           {"function": "softmax", "axis": axis}, x.shape)
+    state.values[node.output[0]] = Pending(
+        _name(node), "Softmax", "nonlinear", (x,), {"function": "softmax", "axis": axis}, x.shape
+    )
 
 
 def _host_input(state: State, node, label: str):
     v = value(state, node, 0, label)
-    if not isinstance(v, (Accumulator, HostTail, Dequantized, Pending)) or \
-            (isinstance(v, Pending) and not (v.kind == "nonlinear"
-                                              and v.attrs["function"] == "softmax")):
-        raise ModelError(f"{label}: {node.op_type} of {describe_value(v)} is not supported; "
-                         f"it runs on the host at the graph output, after a layer or a "
-                         f"quantized tensor")
+    if not isinstance(v, (Accumulator, HostTail, Dequantized, Pending)) or (
+        isinstance(v, Pending) and not (v.kind == "nonlinear" and v.attrs["function"] == "softmax")
+    ):
+        raise ModelError(
+            f"{label}: {node.op_type} of {describe_value(v)} is not supported; "
+            f"it runs on the host at the graph output, after a layer or a "
+            f"quantized tensor"
+        )
     return v
 
 
@@ -420,21 +514,35 @@ def _emit_nonlinear(state, p: Pending, dtype, scale, zp, label):
     (x,) = p.inputs
     t = _in_type(state, x)
     if t.width > 16:
-        raise ModelError(f"{label}: a nonlinear function of a {t} input is not supported "
-                         f"(at most 16 bits, so that it is a table)")
+        raise ModelError(
+            f"{label}: a nonlinear function of a {t} input is not supported "
+            f"(at most 16 bits, so that it is a table)"
+        )
     codes = np.arange(t.min, t.max + 1, dtype=np.int64)
-    common = {"function": p.attrs["function"], "input_scale": x.scale,
-              "input_zero_point": x.zero_point, "input_min": t.min, "output_scale": scale,
-              "input_shape": x.shape}
+    common = {
+        "function": p.attrs["function"],
+        "input_scale": x.scale,
+        "input_zero_point": x.zero_point,
+        "input_min": t.min,
+        "output_scale": scale,
+        "input_shape": x.shape,
+    }
     if p.attrs["function"] == "softmax":
         d = np.arange(-(t.max - t.min), 1, dtype=np.float64)
         exp_table = np.rint(np.exp(x.scale * d) * 2.0**16).astype(np.int64)
         m, shift = multipliers(np.array([1.0 / scale]), label, "softmax output scale")
-        return "nonlinear", dict(common, axis=p.attrs["axis"], shift=shift), \
-            {"exp_table": exp_table, "multiplier": m}
+        return (
+            "nonlinear",
+            dict(common, axis=p.attrs["axis"], shift=shift),
+            {"exp_table": exp_table, "multiplier": m},
+        )
     with np.errstate(over="ignore", invalid="ignore"):
-        f = FUNCTIONS[p.attrs["function"]](x.scale * (codes - x.zero_point).astype(np.float64),
-                                           p.attrs["params"]) * p.gain
+        f = (
+            FUNCTIONS[p.attrs["function"]](
+                x.scale * (codes - x.zero_point).astype(np.float64), p.attrs["params"]
+            )
+            * p.gain
+        )
         q = np.rint(f / scale)
     lo, hi = dtype.min, dtype.max
     q = np.clip(np.nan_to_num(q, nan=0.0, posinf=hi - zp, neginf=lo - zp), lo - zp, hi - zp)

@@ -25,9 +25,21 @@ import numpy as np
 from ..errors import ModelError
 from ..fixedpoint import QONNX_ROUNDING, quantize_qonnx
 from ..ir import IntType, QuantParams
-from .base import (Accumulator, Constant, Dequantized, FloatInput, Pending, QONNX_DOMAINS,
-                   State, attrs, const, describe_value, handler,
-                   positive_scale, value)
+from .base import (
+    QONNX_DOMAINS,
+    Accumulator,
+    Constant,
+    Dequantized,
+    FloatInput,
+    Pending,
+    State,
+    attrs,
+    const,
+    describe_value,
+    handler,
+    positive_scale,
+    value,
+)
 from .quant import quantize
 
 
@@ -35,8 +47,9 @@ def _mode(node, label: str, default: str) -> str:
     mode = attrs(node).get("rounding_mode", default)
     mode = (mode.decode() if isinstance(mode, bytes) else str(mode)).upper()
     if mode not in QONNX_ROUNDING:
-        raise ModelError(f"{label}: rounding_mode '{mode}' is not one of "
-                         f"{', '.join(QONNX_ROUNDING)}")
+        raise ModelError(
+            f"{label}: rounding_mode '{mode}' is not one of {', '.join(QONNX_ROUNDING)}"
+        )
     return mode
 
 
@@ -55,12 +68,16 @@ def _channel_axis(scale: np.ndarray, shape: tuple, label: str):
     if scale.size == 1:
         return None
     if scale.ndim != len(shape):
-        raise ModelError(f"{label}: scale of shape {scale.shape} must have the rank of the "
-                         f"quantized tensor {shape}")
+        raise ModelError(
+            f"{label}: scale of shape {scale.shape} must have the rank of the "
+            f"quantized tensor {shape}"
+        )
     axes = [i for i, d in enumerate(scale.shape) if d != 1]
     if len(axes) != 1 or scale.shape[axes[0]] != shape[axes[0]]:
-        raise ModelError(f"{label}: scale of shape {scale.shape} is neither per tensor nor per "
-                         f"channel of {shape}")
+        raise ModelError(
+            f"{label}: scale of shape {scale.shape} is neither per tensor nor per "
+            f"channel of {shape}"
+        )
     return axes[0]
 
 
@@ -83,8 +100,10 @@ def _quant(state: State, node, label: str):
     if np.any(~np.isfinite(scale)) or np.any(scale <= 0):
         raise ModelError(f"{label}: scales must be positive and finite")
     if np.any(zeropt != np.round(zeropt)):
-        raise ModelError(f"{label}: zero point {zeropt.reshape(-1)[:4]} is not an integer; "
-                         f"nnloom needs integer zero points")
+        raise ModelError(
+            f"{label}: zero point {zeropt.reshape(-1)[:4]} is not an integer; "
+            f"nnloom needs integer zero points"
+        )
     out = node.output[0]
     if isinstance(x, np.ndarray):
         if x.dtype.kind != "f":
@@ -96,9 +115,10 @@ def _quant(state: State, node, label: str):
             codes = np.where(x / scale + zeropt >= 0, 1, -1).astype(np.int64)
         else:
             codes = quantize_qonnx(x, scale, zeropt, dtype.min, dtype.max, mode)
-        flat = (lambda v: v.reshape(-1) if v.size > 1 else v.reshape(()))
-        state.values[out] = Constant(codes, flat(scale).astype(np.float64),
-                                     flat(zeropt).astype(np.int64), axis, dtype)
+        flat = lambda v: v.reshape(-1) if v.size > 1 else v.reshape(())
+        state.values[out] = Constant(
+            codes, flat(scale).astype(np.float64), flat(zeropt).astype(np.int64), axis, dtype
+        )
         return
     if scale.size != 1 or zeropt.size != 1:
         raise ModelError(f"{label}: per-channel activation quantization is not supported")
@@ -109,24 +129,28 @@ def _quant(state: State, node, label: str):
         _bipolar_activation(state, x, out, s, label)
         return
     if QONNX_ROUNDING[mode] is None:
-        raise ModelError(f"{label}: rounding_mode {mode} depends on the sign and is supported "
-                         f"for weights and graph inputs only")
-    codes = quantize(state, x, out, dtype, s, z, label, rounding=QONNX_ROUNDING[mode],
-                     input_rounding=mode)
+        raise ModelError(
+            f"{label}: rounding_mode {mode} depends on the sign and is supported "
+            f"for weights and graph inputs only"
+        )
+    codes = quantize(
+        state, x, out, dtype, s, z, label, rounding=QONNX_ROUNDING[mode], input_rounding=mode
+    )
     state.values[out] = Dequantized(codes.tensor, s, z, codes.shape)
 
 
 def _bipolar_activation(state: State, x, out: str, s: float, label: str):
     if isinstance(x, FloatInput):
-        codes = quantize(state, x, out, IntType.of_bipolar(), s, 0, label,
-                         input_rounding="BIPOLAR")
+        codes = quantize(state, x, out, IntType.of_bipolar(), s, 0, label, input_rounding="BIPOLAR")
     elif isinstance(x, Accumulator):
         if x.lo_real > -math.inf or x.hi_real < math.inf:
             raise ModelError(f"{label}: bipolar quantization after Relu/Clip is not supported")
         codes = quantize(state, x, out, IntType.of_bipolar(), s, 0, label, sign=True)
     else:
-        raise ModelError(f"{label}: bipolar quantization of {describe_value(x)} is not "
-                         f"supported (only graph inputs and Gemm/MatMul/Conv outputs)")
+        raise ModelError(
+            f"{label}: bipolar quantization of {describe_value(x)} is not "
+            f"supported (only graph inputs and Gemm/MatMul/Conv outputs)"
+        )
     state.values[out] = Dequantized(codes.tensor, s, 0, codes.shape)
 
 
@@ -140,9 +164,15 @@ def _bipolar_quant(state: State, node, label: str):
     if isinstance(x, np.ndarray):
         axis = _channel_axis(scale, x.shape, label)
         codes = np.where(x >= 0, 1, -1).astype(np.int64)
-        state.values[out] = Constant(codes, scale.reshape(-1).astype(np.float64)
-                                     if scale.size > 1 else scale.reshape(()).astype(np.float64),
-                                     np.zeros((), np.int64), axis, IntType.of_bipolar())
+        state.values[out] = Constant(
+            codes,
+            scale.reshape(-1).astype(np.float64)
+            if scale.size > 1
+            else scale.reshape(()).astype(np.float64),
+            np.zeros((), np.int64),
+            axis,
+            IntType.of_bipolar(),
+        )
         return
     if scale.size != 1:
         raise ModelError(f"{label}: per-channel activation quantization is not supported")
@@ -153,8 +183,10 @@ def _bipolar_quant(state: State, node, label: str):
 def _trunc(state: State, node, label: str):
     x = value(state, node, 0, label)
     if not isinstance(x, (Dequantized, Pending)):
-        raise ModelError(f"{label}: Trunc of {describe_value(x)} is not supported; it must "
-                         f"follow a quantized tensor or an average pool")
+        raise ModelError(
+            f"{label}: Trunc of {describe_value(x)} is not supported; it must "
+            f"follow a quantized tensor or an average pool"
+        )
     scale = float(np.asarray(const(state, node, 1, label, "scale"), np.float64).reshape(-1)[0])
     zeropt = const(state, node, 2, label, "zero point")
     if np.any(np.asarray(zeropt) != 0):
@@ -182,10 +214,13 @@ def _trunc(state: State, node, label: str):
         raise ModelError(f"{label}: output bit width {out_bw} exceeds input bit width {in_bw}")
     if isinstance(x, Dequantized):
         if x.scale != scale:
-            raise ModelError(f"{label}: Trunc's input scale {scale} differs from the tensor's "
-                             f"{x.scale}; not supported")
-        x = Pending(node.name or node.output[0], "Trunc", "requant", (x,), {"trunc_shift": k},
-                    x.shape)
+            raise ModelError(
+                f"{label}: Trunc's input scale {scale} differs from the tensor's "
+                f"{x.scale}; not supported"
+            )
+        x = Pending(
+            node.name or node.output[0], "Trunc", "requant", (x,), {"trunc_shift": k}, x.shape
+        )
     # else: a pool's sum (Brevitas: AveragePool, Mul by the window size, Trunc) rounded to
     # ``scale * 2**k`` in one requantization by in_scale * gain / (count * scale * 2**k).
     out = node.output[0]

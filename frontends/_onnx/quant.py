@@ -14,14 +14,35 @@ from ..fixedpoint import quantize_linear, quantize_multipliers
 from ..im2col import conv_im2col
 from ..ir import IntType, Node, QuantParams, Tensor
 from ..ranges import check_tensor_size
-from .base import (EMITTERS, Accumulator, Codes, Constant, Dequantized, FloatInput, Padded,
-                   Pending, State, attrs, const, handler, int_type, positive_scale, scalar,
-                   value)
+from .base import (
+    EMITTERS,
+    Accumulator,
+    Codes,
+    Constant,
+    Dequantized,
+    FloatInput,
+    Padded,
+    Pending,
+    State,
+    attrs,
+    const,
+    handler,
+    int_type,
+    positive_scale,
+    scalar,
+    value,
+)
 
 # ONNX TensorProto element types of quantized tensors.
-INT_TYPES = {2: IntType(8, False), 3: IntType(8, True), 4: IntType(16, False),
-             5: IntType(16, True), 6: IntType(32, True), 21: IntType(4, False),
-             22: IntType(4, True)}
+INT_TYPES = {
+    2: IntType(8, False),
+    3: IntType(8, True),
+    4: IntType(16, False),
+    5: IntType(16, True),
+    6: IntType(32, True),
+    21: IntType(4, False),
+    22: IntType(4, True),
+}
 
 IDENTITY_MULTIPLIER = (1 << 14, 14)  # m * 2**-shift == 1 exactly
 
@@ -34,8 +55,9 @@ def multipliers(real, label: str, what: str = "requantization multiplier"):
         return quantize_multipliers(real)
     except ValueError as exc:
         text = str(exc)
-        raise ModelError(f"{label}: {text}" if text.startswith(what) else
-                         f"{label}: {what}: {text}") from None
+        raise ModelError(
+            f"{label}: {text}" if text.startswith(what) else f"{label}: {what}: {text}"
+        ) from None
 
 
 def code_bounds(dtype: IntType, scale: float, zp: int, lo_real: float, hi_real: float):
@@ -51,8 +73,19 @@ def code_bounds(dtype: IntType, scale: float, zp: int, lo_real: float, hi_real: 
     return lo, hi
 
 
-def quantize(state: State, v, out: str, dtype: IntType, scale: float, zp: int, label: str, *,
-             rounding: str = "half_even", input_rounding: str = "onnx", sign: bool = False):
+def quantize(
+    state: State,
+    v,
+    out: str,
+    dtype: IntType,
+    scale: float,
+    zp: int,
+    label: str,
+    *,
+    rounding: str = "half_even",
+    input_rounding: str = "onnx",
+    sign: bool = False,
+):
     """Give ``v`` the integer codes of IR tensor ``out`` (scale, zero point, type); returns
     the ``Codes`` of the result (which may be an existing tensor when nothing changes).
 
@@ -64,18 +97,24 @@ def quantize(state: State, v, out: str, dtype: IntType, scale: float, zp: int, l
     if not dtype.bipolar and not dtype.min <= zp <= dtype.max:
         raise ModelError(f"{label}: zero point {zp} lies outside {dtype}")
     if sign and not isinstance(v, Accumulator | FloatInput):
-        raise ModelError(f"{label}: bipolar quantization is supported for graph inputs and "
-                         f"the outputs of Gemm/MatMul/Conv only")
+        raise ModelError(
+            f"{label}: bipolar quantization is supported for graph inputs and "
+            f"the outputs of Gemm/MatMul/Conv only"
+        )
     quant = QuantParams(np.array(scale), np.array(zp), rounding=input_rounding)
     if isinstance(v, FloatInput):
         shape = tuple(v.shape[1:]) if len(v.shape) > 1 else tuple(v.shape)
         if not shape or any(d <= 0 for d in shape):
-            raise ModelError(f"{label}: graph input '{v.name}' needs a known shape with a "
-                             f"batch dimension first; it has {v.shape}")
+            raise ModelError(
+                f"{label}: graph input '{v.name}' needs a known shape with a "
+                f"batch dimension first; it has {v.shape}"
+            )
         check_tensor_size(int(np.prod(shape)), label, f"graph input '{v.name}'")
         if state.inputs:
-            raise ModelError(f"{label}: a second quantized graph input ('{v.name}'); nnloom "
-                             f"supports models with one input")
+            raise ModelError(
+                f"{label}: a second quantized graph input ('{v.name}'); nnloom "
+                f"supports models with one input"
+            )
         state.tensors[out] = Tensor(out, shape, dtype, quant)
         state.inputs.append(out)
         if v.layout:
@@ -89,26 +128,38 @@ def quantize(state: State, v, out: str, dtype: IntType, scale: float, zp: int, l
         return _emit_pending(state, v, out, dtype, scale, zp, rounding, quant, label)
     if isinstance(v, Dequantized):
         src = state.tensors[v.tensor].dtype
-        if (scale == v.scale and zp == v.zero_point and dtype.min <= src.min
-                and src.max <= dtype.max):
+        if (
+            scale == v.scale
+            and zp == v.zero_point
+            and dtype.min <= src.min
+            and src.max <= dtype.max
+        ):
             return Codes(v.tensor, v.shape)  # same codes: an alias, no node
         p = Pending(out, "QuantizeLinear", "requant", (v,), {}, v.shape)
         return _emit_pending(state, p, out, dtype, scale, zp, rounding, quant, label)
     if isinstance(v, Codes):
-        raise ModelError(f"{label}: input is already quantized (integer codes); quantizing it "
-                         f"again needs a DequantizeLinear first")
-    raise ModelError(f"{label}: quantizing a constant or an unknown value is not supported; "
-                     f"only graph inputs and the outputs of supported ops can be quantized")
+        raise ModelError(
+            f"{label}: input is already quantized (integer codes); quantizing it "
+            f"again needs a DequantizeLinear first"
+        )
+    raise ModelError(
+        f"{label}: quantizing a constant or an unknown value is not supported; "
+        f"only graph inputs and the outputs of supported ops can be quantized"
+    )
 
 
 def _emit_linear(state, acc: Accumulator, out, dtype, scale, zp, rounding, quant, label, sign):
     n = acc.weight.shape[0]
     if acc.bias_residual is not None:
         err = float(np.abs(acc.bias_residual / acc.acc_scale).max())
-        log.warning("%s: bias is not on the accumulator's scale; rounded to it (up to %.2f "
-                    "accumulator LSBs), so outputs can differ from the float-bias model near "
-                    "rounding boundaries. For bit-exactness quantize the bias on the scale "
-                    "input x weight (Brevitas Int32Bias)", acc.bias_label or label, err)
+        log.warning(
+            "%s: bias is not on the accumulator's scale; rounded to it (up to %.2f "
+            "accumulator LSBs), so outputs can differ from the float-bias model near "
+            "rounding boundaries. For bit-exactness quantize the bias on the scale "
+            "input x weight (Brevitas Int32Bias)",
+            acc.bias_label or label,
+            err,
+        )
     rounding = "half_up" if rounding == "half_even" else rounding
     if sign:
         multiplier, shift = np.ones(n, np.int64), 1
@@ -120,27 +171,59 @@ def _emit_linear(state, acc: Accumulator, out, dtype, scale, zp, rounding, quant
         except ModelError as exc:
             raise ModelError(f"{label}: {exc}") from None
     w = acc.weight.astype(np.int64)
-    common = {"input_zero_point": acc.x.zero_point, "output_zero_point": zp, "shift": shift,
-              "lo": lo, "hi": hi, "relu": acc.lo_real == 0.0, "rounding": rounding,
-              "weight_range": (int(w.min()), int(w.max())), "weight_dtype": acc.weight_dtype}
+    common = {
+        "input_zero_point": acc.x.zero_point,
+        "output_zero_point": zp,
+        "shift": shift,
+        "lo": lo,
+        "hi": hi,
+        "relu": acc.lo_real == 0.0,
+        "rounding": rounding,
+        "weight_range": (int(w.min()), int(w.max())),
+        "weight_dtype": acc.weight_dtype,
+    }
     if sign:
         common["sign"] = True
-    weights = {"weight": w, "bias": acc.bias if acc.bias is not None else np.zeros(n, np.int64),
-               "multiplier": multiplier}
+    weights = {
+        "weight": w,
+        "bias": acc.bias if acc.bias is not None else np.zeros(n, np.int64),
+        "multiplier": multiplier,
+    }
     name = state.unique(acc.node)
     if acc.kind == "dense":
         shape = (n,)
-        node = Node(name=name, op="dense", source_op=acc.op, inputs=(acc.x.tensor,),
-                    outputs=(out,), attrs=common, weights=weights)
+        node = Node(
+            name=name,
+            op="dense",
+            source_op=acc.op,
+            inputs=(acc.x.tensor,),
+            outputs=(out,),
+            attrs=common,
+            weights=weights,
+        )
     else:
         g = acc.geometry
         shape = acc.shape
         weights["im2col"] = conv_im2col(g["window"], g["input_shape"][0], g["group"])
-        a = dict(common, input_shape=g["input_shape"], output_shape=shape,
-                 kernel_shape=g["kernel_shape"], strides=g["strides"], pads=g["pads"],
-                 dilations=g["dilations"], group=g["group"])
-        node = Node(name=name, op="conv", source_op=acc.op, inputs=(acc.x.tensor,),
-                    outputs=(out,), attrs=a, weights=weights)
+        a = dict(
+            common,
+            input_shape=g["input_shape"],
+            output_shape=shape,
+            kernel_shape=g["kernel_shape"],
+            strides=g["strides"],
+            pads=g["pads"],
+            dilations=g["dilations"],
+            group=g["group"],
+        )
+        node = Node(
+            name=name,
+            op="conv",
+            source_op=acc.op,
+            inputs=(acc.x.tensor,),
+            outputs=(out,),
+            attrs=a,
+            weights=weights,
+        )
     state.add_node(node, Tensor(out, shape, dtype, quant))
     return Codes(out, shape)
 
@@ -157,26 +240,41 @@ def _emit_pending(state, p: Pending, out, dtype, scale, zp, rounding, quant, lab
         w = dict(w, table=np.clip(w["table"], lo, hi))
     a.setdefault("relu", p.lo_real == 0.0)
     name = state.unique(p.node)
-    node = Node(name=name, op=op, source_op=p.op, inputs=tuple(x.tensor for x in p.inputs),
-                outputs=(out,), attrs=a, weights=w)
+    node = Node(
+        name=name,
+        op=op,
+        source_op=p.op,
+        inputs=tuple(x.tensor for x in p.inputs),
+        outputs=(out,),
+        attrs=a,
+        weights=w,
+    )
     state.add_node(node, Tensor(out, p.shape, dtype, quant))
     return Codes(out, p.shape)
 
 
 # --- handlers ----------------------------------------------------------------------------------
 
+
 def _q_dtype(node, zp, label) -> IntType:
     a = attrs(node)
     if a.get("output_dtype"):
         if a["output_dtype"] not in INT_TYPES:
-            raise ModelError(f"{label}: output_dtype {a['output_dtype']} is not an integer "
-                             f"type nnloom supports (int4/8/16, uint4/8/16)")
+            raise ModelError(
+                f"{label}: output_dtype {a['output_dtype']} is not an integer "
+                f"type nnloom supports (int4/8/16, uint4/8/16)"
+            )
         return INT_TYPES[a["output_dtype"]]
     return int_type(zp, label, "zero point")
 
 
-_NP_TYPES = {(8, True): np.int8, (8, False): np.uint8, (16, True): np.int16,
-             (16, False): np.uint16, (32, True): np.int32}
+_NP_TYPES = {
+    (8, True): np.int8,
+    (8, False): np.uint8,
+    (16, True): np.int16,
+    (16, False): np.uint16,
+    (32, True): np.int32,
+}
 
 
 def _quantize_constant(state: State, node, x: np.ndarray, label: str):
@@ -197,15 +295,23 @@ def _quantize_constant(state: State, node, x: np.ndarray, label: str):
         raise ModelError(f"{label}: the constant '{node.input[0]}' holds NaN or infinity")
     if scale.size > 1:
         axis = int(attrs(node).get("axis", 1)) % max(x.ndim, 1)
-        if x.ndim == 0 or scale.shape != (x.shape[axis],) or np.asarray(zp).size not in \
-                (1, scale.size):
-            raise ModelError(f"{label}: per-axis scale of shape {scale.shape} does not match "
-                             f"axis {axis} of the constant's shape {x.shape}")
+        if (
+            x.ndim == 0
+            or scale.shape != (x.shape[axis],)
+            or np.asarray(zp).size not in (1, scale.size)
+        ):
+            raise ModelError(
+                f"{label}: per-axis scale of shape {scale.shape} does not match "
+                f"axis {axis} of the constant's shape {x.shape}"
+            )
         bshape = [1] * x.ndim
         bshape[axis] = -1
         scale_b = scale.reshape(bshape)
-        zp_b = np.asarray(zp, np.int64).reshape(bshape) if np.asarray(zp).size > 1 else \
-            np.asarray(zp, np.int64).reshape(())
+        zp_b = (
+            np.asarray(zp, np.int64).reshape(bshape)
+            if np.asarray(zp).size > 1
+            else np.asarray(zp, np.int64).reshape(())
+        )
     else:
         scale_b, zp_b = scale.reshape(()), np.asarray(zp, np.int64).reshape(())
     codes = quantize_linear(x, scale_b, zp_b, dtype.min, dtype.max)
@@ -222,12 +328,14 @@ def _quantize_linear(state: State, node, label: str):
     zp = const(state, node, 2, label, "zero point", optional=True)
     zp = np.zeros((), np.uint8) if zp is None else zp
     dtype = _q_dtype(node, zp, label)
-    if isinstance(x, Padded):   # quantize_static's Q/DQ after a Pad keeps its input's codes
+    if isinstance(x, Padded):  # quantize_static's Q/DQ after a Pad keeps its input's codes
         if s == x.x.scale and int(scalar(zp, label, "zero point")) == x.x.zero_point:
             state.values[node.output[0]] = x
             return
-        raise ModelError(f"{label}: requantizing a zero-padded tensor (after Pad) is not "
-                         f"supported; keep the Pad's output on its input's scale")
+        raise ModelError(
+            f"{label}: requantizing a zero-padded tensor (after Pad) is not "
+            f"supported; keep the Pad's output on its input's scale"
+        )
     z = int(scalar(zp, label, "zero point"))
     if a := attrs(node):
         if a.get("saturate", 1) != 1:
@@ -248,8 +356,10 @@ def _dequantize_linear(state: State, node, label: str):
         if axis is not None:
             axis = axis % x.ndim
             if scale.shape != (x.shape[axis],):
-                raise ModelError(f"{label}: per-axis scale of shape {scale.shape} does not "
-                                 f"match axis {axis} of the input's shape {x.shape}")
+                raise ModelError(
+                    f"{label}: per-axis scale of shape {scale.shape} does not "
+                    f"match axis {axis} of the input's shape {x.shape}"
+                )
         if np.any(~np.isfinite(scale)) or np.any(scale <= 0):
             raise ModelError(f"{label}: scales must be positive and finite")
         state.values[out] = Constant(x.astype(np.int64), scale, zp, axis, dtype)
@@ -257,16 +367,18 @@ def _dequantize_linear(state: State, node, label: str):
         s = positive_scale(scalar(scale, label, "scale"), label)
         z = 0 if zp is None else int(scalar(zp, label, "zero point"))
         if s != x.x.scale or z != x.x.zero_point:
-            raise ModelError(f"{label}: dequantizing a zero-padded tensor with another scale "
-                             f"is not supported")
+            raise ModelError(
+                f"{label}: dequantizing a zero-padded tensor with another scale is not supported"
+            )
         state.values[out] = x
     elif isinstance(x, Codes):
         s = positive_scale(scalar(scale, label, "scale"), label)
         z = 0 if zp is None else int(scalar(zp, label, "zero point"))
         state.values[out] = Dequantized(x.tensor, s, z, x.shape)
     else:
-        raise ModelError(f"{label}: input '{node.input[0]}' is not quantized codes nor an "
-                         f"integer initializer")
+        raise ModelError(
+            f"{label}: input '{node.input[0]}' is not quantized codes nor an integer initializer"
+        )
 
 
 def output_dequantized(state: State, v: Dequantized, output: str) -> str:
@@ -276,28 +388,46 @@ def output_dequantized(state: State, v: Dequantized, output: str) -> str:
     by an identity ``requant`` node, so the input keeps its own quantization."""
     t = state.tensors[v.tensor]
     q = t.quant
-    same = q is not None and q.per_tensor and float(q.scale) == v.scale \
+    same = (
+        q is not None
+        and q.per_tensor
+        and float(q.scale) == v.scale
         and int(q.zero_point) == v.zero_point
+    )
     if same:
         return v.tensor
-    quant = QuantParams(np.array(v.scale), np.array(v.zero_point),
-                        rounding=q.rounding if q is not None else "onnx")
+    quant = QuantParams(
+        np.array(v.scale), np.array(v.zero_point), rounding=q.rounding if q is not None else "onnx"
+    )
     if v.tensor not in state.inputs:
         state.tensors[v.tensor] = Tensor(t.name, t.shape, t.dtype, quant)
         return v.tensor
     name = state.unique(f"{output}_copy")
     m, shift = IDENTITY_MULTIPLIER
     zp = 0 if t.dtype.bipolar else v.zero_point
-    node = Node(name=name, op="requant", source_op="DequantizeLinear", inputs=(v.tensor,),
-                outputs=(name,), attrs={"input_zero_point": zp, "output_zero_point": zp,
-                                        "shift": shift, "lo": t.dtype.min, "hi": t.dtype.max,
-                                        "relu": False, "rounding": "half_up"},
-                weights={"multiplier": np.array([m], np.int64)})
+    node = Node(
+        name=name,
+        op="requant",
+        source_op="DequantizeLinear",
+        inputs=(v.tensor,),
+        outputs=(name,),
+        attrs={
+            "input_zero_point": zp,
+            "output_zero_point": zp,
+            "shift": shift,
+            "lo": t.dtype.min,
+            "hi": t.dtype.max,
+            "relu": False,
+            "rounding": "half_up",
+        },
+        weights={"multiplier": np.array([m], np.int64)},
+    )
     state.add_node(node, Tensor(name, t.shape, t.dtype, quant))
     return name
 
 
 # --- float outputs -----------------------------------------------------------------------------
+
 
 def _accumulator_range(acc: Accumulator, x_dtype: IntType) -> tuple[int, int]:
     """Exact bounds of a layer's accumulator (bias included) over every input code."""
@@ -316,51 +446,95 @@ def emit_float_output(state: State, acc: Accumulator, out: str, label: str) -> C
     as its exact range), the output tensor carries the per-channel scale ``s_x * s_w`` and
     the part of the bias that is not on that scale as a float ``offset`` the host adds."""
     from ..fixedpoint import signed_bits
+
     n = acc.weight.shape[0]
     x_dtype = state.tensors[acc.x.tensor].dtype
     lo, hi = _accumulator_range(acc, x_dtype)
     if acc.hi_real < math.inf:
-        raise ModelError(f"{label}: a Clip on the float output of {acc.op} '{acc.node}' is not "
-                         f"supported; quantize the output or drop the clip")
+        raise ModelError(
+            f"{label}: a Clip on the float output of {acc.op} '{acc.node}' is not "
+            f"supported; quantize the output or drop the clip"
+        )
     relu = acc.lo_real == 0.0
     if acc.lo_real > -math.inf and not relu:
-        raise ModelError(f"{label}: a Clip on the float output of {acc.op} '{acc.node}' is not "
-                         f"supported; quantize the output or drop the clip")
+        raise ModelError(
+            f"{label}: a Clip on the float output of {acc.op} '{acc.node}' is not "
+            f"supported; quantize the output or drop the clip"
+        )
     if relu and acc.bias_residual is not None:
-        raise ModelError(f"{label}: the float output of {acc.op} '{acc.node}' has a Relu after "
-                         f"a float bias that is not on the accumulator's scale (input scale x "
-                         f"weight scale); quantize the bias there (Brevitas Int32Bias) or the "
-                         f"output")
+        raise ModelError(
+            f"{label}: the float output of {acc.op} '{acc.node}' has a Relu after "
+            f"a float bias that is not on the accumulator's scale (input scale x "
+            f"weight scale); quantize the bias there (Brevitas Int32Bias) or the "
+            f"output"
+        )
     bits = signed_bits(min(lo, 0), max(hi, 0))
     if bits > 32:
-        raise ModelError(f"{label}: the float output of {acc.op} '{acc.node}' needs a {bits}-bit "
-                         f"accumulator (range {lo}..{hi}); nnloom outputs at most 32 bits")
+        raise ModelError(
+            f"{label}: the float output of {acc.op} '{acc.node}' needs a {bits}-bit "
+            f"accumulator (range {lo}..{hi}); nnloom outputs at most 32 bits"
+        )
     dtype = IntType(bits, True)
     scale = np.broadcast_to(np.asarray(acc.acc_scale, np.float64).reshape(-1), (n,)).copy()
-    offset = None if acc.bias_residual is None else \
-        np.broadcast_to(acc.bias_residual, (n,)).astype(np.float64)
+    offset = (
+        None
+        if acc.bias_residual is None
+        else np.broadcast_to(acc.bias_residual, (n,)).astype(np.float64)
+    )
     quant = QuantParams(scale, np.zeros(n, np.int64), axis=0, offset=offset)
     m, shift = IDENTITY_MULTIPLIER
     w = acc.weight.astype(np.int64)
-    a = {"input_zero_point": acc.x.zero_point, "output_zero_point": 0, "shift": shift,
-         "lo": 0 if relu else dtype.min, "hi": dtype.max, "relu": relu, "rounding": "half_up",
-         "weight_range": (int(w.min()), int(w.max())), "weight_dtype": acc.weight_dtype,
-         "accumulator_output": True}
-    weights = {"weight": w, "bias": acc.bias if acc.bias is not None else np.zeros(n, np.int64),
-               "multiplier": np.full(n, m, np.int64)}
+    a = {
+        "input_zero_point": acc.x.zero_point,
+        "output_zero_point": 0,
+        "shift": shift,
+        "lo": 0 if relu else dtype.min,
+        "hi": dtype.max,
+        "relu": relu,
+        "rounding": "half_up",
+        "weight_range": (int(w.min()), int(w.max())),
+        "weight_dtype": acc.weight_dtype,
+        "accumulator_output": True,
+    }
+    weights = {
+        "weight": w,
+        "bias": acc.bias if acc.bias is not None else np.zeros(n, np.int64),
+        "multiplier": np.full(n, m, np.int64),
+    }
     name = state.unique(acc.node)
     if acc.kind == "dense":
         shape = (n,)
-        node = Node(name=name, op="dense", source_op=acc.op, inputs=(acc.x.tensor,),
-                    outputs=(out,), attrs=a, weights=weights)
+        node = Node(
+            name=name,
+            op="dense",
+            source_op=acc.op,
+            inputs=(acc.x.tensor,),
+            outputs=(out,),
+            attrs=a,
+            weights=weights,
+        )
     else:
         g = acc.geometry
         shape = acc.shape
         weights["im2col"] = conv_im2col(g["window"], g["input_shape"][0], g["group"])
-        a = dict(a, input_shape=g["input_shape"], output_shape=shape,
-                 kernel_shape=g["kernel_shape"], strides=g["strides"], pads=g["pads"],
-                 dilations=g["dilations"], group=g["group"])
-        node = Node(name=name, op="conv", source_op=acc.op, inputs=(acc.x.tensor,),
-                    outputs=(out,), attrs=a, weights=weights)
+        a = dict(
+            a,
+            input_shape=g["input_shape"],
+            output_shape=shape,
+            kernel_shape=g["kernel_shape"],
+            strides=g["strides"],
+            pads=g["pads"],
+            dilations=g["dilations"],
+            group=g["group"],
+        )
+        node = Node(
+            name=name,
+            op="conv",
+            source_op=acc.op,
+            inputs=(acc.x.tensor,),
+            outputs=(out,),
+            attrs=a,
+            weights=weights,
+        )
     state.add_node(node, Tensor(out, shape, dtype, quant))
     return Codes(out, shape)

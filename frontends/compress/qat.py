@@ -28,9 +28,9 @@ gradient (identity inside the clamp range, zero outside, as Brevitas does).
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -40,8 +40,15 @@ from frontends.errors import NnloomError
 
 from .._atomic import write_bytes_atomic
 
-__all__ = ["LayerBits", "QatNet", "finetune", "accuracy", "export_qonnx", "fold_batch_norm",
-           "QatError"]
+__all__ = [
+    "LayerBits",
+    "QatNet",
+    "finetune",
+    "accuracy",
+    "export_qonnx",
+    "fold_batch_norm",
+    "QatError",
+]
 
 log = logging.getLogger(__name__)
 
@@ -137,8 +144,9 @@ class QuantLayer(nn.Module):
     def bias_codes(self, in_scale: torch.Tensor) -> torch.Tensor | None:
         if self.layer.bias is None:
             return None
-        return torch.clamp(_round_ste(self.layer.bias / self.bias_scale(in_scale)),
-                           -(1 << 31), (1 << 31) - 1)
+        return torch.clamp(
+            _round_ste(self.layer.bias / self.bias_scale(in_scale)), -(1 << 31), (1 << 31) - 1
+        )
 
     def forward(self, codes: torch.Tensor, in_scale: torch.Tensor) -> torch.Tensor:
         cw, cb = self.weight_codes(), self.bias_codes(in_scale)
@@ -159,13 +167,16 @@ def _as_bits(bits, names: list[str]) -> list[LayerBits]:
     if isinstance(bits, Mapping):
         unknown = sorted(set(bits) - set(names))
         if unknown:
-            raise QatError(f"bits name modules {unknown} that are not Linear/Conv2d layers; "
-                           f"the layers are {names}")
+            raise QatError(
+                f"bits name modules {unknown} that are not Linear/Conv2d layers; "
+                f"the layers are {names}"
+            )
         return [bits.get(n, LayerBits()) for n in names]
     bits = list(bits)
     if len(bits) != len(names):
-        raise QatError(f"{len(bits)} bit choices for {len(names)} Linear/Conv2d layers "
-                       f"({', '.join(names)})")
+        raise QatError(
+            f"{len(bits)} bit choices for {len(names)} Linear/Conv2d layers ({', '.join(names)})"
+        )
     return bits
 
 
@@ -173,8 +184,11 @@ def _as_bits(bits, names: list[str]) -> list[LayerBits]:
 def fold_batch_norm(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     """Fold an eval-mode BatchNorm2d (running statistics) into ``conv`` in place:
     ``W' = W * g``, ``b' = (b - mean) * g + beta`` with ``g = gamma / sqrt(var + eps)``."""
-    g = bn.weight / torch.sqrt(bn.running_var + bn.eps) if bn.affine else \
-        1 / torch.sqrt(bn.running_var + bn.eps)
+    g = (
+        bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        if bn.affine
+        else 1 / torch.sqrt(bn.running_var + bn.eps)
+    )
     beta = bn.bias if bn.affine else torch.zeros_like(g)
     bias = conv.bias if conv.bias is not None else torch.zeros_like(g)
     conv.weight.mul_(g.reshape(-1, 1, 1, 1))
@@ -192,9 +206,14 @@ class QatNet(nn.Module):
         self.steps = nn.ModuleList(steps)
 
     @classmethod
-    def from_float(cls, model: nn.Sequential,
-                   bits: LayerBits | Sequence[LayerBits] | Mapping[str, LayerBits] | None = None,
-                   *, input_bits: int = 8, input_signed: bool = True) -> "QatNet":
+    def from_float(
+        cls,
+        model: nn.Sequential,
+        bits: LayerBits | Sequence[LayerBits] | Mapping[str, LayerBits] | None = None,
+        *,
+        input_bits: int = 8,
+        input_signed: bool = True,
+    ) -> QatNet:
         """Wrap a copy of ``model`` (the float model is left as it is). ``bits``: one
         ``LayerBits`` for all layers, one per Linear/Conv2d in order, or a mapping from the
         layer's module name (default ``LayerBits()``: 8/8)."""
@@ -212,8 +231,11 @@ class QatNet(nn.Module):
             name, m = mods[i]
             if isinstance(m, (nn.Linear, nn.Conv2d)):
                 layer = copy.deepcopy(m)
-                if (isinstance(m, nn.Conv2d) and i + 1 < len(mods)
-                        and isinstance(mods[i + 1][1], nn.BatchNorm2d)):
+                if (
+                    isinstance(m, nn.Conv2d)
+                    and i + 1 < len(mods)
+                    and isinstance(mods[i + 1][1], nn.BatchNorm2d)
+                ):
                     fold_batch_norm(layer, mods[i + 1][1])
                     i += 1
                 relu = i + 1 < len(mods) and isinstance(mods[i + 1][1], nn.ReLU)
@@ -228,9 +250,11 @@ class QatNet(nn.Module):
             elif isinstance(m, nn.ReLU):
                 raise QatError(f"module '{name}' (ReLU) must follow a Linear/Conv2d layer")
             else:
-                raise QatError(f"module '{name}' ({type(m).__name__}) is not supported; QAT "
-                               f"takes Linear, Conv2d (+BatchNorm2d), ReLU, Flatten and "
-                               f"MaxPool2d")
+                raise QatError(
+                    f"module '{name}' ({type(m).__name__}) is not supported; QAT "
+                    f"takes Linear, Conv2d (+BatchNorm2d), ReLU, Flatten and "
+                    f"MaxPool2d"
+                )
             i += 1
         return cls(steps, ActQuant(input_bits, input_signed))
 
@@ -252,7 +276,7 @@ class QatNet(nn.Module):
         return c * s
 
     @torch.no_grad()
-    def calibrate(self, x: torch.Tensor, *, batch: int = 256) -> "QatNet":
+    def calibrate(self, x: torch.Tensor, *, batch: int = 256) -> QatNet:
         """Set every activation scale to the maximum seen on ``x`` (then eval mode)."""
         quants = [self.input_quant] + [s for s in self.steps if isinstance(s, ActQuant)]
         self.train()
@@ -268,8 +292,16 @@ class QatNet(nn.Module):
         return self.eval()
 
 
-def finetune(net: QatNet, x: np.ndarray, y: np.ndarray, *, epochs: int = 20,
-             lr: float = 1e-3, batch: int = 64, seed: int = 0) -> QatNet:
+def finetune(
+    net: QatNet,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    epochs: int = 20,
+    lr: float = 1e-3,
+    batch: int = 64,
+    seed: int = 0,
+) -> QatNet:
     """Cross-entropy fine-tuning of a classifier with straight-through rounding (Adam);
     returns ``net`` in eval mode with its activation scales frozen."""
     torch.manual_seed(seed)
@@ -300,6 +332,7 @@ def accuracy(net: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
 
 # --- export ------------------------------------------------------------------------------------
 
+
 def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().numpy().astype(np.float32)
 
@@ -310,43 +343,79 @@ class _Graph:
 
     def init(self, name: str, value) -> str:
         from onnx import numpy_helper
+
         self.inits.append(numpy_helper.from_array(np.asarray(value, dtype=np.float32), name))
         return name
 
     def node(self, op: str, inputs: list[str], output: str, domain: str = "", **attrs) -> str:
         from onnx import helper
-        self.nodes.append(helper.make_node(op, inputs, [output], name=output, domain=domain,
-                                           **attrs))
+
+        self.nodes.append(
+            helper.make_node(op, inputs, [output], name=output, domain=domain, **attrs)
+        )
         return output
 
     def quant(self, x: str, name: str, scale, bits: int, *, signed: bool, narrow: bool = False):
-        ins = [x, self.init(f"{name}.scale", scale), self.init(f"{name}.zeropt", 0.0),
-               self.init(f"{name}.bits", float(bits))]
-        return self.node("Quant", ins, name, QONNX_DOMAIN, signed=int(signed),
-                         narrow=int(narrow), rounding_mode="ROUND")
+        ins = [
+            x,
+            self.init(f"{name}.scale", scale),
+            self.init(f"{name}.zeropt", 0.0),
+            self.init(f"{name}.bits", float(bits)),
+        ]
+        return self.node(
+            "Quant",
+            ins,
+            name,
+            QONNX_DOMAIN,
+            signed=int(signed),
+            narrow=int(narrow),
+            rounding_mode="ROUND",
+        )
 
 
 def _export_layer(g: _Graph, k: int, step: QuantLayer, x: str, in_scale: torch.Tensor) -> str:
     layer = step.layer
     w_scale = _np(step.weight_scale())
     shape = (-1,) + (1,) * (layer.weight.dim() - 1)
-    w = g.quant(g.init(f"l{k}.weight", _np(layer.weight)), f"l{k}.weight_q",
-                w_scale.reshape(shape), step.bits.weight, signed=True, narrow=True)
+    w = g.quant(
+        g.init(f"l{k}.weight", _np(layer.weight)),
+        f"l{k}.weight_q",
+        w_scale.reshape(shape),
+        step.bits.weight,
+        signed=True,
+        narrow=True,
+    )
     ins = [x, w]
     if layer.bias is not None:
-        ins.append(g.quant(g.init(f"l{k}.bias", _np(layer.bias)), f"l{k}.bias_q",
-                           _np(step.bias_scale(in_scale)), 32, signed=True))
+        ins.append(
+            g.quant(
+                g.init(f"l{k}.bias", _np(layer.bias)),
+                f"l{k}.bias_q",
+                _np(step.bias_scale(in_scale)),
+                32,
+                signed=True,
+            )
+        )
     if isinstance(layer, nn.Linear):
         y = g.node("Gemm", ins, f"l{k}.gemm", transB=1)
     else:
         if isinstance(layer.padding, str) or layer.padding_mode != "zeros":
-            raise QatError(f"layer {k} (Conv2d): padding '{layer.padding}' "
-                           f"({layer.padding_mode}) is not exported; give zero padding in "
-                           f"pixels")
+            raise QatError(
+                f"layer {k} (Conv2d): padding '{layer.padding}' "
+                f"({layer.padding_mode}) is not exported; give zero padding in "
+                f"pixels"
+            )
         (sh, sw), (ph, pw), (dh, dw) = layer.stride, layer.padding, layer.dilation
-        y = g.node("Conv", ins, f"l{k}.conv", kernel_shape=list(layer.kernel_size),
-                   strides=[sh, sw], pads=[ph, pw, ph, pw], dilations=[dh, dw],
-                   group=layer.groups)
+        y = g.node(
+            "Conv",
+            ins,
+            f"l{k}.conv",
+            kernel_shape=list(layer.kernel_size),
+            strides=[sh, sw],
+            pads=[ph, pw, ph, pw],
+            dilations=[dh, dw],
+            group=layer.groups,
+        )
     return g.node("Relu", [y], f"l{k}.relu") if step.relu else y
 
 
@@ -363,30 +432,43 @@ def qonnx_model(net: QatNet, input_shape: Sequence[int]):
         if isinstance(step, QuantLayer):
             pending = _export_layer(g, layer_k, step, x, scale)
         elif isinstance(step, ActQuant):
-            x = g.quant(pending, f"l{layer_k}.act_q", _np(step.scale), step.bits,
-                        signed=step.signed)
+            x = g.quant(
+                pending, f"l{layer_k}.act_q", _np(step.scale), step.bits, signed=step.signed
+            )
             scale, layer_k = step.scale, layer_k + 1
         elif isinstance(step, nn.Flatten):
             x = g.node("Flatten", [x], f"flatten{layer_k}", axis=1)
         else:  # MaxPool2d: same codes, same scale
             k, s, p = (step.kernel_size, step.stride, step.padding)
-            pair = (lambda v: [v, v] if isinstance(v, int) else list(v))
+            pair = lambda v: [v, v] if isinstance(v, int) else list(v)
             if step.dilation not in (1, (1, 1)) or step.ceil_mode:
                 raise QatError("MaxPool2d with dilation or ceil_mode is not exported")
-            y = g.node("MaxPool", [x], f"pool{layer_k}", kernel_shape=pair(k),
-                       strides=pair(s), pads=pair(p) * 2)
+            y = g.node(
+                "MaxPool",
+                [x],
+                f"pool{layer_k}",
+                kernel_shape=pair(k),
+                strides=pair(s),
+                pads=pair(p) * 2,
+            )
             bits, signed = _last_act(net, step)
             x = g.quant(y, f"pool{layer_k}_q", _np(scale), bits, signed=signed)
     g.node("Identity", [x], "y")
     with torch.no_grad():
         out_shape = list(net(torch.zeros((1,) + tuple(input_shape))).shape)
     graph = helper.make_graph(
-        g.nodes, "qat",
+        g.nodes,
+        "qat",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, *input_shape])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)], g.inits)
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
-                                                   helper.make_opsetid(QONNX_DOMAIN, 1)],
-                             ir_version=8, producer_name="nnloom.compress.qat")
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)],
+        g.inits,
+    )
+    return helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(QONNX_DOMAIN, 1)],
+        ir_version=8,
+        producer_name="nnloom.compress.qat",
+    )
 
 
 def _last_act(net: QatNet, before: nn.Module) -> tuple[int, bool]:

@@ -34,22 +34,46 @@ class DigitsBrevitas:
 
 def _module(hidden: int, weight_bits: int, act_bits: int):
     import brevitas.nn as qnn
-    from brevitas.quant import (Int8ActPerTensorFloat, Int8WeightPerChannelFloat, Int32Bias,
-                                Uint8ActPerTensorFloat)
+    from brevitas.quant import (
+        Int8ActPerTensorFloat,
+        Int8WeightPerChannelFloat,
+        Int32Bias,
+        Uint8ActPerTensorFloat,
+    )
     from torch import nn
 
     return nn.Sequential(
         qnn.QuantIdentity(act_quant=Uint8ActPerTensorFloat, return_quant_tensor=True),
-        qnn.QuantLinear(64, hidden, bias=True, weight_quant=Int8WeightPerChannelFloat,
-                        weight_bit_width=weight_bits, bias_quant=Int32Bias),
+        qnn.QuantLinear(
+            64,
+            hidden,
+            bias=True,
+            weight_quant=Int8WeightPerChannelFloat,
+            weight_bit_width=weight_bits,
+            bias_quant=Int32Bias,
+        ),
         qnn.QuantReLU(bit_width=act_bits, return_quant_tensor=True),
-        qnn.QuantLinear(hidden, 10, bias=True, weight_quant=Int8WeightPerChannelFloat,
-                        weight_bit_width=weight_bits, bias_quant=Int32Bias,
-                        output_quant=Int8ActPerTensorFloat))
+        qnn.QuantLinear(
+            hidden,
+            10,
+            bias=True,
+            weight_quant=Int8WeightPerChannelFloat,
+            weight_bit_width=weight_bits,
+            bias_quant=Int32Bias,
+            output_quant=Int8ActPerTensorFloat,
+        ),
+    )
 
 
-def make_digits_brevitas(out_dir: str | Path, *, hidden: int = 32, weight_bits: int = 4,
-                         act_bits: int = 4, epochs: int = 40, seed: int = 0) -> DigitsBrevitas:
+def make_digits_brevitas(
+    out_dir: str | Path,
+    *,
+    hidden: int = 32,
+    weight_bits: int = 4,
+    act_bits: int = 4,
+    epochs: int = 40,
+    seed: int = 0,
+) -> DigitsBrevitas:
     import torch
     from brevitas.export import export_qonnx
     from torch import nn
@@ -87,8 +111,13 @@ def make_digits_brevitas(out_dir: str | Path, *, hidden: int = 32, weight_bits: 
     graph = import_onnx(path)
     golden_acc = float((reference.predict(graph, x_test).argmax(1) == y_test).mean())
     data_path = savez_atomic(out_dir / "digits_test.npz", x=x_test, y=y_test)
-    log.info("digits Brevitas w%d/a%d: module %.4f, golden %.4f", weight_bits, act_bits,
-             module_acc, golden_acc)
+    log.info(
+        "digits Brevitas w%d/a%d: module %.4f, golden %.4f",
+        weight_bits,
+        act_bits,
+        module_acc,
+        golden_acc,
+    )
     return DigitsBrevitas(path, data_path, module_acc, golden_acc)
 
 
@@ -97,5 +126,7 @@ if __name__ == "__main__":
 
     logging.basicConfig(level=logging.INFO)
     made = make_digits_brevitas(sys.argv[1] if len(sys.argv) > 1 else "out/models")
-    print(f"Brevitas module {100 * made.module_accuracy:.2f} %, integer golden "
-          f"{100 * made.golden_accuracy:.2f} %\nmodel {made.model}\ntest data {made.test_data}")
+    print(
+        f"Brevitas module {100 * made.module_accuracy:.2f} %, integer golden "
+        f"{100 * made.golden_accuracy:.2f} %\nmodel {made.model}\ntest data {made.test_data}"
+    )

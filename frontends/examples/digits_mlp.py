@@ -90,8 +90,15 @@ def make_digits_mlp(out_dir: str | Path) -> DigitsMlp:
         float_acc = float((model(torch.from_numpy(x_test)).argmax(1).numpy() == y_test).mean())
 
     float_path = out_dir / "digits_mlp_float.onnx"
-    torch.onnx.export(model, (torch.zeros(1, 64),), str(float_path), input_names=["x"],
-                      output_names=["logits"], dynamo=False, opset_version=17)
+    torch.onnx.export(
+        model,
+        (torch.zeros(1, 64),),
+        str(float_path),
+        input_names=["x"],
+        output_names=["logits"],
+        dynamo=False,
+        opset_version=17,
+    )
     # Clear the exporter's producer version so the file does not change with torch.
     proto = onnx.load(str(float_path))
     proto.producer_version = ""
@@ -102,9 +109,15 @@ def make_digits_mlp(out_dir: str | Path) -> DigitsMlp:
     level = root.level
     root.setLevel(logging.ERROR)  # quantize_static warns on the root logger about pre-processing
     try:
-        quantize_static(str(float_path), str(quant_path), _Calibration("x", x_train),
-                        quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8,
-                        weight_type=QuantType.QInt8, per_channel=False)
+        quantize_static(
+            str(float_path),
+            str(quant_path),
+            _Calibration("x", x_train),
+            quant_format=QuantFormat.QDQ,
+            activation_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8,
+            per_channel=False,
+        )
     finally:
         root.setLevel(level)
     data_path = out_dir / "digits_test.npz"

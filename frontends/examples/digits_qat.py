@@ -21,8 +21,6 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 __all__ = ["DigitsQat", "make_digits_qat"]
 
 log = logging.getLogger(__name__)
@@ -41,11 +39,13 @@ class DigitsQat:
 
 def _default_bits():
     from ..compress.qat import LayerBits
+
     return (LayerBits(weight=4, act=4), LayerBits(weight=2, act=8))
 
 
-def make_digits_qat(out_dir: str | Path, *, bits=None, epochs: int = 15,
-                    float_epochs: int = 60) -> DigitsQat:
+def make_digits_qat(
+    out_dir: str | Path, *, bits=None, epochs: int = 15, float_epochs: int = 60
+) -> DigitsQat:
     import torch
 
     from .. import reference
@@ -74,8 +74,14 @@ def make_digits_qat(out_dir: str | Path, *, bits=None, epochs: int = 15,
     golden_acc = float((golden.argmax(1) == y_test).mean())
     data_path = out_dir / "digits_test.npz"
     savez_atomic(data_path, x=x_test, y=y_test)
-    log.info("digits QAT %s: float %.4f, PTQ %.4f, QAT %.4f, golden %.4f", bits, float_acc,
-             ptq_acc, qat_acc, golden_acc)
+    log.info(
+        "digits QAT %s: float %.4f, PTQ %.4f, QAT %.4f, golden %.4f",
+        bits,
+        float_acc,
+        ptq_acc,
+        qat_acc,
+        golden_acc,
+    )
     return DigitsQat(path, data_path, bits, float_acc, ptq_acc, qat_acc, golden_acc)
 
 
@@ -84,7 +90,9 @@ if __name__ == "__main__":
 
     logging.basicConfig(level=logging.INFO)
     made = make_digits_qat(sys.argv[1] if len(sys.argv) > 1 else "out/models")
-    print(f"bits per layer: {', '.join(f'w{b.weight}/a{b.act}' for b in made.bits)}\n"
-          f"float {100 * made.float_accuracy:.2f} %, PTQ {100 * made.ptq_accuracy:.2f} %, "
-          f"QAT {100 * made.qat_accuracy:.2f} %, integer golden "
-          f"{100 * made.golden_accuracy:.2f} %\nmodel {made.model}\ntest data {made.test_data}")
+    print(
+        f"bits per layer: {', '.join(f'w{b.weight}/a{b.act}' for b in made.bits)}\n"
+        f"float {100 * made.float_accuracy:.2f} %, PTQ {100 * made.ptq_accuracy:.2f} %, "
+        f"QAT {100 * made.qat_accuracy:.2f} %, integer golden "
+        f"{100 * made.golden_accuracy:.2f} %\nmodel {made.model}\ntest data {made.test_data}"
+    )

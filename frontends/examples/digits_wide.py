@@ -35,22 +35,23 @@ SEED = 0
 
 @dataclass(frozen=True)
 class DigitsWide:
-    model: Path            # mixed: ternary hidden weights
-    int8_model: Path       # every layer int8
+    model: Path  # mixed: ternary hidden weights
+    int8_model: Path  # every layer int8
     test_data: Path
     float_accuracy: float
-    accuracy: float        # integer golden of ``model`` on the test split
-    int8_accuracy: float   # integer golden of ``int8_model``
+    accuracy: float  # integer golden of ``model`` on the test split
+    int8_accuracy: float  # integer golden of ``int8_model``
 
 
 def _bits(hidden_weight: int, n_layers: int):
     from ..compress.qat import LayerBits
-    return ([LayerBits(weight=hidden_weight, act=8)] * (n_layers - 1)
-            + [LayerBits(weight=8, act=8)])
+
+    return [LayerBits(weight=hidden_weight, act=8)] * (n_layers - 1) + [LayerBits(weight=8, act=8)]
 
 
-def make_digits_wide(out_dir: str | Path, *, hidden=HIDDEN, epochs: int = 15,
-                     float_epochs: int = 60) -> DigitsWide:
+def make_digits_wide(
+    out_dir: str | Path, *, hidden=HIDDEN, epochs: int = 15, float_epochs: int = 60
+) -> DigitsWide:
     import numpy as np
     import torch
 
@@ -70,8 +71,9 @@ def make_digits_wide(out_dir: str | Path, *, hidden=HIDDEN, epochs: int = 15,
     accs, paths = {}, {}
     for name, weight in (("digits_wide", 2), ("digits_wide_int8", 8)):
         torch.manual_seed(SEED)
-        net = QatNet.from_float(model, _bits(weight, len(hidden) + 1), input_bits=8,
-                                input_signed=False)
+        net = QatNet.from_float(
+            model, _bits(weight, len(hidden) + 1), input_bits=8, input_signed=False
+        )
         net.calibrate(x_train)
         finetune(net, x_train, y_train, epochs=epochs, lr=1e-3, seed=SEED)
         paths[name] = export_qonnx(net, out_dir / f"{name}.onnx", (64,))
@@ -79,10 +81,21 @@ def make_digits_wide(out_dir: str | Path, *, hidden=HIDDEN, epochs: int = 15,
         accs[name] = float((np.asarray(golden).argmax(1) == y_test).mean())
     data_path = out_dir / "digits_test.npz"
     savez_atomic(data_path, x=x_test, y=y_test)
-    log.info("digits wide %s: float %.4f, ternary-hidden %.4f, int8 %.4f", hidden, float_acc,
-             accs["digits_wide"], accs["digits_wide_int8"])
-    return DigitsWide(paths["digits_wide"], paths["digits_wide_int8"], data_path, float_acc,
-                      accs["digits_wide"], accs["digits_wide_int8"])
+    log.info(
+        "digits wide %s: float %.4f, ternary-hidden %.4f, int8 %.4f",
+        hidden,
+        float_acc,
+        accs["digits_wide"],
+        accs["digits_wide_int8"],
+    )
+    return DigitsWide(
+        paths["digits_wide"],
+        paths["digits_wide_int8"],
+        data_path,
+        float_acc,
+        accs["digits_wide"],
+        accs["digits_wide_int8"],
+    )
 
 
 if __name__ == "__main__":
@@ -90,6 +103,8 @@ if __name__ == "__main__":
 
     logging.basicConfig(level=logging.INFO)
     made = make_digits_wide(sys.argv[1] if len(sys.argv) > 1 else "out/models")
-    print(f"float {100 * made.float_accuracy:.2f} %, ternary hidden layer (integer golden) "
-          f"{100 * made.accuracy:.2f} %, int8 {100 * made.int8_accuracy:.2f} %\n"
-          f"model {made.model}\nint8 model {made.int8_model}\ntest data {made.test_data}")
+    print(
+        f"float {100 * made.float_accuracy:.2f} %, ternary hidden layer (integer golden) "
+        f"{100 * made.accuracy:.2f} %, int8 {100 * made.int8_accuracy:.2f} %\n"
+        f"model {made.model}\nint8 model {made.int8_model}\ntest data {made.test_data}"
+    )

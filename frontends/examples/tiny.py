@@ -34,14 +34,23 @@ the same way, where accuracy is measured on real data.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-__all__ = ["TinyExample", "TinySpec", "SPECS", "TWINS", "make_tiny", "make_tiny_twin",
-           "synthetic_classes", "synthetic_frames", "fold_pads"]
+__all__ = [
+    "TinyExample",
+    "TinySpec",
+    "SPECS",
+    "TWINS",
+    "make_tiny",
+    "make_tiny_twin",
+    "synthetic_classes",
+    "synthetic_frames",
+    "fold_pads",
+]
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +63,9 @@ class TinyExample:
     quantized: Path
     float_model: Path
     test_data: Path
-    float_accuracy: float | None     # on the test split (classifiers only)
+    float_accuracy: float | None  # on the test split (classifiers only)
     quantized_accuracy: float | None  # onnxruntime on the quantized model
-    float_mse: float | None = None   # the autoencoder's reconstruction error
+    float_mse: float | None = None  # the autoencoder's reconstruction error
     quantized_mse: float | None = None
     synthetic: bool = True
 
@@ -64,11 +73,12 @@ class TinyExample:
 @dataclass(frozen=True)
 class TinySpec:
     """One example: its module, input shape (without batch), data and training budget."""
+
     name: str
     what: str
     build: Callable
     input_shape: tuple[int, ...]
-    classes: int | None        # None: the autoencoder
+    classes: int | None  # None: the autoencoder
     n_train: int
     n_test: int
     epochs: int
@@ -78,16 +88,49 @@ class TinySpec:
 
 def _specs() -> dict[str, TinySpec]:
     from . import tiny_models as m
+
     return {
-        "tiny_kws": TinySpec("tiny_kws", "keyword spotting DS-CNN (49x10 MFCC, 64 channels, "
-                             "12 classes)", m.ds_cnn, (1, 49, 10), 12, 768, 120, 3),
-        "tiny_ic": TinySpec("tiny_ic", "image classification ResNet-8 (32x32x3, 16/32/64, "
-                            "10 classes)", m.resnet8, (3, 32, 32), 10, 512, 100, 3),
-        "tiny_ad": TinySpec("tiny_ad", "anomaly detection FC autoencoder (640-128x4-8-128x4-"
-                            "640, BatchNorm)", m.fc_autoencoder, (640,), None, 512, 64, 40,
-                            lr=1e-3),
-        "tiny_vww": TinySpec("tiny_vww", "visual wake words MobileNetV1 0.25 (96x96x3, "
-                             "2 classes)", m.mobilenet_v1, (3, 96, 96), 2, 384, 48, 3),
+        "tiny_kws": TinySpec(
+            "tiny_kws",
+            "keyword spotting DS-CNN (49x10 MFCC, 64 channels, 12 classes)",
+            m.ds_cnn,
+            (1, 49, 10),
+            12,
+            768,
+            120,
+            3,
+        ),
+        "tiny_ic": TinySpec(
+            "tiny_ic",
+            "image classification ResNet-8 (32x32x3, 16/32/64, 10 classes)",
+            m.resnet8,
+            (3, 32, 32),
+            10,
+            512,
+            100,
+            3,
+        ),
+        "tiny_ad": TinySpec(
+            "tiny_ad",
+            "anomaly detection FC autoencoder (640-128x4-8-128x4-640, BatchNorm)",
+            m.fc_autoencoder,
+            (640,),
+            None,
+            512,
+            64,
+            40,
+            lr=1e-3,
+        ),
+        "tiny_vww": TinySpec(
+            "tiny_vww",
+            "visual wake words MobileNetV1 0.25 (96x96x3, 2 classes)",
+            m.mobilenet_v1,
+            (3, 96, 96),
+            2,
+            384,
+            48,
+            3,
+        ),
     }
 
 
@@ -95,6 +138,7 @@ SPECS = _specs()
 
 
 # --- synthetic data ----------------------------------------------------------------------------
+
 
 def _smooth_field(rng: np.random.Generator, n: int, shape: tuple[int, ...]) -> np.ndarray:
     """``n`` random fields of ``shape`` (C, H, W), smooth: a coarse random grid upsampled
@@ -111,51 +155,69 @@ def _smooth_field(rng: np.random.Generator, n: int, shape: tuple[int, ...]) -> n
     b = coarse[..., y0, :][..., x0 + 1]
     cc = coarse[..., y0 + 1, :][..., x0]
     d = coarse[..., y0 + 1, :][..., x0 + 1]
-    return (a * (1 - fy) * (1 - fx) + b * (1 - fy) * fx + cc * fy * (1 - fx)
-            + d * fy * fx)
+    return a * (1 - fy) * (1 - fx) + b * (1 - fy) * fx + cc * fy * (1 - fx) + d * fy * fx
 
 
-def synthetic_classes(shape: tuple[int, ...], classes: int, n: int, *, seed: int,
-                      split: int, strength: tuple[float, float] = (0.8, 1.6),
-                      noise: float = 0.6) -> tuple[np.ndarray, np.ndarray]:
+def synthetic_classes(
+    shape: tuple[int, ...],
+    classes: int,
+    n: int,
+    *,
+    seed: int,
+    split: int,
+    strength: tuple[float, float] = (0.8, 1.6),
+    noise: float = 0.6,
+) -> tuple[np.ndarray, np.ndarray]:
     """``n`` labelled samples of ``shape``: class template x strength + smooth noise + white
     noise. The templates depend on ``seed`` only; ``split`` picks independent samples."""
     templates = _smooth_field(np.random.default_rng(seed), classes, shape)
     rng = np.random.default_rng([seed, split])
     y = rng.integers(0, classes, n)
     a = rng.uniform(*strength, n)[:, None, None, None]
-    x = (templates[y] * a + noise * _smooth_field(rng, n, shape)
-         + 0.1 * rng.standard_normal((n, *shape)))
+    x = (
+        templates[y] * a
+        + noise * _smooth_field(rng, n, shape)
+        + 0.1 * rng.standard_normal((n, *shape))
+    )
     return x.astype(np.float32), y.astype(np.int64)
 
 
-def synthetic_frames(n: int, *, dim: int = 640, rank: int = 8, seed: int,
-                     split: int) -> np.ndarray:
+def synthetic_frames(n: int, *, dim: int = 640, rank: int = 8, seed: int, split: int) -> np.ndarray:
     """``n`` "normal machine sound" frames: a rank-``rank`` mixture (fixed by ``seed``) of
     smooth spectra plus noise, roughly the range of the reference's log-mel features / 10."""
     rng0 = np.random.default_rng(seed)
     basis = _smooth_field(rng0, rank, (1, 5, dim // 5)).reshape(rank, dim)
     rng = np.random.default_rng([seed, split])
     codes = rng.standard_normal((n, rank))
-    return (codes @ basis / np.sqrt(rank) + 0.1 * rng.standard_normal((n, dim))
-            ).astype(np.float32)
+    return (codes @ basis / np.sqrt(rank) + 0.1 * rng.standard_normal((n, dim))).astype(np.float32)
 
 
 def _data(spec: TinySpec, seed: int):
     if spec.classes is None:
-        return (synthetic_frames(spec.n_train, seed=seed, split=0), None,
-                synthetic_frames(spec.n_test, seed=seed, split=1), None)
-    x_tr, y_tr = synthetic_classes(spec.input_shape, spec.classes, spec.n_train, seed=seed,
-                                   split=0)
-    x_te, y_te = synthetic_classes(spec.input_shape, spec.classes, spec.n_test, seed=seed,
-                                   split=1)
+        return (
+            synthetic_frames(spec.n_train, seed=seed, split=0),
+            None,
+            synthetic_frames(spec.n_test, seed=seed, split=1),
+            None,
+        )
+    x_tr, y_tr = synthetic_classes(spec.input_shape, spec.classes, spec.n_train, seed=seed, split=0)
+    x_te, y_te = synthetic_classes(spec.input_shape, spec.classes, spec.n_test, seed=seed, split=1)
     return x_tr, y_tr, x_te, y_te
 
 
 # --- training, export, quantization ------------------------------------------------------------
 
-def _train(model, x: np.ndarray, y: np.ndarray | None, *, epochs: int, lr: float, seed: int,
-           batch: int = 32):
+
+def _train(
+    model,
+    x: np.ndarray,
+    y: np.ndarray | None,
+    *,
+    epochs: int,
+    lr: float,
+    seed: int,
+    batch: int = 32,
+):
     import torch
     from torch import nn
 
@@ -172,8 +234,11 @@ def _train(model, x: np.ndarray, y: np.ndarray | None, *, epochs: int, lr: float
             for idx in torch.randperm(len(xt), generator=gen).split(batch):
                 opt.zero_grad()
                 out = model(xt[idx])
-                loss = (nn.functional.cross_entropy(out, yt[idx]) if yt is not None
-                        else nn.functional.mse_loss(out, xt[idx]))
+                loss = (
+                    nn.functional.cross_entropy(out, yt[idx])
+                    if yt is not None
+                    else nn.functional.mse_loss(out, xt[idx])
+                )
                 loss.backward()
                 opt.step()
     finally:
@@ -204,8 +269,9 @@ def _constant(g, name: str):
             todo += list(node.input)
     order = [n for n in g.node if n in needed]
     used_inits = [inits[i] for n in order for i in n.input if i in inits]
-    sub = helper.make_graph(order, "pads", [], [helper.make_tensor_value_info(name, 0, None)],
-                            initializer=used_inits)
+    sub = helper.make_graph(
+        order, "pads", [], [helper.make_tensor_value_info(name, 0, None)], initializer=used_inits
+    )
     return ReferenceEvaluator(helper.make_model(sub)).run(None, {})[0]
 
 
@@ -227,15 +293,25 @@ def fold_pads(proto) -> int:
         pads = _constant(g, pad.input[1]) if len(pad.input) > 1 else None
         value = _constant(g, pad.input[2]) if len(pad.input) > 2 and pad.input[2] else 0
         users = consumers.get(pad.output[0], [])
-        if (mode != b"constant" or pads is None or value is None
-                or np.any(np.asarray(value) != 0) or len(users) != 1
-                or users[0].op_type != "Conv" or len(pads) != 8
-                or np.any(pads[[0, 1, 4, 5]] != 0)):
+        if (
+            mode != b"constant"
+            or pads is None
+            or value is None
+            or np.any(np.asarray(value) != 0)
+            or len(users) != 1
+            or users[0].op_type != "Conv"
+            or len(pads) != 8
+            or np.any(pads[[0, 1, 4, 5]] != 0)
+        ):
             continue
         conv = users[0]
         old = next((list(a.ints) for a in conv.attribute if a.name == "pads"), [0] * 4)
-        new = [int(pads[2]) + old[0], int(pads[3]) + old[1], int(pads[6]) + old[2],
-               int(pads[7]) + old[3]]
+        new = [
+            int(pads[2]) + old[0],
+            int(pads[3]) + old[1],
+            int(pads[6]) + old[2],
+            int(pads[7]) + old[3],
+        ]
         attrs = [a for a in conv.attribute if a.name not in ("pads", "auto_pad")]
         attrs.append(helper.make_attribute("pads", new))
         del conv.attribute[:]
@@ -260,14 +336,15 @@ def fold_pads(proto) -> int:
 
 class _Calibration:
     def __init__(self, name: str, x: np.ndarray):
-        self._it = iter([{name: x[i: i + 1]} for i in range(len(x))])
+        self._it = iter([{name: x[i : i + 1]} for i in range(len(x))])
 
     def get_next(self):
         return next(self._it, None)
 
 
-def export_and_quantize(model, input_shape: tuple[int, ...], float_path: Path,
-                        quant_path: Path, calib: np.ndarray) -> None:
+def export_and_quantize(
+    model, input_shape: tuple[int, ...], float_path: Path, quant_path: Path, calib: np.ndarray
+) -> None:
     """Float ONNX (pads folded, producer version cleared) and onnxruntime's static QDQ int8
     per-channel model, both written atomically."""
     import tempfile
@@ -280,9 +357,15 @@ def export_and_quantize(model, input_shape: tuple[int, ...], float_path: Path,
 
     with tempfile.TemporaryDirectory(dir=float_path.parent, prefix=".export.") as tmp:
         raw = Path(tmp) / "raw.onnx"
-        torch.onnx.export(model, (torch.zeros(1, *input_shape),), str(raw),
-                          input_names=["x"], output_names=["y"], dynamo=False,
-                          opset_version=17)
+        torch.onnx.export(
+            model,
+            (torch.zeros(1, *input_shape),),
+            str(raw),
+            input_names=["x"],
+            output_names=["y"],
+            dynamo=False,
+            opset_version=17,
+        )
         proto = onnx.load(str(raw))
         proto.producer_version = ""
         fold_pads(proto)
@@ -292,9 +375,15 @@ def export_and_quantize(model, input_shape: tuple[int, ...], float_path: Path,
         level = root.level
         root.setLevel(logging.ERROR)  # quantize_static warns on the root logger
         try:
-            quantize_static(str(float_path), str(q_tmp), _Calibration("x", calib),
-                            quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8,
-                            weight_type=QuantType.QInt8, per_channel=True)
+            quantize_static(
+                str(float_path),
+                str(q_tmp),
+                _Calibration("x", calib),
+                quant_format=QuantFormat.QDQ,
+                activation_type=QuantType.QInt8,
+                weight_type=QuantType.QInt8,
+                per_channel=True,
+            )
         finally:
             root.setLevel(level)
         write_bytes_atomic(quant_path, q_tmp.read_bytes())
@@ -302,23 +391,22 @@ def export_and_quantize(model, input_shape: tuple[int, ...], float_path: Path,
 
 def _ort(path: Path, x: np.ndarray) -> np.ndarray:
     import onnxruntime as ort
+
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     name = sess.get_inputs()[0].name
-    return np.concatenate([sess.run(None, {name: x[i: i + 1]})[0] for i in range(len(x))])
+    return np.concatenate([sess.run(None, {name: x[i : i + 1]})[0] for i in range(len(x))])
 
 
-def _build(spec: TinySpec, out_dir: Path, x_tr, y_tr, x_te, y_te, seed: int,
-           model) -> TinyExample:
+def _build(spec: TinySpec, out_dir: Path, x_tr, y_tr, x_te, y_te, seed: int, model) -> TinyExample:
     from .._atomic import savez_atomic
 
     out_dir.mkdir(parents=True, exist_ok=True)
     model = _train(model, x_tr, y_tr, epochs=spec.epochs, lr=spec.lr, seed=seed)
     float_path = out_dir / f"{spec.name}_float.onnx"
     quant_path = out_dir / f"{spec.name}.onnx"
-    export_and_quantize(model, spec.input_shape, float_path, quant_path,
-                        x_tr[: spec.n_calib])
+    export_and_quantize(model, spec.input_shape, float_path, quant_path, x_tr[: spec.n_calib])
     data = {"x": x_te} if y_te is None else {"x": x_te, "y": y_te}
     data_path = savez_atomic(out_dir / f"{spec.name}_test.npz", **data)
     f_out, q_out = _ort(float_path, x_te), _ort(quant_path, x_te)
@@ -326,8 +414,7 @@ def _build(spec: TinySpec, out_dir: Path, x_tr, y_tr, x_te, y_te, seed: int,
         f_mse = float(((f_out - x_te) ** 2).mean())
         q_mse = float(((q_out - x_te) ** 2).mean())
         log.info("%s: reconstruction MSE float %.4f, int8 %.4f", spec.name, f_mse, q_mse)
-        return TinyExample(spec.name, quant_path, float_path, data_path, None, None,
-                           f_mse, q_mse)
+        return TinyExample(spec.name, quant_path, float_path, data_path, None, None, f_mse, q_mse)
     f_acc = float((f_out.argmax(1) == y_te).mean())
     q_acc = float((q_out.argmax(1) == y_te).mean())
     log.info("%s: test accuracy float %.4f, int8 %.4f", spec.name, f_acc, q_acc)
@@ -348,25 +435,34 @@ def make_tiny(name: str, out_dir: str | Path, *, seed: int = SEED) -> TinyExampl
 
 # --- digits-sized twins ------------------------------------------------------------------------
 
+
 def _twin_builders() -> dict[str, tuple[str, Callable]]:
     from . import tiny_models as m
+
     return {
-        "kws": ("DS-CNN twin: 3x3 stem, 4 depthwise-separable blocks of 32 channels",
-                lambda: m.ds_cnn(in_hw=(8, 8), channels=32, classes=10, stem_kernel=(3, 3),
-                                 stem_stride=1)),
-        "ic": ("ResNet-8 twin: 8/16/32 filters on 8x8x1",
-               lambda: m.resnet8(in_hw=(8, 8), in_channels=1, filters=8)),
-        "vww": ("MobileNetV1 twin: base 8, first 6 blocks on 8x8x1 (16 to 128 channels)",
-                lambda: m.mobilenet_v1(in_hw=(8, 8), in_channels=1, base=8, classes=10,
-                                       blocks=6)),
+        "kws": (
+            "DS-CNN twin: 3x3 stem, 4 depthwise-separable blocks of 32 channels",
+            lambda: m.ds_cnn(
+                in_hw=(8, 8), channels=32, classes=10, stem_kernel=(3, 3), stem_stride=1
+            ),
+        ),
+        "ic": (
+            "ResNet-8 twin: 8/16/32 filters on 8x8x1",
+            lambda: m.resnet8(in_hw=(8, 8), in_channels=1, filters=8),
+        ),
+        "vww": (
+            "MobileNetV1 twin: base 8, first 6 blocks on 8x8x1 (16 to 128 channels)",
+            lambda: m.mobilenet_v1(in_hw=(8, 8), in_channels=1, base=8, classes=10, blocks=6),
+        ),
     }
 
 
 TWINS = _twin_builders()
 
 
-def make_tiny_twin(kind: str, out_dir: str | Path, *, seed: int = SEED,
-                   epochs: int = 12) -> TinyExample:
+def make_tiny_twin(
+    kind: str, out_dir: str | Path, *, seed: int = SEED, epochs: int = 12
+) -> TinyExample:
     """The digits-sized twin of ``kind`` (``kws``, ``ic``, ``vww``): the same blocks on
     scikit-learn's 8x8 digits (real data, 10 classes), written as ``tiny_<kind>_digits*``."""
     import torch
@@ -375,8 +471,18 @@ def make_tiny_twin(kind: str, out_dir: str | Path, *, seed: int = SEED,
 
     x_tr, x_te, y_tr, y_te = load_digits_split(seed)
     x_tr, x_te = x_tr.reshape(-1, 1, 8, 8), x_te.reshape(-1, 1, 8, 8)
-    spec = TinySpec(f"tiny_{kind}_digits", TWINS[kind][0], TWINS[kind][1], (1, 8, 8), 10,
-                    len(x_tr), len(x_te), epochs, lr=3e-3, n_calib=128)
+    spec = TinySpec(
+        f"tiny_{kind}_digits",
+        TWINS[kind][0],
+        TWINS[kind][1],
+        (1, 8, 8),
+        10,
+        len(x_tr),
+        len(x_te),
+        epochs,
+        lr=3e-3,
+        n_calib=128,
+    )
     torch.manual_seed(seed)
     made = _build(spec, Path(out_dir), x_tr, y_tr, x_te, y_te, seed, spec.build())
     return TinyExample(**{**made.__dict__, "synthetic": False})

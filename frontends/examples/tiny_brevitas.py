@@ -5,7 +5,8 @@
 The same layers as ``tiny_models`` in Brevitas (needs the extra ``brevitas``): 8-bit signed
 input, the first convolution and the classifier with 8-bit per-channel weights, every other
 convolution but the DS-CNN's depthwise ones (8-bit: 7 % of its MACs, and ternary there cost
-the digits twin 5 points) with **ternary** per-channel weights (2-bit narrow range: -1, 0, +1, what the
+the digits twin 5 points) with **ternary** per-channel weights (2-bit narrow range: -1, 0, +1, what
+the
 boards' LUT lanes multiply by), BatchNorm after each convolution (folded by the importer),
 8-bit unsigned ReLU activations, ``Int32Bias`` biases; residual branches are requantized to
 8 bits before their Add. Quantization-aware training from scratch on the same data as the
@@ -21,8 +22,6 @@ import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
 
 __all__ = ["TinyBrevitas", "make_tiny_brevitas", "VARIANTS"]
 
@@ -41,10 +40,14 @@ class TinyBrevitas:
 
 def _quant():
     import brevitas.nn as qnn
-    from brevitas.quant import (Int8ActPerTensorFloat, Int8WeightPerChannelFloat, Int32Bias,
-                                Uint8ActPerTensorFloat)
-    return qnn, Int8ActPerTensorFloat, Int8WeightPerChannelFloat, Int32Bias, \
-        Uint8ActPerTensorFloat
+    from brevitas.quant import (
+        Int8ActPerTensorFloat,
+        Int8WeightPerChannelFloat,
+        Int32Bias,
+        Uint8ActPerTensorFloat,
+    )
+
+    return qnn, Int8ActPerTensorFloat, Int8WeightPerChannelFloat, Int32Bias, Uint8ActPerTensorFloat
 
 
 def _qconv(cin, cout, kernel, stride, hw, *, bits, groups=1, relu=True):
@@ -52,6 +55,7 @@ def _qconv(cin, cout, kernel, stride, hw, *, bits, groups=1, relu=True):
     from torch import nn
 
     from .tiny_models import same_pads
+
     qnn, _, wq, bq, uq = _quant()
     kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
     (top, bottom), (left, right) = same_pads(hw[0], kh, stride), same_pads(hw[1], kw, stride)
@@ -61,9 +65,20 @@ def _qconv(cin, cout, kernel, stride, hw, *, bits, groups=1, relu=True):
     else:
         mods.append(nn.ZeroPad2d((left, right, top, bottom)))
         pad = (0, 0)
-    mods += [qnn.QuantConv2d(cin, cout, (kh, kw), stride=stride, padding=pad, groups=groups,
-                             weight_quant=wq, weight_bit_width=bits, bias_quant=bq),
-             nn.BatchNorm2d(cout)]
+    mods += [
+        qnn.QuantConv2d(
+            cin,
+            cout,
+            (kh, kw),
+            stride=stride,
+            padding=pad,
+            groups=groups,
+            weight_quant=wq,
+            weight_bit_width=bits,
+            bias_quant=bq,
+        ),
+        nn.BatchNorm2d(cout),
+    ]
     if relu:
         mods.append(qnn.QuantReLU(act_quant=uq, bit_width=8, return_quant_tensor=True))
     return nn.Sequential(*mods), (-(-hw[0] // stride), -(-hw[1] // stride))
@@ -71,16 +86,29 @@ def _qconv(cin, cout, kernel, stride, hw, *, bits, groups=1, relu=True):
 
 def _head(width, classes, hw):
     from torch import nn
+
     qnn, sq, wq, bq, _ = _quant()
-    return [nn.AvgPool2d(hw), qnn.QuantIdentity(act_quant=sq, return_quant_tensor=True),
-            nn.Flatten(),
-            qnn.QuantLinear(width, classes, bias=True, weight_quant=wq, weight_bit_width=8,
-                            bias_quant=bq, output_quant=sq)]
+    return [
+        nn.AvgPool2d(hw),
+        qnn.QuantIdentity(act_quant=sq, return_quant_tensor=True),
+        nn.Flatten(),
+        qnn.QuantLinear(
+            width,
+            classes,
+            bias=True,
+            weight_quant=wq,
+            weight_bit_width=8,
+            bias_quant=bq,
+            output_quant=sq,
+        ),
+    ]
 
 
-def ds_cnn_ternary(*, in_hw=(49, 10), channels=64, blocks=4, classes=12, stem_kernel=(10, 4),
-                   stem_stride=2, bits=2):
+def ds_cnn_ternary(
+    *, in_hw=(49, 10), channels=64, blocks=4, classes=12, stem_kernel=(10, 4), stem_stride=2, bits=2
+):
     from torch import nn
+
     qnn, sq, *_ = _quant()
     stem, hw = _qconv(1, channels, stem_kernel, stem_stride, in_hw, bits=8)
     layers = [qnn.QuantIdentity(act_quant=sq, return_quant_tensor=True), stem]
@@ -91,9 +119,9 @@ def ds_cnn_ternary(*, in_hw=(49, 10), channels=64, blocks=4, classes=12, stem_ke
     return nn.Sequential(*layers, *_head(channels, classes, hw))
 
 
-
 def resnet8_ternary(*, in_hw=(32, 32), in_channels=3, filters=16, classes=10, bits=2):
     from torch import nn
+
     qnn, sq, *_ = _quant()
 
     class Residual(nn.Module):
@@ -128,16 +156,24 @@ def resnet8_ternary(*, in_hw=(32, 32), in_channels=3, filters=16, classes=10, bi
 VARIANTS = {
     "tiny_kws_ternary": (ds_cnn_ternary, {}, "tiny_kws", 4),
     "tiny_ic_ternary": (resnet8_ternary, {}, "tiny_ic", 4),
-    "tiny_kws_digits_ternary": (ds_cnn_ternary, dict(in_hw=(8, 8), channels=32, classes=10,
-                                                     stem_kernel=(3, 3), stem_stride=1),
-                                None, 10),
-    "tiny_ic_digits_ternary": (resnet8_ternary, dict(in_hw=(8, 8), in_channels=1, filters=8),
-                               None, 10),
+    "tiny_kws_digits_ternary": (
+        ds_cnn_ternary,
+        dict(in_hw=(8, 8), channels=32, classes=10, stem_kernel=(3, 3), stem_stride=1),
+        None,
+        10,
+    ),
+    "tiny_ic_digits_ternary": (
+        resnet8_ternary,
+        dict(in_hw=(8, 8), in_channels=1, filters=8),
+        None,
+        10,
+    ),
 }
 
 
-def make_tiny_brevitas(name: str, out_dir: str | Path, *, seed: int = 0,
-                       epochs: int | None = None) -> TinyBrevitas:
+def make_tiny_brevitas(
+    name: str, out_dir: str | Path, *, seed: int = 0, epochs: int | None = None
+) -> TinyBrevitas:
     """Train (QAT), export and import the Brevitas variant ``name`` (see ``VARIANTS``)."""
     import tempfile
 
@@ -159,6 +195,7 @@ def make_tiny_brevitas(name: str, out_dir: str | Path, *, seed: int = 0,
         shape, synthetic = spec.input_shape, True
     else:
         from .digits_mlp import load_digits_split
+
         x_tr, x_te, y_tr, y_te = load_digits_split(seed)
         x_tr, x_te = x_tr.reshape(-1, 1, 8, 8), x_te.reshape(-1, 1, 8, 8)
         shape, synthetic = (1, 8, 8), False

@@ -30,8 +30,7 @@ from __future__ import annotations
 
 from torch import nn
 
-__all__ = ["same_pads", "conv_bn_relu", "ds_cnn", "resnet8", "fc_autoencoder",
-           "mobilenet_v1"]
+__all__ = ["same_pads", "conv_bn_relu", "ds_cnn", "resnet8", "fc_autoencoder", "mobilenet_v1"]
 
 
 def same_pads(size: int, kernel: int, stride: int) -> tuple[int, int]:
@@ -41,8 +40,9 @@ def same_pads(size: int, kernel: int, stride: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
-def _conv(cin: int, cout: int, kernel, stride: int, hw, *, groups: int = 1,
-          bias: bool = True) -> tuple[list[nn.Module], tuple[int, int]]:
+def _conv(
+    cin: int, cout: int, kernel, stride: int, hw, *, groups: int = 1, bias: bool = True
+) -> tuple[list[nn.Module], tuple[int, int]]:
     """A 'same'-padded convolution on an ``hw`` map: its modules and the output size."""
     kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
     (top, bottom), (left, right) = same_pads(hw[0], kh, stride), same_pads(hw[1], kw, stride)
@@ -52,13 +52,15 @@ def _conv(cin: int, cout: int, kernel, stride: int, hw, *, groups: int = 1,
     else:
         mods.append(nn.ZeroPad2d((left, right, top, bottom)))
         pad = (0, 0)
-    mods.append(nn.Conv2d(cin, cout, (kh, kw), stride=stride, padding=pad, groups=groups,
-                          bias=bias))
+    mods.append(
+        nn.Conv2d(cin, cout, (kh, kw), stride=stride, padding=pad, groups=groups, bias=bias)
+    )
     return mods, (-(-hw[0] // stride), -(-hw[1] // stride))
 
 
-def conv_bn_relu(cin: int, cout: int, kernel, stride: int, hw, *, groups: int = 1,
-                 relu: bool = True) -> tuple[nn.Sequential, tuple[int, int]]:
+def conv_bn_relu(
+    cin: int, cout: int, kernel, stride: int, hw, *, groups: int = 1, relu: bool = True
+) -> tuple[nn.Sequential, tuple[int, int]]:
     mods, out_hw = _conv(cin, cout, kernel, stride, hw, groups=groups)
     mods.append(nn.BatchNorm2d(cout))
     if relu:
@@ -72,8 +74,15 @@ def _separable(cin: int, cout: int, stride: int, hw) -> tuple[nn.Sequential, tup
     return nn.Sequential(dw, pw), hw
 
 
-def ds_cnn(*, in_hw=(49, 10), channels: int = 64, blocks: int = 4, classes: int = 12,
-           stem_kernel=(10, 4), stem_stride: int = 2) -> nn.Module:
+def ds_cnn(
+    *,
+    in_hw=(49, 10),
+    channels: int = 64,
+    blocks: int = 4,
+    classes: int = 12,
+    stem_kernel=(10, 4),
+    stem_stride: int = 2,
+) -> nn.Module:
     """KWS DS-CNN (``keras_model.py``, ``model_name == 'ds_cnn'``); input (N, 1, H, W)."""
     stem, hw = conv_bn_relu(1, channels, stem_kernel, stem_stride, in_hw)
     layers: list[nn.Module] = [stem]
@@ -103,8 +112,9 @@ class _Residual(nn.Module):
         return self.relu(self.shortcut(x) + self.b(self.a(x)))
 
 
-def resnet8(*, in_hw=(32, 32), in_channels: int = 3, filters: int = 16,
-            classes: int = 10) -> nn.Module:
+def resnet8(
+    *, in_hw=(32, 32), in_channels: int = 3, filters: int = 16, classes: int = 10
+) -> nn.Module:
     """IC ResNet-8 (``resnet_v1_eembc``, 16 filters as in the reference's pretrained model;
     the newer training script's ``conv_filters=26`` is ``filters=26``); input (N, C, H, W)."""
     stem, hw = conv_bn_relu(in_channels, filters, 3, 1, in_hw)
@@ -118,8 +128,9 @@ def resnet8(*, in_hw=(32, 32), in_channels: int = 3, filters: int = 16,
     return nn.Sequential(*layers)
 
 
-def fc_autoencoder(*, inputs: int = 640, hidden: int = 128, bottleneck: int = 8,
-                   depth: int = 4) -> nn.Module:
+def fc_autoencoder(
+    *, inputs: int = 640, hidden: int = 128, bottleneck: int = 8, depth: int = 4
+) -> nn.Module:
     """AD FC autoencoder (``anomaly_detection/keras_model.py``); input (N, 640)."""
     widths = [inputs] + [hidden] * depth + [bottleneck] + [hidden] * depth
     layers: list[nn.Module] = []
@@ -130,12 +141,26 @@ def fc_autoencoder(*, inputs: int = 640, hidden: int = 128, bottleneck: int = 8,
 
 
 # (output channels, stride) of MobileNetV1's 13 depthwise-separable blocks at alpha 1 / 32
-_MOBILENET_BLOCKS = ((2, 1), (4, 2), (4, 1), (8, 2), (8, 1), (16, 2), (16, 1), (16, 1),
-                     (16, 1), (16, 1), (16, 1), (32, 2), (32, 1))
+_MOBILENET_BLOCKS = (
+    (2, 1),
+    (4, 2),
+    (4, 1),
+    (8, 2),
+    (8, 1),
+    (16, 2),
+    (16, 1),
+    (16, 1),
+    (16, 1),
+    (16, 1),
+    (16, 1),
+    (32, 2),
+    (32, 1),
+)
 
 
-def mobilenet_v1(*, in_hw=(96, 96), in_channels: int = 3, base: int = 8, classes: int = 2,
-                 blocks: int = 13) -> nn.Module:
+def mobilenet_v1(
+    *, in_hw=(96, 96), in_channels: int = 3, base: int = 8, classes: int = 2, blocks: int = 13
+) -> nn.Module:
     """VWW MobileNetV1, alpha 0.25 (``base=8``: 8 to 256 channels; ``vww_model.py``);
     ``blocks`` < 13 keeps the first blocks (the digits twin); input (N, 3, H, W)."""
     stem, hw = conv_bn_relu(in_channels, base, 3, 2, in_hw)

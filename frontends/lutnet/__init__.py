@@ -7,5 +7,12 @@ from .hklut import HklutPlan, HklutStage, load_hklut_dir
 from .icelut import IcelutPlan
 from .srlut import SrlutPlan, TableError, round_half_even_shift
 
-__all__ = ["SrlutPlan", "HklutPlan", "HklutStage", "IcelutPlan", "TableError",
-           "load_hklut_dir", "round_half_even_shift"]
+__all__ = [
+    "SrlutPlan",
+    "HklutPlan",
+    "HklutStage",
+    "IcelutPlan",
+    "TableError",
+    "load_hklut_dir",
+    "round_half_even_shift",
+]

@@ -34,7 +34,7 @@ LSB_KERNELS = ("H2", "D2")
 
 
 def _gather(padded, p, offsets, h, w):
-    return [padded[p + dy:p + dy + h, p + dx:p + dx + w] for dy, dx in offsets]
+    return [padded[p + dy : p + dy + h, p + dx : p + dx + w] for dy, dx in offsets]
 
 
 @dataclass(frozen=True, eq=False)
@@ -50,8 +50,9 @@ class HklutStage:
         for name, tables, entries in (("MSB", self.msb, 4096), ("LSB", self.lsb, 256)):
             for t in tables:
                 if np.shape(t) != (entries, rr):
-                    raise TableError(f"HKLUT {name} table has shape {np.shape(t)}; expected "
-                                     f"({entries}, {rr})")
+                    raise TableError(
+                        f"HKLUT {name} table has shape {np.shape(t)}; expected ({entries}, {rr})"
+                    )
 
     @property
     def table_bytes(self) -> int:
@@ -105,8 +106,10 @@ class HklutPlan:
         if a.ndim == 3:
             return np.stack([self.reference(a[..., c]) for c in range(a.shape[2])], axis=-1)
         if min(a.shape) < 3:
-            raise TableError(f"image: {a.shape[0]}×{a.shape[1]} is too small; HKLUT needs at "
-                             f"least 3 pixels a side for its reflect border")
+            raise TableError(
+                f"image: {a.shape[0]}×{a.shape[1]} is too small; HKLUT needs at "
+                f"least 3 pixels a side for its reflect border"
+            )
         x = a
         for i, stage in enumerate(self.stages):
             v = _to_image(stage.sixths(x))
@@ -127,9 +130,11 @@ def table_file(stage: int, kernel: str, bits: int = 4) -> str:
 
 def table_files(plan: HklutPlan) -> dict[str, np.ndarray]:
     """``plan``'s tables by the file names ``load_hklut_dir`` reads."""
-    return {table_file(s, k): t
-            for s, stage in enumerate(plan.stages)
-            for k, t in (*zip(MSB_KERNELS, stage.msb), *zip(LSB_KERNELS, stage.lsb))}
+    return {
+        table_file(s, k): t
+        for s, stage in enumerate(plan.stages)
+        for k, t in (*zip(MSB_KERNELS, stage.msb), *zip(LSB_KERNELS, stage.lsb))
+    }
 
 
 def random_plan(seed: int = 0) -> HklutPlan:
@@ -147,8 +152,10 @@ def random_plan(seed: int = 0) -> HklutPlan:
 
 
 def load_hklut_dir(folder: str | os.PathLike, *, bits: int = 4) -> HklutPlan:
-    """The authors' released HKLUT-S tables: ``S{0,1}_{MSB_HDB,LSB_HD}_LUT_{K}_x2_4bit_int8.npy``."""
+    """The authors' released HKLUT-S tables:
+    ``S{0,1}_{MSB_HDB,LSB_HD}_LUT_{K}_x2_4bit_int8.npy``."""
     from pathlib import Path
+
     folder = Path(folder)
     stages = []
     for s in (0, 1):
@@ -157,8 +164,10 @@ def load_hklut_dir(folder: str | os.PathLike, *, bits: int = 4) -> HklutPlan:
             for k in kernels:
                 path = folder / table_file(s, k, bits)
                 if not path.is_file():
-                    raise TableError(f"{path}: missing; an HKLUT folder holds the released "
-                                     f"S0/S1 MSB_HDB (H, D, B) and LSB_HD (H, D) tables")
+                    raise TableError(
+                        f"{path}: missing; an HKLUT folder holds the released "
+                        f"S0/S1 MSB_HDB (H, D, B) and LSB_HD (H, D) tables"
+                    )
                 t = np.load(path, allow_pickle=False)
                 out.append(t.reshape(t.shape[0], -1))
         stages.append(HklutStage(tuple(msb), tuple(lsb)))

@@ -29,11 +29,18 @@ import numpy as np
 
 from .srlut import TableError
 
-__all__ = ["IcelutPlan", "thumbnail", "random_plan", "load_icelut_npz", "icelut_npz_bytes",
-           "DIM", "THUMB"]
+__all__ = [
+    "IcelutPlan",
+    "thumbnail",
+    "random_plan",
+    "load_icelut_npz",
+    "icelut_npz_bytes",
+    "DIM",
+    "THUMB",
+]
 
-DIM = 17          # LUT samples a side
-THUMB = 32        # thumbnail side
+DIM = 17  # LUT samples a side
+THUMB = 32  # thumbnail side
 FEATURES = 10
 
 
@@ -68,20 +75,26 @@ class IcelutPlan:
     name: str = "icelut"
 
     def __post_init__(self):
-        want = {"fm": ((4096, FEATURES), np.int16), "fl": ((4096, FEATURES), np.int16),
-                "split": ((FEATURES // 2, 4096, FEATURES), np.int8),
-                "bases": ((FEATURES, 3, DIM, DIM, DIM), np.int8)}
+        want = {
+            "fm": ((4096, FEATURES), np.int16),
+            "fl": ((4096, FEATURES), np.int16),
+            "split": ((FEATURES // 2, 4096, FEATURES), np.int8),
+            "bases": ((FEATURES, 3, DIM, DIM, DIM), np.int8),
+        }
         for key, (shape, dtype) in want.items():
             a = np.asarray(getattr(self, key))
             info = np.iinfo(dtype)
             if a.shape != shape or a.min() < info.min or a.max() > info.max:
-                raise TableError(f"ICELUT table '{key}' of '{self.name}' has shape {a.shape} "
-                                 f"and values in [{a.min()}, {a.max()}]; expected {shape} "
-                                 f"{np.dtype(dtype).name}")
+                raise TableError(
+                    f"ICELUT table '{key}' of '{self.name}' has shape {a.shape} "
+                    f"and values in [{a.min()}, {a.max()}]; expected {shape} "
+                    f"{np.dtype(dtype).name}"
+                )
             object.__setattr__(self, key, a.astype(dtype))
         if self.interpolation not in ("tetrahedral", "trilinear"):
-            raise TableError(f"interpolation '{self.interpolation}' is not tetrahedral or "
-                             f"trilinear")
+            raise TableError(
+                f"interpolation '{self.interpolation}' is not tetrahedral or trilinear"
+            )
         if not 0 <= self.basis_shift <= 8:
             raise TableError(f"basis shift {self.basis_shift} out of range 0..8")
 
@@ -123,9 +136,11 @@ class IcelutPlan:
             if self.interpolation == "trilinear":
                 acc = 0
                 for cb, cg, cr in product((0, 1), repeat=3):
-                    wgt = ((f[..., 2] if cb else 16 - f[..., 2])
-                           * (f[..., 1] if cg else 16 - f[..., 1])
-                           * (f[..., 0] if cr else 16 - f[..., 0]))
+                    wgt = (
+                        (f[..., 2] if cb else 16 - f[..., 2])
+                        * (f[..., 1] if cg else 16 - f[..., 1])
+                        * (f[..., 0] if cr else 16 - f[..., 0])
+                    )
                     acc = acc + wgt * table[i[..., 2] + cb, i[..., 1] + cg, i[..., 0] + cr]
                 res = (acc + 2048) >> 12
             else:
@@ -134,8 +149,12 @@ class IcelutPlan:
                 v = i.copy()
                 acc = (16 - fs[..., 0]) * table[v[..., 2], v[..., 1], v[..., 0]]
                 for j in range(3):
-                    np.put_along_axis(v, order[..., j:j + 1],
-                                      np.take_along_axis(v, order[..., j:j + 1], -1) + 1, -1)
+                    np.put_along_axis(
+                        v,
+                        order[..., j : j + 1],
+                        np.take_along_axis(v, order[..., j : j + 1], -1) + 1,
+                        -1,
+                    )
                     wj = fs[..., j] - (fs[..., j + 1] if j < 2 else 0)
                     acc = acc + wj * table[v[..., 2], v[..., 1], v[..., 0]]
                 res = (acc + 8) >> 4
@@ -146,11 +165,11 @@ class IcelutPlan:
         """``image`` as an H×W×3 uint8 array; ``thumb``: at least 32×32 (the thumbnail)."""
         a = np.asarray(image)
         if a.dtype != np.uint8 or a.ndim != 3 or a.shape[2] != 3:
-            raise TableError(f"image: {a.dtype} {a.shape}; ICELUT enhances H×W×3 uint8 RGB "
-                             f"frames")
+            raise TableError(f"image: {a.dtype} {a.shape}; ICELUT enhances H×W×3 uint8 RGB frames")
         if thumb and min(a.shape[:2]) < THUMB:
-            raise TableError(f"image: {a.shape[0]}×{a.shape[1]} is smaller than the "
-                             f"{THUMB}×{THUMB} thumbnail")
+            raise TableError(
+                f"image: {a.shape[0]}×{a.shape[1]} is smaller than the {THUMB}×{THUMB} thumbnail"
+            )
         return a
 
     def reference(self, image: np.ndarray) -> np.ndarray:
@@ -166,6 +185,7 @@ def load_icelut_npz(path: str | os.PathLike) -> IcelutPlan:
     (5, 4096, 10) int8, ``bases`` (10, 3, 17, 17, 17) int8 and optionally ``basis_shift``
     and ``interpolation`` (``IcelutPlan``)."""
     from pathlib import Path
+
     path = Path(path)
     if not path.is_file():
         raise TableError(f"{path}: no such ICELUT table file")
@@ -176,20 +196,29 @@ def load_icelut_npz(path: str | os.PathLike) -> IcelutPlan:
         raise TableError(f"{path}: not an .npz of ICELUT tables ({exc})") from None
     missing = [k for k in TABLE_KEYS if k not in arrays]
     if missing:
-        raise TableError(f"{path}: missing {', '.join(missing)}; an ICELUT .npz holds "
-                         f"{', '.join(TABLE_KEYS)} (and optionally basis_shift, interpolation)")
-    return IcelutPlan(*(arrays[k] for k in TABLE_KEYS),
-                      basis_shift=int(arrays.get("basis_shift", 0)),
-                      interpolation=str(arrays.get("interpolation", "tetrahedral")),
-                      name=path.stem)
+        raise TableError(
+            f"{path}: missing {', '.join(missing)}; an ICELUT .npz holds "
+            f"{', '.join(TABLE_KEYS)} (and optionally basis_shift, interpolation)"
+        )
+    return IcelutPlan(
+        *(arrays[k] for k in TABLE_KEYS),
+        basis_shift=int(arrays.get("basis_shift", 0)),
+        interpolation=str(arrays.get("interpolation", "tetrahedral")),
+        name=path.stem,
+    )
 
 
 def icelut_npz_bytes(plan: IcelutPlan) -> bytes:
     """``plan``'s tables as the .npz that ``load_icelut_npz`` reads."""
     import io
+
     buf = io.BytesIO()
-    np.savez(buf, **{k: getattr(plan, k) for k in TABLE_KEYS},
-             basis_shift=np.int64(plan.basis_shift), interpolation=np.str_(plan.interpolation))
+    np.savez(
+        buf,
+        **{k: getattr(plan, k) for k in TABLE_KEYS},
+        basis_shift=np.int64(plan.basis_shift),
+        interpolation=np.str_(plan.interpolation),
+    )
     return buf.getvalue()
 
 
@@ -201,5 +230,6 @@ def random_plan(seed: int = 0, *, interpolation: str = "tetrahedral") -> IcelutP
     fl = rng.integers(-3000, 3000, (4096, FEATURES)).astype(np.int16)
     split = rng.integers(-20, 21, (FEATURES // 2, 4096, FEATURES)).astype(np.int8)
     bases = rng.integers(-128, 128, (FEATURES, 3, DIM, DIM, DIM)).astype(np.int8)
-    return IcelutPlan(fm, fl, split, bases, basis_shift=3, interpolation=interpolation,
-                      name=f"random{seed}")
+    return IcelutPlan(
+        fm, fl, split, bases, basis_shift=3, interpolation=interpolation, name=f"random{seed}"
+    )

@@ -36,15 +36,21 @@ from .icelut import DIM, FEATURES, IcelutPlan
 from .srlut import TableError
 from .transfer import onnx_session, run_batched
 
-__all__ = ["transfer_icelut_dir", "is_icelut_net_dir", "ICELUT_NET_FILES", "plane_inputs",
-           "split_inputs", "quantize"]
+__all__ = [
+    "transfer_icelut_dir",
+    "is_icelut_net_dir",
+    "ICELUT_NET_FILES",
+    "plane_inputs",
+    "split_inputs",
+    "quantize",
+]
 
 BACKBONES = {"fm": "backbone_msb.onnx", "fl": "backbone_lsb.onnx"}
 SPLIT = "split_fc.onnx"
 BASES = "bases.npy"
 ICELUT_NET_FILES = (*BACKBONES.values(), SPLIT, BASES)
 PAIRS = FEATURES // 2
-LEVELS = 255.0          # image units → levels
+LEVELS = 255.0  # image units → levels
 MAX_SHIFT = 8
 
 
@@ -68,8 +74,9 @@ def split_inputs() -> np.ndarray:
     return np.repeat(v[:, None, :], PAIRS, axis=1).astype(np.float32)
 
 
-def quantize(y: np.ndarray, scale: float, dtype: type[np.integer], *, table: str,
-             path: Path) -> np.ndarray:
+def quantize(
+    y: np.ndarray, scale: float, dtype: type[np.integer], *, table: str, path: Path
+) -> np.ndarray:
     """``round(scale·y)`` as ``dtype``; a ``TableError`` naming ``table`` and ``path`` when a
     value is not finite or does not fit."""
     info = np.iinfo(dtype)
@@ -78,10 +85,12 @@ def quantize(y: np.ndarray, scale: float, dtype: type[np.integer], *, table: str
         raise TableError(f"{path}: table '{table}' gets non-finite values (NaN or inf)")
     q = np.round(y * scale)
     if q.min() < info.min or q.max() > info.max:
-        raise TableError(f"{path}: table '{table}' gets values in [{y.min():.6g}, "
-                         f"{y.max():.6g}], {q.min():.0f}..{q.max():.0f} after ×{scale:g} and "
-                         f"rounding; {np.dtype(dtype).name} holds {info.min}..{info.max} "
-                         f"(|y| ≤ {info.max / scale:g})")
+        raise TableError(
+            f"{path}: table '{table}' gets values in [{y.min():.6g}, "
+            f"{y.max():.6g}], {q.min():.0f}..{q.max():.0f} after ×{scale:g} and "
+            f"rounding; {np.dtype(dtype).name} holds {info.min}..{info.max} "
+            f"(|y| ≤ {info.max / scale:g})"
+        )
     return q.astype(dtype)
 
 
@@ -94,33 +103,45 @@ def _session(path: Path, want: tuple[tuple, ...], describe: str):
     inputs = sess.get_inputs()
     ok = len(inputs) == 1 and any(
         len(_shape(inputs[0])) == len(w)
-        and all(d is None or d == e for d, e in zip(_shape(inputs[0]), w)) for w in want)
+        and all(d is None or d == e for d, e in zip(_shape(inputs[0]), w))
+        for w in want
+    )
     if not ok:
         raise TableError(f"{path}: input {[(i.name, i.shape) for i in inputs]}; {describe}")
     return sess
 
 
 def _backbone(path: Path, table: str) -> np.ndarray:
-    sess = _session(path, ((3,), (3, 1, 1)), "a backbone takes one (B, 3) or (B, 3, 1, 1) "
-                                             "input: a pixel's plane R, G, B in [0, 1)")
+    sess = _session(
+        path,
+        ((3,), (3, 1, 1)),
+        "a backbone takes one (B, 3) or (B, 3, 1, 1) input: a pixel's plane R, G, B in [0, 1)",
+    )
     x = plane_inputs()
     x = x.reshape(len(x), *[d or 1 for d in _shape(sess.get_inputs()[0])])
     y = run_batched(sess, x)
     if y.shape[1] != FEATURES:
-        raise TableError(f"{path}: the backbone returns {y.shape[1]} values per pixel; it "
-                         f"returns the {FEATURES} feature contributions, (B, {FEATURES}) or "
-                         f"(B, {FEATURES}, 1, 1)")
+        raise TableError(
+            f"{path}: the backbone returns {y.shape[1]} values per pixel; it "
+            f"returns the {FEATURES} feature contributions, (B, {FEATURES}) or "
+            f"(B, {FEATURES}, 1, 1)"
+        )
     return quantize(y, 64, np.int16, table=table, path=path)
 
 
 def _split(path: Path) -> np.ndarray:
-    sess = _session(path, ((PAIRS, 2),), f"the split FC takes one (B, {PAIRS}, 2) input: "
-                                         f"each pair's two quantised features")
+    sess = _session(
+        path,
+        ((PAIRS, 2),),
+        f"the split FC takes one (B, {PAIRS}, 2) input: each pair's two quantised features",
+    )
     y = run_batched(sess, split_inputs())
     if y.shape[1] != PAIRS * FEATURES:
-        raise TableError(f"{path}: the split FC returns {y.shape[1]} values per sample; it "
-                         f"returns (B, {PAIRS}, {FEATURES}): each pair's share of the "
-                         f"{FEATURES} basis weights")
+        raise TableError(
+            f"{path}: the split FC returns {y.shape[1]} values per sample; it "
+            f"returns (B, {PAIRS}, {FEATURES}): each pair's share of the "
+            f"{FEATURES} basis weights"
+        )
     y = y.reshape(-1, PAIRS, FEATURES).transpose(1, 0, 2)
     return quantize(y, 4, np.int8, table="split", path=path)
 
@@ -134,31 +155,41 @@ def _bases(path: Path) -> tuple[np.ndarray, int]:
     except Exception as exc:
         raise TableError(f"{path}: not a .npy array ({exc})") from None
     if b.shape != want or not np.issubdtype(b.dtype, np.number):
-        hint = (" (ICELUT's 33³ bases: save bases[..., ::2, ::2, ::2])"
-                if b.shape == (FEATURES, 3, 33, 33, 33) else "")
-        raise TableError(f"{path}: bases of shape {b.shape} ({b.dtype}); expected float "
-                         f"{want} indexed [n, c, b, g, r]{hint}")
+        hint = (
+            " (ICELUT's 33³ bases: save bases[..., ::2, ::2, ::2])"
+            if b.shape == (FEATURES, 3, 33, 33, 33)
+            else ""
+        )
+        raise TableError(
+            f"{path}: bases of shape {b.shape} ({b.dtype}); expected float "
+            f"{want} indexed [n, c, b, g, r]{hint}"
+        )
     levels = b.astype(np.float64) * LEVELS
-    fits = [u for u in range(MAX_SHIFT + 1)
-            if np.all(np.isfinite(levels))
-            and -128 <= np.round(levels * 2 ** u).min() <= np.round(levels * 2 ** u).max() <= 127]
+    fits = [
+        u
+        for u in range(MAX_SHIFT + 1)
+        if np.all(np.isfinite(levels))
+        and -128 <= np.round(levels * 2**u).min() <= np.round(levels * 2**u).max() <= 127
+    ]
     if not fits:
-        quantize(levels, 1, np.int8, table="bases", path=path)   # raises with the range
+        quantize(levels, 1, np.int8, table="bases", path=path)  # raises with the range
     u = max(fits)
-    return np.round(levels * 2 ** u).astype(np.int8), u
+    return np.round(levels * 2**u).astype(np.int8), u
 
 
-def transfer_icelut_dir(folder: str | Path, *,
-                        interpolation: str = "tetrahedral") -> IcelutPlan:
+def transfer_icelut_dir(folder: str | Path, *, interpolation: str = "tetrahedral") -> IcelutPlan:
     """The ``IcelutPlan`` of the net folder ``folder`` (module docstring): every ONNX net
     evaluated on its grid with onnxruntime, the bases quantised."""
     folder = Path(folder)
     missing = [f for f in ICELUT_NET_FILES if not (folder / f).is_file()]
     if missing:
-        raise TableError(f"{folder}: missing {', '.join(missing)}; an ICELUT net folder "
-                         f"holds {', '.join(ICELUT_NET_FILES)}")
+        raise TableError(
+            f"{folder}: missing {', '.join(missing)}; an ICELUT net folder "
+            f"holds {', '.join(ICELUT_NET_FILES)}"
+        )
     fm, fl = (_backbone(folder / f, t) for t, f in BACKBONES.items())
     split = _split(folder / SPLIT)
     bases, shift = _bases(folder / BASES)
-    return IcelutPlan(fm, fl, split, bases, basis_shift=shift, interpolation=interpolation,
-                      name=folder.name)
+    return IcelutPlan(
+        fm, fl, split, bases, basis_shift=shift, interpolation=interpolation, name=folder.name
+    )

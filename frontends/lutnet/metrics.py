@@ -32,6 +32,7 @@ def psnr_y(reference: np.ndarray, test: np.ndarray, shave: int = 4) -> float:
 def bicubic_upscale(image: np.ndarray, scale: int) -> np.ndarray:
     """PIL's bicubic resize by ``scale`` (the baseline of the SR-LUT tables)."""
     from PIL import Image
+
     a = np.asarray(image, dtype=np.uint8)
     im = Image.fromarray(a)
     return np.asarray(im.resize((a.shape[1] * scale, a.shape[0] * scale), Image.BICUBIC))

@@ -13,14 +13,14 @@ from collections.abc import Sequence
 __all__ = ["PATTERNS", "BLOCK_ROT", "rotate_offset", "rotated_pattern", "pattern_radius"]
 
 PATTERNS: dict[str, tuple[tuple[int, int], ...]] = {
-    "S": ((0, 0), (0, 1), (1, 0), (1, 1)),   # SR-LUT-S: 2×2, index a·L³+b·L²+c·L+d
-    "F": ((0, 0), (0, 1), (0, 2)),           # SR-LUT-F: 1×3 (measured: 29.79 dB on Set5)
-    "V": ((0, 0), (0, 1)),                   # SR-LUT-V: 1×2
-    "H": ((0, 0), (0, 1), (0, 2)),           # HKLUT horizontal
-    "D": ((0, 0), (1, 1), (2, 2)),           # HKLUT diagonal
-    "B": ((0, 0), (1, 2), (2, 1)),           # HKLUT knight ("B")
-    "H2": ((0, 0), (0, 1)),                  # HKLUT LSB horizontal
-    "D2": ((0, 0), (1, 1)),                  # HKLUT LSB diagonal
+    "S": ((0, 0), (0, 1), (1, 0), (1, 1)),  # SR-LUT-S: 2×2, index a·L³+b·L²+c·L+d
+    "F": ((0, 0), (0, 1), (0, 2)),  # SR-LUT-F: 1×3 (measured: 29.79 dB on Set5)
+    "V": ((0, 0), (0, 1)),  # SR-LUT-V: 1×2
+    "H": ((0, 0), (0, 1), (0, 2)),  # HKLUT horizontal
+    "D": ((0, 0), (1, 1), (2, 2)),  # HKLUT diagonal
+    "B": ((0, 0), (1, 2), (2, 1)),  # HKLUT knight ("B")
+    "H2": ((0, 0), (0, 1)),  # HKLUT LSB horizontal
+    "D2": ((0, 0), (1, 1)),  # HKLUT LSB diagonal
 }
 
 # Quarter turns (numpy rot90, counter-clockwise) that bring rotation k's block back upright.

@@ -3,7 +3,8 @@
 The SR benchmarks' low-resolution images were made with MATLAB's ``imresize``; PIL's bicubic
 differs enough to move Set14 by 0.6 dB (SR-LUT issue #5), so training data is made the same
 way. Each axis is resampled with the cubic kernel stretched by the scale factor (the
-antialias), edge samples mirrored, and the result rounded to 8 bits once at the end: this reproduces the
+antialias), edge samples mirrored, and the result rounded to 8 bits once at the end: this
+reproduces the
 Set5 ×4 low-resolution images shipped with SR-LUT exactly (measured; rounding after each axis
 does not).
 """
@@ -18,8 +19,9 @@ __all__ = ["imresize_down"]
 def _cubic(x):
     ax = np.abs(x)
     ax2, ax3 = ax * ax, ax * ax * ax
-    return ((1.5 * ax3 - 2.5 * ax2 + 1) * (ax <= 1)
-            + (-0.5 * ax3 + 2.5 * ax2 - 4 * ax + 2) * ((ax > 1) & (ax <= 2)))
+    return (1.5 * ax3 - 2.5 * ax2 + 1) * (ax <= 1) + (-0.5 * ax3 + 2.5 * ax2 - 4 * ax + 2) * (
+        (ax > 1) & (ax <= 2)
+    )
 
 
 def _contributions(in_len: int, out_len: int, scale: float):

@@ -64,19 +64,23 @@ class SrlutPlan:
 
     def __post_init__(self):
         if self.pattern not in PATTERNS:
-            raise TableError(f"unknown SR-LUT pattern '{self.pattern}'; choose one of "
-                             f"{', '.join(PATTERNS)}")
+            raise TableError(
+                f"unknown SR-LUT pattern '{self.pattern}'; choose one of {', '.join(PATTERNS)}"
+            )
         if not 0 <= self.interval_bits <= 7:
             raise TableError(f"sampling interval bits {self.interval_bits} out of range 0..7")
         t = np.asarray(self.table)
-        want = (self.levels ** self.n, self.scale * self.scale)
+        want = (self.levels**self.n, self.scale * self.scale)
         if t.shape != want:
-            raise TableError(f"table '{self.name}' has shape {t.shape}; pattern "
-                             f"{self.pattern} with {self.interval_bits}-bit intervals at "
-                             f"×{self.scale} needs {want}")
+            raise TableError(
+                f"table '{self.name}' has shape {t.shape}; pattern "
+                f"{self.pattern} with {self.interval_bits}-bit intervals at "
+                f"×{self.scale} needs {want}"
+            )
         if t.min(initial=0) < -128 or t.max(initial=0) > 127:
-            raise TableError(f"table '{self.name}' holds values in [{t.min()}, {t.max()}]; "
-                             f"entries must be int8")
+            raise TableError(
+                f"table '{self.name}' holds values in [{t.min()}, {t.max()}]; entries must be int8"
+            )
         t = np.ascontiguousarray(t, dtype=np.int8)
         t.setflags(write=False)
         object.__setattr__(self, "table", t)
@@ -122,18 +126,24 @@ class SrlutPlan:
         """Signed bits of the 4-rotation sum S."""
         return self.acc_bits + 2
 
-    def resampled(self, interval_bits: int) -> "SrlutPlan":
+    def resampled(self, interval_bits: int) -> SrlutPlan:
         """The same net on a coarser grid: every 2^(b'-b)-th sample a side (SR-LUT's 5- and
         6-bit tables are the 4-bit net sampled so; the last sample stays the 255 one)."""
         step = 1 << (interval_bits - self.interval_bits)
         if interval_bits < self.interval_bits or interval_bits > 7:
-            raise TableError(f"cannot resample a {self.interval_bits}-bit table to "
-                             f"{interval_bits} bits; only coarser grids (up to 7 bits)")
+            raise TableError(
+                f"cannot resample a {self.interval_bits}-bit table to "
+                f"{interval_bits} bits; only coarser grids (up to 7 bits)"
+            )
         t = self.table.reshape((self.levels,) * self.n + (-1,))
         t = t[(slice(None, None, step),) * self.n]
-        return SrlutPlan(self.pattern, interval_bits, self.scale,
-                         t.reshape(-1, self.scale * self.scale),
-                         name=f"{self.name}@{interval_bits}bit")
+        return SrlutPlan(
+            self.pattern,
+            interval_bits,
+            self.scale,
+            t.reshape(-1, self.scale * self.scale),
+            name=f"{self.name}@{interval_bits}bit",
+        )
 
     # --- models ----------------------------------------------------------------------------
 
@@ -144,14 +154,17 @@ class SrlutPlan:
     def check_image(self, image: np.ndarray, what: str = "image") -> np.ndarray:
         a = np.asarray(image)
         if a.dtype != np.uint8:
-            raise TableError(f"{what}: pixels are {a.dtype}; the SR-LUT engine takes 8-bit "
-                             f"images (uint8)")
+            raise TableError(
+                f"{what}: pixels are {a.dtype}; the SR-LUT engine takes 8-bit images (uint8)"
+            )
         if a.ndim not in (2, 3):
             raise TableError(f"{what}: shape {a.shape} is not an H×W or H×W×C image")
         if min(a.shape[:2]) < self.min_size():
-            raise TableError(f"{what}: {a.shape[0]}×{a.shape[1]} is too small; pattern "
-                             f"{self.pattern} needs at least {self.min_size()} pixels a side "
-                             f"for its reflect border")
+            raise TableError(
+                f"{what}: {a.shape[0]}×{a.shape[1]} is too small; pattern "
+                f"{self.pattern} needs at least {self.min_size()} pixels a side "
+                f"for its reflect border"
+            )
         return a
 
     def simplex(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -170,12 +183,19 @@ class SrlutPlan:
             weights.append(fs[j] - (fs[j + 1] if j < n - 1 else 0))
         return np.stack(idxs), np.stack(weights)
 
-    def rotation_vertices(self, padded: np.ndarray, k: int, h: int,
-                          w: int) -> tuple[np.ndarray, np.ndarray]:
+    def rotation_vertices(
+        self, padded: np.ndarray, k: int, h: int, w: int
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Rotation k's simplex for every pixel of a reflect-padded channel, (n+1, h, w)."""
         p = self.radius
-        return self.simplex(np.stack([padded[p + dy:p + dy + h, p + dx:p + dx + w]
-                                      for dy, dx in rotated_pattern(self.offsets, k)]))
+        return self.simplex(
+            np.stack(
+                [
+                    padded[p + dy : p + dy + h, p + dx : p + dx + w]
+                    for dy, dx in rotated_pattern(self.offsets, k)
+                ]
+            )
+        )
 
     def rotation_acc(self, padded: np.ndarray, k: int, h: int, w: int) -> np.ndarray:
         """One rotation's interpolated block, upright: (h, w, r, r) in units of 1/q."""
@@ -204,8 +224,9 @@ class SrlutPlan:
         return out.transpose(0, 2, 1, 3).reshape(h * r, w * r)
 
 
-def random_plan(pattern: str = "S", interval_bits: int = 6, scale: int = 4,
-                seed: int = 0) -> SrlutPlan:
+def random_plan(
+    pattern: str = "S", interval_bits: int = 6, scale: int = 4, seed: int = 0
+) -> SrlutPlan:
     """Seeded untrained tables for testing the engines and the flow (not for upscaling
     images): each entry a quarter of its grid point's mean level plus noise, so outputs cover
     0..255, with the int8 extremes -128 and 127 in two entries so the sums saturate."""

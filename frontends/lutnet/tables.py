@@ -22,13 +22,16 @@ def infer_grid(entries: int) -> tuple[int, int] | None:
     return None
 
 
-def load_srlut_table(path: str | Path, *, pattern: str | None = None,
-                     interval_bits: int | None = None) -> SrlutPlan:
+def load_srlut_table(
+    path: str | Path, *, pattern: str | None = None, interval_bits: int | None = None
+) -> SrlutPlan:
     """An SR-LUT table file: int8, shape (L^n, 1, r, r), (L^n, r, r) or (L^n, r²)."""
     path = Path(path)
     if not path.is_file():
-        raise TableError(f"{path}: no such table file; pass an SR-LUT .npy table "
-                         f"(e.g. one that `nnloom lutnet train` writes)")
+        raise TableError(
+            f"{path}: no such table file; pass an SR-LUT .npy table "
+            f"(e.g. one that `nnloom lutnet train` writes)"
+        )
     try:
         t = np.load(path, allow_pickle=False)
     except Exception as exc:
@@ -41,15 +44,20 @@ def load_srlut_table(path: str | Path, *, pattern: str | None = None,
         t = t.reshape(t.shape[0], -1)
     r = int(round(np.sqrt(t.shape[1]))) if t.ndim == 2 else 0
     if t.ndim != 2 or r * r != t.shape[1]:
-        raise TableError(f"{path}: table shape {t.shape} is not (entries, 1, r, r), "
-                         f"(entries, r, r) or (entries, r²)")
+        raise TableError(
+            f"{path}: table shape {t.shape} is not (entries, 1, r, r), "
+            f"(entries, r, r) or (entries, r²)"
+        )
     grid = infer_grid(t.shape[0])
     if grid is None:
-        raise TableError(f"{path}: {t.shape[0]} entries is not (2^(8-b)+1)^n for any pattern "
-                         f"of 2, 3 or 4 pixels; is this an SR-LUT table?")
+        raise TableError(
+            f"{path}: {t.shape[0]} entries is not (2^(8-b)+1)^n for any pattern "
+            f"of 2, 3 or 4 pixels; is this an SR-LUT table?"
+        )
     n, b = grid
     if interval_bits is not None and interval_bits != b:
-        raise TableError(f"{path}: {t.shape[0]} entries means {b}-bit intervals, not "
-                         f"{interval_bits}")
+        raise TableError(
+            f"{path}: {t.shape[0]} entries means {b}-bit intervals, not {interval_bits}"
+        )
     pattern = pattern or DEFAULT_PATTERN[n]
     return SrlutPlan(pattern, b, r, t, name=path.stem)

@@ -34,15 +34,30 @@ log = logging.getLogger(__name__)
 # Each rotation's share of the centre pixel, in table units over 127: 4·127·NEAREST = 255.
 NEAREST = 255 / (4 * 127)
 
-TRAIN_IMAGES = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field",
-                "immunohistochemistry", "brick", "grass", "gravel", "camera", "coins",
-                "clock", "text", "page", "moon")
+TRAIN_IMAGES = (
+    "astronaut",
+    "coffee",
+    "chelsea",
+    "rocket",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "brick",
+    "grass",
+    "gravel",
+    "camera",
+    "coins",
+    "clock",
+    "text",
+    "page",
+    "moon",
+)
 
 
 @functools.lru_cache(maxsize=2)
 def training_images(scale: int = 4) -> list[tuple[np.ndarray, np.ndarray]]:
     """(LR, HR) uint8 grey pairs: every channel of scikit-image's bundled photographs."""
     from skimage import data as skdata
+
     pairs = []
     for name in TRAIN_IMAGES:
         img = np.asarray(getattr(skdata, name)())
@@ -60,13 +75,14 @@ def _ste_round(x):
 
 def _sample(pairs, rng, batch, crop, scale):
     import torch
+
     lrs, hrs = [], []
     for _ in range(batch):
         lr, hr = pairs[rng.integers(len(pairs))]
         y = rng.integers(0, lr.shape[0] - crop + 1)
         x = rng.integers(0, lr.shape[1] - crop + 1)
-        lrs.append(lr[y:y + crop, x:x + crop])
-        hrs.append(hr[y * scale:(y + crop) * scale, x * scale:(x + crop) * scale])
+        lrs.append(lr[y : y + crop, x : x + crop])
+        hrs.append(hr[y * scale : (y + crop) * scale, x * scale : (x + crop) * scale])
     to = lambda a: torch.from_numpy(np.stack(a)[:, None].astype(np.float32))  # noqa: E731
     return to(lrs), to(hrs)
 
@@ -95,6 +111,7 @@ def _ensemble(net, lr, scale):
     """Σ_k rot90⁻¹(round(127·clamp(net(pad(rot90(lr/255, k)))))): HR pixels, 0..255 units."""
     import torch
     import torch.nn.functional as F
+
     out = 0
     for k in range(4):
         x = torch.rot90(lr / 255.0, k, dims=(2, 3))
@@ -108,6 +125,7 @@ def _ensemble(net, lr, scale):
 def _lut_forward(table, lr, plan: SrlutPlan):
     """The golden's arithmetic in torch, differentiable in ``table`` (float, L^n × r²)."""
     import torch
+
     b, q, n, r = plan.interval_bits, plan.q, plan.n, plan.scale
     strides = torch.tensor(plan.strides)
     t = _ste_round(torch.clamp(table, -128, 127))
@@ -118,8 +136,12 @@ def _lut_forward(table, lr, plan: SrlutPlan):
     padded = padded.long()
     total = 0
     for k in range(4):
-        v = torch.stack([padded[:, p + dy:p + dy + h, p + dx:p + dx + w]
-                         for dy, dx in rotated_pattern(PATTERNS[plan.pattern], k)])
+        v = torch.stack(
+            [
+                padded[:, p + dy : p + dy + h, p + dx : p + dx + w]
+                for dy, dx in rotated_pattern(PATTERNS[plan.pattern], k)
+            ]
+        )
         msb, f = v >> b, v & (q - 1)
         idx = (strides[:, None, None, None] * msb).sum(0)
         fs, order = torch.sort(f, dim=0, descending=True, stable=True)
@@ -130,17 +152,29 @@ def _lut_forward(table, lr, plan: SrlutPlan):
             acc = acc + wj.unsqueeze(-1) * t[idx]
         blk = acc.reshape(B, h, w, r, r)
         total = total + torch.rot90(blk, BLOCK_ROT[k], dims=(3, 4))
-    out = _ste_round(total / q)   # ties are measure-zero for the gradient; golden rounds even
+    out = _ste_round(total / q)  # ties are measure-zero for the gradient; golden rounds even
     return out.permute(0, 1, 3, 2, 4).reshape(B, 1, h * r, w * r)
 
 
-def train_srlut(out: str | Path, *, iterations: int = 2000, finetune: int = 500,
-                interval_bits: int = 5, channels: int = 32, scale: int = 4, batch: int = 8,
-                crop: int = 24, seed: int = 0, threads: int = 2) -> dict:
+def train_srlut(
+    out: str | Path,
+    *,
+    iterations: int = 2000,
+    finetune: int = 500,
+    interval_bits: int = 5,
+    channels: int = 32,
+    scale: int = 4,
+    batch: int = 8,
+    crop: int = 24,
+    seed: int = 0,
+    threads: int = 2,
+) -> dict:
     """Train, export ``net.onnx``, transfer to ``table_<b>bit.npy``, fine-tune the table to
     ``table_<b>bit_ft.npy``; returns figures (also written to ``train.json``)."""
     import torch
+
     from .transfer import transfer_onnx
+
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
     rng = np.random.default_rng(seed)
@@ -164,17 +198,23 @@ def train_srlut(out: str | Path, *, iterations: int = 2000, finetune: int = 500,
 
     onnx_path = out / "net.onnx"
     net.eval()
-    torch.onnx.export(net, torch.zeros(1, 1, 2, 2), str(onnx_path), input_names=["patch"],
-                      output_names=["block"], dynamic_axes={"patch": {0: "batch"},
-                                                            "block": {0: "batch"}},
-                      opset_version=17, dynamo=False)
+    torch.onnx.export(
+        net,
+        torch.zeros(1, 1, 2, 2),
+        str(onnx_path),
+        input_names=["patch"],
+        output_names=["block"],
+        dynamic_axes={"patch": {0: "batch"}, "block": {0: "batch"}},
+        opset_version=17,
+        dynamo=False,
+    )
     plan = transfer_onnx(onnx_path, interval_bits=interval_bits)
     np.save(out / f"table_{interval_bits}bit.npy", plan.table)
 
     table = torch.nn.Parameter(torch.from_numpy(plan.table.astype(np.float32)))
     opt = torch.optim.Adam([table], lr=0.2)
     t1 = time.monotonic()
-    for it in range(finetune):
+    for _it in range(finetune):
         lr, hr = _sample(pairs, rng, batch, crop, scale)
         loss = torch.mean((_lut_forward(table, lr, plan) - hr) ** 2)
         opt.zero_grad()
@@ -182,12 +222,18 @@ def train_srlut(out: str | Path, *, iterations: int = 2000, finetune: int = 500,
         opt.step()
     tuned = np.clip(np.round(table.detach().numpy()), -128, 127).astype(np.int8)
     np.save(out / f"table_{interval_bits}bit_ft.npy", tuned)
-    result = {"iterations": iterations, "finetune_iterations": finetune,
-              "channels": channels, "interval_bits": interval_bits,
-              "table_bytes": int(tuned.size), "net_seconds": round(net_seconds, 1),
-              "finetune_seconds": round(time.monotonic() - t1, 1),
-              "net": str(onnx_path), "table": str(out / f"table_{interval_bits}bit.npy"),
-              "table_finetuned": str(out / f"table_{interval_bits}bit_ft.npy")}
+    result = {
+        "iterations": iterations,
+        "finetune_iterations": finetune,
+        "channels": channels,
+        "interval_bits": interval_bits,
+        "table_bytes": int(tuned.size),
+        "net_seconds": round(net_seconds, 1),
+        "finetune_seconds": round(time.monotonic() - t1, 1),
+        "net": str(onnx_path),
+        "table": str(out / f"table_{interval_bits}bit.npy"),
+        "table_finetuned": str(out / f"table_{interval_bits}bit_ft.npy"),
+    }
     (out / "train.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
 
@@ -195,8 +241,10 @@ def train_srlut(out: str | Path, *, iterations: int = 2000, finetune: int = 500,
 def _lane_orbits(scale: int) -> list[list[int]]:
     """The r² block lanes grouped into orbits of the quarter turn: rotation k's table lane
     ``perm_k[u]`` lands on upright lane u, so only lanes of one orbit share equations."""
-    perms = [np.rot90(np.arange(scale * scale).reshape(scale, scale), BLOCK_ROT[k]).ravel()
-             for k in range(4)]
+    perms = [
+        np.rot90(np.arange(scale * scale).reshape(scale, scale), BLOCK_ROT[k]).ravel()
+        for k in range(4)
+    ]
     orbits, seen = [], set()
     for u in range(scale * scale):
         if u not in seen:
@@ -208,15 +256,22 @@ def _lane_orbits(scale: int) -> list[list[int]]:
 
 def _nearest_prior(plan: SrlutPlan) -> np.ndarray:
     """Each rotation's quarter of the pattern's first pixel: nearest-neighbour upscaling."""
-    entries = np.arange(plan.levels ** plan.n)
+    entries = np.arange(plan.levels**plan.n)
     first = entries // plan.strides[0]
-    return np.minimum(first * plan.q, 255)[:, None] / 4.0 * np.ones(plan.scale ** 2)
+    return np.minimum(first * plan.q, 255)[:, None] / 4.0 * np.ones(plan.scale**2)
 
 
-def fit_srlut_table(*, pattern: str = "S", interval_bits: int = 5, scale: int = 4,
-                    samples: int = 200_000, ridge: float = 1.0, iterations: int = 300,
-                    seed: int = 0, pairs: list[tuple[np.ndarray, np.ndarray]] | None = None
-                    ) -> tuple[SrlutPlan, dict]:
+def fit_srlut_table(
+    *,
+    pattern: str = "S",
+    interval_bits: int = 5,
+    scale: int = 4,
+    samples: int = 200_000,
+    ridge: float = 1.0,
+    iterations: int = 300,
+    seed: int = 0,
+    pairs: list[tuple[np.ndarray, np.ndarray]] | None = None,
+) -> tuple[SrlutPlan, dict]:
     """The table minimising the golden's squared error on scikit-image's bundled images.
 
     Before its final rounding the golden is linear in the table: HR pixel u of an LR pixel
@@ -232,15 +287,17 @@ def fit_srlut_table(*, pattern: str = "S", interval_bits: int = 5, scale: int = 
 
     t0 = time.monotonic()
     r = scale
-    blank = SrlutPlan(pattern, interval_bits, r,
-                      np.zeros((((256 >> interval_bits) + 1) ** len(PATTERNS[pattern]), r * r),
-                               np.int8))
+    blank = SrlutPlan(
+        pattern,
+        interval_bits,
+        r,
+        np.zeros((((256 >> interval_bits) + 1) ** len(PATTERNS[pattern]), r * r), np.int8),
+    )
     images = list(TRAIN_IMAGES) if pairs is None else f"{len(pairs)} given pairs"
     pairs = training_images(r) if pairs is None else pairs
     sizes = np.array([lr.size for lr, _ in pairs])
     rng = np.random.default_rng(seed)
-    picks = np.sort(rng.choice(sizes.sum(), size=min(samples, int(sizes.sum())),
-                               replace=False))
+    picks = np.sort(rng.choice(sizes.sum(), size=min(samples, int(sizes.sum())), replace=False))
     owner = np.searchsorted(np.cumsum(sizes), picks, side="right")
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     verts, weights, targets = [], [], []
@@ -252,16 +309,21 @@ def fit_srlut_table(*, pattern: str = "S", interval_bits: int = 5, scale: int = 
         p = blank.radius
         padded = np.pad(lr.astype(np.int64), p, mode="reflect")
         y, x = np.divmod(flat, w)
-        per_k = [blank.simplex(np.stack([padded[p + y + dy, p + x + dx]
-                                         for dy, dx in rotated_pattern(blank.offsets, k)]))
-                 for k in range(4)]
+        per_k = [
+            blank.simplex(
+                np.stack(
+                    [padded[p + y + dy, p + x + dx] for dy, dx in rotated_pattern(blank.offsets, k)]
+                )
+            )
+            for k in range(4)
+        ]
         verts.append(np.stack([v for v, _ in per_k]))
         weights.append(np.stack([wt for _, wt in per_k]))
         blocks = hr.reshape(h, r, w, r).transpose(0, 2, 1, 3).reshape(h * w, r * r)
         targets.append(blocks[flat])
-    verts = np.concatenate(verts, axis=2)        # (4 rotations, n+1, N)
+    verts = np.concatenate(verts, axis=2)  # (4 rotations, n+1, N)
     weights = np.concatenate(weights, axis=2) / blank.q
-    targets = np.concatenate(targets).astype(np.float64)   # (N, r²)
+    targets = np.concatenate(targets).astype(np.float64)  # (N, r²)
     count = targets.shape[0]
     perms = [np.rot90(np.arange(r * r).reshape(r, r), BLOCK_ROT[k]).ravel() for k in range(4)]
     prior = _nearest_prior(blank)
@@ -278,8 +340,10 @@ def fit_srlut_table(*, pattern: str = "S", interval_bits: int = 5, scale: int = 
                     rows.append(row)
                     cols.append(verts[k, j] * len(orbit) + col_lane)
                     vals.append(weights[k, j])
-        a = csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                       shape=(len(orbit) * count, len(prior) * len(orbit)))
+        a = csr_matrix(
+            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+            shape=(len(orbit) * count, len(prior) * len(orbit)),
+        )
         x0 = prior[:, orbit].ravel()
         b = targets[:, orbit].T.ravel() - a @ x0
         sol = lsqr(a, b, damp=np.sqrt(ridge), iter_lim=iterations)
@@ -287,9 +351,16 @@ def fit_srlut_table(*, pattern: str = "S", interval_bits: int = 5, scale: int = 
         residuals.append(float(sol[3]))
     tuned = np.clip(np.round(table), -128, 127).astype(np.int8)
     plan = SrlutPlan(pattern, interval_bits, r, tuned, name=f"fit_{pattern}_{interval_bits}bit")
-    info = {"method": "least squares on the golden's interpolation (LSQR, ridge to nearest)",
-            "pattern": pattern, "interval_bits": interval_bits, "samples": count,
-            "ridge": ridge, "iterations": iterations, "seed": seed,
-            "table_bytes": plan.table_bytes, "seconds": round(time.monotonic() - t0, 1),
-            "images": images}
+    info = {
+        "method": "least squares on the golden's interpolation (LSQR, ridge to nearest)",
+        "pattern": pattern,
+        "interval_bits": interval_bits,
+        "samples": count,
+        "ridge": ridge,
+        "iterations": iterations,
+        "seed": seed,
+        "table_bytes": plan.table_bytes,
+        "seconds": round(time.monotonic() - t0, 1),
+        "images": images,
+    }
     return plan, info

@@ -20,8 +20,14 @@ from .srlut import SrlutPlan, TableError
 if TYPE_CHECKING:
     import onnxruntime as ort
 
-__all__ = ["transfer_onnx", "sampling_grid", "grid_inputs", "onnx_session", "run_batched",
-           "PATTERN_BY_SHAPE"]
+__all__ = [
+    "transfer_onnx",
+    "sampling_grid",
+    "grid_inputs",
+    "onnx_session",
+    "run_batched",
+    "PATTERN_BY_SHAPE",
+]
 
 PATTERN_BY_SHAPE = {(2, 2): "S", (1, 3): "F", (1, 2): "V"}
 BATCH = 4096
@@ -48,6 +54,7 @@ def onnx_session(path: str | Path, what: str = "ONNX model") -> ort.InferenceSes
     """An onnxruntime CPU session for the model at ``path``; ``TableError`` naming the file
     when it is missing or does not load."""
     import onnxruntime as ort
+
     path = Path(path)
     if not path.is_file():
         raise TableError(f"{path}: no such {what}")
@@ -57,8 +64,7 @@ def onnx_session(path: str | Path, what: str = "ONNX model") -> ort.InferenceSes
         raise TableError(f"{path}: onnxruntime cannot load it ({exc})") from None
 
 
-def run_batched(sess: ort.InferenceSession, x: np.ndarray, *,
-                batch: int = BATCH) -> np.ndarray:
+def run_batched(sess: ort.InferenceSession, x: np.ndarray, *, batch: int = BATCH) -> np.ndarray:
     """The one-input ``sess`` on every sample of ``x`` (N, *sample shape), in batches (a
     fixed batch size is padded with zeros); the first output flattened per sample, (N, k)."""
     inp = sess.get_inputs()[0]
@@ -67,7 +73,7 @@ def run_batched(sess: ort.InferenceSession, x: np.ndarray, *,
     x = np.asarray(x, np.float32)
     outs = []
     for i in range(0, len(x), batch):
-        chunk = x[i:i + batch]
+        chunk = x[i : i + batch]
         n = len(chunk)
         if n < batch and fixed:
             chunk = np.concatenate([chunk, np.zeros((batch - n, *x.shape[1:]), np.float32)])
@@ -82,19 +88,25 @@ def transfer_onnx(path: str | Path, *, interval_bits: int = 4) -> SrlutPlan:
     sess = onnx_session(path)
     inputs = sess.get_inputs()
     if len(inputs) != 1 or len(inputs[0].shape) != 4:
-        raise TableError(f"{path}: the net must take one (B, 1, ph, pw) input; it takes "
-                         f"{[(i.name, i.shape) for i in inputs]}")
+        raise TableError(
+            f"{path}: the net must take one (B, 1, ph, pw) input; it takes "
+            f"{[(i.name, i.shape) for i in inputs]}"
+        )
     shape = tuple(inputs[0].shape[2:])
     if shape not in PATTERN_BY_SHAPE or inputs[0].shape[1] not in (1, "1"):
-        raise TableError(f"{path}: input '{inputs[0].name}' has shape {inputs[0].shape}; a "
-                         f"pattern net takes (B, 1, 2, 2) (S), (B, 1, 1, 3) (F) or "
-                         f"(B, 1, 1, 2) (V)")
+        raise TableError(
+            f"{path}: input '{inputs[0].name}' has shape {inputs[0].shape}; a "
+            f"pattern net takes (B, 1, 2, 2) (S), (B, 1, 1, 3) (F) or "
+            f"(B, 1, 1, 2) (V)"
+        )
     pattern = PATTERN_BY_SHAPE[shape]
     n = shape[0] * shape[1]
     x = grid_inputs(n, interval_bits) / 255.0
     y = run_batched(sess, x.reshape(-1, 1, *shape))
     r = int(round(np.sqrt(y.shape[1])))
     if r * r != y.shape[1]:
-        raise TableError(f"{path}: the net returns {y.shape[1]} values per pattern; an ×r "
-                         f"net returns r² (4 for ×2, 16 for ×4)")
+        raise TableError(
+            f"{path}: the net returns {y.shape[1]} values per pattern; an ×r "
+            f"net returns r² (4 for ×2, 16 for ×4)"
+        )
     return SrlutPlan(pattern, interval_bits, r, to_table(y), name=path.stem)

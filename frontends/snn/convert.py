@@ -47,12 +47,12 @@ class StbifLayer:
     source_op: str
     n_in: int
     n_out: int
-    weight: np.ndarray      # (n_out, n_in) int64: added (or subtracted) per input spike
-    v_init: np.ndarray      # (n_out,) int64: v0 + bias, the membrane at t = 0
+    weight: np.ndarray  # (n_out, n_in) int64: added (or subtracted) per input spike
+    v_init: np.ndarray  # (n_out,) int64: v0 + bias, the membrane at t = 0
     theta: int
     smin: int
     smax: int
-    zero_point: int         # output code = tracer + zero_point
+    zero_point: int  # output code = tracer + zero_point
     out_dtype: IntType
 
     @property
@@ -65,8 +65,10 @@ class StbifLayer:
         w = self.weight
         top = np.maximum(w * in_hi, w * in_lo).sum(axis=1) + self.v_init
         bottom = np.minimum(w * in_hi, w * in_lo).sum(axis=1) + self.v_init
-        return (int(bottom.min()) - self.theta * max(self.smax, 0),
-                int(top.max()) - self.theta * min(self.smin, 0))
+        return (
+            int(bottom.min()) - self.theta * max(self.smax, 0),
+            int(top.max()) - self.theta * min(self.smin, 0),
+        )
 
     def v_bits(self, in_lo: int, in_hi: int) -> int:
         return signed_bits(*self.v_bounds(in_lo, in_hi))
@@ -124,7 +126,7 @@ def _toeplitz(node) -> np.ndarray:
             for k in range(kg):
                 src = im2col[g, m, k]
                 if src >= 0:
-                    dense[g * ng:(g + 1) * ng, m, src] += w[g, :, k]
+                    dense[g * ng : (g + 1) * ng, m, src] += w[g, :, k]
     return dense.reshape(groups * ng * m_out, n_in)
 
 
@@ -135,31 +137,43 @@ def convert(graph: Graph) -> StbifNetwork:
     for node in graph.nodes:
         where = f"{node.describe()}"
         if node.op not in ("dense", "conv"):
-            raise ModelError(f"{where}: op '{node.op}' has no ST-BIF form; the snn engine "
-                             f"converts chains of MatMul/Gemm/Conv layers with a quantized "
-                             f"(QuantizeLinear or Quant) output")
+            raise ModelError(
+                f"{where}: op '{node.op}' has no ST-BIF form; the snn engine "
+                f"converts chains of MatMul/Gemm/Conv layers with a quantized "
+                f"(QuantizeLinear or Quant) output"
+            )
         if node.inputs[0] != prev:
-            raise ModelError(f"{where}: the snn engine runs a chain of layers; this node does "
-                             f"not take the previous layer's output")
+            raise ModelError(
+                f"{where}: the snn engine runs a chain of layers; this node does "
+                f"not take the previous layer's output"
+            )
         if node.attrs.get("sign"):
-            raise ModelError(f"{where}: a bipolar (sign) output has no ST-BIF form; quantize "
-                             f"the activation to 2 or more bits instead")
+            raise ModelError(
+                f"{where}: a bipolar (sign) output has no ST-BIF form; quantize "
+                f"the activation to 2 or more bits instead"
+            )
         rounding = node.attrs.get("rounding", "half_up")
         if rounding not in ("half_up", "floor", "ceil"):
-            raise ModelError(f"{where}: requantization rounds '{rounding}'; an ST-BIF neuron "
-                             f"rounds half up, floor or ceil (quantize with round-half-up, "
-                             f"the nnloom default, to convert this layer)")
+            raise ModelError(
+                f"{where}: requantization rounds '{rounding}'; an ST-BIF neuron "
+                f"rounds half up, floor or ceil (quantize with round-half-up, "
+                f"the nnloom default, to convert this layer)"
+            )
         x_t, y_t = graph.tensor(node.inputs[0]), graph.tensor(node.outputs[0])
         zp_out = int(node.attrs["output_zero_point"])
         smin, smax = int(node.attrs["lo"]) - zp_out, int(node.attrs["hi"]) - zp_out
         if not smin <= 0 <= smax:
-            raise ModelError(f"{where}: output range [{node.attrs['lo']}, {node.attrs['hi']}] "
-                             f"does not contain the zero point {zp_out}; an ST-BIF tracer "
-                             f"starts at 0, so the zero point must be a valid code")
+            raise ModelError(
+                f"{where}: output range [{node.attrs['lo']}, {node.attrs['hi']}] "
+                f"does not contain the zero point {zp_out}; an ST-BIF tracer "
+                f"starts at 0, so the zero point must be a valid code"
+            )
         if layers and int(node.attrs["input_zero_point"]) != layers[-1].zero_point:
-            raise ModelError(f"{where}: input zero point {node.attrs['input_zero_point']} "
-                             f"differs from the previous layer's output zero point "
-                             f"{layers[-1].zero_point}")
+            raise ModelError(
+                f"{where}: input zero point {node.attrs['input_zero_point']} "
+                f"differs from the previous layer's output zero point "
+                f"{layers[-1].zero_point}"
+            )
         shift = int(node.attrs["shift"])
         m = np.asarray(node.weights["multiplier"], np.int64).reshape(-1)
         if m.size == 1:
@@ -180,19 +194,36 @@ def convert(graph: Graph) -> StbifNetwork:
             mm_rows = mm
             bias = np.asarray(node.weights["bias"], np.int64)
         if w.shape != (y_t.size, x_t.size):
-            raise ModelError(f"{where}: weight shape {w.shape} does not map {x_t.size} inputs "
-                             f"to {y_t.size} outputs")
-        layers.append(StbifLayer(
-            name=node.name, source_op=node.source_op, n_in=x_t.size, n_out=y_t.size,
-            weight=w * mm_rows[:, None], v_init=(r >> e) + bias * mm_rows,
-            theta=1 << (shift - e), smin=smin, smax=smax, zero_point=zp_out,
-            out_dtype=y_t.dtype))
+            raise ModelError(
+                f"{where}: weight shape {w.shape} does not map {x_t.size} inputs "
+                f"to {y_t.size} outputs"
+            )
+        layers.append(
+            StbifLayer(
+                name=node.name,
+                source_op=node.source_op,
+                n_in=x_t.size,
+                n_out=y_t.size,
+                weight=w * mm_rows[:, None],
+                v_init=(r >> e) + bias * mm_rows,
+                theta=1 << (shift - e),
+                smin=smin,
+                smax=smax,
+                zero_point=zp_out,
+                out_dtype=y_t.dtype,
+            )
+        )
         prev = node.outputs[0]
     if not layers:
         raise ModelError(f"model '{graph.name}' has no layers to convert")
     if prev != graph.outputs[0]:
         raise ModelError(f"model '{graph.name}': the output is not the last layer's")
     x_t = graph.tensor(graph.inputs[0])
-    return StbifNetwork(name=graph.name, layers=tuple(layers), in_dtype=x_t.dtype,
-                        in_zero_point=int(graph.nodes[0].attrs["input_zero_point"]),
-                        input_tensor=graph.inputs[0], output_tensor=graph.outputs[0])
+    return StbifNetwork(
+        name=graph.name,
+        layers=tuple(layers),
+        in_dtype=x_t.dtype,
+        in_zero_point=int(graph.nodes[0].attrs["input_zero_point"]),
+        input_tensor=graph.inputs[0],
+        output_tensor=graph.outputs[0],
+    )

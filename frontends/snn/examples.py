@@ -20,8 +20,9 @@ def _train(x, y, epochs=40, seed=0):
     from torch import nn
 
     torch.manual_seed(seed)
-    model = nn.Sequential(nn.Conv2d(1, 4, 3, stride=2, padding=1),
-                          nn.ReLU(), nn.Flatten(), nn.Linear(64, 10))
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3, stride=2, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(64, 10)
+    )
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     xt, yt = torch.from_numpy(x.reshape(-1, 1, 8, 8)), torch.from_numpy(y)
     gen = torch.Generator().manual_seed(seed)
@@ -43,14 +44,25 @@ def make_digits_cnn(out_dir: str | Path) -> DigitsMlp:
     x_train, x_test, y_train, y_test = load_digits_split()
     model = _train(x_train, y_train)
     with torch.no_grad():
-        float_acc = float((model(torch.from_numpy(x_test.reshape(-1, 1, 8, 8))).argmax(1).numpy() == y_test).mean())
+        float_acc = float(
+            (
+                model(torch.from_numpy(x_test.reshape(-1, 1, 8, 8))).argmax(1).numpy() == y_test
+            ).mean()
+        )
     float_path = out_dir / "digits_cnn_float.onnx"
-    torch.onnx.export(model, (torch.zeros(1, 1, 8, 8),), str(float_path), input_names=["x"],
-                      output_names=["logits"], dynamo=False, opset_version=17)
+    torch.onnx.export(
+        model,
+        (torch.zeros(1, 1, 8, 8),),
+        str(float_path),
+        input_names=["x"],
+        output_names=["logits"],
+        dynamo=False,
+        opset_version=17,
+    )
     proto = onnx.load(str(float_path))
     proto.producer_version = ""
     onnx.save(proto, str(float_path))
-    feeds = iter([{"x": x_train[i:i + 1].reshape(1, 1, 8, 8)} for i in range(len(x_train))])
+    feeds = iter([{"x": x_train[i : i + 1].reshape(1, 1, 8, 8)} for i in range(len(x_train))])
 
     class Reader:
         def get_next(self):
@@ -61,9 +73,15 @@ def make_digits_cnn(out_dir: str | Path) -> DigitsMlp:
     level = root.level
     root.setLevel(logging.ERROR)
     try:
-        quantize_static(str(float_path), str(quant_path), Reader(),
-                        quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8,
-                        weight_type=QuantType.QInt8, per_channel=False)
+        quantize_static(
+            str(float_path),
+            str(quant_path),
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            activation_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8,
+            per_channel=False,
+        )
     finally:
         root.setLevel(level)
     data_path = out_dir / "digits_test.npz"

@@ -25,8 +25,16 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["stbif_step", "qann", "if_step", "lif_step", "cuba_lif_step", "leak",
-           "COMPARATORS", "RESETS"]
+__all__ = [
+    "stbif_step",
+    "qann",
+    "if_step",
+    "lif_step",
+    "cuba_lif_step",
+    "leak",
+    "COMPARATORS",
+    "RESETS",
+]
 
 COMPARATORS = (">", ">=")
 RESETS = ("subtract", "value")
@@ -72,8 +80,7 @@ def if_step(v, x, *, theta, cmp: str = ">", reset: str = "subtract", v_reset=0):
     return _reset(h, spike, theta, reset, v_reset), spike
 
 
-def leak(v, *, shift: int | None = None, beta: int | None = None, beta_bits: int = 0,
-         rest=0):
+def leak(v, *, shift: int | None = None, beta: int | None = None, beta_bits: int = 0, rest=0):
     """``v`` decayed one step towards ``rest``, one of:
 
     - ``shift=k``: ``v - ((v - rest) >> k)`` (factor 1 - 2**-k; arithmetic shift: floor);
@@ -91,9 +98,20 @@ def leak(v, *, shift: int | None = None, beta: int | None = None, beta_bits: int
     return rest + ((beta * (v - rest) + rnd) >> beta_bits)
 
 
-def lif_step(v, x, *, theta, cmp: str = ">", reset: str = "subtract", v_reset=0, v_leak=0,
-             leak_shift: int | None = None, beta: int | None = None, beta_bits: int = 0,
-             prev_spike=None):
+def lif_step(
+    v,
+    x,
+    *,
+    theta,
+    cmp: str = ">",
+    reset: str = "subtract",
+    v_reset=0,
+    v_leak=0,
+    leak_shift: int | None = None,
+    beta: int | None = None,
+    beta_bits: int = 0,
+    prev_spike=None,
+):
     """One leaky integrate-and-fire step; returns ``(v, spike)``.
 
     Leak, one of:
@@ -114,9 +132,22 @@ def lif_step(v, x, *, theta, cmp: str = ">", reset: str = "subtract", v_reset=0,
     return _reset(h, spike, theta, reset, v_reset), spike
 
 
-def cuba_lif_step(v, i, x, *, theta, cmp: str = ">", reset: str = "subtract", v_reset=0,
-                  v_leak=0, leak_shift: int | None = None, beta: int | None = None,
-                  syn_shift: int | None = None, alpha: int | None = None, beta_bits: int = 0):
+def cuba_lif_step(
+    v,
+    i,
+    x,
+    *,
+    theta,
+    cmp: str = ">",
+    reset: str = "subtract",
+    v_reset=0,
+    v_leak=0,
+    leak_shift: int | None = None,
+    beta: int | None = None,
+    syn_shift: int | None = None,
+    alpha: int | None = None,
+    beta_bits: int = 0,
+):
     """One current-based LIF step; returns ``(v, i, spike)``::
 
         I' = leak_alpha(I) + x          # x: this step's weighted input spikes plus bias

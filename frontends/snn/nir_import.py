@@ -50,8 +50,15 @@ from frontends.errors import ModelError
 
 from .neurons import cuba_lif_step, if_step, leak, lif_step
 
-__all__ = ["NirOptions", "ConvSynapse", "IfLayer", "IfNetwork", "import_nir",
-           "run_if_network", "run_float_network"]
+__all__ = [
+    "NirOptions",
+    "ConvSynapse",
+    "IfLayer",
+    "IfNetwork",
+    "import_nir",
+    "run_if_network",
+    "run_float_network",
+]
 
 WEIGHT_BITS = 8
 NEURONS = ("IF", "LIF", "CubaLIF", "LI")
@@ -101,8 +108,15 @@ class ConvSynapse:
     def dense(self) -> np.ndarray:
         c, h, w = self.src_shape
         ph, pw = self.pool
-        conv, _, shape = _conv_matrix(self.kernel.astype(np.float64), None, self.pooled_shape,
-                                      self.stride, self.padding, (1, 1), 1)
+        conv, _, shape = _conv_matrix(
+            self.kernel.astype(np.float64),
+            None,
+            self.pooled_shape,
+            self.stride,
+            self.padding,
+            (1, 1),
+            1,
+        )
         assert shape == self.out_shape
         if self.pool == (1, 1):
             return np.rint(conv).astype(np.int64)
@@ -124,22 +138,22 @@ class IfLayer:
     The spiking kinds fire on ``V cmp theta`` and reset (``frontends.snn.neurons``)."""
 
     name: str
-    source: str                  # the NIR node names folded into it, "conv0+pool4+..."
-    weight: np.ndarray           # (n_out, n_in) int64
-    bias: np.ndarray             # (n_out,) int64, added every step
-    theta: np.ndarray            # (n_out,) int64
-    v_reset: np.ndarray          # (n_out,) int64
-    float_weight: np.ndarray     # the float map it quantizes, for the float reference
+    source: str  # the NIR node names folded into it, "conv0+pool4+..."
+    weight: np.ndarray  # (n_out, n_in) int64
+    bias: np.ndarray  # (n_out,) int64, added every step
+    theta: np.ndarray  # (n_out,) int64
+    v_reset: np.ndarray  # (n_out,) int64
+    float_weight: np.ndarray  # the float map it quantizes, for the float reference
     float_bias: np.ndarray
     float_theta: np.ndarray
     float_v_reset: np.ndarray
     leak_shift: int | None = None
     beta: int | None = None
     out_shape: tuple = ()
-    conv: ConvSynapse | None = None   # the synapses as a convolution, when they are one
-    syn_shift: int | None = None      # CubaLIF current leak, as leak_shift / beta
+    conv: ConvSynapse | None = None  # the synapses as a convolution, when they are one
+    syn_shift: int | None = None  # CubaLIF current leak, as leak_shift / beta
     alpha: int | None = None
-    spiking: bool = True              # False: LI, the membrane is the output
+    spiking: bool = True  # False: LI, the membrane is the output
     out_unit: np.ndarray | None = None  # (n_out,) float value of one integer membrane step
     float_alpha: float | None = None  # the float decays (1 - dt/tau); None: no leak
     float_beta: float | None = None
@@ -183,8 +197,7 @@ class IfNetwork:
 
     def shared_weight_words(self) -> int:
         """Synapse weights with convolutions kept as shared kernels."""
-        return sum(l.conv.kernel.size if l.conv is not None else l.weight.size
-                   for l in self.layers)
+        return sum(l.conv.kernel.size if l.conv is not None else l.weight.size for l in self.layers)
 
     def nonzero_weights(self) -> int:
         return sum(int(np.count_nonzero(l.weight)) for l in self.layers)
@@ -215,8 +228,11 @@ def _conv_matrix(weight, bias, in_shape, stride, padding, dilation, groups):
                     iy, ix = oy * sh - ph + ky * dh, ox * sw - pw + kx * dw
                     ok = (0 <= iy) & (iy < h) & (0 <= ix) & (ix < w)
                     mat[co, oy[ok], ox[ok], cc, iy[ok], ix[ok]] += weight[co, ci, ky, kx]
-    b = np.repeat(np.asarray(bias, np.float64).reshape(-1), ho * wo) if bias is not None \
+    b = (
+        np.repeat(np.asarray(bias, np.float64).reshape(-1), ho * wo)
+        if bias is not None
         else np.zeros(cout * ho * wo)
+    )
     return mat.reshape(cout * ho * wo, c * h * w), b, (cout, ho, wo)
 
 
@@ -248,8 +264,14 @@ def _conv_synapse(struct) -> ConvSynapse | None:
     if struct is None or "conv" not in struct or len(struct["src"]) != 3:
         return None
     kernel, stride, padding, out_shape = struct["conv"]
-    return ConvSynapse(src_shape=tuple(struct["src"]), pool=struct["pool"], kernel=kernel,
-                       stride=stride, padding=padding, out_shape=tuple(out_shape))
+    return ConvSynapse(
+        src_shape=tuple(struct["src"]),
+        pool=struct["pool"],
+        kernel=kernel,
+        stride=stride,
+        padding=padding,
+        out_shape=tuple(out_shape),
+    )
 
 
 def _chain(graph) -> list[str]:
@@ -268,16 +290,21 @@ def _chain(graph) -> list[str]:
         if not nxt:
             break
         if len(nxt) > 1:
-            raise ModelError(f"NIR node '{node}' ({type(graph.nodes[node]).__name__}) feeds "
-                             f"{len(nxt)} nodes ({', '.join(nxt)}); the snn engine imports "
-                             f"chains only (no branches or recurrence)")
+            raise ModelError(
+                f"NIR node '{node}' ({type(graph.nodes[node]).__name__}) feeds "
+                f"{len(nxt)} nodes ({', '.join(nxt)}); the snn engine imports "
+                f"chains only (no branches or recurrence)"
+            )
         if nxt[0] in seen:
-            raise ModelError(f"NIR node '{nxt[0]}': the graph is recurrent; the snn engine "
-                             f"imports feed-forward chains only")
+            raise ModelError(
+                f"NIR node '{nxt[0]}': the graph is recurrent; the snn engine "
+                f"imports feed-forward chains only"
+            )
         node = nxt[0]
     if type(graph.nodes[order[-1]]).__name__ != "Output":
-        raise ModelError(f"NIR graph: the chain from the Input ends at '{order[-1]}', not at "
-                         f"an Output node")
+        raise ModelError(
+            f"NIR graph: the chain from the Input ends at '{order[-1]}', not at an Output node"
+        )
     return order
 
 
@@ -294,19 +321,23 @@ def _per_neuron(node, attr, n, where, default=None) -> np.ndarray:
 def _leak_of(decay: np.ndarray, options: NirOptions, where: str, tau: str):
     """``(shift, beta)`` of a per-layer decay factor ``1 - dt/tau`` under ``options.leak``."""
     if np.ptp(decay) > 0:
-        raise ModelError(f"{where}: {tau} differs between neurons; the engine takes one leak "
-                         f"per layer")
+        raise ModelError(
+            f"{where}: {tau} differs between neurons; the engine takes one leak per layer"
+        )
     b = float(decay[0])
     if not 0.0 <= b < 1.0:
-        raise ModelError(f"{where}: {tau} gives the decay 1 - dt/{tau} = {b:.4g} at dt "
-                         f"{options.dt:g}; it must lie in [0, 1) (dt <= {tau})")
+        raise ModelError(
+            f"{where}: {tau} gives the decay 1 - dt/{tau} = {b:.4g} at dt "
+            f"{options.dt:g}; it must lie in [0, 1) (dt <= {tau})"
+        )
     if options.leak == "shift":
         return max(0, round(-math.log2(max(1.0 - b, 1e-12)))), None
     return None, int(round(b * (1 << options.beta_bits)))
 
 
-def _neuron_layer(node, kind, key, where, n, options, parts, f_mat, f_bias, i_mat, scale,
-                  shape, conv) -> IfLayer:
+def _neuron_layer(
+    node, kind, key, where, n, options, parts, f_mat, f_bias, i_mat, scale, shape, conv
+) -> IfLayer:
     """The integer layer of neuron node ``node`` behind the pending map (see ``import_nir``).
 
     Gains fold into the integer unit of the state: with ``g_syn = w_in * dt / tau_syn`` and
@@ -325,7 +356,7 @@ def _neuron_layer(node, kind, key, where, n, options, parts, f_mat, f_bias, i_ma
         gain, syn_gain = r * options.dt / tau, np.ones(n)
         leak_shift, beta = _leak_of(1.0 - options.dt / tau, options, where, "tau")
         f_beta = 1.0 - options.dt / float(tau[0])
-    else:                                                   # CubaLIF
+    else:  # CubaLIF
         tau_syn = _per_neuron(node, "tau_syn", n, where)
         tau_mem = _per_neuron(node, "tau_mem", n, where)
         syn_gain = _per_neuron(node, "w_in", n, where, 1.0) * options.dt / tau_syn
@@ -336,8 +367,12 @@ def _neuron_layer(node, kind, key, where, n, options, parts, f_mat, f_bias, i_ma
         f_alpha = 1.0 - options.dt / float(tau_syn[0])
         f_beta = 1.0 - options.dt / float(tau_mem[0])
     if (gain <= 0).any():
-        what = {"IF": "r", "LIF": "r·dt/τ", "LI": "r·dt/τ",
-                "CubaLIF": "w_in·dt/τ_syn and r·dt/τ_mem"}[kind]
+        what = {
+            "IF": "r",
+            "LIF": "r·dt/τ",
+            "LI": "r·dt/τ",
+            "CubaLIF": "w_in·dt/τ_syn and r·dt/τ_mem",
+        }[kind]
         raise ModelError(f"{where}: gain {what} must be positive")
     if kind != "IF" and np.any(_per_neuron(node, "v_leak", n, where, 0.0) != 0):
         raise ModelError(f"{where}: v_leak must be 0 (the leak decays towards 0)")
@@ -347,24 +382,37 @@ def _neuron_layer(node, kind, key, where, n, options, parts, f_mat, f_bias, i_ma
     # V_float = gain * (f_mat x + f_bias); V_int = V_float / (gain * scale)
     unit = gain * scale
     layer = IfLayer(
-        name=key, source="+".join(parts), weight=i_mat.astype(np.int64),
+        name=key,
+        source="+".join(parts),
+        weight=i_mat.astype(np.int64),
         bias=np.round(f_bias / scale).astype(np.int64),
         theta=np.round(theta_f / unit).astype(np.int64),
         v_reset=np.round(reset_f / unit).astype(np.int64),
         float_weight=f_mat * (syn_gain if kind == "CubaLIF" else gain)[:, None],
         float_bias=f_bias * (syn_gain if kind == "CubaLIF" else gain),
-        float_theta=np.array(theta_f, np.float64), float_v_reset=np.array(reset_f, np.float64),
-        leak_shift=leak_shift, beta=beta, out_shape=shape, conv=conv, syn_shift=syn_shift,
-        alpha=alpha, spiking=spiking, out_unit=unit, float_alpha=f_alpha, float_beta=f_beta,
-        float_mem_gain=mem_gain)
+        float_theta=np.array(theta_f, np.float64),
+        float_v_reset=np.array(reset_f, np.float64),
+        leak_shift=leak_shift,
+        beta=beta,
+        out_shape=shape,
+        conv=conv,
+        syn_shift=syn_shift,
+        alpha=alpha,
+        spiking=spiking,
+        out_unit=unit,
+        float_alpha=f_alpha,
+        float_beta=f_beta,
+        float_mem_gain=mem_gain,
+    )
     if spiking and (layer.theta <= 0).any():
-        raise ModelError(f"{where}: threshold rounds to {layer.theta.min()} at weight scale "
-                         f"{scale:.3g}; it must be positive")
+        raise ModelError(
+            f"{where}: threshold rounds to {layer.theta.min()} at weight scale "
+            f"{scale:.3g}; it must be positive"
+        )
     return layer
 
 
-def import_nir(source, options: NirOptions | None = None, *, name: str | None = None) \
-        -> IfNetwork:
+def import_nir(source, options: NirOptions | None = None, *, name: str | None = None) -> IfNetwork:
     """The integer IF/LIF network of a NIR graph (a path, or a ``nir.NIRGraph``)."""
     import nir
 
@@ -390,8 +438,9 @@ def import_nir(source, options: NirOptions | None = None, *, name: str | None = 
 
     def then(mat, pending):
         return mat if pending is None else mat @ pending
+
     parts: list[str] = []
-    readout = None                   # the LI layer, once there is one
+    readout = None  # the LI layer, once there is one
     # the pending map as a convolution: {"src": shape, "pool": (ph, pw), "conv": ...}, or
     # None once it is not one (dense nodes, overlapping pools, two convolutions)
     struct: dict | None = {"src": shape, "pool": (1, 1)}
@@ -404,31 +453,43 @@ def import_nir(source, options: NirOptions | None = None, *, name: str | None = 
                 w = np.asarray(node.weight, np.float64)
                 if len(shape) != 3:
                     raise ModelError(f"{where}: input shape {shape} is not (C, H, W)")
-                mat, b, shape2 = _conv_matrix(w, node.bias, shape, _v(node.stride),
-                                              _v(node.padding), _v(node.dilation),
-                                              int(node.groups))
+                mat, b, shape2 = _conv_matrix(
+                    w,
+                    node.bias,
+                    shape,
+                    _v(node.stride),
+                    _v(node.padding),
+                    _v(node.dilation),
+                    int(node.groups),
+                )
             else:
                 w = np.asarray(node.weight, np.float64)
                 mat = w
                 b = np.asarray(getattr(node, "bias", np.zeros(w.shape[0])), np.float64)
                 shape2 = (w.shape[0],)
             if mat.shape[1] != f_bias.shape[0]:
-                raise ModelError(f"{where}: takes {mat.shape[1]} inputs but gets "
-                                 f"{f_bias.shape[0]}")
+                raise ModelError(f"{where}: takes {mat.shape[1]} inputs but gets {f_bias.shape[0]}")
             peak = float(np.abs(w).max()) or 1.0
             s = peak / ((1 << (WEIGHT_BITS - 1)) - 1)
             q = np.round(mat / s)
             if struct is not None and "conv" not in struct and len(struct["src"]) == 3:
                 c, hs, ws = struct["src"]
                 hp, wp = hs // struct["pool"][0], ws // struct["pool"][1]
-                if kind == "Conv2d" and int(node.groups) == 1 \
-                        and set(_v(node.dilation)) == {1}:
-                    struct["conv"] = (np.round(w / s).astype(np.int64), _pair(node.stride),
-                                      _pair(node.padding), shape2)
+                if kind == "Conv2d" and int(node.groups) == 1 and set(_v(node.dilation)) == {1}:
+                    struct["conv"] = (
+                        np.round(w / s).astype(np.int64),
+                        _pair(node.stride),
+                        _pair(node.padding),
+                        shape2,
+                    )
                 elif kind != "Conv2d" and w.shape[1] == c * hp * wp:
                     # an Affine on a flattened map is a convolution whose kernel covers it
-                    struct["conv"] = (np.round(w / s).astype(np.int64).reshape(-1, c, hp, wp),
-                                      (1, 1), (0, 0), (w.shape[0], 1, 1))
+                    struct["conv"] = (
+                        np.round(w / s).astype(np.int64).reshape(-1, c, hp, wp),
+                        (1, 1),
+                        (0, 0),
+                        (w.shape[0], 1, 1),
+                    )
                 else:
                     struct = None
             else:
@@ -441,16 +502,24 @@ def import_nir(source, options: NirOptions | None = None, *, name: str | None = 
         elif kind in ("SumPool2d", "AvgPool2d"):
             kernel = _pair(node.kernel_size)
             if kind == "AvgPool2d" and set(_v(node.padding)) != {0}:
-                raise ModelError(f"{where}: padding {_v(node.padding)}; NIR does not say "
-                                 f"whether padded zeros count in the average, so only "
-                                 f"unpadded AvgPool2d is lowered")
-            if struct is None or "conv" in struct or struct["pool"] != (1, 1) \
-                    or _pair(node.stride) != kernel or set(_v(node.padding)) != {0}:
+                raise ModelError(
+                    f"{where}: padding {_v(node.padding)}; NIR does not say "
+                    f"whether padded zeros count in the average, so only "
+                    f"unpadded AvgPool2d is lowered"
+                )
+            if (
+                struct is None
+                or "conv" in struct
+                or struct["pool"] != (1, 1)
+                or _pair(node.stride) != kernel
+                or set(_v(node.padding)) != {0}
+            ):
                 struct = None
             else:
                 struct["pool"] = kernel
-            mat, shape2 = _sumpool_matrix(shape, _v(node.kernel_size), _v(node.stride),
-                                          _v(node.padding))
+            mat, shape2 = _sumpool_matrix(
+                shape, _v(node.kernel_size), _v(node.stride), _v(node.padding)
+            )
             mat = mat.astype(np.float64)
             # an average is the integer sum at a scale 1/k^2 (thresholds grow by k^2)
             area = kernel[0] * kernel[1] if kind == "AvgPool2d" else 1
@@ -462,18 +531,36 @@ def import_nir(source, options: NirOptions | None = None, *, name: str | None = 
         elif kind == "Flatten":
             shape = (int(np.prod(shape)),)
         elif kind == "Scale":
-            raise ModelError(f"{where}: Scale is not supported yet; fold it into the weights "
-                             f"before export")
+            raise ModelError(
+                f"{where}: Scale is not supported yet; fold it into the weights before export"
+            )
         elif kind in NEURONS:
             if readout is not None:
-                raise ModelError(f"{where}: follows the LI readout '{readout}'; an LI layer "
-                                 f"(non-spiking) must be the last neuron layer")
+                raise ModelError(
+                    f"{where}: follows the LI readout '{readout}'; an LI layer "
+                    f"(non-spiking) must be the last neuron layer"
+                )
             n = f_bias.shape[0]
             if f_mat is None:
-                raise ModelError(f"{where}: follows another neuron layer directly; put a "
-                                 f"Linear/Affine/Conv2d between them")
-            layer = _neuron_layer(node, kind, key, where, n, options, parts, f_mat, f_bias,
-                                  i_mat, scale, shape, _conv_synapse(struct))
+                raise ModelError(
+                    f"{where}: follows another neuron layer directly; put a "
+                    f"Linear/Affine/Conv2d between them"
+                )
+            layer = _neuron_layer(
+                node,
+                kind,
+                key,
+                where,
+                n,
+                options,
+                parts,
+                f_mat,
+                f_bias,
+                i_mat,
+                scale,
+                shape,
+                _conv_synapse(struct),
+            )
             layers.append(layer)
             if kind == "LI":
                 readout = key
@@ -483,12 +570,16 @@ def import_nir(source, options: NirOptions | None = None, *, name: str | None = 
             parts = []
             struct = {"src": shape, "pool": (1, 1)}
         else:
-            raise ModelError(f"{where}: not supported by the snn engine (it imports Conv2d, "
-                             f"Affine, Linear, SumPool2d, AvgPool2d, Flatten, IF, LIF, CubaLIF "
-                             f"and LI; Delay and the other node types are not lowered)")
+            raise ModelError(
+                f"{where}: not supported by the snn engine (it imports Conv2d, "
+                f"Affine, Linear, SumPool2d, AvgPool2d, Flatten, IF, LIF, CubaLIF "
+                f"and LI; Delay and the other node types are not lowered)"
+            )
     if parts:
-        raise ModelError(f"NIR graph: nodes {', '.join(parts)} after the last neuron layer; "
-                         f"the engine's output is the last layer's spikes")
+        raise ModelError(
+            f"NIR graph: nodes {', '.join(parts)} after the last neuron layer; "
+            f"the engine's output is the last layer's spikes"
+        )
     if not layers:
         raise ModelError("NIR graph: no IF/LIF/CubaLIF/LI layer")
     return IfNetwork(name=name, layers=tuple(layers), in_shape=in_shape, options=options)
@@ -515,21 +606,47 @@ def _step(layer, v, i, x, options):
     bits = options.beta_bits
     kind = layer.kind
     if kind == "cubalif":
-        return cuba_lif_step(v, i, x, theta=layer.theta, cmp=options.cmp, reset=options.reset,
-                             v_reset=layer.v_reset, leak_shift=layer.leak_shift,
-                             beta=layer.beta, syn_shift=layer.syn_shift, alpha=layer.alpha,
-                             beta_bits=bits)
+        return cuba_lif_step(
+            v,
+            i,
+            x,
+            theta=layer.theta,
+            cmp=options.cmp,
+            reset=options.reset,
+            v_reset=layer.v_reset,
+            leak_shift=layer.leak_shift,
+            beta=layer.beta,
+            syn_shift=layer.syn_shift,
+            alpha=layer.alpha,
+            beta_bits=bits,
+        )
     if kind == "li":
-        v = leak(v, shift=layer.leak_shift, beta=layer.beta,
-                 beta_bits=bits if layer.beta is not None else 0) + x
+        v = (
+            leak(
+                v,
+                shift=layer.leak_shift,
+                beta=layer.beta,
+                beta_bits=bits if layer.beta is not None else 0,
+            )
+            + x
+        )
         return v, i, np.zeros_like(v)
     if kind == "if":
-        v, s = if_step(v, x, theta=layer.theta, cmp=options.cmp, reset=options.reset,
-                       v_reset=layer.v_reset)
+        v, s = if_step(
+            v, x, theta=layer.theta, cmp=options.cmp, reset=options.reset, v_reset=layer.v_reset
+        )
         return v, i, s
-    v, s = lif_step(v, x, theta=layer.theta, cmp=options.cmp, reset=options.reset,
-                    v_reset=layer.v_reset, leak_shift=layer.leak_shift, beta=layer.beta,
-                    beta_bits=bits if layer.beta is not None else 0)
+    v, s = lif_step(
+        v,
+        x,
+        theta=layer.theta,
+        cmp=options.cmp,
+        reset=options.reset,
+        v_reset=layer.v_reset,
+        leak_shift=layer.leak_shift,
+        beta=layer.beta,
+        beta_bits=bits if layer.beta is not None else 0,
+    )
     return v, i, s
 
 

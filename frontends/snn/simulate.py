@@ -76,15 +76,19 @@ def run_network(net: StbifNetwork, codes: np.ndarray, *, t_max: int | None = Non
         for i, layer in enumerate(net.layers):
             if x_in is not None:
                 v[i] = v[i] + np.where(running[:, None], x_in @ layer.weight.T, 0)
-            n_events = (np.count_nonzero(x_in, axis=1) if x_in is not None and i > 0
-                        else np.zeros(batch, np.int64))
+            n_events = (
+                np.count_nonzero(x_in, axis=1)
+                if x_in is not None and i > 0
+                else np.zeros(batch, np.int64)
+            )
             events[:, t, i] = np.where(running, n_events, 0)
             if i > 0:
                 synops += np.where(running, n_events * layer.n_out, 0)
             active = running & (fired_last[i] | (n_events > 0) | (t == 0))
             swept[:, t, i] = active
-            nv, ns, spike = stbif_step(v[i], s[i], 0, theta=layer.theta, smin=layer.smin,
-                                       smax=layer.smax)
+            nv, ns, spike = stbif_step(
+                v[i], s[i], 0, theta=layer.theta, smin=layer.smin, smax=layer.smax
+            )
             spike = np.where(active[:, None], spike, 0)
             v[i] = np.where(active[:, None], nv, v[i])
             s[i] = np.where(active[:, None], ns, s[i])
@@ -95,6 +99,13 @@ def run_network(net: StbifNetwork, codes: np.ndarray, *, t_max: int | None = Non
             x_in = spike
         running &= any_spike
     silent = ~running
-    return SnnRun(tracers=s, codes=[s[i] + l.zero_point for i, l in enumerate(net.layers)],
-                  steps=steps, silent=silent, spikes=spikes, events=events, swept=swept,
-                  synops=synops)
+    return SnnRun(
+        tracers=s,
+        codes=[s[i] + l.zero_point for i, l in enumerate(net.layers)],
+        steps=steps,
+        silent=silent,
+        spikes=spikes,
+        events=events,
+        swept=swept,
+        synops=synops,
+    )

@@ -76,17 +76,19 @@ class DenseEngine(wiring.Component):
 
         # --- memories -----------------------------------------------------------------------
         depth = plan.buffer_depth
-        wide = plan.out_bits   # 8, or the last layer's accumulator output
+        wide = plan.out_bits  # 8, or the last layer's accumulator output
         m.submodules.buf_a = buf_a = Memory(shape=unsigned(wide), depth=depth, init=[])
         m.submodules.buf_b = buf_b = Memory(shape=unsigned(wide), depth=depth, init=[])
         rd_a, wr_a = buf_a.read_port(), buf_a.write_port()
         rd_b, wr_b = buf_b.read_port(), buf_b.write_port()
         w_image, p_image = self.images or (plan.weight_image(), plan.param_image())
         w_code, p_code = plan.weight_code, plan.param_code
-        m.submodules.weights = w_mem = Memory(shape=unsigned(w_code.word_bits),
-                                              depth=len(w_image), init=w_image)
+        m.submodules.weights = w_mem = Memory(
+            shape=unsigned(w_code.word_bits), depth=len(w_image), init=w_image
+        )
         m.submodules.params = p_mem = Memory(
-            shape=unsigned(p_code.word_bits), depth=len(p_image), init=p_image)
+            shape=unsigned(p_code.word_bits), depth=len(p_image), init=p_image
+        )
         rd_w, rd_p = w_mem.read_port(), p_mem.read_port()
         w_data, p_data = rd_w.data, rd_p.data
         if plan.protect != "none":
@@ -110,17 +112,23 @@ class DenseEngine(wiring.Component):
         with m.Switch(layer):
             for index, l in enumerate(layers):
                 with m.Case(index):
-                    m.d.comb += [k_last.eq(l.n_in - 1), g_last.eq(l.groups(P) - 1),
-                                 n_out.eq(l.n_out), in_signed.eq(l.in_dtype.signed),
-                                 shift.eq(l.shift), half.eq(1 << (l.shift - 1)),
-                                 zero_point.eq(l.zero_point),
-                                 lo.eq(l.lo), hi.eq(l.hi)]
+                    m.d.comb += [
+                        k_last.eq(l.n_in - 1),
+                        g_last.eq(l.groups(P) - 1),
+                        n_out.eq(l.n_out),
+                        in_signed.eq(l.in_dtype.signed),
+                        shift.eq(l.shift),
+                        half.eq(1 << (l.shift - 1)),
+                        zero_point.eq(l.zero_point),
+                        lo.eq(l.lo),
+                        hi.eq(l.hi),
+                    ]
         src_is_a = ~layer[0]  # layer 0 reads A (filled by the input), layer 1 reads B, ...
         final_in_a = (n_layers % 2) == 0
 
         # --- state ---------------------------------------------------------------------------
-        k = Signal(range(max_in))            # input index within the group (stage 0)
-        g = Signal(range(max_groups))        # group index (stage 0)
+        k = Signal(range(max_in))  # input index within the group (stage 0)
+        g = Signal(range(max_groups))  # group index (stage 0)
         w_addr = Signal(range(len(w_image)))  # weight ROM: sequential over the inference
         p_addr = Signal(range(len(p_image)))  # param ROM: sequential over the inference
         in_k = Signal(range(plan.n_in))
@@ -140,11 +148,16 @@ class DenseEngine(wiring.Component):
             # one more stage: the decoded weight word is registered before the multipliers
             m1_valid, m1_first, m1_last = Signal(), Signal(), Signal()
             m1_act, m1_w = Signal.like(act), Signal.like(w_data)
-            m.d.sync += [m1_valid.eq(s1_valid), m1_first.eq(s1_first), m1_last.eq(s1_last),
-                         m1_act.eq(act), m1_w.eq(w_data)]
+            m.d.sync += [
+                m1_valid.eq(s1_valid),
+                m1_first.eq(s1_first),
+                m1_last.eq(s1_last),
+                m1_act.eq(act),
+                m1_w.eq(w_data),
+            ]
         m.d.sync += [s2_valid.eq(m1_valid), s2_first.eq(m1_first), s2_last.eq(m1_last)]
         for p in range(P):
-            weight = m1_w[WEIGHT_BITS * p:WEIGHT_BITS * (p + 1)].as_signed()
+            weight = m1_w[WEIGHT_BITS * p : WEIGHT_BITS * (p + 1)].as_signed()
             m.d.sync += prods[p].eq(m1_act * weight)
         drain_left = Signal(range(P + 1))
         with m.If(s2_valid):
@@ -159,8 +172,9 @@ class DenseEngine(wiring.Component):
         # --- requantizer: r0 drain, r1 + bias, r2 * multiplier, r3 shift/clamp/write ----------
         channel = Signal(range(max_groups * P + 1))
         r1_valid, r2_valid, r3_valid = Signal(), Signal(), Signal()
-        r1_ch, r2_ch, r3_ch = (Signal(range(max_groups * P + 1), name=f"r{i}_ch")
-                               for i in (1, 2, 3))
+        r1_ch, r2_ch, r3_ch = (
+            Signal(range(max_groups * P + 1), name=f"r{i}_ch") for i in (1, 2, 3)
+        )
         r1_acc = Signal(signed(plan.acc_bits))
         r2_sum = Signal(signed(plan.sum_bits))
         r2_mul = Signal(unsigned(MULTIPLIER_BITS))
@@ -179,12 +193,16 @@ class DenseEngine(wiring.Component):
             # likewise the decoded parameter word, before the bias add
             q1_valid, q1_ch = Signal(), Signal.like(r1_ch)
             q1_acc, q1_p = Signal.like(r1_acc), Signal.like(p_data)
-            m.d.sync += [q1_valid.eq(r1_valid), q1_ch.eq(r1_ch), q1_acc.eq(r1_acc),
-                         q1_p.eq(p_data)]
-        m.d.sync += [r2_valid.eq(q1_valid), r2_ch.eq(q1_ch),
-                     r2_sum.eq(q1_acc + q1_p[MULTIPLIER_BITS:].as_signed()),
-                     r2_mul.eq(q1_p[:MULTIPLIER_BITS]),
-                     r3_valid.eq(r2_valid), r3_ch.eq(r2_ch), r3_prod.eq(r2_sum * r2_mul)]
+            m.d.sync += [q1_valid.eq(r1_valid), q1_ch.eq(r1_ch), q1_acc.eq(r1_acc), q1_p.eq(p_data)]
+        m.d.sync += [
+            r2_valid.eq(q1_valid),
+            r2_ch.eq(q1_ch),
+            r2_sum.eq(q1_acc + q1_p[MULTIPLIER_BITS:].as_signed()),
+            r2_mul.eq(q1_p[:MULTIPLIER_BITS]),
+            r3_valid.eq(r2_valid),
+            r3_ch.eq(r2_ch),
+            r3_prod.eq(r2_sum * r2_mul),
+        ]
         rounded = Signal(signed(plan.sum_bits + MULTIPLIER_BITS + 1))
         m.d.comb += rounded.eq((r3_prod + half) >> shift)
         shifted = Signal(signed(len(rounded) + 1))
@@ -196,10 +214,10 @@ class DenseEngine(wiring.Component):
         # --- error counters: a weight word is used in stage 1, a param word in r1 ----------
         # (registered first: the counters stay off the read-to-multiply path)
         if plan.protect != "none":
-            for port, events in ((self.ecc_corrected, (s1_valid & w_ecc.corrected,
-                                                       r1_valid & p_ecc.corrected)),
-                                 (self.ecc_errors, (s1_valid & w_ecc.error,
-                                                    r1_valid & p_ecc.error))):
+            for port, events in (
+                (self.ecc_corrected, (s1_valid & w_ecc.corrected, r1_valid & p_ecc.corrected)),
+                (self.ecc_errors, (s1_valid & w_ecc.error, r1_valid & p_ecc.error)),
+            ):
                 flags = Signal(2, name=f"{port.name}_flags")
                 bump = Signal(range(3), name=f"{port.name}_bump")
                 m.d.sync += flags.eq(Cat(*events))
@@ -215,27 +233,50 @@ class DenseEngine(wiring.Component):
         busy_stages = [s1_valid, s2_valid, draining, r1_valid, r2_valid, r3_valid]
         if plan.protect != "none":
             busy_stages += [m1_valid, q1_valid]
-        idle = ~Cat(*busy_stages).any() if plan.protect != "none" else \
-            ~(s1_valid | s2_valid | draining | r1_valid | r2_valid | r3_valid)
+        idle = (
+            ~Cat(*busy_stages).any()
+            if plan.protect != "none"
+            else ~(s1_valid | s2_valid | draining | r1_valid | r2_valid | r3_valid)
+        )
         o_valid = Signal()
         rd_final = rd_a if final_in_a else rd_b
-        m.d.comb += [self.o.valid.eq(o_valid), self.o.payload.data.eq(rd_final.data),
-                     self.o.payload.last.eq(out_k == plan.n_out - 1),
-                     rd_w.addr.eq(w_addr), rd_a.addr.eq(k), rd_b.addr.eq(k),
-                     # the buffer that is not the source is the destination
-                     wr_a.addr.eq(r3_ch), wr_a.data.eq(result), wr_a.en.eq(write_en & ~src_is_a),
-                     wr_b.addr.eq(r3_ch), wr_b.data.eq(result), wr_b.en.eq(write_en & src_is_a)]
+        m.d.comb += [
+            self.o.valid.eq(o_valid),
+            self.o.payload.data.eq(rd_final.data),
+            self.o.payload.last.eq(out_k == plan.n_out - 1),
+            rd_w.addr.eq(w_addr),
+            rd_a.addr.eq(k),
+            rd_b.addr.eq(k),
+            # the buffer that is not the source is the destination
+            wr_a.addr.eq(r3_ch),
+            wr_a.data.eq(result),
+            wr_a.en.eq(write_en & ~src_is_a),
+            wr_b.addr.eq(r3_ch),
+            wr_b.data.eq(result),
+            wr_b.en.eq(write_en & src_is_a),
+        ]
         m.d.sync += [s1_valid.eq(0), s1_first.eq(k == 0), s1_last.eq(k == k_last)]
 
         with m.FSM(name="state"):
             with m.State("LOAD"):
-                m.d.comb += [self.i.ready.eq(1), wr_a.addr.eq(in_k),
-                             wr_a.data.eq(self.i.payload.data), wr_a.en.eq(self.i.valid)]
+                m.d.comb += [
+                    self.i.ready.eq(1),
+                    wr_a.addr.eq(in_k),
+                    wr_a.data.eq(self.i.payload.data),
+                    wr_a.en.eq(self.i.valid),
+                ]
                 with m.If(self.i.valid):
                     m.d.sync += in_k.eq(in_k + 1)
                     with m.If(in_k == plan.n_in - 1):
-                        m.d.sync += [in_k.eq(0), layer.eq(0), k.eq(0), g.eq(0), w_addr.eq(0),
-                                     p_addr.eq(0), channel.eq(0)]
+                        m.d.sync += [
+                            in_k.eq(0),
+                            layer.eq(0),
+                            k.eq(0),
+                            g.eq(0),
+                            w_addr.eq(0),
+                            p_addr.eq(0),
+                            channel.eq(0),
+                        ]
                         m.next = "RUN"
             with m.State("RUN"):
                 m.d.comb += self.busy.eq(1)
@@ -262,8 +303,10 @@ class DenseEngine(wiring.Component):
             with m.State("OUTPUT"):
                 m.d.comb += self.busy.eq(1)
                 advance = o_valid & self.o.ready
-                m.d.comb += [rd_final.addr.eq(Mux(advance, out_k + 1, out_k)),
-                             rd_final.en.eq(~o_valid | self.o.ready)]
+                m.d.comb += [
+                    rd_final.addr.eq(Mux(advance, out_k + 1, out_k)),
+                    rd_final.en.eq(~o_valid | self.o.ready),
+                ]
                 with m.If(advance):
                     with m.If(out_k == plan.n_out - 1):
                         m.d.sync += [o_valid.eq(0), out_k.eq(0)]

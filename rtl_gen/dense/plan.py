@@ -40,9 +40,9 @@ class DenseLayer:
     n_out: int
     in_dtype: IntType
     out_dtype: IntType
-    weight: np.ndarray       # (n_out, n_in) signed, fits WEIGHT_BITS
-    bias: np.ndarray         # (n_out,) bias - input_zero_point * sum_k weight
-    multiplier: np.ndarray   # (n_out,) unsigned, < 2**MULTIPLIER_BITS
+    weight: np.ndarray  # (n_out, n_in) signed, fits WEIGHT_BITS
+    bias: np.ndarray  # (n_out,) bias - input_zero_point * sum_k weight
+    multiplier: np.ndarray  # (n_out,) unsigned, < 2**MULTIPLIER_BITS
     shift: int
     zero_point: int
     lo: int
@@ -70,48 +70,74 @@ class DensePlan:
     protect: str = "none"
 
     @classmethod
-    def from_graph(cls, graph: Graph, *, lanes: int = 4, protect: str = "none") -> "DensePlan":
+    def from_graph(cls, graph: Graph, *, lanes: int = 4, protect: str = "none") -> DensePlan:
         if lanes < 1:
             raise ValueError(f"lanes must be at least 1, got {lanes}")
         if len(graph.outputs) != 1:
-            raise ModelError(f"model '{graph.name}' has {len(graph.outputs)} graph outputs "
-                             f"({', '.join(repr(o) for o in graph.outputs)}); the dense engine "
-                             f"computes one")
+            raise ModelError(
+                f"model '{graph.name}' has {len(graph.outputs)} graph outputs "
+                f"({', '.join(repr(o) for o in graph.outputs)}); the dense engine "
+                f"computes one"
+            )
         layers = []
         prev = graph.inputs[0]
         for node in graph.nodes:
             if node.op != "dense":
-                raise ModelError(f"{node.describe()}: op '{node.op}' cannot run on the dense "
-                                 f"engine (it runs MatMul/Gemm layers only)")
+                raise ModelError(
+                    f"{node.describe()}: op '{node.op}' cannot run on the dense "
+                    f"engine (it runs MatMul/Gemm layers only)"
+                )
             if node.inputs[0] != prev:
-                raise ModelError(f"{node.describe()}: the dense engine runs a chain of layers; "
-                                 f"this node does not take the previous layer's output")
+                raise ModelError(
+                    f"{node.describe()}: the dense engine runs a chain of layers; "
+                    f"this node does not take the previous layer's output"
+                )
             if node.attrs.get("sign") or node.attrs.get("rounding", "half_up") != "half_up":
-                need = "a bipolar sign" if node.attrs.get("sign") else \
-                    f"rounding {node.attrs['rounding']}"
-                raise ModelError(f"{node.describe()}: the dense engine requantizes with "
-                                 f"round-half-up only; this layer needs {need}")
+                need = (
+                    "a bipolar sign"
+                    if node.attrs.get("sign")
+                    else f"rounding {node.attrs['rounding']}"
+                )
+                raise ModelError(
+                    f"{node.describe()}: the dense engine requantizes with "
+                    f"round-half-up only; this layer needs {need}"
+                )
             x_t, y_t = graph.tensor(node.inputs[0]), graph.tensor(node.outputs[0])
             # a layer whose float output leaves the graph outputs its accumulator (up to 32
             # bits; the host scales it): the engine's last buffer and output are that wide
             wide_ok = node.attrs.get("accumulator_output") and node.outputs[0] in graph.outputs
-            for t in ((x_t,) if wide_ok else (x_t, y_t)):
+            for t in (x_t,) if wide_ok else (x_t, y_t):
                 if t.dtype.width > ACT_BITS:
-                    raise ModelError(f"{node.describe()}: tensor '{t.name}' is {t.dtype}; the "
-                                     f"dense engine's activations are at most {ACT_BITS} bits")
+                    raise ModelError(
+                        f"{node.describe()}: tensor '{t.name}' is {t.dtype}; the "
+                        f"dense engine's activations are at most {ACT_BITS} bits"
+                    )
             w = node.weights["weight"]
             lo_w, hi_w = -(1 << (WEIGHT_BITS - 1)), (1 << (WEIGHT_BITS - 1)) - 1
             if w.min() < lo_w or w.max() > hi_w:
-                raise ModelError(f"{node.describe()}: weight values span [{w.min()}, {w.max()}] "
-                                 f"after removing the zero point; the dense engine multiplies "
-                                 f"{WEIGHT_BITS}-bit signed weights")
+                raise ModelError(
+                    f"{node.describe()}: weight values span [{w.min()}, {w.max()}] "
+                    f"after removing the zero point; the dense engine multiplies "
+                    f"{WEIGHT_BITS}-bit signed weights"
+                )
             bias = node.weights["bias"] - node.attrs["input_zero_point"] * w.sum(axis=1)
-            layers.append(DenseLayer(
-                name=node.name, source_op=node.source_op, n_in=x_t.size, n_out=y_t.size,
-                in_dtype=x_t.dtype, out_dtype=y_t.dtype, weight=w.astype(np.int64),
-                bias=bias.astype(np.int64), multiplier=node.weights["multiplier"],
-                shift=node.attrs["shift"], zero_point=node.attrs["output_zero_point"],
-                lo=node.attrs["lo"], hi=node.attrs["hi"]))
+            layers.append(
+                DenseLayer(
+                    name=node.name,
+                    source_op=node.source_op,
+                    n_in=x_t.size,
+                    n_out=y_t.size,
+                    in_dtype=x_t.dtype,
+                    out_dtype=y_t.dtype,
+                    weight=w.astype(np.int64),
+                    bias=bias.astype(np.int64),
+                    multiplier=node.weights["multiplier"],
+                    shift=node.attrs["shift"],
+                    zero_point=node.attrs["output_zero_point"],
+                    lo=node.attrs["lo"],
+                    hi=node.attrs["hi"],
+                )
+            )
             prev = node.outputs[0]
         if not layers:
             raise ModelError(f"model '{graph.name}' has no layers to run")
@@ -158,8 +184,9 @@ class DensePlan:
 
     @property
     def bias_bits(self) -> int:
-        return signed_bits(min(int(l.bias.min()) for l in self.layers),
-                           max(int(l.bias.max()) for l in self.layers))
+        return signed_bits(
+            min(int(l.bias.min()) for l in self.layers), max(int(l.bias.max()) for l in self.layers)
+        )
 
     @property
     def sum_bits(self) -> int:
@@ -186,9 +213,9 @@ class DensePlan:
         mask = (1 << WEIGHT_BITS) - 1
         for layer in self.layers:
             padded = np.zeros((layer.groups(self.lanes) * self.lanes, layer.n_in), np.int64)
-            padded[:layer.n_out] = layer.weight
+            padded[: layer.n_out] = layer.weight
             for g in range(layer.groups(self.lanes)):
-                lanes = padded[g * self.lanes:(g + 1) * self.lanes]
+                lanes = padded[g * self.lanes : (g + 1) * self.lanes]
                 for k in range(layer.n_in):
                     word = 0
                     for p in range(self.lanes):
@@ -208,8 +235,10 @@ class DensePlan:
             n = layer.groups(self.lanes) * self.lanes
             for c in range(n):
                 if c < layer.n_out:
-                    words.append(((int(layer.bias[c]) & bias_mask) << MULTIPLIER_BITS)
-                                 | int(layer.multiplier[c]))
+                    words.append(
+                        ((int(layer.bias[c]) & bias_mask) << MULTIPLIER_BITS)
+                        | int(layer.multiplier[c])
+                    )
                 else:
                     words.append(0)
         return words
@@ -222,8 +251,7 @@ class DensePlan:
         outs = []
         for layer in self.layers:
             acc = x @ layer.weight.T + layer.bias
-            x = requantize(acc, layer.multiplier, layer.shift, layer.zero_point,
-                           layer.lo, layer.hi)
+            x = requantize(acc, layer.multiplier, layer.shift, layer.zero_point, layer.lo, layer.hi)
             outs.append(x)
         return outs
 
@@ -239,14 +267,16 @@ class DensePlan:
     def macs(self) -> int:
         return sum(layer.n_in * layer.n_out for layer in self.layers)
 
+
 def _wrap(x: np.ndarray, bits: int) -> np.ndarray:
     """``x`` as a ``bits``-bit two's complement register holds it."""
     half = 1 << (bits - 1)
     return ((x + half) & ((1 << bits) - 1)) - half
 
 
-def faulted_reference(plan: DensePlan, codes: np.ndarray, weight_words: list[int],
-                      param_words: list[int]) -> tuple[list[np.ndarray], dict[str, int]]:
+def faulted_reference(
+    plan: DensePlan, codes: np.ndarray, weight_words: list[int], param_words: list[int]
+) -> tuple[list[np.ndarray], dict[str, int]]:
     """What the engine of ``plan`` computes when its ROMs hold ``weight_words`` and
     ``param_words`` (``plan.weight_image()``/``param_image()`` with bits flipped): every
     layer's output codes for a batch of input codes, and per inference the words read with
@@ -267,17 +297,23 @@ def faulted_reference(plan: DensePlan, codes: np.ndarray, weight_words: list[int
                 w_at += 1
                 for p in range(plan.lanes):
                     v = (word >> (WEIGHT_BITS * p)) & mask
-                    weight[g * plan.lanes + p, k] = v - (1 << WEIGHT_BITS) * (v >> (WEIGHT_BITS - 1))
-        words = np.array(p_data[p_at:p_at + n], dtype=object)
+                    weight[g * plan.lanes + p, k] = v - (1 << WEIGHT_BITS) * (
+                        v >> (WEIGHT_BITS - 1)
+                    )
+        words = np.array(p_data[p_at : p_at + n], dtype=object)
         p_at += n
         mult = np.array([int(w) & ((1 << MULTIPLIER_BITS) - 1) for w in words], np.int64)
-        bias = np.array([_wrap(np.int64(int(w) >> MULTIPLIER_BITS), bias_bits) for w in words],
-                        np.int64)
-        acc = _wrap(x @ weight[:layer.n_out].T, plan.acc_bits)
-        total = _wrap(acc + bias[:layer.n_out], plan.sum_bits)
-        x = requantize(total, mult[:layer.n_out], layer.shift, layer.zero_point,
-                       layer.lo, layer.hi)
+        bias = np.array(
+            [_wrap(np.int64(int(w) >> MULTIPLIER_BITS), bias_bits) for w in words], np.int64
+        )
+        acc = _wrap(x @ weight[: layer.n_out].T, plan.acc_bits)
+        total = _wrap(acc + bias[: layer.n_out], plan.sum_bits)
+        x = requantize(
+            total, mult[: layer.n_out], layer.shift, layer.zero_point, layer.lo, layer.hi
+        )
         outs.append(x)
-    counts = {"corrected": int(w_corr.sum() + p_corr.sum()),
-              "errors": int(w_err.sum() + p_err.sum())}
+    counts = {
+        "corrected": int(w_corr.sum() + p_corr.sum()),
+        "errors": int(w_err.sum() + p_err.sum()),
+    }
     return outs, counts

@@ -6,5 +6,14 @@ from .compiler import Program, compile_graph
 from .config import BOARDS, GemmConfig
 from .isa import Instr, assemble, decode, disassemble, encode
 
-__all__ = ["GemmConfig", "BOARDS", "Program", "compile_graph", "Instr", "assemble",
-           "disassemble", "encode", "decode"]
+__all__ = [
+    "GemmConfig",
+    "BOARDS",
+    "Program",
+    "compile_graph",
+    "Instr",
+    "assemble",
+    "disassemble",
+    "encode",
+    "decode",
+]

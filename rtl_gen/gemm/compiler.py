@@ -13,7 +13,8 @@ input's planes as they are stored (weights permuted alike), a grouped layer give
 to the cores in their input's block order, an ``ADD`` of differently ordered operands and
 the final ``STORE`` read through a gather table.
 ``add`` (residual), ``maxpool``, ``concat`` and ``requant`` run on the post unit (``ADD``;
-``MAX`` over gathered windows, ``k = 1`` for a requantizing copy). The result is a ``Program``: instructions, the
+``MAX`` over gathered windows, ``k = 1`` for a requantizing copy). The result is a ``Program``:
+instructions, the
 images of every memory, per-layer facts and the transformed graph whose golden the
 hardware reproduces bit for bit.
 
@@ -38,9 +39,8 @@ of them busy.
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Callable
 
 import numpy as np
 
@@ -69,10 +69,10 @@ class GemmLayer:
     groups: int
     m: int
     k: int
-    ng: int                    # channels per group
-    weight: np.ndarray         # (G*ng, K)
-    bias: np.ndarray           # (G*ng,) before zero-point folding
-    multiplier: np.ndarray     # (G*ng,)
+    ng: int  # channels per group
+    weight: np.ndarray  # (G*ng, K)
+    bias: np.ndarray  # (G*ng,) before zero-point folding
+    multiplier: np.ndarray  # (G*ng,)
     shift: int
     zp_in: int
     zp_out: int
@@ -98,23 +98,40 @@ class GemmLayer:
 def _common(node: Node) -> dict:
     a = node.attrs
     if a.get("sign"):
-        raise ModelError(f"{node.describe()}: bipolar (sign) outputs cannot run on the gemm "
-                         f"engine; its post-processing requantizes")
+        raise ModelError(
+            f"{node.describe()}: bipolar (sign) outputs cannot run on the gemm "
+            f"engine; its post-processing requantizes"
+        )
     rounding = a.get("rounding", "half_up")
     if rounding not in ROUNDING:
-        raise ModelError(f"{node.describe()}: rounding '{rounding}' is not one of "
-                         f"{', '.join(ROUNDING)}")
-    return dict(shift=int(a["shift"]), zp_in=int(a["input_zero_point"]),
-                zp_out=int(a["output_zero_point"]), lo=int(a["lo"]), hi=int(a["hi"]),
-                rounding=rounding)
+        raise ModelError(
+            f"{node.describe()}: rounding '{rounding}' is not one of {', '.join(ROUNDING)}"
+        )
+    return dict(
+        shift=int(a["shift"]),
+        zp_in=int(a["input_zero_point"]),
+        zp_out=int(a["output_zero_point"]),
+        lo=int(a["lo"]),
+        hi=int(a["hi"]),
+        rounding=rounding,
+    )
 
 
 def _dense(node: Node, graph: Graph) -> GemmLayer:
     w = np.asarray(node.weights["weight"], dtype=np.int64)
     n, k = w.shape
-    return GemmLayer(node, 1, 1, k, n, w, np.asarray(node.weights["bias"], np.int64),
-                     np.asarray(node.weights["multiplier"], np.int64) * np.ones(n, np.int64),
-                     window=window_of(node, graph, None), **_common(node))
+    return GemmLayer(
+        node,
+        1,
+        1,
+        k,
+        n,
+        w,
+        np.asarray(node.weights["bias"], np.int64),
+        np.asarray(node.weights["multiplier"], np.int64) * np.ones(n, np.int64),
+        window=window_of(node, graph, None),
+        **_common(node),
+    )
 
 
 def _conv(node: Node, graph: Graph) -> GemmLayer:
@@ -122,10 +139,18 @@ def _conv(node: Node, graph: Graph) -> GemmLayer:
     cout = w.shape[0]
     im2col = np.asarray(node.weights["im2col"], dtype=np.int64)
     g, m, k = im2col.shape
-    return GemmLayer(node, g, m, k, cout // g, w.reshape(cout, -1),
-                     np.asarray(node.weights["bias"], np.int64),
-                     np.asarray(node.weights["multiplier"], np.int64) * np.ones(cout, np.int64),
-                     window=window_of(node, graph, im2col), **_common(node))
+    return GemmLayer(
+        node,
+        g,
+        m,
+        k,
+        cout // g,
+        w.reshape(cout, -1),
+        np.asarray(node.weights["bias"], np.int64),
+        np.asarray(node.weights["multiplier"], np.int64) * np.ones(cout, np.int64),
+        window=window_of(node, graph, im2col),
+        **_common(node),
+    )
 
 
 def _avgpool(node: Node, graph: Graph) -> GemmLayer:
@@ -136,21 +161,37 @@ def _avgpool(node: Node, graph: Graph) -> GemmLayer:
     mult = np.asarray(node.weights["multiplier"], np.int64).reshape(-1)
     if np.any(mult != mult[0]):
         count = np.asarray(node.weights.get("count", [0]), np.int64).reshape(-1)
-        raise ModelError(f"{node.describe()}: window sizes {sorted(set(count.tolist()))} "
-                         f"differ at the borders; the gemm engine takes one divisor per pool")
+        raise ModelError(
+            f"{node.describe()}: window sizes {sorted(set(count.tolist()))} "
+            f"differ at the borders; the gemm engine takes one divisor per pool"
+        )
     if int(mult[0]) >= 1 << MULTIPLIER_BITS:
-        raise ModelError(f"{node.describe()}: dividing by its window needs a "
-                         f"{int(mult[0]).bit_length()}-bit multiplier; the gemm engine's post "
-                         f"unit holds {MULTIPLIER_BITS} bits")
-    im2col = np.asarray(node.weights["im2col"], dtype=np.int64)   # (C, M, k)
+        raise ModelError(
+            f"{node.describe()}: dividing by its window needs a "
+            f"{int(mult[0]).bit_length()}-bit multiplier; the gemm engine's post "
+            f"unit holds {MULTIPLIER_BITS} bits"
+        )
+    im2col = np.asarray(node.weights["im2col"], dtype=np.int64)  # (C, M, k)
     c, m, k = im2col.shape
-    return GemmLayer(node, c, m, k, 1, np.ones((c, k), np.int64), np.zeros(c, np.int64),
-                     np.full(c, mult[0], np.int64), window=window_of(node, graph, im2col),
-                     **_common(node))
+    return GemmLayer(
+        node,
+        c,
+        m,
+        k,
+        1,
+        np.ones((c, k), np.int64),
+        np.zeros(c, np.int64),
+        np.full(c, mult[0], np.int64),
+        window=window_of(node, graph, im2col),
+        **_common(node),
+    )
 
 
 LOWERINGS: dict[str, Callable[[Node, Graph], GemmLayer]] = {
-    "dense": _dense, "conv": _conv, "avgpool": _avgpool}
+    "dense": _dense,
+    "conv": _conv,
+    "avgpool": _avgpool,
+}
 
 
 @dataclass(frozen=True, eq=False)
@@ -164,14 +205,14 @@ class LayerInfo:
     k: int
     n: int
     groups: int
-    n_dsp: int                 # channels on the DSP core
-    n_lut: int                 # channels on the LUT core
-    lut_error: float           # max relative squared error of the LUT channels (0: exact)
-    first: int                 # index of the layer's first instruction
-    last: int                  # one past its last instruction
+    n_dsp: int  # channels on the DSP core
+    n_lut: int  # channels on the LUT core
+    lut_error: float  # max relative squared error of the LUT channels (0: exact)
+    first: int  # index of the layer's first instruction
+    last: int  # one past its last instruction
     macs: int
-    model_cycles: int = 0      # sequencer cycles of [first, last) (set by the compiler)
-    lut_wbits: int = 0         # LUT-core weight precision of this layer (0: no LUT channels)
+    model_cycles: int = 0  # sequencer cycles of [first, last) (set by the compiler)
+    lut_wbits: int = 0  # LUT-core weight precision of this layer (0: no LUT channels)
 
 
 @dataclass(frozen=True, eq=False)
@@ -180,14 +221,14 @@ class Program:
 
     config: GemmConfig
     instrs: tuple
-    act_base: dict             # tensor -> act address of its region
-    layout: dict               # tensor -> physical offset of each original flat index
-    idx: np.ndarray            # gather table: act offsets, -1 = padding
-    wd: tuple                  # DSP weight words (int)
-    wl: tuple                  # LUT weight words (int)
-    params: np.ndarray         # (P, 2): bias, multiplier
+    act_base: dict  # tensor -> act address of its region
+    layout: dict  # tensor -> physical offset of each original flat index
+    idx: np.ndarray  # gather table: act offsets, -1 = padding
+    wd: tuple  # DSP weight words (int)
+    wl: tuple  # LUT weight words (int)
+    params: np.ndarray  # (P, 2): bias, multiplier
     layers: tuple
-    graph: Graph               # transformed graph: LUT channels requantized
+    graph: Graph  # transformed graph: LUT channels requantized
     source: Graph
     needs: dict = field(default_factory=dict)
 
@@ -220,6 +261,7 @@ class Program:
 
 # --- split -----------------------------------------------------------------------------------
 
+
 def _item_errors(layer: GemmLayer, config: GemmConfig, wbits: int | None = None) -> np.ndarray:
     lo, hi = config.lut_weight_range(wbits)
     _, _, err = quantize_channels(layer.weight, lo, hi, ternary=config.lut_mode == "ternary")
@@ -228,9 +270,20 @@ def _item_errors(layer: GemmLayer, config: GemmConfig, wbits: int | None = None)
     return err.reshape(layer.groups, layer.ng).max(axis=1)
 
 
-def _gemm_instrs(layer: GemmLayer, shapes: dict, config: GemmConfig, *, x=(0, 0),
-                 w=(0, 0), y=0, p=0, xsigned=True, shift=None, name="",
-                 lut_wbits: int | None = None) -> list[Instr]:
+def _gemm_instrs(
+    layer: GemmLayer,
+    shapes: dict,
+    config: GemmConfig,
+    *,
+    x=(0, 0),
+    w=(0, 0),
+    y=0,
+    p=0,
+    xsigned=True,
+    shift=None,
+    name="",
+    lut_wbits: int | None = None,
+) -> list[Instr]:
     """CFG (+WIN, WSTEP for a convolution window) + GEMM per core with channels (``x``: its
     window origin), PCFG, SYNC, POST per core."""
     win = layer.window
@@ -242,43 +295,78 @@ def _gemm_instrs(layer: GemmLayer, shapes: dict, config: GemmConfig, *, x=(0, 0)
             continue
         lanes = config.lanes[core]
         if lanes == 0:
-            raise ModelError(f"{layer.node.describe()}: {n * g} channels assigned to the "
-                             f"{core} core, which this configuration does not have")
+            raise ModelError(
+                f"{layer.node.describe()}: {n * g} channels assigned to the "
+                f"{core} core, which this configuration does not have"
+            )
         tiles = timing.ceil_div(n, lanes)
         if tiles > 255:
-            raise ModelError(f"{layer.node.describe()}: {n} channels make {tiles} tiles on "
-                             f"the {core} core; at most 255")
+            raise ModelError(
+                f"{layer.node.describe()}: {n} channels make {tiles} tiles on "
+                f"the {core} core; at most 255"
+            )
         wbits = DSP_WBITS if core == "dsp" else (lut_wbits or config.lut_precisions[-1])
-        out.append(Instr("CFG", core, {"m": layer.m, "k": layer.k, "n": n, "g": g,
-                                       "tiles": tiles, "xsigned": int(xsigned),
-                                       "wbits": wbits},
-                         comment=f"{name}: {n * g} channels" if name else ""))
+        out.append(
+            Instr(
+                "CFG",
+                core,
+                {
+                    "m": layer.m,
+                    "k": layer.k,
+                    "n": n,
+                    "g": g,
+                    "tiles": tiles,
+                    "xsigned": int(xsigned),
+                    "wbits": wbits,
+                },
+                comment=f"{name}: {n * g} channels" if name else "",
+            )
+        )
         if not win.dense:
             out.append(Instr("WIN", core, win_fields))
             out.append(Instr("WSTEP", core, step_fields))
-        out.append(Instr("GEMM", core, {"x": x[i] % (1 << 16),
-                                        "gstep": win.cin_g * win.plane if g > 1 else 0,
-                                        "w": w[i], "pad": layer.zp_in & 0xFF}))
+        out.append(
+            Instr(
+                "GEMM",
+                core,
+                {
+                    "x": x[i] % (1 << 16),
+                    "gstep": win.cin_g * win.plane if g > 1 else 0,
+                    "w": w[i],
+                    "pad": layer.zp_in & 0xFF,
+                },
+            )
+        )
         started.append((core, n * g))
     # PCFG before the barrier: it waits only for the post unit, not the cores
-    out.append(Instr("PCFG", fields={"m": layer.m,
-                                     "shift": layer.shift if shift is None else shift,
-                                     "zp": layer.zp_out, "lo": layer.lo, "hi": layer.hi,
-                                     "round": ROUNDING[layer.rounding]}))
+    out.append(
+        Instr(
+            "PCFG",
+            fields={
+                "m": layer.m,
+                "shift": layer.shift if shift is None else shift,
+                "zp": layer.zp_out,
+                "lo": layer.lo,
+                "hi": layer.hi,
+                "round": ROUNDING[layer.rounding],
+            },
+        )
+    )
     out.append(Instr("SYNC"))
     offset = 0
     for core, count in started:
-        out.append(Instr("POST", core, {"n": count, "y": y + offset * layer.m,
-                                        "p": p + offset}))
+        out.append(Instr("POST", core, {"n": count, "y": y + offset * layer.m, "p": p + offset}))
         offset += count
     return out
 
 
-def layer_cycles(layer: GemmLayer, config: GemmConfig, items_lut: int,
-                 wbits: int | None = None) -> int:
+def layer_cycles(
+    layer: GemmLayer, config: GemmConfig, items_lut: int, wbits: int | None = None
+) -> int:
     """Modelled sequencer cycles of ``layer`` with ``items_lut`` split items on the LUT
     core at precision ``wbits`` (default: the LUT core's highest)."""
     from .model import schedule
+
     instrs = _gemm_instrs(layer, _split_shape(layer, items_lut), config, lut_wbits=wbits)
     return schedule(instrs, config).fetch[-1]
 
@@ -300,15 +388,16 @@ def _lut_candidates(errors: np.ndarray, order: np.ndarray | None, tau: float):
         return [(items, float(errors[items - 1]) if items else 0.0) for items in range(ok + 1)]
     out = [(0, 0.0)]
     for items in range(1, len(order) + 1):
-        error = float(errors[order[len(order) - items:]].max())
+        error = float(errors[order[len(order) - items :]].max())
         if error > tau:
             break
         out.append((items, error))
     return out
 
 
-def choose_split(layer: GemmLayer, config: GemmConfig, *, tau: float,
-                 order: np.ndarray | None = None) -> tuple[int, int]:
+def choose_split(
+    layer: GemmLayer, config: GemmConfig, *, tau: float, order: np.ndarray | None = None
+) -> tuple[int, int]:
     """``(items, wbits)``: the LUT-core split items and precision minimising the modelled
     layer latency, among counts whose every item has LUT-precision error <= ``tau`` (ties:
     the smaller error, then more LUT items, then fewer bits). LUT-only configs take every
@@ -331,22 +420,23 @@ def choose_split(layer: GemmLayer, config: GemmConfig, *, tau: float,
     return best[1], best[2]
 
 
-def _ratio_precision(layer: GemmLayer, config: GemmConfig, items: int, tau: float,
-                     order: np.ndarray | None = None):
+def _ratio_precision(
+    layer: GemmLayer, config: GemmConfig, items: int, tau: float, order: np.ndarray | None = None
+):
     """A fixed split's precision: the lowest whose ``items`` LUT items (the easiest, or the
     last of ``order``) are within ``tau`` (the highest when none is), and the items' errors
     at it."""
     precisions = config.lut_precisions
     for wbits in precisions:
         errors = _item_errors(layer, config, wbits)
-        chosen = np.sort(errors)[:items] if order is None else \
-            errors[order[len(order) - items:]]
+        chosen = np.sort(errors)[:items] if order is None else errors[order[len(order) - items :]]
         if len(precisions) == 1 or chosen.max(initial=0.0) <= tau:
             return wbits, errors
     return wbits, errors
 
 
 # --- compile -----------------------------------------------------------------------------------
+
 
 class _Arena:
     """The activation buffer's regions: a tensor's region is taken when its producer runs
@@ -357,17 +447,17 @@ class _Arena:
 
     def __init__(self):
         self.top = 0
-        self.free: list[tuple[int, int]] = []      # (base, size), ascending, merged
-        self.dying: set[str] = set()       # tensors the node being compiled reads last
-        self.adopted: set[str] = set()     # tensors whose region an output took over
+        self.free: list[tuple[int, int]] = []  # (base, size), ascending, merged
+        self.dying: set[str] = set()  # tensors the node being compiled reads last
+        self.adopted: set[str] = set()  # tensors whose region an output took over
 
     def take(self, n: int) -> int:
         for i, (base, size) in enumerate(self.free):
             if size >= n:
-                self.free[i:i + 1] = [(base + n, size - n)] if size > n else []
+                self.free[i : i + 1] = [(base + n, size - n)] if size > n else []
                 return base
         if self.free and self.free[-1][0] + self.free[-1][1] == self.top:
-            base = self.free.pop()[0]           # the top free range grows to fit
+            base = self.free.pop()[0]  # the top free range grows to fit
         else:
             base = self.top
         self.top = max(self.top, base + n)
@@ -393,8 +483,11 @@ def _requantize_lut(layer: GemmLayer, lut_items: np.ndarray, config: GemmConfig,
     bias = layer.bias.astype(np.float64).copy()
     mult = layer.multiplier.astype(np.float64).copy()
     ng = 1 if layer.groups == 1 else layer.ng
-    channels = np.concatenate([np.arange(i * ng, (i + 1) * ng) for i in lut_items]) \
-        if len(lut_items) else np.zeros(0, np.int64)
+    channels = (
+        np.concatenate([np.arange(i * ng, (i + 1) * ng) for i in lut_items])
+        if len(lut_items)
+        else np.zeros(0, np.int64)
+    )
     if len(channels) == 0:
         return w, layer.bias, layer.multiplier, layer.shift, False
     lo, hi = config.lut_weight_range(wbits)
@@ -405,15 +498,18 @@ def _requantize_lut(layer: GemmLayer, lut_items: np.ndarray, config: GemmConfig,
     bias[channels] = bias[channels] / f
     mult[channels] = mult[channels] * f
     e = 0
-    while np.rint(mult.max() / 2 ** e) >= 2 ** MULTIPLIER_BITS:
+    while np.rint(mult.max() / 2**e) >= 2**MULTIPLIER_BITS:
         e += 1
     if layer.shift - e < 1:
-        raise ModelError(f"{layer.node.describe()}: requantization multiplier too large after "
-                         f"quantizing channels to the LUT core's precision")
-    new_mult = np.rint(mult / 2 ** e).astype(np.int64)
+        raise ModelError(
+            f"{layer.node.describe()}: requantization multiplier too large after "
+            f"quantizing channels to the LUT core's precision"
+        )
+    new_mult = np.rint(mult / 2**e).astype(np.int64)
     if e == 0:
-        new_mult[np.setdiff1d(np.arange(len(mult)), channels)] = \
-            layer.multiplier[np.setdiff1d(np.arange(len(mult)), channels)]
+        new_mult[np.setdiff1d(np.arange(len(mult)), channels)] = layer.multiplier[
+            np.setdiff1d(np.arange(len(mult)), channels)
+        ]
     return w, np.rint(bias).astype(np.int64), new_mult, layer.shift - e, True
 
 
@@ -424,8 +520,15 @@ def _transformed_node(node: Node, layer: GemmLayer, w, bias, mult, shift) -> Nod
     weights["multiplier"] = mult
     attrs = dict(node.attrs)
     attrs["shift"] = int(shift)
-    return Node(name=node.name, op=node.op, inputs=node.inputs, outputs=node.outputs,
-                attrs=attrs, weights=weights, source_op=node.source_op)
+    return Node(
+        name=node.name,
+        op=node.op,
+        inputs=node.inputs,
+        outputs=node.outputs,
+        attrs=attrs,
+        weights=weights,
+        source_op=node.source_op,
+    )
 
 
 def _layout_of_gemm(perm_pos: np.ndarray, m: int) -> np.ndarray:
@@ -443,8 +546,15 @@ def _pack_lanes(values, width: int) -> int:
     return word
 
 
-def compile_graph(graph: Graph, config: GemmConfig, *, split="auto", tau: float = 0.02,
-                  fit: bool = True, stream: bool = True) -> Program:
+def compile_graph(
+    graph: Graph,
+    config: GemmConfig,
+    *,
+    split="auto",
+    tau: float = 0.02,
+    fit: bool = True,
+    stream: bool = True,
+) -> Program:
     """Compile ``graph`` for ``config``.
 
     ``split``: ``"auto"`` (per layer, the LUT-core share that minimises modelled latency
@@ -460,10 +570,12 @@ def compile_graph(graph: Graph, config: GemmConfig, *, split="auto", tau: float 
     if len(graph.inputs) == 1 and len(graph.outputs) == 1:
         out_t = graph.tensor(graph.outputs[0])
         if out_t.dtype.width > 8:
-            raise ModelError(f"model '{graph.name}': its output '{out_t.name}' is the float "
-                             f"output of its last layer, a {out_t.dtype} accumulator; the gemm "
-                             f"engine outputs 8-bit codes: quantize the output, or use "
-                             f"--engine dense")
+            raise ModelError(
+                f"model '{graph.name}': its output '{out_t.name}' is the float "
+                f"output of its last layer, a {out_t.dtype} accumulator; the gemm "
+                f"engine outputs 8-bit codes: quantize the output, or use "
+                f"--engine dense"
+            )
     lowering = Lowering(graph, config, split=split, tau=tau, stream=stream)
     lowering.load_input()
     for i, node in enumerate(graph.nodes):
@@ -493,12 +605,21 @@ class Lowering:
     ``node`` for each node (``post_op`` or ``gemm_layer``: place the input, ``split``,
     ``fold_params``, ``weight_images``, ``emit_gemm``), ``store_output``, ``program``."""
 
-    def __init__(self, graph: Graph, config: GemmConfig, *, split="auto", tau: float = 0.02,
-                 stream: bool = True):
+    def __init__(
+        self,
+        graph: Graph,
+        config: GemmConfig,
+        *,
+        split="auto",
+        tau: float = 0.02,
+        stream: bool = True,
+    ):
         if len(graph.inputs) != 1 or len(graph.outputs) != 1:
-            raise ModelError(f"model '{graph.name}': the gemm engine takes one input and one "
-                             f"output, this model has {len(graph.inputs)} and "
-                             f"{len(graph.outputs)}")
+            raise ModelError(
+                f"model '{graph.name}': the gemm engine takes one input and one "
+                f"output, this model has {len(graph.inputs)} and "
+                f"{len(graph.outputs)}"
+            )
         self.graph, self.config = graph, config
         self.split_spec, self.tau, self.stream = split, tau, stream
         self.instrs: list[Instr] = []
@@ -519,7 +640,7 @@ class Lowering:
         self.acc_need = {"dsp": 0, "lut": 0}
         self.acc_core = {"dsp": 2, "lut": 2}
         self.bias_bits = 2
-        self.prev_posts: tuple = ()   # the output the last instructions (a layer's POSTs) write
+        self.prev_posts: tuple = ()  # the output the last instructions (a layer's POSTs) write
 
     def add_idx(self, entries: np.ndarray) -> int:
         """Appends ``entries`` to the gather table; returns their base."""
@@ -536,41 +657,66 @@ class Lowering:
         x_t = graph.tensor(x_name)
         for t in (x_t, graph.tensor(graph.outputs[0])):
             if t.dtype.width > 8:
-                raise ModelError(f"tensor '{t.name}' is {t.dtype}; the gemm engine's "
-                                 f"activations are at most 8 bits")
+                raise ModelError(
+                    f"tensor '{t.name}' is {t.dtype}; the gemm engine's "
+                    f"activations are at most 8 bits"
+                )
         self.act_base[x_name] = self.act.take(x_t.size)
         self.layout[x_name] = np.arange(x_t.size)
-        self.instrs.append(Instr("LOAD", fields={"n": x_t.size, "dst": self.act_base[x_name]},
-                                 comment=f"input '{x_name}'"))
+        self.instrs.append(
+            Instr(
+                "LOAD",
+                fields={"n": x_t.size, "dst": self.act_base[x_name]},
+                comment=f"input '{x_name}'",
+            )
+        )
 
     def node(self, i: int, node: Node) -> None:
-        self.act.dying = {name for name in node.inputs if self.last_read[name] == i and
-                          name not in self.graph.outputs}
+        self.act.dying = {
+            name
+            for name in node.inputs
+            if self.last_read[name] == i and name not in self.graph.outputs
+        }
         if node.op in POST_OPS:
             self.post_op(node)
         elif node.op in LOWERINGS:
             self.gemm_layer(node)
         else:
-            raise ModelError(f"{node.describe()}: op '{node.op}' cannot run on the gemm "
-                             f"engine; it runs {', '.join(sorted(LOWERINGS))} and "
-                             f"{', '.join(sorted(POST_OPS))}")
+            raise ModelError(
+                f"{node.describe()}: op '{node.op}' cannot run on the gemm "
+                f"engine; it runs {', '.join(sorted(LOWERINGS))} and "
+                f"{', '.join(sorted(POST_OPS))}"
+            )
         self.release(i, node)
 
     def release(self, i: int, node: Node) -> None:
         """Gives back the regions of the tensors node ``i`` read last (and of an output
         nobody reads), after the node's own output was placed."""
         for name in dict.fromkeys(node.inputs + node.outputs):
-            if self.last_read.get(name, i) == i and name not in self.graph.outputs and \
-                    name not in self.act.adopted:
+            if (
+                self.last_read.get(name, i) == i
+                and name not in self.graph.outputs
+                and name not in self.act.adopted
+            ):
                 self.act.give(self.act_base[name], self.graph.tensor(name).size)
 
     def post_op(self, node: Node) -> None:
         first = len(self.instrs)
         self.prev_posts = ()
         self.new_nodes.append(node)
-        self.infos.append(POST_OPS[node.op](node, self.graph, self.instrs, self.act,
-                                            self.act_base, self.layout, self.params,
-                                            self.add_idx, first))
+        self.infos.append(
+            POST_OPS[node.op](
+                node,
+                self.graph,
+                self.instrs,
+                self.act,
+                self.act_base,
+                self.layout,
+                self.params,
+                self.add_idx,
+                first,
+            )
+        )
 
     def gemm_layer(self, node: Node) -> None:
         graph, config = self.graph, self.config
@@ -579,12 +725,16 @@ class Lowering:
         x_t = graph.tensor(node.inputs[0])
         for t in (x_t, graph.tensor(node.outputs[0])):
             if t.dtype.width > 8:
-                raise ModelError(f"{node.describe()}: tensor '{t.name}' is {t.dtype}; the "
-                                 f"gemm engine's activations are at most 8 bits")
+                raise ModelError(
+                    f"{node.describe()}: tensor '{t.name}' is {t.dtype}; the "
+                    f"gemm engine's activations are at most 8 bits"
+                )
         if layer.m > 4095 or layer.k > 4095 or layer.ng > 1023 or layer.groups > 1023:
-            raise ModelError(f"{node.describe()}: GEMM of M={layer.m}, K={layer.k}, "
-                             f"N={layer.ng}, G={layer.groups} exceeds the instruction fields "
-                             f"(M, K <= 4095; N, G <= 1023)")
+            raise ModelError(
+                f"{node.describe()}: GEMM of M={layer.m}, K={layer.k}, "
+                f"N={layer.ng}, G={layer.groups} exceeds the instruction fields "
+                f"(M, K <= 4095; N, G <= 1023)"
+            )
         win = layer.window
         in_base, copy = self.act_base[node.inputs[0]], None
         try:
@@ -592,30 +742,43 @@ class Lowering:
         except GroupOrderError:
             # the previous split scattered a group's channels: copy the input into its
             # original order first (a MAX of one-entry windows through a gather table)
-            copy = _reorder_copy(self.instrs, self.act, self.params, self.add_idx,
-                                 self.layout[node.inputs[0]], in_base, x_t.dtype.signed,
-                                 node.name)
+            copy = _reorder_copy(
+                self.instrs,
+                self.act,
+                self.params,
+                self.add_idx,
+                self.layout[node.inputs[0]],
+                in_base,
+                x_t.dtype.signed,
+                node.name,
+            )
             in_base = copy
             blocks, sub = plane_order(win, np.arange(x_t.size), node)
         # a grouped layer's groups go to the cores in their input's block order (each
         # core's groups are consecutive blocks, one group step apart)
         group_order = np.argsort(blocks, kind="stable") if layer.groups > 1 else None
         split = self.split(layer, group_order)
-        w, bias, mult, shift, changed = _requantize_lut(layer, split.lut_items, config,
-                                                        split.lut_wbits)
-        self.new_nodes.append(_transformed_node(node, layer, w, bias, mult, shift)
-                              if changed else node)
+        w, bias, mult, shift, changed = _requantize_lut(
+            layer, split.lut_items, config, split.lut_wbits
+        )
+        self.new_nodes.append(
+            _transformed_node(node, layer, w, bias, mult, shift) if changed else node
+        )
         dsp_max = (1 << (DSP_WBITS - 1)) - 1
-        for c in split.channel_order[:split.n_dsp]:
+        for c in split.channel_order[: split.n_dsp]:
             if w[c].min(initial=0) < -dsp_max - 1 or w[c].max(initial=0) > dsp_max:
-                raise ModelError(f"{node.describe()}: weight values of output channel {c} "
-                                 f"span [{w[c].min()}, {w[c].max()}]; the DSP core multiplies "
-                                 f"{DSP_WBITS}-bit signed weights")
+                raise ModelError(
+                    f"{node.describe()}: weight values of output channel {c} "
+                    f"span [{w[c].min()}, {w[c].max()}]; the DSP core multiplies "
+                    f"{DSP_WBITS}-bit signed weights"
+                )
         # -- step order: each group's input planes as they are stored (weights alike)
         inv_sub = np.argsort(sub.reshape(layer.groups, win.cin_g), axis=1, kind="stable")
         w_steps = np.take_along_axis(
             w.reshape(layer.groups, layer.ng, win.cin_g, win.kh * win.kw),
-            inv_sub[:, None, :, None], axis=2).reshape(layer.n, layer.k)
+            inv_sub[:, None, :, None],
+            axis=2,
+        ).reshape(layer.n, layer.k)
         x_origin = []
         for items in (split.dsp_items, split.lut_items):
             block = int(blocks[items[0]]) if len(items) and layer.groups > 1 else 0
@@ -625,17 +788,43 @@ class Lowering:
         self.act_base[node.outputs[0]] = y_base
         self.layout[node.outputs[0]] = _layout_of_gemm(split.pos, layer.m)
         w_bases = self.weight_images(layer, split, w_steps)
-        self.instrs.extend(_gemm_instrs(layer, _split_shape(layer, split.items_lut), config,
-                                        x=tuple(x_origin), w=w_bases, y=y_base, p=p_base,
-                                        xsigned=x_t.dtype.signed, shift=shift, name=node.name,
-                                        lut_wbits=split.lut_wbits))
+        self.instrs.extend(
+            _gemm_instrs(
+                layer,
+                _split_shape(layer, split.items_lut),
+                config,
+                x=tuple(x_origin),
+                w=w_bases,
+                y=y_base,
+                p=p_base,
+                xsigned=x_t.dtype.signed,
+                shift=shift,
+                name=node.name,
+                lut_wbits=split.lut_wbits,
+            )
+        )
         first = self.stream_layer(node, layer, split, first)
-        lut_err = float(split.errors[split.lut_items].max()) \
-            if len(split.lut_items) and changed else 0.0
-        self.infos.append(LayerInfo(node.name, node.op, node.source_op, layer.m, layer.k,
-                                    layer.n, layer.groups, split.n_dsp, split.n_lut, lut_err,
-                                    first, len(self.instrs), layer.macs,
-                                    lut_wbits=split.lut_wbits if split.n_lut else 0))
+        lut_err = (
+            float(split.errors[split.lut_items].max()) if len(split.lut_items) and changed else 0.0
+        )
+        self.infos.append(
+            LayerInfo(
+                node.name,
+                node.op,
+                node.source_op,
+                layer.m,
+                layer.k,
+                layer.n,
+                layer.groups,
+                split.n_dsp,
+                split.n_lut,
+                lut_err,
+                first,
+                len(self.instrs),
+                layer.macs,
+                lut_wbits=split.lut_wbits if split.n_lut else 0,
+            )
+        )
         self.prev_posts = (node.outputs[0],)
         if copy is not None:
             self.act.give(copy, x_t.size)
@@ -645,8 +834,7 @@ class Lowering:
         physical channel order it gives."""
         config, split = self.config, self.split_spec
         if config.lut_lanes == 0 or config.dsp_lanes == 0 or split == "auto":
-            items_lut, lut_wbits = choose_split(layer, config, tau=self.tau,
-                                                order=group_order)
+            items_lut, lut_wbits = choose_split(layer, config, tau=self.tau, order=group_order)
         else:
             ratio = split.get(layer.node.name, 0.0) if isinstance(split, dict) else split
             if not 0.0 <= float(ratio) <= 1.0:
@@ -654,8 +842,7 @@ class Lowering:
             items_lut = int(round(layer.items * float(ratio)))
             lut_wbits = None
         if config.lut_lanes and lut_wbits is None:
-            lut_wbits, errors = _ratio_precision(layer, config, items_lut, self.tau,
-                                                 group_order)
+            lut_wbits, errors = _ratio_precision(layer, config, items_lut, self.tau, group_order)
         elif config.lut_lanes:
             errors = _item_errors(layer, config, lut_wbits)
         else:
@@ -665,15 +852,24 @@ class Lowering:
             lut_items = np.sort(order[:items_lut])
             dsp_items = np.setdiff1d(np.arange(layer.items), lut_items)
         else:
-            lut_items = group_order[layer.items - items_lut:]
-            dsp_items = group_order[:layer.items - items_lut]
+            lut_items = group_order[layer.items - items_lut :]
+            dsp_items = group_order[: layer.items - items_lut]
         ng_item = 1 if layer.groups == 1 else layer.ng
         item_order = np.concatenate([dsp_items, lut_items]).astype(np.int64)
         channel_order = (item_order[:, None] * ng_item + np.arange(ng_item)[None]).reshape(-1)
         pos = np.empty(layer.n, np.int64)
         pos[channel_order] = np.arange(layer.n)
-        return _Split(items_lut, lut_wbits, errors, dsp_items, lut_items, channel_order, pos,
-                      len(dsp_items) * ng_item, len(lut_items) * ng_item)
+        return _Split(
+            items_lut,
+            lut_wbits,
+            errors,
+            dsp_items,
+            lut_items,
+            channel_order,
+            pos,
+            len(dsp_items) * ng_item,
+            len(lut_items) * ng_item,
+        )
 
     def fold_params(self, layer: GemmLayer, split: _Split, w, bias, mult, xs) -> int:
         """Appends the layer's (bias with the zero point folded in, multiplier) in physical
@@ -682,19 +878,22 @@ class Lowering:
         folded = bias - layer.zp_in * w.sum(axis=1)
         # packed DSP lanes see unsigned activations as a - 128: their bias gets 128 * sum(w)
         offset = 128 if config.dsp_pack and not xs.signed else 0
-        dsp_chans = split.channel_order[:split.n_dsp]
+        dsp_chans = split.channel_order[: split.n_dsp]
         folded[dsp_chans] += offset * w[dsp_chans].sum(axis=1)
-        for core, chans in (("dsp", dsp_chans), ("lut", split.channel_order[split.n_dsp:])):
+        for core, chans in (("dsp", dsp_chans), ("lut", split.channel_order[split.n_dsp :])):
             if not len(chans):
                 continue
-            x_lo, x_hi = xs.min - (offset if core == "dsp" else 0), \
-                xs.max - (offset if core == "dsp" else 0)
+            x_lo, x_hi = (
+                xs.min - (offset if core == "dsp" else 0),
+                xs.max - (offset if core == "dsp" else 0),
+            )
             hi_term = np.maximum(w[chans] * x_hi, w[chans] * x_lo).sum(axis=1).max()
             lo_term = np.minimum(w[chans] * x_hi, w[chans] * x_lo).sum(axis=1).min()
             # bit-serial partial sums (Horner over bit-planes) reach up to 3x the final range
             grow = 3 if core == "lut" and config.lut_mode == "bitserial" else 1
-            self.acc_core[core] = max(self.acc_core[core],
-                                      signed_bits(int(grow * lo_term), int(grow * hi_term)))
+            self.acc_core[core] = max(
+                self.acc_core[core], signed_bits(int(grow * lo_term), int(grow * hi_term))
+            )
         self.bias_bits = max(self.bias_bits, signed_bits(int(folded.min()), int(folded.max())))
         p_base = len(self.params)
         for c in split.channel_order:
@@ -717,13 +916,13 @@ class Lowering:
             tiles = timing.ceil_div(n, lanes)
             wbits = DSP_WBITS if core == "dsp" else config.lut_wbits
             serial = core == "lut" and config.lut_mode == "bitserial"
-            chans = split.channel_order[(split.n_dsp if core == "lut" else 0):][:n * g]
+            chans = split.channel_order[(split.n_dsp if core == "lut" else 0) :][: n * g]
             chans = chans.reshape(g, n)
             for gi in range(g):
                 for t in range(tiles):
-                    lane_ch = chans[gi, t * lanes:(t + 1) * lanes]
+                    lane_ch = chans[gi, t * lanes : (t + 1) * lanes]
                     block = np.zeros((lanes, layer.k), np.int64)
-                    block[:len(lane_ch)] = w_steps[lane_ch]
+                    block[: len(lane_ch)] = w_steps[lane_ch]
                     if serial:
                         for bit in range(split.lut_wbits - 1, -1, -1):
                             plane = (block >> bit) & 1
@@ -737,14 +936,21 @@ class Lowering:
         """Moves a one-pixel dense layer's GEMMs ahead of the LOAD or POSTs that write its
         input (it reads it in address order; not the bit-serial core, which reads every step
         once a plane); returns the instruction its cycles count from."""
-        in_order = layer.window.dense and layer.groups == 1 and \
-            not (self.config.lut_mode == "bitserial" and split.n_lut)
+        in_order = (
+            layer.window.dense
+            and layer.groups == 1
+            and not (self.config.lut_mode == "bitserial" and split.n_lut)
+        )
         if not (self.stream and in_order):
             return first
         if first == 1 and node.inputs[0] == self.graph.inputs[0]:
             return _stream_first_layer(self.instrs)
-        if self.infos and self.prev_posts and node.inputs[0] == self.prev_posts[0] and \
-                self.infos[-1].m == 1:
+        if (
+            self.infos
+            and self.prev_posts
+            and node.inputs[0] == self.prev_posts[0]
+            and self.infos[-1].m == 1
+        ):
             # behind the previous layer's POSTs, which write this input in address order
             first = _stream_after_posts(self.instrs, first)
             self.infos[-1] = replace(self.infos[-1], last=first)
@@ -754,16 +960,28 @@ class Lowering:
         graph = self.graph
         out = graph.outputs[0]
         if out not in self.layout:
-            raise ModelError(f"model '{graph.name}': output '{out}' is not computed by a "
-                             f"node")
+            raise ModelError(f"model '{graph.name}': output '{out}' is not computed by a node")
         out_t = graph.tensor(out)
         store_idx = self.add_idx(self.layout[out])
         # straight behind the POSTs that write the output in order: it leaves as it is written
-        follow = self.stream and self.prev_posts == (out,) and self.infos[-1].m == 1 and \
-            np.array_equal(self.layout[out], np.arange(out_t.size))
-        self.instrs.append(Instr("STORE", fields={"n": out_t.size, "x": self.act_base[out],
-                                                  "idx": store_idx, "stream": int(follow)},
-                                 comment=f"output '{out}'"))
+        follow = (
+            self.stream
+            and self.prev_posts == (out,)
+            and self.infos[-1].m == 1
+            and np.array_equal(self.layout[out], np.arange(out_t.size))
+        )
+        self.instrs.append(
+            Instr(
+                "STORE",
+                fields={
+                    "n": out_t.size,
+                    "x": self.act_base[out],
+                    "idx": store_idx,
+                    "stream": int(follow),
+                },
+                comment=f"output '{out}'",
+            )
+        )
         self.instrs.append(Instr("END"))
         _mark_early_posts(self.instrs)
         _check_fields(self.instrs, self.infos, graph)
@@ -774,27 +992,46 @@ class Lowering:
         graph, config, instrs = self.graph, self.config, self.instrs
         new_graph = replace(graph, tensors=dict(graph.tensors), nodes=tuple(self.new_nodes))
         idx = np.concatenate(self.idx_parts) if self.idx_parts else np.zeros(0, np.int64)
-        needs = {"imem_depth": len(instrs), "act_depth": self.act.top, "idx_depth": len(idx),
-                 "wd_depth": len(self.wd), "wl_depth": len(self.wl),
-                 "param_depth": len(self.params),
-                 "accd_depth": self.acc_need["dsp"], "accl_depth": self.acc_need["lut"],
-                 "acc_bits": self.acc_core["dsp"], "lut_acc_bits": self.acc_core["lut"],
-                 "bias_bits": self.bias_bits,
-                 "residual": any(i.op in ("ADD", "MAX") for i in instrs),
-                 "windows": any(i.op == "WIN" for i in instrs),
-                 "half_even": any(i.op == "PCFG" and i["round"] == ROUNDING["half_even"]
-                                  for i in instrs)}
+        needs = {
+            "imem_depth": len(instrs),
+            "act_depth": self.act.top,
+            "idx_depth": len(idx),
+            "wd_depth": len(self.wd),
+            "wl_depth": len(self.wl),
+            "param_depth": len(self.params),
+            "accd_depth": self.acc_need["dsp"],
+            "accl_depth": self.acc_need["lut"],
+            "acc_bits": self.acc_core["dsp"],
+            "lut_acc_bits": self.acc_core["lut"],
+            "bias_bits": self.bias_bits,
+            "residual": any(i.op in ("ADD", "MAX") for i in instrs),
+            "windows": any(i.op == "WIN" for i in instrs),
+            "half_even": any(
+                i.op == "PCFG" and i["round"] == ROUNDING["half_even"] for i in instrs
+            ),
+        }
         if fit:
             config = config.fit(needs)
         else:
             _check_fits(config, needs, graph)
         if config.board:
             check_device(config, config.board, graph.name)
-        program = Program(config, tuple(instrs), self.act_base, self.layout, idx,
-                          tuple(self.wd), tuple(self.wl),
-                          np.asarray(self.params, np.int64).reshape(-1, 2), (), new_graph,
-                          graph, needs)
+        program = Program(
+            config,
+            tuple(instrs),
+            self.act_base,
+            self.layout,
+            idx,
+            tuple(self.wd),
+            tuple(self.wl),
+            np.asarray(self.params, np.int64).reshape(-1, 2),
+            (),
+            new_graph,
+            graph,
+            needs,
+        )
         from .model import instruction_cycles
+
         starts = instruction_cycles(program)
         infos = [replace(i, model_cycles=starts[i.last] - starts[i.first]) for i in self.infos]
         return replace(program, layers=tuple(infos))
@@ -820,13 +1057,15 @@ def _stream_after_posts(instrs: list[Instr], first: int) -> int:
     ``stream``. Returns the index of the layer's first other instruction (its ``PCFG``), where its
     cycles are counted from."""
     at = next(i for i in range(first, len(instrs)) if instrs[i].op not in ("CFG", "GEMM"))
-    block = [replace(ins, fields={**ins.fields, "stream": 1}) if ins.op == "GEMM" else ins
-             for ins in instrs[first:at]]
+    block = [
+        replace(ins, fields={**ins.fields, "stream": 1}) if ins.op == "GEMM" else ins
+        for ins in instrs[first:at]
+    ]
     p0 = first
     while instrs[p0 - 1].op == "POST":
         p0 -= 1
-    instrs[p0 + len(block):at] = instrs[p0:first]
-    instrs[p0:p0 + len(block)] = block
+    instrs[p0 + len(block) : at] = instrs[p0:first]
+    instrs[p0 : p0 + len(block)] = block
     return at
 
 
@@ -838,7 +1077,7 @@ def _mark_early_posts(instrs: list[Instr]) -> None:
     for i, ins in enumerate(instrs):
         if ins.op != "POST":
             continue
-        for nxt in instrs[i + 1:]:
+        for nxt in instrs[i + 1 :]:
             if nxt.op == "POST" or (nxt.op == "STORE" and nxt["stream"]):
                 instrs[i] = replace(ins, fields={**ins.fields, "early": 1})
                 break
@@ -846,8 +1085,7 @@ def _mark_early_posts(instrs: list[Instr]) -> None:
                 break
 
 
-def _reorder_copy(instrs, act, params, add_idx, layout, base: int, signed: bool,
-                  name: str) -> int:
+def _reorder_copy(instrs, act, params, add_idx, layout, base: int, signed: bool, name: str) -> int:
     """Instructions copying a tensor stored in ``layout`` at ``base`` into a new region in
     its original order (``MAX`` with one-entry windows and the identity requantization);
     returns the new region's base."""
@@ -856,8 +1094,13 @@ def _reorder_copy(instrs, act, params, add_idx, layout, base: int, signed: bool,
     q = len(params)
     params.append((0, 1))
     lo, hi = (-128, 127) if signed else (0, 255)
-    instrs.append(Instr("PCFG", fields={"m": 1, "shift": 0, "zp": 0, "lo": lo, "hi": hi,
-                                        "round": 0}, comment=f"{name}: input reordered"))
+    instrs.append(
+        Instr(
+            "PCFG",
+            fields={"m": 1, "shift": 0, "zp": 0, "lo": lo, "hi": hi, "round": 0},
+            comment=f"{name}: input reordered",
+        )
+    )
     instrs.append(Instr("ADDP", fields={"y": y, "q": q, "i": add_idx(layout)}))
     instrs.append(Instr("MAX", fields={"n": n, "x": base, "k": 1, "xsigned": int(signed)}))
     return y
@@ -870,10 +1113,12 @@ def _check_fields(instrs: list[Instr], infos: list[LayerInfo], graph: Graph) -> 
             encode(ins)
         except AsmError as exc:
             owner = next((info for info in infos if info.first <= i < info.last), None)
-            where = (f"layer '{owner.name}' ({owner.source_op})" if owner
-                     else f"model '{graph.name}'")
-            raise ModelError(f"{where}: {exc}; the gemm engine's instruction cannot hold "
-                             f"it") from None
+            where = (
+                f"layer '{owner.name}' ({owner.source_op})" if owner else f"model '{graph.name}'"
+            )
+            raise ModelError(
+                f"{where}: {exc}; the gemm engine's instruction cannot hold it"
+            ) from None
 
 
 def _check_fits(config: GemmConfig, needs: dict, graph: Graph):
@@ -882,16 +1127,17 @@ def _check_fits(config: GemmConfig, needs: dict, graph: Graph):
         fits = value <= have
         if name in ("residual", "half_even", "windows"):
             if value and not have:
-                raise ModelError(f"model '{graph.name}' needs {name}; the overlay was built "
-                                 f"without it ({name}=False)")
+                raise ModelError(
+                    f"model '{graph.name}' needs {name}; the overlay was built "
+                    f"without it ({name}=False)"
+                )
             continue
         if name == "lut_acc_bits":
             have = config.acc_widths["lut"]
             fits = value <= have
         if not fits:
             what = name.replace("_depth", " memory depth").replace("_bits", " width in bits")
-            raise ModelError(f"model '{graph.name}' needs {what} {value}; the overlay has "
-                             f"{have}")
+            raise ModelError(f"model '{graph.name}' needs {what} {value}; the overlay has {have}")
 
 
 def _emit_add(node, graph, instrs, act, act_base, layout, params, add_idx, first) -> LayerInfo:
@@ -901,20 +1147,24 @@ def _emit_add(node, graph, instrs, act, act_base, layout, params, add_idx, first
     a = node.attrs
     rounding = a.get("rounding", "half_up")
     if rounding not in ROUNDING:
-        raise ModelError(f"{node.describe()}: rounding '{rounding}' is not one of "
-                         f"{', '.join(ROUNDING)}")
+        raise ModelError(
+            f"{node.describe()}: rounding '{rounding}' is not one of {', '.join(ROUNDING)}"
+        )
     ta, tb = graph.tensor(a_name), graph.tensor(b_name)
     if ta.dtype.signed != tb.dtype.signed:
-        raise ModelError(f"{node.describe()}: inputs '{a_name}' and '{b_name}' differ in "
-                         f"signedness; the gemm engine's add takes two of the same kind")
+        raise ModelError(
+            f"{node.describe()}: inputs '{a_name}' and '{b_name}' differ in "
+            f"signedness; the gemm engine's add takes two of the same kind"
+        )
     m = np.asarray(node.weights["multiplier"], np.int64)
-    if m.max() >= 2 ** MULTIPLIER_BITS:
-        raise ModelError(f"{node.describe()}: add multipliers {m.tolist()} exceed "
-                         f"{MULTIPLIER_BITS} bits")
+    if m.max() >= 2**MULTIPLIER_BITS:
+        raise ModelError(
+            f"{node.describe()}: add multipliers {m.tolist()} exceed {MULTIPLIER_BITS} bits"
+        )
     za, zb = (int(z) for z in a["input_zero_points"])
     n = graph.tensor(node.outputs[0]).size
     inv_a = np.empty(n, np.int64)
-    inv_a[layout[a_name]] = np.arange(n)        # original index of a's j-th physical element
+    inv_a[layout[a_name]] = np.arange(n)  # original index of a's j-th physical element
     b_offsets = layout[b_name][inv_a]
     # b stored in a's order: read at b + j, no gather table
     gather = not np.array_equal(b_offsets, np.arange(n))
@@ -930,16 +1180,36 @@ def _emit_add(node, graph, instrs, act, act_base, layout, params, add_idx, first
         y_base = act.take(n)
     act_base[node.outputs[0]] = y_base
     layout[node.outputs[0]] = layout[a_name]
-    instrs.append(Instr("PCFG", fields={"m": 1, "shift": int(a["shift"]),
-                                        "zp": int(a["output_zero_point"]), "lo": int(a["lo"]),
-                                        "hi": int(a["hi"]), "round": ROUNDING[rounding]},
-                        comment=f"{node.name}: residual add"))
+    instrs.append(
+        Instr(
+            "PCFG",
+            fields={
+                "m": 1,
+                "shift": int(a["shift"]),
+                "zp": int(a["output_zero_point"]),
+                "lo": int(a["lo"]),
+                "hi": int(a["hi"]),
+                "round": ROUNDING[rounding],
+            },
+            comment=f"{node.name}: residual add",
+        )
+    )
     instrs.append(Instr("ADDP", fields={"y": y_base, "q": q, "i": b_idx}))
-    instrs.append(Instr("ADD", fields={"n": n, "a": act_base[a_name], "b": act_base[b_name],
-                                       "xsigned": int(ta.dtype.signed),
-                                       "gather": int(gather)}))
-    return LayerInfo(node.name, node.op, node.source_op, n, 1, 1, 1, 0, 0, 0.0, first,
-                     len(instrs), 2 * n)
+    instrs.append(
+        Instr(
+            "ADD",
+            fields={
+                "n": n,
+                "a": act_base[a_name],
+                "b": act_base[b_name],
+                "xsigned": int(ta.dtype.signed),
+                "gather": int(gather),
+            },
+        )
+    )
+    return LayerInfo(
+        node.name, node.op, node.source_op, n, 1, 1, 1, 0, 0, 0.0, first, len(instrs), 2 * n
+    )
 
 
 def program_images(program: Program, config: GemmConfig | None = None) -> dict:
@@ -947,6 +1217,7 @@ def program_images(program: Program, config: GemmConfig | None = None) -> dict:
     ``imem``, ``idx`` (offset, pad flag above it), ``wd``, ``wl``, ``params``
     (``bias << MULTIPLIER_BITS | multiplier``)."""
     from .engine import abits
+
     config = config or program.config
     pad_bit = 1 << abits(config.act_depth)
     bias_mask = (1 << config.bias_bits) - 1
@@ -955,17 +1226,17 @@ def program_images(program: Program, config: GemmConfig | None = None) -> dict:
         "idx": [pad_bit if int(e) < 0 else int(e) for e in program.idx],
         "wd": list(program.wd),
         "wl": list(program.wl),
-        "params": [((int(b) & bias_mask) << MULTIPLIER_BITS) | int(mu)
-                   for b, mu in program.params],
+        "params": [((int(b) & bias_mask) << MULTIPLIER_BITS) | int(mu) for b, mu in program.params],
     }
 
 
 def _post_params(node: Node, multipliers, zero_points):
     """Checks that ``MAX``'s parameter fields hold the node's multipliers and zero points."""
     mult = np.asarray(multipliers, np.int64).reshape(-1)
-    if mult.max(initial=0) >= 2 ** MULTIPLIER_BITS or mult.min(initial=0) < 0:
-        raise ModelError(f"{node.describe()}: multipliers {mult.tolist()} exceed "
-                         f"{MULTIPLIER_BITS} unsigned bits")
+    if mult.max(initial=0) >= 2**MULTIPLIER_BITS or mult.min(initial=0) < 0:
+        raise ModelError(
+            f"{node.describe()}: multipliers {mult.tolist()} exceed {MULTIPLIER_BITS} unsigned bits"
+        )
     for z in zero_points:
         if not -256 <= int(z) <= 255:
             raise ModelError(f"{node.describe()}: input zero point {z} exceeds 9 bits")
@@ -976,12 +1247,21 @@ def _pcfg(node: Node) -> Instr:
     a = node.attrs
     rounding = a.get("rounding", "half_up")
     if rounding not in ROUNDING:
-        raise ModelError(f"{node.describe()}: rounding '{rounding}' is not one of "
-                         f"{', '.join(ROUNDING)}")
-    return Instr("PCFG", fields={"m": 1, "shift": int(a["shift"]),
-                                 "zp": int(a["output_zero_point"]), "lo": int(a["lo"]),
-                                 "hi": int(a["hi"]), "round": ROUNDING[rounding]},
-                 comment=f"{node.name}: {node.op}")
+        raise ModelError(
+            f"{node.describe()}: rounding '{rounding}' is not one of {', '.join(ROUNDING)}"
+        )
+    return Instr(
+        "PCFG",
+        fields={
+            "m": 1,
+            "shift": int(a["shift"]),
+            "zp": int(a["output_zero_point"]),
+            "lo": int(a["lo"]),
+            "hi": int(a["hi"]),
+            "round": ROUNDING[rounding],
+        },
+        comment=f"{node.name}: {node.op}",
+    )
 
 
 def _emit_max(node, graph, instrs, act, act_base, layout, params, add_idx, first) -> LayerInfo:
@@ -1001,14 +1281,23 @@ def _emit_max(node, graph, instrs, act, act_base, layout, params, add_idx, first
     layout[node.outputs[0]] = np.arange(c * m)
     instrs.append(_pcfg(node))
     instrs.append(Instr("ADDP", fields={"y": y_base, "q": q, "i": add_idx(table)}))
-    instrs.append(Instr("MAX", fields={"n": c * m, "x": act_base[x_name], "k": k,
-                                       "xsigned": int(graph.tensor(x_name).dtype.signed)}))
-    return LayerInfo(node.name, node.op, node.source_op, m, k, c, c, 0, 0, 0.0, first,
-                     len(instrs), 0)
+    instrs.append(
+        Instr(
+            "MAX",
+            fields={
+                "n": c * m,
+                "x": act_base[x_name],
+                "k": k,
+                "xsigned": int(graph.tensor(x_name).dtype.signed),
+            },
+        )
+    )
+    return LayerInfo(
+        node.name, node.op, node.source_op, m, k, c, c, 0, 0, 0.0, first, len(instrs), 0
+    )
 
 
-def _emit_copies(node, graph, instrs, act, act_base, layout, params, add_idx,
-                 first) -> LayerInfo:
+def _emit_copies(node, graph, instrs, act, act_base, layout, params, add_idx, first) -> LayerInfo:
     """``concat`` (or a standalone ``requant``): each input requantized by a ``MAX`` with
     one-entry windows, read in its original order into consecutive output ranges; the
     output's layout puts every element where its input's range holds it."""
@@ -1030,16 +1319,31 @@ def _emit_copies(node, graph, instrs, act, act_base, layout, params, add_idx,
         n = graph.tensor(name).size
         q = len(params)
         params.append((int(z), int(mu)))
-        instrs.append(Instr("ADDP", fields={"y": y_base + offset, "q": q,
-                                            "i": add_idx(layout[name])}))
-        instrs.append(Instr("MAX", fields={"n": n, "x": act_base[name], "k": 1,
-                                           "xsigned": int(graph.tensor(name).dtype.signed)}))
+        instrs.append(
+            Instr("ADDP", fields={"y": y_base + offset, "q": q, "i": add_idx(layout[name])})
+        )
+        instrs.append(
+            Instr(
+                "MAX",
+                fields={
+                    "n": n,
+                    "x": act_base[name],
+                    "k": 1,
+                    "xsigned": int(graph.tensor(name).dtype.signed),
+                },
+            )
+        )
         parts.append(offset + np.arange(n).reshape(tuple(shape)))
         offset += n
     layout[node.outputs[0]] = np.concatenate(parts, axis=axis).reshape(-1)
-    return LayerInfo(node.name, node.op, node.source_op, n_out, 1, 1, 1, 0, 0, 0.0, first,
-                     len(instrs), 0)
+    return LayerInfo(
+        node.name, node.op, node.source_op, n_out, 1, 1, 1, 0, 0, 0.0, first, len(instrs), 0
+    )
 
 
-POST_OPS: dict[str, Callable] = {"add": _emit_add, "maxpool": _emit_max,
-                                 "concat": _emit_copies, "requant": _emit_copies}
+POST_OPS: dict[str, Callable] = {
+    "add": _emit_add,
+    "maxpool": _emit_max,
+    "concat": _emit_copies,
+    "requant": _emit_copies,
+}

@@ -11,12 +11,21 @@ from dataclasses import dataclass, replace
 
 from boards.families import BOARD_FACTS
 
-__all__ = ["GemmConfig", "LUT_MODES", "BOARDS", "NO_CONFIG", "board_configs", "ACT_BITS", "DSP_WBITS", "MULT_BITS",
-           "SERIAL_WBITS"]
+__all__ = [
+    "GemmConfig",
+    "LUT_MODES",
+    "BOARDS",
+    "NO_CONFIG",
+    "board_configs",
+    "ACT_BITS",
+    "DSP_WBITS",
+    "MULT_BITS",
+    "SERIAL_WBITS",
+]
 
-ACT_BITS = 8          # activation codes in the activation buffer
-DSP_WBITS = 8         # DSP-core weights (int8)
-MULT_BITS = 15        # requantization multipliers (frontends.fixedpoint.MULTIPLIER_BITS)
+ACT_BITS = 8  # activation codes in the activation buffer
+DSP_WBITS = 8  # DSP-core weights (int8)
+MULT_BITS = 15  # requantization multipliers (frontends.fixedpoint.MULTIPLIER_BITS)
 LUT_MODES = ("shiftadd", "ternary", "bitserial")
 SERIAL_WBITS = (2, 8)  # bit-serial LUT core: weight precisions a CFG may choose
 
@@ -49,7 +58,8 @@ class GemmConfig:
     ``acc_bits``: the cores' accumulators; ``bias_bits``: per-channel bias in the parameter
     memory. The ``*_depth`` are memory depths in words. ``residual``: the post unit has the
     ``ADD`` datapath; ``half_even``: it rounds half to even too; ``windows``: the cores have
-    the convolution window counters (without them a core runs one-pixel windows only); ``lut_acc_bits``: the LUT
+    the convolution window counters (without them a core runs one-pixel windows only);
+    ``lut_acc_bits``: the LUT
     core's accumulators (0: ``acc_bits``; low-bit weights need fewer).
     """
 
@@ -78,23 +88,37 @@ class GemmConfig:
 
     def __post_init__(self):
         if self.dsp_lanes < 0 or self.lut_lanes < 0 or self.dsp_lanes + self.lut_lanes == 0:
-            raise ValueError(f"core sizes dsp_lanes={self.dsp_lanes}, lut_lanes="
-                             f"{self.lut_lanes}: at least one core must have lanes")
+            raise ValueError(
+                f"core sizes dsp_lanes={self.dsp_lanes}, lut_lanes="
+                f"{self.lut_lanes}: at least one core must have lanes"
+            )
         if self.lut_mode not in LUT_MODES:
-            raise ValueError(f"unknown LUT-core mode '{self.lut_mode}'; modes: "
-                             f"{', '.join(LUT_MODES)}")
+            raise ValueError(
+                f"unknown LUT-core mode '{self.lut_mode}'; modes: {', '.join(LUT_MODES)}"
+            )
         if self.dsp_pack and self.dsp_regs:
-            raise ValueError("dsp_pack (iCE40 SB_MAC16 pairs) and dsp_regs (ECP5 MULT18X18D "
-                             "lanes) exclude each other")
+            raise ValueError(
+                "dsp_pack (iCE40 SB_MAC16 pairs) and dsp_regs (ECP5 MULT18X18D "
+                "lanes) exclude each other"
+            )
         if self.lut_mode == "ternary" and self.lut_wbits != 2:
             object.__setattr__(self, "lut_wbits", 2)
         if self.lut_mode == "bitserial":
             object.__setattr__(self, "lut_wbits", 1)
         elif not 2 <= self.lut_wbits <= 4:
-            raise ValueError(f"lut_wbits={self.lut_wbits}: the shift-add LUT core takes 2-4 "
-                             f"bit weights")
-        for name in ("imem_depth", "act_depth", "idx_depth", "wd_depth", "wl_depth",
-                     "param_depth", "accd_depth", "accl_depth"):
+            raise ValueError(
+                f"lut_wbits={self.lut_wbits}: the shift-add LUT core takes 2-4 bit weights"
+            )
+        for name in (
+            "imem_depth",
+            "act_depth",
+            "idx_depth",
+            "wd_depth",
+            "wl_depth",
+            "param_depth",
+            "accd_depth",
+            "accl_depth",
+        ):
             if getattr(self, name) < 2:
                 raise ValueError(f"{name}={getattr(self, name)}: memories have >= 2 words")
 
@@ -122,24 +146,44 @@ class GemmConfig:
 
     def describe(self) -> str:
         mode = {"ternary": "ternary", "bitserial": "bit-serial int2-8"}.get(
-            self.lut_mode, f"int{self.lut_wbits}")
-        pack = (", SB_MAC16 8x8 pairs" if self.dsp_pack else
-                ", registered MULT18X18D" if self.dsp_regs else "")
+            self.lut_mode, f"int{self.lut_wbits}"
+        )
+        pack = (
+            ", SB_MAC16 8x8 pairs"
+            if self.dsp_pack
+            else ", registered MULT18X18D"
+            if self.dsp_regs
+            else ""
+        )
         return f"{self.dsp_lanes} DSP lanes (int8{pack}) + {self.lut_lanes} LUT lanes ({mode})"
 
-    def fit(self, needs: dict) -> "GemmConfig":
+    def fit(self, needs: dict) -> GemmConfig:
         """This config with every memory at least as deep as ``needs`` (a program's use),
         rounded up to a power of two, or beyond 2048 words to a multiple of 2048 (the block
         RAMs' deepest shape: a power of two would waste up to half of them)."""
-        depths = {name: max(2, _depth(needs.get(name, 2)))
-                  for name in ("imem_depth", "act_depth", "idx_depth", "wd_depth",
-                               "wl_depth", "param_depth", "accd_depth", "accl_depth")}
-        return replace(self, **depths, acc_bits=needs.get("acc_bits", self.acc_bits),
-                       bias_bits=needs.get("bias_bits", self.bias_bits),
-                       residual=needs.get("residual", self.residual),
-                       half_even=needs.get("half_even", self.half_even),
-                       windows=needs.get("windows", self.windows),
-                       lut_acc_bits=needs.get("lut_acc_bits", self.lut_acc_bits))
+        depths = {
+            name: max(2, _depth(needs.get(name, 2)))
+            for name in (
+                "imem_depth",
+                "act_depth",
+                "idx_depth",
+                "wd_depth",
+                "wl_depth",
+                "param_depth",
+                "accd_depth",
+                "accl_depth",
+            )
+        }
+        return replace(
+            self,
+            **depths,
+            acc_bits=needs.get("acc_bits", self.acc_bits),
+            bias_bits=needs.get("bias_bits", self.bias_bits),
+            residual=needs.get("residual", self.residual),
+            half_even=needs.get("half_even", self.half_even),
+            windows=needs.get("windows", self.windows),
+            lut_acc_bits=needs.get("lut_acc_bits", self.lut_acc_bits),
+        )
 
     def to_json(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -154,40 +198,51 @@ class GemmConfig:
 # ECP5 16 + 48 in one. The UP5K's logic bounds its LUT core (yosys: 12 packed DSP lanes and
 # 20 ternary lanes are 3294 LUT4 and 2824 FF; 4 shift-add int4 lanes cost ~205 LUT4 each).
 _CORES = {
-    "icebreaker": {"dsp": dict(dsp_lanes=12, lut_lanes=0, dsp_pack=True),
-                   "lut": dict(dsp_lanes=0, lut_lanes=32, lut_mode="ternary"),
-                   "hetero": dict(dsp_lanes=12, lut_lanes=20, dsp_pack=True,
-                                  lut_mode="ternary")},
-    "ulx3s-85f": {"dsp": dict(dsp_lanes=16, lut_lanes=0, dsp_regs=True),
-                  "lut": dict(dsp_lanes=0, lut_lanes=64, lut_mode="ternary"),
-                  "hetero": dict(dsp_lanes=16, lut_lanes=48, lut_mode="ternary",
-                                 dsp_regs=True)},
+    "icebreaker": {
+        "dsp": dict(dsp_lanes=12, lut_lanes=0, dsp_pack=True),
+        "lut": dict(dsp_lanes=0, lut_lanes=32, lut_mode="ternary"),
+        "hetero": dict(dsp_lanes=12, lut_lanes=20, dsp_pack=True, lut_mode="ternary"),
+    },
+    "ulx3s-85f": {
+        "dsp": dict(dsp_lanes=16, lut_lanes=0, dsp_regs=True),
+        "lut": dict(dsp_lanes=0, lut_lanes=64, lut_mode="ternary"),
+        "hetero": dict(dsp_lanes=16, lut_lanes=48, lut_mode="ternary", dsp_regs=True),
+    },
     # The LFE5U-25F: 28 MULT18X18D and 24k LUT4, the ULX3S's cores fit (16 DSP lanes).
-    "orangecrab-25f": {"dsp": dict(dsp_lanes=16, lut_lanes=0, dsp_regs=True),
-                       "lut": dict(dsp_lanes=0, lut_lanes=64, lut_mode="ternary"),
-                       "hetero": dict(dsp_lanes=16, lut_lanes=48, lut_mode="ternary",
-                                      dsp_regs=True)},
+    "orangecrab-25f": {
+        "dsp": dict(dsp_lanes=16, lut_lanes=0, dsp_regs=True),
+        "lut": dict(dsp_lanes=0, lut_lanes=64, lut_mode="ternary"),
+        "hetero": dict(dsp_lanes=16, lut_lanes=48, lut_mode="ternary", dsp_regs=True),
+    },
 }
 # ``board -> {"family", "clock_mhz" (the board's default engine clock), "dsp", "lut",
 # "hetero"}``; family and clock are the board table's (``boards.families``).
-BOARDS = {name: {"family": BOARD_FACTS[name].family,
-                 "clock_mhz": BOARD_FACTS[name].target_mhz,
-                 **{kind: GemmConfig(**cores, board=name) for kind, cores in kinds.items()}}
-          for name, kinds in _CORES.items()}
+BOARDS = {
+    name: {
+        "family": BOARD_FACTS[name].family,
+        "clock_mhz": BOARD_FACTS[name].target_mhz,
+        **{kind: GemmConfig(**cores, board=name) for kind, cores in kinds.items()},
+    }
+    for name, kinds in _CORES.items()
+}
 # Boards the overlay refuses, and why.
 NO_CONFIG = {
     "tang-nano-9k": "nextpnr-gowin (YoWASP 0.7) has no block RAM or multiplier BELs for the "
-                    "GW1NR-9, so the overlay's memories would become flip-flops",
+    "GW1NR-9, so the overlay's memories would become flip-flops",
 }
 
 
 def board_configs(board: str) -> dict:
     """``BOARDS[board]``; ``BoardError`` naming the board and why otherwise."""
     from boards import BoardError
+
     if board in BOARDS:
         return BOARDS[board]
     if board in NO_CONFIG:
-        raise BoardError(f"the gemm engine has no configuration for board '{board}': "
-                         f"{NO_CONFIG[board]}; it has configs for {', '.join(BOARDS)}")
-    raise BoardError(f"unknown board '{board}'; the gemm engine has configs for "
-                     f"{', '.join(BOARDS)}")
+        raise BoardError(
+            f"the gemm engine has no configuration for board '{board}': "
+            f"{NO_CONFIG[board]}; it has configs for {', '.join(BOARDS)}"
+        )
+    raise BoardError(
+        f"unknown board '{board}'; the gemm engine has configs for {', '.join(BOARDS)}"
+    )

@@ -56,7 +56,7 @@ ends a running GEMM (the program restarts after a memory reload).
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -103,9 +103,21 @@ class GemmCore(wiring.Component):
     activation read this cycle is used (not a pad entry), for checks in simulation.
     """
 
-    def __init__(self, *, lanes: int, mode: str, wbits: int, acc_bits: int, act_abits: int,
-                 w_abits: int, acc_abits: int, pack: bool = False,
-                 primitives: bool = True, mult_regs: bool = False, windows: bool = True):
+    def __init__(
+        self,
+        *,
+        lanes: int,
+        mode: str,
+        wbits: int,
+        acc_bits: int,
+        act_abits: int,
+        w_abits: int,
+        acc_abits: int,
+        pack: bool = False,
+        primitives: bool = True,
+        mult_regs: bool = False,
+        windows: bool = True,
+    ):
         if mode not in MODES:
             raise ValueError(f"unknown core mode '{mode}'; modes: {', '.join(MODES)}")
         if lanes < 1:
@@ -118,18 +130,38 @@ class GemmCore(wiring.Component):
         self.act_abits, self.acc_abits = act_abits, acc_abits
         self.pack, self.primitives, self.mult_regs = pack, primitives, mult_regs
         self.windows = windows
-        super().__init__({
-            "start": In(1),
-            "cfg_m": In(12), "cfg_k": In(12), "cfg_n": In(10), "cfg_g": In(10),
-            "cfg_tiles": In(8), "cfg_xsigned": In(1), "cfg_wbits": In(4),
-            "win": In(layout("WIN")), "step": In(layout("WSTEP")),
-            "x_base": In(16), "gstep": In(16), "w_base": In(16), "pad": In(8),
-            "stream": In(1), "act_written": In(1), "abort": In(1),
-            "act_addr": Out(act_abits), "act_data": In(ACT_BITS),
-            "w_addr": Out(w_abits), "w_data": In(lanes * wbits),
-            "acc_addr": Out(acc_abits), "acc_data": Out(signed(acc_bits)), "acc_en": Out(1),
-            "busy": Out(1), "computing": Out(1), "stall": Out(1), "act_re": Out(1),
-        })
+        super().__init__(
+            {
+                "start": In(1),
+                "cfg_m": In(12),
+                "cfg_k": In(12),
+                "cfg_n": In(10),
+                "cfg_g": In(10),
+                "cfg_tiles": In(8),
+                "cfg_xsigned": In(1),
+                "cfg_wbits": In(4),
+                "win": In(layout("WIN")),
+                "step": In(layout("WSTEP")),
+                "x_base": In(16),
+                "gstep": In(16),
+                "w_base": In(16),
+                "pad": In(8),
+                "stream": In(1),
+                "act_written": In(1),
+                "abort": In(1),
+                "act_addr": Out(act_abits),
+                "act_data": In(ACT_BITS),
+                "w_addr": Out(w_abits),
+                "w_data": In(lanes * wbits),
+                "acc_addr": Out(acc_abits),
+                "acc_data": Out(signed(acc_bits)),
+                "acc_en": Out(1),
+                "busy": Out(1),
+                "computing": Out(1),
+                "stall": Out(1),
+                "act_re": Out(1),
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()
@@ -145,8 +177,8 @@ class GemmCore(wiring.Component):
         serial = self.mode == "bitserial"
         # window: plane size, kernel wraps, padding and the address steps (modulo 2**A)
         win_h, win_w = Signal(10), Signal(10)
-        ckw2, ckh2, cow2 = Signal(5), Signal(5), Signal(10)   # kw - 2, kh - 2, ow - 2
-        kw1, kh1, ow1 = Signal(), Signal(), Signal()          # kw == 1, kh == 1, ow == 1
+        ckw2, ckh2, cow2 = Signal(5), Signal(5), Signal(10)  # kw - 2, kh - 2, ow - 2
+        kw1, kh1, ow1 = Signal(), Signal(), Signal()  # kw == 1, kh == 1, ow == 1
         neg_pl = Signal(signed(12))
         sy, sx, dy, dx = Signal(4), Signal(4), Signal(4), Signal(4)
         s_ky, s_ci, s_row, s_g = Signal(A), Signal(A), Signal(A), Signal(A)
@@ -154,12 +186,12 @@ class GemmCore(wiring.Component):
         # --- stage A: loop counters, window counters and issue -----------------------------
         running = Signal()
         p, gi, t, kk = Signal(12), Signal(10), Signal(8), Signal(12)
-        plane, cplanes = Signal(4), Signal(4)       # bit-serial: plane, planes - 1
+        plane, cplanes = Signal(4), Signal(4)  # bit-serial: plane, planes - 1
         w_addr = Signal(16)
         unit_base, grp_base = Signal(self.acc_abits + 1), Signal(self.acc_abits + 1)
         rem = Signal(11)
         spacing = Signal(range(P + 1))
-        spacing_nz = Signal()     # spacing != 0 as a register (its compare fed the issue path)
+        spacing_nz = Signal()  # spacing != 0 as a register (its compare fed the issue path)
         # last_k (kk == ck) is a register: as a 12-bit compare it led the UP5K's issue-enable
         # path (34.4 MHz); ck2 = k - 2 and k1 = (k == 1) give its next value
         last_k, ck2, k1 = Signal(), Signal(12), Signal()
@@ -188,14 +220,20 @@ class GemmCore(wiring.Component):
         m.d.comb += self.stall.eq(stall)
 
         windows = self.windows
-        no_windows = Const(int(not windows), 1)   # one-pixel windows: k steps add 1
+        no_windows = Const(int(not windows), 1)  # one-pixel windows: k steps add 1
 
         def taps_from(origin, row, col):
             """The k loop restarts at a unit origin: tap (0, 0) of plane 0."""
             m.d.sync += addr.eq(origin)
             if windows:
-                m.d.sync += [iy.eq(row), ix.eq(col), kx.eq(0), ky.eq(0), last_kx.eq(kw1),
-                             last_ky.eq(kh1)]
+                m.d.sync += [
+                    iy.eq(row),
+                    ix.eq(col),
+                    kx.eq(0),
+                    ky.eq(0),
+                    last_kx.eq(kw1),
+                    last_ky.eq(kh1),
+                ]
 
         # start is registered: the sequencer's busy -> GEMM issue -> start decision fanning
         # out to every loop register was the UP5K's critical path (29.8 MHz). The fields are
@@ -204,32 +242,67 @@ class GemmCore(wiring.Component):
         m.d.sync += start.eq(self.start)
         win, step = self.win, self.step
         with m.If(start):
-            m.d.sync += [ck.eq(self.cfg_k - 1), cn.eq(self.cfg_n),
-                         xsigned.eq(self.cfg_xsigned),
-                         w_base.eq(self.w_base), pad.eq(self.pad),
-                         running.eq(1), p.eq(0), gi.eq(0), t.eq(0), kk.eq(0),
-                         w_addr.eq(self.w_base),
-                         unit_base.eq(0), grp_base.eq(0), rem.eq(self.cfg_n),
-                         ck2.eq(self.cfg_k - 2), k1.eq(self.cfg_k == 1),
-                         last_k.eq(self.cfg_k == 1),
-                         ct2.eq(self.cfg_tiles - 2), t1.eq(self.cfg_tiles == 1),
-                         last_t.eq(self.cfg_tiles == 1),
-                         cg2.eq(self.cfg_g - 2), g1.eq(self.cfg_g == 1),
-                         last_g.eq(self.cfg_g == 1),
-                         cm2.eq(self.cfg_m - 2), p1.eq(self.cfg_m == 1),
-                         last_p.eq(self.cfg_m == 1),
-                         s_g.eq(self.gstep), addr.eq(self.x_base), g_org.eq(self.x_base)]
+            m.d.sync += [
+                ck.eq(self.cfg_k - 1),
+                cn.eq(self.cfg_n),
+                xsigned.eq(self.cfg_xsigned),
+                w_base.eq(self.w_base),
+                pad.eq(self.pad),
+                running.eq(1),
+                p.eq(0),
+                gi.eq(0),
+                t.eq(0),
+                kk.eq(0),
+                w_addr.eq(self.w_base),
+                unit_base.eq(0),
+                grp_base.eq(0),
+                rem.eq(self.cfg_n),
+                ck2.eq(self.cfg_k - 2),
+                k1.eq(self.cfg_k == 1),
+                last_k.eq(self.cfg_k == 1),
+                ct2.eq(self.cfg_tiles - 2),
+                t1.eq(self.cfg_tiles == 1),
+                last_t.eq(self.cfg_tiles == 1),
+                cg2.eq(self.cfg_g - 2),
+                g1.eq(self.cfg_g == 1),
+                last_g.eq(self.cfg_g == 1),
+                cm2.eq(self.cfg_m - 2),
+                p1.eq(self.cfg_m == 1),
+                last_p.eq(self.cfg_m == 1),
+                s_g.eq(self.gstep),
+                addr.eq(self.x_base),
+                g_org.eq(self.x_base),
+            ]
             if windows:
                 m.d.sync += [
-                         win_h.eq(win.h), win_w.eq(win.w),
-                         ckw2.eq(win.kw - 2), ckh2.eq(win.kh - 2), cow2.eq(win.ow - 2),
-                         kw1.eq(win.kw == 1), kh1.eq(win.kh == 1), ow1.eq(win.ow == 1),
-                         neg_pl.eq(-win.pl), sy.eq(win.sy), sx.eq(win.sx),
-                         dy.eq(step.dy), dx.eq(step.dx), s_ky.eq(step.sky), s_ci.eq(step.sci),
-                         s_row.eq(step.srow), p_org.eq(self.x_base),
-                         iy.eq(-win.pt), ix.eq(-win.pl), ry0.eq(-win.pt), rx0.eq(-win.pl),
-                         kx.eq(0), ky.eq(0), ox.eq(0), last_kx.eq(win.kw == 1),
-                         last_ky.eq(win.kh == 1), last_ox.eq(win.ow == 1)]
+                    win_h.eq(win.h),
+                    win_w.eq(win.w),
+                    ckw2.eq(win.kw - 2),
+                    ckh2.eq(win.kh - 2),
+                    cow2.eq(win.ow - 2),
+                    kw1.eq(win.kw == 1),
+                    kh1.eq(win.kh == 1),
+                    ow1.eq(win.ow == 1),
+                    neg_pl.eq(-win.pl),
+                    sy.eq(win.sy),
+                    sx.eq(win.sx),
+                    dy.eq(step.dy),
+                    dx.eq(step.dx),
+                    s_ky.eq(step.sky),
+                    s_ci.eq(step.sci),
+                    s_row.eq(step.srow),
+                    p_org.eq(self.x_base),
+                    iy.eq(-win.pt),
+                    ix.eq(-win.pl),
+                    ry0.eq(-win.pt),
+                    rx0.eq(-win.pl),
+                    kx.eq(0),
+                    ky.eq(0),
+                    ox.eq(0),
+                    last_kx.eq(win.kw == 1),
+                    last_ky.eq(win.kh == 1),
+                    last_ox.eq(win.ow == 1),
+                ]
             if serial:
                 m.d.sync += [plane.eq(0), cplanes.eq(self.cfg_wbits - 1)]
         with m.Elif(issue):
@@ -239,34 +312,62 @@ class GemmCore(wiring.Component):
             with m.Elif(~last_k):
                 m.d.sync += [kk.eq(kk + 1), last_k.eq(kk == ck2)]
                 with m.If(~last_kx):
-                    m.d.sync += [kx.eq(kx + 1), last_kx.eq(kx == ckw2), addr.eq(addr + dx),
-                                 ix.eq(ix + dx)]
+                    m.d.sync += [
+                        kx.eq(kx + 1),
+                        last_kx.eq(kx == ckw2),
+                        addr.eq(addr + dx),
+                        ix.eq(ix + dx),
+                    ]
                 with m.Elif(~last_ky):
-                    m.d.sync += [kx.eq(0), last_kx.eq(kw1), ky.eq(ky + 1),
-                                 last_ky.eq(ky == ckh2), addr.eq(addr + s_ky), ix.eq(rx0),
-                                 iy.eq(iy + dy)]
+                    m.d.sync += [
+                        kx.eq(0),
+                        last_kx.eq(kw1),
+                        ky.eq(ky + 1),
+                        last_ky.eq(ky == ckh2),
+                        addr.eq(addr + s_ky),
+                        ix.eq(rx0),
+                        iy.eq(iy + dy),
+                    ]
                 with m.Else():
-                    m.d.sync += [kx.eq(0), last_kx.eq(kw1), ky.eq(0), last_ky.eq(kh1),
-                                 addr.eq(addr + s_ci), ix.eq(rx0), iy.eq(ry0)]
+                    m.d.sync += [
+                        kx.eq(0),
+                        last_kx.eq(kw1),
+                        ky.eq(0),
+                        last_ky.eq(kh1),
+                        addr.eq(addr + s_ci),
+                        ix.eq(rx0),
+                        iy.eq(ry0),
+                    ]
             with m.Elif(~last_plane):
                 m.d.sync += [kk.eq(0), last_k.eq(k1), plane.eq(plane + 1)]
                 taps_from(g_org, ry0, rx0)
             with m.Else():
-                m.d.sync += [kk.eq(0), last_k.eq(k1), spacing.eq(drain_lanes - 1),
-                             spacing_nz.eq(drain_lanes > 1)]
+                m.d.sync += [
+                    kk.eq(0),
+                    last_k.eq(k1),
+                    spacing.eq(drain_lanes - 1),
+                    spacing_nz.eq(drain_lanes > 1),
+                ]
                 if serial:
                     m.d.sync += plane.eq(0)
                 with m.If(~last_t):
-                    m.d.sync += [t.eq(t + 1), unit_base.eq(unit_base + P), rem.eq(rem - P),
-                                 last_t.eq(t == ct2)]
+                    m.d.sync += [
+                        t.eq(t + 1),
+                        unit_base.eq(unit_base + P),
+                        rem.eq(rem - P),
+                        last_t.eq(t == ct2),
+                    ]
                     taps_from(g_org, ry0, rx0)
                 with m.Else():
-                    m.d.sync += [t.eq(0), rem.eq(cn),
-                                 grp_base.eq(grp_base + cn), unit_base.eq(grp_base + cn),
-                                 last_t.eq(t1)]
+                    m.d.sync += [
+                        t.eq(0),
+                        rem.eq(cn),
+                        grp_base.eq(grp_base + cn),
+                        unit_base.eq(grp_base + cn),
+                        last_t.eq(t1),
+                    ]
                     with m.If(~last_g):
-                        m.d.sync += [gi.eq(gi + 1), last_g.eq(gi == cg2),
-                                     g_org.eq(g_org + s_g)]
+                        m.d.sync += [gi.eq(gi + 1), last_g.eq(gi == cg2), g_org.eq(g_org + s_g)]
                         taps_from(g_org + s_g, ry0, rx0)
                     with m.Else():
                         m.d.sync += [gi.eq(0), w_addr.eq(w_base), last_g.eq(g1)]
@@ -275,14 +376,23 @@ class GemmCore(wiring.Component):
                         with m.Elif(~last_p):
                             m.d.sync += [p.eq(p + 1), last_p.eq(p == cm2)]
                             with m.If(~last_ox):
-                                m.d.sync += [ox.eq(ox + 1), last_ox.eq(ox == cow2),
-                                             p_org.eq(p_org + sx), g_org.eq(p_org + sx),
-                                             rx0.eq(rx0 + sx)]
+                                m.d.sync += [
+                                    ox.eq(ox + 1),
+                                    last_ox.eq(ox == cow2),
+                                    p_org.eq(p_org + sx),
+                                    g_org.eq(p_org + sx),
+                                    rx0.eq(rx0 + sx),
+                                ]
                                 taps_from(p_org + sx, ry0, rx0 + sx)
                             with m.Else():
-                                m.d.sync += [ox.eq(0), last_ox.eq(ow1),
-                                             p_org.eq(p_org + s_row), g_org.eq(p_org + s_row),
-                                             rx0.eq(neg_pl), ry0.eq(ry0 + sy)]
+                                m.d.sync += [
+                                    ox.eq(0),
+                                    last_ox.eq(ow1),
+                                    p_org.eq(p_org + s_row),
+                                    g_org.eq(p_org + s_row),
+                                    rx0.eq(neg_pl),
+                                    ry0.eq(ry0 + sy),
+                                ]
                                 taps_from(p_org + s_row, ry0 + sy, neg_pl)
                         with m.Else():
                             m.d.sync += [running.eq(0), last_p.eq(p1)]
@@ -312,20 +422,38 @@ class GemmCore(wiring.Component):
         sh_b, neg_b = Signal(), Signal()
         # outside the plane: a negative counter is a large unsigned one
         inside = (iy.as_unsigned() < win_h) & (ix.as_unsigned() < win_w) if windows else 1
-        m.d.sync += [vb.eq(issue), first_b.eq((kk == 0) & (plane == 0)), last_b.eq(last_unit),
-                     base_b.eq(unit_base), d_b.eq(drain_lanes), w_addr_b.eq(w_addr),
-                     sh_b.eq((kk == 0) & (plane != 0)), neg_b.eq(plane == 0),
-                     addr_b.eq(addr), pad_b.eq(~inside)]
-        m.d.comb += [self.act_addr.eq(addr_b), self.w_addr.eq(w_addr_b),
-                     self.act_re.eq(vb & ~pad_b)]
+        m.d.sync += [
+            vb.eq(issue),
+            first_b.eq((kk == 0) & (plane == 0)),
+            last_b.eq(last_unit),
+            base_b.eq(unit_base),
+            d_b.eq(drain_lanes),
+            w_addr_b.eq(w_addr),
+            sh_b.eq((kk == 0) & (plane != 0)),
+            neg_b.eq(plane == 0),
+            addr_b.eq(addr),
+            pad_b.eq(~inside),
+        ]
+        m.d.comb += [
+            self.act_addr.eq(addr_b),
+            self.w_addr.eq(w_addr_b),
+            self.act_re.eq(vb & ~pad_b),
+        ]
 
         # --- stage C: activation and weights -> products -----------------------------------
         vc, first_c, last_c, pad_c = Signal(), Signal(), Signal(), Signal()
         base_c, d_c = Signal(len(unit_base)), Signal(range(P + 1))
         sh_c, neg_c = Signal(), Signal()
-        m.d.sync += [vc.eq(vb), first_c.eq(first_b), last_c.eq(last_b), base_c.eq(base_b),
-                     d_c.eq(d_b), pad_c.eq(pad_b), sh_c.eq(sh_b),
-                     neg_c.eq(neg_b)]
+        m.d.sync += [
+            vc.eq(vb),
+            first_c.eq(first_b),
+            last_c.eq(last_b),
+            base_c.eq(base_b),
+            d_c.eq(d_b),
+            pad_c.eq(pad_b),
+            sh_c.eq(sh_b),
+            neg_c.eq(neg_b),
+        ]
         raw = Mux(pad_c, pad, self.act_data)
         a = Signal(signed(9))
         m.d.comb += a.eq(Mux(xsigned, raw.as_signed(), raw))
@@ -336,20 +464,28 @@ class GemmCore(wiring.Component):
         ve, first_e, last_e = Signal(), Signal(), Signal()
         base_e, d_e = Signal(len(unit_base)), Signal(range(P + 1))
         sh_e, neg_e = Signal(), Signal()
-        m.d.sync += [ve.eq(vc), first_e.eq(first_c), last_e.eq(last_c), base_e.eq(base_c),
-                     d_e.eq(d_c), sh_e.eq(sh_c), neg_e.eq(neg_c)]
+        m.d.sync += [
+            ve.eq(vc),
+            first_e.eq(first_c),
+            last_e.eq(last_c),
+            base_e.eq(base_c),
+            d_e.eq(d_c),
+            sh_e.eq(sh_c),
+            neg_e.eq(neg_c),
+        ]
         if not self.pack:
             m.d.sync += [a_r.eq(a), w_r.eq(self.w_data)]
         control = [ve, first_e, last_e, base_e, d_e, sh_e]
-        if self.mult_regs:      # the MULT18X18D's input registers: one more stage
+        if self.mult_regs:  # the MULT18X18D's input registers: one more stage
             later = [Signal.like(sig, name=f"{sig.name}2") for sig in control]
             m.d.sync += [dst.eq(src) for src, dst in zip(control, later)]
             control = later
         vd, first_d, last_d = Signal(), Signal(), Signal()
         base_d, d_d = Signal(len(unit_base)), Signal(range(P + 1))
         sh_d = Signal()
-        m.d.sync += [dst.eq(src) for src, dst in zip(
-            control, (vd, first_d, last_d, base_d, d_d, sh_d))]
+        m.d.sync += [
+            dst.eq(src) for src, dst in zip(control, (vd, first_d, last_d, base_d, d_d, sh_d))
+        ]
         prods = []
         if self.pack:
             # int8 operands: unsigned activations offset by -128 (flip the top bit)
@@ -358,10 +494,10 @@ class GemmCore(wiring.Component):
             for pair in range((P + 1) // 2):
                 mac = Mac16Pair(primitive=self.primitives)
                 m.submodules[f"mac{pair}"] = mac
-                m.d.comb += [mac.a.eq(a8), mac.w0.eq(self.w_data[2 * pair * W:][:W])]
+                m.d.comb += [mac.a.eq(a8), mac.w0.eq(self.w_data[2 * pair * W :][:W])]
                 if 2 * pair + 1 < P:
-                    m.d.comb += mac.w1.eq(self.w_data[(2 * pair + 1) * W:][:W])
-                prods += [mac.p0, mac.p1][:P - 2 * pair]
+                    m.d.comb += mac.w1.eq(self.w_data[(2 * pair + 1) * W :][:W])
+                prods += [mac.p0, mac.p1][: P - 2 * pair]
         elif serial:
             a_sel = Signal(signed(10))
             m.d.comb += a_sel.eq(Mux(neg_e, -a_r, a_r))
@@ -373,24 +509,26 @@ class GemmCore(wiring.Component):
             for lane in range(P):
                 mult = Mult18(a_bits=9, w_bits=W, primitive=self.primitives)
                 m.submodules[f"mult{lane}"] = mult
-                m.d.comb += [mult.a.eq(a_r),
-                             mult.w.eq(w_r[lane * W:(lane + 1) * W].as_signed())]
+                m.d.comb += [mult.a.eq(a_r), mult.w.eq(w_r[lane * W : (lane + 1) * W].as_signed())]
                 prods.append(mult.p)
         else:
             for lane in range(P):
-                prod = lane_product(m, self.mode, a_r, w_r[lane * W:(lane + 1) * W], W,
-                                    f"prod{lane}")
+                prod = lane_product(
+                    m, self.mode, a_r, w_r[lane * W : (lane + 1) * W], W, f"prod{lane}"
+                )
                 reg = Signal(signed(len(prod)), name=f"prod{lane}_d", reset_less=True)
                 m.d.sync += reg.eq(prod)
                 prods.append(reg)
 
         # --- stage D: accumulate; drain ------------------------------------------------------
-        accs = [Signal(signed(self.acc_bits), name=f"acc{lane}", reset_less=True)
-                for lane in range(P)]
-        holds = [Signal(signed(self.acc_bits), name=f"hold{lane}", reset_less=True)
-                 for lane in range(P)]
+        accs = [
+            Signal(signed(self.acc_bits), name=f"acc{lane}", reset_less=True) for lane in range(P)
+        ]
+        holds = [
+            Signal(signed(self.acc_bits), name=f"hold{lane}", reset_less=True) for lane in range(P)
+        ]
         drain_cnt = Signal(range(P + 1))
-        draining = Signal()       # drain_cnt != 0 as a register: it enables every hold register
+        draining = Signal()  # drain_cnt != 0 as a register: it enables every hold register
         drain_addr = Signal(len(unit_base))
         capture = vd & last_d
         if serial:
@@ -414,13 +552,19 @@ class GemmCore(wiring.Component):
                     m.d.sync += accs[lane].eq(total)
                 with m.If(capture):
                     m.d.sync += holds[lane].eq(total)
-        m.d.comb += [self.acc_en.eq(draining), self.acc_addr.eq(drain_addr),
-                     self.acc_data.eq(holds[0])]
+        m.d.comb += [
+            self.acc_en.eq(draining),
+            self.acc_addr.eq(drain_addr),
+            self.acc_data.eq(holds[0]),
+        ]
         with m.If(capture):
             m.d.sync += [drain_cnt.eq(d_d), drain_addr.eq(base_d), draining.eq(d_d != 0)]
         with m.Elif(draining):
-            m.d.sync += [drain_cnt.eq(drain_cnt - 1), drain_addr.eq(drain_addr + 1),
-                         draining.eq(drain_cnt != 1)]
+            m.d.sync += [
+                drain_cnt.eq(drain_cnt - 1),
+                drain_addr.eq(drain_addr + 1),
+                draining.eq(drain_cnt != 1),
+            ]
             for lane in range(P - 1):
                 m.d.sync += holds[lane].eq(holds[lane + 1])
 
@@ -433,7 +577,9 @@ class GemmCore(wiring.Component):
         nxt_computing = self.start | start | running | vb | vc | ve
         if self.mult_regs:
             nxt_computing = nxt_computing | control[0]
-        m.d.sync += [computing.eq(nxt_computing),
-                     busy.eq(nxt_computing | capture | (drain_cnt > 1))]
+        m.d.sync += [
+            computing.eq(nxt_computing),
+            busy.eq(nxt_computing | capture | (drain_cnt > 1)),
+        ]
         m.d.comb += [self.computing.eq(computing), self.busy.eq(busy)]
         return m

@@ -14,8 +14,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-import numpy as np
-
 from .config import DSP_WBITS, MULT_BITS, GemmConfig
 
 __all__ = ["estimate", "sweep", "SweepPoint", "FIT"]
@@ -44,14 +42,16 @@ def estimate(config: GemmConfig, family: str) -> dict:
     lut4 = base + a_d * config.dsp_lanes + a_l[config.lut_mode] * config.lut_lanes
     abits = max(1, (config.act_depth - 1).bit_length())
     cores = int(config.dsp_lanes > 0) + int(config.lut_lanes > 0)
-    ram = (_brams(config.imem_depth, 64, 1, family)
-           + _brams(config.act_depth, 8, 1 + cores, family)
-           + _brams(config.idx_depth, abits + 1, 1 + cores, family)
-           + _brams(config.param_depth, config.bias_bits + MULT_BITS, 1, family)
-           + _brams(config.wd_depth, config.dsp_lanes * DSP_WBITS, 1, family)
-           + _brams(config.wl_depth, config.lut_lanes * config.lut_wbits, 1, family)
-           + _brams(config.accd_depth, config.acc_widths["dsp"], 1, family)
-           + _brams(config.accl_depth, config.acc_widths["lut"], 1, family))
+    ram = (
+        _brams(config.imem_depth, 64, 1, family)
+        + _brams(config.act_depth, 8, 1 + cores, family)
+        + _brams(config.idx_depth, abits + 1, 1 + cores, family)
+        + _brams(config.param_depth, config.bias_bits + MULT_BITS, 1, family)
+        + _brams(config.wd_depth, config.dsp_lanes * DSP_WBITS, 1, family)
+        + _brams(config.wl_depth, config.lut_lanes * config.lut_wbits, 1, family)
+        + _brams(config.accd_depth, config.acc_widths["dsp"], 1, family)
+        + _brams(config.accl_depth, config.acc_widths["lut"], 1, family)
+    )
     dsp = (config.dsp_lanes + 1) // 2 if config.dsp_pack else config.dsp_lanes
     return {"lut4": lut4, "dsp": dsp + post_dsp, "bram": ram}
 
@@ -68,9 +68,19 @@ class SweepPoint:
     pareto: bool = False
 
 
-def sweep(graph, *, family: str, dsp_options, lut_options, x=None, y=None, tau: float = 0.02,
-          dsp_limit: int | None = None, lut4_limit: int | None = None,
-          base: GemmConfig = GemmConfig()) -> list[SweepPoint]:
+def sweep(
+    graph,
+    *,
+    family: str,
+    dsp_options,
+    lut_options,
+    x=None,
+    y=None,
+    tau: float = 0.02,
+    dsp_limit: int | None = None,
+    lut4_limit: int | None = None,
+    base: GemmConfig = GemmConfig(),
+) -> list[SweepPoint]:
     """Every (dsp_lanes, lut_lanes) in the grid that fits the limits, with the Pareto set
     over (cycles, LUT4, accuracy loss) marked."""
     from frontends.reference import quantize_inputs, run
@@ -84,24 +94,30 @@ def sweep(graph, *, family: str, dsp_options, lut_options, x=None, y=None, tau: 
         for lanes in lut_options:
             if d + lanes == 0:
                 continue
-            program = compile_graph(graph, replace(base, dsp_lanes=d, lut_lanes=lanes),
-                                    split="auto", tau=tau)
+            program = compile_graph(
+                graph, replace(base, dsp_lanes=d, lut_lanes=lanes), split="auto", tau=tau
+            )
             res = estimate(program.config, family)
-            if (dsp_limit is not None and res["dsp"] > dsp_limit) or \
-                    (lut4_limit is not None and res["lut4"] > lut4_limit):
+            if (dsp_limit is not None and res["dsp"] > dsp_limit) or (
+                lut4_limit is not None and res["lut4"] > lut4_limit
+            ):
                 continue
             acc = None
             if codes is not None and y is not None:
                 out = run(program.graph, codes)[graph.outputs[0]].reshape(len(codes), -1)
                 acc = float((out.argmax(axis=1) == y).mean())
-            points.append(SweepPoint(d, lanes, schedule(program).cycles, res["lut4"],
-                                     res["dsp"], res["bram"], acc))
+            points.append(
+                SweepPoint(
+                    d, lanes, schedule(program).cycles, res["lut4"], res["dsp"], res["bram"], acc
+                )
+            )
     marked = []
     for p in points:
         loss = -(p.accuracy or 0.0)
-        dominated = any((q.cycles <= p.cycles and q.lut4 <= p.lut4
-                         and -(q.accuracy or 0.0) <= loss)
-                        and (q.cycles, q.lut4, -(q.accuracy or 0.0)) != (p.cycles, p.lut4, loss)
-                        for q in points)
+        dominated = any(
+            (q.cycles <= p.cycles and q.lut4 <= p.lut4 and -(q.accuracy or 0.0) <= loss)
+            and (q.cycles, q.lut4, -(q.accuracy or 0.0)) != (p.cycles, p.lut4, loss)
+            for q in points
+        )
         marked.append(replace(p, pareto=not dominated))
     return marked

@@ -19,14 +19,19 @@ from pathlib import Path
 
 import numpy as np
 
-from rtl_gen.artefact import (Manifest, element_streams, engine_manifest, graph_quant,
-                              write_artefact_dir)
+from rtl_gen.artefact import (
+    Manifest,
+    element_streams,
+    engine_manifest,
+    graph_quant,
+    write_artefact_dir,
+)
 from rtl_gen.emit import emit_verilog
 
 from . import model
 from .compiler import Program, program_images
 from .dsp import MULT18_SIM_MODEL_NAME, SIM_MODEL_NAME, mult18_sim_model_text, sim_model_text
-from .engine import GemmEngine, MEMS, load_width
+from .engine import MEMS, GemmEngine, load_width
 
 __all__ = ["write_gemm_artefact", "TOP"]
 
@@ -34,15 +39,21 @@ TOP = "nnloom_gemm"
 RTL_MTIME = 946684800  # 2000-01-01
 
 
-def create_engine(program: Program, *, loadable: bool = False, primitives: bool = True,
-                  observe: bool = True) -> GemmEngine:
+def create_engine(
+    program: Program, *, loadable: bool = False, primitives: bool = True, observe: bool = True
+) -> GemmEngine:
     """The engine of ``program``'s config; ``primitives=False`` replaces vendor primitives by
     the same arithmetic in logic (for Amaranth's simulator); ``observe=False`` leaves out the
     perf counters and ``pc`` (what a board build keeps)."""
     config = program.config if primitives else replace(program.config, primitives=False)
-    return GemmEngine(config, in_dtype=program.in_dtype, out_dtype=program.out_dtype,
-                      images=None if loadable else program_images(program), loadable=loadable,
-                      observe=observe)
+    return GemmEngine(
+        config,
+        in_dtype=program.in_dtype,
+        out_dtype=program.out_dtype,
+        images=None if loadable else program_images(program),
+        loadable=loadable,
+        observe=observe,
+    )
 
 
 def sim_models(program: Program) -> dict:
@@ -58,49 +69,89 @@ def sim_models(program: Program) -> dict:
     return {}
 
 
-def manifest_for(program: Program, component, *, design: str, loadable: bool,
-                 extra: dict | None = None) -> Manifest:
+def manifest_for(
+    program: Program, component, *, design: str, loadable: bool, extra: dict | None = None
+) -> Manifest:
     graph = program.graph
     sched = model.schedule(program)
     x_t, y_t = graph.tensor(graph.inputs[0]), graph.tensor(graph.outputs[0])
     return engine_manifest(
-        design=design, engine="gemm", top=TOP, component=component,
-        rtl=[f"{TOP}.v", *sim_models(program)], sim_bench="sim.bench.gemm_bench",
+        design=design,
+        engine="gemm",
+        top=TOP,
+        component=component,
+        rtl=[f"{TOP}.v", *sim_models(program)],
+        sim_bench="sim.bench.gemm_bench",
         source={"model": graph.name, "sha256": graph.source_sha256},
-        streams=element_streams(n_in=program.n_in, in_dtype=x_t.dtype,
-                                in_tensor=graph.inputs[0], n_out=program.n_out,
-                                out_dtype=y_t.dtype, out_tensor=graph.outputs[0]),
+        streams=element_streams(
+            n_in=program.n_in,
+            in_dtype=x_t.dtype,
+            in_tensor=graph.inputs[0],
+            n_out=program.n_out,
+            out_dtype=y_t.dtype,
+            out_tensor=graph.outputs[0],
+        ),
         parameters=program.config.to_json(),
-        layers=[{"name": l.name, "op": l.source_op or l.op, "m": l.m, "k": l.k,
-                 "outputs": l.n, "groups": l.groups, "n_dsp": l.n_dsp, "n_lut": l.n_lut,
-                 "lut_error": round(l.lut_error, 6), "lut_wbits": l.lut_wbits, "macs": l.macs,
-                 "cycles": l.model_cycles, "instructions": [l.first, l.last]}
-                for l in program.layers],
-        latency_cycles=sched.cycles, macs=program.macs(),
+        layers=[
+            {
+                "name": l.name,
+                "op": l.source_op or l.op,
+                "m": l.m,
+                "k": l.k,
+                "outputs": l.n,
+                "groups": l.groups,
+                "n_dsp": l.n_dsp,
+                "n_lut": l.n_lut,
+                "lut_error": round(l.lut_error, 6),
+                "lut_wbits": l.lut_wbits,
+                "macs": l.macs,
+                "cycles": l.model_cycles,
+                "instructions": [l.first, l.last],
+            }
+            for l in program.layers
+        ],
+        latency_cycles=sched.cycles,
+        macs=program.macs(),
         quant=graph_quant(graph),
         perf={"busy": sched.busy, "stall": sched.stall, "wait": sched.wait},
-        fetch_cycles=sched.fetch, instructions=len(program.instrs),
+        fetch_cycles=sched.fetch,
+        instructions=len(program.instrs),
         gemm={"loadable": loadable, "load_width": load_width(program.config), "mems": MEMS},
-        **(extra or {}))
+        **(extra or {}),
+    )
 
 
-def write_gemm_artefact(program: Program, out_dir: str | Path, *, vectors: dict,
-                        loadable: bool = False, extra: dict | None = None,
-                        verilog_text: str | None = None) -> Path:
+def write_gemm_artefact(
+    program: Program,
+    out_dir: str | Path,
+    *,
+    vectors: dict,
+    loadable: bool = False,
+    extra: dict | None = None,
+    verilog_text: str | None = None,
+) -> Path:
     """Write the artefact of ``program`` to ``out_dir`` atomically; returns its path.
     ``verilog_text`` reuses Verilog already emitted for the same config (loadable only)."""
     component = create_engine(program, loadable=loadable)
     if verilog_text is None:
         verilog_text = emit_verilog(component, TOP)
     else:
-        component._MustUse__silence = True   # only its ports are needed
-    manifest = manifest_for(program, component, design=Path(out_dir).name, loadable=loadable,
-                            extra=extra)
-    images = {k: np.array([int(v) for v in words], dtype=object).astype(str)
-              for k, words in program_images(program).items()}
+        component._MustUse__silence = True  # only its ports are needed
+    manifest = manifest_for(
+        program, component, design=Path(out_dir).name, loadable=loadable, extra=extra
+    )
+    images = {
+        k: np.array([int(v) for v in words], dtype=object).astype(str)
+        for k, words in program_images(program).items()
+    }
     # Same bytes, same time stamp: cocotb's runner rebuilds when a source is newer than its
     # build, and loadable artefacts of one config share a build.
-    return write_artefact_dir(out_dir, manifest,
-                              rtl={f"{TOP}.v": verilog_text, **sim_models(program)},
-                              vectors=vectors, npz={"images": images},
-                              files={"program.asm": program.listing()}, rtl_mtime=RTL_MTIME)
+    return write_artefact_dir(
+        out_dir,
+        manifest,
+        rtl={f"{TOP}.v": verilog_text, **sim_models(program)},
+        vectors=vectors,
+        npz={"images": images},
+        files={"program.asm": program.listing()},
+        rtl_mtime=RTL_MTIME,
+    )

@@ -55,8 +55,13 @@ def element_layout(dtype) -> data.StructLayout:
 
 
 def load_width(config: GemmConfig) -> int:
-    return max(64, config.dsp_lanes * DSP_WBITS, config.lut_lanes * config.lut_wbits,
-               config.bias_bits + MULT_BITS, abits(config.act_depth) + 1)
+    return max(
+        64,
+        config.dsp_lanes * DSP_WBITS,
+        config.lut_lanes * config.lut_wbits,
+        config.bias_bits + MULT_BITS,
+        abits(config.act_depth) + 1,
+    )
 
 
 def load_layout(config: GemmConfig) -> data.StructLayout:
@@ -64,14 +69,23 @@ def load_layout(config: GemmConfig) -> data.StructLayout:
 
 
 class GemmEngine(wiring.Component):
-    def __init__(self, config: GemmConfig, *, in_dtype, out_dtype, images: dict | None = None,
-                 loadable: bool = False, observe: bool = True):
+    def __init__(
+        self,
+        config: GemmConfig,
+        *,
+        in_dtype,
+        out_dtype,
+        images: dict | None = None,
+        loadable: bool = False,
+        observe: bool = True,
+    ):
         self.config, self.images, self.loadable = config, images or {}, loadable
         self.observe = observe
         ports = {
             "i": In(stream.Signature(element_layout(in_dtype))),
             "o": Out(stream.Signature(element_layout(out_dtype))),
-            "cycles": Out(32), "busy": Out(1),
+            "cycles": Out(32),
+            "busy": Out(1),
         }
         if observe:
             ports["pc"] = Out(16)
@@ -83,15 +97,18 @@ class GemmEngine(wiring.Component):
         super().__init__(ports)
 
     def _memory(self, m, name, shape, depth):
-        mem = Memory(shape=shape, depth=depth, init=list(self.images.get(name, [])),
-                     attrs=NO_RW_CHECK)
+        mem = Memory(
+            shape=shape, depth=depth, init=list(self.images.get(name, [])), attrs=NO_RW_CHECK
+        )
         m.submodules[name] = mem
         wp = None
         if self.loadable and name in MEMS and name != "act":
             wp = mem.write_port()
-            m.d.comb += [wp.addr.eq(self.load.payload.addr),
-                         wp.data.eq(self.load.payload.data),
-                         wp.en.eq(self.load.valid & (self.load.payload.mem == MEMS[name]))]
+            m.d.comb += [
+                wp.addr.eq(self.load.payload.addr),
+                wp.data.eq(self.load.payload.data),
+                wp.en.eq(self.load.valid & (self.load.payload.mem == MEMS[name])),
+            ]
         return mem
 
     def elaborate(self, platform):
@@ -116,67 +133,104 @@ class GemmEngine(wiring.Component):
         # checks in simulation: act reads as (address, read used); accumulator ports
         acc_ports, act_reads = {}, []
         for core, lanes, mode, wbits, wname, aname, wdepth, adepth in (
-                ("dsp", cfg.dsp_lanes, "dsp", DSP_WBITS, "wd", "accd", cfg.wd_depth,
-                 cfg.accd_depth),
-                ("lut", cfg.lut_lanes, cfg.lut_mode, cfg.lut_wbits, "wl", "accl", cfg.wl_depth,
-                 cfg.accl_depth)):
+            ("dsp", cfg.dsp_lanes, "dsp", DSP_WBITS, "wd", "accd", cfg.wd_depth, cfg.accd_depth),
+            (
+                "lut",
+                cfg.lut_lanes,
+                cfg.lut_mode,
+                cfg.lut_wbits,
+                "wl",
+                "accl",
+                cfg.wl_depth,
+                cfg.accl_depth,
+            ),
+        ):
             if lanes == 0:
                 continue
-            unit = GemmCore(lanes=lanes, mode=mode, wbits=wbits, acc_bits=cfg.acc_widths[core],
-                            act_abits=act_ab, w_abits=abits(wdepth),
-                            acc_abits=abits(adepth), pack=core == "dsp" and cfg.dsp_pack,
-                            primitives=cfg.primitives,
-                            mult_regs=core == "dsp" and cfg.dsp_regs, windows=cfg.windows)
+            unit = GemmCore(
+                lanes=lanes,
+                mode=mode,
+                wbits=wbits,
+                acc_bits=cfg.acc_widths[core],
+                act_abits=act_ab,
+                w_abits=abits(wdepth),
+                acc_abits=abits(adepth),
+                pack=core == "dsp" and cfg.dsp_pack,
+                primitives=cfg.primitives,
+                mult_regs=core == "dsp" and cfg.dsp_regs,
+                windows=cfg.windows,
+            )
             m.submodules[f"{core}_core"] = unit
             wmem = self._memory(m, wname, unsigned(lanes * wbits), wdepth)
-            amem = Memory(shape=signed(cfg.acc_widths[core]), depth=adepth, init=[],
-                          attrs=NO_RW_CHECK)
+            amem = Memory(
+                shape=signed(cfg.acc_widths[core]), depth=adepth, init=[], attrs=NO_RW_CHECK
+            )
             m.submodules[aname] = amem
             w_rd, a_rd = wmem.read_port(), act.read_port()
             acc_wr, acc_rd = amem.write_port(), amem.read_port()
-            m.d.comb += [w_rd.addr.eq(unit.w_addr), unit.w_data.eq(w_rd.data),
-                         a_rd.addr.eq(unit.act_addr), unit.act_data.eq(a_rd.data),
-                         acc_wr.addr.eq(unit.acc_addr), acc_wr.data.eq(unit.acc_data),
-                         acc_wr.en.eq(unit.acc_en)]
+            m.d.comb += [
+                w_rd.addr.eq(unit.w_addr),
+                unit.w_data.eq(w_rd.data),
+                a_rd.addr.eq(unit.act_addr),
+                unit.act_data.eq(a_rd.data),
+                acc_wr.addr.eq(unit.acc_addr),
+                acc_wr.data.eq(unit.acc_data),
+                acc_wr.en.eq(unit.acc_en),
+            ]
             cores[core] = (unit, acc_rd)
             acc_ports[aname] = (core, acc_wr, acc_rd)
             act_reads.append((a_rd.addr, unit.act_re))
 
         acc_bits = max(cfg.acc_widths[c] for c in ("dsp", "lut") if cfg.lanes[c])
-        post = PostUnit(acc_bits=acc_bits, bias_bits=cfg.bias_bits, act_abits=act_ab,
-                        idx_abits=idx_ab, acc_abits=abits(max(cfg.accd_depth, cfg.accl_depth)),
-                        p_abits=abits(cfg.param_depth), residual=cfg.residual,
-                        half_even=cfg.half_even)
+        post = PostUnit(
+            acc_bits=acc_bits,
+            bias_bits=cfg.bias_bits,
+            act_abits=act_ab,
+            idx_abits=idx_ab,
+            acc_abits=abits(max(cfg.accd_depth, cfg.accl_depth)),
+            p_abits=abits(cfg.param_depth),
+            residual=cfg.residual,
+            half_even=cfg.half_even,
+        )
         m.submodules.post = post
-        self.probes = {"post": post, "cores": {}}   # for checks in simulation
-        post_core = Signal()          # which accumulator memory the post unit reads
-        self.probes.update(cores={c: unit for c, (unit, _) in cores.items()},
-                           post_core=post_core)
-        for core, (unit, acc_rd) in cores.items():
+        self.probes = {"post": post, "cores": {}}  # for checks in simulation
+        post_core = Signal()  # which accumulator memory the post unit reads
+        self.probes.update(cores={c: unit for c, (unit, _) in cores.items()}, post_core=post_core)
+        for _core, (_unit, acc_rd) in cores.items():
             m.d.comb += acc_rd.addr.eq(post.acc_addr)
         if cores:
             if len(cores) == 2:
-                m.d.comb += post.acc_data.eq(Mux(post_core, cores["lut"][1].data.as_signed(),
-                                                 cores["dsp"][1].data.as_signed()))
+                m.d.comb += post.acc_data.eq(
+                    Mux(
+                        post_core,
+                        cores["lut"][1].data.as_signed(),
+                        cores["dsp"][1].data.as_signed(),
+                    )
+                )
             else:
                 m.d.comb += post.acc_data.eq(next(iter(cores.values()))[1].data)
-        m.d.comb += [prm_rd.addr.eq(post.p_addr), post.p_data.eq(prm_rd.data),
-                     post.idx_data.eq(seq_idx.data), post.act_rdata.eq(seq_act.data)]
+        m.d.comb += [
+            prm_rd.addr.eq(post.p_addr),
+            post.p_data.eq(prm_rd.data),
+            post.idx_data.eq(seq_idx.data),
+            post.act_rdata.eq(seq_act.data),
+        ]
         core_busy = {c: (cores[c][0].busy if c in cores else Const(0)) for c in ("dsp", "lut")}
-        core_computing = {c: (cores[c][0].computing if c in cores else Const(0))
-                          for c in ("dsp", "lut")}
+        core_computing = {
+            c: (cores[c][0].computing if c in cores else Const(0)) for c in ("dsp", "lut")
+        }
 
         # --- sequencer -------------------------------------------------------------------------
         pc = Signal(16)
-        act_written = Signal()     # LOAD or the post unit writes an activation (streams count)
+        act_written = Signal()  # LOAD or the post unit writes an activation (streams count)
         ins = imem_rd.data
-        op = ins[OP_SHIFT:OP_SHIFT + 4]
+        op = ins[OP_SHIFT : OP_SHIFT + 4]
         core_sel = ins[CORE_SHIFT]
 
         def word(opname):
             """The instruction word's fields as ``opname``'s layout (``isa.layout``)."""
             shape = layout(opname)
-            return data.View(shape, ins[:shape.size])
+            return data.View(shape, ins[: shape.size])
 
         def fld(opname, name):
             return word(opname)[name]
@@ -187,47 +241,75 @@ class GemmEngine(wiring.Component):
         # per-core CFG, WIN and WSTEP registers (CFG resets the window to the dense one)
         ccfg, cwin = {}, {}
         for core in ("dsp", "lut"):
-            ccfg[core] = {name: Signal(width, name=f"{core}_cfg_{name}")
-                          for name, (_, width, _) in field_offsets("CFG").items()}
-            cwin[core] = {op: Signal(layout(op), name=f"{core}_{op.lower()}",
-                                     init={k: WINDOW_RESET[k] for k, *_ in FIELDS[op]})
-                          for op in ("WIN", "WSTEP")}
+            ccfg[core] = {
+                name: Signal(width, name=f"{core}_cfg_{name}")
+                for name, (_, width, _) in field_offsets("CFG").items()
+            }
+            cwin[core] = {
+                op: Signal(
+                    layout(op),
+                    name=f"{core}_{op.lower()}",
+                    init={k: WINDOW_RESET[k] for k, *_ in FIELDS[op]},
+                )
+                for op in ("WIN", "WSTEP")
+            }
         # PCFG and ADDP registers
-        pcfg = {name: Signal(signed(width) if s else unsigned(width), name=f"pcfg_{name}")
-                for name, (_, width, s) in field_offsets("PCFG").items()}
-        addp = {name: Signal(width, name=f"addp_{name}")
-                for name, (_, width, _) in field_offsets("ADDP").items()}
-        m.d.comb += [post.m.eq(pcfg["m"]), post.shift.eq(pcfg["shift"]),
-                     post.zp.eq(pcfg["zp"]), post.lo.eq(pcfg["lo"]), post.hi.eq(pcfg["hi"]),
-                     post.round.eq(pcfg["round"])]
+        pcfg = {
+            name: Signal(signed(width) if s else unsigned(width), name=f"pcfg_{name}")
+            for name, (_, width, s) in field_offsets("PCFG").items()
+        }
+        addp = {
+            name: Signal(width, name=f"addp_{name}")
+            for name, (_, width, _) in field_offsets("ADDP").items()
+        }
+        m.d.comb += [
+            post.m.eq(pcfg["m"]),
+            post.shift.eq(pcfg["shift"]),
+            post.zp.eq(pcfg["zp"]),
+            post.lo.eq(pcfg["lo"]),
+            post.hi.eq(pcfg["hi"]),
+            post.round.eq(pcfg["round"]),
+        ]
         for core, (unit, _) in cores.items():
             c = ccfg[core]
-            m.d.comb += [unit.cfg_m.eq(c["m"]), unit.cfg_k.eq(c["k"]), unit.cfg_n.eq(c["n"]),
-                         unit.cfg_g.eq(c["g"]), unit.cfg_tiles.eq(c["tiles"]),
-                         unit.cfg_xsigned.eq(c["xsigned"]), unit.cfg_wbits.eq(c["wbits"]),
-                         unit.stream.eq(fld("GEMM", "stream")),
-                         unit.act_written.eq(act_written),
-                         unit.win.eq(cwin[core]["WIN"]), unit.step.eq(cwin[core]["WSTEP"]),
-                         unit.x_base.eq(fld("GEMM", "x")), unit.gstep.eq(fld("GEMM", "gstep")),
-                         unit.w_base.eq(fld("GEMM", "w")), unit.pad.eq(fld("GEMM", "pad"))]
+            m.d.comb += [
+                unit.cfg_m.eq(c["m"]),
+                unit.cfg_k.eq(c["k"]),
+                unit.cfg_n.eq(c["n"]),
+                unit.cfg_g.eq(c["g"]),
+                unit.cfg_tiles.eq(c["tiles"]),
+                unit.cfg_xsigned.eq(c["xsigned"]),
+                unit.cfg_wbits.eq(c["wbits"]),
+                unit.stream.eq(fld("GEMM", "stream")),
+                unit.act_written.eq(act_written),
+                unit.win.eq(cwin[core]["WIN"]),
+                unit.step.eq(cwin[core]["WSTEP"]),
+                unit.x_base.eq(fld("GEMM", "x")),
+                unit.gstep.eq(fld("GEMM", "gstep")),
+                unit.w_base.eq(fld("GEMM", "w")),
+                unit.pad.eq(fld("GEMM", "pad")),
+            ]
 
         # counters
         count = Signal(32)
         running = Signal()
         j = Signal(16)
-        n_reg, base_reg = Signal(16), Signal(16)   # n_reg: n - 1
+        n_reg, base_reg = Signal(16), Signal(16)  # n_reg: n - 1
         # j_last = (j == n - 1) as a register (the 16-bit compare in front of the sequencer's
         # next-state enable led the UP5K's path); n_m2 = n - 2 gives its next value
         j_last, n_m2 = Signal(), Signal(16)
-        wr_ptr, idx_ptr = Signal(16), Signal(16)   # LOAD's act[dst + j], STORE's idx + j
+        wr_ptr, idx_ptr = Signal(16), Signal(16)  # LOAD's act[dst + j], STORE's idx + j
         first_in = self.i.valid & self.i.ready & ~running
         last_out = self.o.valid & self.o.ready & self.o.payload.last
         m.d.comb += self.busy.eq(running)
 
         sync_wait = Signal()
-        perf = {(c, w): Signal(32, name=f"perf_{c}_{w}_count")
-                for c in ("dsp", "lut") for w in ("busy", "stall", "wait")
-                if self.observe}
+        perf = {
+            (c, w): Signal(32, name=f"perf_{c}_{w}_count")
+            for c in ("dsp", "lut")
+            for w in ("busy", "stall", "wait")
+            if self.observe
+        }
         # the perf counters count over the same cycles as ``cycles``, the first input
         # transfer's included (a streamed GEMM is already busy then)
         events = {}
@@ -253,12 +335,24 @@ class GemmEngine(wiring.Component):
         act_load = Signal()
         if self.loadable:
             m.d.comb += act_load.eq(self.load.valid & (self.load.payload.mem == MEMS["act"]))
-        m.d.comb += [act_wr.addr.eq(Mux(act_load, self.load.payload.addr if self.loadable else 0,
-                                        Mux(loading, wr_ptr, post.act_waddr))),
-                     act_wr.data.eq(Mux(act_load, self.load.payload.data if self.loadable else 0,
-                                        Mux(loading, self.i.payload.data, post.act_wdata))),
-                     act_wr.en.eq(act_load | Mux(loading, self.i.valid, post.act_we)),
-                     act_written.eq(~act_load & Mux(loading, self.i.valid, post.act_we))]
+        m.d.comb += [
+            act_wr.addr.eq(
+                Mux(
+                    act_load,
+                    self.load.payload.addr if self.loadable else 0,
+                    Mux(loading, wr_ptr, post.act_waddr),
+                )
+            ),
+            act_wr.data.eq(
+                Mux(
+                    act_load,
+                    self.load.payload.data if self.loadable else 0,
+                    Mux(loading, self.i.payload.data, post.act_wdata),
+                )
+            ),
+            act_wr.en.eq(act_load | Mux(loading, self.i.valid, post.act_we)),
+            act_written.eq(~act_load & Mux(loading, self.i.valid, post.act_we)),
+        ]
         storing = Signal()
         st_v1, st_v2, st_done, st_hold = Signal(), Signal(), Signal(), Signal()
         # STORE stream: element j goes once the POSTs since the last PCFG have written j + 1
@@ -271,22 +365,34 @@ class GemmEngine(wiring.Component):
             m.d.sync += st_has.eq(1)
         with m.Elif(st_take):
             m.d.sync += st_has.eq(st_credit != 1)
-        st_n = Signal(16)                          # STORE: elements issued
-        m.d.comb += [seq_idx.addr.eq(Mux(storing, idx_ptr, post.idx_addr)),
-                     seq_act.addr.eq(Mux(storing, base_reg + seq_idx.data[:act_ab],
-                                         post.act_raddr)),
-                     seq_idx.en.eq(~st_hold), seq_act.en.eq(~st_hold)]
+        st_n = Signal(16)  # STORE: elements issued
+        m.d.comb += [
+            seq_idx.addr.eq(Mux(storing, idx_ptr, post.idx_addr)),
+            seq_act.addr.eq(Mux(storing, base_reg + seq_idx.data[:act_ab], post.act_raddr)),
+            seq_idx.en.eq(~st_hold),
+            seq_act.en.eq(~st_hold),
+        ]
         seq_act_used = Signal()
         m.d.comb += seq_act_used.eq(Mux(storing, st_v1 & ~st_hold, post.act_re))
         act_reads.append((seq_act.addr, seq_act_used))
         self.probes["ports"] = {
             "act": ([(act_wr.addr, act_wr.en)], act_reads),
-            **{name: ([(wr.addr, wr.en)],
-                      [(rd.addr, post.acc_re & (post_core == (core == "lut"))
-                        if len(acc_ports) == 2 else post.acc_re)])
-               for name, (core, wr, rd) in acc_ports.items()}}
-        m.d.comb += [self.o.payload.data.eq(seq_act.data),
-                     self.o.payload.last.eq(j_last)]
+            **{
+                name: (
+                    [(wr.addr, wr.en)],
+                    [
+                        (
+                            rd.addr,
+                            post.acc_re & (post_core == (core == "lut"))
+                            if len(acc_ports) == 2
+                            else post.acc_re,
+                        )
+                    ],
+                )
+                for name, (core, wr, rd) in acc_ports.items()
+            },
+        }
+        m.d.comb += [self.o.payload.data.eq(seq_act.data), self.o.payload.last.eq(j_last)]
 
         # The post unit's start is registered: the instruction word's decode fanning out to
         # every post register's enable was the UP5K's critical path (34.5 MHz). The unit
@@ -296,24 +402,28 @@ class GemmEngine(wiring.Component):
         m.d.sync += post_start.eq(post_go)
         post_early = Signal()
         is_post, is_add, is_max = op == OPS["POST"], op == OPS["ADD"], op == OPS["MAX"]
-        m.d.comb += [post.start.eq(post_start), post.add.eq(is_add), post.pool.eq(is_max),
-                     post.n.eq(Mux(is_post, fld("POST", "n"),
-                                   Mux(is_add, fld("ADD", "n"), fld("MAX", "n")))),
-                     post.y.eq(Mux(is_post, fld("POST", "y"), addp["y"])),
-                     post.p.eq(Mux(is_post, fld("POST", "p"), addp["q"])),
-                     post.i.eq(addp["i"]),
-                     post.a.eq(Mux(is_add, fld("ADD", "a"), fld("MAX", "x"))),
-                     post.b.eq(fld("ADD", "b")), post.k.eq(fld("MAX", "k")),
-                     post.gather.eq(~is_add | fld("ADD", "gather")),
-                     post.xsigned.eq(Mux(is_add, fld("ADD", "xsigned"),
-                                         fld("MAX", "xsigned")))]
+        m.d.comb += [
+            post.start.eq(post_start),
+            post.add.eq(is_add),
+            post.pool.eq(is_max),
+            post.n.eq(
+                Mux(is_post, fld("POST", "n"), Mux(is_add, fld("ADD", "n"), fld("MAX", "n")))
+            ),
+            post.y.eq(Mux(is_post, fld("POST", "y"), addp["y"])),
+            post.p.eq(Mux(is_post, fld("POST", "p"), addp["q"])),
+            post.i.eq(addp["i"]),
+            post.a.eq(Mux(is_add, fld("ADD", "a"), fld("MAX", "x"))),
+            post.b.eq(fld("ADD", "b")),
+            post.k.eq(fld("MAX", "k")),
+            post.gather.eq(~is_add | fld("ADD", "gather")),
+            post.xsigned.eq(Mux(is_add, fld("ADD", "xsigned"), fld("MAX", "xsigned"))),
+        ]
         # The sequencer's states are one-hot flags, not an ``m.FSM``: Amaranth encodes an FSM
         # in binary and Yosys keeps that (it does not re-encode a register with an initial
         # value), and the binary state's decode in front of its own enable was the UP5K's
         # critical path (seven LUT levels, 37.5 MHz DSP-only).
         states = ("FETCH", "EXEC", "LOADING", "POSTING", "STORING")
-        state = {name: Signal(init=name == "FETCH", name=f"seq_{name.lower()}")
-                 for name in states}
+        state = {name: Signal(init=name == "FETCH", name=f"seq_{name.lower()}") for name in states}
 
         def goto(target):
             m.d.sync += [flag.eq(name == target) for name, flag in state.items()]
@@ -332,16 +442,20 @@ class GemmEngine(wiring.Component):
             goto("EXEC")
             restart()
         with m.If(state["EXEC"]):
+
             def advance():
                 m.d.sync += pc.eq(pc + 1)
                 goto("FETCH")
+
             with m.Switch(op):
                 with m.Case(OPS["LOAD"]):
-                    m.d.sync += [n_reg.eq(fld("LOAD", "n") - 1),
-                                 n_m2.eq(fld("LOAD", "n") - 2),
-                                 j_last.eq(fld("LOAD", "n") == 1),
-                                 wr_ptr.eq(fld("LOAD", "dst")),
-                                 j.eq(0)]
+                    m.d.sync += [
+                        n_reg.eq(fld("LOAD", "n") - 1),
+                        n_m2.eq(fld("LOAD", "n") - 2),
+                        j_last.eq(fld("LOAD", "n") == 1),
+                        wr_ptr.eq(fld("LOAD", "dst")),
+                        j.eq(0),
+                    ]
                     goto("LOADING")
                 with m.Case(OPS["CFG"]):
                     for ci, core in enumerate(("dsp", "lut")):
@@ -349,8 +463,11 @@ class GemmEngine(wiring.Component):
                             for name, sig in ccfg[core].items():
                                 m.d.sync += sig.eq(fld("CFG", name))
                             for op_name, sig in cwin[core].items():
-                                m.d.sync += sig.eq(sig.shape().const(
-                                    {k: WINDOW_RESET[k] for k, *_ in FIELDS[op_name]}))
+                                m.d.sync += sig.eq(
+                                    sig.shape().const(
+                                        {k: WINDOW_RESET[k] for k, *_ in FIELDS[op_name]}
+                                    )
+                                )
                     advance()
                 with m.Case(OPS["WIN"], OPS["WSTEP"]):
                     for ci, core in enumerate(("dsp", "lut")):
@@ -382,7 +499,7 @@ class GemmEngine(wiring.Component):
                 with m.Case(OPS["PCFG"]):
                     for name, sig in pcfg.items():
                         m.d.sync += sig.eq(fld("PCFG", name))
-                    m.d.sync += [st_credit.eq(0), st_has.eq(0)]   # (no write: idle)
+                    m.d.sync += [st_credit.eq(0), st_has.eq(0)]  # (no write: idle)
                     advance()
                 with m.Case(OPS["POST"]):
                     m.d.comb += post_go.eq(1)
@@ -397,13 +514,19 @@ class GemmEngine(wiring.Component):
                     m.d.sync += post_early.eq(0)
                     goto("POSTING")
                 with m.Case(OPS["STORE"]):
-                    m.d.sync += [n_reg.eq(fld("STORE", "n") - 1),
-                                 n_m2.eq(fld("STORE", "n") - 2),
-                                 j_last.eq(fld("STORE", "n") == 1),
-                                 base_reg.eq(fld("STORE", "x")),
-                                 idx_ptr.eq(fld("STORE", "idx")), j.eq(0),
-                                 st_n.eq(0), st_done.eq(0), st_v1.eq(0), st_v2.eq(0),
-                                 st_stream.eq(fld("STORE", "stream"))]
+                    m.d.sync += [
+                        n_reg.eq(fld("STORE", "n") - 1),
+                        n_m2.eq(fld("STORE", "n") - 2),
+                        j_last.eq(fld("STORE", "n") == 1),
+                        base_reg.eq(fld("STORE", "x")),
+                        idx_ptr.eq(fld("STORE", "idx")),
+                        j.eq(0),
+                        st_n.eq(0),
+                        st_done.eq(0),
+                        st_v1.eq(0),
+                        st_v2.eq(0),
+                        st_stream.eq(fld("STORE", "stream")),
+                    ]
                     goto("STORING")
                 with m.Case(OPS["END"]):
                     m.d.sync += pc.eq(0)
@@ -430,14 +553,16 @@ class GemmEngine(wiring.Component):
             # a three-stage pipeline, one element a cycle: gather-table read (idx_ptr),
             # activation read (base + entry), output (the activation port's data); a
             # held output (valid, not ready) freezes both reads and the issue
-            m.d.comb += [storing.eq(1), self.o.valid.eq(st_v2),
-                         st_hold.eq(st_v2 & ~self.o.ready)]
+            m.d.comb += [storing.eq(1), self.o.valid.eq(st_v2), st_hold.eq(st_v2 & ~self.o.ready)]
             m.d.comb += st_go.eq(~st_done & (~st_stream | st_has))
             with m.If(~st_hold):
                 m.d.sync += [st_v1.eq(st_go), st_v2.eq(st_v1)]
                 with m.If(st_go):
-                    m.d.sync += [idx_ptr.eq(idx_ptr + 1), st_n.eq(st_n + 1),
-                                 st_done.eq(st_n == n_reg)]
+                    m.d.sync += [
+                        idx_ptr.eq(idx_ptr + 1),
+                        st_n.eq(st_n + 1),
+                        st_done.eq(st_n == n_reg),
+                    ]
             with m.If(st_v2 & self.o.ready):
                 m.d.sync += [j.eq(j + 1), j_last.eq(j == n_m2)]
                 with m.If(j_last):

@@ -88,63 +88,152 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from frontends.errors import NnloomError
 
-__all__ = ["OPS", "CORES", "FIELDS", "Instr", "encode", "decode", "assemble", "disassemble",
-           "AsmError", "WORD_BITS", "WINDOW_RESET", "layout"]
+if TYPE_CHECKING:
+    from amaranth.lib import data
+
+__all__ = [
+    "OPS",
+    "CORES",
+    "FIELDS",
+    "Instr",
+    "encode",
+    "decode",
+    "assemble",
+    "disassemble",
+    "AsmError",
+    "WORD_BITS",
+    "WINDOW_RESET",
+    "layout",
+]
 
 WORD_BITS = 64
 OP_SHIFT, CORE_SHIFT = 60, 58
 
-OPS = MappingProxyType({"NOP": 0, "LOAD": 1, "CFG": 2, "GEMM": 3, "PCFG": 4, "POST": 5,
-                        "SYNC": 6, "STORE": 7, "END": 8, "ADD": 9, "ADDP": 10, "MAX": 11,
-                        "WIN": 12, "WSTEP": 13})
+OPS = MappingProxyType(
+    {
+        "NOP": 0,
+        "LOAD": 1,
+        "CFG": 2,
+        "GEMM": 3,
+        "PCFG": 4,
+        "POST": 5,
+        "SYNC": 6,
+        "STORE": 7,
+        "END": 8,
+        "ADD": 9,
+        "ADDP": 10,
+        "MAX": 11,
+        "WIN": 12,
+        "WSTEP": 13,
+    }
+)
 OP_NAMES = {v: k for k, v in OPS.items()}
 CORES = ("dsp", "lut")
 ROUTED = frozenset({"CFG", "GEMM", "POST", "WIN", "WSTEP"})
 
 # (name, width, signed) from bit 0 upward
-FIELDS = MappingProxyType({
-    "NOP": (),
-    "LOAD": (("n", 16, False), ("dst", 16, False)),
-    "CFG": (("m", 12, False), ("k", 12, False), ("n", 10, False), ("g", 10, False),
-            ("tiles", 8, False), ("xsigned", 1, False), ("wbits", 4, False)),
-    "GEMM": (("x", 16, False), ("gstep", 16, False), ("w", 16, False), ("pad", 8, False),
-             ("stream", 1, False)),
-    "PCFG": (("m", 12, False), ("shift", 6, False), ("zp", 9, True), ("lo", 9, True),
-             ("hi", 9, True), ("round", 2, False)),
-    "POST": (("n", 12, False), ("y", 16, False), ("p", 14, False), ("early", 1, False)),
-    "SYNC": (),
-    "STORE": (("n", 16, False), ("x", 16, False), ("idx", 16, False), ("stream", 1, False)),
-    "END": (),
-    "ADD": (("n", 16, False), ("a", 16, False), ("b", 16, False), ("xsigned", 1, False),
-            ("gather", 1, False)),
-    "ADDP": (("y", 16, False), ("q", 14, False), ("i", 16, False)),
-    "MAX": (("n", 16, False), ("x", 16, False), ("k", 8, False), ("xsigned", 1, False)),
-    "WIN": (("h", 10, False), ("w", 10, False), ("ow", 10, False), ("kh", 5, False),
-            ("kw", 5, False), ("pt", 5, False), ("pl", 5, False), ("sy", 4, False),
-            ("sx", 4, False)),
-    "WSTEP": (("sky", 16, True), ("sci", 16, True), ("srow", 16, True), ("dy", 4, False),
-              ("dx", 4, False)),
-})
+FIELDS = MappingProxyType(
+    {
+        "NOP": (),
+        "LOAD": (("n", 16, False), ("dst", 16, False)),
+        "CFG": (
+            ("m", 12, False),
+            ("k", 12, False),
+            ("n", 10, False),
+            ("g", 10, False),
+            ("tiles", 8, False),
+            ("xsigned", 1, False),
+            ("wbits", 4, False),
+        ),
+        "GEMM": (
+            ("x", 16, False),
+            ("gstep", 16, False),
+            ("w", 16, False),
+            ("pad", 8, False),
+            ("stream", 1, False),
+        ),
+        "PCFG": (
+            ("m", 12, False),
+            ("shift", 6, False),
+            ("zp", 9, True),
+            ("lo", 9, True),
+            ("hi", 9, True),
+            ("round", 2, False),
+        ),
+        "POST": (("n", 12, False), ("y", 16, False), ("p", 14, False), ("early", 1, False)),
+        "SYNC": (),
+        "STORE": (("n", 16, False), ("x", 16, False), ("idx", 16, False), ("stream", 1, False)),
+        "END": (),
+        "ADD": (
+            ("n", 16, False),
+            ("a", 16, False),
+            ("b", 16, False),
+            ("xsigned", 1, False),
+            ("gather", 1, False),
+        ),
+        "ADDP": (("y", 16, False), ("q", 14, False), ("i", 16, False)),
+        "MAX": (("n", 16, False), ("x", 16, False), ("k", 8, False), ("xsigned", 1, False)),
+        "WIN": (
+            ("h", 10, False),
+            ("w", 10, False),
+            ("ow", 10, False),
+            ("kh", 5, False),
+            ("kw", 5, False),
+            ("pt", 5, False),
+            ("pl", 5, False),
+            ("sy", 4, False),
+            ("sx", 4, False),
+        ),
+        "WSTEP": (
+            ("sky", 16, True),
+            ("sci", 16, True),
+            ("srow", 16, True),
+            ("dy", 4, False),
+            ("dx", 4, False),
+        ),
+    }
+)
 
 # what CFG sets WIN's and WSTEP's registers to: the dense window (step k' reads x + k')
-WINDOW_RESET = MappingProxyType({"h": 1, "w": 1, "ow": 1, "kh": 1, "kw": 1, "pt": 0, "pl": 0,
-                                 "sy": 1, "sx": 1, "sky": 0, "sci": 1, "srow": 0, "dy": 1,
-                                 "dx": 1})
+WINDOW_RESET = MappingProxyType(
+    {
+        "h": 1,
+        "w": 1,
+        "ow": 1,
+        "kh": 1,
+        "kw": 1,
+        "pt": 0,
+        "pl": 0,
+        "sy": 1,
+        "sx": 1,
+        "sky": 0,
+        "sci": 1,
+        "srow": 0,
+        "dy": 1,
+        "dx": 1,
+    }
+)
 
 for _op, _fields in FIELDS.items():
     assert sum(w for _, w, _ in _fields) <= CORE_SHIFT, _op
 
 
-def layout(op: str) -> "data.StructLayout":
+def layout(op: str) -> data.StructLayout:
     """``op``'s fields as an Amaranth layout over the word's low bits (a ``data.View`` of
     the instruction word decodes them in the RTL)."""
     from amaranth import signed, unsigned
     from amaranth.lib import data
-    return data.StructLayout({name: signed(width) if is_signed else unsigned(width)
-                              for name, width, is_signed in FIELDS[op]})
+
+    return data.StructLayout(
+        {
+            name: signed(width) if is_signed else unsigned(width)
+            for name, width, is_signed in FIELDS[op]
+        }
+    )
 
 
 def field_offsets(op: str) -> dict[str, tuple[int, int, bool]]:
@@ -177,8 +266,10 @@ class Instr:
         known = {name for name, _, _ in FIELDS[self.op]}
         extra = set(self.fields) - known
         if extra:
-            raise AsmError(f"{self.op}: unknown field(s) {', '.join(sorted(extra))}; "
-                           f"fields: {', '.join(n for n, _, _ in FIELDS[self.op]) or 'none'}")
+            raise AsmError(
+                f"{self.op}: unknown field(s) {', '.join(sorted(extra))}; "
+                f"fields: {', '.join(n for n, _, _ in FIELDS[self.op]) or 'none'}"
+            )
         full = {name: int(self.fields.get(name, 0)) for name, _, _ in FIELDS[self.op]}
         object.__setattr__(self, "fields", MappingProxyType(full))
 
@@ -203,8 +294,10 @@ def encode(instr: Instr) -> int:
         value = instr.fields[name]
         lo, hi = (-(1 << (width - 1)), (1 << (width - 1)) - 1) if signed else (0, (1 << width) - 1)
         if not lo <= value <= hi:
-            raise AsmError(f"{instr.op} field {name}={value} does not fit in {width} "
-                           f"{'signed ' if signed else ''}bits ({lo}..{hi})")
+            raise AsmError(
+                f"{instr.op} field {name}={value} does not fit in {width} "
+                f"{'signed ' if signed else ''}bits ({lo}..{hi})"
+            )
         word |= (value & ((1 << width) - 1)) << lsb
     return word
 

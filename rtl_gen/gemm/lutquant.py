@@ -40,7 +40,7 @@ def quantize_channels(w: np.ndarray, lo: int, hi: int, *, ternary: bool = False)
             codes = np.clip(np.rint(row / scale), -qmax, qmax)
         q[n] = codes.astype(np.int64)
         f[n] = scale
-        norm = float((a ** 2).sum())
+        norm = float((a**2).sum())
         err[n] = float(((row - scale * codes) ** 2).sum()) / norm if norm else 0.0
     return q, f, err
 

@@ -1,7 +1,8 @@
 """The overlay's Python model: runs a program on its memory images, instruction by
 instruction, bit for bit as the RTL does, and schedules it cycle by cycle.
 
-``run(program, codes)`` returns the output codes; ``schedule(program)`` returns when each instruction is
+``run(program, codes)`` returns the output codes; ``schedule(program)`` returns when each
+instruction is
 fetched, the cores' busy windows and the perf counters the RTL reports, with the input
 always valid and the output always ready.
 """
@@ -16,8 +17,15 @@ from . import timing
 from .config import DSP_WBITS, GemmConfig
 from .isa import WINDOW_RESET, Instr
 
-__all__ = ["run", "schedule", "Schedule", "instruction_cycles", "unpack_lanes",
-           "round_constant", "planes_of"]
+__all__ = [
+    "run",
+    "schedule",
+    "Schedule",
+    "instruction_cycles",
+    "unpack_lanes",
+    "round_constant",
+    "planes_of",
+]
 
 
 def unpack_lanes(word: int, lanes: int, width: int) -> list[int]:
@@ -53,8 +61,7 @@ def _as_code(raw: np.ndarray, signed: bool) -> np.ndarray:
 
 def run(program, codes: np.ndarray) -> np.ndarray:
     """Output codes (B, n_out) of the program for input codes (B, n_in)."""
-    return np.stack([_run_one(program, np.asarray(c).reshape(-1))[0]
-                     for c in np.asarray(codes)])
+    return np.stack([_run_one(program, np.asarray(c).reshape(-1))[0] for c in np.asarray(codes)])
 
 
 def planes_of(config: GemmConfig, core: str, cfg_fields) -> int:
@@ -62,24 +69,30 @@ def planes_of(config: GemmConfig, core: str, cfg_fields) -> int:
     return cfg_fields["wbits"] if core == "lut" and config.lut_mode == "bitserial" else 1
 
 
-def _weight_block(program, core: str, base: int, g: int, tiles: int, k: int,
-                  planes: int) -> np.ndarray:
+def _weight_block(
+    program, core: str, base: int, g: int, tiles: int, k: int, planes: int
+) -> np.ndarray:
     """Weights (g, tiles * lanes, k) of a GEMM from the weight words at ``base``."""
     cfg = program.config
-    words, lanes = (program.wd, cfg.dsp_lanes) if core == "dsp" else (program.wl,
-                                                                      cfg.lut_lanes)
+    words, lanes = (program.wd, cfg.dsp_lanes) if core == "dsp" else (program.wl, cfg.lut_lanes)
     if core == "lut" and cfg.lut_mode == "bitserial":
-        bits = np.array([[(words[base + i] >> lane) & 1 for lane in range(lanes)]
-                         for i in range(g * tiles * planes * k)], np.int64)
+        bits = np.array(
+            [
+                [(words[base + i] >> lane) & 1 for lane in range(lanes)]
+                for i in range(g * tiles * planes * k)
+            ],
+            np.int64,
+        )
         bits = bits.reshape(g, tiles, planes, k, lanes)
-        weight = -(1 << (planes - 1)) * bits[:, :, 0]          # sign plane first
+        weight = -(1 << (planes - 1)) * bits[:, :, 0]  # sign plane first
         for p in range(1, planes):
             weight = weight + (1 << (planes - 1 - p)) * bits[:, :, p]
-        w = weight                                               # (g, tiles, k, lanes)
+        w = weight  # (g, tiles, k, lanes)
     else:
         width = DSP_WBITS if core == "dsp" else cfg.lut_wbits
-        w = np.array([unpack_lanes(words[base + i], lanes, width)
-                      for i in range(g * tiles * k)], np.int64).reshape(g, tiles, k, lanes)
+        w = np.array(
+            [unpack_lanes(words[base + i], lanes, width) for i in range(g * tiles * k)], np.int64
+        ).reshape(g, tiles, k, lanes)
     return w.transpose(0, 1, 3, 2).reshape(g, tiles * lanes, k)
 
 
@@ -113,26 +126,27 @@ def _run_one(program, code: np.ndarray):
     accs: dict[str, np.ndarray] = {}
     pcfg = addp = None
     out = None
-    deferred = []     # streamed GEMMs: they read what the LOAD or POSTs behind them write
+    deferred = []  # streamed GEMMs: they read what the LOAD or POSTs behind them write
 
     def gemm(ins, c):
         f = ins.fields
-        m, k, n, g, tiles = c["m"], c["k"], c["n"], c["g"], c["tiles"]
+        k, n, g, tiles = c["k"], c["n"], c["g"], c["tiles"]
         w = _weight_block(program, ins.core, f["w"], g, tiles, k, planes_of(cfg, ins.core, c))
         addr, inside = window_addresses(c, f["x"], f["gstep"])
         pad = _as_code(np.array([f["pad"]]), bool(c["xsigned"]))[0]
-        a = np.where(inside, _as_code(act[np.where(inside, addr, 0) % len(act)],
-                                      bool(c["xsigned"])), pad)
+        a = np.where(
+            inside, _as_code(act[np.where(inside, addr, 0) % len(act)], bool(c["xsigned"])), pad
+        )
         if ins.core == "dsp" and cfg.dsp_pack and not c["xsigned"]:
-            a = a - 128                  # SB_MAC16 8x8 operands: int8 activations
+            a = a - 128  # SB_MAC16 8x8 operands: int8 activations
         accs[ins.core] = np.einsum("pgk,gck->pgc", a, w[:, :n]).reshape(-1)  # q*g*n + gi*n + c
 
     for ins in program.instrs:
         f = ins.fields
         if ins.op == "LOAD":
-            act[f["dst"]:f["dst"] + f["n"]] = np.asarray(code[:f["n"]]) & 0xFF
+            act[f["dst"] : f["dst"] + f["n"]] = np.asarray(code[: f["n"]]) & 0xFF
         elif ins.op == "SYNC":
-            for args in deferred:       # their input is written by now
+            for args in deferred:  # their input is written by now
                 gemm(*args)
             deferred.clear()
         elif ins.op == "CFG":
@@ -148,35 +162,42 @@ def _run_one(program, code: np.ndarray):
             pcfg = f
         elif ins.op == "POST":
             m, n = pcfg["m"], f["n"]
-            acc = accs[ins.core][:m * n].reshape(m, n)
-            bias = params[f["p"]:f["p"] + n, 0]
-            mult = params[f["p"]:f["p"] + n, 1]
-            y = _requant(acc + bias[None], mult[None], pcfg["shift"], pcfg["zp"], pcfg["lo"],
-                         pcfg["hi"], pcfg["round"])                        # (m, n)
-            act[f["y"]:f["y"] + n * m] = y.T.reshape(-1) & 0xFF
+            acc = accs[ins.core][: m * n].reshape(m, n)
+            bias = params[f["p"] : f["p"] + n, 0]
+            mult = params[f["p"] : f["p"] + n, 1]
+            y = _requant(
+                acc + bias[None],
+                mult[None],
+                pcfg["shift"],
+                pcfg["zp"],
+                pcfg["lo"],
+                pcfg["hi"],
+                pcfg["round"],
+            )  # (m, n)
+            act[f["y"] : f["y"] + n * m] = y.T.reshape(-1) & 0xFF
         elif ins.op == "ADDP":
             addp = f
         elif ins.op == "ADD":
             n, s = f["n"], bool(f["xsigned"])
             (za, ma), (zb, mb) = params[addp["q"]], params[addp["q"] + 1]
-            a = _as_code(act[f["a"]:f["a"] + n], s)
-            offsets = idx[addp["i"]:addp["i"] + n] if f["gather"] else np.arange(n)
+            a = _as_code(act[f["a"] : f["a"] + n], s)
+            offsets = idx[addp["i"] : addp["i"] + n] if f["gather"] else np.arange(n)
             b = _as_code(act[f["b"] + offsets], s)
             acc = (a - za) * ma + (b - zb) * mb
-            y = _requant(acc, 1, pcfg["shift"], pcfg["zp"], pcfg["lo"], pcfg["hi"],
-                         pcfg["round"])
-            act[addp["y"]:addp["y"] + n] = y & 0xFF
+            y = _requant(acc, 1, pcfg["shift"], pcfg["zp"], pcfg["lo"], pcfg["hi"], pcfg["round"])
+            act[addp["y"] : addp["y"] + n] = y & 0xFF
         elif ins.op == "MAX":
             n, k, s = f["n"], f["k"], bool(f["xsigned"])
             z, mu = params[addp["q"]]
-            table = idx[addp["i"]:addp["i"] + n * k].reshape(n, k)
+            table = idx[addp["i"] : addp["i"] + n * k].reshape(n, k)
             vals = _as_code(act[f["x"] + np.maximum(table, 0)], s)
             v = np.where(table < 0, np.iinfo(np.int64).min, vals).max(axis=1)
-            y = _requant(v - z, mu, pcfg["shift"], pcfg["zp"], pcfg["lo"], pcfg["hi"],
-                         pcfg["round"])
-            act[addp["y"]:addp["y"] + n] = y & 0xFF
+            y = _requant(
+                v - z, mu, pcfg["shift"], pcfg["zp"], pcfg["lo"], pcfg["hi"], pcfg["round"]
+            )
+            act[addp["y"] : addp["y"] + n] = y & 0xFF
         elif ins.op == "STORE":
-            out = act[f["x"] + idx[f["idx"]:f["idx"] + f["n"]]]
+            out = act[f["x"] + idx[f["idx"] : f["idx"] + f["n"]]]
         elif ins.op == "END":
             break
     return _as_code(out, program.out_dtype.signed), act
@@ -184,13 +205,14 @@ def _run_one(program, code: np.ndarray):
 
 # --- timing ------------------------------------------------------------------------------------
 
+
 @dataclass
 class Schedule:
     """When things happen in one inference (cycle 0: FETCH of instruction 0)."""
 
-    fetch: list = field(default_factory=list)      # FETCH cycle of every instruction, + end
-    first_in: int = 0                              # cycle of the first input transfer
-    last_out: int = 0                              # cycle of the last output transfer
+    fetch: list = field(default_factory=list)  # FETCH cycle of every instruction, + end
+    first_in: int = 0  # cycle of the first input transfer
+    last_out: int = 0  # cycle of the last output transfer
     busy: dict = field(default_factory=lambda: {"dsp": 0, "lut": 0})
     stall: dict = field(default_factory=lambda: {"dsp": 0, "lut": 0})
     wait: dict = field(default_factory=lambda: {"dsp": 0, "lut": 0})
@@ -208,15 +230,15 @@ def schedule(program_or_instrs, config: GemmConfig | None = None) -> Schedule:
         instrs = program_or_instrs
     s = Schedule()
     t = 0
-    free = {"dsp": 0, "lut": 0}          # first cycle a core is not busy
-    computed = {"dsp": 0, "lut": 0}      # first cycle it is not computing (drain aside)
+    free = {"dsp": 0, "lut": 0}  # first cycle a core is not busy
+    computed = {"dsp": 0, "lut": 0}  # first cycle it is not computing (drain aside)
     core_cfg: dict[str, dict] = {}
     pcfg_m = 1
-    writes: list[int] = []               # cycle of every activation write (LOAD, POST)
-    drained = {"dsp": 0, "lut": 0}       # first cycle a GEMM's first unit may end (drain)
-    w_pcfg = 0                           # writes before the last PCFG
-    busy_from = {"dsp": 0, "lut": 0}     # the last GEMM's busy cycles are counted from
-    pending: dict[str, tuple] = {}       # streamed GEMMs short of input: (EXEC, k, writes)
+    writes: list[int] = []  # cycle of every activation write (LOAD, POST)
+    drained = {"dsp": 0, "lut": 0}  # first cycle a GEMM's first unit may end (drain)
+    w_pcfg = 0  # writes before the last PCFG
+    busy_from = {"dsp": 0, "lut": 0}  # the last GEMM's busy cycles are counted from
+    pending: dict[str, tuple] = {}  # streamed GEMMs short of input: (EXEC, k, writes)
 
     def settle():
         """Streamed GEMMs whose input is written: the first unit issues step i at the
@@ -245,13 +267,17 @@ def schedule(program_or_instrs, config: GemmConfig | None = None) -> Schedule:
         nxt = None
         if ins.op in ("CFG", "GEMM", "WIN", "WSTEP"):
             if ins.core in pending:
-                raise ValueError(f"{ins.op} {ins.core}: that core's streamed GEMM has not "
-                                 f"had its input written yet")
-            if ins.op == "GEMM":    # CFG only writes registers the core sampled at start
+                raise ValueError(
+                    f"{ins.op} {ins.core}: that core's streamed GEMM has not "
+                    f"had its input written yet"
+                )
+            if ins.op == "GEMM":  # CFG only writes registers the core sampled at start
                 e = max(e, computed[ins.core])
         elif ins.op in ("SYNC", "ADD", "MAX", "STORE", "END") and pending:
-            raise ValueError(f"{ins.op}: a streamed GEMM ({', '.join(pending)}) has not had "
-                             f"its input written before it")
+            raise ValueError(
+                f"{ins.op}: a streamed GEMM ({', '.join(pending)}) has not had "
+                f"its input written before it"
+            )
         if ins.op == "CFG":
             core_cfg[ins.core] = f
         elif ins.op == "GEMM":
@@ -259,8 +285,7 @@ def schedule(program_or_instrs, config: GemmConfig | None = None) -> Schedule:
             lanes = config.lanes[ins.core]
             planes = planes_of(config, ins.core, c)
             pipe = timing.core_pipe(config, ins.core)
-            busy = timing.core_busy_cycles(lanes, c["m"], c["k"], c["n"], c["g"], planes,
-                                           pipe)
+            busy = timing.core_busy_cycles(lanes, c["m"], c["k"], c["n"], c["g"], planes, pipe)
             issue, _ = timing.core_issue_cycles(lanes, c["m"], c["k"], c["n"], c["g"], planes)
             # the last GEMM's drain may still run: the first unit's last step waits for it
             # (a unit whose last step issues at t drains d lanes until t + d)
@@ -268,11 +293,14 @@ def schedule(program_or_instrs, config: GemmConfig | None = None) -> Schedule:
             busy_from[ins.core] = free[ins.core]
             held = max(0, drained[ins.core] - (e + 1 + c["k"] * planes))
             free[ins.core] = e + 1 + busy
-            computed[ins.core] = e + 1 + timing.core_compute_cycles(
-                lanes, c["m"], c["k"], c["n"], c["g"], planes, pipe)
+            computed[ins.core] = (
+                e
+                + 1
+                + timing.core_compute_cycles(lanes, c["m"], c["k"], c["n"], c["g"], planes, pipe)
+            )
             s.stall[ins.core] += issue - c["m"] * c["g"] * c["tiles"] * c["k"] * planes
             if f.get("stream"):
-                pending[ins.core] = (e, c["k"], len(writes))   # busy: when settled
+                pending[ins.core] = (e, c["k"], len(writes))  # busy: when settled
             else:
                 free[ins.core] += held
                 computed[ins.core] += held
@@ -296,7 +324,8 @@ def schedule(program_or_instrs, config: GemmConfig | None = None) -> Schedule:
             writes.extend(e + timing.POST_WRITE + j for j in range(f["n"] * pcfg_m))
             settle()
             nxt = e + (timing.post_issue_cycles if f.get("early") else timing.post_cycles)(
-                f["n"], pcfg_m)
+                f["n"], pcfg_m
+            )
         elif ins.op == "ADD":
             nxt = e + timing.add_cycles(f["n"])
         elif ins.op == "MAX":

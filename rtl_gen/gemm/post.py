@@ -30,8 +30,9 @@ from .config import MULT_BITS
 __all__ = ["PostUnit", "requant_pipeline"]
 
 
-def requant_pipeline(m: Module, valid, prod, addr, *, shift, zp, lo, hi, mode,
-                     half_even: bool = True):
+def requant_pipeline(
+    m: Module, valid, prod, addr, *, shift, zp, lo, hi, mode, half_even: bool = True
+):
     """``clamp(round(prod / 2**shift) + zp, lo, hi)`` in five stages (rounding constant and
     remainder flags; shift by the multiple-of-8 part; shift by the rest and round half to
     even; zero point and range flags; clamp, combinational into the write). ``mode``: 0 half
@@ -42,23 +43,29 @@ def requant_pipeline(m: Module, valid, prod, addr, *, shift, zp, lo, hi, mode,
     one = Signal(unsigned(width))
     rconst, mask = Signal(unsigned(width)), Signal(unsigned(width))
     m.d.sync += one.eq(1 << shift)
-    m.d.sync += [rconst.eq(Mux(mode == 0, one >> 1, Mux(mode == 2, one - 1, 0))),
-                 mask.eq(one - 1)]
+    m.d.sync += [rconst.eq(Mux(mode == 0, one >> 1, Mux(mode == 2, one - 1, 0))), mask.eq(one - 1)]
     # stage 1: add the rounding constant; remainder above / at half
     v1, a1 = Signal(), Signal(len(addr))
     t1 = Signal(signed(width + 1))
     gt1, eq1 = Signal(), Signal()
     rem = prod & mask
-    half = mask - (mask >> 1)          # 2**(shift-1), 0 when shift = 0
+    half = mask - (mask >> 1)  # 2**(shift-1), 0 when shift = 0
     m.d.sync += [v1.eq(valid), a1.eq(addr), t1.eq(prod + rconst)]
     if half_even:
-        m.d.sync += [gt1.eq((mode == 3) & (shift != 0) & (rem > half)),
-                     eq1.eq((mode == 3) & (shift != 0) & (rem == half))]
+        m.d.sync += [
+            gt1.eq((mode == 3) & (shift != 0) & (rem > half)),
+            eq1.eq((mode == 3) & (shift != 0) & (rem == half)),
+        ]
     # stage 2: coarse shift; stage 3: fine shift and the half-to-even bump
     v2, a2, gt2, eq2 = Signal(), Signal(len(addr)), Signal(), Signal()
     t2 = Signal(signed(width + 1))
-    m.d.sync += [v2.eq(v1), a2.eq(a1), gt2.eq(gt1), eq2.eq(eq1),
-                 t2.eq(t1 >> Cat(Const(0, 3), shift[3:]))]
+    m.d.sync += [
+        v2.eq(v1),
+        a2.eq(a1),
+        gt2.eq(gt1),
+        eq2.eq(eq1),
+        t2.eq(t1 >> Cat(Const(0, 3), shift[3:])),
+    ]
     v3, a3 = Signal(), Signal(len(addr))
     t3 = Signal(signed(width + 2))
     fine = t2 >> shift[:3]
@@ -74,12 +81,17 @@ def requant_pipeline(m: Module, valid, prod, addr, *, shift, zp, lo, hi, mode,
     lo_zp, hi_zp = Signal(signed(11)), Signal(signed(11))
     m.d.sync += [lo_zp.eq(lo - zp), hi_zp.eq(hi - zp)]
     top, low = t3[9:], t3[:10].as_signed()
-    m.d.sync += [v4.eq(v3), a4.eq(a3), small.eq(low + zp),
-                 below.eq(low < lo_zp), above.eq(low > hi_zp),
-                 big.eq((top != 0) & (top != (1 << len(top)) - 1)), neg.eq(t3[-1])]
+    m.d.sync += [
+        v4.eq(v3),
+        a4.eq(a3),
+        small.eq(low + zp),
+        below.eq(low < lo_zp),
+        above.eq(low > hi_zp),
+        big.eq((top != 0) & (top != (1 << len(top)) - 1)),
+        neg.eq(t3[-1]),
+    ]
     result = Signal(signed(10))
-    m.d.comb += result.eq(Mux(big, Mux(neg, lo, hi),
-                              Mux(below, lo, Mux(above, hi, small))))
+    m.d.comb += result.eq(Mux(big, Mux(neg, lo, hi), Mux(below, lo, Mux(above, hi, small))))
     return v4, a4, result
 
 
@@ -92,24 +104,58 @@ class PostUnit(wiring.Component):
     checks in simulation, ``acc_re`` (a POST reads ``acc[acc_addr]`` this cycle) and
     ``act_re`` (an ADD/MAX uses the activation read this cycle)."""
 
-    def __init__(self, *, acc_bits: int, bias_bits: int, act_abits: int, idx_abits: int,
-                 acc_abits: int, p_abits: int, residual: bool = True, half_even: bool = True):
+    def __init__(
+        self,
+        *,
+        acc_bits: int,
+        bias_bits: int,
+        act_abits: int,
+        idx_abits: int,
+        acc_abits: int,
+        p_abits: int,
+        residual: bool = True,
+        half_even: bool = True,
+    ):
         self.acc_bits, self.bias_bits, self.residual = acc_bits, bias_bits, residual
         self.half_even = half_even
         self.act_abits = act_abits
-        super().__init__({
-            "start": In(1), "add": In(1), "pool": In(1), "k": In(8),
-            "n": In(16), "y": In(16), "p": In(14), "a": In(16), "b": In(16), "i": In(16),
-            "xsigned": In(1), "gather": In(1),
-            "m": In(12), "shift": In(6), "zp": In(signed(9)), "lo": In(signed(9)),
-            "hi": In(signed(9)), "round": In(2),
-            "acc_addr": Out(acc_abits), "acc_data": In(signed(acc_bits)),
-            "p_addr": Out(p_abits), "p_data": In(bias_bits + MULT_BITS),
-            "idx_addr": Out(idx_abits), "idx_data": In(act_abits + 1),
-            "act_raddr": Out(act_abits), "act_rdata": In(8),
-            "act_waddr": Out(act_abits), "act_wdata": Out(8), "act_we": Out(1),
-            "acc_re": Out(1), "act_re": Out(1), "busy": Out(1), "issuing": Out(1),
-        })
+        super().__init__(
+            {
+                "start": In(1),
+                "add": In(1),
+                "pool": In(1),
+                "k": In(8),
+                "n": In(16),
+                "y": In(16),
+                "p": In(14),
+                "a": In(16),
+                "b": In(16),
+                "i": In(16),
+                "xsigned": In(1),
+                "gather": In(1),
+                "m": In(12),
+                "shift": In(6),
+                "zp": In(signed(9)),
+                "lo": In(signed(9)),
+                "hi": In(signed(9)),
+                "round": In(2),
+                "acc_addr": Out(acc_abits),
+                "acc_data": In(signed(acc_bits)),
+                "p_addr": Out(p_abits),
+                "p_data": In(bias_bits + MULT_BITS),
+                "idx_addr": Out(idx_abits),
+                "idx_data": In(act_abits + 1),
+                "act_raddr": Out(act_abits),
+                "act_rdata": In(8),
+                "act_waddr": Out(act_abits),
+                "act_wdata": Out(8),
+                "act_we": Out(1),
+                "acc_re": Out(1),
+                "act_re": Out(1),
+                "busy": Out(1),
+                "issuing": Out(1),
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()
@@ -122,11 +168,11 @@ class PostUnit(wiring.Component):
         q, c = Signal(12), Signal(12)
         j = Signal(24)
         row, wa = Signal(16), Signal(16)
-        nn, nn_m1, m_m1 = Signal(16), Signal(16), Signal(12)   # n, n - 1, m - 1 (equality tests)
+        nn, nn_m1, m_m1 = Signal(16), Signal(16), Signal(12)  # n, n - 1, m - 1 (equality tests)
         p_base = Signal(14)
         issue = running & ~is_add
         m.d.comb += [self.acc_addr.eq(j), self.p_addr.eq(p_base + c)]  # ADD overrides
-        m.d.comb += self.acc_re.eq(issue)     # POST reads acc[j] this cycle
+        m.d.comb += self.acc_re.eq(issue)  # POST reads acc[j] this cycle
         # last_c (c == n - 1) and last_q (q == m - 1) are registers: as 16- and 12-bit
         # compares in front of running's next state they led the UP5K's path (34.5 MHz);
         # nn_m2 = n - 2, mm2 = m - 2, n1 = (n == 1), m1 = (m == 1) give their next values
@@ -135,11 +181,24 @@ class PostUnit(wiring.Component):
         with m.If(self.start):
             # without the residual datapath ADD and MAX are no-ops
             go = 1 if self.residual else ~(self.add | self.pool)
-            m.d.sync += [running.eq(go), q.eq(0), c.eq(0), j.eq(0),
-                         row.eq(self.y), wa.eq(self.y), nn.eq(self.n), nn_m1.eq(self.n - 1),
-                         m_m1.eq(self.m - 1), p_base.eq(self.p),
-                         nn_m2.eq(self.n - 2), mm2.eq(self.m - 2), n1.eq(self.n == 1),
-                         m1.eq(self.m == 1), last_c.eq(self.n == 1), last_q.eq(self.m == 1)]
+            m.d.sync += [
+                running.eq(go),
+                q.eq(0),
+                c.eq(0),
+                j.eq(0),
+                row.eq(self.y),
+                wa.eq(self.y),
+                nn.eq(self.n),
+                nn_m1.eq(self.n - 1),
+                m_m1.eq(self.m - 1),
+                p_base.eq(self.p),
+                nn_m2.eq(self.n - 2),
+                mm2.eq(self.m - 2),
+                n1.eq(self.n == 1),
+                m1.eq(self.m == 1),
+                last_c.eq(self.n == 1),
+                last_q.eq(self.m == 1),
+            ]
             if self.residual:
                 m.d.sync += [is_add.eq(self.add | self.pool), is_max.eq(self.pool)]
         with m.Elif(issue):
@@ -168,37 +227,60 @@ class PostUnit(wiring.Component):
         lo2b = Signal(unsigned(split + MULT_BITS))
         hi2b = Signal(signed(sum_bits - split + MULT_BITS + 1))
         prod3 = Signal(signed(sum_bits + MULT_BITS + 1))
-        m.d.sync += [v1.eq(issue), wa1.eq(wa),
-                     v1b.eq(v1), wa1b.eq(wa1), acc1b.eq(self.acc_data), bias1b.eq(bias),
-                     mult1b.eq(mult),
-                     v2.eq(v1b), wa2.eq(wa1b), sum2.eq(acc1b + bias1b), mult2.eq(mult1b),
-                     v2b.eq(v2), wa2b.eq(wa2), lo2b.eq(sum2[:split] * mult2),
-                     hi2b.eq(sum2[split:].as_signed() * mult2),
-                     v3.eq(v2b), wa3.eq(wa2b), prod3.eq((hi2b << split) + lo2b)]
+        m.d.sync += [
+            v1.eq(issue),
+            wa1.eq(wa),
+            v1b.eq(v1),
+            wa1b.eq(wa1),
+            acc1b.eq(self.acc_data),
+            bias1b.eq(bias),
+            mult1b.eq(mult),
+            v2.eq(v1b),
+            wa2.eq(wa1b),
+            sum2.eq(acc1b + bias1b),
+            mult2.eq(mult1b),
+            v2b.eq(v2),
+            wa2b.eq(wa2),
+            lo2b.eq(sum2[:split] * mult2),
+            hi2b.eq(sum2[split:].as_signed() * mult2),
+            v3.eq(v2b),
+            wa3.eq(wa2b),
+            prod3.eq((hi2b << split) + lo2b),
+        ]
 
         # --- ADD: element j reads a_j and idx[i+j] (phase 0), then b_j (phase 1) -----------
         add_run = running & is_add & ~is_max
         phase = Signal()
-        aj, jb, add_wa = Signal(16), Signal(16), Signal(16)   # MAX: aj counts window entries
-        a_base, g_base, i_base = Signal(16), Signal(16), Signal(16)   # g: gathered operand
+        aj, jb, add_wa = Signal(16), Signal(16), Signal(16)  # MAX: aj counts window entries
+        a_base, g_base, i_base = Signal(16), Signal(16), Signal(16)  # g: gathered operand
         xs, gather = Signal(), Signal()
         with m.If(self.start):
-            m.d.sync += [a_base.eq(self.a), g_base.eq(Mux(self.pool, self.a, self.b)),
-                         i_base.eq(self.i), xs.eq(self.xsigned), phase.eq(0), aj.eq(0),
-                         gather.eq(self.gather)]
+            m.d.sync += [
+                a_base.eq(self.a),
+                g_base.eq(Mux(self.pool, self.a, self.b)),
+                i_base.eq(self.i),
+                xs.eq(self.xsigned),
+                phase.eq(0),
+                aj.eq(0),
+                gather.eq(self.gather),
+            ]
         with m.Elif(add_run):
             m.d.sync += phase.eq(~phase)
             with m.If(phase):
                 m.d.sync += [aj.eq(aj + 1), jb.eq(aj)]
                 with m.If(aj == nn_m1):
                     m.d.sync += running.eq(0)
-        if self.residual:   # else nothing reads: no address adders in front of the ports
-            m.d.comb += [self.idx_addr.eq(i_base + aj),
-                         self.act_raddr.eq(Mux(phase | is_max,
-                                               g_base + Mux(gather,
-                                                            self.idx_data[:self.act_abits],
-                                                            aj),
-                                               a_base + aj))]
+        if self.residual:  # else nothing reads: no address adders in front of the ports
+            m.d.comb += [
+                self.idx_addr.eq(i_base + aj),
+                self.act_raddr.eq(
+                    Mux(
+                        phase | is_max,
+                        g_base + Mux(gather, self.idx_data[: self.act_abits], aj),
+                        a_base + aj,
+                    )
+                ),
+            ]
 
         # --- MAX: window entry e of output mj issues at stage 0; gather entry at 1;
         # activation and compare at 2; the window's maximum mx is complete at s_m --------
@@ -219,15 +301,23 @@ class PostUnit(wiring.Component):
                     m.d.sync += running.eq(0)
         with m.If(is_add):
             m.d.comb += self.p_addr.eq(p_base + phase)
-        s_a, s_b, add_v = Signal(), Signal(), Signal()   # a_j / b_j data (and za,ma / zb,mb)
+        s_a, s_b, add_v = Signal(), Signal(), Signal()  # a_j / b_j data (and za,ma / zb,mb)
         val = Signal(signed(9))
         m.d.comb += val.eq(Mux(xs, self.act_rdata.as_signed(), self.act_rdata))
         if self.residual:
-            m.d.sync += [s_a.eq(add_run & ~phase), s_b.eq(add_run & phase),
-                         add_v.eq(s_b | s_m)]
-            m.d.sync += [mv1.eq(max_run), first1.eq(we == 0), last1.eq(we == k_m1), j1.eq(mj),
-                         mv2.eq(mv1), first2.eq(first1), last2.eq(last1), j2.eq(j1),
-                         pad2.eq(self.idx_data[self.act_abits]), s_m.eq(mv2 & last2)]
+            m.d.sync += [s_a.eq(add_run & ~phase), s_b.eq(add_run & phase), add_v.eq(s_b | s_m)]
+            m.d.sync += [
+                mv1.eq(max_run),
+                first1.eq(we == 0),
+                last1.eq(we == k_m1),
+                j1.eq(mj),
+                mv2.eq(mv1),
+                first2.eq(first1),
+                last2.eq(last1),
+                j2.eq(j1),
+                pad2.eq(self.idx_data[self.act_abits]),
+                s_m.eq(mv2 & last2),
+            ]
             # act_rdata is used the next cycle (a_j, b_j; a window entry unless padded)
             m.d.comb += self.act_re.eq(add_run | (mv1 & ~self.idx_data[self.act_abits]))
             keep = pad2 | (~first2 & (val <= mx))
@@ -237,7 +327,7 @@ class PostUnit(wiring.Component):
                 with m.If(last2):
                     m.d.sync += jm.eq(j2)
         shared = Signal(signed(11 + MULT_BITS + 1))
-        zero_point = self.p_data[MULT_BITS:MULT_BITS + 9].as_signed()   # ADD: za/zb fit 9 bits
+        zero_point = self.p_data[MULT_BITS : MULT_BITS + 9].as_signed()  # ADD: za/zb fit 9 bits
         if self.residual:
             m.d.comb += shared.eq((Mux(s_m, mx, val) - zero_point) * mult)
         prod_a = Signal(signed(11 + MULT_BITS + 1))
@@ -252,16 +342,28 @@ class PostUnit(wiring.Component):
         # --- shared output stage ---------------------------------------------------------------
         out_prod = Signal(signed(max(len(prod3), len(add_sum))))
         out_addr = Signal(16)
-        m.d.comb += [out_prod.eq(Mux(v3, prod3, add_sum) if self.residual else prod3),
-                     out_addr.eq(Mux(v3, wa3, self.y + add_wa))]
-        vo, ao, result = requant_pipeline(m, v3 | add_v, out_prod, out_addr, shift=self.shift,
-                                          zp=self.zp, lo=self.lo, hi=self.hi, mode=self.round,
-                                          half_even=self.half_even)
+        m.d.comb += [
+            out_prod.eq(Mux(v3, prod3, add_sum) if self.residual else prod3),
+            out_addr.eq(Mux(v3, wa3, self.y + add_wa)),
+        ]
+        vo, ao, result = requant_pipeline(
+            m,
+            v3 | add_v,
+            out_prod,
+            out_addr,
+            shift=self.shift,
+            zp=self.zp,
+            lo=self.lo,
+            hi=self.hi,
+            mode=self.round,
+            half_even=self.half_even,
+        )
         m.d.comb += [self.act_we.eq(vo), self.act_waddr.eq(ao), self.act_wdata.eq(result[:8])]
         # the requantizer pipeline (4 registers after v3/add_v) keeps the unit busy
         tail = Signal(4)
         m.d.sync += tail.eq(Cat(v3 | add_v, tail[:3]))
         m.d.comb += self.issuing.eq(running)
-        m.d.comb += self.busy.eq(running | v1 | v1b | v2 | v2b | v3 | s_a | s_b | add_v | mv1
-                                 | mv2 | s_m | (tail != 0))
+        m.d.comb += self.busy.eq(
+            running | v1 | v1b | v2 | v2b | v3 | s_a | s_b | add_v | mv1 | mv2 | s_m | (tail != 0)
+        )
         return m

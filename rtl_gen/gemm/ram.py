@@ -25,8 +25,12 @@ __all__ = ["PRIMITIVES", "memories", "blocks", "ram_use", "check_device"]
 #            (width, depth) configurations)
 PRIMITIVES = {
     "ice40": ("EBR", "ICESTORM_RAM", 4096, ((16, 256), (8, 512), (4, 1024), (2, 2048))),
-    "ecp5": ("DP16KD", "DP16KD", 18432, ((36, 512), (18, 1024), (9, 2048), (4, 4096),
-                                         (2, 8192), (1, 16384))),
+    "ecp5": (
+        "DP16KD",
+        "DP16KD",
+        18432,
+        ((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384)),
+    ),
 }
 
 
@@ -37,10 +41,12 @@ def _abits(depth: int) -> int:
 def memories(config: GemmConfig) -> dict[str, tuple[int, int, int]]:
     """``{name: (width, depth, copies)}`` of the overlay's memories (``engine``)."""
     cores = sum(1 for lanes in (config.dsp_lanes, config.lut_lanes) if lanes)
-    out = {"imem": (64, config.imem_depth, 1),
-           "act": (ACT_BITS, config.act_depth, cores + 1),
-           "idx": (_abits(config.act_depth) + 1, config.idx_depth, 1),
-           "params": (config.bias_bits + MULT_BITS, config.param_depth, 1)}
+    out = {
+        "imem": (64, config.imem_depth, 1),
+        "act": (ACT_BITS, config.act_depth, cores + 1),
+        "idx": (_abits(config.act_depth) + 1, config.idx_depth, 1),
+        "params": (config.bias_bits + MULT_BITS, config.param_depth, 1),
+    }
     if config.dsp_lanes:
         out["wd"] = (config.dsp_lanes * DSP_WBITS, config.wd_depth, 1)
         out["accd"] = (config.acc_widths["dsp"], config.accd_depth, 1)
@@ -58,13 +64,16 @@ def blocks(width: int, depth: int, family: str) -> int:
 
 def ram_use(config: GemmConfig, family: str) -> dict[str, int]:
     """Blocks each memory of ``config`` takes on ``family`` (copies included)."""
-    return {name: blocks(width, depth, family) * copies
-            for name, (width, depth, copies) in memories(config).items()}
+    return {
+        name: blocks(width, depth, family) * copies
+        for name, (width, depth, copies) in memories(config).items()
+    }
 
 
 def check_device(config: GemmConfig, board: str, model: str) -> None:
     """Refuses (``ModelError``) a config whose memories exceed ``board``'s block RAM."""
     from boards.families import board_facts
+
     spec = board_facts(board)
     if spec.family not in PRIMITIVES:
         return
@@ -76,6 +85,8 @@ def check_device(config: GemmConfig, board: str, model: str) -> None:
         return
     top = sorted(use.items(), key=lambda kv: -kv[1])[:3]
     parts = ", ".join(f"{name} {n * bits // 8:,}" for name, n in top)
-    raise ModelError(f"model '{model}' needs {need * bits // 8:,} bytes of {kind} block RAM "
-                     f"on the gemm overlay ({parts}); the {spec.device} on {board} has "
-                     f"{have * bits // 8:,} bytes ({have} {kind})")
+    raise ModelError(
+        f"model '{model}' needs {need * bits // 8:,} bytes of {kind} block RAM "
+        f"on the gemm overlay ({parts}); the {spec.device} on {board} has "
+        f"{have * bits // 8:,} bytes ({have} {kind})"
+    )

@@ -5,29 +5,42 @@ pipeline depths (see ``sequencer``, ``core`` and ``post``); tests hold the RTL t
 
 from __future__ import annotations
 
-__all__ = ["core_issue_cycles", "core_busy_cycles", "core_compute_cycles", "core_pipe",
-           "post_cycles",
-           "post_issue_cycles", "store_cycles",
-           "load_cycles", "add_cycles", "max_cycles", "FETCH", "CORE_PIPE", "POST_START",
-           "POST_PIPE", "POST_WRITE",
-           "ceil_div"]
+__all__ = [
+    "core_issue_cycles",
+    "core_busy_cycles",
+    "core_compute_cycles",
+    "core_pipe",
+    "post_cycles",
+    "post_issue_cycles",
+    "store_cycles",
+    "load_cycles",
+    "add_cycles",
+    "max_cycles",
+    "FETCH",
+    "CORE_PIPE",
+    "POST_START",
+    "POST_PIPE",
+    "POST_WRITE",
+    "ceil_div",
+]
 
-FETCH = 1        # sequencer: FETCH state before every instruction's EXEC cycle
-CORE_PIPE = 5    # core: start register; idx read, act/weight read, operand regs, product
-POST_START = 1   # sequencer: the post unit's start register (EXEC -> start)
-POST_PIPE = 10   # post: read, registers, + bias, * mult halves, sum, + round, shift, shift,
-                 # + zp and compares, clamp
+FETCH = 1  # sequencer: FETCH state before every instruction's EXEC cycle
+CORE_PIPE = 5  # core: start register; idx read, act/weight read, operand regs, product
+POST_START = 1  # sequencer: the post unit's start register (EXEC -> start)
+POST_PIPE = 10  # post: read, registers, + bias, * mult halves, sum, + round, shift, shift,
+# + zp and compares, clamp
 POST_WRITE = 11  # a POST's j-th element is written POST_WRITE + j cycles after its EXEC
-ADD_PIPE = 7     # add: last b read, sum, + round, shift, shift, + zp, clamp/write
-MAX_PIPE = 9     # max: idx read, act read, compare, * mult, + round, shift, shift, + zp, clamp
+ADD_PIPE = 7  # add: last b read, sum, + round, shift, shift, + zp, clamp/write
+MAX_PIPE = 9  # max: idx read, act read, compare, * mult, + round, shift, shift, + zp, clamp
 
 
 def ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
 
-def core_issue_cycles(lanes: int, m: int, k: int, n: int, g: int,
-                      planes: int = 1) -> tuple[int, int]:
+def core_issue_cycles(
+    lanes: int, m: int, k: int, n: int, g: int, planes: int = 1
+) -> tuple[int, int]:
     """Issue cycles of one GEMM on a core with ``lanes`` lanes, and the lanes drained by its
     last unit. Units run in (pixel, group, tile) order, each issuing ``planes * k`` steps
     (``planes``: weight bit-planes of the bit-serial LUT core, else 1); a unit's
@@ -36,7 +49,7 @@ def core_issue_cycles(lanes: int, m: int, k: int, n: int, g: int,
     tiles = ceil_div(n, lanes)
     k = k * planes
     drains = [min(lanes, n - t * lanes) for t in range(tiles)]
-    row = sum(max(k, d) for d in drains[:-1])       # tiles after the first of a row
+    row = sum(max(k, d) for d in drains[:-1])  # tiles after the first of a row
     first_row = k + row
     later_row = max(k, drains[-1]) + row
     units_rows = m * g
@@ -49,16 +62,18 @@ def core_pipe(config, core: str) -> int:
     return CORE_PIPE + (core == "dsp" and config.dsp_regs)
 
 
-def core_busy_cycles(lanes: int, m: int, k: int, n: int, g: int, planes: int = 1,
-                     pipe: int = CORE_PIPE) -> int:
+def core_busy_cycles(
+    lanes: int, m: int, k: int, n: int, g: int, planes: int = 1, pipe: int = CORE_PIPE
+) -> int:
     """Cycles a core is busy for one GEMM (it starts the cycle after the GEMM's EXEC):
     issue, the pipeline (``pipe``: ``core_pipe``), and the last unit's drain."""
     issue, last = core_issue_cycles(lanes, m, k, n, g, planes)
     return issue + pipe + last
 
 
-def core_compute_cycles(lanes: int, m: int, k: int, n: int, g: int, planes: int = 1,
-                        pipe: int = CORE_PIPE) -> int:
+def core_compute_cycles(
+    lanes: int, m: int, k: int, n: int, g: int, planes: int = 1, pipe: int = CORE_PIPE
+) -> int:
     """Cycles a core computes for one GEMM (``busy`` but for the last unit's drain; the
     ``SYNC`` barrier waits for this): issue and the pipeline."""
     issue, _ = core_issue_cycles(lanes, m, k, n, g, planes)

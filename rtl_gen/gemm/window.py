@@ -76,19 +76,36 @@ class Window:
 
     def table(self) -> np.ndarray:
         """(G, M, K) flat input index each step reads (-1: padding), as ``conv_im2col``."""
-        geo = _im2col.Window((self.h, self.w), (self.kh, self.kw), (self.sy, self.sx),
-                             (self.pt, self.pl, self.pb, self.pr), (self.dy, self.dx))
+        geo = _im2col.Window(
+            (self.h, self.w),
+            (self.kh, self.kw),
+            (self.sy, self.sx),
+            (self.pt, self.pl, self.pb, self.pr),
+            (self.dy, self.dx),
+        )
         return _im2col.conv_im2col(geo, self.cin, self.groups)
 
     def fields(self) -> tuple[dict, dict]:
         """``WIN`` and ``WSTEP`` fields: the geometry and the counters' address steps."""
         row = self.dy * self.w
-        win = {"h": self.h, "w": self.w, "ow": self.ow, "kh": self.kh, "kw": self.kw,
-               "pt": self.pt, "pl": self.pl, "sy": self.sy, "sx": self.sx}
-        step = {"sky": row - (self.kw - 1) * self.dx,
-                "sci": self.plane - (self.kh - 1) * row - (self.kw - 1) * self.dx,
-                "srow": self.sy * self.w - (self.ow - 1) * self.sx,
-                "dy": self.dy, "dx": self.dx}
+        win = {
+            "h": self.h,
+            "w": self.w,
+            "ow": self.ow,
+            "kh": self.kh,
+            "kw": self.kw,
+            "pt": self.pt,
+            "pl": self.pl,
+            "sy": self.sy,
+            "sx": self.sx,
+        }
+        step = {
+            "sky": row - (self.kw - 1) * self.dx,
+            "sci": self.plane - (self.kh - 1) * row - (self.kw - 1) * self.dx,
+            "srow": self.sy * self.w - (self.ow - 1) * self.sx,
+            "dy": self.dy,
+            "dx": self.dx,
+        }
         return win, step
 
     def origin(self) -> int:
@@ -102,7 +119,7 @@ def _pairs(node: Node, name: str, default, rank: int) -> tuple:
     if value is None:
         return tuple(default)
     value = tuple(int(v) for v in value)
-    if rank == 1:           # 1-D: a 1-high plane
+    if rank == 1:  # 1-D: a 1-high plane
         return (default[0],) + value if len(value) == 1 else (0, value[0], 0, value[1])
     return value
 
@@ -122,11 +139,13 @@ def _from_attrs(node: Node, groups: int) -> Window | None:
     sy, sx = _pairs(node, "strides", (1, 1), rank)
     dy, dx = _pairs(node, "dilations", (1, 1), rank)
     pads = _pairs(node, "pads", (0, 0, 0, 0), rank)
-    geo = _im2col.Window((h, w), (kh, kw), (sy, sx), pads, (dy, dx),
-                         bool(a.get("ceil_mode", False)))
+    geo = _im2col.Window(
+        (h, w), (kh, kw), (sy, sx), pads, (dy, dx), bool(a.get("ceil_mode", False))
+    )
     oh, ow = geo.out_hw
-    return Window(c, h, w, oh, ow, kh, kw, sy, sx, dy, dx, pads[0], pads[1], pads[2],
-                  pads[3], groups)
+    return Window(
+        c, h, w, oh, ow, kh, kw, sy, sx, dy, dx, pads[0], pads[1], pads[2], pads[3], groups
+    )
 
 
 def window_of(node: Node, graph: Graph, im2col: np.ndarray | None) -> Window:
@@ -138,7 +157,7 @@ def window_of(node: Node, graph: Graph, im2col: np.ndarray | None) -> Window:
         return Window(x_size, 1, 1, 1, 1)
     g, m, k = im2col.shape
     candidates = []
-    if m == 1 and x_size % g == 0:      # a global pool / whole-input reduction: no strides
+    if m == 1 and x_size % g == 0:  # a global pool / whole-input reduction: no strides
         candidates.append(Window(x_size, 1, 1, 1, 1, groups=g))
     try:
         win = _from_attrs(node, g)
@@ -147,12 +166,18 @@ def window_of(node: Node, graph: Graph, im2col: np.ndarray | None) -> Window:
     except (ValueError, ZeroDivisionError):
         pass
     for win in candidates:
-        if win.cin * win.plane == x_size and win.cin % win.groups == 0 and \
-                win.table().shape == im2col.shape and np.array_equal(win.table(), im2col):
+        if (
+            win.cin * win.plane == x_size
+            and win.cin % win.groups == 0
+            and win.table().shape == im2col.shape
+            and np.array_equal(win.table(), im2col)
+        ):
             return win
-    raise ModelError(f"{node.describe()}: its windows are not a strided, dilated, padded "
-                     f"convolution window of its input; the gemm engine's address counters "
-                     f"cannot read them")
+    raise ModelError(
+        f"{node.describe()}: its windows are not a strided, dilated, padded "
+        f"convolution window of its input; the gemm engine's address counters "
+        f"cannot read them"
+    )
 
 
 def plane_order(win: Window, layout: np.ndarray, node: Node) -> tuple[np.ndarray, np.ndarray]:
@@ -164,14 +189,20 @@ def plane_order(win: Window, layout: np.ndarray, node: Node) -> tuple[np.ndarray
     plane = win.plane
     lay = np.asarray(layout, np.int64).reshape(win.cin, plane)
     base = lay[:, :1]
-    if not (np.array_equal(lay - base, np.broadcast_to(np.arange(plane), lay.shape))
-            and np.all(base % plane == 0)):
-        raise ModelError(f"{node.describe()}: its input's elements are not stored plane by "
-                         f"plane; the gemm engine's windows read whole planes")
+    if not (
+        np.array_equal(lay - base, np.broadcast_to(np.arange(plane), lay.shape))
+        and np.all(base % plane == 0)
+    ):
+        raise ModelError(
+            f"{node.describe()}: its input's elements are not stored plane by "
+            f"plane; the gemm engine's windows read whole planes"
+        )
     pos = (base[:, 0] // plane).reshape(win.groups, win.cin_g)
     blocks = pos // win.cin_g
     if np.any(blocks != blocks[:, :1]):
-        raise GroupOrderError(f"{node.describe()}: its input's channels were reordered across "
-                         f"its {win.groups} groups by the previous layer's core split; the "
-                         f"gemm engine reads each group's channels as one block")
+        raise GroupOrderError(
+            f"{node.describe()}: its input's channels were reordered across "
+            f"its {win.groups} groups by the previous layer's core split; the "
+            f"gemm engine reads each group's channels as one block"
+        )
     return blocks[:, 0], (pos % win.cin_g).reshape(-1)

@@ -10,11 +10,13 @@ import numpy as np
 __all__ = ["side_by_side", "side_by_side_png", "example_png", "enhanced_png"]
 
 
-def side_by_side_png(lr: np.ndarray, images: dict[str, np.ndarray],
-                     first: str | None = None) -> bytes:
+def side_by_side_png(
+    lr: np.ndarray, images: dict[str, np.ndarray], first: str | None = None
+) -> bytes:
     """LR (nearest-upscaled), then each named HR-size image, in one captioned row; PNG bytes.
     Images are (H, W) grey or (H, W, 3) RGB uint8; ``first`` captions the LR panel."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -24,8 +26,9 @@ def side_by_side_png(lr: np.ndarray, images: dict[str, np.ndarray],
     panels.update(images)
     fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.6))
     for ax, (title, img) in zip(axes, panels.items()):
-        ax.imshow(img, interpolation="nearest", cmap="gray" if img.ndim == 2 else None,
-                  vmin=0, vmax=255)
+        ax.imshow(
+            img, interpolation="nearest", cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=255
+        )
         ax.set_title(title, fontsize=8)
         ax.axis("off")
     fig.tight_layout()
@@ -45,9 +48,11 @@ def side_by_side(lr: np.ndarray, images: dict[str, np.ndarray], path: Path) -> N
 def example_png(lr: np.ndarray, golden_hr: np.ndarray, name: str) -> bytes:
     """An artefact's first frame: LR, PIL bicubic and the engine's golden output."""
     from frontends.lutnet.metrics import bicubic_upscale
+
     r = golden_hr.shape[0] // lr.shape[0]
-    return side_by_side_png(lr, {f"bicubic ×{r}": bicubic_upscale(lr, r),
-                                 f"nnloom {name} ×{r}": golden_hr})
+    return side_by_side_png(
+        lr, {f"bicubic ×{r}": bicubic_upscale(lr, r), f"nnloom {name} ×{r}": golden_hr}
+    )
 
 
 def enhanced_png(frame: np.ndarray, golden: np.ndarray, name: str) -> bytes:

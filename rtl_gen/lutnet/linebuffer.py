@@ -40,15 +40,17 @@ class LineWindow(wiring.Component):
 
     def __init__(self, *, width: int, height: int, radius: int, block: int = 1):
         if min(width, height) < radius + 1:
-            raise ValueError(f"a {width}×{height} frame is too small for a radius-{radius} "
-                             f"reflect border")
+            raise ValueError(
+                f"a {width}×{height} frame is too small for a radius-{radius} reflect border"
+            )
         if width % block or height % block:
             raise ValueError(f"a {width}×{height} frame is not made of {block}×{block} blocks")
         self.width, self.height, self.radius, self.block = width, height, radius, block
         self.rows = 1 << (2 * radius + block).bit_length()
         payload = PIXEL if block == 1 else block_layout(block)
-        super().__init__({"i": In(stream.Signature(payload)),
-                          "o": Out(stream.Signature(window_layout(radius)))})
+        super().__init__(
+            {"i": In(stream.Signature(payload)), "o": Out(stream.Signature(window_layout(radius)))}
+        )
 
     def elaborate(self, platform):
         m = Module()
@@ -71,8 +73,11 @@ class LineWindow(wiring.Component):
         if b == 1:
             m.d.comb += self.i.ready.eq(room)
             write = self.i.valid & self.i.ready
-            m.d.comb += [wp.addr.eq(wcol), wp.data.eq(self.i.payload.data.replicate(R)),
-                         wp.en.eq(Mux(write, 1 << slot, 0))]
+            m.d.comb += [
+                wp.addr.eq(wcol),
+                wp.data.eq(self.i.payload.data.replicate(R)),
+                wp.en.eq(Mux(write, 1 << slot, 0)),
+            ]
             col_done = write
         else:
             # slot(wrow) is a multiple of b (R and wrow are), so lane s holds block row s % b.
@@ -82,10 +87,13 @@ class LineWindow(wiring.Component):
             m.d.comb += self.i.ready.eq(~pending & room)
             with m.If(self.i.valid & self.i.ready):
                 m.d.sync += [held.eq(self.i.payload), pending.eq(1), j.eq(0)]
-            m.d.comb += [wp.addr.eq(wcol),
-                         wp.data.eq(Cat(Array(held[(s % b) * b + jj] for jj in range(b))[j]
-                                        for s in range(R))),
-                         wp.en.eq(Mux(pending, ((1 << b) - 1) << slot, 0))]
+            m.d.comb += [
+                wp.addr.eq(wcol),
+                wp.data.eq(
+                    Cat(Array(held[(s % b) * b + jj] for jj in range(b))[j] for s in range(R))
+                ),
+                wp.en.eq(Mux(pending, ((1 << b) - 1) << slot, 0)),
+            ]
             with m.If(pending):
                 m.d.sync += j.eq(j + 1)
                 with m.If(j == b - 1):
@@ -117,7 +125,7 @@ class LineWindow(wiring.Component):
         for d, slot in enumerate(slots):
             row = Signal(range(-p, H + p), name=f"row{d}")
             rrow = Signal(range(max(H, R)), name=f"rrow{d}")
-            m.d.comb += [row.eq(brow + (d - p)), slot.eq(rrow[:R.bit_length() - 1])]
+            m.d.comb += [row.eq(brow + (d - p)), slot.eq(rrow[: R.bit_length() - 1])]
             with m.If(row < 0):
                 m.d.comb += rrow.eq(-row)
             with m.Elif(row > H - 1):
@@ -130,8 +138,7 @@ class LineWindow(wiring.Component):
         pend_slots = [Signal(range(R), name=f"pend_slot{d}") for d in range(side)]
         window = [[Signal(8, name=f"w{d}_{e}") for e in range(side)] for d in range(side)]
         column = [rp.data.word_select(pend_slots[d], 8) for d in range(side)]
-        shifted = [[window[d][e + 1] for e in range(side - 1)] + [column[d]]
-                   for d in range(side)]
+        shifted = [[window[d][e + 1] for e in range(side - 1)] + [column[d]] for d in range(side)]
 
         with m.If(advance):
             m.d.sync += [pend.eq(issue), pend_emit.eq(issue & (icol >= 2 * p))]
@@ -139,8 +146,9 @@ class LineWindow(wiring.Component):
             with m.If(pend):
                 for d in range(side):
                     m.d.sync += [window[d][e].eq(shifted[d][e]) for e in range(side)]
-                    m.d.sync += [self.o.payload[d * side + e].eq(shifted[d][e])
-                                 for e in range(side)]
+                    m.d.sync += [
+                        self.o.payload[d * side + e].eq(shifted[d][e]) for e in range(side)
+                    ]
             m.d.sync += self.o.valid.eq(pend & pend_emit)
             with m.If(issue):
                 with m.If(icol == W + 2 * p - 1):

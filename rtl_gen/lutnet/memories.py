@@ -25,7 +25,8 @@ def strip_spram_init(verilog_text: str, names: tuple[str, ...] = (SPRAM_MEMORY,)
     (default ``msb``): Yosys maps a memory with initial contents to block RAM only, never to
     the UP5K's SPRAM."""
     for name in names:
-        pattern = (r"  initial begin\n(?:    " + re.escape(name)
-                   + r"\[\d+\] = \d+'[dhb]0+;\n)+  end\n")
+        pattern = (
+            r"  initial begin\n(?:    " + re.escape(name) + r"\[\d+\] = \d+'[dhb]0+;\n)+  end\n"
+        )
         verilog_text = re.sub(pattern, "", verilog_text)
     return verilog_text

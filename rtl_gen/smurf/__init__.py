@@ -13,6 +13,16 @@ from .emit import write_smurf_artefact
 from .expr import ExpressionError, parse
 from .plan import SmurfOutput, SmurfPlan
 
-__all__ = ["BernsteinBasis", "DesignError", "ExpressionError", "FitReport", "FsmBasis",
-           "SmurfOutput", "SmurfPlan", "design", "parse", "sweep_codes",
-           "write_smurf_artefact"]
+__all__ = [
+    "BernsteinBasis",
+    "DesignError",
+    "ExpressionError",
+    "FitReport",
+    "FsmBasis",
+    "SmurfOutput",
+    "SmurfPlan",
+    "design",
+    "parse",
+    "sweep_codes",
+    "write_smurf_artefact",
+]

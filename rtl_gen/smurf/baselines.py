@@ -8,7 +8,8 @@ give one output word on ``o``; both have an integer ``reference()`` the RTL equa
   not a literal Taylor expansion (tanh(4x)'s Taylor series diverges for |x| > pi/8); the
   hardware is the Horner recurrence the Taylor baselines of the literature use:
   ``acc = ((acc * v) >> B) + A_i`` with ``A = round(a * 2^F)``, one multiplier, one step a
-  clock. Latency: one rising edge per program step after the input transfer edge. Register width: derived from
+  clock. Latency: one rising edge per program step after the input transfer edge. Register width:
+  derived from
   the largest value any step takes over every input code.
 - ``LutPlan``: a ROM of ``2^(M*B)`` words of ``out_bits``, read synchronously at the transfer
   edge (one clock; no further edges), one input per clock.
@@ -33,11 +34,11 @@ LOAD, MAC, OUTER_COPY, OUTER_MAC = range(4)
 
 @dataclass(frozen=True)
 class HornerPlan:
-    m: int                              # 1 or 2 inputs
+    m: int  # 1 or 2 inputs
     input_bits: int
     degree: int
     frac_bits: int
-    coefs: tuple[int, ...]              # A[i] (1D) or A[i * (d+1) + j] (2D)
+    coefs: tuple[int, ...]  # A[i] (1D) or A[i * (d+1) + j] (2D)
     lo: float
     hi: float
 
@@ -105,19 +106,25 @@ class HornerUnit(wiring.Component):
     def __init__(self, plan: HornerPlan):
         self.plan = plan
         self._w = plan.width
-        super().__init__({
-            "i": In(stream.Signature(data.ArrayLayout(unsigned(plan.input_bits), plan.m))),
-            "o": Out(stream.Signature(signed(self._w))),
-        })
+        super().__init__(
+            {
+                "i": In(stream.Signature(data.ArrayLayout(unsigned(plan.input_bits), plan.m))),
+                "o": Out(stream.Signature(signed(self._w))),
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()
         plan, w, b = self.plan, self._w, self.plan.input_bits
         prog = plan.program
-        m.submodules.coefs = coefs = Memory(shape=signed(w), depth=len(plan.coefs),
-                                            init=list(plan.coefs))
-        m.submodules.ops = ops = Memory(shape=unsigned(8 + 2 + 1), depth=len(prog),
-                                        init=[op | var << 2 | k << 3 for op, k, var in prog])
+        m.submodules.coefs = coefs = Memory(
+            shape=signed(w), depth=len(plan.coefs), init=list(plan.coefs)
+        )
+        m.submodules.ops = ops = Memory(
+            shape=unsigned(8 + 2 + 1),
+            depth=len(prog),
+            init=[op | var << 2 | k << 3 for op, k, var in prog],
+        )
         step = Signal(range(len(prog) + 1))
         op_port = ops.read_port(domain="comb")
         coef_port = coefs.read_port(domain="comb")
@@ -134,9 +141,12 @@ class HornerUnit(wiring.Component):
             m.d.comb += [src.eq(outer), operand.eq(v[0])]
         product = Signal(signed(w + b))
         m.d.comb += product.eq(src * operand)
-        shifted = (product >> b)
-        m.d.comb += [self.i.ready.eq(~busy & ~done), self.o.valid.eq(done),
-                     self.o.payload.eq(inner if plan.m == 1 else outer)]
+        shifted = product >> b
+        m.d.comb += [
+            self.i.ready.eq(~busy & ~done),
+            self.o.valid.eq(done),
+            self.o.payload.eq(inner if plan.m == 1 else outer),
+        ]
         with m.If(self.i.valid & self.i.ready):
             for j in range(plan.m):
                 m.d.sync += v[j].eq(self.i.payload[j] - (1 << (b - 1)))
@@ -165,14 +175,17 @@ def _codes_grid(m: int, bits: int, per_axis: int | None = None) -> np.ndarray:
     return np.stack([a.ravel() for a in np.meshgrid(*([axis] * m), indexing="ij")], 1)
 
 
-def fit_horner(g, m: int, input_bits: int, degree: int, frac_bits: int, lo: float,
-               hi: float) -> HornerPlan:
+def fit_horner(
+    g, m: int, input_bits: int, degree: int, frac_bits: int, lo: float, hi: float
+) -> HornerPlan:
     """Least-squares polynomial of ``g(codes) -> [0, 1]`` (normalised target) on the codes."""
     codes = _codes_grid(m, input_bits, None if m == 1 else 65)
     u = (codes - (1 << (input_bits - 1))) / (1 << input_bits)
-    cols = ([u[:, 0] ** i for i in range(degree + 1)] if m == 1 else
-            [u[:, 0] ** i * u[:, 1] ** j for i in range(degree + 1)
-             for j in range(degree + 1)])
+    cols = (
+        [u[:, 0] ** i for i in range(degree + 1)]
+        if m == 1
+        else [u[:, 0] ** i * u[:, 1] ** j for i in range(degree + 1) for j in range(degree + 1)]
+    )
     a = np.linalg.lstsq(np.stack(cols, 1), g(codes), rcond=None)[0]
     coefs = tuple(int(v) for v in np.rint(a * (1 << frac_bits)))
     return HornerPlan(m, input_bits, degree, frac_bits, coefs, lo, hi)
@@ -183,7 +196,7 @@ class LutPlan:
     m: int
     input_bits: int
     out_bits: int
-    table: tuple[int, ...]              # address = codes concatenated, input 0 lowest
+    table: tuple[int, ...]  # address = codes concatenated, input 0 lowest
     lo: float
     hi: float
 
@@ -199,7 +212,7 @@ class LutPlan:
     def rom_bits(self) -> int:
         return len(self.table) * self.out_bits
 
-    latency_cycles = 0   # the output is valid right after the transfer edge
+    latency_cycles = 0  # the output is valid right after the transfer edge
 
     def create(self):
         return LutUnit(self)
@@ -210,21 +223,28 @@ class LutUnit(wiring.Component):
 
     def __init__(self, plan: LutPlan):
         self.plan = plan
-        super().__init__({
-            "i": In(stream.Signature(data.ArrayLayout(unsigned(plan.input_bits), plan.m))),
-            "o": Out(stream.Signature(unsigned(plan.out_bits))),
-        })
+        super().__init__(
+            {
+                "i": In(stream.Signature(data.ArrayLayout(unsigned(plan.input_bits), plan.m))),
+                "o": Out(stream.Signature(unsigned(plan.out_bits))),
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()
         plan = self.plan
-        m.submodules.rom = rom = Memory(shape=unsigned(plan.out_bits), depth=len(plan.table),
-                                        init=list(plan.table))
+        m.submodules.rom = rom = Memory(
+            shape=unsigned(plan.out_bits), depth=len(plan.table), init=list(plan.table)
+        )
         port = rom.read_port()
         valid = Signal()
-        m.d.comb += [self.i.ready.eq(~valid | self.o.ready), port.addr.eq(self.i.payload.as_value()),
-                     port.en.eq(self.i.ready), self.o.payload.eq(port.data),
-                     self.o.valid.eq(valid)]
+        m.d.comb += [
+            self.i.ready.eq(~valid | self.o.ready),
+            port.addr.eq(self.i.payload.as_value()),
+            port.en.eq(self.i.ready),
+            self.o.payload.eq(port.data),
+            self.o.valid.eq(valid),
+        ]
         with m.If(self.i.ready):
             m.d.sync += valid.eq(self.i.valid)
         return m

@@ -77,7 +77,7 @@ class FsmBasis(Basis):
         """``pi_i(p) = p^i (1-p)^(N-1-i) / sum_j p^j (1-p)^(N-1-j)``, exact at p = 0, ½, 1."""
         p = np.asarray(p, dtype=float)[..., None]
         i = np.arange(self.radix)
-        w = p ** i * (1 - p) ** (self.radix - 1 - i)
+        w = p**i * (1 - p) ** (self.radix - 1 - i)
         return w / w.sum(axis=-1, keepdims=True)
 
     def reset(self, n):
@@ -114,7 +114,7 @@ class BernsteinBasis(Basis):
         p = np.asarray(p, dtype=float)[..., None]
         k = np.arange(self.degree + 1)
         c = np.array([comb(self.degree, int(j)) for j in k], dtype=float)
-        return c * p ** k * (1 - p) ** (self.degree - k)
+        return c * p**k * (1 - p) ** (self.degree - k)
 
     def reset(self, n):
         return np.zeros(n, dtype=np.int64)
@@ -147,13 +147,14 @@ class FsmCounter(wiring.Component):
 
     def __init__(self, basis: FsmBasis):
         self.basis = basis
-        super().__init__({"load": In(1), "advance": In(1), "bits": In(1),
-                          "index": Out(basis.index_bits)})
+        super().__init__(
+            {"load": In(1), "advance": In(1), "bits": In(1), "index": Out(basis.index_bits)}
+        )
 
     def elaborate(self, platform):
         m = Module()
         n = self.basis.radix
-        state = Signal(range(n), reset_less=True)   # set by ``load`` before every run
+        state = Signal(range(n), reset_less=True)  # set by ``load`` before every run
         with m.If(self.load):
             m.d.sync += state.eq(n // 2)
         with m.Elif(self.advance):
@@ -175,8 +176,14 @@ class Popcount(wiring.Component):
 
     def __init__(self, basis: BernsteinBasis):
         self.basis = basis
-        super().__init__({"load": In(1), "advance": In(1), "bits": In(basis.degree),
-                          "index": Out(basis.index_bits)})
+        super().__init__(
+            {
+                "load": In(1),
+                "advance": In(1),
+                "bits": In(basis.degree),
+                "index": Out(basis.index_bits),
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()

@@ -41,6 +41,7 @@ def _component(design):
     """The component a benchmark row synthesizes: a SMURF plan's unit, or a baseline's own."""
     return SmurfUnit(design) if isinstance(design, SmurfPlan) else design.create()
 
+
 LENGTHS = (256, 1024, 4096)
 DSP_LUT4 = 150
 # Block RAM of the benchmark devices: iCE40 UP5K 30 x 4 kbit EBR; ECP5-85F 208 x 18 kbit.
@@ -69,9 +70,9 @@ def monte_carlo(plan: SmurfPlan, texts, codes, runs: int, seed: int = 0):
     """RMSE and max |error| of the cycle model against the target over runs x codes."""
     rng = np.random.default_rng(seed)
     seeds = rng.integers(1, 1 << 16, size=(runs, plan.n_lfsrs))
-    counts = plan.simulate(codes, seeds)                       # (S, n, K)
+    counts = plan.simulate(codes, seeds)  # (S, n, K)
     err = plan.decode_outputs(counts) - _targets(plan, texts, codes)[None]
-    return float(np.sqrt((err ** 2).mean())), float(np.abs(err).max()), counts
+    return float(np.sqrt((err**2).mean())), float(np.abs(err).max()), counts
 
 
 def _area(rep: dict, family: str) -> float:
@@ -104,9 +105,14 @@ def _match_lut(g, m, bits, lo, hi, eps, codes, exprs):
 def stanh_plan(radix: int, length: int) -> SmurfPlan:
     """Brown-Card Stanh: counter >= N/2 gives 1; bipolar y = tanh((N/2) artanh x)."""
     w = tuple(256 if i >= radix // 2 else 0 for i in range(radix))
-    return SmurfPlan(inputs=("x",), ranges=((-1.0, 1.0),), bases=(FsmBasis(radix),),
-                     outputs=(SmurfOutput("stanh", -1.0, 1.0, w),), length=length,
-                     warmup=radix)
+    return SmurfPlan(
+        inputs=("x",),
+        ranges=((-1.0, 1.0),),
+        bases=(FsmBasis(radix),),
+        outputs=(SmurfOutput("stanh", -1.0, 1.0, w),),
+        length=length,
+        warmup=radix,
+    )
 
 
 def parts_area(modules: dict) -> dict:
@@ -121,9 +127,18 @@ def parts_area(modules: dict) -> dict:
     return parts
 
 
-def run_bench(out: Path, *, synthesize, families=("ice40", "ecp5"), functions=None,
-              runs: int = 32, synth: bool = True, console=None, plots: bool = True,
-              breakdown=None) -> dict:
+def run_bench(
+    out: Path,
+    *,
+    synthesize,
+    families=("ice40", "ecp5"),
+    functions=None,
+    runs: int = 32,
+    synth: bool = True,
+    console=None,
+    plots: bool = True,
+    breakdown=None,
+) -> dict:
     """Run the benchmark; ``synthesize(component, name, family, out_dir) -> dict``;
     ``breakdown(component, name, family, out_dir) -> {submodule path: {lut4, ff}}`` (Yosys
     with the hierarchy kept) adds the SMURF unit's area by part and the ratios without its
@@ -142,13 +157,21 @@ def run_bench(out: Path, *, synthesize, families=("ice40", "ecp5"), functions=No
         plan, fit = design(texts, ranges=ranges, radix=radix, basis="auto", length=1024)
         m = plan.m
         codes = sweep_codes(m, plan.input_bits, 64 if m == 1 else 17)
-        row = {"expressions": texts, "basis": fit.basis, "fit_rmse": fit.rmse,
-               "fit_alternatives": fit.alternatives, "states": plan.states,
-               "warmup": plan.warmup, "accuracy": {}}
+        row = {
+            "expressions": texts,
+            "basis": fit.basis,
+            "fit_rmse": fit.rmse,
+            "fit_alternatives": fit.alternatives,
+            "states": plan.states,
+            "warmup": plan.warmup,
+            "accuracy": {},
+        }
         if fit.basis != "fsm":
-            say(f"[yellow]{name}[/]: the FSM basis cannot fit {', '.join(texts)} (fit RMSE "
+            say(
+                f"[yellow]{name}[/]: the FSM basis cannot fit {', '.join(texts)} (fit RMSE "
                 f"{max(fit.alternatives['fsm']):.3g}); picked {fit.basis} "
-                f"({max(fit.rmse):.3g})")
+                f"({max(fit.rmse):.3g})"
+            )
         mc = {}
         for length in LENGTHS:
             p = dataclasses.replace(plan, length=length)
@@ -170,8 +193,11 @@ def run_bench(out: Path, *, synthesize, families=("ice40", "ecp5"), functions=No
         designs = {"smurf": plan}
         if horner is not None:
             designs["taylor"] = horner
-            row["taylor"] = {"degree": horner.degree, "frac_bits": horner.frac_bits,
-                             "width": horner.width}
+            row["taylor"] = {
+                "degree": horner.degree,
+                "frac_bits": horner.frac_bits,
+                "width": horner.width,
+            }
         if lut is not None:
             designs["lut"] = lut
             row["lut"] = {"out_bits": lut.out_bits, "rom_bits": lut.rom_bits}
@@ -187,22 +213,35 @@ def run_bench(out: Path, *, synthesize, families=("ice40", "ecp5"), functions=No
                 for kind, d in designs.items():
                     if kind == "lut" and d.rom_bits > RAM_BITS[family]:
                         row["synth"][family][kind] = {
-                            "fits": False, "reason": f"{d.rom_bits} ROM bits exceed the "
-                            f"{RAM_BITS[family]} bits of block RAM"}
+                            "fits": False,
+                            "reason": f"{d.rom_bits} ROM bits exceed the "
+                            f"{RAM_BITS[family]} bits of block RAM",
+                        }
                         continue
                     if kind == "lut" and d.rom_bits > SYNTH_ROM_BITS:
                         row["synth"][family][kind] = {
-                            "fits": True, "estimated": True, "rom_bits": d.rom_bits,
+                            "fits": True,
+                            "estimated": True,
+                            "rom_bits": d.rom_bits,
                             "ram": -(-d.rom_bits // RAM_BLOCK_BITS[family]),
-                            "latency": d.latency_cycles, "area_lut4eq": d.rom_bits / 16,
+                            "latency": d.latency_cycles,
+                            "area_lut4eq": d.rom_bits / 16,
                             "reason": f"{d.rom_bits} ROM bits: block RAM estimated, not "
-                            f"synthesized"}
+                            f"synthesized",
+                        }
                         continue
-                    rep = synthesize(_component(d), f"{name}_{kind}", family,
-                                     out / "synth" / family / f"{name}_{kind}")
+                    rep = synthesize(
+                        _component(d),
+                        f"{name}_{kind}",
+                        family,
+                        out / "synth" / family / f"{name}_{kind}",
+                    )
                     if kind in ("smurf", "stanh"):
-                        rep["rom_bits"] = (d.coef_bits + 1) * (1 << d.address_bits) * \
-                            len(d.outputs) if not d.deterministic_gate else 0
+                        rep["rom_bits"] = (
+                            (d.coef_bits + 1) * (1 << d.address_bits) * len(d.outputs)
+                            if not d.deterministic_gate
+                            else 0
+                        )
                         rep["latency"] = d.latency_cycles
                     elif kind == "lut":
                         rep["rom_bits"] = d.rom_bits
@@ -216,27 +255,35 @@ def run_bench(out: Path, *, synthesize, families=("ice40", "ecp5"), functions=No
                     row["synth"][family][kind] = rep
                 s = row["synth"][family]
                 if breakdown is not None and "area_lut4eq" in s["smurf"]:
-                    parts = parts_area(breakdown(SmurfUnit(plan), f"{name}_smurf", family,
-                                                 out / "synth" / family / f"{name}_smurf_parts"))
+                    parts = parts_area(
+                        breakdown(
+                            SmurfUnit(plan),
+                            f"{name}_smurf",
+                            family,
+                            out / "synth" / family / f"{name}_smurf_parts",
+                        )
+                    )
                     random = sum(parts[p]["area"] for p in RANDOM_PARTS)
                     s["smurf"]["parts"] = parts
                     s["smurf"]["parts_sum"] = sum(p["area"] for p in parts.values())
                     # The flattened area times the non-random share of the parts' sum: the
                     # flattened netlist optimises across parts, so subtracting the parts'
                     # own figures from it would over-credit (softmax: 529 - 519).
-                    s["smurf"]["area_without_random"] = s["smurf"]["area_lut4eq"] * \
-                        (1 - random / s["smurf"]["parts_sum"])
+                    s["smurf"]["area_without_random"] = s["smurf"]["area_lut4eq"] * (
+                        1 - random / s["smurf"]["parts_sum"]
+                    )
                 for base in ("taylor", "lut"):
                     if base in s and "area_lut4eq" in s[base] and "area_lut4eq" in s["smurf"]:
-                        s[f"smurf_over_{base}"] = s["smurf"]["area_lut4eq"] / \
-                            s[base]["area_lut4eq"]
+                        s[f"smurf_over_{base}"] = s["smurf"]["area_lut4eq"] / s[base]["area_lut4eq"]
                     elif base == "lut" and lut is not None and "area_lut4eq" in s["smurf"]:
-                        s["smurf_over_lut"] = s["smurf"]["area_lut4eq"] / \
-                            (lut.rom_bits / 16)
+                        s["smurf_over_lut"] = s["smurf"]["area_lut4eq"] / (lut.rom_bits / 16)
                         s["lut_note"] = "LUT does not fit; its area is ROM bits / 16"
                     if f"smurf_over_{base}" in s and "area_without_random" in s["smurf"]:
-                        s[f"smurf_without_random_over_{base}"] = s[f"smurf_over_{base}"] * \
-                            s["smurf"]["area_without_random"] / s["smurf"]["area_lut4eq"]
+                        s[f"smurf_without_random_over_{base}"] = (
+                            s[f"smurf_over_{base}"]
+                            * s["smurf"]["area_without_random"]
+                            / s["smurf"]["area_lut4eq"]
+                        )
         row["seconds"] = round(time.monotonic() - t0, 1)
         results[name] = row
         if plots:
@@ -257,15 +304,22 @@ def _json(o):
 
 
 def _print_row(say, name, row, families):
-    acc = ", ".join(f"L={L}: RMSE {v['rmse']:.4f} max {v['max_error']:.3f}"
-                    for L, v in row["accuracy"].items())
-    say(f"[bold]{name}[/] ({row['basis']}, {row['states']} states; fit RMSE "
-        f"{max(row['fit_rmse']):.2g}): {acc}")
+    acc = ", ".join(
+        f"L={L}: RMSE {v['rmse']:.4f} max {v['max_error']:.3f}" for L, v in row["accuracy"].items()
+    )
+    say(
+        f"[bold]{name}[/] ({row['basis']}, {row['states']} states; fit RMSE "
+        f"{max(row['fit_rmse']):.2g}): {acc}"
+    )
     if "stanh" in row:
-        say(f"  Stanh (Brown-Card, L=1024): RMSE {row['stanh']['rmse']:.4f} "
-            f"max {row['stanh']['max_error']:.3f}")
-    say(f"  matched at L=1024: taylor {row.get('taylor', 'none within degree 8')}, "
-        f"lut {row.get('lut', 'none')}")
+        say(
+            f"  Stanh (Brown-Card, L=1024): RMSE {row['stanh']['rmse']:.4f} "
+            f"max {row['stanh']['max_error']:.3f}"
+        )
+    say(
+        f"  matched at L=1024: taylor {row.get('taylor', 'none within degree 8')}, "
+        f"lut {row.get('lut', 'none')}"
+    )
     for family in families:
         s = row["synth"][family]
         for kind in ("smurf", "taylor", "lut", "stanh"):
@@ -276,33 +330,50 @@ def _print_row(say, name, row, families):
                 say(f"  {family:5s} {kind:6s} does not fit: {r.get('reason', '')}")
                 continue
             if r.get("estimated"):
-                say(f"  {family:5s} {kind:6s} RAM {r['ram']:3d} (estimated: "
-                    f"{r['reason']})  area {r['area_lut4eq']:8.1f}")
+                say(
+                    f"  {family:5s} {kind:6s} RAM {r['ram']:3d} (estimated: "
+                    f"{r['reason']})  area {r['area_lut4eq']:8.1f}"
+                )
                 continue
-            say(f"  {family:5s} {kind:6s} LUT4 {r['lut4']:5d} FF {r['ff']:4d} "
+            say(
+                f"  {family:5s} {kind:6s} LUT4 {r['lut4']:5d} FF {r['ff']:4d} "
                 f"RAM {r.get('ram', 0):3d} DSP {r.get('dsp', 0):2d} Fmax "
                 f"{r['fmax_mhz']:7.2f} MHz  area {r['area_lut4eq']:8.1f}  ADP "
-                f"{r['adp']:10.1f}")
+                f"{r['adp']:10.1f}"
+            )
         if "parts" in s.get("smurf", {}):
             sm = s["smurf"]
-            say(f"  {family:5s} SMURF area by part (LUT4+FF, Yosys with hierarchy kept; sum "
-                f"{sm['parts_sum']}, flattened {sm['area_lut4eq']:.0f}): " + ", ".join(
-                    f"{p} {v['area']} ({v['lut4']}+{v['ff']})" for p, v in sm["parts"].items()))
-        ratios = "  ".join(f"SMURF/{b} {100 * s[f'smurf_over_{b}']:.2f}%"
-                           for b in ("taylor", "lut") if f"smurf_over_{b}" in s)
+            say(
+                f"  {family:5s} SMURF area by part (LUT4+FF, Yosys with hierarchy kept; sum "
+                f"{sm['parts_sum']}, flattened {sm['area_lut4eq']:.0f}): "
+                + ", ".join(
+                    f"{p} {v['area']} ({v['lut4']}+{v['ff']})" for p, v in sm["parts"].items()
+                )
+            )
+        ratios = "  ".join(
+            f"SMURF/{b} {100 * s[f'smurf_over_{b}']:.2f}%"
+            for b in ("taylor", "lut")
+            if f"smurf_over_{b}" in s
+        )
         if ratios:
             say(f"  {family:5s} area ratios: {ratios}  (paper: Taylor 16.07%, LUT 2.22%)")
-        ratios = "  ".join(f"SMURF/{b} {100 * s[f'smurf_without_random_over_{b}']:.2f}%"
-                           for b in ("taylor", "lut") if f"smurf_without_random_over_{b}" in s)
+        ratios = "  ".join(
+            f"SMURF/{b} {100 * s[f'smurf_without_random_over_{b}']:.2f}%"
+            for b in ("taylor", "lut")
+            if f"smurf_without_random_over_{b}" in s
+        )
         if ratios:
-            say(f"  {family:5s} area ratios WITHOUT the SMURF unit's random sources (input "
+            say(
+                f"  {family:5s} area ratios WITHOUT the SMURF unit's random sources (input "
                 f"SNGs and gate LFSR counted as shared, as SC papers do; "
                 f"{s['smurf']['area_without_random']:.0f} LUT4-eq, the flattened area scaled "
-                f"by the other parts' share): {ratios}")
+                f"by the other parts' share): {ratios}"
+            )
 
 
 def _plot(path, name, plan, texts, codes, mc):
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -321,13 +392,14 @@ def _plot(path, name, plan, texts, codes, mc):
     axes[0].plot(axis, analytic[sel], "b--", label="SMURF analytic")
     for length, (_, _, counts) in mc.items():
         p = dataclasses.replace(plan, length=length)
-        axes[0].plot(axis, p.decode_outputs(counts[0])[sel, 0], ".", ms=3,
-                     label=f"SMURF run, L={length}")
-        axes[1].plot(axis, p.decode_outputs(counts[0])[sel, 0] - target[sel], ".", ms=3,
-                     label=f"L={length}")
+        axes[0].plot(
+            axis, p.decode_outputs(counts[0])[sel, 0], ".", ms=3, label=f"SMURF run, L={length}"
+        )
+        axes[1].plot(
+            axis, p.decode_outputs(counts[0])[sel, 0] - target[sel], ".", ms=3, label=f"L={length}"
+        )
     axes[1].plot(axis, analytic[sel] - target[sel], "b-", label="analytic")
-    title = texts[0] + ("" if plan.m == 1 else f" (slice {plan.inputs[1]} = "
-                        f"{x[sel, 1][0]:.2f})")
+    title = texts[0] + ("" if plan.m == 1 else f" (slice {plan.inputs[1]} = {x[sel, 1][0]:.2f})")
     axes[0].set_title(title)
     axes[1].set_title("error")
     for a in axes:

@@ -20,8 +20,7 @@ from .expr import Expression, ExpressionError, parse
 from .plan import SmurfOutput, SmurfPlan
 from .solver import probability_grid, quantize, solve
 
-__all__ = ["design", "FitReport", "DesignError", "sweep_codes", "fit_error", "BASES",
-           "ENCODINGS"]
+__all__ = ["design", "FitReport", "DesignError", "sweep_codes", "fit_error", "BASES", "ENCODINGS"]
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +45,16 @@ class FitReport:
     max_error: tuple[float, ...]
     points: int
     basis: str
-    alternatives: dict            # basis kind -> per-output RMSE of that basis' fit
+    alternatives: dict  # basis kind -> per-output RMSE of that basis' fit
 
     def to_dict(self):
-        return {"rmse": list(self.rmse), "max_error": list(self.max_error),
-                "points": self.points, "basis": self.basis,
-                "alternatives": {k: list(v) for k, v in self.alternatives.items()}}
+        return {
+            "rmse": list(self.rmse),
+            "max_error": list(self.max_error),
+            "points": self.points,
+            "basis": self.basis,
+            "alternatives": {k: list(v) for k, v in self.alternatives.items()},
+        }
 
 
 def sweep_codes(m: int, bits: int, per_axis: int | None = None) -> np.ndarray:
@@ -70,15 +73,18 @@ def fit_error(plan: SmurfPlan, exprs: list[Expression], codes: np.ndarray):
     target = np.stack([e(*x.T) for e in exprs], axis=1)
     got = plan.decode_outputs(plan.analytic(codes) * plan.length)
     err = got - target
-    return np.sqrt((err ** 2).mean(axis=0)), np.abs(err).max(axis=0)
+    return np.sqrt((err**2).mean(axis=0)), np.abs(err).max(axis=0)
 
 
-def _output_range(expr: Expression, values: np.ndarray, encoding: str,
-                  ranges, out_range) -> tuple[float, float]:
+def _output_range(
+    expr: Expression, values: np.ndarray, encoding: str, ranges, out_range
+) -> tuple[float, float]:
     where = ", ".join(f"{n} in [{a:g}, {b:g}]" for n, (a, b) in zip(expr.inputs, ranges))
     if not np.isfinite(values).all():
-        raise DesignError(f"'{expr.text}' is not finite everywhere on {where}; narrow the "
-                          f"input ranges with --range NAME=LO:HI")
+        raise DesignError(
+            f"'{expr.text}' is not finite everywhere on {where}; narrow the "
+            f"input ranges with --range NAME=LO:HI"
+        )
     lo_f, hi_f = float(values.min()), float(values.max())
     if out_range is not None:
         lo, hi = out_range
@@ -96,9 +102,11 @@ def _output_range(expr: Expression, values: np.ndarray, encoding: str,
         raise DesignError(f"'{expr.text}' is constant ({lo_f:g}) on {where}; nothing to fit")
     tol = 1e-9 * (hi - lo)
     if lo_f < lo - tol or hi_f > hi + tol:
-        raise DesignError(f"'{expr.text}' spans [{lo_f:.4g}, {hi_f:.4g}] on {where}, outside "
-                          f"the output range [{lo:g}, {hi:g}]; use --encoding auto or "
-                          f"--out-range LO:HI")
+        raise DesignError(
+            f"'{expr.text}' spans [{lo_f:.4g}, {hi_f:.4g}] on {where}, outside "
+            f"the output range [{lo:g}, {hi:g}]; use --encoding auto or "
+            f"--out-range LO:HI"
+        )
     return float(lo), float(hi)
 
 
@@ -113,12 +121,23 @@ def _fit(exprs, ranges, bases, out_ranges, coef_bits, grid):
     return weights
 
 
-def design(texts: list[str], *, inputs: tuple[str, ...] | None = None,
-           ranges: dict[str, tuple[float, float]] | None = None, radix: int | list[int] = 8,
-           basis: str = "fsm", degree: int | None = None, input_bits: int = 8,
-           coef_bits: int = 8, length: int = 1024, warmup: int | None = None, seed: int = 1,
-           encoding: str = "auto", out_range: tuple[float, float] | None = None,
-           names: list[str] | None = None) -> tuple[SmurfPlan, FitReport]:
+def design(
+    texts: list[str],
+    *,
+    inputs: tuple[str, ...] | None = None,
+    ranges: dict[str, tuple[float, float]] | None = None,
+    radix: int | list[int] = 8,
+    basis: str = "fsm",
+    degree: int | None = None,
+    input_bits: int = 8,
+    coef_bits: int = 8,
+    length: int = 1024,
+    warmup: int | None = None,
+    seed: int = 1,
+    encoding: str = "auto",
+    out_range: tuple[float, float] | None = None,
+    names: list[str] | None = None,
+) -> tuple[SmurfPlan, FitReport]:
     """Fit a unit computing every expression in ``texts`` (they share the inputs).
 
     ``warmup`` defaults to the largest radix for the FSM basis: the clocks a counter needs to
@@ -130,11 +149,12 @@ def design(texts: list[str], *, inputs: tuple[str, ...] | None = None,
     if encoding not in ENCODINGS:
         raise DesignError(f"unknown encoding '{encoding}'; choose one of {', '.join(ENCODINGS)}")
     if not texts:
-        raise DesignError("give at least one expression, e.g. \"tanh(4*x)\"")
+        raise DesignError('give at least one expression, e.g. "tanh(4*x)"')
     try:
         if inputs is None:
-            found = sorted({n for t in texts for n in
-                            (parse(t).inputs if isinstance(t, str) else t.inputs)})
+            found = sorted(
+                {n for t in texts for n in (parse(t).inputs if isinstance(t, str) else t.inputs)}
+            )
             inputs = tuple(found)
         # A non-string target is any callable with ``text`` and ``inputs`` (see from_ir).
         exprs = [parse(t, inputs) if isinstance(t, str) else t for t in texts]
@@ -144,19 +164,22 @@ def design(texts: list[str], *, inputs: tuple[str, ...] | None = None,
     ranges = dict(ranges or {})
     for name in ranges:
         if name not in inputs:
-            raise DesignError(f"--range names '{name}', which is not an input of the "
-                              f"expression (inputs: {', '.join(inputs)})")
+            raise DesignError(
+                f"--range names '{name}', which is not an input of the "
+                f"expression (inputs: {', '.join(inputs)})"
+            )
     default = (0.0, 1.0) if encoding == "unipolar" else (-1.0, 1.0)
     rng = tuple(tuple(float(v) for v in ranges.get(n, default)) for n in inputs)
     for n, (a, b) in zip(inputs, rng):
         if not b > a:
-            raise DesignError(f"input '{n}': range {a:g}:{b:g} is empty; give LO:HI with "
-                              f"LO < HI")
+            raise DesignError(f"input '{n}': range {a:g}:{b:g} is empty; give LO:HI with LO < HI")
     m = len(inputs)
     radices = [radix] * m if isinstance(radix, int) else list(radix)
     if len(radices) != m:
-        raise DesignError(f"{len(radices)} radices given for {m} inputs "
-                          f"({', '.join(inputs)}); give one, or one per input")
+        raise DesignError(
+            f"{len(radices)} radices given for {m} inputs "
+            f"({', '.join(inputs)}); give one, or one per input"
+        )
     for r in radices:
         if not 2 <= r <= 64:
             raise DesignError(f"radix {r} is out of range; choose 2..64")
@@ -173,28 +196,47 @@ def design(texts: list[str], *, inputs: tuple[str, ...] | None = None,
     plans, errors = {}, {}
     for kind, bases in candidates.items():
         weights = _fit(exprs, rng, bases, out_ranges, coef_bits, grid)
-        outputs = tuple(SmurfOutput(name, lo, hi, w) for name, (lo, hi), w in
-                        zip(names or texts, out_ranges, weights))
+        outputs = tuple(
+            SmurfOutput(name, lo, hi, w)
+            for name, (lo, hi), w in zip(names or texts, out_ranges, weights)
+        )
         warm = warmup if warmup is not None else (max(radices) if kind == "fsm" else 0)
         try:
-            plans[kind] = SmurfPlan(inputs=inputs, ranges=rng, bases=bases, outputs=outputs,
-                                    input_bits=input_bits, coef_bits=coef_bits, length=length,
-                                    warmup=warm, seed=seed, encoding=encoding)
+            plans[kind] = SmurfPlan(
+                inputs=inputs,
+                ranges=rng,
+                bases=bases,
+                outputs=outputs,
+                input_bits=input_bits,
+                coef_bits=coef_bits,
+                length=length,
+                warmup=warm,
+                seed=seed,
+                encoding=encoding,
+            )
         except ValueError as exc:
             raise DesignError(str(exc)) from None
         errors[kind] = fit_error(plans[kind], exprs, codes)
     if basis == "auto":
         span = min(hi - lo for lo, hi in out_ranges)
         fsm, bern = errors["fsm"][0].max(), errors["bernstein"][0].max()
-        chosen = ("bernstein" if fsm > AUTO_TOLERANCE * span and bern * AUTO_MARGIN < fsm
-                  else "fsm")
+        chosen = "bernstein" if fsm > AUTO_TOLERANCE * span and bern * AUTO_MARGIN < fsm else "fsm"
         if chosen == "bernstein":
-            log.info("the FSM basis fits %s with RMSE %.3g; the Bernstein basis fits it with "
-                     "%.3g and was picked", ", ".join(texts), fsm, bern)
+            log.info(
+                "the FSM basis fits %s with RMSE %.3g; the Bernstein basis fits it with "
+                "%.3g and was picked",
+                ", ".join(texts),
+                fsm,
+                bern,
+            )
     else:
         chosen = basis
     rmse, mx = errors[chosen]
-    report = FitReport(rmse=tuple(float(v) for v in rmse), max_error=tuple(float(v) for v in mx),
-                       points=len(codes), basis=chosen,
-                       alternatives={k: tuple(float(v) for v in e[0]) for k, e in errors.items()})
+    report = FitReport(
+        rmse=tuple(float(v) for v in rmse),
+        max_error=tuple(float(v) for v in mx),
+        points=len(codes),
+        basis=chosen,
+        alternatives={k: tuple(float(v) for v in e[0]) for k, e in errors.items()},
+    )
     return plans[chosen], report

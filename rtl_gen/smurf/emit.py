@@ -35,9 +35,14 @@ def edges_first(codes: np.ndarray, bits: int) -> np.ndarray:
     return np.concatenate([codes[edge], codes[~edge]])
 
 
-def write_smurf_artefact(plan: SmurfPlan, out_dir: str | Path, *,
-                         fit: FitReport | None = None, codes: np.ndarray | None = None,
-                         top: str = TOP) -> Path:
+def write_smurf_artefact(
+    plan: SmurfPlan,
+    out_dir: str | Path,
+    *,
+    fit: FitReport | None = None,
+    codes: np.ndarray | None = None,
+    top: str = TOP,
+) -> Path:
     """Generate ``plan``'s Verilog and golden vectors into ``out_dir`` (atomically).
 
     ``codes`` defaults to the sweep of ``sweep_codes`` (every code for one input, a 33-point
@@ -51,40 +56,67 @@ def write_smurf_artefact(plan: SmurfPlan, out_dir: str | Path, *,
     counts = plan.reference(codes)
     outputs = plan.output_codes(counts)
     manifest = engine_manifest(
-        design=Path(out_dir).name, engine="smurf", top=top, component=component,
+        design=Path(out_dir).name,
+        engine="smurf",
+        top=top,
+        component=component,
         sim_bench=BENCH,
         streams={
             "payload": {"data": [0, input_element_bits(plan)], "last": input_element_bits(plan)},
-            "input": {"port": "i", "elements": plan.m,
-                      "dtype": {"width": input_element_bits(plan), "signed": False},
-                      "code_bits": plan.input_bits, "names": list(plan.inputs),
-                      "decode": "x = lo + (hi - lo) * code / 2^code_bits",
-                      "ranges": [list(r) for r in plan.ranges]},
-            "output": {"port": "o", "elements": len(plan.outputs),
-                       "dtype": {"width": CODE_BITS, "signed": False},
-                       "names": [o.name for o in plan.outputs],
-                       "code": f"q = min(round(count * 2^{CODE_BITS} / L), "
-                               f"{(1 << CODE_BITS) - 1}), halves up",
-                       "decode": f"y = lo + (hi - lo) * q / 2^{CODE_BITS}",
-                       "ranges": [[o.lo, o.hi] for o in plan.outputs],
-                       "counts": {"port": "counts", "width": plan.count_bits,
-                                  "decode": "y = lo + (hi - lo) * count / L"}},
+            "input": {
+                "port": "i",
+                "elements": plan.m,
+                "dtype": {"width": input_element_bits(plan), "signed": False},
+                "code_bits": plan.input_bits,
+                "names": list(plan.inputs),
+                "decode": "x = lo + (hi - lo) * code / 2^code_bits",
+                "ranges": [list(r) for r in plan.ranges],
+            },
+            "output": {
+                "port": "o",
+                "elements": len(plan.outputs),
+                "dtype": {"width": CODE_BITS, "signed": False},
+                "names": [o.name for o in plan.outputs],
+                "code": f"q = min(round(count * 2^{CODE_BITS} / L), "
+                f"{(1 << CODE_BITS) - 1}), halves up",
+                "decode": f"y = lo + (hi - lo) * q / 2^{CODE_BITS}",
+                "ranges": [[o.lo, o.hi] for o in plan.outputs],
+                "counts": {
+                    "port": "counts",
+                    "width": plan.count_bits,
+                    "decode": "y = lo + (hi - lo) * count / L",
+                },
+            },
         },
         latency_cycles=plan.engine_latency_cycles,
         macs=0,
-        parameters={"inputs": plan.m, "outputs": len(plan.outputs),
-                    "unit_latency_cycles": plan.latency_cycles,
-                    "count_bits": plan.count_bits,
-                    "radix": [b.size for b in plan.bases],
-                    "basis": [b.kind for b in plan.bases],
-                    "input_bits": plan.input_bits, "coef_bits": plan.coef_bits,
-                    "length": plan.length, "warmup": plan.warmup,
-                    "encoding": plan.encoding, "rom_bits": (plan.coef_bits + 1)
-                    * (1 << plan.address_bits) * len(plan.outputs),
-                    "deterministic_gate": plan.deterministic_gate},
+        parameters={
+            "inputs": plan.m,
+            "outputs": len(plan.outputs),
+            "unit_latency_cycles": plan.latency_cycles,
+            "count_bits": plan.count_bits,
+            "radix": [b.size for b in plan.bases],
+            "basis": [b.kind for b in plan.bases],
+            "input_bits": plan.input_bits,
+            "coef_bits": plan.coef_bits,
+            "length": plan.length,
+            "warmup": plan.warmup,
+            "encoding": plan.encoding,
+            "rom_bits": (plan.coef_bits + 1) * (1 << plan.address_bits) * len(plan.outputs),
+            "deterministic_gate": plan.deterministic_gate,
+        },
         smurf=plan.to_dict(),
-        **({"fit": fit.to_dict()} if fit is not None else {}))
+        **({"fit": fit.to_dict()} if fit is not None else {}),
+    )
     # labels -1: no class labels (what ``nnloom flow`` reads for an accuracy)
-    return write_artefact_dir(out_dir, manifest, rtl={f"{top}.v": verilog_text},
-                              vectors={"inputs": codes, "outputs": outputs, "counts": counts,
-                                       "labels": np.full(len(codes), -1, dtype=np.int64)})
+    return write_artefact_dir(
+        out_dir,
+        manifest,
+        rtl={f"{top}.v": verilog_text},
+        vectors={
+            "inputs": codes,
+            "outputs": outputs,
+            "counts": counts,
+            "labels": np.full(len(codes), -1, dtype=np.int64),
+        },
+    )

@@ -41,13 +41,15 @@ def input_element_bits(plan: SmurfPlan) -> int:
 class SmurfEngine(wiring.Component):
     def __init__(self, plan: SmurfPlan):
         self.plan = plan
-        super().__init__({
-            "i": In(stream.Signature(element_layout(input_element_bits(plan)))),
-            "o": Out(stream.Signature(element_layout(CODE_BITS))),
-            "counts": Out(data.ArrayLayout(unsigned(plan.count_bits), len(plan.outputs))),
-            "cycles": Out(32),
-            "busy": Out(1),
-        })
+        super().__init__(
+            {
+                "i": In(stream.Signature(element_layout(input_element_bits(plan)))),
+                "o": Out(stream.Signature(element_layout(CODE_BITS))),
+                "counts": Out(data.ArrayLayout(unsigned(plan.count_bits), len(plan.outputs))),
+                "cycles": Out(32),
+                "busy": Out(1),
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()
@@ -55,21 +57,25 @@ class SmurfEngine(wiring.Component):
         n_in, n_out = plan.m, len(plan.outputs)
         m.submodules.unit = unit = SmurfUnit(plan)
 
-        j = Signal(range(max(n_in, 2)))          # input element being received
-        k = Signal(range(max(n_out, 2)))         # output element being sent
+        j = Signal(range(max(n_in, 2)))  # input element being received
+        k = Signal(range(max(n_out, 2)))  # output element being sent
         codes = Signal(data.ArrayLayout(unsigned(plan.input_bits), n_in))
 
         code_in = Signal(unsigned(plan.input_bits))
         m.d.comb += code_in.eq(self.i.payload.data)
         if input_element_bits(plan) > plan.input_bits:
-            with m.If(self.i.payload.data[plan.input_bits:].any()):
+            with m.If(self.i.payload.data[plan.input_bits :].any()):
                 m.d.comb += code_in.eq((1 << plan.input_bits) - 1)
 
         # The M-th element goes straight into the unit together with the stored ones; the
         # unit is ready exactly when it is idle.
         final = j == n_in - 1
-        m.d.comb += [unit.i.payload.eq(codes), unit.i.payload[n_in - 1].eq(code_in),
-                     unit.i.valid.eq(self.i.valid & final), self.i.ready.eq(~unit.busy)]
+        m.d.comb += [
+            unit.i.payload.eq(codes),
+            unit.i.payload[n_in - 1].eq(code_in),
+            unit.i.valid.eq(self.i.valid & final),
+            self.i.ready.eq(~unit.busy),
+        ]
         with m.If(self.i.valid & self.i.ready):
             with m.Switch(j):
                 for index in range(n_in - 1):
@@ -87,9 +93,13 @@ class SmurfEngine(wiring.Component):
                     q = (num if c == 1 else num * c) >> shift
                     m.d.comb += element.eq(Mux(q > full, full, q))
         last = k == n_out - 1
-        m.d.comb += [self.o.valid.eq(unit.o.valid), self.o.payload.data.eq(element),
-                     self.o.payload.last.eq(last), self.counts.eq(unit.o.payload),
-                     unit.o.ready.eq(self.o.ready & last)]
+        m.d.comb += [
+            self.o.valid.eq(unit.o.valid),
+            self.o.payload.data.eq(element),
+            self.o.payload.last.eq(last),
+            self.counts.eq(unit.o.payload),
+            unit.o.ready.eq(self.o.ready & last),
+        ]
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += k.eq(Mux(last, 0, k + 1))
 

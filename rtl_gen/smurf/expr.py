@@ -28,16 +28,40 @@ def _gelu(x):
 
 
 FUNCTIONS = {
-    "sin": np.sin, "cos": np.cos, "tan": np.tan, "arcsin": np.arcsin, "arccos": np.arccos,
-    "arctan": np.arctan, "sinh": np.sinh, "cosh": np.cosh, "tanh": np.tanh,
-    "arctanh": np.arctanh, "exp": np.exp, "log": np.log, "log2": np.log2, "log10": np.log10,
-    "sqrt": np.sqrt, "abs": np.abs, "erf": special.erf, "sigmoid": special.expit,
-    "gelu": _gelu, "relu": lambda x: np.maximum(x, 0.0), "softplus": lambda x: np.logaddexp(0, x),
-    "minimum": np.minimum, "maximum": np.maximum, "hypot": np.hypot, "arctan2": np.arctan2,
+    "sin": np.sin,
+    "cos": np.cos,
+    "tan": np.tan,
+    "arcsin": np.arcsin,
+    "arccos": np.arccos,
+    "arctan": np.arctan,
+    "sinh": np.sinh,
+    "cosh": np.cosh,
+    "tanh": np.tanh,
+    "arctanh": np.arctanh,
+    "exp": np.exp,
+    "log": np.log,
+    "log2": np.log2,
+    "log10": np.log10,
+    "sqrt": np.sqrt,
+    "abs": np.abs,
+    "erf": special.erf,
+    "sigmoid": special.expit,
+    "gelu": _gelu,
+    "relu": lambda x: np.maximum(x, 0.0),
+    "softplus": lambda x: np.logaddexp(0, x),
+    "minimum": np.minimum,
+    "maximum": np.maximum,
+    "hypot": np.hypot,
+    "arctan2": np.arctan2,
 }
 CONSTANTS = {"pi": np.pi, "e": np.e}
-_BINARY = {ast.Add: np.add, ast.Sub: np.subtract, ast.Mult: np.multiply,
-           ast.Div: np.divide, ast.Pow: np.power}
+_BINARY = {
+    ast.Add: np.add,
+    ast.Sub: np.subtract,
+    ast.Mult: np.multiply,
+    ast.Div: np.divide,
+    ast.Pow: np.power,
+}
 _UNARY = {ast.USub: np.negative, ast.UAdd: np.positive}
 
 
@@ -75,14 +99,14 @@ def _check(node, text: str, names: list[str]):
             raise ExpressionError(f"{where}: constant {node.value!r} is not a number")
     elif isinstance(node, ast.Name):
         if node.id in FUNCTIONS:
-            raise ExpressionError(f"{where}: '{node.id}' is a function; call it, e.g. "
-                                  f"{node.id}(x)")
+            raise ExpressionError(f"{where}: '{node.id}' is a function; call it, e.g. {node.id}(x)")
         if node.id not in CONSTANTS and node.id not in names:
             names.append(node.id)
     elif isinstance(node, ast.BinOp):
         if type(node.op) not in _BINARY:
-            raise ExpressionError(f"{where}: operator '{ast.unparse(node)}' is not allowed; "
-                                  f"use + - * / **")
+            raise ExpressionError(
+                f"{where}: operator '{ast.unparse(node)}' is not allowed; use + - * / **"
+            )
         _check(node.left, text, names)
         _check(node.right, text, names)
     elif isinstance(node, ast.UnaryOp):
@@ -93,15 +117,19 @@ def _check(node, text: str, names: list[str]):
         if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
             raise ExpressionError(
                 f"{where}: '{ast.unparse(node.func)}' is not an allowed function; allowed: "
-                f"{', '.join(sorted(FUNCTIONS))}")
+                f"{', '.join(sorted(FUNCTIONS))}"
+            )
         if node.keywords:
-            raise ExpressionError(f"{where}: keyword arguments in '{ast.unparse(node)}' are "
-                                  f"not allowed")
+            raise ExpressionError(
+                f"{where}: keyword arguments in '{ast.unparse(node)}' are not allowed"
+            )
         for a in node.args:
             _check(a, text, names)
     else:
-        raise ExpressionError(f"{where}: '{ast.unparse(node)}' is not allowed; use numbers, "
-                              f"input names, + - * / ** and functions such as tanh(x)")
+        raise ExpressionError(
+            f"{where}: '{ast.unparse(node)}' is not allowed; use numbers, "
+            f"input names, + - * / ** and functions such as tanh(x)"
+        )
 
 
 def parse(text: str, inputs: tuple[str, ...] | None = None) -> Expression:
@@ -117,9 +145,12 @@ def parse(text: str, inputs: tuple[str, ...] | None = None) -> Expression:
     else:
         unknown = [n for n in names if n not in inputs]
         if unknown:
-            raise ExpressionError(f"in '{text}': name '{unknown[0]}' is not one of the inputs "
-                                  f"({', '.join(inputs)})")
+            raise ExpressionError(
+                f"in '{text}': name '{unknown[0]}' is not one of the inputs ({', '.join(inputs)})"
+            )
     if not 1 <= len(inputs) <= 3:
-        raise ExpressionError(f"'{text}' has {len(inputs)} inputs "
-                              f"({', '.join(inputs) or 'none'}); a SMURF unit takes 1 to 3")
+        raise ExpressionError(
+            f"'{text}' has {len(inputs)} inputs "
+            f"({', '.join(inputs) or 'none'}); a SMURF unit takes 1 to 3"
+        )
     return Expression(text, tuple(inputs), tree)

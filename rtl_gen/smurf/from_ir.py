@@ -28,14 +28,15 @@ class TableTarget:
     """The dequantized table of a node as a function of the real input (nearest code)."""
 
     text: str
-    values: np.ndarray       # real output per input code
-    lo: float                # real value of code 0
-    step: float              # input scale
+    values: np.ndarray  # real output per input code
+    lo: float  # real value of code 0
+    step: float  # input scale
     inputs: tuple[str, ...] = ("x",)
 
     def __call__(self, x):
-        c = np.clip(np.rint((np.asarray(x, dtype=float) - self.lo) / self.step), 0,
-                    len(self.values) - 1).astype(np.int64)
+        c = np.clip(
+            np.rint((np.asarray(x, dtype=float) - self.lo) / self.step), 0, len(self.values) - 1
+        ).astype(np.int64)
         return self.values[c]
 
 
@@ -47,8 +48,10 @@ def plan_for_node(graph, node, **options) -> tuple[SmurfPlan, FitReport]:
     """Fit a one-input SMURF unit to ``node``'s table; ``options`` go to ``design``."""
     function = node.attrs["function"]
     if function not in SUPPORTED:
-        raise ModelError(f"{node.describe()}: function '{function}' cannot be generated as a "
-                         f"SMURF unit; supported: {', '.join(SUPPORTED)}")
+        raise ModelError(
+            f"{node.describe()}: function '{function}' cannot be generated as a "
+            f"SMURF unit; supported: {', '.join(SUPPORTED)}"
+        )
     x_t, y_t = graph.tensor(node.inputs[0]), graph.tensor(node.outputs[0])
     s_in, z_in = float(node.attrs["input_scale"]), float(node.attrs["input_zero_point"])
     s_out = float(np.asarray(y_t.quant.scale).ravel()[0])
@@ -58,5 +61,4 @@ def plan_for_node(graph, node, **options) -> tuple[SmurfPlan, FitReport]:
     values = s_out * (np.asarray(node.weights["table"], dtype=float) - z_out)
     values = np.concatenate([values, np.full((1 << bits) - len(values), values[-1])])
     target = TableTarget(f"{node.name} ({function})", values, lo, s_in)
-    return design([target], ranges={"x": (lo, lo + s_in * (1 << bits))}, input_bits=bits,
-                  **options)
+    return design([target], ranges={"x": (lo, lo + s_in * (1 << bits))}, input_bits=bits, **options)

@@ -15,7 +15,7 @@ an FSM driven by them; leap-forward sources do not (specs/smurf.md §2, "SNG cho
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache, reduce
+from functools import cache, reduce
 from itertools import combinations
 
 import numpy as np
@@ -85,7 +85,7 @@ def leap_cost(width: int, taps: tuple[int, ...], leap: int) -> int:
     return int(sum(-(-(int(w) - 1) // 3) for w in weights))
 
 
-@lru_cache(maxsize=None)
+@cache
 def primitive_taps(width: int, count: int, leap: int | None = None) -> tuple[tuple[int, ...], ...]:
     """``count`` distinct maximal-length tap sets ``(width, ...)``: four taps, then six.
 
@@ -106,15 +106,16 @@ def primitive_taps(width: int, count: int, leap: int | None = None) -> tuple[tup
     else:
         found = []
         for extra in (3, 5):
-            candidates = [(width, *rest) for rest in combinations(range(width - 1, 0, -1),
-                                                                    extra)]
+            candidates = [(width, *rest) for rest in combinations(range(width - 1, 0, -1), extra)]
             for taps in sorted(candidates, key=lambda t: leap_cost(width, t, leap)):
                 if _is_maximal(width, taps):
                     found.append(taps)
                     if len(found) == count:
                         return tuple(found)
-    raise ValueError(f"only {len(found)} maximal four- and six-tap LFSRs of width {width} "
-                     f"exist; {count} were asked for")
+    raise ValueError(
+        f"only {len(found)} maximal four- and six-tap LFSRs of width {width} "
+        f"exist; {count} were asked for"
+    )
 
 
 @dataclass(frozen=True)
@@ -151,8 +152,10 @@ class Lfsr:
     def values(self, cycles: int, bits: int, seeds: np.ndarray | None = None) -> np.ndarray:
         """The ``bits``-bit random value of each clock: the state's low ``bits`` bits."""
         if bits > self.leap:
-            raise ValueError(f"a {bits}-bit value needs at least {bits} fresh bits per clock; "
-                             f"this LFSR makes {self.leap}")
+            raise ValueError(
+                f"a {bits}-bit value needs at least {bits} fresh bits per clock; "
+                f"this LFSR makes {self.leap}"
+            )
         return self.states(cycles, seeds) & ((1 << bits) - 1)
 
 
@@ -175,8 +178,12 @@ class LeapLfsr(wiring.Component):
         spec = self.spec
         reg = Signal(spec.width, reset_less=True)
         matrix = leap_matrix(spec.width, spec.taps, spec.leap)
-        nxt = Cat(*[reduce(lambda a, b: a ^ b, [reg[int(j)] for j in np.flatnonzero(row)])
-                    for row in matrix])
+        nxt = Cat(
+            *[
+                reduce(lambda a, b: a ^ b, [reg[int(j)] for j in np.flatnonzero(row)])
+                for row in matrix
+            ]
+        )
         with m.If(self.load):
             m.d.sync += reg.eq(spec.seed)
         with m.Elif(self.advance):

@@ -91,11 +91,13 @@ class SmurfPlan:
             if not b > a:
                 raise ValueError(f"input '{name}': range [{a}, {b}] is empty; give lo < hi")
         if not 1 <= self.input_bits <= LFSR_WIDTH:
-            raise ValueError(f"input width {self.input_bits} bits is out of range; "
-                             f"choose 1..{LFSR_WIDTH}")
+            raise ValueError(
+                f"input width {self.input_bits} bits is out of range; choose 1..{LFSR_WIDTH}"
+            )
         if not 1 <= self.coef_bits <= LFSR_WIDTH:
-            raise ValueError(f"coefficient width {self.coef_bits} bits is out of range; "
-                             f"choose 1..{LFSR_WIDTH}")
+            raise ValueError(
+                f"coefficient width {self.coef_bits} bits is out of range; choose 1..{LFSR_WIDTH}"
+            )
         if not 1 <= self.length <= 1 << 20:
             raise ValueError(f"stream length {self.length} is out of range; choose 1..2^20")
         if self.warmup < 0:
@@ -104,11 +106,14 @@ class SmurfPlan:
             raise ValueError("a SMURF unit needs at least one output")
         for out in self.outputs:
             if len(out.weights) != self.states:
-                raise ValueError(f"output '{out.name}' has {len(out.weights)} weights; the "
-                                 f"bases have {self.states} joint states")
+                raise ValueError(
+                    f"output '{out.name}' has {len(out.weights)} weights; the "
+                    f"bases have {self.states} joint states"
+                )
             if min(out.weights) < 0 or max(out.weights) > 1 << self.coef_bits:
-                raise ValueError(f"output '{out.name}': weights must lie in "
-                                 f"0..{1 << self.coef_bits}")
+                raise ValueError(
+                    f"output '{out.name}': weights must lie in 0..{1 << self.coef_bits}"
+                )
 
     # --- sizes -----------------------------------------------------------------------------
 
@@ -149,8 +154,7 @@ class SmurfPlan:
         addr = np.zeros(1, dtype=np.int64)
         shift = 0
         for b in self.bases:
-            addr = (addr[None, :] + (np.arange(b.size, dtype=np.int64)[:, None] << shift)
-                    ).ravel()
+            addr = (addr[None, :] + (np.arange(b.size, dtype=np.int64)[:, None] << shift)).ravel()
             shift += b.index_bits
         return addr
 
@@ -222,15 +226,20 @@ class SmurfPlan:
         leaps.append(self.coef_bits)
         used, taps = set(), []
         for leap in leaps:
-            pick = next(t for t in primitive_taps(LFSR_WIDTH, 2 * len(leaps), leap=leap)
-                        if t not in used)
+            pick = next(
+                t for t in primitive_taps(LFSR_WIDTH, 2 * len(leaps), leap=leap) if t not in used
+            )
             used.add(pick)
             taps.append(pick)
         out, i = [], 0
         for draws in self.draw_map:
             n = max(src for src, _ in draws) + 1
-            out.append(tuple(Lfsr(LFSR_WIDTH, taps[i + j], _mix(self.seed, i + j), leaps[i + j])
-                             for j in range(n)))
+            out.append(
+                tuple(
+                    Lfsr(LFSR_WIDTH, taps[i + j], _mix(self.seed, i + j), leaps[i + j])
+                    for j in range(n)
+                )
+            )
             i += n
         out.append((Lfsr(LFSR_WIDTH, taps[i], _mix(self.seed, i), self.coef_bits),))
         return tuple(out)
@@ -289,9 +298,9 @@ class SmurfPlan:
         seeds = np.asarray(seeds, dtype=np.int64)
         s_count = len(seeds)
         states_ = [l.states(t_total, seeds[:, i]) for i, l in enumerate(flat)]
-        gate = states_[-1] & ((1 << self.coef_bits) - 1)     # (T, S)
+        gate = states_[-1] & ((1 << self.coef_bits) - 1)  # (T, S)
         mask = (1 << self.input_bits) - 1
-        values, first = [], 0                                # per draw, (T, S)
+        values, first = [], 0  # per draw, (T, S)
         for group, draws in zip(self.lfsrs, self.draw_map):
             values += [(states_[first + src] >> off) & mask for src, off in draws]
             first += len(group)
@@ -303,14 +312,15 @@ class SmurfPlan:
             shift, i = 0, 0
             bits_per_input = []
             for m, b in enumerate(self.bases):
-                bits = np.stack([values[i + d][t][:, None] < codes[None, :, m]
-                                 for d in range(b.draws)])          # (draws, S, n)
+                bits = np.stack(
+                    [values[i + d][t][:, None] < codes[None, :, m] for d in range(b.draws)]
+                )  # (draws, S, n)
                 i += b.draws
                 bits_per_input.append(bits)
                 addr |= b.index(states[m], bits) << shift
                 shift += b.index_bits
             if t >= self.warmup:
-                thresholds = tables[:, addr]                         # (K, S, n)
+                thresholds = tables[:, addr]  # (K, S, n)
                 counts += (gate[t][None, :, None] < thresholds).transpose(1, 2, 0)
             states = [b.step(s, bits) for b, s, bits in zip(self.bases, states, bits_per_input)]
         return counts
@@ -324,20 +334,36 @@ class SmurfPlan:
     # --- serialisation ---------------------------------------------------------------------
 
     def to_dict(self) -> dict:
-        return {"inputs": list(self.inputs), "ranges": [list(r) for r in self.ranges],
-                "bases": [b.to_dict() for b in self.bases],
-                "outputs": [o.to_dict() for o in self.outputs],
-                "input_bits": self.input_bits, "coef_bits": self.coef_bits,
-                "length": self.length, "warmup": self.warmup, "seed": self.seed,
-                "encoding": self.encoding,
-                "lfsrs": [[{"taps": list(l.taps), "seed": l.seed, "leap": l.leap} for l in g]
-                          for g in self.lfsrs]}
+        return {
+            "inputs": list(self.inputs),
+            "ranges": [list(r) for r in self.ranges],
+            "bases": [b.to_dict() for b in self.bases],
+            "outputs": [o.to_dict() for o in self.outputs],
+            "input_bits": self.input_bits,
+            "coef_bits": self.coef_bits,
+            "length": self.length,
+            "warmup": self.warmup,
+            "seed": self.seed,
+            "encoding": self.encoding,
+            "lfsrs": [
+                [{"taps": list(l.taps), "seed": l.seed, "leap": l.leap} for l in g]
+                for g in self.lfsrs
+            ],
+        }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "SmurfPlan":
-        return cls(inputs=tuple(d["inputs"]), ranges=tuple(tuple(r) for r in d["ranges"]),
-                   bases=tuple(basis_from_dict(b) for b in d["bases"]),
-                   outputs=tuple(SmurfOutput(o["name"], o["lo"], o["hi"], tuple(o["weights"]))
-                                 for o in d["outputs"]),
-                   input_bits=d["input_bits"], coef_bits=d["coef_bits"], length=d["length"],
-                   warmup=d["warmup"], seed=d["seed"], encoding=d["encoding"])
+    def from_dict(cls, d: dict) -> SmurfPlan:
+        return cls(
+            inputs=tuple(d["inputs"]),
+            ranges=tuple(tuple(r) for r in d["ranges"]),
+            bases=tuple(basis_from_dict(b) for b in d["bases"]),
+            outputs=tuple(
+                SmurfOutput(o["name"], o["lo"], o["hi"], tuple(o["weights"])) for o in d["outputs"]
+            ),
+            input_bits=d["input_bits"],
+            coef_bits=d["coef_bits"],
+            length=d["length"],
+            warmup=d["warmup"],
+            seed=d["seed"],
+            encoding=d["encoding"],
+        )

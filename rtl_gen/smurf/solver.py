@@ -29,8 +29,11 @@ def joint(bases: tuple[Basis, ...], ps: list[np.ndarray]) -> np.ndarray:
     out = None
     for basis, p in reversed(list(zip(bases, ps))):
         marg = basis.stationary(p)
-        out = marg if out is None else (out[..., :, None] * marg[..., None, :]).reshape(
-            *marg.shape[:-1], -1)
+        out = (
+            marg
+            if out is None
+            else (out[..., :, None] * marg[..., None, :]).reshape(*marg.shape[:-1], -1)
+        )
     return out
 
 
@@ -44,8 +47,9 @@ def probability_grid(m: int, points: int | None = None) -> list[np.ndarray]:
 def solve(bases: tuple[Basis, ...], target: np.ndarray, ps: list[np.ndarray]) -> np.ndarray:
     """Coefficients ``w`` in ``[0, 1]`` minimising the squared error to ``target`` on ``ps``."""
     a = joint(bases, ps)
-    result = lsq_linear(a, np.clip(target, 0.0, 1.0), bounds=(0.0, 1.0), method="bvls",
-                        tol=1e-12, max_iter=10000)
+    result = lsq_linear(
+        a, np.clip(target, 0.0, 1.0), bounds=(0.0, 1.0), method="bvls", tol=1e-12, max_iter=10000
+    )
     return np.clip(result.x, 0.0, 1.0)
 
 

@@ -3,7 +3,8 @@
 Blocks: per input, leap-forward LFSRs and a comparator per draw (the stochastic number
 generators, ``plan.draw_map``) feeding the input's basis block (FSM counter or popcount);
 the index fields concatenate into the address of one coefficient ROM per output; one gate
-LFSR shared by all outputs; per output a comparator (the sampling gate), a registered gate bit and a ones
+LFSR shared by all outputs; per output a comparator (the sampling gate), a registered gate bit and
+a ones
 counter; and the start/done control.
 
 Interface: ``i`` (stream of ``M`` input codes; a transfer starts a run, ``ready`` only when
@@ -23,8 +24,7 @@ from .basis import basis_block
 from .lfsr import LeapLfsr
 from .plan import SmurfPlan
 
-__all__ = ["SmurfUnit", "Sng", "SamplingGate", "OnesCounter", "PARTS", "RANDOM_PARTS",
-           "part_of"]
+__all__ = ["SmurfUnit", "Sng", "SamplingGate", "OnesCounter", "PARTS", "RANDOM_PARTS", "part_of"]
 
 # The parts of the area breakdown, by submodule name (see ``SmurfUnit``).
 PARTS = ("input SNGs", "basis", "gate LFSR", "ROM + gate", "output counters", "control")
@@ -36,8 +36,13 @@ def part_of(path: str) -> str:
     """The part a submodule path (``"sng0_1.lfsr"``, ``"gate0.rom"``, ``""`` for the unit's
     own logic) belongs to."""
     first = path.split(".")[0]
-    for prefix, part in (("sng", "input SNGs"), ("basis", "basis"), ("gate_rng", "gate LFSR"),
-                         ("gate", "ROM + gate"), ("ones", "output counters")):
+    for prefix, part in (
+        ("sng", "input SNGs"),
+        ("basis", "basis"),
+        ("gate_rng", "gate LFSR"),
+        ("gate", "ROM + gate"),
+        ("ones", "output counters"),
+    ):
         if first.startswith(prefix):
             return part
     return "control"
@@ -51,16 +56,26 @@ class Sng(wiring.Component):
 
     def __init__(self, spec, bits: int, offsets: tuple[int, ...] = (0,)):
         self.spec, self.width, self.offsets = spec, bits, tuple(offsets)
-        super().__init__({"load": In(1), "advance": In(1), "code": In(bits),
-                          "bits": Out(len(self.offsets)), "state": Out(spec.width)})
+        super().__init__(
+            {
+                "load": In(1),
+                "advance": In(1),
+                "code": In(bits),
+                "bits": Out(len(self.offsets)),
+                "state": Out(spec.width),
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.lfsr = lfsr = LeapLfsr(self.spec)
-        m.d.comb += [lfsr.load.eq(self.load), lfsr.advance.eq(self.advance),
-                     self.state.eq(lfsr.state)]
+        m.d.comb += [
+            lfsr.load.eq(self.load),
+            lfsr.advance.eq(self.advance),
+            self.state.eq(lfsr.state),
+        ]
         for j, o in enumerate(self.offsets):
-            m.d.comb += self.bits[j].eq(lfsr.state[o:o + self.width] < self.code)
+            m.d.comb += self.bits[j].eq(lfsr.state[o : o + self.width] < self.code)
         return m
 
 
@@ -68,8 +83,7 @@ class SamplingGate(wiring.Component):
     """One output's coefficient ROM and comparator: ``y`` (registered) ``= R_g < W[address]``,
     or ``W[address] != 0`` when every threshold is 0 or ``2^Bw`` (no random source)."""
 
-    def __init__(self, init: list[int], *, address_bits: int, coef_bits: int,
-                 deterministic: bool):
+    def __init__(self, init: list[int], *, address_bits: int, coef_bits: int, deterministic: bool):
         self.init, self.coef_bits, self.deterministic = init, coef_bits, deterministic
         super().__init__({"address": In(address_bits), "random": In(coef_bits), "y": Out(1)})
 
@@ -95,7 +109,7 @@ class OnesCounter(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        count = Signal(self.width, reset_less=True)   # cleared by ``load`` before every run
+        count = Signal(self.width, reset_less=True)  # cleared by ``load`` before every run
         with m.If(self.load):
             m.d.sync += count.eq(0)
         with m.Elif(self.count_en & self.y):
@@ -111,25 +125,32 @@ class SmurfUnit(wiring.Component):
 
     def __init__(self, plan: SmurfPlan):
         self.plan = plan
-        super().__init__({
-            "i": In(stream.Signature(data.ArrayLayout(unsigned(plan.input_bits), plan.m))),
-            "o": Out(stream.Signature(data.ArrayLayout(unsigned(plan.count_bits),
-                                                       len(plan.outputs)))),
-            "busy": Out(1),
-        })
+        super().__init__(
+            {
+                "i": In(stream.Signature(data.ArrayLayout(unsigned(plan.input_bits), plan.m))),
+                "o": Out(
+                    stream.Signature(data.ArrayLayout(unsigned(plan.count_bits), len(plan.outputs)))
+                ),
+                "busy": Out(1),
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()
         plan = self.plan
 
-        load = Signal()       # the input transfer: restart every source and counter
-        run = Signal()        # one of the warmup + L clocks
-        flush = Signal()      # the clock that counts the last registered gate bit
+        load = Signal()  # the input transfer: restart every source and counter
+        run = Signal()  # one of the warmup + L clocks
+        flush = Signal()  # the clock that counts the last registered gate bit
         done = Signal()
         x = Signal(data.ArrayLayout(unsigned(plan.input_bits), plan.m), reset_less=True)
 
-        m.d.comb += [self.i.ready.eq(~run & ~flush & ~done), load.eq(self.i.valid & self.i.ready),
-                     self.o.valid.eq(done), self.busy.eq(run | flush | done)]
+        m.d.comb += [
+            self.i.ready.eq(~run & ~flush & ~done),
+            load.eq(self.i.valid & self.i.ready),
+            self.o.valid.eq(done),
+            self.busy.eq(run | flush | done),
+        ]
 
         fields = []
         for k, (basis, lfsr_specs) in enumerate(zip(plan.bases, plan.lfsrs)):
@@ -154,28 +175,38 @@ class SmurfUnit(wiring.Component):
             gate = LeapLfsr(plan.lfsrs[-1][0])
             m.submodules.gate_rng = gate
             m.d.comb += [gate.load.eq(load), gate.advance.eq(run)]
-            gate_value = gate.state[:plan.coef_bits]
+            gate_value = gate.state[: plan.coef_bits]
 
-        counting = Signal()   # the registered gate bits belong to a counted clock
+        counting = Signal()  # the registered gate bits belong to a counted clock
         for k in range(len(plan.outputs)):
-            gate_k = SamplingGate(plan.rom(k), address_bits=plan.address_bits,
-                                  coef_bits=plan.coef_bits,
-                                  deterministic=plan.deterministic_gate)
+            gate_k = SamplingGate(
+                plan.rom(k),
+                address_bits=plan.address_bits,
+                coef_bits=plan.coef_bits,
+                deterministic=plan.deterministic_gate,
+            )
             m.submodules[f"gate{k}"] = gate_k
             ones = OnesCounter(plan.count_bits)
             m.submodules[f"ones{k}"] = ones
-            m.d.comb += [gate_k.address.eq(address), gate_k.random.eq(gate_value),
-                         ones.load.eq(load), ones.count_en.eq(counting), ones.y.eq(gate_k.y),
-                         self.o.payload[k].eq(ones.count)]
+            m.d.comb += [
+                gate_k.address.eq(address),
+                gate_k.random.eq(gate_value),
+                ones.load.eq(load),
+                ones.count_en.eq(counting),
+                ones.y.eq(gate_k.y),
+                self.o.payload[k].eq(ones.count),
+            ]
 
         # Which clock of the run this is: the first input LFSR's state, unique while the run
         # is shorter than its period (no time counter); otherwise a counter.
         spec = plan.lfsrs[0][0]
-        first, last = Signal(), Signal()   # clock ``warmup``; clock ``cycles - 1``
+        first, last = Signal(), Signal()  # clock ``warmup``; clock ``cycles - 1``
         if plan.cycles < (1 << spec.width) - 1:
             states = spec.states(plan.cycles)
-            m.d.comb += [first.eq(clock_lfsr.state == int(states[plan.warmup])),
-                         last.eq(clock_lfsr.state == int(states[-1]))]
+            m.d.comb += [
+                first.eq(clock_lfsr.state == int(states[plan.warmup])),
+                last.eq(clock_lfsr.state == int(states[-1])),
+            ]
         else:
             t = Signal(range(plan.cycles), reset_less=True)
             m.d.comb += [first.eq(t == plan.warmup), last.eq(t == plan.cycles - 1)]

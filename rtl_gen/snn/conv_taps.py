@@ -33,8 +33,11 @@ def _bits(n: int) -> int:
 def _axis(pos: int, pad: int, stride: int, kernel: int, size: int) -> tuple[int, int, int]:
     """The valid kernel offsets of input position ``pos`` on one axis: ``(first k, first
     output position, count)``; offsets step by ``stride``, outputs by -1."""
-    ks = [k for k in range(kernel) if (pos + pad - k) % stride == 0
-          and 0 <= (pos + pad - k) // stride < size]
+    ks = [
+        k
+        for k in range(kernel)
+        if (pos + pad - k) % stride == 0 and 0 <= (pos + pad - k) // stride < size
+    ]
     if not ks:
         return 0, 0, 0
     assert ks == list(range(ks[0], ks[0] + stride * len(ks), stride))
@@ -68,8 +71,12 @@ def tap_table(conv) -> list[tuple[int, int, int, int]]:
 
 def _entry_bits(conv, table) -> int:
     n_w, n_out = int(conv.kernel.size), int(np.prod(conv.out_shape))
-    return (_bits(max(n_w - 1, 1)) + _bits(max(n_out - 1, 1))
-            + _bits(max(t[2] for t in table)) + _bits(max(t[3] for t in table)))
+    return (
+        _bits(max(n_w - 1, 1))
+        + _bits(max(n_out - 1, 1))
+        + _bits(max(t[2] for t in table))
+        + _bits(max(t[3] for t in table))
+    )
 
 
 def table_bits(conv) -> int:
@@ -84,8 +91,12 @@ def taps(conv, src: int) -> list[tuple[int, int]]:
     cout, c_n, kh, kw = conv.kernel.shape
     _, ho, wo = conv.out_shape
     sy, sx = conv.stride
-    return [(co * ho * wo + n0 - a * wo - b, co * c_n * kh * kw + w0 + a * sy * kw + b * sx)
-            for co in range(cout) for a in range(ny) for b in range(nx)]
+    return [
+        (co * ho * wo + n0 - a * wo - b, co * c_n * kh * kw + w0 + a * sy * kw + b * sx)
+        for co in range(cout)
+        for a in range(ny)
+        for b in range(nx)
+    ]
 
 
 class ConvTaps(wiring.Component):
@@ -97,11 +108,16 @@ class ConvTaps(wiring.Component):
         n_src = int(np.prod(conv.src_shape))
         n_out = int(np.prod(conv.out_shape))
         self.n_src, self.n_out, self.n_w = n_src, n_out, int(conv.kernel.size)
-        super().__init__({
-            "start": In(1), "src": In(range(max(n_src, 2))),
-            "busy": Out(1), "valid": Out(1),
-            "n": Out(range(max(n_out, 2))), "w": Out(range(max(self.n_w, 2))),
-        })
+        super().__init__(
+            {
+                "start": In(1),
+                "src": In(range(max(n_src, 2))),
+                "busy": Out(1),
+                "valid": Out(1),
+                "n": Out(range(max(n_out, 2))),
+                "w": Out(range(max(self.n_w, 2))),
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()
@@ -112,12 +128,19 @@ class ConvTaps(wiring.Component):
         table = tap_table(conv)
         max_ny = max(max(t[2] for t in table), 1)
         max_nx = max(max(t[3] for t in table), 1)
-        entry = data.StructLayout({"w0": range(max(self.n_w, 2)),
-                                   "n0": range(max(self.n_out, 2)),
-                                   "ny": range(max_ny + 1), "nx": range(max_nx + 1)})
+        entry = data.StructLayout(
+            {
+                "w0": range(max(self.n_w, 2)),
+                "n0": range(max(self.n_out, 2)),
+                "ny": range(max_ny + 1),
+                "nx": range(max_nx + 1),
+            }
+        )
         m.submodules.table = rom = Memory(
-            shape=entry, depth=len(table),
-            init=[{"w0": w0, "n0": n0, "ny": ny, "nx": nx} for w0, n0, ny, nx in table])
+            shape=entry,
+            depth=len(table),
+            init=[{"w0": w0, "n0": n0, "ny": ny, "nx": nx} for w0, n0, ny, nx in table],
+        )
         rd = rom.read_port()
         m.d.comb += rd.addr.eq(self.src)
 
@@ -129,28 +152,53 @@ class ConvTaps(wiring.Component):
         w_ch, w_row, w_cur = Signal(w_wide), Signal(w_wide), Signal(w_wide)
         n_ch, n_row, n_cur = Signal(n_wide), Signal(n_wide), Signal(n_wide)
         m.d.sync += decoding.eq(self.start)
-        m.d.comb += [self.busy.eq(decoding | issuing), self.valid.eq(issuing),
-                     self.n.eq(n_cur), self.w.eq(w_cur)]
+        m.d.comb += [
+            self.busy.eq(decoding | issuing),
+            self.valid.eq(issuing),
+            self.n.eq(n_cur),
+            self.w.eq(w_cur),
+        ]
         with m.If(decoding):
             e = rd.data
-            m.d.sync += [issuing.eq((e.ny != 0) & (e.nx != 0)), ny.eq(e.ny), nx.eq(e.nx),
-                         co.eq(0), a.eq(0), b.eq(0),
-                         w_ch.eq(e.w0), w_row.eq(e.w0), w_cur.eq(e.w0),
-                         n_ch.eq(e.n0), n_row.eq(e.n0), n_cur.eq(e.n0)]
+            m.d.sync += [
+                issuing.eq((e.ny != 0) & (e.nx != 0)),
+                ny.eq(e.ny),
+                nx.eq(e.nx),
+                co.eq(0),
+                a.eq(0),
+                b.eq(0),
+                w_ch.eq(e.w0),
+                w_row.eq(e.w0),
+                w_cur.eq(e.w0),
+                n_ch.eq(e.n0),
+                n_row.eq(e.n0),
+                n_cur.eq(e.n0),
+            ]
         with m.Elif(issuing):
             with m.If(b != nx - 1):
                 m.d.sync += [b.eq(b + 1), w_cur.eq(w_cur + sx), n_cur.eq(n_cur - 1)]
             with m.Elif(a != ny - 1):
-                m.d.sync += [a.eq(a + 1), b.eq(0),
-                             w_row.eq(w_row + sy * kw), w_cur.eq(w_row + sy * kw),
-                             n_row.eq(n_row - wo), n_cur.eq(n_row - wo)]
+                m.d.sync += [
+                    a.eq(a + 1),
+                    b.eq(0),
+                    w_row.eq(w_row + sy * kw),
+                    w_cur.eq(w_row + sy * kw),
+                    n_row.eq(n_row - wo),
+                    n_cur.eq(n_row - wo),
+                ]
             with m.Elif(co != cout - 1):
                 step_w, step_n = c_n * kh * kw, ho * wo
-                m.d.sync += [co.eq(co + 1), a.eq(0), b.eq(0),
-                             w_ch.eq(w_ch + step_w), w_row.eq(w_ch + step_w),
-                             w_cur.eq(w_ch + step_w),
-                             n_ch.eq(n_ch + step_n), n_row.eq(n_ch + step_n),
-                             n_cur.eq(n_ch + step_n)]
+                m.d.sync += [
+                    co.eq(co + 1),
+                    a.eq(0),
+                    b.eq(0),
+                    w_ch.eq(w_ch + step_w),
+                    w_row.eq(w_ch + step_w),
+                    w_cur.eq(w_ch + step_w),
+                    n_ch.eq(n_ch + step_n),
+                    n_row.eq(n_ch + step_n),
+                    n_cur.eq(n_ch + step_n),
+                ]
             with m.Else():
                 m.d.sync += issuing.eq(0)
         return m

@@ -45,6 +45,7 @@ def _row_stride(layer) -> int:
 
 def element_layout(dtype):
     from amaranth.lib import data
+
     shape = signed(dtype.width) if dtype.signed else unsigned(dtype.width)
     return data.StructLayout({"data": shape, "last": 1})
 
@@ -56,13 +57,15 @@ class SnnEngine(wiring.Component):
 
     def __init__(self, plan):
         self.plan = plan
-        super().__init__({
-            "i": In(stream.Signature(element_layout(plan.in_dtype))),
-            "o": Out(stream.Signature(element_layout(plan.out_dtype))),
-            "cycles": Out(32),
-            "busy": Out(1),
-            "steps": Out(16),
-        })
+        super().__init__(
+            {
+                "i": In(stream.Signature(element_layout(plan.in_dtype))),
+                "o": Out(stream.Signature(element_layout(plan.out_dtype))),
+                "cycles": Out(32),
+                "busy": Out(1),
+                "steps": Out(16),
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()
@@ -73,22 +76,29 @@ class SnnEngine(wiring.Component):
         arrays = []
         for index, layer in enumerate(layers):
             i_bits = getattr(plan, "i_bits", ())
-            arr = StbifArray(layer, v_bits=plan.v_bits[index],
-                             shift_bits=plan.shift_bits if index == 0 else 0,
-                             fanout=_row_stride(layers[index + 1]) if index + 1 < L else 0,
-                             readout=index == L - 1,
-                             i_bits=i_bits[index] if i_bits else 0)
+            arr = StbifArray(
+                layer,
+                v_bits=plan.v_bits[index],
+                shift_bits=plan.shift_bits if index == 0 else 0,
+                fanout=_row_stride(layers[index + 1]) if index + 1 < L else 0,
+                readout=index == L - 1,
+                i_bits=i_bits[index] if i_bits else 0,
+            )
             m.submodules[f"layer{index}"] = arr
             arrays.append(arr)
         last = arrays[-1]
         # "if": NIR IF networks, a fresh input vector every step, a fixed number of steps
         fixed = getattr(plan, "mode", "stbif") == "if"
-        has_bias = [bool(getattr(l, "kind", "stbif") != "stbif" and np.any(l.bias != 0))
-                    for l in layers]
+        has_bias = [
+            bool(getattr(l, "kind", "stbif") != "stbif" and np.any(l.bias != 0)) for l in layers
+        ]
         # a CubaLIF current keeps charging its membrane without input: those always SWEEP
         always = [b or getattr(l, "kind", "") == "cubalif" for b, l in zip(has_bias, layers)]
-        leaky = [arr for arr, l in zip(arrays, layers)
-                 if getattr(l, "kind", "") in ("lif", "cubalif", "li")]
+        leaky = [
+            arr
+            for arr, l in zip(arrays, layers)
+            if getattr(l, "kind", "") in ("lif", "cubalif", "li")
+        ]
 
         in_dtype = net.in_dtype
         in_shape = signed(in_dtype.width) if in_dtype.signed else unsigned(in_dtype.width)
@@ -107,7 +117,7 @@ class SnnEngine(wiring.Component):
         e = Signal(range(max(l.n_out for l in layers) + 1))
         out_k = Signal(range(max(net.n_out, 2)))
         o_valid = Signal()
-        in_any = Signal()                    # layer 0 got an input spike in this step
+        in_any = Signal()  # layer 0 got an input spike in this step
 
         busy_any = Signal()
         m.d.comb += busy_any.eq(Cat(a.busy for a in arrays).any())
@@ -126,8 +136,12 @@ class SnnEngine(wiring.Component):
                     m.d.comb += [sel_busy.eq(arr.busy), sel_fired.eq(arr.fired)]
                     if index > 0:
                         prev = arrays[index - 1]
-                        m.d.comb += [prev_count.eq(prev.count), prev_base.eq(prev.ev_data.base),
-                                     prev_neg.eq(prev.ev_data.neg), prev.ev_addr.eq(e)]
+                        m.d.comb += [
+                            prev_count.eq(prev.count),
+                            prev_base.eq(prev.ev_data.base),
+                            prev_neg.eq(prev.ev_data.neg),
+                            prev.ev_addr.eq(e),
+                        ]
 
         def command(mode, *, base=0, neg=0, shift=0):
             """Start ``mode`` on the selected layer (this cycle)."""
@@ -135,8 +149,13 @@ class SnnEngine(wiring.Component):
             with m.Switch(layer):
                 for index, arr in enumerate(arrays):
                     with m.Case(index):
-                        m.d.comb += [arr.start.eq(1), arr.mode.eq(mode), arr.base.eq(base),
-                                     arr.neg.eq(neg), arr.shift.eq(shift)]
+                        m.d.comb += [
+                            arr.start.eq(1),
+                            arr.mode.eq(mode),
+                            arr.base.eq(base),
+                            arr.neg.eq(neg),
+                            arr.shift.eq(shift),
+                        ]
             return stmts
 
         count_inference_cycles(m, self, first=in_k == 0)
@@ -148,14 +167,18 @@ class SnnEngine(wiring.Component):
 
         with m.FSM(name="state"):
             with m.State("LOAD"):
-                m.d.comb += [self.i.ready.eq(1), in_wr.addr.eq(in_k),
-                             in_wr.data.eq(self.i.payload.data), in_wr.en.eq(self.i.valid)]
+                m.d.comb += [
+                    self.i.ready.eq(1),
+                    in_wr.addr.eq(in_k),
+                    in_wr.data.eq(self.i.payload.data),
+                    in_wr.en.eq(self.i.valid),
+                ]
                 with m.If(self.i.valid):
                     with m.If((in_k == 0) & (t == 0)):
                         for arr in arrays:
                             m.d.comb += [arr.start.eq(1), arr.mode.eq(Mode.INIT)]
                     with m.Elif(in_k == 0):
-                        for arr in leaky:       # a new step: LIF membranes leak first
+                        for arr in leaky:  # a new step: LIF membranes leak first
                             m.d.comb += [arr.start.eq(1), arr.mode.eq(Mode.LEAK)]
                     m.d.sync += in_k.eq(in_k + 1)
                     with m.If(in_k == net.n_in - 1):
@@ -257,7 +280,9 @@ class SnnEngine(wiring.Component):
                         m.d.sync += out_k.eq(out_k + 1)
                 with m.Elif(~o_valid):
                     m.d.sync += o_valid.eq(1)
-        m.d.comb += [self.o.valid.eq(o_valid),
-                     self.o.payload.data.eq(last.s_data + layers[-1].zero_point),
-                     self.o.payload.last.eq(out_k == net.n_out - 1)]
+        m.d.comb += [
+            self.o.valid.eq(o_valid),
+            self.o.payload.data.eq(last.s_data + layers[-1].zero_point),
+            self.o.payload.last.eq(out_k == net.n_out - 1),
+        ]
         return m

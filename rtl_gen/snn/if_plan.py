@@ -61,7 +61,7 @@ class _IfArrayLayer:
     leak_shift: int | None = None
     beta: int | None = None
     beta_bits: int = 0
-    conv: object = None          # ConvSynapse: the synapses as a shared kernel
+    conv: object = None  # ConvSynapse: the synapses as a shared kernel
     syn_shift: int | None = None  # CubaLIF current decay
     alpha: int | None = None
 
@@ -96,13 +96,15 @@ class IfPlan:
     mode: str = "if"
     mag_bits: int = 1
     shift_bits: int = 0
-    i_bits: tuple[int, ...] = ()        # CubaLIF current widths (0: no current memory)
+    i_bits: tuple[int, ...] = ()  # CubaLIF current widths (0: no current memory)
 
     @classmethod
-    def from_network(cls, net: IfNetwork, *, steps: int) -> "IfPlan":
+    def from_network(cls, net: IfNetwork, *, steps: int) -> IfPlan:
         if not 1 <= steps <= 255:
-            raise ModelError(f"NIR network '{net.name}': {steps} time steps; the engine runs "
-                             f"1..255 (spike counts leave as bytes)")
+            raise ModelError(
+                f"NIR network '{net.name}': {steps} time steps; the engine runs "
+                f"1..255 (spike counts leave as bytes)"
+            )
         layers, v_bits, i_bits = [], [], []
         names = {"if": "IF", "lif": "LIF", "cubalif": "CubaLIF", "li": "LI"}
         for layer in net.layers:
@@ -110,17 +112,35 @@ class IfPlan:
             lif = layer.kind != "if"
             for what, values in (("v_threshold", layer.theta), ("v_reset", layer.v_reset)):
                 if np.ptp(values) != 0:
-                    raise ModelError(f"NIR node '{layer.name}' ({kind}): {what} differs "
-                                     f"between neurons; the engine takes one per layer")
+                    raise ModelError(
+                        f"NIR node '{layer.name}' ({kind}): {what} differs "
+                        f"between neurons; the engine takes one per layer"
+                    )
             theta, v_reset = int(layer.theta[0]), int(layer.v_reset[0])
-            layers.append(_IfArrayLayer(
-                name=layer.name, source_op=f"{kind}<{layer.source}>", weight=layer.weight,
-                bias=layer.bias, v_init=np.zeros(layer.n_out, np.int64), theta=theta,
-                v_reset=v_reset, smin=0, smax=steps, cmp=net.options.cmp,
-                reset=net.options.reset, kind=layer.kind, leak_shift=layer.leak_shift,
-                beta=layer.beta, beta_bits=net.options.beta_bits
-                if layer.beta is not None or layer.alpha is not None else 0, conv=layer.conv,
-                syn_shift=layer.syn_shift, alpha=layer.alpha))
+            layers.append(
+                _IfArrayLayer(
+                    name=layer.name,
+                    source_op=f"{kind}<{layer.source}>",
+                    weight=layer.weight,
+                    bias=layer.bias,
+                    v_init=np.zeros(layer.n_out, np.int64),
+                    theta=theta,
+                    v_reset=v_reset,
+                    smin=0,
+                    smax=steps,
+                    cmp=net.options.cmp,
+                    reset=net.options.reset,
+                    kind=layer.kind,
+                    leak_shift=layer.leak_shift,
+                    beta=layer.beta,
+                    beta_bits=net.options.beta_bits
+                    if layer.beta is not None or layer.alpha is not None
+                    else 0,
+                    conv=layer.conv,
+                    syn_shift=layer.syn_shift,
+                    alpha=layer.alpha,
+                )
+            )
             # the largest input of one step: every synapse and the bias
             x_max = int((np.abs(layer.weight).sum(axis=1) + np.abs(layer.bias)).max())
             if layer.kind == "cubalif":
@@ -128,21 +148,30 @@ class IfPlan:
                 # |I_t| <= (x_max + 1) * min(t, 1 / (1 - alpha)): the leak rounds by < 1
                 i_bound = (x_max + 1) * _memory(steps, layer.syn_shift, layer.alpha, bits)
                 # |H_t| <= (i_bound + 1) * min(t, 1 / (1 - beta)) + |theta| + |v_reset|
-                bound = (i_bound + 1) * _memory(steps, layer.leak_shift, layer.beta, bits) \
-                    + abs(theta) + abs(v_reset)
+                bound = (
+                    (i_bound + 1) * _memory(steps, layer.leak_shift, layer.beta, bits)
+                    + abs(theta)
+                    + abs(v_reset)
+                )
                 i_bits.append(signed_bits(-i_bound, i_bound))
             else:
                 # |leak(V)| <= |V| + 1 (round half up), so a LIF membrane gains at most a step
                 bound = steps * (x_max + lif) + abs(theta) + abs(v_reset)
                 i_bits.append(0)
             v_bits.append(signed_bits(-bound, bound))
-        if net.layers[-1].kind == "li":      # the output is the LI membranes
+        if net.layers[-1].kind == "li":  # the output is the LI membranes
             out_dtype = IntType(v_bits[-1], True)
         else:
             out_dtype = IntType(max(8, int(steps).bit_length()), False)
-        inner = _Net(net.name, tuple(layers), net.n_in, net.layers[-1].n_out,
-                     IntType(8, False), out_dtype,
-                     output_tensor="membranes" if net.layers[-1].kind == "li" else "counts")
+        inner = _Net(
+            net.name,
+            tuple(layers),
+            net.n_in,
+            net.layers[-1].n_out,
+            IntType(8, False),
+            out_dtype,
+            output_tensor="membranes" if net.layers[-1].kind == "li" else "counts",
+        )
         return cls(net, inner, steps, tuple(v_bits), i_bits=tuple(i_bits))
 
     @property
@@ -169,4 +198,5 @@ class IfPlan:
 
     def create(self):
         from .engine import SnnEngine
+
         return SnnEngine(self)

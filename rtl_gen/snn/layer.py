@@ -97,8 +97,16 @@ class StbifArray(wiring.Component):
     CubaLIF layer's current.
     """
 
-    def __init__(self, layer, *, v_bits: int, shift_bits: int = 0, fanout: int = 0,
-                 readout: bool = False, i_bits: int = 0):
+    def __init__(
+        self,
+        layer,
+        *,
+        v_bits: int,
+        shift_bits: int = 0,
+        fanout: int = 0,
+        readout: bool = False,
+        i_bits: int = 0,
+    ):
         self.layer = layer
         self.v_bits = v_bits
         self.i_bits = i_bits
@@ -116,9 +124,14 @@ class StbifArray(wiring.Component):
         if self.conv is not None:
             self.w_bits = signed_bits(int(self.conv.kernel.min()), int(self.conv.kernel.max()))
         members = {
-            "start": In(1), "mode": In(Mode),
-            "base": In(_unsigned_bits(span)), "neg": In(1), "shift": In(max(shift_bits, 1)),
-            "busy": Out(1), "fired": Out(1), "count": Out(range(n + 1)),
+            "start": In(1),
+            "mode": In(Mode),
+            "base": In(_unsigned_bits(span)),
+            "neg": In(1),
+            "shift": In(max(shift_bits, 1)),
+            "busy": Out(1),
+            "fired": Out(1),
+            "count": Out(range(n + 1)),
         }
         if fanout:
             members["ev_addr"] = In(range(max(n, 2)))
@@ -138,15 +151,17 @@ class StbifArray(wiring.Component):
         conv = self.conv
         if conv is not None:
             from .conv_taps import ConvTaps
+
             m.submodules.taps = taps = ConvTaps(conv)
             w_init = [int(v) for v in conv.kernel.reshape(-1)]
         else:
             w_init = [int(layer.weight[n, j]) for j in range(n_in) for n in range(n_out)]
-        m.submodules.weights = w_mem = Memory(shape=signed(self.w_bits), depth=len(w_init),
-                                              init=w_init)
+        m.submodules.weights = w_mem = Memory(
+            shape=signed(self.w_bits), depth=len(w_init), init=w_init
+        )
         v_init = [int(x) for x in layer.v_init]
         vi_rd = None
-        if any(v_init):                 # NIR layers start at 0: no memory for that
+        if any(v_init):  # NIR layers start at 0: no memory for that
             m.submodules.v_init = vi_mem = Memory(shape=vs, depth=n_out, init=v_init)
             vi_rd = vi_mem.read_port()
         m.submodules.v = v_mem = Memory(shape=vs, depth=n_out, init=[])
@@ -155,29 +170,31 @@ class StbifArray(wiring.Component):
         bias_rd = None
         bias = getattr(layer, "bias", None)
         if getattr(layer, "kind", "stbif") != "stbif" and bias is not None and np.any(bias != 0):
-            m.submodules.bias = b_mem = Memory(shape=vs, depth=n_out,
-                                               init=[int(x) for x in bias])
+            m.submodules.bias = b_mem = Memory(shape=vs, depth=n_out, init=[int(x) for x in bias])
             bias_rd = b_mem.read_port()
         kind = getattr(layer, "kind", "stbif")
         v_wr, s_wr = v_mem.write_port(), s_mem.write_port()
         v_rd = v_mem.read_port(transparent_for=(v_wr,))
         s_rd = s_mem.read_port(transparent_for=(s_wr,))
         i_wr = i_rd = None
-        if kind == "cubalif":          # the synaptic current, one word per neuron
+        if kind == "cubalif":  # the synaptic current, one word per neuron
             m.submodules.i = i_mem = Memory(shape=signed(self.i_bits), depth=n_out, init=[])
             i_wr = i_mem.write_port()
             i_rd = i_mem.read_port(transparent_for=(i_wr,))
         if self.readout:
             s_out = (v_mem if kind == "li" else s_mem).read_port()
-            m.d.comb += [s_out.addr.eq(self.s_addr), s_out.en.eq(self.s_en),
-                         self.s_data.eq(s_out.data)]
+            m.d.comb += [
+                s_out.addr.eq(self.s_addr),
+                s_out.en.eq(self.s_en),
+                self.s_data.eq(s_out.data),
+            ]
 
         # --- issue stage: one neuron a cycle ------------------------------------------------
         issuing = Signal()
         mode = Signal(Mode)
         n = Signal(range(max(n_out, 2)))
         if bias_rd is not None:
-            m.d.comb += bias_rd.addr.eq(n)   # read in SWEEPs only, which walk every neuron
+            m.d.comb += bias_rd.addr.eq(n)  # read in SWEEPs only, which walk every neuron
         base = Signal.like(self.base)
         neg = Signal()
         shift = Signal.like(self.shift)
@@ -190,21 +207,29 @@ class StbifArray(wiring.Component):
                 if conv is not None:
                     m.d.comb += [taps.start.eq(1), taps.src.eq(self.base)]
             with m.Else():
-                m.d.sync += [issuing.eq(1), mode.eq(self.mode), n.eq(0), base.eq(self.base),
-                             neg.eq(self.neg), shift.eq(self.shift)]
+                m.d.sync += [
+                    issuing.eq(1),
+                    mode.eq(self.mode),
+                    n.eq(0),
+                    base.eq(self.base),
+                    neg.eq(self.neg),
+                    shift.eq(self.shift),
+                ]
                 with m.If(self.mode == Mode.SWEEP):
                     m.d.sync += [self.count.eq(0), self.fired.eq(0)]
         with m.Elif(issuing):
             m.d.sync += n.eq(n + 1)
             with m.If(n == n_out - 1):
                 m.d.sync += issuing.eq(0)
-        n_sel = Signal.like(n)            # the neuron issued this cycle
+        n_sel = Signal.like(n)  # the neuron issued this cycle
         issue = Signal()
         if conv is not None:
             m.d.comb += conv_row.eq(taps.valid)
-            m.d.comb += [issue.eq(issuing | taps.valid),
-                         n_sel.eq(Mux(conv_row, taps.n, n)),
-                         w_rd.addr.eq(taps.w)]
+            m.d.comb += [
+                issue.eq(issuing | taps.valid),
+                n_sel.eq(Mux(conv_row, taps.n, n)),
+                w_rd.addr.eq(taps.w),
+            ]
         else:
             m.d.comb += [issue.eq(issuing), n_sel.eq(n), w_rd.addr.eq(base + n)]
         m.d.comb += [v_rd.addr.eq(n_sel), s_rd.addr.eq(n_sel)]
@@ -225,8 +250,9 @@ class StbifArray(wiring.Component):
         if i_wr is not None:
             m.d.comb += i_wr.addr.eq(s1_n)
 
-        weight = Signal(signed(self.w_bits + (1 << self.shift_bits) - 1 if self.shift_bits
-                               else self.w_bits))
+        weight = Signal(
+            signed(self.w_bits + (1 << self.shift_bits) - 1 if self.shift_bits else self.w_bits)
+        )
         m.d.comb += weight.eq(w_rd.data << shift if self.shift_bits else w_rd.data)
         theta = layer.theta
         up = Signal()
@@ -234,8 +260,10 @@ class StbifArray(wiring.Component):
         s = s_rd.data
         if kind == "stbif":
             h = v_rd.data
-            m.d.comb += [up.eq((h >= theta) & (s < layer.smax)),
-                         down.eq((h < 0) & (s > layer.smin))]
+            m.d.comb += [
+                up.eq((h >= theta) & (s < layer.smax)),
+                down.eq((h < 0) & (s > layer.smin)),
+            ]
         elif kind == "cubalif":
             # CubaLIF SWEEP: I' = I + bias, H = V + I' (the leaks came first, in LEAK)
             cur = Signal(signed(self.i_bits + 1))
@@ -244,8 +272,10 @@ class StbifArray(wiring.Component):
             else:
                 m.d.comb += cur.eq(i_rd.data)
             h = Signal(signed(max(self.v_bits, self.i_bits) + 2))
-            m.d.comb += [h.eq(v_rd.data + cur),
-                         up.eq(h > theta if layer.cmp == ">" else h >= theta)]
+            m.d.comb += [
+                h.eq(v_rd.data + cur),
+                up.eq(h > theta if layer.cmp == ">" else h >= theta),
+            ]
         else:
             # IF: H = V + bias (every step), fire on H > theta (or >=), tracer counts spikes;
             # LI: the same H, never fires
@@ -259,48 +289,66 @@ class StbifArray(wiring.Component):
 
         ev_base = Signal(range(max(n_out * max(self.fanout, 1), 2)))
         if self.fanout:
-            m.submodules.events = ev_mem = Memory(shape=event_layout(n_out * self.fanout),
-                                                  depth=n_out, init=[])
+            m.submodules.events = ev_mem = Memory(
+                shape=event_layout(n_out * self.fanout), depth=n_out, init=[]
+            )
             ev_wr, ev_rd = ev_mem.write_port(), ev_mem.read_port()
-            m.d.comb += [ev_rd.addr.eq(self.ev_addr), self.ev_data.eq(ev_rd.data),
-                         ev_wr.addr.eq(self.count), ev_wr.data.base.eq(ev_base),
-                         ev_wr.data.neg.eq(down)]
+            m.d.comb += [
+                ev_rd.addr.eq(self.ev_addr),
+                self.ev_data.eq(ev_rd.data),
+                ev_wr.addr.eq(self.count),
+                ev_wr.data.base.eq(ev_base),
+                ev_wr.data.neg.eq(down),
+            ]
 
         with m.If(s1_valid):
             with m.Switch(mode):
                 with m.Case(Mode.INIT):
-                    m.d.comb += [v_wr.data.eq(vi_rd.data if vi_rd is not None else 0),
-                                 v_wr.en.eq(1),
-                                 s_wr.data.eq(0), s_wr.en.eq(1)]
+                    m.d.comb += [
+                        v_wr.data.eq(vi_rd.data if vi_rd is not None else 0),
+                        v_wr.en.eq(1),
+                        s_wr.data.eq(0),
+                        s_wr.en.eq(1),
+                    ]
                     if i_wr is not None:
                         m.d.comb += [i_wr.data.eq(0), i_wr.en.eq(1)]
                 with m.Case(Mode.ROW):
-                    if i_wr is not None:       # CubaLIF: input spikes charge the current
-                        m.d.comb += [i_wr.data.eq(Mux(neg, i_rd.data - weight,
-                                                      i_rd.data + weight)), i_wr.en.eq(1)]
+                    if i_wr is not None:  # CubaLIF: input spikes charge the current
+                        m.d.comb += [
+                            i_wr.data.eq(Mux(neg, i_rd.data - weight, i_rd.data + weight)),
+                            i_wr.en.eq(1),
+                        ]
                     else:
-                        m.d.comb += [v_wr.data.eq(Mux(neg, h - weight, h + weight)),
-                                     v_wr.en.eq(1)]
+                        m.d.comb += [v_wr.data.eq(Mux(neg, h - weight, h + weight)), v_wr.en.eq(1)]
                 if kind in ("lif", "cubalif", "li"):
                     with m.Case(Mode.LEAK):
-                        m.d.comb += [v_wr.data.eq(_leak(m, v_rd.data, layer.leak_shift,
-                                                        layer.beta, layer.beta_bits)),
-                                     v_wr.en.eq(1)]
+                        m.d.comb += [
+                            v_wr.data.eq(
+                                _leak(m, v_rd.data, layer.leak_shift, layer.beta, layer.beta_bits)
+                            ),
+                            v_wr.en.eq(1),
+                        ]
                         if i_wr is not None:
-                            m.d.comb += [i_wr.data.eq(_leak(m, i_rd.data, layer.syn_shift,
-                                                            layer.alpha, layer.beta_bits)),
-                                         i_wr.en.eq(1)]
+                            m.d.comb += [
+                                i_wr.data.eq(
+                                    _leak(
+                                        m, i_rd.data, layer.syn_shift, layer.alpha, layer.beta_bits
+                                    )
+                                ),
+                                i_wr.en.eq(1),
+                            ]
                 with m.Case(Mode.SWEEP):
                     if kind == "stbif":
-                        m.d.comb += [v_wr.data.eq(Mux(up, h - theta, h + theta)),
-                                     v_wr.en.eq(up | down)]
+                        m.d.comb += [
+                            v_wr.data.eq(Mux(up, h - theta, h + theta)),
+                            v_wr.en.eq(up | down),
+                        ]
                     else:
                         fired_v = h - theta if layer.reset == "subtract" else layer.v_reset
                         m.d.comb += [v_wr.data.eq(Mux(up, fired_v, h)), v_wr.en.eq(1)]
                         if i_wr is not None and bias_rd is not None:
                             m.d.comb += [i_wr.data.eq(cur), i_wr.en.eq(1)]
-                    m.d.comb += [
-                                 s_wr.data.eq(Mux(up, s + 1, s - 1)), s_wr.en.eq(up | down)]
+                    m.d.comb += [s_wr.data.eq(Mux(up, s + 1, s - 1)), s_wr.en.eq(up | down)]
                     with m.If(up | down):
                         m.d.sync += [self.count.eq(self.count + 1), self.fired.eq(1)]
                         if self.fanout:

@@ -25,15 +25,15 @@ class SnnPlan:
     network: StbifNetwork
     t_max: int
     v_bits: tuple[int, ...]
-    mag_bits: int          # width of |input - zero point|
-    shift_bits: int        # width of a bit-plane index
+    mag_bits: int  # width of |input - zero point|
+    shift_bits: int  # width of a bit-plane index
 
     @classmethod
-    def from_graph(cls, graph: Graph, *, t_max: int | None = None) -> "SnnPlan":
+    def from_graph(cls, graph: Graph, *, t_max: int | None = None) -> SnnPlan:
         return cls.from_network(convert(graph), t_max=t_max)
 
     @classmethod
-    def from_network(cls, net: StbifNetwork, *, t_max: int | None = None) -> "SnnPlan":
+    def from_network(cls, net: StbifNetwork, *, t_max: int | None = None) -> SnnPlan:
         bound = net.t_max()
         t_max = bound if t_max is None else t_max
         if not 1 <= t_max <= MAX_STEPS:
@@ -68,20 +68,28 @@ class SnnPlan:
 
     def weight_bits(self) -> list[int]:
         from frontends.fixedpoint import signed_bits
-        return [signed_bits(int(l.weight.min()), int(l.weight.max()))
-                for l in self.network.layers]
+
+        return [signed_bits(int(l.weight.min()), int(l.weight.max())) for l in self.network.layers]
 
     def memory_bits(self) -> dict[str, int]:
         """Bits of each memory kind over all layers."""
         from frontends.fixedpoint import signed_bits
+
         net = self.network
         w = sum(l.n_in * l.n_out * b for l, b in zip(net.layers, self.weight_bits()))
         v = sum(2 * l.n_out * b for l, b in zip(net.layers, self.v_bits))  # V and v_init
         s = sum(l.n_out * signed_bits(min(l.smin, 0), max(l.smax, 0)) for l in net.layers)
-        ev = sum(l.n_out * (max(1, (l.n_out * nxt.n_out - 1).bit_length()) + 1)
-                 for l, nxt in zip(net.layers, net.layers[1:]))
-        return {"weights": w, "membranes": v, "tracers": s, "events": ev,
-                "input": net.n_in * net.in_dtype.width}
+        ev = sum(
+            l.n_out * (max(1, (l.n_out * nxt.n_out - 1).bit_length()) + 1)
+            for l, nxt in zip(net.layers, net.layers[1:])
+        )
+        return {
+            "weights": w,
+            "membranes": v,
+            "tracers": s,
+            "events": ev,
+            "input": net.n_in * net.in_dtype.width,
+        }
 
     # --- models --------------------------------------------------------------------------------
     def run(self, codes: np.ndarray):
@@ -118,4 +126,5 @@ class SnnPlan:
 
     def create(self):
         from .engine import SnnEngine
+
         return SnnEngine(self)

@@ -58,9 +58,11 @@ class UartHost:
     async def request(self, data: bytes, timeout_ms: float):
         expected = len(self.replies) + 1
         await self.send(data)
+
         async def wait():
             while len(self.replies) < expected:
                 await Timer(self.bit_ps, unit="ps")
+
         await with_timeout(wait(), round(timeout_ms * 1e9), "ps")
         return self.replies[expected - 1]
 
@@ -95,8 +97,9 @@ async def board_link(dut):
 
     outputs, cycles, mismatches, bad = [], [], [], 0
     for n, (x, want) in enumerate(zip(inputs, golden)):
-        got, count = client.decode_inference(await host.request(client.infer_request(x),
-                                                                timeout_ms))
+        got, count = client.decode_inference(
+            await host.request(client.infer_request(x), timeout_ms)
+        )
         outputs.append(got)
         cycles.append(count)
         report_progress(out_dir, n + 1, len(inputs))
@@ -106,14 +109,24 @@ async def board_link(dut):
                 if len(mismatches) < MAX_REPORTED:
                     mismatches.append(f"vector {n}: output {i}: expected {int(w)}, got {g}")
     status = client.decode_status(await host.request(client.status_request(), timeout_ms))
-    summary = {"vectors": len(outputs), "mismatching_elements": bad, "mismatches": mismatches,
-               "memory": {"protected": status.protected, "corrected": status.corrected,
-                          "errors": status.errors},
-               "cycles": {"max": max(cycles), "min": min(cycles)},
-               "board": os.environ.get("NNLOOM_BOARD"), "baud": baud, "clk_hz": clk_hz,
-               "link_bytes_skipped": host.parser.skipped}
+    summary = {
+        "vectors": len(outputs),
+        "mismatching_elements": bad,
+        "mismatches": mismatches,
+        "memory": {
+            "protected": status.protected,
+            "corrected": status.corrected,
+            "errors": status.errors,
+        },
+        "cycles": {"max": max(cycles), "min": min(cycles)},
+        "board": os.environ.get("NNLOOM_BOARD"),
+        "baud": baud,
+        "clk_hz": clk_hz,
+        "link_bytes_skipped": host.parser.skipped,
+    }
     atomic_write(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     import io
+
     buf = io.BytesIO()
     np.savez(buf, outputs=np.array(outputs, dtype=np.int32), cycles=np.array(cycles))
     atomic_write(out_dir / "outputs.npz", buf.getvalue())

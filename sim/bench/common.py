@@ -22,11 +22,11 @@ __all__ = ["BenchSettings", "settings", "start", "write_results", "report_progre
 @dataclass
 class BenchSettings:
     artefact: Artefact
-    inputs: np.ndarray        # golden input vectors (the first NNLOOM_SIM_LIMIT, if set)
-    expected: np.ndarray      # golden outputs for them
-    backpressure: bool        # NNLOOM_BACKPRESSURE=1: random input gaps and output stalls
+    inputs: np.ndarray  # golden input vectors (the first NNLOOM_SIM_LIMIT, if set)
+    expected: np.ndarray  # golden outputs for them
+    backpressure: bool  # NNLOOM_BACKPRESSURE=1: random input gaps and output stalls
     seed: int
-    out_dir: Path             # where outputs.npz and summary.json go
+    out_dir: Path  # where outputs.npz and summary.json go
 
     def rng(self, offset: int = 0) -> random.Random:
         return random.Random(self.seed + offset)
@@ -40,10 +40,13 @@ def settings() -> BenchSettings:
     if limit:
         inputs, expected = inputs[:limit], expected[:limit]
     return BenchSettings(
-        artefact=artefact, inputs=inputs, expected=expected,
+        artefact=artefact,
+        inputs=inputs,
+        expected=expected,
         backpressure=os.environ.get("NNLOOM_BACKPRESSURE") == "1",
         seed=int(os.environ.get("NNLOOM_SEED", "1")),
-        out_dir=Path(os.environ.get("NNLOOM_SIM_OUT", artefact.path / "sim")))
+        out_dir=Path(os.environ.get("NNLOOM_SIM_OUT", artefact.path / "sim")),
+    )
 
 
 async def start(dut, *, period_ns: int = 10, idle: dict | None = None) -> None:
@@ -77,6 +80,7 @@ def report_progress(out_dir: Path, done: int, total: int, *, every_s: float = 0.
     ``progress.json`` in ``out_dir``, rewritten at most every ``every_s`` seconds and always
     for the last vector."""
     import time
+
     now = time.monotonic()
     if done < total and now - _last_report[0] < every_s:
         return

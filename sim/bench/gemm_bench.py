@@ -77,15 +77,17 @@ async def outputs_match_golden(dut):
         cycles[n] = dut.cycles.value.to_unsigned()
         perf[n] = [getattr(dut, f"perf_{c}_{w}").value.to_unsigned() for c, w in PERF]
         if lasts != [0] * (len(lasts) - 1) + [1]:
-            mismatches.append(f"vector {n}: 'last' flags {lasts}, expected only on the final "
-                              f"element")
+            mismatches.append(
+                f"vector {n}: 'last' flags {lasts}, expected only on the final element"
+            )
         for index in np.flatnonzero(got[n] != expected[n]):
             mismatch_count += 1
             if len(mismatches) < MAX_REPORTED:
                 mismatches.append(
                     f"vector {n}: layer '{last_layer['name']}' ({last_layer['op']}) output "
                     f"'{out_tensor}'[{index}]: expected {expected[n, index]}, "
-                    f"got {got[n, index]}")
+                    f"got {got[n, index]}"
+                )
 
     # cycle of the first fetch of every instruction index during the first inference
     first_seen: dict[int, int] = {}
@@ -99,17 +101,29 @@ async def outputs_match_golden(dut):
 
     perf_rtl = {f"{c}_{w}": int(perf[0, i]) for i, (c, w) in enumerate(PERF)}
     perf_model = {f"{c}_{w}": int(manifest["perf"][w][c]) for c, w in PERF}
-    write_results(bench.out_dir, {
-        "vectors": int(len(inputs)), "mismatching_elements": mismatch_count,
-        "mismatches": mismatches, "backpressure": bench.backpressure,
-        "cycles": {"min": int(cycles.min()), "max": int(cycles.max())},
-        "expected_latency": manifest["latency_cycles"], "layers": layers,
-        "perf": {"rtl": perf_rtl, "model": perf_model}}, outputs=got, cycles=cycles, perf=perf)
+    write_results(
+        bench.out_dir,
+        {
+            "vectors": int(len(inputs)),
+            "mismatching_elements": mismatch_count,
+            "mismatches": mismatches,
+            "backpressure": bench.backpressure,
+            "cycles": {"min": int(cycles.min()), "max": int(cycles.max())},
+            "expected_latency": manifest["latency_cycles"],
+            "layers": layers,
+            "perf": {"rtl": perf_rtl, "model": perf_model},
+        },
+        outputs=got,
+        cycles=cycles,
+        perf=perf,
+    )
 
     assert not mismatches, "RTL differs from the golden model:\n" + "\n".join(mismatches)
     if not bench.backpressure:
         assert (cycles == manifest["latency_cycles"]).all(), (
             f"cycles per inference {sorted(set(cycles.tolist()))} differ from the latency "
-            f"model's {manifest['latency_cycles']}")
-        assert perf_rtl == perf_model, f"perf counters {perf_rtl} differ from the model's " \
-                                       f"{perf_model}"
+            f"model's {manifest['latency_cycles']}"
+        )
+        assert perf_rtl == perf_model, (
+            f"perf counters {perf_rtl} differ from the model's {perf_model}"
+        )

@@ -109,7 +109,7 @@ async def hr_frames_match_golden(dut):
         words = bench.artefact.vectors()[load["vector"]]
         gaps_load = bench.rng(2) if backpressure else None
         if load.get("per_frame"):
-            loader = cocotb.start_soon(_load(dut, words[:len(inputs)], gaps_load))
+            loader = cocotb.start_soon(_load(dut, words[: len(inputs)], gaps_load))
         else:
             await _load(dut, words, gaps_load, load["done"])
 
@@ -123,8 +123,9 @@ async def hr_frames_match_golden(dut):
 
     counter = cocotb.start_soon(count())
     sender = cocotb.start_soon(_send(dut, inputs, gaps_in, channels, last_bit))
-    data, lasts, ends = await _receive(dut, per_frame * len(inputs), gaps_out, per_frame, clock,
-                                       last_bit)
+    data, lasts, ends = await _receive(
+        dut, per_frame * len(inputs), gaps_out, per_frame, clock, last_bit
+    )
     await sender
     if loader is not None:
         await loader
@@ -133,8 +134,11 @@ async def hr_frames_match_golden(dut):
     # later frames: cycles since the previous frame's last output (the steady frame period).
     cycles = [ends[0] + 1] + [b - a for a, b in zip(ends, ends[1:])]
 
-    got = (data.astype(np.int64)[:, None] >> (8 * np.arange(channels))).astype(np.uint8) \
+    got = (
+        (data.astype(np.int64)[:, None] >> (8 * np.arange(channels)))
+        .astype(np.uint8)
         .reshape(expected.shape)
+    )
     mismatches: list[str] = []
     count = 0
     for n in range(len(expected)):
@@ -142,19 +146,29 @@ async def hr_frames_match_golden(dut):
             count += 1
             if len(mismatches) < MAX_REPORTED:
                 where = f"row {y}, column {x}" + (f", channel {c[0]}" if c else "")
-                mismatches.append(f"frame {n}: {'pixel' if c else 'HR pixel'} ({where}): "
-                                  f"expected {expected[n][(y, x, *c)]}, got {got[n][(y, x, *c)]}")
+                mismatches.append(
+                    f"frame {n}: {'pixel' if c else 'HR pixel'} ({where}): "
+                    f"expected {expected[n][(y, x, *c)]}, got {got[n][(y, x, *c)]}"
+                )
     want_last = np.zeros(len(lasts), dtype=int)
-    want_last[per_frame - 1::per_frame] = 1
+    want_last[per_frame - 1 :: per_frame] = 1
     if not np.array_equal(lasts, want_last):
         bad = np.flatnonzero(lasts != want_last)[:5].tolist()
-        mismatches.append(f"'last' flags wrong at output pixels {bad}; expected only on each "
-                          f"frame's final pixel")
+        mismatches.append(
+            f"'last' flags wrong at output pixels {bad}; expected only on each frame's final pixel"
+        )
 
-    write_results(bench.out_dir, {
-        "vectors": int(len(inputs)), "mismatching_elements": count, "mismatches": mismatches,
-        "backpressure": backpressure,
-        "cycles": {"min": int(min(cycles)), "max": int(max(cycles))},
-        "hr_pixels_per_frame": per_frame},
-        outputs=got, cycles=np.array(cycles, dtype=np.int64))
+    write_results(
+        bench.out_dir,
+        {
+            "vectors": int(len(inputs)),
+            "mismatching_elements": count,
+            "mismatches": mismatches,
+            "backpressure": backpressure,
+            "cycles": {"min": int(min(cycles)), "max": int(max(cycles))},
+            "hr_pixels_per_frame": per_frame,
+        },
+        outputs=got,
+        cycles=np.array(cycles, dtype=np.int64),
+    )
     assert not mismatches, "RTL differs from the golden model:\n" + "\n".join(mismatches)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import cocotb
 import numpy as np
-from cocotb.triggers import ClockCycles, FallingEdge
+from cocotb.triggers import ClockCycles
 
 from .common import report_progress, settings, start, write_results
 from .stream_bench import _receive, _send
@@ -34,7 +34,7 @@ async def outputs_match_cycle_model(dut):
     manifest = bench.artefact.manifest
     inputs, expected = bench.inputs, bench.expected
     with np.load(bench.artefact.path / "vectors" / "golden.npz") as f:
-        expected_counts = f["counts"][:len(inputs)]
+        expected_counts = f["counts"][: len(inputs)]
     gaps = bench.rng() if bench.backpressure else None
     s_in, s_out = manifest["streams"]["input"], manifest["streams"]["output"]
     count_bits = s_out["counts"]["width"]
@@ -58,11 +58,13 @@ async def outputs_match_cycle_model(dut):
     for n, codes in enumerate(inputs):
         named = ", ".join(f"{name}={int(c)}" for name, c in zip(s_in["names"], codes))
         await _send(dut, codes, s_in["dtype"]["width"], gaps)
-        waited = 0                        # rising edges since the last input transfer
+        waited = 0  # rising edges since the last input transfer
         while not dut.o__valid.value:
             if waited > 4 * unit_latency + 16:
-                raise AssertionError(f"vector {n} ({named}): o.valid never rose within "
-                                     f"{waited} cycles (expected {unit_latency})")
+                raise AssertionError(
+                    f"vector {n} ({named}): o.valid never rose within "
+                    f"{waited} cycles (expected {unit_latency})"
+                )
             step = max(1, unit_latency - waited)
             await ClockCycles(dut.clk, step, rising=False)
             waited += step
@@ -72,28 +74,43 @@ async def outputs_match_cycle_model(dut):
         got[n] = out
         cycles[n] = dut.cycles.value.to_unsigned()
         if lasts != [0] * (len(lasts) - 1) + [1]:
-            report(f"vector {n} ({named}): 'last' flags {lasts}, expected only on the final "
-                   f"element")
+            report(
+                f"vector {n} ({named}): 'last' flags {lasts}, expected only on the final element"
+            )
         for k in np.flatnonzero(got_counts[n] != expected_counts[n]):
-            report(f"vector {n} ({named}): output '{s_out['names'][k]}' count expected "
-                   f"{expected_counts[n, k]}, got {got_counts[n, k]}")
+            report(
+                f"vector {n} ({named}): output '{s_out['names'][k]}' count expected "
+                f"{expected_counts[n, k]}, got {got_counts[n, k]}"
+            )
         for k in np.flatnonzero(got[n] != expected[n]):
-            report(f"vector {n} ({named}): output '{s_out['names'][k]}' code expected "
-                   f"{expected[n, k]}, got {got[n, k]}")
+            report(
+                f"vector {n} ({named}): output '{s_out['names'][k]}' code expected "
+                f"{expected[n, k]}, got {got[n, k]}"
+            )
         report_progress(bench.out_dir, n + 1, len(inputs))
 
-    write_results(bench.out_dir, {
-        "vectors": int(len(inputs)), "mismatching_elements": count, "mismatches": mismatches,
-        "backpressure": bench.backpressure, "cycles": {"min": int(cycles.min()),
-                                                       "max": int(cycles.max())},
-        "unit_cycles": {"min": int(waits.min()), "max": int(waits.max())},
-        "expected_latency": latency}, outputs=got, counts=got_counts, cycles=cycles)
+    write_results(
+        bench.out_dir,
+        {
+            "vectors": int(len(inputs)),
+            "mismatching_elements": count,
+            "mismatches": mismatches,
+            "backpressure": bench.backpressure,
+            "cycles": {"min": int(cycles.min()), "max": int(cycles.max())},
+            "unit_cycles": {"min": int(waits.min()), "max": int(waits.max())},
+            "expected_latency": latency,
+        },
+        outputs=got,
+        counts=got_counts,
+        cycles=cycles,
+    )
 
     assert not mismatches, "RTL differs from the cycle model:\n" + "\n".join(mismatches)
     assert (waits == unit_latency).all(), (
         f"cycles from the last input transfer to o.valid {sorted(set(waits.tolist()))} differ "
-        f"from the unit's latency model {unit_latency}")
+        f"from the unit's latency model {unit_latency}"
+    )
     if not bench.backpressure:
         assert (cycles == latency).all(), (
-            f"cycles port {sorted(set(cycles.tolist()))} differs from the latency model's "
-            f"{latency}")
+            f"cycles port {sorted(set(cycles.tolist()))} differs from the latency model's {latency}"
+        )

@@ -21,9 +21,13 @@ def steps_summary(steps: np.ndarray) -> dict:
     """min/mean/p99/max of the time steps and a histogram over at most ten bins."""
     edges = np.unique(np.linspace(0, max(int(steps.max()), 1), 11).astype(int))
     hist, _ = np.histogram(steps, bins=edges)
-    return {"min": int(steps.min()), "mean": float(steps.mean()),
-            "p99": float(np.percentile(steps, 99)), "max": int(steps.max()),
-            "histogram": {"edges": edges.tolist(), "counts": hist.tolist()}}
+    return {
+        "min": int(steps.min()),
+        "mean": float(steps.mean()),
+        "p99": float(np.percentile(steps, 99)),
+        "max": int(steps.max()),
+        "histogram": {"edges": edges.tolist(), "counts": hist.tolist()},
+    }
 
 
 @cocotb.test()
@@ -59,21 +63,36 @@ async def spikes_settle_on_golden(dut):
                 mismatches.append(
                     f"vector {n}: layer '{last_layer['name']}' ({last_layer['op']}) tracer "
                     f"'{out_tensor}'[{index}]: expected {expected[n, index]}, "
-                    f"got {got[n, index]}")
+                    f"got {got[n, index]}"
+                )
         if steps[n] != exp_steps[n] and len(mismatches) < MAX_REPORTED:
-            mismatches.append(f"vector {n}: {steps[n]} time steps, the model says "
-                              f"{exp_steps[n]}")
-        if not bench.backpressure and exp_cycles[n] >= 0 and cycles[n] != exp_cycles[n] \
-                and len(mismatches) < MAX_REPORTED:
-            mismatches.append(f"vector {n}: {cycles[n]} cycles, the model says "
-                              f"{exp_cycles[n]}")
+            mismatches.append(f"vector {n}: {steps[n]} time steps, the model says {exp_steps[n]}")
+        if (
+            not bench.backpressure
+            and exp_cycles[n] >= 0
+            and cycles[n] != exp_cycles[n]
+            and len(mismatches) < MAX_REPORTED
+        ):
+            mismatches.append(f"vector {n}: {cycles[n]} cycles, the model says {exp_cycles[n]}")
 
-    write_results(bench.out_dir, {
-        "vectors": int(len(inputs)), "mismatching_elements": mismatch_count,
-        "mismatches": mismatches, "backpressure": bench.backpressure,
-        "cycles": {"min": int(cycles.min()), "mean": float(cycles.mean()),
-                   "max": int(cycles.max())},
-        "steps": steps_summary(steps),
-        "t_max": manifest["parameters"]["t_max"],
-        "expected_latency": manifest["latency_cycles"]}, outputs=got, cycles=cycles, steps=steps)
+    write_results(
+        bench.out_dir,
+        {
+            "vectors": int(len(inputs)),
+            "mismatching_elements": mismatch_count,
+            "mismatches": mismatches,
+            "backpressure": bench.backpressure,
+            "cycles": {
+                "min": int(cycles.min()),
+                "mean": float(cycles.mean()),
+                "max": int(cycles.max()),
+            },
+            "steps": steps_summary(steps),
+            "t_max": manifest["parameters"]["t_max"],
+            "expected_latency": manifest["latency_cycles"],
+        },
+        outputs=got,
+        cycles=cycles,
+        steps=steps,
+    )
     assert not mismatches, "RTL differs from the spiking golden model:\n" + "\n".join(mismatches)

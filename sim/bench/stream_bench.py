@@ -106,22 +106,32 @@ async def outputs_match_golden(dut):
         got[n] = out
         cycles[n] = dut.cycles.value.to_unsigned()
         if lasts != [0] * (len(lasts) - 1) + [1]:
-            mismatches.append(f"vector {n}: 'last' flags {lasts}, expected only on the final "
-                              f"element")
+            mismatches.append(
+                f"vector {n}: 'last' flags {lasts}, expected only on the final element"
+            )
         for index in np.flatnonzero(got[n] != expected[n]):
             mismatch_count += 1
             if len(mismatches) < MAX_REPORTED:
                 mismatches.append(
                     f"vector {n}: layer '{last_layer['name']}' ({last_layer['op']}) output "
                     f"'{out_tensor}'[{index}]: expected {expected[n, index]}, "
-                    f"got {got[n, index]}")
+                    f"got {got[n, index]}"
+                )
         report_progress(bench.out_dir, n + 1, len(inputs))
 
-    write_results(bench.out_dir, {
-        "vectors": int(len(inputs)), "mismatching_elements": mismatch_count,
-        "mismatches": mismatches, "backpressure": bench.backpressure,
-        "cycles": {"min": int(cycles.min()), "max": int(cycles.max())},
-        "expected_latency": manifest["latency_cycles"]}, outputs=got, cycles=cycles)
+    write_results(
+        bench.out_dir,
+        {
+            "vectors": int(len(inputs)),
+            "mismatching_elements": mismatch_count,
+            "mismatches": mismatches,
+            "backpressure": bench.backpressure,
+            "cycles": {"min": int(cycles.min()), "max": int(cycles.max())},
+            "expected_latency": manifest["latency_cycles"],
+        },
+        outputs=got,
+        cycles=cycles,
+    )
     buf = io.BytesIO()
     np.savez(buf, signals=np.array(TRACE_SIGNALS), samples=np.array(trace, dtype=np.uint8))
     atomic_write(bench.out_dir / "trace.npz", buf.getvalue())
@@ -130,4 +140,5 @@ async def outputs_match_golden(dut):
     if not bench.backpressure:
         assert (cycles == manifest["latency_cycles"]).all(), (
             f"cycles per inference {sorted(set(cycles.tolist()))} differ from the latency "
-            f"model's {manifest['latency_cycles']}")
+            f"model's {manifest['latency_cycles']}"
+        )

@@ -33,9 +33,14 @@ class AddOne(wiring.Component):
 
     def __init__(self, *, n=4, in_shape=signed(8), out_shape=unsigned(8)):
         self.n = n
-        super().__init__({"i": In(stream.Signature(element(in_shape))),
-                          "o": Out(stream.Signature(element(out_shape))),
-                          "cycles": Out(32, init=self.CYCLES_BASE), "busy": Out(1)})
+        super().__init__(
+            {
+                "i": In(stream.Signature(element(in_shape))),
+                "o": Out(stream.Signature(element(out_shape))),
+                "cycles": Out(32, init=self.CYCLES_BASE),
+                "busy": Out(1),
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()
@@ -51,9 +56,12 @@ class AddOne(wiring.Component):
                         m.d.sync += k.eq(0)
                         m.next = "EMIT"
             with m.State("EMIT"):
-                m.d.comb += [self.busy.eq(1), self.o.valid.eq(1),
-                             self.o.payload.data.eq(values[k] + 1),
-                             self.o.payload.last.eq(k == self.n - 1)]
+                m.d.comb += [
+                    self.busy.eq(1),
+                    self.o.valid.eq(1),
+                    self.o.payload.data.eq(values[k] + 1),
+                    self.o.payload.last.eq(k == self.n - 1),
+                ]
                 with m.If(self.o.ready):
                     m.d.sync += k.eq(k + 1)
                     with m.If(k == self.n - 1):
@@ -71,6 +79,7 @@ def add_one_model(n=4):
     def engine(inputs):
         done[0] += 1
         return bytes((b + 1) & 0xFF for b in inputs), AddOne.CYCLES_BASE + done[0]
+
     return LinkModel(n_in=n, n_out=n, design=DESIGN, engine=engine)
 
 
@@ -78,8 +87,15 @@ def run_host_link(requests, *, fifo_depth=16, n=4, engine=None):
     """Send each request's bytes on ``rx`` and collect the bytes on ``tx`` until the line has
     been idle for 40 bit times after the last request; returns (tx bytes, busy samples,
     error samples)."""
-    top = BoardTop(engine or AddOne(n=n), n_in=n, n_out=n, design_id=DESIGN, baud=BAUD, clk_freq=CLK,
-                   fifo_depth=fifo_depth)
+    top = BoardTop(
+        engine or AddOne(n=n),
+        n_in=n,
+        n_out=n,
+        design_id=DESIGN,
+        baud=BAUD,
+        clk_freq=CLK,
+        fifo_depth=fifo_depth,
+    )
     received, busy_seen, error_seen, sent_all = [], [], [], [False]
 
     async def host_send(ctx):
@@ -116,48 +132,63 @@ def run_host_link(requests, *, fifo_depth=16, n=4, engine=None):
 
 
 def test_replies_equal_the_link_model():
-    requests = [encode_request(Command.INFO),
-                encode_request(Command.INFER, bytes([0, 1, 127, 255])),
-                encode_request(Command.INFER, bytes([0x80, 0x41, 0xFE, 0x10]))]
+    requests = [
+        encode_request(Command.INFO),
+        encode_request(Command.INFER, bytes([0, 1, 127, 255])),
+        encode_request(Command.INFER, bytes([0x80, 0x41, 0xFE, 0x10])),
+    ]
     bad_crc = bytearray(encode_request(Command.INFER, bytes([1, 2, 3, 4])))
-    bad_crc[5] ^= 0x40                          # a payload byte corrupted on the way
-    requests += [bytes(bad_crc),
-                 encode_request(Command.INFER, bytes([9, 9, 9])),   # wrong length
-                 encode_request(7, b"xy"),                          # unknown command
-                 encode_request(Command.INFO, b"z"),                # INFO with a payload
-                 encode_request(Command.INFER, bytes([5, 6, 7, 8]))]
+    bad_crc[5] ^= 0x40  # a payload byte corrupted on the way
+    requests += [
+        bytes(bad_crc),
+        encode_request(Command.INFER, bytes([9, 9, 9])),  # wrong length
+        encode_request(7, b"xy"),  # unknown command
+        encode_request(Command.INFO, b"z"),  # INFO with a payload
+        encode_request(Command.INFER, bytes([5, 6, 7, 8])),
+    ]
     got, busy, error = run_host_link(requests)
     model = add_one_model()
     expected = b"".join(model.feed(r) for r in requests)
     assert got == expected
     replies = ResponseParser().feed(got)
-    assert [r.status for r in replies] == [Status.OK, Status.OK, Status.OK, Status.BAD_CRC,
-                                          Status.BAD_LENGTH, Status.BAD_COMMAND,
-                                          Status.BAD_LENGTH, Status.OK]
+    assert [r.status for r in replies] == [
+        Status.OK,
+        Status.OK,
+        Status.OK,
+        Status.BAD_CRC,
+        Status.BAD_LENGTH,
+        Status.BAD_COMMAND,
+        Status.BAD_LENGTH,
+        Status.OK,
+    ]
     assert all(r.crc_ok for r in replies)
     assert replies[0].info() == (4, 4, DESIGN)
     assert replies[1].inference(4) == (bytes([1, 2, 128, 0]), AddOne.CYCLES_BASE + 1)
     assert any(busy) and not busy[-1]
-    assert any(error) and not error[-1]   # the last request was answered OK
+    assert any(error) and not error[-1]  # the last request was answered OK
 
 
 def test_wide_outputs_go_as_little_endian_bytes():
     """An engine whose outputs are wider than a byte (a layer's accumulator): each element
     leaves as ceil(width / 8) bytes, least significant first; the client reads them back."""
     from boards.protocol import Client
+
     done = [0]
 
     def engine(inputs):
         done[0] += 1
-        return b"".join(((b + 1) & 0xFFF).to_bytes(2, "little") for b in inputs), \
-            AddOne.CYCLES_BASE + done[0]
+        return b"".join(
+            ((b + 1) & 0xFFF).to_bytes(2, "little") for b in inputs
+        ), AddOne.CYCLES_BASE + done[0]
+
     model = LinkModel(n_in=4, n_out=4, design=DESIGN, engine=engine)
-    requests = [encode_request(Command.INFER, bytes([0, 1, 127, 255])),
-                encode_request(Command.INFO)]
+    requests = [
+        encode_request(Command.INFER, bytes([0, 1, 127, 255])),
+        encode_request(Command.INFO),
+    ]
     got, _, _ = run_host_link(requests, engine=AddOne(out_shape=signed(12)))
     assert got == b"".join(model.feed(r) for r in requests)
-    client = Client(n_in=4, n_out=4, in_signed=True, out_signed=True, design=DESIGN,
-                    out_bytes=2)
+    client = Client(n_in=4, n_out=4, in_signed=True, out_signed=True, design=DESIGN, out_bytes=2)
     replies = ResponseParser().feed(got)
     assert client.decode_inference(replies[0]) == ([1, 2, 128, 256], AddOne.CYCLES_BASE + 1)
     client.check_info(replies[1])
@@ -178,14 +209,20 @@ def test_fifo_too_small_loses_a_request():
 
 @pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 def test_engine_width_and_clock_are_checked():
-    with pytest.raises(ValueError, match=r"^Cannot put the engine on the UART host link: its "
-                                         r"'i' elements are 16 bits wide"):
+    with pytest.raises(
+        ValueError,
+        match=r"^Cannot put the engine on the UART host link: its "
+        r"'i' elements are 16 bits wide",
+    ):
         BoardTop(AddOne(in_shape=signed(16)), n_in=4, n_out=4, clk_freq=CLK)
     with pytest.raises(TypeError, match=r"its port 'i' is not a stream of \{data, last\}"):
         BoardTop(Module(), n_in=4, n_out=4)
     top = BoardTop(AddOne(), n_in=4, n_out=4)
-    with pytest.raises(ValueError, match=r"^BoardTop elaborated without a platform needs "
-                                         r"clk_freq="):
+    with pytest.raises(
+        ValueError,
+        match=r"^BoardTop elaborated without a platform needs "
+        r"clk_freq=",
+    ):
         Simulator(top)
     del top
     gc.collect()  # the components that failed to elaborate warn now, under this test's filter
@@ -202,8 +239,11 @@ def test_registry():
     assert set(ecp.env) == {"YOSYS", "NEXTPNR_ECP5", "ECPPACK", "OPENFPGALOADER"}
     crab = get_board("orangecrab-25f")
     assert (crab.family, crab.device, crab.clock_hz) == ("ecp5", "LFE5U-25F-8MG285", 48e6)
-    with pytest.raises(ValueError, match=r"^Unknown board 'ulx3s'; known boards: icebreaker, "
-                                         r"orangecrab-25f, tang-nano-9k, ulx3s-85f$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^Unknown board 'ulx3s'; known boards: icebreaker, "
+        r"orangecrab-25f, tang-nano-9k, ulx3s-85f$",
+    ):
         get_board("ulx3s")
 
 
@@ -219,30 +259,50 @@ def test_spec_matches_platform(name):
         assert spec.device.startswith(platform.device)
         assert spec.device.endswith(platform.package)
     assert type(platform).__name__.startswith(
-        {"icebreaker": "ICE", "ulx3s-85f": "ULX3S", "orangecrab-25f": "OrangeCrab",
-         "tang-nano-9k": "TangNano9k"}[name])
+        {
+            "icebreaker": "ICE",
+            "ulx3s-85f": "ULX3S",
+            "orangecrab-25f": "OrangeCrab",
+            "tang-nano-9k": "TangNano9k",
+        }[name]
+    )
 
 
-PINS = {"icebreaker": ("top.pcf", ["set_io uart_0__rx__io 6", "set_io uart_0__tx__io 9",
-                                   "set_io led_0__io 11"]),
-        "ulx3s-85f": ("top.lpf", ['LOCATE COMP "uart_0__rx__io" SITE "M1"',
-                                  'LOCATE COMP "uart_0__tx__io" SITE "L4"',
-                                  'LOCATE COMP "led_0__io" SITE "B2"']),
-        "orangecrab-25f": ("top.lpf", ['LOCATE COMP "uart_0__rx__io" SITE "N17"',
-                                       'LOCATE COMP "uart_0__tx__io" SITE "M18"']),
-        "tang-nano-9k": ("top.cst", ['IO_LOC "uart_0__rx__io" 18;',
-                                     'IO_LOC "uart_0__tx__io" 17;', 'IO_LOC "led_0__io" 10;'])}
+PINS = {
+    "icebreaker": (
+        "top.pcf",
+        ["set_io uart_0__rx__io 6", "set_io uart_0__tx__io 9", "set_io led_0__io 11"],
+    ),
+    "ulx3s-85f": (
+        "top.lpf",
+        [
+            'LOCATE COMP "uart_0__rx__io" SITE "M1"',
+            'LOCATE COMP "uart_0__tx__io" SITE "L4"',
+            'LOCATE COMP "led_0__io" SITE "B2"',
+        ],
+    ),
+    "orangecrab-25f": (
+        "top.lpf",
+        ['LOCATE COMP "uart_0__rx__io" SITE "N17"', 'LOCATE COMP "uart_0__tx__io" SITE "M18"'],
+    ),
+    "tang-nano-9k": (
+        "top.cst",
+        ['IO_LOC "uart_0__rx__io" 18;', 'IO_LOC "uart_0__tx__io" 17;', 'IO_LOC "led_0__io" 10;'],
+    ),
+}
 
 
 @pytest.mark.parametrize("name", sorted(BOARDS))
 def test_elaborates_for_platform_without_tools(name, monkeypatch):
     def no_tools(*args, **kwargs):
         raise AssertionError(f"a tool was run: {args!r}")
+
     monkeypatch.setattr(subprocess, "run", no_tools)
     monkeypatch.setattr(subprocess, "Popen", no_tools)
     spec = get_board(name)
-    plan = spec.platform().build(BoardTop(AddOne(), n_in=4, n_out=4), name="top", do_build=False,
-                                 synth_opts=spec.synth_opts)
+    plan = spec.platform().build(
+        BoardTop(AddOne(), n_in=4, n_out=4), name="top", do_build=False, synth_opts=spec.synth_opts
+    )
     constraints, pins = PINS[name]
     text = plan.files[constraints]
     for line in pins:
@@ -272,18 +332,24 @@ class AddOneProtected(AddOne):
 @pytest.mark.parametrize("protected", [False, True])
 def test_status_reports_the_memory_error_counters(protected):
     from boards.protocol import MemoryStatus
-    requests = [encode_request(Command.STATUS), encode_request(Command.STATUS, b"x"),
-                encode_request(Command.INFER, bytes([1, 2, 3, 4])),
-                encode_request(Command.STATUS)]
+
+    requests = [
+        encode_request(Command.STATUS),
+        encode_request(Command.STATUS, b"x"),
+        encode_request(Command.INFER, bytes([1, 2, 3, 4])),
+        encode_request(Command.STATUS),
+    ]
     engine = AddOneProtected(n=4) if protected else AddOne(n=4)
     got, _, _ = run_host_link(requests, engine=engine)
     model = add_one_model()
     if protected:
-        model.status = lambda: MemoryStatus(True, AddOneProtected.CORRECTED,
-                                            AddOneProtected.ERRORS)
+        model.status = lambda: MemoryStatus(True, AddOneProtected.CORRECTED, AddOneProtected.ERRORS)
     assert got == b"".join(model.feed(r) for r in requests)
     replies = ResponseParser().feed(got)
     assert [r.status for r in replies] == [Status.OK, Status.BAD_LENGTH, Status.OK, Status.OK]
-    expected = MemoryStatus(protected, AddOneProtected.CORRECTED if protected else 0,
-                            AddOneProtected.ERRORS if protected else 0)
+    expected = MemoryStatus(
+        protected,
+        AddOneProtected.CORRECTED if protected else 0,
+        AddOneProtected.ERRORS if protected else 0,
+    )
     assert replies[0].memory_status() == expected == replies[3].memory_status()

@@ -31,8 +31,9 @@ async def line_receive(ctx, pin, *, period, clock=None, idle_limit=None):
         await ctx.tick()
         clock[0] += 1
         waited += 1
-        assert idle_limit is None or waited <= idle_limit, \
+        assert idle_limit is None or waited <= idle_limit, (
             f"no start bit on the line for {idle_limit} cycles"
+        )
     clock[1:] = [clock[0]]
     await ctx.tick().repeat(period // 2)
     assert ctx.get(pin) == 0, "start bit too short"
@@ -60,12 +61,18 @@ def run(dut, *benches, background=()):
 def test_divisor_is_rounded_and_checked():
     assert uart_divisor(clk_freq=12e6, baud=115200) == 104
     assert uart_divisor(clk_freq=25e6, baud=115200) == 217
-    with pytest.raises(ValueError, match=r"^Cannot run a UART at 115200 baud from a 300000 Hz "
-                                         r"clock: it needs at least 4 clock cycles per bit"):
+    with pytest.raises(
+        ValueError,
+        match=r"^Cannot run a UART at 115200 baud from a 300000 Hz "
+        r"clock: it needs at least 4 clock cycles per bit",
+    ):
         UartRx(clk_freq=300e3, baud=115200)
-    with pytest.raises(ValueError, match=r"^Cannot run a UART at 115200 baud from a 1e\+06 Hz "
-                                         r"clock: the nearest integer divider 9 gives 111111 "
-                                         r"baud, 3\.5% off"):
+    with pytest.raises(
+        ValueError,
+        match=r"^Cannot run a UART at 115200 baud from a 1e\+06 Hz "
+        r"clock: the nearest integer divider 9 gives 111111 "
+        r"baud, 3\.5% off",
+    ):
         UartTx(clk_freq=1e6, baud=115200)
     with pytest.raises(TypeError):
         UartTx(CLK, BAUD)  # keyword-only
@@ -214,8 +221,9 @@ def test_rx_keeps_waiting_byte_on_overrun():
         await ctx.tick().repeat(10)
 
     async def sink(ctx):
-        async for _, _, valid, ready, payload in ctx.tick().sample(dut.o.valid, dut.o.ready,
-                                                                   dut.o.payload):
+        async for _, _, valid, ready, payload in ctx.tick().sample(
+            dut.o.valid, dut.o.ready, dut.o.payload
+        ):
             if valid and ready:
                 received.append(payload)
 

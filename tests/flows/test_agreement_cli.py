@@ -16,7 +16,7 @@ from flows.cli import app
 runner = CliRunner()
 SIMULATOR = "icarus" if shutil.which("iverilog") else "verilator"
 
-TORCH_FACTORY = '''
+TORCH_FACTORY = """
 import torch
 from torch import nn
 
@@ -24,7 +24,7 @@ from torch import nn
 def make():
     torch.manual_seed(0)   # the weights tests/models.py qdq_mlp exported
     return nn.Sequential(nn.Linear(16, 12), nn.ReLU(), nn.Linear(12, 5))
-'''
+"""
 
 
 def _invoke(*args):
@@ -50,12 +50,22 @@ def test_sim_reports_onnxruntime_float_and_torch_agreement(generated, mlp_onnx, 
     art = _fresh(generated, tmp_path)
     (tmp_path / "net.py").write_text(TORCH_FACTORY)
     float_onnx = mlp_onnx.with_name("mlp_float.onnx")
-    result = _invoke("sim", art, "--simulator", SIMULATOR, "--reference", float_onnx,
-                     "--torch", f"{tmp_path / 'net.py'}:make")
+    result = _invoke(
+        "sim",
+        art,
+        "--simulator",
+        SIMULATOR,
+        "--reference",
+        float_onnx,
+        "--torch",
+        f"{tmp_path / 'net.py'}:make",
+    )
     assert result.exit_code == 0, result.output
     assert "RTL = golden: 39 vectors bit-exact" in result.output
-    assert ("RTL vs onnxruntime (mlp.onnx): 195/195 elements equal (100.00 %), 0 off by one "
-            "code, 0 worse; max difference 0 codes; argmax agrees on 100.00 %") in result.output
+    assert (
+        "RTL vs onnxruntime (mlp.onnx): 195/195 elements equal (100.00 %), 0 off by one "
+        "code, 0 worse; max difference 0 codes; argmax agrees on 100.00 %"
+    ) in result.output
     figures = json.loads((art / "sim" / "agreement.json").read_text())
     assert [f["judged"] for f in figures] == [True, False, False]
     # the float ONNX and the PyTorch module are one model: the same figures
@@ -71,14 +81,18 @@ def _nothing_written(art):
 
 def test_a_reference_of_another_shape_is_one_line(generated, tmp_path):
     import sys
+
     sys.path.insert(0, str(__import__("pathlib").Path(__file__).parents[1]))
     from models import qdq_mlp
+
     other = qdq_mlp(tmp_path / "other.onnx", sizes=(12, 5))
     art = _fresh(generated, tmp_path)
     result = _invoke("sim", art, "--reference", other.with_name("other_float.onnx"))
     assert result.exit_code == 1
-    assert "other_float.onnx: input 'x' takes 12 values [1, 12] per sample; the artefact's " \
-           "input has 16" in result.output
+    assert (
+        "other_float.onnx: input 'x' takes 12 values [1, 12] per sample; the artefact's "
+        "input has 16" in result.output
+    )
     _nothing_written(art)
     result = _invoke("sim", art, "--reference", tmp_path / "missing.onnx")
     assert result.exit_code == 1 and "missing.onnx: no such file" in result.output
@@ -104,15 +118,20 @@ def test_rtl_equal_to_a_wrong_golden_fails(mlp_onnx, tmp_path, monkeypatch):
     """An importer that gets a bias wrong: RTL and golden both come from its IR and agree,
     onnxruntime does not; ``nnloom sim`` must exit 1 naming the vector and the output."""
     import frontends.onnx_import as onnx_import
+
     real = onnx_import.import_onnx
 
     def wrong_bias(path, *args, **kwargs):
         graph = real(path, *args, **kwargs)
         last = graph.nodes[-1]
-        bias = np.array(last.weights["bias"]) + (1 << last.attrs["shift"]) // \
-            int(np.max(last.weights["multiplier"])) * 3
-        nodes = (*graph.nodes[:-1],
-                 dataclasses.replace(last, weights={**last.weights, "bias": bias}))
+        bias = (
+            np.array(last.weights["bias"])
+            + (1 << last.attrs["shift"]) // int(np.max(last.weights["multiplier"])) * 3
+        )
+        nodes = (
+            *graph.nodes[:-1],
+            dataclasses.replace(last, weights={**last.weights, "bias": bias}),
+        )
         return dataclasses.replace(graph, nodes=nodes)
 
     monkeypatch.setattr(onnx_import, "import_onnx", wrong_bias)
@@ -122,24 +141,35 @@ def test_rtl_equal_to_a_wrong_golden_fails(mlp_onnx, tmp_path, monkeypatch):
     result = _invoke("sim", art, "--simulator", SIMULATOR)
     assert result.exit_code == 1, result.output
     assert "RTL = golden: 39 vectors bit-exact" in result.output
-    assert "equals its golden model but differs from onnxruntime (mlp.onnx) beyond the " \
-           "tolerance in " in result.output
-    assert "(at most 1% may): first vector 0, output 'y_QuantizeLinear_Output'[" in \
-        result.output
+    assert (
+        "equals its golden model but differs from onnxruntime (mlp.onnx) beyond the "
+        "tolerance in " in result.output
+    )
+    assert "(at most 1% may): first vector 0, output 'y_QuantizeLinear_Output'[" in result.output
 
 
 @pytest.mark.sim
 def test_flow_prints_the_agreement_before_building(mlp_onnx, tmp_path, monkeypatch):
-    from frontends.errors import UsageError
-
     import flows.cli as cli
+    from frontends.errors import UsageError
 
     def stop(*args, **kwargs):
         raise UsageError("stop before the build")
+
     monkeypatch.setattr(cli, "_build", stop)
     float_onnx = mlp_onnx.with_name("mlp_float.onnx")
-    result = _invoke("flow", mlp_onnx, "--engine", "dense", "-o", tmp_path / "f",
-                     "--simulator", SIMULATOR, "--reference", float_onnx)
+    result = _invoke(
+        "flow",
+        mlp_onnx,
+        "--engine",
+        "dense",
+        "-o",
+        tmp_path / "f",
+        "--simulator",
+        SIMULATOR,
+        "--reference",
+        float_onnx,
+    )
     assert result.exit_code == 1 and "stop before the build" in result.output
     assert "2/3 sim RTL = golden: 39 vectors bit-exact" in result.output
     assert "RTL vs onnxruntime (mlp.onnx): 195/195 elements equal" in result.output
@@ -148,14 +178,25 @@ def test_flow_prints_the_agreement_before_building(mlp_onnx, tmp_path, monkeypat
 
 def test_flow_refuses_a_reference_of_another_shape_before_generating(mlp_onnx, tmp_path):
     import sys
+
     sys.path.insert(0, str(__import__("pathlib").Path(__file__).parents[1]))
     from models import qdq_mlp
+
     other = qdq_mlp(tmp_path / "m" / "other.onnx", sizes=(16, 7))
-    result = _invoke("flow", mlp_onnx, "--engine", "dense", "-o", tmp_path / "f",
-                     "--reference", other.with_name("other_float.onnx"))
+    result = _invoke(
+        "flow",
+        mlp_onnx,
+        "--engine",
+        "dense",
+        "-o",
+        tmp_path / "f",
+        "--reference",
+        other.with_name("other_float.onnx"),
+    )
     assert result.exit_code == 1
-    assert "does not match mlp.onnx: it gives 7 output values per sample, the model 5" \
-        in result.output
+    assert (
+        "does not match mlp.onnx: it gives 7 output values per sample, the model 5" in result.output
+    )
     assert not (tmp_path / "f").exists()
 
 
@@ -163,6 +204,7 @@ def test_an_accumulator_output_is_judged_per_input_code():
     """A last layer's float output leaves as its accumulator: one code more or less in its
     input moves it by up to a weight, so the tolerance scales with ``step``."""
     from sim.agreement import compare_codes
+
     rtl = np.array([[1000, -500]])
     ref = np.array([[1090.0, -500.0]])
     assert not compare_codes(rtl, ref, framework="f", output="y").passed
@@ -172,6 +214,7 @@ def test_an_accumulator_output_is_judged_per_input_code():
 
 def test_one_percent_of_the_elements_may_be_further_than_one_code():
     from sim.agreement import compare_codes
+
     rtl = np.zeros((100, 10), dtype=np.int64)
     ref = rtl.astype(float)
     ref[3, :] = 2

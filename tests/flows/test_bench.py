@@ -13,11 +13,13 @@ from flows.cli import app
 def fake_benches(monkeypatch):
     def good(out_dir):
         out_dir.mkdir(parents=True)
-        return [{"engine": "good", "config": "a|b", "family": "ice40", "lut4": 120,
-                 "fmax_mhz": 41.256}]
+        return [
+            {"engine": "good", "config": "a|b", "family": "ice40", "lut4": 120, "fmax_mhz": 41.256}
+        ]
 
     def bad(out_dir):
         raise RuntimeError("synthesis exploded")
+
     monkeypatch.setattr(bench, "BENCHES", {"good": good, "bad": bad})
 
 
@@ -25,8 +27,12 @@ def test_run_all_keeps_going_and_writes_both_files(fake_benches, tmp_path):
     rows, md = bench.run_all(tmp_path)
     assert [r["engine"] for r in rows] == ["bad", "good"]  # in name order
     assert rows[1]["lut4"] == 120
-    assert rows[0] == {"engine": "bad", "config": "FAILED", "family": None,
-                       "error": "RuntimeError: synthesis exploded"}
+    assert rows[0] == {
+        "engine": "bad",
+        "config": "FAILED",
+        "family": None,
+        "error": "RuntimeError: synthesis exploded",
+    }
     text = md.read_text()
     assert "| engine | config | family | error | lut4 | fmax_mhz |" in text
     assert "| bad | FAILED |  | RuntimeError: synthesis exploded |  |  |" in text
@@ -55,6 +61,7 @@ def test_full_reaches_only_the_benches_that_take_it(monkeypatch, tmp_path):
 
     def plain(out_dir):
         return [{"engine": "plain", "config": "only", "family": None}]
+
     monkeypatch.setattr(bench, "BENCHES", {"sweeps": sweeps, "plain": plain})
     steps = []
     rows, md = bench.run_all(tmp_path, full=True, progress=lambda *step: steps.append(step))
@@ -76,12 +83,18 @@ def test_jobs_run_engines_in_their_own_processes(monkeypatch, tmp_path):
             if fail:
                 raise RuntimeError(f"{name} broke")
             return [{"engine": name, "config": "full" if full else "short", "family": None}]
+
         return run
-    monkeypatch.setattr(bench, "BENCHES", {"c": make("c"), "a": make("a", fail=True),
-                                           "b": make("b")})
+
+    monkeypatch.setattr(
+        bench, "BENCHES", {"c": make("c"), "a": make("a", fail=True), "b": make("b")}
+    )
     rows, md = bench.run_all(tmp_path, jobs=2, full=True)
-    assert [(r["engine"], r["config"]) for r in rows] == [("a", "FAILED"), ("b", "full"),
-                                                          ("c", "full")]
+    assert [(r["engine"], r["config"]) for r in rows] == [
+        ("a", "FAILED"),
+        ("b", "full"),
+        ("c", "full"),
+    ]
     assert rows[0]["error"] == "RuntimeError: a broke"
     pids = {(tmp_path / n / "pid").read_text() for n in "abc"}
     assert str(os.getpid()) not in pids

@@ -16,6 +16,7 @@ def twin(tmp_path_factory):
     import torch
 
     from frontends.examples.tiny import make_tiny_twin
+
     out = tmp_path_factory.mktemp("bench") / "models"
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -27,12 +28,13 @@ def twin(tmp_path_factory):
 
 
 def test_rows_match_the_compiled_program(twin):
+    from dataclasses import replace
+
     from frontends import reference
     from frontends.onnx_import import import_onnx
     from rtl_gen.gemm import BOARDS, compile_graph
     from rtl_gen.gemm.model import schedule
 
-    from dataclasses import replace
     report = tiny_bench.bench_tiny(twin, synth=False, models=["tiny_ic_digits"])
     rows = {(r["board"], r["kind"]): r for r in report["rows"]}
     assert set(rows) == {(b, k) for b in ("icebreaker", "ulx3s-85f") for k in ("dsp", "hetero")}
@@ -60,22 +62,26 @@ def test_a_refused_row_is_one_line(twin, monkeypatch):
 
     def refuse(*args, **kwargs):
         raise ValueError("GEMM field idx=175104 does not fit in 16 bits (0..65535)\nmore")
+
     monkeypatch.setattr(rtl_gen.gemm, "compile_graph", refuse)
     report = tiny_bench.bench_tiny(twin, synth=False, models=["tiny_ic_digits"])
     assert {r["error"] for r in report["rows"]} == {
-        "GEMM field idx=175104 does not fit in 16 bits (0..65535)"}
+        "GEMM field idx=175104 does not fit in 16 bits (0..65535)"
+    }
     assert "stops: GEMM field idx=175104" in tiny_bench.markdown(report)
 
 
 def test_cli_no_synth(twin):
     from flows.cli import app
 
-    result = CliRunner().invoke(app, ["bench", "tiny", "--no-synth", "-o", str(twin),
-                                      "--models", "tiny_ic_digits"])
+    result = CliRunner().invoke(
+        app, ["bench", "tiny", "--no-synth", "-o", str(twin), "--models", "tiny_ic_digits"]
+    )
     assert result.exit_code == 0, result.output
     assert "25,191,424 cycles per inference" in result.output
     assert "tiny_ic_digits | ulx3s-85f | dsp" in result.output
-    bad = CliRunner().invoke(app, ["bench", "tiny", "--no-synth", "-o", str(twin),
-                                   "--models", "tiny_nope"])
+    bad = CliRunner().invoke(
+        app, ["bench", "tiny", "--no-synth", "-o", str(twin), "--models", "tiny_nope"]
+    )
     assert bad.exit_code == 1 and "unknown model tiny_nope" in bad.output
     assert "Traceback" not in bad.output

@@ -17,8 +17,14 @@ pytestmark = pytest.mark.sim
 
 @pytest.fixture(scope="module")
 def artefact(mlp_graph, tmp_path_factory):
-    return Artefact(write_dense_artefact(mlp_graph, tmp_path_factory.mktemp("board") / "mlp",
-                                   vectors=golden_vectors(mlp_graph, random=2), lanes=2))
+    return Artefact(
+        write_dense_artefact(
+            mlp_graph,
+            tmp_path_factory.mktemp("board") / "mlp",
+            vectors=golden_vectors(mlp_graph, random=2),
+            lanes=2,
+        )
+    )
 
 
 @pytest.mark.parametrize("board", sorted(BOARDS))
@@ -43,8 +49,12 @@ def test_a_wrong_golden_fails(artefact, tmp_path):
     vectors["outputs"] = vectors["outputs"].copy()
     vectors["outputs"][1, 2] += 1
     np.savez(broken.path / "vectors" / "golden.npz", **vectors)
-    result = run_board_sim(broken, "icebreaker", limit=2,
-                           build_root=artefact.path / "sim" / "board-icebreaker" / "build")
+    result = run_board_sim(
+        broken,
+        "icebreaker",
+        limit=2,
+        build_root=artefact.path / "sim" / "board-icebreaker" / "build",
+    )
     assert not result.passed
     expected = int(vectors["outputs"][1, 2])
     assert f"vector 1: output 2: expected {expected}, got {expected - 1}" in result.mismatches[0]

@@ -3,7 +3,6 @@
 import json
 import shutil
 
-import numpy as np
 import pytest
 
 from boards import get_board
@@ -14,9 +13,13 @@ from rtl_gen.dense.artefact import write_dense_artefact
 
 
 def test_parse_nextpnr_report():
-    report = {"fmax": {"cd_sync.clk": {"achieved": 61.25, "constraint": 12.0}},
-              "utilization": {"ICESTORM_LC": {"available": 5280, "used": 1320},
-                              "ICESTORM_DSP": {"available": 8, "used": 5}}}
+    report = {
+        "fmax": {"cd_sync.clk": {"achieved": 61.25, "constraint": 12.0}},
+        "utilization": {
+            "ICESTORM_LC": {"available": 5280, "used": 1320},
+            "ICESTORM_DSP": {"available": 8, "used": 5},
+        },
+    }
     util, fmax = parse_nextpnr_report(report)
     assert fmax == 61.25
     assert util["ICESTORM_LC"] == {"used": 1320, "available": 5280, "percent": 25.0}
@@ -24,15 +27,23 @@ def test_parse_nextpnr_report():
 
 
 def test_parse_falls_back_to_the_log():
-    log = ("Info: Max frequency for clock 'cd_sync.clk': 40.10 MHz (PASS at 12.00 MHz)\n"
-           "Info: Max frequency for clock 'cd_sync.clk': 38.52 MHz (PASS at 12.00 MHz)\n")
+    log = (
+        "Info: Max frequency for clock 'cd_sync.clk': 40.10 MHz (PASS at 12.00 MHz)\n"
+        "Info: Max frequency for clock 'cd_sync.clk': 38.52 MHz (PASS at 12.00 MHz)\n"
+    )
     assert parse_nextpnr_report({}, log)[1] == 38.52
 
 
 @pytest.fixture(scope="module")
 def small_artefact(mlp_graph, tmp_path_factory):
-    return Artefact(write_dense_artefact(mlp_graph, tmp_path_factory.mktemp("b") / "mlp",
-                                   vectors=golden_vectors(mlp_graph, random=2), lanes=2))
+    return Artefact(
+        write_dense_artefact(
+            mlp_graph,
+            tmp_path_factory.mktemp("b") / "mlp",
+            vectors=golden_vectors(mlp_graph, random=2),
+            lanes=2,
+        )
+    )
 
 
 def test_tool_failure_names_tool_command_and_log(small_artefact, tmp_path, monkeypatch):
@@ -40,8 +51,10 @@ def test_tool_failure_names_tool_command_and_log(small_artefact, tmp_path, monke
     fake = tmp_path / "broken-yosys"
     fake.write_text("#!/bin/sh\necho 'ERROR: something broke inside yosys' >&2\nexit 3\n")
     fake.chmod(0o755)
-    monkeypatch.setattr("flows.build.tool_env", lambda names: {
-        "YOSYS": str(fake), "NEXTPNR_ICE40": "/bin/false", "ICEPACK": "/bin/false"})
+    monkeypatch.setattr(
+        "flows.build.tool_env",
+        lambda names: {"YOSYS": str(fake), "NEXTPNR_ICE40": "/bin/false", "ICEPACK": "/bin/false"},
+    )
     with pytest.raises(BuildError) as info:
         build(art, "icebreaker")
     text = str(info.value)
@@ -52,8 +65,11 @@ def test_tool_failure_names_tool_command_and_log(small_artefact, tmp_path, monke
 
 def test_impossible_clock_is_refused_before_writing(small_artefact, tmp_path):
     art = Artefact(shutil.copytree(small_artefact.path, tmp_path / "mlp"))
-    with pytest.raises(BuildError, match=r"^board ulx3s-85f: Cannot make a 900 MHz clock with "
-                                         r"the EHXPLLL from 25 MHz: .*; ask for one of those$"):
+    with pytest.raises(
+        BuildError,
+        match=r"^board ulx3s-85f: Cannot make a 900 MHz clock with "
+        r"the EHXPLLL from 25 MHz: .*; ask for one of those$",
+    ):
         build(art, "ulx3s-85f", clock_mhz=900)
     assert not (art.path / "build").exists()
 
@@ -68,8 +84,9 @@ def test_an_engine_without_the_board_contract_is_refused_by_name(small_artefact,
 
     art = shutil.copytree(small_artefact.path, tmp_path / "mlp")
     manifest = json.loads((art / "manifest.json").read_text())
-    manifest["ports"] = [p for p in manifest["ports"] if p["name"] != "cycles"] + \
-        [{"name": "load", "dir": "in", "width": 1}]
+    manifest["ports"] = [p for p in manifest["ports"] if p["name"] != "cycles"] + [
+        {"name": "load", "dir": "in", "width": 1}
+    ]
     (art / "manifest.json").write_text(json.dumps(manifest))
     before = sorted(p.relative_to(art) for p in art.rglob("*"))
     result = CliRunner().invoke(app, ["build", str(art), "--board", "icebreaker"])
@@ -85,20 +102,31 @@ def test_cli_refuses_a_clock_the_pll_cannot_make(small_artefact, tmp_path, comma
     from typer.testing import CliRunner
 
     from flows.cli import app
+
     art = Artefact(shutil.copytree(small_artefact.path, tmp_path / "mlp"))
     before = sorted(p.relative_to(art.path) for p in art.path.rglob("*"))
-    result = CliRunner().invoke(app, [command, str(art.path), "--board", "icebreaker",
-                                      "--clock", "300"])
+    result = CliRunner().invoke(
+        app, [command, str(art.path), "--board", "icebreaker", "--clock", "300"]
+    )
     assert result.exit_code == 1
-    assert ("error: board icebreaker: Cannot make a 300 MHz clock with the SB_PLL40_PAD from "
-            "12 MHz: its output ranges 16 MHz to 275 MHz and the nearest settings give 270 MHz"
-            in " ".join(result.output.split()))
+    assert (
+        "error: board icebreaker: Cannot make a 300 MHz clock with the SB_PLL40_PAD from "
+        "12 MHz: its output ranges 16 MHz to 275 MHz and the nearest settings give 270 MHz"
+        in " ".join(result.output.split())
+    )
     assert sorted(p.relative_to(art.path) for p in art.path.rglob("*")) == before
 
 
 @pytest.mark.synth
-@pytest.mark.parametrize("board", ["icebreaker", "ulx3s-85f", "orangecrab-25f",
-                                   pytest.param("tang-nano-9k", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "board",
+    [
+        "icebreaker",
+        "ulx3s-85f",
+        "orangecrab-25f",
+        pytest.param("tang-nano-9k", marks=pytest.mark.slow),
+    ],
+)
 def test_build_writes_bitstream_and_report(small_artefact, tmp_path, board):
     art = Artefact(shutil.copytree(small_artefact.path, tmp_path / "mlp"))
     report = build(art, board)
@@ -125,9 +153,12 @@ def test_build_writes_bitstream_and_report(small_artefact, tmp_path, board):
 @pytest.mark.synth
 def test_missed_timing_fails_clearly(small_artefact, tmp_path):
     art = Artefact(shutil.copytree(small_artefact.path, tmp_path / "mlp"))
-    with pytest.raises(BuildError, match=r"^icebreaker: timing missed: Fmax [\d.]+ MHz is below "
-                                         r"the engine clock 270.00 MHz .*; ask for a slower "
-                                         r"clock with --clock$"):
+    with pytest.raises(
+        BuildError,
+        match=r"^icebreaker: timing missed: Fmax [\d.]+ MHz is below "
+        r"the engine clock 270.00 MHz .*; ask for a slower "
+        r"clock with --clock$",
+    ):
         build(art, "icebreaker", clock_mhz=270)
     data = json.loads((art.path / "build" / "icebreaker" / "report.json").read_text())
     assert data["timing_met"] is False and data["clock_mhz"] == 270.0

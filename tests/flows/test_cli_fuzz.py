@@ -34,7 +34,9 @@ KINDS = ("graph", "bytes", "scale", "zero point", "dims", "opset", "outputs", "d
 
 def _bases(tmp_path):
     from models import qdq_mlp
+
     from tests.frontends.test_fuzz import _bases as importer_bases
+
     mlp = onnx.load(str(qdq_mlp(tmp_path / "mlp.onnx", sizes=(16, 12, 5))))
     return [mlp, *importer_bases(tmp_path)]
 
@@ -49,6 +51,7 @@ def _data_files(tmp_path, rng) -> list:
         path = d / name
         np.savez(path, **arrays)
         files.append(path)
+
     good = rng.uniform(-1, 1, (6, 16)).astype(np.float32)
     save("good16.npz", x=good, y=rng.integers(0, 5, 6))
     save("good128.npz", x=rng.uniform(-1, 1, (4, 2, 8, 8)).astype(np.float32))
@@ -74,19 +77,25 @@ def _data_files(tmp_path, rng) -> list:
 
 
 def _extreme_scale(g, rng):
-    floats = [t for t in g.initializer if t.data_type == onnx.TensorProto.FLOAT
-              and t.data_location != onnx.TensorProto.EXTERNAL
-              and numpy_helper.to_array(t).size == 1]
+    floats = [
+        t
+        for t in g.initializer
+        if t.data_type == onnx.TensorProto.FLOAT
+        and t.data_location != onnx.TensorProto.EXTERNAL
+        and numpy_helper.to_array(t).size == 1
+    ]
     if floats:
         t = floats[int(rng.integers(len(floats)))]
         v = np.float32(rng.choice(SCALES))
-        t.CopyFrom(numpy_helper.from_array(np.full(numpy_helper.to_array(t).shape, v,
-                                                   np.float32), t.name))
+        t.CopyFrom(
+            numpy_helper.from_array(np.full(numpy_helper.to_array(t).shape, v, np.float32), t.name)
+        )
 
 
 def _extreme_zero_point(g, rng):
-    ints = [t for t in g.initializer if t.data_type in (2, 3, 6)
-            and numpy_helper.to_array(t).size == 1]
+    ints = [
+        t for t in g.initializer if t.data_type in (2, 3, 6) and numpy_helper.to_array(t).size == 1
+    ]
     if ints:
         t = ints[int(rng.integers(len(ints)))]
         a = numpy_helper.to_array(t)
@@ -102,8 +111,9 @@ def _extreme_zero_point(g, rng):
 def _dims(g, rng):
     dims = g.input[0].type.tensor_type.shape.dim
     if len(dims):
-        dims[int(rng.integers(len(dims)))].dim_value = int(rng.choice(
-            [0, 1, 4096, 1 << 20, (1 << 31) - 1]))
+        dims[int(rng.integers(len(dims)))].dim_value = int(
+            rng.choice([0, 1, 4096, 1 << 20, (1 << 31) - 1])
+        )
 
 
 def _opset(m, rng):
@@ -128,6 +138,7 @@ def _outputs(g, rng):
 
 def _mutant(base, kind: str, rng) -> bytes:
     from tests.frontends.test_fuzz import _mutate
+
     if kind == "graph":
         return _mutate(base, rng)[0]
     m = onnx.ModelProto()
@@ -139,10 +150,14 @@ def _mutant(base, kind: str, rng) -> bytes:
             if data:
                 data[int(rng.integers(len(data)))] ^= 1 << int(rng.integers(8))
         return bytes(data)
-    {"scale": lambda: _extreme_scale(m.graph, rng),
-     "zero point": lambda: _extreme_zero_point(m.graph, rng),
-     "dims": lambda: _dims(m.graph, rng), "opset": lambda: _opset(m, rng),
-     "outputs": lambda: _outputs(m.graph, rng), "data": lambda: None}[kind]()
+    {
+        "scale": lambda: _extreme_scale(m.graph, rng),
+        "zero point": lambda: _extreme_zero_point(m.graph, rng),
+        "dims": lambda: _dims(m.graph, rng),
+        "opset": lambda: _opset(m, rng),
+        "outputs": lambda: _outputs(m.graph, rng),
+        "data": lambda: None,
+    }[kind]()
     return m.SerializeToString()
 
 
@@ -151,14 +166,16 @@ def _check_refusal(result, args):
     lines = [l for l in err.splitlines() if l.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), (args, result.output)
     # it names the user's thing: the model file, a node, a tensor, the data file, an engine
-    assert re.search(r"fuzz\.onnx|node '|tensor '|input '|output '|\.npz|engine|model '",
-                     lines[0]), lines[0]
+    assert re.search(
+        r"fuzz\.onnx|node '|tensor '|input '|output '|\.npz|engine|model '", lines[0]
+    ), lines[0]
 
 
 def _ort_codes(path, graph, x):
     """onnxruntime's (unfused) output codes for float inputs x, or None when it cannot run
     the model."""
     import onnxruntime as ort
+
     try:
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
@@ -166,8 +183,10 @@ def _ort_codes(path, graph, x):
         s = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         name = s.get_inputs()[0].name
         shape = [d if isinstance(d, int) and d > 0 else 1 for d in s.get_inputs()[0].shape]
-        outs = [s.run(None, {name: x[i:i + 1].reshape(shape).astype(np.float32)})[0]
-                for i in range(len(x))]
+        outs = [
+            s.run(None, {name: x[i : i + 1].reshape(shape).astype(np.float32)})[0]
+            for i in range(len(x))
+        ]
     except Exception:  # noqa: BLE001 -- onnxruntime refusing a mutant is no verdict
         return None
     y = np.concatenate([o.reshape(1, -1) for o in outs])
@@ -183,6 +202,7 @@ def _check_generated(model, out: str):
     onnxruntime wherever onnxruntime runs the mutant."""
     from frontends import reference
     from frontends.onnx_import import import_onnx
+
     graph = import_onnx(model)
     with np.load(os.path.join(out, "vectors", "golden.npz")) as f:
         inputs, outputs = f["inputs"], f["outputs"]
@@ -222,13 +242,22 @@ def _fuzz(tmp_path, n: int, seed: int):
         if command == 0:
             args = ["inspect", str(model)] + (["--json"] if rng.random() < 0.5 else [])
         else:
-            args = ["generate", str(model), "-o", out, "--engine",
-                    ENGINES[int(rng.integers(len(ENGINES)))]]
+            args = [
+                "generate",
+                str(model),
+                "-o",
+                out,
+                "--engine",
+                ENGINES[int(rng.integers(len(ENGINES)))],
+            ]
             if kind == "data" or rng.random() < 0.3:
                 args += ["--data", str(data_files[int(rng.integers(len(data_files)))])]
         result = runner.invoke(app, args)
-        assert result.exception is None or isinstance(result.exception, SystemExit), \
-            (args, result.exception, result.output)
+        assert result.exception is None or isinstance(result.exception, SystemExit), (
+            args,
+            result.exception,
+            result.output,
+        )
         assert result.exit_code in (0, 1), (args, result.output)
         if result.exit_code == 1:
             _check_refusal(result, args)

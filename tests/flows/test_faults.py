@@ -22,28 +22,42 @@ def artefacts(tmp_path_factory, mlp_onnx):
     x = rng.uniform(-1, 1, (120, 16)).astype(np.float32)
     data = root / "data.npz"
     from models import ort_unfused
+
     np.savez(data, x=x, y=ort_unfused(mlp_onnx, x).argmax(axis=1))  # the model's own classes
     out = {}
     for protect in ("none", "secded"):
         target = root / protect
-        result = runner.invoke(app, ["generate", str(mlp_onnx), "--engine", "dense",
-                                     "--protect", protect, "-o", str(target), "--data",
-                                     str(data)])
+        result = runner.invoke(
+            app,
+            [
+                "generate",
+                str(mlp_onnx),
+                "--engine",
+                "dense",
+                "--protect",
+                protect,
+                "-o",
+                str(target),
+                "--data",
+                str(data),
+            ],
+        )
         assert result.exit_code == 0, result.output
         out[protect] = target
     return out
 
 
 def test_random_campaign_secded_corrects_and_parity_detects(artefacts):
-    result = runner.invoke(app, ["faults", str(artefacts["secded"]), "--flips", "1,8,40",
-                                 "--trials", "4"])
+    result = runner.invoke(
+        app, ["faults", str(artefacts["secded"]), "--flips", "1,8,40", "--trials", "4"]
+    )
     assert result.exit_code == 0, result.output
     report = json.loads((artefacts["secded"] / "faults.json").read_text())
     rows = {(r["protect"], r["flips"]): r for r in report["rows"]}
     for n in (1, 8, 40):
-        assert rows["secded", n]["trials_changed"] == 0           # one flip a word: corrected
+        assert rows["secded", n]["trials_changed"] == 0  # one flip a word: corrected
         assert rows["secded", n]["corrected_mean"] == n
-        assert rows["parity", n]["trials_detected"] == 4           # any single flip detected
+        assert rows["parity", n]["trials_detected"] == 4  # any single flip detected
         assert rows["none", n]["trials_detected"] == 0
     assert rows["none", 40]["trials_changed"] > 0
 
@@ -51,7 +65,7 @@ def test_random_campaign_secded_corrects_and_parity_detects(artefacts):
 def test_random_flips_any_bits_can_defeat_secded_but_are_detected(artefacts):
     design = fl.load_design(artefacts["secded"])
     rows = fl.campaign(design, [200], trials=3, spread="any", seed=1, protections=("secded",))
-    assert rows[0].trials_detected == 3   # 200 bits in ~400 words: some word gets two
+    assert rows[0].trials_detected == 3  # 200 bits in ~400 words: some word gets two
 
 
 def test_targeted_attack_reaches_its_goal_and_protection_stops_it(artefacts):
@@ -60,7 +74,7 @@ def test_targeted_attack_reaches_its_goal_and_protection_stops_it(artefacts):
     assert res.flips and res.flips_to(0.9) == len(res.flips)
     # replay the reported flips on the unprotected memories: the success is what it says
     w, p = design.images
-    for m, word, bit in res.flips:
+    for _m, word, bit in res.flips:
         w[word] ^= 1 << bit
     outs, _ = faulted_reference(design.plan, design.inputs, w, p)
     hit = outs[-1][design.labels == 0].argmax(axis=1) == 3
@@ -75,11 +89,14 @@ def test_targeted_attack_reaches_its_goal_and_protection_stops_it(artefacts):
         assert res.protected["secded"]["success_after_all"] == pytest.approx(base)
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["--flips", "100000"], "--flips 100000"),
-    (["--mode", "smash"], "--mode smash"),
-    (["--flips", "ten"], "--flips ten"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--flips", "100000"], "--flips 100000"),
+        (["--mode", "smash"], "--mode smash"),
+        (["--flips", "ten"], "--flips ten"),
+    ],
+)
 def test_bad_requests_are_one_line_and_write_nothing(artefacts, args, needle):
     target = artefacts["none"]
     (target / "faults.json").unlink(missing_ok=True)
@@ -92,6 +109,7 @@ def test_bad_requests_are_one_line_and_write_nothing(artefacts, args, needle):
 
 def test_an_artefact_without_dense_memories_is_refused(tmp_path, artefacts):
     import shutil
+
     other = tmp_path / "other"
     shutil.copytree(artefacts["none"], other)
     manifest = json.loads((other / "manifest.json").read_text())
@@ -131,7 +149,8 @@ def test_board_status_counts_corrected_flips_through_the_uart(artefacts, tmp_pat
     picks = [(0, w, (3 * w) % design.plan.weight_code.word_bits) for w in (1, 9, 17, 30, 44)]
     top = design.artefact.manifest["top"]
     (work / "rtl" / f"{top}.v").write_text(
-        emit_verilog(DenseEngine(design.plan, fl._flip(design.images, None, picks)), top))
+        emit_verilog(DenseEngine(design.plan, fl._flip(design.images, None, picks)), top)
+    )
     result = run_board_sim(Artefact(work), "icebreaker", limit=2)
     assert result.passed
     summary = json.loads((Path(result.results_xml).parent / "summary.json").read_text())

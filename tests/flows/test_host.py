@@ -18,8 +18,14 @@ from rtl_gen.dense.artefact import write_dense_artefact
 
 @pytest.fixture(scope="module")
 def artefact(mlp_graph, tmp_path_factory):
-    return Artefact(write_dense_artefact(mlp_graph, tmp_path_factory.mktemp("host") / "mlp",
-                                   vectors=golden_vectors(mlp_graph, random=3), lanes=2))
+    return Artefact(
+        write_dense_artefact(
+            mlp_graph,
+            tmp_path_factory.mktemp("host") / "mlp",
+            vectors=golden_vectors(mlp_graph, random=3),
+            lanes=2,
+        )
+    )
 
 
 class FakeBoard:
@@ -33,11 +39,15 @@ class FakeBoard:
 
         def engine(inputs):
             return bytes(int(v) & 0xFF for v in table[bytes(inputs)]), 1234
+
         self.model = LinkModel(
-            n_in=manifest["input"]["elements"], n_out=manifest["output"]["elements"],
-            design=design if design is not None else design_id(
-                p.read_bytes() for p in artefact.rtl_sources),
-            engine=engine)
+            n_in=manifest["input"]["elements"],
+            n_out=manifest["output"]["elements"],
+            design=design
+            if design is not None
+            else design_id(p.read_bytes() for p in artefact.rtl_sources),
+            engine=engine,
+        )
         self.master, slave = pty.openpty()
         self.port = os.ttyname(slave)
         self._slave = slave
@@ -75,8 +85,9 @@ def test_run_checks_every_vector_and_retries_corrupted_replies(artefact):
     board = FakeBoard(artefact, golden_table(artefact), corrupt={2})
     steps = []
     try:
-        result = run_on_board(artefact, board.port, timeout=2,
-                              progress=lambda *step: steps.append(step))
+        result = run_on_board(
+            artefact, board.port, timeout=2, progress=lambda *step: steps.append(step)
+        )
     finally:
         board.close()
     v = artefact.vectors()
@@ -100,8 +111,11 @@ def test_run_reports_a_wrong_output(artefact):
 def test_run_refuses_another_design(artefact):
     board = FakeBoard(artefact, golden_table(artefact), design=0x1234)
     try:
-        with pytest.raises(HostError, match=r"the board runs another design: .*design id "
-                                            r"00001234.*program the board"):
+        with pytest.raises(
+            HostError,
+            match=r"the board runs another design: .*design id "
+            r"00001234.*program the board",
+        ):
             run_on_board(artefact, board.port)
     finally:
         board.close()
@@ -110,29 +124,37 @@ def test_run_refuses_another_design(artefact):
 def test_cli_run_and_errors(artefact, tmp_path):
     board = FakeBoard(artefact, golden_table(artefact))
     try:
-        result = CliRunner().invoke(app, ["run", str(artefact.path), "--port", board.port,
-                                          "--limit", "2"])
+        result = CliRunner().invoke(
+            app, ["run", str(artefact.path), "--port", board.port, "--limit", "2"]
+        )
     finally:
         board.close()
     assert result.exit_code == 0, result.output
     assert "PASS 2 vectors on the board equal the golden" in result.output
-    result = CliRunner().invoke(app, ["run", str(artefact.path), "--port",
-                                      str(tmp_path / "ttyNONE")])
+    result = CliRunner().invoke(
+        app, ["run", str(artefact.path), "--port", str(tmp_path / "ttyNONE")]
+    )
     assert result.exit_code == 1
     assert "cannot open serial port" in result.output
 
 
 def test_program_needs_a_bitstream_and_a_programmer(artefact, tmp_path, monkeypatch):
-    with pytest.raises(HostError, match=r"^no bitstream for icebreaker in .*: run `nnloom "
-                                        r"build .* --board icebreaker` first$"):
+    with pytest.raises(
+        HostError,
+        match=r"^no bitstream for icebreaker in .*: run `nnloom "
+        r"build .* --board icebreaker` first$",
+    ):
         program(artefact, "icebreaker")
     build = artefact.path / "build" / "icebreaker"
     build.mkdir(parents=True)
     (build / "top.bin").write_bytes(b"\0" * 16)
     monkeypatch.setenv("PATH", str(tmp_path))  # no programmer anywhere
-    with pytest.raises(HostError, match=r"^no programmer for icebreaker is installed: nnloom "
-                                        r"uses openFPGALoader \(apt-get install openfpgaloader\)"
-                                        r" or iceprog \(apt-get install fpga-icestorm\)$"):
+    with pytest.raises(
+        HostError,
+        match=r"^no programmer for icebreaker is installed: nnloom "
+        r"uses openFPGALoader \(apt-get install openfpgaloader\)"
+        r" or iceprog \(apt-get install fpga-icestorm\)$",
+    ):
         program(artefact, "icebreaker")
     fake = tmp_path / "iceprog"
     fake.write_text("#!/bin/sh\nexit 0\n")
@@ -143,11 +165,14 @@ def test_program_needs_a_bitstream_and_a_programmer(artefact, tmp_path, monkeypa
 @pytest.mark.parametrize("errors", [0, 3])
 def test_run_asks_status_and_refuses_results_after_an_uncorrectable_error(artefact, errors):
     from boards.protocol import MemoryStatus
+
     board = FakeBoard(artefact, golden_table(artefact))
     board.model.status = lambda: MemoryStatus(True, 7, errors)
     try:
-        result = CliRunner().invoke(app, ["run", str(artefact.path), "--port", board.port,
-                                          "--limit", "2", "--timeout", "10"])
+        result = CliRunner().invoke(
+            app,
+            ["run", str(artefact.path), "--port", board.port, "--limit", "2", "--timeout", "10"],
+        )
     finally:
         board.close()
     if errors:
@@ -156,5 +181,4 @@ def test_run_asks_status_and_refuses_results_after_an_uncorrectable_error(artefa
         assert "PASS" not in result.output
     else:
         assert result.exit_code == 0, result.output
-        assert "7 words read with a corrected flip, 0 with an uncorrectable error" in \
-            result.output
+        assert "7 words read with a corrected flip, 0 with an uncorrectable error" in result.output

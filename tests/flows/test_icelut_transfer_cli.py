@@ -24,18 +24,31 @@ def folder(tmp_path_factory):
 
 def test_enhance_takes_a_net_folder(folder, tmp_path):
     from skimage import data as skdata
+
     img = skdata.chelsea()[100:148, 150:198]
     Image.fromarray(img).save(tmp_path / "in.png")
-    res = runner.invoke(app, ["lutnet", "enhance", "--tables", str(folder), "--image",
-                              str(tmp_path / "in.png"), "-o", str(tmp_path / "out.png")])
+    res = runner.invoke(
+        app,
+        [
+            "lutnet",
+            "enhance",
+            "--tables",
+            str(folder),
+            "--image",
+            str(tmp_path / "in.png"),
+            "-o",
+            str(tmp_path / "out.png"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     out = np.asarray(Image.open(tmp_path / "out.png"))
     np.testing.assert_array_equal(out, transfer_icelut_dir(folder).reference(img))
 
 
 def test_generate_takes_a_net_folder(folder, tmp_path):
-    res = runner.invoke(app, ["generate", str(folder), "--engine", "lutnet", "-o",
-                              str(tmp_path / "art")])
+    res = runner.invoke(
+        app, ["generate", str(folder), "--engine", "lutnet", "-o", str(tmp_path / "art")]
+    )
     assert res.exit_code == 0, res.output
     m = json.loads((tmp_path / "art" / "manifest.json").read_text())
     assert m["engine"] == "lutnet"
@@ -45,8 +58,21 @@ def test_partial_folder_is_a_clear_error(folder, tmp_path):
     part = tmp_path / "part"
     part.mkdir()
     (part / "bases.npy").write_bytes((folder / "bases.npy").read_bytes())
-    res = runner.invoke(app, ["lutnet", "enhance", "--tables", str(part), "--image", "x.png",
-                              "-o", str(tmp_path / "o.png")])
+    res = runner.invoke(
+        app,
+        [
+            "lutnet",
+            "enhance",
+            "--tables",
+            str(part),
+            "--image",
+            "x.png",
+            "-o",
+            str(tmp_path / "o.png"),
+        ],
+    )
     assert res.exit_code == 1
-    assert "error:" in res.output and "missing backbone_msb.onnx, backbone_lsb.onnx, " \
-                                       "split_fc.onnx" in res.output
+    assert (
+        "error:" in res.output
+        and "missing backbone_msb.onnx, backbone_lsb.onnx, split_fc.onnx" in res.output
+    )

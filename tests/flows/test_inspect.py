@@ -4,11 +4,11 @@ import json
 
 import numpy as np
 import onnx
+from models import QonnxBuilder
 from onnx import TensorProto, helper, numpy_helper
 from typer.testing import CliRunner
 
 from flows.cli import app
-from models import QonnxBuilder
 
 runner = CliRunner()
 
@@ -18,10 +18,14 @@ def _qonnx_mlp(tmp_path):
     b = QonnxBuilder()
     x = b.quant("x", 1 / 64, 8)
     w1 = rng.normal(0, 0.4, (16, 12))
-    w1[:, 3] = 0          # a pruned output channel
-    w1[5, :] = 0          # an input row nobody reads
-    h = b.quant(b.node("Relu", [b.node("MatMul", [x, b.quant(b.init(w1), 0.1, 4, narrow=1)])]),
-                0.25, 4, signed=0)
+    w1[:, 3] = 0  # a pruned output channel
+    w1[5, :] = 0  # an input row nobody reads
+    h = b.quant(
+        b.node("Relu", [b.node("MatMul", [x, b.quant(b.init(w1), 0.1, 4, narrow=1)])]),
+        0.25,
+        4,
+        signed=0,
+    )
     w2 = b.quant(b.init(rng.normal(0, 0.5, (12, 6))), 0.4, 2, narrow=1)
     y = b.quant(b.node("Sigmoid", [b.quant(b.node("MatMul", [h, w2]), 0.1, 8)]), 1 / 128, 8)
     path, _ = b.save(tmp_path / "mlp.onnx", y, [1, 16], [1, 6])
@@ -51,28 +55,33 @@ def test_inspect_table(tmp_path):
 
 
 def test_inspect_names_unsupported_ops(tmp_path):
-    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"], name="q"),
-             helper.make_node("DequantizeLinear", ["q", "s", "z"], ["d"], name="dq"),
-             helper.make_node("Softsign", ["d"], ["e"], name="odd"),
-             helper.make_node("QuantizeLinear", ["e", "s", "z"], ["y"], name="q2")]
-    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
-                                                                     [1, 4])],
-                          [helper.make_tensor_value_info("y", TensorProto.INT8, [1, 4])],
-                          [numpy_helper.from_array(np.float32(0.1), "s"),
-                           numpy_helper.from_array(np.int8(0), "z")])
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"], name="q"),
+        helper.make_node("DequantizeLinear", ["q", "s", "z"], ["d"], name="dq"),
+        helper.make_node("Softsign", ["d"], ["e"], name="odd"),
+        helper.make_node("QuantizeLinear", ["e", "s", "z"], ["y"], name="q2"),
+    ]
+    g = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.INT8, [1, 4])],
+        [numpy_helper.from_array(np.float32(0.1), "s"), numpy_helper.from_array(np.int8(0), "z")],
+    )
     path = tmp_path / "odd.onnx"
-    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 21)], ir_version=10),
-              path)
+    onnx.save(
+        helper.make_model(g, opset_imports=[helper.make_opsetid("", 21)], ir_version=10), path
+    )
     result = runner.invoke(app, ["inspect", str(path)])
     assert result.exit_code == 1
-    assert "unsupported: node 'odd' (Softsign, opset 21): no handler for this op" in \
-        result.output
+    assert "unsupported: node 'odd' (Softsign, opset 21): no handler for this op" in result.output
     assert "op Softsign is not supported; supported ops:" in result.output
 
 
 def test_inspect_csv_is_one_parseable_row_a_layer(tmp_path):
     import csv
     import io
+
     result = runner.invoke(app, ["inspect", str(_qonnx_mlp(tmp_path)), "--format", "csv"])
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(io.StringIO(result.output)))
@@ -102,8 +111,7 @@ def test_inspect_table_is_not_wrapped_into_a_pipe(tmp_path):
     assert "pruned out/in" in header and "act in → out" in header
     rows = [l for l in lines if "MatMul→dense" in l]
     assert len(rows) == 2
-    assert "16 → 12" in rows[0] and "int4n (4 b used)" in rows[0] and \
-        "dense, gemm, snn" in rows[0]
+    assert "16 → 12" in rows[0] and "int4n (4 b used)" in rows[0] and "dense, gemm, snn" in rows[0]
 
 
 def test_inspect_refuses_an_unknown_format_by_name(tmp_path):

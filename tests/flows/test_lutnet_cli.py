@@ -15,6 +15,7 @@ runner = CliRunner()
 def table5(tmp_path):
     """A seeded SR-LUT-S 5-bit ×4 table file (the released one's shape)."""
     from frontends.lutnet.srlut import random_plan
+
     path = tmp_path / "S5.npy"
     np.save(path, random_plan("S", 5, seed=1).table.reshape(-1, 1, 4, 4))
     return path
@@ -24,6 +25,7 @@ def table5(tmp_path):
 def hk(tmp_path):
     """A folder of seeded HKLUT-S tables named as the released ones."""
     from frontends.lutnet.hklut import random_plan, table_files
+
     folder = tmp_path / "hk"
     folder.mkdir()
     for name, table in table_files(random_plan(1)).items():
@@ -33,10 +35,22 @@ def hk(tmp_path):
 
 def test_sr_golden_writes_the_upscaled_image(tmp_path, table5):
     from skimage import data as skdata
+
     lr = skdata.astronaut()[100:120, 200:230]
     Image.fromarray(lr).save(tmp_path / "in.png")
-    res = runner.invoke(app, ["lutnet", "sr", "--tables", str(table5), "--image",
-                              str(tmp_path / "in.png"), "-o", str(tmp_path / "out.png")])
+    res = runner.invoke(
+        app,
+        [
+            "lutnet",
+            "sr",
+            "--tables",
+            str(table5),
+            "--image",
+            str(tmp_path / "in.png"),
+            "-o",
+            str(tmp_path / "out.png"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     out = np.asarray(Image.open(tmp_path / "out.png"))
     assert out.shape == (80, 120, 3)
@@ -44,27 +58,60 @@ def test_sr_golden_writes_the_upscaled_image(tmp_path, table5):
 
 
 def test_sr_errors_name_the_file(tmp_path, table5):
-    res = runner.invoke(app, ["lutnet", "sr", "--tables", str(tmp_path / "no.npy"),
-                              "--image", "x.png", "-o", str(tmp_path / "o.png")])
+    res = runner.invoke(
+        app,
+        [
+            "lutnet",
+            "sr",
+            "--tables",
+            str(tmp_path / "no.npy"),
+            "--image",
+            "x.png",
+            "-o",
+            str(tmp_path / "o.png"),
+        ],
+    )
     assert res.exit_code == 1
     assert "error:" in res.output and "no.npy: no such table file" in res.output
     (tmp_path / "bad.png").write_bytes(b"not an image")
-    res = runner.invoke(app, ["lutnet", "sr", "--tables", str(table5), "--image",
-                              str(tmp_path / "bad.png"), "-o", str(tmp_path / "o.png")])
+    res = runner.invoke(
+        app,
+        [
+            "lutnet",
+            "sr",
+            "--tables",
+            str(table5),
+            "--image",
+            str(tmp_path / "bad.png"),
+            "-o",
+            str(tmp_path / "o.png"),
+        ],
+    )
     assert res.exit_code == 1 and "bad.png: not an image PIL can read" in res.output
 
 
 def test_generate_engine_lutnet_is_deterministic(tmp_path):
     from frontends.lutnet.srlut import random_plan
+
     np.save(tmp_path / "s6.npy", random_plan("S", 6).table)
     texts = []
     for name in ("a", "b"):
-        res = runner.invoke(app, ["generate", str(tmp_path / "s6.npy"), "--engine", "lutnet",
-                                  "-o", str(tmp_path / name)])
+        res = runner.invoke(
+            app,
+            [
+                "generate",
+                str(tmp_path / "s6.npy"),
+                "--engine",
+                "lutnet",
+                "-o",
+                str(tmp_path / name),
+            ],
+        )
         assert res.exit_code == 0, res.output
         texts.append((tmp_path / name / "rtl" / "nnloom_lutnet.v").read_bytes())
     assert texts[0] == texts[1]
     import json
+
     m = json.loads((tmp_path / "a" / "manifest.json").read_text())
     assert m["engine"] == "lutnet" and m["sim"]["bench"] == "sim.bench.lutnet_bench"
     assert m["parameters"]["interval_bits"] == 6
@@ -81,10 +128,23 @@ def test_generate_engine_lutnet_is_deterministic(tmp_path):
 @pytest.mark.slow
 def test_generate_hklut_puts_msb_tables_in_spram_on_the_up5k(tmp_path, hk):
     import json
+
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "x.npz", x=rng.integers(0, 256, (2, 4, 5), dtype=np.uint8))
-    res = runner.invoke(app, ["lutnet", "generate", str(hk), "-o", str(tmp_path / "a"),
-                              "--data", str(tmp_path / "x.npz"), "--family", "ice40"])
+    res = runner.invoke(
+        app,
+        [
+            "lutnet",
+            "generate",
+            str(hk),
+            "-o",
+            str(tmp_path / "a"),
+            "--data",
+            str(tmp_path / "x.npz"),
+            "--family",
+            "ice40",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "SPRAM" in res.output and "0.33 HR px/cycle" in res.output
     m = json.loads((tmp_path / "a" / "manifest.json").read_text())
@@ -96,8 +156,9 @@ def test_generate_hklut_puts_msb_tables_in_spram_on_the_up5k(tmp_path, hk):
     assert "lsb[0] = " in text
     with np.load(tmp_path / "a" / "vectors" / "golden.npz") as f:
         assert f["outputs"].shape == (2, 16, 20) and f["tables"].shape == (2 * 3 * 4096,)
-    res = runner.invoke(app, ["lutnet", "generate", str(hk), "-o", str(tmp_path / "b"),
-                              "--family", "gowin"])
+    res = runner.invoke(
+        app, ["lutnet", "generate", str(hk), "-o", str(tmp_path / "b"), "--family", "gowin"]
+    )
     assert res.exit_code == 1 and "unknown FPGA family 'gowin'" in res.output
     assert not (tmp_path / "b").exists()
 
@@ -108,11 +169,25 @@ def test_sr_rtl_runs_hklut_through_the_up5k_engine(tmp_path, hk):
     from skimage import data as skdata
 
     from frontends.lutnet.hklut import load_hklut_dir
+
     lr = skdata.camera()[200:208, 230:240]
     Image.fromarray(lr).save(tmp_path / "in.png")
-    res = runner.invoke(app, ["lutnet", "sr", "--tables", str(hk), "--image",
-                              str(tmp_path / "in.png"), "-o", str(tmp_path / "out.png"),
-                              "--rtl", "--family", "ice40"])
+    res = runner.invoke(
+        app,
+        [
+            "lutnet",
+            "sr",
+            "--tables",
+            str(hk),
+            "--image",
+            str(tmp_path / "in.png"),
+            "-o",
+            str(tmp_path / "out.png"),
+            "--rtl",
+            "--family",
+            "ice40",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "bit-exact with the golden" in res.output
     out = np.asarray(Image.open(tmp_path / "out.png"))
@@ -127,16 +202,17 @@ def test_nnloom_bench_places_the_two_targets_by_default(tmp_path, monkeypatch):
     import flows.synth
     import rtl_gen.emit
     import rtl_gen.lutnet.artefact
-    from flows.commands.lutnet import (BENCH_CONFIGS, DEFAULT_CONFIGS, TARGET_CONFIGS,
-                                       bench_rows)
+    from flows.commands.lutnet import BENCH_CONFIGS, DEFAULT_CONFIGS, TARGET_CONFIGS, bench_rows
     from frontends.data import DataUnavailable
 
     placed = []
 
     def fake_synthesize(sources, top, *, family, out_dir):
         placed.append(out_dir.parent.name)
-        return types.SimpleNamespace(lut4=1, ff=1, fmax_mhz=10.0,
-                                     utilisation={"DP16KD": {"used": 1}})
+        return types.SimpleNamespace(
+            lut4=1, ff=1, fmax_mhz=10.0, utilisation={"DP16KD": {"used": 1}}
+        )
+
     monkeypatch.setattr(flows.synth, "synthesize", fake_synthesize)
     monkeypatch.setattr(rtl_gen.emit, "emit_verilog", lambda *a, **k: "")
     monkeypatch.setattr(rtl_gen.lutnet.artefact, "emit_hklut_verilog", lambda *a, **k: "")
@@ -149,6 +225,7 @@ def test_nnloom_bench_places_the_two_targets_by_default(tmp_path, monkeypatch):
     lut = [r for r in rows if not r["config"].startswith("icelut")]
     try:  # with the authors' tables and Set5: their PSNR; without: our seeded tables, no PSNR
         from frontends.data import set5
+
         set5()
     except DataUnavailable:
         assert all(r["tables"] == "seeded" and r["psnr_set5_x4"] is None for r in rows)
@@ -163,16 +240,19 @@ def test_generate_icelut_from_tables_npz(tmp_path):
     """``nnloom lutnet icelut-tables`` then ``nnloom generate --engine lutnet``: the ICELUT
     apply engine, each golden frame's LUT from the statistics path, same bytes twice."""
     from frontends.lutnet.icelut import load_icelut_npz
+
     tables = tmp_path / "ice.npz"
     res = runner.invoke(app, ["lutnet", "icelut-tables", "-o", str(tables), "--seed", "4"])
     assert res.exit_code == 0, res.output
     for name in ("a", "b"):
-        res = runner.invoke(app, ["generate", str(tables), "--engine", "lutnet", "-o",
-                                  str(tmp_path / name)])
+        res = runner.invoke(
+            app, ["generate", str(tables), "--engine", "lutnet", "-o", str(tmp_path / name)]
+        )
         assert res.exit_code == 0, res.output
     a, b = tmp_path / "a", tmp_path / "b"
     assert (a / "rtl/nnloom_lutnet.v").read_bytes() == (b / "rtl/nnloom_lutnet.v").read_bytes()
     import json
+
     m = json.loads((a / "manifest.json").read_text())
     assert m["variant"] == "icelut" and m["streams"]["load"]["per_frame"]
     assert m["throughput"]["pixels_per_cycle"] == 1.0
@@ -185,12 +265,25 @@ def test_generate_icelut_from_tables_npz(tmp_path):
 
 def test_icelut_errors_name_the_file(tmp_path):
     np.savez(tmp_path / "bad.npz", fm=np.zeros((4096, 10), np.int16))
-    res = runner.invoke(app, ["generate", str(tmp_path / "bad.npz"), "--engine", "lutnet",
-                              "-o", str(tmp_path / "o")])
+    res = runner.invoke(
+        app,
+        ["generate", str(tmp_path / "bad.npz"), "--engine", "lutnet", "-o", str(tmp_path / "o")],
+    )
     assert res.exit_code == 1
     assert "bad.npz: missing fl, split, bases; an ICELUT .npz holds" in res.output
-    res = runner.invoke(app, ["lutnet", "enhance", "--tables", str(tmp_path / "no.npz"),
-                              "--image", "x.png", "-o", str(tmp_path / "o.png")])
+    res = runner.invoke(
+        app,
+        [
+            "lutnet",
+            "enhance",
+            "--tables",
+            str(tmp_path / "no.npz"),
+            "--image",
+            "x.png",
+            "-o",
+            str(tmp_path / "o.png"),
+        ],
+    )
     assert res.exit_code == 1 and "no.npz: no such ICELUT table file" in res.output
 
 
@@ -200,12 +293,24 @@ def test_enhance_rtl_equals_golden(tmp_path):
     from skimage import data as skdata
 
     from frontends.lutnet.icelut import load_icelut_npz
+
     img = skdata.coffee()[100:140, 200:248]
     Image.fromarray(img).save(tmp_path / "in.png")
     runner.invoke(app, ["lutnet", "icelut-tables", "-o", str(tmp_path / "t.npz")])
-    res = runner.invoke(app, ["lutnet", "enhance", "--tables", str(tmp_path / "t.npz"),
-                              "--image", str(tmp_path / "in.png"), "-o",
-                              str(tmp_path / "out.png"), "--rtl"])
+    res = runner.invoke(
+        app,
+        [
+            "lutnet",
+            "enhance",
+            "--tables",
+            str(tmp_path / "t.npz"),
+            "--image",
+            str(tmp_path / "in.png"),
+            "-o",
+            str(tmp_path / "out.png"),
+            "--rtl",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "bit-exact with the golden" in res.output
     out = np.asarray(Image.open(tmp_path / "out.png"))
@@ -215,15 +320,17 @@ def test_enhance_rtl_equals_golden(tmp_path):
 def test_icelut_bench_rows_and_frame_cycles():
     from amaranth.hdl import Fragment
 
-    from flows.commands.lutnet import (BENCH_CONFIGS, DEFAULT_CONFIGS, create_engine,
-                                       frame_cycles)
+    from flows.commands.lutnet import BENCH_CONFIGS, DEFAULT_CONFIGS, create_engine, frame_cycles
     from frontends.lutnet.icelut import random_plan
+
     assert ("icelut-tetrahedral", "ecp5", 1) in DEFAULT_CONFIGS
     assert ("icelut-tetrahedral", "ice40", 1) in BENCH_CONFIGS
     plan = random_plan(0)
     assert frame_cycles(plan, width=1024, height=1024, ports=1) == 1024 * 1024 + 4913
-    assert frame_cycles(plan, width=1024, height=1024, ports=1,
-                        family="ice40") == 2 * 1024 * 1024 + 4913 + 2
+    assert (
+        frame_cycles(plan, width=1024, height=1024, ports=1, family="ice40")
+        == 2 * 1024 * 1024 + 4913 + 2
+    )
     for family, memory in (("ecp5", "ebr"), ("ice40", "spram")):
         engine = create_engine(plan, width=256, height=256, family=family, ports=1)
         assert engine.memory == memory

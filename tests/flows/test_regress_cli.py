@@ -23,8 +23,10 @@ def _invoke(*args):
 @pytest.fixture(scope="module")
 def generated(mlp_onnx, tmp_path_factory):
     out = tmp_path_factory.mktemp("regress") / "mlp"
-    assert _invoke("generate", mlp_onnx, "--engine", "dense", "-o", out,
-                   "--random", "4").exit_code == 0
+    assert (
+        _invoke("generate", mlp_onnx, "--engine", "dense", "-o", out, "--random", "4").exit_code
+        == 0
+    )
     return out
 
 
@@ -58,19 +60,20 @@ def test_an_artefact_without_its_source_cannot_draw_vectors(generated, tmp_path)
 def test_sim_vectors_runs_a_regression_with_plain_progress(generated, tmp_path, bench):
     art = tmp_path / "mlp"
     shutil.copytree(generated, art, ignore=shutil.ignore_patterns("sim"))
-    result = _invoke("sim", art, "--vectors", "200", "--seed", "7", "--bench", bench,
-                     "--simulator", SIMULATOR)
+    result = _invoke(
+        "sim", art, "--vectors", "200", "--seed", "7", "--bench", bench, "--simulator", SIMULATOR
+    )
     assert result.exit_code == 0, result.output
-    assert "PASS 207 vectors (200 random, seed 7, and the edge cases) bit-exact" in \
-        result.output
+    assert "PASS 207 vectors (200 random, seed 7, and the edge cases) bit-exact" in result.output
     lines = [ln for ln in result.output.splitlines() if " vectors, " in ln and "/207" in ln]
     assert lines and lines[-1].startswith("mlp: ") and "207/207 vectors" in lines[-1]
-    assert "\x1b[" not in result.output   # not a terminal: no bar
+    assert "\x1b[" not in result.output  # not a terminal: no bar
 
 
 @pytest.mark.sim
 def test_a_wrong_golden_in_the_regression_fails(generated, tmp_path, monkeypatch):
     import sim.regress as regress
+
     real = regress.regression_artefact
 
     def corrupted(*args, **kwargs):
@@ -79,6 +82,7 @@ def test_a_wrong_golden_in_the_regression_fails(generated, tmp_path, monkeypatch
         vectors["outputs"][-1, 0] += 1
         np.savez(reg.path / "vectors" / "golden.npz", **vectors)
         return reg
+
     monkeypatch.setattr(regress, "regression_artefact", corrupted)
     art = tmp_path / "mlp"
     shutil.copytree(generated, art, ignore=shutil.ignore_patterns("sim"))

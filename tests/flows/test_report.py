@@ -16,34 +16,59 @@ from rtl_gen.dense.artefact import write_dense_artefact
 
 @pytest.fixture
 def artefact(mlp_graph, tmp_path):
-    art = Artefact(write_dense_artefact(mlp_graph, tmp_path / "mlp",
-                                  vectors=golden_vectors(mlp_graph, random=2), lanes=2))
+    art = Artefact(
+        write_dense_artefact(
+            mlp_graph, tmp_path / "mlp", vectors=golden_vectors(mlp_graph, random=2), lanes=2
+        )
+    )
     sim = art.path / "sim"
     sim.mkdir()
-    (sim / "summary.json").write_text(json.dumps(
-        {"vectors": 9, "mismatching_elements": 0, "mismatches": [],
-         "cycles": {"min": 170, "max": 170}}))
+    (sim / "summary.json").write_text(
+        json.dumps(
+            {
+                "vectors": 9,
+                "mismatching_elements": 0,
+                "mismatches": [],
+                "cycles": {"min": 170, "max": 170},
+            }
+        )
+    )
     trace = np.zeros((40, 5), dtype=np.uint8)
     trace[2:18, 0:2] = 1
     trace[30:35, 2:4] = 1
     trace[18:35, 4] = 1
-    np.savez(sim / "trace.npz", signals=np.array(["i__valid", "i__ready", "o__valid",
-                                                   "o__ready", "busy"]), samples=trace)
+    np.savez(
+        sim / "trace.npz",
+        signals=np.array(["i__valid", "i__ready", "o__valid", "o__ready", "busy"]),
+        samples=trace,
+    )
     build = art.path / "build" / "icebreaker"
     build.mkdir(parents=True)
-    (build / "report.json").write_text(json.dumps({
-        "board": "icebreaker", "device": "iCE40UP5K-SG48", "clock_mhz": 12.0,
-        "fmax_mhz": 41.5, "timing_met": True, "bitstream": str(build / "top.bin"),
-        "seconds": 20.0, "utilisation": {
-            "ICESTORM_LC": {"used": 2640, "available": 5280, "percent": 50.0},
-            "ICESTORM_DSP": {"used": 2, "available": 8, "percent": 25.0},
-            "SB_GB": {"used": 3, "available": 8, "percent": 37.5}}}))
+    (build / "report.json").write_text(
+        json.dumps(
+            {
+                "board": "icebreaker",
+                "device": "iCE40UP5K-SG48",
+                "clock_mhz": 12.0,
+                "fmax_mhz": 41.5,
+                "timing_met": True,
+                "bitstream": str(build / "top.bin"),
+                "seconds": 20.0,
+                "utilisation": {
+                    "ICESTORM_LC": {"used": 2640, "available": 5280, "percent": 50.0},
+                    "ICESTORM_DSP": {"used": 2, "available": 8, "percent": 25.0},
+                    "SB_GB": {"used": 3, "available": 8, "percent": 37.5},
+                },
+            }
+        )
+    )
     return art
 
 
 def test_report_json_holds_the_figures(artefact):
-    html_path, json_path = write_report(artefact, accuracy={"float": 0.9, "golden": 0.875,
-                                                            "rtl": 0.875, "samples": 8})
+    html_path, json_path = write_report(
+        artefact, accuracy={"float": 0.9, "golden": 0.875, "rtl": 0.875, "samples": 8}
+    )
     figures = json.loads(json_path.read_text())
     manifest = artefact.manifest
     assert figures["accuracy"] == {"float": 0.9, "golden": 0.875, "rtl": 0.875, "samples": 8}
@@ -62,8 +87,11 @@ def test_report_json_holds_the_figures(artefact):
 
 
 def test_report_without_build_or_sim(mlp_graph, tmp_path):
-    art = Artefact(write_dense_artefact(mlp_graph, tmp_path / "bare",
-                                  vectors=golden_vectors(mlp_graph, random=1), lanes=2))
+    art = Artefact(
+        write_dense_artefact(
+            mlp_graph, tmp_path / "bare", vectors=golden_vectors(mlp_graph, random=1), lanes=2
+        )
+    )
     html_path, json_path = write_report(art)
     figures = json.loads(json_path.read_text())
     assert figures["builds"] == {} and figures["simulation"] is None
@@ -72,16 +100,19 @@ def test_report_without_build_or_sim(mlp_graph, tmp_path):
 
 def _colour_fraction(png, rgb, tolerance=12):
     pixels = np.asarray(Image.open(png).convert("RGB")).astype(int)
-    close = (np.abs(pixels - np.array(rgb)).max(axis=2) <= tolerance)
+    close = np.abs(pixels - np.array(rgb)).max(axis=2) <= tolerance
     return close.mean()
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(chromium() is None, reason="Chromium is not installed (apt-get install "
-                                               "chromium; .ci/run installs it)")
+@pytest.mark.skipif(
+    chromium() is None,
+    reason="Chromium is not installed (apt-get install chromium; .ci/run installs it)",
+)
 def test_report_renders_in_chromium(artefact, tmp_path):
-    html_path, _ = write_report(artefact, accuracy={"float": 0.9, "golden": 0.875,
-                                                    "rtl": 0.875, "samples": 8})
+    html_path, _ = write_report(
+        artefact, accuracy={"float": 0.9, "golden": 0.875, "rtl": 0.875, "samples": 8}
+    )
     png = tmp_path / "report.png"
     assert screenshot(html_path, png) == []
     image = Image.open(png)
@@ -91,8 +122,10 @@ def test_report_renders_in_chromium(artefact, tmp_path):
         assert _colour_fraction(png, rgb) > 0.001, rgb
     # the check can fail: a page with a broken script and a missing image
     bad = tmp_path / "bad.html"
-    bad.write_text("<!doctype html><p>x</p><img src='missing.png'>"
-                   "<script>console.error('boom'); notAFunction();</script>")
+    bad.write_text(
+        "<!doctype html><p>x</p><img src='missing.png'>"
+        "<script>console.error('boom'); notAFunction();</script>"
+    )
     errors = screenshot(bad, tmp_path / "bad.png")
     assert "boom" in errors and any("notAFunction" in e for e in errors)
     assert any("ERR_FILE_NOT_FOUND" in e for e in errors)

@@ -45,26 +45,44 @@ def test_writes_artefact_and_prints_fit(tmp_path):
 
 
 def test_two_inputs_two_outputs_and_auto_basis(tmp_path):
-    result = _run("smurf", "sigmoid(4*(x-y))", "sigmoid(4*(y-x))", "--radix", "4,4",
-                  "--length", "128", "-o", tmp_path / "sm")
+    result = _run(
+        "smurf",
+        "sigmoid(4*(x-y))",
+        "sigmoid(4*(y-x))",
+        "--radix",
+        "4,4",
+        "--length",
+        "128",
+        "-o",
+        tmp_path / "sm",
+    )
     assert result.exit_code == 0, result.output
     manifest = json.loads((tmp_path / "sm" / "manifest.json").read_text())
     assert manifest["streams"]["input"]["names"] == ["x", "y"]
     assert manifest["streams"]["output"]["elements"] == 2
-    result = _run("smurf", "sin(pi*x)", "--range", "x=0:1", "--basis", "auto",
-                  "-o", tmp_path / "sin")
+    result = _run(
+        "smurf", "sin(pi*x)", "--range", "x=0:1", "--basis", "auto", "-o", tmp_path / "sin"
+    )
     assert "picked bernstein" in result.output
 
 
-@pytest.mark.parametrize("args, message", [
-    (["exp(x)", "--encoding", "bipolar"], r"error: 'exp(x)' spans [0.3679, 2.718] on x in "
-     r"[-1, 1], outside the output range [-1, 1]; use --encoding auto or --out-range LO:HI"),
-    (["open('f').read()"], "error: in 'open('f').read()': 'open('f').read' is not an "
-     "allowed function"),
-    (["tanh(x)", "--range", "x:0:1"], "error: --range 'x:0:1' is not NAME=LO:HI (e.g. x=-1:1)"),
-    (["tanh(x)", "--radix", "eight"], "error: --radix 'eight' is not an integer"),
-    (["tanh(x)", "--radix", "99"], "error: radix 99 is out of range; choose 2..64"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["exp(x)", "--encoding", "bipolar"],
+            r"error: 'exp(x)' spans [0.3679, 2.718] on x in "
+            r"[-1, 1], outside the output range [-1, 1]; use --encoding auto or --out-range LO:HI",
+        ),
+        (
+            ["open('f').read()"],
+            "error: in 'open('f').read()': 'open('f').read' is not an allowed function",
+        ),
+        (["tanh(x)", "--range", "x:0:1"], "error: --range 'x:0:1' is not NAME=LO:HI (e.g. x=-1:1)"),
+        (["tanh(x)", "--radix", "eight"], "error: --radix 'eight' is not an integer"),
+        (["tanh(x)", "--radix", "99"], "error: radix 99 is out of range; choose 2..64"),
+    ],
+)
 def test_errors_are_one_line_and_write_nothing(tmp_path, args, message):
     line = _one_error_line(_run("smurf", *args, "-o", tmp_path / "x"))
     assert line.startswith(message)
@@ -77,11 +95,24 @@ def test_nnloom_bench_rows_carry_units_and_ratios(monkeypatch, tmp_path):
     import rtl_gen.smurf.benchmark as benchmark
     from flows.bench import BENCHES
 
-    unit = {"lut4": 90, "ff": 40, "dsp": 0, "ram": 0, "fmax_mhz": 120.0, "latency": 1035,
-            "adp": 9.9}
-    results = {"tanh": {"basis": "fsm", "accuracy": {"1024": {"rmse": 0.05}},
-                        "synth": {"ice40": {"smurf": unit, "taylor": dict(unit, lut4=200),
-                                            "smurf_over_taylor": 0.57}}}}
+    unit = {
+        "lut4": 90,
+        "ff": 40,
+        "dsp": 0,
+        "ram": 0,
+        "fmax_mhz": 120.0,
+        "latency": 1035,
+        "adp": 9.9,
+    }
+    results = {
+        "tanh": {
+            "basis": "fsm",
+            "accuracy": {"1024": {"rmse": 0.05}},
+            "synth": {
+                "ice40": {"smurf": unit, "taylor": dict(unit, lut4=200), "smurf_over_taylor": 0.57}
+            },
+        }
+    }
     monkeypatch.setattr(benchmark, "run_bench", lambda out, **kwargs: results)
     rows = BENCHES["smurf"](tmp_path)
     assert [r["config"] for r in rows] == ["tanh smurf (fsm)", "tanh taylor"]

@@ -26,6 +26,7 @@ def test_generate_small_nir(tmp_path):
     import nir
 
     from tests.frontends.snn.nir_graphs import tiny_cnn
+
     path = tmp_path / "tiny.nir"
     nir.write(str(path), tiny_cnn(0))
     result = invoke("generate", path, "--engine", "snn", "-o", tmp_path / "nir")
@@ -43,11 +44,15 @@ def test_generate_cuba_lif_nir_and_li_readout(tmp_path):
 
     from frontends.snn.nir_import import import_nir, run_if_network
     from tests.frontends.snn.nir_graphs import tiny_cuba
-    for name, graph in (("cuba", tiny_cuba(6, n_in=6, hidden=5, n_out=3, threshold=2.0)),
-                        ("li", tiny_cuba(4, n_in=6, hidden=5, n_out=3, readout="LI"))):
+
+    for name, graph in (
+        ("cuba", tiny_cuba(6, n_in=6, hidden=5, n_out=3, threshold=2.0)),
+        ("li", tiny_cuba(4, n_in=6, hidden=5, n_out=3, readout="LI")),
+    ):
         nir.write(str(tmp_path / f"{name}.nir"), graph)
-        result = invoke("generate", tmp_path / f"{name}.nir", "--engine", "snn", "-o",
-                        tmp_path / name)
+        result = invoke(
+            "generate", tmp_path / f"{name}.nir", "--engine", "snn", "-o", tmp_path / name
+        )
         assert result.exit_code == 0, result.output
         manifest = json.loads((tmp_path / name / "manifest.json").read_text())
         assert manifest["layers"][0]["neuron"] == "cubalif"
@@ -60,8 +65,7 @@ def test_generate_cuba_lif_nir_and_li_readout(tmp_path):
         out = manifest["streams"]["output"]
         if name == "li":
             assert manifest["layers"][1]["neuron"] == "li" and out["tensor"] == "membranes"
-            assert out["dtype"] == {"width": manifest["parameters"]["v_bits"][1],
-                                    "signed": True}
+            assert out["dtype"] == {"width": manifest["parameters"]["v_bits"][1], "signed": True}
             assert (outputs < 0).any()
         else:
             assert out["tensor"] == "spike counts" and outputs.sum() > 0
@@ -72,12 +76,21 @@ def test_generate_nir_cnn_on_given_spikes(tmp_path):
     import numpy as np
 
     from tests.frontends.snn.nir_graphs import small_sinabs
+
     path = tmp_path / "small.nir"
     nir.write(str(path), small_sinabs(0, side=10))
     x = (np.random.default_rng(0).random((2, 3, 2, 10, 10)) < 0.2).astype(np.int64)
     np.savez(tmp_path / "spikes.npz", x=x)
-    result = invoke("generate", path, "--engine", "snn", "--data", tmp_path / "spikes.npz",
-                    "-o", tmp_path / "cnn")
+    result = invoke(
+        "generate",
+        path,
+        "--engine",
+        "snn",
+        "--data",
+        tmp_path / "spikes.npz",
+        "-o",
+        tmp_path / "cnn",
+    )
     assert result.exit_code == 0, result.output
     manifest = json.loads((tmp_path / "cnn" / "manifest.json").read_text())
     assert [l["synapse"]["kind"] for l in manifest["layers"]] == ["conv"] * 4 + ["dense"]
@@ -89,13 +102,18 @@ def test_generate_nir_cnn_on_given_spikes(tmp_path):
 def test_nir_network_beyond_the_ecp5_is_refused_with_the_reason(tmp_path):
     import nir
     import numpy as np
+
     w = np.random.default_rng(0).normal(0, 1, (1500, 2400)).astype(np.float32)
-    graph = nir.NIRGraph(nodes={
-        "input": nir.Input(np.array([2400])),
-        "fc": nir.Affine(weight=w, bias=np.zeros(1500, np.float32)),
-        "lif": nir.IF(r=np.ones(1500), v_threshold=np.ones(1500), v_reset=np.zeros(1500)),
-        "output": nir.Output(np.array([1500]))},
-        edges=[("input", "fc"), ("fc", "lif"), ("lif", "output")], type_check=False)
+    graph = nir.NIRGraph(
+        nodes={
+            "input": nir.Input(np.array([2400])),
+            "fc": nir.Affine(weight=w, bias=np.zeros(1500, np.float32)),
+            "lif": nir.IF(r=np.ones(1500), v_threshold=np.ones(1500), v_reset=np.zeros(1500)),
+            "output": nir.Output(np.array([1500])),
+        },
+        edges=[("input", "fc"), ("fc", "lif"), ("lif", "output")],
+        type_check=False,
+    )
     nir.write(str(tmp_path / "big.nir"), graph)
     result = invoke("generate", tmp_path / "big.nir", "--engine", "snn", "-o", tmp_path / "x")
     assert result.exit_code == 1
@@ -111,10 +129,19 @@ def test_bench_snn_beside_gemm(mlp_onnx, tmp_path):
     """``nnloom bench snn`` on a small MLP without synthesis: both engines' cycles, the
     spiking engine's time-step distribution over every vector."""
     import numpy as np
+
     x = np.random.default_rng(0).normal(0, 1, (6, 16)).astype(np.float32)
     np.savez(tmp_path / "data.npz", x=x, y=np.arange(6) % 5)
-    result = invoke("bench", "snn", mlp_onnx, "--data", tmp_path / "data.npz", "--no-synth",
-                    "-o", tmp_path / "bench")
+    result = invoke(
+        "bench",
+        "snn",
+        mlp_onnx,
+        "--data",
+        tmp_path / "data.npz",
+        "--no-synth",
+        "-o",
+        tmp_path / "bench",
+    )
     assert result.exit_code == 0, result.output
     figures = json.loads((tmp_path / "bench" / "bench_snn.json").read_text())
     steps = figures["snn"]["steps"]

@@ -32,8 +32,11 @@ def _verilog(tmp_path, width):
 
 
 def test_unknown_family_and_missing_source(tmp_path):
-    with pytest.raises(ValueError, match=r"^unknown FPGA family 'gowin'; choose one of ecp5, "
-                                         r"ice40$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^unknown FPGA family 'gowin'; choose one of ecp5, "
+        r"ice40$",
+    ):
         synthesize([tmp_path / "x.v"], "x", family="gowin", out_dir=tmp_path / "o")
     with pytest.raises(BuildError, match=r"no such Verilog file: .*nope\.v"):
         synthesize([tmp_path / "nope.v"], "x", family="ice40", out_dir=tmp_path / "o")
@@ -62,15 +65,15 @@ def test_resources_and_fmax(tmp_path, family, width):
 @pytest.mark.synth
 def test_placer_seeds_give_the_median_fmax(tmp_path):
     source = _verilog(tmp_path, 40)
-    report = synthesize([source], "acc", family="ice40", out_dir=tmp_path / "s",
-                        seeds=(3, 1, 2))
+    report = synthesize([source], "acc", family="ice40", out_dir=tmp_path / "s", seeds=(3, 1, 2))
     assert set(report.fmax_seeds) == {1, 2, 3}
     assert report.fmax_mhz == sorted(report.fmax_seeds.values())[1]
-    for tag in ("", "_s1", "_s2"):         # the first seed (3) has the plain names
+    for tag in ("", "_s1", "_s2"):  # the first seed (3) has the plain names
         assert (tmp_path / "s" / f"nextpnr{tag}.json").is_file()
         assert (tmp_path / "s" / f"top{tag}.asc").is_file()
     run = (tmp_path / "s" / "run.sh").read_text()
-    assert [line.split("--seed ")[1].split()[0] for line in run.splitlines()
-            if "--seed" in line] == ["3", "1", "2"]
+    assert [
+        line.split("--seed ")[1].split()[0] for line in run.splitlines() if "--seed" in line
+    ] == ["3", "1", "2"]
     saved = json.loads((tmp_path / "s" / "report.json").read_text())
     assert saved["fmax_seeds"] == {str(k): v for k, v in report.fmax_seeds.items()}

@@ -11,14 +11,21 @@ import pytest
 from typer.testing import CliRunner
 
 # refusals of today's overlay/importer that issues #16/#17 remove
-KNOWN_LIMITS = ("window sizes", "does not fit in", "BatchNormalization", "gather table",
-                "does not fit the", "block RAM on the gemm overlay")
+KNOWN_LIMITS = (
+    "window sizes",
+    "does not fit in",
+    "BatchNormalization",
+    "gather table",
+    "does not fit the",
+    "block RAM on the gemm overlay",
+)
 
 
 def _generate_and_sim(name: str, board: str, tmp_path, maker):
     import torch
 
     from flows.cli import app
+
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -31,13 +38,29 @@ def _generate_and_sim(name: str, board: str, tmp_path, maker):
     np.savez(data, **few)
     out = tmp_path / "art"
     runner = CliRunner()
-    result = runner.invoke(app, ["generate", str(made.quantized if hasattr(made, "quantized")
-                                                 else made.model), "-o", str(out),
-                                 "--engine", "gemm", "--board", board, "--data", str(data),
-                                 "--random", "3"])
+    result = runner.invoke(
+        app,
+        [
+            "generate",
+            str(made.quantized if hasattr(made, "quantized") else made.model),
+            "-o",
+            str(out),
+            "--engine",
+            "gemm",
+            "--board",
+            board,
+            "--data",
+            str(data),
+            "--random",
+            "3",
+        ],
+    )
     if result.exit_code != 0:
-        assert result.exit_code == 1 and result.exception is None or \
-            isinstance(result.exception, SystemExit), result.output
+        assert (
+            result.exit_code == 1
+            and result.exception is None
+            or isinstance(result.exception, SystemExit)
+        ), result.output
         assert "Traceback" not in result.output
         line = result.output.strip().splitlines()[-1]
         assert not out.exists(), "a refused generate left files behind"
@@ -51,6 +74,7 @@ def _generate_and_sim(name: str, board: str, tmp_path, maker):
 
 def _tiny(name, out):
     from frontends.examples.tiny import make_tiny
+
     return make_tiny(name, out)
 
 
@@ -60,20 +84,33 @@ def test_tiny_kws_on_the_icebreaker_is_bit_exact(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, board", [("tiny_kws", "ulx3s-85f"), ("tiny_ic", "icebreaker"),
-                                         ("tiny_ic", "ulx3s-85f"), ("tiny_ad", "ulx3s-85f"),
-                                         ("tiny_vww", "ulx3s-85f")])
+@pytest.mark.parametrize(
+    "name, board",
+    [
+        ("tiny_kws", "ulx3s-85f"),
+        ("tiny_ic", "icebreaker"),
+        ("tiny_ic", "ulx3s-85f"),
+        ("tiny_ad", "ulx3s-85f"),
+        ("tiny_vww", "ulx3s-85f"),
+    ],
+)
 def test_tiny_models_are_bit_exact(name, board, tmp_path):
     _generate_and_sim(name, board, tmp_path, _tiny)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, board", [("tiny_kws_ternary", "ulx3s-85f"),
-                                         ("tiny_ic_ternary", "ulx3s-85f"),
-                                         ("tiny_ic_ternary", "icebreaker")])
+@pytest.mark.parametrize(
+    "name, board",
+    [
+        ("tiny_kws_ternary", "ulx3s-85f"),
+        ("tiny_ic_ternary", "ulx3s-85f"),
+        ("tiny_ic_ternary", "icebreaker"),
+    ],
+)
 def test_ternary_variants_are_bit_exact(name, board, tmp_path):
     pytest.importorskip("brevitas", reason="optional extra: pip install -e .[brevitas]")
     from frontends.examples.tiny_brevitas import make_tiny_brevitas
+
     _generate_and_sim(name, board, tmp_path, make_tiny_brevitas)
 
 
@@ -81,5 +118,7 @@ def test_ternary_variants_are_bit_exact(name, board, tmp_path):
 @pytest.mark.parametrize("name", ["ic", "vww"])
 def test_digits_twins_are_bit_exact(name, tmp_path):
     from frontends.examples.tiny import make_tiny_twin
-    _generate_and_sim(name, "icebreaker", tmp_path,
-                      lambda kind, out: make_tiny_twin(kind, out, epochs=1))
+
+    _generate_and_sim(
+        name, "icebreaker", tmp_path, lambda kind, out: make_tiny_twin(kind, out, epochs=1)
+    )

@@ -32,38 +32,67 @@ from pathlib import Path
 import numpy as np
 
 # op -> indices of its data inputs (the rest become initializers); None: every input
-OPS = {"QuantizeLinear": (0,), "DequantizeLinear": (0,), "QLinearMatMul": (0,),
-       "QLinearConv": (0,), "MatMulInteger": (0,), "ConvInteger": (0,), "Conv": (0,),
-       "Gemm": (0,), "MatMul": (0,), "MaxPool": (0,), "AveragePool": (0,),
-       "GlobalAveragePool": (0,), "Relu": (0,), "Clip": (0,), "Add": None, "Concat": None,
-       "Flatten": (0,), "Reshape": (0,), "Transpose": (0,)}
+OPS = {
+    "QuantizeLinear": (0,),
+    "DequantizeLinear": (0,),
+    "QLinearMatMul": (0,),
+    "QLinearConv": (0,),
+    "MatMulInteger": (0,),
+    "ConvInteger": (0,),
+    "Conv": (0,),
+    "Gemm": (0,),
+    "MatMul": (0,),
+    "MaxPool": (0,),
+    "AveragePool": (0,),
+    "GlobalAveragePool": (0,),
+    "Relu": (0,),
+    "Clip": (0,),
+    "Add": None,
+    "Concat": None,
+    "Flatten": (0,),
+    "Reshape": (0,),
+    "Transpose": (0,),
+}
 # float ops that commute with one elementwise monotone quantizer on inputs and output
 COMMUTES = {"MaxPool", "Relu", "Clip", "Concat", "Flatten", "Reshape", "Transpose"}
 # float ops exact at scale 1 on integer data (weights and biases integers too)
 ARITHMETIC = {"Conv", "Gemm", "MatMul", "AveragePool", "GlobalAveragePool", "Add"}
 
 REASONS = [
-    (r"on integer codes|here it is integer codes",
-     "integer-typed tensor (nnloom runs float ops between DequantizeLinear and "
-     "QuantizeLinear)"),
-    (r"must be a dequantized tensor|unquantized graph input|is not a quantized tensor|"
-     r"not quantized codes|is not supported; layout ops apply|of a float constant|"
-     r"is supported only by a float constant", "needs quantization"),
+    (
+        r"on integer codes|here it is integer codes",
+        "integer-typed tensor (nnloom runs float ops between DequantizeLinear and QuantizeLinear)",
+    ),
+    (
+        r"must be a dequantized tensor|unquantized graph input|is not a quantized tensor|"
+        r"not quantized codes|is not supported; layout ops apply|of a float constant|"
+        r"is supported only by a float constant",
+        "needs quantization",
+    ),
     (r"second quantized graph input|no graph input is quantized", "more than one graph input"),
-    (r"element type|expected an integer type|output_dtype|not an integer type",
-     "unsupported dtype"),
+    (
+        r"element type|expected an integer type|output_dtype|not an integer type",
+        "unsupported dtype",
+    ),
     (r"must be a scalar|per-axis|per input channel|per-channel for", "per-axis quantization"),
-    (r"per sample is not supported|weight must be 2-D|one vector per sample|pools need|"
-     r"windows are supported", "batched or N-D operands"),
-    (r"moves the batch axis|batch axis|changes the batch dimension|cannot reshape",
-     "moves ONNX's first (batch) axis"),
+    (
+        r"per sample is not supported|weight must be 2-D|one vector per sample|pools need|"
+        r"windows are supported",
+        "batched or N-D operands",
+    ),
+    (
+        r"moves the batch axis|batch axis|changes the batch dimension|cannot reshape",
+        "moves ONNX's first (batch) axis",
+    ),
     (r"Indices output", "MaxPool Indices output"),
     (r"clip range .* is empty", "empty clip range (min > max)"),
     (r"checker rejects", "rejected by the onnx checker"),
     (r"transA|alpha/beta", "Gemm transA/alpha/beta"),
     (r"bias has|bias must be", "bias shape"),
-    (r"ceil_mode|auto_pad|dilation|kernel|window|pads|strides|the output would be empty",
-     "unsupported window attribute"),
+    (
+        r"ceil_mode|auto_pad|dilation|kernel|window|pads|strides|the output would be empty",
+        "unsupported window attribute",
+    ),
     (r"only same-shape|do not concatenate|shapes", "broadcasting"),
     (r"saturate", "saturate=0"),
 ]
@@ -82,6 +111,7 @@ def load_cases() -> list:
     import warnings
 
     import onnx.backend.test.case.node as node_cases
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for op in OPS:
@@ -90,8 +120,11 @@ def load_cases() -> list:
                 importlib.import_module(name)
             except ImportError:
                 pass
-    return [c for c in node_cases._NodeTestCases
-            if len(c.model.graph.node) == 1 and c.model.graph.node[0].op_type in OPS]
+    return [
+        c
+        for c in node_cases._NodeTestCases
+        if len(c.model.graph.node) == 1 and c.model.graph.node[0].op_type in OPS
+    ]
 
 
 def _opset(model) -> int:
@@ -129,12 +162,10 @@ def _build(case, inputs, expected, *, qdq=None):
         if name in data:
             continue
         v = values[name]
-        if qdq is not None and node.op_type in ("Conv", "Gemm", "MatMul") \
-                and name == node.input[1]:
+        if qdq is not None and node.op_type in ("Conv", "Gemm", "MatMul") and name == node.input[1]:
             inits.append(numpy_helper.from_array(np.rint(v).astype(qdq["dtype"]), name + "_q"))
             inits.append(numpy_helper.from_array(np.float32(1.0), name + "_s"))
-            nodes.append(helper.make_node("DequantizeLinear", [name + "_q", name + "_s"],
-                                          [name]))
+            nodes.append(helper.make_node("DequantizeLinear", [name + "_q", name + "_s"], [name]))
             continue
         inits.append(numpy_helper.from_array(np.asarray(v), name))
     feeds = []
@@ -144,22 +175,31 @@ def _build(case, inputs, expected, *, qdq=None):
         dims = list(np.shape(values[name]))
         if qdq is not None:
             zp = np.zeros((), qdq["dtype"])
-            inits += [numpy_helper.from_array(np.float32(qdq["scale"]), name + "_qs"),
-                      numpy_helper.from_array(zp, name + "_qz")]
-            new_inputs.append(helper.make_tensor_value_info(name + "_f", TensorProto.FLOAT,
-                                                            dims))
-            nodes += [helper.make_node("QuantizeLinear", [name + "_f", name + "_qs",
-                                                          name + "_qz"], [name + "_c"]),
-                      helper.make_node("DequantizeLinear", [name + "_c", name + "_qs",
-                                                            name + "_qz"], [name])]
+            inits += [
+                numpy_helper.from_array(np.float32(qdq["scale"]), name + "_qs"),
+                numpy_helper.from_array(zp, name + "_qz"),
+            ]
+            new_inputs.append(helper.make_tensor_value_info(name + "_f", TensorProto.FLOAT, dims))
+            nodes += [
+                helper.make_node(
+                    "QuantizeLinear", [name + "_f", name + "_qs", name + "_qz"], [name + "_c"]
+                ),
+                helper.make_node(
+                    "DequantizeLinear", [name + "_c", name + "_qs", name + "_qz"], [name]
+                ),
+            ]
         elif _int_dtype(et):
             zp = np.zeros((), dtype=values[name].dtype)
-            inits += [numpy_helper.from_array(np.float32(1.0), name + "_one"),
-                      numpy_helper.from_array(zp, name + "_zero")]
-            new_inputs.append(helper.make_tensor_value_info(name + "_f", TensorProto.FLOAT,
-                                                            dims))
-            nodes.append(helper.make_node("QuantizeLinear", [name + "_f", name + "_one",
-                                                             name + "_zero"], [name]))
+            inits += [
+                numpy_helper.from_array(np.float32(1.0), name + "_one"),
+                numpy_helper.from_array(zp, name + "_zero"),
+            ]
+            new_inputs.append(helper.make_tensor_value_info(name + "_f", TensorProto.FLOAT, dims))
+            nodes.append(
+                helper.make_node(
+                    "QuantizeLinear", [name + "_f", name + "_one", name + "_zero"], [name]
+                )
+            )
         else:
             new_inputs.append(vi)
         feeds.append(np.asarray(values[name]))
@@ -169,17 +209,22 @@ def _build(case, inputs, expected, *, qdq=None):
     outputs = [out]
     kind = "codes" if _int_dtype(out_type) else "float"
     if qdq is not None:
-        inits += [numpy_helper.from_array(np.float32(qdq["scale"]), "y_qs"),
-                  numpy_helper.from_array(np.zeros((), qdq["dtype"]), "y_qz")]
+        inits += [
+            numpy_helper.from_array(np.float32(qdq["scale"]), "y_qs"),
+            numpy_helper.from_array(np.zeros((), qdq["dtype"]), "y_qz"),
+        ]
         nodes.append(helper.make_node("QuantizeLinear", [out.name, "y_qs", "y_qz"], ["y_q"]))
         outputs = [helper.make_tensor_value_info("y_q", qdq["elem"], expected.shape)]
         kind = "codes"
     elif out_type in (6, 7):  # int32/int64 accumulators: read through an int32 quantizer
-        inits += [numpy_helper.from_array(np.float32(1.0), "acc_one"),
-                  numpy_helper.from_array(np.zeros((), np.int32), "acc_zero")]
-        nodes += [helper.make_node("Cast", [out.name], ["acc_f"], to=TensorProto.FLOAT),
-                  helper.make_node("QuantizeLinear", ["acc_f", "acc_one", "acc_zero"],
-                                   ["acc_q"])]
+        inits += [
+            numpy_helper.from_array(np.float32(1.0), "acc_one"),
+            numpy_helper.from_array(np.zeros((), np.int32), "acc_zero"),
+        ]
+        nodes += [
+            helper.make_node("Cast", [out.name], ["acc_f"], to=TensorProto.FLOAT),
+            helper.make_node("QuantizeLinear", ["acc_f", "acc_one", "acc_zero"], ["acc_q"]),
+        ]
         outputs = [helper.make_tensor_value_info("acc_q", TensorProto.INT32, expected.shape)]
         kind = "codes"
         opset = max(opset, 21)
@@ -210,6 +255,7 @@ def _golden(path, feeds):
 
 def _compare(graph, out, expected, kind, case):
     from frontends import reference
+
     if kind == "codes":
         got = out.reshape(expected.shape)
         return bool(np.array_equal(got.astype(np.int64), expected.astype(np.int64)))
@@ -220,13 +266,18 @@ def _compare(graph, out, expected, kind, case):
 def _qdq_plan(case, inputs, expected):
     """The quantizer wrapping a float-only case, or None when it cannot be exact."""
     import onnx
+
     from frontends.fixedpoint import quantize_linear
+
     op = case.model.graph.node[0].op_type
     if op not in COMMUTES | ARITHMETIC:
         return None
     opset = _opset(case.model)
-    dtype, elem, top = (np.int16, onnx.TensorProto.INT16, 32767) if opset >= 21 else \
-        (np.int8, onnx.TensorProto.INT8, 127)
+    dtype, elem, top = (
+        (np.int16, onnx.TensorProto.INT16, 32767)
+        if opset >= 21
+        else (np.int8, onnx.TensorProto.INT8, 127)
+    )
     values = [np.asarray(v) for v in inputs if np.asarray(v).dtype.kind == "f"]
     if not values or any(v.dtype.kind != "f" for v in [np.asarray(expected)]):
         return None
@@ -244,6 +295,7 @@ def _qdq_plan(case, inputs, expected):
 
 def _array(v) -> np.ndarray:
     from onnx import TensorProto, numpy_helper
+
     return numpy_helper.to_array(v) if isinstance(v, TensorProto) else np.asarray(v)
 
 
@@ -253,6 +305,7 @@ def run_case(case, tmp: Path) -> tuple[str, str]:
     import onnx
 
     from frontends.errors import ModelError
+
     results = []
     for inputs, outputs in case.data_sets:
         inputs = [_array(v) for v in inputs]
@@ -265,8 +318,11 @@ def run_case(case, tmp: Path) -> tuple[str, str]:
         except ModelError as exc:
             plan = None
             data = _data_inputs(case)
-            if kind == "float" and not any(_int_dtype(i.type.tensor_type.elem_type)
-                                           for i in case.model.graph.input if i.name in data):
+            if kind == "float" and not any(
+                _int_dtype(i.type.tensor_type.elem_type)
+                for i in case.model.graph.input
+                if i.name in data
+            ):
                 plan = _qdq_plan(case, inputs, expected)
             if plan is None:
                 return f"refused: {reason(str(exc))}", str(exc)
@@ -304,20 +360,26 @@ def run_all(cases=None) -> tuple[dict, list]:
 
 
 def markdown(table: dict) -> str:
-    lines = ["| op | cases | passed | passed (QDQ) | refused (reason: count) |",
-             "| --- | --- | --- | --- | --- |"]
+    lines = [
+        "| op | cases | passed | passed (QDQ) | refused (reason: count) |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for op in OPS:
         c = table.get(op, Counter())
-        refused = ", ".join(f"{k[len('refused: '):]}: {v}" for k, v in sorted(c.items())
-                            if k.startswith("refused"))
+        refused = ", ".join(
+            f"{k[len('refused: ') :]}: {v}" for k, v in sorted(c.items()) if k.startswith("refused")
+        )
         bad = ", ".join(f"{k}: {c[k]}" for k in ("wrong", "error") if c.get(k))
-        lines.append(f"| {op} | {sum(c.values())} | {c.get('passed', 0)} | "
-                     f"{c.get('passed (QDQ)', 0)} | {refused or '—'}{'; ' + bad if bad else ''} |")
+        lines.append(
+            f"| {op} | {sum(c.values())} | {c.get('passed', 0)} | "
+            f"{c.get('passed (QDQ)', 0)} | {refused or '—'}{'; ' + bad if bad else ''} |"
+        )
     return "\n".join(lines)
 
 
 if __name__ == "__main__":
     import sys
+
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     table, rows = run_all()
     for name, outcome, detail in rows:

@@ -43,12 +43,23 @@ def _mlp():
         def __init__(self):
             super().__init__()
             self.inp = qnn.QuantIdentity(bit_width=8, return_quant_tensor=True)
-            self.fc1 = qnn.QuantLinear(16, 12, bias=True, weight_bit_width=4,
-                                       weight_quant=Int8WeightPerChannelFloat,
-                                       bias_quant=Int32Bias)
+            self.fc1 = qnn.QuantLinear(
+                16,
+                12,
+                bias=True,
+                weight_bit_width=4,
+                weight_quant=Int8WeightPerChannelFloat,
+                bias_quant=Int32Bias,
+            )
             self.relu = qnn.QuantReLU(bit_width=4, return_quant_tensor=True)
-            self.fc2 = qnn.QuantLinear(12, 5, bias=True, weight_bit_width=4,
-                                       bias_quant=Int32Bias, output_quant=Int8ActPerTensorFloat)
+            self.fc2 = qnn.QuantLinear(
+                12,
+                5,
+                bias=True,
+                weight_bit_width=4,
+                bias_quant=Int32Bias,
+                output_quant=Int8ActPerTensorFloat,
+            )
 
         def forward(self, x):
             return self.fc2(self.relu(self.fc1(self.inp(x))))
@@ -97,20 +108,24 @@ def _module_codes(model, x):
         h = model.relu(model.fc1(a))
         y = model.fc2(h)
     y_scale = float(model.fc2.output_quant.scale())
-    codes = [torch.round(a.value / a.scale), torch.round(h.value / h.scale),
-             torch.round(y / y_scale)]
+    codes = [
+        torch.round(a.value / a.scale),
+        torch.round(h.value / h.scale),
+        torch.round(y / y_scale),
+    ]
     return [c.numpy().astype(np.int64) for c in codes], y_scale
 
 
-@pytest.mark.parametrize("dynamo", [pytest.param(True, marks=pytest.mark.slow), False],
-                         ids=["dynamo", "torchscript"])
+@pytest.mark.parametrize(
+    "dynamo", [pytest.param(True, marks=pytest.mark.slow), False], ids=["dynamo", "torchscript"]
+)
 def test_brevitas_mlp_imports_and_golden_equals_the_module(exported, dynamo):
     graph = import_onnx(exported.path(dynamo))
     model = exported.model
     assert [n.op for n in graph.nodes] == ["dense", "dense"]
     first, second = graph.nodes
     assert [str(n.attrs["weight_dtype"]) for n in graph.nodes] == ["int4n", "int4n"]
-    assert len(set(first.weights["multiplier"].tolist())) > 1     # per-channel weight scales
+    assert len(set(first.weights["multiplier"].tolist())) > 1  # per-channel weight scales
     assert str(graph.tensor(graph.inputs[0]).dtype) == "int8"
     assert str(graph.tensor(first.outputs[0]).dtype) == "uint4" and first.attrs["relu"]
     assert str(graph.tensor(second.outputs[0]).dtype) == "int8"
@@ -140,8 +155,9 @@ def test_golden_equals_qonnx_executor(exported):
     wrapper = ModelWrapper(str(path)).transform(InferShapes())
     iname, oname = wrapper.graph.input[0].name, wrapper.graph.output[0].name
     x = np.random.default_rng(2).normal(0, 1.5, (60, 16)).astype(np.float32)
-    theirs = np.concatenate([execute_onnx(wrapper, {iname: x[i:i + 1]})[oname]
-                             for i in range(len(x))])
+    theirs = np.concatenate(
+        [execute_onnx(wrapper, {iname: x[i : i + 1]})[oname] for i in range(len(x))]
+    )
     ours = reference.predict(graph, x)
     lsb = float(graph.tensor(graph.outputs[0]).quant.scale)
     assert np.abs(ours - theirs).max() <= lsb * (1 + 1e-4)
@@ -156,6 +172,7 @@ def test_inspect_lists_the_4bit_layers(exported):
     result = CliRunner().invoke(app, ["inspect", str(exported.path(False)), "--json"])
     assert result.exit_code == 0, result.output
     import json
+
     facts = json.loads(result.output)
     assert facts["error"] is None and facts["unsupported"] == []
     assert [f["weight_dtype"] for f in facts["layers"]] == ["int4n", "int4n"]
@@ -173,8 +190,19 @@ def test_flow_generate_and_simulate_on_the_dense_engine(exported, tmp_path):
 
     art = tmp_path / "art"
     runner = CliRunner()
-    result = runner.invoke(app, ["generate", str(exported.path(False)), "-o", str(art),
-                                 "--random", "16", "--engine", "dense"])
+    result = runner.invoke(
+        app,
+        [
+            "generate",
+            str(exported.path(False)),
+            "-o",
+            str(art),
+            "--random",
+            "16",
+            "--engine",
+            "dense",
+        ],
+    )
     assert result.exit_code == 0, result.output
     result = runner.invoke(app, ["sim", str(art)])
     assert result.exit_code == 0, result.output
@@ -193,9 +221,10 @@ def test_float_bias_is_rounded_with_a_warning(tmp_path, caplog):
     from torch import nn
 
     torch.manual_seed(3)
-    model = nn.Sequential(qnn.QuantIdentity(bit_width=8, return_quant_tensor=True),
-                          qnn.QuantLinear(6, 3, bias=True, weight_bit_width=4,
-                                          output_quant=Int8ActPerTensorFloat))
+    model = nn.Sequential(
+        qnn.QuantIdentity(bit_width=8, return_quant_tensor=True),
+        qnn.QuantLinear(6, 3, bias=True, weight_bit_width=4, output_quant=Int8ActPerTensorFloat),
+    )
     model.train()
     with torch.no_grad():
         model[1].bias.uniform_(-1, 1)

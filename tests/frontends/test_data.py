@@ -22,6 +22,7 @@ def fake(monkeypatch, tmp_path):
     def retrieve(*args, **kwargs):
         calls.append(args)
         raise ConnectionError("Failed to resolve 'example.org'")
+
     monkeypatch.setattr(data, "REGISTRY", {"t/a.npy": ("https://example.org/a.npy", SHA)})
     monkeypatch.setattr(data, "_cache_dir", lambda: tmp_path / "cache")
     monkeypatch.setattr(data, "_offline", [])
@@ -67,6 +68,7 @@ def test_registry_pins_each_file_to_a_commit_and_a_hash():
     assert len(data.REGISTRY) == 4 + 10 + 15
     for name, (url, sha) in data.REGISTRY.items():
         assert re.fullmatch(r"[0-9a-f]{64}", sha), name
-        assert re.fullmatch(r"https://raw\.githubusercontent\.com/[\w-]+/[\w-]+/[0-9a-f]{40}/\S+",
-                            url), name
+        assert re.fullmatch(
+            r"https://raw\.githubusercontent\.com/[\w-]+/[\w-]+/[0-9a-f]{40}/\S+", url
+        ), name
     assert {n.split("/")[0] for n in data.REGISTRY} == {"srlut", "hklut", "set5"}

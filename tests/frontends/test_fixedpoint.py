@@ -3,8 +3,13 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from frontends.fixedpoint import (MULTIPLIER_BITS, quantize_linear, quantize_multipliers,
-                                  requantize, signed_bits)
+from frontends.fixedpoint import (
+    MULTIPLIER_BITS,
+    quantize_linear,
+    quantize_multipliers,
+    requantize,
+    signed_bits,
+)
 
 
 def _exact_requant(acc, m, shift, zp, lo, hi):
@@ -39,8 +44,9 @@ def test_requantize_matches_exact_rounding_on_ties_and_edges():
     m, shift = 3, 2  # acc*3/4: every residue mod 4, ties at acc*3 % 4 == 2
     accs = list(range(-20, 21)) + [-(2**30), 2**30 - 1]
     for acc in accs:
-        assert requantize(acc, m, shift, 0, -(2**40), 2**40) == \
-            _exact_requant(acc, m, shift, 0, -(2**40), 2**40)
+        assert requantize(acc, m, shift, 0, -(2**40), 2**40) == _exact_requant(
+            acc, m, shift, 0, -(2**40), 2**40
+        )
     for _ in range(2000):
         acc = int(rng.integers(-(2**24), 2**24))
         mm = int(rng.integers(1, 2**15))
@@ -76,15 +82,45 @@ def test_signed_bits():
 
 def test_rounding_modes_at_ties_and_signs():
     from frontends.fixedpoint import rounded_div
+
     acc = np.array([-7, -6, -5, -3, -1, 1, 3, 5, 6, 7])  # /2: ties at every odd value
-    assert requantize(acc, 1, 1, 0, -99, 99, "half_even").tolist() == \
-        [-4, -3, -2, -2, 0, 0, 2, 2, 3, 4]
-    assert requantize(acc, 1, 1, 0, -99, 99, "half_up").tolist() == \
-        [-3, -3, -2, -1, 0, 1, 2, 3, 3, 4]
-    assert requantize(acc, 1, 1, 0, -99, 99, "floor").tolist() == \
-        [-4, -3, -3, -2, -1, 0, 1, 2, 3, 3]
-    assert requantize(acc, 1, 1, 0, -99, 99, "ceil").tolist() == \
-        [-3, -3, -2, -1, 0, 1, 2, 3, 3, 4]
+    assert requantize(acc, 1, 1, 0, -99, 99, "half_even").tolist() == [
+        -4,
+        -3,
+        -2,
+        -2,
+        0,
+        0,
+        2,
+        2,
+        3,
+        4,
+    ]
+    assert requantize(acc, 1, 1, 0, -99, 99, "half_up").tolist() == [
+        -3,
+        -3,
+        -2,
+        -1,
+        0,
+        1,
+        2,
+        3,
+        3,
+        4,
+    ]
+    assert requantize(acc, 1, 1, 0, -99, 99, "floor").tolist() == [
+        -4,
+        -3,
+        -3,
+        -2,
+        -1,
+        0,
+        1,
+        2,
+        3,
+        3,
+    ]
+    assert requantize(acc, 1, 1, 0, -99, 99, "ceil").tolist() == [-3, -3, -2, -1, 0, 1, 2, 3, 3, 4]
     for mode in ("half_even", "half_up", "floor", "ceil"):
         assert (rounded_div(acc, 2, mode) == requantize(acc, 1, 1, 0, -99, 99, mode)).all()
     assert rounded_div(np.array([15, 21, -15]), 6, "half_even").tolist() == [2, 4, -2]
@@ -93,13 +129,16 @@ def test_rounding_modes_at_ties_and_signs():
 def test_qonnx_rounding_table():
     """The table of docs/qonnx-custom-ops/quant_op.md, row by row."""
     from frontends.fixedpoint import round_qonnx
+
     x = np.array([5.5, 2.5, 1.6, 1.1, 1.0, -1.0, -1.1, -1.6, -2.5, -5.5])
-    table = {"ROUND": [6, 2, 2, 1, 1, -1, -1, -2, -2, -6],
-             "CEIL": [6, 3, 2, 2, 1, -1, -1, -1, -2, -5],
-             "FLOOR": [5, 2, 1, 1, 1, -1, -2, -2, -3, -6],
-             "UP": [6, 3, 2, 2, 1, -1, -2, -2, -3, -6],
-             "DOWN": [5, 2, 1, 1, 1, -1, -1, -1, -2, -5],
-             "HALF_UP": [6, 3, 2, 1, 1, -1, -1, -2, -3, -6],
-             "HALF_DOWN": [5, 2, 2, 1, 1, -1, -1, -2, -2, -5]}
+    table = {
+        "ROUND": [6, 2, 2, 1, 1, -1, -1, -2, -2, -6],
+        "CEIL": [6, 3, 2, 2, 1, -1, -1, -1, -2, -5],
+        "FLOOR": [5, 2, 1, 1, 1, -1, -2, -2, -3, -6],
+        "UP": [6, 3, 2, 2, 1, -1, -2, -2, -3, -6],
+        "DOWN": [5, 2, 1, 1, 1, -1, -1, -1, -2, -5],
+        "HALF_UP": [6, 3, 2, 1, 1, -1, -1, -2, -3, -6],
+        "HALF_DOWN": [5, 2, 2, 1, 1, -1, -1, -2, -2, -5],
+    }
     for mode, want in table.items():
         assert round_qonnx(x, mode).tolist() == want, mode

@@ -9,50 +9,93 @@ import re
 import numpy as np
 import onnx
 import pytest
+from models import QonnxBuilder
 from onnx import numpy_helper
 
 from frontends import reference
 from frontends.errors import ModelError
 from frontends.onnx_import import import_onnx
-from models import QonnxBuilder
 
-OPS = ["Relu", "Conv", "MaxPool", "Softmax", "Add", "Gemm", "Reshape", "Transpose", "Clip",
-       "Concat", "QuantizeLinear", "DequantizeLinear", "Flatten", "Sigmoid", "Quant", "Foo",
-       "QLinearConv", "MatMulInteger", "ConvInteger", "QLinearMatMul"]
-KINDS = ("missing initializer", "wrong initializer shape", "bad attribute", "swapped op",
-         "dangling input", "wrong input shape", "bad initializer values", "reordered nodes",
-         "bad external data", "truncated or bit-flipped bytes")
+OPS = [
+    "Relu",
+    "Conv",
+    "MaxPool",
+    "Softmax",
+    "Add",
+    "Gemm",
+    "Reshape",
+    "Transpose",
+    "Clip",
+    "Concat",
+    "QuantizeLinear",
+    "DequantizeLinear",
+    "Flatten",
+    "Sigmoid",
+    "Quant",
+    "Foo",
+    "QLinearConv",
+    "MatMulInteger",
+    "ConvInteger",
+    "QLinearMatMul",
+]
+KINDS = (
+    "missing initializer",
+    "wrong initializer shape",
+    "bad attribute",
+    "swapped op",
+    "dangling input",
+    "wrong input shape",
+    "bad initializer values",
+    "reordered nodes",
+    "bad external data",
+    "truncated or bit-flipped bytes",
+)
 
 
 def _bases(tmp_path):
     from onnx import TensorProto, helper
+
     rng = np.random.default_rng(0)
-    inits = {"s": np.float32(0.05), "z": np.int8(0), "w": rng.integers(-127, 128, (4, 2, 3, 3))
-             .astype(np.int8), "sw": np.float32(0.01), "sy": np.float32(0.2), "zy": np.int8(0),
-             "w2": rng.integers(-127, 128, (3, 16)).astype(np.int8), "shape": np.array([1, -1])}
-    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"], name="q"),
-             helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["xd"], name="dq"),
-             helper.make_node("DequantizeLinear", ["w", "sw"], ["wd"], name="dqw"),
-             helper.make_node("Conv", ["xd", "wd"], ["c"], name="conv", pads=[1, 1, 1, 1],
-                              strides=[2, 2]),
-             helper.make_node("Relu", ["c"], ["r"], name="relu"),
-             helper.make_node("QuantizeLinear", ["r", "sy", "zy"], ["rq"], name="q2"),
-             helper.make_node("DequantizeLinear", ["rq", "sy", "zy"], ["rd"], name="dq2"),
-             helper.make_node("MaxPool", ["rd"], ["p"], name="pool", kernel_shape=[2, 2],
-                              strides=[2, 2]),
-             helper.make_node("QuantizeLinear", ["p", "sy", "zy"], ["pq"], name="qp"),
-             helper.make_node("DequantizeLinear", ["pq", "sy", "zy"], ["pd"], name="dqp"),
-             helper.make_node("Reshape", ["pd", "shape"], ["f"], name="flat"),
-             helper.make_node("QuantizeLinear", ["f", "sy", "zy"], ["fq"], name="q3"),
-             helper.make_node("DequantizeLinear", ["fq", "sy", "zy"], ["fd"], name="dq3"),
-             helper.make_node("DequantizeLinear", ["w2", "sw"], ["w2d"], name="dqw2"),
-             helper.make_node("Gemm", ["fd", "w2d"], ["g"], name="fc", transB=1),
-             helper.make_node("QuantizeLinear", ["g", "sy", "zy"], ["gq"], name="q4"),
-             helper.make_node("DequantizeLinear", ["gq", "sy", "zy"], ["y"], name="dq4")]
-    g = helper.make_graph(nodes, "base",
-                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 8, 8])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])],
-                          [numpy_helper.from_array(np.asarray(v), k) for k, v in inits.items()])
+    inits = {
+        "s": np.float32(0.05),
+        "z": np.int8(0),
+        "w": rng.integers(-127, 128, (4, 2, 3, 3)).astype(np.int8),
+        "sw": np.float32(0.01),
+        "sy": np.float32(0.2),
+        "zy": np.int8(0),
+        "w2": rng.integers(-127, 128, (3, 16)).astype(np.int8),
+        "shape": np.array([1, -1]),
+    }
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"], name="q"),
+        helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["xd"], name="dq"),
+        helper.make_node("DequantizeLinear", ["w", "sw"], ["wd"], name="dqw"),
+        helper.make_node(
+            "Conv", ["xd", "wd"], ["c"], name="conv", pads=[1, 1, 1, 1], strides=[2, 2]
+        ),
+        helper.make_node("Relu", ["c"], ["r"], name="relu"),
+        helper.make_node("QuantizeLinear", ["r", "sy", "zy"], ["rq"], name="q2"),
+        helper.make_node("DequantizeLinear", ["rq", "sy", "zy"], ["rd"], name="dq2"),
+        helper.make_node(
+            "MaxPool", ["rd"], ["p"], name="pool", kernel_shape=[2, 2], strides=[2, 2]
+        ),
+        helper.make_node("QuantizeLinear", ["p", "sy", "zy"], ["pq"], name="qp"),
+        helper.make_node("DequantizeLinear", ["pq", "sy", "zy"], ["pd"], name="dqp"),
+        helper.make_node("Reshape", ["pd", "shape"], ["f"], name="flat"),
+        helper.make_node("QuantizeLinear", ["f", "sy", "zy"], ["fq"], name="q3"),
+        helper.make_node("DequantizeLinear", ["fq", "sy", "zy"], ["fd"], name="dq3"),
+        helper.make_node("DequantizeLinear", ["w2", "sw"], ["w2d"], name="dqw2"),
+        helper.make_node("Gemm", ["fd", "w2d"], ["g"], name="fc", transB=1),
+        helper.make_node("QuantizeLinear", ["g", "sy", "zy"], ["gq"], name="q4"),
+        helper.make_node("DequantizeLinear", ["gq", "sy", "zy"], ["y"], name="dq4"),
+    ]
+    g = helper.make_graph(
+        nodes,
+        "base",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])],
+        [numpy_helper.from_array(np.asarray(v), k) for k, v in inits.items()],
+    )
     qdq = helper.make_model(g, opset_imports=[helper.make_opsetid("", 21)], ir_version=10)
     b = QonnxBuilder()
     x = b.quant("x", 1 / 64, 8)
@@ -60,26 +103,46 @@ def _bases(tmp_path):
     h = b.quant(b.node("Relu", [b.node("MatMul", [x, w])]), 0.25, 4, signed=0)
     _, qonnx_model = b.save(tmp_path / "b.onnx", h, [1, 6], [1, 4])
 
-    inits = {"sx": np.float32(0.02), "zx": np.int8(0), "sw": np.float32(0.01),
-             "zw": np.int8(0), "wc": rng.integers(-127, 128, (3, 2, 3, 3)).astype(np.int8),
-             "sc": np.float32(0.1), "zc": np.int8(0), "b": np.arange(3, dtype=np.int32),
-             "shape": np.array([1, -1]), "wm": rng.integers(-63, 64, (48, 4)).astype(np.int8),
-             "s": np.float32(0.1 * 0.01), "sy": np.float32(0.2), "zy": np.int8(0)}
-    nodes = [helper.make_node("QuantizeLinear", ["x", "sx", "zx"], ["xq"], name="q"),
-             helper.make_node("QLinearConv", ["xq", "sx", "zx", "wc", "sw", "zw", "sc", "zc",
-                                              "b"], ["cq"], name="qconv", pads=[1, 1, 1, 1],
-                              strides=[2, 2]),
-             helper.make_node("Reshape", ["cq", "shape"], ["fq"], name="flat"),
-             helper.make_node("MatMulInteger", ["fq", "wm", "zc", "zw"], ["acc"], name="mmi"),
-             helper.make_node("Cast", ["acc"], ["accf"], name="cast", to=TensorProto.FLOAT),
-             helper.make_node("Mul", ["accf", "s"], ["m"], name="scale"),
-             helper.make_node("Relu", ["m"], ["r"], name="relu"),
-             helper.make_node("QuantizeLinear", ["r", "sy", "zy"], ["yq"], name="q_out"),
-             helper.make_node("DequantizeLinear", ["yq", "sy", "zy"], ["y"], name="dq_out")]
-    g = helper.make_graph(nodes, "integer",
-                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 8, 8])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
-                          [numpy_helper.from_array(np.asarray(v), k) for k, v in inits.items()])
+    inits = {
+        "sx": np.float32(0.02),
+        "zx": np.int8(0),
+        "sw": np.float32(0.01),
+        "zw": np.int8(0),
+        "wc": rng.integers(-127, 128, (3, 2, 3, 3)).astype(np.int8),
+        "sc": np.float32(0.1),
+        "zc": np.int8(0),
+        "b": np.arange(3, dtype=np.int32),
+        "shape": np.array([1, -1]),
+        "wm": rng.integers(-63, 64, (48, 4)).astype(np.int8),
+        "s": np.float32(0.1 * 0.01),
+        "sy": np.float32(0.2),
+        "zy": np.int8(0),
+    }
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "sx", "zx"], ["xq"], name="q"),
+        helper.make_node(
+            "QLinearConv",
+            ["xq", "sx", "zx", "wc", "sw", "zw", "sc", "zc", "b"],
+            ["cq"],
+            name="qconv",
+            pads=[1, 1, 1, 1],
+            strides=[2, 2],
+        ),
+        helper.make_node("Reshape", ["cq", "shape"], ["fq"], name="flat"),
+        helper.make_node("MatMulInteger", ["fq", "wm", "zc", "zw"], ["acc"], name="mmi"),
+        helper.make_node("Cast", ["acc"], ["accf"], name="cast", to=TensorProto.FLOAT),
+        helper.make_node("Mul", ["accf", "s"], ["m"], name="scale"),
+        helper.make_node("Relu", ["m"], ["r"], name="relu"),
+        helper.make_node("QuantizeLinear", ["r", "sy", "zy"], ["yq"], name="q_out"),
+        helper.make_node("DequantizeLinear", ["yq", "sy", "zy"], ["y"], name="dq_out"),
+    ]
+    g = helper.make_graph(
+        nodes,
+        "integer",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+        [numpy_helper.from_array(np.asarray(v), k) for k, v in inits.items()],
+    )
     integer = helper.make_model(g, opset_imports=[helper.make_opsetid("", 21)], ir_version=10)
 
     # external data next to where every fuzzed model is written (tmp_path/fuzz.onnx)
@@ -96,9 +159,15 @@ def _external(g, rng):
     entries = {e.key: e for e in t.external_data}
     choice = int(rng.integers(6))
     if choice == 0:
-        entries["location"].value = ["../ext.onnx.data", "/etc/hostname", "missing.data",
-                                     "", "link.data", "sub/../ext.onnx.data",
-                                     "C:\\x.data"][int(rng.integers(7))]
+        entries["location"].value = [
+            "../ext.onnx.data",
+            "/etc/hostname",
+            "missing.data",
+            "",
+            "link.data",
+            "sub/../ext.onnx.data",
+            "C:\\x.data",
+        ][int(rng.integers(7))]
     elif choice in (1, 2):
         key = "offset" if choice == 1 else "length"
         value = str(int(rng.choice([-8, 0, 3, 10**9, 2**63 - 1])))
@@ -148,7 +217,8 @@ def _mutate(model, rng):
         node = g.node[int(rng.integers(len(g.node)))]
         if node.input:
             node.input[int(rng.integers(len(node.input)))] = ["", "nowhere", "x"][
-                int(rng.integers(3))]
+                int(rng.integers(3))
+            ]
     elif kind == 5:
         dims = g.input[0].type.tensor_type.shape.dim
         if len(dims):
@@ -157,9 +227,14 @@ def _mutate(model, rng):
         t = inline[int(rng.integers(len(inline)))]
         arr = numpy_helper.to_array(t).astype(np.float64)
         arr = arr * rng.choice([0.0, -1.0, np.inf, np.nan, 1e30])
-        t.CopyFrom(numpy_helper.from_array(arr.astype(numpy_helper.to_array(t).dtype)
-                                           if np.isfinite(arr).all() else arr.astype(np.float32),
-                                           t.name))
+        t.CopyFrom(
+            numpy_helper.from_array(
+                arr.astype(numpy_helper.to_array(t).dtype)
+                if np.isfinite(arr).all()
+                else arr.astype(np.float32),
+                t.name,
+            )
+        )
     else:
         kind = 7
         i = int(rng.integers(len(g.node)))

@@ -12,6 +12,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from models import ort_unfused, per_node_errors, torch_qdq
 from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
@@ -19,10 +20,9 @@ from frontends import reference
 from frontends.errors import ModelError
 from frontends.fixedpoint import division_multiplier, requantize, rounded_div
 from frontends.onnx_import import import_onnx
-from models import ort_unfused, per_node_errors, torch_qdq
-
 
 # --- average pooling: the divide-and-round as a multiplier and a shift ------------------------
+
 
 def _critical_sums(c: int, lo: int, hi: int, num: int, den: int) -> np.ndarray:
     """The sums at both ends of every run of equal ``round(sum * num / den)``, and the range
@@ -30,24 +30,26 @@ def _critical_sums(c: int, lo: int, hi: int, num: int, den: int) -> np.ndarray:
     everywhere."""
     lo_v, hi_v = (lo * num) // den - 1, (hi * num) // den + 1
     k = np.arange(lo_v, hi_v + 1, dtype=np.int64)
-    t = (2 * k + 1) * den // (2 * num)           # near each half-way point
+    t = (2 * k + 1) * den // (2 * num)  # near each half-way point
     pts = np.concatenate([t - 1, t, t + 1, t + 2, [lo, hi]])
     return np.unique(pts[(pts >= lo) & (pts <= hi)])
 
 
-def _check_division(c: int, m: int, sh: int, num: int, den: int, sums: np.ndarray,
-                    rounding: str = "half_even"):
+def _check_division(
+    c: int, m: int, sh: int, num: int, den: int, sums: np.ndarray, rounding: str = "half_even"
+):
     ours = requantize(sums, m, sh, 0, -(1 << 40), 1 << 40, rounding)
     exact = rounded_div(sums * num, den, rounding)
     tie = (2 * sums * num) % (2 * den) == den
     bad = (ours != exact) & ~(tie & (np.abs(ours - exact) == 1))
     assert not bad.any(), (c, m, sh, sums[bad][:5])
-    if (c & (c - 1)) == 0:          # a power of two divides exactly, ties included
+    if (c & (c - 1)) == 0:  # a power of two divides exactly, ties included
         assert np.array_equal(ours, exact), c
 
 
-@pytest.mark.parametrize("ratio,top", [((1 << 14, 14), 4096), ((23_517, 15), 160)],
-                         ids=["equal", "rescale"])
+@pytest.mark.parametrize(
+    "ratio,top", [((1 << 14, 14), 4096), ((23_517, 15), 160)], ids=["equal", "rescale"]
+)
 def test_pool_division_every_window_to_4096(ratio, top):
     """For every window count 1..4096 and every sum of int8 codes minus their zero point
     ([-255c, 255c]), the multiplier and shift equal ``round(sum * M / (c * 2**s))`` (half to
@@ -59,8 +61,9 @@ def test_pool_division_every_window_to_4096(ratio, top):
     for c in range(1, top + 1):
         num, den = num0, c << s
         lo, hi = -255 * c, 255 * c
-        m, sh = division_multiplier(num, den, lo, hi, "half_even",
-                                    search_bits=0 if top == 4096 else 15)
+        m, sh = division_multiplier(
+            num, den, lo, hi, "half_even", search_bits=0 if top == 4096 else 15
+        )
         widest = max(widest, m.bit_length())
         _check_division(c, m, sh, num, den, _critical_sums(c, lo, hi, num, den))
         if c <= 64:
@@ -86,6 +89,7 @@ def test_pool_division_exhaustive_every_sum():
 
 
 # --- torch models through onnxruntime quantize_static -----------------------------------------
+
 
 class ViewHead(nn.Module):
     """``x.view(-1, 1, 8, 8)`` on a flat input, then a CNN."""
@@ -175,8 +179,7 @@ def test_ds_cnn_pool_of_125_runs_on_the_gemm_engine(tmp_path):
     from frontends.vectors import golden_vectors
     from rtl_gen.gemm import GemmConfig, compile_graph, model
 
-    path = torch_qdq(DsCnn(), (1, 49, 10), tmp_path / "ds.onnx", activation="uint8",
-                     low=-2, high=2)
+    path = torch_qdq(DsCnn(), (1, 49, 10), tmp_path / "ds.onnx", activation="uint8", low=-2, high=2)
     graph = import_onnx(path)
     (pool,) = [n for n in graph.nodes if n.op == "avgpool"]
     assert pool.weights["count"].tolist() == [125]
@@ -204,15 +207,22 @@ def test_quantize_linear_of_a_constant_weight_is_folded(tmp_path):
         helper.make_node("QuantizeLinear", ["h", "ys", "yz"], ["yq"]),
         helper.make_node("DequantizeLinear", ["yq", "ys", "yz"], ["y"]),
     ]
-    inits = [numpy_helper.from_array(np.float32(1 / 64), "xs"),
-             numpy_helper.from_array(np.int8(0), "xz"), numpy_helper.from_array(w, "w"),
-             numpy_helper.from_array(ws, "ws"), numpy_helper.from_array(np.zeros(5, np.int8),
-                                                                        "wz"),
-             numpy_helper.from_array(np.float32(0.05), "ys"),
-             numpy_helper.from_array(np.int8(0), "yz")]
-    g = helper.make_graph(nodes, "qconst", [helper.make_tensor_value_info(
-        "x", TensorProto.FLOAT, [1, 8])], [helper.make_tensor_value_info(
-            "y", TensorProto.FLOAT, [1, 5])], inits)
+    inits = [
+        numpy_helper.from_array(np.float32(1 / 64), "xs"),
+        numpy_helper.from_array(np.int8(0), "xz"),
+        numpy_helper.from_array(w, "w"),
+        numpy_helper.from_array(ws, "ws"),
+        numpy_helper.from_array(np.zeros(5, np.int8), "wz"),
+        numpy_helper.from_array(np.float32(0.05), "ys"),
+        numpy_helper.from_array(np.int8(0), "yz"),
+    ]
+    g = helper.make_graph(
+        nodes,
+        "qconst",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 5])],
+        inits,
+    )
     path = tmp_path / "qconst.onnx"
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     graph = import_onnx(path)
@@ -223,6 +233,7 @@ def test_quantize_linear_of_a_constant_weight_is_folded(tmp_path):
 
 
 # --- float outputs and host ops ----------------------------------------------------------------
+
 
 def _float_output_model(path, tail: str | None, relu: bool = False):
     """x -> Q/DQ -> Gemm with an int8 weight and a float bias -> (Relu) -> float output, with
@@ -247,14 +258,20 @@ def _float_output_model(path, tail: str | None, relu: bool = False):
             out_type, out_shape = TensorProto.INT64, [1]
     else:
         nodes[-1].output[0] = "y"
-    inits = [numpy_helper.from_array(np.float32(1 / 100), "xs"),
-             numpy_helper.from_array(np.uint8(128), "xz"),
-             numpy_helper.from_array(wq, "wq"),
-             numpy_helper.from_array(rng.uniform(0.001, 0.01, 6).astype(np.float32), "ws"),
-             numpy_helper.from_array(rng.normal(0, 0.3, 6).astype(np.float32), "b")]
-    g = helper.make_graph(nodes, "float_out", [helper.make_tensor_value_info(
-        "x", TensorProto.FLOAT, [1, 10])], [helper.make_tensor_value_info(
-            "y", out_type, out_shape)], inits)
+    inits = [
+        numpy_helper.from_array(np.float32(1 / 100), "xs"),
+        numpy_helper.from_array(np.uint8(128), "xz"),
+        numpy_helper.from_array(wq, "wq"),
+        numpy_helper.from_array(rng.uniform(0.001, 0.01, 6).astype(np.float32), "ws"),
+        numpy_helper.from_array(rng.normal(0, 0.3, 6).astype(np.float32), "b"),
+    ]
+    g = helper.make_graph(
+        nodes,
+        "float_out",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 10])],
+        [helper.make_tensor_value_info("y", out_type, out_shape)],
+        inits,
+    )
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     return path
 
@@ -265,10 +282,15 @@ def test_float_output_with_float_bias_and_host_ops(tmp_path, tail):
     graph = import_onnx(path)
     out = graph.tensor(graph.outputs[0])
     assert out.dtype.signed and out.dtype.width <= 32 and out.quant.axis == 0
-    assert out.quant.offset is not None                     # the float bias, on the host
-    assert graph.host_ops == (() if tail is None else ((
-        {"Softmax": "softmax", "LogSoftmax": "log_softmax", "ArgMax": "argmax"}[tail], 0)
-        + ((False,) if tail == "ArgMax" else ()),))
+    assert out.quant.offset is not None  # the float bias, on the host
+    assert graph.host_ops == (
+        ()
+        if tail is None
+        else (
+            ({"Softmax": "softmax", "LogSoftmax": "log_softmax", "ArgMax": "argmax"}[tail], 0)
+            + ((False,) if tail == "ArgMax" else ()),
+        )
+    )
     x = np.random.default_rng(9).uniform(-1.2, 1.2, (300, 10)).astype(np.float32)
     ours, theirs = reference.predict(graph, x), ort_unfused(path, x)
     if tail == "ArgMax":
@@ -279,8 +301,11 @@ def test_float_output_with_float_bias_and_host_ops(tmp_path, tail):
 
 def test_float_output_relu_after_float_bias_is_refused_by_name(tmp_path):
     path = _float_output_model(tmp_path / "r.onnx", None, relu=True)
-    with pytest.raises(ModelError, match=r"^graph output 'y': the float output of Gemm 'g' has "
-                                         r"a Relu after a float bias"):
+    with pytest.raises(
+        ModelError,
+        match=r"^graph output 'y': the float output of Gemm 'g' has "
+        r"a Relu after a float bias",
+    ):
         import_onnx(path)
 
 
@@ -337,8 +362,9 @@ def test_brevitas_float_logits_equal_qonnx_execution(tmp_path):
     golden = reference.predict(graph, x)
     mw = cleanup_model(ModelWrapper(str(path)))
     i_name, o_name = mw.graph.input[0].name, mw.graph.output[0].name
-    theirs = np.concatenate([execute_onnx(mw, {i_name: x[k:k + 1]})[o_name]
-                             for k in range(0, len(x), 1)])
+    theirs = np.concatenate(
+        [execute_onnx(mw, {i_name: x[k : k + 1]})[o_name] for k in range(0, len(x), 1)]
+    )
     lsb = np.asarray(out.quant.scale, np.float64)
     off = np.abs(golden - theirs) / lsb
     # the first layer's float bias is rounded to its accumulator (a warned approximation),
@@ -356,6 +382,7 @@ def test_manifest_host_sections_invert(tmp_path):
     <-> hardware layout (a transpose), output codes <-> the model's float values (per-channel
     scale and float offset)."""
     from frontends.host import manifest_entries, model_inputs, output_codes, output_scores
+
     path = torch_qdq(PermuteHead(), (12, 6), tmp_path / "p.onnx")
     graph = import_onnx(path)
     entries = manifest_entries(graph)
@@ -370,5 +397,6 @@ def test_manifest_host_sections_invert(tmp_path):
     assert q["code_step"] == int(np.abs(graph.nodes[-1].weights["weight"]).max())
     codes = np.random.default_rng(1).integers(-5000, 5000, (7, 6))
     assert np.array_equal(output_codes(q, output_scores(q, codes)), codes)
-    assert np.allclose(output_scores(q, codes),
-                       reference.dequantize(graph, graph.outputs[0], codes))
+    assert np.allclose(
+        output_scores(q, codes), reference.dequantize(graph, graph.outputs[0], codes)
+    )

@@ -17,15 +17,17 @@ def outcomes():
 
 def test_no_case_is_wrong_or_raises(outcomes):
     _, rows = outcomes
-    bad = [(name, outcome, detail) for name, outcome, detail in rows
-           if outcome in ("wrong", "error")]
+    bad = [
+        (name, outcome, detail) for name, outcome, detail in rows if outcome in ("wrong", "error")
+    ]
     assert not bad, bad
 
 
 def test_every_refusal_names_its_reason(outcomes):
     _, rows = outcomes
-    unnamed = [(name, detail) for name, outcome, detail in rows
-               if outcome.startswith("refused: other")]
+    unnamed = [
+        (name, detail) for name, outcome, detail in rows if outcome.startswith("refused: other")
+    ]
     assert not unnamed, unnamed
 
 
@@ -36,9 +38,22 @@ def test_every_claimed_op_has_cases(outcomes):
 
 # Floors of what passes today (passed + passed in QDQ form): a regression that starts
 # refusing what nnloom took is caught here.
-PASSING = {"QuantizeLinear": 3, "DequantizeLinear": 5, "QLinearMatMul": 4, "QLinearConv": 1,
-           "MatMulInteger": 1, "ConvInteger": 2, "Conv": 6, "MaxPool": 12, "AveragePool": 2,
-           "GlobalAveragePool": 1, "Relu": 1, "Clip": 8, "Flatten": 5, "Transpose": 2}
+PASSING = {
+    "QuantizeLinear": 3,
+    "DequantizeLinear": 5,
+    "QLinearMatMul": 4,
+    "QLinearConv": 1,
+    "MatMulInteger": 1,
+    "ConvInteger": 2,
+    "Conv": 6,
+    "MaxPool": 12,
+    "AveragePool": 2,
+    "GlobalAveragePool": 1,
+    "Relu": 1,
+    "Clip": 8,
+    "Flatten": 5,
+    "Transpose": 2,
+}
 
 
 @pytest.mark.parametrize("op", sorted(PASSING))

@@ -17,19 +17,19 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from models import qdq_mlp
 from onnx import TensorProto, helper
 
 from frontends import reference
 from frontends.errors import ModelError
 from frontends.onnx_import import import_onnx
-from models import qdq_mlp
 
 
 def _ort(path, x):
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     s = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    return np.concatenate([s.run(None, {"x": x[i:i + 1]})[0] for i in range(len(x))])
+    return np.concatenate([s.run(None, {"x": x[i : i + 1]})[0] for i in range(len(x))])
 
 
 def _compare(path, x):
@@ -62,8 +62,13 @@ def test_golden_matches_onnxruntime(mlp_onnx):
 
 @pytest.mark.parametrize("per_channel,activation", [(True, "int8"), (False, "uint8")])
 def test_golden_matches_onnxruntime_variants(tmp_path, per_channel, activation):
-    path = qdq_mlp(tmp_path / "m.onnx", sizes=(10, 7, 4), per_channel=per_channel,
-                   activation=activation, seed=5)
+    path = qdq_mlp(
+        tmp_path / "m.onnx",
+        sizes=(10, 7, 4),
+        per_channel=per_channel,
+        activation=activation,
+        seed=5,
+    )
     x = np.random.default_rng(2).uniform(-1, 1, (300, 10)).astype(np.float32)
     graph, err, agree = _compare(path, x)
     assert err <= 1.0 + 1e-4 and agree >= 0.99
@@ -75,14 +80,20 @@ def test_input_quantization_equals_onnxruntime(mlp_onnx, tmp_path):
     graph = import_onnx(mlp_onnx)
     q = graph.tensor(graph.inputs[0]).quant
     node = helper.make_node("QuantizeLinear", ["x", "s", "z"], ["y"])
-    g = helper.make_graph([node], "q", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
-                                                                      [None, 16])],
-                          [helper.make_tensor_value_info("y", TensorProto.INT8, [None, 16])],
-                          [helper.make_tensor("s", TensorProto.FLOAT, [], [float(q.scale)]),
-                           helper.make_tensor("z", TensorProto.INT8, [], [int(q.zero_point)])])
+    g = helper.make_graph(
+        [node],
+        "q",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.INT8, [None, 16])],
+        [
+            helper.make_tensor("s", TensorProto.FLOAT, [], [float(q.scale)]),
+            helper.make_tensor("z", TensorProto.INT8, [], [int(q.zero_point)]),
+        ],
+    )
     path = tmp_path / "q.onnx"
-    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 21)], ir_version=10),
-              path)
+    onnx.save(
+        helper.make_model(g, opset_imports=[helper.make_opsetid("", 21)], ir_version=10), path
+    )
     x = np.random.default_rng(0).uniform(-3, 3, (200, 16)).astype(np.float32)
     x[0, :4] = [0.5 * float(q.scale), 1.5 * float(q.scale), -2.5 * float(q.scale), 0]  # ties
     ours = reference.quantize_inputs(graph, x)
@@ -105,14 +116,26 @@ def test_not_onnx(tmp_path):
 def test_unsupported_op_names_node_and_op(tmp_path):
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
-    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"], name="quant_in"),
-             helper.make_node("DequantizeLinear", ["q", "s", "z"], ["d"], name="deq_in"),
-             helper.make_node("Softsign", ["d"], ["y"], name="odd_one")]
-    g = helper.make_graph(nodes, "g", [x], [y], [
-        helper.make_tensor("s", TensorProto.FLOAT, [], [0.1]),
-        helper.make_tensor("z", TensorProto.INT8, [], [0])])
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"], name="quant_in"),
+        helper.make_node("DequantizeLinear", ["q", "s", "z"], ["d"], name="deq_in"),
+        helper.make_node("Softsign", ["d"], ["y"], name="odd_one"),
+    ]
+    g = helper.make_graph(
+        nodes,
+        "g",
+        [x],
+        [y],
+        [
+            helper.make_tensor("s", TensorProto.FLOAT, [], [0.1]),
+            helper.make_tensor("z", TensorProto.INT8, [], [0]),
+        ],
+    )
     p = tmp_path / "m.onnx"
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 21)], ir_version=10), p)
-    with pytest.raises(ModelError, match=r"^node 'odd_one' \(Softsign, opset 21\): op Softsign "
-                                         r"is not supported; supported ops: .*Gemm"):
+    with pytest.raises(
+        ModelError,
+        match=r"^node 'odd_one' \(Softsign, opset 21\): op Softsign "
+        r"is not supported; supported ops: .*Gemm",
+    ):
         import_onnx(p)

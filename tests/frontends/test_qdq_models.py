@@ -15,11 +15,11 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from models import ort_unfused, per_node_errors, torch_qdq
 from torch import nn
 
 from frontends import reference
 from frontends.onnx_import import import_onnx
-from models import ort_unfused, per_node_errors, torch_qdq
 
 
 class ConvNet(nn.Module):
@@ -64,8 +64,9 @@ class PoolNet(nn.Module):
 
     def forward(self, x):
         a = torch.sigmoid(self.c1(x))
-        a = nn.functional.avg_pool2d(a, 3, stride=2, padding=1, ceil_mode=True,
-                                     count_include_pad=False)
+        a = nn.functional.avg_pool2d(
+            a, 3, stride=2, padding=1, ceil_mode=True, count_include_pad=False
+        )
         a = nn.functional.max_pool2d(a, 2, stride=1, padding=1)
         a = a.transpose(2, 3)
         a = nn.functional.relu6(self.c2(a))
@@ -83,8 +84,11 @@ class Conv1dNet(nn.Module):
         return self.fc(nn.functional.max_pool1d(torch.relu(self.c(x)), 2).flatten(1))
 
 
-MODELS = {"convnet": (ConvNet, (3, 8, 8)), "poolnet": (PoolNet, (2, 7, 9)),
-          "conv1d": (Conv1dNet, (3, 16))}
+MODELS = {
+    "convnet": (ConvNet, (3, 8, 8)),
+    "poolnet": (PoolNet, (2, 7, 9)),
+    "conv1d": (Conv1dNet, (3, 16)),
+}
 
 
 @pytest.fixture(scope="module")
@@ -100,8 +104,9 @@ def qdq_models(tmp_path_factory):
     return made
 
 
-@pytest.mark.parametrize("key,dynamo", [("convnet", False), ("convnet", True),
-                                        ("poolnet", False), ("conv1d", False)])
+@pytest.mark.parametrize(
+    "key,dynamo", [("convnet", False), ("convnet", True), ("poolnet", False), ("conv1d", False)]
+)
 def test_every_node_within_one_code_of_onnxruntime(qdq_models, tmp_path, key, dynamo):
     path, shape = qdq_models[key, dynamo]
     graph = import_onnx(path)
@@ -120,15 +125,27 @@ def test_every_node_within_one_code_of_onnxruntime(qdq_models, tmp_path, key, dy
 def test_convnet_ir(qdq_models):
     graph = import_onnx(qdq_models["convnet", False][0])
     ops = [n.op for n in graph.nodes]
-    assert ops == ["conv", "conv", "conv", "add", "nonlinear", "concat", "maxpool", "slice",
-                   "conv", "avgpool", "dense", "nonlinear"]
+    assert ops == [
+        "conv",
+        "conv",
+        "conv",
+        "add",
+        "nonlinear",
+        "concat",
+        "maxpool",
+        "slice",
+        "conv",
+        "avgpool",
+        "dense",
+        "nonlinear",
+    ]
     c1, dw, pw = graph.nodes[:3]
     assert c1.source_op == "Conv"  # BatchNormalization folded (by the exporter or by us)
     assert dw.attrs["group"] == 8 and dw.attrs["strides"] == (2, 2)
-    assert dw.weights["im2col"].shape == (8, 16, 9)          # (G, Ho*Wo, C/G*kh*kw)
+    assert dw.weights["im2col"].shape == (8, 16, 9)  # (G, Ho*Wo, C/G*kh*kw)
     assert pw.attrs["kernel_shape"] == (1, 1) and pw.weights["im2col"].shape == (1, 16, 8)
     assert graph.nodes[8].attrs["dilations"] == (2, 2)
-    assert len(set(c1.weights["multiplier"].tolist())) > 1    # per-channel weight scales
+    assert len(set(c1.weights["multiplier"].tolist())) > 1  # per-channel weight scales
     assert graph.nodes[-1].attrs["function"] == "softmax"
     assert graph.tensor(graph.outputs[0]).shape == (5,)
 
@@ -141,14 +158,17 @@ def test_batchnorm_on_quantized_codes_is_its_own_layer(tmp_path, spatial):
     conv (images) or a diagonal dense layer (vectors) with weights +-127, within one code
     of onnxruntime."""
     from models import ort_unfused
+
     torch.manual_seed(3)
     if spatial:
-        model = nn.Sequential(nn.Conv2d(2, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
-                              nn.Linear(16, 3)).eval()
+        model = nn.Sequential(
+            nn.Conv2d(2, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(16, 3)
+        ).eval()
         shape = (2, 4, 4)
     else:
-        model = nn.Sequential(nn.Linear(12, 8), nn.BatchNorm1d(8), nn.ReLU(),
-                              nn.Linear(8, 3)).eval()
+        model = nn.Sequential(
+            nn.Linear(12, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3)
+        ).eval()
         shape = (12,)
     with torch.no_grad():
         bn = model[1]
@@ -157,18 +177,27 @@ def test_batchnorm_on_quantized_codes_is_its_own_layer(tmp_path, spatial):
         bn.weight.uniform_(-2, 2)
         bn.bias.uniform_(-0.5, 0.5)
     float_path = tmp_path / "bn_float.onnx"
-    torch.onnx.export(model, (torch.zeros((1,) + shape),), str(float_path), input_names=["x"],
-                      output_names=["y"], dynamo=False, opset_version=17,
-                      do_constant_folding=False, training=torch.onnx.TrainingMode.PRESERVE)
+    torch.onnx.export(
+        model,
+        (torch.zeros((1,) + shape),),
+        str(float_path),
+        input_names=["x"],
+        output_names=["y"],
+        dynamo=False,
+        opset_version=17,
+        do_constant_folding=False,
+        training=torch.onnx.TrainingMode.PRESERVE,
+    )
     assert "BatchNormalization" in [n.op_type for n in onnx.load(str(float_path)).graph.node]
     from onnxruntime.quantization import QuantFormat, quantize_static
+
     rng = np.random.default_rng(0)
-    feeds = iter([{"x": rng.uniform(-1, 1, (1,) + shape).astype(np.float32)}
-                  for _ in range(16)])
+    feeds = iter([{"x": rng.uniform(-1, 1, (1,) + shape).astype(np.float32)} for _ in range(16)])
 
     class Reader:
         def get_next(self):
             return next(feeds, None)
+
     path = tmp_path / "bn.onnx"
     quantize_static(str(float_path), str(path), Reader(), quant_format=QuantFormat.QDQ)
     graph = import_onnx(path)
@@ -183,8 +212,9 @@ def test_batchnorm_on_quantized_codes_is_its_own_layer(tmp_path, spatial):
 
 @pytest.mark.parametrize("activation", ["uint8"])
 def test_uint8_activations_per_tensor(tmp_path, activation):
-    path = torch_qdq(Conv1dNet(), (3, 16), tmp_path / "u8.onnx", per_channel=False,
-                     activation=activation)
+    path = torch_qdq(
+        Conv1dNet(), (3, 16), tmp_path / "u8.onnx", per_channel=False, activation=activation
+    )
     graph = import_onnx(path)
     assert str(graph.tensor(graph.inputs[0]).dtype) == "uint8"
     x = np.random.default_rng(5).uniform(-1, 1, (40, 3, 16)).astype(np.float32)
@@ -198,19 +228,23 @@ def test_avgpool_differs_only_at_exact_ties(qdq_models, tmp_path):
     an exact tie (sum/count = k + 1/2, frequent with 4- or 6-element windows) rounding noise
     picks the side. Every difference must be at such a tie, and be one code."""
     from models import ort_tensors
+
     path, shape = qdq_models["poolnet", False]
     graph = import_onnx(path)
     node = [n for n in graph.nodes if n.op == "avgpool"][0]
-    assert float(graph.tensor(node.inputs[0]).quant.scale) == \
-        float(graph.tensor(node.outputs[0]).quant.scale)                # equal scales
+    assert float(graph.tensor(node.inputs[0]).quant.scale) == float(
+        graph.tensor(node.outputs[0]).quant.scale
+    )  # equal scales
     x = np.random.default_rng(1).uniform(-1, 1, (40,) + shape).astype(np.float32)
     theirs = ort_tensors(path, [node.inputs[0], node.outputs[0]], x, tmp_path)
     xi = theirs[node.inputs[0]].astype(np.int64)
     y = reference.OPS["avgpool"](node, xi).reshape(len(x), -1)
     yo = theirs[node.outputs[0]].astype(np.int64).reshape(len(x), -1)
     index = node.weights["im2col"]
-    flat = np.concatenate([xi.reshape(len(x), -1) - node.attrs["input_zero_point"],
-                           np.zeros((len(x), 1), np.int64)], axis=1)
+    flat = np.concatenate(
+        [xi.reshape(len(x), -1) - node.attrs["input_zero_point"], np.zeros((len(x), 1), np.int64)],
+        axis=1,
+    )
     sums = flat[:, np.where(index < 0, flat.shape[1] - 1, index)].sum(-1).reshape(len(x), -1)
     count = np.tile(node.weights["count"], index.shape[0])
     tie = (2 * sums) % count == 0
@@ -238,8 +272,8 @@ def test_inspect_facts_of_torch_exports(qdq_models, dynamo):
     layers = data["layers"]
     assert [f["op"] for f in layers] == [n.op for n in import_onnx(path).nodes]
     c1, dw, pw = layers[:3]
-    assert c1["macs"] == 8 * 8 * 8 * 3 * 9              # Cout * H * W * Cin * kh * kw
-    assert dw["macs"] == 8 * 4 * 4 * 1 * 9              # depthwise, stride 2
+    assert c1["macs"] == 8 * 8 * 8 * 3 * 9  # Cout * H * W * Cin * kh * kw
+    assert dw["macs"] == 8 * 4 * 4 * 1 * 9  # depthwise, stride 2
     assert pw["macs"] == 8 * 4 * 4 * 8
     assert layers[-2]["macs"] == 16 * 5 and layers[-2]["weight_dtype"] == "int8"
     assert "gemm" in c1["engines"] and layers[-1]["engines"] == ["smurf"]

@@ -13,11 +13,11 @@ the same argmax end to end in >= 98% of samples.
 import numpy as np
 import onnx
 import pytest
+from models import QonnxBuilder, expand_qonnx, ort_unfused
 
 from frontends import reference
 from frontends.errors import ModelError
 from frontends.onnx_import import import_onnx
-from models import QonnxBuilder, expand_qonnx, ort_unfused
 
 
 def _mlp(tmp_path, domain, *, external=False):
@@ -26,14 +26,19 @@ def _mlp(tmp_path, domain, *, external=False):
     rng = np.random.default_rng(0)
     b = QonnxBuilder(domain)
     x = b.quant("x", 1 / 64, 8)
-    w1 = b.quant(b.init(rng.normal(0, 0.4, (16, 12))), rng.uniform(0.05, 0.1, (1, 12)), 4,
-                 narrow=1)
+    w1 = b.quant(b.init(rng.normal(0, 0.4, (16, 12))), rng.uniform(0.05, 0.1, (1, 12)), 4, narrow=1)
     h = b.node("MatMul", [x, w1])
     h = b.node("Add", [h, b.init(rng.normal(0, 0.2, 12))])
-    h = b.node("BatchNormalization", [h, b.init(rng.uniform(0.5, 1.5, 12)),
-                                      b.init(rng.normal(0, 0.1, 12)),
-                                      b.init(rng.normal(0, 0.1, 12)),
-                                      b.init(rng.uniform(0.5, 2, 12))])
+    h = b.node(
+        "BatchNormalization",
+        [
+            h,
+            b.init(rng.uniform(0.5, 1.5, 12)),
+            b.init(rng.normal(0, 0.1, 12)),
+            b.init(rng.normal(0, 0.1, 12)),
+            b.init(rng.uniform(0.5, 2, 12)),
+        ],
+    )
     h = b.node("Relu", [h])
     h = b.quant(h, 0.25, 4, signed=0)
     w2 = b.quant(b.init(rng.normal(0, 0.5, (12, 6))), 0.4, 2, narrow=1)  # ternary
@@ -48,8 +53,9 @@ def _cnn(tmp_path, domain):
     rng = np.random.default_rng(1)
     b = QonnxBuilder(domain)
     x = b.quant("x", 1 / 32, 8)
-    w = b.quant(b.init(rng.normal(0, 0.3, (4, 2, 3, 3))), rng.uniform(0.1, 0.2, (4, 1, 1, 1)),
-                3, narrow=1)
+    w = b.quant(
+        b.init(rng.normal(0, 0.3, (4, 2, 3, 3))), rng.uniform(0.1, 0.2, (4, 1, 1, 1)), 3, narrow=1
+    )
     h = b.node("Conv", [x, w], pads=[1, 1, 1, 1])
     h = b.quant(b.node("Relu", [h]), 0.125, 4, signed=0)
     h = b.node("AveragePool", [h], kernel_shape=[2, 2], strides=[2, 2])
@@ -108,8 +114,11 @@ def test_qonnx_cnn_with_trunc_and_bipolar(tmp_path):
 
 def test_qonnx_input_rounding_and_bipolar_input(tmp_path):
     """Graph-input codes follow the Quant's rounding mode exactly (ties included)."""
-    for mode, expect in (("ROUND", [0, 2, -2, 2, 3]), ("FLOOR", [0, 1, -3, 2, 3]),
-                         ("CEIL", [1, 2, -2, 3, 3])):
+    for mode, expect in (
+        ("ROUND", [0, 2, -2, 2, 3]),
+        ("FLOOR", [0, 1, -3, 2, 3]),
+        ("CEIL", [1, 2, -2, 3, 3]),
+    ):
         b = QonnxBuilder()
         y = b.quant("x", 0.5, 3, mode=mode)
         path, _ = b.save(tmp_path / f"in_{mode}.onnx", y, [1, 5], [1, 5])
@@ -120,8 +129,7 @@ def test_qonnx_input_rounding_and_bipolar_input(tmp_path):
     y = b.bipolar("x", 1.0)
     path, _ = b.save(tmp_path / "bip.onnx", y, [1, 3], [1, 3])
     graph = import_onnx(path)
-    assert reference.quantize_inputs(graph, np.array([[0.0, -1e-9, 3.0]])).tolist() == \
-        [[1, -1, 1]]
+    assert reference.quantize_inputs(graph, np.array([[0.0, -1e-9, 3.0]])).tolist() == [[1, -1, 1]]
 
 
 def test_external_data_inside_the_folder_loads(tmp_path):
@@ -144,9 +152,12 @@ def test_external_data_outside_the_folder_is_refused(tmp_path):
     path, _ = _mlp(tmp_path / "m", "qonnx.custom_op.general", external=True)
     (tmp_path / "m" / "mlp.onnx.data").rename(tmp_path / "secret.data")
     _retarget(path, "../secret.data")
-    with pytest.raises(ModelError, match=r"mlp\.onnx: tensor '.*' has external data at "
-                                         r"'\.\./secret\.data', outside the model's folder; "
-                                         r"refused$"):
+    with pytest.raises(
+        ModelError,
+        match=r"mlp\.onnx: tensor '.*' has external data at "
+        r"'\.\./secret\.data', outside the model's folder; "
+        r"refused$",
+    ):
         import_onnx(path)
     _retarget(path, str(tmp_path / "secret.data"))
     with pytest.raises(ModelError, match=r"only relative paths inside the model's folder"):
@@ -159,8 +170,11 @@ def test_external_data_through_a_symlink_is_refused(tmp_path):
     data = tmp_path / "m" / "mlp.onnx.data"
     data.rename(tmp_path / "real.data")
     data.symlink_to(tmp_path / "real.data")
-    with pytest.raises(ModelError, match=r"reached through a symlink \('mlp\.onnx\.data'\); "
-                                         r"refused"):
+    with pytest.raises(
+        ModelError,
+        match=r"reached through a symlink \('mlp\.onnx\.data'\); "
+        r"refused",
+    ):
         import_onnx(path)
 
 
@@ -176,9 +190,12 @@ def test_unknown_custom_op_is_refused(tmp_path):
     b = QonnxBuilder()
     y = b.node("MultiThreshold", ["x", b.init(np.zeros((1, 3)))], domain=b.domain)
     path, _ = b.save(tmp_path / "mt.onnx", y, [1, 4], [1, 4])
-    with pytest.raises(ModelError, match=r"^node 'multithreshold2' \(MultiThreshold, opset 1\):"
-                                         r" op MultiThreshold is not supported; supported ops: "
-                                         r".*Quant \(QONNX\)"):
+    with pytest.raises(
+        ModelError,
+        match=r"^node 'multithreshold2' \(MultiThreshold, opset 1\):"
+        r" op MultiThreshold is not supported; supported ops: "
+        r".*Quant \(QONNX\)",
+    ):
         import_onnx(path)
 
 
@@ -190,8 +207,11 @@ def test_external_data_through_a_symlinked_folder_is_refused(tmp_path):
     (tmp_path / "m" / "mlp.onnx.data").rename(tmp_path / "elsewhere" / "mlp.onnx.data")
     (tmp_path / "m" / "d").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
     _retarget(path, "d/mlp.onnx.data")
-    with pytest.raises(ModelError, match=r"at 'd/mlp\.onnx\.data', reached through a symlink "
-                                         r"\('d'\); refused"):
+    with pytest.raises(
+        ModelError,
+        match=r"at 'd/mlp\.onnx\.data', reached through a symlink "
+        r"\('d'\); refused",
+    ):
         import_onnx(path)
 
 
@@ -207,14 +227,22 @@ def test_external_data_of_a_constant_node_is_checked_too(tmp_path):
     value.ClearField("raw_data")
     value.data_location = TensorProto.EXTERNAL
     value.external_data.add(key="location", value="../secret.bin")
-    nodes = [helper.make_node("Constant", [], ["c"], name="const", value=value),
-             helper.make_node("Add", ["x", "c"], ["y"], name="add")]
-    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
-                                                                     [1, 4])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    nodes = [
+        helper.make_node("Constant", [], ["c"], name="const", value=value),
+        helper.make_node("Add", ["x", "c"], ["y"], name="add"),
+    ]
+    g = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+    )
     path = tmp_path / "m" / "const.onnx"
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(path))
-    with pytest.raises(ModelError, match=r"const\.onnx: tensor 'c' has external data at "
-                                         r"'\.\./secret\.bin', outside the model's folder; "
-                                         r"refused$"):
+    with pytest.raises(
+        ModelError,
+        match=r"const\.onnx: tensor 'c' has external data at "
+        r"'\.\./secret\.bin', outside the model's folder; "
+        r"refused$",
+    ):
         import_onnx(path)

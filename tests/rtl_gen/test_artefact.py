@@ -45,6 +45,7 @@ def test_failed_write_leaves_previous_artefact(mlp_graph, tmp_path, monkeypatch)
 
     def disk_full(*args, **kwargs):
         raise OSError("disk full")
+
     monkeypatch.setattr("rtl_gen.artefact.np.savez", disk_full)  # fails after rtl/ and manifest
     with pytest.raises(OSError, match="disk full"):
         write_dense_artefact(mlp_graph, target, vectors=vectors, lanes=2)
@@ -77,6 +78,7 @@ def test_golden_vectors_include_edges_and_labels(mlp_graph):
 
 def test_manifest_round_trips_through_json(mlp_graph, tmp_path):
     from rtl_gen.artefact import Manifest
+
     vectors = golden_vectors(mlp_graph, random=2)
     art = Artefact(write_dense_artefact(mlp_graph, tmp_path / "d", vectors=vectors))
     text = (art.path / "manifest.json").read_text()
@@ -85,33 +87,49 @@ def test_manifest_round_trips_through_json(mlp_graph, tmp_path):
     assert m.to_json() == text
     assert Manifest.from_dict(json.loads(text)) == m
     assert m.clock == {"name": "clk", "reset": "rst", "reset_active": "high"}
-    assert m.sim is None and "sim" not in m   # optional fields left out are not written
+    assert m.sim is None and "sim" not in m  # optional fields left out are not written
 
 
 def test_engine_sections_stay_beside_the_fields(tmp_path):
     from rtl_gen.artefact import Manifest
-    data = {"manifest_version": 1, "design": "u", "engine": "smurf", "top": "t",
-            "rtl": ["t.v"], "ports": [{"name": "clk", "dir": "in", "width": 1}],
-            "streams": {side: {"port": p, "elements": 1, "dtype": {"width": 8,
-                                                                     "signed": False}}
-                        for side, p in (("input", "i"), ("output", "o"))},
-            "smurf": {"states": 8}, "fit": {"rmse": [0.1]}}
+
+    data = {
+        "manifest_version": 1,
+        "design": "u",
+        "engine": "smurf",
+        "top": "t",
+        "rtl": ["t.v"],
+        "ports": [{"name": "clk", "dir": "in", "width": 1}],
+        "streams": {
+            side: {"port": p, "elements": 1, "dtype": {"width": 8, "signed": False}}
+            for side, p in (("input", "i"), ("output", "o"))
+        },
+        "smurf": {"states": 8},
+        "fit": {"rmse": [0.1]},
+    }
     m = Manifest.from_dict(data)
     assert m.sections == {"smurf": {"states": 8}, "fit": {"rmse": [0.1]}}
     assert m.to_dict() == data and m["smurf"]["states"] == 8
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda m: m.pop("top"), "field 'top' is missing"),
-    (lambda m: m.update(manifest_version=7), "manifest_version 7; this nnloom reads version 1"),
-    (lambda m: m["streams"]["input"].update(elements="16"),
-     "field 'streams.input.elements' is str, not int"),
-    (lambda m: m["streams"]["output"]["dtype"].update(signed=1),
-     "field 'streams.output.dtype.signed' is int, not bool"),
-    (lambda m: m["ports"][2].pop("width"), "field 'ports[2].width' is missing"),
-    (lambda m: m.update(rtl=[]), "field 'rtl' is not a non-empty list of file names"),
-    (lambda m: m.update(latency_cycles=True), "field 'latency_cycles' is bool, not int"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda m: m.pop("top"), "field 'top' is missing"),
+        (lambda m: m.update(manifest_version=7), "manifest_version 7; this nnloom reads version 1"),
+        (
+            lambda m: m["streams"]["input"].update(elements="16"),
+            "field 'streams.input.elements' is str, not int",
+        ),
+        (
+            lambda m: m["streams"]["output"]["dtype"].update(signed=1),
+            "field 'streams.output.dtype.signed' is int, not bool",
+        ),
+        (lambda m: m["ports"][2].pop("width"), "field 'ports[2].width' is missing"),
+        (lambda m: m.update(rtl=[]), "field 'rtl' is not a non-empty list of file names"),
+        (lambda m: m.update(latency_cycles=True), "field 'latency_cycles' is bool, not int"),
+    ],
+)
 def test_a_malformed_manifest_is_refused_by_name(mlp_graph, tmp_path, edit, message):
     vectors = golden_vectors(mlp_graph, random=2)
     path = write_dense_artefact(mlp_graph, tmp_path / "d", vectors=vectors)
@@ -119,11 +137,11 @@ def test_a_malformed_manifest_is_refused_by_name(mlp_graph, tmp_path, edit, mess
     edit(data)
     (path / "manifest.json").write_text(json.dumps(data))
     with pytest.raises(ArtefactError) as info:
-        Artefact(path).manifest
+        _ = Artefact(path).manifest
     assert str(info.value).startswith(f"{path.resolve() / 'manifest.json'}: {message}")
 
 
 def test_a_manifest_that_is_not_json_is_refused(tmp_path):
     (tmp_path / "manifest.json").write_text("{not json")
     with pytest.raises(ArtefactError, match="manifest.json: not readable JSON"):
-        Artefact(tmp_path).manifest
+        _ = Artefact(tmp_path).manifest

@@ -33,9 +33,9 @@ def test_first_input_to_last_output_inclusive():
             ctx.set(dut.first, 1)
             ctx.set(dut.i.valid, 1)
             ctx.set(dut.i.ready, 1)
-            await ctx.tick()                                   # cycle 1: first input
-            ctx.set(dut.first, 0)                              # a later input does not restart
-            await ctx.tick()                                   # cycle 2
+            await ctx.tick()  # cycle 1: first input
+            ctx.set(dut.first, 0)  # a later input does not restart
+            await ctx.tick()  # cycle 2
             ctx.set(dut.i.valid, 0)
             assert ctx.get(dut.running)
             for _ in range(gap):
@@ -43,10 +43,10 @@ def test_first_input_to_last_output_inclusive():
             ctx.set(dut.o.payload.last, 1)
             ctx.set(dut.o.valid, 1)
             ctx.set(dut.o.ready, 1)
-            await ctx.tick()                                   # cycle 3 + gap: last output
+            await ctx.tick()  # cycle 3 + gap: last output
             ctx.set(dut.o.valid, 0)
             assert not ctx.get(dut.running)
-            seen.append(ctx.get(dut.cycles))                   # registered: one cycle later
+            seen.append(ctx.get(dut.cycles))  # registered: one cycle later
             await ctx.tick()
 
     sim = Simulator(dut)

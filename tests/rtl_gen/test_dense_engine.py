@@ -53,18 +53,22 @@ def simulate(plan, inputs, *, stall_seed=None, dut=None, after=None):
     return np.array(results), cycles
 
 
-@pytest.mark.parametrize("lanes,sizes,in_dtype", [
-    (1, (5, 3, 2), IntType(8, True)),
-    (3, (9, 7, 3), IntType(8, True)),      # 7 outputs: last group has one real lane
-    (4, (8, 8, 5), IntType(8, False)),     # uint8 input activations
-    (2, (6, 2, 6, 3), IntType(8, True)),   # three layers, odd count: output in buffer B
-])
+@pytest.mark.parametrize(
+    "lanes,sizes,in_dtype",
+    [
+        (1, (5, 3, 2), IntType(8, True)),
+        (3, (9, 7, 3), IntType(8, True)),  # 7 outputs: last group has one real lane
+        (4, (8, 8, 5), IntType(8, False)),  # uint8 input activations
+        (2, (6, 2, 6, 3), IntType(8, True)),  # three layers, odd count: output in buffer B
+    ],
+)
 def test_engine_bit_exact_and_latency(lanes, sizes, in_dtype):
     graph = synthetic_graph(sizes=sizes, in_dtype=in_dtype, seed=sum(sizes))
     plan = DensePlan.from_graph(graph, lanes=lanes)
     rng = np.random.default_rng(1)
-    inputs = np.concatenate([edge_inputs(graph),
-                             rng.integers(in_dtype.min, in_dtype.max + 1, (4, sizes[0]))])
+    inputs = np.concatenate(
+        [edge_inputs(graph), rng.integers(in_dtype.min, in_dtype.max + 1, (4, sizes[0]))]
+    )
     expected = reference.run(graph, inputs)[graph.outputs[0]]
     got, cycles = simulate(plan, inputs)
     assert (got == expected).all()
@@ -83,8 +87,9 @@ def test_engine_saturates_at_both_ends():
     # Large multipliers drive every output to the clamp; the edge vectors hit both rails.
     graph = synthetic_graph(sizes=(6, 4), seed=4, relu=False)
     node = graph.nodes[0]
-    object.__setattr__(node, "weights", {**node.weights,
-                                         "multiplier": node.weights["multiplier"] * 0 + 32767})
+    object.__setattr__(
+        node, "weights", {**node.weights, "multiplier": node.weights["multiplier"] * 0 + 32767}
+    )
     plan = DensePlan.from_graph(graph, lanes=2)
     inputs = edge_inputs(graph)
     expected = reference.run(graph, inputs)[graph.outputs[0]]
@@ -102,7 +107,8 @@ def test_engine_outputs_a_float_layer_accumulator(tmp_path):
     graph = import_onnx(_float_output_model(tmp_path / "f.onnx", None))
     plan = DensePlan.from_graph(graph, lanes=2)
     assert plan.out_dtype.width > 8 and plan.out_dtype.signed
-    inputs = np.concatenate([edge_inputs(graph), np.random.default_rng(3).integers(
-        0, 256, (6, 10))])
+    inputs = np.concatenate(
+        [edge_inputs(graph), np.random.default_rng(3).integers(0, 256, (6, 10))]
+    )
     got, _ = simulate(plan, inputs)
     assert np.array_equal(got, reference.run(graph, inputs)[graph.outputs[0]])

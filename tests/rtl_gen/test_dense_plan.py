@@ -7,8 +7,9 @@ from frontends.ir import Graph, IntType, Node, QuantParams, Tensor
 from rtl_gen.dense import DensePlan
 
 
-def synthetic_graph(sizes=(9, 7, 3), *, in_dtype=IntType(8, True), seed=0, relu=True,
-                    weight_range=(-128, 127)):
+def synthetic_graph(
+    sizes=(9, 7, 3), *, in_dtype=IntType(8, True), seed=0, relu=True, weight_range=(-128, 127)
+):
     """An IR graph of dense layers with random integer parameters (no ONNX involved)."""
     rng = np.random.default_rng(seed)
     tensors, nodes = {}, []
@@ -23,14 +24,32 @@ def synthetic_graph(sizes=(9, 7, 3), *, in_dtype=IntType(8, True), seed=0, relu=
         w = rng.integers(weight_range[0], weight_range[1] + 1, size=(b, a))
         real = rng.uniform(1e-4, 3e-3, size=b)
         from frontends.fixedpoint import quantize_multipliers
+
         mult, shift = quantize_multipliers(real)
         lo = max(dtype.min, zp) if relu and i < len(sizes) - 2 else dtype.min
         tensors[name] = Tensor(name, (b,), dtype, q(zp))
-        nodes.append(Node(f"fc{i}", "dense", (prev,), (name,),
-                          attrs={"input_zero_point": prev_zp, "output_zero_point": zp,
-                                 "shift": shift, "lo": lo, "hi": dtype.max, "relu": False},
-                          weights={"weight": w, "bias": rng.integers(-5000, 5000, size=b),
-                                   "multiplier": mult}, source_op="Gemm"))
+        nodes.append(
+            Node(
+                f"fc{i}",
+                "dense",
+                (prev,),
+                (name,),
+                attrs={
+                    "input_zero_point": prev_zp,
+                    "output_zero_point": zp,
+                    "shift": shift,
+                    "lo": lo,
+                    "hi": dtype.max,
+                    "relu": False,
+                },
+                weights={
+                    "weight": w,
+                    "bias": rng.integers(-5000, 5000, size=b),
+                    "multiplier": mult,
+                },
+                source_op="Gemm",
+            )
+        )
         prev, prev_zp = name, zp
     return Graph("synthetic", tensors, tuple(nodes), ("in",), (prev,))
 

@@ -26,6 +26,7 @@ def _run(plan, inputs, images=None):
 
     def read(ctx):
         counters.update(corrected=ctx.get(dut.ecc_corrected), errors=ctx.get(dut.ecc_errors))
+
     dut = DenseEngine(plan, images)
     got, cycles = simulate(plan, inputs, dut=dut, after=read)
     return got, cycles, counters

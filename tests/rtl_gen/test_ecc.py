@@ -28,8 +28,15 @@ def test_secded_corrects_every_single_and_detects_every_double_flip(k):
 
 def test_check_bit_counts_are_the_least_that_work():
     # 2**r - r - 1 >= k: 8 data bits need 4 Hamming bits, 11 need 4, 12 need 5; +1 overall
-    assert [EccCode("secded", k).check_bits for k in (1, 4, 8, 11, 12, 26, 57)] == \
-        [3, 4, 5, 5, 6, 6, 7]
+    assert [EccCode("secded", k).check_bits for k in (1, 4, 8, 11, 12, 26, 57)] == [
+        3,
+        4,
+        5,
+        5,
+        6,
+        6,
+        7,
+    ]
     assert EccCode("parity", 13).check_bits == 1 and EccCode("none", 13).check_bits == 0
 
 
@@ -63,8 +70,11 @@ def test_decoder_hardware_equals_golden(protect, k):
     async def bench(ctx):
         for c, d, co, un in zip(cases, data, corr, unc):
             ctx.set(dut.word, c)
-            assert (ctx.get(dut.data), ctx.get(dut.corrected), ctx.get(dut.error)) == \
-                (d, int(co), int(un)), hex(c)
+            assert (ctx.get(dut.data), ctx.get(dut.corrected), ctx.get(dut.error)) == (
+                d,
+                int(co),
+                int(un),
+            ), hex(c)
 
     sim = Simulator(dut)
     sim.add_testbench(bench)

@@ -25,12 +25,14 @@ def _invoke(*args):
 
 def _digits_mlp(out):
     from frontends.examples.digits_mlp import make_digits_mlp
+
     made = make_digits_mlp(out)
     return made.quantized, made.test_data
 
 
 def _digits_cnn(out):
     from frontends.examples.tiny import make_tiny_twin
+
     made = make_tiny_twin("ic", out)
     return made.quantized, made.test_data
 
@@ -39,6 +41,7 @@ def _brevitas(out):
     pytest.importorskip("brevitas", reason="optional extra: pip install -e .[brevitas]")
     pytest.importorskip("qonnx", reason="optional extra: pip install -e .[brevitas]")
     from frontends.examples.digits_brevitas import make_digits_brevitas
+
     made = make_digits_brevitas(out)
     return made.model, made.test_data
 
@@ -58,14 +61,14 @@ def test_rtl_agrees_with_the_framework(case, tmp_path):
     make, engine, board = CASES[case]
     model, data = make(tmp_path / "models")
     art = tmp_path / "art"
-    result = _invoke("generate", model, "--engine", engine, "--board", board, "--data", data,
-                     "-o", art)
+    result = _invoke(
+        "generate", model, "--engine", engine, "--board", board, "--data", data, "-o", art
+    )
     assert result.exit_code == 0, result.output
     result = _invoke("sim", art, "--simulator", SIMULATOR)
     print(case, "\n", result.output)
     assert result.exit_code == 0, result.output
-    (judged,) = [a for a in json.loads((art / "sim" / "agreement.json").read_text())
-                 if a["judged"]]
+    (judged,) = [a for a in json.loads((art / "sim" / "agreement.json").read_text()) if a["judged"]]
     assert judged["vectors"] > 300 and judged["worse"] <= 0.01 * judged["elements"]
     assert judged["argmax_agreement"] >= 0.98, judged
 

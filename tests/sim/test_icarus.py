@@ -11,18 +11,30 @@ from sim.runner import run_sim
 
 from .designs import make_design
 
-pytestmark = [pytest.mark.sim,
-              pytest.mark.skipif(shutil.which("iverilog") is None,
-                                 reason="Icarus Verilog is not installed: apt-get install "
-                                        "iverilog")]
+pytestmark = [
+    pytest.mark.sim,
+    pytest.mark.skipif(
+        shutil.which("iverilog") is None,
+        reason="Icarus Verilog is not installed: apt-get install iverilog",
+    ),
+]
 
 LIMIT = {"snn": 3, "smurf": 32}
 
 
 # one design per engine in the sim tier; the loadable GEMM and ICELUT variants are slow
-@pytest.mark.parametrize("engine", ["dense", "gemm", "snn", "smurf", "srlut",
-                                    pytest.param("gemm-loadable", marks=pytest.mark.slow),
-                                    pytest.param("icelut", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "engine",
+    [
+        "dense",
+        "gemm",
+        "snn",
+        "smurf",
+        "srlut",
+        pytest.param("gemm-loadable", marks=pytest.mark.slow),
+        pytest.param("icelut", marks=pytest.mark.slow),
+    ],
+)
 def test_cocotb_bench_under_icarus(mlp_onnx, engine, tmp_path):
     art = Artefact(make_design(engine, mlp_onnx, tmp_path / engine))
     limit = LIMIT.get(engine, 0)

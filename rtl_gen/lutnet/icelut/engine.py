@@ -25,16 +25,28 @@ from ...cycles import count_frame_cycles
 from ..memories import strip_spram_init
 from ..streams import RGB_PIXEL
 
-__all__ = ["IcelutEngine", "pixel_steps", "pixel_latency", "lut_words", "emit_icelut_verilog",
-           "RES_BITS", "WORD_BITS", "LOAD_WORDS", "BANKS", "BANK_DEPTH", "MEMORY_KINDS",
-           "MEMORY_BY_FAMILY", "PIPELINE_LATENCY"]
+__all__ = [
+    "IcelutEngine",
+    "pixel_steps",
+    "pixel_latency",
+    "lut_words",
+    "emit_icelut_verilog",
+    "RES_BITS",
+    "WORD_BITS",
+    "LOAD_WORDS",
+    "BANKS",
+    "BANK_DEPTH",
+    "MEMORY_KINDS",
+    "MEMORY_BY_FAMILY",
+    "PIPELINE_LATENCY",
+]
 
-RES_BITS = 9                  # one R3 entry, -256..255
-WORD_BITS = 3 * RES_BITS      # one LUT vertex: R, G, B residuals
-LOAD_WORDS = DIM ** 3         # 4913 vertices per frame
-HALF = (DIM + 1) // 2         # 9 vertex indices of one parity per axis
+RES_BITS = 9  # one R3 entry, -256..255
+WORD_BITS = 3 * RES_BITS  # one LUT vertex: R, G, B residuals
+LOAD_WORDS = DIM**3  # 4913 vertices per frame
+HALF = (DIM + 1) // 2  # 9 vertex indices of one parity per axis
 BANKS = 8
-BANK_DEPTH = HALF ** 3        # 729
+BANK_DEPTH = HALF**3  # 729
 MEMORY_KINDS = ("ebr", "spram")
 # ECP5: 8 parity banks, 16 EBR. UP5K: the banks would take 48 of its 30 EBR; SPRAM instead.
 MEMORY_BY_FAMILY = {"ecp5": "ebr", "ice40": "spram"}
@@ -73,8 +85,10 @@ def lut_words(lut: np.ndarray) -> np.ndarray:
     ``[9c, 9c + 9)``, two's complement."""
     a = np.asarray(lut, dtype=np.int64)
     if a.shape != (3, DIM, DIM, DIM) or a.min() < -256 or a.max() > 255:
-        raise ValueError(f"residual LUT has shape {a.shape} and values in [{a.min()}, "
-                         f"{a.max()}]; expected (3, {DIM}, {DIM}, {DIM}) in -256..255")
+        raise ValueError(
+            f"residual LUT has shape {a.shape} and values in [{a.min()}, "
+            f"{a.max()}]; expected (3, {DIM}, {DIM}, {DIM}) in -256..255"
+        )
     a = a.reshape(3, -1) & ((1 << RES_BITS) - 1)
     return (a[0] | (a[1] << RES_BITS) | (a[2] << 2 * RES_BITS)).astype(np.uint32)
 
@@ -82,6 +96,7 @@ def lut_words(lut: np.ndarray) -> np.ndarray:
 def emit_icelut_verilog(component: IcelutEngine, top: str) -> str:
     """The engine's Verilog; SPRAM copies without initial contents (``strip_spram_init``)."""
     from ...emit import emit_verilog
+
     text = emit_verilog(component, top)
     return strip_spram_init(text, SPRAM_NAMES) if component.memory == "spram" else text
 
@@ -137,13 +152,19 @@ class IcelutEngine(wiring.Component):
         try:
             _check(interpolation, memory)
         except ValueError:
-            self._MustUse__silence = True   # refused: nothing to elaborate, nothing to warn
+            self._MustUse__silence = True  # refused: nothing to elaborate, nothing to warn
             raise
         self.interpolation, self.memory = interpolation, memory
-        super().__init__({"i": In(stream.Signature(RGB_PIXEL)),
-                          "o": Out(stream.Signature(RGB_PIXEL)),
-                          "load": In(stream.Signature(unsigned(WORD_BITS))),
-                          "loaded": Out(1), "cycles": Out(32), "busy": Out(1)})
+        super().__init__(
+            {
+                "i": In(stream.Signature(RGB_PIXEL)),
+                "o": Out(stream.Signature(RGB_PIXEL)),
+                "load": In(stream.Signature(unsigned(WORD_BITS))),
+                "loaded": Out(1),
+                "cycles": Out(32),
+                "busy": Out(1),
+            }
+        )
 
     @property
     def steps(self) -> int:
@@ -195,8 +216,11 @@ class IcelutEngine(wiring.Component):
             # to the lower channel as in the golden's stable argsort.
             ranks = []
             for ch in range(3):
-                before = [(frac[o] > frac[ch]) if o > ch else (frac[o] >= frac[ch])
-                          for o in range(3) if o != ch]
+                before = [
+                    (frac[o] > frac[ch]) if o > ch else (frac[o] >= frac[ch])
+                    for o in range(3)
+                    if o != ch
+                ]
                 rank = Signal(2, name=f"rank{ch}")
                 m.d.comb += rank.eq(sum(x.as_unsigned() for x in before))
                 ranks.append(rank)
@@ -228,8 +252,11 @@ class IcelutEngine(wiring.Component):
         waddr = Signal(range(BANK_DEPTH))
         m.d.comb += waddr.eq(_bank_address(lb[1:], lg[1:], lr[1:]))
         for q, (wp, _) in enumerate(banks):
-            m.d.comb += [wp.addr.eq(waddr), wp.data.eq(self.load.payload),
-                         wp.en.eq(take & (Cat(lr[0], lg[0], lb[0]) == q))]
+            m.d.comb += [
+                wp.addr.eq(waddr),
+                wp.data.eq(self.load.payload),
+                wp.en.eq(take & (Cat(lr[0], lg[0], lb[0]) == q)),
+            ]
 
         # --- stage 0: the cell's 8 corners, one per bank -------------------------------------
         m.d.comb += self.i.ready.eq(advance & self.loaded)
@@ -237,12 +264,11 @@ class IcelutEngine(wiring.Component):
         with m.If(accept & self.i.payload.last):
             m.d.sync += self.loaded.eq(0)
         px = self.i.payload.data
-        cell = [px[ch][4:] for ch in range(3)]                        # R, G, B
+        cell = [px[ch][4:] for ch in range(3)]  # R, G, B
         for q, (_, rp) in enumerate(banks):
             # Corner d = q ^ (i & 1) sits at (i + d) >> 1 = (i >> 1) + (i & 1 & ~q).
             half = [cell[ch][1:] + (0 if q >> ch & 1 else cell[ch][0]) for ch in range(3)]
-            m.d.comb += [rp.addr.eq(_bank_address(half[2], half[1], half[0])),
-                         rp.en.eq(advance)]
+            m.d.comb += [rp.addr.eq(_bank_address(half[2], half[1], half[0])), rp.en.eq(advance)]
 
         v1, last1 = Signal(), Signal()
         pix1 = Signal.like(px)
@@ -286,8 +312,9 @@ class IcelutEngine(wiring.Component):
         last_step = s == steps - 1
         # A frame's first pixel waits for its LUT: none is taken beside or after the frame's
         # last step until the next LUT is in.
-        m.d.comb += self.i.ready.eq(advance & self.loaded & ~draining
-                                    & (~have | (last_step & ~cur_last)))
+        m.d.comb += self.i.ready.eq(
+            advance & self.loaded & ~draining & (~have | (last_step & ~cur_last))
+        )
         accept = self.i.valid & self.i.ready
         with m.If(advance & have):
             m.d.sync += s.eq(Mux(last_step, 0, s + 1))
@@ -297,11 +324,14 @@ class IcelutEngine(wiring.Component):
                     m.d.sync += draining.eq(1)
         # The weights and corners (rank network) are made from the input and held with it.
         in_terms, wbits = self._terms(m, self.i.payload.data)
-        terms = [(Signal(wbits, name=f"tw{t}"), Signal(3, name=f"tc{t}"))
-                 for t in range(terms_n)]
+        terms = [(Signal(wbits, name=f"tw{t}"), Signal(3, name=f"tc{t}")) for t in range(terms_n)]
         with m.If(accept):
-            m.d.sync += [cur.eq(self.i.payload.data), cur_last.eq(self.i.payload.last),
-                         have.eq(1), s.eq(0)]
+            m.d.sync += [
+                cur.eq(self.i.payload.data),
+                cur_last.eq(self.i.payload.last),
+                have.eq(1),
+                s.eq(0),
+            ]
             for (w, c), (win, cin) in zip(terms, in_terms):
                 m.d.sync += [w.eq(win), c.eq(cin)]
         with m.If(take):
@@ -314,29 +344,44 @@ class IcelutEngine(wiring.Component):
         wa = [Signal(wbits, name=f"wa_{c}") for c in range(2)]
         addra = [Signal(range(LOAD_WORDS), name=f"addra_{c}") for c in range(2)]
         with m.If(advance):
-            m.d.sync += [va.eq(have), firsta.eq(s == 0), enda.eq(last_step),
-                         lasta.eq(cur_last), pixa.eq(cur)]
+            m.d.sync += [
+                va.eq(have),
+                firsta.eq(s == 0),
+                enda.eq(last_step),
+                lasta.eq(cur_last),
+                pixa.eq(cur),
+            ]
             for c in range(2):
                 corner = Array(terms[2 * k + c][1] for k in range(steps))[s]
                 idx = [cell[ch] + corner[ch] for ch in range(3)]
-                m.d.sync += [wa[c].eq(Array(terms[2 * k + c][0] for k in range(steps))[s]),
-                             addra[c].eq(_times(idx[2], DIM * DIM) + _times(idx[1], DIM)
-                                         + idx[0])]
+                m.d.sync += [
+                    wa[c].eq(Array(terms[2 * k + c][0] for k in range(steps))[s]),
+                    addra[c].eq(_times(idx[2], DIM * DIM) + _times(idx[1], DIM) + idx[0]),
+                ]
         # The frame's last read is issued now: the next LUT may be written from next cycle.
         with m.If(advance & va & enda & lasta):
             m.d.sync += self.loaded.eq(0)
 
         # --- stage 1: the copies read (one address for reads and writes) ---------------------
         for c, (wp, rp) in enumerate(copies):
-            m.d.comb += [wp.addr.eq(Mux(self.loaded, addra[c], flat)), rp.addr.eq(wp.addr),
-                         wp.data.eq(self.load.payload), wp.en.eq(writing),
-                         rp.en.eq(advance & ~writing)]
+            m.d.comb += [
+                wp.addr.eq(Mux(self.loaded, addra[c], flat)),
+                rp.addr.eq(wp.addr),
+                wp.data.eq(self.load.payload),
+                wp.en.eq(writing),
+                rp.en.eq(advance & ~writing),
+            ]
         v1, first1, end1, last1 = Signal(), Signal(), Signal(), Signal()
         pix1 = Signal.like(cur)
         w1 = [Signal(wbits, name=f"w1_{c}") for c in range(2)]
         with m.If(advance):
-            m.d.sync += [v1.eq(va), first1.eq(firsta), end1.eq(enda), last1.eq(lasta),
-                         pix1.eq(pixa)]
+            m.d.sync += [
+                v1.eq(va),
+                first1.eq(firsta),
+                end1.eq(enda),
+                last1.eq(lasta),
+                pix1.eq(pixa),
+            ]
             m.d.sync += [w1[c].eq(wa[c]) for c in range(2)]
 
         # --- stage 2: the vertices' words, weights beside them -------------------------------
@@ -345,8 +390,13 @@ class IcelutEngine(wiring.Component):
         w2 = [Signal(wbits, name=f"w2_{c}") for c in range(2)]
         d2 = [Signal(WORD_BITS, name=f"d2_{c}") for c in range(2)]
         with m.If(advance):
-            m.d.sync += [v2.eq(v1), first2.eq(first1), end2.eq(end1), last2.eq(last1),
-                         pix2.eq(pix1)]
+            m.d.sync += [
+                v2.eq(v1),
+                first2.eq(first1),
+                end2.eq(end1),
+                last2.eq(last1),
+                pix2.eq(pix1),
+            ]
             for c, (_, rp) in enumerate(copies):
                 m.d.sync += [w2[c].eq(w1[c]), d2[c].eq(rp.data[:WORD_BITS])]
         return v2, first2, end2, last2, pix2, w2, d2
@@ -360,11 +410,18 @@ class IcelutEngine(wiring.Component):
         # --- stage 2: products ---------------------------------------------------------------
         v3, first3, end3, last3 = Signal(), Signal(), Signal(), Signal()
         pix3 = Signal.like(pix2)
-        prod3 = [[Signal(signed(RES_BITS + wbits), name=f"p3_{t}_{ch}") for ch in range(3)]
-                 for t in range(n)]
+        prod3 = [
+            [Signal(signed(RES_BITS + wbits), name=f"p3_{t}_{ch}") for ch in range(3)]
+            for t in range(n)
+        ]
         with m.If(advance):
-            m.d.sync += [v3.eq(v2), first3.eq(first2), end3.eq(end2), last3.eq(last2),
-                         pix3.eq(pix2)]
+            m.d.sync += [
+                v3.eq(v2),
+                first3.eq(first2),
+                end3.eq(end2),
+                last3.eq(last2),
+                pix3.eq(pix2),
+            ]
             for t in range(n):
                 for ch in range(3):
                     res = d2[t].word_select(ch, RES_BITS).as_signed()
@@ -378,8 +435,9 @@ class IcelutEngine(wiring.Component):
             m.d.sync += [v4.eq(v3 & end3), last4.eq(last3), pix4.eq(pix3)]
             with m.If(v3):
                 for ch in range(3):
-                    m.d.sync += acc4[ch].eq(Mux(first3, 0, acc4[ch])
-                                            + sum(prod3[t][ch] for t in range(n)))
+                    m.d.sync += acc4[ch].eq(
+                        Mux(first3, 0, acc4[ch]) + sum(prod3[t][ch] for t in range(n))
+                    )
 
         # --- stage 4: round half up, add the pixel, clamp -------------------------------------
         with m.If(advance):
@@ -387,7 +445,10 @@ class IcelutEngine(wiring.Component):
             for ch in range(3):
                 res = Signal(signed(RES_BITS + 1), name=f"res{ch}")
                 out = Signal(signed(RES_BITS + 2), name=f"out{ch}")
-                m.d.comb += [res.eq((acc4[ch] + (1 << (shift - 1))) >> shift),
-                             out.eq(pix4[ch] + res)]
+                m.d.comb += [
+                    res.eq((acc4[ch] + (1 << (shift - 1))) >> shift),
+                    out.eq(pix4[ch] + res),
+                ]
                 m.d.sync += self.o.payload.data[ch].eq(
-                    Mux(out < 0, 0, Mux(out > 255, 255, out[:8])))
+                    Mux(out < 0, 0, Mux(out > 255, 255, out[:8]))
+                )

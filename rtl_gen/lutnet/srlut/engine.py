@@ -34,8 +34,14 @@ class SrlutEngine(wiring.Component):
         self.window = LineWindow(width=width, height=height, radius=plan.radius)
         self.interp = SimplexInterpolator(plan, ports=ports)
         self.reorder = ReorderBuffer(width=width, height=height, scale=plan.scale)
-        super().__init__({"i": In(stream.Signature(PIXEL)), "o": Out(stream.Signature(PIXEL)),
-                          "cycles": Out(32), "busy": Out(1)})
+        super().__init__(
+            {
+                "i": In(stream.Signature(PIXEL)),
+                "o": Out(stream.Signature(PIXEL)),
+                "cycles": Out(32),
+                "busy": Out(1),
+            }
+        )
 
     @property
     def steps(self) -> int:

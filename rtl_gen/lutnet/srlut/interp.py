@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from amaranth import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Array, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -35,8 +35,12 @@ class SimplexInterpolator(wiring.Component):
         self.plan, self.ports = plan, ports
         self.per_rotation = -(-(plan.n + 1) // ports)
         self.steps = 4 * self.per_rotation
-        super().__init__({"i": In(stream.Signature(window_layout(plan.radius))),
-                          "o": Out(stream.Signature(block_layout(plan.scale)))})
+        super().__init__(
+            {
+                "i": In(stream.Signature(window_layout(plan.radius))),
+                "o": Out(stream.Signature(block_layout(plan.scale))),
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()
@@ -45,10 +49,11 @@ class SimplexInterpolator(wiring.Component):
         side = 2 * p + 1
         lanes = r * r
         strides = plan.strides
-        depth = plan.levels ** n
+        depth = plan.levels**n
 
-        m.submodules.table = table = Memory(shape=unsigned(8 * lanes), depth=depth,
-                                            init=table_words(plan.table))
+        m.submodules.table = table = Memory(
+            shape=unsigned(8 * lanes), depth=depth, init=table_words(plan.table)
+        )
         rports = [table.read_port() for _ in range(P)]
 
         advance = Signal()
@@ -76,6 +81,7 @@ class SimplexInterpolator(wiring.Component):
         # --- stage 0: pattern pixels of rotation k, ranks, base index ------------------------
         def tap(dy, dx):
             return win[(dy + p) * side + (dx + p)]
+
         pix = []
         for i in range(n):
             taps = Array(tap(*rotated_pattern(plan.offsets, kk)[i]) for kk in range(4))
@@ -86,8 +92,9 @@ class SimplexInterpolator(wiring.Component):
         msb = [v[b:] for v in pix]
         ranks = []
         for i in range(n):
-            before = [(frac[j] > frac[i]) if j > i else (frac[j] >= frac[i])
-                      for j in range(n) if j != i]
+            before = [
+                (frac[j] > frac[i]) if j > i else (frac[j] >= frac[i]) for j in range(n) if j != i
+            ]
             rank = Signal(range(n), name=f"rank{i}")
             m.d.comb += rank.eq(sum(x.as_unsigned() for x in before) if before else 0)
             ranks.append(rank)
@@ -105,14 +112,21 @@ class SimplexInterpolator(wiring.Component):
         base0, k0, s0 = Signal.like(base), Signal(2), Signal.like(s)
         first0, last0 = Signal(), Signal()
         with m.If(advance):
-            m.d.sync += [v0.eq(have), base0.eq(base), k0.eq(k), s0.eq(s),
-                         first0.eq((k == 0) & (s == 0)), last0.eq(last_step)]
+            m.d.sync += [
+                v0.eq(have),
+                base0.eq(base),
+                k0.eq(k),
+                s0.eq(s),
+                first0.eq((k == 0) & (s == 0)),
+                last0.eq(last_step),
+            ]
             m.d.sync += [a.eq(x) for a, x in zip(r0, ranks)]
             m.d.sync += [a.eq(x) for a, x in zip(f0, sorted_f)]
 
         # --- stage 1: vertex addresses and weights -> ROM ------------------------------------
-        weights_by_j = Array([q - f0[0]] + [f0[j - 1] - f0[j] for j in range(1, n)]
-                             + [f0[n - 1]] + [Const(0)] * P)
+        weights_by_j = Array(
+            [q - f0[0]] + [f0[j - 1] - f0[j] for j in range(1, n)] + [f0[n - 1]] + [Const(0)] * P
+        )
         w1 = [Signal(b + 1, name=f"r1_w{l}") for l in range(P)]
         v1, k1, first1, last1 = Signal(), Signal(2), Signal(), Signal()
         for l, rp in enumerate(rports):
@@ -131,11 +145,14 @@ class SimplexInterpolator(wiring.Component):
         unrot = []
         for lane in range(lanes):
             pr = Signal(signed(prod_bits), name=f"prod{lane}")
-            m.d.comb += pr.eq(sum(w1[l] * rp.data[8 * lane:8 * lane + 8].as_signed()
-                                  for l, rp in enumerate(rports)))
+            m.d.comb += pr.eq(
+                sum(
+                    w1[l] * rp.data[8 * lane : 8 * lane + 8].as_signed()
+                    for l, rp in enumerate(rports)
+                )
+            )
             unrot.append(pr)
-        perms = [np.rot90(np.arange(lanes).reshape(r, r), BLOCK_ROT[kk]).ravel()
-                 for kk in range(4)]
+        perms = [np.rot90(np.arange(lanes).reshape(r, r), BLOCK_ROT[kk]).ravel() for kk in range(4)]
         prod2 = [Signal(signed(prod_bits), name=f"r2_prod{lane}") for lane in range(lanes)]
         v2, first2, last2 = Signal(), Signal(), Signal()
         with m.If(advance):
@@ -162,5 +179,6 @@ class SimplexInterpolator(wiring.Component):
                 rounded = Signal(signed(plan.sum_bits + 1), name=f"round{lane}")
                 m.d.comb += rounded.eq((a + ((1 << b >> 1) - (1 if b else 0)) + odd) >> b)
                 m.d.sync += self.o.payload[lane].eq(
-                    Mux(rounded < 0, 0, Mux(rounded > 255, 255, rounded[:8])))
+                    Mux(rounded < 0, 0, Mux(rounded > 255, 255, rounded[:8]))
+                )
         return m

@@ -16,8 +16,15 @@ import torch
 from torch import nn
 
 from frontends import reference
-from frontends.compress.qat import (ActQuant, LayerBits, QatError, QatNet, accuracy,
-                                    export_qonnx, finetune)
+from frontends.compress.qat import (
+    ActQuant,
+    LayerBits,
+    QatError,
+    QatNet,
+    accuracy,
+    export_qonnx,
+    finetune,
+)
 from frontends.errors import ModelError
 from frontends.facts import layer_facts
 from frontends.onnx_import import import_onnx
@@ -34,13 +41,25 @@ def _one_torch_thread():
 
 def _cnn():
     torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(2, 4, 3, padding=1, stride=1), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Conv2d(4, 4, 3, padding=1, groups=4), nn.ReLU(), nn.Flatten(),
-                         nn.Linear(64, 12), nn.ReLU(), nn.Linear(12, 5))
+    return nn.Sequential(
+        nn.Conv2d(2, 4, 3, padding=1, stride=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(4, 4, 3, padding=1, groups=4),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(64, 12),
+        nn.ReLU(),
+        nn.Linear(12, 5),
+    )
 
 
-BITS = [LayerBits(weight=3, act=4), LayerBits(weight=8, act=6), LayerBits(weight=4, act=4),
-        LayerBits(weight=2, act=8)]
+BITS = [
+    LayerBits(weight=3, act=4),
+    LayerBits(weight=8, act=6),
+    LayerBits(weight=4, act=4),
+    LayerBits(weight=2, act=8),
+]
 
 
 def _codes_per_layer(net, x):
@@ -65,10 +84,19 @@ def test_mixed_bits_export_imports_and_golden_equals_fake_quant(tmp_path):
     path = export_qonnx(net, tmp_path / "cnn.onnx", (2, 8, 8))
     graph = import_onnx(path)
     assert [n.op for n in graph.nodes] == ["conv", "maxpool", "conv", "dense", "dense"]
-    assert [str(n.attrs.get("weight_dtype")) for n in graph.nodes if n.op != "maxpool"] == \
-        ["int3n", "int8n", "int4n", "ternary"]
-    assert [str(graph.tensor(n.outputs[0]).dtype) for n in graph.nodes] == \
-        ["uint4", "uint4", "uint6", "uint4", "int8"]
+    assert [str(n.attrs.get("weight_dtype")) for n in graph.nodes if n.op != "maxpool"] == [
+        "int3n",
+        "int8n",
+        "int4n",
+        "ternary",
+    ]
+    assert [str(graph.tensor(n.outputs[0]).dtype) for n in graph.nodes] == [
+        "uint4",
+        "uint4",
+        "uint6",
+        "uint4",
+        "int8",
+    ]
     assert graph.nodes[2].attrs["group"] == 4
     facts = layer_facts(graph)
     assert facts[-1].ternary and facts[0].weight_bits <= 3
@@ -86,7 +114,7 @@ def test_mixed_bits_export_imports_and_golden_equals_fake_quant(tmp_path):
     ins = [codes_in] + theirs[:-1]
     for node, xin, want in zip(ir_layers, ins, theirs):
         if node is ir_layers[2]:
-            xin = xin.reshape(len(x), -1)   # the Flatten
+            xin = xin.reshape(len(x), -1)  # the Flatten
         if node is ir_layers[1]:
             xin = reference.OPS["maxpool"](graph.nodes[1], xin)  # pool then conv
         got = reference.OPS[node.op](node, xin).reshape(want.shape)
@@ -148,17 +176,25 @@ def test_same_network_same_bytes(tmp_path):
 
 
 def test_bad_models_and_bits_are_refused_by_name():
-    with pytest.raises(QatError, match=r"^module '1' \(Sigmoid\) is not supported; QAT takes "
-                                       r"Linear, Conv2d \(\+BatchNorm2d\), ReLU, Flatten and "
-                                       r"MaxPool2d$"):
+    with pytest.raises(
+        QatError,
+        match=r"^module '1' \(Sigmoid\) is not supported; QAT takes "
+        r"Linear, Conv2d \(\+BatchNorm2d\), ReLU, Flatten and "
+        r"MaxPool2d$",
+    ):
         QatNet.from_float(nn.Sequential(nn.Linear(4, 4), nn.Sigmoid()))
     with pytest.raises(QatError, match=r"^3 bit choices for 2 Linear/Conv2d layers \(0, 2\)$"):
-        QatNet.from_float(nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2)),
-                          [LayerBits()] * 3)
-    with pytest.raises(QatError, match=r"^bits name modules \['1'\] that are not "
-                                       r"Linear/Conv2d layers; the layers are \['0', '2'\]$"):
-        QatNet.from_float(nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2)),
-                          {"1": LayerBits()})
+        QatNet.from_float(
+            nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2)), [LayerBits()] * 3
+        )
+    with pytest.raises(
+        QatError,
+        match=r"^bits name modules \['1'\] that are not "
+        r"Linear/Conv2d layers; the layers are \['0', '2'\]$",
+    ):
+        QatNet.from_float(
+            nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2)), {"1": LayerBits()}
+        )
     with pytest.raises(QatError, match=r"^weight bits 9 are outside 2\.\.8$"):
         LayerBits(weight=9)
 
@@ -174,8 +210,11 @@ def test_unquantizable_export_is_refused_by_the_importer(tmp_path):
         if t.name == "l0.weight_q.bits":
             t.CopyFrom(onnx.numpy_helper.from_array(np.array(40.0, np.float32), t.name))
     onnx.save(model, str(path))
-    with pytest.raises(ModelError, match=r"^node 'l0\.weight_q' \(Quant, opset 1\): bit width "
-                                         r"40 is outside 1\.\.32$"):
+    with pytest.raises(
+        ModelError,
+        match=r"^node 'l0\.weight_q' \(Quant, opset 1\): bit width "
+        r"40 is outside 1\.\.32$",
+    ):
         import_onnx(path)
 
 
@@ -208,7 +247,7 @@ def test_batch_norm_after_conv_is_folded():
     x = torch.randn(8, 2, 6, 6)
     with torch.no_grad():
         assert torch.allclose(torch.relu(folded(x)), model(x), atol=1e-5)
-    assert len(net.steps) == 2 and model[0].bias is None   # the float model is untouched
+    assert len(net.steps) == 2 and model[0].bias is None  # the float model is untouched
 
 
 @pytest.mark.sim
@@ -227,8 +266,9 @@ def test_mixed_bit_mlp_runs_bit_exact_on_the_dense_engine(tmp_path):
     path = export_qonnx(net, tmp_path / "mlp.onnx", (16,))
     art = tmp_path / "art"
     runner = CliRunner()
-    result = runner.invoke(app, ["generate", str(path), "-o", str(art), "--random", "16",
-                                 "--engine", "dense"])
+    result = runner.invoke(
+        app, ["generate", str(path), "-o", str(art), "--random", "16", "--engine", "dense"]
+    )
     assert result.exit_code == 0, result.output
     result = runner.invoke(app, ["sim", str(art)])
     assert result.exit_code == 0 and "bit-exact" in result.output, result.output

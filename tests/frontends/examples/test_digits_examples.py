@@ -11,6 +11,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(autouse=True)
 def _one_torch_thread():
     import torch
+
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -22,8 +23,9 @@ def test_digits_qat_mixed_bits(tmp_path):
     from frontends.examples.digits_qat import make_digits_qat
     from frontends.onnx_import import import_onnx
 
-    made = make_digits_qat(tmp_path, bits=[LayerBits(weight=4, act=4),
-                                           LayerBits(weight=2, act=8)], epochs=10)
+    made = make_digits_qat(
+        tmp_path, bits=[LayerBits(weight=4, act=4), LayerBits(weight=2, act=8)], epochs=10
+    )
     n = len(np.load(made.test_data)["y"])
     assert made.float_accuracy > 0.95
     assert made.qat_accuracy > made.ptq_accuracy

@@ -13,6 +13,7 @@ def made(tmp_path_factory):
     import torch
 
     from frontends.examples.digits_wide import make_digits_wide
+
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -44,5 +45,5 @@ def test_hetero_overlays_split_the_hidden_layer_bit_exactly(made):
         hidden, classifier = program.layers
         # ternary channels have no error on the LUT core: the split is by latency alone
         assert hidden.n_lut > 0 and hidden.n_dsp > 0
-        assert classifier.n_lut == 0          # int8 weights do not fit ternary lanes
+        assert classifier.n_lut == 0  # int8 weights do not fit ternary lanes
         assert (model.run(program, codes) == golden).all()

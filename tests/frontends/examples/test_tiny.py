@@ -6,9 +6,9 @@ synthetic data, and the examples built, imported and run by the golden against o
 import numpy as np
 import pytest
 import torch
+from models import ort_unfused, per_node_errors
 
 from frontends.examples import tiny, tiny_models
-from models import ort_unfused, per_node_errors
 
 
 @pytest.fixture(autouse=True)
@@ -29,6 +29,7 @@ def _macs(model, shape):
             total.append(out.numel() * kh * kw * mod.in_channels // mod.groups)
         else:
             total.append(out.numel() * mod.in_features)
+
     for m in model.modules():
         if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
             m.register_forward_hook(hook)
@@ -40,10 +41,15 @@ def _macs(model, shape):
 
 # (MACs, output shape) of the reference architectures: DS-CNN 2.66 M, ResNet-8 12.5 M
 # (MLPerf Tiny's published figures), the AD autoencoder 264 k, MobileNetV1 0.25 at 96 7.5 M
-@pytest.mark.parametrize("name, macs, out", [("tiny_kws", 2_656_768, (12,)),
-                                              ("tiny_ic", 12_501_632, (10,)),
-                                              ("tiny_ad", 264_192, (640,)),
-                                              ("tiny_vww", 7_489_664, (2,))])
+@pytest.mark.parametrize(
+    "name, macs, out",
+    [
+        ("tiny_kws", 2_656_768, (12,)),
+        ("tiny_ic", 12_501_632, (10,)),
+        ("tiny_ad", 264_192, (640,)),
+        ("tiny_vww", 7_489_664, (2,)),
+    ],
+)
 def test_reference_sizes(name, macs, out):
     spec = tiny.SPECS[name]
     got_macs, got_out = _macs(spec.build(), spec.input_shape)
@@ -51,9 +57,17 @@ def test_reference_sizes(name, macs, out):
     assert got_macs == macs
 
 
-@pytest.mark.parametrize("size, kernel, stride, pads", [(49, 10, 2, (4, 5)), (10, 4, 2, (1, 1)),
-                                                        (32, 3, 2, (0, 1)), (32, 1, 2, (0, 0)),
-                                                        (25, 3, 1, (1, 1)), (96, 3, 2, (0, 1))])
+@pytest.mark.parametrize(
+    "size, kernel, stride, pads",
+    [
+        (49, 10, 2, (4, 5)),
+        (10, 4, 2, (1, 1)),
+        (32, 3, 2, (0, 1)),
+        (32, 1, 2, (0, 0)),
+        (25, 3, 1, (1, 1)),
+        (96, 3, 2, (0, 1)),
+    ],
+)
 def test_keras_same_padding(size, kernel, stride, pads):
     assert tiny_models.same_pads(size, kernel, stride) == pads
 
@@ -63,12 +77,20 @@ def test_pads_fold_into_the_conv_exactly(tmp_path):
     import onnx
 
     from frontends.examples.tiny import fold_pads
+
     torch.manual_seed(1)
-    model = torch.nn.Sequential(torch.nn.ZeroPad2d((1, 2, 4, 5)),
-                                torch.nn.Conv2d(1, 3, (10, 4), stride=2)).eval()
+    model = torch.nn.Sequential(
+        torch.nn.ZeroPad2d((1, 2, 4, 5)), torch.nn.Conv2d(1, 3, (10, 4), stride=2)
+    ).eval()
     path = tmp_path / "pad.onnx"
-    torch.onnx.export(model, (torch.zeros(1, 1, 49, 10),), str(path), input_names=["x"],
-                      dynamo=False, opset_version=17)
+    torch.onnx.export(
+        model,
+        (torch.zeros(1, 1, 49, 10),),
+        str(path),
+        input_names=["x"],
+        dynamo=False,
+        opset_version=17,
+    )
     proto = onnx.load(str(path))
     assert "Pad" in {n.op_type for n in proto.graph.node}
     assert fold_pads(proto) == 1
@@ -113,8 +135,11 @@ def _golden_vs_onnxruntime(made, tmp_path, n=4):
 
 def test_tiny_kws_builds_imports_and_agrees_with_onnxruntime(tmp_path):
     made = tiny.make_tiny("tiny_kws", tmp_path)
-    assert {p.name for p in tmp_path.iterdir()} >= {"tiny_kws.onnx", "tiny_kws_float.onnx",
-                                                    "tiny_kws_test.npz"}
+    assert {p.name for p in tmp_path.iterdir()} >= {
+        "tiny_kws.onnx",
+        "tiny_kws_float.onnx",
+        "tiny_kws_test.npz",
+    }
     with np.load(made.test_data) as data:
         assert data["x"].shape[1:] == (1, 49, 10) and len(data["y"]) == len(data["x"])
     # a learnable task, kept by int8 (chance is 1/12)

@@ -21,7 +21,7 @@ class Backbone(torch.nn.Module):
         self.w2 = dyadic(rng, (outputs, 8), -8, 8, 8) * np.float32(scale)
         self.b2 = dyadic(rng, outputs, -8, 8, 16)
         self.conv = conv
-        t = lambda a: torch.nn.Parameter(torch.from_numpy(a))   # noqa: E731
+        t = lambda a: torch.nn.Parameter(torch.from_numpy(a))  # noqa: E731
         self.tw1, self.tb1, self.tw2, self.tb2 = t(self.w1), t(self.b1), t(self.w2), t(self.b2)
 
     def forward(self, x):
@@ -44,7 +44,7 @@ class SplitFC(torch.nn.Module):
         rng = np.random.default_rng(seed)
         self.w1, self.b1 = dyadic(rng, (5, 6, inputs), -8, 8, 8), dyadic(rng, (5, 6), -8, 8, 8)
         self.w2, self.b2 = dyadic(rng, (5, 10, 6), -4, 4, 64), dyadic(rng, (5, 10), -8, 8, 16)
-        t = lambda a: torch.nn.Parameter(torch.from_numpy(a))   # noqa: E731
+        t = lambda a: torch.nn.Parameter(torch.from_numpy(a))  # noqa: E731
         self.tw1, self.tb1, self.tw2, self.tb2 = t(self.w1), t(self.b1), t(self.w2), t(self.b2)
 
     def forward(self, x):
@@ -59,9 +59,16 @@ class SplitFC(torch.nn.Module):
 
 def export(net, shape, path: Path, *, dynamic=True) -> Path:
     with torch.no_grad():
-        torch.onnx.export(net, torch.zeros(1, *shape), str(path), input_names=["x"],
-                          output_names=["y"], opset_version=17, dynamo=False,
-                          dynamic_axes={"x": {0: "b"}, "y": {0: "b"}} if dynamic else None)
+        torch.onnx.export(
+            net,
+            torch.zeros(1, *shape),
+            str(path),
+            input_names=["x"],
+            output_names=["y"],
+            opset_version=17,
+            dynamo=False,
+            dynamic_axes={"x": {0: "b"}, "y": {0: "b"}} if dynamic else None,
+        )
     return path
 
 
@@ -73,7 +80,6 @@ def make_folder(folder: Path, *, seed=0, bases_range=0.1):
     export(msb, (3,), folder / "backbone_msb.onnx")
     export(lsb, (3, 1, 1), folder / "backbone_lsb.onnx", dynamic=False)
     export(split, (5, 2), folder / "split_fc.onnx")
-    bases = np.random.default_rng(seed + 4).uniform(-bases_range, bases_range,
-                                                    (10, 3, 17, 17, 17))
+    bases = np.random.default_rng(seed + 4).uniform(-bases_range, bases_range, (10, 3, 17, 17, 17))
     np.save(folder / "bases.npy", bases)
     return msb, lsb, split, bases

@@ -9,12 +9,18 @@ from frontends.lutnet.srlut import TableError
 
 def tables(basis0=None, fm=0, shift=0, interpolation="tetrahedral"):
     split = np.zeros((5, 4096, 10), np.int8)
-    split[0, 32 * 64 + 32, 0] = 4          # features 0 -> weight 1.0 on basis 0
+    split[0, 32 * 64 + 32, 0] = 4  # features 0 -> weight 1.0 on basis 0
     bases = np.zeros((10, 3, DIM, DIM, DIM), np.int8)
     if basis0 is not None:
         bases[0] = basis0
-    return IcelutPlan(np.full((4096, 10), fm, np.int16), np.zeros((4096, 10), np.int16),
-                      split, bases, basis_shift=shift, interpolation=interpolation)
+    return IcelutPlan(
+        np.full((4096, 10), fm, np.int16),
+        np.zeros((4096, 10), np.int16),
+        split,
+        bases,
+        basis_shift=shift,
+        interpolation=interpolation,
+    )
 
 
 @pytest.mark.parametrize("interpolation", ["tetrahedral", "trilinear"])
@@ -45,11 +51,12 @@ def test_statistics_path():
     g = plan.features(np.zeros((32, 32, 3), np.uint8))
     assert g.tolist() == [2] * 10
     plan.split[:] = 0
-    plan.split[1, (2 + 32) * 64 + 2 + 32, 3] = 8       # pair 1 = features 2, 3
+    plan.split[1, (2 + 32) * 64 + 2 + 32, 3] = 8  # pair 1 = features 2, 3
     assert plan.weights(g).tolist() == [0, 0, 0, 8, 0, 0, 0, 0, 0, 0]
     # Basis 3 at weight 2.0 and shift 1: (8·B + 4) >> 3 = B rounded half up.
-    plan = IcelutPlan(plan.fm, plan.fl, plan.split, np.ones((10, 3, DIM, DIM, DIM), np.int8),
-                      basis_shift=1)
+    plan = IcelutPlan(
+        plan.fm, plan.fl, plan.split, np.ones((10, 3, DIM, DIM, DIM), np.int8), basis_shift=1
+    )
     assert (plan.lut(np.zeros((64, 64, 3), np.uint8)) == 1).all()
 
 
@@ -65,7 +72,11 @@ def test_thumbnail_block_mean_and_centre_samples():
 
 def test_errors_name_the_table():
     with pytest.raises(TableError, match=r"^ICELUT table 'split' of 'icelut' has shape"):
-        IcelutPlan(np.zeros((4096, 10)), np.zeros((4096, 10)), np.zeros((5, 10)),
-                   np.zeros((10, 3, DIM, DIM, DIM)))
+        IcelutPlan(
+            np.zeros((4096, 10)),
+            np.zeros((4096, 10)),
+            np.zeros((5, 10)),
+            np.zeros((10, 3, DIM, DIM, DIM)),
+        )
     with pytest.raises(TableError, match=r"smaller than the 32×32 thumbnail"):
         tables().reference(np.zeros((16, 64, 3), np.uint8))

@@ -33,7 +33,7 @@ def test_tables_equal_the_nets_on_the_grids(folder, plan):
     np.testing.assert_array_equal(plan.fm, np.round(64 * msb.numpy(NIBBLES)))
     np.testing.assert_array_equal(plan.fl, np.round(64 * lsb.numpy(NIBBLES)))
     v = np.repeat(((CODES - 32) / 2)[:, None, :], 5, axis=1)
-    want = np.round(4 * split.numpy(v))                           # (4096, 5, 10)
+    want = np.round(4 * split.numpy(v))  # (4096, 5, 10)
     for p in range(5):
         np.testing.assert_array_equal(plan.split[p], want[:, p])
     # bases in ±0.1 image units = ±25.5 levels: the finest shift that fits int8 is 2.
@@ -42,13 +42,15 @@ def test_tables_equal_the_nets_on_the_grids(folder, plan):
     assert np.abs(plan.bases).max() > 64
     # The tables are not degenerate: a swap (MSB/LSB, the two pair inputs) would show.
     assert not np.array_equal(plan.fm, plan.fl)
-    assert not np.array_equal(plan.split[0], plan.split[0].reshape(64, 64, 10)
-                              .transpose(1, 0, 2).reshape(4096, 10))
+    assert not np.array_equal(
+        plan.split[0], plan.split[0].reshape(64, 64, 10).transpose(1, 0, 2).reshape(4096, 10)
+    )
 
 
 def test_plan_runs_and_follows_the_float_net(folder, plan):
     """The golden's features and weights against the float nets on a real thumbnail."""
     from skimage import data as skdata
+
     _, (msb, lsb, split, bases) = folder
     img = skdata.coffee()[100:164, 200:264]
     lut = plan.lut(img)
@@ -66,40 +68,58 @@ def test_plan_runs_and_follows_the_float_net(folder, plan):
 
 def test_missing_file_is_named(folder, tmp_path):
     import shutil
+
     bad = tmp_path / "partial"
     shutil.copytree(folder[0], bad)
     (bad / "split_fc.onnx").unlink()
-    with pytest.raises(TableError, match=r"partial: missing split_fc\.onnx; an ICELUT net "
-                                         r"folder holds backbone_msb\.onnx, backbone_lsb"):
+    with pytest.raises(
+        TableError,
+        match=r"partial: missing split_fc\.onnx; an ICELUT net "
+        r"folder holds backbone_msb\.onnx, backbone_lsb",
+    ):
         transfer_icelut_dir(bad)
 
 
 def test_wrong_shapes_are_named(folder, tmp_path):
     import shutil
+
     bad = tmp_path / "bad"
     shutil.copytree(folder[0], bad)
     export(Backbone(5, outputs=9), (3,), bad / "backbone_msb.onnx")
-    with pytest.raises(TableError, match=r"backbone_msb\.onnx: the backbone returns 9 values "
-                                         r"per pixel"):
+    with pytest.raises(
+        TableError,
+        match=r"backbone_msb\.onnx: the backbone returns 9 values "
+        r"per pixel",
+    ):
         transfer_icelut_dir(bad)
     export(SplitFC(5, inputs=3), (5, 3), bad / "backbone_msb.onnx")
-    with pytest.raises(TableError, match=r"backbone_msb\.onnx: input \[\('x', .*\]; a "
-                                         r"backbone takes one \(B, 3\) or \(B, 3, 1, 1\)"):
+    with pytest.raises(
+        TableError,
+        match=r"backbone_msb\.onnx: input \[\('x', .*\]; a "
+        r"backbone takes one \(B, 3\) or \(B, 3, 1, 1\)",
+    ):
         transfer_icelut_dir(bad)
     shutil.copy(folder[0] / "backbone_msb.onnx", bad)
     export(Backbone(5), (3,), bad / "split_fc.onnx")
-    with pytest.raises(TableError, match=r"split_fc\.onnx: input .*; the split FC takes one "
-                                         r"\(B, 5, 2\) input"):
+    with pytest.raises(
+        TableError,
+        match=r"split_fc\.onnx: input .*; the split FC takes one "
+        r"\(B, 5, 2\) input",
+    ):
         transfer_icelut_dir(bad)
     shutil.copy(folder[0] / "split_fc.onnx", bad)
     np.save(bad / "bases.npy", np.zeros((10, 3, 33, 33, 33)))
-    with pytest.raises(TableError, match=r"bases of shape \(10, 3, 33, 33, 33\).*"
-                                         r"bases\[\.\.\., ::2, ::2, ::2\]"):
+    with pytest.raises(
+        TableError,
+        match=r"bases of shape \(10, 3, 33, 33, 33\).*"
+        r"bases\[\.\.\., ::2, ::2, ::2\]",
+    ):
         transfer_icelut_dir(bad)
 
 
 def test_values_that_do_not_fit_are_named(folder, tmp_path):
     import shutil
+
     bad = tmp_path / "big"
     shutil.copytree(folder[0], bad)
     np.save(bad / "bases.npy", np.full((10, 3, 17, 17, 17), 0.6))
@@ -107,6 +127,9 @@ def test_values_that_do_not_fit_are_named(folder, tmp_path):
         transfer_icelut_dir(bad)
     shutil.copy(folder[0] / "bases.npy", bad)
     export(Backbone(1, scale=1024.0), (3,), bad / "backbone_lsb.onnx")
-    with pytest.raises(TableError, match=r"backbone_lsb\.onnx: table 'fl' gets values .* "
-                                         r"int16 holds -32768\.\.32767"):
+    with pytest.raises(
+        TableError,
+        match=r"backbone_lsb\.onnx: table 'fl' gets values .* "
+        r"int16 holds -32768\.\.32767",
+    ):
         transfer_icelut_dir(bad)

@@ -28,8 +28,9 @@ def test_fit_recovers_the_table_that_made_the_pairs():
     rng = np.random.default_rng(2)
     lrs = [rng.integers(0, 256, (24, 24), dtype=np.uint8) for _ in range(3)]
     pairs = [(lr, truth.reference(lr)) for lr in lrs]
-    plan, info = fit_srlut_table(interval_bits=6, scale=2, samples=1500, ridge=1e-3,
-                                 iterations=400, seed=0, pairs=pairs)
+    plan, info = fit_srlut_table(
+        interval_bits=6, scale=2, samples=1500, ridge=1e-3, iterations=400, seed=0, pairs=pairs
+    )
     assert info["samples"] == 1500 and plan.table.shape == truth.table.shape
     # Rounding the fitted entries to int8 moves each rotation's value by up to half a level
     # (the table is not unique: parts that cancel over the four rotations are free), so
@@ -45,7 +46,7 @@ def test_fit_on_bundled_images_is_seeded_and_beats_nearest():
     a, _ = fit_srlut_table(seed=3, **kw)
     b, _ = fit_srlut_table(seed=3, **kw)
     np.testing.assert_array_equal(a.table, b.table)
-    hr = skdata.stereo_motorcycle()[1][100:228, 200:328, 1]   # not a training image
+    hr = skdata.stereo_motorcycle()[1][100:228, 200:328, 1]  # not a training image
     lr = imresize_down(hr, 2)
     nearest = np.kron(lr, np.ones((2, 2), np.uint8))
     assert psnr_y(hr, a.reference(lr), shave=2) > psnr_y(hr, nearest, shave=2) + 1.0

@@ -6,9 +6,20 @@ from frontends.fixedpoint import quantize_multipliers
 from frontends.ir import Graph, IntType, Node, QuantParams, Tensor
 
 
-def random_graph(sizes=(9, 7, 3), *, bits=4, signed_act=False, in_dtype=IntType(8, True),
-                 seed=0, rounding="half_up", weight_range=(-128, 127), scale=(5e-4, 4e-3),
-                 per_channel=True, pow2=False, bias=3000):
+def random_graph(
+    sizes=(9, 7, 3),
+    *,
+    bits=4,
+    signed_act=False,
+    in_dtype=IntType(8, True),
+    seed=0,
+    rounding="half_up",
+    weight_range=(-128, 127),
+    scale=(5e-4, 4e-3),
+    per_channel=True,
+    pow2=False,
+    bias=3000,
+):
     """A chain of dense layers with ``bits``-bit activations (ReLU-like unsigned, or signed
     with a random zero point), random int weights, biases and multipliers. ``pow2``: the
     multipliers are powers of two, so the ST-BIF threshold is small (8..64) and ties and
@@ -28,12 +39,29 @@ def random_graph(sizes=(9, 7, 3), *, bits=4, signed_act=False, in_dtype=IntType(
         mult, shift = quantize_multipliers(real)
         name = f"t{i}"
         tensors[name] = Tensor(name, (b,), dtype, q(zp))
-        nodes.append(Node(f"fc{i}", "dense", (prev,), (name,),
-                          attrs={"input_zero_point": prev_zp, "output_zero_point": zp,
-                                 "shift": shift, "lo": dtype.min, "hi": dtype.max,
-                                 "relu": False, "rounding": rounding},
-                          weights={"weight": w, "bias": rng.integers(-bias, bias + 1, size=b),
-                                   "multiplier": mult}, source_op="Gemm"))
+        nodes.append(
+            Node(
+                f"fc{i}",
+                "dense",
+                (prev,),
+                (name,),
+                attrs={
+                    "input_zero_point": prev_zp,
+                    "output_zero_point": zp,
+                    "shift": shift,
+                    "lo": dtype.min,
+                    "hi": dtype.max,
+                    "relu": False,
+                    "rounding": rounding,
+                },
+                weights={
+                    "weight": w,
+                    "bias": rng.integers(-bias, bias + 1, size=b),
+                    "multiplier": mult,
+                },
+                source_op="Gemm",
+            )
+        )
         prev, prev_zp = name, zp
     return Graph("random", tensors, tuple(nodes), ("in",), (prev,))
 
@@ -45,5 +73,6 @@ def digits_model(tmp_path_factory):
     """The digits MLP example and its test set, trained once per test session."""
     if "made" not in _DIGITS:
         from frontends.examples.digits_mlp import make_digits_mlp
+
         _DIGITS["made"] = make_digits_mlp(tmp_path_factory.mktemp("digits"))
     return _DIGITS["made"]

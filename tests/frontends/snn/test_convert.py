@@ -14,21 +14,31 @@ from frontends.snn import convert, run_network
 from .graphs import digits_model, random_graph
 
 
-@pytest.mark.parametrize("case", [
-    dict(sizes=(9, 7, 3), bits=4, seed=1),
-    dict(sizes=(12, 5, 6, 4), bits=3, signed_act=True, seed=2, rounding="floor"),
-    dict(sizes=(8, 8, 2), bits=8, signed_act=True, seed=3, rounding="ceil",
-         in_dtype=IntType(8, False)),
-    dict(sizes=(5, 1, 3), bits=2, seed=4, per_channel=False),
-    dict(sizes=(6, 4, 3), bits=5, seed=5, scale=(0.02, 0.2)),  # large multipliers: saturation
-    dict(sizes=(8, 6, 4), bits=4, seed=8, pow2=True, weight_range=(-8, 8), bias=100),
-])
+@pytest.mark.parametrize(
+    "case",
+    [
+        dict(sizes=(9, 7, 3), bits=4, seed=1),
+        dict(sizes=(12, 5, 6, 4), bits=3, signed_act=True, seed=2, rounding="floor"),
+        dict(
+            sizes=(8, 8, 2),
+            bits=8,
+            signed_act=True,
+            seed=3,
+            rounding="ceil",
+            in_dtype=IntType(8, False),
+        ),
+        dict(sizes=(5, 1, 3), bits=2, seed=4, per_channel=False),
+        dict(sizes=(6, 4, 3), bits=5, seed=5, scale=(0.02, 0.2)),  # large multipliers: saturation
+        dict(sizes=(8, 6, 4), bits=4, seed=8, pow2=True, weight_range=(-8, 8), bias=100),
+    ],
+)
 def test_tracers_equal_ir_golden(case):
     graph = random_graph(**case)
     net = convert(graph)
     x_t = graph.tensor("in")
-    x = np.random.default_rng(7).integers(x_t.dtype.min, x_t.dtype.max + 1,
-                                          size=(400, case["sizes"][0]))
+    x = np.random.default_rng(7).integers(
+        x_t.dtype.min, x_t.dtype.max + 1, size=(400, case["sizes"][0])
+    )
     run = run_network(net, x)
     env = reference.run(graph, x)
     for node, codes, spikes in zip(graph.nodes, run.codes, run.spikes):
@@ -63,13 +73,22 @@ def _with_attrs(graph, index, **attrs):
     return dataclasses.replace(graph, nodes=tuple(nodes))
 
 
-@pytest.mark.parametrize("attrs,message", [
-    (dict(rounding="half_even"), r"^node 'fc1' \(Gemm\): requantization rounds 'half_even'; "
-                                 r"an ST-BIF neuron rounds half up, floor or ceil"),
-    (dict(sign=True), r"^node 'fc1' \(Gemm\): a bipolar \(sign\) output has no ST-BIF form"),
-    (dict(lo=3, hi=15), r"^node 'fc1' \(Gemm\): output range \[3, 15\] does not contain the "
-                        r"zero point 0; an ST-BIF tracer starts at 0"),
-])
+@pytest.mark.parametrize(
+    "attrs,message",
+    [
+        (
+            dict(rounding="half_even"),
+            r"^node 'fc1' \(Gemm\): requantization rounds 'half_even'; "
+            r"an ST-BIF neuron rounds half up, floor or ceil",
+        ),
+        (dict(sign=True), r"^node 'fc1' \(Gemm\): a bipolar \(sign\) output has no ST-BIF form"),
+        (
+            dict(lo=3, hi=15),
+            r"^node 'fc1' \(Gemm\): output range \[3, 15\] does not contain the "
+            r"zero point 0; an ST-BIF tracer starts at 0",
+        ),
+    ],
+)
 def test_refuses_what_has_no_stbif_form(attrs, message):
     graph = _with_attrs(random_graph((4, 3, 2), bits=4, seed=0), 1, **attrs)
     with pytest.raises(ModelError, match=message):

@@ -7,6 +7,7 @@ def cnn(tmp_path_factory):
     from frontends.onnx_import import import_onnx
 
     from .nets import qdq_cnn
+
     return import_onnx(qdq_cnn(tmp_path_factory.mktemp("cnn") / "cnn.onnx"))
 
 
@@ -16,4 +17,5 @@ def pool_cat(tmp_path_factory):
     from frontends.onnx_import import import_onnx
 
     from .nets import qdq_pool_cat
+
     return import_onnx(qdq_pool_cat(tmp_path_factory.mktemp("pool") / "pool.onnx"))

@@ -12,8 +12,19 @@ def _tensor(name, size, dtype, zp=0):
     return Tensor(name, (size,), dtype, QuantParams(np.float32(0.05), np.int64(zp)))
 
 
-def dense_chain(sizes, *, seed=0, in_dtype=IntType(8, False), in_zp=0, weight_max=127,
-                relu=True, shift=18, mult_bits=14, weights=None, name="chain") -> Graph:
+def dense_chain(
+    sizes,
+    *,
+    seed=0,
+    in_dtype=IntType(8, False),
+    in_zp=0,
+    weight_max=127,
+    relu=True,
+    shift=18,
+    mult_bits=14,
+    weights=None,
+    name="chain",
+) -> Graph:
     """``len(sizes) - 1`` dense layers; hidden layers ReLU (uint8), the last int8."""
     rng = np.random.default_rng(seed)
     tensors = {"x": _tensor("x", sizes[0], in_dtype, in_zp)}
@@ -23,20 +34,33 @@ def dense_chain(sizes, *, seed=0, in_dtype=IntType(8, False), in_zp=0, weight_ma
         last = i == len(sizes) - 2
         out_dtype = IntType(8, True) if last else IntType(8, False)
         out_zp = 3 if last else 0
-        w = weights[i] if weights is not None else rng.integers(-weight_max, weight_max + 1,
-                                                                (b, a))
+        w = weights[i] if weights is not None else rng.integers(-weight_max, weight_max + 1, (b, a))
         bias = rng.integers(-2000, 2000, b)
         mult = rng.integers(1 << (mult_bits - 1), 1 << mult_bits, b)
         lo, hi = (out_dtype.min, out_dtype.max) if (last or not relu) else (0, 255)
         y = f"y{i}"
         tensors[y] = _tensor(y, b, out_dtype, out_zp)
-        nodes.append(Node(f"fc{i}", "dense", (prev,), (y,),
-                          attrs={"input_zero_point": zp_prev, "output_zero_point": out_zp,
-                                 "shift": shift, "lo": lo, "hi": hi},
-                          weights={"weight": np.asarray(w, np.int64),
-                                   "bias": bias.astype(np.int64),
-                                   "multiplier": mult.astype(np.int64)},
-                          source_op="Gemm"))
+        nodes.append(
+            Node(
+                f"fc{i}",
+                "dense",
+                (prev,),
+                (y,),
+                attrs={
+                    "input_zero_point": zp_prev,
+                    "output_zero_point": out_zp,
+                    "shift": shift,
+                    "lo": lo,
+                    "hi": hi,
+                },
+                weights={
+                    "weight": np.asarray(w, np.int64),
+                    "bias": bias.astype(np.int64),
+                    "multiplier": mult.astype(np.int64),
+                },
+                source_op="Gemm",
+            )
+        )
         prev, zp_prev = y, out_zp
     return Graph(name, tensors, tuple(nodes), ("x",), (prev,))
 
@@ -61,18 +85,30 @@ def _quantized_qdq(model, path, *, seed):
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
     float_path = path.with_name(path.stem + "_float.onnx")
-    torch.onnx.export(model, (torch.zeros(1, 1, 8, 8),), str(float_path), input_names=["x"],
-                      output_names=["y"], dynamo=False, opset_version=17)
+    torch.onnx.export(
+        model,
+        (torch.zeros(1, 1, 8, 8),),
+        str(float_path),
+        input_names=["x"],
+        output_names=["y"],
+        dynamo=False,
+        opset_version=17,
+    )
     rng = np.random.default_rng(seed)
-    feeds = iter([{"x": rng.uniform(0, 1, (1, 1, 8, 8)).astype(np.float32)}
-                  for _ in range(32)])
+    feeds = iter([{"x": rng.uniform(0, 1, (1, 1, 8, 8)).astype(np.float32)} for _ in range(32)])
 
     class Reader:
         def get_next(self):
             return next(feeds, None)
 
-    quantize_static(str(float_path), str(path), Reader(), quant_format=QuantFormat.QDQ,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    quantize_static(
+        str(float_path),
+        str(path),
+        Reader(),
+        quant_format=QuantFormat.QDQ,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+    )
     return path
 
 
@@ -138,8 +174,7 @@ def conv_net(in_shape, layers, *, seed=0, residual=None, head=None, name="convs"
     rng = np.random.default_rng(seed)
     q = QuantParams(np.float32(0.05), np.int64(0))
     u8 = IntType(8, False)
-    tensors = {"x": Tensor("x", tuple(in_shape), u8, QuantParams(np.float32(0.05),
-                                                                  np.int64(3)))}
+    tensors = {"x": Tensor("x", tuple(in_shape), u8, QuantParams(np.float32(0.05), np.int64(3)))}
     nodes, prev, zp, shape, outs = [], "x", 3, tuple(in_shape), []
     for i, spec in enumerate(layers):
         c, h, w = shape
@@ -153,42 +188,83 @@ def conv_net(in_shape, layers, *, seed=0, residual=None, head=None, name="convs"
         y = f"c{i}"
         tensors[y] = Tensor(y, (cout, oh, ow), u8, q)
         k = (c // group) * kh * kw
-        nodes.append(Node(f"conv{i}", "conv", (prev,), (y,),
-                          attrs={"input_zero_point": zp, "output_zero_point": 0,
-                                 "shift": 12 + int(np.log2(k)), "lo": 0, "hi": 255,
-                                 "input_shape": shape, "output_shape": (cout, oh, ow),
-                                 "kernel_shape": (kh, kw), "strides": tuple(stride),
-                                 "pads": tuple(pads), "dilations": tuple(dil),
-                                 "group": group},
-                          weights={"weight": weight.astype(np.int64),
-                                   "bias": rng.integers(-3000, 3000, cout).astype(np.int64),
-                                   "multiplier": rng.integers(1 << 11, 1 << 12, cout)
-                                   .astype(np.int64),
-                                   "im2col": conv_im2col(win, c, group)},
-                          source_op="Conv"))
+        nodes.append(
+            Node(
+                f"conv{i}",
+                "conv",
+                (prev,),
+                (y,),
+                attrs={
+                    "input_zero_point": zp,
+                    "output_zero_point": 0,
+                    "shift": 12 + int(np.log2(k)),
+                    "lo": 0,
+                    "hi": 255,
+                    "input_shape": shape,
+                    "output_shape": (cout, oh, ow),
+                    "kernel_shape": (kh, kw),
+                    "strides": tuple(stride),
+                    "pads": tuple(pads),
+                    "dilations": tuple(dil),
+                    "group": group,
+                },
+                weights={
+                    "weight": weight.astype(np.int64),
+                    "bias": rng.integers(-3000, 3000, cout).astype(np.int64),
+                    "multiplier": rng.integers(1 << 11, 1 << 12, cout).astype(np.int64),
+                    "im2col": conv_im2col(win, c, group),
+                },
+                source_op="Conv",
+            )
+        )
         prev, zp, shape = y, 0, (cout, oh, ow)
         outs.append(y)
         if residual and i == residual[1]:
             a = outs[residual[0]]
             tensors["sum"] = Tensor("sum", shape, u8, q)
-            nodes.append(Node("add", "add", (a, y), ("sum",),
-                              attrs={"input_zero_points": (0, 0), "output_zero_point": 0,
-                                     "shift": 13, "lo": 0, "hi": 255, "input_shape": shape},
-                              weights={"multiplier": np.array([5000, 3000], np.int64)},
-                              source_op="Add"))
+            nodes.append(
+                Node(
+                    "add",
+                    "add",
+                    (a, y),
+                    ("sum",),
+                    attrs={
+                        "input_zero_points": (0, 0),
+                        "output_zero_point": 0,
+                        "shift": 13,
+                        "lo": 0,
+                        "hi": 255,
+                        "input_shape": shape,
+                    },
+                    weights={"multiplier": np.array([5000, 3000], np.int64)},
+                    source_op="Add",
+                )
+            )
             prev = "sum"
     if head:
         size = int(np.prod(shape))
         tensors["logits"] = Tensor("logits", (head,), IntType(8, True), q)
-        nodes.append(Node("head", "dense", (prev,), ("logits",),
-                          attrs={"input_zero_point": 0, "output_zero_point": 0,
-                                 "shift": 16, "lo": -128, "hi": 127},
-                          weights={"weight": rng.integers(-127, 128, (head, size))
-                                   .astype(np.int64),
-                                   "bias": rng.integers(-2000, 2000, head).astype(np.int64),
-                                   "multiplier": rng.integers(1 << 11, 1 << 12, head)
-                                   .astype(np.int64)},
-                          source_op="Gemm"))
+        nodes.append(
+            Node(
+                "head",
+                "dense",
+                (prev,),
+                ("logits",),
+                attrs={
+                    "input_zero_point": 0,
+                    "output_zero_point": 0,
+                    "shift": 16,
+                    "lo": -128,
+                    "hi": 127,
+                },
+                weights={
+                    "weight": rng.integers(-127, 128, (head, size)).astype(np.int64),
+                    "bias": rng.integers(-2000, 2000, head).astype(np.int64),
+                    "multiplier": rng.integers(1 << 11, 1 << 12, head).astype(np.int64),
+                },
+                source_op="Gemm",
+            )
+        )
         prev = "logits"
     return Graph(name, tensors, tuple(nodes), ("x",), (prev,))
 
@@ -198,11 +274,18 @@ def window_cases() -> Graph:
     a dilated 3x3 (dilation 2, pad 2), a depthwise 3x3 with stride (2, 1), a grouped 3x3
     (2 groups of 4 channels), a 1x5 conv (a 1-D kernel on a plane), a 1x1, and a residual
     add of the 1x1's output to the dilated conv's, then a dense head."""
-    return conv_net((3, 11, 9), [
-        dict(cout=8, kernel=(3, 3), stride=(2, 2), pads=(1, 0, 1, 2)),
-        dict(cout=8, kernel=(3, 3), dilation=(2, 2), pads=(2, 2, 2, 2)),
-        dict(cout=8, kernel=(3, 3), stride=(2, 1), pads=(1, 1, 1, 1), group=8),
-        dict(cout=8, kernel=(3, 3), pads=(1, 1, 1, 1), group=2),
-        dict(cout=8, kernel=(1, 5), pads=(0, 2, 0, 2)),
-        dict(cout=8, kernel=(1, 1)),
-    ], residual=(3, 5), head=5, seed=11, name="windows")
+    return conv_net(
+        (3, 11, 9),
+        [
+            dict(cout=8, kernel=(3, 3), stride=(2, 2), pads=(1, 0, 1, 2)),
+            dict(cout=8, kernel=(3, 3), dilation=(2, 2), pads=(2, 2, 2, 2)),
+            dict(cout=8, kernel=(3, 3), stride=(2, 1), pads=(1, 1, 1, 1), group=8),
+            dict(cout=8, kernel=(3, 3), pads=(1, 1, 1, 1), group=2),
+            dict(cout=8, kernel=(1, 5), pads=(0, 2, 0, 2)),
+            dict(cout=8, kernel=(1, 1)),
+        ],
+        residual=(3, 5),
+        head=5,
+        seed=11,
+        name="windows",
+    )

@@ -10,7 +10,7 @@ from frontends.errors import ModelError
 from frontends.ir import Graph, Node
 from frontends.vectors import golden_vectors
 from rtl_gen.gemm import GemmConfig, compile_graph, model, timing
-from rtl_gen.gemm.compiler import LOWERINGS, choose_split, layer_cycles
+from rtl_gen.gemm.compiler import LOWERINGS, layer_cycles
 
 from .nets import dense_chain, qdq_cnn, saturating_chain
 
@@ -42,23 +42,22 @@ def test_odd_shapes_and_saturation():
     program = _check(saturating_chain(), CFG, 0.0)
     codes = np.array([[255] * 37, [0] * 37])
     env = reference.run(program.graph, codes)
-    assert {255, 0} <= set(env["y0"].reshape(-1).tolist())      # both clamps reached
-    assert program.needs["acc_bits"] == 22   # 37 * 255 * 128 < 2**21
+    assert {255, 0} <= set(env["y0"].reshape(-1).tolist())  # both clamps reached
+    assert program.needs["acc_bits"] == 22  # 37 * 255 * 128 < 2**21
 
 
 def test_lut_channels_are_the_easiest_and_contiguous():
-    graph = dense_chain((16, 12, 4), weight_max=7, seed=3)        # fits 4 bits: error 0
+    graph = dense_chain((16, 12, 4), weight_max=7, seed=3)  # fits 4 bits: error 0
     w = dict(graph.nodes[0].weights)
     w["weight"] = w["weight"].copy()
-    w["weight"][5] = w["weight"][5] * 18 + 1                      # channel 5: int8 weights
-    nodes = (Node("fc0", "dense", ("x",), ("y0",), graph.nodes[0].attrs, w, "Gemm"),
-             graph.nodes[1])
+    w["weight"][5] = w["weight"][5] * 18 + 1  # channel 5: int8 weights
+    nodes = (Node("fc0", "dense", ("x",), ("y0",), graph.nodes[0].attrs, w, "Gemm"), graph.nodes[1])
     graph = Graph("g", graph.tensors, nodes, graph.inputs, graph.outputs)
     program = compile_graph(graph, CFG, split={"fc0": 11 / 12})
     assert program.layers[0].n_lut == 11 and program.layers[0].lut_error == 0.0
     # the only channel the DSP core keeps is the int8 one, at physical position 0
     assert program.layout["y0"][5] == 0
-    assert program.graph.nodes[0] is graph.nodes[0]               # nothing requantized
+    assert program.graph.nodes[0] is graph.nodes[0]  # nothing requantized
 
 
 def test_split_chooser_minimises_modelled_cycles():
@@ -68,7 +67,7 @@ def test_split_chooser_minimises_modelled_cycles():
         layer = LOWERINGS["dense"](node, graph)
         costs = [layer_cycles(layer, CFG, s) for s in range(layer.items + 1)]
         assert layer_cycles(layer, CFG, info.n_lut) == min(costs)
-        assert 0 < info.n_lut < info.n           # both cores work
+        assert 0 < info.n_lut < info.n  # both cores work
     # tau = 0: only channels that fit the LUT precision exactly may move
     assert all(l.n_lut == 0 for l in compile_graph(graph, CFG, tau=0.0).layers)
 
@@ -77,7 +76,7 @@ def test_model_cycles_add_up():
     program = compile_graph(dense_chain((13, 19, 7, 11)), CFG, split=0.5, stream=False)
     sched = model.schedule(program)
     n_layers = sum(l.model_cycles for l in program.layers)
-    assert sched.fetch[program.layers[0].first] == 2 + 13      # LOAD: fetch, exec, 13 inputs
+    assert sched.fetch[program.layers[0].first] == 2 + 13  # LOAD: fetch, exec, 13 inputs
     assert sched.fetch[program.layers[-1].last] == 15 + n_layers
     # STORE: EXEC once the last POST's pipeline is empty (the RTL sees that a cycle late),
     # a two-cycle read pipeline, one element a cycle; cycles count both ends
@@ -94,10 +93,11 @@ def test_first_layer_streams_its_input():
     streamed = compile_graph(graph, CFG, split=0.5)
     ops = [(i.op, i.fields.get("stream", 0)) for i in streamed.instrs[:6]]
     assert ops == [("CFG", 0), ("GEMM", 1), ("CFG", 0), ("GEMM", 1), ("LOAD", 0), ("PCFG", 0)]
-    assert streamed.layers[0].first == 5        # its cycles count from the LOAD's end
+    assert streamed.layers[0].first == 5  # its cycles count from the LOAD's end
     s, p = model.schedule(streamed), model.schedule(plain)
-    assert s.fetch[streamed.layers[-1].last] == s.fetch[5] + sum(l.model_cycles
-                                                                 for l in streamed.layers)
+    assert s.fetch[streamed.layers[-1].last] == s.fetch[5] + sum(
+        l.model_cycles for l in streamed.layers
+    )
     # the first layer's 19 channels take 2 tiles (split 0.5 of CFG's lanes): its K = 13
     # steps of the first tile run behind the 13 input writes instead of after them
     assert p.cycles - s.cycles >= 13 - 2
@@ -113,23 +113,30 @@ def test_posts_run_early_only_before_safe_instructions():
     for i, ins in enumerate(instrs):
         if ins.op != "POST":
             continue
-        following = [n.op for n in instrs[i + 1:]]
+        following = [n.op for n in instrs[i + 1 :]]
         stop = next(j for j, op in enumerate(following) if op in ("POST", "STORE", "PCFG"))
-        safe = following[stop] == "POST" or (following[stop] == "STORE"
-                                             and instrs[i + 1 + stop]["stream"])
-        assert ins["early"] == int(safe), (i, following[:stop + 1])
+        safe = following[stop] == "POST" or (
+            following[stop] == "STORE" and instrs[i + 1 + stop]["stream"]
+        )
+        assert ins["early"] == int(safe), (i, following[: stop + 1])
     assert any(i["early"] for i in instrs if i.op == "POST")
     assert not all(i["early"] for i in instrs if i.op == "POST")
 
 
 def test_errors_name_the_node():
     graph = dense_chain((8, 4), weights=[np.full((4, 8), 300)])
-    with pytest.raises(ModelError, match=r"^node 'fc0' \(Gemm\): weight values of output "
-                                         r"channel 0 span \[300, 300\]; the DSP core "
-                                         r"multiplies 8-bit signed weights$"):
+    with pytest.raises(
+        ModelError,
+        match=r"^node 'fc0' \(Gemm\): weight values of output "
+        r"channel 0 span \[300, 300\]; the DSP core "
+        r"multiplies 8-bit signed weights$",
+    ):
         compile_graph(graph, CFG, split=0.0)
-    with pytest.raises(ModelError, match=r"^model 'chain' needs act memory depth 12; the "
-                                         r"overlay has 8$"):
+    with pytest.raises(
+        ModelError,
+        match=r"^model 'chain' needs act memory depth 12; the "
+        r"overlay has 8$",
+    ):
         compile_graph(graph, GemmConfig(act_depth=8), split=1.0, fit=False)
 
 
@@ -140,8 +147,9 @@ def test_lut_only_and_dsp_only_configs_take_everything():
 
 
 def test_ternary_lut_core():
-    program = _check(dense_chain((20, 9, 5)), GemmConfig(dsp_lanes=2, lut_lanes=4,
-                                                         lut_mode="ternary"), 1.0)
+    program = _check(
+        dense_chain((20, 9, 5)), GemmConfig(dsp_lanes=2, lut_lanes=4, lut_mode="ternary"), 1.0
+    )
     for node in program.graph.nodes:
         assert set(np.unique(node.weights["weight"])) <= {-1, 0, 1}
 
@@ -149,6 +157,7 @@ def test_ternary_lut_core():
 @pytest.fixture(scope="module")
 def cnn(tmp_path_factory):
     from frontends.onnx_import import import_onnx
+
     return import_onnx(qdq_cnn(tmp_path_factory.mktemp("cnn") / "cnn.onnx"))
 
 
@@ -164,6 +173,7 @@ def test_model_equals_golden_on_a_cnn(cnn, split):
 
 def test_sweep_marks_a_pareto_set():
     from rtl_gen.gemm.cost import estimate, sweep
+
     graph = dense_chain((24, 16, 5))
     points = sweep(graph, family="ice40", dsp_options=(0, 2, 4), lut_options=(0, 4, 8))
     assert len(points) == 8 and any(p.pareto for p in points)
@@ -176,6 +186,7 @@ def test_sweep_marks_a_pareto_set():
 def test_same_graph_same_program_and_verilog():
     from rtl_gen.emit import emit_verilog
     from rtl_gen.gemm.emit import TOP, create_engine
+
     graph = dense_chain((9, 7, 3))
     a, b = (compile_graph(graph, CFG, split="auto") for _ in range(2))
     assert a.words == b.words and a.wd == b.wd and a.wl == b.wl
@@ -192,22 +203,27 @@ def test_bitserial_core_runs_each_layer_at_its_precision(split):
     assert [c["wbits"] for c in cfgs] == [l.lut_wbits for l in program.layers if l.n_lut]
     for layer, node in zip(program.layers, program.graph.nodes):
         if layer.n_lut:
-            lut_rows = node.weights["weight"][np.argsort(program.layout[node.outputs[0]])
-                                              [layer.n_dsp:]]
+            lut_rows = node.weights["weight"][
+                np.argsort(program.layout[node.outputs[0]])[layer.n_dsp :]
+            ]
             assert 2 <= layer.lut_wbits <= 8
             assert np.abs(lut_rows).max() <= 1 << (layer.lut_wbits - 1)
 
 
 def test_bitserial_split_chooser_searches_precision_and_count():
-    graph = dense_chain((40, 30, 9), weight_max=7)            # exact at 4 bits and above
+    graph = dense_chain((40, 30, 9), weight_max=7)  # exact at 4 bits and above
     program = compile_graph(graph, BITSERIAL, split="auto", tau=0.0)
     for node, info in zip(graph.nodes, program.layers):
         layer = LOWERINGS["dense"](node, graph)
-        costs = {(s, b): layer_cycles(layer, BITSERIAL, s, b)
-                 for b in range(4, 9) for s in range(layer.items + 1)}
-        assert layer_cycles(layer, BITSERIAL, info.n_lut, info.lut_wbits or 8) \
-            == min(costs.values())
-        assert info.n_lut == 0 or info.lut_wbits == 4     # exact either way: fewest planes
+        costs = {
+            (s, b): layer_cycles(layer, BITSERIAL, s, b)
+            for b in range(4, 9)
+            for s in range(layer.items + 1)
+        }
+        assert layer_cycles(layer, BITSERIAL, info.n_lut, info.lut_wbits or 8) == min(
+            costs.values()
+        )
+        assert info.n_lut == 0 or info.lut_wbits == 4  # exact either way: fewest planes
 
 
 def test_packed_dsp_lanes_offset_unsigned_activations():
@@ -217,20 +233,27 @@ def test_packed_dsp_lanes_offset_unsigned_activations():
     w = [n.weights["weight"] for n in plain.graph.nodes]
     # uint8 inputs: the DSP channels' bias carries 128 * sum(w); the LUT channels' does not
     layer = packed.layers[0]
-    dsp_rows = w[0][np.argsort(packed.layout["y0"])[:layer.n_dsp]]
-    delta = packed.params[:layer.n, 0] - plain.params[:layer.n, 0]
-    assert np.array_equal(delta[:layer.n_dsp], 128 * dsp_rows.sum(axis=1))
-    assert not delta[layer.n_dsp:].any()
+    dsp_rows = w[0][np.argsort(packed.layout["y0"])[: layer.n_dsp]]
+    delta = packed.params[: layer.n, 0] - plain.params[: layer.n, 0]
+    assert np.array_equal(delta[: layer.n_dsp], 128 * dsp_rows.sum(axis=1))
+    assert not delta[layer.n_dsp :].any()
 
 
 @pytest.mark.parametrize("split", [0.0, 1.0, "auto"])
 def test_max_pool_and_concat_run_on_the_post_unit(pool_cat, split):
     program = _check(pool_cat, CFG, split)
-    assert [l.op for l in program.layers] == ["conv", "maxpool", "conv", "concat", "maxpool",
-                                              "avgpool", "dense"]
+    assert [l.op for l in program.layers] == [
+        "conv",
+        "maxpool",
+        "conv",
+        "concat",
+        "maxpool",
+        "avgpool",
+        "dense",
+    ]
     maxes = [i for i in program.instrs if i.op == "MAX"]
-    assert [i["k"] for i in maxes] == [4, 1, 1, 9]     # 2x2 pool, two concat inputs, 3x3
-    assert (program.idx == -1).any()                  # the padded pool's border windows
+    assert [i["k"] for i in maxes] == [4, 1, 1, 9]  # 2x2 pool, two concat inputs, 3x3
+    assert (program.idx == -1).any()  # the padded pool's border windows
 
 
 def test_activation_regions_are_reused_after_their_last_reader():
@@ -243,41 +266,79 @@ def test_activation_regions_are_reused_after_their_last_reader():
 
 def test_a_program_too_large_for_the_board_names_the_memory_and_bytes():
     from rtl_gen.gemm import BOARDS
-    graph = dense_chain((512, 512, 10))        # 512 x 512 int8 weights and more
-    with pytest.raises(ModelError, match=r"needs [\d,]+ bytes of EBR block RAM .*wd .* the "
-                                         r"iCE40UP5K-SG48 on icebreaker has 15,360 bytes"):
+
+    graph = dense_chain((512, 512, 10))  # 512 x 512 int8 weights and more
+    with pytest.raises(
+        ModelError,
+        match=r"needs [\d,]+ bytes of EBR block RAM .*wd .* the "
+        r"iCE40UP5K-SG48 on icebreaker has 15,360 bytes",
+    ):
         compile_graph(graph, BOARDS["icebreaker"]["dsp"])
-    compile_graph(graph, BOARDS["ulx3s-85f"]["dsp"])   # 208 DP16KD hold it
+    compile_graph(graph, BOARDS["ulx3s-85f"]["dsp"])  # 208 DP16KD hold it
 
 
 def test_a_field_overflow_is_a_model_error_naming_the_layer():
     # a 2000-wide plane does not fit WIN's 10-bit w
     from frontends.im2col import Window, conv_im2col
     from frontends.ir import IntType, QuantParams, Tensor
+
     win = Window((1, 2000), (1, 1))
     q = QuantParams(np.float32(0.1), np.int64(0))
-    graph = Graph("long", {"x": Tensor("x", (1, 2000), IntType(8, False), q),
-                           "y": Tensor("y", (1, 2000), IntType(8, False), q)},
-                  (Node("wide", "conv", ("x",), ("y",),
-                        attrs={"input_zero_point": 0, "output_zero_point": 0, "shift": 8,
-                               "lo": 0, "hi": 255, "input_shape": (1, 2000),
-                               "kernel_shape": (1,), "group": 1},
-                        weights={"weight": np.ones((1, 1, 1), np.int64),
-                                 "bias": np.zeros(1, np.int64),
-                                 "multiplier": np.ones(1, np.int64),
-                                 "im2col": conv_im2col(win, 1, 1)}, source_op="Conv"),),
-                  ("x",), ("y",))
-    with pytest.raises(ModelError, match=r"layer 'wide' \(Conv\): WIN field w=2000 does not "
-                                         r"fit in 10 bits"):
+    graph = Graph(
+        "long",
+        {
+            "x": Tensor("x", (1, 2000), IntType(8, False), q),
+            "y": Tensor("y", (1, 2000), IntType(8, False), q),
+        },
+        (
+            Node(
+                "wide",
+                "conv",
+                ("x",),
+                ("y",),
+                attrs={
+                    "input_zero_point": 0,
+                    "output_zero_point": 0,
+                    "shift": 8,
+                    "lo": 0,
+                    "hi": 255,
+                    "input_shape": (1, 2000),
+                    "kernel_shape": (1,),
+                    "group": 1,
+                },
+                weights={
+                    "weight": np.ones((1, 1, 1), np.int64),
+                    "bias": np.zeros(1, np.int64),
+                    "multiplier": np.ones(1, np.int64),
+                    "im2col": conv_im2col(win, 1, 1),
+                },
+                source_op="Conv",
+            ),
+        ),
+        ("x",),
+        ("y",),
+    )
+    with pytest.raises(
+        ModelError,
+        match=r"layer 'wide' \(Conv\): WIN field w=2000 does not "
+        r"fit in 10 bits",
+    ):
         compile_graph(graph, CFG)
 
 
-@pytest.mark.parametrize("config,split", [
-    (CFG, 0.0), (CFG, 1.0), (CFG, "auto"), (CFG, 0.5),
-    (GemmConfig(dsp_lanes=3, lut_lanes=5, lut_mode="bitserial", dsp_pack=True), "auto"),
-])
+@pytest.mark.parametrize(
+    "config,split",
+    [
+        (CFG, 0.0),
+        (CFG, 1.0),
+        (CFG, "auto"),
+        (CFG, 0.5),
+        (GemmConfig(dsp_lanes=3, lut_lanes=5, lut_mode="bitserial", dsp_pack=True), "auto"),
+    ],
+)
 def test_windows_stride_padding_dilation_groups_residual(config, split):
     from .nets import window_cases
+
     program = _check(window_cases(), config, split)
     wins = [i for i in program.instrs if i.op == "WIN"]
     assert {(w["sy"], w["sx"]) for w in wins} >= {(2, 2), (2, 1), (1, 1)}

@@ -3,7 +3,6 @@ DSP-less configuration and the bit-serial LUT core beside packed DSP lanes (thei
 ``SB_MAC16`` arithmetic as logic), bit-exact against the golden, with the cycle counter and
 perf counters equal to the model's."""
 
-import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
@@ -60,9 +59,11 @@ def collision_checker(dut, found: list):
                     written.setdefault(name, set()).add(addr)
                 elif flag:
                     read.append((name, addr))
-            found.extend((cycle, name, addr) for name, addr in read
-                         if addr in written.get(name, ()))
+            found.extend(
+                (cycle, name, addr) for name, addr in read if addr in written.get(name, ())
+            )
             cycle += 1
+
     return process
 
 
@@ -76,11 +77,17 @@ def simulate(program, inputs, *, observe=True, gaps=0, dut=None, collisions=None
     async def bench(ctx):
         for x in inputs:
             out = await infer(ctx, dut, program, x, gaps)
-            results.append((out, ctx.get(dut.cycles),
-                            {f"{c}_{w}": ctx.get(getattr(dut, f"perf_{c}_{w}"))
-                             for c, w in PERF} if observe else {}))
+            results.append(
+                (
+                    out,
+                    ctx.get(dut.cycles),
+                    {f"{c}_{w}": ctx.get(getattr(dut, f"perf_{c}_{w}")) for c, w in PERF}
+                    if observe
+                    else {},
+                )
+            )
 
-    sim = Simulator(dut)        # elaborates the engine: its probes exist from here on
+    sim = Simulator(dut)  # elaborates the engine: its probes exist from here on
     sim.add_clock(1e-6)
     sim.add_testbench(bench)
     sim.add_process(collision_checker(dut, found))
@@ -101,19 +108,27 @@ def check_outputs_and_cycles(program, count, *, random=2, seed=3, **kwargs):
         assert cycles == sched.cycles
 
 
-@pytest.mark.parametrize("config,split", [
-    (GemmConfig(dsp_lanes=3, lut_lanes=5, lut_mode="ternary"), 0.7),
-    (GemmConfig(dsp_lanes=0, lut_lanes=4, lut_wbits=3), 1.0),
-    (GemmConfig(dsp_lanes=3, lut_lanes=5, lut_mode="bitserial", dsp_pack=True,
-                primitives=False), 0.6),
-])
+@pytest.mark.parametrize(
+    "config,split",
+    [
+        (GemmConfig(dsp_lanes=3, lut_lanes=5, lut_mode="ternary"), 0.7),
+        (GemmConfig(dsp_lanes=0, lut_lanes=4, lut_wbits=3), 1.0),
+        (
+            GemmConfig(
+                dsp_lanes=3, lut_lanes=5, lut_mode="bitserial", dsp_pack=True, primitives=False
+            ),
+            0.6,
+        ),
+    ],
+)
 def test_engine_bit_exact_cycles_and_perf(config, split):
     program = compile_graph(dense_chain((11, 9, 6), seed=4), config, split=split)
     vectors = golden_vectors(program.graph, random=2, seed=3)
     sched = model.schedule(program)
     expected_perf = {f"{c}_{w}": getattr(sched, w)[c] for c, w in PERF}
-    for (out, cycles, perf), want in zip(simulate(program, vectors["inputs"][:4]),
-                                         vectors["outputs"]):
+    for (out, cycles, perf), want in zip(
+        simulate(program, vectors["inputs"][:4]), vectors["outputs"]
+    ):
         assert out == list(want)
         assert cycles == sched.cycles
         assert perf == expected_perf
@@ -122,8 +137,11 @@ def test_engine_bit_exact_cycles_and_perf(config, split):
 def test_engine_without_observation_ports():
     # what the benchmark synthesizes (and a board keeps): no perf counters, no pc, the same
     # outputs and cycle count
-    program = compile_graph(dense_chain((11, 9, 6), seed=4),
-                            GemmConfig(dsp_lanes=3, lut_lanes=5, lut_mode="ternary"), split=0.7)
+    program = compile_graph(
+        dense_chain((11, 9, 6), seed=4),
+        GemmConfig(dsp_lanes=3, lut_lanes=5, lut_mode="ternary"),
+        split=0.7,
+    )
     dut = create_engine(program, observe=False)
     members = set(dut.signature.members)
     assert "pc" not in members and not any(name.startswith("perf_") for name in members)
@@ -135,8 +153,9 @@ def test_engine_without_observation_ports():
 def test_streamed_store_of_a_short_output(n_out):
     # STORE stream=1 starts while the last POST's pipeline still writes: with fewer outputs
     # than its depth the first elements must wait for their writes
-    program = compile_graph(dense_chain((7, 5, n_out), seed=n_out),
-                            GemmConfig(dsp_lanes=4, lut_lanes=0), split=0.0)
+    program = compile_graph(
+        dense_chain((7, 5, n_out), seed=n_out), GemmConfig(dsp_lanes=4, lut_lanes=0), split=0.0
+    )
     store = program.instrs[-2]
     assert store.op == "STORE" and store["stream"] == 1
     check_outputs_and_cycles(program, 4, random=4, seed=2)
@@ -147,21 +166,26 @@ def test_streamed_first_layer_waits_for_a_slow_input(gaps):
     # the first layer's GEMMs run ahead of the LOAD: with idle cycles between input
     # elements each core must wait for every element it reads (a core reading ahead of the
     # LOAD would see the previous inference's input)
-    program = compile_graph(dense_chain((11, 9, 6), seed=4),
-                            GemmConfig(dsp_lanes=3, lut_lanes=5, lut_mode="ternary"), split=0.7)
+    program = compile_graph(
+        dense_chain((11, 9, 6), seed=4),
+        GemmConfig(dsp_lanes=3, lut_lanes=5, lut_mode="ternary"),
+        split=0.7,
+    )
     assert program.instrs[1].op == "GEMM" and program.instrs[1]["stream"] == 1
     vectors = golden_vectors(program.graph, random=3, seed=5)
     fast = model.schedule(program).cycles
-    for (out, cycles, _), want in zip(simulate(program, vectors["inputs"][:5], gaps=gaps),
-                                      vectors["outputs"]):
+    for (out, cycles, _), want in zip(
+        simulate(program, vectors["inputs"][:5], gaps=gaps), vectors["outputs"]
+    ):
         assert out == list(want)
         assert cycles > fast
 
 
 def test_reductions_of_one_and_two():
     # K = 1, 5, 2: the core's registered last-k flag at its shortest loops
-    config = GemmConfig(dsp_lanes=2, lut_lanes=3, lut_mode="bitserial", dsp_pack=True,
-                        primitives=False)
+    config = GemmConfig(
+        dsp_lanes=2, lut_lanes=3, lut_mode="bitserial", dsp_pack=True, primitives=False
+    )
     program = compile_graph(dense_chain((1, 5, 2, 3), seed=2), config, split=0.5)
     check_outputs_and_cycles(program, 3)
 
@@ -190,7 +214,7 @@ def drain_order_slack(program, inputs):
             out = await infer(ctx, dut, program, x)
             results.append(out)
 
-    sim = Simulator(dut)        # elaborates the engine: its probes exist from here on
+    sim = Simulator(dut)  # elaborates the engine: its probes exist from here on
     post, cores = dut.probes["post"], dut.probes["cores"]
     names = sorted(cores)
     sigs = [post.acc_re, post.acc_addr, dut.probes["post_core"], dut.pc]
@@ -198,12 +222,12 @@ def drain_order_slack(program, inputs):
         sigs += [cores[c].start, cores[c].acc_en, cores[c].acc_addr]
 
     async def checker(ctx):
-        written = {c: {} for c in names}        # address -> (cycle, GEMM number)
+        written = {c: {} for c in names}  # address -> (cycle, GEMM number)
         started = {c: 0 for c in names}
         cycle = 0
         async for _, _, re, raddr, pcore, pc, *rest in ctx.tick().sample(*sigs):
             for i, c in enumerate(names):
-                start, en, waddr = rest[3 * i:3 * i + 3]
+                start, en, waddr = rest[3 * i : 3 * i + 3]
                 if start:
                     started[c] += 1
                 if en:
@@ -216,8 +240,7 @@ def drain_order_slack(program, inputs):
                     state["bad"].append((cycle, core, raddr, when))
                 else:
                     slack = cycle - when
-                    state["slack"] = slack if state["slack"] is None else min(state["slack"],
-                                                                               slack)
+                    state["slack"] = slack if state["slack"] is None else min(state["slack"], slack)
             cycle += 1
 
     sim.add_clock(1e-6)
@@ -227,11 +250,14 @@ def drain_order_slack(program, inputs):
     return results, state["reads"], state["bad"], state["slack"]
 
 
-@pytest.mark.parametrize("config,split", [
-    (GemmConfig(dsp_lanes=3, lut_lanes=5, lut_mode="ternary"), 0.7),
-    (GemmConfig(dsp_lanes=4, lut_lanes=8, lut_mode="ternary"), 0.5),   # one tile a core
-    (GemmConfig(dsp_lanes=0, lut_lanes=4, lut_wbits=3), 1.0),
-])
+@pytest.mark.parametrize(
+    "config,split",
+    [
+        (GemmConfig(dsp_lanes=3, lut_lanes=5, lut_mode="ternary"), 0.7),
+        (GemmConfig(dsp_lanes=4, lut_lanes=8, lut_mode="ternary"), 0.5),  # one tile a core
+        (GemmConfig(dsp_lanes=0, lut_lanes=4, lut_wbits=3), 1.0),
+    ],
+)
 def test_post_reads_after_drain(config, split):
     # SYNC waits for the cores' compute only; their last drains run on behind it. Every
     # POST read must still find its accumulator written, in an earlier cycle.
@@ -250,6 +276,7 @@ def test_drain_checker_catches_an_early_post():
     from dataclasses import replace
 
     from rtl_gen.gemm.isa import Instr
+
     config = GemmConfig(dsp_lanes=3, lut_lanes=5, lut_mode="ternary")
     program = compile_graph(dense_chain((11, 9, 6), seed=4), config, split=0.7)
     instrs = [Instr("NOP") if i.op == "SYNC" else i for i in program.instrs]
@@ -264,10 +291,23 @@ def test_drain_checker_catches_an_early_post():
 def test_convolutions_residual_and_pools_read_nothing_being_written(net, request):
     # im2col gathers with pad entries, a residual ADD and max pools through the shared
     # activation port: bit-exact, cycle-exact, and no used read of an address being written
-    config = GemmConfig(dsp_lanes=4, lut_lanes=8, lut_mode="bitserial", dsp_pack=True,
-                        primitives=False, acc_bits=24, bias_bits=24, imem_depth=64,
-                        act_depth=4096, idx_depth=8192, wd_depth=1024, wl_depth=4096,
-                        param_depth=128, accd_depth=512, accl_depth=512)
+    config = GemmConfig(
+        dsp_lanes=4,
+        lut_lanes=8,
+        lut_mode="bitserial",
+        dsp_pack=True,
+        primitives=False,
+        acc_bits=24,
+        bias_bits=24,
+        imem_depth=64,
+        act_depth=4096,
+        idx_depth=8192,
+        wd_depth=1024,
+        wl_depth=4096,
+        param_depth=128,
+        accd_depth=512,
+        accl_depth=512,
+    )
     program = compile_graph(request.getfixturevalue(net), config, split="auto", fit=False)
     assert {"ADD", "MAX"} & {i.op for i in program.instrs}
     check_outputs_and_cycles(program, 1, random=1)
@@ -279,12 +319,19 @@ def test_collision_checker_catches_gemms_reading_ahead_of_their_load():
     from dataclasses import replace
 
     from rtl_gen.gemm.isa import Instr
-    program = compile_graph(dense_chain((11, 9, 6), seed=4),
-                            GemmConfig(dsp_lanes=3, lut_lanes=5, lut_mode="ternary"), split=0.7)
+
+    program = compile_graph(
+        dense_chain((11, 9, 6), seed=4),
+        GemmConfig(dsp_lanes=3, lut_lanes=5, lut_mode="ternary"),
+        split=0.7,
+    )
     first = [i for i, ins in enumerate(program.instrs) if ins.op == "LOAD"][0]
-    instrs = [Instr("GEMM", ins.core, {**ins.fields, "stream": 0})
-              if ins.op == "GEMM" and i < first else ins
-              for i, ins in enumerate(program.instrs)]
+    instrs = [
+        Instr("GEMM", ins.core, {**ins.fields, "stream": 0})
+        if ins.op == "GEMM" and i < first
+        else ins
+        for i, ins in enumerate(program.instrs)
+    ]
     vectors = golden_vectors(program.graph, random=1, seed=3)
     found = []
     simulate(replace(program, instrs=instrs), vectors["inputs"][:2], collisions=found)
@@ -309,6 +356,7 @@ def test_window_counters_on_every_window_feature():
     # (their input scattered by the split: reordered first), a 1x5 kernel, a 1x1 and a
     # residual add: bit-exact, cycle-exact, no used read of an address being written
     from .nets import window_cases
+
     config = GemmConfig(dsp_lanes=3, lut_lanes=5, lut_mode="ternary", primitives=False)
     program = compile_graph(window_cases(), config, split=0.5)
     assert any("reordered" in i.comment for i in program.instrs)

@@ -11,7 +11,6 @@ multipliers runs the same networks in the ``slow`` tier (and in Amaranth's simul
 import json
 from dataclasses import replace
 
-import numpy as np
 import pytest
 
 from frontends.vectors import golden_vectors
@@ -24,12 +23,25 @@ from .nets import dense_chain, saturating_chain
 
 pytestmark = pytest.mark.sim
 
-SIM_CONFIG = GemmConfig(dsp_lanes=4, lut_lanes=8, acc_bits=24, bias_bits=24, imem_depth=64,
-                        act_depth=4096, idx_depth=8192, wd_depth=1024, wl_depth=4096,
-                        param_depth=128, accd_depth=512, accl_depth=512,
-                        lut_mode="bitserial", dsp_pack=True)
-SHIFTADD_CONFIG = replace(SIM_CONFIG, lut_mode="shiftadd", lut_wbits=4, dsp_pack=False,
-                          wl_depth=1024)
+SIM_CONFIG = GemmConfig(
+    dsp_lanes=4,
+    lut_lanes=8,
+    acc_bits=24,
+    bias_bits=24,
+    imem_depth=64,
+    act_depth=4096,
+    idx_depth=8192,
+    wd_depth=1024,
+    wl_depth=4096,
+    param_depth=128,
+    accd_depth=512,
+    accl_depth=512,
+    lut_mode="bitserial",
+    dsp_pack=True,
+)
+SHIFTADD_CONFIG = replace(
+    SIM_CONFIG, lut_mode="shiftadd", lut_wbits=4, dsp_pack=False, wl_depth=1024
+)
 # the ECP5 boards' DSP lanes: MULT18X18D instances with their own registers, simulated with
 # the model rtl_gen.gemm.dsp writes beside them (Yosys ships none)
 MULT18_CONFIG = replace(SIM_CONFIG, dsp_pack=False, dsp_regs=True, lut_mode="ternary")
@@ -47,8 +59,9 @@ class Slot:
         vectors = golden_vectors(program.graph, random=random, seed=2)
         if self.verilog is None:
             self.verilog = emit_verilog(create_engine(program, loadable=True), TOP)
-        out = write_gemm_artefact(program, self.root / "slot", vectors=vectors, loadable=True,
-                                  verilog_text=self.verilog)
+        out = write_gemm_artefact(
+            program, self.root / "slot", vectors=vectors, loadable=True, verilog_text=self.verilog
+        )
         result = run_sim(out, build_root=self.root / "build", backpressure=backpressure)
         if self.config.dsp_pack:
             assert (out / "rtl" / "ice40_sb_mac16_sim.v").exists()
@@ -74,6 +87,7 @@ def slot(tmp_path_factory):
 def digits(tmp_path_factory):
     from frontends.examples.digits_mlp import make_digits_mlp
     from frontends.onnx_import import import_onnx
+
     made = make_digits_mlp(tmp_path_factory.mktemp("digits"))
     return import_onnx(made.quantized)
 
@@ -108,8 +122,15 @@ def test_accumulator_extremes_and_clamps(slot, split):
 @pytest.mark.parametrize("split", [0.0, 1.0, "auto"])
 def test_cnn_with_depthwise_pointwise_and_residual(slot, cnn, split):
     program, summary = slot.run(cnn, split, random=2)
-    assert [l.op for l in program.layers] == ["conv", "conv", "conv", "add", "conv",
-                                              "avgpool", "dense"]
+    assert [l.op for l in program.layers] == [
+        "conv",
+        "conv",
+        "conv",
+        "add",
+        "conv",
+        "avgpool",
+        "dense",
+    ]
 
 
 def test_max_pools_and_concat(slot, pool_cat):
@@ -136,5 +157,6 @@ def test_mult18x18d_lanes_bit_exact(tmp_path, digits):
 @pytest.mark.parametrize("split", [0.0, "auto"])
 def test_window_counters_stride_padding_dilation_groups(slot, split):
     from .nets import window_cases
+
     program, _ = slot.run(window_cases(), split, random=2)
     assert {i.op for i in program.instrs} >= {"WIN", "WSTEP", "ADD"}

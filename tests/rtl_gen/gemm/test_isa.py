@@ -4,8 +4,17 @@ range errors."""
 import numpy as np
 import pytest
 
-from rtl_gen.gemm.isa import (FIELDS, OPS, AsmError, Instr, assemble, decode, disassemble,
-                              encode, field_offsets)
+from rtl_gen.gemm.isa import (
+    FIELDS,
+    OPS,
+    AsmError,
+    Instr,
+    assemble,
+    decode,
+    disassemble,
+    encode,
+    field_offsets,
+)
 
 
 def _random_instr(rng, op):
@@ -21,7 +30,7 @@ def test_every_op_round_trips_through_words_and_text():
     rng = np.random.default_rng(0)
     instrs = [_random_instr(rng, op) for op in OPS for _ in range(20)]
     words = [encode(i) for i in instrs]
-    assert all(0 <= w < 2 ** 64 for w in words)
+    assert all(0 <= w < 2**64 for w in words)
     assert [decode(w) for w in words] == instrs
     assert assemble(disassemble(words)) == words
 

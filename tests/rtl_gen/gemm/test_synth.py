@@ -15,11 +15,13 @@ pytestmark = pytest.mark.synth
 
 
 def test_small_overlay_on_up5k(tmp_path):
-    program = compile_graph(dense_chain((12, 6, 4)),
-                            GemmConfig(dsp_lanes=4, lut_lanes=2, dsp_pack=True), split=0.5)
+    program = compile_graph(
+        dense_chain((12, 6, 4)), GemmConfig(dsp_lanes=4, lut_lanes=2, dsp_pack=True), split=0.5
+    )
     (tmp_path / f"{TOP}.v").write_text(emit_verilog(create_engine(program), TOP))
-    report = synthesize([tmp_path / f"{TOP}.v"], TOP, family="ice40", out_dir=tmp_path / "s",
-                        clock_mhz=24)
+    report = synthesize(
+        [tmp_path / f"{TOP}.v"], TOP, family="ice40", out_dir=tmp_path / "s", clock_mhz=24
+    )
     # 4 DSP lanes on 2 SB_MAC16s, the requantizer on 1 or 2 more (ADD's multiplier absent)
     assert 3 <= report.cells.get("SB_MAC16", 0) <= 4
     assert report.utilisation["ICESTORM_DSP"]["used"] == report.cells["SB_MAC16"]

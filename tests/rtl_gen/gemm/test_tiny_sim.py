@@ -22,7 +22,7 @@ def test_resnet8_on_the_ulx3s_overlay_bit_and_cycle_exact(tmp_path):
     made = make_tiny("tiny_ic", tmp_path / "models")
     graph = import_onnx(made.quantized)
     program = compile_graph(graph, BOARDS["ulx3s-85f"]["dsp"], split="auto")
-    assert len(program.idx) <= program.n_out          # no gather table grows with the image
+    assert len(program.idx) <= program.n_out  # no gather table grows with the image
     vectors = golden_vectors(program.graph, random=8, seed=5)
     vectors = {k: v[:8] for k, v in vectors.items()}
     out = write_gemm_artefact(program, tmp_path / "ic", vectors=vectors)

@@ -10,13 +10,15 @@ def frames(h, w, seed):
     """Natural crops (camera man's edges, astronaut's green channel), constant 0 and 255, and
     noise in which every border pixel differs."""
     rng = np.random.default_rng(seed)
-    return np.stack([
-        skdata.camera()[180:180 + h, 240:240 + w],
-        skdata.astronaut()[90:90 + h, 190:190 + w, 1],
-        np.zeros((h, w), np.uint8),
-        np.full((h, w), 255, np.uint8),
-        rng.integers(0, 256, (h, w), dtype=np.uint8),
-    ])
+    return np.stack(
+        [
+            skdata.camera()[180 : 180 + h, 240 : 240 + w],
+            skdata.astronaut()[90 : 90 + h, 190 : 190 + w, 1],
+            np.zeros((h, w), np.uint8),
+            np.full((h, w), 255, np.uint8),
+            rng.integers(0, 256, (h, w), dtype=np.uint8),
+        ]
+    )
 
 
 def check(write, plan, tmp_path, *, h, w, backpressure, seed, **options):
@@ -41,17 +43,20 @@ def rgb_frames(side=32):
     """RGB frames for the ICELUT engine: crops of astronaut, chelsea and coffee, constant 0
     and 255, and every (R, G, B) combination of the edge values 0, 15, 16, 240, 255 (cell and
     fraction limits) tiled over the frame."""
-    combos = np.array([[r, g, b] for r in EDGE_VALUES for g in EDGE_VALUES
-                       for b in EDGE_VALUES], np.uint8)
+    combos = np.array(
+        [[r, g, b] for r in EDGE_VALUES for g in EDGE_VALUES for b in EDGE_VALUES], np.uint8
+    )
     edges = np.resize(combos, (side * side, 3)).reshape(side, side, 3)
-    return np.stack([
-        skdata.astronaut()[100:100 + side, 200:200 + side],
-        skdata.chelsea()[150:150 + side, 220:220 + side],
-        skdata.coffee()[200:200 + side, 300:300 + side],
-        np.zeros((side, side, 3), np.uint8),
-        np.full((side, side, 3), 255, np.uint8),
-        edges,
-    ])
+    return np.stack(
+        [
+            skdata.astronaut()[100 : 100 + side, 200 : 200 + side],
+            skdata.chelsea()[150 : 150 + side, 220 : 220 + side],
+            skdata.coffee()[200 : 200 + side, 300 : 300 + side],
+            np.zeros((side, side, 3), np.uint8),
+            np.full((side, side, 3), 255, np.uint8),
+            edges,
+        ]
+    )
 
 
 def extreme_luts(n, seed):

@@ -6,8 +6,8 @@ the released tables run through the same golden in ``test_srlut.py``.
 
 import pytest
 
-from rtl_gen.lutnet.artefact import write_srlut_artefact
 from frontends.lutnet.srlut import random_plan
+from rtl_gen.lutnet.artefact import write_srlut_artefact
 
 from .simcheck import check
 
@@ -17,8 +17,9 @@ pytestmark = pytest.mark.sim
 def test_srlut_s_matches_golden(tmp_path):
     plan = random_plan("S", 6, seed=3)
     h, w = 9, 13
-    cycles = check(write_srlut_artefact, plan, tmp_path, h=h, w=w, ports=1,
-                   backpressure=False, seed=3)
+    cycles = check(
+        write_srlut_artefact, plan, tmp_path, h=h, w=w, ports=1, backpressure=False, seed=3
+    )
     steps = 4 * (plan.n + 1)
     # One LR pixel per 20 cycles once streaming. Frame 0 adds filling the first two rows and
     # draining the last row's HR pixels (16 per LR pixel, one a cycle); a later frame's
@@ -30,5 +31,4 @@ def test_srlut_s_matches_golden(tmp_path):
 
 def test_srlut_f_two_ports_with_backpressure(tmp_path):
     plan = random_plan("F", 5, seed=5)
-    check(write_srlut_artefact, plan, tmp_path, h=10, w=11, ports=2,
-          backpressure=True, seed=5)
+    check(write_srlut_artefact, plan, tmp_path, h=10, w=11, ports=2, backpressure=True, seed=5)

@@ -5,18 +5,21 @@ import numpy as np
 
 def test_division_by_six_is_exact_where_the_hardware_divides():
     from rtl_gen.lutnet.hklut.stage import div6_floor
-    u = np.arange(0, 6 * 255 + 6)     # the RTL clamps V ≥ 1530 to 255 before dividing
+
+    u = np.arange(0, 6 * 255 + 6)  # the RTL clamps V ≥ 1530 to 255 before dividing
     np.testing.assert_array_equal(div6_floor(u), u // 6)
 
 
 def test_released_lsb_lanes_are_5_bits(hklut_released):
     from rtl_gen.lutnet.hklut.stage import lsb_lane_bits
+
     plan = hklut_released
-    assert [lsb_lane_bits(s.lsb) for s in plan.stages] == [5, 5]   # entries -11..8, -7..8
+    assert [lsb_lane_bits(s.lsb) for s in plan.stages] == [5, 5]  # entries -11..8, -7..8
 
 
 def test_lsb_lanes_are_as_narrow_as_the_entries():
     from rtl_gen.lutnet.hklut.stage import lsb_lane_bits, lsb_words
+
     assert lsb_lane_bits([np.array([[-8, 7]] * 256)]) == 4
     assert lsb_lane_bits([np.array([[-9, 7]] * 256)]) == 5
     t = np.array([[-16, 15, 0, -1]] * 256)
@@ -45,9 +48,15 @@ def test_spram_memories_lose_their_initial_zeros_only():
             m.submodules.msb = msb = Memory(shape=16, depth=8, init=[])
             m.submodules.lsb = lsb = Memory(shape=16, depth=8, init=[0, 5])
             wp, rp, rl = msb.write_port(), msb.read_port(), lsb.read_port()
-            m.d.comb += [wp.addr.eq(self.a), wp.data.eq(self.a), wp.en.eq(1),
-                         rp.addr.eq(self.a), rl.addr.eq(self.a),
-                         self.x.eq(rp.data), self.y.eq(rl.data)]
+            m.d.comb += [
+                wp.addr.eq(self.a),
+                wp.data.eq(self.a),
+                wp.en.eq(1),
+                rp.addr.eq(self.a),
+                rl.addr.eq(self.a),
+                self.x.eq(rp.data),
+                self.y.eq(rl.data),
+            ]
             return m
 
     text = emit_verilog(Two(), "two")

@@ -12,7 +12,7 @@ def windows(x):
     """The reflect-padded 5×5 window of every pixel, raster order, row-major."""
     h, w = x.shape
     p = np.pad(x, 2, mode="reflect")
-    return [p[y:y + 5, c:c + 5].ravel() for y in range(h) for c in range(w)]
+    return [p[y : y + 5, c : c + 5].ravel() for y in range(h) for c in range(w)]
 
 
 def run_unit(stage, x, *, final, stall_seed=None):
@@ -35,7 +35,8 @@ def run_unit(stage, x, *, final, stall_seed=None):
             ready = rng is None or rng.random() < 0.5
             ctx.set(dut.o.ready, ready)
             _, _, i_rdy, i_val, o_val, o_pay = await ctx.tick().sample(
-                dut.i.ready, dut.i.valid, dut.o.valid, dut.o.payload)
+                dut.i.ready, dut.i.valid, dut.o.valid, dut.o.payload
+            )
             cycle += 1
             if i_rdy and i_val:
                 sent += 1
@@ -64,8 +65,8 @@ def test_stage_unit_equals_golden(final, stall):
     stage = random_plan(11).stages[1 if final else 0]
     rng = np.random.default_rng(11)
     x = rng.integers(0, 256, (4, 5), dtype=np.uint8)
-    x[0, 0], x[-1, -1], x[1, 2] = 0, 255, 15       # nibble edges
+    x[0, 0], x[-1, -1], x[1, 2] = 0, 255, 15  # nibble edges
     got, gaps = run_unit(stage, x, final=final, stall_seed=stall)
     np.testing.assert_array_equal(got, golden(stage, x, final))
     if stall is None:
-        assert (gaps == STEPS).all(), gaps        # one window every 12 cycles
+        assert (gaps == STEPS).all(), gaps  # one window every 12 cycles

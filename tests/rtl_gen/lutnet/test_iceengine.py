@@ -4,9 +4,8 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from rtl_gen.lutnet.icelut.engine import (LOAD_WORDS, PIPELINE_LATENCY, IcelutEngine,
-                                      lut_words)
 from frontends.lutnet.icelut import random_plan
+from rtl_gen.lutnet.icelut.engine import LOAD_WORDS, PIPELINE_LATENCY, IcelutEngine, lut_words
 
 from .simcheck import EDGE_VALUES, extreme_luts
 
@@ -28,12 +27,15 @@ def run_engine(interpolation, lut, pixels, *, stall_seed=None, memory="ebr"):
         sent, cycle = 0, 0
         while len(got) < len(pixels):
             if sent < len(pixels):
-                ctx.set(dut.i.payload, {"data": [int(v) for v in pixels[sent]],
-                                        "last": int(sent == len(pixels) - 1)})
+                ctx.set(
+                    dut.i.payload,
+                    {"data": [int(v) for v in pixels[sent]], "last": int(sent == len(pixels) - 1)},
+                )
             ctx.set(dut.i.valid, sent < len(pixels))
             ctx.set(dut.o.ready, rng is None or rng.random() < 0.6)
             _, _, i_rdy, i_val, o_rdy, o_val, o_pay = await ctx.tick().sample(
-                dut.i.ready, dut.i.valid, dut.o.ready, dut.o.valid, dut.o.payload)
+                dut.i.ready, dut.i.valid, dut.o.ready, dut.o.valid, dut.o.payload
+            )
             if i_rdy and i_val:
                 sent += 1
                 t_in.append(cycle)
@@ -42,7 +44,7 @@ def run_engine(interpolation, lut, pixels, *, stall_seed=None, memory="ebr"):
                 assert o_pay.last == (len(got) == len(pixels))
                 t_out.append(cycle)
             cycle += 1
-        assert not ctx.get(dut.loaded)        # the next frame's LUT is awaited
+        assert not ctx.get(dut.loaded)  # the next frame's LUT is awaited
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
@@ -52,14 +54,16 @@ def run_engine(interpolation, lut, pixels, *, stall_seed=None, memory="ebr"):
 
 
 def edge_pixels():
-    return np.array([[r, g, b] for r in EDGE_VALUES for g in EDGE_VALUES for b in EDGE_VALUES],
-                    np.uint8)
+    return np.array(
+        [[r, g, b] for r in EDGE_VALUES for g in EDGE_VALUES for b in EDGE_VALUES], np.uint8
+    )
 
 
 def test_tetrahedral_edge_values_equal_golden():
     lut = extreme_luts(1, seed=7)[0]
-    px = np.concatenate([edge_pixels(),
-                         np.random.default_rng(7).integers(0, 256, (75, 3), np.uint8)])
+    px = np.concatenate(
+        [edge_pixels(), np.random.default_rng(7).integers(0, 256, (75, 3), np.uint8)]
+    )
     got, t_in, t_out = run_engine("tetrahedral", lut, px)
     want = random_plan(0).apply(px[None], lut)[0]
     np.testing.assert_array_equal(got, want)
@@ -71,8 +75,9 @@ def test_tetrahedral_edge_values_equal_golden():
 
 def test_trilinear_with_output_stalls_equals_golden():
     lut = extreme_luts(1, seed=8)[0]
-    px = np.concatenate([edge_pixels()[::3],
-                         np.random.default_rng(8).integers(0, 256, (40, 3), np.uint8)])
+    px = np.concatenate(
+        [edge_pixels()[::3], np.random.default_rng(8).integers(0, 256, (40, 3), np.uint8)]
+    )
     got, _, _ = run_engine("trilinear", lut, px, stall_seed=1)
     want = random_plan(0, interpolation="trilinear").apply(px[None], lut)[0]
     np.testing.assert_array_equal(got, want)
@@ -84,8 +89,11 @@ def test_lut_words_pack_channels_and_check_range():
     words = lut_words(lut)
     assert len(words) == LOAD_WORDS
     assert int(words[1 * 289 + 2 * 17 + 3]) == 0x100 | (0xFF << 9) | (0x1FF << 18)
-    with pytest.raises(ValueError, match=r"^residual LUT has shape \(3, 17, 17, 17\) and "
-                                         r"values in \[-257, 254\]; expected"):
+    with pytest.raises(
+        ValueError,
+        match=r"^residual LUT has shape \(3, 17, 17, 17\) and "
+        r"values in \[-257, 254\]; expected",
+    ):
         lut_words(lut - 1)
 
 
@@ -100,8 +108,9 @@ def test_engine_rejects_unknown_options():
 def test_spram_copies_take_steps_per_pixel(interpolation, steps):
     # UP5K: two SPRAM copies, two vertices a cycle.
     lut = extreme_luts(1, seed=9)[0]
-    px = np.concatenate([edge_pixels()[::2],
-                         np.random.default_rng(9).integers(0, 256, (20, 3), np.uint8)])
+    px = np.concatenate(
+        [edge_pixels()[::2], np.random.default_rng(9).integers(0, 256, (20, 3), np.uint8)]
+    )
     got, t_in, t_out = run_engine(interpolation, lut, px, memory="spram")
     want = random_plan(0, interpolation=interpolation).apply(px[None], lut)[0]
     np.testing.assert_array_equal(got, want)

@@ -15,7 +15,7 @@ def test_fsm_law_is_a_distribution_and_exact_at_the_ends(n):
     pi = FsmBasis(n).stationary(P)
     assert np.allclose(pi.sum(axis=1), 1)
     assert pi[0, 0] == 1 and pi[-1, -1] == 1
-    assert np.allclose(pi[50], 1 / n)            # p = 1/2: uniform
+    assert np.allclose(pi[50], 1 / n)  # p = 1/2: uniform
 
 
 def test_fsm_law_satisfies_detailed_balance():
@@ -29,7 +29,7 @@ def test_stanh_closed_form(n):
     # Brown-Card Stanh: w_i = [i >= N/2]; bipolar y = tanh((N/2) artanh x).
     x = np.linspace(-0.95, 0.95, 39)
     pi = FsmBasis(n).stationary((x + 1) / 2)
-    y = 2 * pi[:, n // 2:].sum(axis=1) - 1
+    y = 2 * pi[:, n // 2 :].sum(axis=1) - 1
     assert np.allclose(y, np.tanh(n / 2 * np.arctanh(x)), atol=1e-12)
 
 

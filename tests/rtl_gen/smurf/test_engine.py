@@ -18,8 +18,9 @@ from rtl_gen.smurf.emit import write_smurf_artefact
 @pytest.fixture(scope="module")
 def tanh_artefact(tmp_path_factory):
     plan, fit = design(["tanh(4*x)"], radix=4, basis="fsm", length=64)
-    return plan, Artefact(write_smurf_artefact(plan, tmp_path_factory.mktemp("e") / "tanh",
-                                               fit=fit))
+    return plan, Artefact(
+        write_smurf_artefact(plan, tmp_path_factory.mktemp("e") / "tanh", fit=fit)
+    )
 
 
 def test_board_contract_accepts_a_smurf_artefact(tanh_artefact):
@@ -29,8 +30,7 @@ def test_board_contract_accepts_a_smurf_artefact(tanh_artefact):
     top = BoardTop(engine, n_in=engine.n_in, n_out=engine.n_out, clk_freq=12e6)
     Fragment.get(top, None)  # the board top elaborates around it
     streams = art.manifest["streams"]
-    assert streams["input"]["dtype"] == streams["output"]["dtype"] == \
-        {"width": 8, "signed": False}
+    assert streams["input"]["dtype"] == streams["output"]["dtype"] == {"width": 8, "signed": False}
     ports = {p["name"] for p in art.manifest["ports"]}
     assert {"i__payload", "o__payload", "cycles", "busy", "counts"} <= ports
     golden = art.vectors()
@@ -48,8 +48,9 @@ def test_output_codes_round_counts_to_eight_bits(length):
     want = np.minimum(np.floor(counts * 256 / length + 0.5), 255)
     assert (plan.output_codes(counts) == want).all()
     c, shift = plan.code_scale
-    assert (((counts * 256 + length // 2) * c >> shift) == np.floor(counts * 256 / length
-                                                                     + 0.5)).all()
+    assert (
+        ((counts * 256 + length // 2) * c >> shift) == np.floor(counts * 256 / length + 0.5)
+    ).all()
 
 
 @pytest.mark.sim

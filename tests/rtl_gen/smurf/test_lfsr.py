@@ -22,7 +22,7 @@ def _period(taps, width=16):
 
 def test_xapp052_taps_come_first_and_are_maximal():
     taps = primitive_taps(16, 4)
-    assert taps[0] == (16, 15, 13, 4)          # Xilinx XAPP052's 16-bit entry
+    assert taps[0] == (16, 15, 13, 4)  # Xilinx XAPP052's 16-bit entry
     assert len(set(taps)) == 4
     assert _period(taps[0]) == _period(taps[3]) == 65535
     plain = [1]
@@ -67,7 +67,7 @@ def test_leap_lfsr_register_matches_model():
     seen = []
 
     async def bench(ctx):
-        assert ctx.get(dut.state) == 0          # no reset value: 0 until the first load
+        assert ctx.get(dut.state) == 0  # no reset value: 0 until the first load
         ctx.set(dut.load, 1)
         await ctx.tick()
         ctx.set(dut.load, 0)
@@ -89,6 +89,7 @@ def test_leap_lfsr_register_matches_model():
 
 def test_with_a_leap_the_cheapest_maps_come_first():
     from rtl_gen.smurf.lfsr import leap_cost
+
     cheap = primitive_taps(16, 4, leap=8)
     # XAPP052's taps need 12 LUT4s for an 8-step map; these one LUT4 per fresh bit
     assert leap_cost(16, (16, 15, 13, 4), 8) == 12

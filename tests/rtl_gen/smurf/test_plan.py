@@ -12,9 +12,14 @@ from rtl_gen.smurf.solver import joint, probability_grid, solve
 
 def stanh_plan(n=8, length=10, warmup=0):
     w = tuple(256 if i >= n // 2 else 0 for i in range(n))
-    return SmurfPlan(inputs=("x",), ranges=((-1.0, 1.0),), bases=(FsmBasis(n),),
-                     outputs=(SmurfOutput("stanh", -1.0, 1.0, w),), length=length,
-                     warmup=warmup)
+    return SmurfPlan(
+        inputs=("x",),
+        ranges=((-1.0, 1.0),),
+        bases=(FsmBasis(n),),
+        outputs=(SmurfOutput("stanh", -1.0, 1.0, w),),
+        length=length,
+        warmup=warmup,
+    )
 
 
 def test_solver_recovers_a_representable_target():
@@ -36,9 +41,12 @@ def test_stanh_by_hand():
 
 
 def test_address_concatenates_index_fields():
-    plan = SmurfPlan(inputs=("x", "y"), ranges=((0.0, 1.0),) * 2,
-                     bases=(FsmBasis(3), BernsteinBasis(4)),
-                     outputs=(SmurfOutput("f", 0.0, 1.0, tuple(range(15))),))
+    plan = SmurfPlan(
+        inputs=("x", "y"),
+        ranges=((0.0, 1.0),) * 2,
+        bases=(FsmBasis(3), BernsteinBasis(4)),
+        outputs=(SmurfOutput("f", 0.0, 1.0, tuple(range(15))),),
+    )
     # s_0 in 0..2 takes 2 bits, s_1 in 0..4 takes 3: address = s_0 | s_1 << 2.
     assert plan.address_bits == 5
     assert plan.addresses().tolist() == [s0 | s1 << 2 for s1 in range(5) for s0 in range(3)]
@@ -46,12 +54,17 @@ def test_address_concatenates_index_fields():
     assert rom[2 | 4 << 2] == 14 and rom[3] == 0 and len(rom) == 32
 
 
-@pytest.mark.parametrize("texts, kw", [
-    (["tanh(4*x)"], {"radix": 8}),
-    (["sqrt(x**2 + y**2) / sqrt(2)"], {"radix": 4, "ranges": {"x": (0, 1), "y": (0, 1)},
-                                       "length": 256}),
-    (["x*y"], {"basis": "bernstein", "radix": 3, "length": 256}),
-])
+@pytest.mark.parametrize(
+    "texts, kw",
+    [
+        (["tanh(4*x)"], {"radix": 8}),
+        (
+            ["sqrt(x**2 + y**2) / sqrt(2)"],
+            {"radix": 4, "ranges": {"x": (0, 1), "y": (0, 1)}, "length": 256},
+        ),
+        (["x*y"], {"basis": "bernstein", "radix": 3, "length": 256}),
+    ],
+)
 def test_monte_carlo_mean_agrees_with_analytic_within_3_sigma(texts, kw):
     plan, _ = design(texts, **kw)
     rng = np.random.default_rng(11)
@@ -92,17 +105,23 @@ def test_output_encodings():
     assert np.isclose(plan.outputs[0].lo, np.exp(-1)) and np.isclose(plan.outputs[0].hi, np.e)
 
 
-@pytest.mark.parametrize("texts, kw, message", [
-    (["exp(x)"], {"encoding": "bipolar"},
-     r"^'exp\(x\)' spans \[0\.3679, 2\.718\] on x in \[-1, 1\], outside the output range "
-     r"\[-1, 1\]; use --encoding auto or --out-range LO:HI$"),
-    (["log(x)"], {}, r"^'log\(x\)' is not finite everywhere on x in \[-1, 1\]; narrow"),
-    (["tanh(x)"], {"ranges": {"y": (0, 1)}}, r"^--range names 'y', which is not an input"),
-    (["tanh(x)"], {"ranges": {"x": (1, 0)}}, r"^input 'x': range 1:0 is empty"),
-    (["x*y"], {"radix": [4, 4, 4]}, r"^3 radices given for 2 inputs \(x, y\)"),
-    (["tanh(x)"], {"basis": "cordic"}, r"^unknown basis 'cordic'; choose one of fsm, "),
-    (["x+"], {}, r"^'x\+' is not a valid expression"),
-])
+@pytest.mark.parametrize(
+    "texts, kw, message",
+    [
+        (
+            ["exp(x)"],
+            {"encoding": "bipolar"},
+            r"^'exp\(x\)' spans \[0\.3679, 2\.718\] on x in \[-1, 1\], outside the output range "
+            r"\[-1, 1\]; use --encoding auto or --out-range LO:HI$",
+        ),
+        (["log(x)"], {}, r"^'log\(x\)' is not finite everywhere on x in \[-1, 1\]; narrow"),
+        (["tanh(x)"], {"ranges": {"y": (0, 1)}}, r"^--range names 'y', which is not an input"),
+        (["tanh(x)"], {"ranges": {"x": (1, 0)}}, r"^input 'x': range 1:0 is empty"),
+        (["x*y"], {"radix": [4, 4, 4]}, r"^3 radices given for 2 inputs \(x, y\)"),
+        (["tanh(x)"], {"basis": "cordic"}, r"^unknown basis 'cordic'; choose one of fsm, "),
+        (["x+"], {}, r"^'x\+' is not a valid expression"),
+    ],
+)
 def test_design_errors_name_the_cause(texts, kw, message):
     with pytest.raises(DesignError, match=message):
         design(texts, **kw)
@@ -125,9 +144,12 @@ def test_auto_keeps_the_fsm_when_it_fits_well_enough():
 
 
 def test_bernstein_draws_share_lfsrs_two_to_one_fsm_draws_do_not():
-    plan = SmurfPlan(inputs=("x", "y"), ranges=((0.0, 1.0),) * 2,
-                     bases=(BernsteinBasis(3), FsmBasis(4)),
-                     outputs=(SmurfOutput("f", 0.0, 1.0, (128,) * 16),))
+    plan = SmurfPlan(
+        inputs=("x", "y"),
+        ranges=((0.0, 1.0),) * 2,
+        bases=(BernsteinBasis(3), FsmBasis(4)),
+        outputs=(SmurfOutput("f", 0.0, 1.0, (128,) * 16),),
+    )
     assert plan.draw_map == (((0, 0), (0, 8), (1, 0)), ((0, 0),))
     assert [[l.leap for l in g] for g in plan.lfsrs] == [[16, 8], [8], [8]]
     assert plan.n_lfsrs == 4 and len({l.taps for g in plan.lfsrs for l in g}) == 4

@@ -39,10 +39,16 @@ def run_unit(plan, codes):
 def test_three_inputs_deterministic_gate():
     rng = np.random.default_rng(8)
     w = tuple(int(v) for v in rng.integers(0, 2, 2 * 3 * 4) * 16)
-    plan = SmurfPlan(inputs=("a", "b", "c"), ranges=((-1.0, 1.0),) * 3,
-                     bases=(FsmBasis(2), FsmBasis(3), FsmBasis(4)),
-                     outputs=(SmurfOutput("g", -1.0, 1.0, w),), input_bits=4, coef_bits=4,
-                     length=24, warmup=2)
+    plan = SmurfPlan(
+        inputs=("a", "b", "c"),
+        ranges=((-1.0, 1.0),) * 3,
+        bases=(FsmBasis(2), FsmBasis(3), FsmBasis(4)),
+        outputs=(SmurfOutput("g", -1.0, 1.0, w),),
+        input_bits=4,
+        coef_bits=4,
+        length=24,
+        warmup=2,
+    )
     assert plan.deterministic_gate
     codes = sweep_codes(3, 4, per_axis=3)
     got, cycles = run_unit(plan, codes)
@@ -52,8 +58,12 @@ def test_three_inputs_deterministic_gate():
 
 def test_stanh_unit_counts_by_hand():
     # Code 0 walks the counter 4, 3, 2, 1, 0, ...: only the first clock is in a state >= 4.
-    plan = SmurfPlan(inputs=("x",), ranges=((-1.0, 1.0),), bases=(FsmBasis(8),),
-                     outputs=(SmurfOutput("stanh", -1.0, 1.0, (0,) * 4 + (256,) * 4),),
-                     length=12)
+    plan = SmurfPlan(
+        inputs=("x",),
+        ranges=((-1.0, 1.0),),
+        bases=(FsmBasis(8),),
+        outputs=(SmurfOutput("stanh", -1.0, 1.0, (0,) * 4 + (256,) * 4),),
+        length=12,
+    )
     got, _ = run_unit(plan, np.array([[0], [0]]))
     assert got.tolist() == [[1], [1]]

@@ -1,7 +1,6 @@
 """The SMURF artefact's Verilog (``SmurfEngine`` around ``SmurfUnit``) on Verilator (cocotb)
 equals the cycle model bit for bit: counts, 8-bit output codes and latency."""
 
-import dataclasses
 import json
 
 import numpy as np
@@ -21,8 +20,7 @@ def _check(plan, tmp_path, codes=None, **kw):
     assert result.passed, result.mismatches
     manifest = json.loads((art / "manifest.json").read_text())
     assert manifest["parameters"]["unit_latency_cycles"] == plan.warmup + plan.length + 1
-    assert manifest["latency_cycles"] == plan.m + plan.warmup + plan.length + 1 + \
-        len(plan.outputs)
+    assert manifest["latency_cycles"] == plan.m + plan.warmup + plan.length + 1 + len(plan.outputs)
     if not kw.get("backpressure"):
         assert result.cycles == manifest["latency_cycles"]
     with np.load(result.outputs) as f:
@@ -40,17 +38,27 @@ def test_one_input_every_code(tmp_path):
     # Monte-Carlo RMSE at L = 256 is 0.13 (bipolar units); single runs (seeds 1-5) have RMSE
     # 0.05-0.11 and a worst code 0.16-0.34 off, on the steep middle of tanh(4x).
     err = plan.decode_outputs(counts)[:, 0] - np.tanh(4 * plan.decode_inputs(codes)[:, 0])
-    assert np.sqrt((err ** 2).mean()) < 0.15 and np.abs(err).max() < 0.45
+    assert np.sqrt((err**2).mean()) < 0.15 and np.abs(err).max() < 0.45
 
 
 def test_two_inputs_grid_two_outputs_mixed_bases(tmp_path):
     rng = np.random.default_rng(5)
-    bases = (FsmBasis(5), BernsteinBasis(3))      # radix 5: a non-power-of-two counter
-    outputs = tuple(SmurfOutput(f"f{k}", 0.0, 1.0, tuple(rng.integers(0, 65, 20).tolist()))
-                    for k in range(2))
-    plan = SmurfPlan(inputs=("x", "y"), ranges=((0.0, 1.0),) * 2, bases=bases,
-                     outputs=outputs, input_bits=7, coef_bits=6, length=100, warmup=3,
-                     seed=9)
-    codes, _ = _check(plan, tmp_path, codes=sweep_codes(2, 7, per_axis=17),
-                      backpressure=True, seed=3)
+    bases = (FsmBasis(5), BernsteinBasis(3))  # radix 5: a non-power-of-two counter
+    outputs = tuple(
+        SmurfOutput(f"f{k}", 0.0, 1.0, tuple(rng.integers(0, 65, 20).tolist())) for k in range(2)
+    )
+    plan = SmurfPlan(
+        inputs=("x", "y"),
+        ranges=((0.0, 1.0),) * 2,
+        bases=bases,
+        outputs=outputs,
+        input_bits=7,
+        coef_bits=6,
+        length=100,
+        warmup=3,
+        seed=9,
+    )
+    codes, _ = _check(
+        plan, tmp_path, codes=sweep_codes(2, 7, per_axis=17), backpressure=True, seed=3
+    )
     assert len(codes) == 17 * 17

@@ -52,10 +52,16 @@ def simulate(plan, inputs, *, hardware=None, stall_seed=None):
 
 CASES = [
     dict(sizes=(6, 5, 3), bits=3, seed=1),
-    dict(sizes=(4, 1, 3), bits=2, seed=3),                       # a one-neuron layer
+    dict(sizes=(4, 1, 3), bits=2, seed=3),  # a one-neuron layer
     dict(sizes=(5, 3, 1), bits=4, signed_act=True, seed=4, rounding="floor"),
-    dict(sizes=(7, 4, 4, 2), bits=3, signed_act=True, seed=5, rounding="ceil",
-         in_dtype=IntType(8, False)),
+    dict(
+        sizes=(7, 4, 4, 2),
+        bits=3,
+        signed_act=True,
+        seed=5,
+        rounding="ceil",
+        in_dtype=IntType(8, False),
+    ),
     dict(sizes=(3, 6, 2), bits=5, seed=6, in_dtype=IntType(4, True)),
     dict(sizes=(8, 6, 4), bits=4, seed=8, pow2=True, weight_range=(-8, 8), bias=100),
 ]
@@ -66,8 +72,9 @@ def test_engine_equals_golden_cycles_and_steps(case):
     graph = random_graph(**case)
     plan = SnnPlan.from_graph(graph)
     x_t = graph.tensor("in")
-    x = np.random.default_rng(1).integers(x_t.dtype.min, x_t.dtype.max + 1,
-                                          size=(5, case["sizes"][0]))
+    x = np.random.default_rng(1).integers(
+        x_t.dtype.min, x_t.dtype.max + 1, size=(5, case["sizes"][0])
+    )
     x[0] = x_t.dtype.min
     x[1] = x_t.dtype.max
     got, cycles, steps = simulate(plan, x)
@@ -105,8 +112,9 @@ def test_a_broken_engine_is_caught():
     plan = SnnPlan.from_graph(graph)
     net = plan.network
     broken_layer = dataclasses.replace(net.layers[-1], theta=net.layers[-1].theta + 1)
-    broken = dataclasses.replace(plan, network=dataclasses.replace(
-        net, layers=net.layers[:-1] + (broken_layer,)))
+    broken = dataclasses.replace(
+        plan, network=dataclasses.replace(net, layers=net.layers[:-1] + (broken_layer,))
+    )
     x = np.random.default_rng(1).integers(-128, 128, size=(6, 8))
     got, cycles, _ = simulate(plan, x, hardware=broken)
     run = plan.run(x)
@@ -116,18 +124,19 @@ def test_a_broken_engine_is_caught():
 def test_small_cnn_via_toeplitz_synapses():
     """A conv layer (IR ``conv``, im2col) as dense synapses, then a dense layer."""
     pytest.importorskip("torch")
-    import torch
-    from torch import nn
-
     import tempfile
     from pathlib import Path
+
+    import torch
+    from torch import nn
 
     from frontends.onnx_import import import_onnx
     from tests.models import torch_qdq
 
     torch.manual_seed(0)
-    module = nn.Sequential(nn.Conv2d(1, 2, 3, stride=2, padding=1), nn.ReLU(), nn.Flatten(),
-                           nn.Linear(2 * 3 * 3, 4))
+    module = nn.Sequential(
+        nn.Conv2d(1, 2, 3, stride=2, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 3 * 3, 4)
+    )
     with tempfile.TemporaryDirectory() as tmp:
         graph = import_onnx(torch_qdq(module, (1, 6, 6), Path(tmp) / "cnn.onnx", low=0.0))
     assert [n.op for n in graph.nodes] == ["conv", "dense"]
@@ -135,6 +144,7 @@ def test_small_cnn_via_toeplitz_synapses():
     x = np.random.default_rng(5).integers(-128, 128, size=(3, 36))
     got, cycles, steps = simulate(plan, x)
     run = plan.run(x)
-    assert (got == reference.run(graph, x.reshape(3, 1, 6, 6))[graph.outputs[0]]
-            .reshape(3, -1)).all()
+    assert (
+        got == reference.run(graph, x.reshape(3, 1, 6, 6))[graph.outputs[0]].reshape(3, -1)
+    ).all()
     assert cycles.tolist() == plan.cycles(x, run).tolist()

@@ -20,12 +20,13 @@ def spikes_for(net, steps, samples, rate, seed=2):
     return (rng.random((samples, steps * net.n_in)) < rate).astype(np.int64)
 
 
-@pytest.mark.parametrize("bias,options", [(False, NirOptions()),
-                                          (True, NirOptions(cmp=">=", reset="value"))])
+@pytest.mark.parametrize(
+    "bias,options", [(False, NirOptions()), (True, NirOptions(cmp=">=", reset="value"))]
+)
 def test_if_engine_counts_equal_nir_golden(bias, options):
     net = import_nir(tiny_cnn(3, bias=bias), options)
-    assert net.layers[0].conv is not None      # conv behind ConvTaps; the overlapping pool
-    assert net.layers[1].conv is None          # before the Affine folds into its matrix
+    assert net.layers[0].conv is not None  # conv behind ConvTaps; the overlapping pool
+    assert net.layers[1].conv is None  # before the Affine folds into its matrix
     plan = IfPlan.from_network(net, steps=6)
     spikes = spikes_for(net, 6, 2, 0.4)
     got, _, steps = simulate(plan, spikes)
@@ -57,8 +58,7 @@ def _with_layer(plan, index, **changes):
     return dataclasses.replace(plan, network=dataclasses.replace(net, layers=tuple(layers)))
 
 
-@pytest.mark.parametrize("leak,mutant", [("shift", {"leak_shift": 3}),
-                                         ("beta", {"beta": 128})])
+@pytest.mark.parametrize("leak,mutant", [("shift", {"leak_shift": 3}), ("beta", {"beta": 128})])
 def test_lif_engine_counts_equal_nir_golden(leak, mutant):
     """LIF with a shift leak (beta = 1 - 2**-2) and a general beta (171/256); a hidden layer
     with the wrong leak must not pass."""
@@ -77,27 +77,29 @@ def test_if_plan_refuses_per_neuron_thresholds():
     net = import_nir(tiny_cnn(0))
     theta = net.layers[0].theta.copy()
     theta[0] += 1
-    odd = dataclasses.replace(net, layers=(dataclasses.replace(net.layers[0], theta=theta),)
-                              + net.layers[1:])
-    with pytest.raises(ModelError, match=r"^NIR node 'if1' \(IF\): v_threshold differs between "
-                                         r"neurons; the engine takes one per layer$"):
+    odd = dataclasses.replace(
+        net, layers=(dataclasses.replace(net.layers[0], theta=theta),) + net.layers[1:]
+    )
+    with pytest.raises(
+        ModelError,
+        match=r"^NIR node 'if1' \(IF\): v_threshold differs between "
+        r"neurons; the engine takes one per layer$",
+    ):
         IfPlan.from_network(odd, steps=4)
 
 
-@pytest.mark.parametrize("leak,mutant", [("shift", {"syn_shift": 3}),
-                                         ("beta", {"alpha": 160})])
+@pytest.mark.parametrize("leak,mutant", [("shift", {"syn_shift": 3}), ("beta", {"alpha": 160})])
 def test_cuba_lif_engine_counts_equal_nir_golden(leak, mutant):
     """CubaLIF (alpha 1 - 2**-2, beta 1 - 2**-3; or 192/256 and 224/256) with a bias on the
     hidden layer: the current memory, both leaks and the always-sweeping layers (the input
     falls silent after 8 steps); a wrong current leak must not pass."""
     from tests.frontends.snn.nir_graphs import tiny_cuba
 
-    net = import_nir(tiny_cuba(6, n_in=6, hidden=5, n_out=3, threshold=2.0),
-                     NirOptions(leak=leak))
+    net = import_nir(tiny_cuba(6, n_in=6, hidden=5, n_out=3, threshold=2.0), NirOptions(leak=leak))
     plan = IfPlan.from_network(net, steps=20)
     assert all(b > 0 for b in plan.i_bits)
     spikes = spikes_for(net, 20, 3, 0.3).reshape(3, 20, -1)
-    spikes[:, 8:] = 0                # silent input: the currents go on charging the membranes
+    spikes[:, 8:] = 0  # silent input: the currents go on charging the membranes
     spikes = spikes.reshape(3, -1)
     want = plan.reference(spikes)
     got, _, _ = simulate(plan, spikes)
@@ -123,6 +125,7 @@ def test_li_readout_engine_outputs_golden_membranes():
 def _edge_trace(layer, spikes, options):
     """Peak |I|, peak |V| and how often H == theta, from the CubaLIF golden step by step."""
     from frontends.snn.neurons import cuba_lif_step, leak
+
     v = np.zeros((len(spikes), layer.n_out), np.int64)
     i = np.zeros_like(v)
     i_peak = v_peak = edges = 0
@@ -131,9 +134,17 @@ def _edge_trace(layer, spikes, options):
         x = spikes[:, t] @ layer.weight.T + layer.bias
         h = leak(v, shift=layer.leak_shift) + leak(i, shift=layer.syn_shift) + x
         edges += int((h == theta).sum())
-        v, i, _ = cuba_lif_step(v, i, x, theta=theta, cmp=options.cmp, reset=options.reset,
-                                v_reset=int(layer.v_reset[0]), syn_shift=layer.syn_shift,
-                                leak_shift=layer.leak_shift)
+        v, i, _ = cuba_lif_step(
+            v,
+            i,
+            x,
+            theta=theta,
+            cmp=options.cmp,
+            reset=options.reset,
+            v_reset=int(layer.v_reset[0]),
+            syn_shift=layer.syn_shift,
+            leak_shift=layer.leak_shift,
+        )
         i_peak, v_peak = max(i_peak, int(np.abs(i).max())), max(v_peak, int(np.abs(v).max()))
     return i_peak, v_peak, edges
 
@@ -146,7 +157,7 @@ def test_cuba_lif_edges_and_register_ranges(cmp):
     from frontends.fixedpoint import signed_bits
     from tests.frontends.snn.nir_graphs import cuba_edges, edge_spikes
 
-    options = NirOptions(cmp=cmp, reset="value")    # a wrapped current stops neuron 0
+    options = NirOptions(cmp=cmp, reset="value")  # a wrapped current stops neuron 0
     net = import_nir(cuba_edges(), options)
     plan = IfPlan.from_network(net, steps=40)
     spikes = edge_spikes(40, 4)

@@ -22,8 +22,9 @@ def digits_snn(tmp_path_factory):
     graph = import_onnx(made.quantized)
     with np.load(made.test_data) as f:
         vectors = golden_vectors(graph, data_x=f["x"], data_y=f["y"], random=8)
-    return Artefact(write_from_graph(graph, tmp_path_factory.mktemp("snn") / "digits",
-                                     vectors=vectors))
+    return Artefact(
+        write_from_graph(graph, tmp_path_factory.mktemp("snn") / "digits", vectors=vectors)
+    )
 
 
 def test_manifest_describes_the_spiking_engine(digits_snn):
@@ -33,8 +34,9 @@ def test_manifest_describes_the_spiking_engine(digits_snn):
     assert [layer["theta"] for layer in m["layers"]] == [1 << 23, 1 << 24]
     v = digits_snn.vectors()
     assert m["latency_cycles"] == int(v["snn_cycles"].max())
-    assert {"i__payload", "o__payload", "cycles", "busy", "steps"} <= \
-        {p["name"] for p in m["ports"]}
+    assert {"i__payload", "o__payload", "cycles", "busy", "steps"} <= {
+        p["name"] for p in m["ports"]
+    }
 
 
 @pytest.mark.sim
@@ -57,8 +59,9 @@ def test_same_graph_same_bytes(tmp_path):
     a = write_from_graph(graph, tmp_path / "a", vectors=vectors)
     b = write_from_graph(graph, tmp_path / "b", vectors=vectors)
     assert (a / "rtl" / "nnloom_snn.v").read_bytes() == (b / "rtl" / "nnloom_snn.v").read_bytes()
-    assert (a / "vectors" / "golden.npz").read_bytes() == \
-        (b / "vectors" / "golden.npz").read_bytes()
+    assert (a / "vectors" / "golden.npz").read_bytes() == (
+        b / "vectors" / "golden.npz"
+    ).read_bytes()
 
 
 @pytest.mark.synth
@@ -68,8 +71,9 @@ def test_no_multipliers_after_synthesis(tmp_path):
 
     plan = SnnPlan.from_graph(random_graph((6, 5, 3), bits=4, seed=2))
     (tmp_path / "snn.v").write_text(emit_verilog(plan.create(), "snn"))
-    report = synthesize([tmp_path / "snn.v"], "snn", family="ecp5", out_dir=tmp_path / "pnr",
-                        clock_mhz=50)
+    report = synthesize(
+        [tmp_path / "snn.v"], "snn", family="ecp5", out_dir=tmp_path / "pnr", clock_mhz=50
+    )
     assert report.utilisation["MULT18X18D"]["used"] == 0
     assert report.utilisation["ALU54B"]["used"] == 0
     assert report.lut4 > 0
@@ -88,13 +92,18 @@ def test_cuba_lif_rtl_counts_equal_golden_at_the_edges(tmp_path):
     from sim.runner import run_sim
     from tests.frontends.snn.nir_graphs import cuba_edges, edge_spikes
 
-    art = Artefact(write_nir_artefact(cuba_edges(), tmp_path / "cuba", spikes=edge_spikes(40, 8),
-                                      options=NirOptions(reset="value")))
+    art = Artefact(
+        write_nir_artefact(
+            cuba_edges(),
+            tmp_path / "cuba",
+            spikes=edge_spikes(40, 8),
+            options=NirOptions(reset="value"),
+        )
+    )
     m = art.manifest
     assert [l["neuron"] for l in m["layers"]] == ["cubalif"]
     assert m["parameters"]["i_bits"] == [13] and m["parameters"]["v_bits"] == [16]
-    assert m["layers"][0]["current_leak"] == {"shift": 2} and m["layers"][0]["leak"] == \
-        {"shift": 3}
+    assert m["layers"][0]["current_leak"] == {"shift": 2} and m["layers"][0]["leak"] == {"shift": 3}
     result = run_sim(art)
     assert result.passed, "\n".join(result.mismatches)
     assert result.vectors == 8 and result.mismatching_elements == 0
@@ -109,8 +118,15 @@ def test_li_readout_rtl_membranes_equal_golden(tmp_path):
     from sim.runner import run_sim
     from tests.frontends.snn.nir_graphs import tiny_cuba
 
-    art = Artefact(write_nir_artefact(tiny_cuba(4, n_in=6, hidden=5, n_out=3, readout="LI"),
-                                      tmp_path / "li", steps=12, samples=6, rate=0.4))
+    art = Artefact(
+        write_nir_artefact(
+            tiny_cuba(4, n_in=6, hidden=5, n_out=3, readout="LI"),
+            tmp_path / "li",
+            steps=12,
+            samples=6,
+            rate=0.4,
+        )
+    )
     out = art.manifest["streams"]["output"]
     assert out["tensor"] == "membranes" and out["dtype"]["signed"]
     assert (art.vectors()["outputs"] < 0).any()
@@ -131,11 +147,13 @@ def test_cuba_lif_array_has_no_multipliers(tmp_path):
     from rtl_gen.snn.if_plan import IfPlan
     from tests.frontends.snn.nir_graphs import tiny_cuba
 
-    plan = IfPlan.from_network(import_nir(tiny_cuba(6, n_in=6, hidden=5, n_out=3),
-                                          NirOptions(leak="beta")), steps=16)
+    plan = IfPlan.from_network(
+        import_nir(tiny_cuba(6, n_in=6, hidden=5, n_out=3), NirOptions(leak="beta")), steps=16
+    )
     (tmp_path / "snn.v").write_text(emit_verilog(plan.create(), "snn"))
-    report = synthesize([tmp_path / "snn.v"], "snn", family="ecp5", out_dir=tmp_path / "pnr",
-                        clock_mhz=50)
+    report = synthesize(
+        [tmp_path / "snn.v"], "snn", family="ecp5", out_dir=tmp_path / "pnr", clock_mhz=50
+    )
     assert report.utilisation["MULT18X18D"]["used"] == 0
     assert report.utilisation["ALU54B"]["used"] == 0
     assert report.lut4 > 0
@@ -153,8 +171,16 @@ def test_small_lif_cnn_rtl_counts_equal_golden(tmp_path):
     from sim.runner import run_sim
     from tests.frontends.snn.nir_graphs import small_sinabs
 
-    art = Artefact(write_nir_artefact(small_sinabs(2, side=10, neuron="LIF"), tmp_path / "cnn",
-                                      steps=4, samples=3, rate=0.3, options=NirOptions()))
+    art = Artefact(
+        write_nir_artefact(
+            small_sinabs(2, side=10, neuron="LIF"),
+            tmp_path / "cnn",
+            steps=4,
+            samples=3,
+            rate=0.3,
+            options=NirOptions(),
+        )
+    )
     assert art.vectors()["outputs"].sum() > 0
     result = run_sim(art)
     assert result.passed, "\n".join(result.mismatches)
@@ -170,8 +196,9 @@ def test_sinabs_nmnist_cnn_rtl_counts_equal_golden(tmp_path):
     from sim.runner import run_sim
     from tests.frontends.snn.nir_graphs import sinabs_cnn
 
-    art = Artefact(write_nir_artefact(sinabs_cnn(0), tmp_path / "sinabs", steps=8, samples=2,
-                                      rate=0.1))
+    art = Artefact(
+        write_nir_artefact(sinabs_cnn(0), tmp_path / "sinabs", steps=8, samples=2, rate=0.1)
+    )
     assert art.vectors()["outputs"].sum() > 0
     result = run_sim(art)
     assert result.passed, "\n".join(result.mismatches)
