@@ -68,8 +68,11 @@ class FakeBoard:
                 os.write(self.master, bytes(reply))
 
     def close(self):
-        os.close(self.master)
+        # The slave first: the serving thread's read then fails and it ends before the master
+        # closes, so it never reads from a later test's pty that reuses the descriptor.
         os.close(self._slave)
+        self._thread.join(timeout=5)
+        os.close(self.master)
 
 
 def golden_table(artefact, wrong=None):
