@@ -189,43 +189,7 @@ def _emit_linear(state, acc: Accumulator, out, dtype, scale, zp, rounding, quant
         "bias": acc.bias if acc.bias is not None else np.zeros(n, np.int64),
         "multiplier": multiplier,
     }
-    name = state.unique(acc.node)
-    if acc.kind == "dense":
-        shape = (n,)
-        node = Node(
-            name=name,
-            op="dense",
-            source_op=acc.op,
-            inputs=(acc.x.tensor,),
-            outputs=(out,),
-            attrs=common,
-            weights=weights,
-        )
-    else:
-        g = acc.geometry
-        shape = acc.shape
-        weights["im2col"] = conv_im2col(g["window"], g["input_shape"][0], g["group"])
-        a = dict(
-            common,
-            input_shape=g["input_shape"],
-            output_shape=shape,
-            kernel_shape=g["kernel_shape"],
-            strides=g["strides"],
-            pads=g["pads"],
-            dilations=g["dilations"],
-            group=g["group"],
-        )
-        node = Node(
-            name=name,
-            op="conv",
-            source_op=acc.op,
-            inputs=(acc.x.tensor,),
-            outputs=(out,),
-            attrs=a,
-            weights=weights,
-        )
-    state.add_node(node, Tensor(out, shape, dtype, quant))
-    return Codes(out, shape)
+    return _linear_node(state, acc, out, dtype, quant, common, weights)
 
 
 def _emit_pending(state, p: Pending, out, dtype, scale, zp, rounding, quant, label):
@@ -501,24 +465,22 @@ def emit_float_output(state: State, acc: Accumulator, out: str, label: str) -> C
         "bias": acc.bias if acc.bias is not None else np.zeros(n, np.int64),
         "multiplier": np.full(n, m, np.int64),
     }
+    return _linear_node(state, acc, out, dtype, quant, a, weights)
+
+
+def _linear_node(state, acc: Accumulator, out, dtype, quant, attrs: dict, weights: dict) -> Codes:
+    """Add the ``dense`` or ``conv`` node of accumulator ``acc`` writing tensor ``out`` (a
+    conv gets its geometry's attributes and im2col map); returns the output codes."""
     name = state.unique(acc.node)
     if acc.kind == "dense":
-        shape = (n,)
-        node = Node(
-            name=name,
-            op="dense",
-            source_op=acc.op,
-            inputs=(acc.x.tensor,),
-            outputs=(out,),
-            attrs=a,
-            weights=weights,
-        )
+        shape = (acc.weight.shape[0],)
+        op = "dense"
     else:
         g = acc.geometry
         shape = acc.shape
         weights["im2col"] = conv_im2col(g["window"], g["input_shape"][0], g["group"])
-        a = dict(
-            a,
+        attrs = dict(
+            attrs,
             input_shape=g["input_shape"],
             output_shape=shape,
             kernel_shape=g["kernel_shape"],
@@ -527,14 +489,15 @@ def emit_float_output(state: State, acc: Accumulator, out: str, label: str) -> C
             dilations=g["dilations"],
             group=g["group"],
         )
-        node = Node(
-            name=name,
-            op="conv",
-            source_op=acc.op,
-            inputs=(acc.x.tensor,),
-            outputs=(out,),
-            attrs=a,
-            weights=weights,
-        )
+        op = "conv"
+    node = Node(
+        name=name,
+        op=op,
+        source_op=acc.op,
+        inputs=(acc.x.tensor,),
+        outputs=(out,),
+        attrs=attrs,
+        weights=weights,
+    )
     state.add_node(node, Tensor(out, shape, dtype, quant))
     return Codes(out, shape)
