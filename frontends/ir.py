@@ -14,7 +14,10 @@ Every op below is exact integer arithmetic; ``frontends.reference`` is the execu
 ``dense``
     ``acc[n] = sum_k (x[k] - input_zero_point) * weight[n, k] + bias[n]`` (x flattened), then
     ``y[n] = requantize(acc[n], multiplier[n], shift, ...)``; with attr ``sign`` (bipolar
-    output) ``y[n] = 1 if acc[n] >= 0 else -1`` instead.
+    output) ``y[n] = 1 if acc[n] >= 0 else -1`` instead. With attr ``tokens`` T (a token
+    sequence; absent: 1) x is viewed as (T, K) and the same layer runs on every token (a
+    Linear on tokens x features): ``acc[t, n] = sum_k (x[t, k] - input_zero_point) *
+    weight[n, k] + bias[n]``, y (T, N).
 ``conv``
     A grouped 2-D convolution (1-D as H=1) lowered to GEMMs: ``im2col`` (G, M, Kg) holds, for
     group g, output pixel m = oy*Wo+ox and column k = (c, ky, kx), the flat index into x (or -1
@@ -42,7 +45,35 @@ Every op below is exact integer arithmetic; ``frontends.reference`` is the execu
 ``add``
     ``acc = (a - input_zero_points[0]) * multiplier[0] + (b - input_zero_points[1]) *
     multiplier[1]``, ``y = requantize(acc, 1, shift, ...)``: both inputs rescaled with one
-    shared shift (residual adds; shapes equal).
+    shared shift (residual adds; shapes equal). With one input, ``b`` is the constant codes
+    ``weights["constant"]`` (a bias or position embedding the model adds to an activation),
+    broadcast against a's per-sample ``input_shape`` by numpy's rules.
+``matmul``
+    Two activations (Q x K^T, A x V): inputs ``a`` viewed as ``a_shape`` (..., M, K) and ``b``
+    as ``b_shape`` (..., K, N), leading axes broadcast by numpy's rules (per head: a is
+    (H, T, d) queries, b is (H, d, T) keys transposed -- the model's Transpose is a
+    ``transpose`` node before it -- or a is (H, T, T) attention weights and b (H, T, d)
+    values). ``acc[..., m, n] = sum_k (a[..., m, k] - input_zero_points[0]) *
+    (b[..., k, n] - input_zero_points[1])``, ``y = requantize(acc, multiplier[0], shift,
+    ...)``: one per-tensor multiplier ``s_a * s_b / s_y``, no bias.
+``layernorm``
+    Over the last axis of ``input_shape`` (..., C), each row separately, I-BERT style, all in
+    integers (x's zero point cancels): ``S = sum_c x[c]``, ``D[c] = C * x[c] - S`` (C times
+    the deviation from the mean, exact), ``V = sum_c D[c]**2 + epsilon_codes`` (``C**3 *
+    (var + eps) / s_x**2``; ``epsilon_codes = max(1, round_half_up(C**3 * eps / s_x**2))``
+    so V > 0), ``R = isqrt(V << 2*sqrt_shift)`` (the floor of the square root, exact, as
+    ``math.isqrt``), one division per row ``inv = floor(2**(sqrt_shift + norm_bits) / R)``,
+    then per channel ``acc[c] = sign[c] * D[c] * inv + bias[c]`` and ``y[c] =
+    requantize(acc[c], multiplier[c], shift, ...)`` (half up). ``D[c] * inv`` is
+    ``2**norm_bits * n[c] / sqrt(C)`` for the normalized ``n = (x - mean) / sqrt(var +
+    eps)``, so ``|D[c] * inv| <= 2**norm_bits``; ``multiplier[c] / 2**shift`` is
+    ``|gamma[c]| * sqrt(C) / (2**norm_bits * s_y)``, ``sign[c]`` gamma's sign (+-1) and
+    ``bias[c] = round(beta[c] / (s_y * multiplier[c] / 2**shift))``: gamma and beta folded
+    into one per-channel requantization. With ``V_max = C * (C * (in.max - in.min))**2 +
+    epsilon_codes`` (the largest V): ``sqrt_shift`` p is the smallest p >= 0 making
+    ``V_max << 2p`` at least 48 bits wide (R >= 2**p), ``norm_bits = 16 +
+    ceil(bit_length(V_max) / 2)`` (so ``inv >= 2**16`` on every row). For C = 32 int8:
+    V_max < 2**31, p = 9, the square root of a 49-bit number, norm_bits = 32, inv <= 2**32.
 ``concat``
     ``y = concatenate([requantize(x_i - input_zero_points[i], multiplier[i], shift, ...)],
     axis)`` (sample axis, so 0 is channels).
@@ -50,17 +81,33 @@ Every op below is exact integer arithmetic; ``frontends.reference`` is the execu
     ``y = requantize(x - input_zero_point, multiplier[0], shift, ...)``: a change of scale, a
     standalone ReLU/Clip, or a QONNX Trunc (``rounding`` floor, multiplier a power of two).
 ``transpose`` / ``slice``
-    Data movement only: ``perm`` (sample axes) / ``starts``, ``ends``, ``axes``, ``steps``.
+    Data movement only: ``perm`` / ``starts``, ``ends``, ``axes``, ``steps`` over the axes of
+    ``input_shape``, the view of the input tensor (C order) the model moves; the view may
+    carry size-1 axes (torch's MultiheadAttention moves the batch axis of a batch of one:
+    (1, T, E) -> (T, 1, E)). Heads are split and merged by ``transpose`` and ``slice``
+    nodes (a Gather of one index on an activation is a ``slice``).
     Flatten/Reshape/Squeeze/Unsqueeze emit no node: consumers read the producer's tensor in C
     order (conv's ``input_shape`` says how it is viewed).
 ``nonlinear``
     Elementwise ``function`` (sigmoid, tanh, gelu, gelu_tanh, exp): ``y = table[x - in.min]``,
     where ``table[c] = clamp(round_half_even(f(s_in*(c - z_in)) / s_out) + z_out, lo, hi)`` is
-    computed once in float64. ``function == "softmax"`` (over ``axis``):
-    ``d = x - max(x)``, ``e = exp_table[d + (in.max - in.min)]`` (``round(2**16 *
-    exp(s_in * d))``), ``y = clamp(z_out + floor((e * multiplier * 2 + S * 2**shift) /
-    (2 * S * 2**shift)), lo, hi)`` with ``S = sum(e)`` -- half-up rounding of
-    ``e / S / s_out``, all in integers.
+    computed once in float64 (GELU's erf and tanh forms, and any element-wise float island
+    the model computes between a DequantizeLinear and a QuantizeLinear -- Mul/Div/Add/Sub/
+    Pow by scalars, Erf, Tanh, Sigmoid, Sqrt of one quantized input -- become such a table,
+    its ``function`` the ops' names). ``function == "softmax"`` (over ``axis``, the last
+    axis of ``input_shape``: one row per token and head): ``d = x - max(x)`` (<= 0), ``e =
+    exp_table[d + (in.max - in.min)]`` (``round_half_even(2**16 * exp(s_in * d))``, a table
+    of ``in.max - in.min + 1`` entries, so ``e = 2**16`` at the maximum), ``S = sum(e)``
+    (``>= 2**16``). With attr ``recip_shift`` (what the importer emits): one division per
+    row ``inv = floor(2**recip_shift / S)`` and ``y = requantize(e * inv, multiplier[0],
+    shift, ...)`` (half up; ``multiplier / 2**shift`` is ``2**-recip_shift / s_out``;
+    ``recip_shift = 32 + bit_length(row length)``, so ``inv >= 2**16``). Without it (older
+    graphs): ``y = clamp(z_out + floor((e * multiplier * 2 + S * 2**shift) / (2 * S *
+    2**shift)), lo, hi)`` -- half-up rounding of ``e / S / s_out``, one division per element.
+
+Token sequences: a transformer's activations are (T, E) per sample (tokens x features), per
+head (H, T, d); a mean over the tokens is an ``avgpool`` whose ``im2col`` (E, 1, T) reads
+``x.flat[t * E + e]`` (attrs ``input_shape`` (T, E), ``output_shape`` (E,)).
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ semantics of each op are stated in ``frontends.ir``; this module is their execut
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .errors import ModelError
@@ -42,7 +44,8 @@ def _activate(node: Node, acc, multiplier):
 
 def _dense(node: Node, x: np.ndarray) -> np.ndarray:
     w = node.weights["weight"]
-    x = x.reshape(len(x), -1)
+    tokens = node.attrs.get("tokens", 1)
+    x = x.reshape(len(x), -1) if tokens == 1 else x.reshape(len(x), tokens, -1)
     acc = (x - node.attrs["input_zero_point"]) @ w.T + node.weights["bias"]
     return _activate(node, acc, node.weights["multiplier"])
 
@@ -86,8 +89,9 @@ def _view(node: Node, x: np.ndarray, shape=None) -> np.ndarray:
     return x.reshape((len(x),) + tuple(shape))
 
 
-def _add(node: Node, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a, b = _view(node, a), _view(node, b)
+def _add(node: Node, a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+    a = _view(node, a)
+    b = node.weights["constant"][None] if b is None else _view(node, b)
     za, zb = node.attrs["input_zero_points"]
     m = node.weights["multiplier"]
     acc = (a - za) * m[0] + (b - zb) * m[1]
@@ -118,6 +122,31 @@ def _slice(node: Node, x: np.ndarray) -> np.ndarray:
     return x[tuple(index)]
 
 
+def _matmul(node: Node, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    at = node.attrs
+    za, zb = at["input_zero_points"]
+    a = _view(node, a, at["a_shape"]) - za
+    b = _view(node, b, at["b_shape"]) - zb
+    if len(at["a_shape"]) < len(at["b_shape"]):  # numpy broadcasting of the sample axes
+        a = a.reshape((len(a),) + (1,) * (len(at["b_shape"]) - len(at["a_shape"])) + a.shape[1:])
+    elif len(at["b_shape"]) < len(at["a_shape"]):
+        b = b.reshape((len(b),) + (1,) * (len(at["a_shape"]) - len(at["b_shape"])) + b.shape[1:])
+    return _requant(node, np.matmul(a, b))
+
+
+def _layernorm(node: Node, x: np.ndarray) -> np.ndarray:
+    a, w = node.attrs, node.weights
+    x = _view(node, x)
+    c = x.shape[-1]
+    d = c * x - x.sum(axis=-1, keepdims=True)
+    v = (d.astype(object) ** 2).sum(axis=-1) + a["epsilon_codes"]
+    p, q = a["sqrt_shift"], a["norm_bits"]
+    inv = np.vectorize(lambda t: (1 << (p + q)) // math.isqrt(int(t) << (2 * p)), otypes=[object])
+    inv = inv(v)
+    acc = w["sign"] * d * np.asarray(inv, np.int64)[..., None] + w["bias"]
+    return _requant(node, acc)
+
+
 def _nonlinear(node: Node, x: np.ndarray) -> np.ndarray:
     a, w = node.attrs, node.weights
     if a["function"] != "softmax":
@@ -125,7 +154,11 @@ def _nonlinear(node: Node, x: np.ndarray) -> np.ndarray:
     x = _view(node, x)
     axis = a["axis"] + 1
     d = x - x.max(axis=axis, keepdims=True)
-    e = w["exp_table"][d + (len(w["exp_table"]) - 1)].astype(object)
+    e = w["exp_table"][d + (len(w["exp_table"]) - 1)]
+    if "recip_shift" in a:  # one division per row
+        inv = (1 << a["recip_shift"]) // e.sum(axis=axis, keepdims=True)
+        return _requant(node, e * inv)
+    e = e.astype(object)
     total = e.sum(axis=axis, keepdims=True)
     m, two_s = int(w["multiplier"][0]), 1 << a["shift"]
     y = (e * m * 2 + total * two_s) // (2 * total * two_s)
@@ -139,6 +172,8 @@ OPS = {
     "maxpool": _maxpool,
     "avgpool": _avgpool,
     "add": _add,
+    "matmul": _matmul,
+    "layernorm": _layernorm,
     "concat": _concat,
     "requant": _requant_op,
     "transpose": _transpose,

@@ -530,10 +530,11 @@ def _emit_nonlinear(state, p: Pending, dtype, scale, zp, label):
     if p.attrs["function"] == "softmax":
         d = np.arange(-(t.max - t.min), 1, dtype=np.float64)
         exp_table = np.rint(np.exp(x.scale * d) * 2.0**16).astype(np.int64)
-        m, shift = multipliers(np.array([1.0 / scale]), label, "softmax output scale")
+        recip = 32 + int(x.shape[p.attrs["axis"]]).bit_length()  # inv >= 2**16 in every row
+        m, shift = multipliers(np.array([2.0**-recip / scale]), label, "softmax output scale")
         return (
             "nonlinear",
-            dict(common, axis=p.attrs["axis"], shift=shift),
+            dict(common, axis=p.attrs["axis"], shift=shift, recip_shift=recip),
             {"exp_table": exp_table, "multiplier": m},
         )
     with np.errstate(over="ignore", invalid="ignore"):
