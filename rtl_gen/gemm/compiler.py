@@ -55,7 +55,15 @@ from .lutquant import quantize_channels
 from .ram import check_device
 from .window import GroupOrderError, Window, plane_order, window_of
 
-__all__ = ["GemmLayer", "Program", "compile_graph", "Lowering", "LOWERINGS", "ROUNDING"]
+__all__ = [
+    "GemmLayer",
+    "Program",
+    "compile_graph",
+    "Lowering",
+    "LOWERINGS",
+    "UNIT_OPS",
+    "ROUNDING",
+]
 
 ROUNDING = {"half_up": 0, "floor": 1, "ceil": 2, "half_even": 3}
 
@@ -231,6 +239,8 @@ class Program:
     graph: Graph  # transformed graph: LUT channels requantized
     source: Graph
     needs: dict = field(default_factory=dict)
+    tab: tuple = ()  # table memory words (``tables``)
+    smurf: tuple = ()  # SMURF units in place of the table memory (``tables.SmurfTable``)
 
     @property
     def words(self) -> list[int]:
@@ -640,6 +650,7 @@ class Lowering:
         self.acc_need = {"dsp": 0, "lut": 0}
         self.acc_core = {"dsp": 2, "lut": 2}
         self.bias_bits = 2
+        self.tab: list[int] = []  # table memory words (``tables.emit_table``)
         self.prev_posts: tuple = ()  # the output the last instructions (a layer's POSTs) write
 
     def add_idx(self, entries: np.ndarray) -> int:
@@ -681,11 +692,16 @@ class Lowering:
             self.post_op(node)
         elif node.op in LOWERINGS:
             self.gemm_layer(node)
+        elif node.op in UNIT_OPS:
+            first = len(self.instrs)
+            self.prev_posts = ()
+            self.new_nodes.append(node)
+            self.infos.append(UNIT_OPS[node.op](self, node, first))
         else:
             raise ModelError(
                 f"{node.describe()}: op '{node.op}' cannot run on the gemm "
-                f"engine; it runs {', '.join(sorted(LOWERINGS))} and "
-                f"{', '.join(sorted(POST_OPS))}"
+                f"engine; it runs {', '.join(sorted(LOWERINGS))}, "
+                f"{', '.join(sorted(POST_OPS))} and {', '.join(sorted(UNIT_OPS))}"
             )
         self.release(i, node)
 
@@ -999,6 +1015,7 @@ class Lowering:
             "wd_depth": len(self.wd),
             "wl_depth": len(self.wl),
             "param_depth": len(self.params),
+            "tab_depth": len(self.tab),
             "accd_depth": self.acc_need["dsp"],
             "accl_depth": self.acc_need["lut"],
             "acc_bits": self.acc_core["dsp"],
@@ -1029,6 +1046,7 @@ class Lowering:
             new_graph,
             graph,
             needs,
+            tuple(self.tab),
         )
         from .model import instruction_cycles
 
@@ -1227,6 +1245,7 @@ def program_images(program: Program, config: GemmConfig | None = None) -> dict:
         "wd": list(program.wd),
         "wl": list(program.wl),
         "params": [((int(b) & bias_mask) << MULTIPLIER_BITS) | int(mu) for b, mu in program.params],
+        **({"tab": list(program.tab)} if config.tab_depth and not program.smurf else {}),
     }
 
 
@@ -1347,3 +1366,18 @@ POST_OPS: dict[str, Callable] = {
     "concat": _emit_copies,
     "requant": _emit_copies,
 }
+
+
+def _unit_nonlinear(lowering: Lowering, node: Node, first: int) -> LayerInfo:
+    from .tables import emit_table
+
+    if node.attrs["function"] == "softmax":
+        raise ModelError(
+            f"{node.describe()}: softmax cannot run on the gemm engine yet (its row-wise "
+            f"unit is not built)"
+        )
+    return emit_table(lowering, node, first)
+
+
+# ops on units beside the post unit: op -> function(lowering, node, first) -> LayerInfo
+UNIT_OPS: dict[str, Callable] = {"nonlinear": _unit_nonlinear}

@@ -60,7 +60,9 @@ class GemmConfig:
     ``ADD`` datapath; ``half_even``: it rounds half to even too; ``windows``: the cores have
     the convolution window counters (without them a core runs one-pixel windows only);
     ``lut_acc_bits``: the LUT
-    core's accumulators (0: ``acc_bits``; low-bit weights need fewer).
+    core's accumulators (0: ``acc_bits``; low-bit weights need fewer). ``tab_depth``: the
+    element-wise function tables' memory (``tables``; 0: none); ``smurf_cycles``: cycles an
+    element of the SMURF units that replace it (0: tables in memory).
     """
 
     dsp_lanes: int = 4
@@ -77,6 +79,8 @@ class GemmConfig:
     param_depth: int = 64
     accd_depth: int = 64
     accl_depth: int = 64
+    tab_depth: int = 0
+    smurf_cycles: int = 0
     residual: bool = True
     half_even: bool = True
     windows: bool = True
@@ -174,9 +178,11 @@ class GemmConfig:
                 "accl_depth",
             )
         }
+        tab = needs.get("tab_depth", 0)
         return replace(
             self,
             **depths,
+            tab_depth=_depth(tab) if tab else 0,
             acc_bits=needs.get("acc_bits", self.acc_bits),
             bias_bits=needs.get("bias_bits", self.bias_bits),
             residual=needs.get("residual", self.residual),

@@ -53,6 +53,7 @@ def create_engine(
         images=None if loadable else program_images(program),
         loadable=loadable,
         observe=observe,
+        smurf=program.smurf,
     )
 
 

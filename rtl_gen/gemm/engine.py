@@ -42,7 +42,7 @@ __all__ = ["GemmEngine", "element_layout", "load_layout", "MEMS", "abits"]
 # each block RAM (its bypass compare was the UP5K's critical path).
 NO_RW_CHECK = {"no_rw_check": 1}
 
-MEMS = {"imem": 0, "idx": 1, "wd": 2, "wl": 3, "params": 4, "act": 5}
+MEMS = {"imem": 0, "idx": 1, "wd": 2, "wl": 3, "params": 4, "act": 5, "tab": 6}
 
 
 def abits(depth: int) -> int:
@@ -78,8 +78,10 @@ class GemmEngine(wiring.Component):
         images: dict | None = None,
         loadable: bool = False,
         observe: bool = True,
+        smurf: tuple = (),
     ):
         self.config, self.images, self.loadable = config, images or {}, loadable
+        self.smurf = tuple(smurf)  # tables.SmurfTable units for TAB (config.smurf_cycles)
         self.observe = observe
         ports = {
             "i": In(stream.Signature(element_layout(in_dtype))),
@@ -110,6 +112,26 @@ class GemmEngine(wiring.Component):
                 wp.en.eq(self.load.valid & (self.load.payload.mem == MEMS[name])),
             ]
         return mem
+
+    def _table_unit(self, m, act_ab: int):
+        """The ``TAB`` unit (``tables``): a table memory, or the SMURF units; None without
+        either. Its activation reads and writes share the post unit's ports."""
+        from .tables import TableUnit
+
+        cfg = self.config
+        if cfg.smurf_cycles:
+            if not self.smurf:
+                raise ValueError("config.smurf_cycles is set but no SMURF units were given")
+            unit = TableUnit(act_abits=act_ab, smurf=self.smurf)
+        elif cfg.tab_depth:
+            tab = self._memory(m, "tab", unsigned(ACT_BITS), cfg.tab_depth)
+            unit = TableUnit(act_abits=act_ab, tab_abits=abits(cfg.tab_depth))
+            tab_rd = tab.read_port()
+            m.d.comb += [tab_rd.addr.eq(unit.tab_addr), unit.tab_data.eq(tab_rd.data)]
+        else:
+            return None
+        m.submodules.tables = unit
+        return unit
 
     def elaborate(self, platform):
         m = Module()
@@ -215,6 +237,7 @@ class GemmEngine(wiring.Component):
             post.idx_data.eq(seq_idx.data),
             post.act_rdata.eq(seq_act.data),
         ]
+        tab_unit = self._table_unit(m, act_ab)
         core_busy = {c: (cores[c][0].busy if c in cores else Const(0)) for c in ("dsp", "lut")}
         core_computing = {
             c: (cores[c][0].computing if c in cores else Const(0)) for c in ("dsp", "lut")
@@ -330,7 +353,12 @@ class GemmEngine(wiring.Component):
             for (c, w), sig in perf.items():
                 m.d.sync += getattr(self, f"perf_{c}_{w}").eq(sig)
 
-        # activation write port: load stream, LOAD, or the post unit
+        # activation write port: load stream, LOAD, the post unit or the table unit
+        tab_waddr, tab_wdata, tab_we = post.act_waddr, post.act_wdata, Const(0)
+        if tab_unit is not None:
+            tab_waddr = Mux(tab_unit.act_we, tab_unit.act_waddr, post.act_waddr)
+            tab_wdata = Mux(tab_unit.act_we, tab_unit.act_wdata, post.act_wdata)
+            tab_we = tab_unit.act_we
         loading = Signal()
         act_load = Signal()
         if self.loadable:
@@ -340,17 +368,17 @@ class GemmEngine(wiring.Component):
                 Mux(
                     act_load,
                     self.load.payload.addr if self.loadable else 0,
-                    Mux(loading, wr_ptr, post.act_waddr),
+                    Mux(loading, wr_ptr, tab_waddr),
                 )
             ),
             act_wr.data.eq(
                 Mux(
                     act_load,
                     self.load.payload.data if self.loadable else 0,
-                    Mux(loading, self.i.payload.data, post.act_wdata),
+                    Mux(loading, self.i.payload.data, tab_wdata),
                 )
             ),
-            act_wr.en.eq(act_load | Mux(loading, self.i.valid, post.act_we)),
+            act_wr.en.eq(act_load | Mux(loading, self.i.valid, post.act_we | tab_we)),
             act_written.eq(~act_load & Mux(loading, self.i.valid, post.act_we)),
         ]
         storing = Signal()
@@ -368,12 +396,21 @@ class GemmEngine(wiring.Component):
         st_n = Signal(16)  # STORE: elements issued
         m.d.comb += [
             seq_idx.addr.eq(Mux(storing, idx_ptr, post.idx_addr)),
-            seq_act.addr.eq(Mux(storing, base_reg + seq_idx.data[:act_ab], post.act_raddr)),
+            seq_act.addr.eq(
+                Mux(
+                    storing,
+                    base_reg + seq_idx.data[:act_ab],
+                    post.act_raddr
+                    if tab_unit is None
+                    else Mux(tab_unit.busy, tab_unit.act_raddr, post.act_raddr),
+                )
+            ),
             seq_idx.en.eq(~st_hold),
             seq_act.en.eq(~st_hold),
         ]
         seq_act_used = Signal()
-        m.d.comb += seq_act_used.eq(Mux(storing, st_v1 & ~st_hold, post.act_re))
+        post_re = post.act_re if tab_unit is None else post.act_re | tab_unit.act_re
+        m.d.comb += seq_act_used.eq(Mux(storing, st_v1 & ~st_hold, post_re))
         act_reads.append((seq_act.addr, seq_act_used))
         self.probes["ports"] = {
             "act": ([(act_wr.addr, act_wr.en)], act_reads),
@@ -402,8 +439,9 @@ class GemmEngine(wiring.Component):
         m.d.sync += post_start.eq(post_go)
         post_early = Signal()
         is_post, is_add, is_max = op == OPS["POST"], op == OPS["ADD"], op == OPS["MAX"]
+        is_tab = op == OPS["TAB"]
         m.d.comb += [
-            post.start.eq(post_start),
+            post.start.eq(post_start if tab_unit is None else post_start & ~is_tab),
             post.add.eq(is_add),
             post.pool.eq(is_max),
             post.n.eq(
@@ -418,6 +456,17 @@ class GemmEngine(wiring.Component):
             post.gather.eq(~is_add | fld("ADD", "gather")),
             post.xsigned.eq(Mux(is_add, fld("ADD", "xsigned"), fld("MAX", "xsigned"))),
         ]
+        post_busy = post.busy
+        if tab_unit is not None:
+            post_busy = post.busy | tab_unit.busy
+            m.d.comb += [
+                tab_unit.start.eq(post_start & is_tab),
+                tab_unit.n.eq(fld("TAB", "n")),
+                tab_unit.x.eq(fld("TAB", "x")),
+                tab_unit.y.eq(fld("TAB", "y")),
+                tab_unit.t.eq(fld("TAB", "t")),
+                tab_unit.act_rdata.eq(seq_act.data),
+            ]
         # The sequencer's states are one-hot flags, not an ``m.FSM``: Amaranth encodes an FSM
         # in binary and Yosys keeps that (it does not re-encode a register with an initial
         # value), and the binary state's decode in front of its own enable was the UP5K's
@@ -509,7 +558,7 @@ class GemmEngine(wiring.Component):
                     for name, sig in addp.items():
                         m.d.sync += sig.eq(fld("ADDP", name))
                     advance()
-                with m.Case(OPS["ADD"], OPS["MAX"]):
+                with m.Case(OPS["ADD"], OPS["MAX"], OPS["TAB"]):
                     m.d.comb += post_go.eq(1)
                     m.d.sync += post_early.eq(0)
                     goto("POSTING")
@@ -546,7 +595,7 @@ class GemmEngine(wiring.Component):
             # a POST with ``early`` ends with its last issue (its pipeline runs on
             # behind the next instructions), others with their last write (post_early:
             # latched at EXEC, so no opcode decode sits in front of pc's enable)
-            with m.If(~post_start & Mux(post_early, ~post.issuing, ~post.busy)):
+            with m.If(~post_start & Mux(post_early, ~post.issuing, ~post_busy)):
                 m.d.sync += pc.eq(pc + 1)
                 goto("FETCH")
         with m.If(state["STORING"]):

@@ -72,6 +72,10 @@ op           code  fields (bit 0 upward) and meaning
 ``WSTEP``    13    ``sky[16s] sci[16s] srow[16s] dy[4] dx[4]``: the window's address
                    steps (see ``GEMM``) and dilations (``CFG`` resets them to
                    ``sci = dy = dx = 1``, ``sky = srow = 0``: step ``k'`` reads ``x + k'``)
+``TAB``      14    ``n[16] x[16] y[16] t[8]``: element-wise function, ``j < n``:
+                   ``act[y + j] = F_t(act[x + j])``, ``F_t`` the ``t``-th table of the
+                   table memory (``tab[t*256 + byte]``, indexed by the stored byte) or
+                   the ``t``-th SMURF unit (``tables``) (blocking)
 ===========  ====  ==================================================================
 
 Convolutions thus cost two words a core and layer, whatever the image size: the core's
@@ -129,6 +133,7 @@ OPS = MappingProxyType(
         "MAX": 11,
         "WIN": 12,
         "WSTEP": 13,
+        "TAB": 14,
     }
 )
 OP_NAMES = {v: k for k, v in OPS.items()}
@@ -195,6 +200,7 @@ FIELDS = MappingProxyType(
             ("dy", 4, False),
             ("dx", 4, False),
         ),
+        "TAB": (("n", 16, False), ("x", 16, False), ("y", 16, False), ("t", 8, False)),
     }
 )
 

@@ -16,6 +16,7 @@ import numpy as np
 from . import timing
 from .config import DSP_WBITS, GemmConfig
 from .isa import WINDOW_RESET, Instr
+from .tables import run_tab, tab_cycles
 
 __all__ = [
     "run",
@@ -196,6 +197,8 @@ def _run_one(program, code: np.ndarray):
                 v - z, mu, pcfg["shift"], pcfg["zp"], pcfg["lo"], pcfg["hi"], pcfg["round"]
             )
             act[addp["y"] : addp["y"] + n] = y & 0xFF
+        elif ins.op == "TAB":
+            run_tab(program, act, f)
         elif ins.op == "STORE":
             out = act[f["x"] + idx[f["idx"] : f["idx"] + f["n"]]]
         elif ins.op == "END":
@@ -273,7 +276,7 @@ def schedule(program_or_instrs, config: GemmConfig | None = None) -> Schedule:
                 )
             if ins.op == "GEMM":  # CFG only writes registers the core sampled at start
                 e = max(e, computed[ins.core])
-        elif ins.op in ("SYNC", "ADD", "MAX", "STORE", "END") and pending:
+        elif ins.op in ("SYNC", "ADD", "MAX", "TAB", "STORE", "END") and pending:
             raise ValueError(
                 f"{ins.op}: a streamed GEMM ({', '.join(pending)}) has not had "
                 f"its input written before it"
@@ -330,6 +333,8 @@ def schedule(program_or_instrs, config: GemmConfig | None = None) -> Schedule:
             nxt = e + timing.add_cycles(f["n"])
         elif ins.op == "MAX":
             nxt = e + timing.max_cycles(f["n"], f["k"])
+        elif ins.op == "TAB":
+            nxt = e + tab_cycles(f["n"], config.smurf_cycles)
         elif ins.op == "STORE":
             # element j issues at e + 1 + j, or (stream) a cycle after the j-th write since
             # the PCFG; it leaves two cycles after its issue

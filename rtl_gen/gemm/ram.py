@@ -47,6 +47,8 @@ def memories(config: GemmConfig) -> dict[str, tuple[int, int, int]]:
         "idx": (_abits(config.act_depth) + 1, config.idx_depth, 1),
         "params": (config.bias_bits + MULT_BITS, config.param_depth, 1),
     }
+    if config.tab_depth and not config.smurf_cycles:
+        out["tab"] = (ACT_BITS, config.tab_depth, 1)
     if config.dsp_lanes:
         out["wd"] = (config.dsp_lanes * DSP_WBITS, config.wd_depth, 1)
         out["accd"] = (config.acc_widths["dsp"], config.accd_depth, 1)

@@ -36,6 +36,7 @@ SIM_CONFIG = GemmConfig(
     param_depth=128,
     accd_depth=512,
     accl_depth=512,
+    tab_depth=512,
     lut_mode="bitserial",
     dsp_pack=True,
 )
@@ -160,3 +161,13 @@ def test_window_counters_stride_padding_dilation_groups(slot, split):
 
     program, _ = slot.run(window_cases(), split, random=2)
     assert {i.op for i in program.instrs} >= {"WIN", "WSTEP", "ADD"}
+
+
+def test_nonlinear_tables(slot):
+    # a GELU table on uint8 codes and a tanh table on int8 codes (rtl_gen.gemm.tables)
+    from .test_tables import nonlinear_net
+
+    for function, signed in (("gelu", False), ("tanh", True)):
+        graph = nonlinear_net((12, 9, 5), function=function, signed=signed)
+        program, summary = slot.run(graph, 0.0, random=4)
+        assert [i.op for i in program.instrs].count("TAB") == 1
