@@ -315,11 +315,13 @@ def _pad(state: State, node, label: str):
         pads = [int(p) for p in const(state, node, 1, label, "pads").reshape(-1)]
     else:
         pads = [int(p) for p in a.get("pads", [])]
-    cval = (
-        const(state, node, 2, label, "constant_value", optional=True)
-        if len(node.input) > 2 and node.input[2]
-        else None
-    )
+    cval = value(state, node, 2, label) if len(node.input) > 2 and node.input[2] else None
+    if isinstance(cval, Constant):  # onnxruntime quantizes the pad value too (Q/DQ of 0)
+        cval = cval.scale * (cval.values - cval.zero_point)
+    elif cval is not None and not isinstance(cval, np.ndarray):
+        raise ModelError(
+            f"{label}: constant_value '{node.input[2]}' must be a constant initializer"
+        )
     if cval is not None and np.any(np.asarray(cval, np.float64) != 0):
         raise ModelError(
             f"{label}: Pad with value {np.asarray(cval).reshape(-1)[0]} is not "

@@ -213,16 +213,37 @@ def _emit_concat(state, p: Pending, dtype, scale, zp, label):
 # --- pools -----------------------------------------------------------------------------------
 
 
+def _check_max_over_zero_pads(state: State, v: Padded, a: dict, label: str, op: str):
+    """A zero Pad before a max pool is exact as the pool's own padding (which never wins)
+    when no code of the input is below the zero point (a fused ReLU: ``lo`` >= zero point)
+    and every window holds a real element (each side's padding, the Pad's plus the pool's
+    own, smaller than the kernel): a padded zero then never exceeds the window's maximum."""
+    producer = next((n for n in state.nodes if v.x.tensor in n.outputs), None)
+    lo = None if producer is None else producer.attrs.get("lo")
+    if lo is None or lo < v.x.zero_point:
+        raise ModelError(
+            f"{label}: a zero Pad before {op} is supported on a non-negative input (after a "
+            f"ReLU) only; here the padded zeros could be the maximum"
+        )
+    kernel = tuple(a.get("kernel_shape", ()))
+    own = tuple(a.get("pads", (0,) * len(v.pads)))
+    n = len(kernel)
+    for i, k in enumerate(kernel):
+        if v.pads[i] + own[i] >= k or v.pads[n + i] + own[n + i] >= k:
+            raise ModelError(
+                f"{label}: a zero Pad of {v.pads[i] + own[i]}/{v.pads[n + i] + own[n + i]} "
+                f"before {op} with a kernel of {k} on axis {i + 2}: a window would hold "
+                f"padding only; pad less than the kernel"
+            )
+
+
 def _pool(state: State, node, label: str, kind: str, global_: bool, *, keepdims: bool = True):
     v = value(state, node, 0, label)
     a = {} if global_ else attrs(node)
     if isinstance(v, Padded):
         # explicit zeros are real elements: they count in the divisor
         if kind != "avgpool":
-            raise ModelError(
-                f"{label}: a zero Pad before {node.op_type} is not supported "
-                f"(the padded zeros would take part in the maximum)"
-            )
+            _check_max_over_zero_pads(state, v, a, label, node.op_type)
         if any(a.get("pads", ())) and not a.get("count_include_pad", 0):
             raise ModelError(
                 f"{label}: a Pad before an AveragePool with pads of its own and "

@@ -279,7 +279,10 @@ def _quantize_constant(state: State, node, x: np.ndarray, label: str):
     else:
         scale_b, zp_b = scale.reshape(()), np.asarray(zp, np.int64).reshape(())
     codes = quantize_linear(x, scale_b, zp_b, dtype.min, dtype.max)
-    state.initializers[node.output[0]] = codes.astype(_NP_TYPES[dtype.width, dtype.signed])
+    # np.asarray: a scalar constant (a Pad's value) must stay an array, not a numpy scalar
+    state.initializers[node.output[0]] = np.asarray(codes).astype(
+        _NP_TYPES[dtype.width, dtype.signed]
+    )
 
 
 @handler("QuantizeLinear")
