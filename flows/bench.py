@@ -165,10 +165,15 @@ def run_all(
 
 
 def _registered() -> dict[str, Callable[..., list[dict]]]:
+    from flows.commands.protect_bench import protection_rows
     from flows.commands.verify import regression_rows
     from flows.engines import ENGINES
 
-    return {**{e.name: e.bench for e in ENGINES}, "regress": regression_rows}
+    return {
+        **{e.name: e.bench for e in ENGINES},
+        "regress": regression_rows,
+        "protect": protection_rows,
+    }
 
 
 # every engine's, from the one registry (``flows.engines``), and the long regression

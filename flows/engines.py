@@ -103,7 +103,7 @@ ENGINES: tuple[Engine, ...] = (
         ),
         generate=gemm.generate,
         bench=gemm.bench_all_rows,
-        options=frozenset({"random", "seed"}),
+        options=frozenset({"random", "seed", "protect"}),
         commands=gemm.register,
     ),
     Engine(

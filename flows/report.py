@@ -57,10 +57,19 @@ def collect(artefact: Artefact) -> dict:
             "cycles": sim["cycles"],
         },
         "builds": builds,
+        "faults": _faults(artefact.path / "faults.json"),
         "images": [p.name for p in sorted((artefact.path / "images").glob("*.png"))]
         if (artefact.path / "images").is_dir()
         else [],
     }
+
+
+def _faults(path: Path) -> dict | None:
+    """``nnloom faults``' last random campaign and targeted attack (``faults.json``)."""
+    data = _read_json(path)
+    if not isinstance(data, dict):
+        return None
+    return {mode: data[mode] for mode in ("random", "targeted") if isinstance(data.get(mode), dict)}
 
 
 def _png(fig) -> str:
@@ -130,6 +139,123 @@ def _cycles_chart(layers: list) -> str | None:
     ax.set_xlabel("cycles")
     ax.set_title("Cycles per layer (latency model; the RTL is checked against it)")
     return _png(fig)
+
+
+_PROTECT_STYLE = {"none": "#c0392b", "parity": "#e69f00", "secded": "#2e9e5b"}
+
+
+def _flips_chart(random: dict) -> str | None:
+    """Accuracy against random flips per protection: the mean over the trials, the band
+    down to the worst trial; x in flips (and % of the weight bits)."""
+    rows = random.get("rows") or []
+    if not rows or all(r.get("accuracy_mean") is None for r in rows):
+        return None
+    fig, ax = _figure(6, 3.2)
+    for protect in ("none", "parity", "secded"):
+        mine = sorted((r for r in rows if r["protect"] == protect), key=lambda r: r["flips"])
+        if not mine:
+            continue
+        x = [r["flips"] for r in mine]
+        mean = [100 * r["accuracy_mean"] for r in mine]
+        low = [100 * r["accuracy_min"] for r in mine]
+        color = _PROTECT_STYLE[protect]
+        ax.plot(x, mean, marker="o", color=color, label=f"{protect} (mean)")
+        ax.fill_between(x, low, mean, color=color, alpha=0.15)
+    if len({r["flips"] for r in rows}) > 2:
+        ax.set_xscale("log")
+    bits = random.get("weight_data_bits")
+    ax.set_xlabel(
+        f"flipped bits ({random.get('spread', 'word')})"
+        + (f" of {bits} weight bits" if bits else "")
+    )
+    ax.set_ylabel("accuracy %")
+    ax.legend(fontsize=8)
+    ax.set_title(
+        f"Accuracy against random flips ({random.get('trials')} trials a point; band: worst)"
+    )
+    return _png(fig)
+
+
+def _attack_chart(targeted: dict) -> str | None:
+    """The targeted attack's success after each flip, unprotected and replayed on parity
+    and SECDED memories (the flip parity first detects marked)."""
+    success = targeted.get("success") or []
+    if not success:
+        return None
+    fig, ax = _figure(6, 3.0)
+    x = list(range(1, len(success) + 1))
+    ax.plot(x, [100 * v for v in success], marker="o", color=_PROTECT_STYLE["none"], label="none")
+    for protect, what in (targeted.get("protected") or {}).items():
+        rates = what.get("success")
+        if rates:
+            ax.plot(
+                x,
+                [100 * v for v in rates],
+                marker=".",
+                color=_PROTECT_STYLE[protect],
+                label=protect,
+            )
+        first = what.get("first_detected_flip")
+        if first:
+            ax.axvline(first, color=_PROTECT_STYLE[protect], linestyle=":", linewidth=1)
+    ax.set_xlabel("flips (the search's order; dotted: first flip the code detects)")
+    ax.set_ylabel(f"class {targeted.get('source')} → {targeted.get('target')} %")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=8)
+    ax.set_title("Targeted bit flips (T-BFA-style search)")
+    return _png(fig)
+
+
+def _faults_section(faults: dict) -> list[str]:
+    parts = ["<h2>Bit flips in the weight memories</h2>"]
+    random, targeted = faults.get("random"), faults.get("targeted")
+    if random:
+        parts.append(
+            _table(
+                [
+                    [
+                        r["protect"],
+                        r["flips"],
+                        _pct(r["accuracy_mean"]),
+                        _pct(r["accuracy_min"]),
+                        f"{r['trials_changed']}/{r['trials']}",
+                        f"{r['trials_detected']}/{r['trials']}",
+                        f"{r['corrected_mean']:.1f}",
+                    ]
+                    for r in random.get("rows", [])
+                ],
+                [
+                    "memories",
+                    "flips",
+                    "accuracy mean",
+                    "worst",
+                    "trials changed",
+                    "trials detected",
+                    "corrected/inference",
+                ],
+            )
+        )
+        parts.append(_img(_flips_chart(random), "accuracy against random flips"))
+    if targeted:
+        need = targeted.get("flips_to_success")
+        prot = targeted.get("protected") or {}
+        parts.append(
+            f"<p>Targeted attack {targeted.get('source')} → {targeted.get('target')}: "
+            + (f"goal reached after {need} flips" if need else "goal not reached")
+            + "".join(
+                f"; {html.escape(p)}: "
+                + (
+                    f"detected at flip {w['first_detected_flip']}"
+                    if w.get("first_detected_flip")
+                    else "never detected"
+                )
+                + f", success {_pct(w.get('success_after_all'))}"
+                for p, w in prot.items()
+            )
+            + ".</p>"
+        )
+        parts.append(_img(_attack_chart(targeted), "targeted attack"))
+    return parts
 
 
 def _waveform(trace_path: Path) -> str | None:
@@ -270,6 +396,8 @@ def render(artefact: Artefact, figures: dict) -> str:
         parts.append(_img(_fmax_chart(figures["builds"]), "Fmax"))
     else:
         parts.append("<p>Not built yet (<code>nnloom build</code>).</p>")
+    if figures.get("faults"):
+        parts += _faults_section(figures["faults"])
     wave = _waveform(artefact.path / "sim" / "trace.npz")
     if wave:
         parts.append("<h2>Waveform</h2>" + _img(wave, "waveform of the first inference"))

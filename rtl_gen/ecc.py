@@ -168,14 +168,23 @@ class EccDecoder(wiring.Component):
                 m.d.comb += syndrome[j].eq(Cat(*taps, self.word[k + j]).xor())
             odd = Signal()
             m.d.comb += odd.eq(self.word.xor())
-            flips = Cat(*[(syndrome == col) & odd for col in cols])
+            # the syndrome decoded in two halves, the overall parity folded into the high
+            # one: bit i flips when both halves name its column (a LUT3 a data bit, where a
+            # full compare per bit costs two LUT4 levels)
+            h = r // 2
+            lo = [Signal(name=f"lo{v}") for v in range(1 << h)]
+            hi = [Signal(name=f"hi{v}") for v in range(1 << (r - h))]
+            m.d.comb += [sig.eq(syndrome[:h] == v) for v, sig in enumerate(lo)]
+            m.d.comb += [sig.eq((syndrome[h:] == v) & odd) for v, sig in enumerate(hi)]
+            flips = Cat(*[lo[col & ((1 << h) - 1)] & hi[col >> h] for col in cols])
             m.d.comb += self.data.eq(d ^ flips)
+            # syndromes a single flip makes: none (the overall bit), a check bit, a column
+            valid = {0, *cols, *(1 << j for j in range(r))}
             known = Signal()
-            m.d.comb += known.eq(
-                (syndrome == 0) | flips.any() | Cat(*[syndrome == (1 << j) for j in range(r)]).any()
-            )
+            table = Const(sum(1 << v for v in valid), 1 << r)
+            m.d.comb += known.eq(table.bit_select(syndrome, 1))
             m.d.comb += [
                 self.corrected.eq(odd & known),
-                self.error.eq(Const(0) | (~odd & (syndrome != 0)) | (odd & ~known)),
+                self.error.eq((~odd & (syndrome != 0)) | (odd & ~known)),
             ]
         return m

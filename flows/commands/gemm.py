@@ -68,7 +68,13 @@ def generate(
     """The engine protocol's ``generate`` (``flows.engines``): ``generate_gemm`` for
     ``board`` with ``options["random"]``/``["seed"]`` for the golden vectors."""
     generate_gemm(
-        model, out, data, board=board, random=options.get("random", 32), seed=options.get("seed", 0)
+        model,
+        out,
+        data,
+        board=board,
+        random=options.get("random", 32),
+        seed=options.get("seed", 0),
+        protect=options.get("protect", "none"),
     )
     return Path(out)
 
@@ -83,16 +89,20 @@ def generate_gemm(
     tau: float = 0.02,
     random: int = 32,
     seed: int = 0,
+    protect: str = "none",
 ):
-    """Compile ``model`` for ``board``'s heterogeneous config and write the artefact
-    (memories initialised with the program). Returns the program."""
+    """Compile ``model`` for ``board``'s heterogeneous config, its instruction, weight and
+    parameter memories coded by ``protect`` (``rtl_gen.gemm.protect``), and write the
+    artefact (memories initialised with the program). Returns the program."""
+    from dataclasses import replace
+
     from frontends.onnx_import import import_onnx
     from frontends.vectors import golden_vectors
     from rtl_gen.gemm import compile_graph
     from rtl_gen.gemm.config import board_configs
     from rtl_gen.gemm.emit import write_gemm_artefact
 
-    config = board_configs(board)["hetero"]
+    config = replace(board_configs(board)["hetero"], protect=protect)
     x, y = _load_npz(data)
     graph = import_onnx(model)
     program = compile_graph(graph, config, split=split, tau=tau)

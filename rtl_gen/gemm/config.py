@@ -62,7 +62,8 @@ class GemmConfig:
     ``lut_acc_bits``: the LUT
     core's accumulators (0: ``acc_bits``; low-bit weights need fewer). ``tab_depth``: the
     element-wise function tables' memory (``tables``; 0: none); ``smurf_cycles``: cycles an
-    element of the SMURF units that replace it (0: tables in memory).
+    element of the SMURF units that replace it (0: tables in memory). ``protect``: none,
+    parity or secded on the instruction, weight and parameter memories (``protect``).
     """
 
     dsp_lanes: int = 4
@@ -89,8 +90,12 @@ class GemmConfig:
     dsp_regs: bool = False
     primitives: bool = True
     board: str = ""
+    protect: str = "none"
 
     def __post_init__(self):
+        from ..ecc import EccCode
+
+        EccCode(self.protect, 1)  # refuses an unknown protection by name
         if self.dsp_lanes < 0 or self.lut_lanes < 0 or self.dsp_lanes + self.lut_lanes == 0:
             raise ValueError(
                 f"core sizes dsp_lanes={self.dsp_lanes}, lut_lanes="
@@ -159,7 +164,10 @@ class GemmConfig:
             if self.dsp_regs
             else ""
         )
-        return f"{self.dsp_lanes} DSP lanes (int8{pack}) + {self.lut_lanes} LUT lanes ({mode})"
+        coded = "" if self.protect == "none" else f", {self.protect} memories"
+        return (
+            f"{self.dsp_lanes} DSP lanes (int8{pack}) + {self.lut_lanes} LUT lanes ({mode}){coded}"
+        )
 
     def fit(self, needs: dict) -> GemmConfig:
         """This config with every memory at least as deep as ``needs`` (a program's use),

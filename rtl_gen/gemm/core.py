@@ -96,7 +96,8 @@ class GemmCore(wiring.Component):
 
     Ports: ``start`` with the GEMM's ``x``/``gstep``/``w``/``pad`` and the core's CFG, ``win``
     (``WIN``) and ``step`` (``WSTEP``) fields (sampled the cycle after ``start``); memory ports
-    ``act_addr``/``act_data``, ``w_addr``/``w_data``, and the
+    ``act_addr``/``act_data``, ``w_addr``/``w_data`` (``w_addr_early``: the same address a cycle
+    before; ``w_re``: the word read at ``w_addr`` is used), and the
     drain ``acc_addr``/``acc_data``/``acc_en``; status ``busy``, ``computing`` (``busy``
     but for the last unit's drain: its total is in the hold registers, so nothing it writes
     depends on the activations or weights any more) and ``stall``; ``act_re``: the
@@ -152,6 +153,8 @@ class GemmCore(wiring.Component):
                 "act_addr": Out(act_abits),
                 "act_data": In(ACT_BITS),
                 "w_addr": Out(w_abits),
+                "w_addr_early": Out(w_abits),
+                "w_re": Out(1),
                 "w_data": In(lanes * wbits),
                 "acc_addr": Out(acc_abits),
                 "acc_data": Out(signed(acc_bits)),
@@ -438,6 +441,10 @@ class GemmCore(wiring.Component):
             self.act_addr.eq(addr_b),
             self.w_addr.eq(w_addr_b),
             self.act_re.eq(vb & ~pad_b),
+            # w_addr a cycle early (w_addr_b follows it unconditionally), for a memory whose
+            # decoded word is registered; w_re: the word at w_addr is used
+            self.w_addr_early.eq(w_addr),
+            self.w_re.eq(vb),
         ]
 
         # --- stage C: activation and weights -> products -----------------------------------

@@ -32,6 +32,7 @@ from . import model
 from .compiler import Program, program_images
 from .dsp import MULT18_SIM_MODEL_NAME, SIM_MODEL_NAME, mult18_sim_model_text, sim_model_text
 from .engine import MEMS, GemmEngine, load_width
+from .protect import coded_images
 
 __all__ = ["write_gemm_artefact", "TOP"]
 
@@ -39,18 +40,30 @@ TOP = "nnloom_gemm"
 RTL_MTIME = 946684800  # 2000-01-01
 
 
+def stored_images(program: Program) -> dict:
+    """The words the memories of ``program``'s engine hold: ``program_images``, the coded
+    memories' words with their check bits (``protect``)."""
+    return coded_images(program_images(program), program.config)
+
+
 def create_engine(
-    program: Program, *, loadable: bool = False, primitives: bool = True, observe: bool = True
+    program: Program,
+    *,
+    loadable: bool = False,
+    primitives: bool = True,
+    observe: bool = True,
+    images: dict | None = None,
 ) -> GemmEngine:
     """The engine of ``program``'s config; ``primitives=False`` replaces vendor primitives by
     the same arithmetic in logic (for Amaranth's simulator); ``observe=False`` leaves out the
-    perf counters and ``pc`` (what a board build keeps)."""
+    perf counters and ``pc`` (what a board build keeps); ``images`` replaces the stored
+    words (``stored_images``; fault injection flips some of their bits)."""
     config = program.config if primitives else replace(program.config, primitives=False)
     return GemmEngine(
         config,
         in_dtype=program.in_dtype,
         out_dtype=program.out_dtype,
-        images=None if loadable else program_images(program),
+        images=None if loadable else (images or stored_images(program)),
         loadable=loadable,
         observe=observe,
         smurf=program.smurf,
@@ -143,7 +156,7 @@ def write_gemm_artefact(
     )
     images = {
         k: np.array([int(v) for v in words], dtype=object).astype(str)
-        for k, words in program_images(program).items()
+        for k, words in stored_images(program).items()
     }
     # Same bytes, same time stamp: cocotb's runner rebuilds when a source is newer than its
     # build, and loadable artefacts of one config share a build.

@@ -19,7 +19,13 @@ board build gives them no load, so Yosys removes them anyway, and an out-of-cont
 (the benchmark) has to leave them out to measure what the board gets. With ``loadable`` a
 ``load`` stream writes any memory (``mem``: 0 imem, 1 idx, 2 DSP weights, 3 LUT weights,
 4 params, 5 act) so one RTL runs every program that fits its config; otherwise the memories
-are initialised with the images.
+are initialised with the images (as stored: coded when ``config.protect`` is not ``none``).
+
+With ``config.protect`` the instruction, weight and parameter memories are coded
+(``protect``): their decoders are registered (one more FETCH cycle per instruction, no more
+elsewhere) and two more ports count, since reset, the words used with a corrected flip
+(``ecc_corrected``) and with an error the code cannot correct (``ecc_errors``), each
+saturating at 2**16 - 1.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from .config import ACT_BITS, DSP_WBITS, MULT_BITS, GemmConfig
 from .core import GemmCore
 from .isa import CORE_SHIFT, FIELDS, OP_SHIFT, OPS, WINDOW_RESET, field_offsets, layout
 from .post import PostUnit
+from .protect import ErrorCounters, ProtectedRead, codes
 
 __all__ = ["GemmEngine", "element_layout", "load_layout", "MEMS", "abits"]
 
@@ -55,11 +62,15 @@ def element_layout(dtype) -> data.StructLayout:
 
 
 def load_width(config: GemmConfig) -> int:
+    coded = codes(config)
     return max(
-        64,
+        coded["imem"].word_bits,
         config.dsp_lanes * DSP_WBITS,
         config.lut_lanes * config.lut_wbits,
         config.bias_bits + MULT_BITS,
+        coded["wd"].word_bits if config.dsp_lanes else 0,
+        coded["wl"].word_bits if config.lut_lanes else 0,
+        coded["params"].word_bits,
         abits(config.act_depth) + 1,
     )
 
@@ -96,9 +107,14 @@ class GemmEngine(wiring.Component):
                     ports[f"perf_{core}_{what}"] = Out(32)
         if loadable:
             ports["load"] = In(stream.Signature(load_layout(config)))
+        self.protected = config.protect != "none"
+        if self.protected:
+            ports.update(ecc_corrected=Out(16), ecc_errors=Out(16))
         super().__init__(ports)
 
     def _memory(self, m, name, shape, depth):
+        if self.protected and name in self.codes:
+            shape = unsigned(self.codes[name].word_bits)
         mem = Memory(
             shape=shape, depth=depth, init=list(self.images.get(name, [])), attrs=NO_RW_CHECK
         )
@@ -136,6 +152,9 @@ class GemmEngine(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg = self.config
+        self.codes = codes(cfg)
+        # coded memories: (corrected, error, used) of each decoded read, for the counters
+        ecc_events = []
         act_ab, idx_ab = abits(cfg.act_depth), abits(cfg.idx_depth)
         if self.loadable:
             m.d.comb += self.load.ready.eq(1)
@@ -190,9 +209,20 @@ class GemmEngine(wiring.Component):
             m.submodules[aname] = amem
             w_rd, a_rd = wmem.read_port(), act.read_port()
             acc_wr, acc_rd = amem.write_port(), amem.read_port()
+            if self.protected:
+                # read a cycle early: the registered decoder meets the activation read
+                m.submodules[f"{wname}_ecc"] = dec = ProtectedRead(self.codes[wname])
+                w_used = Signal(name=f"{wname}_used")
+                m.d.sync += w_used.eq(unit.w_re)
+                m.d.comb += [
+                    w_rd.addr.eq(unit.w_addr_early),
+                    dec.word.eq(w_rd.data),
+                    unit.w_data.eq(dec.data),
+                ]
+                ecc_events.append((dec.corrected, dec.error, w_used))
+            else:
+                m.d.comb += [w_rd.addr.eq(unit.w_addr), unit.w_data.eq(w_rd.data)]
             m.d.comb += [
-                w_rd.addr.eq(unit.w_addr),
-                unit.w_data.eq(w_rd.data),
                 a_rd.addr.eq(unit.act_addr),
                 unit.act_data.eq(a_rd.data),
                 acc_wr.addr.eq(unit.acc_addr),
@@ -231,9 +261,17 @@ class GemmEngine(wiring.Component):
                 )
             else:
                 m.d.comb += post.acc_data.eq(next(iter(cores.values()))[1].data)
+        if self.protected:
+            # decoded on the read path, into the post unit's parameter register
+            from ..ecc import EccDecoder
+
+            m.submodules.params_ecc = p_dec = EccDecoder(self.codes["params"])
+            m.d.comb += [p_dec.word.eq(prm_rd.data), post.p_data.eq(p_dec.data)]
+            ecc_events.append((p_dec.corrected, p_dec.error, post.p_used))
+        else:
+            m.d.comb += post.p_data.eq(prm_rd.data)
         m.d.comb += [
             prm_rd.addr.eq(post.p_addr),
-            post.p_data.eq(prm_rd.data),
             post.idx_data.eq(seq_idx.data),
             post.act_rdata.eq(seq_act.data),
         ]
@@ -247,6 +285,13 @@ class GemmEngine(wiring.Component):
         pc = Signal(16)
         act_written = Signal()  # LOAD or the post unit writes an activation (streams count)
         ins = imem_rd.data
+        if self.protected:
+            # the decoded instruction is registered: DECODE, a state between FETCH and EXEC
+            m.submodules.imem_ecc = i_dec = ProtectedRead(self.codes["imem"])
+            m.d.comb += i_dec.word.eq(imem_rd.data)
+            ins = i_dec.data
+            i_used = Signal()  # the first EXEC cycle of an instruction
+            ecc_events.append((i_dec.corrected, i_dec.error, i_used))
         op = ins[OP_SHIFT : OP_SHIFT + 4]
         core_sel = ins[CORE_SHIFT]
 
@@ -472,6 +517,8 @@ class GemmEngine(wiring.Component):
         # value), and the binary state's decode in front of its own enable was the UP5K's
         # critical path (seven LUT levels, 37.5 MHz DSP-only).
         states = ("FETCH", "EXEC", "LOADING", "POSTING", "STORING")
+        if self.protected:
+            states += ("DECODE",)
         state = {name: Signal(init=name == "FETCH", name=f"seq_{name.lower()}") for name in states}
 
         def goto(target):
@@ -488,8 +535,23 @@ class GemmEngine(wiring.Component):
                         m.d.comb += unit.abort.eq(1)
 
         with m.If(state["FETCH"]):
-            goto("EXEC")
+            goto("DECODE" if self.protected else "EXEC")
             restart()
+        if self.protected:
+            with m.If(state["DECODE"]):
+                goto("EXEC")
+                restart()
+            m.d.sync += i_used.eq(state["DECODE"])
+            m.submodules.ecc_counters = counters = ErrorCounters(len(ecc_events))
+            for i, (corrected, error, used) in enumerate(ecc_events):
+                m.d.comb += [
+                    counters.corrected_in[i].eq(corrected & used),
+                    counters.error_in[i].eq(error & used),
+                ]
+            m.d.comb += [
+                self.ecc_corrected.eq(counters.corrected),
+                self.ecc_errors.eq(counters.errors),
+            ]
         with m.If(state["EXEC"]):
 
             def advance():

@@ -62,7 +62,10 @@ def _as_code(raw: np.ndarray, signed: bool) -> np.ndarray:
 
 def run(program, codes: np.ndarray) -> np.ndarray:
     """Output codes (B, n_out) of the program for input codes (B, n_in)."""
-    return np.stack([_run_one(program, np.asarray(c).reshape(-1))[0] for c in np.asarray(codes)])
+    blocks: dict = {}  # weight blocks, unpacked once for every vector
+    return np.stack(
+        [_run_one(program, np.asarray(c).reshape(-1), blocks)[0] for c in np.asarray(codes)]
+    )
 
 
 def planes_of(config: GemmConfig, core: str, cfg_fields) -> int:
@@ -119,7 +122,8 @@ def window_addresses(c, x: int, gstep: int) -> tuple[np.ndarray, np.ndarray]:
     return np.broadcast_to(addr, shape), np.broadcast_to(inside, shape)
 
 
-def _run_one(program, code: np.ndarray):
+def _run_one(program, code: np.ndarray, blocks: dict | None = None):
+    blocks = {} if blocks is None else blocks
     cfg = program.config
     act = np.zeros(max(cfg.act_depth, program.needs.get("act_depth", 1)), np.int64)
     idx, params = program.idx, program.params
@@ -132,7 +136,10 @@ def _run_one(program, code: np.ndarray):
     def gemm(ins, c):
         f = ins.fields
         k, n, g, tiles = c["k"], c["n"], c["g"], c["tiles"]
-        w = _weight_block(program, ins.core, f["w"], g, tiles, k, planes_of(cfg, ins.core, c))
+        key = (ins.core, f["w"], g, tiles, k, planes_of(cfg, ins.core, c))
+        if key not in blocks:
+            blocks[key] = _weight_block(program, *key)
+        w = blocks[key]
         addr, inside = window_addresses(c, f["x"], f["gstep"])
         pad = _as_code(np.array([f["pad"]]), bool(c["xsigned"]))[0]
         a = np.where(
@@ -140,7 +147,10 @@ def _run_one(program, code: np.ndarray):
         )
         if ins.core == "dsp" and cfg.dsp_pack and not c["xsigned"]:
             a = a - 128  # SB_MAC16 8x8 operands: int8 activations
-        accs[ins.core] = np.einsum("pgk,gck->pgc", a, w[:, :n]).reshape(-1)  # q*g*n + gi*n + c
+        acc = np.einsum("pgk,gck->pgc", a, w[:, :n]).reshape(-1)  # q*g*n + gi*n + c
+        # the accumulators wrap at their width (only flipped weights get there)
+        half = 1 << (cfg.acc_widths[ins.core] - 1)
+        accs[ins.core] = (acc + half) % (2 * half) - half
 
     for ins in program.instrs:
         f = ins.fields
@@ -265,7 +275,7 @@ def schedule(program_or_instrs, config: GemmConfig | None = None) -> Schedule:
 
     for ins in instrs:
         s.fetch.append(t)
-        e = t + timing.FETCH
+        e = t + timing.fetch_cycles(config)
         f = ins.fields
         nxt = None
         if ins.op in ("CFG", "GEMM", "WIN", "WSTEP"):

@@ -102,7 +102,8 @@ class PostUnit(wiring.Component):
     activation write port; ``busy``; ``issuing`` (a POST may start again once this is low:
     the elements in the pipeline carry their addresses, the PCFG registers must hold); for
     checks in simulation, ``acc_re`` (a POST reads ``acc[acc_addr]`` this cycle) and
-    ``act_re`` (an ADD/MAX uses the activation read this cycle)."""
+    ``act_re`` (an ADD/MAX uses the activation read this cycle); ``p_used``: ``p_data`` is
+    used this cycle (a POST's element, an ADD's operand, a MAX's output)."""
 
     def __init__(
         self,
@@ -152,6 +153,7 @@ class PostUnit(wiring.Component):
                 "act_we": Out(1),
                 "acc_re": Out(1),
                 "act_re": Out(1),
+                "p_used": Out(1),
                 "busy": Out(1),
                 "issuing": Out(1),
             }
@@ -359,6 +361,7 @@ class PostUnit(wiring.Component):
             half_even=self.half_even,
         )
         m.d.comb += [self.act_we.eq(vo), self.act_waddr.eq(ao), self.act_wdata.eq(result[:8])]
+        m.d.comb += self.p_used.eq(v1 | s_a | s_b | s_m)
         # the requantizer pipeline (4 registers after v3/add_v) keeps the unit busy
         tail = Signal(4)
         m.d.sync += tail.eq(Cat(v3 | add_v, tail[:3]))

@@ -17,6 +17,7 @@ __all__ = [
     "add_cycles",
     "max_cycles",
     "FETCH",
+    "fetch_cycles",
     "CORE_PIPE",
     "POST_START",
     "POST_PIPE",
@@ -32,6 +33,12 @@ POST_PIPE = 10  # post: read, registers, + bias, * mult halves, sum, + round, sh
 POST_WRITE = 11  # a POST's j-th element is written POST_WRITE + j cycles after its EXEC
 ADD_PIPE = 7  # add: last b read, sum, + round, shift, shift, + zp, clamp/write
 MAX_PIPE = 9  # max: idx read, act read, compare, * mult, + round, shift, shift, + zp, clamp
+
+
+def fetch_cycles(config) -> int:
+    """Cycles before an instruction's EXEC: ``FETCH``, one more when the instruction memory
+    is coded (its decoded word is registered, ``protect.ProtectedRead``)."""
+    return FETCH + (getattr(config, "protect", "none") != "none")
 
 
 def ceil_div(a: int, b: int) -> int:

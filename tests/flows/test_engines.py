@@ -39,7 +39,7 @@ def test_every_engine_is_registered_whatever_was_imported():
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout.split()
-    assert out == ["dense,gemm,lutnet,regress,smurf,snn", "False"]
+    assert out == ["dense,gemm,lutnet,protect,regress,smurf,snn", "False"]
 
 
 def test_no_module_imports_the_command_line():
@@ -106,7 +106,10 @@ def test_an_option_the_engine_does_not_take_is_refused_by_name(mlp_onnx, tmp_pat
         ["generate", str(mlp_onnx), "--engine", "gemm", "--lanes", "2", "-o", str(tmp_path / "a")],
     )
     assert result.exit_code == 1
-    assert "--lanes: the gemm engine does not take it (it takes --random, --seed)" in result.output
+    assert (
+        "--lanes: the gemm engine does not take it (it takes --protect, --random, --seed)"
+        in result.output
+    )
     assert not (tmp_path / "a").exists()
     result = runner.invoke(
         app,

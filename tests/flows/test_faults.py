@@ -25,15 +25,20 @@ def artefacts(tmp_path_factory, mlp_onnx):
 
     np.savez(data, x=x, y=ort_unfused(mlp_onnx, x).argmax(axis=1))  # the model's own classes
     out = {}
-    for protect in ("none", "secded"):
-        target = root / protect
+    for engine, protect in (
+        ("dense", "none"),
+        ("dense", "secded"),
+        ("gemm", "none"),
+        ("gemm", "secded"),
+    ):
+        target = root / f"{engine}-{protect}"
         result = runner.invoke(
             app,
             [
                 "generate",
                 str(mlp_onnx),
                 "--engine",
-                "dense",
+                engine,
                 "--protect",
                 protect,
                 "-o",
@@ -43,7 +48,7 @@ def artefacts(tmp_path_factory, mlp_onnx):
             ],
         )
         assert result.exit_code == 0, result.output
-        out[protect] = target
+        out[protect if engine == "dense" else f"gemm-{protect}"] = target
     return out
 
 
@@ -52,7 +57,7 @@ def test_random_campaign_secded_corrects_and_parity_detects(artefacts):
         app, ["faults", str(artefacts["secded"]), "--flips", "1,8,40", "--trials", "4"]
     )
     assert result.exit_code == 0, result.output
-    report = json.loads((artefacts["secded"] / "faults.json").read_text())
+    report = json.loads((artefacts["secded"] / "faults.json").read_text())["random"]
     rows = {(r["protect"], r["flips"]): r for r in report["rows"]}
     for n in (1, 8, 40):
         assert rows["secded", n]["trials_changed"] == 0  # one flip a word: corrected
@@ -60,6 +65,23 @@ def test_random_campaign_secded_corrects_and_parity_detects(artefacts):
         assert rows["parity", n]["trials_detected"] == 4  # any single flip detected
         assert rows["none", n]["trials_detected"] == 0
     assert rows["none", 40]["trials_changed"] > 0
+
+
+def test_gemm_random_campaign_secded_corrects_and_parity_detects(artefacts):
+    result = runner.invoke(
+        app, ["faults", str(artefacts["gemm-secded"]), "--flips", "1,30", "--trials", "3"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads((artefacts["gemm-secded"] / "faults.json").read_text())["random"]
+    assert report["protect"] == "secded"
+    rows = {(r["protect"], r["flips"]): r for r in report["rows"]}
+    for n in (1, 30):
+        assert rows["secded", n]["trials_changed"] == 0
+        # every weight and parameter word is read once an inference (a dense chain)
+        assert rows["secded", n]["corrected_mean"] == n
+        assert rows["parity", n]["trials_detected"] == 3
+        assert rows["none", n]["trials_detected"] == 0
+    assert rows["none", 30]["trials_changed"] > 0
 
 
 def test_random_flips_any_bits_can_defeat_secded_but_are_detected(artefacts):
@@ -87,6 +109,25 @@ def test_targeted_attack_reaches_its_goal_and_protection_stops_it(artefacts):
     if second is None:
         base = (design.golden[design.labels == 0].argmax(axis=1) == 3).mean()
         assert res.protected["secded"]["success_after_all"] == pytest.approx(base)
+
+
+def test_gemm_targeted_attack_is_judged_on_the_overlay(artefacts):
+    from rtl_gen.gemm import model
+    from rtl_gen.gemm.protect import faulted_program
+
+    design = fl.load_design(artefacts["gemm-none"])
+    res = fl.targeted_attack(design, source=0, target=3, max_flips=40, success=0.9, candidates=6)
+    assert res.flips and res.flips_to(0.9) == len(res.flips)
+    # replay the flips in the overlay's weight memory: the success is what it says
+    words = dict(zip(design.memories, fl._flip(design.images, None, res.flips)))
+    program = design.plan
+    from rtl_gen.gemm.emit import stored_images
+
+    faulted, _ = faulted_program(program, {**stored_images(program), **words})
+    hit = model.run(faulted, design.inputs[design.labels == 0]).argmax(axis=1) == 3
+    assert hit.mean() == pytest.approx(res.success[-1]) and hit.mean() >= 0.9
+    assert all(design.memories[m] == "wd" for m, _, _ in res.flips)
+    assert res.protected["parity"]["first_detected_flip"] == 1
 
 
 @pytest.mark.parametrize(
@@ -127,6 +168,21 @@ def test_rtl_with_flipped_memories_equals_the_flipped_golden(artefacts):
     picks = [(0, 5, 1), (0, 5, 9)] + fl._random_picks(design, design.plan, 12, "word", rng)
     n, bad = fl.check_rtl(design, picks, vectors=24)
     assert (n, bad) == (24, 0)
+
+
+@pytest.mark.sim
+@pytest.mark.slow
+def test_gemm_rtl_with_flipped_memories_equals_the_flipped_golden(artefacts):
+    """(``tests/rtl_gen/gemm/test_protect.py`` runs a small overlay in the sim tier.)"""
+    design = fl.load_design(artefacts["gemm-secded"])
+    assert design.memories == ("wd", "params")
+    rng = np.random.default_rng(4)
+    # two flips in a used weight word (uncorrectable: the outputs change) and single ones
+    picks = [(0, 2, 3), (0, 2, 40)] + fl._random_picks(design, design.plan, 10, "word", rng)
+    out, counts = design.run(design.plan, fl._flip(design.images, None, picks), design.inputs)
+    assert counts["errors"] >= 1 and (out != design.golden).any()
+    n, bad = fl.check_rtl(design, picks, vectors=16)
+    assert (n, bad) == (16, 0)
 
 
 @pytest.mark.sim

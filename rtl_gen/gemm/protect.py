@@ -1,0 +1,222 @@
+"""Parity/SECDED on the GEMM overlay's read-only memories (``GemmConfig.protect``).
+
+The instruction memory, both weight memories and the parameter memory store each word with
+the check bits of ``rtl_gen.ecc`` above its data (``codes``, ``coded_images``); the
+activation, gather-table and accumulator memories are not coded. ``ProtectedRead`` decodes
+one read port and registers the word and its flags (latency 1), so no decoder sits between
+a block RAM's output and the logic that uses the word:
+
+- weights (``wd``, ``wl``): the core's stage-A weight address (``GemmCore.w_addr_early``)
+  reads one cycle ahead, so the registered word meets the activation as before (no cycle
+  more);
+- instructions: the sequencer spends one more cycle fetching each instruction
+  (``timing.fetch_cycles``);
+- parameters: decoded on the read path into the post unit's own parameter register (an
+  ``ADD``'s and a ``MAX``'s zero points and multipliers are used the cycle they are read).
+
+``faulted_images`` is the golden of what the decoders pass on for coded words with bits
+flipped, and the words read with a corrected flip and with an error the code cannot correct.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from amaranth import Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from ..ecc import EccCode, EccDecoder
+from .config import DSP_WBITS, MULT_BITS, GemmConfig
+
+__all__ = [
+    "PROTECTED",
+    "codes",
+    "coded_images",
+    "decoded_images",
+    "ProtectedRead",
+    "ErrorCounters",
+    "read_counts",
+    "faulted_program",
+]
+
+PROTECTED = ("imem", "wd", "wl", "params")  # the coded memories, in fault-injection order
+
+
+def data_bits(config: GemmConfig) -> dict[str, int]:
+    """Data bits of a word of each coded memory (a memory of an absent core: 1)."""
+    return {
+        "imem": 64,
+        "wd": max(1, config.dsp_lanes * DSP_WBITS),
+        "wl": max(1, config.lut_lanes * config.lut_wbits),
+        "params": config.bias_bits + MULT_BITS,
+    }
+
+
+def codes(config: GemmConfig) -> dict[str, EccCode]:
+    """The code of each coded memory under ``config.protect``."""
+    return {name: EccCode(config.protect, k) for name, k in data_bits(config).items()}
+
+
+def coded_images(images: dict, config: GemmConfig) -> dict:
+    """``images`` (``compiler.program_images``) with the coded memories' words encoded."""
+    if config.protect == "none":
+        return dict(images)
+    out = dict(images)
+    for name, code in codes(config).items():
+        out[name] = code.encode_words(images.get(name, []))
+    return out
+
+
+def decoded_images(words: dict, config: GemmConfig) -> tuple[dict, dict, dict]:
+    """What the decoders pass on from the coded memories' ``words`` (flipped or not), and per
+    memory the per-word flags ``(corrected, uncorrectable)`` as numpy bool arrays."""
+    data, corrected, errors = dict(words), {}, {}
+    for name, code in codes(config).items():
+        data[name], corrected[name], errors[name] = code.decode_words(words.get(name, []))
+    return data, corrected, errors
+
+
+class ProtectedRead(wiring.Component):
+    """One read port's decoder, registered: ``word`` (the memory's read data) in; ``data``,
+    ``corrected`` and ``error`` (``rtl_gen.ecc.EccDecoder``'s) one cycle later."""
+
+    def __init__(self, code: EccCode):
+        self.code = code
+        super().__init__(
+            {
+                "word": In(code.word_bits),
+                "data": Out(code.data_bits),
+                "corrected": Out(1),
+                "error": Out(1),
+            }
+        )
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.decoder = dec = EccDecoder(self.code)
+        m.d.comb += dec.word.eq(self.word)
+        data = Signal(self.code.data_bits, reset_less=True)
+        m.d.sync += [data.eq(dec.data), self.corrected.eq(dec.corrected), self.error.eq(dec.error)]
+        m.d.comb += self.data.eq(data)
+        return m
+
+
+class ErrorCounters(wiring.Component):
+    """``corrected`` and ``errors``: how many of the ``n`` event inputs were set, summed over
+    every cycle since reset (the events are registered first, so the adders stay off the
+    read paths), each saturating at 2**16 - 1."""
+
+    def __init__(self, n: int):
+        self.n = n
+        super().__init__(
+            {
+                "corrected_in": In(n),
+                "error_in": In(n),
+                "corrected": Out(16),
+                "errors": Out(16),
+            }
+        )
+
+    def elaborate(self, platform):
+        m = Module()
+        for events, count in ((self.corrected_in, self.corrected), (self.error_in, self.errors)):
+            flags = Signal(self.n, name=f"{count.name}_flags")
+            m.d.sync += flags.eq(events)
+            bump = Signal(range(self.n + 1), name=f"{count.name}_bump")
+            total = flags[0]
+            for i in range(1, self.n):
+                total = total + flags[i]
+            m.d.comb += bump.eq(total)
+            with m.If(count + bump > 0xFFFF):
+                m.d.sync += count.eq(0xFFFF)
+            with m.Else():
+                m.d.sync += count.eq(count + bump)
+        return m
+
+
+# --- golden of flipped memories ------------------------------------------------------------------
+
+
+def read_counts(program) -> dict:
+    """How often one inference uses each word of the coded memories (numpy int arrays):
+    every instruction once; a GEMM's weight words once per pixel (``m``) and bit-plane; a
+    POST's parameter words once per pixel, an ADD's two and a MAX's one once per element.
+    (The engine also reads the first instruction once before the first inference.)"""
+    from .model import planes_of
+
+    cfg = program.config
+    images = {
+        "imem": program.instrs,
+        "wd": program.wd,
+        "wl": program.wl,
+        "params": program.params,
+    }
+    reads = {name: np.zeros(len(words), np.int64) for name, words in images.items()}
+    reads["imem"][:] = 1
+    core_cfg, pcfg_m, addp = {}, 1, None
+    for ins in program.instrs:
+        f = ins.fields
+        if ins.op == "CFG":
+            core_cfg[ins.core] = f
+        elif ins.op == "GEMM":
+            c = core_cfg[ins.core]
+            span = c["g"] * c["tiles"] * c["k"] * planes_of(cfg, ins.core, c)
+            reads["wd" if ins.core == "dsp" else "wl"][f["w"] : f["w"] + span] += c["m"]
+        elif ins.op == "PCFG":
+            pcfg_m = f["m"]
+        elif ins.op == "POST":
+            reads["params"][f["p"] : f["p"] + f["n"]] += pcfg_m
+        elif ins.op == "ADDP":
+            addp = f
+        elif ins.op == "ADD":
+            reads["params"][addp["q"] : addp["q"] + 2] += f["n"]
+        elif ins.op == "MAX":
+            reads["params"][addp["q"]] += f["n"]
+        elif ins.op == "END":
+            break
+    return reads
+
+
+def _sanitize_ternary(words: list[int], lanes: int) -> list[int]:
+    """Ternary lanes multiply by +1 (01), -1 (11) and 0 otherwise: a flipped lane that reads
+    10 is 0, as the hardware computes it."""
+    out = []
+    for word in words:
+        for lane in range(lanes):
+            if (word >> (2 * lane)) & 3 == 0b10:
+                word &= ~(3 << (2 * lane))
+        out.append(word)
+    return out
+
+
+def faulted_program(program, words: dict) -> tuple[object, dict]:
+    """What the engine of ``program`` computes when its coded memories hold ``words`` (the
+    stored images, ``emit.stored_images``, with bits flipped in ``wd``, ``wl`` or ``params``;
+    the instruction memory must decode to the program's own instructions): the program of
+    the decoded words, for ``model.run``, and per inference the words used with a corrected
+    flip (``corrected``) and with an error the code cannot correct (``errors``)."""
+    from dataclasses import replace
+
+    cfg = program.config
+    data, corrected, errors = decoded_images(words, cfg)
+    if [int(w) for w in data["imem"]] != [int(w) for w in program.words]:
+        raise ValueError("flipped instruction words are not modelled")
+    reads = read_counts(program)
+    counts = {
+        "corrected": int(sum((corrected[n] * reads[n]).sum() for n in PROTECTED)),
+        "errors": int(sum((errors[n] * reads[n]).sum() for n in PROTECTED)),
+    }
+    wl = list(data["wl"])
+    if cfg.lut_mode == "ternary":
+        wl = _sanitize_ternary(wl, cfg.lut_lanes)
+    half = 1 << (cfg.bias_bits - 1)
+    mask = (1 << MULT_BITS) - 1
+    params = np.array(
+        [
+            [((int(w) >> MULT_BITS) + half) % (1 << cfg.bias_bits) - half, int(w) & mask]
+            for w in data["params"]
+        ],
+        np.int64,
+    ).reshape(-1, 2)
+    faulted = replace(program, wd=tuple(data["wd"]), wl=tuple(wl), params=params)
+    return faulted, counts

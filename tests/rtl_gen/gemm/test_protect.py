@@ -1,0 +1,140 @@
+"""The GEMM overlay with parity/SECDED on its instruction, weight and parameter memories:
+bit-exact with no faults and the model's cycles (one more FETCH cycle per instruction);
+under injected flips equal to the flipped-memory golden (``protect.faulted_program``),
+outputs and error counters, in Amaranth's simulator."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from frontends.errors import UsageError
+from frontends.vectors import golden_vectors
+from rtl_gen.ecc import EccCode
+from rtl_gen.gemm import GemmConfig, compile_graph, model
+from rtl_gen.gemm.emit import create_engine, stored_images
+from rtl_gen.gemm.protect import codes, faulted_program, read_counts
+
+from .nets import dense_chain
+from .test_engine_amaranth import infer
+
+# both cores, the ternary LUT core (whose lanes read a flipped "10" code as 0)
+CONFIG = GemmConfig(dsp_lanes=3, lut_lanes=5, lut_mode="ternary")
+
+
+@pytest.fixture(scope="module")
+def case():
+    graph = dense_chain((11, 9, 6), seed=4)
+    programs = {
+        p: compile_graph(graph, replace(CONFIG, protect=p), split=0.7)
+        for p in ("none", "parity", "secded")
+    }
+    vectors = golden_vectors(programs["none"].graph, random=2, seed=3)
+    return programs, vectors["inputs"][:3], vectors["outputs"][:3]
+
+
+def _simulate(program, inputs, images=None):
+    """Outputs per inference, the cycle counter and (protected) the error counters after
+    the last inference."""
+    dut = create_engine(program, images=images, observe=False)
+    res = {}
+
+    async def bench(ctx):
+        outs = []
+        for x in inputs:
+            outs.append(await infer(ctx, dut, program, x))
+        await ctx.tick().repeat(8)
+        res.update(outs=outs, cycles=ctx.get(dut.cycles))
+        if program.config.protect != "none":
+            res.update(corrected=ctx.get(dut.ecc_corrected), errors=ctx.get(dut.ecc_errors))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    return res
+
+
+def _flip(program, rng, n_words, per_word, memories=("wd", "wl", "params")):
+    """The stored images with ``per_word`` bits flipped in ``n_words`` used words of each of
+    ``memories``."""
+    images = stored_images(program)
+    coded = codes(program.config)
+    reads = read_counts(program)
+    for name in memories:
+        words = list(images[name])
+        used = np.flatnonzero(reads[name])
+        for w in rng.choice(used, size=min(n_words, len(used)), replace=False):
+            for b in rng.choice(coded[name].word_bits, size=per_word, replace=False):
+                words[int(w)] ^= 1 << int(b)
+        images[name] = words
+    return images
+
+
+def test_coded_memories_widths_and_cycles(case):
+    programs, _, _ = case
+    plain, secded = stored_images(programs["none"]), stored_images(programs["secded"])
+    k = {"imem": 64, "wd": 3 * 8, "wl": 5 * 2}
+    for name, bits in k.items():
+        code = EccCode("secded", bits)
+        assert secded[name] == code.encode_words(plain[name])
+        assert code.decode_words(secded[name])[0] == [int(w) for w in plain[name]]
+    # every instruction spends a cycle more before its EXEC (FETCH, DECODE): at least
+    # three cycles each; a wait for a core may absorb it
+    base = model.schedule(programs["none"])
+    for p in ("parity", "secded"):
+        sched = model.schedule(programs[p])
+        assert min(np.diff(base.fetch)) == 2 and min(np.diff(sched.fetch)) == 3
+        assert sched.fetch[-1] > base.fetch[-1] and sched.cycles > base.cycles
+
+
+def test_unknown_protection_is_refused_by_name():
+    with pytest.raises(UsageError, match="--protect ecc"):
+        replace(CONFIG, protect="ecc")
+
+
+def test_read_counts_follow_the_program(case):
+    program = case[0]["secded"]
+    reads = read_counts(program)
+    assert (reads["imem"] == 1).all()
+    # a dense chain reads every weight word once and every parameter word once
+    assert reads["wd"].sum() == len(program.wd) and reads["wl"].sum() == len(program.wl)
+    assert reads["params"].sum() == sum(l.n_dsp + l.n_lut for l in program.layers)
+
+
+@pytest.mark.parametrize("protect", ["parity", "secded"])
+def test_protected_engine_is_bit_exact_with_the_model_cycles(case, protect):
+    programs, inputs, expected = case
+    res = _simulate(programs[protect], inputs)
+    assert res["outs"] == [list(e) for e in expected]
+    assert res["cycles"] == model.schedule(programs[protect]).cycles
+    assert (res["corrected"], res["errors"]) == (0, 0)
+
+
+def test_flipped_memories_equal_the_flipped_golden_with_their_counts(case):
+    programs, inputs, expected = case
+    rng = np.random.default_rng(7)
+    n = len(inputs)
+    # SECDED, one flip in 2 words of each memory: corrected, outputs unchanged
+    program = programs["secded"]
+    images = _flip(program, rng, 2, 1)
+    faulted, counts = faulted_program(program, images)
+    assert counts == {"corrected": 6, "errors": 0}
+    res = _simulate(program, inputs, images)
+    assert res["outs"] == [list(e) for e in expected]
+    assert (res["corrected"], res["errors"]) == (6 * n, 0)
+    # SECDED, two flips in a word: detected, computed with the word as read
+    images = _flip(program, rng, 2, 2)
+    faulted, counts = faulted_program(program, images)
+    assert counts == {"corrected": 0, "errors": 6}
+    res = _simulate(program, inputs, images)
+    assert res["outs"] == [list(o) for o in model.run(faulted, inputs)]
+    assert (res["corrected"], res["errors"]) == (0, 6 * n)
+    # unprotected: the flips change the outputs, as the golden of the flipped words says
+    program = programs["none"]
+    images = _flip(program, rng, 3, 1)
+    faulted, _ = faulted_program(program, images)
+    golden = model.run(faulted, inputs)
+    assert (golden != expected).any()
+    assert _simulate(program, inputs, images)["outs"] == [list(o) for o in golden]
