@@ -10,12 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from amaranth.build import Platform
 
 from frontends.errors import NnloomError
 
-from .families import BOARD_FACTS, FAMILIES
+from .families import BOARD_FACTS, FAMILIES, Family
+
+if TYPE_CHECKING:
+    from .clocking import PllSettings
 
 __all__ = ["BOARDS", "BoardSpec", "BoardError", "get_board"]
 
@@ -43,11 +47,11 @@ class BoardSpec:
     env: dict[str, str]
 
     @property
-    def fpga(self):
+    def fpga(self) -> Family:
         """The family's tools, products and resource names (``boards.families.Family``)."""
         return FAMILIES[self.family]
 
-    def clock(self, target_hz: float | None = None):
+    def clock(self, target_hz: float | None = None) -> PllSettings:
         """The PLL settings for ``target_hz`` (default ``self.target_hz``) on this board;
         ``boards.clocking.ClockError`` when the PLL cannot make it."""
         from .clocking import plan_clock

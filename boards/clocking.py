@@ -20,9 +20,19 @@ Ranges and formulas (the frequencies are in MHz in the vendors' documents):
 """
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
-from amaranth import ClockDomain, ClockSignal, Const, DomainRenamer, Instance, Module, Signal
+from amaranth import (
+    ClockDomain,
+    ClockSignal,
+    Const,
+    DomainRenamer,
+    Instance,
+    Module,
+    Signal,
+    Value,
+)
 from amaranth.lib import io, wiring
 from amaranth.lib.cdc import FFSynchronizer, ResetSynchronizer
 from amaranth.lib.wiring import In, Out
@@ -35,6 +45,7 @@ __all__ = [
     "Ecp5Pll",
     "GowinPll",
     "PllClock",
+    "PllSettings",
     "LockHold",
     "plan_clock",
     "TOLERANCE",
@@ -85,7 +96,7 @@ class Ice40Pll:
         return 1 + sum(self.pfd_hz >= f for f in (17e6, 26e6, 44e6, 66e6, 101e6))
 
     @classmethod
-    def candidates(cls, f_in: float):
+    def candidates(cls, f_in: float) -> Iterator["Ice40Pll"]:
         for divr in range(16):
             for divq in range(1, 7):
                 for divf in range(128):
@@ -109,7 +120,7 @@ class Ice40Pll:
 
     PAD_INPUT = True  # the PLL takes the pin itself: on the UP5K it shares the pin's site
 
-    def primitive(self, clock_pin, clk_out: Signal, lock: Signal) -> Instance:
+    def primitive(self, clock_pin: io.SingleEndedPort, clk_out: Signal, lock: Signal) -> Instance:
         return Instance(
             self.PRIMITIVE,
             io_PACKAGEPIN=clock_pin.io,
@@ -151,7 +162,7 @@ class Ecp5Pll:
         return self.output_hz * self.clkop_div
 
     @classmethod
-    def candidates(cls, f_in: float):
+    def candidates(cls, f_in: float) -> Iterator["Ecp5Pll"]:
         for clki_div in range(1, 129):
             if not _within(f_in / clki_div, cls.PFD):
                 continue
@@ -189,7 +200,7 @@ class Ecp5Pll:
 
     PAD_INPUT = False
 
-    def primitive(self, clk_in, clk_out: Signal, lock: Signal) -> Instance:
+    def primitive(self, clk_in: Value, clk_out: Signal, lock: Signal) -> Instance:
         return Instance(
             self.PRIMITIVE,
             i_CLKI=clk_in,
@@ -248,7 +259,7 @@ class GowinPll:
         return self.output_hz * self.odiv_sel
 
     @classmethod
-    def candidates(cls, f_in: float):
+    def candidates(cls, f_in: float) -> Iterator["GowinPll"]:
         for idiv in range(64):
             if not _within(f_in / (idiv + 1), cls.PFD):
                 continue
@@ -290,7 +301,7 @@ class GowinPll:
 
     PAD_INPUT = False
 
-    def primitive(self, clk_in, clk_out: Signal, lock: Signal) -> Instance:
+    def primitive(self, clk_in: Value, clk_out: Signal, lock: Signal) -> Instance:
         zero6 = Const(0, 6)
         return Instance(
             self.PRIMITIVE,
@@ -313,14 +324,19 @@ class GowinPll:
         return PllClock(self)
 
 
-_PLLS = {"ice40": Ice40Pll, "ecp5": Ecp5Pll, "gowin": GowinPll}
+PllSettings = Ice40Pll | Ecp5Pll | GowinPll
+"""The settings of one PLL, as ``plan_clock`` returns them."""
+
+_PLLS: dict[str, type[PllSettings]] = {"ice40": Ice40Pll, "ecp5": Ecp5Pll, "gowin": GowinPll}
 
 
 def _within(value: float, limits: tuple[float, float]) -> bool:
     return limits[0] <= value <= limits[1]
 
 
-def plan_clock(family: str, *, f_in: float, f_target: float, tolerance: float = TOLERANCE):
+def plan_clock(
+    family: str, *, f_in: float, f_target: float, tolerance: float = TOLERANCE
+) -> PllSettings:
     """The PLL settings of ``family`` whose output is nearest ``f_target`` (Hz) from an
     ``f_in`` oscillator; among equals, the one whose VCO is nearest the middle of its range.
     Raises ``ClockError`` when no setting comes within ``tolerance`` of the target, naming
@@ -361,7 +377,7 @@ class PllClock(wiring.Component):
 
     locked: Out(1)
 
-    def __init__(self, settings):
+    def __init__(self, settings: PllSettings):
         self.settings = settings
         super().__init__()
 

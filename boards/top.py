@@ -1,5 +1,7 @@
 """``BoardTop``: an engine behind a UART host link, for a board or for simulation."""
 
+from typing import TYPE_CHECKING
+
 from amaranth import Cat, ClockDomain, Module, Shape
 from amaranth.build import ResourceError
 from amaranth.lib import data, io, wiring
@@ -8,6 +10,9 @@ from amaranth.lib.wiring import In, Out
 
 from .link import HostLink
 from .uart import UartRx, UartTx
+
+if TYPE_CHECKING:
+    from .clocking import PllSettings
 
 __all__ = ["BoardTop"]
 
@@ -57,7 +62,7 @@ class BoardTop(wiring.Component):
         baud: int = 115200,
         clk_freq: float | None = None,
         fifo_depth: int = 16,
-        clock=None,
+        clock: "PllSettings | None" = None,
     ):
         width = _data_width(engine, "i")
         if width != 8:
