@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = [
     "MULTIPLIER_BITS",
@@ -38,7 +39,7 @@ __all__ = [
 MULTIPLIER_BITS = 15
 
 
-def quantize_multipliers(real: np.ndarray, *, bits: int = MULTIPLIER_BITS):
+def quantize_multipliers(real: ArrayLike, *, bits: int = MULTIPLIER_BITS) -> tuple[np.ndarray, int]:
     """Fixed-point form of one or more positive real multipliers sharing one shift.
 
     Returns ``(m, s)``: an int64 array of multipliers below ``2**bits`` and the shift ``s``
@@ -74,7 +75,7 @@ def _round_constant(rounding: str, shift: int) -> int:
     raise ValueError(f"unknown rounding '{rounding}'; expected one of {', '.join(ROUNDINGS)}")
 
 
-def rounded_div(num, den, rounding: str = "half_up") -> np.ndarray:
+def rounded_div(num: ArrayLike, den: ArrayLike, rounding: str = "half_up") -> np.ndarray:
     """``num / den`` for integers, ``den > 0``, rounded exactly as ``rounding`` says."""
     num = np.asarray(num, dtype=np.int64)
     den = np.asarray(den, dtype=np.int64)
@@ -92,7 +93,13 @@ def rounded_div(num, den, rounding: str = "half_up") -> np.ndarray:
 
 
 def requantize(
-    acc, m, shift: int, zero_point: int, lo: int, hi: int, rounding: str = "half_up"
+    acc: ArrayLike,
+    m: ArrayLike,
+    shift: int,
+    zero_point: int,
+    lo: int,
+    hi: int,
+    rounding: str = "half_up",
 ) -> np.ndarray:
     """``clamp(((acc * m + r) >> shift) + zero_point, lo, hi)`` in exact integers, with
     ``r = 2**(shift-1)`` (half up), ``0`` (floor) or ``2**shift - 1`` (ceil); ``half_even``
@@ -120,7 +127,9 @@ def requantize(
     return np.clip(y, lo, hi)
 
 
-def quantize_linear(x, scale, zero_point, lo: int, hi: int) -> np.ndarray:
+def quantize_linear(
+    x: ArrayLike, scale: ArrayLike, zero_point: ArrayLike, lo: int, hi: int
+) -> np.ndarray:
     """ONNX QuantizeLinear: ``saturate(round_half_even(x / scale) + zero_point)`` in float32.
 
     Saturation happens before the cast to integers, as onnxruntime's kernel does it: ``±inf``
@@ -167,7 +176,9 @@ def round_qonnx(v: np.ndarray, mode: str) -> np.ndarray:
     raise ValueError(f"unknown QONNX rounding mode '{mode}'")
 
 
-def quantize_qonnx(x, scale, zero_point, lo: int, hi: int, mode: str) -> np.ndarray:
+def quantize_qonnx(
+    x: ArrayLike, scale: ArrayLike, zero_point: ArrayLike, lo: int, hi: int, mode: str
+) -> np.ndarray:
     """QONNX ``Quant``'s integer codes: ``mode(clamp(x / scale + zero_point, lo, hi))`` in
     float32, exactly as qonnx ``int_quant`` computes them (clamp first, then round)."""
     v = np.asarray(x, dtype=np.float32) / np.asarray(scale, dtype=np.float32)

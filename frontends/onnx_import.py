@@ -16,6 +16,7 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -39,6 +40,9 @@ from ._onnx.quant import emit_float_output, output_dequantized
 from .errors import ModelError
 from .ir import Graph
 from .ranges import check_ranges
+
+if TYPE_CHECKING:
+    from onnx import ModelProto
 
 __all__ = ["import_onnx", "load_onnx", "scan_onnx", "UnsupportedNode", "SUPPORTED_OPS"]
 
@@ -133,7 +137,7 @@ def _check_opsets(model, path: Path):
             raise ModelError(f"{path}: the model imports ONNX opset {o.version}, not a valid opset")
 
 
-def load_onnx(path: str | Path):
+def load_onnx(path: str | Path) -> ModelProto:
     """Read and check an ONNX file. External data must stay inside the model's folder and is
     never reached through a symlink; nothing is unpickled."""
     import onnx

@@ -14,11 +14,15 @@ import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import ModelError
 from .vectors import check_data
+
+if TYPE_CHECKING:
+    from onnx import ModelProto
 
 __all__ = [
     "QuantizeSettings",
@@ -78,12 +82,12 @@ class QuantizeSettings:
         )
 
 
-def is_float_model(model) -> bool:
+def is_float_model(model: ModelProto) -> bool:
     """True when no node of the ONNX ``model`` quantizes anything."""
     return not any(n.op_type in QUANTIZED_OPS for n in model.graph.node)
 
 
-def float_model_layers(model) -> list[dict]:
+def float_model_layers(model: ModelProto) -> list[dict]:
     """Each node of a float model: name, op, output shape (shape inference), parameters."""
     import onnx
 

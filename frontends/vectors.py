@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .errors import ModelError
 from .ir import Graph
@@ -14,7 +17,9 @@ __all__ = ["edge_inputs", "golden_vectors", "check_data", "load_data"]
 GOLDEN_BATCH_BYTES = 256 << 20
 
 
-def check_data(x, y=None, where: str = "data") -> tuple[np.ndarray, np.ndarray | None]:
+def check_data(
+    x: ArrayLike, y: ArrayLike | None = None, where: str = "data"
+) -> tuple[np.ndarray, np.ndarray | None]:
     """A user's ``x`` (float or integer inputs, one sample per row) and ``y`` (integer labels)
     checked: real numbers only, no NaN (QuantizeLinear has no code for it; ±inf and huge
     values saturate as onnxruntime's QuantizeLinear does), one label per sample."""
@@ -54,10 +59,8 @@ def check_data(x, y=None, where: str = "data") -> tuple[np.ndarray, np.ndarray |
     return x, y
 
 
-def load_data(path) -> tuple[np.ndarray, np.ndarray | None]:
+def load_data(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
     """``x`` and optional ``y`` of an ``.npz`` (no pickles), checked by ``check_data``."""
-    from pathlib import Path
-
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"{path}: no such data file")

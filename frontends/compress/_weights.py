@@ -36,7 +36,9 @@ def prune_channels(w: np.ndarray, fraction: float) -> tuple[np.ndarray, np.ndarr
     return w, keep
 
 
-def quantize_weights(w: np.ndarray, bits: int, *, narrow: bool = True):
+def quantize_weights(
+    w: np.ndarray, bits: int, *, narrow: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-output-channel symmetric quantization: codes in [-(2**(b-1)-1), 2**(b-1)-1] (narrow)
     and scales ``max|w| / qmax``; rounding half to even, as QONNX ROUND."""
     if not 2 <= bits <= 16:

@@ -31,6 +31,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -39,6 +40,9 @@ from torch import nn
 from frontends.errors import NnloomError
 
 from .._atomic import write_bytes_atomic
+
+if TYPE_CHECKING:
+    from onnx import ModelProto
 
 __all__ = [
     "LayerBits",
@@ -419,7 +423,7 @@ def _export_layer(g: _Graph, k: int, step: QuantLayer, x: str, in_scale: torch.T
     return g.node("Relu", [y], f"l{k}.relu") if step.relu else y
 
 
-def qonnx_model(net: QatNet, input_shape: Sequence[int]):
+def qonnx_model(net: QatNet, input_shape: Sequence[int]) -> ModelProto:
     """The QONNX ``ModelProto`` of ``net`` for one sample of ``input_shape`` (no batch)."""
     from onnx import TensorProto, helper
 

@@ -24,6 +24,7 @@ neuron in front of the LIF membrane (spec A.4): ``I = alpha*I + x``, ``V = beta*
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = [
     "stbif_step",
@@ -48,7 +49,9 @@ def _fires(v, theta, cmp: str):
     raise ValueError(f"comparator '{cmp}' is not one of {', '.join(COMPARATORS)}")
 
 
-def stbif_step(v, s, x, *, theta, smin, smax):
+def stbif_step(
+    v: ArrayLike, s: ArrayLike, x: ArrayLike, *, theta: ArrayLike, smin: ArrayLike, smax: ArrayLike
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One ST-BIF step: returns ``(v, s, spike)`` with ``spike`` in {-1, 0, +1}."""
     h = np.asarray(v, np.int64) + np.asarray(x, np.int64)
     s = np.asarray(s, np.int64)
@@ -58,7 +61,9 @@ def stbif_step(v, s, x, *, theta, smin, smax):
     return h - theta * spike, s + spike, spike
 
 
-def qann(acc, *, theta, v0, smin, smax):
+def qann(
+    acc: ArrayLike, *, theta: ArrayLike, v0: ArrayLike, smin: ArrayLike, smax: ArrayLike
+) -> np.ndarray:
     """The quantized activation an ST-BIF neuron's tracer settles at:
     ``clamp(floor((acc + v0) / theta), smin, smax)``."""
     return np.clip(np.floor_divide(np.asarray(acc, np.int64) + v0, theta), smin, smax)
@@ -72,7 +77,15 @@ def _reset(h, spike, theta, reset: str, v_reset):
     raise ValueError(f"reset '{reset}' is not one of {', '.join(RESETS)}")
 
 
-def if_step(v, x, *, theta, cmp: str = ">", reset: str = "subtract", v_reset=0):
+def if_step(
+    v: ArrayLike,
+    x: ArrayLike,
+    *,
+    theta: ArrayLike,
+    cmp: str = ">",
+    reset: str = "subtract",
+    v_reset: ArrayLike = 0,
+) -> tuple[np.ndarray, np.ndarray]:
     """One integrate-and-fire step: ``H = V + x``; spike when ``H cmp theta``; reset.
     Returns ``(v, spike)`` with ``spike`` in {0, 1}. The gain is folded into ``x``."""
     h = np.asarray(v, np.int64) + np.asarray(x, np.int64)
@@ -80,7 +93,14 @@ def if_step(v, x, *, theta, cmp: str = ">", reset: str = "subtract", v_reset=0):
     return _reset(h, spike, theta, reset, v_reset), spike
 
 
-def leak(v, *, shift: int | None = None, beta: int | None = None, beta_bits: int = 0, rest=0):
+def leak(
+    v: ArrayLike,
+    *,
+    shift: int | None = None,
+    beta: int | None = None,
+    beta_bits: int = 0,
+    rest: ArrayLike = 0,
+) -> np.ndarray:
     """``v`` decayed one step towards ``rest``, one of:
 
     - ``shift=k``: ``v - ((v - rest) >> k)`` (factor 1 - 2**-k; arithmetic shift: floor);
@@ -99,19 +119,19 @@ def leak(v, *, shift: int | None = None, beta: int | None = None, beta_bits: int
 
 
 def lif_step(
-    v,
-    x,
+    v: ArrayLike,
+    x: ArrayLike,
     *,
-    theta,
+    theta: ArrayLike,
     cmp: str = ">",
     reset: str = "subtract",
-    v_reset=0,
-    v_leak=0,
+    v_reset: ArrayLike = 0,
+    v_leak: ArrayLike = 0,
     leak_shift: int | None = None,
     beta: int | None = None,
     beta_bits: int = 0,
-    prev_spike=None,
-):
+    prev_spike: ArrayLike | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """One leaky integrate-and-fire step; returns ``(v, spike)``.
 
     Leak, one of:
@@ -133,21 +153,21 @@ def lif_step(
 
 
 def cuba_lif_step(
-    v,
-    i,
-    x,
+    v: ArrayLike,
+    i: ArrayLike,
+    x: ArrayLike,
     *,
-    theta,
+    theta: ArrayLike,
     cmp: str = ">",
     reset: str = "subtract",
-    v_reset=0,
-    v_leak=0,
+    v_reset: ArrayLike = 0,
+    v_leak: ArrayLike = 0,
     leak_shift: int | None = None,
     beta: int | None = None,
     syn_shift: int | None = None,
     alpha: int | None = None,
     beta_bits: int = 0,
-):
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One current-based LIF step; returns ``(v, i, spike)``::
 
         I' = leak_alpha(I) + x          # x: this step's weighted input spikes plus bias

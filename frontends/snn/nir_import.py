@@ -43,12 +43,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from frontends.errors import ModelError
 
 from .neurons import cuba_lif_step, if_step, leak, lif_step
+
+if TYPE_CHECKING:
+    import nir
 
 __all__ = [
     "NirOptions",
@@ -412,7 +416,9 @@ def _neuron_layer(
     return layer
 
 
-def import_nir(source, options: NirOptions | None = None, *, name: str | None = None) -> IfNetwork:
+def import_nir(
+    source: str | Path | nir.NIRGraph, options: NirOptions | None = None, *, name: str | None = None
+) -> IfNetwork:
     """The integer IF/LIF network of a NIR graph (a path, or a ``nir.NIRGraph``)."""
     import nir
 
@@ -650,7 +656,9 @@ def _step(layer, v, i, x, options):
     return v, i, s
 
 
-def run_if_network(net: IfNetwork, spikes: np.ndarray, *, use_float: bool = False):
+def run_if_network(
+    net: IfNetwork, spikes: np.ndarray, *, use_float: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """Run ``spikes`` (B, T, n_in) through ``net``; returns ``(out (B, n_out_last), per-layer
     spike totals (B, L))``. ``out`` is the last layer's spike counts, or -- when it is an LI
     readout -- its membranes after the last step (integer units; ``out * out_unit`` is the
@@ -679,7 +687,7 @@ def run_if_network(net: IfNetwork, spikes: np.ndarray, *, use_float: bool = Fals
     return counts, totals
 
 
-def run_float_network(net: IfNetwork, spikes: np.ndarray):
+def run_float_network(net: IfNetwork, spikes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The float network the integer one quantizes, same schedule: float weights, the NIR
     nodes' own gains and decays ``1 - dt/tau`` (unrounded), same comparator and reset."""
     return run_if_network(net, spikes, use_float=True)
