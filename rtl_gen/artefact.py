@@ -19,11 +19,16 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from frontends.errors import NnloomError
+
+if TYPE_CHECKING:
+    from amaranth.lib import wiring
+
+    from frontends.ir import Graph, IntType
 
 __all__ = [
     "Artefact",
@@ -63,7 +68,7 @@ def atomic_write(path: str | Path, data: bytes | str) -> None:
 
 
 @contextmanager
-def atomic_directory(path: str | Path):
+def atomic_directory(path: str | Path) -> Iterator[Path]:
     """Yield a temporary folder beside ``path``; on success it replaces ``path`` whole."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -87,7 +92,7 @@ def atomic_directory(path: str | Path):
 CLOCK = {"name": "clk", "reset": "rst", "reset_active": "high"}
 
 
-def port_list(component) -> list[dict]:
+def port_list(component: wiring.Component) -> list[dict]:
     """The Verilog ports Amaranth emits for ``component``: its signature's members flattened
     with ``__``, plus clk and rst; each ``{"name", "dir" ("in"/"out"), "width"}``."""
     from amaranth import Value
@@ -257,11 +262,11 @@ def engine_manifest(
     design: str,
     engine: str,
     top: str,
-    component,
+    component: wiring.Component,
     streams: dict,
     rtl: list[str] | None = None,
     sim_bench: str | None = None,
-    **fields,
+    **fields: object,
 ) -> Manifest:
     """The manifest of ``engine``'s artefact ``design``: the common header (version, clock,
     ``rtl`` (default ``[top.v]``), the ports of ``component``, the bench that simulates it)
@@ -283,7 +288,7 @@ def engine_manifest(
     )
 
 
-def dtype_json(dtype) -> dict:
+def dtype_json(dtype: IntType) -> dict:
     """An integer type (``width``, ``signed``) as the manifest writes it."""
     return {"width": dtype.width, "signed": dtype.signed}
 
@@ -291,10 +296,10 @@ def dtype_json(dtype) -> dict:
 def element_streams(
     *,
     n_in: int,
-    in_dtype,
+    in_dtype: IntType,
     in_tensor: str,
     n_out: int,
-    out_dtype,
+    out_dtype: IntType,
     out_tensor: str,
     data_bits: int = 8,
 ) -> dict:
@@ -317,7 +322,7 @@ def element_streams(
     }
 
 
-def graph_quant(graph) -> dict:
+def graph_quant(graph: Graph) -> dict:
     """The quantization of ``graph``'s input and output (``frontends.host.quant_entry``:
     numbers per tensor, lists per channel, a float ``offset`` for an accumulator output) and,
     under ``host``, what the host does around the hardware (input layout, host ops), or
@@ -409,7 +414,7 @@ class Artefact:
         with np.load(self.path / "vectors" / "golden.npz") as f:
             return {k: f[k] for k in f.files}
 
-    def write_json(self, relative: str, obj) -> Path:
+    def write_json(self, relative: str, obj: object) -> Path:
         target = self.path / relative
         atomic_write(target, json.dumps(obj, indent=2, sort_keys=True) + "\n")
         return target

@@ -4,11 +4,15 @@ locations)."""
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from amaranth.lib import wiring
 
 __all__ = ["emit_verilog", "kick_comb_blocks"]
 
 
-def emit_verilog(component, name: str) -> str:
+def emit_verilog(component: wiring.Component, name: str) -> str:
     """``component`` as Verilog with top module ``name``."""
     from amaranth.back import verilog
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -18,6 +19,9 @@ from .hklut.stage import STEPS, lsb_lane_bits, msb_words
 from .images import enhanced_png, example_png
 from .memories import strip_spram_init
 from .srlut.engine import SrlutEngine
+
+if TYPE_CHECKING:
+    from frontends.lutnet.icelut import IcelutPlan
 
 __all__ = [
     "write_srlut_artefact",
@@ -144,7 +148,7 @@ def write_srlut_artefact(
 MSB_MEMORY_BY_FAMILY = {"ice40": "spram", "ecp5": "rom"}
 
 
-def emit_hklut_verilog(component) -> str:
+def emit_hklut_verilog(component: HklutEngine) -> str:
     """The HKLUT engine's Verilog; SPRAM tables without initial contents."""
     text = emit_verilog(component, TOP)
     return strip_spram_init(text) if component.msb_memory == "spram" else text
@@ -284,7 +288,7 @@ def icelut_memory_plan(interpolation: str, memory: str = "ebr") -> dict:
 
 
 def write_icelut_artefact(
-    plan,
+    plan: IcelutPlan,
     out_dir: str | Path,
     *,
     frames: np.ndarray,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from amaranth import Module, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -11,6 +13,9 @@ from ..linebuffer import LineWindow
 from ..reorder import ReorderBuffer
 from ..streams import PIXEL
 from .stage import STEPS, HklutStageUnit
+
+if TYPE_CHECKING:
+    from frontends.lutnet.hklut import HklutPlan
 
 __all__ = ["HklutEngine"]
 
@@ -31,7 +36,7 @@ class HklutEngine(wiring.Component):
     taken once ``loaded`` is high.
     """
 
-    def __init__(self, plan, *, width: int, height: int, msb_memory: str = "rom"):
+    def __init__(self, plan: HklutPlan, *, width: int, height: int, msb_memory: str = "rom"):
         if len(plan.stages) != 2:
             raise ValueError(f"the HKLUT engine has two ×2 stages; the plan has {len(plan.stages)}")
         self.plan, self.width, self.height, self.msb_memory = plan, width, height, msb_memory

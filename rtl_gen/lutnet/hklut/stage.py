@@ -10,7 +10,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from frontends.lutnet.hklut import LSB_KERNELS, MSB_KERNELS
+from frontends.lutnet.hklut import LSB_KERNELS, MSB_KERNELS, HklutStage
 from frontends.lutnet.pattern import BLOCK_ROT, PATTERNS, rotated_pattern
 
 from ..memories import table_words
@@ -86,7 +86,9 @@ class HklutStageUnit(wiring.Component):
     of ``lsb_lane_bits`` per lane.
     """
 
-    def __init__(self, stage, *, width: int, height: int, final: bool, msb_memory: str = "rom"):
+    def __init__(
+        self, stage: HklutStage, *, width: int, height: int, final: bool, msb_memory: str = "rom"
+    ):
         if msb_memory not in MEMORY_KINDS:
             raise ValueError(f"MSB memory kind must be one of {MEMORY_KINDS}, got {msb_memory}")
         if stage.scale != 2:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from amaranth import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -11,6 +13,9 @@ from ..linebuffer import LineWindow
 from ..reorder import ReorderBuffer
 from ..streams import PIXEL
 from .interp import SimplexInterpolator
+
+if TYPE_CHECKING:
+    from frontends.lutnet.srlut import SrlutPlan
 
 __all__ = ["SrlutEngine"]
 
@@ -29,7 +34,7 @@ class SrlutEngine(wiring.Component):
     cycles: Out(32)
     busy: Out(1)
 
-    def __init__(self, plan, *, width: int, height: int, ports: int = 1):
+    def __init__(self, plan: SrlutPlan, *, width: int, height: int, ports: int = 1):
         self.plan, self.width, self.height = plan, width, height
         self.window = LineWindow(width=width, height=height, radius=plan.radius)
         self.interp = SimplexInterpolator(plan, ports=ports)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from amaranth import Array, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
@@ -9,6 +11,9 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from frontends.lutnet.pattern import BLOCK_ROT, rotated_pattern
+
+if TYPE_CHECKING:
+    from frontends.lutnet.srlut import SrlutPlan
 
 from ..memories import table_words
 from ..streams import block_layout, window_layout
@@ -29,7 +34,7 @@ class SimplexInterpolator(wiring.Component):
     leaves 5 cycles after its window's last step. The whole pipeline holds while ``o`` stalls.
     """
 
-    def __init__(self, plan, *, ports: int = 1):
+    def __init__(self, plan: SrlutPlan, *, ports: int = 1):
         if ports not in (1, 2):
             raise ValueError(f"ports must be 1 or 2, got {ports}")
         self.plan, self.ports = plan, ports
