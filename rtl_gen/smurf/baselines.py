@@ -17,6 +17,7 @@ give one output word on ``o``; both have an integer ``reference()`` the RTL equa
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +25,7 @@ from amaranth import Module, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
+from numpy.typing import ArrayLike
 
 __all__ = ["HornerPlan", "HornerUnit", "LutPlan", "LutUnit", "fit_horner", "fit_lut"]
 
@@ -96,7 +98,7 @@ class HornerPlan:
     def decode(self, r: np.ndarray) -> np.ndarray:
         return self.lo + (self.hi - self.lo) * np.asarray(r) / (1 << self.frac_bits)
 
-    def create(self):
+    def create(self) -> HornerUnit:
         return HornerUnit(self)
 
 
@@ -176,7 +178,13 @@ def _codes_grid(m: int, bits: int, per_axis: int | None = None) -> np.ndarray:
 
 
 def fit_horner(
-    g, m: int, input_bits: int, degree: int, frac_bits: int, lo: float, hi: float
+    g: Callable[[np.ndarray], np.ndarray],
+    m: int,
+    input_bits: int,
+    degree: int,
+    frac_bits: int,
+    lo: float,
+    hi: float,
 ) -> HornerPlan:
     """Least-squares polynomial of ``g(codes) -> [0, 1]`` (normalised target) on the codes."""
     codes = _codes_grid(m, input_bits, None if m == 1 else 65)
@@ -205,7 +213,7 @@ class LutPlan:
         addr = sum(codes[:, j] << (j * self.input_bits) for j in range(self.m))
         return np.array(self.table, dtype=np.int64)[addr]
 
-    def decode(self, r):
+    def decode(self, r: ArrayLike) -> np.ndarray:
         return self.lo + (self.hi - self.lo) * np.asarray(r) / ((1 << self.out_bits) - 1)
 
     @property
@@ -214,7 +222,7 @@ class LutPlan:
 
     latency_cycles = 0  # the output is valid right after the transfer edge
 
-    def create(self):
+    def create(self) -> LutUnit:
         return LutUnit(self)
 
 
@@ -250,7 +258,14 @@ class LutUnit(wiring.Component):
         return m
 
 
-def fit_lut(g, m: int, input_bits: int, out_bits: int, lo: float, hi: float) -> LutPlan:
+def fit_lut(
+    g: Callable[[np.ndarray], np.ndarray],
+    m: int,
+    input_bits: int,
+    out_bits: int,
+    lo: float,
+    hi: float,
+) -> LutPlan:
     """Round the normalised target ``g(codes)`` of every code to ``out_bits``."""
     codes = _codes_grid(m, input_bits)
     # Address order: input 0 in the low bits, so input 0 varies fastest.

@@ -23,6 +23,7 @@ import numpy as np
 from amaranth import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+from numpy.typing import ArrayLike
 
 __all__ = ["Basis", "FsmBasis", "BernsteinBasis", "FsmCounter", "Popcount", "basis_from_dict"]
 
@@ -73,23 +74,23 @@ class FsmBasis(Basis):
 
     draws = 1
 
-    def stationary(self, p):
+    def stationary(self, p: ArrayLike) -> np.ndarray:
         """``pi_i(p) = p^i (1-p)^(N-1-i) / sum_j p^j (1-p)^(N-1-j)``, exact at p = 0, ½, 1."""
         p = np.asarray(p, dtype=float)[..., None]
         i = np.arange(self.radix)
         w = p**i * (1 - p) ** (self.radix - 1 - i)
         return w / w.sum(axis=-1, keepdims=True)
 
-    def reset(self, n):
+    def reset(self, n: int) -> np.ndarray:
         return np.full(n, self.radix // 2, dtype=np.int64)
 
-    def index(self, state, bits):
+    def index(self, state: np.ndarray, bits: np.ndarray) -> np.ndarray:
         return state
 
-    def step(self, state, bits):
+    def step(self, state: np.ndarray, bits: np.ndarray) -> np.ndarray:
         return np.where(bits[0], np.minimum(state + 1, self.radix - 1), np.maximum(state - 1, 0))
 
-    def to_dict(self):
+    def to_dict(self) -> dict:
         return {"kind": self.kind, "radix": self.radix}
 
 
@@ -110,22 +111,22 @@ class BernsteinBasis(Basis):
     def draws(self) -> int:
         return self.degree
 
-    def stationary(self, p):
+    def stationary(self, p: ArrayLike) -> np.ndarray:
         p = np.asarray(p, dtype=float)[..., None]
         k = np.arange(self.degree + 1)
         c = np.array([comb(self.degree, int(j)) for j in k], dtype=float)
         return c * p**k * (1 - p) ** (self.degree - k)
 
-    def reset(self, n):
+    def reset(self, n: int) -> np.ndarray:
         return np.zeros(n, dtype=np.int64)
 
-    def index(self, state, bits):
+    def index(self, state: np.ndarray, bits: np.ndarray) -> np.ndarray:
         return bits.sum(axis=0).astype(np.int64)
 
-    def step(self, state, bits):
+    def step(self, state: np.ndarray, bits: np.ndarray) -> np.ndarray:
         return state
 
-    def to_dict(self):
+    def to_dict(self) -> dict:
         return {"kind": self.kind, "degree": self.degree}
 
 

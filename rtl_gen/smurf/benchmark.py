@@ -23,7 +23,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -33,6 +35,13 @@ from .design import design, sweep_codes
 from .expr import parse
 from .plan import SmurfOutput, SmurfPlan
 from .unit import PARTS, RANDOM_PARTS, SmurfUnit, part_of
+
+if TYPE_CHECKING:
+    from amaranth.lib import wiring
+    from rich.console import Console
+
+    #: ``(component, name, family, out_dir) -> report``
+    Synthesize = Callable[[wiring.Component, str, str, Path], dict]
 
 __all__ = ["FUNCTIONS", "run_bench", "LENGTHS"]
 
@@ -66,7 +75,9 @@ def _targets(plan, texts, codes):
     return np.stack([parse(t, plan.inputs)(*x.T) for t in texts], axis=1)
 
 
-def monte_carlo(plan: SmurfPlan, texts, codes, runs: int, seed: int = 0):
+def monte_carlo(
+    plan: SmurfPlan, texts: Sequence[str], codes: np.ndarray, runs: int, seed: int = 0
+) -> tuple[float, float, np.ndarray]:
     """RMSE and max |error| of the cycle model against the target over runs x codes."""
     rng = np.random.default_rng(seed)
     seeds = rng.integers(1, 1 << 16, size=(runs, plan.n_lfsrs))
@@ -130,14 +141,14 @@ def parts_area(modules: dict) -> dict:
 def run_bench(
     out: Path,
     *,
-    synthesize,
-    families=("ice40", "ecp5"),
-    functions=None,
+    synthesize: Synthesize,
+    families: Sequence[str] = ("ice40", "ecp5"),
+    functions: Sequence[str] | None = None,
     runs: int = 32,
     synth: bool = True,
-    console=None,
+    console: Console | None = None,
     plots: bool = True,
-    breakdown=None,
+    breakdown: Synthesize | None = None,
 ) -> dict:
     """Run the benchmark; ``synthesize(component, name, family, out_dir) -> dict``;
     ``breakdown(component, name, family, out_dir) -> {submodule path: {lut4, ff}}`` (Yosys

@@ -47,7 +47,7 @@ class FitReport:
     basis: str
     alternatives: dict  # basis kind -> per-output RMSE of that basis' fit
 
-    def to_dict(self):
+    def to_dict(self) -> dict:
         return {
             "rmse": list(self.rmse),
             "max_error": list(self.max_error),
@@ -67,7 +67,9 @@ def sweep_codes(m: int, bits: int, per_axis: int | None = None) -> np.ndarray:
     return np.stack([a.ravel() for a in mesh], axis=1)
 
 
-def fit_error(plan: SmurfPlan, exprs: list[Expression], codes: np.ndarray):
+def fit_error(
+    plan: SmurfPlan, exprs: list[Expression], codes: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """RMSE and max |error| per output of the analytic model on ``codes``."""
     x = plan.decode_inputs(codes)
     target = np.stack([e(*x.T) for e in exprs], axis=1)

@@ -10,6 +10,7 @@ vectors are its own cycle model, not the node's table.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -17,6 +18,9 @@ from frontends.errors import ModelError
 
 from .design import FitReport, design
 from .plan import SmurfPlan
+
+if TYPE_CHECKING:
+    from frontends.ir import Graph, Node
 
 __all__ = ["TableTarget", "plan_for_node", "nonlinear_nodes", "SUPPORTED"]
 
@@ -40,11 +44,11 @@ class TableTarget:
         return self.values[c]
 
 
-def nonlinear_nodes(graph) -> list:
+def nonlinear_nodes(graph: Graph) -> list[Node]:
     return [n for n in graph.nodes if n.op == "nonlinear"]
 
 
-def plan_for_node(graph, node, **options) -> tuple[SmurfPlan, FitReport]:
+def plan_for_node(graph: Graph, node: Node, **options: Any) -> tuple[SmurfPlan, FitReport]:
     """Fit a one-input SMURF unit to ``node``'s table; ``options`` go to ``design``."""
     function = node.attrs["function"]
     if function not in SUPPORTED:

@@ -63,7 +63,7 @@ class SmurfOutput:
     hi: float
     weights: tuple[int, ...]
 
-    def to_dict(self):
+    def to_dict(self) -> dict:
         return {"name": self.name, "lo": self.lo, "hi": self.hi, "weights": list(self.weights)}
 
 

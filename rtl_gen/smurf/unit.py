@@ -15,13 +15,15 @@ transfer up to the one after which ``o.valid`` is high. One evaluation at a time
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from amaranth import Cat, Const, Module, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .basis import basis_block
-from .lfsr import LeapLfsr
+from .lfsr import LeapLfsr, Lfsr
 from .plan import SmurfPlan
 
 __all__ = ["SmurfUnit", "Sng", "SamplingGate", "OnesCounter", "PARTS", "RANDOM_PARTS", "part_of"]
@@ -54,7 +56,7 @@ class Sng(wiring.Component):
     belong to the current clock; ``state`` is the LFSR's (the unit's clock of the run, see
     ``SmurfUnit``)."""
 
-    def __init__(self, spec, bits: int, offsets: tuple[int, ...] = (0,)):
+    def __init__(self, spec: Lfsr, bits: int, offsets: Sequence[int] = (0,)):
         self.spec, self.width, self.offsets = spec, bits, tuple(offsets)
         super().__init__(
             {

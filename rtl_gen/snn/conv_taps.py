@@ -17,11 +17,16 @@ cycle 1 until the last tap has left.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from amaranth import Module, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
+
+if TYPE_CHECKING:
+    from frontends.snn.nir_import import ConvSynapse
 
 __all__ = ["ConvTaps", "tap_table", "taps", "table_bits"]
 
@@ -44,7 +49,7 @@ def _axis(pos: int, pad: int, stride: int, kernel: int, size: int) -> tuple[int,
     return ks[0], (pos + pad - ks[0]) // stride, len(ks)
 
 
-def tap_table(conv) -> list[tuple[int, int, int, int]]:
+def tap_table(conv: ConvSynapse) -> list[tuple[int, int, int, int]]:
     """Per source neuron: ``(w0, n0, ny, nx)`` -- the first tap's weight and neuron address
     in output channel 0 and the taps per axis (0: the spike reaches no output)."""
     c_n, h, w = conv.src_shape
@@ -79,13 +84,13 @@ def _entry_bits(conv, table) -> int:
     )
 
 
-def table_bits(conv) -> int:
+def table_bits(conv: ConvSynapse) -> int:
     """Bits of ``ConvTaps``' ROM: one entry per source neuron."""
     table = tap_table(conv)
     return len(table) * _entry_bits(conv, table)
 
 
-def taps(conv, src: int) -> list[tuple[int, int]]:
+def taps(conv: ConvSynapse, src: int) -> list[tuple[int, int]]:
     """The ``(n, w)`` pairs ``ConvTaps`` emits for ``src``, in order (its Python model)."""
     w0, n0, ny, nx = tap_table(conv)[src]
     cout, c_n, kh, kw = conv.kernel.shape
@@ -102,7 +107,7 @@ def taps(conv, src: int) -> list[tuple[int, int]]:
 class ConvTaps(wiring.Component):
     """Emits the taps of one source spike (see the module docstring)."""
 
-    def __init__(self, conv):
+    def __init__(self, conv: ConvSynapse):
         self.conv = conv
         cout, c_n, kh, kw = conv.kernel.shape
         n_src = int(np.prod(conv.src_shape))

@@ -9,6 +9,7 @@ which ``sim.bench.snn_bench`` checks the RTL against.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -16,6 +17,14 @@ from rtl_gen.artefact import element_streams, engine_manifest, graph_quant, writ
 from rtl_gen.emit import emit_verilog
 
 from .plan import SnnPlan
+
+if TYPE_CHECKING:
+    import nir
+
+    from frontends.ir import Graph
+    from frontends.snn.nir_import import NirOptions
+
+    from .if_plan import IfPlan
 
 __all__ = [
     "write_snn_artefact",
@@ -133,7 +142,13 @@ def write_snn_artefact(
     return write_artefact_dir(out_dir, manifest, rtl={f"{TOP}.v": verilog_text}, vectors=vectors)
 
 
-def write_from_graph(graph, out_dir, *, vectors, t_max=None) -> Path:
+def write_from_graph(
+    graph: Graph,
+    out_dir: str | Path,
+    *,
+    vectors: dict[str, np.ndarray],
+    t_max: int | None = None,
+) -> Path:
     """``write_snn_artefact`` for an IR graph (its source hash and quantization recorded)."""
     plan = SnnPlan.from_graph(graph, t_max=t_max)
     return write_snn_artefact(
@@ -149,7 +164,7 @@ def write_from_graph(graph, out_dir, *, vectors, t_max=None) -> Path:
 MAX_MEMORY_BITS = 208 * 18 * 1024
 
 
-def nir_memory_bits(plan) -> int:
+def nir_memory_bits(plan: IfPlan) -> int:
     """Bits of synapse (shared kernels for convolutions, plus their tap tables), membrane,
     current (CubaLIF), bias, spike-counter and event memory ``plan`` needs."""
     from frontends.fixedpoint import signed_bits
@@ -214,14 +229,14 @@ def _nir_layer(l) -> dict:
 
 
 def write_nir_artefact(
-    model,
-    out_dir,
+    model: str | Path | nir.NIRGraph,
+    out_dir: str | Path,
     *,
     steps: int = 16,
     samples: int = 16,
     rate: float = 0.2,
     seed: int = 0,
-    options=None,
+    options: NirOptions | None = None,
     spikes: np.ndarray | None = None,
 ) -> Path:
     """The engine for a NIR graph (path or ``nir.NIRGraph``) on ``samples`` synthetic

@@ -25,6 +25,9 @@ exactly from the golden run. ``steps`` holds the time steps of the last inferenc
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
+
 import numpy as np
 from amaranth import Cat, Module, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
@@ -33,6 +36,13 @@ from amaranth.lib.wiring import In, Out
 
 from ..cycles import count_inference_cycles
 from .layer import Mode, StbifArray
+
+if TYPE_CHECKING:
+    from amaranth.lib import data
+
+    from frontends.ir import IntType
+    from frontends.snn import StbifLayer
+    from frontends.snn.nir_import import IfLayer
 
 __all__ = ["SnnEngine", "element_layout"]
 
@@ -43,7 +53,54 @@ def _row_stride(layer) -> int:
     return 1 if getattr(layer, "conv", None) is not None else layer.n_out
 
 
-def element_layout(dtype):
+class SnnNetwork(Protocol):
+    """What ``SnnEngine`` reads of a plan's network (``frontends.snn.StbifNetwork``, or the
+    NIR network ``IfPlan`` holds)."""
+
+    @property
+    def layers(self) -> Sequence[StbifLayer | IfLayer]: ...
+
+    @property
+    def n_in(self) -> int: ...
+
+    @property
+    def n_out(self) -> int: ...
+
+    @property
+    def in_zero_point(self) -> int: ...
+
+    @property
+    def in_dtype(self) -> IntType: ...
+
+
+class SnnEnginePlan(Protocol):
+    """What ``SnnEngine`` reads of its plan: ``SnnPlan`` (ST-BIF) and ``IfPlan`` (NIR) are
+    both one. The plans create the engine, so the engine names neither (an optional
+    ``mode`` and ``i_bits`` are read where present)."""
+
+    @property
+    def network(self) -> SnnNetwork: ...
+
+    @property
+    def t_max(self) -> int: ...
+
+    @property
+    def v_bits(self) -> tuple[int, ...]: ...
+
+    @property
+    def mag_bits(self) -> int: ...
+
+    @property
+    def shift_bits(self) -> int: ...
+
+    @property
+    def in_dtype(self) -> IntType: ...
+
+    @property
+    def out_dtype(self) -> IntType: ...
+
+
+def element_layout(dtype: IntType) -> data.StructLayout:
     from amaranth.lib import data
 
     shape = signed(dtype.width) if dtype.signed else unsigned(dtype.width)
@@ -55,7 +112,7 @@ class SnnEngine(wiring.Component):
     the last layer's codes out. Ports as the dense engine's (``i``, ``o``, ``cycles``,
     ``busy``) plus ``steps``."""
 
-    def __init__(self, plan):
+    def __init__(self, plan: SnnEnginePlan):
         self.plan = plan
         super().__init__(
             {

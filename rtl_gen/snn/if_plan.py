@@ -20,6 +20,7 @@ neither register can wrap, and inputs that spike every step reach the top bit of
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -27,6 +28,9 @@ from frontends.errors import ModelError
 from frontends.fixedpoint import signed_bits
 from frontends.ir import IntType
 from frontends.snn.nir_import import IfNetwork, run_if_network
+
+if TYPE_CHECKING:
+    from .engine import SnnEngine
 
 __all__ = ["IfPlan"]
 
@@ -175,11 +179,11 @@ class IfPlan:
         return cls(net, inner, steps, tuple(v_bits), i_bits=tuple(i_bits))
 
     @property
-    def in_dtype(self):
+    def in_dtype(self) -> IntType:
         return self.network.in_dtype
 
     @property
-    def out_dtype(self):
+    def out_dtype(self) -> IntType:
         return self.network.out_dtype
 
     @property
@@ -196,7 +200,7 @@ class IfPlan:
         spikes = np.asarray(spikes).reshape(len(spikes), self.t_max, self.n_in)
         return run_if_network(self.source, spikes)[0]
 
-    def create(self):
+    def create(self) -> SnnEngine:
         from .engine import SnnEngine
 
         return SnnEngine(self)

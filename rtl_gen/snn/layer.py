@@ -42,6 +42,8 @@ read the value just written.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from amaranth import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, enum, wiring
@@ -49,6 +51,10 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from frontends.fixedpoint import signed_bits
+
+if TYPE_CHECKING:
+    from frontends.snn import StbifLayer
+    from frontends.snn.nir_import import IfLayer
 
 __all__ = ["StbifArray", "Mode", "event_layout"]
 
@@ -99,7 +105,7 @@ class StbifArray(wiring.Component):
 
     def __init__(
         self,
-        layer,
+        layer: StbifLayer | IfLayer,
         *,
         v_bits: int,
         shift_bits: int = 0,

@@ -8,12 +8,18 @@ the engine's own schedule and arithmetic); ``cycles()`` is the exact latency of
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from frontends.errors import ModelError
 from frontends.ir import Graph
-from frontends.snn import StbifNetwork, convert, run_network
+from frontends.snn import SnnRun, StbifNetwork, convert, run_network
+
+if TYPE_CHECKING:
+    from frontends.ir import IntType
+
+    from .engine import SnnEngine
 
 __all__ = ["SnnPlan"]
 
@@ -46,11 +52,11 @@ class SnnPlan:
 
     # --- sizes ---------------------------------------------------------------------------------
     @property
-    def in_dtype(self):
+    def in_dtype(self) -> IntType:
         return self.network.in_dtype
 
     @property
-    def out_dtype(self):
+    def out_dtype(self) -> IntType:
         return self.network.out_dtype
 
     @property
@@ -92,14 +98,14 @@ class SnnPlan:
         }
 
     # --- models --------------------------------------------------------------------------------
-    def run(self, codes: np.ndarray):
+    def run(self, codes: np.ndarray) -> SnnRun:
         return run_network(self.network, codes, t_max=self.t_max)
 
     def reference(self, codes: np.ndarray) -> list[np.ndarray]:
         """Every layer's output codes (settled tracers plus zero point)."""
         return self.run(codes).codes
 
-    def cycles(self, codes: np.ndarray, run=None) -> np.ndarray:
+    def cycles(self, codes: np.ndarray, run: SnnRun | None = None) -> np.ndarray:
         """Cycles per inference of ``SnnEngine`` (see its docstring), one per input vector."""
         net = self.network
         codes = np.asarray(codes, np.int64).reshape(len(codes), -1)
@@ -124,7 +130,7 @@ class SnnPlan:
         total += (per.sum(axis=2) * steps_live).sum(axis=1)
         return total
 
-    def create(self):
+    def create(self) -> SnnEngine:
         from .engine import SnnEngine
 
         return SnnEngine(self)
