@@ -98,7 +98,7 @@ def sv_streams(artefact: Artefact, limit: int = 0) -> SvStreams:
         per_frame = bool(spec.get("per_frame"))
         load = words[:n].astype(object) if per_frame else words.ravel().astype(object)
         kind, done = "ready", spec.get("done")
-    elif manifest.get("gemm", {}).get("loadable"):
+    elif manifest.get("gemm", {}).get("loadable") or manifest.get("gemm", {}).get("preload"):
         mems = manifest["gemm"]["mems"]
         with np.load(artefact.path / "vectors" / "images.npz") as f:
             words = [

@@ -26,15 +26,14 @@ to its last reader, so a chain ping-pongs between two regions and a residual bra
 until its add, which writes in place over its first operand; ``ram.check_device`` refuses a
 program whose memories exceed the board's block RAM.
 
-Design note (what is not built yet): on the iCE40 UP5K real networks need the four
-SB_SPRAM256KA (128 KB; EBR is 15 KB): activations in two (ping-pong, 64 KB), weights in two,
-read through a per-layer tile cache in EBR, since each SPRAM is single-ported and 16 bits
-wide while a GEMM step reads an activation and a lanes-wide weight word, the post unit
-writes, and a streamed layer reads while it writes; the accumulator memory must then hold a
-block of output rows (GEMMs split by rows, POSTs per block) instead of the whole layer. A
-depthwise layer keeps one lane busy (its groups have one channel): lanes over output
-pixels (a broadcast activation against per-lane shifted kernel weights) would keep ``kw``
-of them busy.
+On the iCE40 UP5K (``ram.spram_variant``, chosen when a program exceeds the block RAM) the
+activation buffer, the DSP accumulators and the DSP weights live in the four
+SB_SPRAM256KA (``spram``), single-ported: no GEMM is streamed, the barrier waits for the
+last drain, post ops that read and write activations together (ADD, MAX) are refused; a
+layer's GEMM runs in chunks whose weights fit a block-RAM cache (``chunks``: ``LOAD fill``
+before each), and a depthwise layer runs a channel on every lane: ``LOAD fill lanes``
+copies a tile's input planes into a lane cache whose word holds one activation a lane
+(``CFG dw``).
 """
 
 from __future__ import annotations
@@ -49,10 +48,11 @@ from frontends.fixedpoint import MULTIPLIER_BITS, signed_bits
 from frontends.ir import Graph, Node
 
 from . import timing
+from .chunks import chunked_instrs, depthwise_instrs
 from .config import DSP_WBITS, GemmConfig
 from .isa import AsmError, Instr, encode
 from .lutquant import quantize_channels
-from .ram import check_device
+from .ram import DeviceFitError, check_device, spram_variant, subwords
 from .window import GroupOrderError, Window, plane_order, window_of
 
 __all__ = [
@@ -586,7 +586,34 @@ def compile_graph(
                 f"engine outputs 8-bit codes: quantize the output, or use "
                 f"--engine dense"
             )
-    lowering = Lowering(graph, config, split=split, tau=tau, stream=stream)
+    try:
+        return _compile(graph, config, split=split, tau=tau, fit=fit, stream=stream)
+    except DeviceFitError as exc:
+        if not (fit and _has_spram(config)):
+            raise
+        ebr = exc
+    # the iCE40 UP5K: buffers in its SPRAM (ram.spram_variant). Refused there too: the
+    # SPRAM's bytes, or the block RAM's and why the SPRAM overlay cannot run it
+    try:
+        return _compile(graph, spram_variant(config), split=split, tau=tau, fit=fit, stream=stream)
+    except DeviceFitError:
+        raise
+    except ModelError as exc:
+        raise DeviceFitError(f"{ebr}; the SPRAM overlay cannot run it either: {exc}") from None
+
+
+def _has_spram(config: GemmConfig) -> bool:
+    from boards.families import board_facts
+
+    if config.spram or not config.board or not config.dsp_lanes or config.dsp_regs:
+        return False
+    if config.protect != "none":
+        return False
+    return board_facts(config.board).capacity.get("ICESTORM_SPRAM", 0) > 0
+
+
+def _compile(graph: Graph, config: GemmConfig, *, split, tau, fit, stream) -> Program:
+    lowering = Lowering(graph, config, split=split, tau=tau, stream=stream and not config.spram)
     lowering.load_input()
     for i, node in enumerate(graph.nodes):
         lowering.node(i, node)
@@ -652,6 +679,8 @@ class Lowering:
         self.bias_bits = 2
         self.tab: list[int] = []  # table memory words (``tables.emit_table``)
         self.prev_posts: tuple = ()  # the output the last instructions (a layer's POSTs) write
+        self.wc_need = 0  # spram: the largest chunk of weight words (the cache's depth)
+        self.xc_need = 0  # spram: the largest depthwise input block (the lane cache's depth)
 
     def add_idx(self, entries: np.ndarray) -> int:
         """Appends ``entries`` to the gather table; returns their base."""
@@ -688,6 +717,12 @@ class Lowering:
             for name in node.inputs
             if self.last_read[name] == i and name not in self.graph.outputs
         }
+        if self.config.spram and (node.op in POST_OPS or node.op in UNIT_OPS):
+            raise ModelError(
+                f"{node.describe()}: op '{node.op}' reads and writes the activation "
+                f"buffer in the same cycles, which the SPRAM overlay's single-ported "
+                f"buffer does not do yet (it runs {', '.join(sorted(LOWERINGS))})"
+            )
         if node.op in POST_OPS:
             self.post_op(node)
         elif node.op in LOWERINGS:
@@ -803,22 +838,85 @@ class Lowering:
         y_base = self.act.take(layer.n * layer.m)
         self.act_base[node.outputs[0]] = y_base
         self.layout[node.outputs[0]] = _layout_of_gemm(split.pos, layer.m)
-        w_bases = self.weight_images(layer, split, w_steps)
-        self.instrs.extend(
-            _gemm_instrs(
+        spram = config.spram
+        ones = spram and bool(np.all(w == 1))  # an average pool: no weights to read
+        lane_dw = (
+            spram
+            and config.dsp_pack
+            and not ones
+            and layer.groups > 1
+            and layer.ng == 1
+            and win.cin_g * win.plane <= config.xc_depth
+        )
+        if lane_dw:  # lane l = channel t*lanes + l of each tile: one weight word a step
+            lanes, chans = config.dsp_lanes, split.channel_order
+            w_bases = (len(self.wd), len(self.wl))
+            for t0 in range(0, layer.n, lanes):
+                block = np.zeros((lanes, layer.k), np.int64)
+                tile = chans[t0 : t0 + lanes]
+                block[: len(tile)] = w_steps[tile]
+                self.wd.extend(_pack_lanes(block[:, k], DSP_WBITS) for k in range(layer.k))
+            self.acc_need["dsp"] = max(self.acc_need["dsp"], layer.n * layer.m)
+            self.wc_need = max(self.wc_need, layer.k)
+            self.xc_need = max(self.xc_need, win.cin_g * win.plane)
+            block0 = int(blocks[split.dsp_items[0]])
+            self.instrs.extend(
+                depthwise_instrs(
+                    _gemm_instrs,
+                    layer,
+                    config,
+                    block0=block0,
+                    in_base=in_base,
+                    w=w_bases[0],
+                    y=y_base,
+                    p=p_base,
+                    name=node.name,
+                    xsigned=x_t.dtype.signed,
+                    shift=shift,
+                )
+            )
+        elif ones:
+            w_bases = (len(self.wd), len(self.wl))
+            self.acc_need["dsp"] = max(self.acc_need["dsp"], layer.n * layer.m)
+        else:
+            w_bases = self.weight_images(layer, split, w_steps)
+        if lane_dw:
+            pass
+        elif spram:
+            n_dsp, g_dsp = _split_shape(layer, 0)["dsp"]
+            block, words = chunked_instrs(
+                _gemm_instrs,
                 layer,
-                _split_shape(layer, split.items_lut),
                 config,
-                x=tuple(x_origin),
-                w=w_bases,
+                n=n_dsp,
+                g=g_dsp,
+                x=x_origin[0],
+                w=w_bases[0],
                 y=y_base,
                 p=p_base,
+                ones=ones,
+                name=node.name,
                 xsigned=x_t.dtype.signed,
                 shift=shift,
-                name=node.name,
-                lut_wbits=split.lut_wbits,
             )
-        )
+            self.wc_need = max(self.wc_need, words)
+            self.instrs.extend(block)
+        else:
+            self.instrs.extend(
+                _gemm_instrs(
+                    layer,
+                    _split_shape(layer, split.items_lut),
+                    config,
+                    x=tuple(x_origin),
+                    w=w_bases,
+                    y=y_base,
+                    p=p_base,
+                    xsigned=x_t.dtype.signed,
+                    shift=shift,
+                    name=node.name,
+                    lut_wbits=split.lut_wbits,
+                )
+            )
         first = self.stream_layer(node, layer, split, first)
         lut_err = (
             float(split.errors[split.lut_items].max()) if len(split.lut_items) and changed else 0.0
@@ -1018,6 +1116,8 @@ class Lowering:
             "tab_depth": len(self.tab),
             "accd_depth": self.acc_need["dsp"],
             "accl_depth": self.acc_need["lut"],
+            "wc_depth": self.wc_need,
+            "xc_depth": self.xc_need,
             "acc_bits": self.acc_core["dsp"],
             "lut_acc_bits": self.acc_core["lut"],
             "bias_bits": self.bias_bits,
@@ -1031,6 +1131,11 @@ class Lowering:
             config = config.fit(needs)
         else:
             _check_fits(config, needs, graph)
+        if config.spram and config.acc_bits > 32:
+            raise ModelError(
+                f"model '{graph.name}' needs {config.acc_bits}-bit accumulators; the "
+                f"SPRAM overlay stores 32"
+            )
         if config.board:
             check_device(config, config.board, graph.name)
         program = Program(
@@ -1237,12 +1342,16 @@ def program_images(program: Program, config: GemmConfig | None = None) -> dict:
     from .engine import abits
 
     config = config or program.config
+    wd = list(program.wd)
+    if config.spram:  # the weight SPRAM's 16-bit words, low half of each word first
+        wsub = subwords(config.dsp_lanes)
+        wd = [(int(word) >> (16 * i)) & 0xFFFF for word in wd for i in range(wsub)]
     pad_bit = 1 << abits(config.act_depth)
     bias_mask = (1 << config.bias_bits) - 1
     return {
         "imem": program.words,
         "idx": [pad_bit if int(e) < 0 else int(e) for e in program.idx],
-        "wd": list(program.wd),
+        "wd": wd,
         "wl": list(program.wl),
         "params": [((int(b) & bias_mask) << MULTIPLIER_BITS) | int(mu) for b, mu in program.params],
         **({"tab": list(program.tab)} if config.tab_depth and not program.smurf else {}),

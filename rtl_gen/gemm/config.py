@@ -64,6 +64,11 @@ class GemmConfig:
     element-wise function tables' memory (``tables``; 0: none); ``smurf_cycles``: cycles an
     element of the SMURF units that replace it (0: tables in memory). ``protect``: none,
     parity or secded on the instruction, weight and parameter memories (``protect``).
+    ``spram`` (iCE40 UP5K): the activation buffer, the DSP accumulators and the DSP weights
+    live in ``SB_SPRAM256KA`` blocks (``spram``), the weights read by the core through a
+    block-RAM cache of ``wc_depth`` words that ``LOAD fill`` refills, and a lane cache of
+    ``xc_depth`` lanes-wide activation words for depthwise layers (``CFG dw``); DSP core
+    only (the activation buffer has one port).
     """
 
     dsp_lanes: int = 4
@@ -91,6 +96,9 @@ class GemmConfig:
     primitives: bool = True
     board: str = ""
     protect: str = "none"
+    spram: bool = False
+    wc_depth: int = 2
+    xc_depth: int = 2
 
     def __post_init__(self):
         from ..ecc import EccCode
@@ -110,6 +118,13 @@ class GemmConfig:
                 "dsp_pack (iCE40 SB_MAC16 pairs) and dsp_regs (ECP5 MULT18X18D "
                 "lanes) exclude each other"
             )
+        if self.spram and (
+            self.lut_lanes or not self.dsp_lanes or self.dsp_regs or self.protect != "none"
+        ):
+            raise ValueError(
+                "spram (iCE40 SB_SPRAM256KA buffers) takes a DSP core of iCE40 lanes, "
+                "no LUT core (the SPRAM activation buffer has one port) and no protect"
+            )
         if self.lut_mode == "ternary" and self.lut_wbits != 2:
             object.__setattr__(self, "lut_wbits", 2)
         if self.lut_mode == "bitserial":
@@ -127,6 +142,8 @@ class GemmConfig:
             "param_depth",
             "accd_depth",
             "accl_depth",
+            "wc_depth",
+            "xc_depth",
         ):
             if getattr(self, name) < 2:
                 raise ValueError(f"{name}={getattr(self, name)}: memories have >= 2 words")
@@ -184,9 +201,13 @@ class GemmConfig:
                 "param_depth",
                 "accd_depth",
                 "accl_depth",
+                "wc_depth",
+                "xc_depth",
             )
         }
         tab = needs.get("tab_depth", 0)
+        if self.spram:  # SPRAM holds the words themselves: no rounding to block shapes
+            depths["wd_depth"] = max(2, needs.get("wd_depth", 2))
         return replace(
             self,
             **depths,

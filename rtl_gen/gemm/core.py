@@ -48,6 +48,10 @@ registers) and the last drain
 address order, one element a cycle, from the last unit's capture on.
 Throughput: ``lanes`` MACs a cycle (bit-serial: ``lanes / planes``).
 
+With ``lane_acts`` (packed DSP lanes of a ``spram`` config) and ``CFG dw`` each lane takes
+its own activation from ``act_lanes`` (the engine's lane cache, read at the same address):
+a depthwise layer's channels on every lane, one tile of them per GEMM.
+
 ``stream`` (a GEMM issued ahead of the ``LOAD`` or ``POST`` that writes its input): the
 first unit issues step ``k`` no earlier than the cycle after the ``k+1``-th ``act_written``
 (an activation write) since its start; those held cycles count as ``stall``. ``abort``
@@ -118,6 +122,7 @@ class GemmCore(wiring.Component):
         primitives: bool = True,
         mult_regs: bool = False,
         windows: bool = True,
+        lane_acts: bool = False,
     ):
         if mode not in MODES:
             raise ValueError(f"unknown core mode '{mode}'; modes: {', '.join(MODES)}")
@@ -131,8 +136,13 @@ class GemmCore(wiring.Component):
         self.act_abits, self.acc_abits = act_abits, acc_abits
         self.pack, self.primitives, self.mult_regs = pack, primitives, mult_regs
         self.windows = windows
+        if lane_acts and not pack:
+            raise ValueError("per-lane activations (CFG dw) are built for packed DSP lanes only")
+        self.lane_acts = lane_acts
+        extra = {"cfg_dw": In(1), "act_lanes": In(lanes * ACT_BITS)} if lane_acts else {}
         super().__init__(
             {
+                **extra,
                 "start": In(1),
                 "cfg_m": In(12),
                 "cfg_k": In(12),
@@ -176,6 +186,7 @@ class GemmCore(wiring.Component):
         A = self.act_abits
         ck, cn = Signal(12), Signal(10)
         xsigned = Signal()
+        dw = Signal()  # CFG dw: lane l's activation from lane l of act_lanes
         w_base, pad = Signal(16), Signal(8)
         serial = self.mode == "bitserial"
         # window: plane size, kernel wraps, padding and the address steps (modulo 2**A)
@@ -249,6 +260,7 @@ class GemmCore(wiring.Component):
                 ck.eq(self.cfg_k - 1),
                 cn.eq(self.cfg_n),
                 xsigned.eq(self.cfg_xsigned),
+                dw.eq(self.cfg_dw if self.lane_acts else 0),
                 w_base.eq(self.w_base),
                 pad.eq(self.pad),
                 running.eq(1),
@@ -440,7 +452,7 @@ class GemmCore(wiring.Component):
         m.d.comb += [
             self.act_addr.eq(addr_b),
             self.w_addr.eq(w_addr_b),
-            self.act_re.eq(vb & ~pad_b),
+            self.act_re.eq(vb & ~pad_b & ~dw),
             # w_addr a cycle early (w_addr_b follows it unconditionally), for a memory whose
             # decoded word is registered; w_re: the word at w_addr is used
             self.w_addr_early.eq(w_addr),
@@ -496,12 +508,27 @@ class GemmCore(wiring.Component):
         prods = []
         if self.pack:
             # int8 operands: unsigned activations offset by -128 (flip the top bit)
-            a8 = Signal(signed(8))
-            m.d.comb += a8.eq(Cat(raw[:7], raw[7] ^ ~xsigned))
+            def int8(raw_):
+                a8_ = Signal(signed(8))
+                m.d.comb += a8_.eq(Cat(raw_[:7], raw_[7] ^ ~xsigned))
+                return a8_
+
+            a8 = int8(raw)
+            if self.lane_acts:  # CFG dw: each lane its own activation (or the pad value)
+                lane_a8 = [
+                    int8(Mux(pad_c, pad, Mux(dw, self.act_lanes[8 * lane :][:8], self.act_data)))
+                    for lane in range(P)
+                ]
             for pair in range((P + 1) // 2):
                 mac = Mac16Pair(primitive=self.primitives)
                 m.submodules[f"mac{pair}"] = mac
-                m.d.comb += [mac.a.eq(a8), mac.w0.eq(self.w_data[2 * pair * W :][:W])]
+                if self.lane_acts:
+                    m.d.comb += [mac.a.eq(lane_a8[2 * pair]), mac.own.eq(1)]
+                    if 2 * pair + 1 < P:
+                        m.d.comb += mac.a1.eq(lane_a8[2 * pair + 1])
+                else:
+                    m.d.comb += mac.a.eq(a8)
+                m.d.comb += mac.w0.eq(self.w_data[2 * pair * W :][:W])
                 if 2 * pair + 1 < P:
                     m.d.comb += mac.w1.eq(self.w_data[(2 * pair + 1) * W :][:W])
                 prods += [mac.p0, mac.p1][: P - 2 * pair]

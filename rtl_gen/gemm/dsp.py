@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from amaranth import Cat, ClockSignal, Const, Instance, Module, Signal, signed
+from amaranth import Cat, ClockSignal, Const, Instance, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -66,13 +66,16 @@ _PARAMS = {
 
 
 class Mac16Pair(wiring.Component):
-    """Two int8 products of a shared ``a``; latency 2 cycles, one pair a cycle."""
+    """Two int8 products of a shared ``a`` (or, with ``a1`` driven, ``p1 = a1 * w1``: the
+    two 8x8 multipliers have their own A halves); latency 2 cycles, one pair a cycle."""
 
     def __init__(self, *, primitive: bool = True):
         self.primitive = primitive
         super().__init__(
             {
                 "a": In(signed(8)),
+                "a1": In(signed(8)),
+                "own": In(1),  # p1 from a1 instead of a
                 "w0": In(signed(8)),
                 "w1": In(signed(8)),
                 "p0": Out(signed(16)),
@@ -90,7 +93,7 @@ class Mac16Pair(wiring.Component):
                 **{f"p_{k}": v for k, v in _PARAMS.items()},
                 i_CLK=ClockSignal(),
                 i_CE=Const(1),
-                i_A=Cat(self.a, self.a),
+                i_A=Cat(self.a, Mux(self.own, self.a1, self.a)),
                 i_B=Cat(self.w0, self.w1),
                 i_C=zero16,
                 i_D=zero16,
@@ -115,14 +118,15 @@ class Mac16Pair(wiring.Component):
             )
             m.d.comb += [self.p0.eq(out[:16]), self.p1.eq(out[16:])]
         else:
-            a_r, w0_r, w1_r = (Signal(signed(8), reset_less=True) for _ in range(3))
+            a_r, a1_r, w0_r, w1_r = (Signal(signed(8), reset_less=True) for _ in range(4))
             p0_r, p1_r = (Signal(signed(16), reset_less=True) for _ in range(2))
             m.d.sync += [
                 a_r.eq(self.a),
+                a1_r.eq(Mux(self.own, self.a1, self.a)),
                 w0_r.eq(self.w0),
                 w1_r.eq(self.w1),
                 p0_r.eq(a_r * w0_r),
-                p1_r.eq(a_r * w1_r),
+                p1_r.eq(a1_r * w1_r),
             ]
             m.d.comb += [self.p0.eq(p0_r), self.p1.eq(p1_r)]
         return m

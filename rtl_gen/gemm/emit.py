@@ -28,7 +28,7 @@ from rtl_gen.artefact import (
 )
 from rtl_gen.emit import emit_verilog
 
-from . import model
+from . import model, spram
 from .compiler import Program, program_images
 from .dsp import MULT18_SIM_MODEL_NAME, SIM_MODEL_NAME, mult18_sim_model_text, sim_model_text
 from .engine import MEMS, GemmEngine, load_width
@@ -76,11 +76,14 @@ def sim_models(program: Program) -> dict:
     cfg = program.config
     if not (cfg.primitives and cfg.dsp_lanes):
         return {}
+    out = {}
     if cfg.dsp_pack:
-        return {SIM_MODEL_NAME: sim_model_text()}
+        out[SIM_MODEL_NAME] = sim_model_text()
     if cfg.dsp_regs:
-        return {MULT18_SIM_MODEL_NAME: mult18_sim_model_text()}
-    return {}
+        out[MULT18_SIM_MODEL_NAME] = mult18_sim_model_text()
+    if cfg.spram:
+        out[spram.SIM_MODEL_NAME] = spram.sim_model_text()
+    return out
 
 
 def manifest_for(
@@ -130,7 +133,13 @@ def manifest_for(
         perf={"busy": sched.busy, "stall": sched.stall, "wait": sched.wait},
         fetch_cycles=sched.fetch,
         instructions=len(program.instrs),
-        gemm={"loadable": loadable, "load_width": load_width(program.config), "mems": MEMS},
+        gemm={
+            "loadable": loadable,
+            "load_width": load_width(program.config),
+            "mems": MEMS,
+            # written through load before the first inference (SPRAM has no initial value)
+            "preload": ["wd"] if program.config.spram and not loadable else [],
+        },
         **(extra or {}),
     )
 
@@ -154,9 +163,12 @@ def write_gemm_artefact(
     manifest = manifest_for(
         program, component, design=Path(out_dir).name, loadable=loadable, extra=extra
     )
+    # a spram artefact that is not loadable: only what the bench writes before it runs
+    keep = manifest["gemm"]["preload"] if program.config.spram and not loadable else None
     images = {
         k: np.array([int(v) for v in words], dtype=object).astype(str)
         for k, words in stored_images(program).items()
+        if keep is None or k in keep
     }
     # Same bytes, same time stamp: cocotb's runner rebuilds when a source is newer than its
     # build, and loadable artefacts of one config share a build.

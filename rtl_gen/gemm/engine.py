@@ -26,11 +26,19 @@ With ``config.protect`` the instruction, weight and parameter memories are coded
 elsewhere) and two more ports count, since reset, the words used with a corrected flip
 (``ecc_corrected``) and with an error the code cannot correct (``ecc_errors``), each
 saturating at 2**16 - 1.
+
+A ``spram`` config (iCE40 UP5K) keeps the activation buffer, the DSP accumulators and the
+DSP weights in SB_SPRAM256KA memories (``spram``), each one port shared by its users (no
+two in a cycle: the compiler's schedule; ``probes["conflict"]`` flags one in simulation);
+the weights reach the core through a block-RAM cache that ``LOAD fill`` copies words into,
+and a depthwise layer's activations through the lane cache (``LOAD fill lanes``, ``CFG
+dw``). SPRAM has no initial value: its weight image is written through ``load`` before the
+first inference (the manifest's ``preload``).
 """
 
 from __future__ import annotations
 
-from amaranth import Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -40,6 +48,8 @@ from .core import GemmCore
 from .isa import CORE_SHIFT, FIELDS, OP_SHIFT, OPS, WINDOW_RESET, field_offsets, layout
 from .post import PostUnit
 from .protect import ErrorCounters, ProtectedRead, codes
+from .ram import subwords
+from .spram import SpramMemory
 
 __all__ = ["GemmEngine", "element_layout", "load_layout", "MEMS", "abits"]
 
@@ -59,6 +69,16 @@ def abits(depth: int) -> int:
 def element_layout(dtype) -> data.StructLayout:
     shape = signed(dtype.width) if dtype.signed else unsigned(dtype.width)
     return data.StructLayout({"data": shape, "last": 1})
+
+
+class _Port:
+    """Address, data and enable signals standing for a memory port in front of a shared
+    single-ported SPRAM memory (``spram`` configs)."""
+
+    def __init__(self, abits_: int, shape, name: str):
+        self.addr = Signal(abits_, name=f"{name}_addr")
+        self.data = Signal(shape, name=f"{name}_data")
+        self.en = Signal(name=f"{name}_en", init=1)
 
 
 def load_width(config: GemmConfig) -> int:
@@ -105,7 +125,7 @@ class GemmEngine(wiring.Component):
             for core in ("dsp", "lut"):
                 for what in ("busy", "stall", "wait"):
                     ports[f"perf_{core}_{what}"] = Out(32)
-        if loadable:
+        if loadable or config.spram:  # spram: the weight SPRAM is written through it
             ports["load"] = In(stream.Signature(load_layout(config)))
         self.protected = config.protect != "none"
         if self.protected:
@@ -156,23 +176,33 @@ class GemmEngine(wiring.Component):
         # coded memories: (corrected, error, used) of each decoded read, for the counters
         ecc_events = []
         act_ab, idx_ab = abits(cfg.act_depth), abits(cfg.idx_depth)
-        if self.loadable:
+        spram = cfg.spram
+        if self.loadable or spram:
             m.d.comb += self.load.ready.eq(1)
 
         # --- memories ------------------------------------------------------------------------
         imem = self._memory(m, "imem", unsigned(64), cfg.imem_depth)
-        act = self._memory(m, "act", unsigned(ACT_BITS), cfg.act_depth)
         idx = self._memory(m, "idx", unsigned(act_ab + 1), cfg.idx_depth)
         prm = self._memory(m, "params", unsigned(cfg.bias_bits + MULT_BITS), cfg.param_depth)
         imem_rd, prm_rd = imem.read_port(), prm.read_port()
-        act_wr = act.write_port()
-        seq_act, seq_idx = act.read_port(), idx.read_port()
+        seq_idx = idx.read_port()
+        if spram:
+            # one single-ported SPRAM memory: the port users below are wired to it at the end
+            act_sp = SpramMemory(ACT_BITS, cfg.act_depth, primitive=cfg.primitives)
+            m.submodules.act = act_sp
+            act_wr = _Port(act_ab, ACT_BITS, "act_wr")
+            seq_act = _Port(act_ab, ACT_BITS, "seq_act")
+        else:
+            act = self._memory(m, "act", unsigned(ACT_BITS), cfg.act_depth)
+            act_wr = act.write_port()
+            seq_act = act.read_port()
 
         # --- cores ----------------------------------------------------------------------------
         cores = {}
         # memory ports whose reads must not collide with a write (NO_RW_CHECK), for the
         # checks in simulation: act reads as (address, read used); accumulator ports
         acc_ports, act_reads = {}, []
+        gemm_ones = Signal(name="gemm_ones")  # the GEMM word's ones field (spram)
         for core, lanes, mode, wbits, wname, aname, wdepth, adepth in (
             ("dsp", cfg.dsp_lanes, "dsp", DSP_WBITS, "wd", "accd", cfg.wd_depth, cfg.accd_depth),
             (
@@ -200,15 +230,51 @@ class GemmEngine(wiring.Component):
                 primitives=cfg.primitives,
                 mult_regs=core == "dsp" and cfg.dsp_regs,
                 windows=cfg.windows,
+                lane_acts=spram and cfg.dsp_pack,
             )
             m.submodules[f"{core}_core"] = unit
-            wmem = self._memory(m, wname, unsigned(lanes * wbits), wdepth)
-            amem = Memory(
-                shape=signed(cfg.acc_widths[core]), depth=adepth, init=[], attrs=NO_RW_CHECK
-            )
-            m.submodules[aname] = amem
-            w_rd, a_rd = wmem.read_port(), act.read_port()
-            acc_wr, acc_rd = amem.write_port(), amem.read_port()
+            if spram:  # (the DSP core alone: GemmConfig checks it)
+                # weights: SPRAM (written through load) -> LOAD fill -> the block-RAM cache
+                wsub = subwords(lanes)
+                w_sp = SpramMemory(16, max(2, wdepth * wsub), primitive=cfg.primitives)
+                m.submodules.wd = w_sp
+                wmem = Memory(
+                    shape=unsigned(lanes * wbits), depth=cfg.wc_depth, init=[], attrs=NO_RW_CHECK
+                )
+                m.submodules.wc = wmem
+                wc_wr = wmem.write_port()
+                acc_sp = SpramMemory(32, max(2, adepth), primitive=cfg.primitives)
+                m.submodules[aname] = acc_sp
+                acc_shape = signed(cfg.acc_widths[core])
+                acc_wr = _Port(abits(adepth), acc_shape, f"{aname}_wr")
+                acc_rd = _Port(abits(adepth), acc_shape, f"{aname}_rd")
+                m.d.comb += [
+                    acc_sp.we.eq(acc_wr.en),
+                    acc_sp.re.eq(~acc_wr.en),
+                    acc_sp.addr.eq(Mux(acc_wr.en, acc_wr.addr, acc_rd.addr)),
+                    acc_sp.wdata.eq(acc_wr.data),
+                    acc_rd.data.eq(acc_sp.rdata),
+                ]
+                a_rd = core_act = _Port(act_ab, ACT_BITS, "core_act")
+                if unit.lane_acts:  # the lane cache: a depthwise layer's planes, one a lane
+                    xc = Memory(
+                        shape=unsigned(lanes * ACT_BITS),
+                        depth=cfg.xc_depth,
+                        init=[],
+                        attrs=NO_RW_CHECK,
+                    )
+                    m.submodules.xc = xc
+                    xc_wr, xc_rd = xc.write_port(granularity=ACT_BITS), xc.read_port()
+                    m.d.comb += [xc_rd.addr.eq(unit.act_addr), unit.act_lanes.eq(xc_rd.data)]
+            else:
+                wmem = self._memory(m, wname, unsigned(lanes * wbits), wdepth)
+                amem = Memory(
+                    shape=signed(cfg.acc_widths[core]), depth=adepth, init=[], attrs=NO_RW_CHECK
+                )
+                m.submodules[aname] = amem
+                a_rd = act.read_port()
+                acc_wr, acc_rd = amem.write_port(), amem.read_port()
+            w_rd = wmem.read_port()
             if self.protected:
                 # read a cycle early: the registered decoder meets the activation read
                 m.submodules[f"{wname}_ecc"] = dec = ProtectedRead(self.codes[wname])
@@ -221,7 +287,14 @@ class GemmEngine(wiring.Component):
                 ]
                 ecc_events.append((dec.corrected, dec.error, w_used))
             else:
-                m.d.comb += [w_rd.addr.eq(unit.w_addr), unit.w_data.eq(w_rd.data)]
+                w_data = w_rd.data
+                if spram:  # GEMM ones: every weight 1 (average pools), no cache read
+                    ones = Signal(name="dsp_ones")
+                    ones_word = sum(1 << (wbits * lane) for lane in range(lanes))
+                    with m.If(unit.start):
+                        m.d.sync += ones.eq(gemm_ones)
+                    w_data = Mux(ones, ones_word, w_rd.data)
+                m.d.comb += [w_rd.addr.eq(unit.w_addr), unit.w_data.eq(w_data)]
             m.d.comb += [
                 a_rd.addr.eq(unit.act_addr),
                 unit.act_data.eq(a_rd.data),
@@ -303,7 +376,7 @@ class GemmEngine(wiring.Component):
         def fld(opname, name):
             return word(opname)[name]
 
-        m.d.comb += imem_rd.addr.eq(pc)
+        m.d.comb += [imem_rd.addr.eq(pc), gemm_ones.eq(fld("GEMM", "ones"))]
         if self.observe:
             m.d.comb += self.pc.eq(pc)
         # per-core CFG, WIN and WSTEP registers (CFG resets the window to the dense one)
@@ -348,6 +421,7 @@ class GemmEngine(wiring.Component):
                 unit.cfg_tiles.eq(c["tiles"]),
                 unit.cfg_xsigned.eq(c["xsigned"]),
                 unit.cfg_wbits.eq(c["wbits"]),
+                *([unit.cfg_dw.eq(c["dw"])] if unit.lane_acts else []),
                 unit.stream.eq(fld("GEMM", "stream")),
                 unit.act_written.eq(act_written),
                 unit.win.eq(cwin[core]["WIN"]),
@@ -358,6 +432,20 @@ class GemmEngine(wiring.Component):
                 unit.pad.eq(fld("GEMM", "pad")),
             ]
 
+        if spram:  # LOAD fill: SPRAM read address, cache address, words left - 1
+            fill_addr, fill_dst, fill_left = Signal(16), Signal(abits(cfg.wc_depth)), Signal(16)
+            fill_issue, fill_last_sub, fill_last_word = Signal(), Signal(), Signal()
+            fill_sub = Signal(range(max(wsub, 2)))
+            # LOAD fill lanes > 0: activation read address, position in the block, lane
+            fill_x = Signal()
+            x_addr, x_p, x_n_m2, x_p_last, x_n1 = (
+                Signal(16),
+                Signal(16),
+                Signal(16),
+                Signal(),
+                Signal(),
+            )
+            x_lane, x_l_m2, x_lane_last = Signal(5), Signal(5), Signal()
         # counters
         count = Signal(32)
         running = Signal()
@@ -519,6 +607,8 @@ class GemmEngine(wiring.Component):
         states = ("FETCH", "EXEC", "LOADING", "POSTING", "STORING")
         if self.protected:
             states += ("DECODE",)
+        if spram:
+            states += ("FILLING",)
         state = {name: Signal(init=name == "FETCH", name=f"seq_{name.lower()}") for name in states}
 
         def goto(target):
@@ -567,7 +657,31 @@ class GemmEngine(wiring.Component):
                         wr_ptr.eq(fld("LOAD", "dst")),
                         j.eq(0),
                     ]
-                    goto("LOADING")
+                    if spram:
+                        with m.If(fld("LOAD", "fill")):
+                            m.d.sync += [
+                                fill_addr.eq(fld("LOAD", "src")),
+                                fill_dst.eq(fld("LOAD", "dst")),
+                                fill_issue.eq(1),
+                                fill_last_sub.eq(wsub == 1),
+                                fill_sub.eq(0),
+                                fill_left.eq(fld("LOAD", "n") - 1),
+                                fill_last_word.eq(fld("LOAD", "n") == 1),
+                                fill_x.eq(fld("LOAD", "lanes") != 0),
+                                x_addr.eq(fld("LOAD", "src")),
+                                x_p.eq(0),
+                                x_n_m2.eq(fld("LOAD", "n") - 2),
+                                x_n1.eq(fld("LOAD", "n") == 1),
+                                x_p_last.eq(fld("LOAD", "n") == 1),
+                                x_lane.eq(0),
+                                x_l_m2.eq(fld("LOAD", "lanes") - 2),
+                                x_lane_last.eq(fld("LOAD", "lanes") == 1),
+                            ]
+                            goto("FILLING")
+                        with m.Else():
+                            goto("LOADING")
+                    else:
+                        goto("LOADING")
                 with m.Case(OPS["CFG"]):
                     for ci, core in enumerate(("dsp", "lut")):
                         with m.If(core_sel == ci):
@@ -603,7 +717,10 @@ class GemmEngine(wiring.Component):
                     # capture (SYNC's release, FETCH, EXEC, start), while that drain
                     # writes one a cycle from the cycle after the capture, so every
                     # read comes after its write (tests: test_post_reads_after_drain)
-                    with m.If(core_computing["dsp"] | core_computing["lut"]):
+                    # (spram: the accumulator SPRAM has one port, so the barrier waits for
+                    # the drain too)
+                    done = core_busy if spram else core_computing
+                    with m.If(done["dsp"] | done["lut"]):
                         m.d.comb += sync_wait.eq(1)
                     with m.Else():
                         advance()
@@ -679,4 +796,118 @@ class GemmEngine(wiring.Component):
                 with m.If(j_last):
                     m.d.sync += pc.eq(pc + 1)
                     goto("FETCH")
+        if spram:
+            self._spram_ports(m, locals())
         return m
+
+    def _spram_ports(self, m, env) -> None:
+        """``spram``: the weight-cache fill (``LOAD fill``) and the single port of the
+        activation SPRAM, shared by LOAD, the DSP core, the post unit and STORE; no two of
+        them use it in the same cycle (the compiler's schedule; ``probes["conflict"]``
+        shows a violation in simulation).
+
+        Fill: one weight SPRAM read a cycle from EXEC + 1 (``subwords`` a cache word, low
+        half first), the word written into the cache the cycle its last half arrives; the
+        sequencer leaves FILLING in that cycle (``timing.fill_cycles``)."""
+        cfg, load = self.config, self.load
+        unit = env["cores"]["dsp"][0]
+        w_sp, wc_wr, wsub, state = env["w_sp"], env["wc_wr"], env["wsub"], env["state"]
+        fill_addr, fill_dst, fill_issue = env["fill_addr"], env["fill_dst"], env["fill_issue"]
+        fill_sub, fill_last_sub = env["fill_sub"], env["fill_last_sub"]
+        fill_left, fill_last_word = env["fill_left"], env["fill_last_word"]
+        pc, goto = env["pc"], env["goto"]
+        load_w = load.valid & (load.payload.mem == MEMS["wd"])
+        fd_valid, fd_last = Signal(), Signal()
+        fill_x = env["fill_x"]
+        reading = state["FILLING"] & fill_issue & ~fill_x
+        x_reading = state["FILLING"] & fill_issue & fill_x
+        m.d.comb += [
+            w_sp.we.eq(load_w),
+            w_sp.re.eq(reading & ~load_w),
+            w_sp.addr.eq(Mux(load_w, load.payload.addr, fill_addr)),
+            w_sp.wdata.eq(load.payload.data[:16]),
+        ]
+        with m.If(state["FILLING"]):
+            with m.If(x_reading):
+                self._lane_fill_counters(m, env)
+            with m.Elif(fill_issue):
+                m.d.sync += fill_addr.eq(fill_addr + 1)
+                with m.If(fill_last_sub):
+                    m.d.sync += [fill_sub.eq(0), fill_last_sub.eq(wsub == 1)]
+                    with m.If(fill_last_word):
+                        m.d.sync += fill_issue.eq(0)
+                    with m.Else():
+                        m.d.sync += [
+                            fill_left.eq(fill_left - 1),
+                            fill_last_word.eq(fill_left == 1),
+                        ]
+                with m.Else():
+                    m.d.sync += [fill_sub.eq(fill_sub + 1), fill_last_sub.eq(fill_sub == wsub - 2)]
+            with m.Else():  # the last read's data is written this cycle
+                m.d.sync += pc.eq(pc + 1)
+                goto("FETCH")
+        m.d.sync += [fd_valid.eq(reading), fd_last.eq(fill_last_sub)]
+        width = cfg.dsp_lanes * DSP_WBITS
+        if wsub > 1:
+            held = Signal(16 * (wsub - 1))
+            with m.If(fd_valid & ~fd_last):
+                m.d.sync += held.eq(Cat(held[16:], w_sp.rdata))
+            word = Cat(held, w_sp.rdata)
+        else:
+            word = w_sp.rdata
+        m.d.comb += [
+            wc_wr.en.eq(fd_valid & fd_last),
+            wc_wr.addr.eq(fill_dst),
+            wc_wr.data.eq(word[:width]),
+        ]
+        with m.If(fd_valid & fd_last):
+            m.d.sync += fill_dst.eq(fill_dst + 1)
+
+        # the activation SPRAM: a write wins the port; else the core reads while it
+        # computes, the sequencer (STORE) or the post unit otherwise
+        act_sp, act_wr, seq_act = env["act_sp"], env["act_wr"], env["seq_act"]
+        core_act, computing = env["core_act"], env["core_computing"]["dsp"]
+        we = act_wr.en
+        other = Mux(x_reading, env["x_addr"], seq_act.addr)
+        m.d.comb += [
+            act_sp.we.eq(we),
+            act_sp.re.eq(~we & seq_act.en),
+            act_sp.addr.eq(Mux(we, act_wr.addr, Mux(computing, core_act.addr, other))),
+            act_sp.wdata.eq(act_wr.data),
+            seq_act.data.eq(act_sp.rdata),
+            core_act.data.eq(act_sp.rdata),
+        ]
+        conflict = Signal(name="spram_conflict")
+        post = env["post"]
+        m.d.comb += conflict.eq(
+            (we & (unit.act_re | env["seq_act_used"]))
+            | (env["acc_ports"]["accd"][1].en & post.acc_re)
+            | (load_w & reading)
+            | (x_reading & (we | computing))
+        )
+        self.probes["conflict"] = conflict
+        if "xc_wr" in env:  # the lane cache: block element p of lane l from act, a cycle late
+            xc_wr, lanes = env["xc_wr"], cfg.dsp_lanes
+            xd_valid, xd_p, xd_lane = Signal(), Signal(16), Signal(5)
+            m.d.sync += [xd_valid.eq(x_reading), xd_p.eq(env["x_p"]), xd_lane.eq(env["x_lane"])]
+            m.d.comb += [
+                xc_wr.addr.eq(xd_p),
+                xc_wr.data.eq(Cat(*([act_sp.rdata] * lanes))),
+                xc_wr.en.eq(Mux(xd_valid, Const(1, lanes) << xd_lane, 0)),
+            ]
+
+    @staticmethod
+    def _lane_fill_counters(m, env) -> None:
+        """``LOAD fill lanes=L``: reads ``act[src + i]``, ``i < L*n``, one a cycle, element
+        ``i % n`` of lane ``i // n``; the last read ends the issue."""
+        x_addr, x_p, x_p_last = env["x_addr"], env["x_p"], env["x_p_last"]
+        x_lane, x_lane_last = env["x_lane"], env["x_lane_last"]
+        m.d.sync += x_addr.eq(x_addr + 1)
+        with m.If(x_p_last):
+            m.d.sync += [x_p.eq(0), x_p_last.eq(env["x_n1"]), x_lane.eq(x_lane + 1)]
+            with m.If(x_lane_last):
+                m.d.sync += env["fill_issue"].eq(0)
+            with m.Else():
+                m.d.sync += x_lane_last.eq(x_lane == env["x_l_m2"])
+        with m.Else():
+            m.d.sync += [x_p.eq(x_p + 1), x_p_last.eq(x_p == env["x_n_m2"])]

@@ -9,15 +9,25 @@ core, int8 weights), 1 = ``lut`` (the LUT core, low-bit weights). Both cores dec
 op           code  fields (bit 0 upward) and meaning
 ===========  ====  ==================================================================
 ``NOP``      0     --
-``LOAD``     1     ``n[16] dst[16]``: take ``n`` elements from the input stream into
-                   ``act[dst + j]``
+``LOAD``     1     ``n[16] dst[16] src[16] fill[1]``: take ``n`` elements from the input
+                   stream into ``act[dst + j]``; with ``fill`` (SPRAM configs) copy
+                   the DSP core's weight words ``j < n`` from the weight SPRAM into
+                   its weight cache, ``wc[dst + j]`` from the 16-bit words ``src +
+                   j*s .. src + j*s + s - 1`` (``s`` = lanes * 8 / 16, low half first);
+                   with ``fill`` and ``lanes`` > 0, copy ``lanes`` activation blocks of
+                   ``n`` elements into the lane cache: ``xc[j]`` lane ``l`` =
+                   ``act[src + l*n + j]`` (a depthwise layer's planes, one a lane)
 ``CFG``      2     ``m[12] k[12] n[10] g[10] tiles[8] xsigned[1] wbits[4]``: the core's
                    loop bounds: ``g`` groups, each ``n`` output channels (``tiles`` =
                    ceil(n / lanes)), ``m`` output pixels, ``k`` reduction length;
                    activations signed or not; LUT-core weight precision (the
-                   bit-serial core runs ``wbits`` bit-plane passes, 2-8)
-``GEMM``     3     ``x[16] gstep[16] w[16] pad[8] stream[1]``: start the core
-                   (non-blocking). With ``stream`` the GEMM comes before the ``LOAD``
+                   bit-serial core runs ``wbits`` bit-plane passes, 2-8); ``dw``
+                   (spram configs): lane ``l`` reads its activation from lane ``l`` of
+                   the lane cache ``xc`` at the window's address (a depthwise layer's
+                   channels on every lane)
+``GEMM``     3     ``x[16] gstep[16] w[16] pad[8] stream[1] ones[1]``: start the core
+                   (non-blocking); ``ones``: every weight is 1 (average pools; no
+                   weight read). With ``stream`` the GEMM comes before the ``LOAD``
                    or ``POST`` instructions that write its input, in address order, and its first
                    unit issues step ``k`` only after ``k + 1`` activation writes since
                    its start (``m = g = 1``, the dense window): the layer computes while
@@ -144,7 +154,13 @@ ROUTED = frozenset({"CFG", "GEMM", "POST", "WIN", "WSTEP"})
 FIELDS = MappingProxyType(
     {
         "NOP": (),
-        "LOAD": (("n", 16, False), ("dst", 16, False)),
+        "LOAD": (
+            ("n", 16, False),
+            ("dst", 16, False),
+            ("src", 16, False),
+            ("fill", 1, False),
+            ("lanes", 5, False),
+        ),
         "CFG": (
             ("m", 12, False),
             ("k", 12, False),
@@ -153,6 +169,7 @@ FIELDS = MappingProxyType(
             ("tiles", 8, False),
             ("xsigned", 1, False),
             ("wbits", 4, False),
+            ("dw", 1, False),
         ),
         "GEMM": (
             ("x", 16, False),
@@ -160,6 +177,7 @@ FIELDS = MappingProxyType(
             ("w", 16, False),
             ("pad", 8, False),
             ("stream", 1, False),
+            ("ones", 1, False),
         ),
         "PCFG": (
             ("m", 12, False),

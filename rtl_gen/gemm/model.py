@@ -17,6 +17,7 @@ from . import timing
 from .config import DSP_WBITS, GemmConfig
 from .isa import WINDOW_RESET, Instr
 from .tables import run_tab, tab_cycles
+from .ram import subwords
 
 __all__ = [
     "run",
@@ -74,11 +75,16 @@ def planes_of(config: GemmConfig, core: str, cfg_fields) -> int:
 
 
 def _weight_block(
-    program, core: str, base: int, g: int, tiles: int, k: int, planes: int
+    program, core: str, base: int, g: int, tiles: int, k: int, planes: int, words=None
 ) -> np.ndarray:
-    """Weights (g, tiles * lanes, k) of a GEMM from the weight words at ``base``."""
+    """Weights (g, tiles * lanes, k) of a GEMM from the weight words at ``base`` (of
+    ``words``: default the program's; a ``spram`` config's DSP core reads its cache)."""
     cfg = program.config
-    words, lanes = (program.wd, cfg.dsp_lanes) if core == "dsp" else (program.wl, cfg.lut_lanes)
+    words, lanes = (
+        (program.wd if words is None else words, cfg.dsp_lanes)
+        if core == "dsp"
+        else (program.wl, cfg.lut_lanes)
+    )
     if core == "lut" and cfg.lut_mode == "bitserial":
         bits = np.array(
             [
@@ -132,16 +138,42 @@ def _run_one(program, code: np.ndarray, blocks: dict | None = None):
     pcfg = addp = None
     out = None
     deferred = []  # streamed GEMMs: they read what the LOAD or POSTs behind them write
+    cache = [0] * max(
+        cfg.wc_depth, program.needs.get("wc_depth", 1)
+    )  # spram: the DSP core's weight cache
+    wsub = subwords(cfg.dsp_lanes)
+    # spram: the lane cache, (words, lanes) activation codes (raw bytes)
+    xcache = np.zeros(
+        (max(cfg.xc_depth, program.needs.get("xc_depth", 1)), cfg.dsp_lanes), np.int64
+    )
 
     def gemm(ins, c):
         f = ins.fields
         k, n, g, tiles = c["k"], c["n"], c["g"], c["tiles"]
-        key = (ins.core, f["w"], g, tiles, k, planes_of(cfg, ins.core, c))
-        if key not in blocks:
-            blocks[key] = _weight_block(program, *key)
-        w = blocks[key]
+        spram = cfg.spram and ins.core == "dsp"
+        if spram and f["ones"]:
+            w = np.ones((g, tiles * cfg.dsp_lanes, k), np.int64)
+        elif spram:
+            w = _weight_block(
+                program, ins.core, f["w"], g, tiles, k, planes_of(cfg, ins.core, c), cache
+            )
+        else:
+            key = (ins.core, f["w"], g, tiles, k, planes_of(cfg, ins.core, c))
+            if key not in blocks:
+                blocks[key] = _weight_block(program, *key)
+            w = blocks[key]
         addr, inside = window_addresses(c, f["x"], f["gstep"])
         pad = _as_code(np.array([f["pad"]]), bool(c["xsigned"]))[0]
+        if spram and c.get("dw"):
+            # lane l reads lane l of the lane cache: acc[p*n + l] = sum_k a_l * w[l, k]
+            lanes = cfg.dsp_lanes
+            raw = xcache[np.where(inside, addr, 0)[:, 0, :] % len(xcache)]  # (m, k, lanes)
+            a = np.where(inside[:, 0, :, None], _as_code(raw, bool(c["xsigned"])), pad)
+            if cfg.dsp_pack and not c["xsigned"]:
+                a = a - 128
+            acc = np.einsum("pkl,lk->pl", a, w[0, :lanes])
+            accs[ins.core] = acc[:, :n].reshape(-1)
+            return
         a = np.where(
             inside, _as_code(act[np.where(inside, addr, 0) % len(act)], bool(c["xsigned"])), pad
         )
@@ -154,7 +186,14 @@ def _run_one(program, code: np.ndarray, blocks: dict | None = None):
 
     for ins in program.instrs:
         f = ins.fields
-        if ins.op == "LOAD":
+        if ins.op == "LOAD" and f["fill"] and f["lanes"]:
+            for lane in range(f["lanes"]):
+                base = f["src"] + lane * f["n"]
+                xcache[: f["n"], lane] = act[base : base + f["n"]]
+        elif ins.op == "LOAD" and f["fill"]:
+            src = f["src"] // wsub
+            cache[f["dst"] : f["dst"] + f["n"]] = program.wd[src : src + f["n"]]
+        elif ins.op == "LOAD":
             act[f["dst"] : f["dst"] + f["n"]] = np.asarray(code[: f["n"]]) & 0xFF
         elif ins.op == "SYNC":
             for args in deferred:  # their input is written by now
@@ -321,12 +360,17 @@ def schedule(program_or_instrs, config: GemmConfig | None = None) -> Schedule:
                 s.busy[ins.core] += free[ins.core] - max(e + 1, busy_from[ins.core])
         elif ins.op == "SYNC":
             start = e
-            e = max(e, computed["dsp"], computed["lut"])
+            # spram: the accumulator SPRAM has one port, so the POSTs wait for the drain too
+            done = free if config.spram else computed
+            e = max(e, done["dsp"], done["lut"])
             for core in ("dsp", "lut"):
                 s.wait[core] += max(0, e - max(start, free[core]))
         elif ins.op == "PCFG":
             pcfg_m = f["m"]
             w_pcfg = len(writes)
+        elif ins.op == "LOAD" and f["fill"]:
+            per = f["lanes"] or subwords(config.dsp_lanes)
+            nxt = e + timing.fill_cycles(f["n"], per)
         elif ins.op == "LOAD":
             if f["n"]:
                 s.first_in = e + 1

@@ -9,17 +9,65 @@ compiler calls ``check_device`` on every program for a board's config: a model w
 memories need more blocks than the device has is refused with one line naming the memory
 kind, the bytes needed (and which memories need them) and the bytes available.
 
-The iCE40 UP5K's four SB_SPRAM256KA (128 KB, single-ported) are not used by the overlay
-yet: its memories are read by several units in the same cycle (see the issue notes).
+A ``spram`` config (iCE40 UP5K) keeps its three large memories in the device's four
+``SB_SPRAM256KA`` (128 KB, single-ported; ``spram``): the activation buffer (bytes), the
+DSP accumulators (32-bit words) and the DSP weights (16-bit words, ``subwords`` a
+lanes-wide word), and adds the weight cache ``wc`` in block RAM. ``check_device`` then
+counts both kinds, and ``spram_variant`` is the config the compiler falls back to on an
+iCE40 board when a program's memories exceed its block RAM.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from frontends.errors import ModelError
 
 from .config import ACT_BITS, DSP_WBITS, MULT_BITS, GemmConfig
+from .spram import BYTES, spram_blocks
 
-__all__ = ["PRIMITIVES", "memories", "blocks", "ram_use", "check_device"]
+__all__ = [
+    "PRIMITIVES",
+    "memories",
+    "blocks",
+    "ram_use",
+    "check_device",
+    "spram_memories",
+    "spram_use",
+    "spram_variant",
+    "subwords",
+    "DeviceFitError",
+]
+
+
+# the weight cache's words: 256 lanes-wide words are one row of SB_RAM40_4K (6 of them for 12
+# DSP lanes), and hold a 64-channel 1x1 layer's weights in two chunks
+WC_DEPTH = 256
+# the lane cache's words: a depthwise layer's input plane (KWS: 25x5) a lane
+XC_DEPTH = 256
+
+
+class DeviceFitError(ModelError):
+    """A program whose memories exceed the board's RAM of one kind."""
+
+
+def subwords(lanes: int) -> int:
+    """16-bit SPRAM words a ``lanes``-wide int8 weight word takes."""
+    return max(1, -(-lanes * DSP_WBITS // 16))
+
+
+def spram_variant(config: GemmConfig) -> GemmConfig:
+    """``config`` with its buffers in SPRAM: the DSP core alone (see the module docstring)."""
+    return replace(
+        config,
+        spram=True,
+        lut_lanes=0,
+        lut_mode="shiftadd",
+        lut_wbits=4,
+        wc_depth=WC_DEPTH,
+        xc_depth=XC_DEPTH,
+    )
+
 
 # family -> (primitive, capacity key in boards.families.Board.capacity, bits a block,
 #            (width, depth) configurations)
@@ -49,6 +97,11 @@ def memories(config: GemmConfig) -> dict[str, tuple[int, int, int]]:
     }
     if config.tab_depth and not config.smurf_cycles:
         out["tab"] = (ACT_BITS, config.tab_depth, 1)
+    if config.spram:  # act, accd and wd are in SPRAM (spram_memories)
+        del out["act"]
+        out["wc"] = (config.dsp_lanes * DSP_WBITS, config.wc_depth, 1)
+        out["xc"] = (config.dsp_lanes * ACT_BITS, config.xc_depth, 1)
+        return out
     if config.dsp_lanes:
         out["wd"] = (config.dsp_lanes * DSP_WBITS, config.wd_depth, 1)
         out["accd"] = (config.acc_widths["dsp"], config.accd_depth, 1)
@@ -72,13 +125,44 @@ def ram_use(config: GemmConfig, family: str) -> dict[str, int]:
     }
 
 
+def spram_memories(config: GemmConfig) -> dict[str, tuple[int, int]]:
+    """``{name: (width, depth)}`` of a ``spram`` config's SPRAM memories (none otherwise)."""
+    if not config.spram:
+        return {}
+    return {
+        "act": (8, config.act_depth),
+        "accd": (32, config.accd_depth),
+        "wd": (16, config.wd_depth * subwords(config.dsp_lanes)),
+    }
+
+
+def spram_use(config: GemmConfig) -> dict[str, int]:
+    """SPRAM blocks each SPRAM memory of ``config`` takes."""
+    return {name: spram_blocks(w, d) for name, (w, d) in spram_memories(config).items()}
+
+
 def check_device(config: GemmConfig, board: str, model: str) -> None:
-    """Refuses (``ModelError``) a config whose memories exceed ``board``'s block RAM."""
+    """Refuses (``DeviceFitError``) a config whose memories exceed ``board``'s block RAM or
+    SPRAM."""
     from boards.families import board_facts
 
     spec = board_facts(board)
     if spec.family not in PRIMITIVES:
         return
+    if config.spram:
+        use = spram_use(config)
+        have = spec.capacity.get("ICESTORM_SPRAM", 0)
+        if sum(use.values()) > have:
+            need = sum(use.values()) * BYTES
+            parts = ", ".join(
+                f"{name} {w * d // 8:,}" for name, (w, d) in spram_memories(config).items()
+            )
+            raise DeviceFitError(
+                f"model '{model}' needs {need:,} bytes of SPRAM on the gemm overlay "
+                f"({sum(use.values())} SB_SPRAM256KA: {parts} bytes, each memory in "
+                f"whole blocks); the {spec.device} on {board} has {have * BYTES:,} "
+                f"bytes ({have} SB_SPRAM256KA)"
+            )
     kind, key, bits, _ = PRIMITIVES[spec.family]
     use = ram_use(config, spec.family)
     have = spec.capacity.get(key, 0)
@@ -87,7 +171,7 @@ def check_device(config: GemmConfig, board: str, model: str) -> None:
         return
     top = sorted(use.items(), key=lambda kv: -kv[1])[:3]
     parts = ", ".join(f"{name} {n * bits // 8:,}" for name, n in top)
-    raise ModelError(
+    raise DeviceFitError(
         f"model '{model}' needs {need * bits // 8:,} bytes of {kind} block RAM "
         f"on the gemm overlay ({parts}); the {spec.device} on {board} has "
         f"{have * bits // 8:,} bytes ({have} {kind})"

@@ -14,6 +14,7 @@ __all__ = [
     "post_issue_cycles",
     "store_cycles",
     "load_cycles",
+    "fill_cycles",
     "add_cycles",
     "max_cycles",
     "FETCH",
@@ -114,6 +115,13 @@ def max_cycles(n: int, k: int) -> int:
 def load_cycles(n: int) -> int:
     """LOAD with an always-valid input: EXEC, then one element a cycle."""
     return 1 + n
+
+
+def fill_cycles(n: int, per: int) -> int:
+    """Cycles from a ``LOAD fill``'s EXEC to the next FETCH: EXEC, one SPRAM read a cycle
+    (``per`` a word: a weight word's 16-bit halves, or a lane-cache fill's lanes), the last
+    read's data written into the cache."""
+    return 1 + per * n + 1
 
 
 def store_cycles(n: int) -> int:

@@ -1,7 +1,8 @@
 """cocotb bench for the GEMM overlay (``rtl_gen.gemm``).
 
 For a ``loadable`` artefact it first writes every memory image (``vectors/images.npz``)
-through the ``load`` port. Then, like ``stream_bench``, it streams every golden input
+through the ``load`` port (for a ``spram`` one, the images the manifest's ``preload``
+names). Then, like ``stream_bench``, it streams every golden input
 vector, compares every output element bit for bit, and checks the cycle counter and the
 perf counters against the model (manifest) when there is no back-pressure. During the first
 inference it records the cycle of every change of ``pc``, so ``summary.json`` holds the
@@ -52,7 +53,8 @@ async def outputs_match_golden(dut):
     out_dtype = manifest["streams"]["output"]["dtype"]
     last_layer = manifest["layers"][-1]
     out_tensor = manifest["streams"]["output"]["tensor"]
-    loadable = manifest["gemm"]["loadable"]
+    # a spram overlay's weight SPRAM is written through load too (it has no initial value)
+    loadable = manifest["gemm"]["loadable"] or bool(manifest["gemm"].get("preload"))
 
     await start(dut, idle={"load__valid": 0} if loadable else None)
     if loadable:

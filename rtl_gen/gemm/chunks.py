@@ -1,0 +1,177 @@
+"""A layer's GEMM in chunks that fit the weight cache of a ``spram`` config (iCE40 UP5K).
+
+On a ``spram`` config the DSP core reads its weights from a block-RAM cache of
+``wc_depth`` words, which ``LOAD fill`` copies from the weight SPRAM. A layer whose weight
+words exceed the cache runs as several chunks, each ``LOAD fill`` (the chunk's words to
+cache address 0), ``CFG``/``WIN``/``WSTEP``/``GEMM`` (weights at 0), ``PCFG``, ``SYNC``,
+``POST``: a grouped layer in runs of whole groups, any other in runs of whole tiles (its
+output channels ``tiles * lanes`` at a time). A chunk's accumulators are ``acc[q*n_c + c]``
+for its own ``n_c`` channels, so its POST writes them at the chunk's first channel. A layer
+whose weights are all 1 (average pools) reads none: one chunk, ``GEMM ones``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from frontends.errors import ModelError
+
+from . import timing
+from .isa import Instr
+from .ram import subwords
+
+__all__ = ["chunk_plan", "chunked_instrs", "depthwise_instrs"]
+
+
+def chunk_plan(n: int, g: int, k: int, lanes: int, depth: int, name: str) -> list[tuple]:
+    """``[(first group, groups, first channel, channels, first word, words)]`` of a GEMM of
+    ``g`` groups of ``n`` channels and ``k`` steps on ``lanes`` lanes with a cache of
+    ``depth`` words."""
+    tiles = timing.ceil_div(n, lanes)
+    if g > 1:
+        per = tiles * k
+        if per > depth:
+            raise ModelError(
+                f"{name}: a group's {per} weight words exceed the {depth}-word weight "
+                f"cache of the SPRAM overlay"
+            )
+        step = depth // per
+        return [
+            (g0, min(step, g - g0), 0, n, g0 * per, min(step, g - g0) * per)
+            for g0 in range(0, g, step)
+        ]
+    if k > depth:
+        raise ModelError(
+            f"{name}: its {k}-step reduction exceeds the {depth}-word weight cache of the "
+            f"SPRAM overlay (one tile of weights)"
+        )
+    step = depth // k
+    out = []
+    for t0 in range(0, tiles, step):
+        t1 = min(tiles, t0 + step)
+        c0, c1 = t0 * lanes, min(n, t1 * lanes)
+        out.append((0, 1, c0, c1 - c0, t0 * k, (t1 - t0) * k))
+    return out
+
+
+def chunked_instrs(
+    gemm_instrs,
+    layer,
+    config,
+    *,
+    n: int,
+    g: int,
+    x: int,
+    w: int,
+    y: int,
+    p: int,
+    ones: bool,
+    name: str,
+    **kwargs,
+) -> tuple[list[Instr], int]:
+    """The layer's instructions in chunks (``gemm_instrs``: the compiler's ``_gemm_instrs``)
+    and the largest chunk's words. ``x``/``w``/``y``/``p``: the DSP core's window origin,
+    weight words, output and parameter bases of the whole layer."""
+    lanes = config.dsp_lanes
+    if ones:
+        chunks = [(0, g, 0, n, 0, 0)]
+    else:
+        chunks = chunk_plan(n, g, layer.k, lanes, config.wc_depth, name)
+    gstep = layer.window.cin_g * layer.window.plane
+    wsub = subwords(lanes)
+    out, most = [], 0
+    for g0, gc, c0, nc, word0, words in chunks:
+        if words:
+            out.append(
+                Instr(
+                    "LOAD",
+                    fields={"n": words, "dst": 0, "src": (w + word0) * wsub, "fill": 1},
+                    comment=f"{name}: weights" if name else "",
+                )
+            )
+        most = max(most, words)
+        block = gemm_instrs(
+            layer,
+            {"dsp": (nc, gc), "lut": (0, 0)},
+            config,
+            x=(x + g0 * gstep, 0),
+            w=(0, 0),
+            y=y + (g0 * n + c0) * layer.m,
+            p=p + g0 * n + c0,
+            name=name,
+            **kwargs,
+        )
+        if ones:
+            block = [
+                replace(i, fields={**i.fields, "ones": 1}) if i.op == "GEMM" else i for i in block
+            ]
+        out.extend(block)
+    return _drop_repeats(out), most
+
+
+def _drop_repeats(instrs: list[Instr]) -> list[Instr]:
+    """A layer's chunks without the configuration words that set what the last ones set:
+    a ``CFG`` (with its ``WIN``/``WSTEP``) equal to the previous chunk's, every ``PCFG`` but
+    the first (the core's and the post unit's registers keep their values)."""
+    out, cfg, pcfg_seen, skip = [], None, False, False
+    for ins in instrs:
+        if ins.op == "CFG":
+            skip = cfg == ins.fields
+            cfg = ins.fields
+        elif ins.op not in ("WIN", "WSTEP"):
+            skip = False
+        if ins.op == "PCFG":
+            if pcfg_seen:
+                continue
+            pcfg_seen = True
+        if not skip:
+            out.append(ins)
+    return out
+
+
+def depthwise_instrs(
+    gemm_instrs,
+    layer,
+    config,
+    *,
+    block0: int,
+    in_base: int,
+    w: int,
+    y: int,
+    p: int,
+    name: str,
+    **kwargs,
+) -> list[Instr]:
+    """A depthwise layer (``G`` groups of one channel) on every lane (``CFG dw``): per tile of
+    ``lanes`` groups, ``LOAD fill lanes`` copies their input blocks (``cin_g`` planes each)
+    into the lane cache, ``LOAD fill`` their ``k`` weight words (lane ``l``: group ``l`` of
+    the tile), one GEMM of ``n`` = the tile's groups reads lane ``l``'s activation from lane
+    ``l`` of the cache at the window's address, and a POST writes them. ``block0``: the
+    physical block of the first group (the core's groups are consecutive blocks)."""
+    win, lanes = layer.window, config.dsp_lanes
+    size = win.cin_g * win.plane
+    wsub = subwords(lanes)
+    out = []
+    for t, g0 in enumerate(range(0, layer.groups, lanes)):
+        gc = min(lanes, layer.groups - g0)
+        out.append(
+            Instr(
+                "LOAD",
+                fields={"n": size, "src": in_base + (block0 + g0) * size, "fill": 1, "lanes": gc},
+                comment=f"{name}: planes of channels {g0}-{g0 + gc - 1}" if name else "",
+            )
+        )
+        out.append(Instr("LOAD", fields={"n": layer.k, "src": (w + t * layer.k) * wsub, "fill": 1}))
+        block = gemm_instrs(
+            layer,
+            {"dsp": (gc, 1), "lut": (0, 0)},
+            config,
+            x=(win.origin(), 0),
+            w=(0, 0),
+            y=y + g0 * layer.m,
+            p=p + g0,
+            name=name,
+            **kwargs,
+        )
+        out.extend(replace(i, fields={**i.fields, "dw": 1}) if i.op == "CFG" else i for i in block)
+    return _drop_repeats(out)

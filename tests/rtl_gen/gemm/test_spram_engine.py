@@ -1,0 +1,122 @@
+"""The ``spram`` overlay (iCE40 UP5K: activations, accumulators and weights in
+SB_SPRAM256KA blocks, the weight cache and the depthwise lane cache in block RAM) in
+Amaranth's simulator: bit-exact against the golden, cycles and perf counters the model's,
+no cycle in which two units use a single-ported memory; the compiler's chunks and its
+refusals."""
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from frontends.errors import ModelError
+from frontends.vectors import golden_vectors
+from rtl_gen.gemm import GemmConfig, compile_graph, model
+from rtl_gen.gemm.compiler import program_images
+from rtl_gen.gemm.emit import create_engine
+from rtl_gen.gemm.engine import MEMS
+
+from .nets import conv_net
+from .test_engine_amaranth import PERF, collision_checker, infer
+
+SPRAM = GemmConfig(
+    dsp_lanes=4,
+    lut_lanes=0,
+    dsp_pack=True,
+    primitives=False,
+    spram=True,
+    wc_depth=32,
+    xc_depth=64,
+)
+
+
+def dw_net(seed=1):
+    """conv 3x3 (14 channels), depthwise 3x3 (14 groups: 3.5 tiles of 4 lanes), pointwise
+    (13 channels, weights in several cache chunks), depthwise stride 2 with dilation-free
+    padding."""
+    return conv_net(
+        (3, 7, 5),
+        [
+            dict(cout=14, kernel=(3, 3), pads=(1, 1, 1, 1)),
+            dict(cout=14, kernel=(3, 3), pads=(1, 1, 1, 1), group=14),
+            dict(cout=13, kernel=(1, 1)),
+            dict(cout=13, kernel=(3, 3), pads=(1, 0, 1, 1), stride=(2, 1), group=13),
+        ],
+        seed=seed,
+    )
+
+
+def run_spram(program, inputs):
+    """``inputs`` through the engine after its weight SPRAM is written through ``load``;
+    per inference (outputs, cycles, perf); fails on a single-port conflict or a
+    read-during-write collision."""
+    dut = create_engine(program)
+    words = program_images(program)["wd"]
+    results, found, conflicts = [], [], []
+
+    async def bench(ctx):
+        for addr, word in enumerate(words):
+            ctx.set(dut.load.payload, {"mem": MEMS["wd"], "addr": addr, "data": word})
+            ctx.set(dut.load.valid, 1)
+            await ctx.tick()
+        ctx.set(dut.load.valid, 0)
+        for x in inputs:
+            out = await infer(ctx, dut, program, x)
+            perf = {f"{c}_{w}": ctx.get(getattr(dut, f"perf_{c}_{w}")) for c, w in PERF}
+            results.append((out, ctx.get(dut.cycles), perf))
+
+    async def watch(ctx):
+        cycle = 0
+        async for _, _, hit in ctx.tick().sample(dut.probes["conflict"]):
+            if hit:
+                conflicts.append(cycle)
+            cycle += 1
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.add_process(collision_checker(dut, found))
+    sim.add_process(watch)
+    sim.run()
+    assert found == [], found[:5]
+    assert conflicts == [], f"single-port conflicts at cycles {conflicts[:5]}"
+    return results
+
+
+def test_spram_engine_bit_exact_cycles_and_perf():
+    program = compile_graph(dw_net(), SPRAM)
+    ops = [i.op for i in program.instrs]
+    assert sum(i.op == "LOAD" and i["fill"] and i["lanes"] > 0 for i in program.instrs) == 8
+    assert sum(i.op == "CFG" and i["dw"] == 1 for i in program.instrs) >= 2
+    assert ops.count("LOAD") > 10  # weight chunks
+    vectors = golden_vectors(program.graph, random=2, seed=3)
+    sched = model.schedule(program)
+    assert np.array_equal(model.run(program, vectors["inputs"]), vectors["outputs"])
+    expected_perf = {f"{c}_{w}": getattr(sched, w)[c] for c, w in PERF}
+    results = run_spram(program, vectors["inputs"][:2])
+    for (out, cycles, perf), want in zip(results, vectors["outputs"]):
+        assert out == list(want)
+        assert cycles == sched.cycles
+        assert perf == expected_perf
+
+
+def test_chunks_fit_the_caches():
+    program = compile_graph(dw_net(), SPRAM)
+    fills = [i for i in program.instrs if i.op == "LOAD" and i["fill"] and not i["lanes"]]
+    assert max(i["n"] for i in fills) <= SPRAM.wc_depth
+    assert program.config.xc_depth >= 35  # a 7x5 plane a lane
+
+
+def test_spram_refuses_residual_adds():
+    graph = conv_net(
+        (2, 4, 4),
+        [dict(cout=2, kernel=(1, 1)), dict(cout=2, kernel=(1, 1))],
+        residual=(0, 1),
+    )
+    with pytest.raises(ModelError, match="single-ported"):
+        compile_graph(graph, SPRAM)
+
+
+def test_a_reduction_longer_than_the_cache_is_refused():
+    graph = conv_net((8, 4, 4), [dict(cout=3, kernel=(3, 3))])
+    with pytest.raises(ModelError, match="72-step reduction exceeds the 32-word weight cache"):
+        compile_graph(graph, SPRAM)

@@ -1,0 +1,58 @@
+"""The ``spram`` overlay (iCE40 UP5K) as synthesized, under cocotb + Verilator: its memories
+are ``SB_SPRAM256KA`` instances (Yosys' simulation model compiled beside them), the DSP
+lanes ``SB_MAC16`` pairs; the weight SPRAM is written through ``load`` first (it has no
+initial value). A reduced DS-CNN (convolution, depthwise on every lane, pointwise in weight
+chunks) in the sim tier; the MLPerf Tiny KWS DS-CNN itself (``nnloom example tiny-kws``) on
+the iCEBreaker's overlay in the slow tier, 8 vectors: outputs equal to the golden, the cycle
+counter and every layer's RTL cycles equal to the model's."""
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from frontends.vectors import golden_vectors
+from rtl_gen.gemm import BOARDS, compile_graph
+from rtl_gen.gemm.emit import write_gemm_artefact
+from sim.runner import run_sim
+
+from .test_spram_engine import SPRAM, dw_net
+
+pytestmark = pytest.mark.sim
+
+
+def _check(out, program, count):
+    result = run_sim(out)
+    assert result.passed, "\n".join(result.mismatches)
+    assert result.vectors == count
+    summary = json.loads((out / "sim" / "summary.json").read_text())
+    assert summary["cycles"]["max"] == summary["expected_latency"]
+    assert len(summary["layers"]) == len(program.layers)
+    for layer in summary["layers"]:
+        assert layer["rtl"] == layer["model"], layer
+    return summary
+
+
+def test_reduced_ds_cnn_on_spram_primitives(tmp_path):
+    program = compile_graph(dw_net(seed=4), replace(SPRAM, primitives=True))
+    assert program.config.spram and program.config.dsp_pack
+    vectors = golden_vectors(program.graph, random=2, seed=7)
+    vectors = {k: v[:2] for k, v in vectors.items()}
+    out = write_gemm_artefact(program, tmp_path / "dw", vectors=vectors)
+    assert (out / "rtl" / "ice40_sb_spram256ka_sim.v").exists()
+    _check(out, program, 2)
+
+
+@pytest.mark.slow
+def test_kws_on_the_icebreaker_spram_overlay(tmp_path):
+    from frontends.examples.tiny import make_tiny
+    from frontends.onnx_import import import_onnx
+
+    made = make_tiny("tiny_kws", tmp_path / "models")
+    graph = import_onnx(made.quantized)
+    program = compile_graph(graph, BOARDS["icebreaker"]["hetero"], split="auto")
+    assert program.config.spram  # its memories exceed the UP5K's block RAM
+    vectors = golden_vectors(program.graph, random=8, seed=5)
+    vectors = {k: v[:8] for k, v in vectors.items()}
+    out = write_gemm_artefact(program, tmp_path / "kws", vectors=vectors)
+    _check(out, program, 8)
