@@ -16,8 +16,8 @@ import numpy as np
 from . import timing
 from .config import DSP_WBITS, GemmConfig
 from .isa import WINDOW_RESET, Instr
-from .tables import run_tab, tab_cycles
 from .ram import subwords
+from .tables import run_tab, tab_cycles
 
 __all__ = [
     "run",
