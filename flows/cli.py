@@ -1016,8 +1016,8 @@ def example(
     name: str = typer.Argument("digits", help="Example model: " + ", ".join(EXAMPLES) + "."),
     out: Path = typer.Option(Path("out/models"), "--out", "-o"),
 ):
-    """Train and quantize an example model into OUT (digits, digits-qat, digits-wide,
-    digits-brevitas)."""
+    """Train (or seed) and quantize an example model into OUT: the digits models and the
+    MLPerf Tiny reference networks (tiny-*); NAME lists them all."""
 
     def body():
         if name not in EXAMPLES:
