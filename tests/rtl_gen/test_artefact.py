@@ -145,3 +145,23 @@ def test_a_manifest_that_is_not_json_is_refused(tmp_path):
     (tmp_path / "manifest.json").write_text("{not json")
     with pytest.raises(ArtefactError, match="manifest.json: not readable JSON"):
         _ = Artefact(tmp_path).manifest
+
+
+def test_atomic_writes_get_the_mode_a_plain_write_gets(tmp_path):
+    """mkstemp/mkdtemp make private files (0o600): artefacts must be readable as any file
+    the user writes (a bitstream copied to a lab machine, a report served by a web server)."""
+    import os
+
+    from rtl_gen.artefact import atomic_directory, atomic_write
+
+    old = os.umask(0o022)
+    try:
+        atomic_write(tmp_path / "a.v", "module a; endmodule\n")
+        with atomic_directory(tmp_path / "art") as d:
+            (d / "x").write_text("x")
+        (tmp_path / "plain").write_text("p")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.v").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "a.v").stat().st_mode & 0o777 == (tmp_path / "plain").stat().st_mode & 0o777
+    assert (tmp_path / "art").stat().st_mode & 0o777 == 0o755
