@@ -23,7 +23,7 @@ from frontends.errors import NnloomError
 from rtl_gen.artefact import Artefact, atomic_write
 
 from .engine_instance import EngineInstance
-from .tools import tool_env
+from .tools import tool_env, yowasp_mount
 
 __all__ = ["BuildError", "BuildReport", "build", "parse_nextpnr_report"]
 
@@ -185,6 +185,7 @@ def build(
     )
     plan.extract(str(build_dir))
     env = {**os.environ, **{k: v for k, v in spec.env.items() if k not in env_tools}, **env_tools}
+    env.update(yowasp_mount(build_dir))  # the same netlist in any folder
     start = time.monotonic()
     log_path = build_dir / "build.log"
     with open(log_path, "w") as log_file:

@@ -15,6 +15,7 @@ the wrapper does not change.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -33,7 +34,7 @@ from amaranth.lib.wiring import In, Out
 from boards.families import BOARD_FACTS, FAMILIES, OOC_BOARD, Resources
 
 from .build import BuildError, parse_nextpnr_report
-from .tools import tool_env
+from .tools import tool_env, yowasp_mount
 
 __all__ = ["SynthReport", "synthesize", "ICE40_MAX_PORT_BITS"]
 
@@ -61,6 +62,7 @@ class SynthReport:
     seconds: float = 0.0
     out_dir: Path | None = None
     fmax_seeds: dict = field(default_factory=dict)  # {placer seed: Fmax}
+    netlist_sha256: str = ""  # of Yosys's netlist of the module: same Verilog, same hash
 
     @property
     def resources(self) -> Resources:
@@ -85,6 +87,7 @@ class SynthReport:
             "io_wrapper": self.io_wrapper,
             "seconds": round(self.seconds, 1),
             "fmax_seeds": {str(k): v for k, v in self.fmax_seeds.items()},
+            "netlist_sha256": self.netlist_sha256,
         }
 
 
@@ -127,7 +130,13 @@ class _SerialIO(wiring.Component):
 def _run(cmd: list[str], cwd: Path, env: dict, log_name: str, tool: str) -> None:
     log_path = cwd / log_name
     with open(log_path, "w") as log_file:
-        proc = subprocess.run(cmd, cwd=cwd, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+        proc = subprocess.run(
+            cmd,
+            cwd=cwd,
+            env={**env, **yowasp_mount(cwd)},
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
     if proc.returncode != 0:
         tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-20:])
         raise BuildError(
@@ -289,6 +298,7 @@ def synthesize(
         seconds=time.monotonic() - start,
         out_dir=out_dir,
         fmax_seeds={k: round(f, 2) if f else 0.0 for k, f in fmax_seeds.items()},
+        netlist_sha256=hashlib.sha256((out_dir / "module.json").read_bytes()).hexdigest(),
     )
     (out_dir / "report.json").write_text(
         json.dumps(result.to_json(), indent=2, sort_keys=True) + "\n"

@@ -17,7 +17,16 @@ from pathlib import Path
 
 from frontends.errors import NnloomError
 
-__all__ = ["Tool", "ToolStatus", "TOOLS", "check_tools", "tool_path", "tool_env", "MissingTool"]
+__all__ = [
+    "Tool",
+    "ToolStatus",
+    "TOOLS",
+    "check_tools",
+    "tool_path",
+    "tool_env",
+    "yowasp_mount",
+    "MissingTool",
+]
 
 
 class MissingTool(NnloomError):
@@ -135,6 +144,18 @@ def tool_env(names) -> dict[str, str]:
                 raise MissingTool(f"{tool.name} ({tool.purpose}) is not installed: {tool.fix}")
             env[tool.env] = path
     return env
+
+
+def yowasp_mount(cwd: str | Path) -> dict[str, str]:
+    """The environment that gives a YoWASP tool run in ``cwd`` the same file system wherever
+    ``cwd`` is: ``cwd`` as its ``/`` and nothing else (the tools' own files and a private
+    ``/tmp`` are always mounted). Without it the runtime mounts every top-level folder and
+    one ``..`` per level of ``cwd``; those names move the WebAssembly heap, and Yosys, which
+    orders some cells by address, writes another netlist (then nextpnr another placement)
+    for the same Verilog in a folder of another depth. Relative paths work as before; an
+    absolute one does not. Empty for a path the variable cannot hold (one with ``:``)."""
+    path = str(Path(cwd).resolve())
+    return {} if ":" in path else {"YOWASP_MOUNT": f"/={path}"}
 
 
 def _status(tool: Tool) -> ToolStatus:

@@ -269,6 +269,7 @@ def measure_config(
         dsp=res.dsp,
         cells=res.lut,
         io_wrapper=rep.io_wrapper,
+        netlist_sha256=rep.netlist_sha256,
     )
     f = rep.fmax_mhz
     row["latency_us"] = rtl_cycles / f if f else None

