@@ -330,6 +330,7 @@ def row_of(point: Point, result: dict) -> dict:
         ),
         "status": result.get("status", "failed"),
         "reason": result.get("reason"),
+        "netlist_sha256": m.get("netlist_sha256"),  # equal on every executor and node
     }
     return row
 
@@ -395,11 +396,13 @@ def run_sweep(
     address: str | None = None,
     retries: int = 1,
     on_change: Callable[[Counts, dict | None], None] = lambda counts, row: None,
+    prepare: Callable[[], None] = lambda: None,
 ) -> tuple[list[dict], dict, list[Point]]:
     """Measure every point not in ``out/cache`` (see the module docstring); returns the rows
     in ``points`` order, the per-point results by key and the keyed points. ``on_change(counts,
-    row)`` hears each
-    start (``row`` None) and each end."""
+    row)`` hears each start (``row`` None) and each end. ``prepare()`` runs once before the
+    first point is measured (checking the model, connecting to Ray), not at all when every
+    point is cached."""
     from rtl_gen.artefact import atomic_write
 
     from .executors import execute
@@ -431,6 +434,8 @@ def run_sweep(
         counts.running += 1
         on_change(counts, None)
 
+    if todo:
+        prepare()
     outcomes = (
         execute(
             run_point,
@@ -535,6 +540,8 @@ def write_outputs(
         "seconds": {p.id: results[p.key].get("seconds") for p in points},
     }
     paths = {"json": out / "sweep.json", "csv": out / "sweep.csv", "html": out / "sweep.html"}
+    page_key = _page_key(rows, fronts, meta)
+    doc["page_key"] = page_key
     for p in points:
         result = results[p.key]
         atomic_write(
@@ -553,8 +560,27 @@ def write_outputs(
         )
     atomic_write(paths["json"], json.dumps(doc, indent=2, sort_keys=True) + "\n")
     atomic_write(paths["csv"], csv_text(rows))
-    atomic_write(paths["html"], render(rows, fronts, meta))
+    if _written_page_key(paths["html"]) != page_key:  # matplotlib takes seconds: only anew
+        atomic_write(paths["html"], render(rows, fronts, meta, key=page_key))
     return paths
+
+
+def _page_key(rows: list[dict], fronts: dict, meta: dict) -> str:
+    """A hash of everything ``sweep.html`` shows (not the wall time)."""
+    shown = {k: meta.get(k) for k in ("model_name", "model_sha256", "versions")}
+    text = json.dumps([rows, fronts, shown], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _written_page_key(path: Path) -> str | None:
+    """The key a ``sweep.html`` was rendered for (in its head), or None."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            head = f.read(400)
+    except OSError:
+        return None
+    m = re.search(r"<meta name='nnloom-sweep-key' content='([0-9a-f]{64})'>", head)
+    return m[1] if m else None
 
 
 def load_point(spec: str | Path) -> dict:

@@ -83,10 +83,13 @@ def _cell(value) -> str:
     return str(value)
 
 
-def render(rows: list[dict], fronts: dict[str, list[str]], meta: dict) -> str:
+def render(rows: list[dict], fronts: dict[str, list[str]], meta: dict, key: str = "") -> str:
+    """The page; ``key`` (a content hash) goes in its head so an unchanged page is kept."""
     on_front = set(fronts.get("lut4", [])) | set(fronts.get("dsp", []))
     parts = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>nnloom sweep: "
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        + (f"<meta name='nnloom-sweep-key' content='{key}'>" if key else "")
+        + "<title>nnloom sweep: "
         f"{html.escape(str(meta.get('model_name', '')))}</title><style>{_CSS}</style>"
         f"</head><body><h1>nnloom sweep: {html.escape(str(meta.get('model_name', '')))}"
         f"</h1><p>{len(rows)} points; model sha256 "

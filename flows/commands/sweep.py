@@ -126,12 +126,14 @@ def register(app: typer.Typer, bench_app: typer.Typer):
                 if not data.is_file():
                     raise SweepError(f"{data}: no such data file")
                 data_bytes = data.read_bytes()
-            from frontends.onnx_import import import_onnx
 
-            graph = import_onnx(model)  # a model the engine cannot take fails here, once
-            if executor == "ray":
-                with console.status("connecting to Ray…"):
+            def prepare():  # before the first point runs; a cached rerun needs neither
+                from frontends.onnx_import import import_onnx
+
+                import_onnx(model)  # a model the engine cannot take fails here, once
+                if executor == "ray":
                     connect_ray(address)
+
             t0 = time.monotonic()
             try:
                 with _Progress(console, len(points)) as progress:
@@ -148,6 +150,7 @@ def register(app: typer.Typer, bench_app: typer.Typer):
                         address=address,
                         retries=retries,
                         on_change=progress.change,
+                        prepare=prepare,
                     )
             except KeyboardInterrupt:
                 done = progress.counts.done if progress.counts else 0
@@ -159,7 +162,7 @@ def register(app: typer.Typer, bench_app: typer.Typer):
             wall = time.monotonic() - t0
             meta = {
                 "model": str(model),
-                "model_name": graph.name,
+                "model_name": model.stem,  # as import_onnx names the graph
                 "model_sha256": hashlib.sha256(model_bytes).hexdigest(),
                 "boards": boards,
                 "tau": tau,

@@ -111,10 +111,17 @@ def test_a_rerun_comes_from_the_cache(pooled, mlp_onnx, monkeypatch):
     def no_tasks(*args, **kwargs):
         raise AssertionError("a cached sweep ran a task")
 
+    def never(*args, **kwargs):
+        raise AssertionError("a cached sweep imported the model or redrew its page")
+
     monkeypatch.setattr("flows.executors.execute", no_tasks)
+    monkeypatch.setattr("frontends.onnx_import.import_onnx", never)  # seconds of onnx import
+    monkeypatch.setattr("flows.sweep_page.render", never)  # seconds of matplotlib
+    page = (out / "sweep.html").stat().st_mtime_ns
     again, output = _sweep(mlp_onnx, out)
     assert again["rows"] == doc["rows"] and "4 cached" in output
     assert {p: p.stat().st_mtime_ns for p in (out / "cache").iterdir()} == before
+    assert (out / "sweep.html").stat().st_mtime_ns == page
 
 
 def test_ray_gives_the_same_rows(pooled, mlp_onnx, tmp_path):
@@ -360,3 +367,32 @@ def test_simulate_runs_each_point_bit_exact(mlp_onnx, tmp_path):
     (row,) = doc["rows"]
     assert row["status"] == "ok" and row["sim"] == "6 pass", output
     assert doc["simulate"] == 6
+
+
+@pytest.mark.synth
+@pytest.mark.slow  # two ECP5 syntheses and a Ray start: about three minutes
+def test_pool_and_ray_place_the_same_netlist(mlp_onnx, tmp_path):
+    """The same point through the pool (work in OUT/work/<id>) and Ray (a temporary folder
+    of another depth) gives the same Yosys netlist and Fmax: before the tools ran with a
+    fixed mount, the folder's depth reordered Yosys's netlist of this very design."""
+    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'nnloom[ray]')")
+    axes = ["--board", "ulx3s-85f", "--dsp-lanes", "4", "--lut-lanes", "0"]
+    pool, _ = _sweep(mlp_onnx, tmp_path / "deeper" / "than" / "ray" / "pool", axes=axes)
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    ray.init(
+        num_cpus=1,
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env={"env_vars": {"PYTHONPATH": path}},
+    )
+    try:
+        again, _ = _sweep(mlp_onnx, tmp_path / "ray", "--executor", "ray", axes=axes)
+    finally:
+        ray.shutdown()
+    (a,), (b,) = pool["rows"], again["rows"]
+    assert a["status"] in ("ok", "timing") and a["netlist_sha256"]
+    assert (a["netlist_sha256"], a["fmax_mhz"], a["lut4"]) == (
+        b["netlist_sha256"],
+        b["fmax_mhz"],
+        b["lut4"],
+    )
