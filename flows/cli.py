@@ -27,6 +27,7 @@ from .commands import sweep as _sweep
 from .commands import tiny as _tiny
 from .commands import tiny_bench as _tiny_bench
 from .commands import verify as _verify
+from .commands import vit as _vit
 from .console import console, err_console, run_command
 from .engines import (
     ENGINES,
@@ -245,8 +246,14 @@ _ENGINE_OPS = {
 }
 
 
+# Engines that run a dense layer on a token sequence (IR attr ``tokens``).
+_SEQUENCE_ENGINES: set = set()
+
+
 def _engines_for(fact, node, graph) -> str:
     names = [e for e, ops in _ENGINE_OPS.items() if fact.op in ops]
+    if node.attrs.get("tokens", 1) > 1:
+        names = [e for e in names if e in _SEQUENCE_ENGINES]
     wide_out = node.attrs.get("accumulator_output") and node.outputs[0] in graph.outputs
     widths = [
         graph.tensor(t).dtype.width for t in (*node.inputs, *(() if wide_out else node.outputs))
@@ -257,6 +264,7 @@ def _engines_for(fact, node, graph) -> str:
         and max(widths) <= 8
         and not node.attrs.get("sign")
         and node.attrs.get("rounding") == "half_up"
+        and node.attrs.get("tokens", 1) == 1
     ):
         names.insert(0, "dense")
     return ", ".join(names) or "—"
@@ -1009,6 +1017,7 @@ EXAMPLES = {
     ),
 }
 EXAMPLES.update(_tiny.EXAMPLES)  # tiny-kws, tiny-ic, tiny-ad, tiny-vww and digits twins
+EXAMPLES.update(_vit.EXAMPLES)  # digits-vit
 
 
 @app.command()

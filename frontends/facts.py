@@ -74,8 +74,10 @@ def _facts(node: Node, x, y) -> LayerFacts:
         macs = {"maxpool": 0, "avgpool": 0}.get(node.op, 0)
         if node.op in ("maxpool", "avgpool"):
             macs = int(node.weights["im2col"].size)  # adds/compares, one per window element
-        elif node.op in ("add", "nonlinear", "requant", "concat"):
+        elif node.op in ("add", "nonlinear", "requant", "concat", "layernorm"):
             macs = y.size
+        elif node.op == "matmul":  # two activations: every output sums over the inner axis
+            macs = y.size * int(node.attrs["a_shape"][-1])
         return LayerFacts(
             node.name,
             node.source_op,
@@ -114,7 +116,7 @@ def _facts(node: Node, x, y) -> LayerFacts:
         macs = int(node.weights["im2col"].shape[1]) * flat.size
     else:
         pruned_in = tuple(int(i) for i in np.flatnonzero(~flat.any(axis=0)))
-        macs = flat.size
+        macs = flat.size * int(node.attrs.get("tokens", 1))  # the layer on every token
     params = int(w.size + n)
     param_bytes = int(np.ceil(w.size * _declared_bits(wd, bits) / 8)) + 4 * n
     return LayerFacts(

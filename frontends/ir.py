@@ -45,9 +45,11 @@ Every op below is exact integer arithmetic; ``frontends.reference`` is the execu
 ``add``
     ``acc = (a - input_zero_points[0]) * multiplier[0] + (b - input_zero_points[1]) *
     multiplier[1]``, ``y = requantize(acc, 1, shift, ...)``: both inputs rescaled with one
-    shared shift (residual adds; shapes equal). With one input, ``b`` is the constant codes
+    shared shift (residual adds; shapes equal). With one input, ``b`` is the constant
     ``weights["constant"]`` (a bias or position embedding the model adds to an activation),
-    broadcast against a's per-sample ``input_shape`` by numpy's rules.
+    of a's per-sample ``input_shape``; the importer stores it at the accumulator's scale
+    (``multiplier[1] = 1``, ``input_zero_points[1] = 0``, ``constant = round(c / s_y *
+    2**shift)``): a per-element bias.
 ``matmul``
     Two activations (Q x K^T, A x V): inputs ``a`` viewed as ``a_shape`` (..., M, K) and ``b``
     as ``b_shape`` (..., K, N), leading axes broadcast by numpy's rules (per head: a is

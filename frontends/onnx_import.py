@@ -20,7 +20,17 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ._onnx import integer, layout, linear, ops, qonnx, quant  # noqa: F401 (registers handlers)
+from ._onnx import (  # noqa: F401 (registers handlers)
+    integer,
+    island,
+    layout,
+    linear,
+    norm,
+    ops,
+    qonnx,
+    quant,
+    sequence,
+)
 from ._onnx.base import (
     HANDLERS,
     MS_DOMAIN,
@@ -202,8 +212,16 @@ def scan_onnx(path: str | Path) -> list[UnsupportedNode]:
     model = load_onnx(path)
     opsets = _opsets(model)
     out = []
+    constant = {t.name for t in model.graph.initializer}
     for node in model.graph.node:
         domain = "" if node.domain in ONNX_DOMAINS else node.domain
+        inputs = [n for n in node.input if n]
+        if domain == "" and (
+            node.op_type in ("Constant", "Shape")
+            or (inputs and node.op_type not in _NO_FOLD and all(n in constant for n in inputs))
+        ):
+            constant.update(o for o in node.output if o)  # folded at import (static shapes)
+            continue
         if (domain, node.op_type) not in HANDLERS:
             out.append(
                 UnsupportedNode(
@@ -274,6 +292,7 @@ def import_onnx(path: str | Path, *, name: str | None = None) -> Graph:
             d.dim_value if d.HasField("dim_value") else -1 for d in inp.type.tensor_type.shape.dim
         )
         state.values[inp.name] = FloatInput(inp.name, dims)
+        state.batch_of_one = bool(dims) and dims[0] == 1
 
     for node in model.graph.node:
         label = _label(node, opsets)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -38,10 +38,15 @@ class FloatInput:
 
 @dataclass(frozen=True)
 class Codes:
-    """The integer codes of IR tensor ``tensor``, viewed with per-sample ``shape``."""
+    """The integer codes of IR tensor ``tensor``, viewed with per-sample ``shape``.
+
+    ``batched`` (here and in the other values): ONNX sees the tensor as ``(1, *shape)``;
+    False: as ``shape`` itself -- a model run on a batch of one moved its batch axis
+    inward (torch's MultiheadAttention: (1, T, E) -> (T, 1, E)); see ``full_shape``."""
 
     tensor: str
     shape: tuple[int, ...]
+    batched: bool = True
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,7 @@ class Dequantized:
     scale: float
     zero_point: int
     shape: tuple[int, ...]
+    batched: bool = True
 
 
 @dataclass(frozen=True, eq=False)
@@ -86,6 +92,7 @@ class Accumulator:
     geometry: dict = field(default_factory=dict)
     bias_residual: np.ndarray | None = None  # real bias not on the accumulator's scale
     bias_label: str = ""  # the node that added it
+    batched: bool = True
 
 
 @dataclass(frozen=True, eq=False)
@@ -102,6 +109,7 @@ class Pending:
     lo_real: float = -math.inf
     hi_real: float = math.inf
     gain: float = 1.0
+    batched: bool = True
 
 
 @dataclass(frozen=True)
@@ -138,6 +146,7 @@ class State:
     node_names: set = field(default_factory=set)
     input_shape: tuple | None = None  # the model's float input per sample (layout ops)
     input_layout: tuple = ()
+    batch_of_one: bool = False  # the graph input's batch axis is 1: ops may move it
 
     def unique(self, name: str) -> str:
         base, i = name, 1
@@ -196,6 +205,38 @@ def supported_ops() -> tuple[str, ...]:
 
 
 # --- helpers ---------------------------------------------------------------------------------
+
+
+#: The longest token sequence (rows of a token-wise dense, Softmax row length, MatMul side)
+#: the importer takes; the engines' memories may hold fewer, and say so.
+MAX_TOKENS = 1024
+
+
+def check_tokens(n: int, label: str, what: str) -> None:
+    if n > MAX_TOKENS:
+        raise ModelError(
+            f"{label}: {what} is a sequence of {n} tokens; nnloom takes at most {MAX_TOKENS}"
+        )
+
+
+def full_shape(v) -> tuple[int, ...]:
+    """The shape ONNX sees: the batch axis (of one) in front unless the model moved it."""
+    return ((1,) + tuple(v.shape)) if getattr(v, "batched", True) else tuple(v.shape)
+
+
+def from_full(state: State, v, full, label: str, op: str):
+    """``v`` viewed with the ONNX shape ``full``: ``(1, *shape)`` is batched; any other
+    leading axis moves the batch axis of a batch of one inward (refused for a real batch,
+    whose samples would mix)."""
+    full = tuple(int(d) for d in full)
+    if full and full[0] == 1:
+        return replace(v, shape=full[1:], batched=True)
+    if not state.batch_of_one:
+        raise ModelError(
+            f"{label}: {op} to {full} changes the batch dimension; only per-sample "
+            f"layout changes are supported (or export the model with a batch of one)"
+        )
+    return replace(v, shape=full, batched=False)
 
 
 def value(state: State, node, index: int, label: str):

@@ -61,7 +61,7 @@ def _x(state, node, label, index, scale_i, zp_i) -> Dequantized:
     )
     zp = const(state, node, zp_i, label, "input zero point", optional=True)
     z = 0 if zp is None else int(scalar(zp, label, "input zero point"))
-    return Dequantized(c.tensor, s, z, c.shape)
+    return Dequantized(c.tensor, s, z, c.shape, c.batched)
 
 
 def _requantized(state: State, node, acc, label: str, y_scale_i: int, y_zp_i: int):

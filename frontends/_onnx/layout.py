@@ -20,23 +20,13 @@ from .base import (
     attrs,
     const,
     describe_value,
+    from_full,
+    full_shape,
     handler,
     value,
 )
 
 _VIEWS = (Codes, Dequantized)
-
-
-def _sample_view(v, full: tuple, new_full: tuple, label: str, op: str):
-    if not new_full or new_full[0] != 1:
-        raise ModelError(
-            f"{label}: {op} from {full} to {tuple(new_full)} changes the batch "
-            f"dimension; only per-sample layout changes are supported"
-        )
-    new = tuple(int(d) for d in new_full[1:])
-    if int(np.prod(new)) != int(np.prod(v.shape)):
-        raise ModelError(f"{label}: cannot view {int(np.prod(v.shape))} values per sample as {new}")
-    return replace(v, shape=new)
 
 
 def _input_sample_shape(v: FloatInput, label: str) -> tuple:
@@ -74,8 +64,14 @@ def _view_only(state: State, node, label: str, fn):
         state.values[node.output[0]] = _input_step(v, new[1:], ("reshape", tuple(new[1:])))
         return
     if isinstance(v, _VIEWS):
-        full = (1,) + tuple(v.shape)
-        state.values[node.output[0]] = _sample_view(v, full, tuple(fn(full)), label, node.op_type)
+        full = full_shape(v)
+        new = tuple(fn(full))
+        viewed = from_full(state, v, new, label, node.op_type)
+        if int(np.prod(new)) != int(np.prod(full)):
+            raise ModelError(
+                f"{label}: cannot view {int(np.prod(full))} values per sample as {new}"
+            )
+        state.values[node.output[0]] = viewed
         return
     raise ModelError(
         f"{label}: {node.op_type} of {describe_value(v)} is not supported; "
@@ -203,19 +199,24 @@ def _transpose(state: State, node, label: str):
         return
     if not isinstance(v, _VIEWS):
         raise ModelError(f"{label}: Transpose of {describe_value(v)} is not supported")
-    full = (1,) + tuple(v.shape)
+    full = full_shape(v)
     perm = [int(p) for p in a.get("perm", reversed(range(len(full))))]
     if sorted(perm) != list(range(len(full))):
         raise ModelError(f"{label}: perm {perm} is not a permutation of {len(full)} axes")
-    if perm[0] != 0:
+    if perm[0] != 0 and not state.batch_of_one:
         raise ModelError(f"{label}: perm {perm} moves the batch axis; not supported")
-    new_shape = tuple(full[p] for p in perm[1:])
+    new_full = tuple(full[p] for p in perm)
     moved = [p for p in perm if full[p] != 1]
     if moved == sorted(moved):  # only size-1 axes move: the same data in the same order
-        state.values[node.output[0]] = replace(v, shape=new_shape)
+        state.values[node.output[0]] = from_full(state, v, new_full, label, "Transpose")
         return
     out = node.output[0]
     name = state.unique(node.name or out)
+    new = from_full(state, replace(v, tensor=out), new_full, label, "Transpose")
+    if v.batched and perm[0] == 0:  # the IR's own axes: the sample's
+        attrs_ = {"perm": tuple(p - 1 for p in perm[1:]), "input_shape": tuple(v.shape)}
+    else:  # the view ONNX moves, its size-1 batch axis included
+        attrs_ = {"perm": tuple(perm), "input_shape": full}
     state.add_node(
         Node(
             name=name,
@@ -223,11 +224,59 @@ def _transpose(state: State, node, label: str):
             source_op="Transpose",
             inputs=(v.tensor,),
             outputs=(out,),
-            attrs={"perm": tuple(p - 1 for p in perm[1:]), "input_shape": tuple(v.shape)},
+            attrs=attrs_,
         ),
-        _new_tensor(state, v, out, new_shape),
+        _new_tensor(state, v, out, new.shape),
     )
-    state.values[out] = replace(v, tensor=out, shape=new_shape)
+    state.values[out] = new
+
+
+def _ranges(full: tuple, starts, ends, axes, steps, label: str):
+    """Normalized ``(begin, end, axis, step)`` of ONNX Slice arguments over ``full``."""
+    out = []
+    for st, e, ax, sp in zip(starts, ends, axes, steps):
+        ax = ax + len(full) if ax < 0 else ax
+        if not 0 <= ax < len(full):
+            raise ModelError(f"{label}: axis {ax} is out of range for {full}")
+        if sp <= 0:
+            raise ModelError(f"{label}: only positive steps are supported, got {sp}")
+        b, f, _ = slice(st, e, sp).indices(full[ax])
+        out.append((b, f, ax, sp))
+    return out
+
+
+def emit_slice(state: State, v, out: str, ranges, out_full: tuple, label: str, op: str):
+    """A ``slice`` node taking ``ranges`` (begin, end, ONNX axis, step) of ``v``, whose
+    result ONNX sees as ``out_full``; no node when nothing is cut."""
+    full = full_shape(v)
+    cut = [r for r in ranges if len(range(r[0], r[1], r[3])) != full[r[2]]]
+    if any(len(range(b, f, st)) < 1 for b, f, _, st in ranges):
+        raise ModelError(f"{label}: the slice is empty")
+    if not cut:
+        state.values[out] = from_full(state, v, out_full, label, op)
+        return
+    if v.batched and any(ax == 0 for _, _, ax, _ in cut):
+        raise ModelError(f"{label}: slicing the batch axis is not supported")
+    shift = 1 if v.batched else 0  # the IR's axes: the sample's, or the whole view
+    new = from_full(state, replace(v, tensor=out), out_full, label, op)
+    state.add_node(
+        Node(
+            name=state.unique(out),
+            op="slice",
+            source_op=op,
+            inputs=(v.tensor,),
+            outputs=(out,),
+            attrs={
+                "starts": tuple(r[0] for r in cut),
+                "ends": tuple(r[1] for r in cut),
+                "axes": tuple(r[2] - shift for r in cut),
+                "steps": tuple(r[3] for r in cut),
+                "input_shape": tuple(v.shape) if v.batched else full,
+            },
+        ),
+        _new_tensor(state, v, out, new.shape),
+    )
+    state.values[out] = new
 
 
 @handler("Slice")
@@ -235,7 +284,7 @@ def _slice(state: State, node, label: str):
     v = value(state, node, 0, label)
     if not isinstance(v, _VIEWS):
         raise ModelError(f"{label}: Slice of {describe_value(v)} is not supported")
-    full = (1,) + tuple(v.shape)
+    full = full_shape(v)
     if len(node.input) > 1:
         starts = const(state, node, 1, label, "starts").reshape(-1)
         ends = const(state, node, 2, label, "ends").reshape(-1)
@@ -251,47 +300,69 @@ def _slice(state: State, node, label: str):
     steps = [1] * len(starts) if steps is None else [int(s) for s in np.reshape(steps, -1)]
     if not len(starts) == len(ends) == len(axes) == len(steps):
         raise ModelError(f"{label}: starts, ends, axes and steps differ in length")
-    out_s, out_e, out_a, out_st = [], [], [], []
-    shape = list(full)
-    for s, e, ax, st in zip(starts, ends, axes, steps):
-        ax = ax + len(full) if ax < 0 else ax
-        if not 0 <= ax < len(full):
-            raise ModelError(f"{label}: axis {ax} is out of range for {full}")
-        if st <= 0:
-            raise ModelError(f"{label}: only positive steps are supported, got {st}")
-        b, f, _ = slice(s, e, st).indices(full[ax])
-        n = len(range(b, f, st))
-        if ax == 0:
-            if n != 1:
-                raise ModelError(f"{label}: slicing the batch axis is not supported")
-            continue
-        shape[ax] = n
-        out_s.append(b), out_e.append(f), out_a.append(ax - 1), out_st.append(st)
-    if min(shape) < 1:
-        raise ModelError(f"{label}: the slice is empty")
-    new_shape = tuple(shape[1:])
-    if new_shape == tuple(v.shape):
-        state.values[node.output[0]] = v
-        return
-    out = node.output[0]
-    state.add_node(
-        Node(
-            name=state.unique(node.name or out),
-            op="slice",
-            source_op="Slice",
-            inputs=(v.tensor,),
-            outputs=(out,),
-            attrs={
-                "starts": tuple(out_s),
-                "ends": tuple(out_e),
-                "axes": tuple(out_a),
-                "steps": tuple(out_st),
-                "input_shape": tuple(v.shape),
-            },
-        ),
-        _new_tensor(state, v, out, new_shape),
-    )
-    state.values[out] = replace(v, tensor=out, shape=new_shape)
+    ranges = _ranges(full, starts, ends, axes, steps, label)
+    out_full = list(full)
+    for b, f, ax, st in ranges:
+        out_full[ax] = len(range(b, f, st))
+    emit_slice(state, v, node.output[0], ranges, tuple(out_full), label, "Slice")
+
+
+@handler("Gather")
+def _gather(state: State, node, label: str):
+    """Gather of constant indices from a quantized activation: a ``slice`` when the indices
+    are one index (the axis drops, as torch's ``x[:, 0]`` or ``qkv[i]``) or evenly spaced
+    ascending ones. A Gather of constants is folded before it gets here."""
+    v = value(state, node, 0, label)
+    if not isinstance(v, _VIEWS):
+        raise ModelError(f"{label}: Gather from {describe_value(v)} is not supported")
+    idx = const(state, node, 1, label, "indices")
+    full = full_shape(v)
+    axis = int(attrs(node).get("axis", 0))
+    axis = axis + len(full) if axis < 0 else axis
+    if not 0 <= axis < len(full):
+        raise ModelError(f"{label}: axis {axis} is out of range for {full}")
+    flat = [int(i) + full[axis] if int(i) < 0 else int(i) for i in np.reshape(idx, -1)]
+    if not flat or any(not 0 <= i < full[axis] for i in flat):
+        raise ModelError(f"{label}: indices {flat} lie outside axis {axis} of {full}")
+    step = flat[1] - flat[0] if len(flat) > 1 else 1
+    if step <= 0 or flat != list(range(flat[0], flat[0] + step * len(flat), step)):
+        raise ModelError(
+            f"{label}: indices {flat} are not evenly spaced and ascending; only such a "
+            f"Gather of an activation is supported (a slice)"
+        )
+    out_full = full[:axis] + tuple(np.shape(idx)) + full[axis + 1 :]
+    ranges = [(flat[0], flat[-1] + 1, axis, step)]
+    emit_slice(state, v, node.output[0], ranges, out_full, label, "Gather")
+
+
+@handler("Split")
+def _split(state: State, node, label: str):
+    """Split of a quantized activation (heads, q/k/v): one ``slice`` per output."""
+    v = value(state, node, 0, label)
+    if not isinstance(v, _VIEWS):
+        raise ModelError(f"{label}: Split of {describe_value(v)} is not supported")
+    full = full_shape(v)
+    a = attrs(node)
+    axis = int(a.get("axis", 0))
+    axis = axis + len(full) if axis < 0 else axis
+    if not 0 <= axis < len(full):
+        raise ModelError(f"{label}: axis {axis} is out of range for {full}")
+    n = len(node.output)
+    if len(node.input) > 1 and node.input[1]:
+        sizes = [int(i) for i in const(state, node, 1, label, "split").reshape(-1)]
+    elif a.get("split") is not None:
+        sizes = [int(i) for i in a["split"]]
+    else:
+        chunk = -(-full[axis] // n)
+        sizes = [min(chunk, full[axis] - i * chunk) for i in range(n)]
+    if len(sizes) != n or sum(sizes) != full[axis] or min(sizes) < 1:
+        raise ModelError(f"{label}: split {sizes} does not cut axis {axis} of {full}")
+    begin = 0
+    for out, size in zip(node.output, sizes):
+        if out:
+            out_full = full[:axis] + (size,) + full[axis + 1 :]
+            emit_slice(state, v, out, [(begin, begin + size, axis, 1)], out_full, label, "Split")
+        begin += size
 
 
 @handler("Constant")
@@ -329,7 +400,7 @@ def _cast(state: State, node, label: str):
     if isinstance(v, (Accumulator, Dequantized)) and to in _FLOAT_TYPES:
         state.values[node.output[0]] = v
     elif isinstance(v, Codes) and to in _FLOAT_TYPES:
-        state.values[node.output[0]] = Dequantized(v.tensor, 1.0, 0, v.shape)
+        state.values[node.output[0]] = Dequantized(v.tensor, 1.0, 0, v.shape, v.batched)
     elif isinstance(v, Accumulator) and to in (6, 7):  # int32/int64: the accumulator itself
         state.values[node.output[0]] = v
     else:
@@ -342,7 +413,7 @@ def _shape(state: State, node, label: str):
     if isinstance(v, FloatInput):
         full = tuple(max(d, 1) if i == 0 else d for i, d in enumerate(v.shape))
     elif isinstance(v, (Codes, Dequantized, Accumulator)):
-        full = (1,) + tuple(v.shape)
+        full = full_shape(v)
     else:
         raise ModelError(f"{label}: Shape of {describe_value(v)} is not supported")
     if any(d < 1 for d in full):

@@ -21,6 +21,7 @@ from .base import (
     as_dequantized,
     attrs,
     bias_codes,
+    check_tokens,
     const,
     describe_value,
     handler,
@@ -63,17 +64,24 @@ def dense_accumulator(name: str, op: str, x: Dequantized, w, transposed: bool, l
             f"or QONNX Quant of a constant); here it is {describe_value(w)}"
         )
     shape = x.shape
-    if len(shape) > 1 and int(np.prod(shape[:-1])) != 1:
-        raise ModelError(
-            f"{label}: input of shape {shape} per sample is not supported; "
-            f"MatMul/Gemm must see one vector per sample"
-        )
+    tokens = int(np.prod(shape[:-1])) if len(shape) > 1 else 1
     weight, w_scale = weight_matrix(w, transposed, label)
-    k = int(np.prod(shape))
+    k = int(np.prod(shape)) // tokens
     if weight.shape[1] != k:
         raise ModelError(f"{label}: weight has {weight.shape[1]} inputs but the input has {k}")
+    check_tokens(tokens, label, f"input of shape {shape}")
+    out = (weight.shape[0],) if tokens == 1 else tuple(shape[:-1]) + (weight.shape[0],)
     return Accumulator(
-        name, op, "dense", x, weight, w.dtype, x.scale * w_scale, None, (weight.shape[0],)
+        name,
+        op,
+        "dense",
+        x,
+        weight,
+        w.dtype,
+        x.scale * w_scale,
+        None,
+        out,
+        batched=x.batched if tokens > 1 else True,
     )
 
 
@@ -162,6 +170,11 @@ def _matmul(state: State, node, label: str):
     x = as_dequantized(value(state, node, 0, label), label, "input A")
     w = value(state, node, 1, label)
     a = attrs(node)
+    if node.op_type == "MatMul" and isinstance(w, Dequantized):  # Q x K^T, A x V
+        from .sequence import matmul_activations
+
+        state.values[node.output[0]] = matmul_activations(state, node, x, w, label)
+        return
     if node.op_type == "Gemm":
         if a.get("transA", 0):
             raise ModelError(f"{label}: transA=1 is not supported")

@@ -26,6 +26,7 @@ from .base import (
     State,
     as_dequantized,
     attrs,
+    check_tokens,
     const,
     describe_value,
     emitter,
@@ -47,7 +48,9 @@ def clamp_value(v, lo: float, hi: float, node, label: str):
     if isinstance(v, (Accumulator, Pending)):
         return replace(v, lo_real=max(v.lo_real, lo), hi_real=min(v.hi_real, hi))
     if isinstance(v, Dequantized):
-        return Pending(_name(node), node.op_type, "requant", (v,), {}, v.shape, lo, hi)
+        return Pending(
+            _name(node), node.op_type, "requant", (v,), {}, v.shape, lo, hi, batched=v.batched
+        )
     raise ModelError(f"{label}: {node.op_type} on {describe_value(v)} is not supported")
 
 
@@ -88,13 +91,29 @@ def _add(state: State, node, label: str):
             f"{a.op} '{a.node}' is not supported; quantize both inputs of a "
             f"residual Add"
         )
+    from .island import binary_island
+    from .norm import norm_binary
+
+    if norm_binary(state, node, label):
+        return
+    if isinstance(b, Dequantized) and isinstance(a, (Constant, np.ndarray)):
+        a, b = b, a
+    if isinstance(a, Dequantized) and isinstance(b, (Constant, np.ndarray)):
+        if scalar_or_none(b) is not None and binary_island(state, node, label):
+            return
+        state.values[node.output[0]] = _constant_add(state, node, a, b, label)
+        return
+    if binary_island(state, node, label):
+        return
     if isinstance(a, Dequantized) and isinstance(b, Dequantized):
         if a.shape != b.shape:
             raise ModelError(
                 f"{label}: inputs of shapes {a.shape} and {b.shape}; only "
                 f"same-shape (residual) adds are supported"
             )
-        state.values[node.output[0]] = Pending(_name(node), "Add", "add", (a, b), {}, a.shape)
+        state.values[node.output[0]] = Pending(
+            _name(node), "Add", "add", (a, b), {}, a.shape, batched=a.batched
+        )
         return
     raise ModelError(
         f"{label}: Add of {describe_value(a)} and {describe_value(b)} is not "
@@ -103,10 +122,70 @@ def _add(state: State, node, label: str):
     )
 
 
+def scalar_or_none(v):
+    from .island import scalar_constant
+
+    return scalar_constant(v)
+
+
+def _constant_add(state: State, node, x: Dequantized, c, label: str) -> Pending:
+    """A quantized activation plus a constant (a bias after a requantized MatMul, a
+    position embedding): an ``add`` whose second operand is the constant itself at the
+    accumulator's scale (``_emit_add``)."""
+    from .base import full_shape
+    from .island import real_constant
+
+    full = full_shape(x)
+    real = real_constant(c)
+    if node.op_type == "Sub":
+        real = -real
+    try:
+        if np.broadcast_shapes(full, real.shape) != full:
+            raise ValueError
+        real = np.broadcast_to(real, full).reshape(x.shape).astype(np.float64)
+    except ValueError:
+        raise ModelError(
+            f"{label}: a constant of shape {real.shape} does not broadcast to the "
+            f"activation's shape {full}"
+        ) from None
+    return Pending(
+        _name(node),
+        node.op_type,
+        "add",
+        (x,),
+        {"constant_real": real},
+        x.shape,
+        batched=x.batched,
+    )
+
+
 def _scale_by(state: State, node, label: str, invert: bool):
+    from .island import binary_island, real_constant
+    from .norm import norm_binary
+
     a, b = value(state, node, 0, label), value(state, node, 1, label)
-    if isinstance(b, (Accumulator, Pending)) and not invert:
+    if norm_binary(state, node, label):
+        return
+    if isinstance(b, (Accumulator, Pending, Dequantized)) and not invert:
         a, b = b, a
+    if isinstance(b, Constant) and not isinstance(a, Accumulator):
+        b = real_constant(b)
+    if isinstance(a, Dequantized) and isinstance(b, np.ndarray) and b.size == 1:
+        factor = float(b.reshape(())) if not invert else 1.0 / float(b.reshape(()))
+        if factor > 0:  # a change of scale (the attention's 1/sqrt(d)): a requant
+            state.values[node.output[0]] = Pending(
+                _name(node),
+                node.op_type,
+                "requant",
+                (a,),
+                {},
+                a.shape,
+                gain=factor,
+                batched=a.batched,
+            )
+            return
+    if not isinstance(a, Accumulator) and binary_island(state, node, label):
+        return
     if not isinstance(b, np.ndarray) or b.dtype.kind != "f":
         raise ModelError(
             f"{label}: {node.op_type} is supported only by a float constant "
@@ -145,6 +224,17 @@ def _div(state: State, node, label: str):
 
 @emitter("add")
 def _emit_add(state, p: Pending, dtype, scale, zp, label):
+    if len(p.inputs) == 1:  # an activation plus a constant, the constant at acc's scale
+        (a,) = p.inputs
+        m, shift = multipliers(np.array([a.scale * p.gain / scale]), label)
+        k = np.rint(p.attrs["constant_real"] * p.gain / scale * 2.0**shift)
+        if np.abs(k).max(initial=0) >= 2.0**62:
+            raise ModelError(f"{label}: the constant is too large against the output scale")
+        return (
+            "add",
+            {"input_zero_points": (a.zero_point, 0), "shift": shift, "input_shape": p.shape},
+            {"multiplier": np.array([int(m[0]), 1], np.int64), "constant": k.astype(np.int64)},
+        )
     a, b = p.inputs
     m, shift = multipliers(np.array([a.scale, b.scale]) * p.gain / scale, label)
     return (
@@ -174,12 +264,17 @@ def _concat(state: State, node, label: str):
         as_dequantized(value(state, node, i, label), label, f"input {i}")
         for i in range(len(node.input))
     ]
+    from .base import full_shape
+
+    if any(x.batched != xs[0].batched for x in xs):
+        raise ModelError(f"{label}: inputs of ONNX shapes {[full_shape(x) for x in xs]} differ")
     rank = len(xs[0].shape)
+    lead = 1 if xs[0].batched else 0
     axis = int(attrs(node).get("axis", 1))
-    axis = axis + rank + 1 if axis < 0 else axis
-    if not 1 <= axis <= rank:
+    axis = axis + rank + lead if axis < 0 else axis
+    if not lead <= axis < rank + lead:
         raise ModelError(f"{label}: concatenating along the batch axis is not supported")
-    axis -= 1
+    axis -= lead
     for x in xs:
         if len(x.shape) != rank or any(
             d != e for i, (d, e) in enumerate(zip(x.shape, xs[0].shape)) if i != axis
@@ -191,7 +286,13 @@ def _concat(state: State, node, label: str):
     shape = list(xs[0].shape)
     shape[axis] = sum(x.shape[axis] for x in xs)
     state.values[node.output[0]] = Pending(
-        _name(node), "Concat", "concat", tuple(xs), {"axis": axis}, tuple(shape)
+        _name(node),
+        "Concat",
+        "concat",
+        tuple(xs),
+        {"axis": axis},
+        tuple(shape),
+        batched=xs[0].batched,
     )
 
 
@@ -283,23 +384,44 @@ def _pool(state: State, node, label: str, kind: str, global_: bool, *, keepdims:
 def _reduce_mean(state: State, node, label: str):
     """ReduceMean over every spatial axis (what torch exports for ``x.mean((2, 3))``): a
     global average pool (keepdims 0 drops the spatial axes)."""
+    from .norm import NormStage, norm_reduce_mean
+    from .sequence import token_mean
+
     v = value(state, node, 0, label)
-    shape = v.shape if isinstance(v, (Dequantized, Padded)) else None
-    if shape is None:
-        raise ModelError(f"{label}: ReduceMean of {describe_value(v)} is not supported")
     a = attrs(node)
     if len(node.input) > 1 and node.input[1]:
         axes = [int(i) for i in const(state, node, 1, label, "axes").reshape(-1)]
     else:
         axes = [int(i) for i in a.get("axes", [])]
+    keep = bool(a.get("keepdims", 1))
+    if isinstance(v, NormStage) and norm_reduce_mean(state, node, label, v, axes, keep):
+        return
+    if isinstance(v, Dequantized) and (p := token_mean(state, node, v, axes, keep, label)):
+        state.values[node.output[0]] = p
+        return
+    shape = v.shape if isinstance(v, (Dequantized, Padded)) else None
+    if shape is None:
+        raise ModelError(f"{label}: ReduceMean of {describe_value(v)} is not supported")
+    if isinstance(v, Dequantized) and not v.batched:
+        raise ModelError(
+            f"{label}: ReduceMean over axes {axes} of a tensor of shape {v.shape} is not "
+            f"supported (the mean over the tokens or the features of a sequence is)"
+        )
     rank = len(shape) + 1
     axes = sorted(i + rank if i < 0 else i for i in axes)
     if axes != list(range(2, rank)) or rank not in (3, 4):
+        if isinstance(v, Dequantized) and norm_reduce_mean(state, node, label, v, axes, keep):
+            return
         raise ModelError(
             f"{label}: ReduceMean over axes {axes} of a rank-{rank} tensor is not "
-            f"supported; only over every spatial axis (a global average pool)"
+            f"supported; only over every spatial axis (a global average pool), the tokens "
+            f"of a sequence, or the features inside a LayerNorm"
         )
-    _pool(state, node, label, "avgpool", True, keepdims=bool(a.get("keepdims", 1)))
+    _pool(state, node, label, "avgpool", True, keepdims=keep)
+    if isinstance(v, Dequantized) and keep and rank == 3:  # a LayerNorm's mean, or a pool
+        pool = state.values[node.output[0]]
+        if norm_reduce_mean(state, node, label, v, axes, keep):
+            state.values[node.output[0]] = replace(state.values[node.output[0]], pool=pool)
 
 
 @handler("MaxPool")
@@ -437,8 +559,17 @@ _OP_FUNCTION = {
 
 @handler(*_OP_FUNCTION)
 def _elementwise(state: State, node, label: str):
-    x = as_dequantized(value(state, node, 0, label), label, "input")
+    from .island import as_island, unary_island
+
+    v = value(state, node, 0, label)
     a = {k: float(v) for k, v in attrs(node).items() if k in ("alpha", "beta")}
+    if not isinstance(v, Dequantized) and as_island(v) is not None:  # after other float ops
+        f = FUNCTIONS[_OP_FUNCTION[node.op_type]]
+        if node.op_type == "Gelu" and attrs(node).get("approximate", b"none") in (b"tanh", "tanh"):
+            f = FUNCTIONS["gelu_tanh"]
+        unary_island(state, node, label, lambda t: f(t, a))
+        return
+    x = as_dequantized(v, label, "input")
     function = _OP_FUNCTION[node.op_type]
     if node.op_type == "Gelu":
         approx = attrs(node).get("approximate", b"none")
@@ -447,7 +578,13 @@ def _elementwise(state: State, node, label: str):
             raise ModelError(f"{label}: approximate='{approx}' is not supported")
         function = "gelu" if approx == "none" else "gelu_tanh"
     state.values[node.output[0]] = Pending(
-        _name(node), node.op_type, "nonlinear", (x,), {"function": function, "params": a}, x.shape
+        _name(node),
+        node.op_type,
+        "nonlinear",
+        (x,),
+        {"function": function, "params": a},
+        x.shape,
+        batched=x.batched,
     )
 
 
@@ -487,9 +624,26 @@ def _softmax(state: State, node, label: str):
         state.values[node.output[0]] = _host_tail(v, ("softmax", axis), v.shape)
         return
     x = as_dequantized(v, label, "input")
-    axis = _host_axis(state, node, label, x.shape, -1, 1)
+    if not x.batched:  # a sequence whose batch axis moved: ONNX's axes are the IR's
+        rank = len(x.shape)
+        axis = int(attrs(node).get("axis", -1))
+        axis = axis + rank if axis < 0 else axis
+    else:
+        axis = _host_axis(state, node, label, x.shape, -1, 1)
+    if len(x.shape) > 1 and axis != len(x.shape) - 1:
+        raise ModelError(
+            f"{label}: Softmax over axis {axis + (1 if x.batched else 0)} of a tensor of "
+            f"shape {((1,) if x.batched else ()) + tuple(x.shape)}; inside the network only "
+            f"the last axis (each row of attention weights) is supported"
+        )
     state.values[node.output[0]] = Pending(
-        _name(node), "Softmax", "nonlinear", (x,), {"function": "softmax", "axis": axis}, x.shape
+        _name(node),
+        "Softmax",
+        "nonlinear",
+        (x,),
+        {"function": "softmax", "axis": axis},
+        x.shape,
+        batched=x.batched,
     )
 
 
@@ -551,20 +705,25 @@ def _emit_nonlinear(state, p: Pending, dtype, scale, zp, label):
     if p.attrs["function"] == "softmax":
         d = np.arange(-(t.max - t.min), 1, dtype=np.float64)
         exp_table = np.rint(np.exp(x.scale * d) * 2.0**16).astype(np.int64)
-        recip = 32 + int(x.shape[p.attrs["axis"]]).bit_length()  # inv >= 2**16 in every row
+        row = int(x.shape[p.attrs["axis"]])
+        check_tokens(row, f"node '{p.node}' (Softmax)", "its row")  # in the network
+        recip = 32 + row.bit_length()  # inv >= 2**16 in every row
         m, shift = multipliers(np.array([2.0**-recip / scale]), label, "softmax output scale")
         return (
             "nonlinear",
-            dict(common, axis=p.attrs["axis"], shift=shift, recip_shift=recip),
+            dict(common, axis=p.attrs["axis"], shift=shift, recip_shift=recip, rounding="half_up"),
             {"exp_table": exp_table, "multiplier": m},
         )
-    with np.errstate(over="ignore", invalid="ignore"):
-        f = (
-            FUNCTIONS[p.attrs["function"]](
-                x.scale * (codes - x.zero_point).astype(np.float64), p.attrs["params"]
-            )
-            * p.gain
-        )
+    real = x.scale * (codes - x.zero_point).astype(np.float64)
+    expr = p.attrs.get("expr")
+    with np.errstate(all="ignore"):
+        if expr is not None:  # an island of float ops: named if it is a known function
+            from .island import island_name
+
+            common["function"] = island_name(expr, real, p.attrs["steps"])
+            f = expr(real) * p.gain
+        else:
+            f = FUNCTIONS[p.attrs["function"]](real, p.attrs["params"]) * p.gain
         q = np.rint(f / scale)
     lo, hi = dtype.min, dtype.max
     q = np.clip(np.nan_to_num(q, nan=0.0, posinf=hi - zp, neginf=lo - zp), lo - zp, hi - zp)

@@ -94,6 +94,8 @@ def quantize(
     requantizers; their exact ties are rare because the multiplier is an arbitrary product of
     scales -- and keep ``floor``/``ceil``."""
     positive_scale(scale, label)
+    if getattr(v, "pool", None) is not None:  # a ReduceMean quantized as a pool after all
+        v = v.pool
     if not dtype.bipolar and not dtype.min <= zp <= dtype.max:
         raise ModelError(f"{label}: zero point {zp} lies outside {dtype}")
     if sign and not isinstance(v, Accumulator | FloatInput):
@@ -134,8 +136,8 @@ def quantize(
             and dtype.min <= src.min
             and src.max <= dtype.max
         ):
-            return Codes(v.tensor, v.shape)  # same codes: an alias, no node
-        p = Pending(out, "QuantizeLinear", "requant", (v,), {}, v.shape)
+            return Codes(v.tensor, v.shape, v.batched)  # same codes: an alias, no node
+        p = Pending(out, "QuantizeLinear", "requant", (v,), {}, v.shape, batched=v.batched)
         return _emit_pending(state, p, out, dtype, scale, zp, rounding, quant, label)
     if isinstance(v, Codes):
         raise ModelError(
@@ -199,7 +201,8 @@ def _emit_pending(state, p: Pending, out, dtype, scale, zp, rounding, quant, lab
         raise ModelError(f"{label}: {exc}") from None
     p = replace(p, attrs=dict(p.attrs, rounding=rounding))
     op, a, w = EMITTERS[p.kind](state, p, dtype, scale, zp, label)
-    a = dict(a, output_zero_point=zp, lo=lo, hi=hi, rounding=rounding)
+    a = dict(a, output_zero_point=zp, lo=lo, hi=hi)
+    a.setdefault("rounding", rounding)  # layernorm, matmul, softmax: half up
     if "table" in w:  # a nonlinear table holds its own clamp
         w = dict(w, table=np.clip(w["table"], lo, hi))
     a.setdefault("relu", p.lo_real == 0.0)
@@ -214,7 +217,7 @@ def _emit_pending(state, p: Pending, out, dtype, scale, zp, rounding, quant, lab
         weights=w,
     )
     state.add_node(node, Tensor(out, p.shape, dtype, quant))
-    return Codes(out, p.shape)
+    return Codes(out, p.shape, p.batched)
 
 
 # --- handlers ----------------------------------------------------------------------------------
@@ -288,6 +291,10 @@ def _quantize_constant(state: State, node, x: np.ndarray, label: str):
 @handler("QuantizeLinear")
 def _quantize_linear(state: State, node, label: str):
     x = value(state, node, 0, label)
+    if isinstance(x, Constant):  # a dequantized constant quantized again (shared weights)
+        from .island import real_constant
+
+        x = real_constant(x).astype(np.float32)
     if isinstance(x, np.ndarray):
         _quantize_constant(state, node, x, label)
         return
@@ -341,7 +348,7 @@ def _dequantize_linear(state: State, node, label: str):
     elif isinstance(x, Codes):
         s = positive_scale(scalar(scale, label, "scale"), label)
         z = 0 if zp is None else int(scalar(zp, label, "zero point"))
-        state.values[out] = Dequantized(x.tensor, s, z, x.shape)
+        state.values[out] = Dequantized(x.tensor, s, z, x.shape, x.batched)
     else:
         raise ModelError(
             f"{label}: input '{node.input[0]}' is not quantized codes nor an integer initializer"
@@ -476,8 +483,10 @@ def _linear_node(state, acc: Accumulator, out, dtype, quant, attrs: dict, weight
     conv gets its geometry's attributes and im2col map); returns the output codes."""
     name = state.unique(acc.node)
     if acc.kind == "dense":
-        shape = (acc.weight.shape[0],)
+        shape = acc.shape
         op = "dense"
+        if len(shape) > 1:  # a token sequence: the layer on every token
+            attrs = dict(attrs, tokens=int(np.prod(shape[:-1])))
     else:
         g = acc.geometry
         shape = acc.shape
@@ -503,4 +512,4 @@ def _linear_node(state, acc: Accumulator, out, dtype, quant, attrs: dict, weight
         weights=weights,
     )
     state.add_node(node, Tensor(out, shape, dtype, quant))
-    return Codes(out, shape)
+    return Codes(out, shape, acc.batched)

@@ -142,6 +142,11 @@ def convert(graph: Graph) -> StbifNetwork:
                 f"converts chains of MatMul/Gemm/Conv layers with a quantized "
                 f"(QuantizeLinear or Quant) output"
             )
+        if node.attrs.get("tokens", 1) > 1:
+            raise ModelError(
+                f"{where}: a layer on a sequence of {node.attrs['tokens']} tokens has no "
+                f"ST-BIF form yet; the snn engine converts one vector per sample"
+            )
         if node.inputs[0] != prev:
             raise ModelError(
                 f"{where}: the snn engine runs a chain of layers; this node does "

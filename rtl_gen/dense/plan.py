@@ -87,6 +87,11 @@ class DensePlan:
                     f"{node.describe()}: op '{node.op}' cannot run on the dense "
                     f"engine (it runs MatMul/Gemm layers only)"
                 )
+            if node.attrs.get("tokens", 1) > 1:
+                raise ModelError(
+                    f"{node.describe()}: a layer on a sequence of {node.attrs['tokens']} "
+                    f"tokens cannot run on the dense engine (one vector per sample)"
+                )
             if node.inputs[0] != prev:
                 raise ModelError(
                     f"{node.describe()}: the dense engine runs a chain of layers; "

@@ -1,0 +1,53 @@
+"""A vision transformer built from torch's own modules (``nn.TransformerEncoderLayer`` with
+``nn.MultiheadAttention``, pre-LN, GELU), exported as users export it (TorchScript and
+dynamo), quantized by onnxruntime's ``quantize_static``, imported and run by the integer
+golden against onnxruntime on the same QDQ model.
+
+The fast tier uses a small randomly initialised model (the example's architecture); the
+trained example itself is in ``slow``."""
+
+from __future__ import annotations
+
+import pytest
+
+from frontends.examples.digits_mlp import load_digits_split
+from frontends.examples.digits_vit import build_vit, export_vit, quantize_vit
+from frontends.onnx_import import import_onnx
+from frontends.ort_agreement import layer_agreement
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_digits_split()
+
+
+@pytest.fixture(scope="module", params=["legacy", "dynamo"])
+def tiny_vit(request, digits, tmp_path_factory):
+    model = build_vit(seed=3)
+    tmp = tmp_path_factory.mktemp(f"vit-{request.param}")
+    raw = export_vit(model, tmp / "float.onnx", dynamo=request.param == "dynamo")
+    return quantize_vit(raw, tmp / "vit.onnx", digits[0][:64])
+
+
+def check_layers(graph, path, x):
+    """Every layer, fed onnxruntime's input codes, within one code of onnxruntime's output
+    on at least 99 % of its elements (plain and optimized onnxruntime)."""
+    for optimized in (False, True):
+        layers = layer_agreement(graph, path, x, optimized=optimized)
+        moved = [n for n in graph.nodes if n.op in ("transpose", "slice")]
+        assert len(layers) == len(graph.nodes) - len(moved)  # all but the data movement
+        for layer in layers:
+            assert layer.within_one >= 0.99 and layer.largest <= 1, (optimized, layer)
+        if not optimized:  # the ops' own definitions: almost always the same code
+            assert min(la.equal for la in layers) >= 0.99, layers
+
+
+def test_torch_vit_imports_and_agrees_with_onnxruntime(tiny_vit, digits):
+    graph = import_onnx(tiny_vit)
+    ops = [n.op for n in graph.nodes]
+    assert ops.count("layernorm") == 5 and ops.count("matmul") == 4
+    assert ops.count("dense") == 2 * 4 + 2  # qkv, out, mlp1, mlp2 per block; embed, head
+    functions = [n.attrs["function"] for n in graph.nodes if n.op == "nonlinear"]
+    assert functions == ["softmax", "gelu"] * 2
+    assert graph.tensor(graph.inputs[0]).shape == (16, 4)
+    check_layers(graph, tiny_vit, digits[1][:48])
