@@ -15,7 +15,10 @@ def _digits_vit(out: Path) -> str:
     return (
         f"test accuracy: float {100 * made.float_accuracy:.2f} %, onnxruntime QDQ "
         f"{100 * made.ort_accuracy:.2f} %, integer golden {100 * made.golden_accuracy:.2f} %\n"
+        f"QAT (torch fake-quant): module {100 * made.qat_accuracy:.2f} %, integer golden "
+        f"{100 * made.qat_golden_accuracy:.2f} %\n"
         f"quantized model {made.quantized}\nquantized (dynamo export) {made.dynamo}\n"
+        f"QAT model {made.qat}\nQAT (dynamo export) {made.qat_dynamo or 'failed'}\n"
         f"float model {made.float_model}\ntest data {made.test_data}"
     )
 

@@ -199,7 +199,7 @@ def _scale_by(state: State, node, label: str, invert: bool):
         isinstance(a, Pending)
         and factor.size == 1
         and float(factor.reshape(())) > 0
-        and a.kind in ("avgpool", "maxpool", "add", "requant")
+        and a.kind in ("avgpool", "maxpool", "add", "requant", "matmul", "tokenmean")
         and a.lo_real == -math.inf
         and a.hi_real == math.inf
     ):

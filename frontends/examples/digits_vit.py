@@ -18,10 +18,13 @@ writes:
   GELU stay float between DequantizeLinear and QuantizeLinear (the GELU's Erf/Add/Mul nodes
   are excluded from quantization),
 - ``digits_vit_dynamo.onnx``: the same from ``torch.onnx.export(..., dynamo=True)``,
+- ``digits_vit_qat.onnx`` and ``digits_vit_qat_dynamo.onnx``: the model fine-tuned with
+  torch fake-quant in the loop and exported to QDQ directly (``digits_vit_qat``),
 - ``digits_test.npz``: the held-out split (``x`` float32 N x 64, ``y`` labels), as the other
   digits examples.
 
-It returns the float, onnxruntime-QDQ and integer-golden test accuracies.
+It returns the float, onnxruntime-QDQ and integer-golden test accuracies, and the QAT
+module's and its golden's.
 """
 
 from __future__ import annotations
@@ -58,6 +61,10 @@ class DigitsVit:
     float_accuracy: float
     ort_accuracy: float
     golden_accuracy: float
+    qat: Path
+    qat_dynamo: Path | None
+    qat_accuracy: float
+    qat_golden_accuracy: float
 
 
 def build_vit(dim: int = 32, heads: int = 2, blocks: int = 2, mlp: int = 64, seed: int = SEED):
@@ -136,16 +143,22 @@ def export_vit(model, path: Path, *, dynamo: bool) -> Path:
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=".export.") as tmp:
         raw = Path(tmp) / "raw.onnx"
         kwargs = {"dynamo": True} if dynamo else {"dynamo": False, "opset_version": 17}
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                model,
-                (torch.zeros(1, 64),),
-                str(raw),
-                input_names=["x"],
-                output_names=["logits"],
-                **kwargs,
-            )
+        quiet = logging.getLogger("torch.onnx")  # torchvision-not-installed notices
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)
+        try:
+            with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+                warnings.simplefilter("ignore")
+                torch.onnx.export(
+                    model,
+                    (torch.zeros(1, 64),),
+                    str(raw),
+                    input_names=["x"],
+                    output_names=["logits"],
+                    **kwargs,
+                )
+        finally:
+            quiet.setLevel(level)
         proto = onnx.load(str(raw))
         proto.producer_version = ""
         write_bytes_atomic(path, proto.SerializeToString())
@@ -236,6 +249,7 @@ def make_digits_vit(out_dir: str | Path, *, epochs: int = EPOCHS) -> DigitsVit:
     from .._atomic import savez_atomic
     from ..onnx_import import import_onnx
     from .digits_mlp import load_digits_split
+    from .digits_vit_qat import make_digits_vit_qat
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -257,7 +271,20 @@ def make_digits_vit(out_dir: str | Path, *, epochs: int = EPOCHS) -> DigitsVit:
     log.info(
         "digits ViT: float %.4f, onnxruntime QDQ %.4f, golden %.4f", float_acc, ort_acc, golden_acc
     )
-    return DigitsVit(quant_path, dynamo_path, float_path, data_path, float_acc, ort_acc, golden_acc)
+    qat = make_digits_vit_qat(out_dir, model, x_train, y_train, x_test, y_test)
+    return DigitsVit(
+        quant_path,
+        dynamo_path,
+        float_path,
+        data_path,
+        float_acc,
+        ort_acc,
+        golden_acc,
+        qat.model,
+        qat.dynamo,
+        qat.qat_accuracy,
+        qat.golden_accuracy,
+    )
 
 
 if __name__ == "__main__":

@@ -21,7 +21,9 @@ def digits():
     return load_digits_split()
 
 
-@pytest.fixture(scope="module", params=["legacy", "dynamo"])
+# the dynamo exporter takes ~10 s: its tiny model runs in the slow tier (the example's
+# dynamo exports are checked in tests/frontends/examples/test_digits_vit.py, also slow)
+@pytest.fixture(scope="module", params=["legacy", pytest.param("dynamo", marks=pytest.mark.slow)])
 def tiny_vit(request, digits, tmp_path_factory):
     model = build_vit(seed=3)
     tmp = tmp_path_factory.mktemp(f"vit-{request.param}")
@@ -51,3 +53,21 @@ def test_torch_vit_imports_and_agrees_with_onnxruntime(tiny_vit, digits):
     assert functions == ["softmax", "gelu"] * 2
     assert graph.tensor(graph.inputs[0]).shape == (16, 4)
     check_layers(graph, tiny_vit, digits[1][:48])
+
+
+def test_fake_quant_qat_export_imports_and_agrees(digits, tmp_path):
+    """The same network with torch fake-quant on every tensor (QAT), exported to QDQ by the
+    TorchScript exporter: imported with every bias on its accumulator's scale."""
+    import torch
+
+    from frontends.examples.digits_vit_qat import qat_vit
+
+    net = qat_vit(build_vit(seed=3)).eval()
+    with torch.no_grad():
+        net(torch.from_numpy(digits[0][:64]))
+    net.freeze()
+    path = export_vit(net, tmp_path / "qat.onnx", dynamo=False)
+    graph = import_onnx(path)
+    ops = [n.op for n in graph.nodes]
+    assert ops.count("layernorm") == 5 and ops.count("matmul") == 4
+    check_layers(graph, path, digits[1][:48])
