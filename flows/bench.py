@@ -25,28 +25,11 @@ from pathlib import Path
 from frontends.errors import UsageError
 from rtl_gen.artefact import atomic_write
 
+from .bench_table import markdown_table
+
 __all__ = ["BENCHES", "run_all", "markdown_table"]
 
 log = logging.getLogger(__name__)
-
-_FIRST = ("engine", "config", "family")
-
-
-def markdown_table(rows: list[dict]) -> str:
-    columns = list(_FIRST)
-    for row in rows:
-        columns += [k for k in row if k not in columns]
-
-    def cell(value):
-        if value is None:
-            return ""
-        if isinstance(value, float):
-            return f"{value:.4g}"
-        return str(value).replace("|", "\\|")
-
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(cell(row.get(c)) for c in columns) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
 
 
 def _versions() -> dict:

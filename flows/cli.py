@@ -142,7 +142,7 @@ def _generate(
         check_options(chosen, options)
     board = board or chosen.default_board
     chosen.generate(model, target, board=board, data=data, options=options)
-    from .commands.verify import finish_artefact
+    from sim.bench_files import finish_artefact
 
     finish_artefact(target, model)  # the SystemVerilog bench, VUnit script, source copy
     return chosen, board

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rtl_gen.artefact import Artefact
+from rtl_gen.artefact import Artefact, atomic_write
 
 from .svbench import write_sv_bench
 from .vunit_script import write_vunit_script
 
-__all__ = ["write_bench_files"]
+__all__ = ["write_bench_files", "finish_artefact"]
 
 
 def write_bench_files(artefact: Artefact | str | Path) -> list[Path]:
@@ -22,3 +22,14 @@ def write_bench_files(artefact: Artefact | str | Path) -> list[Path]:
     if "input" not in streams or "output" not in streams:
         return []
     return [*write_sv_bench(artefact), write_vunit_script(artefact)]
+
+
+def finish_artefact(target: Path, model: Path | None = None) -> None:
+    """Write the verification files into a freshly generated artefact, and copy an ONNX
+    ``model`` into ``source/`` (what ``nnloom sim`` compares the RTL with)."""
+    from .agreement import SOURCE_DIR
+
+    art = Artefact(target)
+    if model is not None and Path(model).suffix == ".onnx" and Path(model).is_file():
+        atomic_write(art.path / SOURCE_DIR / Path(model).name, Path(model).read_bytes())
+    write_bench_files(art)

@@ -139,7 +139,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         """The dense engine on the digits MLP: LUT4/FF/DSP/RAM, Fmax, cycles per lane count."""
 
         def body():
-            from flows.bench import markdown_table
+            from flows.bench_table import markdown_table
             from flows.progress import progress
 
             with progress(console, "bench dense") as update:

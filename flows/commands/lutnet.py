@@ -481,7 +481,7 @@ def register(app, bench_app):
                 pattern=pattern,
                 family=family,
             )
-            from flows.commands.verify import finish_artefact
+            from sim.bench_files import finish_artefact
 
             finish_artefact(art)
             m = json.loads((art / "manifest.json").read_text())

@@ -125,7 +125,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         GEMM overlay's digits MLP (the demo design) for iCE40 and ECP5."""
 
         def body():
-            from flows.bench import markdown_table
+            from flows.bench_table import markdown_table
             from flows.progress import progress
 
             with progress(console, "bench protect") as update:

@@ -342,7 +342,7 @@ def register(app: typer.Typer, bench_app: typer.Typer):
                     f"{fit.points} input codes (analytic, output range "
                     f"[{o.lo:.4g}, {o.hi:.4g}])"
                 )
-            from flows.commands.verify import finish_artefact
+            from sim.bench_files import finish_artefact
 
             finish_artefact(target)
             console.print(

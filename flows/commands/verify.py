@@ -8,9 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from rtl_gen.artefact import Artefact, atomic_write
+from sim.bench_files import finish_artefact
 
 __all__ = [
-    "finish_artefact",
     "run_sv",
     "prepare_frameworks",
     "report_agreement",
@@ -18,18 +18,6 @@ __all__ = [
     "regression_rows",
     "register",
 ]
-
-
-def finish_artefact(target: Path, model: Path | None = None) -> None:
-    """Write the verification files into a freshly generated artefact, and copy an ONNX
-    ``model`` into ``source/`` (what ``nnloom sim`` compares the RTL with)."""
-    from sim.agreement import SOURCE_DIR
-    from sim.bench_files import write_bench_files
-
-    art = Artefact(target)
-    if model is not None and Path(model).suffix == ".onnx" and Path(model).is_file():
-        atomic_write(art.path / SOURCE_DIR / Path(model).name, Path(model).read_bytes())
-    write_bench_files(art)
 
 
 def run_sv(artefact: Path, simulator: str, *, bench: str, seed: int, limit: int, console) -> None:
@@ -275,7 +263,7 @@ def register(app, bench_app) -> None:
     """``nnloom bench regress`` and its rows in ``nnloom bench``."""
     import typer
 
-    from flows.bench import markdown_table
+    from flows.bench_table import markdown_table
     from flows.console import console, run_command
     from flows.progress import progress
 
