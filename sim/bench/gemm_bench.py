@@ -101,6 +101,15 @@ async def outputs_match_golden(dut):
         rtl = first_seen[b] - first_seen[a] if a in first_seen and b in first_seen else None
         layers.append({"name": layer["name"], "model": layer["cycles"], "rtl": rtl})
 
+    # a protected engine's memory-error counters after the run (``rtl_gen.gemm.protect``)
+    memory = None
+    if manifest["parameters"].get("protect", "none") != "none":
+        for _ in range(8):  # the END and the next LOAD's fetch
+            await RisingEdge(dut.clk)
+        memory = {
+            "corrected": int(dut.ecc_corrected.value.to_unsigned()),
+            "errors": int(dut.ecc_errors.value.to_unsigned()),
+        }
     perf_rtl = {f"{c}_{w}": int(perf[0, i]) for i, (c, w) in enumerate(PERF)}
     perf_model = {f"{c}_{w}": int(manifest["perf"][w][c]) for c, w in PERF}
     write_results(
@@ -114,6 +123,7 @@ async def outputs_match_golden(dut):
             "expected_latency": manifest["latency_cycles"],
             "layers": layers,
             "perf": {"rtl": perf_rtl, "model": perf_model},
+            **({"memory": memory} if memory is not None else {}),
         },
         outputs=got,
         cycles=cycles,
