@@ -14,6 +14,8 @@ systematic code, in one word: data in bits ``[0, k)``, then the check bits.
 
 ``encode_words``/``decode_words`` are the golden model (numpy, vectorised over words) and
 ``EccDecoder`` the hardware: combinational, so a protected memory keeps its read latency.
+``PipelinedDecoder`` registers it in ``EccCode.stages`` stages (SECDED: the syndrome, then
+the correction), for read paths that have the cycles.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from amaranth.lib.wiring import In, Out
 
 from frontends.errors import UsageError
 
-__all__ = ["PROTECTIONS", "EccCode", "EccDecoder", "ecc_code"]
+__all__ = ["PROTECTIONS", "EccCode", "EccDecoder", "PipelinedDecoder", "ecc_code"]
 
 PROTECTIONS = ("none", "parity", "secded")
 
@@ -65,6 +67,11 @@ class EccCode:
     @property
     def word_bits(self) -> int:
         return self.data_bits + self.check_bits
+
+    @property
+    def stages(self) -> int:
+        """Registers ``PipelinedDecoder`` puts between a read and its decoded word."""
+        return {"none": 0, "parity": 1, "secded": 2}[self.protect]
 
     # --- golden model ----------------------------------------------------------------------
 
@@ -168,23 +175,100 @@ class EccDecoder(wiring.Component):
                 m.d.comb += syndrome[j].eq(Cat(*taps, self.word[k + j]).xor())
             odd = Signal()
             m.d.comb += odd.eq(self.word.xor())
-            # the syndrome decoded in two halves, the overall parity folded into the high
-            # one: bit i flips when both halves name its column (a LUT3 a data bit, where a
-            # full compare per bit costs two LUT4 levels)
-            h = r // 2
-            lo = [Signal(name=f"lo{v}") for v in range(1 << h)]
-            hi = [Signal(name=f"hi{v}") for v in range(1 << (r - h))]
-            m.d.comb += [sig.eq(syndrome[:h] == v) for v, sig in enumerate(lo)]
-            m.d.comb += [sig.eq((syndrome[h:] == v) & odd) for v, sig in enumerate(hi)]
-            flips = Cat(*[lo[col & ((1 << h) - 1)] & hi[col >> h] for col in cols])
-            m.d.comb += self.data.eq(d ^ flips)
-            # syndromes a single flip makes: none (the overall bit), a check bit, a column
-            valid = {0, *cols, *(1 << j for j in range(r))}
-            known = Signal()
-            table = Const(sum(1 << v for v in valid), 1 << r)
-            m.d.comb += known.eq(table.bit_select(syndrome, 1))
-            m.d.comb += [
-                self.corrected.eq(odd & known),
-                self.error.eq((~odd & (syndrome != 0)) | (odd & ~known)),
-            ]
+            m.d.comb += self.data.eq(d ^ _flips(m, cols, r, syndrome, odd))
+            m.d.comb += _flags(m, cols, r, syndrome, odd, self.corrected, self.error)
         return m
+
+
+class PipelinedDecoder(wiring.Component):
+    """``EccDecoder`` in ``code.stages`` registered stages: parity, the word and its parity
+    registered; SECDED, the data, the syndrome and the overall parity registered, then the
+    corrected word and its flags (the syndrome's XOR trees and the correction each have a
+    cycle). ``word`` in, ``data``/``corrected``/``error`` ``code.stages`` cycles later."""
+
+    def __init__(self, code: EccCode):
+        self.code = code
+        super().__init__(
+            {
+                "word": In(code.word_bits),
+                "data": Out(code.data_bits),
+                "corrected": Out(1),
+                "error": Out(1),
+            }
+        )
+
+    def elaborate(self, platform):
+        m = Module()
+        code, k = self.code, self.code.data_bits
+        if code.protect == "none":
+            m.d.comb += self.data.eq(self.word[:k])
+            return m
+        if code.protect == "parity":
+            data = Signal(k, reset_less=True)
+            m.d.sync += [data.eq(self.word[:k]), self.error.eq(self.word.xor())]
+            m.d.comb += self.data.eq(data)
+            return m
+        cols, r = _columns(k)
+        d = self.word[:k]
+        syndrome, odd, data = Signal(r), Signal(), Signal(k, reset_less=True)
+        for j in range(r):
+            taps = [d[i] for i, col in enumerate(cols) if (col >> j) & 1]
+            m.d.sync += syndrome[j].eq(Cat(*taps, self.word[k + j]).xor())
+        m.d.sync += [odd.eq(self.word.xor()), data.eq(d)]
+        # stage 2: an EccDecoder on a codeword whose syndrome is the registered one: its
+        # check bits are the syndrome (the data's Hamming bits cancel), its overall bit odd
+        m.submodules.correct = dec = _Corrector(code)
+        out = Signal(k, reset_less=True)
+        m.d.comb += [dec.data.eq(data), dec.syndrome.eq(syndrome), dec.odd.eq(odd)]
+        m.d.sync += [out.eq(dec.out), self.corrected.eq(dec.corrected), self.error.eq(dec.error)]
+        m.d.comb += self.data.eq(out)
+        return m
+
+
+class _Corrector(wiring.Component):
+    """SECDED's second half: the data corrected from a syndrome and the overall parity
+    (``EccDecoder``'s correction and flags, combinational)."""
+
+    def __init__(self, code: EccCode):
+        self.code = code
+        r = _columns(code.data_bits)[1]
+        super().__init__(
+            {
+                "data": In(code.data_bits),
+                "syndrome": In(r),
+                "odd": In(1),
+                "out": Out(code.data_bits),
+                "corrected": Out(1),
+                "error": Out(1),
+            }
+        )
+
+    def elaborate(self, platform):
+        m = Module()
+        cols, r = _columns(self.code.data_bits)
+        m.d.comb += [
+            self.out.eq(self.data ^ _flips(m, cols, r, self.syndrome, self.odd)),
+            *_flags(m, cols, r, self.syndrome, self.odd, self.corrected, self.error),
+        ]
+        return m
+
+
+def _flips(m: Module, cols: list[int], r: int, syndrome, odd):
+    """One bit a data bit: set when ``syndrome`` names its column and the overall parity is
+    odd; the syndrome is decoded in two halves, the parity folded into the high one, so a
+    data bit's flip is a LUT3 (a full compare per bit costs two LUT4 levels)."""
+    h = r // 2
+    lo = [Signal(name=f"lo{v}") for v in range(1 << h)]
+    hi = [Signal(name=f"hi{v}") for v in range(1 << (r - h))]
+    m.d.comb += [sig.eq(syndrome[:h] == v) for v, sig in enumerate(lo)]
+    m.d.comb += [sig.eq((syndrome[h:] == v) & odd) for v, sig in enumerate(hi)]
+    return Cat(*[lo[col & ((1 << h) - 1)] & hi[col >> h] for col in cols])
+
+
+def _flags(m: Module, cols: list[int], r: int, syndrome, odd, corrected, error) -> list:
+    """``corrected``: a single flip (odd parity, a syndrome one flip makes: none, a check
+    bit's, a column); ``error``: anything else but a clean word."""
+    valid = {0, *cols, *(1 << j for j in range(r))}
+    known = Signal()
+    m.d.comb += known.eq(Const(sum(1 << v for v in valid), 1 << r).bit_select(syndrome, 1))
+    return [corrected.eq(odd & known), error.eq((~odd & (syndrome != 0)) | (odd & ~known))]

@@ -24,7 +24,7 @@ from amaranth.lib.wiring import In, Out
 from frontends.fixedpoint import MULTIPLIER_BITS
 
 from ..cycles import count_inference_cycles
-from ..ecc import EccDecoder
+from ..ecc import PipelinedDecoder
 from .plan import ACT_BITS, WEIGHT_BITS, DensePlan
 
 __all__ = ["DenseEngine", "element_layout"]
@@ -46,9 +46,10 @@ class DenseEngine(wiring.Component):
     one), ``cycles`` (latency of the last inference, see the module docstring) and ``busy``.
     The input's ``last`` flag is not needed: vectors are counted.
 
-    With ``plan.protect`` other than ``none`` the ROM words carry check bits, decoded as they
-    are read and registered (one more stage before the multipliers and one before the bias
-    add: two cycles more per layer), and two more ports count, since reset, the words read with a
+    With ``plan.protect`` other than ``none`` the ROM words carry check bits, decoded in
+    ``EccCode.stages`` registered stages (``rtl_gen.ecc.PipelinedDecoder``: parity one,
+    SECDED two) before the multipliers and before the bias add (two or four cycles more per
+    layer), and two more ports count, since reset, the words read with a
     corrected flip (``ecc_corrected``) and with an error the code cannot correct
     (``ecc_errors``; any flip under parity), each saturating at 2**16 - 1. ``images``
     replaces the ROMs' contents (fault injection: ``plan.weight_image()`` and
@@ -91,9 +92,10 @@ class DenseEngine(wiring.Component):
         )
         rd_w, rd_p = w_mem.read_port(), p_mem.read_port()
         w_data, p_data = rd_w.data, rd_p.data
+        decode = w_code.stages  # registers between a ROM read and its decoded word
         if plan.protect != "none":
-            m.submodules.w_ecc = w_ecc = EccDecoder(w_code)
-            m.submodules.p_ecc = p_ecc = EccDecoder(p_code)
+            m.submodules.w_ecc = w_ecc = PipelinedDecoder(w_code)
+            m.submodules.p_ecc = p_ecc = PipelinedDecoder(p_code)
             m.d.comb += [w_ecc.word.eq(rd_w.data), p_ecc.word.eq(rd_p.data)]
             w_data, p_data = w_ecc.data, p_ecc.data
 
@@ -144,17 +146,19 @@ class DenseEngine(wiring.Component):
         accs = [Signal(signed(plan.acc_bits), name=f"acc{p}") for p in range(P)]
         holds = [Signal(signed(plan.acc_bits), name=f"hold{p}") for p in range(P)]
         m1_valid, m1_first, m1_last, m1_act, m1_w = s1_valid, s1_first, s1_last, act, w_data
-        if plan.protect != "none":
-            # one more stage: the decoded weight word is registered before the multipliers
-            m1_valid, m1_first, m1_last = Signal(), Signal(), Signal()
-            m1_act, m1_w = Signal.like(act), Signal.like(w_data)
+        decode_valids = []
+        for stage in range(decode):
+            # the activation and the control wait for the decoder's stages
+            nxt = [Signal(name=f"m{stage}_{n}") for n in ("valid", "first", "last")]
+            nxt_act = Signal.like(act, name=f"m{stage}_act")
             m.d.sync += [
-                m1_valid.eq(s1_valid),
-                m1_first.eq(s1_first),
-                m1_last.eq(s1_last),
-                m1_act.eq(act),
-                m1_w.eq(w_data),
+                nxt[0].eq(m1_valid),
+                nxt[1].eq(m1_first),
+                nxt[2].eq(m1_last),
+                nxt_act.eq(m1_act),
             ]
+            (m1_valid, m1_first, m1_last), m1_act = nxt, nxt_act
+            decode_valids.append(m1_valid)
         m.d.sync += [s2_valid.eq(m1_valid), s2_first.eq(m1_first), s2_last.eq(m1_last)]
         for p in range(P):
             weight = m1_w[WEIGHT_BITS * p : WEIGHT_BITS * (p + 1)].as_signed()
@@ -189,11 +193,16 @@ class DenseEngine(wiring.Component):
             m.d.sync += [p_addr.eq(p_addr + 1), channel.eq(channel + 1)]
         m.d.sync += [r1_valid.eq(draining), r1_ch.eq(channel), r1_acc.eq(holds[0])]
         q1_valid, q1_ch, q1_acc, q1_p = r1_valid, r1_ch, r1_acc, p_data
-        if plan.protect != "none":
+        for stage in range(decode):
             # likewise the decoded parameter word, before the bias add
-            q1_valid, q1_ch = Signal(), Signal.like(r1_ch)
-            q1_acc, q1_p = Signal.like(r1_acc), Signal.like(p_data)
-            m.d.sync += [q1_valid.eq(r1_valid), q1_ch.eq(r1_ch), q1_acc.eq(r1_acc), q1_p.eq(p_data)]
+            nv = Signal(name=f"q{stage}_valid")
+            nch, nacc = (
+                Signal.like(r1_ch, name=f"q{stage}_ch"),
+                Signal.like(r1_acc, name=f"q{stage}_acc"),
+            )
+            m.d.sync += [nv.eq(q1_valid), nch.eq(q1_ch), nacc.eq(q1_acc)]
+            q1_valid, q1_ch, q1_acc = nv, nch, nacc
+            decode_valids.append(q1_valid)
         m.d.sync += [
             r2_valid.eq(q1_valid),
             r2_ch.eq(q1_ch),
@@ -215,8 +224,8 @@ class DenseEngine(wiring.Component):
         # (registered first: the counters stay off the read-to-multiply path)
         if plan.protect != "none":
             for port, events in (
-                (self.ecc_corrected, (s1_valid & w_ecc.corrected, r1_valid & p_ecc.corrected)),
-                (self.ecc_errors, (s1_valid & w_ecc.error, r1_valid & p_ecc.error)),
+                (self.ecc_corrected, (m1_valid & w_ecc.corrected, q1_valid & p_ecc.corrected)),
+                (self.ecc_errors, (m1_valid & w_ecc.error, q1_valid & p_ecc.error)),
             ):
                 flags = Signal(2, name=f"{port.name}_flags")
                 bump = Signal(range(3), name=f"{port.name}_bump")
@@ -231,8 +240,7 @@ class DenseEngine(wiring.Component):
         count_inference_cycles(m, self, first=in_k == 0)
 
         busy_stages = [s1_valid, s2_valid, draining, r1_valid, r2_valid, r3_valid]
-        if plan.protect != "none":
-            busy_stages += [m1_valid, q1_valid]
+        busy_stages += decode_valids
         idle = (
             ~Cat(*busy_stages).any()
             if plan.protect != "none"

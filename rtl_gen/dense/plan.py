@@ -63,7 +63,8 @@ class DenseLayer:
 @dataclass(frozen=True, eq=False)
 class DensePlan:
     """``protect`` (``rtl_gen.ecc``: none, parity, secded) codes the weight and parameter
-    ROM words; their decoded words are registered, two cycles more per layer."""
+    ROM words; their decoders are registered (``EccCode.stages``: parity one stage, SECDED
+    two on each of the two ROMs), two or four cycles more per layer."""
 
     layers: tuple[DenseLayer, ...]
     lanes: int
@@ -261,7 +262,7 @@ class DensePlan:
         return outs
 
     def layer_cycles(self, layer: DenseLayer) -> int:
-        decode = 2 if self.protect != "none" else 0  # the decoded words' registers
+        decode = 2 * self.weight_code.stages  # the decoders' registers, weights and params
         return layer.groups(self.lanes) * layer.n_in + self.lanes + LAYER_OVERHEAD + decode
 
     def cycles(self) -> int:

@@ -48,7 +48,8 @@ def test_protected_engine_is_bit_exact_without_faults(case, protect):
     got, cycles, counters = _run(plan, inputs)
     assert (got == expected).all()
     assert cycles == [plan.cycles()] * len(inputs)
-    assert plan.cycles() == unprotected.cycles() + 2 * len(plan.layers)
+    # the decoders' registers: one stage (parity) or two (SECDED) on each ROM
+    assert plan.cycles() == unprotected.cycles() + 2 * plan.weight_code.stages * len(plan.layers)
     assert counters == {"corrected": 0, "errors": 0}
 
 
