@@ -19,6 +19,7 @@ from rich.table import Table
 
 from boards.families import Resources
 from frontends.errors import UsageError
+from frontends.snn.graph import SNN_OPS
 from frontends.vectors import load_data
 
 from .commands import faults as _faults
@@ -238,10 +239,11 @@ def generate(
 
 # --- inspect -----------------------------------------------------------------------------------
 
-# Which engines take which IR op (the dense engine's own limits are checked per layer).
+# Which engines take which IR op (the dense engine's own limits are checked per layer; snn:
+# the ops its exact ST-BIF conversion takes, frontends.snn.graph.SNN_OPS).
 _ENGINE_OPS = {
     "gemm": {"dense", "conv"},
-    "snn": {"dense", "conv", "maxpool", "avgpool", "add"},
+    "snn": set(SNN_OPS),
     "smurf": {"nonlinear"},
 }
 

@@ -44,7 +44,7 @@ def test_inspect_json_facts(tmp_path):
     assert 0.15 < first["sparsity"] < 0.4  # the pruned row and column, and small weights
     assert "dense" in first["engines"] and "gemm" in first["engines"]
     assert second["ternary"] and second["weight_dtype"] == "ternary"
-    assert third["op"] == "nonlinear" and third["engines"] == ["smurf"]
+    assert third["op"] == "nonlinear" and third["engines"] == ["snn", "smurf"]
     assert data["unsupported"] == [] and data["error"] is None
 
 
@@ -91,7 +91,7 @@ def test_inspect_csv_is_one_parseable_row_a_layer(tmp_path):
     assert int(first["macs"]) == 16 * 12 and first["pruned_outputs"] == "1"
     assert first["engines"].split() == ["dense", "gemm", "snn"]
     assert rows[1]["weights"] == "ternary (ternary)" and rows[1]["input_dtype"] == "uint4"
-    assert rows[2]["engines"] == "smurf" and rows[2]["sparsity"] == ""
+    assert rows[2]["engines"] == "snn smurf" and rows[2]["sparsity"] == ""
 
 
 def test_inspect_format_json_equals_the_json_alias(tmp_path):
