@@ -126,8 +126,24 @@ def _common(node: Node) -> dict:
 
 
 def _dense(node: Node, graph: Graph) -> GemmLayer:
+    """A dense layer; a diagonal one (a per-channel affine layer, e.g. a BatchNormalization
+    on quantized codes) as ``n`` groups of one channel over one input each (``k = 1``), so
+    it takes ``n`` weight words and steps, not ``n * n / lanes``."""
     w = np.asarray(node.weights["weight"], dtype=np.int64)
     n, k = w.shape
+    if n == k and n > 1 and not np.any(w[~np.eye(n, dtype=bool)]):
+        return GemmLayer(
+            node,
+            n,
+            1,
+            1,
+            1,
+            np.diag(w).reshape(n, 1).copy(),
+            np.asarray(node.weights["bias"], np.int64),
+            np.asarray(node.weights["multiplier"], np.int64) * np.ones(n, np.int64),
+            window=Window(n, 1, 1, 1, 1, groups=n),
+            **_common(node),
+        )
     return GemmLayer(
         node,
         1,
@@ -525,7 +541,10 @@ def _requantize_lut(layer: GemmLayer, lut_items: np.ndarray, config: GemmConfig,
 
 def _transformed_node(node: Node, layer: GemmLayer, w, bias, mult, shift) -> Node:
     weights = dict(node.weights)
-    weights["weight"] = w.reshape(np.asarray(node.weights["weight"]).shape)
+    shape = np.asarray(node.weights["weight"]).shape
+    if node.op == "dense" and layer.groups > 1:  # a diagonal layer (``_dense``)
+        w = np.diag(w.reshape(-1))
+    weights["weight"] = w.reshape(shape)
     weights["bias"] = bias
     weights["multiplier"] = mult
     attrs = dict(node.attrs)

@@ -196,6 +196,13 @@ class GemmEngine(wiring.Component):
             act = self._memory(m, "act", unsigned(ACT_BITS), cfg.act_depth)
             act_wr = act.write_port()
             seq_act = act.read_port()
+        # block RAM: the sequencer's activation reads (STORE, and the post unit's ADD/MAX/TAB)
+        # and the first core's share one read port, so one copy of the buffer fewer: a core
+        # reads only while it computes, and the compiler never issues a STORE, ADD, MAX or
+        # TAB then (every one follows a SYNC and the POSTs behind it; probes["conflict"]
+        # flags one in simulation)
+        seq_addr, seq_en = Signal(act_ab), Signal()
+        shared = None
 
         # --- cores ----------------------------------------------------------------------------
         cores = {}
@@ -272,7 +279,10 @@ class GemmEngine(wiring.Component):
                     shape=signed(cfg.acc_widths[core]), depth=adepth, init=[], attrs=NO_RW_CHECK
                 )
                 m.submodules[aname] = amem
-                a_rd = act.read_port()
+                if shared is None:
+                    shared, a_rd = unit, seq_act
+                else:
+                    a_rd = act.read_port()
                 acc_wr, acc_rd = amem.write_port(), amem.read_port()
             w_rd = wmem.read_port()
             if self.protected:
@@ -295,8 +305,9 @@ class GemmEngine(wiring.Component):
                         m.d.sync += ones.eq(gemm_ones)
                     w_data = Mux(ones, ones_word, w_rd.data)
                 m.d.comb += [w_rd.addr.eq(unit.w_addr), unit.w_data.eq(w_data)]
+            if a_rd is not seq_act:
+                m.d.comb += a_rd.addr.eq(unit.act_addr)
             m.d.comb += [
-                a_rd.addr.eq(unit.act_addr),
                 unit.act_data.eq(a_rd.data),
                 acc_wr.addr.eq(unit.acc_addr),
                 acc_wr.data.eq(unit.acc_data),
@@ -529,7 +540,7 @@ class GemmEngine(wiring.Component):
         st_n = Signal(16)  # STORE: elements issued
         m.d.comb += [
             seq_idx.addr.eq(Mux(storing, idx_ptr, post.idx_addr)),
-            seq_act.addr.eq(
+            seq_addr.eq(
                 Mux(
                     storing,
                     base_reg + seq_idx.data[:act_ab],
@@ -539,12 +550,24 @@ class GemmEngine(wiring.Component):
                 )
             ),
             seq_idx.en.eq(~st_hold),
-            seq_act.en.eq(~st_hold),
+            seq_en.eq(~st_hold),
         ]
+        if shared is None:
+            m.d.comb += [seq_act.addr.eq(seq_addr), seq_act.en.eq(seq_en)]
+        else:
+            m.d.comb += [
+                seq_act.addr.eq(Mux(shared.computing, shared.act_addr, seq_addr)),
+                seq_act.en.eq(shared.computing | seq_en),
+            ]
         seq_act_used = Signal()
         post_re = post.act_re if tab_unit is None else post.act_re | tab_unit.act_re
         m.d.comb += seq_act_used.eq(Mux(storing, st_v1 & ~st_hold, post_re))
         act_reads.append((seq_act.addr, seq_act_used))
+        if shared is not None:
+            # a sequencer read while the sharing core computes would get the core's address
+            conflict = Signal(name="act_port_conflict")
+            m.d.comb += conflict.eq(shared.computing & seq_act_used)
+            self.probes["conflict"] = conflict
         self.probes["ports"] = {
             "act": ([(act_wr.addr, act_wr.en)], act_reads),
             **{

@@ -4,7 +4,8 @@ does not fit.
 Each memory of a ``GemmConfig`` (``engine``) is ``width x depth`` bits; Yosys maps it onto the
 device's block RAM primitive in the aspect ratio that takes the fewest blocks (iCE40
 ``SB_RAM40_4K``, "EBR": 256x16 .. 2048x2; ECP5 ``DP16KD``: 512x36 .. 16384x1), one copy per
-read port (the activation buffer has one for each core and one for the sequencer). The
+read port (the activation buffer has one for each core; the sequencer shares the first
+core's, ``engine``). The
 compiler calls ``check_device`` on every program for a board's config: a model whose
 memories need more blocks than the device has is refused with one line naming the memory
 kind, the bytes needed (and which memories need them) and the bytes available.
@@ -91,7 +92,7 @@ def memories(config: GemmConfig) -> dict[str, tuple[int, int, int]]:
     cores = sum(1 for lanes in (config.dsp_lanes, config.lut_lanes) if lanes)
     out = {
         "imem": (64, config.imem_depth, 1),
-        "act": (ACT_BITS, config.act_depth, cores + 1),
+        "act": (ACT_BITS, config.act_depth, cores),
         "idx": (_abits(config.act_depth) + 1, config.idx_depth, 1),
         "params": (config.bias_bits + MULT_BITS, config.param_depth, 1),
     }

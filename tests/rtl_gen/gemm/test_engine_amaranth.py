@@ -3,6 +3,7 @@ DSP-less configuration and the bit-serial LUT core beside packed DSP lanes (thei
 ``SB_MAC16`` arithmetic as logic), bit-exact against the golden, with the cycle counter and
 perf counters equal to the model's."""
 
+import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
@@ -43,6 +44,8 @@ def collision_checker(dut, found: list):
     read's data would be undefined on an FPGA) goes into ``found`` as (cycle, memory,
     address)."""
     ports = dut.probes["ports"]
+    conflict = dut.probes.get("conflict")  # a shared read port asked for by two readers
+    conflicts = {} if conflict is None else {"act_shared_port": conflict}
     sigs, layout = [], []
     for name, (writes, reads) in ports.items():
         for kind, pairs in (("w", writes), ("r", reads)):
@@ -52,7 +55,11 @@ def collision_checker(dut, found: list):
 
     async def process(ctx):
         cycle = 0
-        async for _, _, *values in ctx.tick().sample(*sigs):
+        async for _, _, *values in ctx.tick().sample(*sigs, *conflicts.values()):
+            found.extend(
+                (cycle, name, None) for name, v in zip(conflicts, values[len(sigs) :]) if v
+            )
+            values = values[: len(sigs)]
             written, read = {}, []
             for (name, kind), addr, flag in zip(layout, values[::2], values[1::2]):
                 if flag and kind == "w":
@@ -361,3 +368,44 @@ def test_window_counters_on_every_window_feature():
     program = compile_graph(window_cases(), config, split=0.5)
     assert any("reordered" in i.comment for i in program.instrs)
     check_outputs_and_cycles(program, 1, random=1)
+
+
+def test_diagonal_dense_layer_runs_as_one_channel_groups():
+    # a per-channel affine layer (BatchNormalization on quantized codes) is a diagonal
+    # dense layer: n groups of one weight, not an n x n GEMM, on both cores
+    diag = np.diag(np.random.default_rng(5).integers(-127, 128, 7))
+    diag[3, 3] = 0
+    rng = np.random.default_rng(6)
+    weights = [rng.integers(-127, 128, (7, 6)), diag, rng.integers(-127, 128, (4, 7))]
+    graph = dense_chain((6, 7, 7, 4), weights=weights, seed=1)
+    config = GemmConfig(dsp_lanes=3, lut_lanes=5, lut_mode="ternary")
+    program = compile_graph(graph, config, split=0.5)
+    layer = program.layers[1]
+    assert (layer.groups, layer.k, layer.m) == (7, 1, 1)
+    full = diag.copy()
+    full[0, 1] = 1  # not diagonal: the dense GEMM
+    dense = compile_graph(
+        dense_chain((6, 7, 7, 4), weights=[weights[0], full, weights[2]], seed=1), config, split=0.5
+    )
+    assert dense.layers[1].k == 7
+    assert len(program.wd) + len(program.wl) < len(dense.wd) + len(dense.wl)
+    check_outputs_and_cycles(program, 3)
+
+
+def test_conflict_checker_catches_a_store_while_the_sharing_core_computes():
+    # the sequencer shares the first core's activation read port: a STORE moved ahead of
+    # the last layer's SYNC reads while that core computes, and the checker reports it
+    from dataclasses import replace
+
+    from rtl_gen.gemm.isa import Instr
+
+    program = compile_graph(dense_chain((11, 9, 6), seed=4), GemmConfig(dsp_lanes=3, lut_lanes=0))
+    instrs = list(program.instrs)
+    store = next(i for i, ins in enumerate(instrs) if ins.op == "STORE")
+    gemm = max(i for i, ins in enumerate(instrs) if ins.op == "GEMM")
+    moved = Instr("STORE", fields={**instrs[store].fields, "stream": 0})
+    instrs = instrs[: gemm + 1] + [moved] + instrs[gemm + 1 : store] + instrs[store + 1 :]
+    vectors = golden_vectors(program.graph, random=1, seed=3)
+    found = []
+    simulate(replace(program, instrs=instrs), vectors["inputs"][:1], collisions=found)
+    assert {name for _, name, _ in found} == {"act_shared_port"}, found[:5]
