@@ -237,6 +237,7 @@ class LayerInfo:
     macs: int
     model_cycles: int = 0  # sequencer cycles of [first, last) (set by the compiler)
     lut_wbits: int = 0  # LUT-core weight precision of this layer (0: no LUT channels)
+    lut_rows: int = 0  # output rows on the LUT core, every channel (0: split by channels)
 
 
 @dataclass(frozen=True, eq=False)
@@ -384,6 +385,66 @@ def _gemm_instrs(
         out.append(Instr("POST", core, {"n": count, "y": y + offset * layer.m, "p": p + offset}))
         offset += count
     return out
+
+
+def _row_split_instrs(
+    layer: GemmLayer,
+    config: GemmConfig,
+    r1: int,
+    in_base: int,
+    w: tuple,
+    y: int,
+    p: int,
+    xsigned: bool,
+    name: str,
+) -> list[Instr]:
+    """A convolution split by output rows: the DSP core computes rows ``[0, r1)`` and the
+    LUT core rows ``[r1, oh)``, every channel each, through windows of their own (the LUT
+    core's starts at input row ``b = r1*sy - pt``: its plane is the ``h - b`` rows from
+    there, no top padding, the same address steps); each core's POST writes its pixels of
+    every channel (``PCFG`` ``mc``), the LUT core's from pixel ``r1 * ow`` on."""
+    win = layer.window
+    _, steps = win.fields()
+    out, posts = [], []
+    for i, (core, r0, r_end) in enumerate((("dsp", 0, r1), ("lut", r1, win.oh))):
+        mc = (r_end - r0) * win.ow
+        lanes = config.lanes[core]
+        b = r0 * win.sy - win.pt
+        sub = win if r0 == 0 else replace(win, h=win.h - b, pt=0, pb=0)
+        fields, _ = sub.fields()
+        x = in_base + (win.origin() if r0 == 0 else b * win.w - win.pl)
+        wbits = DSP_WBITS if core == "dsp" else config.lut_precisions[-1]
+        out += [
+            Instr(
+                "CFG",
+                core,
+                {
+                    "m": mc,
+                    "k": layer.k,
+                    "n": layer.n,
+                    "g": 1,
+                    "tiles": timing.ceil_div(layer.n, lanes),
+                    "xsigned": int(xsigned),
+                    "wbits": wbits,
+                },
+                comment=f"{name}: output rows {r0}-{r_end - 1}" if name else "",
+            ),
+            Instr("WIN", core, fields),
+            Instr("WSTEP", core, steps),
+            Instr("GEMM", core, {"x": x % (1 << 16), "gstep": 0, "w": w[i], "pad": layer.zp_in & 0xFF}),
+        ]
+        pcfg = {
+            "m": layer.m,
+            "shift": layer.shift,
+            "zp": layer.zp_out,
+            "lo": layer.lo,
+            "hi": layer.hi,
+            "round": ROUNDING[layer.rounding],
+            "mc": mc,
+        }
+        posts.append((Instr("PCFG", fields=pcfg), Instr("POST", core, {"n": layer.n, "y": y + r0 * win.ow, "p": p})))
+    (pcfg_d, post_d), (pcfg_l, post_l) = posts
+    return out + [pcfg_d, Instr("SYNC"), post_d, pcfg_l, post_l]
 
 
 def layer_cycles(
@@ -826,6 +887,8 @@ class Lowering:
             blocks, sub = plane_order(win, np.arange(x_t.size), node)
         # a grouped layer's groups go to the cores in their input's block order (each
         # core's groups are consecutive blocks, one group step apart)
+        if copy is None and self.row_layer(node, layer, sub, in_base, x_t.dtype, first):
+            return
         group_order = np.argsort(blocks, kind="stable") if layer.groups > 1 else None
         split = self.split(layer, group_order)
         w, bias, mult, shift, changed = _requantize_lut(
@@ -961,6 +1024,118 @@ class Lowering:
         self.prev_posts = (node.outputs[0],)
         if copy is not None:
             self.act.give(copy, x_t.size)
+
+    def row_layer(self, node: Node, layer: GemmLayer, sub, in_base: int, xs, first: int) -> bool:
+        """Compiles ``layer`` split by output rows when that is faster than any split by
+        channels (a layer narrower than the cores' lanes leaves a channel split's lanes
+        idle): the DSP core computes every channel of the first rows, the LUT core every
+        channel of the rest, each through its own window. Only where the LUT core holds
+        every weight exactly (the graph is unchanged) and the row split is modelled
+        faster. Returns whether it did."""
+        config, win = self.config, layer.window
+        if not (
+            self.split_spec == "auto"
+            and config.dsp_lanes
+            and config.lut_lanes
+            and config.lut_mode != "bitserial"
+            and not config.dsp_pack
+            and layer.groups == 1
+            and not win.dense
+            and win.oh > 1
+            and layer.m <= 4095
+        ):
+            return False
+        wbits = config.lut_precisions[-1]
+        everything = np.arange(layer.items)
+        if _requantize_lut(layer, everything, config, wbits)[4] or np.any(
+            _item_errors(layer, config, wbits) > 0
+        ):
+            return False  # the LUT core would change the weights
+        inv_sub = np.argsort(sub, kind="stable")
+        w_steps = layer.weight.reshape(layer.n, win.cin_g, win.kh * win.kw)[:, inv_sub]
+        w_steps = w_steps.reshape(layer.n, layer.k)
+
+        def instrs_for(r1: int, w_bases=(0, 0), y=0, p=0) -> list[Instr]:
+            return _row_split_instrs(
+                layer, config, r1, in_base, w_bases, y, p, xs.signed, node.name
+            )
+
+        def modelled(r1: int) -> int:
+            from .model import schedule
+
+            return schedule(instrs_for(r1), config).fetch[-1]
+
+        pipe = {c: timing.core_pipe(config, c) for c in ("dsp", "lut")}
+
+        def compute(core: str, rows: int) -> int:
+            return timing.core_compute_cycles(
+                config.lanes[core], rows * win.ow, layer.k, layer.n, 1, pipe=pipe[core]
+            )
+
+        # the LUT rows' window starts on an input row (no top padding left for it)
+        r_min = max(1, -(-win.pt // win.sy))
+        rows = [
+            r1
+            for r1 in range(r_min, win.oh)
+            if max(r1, win.oh - r1) * win.ow <= 2047
+        ]
+        if not rows:
+            return False
+        r1 = min(rows, key=lambda r: (max(compute("dsp", r), compute("lut", win.oh - r)), r))
+        items, lut_bits = choose_split(layer, config, tau=self.tau)
+        if modelled(r1) >= layer_cycles(layer, config, items, lut_bits):
+            return False
+        # parameters in channel order; both cores' accumulators cover every channel
+        w, bias, mult = layer.weight, layer.bias, layer.multiplier
+        folded = bias - layer.zp_in * w.sum(axis=1)
+        hi_term = np.maximum(w * xs.max, w * xs.min).sum(axis=1).max()
+        lo_term = np.minimum(w * xs.max, w * xs.min).sum(axis=1).min()
+        bits = signed_bits(int(lo_term), int(hi_term))
+        p_base = len(self.params)
+        for c in range(layer.n):
+            self.params.append((int(folded[c]), int(mult[c])))
+        self.bias_bits = max(self.bias_bits, signed_bits(int(folded.min()), int(folded.max())))
+        w_bases = []
+        for core, words, width in (
+            ("dsp", self.wd, DSP_WBITS),
+            ("lut", self.wl, config.lut_wbits),
+        ):
+            lanes = config.lanes[core]
+            w_bases.append(len(words))
+            for t in range(timing.ceil_div(layer.n, lanes)):
+                block = np.zeros((lanes, layer.k), np.int64)
+                chans = w_steps[t * lanes : (t + 1) * lanes]
+                block[: len(chans)] = chans
+                words.extend(_pack_lanes(block[:, k], width) for k in range(layer.k))
+            self.acc_core[core] = max(self.acc_core[core], bits)
+        self.acc_need["dsp"] = max(self.acc_need["dsp"], layer.n * r1 * win.ow)
+        self.acc_need["lut"] = max(self.acc_need["lut"], layer.n * (win.oh - r1) * win.ow)
+        y_base = self.act.take(layer.n * layer.m)
+        self.act_base[node.outputs[0]] = y_base
+        self.layout[node.outputs[0]] = np.arange(layer.n * layer.m)
+        self.instrs.extend(instrs_for(r1, tuple(w_bases), y_base, p_base))
+        self.new_nodes.append(node)
+        self.infos.append(
+            LayerInfo(
+                node.name,
+                node.op,
+                node.source_op,
+                layer.m,
+                layer.k,
+                layer.n,
+                layer.groups,
+                layer.n,
+                layer.n,
+                0.0,
+                first,
+                len(self.instrs),
+                layer.macs,
+                lut_wbits=wbits,
+                lut_rows=win.oh - r1,
+            )
+        )
+        self.prev_posts = (node.outputs[0],)
+        return True
 
     def split(self, layer: GemmLayer, group_order: np.ndarray | None) -> _Split:
         """The layer's LUT share (``split``/``tau``, the bit-serial core's precision) and the

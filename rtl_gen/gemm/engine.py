@@ -416,6 +416,7 @@ class GemmEngine(wiring.Component):
         }
         m.d.comb += [
             post.m.eq(pcfg["m"]),
+            post.mc.eq(pcfg["mc"]),
             post.shift.eq(pcfg["shift"]),
             post.zp.eq(pcfg["zp"]),
             post.lo.eq(pcfg["lo"]),

@@ -45,11 +45,13 @@ op           code  fields (bit 0 upward) and meaning
                    weight word of (gi, tile, k') is ``w + (gi*tiles + tile)*k + k'``,
                    lane j of a tile is channel ``tile*lanes + j``. Loops: pixel, group,
                    tile, k (innermost)
-``PCFG``     4     ``m[12] shift[6] zp[9] lo[9] hi[9] round[2]``: post-processing of
-                   the next ``POST``s: pixels per channel, right shift, output zero point,
-                   clamp bounds (two's complement), rounding (0 half up, 1 floor, 2 ceil,
-                   3 half to even)
-``POST``     5     ``n[12] y[16] p[14] early[1]``: for the core's pixels ``q < m`` and
+``PCFG``     4     ``m[12] shift[6] zp[9] lo[9] hi[9] round[2] mc[11]``: post-processing
+                   of the next ``POST``s: pixels per channel (the output's channel
+                   pitch), right shift, output zero point, clamp bounds (two's
+                   complement), rounding (0 half up, 1 floor, 2 ceil, 3 half to even),
+                   pixels a POST writes (0: ``m``; a core that computed a range of
+                   output rows)
+``POST``     5     ``n[12] y[16] p[14] early[1]``: for the core's pixels ``q < mc`` and
                    channels ``c < n``: ``act[y + c*m + q] = clamp((((acc[q*n + c] +
                    bias[p+c]) * mult[p+c] + r) >> shift) + zp, lo, hi)`` (blocking; with
                    ``early`` only until the last element is issued, its pipeline running
@@ -186,6 +188,7 @@ FIELDS = MappingProxyType(
             ("lo", 9, True),
             ("hi", 9, True),
             ("round", 2, False),
+            ("mc", 11, False),
         ),
         "POST": (("n", 12, False), ("y", 16, False), ("p", 14, False), ("early", 1, False)),
         "SYNC": (),

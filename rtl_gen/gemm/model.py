@@ -211,7 +211,8 @@ def _run_one(program, code: np.ndarray, blocks: dict | None = None):
         elif ins.op == "PCFG":
             pcfg = f
         elif ins.op == "POST":
-            m, n = pcfg["m"], f["n"]
+            pitch, n = pcfg["m"], f["n"]
+            m = pcfg["mc"] or pitch
             acc = accs[ins.core][: m * n].reshape(m, n)
             bias = params[f["p"] : f["p"] + n, 0]
             mult = params[f["p"] : f["p"] + n, 1]
@@ -224,7 +225,8 @@ def _run_one(program, code: np.ndarray, blocks: dict | None = None):
                 pcfg["hi"],
                 pcfg["round"],
             )  # (m, n)
-            act[f["y"] : f["y"] + n * m] = y.T.reshape(-1) & 0xFF
+            rows = f["y"] + pitch * np.arange(n)[:, None] + np.arange(m)[None]
+            act[rows] = y.T & 0xFF
         elif ins.op == "ADDP":
             addp = f
         elif ins.op == "ADD":
@@ -366,7 +368,7 @@ def schedule(program_or_instrs, config: GemmConfig | None = None) -> Schedule:
             for core in ("dsp", "lut"):
                 s.wait[core] += max(0, e - max(start, free[core]))
         elif ins.op == "PCFG":
-            pcfg_m = f["m"]
+            pcfg_m = f["mc"] or f["m"]
             w_pcfg = len(writes)
         elif ins.op == "LOAD" and f["fill"]:
             per = f["lanes"] or subwords(config.dsp_lanes)

@@ -1,7 +1,7 @@
 """``PostUnit``: requantization, ReLU and clamp of a core's accumulators (``POST``), and the
 residual add (``ADD``), written back to the activation buffer.
 
-``POST``: for pixel ``q < m`` (outer) and channel ``c < n``:
+``POST``: for pixel ``q < mc`` (outer; ``mc`` 0: ``m``) and channel ``c < n``:
 ``act[y + c*m + q] = clamp((((acc[q*n + c] + bias[p+c]) * mult[p+c] + r) >> shift) + zp,
 lo, hi)`` (``frontends.fixedpoint.requantize``; ReLU is ``lo = zp``). One element a cycle;
 latency 10 cycles (accumulator/parameter read, their registers, + bias, * multiplier in two
@@ -11,7 +11,8 @@ compares, clamp/write).
 ``ADD``: ``act[y + j] = clamp((((a_j - za)*ma + (b_j - zb)*mb + r) >> shift) + zp, lo, hi)``
 with ``a_j = act[a + j]`` and ``b_j = act[b + idx[i + j]]`` (``gather``; else
 ``act[b + j]``) read through the shared
-activation port, two cycles an element, one multiplier used twice.
+activation port, two cycles an element, one multiplier used twice; each operand's difference,
+product and the sum are registered steps.
 
 ``MAX``: ``act[y + j] = clamp((((max_e act[a + idx[i + j*k + e]]) - z)*mu + r) >> shift) +
 zp, lo, hi)``, entries with the pad flag never winning; one window entry a cycle (gather
@@ -135,6 +136,7 @@ class PostUnit(wiring.Component):
                 "xsigned": In(1),
                 "gather": In(1),
                 "m": In(12),
+                "mc": In(11),
                 "shift": In(6),
                 "zp": In(signed(9)),
                 "lo": In(signed(9)),
@@ -173,6 +175,8 @@ class PostUnit(wiring.Component):
         nn, nn_m1, m_m1 = Signal(16), Signal(16), Signal(12)  # n, n - 1, m - 1 (equality tests)
         p_base = Signal(14)
         issue = running & ~is_add
+        count = Signal(12)  # pixels this POST writes; m is the channel pitch
+        m.d.comb += count.eq(Mux(self.mc != 0, self.mc, self.m))
         m.d.comb += [self.acc_addr.eq(j), self.p_addr.eq(p_base + c)]  # ADD overrides
         m.d.comb += self.acc_re.eq(issue)  # POST reads acc[j] this cycle
         # last_c (c == n - 1) and last_q (q == m - 1) are registers: as 16- and 12-bit
@@ -192,14 +196,14 @@ class PostUnit(wiring.Component):
                 wa.eq(self.y),
                 nn.eq(self.n),
                 nn_m1.eq(self.n - 1),
-                m_m1.eq(self.m - 1),
+                m_m1.eq(count - 1),
                 p_base.eq(self.p),
                 nn_m2.eq(self.n - 2),
-                mm2.eq(self.m - 2),
+                mm2.eq(count - 2),
                 n1.eq(self.n == 1),
-                m1.eq(self.m == 1),
+                m1.eq(count == 1),
                 last_c.eq(self.n == 1),
-                last_q.eq(self.m == 1),
+                last_q.eq(count == 1),
             ]
             if self.residual:
                 m.d.sync += [is_add.eq(self.add | self.pool), is_max.eq(self.pool)]
@@ -307,7 +311,7 @@ class PostUnit(wiring.Component):
         val = Signal(signed(9))
         m.d.comb += val.eq(Mux(xs, self.act_rdata.as_signed(), self.act_rdata))
         if self.residual:
-            m.d.sync += [s_a.eq(add_run & ~phase), s_b.eq(add_run & phase), add_v.eq(s_b | s_m)]
+            m.d.sync += [s_a.eq(add_run & ~phase), s_b.eq(add_run & phase)]
             m.d.sync += [
                 mv1.eq(max_run),
                 first1.eq(we == 0),
@@ -328,18 +332,39 @@ class PostUnit(wiring.Component):
                 m.d.sync += mx.eq(Mux(keep, Mux(first2, -512, mx), val))
                 with m.If(last2):
                     m.d.sync += jm.eq(j2)
-        shared = Signal(signed(11 + MULT_BITS + 1))
+        # (operand - zero point) * multiplier in three registered steps: the difference
+        # (from the activation block RAM's output), the product (one MULT18X18D / SB_MAC16
+        # between registers), then a_j's product kept or the sum written; the difference,
+        # product and sum in one cycle behind the block RAM were the ECP5's critical path
+        # (about 50 MHz). Each step carries its flags and the element's index.
         zero_point = self.p_data[MULT_BITS : MULT_BITS + 9].as_signed()  # ADD: za/zb fit 9 bits
-        if self.residual:
-            m.d.comb += shared.eq((Mux(s_m, mx, val) - zero_point) * mult)
+        diff_x, mult_x = Signal(signed(11)), Signal(unsigned(MULT_BITS))
+        prod_y = Signal(signed(11 + MULT_BITS + 1))
+        sa_x, sb_x, sm_x, sa_y, sb_y, sm_y = (Signal() for _ in range(6))
+        j_x, j_y = Signal(16), Signal(16)
         prod_a = Signal(signed(11 + MULT_BITS + 1))
         add_sum = Signal(signed(11 + MULT_BITS + 2))
-        with m.If(s_a):
-            m.d.sync += prod_a.eq(shared)
-        with m.If(s_b):
-            m.d.sync += [add_sum.eq(prod_a + shared), add_wa.eq(jb)]
-        with m.If(s_m):
-            m.d.sync += [add_sum.eq(shared), add_wa.eq(jm)]
+        if self.residual:
+            m.d.sync += [
+                diff_x.eq(Mux(s_m, mx, val) - zero_point),
+                mult_x.eq(mult),
+                sa_x.eq(s_a),
+                sb_x.eq(s_b),
+                sm_x.eq(s_m),
+                j_x.eq(Mux(s_m, jm, jb)),
+                prod_y.eq(diff_x * mult_x),
+                sa_y.eq(sa_x),
+                sb_y.eq(sb_x),
+                sm_y.eq(sm_x),
+                j_y.eq(j_x),
+                add_v.eq(sb_y | sm_y),
+            ]
+        with m.If(sa_y):
+            m.d.sync += prod_a.eq(prod_y)
+        with m.If(sb_y):
+            m.d.sync += [add_sum.eq(prod_a + prod_y), add_wa.eq(j_y)]
+        with m.If(sm_y):
+            m.d.sync += [add_sum.eq(prod_y), add_wa.eq(j_y)]
 
         # --- shared output stage ---------------------------------------------------------------
         out_prod = Signal(signed(max(len(prod3), len(add_sum))))
@@ -367,6 +392,24 @@ class PostUnit(wiring.Component):
         m.d.sync += tail.eq(Cat(v3 | add_v, tail[:3]))
         m.d.comb += self.issuing.eq(running)
         m.d.comb += self.busy.eq(
-            running | v1 | v1b | v2 | v2b | v3 | s_a | s_b | add_v | mv1 | mv2 | s_m | (tail != 0)
+            running
+            | v1
+            | v1b
+            | v2
+            | v2b
+            | v3
+            | s_a
+            | s_b
+            | sa_x
+            | sb_x
+            | sm_x
+            | sa_y
+            | sb_y
+            | sm_y
+            | add_v
+            | mv1
+            | mv2
+            | s_m
+            | (tail != 0)
         )
         return m

@@ -162,16 +162,21 @@ def qdq_pool_cat(path, *, seed=0):
     return _quantized_qdq(Net().eval(), path, seed=seed)
 
 
-def conv_net(in_shape, layers, *, seed=0, residual=None, head=None, name="convs") -> Graph:
+def conv_net(
+    in_shape, layers, *, seed=0, residual=None, head=None, name="convs", weight_max=127
+) -> Graph:
     """A chain of convolutions built directly in the IR (no ONNX), for window edge cases:
     ``layers`` are dicts of ``cout``, ``kernel`` (kh, kw), and optionally ``stride``,
     ``pads`` (top, left, bottom, right), ``dilation``, ``group``; uint8 ReLU activations
     (zero point 3 on the input, so padding differs from 0), int8 weights. ``residual``
     (i, j): layer j's output is added to layer i's (same shape) and the chain continues
-    from the sum. ``head``: a dense layer of that many outputs on the flattened result."""
+    from the sum. ``head``: a dense layer of that many outputs on the flattened result.
+    ``weight_max``: the convolutions' weights are in ``[-weight_max, weight_max]`` (1:
+    ternary, what the LUT core holds exactly)."""
     from frontends.im2col import Window, conv_im2col
 
     rng = np.random.default_rng(seed)
+    bias_max = 3000 if weight_max > 7 else 300
     q = QuantParams(np.float32(0.05), np.int64(0))
     u8 = IntType(8, False)
     tensors = {"x": Tensor("x", tuple(in_shape), u8, QuantParams(np.float32(0.05), np.int64(3)))}
@@ -184,7 +189,7 @@ def conv_net(in_shape, layers, *, seed=0, residual=None, head=None, name="convs"
         win = Window((h, w), (kh, kw), stride, pads, dil)
         oh, ow = win.out_hw
         cout = spec["cout"]
-        weight = rng.integers(-127, 128, (cout, c // group, kh, kw))
+        weight = rng.integers(-weight_max, weight_max + 1, (cout, c // group, kh, kw))
         y = f"c{i}"
         tensors[y] = Tensor(y, (cout, oh, ow), u8, q)
         k = (c // group) * kh * kw
@@ -197,7 +202,7 @@ def conv_net(in_shape, layers, *, seed=0, residual=None, head=None, name="convs"
                 attrs={
                     "input_zero_point": zp,
                     "output_zero_point": 0,
-                    "shift": 12 + int(np.log2(k)),
+                    "shift": (12 if weight_max > 7 else 8) + int(np.log2(k)),
                     "lo": 0,
                     "hi": 255,
                     "input_shape": shape,
@@ -210,7 +215,7 @@ def conv_net(in_shape, layers, *, seed=0, residual=None, head=None, name="convs"
                 },
                 weights={
                     "weight": weight.astype(np.int64),
-                    "bias": rng.integers(-3000, 3000, cout).astype(np.int64),
+                    "bias": rng.integers(-bias_max, bias_max, cout).astype(np.int64),
                     "multiplier": rng.integers(1 << 11, 1 << 12, cout).astype(np.int64),
                     "im2col": conv_im2col(win, c, group),
                 },

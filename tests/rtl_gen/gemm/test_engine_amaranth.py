@@ -409,3 +409,29 @@ def test_conflict_checker_catches_a_store_while_the_sharing_core_computes():
     found = []
     simulate(replace(program, instrs=instrs), vectors["inputs"][:1], collisions=found)
     assert {name for _, name, _ in found} == {"act_shared_port"}, found[:5]
+
+
+def test_narrow_ternary_convolutions_split_by_output_rows():
+    # 4-channel ternary convolutions on 3 DSP + 5 LUT lanes: each core takes every channel
+    # of a range of output rows (the LUT core's window starts below the top padding; a
+    # strided and a dilated window), bit-exact and cycle-exact, faster than by channels
+    from .nets import conv_net
+
+    graph = conv_net(
+        (2, 9, 7),
+        [
+            dict(cout=4, kernel=(3, 3), pads=(1, 1, 1, 1)),
+            dict(cout=4, kernel=(3, 3), stride=(2, 2), pads=(1, 0, 1, 2)),
+            dict(cout=4, kernel=(3, 3), dilation=(2, 2), pads=(2, 2, 2, 2)),
+        ],
+        residual=(1, 2),
+        seed=7,
+        weight_max=1,
+    )
+    config = GemmConfig(dsp_lanes=3, lut_lanes=5, lut_mode="ternary", primitives=False)
+    program = compile_graph(graph, config, split="auto")
+    rows = [layer.lut_rows for layer in program.layers if layer.op == "conv"]
+    assert all(rows), rows
+    by_channels = compile_graph(graph, config, split=0.5)
+    assert model.schedule(program).cycles < model.schedule(by_channels).cycles
+    check_outputs_and_cycles(program, 3)
