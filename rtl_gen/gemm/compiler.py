@@ -88,6 +88,7 @@ class GemmLayer:
     hi: int
     rounding: str
     window: Window
+    dsp_only: bool = False  # its weights and multiplier hold only on the DSP core
 
     @property
     def n(self) -> int:
@@ -189,26 +190,70 @@ def _avgpool(node: Node, graph: Graph) -> GemmLayer:
             f"{node.describe()}: window sizes {sorted(set(count.tolist()))} "
             f"differ at the borders; the gemm engine takes one divisor per pool"
         )
-    if int(mult[0]) >= 1 << MULTIPLIER_BITS:
-        raise ModelError(
-            f"{node.describe()}: dividing by its window needs a "
-            f"{int(mult[0]).bit_length()}-bit multiplier; the gemm engine's post "
-            f"unit holds {MULTIPLIER_BITS} bits"
-        )
     im2col = np.asarray(node.weights["im2col"], dtype=np.int64)  # (C, M, k)
     c, m, k = im2col.shape
+    common = _common(node)
+    weight, multiplier = 1, int(mult[0])
+    if multiplier >= 1 << MULTIPLIER_BITS:
+        found = _scaled_divisor(node, graph, k, multiplier, common)
+        if found is None:
+            raise ModelError(
+                f"{node.describe()}: dividing by its window needs a "
+                f"{multiplier.bit_length()}-bit multiplier; the gemm engine's post "
+                f"unit holds {MULTIPLIER_BITS} bits"
+            )
+        weight, multiplier, common["shift"] = found
     return GemmLayer(
         node,
         c,
         m,
         k,
         1,
-        np.ones((c, k), np.int64),
+        np.full((c, k), weight, np.int64),
         np.zeros(c, np.int64),
-        np.full(c, mult[0], np.int64),
+        np.full(c, multiplier, np.int64),
         window=window_of(node, graph, im2col),
-        **_common(node),
+        dsp_only=weight != 1,
+        **common,
     )
+
+
+def _scaled_divisor(node: Node, graph: Graph, k: int, mult: int, common: dict):
+    """``(weight, multiplier, shift)``: a pool whose divisor needs a multiplier wider than
+    the post unit's as a sum of ``weight * x`` (int8) requantized by a multiplier that
+    fits, equal to the IR's ``requantize(sum, mult, shift)`` on every sum the window's
+    ``k`` inputs can make (checked on all of them), or None. The weight's factor buys the
+    multiplier's missing precision where some ``weight * multiplier`` lands close enough
+    to the exact ratio."""
+    from frontends.fixedpoint import requantize
+
+    x_t = graph.tensor(node.inputs[0])
+    zp, shift = common["zp_in"], common["shift"]
+    sums = np.arange(k * (x_t.dtype.min - zp), k * (x_t.dtype.max - zp) + 1, dtype=np.int64)
+    out = dict(zero_point=common["zp_out"], lo=common["lo"], hi=common["hi"])
+    want = requantize(sums, mult, shift, rounding=common["rounding"], **out)
+    for weight in range(2, 128):
+        # weight * m_new / 2**new_shift ~ mult / 2**shift, m_new as wide as fits
+        extra = 0
+        while (mult << (extra + 1)) // weight < 1 << MULTIPLIER_BITS:
+            extra += 1
+        while extra > -shift and (mult << max(extra, 0) >> max(-extra, 0)) // weight >= (
+            1 << MULTIPLIER_BITS
+        ):
+            extra -= 1
+        new_shift = shift + extra
+        if new_shift < 1:
+            continue
+        num = mult << extra if extra >= 0 else mult
+        den = weight if extra >= 0 else weight << -extra
+        base = (2 * num + den) // (2 * den)
+        for m_new in (base, base - 1, base + 1):
+            if not 0 < m_new < 1 << MULTIPLIER_BITS:
+                continue
+            got = requantize(sums * weight, m_new, new_shift, rounding=common["rounding"], **out)
+            if np.array_equal(got, want):
+                return weight, m_new, new_shift
+    return None
 
 
 LOWERINGS: dict[str, Callable[[Node, Graph], GemmLayer]] = {
@@ -491,8 +536,13 @@ def choose_split(
     item at the lowest precision within ``tau`` (the highest when none is). ``order``: the
     LUT core takes the last items of it (else the easiest)."""
     precisions = config.lut_precisions
-    if config.lut_lanes == 0:
+    if config.lut_lanes == 0 or (layer.dsp_only and config.dsp_lanes):
         return 0, precisions[-1]
+    if layer.dsp_only:
+        raise ModelError(
+            f"{layer.node.describe()}: its divisor needs {DSP_WBITS}-bit weights "
+            f"(a {int(layer.weight.max())}x sum) and this configuration has no DSP core"
+        )
     if config.dsp_lanes == 0:
         for wbits in precisions:
             if (_item_errors(layer, config, wbits) <= tau).all():
@@ -1141,7 +1191,7 @@ class Lowering:
         """The layer's LUT share (``split``/``tau``, the bit-serial core's precision) and the
         physical channel order it gives."""
         config, split = self.config, self.split_spec
-        if config.lut_lanes == 0 or config.dsp_lanes == 0 or split == "auto":
+        if config.lut_lanes == 0 or config.dsp_lanes == 0 or split == "auto" or layer.dsp_only:
             items_lut, lut_wbits = choose_split(layer, config, tau=self.tau, order=group_order)
         else:
             ratio = split.get(layer.node.name, 0.0) if isinstance(split, dict) else split

@@ -435,3 +435,62 @@ def test_narrow_ternary_convolutions_split_by_output_rows():
     by_channels = compile_graph(graph, config, split=0.5)
     assert model.schedule(program).cycles < model.schedule(by_channels).cycles
     check_outputs_and_cycles(program, 3)
+
+
+def _pool_graph(mult: int, shift: int):
+    """(4, 5, 25) uint8 -> a 5x25 average pool (a 125-element window, as the KWS
+    DS-CNN's) -> (4,) int8 with the IR's ``mult`` and ``shift``, rounding half to even."""
+    from frontends.im2col import Window
+    from frontends.im2col import conv_im2col as windows
+    from frontends.ir import Graph, IntType, Node, QuantParams, Tensor
+
+    q = QuantParams(np.float32(0.05), np.int64(0))
+    shape = (4, 5, 25)
+    node = Node(
+        "pool",
+        "avgpool",
+        ("x",),
+        ("y",),
+        attrs={
+            "kernel_shape": (5, 25),
+            "strides": (5, 25),
+            "pads": (0, 0, 0, 0),
+            "dilations": (1, 1),
+            "input_shape": shape,
+            "output_shape": (4, 1, 1),
+            "input_zero_point": 2,
+            "output_zero_point": -3,
+            "shift": shift,
+            "lo": -128,
+            "hi": 127,
+            "rounding": "half_even",
+        },
+        weights={
+            "multiplier": np.array([mult], np.int64),
+            "im2col": windows(Window((5, 25), (5, 25), (5, 25), (0, 0, 0, 0), (1, 1)), 4, 4),
+        },
+        source_op="AveragePool",
+    )
+    tensors = {
+        "x": Tensor("x", shape, IntType(8, False), QuantParams(np.float32(0.05), np.int64(2))),
+        "y": Tensor("y", (4, 1, 1), IntType(8, True), q),
+    }
+    return Graph("pool", tensors, (node,), ("x",), ("y",))
+
+
+def test_a_pool_divisor_wider_than_the_multiplier_runs_as_weighted_sums():
+    # a 22-bit divisor multiplier (Brevitas' DS-CNN pool) as weight * sum with a 15-bit
+    # multiplier, equal on every sum (checked by the compiler; here on edge and random
+    # vectors in the simulator); without a DSP core it is refused by name
+    from frontends.errors import ModelError
+    from rtl_gen.gemm.config import MULT_BITS
+
+    graph = _pool_graph(2780037, 28)
+    config = GemmConfig(dsp_lanes=3, lut_lanes=5, lut_mode="ternary", primitives=False)
+    program = compile_graph(graph, config, split="auto")
+    assert program.graph.nodes[0] is graph.nodes[0]  # the golden is the IR's
+    assert int(program.params[:, 1].max()) < 1 << MULT_BITS
+    assert program.layers[0].n_lut == 0
+    check_outputs_and_cycles(program, 4, random=8)
+    with pytest.raises(ModelError, match="'pool'.*no DSP core"):
+        compile_graph(graph, GemmConfig(dsp_lanes=0, lut_lanes=5, lut_mode="ternary"))
