@@ -801,6 +801,7 @@ def flow(
         None, help="Weight memories: none, parity or secded. " + _OPTION_HELP
     ),
     simulator: str = typer.Option("verilator", help="verilator or icarus."),
+    limit: int = typer.Option(0, help="Simulate only the first N vectors (0: all)."),
     engine: str = typer.Option("auto", help=_ENGINE_HELP),
     clock: Optional[float] = typer.Option(None, "--clock", metavar="MHZ", help=_CLOCK_HELP),
     calibrate: Optional[Path] = typer.Option(
@@ -863,7 +864,9 @@ def flow(
 
             keep_in_artefact(model, target)
         console.print(f"[bold]1/3 generate[/] {target} ({len(vectors['inputs'])} vectors)")
-        art, result = _sim(target, simulator=simulator, waves=False, backpressure=False, limit=0)
+        art, result = _sim(
+            target, simulator=simulator, waves=False, backpressure=False, limit=limit
+        )
         console.print(
             f"[bold]2/3 sim[/] RTL = golden: {result.vectors} vectors bit-exact "
             f"({result.results_xml})"
@@ -877,7 +880,9 @@ def flow(
 
         out_quant = art.manifest.get("quant", {}).get("output", {})
         golden_acc, n = _accuracy(output_scores(out_quant, vectors["outputs"]), vectors["labels"])
-        rtl_acc, _ = _accuracy(output_scores(out_quant, rtl_out), vectors["labels"])
+        rtl_acc, _ = _accuracy(
+            output_scores(out_quant, rtl_out), vectors["labels"][: len(rtl_out)]
+        )
         float_acc = _float_accuracy(reference, x, y)
         _print_summary(
             art, report, result, float_acc, golden_acc, rtl_acc, n, time.monotonic() - t0
