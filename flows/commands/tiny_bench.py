@@ -323,7 +323,8 @@ def _cells(row: dict, cfu: int) -> list[str]:
     fmax = _fmt(row.get("fmax_mhz"), ".1f")
     if len(seeds) > 1:
         fmax += f" ({min(seeds.values()):.1f}–{max(seeds.values()):.1f})"
-    kws_up5k = row["model"] == "tiny_kws" and row["board"] == "icebreaker"
+    kws = row["model"] == "tiny_kws"
+    same_chip = row["board"] == "icebreaker"
     return [
         row["model"],
         row["board"],
@@ -339,7 +340,9 @@ def _cells(row: dict, cfu: int) -> list[str]:
         _fmt(row.get("ebr")),
         _fmt(row.get("spram")),
         _fmt(row["accuracy"] and 100 * row["accuracy"], ".2f"),
-        f"{cfu / cycles:.1f}x fewer cycles" if kws_up5k else "",
+        (f"{cfu / cycles:.1f}x fewer cycles" + ("" if same_chip else f" (on {row['board']})"))
+        if kws
+        else "",
     ]
 
 
