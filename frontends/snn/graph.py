@@ -59,13 +59,16 @@ class GraphRun:
     """What a batch of inferences did: ``codes[tensor]`` (B, *shape) settled codes;
     ``steps`` (B,) time steps up to and including the first silent one; ``silent`` (B,)
     whether that step came before ``t_max``; ``spikes[node]`` (B,) spikes (+1 and -1 alike)
-    of an ST-BIF unit, ``changes[node]`` (B,) nonzero increments of a differential unit."""
+    of an ST-BIF unit, ``changes[node]`` (B,) nonzero increments of a differential unit;
+    ``trace[tensor]`` (T, B, *shape) the increments of each step of the tensors asked for
+    (what a hardware unit's test drives and expects)."""
 
     codes: dict
     steps: np.ndarray
     silent: np.ndarray
     spikes: dict
     changes: dict
+    trace: dict
 
 
 def _trailing_zeros(values, shift: int) -> int:
@@ -245,9 +248,12 @@ def convert_graph(graph: Graph) -> SpikingGraph:
     )
 
 
-def run_graph(sg: SpikingGraph, codes: np.ndarray, *, t_max: int | None = None) -> GraphRun:
+def run_graph(
+    sg: SpikingGraph, codes: np.ndarray, *, t_max: int | None = None, trace: tuple = ()
+) -> GraphRun:
     """Run a batch of input codes (B, *input shape) until every sample is silent (or for
-    ``t_max`` steps, default ``sg.t_max``, a proven bound)."""
+    ``t_max`` steps, default ``sg.t_max``, a proven bound), recording the increments of the
+    tensors in ``trace``."""
     codes = np.asarray(codes, np.int64)
     batch = len(codes)
     t_max = sg.t_max if t_max is None else t_max
@@ -258,6 +264,7 @@ def run_graph(sg: SpikingGraph, codes: np.ndarray, *, t_max: int | None = None) 
     silent = np.zeros(batch, bool)
     first = codes.reshape(batch, *sg.shapes[sg.input_tensor]) - sg.zero_points[sg.input_tensor]
     idle = np.zeros_like(first)
+    traced: dict = {name: [] for name in trace}
     for t in range(t_max):
         inc = {sg.input_tensor: first if t == 0 else idle}
         busy = np.zeros(batch, bool)
@@ -271,6 +278,8 @@ def run_graph(sg: SpikingGraph, codes: np.ndarray, *, t_max: int | None = None) 
             if not isinstance(unit, MoveUnit):
                 count = nz.sum(axis=1) if isinstance(unit, StbifUnit) else (nz > 0).sum(axis=1)
                 spikes[unit.node.name] += count
+        for name in trace:
+            traced[name].append(np.array(inc[name]))
         now = ~busy & ~silent
         steps[now] = t + 1
         silent |= now
@@ -287,4 +296,5 @@ def run_graph(sg: SpikingGraph, codes: np.ndarray, *, t_max: int | None = None) 
         silent=silent,
         spikes={k: v for k, v in spikes.items() if k in stbif},
         changes={k: v for k, v in spikes.items() if k not in stbif},
+        trace={name: np.stack(steps_) for name, steps_ in traced.items()},
     )
