@@ -78,7 +78,11 @@ Every op below is exact integer arithmetic; ``frontends.reference`` is the execu
     V_max < 2**31, p = 9, the square root of a 49-bit number, norm_bits = 32, inv <= 2**32.
 ``concat``
     ``y = concatenate([requantize(x_i - input_zero_points[i], multiplier[i], shift, ...)],
-    axis)`` (sample axis, so 0 is channels).
+    axis)`` (sample axis, so 0 is channels). With attr ``parts`` (``"input"`` or
+    ``"constant"`` per part, in order; a class token before the patch tokens) a constant
+    part is ``weights["constant_<part index>"]``, codes already in the output's quantization
+    (``QuantizeLinear`` of the constant at import), placed as they are; the inputs fill the
+    ``"input"`` parts in order.
 ``requant``
     ``y = requantize(x - input_zero_point, multiplier[0], shift, ...)``: a change of scale, a
     standalone ReLU/Clip, or a QONNX Trunc (``rounding`` floor, multiplier a power of two).

@@ -102,6 +102,18 @@ def _concat(node: Node, *xs: np.ndarray) -> np.ndarray:
     zs, m = node.attrs["input_zero_points"], node.weights["multiplier"]
     shapes = node.attrs["input_shapes"]
     parts = [_requant(node, _view(node, x, s) - z, mi) for x, z, mi, s in zip(xs, zs, m, shapes)]
+    kinds = node.attrs.get("parts")
+    if kinds:  # constant parts (a class token) between the inputs, codes as they are
+        it = iter(parts)
+        parts = [
+            np.broadcast_to(
+                node.weights[f"constant_{i}"][None],
+                (len(xs[0]),) + node.weights[f"constant_{i}"].shape,
+            )
+            if kind == "constant"
+            else next(it)
+            for i, kind in enumerate(kinds)
+        ]
     return np.concatenate(parts, axis=node.attrs["axis"] + 1)
 
 

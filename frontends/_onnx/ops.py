@@ -260,12 +260,17 @@ def _emit_requant(state, p: Pending, dtype, scale, zp, label):
 
 @handler("Concat")
 def _concat(state: State, node, label: str):
-    xs = [
-        as_dequantized(value(state, node, i, label), label, f"input {i}")
-        for i in range(len(node.input))
-    ]
     from .base import full_shape
+    from .island import real_constant
 
+    values = [value(state, node, i, label) for i in range(len(node.input))]
+    consts = {i: real_constant(v) for i, v in enumerate(values)}
+    consts = {i: c for i, c in consts.items() if c is not None}
+    xs = [as_dequantized(v, label, f"input {i}") for i, v in enumerate(values) if i not in consts]
+    if not xs:
+        raise ModelError(f"{label}: a Concat of constants only should have been folded")
+    if consts:  # a class token: constant parts, placed beside the activations
+        return _concat_constants(state, node, values, consts, xs[0], label)
     if any(x.batched != xs[0].batched for x in xs):
         raise ModelError(f"{label}: inputs of ONNX shapes {[full_shape(x) for x in xs]} differ")
     rank = len(xs[0].shape)
@@ -296,19 +301,78 @@ def _concat(state: State, node, label: str):
     )
 
 
+def _concat_constants(state: State, node, values, consts: dict, x0, label: str):
+    """Concat of quantized activations and constants (torch's ``cat([cls, x], 1)`` with the
+    class token expanded to the batch): each constant part is quantized once at import."""
+    from .base import full_shape
+
+    full = full_shape(x0)
+    axis = int(attrs(node).get("axis", 1))
+    axis = axis + len(full) if axis < 0 else axis
+    lead = 1 if x0.batched else 0
+    if not lead <= axis < len(full):
+        raise ModelError(f"{label}: concatenating along the batch axis is not supported")
+    parts, xs, shapes = [], [], []
+    for i, v in enumerate(values):
+        if i in consts:
+            c = consts[i]
+            want = full[:axis] + (c.shape[axis] if c.ndim == len(full) else -1,) + full[axis + 1 :]
+            if c.ndim != len(full) or want[axis] < 1:
+                raise ModelError(
+                    f"{label}: constant input {i} of shape {c.shape} does not concatenate "
+                    f"with an activation of shape {full}"
+                )
+            try:
+                c = np.broadcast_to(c, want)
+            except ValueError:
+                raise ModelError(
+                    f"{label}: constant input {i} of shape {c.shape} does not concatenate "
+                    f"with an activation of shape {full}"
+                ) from None
+            parts.append(("constant", c.reshape(want[lead:])))
+            shapes.append(want)
+        else:
+            x = as_dequantized(v, label, f"input {i}")
+            fx = full_shape(x)
+            if len(fx) != len(full) or x.batched != x0.batched:
+                raise ModelError(f"{label}: input shapes do not concatenate along axis {axis}")
+            parts.append(("input", len(xs)))
+            xs.append(x)
+            shapes.append(fx)
+    if any(s[:axis] + s[axis + 1 :] != full[:axis] + full[axis + 1 :] for s in shapes):
+        raise ModelError(f"{label}: input shapes {shapes} do not concatenate along axis {axis}")
+    out = list(full)
+    out[axis] = sum(s[axis] for s in shapes)
+    state.values[node.output[0]] = Pending(
+        _name(node),
+        "Concat",
+        "concat",
+        tuple(xs),
+        {"axis": axis - lead, "parts": tuple(parts)},
+        tuple(out[lead:]),
+        batched=x0.batched,
+    )
+
+
 @emitter("concat")
 def _emit_concat(state, p: Pending, dtype, scale, zp, label):
+    from ..fixedpoint import quantize_linear
+
     m, shift = multipliers(np.array([x.scale for x in p.inputs]) * p.gain / scale, label)
-    return (
-        "concat",
-        {
-            "axis": p.attrs["axis"],
-            "shift": shift,
-            "input_zero_points": tuple(x.zero_point for x in p.inputs),
-            "input_shapes": tuple(x.shape for x in p.inputs),
-        },
-        {"multiplier": m},
-    )
+    a = {
+        "axis": p.attrs["axis"],
+        "shift": shift,
+        "input_zero_points": tuple(x.zero_point for x in p.inputs),
+        "input_shapes": tuple(x.shape for x in p.inputs),
+    }
+    w = {"multiplier": m}
+    if "parts" in p.attrs:  # constants in the output's quantization, as QuantizeLinear does
+        a["parts"] = tuple(kind for kind, _ in p.attrs["parts"])
+        for i, (kind, c) in enumerate(p.attrs["parts"]):
+            if kind == "constant":
+                real = (c * p.gain).astype(np.float32)
+                w[f"constant_{i}"] = quantize_linear(real, scale, zp, dtype.min, dtype.max)
+    return "concat", a, w
 
 
 # --- pools -----------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ OPSET = 17
 SX, SY = 0.04, 0.03
 
 
-def _model(tmp_path, nodes, inits, shape, name="m"):
+def _model(tmp_path, nodes, inits, shape, name="m", out_shape=None):
     """x (float) -> Q/DQ -> ``nodes`` (reading ``xd``, writing ``f``) -> Q/DQ -> y."""
     inits = dict(inits, sx=np.float32(SX), zx=np.int8(3), sy=np.float32(SY), zy=np.int8(-2))
     nodes = [
@@ -35,7 +35,7 @@ def _model(tmp_path, nodes, inits, shape, name="m"):
         nodes,
         name,
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape or shape)],
         [numpy_helper.from_array(np.asarray(v), k) for k, v in inits.items()],
     )
     path = tmp_path / f"{name}.onnx"
@@ -164,3 +164,28 @@ def test_product_of_two_activations_is_refused(tmp_path):
     path = _model(tmp_path, nodes, {"shape": np.array([1, 4, 4], np.int64)}, [1, 4, 4])
     with pytest.raises(ModelError, match="'gate'.*two different quantized tensors"):
         import_onnx(path)
+
+
+@pytest.mark.parametrize("quantized", [True, False], ids=["qdq-constant", "float-constant"])
+def test_class_token_concat(tmp_path, quantized):
+    """``cat([cls, x], 1)``: a constant token before the patch tokens, quantized once at
+    import into the output's codes (as QuantizeLinear does it)."""
+    rng = np.random.default_rng(4)
+    cls = rng.normal(0, 1, (1, 1, 8)).astype(np.float32)
+    if quantized:
+        s = np.float32(np.abs(cls).max() / 127)
+        codes = np.clip(np.rint(cls / s), -127, 127).astype(np.int8)
+        nodes = [helper.make_node("DequantizeLinear", ["cls_q", "cls_s"], ["cls"])]
+        inits = {"cls_q": codes, "cls_s": s}
+    else:
+        nodes, inits = [], {"cls": cls}
+    nodes.append(helper.make_node("Concat", ["cls", "xd"], ["f"], axis=1, name="cat_cls"))
+    path = _model(tmp_path, nodes, inits, [1, 16, 8], out_shape=[1, 17, 8])
+    x = rng.normal(0, 1.5, (16, 16, 8)).astype(np.float32)
+    graph = import_onnx(path)
+    golden = reference.run(graph, reference.quantize_inputs(graph, x))[graph.outputs[0]]
+    ort = np.rint(ort_unfused(path, x).reshape(golden.shape) / SY) - 2
+    assert golden.shape == (16, 17, 8)
+    assert graph.nodes[0].attrs["parts"] == ("constant", "input")
+    assert np.array_equal(golden[:, 0], ort[:, 0])  # the token itself: exact
+    assert np.abs(golden - ort).max() <= 1
