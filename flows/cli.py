@@ -248,8 +248,9 @@ _ENGINE_OPS = {
 }
 
 
-# Engines that run a dense layer on a token sequence (IR attr ``tokens``).
-_SEQUENCE_ENGINES: set = set()
+# Engines that take a dense layer on a token sequence (IR attr ``tokens``): the exact ST-BIF
+# graph conversion does (frontends.snn.graph); the dense engine and the gemm overlay not yet.
+_SEQUENCE_ENGINES: set = {"snn"}
 
 
 def _engines_for(fact, node, graph) -> str:
@@ -880,9 +881,7 @@ def flow(
 
         out_quant = art.manifest.get("quant", {}).get("output", {})
         golden_acc, n = _accuracy(output_scores(out_quant, vectors["outputs"]), vectors["labels"])
-        rtl_acc, _ = _accuracy(
-            output_scores(out_quant, rtl_out), vectors["labels"][: len(rtl_out)]
-        )
+        rtl_acc, _ = _accuracy(output_scores(out_quant, rtl_out), vectors["labels"][: len(rtl_out)])
         float_acc = _float_accuracy(reference, x, y)
         _print_summary(
             art, report, result, float_acc, golden_acc, rtl_acc, n, time.monotonic() - t0

@@ -137,6 +137,11 @@ def _constant_add(state: State, node, x: Dequantized, c, label: str) -> Pending:
 
     full = full_shape(x)
     real = real_constant(c)
+    if not np.all(np.isfinite(real)):
+        raise ModelError(
+            f"{label}: adding a constant with infinite or NaN values (an attention mask?) "
+            f"is not supported; nnloom takes unmasked attention"
+        )
     if node.op_type == "Sub":
         real = -real
     try:
