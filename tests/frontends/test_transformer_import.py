@@ -189,3 +189,20 @@ def test_class_token_concat(tmp_path, quantized):
     assert graph.nodes[0].attrs["parts"] == ("constant", "input")
     assert np.array_equal(golden[:, 0], ort[:, 0])  # the token itself: exact
     assert np.abs(golden - ort).max() <= 1
+
+
+def test_split_heads_and_attention_scores(tmp_path):
+    """q, k, v split from one projection (Split), K transposed, Q x K^T (a matmul of two
+    activations) requantized: within one code of onnxruntime."""
+    nodes = [
+        helper.make_node("Split", ["xd", "sizes"], ["q", "k", "v"], axis=-1, name="qkv_split"),
+        helper.make_node("Transpose", ["k"], ["kt"], perm=[0, 2, 1]),
+        helper.make_node("MatMul", ["q", "kt"], ["s"], name="scores"),
+        helper.make_node("Mul", ["s", "scale"], ["f"]),
+    ]
+    inits = {"sizes": np.array([8, 8, 8], np.int64), "scale": _c(8**-0.5)}
+    path = _model(tmp_path, nodes, inits, [1, 16, 24], out_shape=[1, 16, 16])
+    x = np.random.default_rng(5).normal(0, 1, (32, 16, 24)).astype(np.float32)
+    graph, d = _codes_vs_ort(path, x)
+    assert [n.op for n in graph.nodes] == ["slice"] * 3 + ["transpose", "matmul"]
+    assert (d <= 1).mean() >= 0.99 and d.max() <= 1
