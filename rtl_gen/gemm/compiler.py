@@ -302,6 +302,7 @@ class Program:
     source: Graph
     needs: dict = field(default_factory=dict)
     tab: tuple = ()  # table memory words (``tables``)
+    etab: tuple = ()  # the row unit's exp tables (``rowwise``)
     smurf: tuple = ()  # SMURF units in place of the table memory (``tables.SmurfTable``)
 
     @property
@@ -808,6 +809,8 @@ class Lowering:
         self.acc_core = {"dsp": 2, "lut": 2}
         self.bias_bits = 2
         self.tab: list[int] = []  # table memory words (``tables.emit_table``)
+        self.etab: list[int] = []  # exp tables (``rowwise.emit_softmax``)
+        self.row_bits = 0  # the row unit's reciprocal width
         self.prev_posts: tuple = ()  # the output the last instructions (a layer's POSTs) write
         self.wc_need = 0  # spram: the largest chunk of weight words (the cache's depth)
         self.xc_need = 0  # spram: the largest depthwise input block (the lane cache's depth)
@@ -1358,6 +1361,8 @@ class Lowering:
             "wl_depth": len(self.wl),
             "param_depth": len(self.params),
             "tab_depth": len(self.tab),
+            "etab_depth": len(self.etab),
+            "row_bits": self.row_bits,
             "accd_depth": self.acc_need["dsp"],
             "accl_depth": self.acc_need["lut"],
             "wc_depth": self.wc_need,
@@ -1396,6 +1401,7 @@ class Lowering:
             graph,
             needs,
             tuple(self.tab),
+            etab=tuple(self.etab),
         )
         from .model import instruction_cycles
 
@@ -1599,6 +1605,7 @@ def program_images(program: Program, config: GemmConfig | None = None) -> dict:
         "wl": list(program.wl),
         "params": [((int(b) & bias_mask) << MULTIPLIER_BITS) | int(mu) for b, mu in program.params],
         **({"tab": list(program.tab)} if config.tab_depth and not program.smurf else {}),
+        **({"etab": list(program.etab)} if config.etab_depth else {}),
     }
 
 
@@ -1725,10 +1732,9 @@ def _unit_nonlinear(lowering: Lowering, node: Node, first: int) -> LayerInfo:
     from .tables import emit_table
 
     if node.attrs["function"] == "softmax":
-        raise ModelError(
-            f"{node.describe()}: softmax cannot run on the gemm engine yet (its row-wise "
-            f"unit is not built)"
-        )
+        from .rowwise import emit_softmax
+
+        return emit_softmax(lowering, node, first)
     return emit_table(lowering, node, first)
 
 

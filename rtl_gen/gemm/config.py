@@ -62,7 +62,9 @@ class GemmConfig:
     ``lut_acc_bits``: the LUT
     core's accumulators (0: ``acc_bits``; low-bit weights need fewer). ``tab_depth``: the
     element-wise function tables' memory (``tables``; 0: none); ``smurf_cycles``: cycles an
-    element of the SMURF units that replace it (0: tables in memory). ``protect``: none,
+    element of the SMURF units that replace it (0: tables in memory). ``etab_depth``: the
+    row unit's exp tables (``rowwise``; 0: no row unit), ``row_bits``: its reciprocals'
+    width. ``protect``: none,
     parity or secded on the instruction, weight and parameter memories (``protect``).
     ``spram`` (iCE40 UP5K): the activation buffer, the DSP accumulators and the DSP weights
     live in ``SB_SPRAM256KA`` blocks (``spram``), the weights read by the core through a
@@ -87,6 +89,8 @@ class GemmConfig:
     accl_depth: int = 64
     tab_depth: int = 0
     smurf_cycles: int = 0
+    etab_depth: int = 0
+    row_bits: int = 0
     residual: bool = True
     half_even: bool = True
     windows: bool = True
@@ -212,6 +216,8 @@ class GemmConfig:
             self,
             **depths,
             tab_depth=_depth(tab) if tab else 0,
+            etab_depth=_depth(needs["etab_depth"]) if needs.get("etab_depth") else 0,
+            row_bits=needs.get("row_bits", 0),
             acc_bits=needs.get("acc_bits", self.acc_bits),
             bias_bits=needs.get("bias_bits", self.bias_bits),
             residual=needs.get("residual", self.residual),

@@ -59,7 +59,7 @@ __all__ = ["GemmEngine", "element_layout", "load_layout", "MEMS", "abits"]
 # each block RAM (its bypass compare was the UP5K's critical path).
 NO_RW_CHECK = {"no_rw_check": 1}
 
-MEMS = {"imem": 0, "idx": 1, "wd": 2, "wl": 3, "params": 4, "act": 5, "tab": 6}
+MEMS = {"imem": 0, "idx": 1, "wd": 2, "wl": 3, "params": 4, "act": 5, "tab": 6, "etab": 7}
 
 
 def abits(depth: int) -> int:
@@ -169,12 +169,46 @@ class GemmEngine(wiring.Component):
         m.submodules.tables = unit
         return unit
 
+    def _row_unit(self, m, act_ab: int, idx_ab: int, p_data):
+        """The ``ROW`` unit (``rowwise``) and its exp table memory; None without them."""
+        from .rowwise import E_BITS, RowUnit
+
+        cfg = self.config
+        if not cfg.etab_depth:
+            return None
+        etab = self._memory(m, "etab", unsigned(E_BITS), cfg.etab_depth)
+        unit = RowUnit(
+            act_abits=act_ab,
+            idx_abits=idx_ab,
+            p_abits=abits(cfg.param_depth),
+            etab_abits=abits(cfg.etab_depth),
+            qbits=max(1, cfg.row_bits),
+        )
+        rd = etab.read_port()
+        m.d.comb += [
+            rd.addr.eq(unit.etab_addr),
+            unit.etab_data.eq(rd.data),
+            unit.p_data.eq(p_data[:MULT_BITS]),
+        ]
+        m.submodules.rows = unit
+        return unit
+
+    def _side_mux(self, default, port: str):
+        """``port`` of the busy unit beside the post unit (``TAB``, ``ROW``), else
+        ``default`` (the post unit's)."""
+        out = default
+        for unit in getattr(self, "side", ()):
+            if port in unit.signature.members:
+                out = Mux(unit.busy, getattr(unit, port), out)
+        return out
+
     def elaborate(self, platform):
         m = Module()
         cfg = self.config
         self.codes = codes(cfg)
         # coded memories: (corrected, error, used) of each decoded read, for the counters
         ecc_events = []
+        self.side = []
         act_ab, idx_ab = abits(cfg.act_depth), abits(cfg.idx_depth)
         spram = cfg.spram
         if self.loadable or spram:
@@ -345,6 +379,7 @@ class GemmEngine(wiring.Component):
                 )
             else:
                 m.d.comb += post.acc_data.eq(next(iter(cores.values()))[1].data)
+        p_word = prm_rd.data
         if self.protected:
             # decoded on the read path, into the post unit's parameter register
             from ..ecc import EccDecoder
@@ -352,14 +387,17 @@ class GemmEngine(wiring.Component):
             m.submodules.params_ecc = p_dec = EccDecoder(self.codes["params"])
             m.d.comb += [p_dec.word.eq(prm_rd.data), post.p_data.eq(p_dec.data)]
             ecc_events.append((p_dec.corrected, p_dec.error, post.p_used))
+            p_word = p_dec.data
         else:
             m.d.comb += post.p_data.eq(prm_rd.data)
+        tab_unit = self._table_unit(m, act_ab)
+        row_unit = self._row_unit(m, act_ab, idx_ab, p_word)
+        self.side = [u for u in (tab_unit, row_unit) if u is not None]
         m.d.comb += [
-            prm_rd.addr.eq(post.p_addr),
+            prm_rd.addr.eq(self._side_mux(post.p_addr, "p_addr")),
             post.idx_data.eq(seq_idx.data),
             post.act_rdata.eq(seq_act.data),
         ]
-        tab_unit = self._table_unit(m, act_ab)
         core_busy = {c: (cores[c][0].busy if c in cores else Const(0)) for c in ("dsp", "lut")}
         core_computing = {
             c: (cores[c][0].computing if c in cores else Const(0)) for c in ("dsp", "lut")
@@ -500,10 +538,10 @@ class GemmEngine(wiring.Component):
 
         # activation write port: load stream, LOAD, the post unit or the table unit
         tab_waddr, tab_wdata, tab_we = post.act_waddr, post.act_wdata, Const(0)
-        if tab_unit is not None:
-            tab_waddr = Mux(tab_unit.act_we, tab_unit.act_waddr, post.act_waddr)
-            tab_wdata = Mux(tab_unit.act_we, tab_unit.act_wdata, post.act_wdata)
-            tab_we = tab_unit.act_we
+        for unit in self.side:
+            tab_waddr = Mux(unit.act_we, unit.act_waddr, tab_waddr)
+            tab_wdata = Mux(unit.act_we, unit.act_wdata, tab_wdata)
+            tab_we = tab_we | unit.act_we
         loading = Signal()
         act_load = Signal()
         if self.loadable:
@@ -540,14 +578,12 @@ class GemmEngine(wiring.Component):
             m.d.sync += st_has.eq(st_credit != 1)
         st_n = Signal(16)  # STORE: elements issued
         m.d.comb += [
-            seq_idx.addr.eq(Mux(storing, idx_ptr, post.idx_addr)),
+            seq_idx.addr.eq(Mux(storing, idx_ptr, self._side_mux(post.idx_addr, "idx_addr"))),
             seq_addr.eq(
                 Mux(
                     storing,
                     base_reg + seq_idx.data[:act_ab],
-                    post.act_raddr
-                    if tab_unit is None
-                    else Mux(tab_unit.busy, tab_unit.act_raddr, post.act_raddr),
+                    self._side_mux(post.act_raddr, "act_raddr"),
                 )
             ),
             seq_idx.en.eq(~st_hold),
@@ -561,7 +597,9 @@ class GemmEngine(wiring.Component):
                 seq_act.en.eq(shared.computing | seq_en),
             ]
         seq_act_used = Signal()
-        post_re = post.act_re if tab_unit is None else post.act_re | tab_unit.act_re
+        post_re = post.act_re
+        for unit in self.side:
+            post_re = post_re | unit.act_re
         m.d.comb += seq_act_used.eq(Mux(storing, st_v1 & ~st_hold, post_re))
         act_reads.append((seq_act.addr, seq_act_used))
         if shared is not None:
@@ -596,9 +634,14 @@ class GemmEngine(wiring.Component):
         m.d.sync += post_start.eq(post_go)
         post_early = Signal()
         is_post, is_add, is_max = op == OPS["POST"], op == OPS["ADD"], op == OPS["MAX"]
-        is_tab = op == OPS["TAB"]
+        is_tab, is_row = op == OPS["TAB"], op == OPS["ROW"]
+        post_only = post_start
+        if tab_unit is not None:
+            post_only = post_only & ~is_tab
+        if row_unit is not None:
+            post_only = post_only & ~is_row
         m.d.comb += [
-            post.start.eq(post_start if tab_unit is None else post_start & ~is_tab),
+            post.start.eq(post_only),
             post.add.eq(is_add),
             post.pool.eq(is_max),
             post.n.eq(
@@ -614,8 +657,21 @@ class GemmEngine(wiring.Component):
             post.xsigned.eq(Mux(is_add, fld("ADD", "xsigned"), fld("MAX", "xsigned"))),
         ]
         post_busy = post.busy
+        for unit in self.side:
+            post_busy = post_busy | unit.busy
+        if row_unit is not None:
+            m.d.comb += [
+                row_unit.start.eq(post_start & is_row),
+                *(getattr(row_unit, f).eq(fld("ROW", f)) for f in ("rows", "len", "x", "t")),
+                *(getattr(row_unit, f).eq(fld("ROW", f)) for f in ("rs", "xsigned")),
+                row_unit.y.eq(addp["y"]),
+                row_unit.q.eq(addp["q"]),
+                row_unit.i.eq(addp["i"]),
+                *(getattr(row_unit, f).eq(pcfg[f]) for f in ("shift", "zp", "lo", "hi", "round")),
+                row_unit.act_rdata.eq(seq_act.data),
+                row_unit.idx_data.eq(seq_idx.data),
+            ]
         if tab_unit is not None:
-            post_busy = post.busy | tab_unit.busy
             m.d.comb += [
                 tab_unit.start.eq(post_start & is_tab),
                 tab_unit.n.eq(fld("TAB", "n")),
@@ -761,7 +817,7 @@ class GemmEngine(wiring.Component):
                     for name, sig in addp.items():
                         m.d.sync += sig.eq(fld("ADDP", name))
                     advance()
-                with m.Case(OPS["ADD"], OPS["MAX"], OPS["TAB"]):
+                with m.Case(OPS["ADD"], OPS["MAX"], OPS["TAB"], OPS["ROW"]):
                     m.d.comb += post_go.eq(1)
                     m.d.sync += post_early.eq(0)
                     goto("POSTING")

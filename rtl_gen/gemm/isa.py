@@ -88,6 +88,12 @@ op           code  fields (bit 0 upward) and meaning
                    ``act[y + j] = F_t(act[x + j])``, ``F_t`` the ``t``-th table of the
                    table memory (``tab[t*256 + byte]``, indexed by the stored byte) or
                    the ``t``-th SMURF unit (``tables``) (blocking)
+``ROW``      15    ``kind[2] rows[12] len[12] x[16] t[8] rs[6] xsigned[1]``: row-wise
+                   op (``rowwise``), kind 0 softmax: ``rows`` rows of ``len`` elements
+                   gathered at ``act[x + idx[i + r*len + j]]``, exp table ``t``,
+                   reciprocal ``floor(2**rs / sum)``, written at ``act[y + r*len + j]``
+                   with ``ADDP``'s ``y``/``q``/``i`` and ``PCFG``'s requantization
+                   (blocking)
 ===========  ====  ==================================================================
 
 Convolutions thus cost two words a core and layer, whatever the image size: the core's
@@ -146,6 +152,7 @@ OPS = MappingProxyType(
         "WIN": 12,
         "WSTEP": 13,
         "TAB": 14,
+        "ROW": 15,
     }
 )
 OP_NAMES = {v: k for k, v in OPS.items()}
@@ -222,6 +229,15 @@ FIELDS = MappingProxyType(
             ("dx", 4, False),
         ),
         "TAB": (("n", 16, False), ("x", 16, False), ("y", 16, False), ("t", 8, False)),
+        "ROW": (
+            ("kind", 2, False),
+            ("rows", 12, False),
+            ("len", 12, False),
+            ("x", 16, False),
+            ("t", 8, False),
+            ("rs", 6, False),
+            ("xsigned", 1, False),
+        ),
     }
 )
 

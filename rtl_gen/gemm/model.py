@@ -17,6 +17,7 @@ from . import timing
 from .config import DSP_WBITS, GemmConfig
 from .isa import WINDOW_RESET, Instr
 from .ram import subwords
+from .rowwise import row_cycles, run_row
 from .tables import run_tab, tab_cycles
 
 __all__ = [
@@ -250,6 +251,8 @@ def _run_one(program, code: np.ndarray, blocks: dict | None = None):
             act[addp["y"] : addp["y"] + n] = y & 0xFF
         elif ins.op == "TAB":
             run_tab(program, act, f)
+        elif ins.op == "ROW":
+            run_row(program, act, f, addp, pcfg)
         elif ins.op == "STORE":
             out = act[f["x"] + idx[f["idx"] : f["idx"] + f["n"]]]
         elif ins.op == "END":
@@ -327,7 +330,7 @@ def schedule(program_or_instrs, config: GemmConfig | None = None) -> Schedule:
                 )
             if ins.op == "GEMM":  # CFG only writes registers the core sampled at start
                 e = max(e, computed[ins.core])
-        elif ins.op in ("SYNC", "ADD", "MAX", "TAB", "STORE", "END") and pending:
+        elif ins.op in ("SYNC", "ADD", "MAX", "TAB", "ROW", "STORE", "END") and pending:
             raise ValueError(
                 f"{ins.op}: a streamed GEMM ({', '.join(pending)}) has not had "
                 f"its input written before it"
@@ -391,6 +394,8 @@ def schedule(program_or_instrs, config: GemmConfig | None = None) -> Schedule:
             nxt = e + timing.max_cycles(f["n"], f["k"])
         elif ins.op == "TAB":
             nxt = e + tab_cycles(f["n"], config.smurf_cycles)
+        elif ins.op == "ROW":
+            nxt = e + row_cycles(f["rows"], f["len"], f["rs"])
         elif ins.op == "STORE":
             # element j issues at e + 1 + j, or (stream) a cycle after the j-th write since
             # the PCFG; it leaves two cycles after its issue

@@ -98,6 +98,8 @@ def memories(config: GemmConfig) -> dict[str, tuple[int, int, int]]:
     }
     if config.tab_depth and not config.smurf_cycles:
         out["tab"] = (ACT_BITS, config.tab_depth, 1)
+    if config.etab_depth:
+        out["etab"] = (17, config.etab_depth, 1)
     if config.spram:  # act, accd and wd are in SPRAM (spram_memories)
         del out["act"]
         out["wc"] = (config.dsp_lanes * DSP_WBITS, config.wc_depth, 1)

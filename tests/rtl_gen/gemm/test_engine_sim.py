@@ -37,6 +37,8 @@ SIM_CONFIG = GemmConfig(
     accd_depth=512,
     accl_depth=512,
     tab_depth=512,
+    etab_depth=512,
+    row_bits=24,
     lut_mode="bitserial",
     dsp_pack=True,
 )
@@ -171,3 +173,12 @@ def test_nonlinear_tables(slot):
         graph = nonlinear_net((12, 9, 5), function=function, signed=signed)
         program, summary = slot.run(graph, 0.0, random=4)
         assert [i.op for i in program.instrs].count("TAB") == 1
+
+
+def test_softmax_rows(slot):
+    # the row unit (rtl_gen.gemm.rowwise): rows of 7 and of 17, edge rows among them
+    from .test_rowwise import softmax_net
+
+    for shape in ((2, 5, 7), (3, 1, 17)):
+        program, _ = slot.run(softmax_net(shape, s_x=0.3), 0.0, random=4)
+        assert [i.op for i in program.instrs].count("ROW") == 1

@@ -1,0 +1,349 @@
+"""Row-wise operations on the overlay (``ROW``): the IR's integer softmax over the last axis
+(``frontends.ir``, ``nonlinear`` with ``function == "softmax"`` and ``recip_shift``).
+
+``ROW kind rows len x t rs xsigned`` with ``ADDP``'s ``y``/``q``/``i`` and ``PCFG``'s
+``shift``/``zp``/``lo``/``hi``/``round``: for each row ``r < rows`` of ``len`` elements,
+element ``j`` read at ``act[x + idx[i + r*len + j]]`` (the gather table puts the row in
+order whatever the producer's layout):
+
+- pass 1: ``mx = max_j v_j``;
+- pass 2: ``e_j = etab[t*256 + 255 + v_j - mx]`` (the node's exp table, stored so that
+  ``d = v - mx = 0`` is entry 255), ``S = sum_j e_j``;
+- the division: ``inv = floor(2**rs / S)``, one bit a cycle (``rs`` cycles: a restoring
+  division of ``2**rs``);
+- pass 3: ``act[y + r*len + j] = clamp((((e_j * inv) * mult + r) >> shift) + zp, lo, hi)``
+  (``mult = params[q]``'s multiplier; ``post.requant_pipeline``).
+
+Each pass issues one element a cycle (gather read, activation read, table read), then drains
+its pipeline; ``row_cycles`` is the cost, which the model and the RTL share.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from amaranth import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from frontends.errors import ModelError
+from frontends.ir import Node
+
+from .config import MULT_BITS
+
+__all__ = ["RowUnit", "emit_softmax", "row_cycles", "run_row", "ETAB_WORDS", "E_BITS"]
+
+ETAB_WORDS = 256  # one exp table per 256 words (8-bit inputs)
+E_BITS = 17  # exp table entries: round(2**16 * exp(s d)) <= 2**16
+PASS_TAIL = 4  # a pass's cycles beyond its issues: gather, activation, table reads, drain
+OUT_TAIL = 10  # the output pass's: + e*inv, *mult, the requantizer's four stages
+ROW_GAP = 0  # between the sum pass and the division
+
+
+def row_cycles(rows: int, length: int, rs: int) -> int:
+    """Cycles from a ``ROW``'s EXEC to the next FETCH: the start register, per row two
+    passes, the division and the output pass, then the cycle that sees the unit idle."""
+    per_row = 2 * (length + PASS_TAIL) + ROW_GAP + rs + length + OUT_TAIL
+    return 1 + 1 + rows * per_row + 1
+
+
+# --- compiler ----------------------------------------------------------------------------------
+
+
+def emit_softmax(lowering, node: Node, first: int):
+    """``ROW`` (kind 0) for a row-wise softmax node: its exp table into the table memory
+    ``lowering.etab``, the gather table over its input's rows, the output in original order."""
+    from .compiler import ROUNDING, LayerInfo, _pcfg
+    from .isa import Instr
+
+    graph, a, w = lowering.graph, node.attrs, node.weights
+    x_name, y_name = node.inputs[0], node.outputs[0]
+    x_t, y_t = graph.tensor(x_name), graph.tensor(y_name)
+    if "recip_shift" not in a:
+        raise ModelError(
+            f"{node.describe()}: a softmax with one division per element (a graph "
+            f"from before recip_shift) cannot run on the gemm engine; re-import the model"
+        )
+    shape = tuple(a.get("input_shape") or x_t.shape)
+    if int(a["axis"]) not in (len(shape) - 1, -1):
+        raise ModelError(
+            f"{node.describe()}: softmax over axis {a['axis']} of {shape}; the gemm "
+            f"engine's row unit takes the last axis"
+        )
+    for t in (x_t, y_t):
+        if t.dtype.width > 8:
+            raise ModelError(
+                f"{node.describe()}: tensor '{t.name}' is {t.dtype}; the gemm "
+                f"engine's row unit takes 8-bit codes"
+            )
+    length = shape[-1]
+    rows = x_t.size // length
+    rs = int(a["recip_shift"])
+    if rows > 4095 or length > 4095:
+        raise ModelError(
+            f"{node.describe()}: {rows} rows of {length}; ROW takes at most 4095 of each"
+        )
+    if not 16 <= rs <= 63:
+        raise ModelError(f"{node.describe()}: recip_shift {rs} is outside 16..63")
+    if a.get("rounding", "half_up") == "half_even":
+        raise ModelError(f"{node.describe()}: the row unit rounds half up, floor or ceil")
+    exp_table = np.asarray(w["exp_table"], np.int64)
+    if exp_table.max() >= 1 << E_BITS or len(exp_table) > ETAB_WORDS:
+        raise ModelError(f"{node.describe()}: its exp table does not fit 256 x {E_BITS} bits")
+    t = len(lowering.etab) // ETAB_WORDS
+    block = np.zeros(ETAB_WORDS, np.int64)
+    block[ETAB_WORDS - len(exp_table) :] = exp_table  # d = 0 at entry 255
+    lowering.etab.extend(int(v) for v in block)
+    mult = int(np.asarray(w["multiplier"]).reshape(-1)[0])
+    q = len(lowering.params)
+    lowering.params.append((0, mult))
+    lowering.row_bits = max(lowering.row_bits, rs - 15)
+    y_base = lowering.act.take(y_t.size)
+    lowering.act_base[y_name] = y_base
+    lowering.layout[y_name] = np.arange(y_t.size)
+    i_base = lowering.add_idx(lowering.layout[x_name])
+    pcfg = _pcfg(node)
+    assert pcfg["round"] != ROUNDING["half_even"]
+    lowering.instrs.append(pcfg)
+    lowering.instrs.append(Instr("ADDP", fields={"y": y_base, "q": q, "i": i_base}))
+    lowering.instrs.append(
+        Instr(
+            "ROW",
+            fields={
+                "kind": 0,
+                "rows": rows,
+                "len": length,
+                "x": lowering.act_base[x_name],
+                "t": t,
+                "rs": rs,
+                "xsigned": int(x_t.dtype.signed),
+            },
+            comment=f"{node.name}: softmax",
+        )
+    )
+    return LayerInfo(
+        node.name,
+        node.op,
+        node.source_op,
+        rows,
+        length,
+        1,
+        1,
+        0,
+        0,
+        0.0,
+        first,
+        len(lowering.instrs),
+        0,
+    )
+
+
+# --- model -------------------------------------------------------------------------------------
+
+
+def run_row(program, act: np.ndarray, f, addp, pcfg) -> None:
+    """The model of one ``ROW`` on the activation buffer ``act`` (stored bytes)."""
+    from .model import _as_code, _requant
+
+    rows, length, s = f["rows"], f["len"], bool(f["xsigned"])
+    n = rows * length
+    offsets = program.idx[addp["i"] : addp["i"] + n]
+    v = _as_code(act[f["x"] + offsets], s).reshape(rows, length)
+    etab = np.asarray(program.etab, np.int64)
+    d = v - v.max(axis=1, keepdims=True)
+    e = etab[f["t"] * ETAB_WORDS + ETAB_WORDS - 1 + d]
+    inv = (1 << f["rs"]) // e.sum(axis=1, keepdims=True)
+    mult = int(program.params[addp["q"], 1])
+    y = _requant(e * inv, mult, pcfg["shift"], pcfg["zp"], pcfg["lo"], pcfg["hi"], pcfg["round"])
+    act[addp["y"] : addp["y"] + n] = y.reshape(-1) & 0xFF
+
+
+# --- hardware ----------------------------------------------------------------------------------
+
+
+class RowUnit(wiring.Component):
+    """Runs ``ROW`` (softmax rows; see the module docstring). ``start`` samples the
+    instruction's fields and the ``ADDP``/``PCFG`` registers; ``busy`` until the last
+    write. Reads through the gather table, the activation buffer, the parameter memory and
+    its exp table memory (``etab_*``); writes through the activation port. Latency:
+    ``row_cycles``. ``qbits``: the reciprocal's width (``inv < 2**qbits``)."""
+
+    def __init__(self, *, act_abits: int, idx_abits: int, p_abits: int, etab_abits: int, qbits):
+        self.act_abits, self.qbits = act_abits, qbits
+        super().__init__(
+            {
+                "start": In(1),
+                "rows": In(12),
+                "len": In(12),
+                "x": In(16),
+                "t": In(8),
+                "rs": In(6),
+                "xsigned": In(1),
+                "y": In(16),
+                "q": In(14),
+                "i": In(16),
+                "shift": In(6),
+                "zp": In(signed(9)),
+                "lo": In(signed(9)),
+                "hi": In(signed(9)),
+                "round": In(2),
+                "idx_addr": Out(idx_abits),
+                "idx_data": In(act_abits + 1),
+                "act_raddr": Out(act_abits),
+                "act_rdata": In(8),
+                "act_re": Out(1),
+                "act_waddr": Out(act_abits),
+                "act_wdata": Out(8),
+                "act_we": Out(1),
+                "p_addr": Out(p_abits),
+                "p_data": In(unsigned(MULT_BITS)),
+                "etab_addr": Out(etab_abits),
+                "etab_data": In(E_BITS),
+                "busy": Out(1),
+            }
+        )
+
+    def elaborate(self, platform):
+        from .post import requant_pipeline
+
+        m = Module()
+        s_bits = E_BITS + 12  # sum of up to 4095 entries
+        # registered fields
+        rows_m1, len_m1 = Signal(12), Signal(12)
+        x, t, rs, xs = Signal(16), Signal(8), Signal(6), Signal()
+        ybase, q, ibase = Signal(16), Signal(14), Signal(16)
+        mult = Signal(MULT_BITS)
+        # control: phase one-hot flags
+        p_max, p_sum, p_div, p_out, drain = Signal(), Signal(), Signal(), Signal(), Signal()
+        issuing = Signal()
+        j, r = Signal(12), Signal(12)
+        last_j = Signal()
+        row_i, row_y = Signal(16), Signal(16)  # i + r*len, y + r*len
+        with m.If(self.start):
+            m.d.sync += [
+                rows_m1.eq(self.rows - 1),
+                len_m1.eq(self.len - 1),
+                x.eq(self.x),
+                t.eq(self.t),
+                rs.eq(self.rs),
+                xs.eq(self.xsigned),
+                ybase.eq(self.y),
+                q.eq(self.q),
+                ibase.eq(self.i),
+                row_i.eq(self.i),
+                row_y.eq(self.y),
+                r.eq(0),
+                j.eq(0),
+                last_j.eq(self.len == 1),
+                p_max.eq(1),
+                issuing.eq(1),
+            ]
+        m.d.comb += self.p_addr.eq(q)
+        with m.If(p_max):
+            m.d.sync += mult.eq(self.p_data)
+
+        # --- issue: gather read (stage 0), activation read (1), value (2), table (3) ---------
+        s1, s2, s3 = Signal(), Signal(), Signal()
+        first1, first2 = Signal(), Signal()
+        m.d.comb += self.idx_addr.eq(row_i + j)
+        with m.If(issuing & ~self.start):
+            m.d.sync += [j.eq(j + 1), last_j.eq(j + 1 == len_m1)]
+            with m.If(last_j):
+                m.d.sync += [issuing.eq(0), drain.eq(1), j.eq(0), last_j.eq(len_m1 == 0)]
+        m.d.sync += [
+            s1.eq(issuing & ~self.start),
+            first1.eq(j == 0),
+            s2.eq(s1),
+            first2.eq(first1),
+            s3.eq(s2),
+        ]
+        m.d.comb += [
+            self.act_raddr.eq(x + self.idx_data[: self.act_abits]),
+            self.act_re.eq(s1),
+        ]
+        val = Signal(signed(9))
+        m.d.comb += val.eq(Mux(xs, self.act_rdata.as_signed(), self.act_rdata))
+        mx = Signal(signed(9))
+        with m.If(s2 & p_max):
+            m.d.sync += mx.eq(Mux(first2 | (val > mx), val, mx))
+        m.d.comb += self.etab_addr.eq(Cat((val - mx + 255)[:8], t))
+        total = Signal(s_bits)
+        e = self.etab_data
+        with m.If(s3 & p_sum):
+            m.d.sync += total.eq(total + e)
+        with m.If(p_max):
+            m.d.sync += total.eq(0)
+
+        # --- the output pass: e*inv, *mult, requantize, write ----------------------------------
+        inv = Signal(self.qbits)
+        s4, s5 = Signal(), Signal()
+        p4 = Signal(unsigned(E_BITS + self.qbits))
+        p5 = Signal(signed(E_BITS + self.qbits + MULT_BITS + 1))
+        wa4, wa5 = Signal(16), Signal(16)
+        wcount = Signal(16)  # output element of the row
+        with m.If(s3 & p_out):
+            m.d.sync += wcount.eq(wcount + 1)
+        with m.If(p_div):
+            m.d.sync += wcount.eq(0)
+        m.d.sync += [
+            s4.eq(s3 & p_out),
+            p4.eq(e * inv),
+            wa4.eq(row_y + wcount),
+            s5.eq(s4),
+            p5.eq(p4 * mult),
+            wa5.eq(wa4),
+        ]
+        vo, ao, result = requant_pipeline(
+            m,
+            s5,
+            p5,
+            wa5,
+            shift=self.shift,
+            zp=self.zp,
+            lo=self.lo,
+            hi=self.hi,
+            mode=self.round,
+            half_even=False,
+        )
+        m.d.comb += [
+            self.act_we.eq(vo),
+            self.act_waddr.eq(ao),
+            self.act_wdata.eq(result[:8]),
+        ]
+        out_busy = Signal()
+        tail = Signal(4)
+        m.d.sync += tail.eq(Cat(s5, tail[:3]))
+        m.d.comb += out_busy.eq(s4 | s5 | (tail != 0))
+
+        # --- the division: inv = floor(2**rs / S), one quotient bit a cycle -----------------
+        rem = Signal(s_bits + 1)
+        left = Signal(6)
+        twice = Signal(s_bits + 2)
+        m.d.comb += twice.eq(rem << 1)
+        with m.If(p_div):
+            with m.If(twice >= total):
+                m.d.sync += [rem.eq(twice - total), inv.eq(Cat(1, inv))]
+            with m.Else():
+                m.d.sync += [rem.eq(twice), inv.eq(Cat(0, inv))]
+            m.d.sync += left.eq(left - 1)
+            with m.If(left == 1):
+                m.d.sync += [p_div.eq(0), p_out.eq(1), issuing.eq(1)]
+
+        # --- phase changes once a pass has drained -------------------------------------------
+        with m.If(drain & ~s1 & ~s2 & ~s3 & ~out_busy & ~issuing):
+            m.d.sync += drain.eq(0)
+            with m.If(p_max):
+                m.d.sync += [p_max.eq(0), p_sum.eq(1), issuing.eq(1)]
+            with m.If(p_sum):
+                m.d.sync += [p_sum.eq(0), p_div.eq(1), rem.eq(1), inv.eq(0), left.eq(rs)]
+            with m.If(p_out):
+                m.d.sync += p_out.eq(0)
+                with m.If(r != rows_m1):
+                    m.d.sync += [
+                        r.eq(r + 1),
+                        row_i.eq(row_i + len_m1 + 1),
+                        row_y.eq(row_y + len_m1 + 1),
+                        p_max.eq(1),
+                        issuing.eq(1),
+                    ]
+        m.d.comb += self.busy.eq(p_max | p_sum | p_div | p_out | drain)
+        return m
