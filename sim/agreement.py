@@ -113,6 +113,7 @@ def compare_codes(
     output: str,
     judged: bool = True,
     step: float = 1,
+    classes: bool = True,
 ) -> Agreement:
     """``rtl`` (N, K) integer codes against ``ref`` (N, K) codes (float allowed). ``step``:
     output codes one code of the last quantized tensor can move (1; for a layer's
@@ -139,7 +140,7 @@ def compare_codes(
             f"{TOLERANCE_CODES * step:g})"
         )
     argmax = None
-    if rtl.shape[1] > 1:
+    if classes and rtl.shape[1] > 1:
         argmax = float((rtl.argmax(axis=1) == ref.argmax(axis=1)).mean())
     return Agreement(
         framework=framework,
@@ -317,6 +318,7 @@ class FrameworkOutputs:
     codes: np.ndarray  # (N, K) in the RTL's output codes
     judged: bool  # the user's quantized model: within tolerance or the run fails
     step: float = 1  # output codes per code of the last quantized tensor (accumulators)
+    classes: bool = True  # outputs are scores (argmax reported), not an image
 
 
 def framework_outputs(
@@ -330,6 +332,10 @@ def framework_outputs(
     manifest = artefact.manifest
     if "quant" not in manifest and "smurf" in manifest and reference is None and torch_spec is None:
         return expression_outputs(manifest, artefact.vectors()["inputs"])
+    if manifest.get("variant") == "srlut" and reference is None and torch_spec is None:
+        from .lut_agreement import srlut_outputs
+
+        return srlut_outputs(artefact)
     if "quant" not in manifest:
         if reference is not None or torch_spec is not None:
             raise AgreementError(
@@ -407,6 +413,7 @@ def agreements(rtl: np.ndarray, frameworks: list[FrameworkOutputs], output: str)
             output=output,
             judged=f.judged,
             step=f.step,
+            classes=f.classes,
         )
         for f in frameworks
     ]

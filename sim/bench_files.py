@@ -26,10 +26,11 @@ def write_bench_files(artefact: Artefact | str | Path) -> list[Path]:
 
 def finish_artefact(target: Path, model: Path | None = None) -> None:
     """Write the verification files into a freshly generated artefact, and copy an ONNX
-    ``model`` into ``source/`` (what ``nnloom sim`` compares the RTL with)."""
+    ``model`` (or an SR-LUT table, .npy) into ``source/`` (what ``nnloom sim`` compares the
+    RTL with, and draws new vectors from)."""
     from .agreement import SOURCE_DIR
 
     art = Artefact(target)
-    if model is not None and Path(model).suffix == ".onnx" and Path(model).is_file():
+    if model is not None and Path(model).suffix in (".onnx", ".npy") and Path(model).is_file():
         atomic_write(art.path / SOURCE_DIR / Path(model).name, Path(model).read_bytes())
     write_bench_files(art)

@@ -87,6 +87,24 @@ def regression_artefact(art: Artefact, n: int, seed: int, out: Path) -> Artefact
             ]
         )
         write_smurf_artefact(plan, out, codes=codes, top=manifest["top"])
+    elif engine == "lutnet" and manifest.get("variant") == "srlut":
+        from rtl_gen.lutnet.artefact import write_srlut_artefact
+
+        p = manifest["parameters"]
+        h, w = int(p["height"]), int(p["width"])
+        rng = np.random.default_rng(seed)
+        ramp = np.broadcast_to(np.linspace(0, 255, w).round(), (h, w))
+        board = np.indices((h, w)).sum(axis=0) % 2 * 255
+        edges = np.stack([np.zeros((h, w)), np.full((h, w), 255), board, ramp])
+        frames = np.concatenate([edges.astype(np.uint8), rng.integers(0, 256, (n, h, w))])
+        write_srlut_artefact(
+            _srlut_plan(art),
+            out,
+            width=w,
+            height=h,
+            frames=frames.astype(np.uint8),
+            ports=int(p.get("ports", 1)),
+        )
     else:
         raise RegressionError(
             f"{art.path}: a {engine} engine's artefact keeps no golden model "
@@ -103,6 +121,29 @@ def regression_artefact(art: Artefact, n: int, seed: int, out: Path) -> Artefact
                 f"cannot recover"
             )
     return new
+
+
+def _srlut_plan(art: Artefact):
+    """The SR-LUT table an artefact was made from: its ONNX pattern net or table (.npy) in
+    ``source/``, at the manifest's interval."""
+    from frontends.lutnet.tables import load_srlut_table
+    from frontends.lutnet.transfer import transfer_onnx
+
+    from .agreement import SOURCE_DIR
+
+    p = art.manifest["parameters"]
+    folder = art.path / SOURCE_DIR
+    found = sorted(folder.glob("*.onnx")) + sorted(folder.glob("*.npy")) if folder.is_dir() else []
+    if not found:
+        raise RegressionError(
+            f"{art.path}: no copy of its table or pattern net in {SOURCE_DIR}/ (made "
+            f"before nnloom kept one); regenerate it with `nnloom generate` to draw new frames"
+        )
+    bits = int(p["interval_bits"])
+    if found[0].suffix == ".onnx":
+        return transfer_onnx(found[0], interval_bits=bits)
+    plan = load_srlut_table(found[0], pattern=p["pattern"])
+    return plan if plan.interval_bits == bits else plan.resampled(bits)
 
 
 def run_regression(
