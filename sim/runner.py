@@ -176,8 +176,8 @@ def run_sim(
     log_file = sim_dir / "sim.log"
     with _environment(env):
         runner = get_runner(simulator)
-        if not log.isEnabledFor(logging.INFO):  # the runner logs every command at INFO
-            runner.log.setLevel(logging.WARNING)
+        if not log.isEnabledFor(logging.INFO):  # the runner logs every command at INFO,
+            runner.log.setLevel(logging.ERROR)  # and a cached build as a WARNING
         progress = progress or (lambda stage, done, total: None)
         progress("building", None, None)
         try:
