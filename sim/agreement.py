@@ -333,9 +333,7 @@ def framework_outputs(
     if "quant" not in manifest and "smurf" in manifest and reference is None and torch_spec is None:
         return expression_outputs(manifest, artefact.vectors()["inputs"])
     if manifest.get("variant") == "srlut" and reference is None and torch_spec is None:
-        from .lut_agreement import srlut_outputs
-
-        return srlut_outputs(artefact)
+        return _srlut_outputs(artefact)
     if "quant" not in manifest:
         if reference is not None or torch_spec is not None:
             raise AgreementError(
@@ -391,6 +389,26 @@ def framework_outputs(
             )
         )
     return found, note
+
+
+def _srlut_outputs(artefact) -> tuple[list[FrameworkOutputs], str]:
+    """An SR-LUT engine against the ONNX pattern net in ``source/`` (``sim.lut_agreement``)."""
+    from frontends.lutnet.srlut import TableError
+
+    from .lut_agreement import srlut_references
+
+    folder = artefact.path / SOURCE_DIR
+    nets = sorted(folder.glob("*.onnx")) if folder.is_dir() else []
+    if not nets:
+        return [], (
+            "framework agreement: not applicable (an SR-LUT engine made from a table; "
+            "generate it from the ONNX pattern net to compare the RTL with the net)"
+        )
+    try:
+        found = srlut_references(artefact, nets[0])
+    except TableError as exc:
+        raise AgreementError(str(exc)) from None
+    return [FrameworkOutputs(n, codes, judged, classes=False) for n, codes, judged in found], ""
 
 
 def _sized(codes: np.ndarray, want: int, what: str) -> np.ndarray:

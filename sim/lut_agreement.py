@@ -14,34 +14,24 @@ ONNX file:
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
-__all__ = ["srlut_outputs", "float_ensemble"]
+__all__ = ["srlut_references", "float_ensemble"]
 
 
-def srlut_outputs(artefact) -> tuple[list, str]:
-    """The framework outputs (``sim.agreement.FrameworkOutputs``) of an SR-LUT artefact whose
-    ``source/`` holds the ONNX pattern net, or a note why there are none."""
+def srlut_references(artefact, source: Path) -> list[tuple[str, np.ndarray, bool]]:
+    """(framework name, (N, K) HR codes, judged) of the SR-LUT ``artefact`` against the ONNX
+    pattern net ``source``: the net on the table grid (judged), the float net (reported).
+    Raises ``TableError`` for a net that does not fit the artefact."""
     from frontends.lutnet.srlut import TableError
     from frontends.lutnet.transfer import onnx_session, transfer_onnx
 
-    from .agreement import SOURCE_DIR, AgreementError, FrameworkOutputs
-
-    folder = artefact.path / SOURCE_DIR
-    nets = sorted(folder.glob("*.onnx")) if folder.is_dir() else []
-    if not nets:
-        return [], (
-            "framework agreement: not applicable (an SR-LUT engine made from a table; "
-            "generate it from the ONNX pattern net to compare the RTL with the net)"
-        )
-    source = nets[0]
     params = artefact.manifest["parameters"]
-    try:
-        plan = transfer_onnx(source, interval_bits=int(params["interval_bits"]))
-    except TableError as exc:
-        raise AgreementError(str(exc)) from None
+    plan = transfer_onnx(source, interval_bits=int(params["interval_bits"]))
     if (plan.pattern, plan.scale) != (params["pattern"], params["scale"]):
-        raise AgreementError(
+        raise TableError(
             f"{source}: a pattern {plan.pattern} x{plan.scale} net; the artefact is pattern "
             f"{params['pattern']} x{params['scale']}"
         )
@@ -50,16 +40,9 @@ def srlut_outputs(artefact) -> tuple[list, str]:
     session = onnx_session(source)
     ensemble = np.stack([float_ensemble(session, plan, f) for f in frames])
     return [
-        FrameworkOutputs(
-            f"onnxruntime ({source.name}, on the table grid)", sampled, True, classes=False
-        ),
-        FrameworkOutputs(
-            f"onnxruntime ({source.name}, float net)",
-            ensemble.reshape(len(frames), -1),
-            False,
-            classes=False,
-        ),
-    ], ""
+        (f"onnxruntime ({source.name}, on the table grid)", sampled, True),
+        (f"onnxruntime ({source.name}, float net)", ensemble.reshape(len(frames), -1), False),
+    ]
 
 
 def float_ensemble(session, plan, frame: np.ndarray) -> np.ndarray:

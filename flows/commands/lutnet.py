@@ -483,7 +483,7 @@ def register(app, bench_app):
             )
             from sim.bench_files import finish_artefact
 
-            finish_artefact(art, tables)  # an ONNX net: kept for the agreement check
+            finish_artefact(art, tables)  # the net or table, kept in source/
             m = json.loads((art / "manifest.json").read_text())
             if m["variant"] == "icelut":
                 mem = m["memories"]
