@@ -160,7 +160,13 @@ def connect_ray(address: str | None, *, num_cpus: int | None = None):
     import os
     import warnings
 
-    kwargs = {"ignore_reinit_error": True, "log_to_driver": False, "logging_level": logging.ERROR}
+    # CRITICAL: a failed start logs a screen of ERROR lines (the dashboard, its missing logs)
+    # before it raises; the user gets the one line below instead
+    kwargs = {
+        "ignore_reinit_error": True,
+        "log_to_driver": False,
+        "logging_level": logging.CRITICAL,
+    }
     if address is None:
         kwargs["num_cpus"] = num_cpus
         kwargs["include_dashboard"] = False
