@@ -10,6 +10,7 @@ the true baud rate, asks the board who it is, sends golden inputs and compares t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from amaranth.back import verilog
@@ -55,7 +56,7 @@ def run_board_sim(
     waves: bool = False,
     clock_mhz: float | None = None,
     build_root: Path | None = None,
-    progress=None,
+    progress: Callable[[str, int | None, int | None], None] | None = None,
 ) -> SimResult:
     """Run ``limit`` golden vectors through the simulated board top of ``board``, clocked at
     the frequency its PLL makes for ``clock_mhz`` (default: the board's target); results go

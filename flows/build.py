@@ -15,8 +15,10 @@ import os
 import re
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from boards.families import BOARD_FACTS, FAMILIES, Resources
 from frontends.errors import NnloomError
@@ -24,6 +26,10 @@ from rtl_gen.artefact import Artefact, atomic_write
 
 from .engine_instance import EngineInstance
 from .tools import tool_env, yowasp_mount
+
+if TYPE_CHECKING:
+    from boards import BoardSpec
+    from boards.clocking import PllSettings
 
 __all__ = ["BuildError", "BuildReport", "build", "parse_nextpnr_report"]
 
@@ -114,7 +120,7 @@ def built_for(artefact: Artefact) -> tuple[str, str] | None:
     return None
 
 
-def check_family(artefact: Artefact, spec) -> None:
+def check_family(artefact: Artefact, spec: BoardSpec) -> None:
     """``BuildError`` when ``artefact`` was generated for another FPGA family than board
     ``spec``'s (its primitives and memories would not map)."""
     made = built_for(artefact)
@@ -135,7 +141,7 @@ def _tail(path: Path, lines: int = 20) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def board_clock(spec, clock_mhz: float | None = None):
+def board_clock(spec: BoardSpec, clock_mhz: float | None = None) -> PllSettings:
     """The PLL settings of ``spec`` for ``clock_mhz`` (default: the board's target);
     ``BuildError`` names the board when the PLL cannot make that clock."""
     from boards.clocking import ClockError
@@ -152,7 +158,7 @@ def build(
     *,
     seed: int = 1,
     clock_mhz: float | None = None,
-    progress=None,
+    progress: Callable[[str], None] | None = None,
 ) -> BuildReport:
     """Build ``artefact`` for ``board`` with the engine at ``clock_mhz`` (default: the
     board's target); writes ``build/<board>/`` and its ``report.json``. ``progress(step)``

@@ -14,11 +14,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from frontends.errors import ModelError, UsageError
 
 from .commands import dense, gemm, lutnet, smurf, snn
+
+if TYPE_CHECKING:
+    from frontends.ir import Graph
 
 __all__ = [
     "Engine",
@@ -51,7 +54,7 @@ class ModelSource:
         return self.path.suffix.lower() == ".onnx" and self.path.is_file()
 
     @property
-    def graph(self):
+    def graph(self) -> Graph | None:
         """The IR graph, or None when the file is not ONNX; ``ModelError`` when it is ONNX
         that nnloom cannot import."""
         if not self._imported:

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+from collections.abc import Collection
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -134,7 +135,7 @@ def tool_path(name: str) -> str | None:
     return None
 
 
-def tool_env(names) -> dict[str, str]:
+def tool_env(names: Collection[str]) -> dict[str, str]:
     """Environment variables pointing Amaranth's build at the YoWASP tools ``names``."""
     env = {}
     for tool in TOOLS:

@@ -5,16 +5,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from boards.families import Resources
 from frontends.errors import UsageError
 
+if TYPE_CHECKING:
+    from frontends.ir import Graph
+
 __all__ = ["generate_dense", "can_run_dense", "bench_dense", "register"]
 
 
-def can_run_dense(graph) -> tuple[bool, str]:
+def can_run_dense(graph: Graph) -> tuple[bool, str]:
     """Whether the dense engine takes every layer of ``graph``, and why (its own check)."""
     from frontends.errors import ModelError
     from rtl_gen.dense import DensePlan

@@ -6,11 +6,23 @@ import json
 import logging
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from frontends.lutnet.hklut import HklutPlan
+    from frontends.lutnet.icelut import IcelutPlan
+    from frontends.lutnet.srlut import SrlutPlan
+    from rtl_gen.lutnet import HklutEngine, IcelutEngine, SrlutEngine
+    from sim.runner import SimResult
+
+    LutPlan = SrlutPlan | HklutPlan | IcelutPlan
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +74,9 @@ def save_image(path: Path, image: np.ndarray) -> None:
     atomic_write(path, buf.getvalue())
 
 
-def load_tables(path: Path, *, pattern: Optional[str] = None, interval_bits: Optional[int] = None):
+def load_tables(
+    path: Path, *, pattern: Optional[str] = None, interval_bits: Optional[int] = None
+) -> LutPlan:
     """An SR-LUT table (.npy), an HKLUT table folder, ICELUT tables (.npz), an ONNX pattern
     net to transfer, or an ICELUT net folder (backbone_msb.onnx, backbone_lsb.onnx,
     split_fc.onnx, bases.npy; ``frontends.lutnet.icetransfer``) to transfer."""
@@ -88,8 +102,13 @@ def load_tables(path: Path, *, pattern: Optional[str] = None, interval_bits: Opt
 
 
 def rtl_upscale(
-    plan, image: np.ndarray, *, ports: int = 1, family: str = "ice40", workdir: Path | None = None
-):
+    plan: SrlutPlan | HklutPlan,
+    image: np.ndarray,
+    *,
+    ports: int = 1,
+    family: str = "ice40",
+    workdir: Path | None = None,
+) -> tuple[np.ndarray, SimResult]:
     """``image`` through the generated Verilog (Verilator), one frame per channel; HKLUT
     with its MSB tables as ``family`` holds them (UP5K: loaded into SPRAM first)."""
     from frontends.lutnet.hklut import HklutPlan
@@ -166,7 +185,7 @@ def generate_artefact(
     pattern: Optional[str] = None,
     size: int = DEFAULT_FRAME,
     family: str = "ecp5",
-):
+) -> Path:
     """``nnloom generate MODEL --engine lutnet``: MODEL is an SR-LUT table (.npy), a
     pattern net (.onnx, transferred to a table), an HKLUT table folder (its MSB tables in
     SPRAM for ``family`` "ice40", block RAM for "ecp5") or ICELUT tables (.npz, or a net
@@ -281,7 +300,7 @@ def bench_rows(out_dir: Path, *, full: bool = False) -> list[dict]:
     return rows
 
 
-def register(app, bench_app):
+def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     cli = _errors()
 
     lut_app = typer.Typer(
@@ -593,7 +612,9 @@ DEFAULT_CONFIGS = TARGET_CONFIGS + (("icelut-tetrahedral", "ecp5", 1),)
 TRAINED = {"pattern": "S", "interval_bits": 5, "samples": 300_000, "iterations": 300, "seed": 0}
 
 
-def frame_cycles(plan, *, width: int, height: int, ports: int, family: str = "ecp5") -> int:
+def frame_cycles(
+    plan: LutPlan, *, width: int, height: int, ports: int, family: str = "ecp5"
+) -> int:
     """Steady frame period of the engine (cycles), the bound checked in the Verilator tests.
 
     SR-LUT: one LR pixel per max(steps, r²) cycles plus refilling p+1 rows between frames.
@@ -616,7 +637,9 @@ def frame_cycles(plan, *, width: int, height: int, ports: int, family: str = "ec
     return width * height * max(steps, plan.scale**2) + (plan.radius + 1) * (width + 2)
 
 
-def create_engine(plan, *, width: int, height: int, family: str, ports: int):
+def create_engine(
+    plan: LutPlan, *, width: int, height: int, family: str, ports: int
+) -> SrlutEngine | HklutEngine | IcelutEngine:
     """The engine component as ``nnloom bench`` builds it for ``family``."""
     from frontends.lutnet.hklut import HklutPlan
     from frontends.lutnet.icelut import IcelutPlan
@@ -634,7 +657,9 @@ def create_engine(plan, *, width: int, height: int, family: str, ports: int):
     return SrlutEngine(plan, width=width, height=height, ports=ports)
 
 
-def bench_tables(console):
+def bench_tables(
+    console: Console,
+) -> tuple[dict[str, SrlutPlan], HklutPlan, list[tuple[np.ndarray, np.ndarray]] | None, str]:
     """The tables ``nnloom bench lutnet`` measures: the authors' released SR-LUT and HKLUT
     tables and Set5 (``frontends.data``) when they can be had, else the project's own seeded
     tables (untrained; the RTL's size and speed do not depend on the entries) and no Set5.
@@ -676,9 +701,9 @@ def run_bench(
     width: int,
     height: int,
     synth: bool,
-    console,
+    console: Console,
     train: bool = True,
-    configs=BENCH_CONFIGS,
+    configs: Sequence[tuple[str, str, int]] = BENCH_CONFIGS,
 ) -> dict:
     import io
 

@@ -6,6 +6,7 @@ cycles, and each figure against the unprotected design. ``full`` adds the dense 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
@@ -56,7 +57,7 @@ def protection_rows(
     full: bool = False,
     families: tuple[str, ...] = ("ice40", "ecp5"),
     seeds: tuple[int, ...] | None = None,
-    progress=lambda done, total, text: None,
+    progress: Callable[[int, int, str], None] = lambda done, total, text: None,
 ) -> list[dict]:
     """One row per engine, family and protection (see the module docstring); seeds 1-3
     with ``full``, else seed 1."""

@@ -9,9 +9,14 @@ import io
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from frontends.quantize import QuantizeSettings
 
 __all__ = ["register", "calibrated", "run_quantize"]
 
@@ -26,7 +31,7 @@ def run_quantize(
     calibration: str = "minmax",
     samples: int = 512,
     percentile: float = 99.999,
-):
+) -> QuantizeSettings:
     """Quantize ``model`` on ``data``'s ``x`` into ``out``; onnxruntime's own progress prints
     are kept off the terminal. Returns the settings used."""
     from frontends.quantize import quantize_model
@@ -48,7 +53,9 @@ def run_quantize(
 
 
 @contextlib.contextmanager
-def calibrated(model: Path, calibrate: Optional[Path], console=None) -> Iterator[Path]:
+def calibrated(
+    model: Path, calibrate: Optional[Path], console: Console | None = None
+) -> Iterator[Path]:
     """``model`` itself, or (``calibrate`` given) its QDQ quantization in a temporary folder
     under the same file name (so the design keeps its name), removed afterwards."""
     if calibrate is None:
@@ -75,7 +82,7 @@ def keep_in_artefact(quantized: Path, artefact: Path) -> Path | None:
     return path
 
 
-def inspect_float(model: Path, as_json: bool, console) -> bool:
+def inspect_float(model: Path, as_json: bool, console: Console) -> bool:
     """``nnloom inspect`` of a float model (no quantizer anywhere): its layers and how to
     quantize it; False (nothing printed) for a quantized model."""
     import json
@@ -122,7 +129,7 @@ def inspect_float(model: Path, as_json: bool, console) -> bool:
     return True
 
 
-def register(app: typer.Typer, bench_app: typer.Typer):
+def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     from flows.console import console, run_command
 
     @app.command()

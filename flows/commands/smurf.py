@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
 from boards.families import Resources
 from frontends.errors import UsageError
+
+if TYPE_CHECKING:
+    from amaranth.lib import wiring
+
+    from frontends.ir import Graph
+    from rtl_gen.smurf import FitReport, SmurfPlan
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +64,7 @@ def parse_radix(text: str) -> int | list[int]:
     return values[0] if len(values) == 1 else values
 
 
-def generate_smurf(texts: list[str], out: Path, **options):
+def generate_smurf(texts: list[str], out: Path, **options: Any) -> tuple[SmurfPlan, FitReport]:
     """Fit, write the artefact and return ``(plan, fit)``."""
     from rtl_gen.smurf import DesignError, design, write_smurf_artefact
 
@@ -70,7 +76,9 @@ def generate_smurf(texts: list[str], out: Path, **options):
     return plan, fit
 
 
-def synthesize_component(component, name: str, family: str, out_dir: Path) -> dict:
+def synthesize_component(
+    component: wiring.Component, name: str, family: str, out_dir: Path
+) -> dict:
     """Emit ``component`` as Verilog and synthesize it out of context with ``flows.synth``.
 
     The Verilog first goes through Yosys ``proc; splitnets``: without it Yosys 0.70's
@@ -116,7 +124,9 @@ def synthesize_component(component, name: str, family: str, out_dir: Path) -> di
     }
 
 
-def synthesize_hierarchy(component, name: str, family: str, out_dir: Path) -> dict:
+def synthesize_hierarchy(
+    component: wiring.Component, name: str, family: str, out_dir: Path
+) -> dict:
     """Yosys only, hierarchy kept (``synth_ice40 -dsp -noflatten`` / ``synth_ecp5
     -noflatten``): ``{submodule path: {"lut4", "ff"}}`` of each module's own cells, the path
     relative to ``name`` ("" for the top's own logic). For the area breakdown of a unit; the
@@ -161,7 +171,7 @@ def synthesize_hierarchy(component, name: str, family: str, out_dir: Path) -> di
     return out
 
 
-def can_run_smurf(graph) -> tuple[bool, str]:
+def can_run_smurf(graph: Graph) -> tuple[bool, str]:
     """Whether ``graph`` is one nonlinear function the SMURF engine makes as a unit (it
     generates one node, not a network), and why."""
     from rtl_gen.smurf.from_ir import SUPPORTED, nonlinear_nodes
@@ -189,7 +199,7 @@ def generate(
     return Path(out)
 
 
-def generate_from_model(model: Path, out: Path, data=None):
+def generate_from_model(model: Path, out: Path, data: Optional[Path] = None) -> None:
     """``nnloom generate MODEL --engine smurf``: the model's first nonlinear node as a unit."""
     from frontends.onnx_import import import_onnx
     from rtl_gen.smurf import DesignError, write_smurf_artefact
@@ -256,7 +266,7 @@ def bench_rows(out_dir: Path) -> list[dict]:
     return rows
 
 
-def register(app: typer.Typer, bench_app: typer.Typer):
+def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     from flows.console import console, run_command
 
     @app.command("smurf")

@@ -5,14 +5,18 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 import typer
 
 from boards.families import OOC_BOARD, Resources
 from frontends.errors import UsageError
+
+if TYPE_CHECKING:
+    from frontends.ir import Graph
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +33,7 @@ def _load_data(data):
     return load_data(data) if data is not None else (None, None)
 
 
-def can_run_snn(path: Path, graph) -> tuple[bool, str]:
+def can_run_snn(path: Path, graph: Graph | None) -> tuple[bool, str]:
     """Whether the spiking engine takes the model (a NIR graph, or an ONNX graph its exact
     ST-BIF conversion takes), and why."""
     if Path(path).suffix.lower() == ".nir":
@@ -60,12 +64,12 @@ def generate(
 def generate_snn(
     model: Path,
     out: Path,
-    data=None,
+    data: Optional[Path] = None,
     *,
     t_max: int | None = None,
     random: int | None = None,
     seed: int | None = None,
-):
+) -> Path:
     """Write the spiking engine's artefact for ``model`` (.onnx: exact ST-BIF conversion;
     .nir: IF/LIF/CubaLIF network, see ``frontends.snn.nir_import``, on ``data``'s ``x`` as spikes
     (samples, steps, inputs), else on synthetic spikes); returns the artefact path."""
@@ -151,7 +155,7 @@ def bench_snn(
     family: str = "ecp5",
     synth: bool = True,
     example: str = "mlp",
-    progress=print,
+    progress: Callable[[str], None] = print,
 ) -> dict:
     """The figures of ``nnloom bench snn``: the spiking engine and the heterogeneous GEMM
     engine (the board of ``family``: ULX3S-85F or iCEBreaker) on the same quantized network
@@ -320,7 +324,7 @@ def _bench_rows(out_dir: Path) -> list[dict]:
     return rows
 
 
-def register(app: typer.Typer, bench_app: typer.Typer):
+def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     from flows.console import console, run_command
 
     @bench_app.command("snn")

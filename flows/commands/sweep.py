@@ -6,14 +6,19 @@ from __future__ import annotations
 import hashlib
 import time
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
+
+if TYPE_CHECKING:
+    from rtl_gen.gemm import Program
 
 __all__ = ["register", "generate_point"]
 
 
-def generate_point(model: Path, out: Path, point: str | Path, data: Optional[Path] = None):
+def generate_point(
+    model: Path, out: Path, point: str | Path, data: Optional[Path] = None
+) -> Program:
     """``nnloom generate --config POINT``: the artefact of one ``nnloom sweep`` point
     (``points/<id>.json``, or ``<sweep folder>#<id>``): ``model`` compiled for that point's
     config, split and tau, exactly as the sweep measured it. Returns the program."""
@@ -40,7 +45,7 @@ def generate_point(model: Path, out: Path, point: str | Path, data: Optional[Pat
     return program
 
 
-def register(app: typer.Typer, bench_app: typer.Typer):
+def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     from flows.console import console, run_command
     from flows.sweep import SweepError
 

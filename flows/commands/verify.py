@@ -5,10 +5,20 @@ sv`` runs the SystemVerilog bench under Verilator or Icarus without Python in th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rtl_gen.artefact import Artefact, atomic_write
 from sim.bench_files import finish_artefact
+
+if TYPE_CHECKING:
+    import typer
+    from rich.console import Console
+
+    from sim.agreement import FrameworkOutputs
+
+    from ..progress import Update
 
 __all__ = [
     "run_sv",
@@ -20,7 +30,9 @@ __all__ = [
 ]
 
 
-def run_sv(artefact: Path, simulator: str, *, bench: str, seed: int, limit: int, console) -> None:
+def run_sv(
+    artefact: Path, simulator: str, *, bench: str, seed: int, limit: int, console: Console
+) -> None:
     """``nnloom sim --bench sv``: write and run ``rtl/tb_<top>.sv``; a FAIL raises SimError."""
     from frontends.errors import UsageError
     from sim.runner import SimError
@@ -42,7 +54,9 @@ def run_sv(artefact: Path, simulator: str, *, bench: str, seed: int, limit: int,
     )
 
 
-def prepare_frameworks(artefact: Path, reference: Path | None, torch_spec: str | None):
+def prepare_frameworks(
+    artefact: Path, reference: Path | None, torch_spec: str | None
+) -> tuple[list[FrameworkOutputs], str]:
     """The frameworks' outputs for the golden inputs (``sim.agreement``), computed before the
     simulation so a reference that does not fit fails with nothing written."""
     from sim.agreement import framework_outputs
@@ -50,7 +64,12 @@ def prepare_frameworks(artefact: Path, reference: Path | None, torch_spec: str |
     return framework_outputs(Artefact(artefact), reference=reference, torch_spec=torch_spec)
 
 
-def report_agreement(artefact: Path, rtl_outputs: Path, prepared, console) -> list:
+def report_agreement(
+    artefact: Path,
+    rtl_outputs: Path,
+    prepared: tuple[list[FrameworkOutputs], str],
+    console: Console,
+) -> list:
     """Print "RTL vs <framework>" lines, write ``sim/agreement.json``; raise SimError naming
     the first vector and output outside the tolerance of the user's quantized model."""
     import json
@@ -97,7 +116,9 @@ class VectorProgress:
     plain lines (every tenth of the run, at most one per ``every_s`` seconds, and the last)
     otherwise."""
 
-    def __init__(self, console, name: str, update=None, every_s: float = 5.0):
+    def __init__(
+        self, console: Console, name: str, update: Update | None = None, every_s: float = 5.0
+    ):
         self.console, self.name, self.update, self.every_s = console, name, update, every_s
         self.first: tuple[float, int] | None = None
         self.last_line, self.last_done = 0.0, -1
@@ -124,7 +145,7 @@ class VectorProgress:
 
 
 def run_vectors(
-    artefact: Path, *, vectors: int, seed: int, bench: str, simulator: str, console
+    artefact: Path, *, vectors: int, seed: int, bench: str, simulator: str, console: Console
 ) -> None:
     """``nnloom sim --vectors N``: N seeded random vectors and the edge cases through the
     golden model and the RTL (``sim.regress``); a mismatch raises SimError."""
@@ -215,7 +236,7 @@ def regression_rows(
     vectors: int = REGRESSION_VECTORS,
     seed: int = 1,
     simulator: str = "verilator",
-    progress=None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> list[dict]:
     """``nnloom bench regress``: every engine's design on ``vectors`` seeded random vectors
     (and the edge cases), golden against RTL with the SystemVerilog bench: one row each with
@@ -259,7 +280,7 @@ def regression_rows(
     return rows
 
 
-def register(app, bench_app) -> None:
+def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     """``nnloom bench regress`` and its rows in ``nnloom bench``."""
     import typer
 
