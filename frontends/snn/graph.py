@@ -8,6 +8,8 @@ included) into a spiking graph of ``units``, and its time-stepped integer run.
   an ST-BIF layer;
 - ``maxpool`` (differential max), ``layernorm``, ``nonlinear`` (row ``softmax`` and
   element-wise code tables such as GELU) to differential units on the IR's integer ``f``;
+  so too any of the first group that rounds half to even (onnxruntime QDQ adds, requants
+  and pools), which no ST-BIF neuron computes exactly;
 - ``transpose`` and ``slice`` to data movement.
 
 ``run_graph(sgraph, codes)`` runs it layer-sequentially, as ``simulate.run_network`` does:
@@ -222,12 +224,17 @@ def convert_graph(graph: Graph) -> SpikingGraph:
         out = node.outputs[0]
         zps[out] = _output_zero_point(node, graph, zps)
         settle = 0
-        if node.op in STBIF_OPS:
+        half_even = node.attrs.get("rounding") == "half_even" and not node.attrs.get("sign")
+        if node.op in STBIF_OPS and not half_even:
             unit = _stbif(node, graph, zps)
             settle = unit.levels - 1
-        elif node.op in DIFFERENTIAL_OPS:
+        elif node.op in DIFFERENTIAL_OPS or node.op in STBIF_OPS:
             unit = DifferentialUnit(
-                node, shapes[node.inputs[0]], shapes[out], zps[node.inputs[0]], zps[out]
+                node,
+                tuple(shapes[i] for i in node.inputs),
+                shapes[out],
+                tuple(zps[i] for i in node.inputs),
+                zps[out],
             )
         else:
             unit = MoveUnit(node, shapes[out])

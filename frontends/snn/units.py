@@ -19,7 +19,10 @@ its inputs' increments of step ``t`` into its output's increments of step ``t``:
 ``DifferentialUnit``
     ``X += in; Y = f(X); out = Y - Y_prev`` with ``f`` the op's exact integer definition
     (``frontends.reference``): max-pool (the differential max), row softmax, LayerNorm and
-    element-wise code tables. The increments are multi-bit; their sum telescopes to
+    element-wise code tables; also a requantizing op that rounds half to even (ONNX's
+    QuantizeLinear: adds, requants, pools, concats of onnxruntime QDQ models), which no
+    ST-BIF neuron computes (its settled tracer is a floor of a linear form; ties to even are
+    not). The increments are multi-bit; their sum telescopes to
     ``f(X_final)``. Only samples whose input changed are recomputed (the others output 0).
 ``MoveUnit``
     ``transpose`` and ``slice``: data movement, applied to the increments.
@@ -143,31 +146,33 @@ class StbifUnit:
 @dataclass(frozen=True, eq=False)
 class DifferentialUnit:
     """``X += in; Y = f(X); out = Y - Y_prev`` with ``f`` = ``reference.OPS[node.op]`` on
-    codes ``X + in_zero_point``, ``Y`` relative to ``out_zero_point``."""
+    codes ``X + in_zero_point`` (one ``X`` per input), ``Y`` relative to ``out_zero_point``."""
 
     node: Node
-    in_shape: tuple[int, ...]
+    in_shapes: tuple[tuple[int, ...], ...]
     out_shape: tuple[int, ...]
-    in_zero_point: int
+    in_zero_points: tuple[int, ...]
     out_zero_point: int
 
     def init(self, batch: int) -> dict:
         return {
-            "x": np.zeros((batch, *self.in_shape), np.int64),
+            "x": [np.zeros((batch, *shape), np.int64) for shape in self.in_shapes],
             "y": np.zeros((batch, *self.out_shape), np.int64),
             "first": True,
         }
 
     def step(self, state: dict, dx: list[np.ndarray]) -> np.ndarray:
-        d = dx[0].reshape(state["x"].shape)
-        state["x"] += d
-        out = np.zeros_like(state["y"])
-        changed = d.reshape(len(d), -1).any(axis=1) | state["first"]
+        changed = np.full(len(dx[0]), state["first"])
         state["first"] = False
+        for x, d in zip(state["x"], dx):
+            d = d.reshape(x.shape)
+            x += d
+            changed |= d.reshape(len(d), -1).any(axis=1)
+        out = np.zeros_like(state["y"])
         if changed.any():
-            codes = state["x"][changed] + self.in_zero_point
-            y = reference.OPS[self.node.op](self.node, codes)
-            y = np.asarray(y, np.int64).reshape((len(codes), *self.out_shape))
+            codes = [x[changed] + z for x, z in zip(state["x"], self.in_zero_points)]
+            y = reference.OPS[self.node.op](self.node, *codes)
+            y = np.asarray(y, np.int64).reshape((len(codes[0]), *self.out_shape))
             y -= self.out_zero_point
             out[changed] = y - state["y"][changed]
             state["y"][changed] = y

@@ -70,12 +70,12 @@ class Builder:
             name, "dense", [x], out, attrs, dict(weight=w, bias=bias, multiplier=m), "Gemm"
         )
 
-    def conv(self, name, x, cout, kernel=3, pad=1, stride=1):
+    def conv(self, name, x, cout, kernel=3, pad=1, stride=1, unsigned=True):
         c, h, w = self.tensors[x].shape
         win = Window((h, w), (kernel, kernel), (stride, stride), (pad,) * 4)
         im2col = conv_im2col(win, c, 1)
         ho, wo = win.out_hw
-        out = self.act(name, (cout, ho, wo), unsigned=True)
+        out = self.act(name, (cout, ho, wo), unsigned=unsigned)
         weight = self.rng.integers(-127, 128, size=(cout, c, kernel, kernel))
         real = self.scale[x] * 0.02 / self.scale[out] / kernel * self.rng.uniform(0.5, 2, cout)
         attrs, m = self._requant(
@@ -273,7 +273,7 @@ class Builder:
 def cnn_graph(*, bits=4, seed=0) -> Graph:
     """conv -> maxpool -> (avgpool, and conv -> avgpool) -> concat -> requant -> add -> dense."""
     g = Builder((2, 6, 6), bits=bits, seed=seed)
-    c1 = g.conv("conv1", g.input, 3)
+    c1 = g.conv("conv1", g.input, 3, unsigned=False)  # signed: max-pool inputs fall too
     p1 = g.maxpool("pool1", c1)
     c2 = g.conv("conv2", p1, 3)
     a1 = g.avgpool("gap1", p1)

@@ -93,11 +93,6 @@ def _replace(graph, name, **attrs):
 @pytest.mark.parametrize(
     "name,attrs,message",
     [
-        (
-            "qk",
-            dict(rounding="half_even"),
-            r"^node 'qk' \(MatMul\): requantization rounds 'half_even'; an ST-BIF neuron",
-        ),
         ("fc1", dict(sign=True), r"^node 'fc1' \(Gemm\): a bipolar \(sign\) output"),
         (
             "res1",
@@ -120,3 +115,25 @@ def test_refuses_an_op_it_does_not_take():
     with pytest.raises(ModelError, match=r"^node 'gelu' \(Gelu\): op 'mystery' has no exact "):
         convert_graph(dataclasses.replace(graph, nodes=nodes))
     assert "mystery" not in SNN_OPS
+
+
+def _half_even(graph, names):
+    for name in names:
+        graph = _replace(graph, name, rounding="half_even")
+    return graph
+
+
+@pytest.mark.parametrize(
+    "make,names",
+    [
+        (transformer_graph, ("pos", "res1", "res2", "qk")),
+        (cnn_graph, ("gap1", "cat", "rq", "res")),
+    ],
+)
+def test_half_even_requantizers_are_differential_and_exact(make, names):
+    from frontends.snn.units import DifferentialUnit
+
+    graph = _half_even(make(seed=1), names)
+    sg, _ = _assert_exact(graph, _inputs(graph, 30, 1))
+    kinds = {u.node.name: type(u) for u in sg.units}
+    assert all(kinds[n] is DifferentialUnit for n in names)

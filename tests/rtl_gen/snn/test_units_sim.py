@@ -1,7 +1,8 @@
 """The spiking transformer's hardware units under cocotb + Verilator against the integer
 spiking graph (``frontends.snn.graph``), bit for bit at every time step: the residual
-increment adder on the tiny transformer block's residual add, 20 vectors (edge codes and
-random), one element a cycle (cycles per step = the model's ``cycles_per_step``)."""
+increment adder on the tiny transformer block's residual add and the differential max on the
+tiny CNN's max-pool, 20 vectors each (edge codes and random); cycles per step equal the
+model's ``cycles_per_step``."""
 
 from pathlib import Path
 
@@ -10,8 +11,9 @@ import pytest
 
 from frontends.snn.graph import convert_graph, run_graph
 from rtl_gen.emit import emit_verilog
+from rtl_gen.snn.diffmax import DifferentialMax
 from rtl_gen.snn.increment import IncrementAdder
-from tests.frontends.snn.op_graphs import transformer_graph
+from tests.frontends.snn.op_graphs import cnn_graph, transformer_graph
 from tests.frontends.snn.test_convert_graph import _inputs
 
 
@@ -89,3 +91,37 @@ def test_increment_adder_equals_the_spiking_graph(tmp_path, monkeypatch):
         da=da, db=db, spikes=spikes, latency=adder.latency, cycles_per_step=adder.cycles_per_step
     )
     _simulate(tmp_path, monkeypatch, adder, "increment_adder", vectors, "adder_matches_golden")
+
+
+def _max_case(seed=0, count=20):
+    graph = cnn_graph(seed=seed)
+    sg = convert_graph(graph)
+    unit = _unit(sg, "pool1")
+    (x_name,) = unit.node.inputs
+    x = _inputs(graph, count - 4, seed)
+    run = run_graph(sg, x, trace=(x_name, unit.node.outputs[0]))
+    assert run.silent.all()
+    steps = run.steps.max()
+    d = np.moveaxis(run.trace[x_name], 0, 1).reshape(len(x), steps, -1)
+    out = np.moveaxis(run.trace[unit.node.outputs[0]], 0, 1).reshape(len(x), steps, -1)
+    t = graph.tensor(x_name)
+    zp = sg.zero_points[x_name]
+    return unit, (t.dtype.min - zp, t.dtype.max - zp), d, out
+
+
+def test_diffmax_model():
+    unit, in_range, d, out = _max_case()
+    assert np.abs(d).max() == 1 and (out == 1).any() and (out == -1).any()  # a max falls too
+    dm = DifferentialMax(unit, in_range)
+    assert (dm.windows, dm.taps, dm.n_in) == (27, 4, 108)
+    assert dm.cycles_per_step == 108 + 1 + 27 * 4
+    assert " * " not in emit_verilog(dm, "differential_max")
+
+
+@pytest.mark.sim
+def test_differential_max_equals_the_spiking_graph(tmp_path, monkeypatch):
+    unit, in_range, d, out = _max_case()
+    assert len(d) >= 16
+    dm = DifferentialMax(unit, in_range)
+    vectors = dict(d=d, out=out, cycles_per_step=dm.cycles_per_step)
+    _simulate(tmp_path, monkeypatch, dm, "differential_max", vectors, "diffmax_matches_golden")
