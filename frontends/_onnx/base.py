@@ -361,3 +361,25 @@ def bias_codes(real: np.ndarray, acc_scale: np.ndarray, label: str) -> np.ndarra
             f"scales)"
         )
     return q.astype(np.int64)
+
+
+def real_constant(v) -> np.ndarray | None:
+    """A float constant, or a quantized one (DequantizeLinear of an initializer) as its
+    real values; None for anything else."""
+    if isinstance(v, np.ndarray) and v.dtype.kind == "f":
+        return v.astype(np.float64)
+    if isinstance(v, Constant):
+        scale, zp = v.scale.astype(np.float64), v.zero_point.astype(np.float64)
+        if v.axis is not None and scale.size > 1:
+            shape = [1] * v.values.ndim
+            shape[v.axis] = -1
+            scale, zp = scale.reshape(shape), zp.reshape(shape)
+        return (v.values - zp) * scale
+    return None
+
+
+def scalar_constant(v) -> float | None:
+    c = real_constant(v)
+    if c is None or c.size != 1:
+        return None
+    return float(c.reshape(()))

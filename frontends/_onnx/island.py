@@ -12,29 +12,16 @@ from dataclasses import replace
 import numpy as np
 
 from ..errors import ModelError
-from .base import Constant, Dequantized, Pending, State, describe_value, handler, value
-
-
-def real_constant(v) -> np.ndarray | None:
-    """A float constant, or a quantized one (DequantizeLinear of an initializer) as its
-    real values; None for anything else."""
-    if isinstance(v, np.ndarray) and v.dtype.kind == "f":
-        return v.astype(np.float64)
-    if isinstance(v, Constant):
-        scale, zp = v.scale.astype(np.float64), v.zero_point.astype(np.float64)
-        if v.axis is not None and scale.size > 1:
-            shape = [1] * v.values.ndim
-            shape[v.axis] = -1
-            scale, zp = scale.reshape(shape), zp.reshape(shape)
-        return (v.values - zp) * scale
-    return None
-
-
-def scalar_constant(v) -> float | None:
-    c = real_constant(v)
-    if c is None or c.size != 1:
-        return None
-    return float(c.reshape(()))
+from .base import (
+    Dequantized,
+    Pending,
+    State,
+    describe_value,
+    handler,
+    scalar_constant,
+    value,
+)
+from .functions import FUNCTIONS
 
 
 def as_island(v):
@@ -47,8 +34,6 @@ def as_island(v):
     if v.kind == "nonlinear" and v.attrs.get("function") != "softmax":
         fn = v.attrs.get("expr")
         if fn is None:
-            from .ops import FUNCTIONS
-
             name, params = v.attrs["function"], v.attrs.get("params", {})
             fn = (lambda f: lambda t: f(t, params))(FUNCTIONS[name])
         steps = v.attrs.get("steps", (v.op,))
@@ -179,8 +164,6 @@ def _sub_pow(state: State, node, label: str):
 def island_name(fn: Callable, t: np.ndarray, steps: tuple) -> str:
     """The known function (``ops.FUNCTIONS``) an island equals on the real inputs ``t``, or
     ``island:`` and its ops."""
-    from .ops import FUNCTIONS
-
     with np.errstate(all="ignore"):
         y = fn(t)
         for name in ("gelu", "gelu_tanh", "sigmoid", "tanh", "exp"):

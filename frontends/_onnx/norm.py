@@ -23,9 +23,10 @@ from .base import (
     emitter,
     full_shape,
     handler,
+    real_constant,
+    scalar_constant,
     value,
 )
-from .island import real_constant, scalar_constant
 
 INV_BITS = 16  # inv = 2**(p + norm_bits) // R keeps at least 16 bits on every row
 SQRT_BITS = 48  # the largest V << 2p is at least this wide: R >= 2**p keeps its precision

@@ -33,6 +33,7 @@ from .base import (
     handler,
     value,
 )
+from .functions import FUNCTIONS
 from .linear import add_bias, conv_geometry, scale_accumulator, take_pads
 from .quant import multipliers
 
@@ -123,7 +124,7 @@ def _add(state: State, node, label: str):
 
 
 def scalar_or_none(v):
-    from .island import scalar_constant
+    from .base import scalar_constant
 
     return scalar_constant(v)
 
@@ -132,8 +133,7 @@ def _constant_add(state: State, node, x: Dequantized, c, label: str) -> Pending:
     """A quantized activation plus a constant (a bias after a requantized MatMul, a
     position embedding): an ``add`` whose second operand is the constant itself at the
     accumulator's scale (``_emit_add``)."""
-    from .base import full_shape
-    from .island import real_constant
+    from .base import full_shape, real_constant
 
     full = full_shape(x)
     real = real_constant(c)
@@ -165,7 +165,8 @@ def _constant_add(state: State, node, x: Dequantized, c, label: str) -> Pending:
 
 
 def _scale_by(state: State, node, label: str, invert: bool):
-    from .island import binary_island, real_constant
+    from .base import real_constant
+    from .island import binary_island
     from .norm import norm_binary
 
     a, b = value(state, node, 0, label), value(state, node, 1, label)
@@ -265,8 +266,7 @@ def _emit_requant(state, p: Pending, dtype, scale, zp, label):
 
 @handler("Concat")
 def _concat(state: State, node, label: str):
-    from .base import full_shape
-    from .island import real_constant
+    from .base import full_shape, real_constant
 
     values = [value(state, node, i, label) for i in range(len(node.input))]
     consts = {i: real_constant(v) for i, v in enumerate(values)}
@@ -597,24 +597,6 @@ def _emit_avgpool(state, p: Pending, dtype, scale, zp, label):
 # --- nonlinear functions -----------------------------------------------------------------------
 
 
-def _gelu(v):
-    from scipy.special import erf
-
-    return 0.5 * v * (1.0 + erf(v / math.sqrt(2.0)))
-
-
-FUNCTIONS = {
-    "sigmoid": lambda v, a: 1.0 / (1.0 + np.exp(-v)),
-    "tanh": lambda v, a: np.tanh(v),
-    "exp": lambda v, a: np.exp(v),
-    "gelu": lambda v, a: _gelu(v),
-    "gelu_tanh": lambda v, a: (
-        0.5 * v * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (v + 0.044715 * v**3)))
-    ),
-    "leaky_relu": lambda v, a: np.where(v >= 0, v, a.get("alpha", 0.01) * v),
-    "hard_sigmoid": lambda v, a: np.clip(a.get("alpha", 0.2) * v + a.get("beta", 0.5), 0, 1),
-    "hard_swish": lambda v, a: v * np.clip(v / 6.0 + 0.5, 0, 1),
-}
 _OP_FUNCTION = {
     "Sigmoid": "sigmoid",
     "Tanh": "tanh",

@@ -292,7 +292,7 @@ def _quantize_constant(state: State, node, x: np.ndarray, label: str):
 def _quantize_linear(state: State, node, label: str):
     x = value(state, node, 0, label)
     if isinstance(x, Constant):  # a dequantized constant quantized again (shared weights)
-        from .island import real_constant
+        from .base import real_constant
 
         x = real_constant(x).astype(np.float32)
     if isinstance(x, np.ndarray):

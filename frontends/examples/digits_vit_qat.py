@@ -171,7 +171,7 @@ def make_digits_vit_qat(
     from .. import reference
     from ..errors import ModelError
     from ..onnx_import import import_onnx
-    from .digits_vit import export_vit
+    from .vit_export import export_vit
 
     out_dir = Path(out_dir)
     threads = torch.get_num_threads()
