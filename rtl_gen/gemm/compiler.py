@@ -477,7 +477,9 @@ def _row_split_instrs(
             ),
             Instr("WIN", core, fields),
             Instr("WSTEP", core, steps),
-            Instr("GEMM", core, {"x": x % (1 << 16), "gstep": 0, "w": w[i], "pad": layer.zp_in & 0xFF}),
+            Instr(
+                "GEMM", core, {"x": x % (1 << 16), "gstep": 0, "w": w[i], "pad": layer.zp_in & 0xFF}
+            ),
         ]
         pcfg = {
             "m": layer.m,
@@ -488,7 +490,12 @@ def _row_split_instrs(
             "round": ROUNDING[layer.rounding],
             "mc": mc,
         }
-        posts.append((Instr("PCFG", fields=pcfg), Instr("POST", core, {"n": layer.n, "y": y + r0 * win.ow, "p": p})))
+        posts.append(
+            (
+                Instr("PCFG", fields=pcfg),
+                Instr("POST", core, {"n": layer.n, "y": y + r0 * win.ow, "p": p}),
+            )
+        )
     (pcfg_d, post_d), (pcfg_l, post_l) = posts
     return out + [pcfg_d, Instr("SYNC"), post_d, pcfg_l, post_l]
 
@@ -1127,11 +1134,7 @@ class Lowering:
 
         # the LUT rows' window starts on an input row (no top padding left for it)
         r_min = max(1, -(-win.pt // win.sy))
-        rows = [
-            r1
-            for r1 in range(r_min, win.oh)
-            if max(r1, win.oh - r1) * win.ow <= 2047
-        ]
+        rows = [r1 for r1 in range(r_min, win.oh) if max(r1, win.oh - r1) * win.ow <= 2047]
         if not rows:
             return False
         r1 = min(rows, key=lambda r: (max(compute("dsp", r), compute("lut", win.oh - r)), r))
