@@ -1,8 +1,8 @@
 """The spiking transformer's hardware units under cocotb + Verilator against the integer
 spiking graph (``frontends.snn.graph``), bit for bit at every time step: the residual
 increment adder on the tiny transformer block's residual add and the differential max on the
-tiny CNN's max-pool, 20 vectors each (edge codes and random); cycles per step equal the
-model's ``cycles_per_step``."""
+tiny CNN's max-pool, SESA on the tiny transformer's Q x K^T, 20 vectors each (edge codes and
+random); cycles per step equal the model's (``cycles_per_step``, ``step_cycles``)."""
 
 from pathlib import Path
 
@@ -13,6 +13,7 @@ from frontends.snn.graph import convert_graph, run_graph
 from rtl_gen.emit import emit_verilog
 from rtl_gen.snn.diffmax import DifferentialMax
 from rtl_gen.snn.increment import IncrementAdder
+from rtl_gen.snn.sesa import SesaUnit
 from tests.frontends.snn.op_graphs import cnn_graph, transformer_graph
 from tests.frontends.snn.test_convert_graph import _inputs
 
@@ -125,3 +126,55 @@ def test_differential_max_equals_the_spiking_graph(tmp_path, monkeypatch):
     dm = DifferentialMax(unit, in_range)
     vectors = dict(d=d, out=out, cycles_per_step=dm.cycles_per_step)
     _simulate(tmp_path, monkeypatch, dm, "differential_max", vectors, "diffmax_matches_golden")
+
+
+def _sesa_case(seed=0, count=20):
+    graph = transformer_graph(seed=seed)
+    sg = convert_graph(graph)
+    unit = _unit(sg, "qk")
+    a, b = unit.node.inputs
+    x = _inputs(graph, count - 4, seed)
+    run = run_graph(sg, x, trace=(a, b, unit.node.outputs[0]))
+    assert run.silent.all()
+    ranges = tuple(
+        (
+            graph.tensor(t).dtype.min - sg.zero_points[t],
+            graph.tensor(t).dtype.max - sg.zero_points[t],
+        )
+        for t in (a, b)
+    )
+    sesa = SesaUnit(unit, ranges)
+    commands, step_cycles = [], []
+    for v in range(len(x)):
+        commands.append((2, 0, 0, 0, 0, 0))
+        for t in range(run.steps.max()):
+            events = 0
+            for side, name in ((0, a), (1, b)):
+                da = run.trace[name][t, v]
+                for index in zip(*np.nonzero(da)):
+                    e = sesa.event(bool(side), tuple(int(i) for i in index))
+                    commands.append(
+                        (0, side, int(da[index] < 0), e["own"], e["p_base"], e["o_base"])
+                    )
+                    events += 1
+            n_a = int(np.count_nonzero(run.trace[a][t, v]))
+            step_cycles.append(sesa.step_cycles(n_a, events - n_a))
+            commands.append((1, 0, 0, 0, 0, 0))
+    spikes = np.moveaxis(run.trace[unit.node.outputs[0]], 0, 1).reshape(len(x), run.steps.max(), -1)
+    return sesa, np.array(commands), spikes, np.array(step_cycles), run.trace[a], run.trace[b]
+
+
+def test_sesa_model():
+    sesa, commands, spikes, step_cycles, da, db = _sesa_case()
+    assert np.abs(da).max() == 1 and np.abs(db).max() == 1  # spikes on both operands
+    assert ((da != 0) & (np.abs(db).sum() > 0)).any()
+    assert (sesa.heads, sesa.m_rows, sesa.k, sesa.n_cols) == (2, 4, 4, 4)
+    assert " * " not in emit_verilog(sesa, "sesa")
+
+
+@pytest.mark.sim
+def test_sesa_equals_the_spiking_graph(tmp_path, monkeypatch):
+    sesa, commands, spikes, step_cycles, _, _ = _sesa_case()
+    assert len(spikes) >= 16
+    vectors = dict(commands=commands, spikes=spikes, step_cycles=step_cycles)
+    _simulate(tmp_path, monkeypatch, sesa, "sesa", vectors, "sesa_matches_golden")

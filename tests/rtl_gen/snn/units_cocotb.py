@@ -92,3 +92,55 @@ async def diffmax_matches_golden(dut):
     bad = np.argwhere(got != want)
     assert len(bad) == 0, f"{len(bad)} mismatches, first (vector, step, window) {bad[0]}"
     assert set(np.diff(starts)) == {per_step}, set(np.diff(starts))
+
+
+@cocotb.test()
+async def sesa_matches_golden(dut):
+    """Commands (kind: 0 event, 1 sweep, 2 clear; side B, neg, own, p_base, o_base), each
+    presented in the first cycle ``busy`` is low; a step ends with its sweep."""
+    with np.load(os.environ["UNIT_VECTORS"]) as f:
+        commands, want, step_cycles = f["commands"], f["spikes"], f["step_cycles"]
+    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    dut.rst.value = 1
+    for port in ("ev_valid", "sweep", "clear"):
+        getattr(dut, port).value = 0
+    await RisingEdge(dut.clk)
+    dut.rst.value = 0
+    await FallingEdge(dut.clk)
+    got, sweeps = [], []
+    cycle = 0
+
+    async def tick():
+        nonlocal cycle
+        await RisingEdge(dut.clk)
+        await FallingEdge(dut.clk)
+        cycle += 1
+        if int(dut.spike_valid.value):
+            got.append(dut.spike.value.to_signed())
+
+    step_start = 0
+    for kind, side_b, neg, own, p_base, o_base in commands.tolist():
+        while int(dut.busy.value):
+            await tick()
+        if kind == 0:
+            dut.ev_valid.value, dut.ev_b.value, dut.ev_neg.value = 1, side_b, neg
+            dut.ev_own.value, dut.ev_p_base.value, dut.ev_o_base.value = own, p_base, o_base
+        elif kind == 1:
+            dut.sweep.value = 1
+        else:
+            dut.clear.value = 1
+        await tick()
+        dut.ev_valid.value = dut.sweep.value = dut.clear.value = 0
+        if kind != 0:  # a sweep ends a step, a clear an inference
+            while int(dut.busy.value):
+                await tick()
+            if kind == 1:
+                sweeps.append(cycle - step_start)
+            step_start = cycle
+    for _ in range(3):
+        await tick()
+    assert len(got) == want.size, f"{len(got)} spikes for {want.size} expected"
+    got = np.array(got).reshape(want.shape)
+    bad = np.argwhere(got != want)
+    assert len(bad) == 0, f"{len(bad)} mismatches, first (vector, step, neuron) {bad[0]}"
+    assert sweeps == step_cycles.tolist()
