@@ -100,7 +100,8 @@ Every op below is exact integer arithmetic; ``frontends.reference`` is the execu
     computed once in float64 (GELU's erf and tanh forms, and any element-wise float island
     the model computes between a DequantizeLinear and a QuantizeLinear -- Mul/Div/Add/Sub/
     Pow by scalars, Erf, Tanh, Sigmoid, Sqrt of one quantized input -- become such a table,
-    its ``function`` the ops' names). ``function == "softmax"`` (over ``axis``, the last
+    its ``function`` the known function it equals, or ``island:`` and its ops' names).
+    ``function == "softmax"`` (over ``axis``, the last
     axis of ``input_shape``: one row per token and head): ``d = x - max(x)`` (<= 0), ``e =
     exp_table[d + (in.max - in.min)]`` (``round_half_even(2**16 * exp(s_in * d))``, a table
     of ``in.max - in.min + 1`` entries, so ``e = 2**16`` at the maximum), ``S = sum(e)``

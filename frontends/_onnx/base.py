@@ -224,6 +224,16 @@ def full_shape(v) -> tuple[int, ...]:
     return ((1,) + tuple(v.shape)) if getattr(v, "batched", True) else tuple(v.shape)
 
 
+def require_batched(v, label: str, op: str) -> None:
+    """Refuse ``v`` to an op that reads its axes as (batch, channels, ...) when the model
+    moved the batch axis inward (the op would see a different batch)."""
+    if not getattr(v, "batched", True):
+        raise ModelError(
+            f"{label}: {op} of a tensor whose batch axis the model moved inward (shape "
+            f"{tuple(v.shape)}) is not supported"
+        )
+
+
 def from_full(state: State, v, full, label: str, op: str):
     """``v`` viewed with the ONNX shape ``full``: ``(1, *shape)`` is batched; any other
     leading axis moves the batch axis of a batch of one inward (refused for a real batch,

@@ -26,6 +26,7 @@ from .base import (
     describe_value,
     handler,
     ints,
+    require_batched,
     value,
 )
 
@@ -373,6 +374,7 @@ def _conv(state: State, node, label: str):
         x, a = take_pads(v, a, label)
     else:
         x = as_dequantized(v, label, "input X")
+    require_batched(x, label, "Conv")
     acc = conv_accumulator(
         node.name or node.output[0], "Conv", x, value(state, node, 1, label), a, label
     )
@@ -424,6 +426,7 @@ def _affine_layer(
 @handler("BatchNormalization")
 def _batch_norm(state: State, node, label: str):
     acc = value(state, node, 0, label)
+    require_batched(acc, label, "BatchNormalization")
     if isinstance(acc, Dequantized):
         if len(node.output) > 1 and any(node.output[1:]):
             raise ModelError(f"{label}: training-mode BatchNormalization is not supported")

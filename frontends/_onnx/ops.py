@@ -31,6 +31,7 @@ from .base import (
     describe_value,
     emitter,
     handler,
+    require_batched,
     value,
 )
 from .functions import FUNCTIONS
@@ -425,6 +426,7 @@ def _pool(state: State, node, label: str, kind: str, global_: bool, *, keepdims:
     else:
         x = as_dequantized(v, label, "input X")
         kernel = tuple(x.shape[1:]) if global_ else tuple(a.get("kernel_shape", ()))
+    require_batched(x, label, node.op_type)
     if len(node.output) > 1 and any(node.output[1:]):
         raise ModelError(f"{label}: the Indices output of MaxPool is not supported")
     if len(x.shape) not in (2, 3):
@@ -642,6 +644,7 @@ def _elementwise(state: State, node, label: str):
 def _host_axis(
     state: State, node, label: str, shape: tuple, default_13: int, default_old: int
 ) -> int:
+    require_batched(value(state, node, 0, label), label, node.op_type)
     """The sample axis of a Softmax/LogSoftmax/ArgMax over a value of per-sample ``shape``."""
     opset = state.opsets.get("", 0)
     rank = len(shape) + 1

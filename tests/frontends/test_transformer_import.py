@@ -206,3 +206,14 @@ def test_split_heads_and_attention_scores(tmp_path):
     graph, d = _codes_vs_ort(path, x)
     assert [n.op for n in graph.nodes] == ["slice"] * 3 + ["transpose", "matmul"]
     assert (d <= 1).mean() >= 0.99 and d.max() <= 1
+
+
+def test_ops_that_read_the_batch_axis_refuse_a_moved_one(tmp_path):
+    """After torch-style (T, 1, E) layouts a pool would see the tokens as its batch."""
+    nodes = [
+        helper.make_node("Transpose", ["xd"], ["xt"], perm=[1, 0, 2]),
+        helper.make_node("MaxPool", ["xt"], ["f"], kernel_shape=[2], name="pool"),
+    ]
+    path = _model(tmp_path, nodes, {}, [1, 4, 8], out_shape=[4, 1, 7])
+    with pytest.raises(ModelError, match="'pool'.*batch axis the model moved"):
+        import_onnx(path)
