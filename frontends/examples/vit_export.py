@@ -11,7 +11,9 @@ __all__ = ["export_vit"]
 
 def export_vit(model, path: Path, *, dynamo: bool) -> Path:
     """``torch.onnx.export`` as users call it: the TorchScript exporter (opset 17) or the
-    dynamo one (its default opset), a batch of one, the producer version cleared."""
+    dynamo one (its default opset), a batch of one, the producer version and the dynamo
+    exporter's per-node metadata (stack traces: source paths and line numbers) cleared, so
+    the same model gives the same bytes from any checkout."""
     import contextlib
     import io
     import warnings
@@ -43,5 +45,7 @@ def export_vit(model, path: Path, *, dynamo: bool) -> Path:
             quiet.setLevel(level)
         proto = onnx.load(str(raw))
         proto.producer_version = ""
+        for node in proto.graph.node:
+            del node.metadata_props[:]
         write_bytes_atomic(path, proto.SerializeToString())
     return path
