@@ -184,10 +184,13 @@ class PipelinedDecoder(wiring.Component):
     """``EccDecoder`` in ``code.stages`` registered stages: parity, the word and its parity
     registered; SECDED, the data, the syndrome and the overall parity registered, then the
     corrected word and its flags (the syndrome's XOR trees and the correction each have a
-    cycle). ``word`` in, ``data``/``corrected``/``error`` ``code.stages`` cycles later."""
+    cycle). ``word`` in, ``data``/``corrected``/``error`` ``latency`` cycles later: ``code.stages``,
+    or with ``register_output=False`` one, the SECDED correction (two LUT levels) then
+    combinational behind the registered syndrome, for a consumer that registers it."""
 
-    def __init__(self, code: EccCode):
-        self.code = code
+    def __init__(self, code: EccCode, *, register_output: bool = True):
+        self.code, self.register_output = code, register_output
+        self.latency = code.stages if register_output else min(code.stages, 1)
         super().__init__(
             {
                 "word": In(code.word_bits),
@@ -218,8 +221,15 @@ class PipelinedDecoder(wiring.Component):
         # stage 2: an EccDecoder on a codeword whose syndrome is the registered one: its
         # check bits are the syndrome (the data's Hamming bits cancel), its overall bit odd
         m.submodules.correct = dec = _Corrector(code)
-        out = Signal(k, reset_less=True)
         m.d.comb += [dec.data.eq(data), dec.syndrome.eq(syndrome), dec.odd.eq(odd)]
+        if not self.register_output:
+            m.d.comb += [
+                self.data.eq(dec.out),
+                self.corrected.eq(dec.corrected),
+                self.error.eq(dec.error),
+            ]
+            return m
+        out = Signal(k, reset_less=True)
         m.d.sync += [out.eq(dec.out), self.corrected.eq(dec.corrected), self.error.eq(dec.error)]
         m.d.comb += self.data.eq(out)
         return m

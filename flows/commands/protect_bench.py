@@ -57,10 +57,12 @@ def protection_rows(
     full: bool = False,
     families: tuple[str, ...] = ("ice40", "ecp5"),
     seeds: tuple[int, ...] | None = None,
+    onnx: Path | None = None,
     progress: Callable[[int, int, str], None] = lambda done, total, text: None,
 ) -> list[dict]:
     """One row per engine, family and protection (see the module docstring); seeds 1-3
-    with ``full``, else seed 1."""
+    with ``full``, else seed 1. ``onnx``: a quantized ONNX model instead of the digits
+    MLP (made and trained in ``out_dir``)."""
     from dataclasses import replace
 
     from flows.commands.gemm import drop_idle_core
@@ -73,8 +75,7 @@ def protection_rows(
 
     seeds = seeds or ((1, 2, 3) if full else (1,))
     out_dir = Path(out_dir)
-    made = make_digits_mlp(out_dir / "model")
-    graph = import_onnx(made.quantized)
+    graph = import_onnx(onnx or make_digits_mlp(out_dir / "model").quantized)
     jobs = [("gemm", f, p) for f in families for p in PROTECTIONS]
     if full:
         jobs += [("dense", f, p) for f in families for p in PROTECTIONS]

@@ -47,7 +47,7 @@ from .config import ACT_BITS, DSP_WBITS, MULT_BITS, GemmConfig
 from .core import GemmCore
 from .isa import CORE_SHIFT, FIELDS, OP_SHIFT, OPS, WINDOW_RESET, field_offsets, layout
 from .post import PostUnit
-from .protect import ErrorCounters, ProtectedRead, codes
+from .protect import ErrorCounters, ProtectedRead, codes, constant_bits, with_constants
 from .ram import subwords
 from .spram import SpramMemory
 
@@ -131,6 +131,13 @@ class GemmEngine(wiring.Component):
         if self.protected:
             ports.update(ecc_corrected=Out(16), ecc_errors=Out(16))
         super().__init__(ports)
+
+    def _constants(self, name: str, depth: int) -> dict[int, int]:
+        """Data bits of a coded read-only memory that read the same in every word
+        (``protect.constant_bits``); none when the memories are written through ``load``."""
+        if self.loadable:
+            return {}
+        return constant_bits(self.codes[name], self.images.get(name, []), depth)
 
     def _memory(self, m, name, shape, depth):
         if self.protected and name in self.codes:
@@ -320,8 +327,12 @@ class GemmEngine(wiring.Component):
                 acc_wr, acc_rd = amem.write_port(), amem.read_port()
             w_rd = wmem.read_port()
             if self.protected:
-                # read a cycle early: the registered decoder meets the activation read
-                m.submodules[f"{wname}_ecc"] = dec = ProtectedRead(self.codes[wname])
+                # read a cycle early: the registered decoder (SECDED: the registered
+                # syndrome, the correction into the core's operand registers) meets the
+                # activation read
+                m.submodules[f"{wname}_ecc"] = dec = ProtectedRead(
+                    self.codes[wname], self._constants(wname, wdepth), register_output=False
+                )
                 w_used = Signal(name=f"{wname}_used")
                 m.d.sync += w_used.eq(unit.w_re)
                 m.d.comb += [
@@ -385,7 +396,8 @@ class GemmEngine(wiring.Component):
             from ..ecc import EccDecoder
 
             m.submodules.params_ecc = p_dec = EccDecoder(self.codes["params"])
-            m.d.comb += [p_dec.word.eq(prm_rd.data), post.p_data.eq(p_dec.data)]
+            p_data = with_constants(m, p_dec.data, self._constants("params", cfg.param_depth))
+            m.d.comb += [p_dec.word.eq(prm_rd.data), post.p_data.eq(p_data)]
             ecc_events.append((p_dec.corrected, p_dec.error, post.p_used))
             p_word = p_dec.data
         else:
@@ -408,8 +420,10 @@ class GemmEngine(wiring.Component):
         act_written = Signal()  # LOAD or the post unit writes an activation (streams count)
         ins = imem_rd.data
         if self.protected:
-            # the decoded instruction is registered: DECODE, a state between FETCH and EXEC
-            m.submodules.imem_ecc = i_dec = ProtectedRead(self.codes["imem"])
+            # the decoded instruction is registered: DECODE states between FETCH and EXEC
+            m.submodules.imem_ecc = i_dec = ProtectedRead(
+                self.codes["imem"], self._constants("imem", cfg.imem_depth)
+            )
             m.d.comb += i_dec.word.eq(imem_rd.data)
             ins = i_dec.data
             i_used = Signal()  # the first EXEC cycle of an instruction
@@ -685,8 +699,9 @@ class GemmEngine(wiring.Component):
         # value), and the binary state's decode in front of its own enable was the UP5K's
         # critical path (seven LUT levels, 37.5 MHz DSP-only).
         states = ("FETCH", "EXEC", "LOADING", "POSTING", "STORING")
-        if self.protected:
-            states += ("DECODE",)
+        # the instruction decoder's stages (``timing.fetch_cycles``)
+        decode_states = tuple(f"DECODE{i}" for i in range(self.codes["imem"].stages))
+        states += decode_states
         if spram:
             states += ("FILLING",)
         state = {name: Signal(init=name == "FETCH", name=f"seq_{name.lower()}") for name in states}
@@ -705,13 +720,14 @@ class GemmEngine(wiring.Component):
                         m.d.comb += unit.abort.eq(1)
 
         with m.If(state["FETCH"]):
-            goto("DECODE" if self.protected else "EXEC")
+            goto(decode_states[0] if decode_states else "EXEC")
             restart()
-        if self.protected:
-            with m.If(state["DECODE"]):
-                goto("EXEC")
+        for i, name in enumerate(decode_states):
+            with m.If(state[name]):
+                goto(decode_states[i + 1] if i + 1 < len(decode_states) else "EXEC")
                 restart()
-            m.d.sync += i_used.eq(state["DECODE"])
+        if self.protected:
+            m.d.sync += i_used.eq(state[decode_states[-1]])
             m.submodules.ecc_counters = counters = ErrorCounters(len(ecc_events))
             for i, (corrected, error, used) in enumerate(ecc_events):
                 m.d.comb += [

@@ -7,10 +7,11 @@ one read port and registers the word and its flags (latency 1), so no decoder si
 a block RAM's output and the logic that uses the word:
 
 - weights (``wd``, ``wl``): the core's stage-A weight address (``GemmCore.w_addr_early``)
-  reads one cycle ahead, so the registered word meets the activation as before (no cycle
+  reads one cycle ahead, so the registered word (SECDED: the registered syndrome, the
+  correction into the core's operand registers) meets the activation as before (no cycle
   more);
-- instructions: the sequencer spends one more cycle fetching each instruction
-  (``timing.fetch_cycles``);
+- instructions: the sequencer spends ``EccCode.stages`` more cycles fetching each
+  instruction (``timing.fetch_cycles``: parity one, SECDED two);
 - parameters: decoded on the read path into the post unit's own parameter register (an
   ``ADD``'s and a ``MAX``'s zero points and multipliers are used the cycle they are read).
 
@@ -25,7 +26,7 @@ from amaranth import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ..ecc import EccCode, EccDecoder
+from ..ecc import EccCode, PipelinedDecoder
 from .config import DSP_WBITS, MULT_BITS, GemmConfig
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "coded_images",
     "decoded_images",
     "ProtectedRead",
+    "constant_bits",
     "ErrorCounters",
     "read_counts",
     "faulted_program",
@@ -76,12 +78,48 @@ def decoded_images(words: dict, config: GemmConfig) -> tuple[dict, dict, dict]:
     return data, corrected, errors
 
 
-class ProtectedRead(wiring.Component):
-    """One read port's decoder, registered: ``word`` (the memory's read data) in; ``data``,
-    ``corrected`` and ``error`` (``rtl_gen.ecc.EccDecoder``'s) one cycle later."""
+def constant_bits(code: EccCode, words, depth: int) -> dict[int, int]:
+    """Data bits that read the same in every word of a read-only memory holding ``words``
+    (``depth`` words, the rest zero), as the decoder passes them on: ``{bit: value}``.
+    A decoder may output these as constants: whatever it reads, the golden of the same
+    stored words says that value, and Yosys can fold the logic behind them as it does
+    behind an unprotected ROM's constant bits (the correction hides them from it)."""
+    data = code.decode_words(list(words))[0] + ([0] if len(words) < depth else [])
+    if not data:
+        return {}
+    ones = zeros = (1 << code.data_bits) - 1
+    for w in data:
+        ones &= w
+        zeros &= ~w
+    return {b: int((ones >> b) & 1) for b in range(code.data_bits) if ((ones | zeros) >> b) & 1}
 
-    def __init__(self, code: EccCode):
-        self.code = code
+
+def with_constants(m: Module, data, constants: dict[int, int]):
+    """``data`` with the bits of ``constants`` replaced by their values."""
+    if not constants:
+        return data
+    out = Signal(len(data), name="const_folded")
+    m.d.comb += [out[b].eq(constants[b] if b in constants else data[b]) for b in range(len(data))]
+    return out
+
+
+class ProtectedRead(wiring.Component):
+    """One read port's decoder (``rtl_gen.ecc.PipelinedDecoder``): ``word`` (the memory's
+    read data) in; ``data``, ``corrected`` and ``error`` ``latency`` cycles later. The bits
+    of ``constants`` (``constant_bits`` of a read-only memory) come out as constants. With
+    ``register_output=False`` the latency is one and SECDED's correction (two LUT levels)
+    follows the registered syndrome combinationally, into the consumer's register."""
+
+    def __init__(
+        self,
+        code: EccCode,
+        constants: dict[int, int] | None = None,
+        *,
+        register_output: bool = True,
+    ):
+        self.code, self.constants = code, constants or {}
+        self.register_output = register_output
+        self.latency = code.stages if register_output else min(code.stages, 1)
         super().__init__(
             {
                 "word": In(code.word_bits),
@@ -93,11 +131,15 @@ class ProtectedRead(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.decoder = dec = EccDecoder(self.code)
-        m.d.comb += dec.word.eq(self.word)
-        data = Signal(self.code.data_bits, reset_less=True)
-        m.d.sync += [data.eq(dec.data), self.corrected.eq(dec.corrected), self.error.eq(dec.error)]
-        m.d.comb += self.data.eq(data)
+        m.submodules.decoder = dec = PipelinedDecoder(
+            self.code, register_output=self.register_output
+        )
+        m.d.comb += [
+            dec.word.eq(self.word),
+            self.data.eq(with_constants(m, dec.data, self.constants)),
+            self.corrected.eq(dec.corrected),
+            self.error.eq(dec.error),
+        ]
         return m
 
 

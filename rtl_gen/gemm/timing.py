@@ -38,9 +38,9 @@ MAX_PIPE = 11  # max: idx read, act read, compare, - zp, * mult, copy, + round, 
 
 
 def fetch_cycles(config) -> int:
-    """Cycles before an instruction's EXEC: ``FETCH``, one more when the instruction memory
-    is coded (its decoded word is registered, ``protect.ProtectedRead``)."""
-    return FETCH + (getattr(config, "protect", "none") != "none")
+    """Cycles before an instruction's EXEC: ``FETCH``, and the decoder's stages when the
+    instruction memory is coded (``protect.ProtectedRead``: parity one, SECDED two)."""
+    return FETCH + {"none": 0, "parity": 1, "secded": 2}[getattr(config, "protect", "none")]
 
 
 def ceil_div(a: int, b: int) -> int:
