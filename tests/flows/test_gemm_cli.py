@@ -24,7 +24,7 @@ def test_generate_writes_a_gemm_artefact(generated):
     assert [l["n_dsp"] + l["n_lut"] for l in manifest["layers"]] == [12, 5]
     asm = (generated / "program.asm").read_text().splitlines()
     # the first layer's GEMM runs ahead of the input LOAD and computes as it arrives
-    assert asm[0].startswith("CFG dsp m=1 k=16") and asm[1].endswith("stream=1")
+    assert asm[0].startswith("CFG dsp m=1 k=16") and "stream=1" in asm[1].split()
     assert asm[2].startswith("LOAD n=16 dst=0")
     assert not manifest["gemm"]["loadable"]
 
@@ -206,6 +206,7 @@ def test_nnloom_bench_places_dsp_only_and_hetero_by_default(mlp_onnx, tmp_path, 
             io_wrapper=False,
             utilisation={"ICESTORM_DSP": {"used": 2}},
             fmax_seeds={1: 50.0, 2: 47.0, 3: 52.0},
+            netlist_sha256="0" * 64,
         )
 
     monkeypatch.setattr(flows.synth, "synthesize", fake_synthesize)
@@ -260,7 +261,13 @@ def test_a_design_that_does_not_place_is_a_row_error(mlp_onnx, tmp_path, monkeyp
                 "find legal placement for all cells\n1 warning, 1 error"
             )
         return types.SimpleNamespace(
-            lut4=1000, ff=500, fmax_mhz=50.0, io_wrapper=False, utilisation={}, fmax_seeds={1: 50.0}
+            lut4=1000,
+            ff=500,
+            fmax_mhz=50.0,
+            io_wrapper=False,
+            utilisation={},
+            fmax_seeds={1: 50.0},
+            netlist_sha256="0" * 64,
         )
 
     monkeypatch.setattr(flows.synth, "synthesize", fake_synthesize)
