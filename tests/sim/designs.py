@@ -45,6 +45,16 @@ def make_design(engine: str, mlp_onnx: Path, out: Path) -> Path:
         frames = rng.integers(0, 256, (3, 6, 7), dtype=np.uint8)
         frames[1], frames[2] = 0, 255
         return write_srlut_artefact(plan, out, width=7, height=6, frames=frames)
+    if engine in ("hklut-ice40", "hklut-ecp5"):  # not in ENGINES: slow to simulate
+        from frontends.lutnet.hklut import random_plan as hklut_plan
+        from rtl_gen.lutnet.artefact import write_hklut_artefact
+
+        frames = rng.integers(0, 256, (2, 6, 5), dtype=np.uint8)
+        frames[1] = 255
+        family = engine.split("-")[1]
+        return write_hklut_artefact(
+            hklut_plan(3), out, width=5, height=6, frames=frames, family=family
+        )
     if engine == "icelut":
         from frontends.lutnet.icelut import random_plan
         from rtl_gen.lutnet.artefact import write_icelut_artefact

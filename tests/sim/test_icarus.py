@@ -42,3 +42,28 @@ def test_cocotb_bench_under_icarus(mlp_onnx, engine, tmp_path):
     assert result.passed, result.mismatches
     assert result.mismatching_elements == 0
     assert result.vectors == (limit or len(art.vectors()["inputs"]))
+
+
+@pytest.mark.slow  # trains the CNN twin; Icarus runs about 4,000 of its cycles a second
+def test_digits_cnn_under_icarus_equals_verilator(tmp_path):
+    """The digits CNN twin on the ULX3S gemm overlay (22,083 cycles an inference): its first
+    vectors bit-exact under Icarus, with the same outputs and cycles as under Verilator."""
+    import numpy as np
+
+    from flows.engines import get_engine
+    from frontends.examples.tiny import make_tiny_twin
+
+    made = make_tiny_twin("ic", tmp_path / "models")
+    art = tmp_path / "cnn"
+    get_engine("gemm").generate(
+        made.quantized, art, board="ulx3s-85f", data=made.test_data, options={}
+    )
+    runs = {}
+    for simulator in ("icarus", "verilator"):
+        result = run_sim(art, simulator=simulator, limit=6)
+        assert result.passed and result.mismatching_elements == 0, result.mismatches
+        assert result.vectors == 6
+        with np.load(result.outputs) as f:
+            runs[simulator] = (f["outputs"].copy(), f["cycles"].copy())
+    np.testing.assert_array_equal(runs["icarus"][0], runs["verilator"][0])
+    np.testing.assert_array_equal(runs["icarus"][1], runs["verilator"][1])
