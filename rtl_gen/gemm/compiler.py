@@ -129,10 +129,13 @@ def _common(node: Node) -> dict:
 def _dense(node: Node, graph: Graph) -> GemmLayer:
     """A dense layer; a diagonal one (a per-channel affine layer, e.g. a BatchNormalization
     on quantized codes) as ``n`` groups of one channel over one input each (``k = 1``), so
-    it takes ``n`` weight words and steps, not ``n * n / lanes``."""
+    it takes ``n`` weight words and steps, not ``n * n / lanes``; on a token sequence (attr
+    ``tokens`` T) a GEMM of M = T pixels: a 1x1 convolution over a 1 x T plane per input
+    feature (``_token_layout``)."""
     w = np.asarray(node.weights["weight"], dtype=np.int64)
     n, k = w.shape
-    if n == k and n > 1 and not np.any(w[~np.eye(n, dtype=bool)]):
+    tokens = int(node.attrs.get("tokens", 1))
+    if tokens == 1 and n == k and n > 1 and not np.any(w[~np.eye(n, dtype=bool)]):
         return GemmLayer(
             node,
             n,
@@ -145,18 +148,42 @@ def _dense(node: Node, graph: Graph) -> GemmLayer:
             window=Window(n, 1, 1, 1, 1, groups=n),
             **_common(node),
         )
+    window = Window(k, 1, tokens, 1, tokens) if tokens > 1 else window_of(node, graph, None)
     return GemmLayer(
         node,
         1,
-        1,
+        tokens,
         k,
         n,
         w,
         np.asarray(node.weights["bias"], np.int64),
         np.asarray(node.weights["multiplier"], np.int64) * np.ones(n, np.int64),
-        window=window_of(node, graph, None),
+        window=window,
         **_common(node),
     )
+
+
+def _token_shape(node: Node) -> tuple[int, int] | None:
+    """(T, F) of a layer that reads a token sequence: a token dense, or the mean over the
+    tokens (an avgpool whose ``im2col`` (F, 1, T) reads ``x.flat[t*F + f]``)."""
+    if node.op == "dense" and int(node.attrs.get("tokens", 1)) > 1:
+        return int(node.attrs["tokens"]), int(np.asarray(node.weights["weight"]).shape[1])
+    if node.op == "avgpool" and len(node.attrs.get("input_shape") or ()) == 2:
+        t, f = (int(v) for v in node.attrs["input_shape"])
+        im2col = np.asarray(node.weights["im2col"])
+        want = (np.arange(t)[None, :] * f + np.arange(f)[:, None])[:, None, :]
+        if im2col.shape == want.shape and np.array_equal(im2col, want):
+            return t, f
+    return None
+
+
+def _token_layout(node: Node, layout: np.ndarray, features: int) -> np.ndarray:
+    """A token sequence's tensor (T, F) seen as the GEMM's planes: the physical offset of
+    element (feature f, token t) at index f*T + t (the identity for other layers)."""
+    seq = _token_shape(node)
+    if seq is None:
+        return layout
+    return layout.reshape(seq).T.reshape(-1)
 
 
 def _conv(node: Node, graph: Graph) -> GemmLayer:
@@ -203,6 +230,11 @@ def _avgpool(node: Node, graph: Graph) -> GemmLayer:
                 f"unit holds {MULTIPLIER_BITS} bits"
             )
         weight, multiplier, common["shift"] = found
+    seq = _token_shape(node)
+    if seq is not None:  # the mean over a sequence's tokens: a 1 x T window per feature
+        window = Window(c, 1, k, 1, 1, 1, k, groups=c)
+    else:
+        window = window_of(node, graph, im2col)
     return GemmLayer(
         node,
         c,
@@ -212,7 +244,7 @@ def _avgpool(node: Node, graph: Graph) -> GemmLayer:
         np.full((c, k), weight, np.int64),
         np.zeros(c, np.int64),
         np.full(c, multiplier, np.int64),
-        window=window_of(node, graph, im2col),
+        window=window,
         dsp_only=weight != 1,
         **common,
     )
@@ -818,6 +850,10 @@ class Lowering:
         self.tab: list[int] = []  # table memory words (``tables.emit_table``)
         self.etab: list[int] = []  # exp tables (``rowwise.emit_softmax``)
         self.row_bits = 0  # the row unit's reciprocal width
+        self.matmul = False  # a matmul runs (``attention``)
+        self.cadd = False  # an add of a constant runs (``attention``)
+        self.norm = False  # a layernorm runs (``rowwise``)
+        self.aliases: dict[str, str] = {}  # view (transpose, slice) -> tensor owning its region
         self.prev_posts: tuple = ()  # the output the last instructions (a layer's POSTs) write
         self.wc_need = 0  # spram: the largest chunk of weight words (the cache's depth)
         self.xc_need = 0  # spram: the largest depthwise input block (the lane cache's depth)
@@ -855,7 +891,9 @@ class Lowering:
         self.act.dying = {
             name
             for name in node.inputs
-            if self.last_read[name] == i and name not in self.graph.outputs
+            if self.last_read[name] == i
+            and name not in self.graph.outputs
+            and name not in self.aliases
         }
         if self.config.spram and (node.op in POST_OPS or node.op in UNIT_OPS):
             raise ModelError(
@@ -863,7 +901,12 @@ class Lowering:
                 f"buffer in the same cycles, which the SPRAM overlay's single-ported "
                 f"buffer does not do yet (it runs {', '.join(sorted(LOWERINGS))})"
             )
-        if node.op in POST_OPS:
+        if node.op == "add" and len(node.inputs) == 1:  # an add of a constant
+            first = len(self.instrs)
+            self.prev_posts = ()
+            self.new_nodes.append(node)
+            self.infos.append(UNIT_OPS["add_const"](self, node, first))
+        elif node.op in POST_OPS:
             self.post_op(node)
         elif node.op in LOWERINGS:
             self.gemm_layer(node)
@@ -871,7 +914,9 @@ class Lowering:
             first = len(self.instrs)
             self.prev_posts = ()
             self.new_nodes.append(node)
-            self.infos.append(UNIT_OPS[node.op](self, node, first))
+            info = UNIT_OPS[node.op](self, node, first)
+            if info is not None:  # (views: no instructions)
+                self.infos.append(info)
         else:
             raise ModelError(
                 f"{node.describe()}: op '{node.op}' cannot run on the gemm "
@@ -883,7 +928,10 @@ class Lowering:
     def release(self, i: int, node: Node) -> None:
         """Gives back the regions of the tensors node ``i`` read last (and of an output
         nobody reads), after the node's own output was placed."""
-        for name in dict.fromkeys(node.inputs + node.outputs):
+        roots = tuple(self.aliases[n] for n in node.inputs if n in self.aliases)
+        for name in dict.fromkeys(node.inputs + node.outputs + roots):
+            if name in self.aliases:
+                continue  # a view: its root owns the region
             if (
                 self.last_read.get(name, i) == i
                 and name not in self.graph.outputs
@@ -928,17 +976,21 @@ class Lowering:
             )
         win = layer.window
         in_base, copy = self.act_base[node.inputs[0]], None
+        in_layout = _token_layout(node, self.layout[node.inputs[0]], layer.k)
         try:
-            blocks, sub = plane_order(win, self.layout[node.inputs[0]], node)
-        except GroupOrderError:
-            # the previous split scattered a group's channels: copy the input into its
-            # original order first (a MAX of one-entry windows through a gather table)
+            blocks, sub = plane_order(win, in_layout, node)
+        except (GroupOrderError, ModelError) as exc:
+            if not isinstance(exc, GroupOrderError) and in_layout is self.layout[node.inputs[0]]:
+                raise
+            # the previous split scattered a group's channels (or a token sequence is
+            # stored token by token): copy the input into the planes' order first (a MAX
+            # of one-entry windows through a gather table)
             copy = _reorder_copy(
                 self.instrs,
                 self.act,
                 self.params,
                 self.add_idx,
-                self.layout[node.inputs[0]],
+                in_layout,
                 in_base,
                 x_t.dtype.signed,
                 node.name,
@@ -979,7 +1031,10 @@ class Lowering:
         p_base = self.fold_params(layer, split, w, bias, mult, x_t.dtype)
         y_base = self.act.take(layer.n * layer.m)
         self.act_base[node.outputs[0]] = y_base
-        self.layout[node.outputs[0]] = _layout_of_gemm(split.pos, layer.m)
+        y_layout = _layout_of_gemm(split.pos, layer.m)
+        if in_layout is not self.layout[node.inputs[0]]:  # tokens: (T, N) in original order
+            y_layout = y_layout.reshape(layer.n, layer.m).T.reshape(-1)
+        self.layout[node.outputs[0]] = y_layout
         spram = config.spram
         ones = spram and bool(np.all(w == 1))  # an average pool: no weights to read
         lane_dw = (
@@ -1366,6 +1421,9 @@ class Lowering:
             "tab_depth": len(self.tab),
             "etab_depth": len(self.etab),
             "row_bits": self.row_bits,
+            "matmul": self.matmul,
+            "cadd": self.cadd,
+            "norm": self.norm,
             "accd_depth": self.acc_need["dsp"],
             "accl_depth": self.acc_need["lut"],
             "wc_depth": self.wc_need,
@@ -1501,7 +1559,7 @@ def _check_fits(config: GemmConfig, needs: dict, graph: Graph):
     for name, value in needs.items():
         have = getattr(config, name)
         fits = value <= have
-        if name in ("residual", "half_even", "windows"):
+        if name in ("residual", "half_even", "windows", "matmul", "cadd", "norm"):
             if value and not have:
                 raise ModelError(
                     f"model '{graph.name}' needs {name}; the overlay was built "
@@ -1603,7 +1661,11 @@ def program_images(program: Program, config: GemmConfig | None = None) -> dict:
     bias_mask = (1 << config.bias_bits) - 1
     return {
         "imem": program.words,
-        "idx": [pad_bit if int(e) < 0 else int(e) for e in program.idx],
+        # -1: padding; -(offset + 2): the offset with the flag set (a row unit's sign)
+        "idx": [
+            pad_bit if int(e) == -1 else pad_bit | (-int(e) - 2) if int(e) < 0 else int(e)
+            for e in program.idx
+        ],
         "wd": wd,
         "wl": list(program.wl),
         "params": [((int(b) & bias_mask) << MULTIPLIER_BITS) | int(mu) for b, mu in program.params],
@@ -1741,5 +1803,36 @@ def _unit_nonlinear(lowering: Lowering, node: Node, first: int) -> LayerInfo:
     return emit_table(lowering, node, first)
 
 
+def _unit_matmul(lowering: Lowering, node: Node, first: int) -> LayerInfo:
+    from .attention import emit_matmul
+
+    return emit_matmul(lowering, node, first)
+
+
 # ops on units beside the post unit: op -> function(lowering, node, first) -> LayerInfo
-UNIT_OPS: dict[str, Callable] = {"nonlinear": _unit_nonlinear}
+def _rowwise():
+    from . import rowwise
+
+    return rowwise
+
+
+def _attention():
+    from . import attention
+
+    return attention
+
+
+def _unit_view(lowering: Lowering, node: Node, first: int) -> None:
+    from .attention import emit_view
+
+    emit_view(lowering, node)
+
+
+UNIT_OPS: dict[str, Callable] = {
+    "nonlinear": _unit_nonlinear,
+    "matmul": _unit_matmul,
+    "transpose": _unit_view,
+    "layernorm": lambda lowering, node, first: _rowwise().emit_layernorm(lowering, node, first),
+    "add_const": lambda lowering, node, first: _attention().emit_const_add(lowering, node, first),
+    "slice": _unit_view,
+}

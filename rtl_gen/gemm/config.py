@@ -64,7 +64,8 @@ class GemmConfig:
     element-wise function tables' memory (``tables``; 0: none); ``smurf_cycles``: cycles an
     element of the SMURF units that replace it (0: tables in memory). ``etab_depth``: the
     row unit's exp tables (``rowwise``; 0: no row unit), ``row_bits``: its reciprocals'
-    width. ``protect``: none,
+    width; ``matmul``: the activation x activation unit, ``cadd``: the constant adder
+    (``attention``); ``norm``: the LayerNorm unit (``rowwise``). ``protect``: none,
     parity or secded on the instruction, weight and parameter memories (``protect``).
     ``spram`` (iCE40 UP5K): the activation buffer, the DSP accumulators and the DSP weights
     live in ``SB_SPRAM256KA`` blocks (``spram``), the weights read by the core through a
@@ -91,6 +92,9 @@ class GemmConfig:
     smurf_cycles: int = 0
     etab_depth: int = 0
     row_bits: int = 0
+    matmul: bool = False
+    cadd: bool = False
+    norm: bool = False
     residual: bool = True
     half_even: bool = True
     windows: bool = True
@@ -218,6 +222,9 @@ class GemmConfig:
             tab_depth=_depth(tab) if tab else 0,
             etab_depth=_depth(needs["etab_depth"]) if needs.get("etab_depth") else 0,
             row_bits=needs.get("row_bits", 0),
+            matmul=needs.get("matmul", False),
+            cadd=needs.get("cadd", False),
+            norm=needs.get("norm", False),
             acc_bits=needs.get("acc_bits", self.acc_bits),
             bias_bits=needs.get("bias_bits", self.bias_bits),
             residual=needs.get("residual", self.residual),

@@ -404,7 +404,44 @@ class GemmEngine(wiring.Component):
             m.d.comb += post.p_data.eq(prm_rd.data)
         tab_unit = self._table_unit(m, act_ab)
         row_unit = self._row_unit(m, act_ab, idx_ab, p_word)
-        self.side = [u for u in (tab_unit, row_unit) if u is not None]
+        mat_unit = None
+        if cfg.matmul:
+            from .attention import MatUnit
+
+            mat_unit = MatUnit(
+                act_abits=act_ab,
+                idx_abits=idx_ab,
+                p_abits=abits(cfg.param_depth),
+                bias_bits=cfg.bias_bits,
+            )
+            m.submodules.matmul = mat_unit
+            m.d.comb += mat_unit.p_data.eq(p_word)
+        cadd_unit = None
+        if cfg.cadd:
+            from .attention import CaddUnit
+
+            cadd_unit = CaddUnit(
+                act_abits=act_ab,
+                idx_abits=idx_ab,
+                p_abits=abits(cfg.param_depth),
+                bias_bits=cfg.bias_bits,
+            )
+            m.submodules.cadd = cadd_unit
+            m.d.comb += cadd_unit.p_data.eq(p_word)
+        norm_unit = None
+        if cfg.norm:
+            from .rowwise import NormUnit
+
+            norm_unit = NormUnit(
+                act_abits=act_ab,
+                idx_abits=idx_ab,
+                p_abits=abits(cfg.param_depth),
+                bias_bits=cfg.bias_bits,
+            )
+            m.submodules.norm = norm_unit
+            m.d.comb += norm_unit.p_data.eq(p_word)
+        side = (tab_unit, row_unit, mat_unit, cadd_unit, norm_unit)
+        self.side = [u for u in side if u is not None]
         m.d.comb += [
             prm_rd.addr.eq(self._side_mux(post.p_addr, "p_addr")),
             post.idx_data.eq(seq_idx.data),
@@ -652,7 +689,7 @@ class GemmEngine(wiring.Component):
         post_only = post_start
         if tab_unit is not None:
             post_only = post_only & ~is_tab
-        if row_unit is not None:
+        if any(u is not None for u in (row_unit, mat_unit, cadd_unit, norm_unit)):
             post_only = post_only & ~is_row
         m.d.comb += [
             post.start.eq(post_only),
@@ -673,17 +710,25 @@ class GemmEngine(wiring.Component):
         post_busy = post.busy
         for unit in self.side:
             post_busy = post_busy | unit.busy
-        if row_unit is not None:
+        kind = fld("ROW", "kind")
+        for unit, start in (
+            (row_unit, kind == 0),
+            (norm_unit, kind == 1),
+            (mat_unit, kind == 2),
+            (cadd_unit, kind == 3),
+        ):
+            if unit is None:
+                continue
+            fields = [f for f in ("rows", "len", "x", "t", "rs", "xsigned") if hasattr(unit, f)]
             m.d.comb += [
-                row_unit.start.eq(post_start & is_row),
-                *(getattr(row_unit, f).eq(fld("ROW", f)) for f in ("rows", "len", "x", "t")),
-                *(getattr(row_unit, f).eq(fld("ROW", f)) for f in ("rs", "xsigned")),
-                row_unit.y.eq(addp["y"]),
-                row_unit.q.eq(addp["q"]),
-                row_unit.i.eq(addp["i"]),
-                *(getattr(row_unit, f).eq(pcfg[f]) for f in ("shift", "zp", "lo", "hi", "round")),
-                row_unit.act_rdata.eq(seq_act.data),
-                row_unit.idx_data.eq(seq_idx.data),
+                unit.start.eq(post_start & is_row & start),
+                *(getattr(unit, f).eq(fld("ROW", f)) for f in fields),
+                unit.y.eq(addp["y"]),
+                unit.q.eq(addp["q"]),
+                unit.i.eq(addp["i"]),
+                *(getattr(unit, f).eq(pcfg[f]) for f in ("shift", "zp", "lo", "hi", "round")),
+                unit.act_rdata.eq(seq_act.data),
+                unit.idx_data.eq(seq_idx.data),
             ]
         if tab_unit is not None:
             m.d.comb += [

@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import timing
+from .attention import CADD, MATMUL, cadd_cycles, matmul_cycles, run_cadd, run_matmul
 from .config import DSP_WBITS, GemmConfig
 from .isa import WINDOW_RESET, Instr
 from .ram import subwords
-from .rowwise import row_cycles, run_row
+from .rowwise import LAYERNORM, norm_cycles, row_cycles, run_norm, run_row
 from .tables import run_tab, tab_cycles
 
 __all__ = [
@@ -251,6 +252,12 @@ def _run_one(program, code: np.ndarray, blocks: dict | None = None):
             act[addp["y"] : addp["y"] + n] = y & 0xFF
         elif ins.op == "TAB":
             run_tab(program, act, f)
+        elif ins.op == "ROW" and f["kind"] == MATMUL:
+            run_matmul(program, act, f, addp, pcfg)
+        elif ins.op == "ROW" and f["kind"] == CADD:
+            run_cadd(program, act, f, addp, pcfg)
+        elif ins.op == "ROW" and f["kind"] == LAYERNORM:
+            run_norm(program, act, f, addp, pcfg)
         elif ins.op == "ROW":
             run_row(program, act, f, addp, pcfg)
         elif ins.op == "STORE":
@@ -394,6 +401,12 @@ def schedule(program_or_instrs, config: GemmConfig | None = None) -> Schedule:
             nxt = e + timing.max_cycles(f["n"], f["k"])
         elif ins.op == "TAB":
             nxt = e + tab_cycles(f["n"], config.smurf_cycles)
+        elif ins.op == "ROW" and f["kind"] == MATMUL:
+            nxt = e + matmul_cycles(f["rs"], f["rows"], f["t"], f["len"])
+        elif ins.op == "ROW" and f["kind"] == CADD:
+            nxt = e + cadd_cycles(f["rows"] * f["len"])
+        elif ins.op == "ROW" and f["kind"] == LAYERNORM:
+            nxt = e + norm_cycles(f["rows"], f["len"], f["rs"])
         elif ins.op == "ROW":
             nxt = e + row_cycles(f["rows"], f["len"], f["rs"])
         elif ins.op == "STORE":

@@ -30,7 +30,19 @@ from frontends.ir import Node
 
 from .config import MULT_BITS
 
-__all__ = ["RowUnit", "emit_softmax", "row_cycles", "run_row", "ETAB_WORDS", "E_BITS"]
+__all__ = [
+    "RowUnit",
+    "NormUnit",
+    "emit_softmax",
+    "emit_layernorm",
+    "row_cycles",
+    "norm_cycles",
+    "run_row",
+    "run_norm",
+    "ETAB_WORDS",
+    "E_BITS",
+    "LAYERNORM",
+]
 
 ETAB_WORDS = 256  # one exp table per 256 words (8-bit inputs)
 E_BITS = 17  # exp table entries: round(2**16 * exp(s d)) <= 2**16
@@ -52,7 +64,7 @@ def row_cycles(rows: int, length: int, rs: int) -> int:
 def emit_softmax(lowering, node: Node, first: int):
     """``ROW`` (kind 0) for a row-wise softmax node: its exp table into the table memory
     ``lowering.etab``, the gather table over its input's rows, the output in original order."""
-    from .compiler import ROUNDING, LayerInfo, _pcfg
+    from .compiler import LayerInfo, _pcfg
     from .isa import Instr
 
     graph, a, w = lowering.graph, node.attrs, node.weights
@@ -84,8 +96,6 @@ def emit_softmax(lowering, node: Node, first: int):
         )
     if not 16 <= rs <= 63:
         raise ModelError(f"{node.describe()}: recip_shift {rs} is outside 16..63")
-    if a.get("rounding", "half_up") == "half_even":
-        raise ModelError(f"{node.describe()}: the row unit rounds half up, floor or ceil")
     exp_table = np.asarray(w["exp_table"], np.int64)
     if exp_table.max() >= 1 << E_BITS or len(exp_table) > ETAB_WORDS:
         raise ModelError(f"{node.describe()}: its exp table does not fit 256 x {E_BITS} bits")
@@ -101,9 +111,7 @@ def emit_softmax(lowering, node: Node, first: int):
     lowering.act_base[y_name] = y_base
     lowering.layout[y_name] = np.arange(y_t.size)
     i_base = lowering.add_idx(lowering.layout[x_name])
-    pcfg = _pcfg(node)
-    assert pcfg["round"] != ROUNDING["half_even"]
-    lowering.instrs.append(pcfg)
+    lowering.instrs.append(_pcfg(node))
     lowering.instrs.append(Instr("ADDP", fields={"y": y_base, "q": q, "i": i_base}))
     lowering.instrs.append(
         Instr(
@@ -302,7 +310,7 @@ class RowUnit(wiring.Component):
             lo=self.lo,
             hi=self.hi,
             mode=self.round,
-            half_even=False,
+            half_even=True,
         )
         m.d.comb += [
             self.act_we.eq(vo),
@@ -346,4 +354,363 @@ class RowUnit(wiring.Component):
                         issuing.eq(1),
                     ]
         m.d.comb += self.busy.eq(p_max | p_sum | p_div | p_out | drain)
+        return m
+
+
+# --- LayerNorm ---------------------------------------------------------------------------------
+
+LAYERNORM = 1  # ROW kind
+SQRT_STEPS = 32  # the integer square root of a 64-bit number, two bits a cycle
+INV_BITS = 40  # inv = floor(2**(p + q) / R) < 2**INV_BITS
+NORM_A, NORM_B, NORM_C = 4, 5, 11  # pass tails: reads + drain; + D, D**2, V; + output
+
+
+def norm_cycles(rows: int, length: int, rs: int) -> int:
+    """Cycles from a LayerNorm ``ROW``'s EXEC to the next FETCH: start register, per row
+    the sum pass, the variance pass, the square root, the division and the output pass,
+    then the cycle that sees the unit idle."""
+    per_row = (length + NORM_A) + (length + NORM_B) + SQRT_STEPS + rs + (length + NORM_C)
+    return 1 + 1 + rows * per_row + 1
+
+
+def emit_layernorm(lowering, node: Node, first: int):
+    """``ROW`` kind 1 for a ``layernorm`` node (``frontends.ir``): rows of the last axis
+    gathered in order (gamma's sign rides in each gather entry's flag bit), ``params[q]``
+    holds ``epsilon_codes``, ``params[q + 1 + c]`` channel c's bias and multiplier."""
+    from frontends.fixedpoint import signed_bits
+
+    from .compiler import LayerInfo, _pcfg
+    from .isa import Instr
+
+    graph, a, w = lowering.graph, node.attrs, node.weights
+    x_name, y_name = node.inputs[0], node.outputs[0]
+    x_t, y_t = graph.tensor(x_name), graph.tensor(y_name)
+    shape = tuple(a.get("input_shape") or x_t.shape)
+    c = shape[-1]
+    rows = x_t.size // c
+    p, q_bits = int(a["sqrt_shift"]), int(a["norm_bits"])
+    span = c * (x_t.dtype.max - x_t.dtype.min)
+    v_max = c * span * span + int(a["epsilon_codes"])
+    if (
+        rows > 4095
+        or c > 4095
+        or (v_max << (2 * p)).bit_length() > 2 * SQRT_STEPS
+        or q_bits + 1 > INV_BITS
+        or p + q_bits > 63
+        or p > 255
+    ):
+        raise ModelError(
+            f"{node.describe()}: {rows} rows of {c} with sqrt_shift {p} and norm_bits "
+            f"{q_bits} exceed the row unit (64-bit square root, {INV_BITS}-bit reciprocal)"
+        )
+    for t in (x_t, y_t):
+        if t.dtype.width > 8:
+            raise ModelError(
+                f"{node.describe()}: tensor '{t.name}' is {t.dtype}; the row unit takes 8-bit codes"
+            )
+    bias = np.asarray(w["bias"], np.int64).reshape(-1)
+    mult = np.asarray(w["multiplier"], np.int64).reshape(-1)
+    sign = np.asarray(w["sign"], np.int64).reshape(-1)
+    q = len(lowering.params)
+    lowering.params.append((int(a["epsilon_codes"]), 0))
+    lowering.params.extend((int(b), int(m)) for b, m in zip(bias, mult))
+    lowering.bias_bits = max(
+        lowering.bias_bits,
+        signed_bits(int(min(bias.min(), 0)), int(max(bias.max(), a["epsilon_codes"]))),
+    )
+    lowering.norm = True
+    y_base = lowering.act.take(y_t.size)
+    lowering.act_base[y_name] = y_base
+    lowering.layout[y_name] = np.arange(y_t.size)
+    # a negative gamma: the entry -(offset + 2), which the table image stores as the
+    # offset with the pad flag set (``compiler.program_images``)
+    offsets = lowering.layout[x_name]
+    entries = np.where(np.tile(sign, rows) < 0, -offsets - 2, offsets)
+    i_base = lowering.add_idx(entries)
+    lowering.instrs.append(_pcfg(node))
+    lowering.instrs.append(Instr("ADDP", fields={"y": y_base, "q": q, "i": i_base}))
+    lowering.instrs.append(
+        Instr(
+            "ROW",
+            fields={
+                "kind": LAYERNORM,
+                "rows": rows,
+                "len": c,
+                "x": lowering.act_base[x_name],
+                "t": p,
+                "rs": p + q_bits,
+                "xsigned": int(x_t.dtype.signed),
+            },
+            comment=f"{node.name}: layernorm",
+        )
+    )
+    return LayerInfo(
+        node.name,
+        node.op,
+        node.source_op,
+        rows,
+        c,
+        1,
+        1,
+        0,
+        0,
+        0.0,
+        first,
+        len(lowering.instrs),
+        0,
+    )
+
+
+def run_norm(program, act: np.ndarray, f, addp, pcfg) -> None:
+    """The model of one LayerNorm ``ROW``."""
+    import math
+
+    from .model import _as_code, _requant
+
+    rows, c, s = f["rows"], f["len"], bool(f["xsigned"])
+    n = rows * c
+    entries = np.asarray(program.idx[addp["i"] : addp["i"] + n], np.int64)
+    sign = np.where(entries < -1, -1, 1).reshape(rows, c)
+    offsets = np.where(entries < -1, -entries - 2, entries)
+    x = _as_code(act[f["x"] + offsets], s).reshape(rows, c)
+    eps = int(program.params[addp["q"], 0])
+    prm = program.params[addp["q"] + 1 : addp["q"] + 1 + c]
+    p, pq = f["t"], f["rs"]
+    d = (c * x - x.sum(axis=1, keepdims=True)).astype(object)
+    out = np.empty((rows, c), np.int64)
+    for r in range(rows):
+        v = int((d[r] * d[r]).sum()) + eps
+        inv = (1 << pq) // math.isqrt(v << (2 * p))
+        acc = sign[r].astype(object) * d[r] * inv + prm[:, 0].astype(object)
+        out[r] = _requant(
+            acc,
+            prm[:, 1].astype(object),
+            pcfg["shift"],
+            pcfg["zp"],
+            pcfg["lo"],
+            pcfg["hi"],
+            pcfg["round"],
+        )
+    act[addp["y"] : addp["y"] + n] = out.reshape(-1) & 0xFF
+
+
+class NormUnit(wiring.Component):
+    """Runs the LayerNorm ``ROW`` (``emit_layernorm``; ``frontends.ir``'s ``layernorm``):
+    per row a sum pass (``S``), a variance pass (``D = C*x - S``, ``V = sum D**2 + eps``),
+    the integer square root ``R = isqrt(V << 2p)`` two bits a cycle, ``inv = floor(2**rs /
+    R)`` one bit a cycle, and the output pass ``requant(+-D*inv + bias[c], mult[c])``
+    (gamma's sign from the gather entry's flag). Latency ``norm_cycles``."""
+
+    def __init__(self, *, act_abits: int, idx_abits: int, p_abits: int, bias_bits: int):
+        self.act_abits, self.bias_bits = act_abits, bias_bits
+        super().__init__(
+            {
+                "start": In(1),
+                "rows": In(12),
+                "len": In(12),
+                "x": In(16),
+                "t": In(8),
+                "rs": In(6),
+                "xsigned": In(1),
+                "y": In(16),
+                "q": In(14),
+                "i": In(16),
+                "shift": In(6),
+                "zp": In(signed(9)),
+                "lo": In(signed(9)),
+                "hi": In(signed(9)),
+                "round": In(2),
+                "idx_addr": Out(idx_abits),
+                "idx_data": In(act_abits + 1),
+                "act_raddr": Out(act_abits),
+                "act_rdata": In(8),
+                "act_re": Out(1),
+                "act_waddr": Out(act_abits),
+                "act_wdata": Out(8),
+                "act_we": Out(1),
+                "p_addr": Out(p_abits),
+                "p_data": In(bias_bits + MULT_BITS),
+                "busy": Out(1),
+            }
+        )
+
+    def elaborate(self, platform):
+        from .post import requant_pipeline
+
+        m = Module()
+        ab = self.act_abits
+        rows_m1, len_m1, clen = Signal(12), Signal(12), Signal(13)
+        x, p2, rs, xs = Signal(16), Signal(8), Signal(6), Signal()
+        q = Signal(14)
+        p_sum, p_var, p_sqrt, p_div, p_out, drain = (Signal() for _ in range(6))
+        issuing = Signal()
+        j, r = Signal(12), Signal(12)
+        last_j = Signal()
+        row_i, row_y = Signal(16), Signal(16)
+        with m.If(self.start):
+            m.d.sync += [
+                rows_m1.eq(self.rows - 1),
+                len_m1.eq(self.len - 1),
+                clen.eq(self.len),
+                x.eq(self.x),
+                p2.eq(self.t << 1),
+                rs.eq(self.rs),
+                xs.eq(self.xsigned),
+                q.eq(self.q),
+                row_i.eq(self.i),
+                row_y.eq(self.y),
+                r.eq(0),
+                j.eq(0),
+                last_j.eq(self.len == 1),
+                p_sum.eq(1),
+                issuing.eq(1),
+            ]
+        # --- issue: gather (0), activation + parameter reads (1), value (2) ------------------
+        s1, s2 = Signal(), Signal()
+        k1 = Signal(12)
+        neg1, neg2 = Signal(), Signal()
+        go = issuing & ~self.start
+        m.d.comb += self.idx_addr.eq(row_i + j)
+        with m.If(go):
+            m.d.sync += [j.eq(j + 1), last_j.eq(j + 1 == len_m1)]
+            with m.If(last_j):
+                m.d.sync += [issuing.eq(0), drain.eq(1), j.eq(0), last_j.eq(len_m1 == 0)]
+        m.d.sync += [s1.eq(go), k1.eq(j), s2.eq(s1), neg2.eq(neg1)]
+        m.d.comb += [
+            self.act_raddr.eq(x + self.idx_data[:ab]),
+            self.act_re.eq(s1),
+            neg1.eq(self.idx_data[ab]),
+            self.p_addr.eq(Mux(p_out, q + 1 + k1, q)),
+        ]
+        val = Signal(signed(9))
+        m.d.comb += val.eq(Mux(xs, self.act_rdata.as_signed(), self.act_rdata))
+        total = Signal(signed(22))  # S
+        with m.If(s2 & p_sum):
+            m.d.sync += total.eq(total + val)
+        with m.If(p_sum & ~s1 & ~s2 & issuing & (j == 0)):
+            m.d.sync += total.eq(0)
+        eps = Signal(self.bias_bits)
+        with m.If(p_sum):
+            m.d.sync += eps.eq(self.p_data[MULT_BITS:])
+        # D = C*x - S for the variance and the output pass (stage 3)
+        s3, neg3 = Signal(), Signal()
+        d3 = Signal(signed(24))
+        bias3 = Signal(signed(self.bias_bits))
+        mult3 = Signal(MULT_BITS)
+        m.d.sync += [
+            s3.eq(s2),
+            neg3.eq(neg2),
+            d3.eq(clen * val - total),
+            bias3.eq(self.p_data[MULT_BITS:].as_signed()),
+            mult3.eq(self.p_data[:MULT_BITS]),
+        ]
+        # variance: D**2 (stage 4), V (stage 5)
+        s4 = Signal()
+        sq4 = Signal(unsigned(46))
+        var = Signal(unsigned(64))
+        m.d.sync += [s4.eq(s3 & p_var), sq4.eq(d3 * d3)]
+        with m.If(s4):
+            m.d.sync += var.eq(var + sq4)
+        with m.If(p_sum):
+            m.d.sync += var.eq(0)
+
+        # --- square root: R = isqrt(var << 2p), two bits a cycle (digit by digit) ----------
+        num = Signal(64)
+        root = Signal(33)
+        rem = Signal(36)
+        steps = Signal(6)
+        trial = Signal(36)
+        cand = Signal(36)
+        m.d.comb += [cand.eq(Cat(num[62:64], rem)), trial.eq(Cat(1, 0, root))]
+        with m.If(p_sqrt):
+            m.d.sync += [num.eq(num << 2), steps.eq(steps - 1)]
+            with m.If(cand >= trial):
+                m.d.sync += [rem.eq(cand - trial), root.eq(Cat(1, root))]
+            with m.Else():
+                m.d.sync += [rem.eq(cand), root.eq(Cat(0, root))]
+        # --- division: inv = floor(2**rs / R) ------------------------------------------------
+        inv = Signal(INV_BITS)
+        drem = Signal(34)
+        left = Signal(6)
+        twice = Signal(35)
+        m.d.comb += twice.eq(drem << 1)
+        with m.If(p_sqrt & (steps == 1)):
+            m.d.sync += [p_sqrt.eq(0), p_div.eq(1), left.eq(rs), drem.eq(1), inv.eq(0)]
+        with m.If(p_div):
+            with m.If(twice >= root):
+                m.d.sync += [drem.eq(twice - root), inv.eq(Cat(1, inv))]
+            with m.Else():
+                m.d.sync += [drem.eq(twice), inv.eq(Cat(0, inv))]
+            m.d.sync += left.eq(left - 1)
+            with m.If(left == 1):
+                m.d.sync += [p_div.eq(0), p_out.eq(1), issuing.eq(1)]
+
+        # --- output: +-D*inv (4), + bias (5), * mult (6), requantizer -----------------------
+        o4, o5, o6 = Signal(), Signal(), Signal()
+        neg4 = Signal()
+        prod4 = Signal(signed(24 + INV_BITS + 1))
+        bias4 = Signal(signed(self.bias_bits))
+        mult4, mult5 = Signal(MULT_BITS), Signal(MULT_BITS)
+        acc5 = Signal(signed(24 + INV_BITS + 3))
+        scaled6 = Signal(signed(24 + INV_BITS + 3 + MULT_BITS + 1))
+        wa = Signal(16)
+        m.d.sync += [
+            o4.eq(s3 & p_out),
+            neg4.eq(neg3),
+            prod4.eq(d3 * inv),
+            bias4.eq(bias3),
+            mult4.eq(mult3),
+            o5.eq(o4),
+            acc5.eq(Mux(neg4, bias4 - prod4, bias4 + prod4)),
+            mult5.eq(mult4),
+            o6.eq(o5),
+            scaled6.eq(acc5 * mult5),
+        ]
+        with m.If(o6):
+            m.d.sync += wa.eq(wa + 1)
+        with m.If(p_div):
+            m.d.sync += wa.eq(row_y)
+        vo, ao, result = requant_pipeline(
+            m,
+            o6,
+            scaled6,
+            wa,
+            shift=self.shift,
+            zp=self.zp,
+            lo=self.lo,
+            hi=self.hi,
+            mode=self.round,
+            half_even=True,
+        )
+        m.d.comb += [self.act_we.eq(vo), self.act_waddr.eq(ao), self.act_wdata.eq(result[:8])]
+        tail = Signal(4)
+        m.d.sync += tail.eq(Cat(o6, tail[:3]))
+        out_busy = Signal()
+        m.d.comb += out_busy.eq(o4 | o5 | o6 | (tail != 0))
+
+        # --- phase changes once a pass has drained -------------------------------------------
+        with m.If(drain & ~s1 & ~s2 & ~s3 & ~s4 & ~out_busy & ~issuing):
+            m.d.sync += drain.eq(0)
+            with m.If(p_sum):
+                m.d.sync += [p_sum.eq(0), p_var.eq(1), issuing.eq(1)]
+            with m.If(p_var):
+                m.d.sync += [
+                    p_var.eq(0),
+                    p_sqrt.eq(1),
+                    num.eq((var + eps) << p2),
+                    rem.eq(0),
+                    root.eq(0),
+                    steps.eq(SQRT_STEPS),
+                ]
+            with m.If(p_out):
+                m.d.sync += p_out.eq(0)
+                with m.If(r != rows_m1):
+                    m.d.sync += [
+                        r.eq(r + 1),
+                        row_i.eq(row_i + len_m1 + 1),
+                        row_y.eq(row_y + len_m1 + 1),
+                        p_sum.eq(1),
+                        issuing.eq(1),
+                    ]
+        m.d.comb += self.busy.eq(p_sum | p_var | p_sqrt | p_div | p_out | drain)
         return m

@@ -27,7 +27,7 @@ SIM_CONFIG = GemmConfig(
     dsp_lanes=4,
     lut_lanes=8,
     acc_bits=24,
-    bias_bits=24,
+    bias_bits=32,  # (a LayerNorm's folded beta)
     imem_depth=64,
     act_depth=4096,
     idx_depth=8192,
@@ -39,6 +39,9 @@ SIM_CONFIG = GemmConfig(
     tab_depth=512,
     etab_depth=512,
     row_bits=24,
+    matmul=True,
+    cadd=True,
+    norm=True,
     lut_mode="bitserial",
     dsp_pack=True,
 )
@@ -182,3 +185,19 @@ def test_softmax_rows(slot):
     for shape in ((2, 5, 7), (3, 1, 17)):
         program, _ = slot.run(softmax_net(shape, s_x=0.3), 0.0, random=4)
         assert [i.op for i in program.instrs].count("ROW") == 1
+
+
+def test_transformer_units(slot):
+    # rtl_gen.gemm.attention and rowwise: heads of Q.K^T (slices and a transpose as
+    # views), token dense layers, a position embedding, LayerNorm rows
+    from .test_attention import const_add_net, matmul_net, token_net
+    from .test_rowwise import layernorm_net
+
+    graphs = (
+        matmul_net(2, 5, 3, rounding="half_even"),
+        token_net(),
+        const_add_net(reach=2**10),
+        layernorm_net(3, 8),
+    )
+    for graph in graphs:
+        slot.run(graph, 0.0, random=3)

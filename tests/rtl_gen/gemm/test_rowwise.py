@@ -97,3 +97,59 @@ def test_softmax_rtl_in_amaranth(shape):
     for (out, rtl_cycles, _), w in zip(simulate(program, x), want):
         assert np.array_equal(out, w)
         assert rtl_cycles == cycles
+
+
+def layernorm_net(rows=4, c=8, *, seed=0) -> Graph:
+    """One LayerNorm over rows of ``c`` int8 codes as the importer builds it
+    (``frontends._onnx.norm.layernorm_params``), a negative gamma among the channels."""
+    from frontends._onnx.norm import layernorm_params
+
+    rng = np.random.default_rng(seed)
+    gamma = rng.normal(1.0, 0.5, c)
+    gamma[1] = -0.7
+    beta = rng.normal(0, 0.3, c)
+    attrs, weights = layernorm_params(gamma, beta, 1e-5, 0.05, I8, 4.0 / 127, "test")
+
+    def q(s, z):
+        return QuantParams(np.float32(s), np.int64(z))
+
+    tensors = {
+        "x": Tensor("x", (rows, c), I8, q(0.05, 3)),
+        "y": Tensor("y", (rows, c), I8, q(4.0 / 127, -2)),
+    }
+    node = Node(
+        "ln",
+        "layernorm",
+        ("x",),
+        ("y",),
+        dict(attrs, input_shape=(rows, c), output_zero_point=-2, lo=-128, hi=127),
+        weights,
+        "LayerNormalization",
+    )
+    return Graph("layernorm_net", tensors, (node,), ("x",), ("y",))
+
+
+def test_layernorm_program_equals_golden():
+    graph = layernorm_net()
+    program = compile_graph(graph, CONFIG)
+    x = edge_inputs((4, 8), n=30)
+    x[3, 0] = 5  # a constant row: beta alone
+    want = reference.run(program.graph, x)["y"].reshape(len(x), -1)
+    assert np.array_equal(model.run(program, x.reshape(len(x), -1)), want)
+    assert len(np.unique(want)) > 40
+
+
+@pytest.mark.parametrize("rows, c", [(4, 8), (1, 32), (3, 5)])
+def test_layernorm_rtl_in_amaranth(rows, c):
+    from dataclasses import replace
+
+    from .test_engine_amaranth import simulate
+
+    graph = layernorm_net(rows, c)
+    program = compile_graph(graph, replace(CONFIG, primitives=False))
+    x = edge_inputs((rows, c), n=3).reshape(3, -1)
+    want = model.run(program, x)
+    cycles = model.schedule(program).cycles
+    for (out, rtl_cycles, _), w in zip(simulate(program, x), want):
+        assert np.array_equal(out, w)
+        assert rtl_cycles == cycles
