@@ -47,6 +47,15 @@ from .neurons import stbif_step
 __all__ = ["Synapse", "StbifUnit", "DifferentialUnit", "MoveUnit"]
 
 
+def _exact_matmul(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``x @ w`` of integers, through float64 (BLAS) when every partial sum is below 2**53 and
+    so exact, else in int64."""
+    bound = float(np.abs(x).max(initial=0)) * float(np.abs(w).sum(axis=0).max(initial=0))
+    if bound < 2.0**53:
+        return np.rint(x.astype(np.float64) @ w.astype(np.float64)).astype(np.int64)
+    return x @ w
+
+
 @dataclass(frozen=True, eq=False)
 class Synapse:
     """The linear (SESA: bilinear) map from a unit's input increments to its membrane input.
@@ -78,9 +87,9 @@ class Synapse:
                 if at["tokens"] == 1
                 else dx[0].reshape(batch, at["tokens"], -1)
             )
-            y = x @ w["weight"].T
+            y = _exact_matmul(x, w["weight"].T)
         elif self.kind == "conv":
-            y = dx[0].reshape(batch, -1) @ w["weight"].T
+            y = _exact_matmul(dx[0].reshape(batch, -1), w["weight"].T)
         elif self.kind == "avgpool":
             y = reference._gather(dx[0], w["im2col"], 0).sum(axis=-1) * w["multiplier"]
         elif self.kind == "add":

@@ -84,6 +84,7 @@ def test_adder_inputs_are_spikes_and_the_model_is_exact():
 
 
 @pytest.mark.sim
+@pytest.mark.slow  # the sim tier keeps one of these Verilator builds (SESA)
 def test_increment_adder_equals_the_spiking_graph(tmp_path, monkeypatch):
     unit, ranges, da, db, spikes = _adder_case()
     assert len(da) >= 16
@@ -120,6 +121,7 @@ def test_diffmax_model():
 
 
 @pytest.mark.sim
+@pytest.mark.slow  # the sim tier keeps one of these Verilator builds (SESA)
 def test_differential_max_equals_the_spiking_graph(tmp_path, monkeypatch):
     unit, in_range, d, out = _max_case()
     assert len(d) >= 16
