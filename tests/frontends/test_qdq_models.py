@@ -276,4 +276,6 @@ def test_inspect_facts_of_torch_exports(qdq_models, dynamo):
     assert dw["macs"] == 8 * 4 * 4 * 1 * 9  # depthwise, stride 2
     assert pw["macs"] == 8 * 4 * 4 * 8
     assert layers[-2]["macs"] == 16 * 5 and layers[-2]["weight_dtype"] == "int8"
-    assert "gemm" in c1["engines"] and layers[-1]["engines"] == ["smurf"]
+    # the output Softmax: a SMURF unit; which network engines take it changes as they grow
+    assert "gemm" in c1["engines"] and "smurf" in layers[-1]["engines"]
+    assert "dense" not in layers[-1]["engines"]
