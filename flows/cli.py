@@ -29,6 +29,7 @@ from .commands import tiny as _tiny
 from .commands import tiny_bench as _tiny_bench
 from .commands import verify as _verify
 from .commands import vit as _vit
+from .commands import vit_bench as _vit_bench
 from .console import console, err_console, run_command
 from .engines import (
     ENGINES,
@@ -100,6 +101,12 @@ def doctor():
 
 
 # --- generate ----------------------------------------------------------------------------------
+
+
+_NONLINEAR_HELP = (
+    "gemm: element-wise functions (GELU, ...) as exact tables (table, default) or SMURF "
+    "stochastic units (smurf; checked against their own golden)."
+)
 
 
 def _options(**values) -> dict:
@@ -189,6 +196,7 @@ def generate(
         "memories: none, parity (detects a flip) "
         "or secded (corrects one, detects two). " + _OPTION_HELP,
     ),
+    nonlinear: Optional[str] = typer.Option(None, help=_NONLINEAR_HELP),
     calibrate: Optional[Path] = typer.Option(
         None, help="MODEL is float: quantize it first on this .npz's 'x' (see `nnloom quantize`)."
     ),
@@ -221,7 +229,9 @@ def generate(
                 engine=engine,
                 board=board,
                 data=data,
-                options=_options(lanes=lanes, random=random, seed=seed, protect=protect),
+                options=_options(
+                    lanes=lanes, random=random, seed=seed, protect=protect, nonlinear=nonlinear
+                ),
             )
             if calibrate is not None:
                 keep_in_artefact(quantized, target)
@@ -801,6 +811,7 @@ def flow(
     protect: Optional[str] = typer.Option(
         None, help="Weight memories: none, parity or secded. " + _OPTION_HELP
     ),
+    nonlinear: Optional[str] = typer.Option(None, help=_NONLINEAR_HELP),
     simulator: str = typer.Option("verilator", help="verilator or icarus."),
     limit: int = typer.Option(0, help="Simulate only the first N vectors (0: all)."),
     engine: str = typer.Option("auto", help=_ENGINE_HELP),
@@ -856,7 +867,7 @@ def flow(
             engine=engine,
             board=spec.name,
             data=data,
-            options=_options(lanes=lanes, protect=protect),
+            options=_options(lanes=lanes, protect=protect, nonlinear=nonlinear),
         )
         frameworks = prepare_frameworks(target, reference, torch)
         vectors = Artefact(target).vectors()
@@ -1104,6 +1115,7 @@ for _engine in ENGINES:  # each engine's own commands (nnloom smurf, nnloom benc
 _quantize.register(app, bench_app)
 _faults.register(app, bench_app)
 _tiny_bench.register(app, bench_app)
+_vit_bench.register(app, bench_app)
 _sweep.register(app, bench_app)
 _verify.register(app, bench_app)
 

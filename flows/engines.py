@@ -106,7 +106,7 @@ ENGINES: tuple[Engine, ...] = (
         ),
         generate=gemm.generate,
         bench=gemm.bench_all_rows,
-        options=frozenset({"random", "seed", "protect"}),
+        options=frozenset({"random", "seed", "protect", "nonlinear"}),
         commands=gemm.register,
     ),
     Engine(

@@ -358,9 +358,11 @@ def framework_outputs(
     else:
         y, name = onnx_outputs(source, x)
         step = float(manifest["quant"]["output"].get("code_step", 1))
+        # SMURF units stand for the model's functions approximately: reported, not judged
+        judged = manifest.get("nonlinear", "table") != "smurf"
         found.append(
             FrameworkOutputs(
-                name, _sized(framework_codes(manifest, y, exact=True), want, name), True, step
+                name, _sized(framework_codes(manifest, y, exact=True), want, name), judged, step
             )
         )
         import onnx

@@ -75,6 +75,7 @@ def generate(
         random=options.get("random", 32),
         seed=options.get("seed", 0),
         protect=options.get("protect", "none"),
+        nonlinear=options.get("nonlinear", "table"),
     )
     return Path(out)
 
@@ -90,10 +91,12 @@ def generate_gemm(
     random: int = 32,
     seed: int = 0,
     protect: str = "none",
+    nonlinear: str = "table",
 ):
     """Compile ``model`` for ``board``'s heterogeneous config, its instruction, weight and
-    parameter memories coded by ``protect`` (``rtl_gen.gemm.protect``), and write the
-    artefact (memories initialised with the program). Returns the program."""
+    parameter memories coded by ``protect`` (``rtl_gen.gemm.protect``), its element-wise
+    functions as tables or SMURF units (``nonlinear``, ``rtl_gen.gemm.tables``), and write
+    the artefact (memories initialised with the program). Returns the program."""
     from dataclasses import replace
 
     from frontends.onnx_import import import_onnx
@@ -105,10 +108,23 @@ def generate_gemm(
     config = replace(board_configs(board)["hetero"], protect=protect)
     x, y = _load_npz(data)
     graph = import_onnx(model)
-    program = compile_graph(graph, config, split=split, tau=tau)
-    program = drop_idle_core(graph, program, split=split, tau=tau)
+    if nonlinear not in ("table", "smurf"):
+        raise _user_error(f"--nonlinear {nonlinear}: choose table or smurf")
+    from rtl_gen.gemm.tables import compile_nonlinear
+
+    def compile_both(g, cfg, **kw):
+        return drop_idle_core(g, compile_graph(g, cfg, **kw), **kw)
+
+    program = compile_nonlinear(
+        graph, config, nonlinear=nonlinear, compile=compile_both, split=split, tau=tau
+    )
     vectors = golden_vectors(program.graph, data_x=x, data_y=y, random=random, seed=seed)
-    write_gemm_artefact(program, out, vectors=vectors, extra={"board_config": board})
+    extra = {"board_config": board, "nonlinear": nonlinear}
+    if program.smurf:
+        extra["smurf_units"] = [
+            {"node": u.node, "length": u.plan.length, "fit_rmse": u.rmse} for u in program.smurf
+        ]
+    write_gemm_artefact(program, out, vectors=vectors, extra=extra)
     return program
 
 
