@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["register", "generate_snn", "bench_snn"]
+__all__ = ["register", "generate_snn", "bench_snn", "bench_spiking_graph"]
 
 
 def _user_error(text: str) -> UsageError:
@@ -227,6 +227,113 @@ def bench_snn(
     return figures
 
 
+def bench_spiking_graph(
+    model: Optional[Path], data: Optional[Path], out: Path, *, limit: int = 0, progress=print
+) -> dict:
+    """The figures of ``nnloom bench snn --graph`` (and ``--example vit``): the whole-graph
+    ST-BIF conversion (``frontends.snn.graph``, transformers included) run to silence on the
+    test set against the integer QANN: mismatching codes, accuracy of both, time steps to
+    silence, spikes. No RTL: the transformer's units stand alone so far (``rtl_gen.snn``)."""
+    from frontends import reference
+    from frontends.onnx_import import import_onnx
+    from frontends.snn.graph import convert_graph, run_graph
+    from frontends.snn.units import StbifUnit
+
+    out = Path(out)
+    if model is None:
+        from frontends.examples.digits_vit import make_digits_vit
+
+        progress("training the digits ViT example…")
+        made = make_digits_vit(out / "models")
+        model, data = Path(made.quantized), Path(made.test_data)
+    if data is None:
+        raise _user_error(f"{model}: give --data (an .npz with 'x' and 'y') to bench it")
+    x, y = _load_data(data)
+    graph = import_onnx(model)
+    sg = convert_graph(graph)
+    codes = reference.quantize_inputs(graph, x)
+    if limit:
+        codes = codes[:limit]
+        y = y[:limit] if y is not None else None
+    progress(f"running the spiking graph of {Path(model).name} on {len(codes)} vectors…")
+    t0 = time.monotonic()
+    run = run_graph(sg, codes)
+    seconds = time.monotonic() - t0
+    env = reference.run(graph, codes)
+    out_name = graph.outputs[0]
+    differing = [
+        n.name
+        for n in graph.nodes
+        if not np.array_equal(run.codes[n.outputs[0]], env[n.outputs[0]])
+    ]
+
+    def accuracy(c):
+        if y is None:
+            return None
+        return float((reference.scores(graph, c).argmax(1) == y).mean())
+
+    neurons = sum(int(np.prod(u.synapse.out_shape)) for u in sg.units if isinstance(u, StbifUnit))
+    spikes = sum(run.spikes.values())
+    steps = run.steps
+    figures = {
+        "model": str(model),
+        "vectors": len(codes),
+        "units": {
+            kind: sum(type(u).__name__ == kind for u in sg.units)
+            for kind in ("StbifUnit", "DifferentialUnit", "MoveUnit")
+        },
+        "mismatching_output_codes": int((run.codes[out_name] != env[out_name]).sum()),
+        "differing_tensors": differing,
+        "qann_accuracy": accuracy(env[out_name]),
+        "snn_accuracy": accuracy(run.codes[out_name]),
+        "silent": int(run.silent.sum()),
+        "steps": {
+            "mean": float(steps.mean()),
+            "p99": float(np.percentile(steps, 99)),
+            "min": int(steps.min()),
+            "max": int(steps.max()),
+            "t_max": sg.t_max,
+        },
+        "stbif_neurons": neurons,
+        "spikes_per_neuron": float(spikes.mean() / max(neurons, 1)),
+        "run_seconds": round(seconds, 1),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench_snn_graph.json").write_text(json.dumps(figures, indent=2) + "\n")
+    return figures
+
+
+def _graph_table(f: dict):
+    from rich.table import Table
+
+    t = Table(title=f"nnloom bench snn --graph: {Path(f['model']).name}, {f['vectors']} vectors")
+    t.add_column("")
+    t.add_column("value", justify="right")
+    u = f["units"]
+    t.add_row(
+        "units",
+        f"{u['StbifUnit']} ST-BIF, {u['DifferentialUnit']} differential, {u['MoveUnit']} moves",
+    )
+    t.add_row("SNN vs QANN output codes differing", str(f["mismatching_output_codes"]))
+    t.add_row("tensors differing", ", ".join(f["differing_tensors"]) or "none")
+    st = f["steps"]
+    t.add_row(
+        "time steps to silence",
+        f"{st['mean']:.1f} mean, p99 {st['p99']:.0f}, {st['min']}–{st['max']} "
+        f"(bound {st['t_max']}); {f['silent']} of {f['vectors']} silent",
+    )
+    t.add_row(
+        "spikes per ST-BIF neuron", f"{f['spikes_per_neuron']:.2f} ({f['stbif_neurons']} neurons)"
+    )
+    if f["qann_accuracy"] is not None:
+        t.add_row(
+            "accuracy",
+            f"QANN {100 * f['qann_accuracy']:.2f} %, SNN {100 * f['snn_accuracy']:.2f} %",
+        )
+    t.add_row("RTL", "units only (rtl_gen.snn: increment adder, differential max, SESA)")
+    return t
+
+
 def _histogram_text(steps: dict) -> str:
     h = steps["histogram"]
     edges, counts = h["edges"], h["counts"]
@@ -340,7 +447,13 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
             True, help="Synthesize both engines (--no-synth: cycles, steps and accuracy only)."
         ),
         example: str = typer.Option(
-            "mlp", help="Without MODEL: the digits 'mlp' or 'cnn' example."
+            "mlp", help="Without MODEL: the digits 'mlp', 'cnn' or 'vit' example."
+        ),
+        graph: bool = typer.Option(
+            False,
+            "--graph",
+            help="Run the whole-graph spiking conversion (transformers too) against the "
+            "QANN: exactness, steps, accuracy; no RTL (--example vit implies it).",
         ),
     ):
         """The spiking engine beside the heterogeneous GEMM engine on one network: cycles per
@@ -348,6 +461,14 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         neuron, resources and Fmax."""
 
         def body():
+            if graph or (model is None and example == "vit"):
+                with console.status("benchmarking the spiking graph…") as status:
+                    figures = bench_spiking_graph(
+                        model, data, out, limit=limit, progress=status.update
+                    )
+                console.print(_graph_table(figures))
+                console.print(f"figures: {out / 'bench_snn_graph.json'}")
+                return
             with console.status("benchmarking the snn engine…") as status:
                 figures = bench_snn(
                     model,

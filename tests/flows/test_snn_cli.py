@@ -150,3 +150,27 @@ def test_bench_snn_beside_gemm(mlp_onnx, tmp_path):
     gemm = figures["gemm"]
     assert gemm["board"] == "ulx3s-85f" and gemm["cycles"] == gemm["cycles_model"]
     assert "time-step histogram" in result.output and "gemm (ulx3s-85f)" in result.output
+
+
+def test_bench_snn_graph_exact_on_a_qdq_mlp(mlp_onnx, tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    data = tmp_path / "data.npz"
+    np.savez(data, x=rng.normal(0, 2, (12, 16)).astype(np.float32), y=rng.integers(0, 5, 12))
+    out = tmp_path / "bench"
+    result = invoke("bench", "snn", mlp_onnx, "--data", data, "--graph", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert "SNN vs QANN output codes differing" in result.output
+    figures = json.loads((out / "bench_snn_graph.json").read_text())
+    assert figures["vectors"] == 12 and figures["silent"] == 12
+    assert figures["mismatching_output_codes"] == 0 and figures["differing_tensors"] == []
+    assert figures["snn_accuracy"] == figures["qann_accuracy"]
+    assert 1 <= figures["steps"]["mean"] <= figures["steps"]["t_max"]
+
+
+def test_bench_snn_graph_needs_data(mlp_onnx, tmp_path):
+    result = invoke("bench", "snn", mlp_onnx, "--graph", "-o", tmp_path / "b")
+    assert result.exit_code == 1
+    assert result.output.strip().endswith("give --data (an .npz with 'x' and 'y') to bench it")
+    assert not (tmp_path / "b").exists()
