@@ -108,8 +108,7 @@ def test_an_option_the_engine_does_not_take_is_refused_by_name(mlp_onnx, tmp_pat
     assert result.exit_code == 1
     assert (
         "--lanes: the gemm engine does not take it "
-        "(it takes --nonlinear, --protect, --random, --seed)"
-        in result.output
+        "(it takes --nonlinear, --protect, --random, --seed)" in result.output
     )
     assert not (tmp_path / "a").exists()
     result = runner.invoke(
