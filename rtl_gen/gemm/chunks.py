@@ -140,6 +140,7 @@ def depthwise_instrs(
     y: int,
     p: int,
     name: str,
+    cache: bool = True,
     **kwargs,
 ) -> list[Instr]:
     """A depthwise layer (``G`` groups of one channel) on every lane (``CFG dw``): per tile of
@@ -147,7 +148,9 @@ def depthwise_instrs(
     into the lane cache, ``LOAD fill`` their ``k`` weight words (lane ``l``: group ``l`` of
     the tile), one GEMM of ``n`` = the tile's groups reads lane ``l``'s activation from lane
     ``l`` of the cache at the window's address, and a POST writes them. ``block0``: the
-    physical block of the first group (the core's groups are consecutive blocks)."""
+    physical block of the first group (the core's groups are consecutive blocks). Without
+    ``cache`` (no weight cache: the core reads the weight memory) the GEMM reads the tile's
+    words where they are."""
     win, lanes = layer.window, config.dsp_lanes
     size = win.cin_g * win.plane
     wsub = subwords(lanes)
@@ -161,13 +164,15 @@ def depthwise_instrs(
                 comment=f"{name}: planes of channels {g0}-{g0 + gc - 1}" if name else "",
             )
         )
-        out.append(Instr("LOAD", fields={"n": layer.k, "src": (w + t * layer.k) * wsub, "fill": 1}))
+        if cache:
+            words = {"n": layer.k, "src": (w + t * layer.k) * wsub, "fill": 1}
+            out.append(Instr("LOAD", fields=words))
         block = gemm_instrs(
             layer,
             {"dsp": (gc, 1), "lut": (0, 0)},
             config,
             x=(win.origin(), 0),
-            w=(0, 0),
+            w=(0, 0) if cache else (w + t * layer.k, 0),
             y=y + g0 * layer.m,
             p=p + g0,
             name=name,

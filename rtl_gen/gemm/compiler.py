@@ -1038,9 +1038,9 @@ class Lowering:
         spram = config.spram
         ones = spram and bool(np.all(w == 1))  # an average pool: no weights to read
         lane_dw = (
-            spram
-            and config.dsp_pack
-            and not ones
+            config.lane_cache
+            and split.items_lut == 0
+            and not np.all(w == 1)  # average pools: one lane a group reads no weights
             and layer.groups > 1
             and layer.ng == 1
             and win.cin_g * win.plane <= config.xc_depth
@@ -1054,7 +1054,7 @@ class Lowering:
                 block[: len(tile)] = w_steps[tile]
                 self.wd.extend(_pack_lanes(block[:, k], DSP_WBITS) for k in range(layer.k))
             self.acc_need["dsp"] = max(self.acc_need["dsp"], layer.n * layer.m)
-            self.wc_need = max(self.wc_need, layer.k)
+            self.wc_need = max(self.wc_need, layer.k if spram else 0)
             self.xc_need = max(self.xc_need, win.cin_g * win.plane)
             block0 = int(blocks[split.dsp_items[0]])
             self.instrs.extend(
@@ -1068,6 +1068,7 @@ class Lowering:
                     y=y_base,
                     p=p_base,
                     name=node.name,
+                    cache=spram,
                     xsigned=x_t.dtype.signed,
                     shift=shift,
                 )
@@ -1433,6 +1434,7 @@ class Lowering:
             "bias_bits": self.bias_bits,
             "residual": any(i.op in ("ADD", "MAX") for i in instrs),
             "windows": any(i.op == "WIN" for i in instrs),
+            "lane_cache": any(i.op == "CFG" and i["dw"] for i in instrs),
             "half_even": any(
                 i.op == "PCFG" and i["round"] == ROUNDING["half_even"] for i in instrs
             ),
@@ -1559,7 +1561,7 @@ def _check_fits(config: GemmConfig, needs: dict, graph: Graph):
     for name, value in needs.items():
         have = getattr(config, name)
         fits = value <= have
-        if name in ("residual", "half_even", "windows", "matmul", "cadd", "norm"):
+        if name in ("residual", "half_even", "windows", "matmul", "cadd", "norm", "lane_cache"):
             if value and not have:
                 raise ModelError(
                     f"model '{graph.name}' needs {name}; the overlay was built "

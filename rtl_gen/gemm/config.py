@@ -67,11 +67,13 @@ class GemmConfig:
     width; ``matmul``: the activation x activation unit, ``cadd``: the constant adder
     (``attention``); ``norm``: the LayerNorm unit (``rowwise``). ``protect``: none,
     parity or secded on the instruction, weight and parameter memories (``protect``).
+    ``lane_cache``: the DSP core's lanes can each read an activation of their own from a
+    lane cache of ``xc_depth`` words (``CFG dw``: a depthwise layer's channels on every lane; the
+    compiler uses it for input blocks up to ``xc_depth`` and ``fit`` drops it when unused).
     ``spram`` (iCE40 UP5K): the activation buffer, the DSP accumulators and the DSP weights
     live in ``SB_SPRAM256KA`` blocks (``spram``), the weights read by the core through a
-    block-RAM cache of ``wc_depth`` words that ``LOAD fill`` refills, and a lane cache of
-    ``xc_depth`` lanes-wide activation words for depthwise layers (``CFG dw``); DSP core
-    only (the activation buffer has one port).
+    block-RAM cache of ``wc_depth`` words that ``LOAD fill`` refills; DSP core only (the
+    activation buffer has one port).
     """
 
     dsp_lanes: int = 4
@@ -107,6 +109,7 @@ class GemmConfig:
     spram: bool = False
     wc_depth: int = 2
     xc_depth: int = 2
+    lane_cache: bool = False
 
     def __post_init__(self):
         from ..ecc import EccCode
@@ -126,6 +129,8 @@ class GemmConfig:
                 "dsp_pack (iCE40 SB_MAC16 pairs) and dsp_regs (ECP5 MULT18X18D "
                 "lanes) exclude each other"
             )
+        if self.lane_cache and not self.dsp_lanes:
+            raise ValueError("lane_cache feeds the DSP core's lanes: it needs dsp_lanes")
         if self.spram and (
             self.lut_lanes or not self.dsp_lanes or self.dsp_regs or self.protect != "none"
         ):
@@ -230,6 +235,7 @@ class GemmConfig:
             residual=needs.get("residual", self.residual),
             half_even=needs.get("half_even", self.half_even),
             windows=needs.get("windows", self.windows),
+            lane_cache=needs.get("lane_cache", self.lane_cache),
             lut_acc_bits=needs.get("lut_acc_bits", self.lut_acc_bits),
         )
 
@@ -237,6 +243,9 @@ class GemmConfig:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
+# ECP5: depthwise layers on every DSP lane through a lane cache of up to 1024 words (a
+# 32x32 plane a lane; 8 DP16KD for 16 lanes), dropped from programs that do not use it
+_LANE_CACHE = dict(lane_cache=True, xc_depth=1024)
 # Core sizes per board (memories are fitted to the program). iCE40: DSP lanes in pairs on
 # 6 SB_MAC16s (dual 8x8), the requantizer on the other 2; ECP5: one MULT18X18D per lane.
 # The LUT cores are ternary: the benchmark network (frontends.examples.digits_wide) has
@@ -252,9 +261,11 @@ _CORES = {
         "hetero": dict(dsp_lanes=12, lut_lanes=20, dsp_pack=True, lut_mode="ternary"),
     },
     "ulx3s-85f": {
-        "dsp": dict(dsp_lanes=16, lut_lanes=0, dsp_regs=True),
+        "dsp": dict(dsp_lanes=16, lut_lanes=0, dsp_regs=True, **_LANE_CACHE),
         "lut": dict(dsp_lanes=0, lut_lanes=64, lut_mode="ternary"),
-        "hetero": dict(dsp_lanes=16, lut_lanes=48, lut_mode="ternary", dsp_regs=True),
+        "hetero": dict(
+            dsp_lanes=16, lut_lanes=48, lut_mode="ternary", dsp_regs=True, **_LANE_CACHE
+        ),
     },
     # The LFE5U-25F: 28 MULT18X18D and 24k LUT4, the ULX3S's cores fit (16 DSP lanes).
     "orangecrab-25f": {

@@ -48,7 +48,7 @@ registers) and the last drain
 address order, one element a cycle, from the last unit's capture on.
 Throughput: ``lanes`` MACs a cycle (bit-serial: ``lanes / planes``).
 
-With ``lane_acts`` (packed DSP lanes of a ``spram`` config) and ``CFG dw`` each lane takes
+With ``lane_acts`` (DSP lanes with the engine's lane cache) and ``CFG dw`` each lane takes
 its own activation from ``act_lanes`` (the engine's lane cache, read at the same address):
 a depthwise layer's channels on every lane, one tile of them per GEMM.
 
@@ -136,8 +136,8 @@ class GemmCore(wiring.Component):
         self.act_abits, self.acc_abits = act_abits, acc_abits
         self.pack, self.primitives, self.mult_regs = pack, primitives, mult_regs
         self.windows = windows
-        if lane_acts and not pack:
-            raise ValueError("per-lane activations (CFG dw) are built for packed DSP lanes only")
+        if lane_acts and mode != "dsp":
+            raise ValueError("per-lane activations (CFG dw) are built for DSP lanes only")
         self.lane_acts = lane_acts
         extra = {"cfg_dw": In(1), "act_lanes": In(lanes * ACT_BITS)} if lane_acts else {}
         super().__init__(
@@ -494,6 +494,14 @@ class GemmCore(wiring.Component):
         ]
         if not self.pack:
             m.d.sync += [a_r.eq(a), w_r.eq(self.w_data)]
+        lane_a_r = [a_r] * P  # each lane's activation register (CFG dw: its own)
+        if self.lane_acts and not self.pack:
+            lane_a_r = []
+            for lane in range(P):
+                raw_l = Mux(pad_c, pad, Mux(dw, self.act_lanes[8 * lane :][:8], self.act_data))
+                reg = Signal(signed(9), name=f"a{lane}_r", reset_less=True)
+                m.d.sync += reg.eq(Mux(xsigned, raw_l.as_signed(), raw_l))
+                lane_a_r.append(reg)
         control = [ve, first_e, last_e, base_e, d_e, sh_e]
         if self.mult_regs:  # the MULT18X18D's input registers: one more stage
             later = [Signal.like(sig, name=f"{sig.name}2") for sig in control]
@@ -543,12 +551,15 @@ class GemmCore(wiring.Component):
             for lane in range(P):
                 mult = Mult18(a_bits=9, w_bits=W, primitive=self.primitives)
                 m.submodules[f"mult{lane}"] = mult
-                m.d.comb += [mult.a.eq(a_r), mult.w.eq(w_r[lane * W : (lane + 1) * W].as_signed())]
+                m.d.comb += [
+                    mult.a.eq(lane_a_r[lane]),
+                    mult.w.eq(w_r[lane * W : (lane + 1) * W].as_signed()),
+                ]
                 prods.append(mult.p)
         else:
             for lane in range(P):
                 prod = lane_product(
-                    m, self.mode, a_r, w_r[lane * W : (lane + 1) * W], W, f"prod{lane}"
+                    m, self.mode, lane_a_r[lane], w_r[lane * W : (lane + 1) * W], W, f"prod{lane}"
                 )
                 reg = Signal(signed(len(prod)), name=f"prod{lane}_d", reset_less=True)
                 m.d.sync += reg.eq(prod)

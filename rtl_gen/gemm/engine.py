@@ -278,7 +278,7 @@ class GemmEngine(wiring.Component):
                 primitives=cfg.primitives,
                 mult_regs=core == "dsp" and cfg.dsp_regs,
                 windows=cfg.windows,
-                lane_acts=spram and cfg.dsp_pack,
+                lane_acts=core == "dsp" and cfg.lane_cache,
             )
             m.submodules[f"{core}_core"] = unit
             if spram:  # (the DSP core alone: GemmConfig checks it)
@@ -304,16 +304,6 @@ class GemmEngine(wiring.Component):
                     acc_rd.data.eq(acc_sp.rdata),
                 ]
                 a_rd = core_act = _Port(act_ab, ACT_BITS, "core_act")
-                if unit.lane_acts:  # the lane cache: a depthwise layer's planes, one a lane
-                    xc = Memory(
-                        shape=unsigned(lanes * ACT_BITS),
-                        depth=cfg.xc_depth,
-                        init=[],
-                        attrs=NO_RW_CHECK,
-                    )
-                    m.submodules.xc = xc
-                    xc_wr, xc_rd = xc.write_port(granularity=ACT_BITS), xc.read_port()
-                    m.d.comb += [xc_rd.addr.eq(unit.act_addr), unit.act_lanes.eq(xc_rd.data)]
             else:
                 wmem = self._memory(m, wname, unsigned(lanes * wbits), wdepth)
                 amem = Memory(
@@ -326,6 +316,13 @@ class GemmEngine(wiring.Component):
                     a_rd = act.read_port()
                 acc_wr, acc_rd = amem.write_port(), amem.read_port()
             w_rd = wmem.read_port()
+            if unit.lane_acts:  # the lane cache: a depthwise layer's planes, one a lane
+                xc = Memory(
+                    shape=unsigned(lanes * ACT_BITS), depth=cfg.xc_depth, init=[], attrs=NO_RW_CHECK
+                )
+                m.submodules.xc = xc
+                xc_wr, xc_rd = xc.write_port(granularity=ACT_BITS), xc.read_port()
+                m.d.comb += [xc_rd.addr.eq(unit.act_addr), unit.act_lanes.eq(xc_rd.data)]
             if self.protected:
                 # read a cycle early: the registered decoder (SECDED: the registered
                 # syndrome, the correction into the core's operand registers) meets the
@@ -533,7 +530,9 @@ class GemmEngine(wiring.Component):
                 unit.pad.eq(fld("GEMM", "pad")),
             ]
 
-        if spram:  # LOAD fill: SPRAM read address, cache address, words left - 1
+        fills = spram or cfg.lane_cache
+        if fills:  # LOAD fill: SPRAM read address, cache address, words left - 1
+            wsub = subwords(cfg.dsp_lanes)
             fill_addr, fill_dst, fill_left = Signal(16), Signal(abits(cfg.wc_depth)), Signal(16)
             fill_issue, fill_last_sub, fill_last_word = Signal(), Signal(), Signal()
             fill_sub = Signal(range(max(wsub, 2)))
@@ -747,7 +746,7 @@ class GemmEngine(wiring.Component):
         # the instruction decoder's stages (``timing.fetch_cycles``)
         decode_states = tuple(f"DECODE{i}" for i in range(self.codes["imem"].stages))
         states += decode_states
-        if spram:
+        if fills:
             states += ("FILLING",)
         state = {name: Signal(init=name == "FETCH", name=f"seq_{name.lower()}") for name in states}
 
@@ -798,7 +797,7 @@ class GemmEngine(wiring.Component):
                         wr_ptr.eq(fld("LOAD", "dst")),
                         j.eq(0),
                     ]
-                    if spram:
+                    if fills:
                         with m.If(fld("LOAD", "fill")):
                             m.d.sync += [
                                 fill_addr.eq(fld("LOAD", "src")),
@@ -937,37 +936,32 @@ class GemmEngine(wiring.Component):
                 with m.If(j_last):
                     m.d.sync += pc.eq(pc + 1)
                     goto("FETCH")
-        if spram:
-            self._spram_ports(m, locals())
+        if fills:
+            self._fill_ports(m, locals())
         return m
 
-    def _spram_ports(self, m, env) -> None:
-        """``spram``: the weight-cache fill (``LOAD fill``) and the single port of the
-        activation SPRAM, shared by LOAD, the DSP core, the post unit and STORE; no two of
+    def _fill_ports(self, m, env) -> None:
+        """``LOAD fill`` (the weight cache of a ``spram`` config, the lane cache of a
+        ``lane_cache`` one) and, for ``spram``, the single port of the activation SPRAM,
+        shared by LOAD, the DSP core, the post unit, STORE and the lane fill; no two of
         them use it in the same cycle (the compiler's schedule; ``probes["conflict"]``
         shows a violation in simulation).
 
-        Fill: one weight SPRAM read a cycle from EXEC + 1 (``subwords`` a cache word, low
-        half first), the word written into the cache the cycle its last half arrives; the
-        sequencer leaves FILLING in that cycle (``timing.fill_cycles``)."""
-        cfg, load = self.config, self.load
-        unit = env["cores"]["dsp"][0]
-        w_sp, wc_wr, wsub, state = env["w_sp"], env["wc_wr"], env["wsub"], env["state"]
-        fill_addr, fill_dst, fill_issue = env["fill_addr"], env["fill_dst"], env["fill_issue"]
+        Fill: one SPRAM weight read a cycle from EXEC + 1 (``subwords`` a cache word, low
+        half first), the word written into the cache the cycle its last half arrives; a
+        lane fill reads one activation a cycle likewise, each written into its lane of the
+        lane cache a cycle later; the sequencer leaves FILLING in the cycle of the last
+        write (``timing.fill_cycles``)."""
+        cfg, spram = self.config, self.config.spram
+        wsub, state = env["wsub"], env["state"]
+        fill_addr, fill_issue = env["fill_addr"], env["fill_issue"]
         fill_sub, fill_last_sub = env["fill_sub"], env["fill_last_sub"]
         fill_left, fill_last_word = env["fill_left"], env["fill_last_word"]
         pc, goto = env["pc"], env["goto"]
-        load_w = load.valid & (load.payload.mem == MEMS["wd"])
         fd_valid, fd_last = Signal(), Signal()
         fill_x = env["fill_x"]
         reading = state["FILLING"] & fill_issue & ~fill_x
         x_reading = state["FILLING"] & fill_issue & fill_x
-        m.d.comb += [
-            w_sp.we.eq(load_w),
-            w_sp.re.eq(reading & ~load_w),
-            w_sp.addr.eq(Mux(load_w, load.payload.addr, fill_addr)),
-            w_sp.wdata.eq(load.payload.data[:16]),
-        ]
         with m.If(state["FILLING"]):
             with m.If(x_reading):
                 self._lane_fill_counters(m, env)
@@ -987,6 +981,36 @@ class GemmEngine(wiring.Component):
             with m.Else():  # the last read's data is written this cycle
                 m.d.sync += pc.eq(pc + 1)
                 goto("FETCH")
+        if "xc_wr" in env:  # the lane cache: block element p of lane l, a cycle late
+            xc_wr, lanes = env["xc_wr"], cfg.dsp_lanes
+            xd_valid, xd_p, xd_lane = Signal(), Signal(16), Signal(5)
+            m.d.sync += [xd_valid.eq(x_reading), xd_p.eq(env["x_p"]), xd_lane.eq(env["x_lane"])]
+            source = env["act_sp"].rdata if spram else env["seq_act"].data
+            m.d.comb += [
+                xc_wr.addr.eq(xd_p),
+                xc_wr.data.eq(Cat(*([source] * lanes))),
+                xc_wr.en.eq(Mux(xd_valid, Const(1, lanes) << xd_lane, 0)),
+            ]
+        if not spram:  # the lane fill reads through the sequencer's activation port
+            with m.If(x_reading):
+                m.d.comb += env["seq_act"].addr.eq(env["x_addr"])
+            return
+        self._spram_ports(m, env, reading, x_reading, fd_valid, fd_last)
+
+    def _spram_ports(self, m, env, reading, x_reading, fd_valid, fd_last) -> None:
+        """The weight SPRAM (``load`` writes, the fill reads), the cache word assembly, and
+        the activation SPRAM's port (see ``_fill_ports``)."""
+        cfg, load = self.config, self.load
+        unit = env["cores"]["dsp"][0]
+        w_sp, wc_wr, wsub = env["w_sp"], env["wc_wr"], env["wsub"]
+        fill_dst, fill_last_sub = env["fill_dst"], env["fill_last_sub"]
+        load_w = load.valid & (load.payload.mem == MEMS["wd"])
+        m.d.comb += [
+            w_sp.we.eq(load_w),
+            w_sp.re.eq(reading & ~load_w),
+            w_sp.addr.eq(Mux(load_w, load.payload.addr, env["fill_addr"])),
+            w_sp.wdata.eq(load.payload.data[:16]),
+        ]
         m.d.sync += [fd_valid.eq(reading), fd_last.eq(fill_last_sub)]
         width = cfg.dsp_lanes * DSP_WBITS
         if wsub > 1:
@@ -1027,15 +1051,6 @@ class GemmEngine(wiring.Component):
             | (x_reading & (we | computing))
         )
         self.probes["conflict"] = conflict
-        if "xc_wr" in env:  # the lane cache: block element p of lane l from act, a cycle late
-            xc_wr, lanes = env["xc_wr"], cfg.dsp_lanes
-            xd_valid, xd_p, xd_lane = Signal(), Signal(16), Signal(5)
-            m.d.sync += [xd_valid.eq(x_reading), xd_p.eq(env["x_p"]), xd_lane.eq(env["x_lane"])]
-            m.d.comb += [
-                xc_wr.addr.eq(xd_p),
-                xc_wr.data.eq(Cat(*([act_sp.rdata] * lanes))),
-                xc_wr.en.eq(Mux(xd_valid, Const(1, lanes) << xd_lane, 0)),
-            ]
 
     @staticmethod
     def _lane_fill_counters(m, env) -> None:

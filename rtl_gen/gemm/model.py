@@ -166,7 +166,7 @@ def _run_one(program, code: np.ndarray, blocks: dict | None = None):
             w = blocks[key]
         addr, inside = window_addresses(c, f["x"], f["gstep"])
         pad = _as_code(np.array([f["pad"]]), bool(c["xsigned"]))[0]
-        if spram and c.get("dw"):
+        if c.get("dw"):
             # lane l reads lane l of the lane cache: acc[p*n + l] = sum_k a_l * w[l, k]
             lanes = cfg.dsp_lanes
             raw = xcache[np.where(inside, addr, 0)[:, 0, :] % len(xcache)]  # (m, k, lanes)

@@ -44,6 +44,10 @@ __all__ = [
 # the weight cache's words: 256 lanes-wide words are one row of SB_RAM40_4K (6 of them for 12
 # DSP lanes), and hold a 64-channel 1x1 layer's weights in two chunks
 WC_DEPTH = 256
+# DSP lanes of the SPRAM overlay: the UP5K's logic is the limit (12 packed lanes with the
+# window counters, the fills and the SPRAM ports took 5150 of its 5280 LCs out of context,
+# no room left for the host link); 8 lanes on 4 SB_MAC16 pairs tile 64 channels exactly
+SPRAM_LANES = 8
 # the lane cache's words: a depthwise layer's input plane (KWS: 25x5) a lane
 XC_DEPTH = 256
 
@@ -62,11 +66,13 @@ def spram_variant(config: GemmConfig) -> GemmConfig:
     return replace(
         config,
         spram=True,
+        dsp_lanes=min(config.dsp_lanes, SPRAM_LANES),
         lut_lanes=0,
         lut_mode="shiftadd",
         lut_wbits=4,
         wc_depth=WC_DEPTH,
         xc_depth=XC_DEPTH,
+        lane_cache=config.dsp_pack,
     )
 
 
@@ -103,8 +109,11 @@ def memories(config: GemmConfig) -> dict[str, tuple[int, int, int]]:
     if config.spram:  # act, accd and wd are in SPRAM (spram_memories)
         del out["act"]
         out["wc"] = (config.dsp_lanes * DSP_WBITS, config.wc_depth, 1)
-        out["xc"] = (config.dsp_lanes * ACT_BITS, config.xc_depth, 1)
+        if config.lane_cache:
+            out["xc"] = (config.dsp_lanes * ACT_BITS, config.xc_depth, 1)
         return out
+    if config.lane_cache:
+        out["xc"] = (config.dsp_lanes * ACT_BITS, config.xc_depth, 1)
     if config.dsp_lanes:
         out["wd"] = (config.dsp_lanes * DSP_WBITS, config.wd_depth, 1)
         out["accd"] = (config.acc_widths["dsp"], config.accd_depth, 1)

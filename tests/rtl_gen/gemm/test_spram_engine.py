@@ -4,6 +4,8 @@ Amaranth's simulator: bit-exact against the golden, cycles and perf counters the
 no cycle in which two units use a single-ported memory; the compiler's chunks and its
 refusals."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
@@ -16,7 +18,7 @@ from rtl_gen.gemm.emit import create_engine
 from rtl_gen.gemm.engine import MEMS
 
 from .nets import conv_net
-from .test_engine_amaranth import PERF, collision_checker, infer
+from .test_engine_amaranth import PERF, check_outputs_and_cycles, collision_checker, infer
 
 SPRAM = GemmConfig(
     dsp_lanes=4,
@@ -26,6 +28,7 @@ SPRAM = GemmConfig(
     spram=True,
     wc_depth=32,
     xc_depth=64,
+    lane_cache=True,
 )
 
 
@@ -120,3 +123,25 @@ def test_a_reduction_longer_than_the_cache_is_refused():
     graph = conv_net((8, 4, 4), [dict(cout=3, kernel=(3, 3))])
     with pytest.raises(ModelError, match="72-step reduction exceeds the 32-word weight cache"):
         compile_graph(graph, SPRAM)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        GemmConfig(dsp_lanes=4, lut_lanes=0, dsp_regs=True, primitives=False),
+        pytest.param(GemmConfig(dsp_lanes=3, lut_lanes=0), marks=pytest.mark.slow),
+    ],
+    ids=["mult18", "plain"],
+)
+def test_depthwise_on_every_lane_without_spram(config):
+    """The lane cache on block RAM (the ECP5 boards): depthwise layers on every DSP lane,
+    the weights read where they are; bit-exact, the model's cycles."""
+    config = replace(config, lane_cache=True, xc_depth=64)
+    program = compile_graph(dw_net(seed=2), config)
+    assert program.config.lane_cache and not program.config.spram
+    assert sum(i.op == "CFG" and i["dw"] == 1 for i in program.instrs) >= 2
+    assert not any(i.op == "LOAD" and i["fill"] and not i["lanes"] for i in program.instrs)
+    check_outputs_and_cycles(program, 2)
+    without = compile_graph(dw_net(seed=2), replace(config, lane_cache=False))
+    assert not without.config.lane_cache
+    assert model.schedule(program).cycles < model.schedule(without).cycles

@@ -56,3 +56,21 @@ def test_kws_on_the_icebreaker_spram_overlay(tmp_path):
     vectors = {k: v[:8] for k, v in vectors.items()}
     out = write_gemm_artefact(program, tmp_path / "kws", vectors=vectors)
     _check(out, program, 8)
+
+
+@pytest.mark.slow
+def test_kws_depthwise_on_every_lane_on_the_ulx3s(tmp_path):
+    """The DS-CNN on the ULX3S-85F's overlay (block RAM, MULT18X18D lanes): its depthwise
+    layers on all 16 lanes through the lane cache, bit- and cycle-exact."""
+    from frontends.examples.tiny import make_tiny
+    from frontends.onnx_import import import_onnx
+
+    made = make_tiny("tiny_kws", tmp_path / "models")
+    graph = import_onnx(made.quantized)
+    program = compile_graph(graph, BOARDS["ulx3s-85f"]["dsp"], split="auto")
+    assert program.config.lane_cache and not program.config.spram
+    assert sum(i.op == "CFG" and i["dw"] == 1 for i in program.instrs) >= 4
+    vectors = golden_vectors(program.graph, random=8, seed=5)
+    vectors = {k: v[:8] for k, v in vectors.items()}
+    out = write_gemm_artefact(program, tmp_path / "kws", vectors=vectors)
+    _check(out, program, 8)
