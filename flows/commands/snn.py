@@ -330,7 +330,7 @@ def _graph_table(f: dict):
             "accuracy",
             f"QANN {100 * f['qann_accuracy']:.2f} %, SNN {100 * f['snn_accuracy']:.2f} %",
         )
-    t.add_row("RTL", "units only (rtl_gen.snn: increment adder, differential max, SESA)")
+    t.add_row("RTL", "units only (rtl_gen.snn: increment adder, differential max and table, SESA)")
     return t
 
 

@@ -1,7 +1,7 @@
 """The spiking transformer's hardware units under cocotb + Verilator against the integer
 spiking graph (``frontends.snn.graph``), bit for bit at every time step: the residual
-increment adder on the tiny transformer block's residual add and the differential max on the
-tiny CNN's max-pool, SESA on the tiny transformer's Q x K^T, 20 vectors each (edge codes and
+increment adder and the differential GELU table on the tiny transformer block, SESA on its
+Q x K^T, the differential max on the tiny CNN's max-pool; 20 vectors each (edge codes and
 random); cycles per step equal the model's (``cycles_per_step``, ``step_cycles``)."""
 
 from pathlib import Path
@@ -12,6 +12,7 @@ import pytest
 from frontends.snn.graph import convert_graph, run_graph
 from rtl_gen.emit import emit_verilog
 from rtl_gen.snn.diffmax import DifferentialMax
+from rtl_gen.snn.difftable import DifferentialTable
 from rtl_gen.snn.increment import IncrementAdder
 from rtl_gen.snn.sesa import SesaUnit
 from tests.frontends.snn.op_graphs import cnn_graph, transformer_graph
@@ -180,3 +181,35 @@ def test_sesa_equals_the_spiking_graph(tmp_path, monkeypatch):
     assert len(spikes) >= 16
     vectors = dict(commands=commands, spikes=spikes, step_cycles=step_cycles)
     _simulate(tmp_path, monkeypatch, sesa, "sesa", vectors, "sesa_matches_golden")
+
+
+def _table_case(seed=0, count=20):
+    graph = transformer_graph(seed=seed)
+    sg = convert_graph(graph)
+    unit = _unit(sg, "gelu")
+    (x_name,) = unit.node.inputs
+    x = _inputs(graph, count - 4, seed)
+    run = run_graph(sg, x, trace=(x_name, unit.node.outputs[0]))
+    assert run.silent.all()
+    steps = run.steps.max()
+    d = np.moveaxis(run.trace[x_name], 0, 1).reshape(len(x), steps, -1)
+    out = np.moveaxis(run.trace[unit.node.outputs[0]], 0, 1).reshape(len(x), steps, -1)
+    return unit, d, out
+
+
+def test_table_model():
+    unit, d, out = _table_case()
+    assert np.abs(d).max() == 1 and (out[:, 0] != 0).any() and (out[:, 1:] != 0).any()
+    table = DifferentialTable(unit)
+    assert table.cycles_per_step == 64 and table.latency == 2
+    assert " * " not in emit_verilog(table, "differential_table")
+
+
+@pytest.mark.sim
+@pytest.mark.slow  # the sim tier keeps one of these Verilator builds (SESA)
+def test_differential_table_equals_the_spiking_graph(tmp_path, monkeypatch):
+    unit, d, out = _table_case()
+    assert len(d) >= 16
+    table = DifferentialTable(unit)
+    vectors = dict(d=d, out=out, latency=table.latency, cycles_per_step=table.cycles_per_step)
+    _simulate(tmp_path, monkeypatch, table, "differential_table", vectors, "table_matches_golden")

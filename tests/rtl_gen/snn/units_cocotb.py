@@ -144,3 +144,39 @@ async def sesa_matches_golden(dut):
     bad = np.argwhere(got != want)
     assert len(bad) == 0, f"{len(bad)} mismatches, first (vector, step, neuron) {bad[0]}"
     assert sweeps == step_cycles.tolist()
+
+
+@cocotb.test()
+async def table_matches_golden(dut):
+    with np.load(os.environ["UNIT_VECTORS"]) as f:
+        d, want = f["d"], f["out"]  # (B, T, N)
+        latency, per_step = int(f["latency"]), int(f["cycles_per_step"])
+    batch, steps, n = want.shape
+    assert per_step == n
+    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    dut.rst.value = 1
+    dut.valid.value = 0
+    await RisingEdge(dut.clk)
+    dut.rst.value = 0
+    await FallingEdge(dut.clk)
+    got, in_cycles, out_cycles = [], [], []
+    cycle = 0
+    stream = [(b, t, k) for b in range(batch) for t in range(steps) for k in range(n)]
+    for i in range(len(stream) + latency):
+        if i < len(stream):
+            b, t, k = stream[i]
+            dut.valid.value, dut.first.value, dut.d.value = 1, int(t == 0), int(d[b, t, k])
+            in_cycles.append(cycle)
+        else:
+            dut.valid.value = 0
+        await RisingEdge(dut.clk)
+        await FallingEdge(dut.clk)
+        cycle += 1
+        if int(dut.out_valid.value):
+            got.append(dut.out.value.to_signed())
+            out_cycles.append(cycle)
+    assert len(got) == len(stream), f"{len(got)} outputs for {len(stream)} inputs"
+    got = np.array(got).reshape(want.shape)
+    bad = np.argwhere(got != want)
+    assert len(bad) == 0, f"{len(bad)} mismatches, first (vector, step, element) {bad[0]}"
+    assert all(o - i == latency for i, o in zip(in_cycles, out_cycles))
