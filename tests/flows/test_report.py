@@ -129,3 +129,49 @@ def test_report_renders_in_chromium(artefact, tmp_path):
     errors = screenshot(bad, tmp_path / "bad.png")
     assert "boom" in errors and any("notAFunction" in e for e in errors)
     assert any("ERR_FILE_NOT_FOUND" in e for e in errors)
+
+
+def test_report_plots_the_fault_campaign_and_the_attack(artefact):
+    """faults.json (``nnloom faults``' last random and targeted runs) becomes a table, the
+    accuracy-against-flips curves and the attack's success per flip."""
+    rows = [
+        {
+            "protect": p,
+            "flips": n,
+            "trials": 4,
+            "accuracy_mean": acc,
+            "accuracy_min": acc - 0.1 * (p == "none"),
+            "trials_changed": 0 if p == "secded" else 4,
+            "vectors_changed": 0.5,
+            "trials_detected": 4 if p != "none" else 0,
+            "corrected_mean": float(n) if p == "secded" else 0.0,
+            "errors_mean": 0.0,
+        }
+        for p, acc0 in (("none", 0.9), ("parity", 0.91), ("secded", 0.95))
+        for n, acc in ((1, acc0), (10, acc0 - 0.2), (100, acc0 - 0.4 * (p != "secded")))
+    ]
+    targeted = {
+        "source": 0,
+        "target": 3,
+        "success": [0.1, 0.5, 0.95],
+        "flips_to_success": 3,
+        "protected": {
+            "parity": {
+                "first_detected_flip": 1,
+                "success_after_all": 0.95,
+                "success": [0.1, 0.5, 0.95],
+            },
+            "secded": {"first_detected_flip": None, "success_after_all": 0.0, "success": [0, 0, 0]},
+        },
+    }
+    (artefact.path / "faults.json").write_text(
+        json.dumps({"random": {"rows": rows, "trials": 4, "spread": "word"}, "targeted": targeted})
+    )
+    html_path, json_path = write_report(artefact)
+    page = html_path.read_text()
+    assert "Bit flips in the weight memories" in page
+    assert 'alt="accuracy against random flips"' in page and 'alt="targeted attack"' in page
+    assert "goal reached after 3 flips" in page and "parity: detected at flip 1" in page
+    figures = json.loads(json_path.read_text())
+    assert figures["faults"]["targeted"]["flips_to_success"] == 3
+    assert len(figures["faults"]["random"]["rows"]) == 9
