@@ -289,11 +289,14 @@ class PostUnit(wiring.Component):
             ]
 
         # --- MAX: window entry e of output mj issues at stage 0; gather entry at 1;
-        # activation and compare at 2; the window's maximum mx is complete at s_m --------
+        # activation at 2, registered (val_r), compare at 3; the window's maximum mx is
+        # complete at s_m (a block RAM's clock-to-out, ~5.8 ns on the ECP5, and the compare
+        # in front of mx were its critical path, 76 MHz) ---------------------------------------
         max_run = running & is_max
         we, k_m1, mj = Signal(8), Signal(8), Signal(16)
         mv1, first1, last1, mv2, first2, last2, pad2, s_m = (Signal() for _ in range(8))
-        j1, j2, jm = Signal(16), Signal(16), Signal(16)
+        mv3, first3, last3, pad3 = (Signal() for _ in range(4))
+        j1, j2, j3, jm = Signal(16), Signal(16), Signal(16), Signal(16)
         mx = Signal(signed(10))
         with m.If(self.start):
             m.d.sync += [we.eq(0), mj.eq(0), k_m1.eq(self.k - 1)]
@@ -308,10 +311,21 @@ class PostUnit(wiring.Component):
         with m.If(is_add):
             m.d.comb += self.p_addr.eq(p_base + phase)
         s_a, s_b, add_v = Signal(), Signal(), Signal()  # a_j / b_j data (and za,ma / zb,mb)
-        val = Signal(signed(9))
+        val, val_r = Signal(signed(9)), Signal(signed(9))
         m.d.comb += val.eq(Mux(xs, self.act_rdata.as_signed(), self.act_rdata))
+        # the activation and parameter block RAMs' outputs, registered before any logic
+        zero_point = self.p_data[MULT_BITS : MULT_BITS + 9].as_signed()  # ADD: za/zb fit 9 bits
+        zp_r, mult_r = Signal(signed(9)), Signal(unsigned(MULT_BITS))
+        sa_r, sb_r = Signal(), Signal()
         if self.residual:
             m.d.sync += [s_a.eq(add_run & ~phase), s_b.eq(add_run & phase)]
+            m.d.sync += [
+                val_r.eq(val),
+                zp_r.eq(zero_point),
+                mult_r.eq(mult),
+                sa_r.eq(s_a),
+                sb_r.eq(s_b),
+            ]
             m.d.sync += [
                 mv1.eq(max_run),
                 first1.eq(we == 0),
@@ -322,22 +336,26 @@ class PostUnit(wiring.Component):
                 last2.eq(last1),
                 j2.eq(j1),
                 pad2.eq(self.idx_data[self.act_abits]),
-                s_m.eq(mv2 & last2),
+                mv3.eq(mv2),
+                first3.eq(first2),
+                last3.eq(last2),
+                j3.eq(j2),
+                pad3.eq(pad2),
+                s_m.eq(mv3 & last3),
             ]
             # act_rdata is used the next cycle (a_j, b_j; a window entry unless padded)
             m.d.comb += self.act_re.eq(add_run | (mv1 & ~self.idx_data[self.act_abits]))
-            keep = pad2 | (~first2 & (val <= mx))
-            with m.If(mv2):
+            keep = pad3 | (~first3 & (val_r <= mx))
+            with m.If(mv3):
                 # a padded first entry seeds -512, below every code, so it never wins
-                m.d.sync += mx.eq(Mux(keep, Mux(first2, -512, mx), val))
-                with m.If(last2):
-                    m.d.sync += jm.eq(j2)
+                m.d.sync += mx.eq(Mux(keep, Mux(first3, -512, mx), val_r))
+                with m.If(last3):
+                    m.d.sync += jm.eq(j3)
         # (operand - zero point) * multiplier in three registered steps: the difference
         # (from the activation block RAM's output), the product (one MULT18X18D / SB_MAC16
         # between registers), then a_j's product kept or the sum written; the difference,
         # product and sum in one cycle behind the block RAM were the ECP5's critical path
         # (about 50 MHz). Each step carries its flags and the element's index.
-        zero_point = self.p_data[MULT_BITS : MULT_BITS + 9].as_signed()  # ADD: za/zb fit 9 bits
         diff_x, mult_x = Signal(signed(11)), Signal(unsigned(MULT_BITS))
         prod_y = Signal(signed(11 + MULT_BITS + 1))
         sa_x, sb_x, sm_x, sa_y, sb_y, sm_y = (Signal() for _ in range(6))
@@ -346,10 +364,10 @@ class PostUnit(wiring.Component):
         add_sum = Signal(signed(11 + MULT_BITS + 2))
         if self.residual:
             m.d.sync += [
-                diff_x.eq(Mux(s_m, mx, val) - zero_point),
-                mult_x.eq(mult),
-                sa_x.eq(s_a),
-                sb_x.eq(s_b),
+                diff_x.eq(Mux(s_m, mx, val_r) - zp_r),
+                mult_x.eq(mult_r),
+                sa_x.eq(sa_r),
+                sb_x.eq(sb_r),
                 sm_x.eq(s_m),
                 j_x.eq(Mux(s_m, jm, jb)),
                 prod_y.eq(diff_x * mult_x),
@@ -400,6 +418,9 @@ class PostUnit(wiring.Component):
             | v3
             | s_a
             | s_b
+            | sa_r
+            | sb_r
+            | mv3
             | sa_x
             | sb_x
             | sm_x

@@ -32,9 +32,10 @@ POST_START = 1  # sequencer: the post unit's start register (EXEC -> start)
 POST_PIPE = 10  # post: read, registers, + bias, * mult halves, sum, + round, shift, shift,
 # + zp and compares, clamp
 POST_WRITE = 11  # a POST's j-th element is written POST_WRITE + j cycles after its EXEC
-ADD_PIPE = 9  # add: last b read, - zp, * mult, sum, + round, shift, shift, + zp, clamp/write
-MAX_PIPE = 11  # max: idx read, act read, compare, - zp, * mult, copy, + round, shift, shift,
-# + zp, clamp
+ADD_PIPE = 10  # add: last b read, its register, - zp, * mult, sum, + round, shift, shift,
+# + zp, clamp/write
+MAX_PIPE = 12  # max: idx read, act read, its register, compare, - zp, * mult, copy, + round,
+# shift, shift, + zp, clamp
 
 
 def fetch_cycles(config) -> int:
