@@ -160,7 +160,7 @@ VARIANTS = {
         ds_cnn_ternary,
         dict(in_hw=(8, 8), channels=32, classes=10, stem_kernel=(3, 3), stem_stride=1),
         None,
-        10,
+        20,  # 10 epochs: 96.67 %, 1.48 points below the int8 twin; 20: 97.78 %
     ),
     "tiny_ic_digits_ternary": (
         resnet8_ternary,
