@@ -1370,6 +1370,9 @@ class Lowering:
             and self.prev_posts
             and node.inputs[0] == self.prev_posts[0]
             and self.infos[-1].m == 1
+            # its POSTs all behind one SYNC (a layer run in tiles, one SYNC each, writes
+            # most of this input before its last POSTs)
+            and sum(i.op == "SYNC" for i in self.instrs[self.infos[-1].first : first]) == 1
         ):
             # behind the previous layer's POSTs, which write this input in address order
             first = _stream_after_posts(self.instrs, first)

@@ -349,3 +349,24 @@ def test_windows_stride_padding_dilation_groups_residual(config, split):
         assert len(program.idx) <= program.n_out
     reorders = [i for i in program.instrs if i.op == "PCFG" and "reordered" in i.comment]
     assert len(reorders) <= 1
+
+
+def test_no_dense_layer_streams_behind_a_layer_run_in_lane_tiles():
+    # a depthwise layer of 20 channels on 4 lanes runs in 5 tiles, one SYNC each: the dense
+    # head after it must not start before the first tiles' POSTs (the model refuses that)
+    from dataclasses import replace
+
+    from frontends.vectors import golden_vectors
+    from rtl_gen.gemm import BOARDS, model
+
+    from .nets import conv_net
+
+    graph = conv_net(
+        (20, 3, 3), [dict(cout=20, kernel=(3, 3), group=20)], head=6, seed=2, name="dwhead"
+    )
+    config = replace(BOARDS["ulx3s-85f"]["dsp"], dsp_lanes=4, board="")
+    program = compile_graph(graph, config)
+    assert sum(i.op == "SYNC" for i in program.instrs) > 2
+    assert model.schedule(program).cycles > 0
+    vectors = golden_vectors(program.graph, random=2, seed=1)
+    assert np.array_equal(model.run(program, vectors["inputs"]), vectors["outputs"])
