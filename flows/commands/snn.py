@@ -228,7 +228,12 @@ def bench_snn(
 
 
 def bench_spiking_graph(
-    model: Optional[Path], data: Optional[Path], out: Path, *, limit: int = 0, progress=print
+    model: Optional[Path],
+    data: Optional[Path],
+    out: Path,
+    *,
+    limit: int = 0,
+    progress: Callable[[str], None] = print,
 ) -> dict:
     """The figures of ``nnloom bench snn --graph`` (and ``--example vit``): the whole-graph
     ST-BIF conversion (``frontends.snn.graph``, transformers included) run to silence on the
