@@ -234,6 +234,7 @@ def make_points(
                                 lut_wbits=wbits,
                                 dsp_pack=base.dsp_pack and d > 0,
                                 dsp_regs=base.dsp_regs and d > 0,
+                                lane_cache=base.lane_cache and d > 0,  # feeds DSP lanes
                             )
                             point = Point(
                                 board,
