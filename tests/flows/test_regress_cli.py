@@ -92,6 +92,7 @@ def test_a_wrong_golden_in_the_regression_fails(generated, tmp_path, monkeypatch
 
 
 @pytest.mark.sim
+@pytest.mark.slow  # 331 s at a load average of 20 (Icarus on 44 frames, plus the generate)
 def test_sim_vectors_on_an_srlut_engine_from_its_table(tmp_path):
     """An SR-LUT engine keeps its table (.npy) in source/: `--vectors N` draws N random
     frames plus constant, checkerboard and ramp frames through the table's golden model and
