@@ -25,6 +25,7 @@ from frontends.fixedpoint import MULTIPLIER_BITS
 from frontends.ir import Node
 
 from .config import MULT_BITS
+from .rowwise import row_ports
 
 __all__ = [
     "MatUnit",
@@ -410,36 +411,7 @@ class MatUnit(wiring.Component):
 
     def __init__(self, *, act_abits: int, idx_abits: int, p_abits: int, bias_bits: int):
         self.act_abits, self.bias_bits = act_abits, bias_bits
-        super().__init__(
-            {
-                "start": In(1),
-                "rows": In(12),
-                "len": In(12),
-                "x": In(16),
-                "t": In(8),
-                "rs": In(6),
-                "xsigned": In(1),
-                "y": In(16),
-                "q": In(14),
-                "i": In(16),
-                "shift": In(6),
-                "zp": In(signed(9)),
-                "lo": In(signed(9)),
-                "hi": In(signed(9)),
-                "round": In(2),
-                "idx_addr": Out(idx_abits),
-                "idx_data": In(act_abits + 1),
-                "act_raddr": Out(act_abits),
-                "act_rdata": In(8),
-                "act_re": Out(1),
-                "act_waddr": Out(act_abits),
-                "act_wdata": Out(8),
-                "act_we": Out(1),
-                "p_addr": Out(p_abits),
-                "p_data": In(bias_bits + MULT_BITS),
-                "busy": Out(1),
-            }
-        )
+        super().__init__(row_ports(act_abits, idx_abits, p_abits, bias_bits + MULT_BITS))
 
     def elaborate(self, platform):
         from .post import requant_pipeline

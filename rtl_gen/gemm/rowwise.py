@@ -168,6 +168,42 @@ def run_row(program, act: np.ndarray, f, addp, pcfg) -> None:
 # --- hardware ----------------------------------------------------------------------------------
 
 
+def row_ports(act_abits: int, idx_abits: int, p_abits: int, p_data, **extra) -> dict:
+    """The signature of a unit run by ``ROW`` (softmax, LayerNorm, matmul): the
+    instruction's fields and the ``ADDP``/``PCFG`` registers it samples at ``start``, its
+    gather-table, activation and parameter ports (``p_data`` the parameter word's shape),
+    then ``extra`` ports, then ``busy``."""
+    return {
+        "start": In(1),
+        "rows": In(12),
+        "len": In(12),
+        "x": In(16),
+        "t": In(8),
+        "rs": In(6),
+        "xsigned": In(1),
+        "y": In(16),
+        "q": In(14),
+        "i": In(16),
+        "shift": In(6),
+        "zp": In(signed(9)),
+        "lo": In(signed(9)),
+        "hi": In(signed(9)),
+        "round": In(2),
+        "idx_addr": Out(idx_abits),
+        "idx_data": In(act_abits + 1),
+        "act_raddr": Out(act_abits),
+        "act_rdata": In(8),
+        "act_re": Out(1),
+        "act_waddr": Out(act_abits),
+        "act_wdata": Out(8),
+        "act_we": Out(1),
+        "p_addr": Out(p_abits),
+        "p_data": In(p_data),
+        **extra,
+        "busy": Out(1),
+    }
+
+
 class RowUnit(wiring.Component):
     """Runs ``ROW`` (softmax rows; see the module docstring). ``start`` samples the
     instruction's fields and the ``ADDP``/``PCFG`` registers; ``busy`` until the last
@@ -178,36 +214,14 @@ class RowUnit(wiring.Component):
     def __init__(self, *, act_abits: int, idx_abits: int, p_abits: int, etab_abits: int, qbits):
         self.act_abits, self.qbits = act_abits, qbits
         super().__init__(
-            {
-                "start": In(1),
-                "rows": In(12),
-                "len": In(12),
-                "x": In(16),
-                "t": In(8),
-                "rs": In(6),
-                "xsigned": In(1),
-                "y": In(16),
-                "q": In(14),
-                "i": In(16),
-                "shift": In(6),
-                "zp": In(signed(9)),
-                "lo": In(signed(9)),
-                "hi": In(signed(9)),
-                "round": In(2),
-                "idx_addr": Out(idx_abits),
-                "idx_data": In(act_abits + 1),
-                "act_raddr": Out(act_abits),
-                "act_rdata": In(8),
-                "act_re": Out(1),
-                "act_waddr": Out(act_abits),
-                "act_wdata": Out(8),
-                "act_we": Out(1),
-                "p_addr": Out(p_abits),
-                "p_data": In(unsigned(MULT_BITS)),
-                "etab_addr": Out(etab_abits),
-                "etab_data": In(E_BITS),
-                "busy": Out(1),
-            }
+            row_ports(
+                act_abits,
+                idx_abits,
+                p_abits,
+                unsigned(MULT_BITS),
+                etab_addr=Out(etab_abits),
+                etab_data=In(E_BITS),
+            )
         )
 
     def elaborate(self, platform):
@@ -503,36 +517,7 @@ class NormUnit(wiring.Component):
 
     def __init__(self, *, act_abits: int, idx_abits: int, p_abits: int, bias_bits: int):
         self.act_abits, self.bias_bits = act_abits, bias_bits
-        super().__init__(
-            {
-                "start": In(1),
-                "rows": In(12),
-                "len": In(12),
-                "x": In(16),
-                "t": In(8),
-                "rs": In(6),
-                "xsigned": In(1),
-                "y": In(16),
-                "q": In(14),
-                "i": In(16),
-                "shift": In(6),
-                "zp": In(signed(9)),
-                "lo": In(signed(9)),
-                "hi": In(signed(9)),
-                "round": In(2),
-                "idx_addr": Out(idx_abits),
-                "idx_data": In(act_abits + 1),
-                "act_raddr": Out(act_abits),
-                "act_rdata": In(8),
-                "act_re": Out(1),
-                "act_waddr": Out(act_abits),
-                "act_wdata": Out(8),
-                "act_we": Out(1),
-                "p_addr": Out(p_abits),
-                "p_data": In(bias_bits + MULT_BITS),
-                "busy": Out(1),
-            }
-        )
+        super().__init__(row_ports(act_abits, idx_abits, p_abits, bias_bits + MULT_BITS))
 
     def elaborate(self, platform):
         from .post import requant_pipeline
