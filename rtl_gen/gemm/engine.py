@@ -22,10 +22,11 @@ board build gives them no load, so Yosys removes them anyway, and an out-of-cont
 are initialised with the images (as stored: coded when ``config.protect`` is not ``none``).
 
 With ``config.protect`` the instruction, weight and parameter memories are coded
-(``protect``): their decoders are registered (one more FETCH cycle per instruction, no more
-elsewhere) and two more ports count, since reset, the words used with a corrected flip
-(``ecc_corrected``) and with an error the code cannot correct (``ecc_errors``), each
-saturating at 2**16 - 1.
+(``protect``): their raw words are registered before the decoders (one more FETCH cycle
+per instruction under parity, two under SECDED; the weights and parameters are read a
+cycle early, no more cycles) and two more ports count, since reset, the words used with a
+corrected flip (``ecc_corrected``) and with an error the code cannot correct
+(``ecc_errors``), each saturating at 2**16 - 1.
 
 A ``spram`` config (iCE40 UP5K) keeps the activation buffer, the DSP accumulators and the
 DSP weights in SB_SPRAM256KA memories (``spram``), each one port shared by its users (no
@@ -200,6 +201,26 @@ class GemmEngine(wiring.Component):
         m.submodules.rows = unit
         return unit
 
+    def _param_read(self, m, prm_rd, post, ecc_events: list):
+        """The parameter memory's read data into the post unit, and the word the units
+        beside it read (returned). Coded: the post unit reads a cycle early
+        (``p_addr_early``) into ``ProtectedRead``'s register, so its decoded word comes
+        when the plain memory's would; the side units (``TAB``/``ROW``/attention) read at
+        ``p_addr`` through a combinational decoder, uncounted."""
+        if not self.protected:
+            m.d.comb += post.p_data.eq(prm_rd.data)
+            return prm_rd.data
+        from ..ecc import EccDecoder
+
+        code = self.codes["params"]
+        constants = self._constants("params", self.config.param_depth)
+        m.submodules.params_ecc = p_dec = ProtectedRead(code, constants, register_output=False)
+        m.d.comb += [p_dec.word.eq(prm_rd.data), post.p_data.eq(p_dec.data)]
+        ecc_events.append((p_dec.corrected, p_dec.error, post.p_used))
+        m.submodules.params_side_ecc = side = EccDecoder(code)
+        m.d.comb += side.word.eq(prm_rd.data)
+        return with_constants(m, side.data, constants)
+
     def _side_mux(self, default, port: str):
         """``port`` of the busy unit beside the post unit (``TAB``, ``ROW``), else
         ``default`` (the post unit's)."""
@@ -324,9 +345,8 @@ class GemmEngine(wiring.Component):
                 xc_wr, xc_rd = xc.write_port(granularity=ACT_BITS), xc.read_port()
                 m.d.comb += [xc_rd.addr.eq(unit.act_addr), unit.act_lanes.eq(xc_rd.data)]
             if self.protected:
-                # read a cycle early: the registered decoder (SECDED: the registered
-                # syndrome, the correction into the core's operand registers) meets the
-                # activation read
+                # read a cycle early: the raw word registered, then decoded into the
+                # core's operand registers, meets the activation read
                 m.submodules[f"{wname}_ecc"] = dec = ProtectedRead(
                     self.codes[wname], self._constants(wname, wdepth), register_output=False
                 )
@@ -387,18 +407,7 @@ class GemmEngine(wiring.Component):
                 )
             else:
                 m.d.comb += post.acc_data.eq(next(iter(cores.values()))[1].data)
-        p_word = prm_rd.data
-        if self.protected:
-            # decoded on the read path, into the post unit's parameter register
-            from ..ecc import EccDecoder
-
-            m.submodules.params_ecc = p_dec = EccDecoder(self.codes["params"])
-            p_data = with_constants(m, p_dec.data, self._constants("params", cfg.param_depth))
-            m.d.comb += [p_dec.word.eq(prm_rd.data), post.p_data.eq(p_data)]
-            ecc_events.append((p_dec.corrected, p_dec.error, post.p_used))
-            p_word = p_dec.data
-        else:
-            m.d.comb += post.p_data.eq(prm_rd.data)
+        p_word = self._param_read(m, prm_rd, post, ecc_events)
         tab_unit = self._table_unit(m, act_ab)
         row_unit = self._row_unit(m, act_ab, idx_ab, p_word)
         mat_unit = None
@@ -440,7 +449,9 @@ class GemmEngine(wiring.Component):
         side = (tab_unit, row_unit, mat_unit, cadd_unit, norm_unit)
         self.side = [u for u in side if u is not None]
         m.d.comb += [
-            prm_rd.addr.eq(self._side_mux(post.p_addr, "p_addr")),
+            prm_rd.addr.eq(
+                self._side_mux(post.p_addr_early if self.protected else post.p_addr, "p_addr")
+            ),
             post.idx_data.eq(seq_idx.data),
             post.act_rdata.eq(seq_act.data),
         ]
@@ -454,7 +465,8 @@ class GemmEngine(wiring.Component):
         act_written = Signal()  # LOAD or the post unit writes an activation (streams count)
         ins = imem_rd.data
         if self.protected:
-            # the decoded instruction is registered: DECODE states between FETCH and EXEC
+            # the raw (SECDED: and the corrected) instruction is registered: DECODE states
+            # between FETCH and EXEC
             m.submodules.imem_ecc = i_dec = ProtectedRead(
                 self.codes["imem"], self._constants("imem", cfg.imem_depth)
             )

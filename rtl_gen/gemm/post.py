@@ -104,7 +104,9 @@ class PostUnit(wiring.Component):
     the elements in the pipeline carry their addresses, the PCFG registers must hold); for
     checks in simulation, ``acc_re`` (a POST reads ``acc[acc_addr]`` this cycle) and
     ``act_re`` (an ADD/MAX uses the activation read this cycle); ``p_used``: ``p_data`` is
-    used this cycle (a POST's element, an ADD's operand, a MAX's output)."""
+    used this cycle (a POST's element, an ADD's operand, a MAX's output); ``p_addr_early``:
+    ``p_addr`` a cycle before, for a parameter memory whose word is registered before its
+    decoder (``protect.ProtectedRead``)."""
 
     def __init__(
         self,
@@ -145,6 +147,7 @@ class PostUnit(wiring.Component):
                 "acc_addr": Out(acc_abits),
                 "acc_data": In(signed(acc_bits)),
                 "p_addr": Out(p_abits),
+                "p_addr_early": Out(p_abits),
                 "p_data": In(bias_bits + MULT_BITS),
                 "idx_addr": Out(idx_abits),
                 "idx_data": In(act_abits + 1),
@@ -310,6 +313,7 @@ class PostUnit(wiring.Component):
                     m.d.sync += running.eq(0)
         with m.If(is_add):
             m.d.comb += self.p_addr.eq(p_base + phase)
+        self._early_p_addr(m, p_base, c, last_c, issue, phase, add_run, is_add)
         s_a, s_b, add_v = Signal(), Signal(), Signal()  # a_j / b_j data (and za,ma / zb,mb)
         val, val_r = Signal(signed(9)), Signal(signed(9))
         m.d.comb += val.eq(Mux(xs, self.act_rdata.as_signed(), self.act_rdata))
@@ -434,3 +438,11 @@ class PostUnit(wiring.Component):
             | (tail != 0)
         )
         return m
+
+    def _early_p_addr(self, m, p_base, c, last_c, issue, phase, add_run, is_add):
+        """``p_addr_early``: ``p_addr`` of the next cycle, from the next values of the
+        registers it is made of (``start`` resets ``c`` and ``phase`` and loads ``p``)."""
+        c_next = Mux(issue, Mux(last_c, 0, c + 1), c)
+        phase_next = Mux(add_run, ~phase, phase)
+        offset = Mux(is_add, phase_next, c_next)
+        m.d.comb += self.p_addr_early.eq(Mux(self.start, self.p, p_base + offset))

@@ -2,18 +2,20 @@
 
 The instruction memory, both weight memories and the parameter memory store each word with
 the check bits of ``rtl_gen.ecc`` above its data (``codes``, ``coded_images``); the
-activation, gather-table and accumulator memories are not coded. ``ProtectedRead`` decodes
-one read port and registers the word and its flags (latency 1), so no decoder sits between
-a block RAM's output and the logic that uses the word:
+activation, gather-table and accumulator memories are not coded. ``ProtectedRead`` registers
+a read port's raw word, then decodes it, so no logic sits between a block RAM's output and
+a register:
 
 - weights (``wd``, ``wl``): the core's stage-A weight address (``GemmCore.w_addr_early``)
-  reads one cycle ahead, so the registered word (SECDED: the registered syndrome, the
-  correction into the core's operand registers) meets the activation as before (no cycle
-  more);
+  reads one cycle ahead, so the decoded word (parity: the raw word; SECDED: corrected behind
+  the registered raw word) meets the activation in the core's operand registers as before
+  (no cycle more);
 - instructions: the sequencer spends ``EccCode.stages`` more cycles fetching each
-  instruction (``timing.fetch_cycles``: parity one, SECDED two);
-- parameters: decoded on the read path into the post unit's own parameter register (an
-  ``ADD``'s and a ``MAX``'s zero points and multipliers are used the cycle they are read).
+  instruction (``timing.fetch_cycles``: parity one, the raw word; SECDED two, the raw and
+  the corrected word);
+- parameters: the post unit addresses them a cycle early (``PostUnit.p_addr_early``), so
+  the decoded word reaches its parameter registers when a plain memory's would (the units
+  beside it read through a combinational decoder).
 
 ``faulted_images`` is the golden of what the decoders pass on for coded words with bits
 flipped, and the words read with a corrected flip and with an error the code cannot correct.
@@ -26,7 +28,7 @@ from amaranth import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ..ecc import EccCode, PipelinedDecoder
+from ..ecc import EccCode, EccDecoder
 from .config import DSP_WBITS, MULT_BITS, GemmConfig
 
 __all__ = [
@@ -104,11 +106,14 @@ def with_constants(m: Module, data, constants: dict[int, int]):
 
 
 class ProtectedRead(wiring.Component):
-    """One read port's decoder (``rtl_gen.ecc.PipelinedDecoder``): ``word`` (the memory's
-    read data) in; ``data``, ``corrected`` and ``error`` ``latency`` cycles later. The bits
-    of ``constants`` (``constant_bits`` of a read-only memory) come out as constants. With
-    ``register_output=False`` the latency is one and SECDED's correction (two LUT levels)
-    follows the registered syndrome combinationally, into the consumer's register."""
+    """One read port's decoder: ``word`` (the memory's read data) in; ``data``, ``corrected``
+    and ``error`` ``latency`` cycles later. The raw word is registered first, so no logic
+    sits behind a block RAM's output (its clock-to-out, 5.8 ns on the ECP5, and the XOR
+    trees after it were the protected overlays' critical path); the decoder
+    (``rtl_gen.ecc.EccDecoder``: parity, SECDED's syndrome and correction) follows the
+    register combinationally. With ``register_output`` (SECDED) its outputs are registered
+    too: latency 2, else 1 (the consumer registers the decoded word). The bits of
+    ``constants`` (``constant_bits`` of a read-only memory) come out as constants."""
 
     def __init__(
         self,
@@ -118,8 +123,8 @@ class ProtectedRead(wiring.Component):
         register_output: bool = True,
     ):
         self.code, self.constants = code, constants or {}
-        self.register_output = register_output
-        self.latency = code.stages if register_output else min(code.stages, 1)
+        self.register_output = register_output and code.protect == "secded"
+        self.latency = 0 if code.protect == "none" else 1 + self.register_output
         super().__init__(
             {
                 "word": In(code.word_bits),
@@ -131,14 +136,22 @@ class ProtectedRead(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.decoder = dec = PipelinedDecoder(
-            self.code, register_output=self.register_output
-        )
+        if self.code.protect == "none":
+            m.d.comb += self.data.eq(self.word)
+            return m
+        raw = Signal(self.code.word_bits, name="raw", reset_less=True)
+        m.d.sync += raw.eq(self.word)
+        m.submodules.decoder = dec = EccDecoder(self.code)
+        m.d.comb += dec.word.eq(raw)
+        outs = (dec.data, dec.corrected, dec.error)
+        if self.register_output:
+            regs = (Signal(self.code.data_bits, name="data_r", reset_less=True), Signal(), Signal())
+            m.d.sync += [r.eq(o) for r, o in zip(regs, outs)]
+            outs = regs
         m.d.comb += [
-            dec.word.eq(self.word),
-            self.data.eq(with_constants(m, dec.data, self.constants)),
-            self.corrected.eq(dec.corrected),
-            self.error.eq(dec.error),
+            self.data.eq(with_constants(m, outs[0], self.constants)),
+            self.corrected.eq(outs[1]),
+            self.error.eq(outs[2]),
         ]
         return m
 

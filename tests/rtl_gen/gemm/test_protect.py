@@ -173,3 +173,36 @@ def test_verilog_with_flipped_memories_equals_the_flipped_golden(case, tmp_path)
     n = len(vectors["inputs"])
     assert summary["memory"] == {"corrected": counts["corrected"] * n, "errors": 2 * n}
     assert summary["cycles"]["max"] == model.schedule(program).cycles
+
+
+def _check_parameter_reads(graph, protect, ops):
+    """``graph`` bit-exact and cycle-exact under ``protect``, and with one flip in every
+    parameter word: outputs and counters as the flipped-memory golden says."""
+    from .test_engine_amaranth import check_outputs_and_cycles
+
+    program = compile_graph(graph, replace(CONFIG, protect=protect, primitives=False))
+    assert set(ops) <= {ins.op for ins in program.instrs}
+    check_outputs_and_cycles(program, 1)
+    images = _flip(program, np.random.default_rng(5), 10**6, 1, memories=("params",))
+    faulted, counts = faulted_program(program, images)
+    x = golden_vectors(program.graph, random=1, seed=3)["inputs"][:1]
+    res = _simulate(program, x, images)
+    assert res["outs"] == [list(o) for o in model.run(faulted, x)]
+    assert counts["corrected" if protect == "secded" else "errors"] > 0
+    assert (res["corrected"], res["errors"]) == (counts["corrected"], counts["errors"])
+
+
+@pytest.mark.parametrize("protect", ["parity", "secded"])
+def test_post_unit_reads_parameters_early_for_post_and_add(protect):
+    """The post unit's POST and ADD parameter reads through the registered decoder
+    (``PostUnit.p_addr_early``: an ADD alternates two words)."""
+    from .nets import conv_net
+
+    layers = [dict(cout=3, kernel=(1, 1)), dict(cout=3, kernel=(1, 1))]
+    graph = conv_net((2, 3, 3), layers, residual=(0, 1), seed=3, head=3)
+    _check_parameter_reads(graph, protect, ("POST", "ADD"))
+
+
+@pytest.mark.slow
+def test_post_unit_reads_parameters_early_for_max(pool_cat):
+    _check_parameter_reads(pool_cat, "secded", ("POST", "MAX"))
