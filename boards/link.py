@@ -6,11 +6,12 @@ answers every request with one reply frame (outputs and cycle counter, or the bo
 identity, or an error status).
 """
 
-from amaranth import Cat, Const, Module, Mux, Shape, Signal
+from amaranth import Cat, Const, Module, Mux, Shape, Signal, unsigned
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .protocol import CRC, REQUEST_SYNC, RESPONSE_SYNC, Command, Status
+from .protocol import CRC, LOAD_WORDS, REQUEST_SYNC, RESPONSE_SYNC, Command, LoadSpec, Status
 
 __all__ = ["HostLink"]
 
@@ -30,6 +31,13 @@ class HostLink(wiring.Component):
     cannot stop the inference, and its reply carries status ``BAD_CRC``. A request with a
     wrong length or command is dropped and answered with its status and no payload.
 
+    With ``load`` (a ``LoadSpec``) the link also takes ``LOAD`` requests: their words wait in
+    a ``LOAD_WORDS``-word buffer (one block RAM for 16-bit words) until the CRC, the length
+    and the address range have been checked, and are then written through the ``load``
+    stream (``{mem, addr, data}``, one word a cycle, only while ``engine_busy`` is low: never
+    during an inference) before the reply, which carries the request's CRC. A refused
+    ``LOAD`` writes nothing.
+
     Latency: the reply's sync byte leaves the cycle after the request's last CRC byte has been
     checked and, for ``INFER``, once the engine's first output is valid; one byte per cycle
     whenever ``tx`` is ready. One request is handled at a time: ``rx`` waits (is not ready)
@@ -45,29 +53,38 @@ class HostLink(wiring.Component):
         in_layout: data.StructLayout,
         out_layout: data.StructLayout,
         protected: bool = False,
+        load: LoadSpec | None = None,
     ):
         for name, n in (("n_in", n_in), ("n_out", n_out)):
             if not 1 <= n <= 0xFFFF - 4:
                 raise ValueError(f"HostLink {name} must be between 1 and {0xFFFF - 4}, not {n}")
         self.n_in, self.n_out, self.design_id = n_in, n_out, design_id
-        self.protected = protected
+        self.protected, self.load_spec = protected, load
         out_width = Shape.cast(out_layout["data"].shape).width
         self.out_bytes = -(-out_width // 8)  # bytes per output element, little endian
         if not 1 <= n_out * self.out_bytes <= 0xFFFF - 4:
             raise ValueError(
                 f"HostLink n_out of {n_out} elements of {self.out_bytes} bytes do not fit one reply"
             )
-        super().__init__(
-            {
-                "rx": In(stream.Signature(8)),
-                "tx": Out(stream.Signature(8)),
-                "engine_i": Out(stream.Signature(in_layout)),
-                "engine_o": In(stream.Signature(out_layout)),
-                "cycles": In(32),
-                "ecc": In(32),
-                "error": Out(1),
-            }
-        )
+        ports = {
+            "rx": In(stream.Signature(8)),
+            "tx": Out(stream.Signature(8)),
+            "engine_i": Out(stream.Signature(in_layout)),
+            "engine_o": In(stream.Signature(out_layout)),
+            "cycles": In(32),
+            "ecc": In(32),
+            "error": Out(1),
+        }
+        if load is not None:
+            fields = dict(load.fields)
+            if set(fields) != {"mem", "addr", "data"} or fields["data"] < load.word_bits:
+                raise ValueError(
+                    f"Cannot load the engine's memories: its load port's fields {load.fields} "
+                    f"are not mem, addr and data of at least {load.word_bits} bits"
+                )
+            ports["load"] = Out(stream.Signature(data.StructLayout(fields)))
+            ports["engine_busy"] = In(1)
+        super().__init__(ports)
 
     def elaborate(self, platform):
         m = Module()
@@ -83,6 +100,10 @@ class HostLink(wiring.Component):
         reply_len = Signal(16)
         request = Signal()  # RX -> TX: a checked request waits for its reply
         taken = Signal()  # TX -> RX: the reply is being sent
+        crc_in = Signal(16)  # the request's CRC as received (what a LOAD reply acknowledges)
+        wb = self.load_spec.word_bytes if self.load_spec else 1
+        if self.load_spec:
+            loader = _Loader(m, self.load_spec, self.load, self.engine_busy, self.rx.payload, count)
 
         rx = self.rx
         m.d.comb += [
@@ -114,6 +135,7 @@ class HostLink(wiring.Component):
                     is_infer = command == Command.INFER
                     is_info = command == Command.INFO
                     is_status = command == Command.STATUS
+                    is_load = (command == Command.LOAD) if self.load_spec else Const(0)
                     with m.If(is_infer & (full == n_in)):
                         m.d.sync += [
                             feed.eq(1),
@@ -124,9 +146,11 @@ class HostLink(wiring.Component):
                         m.d.sync += [feed.eq(0), status.eq(Status.OK), reply_len.eq(8)]
                     with m.Elif(is_status & (full == 0)):
                         m.d.sync += [feed.eq(0), status.eq(Status.OK), reply_len.eq(5)]
+                    with m.Elif(is_load & (full >= 3 + wb) & (full <= 3 + wb * LOAD_WORDS)):
+                        m.d.sync += [feed.eq(0), status.eq(Status.OK), reply_len.eq(2)]
                     with m.Else():
                         m.d.sync += [feed.eq(0), reply_len.eq(0), status.eq(Status.BAD_COMMAND)]
-                        with m.If(is_infer | is_info | is_status):
+                        with m.If(is_infer | is_info | is_status | is_load):
                             m.d.sync += status.eq(Status.BAD_LENGTH)
                     with m.If(full == 0):
                         m.next = "CRC_HI"
@@ -138,6 +162,8 @@ class HostLink(wiring.Component):
                 with m.Else():
                     m.d.comb += rx.ready.eq(1)
                 m.d.comb += rx_crc.valid.eq(rx.valid & rx.ready)
+                if self.load_spec:
+                    loader.payload_byte(rx.valid & rx.ready & (command == Command.LOAD))
                 with m.If(rx.valid & rx.ready):
                     m.d.sync += count.eq(count + 1)
                     with m.If(count == length - 1):
@@ -145,16 +171,36 @@ class HostLink(wiring.Component):
             with m.State("CRC_HI"):
                 m.d.comb += [rx.ready.eq(1), rx_crc.valid.eq(rx.valid)]
                 with m.If(rx.valid):
+                    m.d.sync += crc_in[8:].eq(rx.payload)
                     m.next = "CRC_LO"
             with m.State("CRC_LO"):
                 m.d.comb += [rx.ready.eq(1), rx_crc.valid.eq(rx.valid)]
                 with m.If(rx.valid):
+                    m.d.sync += crc_in[:8].eq(rx.payload)
                     m.next = "CHECK"
             with m.State("CHECK"):  # the CRC register has taken the last byte
-                with m.If(~rx_crc.match_detected & (status == Status.OK)):
+                crc_bad = ~rx_crc.match_detected & (status == Status.OK)
+                with m.If(crc_bad):
                     m.d.sync += status.eq(Status.BAD_CRC)
-                m.d.sync += request.eq(1)
-                m.next = "WAIT"
+                if self.load_spec:
+                    with m.If((command == Command.LOAD) & (status == Status.OK)):
+                        refused = loader.check(crc_bad, status, reply_len)
+                        with m.If(~refused):
+                            m.next = "COMMIT"
+                        with m.Else():
+                            m.d.sync += request.eq(1)
+                            m.next = "WAIT"
+                    with m.Else():
+                        m.d.sync += request.eq(1)
+                        m.next = "WAIT"
+                else:
+                    m.d.sync += request.eq(1)
+                    m.next = "WAIT"
+            if self.load_spec:
+                with m.State("COMMIT"):  # the checked words into the engine's memory
+                    with m.If(loader.commit()):
+                        m.d.sync += request.eq(1)
+                        m.next = "WAIT"
             with m.State("WAIT"):
                 with m.If(taken):
                     m.d.sync += request.eq(0)
@@ -210,6 +256,8 @@ class HostLink(wiring.Component):
                         m.next = "INFO"
                     with m.Elif(command == Command.STATUS):
                         m.next = "COUNTERS"
+                    with m.Elif(command == Command.LOAD):
+                        m.next = "ACK"
                     with m.Else():
                         m.next = "OUTPUTS"
             with m.State("OUTPUTS"):
@@ -258,6 +306,12 @@ class HostLink(wiring.Component):
                     m.d.sync += index.eq(index + 1)
                     with m.If(index == 4):
                         m.next = "CRC_HI"
+            with m.State("ACK"):
+                m.d.comb += [byte.eq(crc_in.word_select(~index[0], 8)), tx.valid.eq(1)]
+                with m.If(tx.ready):
+                    m.d.sync += index.eq(index + 1)
+                    with m.If(index == 1):
+                        m.next = "CRC_HI"
             with m.State("CRC_HI"):
                 m.d.comb += [byte.eq(tx_crc.crc[8:]), tx.valid.eq(1), tx_crc.valid.eq(0)]
                 with m.If(tx.ready):
@@ -267,3 +321,83 @@ class HostLink(wiring.Component):
                 with m.If(tx.ready):
                     m.next = "IDLE"
         return m
+
+
+class _Loader:
+    """``HostLink``'s ``LOAD`` datapath: the header bytes (``mem``, ``addr``), the words
+    assembled little endian into the buffer, the checks, and the commit through ``load``."""
+
+    def __init__(self, m, spec: LoadSpec, load, busy, byte, count):
+        self.m, self.spec, self.load, self.busy = m, spec, load, busy
+        self.byte, self.count = byte, count
+        wbits = 8 * spec.word_bytes
+        self.mem, self.addr = Signal(8), Signal(16)
+        self.part = Signal(range(max(spec.word_bytes, 2)))  # byte of the word being assembled
+        self.word = Signal(wbits)
+        self.n = Signal(range(LOAD_WORDS + 1))  # words in the buffer
+        self.ci = Signal(range(LOAD_WORDS))  # word being committed
+        m.submodules.load_buffer = buffer = Memory(shape=unsigned(wbits), depth=LOAD_WORDS, init=[])
+        self.wr, self.rd = buffer.write_port(), buffer.read_port(transparent_for=())
+
+    def payload_byte(self, taken) -> None:
+        """A ``LOAD`` payload byte ``byte`` taken (``count`` is its index)."""
+        m, count, byte, k = self.m, self.count, self.byte, self.spec.word_bytes
+        assembled = Cat(self.word[8:], byte) if k > 1 else byte
+        with m.If(taken):
+            with m.If(count == 0):
+                m.d.sync += [self.mem.eq(byte), self.n.eq(0), self.part.eq(0)]
+            with m.Elif(count == 1):
+                m.d.sync += self.addr[:8].eq(byte)
+            with m.Elif(count == 2):
+                m.d.sync += self.addr[8:].eq(byte)
+            with m.Else():
+                m.d.sync += self.word.eq(assembled)
+                with m.If(self.part == k - 1):
+                    m.d.comb += [
+                        self.wr.en.eq(self.n < LOAD_WORDS),
+                        self.wr.addr.eq(self.n),
+                        self.wr.data.eq(assembled),
+                    ]
+                    m.d.sync += [self.part.eq(0), self.n.eq(self.n + 1)]
+                with m.Else():
+                    m.d.sync += self.part.eq(self.part + 1)
+
+    def check(self, crc_bad, status, reply_len):
+        """Sets ``status`` (and an empty reply) when the checked ``LOAD`` is refused; returns
+        that condition."""
+        m = self.m
+        words = Signal(17)
+        end = Signal(17)
+        m.d.comb += end.eq(self.addr + self.n)
+        sizes = Const(0, 17)
+        known = Const(0)
+        for code, size in self.spec.mems.values():
+            sizes = Mux(self.mem == code, size, sizes)
+            known = known | (self.mem == code)
+        m.d.comb += words.eq(sizes)
+        partial = self.part != 0
+        outside = ~known | (end > words)
+        refused = crc_bad | partial | outside
+        with m.If(crc_bad):
+            m.d.sync += reply_len.eq(0)
+        with m.Elif(partial):
+            m.d.sync += [status.eq(Status.BAD_LENGTH), reply_len.eq(0)]
+        with m.Elif(outside):
+            m.d.sync += [status.eq(Status.BAD_ADDRESS), reply_len.eq(0)]
+        return refused
+
+    def commit(self):
+        """Drives ``load`` with the buffered words; true on the cycle the last is taken."""
+        m, load = self.m, self.load
+        fire = load.valid & load.ready
+        m.d.comb += [
+            self.rd.addr.eq(Mux(fire, self.ci + 1, self.ci)),
+            load.valid.eq(~self.busy),
+            load.payload.mem.eq(self.mem),
+            load.payload.addr.eq(self.addr + self.ci),
+            load.payload.data.eq(self.rd.data),
+        ]
+        done = fire & (self.ci == self.n - 1)
+        with m.If(fire):
+            m.d.sync += self.ci.eq(Mux(done, 0, self.ci + 1))
+        return done

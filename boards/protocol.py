@@ -10,6 +10,10 @@ Host to board (sync ``0xA5``):
 - ``INFER`` (1): payload = one input vector, one byte per element (``n_in`` bytes).
 - ``INFO`` (2): no payload.
 - ``STATUS`` (3): no payload.
+- ``LOAD`` (4): payload = ``mem`` (1 byte: the engine's memory code), ``addr`` (2 bytes LE:
+  the first word's address), then 1 to ``LOAD_WORDS`` words of ``LoadSpec.word_bytes`` bytes
+  each, little endian: written into the engine's memory through its ``load`` port, between
+  inferences (for an engine whose memories have no initial value, e.g. the iCE40 SPRAM).
 
 Board to host (sync ``0x5A``), one reply per request, in order:
 - to ``INFER``: status, payload = ``n_out`` output elements (one byte each, or, for wider
@@ -24,6 +28,11 @@ Board to host (sync ``0x5A``), one reply per request, in order:
   carry parity or SECDED check bits), then the engine's memory-error counters since reset,
   each 2 bytes LE, saturating: words read with a corrected flip, and words read with an
   error the code cannot correct (results computed after one are not to be trusted).
+- to ``LOAD``: status ``OK`` and payload = the request's CRC (2 bytes, as it was sent) once
+  every word is written; otherwise (``BAD_CRC``, ``BAD_LENGTH``: not whole words or more
+  than ``LOAD_WORDS``, ``BAD_ADDRESS``: a memory the board does not load or words past its
+  image) an empty payload, and nothing is written. A board without a loader answers
+  ``BAD_COMMAND``.
 - to a bad length or an unknown command: the status and an empty payload; the request's
   payload bytes (as many as its length field says) are read and dropped.
 """
@@ -57,11 +66,15 @@ __all__ = [
     "Client",
     "LinkError",
     "MemoryStatus",
+    "LOAD_WORDS",
+    "LoadSpec",
+    "run_time_images",
 ]
 
 REQUEST_SYNC = 0xA5
 RESPONSE_SYNC = 0x5A
 MAX_LENGTH = 0xFFFF
+LOAD_WORDS = 256  # words per LOAD request: the board buffers them until the CRC is checked
 CRC = catalog.CRC16_CCITT_FALSE(data_width=8)
 
 
@@ -69,6 +82,7 @@ class Command(enum.IntEnum):
     INFER = 1
     INFO = 2
     STATUS = 3
+    LOAD = 4
 
 
 class Status(enum.IntEnum):
@@ -76,6 +90,7 @@ class Status(enum.IntEnum):
     BAD_CRC = 1
     BAD_LENGTH = 2
     BAD_COMMAND = 3
+    BAD_ADDRESS = 4
 
 
 class ProtocolError(NnloomError):
@@ -106,6 +121,69 @@ def design_id(verilog_sources: Iterable[bytes]) -> int:
     for text in verilog_sources:
         digest.update(text)
     return int.from_bytes(digest.digest()[:4], "little")
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    """What an engine's memories written at run time look like on the link: ``fields``, the
+    engine's ``load`` stream payload (``[(name, bits)]``: ``mem``, ``addr``, ``data``),
+    ``word_bits`` the bits a ``LOAD`` word carries (zero-extended to ``data``), ``mems``
+    ``{name: (code, words)}``: the memories the board loads and their image sizes; ``image``
+    the artefact's file of the images (``{name: words}``). From the manifest's
+    ``run_time_load`` (``from_manifest``)."""
+
+    fields: tuple
+    word_bits: int
+    mems: dict
+    image: str = "vectors/images.npz"
+
+    @property
+    def word_bytes(self) -> int:
+        return -(-self.word_bits // 8)
+
+    @classmethod
+    def from_manifest(cls, manifest: dict) -> LoadSpec | None:
+        entry = manifest.get("run_time_load")
+        if not entry:
+            return None
+        return cls(
+            fields=tuple((name, int(bits)) for name, bits in entry["fields"]),
+            word_bits=int(entry["word_bits"]),
+            mems={k: (int(v["code"]), int(v["words"])) for k, v in entry["mems"].items()},
+            image=entry.get("image", cls.image),
+        )
+
+    def to_json(self) -> dict:
+        return {
+            "port": "load",
+            "fields": [list(f) for f in self.fields],
+            "word_bits": self.word_bits,
+            "image": self.image,
+            "mems": {k: {"code": c, "words": n} for k, (c, n) in self.mems.items()},
+        }
+
+    def requests(self, images: dict) -> list[tuple[str, bytes]]:
+        """``LOAD`` requests writing ``images`` (``{name: words}``, every memory of
+        ``mems``), ``LOAD_WORDS`` words each: ``[(what, request)]``, ``what`` naming the
+        words (``wd[0:256]``)."""
+        out = []
+        for name, (code, _) in self.mems.items():
+            words = [int(w) for w in images[name]]
+            for a in range(0, len(words), LOAD_WORDS):
+                chunk = words[a : a + LOAD_WORDS]
+                payload = bytes([code]) + a.to_bytes(2, "little")
+                payload += b"".join(w.to_bytes(self.word_bytes, "little") for w in chunk)
+                out.append((f"{name}[{a}:{a + len(chunk)}]", encode_request(Command.LOAD, payload)))
+        return out
+
+
+def run_time_images(artefact) -> dict:
+    """``{name: [words]}``: the images an artefact's board writes through ``LOAD``."""
+    import numpy as np
+
+    spec = LoadSpec.from_manifest(artefact.manifest)
+    with np.load(artefact.path / spec.image, allow_pickle=False) as f:
+        return {name: [int(v) for v in f[name]] for name in spec.mems}
 
 
 @dataclass(frozen=True)
@@ -149,6 +227,12 @@ class Response:
             int.from_bytes(p[2:4], "little"),
             int.from_bytes(p[4:8], "little"),
         )
+
+    def load_ack(self) -> int:
+        """The request CRC a reply to ``LOAD`` acknowledges."""
+        if len(self.payload) != 2:
+            raise ProtocolError(f"a reply to LOAD carries 2 bytes, this one {len(self.payload)}")
+        return int.from_bytes(self.payload, "big")
 
     def memory_status(self) -> MemoryStatus:
         """The reply to ``STATUS``."""
@@ -200,11 +284,14 @@ class LinkModel:
     """The board's side of the protocol in Python: the reference for ``boards.link.HostLink``
     (and a stand-in board for host tests). ``engine(inputs: bytes) -> (outputs, cycles)``;
     ``status()`` gives the ``MemoryStatus`` a ``STATUS`` request reports (default: an
-    unprotected engine)."""
+    unprotected engine). With ``load`` (a ``LoadSpec``) it answers ``LOAD`` and keeps the
+    written words in ``memory`` (``{code: {addr: word}}``), which ``engine`` may read."""
 
-    def __init__(self, *, n_in: int, n_out: int, design: int, engine, status=None):
+    def __init__(self, *, n_in: int, n_out: int, design: int, engine, status=None, load=None):
         self.n_in, self.n_out, self.design, self.engine = n_in, n_out, design, engine
         self.status = status or (lambda: MemoryStatus(False, 0, 0))
+        self.load = load
+        self.memory = {code: {} for code, _ in load.mems.values()} if load else {}
         self._buffer = bytearray()
 
     def feed(self, data: bytes) -> bytes:
@@ -248,7 +335,28 @@ class LinkModel:
             if payload:
                 return encode_response(Status.BAD_LENGTH)
             return encode_response(status, self.status().payload())
+        if command == Command.LOAD and self.load is not None:
+            return self._load(payload, crc_ok)
         return encode_response(Status.BAD_COMMAND)
+
+    def _load(self, payload: bytes, crc_ok: bool) -> bytes:
+        k = self.load.word_bytes
+        if not 3 + k <= len(payload) <= 3 + k * LOAD_WORDS:
+            return encode_response(Status.BAD_LENGTH)
+        if not crc_ok:
+            return encode_response(Status.BAD_CRC)
+        if (len(payload) - 3) % k:
+            return encode_response(Status.BAD_LENGTH)
+        code, addr = payload[0], int.from_bytes(payload[1:3], "little")
+        words = [int.from_bytes(payload[i : i + k], "little") for i in range(3, len(payload), k)]
+        sizes = dict(self.load.mems.values())
+        if code not in sizes or addr + len(words) > sizes[code]:
+            return encode_response(Status.BAD_ADDRESS)
+        mask = (1 << self.load.word_bits) - 1
+        for i, word in enumerate(words):
+            self.memory[code][addr + i] = word & mask
+        body = bytes([Command.LOAD]) + len(payload).to_bytes(2, "little") + payload
+        return encode_response(Status.OK, crc16(body).to_bytes(2, "big"))
 
 
 class LinkError(NnloomError):
@@ -274,11 +382,12 @@ class Client:
     ):
         self.n_in, self.n_out, self.out_bytes = n_in, n_out, out_bytes
         self.in_signed, self.out_signed, self.design = in_signed, out_signed, design
+        self.load: LoadSpec | None = None  # memories the host writes before inferring
 
     @classmethod
     def for_artefact(cls, artefact) -> Client:
         streams = artefact.manifest["streams"]
-        return cls(
+        client = cls(
             n_in=streams["input"]["elements"],
             n_out=streams["output"]["elements"],
             in_signed=streams["input"]["dtype"]["signed"],
@@ -286,6 +395,22 @@ class Client:
             design=design_id(p.read_bytes() for p in artefact.rtl_sources),
             out_bytes=-(-streams["output"]["dtype"]["width"] // 8),
         )
+        client.load = LoadSpec.from_manifest(artefact.manifest)
+        return client
+
+    def check_load(self, response: Response, request: bytes, what: str) -> None:
+        """``LinkError`` unless ``response`` acknowledges the ``LOAD`` ``request`` of the
+        words ``what``: status OK and the request's CRC."""
+        if not response.crc_ok:
+            raise LinkError(f"the reply to LOAD {what} was corrupted on the way (CRC mismatch)")
+        if response.status != Status.OK:
+            raise LinkError(f"the board refused LOAD {what} with status {response.status.name}")
+        sent = int.from_bytes(request[-2:], "big")
+        if response.load_ack() != sent:
+            raise LinkError(
+                f"the board acknowledged LOAD {what} with CRC {response.load_ack():04x}, "
+                f"not the request's {sent:04x}"
+            )
 
     def info_request(self) -> bytes:
         return encode_request(Command.INFO)

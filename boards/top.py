@@ -42,7 +42,9 @@ class BoardTop(wiring.Component):
     Without a platform (simulation) the ports ``rx``/``tx`` are the UART pins, ``busy`` and
     ``error`` the status, and ``sync`` is a plain clock of ``clk_freq`` Hz (which must be
     given). With a platform the pins are ``uart`` 0, LED 0 (if the board has one) shows
-    ``busy`` and LED 1 ``error``; ``clock`` (PLL settings from ``boards.clocking``) makes
+    ``busy`` and LED 1 ``error``; an engine with a ``load_spec`` (``boards.protocol.LoadSpec``:
+    memories written at run time, e.g. SPRAM weights) gets the link's ``LOAD`` requests on its
+    ``load`` stream; ``clock`` (PLL settings from ``boards.clocking``) makes
     ``sync`` from the default clock pin, at ``clock.output_hz``, in reset until the PLL
     locks; without ``clock`` the platform's default clock drives ``sync``. The UART divides
     the frequency ``sync`` runs at.
@@ -87,6 +89,7 @@ class BoardTop(wiring.Component):
             in_layout=engine.i.payload.shape(),
             out_layout=engine.o.payload.shape(),
             protected=self.protected,
+            load=getattr(engine, "load_spec", None),
         )
         self.baud, self.clk_freq, self.fifo_depth, self.clock = baud, clk_freq, fifo_depth, clock
         super().__init__(
@@ -119,6 +122,9 @@ class BoardTop(wiring.Component):
         wiring.connect(m, link.tx, uart_tx.i)
         wiring.connect(m, link.engine_i, engine.i)
         wiring.connect(m, engine.o, link.engine_o)
+        if self.link.load_spec is not None:  # LOAD writes the engine's memories between runs
+            wiring.connect(m, link.load, engine.load)
+            m.d.comb += link.engine_busy.eq(engine.busy)
         if self.protected:  # the memory-error counters STATUS reports
             m.d.comb += link.ecc.eq(Cat(engine.ecc_corrected, engine.ecc_errors))
         m.d.comb += [

@@ -654,6 +654,11 @@ def run(
             f"[green]PASS[/] {result.vectors} vectors on the board equal the golden; "
             f"engine cycles {min(result.cycles)}–{max(result.cycles)}; "
             f"{result.retries} retries; {result.seconds:.1f} s"
+            + (
+                f" ({result.loaded_words} weight words loaded in {result.load_seconds:.1f} s)"
+                if result.loaded_words
+                else ""
+            )
         )
         if result.memory is not None:
             console.print(

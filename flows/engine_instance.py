@@ -11,13 +11,16 @@ from amaranth import ClockSignal, Instance, Module, ResetSignal, signed, unsigne
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from boards.protocol import design_id
+from boards.protocol import LoadSpec, design_id
 from rtl_gen.artefact import Artefact, ArtefactError
 
 __all__ = ["EngineInstance"]
 
 
-# The engine contract a board top drives: element streams ``i``/``o``, ``cycles`` and ``busy``.
+# The engine contract a board top drives: element streams ``i``/``o``, ``cycles`` and ``busy``
+# (and ``load`` when the manifest's ``run_time_load`` says its memories are written at run
+# time, through the host link's ``LOAD``).
+_LOAD_PORTS = {("load__payload", "in"), ("load__valid", "in"), ("load__ready", "out")}
 _BOARD_PORTS = {
     ("clk", "in"),
     ("rst", "in"),
@@ -38,8 +41,9 @@ def _check_board_contract(artefact: Artefact) -> None:
     manifest = artefact.manifest
     streams = manifest.get("streams", {})
     ports = {(p["name"], p["dir"]) for p in manifest.get("ports", [])}
-    missing = sorted(name for name, _ in _BOARD_PORTS - ports)
-    extra = sorted(name for name, d in ports - _BOARD_PORTS if d == "in")
+    contract = _BOARD_PORTS | (_LOAD_PORTS if manifest.get("run_time_load") else set())
+    missing = sorted(name for name, _ in contract - ports)
+    extra = sorted(name for name, d in ports - contract if d == "in")
     untyped = [k for k in ("input", "output") if "dtype" not in streams.get(k, {})]
     if missing or extra or untyped:
         why = "; ".join(
@@ -65,8 +69,9 @@ def _layout(dtype: dict) -> data.StructLayout:
 
 class EngineInstance(wiring.Component):
     """The generated engine of ``artefact``: ``i``/``o`` element streams, ``cycles``, ``busy``
-    (and ``ecc_corrected``/``ecc_errors`` when its memories are protected); ``n_in``/``n_out``
-    elements per inference and ``design_id`` (see ``boards.protocol``)."""
+    (and ``ecc_corrected``/``ecc_errors`` when its memories are protected, ``load`` and
+    ``load_spec`` when they are written at run time); ``n_in``/``n_out`` elements per
+    inference and ``design_id`` (see ``boards.protocol``)."""
 
     def __init__(self, artefact: Artefact):
         _check_board_contract(artefact)
@@ -77,6 +82,12 @@ class EngineInstance(wiring.Component):
         self.design_id = design_id(p.read_bytes() for p in artefact.rtl_sources)
         ports = {p["name"] for p in artefact.manifest.get("ports", [])}
         self._ecc = {"ecc_corrected", "ecc_errors"} <= ports
+        self.load_spec = LoadSpec.from_manifest(artefact.manifest)
+        load = (
+            {"load": In(stream.Signature(data.StructLayout(dict(self.load_spec.fields))))}
+            if self.load_spec
+            else {}
+        )
         super().__init__(
             {
                 "i": In(stream.Signature(_layout(streams["input"]["dtype"]))),
@@ -84,6 +95,7 @@ class EngineInstance(wiring.Component):
                 "cycles": Out(32),
                 "busy": Out(1),
                 **({"ecc_corrected": Out(16), "ecc_errors": Out(16)} if self._ecc else {}),
+                **load,
             }
         )
 
@@ -107,6 +119,15 @@ class EngineInstance(wiring.Component):
             **(
                 {"o_ecc_corrected": self.ecc_corrected, "o_ecc_errors": self.ecc_errors}
                 if self._ecc
+                else {}
+            ),
+            **(
+                {
+                    "i_load__payload": self.load.payload.as_value(),
+                    "i_load__valid": self.load.valid,
+                    "o_load__ready": self.load.ready,
+                }
+                if self.load_spec
                 else {}
             ),
         )

@@ -1,10 +1,12 @@
 """The host runtime: runs an artefact's golden inputs on a programmed board over a serial port.
 
 ``run_on_board(artefact, port)`` opens the port (pyserial), checks with ``INFO`` that the board
-runs this artefact's engine, sends every input vector as an ``INFER`` request and compares
-each reply with the golden output. A reply whose request was corrupted on the way
-(``BAD_CRC``) is retried. ``program(artefact, board)`` hands the bitstream to the board's
-programmer (openFPGALoader, iceprog or dfu-util) when one is installed.
+runs this artefact's engine, writes the memories its manifest says are loaded at run time
+(``run_time_load``: the iCE40 SPRAM weights, which a bitstream cannot initialise) with
+``LOAD`` requests, sends every input vector as an ``INFER`` request and compares each reply
+with the golden output. A request corrupted on the way (``BAD_CRC``) is retried.
+``program(artefact, board)`` hands the bitstream to the board's programmer (openFPGALoader,
+iceprog or dfu-util) when one is installed.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from boards.protocol import Client, LinkError, ResponseParser, Status
+from boards.protocol import Client, LinkError, ResponseParser, Status, run_time_images
 from frontends.errors import NnloomError
 from rtl_gen.artefact import Artefact
 
@@ -40,6 +42,8 @@ class BoardRun:
     seconds: float = 0.0
     outputs: list[list[int]] = field(default_factory=list)
     memory: object = None  # boards.protocol.MemoryStatus, asked after the last vector
+    loaded_words: int = 0  # words written through LOAD before the first vector
+    load_seconds: float = 0.0
 
     @property
     def passed(self) -> bool:
@@ -91,6 +95,8 @@ def run_on_board(
             client.check_info(_exchange(link, parser, client.info_request(), timeout))
         except LinkError as exc:
             raise HostError(f"{port}: {exc}") from None
+        if client.load is not None:
+            _load(link, parser, client, artefact, result, timeout, retries)
         for n, (x, want) in enumerate(zip(inputs, golden)):
             for _attempt in range(retries + 1):
                 reply = _exchange(link, parser, client.infer_request(x), timeout)
@@ -129,6 +135,31 @@ def run_on_board(
             )
     result.seconds = time.monotonic() - start
     return result
+
+
+def _load(link, parser, client: Client, artefact: Artefact, result: BoardRun, timeout, retries):
+    """Writes the artefact's run-time images through ``LOAD`` requests; a request the board
+    refuses with ``BAD_CRC`` (corrupted on the way: nothing was written) is sent again."""
+    start = time.monotonic()
+    try:
+        images = run_time_images(artefact)
+    except (OSError, KeyError, ValueError) as exc:
+        raise HostError(f"{artefact.path}: cannot read the run-time memory images: {exc}") from None
+    for what, request in client.load.requests(images):
+        for attempt in range(retries + 1):
+            reply = _exchange(link, parser, request, timeout)
+            if reply.crc_ok and reply.status == Status.OK or attempt == retries:
+                break
+            if reply.crc_ok and reply.status != Status.BAD_CRC:
+                break  # refused for what it says, not for the way: sending it again won't help
+            result.retries += 1
+            log.info("LOAD %s: reply %s, retrying", what, reply.status.name)
+        try:
+            client.check_load(reply, request, what)
+        except LinkError as exc:
+            raise HostError(f"{link.port}: {exc}") from None
+    result.loaded_words = sum(n for _, n in client.load.mems.values())
+    result.load_seconds = time.monotonic() - start
 
 
 # board -> [(programmer, command template)]; {bitstream} is replaced by the file.

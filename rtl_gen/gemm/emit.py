@@ -140,8 +140,27 @@ def manifest_for(
             # written through load before the first inference (SPRAM has no initial value)
             "preload": ["wd"] if program.config.spram and not loadable else [],
         },
+        **_run_time_load(program, loadable),
         **(extra or {}),
     )
+
+
+def _run_time_load(program: Program, loadable: bool) -> dict:
+    """The manifest's ``run_time_load`` section of a ``spram`` artefact (its weight SPRAM has
+    no initial value: a board top writes ``vectors/images.npz``'s ``wd`` through ``load``
+    before the first inference, ``boards.protocol.LoadSpec``); none otherwise."""
+    if not program.config.spram or loadable:
+        return {}
+    words = len(stored_images(program)["wd"])
+    return {
+        "run_time_load": {
+            "port": "load",
+            "fields": [["mem", 3], ["addr", 16], ["data", load_width(program.config)]],
+            "word_bits": 16,  # the weight SPRAM's words
+            "image": "vectors/images.npz",
+            "mems": {"wd": {"code": MEMS["wd"], "words": words}},
+        }
+    }
 
 
 def write_gemm_artefact(

@@ -2,7 +2,12 @@
 
 The clock runs at the board's frequency (``NNLOOM_CLK_HZ``) and the host's bits last exactly
 ``1 / NNLOOM_BAUD`` seconds, so the board's integer baud divider meets a real host's timing
-error. The host asks ``INFO`` (the board must run this artefact), sends a request with a
+error. The host asks ``INFO`` (the board must run this artefact); for an artefact whose
+memories are written at run time (the manifest's ``run_time_load``: SPRAM weights) it sends
+their images as ``LOAD`` requests, each acknowledged with its CRC, the bytes ``nnloom run``
+sends, then the first of them again with one word changed and the CRC left as it was (the
+board must refuse it, ``BAD_CRC``: the inferences below then show it wrote nothing). It
+sends a request with a
 corrupted byte (the board must answer ``BAD_CRC``), then the first ``NNLOOM_SIM_LIMIT`` golden
 input vectors, compares every output code with the golden, and last asks ``STATUS`` (the
 engine's memory-error counters, in ``summary.json``'s ``memory``).
@@ -19,7 +24,7 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, Timer, with_timeout
 
-from boards.protocol import Client, ResponseParser, Status
+from boards.protocol import Client, ResponseParser, Status, run_time_images
 from rtl_gen.artefact import Artefact, atomic_write
 from sim.bench.common import report_progress
 
@@ -67,6 +72,27 @@ class UartHost:
         return self.replies[expected - 1]
 
 
+async def _load(host: UartHost, client: Client, art: Artefact, timeout_ms: float, baud: int):
+    """The artefact's run-time images through ``LOAD``; then a corrupted copy of the first
+    request, which the board must refuse. Returns what ``summary.json`` records."""
+    requests = client.load.requests(run_time_images(art))
+    load_ms = (len(requests[0][1]) + 10) * 10 * 1e3 / baud + timeout_ms
+    for what, request in requests:
+        client.check_load(await host.request(request, load_ms), request, what)
+    what, request = requests[0]
+    corrupted = bytearray(request)
+    corrupted[7] ^= 0x80  # a bit of the first word; the CRC is the original's
+    reply = await host.request(bytes(corrupted), load_ms)
+    assert reply.status == Status.BAD_CRC, (
+        f"a corrupted LOAD {what} was answered {reply.status.name}"
+    )
+    return {
+        "requests": len(requests),
+        "words": sum(n for _, n in client.load.mems.values()),
+        "bytes": sum(len(r) for _, r in requests),
+    }
+
+
 @cocotb.test()
 async def board_link(dut):
     art = Artefact(os.environ["NNLOOM_ARTEFACT"])
@@ -89,6 +115,7 @@ async def board_link(dut):
     timeout_ms = 4 * frame_ms + 1e3 * art.manifest.get("latency_cycles", 0) * 4 / clk_hz + 1
 
     client.check_info(await host.request(client.info_request(), timeout_ms))
+    loaded = await _load(host, client, art, timeout_ms, baud) if client.load else None
 
     corrupted = bytearray(client.infer_request(inputs[0]))
     corrupted[4] ^= 0x01
@@ -123,6 +150,7 @@ async def board_link(dut):
         "baud": baud,
         "clk_hz": clk_hz,
         "link_bytes_skipped": host.parser.skipped,
+        "load": loaded,
     }
     atomic_write(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     import io

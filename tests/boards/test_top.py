@@ -353,3 +353,139 @@ def test_status_reports_the_memory_error_counters(protected):
         AddOneProtected.ERRORS if protected else 0,
     )
     assert replies[0].memory_status() == expected == replies[3].memory_status()
+
+
+LOAD_FIELDS = (("mem", 3), ("addr", 16), ("data", 20))
+
+
+class AddLoaded(wiring.Component):
+    """A stand-in engine whose weights are written at run time: ``n`` 16-bit words through
+    ``load`` (memory code 2); takes ``n`` elements, then emits element ``k`` plus one plus
+    word ``k``'s low byte; ``busy`` from its first input to its last output, as the GEMM
+    engine's; ``load_taken_busy`` counts words taken while busy (must stay 0)."""
+
+    def __init__(self, *, n=4):
+        from boards.protocol import LoadSpec
+
+        self.n = n
+        self.load_spec = LoadSpec(fields=LOAD_FIELDS, word_bits=16, mems={"w": (2, n)})
+        super().__init__(
+            {
+                "i": In(stream.Signature(element(signed(8)))),
+                "o": Out(stream.Signature(element(unsigned(8)))),
+                "cycles": Out(32, init=AddOne.CYCLES_BASE),
+                "busy": Out(1),
+                "load": In(stream.Signature(data.StructLayout(dict(LOAD_FIELDS)))),
+                "load_taken_busy": Out(8),
+            }
+        )
+
+    def elaborate(self, platform):
+        m = Module()
+        values = Signal(data.ArrayLayout(8, self.n))
+        words = Signal(data.ArrayLayout(16, self.n))
+        k = Signal(range(self.n))
+        m.d.comb += self.load.ready.eq(1)
+        with m.If(self.load.valid & (self.load.payload.mem == 2)):
+            m.d.sync += words[self.load.payload.addr].eq(self.load.payload.data)
+            with m.If(self.busy):
+                m.d.sync += self.load_taken_busy.eq(self.load_taken_busy + 1)
+        with m.FSM():
+            with m.State("LOAD"):
+                m.d.comb += self.i.ready.eq(1)
+                with m.If(self.i.valid):
+                    m.d.sync += [values[k].eq(self.i.payload.data), k.eq(k + 1), self.busy.eq(1)]
+                    with m.If(k == self.n - 1):
+                        m.d.sync += k.eq(0)
+                        m.next = "EMIT"
+            with m.State("EMIT"):
+                m.d.comb += [
+                    self.o.valid.eq(1),
+                    self.o.payload.data.eq(values[k] + 1 + words[k][:8]),
+                    self.o.payload.last.eq(k == self.n - 1),
+                ]
+                with m.If(self.o.ready):
+                    m.d.sync += k.eq(k + 1)
+                    with m.If(k == self.n - 1):
+                        m.d.sync += [k.eq(0), self.cycles.eq(self.cycles + 1), self.busy.eq(0)]
+                        m.next = "LOAD"
+        return m
+
+
+def load_model(n=4):
+    from boards.protocol import LoadSpec
+
+    spec = LoadSpec(fields=LOAD_FIELDS, word_bits=16, mems={"w": (2, n)})
+    done = [0]
+
+    def engine(inputs):
+        done[0] += 1
+        mem = model.memory[2]
+        out = bytes((b + 1 + mem.get(k, 0)) & 0xFF for k, b in enumerate(inputs))
+        return out, AddOne.CYCLES_BASE + done[0]
+
+    model = LinkModel(n_in=n, n_out=n, design=DESIGN, engine=engine, load=spec)
+    return model
+
+
+def _load(payload: bytes) -> bytes:
+    return encode_request(Command.LOAD, payload)
+
+
+def test_load_writes_the_engine_memory_only_after_its_crc():
+    """LOAD frames (good, corrupted, too long, partial word, past the image, unknown memory)
+    and inferences between them: the board's replies equal the link model's byte for byte,
+    a refused LOAD writes nothing, an accepted one is acknowledged with its CRC."""
+    from boards.protocol import LoadSpec
+
+    spec = LoadSpec(fields=LOAD_FIELDS, word_bits=16, mems={"w": (2, 4)})
+    frames = [r for _, r in spec.requests({"w": [0x0110, 0x0220, 0x0330, 0x0440]})]
+    assert len(frames) == 1
+    corrupted = bytearray(_load(bytes([2, 1, 0]) + (0x77).to_bytes(2, "little")))
+    corrupted[-3] ^= 0x7F  # the word's high byte... and the CRC no longer matches
+    corrupted[-4] ^= 0x55  # its low byte: what the engine would add
+    requests = [
+        encode_request(Command.INFER, bytes([0, 1, 2, 3])),  # nothing loaded: words are 0
+        frames[0],
+        encode_request(Command.INFER, bytes([0, 1, 2, 3])),
+        bytes(corrupted),
+        _load(bytes([2, 3, 0]) + bytes(4)),  # words 3 and 4: past the image
+        _load(bytes([5, 0, 0]) + bytes(2)),  # a memory the board does not load
+        _load(bytes([2, 0, 0]) + bytes(3)),  # one and a half words
+        _load(bytes([2, 0])),  # no word
+        encode_request(Command.INFER, bytes([0, 1, 2, 3])),
+        _load(bytes([2, 2, 0]) + (0x5A).to_bytes(2, "little")),
+        encode_request(Command.INFER, bytes([10, 20, 30, 40])),
+    ]
+    engine = AddLoaded(n=4)
+    got, _, error = run_host_link(requests, engine=engine)
+    model = load_model()
+    expected = b"".join(model.feed(r) for r in requests)
+    replies = ResponseParser().feed(got)
+    assert [r.status for r in replies] == [
+        Status.OK,
+        Status.OK,
+        Status.OK,
+        Status.BAD_CRC,
+        Status.BAD_ADDRESS,
+        Status.BAD_ADDRESS,
+        Status.BAD_LENGTH,
+        Status.BAD_LENGTH,
+        Status.OK,
+        Status.OK,
+        Status.OK,
+    ]
+    assert got == expected
+    assert replies[0].inference(4)[0] == bytes([1, 2, 3, 4])
+    assert replies[1].load_ack() == int.from_bytes(frames[0][-2:], "big")
+    assert replies[2].inference(4)[0] == bytes([0x11, 0x22, 0x33, 0x44])
+    assert replies[8].inference(4)[0] == bytes([0x11, 0x22, 0x33, 0x44])  # nothing refused
+    assert replies[10].inference(4)[0] == bytes(
+        [10 + 1 + 0x10, 20 + 1 + 0x20, 30 + 1 + 0x5A, 40 + 1 + 0x40]
+    )
+    assert not error[-1]
+
+
+def test_a_board_without_a_loader_refuses_load():
+    got, _, _ = run_host_link([_load(bytes([2, 0, 0, 1, 2]))])
+    assert [r.status for r in ResponseParser().feed(got)] == [Status.BAD_COMMAND]

@@ -58,3 +58,51 @@ def test_a_wrong_golden_fails(artefact, tmp_path):
     assert not result.passed
     expected = int(vectors["outputs"][1, 2])
     assert f"vector 1: output 2: expected {expected}, got {expected - 1}" in result.mismatches[0]
+
+
+@pytest.fixture(scope="module")
+def spram_artefact(tmp_path_factory):
+    """A reduced DS-CNN on the iCEBreaker's SPRAM overlay (SB_SPRAM256KA, SB_MAC16): its
+    weights are written through the host link's LOAD before it runs."""
+    from dataclasses import replace
+
+    from rtl_gen.gemm import compile_graph
+    from rtl_gen.gemm.emit import write_gemm_artefact
+    from tests.rtl_gen.gemm.test_spram_engine import SPRAM, dw_net
+
+    program = compile_graph(dw_net(seed=4), replace(SPRAM, primitives=True))
+    vectors = {k: v[:2] for k, v in golden_vectors(program.graph, random=2, seed=7).items()}
+    out = tmp_path_factory.mktemp("board") / "dw"
+    return Artefact(write_gemm_artefact(program, out, vectors=vectors))
+
+
+@pytest.mark.slow
+def test_spram_weights_load_through_the_uart(spram_artefact):
+    art = spram_artefact
+    assert art.manifest["run_time_load"]["mems"]["wd"]["code"] == 2
+    result = run_board_sim(art, "icebreaker", limit=2)
+    assert result.passed, result.mismatches
+    summary = json.loads((art.path / "sim" / "board-icebreaker" / "summary.json").read_text())
+    words = art.manifest["run_time_load"]["mems"]["wd"]["words"]
+    assert summary["load"]["words"] == words and summary["load"]["requests"] == -(-words // 256)
+    outputs = np.load(art.path / "sim" / "board-icebreaker" / "outputs.npz")["outputs"]
+    assert (outputs == art.vectors()["outputs"][:2]).all()
+
+
+@pytest.mark.slow
+def test_one_wrong_loaded_word_fails(spram_artefact, tmp_path):
+    """The same board with one weight word of the image changed: the RTL no longer equals the
+    golden (the loaded words are the ones the engine computes with)."""
+    broken = Artefact(shutil.copytree(spram_artefact.path, tmp_path / "dw"))
+    path = broken.path / "vectors" / "images.npz"
+    with np.load(path) as f:
+        images = {k: f[k].copy() for k in f.files}
+    images["wd"][0] = str(int(images["wd"][0]) ^ 0x8080)
+    np.savez(path, **images)
+    result = run_board_sim(
+        broken,
+        "icebreaker",
+        limit=2,
+        build_root=spram_artefact.path / "sim" / "board-icebreaker" / "build",
+    )
+    assert not result.passed and result.mismatching_elements > 0

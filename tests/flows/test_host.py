@@ -185,3 +185,93 @@ def test_run_asks_status_and_refuses_results_after_an_uncorrectable_error(artefa
     else:
         assert result.exit_code == 0, result.output
         assert "7 words read with a corrected flip, 0 with an uncorrectable error" in result.output
+
+
+WEIGHTS = [(37 * i + 5) & 0xFFFF for i in range(300)]  # two LOAD requests: 256 + 44 words
+
+
+@pytest.fixture
+def loaded_artefact(artefact, tmp_path):
+    """The artefact as one whose weights are written at run time: its manifest's
+    ``run_time_load`` names a 300-word memory ``wd`` (code 2) and its image."""
+    import json
+    import shutil
+
+    path = shutil.copytree(artefact.path, tmp_path / "mlp")
+    manifest = json.loads((path / "manifest.json").read_text())
+    manifest["run_time_load"] = {
+        "port": "load",
+        "fields": [["mem", 3], ["addr", 16], ["data", 20]],
+        "word_bits": 16,
+        "image": "vectors/images.npz",
+        "mems": {"wd": {"code": 2, "words": len(WEIGHTS)}},
+    }
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    np.savez(path / "vectors" / "images.npz", wd=np.array(WEIGHTS).astype(str))
+    return Artefact(path)
+
+
+class LoadedBoard(FakeBoard):
+    """A ``FakeBoard`` with a loader: it answers with the golden only once every weight word
+    it holds equals the image (else output 0 is off by one); its first ``refuse`` LOADs are
+    answered ``BAD_CRC`` as if corrupted on the way (``refuse=-1``: every one)."""
+
+    def __init__(self, artefact, table, *, refuse=0):
+        from boards.protocol import LoadSpec
+
+        super().__init__(artefact, table)
+        self.model.load = LoadSpec.from_manifest(artefact.manifest)
+        self.model.memory = {2: {}}
+        engine, self.refuse = self.model.engine, refuse
+
+        def checked(inputs):
+            out, cycles = engine(inputs)
+            if self.model.memory[2] != dict(enumerate(WEIGHTS)):
+                out = bytes([(out[0] + 1) & 0xFF]) + out[1:]
+            return out, cycles
+
+        self.model.engine = checked
+        load = self.model._load
+
+        def refusing(payload, crc_ok):
+            if self.refuse:
+                self.refuse -= 1
+                crc_ok = False
+            return load(payload, crc_ok)
+
+        self.model._load = refusing
+
+
+def test_run_loads_the_weights_first(loaded_artefact):
+    board = LoadedBoard(loaded_artefact, golden_table(loaded_artefact), refuse=1)
+    try:
+        result = run_on_board(loaded_artefact, board.port, timeout=2, limit=2)
+    finally:
+        board.close()
+    assert result.passed and result.vectors == 2
+    assert result.loaded_words == 300 and result.retries == 1
+    assert board.model.memory[2] == dict(enumerate(WEIGHTS))
+
+
+def test_run_without_loading_would_fail(artefact, loaded_artefact):
+    """The same board, run as an artefact without ``run_time_load``: nothing is loaded and
+    the outputs are wrong (so the test above checks the loading)."""
+    board = LoadedBoard(loaded_artefact, golden_table(loaded_artefact))
+    try:
+        result = run_on_board(artefact, board.port, timeout=2, limit=2)
+    finally:
+        board.close()
+    assert not result.passed
+
+
+def test_a_load_refused_every_time_is_reported_by_name(loaded_artefact):
+    board = LoadedBoard(loaded_artefact, golden_table(loaded_artefact), refuse=-1)
+    try:
+        result = CliRunner().invoke(
+            app, ["run", str(loaded_artefact.path), "--port", board.port, "--timeout", "5"]
+        )
+    finally:
+        board.close()
+    assert result.exit_code == 1
+    assert "the board refused LOAD wd[0:256] with status BAD_CRC" in result.output
+    assert "Traceback" not in result.output
