@@ -1,18 +1,21 @@
 """``SesaUnit``: spike-equivalent self-attention (SpikeZIP-TF's SESA, ``frontends.snn.units``'
-ST-BIF unit behind a ``matmul`` synapse of two spiking activations, Q x K^T) as hardware.
+ST-BIF unit behind a ``matmul`` synapse of two spiking activations: Q x K^T, and A x V whose
+A, the differential softmax's output, moves by several codes a step) as hardware.
 
 Memories: the tracers ``S_A`` (the queries, (H, M, K) per head) and ``S_B`` (the keys
 transposed, (H, K, N)), the integer accumulator ``P = S_A @ S_B`` (H, M, N) and the output
 tracers ``S``. A time step:
 
 1. the step's A events, one at a time (``ev_valid``, ``ev_b`` low): event ``(h, i, k)``
-   with sign ``neg`` adds (or subtracts) the B tracer row ``S_B[h, k, :]`` into ``P[h, i, :]``,
-   one element a cycle, then ``S_A[h, i, k] += +-1``;
-2. the step's B events (``ev_b`` high): ``(h, k, j)`` adds the *updated* A tracer column
-   ``S_A[h, :, k]`` into ``P[h, :, j]``, then ``S_B[h, k, j] += +-1``. Taking A's events
-   against the old ``S_B`` and B's against the new ``S_A`` gives ``dA S_B + S_A' dB`` =
-   ``S_A' dB + dA S_B' - dA dB``: coincident events subtract their product with no third
-   pass;
+   with sign ``neg`` and bit ``shift`` adds (or subtracts) the B tracer row ``S_B[h, k, :]``
+   shifted left by ``shift`` into ``P[h, i, :]``, one element a cycle, then ``S_A[h, i, k]
+   += +-2**shift``. A spike is one event of bit 0; a multi-bit increment ``d`` is one event
+   per set bit of ``|d|`` (``planes``): shifts and adds only, no multiplier;
+2. the step's B events (``ev_b`` high, bit planes alike): ``(h, k, j)`` adds the *updated*
+   A tracer column ``S_A[h, :, k]`` into ``P[h, :, j]``, then ``S_B[h, k, j] += +-2**shift``.
+   Taking A's events against the old ``S_B`` and B's against the new ``S_A`` gives
+   ``dA S_B + S_A' dB`` = ``S_A' dB + dA S_B' - dA dB``: coincident events subtract their
+   product with no third pass;
 3. ``sweep``: every output neuron, one a cycle, takes one ST-BIF step on
    ``H = v0 + P * m - theta * S`` (the membrane's invariant, so no membrane memory; ``P * m``
    is a sum of shifted copies of ``P``, ``theta`` a power of two: no multiplier), spike on
@@ -23,8 +26,8 @@ tracer it bumps; ``p_base``, ``o_base``: where its row/column starts in ``P`` an
 side's tracers; the strides are 1 for A, ``N`` and ``K`` for B), so nothing multiplies
 indices. ``clear`` zeroes every memory (``clear_cycles``) between inferences.
 
-Cycles: an A event ``N + 1``, a B event ``M + 1``, a sweep ``H * M * N + 1`` (``busy`` high
-meanwhile), as ``step_cycles`` counts.
+Cycles: an A event (bit plane) ``N + 1``, a B event ``M + 1``, a sweep ``H * M * N + 1``
+(``busy`` high meanwhile), as ``step_cycles`` counts.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from amaranth import Module, Mux, Signal, signed
+from amaranth import Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -57,10 +60,17 @@ def _times_constant(m: Module, x, k: int, width: int) -> Signal:
 
 
 class SesaUnit(wiring.Component):
-    """SESA of one ``matmul`` unit whose two inputs are spikes (-1, 0, +1 increments);
-    ``ranges`` are the two inputs' tracer ranges."""
+    """SESA of one ``matmul`` unit of two spiking inputs; ``ranges`` are the two inputs'
+    tracer ranges, ``shift_bits`` the width of an event's bit index (0: both inputs move by
+    -1, 0 or +1 a step)."""
 
-    def __init__(self, unit: StbifUnit, ranges: tuple[tuple[int, int], tuple[int, int]]):
+    def __init__(
+        self,
+        unit: StbifUnit,
+        ranges: tuple[tuple[int, int], tuple[int, int]],
+        *,
+        shift_bits: int = 0,
+    ):
         syn = unit.synapse
         if syn.kind != "matmul":
             raise ValueError(f"{unit.node.describe()}: not a matmul of two activations")
@@ -88,6 +98,7 @@ class SesaUnit(wiring.Component):
         self.n_b = self.heads * self.k * self.n_cols
         self.n_p = self.heads * self.m_rows * self.n_cols
         span = max(self.n_a, self.n_b, self.n_p)
+        self.shift_bits = shift_bits
         super().__init__(
             {
                 "ev_valid": In(1),
@@ -96,6 +107,7 @@ class SesaUnit(wiring.Component):
                 "ev_own": In(range(span)),
                 "ev_p_base": In(range(self.n_p)),
                 "ev_o_base": In(range(span)),
+                "ev_shift": In(max(1, shift_bits)),
                 "sweep": In(1),
                 "clear": In(1),
                 "busy": Out(1),
@@ -110,6 +122,13 @@ class SesaUnit(wiring.Component):
 
     def step_cycles(self, a_events: int, b_events: int) -> int:
         return a_events * (self.n_cols + 1) + b_events * (self.m_rows + 1) + self.n_p + 1
+
+    @staticmethod
+    def planes(value: int) -> list[tuple[bool, int]]:
+        """The events of an increment ``value``: ``(neg, shift)`` per set bit of ``|value|``,
+        lowest first."""
+        mag = abs(int(value))
+        return [(value < 0, b) for b in range(mag.bit_length()) if mag >> b & 1]
 
     def event(self, side_b: bool, index: tuple[int, int, int]) -> dict:
         """The port values of an event at ``index`` ((h, i, k) for A, (h, k, j) for B)."""
@@ -141,6 +160,7 @@ class SesaUnit(wiring.Component):
 
         # the running loop: issue (read) in stage 0, write back in stage 1
         side_b, neg = Signal(), Signal()
+        shift = Signal(max(1, self.shift_bits))
         own = Signal(range(span))
         pa = Signal(range(self.n_p))
         oa = Signal(range(span))
@@ -156,6 +176,7 @@ class SesaUnit(wiring.Component):
                         mode.eq(1),
                         side_b.eq(self.ev_b),
                         neg.eq(self.ev_neg),
+                        shift.eq(self.ev_shift if self.shift_bits else 0),
                         own.eq(self.ev_own),
                         pa.eq(self.ev_p_base),
                         oa.eq(self.ev_o_base),
@@ -202,6 +223,8 @@ class SesaUnit(wiring.Component):
         ]
         # an A event adds the B tracers, a B event the A tracers
         other = Mux(side_b, sa_loop.data, sb_loop.data)
+        if self.shift_bits:
+            other = other << shift
         signed_other = Mux(neg, -other, other)
         # the sweep: one ST-BIF step on H = v0 + P*m - theta*S
         pm = _times_constant(m, p_rd.data, self.mult, self.h_bits)
@@ -211,7 +234,9 @@ class SesaUnit(wiring.Component):
         down = (h < 0) & (s_rd.data > u.smin)
         spike = Signal(signed(2))
         m.d.comb += spike.eq(Mux(up, 1, Mux(down, -1, 0)))
-        own_step = Mux(neg, -1, 1)
+        one = Signal(signed(self.shift_bits + 2))
+        m.d.comb += one.eq(Const(1, 2) << shift if self.shift_bits else 1)
+        own_step = Mux(neg, -one, one)
         m.d.comb += [
             p_wr.addr.eq(Mux(clear1, oa1, pa1)),
             p_wr.data.eq(Mux(clear1, 0, p_rd.data + signed_other)),

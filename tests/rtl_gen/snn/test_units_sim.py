@@ -131,10 +131,10 @@ def test_differential_max_equals_the_spiking_graph(tmp_path, monkeypatch):
     _simulate(tmp_path, monkeypatch, dm, "differential_max", vectors, "diffmax_matches_golden")
 
 
-def _sesa_case(seed=0, count=20):
+def _sesa_case(seed=0, count=20, name="qk"):
     graph = transformer_graph(seed=seed)
     sg = convert_graph(graph)
-    unit = _unit(sg, "qk")
+    unit = _unit(sg, name)
     a, b = unit.node.inputs
     x = _inputs(graph, count - 4, seed)
     run = run_graph(sg, x, trace=(a, b, unit.node.outputs[0]))
@@ -146,23 +146,24 @@ def _sesa_case(seed=0, count=20):
         )
         for t in (a, b)
     )
-    sesa = SesaUnit(unit, ranges)
+    top = max(int(np.abs(run.trace[t]).max()) for t in (a, b))
+    sesa = SesaUnit(unit, ranges, shift_bits=(top.bit_length() - 1).bit_length())
     commands, step_cycles = [], []
     for v in range(len(x)):
-        commands.append((2, 0, 0, 0, 0, 0))
+        commands.append((2, 0, 0, 0, 0, 0, 0))
         for t in range(run.steps.max()):
-            events = 0
-            for side, name in ((0, a), (1, b)):
-                da = run.trace[name][t, v]
+            counts = [0, 0]
+            for side, name_ in ((0, a), (1, b)):
+                da = run.trace[name_][t, v]
                 for index in zip(*np.nonzero(da)):
                     e = sesa.event(bool(side), tuple(int(i) for i in index))
-                    commands.append(
-                        (0, side, int(da[index] < 0), e["own"], e["p_base"], e["o_base"])
-                    )
-                    events += 1
-            n_a = int(np.count_nonzero(run.trace[a][t, v]))
-            step_cycles.append(sesa.step_cycles(n_a, events - n_a))
-            commands.append((1, 0, 0, 0, 0, 0))
+                    for neg, shift in sesa.planes(int(da[index])):
+                        commands.append(
+                            (0, side, int(neg), e["own"], e["p_base"], e["o_base"], shift)
+                        )
+                        counts[side] += 1
+            step_cycles.append(sesa.step_cycles(*counts))
+            commands.append((1, 0, 0, 0, 0, 0, 0))
     spikes = np.moveaxis(run.trace[unit.node.outputs[0]], 0, 1).reshape(len(x), run.steps.max(), -1)
     return sesa, np.array(commands), spikes, np.array(step_cycles), run.trace[a], run.trace[b]
 
@@ -175,9 +176,22 @@ def test_sesa_model():
     assert " * " not in emit_verilog(sesa, "sesa")
 
 
+def test_sesa_av_model():
+    """A x V: A is the differential softmax's output, several codes a step."""
+    sesa, commands, spikes, step_cycles, da, db = _sesa_case(name="av")
+    assert np.abs(da).max() > 1 and np.abs(db).max() == 1
+    assert sesa.shift_bits >= 1 and (commands[:, 6] > 0).any()
+    assert (sesa.heads, sesa.m_rows, sesa.k, sesa.n_cols) == (2, 4, 4, 4)
+    assert " * " not in emit_verilog(sesa, "sesa")  # shifts and adds: 0 DSP
+
+
 @pytest.mark.sim
-def test_sesa_equals_the_spiking_graph(tmp_path, monkeypatch):
-    sesa, commands, spikes, step_cycles, _, _ = _sesa_case()
+@pytest.mark.parametrize(
+    "name",
+    ["qk", pytest.param("av", marks=pytest.mark.slow)],  # the sim tier keeps one build
+)
+def test_sesa_equals_the_spiking_graph(tmp_path, monkeypatch, name):
+    sesa, commands, spikes, step_cycles, _, _ = _sesa_case(name=name)
     assert len(spikes) >= 16
     vectors = dict(commands=commands, spikes=spikes, step_cycles=step_cycles)
     _simulate(tmp_path, monkeypatch, sesa, "sesa", vectors, "sesa_matches_golden")
