@@ -5,7 +5,10 @@ Every figure comes from the engine's own golden model of a flipped memory
 (``rtl_gen.dense.plan.faulted_reference``: what the decoders pass on, the accumulators
 wrapping at the engine's widths), the model the RTL is checked against bit for bit; the
 flipped bits are the words the bitstream initialises (``plan.weight_image()`` and
-``param_image()``, check bits included).
+``param_image()``, check bits included; on the overlay also the instruction memory: a
+flipped instruction the decoder passes on runs as the instruction it decodes to, and when
+that changes the input or output stream, or the model refuses it, the inference has no
+answer, as a host waiting on the board would time out).
 
 The targeted attack follows T-BFA's progressive bit search: at each step the gradient of a
 straight-through float surrogate of the integer network ranks every weight bit by the first-
@@ -37,6 +40,7 @@ __all__ = [
     "campaign",
     "targeted_attack",
     "check_rtl",
+    "modelled_picks",
     "MODES",
     "SPREADS",
 ]
@@ -72,9 +76,11 @@ class Design:
     def variant_widths(self, variant) -> list[int]:
         raise NotImplementedError
 
-    def run(self, variant, images, inputs) -> tuple[np.ndarray, dict[str, int]]:
+    def run(self, variant, images, inputs) -> tuple[np.ndarray | None, dict]:
         """Output codes of ``variant`` with its memories holding ``images`` on ``inputs``,
-        and the words used with a corrected flip / an uncorrectable error per inference."""
+        and the words used with a corrected flip / an uncorrectable error per inference;
+        ``None`` and ``counts["undefined"]`` (why) when the golden cannot say what the
+        engine computes (a flipped instruction that changes its streams)."""
         raise NotImplementedError
 
     @property
@@ -86,6 +92,17 @@ class Design:
         raise NotImplementedError
 
     # shared -------------------------------------------------------------------------------
+    def restrict(self, names: list[str]) -> None:
+        """Flip bits in ``names`` only (``--memory``); ``FaultError`` names a memory the
+        engine does not have."""
+        unknown = [n for n in names if n not in self.memories]
+        if unknown:
+            raise FaultError(
+                f"--memory {','.join(unknown)}: {self.artefact.name} has the memories "
+                f"{', '.join(self.memories)}"
+            )
+        self.memories = tuple(n for n in self.memories if n in names)
+
     @property
     def protect(self) -> str:
         return self.variant_protect(self.plan)
@@ -139,16 +156,20 @@ class DenseDesign(Design):
 
 
 class GemmDesign(Design):
-    """A gemm artefact: bits flip in the weight (``wd``, ``wl``) and parameter memories; the
-    instruction memory is coded too, but a flipped instruction is not modelled."""
+    """A gemm artefact: bits flip in the instruction (``imem``), weight (``wd``, ``wl``)
+    and parameter memories. A flipped instruction the decoder passes on changes the
+    program the golden runs; when the golden cannot say what the engine then does (an
+    opcode no instruction has, a different input or output stream: a host would time out)
+    the inference is ``undefined`` (``protect.faulted_instructions``)."""
 
     def __init__(self, *args):
         super().__init__(*args)
         cfg = self.plan.config
+        present = {"imem": 1, "wd": cfg.dsp_lanes, "wl": cfg.lut_lanes, "params": 1}
         self.memories = tuple(
             name
-            for name, present in (("wd", cfg.dsp_lanes), ("wl", cfg.lut_lanes), ("params", 1))
-            if present and len(self._stored(self.plan)[name])
+            for name in ("imem", "wd", "wl", "params")
+            if present[name] and len(self._stored(self.plan)[name])
         )
 
     @staticmethod
@@ -182,7 +203,17 @@ class GemmDesign(Design):
         from rtl_gen.gemm.protect import faulted_program
 
         faulted, counts = faulted_program(program, self._words(program, images))
-        return model.run(faulted, inputs), counts
+        if faulted is not None:
+            try:
+                outs = model.run(faulted, inputs)
+            except Exception as exc:  # noqa: BLE001 - a flipped program the model refuses
+                outs, why = None, f"the model refuses the flipped program ({exc})"
+            else:
+                why = "the flipped program reads past a memory"
+            if outs is not None and outs.shape == (len(inputs), program.n_out):
+                return outs, counts
+            counts = {**counts, "undefined": why}
+        return None, counts
 
     @property
     def weight_data_bits(self) -> int:
@@ -369,6 +400,11 @@ class CampaignRow:
     trials_detected: int  # trials whose memories report an uncorrectable error
     corrected_mean: float  # words read with a corrected flip, per inference
     errors_mean: float  # words read with a detected error, per inference
+    # trials with a flipped instruction whose effect the golden cannot say (a host waits
+    # for elements that never come: a timeout), counted as no answer (accuracy 0)
+    trials_undefined: int = 0
+    # trials with a changed answer and no error reported: silently wrong
+    trials_silent: int = 0
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -392,12 +428,19 @@ def campaign(
         for n in flips:
             rng = np.random.default_rng([seed, n])
             acc, changed, frac, detected, corrected, errors = [], 0, [], 0, [], []
+            undefined = silent = 0
             for _ in range(trials):
                 picks = _random_picks(design, plan, n, spread, rng)
                 out, counts = design.run(plan, _flip(images, None, picks), design.inputs)
-                diff = (out != design.golden).any(axis=1)
-                acc.append(_accuracy(out, design.labels))
+                if out is None:  # no answer: every vector changed
+                    diff = np.ones(len(design.golden), bool)
+                    acc.append(0.0 if _accuracy(design.golden, design.labels) is not None else None)
+                    undefined += 1
+                else:
+                    diff = (out != design.golden).any(axis=1)
+                    acc.append(_accuracy(out, design.labels))
                 changed += bool(diff.any())
+                silent += out is not None and bool(diff.any()) and counts["errors"] == 0
                 frac.append(float(diff.mean()))
                 detected += counts["errors"] > 0
                 corrected.append(counts["corrected"])
@@ -415,6 +458,8 @@ def campaign(
                     detected,
                     float(np.mean(corrected)),
                     float(np.mean(errors)),
+                    undefined,
+                    silent,
                 )
             )
     return rows
@@ -429,8 +474,8 @@ def check_size(design: Design, flips: list[int], spread: str) -> None:
     for n in flips:
         if n < 1 or n > limit:
             raise FaultError(
-                f"--flips {n}: the weight and parameter memories of "
-                f"{design.artefact.name} hold {limit} {what}"
+                f"--flips {n}: the memories of {design.artefact.name} bits flip in "
+                f"({', '.join(design.memories)}) hold {limit} {what}"
                 f"{'' if design.variant_protect(plan) == 'none' else ' with check bits'}"
             )
 
@@ -598,6 +643,16 @@ def targeted_attack(
 # --- the RTL on a flipped image ----------------------------------------------------------------
 
 
+def modelled_picks(design: Design, picks: list[tuple[int, int, int]]) -> list:
+    """``picks`` without its instruction flips when they leave the golden unable to say
+    what the engine computes (the RTL check needs a golden)."""
+    outs, _ = design.run(design.plan, _flip(design.images, None, picks), design.inputs[:1])
+    if outs is not None or "imem" not in design.memories:
+        return picks
+    m = design.memories.index("imem")
+    return [p for p in picks if p[0] != m]
+
+
 def check_rtl(
     design: Design, picks: list[tuple[int, int, int]], *, vectors: int, simulator: str = "verilator"
 ) -> tuple[int, int]:
@@ -609,7 +664,12 @@ def check_rtl(
 
     images = _flip(design.images, None, picks)
     n = min(vectors, len(design.inputs))
-    outs, _ = design.run(design.plan, images, design.inputs[:n])
+    outs, counts = design.run(design.plan, images, design.inputs[:n])
+    if outs is None:
+        raise FaultError(
+            f"--rtl: {counts['undefined']}, so the golden cannot say what the RTL computes; "
+            f"draw again (--seed) or leave the instruction memory out (--memory)"
+        )
     with tempfile.TemporaryDirectory(prefix="nnloom-faults-") as tmp:
         work = Path(tmp) / design.artefact.name
         shutil.copytree(

@@ -41,6 +41,7 @@ __all__ = [
     "ErrorCounters",
     "read_counts",
     "faulted_program",
+    "faulted_instructions",
 ]
 
 PROTECTED = ("imem", "wd", "wl", "params")  # the coded memories, in fault-injection order
@@ -244,23 +245,72 @@ def _sanitize_ternary(words: list[int], lanes: int) -> list[int]:
     return out
 
 
+def _streams(instrs) -> list[tuple[str, int]]:
+    """The input and output elements a program moves, in order, up to its ``END``: what a
+    host sends and waits for."""
+    out = []
+    for ins in instrs:
+        if ins.op == "END":
+            break
+        if ins.op == "LOAD" and not ins.fields.get("fill"):
+            out.append(("in", ins.fields["n"]))
+        elif ins.op == "STORE":
+            out.append(("out", ins.fields["n"]))
+    return out
+
+
+def faulted_instructions(program, imem: list[int]) -> tuple[tuple | None, str]:
+    """The instructions the engine of ``program`` executes when its instruction memory's
+    decoder passes on ``imem``, and ``""``; or ``None`` and why the golden cannot say
+    what the engine does: a word no instruction has, a different input or output stream
+    (a host would wait for elements that never come, the board for ones never sent), or
+    a program the model and its schedule refuse (a core's GEMM with no CFG, a hazard)."""
+    from .isa import AsmError, decode
+
+    words = [int(w) for w in program.words]
+    if imem == words:
+        return tuple(program.instrs), ""
+    instrs = list(program.instrs)
+    for i, (got, want) in enumerate(zip(imem, words)):
+        if got != want:
+            try:
+                instrs[i] = decode(got)
+            except AsmError as exc:
+                return None, f"instruction {i}: {exc}"
+    if _streams(instrs) != _streams(program.instrs):
+        return None, "the flipped instructions change the input or output stream"
+    return tuple(instrs), ""
+
+
 def faulted_program(program, words: dict) -> tuple[object, dict]:
     """What the engine of ``program`` computes when its coded memories hold ``words`` (the
-    stored images, ``emit.stored_images``, with bits flipped in ``wd``, ``wl`` or ``params``;
-    the instruction memory must decode to the program's own instructions): the program of
-    the decoded words, for ``model.run``, and per inference the words used with a corrected
-    flip (``corrected``) and with an error the code cannot correct (``errors``)."""
+    stored images, ``emit.stored_images``, with bits flipped): the program of the decoded
+    words, for ``model.run``, and per inference the words used with a corrected flip
+    (``corrected``) and with an error the code cannot correct (``errors``). A flipped
+    instruction that the decoder passes on changes the program (``faulted_instructions``);
+    when the golden cannot say what it does the program is ``None`` and ``counts`` says
+    why (``undefined``)."""
     from dataclasses import replace
+
+    from .model import schedule
 
     cfg = program.config
     data, corrected, errors = decoded_images(words, cfg)
-    if [int(w) for w in data["imem"]] != [int(w) for w in program.words]:
-        raise ValueError("flipped instruction words are not modelled")
+    instrs, why = faulted_instructions(program, [int(w) for w in data["imem"]])
     reads = read_counts(program)
+    if instrs is not None and instrs != tuple(program.instrs):
+        try:  # the data memories' words the changed program reads
+            changed = replace(program, instrs=instrs)
+            schedule(changed)
+            reads.update({k: v for k, v in read_counts(changed).items() if k != "imem"})
+        except Exception as exc:  # noqa: BLE001 - any refusal: the golden cannot say
+            instrs, why = None, f"the flipped program is not one the model runs ({exc})"
     counts = {
         "corrected": int(sum((corrected[n] * reads[n]).sum() for n in PROTECTED)),
         "errors": int(sum((errors[n] * reads[n]).sum() for n in PROTECTED)),
     }
+    if instrs is None:
+        return None, {**counts, "undefined": why}
     wl = list(data["wl"])
     if cfg.lut_mode == "ternary":
         wl = _sanitize_ternary(wl, cfg.lut_lanes)
@@ -273,5 +323,5 @@ def faulted_program(program, words: dict) -> tuple[object, dict]:
         ],
         np.int64,
     ).reshape(-1, 2)
-    faulted = replace(program, wd=tuple(data["wd"]), wl=tuple(wl), params=params)
+    faulted = replace(program, instrs=instrs, wd=tuple(data["wd"]), wl=tuple(wl), params=params)
     return faulted, counts

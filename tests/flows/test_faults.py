@@ -84,6 +84,26 @@ def test_gemm_random_campaign_secded_corrects_and_parity_detects(artefacts):
     assert rows["none", 30]["trials_changed"] > 0
 
 
+def test_instruction_flips_are_corrected_detected_or_silent_unprotected(artefacts):
+    """``--memory imem``: SECDED corrects every single flip, parity reports every one (its
+    answer changed or not: never silently), the unprotected overlay answers wrongly or
+    not at all."""
+    target = artefacts["gemm-secded"]
+    result = runner.invoke(
+        app, ["faults", str(target), "--memory", "imem", "--flips", "1,6", "--trials", "4"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads((target / "faults.json").read_text())["random"]
+    rows = {(r["protect"], r["flips"]): r for r in report["rows"]}
+    for n in (1, 6):
+        assert rows["secded", n]["trials_changed"] == 0
+        assert rows["secded", n]["corrected_mean"] == n  # every instruction runs once
+        assert rows["parity", n]["trials_detected"] == 4
+        assert rows["parity", n]["trials_silent"] == rows["secded", n]["trials_silent"] == 0
+    none = rows["none", 6]
+    assert none["trials_detected"] == 0 and none["trials_silent"] + none["trials_undefined"] > 0
+
+
 def test_random_flips_any_bits_can_defeat_secded_but_are_detected(artefacts):
     design = fl.load_design(artefacts["secded"])
     rows = fl.campaign(design, [200], trials=3, spread="any", seed=1, protections=("secded",))
@@ -136,6 +156,7 @@ def test_gemm_targeted_attack_is_judged_on_the_overlay(artefacts):
         (["--flips", "100000"], "--flips 100000"),
         (["--mode", "smash"], "--mode smash"),
         (["--flips", "ten"], "--flips ten"),
+        (["--memory", "imem"], "--memory imem"),  # a dense engine has no instructions
     ],
 )
 def test_bad_requests_are_one_line_and_write_nothing(artefacts, args, needle):
@@ -175,10 +196,10 @@ def test_rtl_with_flipped_memories_equals_the_flipped_golden(artefacts):
 def test_gemm_rtl_with_flipped_memories_equals_the_flipped_golden(artefacts):
     """(``tests/rtl_gen/gemm/test_protect.py`` runs a small overlay in the sim tier.)"""
     design = fl.load_design(artefacts["gemm-secded"])
-    assert design.memories == ("wd", "params")
+    assert design.memories == ("imem", "wd", "params")
     rng = np.random.default_rng(4)
     # two flips in a used weight word (uncorrectable: the outputs change) and single ones
-    picks = [(0, 2, 3), (0, 2, 40)] + fl._random_picks(design, design.plan, 10, "word", rng)
+    picks = [(1, 2, 3), (1, 2, 40)] + fl._random_picks(design, design.plan, 10, "word", rng)
     out, counts = design.run(design.plan, fl._flip(design.images, None, picks), design.inputs)
     assert counts["errors"] >= 1 and (out != design.golden).any()
     n, bad = fl.check_rtl(design, picks, vectors=16)

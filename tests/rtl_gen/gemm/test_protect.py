@@ -206,3 +206,35 @@ def test_post_unit_reads_parameters_early_for_post_and_add(protect):
 @pytest.mark.slow
 def test_post_unit_reads_parameters_early_for_max(pool_cat):
     _check_parameter_reads(pool_cat, "secded", ("POST", "MAX"))
+
+
+def test_flipped_instructions_equal_the_golden_of_the_program_they_decode_to(case):
+    """A flipped bit in the last PCFG's zero point: SECDED corrects it, parity passes the changed
+    instruction on and counts it, unprotected it changes the outputs silently; the RTL
+    computes what the golden of the decoded program says. A flipped opcode that changes
+    the streams leaves the golden unable to say (``undefined``)."""
+    from rtl_gen.gemm.isa import OP_SHIFT, field_offsets
+
+    programs, inputs, expected = case
+    pcfg = max(i for i, ins in enumerate(programs["none"].instrs) if ins.op == "PCFG")
+    bit = field_offsets("PCFG")["zp"][0] + 5
+    outs = {}
+    for protect in ("none", "parity", "secded"):
+        program = programs[protect]
+        images = stored_images(program)
+        images["imem"] = list(images["imem"])
+        images["imem"][pcfg] ^= 1 << bit
+        faulted, counts = faulted_program(program, images)
+        res = _simulate(program, inputs, images)
+        outs[protect] = res["outs"]
+        assert res["outs"] == [list(o) for o in model.run(faulted, inputs)]
+        want = {"none": (0, 0), "parity": (0, 1), "secded": (1, 0)}[protect]
+        assert (counts["corrected"], counts["errors"]) == want
+        if protect != "none":
+            assert (res["corrected"], res["errors"]) == tuple(len(inputs) * c for c in want)
+    assert outs["secded"] == [list(e) for e in expected] != outs["none"] == outs["parity"]
+    images = stored_images(programs["parity"])
+    images["imem"] = list(images["imem"])
+    images["imem"][0] ^= 1 << (OP_SHIFT + 3)  # the LOAD's opcode
+    faulted, counts = faulted_program(programs["parity"], images)
+    assert faulted is None and counts["errors"] == 1 and counts["undefined"]
