@@ -101,9 +101,8 @@ class HostLink(wiring.Component):
         request = Signal()  # RX -> TX: a checked request waits for its reply
         taken = Signal()  # TX -> RX: the reply is being sent
         crc_in = Signal(16)  # the request's CRC as received (what a LOAD reply acknowledges)
-        wb = self.load_spec.word_bytes if self.load_spec else 1
         if self.load_spec:
-            loader = _Loader(m, self.load_spec, self.load, self.engine_busy, self.rx.payload, count)
+            loader = _Loader(m, self.load_spec, self.load, self.engine_busy, self.rx.payload)
 
         rx = self.rx
         m.d.comb += [
@@ -132,6 +131,8 @@ class HostLink(wiring.Component):
                 with m.If(rx.valid):
                     full = Cat(length[:8], rx.payload)
                     m.d.sync += [length[8:].eq(rx.payload), count.eq(0)]
+                    if self.load_spec:
+                        loader.start()
                     is_infer = command == Command.INFER
                     is_info = command == Command.INFO
                     is_status = command == Command.STATUS
@@ -146,11 +147,11 @@ class HostLink(wiring.Component):
                         m.d.sync += [feed.eq(0), status.eq(Status.OK), reply_len.eq(8)]
                     with m.Elif(is_status & (full == 0)):
                         m.d.sync += [feed.eq(0), status.eq(Status.OK), reply_len.eq(5)]
-                    with m.Elif(is_load & (full >= 3 + wb) & (full <= 3 + wb * LOAD_WORDS)):
+                    with m.Elif(is_load):  # its length is checked with its words
                         m.d.sync += [feed.eq(0), status.eq(Status.OK), reply_len.eq(2)]
                     with m.Else():
                         m.d.sync += [feed.eq(0), reply_len.eq(0), status.eq(Status.BAD_COMMAND)]
-                        with m.If(is_infer | is_info | is_status | is_load):
+                        with m.If(is_infer | is_info | is_status):
                             m.d.sync += status.eq(Status.BAD_LENGTH)
                     with m.If(full == 0):
                         m.next = "CRC_HI"
@@ -171,12 +172,14 @@ class HostLink(wiring.Component):
             with m.State("CRC_HI"):
                 m.d.comb += [rx.ready.eq(1), rx_crc.valid.eq(rx.valid)]
                 with m.If(rx.valid):
-                    m.d.sync += crc_in[8:].eq(rx.payload)
+                    if self.load_spec:
+                        m.d.sync += crc_in[8:].eq(rx.payload)
                     m.next = "CRC_LO"
             with m.State("CRC_LO"):
                 m.d.comb += [rx.ready.eq(1), rx_crc.valid.eq(rx.valid)]
                 with m.If(rx.valid):
-                    m.d.sync += crc_in[:8].eq(rx.payload)
+                    if self.load_spec:
+                        m.d.sync += crc_in[:8].eq(rx.payload)
                     m.next = "CHECK"
             with m.State("CHECK"):  # the CRC register has taken the last byte
                 crc_bad = ~rx_crc.match_detected & (status == Status.OK)
@@ -211,7 +214,6 @@ class HostLink(wiring.Component):
         byte = Signal(8)
         index = Signal(16)
         part = Signal(range(max(self.out_bytes, 2)))  # byte of the output element
-        cycles = Signal(32)
         info = Const(n_in | (n_out << 16) | (self.design_id << 32), 64)
         counters = Signal(40)  # STATUS: flags byte, then the counters latched at the request
         m.d.comb += [
@@ -286,10 +288,9 @@ class HostLink(wiring.Component):
                         m.d.sync += index.eq(0)
                         m.next = "LATCH"
             with m.State("LATCH"):  # the engine updates its counter with its last output
-                m.d.sync += cycles.eq(self.cycles)
                 m.next = "CYCLES"
-            with m.State("CYCLES"):
-                m.d.comb += [byte.eq(cycles.word_select(index[:2], 8)), tx.valid.eq(1)]
+            with m.State("CYCLES"):  # (it holds it until the next input, which waits for us)
+                m.d.comb += [byte.eq(self.cycles.word_select(index[:2], 8)), tx.valid.eq(1)]
                 with m.If(tx.ready):
                     m.d.sync += index.eq(index + 1)
                     with m.If(index == 3):
@@ -325,79 +326,96 @@ class HostLink(wiring.Component):
 
 class _Loader:
     """``HostLink``'s ``LOAD`` datapath: the header bytes (``mem``, ``addr``), the words
-    assembled little endian into the buffer, the checks, and the commit through ``load``."""
+    assembled little endian into the buffer, the checks, and the commit through ``load``.
+    Requests start at multiples of ``LOAD_WORDS`` (``LoadSpec.requests``), so the committed
+    word's address is ``addr``'s high bits and the buffer index, and the range check compares
+    8-bit numbers: the loader costs little logic beside a full UP5K's engine."""
 
-    def __init__(self, m, spec: LoadSpec, load, busy, byte, count):
-        self.m, self.spec, self.load, self.busy = m, spec, load, busy
-        self.byte, self.count = byte, count
-        wbits = 8 * spec.word_bytes
+    def __init__(self, m, spec: LoadSpec, load, busy, byte):
+        self.m, self.spec, self.load, self.busy, self.byte = m, spec, load, busy, byte
+        k = spec.word_bytes
+        self.hdr = Signal(2)  # header bytes taken: mem, addr low, addr high
         self.mem, self.addr = Signal(8), Signal(16)
-        self.part = Signal(range(max(spec.word_bytes, 2)))  # byte of the word being assembled
-        self.word = Signal(wbits)
+        self.low = Signal(max(8 * (k - 1), 1))  # the bytes of the word before its last
+        self.part = Signal(range(max(k, 2)))  # byte of the word being assembled
         self.n = Signal(range(LOAD_WORDS + 1))  # words in the buffer
+        self.over = Signal()  # more words than the buffer holds
         self.ci = Signal(range(LOAD_WORDS))  # word being committed
-        m.submodules.load_buffer = buffer = Memory(shape=unsigned(wbits), depth=LOAD_WORDS, init=[])
+        m.submodules.load_buffer = buffer = Memory(
+            shape=unsigned(8 * k), depth=LOAD_WORDS, init=[], attrs={"no_rw_check": 1}
+        )
         self.wr, self.rd = buffer.write_port(), buffer.read_port(transparent_for=())
 
+    def start(self) -> None:
+        """A request's header has arrived: nothing of a ``LOAD`` taken yet."""
+        self.m.d.sync += [self.hdr.eq(0), self.part.eq(0), self.n.eq(0), self.over.eq(0)]
+
     def payload_byte(self, taken) -> None:
-        """A ``LOAD`` payload byte ``byte`` taken (``count`` is its index)."""
-        m, count, byte, k = self.m, self.count, self.byte, self.spec.word_bytes
-        assembled = Cat(self.word[8:], byte) if k > 1 else byte
+        """A ``LOAD`` payload byte ``byte`` taken."""
+        m, byte, k = self.m, self.byte, self.spec.word_bytes
         with m.If(taken):
-            with m.If(count == 0):
-                m.d.sync += [self.mem.eq(byte), self.n.eq(0), self.part.eq(0)]
-            with m.Elif(count == 1):
-                m.d.sync += self.addr[:8].eq(byte)
-            with m.Elif(count == 2):
-                m.d.sync += self.addr[8:].eq(byte)
-            with m.Else():
-                m.d.sync += self.word.eq(assembled)
-                with m.If(self.part == k - 1):
-                    m.d.comb += [
-                        self.wr.en.eq(self.n < LOAD_WORDS),
-                        self.wr.addr.eq(self.n),
-                        self.wr.data.eq(assembled),
-                    ]
-                    m.d.sync += [self.part.eq(0), self.n.eq(self.n + 1)]
+            with m.If(self.hdr != 3):
+                m.d.sync += self.hdr.eq(self.hdr + 1)
+                with m.Switch(self.hdr):
+                    with m.Case(0):
+                        m.d.sync += self.mem.eq(byte)
+                    with m.Case(1):
+                        m.d.sync += self.addr[:8].eq(byte)
+                    with m.Case(2):
+                        m.d.sync += self.addr[8:].eq(byte)
+            with m.Elif(self.part == k - 1):
+                full = self.n[-1]  # n == LOAD_WORDS
+                m.d.comb += [
+                    self.wr.en.eq(~full),
+                    self.wr.addr.eq(self.n),
+                    self.wr.data.eq(Cat(self.low[: 8 * (k - 1)], byte)),
+                ]
+                m.d.sync += self.part.eq(0)
+                with m.If(full):
+                    m.d.sync += self.over.eq(1)
                 with m.Else():
-                    m.d.sync += self.part.eq(self.part + 1)
+                    m.d.sync += self.n.eq(self.n + 1)
+            with m.Else():
+                shifted = Cat(self.low[8:], byte) if k > 2 else byte
+                m.d.sync += [self.low.eq(shifted), self.part.eq(self.part + 1)]
 
     def check(self, crc_bad, status, reply_len):
         """Sets ``status`` (and an empty reply) when the checked ``LOAD`` is refused; returns
         that condition."""
-        m = self.m
-        words = Signal(17)
-        end = Signal(17)
-        m.d.comb += end.eq(self.addr + self.n)
-        sizes = Const(0, 17)
-        known = Const(0)
+        m, n = self.m, self.n
+        shift = (LOAD_WORDS - 1).bit_length()
+        chunk = self.addr[shift:]
+        aligned = self.addr[:shift] == 0
+        inside = Const(0)
         for code, size in self.spec.mems.values():
-            sizes = Mux(self.mem == code, size, sizes)
-            known = known | (self.mem == code)
-        m.d.comb += words.eq(sizes)
-        partial = self.part != 0
-        outside = ~known | (end > words)
-        refused = crc_bad | partial | outside
+            full_chunks, rest = divmod(size, LOAD_WORDS)
+            fits = (chunk < full_chunks) | ((chunk == full_chunks) & (n <= rest))
+            inside = inside | ((self.mem == code) & fits)
+        bad_length = (self.hdr != 3) | (self.part != 0) | (n == 0) | self.over
+        outside = ~aligned | ~inside
         with m.If(crc_bad):
             m.d.sync += reply_len.eq(0)
-        with m.Elif(partial):
+        with m.Elif(bad_length):
             m.d.sync += [status.eq(Status.BAD_LENGTH), reply_len.eq(0)]
         with m.Elif(outside):
             m.d.sync += [status.eq(Status.BAD_ADDRESS), reply_len.eq(0)]
-        return refused
+        return crc_bad | bad_length | outside
 
     def commit(self):
         """Drives ``load`` with the buffered words; true on the cycle the last is taken."""
         m, load = self.m, self.load
+        shift = (LOAD_WORDS - 1).bit_length()
         fire = load.valid & load.ready
+        after = Signal(range(LOAD_WORDS + 1))
         m.d.comb += [
-            self.rd.addr.eq(Mux(fire, self.ci + 1, self.ci)),
+            after.eq(self.ci + 1),
+            self.rd.addr.eq(Mux(fire, after, self.ci)),
             load.valid.eq(~self.busy),
             load.payload.mem.eq(self.mem),
-            load.payload.addr.eq(self.addr + self.ci),
+            load.payload.addr.eq(Cat(self.ci, self.addr[shift:])),
             load.payload.data.eq(self.rd.data),
         ]
-        done = fire & (self.ci == self.n - 1)
+        done = fire & (after == self.n)
         with m.If(fire):
-            m.d.sync += self.ci.eq(Mux(done, 0, self.ci + 1))
+            m.d.sync += self.ci.eq(Mux(done, 0, after))
         return done

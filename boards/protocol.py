@@ -11,9 +11,10 @@ Host to board (sync ``0xA5``):
 - ``INFO`` (2): no payload.
 - ``STATUS`` (3): no payload.
 - ``LOAD`` (4): payload = ``mem`` (1 byte: the engine's memory code), ``addr`` (2 bytes LE:
-  the first word's address), then 1 to ``LOAD_WORDS`` words of ``LoadSpec.word_bytes`` bytes
-  each, little endian: written into the engine's memory through its ``load`` port, between
-  inferences (for an engine whose memories have no initial value, e.g. the iCE40 SPRAM).
+  the first word's address, a multiple of ``LOAD_WORDS``), then 1 to ``LOAD_WORDS`` words of
+  ``LoadSpec.word_bytes`` bytes each, little endian: written into the engine's memory
+  through its ``load`` port, between inferences (for an engine whose memories have no
+  initial value, e.g. the iCE40 SPRAM).
 
 Board to host (sync ``0x5A``), one reply per request, in order:
 - to ``INFER``: status, payload = ``n_out`` output elements (one byte each, or, for wider
@@ -29,9 +30,10 @@ Board to host (sync ``0x5A``), one reply per request, in order:
   each 2 bytes LE, saturating: words read with a corrected flip, and words read with an
   error the code cannot correct (results computed after one are not to be trusted).
 - to ``LOAD``: status ``OK`` and payload = the request's CRC (2 bytes, as it was sent) once
-  every word is written; otherwise (``BAD_CRC``, ``BAD_LENGTH``: not whole words or more
-  than ``LOAD_WORDS``, ``BAD_ADDRESS``: a memory the board does not load or words past its
-  image) an empty payload, and nothing is written. A board without a loader answers
+  every word is written; otherwise (checked in this order: ``BAD_CRC``, ``BAD_LENGTH``: no
+  word, not whole words or more than ``LOAD_WORDS``, ``BAD_ADDRESS``: a memory the board
+  does not load, an address not a multiple of ``LOAD_WORDS`` or words past its image) an
+  empty payload, and nothing is written. A board without a loader answers
   ``BAD_COMMAND``.
 - to a bad length or an unknown command: the status and an empty payload; the request's
   payload bytes (as many as its length field says) are read and dropped.
@@ -341,19 +343,18 @@ class LinkModel:
 
     def _load(self, payload: bytes, crc_ok: bool) -> bytes:
         k = self.load.word_bytes
-        if not 3 + k <= len(payload) <= 3 + k * LOAD_WORDS:
-            return encode_response(Status.BAD_LENGTH)
         if not crc_ok:
             return encode_response(Status.BAD_CRC)
-        if (len(payload) - 3) % k:
+        n, part = divmod(len(payload) - 3, k)
+        if len(payload) < 3 or part or not 1 <= n <= LOAD_WORDS:
             return encode_response(Status.BAD_LENGTH)
         code, addr = payload[0], int.from_bytes(payload[1:3], "little")
-        words = [int.from_bytes(payload[i : i + k], "little") for i in range(3, len(payload), k)]
         sizes = dict(self.load.mems.values())
-        if code not in sizes or addr + len(words) > sizes[code]:
+        if code not in sizes or addr % LOAD_WORDS or addr + n > sizes[code]:
             return encode_response(Status.BAD_ADDRESS)
         mask = (1 << self.load.word_bits) - 1
-        for i, word in enumerate(words):
+        for i in range(n):
+            word = int.from_bytes(payload[3 + i * k : 3 + (i + 1) * k], "little")
             self.memory[code][addr + i] = word & mask
         body = bytes([Command.LOAD]) + len(payload).to_bytes(2, "little") + payload
         return encode_response(Status.OK, crc16(body).to_bytes(2, "big"))

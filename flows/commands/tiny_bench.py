@@ -11,9 +11,11 @@ hardware cannot run yet carries the one-line reason (importer, compiler or place
 never a traceback.
 
 Figures: cycles per inference (the overlay's cycle model, which the RTL matches exactly;
-with ``rtl`` also counted in Amaranth's simulator), Fmax (median over nextpnr placer seeds),
-latency and inferences/s at that Fmax, MAC utilisation per layer type (MACs / (cycles x
-lanes), lanes = the config's DSP + LUT lanes), LC/LUT4, FF, DSP, EBR/DP16KD, SPRAM, and the
+with ``rtl`` also counted in Amaranth's simulator), MAC utilisation per layer type (MACs /
+(cycles x lanes), lanes = the config's DSP + LUT lanes); with ``synth`` the row's bitstream
+(``nnloom build``: the engine on the board's top with its host link, and the weight loader
+where its weights are written at run time) built once per nextpnr seed: Fmax (median),
+latency and inferences/s at that Fmax, LC/LUT4, FF, DSP, EBR/DP16KD, SPRAM; and the
 integer golden's accuracy on the example's test split (synthetic data for the full-size
 models, scikit-learn digits for the twins).
 """
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -121,37 +124,57 @@ def _accuracy(graph, x, y) -> float | None:
     return float((predict(graph, x).reshape(len(x), -1).argmax(1) == y).mean())
 
 
-def _synth(program, board: str, work: Path, seeds) -> dict:
-    from flows.synth import synthesize
-    from rtl_gen.emit import emit_verilog
-    from rtl_gen.gemm import BOARDS
-    from rtl_gen.gemm.emit import TOP, create_engine
+def _yosys_cells(report: Path) -> dict[str, int]:
+    """Cell counts of the last ``stat`` in Yosys' log of a board build."""
+    text = report.read_text(errors="replace") if report.is_file() else ""
+    block = text.rsplit("Printing statistics", 1)[-1].split("=== design hierarchy ===")[0]
+    return {
+        name: int(count)
+        for count, name in re.findall(r"^\s+(\d+)\s+(\$?\w+)\s*$", block, re.MULTILINE)
+    }
 
-    spec = BOARDS[board]
-    work.mkdir(parents=True, exist_ok=True)
-    (work / f"{TOP}.v").write_text(emit_verilog(create_engine(program, observe=False), TOP))
-    rep = synthesize(
-        [work / f"{TOP}.v"],
-        TOP,
-        family=spec["family"],
-        out_dir=work / "synth",
-        clock_mhz=spec["clock_mhz"],
-        seeds=tuple(seeds),
-    )
-    util = rep.utilisation
+
+def _synth(program, board: str, work: Path, seeds) -> dict:
+    """The row's bitstream: its artefact on ``board``'s top (host link, and the ``LOAD``
+    path when its weights are written at run time), built once per nextpnr seed; the
+    resources of the first build, Fmax (of the engine's clock domain) of each."""
+    from flows.build import BuildError, build
+    from frontends.vectors import golden_vectors
+    from rtl_gen.artefact import Artefact
+    from rtl_gen.gemm.emit import write_gemm_artefact
+
+    vectors = {k: v[:1] for k, v in golden_vectors(program.graph, random=1).items()}
+    art = Artefact(write_gemm_artefact(program, work / "artefact", vectors=vectors))
+    fmax, first = {}, None
+    for seed in seeds:
+        try:
+            rep = build(art, board, seed=seed)
+            report = rep.to_json()
+        except BuildError as exc:  # a missed clock still places: its report has the Fmax
+            path = art.path / "build" / board / "report.json"
+            if "timing missed" not in str(exc) or not path.is_file():
+                raise
+            report = json.loads(path.read_text())
+        fmax[seed] = report["fmax_mhz"]
+        if first is None:
+            first = report
+            cells = _yosys_cells(art.path / "build" / board / "top.rpt")
+    util = first["utilisation"]
 
     def used(*names):
         return sum(util[n]["used"] for n in names if n in util)
 
     return {
-        "lut4": rep.lut4,
-        "ff": rep.ff,
-        "fmax_mhz": rep.fmax_mhz,
-        "fmax_seeds": {str(k): v for k, v in dict(rep.fmax_seeds).items()},
+        "bitstream": True,
+        "lut4": sum(v for k, v in cells.items() if k in ("SB_LUT4", "LUT4")),
+        "ff": sum(v for k, v in cells.items() if "DFF" in k or k == "TRELLIS_FF"),
+        "fmax_mhz": float(np.median(list(fmax.values()))),
+        "fmax_seeds": {str(k): v for k, v in fmax.items()},
         "dsp": used("ICESTORM_DSP", "MULT18X18D"),
         "ebr": used("ICESTORM_RAM", "DP16KD"),
         "spram": used("ICESTORM_SPRAM"),
         "cells": used("ICESTORM_LC", "TRELLIS_COMB"),
+        "clock_mhz": first["clock_mhz"],
     }
 
 
@@ -208,11 +231,13 @@ def _row(
 def bench_tiny(
     out_dir: Path,
     *,
-    synth: bool = True,
+    synth: bool = False,
     seeds=SEEDS,
     twins: bool = True,
     rtl: bool = False,
     models: Optional[list[str]] = None,
+    boards: Optional[list[str]] = None,
+    kinds: tuple = KINDS,
     progress: Optional[Callable[[str], None]] = None,
 ) -> dict:
     """Every row (see the module docstring); also writes ``tiny.json`` and ``tiny.md`` into
@@ -229,6 +254,8 @@ def bench_tiny(
 
             raise UsageError(f"unknown model {', '.join(unknown)}; choose from {', '.join(plan)}")
         plan = {m: plan[m] for m in models}
+    if boards:
+        plan = {m: tuple(b for b in bs if b in boards) for m, bs in plan.items()}
     rows: list[dict] = []
     start = time.monotonic()
 
@@ -244,7 +271,7 @@ def bench_tiny(
         atomic_write(out_dir / "tiny.md", markdown(report))
         return report
 
-    for name, boards in plan.items():
+    for name, boards_of in plan.items():
         if progress:
             progress(f"{name}: example")
         try:
@@ -255,13 +282,13 @@ def bench_tiny(
         except Exception as exc:
             rows += [
                 {"model": name, "board": b, "kind": k, "error": _one_line(exc)}
-                for b in boards
-                for k in KINDS
+                for b in boards_of
+                for k in kinds
             ]
             save()
             continue
-        for board in boards:
-            for kind in KINDS:
+        for board in boards_of:
+            for kind in kinds:
                 if progress:
                     progress(f"{name}: {board} {kind}")
                 rows.append(
@@ -424,9 +451,9 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
             "synthesis runs, tiny.json and tiny.md.",
         ),
         synth: bool = typer.Option(
-            True,
-            help="Synthesize and place (resources, Fmax); "
-            "--no-synth: cycles, utilisation and accuracy only.",
+            False,
+            help="Build each row's bitstream once per seed (resources, Fmax, latency; "
+            "tens of minutes a row); default: cycles, utilisation and accuracy only.",
         ),
         seeds: str = typer.Option(
             ",".join(map(str, SEEDS)),
@@ -442,6 +469,12 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         ),
         models: Optional[str] = typer.Option(
             None, help="Comma-separated subset, e.g. tiny_kws,tiny_ic_digits."
+        ),
+        boards: Optional[str] = typer.Option(
+            None, help="Comma-separated boards, e.g. icebreaker (default: every row's)."
+        ),
+        configs: str = typer.Option(
+            ",".join(KINDS), "--configs", help="Comma-separated configurations: dsp, hetero."
         ),
     ):
         """MLPerf Tiny models x boards x (DSP-only, heterogeneous): cycles, Fmax, latency,
@@ -461,6 +494,15 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                     f"integers separated by commas, e.g. 1,2,3"
                 )
             names = [m.strip() for m in models.split(",")] if models else None
+            board_list = [b.strip() for b in boards.split(",")] if boards else None
+            kind_list = tuple(k.strip() for k in configs.split(",") if k.strip())
+            bad = [b for b in board_list or [] if b not in TINY_BOARDS["tiny_kws"]]
+            bad += [k for k in kind_list if k not in KINDS]
+            if bad or not kind_list:
+                raise UsageError(
+                    f"unknown board or configuration {', '.join(bad) or configs!r}; boards: "
+                    f"{', '.join(TINY_BOARDS['tiny_kws'])}; configurations: {', '.join(KINDS)}"
+                )
             with console.status("bench tiny…") as status:
                 report = bench_tiny(
                     out,
@@ -469,6 +511,8 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                     twins=twins,
                     rtl=rtl,
                     models=names,
+                    boards=board_list,
+                    kinds=kind_list,
                     progress=status.update,
                 )
             print_report(console, report)

@@ -441,20 +441,21 @@ def test_load_writes_the_engine_memory_only_after_its_crc():
     spec = LoadSpec(fields=LOAD_FIELDS, word_bits=16, mems={"w": (2, 4)})
     frames = [r for _, r in spec.requests({"w": [0x0110, 0x0220, 0x0330, 0x0440]})]
     assert len(frames) == 1
-    corrupted = bytearray(_load(bytes([2, 1, 0]) + (0x77).to_bytes(2, "little")))
-    corrupted[-3] ^= 0x7F  # the word's high byte... and the CRC no longer matches
-    corrupted[-4] ^= 0x55  # its low byte: what the engine would add
+    corrupted = bytearray(_load(bytes([2, 0, 0]) + (0x77).to_bytes(2, "little")))
+    corrupted[-4] ^= 0x55  # the word's low byte (what the engine adds): the CRC fails
     requests = [
         encode_request(Command.INFER, bytes([0, 1, 2, 3])),  # nothing loaded: words are 0
         frames[0],
         encode_request(Command.INFER, bytes([0, 1, 2, 3])),
         bytes(corrupted),
-        _load(bytes([2, 3, 0]) + bytes(4)),  # words 3 and 4: past the image
+        _load(bytes([2, 0, 0]) + bytes(10)),  # words 0-4: past the image
         _load(bytes([5, 0, 0]) + bytes(2)),  # a memory the board does not load
         _load(bytes([2, 0, 0]) + bytes(3)),  # one and a half words
         _load(bytes([2, 0])),  # no word
+        _load(bytes([2, 1, 0]) + bytes(2)),  # not at a multiple of LOAD_WORDS
+        _load(bytes([2, 0, 0]) + bytes(2 * 257)),  # more than LOAD_WORDS
         encode_request(Command.INFER, bytes([0, 1, 2, 3])),
-        _load(bytes([2, 2, 0]) + (0x5A).to_bytes(2, "little")),
+        _load(bytes([2, 0, 0]) + bytes.fromhex("1000 2000 5a00")),
         encode_request(Command.INFER, bytes([10, 20, 30, 40])),
     ]
     engine = AddLoaded(n=4)
@@ -471,6 +472,8 @@ def test_load_writes_the_engine_memory_only_after_its_crc():
         Status.BAD_ADDRESS,
         Status.BAD_LENGTH,
         Status.BAD_LENGTH,
+        Status.BAD_ADDRESS,
+        Status.BAD_LENGTH,
         Status.OK,
         Status.OK,
         Status.OK,
@@ -479,8 +482,8 @@ def test_load_writes_the_engine_memory_only_after_its_crc():
     assert replies[0].inference(4)[0] == bytes([1, 2, 3, 4])
     assert replies[1].load_ack() == int.from_bytes(frames[0][-2:], "big")
     assert replies[2].inference(4)[0] == bytes([0x11, 0x22, 0x33, 0x44])
-    assert replies[8].inference(4)[0] == bytes([0x11, 0x22, 0x33, 0x44])  # nothing refused
-    assert replies[10].inference(4)[0] == bytes(
+    assert replies[10].inference(4)[0] == bytes([0x11, 0x22, 0x33, 0x44])  # nothing refused
+    assert replies[12].inference(4)[0] == bytes(
         [10 + 1 + 0x10, 20 + 1 + 0x20, 30 + 1 + 0x5A, 40 + 1 + 0x40]
     )
     assert not error[-1]
