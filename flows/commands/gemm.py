@@ -110,7 +110,7 @@ def generate_gemm(
     graph = import_onnx(model)
     if nonlinear not in ("table", "smurf"):
         raise _user_error(f"--nonlinear {nonlinear}: choose table or smurf")
-    from rtl_gen.gemm.tables import compile_nonlinear
+    from rtl_gen.gemm.compiler import compile_nonlinear
 
     def compile_both(g, cfg, **kw):
         return drop_idle_core(g, compile_graph(g, cfg, **kw), **kw)

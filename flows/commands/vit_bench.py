@@ -25,7 +25,7 @@ import numpy as np
 import typer
 
 if TYPE_CHECKING:
-    from rtl_gen.gemm.compiler import Program
+    from rtl_gen.gemm.program import Program
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def _accuracy(scores: np.ndarray, y: np.ndarray) -> float:
 def _unit_luts(program, family: str, work: Path) -> dict:
     """LUT4 of the engine's nonlinear units synthesized alone (no placement)."""
     from rtl_gen.emit import emit_verilog
-    from rtl_gen.gemm.engine import abits
+    from rtl_gen.gemm.codes import abits
     from rtl_gen.gemm.rowwise import NormUnit, RowUnit
     from rtl_gen.gemm.tables import TableUnit
 
@@ -120,8 +120,8 @@ def bench_vit(
     from frontends.examples.digits_vit import make_digits_vit, ort_outputs
     from frontends.onnx_import import import_onnx
     from frontends.vectors import load_data
+    from rtl_gen.gemm.compiler import compile_nonlinear
     from rtl_gen.gemm.config import board_configs
-    from rtl_gen.gemm.tables import compile_nonlinear
 
     out = Path(out)
     models = out / "models"

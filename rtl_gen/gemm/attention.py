@@ -24,6 +24,7 @@ from frontends.errors import ModelError
 from frontends.fixedpoint import MULTIPLIER_BITS
 from frontends.ir import Node
 
+from .codes import as_code, requant
 from .config import MULT_BITS
 from .rowwise import row_ports
 
@@ -70,8 +71,9 @@ def _shapes(node: Node, graph) -> tuple[int, int, int, int, tuple, tuple]:
 def emit_matmul(lowering, node: Node, first: int):
     """``ROW`` kind 2 for a ``matmul`` node: the gather table lists A's rows and B's
     columns per head as activation addresses; the output is written in original order."""
-    from .compiler import LayerInfo, _pcfg
+    from .instrs import post_cfg
     from .isa import Instr
+    from .program import LayerInfo
 
     graph, a = lowering.graph, node.attrs
     a_name, b_name = node.inputs
@@ -116,7 +118,7 @@ def emit_matmul(lowering, node: Node, first: int):
     i_a = lowering.add_idx(a_addr)
     i_b = lowering.add_idx(b_addr)
     lowering.matmul = True
-    lowering.instrs.append(_pcfg(node))
+    lowering.instrs.append(post_cfg(node))
     lowering.instrs.append(Instr("ADDP", fields={"y": y_base, "q": q, "i": i_a}))
     lowering.instrs.append(
         Instr(
@@ -186,8 +188,9 @@ def emit_const_add(lowering, node: Node, first: int):
     MatMul, a position embedding): ``acc = (a - za)*ma + K[j mod P]`` with the constant's
     terms ``K = (c - zb)*mb`` in the parameter memory, one per element of its period ``P``
     (the constant broadcast over the leading axes), then ``PCFG``'s requantization."""
-    from .compiler import LayerInfo, _pcfg
+    from .instrs import post_cfg
     from .isa import Instr
+    from .program import LayerInfo
 
     graph, a = lowering.graph, node.attrs
     (a_name,) = node.inputs
@@ -221,7 +224,7 @@ def emit_const_add(lowering, node: Node, first: int):
     lowering.layout[node.outputs[0]] = np.arange(ty.size)
     i_a = lowering.add_idx(lowering.act_base[a_name] + lowering.layout[a_name])
     lowering.cadd = True
-    lowering.instrs.append(_pcfg(node))
+    lowering.instrs.append(post_cfg(node))
     lowering.instrs.append(Instr("ADDP", fields={"y": y_base, "q": q, "i": i_a}))
     lowering.instrs.append(
         Instr(
@@ -259,15 +262,14 @@ def cadd_cycles(n: int) -> int:
 
 
 def run_cadd(program, act: np.ndarray, f, addp, pcfg) -> None:
-    from .model import _as_code, _requant
 
     rows, period, s = f["rows"], f["len"], bool(f["xsigned"])
     n = rows * period
     za, ma = program.params[addp["q"]]
     terms = program.params[addp["q"] + 1 : addp["q"] + 1 + period, 0]
-    a = _as_code(act[program.idx[addp["i"] : addp["i"] + n]], s).reshape(rows, period)
+    a = as_code(act[program.idx[addp["i"] : addp["i"] + n]], s).reshape(rows, period)
     acc = (a - za) * ma + terms[None, :]
-    y = _requant(acc, 1, pcfg["shift"], pcfg["zp"], pcfg["lo"], pcfg["hi"], pcfg["round"])
+    y = requant(acc, 1, pcfg["shift"], pcfg["zp"], pcfg["lo"], pcfg["hi"], pcfg["round"])
     act[addp["y"] : addp["y"] + n] = y.reshape(-1) & 0xFF
 
 
@@ -389,16 +391,15 @@ class CaddUnit(wiring.Component):
 
 def run_matmul(program, act: np.ndarray, f, addp, pcfg) -> None:
     """The model of one matmul ``ROW`` on the activation buffer ``act``."""
-    from .model import _as_code, _requant
 
     h, m, k, n, s = f["rs"], f["rows"], f["len"], f["t"], bool(f["xsigned"])
     (za, mult), (zb, _) = program.params[addp["q"]], program.params[addp["q"] + 1]
     ai = program.idx[addp["i"] : addp["i"] + h * m * k]
     bi = program.idx[f["x"] : f["x"] + h * n * k]
-    av = _as_code(act[ai], s).reshape(h, m, k) - za
-    bv = _as_code(act[bi], s).reshape(h, n, k) - zb
+    av = as_code(act[ai], s).reshape(h, m, k) - za
+    bv = as_code(act[bi], s).reshape(h, n, k) - zb
     acc = np.einsum("hmk,hnk->hmn", av, bv)
-    y = _requant(acc, mult, pcfg["shift"], pcfg["zp"], pcfg["lo"], pcfg["hi"], pcfg["round"])
+    y = requant(acc, mult, pcfg["shift"], pcfg["zp"], pcfg["lo"], pcfg["hi"], pcfg["round"])
     act[addp["y"] : addp["y"] + h * m * n] = y.reshape(-1) & 0xFF
 
 

@@ -18,8 +18,11 @@ instructions, the
 images of every memory, per-layer facts and the transformed graph whose golden the
 hardware reproduces bit for bit.
 
-Lowering is a registry (``LOWERINGS``): op name -> function(node, graph) -> GemmLayer;
-``Lowering`` carries the compiler's state through the graph, one method a phase (input,
+The phases live in their own modules: ``layers`` (``LOWERINGS``: op -> GemmLayer),
+``split`` (DSP/LUT split and precision), ``instrs`` (GEMM/CFG words, streaming), ``posts``
+(ADD, MAX, copies) and ``program`` (the result, field and fit checks, memory images); the
+row-wise, attention and table units emit their own (``rowwise``, ``attention``, ``tables``).
+``Lowering`` here carries the compiler's state through the graph, one method a phase (input,
 each node: placement, split, parameters, weight images, instructions, streaming; output;
 program). The activation buffer is an arena (``_Arena``): a tensor lives from its producer
 to its last reader, so a chain ping-pongs between two regions and a residual branch stays
@@ -39,578 +42,42 @@ copies a tile's input planes into a lane cache whose word holds one activation a
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import numpy as np
 
 from frontends.errors import ModelError
-from frontends.fixedpoint import MULTIPLIER_BITS, signed_bits
+from frontends.fixedpoint import signed_bits
 from frontends.ir import Graph, Node
 
 from . import timing
+from .attention import emit_const_add, emit_matmul, emit_view
 from .chunks import chunked_instrs, depthwise_instrs
 from .config import DSP_WBITS, GemmConfig
-from .isa import AsmError, Instr, encode
-from .lutquant import quantize_channels
-from .ram import DeviceFitError, check_device, spram_variant, subwords
-from .window import GroupOrderError, Window, plane_order, window_of
-
-__all__ = [
-    "GemmLayer",
-    "Program",
-    "compile_graph",
-    "Lowering",
-    "LOWERINGS",
-    "UNIT_OPS",
-    "ROUNDING",
-]
-
-ROUNDING = {"half_up": 0, "floor": 1, "ceil": 2, "half_even": 3}
-
-
-@dataclass(frozen=True, eq=False)
-class GemmLayer:
-    """One node as ``G`` grouped GEMMs: ``acc[c, p] = sum_k x(g(c), p, k) * w[c, k] + b[c]``
-    with ``x`` read through ``window`` (padding reads the zero point)."""
-
-    node: Node
-    groups: int
-    m: int
-    k: int
-    ng: int  # channels per group
-    weight: np.ndarray  # (G*ng, K)
-    bias: np.ndarray  # (G*ng,) before zero-point folding
-    multiplier: np.ndarray  # (G*ng,)
-    shift: int
-    zp_in: int
-    zp_out: int
-    lo: int
-    hi: int
-    rounding: str
-    window: Window
-    dsp_only: bool = False  # its weights and multiplier hold only on the DSP core
-
-    @property
-    def n(self) -> int:
-        return self.groups * self.ng
-
-    @property
-    def items(self) -> int:
-        """Split items: channels (G == 1) or whole groups."""
-        return self.ng if self.groups == 1 else self.groups
-
-    @property
-    def macs(self) -> int:
-        return self.n * self.m * self.k
-
-
-def _common(node: Node) -> dict:
-    a = node.attrs
-    if a.get("sign"):
-        raise ModelError(
-            f"{node.describe()}: bipolar (sign) outputs cannot run on the gemm "
-            f"engine; its post-processing requantizes"
-        )
-    rounding = a.get("rounding", "half_up")
-    if rounding not in ROUNDING:
-        raise ModelError(
-            f"{node.describe()}: rounding '{rounding}' is not one of {', '.join(ROUNDING)}"
-        )
-    return dict(
-        shift=int(a["shift"]),
-        zp_in=int(a["input_zero_point"]),
-        zp_out=int(a["output_zero_point"]),
-        lo=int(a["lo"]),
-        hi=int(a["hi"]),
-        rounding=rounding,
-    )
-
-
-def _dense(node: Node, graph: Graph) -> GemmLayer:
-    """A dense layer; a diagonal one (a per-channel affine layer, e.g. a BatchNormalization
-    on quantized codes) as ``n`` groups of one channel over one input each (``k = 1``), so
-    it takes ``n`` weight words and steps, not ``n * n / lanes``; on a token sequence (attr
-    ``tokens`` T) a GEMM of M = T pixels: a 1x1 convolution over a 1 x T plane per input
-    feature (``_token_layout``)."""
-    w = np.asarray(node.weights["weight"], dtype=np.int64)
-    n, k = w.shape
-    tokens = int(node.attrs.get("tokens", 1))
-    if tokens == 1 and n == k and n > 1 and not np.any(w[~np.eye(n, dtype=bool)]):
-        return GemmLayer(
-            node,
-            n,
-            1,
-            1,
-            1,
-            np.diag(w).reshape(n, 1).copy(),
-            np.asarray(node.weights["bias"], np.int64),
-            np.asarray(node.weights["multiplier"], np.int64) * np.ones(n, np.int64),
-            window=Window(n, 1, 1, 1, 1, groups=n),
-            **_common(node),
-        )
-    window = Window(k, 1, tokens, 1, tokens) if tokens > 1 else window_of(node, graph, None)
-    return GemmLayer(
-        node,
-        1,
-        tokens,
-        k,
-        n,
-        w,
-        np.asarray(node.weights["bias"], np.int64),
-        np.asarray(node.weights["multiplier"], np.int64) * np.ones(n, np.int64),
-        window=window,
-        **_common(node),
-    )
-
-
-def _token_shape(node: Node) -> tuple[int, int] | None:
-    """(T, F) of a layer that reads a token sequence: a token dense, or the mean over the
-    tokens (an avgpool whose ``im2col`` (F, 1, T) reads ``x.flat[t*F + f]``)."""
-    if node.op == "dense" and int(node.attrs.get("tokens", 1)) > 1:
-        return int(node.attrs["tokens"]), int(np.asarray(node.weights["weight"]).shape[1])
-    if node.op == "avgpool" and len(node.attrs.get("input_shape") or ()) == 2:
-        t, f = (int(v) for v in node.attrs["input_shape"])
-        im2col = np.asarray(node.weights["im2col"])
-        want = (np.arange(t)[None, :] * f + np.arange(f)[:, None])[:, None, :]
-        if im2col.shape == want.shape and np.array_equal(im2col, want):
-            return t, f
-    return None
-
-
-def _token_layout(node: Node, layout: np.ndarray, features: int) -> np.ndarray:
-    """A token sequence's tensor (T, F) seen as the GEMM's planes: the physical offset of
-    element (feature f, token t) at index f*T + t (the identity for other layers)."""
-    seq = _token_shape(node)
-    if seq is None:
-        return layout
-    return layout.reshape(seq).T.reshape(-1)
-
-
-def _conv(node: Node, graph: Graph) -> GemmLayer:
-    w = np.asarray(node.weights["weight"], dtype=np.int64)
-    cout = w.shape[0]
-    im2col = np.asarray(node.weights["im2col"], dtype=np.int64)
-    g, m, k = im2col.shape
-    return GemmLayer(
-        node,
-        g,
-        m,
-        k,
-        cout // g,
-        w.reshape(cout, -1),
-        np.asarray(node.weights["bias"], np.int64),
-        np.asarray(node.weights["multiplier"], np.int64) * np.ones(cout, np.int64),
-        window=window_of(node, graph, im2col),
-        **_common(node),
-    )
-
-
-def _avgpool(node: Node, graph: Graph) -> GemmLayer:
-    """An average pool as a depthwise GEMM with unit weights; the post unit's requantizer
-    divides by the window with the IR's multiplier and shift (``frontends.ir``), so every
-    output pixel must share one multiplier (windows of one size) that fits the post unit's
-    parameter memory."""
-    mult = np.asarray(node.weights["multiplier"], np.int64).reshape(-1)
-    if np.any(mult != mult[0]):
-        count = np.asarray(node.weights.get("count", [0]), np.int64).reshape(-1)
-        raise ModelError(
-            f"{node.describe()}: window sizes {sorted(set(count.tolist()))} "
-            f"differ at the borders; the gemm engine takes one divisor per pool"
-        )
-    im2col = np.asarray(node.weights["im2col"], dtype=np.int64)  # (C, M, k)
-    c, m, k = im2col.shape
-    common = _common(node)
-    weight, multiplier = 1, int(mult[0])
-    if multiplier >= 1 << MULTIPLIER_BITS:
-        found = _scaled_divisor(node, graph, k, multiplier, common)
-        if found is None:
-            raise ModelError(
-                f"{node.describe()}: dividing by its window needs a "
-                f"{multiplier.bit_length()}-bit multiplier; the gemm engine's post "
-                f"unit holds {MULTIPLIER_BITS} bits"
-            )
-        weight, multiplier, common["shift"] = found
-    seq = _token_shape(node)
-    if seq is not None:  # the mean over a sequence's tokens: a 1 x T window per feature
-        window = Window(c, 1, k, 1, 1, 1, k, groups=c)
-    else:
-        window = window_of(node, graph, im2col)
-    return GemmLayer(
-        node,
-        c,
-        m,
-        k,
-        1,
-        np.full((c, k), weight, np.int64),
-        np.zeros(c, np.int64),
-        np.full(c, multiplier, np.int64),
-        window=window,
-        dsp_only=weight != 1,
-        **common,
-    )
-
-
-def _scaled_divisor(node: Node, graph: Graph, k: int, mult: int, common: dict):
-    """``(weight, multiplier, shift)``: a pool whose divisor needs a multiplier wider than
-    the post unit's as a sum of ``weight * x`` (int8) requantized by a multiplier that
-    fits, equal to the IR's ``requantize(sum, mult, shift)`` on every sum the window's
-    ``k`` inputs can make (checked on all of them), or None. The weight's factor buys the
-    multiplier's missing precision where some ``weight * multiplier`` lands close enough
-    to the exact ratio."""
-    from frontends.fixedpoint import requantize
-
-    x_t = graph.tensor(node.inputs[0])
-    zp, shift = common["zp_in"], common["shift"]
-    sums = np.arange(k * (x_t.dtype.min - zp), k * (x_t.dtype.max - zp) + 1, dtype=np.int64)
-    out = dict(zero_point=common["zp_out"], lo=common["lo"], hi=common["hi"])
-    want = requantize(sums, mult, shift, rounding=common["rounding"], **out)
-    for weight in range(2, 128):
-        # weight * m_new / 2**new_shift ~ mult / 2**shift, m_new as wide as fits
-        extra = 0
-        while (mult << (extra + 1)) // weight < 1 << MULTIPLIER_BITS:
-            extra += 1
-        while extra > -shift and (mult << max(extra, 0) >> max(-extra, 0)) // weight >= (
-            1 << MULTIPLIER_BITS
-        ):
-            extra -= 1
-        new_shift = shift + extra
-        if new_shift < 1:
-            continue
-        num = mult << extra if extra >= 0 else mult
-        den = weight if extra >= 0 else weight << -extra
-        base = (2 * num + den) // (2 * den)
-        for m_new in (base, base - 1, base + 1):
-            if not 0 < m_new < 1 << MULTIPLIER_BITS:
-                continue
-            got = requantize(sums * weight, m_new, new_shift, rounding=common["rounding"], **out)
-            if np.array_equal(got, want):
-                return weight, m_new, new_shift
-    return None
-
-
-LOWERINGS: dict[str, Callable[[Node, Graph], GemmLayer]] = {
-    "dense": _dense,
-    "conv": _conv,
-    "avgpool": _avgpool,
-}
-
-
-@dataclass(frozen=True, eq=False)
-class LayerInfo:
-    """What the compiler did with one node: the split and where its instructions are."""
-
-    name: str
-    op: str
-    source_op: str
-    m: int
-    k: int
-    n: int
-    groups: int
-    n_dsp: int  # channels on the DSP core
-    n_lut: int  # channels on the LUT core
-    lut_error: float  # max relative squared error of the LUT channels (0: exact)
-    first: int  # index of the layer's first instruction
-    last: int  # one past its last instruction
-    macs: int
-    model_cycles: int = 0  # sequencer cycles of [first, last) (set by the compiler)
-    lut_wbits: int = 0  # LUT-core weight precision of this layer (0: no LUT channels)
-    lut_rows: int = 0  # output rows on the LUT core, every channel (0: split by channels)
-
-
-@dataclass(frozen=True, eq=False)
-class Program:
-    """A compiled network: instructions, memory images, the graph it computes exactly."""
-
-    config: GemmConfig
-    instrs: tuple
-    act_base: dict  # tensor -> act address of its region
-    layout: dict  # tensor -> physical offset of each original flat index
-    idx: np.ndarray  # gather table: act offsets, -1 = padding
-    wd: tuple  # DSP weight words (int)
-    wl: tuple  # LUT weight words (int)
-    params: np.ndarray  # (P, 2): bias, multiplier
-    layers: tuple
-    graph: Graph  # transformed graph: LUT channels requantized
-    source: Graph
-    needs: dict = field(default_factory=dict)
-    tab: tuple = ()  # table memory words (``tables``)
-    etab: tuple = ()  # the row unit's exp tables (``rowwise``)
-    smurf: tuple = ()  # SMURF units in place of the table memory (``tables.SmurfTable``)
-
-    @property
-    def words(self) -> list[int]:
-        return [encode(i) for i in self.instrs]
-
-    @property
-    def n_in(self) -> int:
-        return self.graph.tensor(self.graph.inputs[0]).size
-
-    @property
-    def n_out(self) -> int:
-        return self.graph.tensor(self.graph.outputs[0]).size
-
-    @property
-    def in_dtype(self):
-        return self.graph.tensor(self.graph.inputs[0]).dtype
-
-    @property
-    def out_dtype(self):
-        return self.graph.tensor(self.graph.outputs[0]).dtype
-
-    def macs(self) -> int:
-        return sum(layer.macs for layer in self.layers)
-
-    def listing(self) -> str:
-        return "".join(i.text() + "\n" for i in self.instrs)
-
-
-# --- split -----------------------------------------------------------------------------------
-
-
-def _item_errors(layer: GemmLayer, config: GemmConfig, wbits: int | None = None) -> np.ndarray:
-    lo, hi = config.lut_weight_range(wbits)
-    _, _, err = quantize_channels(layer.weight, lo, hi, ternary=config.lut_mode == "ternary")
-    if layer.groups == 1:
-        return err
-    return err.reshape(layer.groups, layer.ng).max(axis=1)
-
-
-def _gemm_instrs(
-    layer: GemmLayer,
-    shapes: dict,
-    config: GemmConfig,
-    *,
-    x=(0, 0),
-    w=(0, 0),
-    y=0,
-    p=0,
-    xsigned=True,
-    shift=None,
-    name="",
-    lut_wbits: int | None = None,
-) -> list[Instr]:
-    """CFG (+WIN, WSTEP for a convolution window) + GEMM per core with channels (``x``: its
-    window origin), PCFG, SYNC, POST per core."""
-    win = layer.window
-    win_fields, step_fields = win.fields()
-    out, started = [], []
-    for i, core in enumerate(("dsp", "lut")):
-        n, g = shapes[core]
-        if n * g == 0:
-            continue
-        lanes = config.lanes[core]
-        if lanes == 0:
-            raise ModelError(
-                f"{layer.node.describe()}: {n * g} channels assigned to the "
-                f"{core} core, which this configuration does not have"
-            )
-        tiles = timing.ceil_div(n, lanes)
-        if tiles > 255:
-            raise ModelError(
-                f"{layer.node.describe()}: {n} channels make {tiles} tiles on "
-                f"the {core} core; at most 255"
-            )
-        wbits = DSP_WBITS if core == "dsp" else (lut_wbits or config.lut_precisions[-1])
-        out.append(
-            Instr(
-                "CFG",
-                core,
-                {
-                    "m": layer.m,
-                    "k": layer.k,
-                    "n": n,
-                    "g": g,
-                    "tiles": tiles,
-                    "xsigned": int(xsigned),
-                    "wbits": wbits,
-                },
-                comment=f"{name}: {n * g} channels" if name else "",
-            )
-        )
-        if not win.dense:
-            out.append(Instr("WIN", core, win_fields))
-            out.append(Instr("WSTEP", core, step_fields))
-        out.append(
-            Instr(
-                "GEMM",
-                core,
-                {
-                    "x": x[i] % (1 << 16),
-                    "gstep": win.cin_g * win.plane if g > 1 else 0,
-                    "w": w[i],
-                    "pad": layer.zp_in & 0xFF,
-                },
-            )
-        )
-        started.append((core, n * g))
-    # PCFG before the barrier: it waits only for the post unit, not the cores
-    out.append(
-        Instr(
-            "PCFG",
-            fields={
-                "m": layer.m,
-                "shift": layer.shift if shift is None else shift,
-                "zp": layer.zp_out,
-                "lo": layer.lo,
-                "hi": layer.hi,
-                "round": ROUNDING[layer.rounding],
-            },
-        )
-    )
-    out.append(Instr("SYNC"))
-    offset = 0
-    for core, count in started:
-        out.append(Instr("POST", core, {"n": count, "y": y + offset * layer.m, "p": p + offset}))
-        offset += count
-    return out
-
-
-def _row_split_instrs(
-    layer: GemmLayer,
-    config: GemmConfig,
-    r1: int,
-    in_base: int,
-    w: tuple,
-    y: int,
-    p: int,
-    xsigned: bool,
-    name: str,
-) -> list[Instr]:
-    """A convolution split by output rows: the DSP core computes rows ``[0, r1)`` and the
-    LUT core rows ``[r1, oh)``, every channel each, through windows of their own (the LUT
-    core's starts at input row ``b = r1*sy - pt``: its plane is the ``h - b`` rows from
-    there, no top padding, the same address steps); each core's POST writes its pixels of
-    every channel (``PCFG`` ``mc``), the LUT core's from pixel ``r1 * ow`` on."""
-    win = layer.window
-    _, steps = win.fields()
-    out, posts = [], []
-    for i, (core, r0, r_end) in enumerate((("dsp", 0, r1), ("lut", r1, win.oh))):
-        mc = (r_end - r0) * win.ow
-        lanes = config.lanes[core]
-        b = r0 * win.sy - win.pt
-        sub = win if r0 == 0 else replace(win, h=win.h - b, pt=0, pb=0)
-        fields, _ = sub.fields()
-        x = in_base + (win.origin() if r0 == 0 else b * win.w - win.pl)
-        wbits = DSP_WBITS if core == "dsp" else config.lut_precisions[-1]
-        out += [
-            Instr(
-                "CFG",
-                core,
-                {
-                    "m": mc,
-                    "k": layer.k,
-                    "n": layer.n,
-                    "g": 1,
-                    "tiles": timing.ceil_div(layer.n, lanes),
-                    "xsigned": int(xsigned),
-                    "wbits": wbits,
-                },
-                comment=f"{name}: output rows {r0}-{r_end - 1}" if name else "",
-            ),
-            Instr("WIN", core, fields),
-            Instr("WSTEP", core, steps),
-            Instr(
-                "GEMM", core, {"x": x % (1 << 16), "gstep": 0, "w": w[i], "pad": layer.zp_in & 0xFF}
-            ),
-        ]
-        pcfg = {
-            "m": layer.m,
-            "shift": layer.shift,
-            "zp": layer.zp_out,
-            "lo": layer.lo,
-            "hi": layer.hi,
-            "round": ROUNDING[layer.rounding],
-            "mc": mc,
-        }
-        posts.append(
-            (
-                Instr("PCFG", fields=pcfg),
-                Instr("POST", core, {"n": layer.n, "y": y + r0 * win.ow, "p": p}),
-            )
-        )
-    (pcfg_d, post_d), (pcfg_l, post_l) = posts
-    return out + [pcfg_d, Instr("SYNC"), post_d, pcfg_l, post_l]
-
-
-def layer_cycles(
-    layer: GemmLayer, config: GemmConfig, items_lut: int, wbits: int | None = None
-) -> int:
-    """Modelled sequencer cycles of ``layer`` with ``items_lut`` split items on the LUT
-    core at precision ``wbits`` (default: the LUT core's highest)."""
-    from .model import schedule
-
-    instrs = _gemm_instrs(layer, _split_shape(layer, items_lut), config, lut_wbits=wbits)
-    return schedule(instrs, config).fetch[-1]
-
-
-def _split_shape(layer: GemmLayer, items_lut: int) -> dict:
-    """{core: (channels per group, groups)} for a split."""
-    if layer.groups == 1:
-        return {"dsp": (layer.ng - items_lut, 1), "lut": (items_lut, 1)}
-    return {"dsp": (layer.ng, layer.groups - items_lut), "lut": (layer.ng, items_lut)}
-
-
-def _lut_candidates(errors: np.ndarray, order: np.ndarray | None, tau: float):
-    """``(items, max error)`` of the LUT shares allowed within ``tau``: the easiest items
-    (``order`` None) or the last ``items`` of ``order`` (a grouped layer's groups go to the
-    cores in their input's block order)."""
-    if order is None:
-        errors = np.sort(errors)
-        ok = int((errors <= tau).sum())
-        return [(items, float(errors[items - 1]) if items else 0.0) for items in range(ok + 1)]
-    out = [(0, 0.0)]
-    for items in range(1, len(order) + 1):
-        error = float(errors[order[len(order) - items :]].max())
-        if error > tau:
-            break
-        out.append((items, error))
-    return out
-
-
-def choose_split(
-    layer: GemmLayer, config: GemmConfig, *, tau: float, order: np.ndarray | None = None
-) -> tuple[int, int]:
-    """``(items, wbits)``: the LUT-core split items and precision minimising the modelled
-    layer latency, among counts whose every item has LUT-precision error <= ``tau`` (ties:
-    the smaller error, then more LUT items, then fewer bits). LUT-only configs take every
-    item at the lowest precision within ``tau`` (the highest when none is). ``order``: the
-    LUT core takes the last items of it (else the easiest)."""
-    precisions = config.lut_precisions
-    if config.lut_lanes == 0 or (layer.dsp_only and config.dsp_lanes):
-        return 0, precisions[-1]
-    if layer.dsp_only:
-        raise ModelError(
-            f"{layer.node.describe()}: its divisor needs {DSP_WBITS}-bit weights "
-            f"(a {int(layer.weight.max())}x sum) and this configuration has no DSP core"
-        )
-    if config.dsp_lanes == 0:
-        for wbits in precisions:
-            if (_item_errors(layer, config, wbits) <= tau).all():
-                return layer.items, wbits
-        return layer.items, precisions[-1]
-    best = None
-    for wbits in precisions:
-        for items, error in _lut_candidates(_item_errors(layer, config, wbits), order, tau):
-            key = (layer_cycles(layer, config, items, wbits), error, -items, wbits)
-            if best is None or key < best[0]:
-                best = (key, items, wbits)
-    return best[1], best[2]
-
-
-def _ratio_precision(
-    layer: GemmLayer, config: GemmConfig, items: int, tau: float, order: np.ndarray | None = None
-):
-    """A fixed split's precision: the lowest whose ``items`` LUT items (the easiest, or the
-    last of ``order``) are within ``tau`` (the highest when none is), and the items' errors
-    at it."""
-    precisions = config.lut_precisions
-    for wbits in precisions:
-        errors = _item_errors(layer, config, wbits)
-        chosen = np.sort(errors)[:items] if order is None else errors[order[len(order) - items :]]
-        if len(precisions) == 1 or chosen.max(initial=0.0) <= tau:
-            return wbits, errors
-    return wbits, errors
-
+from .instrs import (
+    gemm_instrs,
+    mark_early_posts,
+    row_split_instrs,
+    stream_after_posts,
+    stream_first_layer,
+)
+from .isa import Instr
+from .layers import LOWERINGS, ROUNDING, GemmLayer, token_layout
+from .posts import POST_OPS, reorder_copy
+from .program import LayerInfo, Program, check_fields, check_fits
+from .ram import DeviceFitError, check_device, spram_variant
+from .rowwise import emit_layernorm, emit_softmax
+from .split import (
+    LayerSplit,
+    choose_split,
+    item_errors,
+    layer_cycles,
+    ratio_precision,
+    requantize_lut,
+    split_shape,
+)
+from .tables import emit_table, smurf_element_cycles, smurf_graph
+from .window import GroupOrderError, plane_order
 
 # --- compile -----------------------------------------------------------------------------------
 
@@ -652,44 +119,6 @@ class _Arena:
         self.free = merged
 
 
-def _requantize_lut(layer: GemmLayer, lut_items: np.ndarray, config: GemmConfig, wbits: int):
-    """Weights, bias, multipliers and shift with the channels of ``lut_items`` quantized
-    to the LUT core's precision (``w ~ f*q``: bias/f, multiplier*f, shared shift lowered
-    when a multiplier would exceed MULTIPLIER_BITS)."""
-    w = layer.weight.copy()
-    bias = layer.bias.astype(np.float64).copy()
-    mult = layer.multiplier.astype(np.float64).copy()
-    ng = 1 if layer.groups == 1 else layer.ng
-    channels = (
-        np.concatenate([np.arange(i * ng, (i + 1) * ng) for i in lut_items])
-        if len(lut_items)
-        else np.zeros(0, np.int64)
-    )
-    if len(channels) == 0:
-        return w, layer.bias, layer.multiplier, layer.shift, False
-    lo, hi = config.lut_weight_range(wbits)
-    q, f, _ = quantize_channels(w[channels], lo, hi, ternary=config.lut_mode == "ternary")
-    if np.all(f == 1.0):
-        return w, layer.bias, layer.multiplier, layer.shift, False
-    w[channels] = q
-    bias[channels] = bias[channels] / f
-    mult[channels] = mult[channels] * f
-    e = 0
-    while np.rint(mult.max() / 2**e) >= 2**MULTIPLIER_BITS:
-        e += 1
-    if layer.shift - e < 1:
-        raise ModelError(
-            f"{layer.node.describe()}: requantization multiplier too large after "
-            f"quantizing channels to the LUT core's precision"
-        )
-    new_mult = np.rint(mult / 2**e).astype(np.int64)
-    if e == 0:
-        new_mult[np.setdiff1d(np.arange(len(mult)), channels)] = layer.multiplier[
-            np.setdiff1d(np.arange(len(mult)), channels)
-        ]
-    return w, np.rint(bias).astype(np.int64), new_mult, layer.shift - e, True
-
-
 def _transformed_node(node: Node, layer: GemmLayer, w, bias, mult, shift) -> Node:
     weights = dict(node.weights)
     shape = np.asarray(node.weights["weight"]).shape
@@ -719,7 +148,7 @@ def _layout_of_gemm(perm_pos: np.ndarray, m: int) -> np.ndarray:
     return perm_pos[c] * m + p
 
 
-def _pack_lanes(values, width: int) -> int:
+def pack_lanes(values, width: int) -> int:
     word, mask = 0, (1 << width) - 1
     for lane, v in enumerate(values):
         word |= (int(v) & mask) << (width * lane)
@@ -789,22 +218,6 @@ def _compile(graph: Graph, config: GemmConfig, *, split, tau, fit, stream) -> Pr
         lowering.node(i, node)
     lowering.store_output()
     return lowering.program(fit=fit)
-
-
-@dataclass(frozen=True, eq=False)
-class _Split:
-    """One GEMM layer's split: LUT items and precision, the items' errors, the physical
-    channel order (DSP items, then LUT items) and each channel's physical position."""
-
-    items_lut: int
-    lut_wbits: int | None
-    errors: np.ndarray
-    dsp_items: np.ndarray
-    lut_items: np.ndarray
-    channel_order: np.ndarray
-    pos: np.ndarray
-    n_dsp: int
-    n_lut: int
 
 
 class Lowering:
@@ -976,7 +389,7 @@ class Lowering:
             )
         win = layer.window
         in_base, copy = self.act_base[node.inputs[0]], None
-        in_layout = _token_layout(node, self.layout[node.inputs[0]], layer.k)
+        in_layout = token_layout(node, self.layout[node.inputs[0]], layer.k)
         try:
             blocks, sub = plane_order(win, in_layout, node)
         except (GroupOrderError, ModelError) as exc:
@@ -985,7 +398,7 @@ class Lowering:
             # the previous split scattered a group's channels (or a token sequence is
             # stored token by token): copy the input into the planes' order first (a MAX
             # of one-entry windows through a gather table)
-            copy = _reorder_copy(
+            copy = reorder_copy(
                 self.instrs,
                 self.act,
                 self.params,
@@ -1003,7 +416,7 @@ class Lowering:
             return
         group_order = np.argsort(blocks, kind="stable") if layer.groups > 1 else None
         split = self.split(layer, group_order)
-        w, bias, mult, shift, changed = _requantize_lut(
+        w, bias, mult, shift, changed = requantize_lut(
             layer, split.lut_items, config, split.lut_wbits
         )
         self.new_nodes.append(
@@ -1052,14 +465,14 @@ class Lowering:
                 block = np.zeros((lanes, layer.k), np.int64)
                 tile = chans[t0 : t0 + lanes]
                 block[: len(tile)] = w_steps[tile]
-                self.wd.extend(_pack_lanes(block[:, k], DSP_WBITS) for k in range(layer.k))
+                self.wd.extend(pack_lanes(block[:, k], DSP_WBITS) for k in range(layer.k))
             self.acc_need["dsp"] = max(self.acc_need["dsp"], layer.n * layer.m)
             self.wc_need = max(self.wc_need, layer.k if spram else 0)
             self.xc_need = max(self.xc_need, win.cin_g * win.plane)
             block0 = int(blocks[split.dsp_items[0]])
             self.instrs.extend(
                 depthwise_instrs(
-                    _gemm_instrs,
+                    gemm_instrs,
                     layer,
                     config,
                     block0=block0,
@@ -1081,9 +494,9 @@ class Lowering:
         if lane_dw:
             pass
         elif spram:
-            n_dsp, g_dsp = _split_shape(layer, 0)["dsp"]
+            n_dsp, g_dsp = split_shape(layer, 0)["dsp"]
             block, words = chunked_instrs(
-                _gemm_instrs,
+                gemm_instrs,
                 layer,
                 config,
                 n=n_dsp,
@@ -1101,9 +514,9 @@ class Lowering:
             self.instrs.extend(block)
         else:
             self.instrs.extend(
-                _gemm_instrs(
+                gemm_instrs(
                     layer,
-                    _split_shape(layer, split.items_lut),
+                    split_shape(layer, split.items_lut),
                     config,
                     x=tuple(x_origin),
                     w=w_bases,
@@ -1163,8 +576,8 @@ class Lowering:
             return False
         wbits = config.lut_precisions[-1]
         everything = np.arange(layer.items)
-        if _requantize_lut(layer, everything, config, wbits)[4] or np.any(
-            _item_errors(layer, config, wbits) > 0
+        if requantize_lut(layer, everything, config, wbits)[4] or np.any(
+            item_errors(layer, config, wbits) > 0
         ):
             return False  # the LUT core would change the weights
         inv_sub = np.argsort(sub, kind="stable")
@@ -1172,9 +585,7 @@ class Lowering:
         w_steps = w_steps.reshape(layer.n, layer.k)
 
         def instrs_for(r1: int, w_bases=(0, 0), y=0, p=0) -> list[Instr]:
-            return _row_split_instrs(
-                layer, config, r1, in_base, w_bases, y, p, xs.signed, node.name
-            )
+            return row_split_instrs(layer, config, r1, in_base, w_bases, y, p, xs.signed, node.name)
 
         def modelled(r1: int) -> int:
             from .model import schedule
@@ -1218,7 +629,7 @@ class Lowering:
                 block = np.zeros((lanes, layer.k), np.int64)
                 chans = w_steps[t * lanes : (t + 1) * lanes]
                 block[: len(chans)] = chans
-                words.extend(_pack_lanes(block[:, k], width) for k in range(layer.k))
+                words.extend(pack_lanes(block[:, k], width) for k in range(layer.k))
             self.acc_core[core] = max(self.acc_core[core], bits)
         self.acc_need["dsp"] = max(self.acc_need["dsp"], layer.n * r1 * win.ow)
         self.acc_need["lut"] = max(self.acc_need["lut"], layer.n * (win.oh - r1) * win.ow)
@@ -1249,7 +660,7 @@ class Lowering:
         self.prev_posts = (node.outputs[0],)
         return True
 
-    def split(self, layer: GemmLayer, group_order: np.ndarray | None) -> _Split:
+    def split(self, layer: GemmLayer, group_order: np.ndarray | None) -> LayerSplit:
         """The layer's LUT share (``split``/``tau``, the bit-serial core's precision) and the
         physical channel order it gives."""
         config, split = self.config, self.split_spec
@@ -1262,9 +673,9 @@ class Lowering:
             items_lut = int(round(layer.items * float(ratio)))
             lut_wbits = None
         if config.lut_lanes and lut_wbits is None:
-            lut_wbits, errors = _ratio_precision(layer, config, items_lut, self.tau, group_order)
+            lut_wbits, errors = ratio_precision(layer, config, items_lut, self.tau, group_order)
         elif config.lut_lanes:
-            errors = _item_errors(layer, config, lut_wbits)
+            errors = item_errors(layer, config, lut_wbits)
         else:
             errors = np.zeros(layer.items)
         if group_order is None:
@@ -1279,7 +690,7 @@ class Lowering:
         channel_order = (item_order[:, None] * ng_item + np.arange(ng_item)[None]).reshape(-1)
         pos = np.empty(layer.n, np.int64)
         pos[channel_order] = np.arange(layer.n)
-        return _Split(
+        return LayerSplit(
             items_lut,
             lut_wbits,
             errors,
@@ -1291,7 +702,7 @@ class Lowering:
             len(lut_items) * ng_item,
         )
 
-    def fold_params(self, layer: GemmLayer, split: _Split, w, bias, mult, xs) -> int:
+    def fold_params(self, layer: GemmLayer, split: LayerSplit, w, bias, mult, xs) -> int:
         """Appends the layer's (bias with the zero point folded in, multiplier) in physical
         channel order and widens the accumulators and bias to its range; returns the base."""
         config = self.config
@@ -1320,11 +731,11 @@ class Lowering:
             self.params.append((int(folded[c]), int(mult[c])))
         return p_base
 
-    def weight_images(self, layer: GemmLayer, split: _Split, w_steps) -> tuple[int, int]:
+    def weight_images(self, layer: GemmLayer, split: LayerSplit, w_steps) -> tuple[int, int]:
         """Appends each core's weight words, (group, tile, k) order, lane j = channel
         tile*lanes + j (bit-serial: bit-planes, sign plane first); returns their bases."""
         config = self.config
-        shapes = _split_shape(layer, split.items_lut)
+        shapes = split_shape(layer, split.items_lut)
         w_bases = []
         for core in ("dsp", "lut"):
             n, g = shapes[core]
@@ -1332,7 +743,7 @@ class Lowering:
             w_bases.append(len(words))
             lanes = config.lanes[core]
             if n * g == 0 or lanes == 0:
-                continue  # _gemm_instrs reports channels on an absent core
+                continue  # gemm_instrs reports channels on an absent core
             tiles = timing.ceil_div(n, lanes)
             wbits = DSP_WBITS if core == "dsp" else config.lut_wbits
             serial = core == "lut" and config.lut_mode == "bitserial"
@@ -1346,13 +757,13 @@ class Lowering:
                     if serial:
                         for bit in range(split.lut_wbits - 1, -1, -1):
                             plane = (block >> bit) & 1
-                            words.extend(_pack_lanes(plane[:, k], 1) for k in range(layer.k))
+                            words.extend(pack_lanes(plane[:, k], 1) for k in range(layer.k))
                     else:
-                        words.extend(_pack_lanes(block[:, k], wbits) for k in range(layer.k))
+                        words.extend(pack_lanes(block[:, k], wbits) for k in range(layer.k))
             self.acc_need[core] = max(self.acc_need[core], n * g * layer.m)
         return tuple(w_bases)
 
-    def stream_layer(self, node: Node, layer: GemmLayer, split: _Split, first: int) -> int:
+    def stream_layer(self, node: Node, layer: GemmLayer, split: LayerSplit, first: int) -> int:
         """Moves a one-pixel dense layer's GEMMs ahead of the LOAD or POSTs that write its
         input (it reads it in address order; not the bit-serial core, which reads every step
         once a plane); returns the instruction its cycles count from."""
@@ -1364,7 +775,7 @@ class Lowering:
         if not (self.stream and in_order):
             return first
         if first == 1 and node.inputs[0] == self.graph.inputs[0]:
-            return _stream_first_layer(self.instrs)
+            return stream_first_layer(self.instrs)
         if (
             self.infos
             and self.prev_posts
@@ -1375,7 +786,7 @@ class Lowering:
             and sum(i.op == "SYNC" for i in self.instrs[self.infos[-1].first : first]) == 1
         ):
             # behind the previous layer's POSTs, which write this input in address order
-            first = _stream_after_posts(self.instrs, first)
+            first = stream_after_posts(self.instrs, first)
             self.infos[-1] = replace(self.infos[-1], last=first)
         return first
 
@@ -1406,8 +817,8 @@ class Lowering:
             )
         )
         self.instrs.append(Instr("END"))
-        _mark_early_posts(self.instrs)
-        _check_fields(self.instrs, self.infos, graph)
+        mark_early_posts(self.instrs)
+        check_fields(self.instrs, self.infos, graph)
 
     def program(self, *, fit: bool = True) -> Program:
         """The ``Program``: memories sized (``fit``) or checked, the board's block RAM
@@ -1445,7 +856,7 @@ class Lowering:
         if fit:
             config = config.fit(needs)
         else:
-            _check_fits(config, needs, graph)
+            check_fits(config, needs, graph)
         if config.spram and config.acc_bits > 32:
             raise ModelError(
                 f"model '{graph.name}' needs {config.acc_bits}-bit accumulators; the "
@@ -1476,368 +887,41 @@ class Lowering:
         return replace(program, layers=tuple(infos))
 
 
-def _stream_first_layer(instrs: list[Instr]) -> int:
-    """Moves the input ``LOAD`` (``instrs[0]``) behind the first layer's ``CFG``/``GEMM``
-    pairs and marks those GEMM instructions ``stream``. Returns the instruction after the
-    ``LOAD``, where the layer's cycles are counted from: before it the program waits for
-    its input, however long that takes."""
-    load = instrs.pop(0)
-    at = next(i for i, ins in enumerate(instrs) if ins.op not in ("CFG", "GEMM"))
-    for i in range(at):
-        if instrs[i].op == "GEMM":
-            instrs[i] = replace(instrs[i], fields={**instrs[i].fields, "stream": 1})
-    instrs.insert(at, load)
-    return at + 1
-
-
-def _stream_after_posts(instrs: list[Instr], first: int) -> int:
-    """Moves a layer's ``CFG``/``GEMM`` pairs (from ``first``) ahead of the previous
-    layer's POST instructions, which write its input, and marks the GEMM instructions
-    ``stream``. Returns the index of the layer's first other instruction (its ``PCFG``), where its
-    cycles are counted from."""
-    at = next(i for i in range(first, len(instrs)) if instrs[i].op not in ("CFG", "GEMM"))
-    block = [
-        replace(ins, fields={**ins.fields, "stream": 1}) if ins.op == "GEMM" else ins
-        for ins in instrs[first:at]
-    ]
-    p0 = first
-    while instrs[p0 - 1].op == "POST":
-        p0 -= 1
-    instrs[p0 + len(block) : at] = instrs[p0:first]
-    instrs[p0 : p0 + len(block)] = block
-    return at
-
-
-def _mark_early_posts(instrs: list[Instr]) -> None:
-    """Sets ``early`` on each POST whose pipeline may run on behind what follows: up to the
-    next POST (whose own pipeline ends later) or a streamed STORE (which waits for the
-    writes), only CFG, SYNC, NOP and streamed GEMM instructions, none of which touches
-    the post unit or reads activations unguarded."""
-    for i, ins in enumerate(instrs):
-        if ins.op != "POST":
-            continue
-        for nxt in instrs[i + 1 :]:
-            if nxt.op == "POST" or (nxt.op == "STORE" and nxt["stream"]):
-                instrs[i] = replace(ins, fields={**ins.fields, "early": 1})
-                break
-            if not (nxt.op in ("CFG", "SYNC", "NOP") or (nxt.op == "GEMM" and nxt["stream"])):
-                break
-
-
-def _reorder_copy(instrs, act, params, add_idx, layout, base: int, signed: bool, name: str) -> int:
-    """Instructions copying a tensor stored in ``layout`` at ``base`` into a new region in
-    its original order (``MAX`` with one-entry windows and the identity requantization);
-    returns the new region's base."""
-    n = len(layout)
-    y = act.take(n)
-    q = len(params)
-    params.append((0, 1))
-    lo, hi = (-128, 127) if signed else (0, 255)
-    instrs.append(
-        Instr(
-            "PCFG",
-            fields={"m": 1, "shift": 0, "zp": 0, "lo": lo, "hi": hi, "round": 0},
-            comment=f"{name}: input reordered",
-        )
-    )
-    instrs.append(Instr("ADDP", fields={"y": y, "q": q, "i": add_idx(layout)}))
-    instrs.append(Instr("MAX", fields={"n": n, "x": base, "k": 1, "xsigned": int(signed)}))
-    return y
-
-
-def _check_fields(instrs: list[Instr], infos: list[LayerInfo], graph: Graph) -> None:
-    """Every instruction encodes; else a ``ModelError`` naming the layer and the field."""
-    for i, ins in enumerate(instrs):
-        try:
-            encode(ins)
-        except AsmError as exc:
-            owner = next((info for info in infos if info.first <= i < info.last), None)
-            where = (
-                f"layer '{owner.name}' ({owner.source_op})" if owner else f"model '{graph.name}'"
-            )
-            raise ModelError(
-                f"{where}: {exc}; the gemm engine's instruction cannot hold it"
-            ) from None
-
-
-def _check_fits(config: GemmConfig, needs: dict, graph: Graph):
-    for name, value in needs.items():
-        have = getattr(config, name)
-        fits = value <= have
-        if name in ("residual", "half_even", "windows", "matmul", "cadd", "norm", "lane_cache"):
-            if value and not have:
-                raise ModelError(
-                    f"model '{graph.name}' needs {name}; the overlay was built "
-                    f"without it ({name}=False)"
-                )
-            continue
-        if name == "lut_acc_bits":
-            have = config.acc_widths["lut"]
-            fits = value <= have
-        if not fits:
-            what = name.replace("_depth", " memory depth").replace("_bits", " width in bits")
-            raise ModelError(f"model '{graph.name}' needs {what} {value}; the overlay has {have}")
-
-
-def _emit_add(node, graph, instrs, act, act_base, layout, params, add_idx, first) -> LayerInfo:
-    """A residual add on the post unit: ``a`` read in its physical order, ``b`` gathered into
-    it; the output keeps ``a``'s layout."""
-    a_name, b_name = node.inputs
-    a = node.attrs
-    rounding = a.get("rounding", "half_up")
-    if rounding not in ROUNDING:
-        raise ModelError(
-            f"{node.describe()}: rounding '{rounding}' is not one of {', '.join(ROUNDING)}"
-        )
-    ta, tb = graph.tensor(a_name), graph.tensor(b_name)
-    if ta.dtype.signed != tb.dtype.signed:
-        raise ModelError(
-            f"{node.describe()}: inputs '{a_name}' and '{b_name}' differ in "
-            f"signedness; the gemm engine's add takes two of the same kind"
-        )
-    m = np.asarray(node.weights["multiplier"], np.int64)
-    if m.max() >= 2**MULTIPLIER_BITS:
-        raise ModelError(
-            f"{node.describe()}: add multipliers {m.tolist()} exceed {MULTIPLIER_BITS} bits"
-        )
-    za, zb = (int(z) for z in a["input_zero_points"])
-    n = graph.tensor(node.outputs[0]).size
-    inv_a = np.empty(n, np.int64)
-    inv_a[layout[a_name]] = np.arange(n)  # original index of a's j-th physical element
-    b_offsets = layout[b_name][inv_a]
-    # b stored in a's order: read at b + j, no gather table
-    gather = not np.array_equal(b_offsets, np.arange(n))
-    b_idx = add_idx(b_offsets) if gather else 0
-    q = len(params)
-    params.extend([(za, int(m[0])), (zb, int(m[1]))])
-    if a_name in act.dying and a_name != b_name:
-        # in place over a: element j is written after a_j (and b_j) was read, and no later
-        # read names it
-        y_base = act_base[a_name]
-        act.adopted.add(a_name)
-    else:
-        y_base = act.take(n)
-    act_base[node.outputs[0]] = y_base
-    layout[node.outputs[0]] = layout[a_name]
-    instrs.append(
-        Instr(
-            "PCFG",
-            fields={
-                "m": 1,
-                "shift": int(a["shift"]),
-                "zp": int(a["output_zero_point"]),
-                "lo": int(a["lo"]),
-                "hi": int(a["hi"]),
-                "round": ROUNDING[rounding],
-            },
-            comment=f"{node.name}: residual add",
-        )
-    )
-    instrs.append(Instr("ADDP", fields={"y": y_base, "q": q, "i": b_idx}))
-    instrs.append(
-        Instr(
-            "ADD",
-            fields={
-                "n": n,
-                "a": act_base[a_name],
-                "b": act_base[b_name],
-                "xsigned": int(ta.dtype.signed),
-                "gather": int(gather),
-            },
-        )
-    )
-    return LayerInfo(
-        node.name, node.op, node.source_op, n, 1, 1, 1, 0, 0, 0.0, first, len(instrs), 2 * n
-    )
-
-
-def program_images(program: Program, config: GemmConfig | None = None) -> dict:
-    """Memory words of ``program`` for ``config`` (default: the program's):
-    ``imem``, ``idx`` (offset, pad flag above it), ``wd``, ``wl``, ``params``
-    (``bias << MULTIPLIER_BITS | multiplier``)."""
-    from .engine import abits
-
-    config = config or program.config
-    wd = list(program.wd)
-    if config.spram:  # the weight SPRAM's 16-bit words, low half of each word first
-        wsub = subwords(config.dsp_lanes)
-        wd = [(int(word) >> (16 * i)) & 0xFFFF for word in wd for i in range(wsub)]
-    pad_bit = 1 << abits(config.act_depth)
-    bias_mask = (1 << config.bias_bits) - 1
-    return {
-        "imem": program.words,
-        # -1: padding; -(offset + 2): the offset with the flag set (a row unit's sign)
-        "idx": [
-            pad_bit if int(e) == -1 else pad_bit | (-int(e) - 2) if int(e) < 0 else int(e)
-            for e in program.idx
-        ],
-        "wd": wd,
-        "wl": list(program.wl),
-        "params": [((int(b) & bias_mask) << MULTIPLIER_BITS) | int(mu) for b, mu in program.params],
-        **({"tab": list(program.tab)} if config.tab_depth and not program.smurf else {}),
-        **({"etab": list(program.etab)} if config.etab_depth else {}),
-    }
-
-
-def _post_params(node: Node, multipliers, zero_points):
-    """Checks that ``MAX``'s parameter fields hold the node's multipliers and zero points."""
-    mult = np.asarray(multipliers, np.int64).reshape(-1)
-    if mult.max(initial=0) >= 2**MULTIPLIER_BITS or mult.min(initial=0) < 0:
-        raise ModelError(
-            f"{node.describe()}: multipliers {mult.tolist()} exceed {MULTIPLIER_BITS} unsigned bits"
-        )
-    for z in zero_points:
-        if not -256 <= int(z) <= 255:
-            raise ModelError(f"{node.describe()}: input zero point {z} exceeds 9 bits")
-    return mult
-
-
-def _pcfg(node: Node) -> Instr:
-    a = node.attrs
-    rounding = a.get("rounding", "half_up")
-    if rounding not in ROUNDING:
-        raise ModelError(
-            f"{node.describe()}: rounding '{rounding}' is not one of {', '.join(ROUNDING)}"
-        )
-    return Instr(
-        "PCFG",
-        fields={
-            "m": 1,
-            "shift": int(a["shift"]),
-            "zp": int(a["output_zero_point"]),
-            "lo": int(a["lo"]),
-            "hi": int(a["hi"]),
-            "round": ROUNDING[rounding],
-        },
-        comment=f"{node.name}: {node.op}",
-    )
-
-
-def _emit_max(node, graph, instrs, act, act_base, layout, params, add_idx, first) -> LayerInfo:
-    """A max pool: one ``MAX`` over the im2col windows (C, M, k), output in original
-    (channel, pixel) order."""
-    x_name = node.inputs[0]
-    mult = _post_params(node, node.weights["multiplier"], [node.attrs["input_zero_point"]])
-    im2col = np.asarray(node.weights["im2col"], np.int64)
-    c, m, k = im2col.shape
-    if k > 255:
-        raise ModelError(f"{node.describe()}: windows of {k} entries exceed MAX's 255")
-    table = np.where(im2col < 0, -1, layout[x_name][np.maximum(im2col, 0)])
-    q = len(params)
-    params.append((int(node.attrs["input_zero_point"]), int(mult[0])))
-    y_base = act.take(c * m)
-    act_base[node.outputs[0]] = y_base
-    layout[node.outputs[0]] = np.arange(c * m)
-    instrs.append(_pcfg(node))
-    instrs.append(Instr("ADDP", fields={"y": y_base, "q": q, "i": add_idx(table)}))
-    instrs.append(
-        Instr(
-            "MAX",
-            fields={
-                "n": c * m,
-                "x": act_base[x_name],
-                "k": k,
-                "xsigned": int(graph.tensor(x_name).dtype.signed),
-            },
-        )
-    )
-    return LayerInfo(
-        node.name, node.op, node.source_op, m, k, c, c, 0, 0, 0.0, first, len(instrs), 0
-    )
-
-
-def _emit_copies(node, graph, instrs, act, act_base, layout, params, add_idx, first) -> LayerInfo:
-    """``concat`` (or a standalone ``requant``): each input requantized by a ``MAX`` with
-    one-entry windows, read in its original order into consecutive output ranges; the
-    output's layout puts every element where its input's range holds it."""
-    a = node.attrs
-    if node.op == "concat":
-        zps, shapes, axis = a["input_zero_points"], a["input_shapes"], int(a["axis"])
-    else:
-        zps, axis = [a["input_zero_point"]], 0
-        shapes = [(graph.tensor(node.inputs[0]).size,)]
-    mult = _post_params(node, node.weights["multiplier"], zps)
-    if len(mult) == 1:
-        mult = np.repeat(mult, len(node.inputs))
-    n_out = graph.tensor(node.outputs[0]).size
-    y_base = act.take(n_out)
-    act_base[node.outputs[0]] = y_base
-    instrs.append(_pcfg(node))
-    offset, parts = 0, []
-    for name, z, mu, shape in zip(node.inputs, zps, mult, shapes):
-        n = graph.tensor(name).size
-        q = len(params)
-        params.append((int(z), int(mu)))
-        instrs.append(
-            Instr("ADDP", fields={"y": y_base + offset, "q": q, "i": add_idx(layout[name])})
-        )
-        instrs.append(
-            Instr(
-                "MAX",
-                fields={
-                    "n": n,
-                    "x": act_base[name],
-                    "k": 1,
-                    "xsigned": int(graph.tensor(name).dtype.signed),
-                },
-            )
-        )
-        parts.append(offset + np.arange(n).reshape(tuple(shape)))
-        offset += n
-    layout[node.outputs[0]] = np.concatenate(parts, axis=axis).reshape(-1)
-    return LayerInfo(
-        node.name, node.op, node.source_op, n_out, 1, 1, 1, 0, 0, 0.0, first, len(instrs), 0
-    )
-
-
-POST_OPS: dict[str, Callable] = {
-    "add": _emit_add,
-    "maxpool": _emit_max,
-    "concat": _emit_copies,
-    "requant": _emit_copies,
-}
-
-
 def _unit_nonlinear(lowering: Lowering, node: Node, first: int) -> LayerInfo:
-    from .tables import emit_table
-
     if node.attrs["function"] == "softmax":
-        from .rowwise import emit_softmax
-
         return emit_softmax(lowering, node, first)
     return emit_table(lowering, node, first)
 
 
-def _unit_matmul(lowering: Lowering, node: Node, first: int) -> LayerInfo:
-    from .attention import emit_matmul
-
-    return emit_matmul(lowering, node, first)
-
-
-# ops on units beside the post unit: op -> function(lowering, node, first) -> LayerInfo
-def _rowwise():
-    from . import rowwise
-
-    return rowwise
-
-
-def _attention():
-    from . import attention
-
-    return attention
-
-
 def _unit_view(lowering: Lowering, node: Node, first: int) -> None:
-    from .attention import emit_view
-
     emit_view(lowering, node)
 
 
+# ops on units beside the post unit: op -> function(lowering, node, first) -> LayerInfo
 UNIT_OPS: dict[str, Callable] = {
     "nonlinear": _unit_nonlinear,
-    "matmul": _unit_matmul,
+    "matmul": emit_matmul,
     "transpose": _unit_view,
-    "layernorm": lambda lowering, node, first: _rowwise().emit_layernorm(lowering, node, first),
-    "add_const": lambda lowering, node, first: _attention().emit_const_add(lowering, node, first),
+    "layernorm": emit_layernorm,
+    "add_const": emit_const_add,
     "slice": _unit_view,
 }
+
+
+def compile_nonlinear(graph: Graph, config, *, nonlinear: str = "table", compile=None, **kw):
+    """``compile(graph, config, **kw)`` (default ``compile_graph``) with the element-wise
+    functions as tables (``nonlinear="table"``) or SMURF units (``"smurf"``: the graph is
+    ``smurf_graph``'s, the golden the design is checked against; the program carries the
+    units). Returns the program."""
+    compile = compile or compile_graph
+    if nonlinear == "table":
+        return compile(graph, config, **kw)
+    if nonlinear != "smurf":
+        raise ModelError(f"--nonlinear {nonlinear}: choose table or smurf")
+    smurf, units = smurf_graph(graph)
+    if not units:
+        return compile(graph, config, **kw)
+    cycles = {smurf_element_cycles(u.latency) for u in units}
+    assert len(cycles) == 1, cycles  # one design option set: one latency
+    program = compile(smurf, replace(config, smurf_cycles=cycles.pop()), **kw)
+    return replace(program, smurf=units)

@@ -29,9 +29,9 @@ from rtl_gen.artefact import (
 from rtl_gen.emit import emit_verilog
 
 from . import model, spram
-from .compiler import Program, program_images
 from .dsp import MULT18_SIM_MODEL_NAME, SIM_MODEL_NAME, mult18_sim_model_text, sim_model_text
 from .engine import MEMS, GemmEngine, load_width
+from .program import Program, program_images
 from .protect import coded_images
 
 __all__ = ["write_gemm_artefact", "TOP"]

@@ -44,6 +44,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from .codes import abits
 from .config import ACT_BITS, DSP_WBITS, MULT_BITS, GemmConfig
 from .core import GemmCore
 from .isa import CORE_SHIFT, FIELDS, OP_SHIFT, OPS, WINDOW_RESET, field_offsets, layout
@@ -52,7 +53,7 @@ from .protect import ErrorCounters, ProtectedRead, codes, constant_bits, with_co
 from .ram import subwords
 from .spram import SpramMemory
 
-__all__ = ["GemmEngine", "element_layout", "load_layout", "MEMS", "abits"]
+__all__ = ["GemmEngine", "element_layout", "load_layout", "MEMS"]
 
 # No read of a memory here uses data written in the same cycle (streamed reads wait for a
 # credit, POSTs read a drain's accumulator cycles after its write; the engine tests check
@@ -61,10 +62,6 @@ __all__ = ["GemmEngine", "element_layout", "load_layout", "MEMS", "abits"]
 NO_RW_CHECK = {"no_rw_check": 1}
 
 MEMS = {"imem": 0, "idx": 1, "wd": 2, "wl": 3, "params": 4, "act": 5, "tab": 6, "etab": 7}
-
-
-def abits(depth: int) -> int:
-    return max(1, (depth - 1).bit_length())
 
 
 def element_layout(dtype) -> data.StructLayout:

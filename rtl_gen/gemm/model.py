@@ -15,6 +15,7 @@ import numpy as np
 
 from . import timing
 from .attention import CADD, MATMUL, cadd_cycles, matmul_cycles, run_cadd, run_matmul
+from .codes import as_code, planes_of, requant
 from .config import DSP_WBITS, GemmConfig
 from .isa import WINDOW_RESET, Instr
 from .ram import subwords
@@ -27,8 +28,6 @@ __all__ = [
     "Schedule",
     "instruction_cycles",
     "unpack_lanes",
-    "round_constant",
-    "planes_of",
 ]
 
 
@@ -40,40 +39,12 @@ def unpack_lanes(word: int, lanes: int, width: int) -> list[int]:
     return out
 
 
-def round_constant(mode: int, shift: int) -> int:
-    if shift == 0:
-        return 0
-    return (1 << (shift - 1), 0, (1 << shift) - 1, 0)[mode]
-
-
-def _requant(acc, mult, shift, zp, lo, hi, mode):
-    """``clamp(round(acc * mult / 2**shift) + zp, lo, hi)``; mode 0 half up, 1 floor,
-    2 ceil, 3 half to even."""
-    prod = np.asarray(acc, dtype=object) * np.asarray(mult, dtype=object)
-    y = (prod + round_constant(mode, shift)) >> shift
-    if mode == 3 and shift:
-        rem = prod - (y << shift)
-        half = 1 << (shift - 1)
-        y = y + ((rem > half) | ((rem == half) & (y % 2 == 1)))
-    return np.clip(np.asarray(y, dtype=np.int64) + zp, lo, hi)
-
-
-def _as_code(raw: np.ndarray, signed: bool) -> np.ndarray:
-    raw = np.asarray(raw, np.int64) & 0xFF
-    return np.where(raw >= 128, raw - 256, raw) if signed else raw
-
-
 def run(program, codes: np.ndarray) -> np.ndarray:
     """Output codes (B, n_out) of the program for input codes (B, n_in)."""
     blocks: dict = {}  # weight blocks, unpacked once for every vector
     return np.stack(
         [_run_one(program, np.asarray(c).reshape(-1), blocks)[0] for c in np.asarray(codes)]
     )
-
-
-def planes_of(config: GemmConfig, core: str, cfg_fields) -> int:
-    """Weight bit-planes a GEMM on ``core`` runs (bit-serial LUT core: CFG's ``wbits``)."""
-    return cfg_fields["wbits"] if core == "lut" and config.lut_mode == "bitserial" else 1
 
 
 def _weight_block(
@@ -165,19 +136,19 @@ def _run_one(program, code: np.ndarray, blocks: dict | None = None):
                 blocks[key] = _weight_block(program, *key)
             w = blocks[key]
         addr, inside = window_addresses(c, f["x"], f["gstep"])
-        pad = _as_code(np.array([f["pad"]]), bool(c["xsigned"]))[0]
+        pad = as_code(np.array([f["pad"]]), bool(c["xsigned"]))[0]
         if c.get("dw"):
             # lane l reads lane l of the lane cache: acc[p*n + l] = sum_k a_l * w[l, k]
             lanes = cfg.dsp_lanes
             raw = xcache[np.where(inside, addr, 0)[:, 0, :] % len(xcache)]  # (m, k, lanes)
-            a = np.where(inside[:, 0, :, None], _as_code(raw, bool(c["xsigned"])), pad)
+            a = np.where(inside[:, 0, :, None], as_code(raw, bool(c["xsigned"])), pad)
             if cfg.dsp_pack and not c["xsigned"]:
                 a = a - 128
             acc = np.einsum("pkl,lk->pl", a, w[0, :lanes])
             accs[ins.core] = acc[:, :n].reshape(-1)
             return
         a = np.where(
-            inside, _as_code(act[np.where(inside, addr, 0) % len(act)], bool(c["xsigned"])), pad
+            inside, as_code(act[np.where(inside, addr, 0) % len(act)], bool(c["xsigned"])), pad
         )
         if ins.core == "dsp" and cfg.dsp_pack and not c["xsigned"]:
             a = a - 128  # SB_MAC16 8x8 operands: int8 activations
@@ -218,7 +189,7 @@ def _run_one(program, code: np.ndarray, blocks: dict | None = None):
             acc = accs[ins.core][: m * n].reshape(m, n)
             bias = params[f["p"] : f["p"] + n, 0]
             mult = params[f["p"] : f["p"] + n, 1]
-            y = _requant(
+            y = requant(
                 acc + bias[None],
                 mult[None],
                 pcfg["shift"],
@@ -234,21 +205,19 @@ def _run_one(program, code: np.ndarray, blocks: dict | None = None):
         elif ins.op == "ADD":
             n, s = f["n"], bool(f["xsigned"])
             (za, ma), (zb, mb) = params[addp["q"]], params[addp["q"] + 1]
-            a = _as_code(act[f["a"] : f["a"] + n], s)
+            a = as_code(act[f["a"] : f["a"] + n], s)
             offsets = idx[addp["i"] : addp["i"] + n] if f["gather"] else np.arange(n)
-            b = _as_code(act[f["b"] + offsets], s)
+            b = as_code(act[f["b"] + offsets], s)
             acc = (a - za) * ma + (b - zb) * mb
-            y = _requant(acc, 1, pcfg["shift"], pcfg["zp"], pcfg["lo"], pcfg["hi"], pcfg["round"])
+            y = requant(acc, 1, pcfg["shift"], pcfg["zp"], pcfg["lo"], pcfg["hi"], pcfg["round"])
             act[addp["y"] : addp["y"] + n] = y & 0xFF
         elif ins.op == "MAX":
             n, k, s = f["n"], f["k"], bool(f["xsigned"])
             z, mu = params[addp["q"]]
             table = idx[addp["i"] : addp["i"] + n * k].reshape(n, k)
-            vals = _as_code(act[f["x"] + np.maximum(table, 0)], s)
+            vals = as_code(act[f["x"] + np.maximum(table, 0)], s)
             v = np.where(table < 0, np.iinfo(np.int64).min, vals).max(axis=1)
-            y = _requant(
-                v - z, mu, pcfg["shift"], pcfg["zp"], pcfg["lo"], pcfg["hi"], pcfg["round"]
-            )
+            y = requant(v - z, mu, pcfg["shift"], pcfg["zp"], pcfg["lo"], pcfg["hi"], pcfg["round"])
             act[addp["y"] : addp["y"] + n] = y & 0xFF
         elif ins.op == "TAB":
             run_tab(program, act, f)
@@ -264,7 +233,7 @@ def _run_one(program, code: np.ndarray, blocks: dict | None = None):
             out = act[f["x"] + idx[f["idx"] : f["idx"] + f["n"]]]
         elif ins.op == "END":
             break
-    return _as_code(out, program.out_dtype.signed), act
+    return as_code(out, program.out_dtype.signed), act
 
 
 # --- timing ------------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..ecc import EccCode, EccDecoder
+from .codes import planes_of
 from .config import DSP_WBITS, MULT_BITS, GemmConfig
 
 __all__ = [
@@ -198,8 +199,6 @@ def read_counts(program) -> dict:
     every instruction once; a GEMM's weight words once per pixel (``m``) and bit-plane; a
     POST's parameter words once per pixel, an ADD's two and a MAX's one once per element.
     (The engine also reads the first instruction once before the first inference.)"""
-    from .model import planes_of
-
     cfg = program.config
     images = {
         "imem": program.instrs,

@@ -28,6 +28,7 @@ from amaranth.lib.wiring import In, Out
 from frontends.errors import ModelError
 from frontends.ir import Node
 
+from .codes import as_code, requant
 from .config import MULT_BITS
 
 __all__ = [
@@ -64,8 +65,9 @@ def row_cycles(rows: int, length: int, rs: int) -> int:
 def emit_softmax(lowering, node: Node, first: int):
     """``ROW`` (kind 0) for a row-wise softmax node: its exp table into the table memory
     ``lowering.etab``, the gather table over its input's rows, the output in original order."""
-    from .compiler import LayerInfo, _pcfg
+    from .instrs import post_cfg
     from .isa import Instr
+    from .program import LayerInfo
 
     graph, a, w = lowering.graph, node.attrs, node.weights
     x_name, y_name = node.inputs[0], node.outputs[0]
@@ -111,7 +113,7 @@ def emit_softmax(lowering, node: Node, first: int):
     lowering.act_base[y_name] = y_base
     lowering.layout[y_name] = np.arange(y_t.size)
     i_base = lowering.add_idx(lowering.layout[x_name])
-    lowering.instrs.append(_pcfg(node))
+    lowering.instrs.append(post_cfg(node))
     lowering.instrs.append(Instr("ADDP", fields={"y": y_base, "q": q, "i": i_base}))
     lowering.instrs.append(
         Instr(
@@ -150,18 +152,17 @@ def emit_softmax(lowering, node: Node, first: int):
 
 def run_row(program, act: np.ndarray, f, addp, pcfg) -> None:
     """The model of one ``ROW`` on the activation buffer ``act`` (stored bytes)."""
-    from .model import _as_code, _requant
 
     rows, length, s = f["rows"], f["len"], bool(f["xsigned"])
     n = rows * length
     offsets = program.idx[addp["i"] : addp["i"] + n]
-    v = _as_code(act[f["x"] + offsets], s).reshape(rows, length)
+    v = as_code(act[f["x"] + offsets], s).reshape(rows, length)
     etab = np.asarray(program.etab, np.int64)
     d = v - v.max(axis=1, keepdims=True)
     e = etab[f["t"] * ETAB_WORDS + ETAB_WORDS - 1 + d]
     inv = (1 << f["rs"]) // e.sum(axis=1, keepdims=True)
     mult = int(program.params[addp["q"], 1])
-    y = _requant(e * inv, mult, pcfg["shift"], pcfg["zp"], pcfg["lo"], pcfg["hi"], pcfg["round"])
+    y = requant(e * inv, mult, pcfg["shift"], pcfg["zp"], pcfg["lo"], pcfg["hi"], pcfg["round"])
     act[addp["y"] : addp["y"] + n] = y.reshape(-1) & 0xFF
 
 
@@ -393,8 +394,9 @@ def emit_layernorm(lowering, node: Node, first: int):
     holds ``epsilon_codes``, ``params[q + 1 + c]`` channel c's bias and multiplier."""
     from frontends.fixedpoint import signed_bits
 
-    from .compiler import LayerInfo, _pcfg
+    from .instrs import post_cfg
     from .isa import Instr
+    from .program import LayerInfo
 
     graph, a, w = lowering.graph, node.attrs, node.weights
     x_name, y_name = node.inputs[0], node.outputs[0]
@@ -441,7 +443,7 @@ def emit_layernorm(lowering, node: Node, first: int):
     offsets = lowering.layout[x_name]
     entries = np.where(np.tile(sign, rows) < 0, -offsets - 2, offsets)
     i_base = lowering.add_idx(entries)
-    lowering.instrs.append(_pcfg(node))
+    lowering.instrs.append(post_cfg(node))
     lowering.instrs.append(Instr("ADDP", fields={"y": y_base, "q": q, "i": i_base}))
     lowering.instrs.append(
         Instr(
@@ -479,14 +481,12 @@ def run_norm(program, act: np.ndarray, f, addp, pcfg) -> None:
     """The model of one LayerNorm ``ROW``."""
     import math
 
-    from .model import _as_code, _requant
-
     rows, c, s = f["rows"], f["len"], bool(f["xsigned"])
     n = rows * c
     entries = np.asarray(program.idx[addp["i"] : addp["i"] + n], np.int64)
     sign = np.where(entries < -1, -1, 1).reshape(rows, c)
     offsets = np.where(entries < -1, -entries - 2, entries)
-    x = _as_code(act[f["x"] + offsets], s).reshape(rows, c)
+    x = as_code(act[f["x"] + offsets], s).reshape(rows, c)
     eps = int(program.params[addp["q"], 0])
     prm = program.params[addp["q"] + 1 : addp["q"] + 1 + c]
     p, pq = f["t"], f["rs"]
@@ -496,7 +496,7 @@ def run_norm(program, act: np.ndarray, f, addp, pcfg) -> None:
         v = int((d[r] * d[r]).sum()) + eps
         inv = (1 << pq) // math.isqrt(v << (2 * p))
         acc = sign[r].astype(object) * d[r] * inv + prm[:, 0].astype(object)
-        out[r] = _requant(
+        out[r] = requant(
             acc,
             prm[:, 1].astype(object),
             pcfg["shift"],

@@ -41,7 +41,6 @@ __all__ = [
     "tab_cycles",
     "smurf_element_cycles",
     "run_tab",
-    "compile_nonlinear",
     "TABLE_WORDS",
     "MAP_SHIFT",
 ]
@@ -200,8 +199,8 @@ def emit_table(lowering, node: Node, first: int):
     """``TAB`` for an element-wise ``nonlinear`` node: the output keeps its input's layout;
     the table goes to the table memory (``lowering.tab``) unless the node has a SMURF unit
     (attr ``smurf``, from ``smurf_graph``)."""
-    from .compiler import LayerInfo
     from .isa import Instr
+    from .program import LayerInfo
 
     graph = lowering.graph
     x_name, y_name = node.inputs[0], node.outputs[0]
@@ -370,24 +369,3 @@ class TableUnit(wiring.Component):
             with m.If(last):
                 m.d.sync += running.eq(0)
         m.d.comb += self.busy.eq(running | read | feed | wait | write)
-
-
-def compile_nonlinear(graph: Graph, config, *, nonlinear: str = "table", compile=None, **kw):
-    """``compile(graph, config, **kw)`` (default ``compile_graph``) with the element-wise
-    functions as tables (``nonlinear="table"``) or SMURF units (``"smurf"``: the graph is
-    ``smurf_graph``'s, the golden the design is checked against; the program carries the
-    units). Returns the program."""
-    from .compiler import compile_graph
-
-    compile = compile or compile_graph
-    if nonlinear == "table":
-        return compile(graph, config, **kw)
-    if nonlinear != "smurf":
-        raise ModelError(f"--nonlinear {nonlinear}: choose table or smurf")
-    smurf, units = smurf_graph(graph)
-    if not units:
-        return compile(graph, config, **kw)
-    cycles = {smurf_element_cycles(u.latency) for u in units}
-    assert len(cycles) == 1, cycles  # one design option set: one latency
-    program = compile(smurf, replace(config, smurf_cycles=cycles.pop()), **kw)
-    return replace(program, smurf=units)

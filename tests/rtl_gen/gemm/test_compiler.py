@@ -10,7 +10,8 @@ from frontends.errors import ModelError
 from frontends.ir import Graph, Node
 from frontends.vectors import golden_vectors
 from rtl_gen.gemm import GemmConfig, compile_graph, model, timing
-from rtl_gen.gemm.compiler import LOWERINGS, layer_cycles
+from rtl_gen.gemm.layers import LOWERINGS
+from rtl_gen.gemm.split import layer_cycles
 
 from .nets import dense_chain, qdq_cnn, saturating_chain
 

@@ -13,9 +13,9 @@ from amaranth.sim import Simulator
 from frontends.errors import ModelError
 from frontends.vectors import golden_vectors
 from rtl_gen.gemm import GemmConfig, compile_graph, model
-from rtl_gen.gemm.compiler import program_images
 from rtl_gen.gemm.emit import create_engine
 from rtl_gen.gemm.engine import MEMS
+from rtl_gen.gemm.program import program_images
 
 from .nets import conv_net
 from .test_engine_amaranth import PERF, check_outputs_and_cycles, collision_checker, infer
