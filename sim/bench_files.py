@@ -26,11 +26,19 @@ def write_bench_files(artefact: Artefact | str | Path) -> list[Path]:
 
 def finish_artefact(target: Path, model: Path | None = None) -> None:
     """Write the verification files into a freshly generated artefact, and copy an ONNX
-    ``model`` (or an SR-LUT table, .npy) into ``source/`` (what ``nnloom sim`` compares the
-    RTL with, and draws new vectors from)."""
+    ``model`` (or a LUT engine's tables: SR-LUT .npy, ICELUT .npz, an HKLUT or ICELUT net
+    folder) into ``source/`` (what ``nnloom sim`` compares the RTL with, and draws new
+    vectors from)."""
     from .agreement import SOURCE_DIR
 
     art = Artefact(target)
-    if model is not None and Path(model).suffix in (".onnx", ".npy") and Path(model).is_file():
-        atomic_write(art.path / SOURCE_DIR / Path(model).name, Path(model).read_bytes())
+    model = Path(model) if model is not None else None
+    if model is not None and model.suffix in (".onnx", ".npy", ".npz") and model.is_file():
+        atomic_write(art.path / SOURCE_DIR / model.name, model.read_bytes())
+    elif model is not None and model.is_dir():  # an HKLUT table folder, an ICELUT net folder
+        for f in sorted(model.rglob("*")):
+            if f.is_file():
+                atomic_write(
+                    art.path / SOURCE_DIR / model.name / f.relative_to(model), f.read_bytes()
+                )
     write_bench_files(art)

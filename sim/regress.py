@@ -93,10 +93,7 @@ def regression_artefact(art: Artefact, n: int, seed: int, out: Path) -> Artefact
         p = manifest["parameters"]
         h, w = int(p["height"]), int(p["width"])
         rng = np.random.default_rng(seed)
-        ramp = np.broadcast_to(np.linspace(0, 255, w).round(), (h, w))
-        board = np.indices((h, w)).sum(axis=0) % 2 * 255
-        edges = np.stack([np.zeros((h, w)), np.full((h, w), 255), board, ramp])
-        frames = np.concatenate([edges.astype(np.uint8), rng.integers(0, 256, (n, h, w))])
+        frames = np.concatenate([_edge_frames(h, w), rng.integers(0, 256, (n, h, w))])
         write_srlut_artefact(
             _srlut_plan(art),
             out,
@@ -105,6 +102,8 @@ def regression_artefact(art: Artefact, n: int, seed: int, out: Path) -> Artefact
             frames=frames.astype(np.uint8),
             ports=int(p.get("ports", 1)),
         )
+    elif engine == "lutnet" and manifest.get("variant") in ("hklut", "icelut"):
+        _lut_regression(art, n, seed, out)
     else:
         raise RegressionError(
             f"{art.path}: a {engine} engine's artefact keeps no golden model "
@@ -121,6 +120,55 @@ def regression_artefact(art: Artefact, n: int, seed: int, out: Path) -> Artefact
                 f"cannot recover"
             )
     return new
+
+
+def _edge_frames(h: int, w: int) -> np.ndarray:
+    """Constant black and white, a checkerboard and a horizontal ramp (uint8, (4, h, w))."""
+    ramp = np.broadcast_to(np.linspace(0, 255, w).round(), (h, w))
+    board = np.indices((h, w)).sum(axis=0) % 2 * 255
+    return np.stack([np.zeros((h, w)), np.full((h, w), 255), board, ramp]).astype(np.uint8)
+
+
+def _lut_regression(art: Artefact, n: int, seed: int, out: Path) -> None:
+    """An HKLUT or ICELUT engine's design with the edge frames and ``n`` random ones, from
+    the tables in ``source/``. ICELUT frames are RGB: each edge frame on all three channels
+    and on one at a time (a colour cast), each with its own residual LUT."""
+    from frontends.lutnet.hklut import load_hklut_dir
+    from frontends.lutnet.icelut import load_icelut_npz
+    from frontends.lutnet.icetransfer import is_icelut_net_dir, transfer_icelut_dir
+    from rtl_gen.lutnet.artefact import write_hklut_artefact, write_icelut_artefact
+
+    from .agreement import SOURCE_DIR
+
+    p = art.manifest["parameters"]
+    h, w, family = int(p["height"]), int(p["width"]), p["family"]
+    folder = art.path / SOURCE_DIR
+    found = sorted(folder.iterdir()) if folder.is_dir() else []
+    if not found:
+        raise RegressionError(
+            f"{art.path}: no copy of its tables in {SOURCE_DIR}/ (made before nnloom kept "
+            f"one); regenerate it with `nnloom lutnet generate` to draw new frames"
+        )
+    rng = np.random.default_rng(seed)
+    edges = _edge_frames(h, w)
+    if art.manifest["variant"] == "hklut":
+        frames = np.concatenate([edges, rng.integers(0, 256, (n, h, w), dtype=np.uint8)])
+        write_hklut_artefact(
+            load_hklut_dir(found[0]), out, width=w, height=h, frames=frames, family=family
+        )
+        return
+    src = found[0]
+    plan = (
+        transfer_icelut_dir(src)
+        if src.is_dir() and is_icelut_net_dir(src)
+        else load_icelut_npz(src)
+    )
+    grey = np.repeat(edges[..., None], 3, axis=3)
+    casts = np.zeros((3 * len(edges), h, w, 3), np.uint8)
+    for c in range(3):
+        casts[c * len(edges) : (c + 1) * len(edges), ..., c] = edges
+    frames = np.concatenate([grey, casts, rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8)])
+    write_icelut_artefact(plan, out, frames=frames, family=family)
 
 
 def _srlut_plan(art: Artefact):

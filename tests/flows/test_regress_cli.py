@@ -113,3 +113,79 @@ def test_sim_vectors_on_an_srlut_engine_from_its_table(tmp_path):
     result = _invoke("sim", art, "--vectors", "40", "--seed", "3", "--simulator", SIMULATOR)
     assert result.exit_code == 0, result.output
     assert "PASS 44 vectors (40 random, seed 3, and the edge cases) bit-exact" in result.output
+
+
+def _hklut_folder(tmp_path):
+    from frontends.lutnet.hklut import random_plan, table_files
+
+    folder = tmp_path / "hk"
+    folder.mkdir()
+    for name, table in table_files(random_plan(1)).items():
+        np.save(folder / name, table)
+    return folder
+
+
+def _icelut_npz(tmp_path):
+    from frontends.lutnet.icelut import icelut_npz_bytes, random_plan
+
+    path = tmp_path / "ice.npz"
+    path.write_bytes(icelut_npz_bytes(random_plan(2)))
+    return path
+
+
+@pytest.mark.parametrize("variant", ["hklut", "icelut"])
+def test_hklut_and_icelut_engines_draw_vectors_from_their_tables(tmp_path, variant):
+    """HKLUT keeps its table folder, ICELUT its .npz in source/; the regression's frames are
+    the edge frames then seeded random ones, its golden the tables' own model, its Verilog
+    the artefact's."""
+    from frontends.lutnet.hklut import load_hklut_dir
+    from frontends.lutnet.icelut import load_icelut_npz
+
+    rng = np.random.default_rng(0)
+    if variant == "hklut":
+        tables = _hklut_folder(tmp_path)
+        frames = rng.integers(0, 256, (1, 6, 7), dtype=np.uint8)
+    else:
+        tables = _icelut_npz(tmp_path)
+        frames = rng.integers(0, 256, (1, 32, 32, 3), dtype=np.uint8)
+    np.savez(tmp_path / "frames.npz", x=frames)
+    art = tmp_path / "lut"
+    made = _invoke("lutnet", "generate", tables, "--data", tmp_path / "frames.npz", "-o", art)
+    assert made.exit_code == 0, made.output
+    reg = regression_artefact(Artefact(art), 3, 5, tmp_path / "reg")
+    v = reg.vectors()
+    edges = 4 if variant == "hklut" else 16
+    assert len(v["inputs"]) == edges + 3
+    assert (v["inputs"][0] == 0).all() and (v["inputs"][1] == 255).all()
+    again = regression_artefact(Artefact(art), 3, 5, tmp_path / "again").vectors()
+    assert (again["inputs"] == v["inputs"]).all()  # seeded
+    if variant == "hklut":
+        plan = load_hklut_dir(tables)
+        expect = np.stack([plan.reference(f) for f in v["inputs"]])
+    else:
+        plan = load_icelut_npz(tables)
+        expect = np.stack([plan.apply(f, plan.lut(f)) for f in v["inputs"]])
+    np.testing.assert_array_equal(v["outputs"], expect)
+    assert reg.rtl_sources[0].read_bytes() == Artefact(art).rtl_sources[0].read_bytes()
+
+
+@pytest.mark.sim
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", ["hklut", "icelut"])
+def test_sim_vectors_on_hklut_and_icelut_engines(tmp_path, variant):
+    """`nnloom sim --vectors N` on the HKLUT and ICELUT engines: RTL = golden on the edge
+    frames and N random ones."""
+    rng = np.random.default_rng(1)
+    if variant == "hklut":
+        tables, shape, edges = _hklut_folder(tmp_path), (1, 6, 7), 4
+    else:
+        tables, shape, edges = _icelut_npz(tmp_path), (1, 32, 32, 3), 16
+    np.savez(tmp_path / "frames.npz", x=rng.integers(0, 256, shape, dtype=np.uint8))
+    art = tmp_path / "lut"
+    made = _invoke("lutnet", "generate", tables, "--data", tmp_path / "frames.npz", "-o", art)
+    assert made.exit_code == 0, made.output
+    result = _invoke("sim", art, "--vectors", "8", "--seed", "3")
+    assert result.exit_code == 0, result.output
+    assert f"PASS {edges + 8} vectors (8 random, seed 3, and the edge cases) bit-exact" in (
+        result.output
+    )
