@@ -440,9 +440,18 @@ class PostUnit(wiring.Component):
         return m
 
     def _early_p_addr(self, m, p_base, c, last_c, issue, phase, add_run, is_add):
-        """``p_addr_early``: ``p_addr`` of the next cycle, from the next values of the
-        registers it is made of (``start`` resets ``c`` and ``phase`` and loads ``p``)."""
-        c_next = Mux(issue, Mux(last_c, 0, c + 1), c)
+        """``p_addr_early``: ``p_addr`` of the next cycle. Registers mirror ``p_base + c``
+        (``pa``), ``pa + 1`` and ``p_base + 1``, so only multiplexers sit in front of the
+        memory's address (the adders of ``c + 1`` and ``p_base + c`` there were the ECP5's
+        critical path, 115 MHz)."""
+        pa, pa1, pb1 = Signal(14), Signal(14), Signal(14)
+        with m.If(self.start):
+            m.d.sync += [pa.eq(self.p), pa1.eq(self.p + 1), pb1.eq(self.p + 1)]
+        with m.Elif(issue & ~last_c):
+            m.d.sync += [pa.eq(pa1), pa1.eq(pa1 + 1)]
+        with m.Elif(issue):
+            m.d.sync += [pa.eq(p_base), pa1.eq(pb1)]
+        post_next = Mux(issue, Mux(last_c, p_base, pa1), pa)  # p_base + c of the next cycle
         phase_next = Mux(add_run, ~phase, phase)
-        offset = Mux(is_add, phase_next, c_next)
-        m.d.comb += self.p_addr_early.eq(Mux(self.start, self.p, p_base + offset))
+        add_next = Mux(phase_next, pb1, p_base)  # p_base + phase of the next cycle
+        m.d.comb += self.p_addr_early.eq(Mux(self.start, self.p, Mux(is_add, add_next, post_next)))
