@@ -119,6 +119,11 @@ EXAMPLES = {
         "(QONNX; extra 'brevitas'); synthetic training data",
         _brevitas_maker("tiny_ic_ternary"),
     ),
+    "tiny-ic-int4": (
+        "the ResNet-8 in Brevitas with 4-bit weights in every layer, the variant that "
+        "fits the iCEBreaker (QONNX; extra 'brevitas'); synthetic training data",
+        _brevitas_maker("tiny_ic_int4"),
+    ),
     "tiny-kws-digits-ternary": (
         "the DS-CNN digits twin, ternary pointwise weights (Brevitas)",
         _brevitas_maker("tiny_kws_digits_ternary"),

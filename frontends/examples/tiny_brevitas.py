@@ -1,6 +1,8 @@
 """Brevitas variants of the KWS DS-CNN and the IC ResNet-8 for the GEMM overlay's LUT core:
 ``nnloom example tiny-kws-ternary | tiny-ic-ternary`` (and their digits twins
-``tiny-kws-digits-ternary | tiny-ic-digits-ternary``, where accuracy is measured).
+``tiny-kws-digits-ternary | tiny-ic-digits-ternary``, where accuracy is measured), and
+``tiny-ic-int4``: the ResNet-8 with 4-bit per-channel weights in every layer (narrow range,
+-7..7), the variant whose weights fit the iCEBreaker's SPRAM.
 
 The same layers as ``tiny_models`` in Brevitas (needs the extra ``brevitas``): 8-bit signed
 input, the first convolution and the classifier with 8-bit per-channel weights, every other
@@ -84,7 +86,7 @@ def _qconv(cin, cout, kernel, stride, hw, *, bits, groups=1, relu=True):
     return nn.Sequential(*mods), (-(-hw[0] // stride), -(-hw[1] // stride))
 
 
-def _head(width, classes, hw):
+def _head(width, classes, hw, bits=8):
     from torch import nn
 
     qnn, sq, wq, bq, _ = _quant()
@@ -97,7 +99,7 @@ def _head(width, classes, hw):
             classes,
             bias=True,
             weight_quant=wq,
-            weight_bit_width=8,
+            weight_bit_width=bits,
             bias_quant=bq,
             output_quant=sq,
         ),
@@ -119,7 +121,8 @@ def ds_cnn_ternary(
     return nn.Sequential(*layers, *_head(channels, classes, hw))
 
 
-def resnet8_ternary(*, in_hw=(32, 32), in_channels=3, filters=16, classes=10, bits=2):
+def resnet8_ternary(*, in_hw=(32, 32), in_channels=3, filters=16, classes=10, bits=2, edge_bits=8):
+    """ResNet-8: ``bits``-bit inner convolutions, ``edge_bits``-bit stem and classifier."""
     from torch import nn
 
     qnn, sq, *_ = _quant()
@@ -142,20 +145,22 @@ def resnet8_ternary(*, in_hw=(32, 32), in_channels=3, filters=16, classes=10, bi
             s = self.shortcut(x) if self.shortcut is not None else x
             return self.relu(self.qa(s) + self.qb(self.b(self.a(x))))
 
-    stem, hw = _qconv(in_channels, filters, 3, 1, in_hw, bits=8)
+    stem, hw = _qconv(in_channels, filters, 3, 1, in_hw, bits=edge_bits)
     layers = [qnn.QuantIdentity(act_quant=sq, return_quant_tensor=True), stem]
     width = filters
     for mult, stride in ((1, 1), (2, 2), (4, 2)):
         stack = Residual(width, filters * mult, stride, hw)
         layers.append(stack)
         hw, width = stack.out_hw, filters * mult
-    return nn.Sequential(*layers, *_head(width, classes, hw))
+    return nn.Sequential(*layers, *_head(width, classes, hw, edge_bits))
 
 
 # name -> (builder, its kwargs, base example (None: a digits twin), epochs)
 VARIANTS = {
     "tiny_kws_ternary": (ds_cnn_ternary, {}, "tiny_kws", 4),
     "tiny_ic_ternary": (resnet8_ternary, {}, "tiny_ic", 4),
+    # every weight 4-bit: the ResNet-8 whose weights fit the iCEBreaker's SPRAM
+    "tiny_ic_int4": (resnet8_ternary, dict(bits=4, edge_bits=4), "tiny_ic", 4),
     "tiny_kws_digits_ternary": (
         ds_cnn_ternary,
         dict(in_hw=(8, 8), channels=32, classes=10, stem_kernel=(3, 3), stem_stride=1),

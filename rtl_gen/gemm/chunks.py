@@ -20,7 +20,7 @@ from . import timing
 from .isa import Instr
 from .ram import subwords
 
-__all__ = ["chunk_plan", "chunked_instrs", "depthwise_instrs"]
+__all__ = ["chunk_plan", "chunked_instrs", "depthwise_instrs", "drop_repeats"]
 
 
 def chunk_plan(n: int, g: int, k: int, lanes: int, depth: int, name: str) -> list[tuple]:
@@ -106,26 +106,30 @@ def chunked_instrs(
                 replace(i, fields={**i.fields, "ones": 1}) if i.op == "GEMM" else i for i in block
             ]
         out.extend(block)
-    return _drop_repeats(out), most
+    return drop_repeats(out), most
 
 
-def _drop_repeats(instrs: list[Instr]) -> list[Instr]:
-    """A layer's chunks without the configuration words that set what the last ones set:
-    a ``CFG`` (with its ``WIN``/``WSTEP``) equal to the previous chunk's, every ``PCFG`` but
-    the first (the core's and the post unit's registers keep their values)."""
-    out, cfg, pcfg_seen, skip = [], None, False, False
+def drop_repeats(instrs: list[Instr]) -> list[Instr]:
+    """A layer's chunks without the configuration words that set what the registers hold
+    already: a core's ``CFG`` equal to its last one (``CFG`` resets the window, so a kept
+    one's ``WIN``/``WSTEP`` follow), a ``WIN``/``WSTEP`` equal to what the core holds, a
+    ``PCFG`` equal to the last one (the post unit's registers keep their values)."""
+    out, held, pcfg = [], {}, None
     for ins in instrs:
         if ins.op == "CFG":
-            skip = cfg == ins.fields
-            cfg = ins.fields
-        elif ins.op not in ("WIN", "WSTEP"):
-            skip = False
-        if ins.op == "PCFG":
-            if pcfg_seen:
+            if held.get(ins.core, {}).get("CFG") == ins.fields:
                 continue
-            pcfg_seen = True
-        if not skip:
-            out.append(ins)
+            held[ins.core] = {"CFG": ins.fields}
+        elif ins.op in ("WIN", "WSTEP"):
+            regs = held.setdefault(ins.core, {})
+            if regs.get(ins.op) == ins.fields:
+                continue
+            regs[ins.op] = ins.fields
+        elif ins.op == "PCFG":
+            if pcfg == ins.fields:
+                continue
+            pcfg = ins.fields
+        out.append(ins)
     return out
 
 
@@ -179,4 +183,4 @@ def depthwise_instrs(
             **kwargs,
         )
         out.extend(replace(i, fields={**i.fields, "dw": 1}) if i.op == "CFG" else i for i in block)
-    return _drop_repeats(out)
+    return drop_repeats(out)

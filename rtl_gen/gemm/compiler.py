@@ -32,11 +32,17 @@ program whose memories exceed the board's block RAM.
 On the iCE40 UP5K (``ram.spram_variant``, chosen when a program exceeds the block RAM) the
 activation buffer, the DSP accumulators and the DSP weights live in the four
 SB_SPRAM256KA (``spram``), single-ported: no GEMM is streamed, the barrier waits for the
-last drain, post ops that read and write activations together (ADD, MAX) are refused; a
-layer's GEMM runs in chunks whose weights fit a block-RAM cache (``chunks``: ``LOAD fill``
-before each), and a depthwise layer runs a channel on every lane: ``LOAD fill lanes``
-copies a tile's input planes into a lane cache whose word holds one activation a lane
-(``CFG dw``).
+last drain, a residual ADD takes an element every four cycles (its write in the idle two),
+MAX is refused (a standalone ``requant`` runs as a ``GEMM ones``); a layer's GEMM runs in
+chunks whose weights fit a block-RAM cache (``chunks``: ``LOAD fill`` before each), and a
+depthwise layer runs a channel on every lane: ``LOAD fill lanes`` copies a tile's input
+planes into a lane cache whose word holds one activation a lane (``CFG dw``). A model the
+cache cannot run (a reduction longer than it, memories beyond the SPRAM) falls back to
+``ram.direct_variant``: the DSP weights at 4 bits a lane in SPRAM read by the core
+directly, the accumulators in block RAM, each layer in blocks of output rows whose
+accumulators fit ``SPRAM_ACC_CAP`` (``rowblocks``); 8-bit weights there are refused by
+their SPRAM bytes. On an ECP5 board whose block RAM a program overflows, it is compiled
+again with average pools on the lane cache and the accumulators capped (``ACC_CAPS``).
 """
 
 from __future__ import annotations
@@ -52,7 +58,7 @@ from frontends.ir import Graph, Node
 
 from . import timing
 from .attention import emit_const_add, emit_matmul, emit_view
-from .chunks import chunked_instrs, depthwise_instrs
+from .chunks import chunked_instrs, depthwise_instrs, drop_repeats
 from .config import DSP_WBITS, GemmConfig
 from .instrs import (
     gemm_instrs,
@@ -62,10 +68,11 @@ from .instrs import (
     stream_first_layer,
 )
 from .isa import Instr
-from .layers import LOWERINGS, ROUNDING, GemmLayer, token_layout
+from .layers import LOWERINGS, ROUNDING, GemmLayer, requant_gemm, token_layout
 from .posts import POST_OPS, reorder_copy
 from .program import LayerInfo, Program, check_fields, check_fits
-from .ram import DeviceFitError, check_device, spram_variant
+from .ram import DeviceFitError, check_device, direct_variant, spram_variant
+from .rowblocks import acc_words, row_blocks
 from .rowwise import emit_layernorm, emit_softmax
 from .split import (
     LayerSplit,
@@ -155,6 +162,17 @@ def pack_lanes(values, width: int) -> int:
     return word
 
 
+class WeightRangeError(ModelError):
+    """A layer's DSP weights exceed the SPRAM weight memory's bits (``spram_wbits``)."""
+
+
+# accumulator words a GEMM may use on a ``spram_wbits`` overlay (its accumulators in block
+# RAM: 1024 x 24 bits are six SB_RAM40_4K; larger blocks cost instruction memory less)
+SPRAM_ACC_CAP = 1024
+# ECP5 boards whose block RAM a program overflows: the accumulator caps tried, in order
+ACC_CAPS = (8192, 4096, 2048)
+
+
 def compile_graph(
     graph: Graph,
     config: GemmConfig,
@@ -163,6 +181,7 @@ def compile_graph(
     tau: float = 0.02,
     fit: bool = True,
     stream: bool = True,
+    acc_cap: int | None = None,
 ) -> Program:
     """Compile ``graph`` for ``config``.
 
@@ -174,7 +193,10 @@ def compile_graph(
     input, or of the previous one-pixel layer's output, has its GEMMs issued ahead of the
     ``LOAD`` or of those POSTs (``GEMM stream=1``, steps in address order): it computes
     while its input is written; an output a one-pixel layer's POSTs write in order leaves
-    as they write it (``STORE stream=1``).
+    as they write it (``STORE stream=1``). ``acc_cap``: accumulator words a GEMM may use
+    (larger layers run in blocks of output rows, ``rowblocks``); default none, but
+    ``SPRAM_ACC_CAP`` on a ``spram_wbits`` config, and ``ACC_CAPS`` in turn for a board
+    whose block RAM the program overflows.
     """
     if len(graph.inputs) == 1 and len(graph.outputs) == 1:
         out_t = graph.tensor(graph.outputs[0])
@@ -185,20 +207,47 @@ def compile_graph(
                 f"engine outputs 8-bit codes: quantize the output, or use "
                 f"--engine dense"
             )
+    kw = dict(split=split, tau=tau, fit=fit, stream=stream)
+    if acc_cap is not None:
+        return _compile(graph, config, acc_cap=acc_cap, **kw)
     try:
-        return _compile(graph, config, split=split, tau=tau, fit=fit, stream=stream)
+        return _compile(graph, config, **kw)
     except DeviceFitError as exc:
-        if not (fit and _has_spram(config)):
+        if not fit or config.spram:
             raise
+        if not _has_spram(config):
+            return _compile_compact(graph, config, exc, **kw)
         ebr = exc
-    # the iCE40 UP5K: buffers in its SPRAM (ram.spram_variant). Refused there too: the
-    # SPRAM's bytes, or the block RAM's and why the SPRAM overlay cannot run it
+    # the iCE40 UP5K: buffers in its SPRAM (ram.spram_variant), the weights through a
+    # block-RAM cache; else read directly at 4 bits a lane (or 8, which no UP5K holds).
+    # Refused there too: the SPRAM's bytes, or the block RAM's and why the SPRAM overlay
+    # cannot run it
     try:
-        return _compile(graph, spram_variant(config), split=split, tau=tau, fit=fit, stream=stream)
+        return _compile(graph, spram_variant(config), **kw)
+    except ModelError:
+        pass
+    try:
+        try:
+            return _compile(graph, direct_variant(config, 4), **kw)
+        except WeightRangeError:
+            return _compile(graph, direct_variant(config, 8), **kw)
     except DeviceFitError:
         raise
     except ModelError as exc:
         raise DeviceFitError(f"{ebr}; the SPRAM overlay cannot run it either: {exc}") from None
+
+
+def _compile_compact(graph: Graph, config: GemmConfig, exc: DeviceFitError, **kw) -> Program:
+    """A program that overflows a board's block RAM, compiled again with its memories
+    packed tighter: average pools on the lane cache (a tile's weight words, not one a
+    group) and each layer's accumulators capped (``rowblocks``, ``ACC_CAPS`` in turn);
+    the first that fits, else the first refusal."""
+    for cap in ACC_CAPS:
+        try:
+            return _compile(graph, config, acc_cap=cap, pool_lanes=True, **kw)
+        except DeviceFitError:
+            continue
+    raise exc
 
 
 def _has_spram(config: GemmConfig) -> bool:
@@ -211,8 +260,28 @@ def _has_spram(config: GemmConfig) -> bool:
     return board_facts(config.board).capacity.get("ICESTORM_SPRAM", 0) > 0
 
 
-def _compile(graph: Graph, config: GemmConfig, *, split, tau, fit, stream) -> Program:
-    lowering = Lowering(graph, config, split=split, tau=tau, stream=stream and not config.spram)
+def _compile(
+    graph: Graph,
+    config: GemmConfig,
+    *,
+    split,
+    tau,
+    fit,
+    stream,
+    acc_cap: int | None = None,
+    pool_lanes: bool = False,
+) -> Program:
+    if acc_cap is None and config.spram_wbits:
+        acc_cap = SPRAM_ACC_CAP
+    lowering = Lowering(
+        graph,
+        config,
+        split=split,
+        tau=tau,
+        stream=stream and not config.spram,
+        acc_cap=acc_cap,
+        pool_lanes=pool_lanes,
+    )
     lowering.load_input()
     for i, node in enumerate(graph.nodes):
         lowering.node(i, node)
@@ -233,6 +302,8 @@ class Lowering:
         split="auto",
         tau: float = 0.02,
         stream: bool = True,
+        acc_cap: int | None = None,
+        pool_lanes: bool = False,
     ):
         if len(graph.inputs) != 1 or len(graph.outputs) != 1:
             raise ModelError(
@@ -242,6 +313,11 @@ class Lowering:
             )
         self.graph, self.config = graph, config
         self.split_spec, self.tau, self.stream = split, tau, stream
+        # accumulator words a GEMM may use (None: any; ``rowblocks``), average pools on the
+        # lane cache
+        self.acc_cap, self.pool_lanes = acc_cap, pool_lanes
+        # DSP weight bits a lane in the weight memory (``spram_wbits``: 4 on a UP5K)
+        self.dsp_wbits = config.spram_wbits or DSP_WBITS
         self.instrs: list[Instr] = []
         self.act = _Arena()
         self.last_read: dict[str, int] = {}
@@ -308,11 +384,18 @@ class Lowering:
             and name not in self.graph.outputs
             and name not in self.aliases
         }
-        if self.config.spram and (node.op in POST_OPS or node.op in UNIT_OPS):
+        if self.config.spram and node.op == "requant":
+            self.gemm_layer(node, requant_gemm(node, self.graph))
+            self.release(i, node)
+            return
+        spram_ok = ("add",)  # ADD: an element every 4 cycles, the write in the idle two
+        if self.config.spram and (
+            (node.op in POST_OPS and node.op not in spram_ok) or node.op in UNIT_OPS
+        ):
             raise ModelError(
                 f"{node.describe()}: op '{node.op}' reads and writes the activation "
                 f"buffer in the same cycles, which the SPRAM overlay's single-ported "
-                f"buffer does not do yet (it runs {', '.join(sorted(LOWERINGS))})"
+                f"buffer does not do yet (it runs {', '.join(sorted(LOWERINGS))}, add)"
             )
         if node.op == "add" and len(node.inputs) == 1:  # an add of a constant
             first = len(self.instrs)
@@ -370,10 +453,10 @@ class Lowering:
             )
         )
 
-    def gemm_layer(self, node: Node) -> None:
+    def gemm_layer(self, node: Node, layer: GemmLayer | None = None) -> None:
         graph, config = self.graph, self.config
         first = len(self.instrs)
-        layer = LOWERINGS[node.op](node, graph)
+        layer = layer or LOWERINGS[node.op](node, graph)
         x_t = graph.tensor(node.inputs[0])
         for t in (x_t, graph.tensor(node.outputs[0])):
             if t.dtype.width > 8:
@@ -415,6 +498,8 @@ class Lowering:
         if copy is None and self.row_layer(node, layer, sub, in_base, x_t.dtype, first):
             return
         group_order = np.argsort(blocks, kind="stable") if layer.groups > 1 else None
+        if self.pool_lanes and config.lane_cache and layer.ng == 1 and np.all(layer.weight == 1):
+            layer = replace(layer, dsp_only=True)  # a pool on the lane cache, not the LUT core
         split = self.split(layer, group_order)
         w, bias, mult, shift, changed = requantize_lut(
             layer, split.lut_items, config, split.lut_wbits
@@ -422,13 +507,19 @@ class Lowering:
         self.new_nodes.append(
             _transformed_node(node, layer, w, bias, mult, shift) if changed else node
         )
-        dsp_max = (1 << (DSP_WBITS - 1)) - 1
+        dsp_max = (1 << (self.dsp_wbits - 1)) - 1
         for c in split.channel_order[: split.n_dsp]:
             if w[c].min(initial=0) < -dsp_max - 1 or w[c].max(initial=0) > dsp_max:
-                raise ModelError(
+                error = ModelError if self.dsp_wbits == DSP_WBITS else WeightRangeError
+                raise error(
                     f"{node.describe()}: weight values of output channel {c} "
-                    f"span [{w[c].min()}, {w[c].max()}]; the DSP core multiplies "
-                    f"{DSP_WBITS}-bit signed weights"
+                    f"span [{w[c].min()}, {w[c].max()}]; "
+                    + (
+                        f"the DSP core multiplies {DSP_WBITS}-bit signed weights"
+                        if error is ModelError
+                        else f"the DSP core's weight memory holds {self.dsp_wbits}-bit "
+                        f"signed weights"
+                    )
                 )
         # -- step order: each group's input planes as they are stored (weights alike)
         inv_sub = np.argsort(sub.reshape(layer.groups, win.cin_g), axis=1, kind="stable")
@@ -449,11 +540,15 @@ class Lowering:
             y_layout = y_layout.reshape(layer.n, layer.m).T.reshape(-1)
         self.layout[node.outputs[0]] = y_layout
         spram = config.spram
+        cached = spram and not config.spram_wbits  # weights through the block-RAM cache
         ones = spram and bool(np.all(w == 1))  # an average pool: no weights to read
+        emit = self.gemm_emitter(layer)
+        first_emit = len(self.instrs)
         lane_dw = (
             config.lane_cache
             and split.items_lut == 0
-            and not np.all(w == 1)  # average pools: one lane a group reads no weights
+            # average pools: one lane a group reads no weights (spram), or a tile's words
+            and (not np.all(w == 1) or (self.pool_lanes and not spram))
             and layer.groups > 1
             and layer.ng == 1
             and win.cin_g * win.plane <= config.xc_depth
@@ -465,14 +560,13 @@ class Lowering:
                 block = np.zeros((lanes, layer.k), np.int64)
                 tile = chans[t0 : t0 + lanes]
                 block[: len(tile)] = w_steps[tile]
-                self.wd.extend(pack_lanes(block[:, k], DSP_WBITS) for k in range(layer.k))
-            self.acc_need["dsp"] = max(self.acc_need["dsp"], layer.n * layer.m)
-            self.wc_need = max(self.wc_need, layer.k if spram else 0)
+                self.wd.extend(pack_lanes(block[:, k], self.dsp_wbits) for k in range(layer.k))
+            self.wc_need = max(self.wc_need, layer.k if cached else 0)
             self.xc_need = max(self.xc_need, win.cin_g * win.plane)
             block0 = int(blocks[split.dsp_items[0]])
             self.instrs.extend(
                 depthwise_instrs(
-                    gemm_instrs,
+                    emit,
                     layer,
                     config,
                     block0=block0,
@@ -481,22 +575,21 @@ class Lowering:
                     y=y_base,
                     p=p_base,
                     name=node.name,
-                    cache=spram,
+                    cache=cached,
                     xsigned=x_t.dtype.signed,
                     shift=shift,
                 )
             )
         elif ones:
             w_bases = (len(self.wd), len(self.wl))
-            self.acc_need["dsp"] = max(self.acc_need["dsp"], layer.n * layer.m)
         else:
             w_bases = self.weight_images(layer, split, w_steps)
         if lane_dw:
             pass
-        elif spram:
+        elif cached:
             n_dsp, g_dsp = split_shape(layer, 0)["dsp"]
             block, words = chunked_instrs(
-                gemm_instrs,
+                emit,
                 layer,
                 config,
                 n=n_dsp,
@@ -513,21 +606,26 @@ class Lowering:
             self.wc_need = max(self.wc_need, words)
             self.instrs.extend(block)
         else:
-            self.instrs.extend(
-                gemm_instrs(
-                    layer,
-                    split_shape(layer, split.items_lut),
-                    config,
-                    x=tuple(x_origin),
-                    w=w_bases,
-                    y=y_base,
-                    p=p_base,
-                    xsigned=x_t.dtype.signed,
-                    shift=shift,
-                    name=node.name,
-                    lut_wbits=split.lut_wbits,
-                )
+            block = emit(
+                layer,
+                split_shape(layer, split.items_lut),
+                config,
+                x=tuple(x_origin),
+                w=w_bases,
+                y=y_base,
+                p=p_base,
+                xsigned=x_t.dtype.signed,
+                shift=shift,
+                name=node.name,
+                lut_wbits=split.lut_wbits,
             )
+            if ones:
+                block = [
+                    replace(i, fields={**i.fields, "ones": 1}) if i.op == "GEMM" else i
+                    for i in block
+                ]
+            self.instrs.extend(drop_repeats(block))
+        self.need_acc(self.instrs[first_emit:])
         first = self.stream_layer(node, layer, split, first)
         lut_err = (
             float(split.errors[split.lut_items].max()) if len(split.lut_items) and changed else 0.0
@@ -631,12 +729,11 @@ class Lowering:
                 block[: len(chans)] = chans
                 words.extend(pack_lanes(block[:, k], width) for k in range(layer.k))
             self.acc_core[core] = max(self.acc_core[core], bits)
-        self.acc_need["dsp"] = max(self.acc_need["dsp"], layer.n * r1 * win.ow)
-        self.acc_need["lut"] = max(self.acc_need["lut"], layer.n * (win.oh - r1) * win.ow)
         y_base = self.act.take(layer.n * layer.m)
         self.act_base[node.outputs[0]] = y_base
         self.layout[node.outputs[0]] = np.arange(layer.n * layer.m)
         self.instrs.extend(instrs_for(r1, tuple(w_bases), y_base, p_base))
+        self.need_acc(self.instrs[first:])
         self.new_nodes.append(node)
         self.infos.append(
             LayerInfo(
@@ -745,7 +842,7 @@ class Lowering:
             if n * g == 0 or lanes == 0:
                 continue  # gemm_instrs reports channels on an absent core
             tiles = timing.ceil_div(n, lanes)
-            wbits = DSP_WBITS if core == "dsp" else config.lut_wbits
+            wbits = self.dsp_wbits if core == "dsp" else config.lut_wbits
             serial = core == "lut" and config.lut_mode == "bitserial"
             chans = split.channel_order[(split.n_dsp if core == "lut" else 0) :][: n * g]
             chans = chans.reshape(g, n)
@@ -760,8 +857,25 @@ class Lowering:
                             words.extend(pack_lanes(plane[:, k], 1) for k in range(layer.k))
                     else:
                         words.extend(pack_lanes(block[:, k], wbits) for k in range(layer.k))
-            self.acc_need[core] = max(self.acc_need[core], n * g * layer.m)
         return tuple(w_bases)
+
+    def gemm_emitter(self, layer: GemmLayer) -> Callable:
+        """``gemm_instrs``, in blocks of output rows when ``acc_cap`` is set (``rowblocks``:
+        each block's accumulators within the cap)."""
+        cap = self.acc_cap
+        if cap is None:
+            return gemm_instrs
+
+        def emit(lay, shapes, config, **kwargs):
+            instrs = gemm_instrs(lay, shapes, config, **kwargs)
+            return row_blocks(instrs, lay.window, cap, lay.node.describe())
+
+        return emit
+
+    def need_acc(self, instrs: list[Instr]) -> None:
+        """Widens each core's accumulator memory to what the GEMMs in ``instrs`` use."""
+        for core, words in acc_words(instrs).items():
+            self.acc_need[core] = max(self.acc_need[core], words)
 
     def stream_layer(self, node: Node, layer: GemmLayer, split: LayerSplit, first: int) -> int:
         """Moves a one-pixel dense layer's GEMMs ahead of the LOAD or POSTs that write its
@@ -857,7 +971,7 @@ class Lowering:
             config = config.fit(needs)
         else:
             check_fits(config, needs, graph)
-        if config.spram and config.acc_bits > 32:
+        if config.spram and not config.spram_wbits and config.acc_bits > 32:
             raise ModelError(
                 f"model '{graph.name}' needs {config.acc_bits}-bit accumulators; the "
                 f"SPRAM overlay stores 32"

@@ -73,7 +73,11 @@ class GemmConfig:
     ``spram`` (iCE40 UP5K): the activation buffer, the DSP accumulators and the DSP weights
     live in ``SB_SPRAM256KA`` blocks (``spram``), the weights read by the core through a
     block-RAM cache of ``wc_depth`` words that ``LOAD fill`` refills; DSP core only (the
-    activation buffer has one port).
+    activation buffer has one port). ``spram_wbits`` (``spram`` only; 0: the cache above): the
+    DSP weights stored at 4 (or 8) bits a lane in a SPRAM memory one weight word wide, read
+    by the core every cycle with no cache (each lane's field sign-extended to int8), and the
+    DSP accumulators in block RAM (the compiler runs a layer in blocks of output rows that
+    fit them): no reduction limit, and a 4-bit model's weights take half the SPRAM.
     """
 
     dsp_lanes: int = 4
@@ -110,6 +114,7 @@ class GemmConfig:
     wc_depth: int = 2
     xc_depth: int = 2
     lane_cache: bool = False
+    spram_wbits: int = 0
 
     def __post_init__(self):
         from ..ecc import EccCode
@@ -137,6 +142,11 @@ class GemmConfig:
             raise ValueError(
                 "spram (iCE40 SB_SPRAM256KA buffers) takes a DSP core of iCE40 lanes, "
                 "no LUT core (the SPRAM activation buffer has one port) and no protect"
+            )
+        if self.spram_wbits not in (0, 4, 8) or (self.spram_wbits and not self.spram):
+            raise ValueError(
+                f"spram_wbits={self.spram_wbits}: SPRAM weights without a cache are 4 or 8 "
+                f"bits a lane, on a spram config only"
             )
         if self.lut_mode == "ternary" and self.lut_wbits != 2:
             object.__setattr__(self, "lut_wbits", 2)

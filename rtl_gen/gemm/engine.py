@@ -52,6 +52,7 @@ from .post import PostUnit
 from .protect import ErrorCounters, ProtectedRead, codes, constant_bits, with_constants
 from .ram import subwords
 from .spram import SpramMemory
+from .timing import add_period
 
 __all__ = ["GemmEngine", "element_layout", "load_layout", "MEMS"]
 
@@ -299,7 +300,11 @@ class GemmEngine(wiring.Component):
                 lane_acts=core == "dsp" and cfg.lane_cache,
             )
             m.submodules[f"{core}_core"] = unit
-            if spram:  # (the DSP core alone: GemmConfig checks it)
+            direct = spram and cfg.spram_wbits
+            if direct:  # weights read from SPRAM every cycle, accumulators in block RAM
+                w_sp, w_rd, acc_wr, acc_rd = self._direct_memories(m, unit, wdepth, adepth)
+                a_rd = core_act = _Port(act_ab, ACT_BITS, "core_act")
+            elif spram:  # (the DSP core alone: GemmConfig checks it)
                 # weights: SPRAM (written through load) -> LOAD fill -> the block-RAM cache
                 wsub = subwords(lanes)
                 w_sp = SpramMemory(16, max(2, wdepth * wsub), primitive=cfg.primitives)
@@ -333,7 +338,8 @@ class GemmEngine(wiring.Component):
                 else:
                     a_rd = act.read_port()
                 acc_wr, acc_rd = amem.write_port(), amem.read_port()
-            w_rd = wmem.read_port()
+            if not direct:
+                w_rd = wmem.read_port()
             if unit.lane_acts:  # the lane cache: a depthwise layer's planes, one a lane
                 xc = Memory(
                     shape=unsigned(lanes * ACT_BITS), depth=cfg.xc_depth, init=[], attrs=NO_RW_CHECK
@@ -362,7 +368,7 @@ class GemmEngine(wiring.Component):
                     ones_word = sum(1 << (wbits * lane) for lane in range(lanes))
                     with m.If(unit.start):
                         m.d.sync += ones.eq(gemm_ones)
-                    w_data = Mux(ones, ones_word, w_rd.data)
+                    w_data = Mux(ones, ones_word, self._widen(w_rd.data) if direct else w_rd.data)
                 m.d.comb += [w_rd.addr.eq(unit.w_addr), unit.w_data.eq(w_data)]
             if a_rd is not seq_act:
                 m.d.comb += a_rd.addr.eq(unit.act_addr)
@@ -386,6 +392,7 @@ class GemmEngine(wiring.Component):
             p_abits=abits(cfg.param_depth),
             residual=cfg.residual,
             half_even=cfg.half_even,
+            add_period=add_period(cfg),
         )
         m.submodules.post = post
         self.probes = {"post": post, "cores": {}}  # for checks in simulation
@@ -949,6 +956,25 @@ class GemmEngine(wiring.Component):
             self._fill_ports(m, locals())
         return m
 
+    def _direct_memories(self, m, unit, wdepth: int, adepth: int):
+        """``spram_wbits``: the weight SPRAM, one weight word wide (``load`` writes it, the
+        core reads it through ``_Port`` ``wd_rd``, wired in ``_spram_ports``), and the
+        accumulators in block RAM. Returns (SPRAM, read port, accumulator ports)."""
+        cfg = self.config
+        width = cfg.dsp_lanes * cfg.spram_wbits
+        w_sp = SpramMemory(width, max(2, wdepth), primitive=cfg.primitives)
+        m.submodules.wd = w_sp
+        w_rd = _Port(abits(wdepth), width, "wd_rd")
+        amem = Memory(shape=signed(cfg.acc_widths["dsp"]), depth=adepth, init=[], attrs=NO_RW_CHECK)
+        m.submodules.accd = amem
+        return w_sp, w_rd, amem.write_port(), amem.read_port()
+
+    def _widen(self, word):
+        """A ``spram_wbits`` weight word as the core's int8 lanes (each field sign-extended)."""
+        bits = self.config.spram_wbits
+        fields = [word[bits * lane :][:bits] for lane in range(self.config.dsp_lanes)]
+        return Cat(*(Cat(f, f[-1].replicate(DSP_WBITS - bits)) for f in fields))
+
     def _fill_ports(self, m, env) -> None:
         """``LOAD fill`` (the weight cache of a ``spram`` config, the lane cache of a
         ``lane_cache`` one) and, for ``spram``, the single port of the activation SPRAM,
@@ -1011,9 +1037,27 @@ class GemmEngine(wiring.Component):
         the activation SPRAM's port (see ``_fill_ports``)."""
         cfg, load = self.config, self.load
         unit = env["cores"]["dsp"][0]
+        w_sp = env["w_sp"]
+        load_w = load.valid & (load.payload.mem == MEMS["wd"])
+        if cfg.spram_wbits:  # the core reads the weight SPRAM itself (``_direct_memories``)
+            w_rd = env["w_rd"]
+            m.d.comb += [
+                w_sp.we.eq(load_w),
+                w_sp.re.eq(~load_w),
+                w_sp.addr.eq(Mux(load_w, load.payload.addr, w_rd.addr)),
+                w_sp.wdata.eq(load.payload.data[: len(w_sp.wdata)]),
+                w_rd.data.eq(w_sp.rdata),
+            ]
+        else:
+            self._weight_cache_fill(m, env, reading, load_w, fd_valid, fd_last)
+        self._act_port(m, env, unit, load_w, reading, x_reading)
+
+    def _weight_cache_fill(self, m, env, reading, load_w, fd_valid, fd_last) -> None:
+        """The weight SPRAM written through ``load`` and read by ``LOAD fill`` into the
+        block-RAM cache, ``subwords`` reads a cache word."""
+        cfg, load = self.config, self.load
         w_sp, wc_wr, wsub = env["w_sp"], env["wc_wr"], env["wsub"]
         fill_dst, fill_last_sub = env["fill_dst"], env["fill_last_sub"]
-        load_w = load.valid & (load.payload.mem == MEMS["wd"])
         m.d.comb += [
             w_sp.we.eq(load_w),
             w_sp.re.eq(reading & ~load_w),
@@ -1037,6 +1081,8 @@ class GemmEngine(wiring.Component):
         with m.If(fd_valid & fd_last):
             m.d.sync += fill_dst.eq(fill_dst + 1)
 
+    def _act_port(self, m, env, unit, load_w, reading, x_reading) -> None:
+        """The activation SPRAM's one port (see ``_fill_ports``) and the conflict probe."""
         # the activation SPRAM: a write wins the port; else the core reads while it
         # computes, the sequencer (STORE) or the post unit otherwise
         act_sp, act_wr, seq_act = env["act_sp"], env["act_wr"], env["seq_act"]

@@ -243,6 +243,33 @@ def _scaled_divisor(node: Node, graph: Graph, k: int, mult: int, common: dict):
     return None
 
 
+def requant_gemm(node: Node, graph: Graph) -> GemmLayer:
+    """A standalone ``requant`` of a (C, H, W) tensor as a GEMM: ``C`` groups of one channel
+    over a 1x1 window, every weight 1 (``GEMM ones``), the post unit's requantizer doing
+    the rest (``y = requantize(x - zp, multiplier, shift)``, the IR's definition). For the
+    SPRAM overlay, whose single-ported activation buffer has no ``MAX`` copy."""
+    shape = graph.tensor(node.inputs[0]).shape
+    mult = np.asarray(node.weights["multiplier"], np.int64).reshape(-1)
+    if len(shape) != 3 or mult.size != 1:
+        raise ModelError(
+            f"{node.describe()}: a requantization of a {len(shape)}-D tensor cannot run on "
+            f"the SPRAM overlay (it runs one of a (C, H, W) image as a GEMM)"
+        )
+    c, h, w = (int(v) for v in shape)
+    return GemmLayer(
+        node,
+        c,
+        h * w,
+        1,
+        1,
+        np.ones((c, 1), np.int64),
+        np.zeros(c, np.int64),
+        np.full(c, int(mult[0]), np.int64),
+        window=Window(c, h, w, h, w, groups=c),
+        **_common(node),
+    )
+
+
 LOWERINGS: dict[str, Callable[[Node, Graph], GemmLayer]] = {
     "dense": _dense,
     "conv": _conv,

@@ -72,7 +72,7 @@ def _weight_block(
             weight = weight + (1 << (planes - 1 - p)) * bits[:, :, p]
         w = weight  # (g, tiles, k, lanes)
     else:
-        width = DSP_WBITS if core == "dsp" else cfg.lut_wbits
+        width = (cfg.spram_wbits or DSP_WBITS) if core == "dsp" else cfg.lut_wbits
         w = np.array(
             [unpack_lanes(words[base + i], lanes, width) for i in range(g * tiles * k)], np.int64
         ).reshape(g, tiles, k, lanes)
@@ -126,7 +126,7 @@ def _run_one(program, code: np.ndarray, blocks: dict | None = None):
         spram = cfg.spram and ins.core == "dsp"
         if spram and f["ones"]:
             w = np.ones((g, tiles * cfg.dsp_lanes, k), np.int64)
-        elif spram:
+        elif spram and not cfg.spram_wbits:  # (spram_wbits: the words themselves)
             w = _weight_block(
                 program, ins.core, f["w"], g, tiles, k, planes_of(cfg, ins.core, c), cache
             )
@@ -365,7 +365,7 @@ def schedule(program_or_instrs, config: GemmConfig | None = None) -> Schedule:
                 f["n"], pcfg_m
             )
         elif ins.op == "ADD":
-            nxt = e + timing.add_cycles(f["n"])
+            nxt = e + timing.add_cycles(f["n"], timing.add_period(config))
         elif ins.op == "MAX":
             nxt = e + timing.max_cycles(f["n"], f["k"])
         elif ins.op == "TAB":

@@ -11,8 +11,10 @@ compares, clamp/write).
 ``ADD``: ``act[y + j] = clamp((((a_j - za)*ma + (b_j - zb)*mb + r) >> shift) + zp, lo, hi)``
 with ``a_j = act[a + j]`` and ``b_j = act[b + idx[i + j]]`` (``gather``; else
 ``act[b + j]``) read through the shared
-activation port, two cycles an element, one multiplier used twice; each operand's difference,
-product and the sum are registered steps.
+activation port, two cycles an element (``add_period`` 4, for a single-ported activation
+memory: four, the two after the reads left idle, where the write of an element read nine
+cycles earlier falls), one multiplier used twice; each operand's difference, product and the
+sum are registered steps.
 
 ``MAX``: ``act[y + j] = clamp((((max_e act[a + idx[i + j*k + e]]) - z)*mu + r) >> shift) +
 zp, lo, hi)``, entries with the pad flag never winning; one window entry a cycle (gather
@@ -119,7 +121,11 @@ class PostUnit(wiring.Component):
         p_abits: int,
         residual: bool = True,
         half_even: bool = True,
+        add_period: int = 2,
     ):
+        if add_period not in (2, 4):
+            raise ValueError(f"add_period={add_period}: an ADD element takes 2 or 4 cycles")
+        self.add_period = add_period
         self.acc_bits, self.bias_bits, self.residual = acc_bits, bias_bits, residual
         self.half_even = half_even
         self.act_abits = act_abits
@@ -259,7 +265,8 @@ class PostUnit(wiring.Component):
 
         # --- ADD: element j reads a_j and idx[i+j] (phase 0), then b_j (phase 1) -----------
         add_run = running & is_add & ~is_max
-        phase = Signal()
+        phase = Signal(range(self.add_period))  # 0: a_j read, 1: b_j read, 2-3: idle
+        read_a, read_b = phase == 0, phase == 1
         aj, jb, add_wa = Signal(16), Signal(16), Signal(16)  # MAX: aj counts window entries
         a_base, g_base, i_base = Signal(16), Signal(16), Signal(16)  # g: gathered operand
         xs, gather = Signal(), Signal()
@@ -274,8 +281,8 @@ class PostUnit(wiring.Component):
                 gather.eq(self.gather),
             ]
         with m.Elif(add_run):
-            m.d.sync += phase.eq(~phase)
-            with m.If(phase):
+            m.d.sync += phase.eq(phase + 1)
+            with m.If(read_b):
                 m.d.sync += [aj.eq(aj + 1), jb.eq(aj)]
                 with m.If(aj == nn_m1):
                     m.d.sync += running.eq(0)
@@ -284,7 +291,7 @@ class PostUnit(wiring.Component):
                 self.idx_addr.eq(i_base + aj),
                 self.act_raddr.eq(
                     Mux(
-                        phase | is_max,
+                        read_b | is_max,
                         g_base + Mux(gather, self.idx_data[: self.act_abits], aj),
                         a_base + aj,
                     )
@@ -312,7 +319,7 @@ class PostUnit(wiring.Component):
                 with m.If(mj == nn_m1):
                     m.d.sync += running.eq(0)
         with m.If(is_add):
-            m.d.comb += self.p_addr.eq(p_base + phase)
+            m.d.comb += self.p_addr.eq(p_base + phase[0])
         self._early_p_addr(m, p_base, c, last_c, issue, phase, add_run, is_add)
         s_a, s_b, add_v = Signal(), Signal(), Signal()  # a_j / b_j data (and za,ma / zb,mb)
         val, val_r = Signal(signed(9)), Signal(signed(9))
@@ -322,7 +329,7 @@ class PostUnit(wiring.Component):
         zp_r, mult_r = Signal(signed(9)), Signal(unsigned(MULT_BITS))
         sa_r, sb_r = Signal(), Signal()
         if self.residual:
-            m.d.sync += [s_a.eq(add_run & ~phase), s_b.eq(add_run & phase)]
+            m.d.sync += [s_a.eq(add_run & read_a), s_b.eq(add_run & read_b)]
             m.d.sync += [
                 val_r.eq(val),
                 zp_r.eq(zero_point),
@@ -348,7 +355,9 @@ class PostUnit(wiring.Component):
                 s_m.eq(mv3 & last3),
             ]
             # act_rdata is used the next cycle (a_j, b_j; a window entry unless padded)
-            m.d.comb += self.act_re.eq(add_run | (mv1 & ~self.idx_data[self.act_abits]))
+            m.d.comb += self.act_re.eq(
+                (add_run & (read_a | read_b)) | (mv1 & ~self.idx_data[self.act_abits])
+            )
             keep = pad3 | (~first3 & (val_r <= mx))
             with m.If(mv3):
                 # a padded first entry seeds -512, below every code, so it never wins
@@ -452,6 +461,6 @@ class PostUnit(wiring.Component):
         with m.Elif(issue):
             m.d.sync += [pa.eq(p_base), pa1.eq(pb1)]
         post_next = Mux(issue, Mux(last_c, p_base, pa1), pa)  # p_base + c of the next cycle
-        phase_next = Mux(add_run, ~phase, phase)
+        phase_next = Mux(add_run, (phase + 1)[0], phase[0])  # (period 2 or 4: bit 0)
         add_next = Mux(phase_next, pb1, p_base)  # p_base + phase of the next cycle
         m.d.comb += self.p_addr_early.eq(Mux(self.start, self.p, Mux(is_add, add_next, post_next)))

@@ -130,7 +130,7 @@ def program_images(program: Program, config: GemmConfig | None = None) -> dict:
     (``bias << MULTIPLIER_BITS | multiplier``)."""
     config = config or program.config
     wd = list(program.wd)
-    if config.spram:  # the weight SPRAM's 16-bit words, low half of each word first
+    if config.spram and not config.spram_wbits:  # the SPRAM's 16-bit words, low half first
         wsub = subwords(config.dsp_lanes)
         wd = [(int(word) >> (16 * i)) & 0xFFFF for word in wd for i in range(wsub)]
     pad_bit = 1 << abits(config.act_depth)

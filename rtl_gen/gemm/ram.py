@@ -15,7 +15,10 @@ A ``spram`` config (iCE40 UP5K) keeps its three large memories in the device's f
 DSP accumulators (32-bit words) and the DSP weights (16-bit words, ``subwords`` a
 lanes-wide word), and adds the weight cache ``wc`` in block RAM. ``check_device`` then
 counts both kinds, and ``spram_variant`` is the config the compiler falls back to on an
-iCE40 board when a program's memories exceed its block RAM.
+iCE40 board when a program's memories exceed its block RAM. ``direct_variant`` (the next
+fallback: a reduction longer than the cache, or memories that exceed the SPRAM) keeps the
+DSP weights at ``wbits`` a lane in a SPRAM memory one weight word wide that the core reads
+directly, and the accumulators in block RAM (``GemmConfig.spram_wbits``).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ __all__ = [
     "spram_memories",
     "spram_use",
     "spram_variant",
+    "direct_variant",
     "subwords",
     "DeviceFitError",
 ]
@@ -76,6 +80,12 @@ def spram_variant(config: GemmConfig) -> GemmConfig:
     )
 
 
+def direct_variant(config: GemmConfig, wbits: int) -> GemmConfig:
+    """``spram_variant(config)`` with the DSP weights read from SPRAM directly at ``wbits``
+    (4 or 8) bits a lane and the accumulators in block RAM (module docstring)."""
+    return replace(spram_variant(config), spram_wbits=wbits, wc_depth=2)
+
+
 # family -> (primitive, capacity key in boards.families.Board.capacity, bits a block,
 #            (width, depth) configurations)
 PRIMITIVES = {
@@ -106,6 +116,12 @@ def memories(config: GemmConfig) -> dict[str, tuple[int, int, int]]:
         out["tab"] = (ACT_BITS, config.tab_depth, 1)
     if config.etab_depth:
         out["etab"] = (17, config.etab_depth, 1)
+    if config.spram and config.spram_wbits:  # act and wd in SPRAM, no weight cache
+        del out["act"]
+        out["accd"] = (config.acc_widths["dsp"], config.accd_depth, 1)
+        if config.lane_cache:
+            out["xc"] = (config.dsp_lanes * ACT_BITS, config.xc_depth, 1)
+        return out
     if config.spram:  # act, accd and wd are in SPRAM (spram_memories)
         del out["act"]
         out["wc"] = (config.dsp_lanes * DSP_WBITS, config.wc_depth, 1)
@@ -141,6 +157,11 @@ def spram_memories(config: GemmConfig) -> dict[str, tuple[int, int]]:
     """``{name: (width, depth)}`` of a ``spram`` config's SPRAM memories (none otherwise)."""
     if not config.spram:
         return {}
+    if config.spram_wbits:
+        return {
+            "act": (8, config.act_depth),
+            "wd": (config.dsp_lanes * config.spram_wbits, config.wd_depth),
+        }
     return {
         "act": (8, config.act_depth),
         "accd": (32, config.accd_depth),

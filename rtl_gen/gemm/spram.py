@@ -6,10 +6,11 @@ nibbles of ``wdata`` that ``mask`` selects) or idles; one port, so never both (`
 read data after a write cycle is undefined, as on the device). The block cannot be
 initialised by the bitstream: it holds what the design writes after configuration.
 
-``SpramMemory``: a ``width x depth`` memory (``width`` 8, 16 or 32 bits) on
+``SpramMemory``: a ``width x depth`` memory (``width`` 8 or a multiple of 16 bits) on
 ``spram_blocks(width, depth)`` blocks, one port with the same read/write rule. Width 8 packs two
-bytes a word (byte writes by nibble mask, the read byte selected a cycle later); width 32 puts
-two blocks side by side; the address's top bits pick one of several rows of blocks. Latency:
+bytes a word (byte writes by nibble mask, the read byte selected a cycle later); wider ones put
+``width / 16`` blocks side by side; the address's top bits pick one of several rows of blocks.
+Latency:
 one cycle, like a block RAM read port.
 
 With ``primitive`` a block is an ``SB_SPRAM256KA`` instance (Yosys maps it, Verilator runs
@@ -43,10 +44,14 @@ SIM_MODEL_NAME = "ice40_sb_spram256ka_sim.v"
 
 def spram_blocks(width: int, depth: int) -> int:
     """Blocks a ``width x depth`` ``SpramMemory`` takes."""
-    if width not in (8, 16, 32):
-        raise ValueError(f"an SPRAM memory is 8, 16 or 32 bits wide, not {width}")
+    if width != 8 and (width <= 0 or width % 16):
+        raise ValueError(f"an SPRAM memory is 8 or a multiple of 16 bits wide, not {width}")
     per_block = BYTES if width == 8 else WORDS
-    return -(-max(depth, 1) // per_block) * (2 if width == 32 else 1)
+    return -(-max(depth, 1) // per_block) * _cols(width)
+
+
+def _cols(width: int) -> int:
+    return max(1, width // 16)
 
 
 class Spram(wiring.Component):
@@ -104,7 +109,7 @@ class SpramMemory(wiring.Component):
     def __init__(self, width: int, depth: int, *, primitive: bool = True):
         self.width, self.depth, self.primitive = width, depth, primitive
         self.blocks = spram_blocks(width, depth)
-        self.rows = self.blocks // (2 if width == 32 else 1)
+        self.rows = self.blocks // _cols(width)
         abits = max(1, (depth - 1).bit_length())
         super().__init__(
             {
@@ -131,7 +136,7 @@ class SpramMemory(wiring.Component):
         for r in range(self.rows):
             sel = row == r
             cols = []
-            for c in range(2 if w == 32 else 1):
+            for c in range(_cols(w)):
                 blk = Spram(primitive=self.primitive)
                 m.submodules[f"spram_r{r}c{c}"] = blk
                 if w == 8:
@@ -152,10 +157,8 @@ class SpramMemory(wiring.Component):
             data = [Mux(row_q == r, new, old) for new, old in zip(outs[r], data)]
         if w == 8:
             m.d.comb += self.rdata.eq(Mux(byte_q, data[0][8:], data[0][:8]))
-        elif w == 16:
-            m.d.comb += self.rdata.eq(data[0])
         else:
-            m.d.comb += self.rdata.eq(Cat(data[0], data[1]))
+            m.d.comb += self.rdata.eq(Cat(*data))
         return m
 
 

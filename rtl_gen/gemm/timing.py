@@ -16,6 +16,7 @@ __all__ = [
     "load_cycles",
     "fill_cycles",
     "add_cycles",
+    "add_period",
     "max_cycles",
     "FETCH",
     "fetch_cycles",
@@ -103,9 +104,16 @@ def post_issue_cycles(n: int, m: int) -> int:
     return 1 + POST_START + n * m + 1
 
 
-def add_cycles(n: int) -> int:
-    """Cycles from an ADD's EXEC to the next FETCH (two activation reads per element)."""
-    return 1 + POST_START + 2 * n + ADD_PIPE
+def add_cycles(n: int, period: int = 2) -> int:
+    """Cycles from an ADD's EXEC to the next FETCH (two activation reads per element, an
+    element every ``period`` cycles: ``post.PostUnit``'s ``add_period``)."""
+    return 1 + POST_START + period * (n - 1) + 2 + ADD_PIPE
+
+
+def add_period(config) -> int:
+    """Cycles an ADD element takes on ``config``: 4 on a single-ported (``spram``)
+    activation buffer, whose idle two let the write through; else 2."""
+    return 4 if getattr(config, "spram", False) else 2
 
 
 def max_cycles(n: int, k: int) -> int:

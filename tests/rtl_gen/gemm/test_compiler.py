@@ -269,10 +269,11 @@ def test_a_program_too_large_for_the_board_names_the_memory_and_bytes():
     from rtl_gen.gemm import BOARDS
 
     graph = dense_chain((512, 512, 10))  # 512 x 512 int8 weights and more
+    # not in block RAM, nor in the SPRAM (its last fallback, weights read directly, named)
     with pytest.raises(
         ModelError,
-        match=r"needs [\d,]+ bytes of EBR block RAM .*wd .* the "
-        r"iCE40UP5K-SG48 on icebreaker has 15,360 bytes",
+        match=r"needs [\d,]+ bytes of SPRAM .*wd 270,336 bytes.* the "
+        r"iCE40UP5K-SG48 on icebreaker has 131,072 bytes",
     ):
         compile_graph(graph, BOARDS["icebreaker"]["dsp"])
     compile_graph(graph, BOARDS["ulx3s-85f"]["dsp"])  # 208 DP16KD hold it

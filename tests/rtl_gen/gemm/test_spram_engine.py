@@ -12,10 +12,11 @@ from amaranth.sim import Simulator
 
 from frontends.errors import ModelError
 from frontends.vectors import golden_vectors
-from rtl_gen.gemm import GemmConfig, compile_graph, model
+from rtl_gen.gemm import BOARDS, GemmConfig, compile_graph, model
 from rtl_gen.gemm.emit import create_engine
 from rtl_gen.gemm.engine import MEMS
 from rtl_gen.gemm.program import program_images
+from rtl_gen.gemm.ram import DeviceFitError
 
 from .nets import conv_net
 from .test_engine_amaranth import PERF, check_outputs_and_cycles, collision_checker, infer
@@ -109,14 +110,60 @@ def test_chunks_fit_the_caches():
     assert program.config.xc_depth >= 35  # a 7x5 plane a lane
 
 
-def test_spram_refuses_residual_adds():
-    graph = conv_net(
-        (2, 4, 4),
-        [dict(cout=2, kernel=(1, 1)), dict(cout=2, kernel=(1, 1))],
-        residual=(0, 1),
+SPRAM_DIRECT = replace(SPRAM, spram_wbits=4, wc_depth=2)
+
+
+def residual_net(seed=5, weight_max=7):
+    """conv 3x3, conv 3x3, their sum (the first conv's output the residual branch), and a
+    1x1 conv: ResNet's block at 4 channels on a 6x5 image."""
+    return conv_net(
+        (3, 6, 5),
+        [
+            dict(cout=4, kernel=(3, 3), pads=(1, 1, 1, 1)),
+            dict(cout=4, kernel=(3, 3), pads=(1, 1, 1, 1)),
+            dict(cout=4, kernel=(3, 3), pads=(1, 1, 1, 1)),
+            dict(cout=5, kernel=(1, 1)),
+        ],
+        residual=(0, 2),
+        weight_max=weight_max,
+        seed=seed,
     )
-    with pytest.raises(ModelError, match="single-ported"):
-        compile_graph(graph, SPRAM)
+
+
+def test_residual_block_on_spram_with_direct_weights():
+    """The UP5K overlay without the weight cache: 4-bit weights read from SPRAM each cycle,
+    accumulators in block RAM (a cap of 40 words: every 3x3 layer in blocks of output
+    rows), the residual ADD on the single-ported activation SPRAM (an element every 4
+    cycles); bit-exact, the model's cycles and perf counters, no port conflict."""
+    program = compile_graph(residual_net(), SPRAM_DIRECT, acc_cap=40)
+    cfg = program.config
+    assert cfg.spram and cfg.spram_wbits == 4 and cfg.accd_depth <= 64
+    assert any(i.op == "ADD" for i in program.instrs)
+    assert not any(i.op == "LOAD" and i["fill"] for i in program.instrs)
+    assert sum(i.op == "GEMM" for i in program.instrs) > 8  # row blocks
+    vectors = golden_vectors(program.graph, random=2, seed=3)
+    sched = model.schedule(program)
+    assert np.array_equal(model.run(program, vectors["inputs"]), vectors["outputs"])
+    expected_perf = {f"{c}_{w}": getattr(sched, w)[c] for c, w in PERF}
+    for (out, cycles, perf), want in zip(
+        run_spram(program, vectors["inputs"][:2]), vectors["outputs"]
+    ):
+        assert out == list(want)
+        assert cycles == sched.cycles
+        assert perf == expected_perf
+
+
+def test_spram_fallbacks_and_refusals():
+    """int8 weights do not fit a 4-bit weight memory (named); the UP5K refuses a model
+    whose memories exceed its SPRAM with one line: the kind, bytes needed, bytes there."""
+    with pytest.raises(ModelError, match="holds 4-bit signed weights"):
+        compile_graph(residual_net(weight_max=100), SPRAM_DIRECT)
+    graph = conv_net((3, 6, 5), [dict(cout=4, kernel=(3, 3), pads=(1, 1, 1, 1))], weight_max=7)
+    with pytest.raises(ModelError, match="20 accumulators; the gemm overlay's accumulator"):
+        compile_graph(graph, SPRAM_DIRECT, acc_cap=8)
+    big = conv_net((16, 48, 48), [dict(cout=16, kernel=(1, 1))] * 2, weight_max=7)
+    with pytest.raises(DeviceFitError, match=r"bytes of SPRAM .* has 131,072 bytes \(4 SB_SP"):
+        compile_graph(big, replace(BOARDS["icebreaker"]["hetero"], primitives=False))
 
 
 def test_a_reduction_longer_than_the_cache_is_refused():

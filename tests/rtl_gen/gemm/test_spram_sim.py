@@ -16,7 +16,7 @@ from rtl_gen.gemm import BOARDS, compile_graph
 from rtl_gen.gemm.emit import write_gemm_artefact
 from sim.runner import run_sim
 
-from .test_spram_engine import SPRAM, dw_net
+from .test_spram_engine import SPRAM, SPRAM_DIRECT, dw_net, residual_net
 
 pytestmark = pytest.mark.sim
 
@@ -41,6 +41,39 @@ def test_reduced_ds_cnn_on_spram_primitives(tmp_path):
     out = write_gemm_artefact(program, tmp_path / "dw", vectors=vectors)
     assert (out / "rtl" / "ice40_sb_spram256ka_sim.v").exists()
     _check(out, program, 2)
+
+
+def test_residual_block_on_spram_primitives_direct_weights(tmp_path):
+    """ResNet's residual block on the UP5K overlay without the weight cache (4-bit weights
+    read from SPRAM, accumulators in block RAM, each 3x3 layer in blocks of output rows,
+    the ADD on the single-ported activation SPRAM), as synthesized."""
+    program = compile_graph(
+        residual_net(seed=6), replace(SPRAM_DIRECT, primitives=True), acc_cap=40
+    )
+    assert program.config.spram_wbits == 4
+    vectors = golden_vectors(program.graph, random=2, seed=8)
+    vectors = {k: v[:2] for k, v in vectors.items()}
+    out = write_gemm_artefact(program, tmp_path / "res", vectors=vectors)
+    _check(out, program, 2)
+
+
+@pytest.mark.slow
+def test_resnet8_int4_on_the_icebreaker(tmp_path):
+    """The MLPerf Tiny ResNet-8 with 4-bit weights (``nnloom example tiny-ic-int4``; the
+    int8 one needs 6 SPRAMs, named in the refusal) on the iCEBreaker's overlay: act and
+    weights in the four SPRAMs, accumulators in block RAM; 8 vectors bit- and
+    cycle-exact, per layer."""
+    from frontends.examples.tiny_brevitas import make_tiny_brevitas
+    from frontends.onnx_import import import_onnx
+
+    made = make_tiny_brevitas("tiny_ic_int4", tmp_path / "models")
+    graph = import_onnx(made.model)
+    program = compile_graph(graph, BOARDS["icebreaker"]["hetero"], split="auto")
+    assert program.config.spram and program.config.spram_wbits == 4
+    vectors = golden_vectors(program.graph, random=8, seed=5)
+    vectors = {k: v[:8] for k, v in vectors.items()}
+    out = write_gemm_artefact(program, tmp_path / "ic", vectors=vectors)
+    _check(out, program, 8)
 
 
 @pytest.mark.slow
