@@ -56,6 +56,7 @@ TINY_BOARDS = {
     "tiny_kws_ternary": _BOTH,
     "tiny_ic": _BOTH,
     "tiny_ic_ternary": _BOTH,
+    "tiny_ic_int4": _BOTH,  # the ResNet-8 whose weights fit the iCEBreaker's SPRAM
     "tiny_ad": ("ulx3s-85f",),
     "tiny_vww": ("ulx3s-85f",),
 }
@@ -83,7 +84,7 @@ def _example(name: str, models: Path):
 
     model, data = models / f"{name}.onnx", models / f"{name}_test.npz"
     if not (model.is_file() and data.is_file()):
-        if name.endswith("_ternary"):
+        if name.endswith(("_ternary", "_int4")):
             from frontends.examples.tiny_brevitas import make_tiny_brevitas
 
             make_tiny_brevitas(name, models)
