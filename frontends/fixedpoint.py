@@ -34,6 +34,9 @@ __all__ = [
     "quantize_qonnx",
     "round_qonnx",
     "signed_bits",
+    "EXP_FRAC",
+    "RECIP_BITS",
+    "softmax_params",
 ]
 
 MULTIPLIER_BITS = 15
@@ -271,3 +274,26 @@ def division_multiplier(
         f"no multiplier below 2**{max_bits} divides sums in [{acc_lo}, {acc_hi}] "
         f"by {den}/{num} exactly"
     )
+
+
+# The integer softmax (``frontends.ir``): e = round(2**EXP_FRAC * exp(s * (x - max))), one
+# reciprocal floor(2**recip_shift / sum e) per row, inv >= 2**RECIP_BITS. Measured on the
+# digits ViT against float64 softmax of the same codes: with 16 and 16 bits (the first
+# definition) 0.05 % of the output codes were one off the correctly rounded code, which
+# the two attention blocks grew into end-to-end differences; with 24 and 24 bits the table's
+# and the reciprocal's errors are below 2**-15 of a code for 8-bit outputs.
+EXP_FRAC = 24
+RECIP_BITS = 24
+
+
+def softmax_params(in_scale: float, span: int, row: int) -> tuple[np.ndarray, int]:
+    """(``exp_table``, ``recip_shift``) of the IR's integer softmax (``frontends.ir``) over
+    rows of ``row`` codes spanning ``span = in.max - in.min`` at scale ``in_scale``: the
+    table of ``span + 1`` entries ``round_half_even(2**EXP_FRAC * exp(in_scale * d))`` for
+    ``d = -span..0``
+    (entry ``-1`` is ``2**EXP_FRAC``), and ``recip_shift = EXP_FRAC + RECIP_BITS +
+    bit_length(row)`` so that ``floor(2**recip_shift / S) >= 2**RECIP_BITS`` for every row
+    sum ``S <= row * 2**EXP_FRAC``."""
+    d = np.arange(-span, 1, dtype=np.float64)
+    exp_table = np.rint(np.exp(in_scale * d) * 2.0**EXP_FRAC).astype(np.int64)
+    return exp_table, EXP_FRAC + RECIP_BITS + int(row).bit_length()

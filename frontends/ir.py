@@ -103,12 +103,16 @@ Every op below is exact integer arithmetic; ``frontends.reference`` is the execu
     its ``function`` the known function it equals, or ``island:`` and its ops' names).
     ``function == "softmax"`` (over ``axis``, the last
     axis of ``input_shape``: one row per token and head): ``d = x - max(x)`` (<= 0), ``e =
-    exp_table[d + (in.max - in.min)]`` (``round_half_even(2**16 * exp(s_in * d))``, a table
-    of ``in.max - in.min + 1`` entries, so ``e = 2**16`` at the maximum), ``S = sum(e)``
-    (``>= 2**16``). With attr ``recip_shift`` (what the importer emits): one division per
+    exp_table[d + (in.max - in.min)]`` (``round_half_even(2**24 * exp(s_in * d))``, a table
+    of ``in.max - in.min + 1`` entries, so ``e = 2**24`` at the maximum), ``S = sum(e)``
+    (``>= 2**24``). With attr ``recip_shift`` (what the importer emits): one division per
     row ``inv = floor(2**recip_shift / S)`` and ``y = requantize(e * inv, multiplier[0],
     shift, ...)`` (half up; ``multiplier / 2**shift`` is ``2**-recip_shift / s_out``;
-    ``recip_shift = 32 + bit_length(row length)``, so ``inv >= 2**16``). Without it (older
+    ``recip_shift = 48 + bit_length(row length)``, so ``inv >= 2**24``;
+    ``fixedpoint.softmax_params``). The table and reciprocal are exact to below 2**-15 of
+    an 8-bit output code, so the result is the correctly rounded code of the float softmax
+    of the same input codes but where that lies within about 2**-15 of a rounding tie
+    (a shift-based exp, as I-BERT's, was not: see ``softmax_params``). Without it (older
     graphs): ``y = clamp(z_out + floor((e * multiplier * 2 + S * 2**shift) / (2 * S *
     2**shift)), lo, hi)`` -- half-up rounding of ``e / S / s_out``, one division per element.
 

@@ -30,6 +30,8 @@ import numpy as np
 
 from frontends.errors import NnloomError
 
+from .layer_agreement import ARGMAX
+
 __all__ = [
     "Agreement",
     "AgreementError",
@@ -75,10 +77,28 @@ class Agreement:
     first_outside: str | None  # the first element outside the tolerance, named
     judged: bool  # False for float references: reported only
     outside: int = 0  # elements outside the tolerance
+    rule: str = "codes"  # "argmax": a transformer's outputs (``sim.layer_agreement``)
 
     @property
     def passed(self) -> bool:
-        return not self.judged or self.outside <= TOLERANCE_FRACTION * self.elements
+        if not self.judged:
+            return True
+        if self.rule == "argmax":
+            return self.argmax is None or self.argmax >= ARGMAX
+        return self.outside <= TOLERANCE_FRACTION * self.elements
+
+    def why(self) -> str:
+        """What of the rule a failed comparison breaks."""
+        if self.rule == "argmax":
+            return (
+                f"its argmax agrees on {100 * (self.argmax or 0):.2f} % of the vectors (at "
+                f"least {100 * ARGMAX:g} % must; a transformer's codes are judged layer by "
+                f"layer)"
+            )
+        return (
+            f"beyond the tolerance in {self.outside} of {self.elements} elements (at most "
+            f"{TOLERANCE_FRACTION:.0%} may): first {self.first_outside}"
+        )
 
     def line(self) -> str:
         pct = 100.0 / max(self.elements, 1)
@@ -101,6 +121,7 @@ class Agreement:
             "argmax_agreement": self.argmax,
             "first_outside": self.first_outside,
             "judged": self.judged,
+            "rule": self.rule,
             "tolerance_codes": TOLERANCE_CODES if self.judged else None,
         }
 
@@ -114,6 +135,7 @@ def compare_codes(
     judged: bool = True,
     step: float = 1,
     classes: bool = True,
+    rule: str = "codes",
 ) -> Agreement:
     """``rtl`` (N, K) integer codes against ``ref`` (N, K) codes (float allowed). ``step``:
     output codes one code of the last quantized tensor can move (1; for a layer's
@@ -154,6 +176,7 @@ def compare_codes(
         first_outside=first,
         judged=judged,
         outside=len(outside),
+        rule=rule,
     )
 
 
@@ -319,6 +342,7 @@ class FrameworkOutputs:
     judged: bool  # the user's quantized model: within tolerance or the run fails
     step: float = 1  # output codes per code of the last quantized tensor (accumulators)
     classes: bool = True  # outputs are scores (argmax reported), not an image
+    rule: str = "codes"  # "argmax": judged on the argmax (``sim.layer_agreement``)
 
 
 def framework_outputs(
@@ -360,11 +384,10 @@ def framework_outputs(
         step = float(manifest["quant"]["output"].get("code_step", 1))
         # SMURF units stand for the model's functions approximately: reported, not judged
         judged = manifest.get("nonlinear", "table") != "smurf"
-        found.append(
-            FrameworkOutputs(
-                name, _sized(framework_codes(manifest, y, exact=True), want, name), judged, step
-            )
-        )
+        rule, layers = _layer_rule(source, x) if judged else ("codes", "")
+        note = "\n".join(t for t in (note, layers) if t)
+        codes = _sized(framework_codes(manifest, y, exact=True), want, name)
+        found.append(FrameworkOutputs(name, codes, judged, step, rule=rule))
         import onnx
 
         shape = _graph_io(onnx.load(str(source)))[1][1:]
@@ -434,9 +457,33 @@ def agreements(rtl: np.ndarray, frameworks: list[FrameworkOutputs], output: str)
             judged=f.judged,
             step=f.step,
             classes=f.classes,
+            rule=f.rule,
         )
         for f in frameworks
     ]
+
+
+def _layer_rule(source: Path, x: np.ndarray) -> tuple[str, str]:
+    """("argmax", the per-layer line) for a transformer graph whose golden agrees with
+    onnxruntime layer by layer (``sim.layer_agreement``; AgreementError naming the layer
+    if not), ("codes", "") for any other graph."""
+    from frontends.errors import NnloomError
+    from frontends.onnx_import import import_onnx
+
+    from .layer_agreement import check_layers, is_transformer
+
+    try:
+        graph = import_onnx(source)
+    except NnloomError:
+        return "codes", ""
+    if not is_transformer(graph):
+        return "codes", ""
+    check = check_layers(graph, source, x)
+    if check.failed:
+        raise AgreementError(
+            f"{source.name}: the golden model differs from onnxruntime in {check.failed}"
+        )
+    return "argmax", check.line(f"onnxruntime ({source.name})")
 
 
 def check_reference(model: Path, reference: Path | None, torch_spec: str | None) -> None:

@@ -76,7 +76,7 @@ def report_agreement(
 
     import numpy as np
 
-    from sim.agreement import TOLERANCE_FRACTION, agreements
+    from sim.agreement import agreements
     from sim.runner import SimError
 
     frameworks, note = prepared
@@ -91,7 +91,9 @@ def report_agreement(
     found = agreements(rtl, frameworks, output)
     for a in found:
         console.print(
-            a.line() + ("" if a.judged else " (float: reported, not judged)"),
+            a.line()
+            + ("" if a.judged else " (float: reported, not judged)")
+            + (" (codes reported; argmax judged)" if a.judged and a.rule == "argmax" else ""),
             highlight=False,
             soft_wrap=True,
         )
@@ -103,10 +105,7 @@ def report_agreement(
     if bad is not None:
         raise SimError(
             f"the RTL of {art.name} equals its golden model but differs from "
-            f"{bad.framework} beyond the tolerance in "
-            f"{bad.outside} of {bad.elements} elements (at most "
-            f"{TOLERANCE_FRACTION:.0%} may): first {bad.first_outside}; "
-            f"{bad.line()}"
+            f"{bad.framework} {bad.why()}; {bad.line()}"
         )
     return found
 

@@ -13,7 +13,7 @@ from dataclasses import replace
 import numpy as np
 
 from ..errors import ModelError
-from ..fixedpoint import division_multiplier
+from ..fixedpoint import division_multiplier, softmax_params
 from ..im2col import pool_windows
 from ..ir import IntType
 from .base import (
@@ -757,11 +757,9 @@ def _emit_nonlinear(state, p: Pending, dtype, scale, zp, label):
         "input_shape": x.shape,
     }
     if p.attrs["function"] == "softmax":
-        d = np.arange(-(t.max - t.min), 1, dtype=np.float64)
-        exp_table = np.rint(np.exp(x.scale * d) * 2.0**16).astype(np.int64)
         row = int(x.shape[p.attrs["axis"]])
         check_tokens(row, f"node '{p.node}' (Softmax)", "its row")  # in the network
-        recip = 32 + row.bit_length()  # inv >= 2**16 in every row
+        exp_table, recip = softmax_params(x.scale, t.max - t.min, row)
         m, shift = multipliers(np.array([2.0**-recip / scale]), label, "softmax output scale")
         return (
             "nonlinear",

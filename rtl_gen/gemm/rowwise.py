@@ -10,7 +10,8 @@ order whatever the producer's layout):
 - pass 2: ``e_j = etab[t*256 + 255 + v_j - mx]`` (the node's exp table, stored so that
   ``d = v - mx = 0`` is entry 255), ``S = sum_j e_j``;
 - the division: ``inv = floor(2**rs / S)``, one bit a cycle (``rs`` cycles: a restoring
-  division of ``2**rs``);
+  division of ``2**rs``; ``frontends.fixedpoint.softmax_params``: the table's entries carry
+  ``EXP_FRAC`` = 24 fraction bits, ``inv >= 2**24``);
 - pass 3: ``act[y + r*len + j] = clamp((((e_j * inv) * mult + r) >> shift) + zp, lo, hi)``
   (``mult = params[q]``'s multiplier; ``post.requant_pipeline``).
 
@@ -26,6 +27,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from frontends.errors import ModelError
+from frontends.fixedpoint import EXP_FRAC
 from frontends.ir import Node
 
 from .codes import as_code, requant
@@ -46,9 +48,9 @@ __all__ = [
 ]
 
 ETAB_WORDS = 256  # one exp table per 256 words (8-bit inputs)
-E_BITS = 17  # exp table entries: round(2**16 * exp(s d)) <= 2**16
+E_BITS = EXP_FRAC + 1  # exp table entries: round(2**EXP_FRAC * exp(s d)) <= 2**EXP_FRAC
 PASS_TAIL = 4  # a pass's cycles beyond its issues: gather, activation, table reads, drain
-OUT_TAIL = 10  # the output pass's: + e*inv, *mult, the requantizer's four stages
+OUT_TAIL = 12  # the output pass's: e*inv and *mult in two halves each, the requantizer
 ROW_GAP = 0  # between the sum pass and the division
 
 
@@ -108,7 +110,7 @@ def emit_softmax(lowering, node: Node, first: int):
     mult = int(np.asarray(w["multiplier"]).reshape(-1)[0])
     q = len(lowering.params)
     lowering.params.append((0, mult))
-    lowering.row_bits = max(lowering.row_bits, rs - 15)
+    lowering.row_bits = max(lowering.row_bits, rs - EXP_FRAC + 1)  # S >= 2**EXP_FRAC
     y_base = lowering.act.take(y_t.size)
     lowering.act_base[y_name] = y_base
     lowering.layout[y_name] = np.arange(y_t.size)
@@ -297,11 +299,17 @@ class RowUnit(wiring.Component):
             m.d.sync += total.eq(0)
 
         # --- the output pass: e*inv, *mult, requantize, write ----------------------------------
+        # each product in two registered halves, then their sum (a 25 x 30-bit product and
+        # its adders in one cycle would be the unit's critical path)
         inv = Signal(self.qbits)
-        s4, s5 = Signal(), Signal()
-        p4 = Signal(unsigned(E_BITS + self.qbits))
-        p5 = Signal(signed(E_BITS + self.qbits + MULT_BITS + 1))
-        wa4, wa5 = Signal(16), Signal(16)
+        split = min(18, self.qbits)
+        pbits = E_BITS + self.qbits
+        s4, s4b, s5, s5b = Signal(), Signal(), Signal(), Signal()
+        p4lo, p4hi = Signal(unsigned(E_BITS + split)), Signal(unsigned(pbits))
+        p4 = Signal(unsigned(pbits))
+        p5lo, p5hi = Signal(unsigned(18 + MULT_BITS)), Signal(unsigned(pbits + MULT_BITS))
+        p5 = Signal(signed(pbits + MULT_BITS + 1))
+        wa4, wa4b, wa5, wa5b = Signal(16), Signal(16), Signal(16), Signal(16)
         wcount = Signal(16)  # output element of the row
         with m.If(s3 & p_out):
             m.d.sync += wcount.eq(wcount + 1)
@@ -309,17 +317,25 @@ class RowUnit(wiring.Component):
             m.d.sync += wcount.eq(0)
         m.d.sync += [
             s4.eq(s3 & p_out),
-            p4.eq(e * inv),
+            p4lo.eq(e * inv[:split]),
+            p4hi.eq(e * inv[split:]) if self.qbits > split else p4hi.eq(0),
             wa4.eq(row_y + wcount),
-            s5.eq(s4),
-            p5.eq(p4 * mult),
-            wa5.eq(wa4),
+            s4b.eq(s4),
+            p4.eq((p4hi << split) + p4lo),
+            wa4b.eq(wa4),
+            s5.eq(s4b),
+            p5lo.eq(p4[:18] * mult),
+            p5hi.eq(p4[18:] * mult),
+            wa5.eq(wa4b),
+            s5b.eq(s5),
+            p5.eq((p5hi << 18) + p5lo),
+            wa5b.eq(wa5),
         ]
         vo, ao, result = requant_pipeline(
             m,
-            s5,
+            s5b,
             p5,
-            wa5,
+            wa5b,
             shift=self.shift,
             zp=self.zp,
             lo=self.lo,
@@ -334,8 +350,8 @@ class RowUnit(wiring.Component):
         ]
         out_busy = Signal()
         tail = Signal(4)
-        m.d.sync += tail.eq(Cat(s5, tail[:3]))
-        m.d.comb += out_busy.eq(s4 | s5 | (tail != 0))
+        m.d.sync += tail.eq(Cat(s5b, tail[:3]))
+        m.d.comb += out_busy.eq(s4 | s4b | s5 | s5b | (tail != 0))
 
         # --- the division: inv = floor(2**rs / S), one quotient bit a cycle -----------------
         rem = Signal(s_bits + 1)
@@ -377,7 +393,7 @@ class RowUnit(wiring.Component):
 LAYERNORM = 1  # ROW kind
 SQRT_STEPS = 32  # the integer square root of a 64-bit number, two bits a cycle
 INV_BITS = 40  # inv = floor(2**(p + q) / R) < 2**INV_BITS
-NORM_A, NORM_B, NORM_C = 4, 5, 11  # pass tails: reads + drain; + D, D**2, V; + output
+NORM_A, NORM_B, NORM_C = 4, 5, 13  # pass tails: reads + drain; + D, D**2, V; + output
 
 
 def norm_cycles(rows: int, length: int, rs: int) -> int:
@@ -630,34 +646,49 @@ class NormUnit(wiring.Component):
             with m.If(left == 1):
                 m.d.sync += [p_div.eq(0), p_out.eq(1), issuing.eq(1)]
 
-        # --- output: +-D*inv (4), + bias (5), * mult (6), requantizer -----------------------
-        o4, o5, o6 = Signal(), Signal(), Signal()
-        neg4 = Signal()
+        # --- output: +-D*inv in two halves (4, 4b), + bias (5), * mult in two halves (6, 6b),
+        # requantizer (a 24 x 40-bit product in one cycle held the unit at 67 MHz) ----------
+        o4, o4b, o5, o6, o6b = Signal(), Signal(), Signal(), Signal(), Signal()
+        neg4, neg4b = Signal(), Signal()
+        lo4 = Signal(signed(24 + 20 + 1))
+        hi4 = Signal(signed(24 + INV_BITS - 20 + 1))
         prod4 = Signal(signed(24 + INV_BITS + 1))
-        bias4 = Signal(signed(self.bias_bits))
-        mult4, mult5 = Signal(MULT_BITS), Signal(MULT_BITS)
-        acc5 = Signal(signed(24 + INV_BITS + 3))
-        scaled6 = Signal(signed(24 + INV_BITS + 3 + MULT_BITS + 1))
+        bias4, bias4b = Signal(signed(self.bias_bits)), Signal(signed(self.bias_bits))
+        mult4, mult4b, mult5, mult6 = (Signal(MULT_BITS) for _ in range(4))
+        acc_bits = 24 + INV_BITS + 3
+        acc5 = Signal(signed(acc_bits))
+        lo6 = Signal(unsigned(24 + MULT_BITS))
+        hi6 = Signal(signed(acc_bits - 24 + MULT_BITS + 1))
+        scaled6 = Signal(signed(acc_bits + MULT_BITS + 1))
         wa = Signal(16)
         m.d.sync += [
             o4.eq(s3 & p_out),
             neg4.eq(neg3),
-            prod4.eq(d3 * inv),
+            lo4.eq(d3 * inv[:20]),
+            hi4.eq(d3 * inv[20:]),
             bias4.eq(bias3),
             mult4.eq(mult3),
-            o5.eq(o4),
-            acc5.eq(Mux(neg4, bias4 - prod4, bias4 + prod4)),
-            mult5.eq(mult4),
+            o4b.eq(o4),
+            neg4b.eq(neg4),
+            prod4.eq((hi4 << 20) + lo4),
+            bias4b.eq(bias4),
+            mult4b.eq(mult4),
+            o5.eq(o4b),
+            acc5.eq(Mux(neg4b, bias4b - prod4, bias4b + prod4)),
+            mult5.eq(mult4b),
             o6.eq(o5),
-            scaled6.eq(acc5 * mult5),
+            lo6.eq(acc5[:24] * mult5),
+            hi6.eq(acc5[24:].as_signed() * mult5),
+            o6b.eq(o6),
+            scaled6.eq((hi6 << 24) + lo6),
         ]
-        with m.If(o6):
+        with m.If(o6b):
             m.d.sync += wa.eq(wa + 1)
         with m.If(p_div):
             m.d.sync += wa.eq(row_y)
         vo, ao, result = requant_pipeline(
             m,
-            o6,
+            o6b,
             scaled6,
             wa,
             shift=self.shift,
@@ -669,9 +700,9 @@ class NormUnit(wiring.Component):
         )
         m.d.comb += [self.act_we.eq(vo), self.act_waddr.eq(ao), self.act_wdata.eq(result[:8])]
         tail = Signal(4)
-        m.d.sync += tail.eq(Cat(o6, tail[:3]))
+        m.d.sync += tail.eq(Cat(o6b, tail[:3]))
         out_busy = Signal()
-        m.d.comb += out_busy.eq(o4 | o5 | o6 | (tail != 0))
+        m.d.comb += out_busy.eq(o4 | o4b | o5 | o6 | o6b | (tail != 0))
 
         # --- phase changes once a pass has drained -------------------------------------------
         with m.If(drain & ~s1 & ~s2 & ~s3 & ~s4 & ~out_busy & ~issuing):

@@ -17,7 +17,7 @@ function units (``rtl_gen.smurf``) in its place (``--nonlinear smurf``).
   the design is checked against (``smurf_graph``) holds it as the node's table, so RTL =
   golden holds as for every engine while the accuracy cost of the approximation is
   measured against the exact table's golden. One element at a time: read, feed, the unit's
-  ``latency_cycles``, map, write (``smurf_element_cycles``).
+  ``latency_cycles``, count, two map stages, write (``smurf_element_cycles``).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ __all__ = [
 TABLE_WORDS = 256  # one table per stored byte value
 MAP_SHIFT = 16  # S of the SMURF output map
 TAB_PIPE = 4  # start register, activation read, table read, the cycle that sees it idle
-SMURF_STEPS = 4  # per element beside the unit's latency: read, feed, map, write
+SMURF_STEPS = 6  # per element beside the unit's latency: read, feed, count, map 1 and 2, write
 
 
 def tab_cycles(n: int, smurf_cycles: int = 0) -> int:
@@ -62,8 +62,8 @@ def tab_cycles(n: int, smurf_cycles: int = 0) -> int:
 
 def smurf_element_cycles(latency: int) -> int:
     """Cycles a SMURF-mode ``TAB`` spends per element for a unit of ``latency``
-    (``SmurfPlan.latency_cycles``): activation read, feed, the unit, the map register, the
-    write."""
+    (``SmurfPlan.latency_cycles``): activation read, feed, the unit, the count register,
+    the map's two registers, the write."""
     return latency + SMURF_STEPS
 
 
@@ -319,8 +319,10 @@ class TableUnit(wiring.Component):
         from rtl_gen.smurf.unit import SmurfUnit
 
         # one element at a time: READ (activation address), FEED (the byte to unit t),
-        # WAIT (its count), MAP (the output code, registered), WRITE
-        read, feed, wait, write = Signal(), Signal(), Signal(), Signal()
+        # WAIT (its count, registered), MAP1 (count * a + b, registered), MAP2 (shift, zero
+        # point, clamp, registered), WRITE. (The map from the count to the clamped code in
+        # one cycle held the units at 50 MHz on the ECP5.)
+        read, feed, wait, map1, map2, write = (Signal() for _ in range(6))
         result = Signal(8)
         with m.If(self.start):
             m.d.sync += read.eq(self.n != 0)
@@ -329,9 +331,14 @@ class TableUnit(wiring.Component):
             m.d.sync += [read.eq(0), feed.eq(1)]
         with m.If(feed):
             m.d.sync += [feed.eq(0), wait.eq(1)]
-        for k, unit_spec in enumerate(self.smurf):
+        m.d.sync += [map2.eq(map1), map1.eq(0)]
+        units = [SmurfUnit(u.plan) for u in self.smurf]
+        count_bits = max(len(unit.o.payload[0]) for unit in units)
+        a_bits = max(u.a.bit_length() for u in self.smurf)
+        count_r = Signal(count_bits)
+        prod = Signal(signed(count_bits + a_bits + 2 + 24))
+        for k, (unit_spec, unit) in enumerate(zip(self.smurf, units)):
             plan = unit_spec.plan
-            unit = SmurfUnit(plan)
             m.submodules[f"smurf{k}"] = unit
             raw = self.act_rdata
             value = Mux(raw[7], raw.as_signed(), raw) if unit_spec.signed else raw
@@ -343,23 +350,20 @@ class TableUnit(wiring.Component):
                 unit.i.valid.eq(feed & (t == k)),
                 unit.o.ready.eq(wait & (t == k)),
             ]
-            count = unit.o.payload[0]
-            prod = Signal(signed(len(count) + unit_spec.a.bit_length() + 2 + 24))
-            m.d.comb += prod.eq(count.as_unsigned() * unit_spec.a + unit_spec.b)
+            with m.If(wait & (t == k) & unit.o.valid):
+                m.d.sync += [count_r.eq(unit.o.payload[0]), map1.eq(1), wait.eq(0)]
+            with m.If(map1 & (t == k)):
+                m.d.sync += prod.eq(count_r * unit_spec.a + unit_spec.b)
             y = Signal(signed(len(prod)), name=f"smurf{k}_y")
             m.d.comb += y.eq((prod >> MAP_SHIFT) + unit_spec.zp)
-            with m.If(wait & (t == k) & unit.o.valid):
-                m.d.sync += [
-                    result.eq(
-                        Mux(y < unit_spec.lo, unit_spec.lo, Mux(y > unit_spec.hi, unit_spec.hi, y))
-                    ),
-                    write.eq(1),
-                    wait.eq(0),
-                ]
+            with m.If(map2 & (t == k)):
+                m.d.sync += result.eq(
+                    Mux(y < unit_spec.lo, unit_spec.lo, Mux(y > unit_spec.hi, unit_spec.hi, y))
+                )
+        m.d.sync += write.eq(map2)
         m.d.comb += [self.act_we.eq(write), self.act_wdata.eq(result)]
         with m.If(write):
             m.d.sync += [
-                write.eq(0),
                 wr.eq(wr + 1),
                 rd.eq(rd + 1),
                 left.eq(left - 1),
@@ -368,4 +372,4 @@ class TableUnit(wiring.Component):
             ]
             with m.If(last):
                 m.d.sync += running.eq(0)
-        m.d.comb += self.busy.eq(running | read | feed | wait | write)
+        m.d.comb += self.busy.eq(running | read | feed | wait | map1 | map2 | write)

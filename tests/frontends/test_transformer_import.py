@@ -122,7 +122,7 @@ def test_softmax_rows_agree(tmp_path):
     path = _softmax_model(tmp_path, [1, 2, 16, 16], -1)
     x = np.random.default_rng(1).normal(0, 2, (32, 2, 16, 16)).astype(np.float32)
     graph, d = _codes_vs_ort(path, x)
-    assert graph.nodes[0].attrs["recip_shift"] == 32 + 5
+    assert graph.nodes[0].attrs["recip_shift"] == 48 + 5
     assert (d <= 1).mean() >= 0.99 and d.max() <= 1
 
 

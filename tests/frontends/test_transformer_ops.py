@@ -117,11 +117,14 @@ def test_row_softmax_matches_float():
     node = Node(
         "sm", op, ("x",), ("y",), dict(attrs, output_zero_point=zy, lo=-128, hi=127), weights
     )
-    assert attrs["recip_shift"] == 32 + 5
+    assert attrs["recip_shift"] == 48 + 5
     got = _run(node, x)
     e = np.exp(s_x * (x - x.max(-1, keepdims=True)))
     want = _q(e / e.sum(-1, keepdims=True), s_y, zy)
     _close(got, want)
+    # the 24-bit exp table and reciprocal: the correctly rounded code (the 16-bit ones
+    # missed on 0.05 % of the elements, which a transformer's blocks grow)
+    assert (got == want).mean() >= 0.9999
     assert got[0, 1, 0, 3] == 127 and (got[0, 1, 0, :3] == -128).all()
 
 

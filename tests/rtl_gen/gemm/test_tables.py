@@ -16,7 +16,7 @@ from frontends import reference
 from frontends.errors import ModelError
 from frontends.ir import Graph, IntType, Node, QuantParams, Tensor
 from rtl_gen.gemm import GemmConfig, compile_graph, model
-from rtl_gen.gemm.tables import TABLE_WORDS, smurf_graph
+from rtl_gen.gemm.tables import TABLE_WORDS, smurf_element_cycles, smurf_graph
 
 from .nets import dense_chain
 
@@ -108,7 +108,7 @@ def test_smurf_graph_keeps_its_own_golden():
     assert table.shape == exact.shape and not np.array_equal(table, exact)
     # a stochastic approximation of the same function: close to the exact table on average
     assert np.abs(table - exact).mean() < 4
-    program = compile_graph(smurf, replace(CONFIG, smurf_cycles=unit.latency + 4))
+    program = compile_graph(smurf, replace(CONFIG, smurf_cycles=smurf_element_cycles(unit.latency)))
     program = replace(program, smurf=units)
     assert program.config.tab_depth == 0
     x = _inputs(graph)
@@ -162,5 +162,7 @@ def test_table_rtl_bit_exact(tmp_path):
 def test_smurf_rtl_bit_exact(tmp_path):
     graph = nonlinear_net(sizes=(12, 6, 5), function="tanh")
     smurf, units = smurf_graph(graph, length=32)
-    program = compile_graph(smurf, replace(CONFIG, smurf_cycles=units[0].latency + 4))
+    program = compile_graph(
+        smurf, replace(CONFIG, smurf_cycles=smurf_element_cycles(units[0].latency))
+    )
     _simulate(tmp_path, replace(program, smurf=units), random=4)
