@@ -262,8 +262,11 @@ _LANE_CACHE = dict(lane_cache=True, xc_depth=1024)
 # ternary hidden weights, and a ternary lane (+/-a into a 14-bit accumulator, drained through
 # a hold register) is the cheapest LUT lane. Lane counts follow the tiles of a 64-channel
 # layer: 12 DSP + 20 LUT lanes cover it in 2 tiles a core (16 LUT lanes would need 3); on
-# ECP5 16 + 48 in one. The UP5K's logic bounds its LUT core (yosys: 12 packed DSP lanes and
-# 20 ternary lanes are 3294 LUT4 and 2824 FF; 4 shift-add int4 lanes cost ~205 LUT4 each).
+# the ULX3S 16 + 64, so that the LUT core alone takes a 64-channel layer in one tile (the
+# DS-CNN's pointwise layers: its ternary variant 1.54x DSP-only in the compiler's model,
+# 1.49x with 48 LUT lanes; ResNet-8 2.01x, 1.98x with 48). The UP5K's logic bounds its LUT
+# core (yosys: 12 packed DSP lanes and 20 ternary lanes are 3294 LUT4 and 2824 FF; 4
+# shift-add int4 lanes cost ~205 LUT4 each).
 _CORES = {
     "icebreaker": {
         "dsp": dict(dsp_lanes=12, lut_lanes=0, dsp_pack=True),
@@ -274,7 +277,7 @@ _CORES = {
         "dsp": dict(dsp_lanes=16, lut_lanes=0, dsp_regs=True, **_LANE_CACHE),
         "lut": dict(dsp_lanes=0, lut_lanes=64, lut_mode="ternary"),
         "hetero": dict(
-            dsp_lanes=16, lut_lanes=48, lut_mode="ternary", dsp_regs=True, **_LANE_CACHE
+            dsp_lanes=16, lut_lanes=64, lut_mode="ternary", dsp_regs=True, **_LANE_CACHE
         ),
     },
     # The LFE5U-25F: 28 MULT18X18D and 24k LUT4, the ULX3S's cores fit (16 DSP lanes).

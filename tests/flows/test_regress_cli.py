@@ -157,8 +157,9 @@ def test_hklut_and_icelut_engines_draw_vectors_from_their_tables(tmp_path, varia
     edges = 4 if variant == "hklut" else 16
     assert len(v["inputs"]) == edges + 3
     assert (v["inputs"][0] == 0).all() and (v["inputs"][1] == 255).all()
-    again = regression_artefact(Artefact(art), 3, 5, tmp_path / "again").vectors()
-    assert (again["inputs"] == v["inputs"]).all()  # seeded
+    if variant == "icelut":  # seeded (one variant: an HKLUT engine takes ~10 s to write)
+        again = regression_artefact(Artefact(art), 3, 5, tmp_path / "again").vectors()
+        assert (again["inputs"] == v["inputs"]).all()
     if variant == "hklut":
         plan = load_hklut_dir(tables)
         expect = np.stack([plan.reference(f) for f in v["inputs"]])
