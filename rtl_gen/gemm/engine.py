@@ -213,8 +213,12 @@ class GemmEngine(wiring.Component):
         code = self.codes["params"]
         constants = self._constants("params", self.config.param_depth)
         m.submodules.params_ecc = p_dec = ProtectedRead(code, constants, register_output=False)
-        m.d.comb += [p_dec.word.eq(prm_rd.data), post.p_data.eq(p_dec.data)]
-        ecc_events.append((p_dec.corrected, p_dec.error, post.p_used))
+        m.d.comb += [
+            p_dec.word.eq(prm_rd.data),
+            post.p_data.eq(p_dec.data),
+            p_dec.used.eq(post.p_used),
+        ]
+        ecc_events.append((p_dec.corrected, p_dec.error))
         m.submodules.params_side_ecc = side = EccDecoder(code)
         m.d.comb += side.word.eq(prm_rd.data)
         return with_constants(m, side.data, constants)
@@ -232,7 +236,7 @@ class GemmEngine(wiring.Component):
         m = Module()
         cfg = self.config
         self.codes = codes(cfg)
-        # coded memories: (corrected, error, used) of each decoded read, for the counters
+        # coded memories: the (corrected, error) events of each decoder, for the counters
         ecc_events = []
         self.side = []
         act_ab, idx_ab = abits(cfg.act_depth), abits(cfg.idx_depth)
@@ -359,8 +363,9 @@ class GemmEngine(wiring.Component):
                     w_rd.addr.eq(unit.w_addr_early),
                     dec.word.eq(w_rd.data),
                     unit.w_data.eq(dec.data),
+                    dec.used.eq(w_used),
                 ]
-                ecc_events.append((dec.corrected, dec.error, w_used))
+                ecc_events.append((dec.corrected, dec.error))
             else:
                 w_data = w_rd.data
                 if spram:  # GEMM ones: every weight 1 (average pools), no cache read
@@ -477,7 +482,8 @@ class GemmEngine(wiring.Component):
             m.d.comb += i_dec.word.eq(imem_rd.data)
             ins = i_dec.data
             i_used = Signal()  # the first EXEC cycle of an instruction
-            ecc_events.append((i_dec.corrected, i_dec.error, i_used))
+            m.d.comb += i_dec.used.eq(i_used)
+            ecc_events.append((i_dec.corrected, i_dec.error))
         op = ins[OP_SHIFT : OP_SHIFT + 4]
         core_sel = ins[CORE_SHIFT]
 
@@ -789,11 +795,8 @@ class GemmEngine(wiring.Component):
         if self.protected:
             m.d.sync += i_used.eq(state[decode_states[-1]])
             m.submodules.ecc_counters = counters = ErrorCounters(len(ecc_events))
-            for i, (corrected, error, used) in enumerate(ecc_events):
-                m.d.comb += [
-                    counters.corrected_in[i].eq(corrected & used),
-                    counters.error_in[i].eq(error & used),
-                ]
+            for i, (corrected, error) in enumerate(ecc_events):
+                m.d.comb += [counters.corrected_in[i].eq(corrected), counters.error_in[i].eq(error)]
             m.d.comb += [
                 self.ecc_corrected.eq(counters.corrected),
                 self.ecc_errors.eq(counters.errors),

@@ -24,11 +24,14 @@ flipped, and the words read with a corrected flip and with an error the code can
 from __future__ import annotations
 
 import numpy as np
-from amaranth import Module, Signal
+from amaranth import Cat, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ..ecc import EccCode, EccDecoder
+from ..ecc import EccCode
+from ..ecc import _columns as ecc_columns
+from ..ecc import _flags as ecc_flags
+from ..ecc import _flips as ecc_flips
 from .codes import planes_of
 from .config import DSP_WBITS, MULT_BITS, GemmConfig
 
@@ -108,14 +111,20 @@ def with_constants(m: Module, data, constants: dict[int, int]):
 
 
 class ProtectedRead(wiring.Component):
-    """One read port's decoder: ``word`` (the memory's read data) in; ``data``, ``corrected``
-    and ``error`` ``latency`` cycles later. The raw word is registered first, so no logic
-    sits behind a block RAM's output (its clock-to-out, 5.8 ns on the ECP5, and the XOR
-    trees after it were the protected overlays' critical path); the decoder
-    (``rtl_gen.ecc.EccDecoder``: parity, SECDED's syndrome and correction) follows the
-    register combinationally. With ``register_output`` (SECDED) its outputs are registered
-    too: latency 2, else 1 (the consumer registers the decoded word). The bits of
-    ``constants`` (``constant_bits`` of a read-only memory) come out as constants."""
+    """One read port's decoder: ``word`` (the memory's read data) in; ``data`` ``latency``
+    cycles later. The raw word is registered first, so no logic sits between a block RAM's
+    output and a register (its clock-to-out, 5.8 ns on the ECP5, and the XOR trees after it
+    were the protected overlays' critical path); parity's flag and SECDED's syndrome and
+    correction follow the register combinationally. With ``register_output`` (SECDED) the
+    corrected word is registered too: latency 2, else 1 (the consumer registers the
+    decoded word). The bits of ``constants`` (``constant_bits`` of a read-only memory) come
+    out as constants.
+
+    ``used``: the word out on ``data`` is used this cycle; ``corrected``/``error`` are the
+    events (a used word with a corrected flip / an error the code cannot correct) for the
+    counters, ``flag_delay`` cycles after the use: SECDED's flags come from the syndrome
+    registered beside the word (its lookup behind the XOR trees was the ECP5's critical
+    path, 110 MHz), so without ``register_output`` they come a cycle after the data."""
 
     def __init__(
         self,
@@ -127,9 +136,11 @@ class ProtectedRead(wiring.Component):
         self.code, self.constants = code, constants or {}
         self.register_output = register_output and code.protect == "secded"
         self.latency = 0 if code.protect == "none" else 1 + self.register_output
+        self.flag_delay = int(code.protect == "secded" and not self.register_output)
         super().__init__(
             {
                 "word": In(code.word_bits),
+                "used": In(1),
                 "data": Out(code.data_bits),
                 "corrected": Out(1),
                 "error": Out(1),
@@ -138,22 +149,42 @@ class ProtectedRead(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        if self.code.protect == "none":
+        code, k = self.code, self.code.data_bits
+        if code.protect == "none":
             m.d.comb += self.data.eq(self.word)
             return m
-        raw = Signal(self.code.word_bits, name="raw", reset_less=True)
+        raw = Signal(code.word_bits, name="raw", reset_less=True)
         m.d.sync += raw.eq(self.word)
-        m.submodules.decoder = dec = EccDecoder(self.code)
-        m.d.comb += dec.word.eq(raw)
-        outs = (dec.data, dec.corrected, dec.error)
+        if code.protect == "parity":
+            m.d.comb += [
+                self.data.eq(with_constants(m, raw[:k], self.constants)),
+                self.error.eq(raw.xor() & self.used),
+            ]
+            return m
+        cols, r = ecc_columns(k)
+        syndrome = Signal(r, name="syndrome")
+        for j in range(r):
+            taps = [raw[i] for i, col in enumerate(cols) if (col >> j) & 1]
+            m.d.comb += syndrome[j].eq(Cat(*taps, raw[k + j]).xor())
+        odd = Signal(name="odd")
+        m.d.comb += odd.eq(raw.xor())
+        data = raw[:k] ^ ecc_flips(m, cols, r, syndrome, odd)
+        syn_r, odd_r = Signal(r, name="syndrome_r"), Signal(name="odd_r")
+        m.d.sync += [syn_r.eq(syndrome), odd_r.eq(odd)]
+        used = self.used
         if self.register_output:
-            regs = (Signal(self.code.data_bits, name="data_r", reset_less=True), Signal(), Signal())
-            m.d.sync += [r.eq(o) for r, o in zip(regs, outs)]
-            outs = regs
+            data_r = Signal(k, name="data_r", reset_less=True)
+            m.d.sync += data_r.eq(data)
+            data = data_r
+        else:
+            used = Signal(name="used_r")
+            m.d.sync += used.eq(self.used)
+        corrected, error = Signal(), Signal()
+        m.d.comb += ecc_flags(m, cols, r, syn_r, odd_r, corrected, error)
         m.d.comb += [
-            self.data.eq(with_constants(m, outs[0], self.constants)),
-            self.corrected.eq(outs[1]),
-            self.error.eq(outs[2]),
+            self.data.eq(with_constants(m, data, self.constants)),
+            self.corrected.eq(corrected & used),
+            self.error.eq(error & used),
         ]
         return m
 
