@@ -242,7 +242,9 @@ def post_params(node: Node, multipliers, zero_points):
     return mult
 
 
-def post_cfg(node: Node) -> Instr:
+def post_cfg(node: Node, comment: str | None = None) -> Instr:
+    """The ``PCFG`` of a node that requantizes with one multiplier (``m`` = 1: a shift, the
+    zero point, the clamp and the rounding); a ``ModelError`` names an unknown rounding."""
     a = node.attrs
     rounding = a.get("rounding", "half_up")
     if rounding not in ROUNDING:
@@ -259,5 +261,5 @@ def post_cfg(node: Node) -> Instr:
             "hi": int(a["hi"]),
             "round": ROUNDING[rounding],
         },
-        comment=f"{node.name}: {node.op}",
+        comment=comment or f"{node.name}: {node.op}",
     )

@@ -18,7 +18,6 @@ from frontends.fixedpoint import MULTIPLIER_BITS
 
 from .instrs import post_cfg, post_params
 from .isa import Instr
-from .layers import ROUNDING
 from .program import LayerInfo
 
 
@@ -48,11 +47,7 @@ def _emit_add(node, graph, instrs, act, act_base, layout, params, add_idx, first
     it; the output keeps ``a``'s layout."""
     a_name, b_name = node.inputs
     a = node.attrs
-    rounding = a.get("rounding", "half_up")
-    if rounding not in ROUNDING:
-        raise ModelError(
-            f"{node.describe()}: rounding '{rounding}' is not one of {', '.join(ROUNDING)}"
-        )
+    pcfg = post_cfg(node, comment=f"{node.name}: residual add")  # checks the rounding first
     ta, tb = graph.tensor(a_name), graph.tensor(b_name)
     if ta.dtype.signed != tb.dtype.signed:
         raise ModelError(
@@ -83,20 +78,7 @@ def _emit_add(node, graph, instrs, act, act_base, layout, params, add_idx, first
         y_base = act.take(n)
     act_base[node.outputs[0]] = y_base
     layout[node.outputs[0]] = layout[a_name]
-    instrs.append(
-        Instr(
-            "PCFG",
-            fields={
-                "m": 1,
-                "shift": int(a["shift"]),
-                "zp": int(a["output_zero_point"]),
-                "lo": int(a["lo"]),
-                "hi": int(a["hi"]),
-                "round": ROUNDING[rounding],
-            },
-            comment=f"{node.name}: residual add",
-        )
-    )
+    instrs.append(pcfg)
     instrs.append(Instr("ADDP", fields={"y": y_base, "q": q, "i": b_idx}))
     instrs.append(
         Instr(
