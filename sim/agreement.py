@@ -384,7 +384,7 @@ def framework_outputs(
         step = float(manifest["quant"]["output"].get("code_step", 1))
         # SMURF units stand for the model's functions approximately: reported, not judged
         judged = manifest.get("nonlinear", "table") != "smurf"
-        rule, layers = _layer_rule(source, x) if judged else ("codes", "")
+        rule, layers = _layer_rule(source, x, vectors) if judged else ("codes", "")
         note = "\n".join(t for t in (note, layers) if t)
         codes = _sized(framework_codes(manifest, y, exact=True), want, name)
         found.append(FrameworkOutputs(name, codes, judged, step, rule=rule))
@@ -463,10 +463,13 @@ def agreements(rtl: np.ndarray, frameworks: list[FrameworkOutputs], output: str)
     ]
 
 
-def _layer_rule(source: Path, x: np.ndarray) -> tuple[str, str]:
+def _layer_rule(source: Path, x: np.ndarray, vectors) -> tuple[str, str]:
     """("argmax", the per-layer line) for a transformer graph whose golden agrees with
     onnxruntime layer by layer (``sim.layer_agreement``; AgreementError naming the layer
-    if not), ("codes", "") for any other graph."""
+    if not), ("codes", "") for any other graph, and for an artefact whose golden outputs
+    are not the model's own integer golden (approximated weights: the per-layer check
+    would not cover what the RTL computes)."""
+    from frontends import reference
     from frontends.errors import NnloomError
     from frontends.onnx_import import import_onnx
 
@@ -478,6 +481,13 @@ def _layer_rule(source: Path, x: np.ndarray) -> tuple[str, str]:
         return "codes", ""
     if not is_transformer(graph):
         return "codes", ""
+    codes = np.asarray(vectors["inputs"]).reshape((-1,) + graph.tensor(graph.inputs[0]).shape)
+    own = reference.run(graph, codes)[graph.outputs[0]].reshape(len(codes), -1)
+    if not np.array_equal(own, np.asarray(vectors["outputs"]).reshape(len(codes), -1)):
+        return "codes", (
+            f"framework agreement judged on the output codes: the artefact's golden is not "
+            f"{source.name}'s own integer golden (approximated weights)"
+        )
     check = check_layers(graph, source, x)
     if check.failed:
         raise AgreementError(

@@ -42,3 +42,20 @@ def test_a_layernorm_that_rounds_down_fails(vit):
     check = check_layers(replace(graph, nodes=nodes), path, x)
     assert check.failed is not None and nodes[i].name in check.failed
     assert check.worst_within_one == 1.0  # within one code everywhere: only "equal" sees it
+
+
+def test_an_approximated_golden_is_judged_on_codes(vit):
+    # an artefact whose golden is not the model's own (the LUT core's approximated
+    # weights): the per-layer check would not cover what the RTL computes
+    from frontends import reference
+    from sim.agreement import _layer_rule
+
+    graph, path, x = vit
+    codes = reference.quantize_inputs(graph, x[:20])
+    out = reference.run(graph, codes)[graph.outputs[0]].reshape(20, -1)
+    vectors = {"inputs": codes.reshape(20, -1), "outputs": out}
+    assert _layer_rule(path, x[:20], vectors)[0] == "argmax"
+    out = out.copy()
+    out[3, 2] += 1
+    rule, note = _layer_rule(path, x[:20], {**vectors, "outputs": out})
+    assert rule == "codes" and "own integer golden" in note
