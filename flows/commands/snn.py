@@ -41,9 +41,14 @@ def can_run_snn(path: Path, graph: Graph | None) -> tuple[bool, str]:
     if graph is None:
         return False, "neither a NIR graph nor an ONNX model"
     from frontends.errors import ModelError
+    from rtl_gen.snn.emit import is_chain
+    from rtl_gen.snn.graph_plan import GraphPlan
     from rtl_gen.snn.plan import SnnPlan
 
     try:
+        if not is_chain(graph):
+            units = len(GraphPlan.from_graph(graph).drivers)
+            return True, f"its {units} units convert exactly to a spiking graph"
         plan = SnnPlan.from_graph(graph)
     except ModelError as exc:
         return False, str(exc)

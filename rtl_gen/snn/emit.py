@@ -33,6 +33,7 @@ __all__ = [
     "snn_vectors",
     "nir_memory_bits",
     "TOP",
+    "is_chain",
 ]
 
 TOP = "nnloom_snn"
@@ -142,6 +143,12 @@ def write_snn_artefact(
     return write_artefact_dir(out_dir, manifest, rtl={f"{TOP}.v": verilog_text}, vectors=vectors)
 
 
+def is_chain(graph: Graph) -> bool:
+    """Whether ``graph`` is a chain of dense/conv layers on one vector per sample (the
+    layer-chain engine's); anything else is the graph engine's."""
+    return all(n.op in ("dense", "conv") and n.attrs.get("tokens", 1) == 1 for n in graph.nodes)
+
+
 def write_from_graph(
     graph: Graph,
     out_dir: str | Path,
@@ -149,7 +156,13 @@ def write_from_graph(
     vectors: dict[str, np.ndarray],
     t_max: int | None = None,
 ) -> Path:
-    """``write_snn_artefact`` for an IR graph (its source hash and quantization recorded)."""
+    """``write_snn_artefact`` for an IR graph (its source hash and quantization recorded); a
+    graph that is not a chain of dense/conv layers (transformers) goes to the graph engine
+    (``graph_emit.write_graph_artefact``)."""
+    if not is_chain(graph):
+        from .graph_emit import write_graph_artefact
+
+        return write_graph_artefact(graph, out_dir, vectors=vectors, t_max=t_max)
     plan = SnnPlan.from_graph(graph, t_max=t_max)
     return write_snn_artefact(
         plan,

@@ -35,12 +35,13 @@ __all__ = ["IncrementAdder"]
 
 
 class IncrementAdder(wiring.Component):
-    """The ST-BIF residual adder of one ``add`` unit (two inputs, ternary increments)."""
+    """The ST-BIF residual adder of one ``add`` unit (ternary increments; an add of a
+    constant has one input, its ``db`` held at 0, the constant in ``v_init``)."""
 
     def __init__(self, unit: StbifUnit, ranges: tuple[tuple[int, int], tuple[int, int]]):
         syn = unit.synapse
-        if syn.kind != "add" or len(unit.node.inputs) != 2:
-            raise ValueError(f"{unit.node.describe()}: not an add of two activations")
+        if syn.kind != "add":
+            raise ValueError(f"{unit.node.describe()}: not an add")
         self.unit = unit
         self.n = int(np.prod(syn.out_shape))
         if self.n < 2:
