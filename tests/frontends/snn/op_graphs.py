@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from frontends._onnx.norm import layernorm_params
-from frontends.fixedpoint import quantize_multipliers
+from frontends.fixedpoint import quantize_multipliers, softmax_params
 from frontends.im2col import Window, conv_im2col, pool_windows
 from frontends.ir import Graph, IntType, Node, QuantParams, Tensor
 
@@ -232,9 +232,8 @@ class Builder:
         t = self.tensors[x]
         shape = t.shape
         out = self.tensor(name, shape, IntType(self.bits, False), 0, 1.0 / ((1 << self.bits) - 1))
-        d = np.arange(-(t.dtype.max - t.dtype.min), 1, dtype=np.float64)
-        exp_table = np.rint(np.exp(self.scale[x] * d) * 2.0**16).astype(np.int64)
-        recip = 32 + int(shape[-1]).bit_length()
+        # the frontends' own definition (the GEMM row unit sizes its reciprocal from it)
+        exp_table, recip = softmax_params(self.scale[x], t.dtype.max - t.dtype.min, shape[-1])
         attrs, m = self._requant(
             out,
             np.array([2.0**-recip / self.scale[out]]),
