@@ -319,8 +319,8 @@ class TableUnit(wiring.Component):
         from rtl_gen.smurf.unit import SmurfUnit
 
         # one element at a time: READ (activation address), FEED (the byte to unit t),
-        # WAIT (its count, registered), MAP1 (count * a + b, registered), MAP2 (shift, zero
-        # point, clamp, registered), WRITE. (The map from the count to the clamped code in
+        # WAIT (its count, registered), MAP1 (count * a, registered), MAP2 (+ offset,
+        # shift, clamp, registered), WRITE. (The map from the count to the clamped code in
         # one cycle held the units at 50 MHz on the ECP5.)
         read, feed, wait, map1, map2, write = (Signal() for _ in range(6))
         result = Signal(8)
@@ -334,9 +334,7 @@ class TableUnit(wiring.Component):
         m.d.sync += [map2.eq(map1), map1.eq(0)]
         units = [SmurfUnit(u.plan) for u in self.smurf]
         count_bits = max(len(unit.o.payload[0]) for unit in units)
-        a_bits = max(u.a.bit_length() for u in self.smurf)
         count_r = Signal(count_bits)
-        prod = Signal(signed(count_bits + a_bits + 2 + 24))
         for k, (unit_spec, unit) in enumerate(zip(self.smurf, units)):
             plan = unit_spec.plan
             m.submodules[f"smurf{k}"] = unit
@@ -352,10 +350,15 @@ class TableUnit(wiring.Component):
             ]
             with m.If(wait & (t == k) & unit.o.valid):
                 m.d.sync += [count_r.eq(unit.o.payload[0]), map1.eq(1), wait.eq(0)]
-            with m.If(map1 & (t == k)):
-                m.d.sync += prod.eq(count_r * unit_spec.a + unit_spec.b)
-            y = Signal(signed(len(prod)), name=f"smurf{k}_y")
-            m.d.comb += y.eq((prod >> MAP_SHIFT) + unit_spec.zp)
+            # each unit's own constant product (no operand mux in front of the multiplier);
+            # the zero point rides in the offset: ((p + b) >> S) + zp == (p + b + zp*2**S) >> S
+            prod = Signal(
+                signed(count_bits + abs(unit_spec.a).bit_length() + 1), name=f"smurf{k}_prod"
+            )
+            m.d.sync += prod.eq(count_r * unit_spec.a)
+            offset = unit_spec.b + (unit_spec.zp << MAP_SHIFT)
+            y = Signal(signed(len(prod) + abs(offset).bit_length() + 2), name=f"smurf{k}_y")
+            m.d.comb += y.eq((prod + offset) >> MAP_SHIFT)
             with m.If(map2 & (t == k)):
                 m.d.sync += result.eq(
                     Mux(y < unit_spec.lo, unit_spec.lo, Mux(y > unit_spec.hi, unit_spec.hi, y))
