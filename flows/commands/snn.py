@@ -238,12 +238,15 @@ def bench_spiking_graph(
     out: Path,
     *,
     limit: int = 0,
+    family: str = "ecp5",
+    synth: bool = True,
     progress: Callable[[str], None] = print,
 ) -> dict:
     """The figures of ``nnloom bench snn --graph`` (and ``--example vit``): the whole-graph
     ST-BIF conversion (``frontends.snn.graph``, transformers included) run to silence on the
     test set against the integer QANN: mismatching codes, accuracy of both, time steps to
-    silence, spikes. No RTL: the transformer's units stand alone so far (``rtl_gen.snn``)."""
+    silence, spikes; the graph engine's (``rtl_gen.snn.graph_plan``) modelled cycles per
+    inference and per time step and, with ``synth``, its resources on ``family``."""
     from frontends import reference
     from frontends.onnx_import import import_onnx
     from frontends.snn.graph import convert_graph, run_graph
@@ -308,9 +311,49 @@ def bench_spiking_graph(
         "spikes_per_neuron": float(spikes.mean() / max(neurons, 1)),
         "run_seconds": round(seconds, 1),
     }
+    figures["rtl"] = _graph_rtl(graph, codes, run.steps, family, out, synth, progress)
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench_snn_graph.json").write_text(json.dumps(figures, indent=2) + "\n")
     return figures
+
+
+def _graph_rtl(graph, codes, steps, family: str, out: Path, synth: bool, progress) -> dict:
+    """The graph engine on ``graph``: cycles per inference and per time step (its exact
+    model, whose time steps must equal the golden run's ``steps``) and, with ``synth``, the
+    out-of-context synthesis of its Verilog; ``refused`` naming the unit it has no hardware
+    for."""
+    from frontends.errors import ModelError
+    from rtl_gen.snn.graph_plan import GraphPlan
+
+    try:
+        plan = GraphPlan.from_graph(graph)
+    except ModelError as exc:
+        return {"refused": str(exc)}
+    progress(f"modelling the graph engine's cycles on {len(codes)} vectors…")
+    cycles, model_steps = plan.cycles(codes)
+    if not np.array_equal(model_steps, steps):
+        raise AssertionError("the graph engine's time steps differ from the golden run's")
+    per_step = cycles / np.maximum(model_steps, 1)
+    fig = {
+        "units": len(plan.drivers),
+        "cycles": {
+            "mean": float(cycles.mean()),
+            "p99": float(np.percentile(cycles, 99)),
+            "max": int(cycles.max()),
+        },
+        "cycles_per_step": {"mean": float(per_step.mean()), "max": float(per_step.max())},
+    }
+    if synth:
+        from rtl_gen.emit import emit_verilog
+        from rtl_gen.snn.graph_emit import TOP
+
+        rtl_dir = out / "graph_rtl"
+        rtl_dir.mkdir(parents=True, exist_ok=True)
+        progress("emitting the graph engine's Verilog…")
+        (rtl_dir / f"{TOP}.v").write_text(emit_verilog(plan.create(), TOP))
+        progress(f"synthesizing the graph engine for {family} (yosys, nextpnr)…")
+        fig["synth"] = _synth([rtl_dir / f"{TOP}.v"], TOP, family, rtl_dir / "synth")
+    return fig
 
 
 def _graph_table(f: dict):
@@ -340,7 +383,23 @@ def _graph_table(f: dict):
             "accuracy",
             f"QANN {100 * f['qann_accuracy']:.2f} %, SNN {100 * f['snn_accuracy']:.2f} %",
         )
-    t.add_row("RTL", "units only (rtl_gen.snn: increment adder, differential max and table, SESA)")
+    rtl = f.get("rtl") or {}
+    if "refused" in rtl:
+        t.add_row("graph engine RTL", rtl["refused"])
+    elif rtl:
+        c, ps = rtl["cycles"], rtl["cycles_per_step"]
+        t.add_row(
+            "graph engine cycles / inference (model)",
+            f"{c['mean']:.0f} mean, p99 {c['p99']:.0f}, max {c['max']}",
+        )
+        t.add_row("graph engine cycles / time step", f"{ps['mean']:.0f} mean, {ps['max']:.0f} max")
+        syn = rtl.get("synth")
+        if syn:
+            t.add_row(
+                f"graph engine on {syn['device']}",
+                f"{syn['lut4']} LUT4, {syn['ff']} FF, {syn['bram']} RAM, {syn['dsp']} DSP, "
+                f"{syn['fmax_mhz']:.1f} MHz",
+            )
     return t
 
 
@@ -463,7 +522,8 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
             False,
             "--graph",
             help="Run the whole-graph spiking conversion (transformers too) against the "
-            "QANN: exactness, steps, accuracy; no RTL (--example vit implies it).",
+            "QANN: exactness, steps, accuracy, the graph engine's cycles and synthesis "
+            "(--example vit implies it).",
         ),
     ):
         """The spiking engine beside the heterogeneous GEMM engine on one network: cycles per
@@ -474,7 +534,13 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
             if graph or (model is None and example == "vit"):
                 with console.status("benchmarking the spiking graph…") as status:
                     figures = bench_spiking_graph(
-                        model, data, out, limit=limit, progress=status.update
+                        model,
+                        data,
+                        out,
+                        limit=limit,
+                        family=family,
+                        synth=synth,
+                        progress=status.update,
                     )
                 console.print(_graph_table(figures))
                 console.print(f"figures: {out / 'bench_snn_graph.json'}")

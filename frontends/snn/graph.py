@@ -22,6 +22,7 @@ equals ``frontends.reference.run``'s.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -256,11 +257,17 @@ def convert_graph(graph: Graph) -> SpikingGraph:
 
 
 def run_graph(
-    sg: SpikingGraph, codes: np.ndarray, *, t_max: int | None = None, trace: tuple = ()
+    sg: SpikingGraph,
+    codes: np.ndarray,
+    *,
+    t_max: int | None = None,
+    trace: tuple = (),
+    observe: Callable[[int, dict], None] | None = None,
 ) -> GraphRun:
     """Run a batch of input codes (B, *input shape) until every sample is silent (or for
     ``t_max`` steps, default ``sg.t_max``, a proven bound), recording the increments of the
-    tensors in ``trace``."""
+    tensors in ``trace``; ``observe(t, increments)`` sees every step's increments of every
+    tensor (a hardware model's per-step costs without storing the traces)."""
     codes = np.asarray(codes, np.int64)
     batch = len(codes)
     t_max = sg.t_max if t_max is None else t_max
@@ -287,6 +294,8 @@ def run_graph(
                 spikes[unit.node.name] += count
         for name in trace:
             traced[name].append(np.array(inc[name]))
+        if observe is not None:
+            observe(t, inc)
         now = ~busy & ~silent
         steps[now] = t + 1
         silent |= now

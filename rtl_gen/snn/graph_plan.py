@@ -14,6 +14,7 @@ increments, max-pool, convolutions, concat) is refused by name.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -306,8 +307,10 @@ class GraphPlan:
         return d.hw
 
     # --- models -------------------------------------------------------------------------------
-    def run(self, codes: np.ndarray, *, trace: tuple = ()) -> GraphRun:
-        return run_graph(self.sg, codes, t_max=self.t_max, trace=trace)
+    def run(
+        self, codes: np.ndarray, *, trace: tuple = (), observe: Callable | None = None
+    ) -> GraphRun:
+        return run_graph(self.sg, codes, t_max=self.t_max, trace=trace, observe=observe)
 
     def reference(self, codes: np.ndarray) -> np.ndarray:
         """The output codes, (B, n_out)."""
@@ -324,54 +327,60 @@ class GraphPlan:
                 busy.append(hw.clear_cycles - 1)
         return max(busy)
 
-    def _driver_cycles(self, d: Driver, incs: list[np.ndarray], t: int) -> int:
-        """Cycles of driver ``d`` in step ``t`` whose input increments are ``incs``."""
+    def _driver_cycles(self, d: Driver, incs: list[np.ndarray], t: int) -> np.ndarray:
+        """Cycles of driver ``d`` in step ``t`` per sample, its input increments ``incs``
+        (each (B, ...))."""
         hw = self.create_unit(d)
+        batch = len(incs[0])
         if d.kind == "stream":
-            return d.n_elements + d.drain
+            return np.full(batch, d.n_elements + d.drain, np.int64)
         if d.unit_kind == "pool":
-            return hw.n_in + 3 + hw.busy_cycles
+            return np.full(batch, hw.n_in + 3 + hw.busy_cycles, np.int64)
         if d.kind == "row":
-            rows = incs[0].reshape(hw.rows, hw.length).any(axis=1)
-            changed = hw.rows if t == 0 else int(rows.sum())
-            return hw.step_cycles(changed) - 1 + 3
+            rows = incs[0].reshape(batch, hw.rows, hw.length).any(axis=2).sum(axis=1)
+            changed = np.full(batch, hw.rows) if t == 0 else rows
+            return np.array([hw.step_cycles(int(c)) - 1 + 3 for c in changed], np.int64)
         if d.unit_kind == "dense":
             busy = [hw.n_out]
             sweep = hw.n + 3
         else:
             busy = [hw.n_cols, hw.m_rows]
             sweep = hw.n_p + 4
-        total = 1 + sweep
+        total = np.full(batch, 1 + sweep, np.int64)
         for side, inc in enumerate(incs[: len(busy)]):
-            mag = np.abs(inc.reshape(-1))
-            total += 3 * mag.size
-            bits = np.zeros_like(mag)
-            ones = np.zeros_like(mag)
+            mag = np.abs(inc.reshape(batch, -1))
+            total += 3 * mag.shape[1]
+            bits = np.zeros(batch, np.int64)
+            ones = np.zeros(batch, np.int64)
             v = mag.copy()
             while v.any():
-                bits += v > 0
-                ones += v & 1
+                bits += (v > 0).sum(axis=1)
+                ones += (v & 1).sum(axis=1)
                 v >>= 1
-            total += int(bits.sum()) + int(ones.sum()) * (busy[side] + 2)
+            total += bits + ones * (busy[side] + 2)
         return total
 
-    def cycles(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(cycles, steps)`` of ``GraphEngine`` per input vector (see its docstring)."""
+    def cycles(self, codes: np.ndarray, *, chunk: int = 64) -> tuple[np.ndarray, np.ndarray]:
+        """``(cycles, steps)`` of ``GraphEngine`` per input vector (see its docstring),
+        from golden runs of ``chunk`` vectors at a time."""
         codes = np.asarray(codes, np.int64)
-        names = tuple({i for d in self.drivers for i in d.inputs})
         load = max(self.n_in, self._init_busy() + 1) + 1
         cycles, steps = [], []
-        for v in range(len(codes)):
-            run = self.run(codes[v : v + 1], trace=names)
-            total = load
-            for t in range(int(run.steps[0])):
-                total += 1  # NEXT
+        for lo in range(0, len(codes), chunk):
+            part = codes[lo : lo + chunk]
+            per_step: list[np.ndarray] = []
+
+            def observe(t, inc, per_step=per_step, batch=len(part)):
+                cost = np.ones(batch, np.int64)  # NEXT
                 for d in self.drivers:
-                    incs = [run.trace[i][t, 0] for i in d.inputs]
-                    total += self._driver_cycles(d, incs, t)
-            cycles.append(total + self.n_out + 1)
-            steps.append(int(run.steps[0]))
-        return np.array(cycles, np.int64), np.array(steps, np.int64)
+                    cost += self._driver_cycles(d, [inc[i] for i in d.inputs], t)
+                per_step.append(cost)
+
+            run = self.run(part, observe=observe)
+            live = np.arange(len(per_step))[:, None] < run.steps[None, :]
+            cycles.append(load + (np.stack(per_step) * live).sum(axis=0) + self.n_out + 1)
+            steps.append(run.steps)
+        return np.concatenate(cycles), np.concatenate(steps)
 
     def create(self) -> GraphEngine:
         from .graph_engine import GraphEngine
