@@ -1,6 +1,7 @@
-"""``DifferentialAdd``: an ``add`` whose requantizer no ST-BIF neuron computes (onnxruntime's
-round-half-even residual adds; ``frontends.snn.units.DifferentialUnit`` on an ``add`` node)
-or whose inputs move by several codes a step, as hardware.
+"""``DifferentialAdd``: an ``add`` (or a ``requant``: one input, ``m1 = 0``) whose requantizer
+no ST-BIF neuron computes (onnxruntime's round-half-even residual adds and requantizations;
+``frontends.snn.units.DifferentialUnit``) or whose inputs move by several codes a step, as
+hardware.
 
 One element a cycle: with ``valid``, element ``k`` (a counter that wraps at ``N``, so a time
 step is ``N`` consecutive valid cycles) takes its increments ``da``, ``db``::
@@ -78,17 +79,21 @@ class DifferentialAdd(wiring.Component):
         d_bits: tuple[int, ...] = (2, 2),
     ):
         node = unit.node
-        if node.op != "add":
-            raise ValueError(f"{node.describe()}: not an add")
+        if node.op not in ("add", "requant"):
+            raise ValueError(f"{node.describe()}: not an add or a requantization")
         a = node.attrs
         self.unit = unit
         self.n = int(np.prod(unit.out_shape))
         if self.n < 2:
             raise ValueError("a differential add needs at least 2 elements")
-        self.m0, self.m1 = (int(v) for v in node.weights["multiplier"])
         self.two = len(node.inputs) == 2
-        zb = int(a["input_zero_points"][1])
-        if not self.two:
+        if node.op == "requant":  # one input, one multiplier: B is 0
+            self.m0, self.m1 = int(np.asarray(node.weights["multiplier"]).reshape(-1)[0]), 0
+            self.const = np.zeros(self.n, np.int64)
+        else:
+            self.m0, self.m1 = (int(v) for v in node.weights["multiplier"])
+        if node.op == "add" and not self.two:
+            zb = int(a["input_zero_points"][1])
             const = np.asarray(node.weights["constant"], np.int64) - zb
             self.const = np.broadcast_to(const, tuple(a["input_shape"])).reshape(-1)
         self.ranges = tuple(ranges) if self.two else (ranges[0], (0, 0))

@@ -4,11 +4,11 @@ model (``frontends.snn.graph.run_graph``) and its exact cycle model.
 ``from_graph`` converts the IR graph (``convert_graph``) and gives every unit a hardware
 driver (``Driver``): ST-BIF ``dense`` (on tokens) -> ``TokenDense``, ``matmul`` of two
 activations -> ``SesaUnit``, ``add`` of spikes -> ``IncrementAdder``, a differential
-(round-half-even) ``add`` -> ``DifferentialAdd``, ``avgpool`` -> ``DifferentialPool``, row
-softmax and LayerNorm -> ``DifferentialRow``, element-wise code tables ->
-``DifferentialTable``; ``transpose``/``slice`` become index tables on their consumers'
-reads. A unit with no hardware driver yet (differential requants, ST-BIF adds of multi-bit
-increments, max-pool, convolutions, concat) is refused by name.
+(round-half-even) ``add`` or ``requant`` -> ``DifferentialAdd``, ``avgpool`` ->
+``DifferentialPool``, row softmax and LayerNorm -> ``DifferentialRow``, element-wise code
+tables -> ``DifferentialTable``; ``transpose``/``slice`` become index tables on their consumers'
+reads. A unit with no hardware driver yet (ST-BIF adds of multi-bit increments, max-pool,
+convolutions, concat) is refused by name.
 """
 
 from __future__ import annotations
@@ -178,7 +178,7 @@ class GraphPlan:
                         **common,
                     )
                 )
-            elif isinstance(u, DifferentialUnit) and node.op == "add":
+            elif isinstance(u, DifferentialUnit) and node.op in ("add", "requant"):
                 drivers.append(
                     Driver(kind="stream", unit_kind="dadd", n_elements=size, drain=3, **common)
                 )
@@ -199,8 +199,9 @@ class GraphPlan:
                 )
                 raise ModelError(
                     f"{where}: {what} has no unit in the spiking graph engine yet; it "
-                    f"runs ST-BIF dense (on tokens), matmul and add-of-spikes units, row "
-                    f"softmax and LayerNorm, element-wise tables, transpose and slice"
+                    f"runs ST-BIF dense (on tokens), matmul and add-of-spikes units, "
+                    f"differential adds, requantizations and means, row softmax and "
+                    f"LayerNorm, element-wise tables, transpose and slice"
                 )
         if not drivers:
             raise ModelError(f"model '{graph.name}' has no spiking units")

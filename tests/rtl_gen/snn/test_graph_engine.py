@@ -60,8 +60,9 @@ def test_block_rtl_equals_the_spiking_golden(tmp_path):
 
 
 def _half_even_graph():
-    """embed -> add of a constant -> dense -> residual add (both round half to even, as
-    onnxruntime's QDQ adds) -> mean over the tokens (half to even) -> head."""
+    """embed -> requant -> add of a constant -> dense -> residual add (all round half to
+    even, as onnxruntime's QDQ requants and adds) -> mean over the tokens (half to even) ->
+    head."""
     from frontends.ir import Node
     from tests.frontends.snn.op_graphs import Builder
 
@@ -80,6 +81,8 @@ def _half_even_graph():
     tokens, embed = 4, 8
     g = Builder((tokens, 6), bits=4, seed=0)
     x = g.dense("embed", g.input, embed, tokens=tokens)
+    x = g.requant("rq", x)
+    half_even(g)
     x = g.add("pos", x)
     half_even(g)
     y = g.dense("q", x, embed, tokens=tokens)
@@ -101,6 +104,7 @@ def test_half_even_units_are_differential():
     kinds = {d.name: d.unit_kind for d in plan.drivers}
     assert kinds == {
         "embed": "dense",
+        "rq": "dadd",
         "pos": "dadd",
         "q": "dense",
         "res": "dadd",
