@@ -182,10 +182,14 @@ def test_a_reduction_longer_than_the_cache_is_refused():
 )
 def test_depthwise_on_every_lane_without_spram(config):
     """The lane cache on block RAM (the ECP5 boards): depthwise layers on every DSP lane,
-    the weights read where they are; bit-exact, the model's cycles."""
+    the weights read where they are, and (a cap of 80 accumulator words, as a board whose
+    block RAM a program overflows gets) every layer in blocks of output rows; bit-exact,
+    the model's cycles."""
     config = replace(config, lane_cache=True, xc_depth=64)
-    program = compile_graph(dw_net(seed=2), config)
+    program = compile_graph(dw_net(seed=2), config, acc_cap=80)
     assert program.config.lane_cache and not program.config.spram
+    assert program.config.accd_depth <= 128
+    assert sum(i.op == "PCFG" and i["mc"] > 0 for i in program.instrs) >= 4  # row blocks
     assert sum(i.op == "CFG" and i["dw"] == 1 for i in program.instrs) >= 2
     assert not any(i.op == "LOAD" and i["fill"] and not i["lanes"] for i in program.instrs)
     check_outputs_and_cycles(program, 2)
