@@ -398,6 +398,7 @@ class GemmEngine(wiring.Component):
             residual=cfg.residual,
             half_even=cfg.half_even,
             add_period=add_period(cfg),
+            pool=not spram,  # (the compiler runs no MAX on the single-ported SPRAM)
         )
         m.submodules.post = post
         self.probes = {"post": post, "cores": {}}  # for checks in simulation
@@ -552,7 +553,8 @@ class GemmEngine(wiring.Component):
                 unit.pad.eq(fld("GEMM", "pad")),
             ]
 
-        fills = spram or cfg.lane_cache
+        # (spram_wbits: no weight cache to fill; the lane cache's fill only with one)
+        fills = (spram and not cfg.spram_wbits) or cfg.lane_cache
         if fills:  # LOAD fill: SPRAM read address, cache address, words left - 1
             wsub = subwords(cfg.dsp_lanes)
             fill_addr, fill_dst, fill_left = Signal(16), Signal(abits(cfg.wc_depth)), Signal(16)
@@ -957,6 +959,8 @@ class GemmEngine(wiring.Component):
                     goto("FETCH")
         if fills:
             self._fill_ports(m, locals())
+        elif spram:  # direct weights, no lane cache: the SPRAM ports without fills
+            self._spram_ports(m, locals(), Const(0), Const(0), None, None)
         return m
 
     def _direct_memories(self, m, unit, wdepth: int, adepth: int):
@@ -1091,7 +1095,7 @@ class GemmEngine(wiring.Component):
         act_sp, act_wr, seq_act = env["act_sp"], env["act_wr"], env["seq_act"]
         core_act, computing = env["core_act"], env["core_computing"]["dsp"]
         we = act_wr.en
-        other = Mux(x_reading, env["x_addr"], seq_act.addr)
+        other = Mux(x_reading, env["x_addr"], seq_act.addr) if "x_addr" in env else seq_act.addr
         m.d.comb += [
             act_sp.we.eq(we),
             act_sp.re.eq(~we & seq_act.en),

@@ -19,7 +19,7 @@ sum are registered steps.
 ``MAX``: ``act[y + j] = clamp((((max_e act[a + idx[i + j*k + e]]) - z)*mu + r) >> shift) +
 zp, lo, hi)``, entries with the pad flag never winning; one window entry a cycle (gather
 read, activation read, compare), then the ``ADD`` datapath's multiplier and requantizer.
-``ADD`` and ``MAX`` exist with ``residual``.
+``ADD`` and ``MAX`` exist with ``residual``; ``MAX`` not without ``pool`` (then a no-op).
 """
 
 from __future__ import annotations
@@ -122,10 +122,11 @@ class PostUnit(wiring.Component):
         residual: bool = True,
         half_even: bool = True,
         add_period: int = 2,
+        pool: bool = True,
     ):
         if add_period not in (2, 4):
             raise ValueError(f"add_period={add_period}: an ADD element takes 2 or 4 cycles")
-        self.add_period = add_period
+        self.add_period, self.has_pool = add_period, pool
         self.acc_bits, self.bias_bits, self.residual = acc_bits, bias_bits, residual
         self.half_even = half_even
         self.act_abits = act_abits
@@ -196,6 +197,8 @@ class PostUnit(wiring.Component):
         with m.If(self.start):
             # without the residual datapath ADD and MAX are no-ops
             go = 1 if self.residual else ~(self.add | self.pool)
+            if not self.has_pool:
+                go = go & ~self.pool
             m.d.sync += [
                 running.eq(go),
                 q.eq(0),
@@ -215,7 +218,8 @@ class PostUnit(wiring.Component):
                 last_q.eq(count == 1),
             ]
             if self.residual:
-                m.d.sync += [is_add.eq(self.add | self.pool), is_max.eq(self.pool)]
+                pool = self.pool if self.has_pool else 0  # without: MAX is a no-op
+                m.d.sync += [is_add.eq(self.add | pool), is_max.eq(pool)]
         with m.Elif(issue):
             m.d.sync += j.eq(j + 1)
             with m.If(~last_c):
