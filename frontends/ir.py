@@ -111,10 +111,11 @@ Every op below is exact integer arithmetic; ``frontends.reference`` is the execu
     ``recip_shift = 48 + bit_length(row length)``, so ``inv >= 2**24``;
     ``fixedpoint.softmax_params``). The table and reciprocal are exact to below 2**-15 of
     an 8-bit output code, so the result is the correctly rounded code of the float softmax
-    of the same input codes but where that lies within about 2**-15 of a rounding tie
-    (a shift-based exp, as I-BERT's, was not: see ``softmax_params``). Without it (older
-    graphs): ``y = clamp(z_out + floor((e * multiplier * 2 + S * 2**shift) / (2 * S *
-    2**shift)), lo, hi)`` -- half-up rounding of ``e / S / s_out``, one division per element.
+    of the same input codes but where that lies within about 2**-15 of a rounding tie.
+    (Not I-BERT's shift-based exp: a table of the at most 256 code differences costs one
+    block RAM and is exact to its 24 bits.) Without ``recip_shift`` (older graphs):
+    ``y = clamp(z_out + floor((e * multiplier * 2 + S * 2**shift) / (2 * S * 2**shift)),
+    lo, hi)`` -- half-up rounding of ``e / S / s_out``, one division per element.
 
 Token sequences: a transformer's activations are (T, E) per sample (tokens x features), per
 head (H, T, d); a mean over the tokens is an ``avgpool`` whose ``im2col`` (E, 1, T) reads
