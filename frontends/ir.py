@@ -130,6 +130,7 @@ from types import MappingProxyType
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = ["IntType", "QuantParams", "Tensor", "Node", "Graph"]
 
@@ -182,7 +183,7 @@ class IntType:
     def is_ternary(self) -> bool:
         return self.signed and self.min == -1 and self.max == 1 and not self.bipolar
 
-    def contains(self, codes) -> bool:
+    def contains(self, codes: ArrayLike) -> bool:
         codes = np.asarray(codes)
         if codes.size == 0:
             return True

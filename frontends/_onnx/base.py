@@ -8,13 +8,17 @@ into one IR node when the quantizer arrives (``quantize`` in ``quant.py``).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import ModelError
 from ..ir import IntType, Node, Tensor
+
+if TYPE_CHECKING:
+    from onnx import NodeProto
 
 ONNX_DOMAINS = ("", "ai.onnx")
 QONNX_DOMAINS = ("onnx.brevitas", "qonnx.custom_op.general", "finn.custom_op.general")
@@ -134,6 +138,15 @@ class HostTail:
     shape: tuple[int, ...]
 
 
+#: What ``State.values`` holds for an ONNX tensor: one of the values above, an initializer
+#: as it is (a float or integer ``np.ndarray``), or a stage of a decomposed LayerNorm
+#: (``norm.NormStage``, a module above this one); the functions taking one tell them apart
+#: with ``isinstance``.
+Value = object
+#: A value that is a view of one IR tensor, with ``shape`` and ``batched``.
+View = Codes | Dequantized | Accumulator | Pending
+
+
 @dataclass
 class State:
     model: object
@@ -156,7 +169,7 @@ class State:
         self.node_names.add(name)
         return name
 
-    def add_node(self, node: Node, out: Tensor):
+    def add_node(self, node: Node, out: Tensor) -> None:
         self.tensors[out.name] = out
         self.nodes.append(node)
 
@@ -166,7 +179,7 @@ class State:
 HANDLERS: dict[tuple[str, str], Callable] = {}
 
 
-def handler(*ops: str, domains: tuple[str, ...] = ONNX_DOMAINS):
+def handler(*ops: str, domains: tuple[str, ...] = ONNX_DOMAINS) -> Callable[[Callable], Callable]:
     """Register ``fn(state, node, label)`` for ONNX ``ops`` in ``domains``."""
 
     def register(fn):
@@ -184,7 +197,7 @@ def handler(*ops: str, domains: tuple[str, ...] = ONNX_DOMAINS):
 EMITTERS: dict[str, Callable] = {}
 
 
-def emitter(kind: str):
+def emitter(kind: str) -> Callable[[Callable], Callable]:
     """Register ``fn`` as the emitter of ``Pending`` values of ``kind``."""
 
     def register(fn):
@@ -219,12 +232,12 @@ def check_tokens(n: int, label: str, what: str) -> None:
         )
 
 
-def full_shape(v) -> tuple[int, ...]:
+def full_shape(v: Value) -> tuple[int, ...]:
     """The shape ONNX sees: the batch axis (of one) in front unless the model moved it."""
     return ((1,) + tuple(v.shape)) if getattr(v, "batched", True) else tuple(v.shape)
 
 
-def require_batched(v, label: str, op: str) -> None:
+def require_batched(v: Value, label: str, op: str) -> None:
     """Refuse ``v`` to an op that reads its axes as (batch, channels, ...) when the model
     moved the batch axis inward (the op would see a different batch)."""
     if not getattr(v, "batched", True):
@@ -234,7 +247,7 @@ def require_batched(v, label: str, op: str) -> None:
         )
 
 
-def from_full(state: State, v, full, label: str, op: str):
+def from_full(state: State, v: View, full: Sequence[int], label: str, op: str) -> View:
     """``v`` viewed with the ONNX shape ``full``: ``(1, *shape)`` is batched; any other
     leading axis moves the batch axis of a batch of one inward (refused for a real batch,
     whose samples would mix)."""
@@ -249,7 +262,7 @@ def from_full(state: State, v, full, label: str, op: str):
     return replace(v, shape=full, batched=False)
 
 
-def value(state: State, node, index: int, label: str):
+def value(state: State, node: NodeProto, index: int, label: str) -> Value | None:
     if index >= len(node.input) or not node.input[index]:
         return None
     name = node.input[index]
@@ -263,7 +276,7 @@ def value(state: State, node, index: int, label: str):
 
 
 def const(
-    state: State, node, index: int, label: str, what: str, *, optional: bool = False
+    state: State, node: NodeProto, index: int, label: str, what: str, *, optional: bool = False
 ) -> np.ndarray | None:
     v = value(state, node, index, label)
     if v is None:
@@ -275,7 +288,7 @@ def const(
     return v
 
 
-def attrs(node) -> dict:
+def attrs(node: NodeProto) -> dict:
     from onnx import helper
 
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
@@ -317,7 +330,7 @@ def positive_scale(s: float, label: str) -> float:
     return s
 
 
-def as_dequantized(v, label: str, what: str) -> Dequantized:
+def as_dequantized(v: Value | None, label: str, what: str) -> Dequantized:
     if isinstance(v, Dequantized):
         return v
     raise ModelError(
@@ -326,7 +339,7 @@ def as_dequantized(v, label: str, what: str) -> Dequantized:
     )
 
 
-def describe_value(v) -> str:
+def describe_value(v: Value | None) -> str:
     if isinstance(v, FloatInput):
         return "an unquantized graph input"
     if isinstance(v, Codes):
@@ -348,7 +361,7 @@ def describe_value(v) -> str:
     return "an unsupported value"
 
 
-def ints(v, n: int, default: int, label: str, what: str) -> tuple[int, ...]:
+def ints(v: Iterable[int] | None, n: int, default: int, label: str, what: str) -> tuple[int, ...]:
     if v is None:
         return (default,) * n
     v = tuple(int(i) for i in v)
@@ -373,7 +386,7 @@ def bias_codes(real: np.ndarray, acc_scale: np.ndarray, label: str) -> np.ndarra
     return q.astype(np.int64)
 
 
-def real_constant(v) -> np.ndarray | None:
+def real_constant(v: Value | None) -> np.ndarray | None:
     """A float constant, or a quantized one (DequantizeLinear of an initializer) as its
     real values; None for anything else."""
     if isinstance(v, np.ndarray) and v.dtype.kind == "f":
@@ -388,7 +401,7 @@ def real_constant(v) -> np.ndarray | None:
     return None
 
 
-def scalar_constant(v) -> float | None:
+def scalar_constant(v: Value | None) -> float | None:
     c = real_constant(v)
     if c is None or c.size != 1:
         return None

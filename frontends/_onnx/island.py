@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -16,6 +17,7 @@ from .base import (
     Dequantized,
     Pending,
     State,
+    Value,
     describe_value,
     handler,
     scalar_constant,
@@ -23,8 +25,11 @@ from .base import (
 )
 from .functions import FUNCTIONS
 
+if TYPE_CHECKING:
+    from onnx import NodeProto
 
-def as_island(v):
+
+def as_island(v: Value | None) -> tuple[Dequantized, Callable, tuple] | None:
     """``(source, fn, steps)`` when ``v`` is an element-wise function of one quantized
     tensor (``fn`` maps its real values, float64, to ``v``'s), else None."""
     if isinstance(v, Dequantized):
@@ -52,7 +57,7 @@ def as_island(v):
     return v.inputs[0], composed, steps
 
 
-def make_island(node, src: Dequantized, fn: Callable, steps: tuple) -> Pending:
+def make_island(node: NodeProto, src: Dequantized, fn: Callable, steps: tuple) -> Pending:
     return Pending(
         node.name or node.output[0],
         node.op_type,
@@ -73,7 +78,7 @@ _BINARY = {
 }
 
 
-def binary_island(state: State, node, label: str) -> bool:
+def binary_island(state: State, node: NodeProto, label: str) -> bool:
     """Add/Sub/Mul/Div/Pow of an island and a scalar constant, or of two islands of the same
     quantized tensor (GELU's ``x * (1 + erf(x / sqrt(2)))``): True if it applied."""
     a, b = value(state, node, 0, label), value(state, node, 1, label)
@@ -109,7 +114,7 @@ def binary_island(state: State, node, label: str) -> bool:
     return True
 
 
-def unary_island(state: State, node, label: str, f: Callable) -> None:
+def unary_island(state: State, node: NodeProto, label: str, f: Callable) -> None:
     v = value(state, node, 0, label)
     island = as_island(v)
     if island is None:
@@ -173,5 +178,5 @@ def island_name(fn: Callable, t: np.ndarray, steps: tuple) -> str:
     return "island:" + ",".join(steps)
 
 
-def replace_expr(p: Pending, **attrs) -> Pending:
+def replace_expr(p: Pending, **attrs: object) -> Pending:
     return replace(p, attrs=dict(p.attrs, **attrs))

@@ -4,6 +4,7 @@ transpose moves only size-1 axes). Also Constant, Cast and Shape."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -245,7 +246,15 @@ def _ranges(full: tuple, starts, ends, axes, steps, label: str):
     return out
 
 
-def emit_slice(state: State, v, out: str, ranges, out_full: tuple, label: str, op: str):
+def emit_slice(
+    state: State,
+    v: Codes | Dequantized,
+    out: str,
+    ranges: Sequence[tuple[int, int, int, int]],
+    out_full: tuple,
+    label: str,
+    op: str,
+) -> None:
     """A ``slice`` node taking ``ranges`` (begin, end, ONNX axis, step) of ``v``, whose
     result ONNX sees as ``out_full``; no node when nothing is cut."""
     full = full_shape(v)

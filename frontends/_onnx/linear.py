@@ -18,6 +18,7 @@ from .base import (
     Dequantized,
     Padded,
     State,
+    Value,
     as_dequantized,
     attrs,
     bias_codes,
@@ -33,7 +34,7 @@ from .base import (
 log = logging.getLogger("frontends.onnx_import")
 
 
-def weight_matrix(w: Constant, transposed: bool, label: str):
+def weight_matrix(w: Constant, transposed: bool, label: str) -> tuple[np.ndarray, np.ndarray]:
     """(N, K) zero-point-free weights and per-output-channel scales of a 2-D weight."""
     if w.values.ndim != 2:
         raise ModelError(f"{label}: weight must be 2-D, got shape {w.values.shape}")
@@ -58,7 +59,9 @@ def weight_matrix(w: Constant, transposed: bool, label: str):
     return mat - zp_n[:, None], scale_n
 
 
-def dense_accumulator(name: str, op: str, x: Dequantized, w, transposed: bool, label: str):
+def dense_accumulator(
+    name: str, op: str, x: Dequantized, w: Value | None, transposed: bool, label: str
+) -> Accumulator:
     if not isinstance(w, Constant):
         raise ModelError(
             f"{label}: weight must be a quantized initializer (DequantizeLinear "
@@ -86,7 +89,9 @@ def dense_accumulator(name: str, op: str, x: Dequantized, w, transposed: bool, l
     )
 
 
-def split_bias(real: np.ndarray, acc_scale: np.ndarray, label: str):
+def split_bias(
+    real: np.ndarray, acc_scale: np.ndarray, label: str
+) -> tuple[np.ndarray, np.ndarray | None]:
     """``real`` bias as integer codes at ``acc_scale`` and the float residual (None when the
     codes are exact: ORT's and Brevitas' int32 biases at scale_x * scale_w)."""
     codes = bias_codes(real, acc_scale, label)
@@ -95,7 +100,7 @@ def split_bias(real: np.ndarray, acc_scale: np.ndarray, label: str):
     return codes, (None if exact.all() else residual)
 
 
-def add_bias(acc: Accumulator, bias, label: str) -> Accumulator:
+def add_bias(acc: Accumulator, bias: Value | None, label: str) -> Accumulator:
     """Fold a bias into the accumulator: integer codes at the accumulator's scale, and what
     is not on that scale kept as a float residual (a float offset the host adds when the
     layer's output leaves the graph unquantized; rounded into the codes, with a warning,
@@ -151,7 +156,7 @@ def _channel_vector(v: np.ndarray, acc: Accumulator, label: str) -> np.ndarray:
     )
 
 
-def scale_accumulator(acc: Accumulator, factor, label: str) -> Accumulator:
+def scale_accumulator(acc: Accumulator, factor: np.ndarray, label: str) -> Accumulator:
     """Multiply by a constant: a per-tensor or per-channel change of ``acc_scale``."""
     n = acc.weight.shape[0]
     f = _channel_vector(np.asarray(factor, dtype=np.float64), acc, label)
@@ -188,7 +193,9 @@ def _matmul(state: State, node, label: str):
     state.values[node.output[0]] = acc
 
 
-def conv_geometry(a: dict, in_shape: tuple, kernel: tuple, label: str, *, pool: bool = False):
+def conv_geometry(
+    a: dict, in_shape: tuple, kernel: tuple, label: str, *, pool: bool = False
+) -> tuple[Window, dict, tuple[int, ...]]:
     """Window and ONNX attrs of a Conv/pool over a (C, H, W) or (C, L) input."""
     rank = len(in_shape) - 1
     if rank not in (1, 2):
@@ -251,7 +258,9 @@ def conv_geometry(a: dict, in_shape: tuple, kernel: tuple, label: str, *, pool: 
     )
 
 
-def conv_accumulator(name: str, op: str, x: Dequantized, w, a: dict, label: str):
+def conv_accumulator(
+    name: str, op: str, x: Dequantized, w: Value | None, a: dict, label: str
+) -> Accumulator:
     if not isinstance(w, Constant):
         raise ModelError(
             f"{label}: weight must be a quantized initializer (DequantizeLinear "

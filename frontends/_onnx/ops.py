@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -24,6 +25,7 @@ from .base import (
     Padded,
     Pending,
     State,
+    Value,
     as_dequantized,
     attrs,
     check_tokens,
@@ -38,6 +40,9 @@ from .functions import FUNCTIONS
 from .linear import add_bias, conv_geometry, scale_accumulator, take_pads
 from .quant import multipliers
 
+if TYPE_CHECKING:
+    from onnx import NodeProto
+
 
 def _name(node) -> str:
     return node.name or node.output[0]
@@ -46,7 +51,9 @@ def _name(node) -> str:
 # --- Relu, Clip ------------------------------------------------------------------------------
 
 
-def clamp_value(v, lo: float, hi: float, node, label: str):
+def clamp_value(
+    v: Value | None, lo: float, hi: float, node: NodeProto, label: str
+) -> Accumulator | Pending:
     if isinstance(v, (Accumulator, Pending)):
         return replace(v, lo_real=max(v.lo_real, lo), hi_real=min(v.hi_real, hi))
     if isinstance(v, Dequantized):
@@ -124,7 +131,7 @@ def _add(state: State, node, label: str):
     )
 
 
-def scalar_or_none(v):
+def scalar_or_none(v: Value | None) -> float | None:
     from .base import scalar_constant
 
     return scalar_constant(v)

@@ -8,6 +8,7 @@ import math
 from dataclasses import replace
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..errors import ModelError
 from ..fixedpoint import quantize_linear, quantize_multipliers
@@ -24,6 +25,7 @@ from .base import (
     Padded,
     Pending,
     State,
+    Value,
     attrs,
     const,
     handler,
@@ -49,7 +51,9 @@ IDENTITY_MULTIPLIER = (1 << 14, 14)  # m * 2**-shift == 1 exactly
 log = logging.getLogger("frontends.onnx_import")
 
 
-def multipliers(real, label: str, what: str = "requantization multiplier"):
+def multipliers(
+    real: ArrayLike, label: str, what: str = "requantization multiplier"
+) -> tuple[np.ndarray, int]:
     real = np.asarray(real, dtype=np.float64).reshape(-1)
     try:
         return quantize_multipliers(real)
@@ -60,7 +64,9 @@ def multipliers(real, label: str, what: str = "requantization multiplier"):
         ) from None
 
 
-def code_bounds(dtype: IntType, scale: float, zp: int, lo_real: float, hi_real: float):
+def code_bounds(
+    dtype: IntType, scale: float, zp: int, lo_real: float, hi_real: float
+) -> tuple[int, int]:
     """Code range of ``Q(clamp(v, lo_real, hi_real))``: Q is monotone, so clamping before or
     after quantizing is the same (ONNX QuantizeLinear rounding of the bounds)."""
     lo, hi = dtype.min, dtype.max
@@ -75,7 +81,7 @@ def code_bounds(dtype: IntType, scale: float, zp: int, lo_real: float, hi_real: 
 
 def quantize(
     state: State,
-    v,
+    v: Value | None,
     out: str,
     dtype: IntType,
     scale: float,
@@ -85,7 +91,7 @@ def quantize(
     rounding: str = "half_even",
     input_rounding: str = "onnx",
     sign: bool = False,
-):
+) -> Codes:
     """Give ``v`` the integer codes of IR tensor ``out`` (scale, zero point, type); returns
     the ``Codes`` of the result (which may be an existing tensor when nothing changes).
 

@@ -4,6 +4,8 @@ as an ``avgpool`` of one window per feature."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ..errors import ModelError
@@ -12,6 +14,7 @@ from .base import (
     Dequantized,
     Pending,
     State,
+    View,
     check_tokens,
     emitter,
     from_full,
@@ -19,8 +22,13 @@ from .base import (
 )
 from .quant import multipliers
 
+if TYPE_CHECKING:
+    from onnx import NodeProto
 
-def matmul_activations(state: State, node, a: Dequantized, b: Dequantized, label: str):
+
+def matmul_activations(
+    state: State, node: NodeProto, a: Dequantized, b: Dequantized, label: str
+) -> View:
     """``MatMul(a, b)`` of two quantized activations (numpy broadcasting of the leading
     axes, each at least 2-D as ONNX sees it)."""
     fa, fb = full_shape(a), full_shape(b)
@@ -69,7 +77,9 @@ def _emit_matmul(state, p: Pending, dtype, scale, zp, label):
     )
 
 
-def token_mean(state: State, node, x: Dequantized, axes: list, keepdims: bool, label: str):
+def token_mean(
+    state: State, node: NodeProto, x: Dequantized, axes: list, keepdims: bool, label: str
+) -> Pending | None:
     """ReduceMean over the token axis of a (T, E) sequence (``x.mean(1)`` in torch) as a
     Pending ``tokenmean``; None when ``axes`` are not that axis."""
     full = full_shape(x)

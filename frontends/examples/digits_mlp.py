@@ -35,7 +35,7 @@ class DigitsMlp:
     float_accuracy: float
 
 
-def load_digits_split(seed: int = SEED):
+def load_digits_split(seed: int = SEED) -> list[np.ndarray]:
     """Digits scaled to [0, 1], split 70/30 with a fixed seed."""
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split

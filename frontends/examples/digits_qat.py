@@ -20,6 +20,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from ..compress.qat import LayerBits
 
 __all__ = ["DigitsQat", "make_digits_qat"]
 
@@ -44,7 +50,11 @@ def _default_bits():
 
 
 def make_digits_qat(
-    out_dir: str | Path, *, bits=None, epochs: int = 15, float_epochs: int = 60
+    out_dir: str | Path,
+    *,
+    bits: Sequence[LayerBits] | None = None,
+    epochs: int = 15,
+    float_epochs: int = 60,
 ) -> DigitsQat:
     import torch
 

@@ -33,10 +33,15 @@ import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .vit_export import export_vit
+
+if TYPE_CHECKING:
+    from onnx import ModelProto
+    from torch import nn
 
 __all__ = [
     "DigitsVit",
@@ -69,7 +74,9 @@ class DigitsVit:
     qat_golden_accuracy: float
 
 
-def build_vit(dim: int = 32, heads: int = 2, blocks: int = 2, mlp: int = 64, seed: int = SEED):
+def build_vit(
+    dim: int = 32, heads: int = 2, blocks: int = 2, mlp: int = 64, seed: int = SEED
+) -> nn.Module:
     """The untrained ``DigitsViT`` (seeded)."""
     import torch
     from torch import nn
@@ -102,7 +109,9 @@ def build_vit(dim: int = 32, heads: int = 2, blocks: int = 2, mlp: int = 64, see
     return DigitsViT().eval()
 
 
-def train_vit(model, x: np.ndarray, y: np.ndarray, epochs: int = EPOCHS, seed: int = SEED):
+def train_vit(
+    model: nn.Module, x: np.ndarray, y: np.ndarray, epochs: int = EPOCHS, seed: int = SEED
+) -> nn.Module:
     """AdamW with a one-cycle schedule, batches of 64, single-threaded (the same weights on
     any machine's thread count)."""
     import torch
@@ -129,7 +138,7 @@ def train_vit(model, x: np.ndarray, y: np.ndarray, epochs: int = EPOCHS, seed: i
     return model.eval()
 
 
-def gelu_island_nodes(model) -> list[str]:
+def gelu_island_nodes(model: ModelProto) -> list[str]:
     """Names of the nodes of each Erf-form GELU (``x / sqrt(2)``, Erf, ``+ 1``, ``* x``,
     ``* 0.5``), kept out of quantization so the GELU stays one float island."""
     prod = {o: n for n in model.graph.node for o in n.output}

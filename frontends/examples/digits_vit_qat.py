@@ -22,8 +22,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from torch import nn
 
 __all__ = ["DigitsVitQat", "make_digits_vit_qat", "qat_vit"]
 
@@ -39,7 +43,7 @@ class DigitsVitQat:
     dynamo_error: str = ""
 
 
-def qat_vit(float_model):
+def qat_vit(float_model: nn.Module) -> nn.Module:
     """A ``QatViT`` carrying ``float_model``'s (a ``DigitsViT``) weights, in observe mode."""
     import torch
     from torch import nn
@@ -163,7 +167,14 @@ def _accuracy(model, x, y) -> float:
 
 
 def make_digits_vit_qat(
-    out_dir: str | Path, float_model, x_train, y_train, x_test, y_test, *, epochs: int = 8
+    out_dir: str | Path,
+    float_model: nn.Module,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    *,
+    epochs: int = 8,
 ) -> DigitsVitQat:
     import torch
     from torch import nn

@@ -22,6 +22,7 @@ Run it: ``python -m frontends.examples.digits_wide out/models``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,7 +51,11 @@ def _bits(hidden_weight: int, n_layers: int):
 
 
 def make_digits_wide(
-    out_dir: str | Path, *, hidden=HIDDEN, epochs: int = 15, float_epochs: int = 60
+    out_dir: str | Path,
+    *,
+    hidden: Sequence[int] = HIDDEN,
+    epochs: int = 15,
+    float_epochs: int = 60,
 ) -> DigitsWide:
     import numpy as np
     import torch

@@ -37,8 +37,13 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from onnx import ModelProto
+    from torch import nn
 
 __all__ = [
     "TinyExample",
@@ -275,7 +280,7 @@ def _constant(g, name: str):
     return ReferenceEvaluator(helper.make_model(sub)).run(None, {})[0]
 
 
-def fold_pads(proto) -> int:
+def fold_pads(proto: ModelProto) -> int:
     """Fold each zero ``Pad`` (constant mode, spatial axes only) whose only consumer is a
     ``Conv`` into that Conv's ``pads``, then drop the nodes nothing uses any more; returns
     how many were folded."""
@@ -343,7 +348,11 @@ class _Calibration:
 
 
 def export_and_quantize(
-    model, input_shape: tuple[int, ...], float_path: Path, quant_path: Path, calib: np.ndarray
+    model: nn.Module,
+    input_shape: tuple[int, ...],
+    float_path: Path,
+    quant_path: Path,
+    calib: np.ndarray,
 ) -> None:
     """Float ONNX (pads folded, producer version cleared) and onnxruntime's static QDQ int8
     per-channel model, both written atomically."""

@@ -59,7 +59,14 @@ def _conv(
 
 
 def conv_bn_relu(
-    cin: int, cout: int, kernel, stride: int, hw, *, groups: int = 1, relu: bool = True
+    cin: int,
+    cout: int,
+    kernel: int | tuple[int, int],
+    stride: int,
+    hw: tuple[int, int],
+    *,
+    groups: int = 1,
+    relu: bool = True,
 ) -> tuple[nn.Sequential, tuple[int, int]]:
     mods, out_hw = _conv(cin, cout, kernel, stride, hw, groups=groups)
     mods.append(nn.BatchNorm2d(cout))
@@ -76,11 +83,11 @@ def _separable(cin: int, cout: int, stride: int, hw) -> tuple[nn.Sequential, tup
 
 def ds_cnn(
     *,
-    in_hw=(49, 10),
+    in_hw: tuple[int, int] = (49, 10),
     channels: int = 64,
     blocks: int = 4,
     classes: int = 12,
-    stem_kernel=(10, 4),
+    stem_kernel: tuple[int, int] = (10, 4),
     stem_stride: int = 2,
 ) -> nn.Module:
     """KWS DS-CNN (``keras_model.py``, ``model_name == 'ds_cnn'``); input (N, 1, H, W)."""
@@ -113,7 +120,11 @@ class _Residual(nn.Module):
 
 
 def resnet8(
-    *, in_hw=(32, 32), in_channels: int = 3, filters: int = 16, classes: int = 10
+    *,
+    in_hw: tuple[int, int] = (32, 32),
+    in_channels: int = 3,
+    filters: int = 16,
+    classes: int = 10,
 ) -> nn.Module:
     """IC ResNet-8 (``resnet_v1_eembc``, 16 filters as in the reference's pretrained model;
     the newer training script's ``conv_filters=26`` is ``filters=26``); input (N, C, H, W)."""
@@ -159,7 +170,12 @@ _MOBILENET_BLOCKS = (
 
 
 def mobilenet_v1(
-    *, in_hw=(96, 96), in_channels: int = 3, base: int = 8, classes: int = 2, blocks: int = 13
+    *,
+    in_hw: tuple[int, int] = (96, 96),
+    in_channels: int = 3,
+    base: int = 8,
+    classes: int = 2,
+    blocks: int = 13,
 ) -> nn.Module:
     """VWW MobileNetV1, alpha 0.25 (``base=8``: 8 to 256 channels; ``vww_model.py``);
     ``blocks`` < 13 keeps the first blocks (the digits twin); input (N, 3, H, W)."""

@@ -5,11 +5,15 @@ from __future__ import annotations
 import logging
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from torch import nn
 
 __all__ = ["export_vit"]
 
 
-def export_vit(model, path: Path, *, dynamo: bool) -> Path:
+def export_vit(model: nn.Module, path: Path, *, dynamo: bool) -> Path:
     """``torch.onnx.export`` as users call it: the TorchScript exporter (opset 17) or the
     dynamo one (its default opset), a batch of one, the producer version and the dynamo
     exporter's per-node metadata (stack traces: source paths and line numbers) cleared, so
