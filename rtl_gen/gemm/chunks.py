@@ -12,12 +12,15 @@ whose weights are all 1 (average pools) reads none: one chunk, ``GEMM ones``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 from frontends.errors import ModelError
 
 from . import timing
+from .config import GemmConfig
 from .isa import Instr
+from .layers import GemmLayer
 from .ram import subwords
 
 __all__ = ["chunk_plan", "chunked_instrs", "depthwise_instrs", "drop_repeats"]
@@ -55,9 +58,9 @@ def chunk_plan(n: int, g: int, k: int, lanes: int, depth: int, name: str) -> lis
 
 
 def chunked_instrs(
-    gemm_instrs,
-    layer,
-    config,
+    gemm_instrs: Callable[..., list[Instr]],
+    layer: GemmLayer,
+    config: GemmConfig,
     *,
     n: int,
     g: int,
@@ -67,7 +70,7 @@ def chunked_instrs(
     p: int,
     ones: bool,
     name: str,
-    **kwargs,
+    **kwargs: object,
 ) -> tuple[list[Instr], int]:
     """The layer's instructions in chunks (``gemm_instrs``: the compiler's ``_gemm_instrs``)
     and the largest chunk's words. ``x``/``w``/``y``/``p``: the DSP core's window origin,
@@ -134,9 +137,9 @@ def drop_repeats(instrs: list[Instr]) -> list[Instr]:
 
 
 def depthwise_instrs(
-    gemm_instrs,
-    layer,
-    config,
+    gemm_instrs: Callable[..., list[Instr]],
+    layer: GemmLayer,
+    config: GemmConfig,
     *,
     block0: int,
     in_base: int,
@@ -145,7 +148,7 @@ def depthwise_instrs(
     p: int,
     name: str,
     cache: bool = True,
-    **kwargs,
+    **kwargs: object,
 ) -> list[Instr]:
     """A depthwise layer (``G`` groups of one channel) on every lane (``CFG dw``): per tile of
     ``lanes`` groups, ``LOAD fill lanes`` copies their input blocks (``cin_g`` planes each)

@@ -6,7 +6,10 @@ Pure numbers, below everything else in the package (no hardware, no program).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .config import GemmConfig
 
@@ -20,7 +23,9 @@ def round_constant(mode: int, shift: int) -> int:
     return (1 << (shift - 1), 0, (1 << shift) - 1, 0)[mode]
 
 
-def requant(acc, mult, shift: int, zp, lo, hi, mode: int) -> np.ndarray:
+def requant(
+    acc: ArrayLike, mult: ArrayLike, shift: int, zp: ArrayLike, lo: int, hi: int, mode: int
+) -> np.ndarray:
     """``clamp(round(acc * mult / 2**shift) + zp, lo, hi)``; mode 0 half up, 1 floor,
     2 ceil, 3 half to even."""
     prod = np.asarray(acc, dtype=object) * np.asarray(mult, dtype=object)
@@ -43,6 +48,6 @@ def abits(depth: int) -> int:
     return max(1, (depth - 1).bit_length())
 
 
-def planes_of(config: GemmConfig, core: str, cfg_fields) -> int:
+def planes_of(config: GemmConfig, core: str, cfg_fields: Mapping[str, int]) -> int:
     """Weight bit-planes a GEMM on ``core`` runs (bit-serial LUT core: CFG's ``wbits``)."""
     return cfg_fields["wbits"] if core == "lut" and config.lut_mode == "bitserial" else 1

@@ -47,14 +47,14 @@ again with average pools on the lane cache and the accumulators capped (``ACC_CA
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 import numpy as np
 
 from frontends.errors import ModelError
 from frontends.fixedpoint import signed_bits
-from frontends.ir import Graph, Node
+from frontends.ir import Graph, IntType, Node
 
 from . import timing
 from .attention import emit_const_add, emit_matmul, emit_view
@@ -76,6 +76,7 @@ from .rowblocks import acc_words, row_blocks
 from .rowwise import emit_layernorm, emit_softmax
 from .split import (
     LayerSplit,
+    SplitSpec,
     choose_split,
     item_errors,
     layer_cycles,
@@ -155,7 +156,7 @@ def _layout_of_gemm(perm_pos: np.ndarray, m: int) -> np.ndarray:
     return perm_pos[c] * m + p
 
 
-def pack_lanes(values, width: int) -> int:
+def pack_lanes(values: Iterable[int], width: int) -> int:
     word, mask = 0, (1 << width) - 1
     for lane, v in enumerate(values):
         word |= (int(v) & mask) << (width * lane)
@@ -177,7 +178,7 @@ def compile_graph(
     graph: Graph,
     config: GemmConfig,
     *,
-    split="auto",
+    split: SplitSpec = "auto",
     tau: float = 0.02,
     fit: bool = True,
     stream: bool = True,
@@ -299,7 +300,7 @@ class Lowering:
         graph: Graph,
         config: GemmConfig,
         *,
-        split="auto",
+        split: SplitSpec = "auto",
         tau: float = 0.02,
         stream: bool = True,
         acc_cap: int | None = None,
@@ -652,7 +653,9 @@ class Lowering:
         if copy is not None:
             self.act.give(copy, x_t.size)
 
-    def row_layer(self, node: Node, layer: GemmLayer, sub, in_base: int, xs, first: int) -> bool:
+    def row_layer(
+        self, node: Node, layer: GemmLayer, sub: np.ndarray, in_base: int, xs: IntType, first: int
+    ) -> bool:
         """Compiles ``layer`` split by output rows when that is faster than any split by
         channels (a layer narrower than the cores' lanes leaves a channel split's lanes
         idle): the DSP core computes every channel of the first rows, the LUT core every
@@ -799,7 +802,15 @@ class Lowering:
             len(lut_items) * ng_item,
         )
 
-    def fold_params(self, layer: GemmLayer, split: LayerSplit, w, bias, mult, xs) -> int:
+    def fold_params(
+        self,
+        layer: GemmLayer,
+        split: LayerSplit,
+        w: np.ndarray,
+        bias: np.ndarray,
+        mult: np.ndarray,
+        xs: IntType,
+    ) -> int:
         """Appends the layer's (bias with the zero point folded in, multiplier) in physical
         channel order and widens the accumulators and bias to its range; returns the base."""
         config = self.config
@@ -828,7 +839,9 @@ class Lowering:
             self.params.append((int(folded[c]), int(mult[c])))
         return p_base
 
-    def weight_images(self, layer: GemmLayer, split: LayerSplit, w_steps) -> tuple[int, int]:
+    def weight_images(
+        self, layer: GemmLayer, split: LayerSplit, w_steps: np.ndarray
+    ) -> tuple[int, int]:
         """Appends each core's weight words, (group, tile, k) order, lane j = channel
         tile*lanes + j (bit-serial: bit-planes, sign plane first); returns their bases."""
         config = self.config
@@ -1022,7 +1035,14 @@ UNIT_OPS: dict[str, Callable] = {
 }
 
 
-def compile_nonlinear(graph: Graph, config, *, nonlinear: str = "table", compile=None, **kw):
+def compile_nonlinear(
+    graph: Graph,
+    config: GemmConfig,
+    *,
+    nonlinear: str = "table",
+    compile: Callable[..., Program] | None = None,
+    **kw: object,
+) -> Program:
     """``compile(graph, config, **kw)`` (default ``compile_graph``) with the element-wise
     functions as tables (``nonlinear="table"``) or SMURF units (``"smurf"``: the graph is
     ``smurf_graph``'s, the golden the design is checked against; the program carries the

@@ -12,7 +12,12 @@ accuracy loss).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
+
+import numpy as np
+
+from frontends.ir import Graph
 
 from .config import DSP_WBITS, MULT_BITS, GemmConfig
 
@@ -69,13 +74,13 @@ class SweepPoint:
 
 
 def sweep(
-    graph,
+    graph: Graph,
     *,
     family: str,
-    dsp_options,
-    lut_options,
-    x=None,
-    y=None,
+    dsp_options: Iterable[int],
+    lut_options: Iterable[int],
+    x: np.ndarray | None = None,
+    y: np.ndarray | None = None,
     tau: float = 0.02,
     dsp_limit: int | None = None,
     lut4_limit: int | None = None,

@@ -87,7 +87,12 @@ def sim_models(program: Program) -> dict:
 
 
 def manifest_for(
-    program: Program, component, *, design: str, loadable: bool, extra: dict | None = None
+    program: Program,
+    component: GemmEngine,
+    *,
+    design: str,
+    loadable: bool,
+    extra: dict | None = None,
 ) -> Manifest:
     graph = program.graph
     sched = model.schedule(program)

@@ -10,9 +10,11 @@ a GEMM start while its input streams in and a post op run on behind the next lay
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from frontends.errors import ModelError
 from frontends.fixedpoint import MULTIPLIER_BITS
@@ -29,13 +31,13 @@ def gemm_instrs(
     shapes: dict,
     config: GemmConfig,
     *,
-    x=(0, 0),
-    w=(0, 0),
-    y=0,
-    p=0,
-    xsigned=True,
-    shift=None,
-    name="",
+    x: tuple[int, int] = (0, 0),
+    w: tuple[int, int] = (0, 0),
+    y: int = 0,
+    p: int = 0,
+    xsigned: bool = True,
+    shift: int | None = None,
+    name: str = "",
     lut_wbits: int | None = None,
 ) -> list[Instr]:
     """CFG (+WIN, WSTEP for a convolution window) + GEMM per core with channels (``x``: its
@@ -229,7 +231,7 @@ def mark_early_posts(instrs: list[Instr]) -> None:
                 break
 
 
-def post_params(node: Node, multipliers, zero_points):
+def post_params(node: Node, multipliers: ArrayLike, zero_points: Iterable[int]) -> np.ndarray:
     """Checks that ``MAX``'s parameter fields hold the node's multipliers and zero points."""
     mult = np.asarray(multipliers, np.int64).reshape(-1)
     if mult.max(initial=0) >= 2**MULTIPLIER_BITS or mult.min(initial=0) < 0:

@@ -108,6 +108,7 @@ comment); the disassembler writes the same text, so ``assemble(disassemble(w)) =
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING
@@ -391,6 +392,6 @@ def assemble(text: str) -> list[int]:
     return words
 
 
-def disassemble(words) -> str:
+def disassemble(words: Iterable[int]) -> str:
     """Assembly text of ``words``, one instruction per line."""
     return "".join(decode(int(w)).text() + "\n" for w in words)

@@ -13,7 +13,9 @@ import numpy as np
 __all__ = ["quantize_channels", "channel_errors"]
 
 
-def quantize_channels(w: np.ndarray, lo: int, hi: int, *, ternary: bool = False):
+def quantize_channels(
+    w: np.ndarray, lo: int, hi: int, *, ternary: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each row of ``w`` (N, K) as ``f[n] * q[n]`` with ``q`` in ``[lo, hi]``.
 
     Returns ``(q, f, err)``: integer codes, positive float scales, relative squared errors.

@@ -10,6 +10,7 @@ order (the final ``STORE``, a layout a consumer cannot absorb).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 
@@ -21,7 +22,23 @@ from .isa import Instr
 from .program import LayerInfo
 
 
-def reorder_copy(instrs, act, params, add_idx, layout, base: int, signed: bool, name: str) -> int:
+class Arena(Protocol):
+    """The activation buffer's allocator (the compiler's ``_Arena``) as a post op takes a
+    region from it."""
+
+    def take(self, n: int) -> int: ...
+
+
+def reorder_copy(
+    instrs: list[Instr],
+    act: Arena,
+    params: list[tuple[int, int]],
+    add_idx: Callable[[np.ndarray], int],
+    layout: np.ndarray,
+    base: int,
+    signed: bool,
+    name: str,
+) -> int:
     """Instructions copying a tensor stored in ``layout`` at ``base`` into a new region in
     its original order (``MAX`` with one-entry windows and the identity requantization);
     returns the new region's base."""

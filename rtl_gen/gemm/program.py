@@ -13,7 +13,7 @@ import numpy as np
 
 from frontends.errors import ModelError
 from frontends.fixedpoint import MULTIPLIER_BITS
-from frontends.ir import Graph
+from frontends.ir import Graph, IntType
 
 from .codes import abits
 from .config import GemmConfig
@@ -76,11 +76,11 @@ class Program:
         return self.graph.tensor(self.graph.outputs[0]).size
 
     @property
-    def in_dtype(self):
+    def in_dtype(self) -> IntType:
         return self.graph.tensor(self.graph.inputs[0]).dtype
 
     @property
-    def out_dtype(self):
+    def out_dtype(self) -> IntType:
         return self.graph.tensor(self.graph.outputs[0]).dtype
 
     def macs(self) -> int:
@@ -105,7 +105,7 @@ def check_fields(instrs: list[Instr], infos: list[LayerInfo], graph: Graph) -> N
             ) from None
 
 
-def check_fits(config: GemmConfig, needs: dict, graph: Graph):
+def check_fits(config: GemmConfig, needs: dict, graph: Graph) -> None:
     for name, value in needs.items():
         have = getattr(config, name)
         fits = value <= have

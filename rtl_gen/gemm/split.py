@@ -21,6 +21,11 @@ from .instrs import gemm_instrs
 from .layers import GemmLayer
 from .lutquant import quantize_channels
 
+#: How ``compile_graph`` splits each layer's channels between the cores: ``"auto"`` (the
+#: share that minimises the modelled latency within the error budget), one ratio in [0, 1]
+#: for every layer, or ``{node name: ratio}``.
+SplitSpec = str | float | dict[str, float]
+
 
 def item_errors(layer: GemmLayer, config: GemmConfig, wbits: int | None = None) -> np.ndarray:
     """Per split item (channel, or group when ``groups > 1``): the worst relative error of
@@ -99,7 +104,7 @@ def choose_split(
 
 def ratio_precision(
     layer: GemmLayer, config: GemmConfig, items: int, tau: float, order: np.ndarray | None = None
-):
+) -> tuple[int, np.ndarray]:
     """A fixed split's precision: the lowest whose ``items`` LUT items (the easiest, or the
     last of ``order``) are within ``tau`` (the highest when none is), and the items' errors
     at it."""
@@ -112,7 +117,9 @@ def ratio_precision(
     return wbits, errors
 
 
-def requantize_lut(layer: GemmLayer, lut_items: np.ndarray, config: GemmConfig, wbits: int):
+def requantize_lut(
+    layer: GemmLayer, lut_items: np.ndarray, config: GemmConfig, wbits: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, bool]:
     """Weights, bias, multipliers and shift with the channels of ``lut_items`` quantized
     to the LUT core's precision (``w ~ f*q``: bias/f, multiplier*f, shared shift lowered
     when a multiplier would exceed MULTIPLIER_BITS)."""

@@ -5,6 +5,11 @@ pipeline depths (see ``sequencer``, ``core`` and ``post``); tests hold the RTL t
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .config import GemmConfig
+
 __all__ = [
     "core_issue_cycles",
     "core_busy_cycles",
@@ -39,7 +44,7 @@ MAX_PIPE = 12  # max: idx read, act read, its register, compare, - zp, * mult, c
 # shift, shift, + zp, clamp
 
 
-def fetch_cycles(config) -> int:
+def fetch_cycles(config: GemmConfig) -> int:
     """Cycles before an instruction's EXEC: ``FETCH``, and the decoder's stages when the
     instruction memory is coded (``protect.ProtectedRead``: parity one, SECDED two)."""
     return FETCH + {"none": 0, "parity": 1, "secded": 2}[getattr(config, "protect", "none")]
@@ -67,7 +72,7 @@ def core_issue_cycles(
     return first_row + (units_rows - 1) * later_row, drains[-1]
 
 
-def core_pipe(config, core: str) -> int:
+def core_pipe(config: GemmConfig, core: str) -> int:
     """``core``'s pipeline depth in ``config``: ``CORE_PIPE``, one more for DSP lanes on
     registered ``MULT18X18D``s (``dsp_regs``)."""
     return CORE_PIPE + (core == "dsp" and config.dsp_regs)
@@ -110,7 +115,7 @@ def add_cycles(n: int, period: int = 2) -> int:
     return 1 + POST_START + period * (n - 1) + 2 + ADD_PIPE
 
 
-def add_period(config) -> int:
+def add_period(config: GemmConfig) -> int:
     """Cycles an ADD element takes on ``config``: 4 on a single-ported (``spram``)
     activation buffer, whose idle two let the write through; else 2."""
     return 4 if getattr(config, "spram", False) else 2
