@@ -67,7 +67,7 @@ def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log every
 
 
 @app.command()
-def doctor():
+def doctor() -> None:
     """List every tool nnloom uses, its version, and how to install a missing one."""
     from .tools import check_tools
 
@@ -207,7 +207,7 @@ def generate(
         "sweep` (OUT/points/<id>.json or OUT#<id>):"
         " the gemm engine with its config.",
     ),
-):
+) -> None:
     """Import MODEL, generate Verilog for BOARD, write manifest and golden vectors."""
 
     def body():
@@ -354,7 +354,7 @@ def inspect(
     model: Path = typer.Argument(..., help="ONNX model (QDQ, QONNX or integer ops)."),
     fmt: str = typer.Option("table", "--format", help="table, json or csv (one row a layer)."),
     as_json: bool = typer.Option(False, "--json", help="The same as --format json."),
-):
+) -> None:
     """List the layers nnloom sees (op, shapes, types, MACs, bytes, sparsity, engines) and
     what is unsupported and why."""
 
@@ -547,7 +547,7 @@ def sim(
         "random inputs (and every edge code) through "
         "the golden model and the RTL (--seed).",
     ),
-):
+) -> None:
     """Simulate the Verilog against the golden vectors, bit for bit, and compare its outputs
     with the source ONNX model in onnxruntime (and --reference / --torch)."""
 
@@ -630,7 +630,7 @@ def run(
     baud: int = typer.Option(115200, help="Baud rate of the host link."),
     limit: int = typer.Option(0, help="Only the first N golden vectors (0: all)."),
     timeout: float = typer.Option(2.0, help="Seconds to wait for each reply."),
-):
+) -> None:
     """Run the golden inputs on a programmed board and check its outputs."""
 
     def body():
@@ -695,7 +695,7 @@ def program(
     artefact: Path = typer.Argument(..., help="Artefact folder with a built bitstream."),
     board: str = typer.Option("icebreaker", help="Board to program."),
     dry_run: bool = typer.Option(False, help="Print the command, do not run it."),
-):
+) -> None:
     """Load the bitstream onto a board with openFPGALoader, iceprog or dfu-util."""
 
     def body():
@@ -748,7 +748,7 @@ def build(
         "icebreaker", help="icebreaker, ulx3s-85f, orangecrab-25f, tang-nano-9k."
     ),
     clock: Optional[float] = typer.Option(None, "--clock", metavar="MHZ", help=_CLOCK_HELP),
-):
+) -> None:
     """Synthesize, place and route and pack a bitstream for BOARD."""
 
     def body():
@@ -834,7 +834,7 @@ def flow(
         metavar="FILE.py:FACTORY",
         help="PyTorch module FACTORY() returns: report the RTL's agreement with it too.",
     ),
-):
+) -> None:
     """generate → sim → build, then a summary: accuracy, resources, Fmax, cycles, and the
     RTL's agreement with the model in onnxruntime (and --reference / --torch)."""
 
@@ -913,7 +913,7 @@ def flow(
 
 
 @app.command()
-def report(artefact: Path = typer.Argument(..., help="Artefact folder.")):
+def report(artefact: Path = typer.Argument(..., help="Artefact folder.")) -> None:
     """Write report.html (one self-contained page: accuracy, resources, Fmax, cycles, plots)
     and report.json from what the artefact folder holds."""
 
@@ -1046,7 +1046,7 @@ EXAMPLES.update(_vit.EXAMPLES)  # digits-vit
 def example(
     name: str = typer.Argument("digits", help="Example model: " + ", ".join(EXAMPLES) + "."),
     out: Path = typer.Option(Path("out/models"), "--out", "-o"),
-):
+) -> None:
     """Train (or seed) and quantize an example model into OUT: the digits models and the
     MLPerf Tiny reference networks (tiny-*); NAME lists them all."""
 
@@ -1125,7 +1125,7 @@ _sweep.register(app, bench_app)
 _verify.register(app, bench_app)
 
 
-def main():
+def main() -> None:
     app()
 
 

@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 from frontends.errors import NnloomError
@@ -145,7 +146,7 @@ def _stop(pool: ProcessPoolExecutor) -> None:
             worker.join(timeout=2)
 
 
-def connect_ray(address: str | None, *, num_cpus: int | None = None):
+def connect_ray(address: str | None, *, num_cpus: int | None = None) -> ModuleType:
     """Import Ray and connect to ``address`` (see the module docstring); the ``ray`` module.
     Raises ``ExecutorError`` with one line when Ray is missing or the cluster unreachable."""
     try:

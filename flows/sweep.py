@@ -25,13 +25,17 @@ import hashlib
 import io
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from frontends.errors import UsageError
 
 from .sweep_task import _versions
+
+if TYPE_CHECKING:
+    from rtl_gen.gemm import GemmConfig
 
 __all__ = [
     "LUT_MODES",
@@ -167,7 +171,7 @@ class Point:
     def id(self) -> str:
         return self.key[:10]
 
-    def gemm_config(self):
+    def gemm_config(self) -> GemmConfig:
         from rtl_gen.gemm import GemmConfig
 
         return GemmConfig(**self.config)
@@ -190,12 +194,12 @@ class Point:
 def make_points(
     boards: list[str],
     *,
-    dsp_lanes=None,
-    lut_lanes=None,
-    lut_modes=None,
-    splits=None,
-    clocks=None,
-    seeds=(1,),
+    dsp_lanes: Sequence[int] | None = None,
+    lut_lanes: Sequence[int] | None = None,
+    lut_modes: Sequence[str] | None = None,
+    splits: Sequence[str | float] | None = None,
+    clocks: Sequence[float] | None = None,
+    seeds: Iterable[int] = (1,),
 ) -> list[Point]:
     """The grid: every combination of the axes on each board, starting from the board's
     heterogeneous config (its DSP packing, its default lanes where an axis is not given).

@@ -6,14 +6,21 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable, Container, Iterable
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 import typer
 
 from boards.families import Resources
 from frontends.errors import UsageError
+
+if TYPE_CHECKING:
+    from frontends.ir import Graph
+    from rtl_gen.gemm.config import GemmConfig
+    from rtl_gen.gemm.program import Program
+    from rtl_gen.gemm.split import SplitSpec
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +51,7 @@ def _load_npz(data: Optional[Path]):
     return load_data(data)
 
 
-def can_run_gemm(graph, board: str) -> tuple[bool, str]:
+def can_run_gemm(graph: Graph, board: str) -> tuple[bool, str]:
     """Whether ``board``'s heterogeneous overlay takes every layer of ``graph`` (the
     compiler's own check), and why."""
     from frontends.errors import NnloomError
@@ -86,13 +93,13 @@ def generate_gemm(
     data: Optional[Path] = None,
     *,
     board: str = "icebreaker",
-    split="auto",
+    split: SplitSpec = "auto",
     tau: float = 0.02,
     random: int = 32,
     seed: int = 0,
     protect: str = "none",
     nonlinear: str = "table",
-):
+) -> Program:
     """Compile ``model`` for ``board``'s heterogeneous config, its instruction, weight and
     parameter memories coded by ``protect`` (``rtl_gen.gemm.protect``), its element-wise
     functions as tables or SMURF units (``nonlinear``, ``rtl_gen.gemm.tables``), and write
@@ -136,7 +143,9 @@ def generate_gemm(
     return program
 
 
-def drop_idle_core(graph, program, *, split="auto", tau: float = 0.02):
+def drop_idle_core(
+    graph: Graph, program: Program, *, split: SplitSpec = "auto", tau: float = 0.02
+) -> Program:
     """``program`` recompiled without a core none of its layers uses (a network whose
     channels all miss the LUT core's precision, e.g. the int8 digits MLP on ternary LUT
     lanes, gets the DSP-only overlay: the same cycles, without the idle lanes' logic)."""
@@ -212,19 +221,19 @@ def _rtl_layer_cycles(program) -> tuple[int, list[int]]:
 
 
 def measure_config(
-    graph,
-    config,
+    graph: Graph,
+    config: GemmConfig,
     *,
     family: str,
     clock_mhz: float,
-    x=None,
-    y=None,
+    x: np.ndarray | None = None,
+    y: np.ndarray | None = None,
     work: Path | None = None,
     synth: bool = True,
     seeds: tuple[int, ...] = BENCH_SEEDS,
-    split="auto",
+    split: SplitSpec = "auto",
     tau: float = 0.02,
-) -> tuple[object, dict]:
+) -> tuple[Program, dict]:
     """One overlay configuration of ``graph``, as ``nnloom bench gemm`` and ``nnloom sweep``
     both measure it: the compiled program and its row (config, cycles from the model and
     from Amaranth's simulation, per layer, MACs, utilisation, accuracy on ``x``/``y``).
@@ -302,17 +311,17 @@ def measure_config(
 
 
 def bench_rows(
-    graph,
-    x,
-    y,
+    graph: Graph,
+    x: np.ndarray | None,
+    y: np.ndarray | None,
     *,
-    boards=BENCH_BOARDS,
+    boards: Iterable[str] = BENCH_BOARDS,
     out_dir: Path,
     tau: float = 0.02,
     synth: bool = True,
-    progress=None,
-    synth_kinds=("dsp", "lut", "hetero"),
-    int8_graph=None,
+    progress: Callable[[str], None] | None = None,
+    synth_kinds: Container[str] = ("dsp", "lut", "hetero"),
+    int8_graph: Graph | None = None,
     seeds: tuple[int, ...] = BENCH_SEEDS,
 ) -> dict:
     """Per board and configuration (DSP-only, LUT-only, heterogeneous): resources, Fmax,
@@ -361,7 +370,9 @@ def bench_rows(
     return report
 
 
-def bench_model(out_dir: Path):
+def bench_model(
+    out_dir: Path,
+) -> tuple[Graph, Graph, np.ndarray | None, np.ndarray | None]:
     """The benchmark network: the ``digits-wide`` example (64-64-10, ternary hidden
     weights) and its int8 twin; returns ``(graph, int8 graph, x, y)``."""
     from frontends.examples.digits_wide import make_digits_wide
@@ -444,7 +455,7 @@ def _fmt(v, spec=""):
     return format(v, spec) if spec else str(v)
 
 
-def register(app: typer.Typer, bench_app: typer.Typer):
+def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     from flows.console import console, run_command
 
     @bench_app.command("gemm")

@@ -110,11 +110,11 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
             boards = list(sw.iter_boards(board))
             points = sw.make_points(
                 boards,
-                dsp_lanes=dsp_lanes is not None and sw.parse_ints(dsp_lanes, "--dsp-lanes"),
-                lut_lanes=lut_lanes is not None and sw.parse_ints(lut_lanes, "--lut-lanes"),
-                lut_modes=lut_mode is not None and sw.parse_modes(lut_mode),
-                splits=split is not None and sw.parse_splits(split),
-                clocks=clock is not None and sw.parse_clocks(clock),
+                dsp_lanes=None if dsp_lanes is None else sw.parse_ints(dsp_lanes, "--dsp-lanes"),
+                lut_lanes=None if lut_lanes is None else sw.parse_ints(lut_lanes, "--lut-lanes"),
+                lut_modes=None if lut_mode is None else sw.parse_modes(lut_mode),
+                splits=None if split is None else sw.parse_splits(split),
+                clocks=None if clock is None else sw.parse_clocks(clock),
                 seeds=sw.parse_seeds(seeds),
             )
             if executor not in EXECUTORS:

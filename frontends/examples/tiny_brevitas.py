@@ -24,6 +24,10 @@ import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from torch import nn
 
 __all__ = ["TinyBrevitas", "make_tiny_brevitas", "VARIANTS"]
 
@@ -107,8 +111,15 @@ def _head(width, classes, hw, bits=8):
 
 
 def ds_cnn_ternary(
-    *, in_hw=(49, 10), channels=64, blocks=4, classes=12, stem_kernel=(10, 4), stem_stride=2, bits=2
-):
+    *,
+    in_hw: tuple[int, int] = (49, 10),
+    channels: int = 64,
+    blocks: int = 4,
+    classes: int = 12,
+    stem_kernel: int | tuple[int, int] = (10, 4),
+    stem_stride: int = 2,
+    bits: int = 2,
+) -> nn.Sequential:
     from torch import nn
 
     qnn, sq, *_ = _quant()
@@ -121,7 +132,15 @@ def ds_cnn_ternary(
     return nn.Sequential(*layers, *_head(channels, classes, hw))
 
 
-def resnet8_ternary(*, in_hw=(32, 32), in_channels=3, filters=16, classes=10, bits=2, edge_bits=8):
+def resnet8_ternary(
+    *,
+    in_hw: tuple[int, int] = (32, 32),
+    in_channels: int = 3,
+    filters: int = 16,
+    classes: int = 10,
+    bits: int = 2,
+    edge_bits: int = 8,
+) -> nn.Sequential:
     """ResNet-8: ``bits``-bit inner convolutions, ``edge_bits``-bit stem and classifier."""
     from torch import nn
 
