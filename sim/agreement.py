@@ -25,12 +25,18 @@ import hashlib
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from frontends.errors import NnloomError
 
 from .layer_agreement import ARGMAX
+
+if TYPE_CHECKING:
+    import torch
+
+    from rtl_gen.artefact import Artefact
 
 __all__ = [
     "Agreement",
@@ -252,7 +258,7 @@ def onnx_outputs(path: Path, x: np.ndarray) -> tuple[np.ndarray, str]:
     return np.concatenate([np.asarray(o).reshape(1, -1) for o in outs]), framework
 
 
-def load_torch_factory(spec: str):
+def load_torch_factory(spec: str) -> torch.nn.Module:
     """``module.py:factory`` -> the ``torch.nn.Module`` that ``factory()`` returns."""
     file, sep, factory = spec.rpartition(":")
     if not sep or not file or not factory:
@@ -287,7 +293,7 @@ def load_torch_factory(spec: str):
     return net.eval()
 
 
-def torch_outputs(net, x: np.ndarray, shape: tuple) -> np.ndarray:
+def torch_outputs(net: torch.nn.Module, x: np.ndarray, shape: tuple) -> np.ndarray:
     """``net`` on float inputs ``x`` (N, elements) reshaped to ``(N, *shape)``."""
     import torch
 
@@ -323,7 +329,7 @@ def dequantize_inputs(manifest: dict, codes: np.ndarray) -> np.ndarray:
     return model_inputs(manifest["quant"].get("host"), x, tuple(q.get("shape") or (x.shape[1],)))
 
 
-def source_model(artefact) -> Path | None:
+def source_model(artefact: Artefact) -> Path | None:
     """The ONNX model the artefact was generated from (``source/*.onnx``) whose sha256 is
     the manifest's ``source.sha256`` (any, when the manifest names none)."""
     folder = artefact.path / SOURCE_DIR
@@ -346,7 +352,7 @@ class FrameworkOutputs:
 
 
 def framework_outputs(
-    artefact, *, reference: Path | None = None, torch_spec: str | None = None
+    artefact: Artefact, *, reference: Path | None = None, torch_spec: str | None = None
 ) -> tuple[list[FrameworkOutputs], str]:
     """Every framework's outputs for the artefact's golden inputs, in output codes: the
     source model (``source/``), ``reference`` (a float ONNX) and ``torch_spec``

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from frontends.ir import Graph
+
 __all__ = [
     "LAYER_EQUAL",
     "LAYER_WITHIN_ONE",
@@ -44,7 +46,7 @@ ARGMAX = 0.99
 TRANSFORMER_OPS = ("layernorm", "matmul")
 
 
-def is_transformer(graph) -> bool:
+def is_transformer(graph: Graph) -> bool:
     """A graph judged by layers: it has a LayerNorm, a MatMul of two activations or a row
     softmax inside the network."""
     return any(
@@ -75,7 +77,7 @@ class LayerCheck:
         )
 
 
-def check_layers(graph, source: Path, x: np.ndarray) -> LayerCheck:
+def check_layers(graph: Graph, source: Path, x: np.ndarray) -> LayerCheck:
     """Every golden layer of ``graph`` whose output the ONNX file ``source`` quantizes, fed
     onnxruntime's input codes (float inputs ``x``), against onnxruntime's plain graph."""
     from frontends.ort_agreement import layer_agreement

@@ -15,13 +15,20 @@ ONNX file:
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
+
+    from frontends.lutnet.srlut import SrlutPlan
+    from rtl_gen.artefact import Artefact
 
 __all__ = ["srlut_references", "float_ensemble"]
 
 
-def srlut_references(artefact, source: Path) -> list[tuple[str, np.ndarray, bool]]:
+def srlut_references(artefact: Artefact, source: Path) -> list[tuple[str, np.ndarray, bool]]:
     """(framework name, (N, K) HR codes, judged) of the SR-LUT ``artefact`` against the ONNX
     pattern net ``source``: the net on the table grid (judged), the float net (reported).
     Raises ``TableError`` for a net that does not fit the artefact."""
@@ -45,7 +52,7 @@ def srlut_references(artefact, source: Path) -> list[tuple[str, np.ndarray, bool
     ]
 
 
-def float_ensemble(session, plan, frame: np.ndarray) -> np.ndarray:
+def float_ensemble(session: ort.InferenceSession, plan: SrlutPlan, frame: np.ndarray) -> np.ndarray:
     """The net of ``session`` run as SR-LUT's rotation ensemble on one uint8 frame, without
     table or rounding: (rH, rW) float HR levels, clamped to 0..255."""
     from frontends.lutnet.pattern import BLOCK_ROT, rotated_pattern

@@ -14,6 +14,7 @@ import os
 import shutil
 import sys
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,7 +116,7 @@ def run_sim(
     bench: str | None = None,
     sim_dir: Path | None = None,
     extra_env: dict[str, str] | None = None,
-    progress=None,
+    progress: Callable[[str, int | None, int | None], None] | None = None,
 ) -> SimResult:
     """Build the artefact's RTL (once per distinct source) and run its cocotb bench on it.
 

@@ -10,6 +10,7 @@ import re
 import shlex
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,7 +95,7 @@ def run_sv_bench(
     stall: bool = True,
     rewrite: bool = True,
     limit: int = 0,
-    progress=None,
+    progress: Callable[[int], None] | None = None,
     quick: bool = True,
 ) -> SvResult:
     """Build and run the SystemVerilog bench (written first when ``rewrite`` or missing) on
