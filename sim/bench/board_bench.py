@@ -22,9 +22,10 @@ from pathlib import Path
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
+from cocotb.handle import HierarchyObject
 from cocotb.triggers import FallingEdge, Timer, with_timeout
 
-from boards.protocol import Client, ResponseParser, Status, run_time_images
+from boards.protocol import Client, Response, ResponseParser, Status, run_time_images
 from rtl_gen.artefact import Artefact, atomic_write
 from sim.bench.common import report_progress
 
@@ -34,20 +35,20 @@ MAX_REPORTED = 20
 class UartHost:
     """Bytes to the board's ``rx`` pin and from its ``tx`` pin, 8N1 at ``bit_ps``."""
 
-    def __init__(self, dut, bit_ps: int):
+    def __init__(self, dut: HierarchyObject, bit_ps: int):
         self.dut, self.bit_ps = dut, bit_ps
         self.parser = ResponseParser()
         self.replies = []
         dut.rx.value = 1
         cocotb.start_soon(self._listen())
 
-    async def send(self, data: bytes):
+    async def send(self, data: bytes) -> None:
         for byte in data:
             for bit in [0, *((byte >> n) & 1 for n in range(8)), 1]:
                 self.dut.rx.value = bit
                 await Timer(self.bit_ps, unit="ps")
 
-    async def _listen(self):
+    async def _listen(self) -> None:
         while True:
             await FallingEdge(self.dut.tx)
             await Timer(self.bit_ps // 2, unit="ps")
@@ -60,7 +61,7 @@ class UartHost:
             await Timer(self.bit_ps, unit="ps")  # the middle of the stop bit
             self.replies += self.parser.feed(bytes([byte]))
 
-    async def request(self, data: bytes, timeout_ms: float):
+    async def request(self, data: bytes, timeout_ms: float) -> Response:
         expected = len(self.replies) + 1
         await self.send(data)
 
@@ -94,7 +95,7 @@ async def _load(host: UartHost, client: Client, art: Artefact, timeout_ms: float
 
 
 @cocotb.test()
-async def board_link(dut):
+async def board_link(dut: HierarchyObject) -> None:
     art = Artefact(os.environ["NNLOOM_ARTEFACT"])
     out_dir = Path(os.environ["NNLOOM_SIM_OUT"])
     clk_hz, baud = float(os.environ["NNLOOM_CLK_HZ"]), int(os.environ["NNLOOM_BAUD"])

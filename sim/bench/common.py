@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 from cocotb.clock import Clock
+from cocotb.handle import HierarchyObject
 from cocotb.triggers import ClockCycles, FallingEdge
 
 from rtl_gen.artefact import Artefact, atomic_write
@@ -49,7 +50,7 @@ def settings() -> BenchSettings:
     )
 
 
-async def start(dut, *, period_ns: int = 10, idle: dict | None = None) -> None:
+async def start(dut: HierarchyObject, *, period_ns: int = 10, idle: dict | None = None) -> None:
     """Start the clock, hold reset for three cycles with the stream handshakes low (and the
     signals in ``idle`` at their values), and return on a falling edge after reset."""
     Clock(dut.clk, period_ns, unit="ns").start()

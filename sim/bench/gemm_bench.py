@@ -2,7 +2,7 @@
 
 For a ``loadable`` artefact it first writes every memory image (``vectors/images.npz``)
 through the ``load`` port (for a ``spram`` one, the images the manifest's ``preload``
-names). Then, like ``stream_bench``, it streams every golden input
+names). Then, like ``stream_bench`` (``sim.bench.stream``), it streams every golden input
 vector, compares every output element bit for bit, and checks the cycle counter and the
 perf counters against the model (manifest) when there is no back-pressure. During the first
 inference it records the cycle of every change of ``pc``, so ``summary.json`` holds the
@@ -16,15 +16,18 @@ from __future__ import annotations
 
 import cocotb
 import numpy as np
+from cocotb.handle import HierarchyObject
 from cocotb.triggers import FallingEdge, RisingEdge
 
+from rtl_gen.artefact import Artefact
+
 from .common import settings, start, write_results
-from .stream_bench import MAX_REPORTED, _receive, _send
+from .stream import StreamRun, stream_vectors
 
 PERF = [(c, w) for c in ("dsp", "lut") for w in ("busy", "stall", "wait")]
 
 
-async def _load_images(dut, artefact, manifest: dict):
+async def _load_images(dut: HierarchyObject, artefact: Artefact, manifest: dict) -> None:
     mems = manifest["gemm"]["mems"]
     with np.load(artefact.path / "vectors" / "images.npz") as f:
         images = {k: [int(v) for v in f[k]] for k in f.files}
@@ -37,22 +40,16 @@ async def _load_images(dut, artefact, manifest: dict):
     dut.load__valid.value = 0
 
 
-async def _trace_pc(dut, trace: list, stop: list):
+async def _trace_pc(dut: HierarchyObject, trace: list, stop: list) -> None:
     while not stop:
         await RisingEdge(dut.clk)
         trace.append(int(dut.pc.value.to_unsigned()))
 
 
 @cocotb.test()
-async def outputs_match_golden(dut):
+async def outputs_match_golden(dut: HierarchyObject) -> None:
     bench = settings()
     manifest = bench.artefact.manifest
-    inputs, expected = bench.inputs, bench.expected
-    gaps = bench.rng() if bench.backpressure else None
-    in_dtype = manifest["streams"]["input"]["dtype"]
-    out_dtype = manifest["streams"]["output"]["dtype"]
-    last_layer = manifest["layers"][-1]
-    out_tensor = manifest["streams"]["output"]["tensor"]
     # a spram overlay's weight SPRAM is written through load too (it has no initial value)
     loadable = manifest["gemm"]["loadable"] or bool(manifest["gemm"].get("preload"))
 
@@ -61,35 +58,15 @@ async def outputs_match_golden(dut):
         await _load_images(dut, bench.artefact, manifest)
         await FallingEdge(dut.clk)
 
-    got = np.zeros_like(expected)
-    cycles = np.zeros(len(inputs), dtype=np.int64)
-    perf = np.zeros((len(inputs), len(PERF)), dtype=np.int64)
-    mismatches: list[str] = []
-    mismatch_count = 0
+    perf = np.zeros((len(bench.inputs), len(PERF)), dtype=np.int64)
     trace: list[int] = []
-    stop: list[bool] = []
-    for n, vector in enumerate(inputs):
-        if n == 0:
-            cocotb.start_soon(_trace_pc(dut, trace, stop))
-        await _send(dut, vector, in_dtype["width"], gaps)
-        out, lasts = await _receive(dut, expected.shape[1], out_dtype, gaps)
-        if n == 0:
-            stop.append(True)
-        got[n] = out
-        cycles[n] = dut.cycles.value.to_unsigned()
+
+    def read_perf(n: int, run: StreamRun) -> None:
         perf[n] = [getattr(dut, f"perf_{c}_{w}").value.to_unsigned() for c, w in PERF]
-        if lasts != [0] * (len(lasts) - 1) + [1]:
-            mismatches.append(
-                f"vector {n}: 'last' flags {lasts}, expected only on the final element"
-            )
-        for index in np.flatnonzero(got[n] != expected[n]):
-            mismatch_count += 1
-            if len(mismatches) < MAX_REPORTED:
-                mismatches.append(
-                    f"vector {n}: layer '{last_layer['name']}' ({last_layer['op']}) output "
-                    f"'{out_tensor}'[{index}]: expected {expected[n, index]}, "
-                    f"got {got[n, index]}"
-                )
+
+    run = await stream_vectors(
+        dut, bench, tracer=lambda stop: _trace_pc(dut, trace, stop), each=read_perf
+    )
 
     # cycle of the first fetch of every instruction index during the first inference
     first_seen: dict[int, int] = {}
@@ -115,27 +92,19 @@ async def outputs_match_golden(dut):
     write_results(
         bench.out_dir,
         {
-            "vectors": int(len(inputs)),
-            "mismatching_elements": mismatch_count,
-            "mismatches": mismatches,
-            "backpressure": bench.backpressure,
-            "cycles": {"min": int(cycles.min()), "max": int(cycles.max())},
-            "expected_latency": manifest["latency_cycles"],
+            **run.summary(bench),
             "layers": layers,
             "perf": {"rtl": perf_rtl, "model": perf_model},
             **({"memory": memory} if memory is not None else {}),
         },
-        outputs=got,
-        cycles=cycles,
+        outputs=run.got,
+        cycles=run.cycles,
         perf=perf,
     )
 
-    assert not mismatches, "RTL differs from the golden model:\n" + "\n".join(mismatches)
+    run.assert_exact()
+    run.assert_latency(bench)
     if not bench.backpressure:
-        assert (cycles == manifest["latency_cycles"]).all(), (
-            f"cycles per inference {sorted(set(cycles.tolist()))} differ from the latency "
-            f"model's {manifest['latency_cycles']}"
-        )
         assert perf_rtl == perf_model, (
             f"perf counters {perf_rtl} differ from the model's {perf_model}"
         )

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import cocotb
 import numpy as np
+from cocotb.handle import HierarchyObject
 from cocotb.triggers import FallingEdge, ReadOnly
 
 from .common import settings, start, write_results
@@ -93,7 +94,7 @@ async def _load(dut, words, gaps, done=None):
 
 
 @cocotb.test()
-async def hr_frames_match_golden(dut):
+async def hr_frames_match_golden(dut: HierarchyObject) -> None:
     bench = settings()
     inputs, expected = bench.inputs, bench.expected
     backpressure = bench.backpressure

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import cocotb
 import numpy as np
+from cocotb.handle import HierarchyObject
 from cocotb.triggers import ClockCycles
 
 from .common import report_progress, settings, start, write_results
-from .stream_bench import _receive, _send
-
-MAX_REPORTED = 20
+from .stream import MAX_REPORTED, receive, send
 
 
 def _unpack(word: int, count: int, width: int) -> list[int]:
@@ -29,7 +28,7 @@ def _unpack(word: int, count: int, width: int) -> list[int]:
 
 
 @cocotb.test()
-async def outputs_match_cycle_model(dut):
+async def outputs_match_cycle_model(dut: HierarchyObject) -> None:
     bench = settings()
     manifest = bench.artefact.manifest
     inputs, expected = bench.inputs, bench.expected
@@ -57,7 +56,7 @@ async def outputs_match_cycle_model(dut):
 
     for n, codes in enumerate(inputs):
         named = ", ".join(f"{name}={int(c)}" for name, c in zip(s_in["names"], codes))
-        await _send(dut, codes, s_in["dtype"]["width"], gaps)
+        await send(dut, codes, s_in["dtype"]["width"], gaps)
         waited = 0  # rising edges since the last input transfer
         while not dut.o__valid.value:
             if waited > 4 * unit_latency + 16:
@@ -70,7 +69,7 @@ async def outputs_match_cycle_model(dut):
             waited += step
         waits[n] = waited
         got_counts[n] = _unpack(dut.counts.value.to_unsigned(), s_out["elements"], count_bits)
-        out, lasts = await _receive(dut, s_out["elements"], s_out["dtype"], gaps)
+        out, lasts = await receive(dut, s_out["elements"], s_out["dtype"], gaps)
         got[n] = out
         cycles[n] = dut.cycles.value.to_unsigned()
         if lasts != [0] * (len(lasts) - 1) + [1]:

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import cocotb
 import numpy as np
+from cocotb.handle import HierarchyObject
 
 from .common import settings, start, write_results
-from .stream_bench import MAX_REPORTED, _receive, _send
+from .stream import StreamRun, stream_vectors
 
 
 def steps_summary(steps: np.ndarray) -> dict:
@@ -31,57 +32,27 @@ def steps_summary(steps: np.ndarray) -> dict:
 
 
 @cocotb.test()
-async def spikes_settle_on_golden(dut):
+async def spikes_settle_on_golden(dut: HierarchyObject) -> None:
     bench = settings()
     manifest = bench.artefact.manifest
-    inputs, expected = bench.inputs, bench.expected
     vectors = bench.artefact.vectors()
     exp_cycles, exp_steps = vectors["snn_cycles"], vectors["snn_steps"]
-    gaps = bench.rng() if bench.backpressure else None
-    in_dtype = manifest["streams"]["input"]["dtype"]
-    out_dtype = manifest["streams"]["output"]["dtype"]
-    last_layer = manifest["layers"][-1]
-    out_tensor = manifest["streams"]["output"]["tensor"]
+    steps = np.zeros(len(bench.inputs), np.int64)
     await start(dut)
 
-    got = np.zeros_like(expected)
-    cycles = np.zeros(len(inputs), np.int64)
-    steps = np.zeros(len(inputs), np.int64)
-    mismatches: list[str] = []
-    mismatch_count = 0
-    for n, vector in enumerate(inputs):
-        await _send(dut, vector, in_dtype["width"], gaps)
-        out, lasts = await _receive(dut, expected.shape[1], out_dtype, gaps)
-        got[n] = out
-        cycles[n] = dut.cycles.value.to_unsigned()
+    def check_steps(n: int, run: StreamRun) -> None:
         steps[n] = dut.steps.value.to_unsigned()
-        if lasts != [0] * (len(lasts) - 1) + [1]:
-            mismatches.append(f"vector {n}: 'last' flags {lasts}, expected only on the final")
-        for index in np.flatnonzero(got[n] != expected[n]):
-            mismatch_count += 1
-            if len(mismatches) < MAX_REPORTED:
-                mismatches.append(
-                    f"vector {n}: layer '{last_layer['name']}' ({last_layer['op']}) tracer "
-                    f"'{out_tensor}'[{index}]: expected {expected[n, index]}, "
-                    f"got {got[n, index]}"
-                )
-        if steps[n] != exp_steps[n] and len(mismatches) < MAX_REPORTED:
-            mismatches.append(f"vector {n}: {steps[n]} time steps, the model says {exp_steps[n]}")
-        if (
-            not bench.backpressure
-            and exp_cycles[n] >= 0
-            and cycles[n] != exp_cycles[n]
-            and len(mismatches) < MAX_REPORTED
-        ):
-            mismatches.append(f"vector {n}: {cycles[n]} cycles, the model says {exp_cycles[n]}")
+        if steps[n] != exp_steps[n]:
+            run.note(f"vector {n}: {steps[n]} time steps, the model says {exp_steps[n]}")
+        if not bench.backpressure and exp_cycles[n] >= 0 and run.cycles[n] != exp_cycles[n]:
+            run.note(f"vector {n}: {run.cycles[n]} cycles, the model says {exp_cycles[n]}")
 
+    run = await stream_vectors(dut, bench, what="tracer", each=check_steps)
+    cycles = run.cycles
     write_results(
         bench.out_dir,
         {
-            "vectors": int(len(inputs)),
-            "mismatching_elements": mismatch_count,
-            "mismatches": mismatches,
-            "backpressure": bench.backpressure,
+            **run.summary(bench),
             "cycles": {
                 "min": int(cycles.min()),
                 "mean": float(cycles.mean()),
@@ -89,10 +60,9 @@ async def spikes_settle_on_golden(dut):
             },
             "steps": steps_summary(steps),
             "t_max": manifest["parameters"]["t_max"],
-            "expected_latency": manifest["latency_cycles"],
         },
-        outputs=got,
+        outputs=run.got,
         cycles=cycles,
         steps=steps,
     )
-    assert not mismatches, "RTL differs from the spiking golden model:\n" + "\n".join(mismatches)
+    run.assert_exact("the spiking golden model")
