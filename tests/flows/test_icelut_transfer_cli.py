@@ -22,24 +22,12 @@ def folder(tmp_path_factory):
     return path
 
 
-def test_enhance_takes_a_net_folder(folder, tmp_path):
+def test_enhance_takes_a_net_folder(folder, tmp_path, lutnet_on_image):
     from skimage import data as skdata
 
     img = skdata.chelsea()[100:148, 150:198]
     Image.fromarray(img).save(tmp_path / "in.png")
-    res = runner.invoke(
-        app,
-        [
-            "lutnet",
-            "enhance",
-            "--tables",
-            str(folder),
-            "--image",
-            str(tmp_path / "in.png"),
-            "-o",
-            str(tmp_path / "out.png"),
-        ],
-    )
+    res = lutnet_on_image("enhance", folder, tmp_path / "in.png", tmp_path / "out.png")
     assert res.exit_code == 0, res.output
     out = np.asarray(Image.open(tmp_path / "out.png"))
     np.testing.assert_array_equal(out, transfer_icelut_dir(folder).reference(img))
@@ -54,23 +42,11 @@ def test_generate_takes_a_net_folder(folder, tmp_path):
     assert m["engine"] == "lutnet"
 
 
-def test_partial_folder_is_a_clear_error(folder, tmp_path):
+def test_partial_folder_is_a_clear_error(folder, tmp_path, lutnet_on_image):
     part = tmp_path / "part"
     part.mkdir()
     (part / "bases.npy").write_bytes((folder / "bases.npy").read_bytes())
-    res = runner.invoke(
-        app,
-        [
-            "lutnet",
-            "enhance",
-            "--tables",
-            str(part),
-            "--image",
-            "x.png",
-            "-o",
-            str(tmp_path / "o.png"),
-        ],
-    )
+    res = lutnet_on_image("enhance", part, "x.png", tmp_path / "o.png")
     assert res.exit_code == 1
     assert (
         "error:" in res.output

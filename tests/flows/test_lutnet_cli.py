@@ -11,82 +11,24 @@ from frontends.lutnet.tables import load_srlut_table
 runner = CliRunner()
 
 
-@pytest.fixture
-def table5(tmp_path):
-    """A seeded SR-LUT-S 5-bit ×4 table file (the released one's shape)."""
-    from frontends.lutnet.srlut import random_plan
-
-    path = tmp_path / "S5.npy"
-    np.save(path, random_plan("S", 5, seed=1).table.reshape(-1, 1, 4, 4))
-    return path
-
-
-@pytest.fixture
-def hk(tmp_path):
-    """A folder of seeded HKLUT-S tables named as the released ones."""
-    from frontends.lutnet.hklut import random_plan, table_files
-
-    folder = tmp_path / "hk"
-    folder.mkdir()
-    for name, table in table_files(random_plan(1)).items():
-        np.save(folder / name, table)
-    return folder
-
-
-def test_sr_golden_writes_the_upscaled_image(tmp_path, table5):
+def test_sr_golden_writes_the_upscaled_image(tmp_path, srlut_table5, lutnet_on_image):
     from skimage import data as skdata
 
     lr = skdata.astronaut()[100:120, 200:230]
     Image.fromarray(lr).save(tmp_path / "in.png")
-    res = runner.invoke(
-        app,
-        [
-            "lutnet",
-            "sr",
-            "--tables",
-            str(table5),
-            "--image",
-            str(tmp_path / "in.png"),
-            "-o",
-            str(tmp_path / "out.png"),
-        ],
-    )
+    res = lutnet_on_image("sr", srlut_table5, tmp_path / "in.png", tmp_path / "out.png")
     assert res.exit_code == 0, res.output
     out = np.asarray(Image.open(tmp_path / "out.png"))
     assert out.shape == (80, 120, 3)
-    np.testing.assert_array_equal(out, load_srlut_table(table5).reference(lr))
+    np.testing.assert_array_equal(out, load_srlut_table(srlut_table5).reference(lr))
 
 
-def test_sr_errors_name_the_file(tmp_path, table5):
-    res = runner.invoke(
-        app,
-        [
-            "lutnet",
-            "sr",
-            "--tables",
-            str(tmp_path / "no.npy"),
-            "--image",
-            "x.png",
-            "-o",
-            str(tmp_path / "o.png"),
-        ],
-    )
+def test_sr_errors_name_the_file(tmp_path, srlut_table5, lutnet_on_image):
+    res = lutnet_on_image("sr", tmp_path / "no.npy", "x.png", tmp_path / "o.png")
     assert res.exit_code == 1
     assert "error:" in res.output and "no.npy: no such table file" in res.output
     (tmp_path / "bad.png").write_bytes(b"not an image")
-    res = runner.invoke(
-        app,
-        [
-            "lutnet",
-            "sr",
-            "--tables",
-            str(table5),
-            "--image",
-            str(tmp_path / "bad.png"),
-            "-o",
-            str(tmp_path / "o.png"),
-        ],
-    )
+    res = lutnet_on_image("sr", srlut_table5, tmp_path / "bad.png", tmp_path / "o.png")
     assert res.exit_code == 1 and "bad.png: not an image PIL can read" in res.output
 
 
@@ -126,7 +68,7 @@ def test_generate_engine_lutnet_is_deterministic(tmp_path):
 
 
 @pytest.mark.slow
-def test_generate_hklut_puts_msb_tables_in_spram_on_the_up5k(tmp_path, hk):
+def test_generate_hklut_puts_msb_tables_in_spram_on_the_up5k(tmp_path, hklut_tables):
     import json
 
     rng = np.random.default_rng(0)
@@ -136,7 +78,7 @@ def test_generate_hklut_puts_msb_tables_in_spram_on_the_up5k(tmp_path, hk):
         [
             "lutnet",
             "generate",
-            str(hk),
+            str(hklut_tables),
             "-o",
             str(tmp_path / "a"),
             "--data",
@@ -157,7 +99,8 @@ def test_generate_hklut_puts_msb_tables_in_spram_on_the_up5k(tmp_path, hk):
     with np.load(tmp_path / "a" / "vectors" / "golden.npz") as f:
         assert f["outputs"].shape == (2, 16, 20) and f["tables"].shape == (2 * 3 * 4096,)
     res = runner.invoke(
-        app, ["lutnet", "generate", str(hk), "-o", str(tmp_path / "b"), "--family", "gowin"]
+        app,
+        ["lutnet", "generate", str(hklut_tables), "-o", str(tmp_path / "b"), "--family", "gowin"],
     )
     assert res.exit_code == 1 and "unknown FPGA family 'gowin'" in res.output
     assert not (tmp_path / "b").exists()
@@ -165,33 +108,20 @@ def test_generate_hklut_puts_msb_tables_in_spram_on_the_up5k(tmp_path, hk):
 
 @pytest.mark.slow
 @pytest.mark.sim
-def test_sr_rtl_runs_hklut_through_the_up5k_engine(tmp_path, hk):
+def test_sr_rtl_runs_hklut_through_the_up5k_engine(tmp_path, hklut_tables, lutnet_on_image):
     from skimage import data as skdata
 
     from frontends.lutnet.hklut import load_hklut_dir
 
     lr = skdata.camera()[200:208, 230:240]
     Image.fromarray(lr).save(tmp_path / "in.png")
-    res = runner.invoke(
-        app,
-        [
-            "lutnet",
-            "sr",
-            "--tables",
-            str(hk),
-            "--image",
-            str(tmp_path / "in.png"),
-            "-o",
-            str(tmp_path / "out.png"),
-            "--rtl",
-            "--family",
-            "ice40",
-        ],
+    res = lutnet_on_image(
+        "sr", hklut_tables, tmp_path / "in.png", tmp_path / "out.png", "--rtl", "--family", "ice40"
     )
     assert res.exit_code == 0, res.output
     assert "bit-exact with the golden" in res.output
     out = np.asarray(Image.open(tmp_path / "out.png"))
-    np.testing.assert_array_equal(out, load_hklut_dir(hk).reference(lr))
+    np.testing.assert_array_equal(out, load_hklut_dir(hklut_tables).reference(lr))
 
 
 def test_nnloom_bench_places_the_two_targets_by_default(tmp_path, monkeypatch):
@@ -263,7 +193,7 @@ def test_generate_icelut_from_tables_npz(tmp_path):
     np.testing.assert_array_equal(y, np.stack([plan.reference(f) for f in x]))
 
 
-def test_icelut_errors_name_the_file(tmp_path):
+def test_icelut_errors_name_the_file(tmp_path, lutnet_on_image):
     np.savez(tmp_path / "bad.npz", fm=np.zeros((4096, 10), np.int16))
     res = runner.invoke(
         app,
@@ -271,25 +201,13 @@ def test_icelut_errors_name_the_file(tmp_path):
     )
     assert res.exit_code == 1
     assert "bad.npz: missing fl, split, bases; an ICELUT .npz holds" in res.output
-    res = runner.invoke(
-        app,
-        [
-            "lutnet",
-            "enhance",
-            "--tables",
-            str(tmp_path / "no.npz"),
-            "--image",
-            "x.png",
-            "-o",
-            str(tmp_path / "o.png"),
-        ],
-    )
+    res = lutnet_on_image("enhance", tmp_path / "no.npz", "x.png", tmp_path / "o.png")
     assert res.exit_code == 1 and "no.npz: no such ICELUT table file" in res.output
 
 
 @pytest.mark.slow
 @pytest.mark.sim
-def test_enhance_rtl_equals_golden(tmp_path):
+def test_enhance_rtl_equals_golden(tmp_path, lutnet_on_image):
     from skimage import data as skdata
 
     from frontends.lutnet.icelut import load_icelut_npz
@@ -297,19 +215,8 @@ def test_enhance_rtl_equals_golden(tmp_path):
     img = skdata.coffee()[100:140, 200:248]
     Image.fromarray(img).save(tmp_path / "in.png")
     runner.invoke(app, ["lutnet", "icelut-tables", "-o", str(tmp_path / "t.npz")])
-    res = runner.invoke(
-        app,
-        [
-            "lutnet",
-            "enhance",
-            "--tables",
-            str(tmp_path / "t.npz"),
-            "--image",
-            str(tmp_path / "in.png"),
-            "-o",
-            str(tmp_path / "out.png"),
-            "--rtl",
-        ],
+    res = lutnet_on_image(
+        "enhance", tmp_path / "t.npz", tmp_path / "in.png", tmp_path / "out.png", "--rtl"
     )
     assert res.exit_code == 0, res.output
     assert "bit-exact with the golden" in res.output

@@ -115,26 +115,8 @@ def test_sim_vectors_on_an_srlut_engine_from_its_table(tmp_path):
     assert "PASS 44 vectors (40 random, seed 3, and the edge cases) bit-exact" in result.output
 
 
-def _hklut_folder(tmp_path):
-    from frontends.lutnet.hklut import random_plan, table_files
-
-    folder = tmp_path / "hk"
-    folder.mkdir()
-    for name, table in table_files(random_plan(1)).items():
-        np.save(folder / name, table)
-    return folder
-
-
-def _icelut_npz(tmp_path):
-    from frontends.lutnet.icelut import icelut_npz_bytes, random_plan
-
-    path = tmp_path / "ice.npz"
-    path.write_bytes(icelut_npz_bytes(random_plan(2)))
-    return path
-
-
 @pytest.mark.parametrize("variant", ["hklut", "icelut"])
-def test_hklut_and_icelut_engines_draw_vectors_from_their_tables(tmp_path, variant):
+def test_hklut_and_icelut_engines_draw_vectors_from_their_tables(tmp_path, variant, request):
     """HKLUT keeps its table folder, ICELUT its .npz in source/; the regression's frames are
     the edge frames then seeded random ones, its golden the tables' own model, its Verilog
     the artefact's."""
@@ -142,11 +124,10 @@ def test_hklut_and_icelut_engines_draw_vectors_from_their_tables(tmp_path, varia
     from frontends.lutnet.icelut import load_icelut_npz
 
     rng = np.random.default_rng(0)
+    tables = request.getfixturevalue(f"{variant}_tables")
     if variant == "hklut":
-        tables = _hklut_folder(tmp_path)
         frames = rng.integers(0, 256, (1, 6, 7), dtype=np.uint8)
     else:
-        tables = _icelut_npz(tmp_path)
         frames = rng.integers(0, 256, (1, 32, 32, 3), dtype=np.uint8)
     np.savez(tmp_path / "frames.npz", x=frames)
     art = tmp_path / "lut"
@@ -173,14 +154,12 @@ def test_hklut_and_icelut_engines_draw_vectors_from_their_tables(tmp_path, varia
 @pytest.mark.sim
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", ["hklut", "icelut"])
-def test_sim_vectors_on_hklut_and_icelut_engines(tmp_path, variant):
+def test_sim_vectors_on_hklut_and_icelut_engines(tmp_path, variant, request):
     """`nnloom sim --vectors N` on the HKLUT and ICELUT engines: RTL = golden on the edge
     frames and N random ones."""
     rng = np.random.default_rng(1)
-    if variant == "hklut":
-        tables, shape, edges = _hklut_folder(tmp_path), (1, 6, 7), 4
-    else:
-        tables, shape, edges = _icelut_npz(tmp_path), (1, 32, 32, 3), 16
+    tables = request.getfixturevalue(f"{variant}_tables")
+    shape, edges = ((1, 6, 7), 4) if variant == "hklut" else ((1, 32, 32, 3), 16)
     np.savez(tmp_path / "frames.npz", x=rng.integers(0, 256, shape, dtype=np.uint8))
     art = tmp_path / "lut"
     made = _invoke("lutnet", "generate", tables, "--data", tmp_path / "frames.npz", "-o", art)
