@@ -12,7 +12,6 @@ def qdq_mlp(
 ) -> Path:
     """A random-weight MLP (Linear-ReLU-...-Linear) quantized by onnxruntime quantize_static."""
     import torch
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     from torch import nn
 
     torch.manual_seed(seed)
@@ -20,39 +19,15 @@ def qdq_mlp(
     for a, b in zip(sizes[:-2], sizes[1:-1]):
         layers += [nn.Linear(a, b), nn.ReLU()]
     layers.append(nn.Linear(sizes[-2], sizes[-1]))
-    model = nn.Sequential(*layers).eval()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    float_path = path.with_name(path.stem + "_float.onnx")
-    torch.onnx.export(
-        model,
-        (torch.zeros(1, sizes[0]),),
-        str(float_path),
-        input_names=["x"],
-        output_names=["y"],
-        dynamo=False,
-        opset_version=17,
-    )
-    rng = np.random.default_rng(seed)
-    feeds = iter(
-        [{"x": rng.uniform(-1, 1, (1, sizes[0])).astype(np.float32)} for _ in range(calibration)]
-    )
-
-    class Reader:
-        def get_next(self):
-            return next(feeds, None)
-
-    act = QuantType.QInt8 if activation == "int8" else QuantType.QUInt8
-    quantize_static(
-        str(float_path),
-        str(path),
-        Reader(),
-        quant_format=QuantFormat.QDQ,
-        activation_type=act,
-        weight_type=QuantType.QInt8,
+    return torch_qdq(
+        nn.Sequential(*layers),
+        (sizes[0],),
+        path,
         per_channel=per_channel,
+        activation=activation,
+        calibration=calibration,
+        seed=seed,
     )
-    return path
 
 
 def torch_qdq(
@@ -109,6 +84,72 @@ def torch_qdq(
         activation_type=act,
         weight_type=QuantType.QInt8,
         per_channel=per_channel,
+    )
+    return path
+
+
+def qdq_conv(
+    path: Path, *, channels: int, out_channels: int, hw: int, kernel: int, name: str
+) -> Path:
+    """x (1, ``channels``, hw, hw) -> Q -> DQ -> Conv ``name`` (seeded int8 weights, zero
+    'same' padding) -> Q -> DQ, per tensor, built with ``onnx.helper``."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    inits = {
+        "s": np.float32(0.05),
+        "z": np.int8(0),
+        "sw": np.float32(0.01),
+        "sy": np.float32(0.2),
+        "zy": np.int8(0),
+        "w": rng.integers(-127, 128, (out_channels, channels, kernel, kernel)).astype(np.int8),
+    }
+    pad = kernel // 2
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
+        helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["xd"]),
+        helper.make_node("DequantizeLinear", ["w", "sw"], ["wd"]),
+        helper.make_node("Conv", ["xd", "wd"], ["c"], name=name, pads=[pad] * 4),
+        helper.make_node("QuantizeLinear", ["c", "sy", "zy"], ["cq"]),
+        helper.make_node("DequantizeLinear", ["cq", "sy", "zy"], ["y"]),
+    ]
+    g = helper.make_graph(
+        nodes,
+        "m",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, channels, hw, hw])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, out_channels, hw, hw])],
+        [numpy_helper.from_array(np.asarray(v), k) for k, v in inits.items()],
+    )
+    onnx.save(
+        helper.make_model(g, opset_imports=[helper.make_opsetid("", 21)], ir_version=10), str(path)
+    )
+    return path
+
+
+def qdq_then(path: Path, op: str, name: str) -> Path:
+    """x (1, 4) -> Q -> DQ -> ``op`` (one input, node ``name``) -> y, opset 21: a model whose
+    last node is whatever op a test needs refused."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"], name="qin"),
+        helper.make_node("DequantizeLinear", ["q", "s", "z"], ["d"], name="dq"),
+        helper.make_node(op, ["d"], ["y"], name=name),
+    ]
+    g = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+        [
+            helper.make_tensor("s", TensorProto.FLOAT, [], [0.1]),
+            helper.make_tensor("z", TensorProto.INT8, [], [0]),
+        ],
+    )
+    onnx.save(
+        helper.make_model(g, opset_imports=[helper.make_opsetid("", 21)], ir_version=10), path
     )
     return path
 

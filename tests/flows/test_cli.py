@@ -1,8 +1,7 @@
 """The command line as a user meets it: bad input gives one clear line and writes nothing."""
 
-import onnx
 import pytest
-from onnx import TensorProto, helper
+from models import qdq_then
 from typer.testing import CliRunner
 
 from flows.cli import app
@@ -30,30 +29,6 @@ def _one_error_line(result):
     return lines[0]
 
 
-def _unsupported_model(path):
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
-    nodes = [
-        helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"], name="qin"),
-        helper.make_node("DequantizeLinear", ["q", "s", "z"], ["d"], name="dq"),
-        helper.make_node("Hardmax", ["d"], ["y"], name="head"),
-    ]
-    g = helper.make_graph(
-        nodes,
-        "g",
-        [x],
-        [y],
-        [
-            helper.make_tensor("s", TensorProto.FLOAT, [], [0.1]),
-            helper.make_tensor("z", TensorProto.INT8, [], [0]),
-        ],
-    )
-    onnx.save(
-        helper.make_model(g, opset_imports=[helper.make_opsetid("", 21)], ir_version=10), path
-    )
-    return path
-
-
 @pytest.mark.parametrize("command", ["flow", "generate"])
 def test_missing_file(tmp_path, command):
     result = _invoke(command, "missing.onnx", cwd=tmp_path)
@@ -73,7 +48,7 @@ def test_not_onnx(tmp_path, command):
 
 @pytest.mark.parametrize("command", ["flow", "generate"])
 def test_unsupported_op(tmp_path, command):
-    _unsupported_model(tmp_path / "m.onnx")
+    qdq_then(tmp_path / "m.onnx", "Hardmax", "head")
     result = _invoke(command, "m.onnx", cwd=tmp_path)
     assert result.exit_code == 1
     line = _one_error_line(result)

@@ -4,6 +4,7 @@ naming the user's thing, exit 1, nothing written; no traceback."""
 import numpy as np
 import onnx
 import pytest
+from models import qdq_conv
 from onnx import TensorProto, helper, numpy_helper
 from typer.testing import CliRunner
 
@@ -54,37 +55,6 @@ def _mlp(path, *, outputs=("y",)):
         "m",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 6])],
         [helper.make_tensor_value_info(o, TensorProto.FLOAT, shapes[o]) for o in outputs],
-        [numpy_helper.from_array(np.asarray(v), k) for k, v in inits.items()],
-    )
-    onnx.save(
-        helper.make_model(g, opset_imports=[helper.make_opsetid("", 21)], ir_version=10), str(path)
-    )
-    return path
-
-
-def _conv(path, hw=256):
-    rng = np.random.default_rng(0)
-    inits = {
-        "s": np.float32(0.05),
-        "z": np.int8(0),
-        "sw": np.float32(0.01),
-        "sy": np.float32(0.2),
-        "zy": np.int8(0),
-        "w": rng.integers(-127, 128, (8, 3, 3, 3)).astype(np.int8),
-    }
-    nodes = [
-        helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
-        helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["xd"]),
-        helper.make_node("DequantizeLinear", ["w", "sw"], ["wd"]),
-        helper.make_node("Conv", ["xd", "wd"], ["c"], name="conv", pads=[1, 1, 1, 1]),
-        helper.make_node("QuantizeLinear", ["c", "sy", "zy"], ["cq"]),
-        helper.make_node("DequantizeLinear", ["cq", "sy", "zy"], ["y"]),
-    ]
-    g = helper.make_graph(
-        nodes,
-        "m",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, hw, hw])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, hw, hw])],
         [numpy_helper.from_array(np.asarray(v), k) for k, v in inits.items()],
     )
     onnx.save(
@@ -163,7 +133,9 @@ def test_dense_engine_refuses_a_conv_model_before_computing_vectors(tmp_path, mo
         raise AssertionError("golden vectors computed before the engine check")
 
     monkeypatch.setattr(vectors, "golden_vectors", boom)
-    model = _conv(tmp_path / "big.onnx")
+    model = qdq_conv(
+        tmp_path / "big.onnx", channels=3, out_channels=8, hw=256, kernel=3, name="conv"
+    )
     result = runner.invoke(
         app, ["generate", str(model), "-o", str(tmp_path / "out"), "--engine", "dense"]
     )

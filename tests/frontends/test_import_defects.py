@@ -5,7 +5,7 @@ graphs without outputs, opsets from the future, external data with a NUL byte.""
 import numpy as np
 import onnx
 import pytest
-from models import ort_unfused, qdq_mlp
+from models import ort_unfused, qdq_conv, qdq_mlp
 from onnx import TensorProto, helper, numpy_helper
 
 from frontends import reference
@@ -263,33 +263,8 @@ def test_huge_inputs_are_refused_before_anything_is_allocated(tmp_path):
     onnx.save(model, str(path))
     with pytest.raises(ModelError, match="graph input 'x' holds 33,554,432 values"):
         import_onnx(path)
-    rng = np.random.default_rng(0)
-    inits = {
-        "s": np.float32(0.05),
-        "z": np.int8(0),
-        "sw": np.float32(0.01),
-        "sy": np.float32(0.2),
-        "zy": np.int8(0),
-        "w": rng.integers(-127, 128, (4, 1, 5, 5)).astype(np.int8),
-    }
-    nodes = [
-        helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
-        helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["xd"]),
-        helper.make_node("DequantizeLinear", ["w", "sw"], ["wd"]),
-        helper.make_node("Conv", ["xd", "wd"], ["c"], name="big", pads=[2, 2, 2, 2]),
-        helper.make_node("QuantizeLinear", ["c", "sy", "zy"], ["cq"]),
-        helper.make_node("DequantizeLinear", ["cq", "sy", "zy"], ["y"]),
-    ]
-    g = helper.make_graph(
-        nodes,
-        "m",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 2048, 2048])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 2048, 2048])],
-        [numpy_helper.from_array(np.asarray(v), k) for k, v in inits.items()],
-    )
-    path = tmp_path / "big.onnx"
-    onnx.save(
-        helper.make_model(g, opset_imports=[helper.make_opsetid("", 21)], ir_version=10), str(path)
+    path = qdq_conv(
+        tmp_path / "big.onnx", channels=1, out_channels=4, hw=2048, kernel=5, name="big"
     )
     with pytest.raises(ModelError, match="node 'big'.*104,857,600 input reads"):
         import_onnx(path)

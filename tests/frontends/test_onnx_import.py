@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from models import qdq_mlp
+from models import qdq_mlp, qdq_then
 from onnx import TensorProto, helper
 
 from frontends import reference
@@ -114,25 +114,7 @@ def test_not_onnx(tmp_path):
 
 
 def test_unsupported_op_names_node_and_op(tmp_path):
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
-    nodes = [
-        helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"], name="quant_in"),
-        helper.make_node("DequantizeLinear", ["q", "s", "z"], ["d"], name="deq_in"),
-        helper.make_node("Softsign", ["d"], ["y"], name="odd_one"),
-    ]
-    g = helper.make_graph(
-        nodes,
-        "g",
-        [x],
-        [y],
-        [
-            helper.make_tensor("s", TensorProto.FLOAT, [], [0.1]),
-            helper.make_tensor("z", TensorProto.INT8, [], [0]),
-        ],
-    )
-    p = tmp_path / "m.onnx"
-    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 21)], ir_version=10), p)
+    p = qdq_then(tmp_path / "m.onnx", "Softsign", "odd_one")
     with pytest.raises(
         ModelError,
         match=r"^node 'odd_one' \(Softsign, opset 21\): op Softsign "
