@@ -3,13 +3,13 @@ and its cycle counter against the latency model."""
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 
 from frontends import reference
 from frontends.ir import IntType
 from frontends.vectors import edge_inputs
 from rtl_gen.dense import DenseEngine, DensePlan
 
+from .stream_sim import run_stream
 from .test_dense_plan import synthetic_graph
 
 
@@ -17,40 +17,8 @@ def simulate(plan, inputs, *, stall_seed=None, dut=None, after=None):
     """Outputs and cycle counts of ``inputs`` through ``dut`` (default ``DenseEngine(plan)``);
     ``after(ctx)`` runs once the last output is in."""
     dut = dut if dut is not None else DenseEngine(plan)
-    rng = np.random.default_rng(stall_seed) if stall_seed is not None else None
-    results, cycles = [], []
-
-    async def bench(ctx):
-        for x in inputs:
-            for j, v in enumerate(x):
-                while rng is not None and rng.random() < 0.3:
-                    ctx.set(dut.i.valid, 0)
-                    await ctx.tick()
-                ctx.set(dut.i.payload, {"data": int(v), "last": j == len(x) - 1})
-                ctx.set(dut.i.valid, 1)
-                await ctx.tick().until(dut.i.ready)
-            ctx.set(dut.i.valid, 0)
-            out, lasts = [], []
-            while len(out) < plan.n_out:
-                ready = rng is None or rng.random() < 0.6
-                ctx.set(dut.o.ready, ready)
-                _, _, valid, payload = await ctx.tick().sample(dut.o.valid, dut.o.payload)
-                if valid and ready:
-                    out.append(payload.data)
-                    lasts.append(payload.last)
-            ctx.set(dut.o.ready, 0)
-            await ctx.tick()
-            results.append(out)
-            cycles.append(ctx.get(dut.cycles))
-            assert lasts == [0] * (plan.n_out - 1) + [1]
-        if after is not None:
-            after(ctx)
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(bench)
-    sim.run()
-    return np.array(results), cycles
+    got, counters = run_stream(dut, inputs, plan.n_out, stall_seed=stall_seed, after=after)
+    return got, counters["cycles"]
 
 
 @pytest.mark.parametrize(

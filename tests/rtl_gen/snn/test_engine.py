@@ -5,49 +5,21 @@ import dataclasses
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 
 from frontends import reference
 from frontends.ir import IntType
 from rtl_gen.snn import SnnPlan
 from tests.frontends.snn.graphs import random_graph
 
+from ..stream_sim import run_stream
+
 
 def simulate(plan, inputs, *, hardware=None, stall_seed=None):
     dut = (hardware or plan).create()
-    rng = np.random.default_rng(stall_seed) if stall_seed is not None else None
-    results, cycles, steps = [], [], []
-
-    async def bench(ctx):
-        for x in inputs:
-            for j, v in enumerate(x):
-                while rng is not None and rng.random() < 0.3:
-                    ctx.set(dut.i.valid, 0)
-                    await ctx.tick()
-                ctx.set(dut.i.payload, {"data": int(v), "last": j == len(x) - 1})
-                ctx.set(dut.i.valid, 1)
-                await ctx.tick().until(dut.i.ready)
-            ctx.set(dut.i.valid, 0)
-            out, lasts = [], []
-            while len(out) < plan.n_out:
-                ready = rng is None or rng.random() < 0.6
-                ctx.set(dut.o.ready, ready)
-                _, _, valid, payload = await ctx.tick().sample(dut.o.valid, dut.o.payload)
-                if valid and ready:
-                    out.append(payload.data)
-                    lasts.append(payload.last)
-            ctx.set(dut.o.ready, 0)
-            await ctx.tick()
-            assert lasts == [0] * (plan.n_out - 1) + [1]
-            results.append(out)
-            cycles.append(ctx.get(dut.cycles))
-            steps.append(ctx.get(dut.steps))
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(bench)
-    sim.run()
-    return np.array(results), np.array(cycles), np.array(steps)
+    got, counters = run_stream(
+        dut, inputs, plan.n_out, counters=("cycles", "steps"), stall_seed=stall_seed
+    )
+    return got, np.array(counters["cycles"]), np.array(counters["steps"])
 
 
 CASES = [
