@@ -19,6 +19,8 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from ._training import fit
+
 __all__ = ["DigitsBrevitas", "make_digits_brevitas"]
 
 log = logging.getLogger(__name__)
@@ -76,7 +78,6 @@ def make_digits_brevitas(
 ) -> DigitsBrevitas:
     import torch
     from brevitas.export import export_qonnx
-    from torch import nn
 
     from .. import reference
     from .._atomic import savez_atomic, write_bytes_atomic
@@ -89,14 +90,8 @@ def make_digits_brevitas(
     torch.manual_seed(seed)
     model = _module(hidden, weight_bits, act_bits)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    xt, yt = torch.from_numpy(x_train), torch.from_numpy(y_train)
-    gen = torch.Generator().manual_seed(seed)
     model.train()
-    for _ in range(epochs):
-        for idx in torch.randperm(len(xt), generator=gen).split(64):
-            opt.zero_grad()
-            nn.functional.cross_entropy(model(xt[idx]), yt[idx]).backward()
-            opt.step()
+    fit(model, x_train, y_train, opt, epochs=epochs, seed=seed)
     model.eval()
     with torch.no_grad():
         module_acc = float((model(torch.from_numpy(x_test)).argmax(1).numpy() == y_test).mean())

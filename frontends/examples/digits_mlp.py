@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._training import fit, quantize_qdq
+
 __all__ = ["DigitsMlp", "make_digits_mlp", "load_digits_split"]
 
 log = logging.getLogger(__name__)
@@ -59,28 +61,12 @@ def _train(x, y, hidden=HIDDEN, epochs=60, seed=SEED):
     layers.append(nn.Linear(width, 10))
     model = nn.Sequential(*layers)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    gen = torch.Generator().manual_seed(seed)
-    for _ in range(epochs):
-        for idx in torch.randperm(len(xt), generator=gen).split(64):
-            opt.zero_grad()
-            nn.functional.cross_entropy(model(xt[idx]), yt[idx]).backward()
-            opt.step()
-    return model.eval()
-
-
-class _Calibration:
-    def __init__(self, name: str, x: np.ndarray):
-        self._it = iter([{name: x[i : i + 1]} for i in range(len(x))])
-
-    def get_next(self):
-        return next(self._it, None)
+    return fit(model, x, y, opt, epochs=epochs, seed=seed).eval()
 
 
 def make_digits_mlp(out_dir: str | Path) -> DigitsMlp:
     import onnx
     import torch
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -105,21 +91,7 @@ def make_digits_mlp(out_dir: str | Path) -> DigitsMlp:
     onnx.save(proto, str(float_path))
 
     quant_path = out_dir / "digits_mlp.onnx"
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)  # quantize_static warns on the root logger about pre-processing
-    try:
-        quantize_static(
-            str(float_path),
-            str(quant_path),
-            _Calibration("x", x_train),
-            quant_format=QuantFormat.QDQ,
-            activation_type=QuantType.QInt8,
-            weight_type=QuantType.QInt8,
-            per_channel=False,
-        )
-    finally:
-        root.setLevel(level)
+    quantize_qdq(float_path, quant_path, x_train, per_channel=False)
     data_path = out_dir / "digits_test.npz"
     np.savez(data_path, x=x_test, y=y_test)
     log.info("digits MLP: float test accuracy %.4f", float_acc)

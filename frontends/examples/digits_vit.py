@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ._training import fit, one_thread, quantize_qdq
 from .vit_export import export_vit
 
 if TYPE_CHECKING:
@@ -115,26 +116,14 @@ def train_vit(
     """AdamW with a one-cycle schedule, batches of 64, single-threaded (the same weights on
     any machine's thread count)."""
     import torch
-    from torch import nn
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         torch.manual_seed(seed)
         steps = epochs * ((len(x) + 63) // 64)
         opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-2)
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, 3e-3, total_steps=steps)
-        xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-        gen = torch.Generator().manual_seed(seed)
         model.train()
-        for _ in range(epochs):
-            for idx in torch.randperm(len(xt), generator=gen).split(64):
-                opt.zero_grad()
-                nn.functional.cross_entropy(model(xt[idx]), yt[idx]).backward()
-                opt.step()
-                sched.step()
-    finally:
-        torch.set_num_threads(threads)
+        fit(model, x, y, opt, epochs=epochs, seed=seed, sched=sched)
     return model.eval()
 
 
@@ -163,19 +152,10 @@ def gelu_island_nodes(model: ModelProto) -> list[str]:
     return sorted(out)
 
 
-class _Calibration:
-    def __init__(self, name: str, x: np.ndarray):
-        self._it = iter([{name: x[i : i + 1]} for i in range(len(x))])
-
-    def get_next(self):
-        return next(self._it, None)
-
-
 def quantize_vit(float_path: Path, out_path: Path, calib: np.ndarray) -> Path:
     """onnxruntime ``quantize_static``: QDQ, int8, per-channel weights, the GELU islands
     excluded (LayerNormalization and Softmax get Q/DQ around them, staying float inside)."""
     import onnx
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
     from .._atomic import write_bytes_atomic
 
@@ -183,22 +163,7 @@ def quantize_vit(float_path: Path, out_path: Path, calib: np.ndarray) -> Path:
     exclude = gelu_island_nodes(onnx.load(str(float_path)))
     with tempfile.TemporaryDirectory(dir=out_path.parent, prefix=".quant.") as tmp:
         q_tmp = Path(tmp) / "q.onnx"
-        root = logging.getLogger()
-        level = root.level
-        root.setLevel(logging.ERROR)  # quantize_static warns on the root logger
-        try:
-            quantize_static(
-                str(float_path),
-                str(q_tmp),
-                _Calibration("x", calib),
-                quant_format=QuantFormat.QDQ,
-                activation_type=QuantType.QInt8,
-                weight_type=QuantType.QInt8,
-                per_channel=True,
-                nodes_to_exclude=exclude,
-            )
-        finally:
-            root.setLevel(level)
+        quantize_qdq(float_path, q_tmp, calib, per_channel=True, exclude=exclude)
         write_bytes_atomic(out_path, q_tmp.read_bytes())
     return out_path
 

@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ._training import fit, one_thread
+
 if TYPE_CHECKING:
     from torch import nn
 
@@ -177,7 +179,6 @@ def make_digits_vit_qat(
     epochs: int = 8,
 ) -> DigitsVitQat:
     import torch
-    from torch import nn
 
     from .. import reference
     from ..errors import ModelError
@@ -185,25 +186,15 @@ def make_digits_vit_qat(
     from .vit_export import export_vit
 
     out_dir = Path(out_dir)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         net = qat_vit(float_model).eval()
         with torch.no_grad():
             net(torch.from_numpy(x_train))  # calibrate every activation's range
         net.freeze()
         torch.manual_seed(1)
         opt = torch.optim.Adam(net.parameters(), lr=2e-4)
-        xt, yt = torch.from_numpy(x_train), torch.from_numpy(y_train)
-        gen = torch.Generator().manual_seed(1)
-        for _ in range(epochs):
-            for idx in torch.randperm(len(xt), generator=gen).split(64):
-                opt.zero_grad()
-                nn.functional.cross_entropy(net(xt[idx]), yt[idx]).backward()
-                opt.step()
+        fit(net, x_train, y_train, opt, epochs=epochs, seed=1)
         net.eval()
-    finally:
-        torch.set_num_threads(threads)
     qat_acc = _accuracy(net, x_test, y_test)
     path = export_vit(net, out_dir / "digits_vit_qat.onnx", dynamo=False)
     dynamo, error = None, ""

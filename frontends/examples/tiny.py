@@ -41,6 +41,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ._training import fit, one_thread, quantize_qdq
+
 if TYPE_CHECKING:
     from onnx import ModelProto
     from torch import nn
@@ -224,30 +226,12 @@ def _train(
     batch: int = 32,
 ):
     import torch
-    from torch import nn
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         torch.manual_seed(seed)
-        xt = torch.from_numpy(x)
-        yt = torch.from_numpy(y) if y is not None else None
         opt = torch.optim.Adam(model.parameters(), lr=lr)
-        gen = torch.Generator().manual_seed(seed)
         model.train()
-        for _ in range(epochs):
-            for idx in torch.randperm(len(xt), generator=gen).split(batch):
-                opt.zero_grad()
-                out = model(xt[idx])
-                loss = (
-                    nn.functional.cross_entropy(out, yt[idx])
-                    if yt is not None
-                    else nn.functional.mse_loss(out, xt[idx])
-                )
-                loss.backward()
-                opt.step()
-    finally:
-        torch.set_num_threads(threads)
+        fit(model, x, y, opt, epochs=epochs, seed=seed, batch=batch)
     return model.eval()
 
 
@@ -339,14 +323,6 @@ def fold_pads(proto: ModelProto) -> int:
     return folded
 
 
-class _Calibration:
-    def __init__(self, name: str, x: np.ndarray):
-        self._it = iter([{name: x[i : i + 1]} for i in range(len(x))])
-
-    def get_next(self):
-        return next(self._it, None)
-
-
 def export_and_quantize(
     model: nn.Module,
     input_shape: tuple[int, ...],
@@ -360,7 +336,6 @@ def export_and_quantize(
 
     import onnx
     import torch
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
     from .._atomic import write_bytes_atomic
 
@@ -380,21 +355,7 @@ def export_and_quantize(
         fold_pads(proto)
         write_bytes_atomic(float_path, proto.SerializeToString())
         q_tmp = Path(tmp) / "q.onnx"
-        root = logging.getLogger()
-        level = root.level
-        root.setLevel(logging.ERROR)  # quantize_static warns on the root logger
-        try:
-            quantize_static(
-                str(float_path),
-                str(q_tmp),
-                _Calibration("x", calib),
-                quant_format=QuantFormat.QDQ,
-                activation_type=QuantType.QInt8,
-                weight_type=QuantType.QInt8,
-                per_channel=True,
-            )
-        finally:
-            root.setLevel(level)
+        quantize_qdq(float_path, q_tmp, calib, per_channel=True)
         write_bytes_atomic(quant_path, q_tmp.read_bytes())
 
 
