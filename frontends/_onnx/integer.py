@@ -34,7 +34,21 @@ def _codes(state: State, node, index: int, label: str, what: str) -> Codes:
     return v
 
 
-def _weight(state: State, node, index: int, scale, zp, label: str, *, axis: int) -> Constant:
+def _weight(
+    state: State,
+    node,
+    label: str,
+    index: int,
+    scale_i: int | None,
+    zp_i: int,
+    what: str,
+    *,
+    axis: int,
+) -> Constant:
+    """The integer weight at input ``index``, with its scale (input ``scale_i``; None: no
+    scale, 1) and zero point (input ``zp_i``: required with a scale, else optional)."""
+    scale = None if scale_i is None else const(state, node, scale_i, label, f"{what} scale")
+    zp = const(state, node, zp_i, label, f"{what} zero point", optional=scale_i is None)
     w = const(state, node, index, label, "weight")
     dtype = int_type(w, label, "weight")
     scale = np.ones(1) if scale is None else np.asarray(scale, np.float64).reshape(-1)
@@ -78,15 +92,7 @@ def _requantized(state: State, node, acc, label: str, y_scale_i: int, y_zp_i: in
 @handler("QLinearMatMul")
 def _qlinear_matmul(state: State, node, label: str):
     x = _x(state, node, label, 0, 1, 2)
-    w = _weight(
-        state,
-        node,
-        3,
-        const(state, node, 4, label, "B scale"),
-        const(state, node, 5, label, "B zero point"),
-        label,
-        axis=1,
-    )
+    w = _weight(state, node, label, 3, 4, 5, "B", axis=1)
     acc = dense_accumulator(node.name or node.output[0], "QLinearMatMul", x, w, False, label)
     _requantized(state, node, acc, label, 6, 7)
 
@@ -94,15 +100,7 @@ def _qlinear_matmul(state: State, node, label: str):
 @handler("QLinearConv")
 def _qlinear_conv(state: State, node, label: str):
     x = _x(state, node, label, 0, 1, 2)
-    w = _weight(
-        state,
-        node,
-        3,
-        const(state, node, 4, label, "w scale"),
-        const(state, node, 5, label, "w zero point"),
-        label,
-        axis=0,
-    )
+    w = _weight(state, node, label, 3, 4, 5, "w", axis=0)
     acc = conv_accumulator(node.name or node.output[0], "QLinearConv", x, w, attrs(node), label)
     b = const(state, node, 8, label, "bias", optional=True)
     if b is not None:  # int32 at scale x_scale * w_scale (ONNX QLinearConv)
@@ -123,15 +121,7 @@ def _qlinear_conv(state: State, node, label: str):
 @handler("MatMulInteger")
 def _matmul_integer(state: State, node, label: str):
     x = _x(state, node, label, 0, None, 2)
-    w = _weight(
-        state,
-        node,
-        1,
-        None,
-        const(state, node, 3, label, "B zero point", optional=True),
-        label,
-        axis=1,
-    )
+    w = _weight(state, node, label, 1, None, 3, "B", axis=1)
     state.values[node.output[0]] = dense_accumulator(
         node.name or node.output[0], "MatMulInteger", x, w, False, label
     )
@@ -140,15 +130,7 @@ def _matmul_integer(state: State, node, label: str):
 @handler("ConvInteger")
 def _conv_integer(state: State, node, label: str):
     x = _x(state, node, label, 0, None, 2)
-    w = _weight(
-        state,
-        node,
-        1,
-        None,
-        const(state, node, 3, label, "w zero point", optional=True),
-        label,
-        axis=0,
-    )
+    w = _weight(state, node, label, 1, None, 3, "w", axis=0)
     state.values[node.output[0]] = conv_accumulator(
         node.name or node.output[0], "ConvInteger", x, w, attrs(node), label
     )
