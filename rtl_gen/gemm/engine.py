@@ -201,10 +201,11 @@ class GemmEngine(wiring.Component):
 
     def _param_read(self, m, prm_rd, post, ecc_events: list):
         """The parameter memory's read data into the post unit, and the word the units
-        beside it read (returned). Coded: the post unit reads a cycle early
-        (``p_addr_early``) into ``ProtectedRead``'s register, so its decoded word comes
-        when the plain memory's would; the side units (``TAB``/``ROW``/attention) read at
-        ``p_addr`` through a combinational decoder, uncounted."""
+        beside it read (returned). SECDED: the post unit reads a cycle early
+        (``p_addr_early``) into ``ProtectedRead``'s register, so its corrected word comes
+        when the plain memory's would; parity: the data bits pass straight on, checked a
+        cycle later; the side units (``TAB``/``ROW``/attention) read at ``p_addr``
+        through a combinational decoder, uncounted."""
         if not self.protected:
             m.d.comb += post.p_data.eq(prm_rd.data)
             return prm_rd.data
@@ -212,7 +213,9 @@ class GemmEngine(wiring.Component):
 
         code = self.codes["params"]
         constants = self._constants("params", self.config.param_depth)
-        m.submodules.params_ecc = p_dec = ProtectedRead(code, constants, register_output=False)
+        m.submodules.params_ecc = p_dec = ProtectedRead(
+            code, constants, register_output=False, pass_data=True
+        )
         m.d.comb += [
             p_dec.word.eq(prm_rd.data),
             post.p_data.eq(p_dec.data),
@@ -418,6 +421,7 @@ class GemmEngine(wiring.Component):
             else:
                 m.d.comb += post.acc_data.eq(next(iter(cores.values()))[1].data)
         p_word = self._param_read(m, prm_rd, post, ecc_events)
+        p_early = self.codes["params"].protect == "secded"  # parity passes the data on
         tab_unit = self._table_unit(m, act_ab)
         row_unit = self._row_unit(m, act_ab, idx_ab, p_word)
         mat_unit = None
@@ -459,9 +463,7 @@ class GemmEngine(wiring.Component):
         side = (tab_unit, row_unit, mat_unit, cadd_unit, norm_unit)
         self.side = [u for u in side if u is not None]
         m.d.comb += [
-            prm_rd.addr.eq(
-                self._side_mux(post.p_addr_early if self.protected else post.p_addr, "p_addr")
-            ),
+            prm_rd.addr.eq(self._side_mux(post.p_addr_early if p_early else post.p_addr, "p_addr")),
             post.idx_data.eq(seq_idx.data),
             post.act_rdata.eq(seq_act.data),
         ]

@@ -457,7 +457,8 @@ class PostUnit(wiring.Component):
         (``pa``), ``pa + 1`` and ``p_base + 1``, so only multiplexers sit in front of the
         memory's address (the adders of ``c + 1`` and ``p_base + c`` there were the ECP5's
         critical path, 115 MHz)."""
-        pa, pa1, pb1 = Signal(14), Signal(14), Signal(14)
+        width = len(self.p_addr_early)  # the address wraps there, as p_base + c does
+        pa, pa1, pb1 = Signal(width), Signal(width), Signal(width)
         with m.If(self.start):
             m.d.sync += [pa.eq(self.p), pa1.eq(self.p + 1), pb1.eq(self.p + 1)]
         with m.Elif(issue & ~last_c):

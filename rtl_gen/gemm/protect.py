@@ -124,7 +124,9 @@ class ProtectedRead(wiring.Component):
     events (a used word with a corrected flip / an error the code cannot correct) for the
     counters, ``flag_delay`` cycles after the use: SECDED's flags come from the syndrome
     registered beside the word (its lookup behind the XOR trees was the ECP5's critical
-    path, 110 MHz), so without ``register_output`` they come a cycle after the data."""
+    path, 110 MHz), so without ``register_output`` they come a cycle after the data.
+    ``pass_data`` (parity): the data bits pass straight through, so the memory is read when
+    a plain one would be, and the flag comes a cycle after the use."""
 
     def __init__(
         self,
@@ -132,11 +134,18 @@ class ProtectedRead(wiring.Component):
         constants: dict[int, int] | None = None,
         *,
         register_output: bool = True,
+        pass_data: bool = False,
     ):
         self.code, self.constants = code, constants or {}
         self.register_output = register_output and code.protect == "secded"
-        self.latency = 0 if code.protect == "none" else 1 + self.register_output
-        self.flag_delay = int(code.protect == "secded" and not self.register_output)
+        # parity has nothing to correct: with pass_data the data bits go straight through
+        # (latency 0) and the parity is checked on the registered word, a cycle later
+        self.pass_data = pass_data and code.protect == "parity"
+        plain = code.protect == "none" or self.pass_data
+        self.latency = 0 if plain else 1 + self.register_output
+        self.flag_delay = int(
+            self.pass_data or (code.protect == "secded" and not self.register_output)
+        )
         super().__init__(
             {
                 "word": In(code.word_bits),
@@ -156,9 +165,14 @@ class ProtectedRead(wiring.Component):
         raw = Signal(code.word_bits, name="raw", reset_less=True)
         m.d.sync += raw.eq(self.word)
         if code.protect == "parity":
+            used = self.used
+            if self.pass_data:
+                used = Signal(name="used_r")
+                m.d.sync += used.eq(self.used)
+            data = self.word[:k] if self.pass_data else raw[:k]
             m.d.comb += [
-                self.data.eq(with_constants(m, raw[:k], self.constants)),
-                self.error.eq(raw.xor() & self.used),
+                self.data.eq(with_constants(m, data, self.constants)),
+                self.error.eq(raw.xor() & used),
             ]
             return m
         cols, r = ecc_columns(k)
