@@ -189,6 +189,7 @@ class HostLink(wiring.Component):
                     with m.If((command == Command.LOAD) & (status == Status.OK)):
                         refused = loader.check(crc_bad, status, reply_len)
                         with m.If(~refused):
+                            loader.begin_commit()
                             m.next = "COMMIT"
                         with m.Else():
                             m.d.sync += request.eq(1)
@@ -341,6 +342,7 @@ class _Loader:
         self.n = Signal(range(LOAD_WORDS + 1))  # words in the buffer
         self.over = Signal()  # more words than the buffer holds
         self.ci = Signal(range(LOAD_WORDS))  # word being committed
+        self.left = Signal(range(LOAD_WORDS))  # words after it
         m.submodules.load_buffer = buffer = Memory(
             shape=unsigned(8 * k), depth=LOAD_WORDS, init=[], attrs={"no_rw_check": 1}
         )
@@ -401,21 +403,25 @@ class _Loader:
             m.d.sync += [status.eq(Status.BAD_ADDRESS), reply_len.eq(0)]
         return crc_bad | bad_length | outside
 
+    def begin_commit(self) -> None:
+        """The checked request's words are about to be committed."""
+        self.m.d.sync += [self.ci.eq(0), self.left.eq(self.n - 1)]
+
     def commit(self):
-        """Drives ``load`` with the buffered words; true on the cycle the last is taken."""
+        """Drives ``load`` with the buffered words; true on the cycle the last is taken.
+        ``left`` counts down to the last word, so the end is a compare on a register (the
+        ``ci + 1 == n`` compare in front of the link's state was the UP5K board's critical
+        path)."""
         m, load = self.m, self.load
         shift = (LOAD_WORDS - 1).bit_length()
         fire = load.valid & load.ready
-        after = Signal(range(LOAD_WORDS + 1))
         m.d.comb += [
-            after.eq(self.ci + 1),
-            self.rd.addr.eq(Mux(fire, after, self.ci)),
+            self.rd.addr.eq(Mux(fire, self.ci + 1, self.ci)),
             load.valid.eq(~self.busy),
             load.payload.mem.eq(self.mem),
             load.payload.addr.eq(Cat(self.ci, self.addr[shift:])),
             load.payload.data.eq(self.rd.data),
         ]
-        done = fire & (after == self.n)
         with m.If(fire):
-            m.d.sync += self.ci.eq(Mux(done, 0, after))
-        return done
+            m.d.sync += [self.ci.eq(self.ci + 1), self.left.eq(self.left - 1)]
+        return fire & (self.left == 0)

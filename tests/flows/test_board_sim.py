@@ -106,3 +106,26 @@ def test_one_wrong_loaded_word_fails(spram_artefact, tmp_path):
         build_root=spram_artefact.path / "sim" / "board-icebreaker" / "build",
     )
     assert not result.passed and result.mismatching_elements > 0
+
+
+@pytest.mark.slow
+def test_kws_through_the_icebreaker_board_top(tmp_path):
+    """The MLPerf Tiny KWS DS-CNN (``nnloom example tiny-kws``) compiled for the iCEBreaker's
+    SPRAM overlay, on the board top: its 11,136 weight words go through LOAD at 115,200 baud,
+    then two vectors; outputs equal to the golden."""
+    from frontends.examples.tiny import make_tiny
+    from frontends.onnx_import import import_onnx
+    from rtl_gen.gemm import BOARDS, compile_graph
+    from rtl_gen.gemm.emit import write_gemm_artefact
+
+    made = make_tiny("tiny_kws", tmp_path / "models")
+    program = compile_graph(
+        import_onnx(made.quantized), BOARDS["icebreaker"]["hetero"], split="auto"
+    )
+    assert program.config.spram
+    vectors = {k: v[:2] for k, v in golden_vectors(program.graph, random=2, seed=5).items()}
+    art = Artefact(write_gemm_artefact(program, tmp_path / "kws", vectors=vectors))
+    result = run_board_sim(art, "icebreaker", limit=2)
+    assert result.passed, result.mismatches
+    summary = json.loads((art.path / "sim" / "board-icebreaker" / "summary.json").read_text())
+    assert summary["load"]["words"] == art.manifest["run_time_load"]["mems"]["wd"]["words"]
