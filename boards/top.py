@@ -50,7 +50,8 @@ class BoardTop(wiring.Component):
     the frequency ``sync`` runs at.
 
     Latency: the UART's (see ``UartRx``/``UartTx``), the link's and the engine's, plus two
-    cycles through the FIFO. Throughput is the UART's: one byte per ``10 * divisor`` cycles
+    cycles through the FIFO each way (a two-element FIFO decouples the engine's outputs from
+    the link). Throughput is the UART's: one byte per ``10 * divisor`` cycles
     each way.
     """
 
@@ -116,12 +117,23 @@ class BoardTop(wiring.Component):
         m.submodules.uart_rx = uart_rx = UartRx(clk_freq=clk_freq, baud=self.baud)
         m.submodules.uart_tx = uart_tx = UartTx(clk_freq=clk_freq, baud=self.baud)
         m.submodules.rx_fifo = fifo = SyncFIFOBuffered(width=8, depth=self.fifo_depth)
+        # a register slice between the engine's outputs and the link: the UART's ready
+        # through the link into the engine's output logic was the UP5K board's critical path
+        out_width = Shape.cast(engine.o.payload.shape()).width
+        m.submodules.out_fifo = out_fifo = SyncFIFOBuffered(width=out_width, depth=2)
 
         wiring.connect(m, uart_rx.o, fifo.w_stream)
         wiring.connect(m, fifo.r_stream, link.rx)
         wiring.connect(m, link.tx, uart_tx.i)
         wiring.connect(m, link.engine_i, engine.i)
-        wiring.connect(m, engine.o, link.engine_o)
+        m.d.comb += [
+            out_fifo.w_stream.payload.eq(engine.o.payload),
+            out_fifo.w_stream.valid.eq(engine.o.valid),
+            engine.o.ready.eq(out_fifo.w_stream.ready),
+            link.engine_o.payload.eq(out_fifo.r_stream.payload),
+            link.engine_o.valid.eq(out_fifo.r_stream.valid),
+            out_fifo.r_stream.ready.eq(link.engine_o.ready),
+        ]
         if self.link.load_spec is not None:  # LOAD writes the engine's memories between runs
             wiring.connect(m, link.load, engine.load)
             m.d.comb += link.engine_busy.eq(engine.busy)

@@ -51,14 +51,15 @@ def requant_pipeline(
     v1, a1 = Signal(), Signal(len(addr))
     t1 = Signal(signed(width + 1))
     gt1, eq1 = Signal(), Signal()
-    rem = prod & mask
-    half = mask - (mask >> 1)  # 2**(shift-1), 0 when shift = 0
     m.d.sync += [v1.eq(valid), a1.eq(addr), t1.eq(prod + rconst)]
     if half_even:
-        m.d.sync += [
-            gt1.eq((mode == 3) & (shift != 0) & (rem > half)),
-            eq1.eq((mode == 3) & (shift != 0) & (rem == half)),
-        ]
+        # the remainder prod mod 2**shift against half of 2**shift: its bit shift-1 and
+        # whether any bit below it is set, AND-OR trees (a subtract and two compare chains
+        # over the product's width were the UP5K board's critical path, 30 MHz)
+        at_half = (prod & mask & ~(mask >> 1)).any()
+        below = (prod & (mask >> 1)).any()
+        odd = (mode == 3) & (shift != 0) & at_half
+        m.d.sync += [gt1.eq(odd & below), eq1.eq(odd & ~below)]
     # stage 2: coarse shift; stage 3: fine shift and the half-to-even bump
     v2, a2, gt2, eq2 = Signal(), Signal(len(addr)), Signal(), Signal()
     t2 = Signal(signed(width + 1))

@@ -48,10 +48,11 @@ __all__ = [
 # the weight cache's words: 256 lanes-wide words are one row of SB_RAM40_4K (6 of them for 12
 # DSP lanes), and hold a 64-channel 1x1 layer's weights in two chunks
 WC_DEPTH = 256
-# DSP lanes of the SPRAM overlay: the UP5K's logic is the limit (12 packed lanes with the
-# window counters, the fills and the SPRAM ports took 5150 of its 5280 LCs out of context,
-# no room left for the host link); 8 lanes on 4 SB_MAC16 pairs tile 64 channels exactly
-SPRAM_LANES = 8
+# DSP lanes of the SPRAM overlay: the UP5K's logic is the limit. 12 packed lanes with the
+# window counters, the fills and the SPRAM ports took 5150 of its 5280 LCs out of context;
+# 8 lanes with the board top (UART host link and its LOAD path for the SPRAM weights) took
+# 5407 LCs and could not be placed; 6 lanes on 3 SB_MAC16 pairs place at 96 %
+SPRAM_LANES = 6
 # the lane cache's words: a depthwise layer's input plane (KWS: 25x5) a lane
 XC_DEPTH = 256
 

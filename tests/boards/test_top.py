@@ -196,15 +196,18 @@ def test_wide_outputs_go_as_little_endian_bytes():
 
 def test_fifo_too_small_loses_a_request():
     # With a one-byte FIFO and an engine that stops taking bytes while it emits, a request
-    # sent while the previous reply is still on its way loses bytes: the board answers with a
-    # failed CRC or not at all, and never with wrong data marked OK.
+    # sent while the previous reply is still on its way may lose bytes: the board then
+    # answers with a failed CRC or not at all, and never with wrong data marked OK (with the
+    # two outputs the board top buffers behind the engine, this one arrives whole).
     first = encode_request(Command.INFER, bytes([10, 20, 30, 40]))
     second = encode_request(Command.INFER, bytes([50, 60, 70, 80]))
     got, _, _ = run_host_link([first + second], fifo_depth=1)
     replies = ResponseParser().feed(got)
     assert replies[0].status == Status.OK
     assert replies[0].inference(4)[0] == bytes([11, 21, 31, 41])
-    assert all(r.status != Status.OK for r in replies[1:])
+    assert all(
+        r.status != Status.OK or r.inference(4)[0] == bytes([51, 61, 71, 81]) for r in replies[1:]
+    )
 
 
 @pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")

@@ -162,3 +162,26 @@ def test_missed_timing_fails_clearly(small_artefact, tmp_path):
         build(art, "icebreaker", clock_mhz=270)
     data = json.loads((art.path / "build" / "icebreaker" / "report.json").read_text())
     assert data["timing_met"] is False and data["clock_mhz"] == 270.0
+
+
+@pytest.mark.synth
+@pytest.mark.slow
+def test_kws_bitstream_on_the_icebreaker(tmp_path):
+    """The MLPerf Tiny KWS DS-CNN on the iCEBreaker: its SPRAM overlay (weights in the four
+    SB_SPRAM256KA, written at run time) on the board top with the host link's LOAD path
+    places, routes and meets the engine clock."""
+    from frontends.examples.tiny import make_tiny
+    from frontends.onnx_import import import_onnx
+    from rtl_gen.gemm import BOARDS, compile_graph
+    from rtl_gen.gemm.emit import write_gemm_artefact
+
+    made = make_tiny("tiny_kws", tmp_path / "models")
+    program = compile_graph(
+        import_onnx(made.quantized), BOARDS["icebreaker"]["hetero"], split="auto"
+    )
+    vectors = {k: v[:1] for k, v in golden_vectors(program.graph, random=1).items()}
+    art = Artefact(write_gemm_artefact(program, tmp_path / "kws", vectors=vectors))
+    assert art.manifest["run_time_load"]["mems"]["wd"]["words"] > 0
+    report = build(art, "icebreaker")
+    assert report.bitstream.is_file() and report.timing_met
+    assert report.utilisation["ICESTORM_SPRAM"]["used"] == 4
