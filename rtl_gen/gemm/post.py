@@ -70,10 +70,24 @@ def requant_pipeline(
         eq2.eq(eq1),
         t2.eq(t1 >> Cat(Const(0, 3), shift[3:])),
     ]
+    # The bump's carry is added into the low 10 bits only; of the bits above, stage 4 needs
+    # whether they are all zeros or all ones after the carry, and the sign: flags of the
+    # shifted value's high bits, so no carry chain runs over the product's width here (it
+    # was the UP5K board's critical path, 34 MHz).
     v3, a3 = Signal(), Signal(len(addr))
-    t3 = Signal(signed(width + 2))
-    fine = t2 >> shift[:3]
-    m.d.sync += [v3.eq(v2), a3.eq(a2), t3.eq(fine + (gt2 | (eq2 & fine[0])))]
+    fine = Signal(signed(width + 2))
+    m.d.comb += fine.eq(t2 >> shift[:3])
+    high = fine[10:]
+    low3 = Signal(11)  # fine[:10] + bump, its carry in bit 10
+    h_zero, h_ones, h_sign = Signal(), Signal(), Signal()
+    m.d.sync += [
+        v3.eq(v2),
+        a3.eq(a2),
+        low3.eq(fine[:10] + (gt2 | (eq2 & fine[0]))),
+        h_zero.eq(~high.any()),
+        h_ones.eq(high.all()),
+        h_sign.eq(high[-1]),
+    ]
     # stage 4: zero point on the low 10 bits only, and whether t3 is outside them: lo, hi
     # and zp are 9-bit, so |t3| >= 512 saturates whatever zp is. (Full-width zero point and
     # clamp were the critical path: ECP5 at 100 MHz, a 45-bit compare chain on the UP5K.)
@@ -84,15 +98,21 @@ def requant_pipeline(
     small, big, neg, below, above = Signal(signed(11)), Signal(), Signal(), Signal(), Signal()
     lo_zp, hi_zp = Signal(signed(11)), Signal(signed(11))
     m.d.sync += [lo_zp.eq(lo - zp), hi_zp.eq(hi - zp)]
-    top, low = t3[9:], t3[:10].as_signed()
+    # the bits above 9 after the carry: all zeros (all ones plus the carry wrap to zeros), or
+    # all ones (with a carry, bit 9 is 0: no need to know); the carry never reaches the sign
+    # bit (the top two bits of fine are copies, so its high bits are all ones when it does:
+    # the result is then 0)
+    carry = low3[10]
+    high_zero = Mux(carry, h_ones, h_zero)
+    low = low3[:10].as_signed()
     m.d.sync += [
         v4.eq(v3),
         a4.eq(a3),
         small.eq(low + zp),
         below.eq(low < lo_zp),
         above.eq(low > hi_zp),
-        big.eq((top != 0) & (top != (1 << len(top)) - 1)),
-        neg.eq(t3[-1]),
+        big.eq(~(~low3[9] & high_zero) & ~(low3[9] & h_ones)),
+        neg.eq(h_sign),
     ]
     result = Signal(signed(10))
     m.d.comb += result.eq(Mux(big, Mux(neg, lo, hi), Mux(below, lo, Mux(above, hi, small))))

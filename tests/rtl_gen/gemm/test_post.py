@@ -15,13 +15,17 @@ WIDTH = 40
 
 def _cases(rng):
     """(prod, shift): exact ties, one above and below them, for odd and even floors, signs,
-    shifts 0-20; and random products."""
+    shifts 0-20; results around the clamp's 10-bit window; and random products."""
     out = []
     for shift in range(21):
         for q in (-3, -2, -1, 0, 1, 2, 5):
             base = q << shift
             half = (1 << (shift - 1)) if shift else 0
             out += [(base + half + d, shift) for d in (-1, 0, 1)]
+    for shift in (0, 1, 3, 9):  # results at the edges of the 10-bit window and past them
+        for v in (509, 510, 511, 512, 513, 1023, 1024, 1025, -510, -511, -512, -513, -1024):
+            half = (1 << (shift - 1)) if shift else 0
+            out += [((v << shift) + half + d, shift) for d in (-1, 0, 1)]
     for _ in range(150):
         out.append((int(rng.integers(-(1 << 38), 1 << 38)), int(rng.integers(0, 32))))
     return out
