@@ -53,6 +53,8 @@ WC_DEPTH = 256
 # 8 lanes with the board top (UART host link and its LOAD path for the SPRAM weights) took
 # 5407 LCs and could not be placed; 6 lanes on 3 SB_MAC16 pairs place at 96 %
 SPRAM_LANES = 6
+# the direct variant's lanes: its SPRAM words are 8 lanes of 4 or 8 bits (32 or 64 bits)
+DIRECT_LANES = 8
 # the lane cache's words: a depthwise layer's input plane (KWS: 25x5) a lane
 XC_DEPTH = 256
 
@@ -84,7 +86,12 @@ def spram_variant(config: GemmConfig) -> GemmConfig:
 def direct_variant(config: GemmConfig, wbits: int) -> GemmConfig:
     """``spram_variant(config)`` with the DSP weights read from SPRAM directly at ``wbits``
     (4 or 8) bits a lane and the accumulators in block RAM (module docstring)."""
-    return replace(spram_variant(config), spram_wbits=wbits, wc_depth=2)
+    return replace(
+        spram_variant(config),
+        dsp_lanes=min(config.dsp_lanes, DIRECT_LANES),
+        spram_wbits=wbits,
+        wc_depth=2,
+    )
 
 
 # family -> (primitive, capacity key in boards.families.Board.capacity, bits a block,
