@@ -63,6 +63,7 @@ def test_resnet8_int4_on_the_icebreaker(tmp_path):
     int8 one needs 6 SPRAMs, named in the refusal) on the iCEBreaker's overlay: act and
     weights in the four SPRAMs, accumulators in block RAM; 8 vectors bit- and
     cycle-exact, per layer."""
+    pytest.importorskip("brevitas", reason="optional extra: pip install -e .[brevitas]")
     from frontends.examples.tiny_brevitas import make_tiny_brevitas
     from frontends.onnx_import import import_onnx
 
