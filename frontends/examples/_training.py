@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-__all__ = ["Calibration", "fit", "one_thread", "quantize_qdq"]
+__all__ = ["Calibration", "module_accuracy", "fit", "one_thread", "quantize_qdq"]
 
 
 def fit(
@@ -54,6 +54,15 @@ def fit(
             if sched is not None:
                 sched.step()
     return model
+
+
+def module_accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
+    """The share of the samples ``x`` whose highest output is their label ``y`` (the model
+    in the mode it is in, no gradients)."""
+    import torch
+
+    with torch.no_grad():
+        return float((model(torch.from_numpy(x)).argmax(1).numpy() == y).mean())
 
 
 @contextmanager

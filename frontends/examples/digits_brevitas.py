@@ -19,7 +19,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._training import fit
+from ._training import fit, module_accuracy
 
 __all__ = ["DigitsBrevitas", "make_digits_brevitas"]
 
@@ -93,8 +93,7 @@ def make_digits_brevitas(
     model.train()
     fit(model, x_train, y_train, opt, epochs=epochs, seed=seed)
     model.eval()
-    with torch.no_grad():
-        module_acc = float((model(torch.from_numpy(x_test)).argmax(1).numpy() == y_test).mean())
+    module_acc = module_accuracy(model, x_test, y_test)
 
     path = out_dir / "digits_brevitas.onnx"
     tmp = out_dir / ".digits_brevitas.export.onnx"

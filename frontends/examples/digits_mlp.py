@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._training import fit, quantize_qdq
+from ._training import fit, module_accuracy, quantize_qdq
 
 __all__ = ["DigitsMlp", "make_digits_mlp", "load_digits_split"]
 
@@ -72,8 +72,7 @@ def make_digits_mlp(out_dir: str | Path) -> DigitsMlp:
     out_dir.mkdir(parents=True, exist_ok=True)
     x_train, x_test, y_train, y_test = load_digits_split()
     model = _train(x_train, y_train)
-    with torch.no_grad():
-        float_acc = float((model(torch.from_numpy(x_test)).argmax(1).numpy() == y_test).mean())
+    float_acc = module_accuracy(model, x_test, y_test)
 
     float_path = out_dir / "digits_mlp_float.onnx"
     torch.onnx.export(

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ._training import module_accuracy
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -56,8 +58,6 @@ def make_digits_qat(
     epochs: int = 15,
     float_epochs: int = 60,
 ) -> DigitsQat:
-    import torch
-
     from .. import reference
     from .._atomic import savez_atomic
     from ..compress.qat import QatNet, accuracy, export_qonnx, finetune
@@ -69,8 +69,7 @@ def make_digits_qat(
     out_dir.mkdir(parents=True, exist_ok=True)
     x_train, x_test, y_train, y_test = load_digits_split()
     model = _train(x_train, y_train, epochs=float_epochs)
-    with torch.no_grad():
-        float_acc = float((model(torch.from_numpy(x_test)).argmax(1).numpy() == y_test).mean())
+    float_acc = module_accuracy(model, x_test, y_test)
 
     net = QatNet.from_float(model, bits, input_bits=8, input_signed=False)
     net.calibrate(x_train)

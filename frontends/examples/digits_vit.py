@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ._training import fit, one_thread, quantize_qdq
+from ._training import fit, module_accuracy, one_thread, quantize_qdq
 from .vit_export import export_vit
 
 if TYPE_CHECKING:
@@ -181,8 +181,6 @@ def ort_outputs(path: Path, x: np.ndarray) -> np.ndarray:
 
 
 def make_digits_vit(out_dir: str | Path, *, epochs: int = EPOCHS) -> DigitsVit:
-    import torch
-
     from .. import reference
     from .._atomic import savez_atomic
     from ..onnx_import import import_onnx
@@ -193,8 +191,7 @@ def make_digits_vit(out_dir: str | Path, *, epochs: int = EPOCHS) -> DigitsVit:
     out_dir.mkdir(parents=True, exist_ok=True)
     x_train, x_test, y_train, y_test = load_digits_split()
     model = train_vit(build_vit(), x_train, y_train, epochs=epochs)
-    with torch.no_grad():
-        float_acc = float((model(torch.from_numpy(x_test)).argmax(1).numpy() == y_test).mean())
+    float_acc = module_accuracy(model, x_test, y_test)
 
     float_path = export_vit(model, out_dir / "digits_vit_float.onnx", dynamo=False)
     quant_path = quantize_vit(float_path, out_dir / "digits_vit.onnx", x_train)

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ._training import fit, one_thread
+from ._training import fit, module_accuracy, one_thread
 
 if TYPE_CHECKING:
     from torch import nn
@@ -161,13 +161,6 @@ def qat_vit(float_model: nn.Module) -> nn.Module:
     return QatViT(float_model)
 
 
-def _accuracy(model, x, y) -> float:
-    import torch
-
-    with torch.no_grad():
-        return float((model(torch.from_numpy(x)).argmax(1).numpy() == y).mean())
-
-
 def make_digits_vit_qat(
     out_dir: str | Path,
     float_model: nn.Module,
@@ -195,7 +188,7 @@ def make_digits_vit_qat(
         opt = torch.optim.Adam(net.parameters(), lr=2e-4)
         fit(net, x_train, y_train, opt, epochs=epochs, seed=1)
         net.eval()
-    qat_acc = _accuracy(net, x_test, y_test)
+    qat_acc = module_accuracy(net, x_test, y_test)
     path = export_vit(net, out_dir / "digits_vit_qat.onnx", dynamo=False)
     dynamo, error = None, ""
     try:

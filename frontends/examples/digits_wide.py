@@ -26,6 +26,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ._training import module_accuracy
+
 __all__ = ["DigitsWide", "make_digits_wide", "HIDDEN"]
 
 log = logging.getLogger(__name__)
@@ -70,8 +72,7 @@ def make_digits_wide(
     out_dir.mkdir(parents=True, exist_ok=True)
     x_train, x_test, y_train, y_test = load_digits_split()
     model = _train(x_train, y_train, hidden=tuple(hidden), epochs=float_epochs, seed=SEED)
-    with torch.no_grad():
-        float_acc = float((model(torch.from_numpy(x_test)).argmax(1).numpy() == y_test).mean())
+    float_acc = module_accuracy(model, x_test, y_test)
 
     accs, paths = {}, {}
     for name, weight in (("digits_wide", 2), ("digits_wide_int8", 8)):

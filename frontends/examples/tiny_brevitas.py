@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ._training import module_accuracy
+
 if TYPE_CHECKING:
     from torch import nn
 
@@ -226,8 +228,7 @@ def make_tiny_brevitas(
     torch.manual_seed(seed)
     model = build(**kwargs)
     model = _train(model, x_tr, y_tr, epochs=epochs or default_epochs, lr=3e-3, seed=seed)
-    with torch.no_grad():
-        module_acc = float((model(torch.from_numpy(x_te)).argmax(1).numpy() == y_te).mean())
+    module_acc = module_accuracy(model, x_te, y_te)
     path = out_dir / f"{name}.onnx"
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".export.") as tmp:
         raw = Path(tmp) / "raw.onnx"
