@@ -23,13 +23,7 @@ torch = pytest.importorskip("torch")
 from frontends import reference  # noqa: E402
 from frontends.onnx_import import import_onnx  # noqa: E402
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _mlp():

@@ -29,14 +29,7 @@ from frontends.errors import ModelError
 from frontends.facts import layer_facts
 from frontends.onnx_import import import_onnx
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models: OpenMP threads only spin when the machine's two cores are busy."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _cnn():

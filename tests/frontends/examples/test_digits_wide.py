@@ -10,16 +10,11 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def made(tmp_path_factory):
-    import torch
-
+    from frontends.examples._training import one_thread
     from frontends.examples.digits_wide import make_digits_wide
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         yield make_digits_wide(tmp_path_factory.mktemp("wide"))
-    finally:
-        torch.set_num_threads(threads)
 
 
 def test_ternary_hidden_layer_within_a_point_of_int8(made):

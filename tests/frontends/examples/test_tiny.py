@@ -10,13 +10,7 @@ from models import ort_unfused, per_node_errors
 
 from frontends.examples import tiny, tiny_models
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _macs(model, shape):
