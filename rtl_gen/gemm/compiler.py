@@ -631,6 +631,25 @@ class Lowering:
         lut_err = (
             float(split.errors[split.lut_items].max()) if len(split.lut_items) and changed else 0.0
         )
+        lut_wbits = split.lut_wbits if split.n_lut else 0
+        self.gemm_info(node, layer, first, split.n_dsp, split.n_lut, lut_err, lut_wbits=lut_wbits)
+        self.prev_posts = (node.outputs[0],)
+        if copy is not None:
+            self.act.give(copy, x_t.size)
+
+    def gemm_info(
+        self,
+        node: Node,
+        layer: GemmLayer,
+        first: int,
+        n_dsp: int,
+        n_lut: int,
+        lut_error: float = 0.0,
+        **split: int,
+    ) -> None:
+        """Records GEMM layer ``node``, its instructions from ``first`` to the last emitted:
+        channels on each core, the LUT channels' error and ``split`` (``LayerInfo``'s
+        ``lut_wbits``, ``lut_rows``)."""
         self.infos.append(
             LayerInfo(
                 node.name,
@@ -640,18 +659,15 @@ class Lowering:
                 layer.k,
                 layer.n,
                 layer.groups,
-                split.n_dsp,
-                split.n_lut,
-                lut_err,
+                n_dsp,
+                n_lut,
+                lut_error,
                 first,
                 len(self.instrs),
                 layer.macs,
-                lut_wbits=split.lut_wbits if split.n_lut else 0,
+                **split,
             )
         )
-        self.prev_posts = (node.outputs[0],)
-        if copy is not None:
-            self.act.give(copy, x_t.size)
 
     def row_layer(
         self, node: Node, layer: GemmLayer, sub: np.ndarray, in_base: int, xs: IntType, first: int
@@ -738,25 +754,7 @@ class Lowering:
         self.instrs.extend(instrs_for(r1, tuple(w_bases), y_base, p_base))
         self.need_acc(self.instrs[first:])
         self.new_nodes.append(node)
-        self.infos.append(
-            LayerInfo(
-                node.name,
-                node.op,
-                node.source_op,
-                layer.m,
-                layer.k,
-                layer.n,
-                layer.groups,
-                layer.n,
-                layer.n,
-                0.0,
-                first,
-                len(self.instrs),
-                layer.macs,
-                lut_wbits=wbits,
-                lut_rows=win.oh - r1,
-            )
-        )
+        self.gemm_info(node, layer, first, layer.n, layer.n, lut_wbits=wbits, lut_rows=win.oh - r1)
         self.prev_posts = (node.outputs[0],)
         return True
 
