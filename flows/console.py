@@ -7,6 +7,7 @@ bug in nnloom and keeps its traceback.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -15,7 +16,7 @@ from rich.console import Console
 
 from frontends.errors import NnloomError
 
-__all__ = ["console", "err_console", "run_command"]
+__all__ = ["console", "err_console", "run_command", "print_wide"]
 
 console = Console()
 err_console = Console(stderr=True)
@@ -32,3 +33,12 @@ def run_command(body: Callable[[], T]) -> T:
             f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True
         )
         raise typer.Exit(1) from None
+
+
+def print_wide(*objects: object, **kwargs: object) -> None:
+    """Print on ``console``; not on a terminal (a pipe, a file) nothing is wrapped or cut: a
+    table keeps one line a row and every cell whole, whatever its width."""
+    if console.is_terminal:
+        console.print(*objects, **kwargs)
+    else:  # a console as wide as the longest row (Console.print caps width at its own)
+        Console(file=sys.stdout, width=100_000).print(*objects, soft_wrap=True, **kwargs)

@@ -853,7 +853,9 @@ def run_bench(
             f"{row['fps']:.1f}" if "fps" in row else "—",
             f"{row['psnr_set5']:.2f}" if row["psnr_set5"] is not None else "—",
         )
-    console.print(t)
+    from flows.console import print_wide
+
+    print_wide(t)
     if quality:
         console.print("Set5 ×4 PSNR-Y: " + ", ".join(f"{k} {v:.2f}" for k, v in quality.items()))
     else:

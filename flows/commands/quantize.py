@@ -120,7 +120,9 @@ def inspect_float(model: Path, as_json: bool, console: Console) -> bool:
             "×".join(map(str, layer["output_shape"])) or "?",
             f"{layer['params']:,}" if layer["params"] else "—",
         )
-    console.print(table)
+    from flows.console import print_wide
+
+    print_wide(table)
     console.print(
         f"{len(layers)} nodes, {sum(l['params'] for l in layers):,} parameters; a "
         f"float model: nnloom needs it quantized: {hint}",

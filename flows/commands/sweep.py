@@ -299,7 +299,9 @@ def _print(console, rows, synth: bool):
                 str(amount),
                 fmt(r["accuracy"] and 100 * r["accuracy"], ".2f"),
             )
-        console.print(table)
+        from flows.console import print_wide
+
+        print_wide(table)
     bad = [r for r in rows if r["status"] not in ("ok",)]
     for r in bad:
         console.print(

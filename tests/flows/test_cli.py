@@ -107,3 +107,20 @@ def test_example_unknown_names_the_examples_and_writes_nothing(tmp_path):
     for name in ("digits", "digits-qat", "digits-brevitas"):
         assert name in line
     assert not (tmp_path / "models").exists()
+
+
+def test_print_wide_keeps_every_cell_whole_when_piped(capsys):
+    """Not on a terminal a table is neither wrapped nor cut at 80 columns (`nnloom sweep`,
+    `bench` and `quantize` tables piped into a file)."""
+    from rich.table import Table
+
+    from flows.console import print_wide
+
+    table = Table()
+    for i in range(12):
+        table.add_column(f"column_{i}")
+    table.add_row(*[f"value-{i}-" + "x" * 12 for i in range(12)])
+    print_wide(table)
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if "value-0-" in line]
+    assert len(rows) == 1 and all(f"value-{i}-" + "x" * 12 in rows[0] for i in range(12))
