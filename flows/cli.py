@@ -30,7 +30,7 @@ from .commands import tiny_bench as _tiny_bench
 from .commands import verify as _verify
 from .commands import vit as _vit
 from .commands import vit_bench as _vit_bench
-from .console import console, err_console, run_command
+from .console import console, err_console, print_wide, run_command
 from .engines import (
     ENGINES,
     ModelSource,
@@ -309,17 +309,6 @@ _CSV_COLUMNS = (
 )
 
 
-def _print_wide(*objects, **kwargs):
-    """Print on the console; not on a terminal (a pipe, a file) nothing is wrapped: a table
-    keeps one line a row."""
-    if console.is_terminal:
-        console.print(*objects, **kwargs)
-    else:  # a console as wide as the longest row (Console.print caps width at its own)
-        from rich.console import Console
-
-        Console(file=sys.stdout, width=100_000).print(*objects, soft_wrap=True, **kwargs)
-
-
 def _inspect_csv(facts, nodes, graph) -> str:
     import csv
     import io
@@ -433,16 +422,16 @@ def inspect(
                     f"{len(f.pruned_outputs)}/{len(f.pruned_inputs)}" if f.weight_dtype else "—",
                     _engines_for(f, nodes[f.name], graph),
                 )
-            _print_wide(table)
+            print_wide(table)
             if facts:
-                _print_wide(
+                print_wide(
                     f"{len(facts)} layers, {sum(f.macs for f in facts):,} MACs, "
                     f"{sum(f.param_bytes for f in facts):,} parameter bytes"
                 )
             for line in host:
-                _print_wide(f"host {line}", highlight=False)
+                print_wide(f"host {line}", highlight=False)
             for u in unsupported:
-                _print_wide(f"[yellow]unsupported:[/] {u}: no handler for this op", highlight=False)
+                print_wide(f"[yellow]unsupported:[/] {u}: no handler for this op", highlight=False)
         if error is not None:
             raise UsageError(
                 error if error.startswith(str(model)) else f"{model}: cannot be imported: {error}"
