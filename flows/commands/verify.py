@@ -92,7 +92,7 @@ def report_agreement(
     for a in found:
         console.print(
             a.line()
-            + ("" if a.judged else " (float: reported, not judged)")
+            + ("" if a.judged else " (reported, not judged)")
             + (" (codes reported; argmax judged)" if a.judged and a.rule == "argmax" else ""),
             highlight=False,
             soft_wrap=True,
