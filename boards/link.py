@@ -101,6 +101,7 @@ class HostLink(wiring.Component):
         request = Signal()  # RX -> TX: a checked request waits for its reply
         taken = Signal()  # TX -> RX: the reply is being sent
         crc_in = Signal(16)  # the request's CRC as received (what a LOAD reply acknowledges)
+        load_ok = Signal()  # a checked LOAD is to be committed
         if self.load_spec:
             loader = _Loader(m, self.load_spec, self.load, self.engine_busy, self.rx.payload)
 
@@ -187,13 +188,10 @@ class HostLink(wiring.Component):
                     m.d.sync += status.eq(Status.BAD_CRC)
                 if self.load_spec:
                     with m.If((command == Command.LOAD) & (status == Status.OK)):
-                        refused = loader.check(crc_bad, status, reply_len)
-                        with m.If(~refused):
-                            loader.begin_commit()
-                            m.next = "COMMIT"
-                        with m.Else():
-                            m.d.sync += request.eq(1)
-                            m.next = "WAIT"
+                        # the verdict is registered: its checks in front of the commit
+                        # counters' enables were the UP5K board's critical path
+                        m.d.sync += load_ok.eq(~loader.check(crc_bad, status, reply_len))
+                        m.next = "VERDICT"
                     with m.Else():
                         m.d.sync += request.eq(1)
                         m.next = "WAIT"
@@ -201,6 +199,13 @@ class HostLink(wiring.Component):
                     m.d.sync += request.eq(1)
                     m.next = "WAIT"
             if self.load_spec:
+                with m.State("VERDICT"):
+                    with m.If(load_ok):
+                        loader.begin_commit()
+                        m.next = "COMMIT"
+                    with m.Else():
+                        m.d.sync += request.eq(1)
+                        m.next = "WAIT"
                 with m.State("COMMIT"):  # the checked words into the engine's memory
                     with m.If(loader.commit()):
                         m.d.sync += request.eq(1)
