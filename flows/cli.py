@@ -88,7 +88,7 @@ def doctor() -> None:
             state = "[red]missing[/]" if tool.required else "[yellow]optional, absent[/]"
             detail = f"fix: {tool.fix}"
         table.add_row(tool.name, tool.purpose, state, detail)
-    console.print(table)
+    print_wide(table)
     if missing:
         for tool in missing:
             err_console.print(
@@ -759,7 +759,7 @@ def _print_build(report):
     for name, u in report.utilisation.items():
         if u["used"]:
             table.add_row(name, str(u["used"]), str(u["available"]), f"{u['percent']:.1f}")
-    console.print(table)
+    print_wide(table)
     console.print(
         f"Fmax {report.fmax_mhz:.2f} MHz (engine clock {report.clock_mhz:.2f} MHz "
         f"from the {report.pll['primitive']}, {report.clock_requested_mhz:g} MHz asked)"
@@ -949,7 +949,7 @@ def _print_summary(art, report, result, float_acc, golden_acc, rtl_acc, n, secon
     )
     table.add_row("bitstream", str(report.bitstream))
     table.add_row("wall time", f"{seconds:.0f} s")
-    console.print(table)
+    print_wide(table)
 
 
 # --- example -----------------------------------------------------------------------------------

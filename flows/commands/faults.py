@@ -142,7 +142,9 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                         f"{r.trials_undefined}",
                         f"{r.corrected_mean:.1f}",
                     )
-                console.print(table)
+                from flows.console import print_wide
+
+                print_wide(table)
                 report["spread"], report["trials"] = spread, trials
                 report["rows"] = [r.as_dict() for r in rows]
                 picks = None

@@ -581,7 +581,9 @@ def _print(console, report):
                 str(p["bram"]),
                 _fmt(p["accuracy"] and 100 * p["accuracy"], ".2f"),
             )
-        console.print(table)
+        from flows.console import print_wide
+
+        print_wide(table)
     for board, rows in report["boards"].items():
         table = Table(
             title=f"gemm overlay on {board} — {report['model']} (golden "
@@ -621,7 +623,9 @@ def _print(console, report):
                 _fmt(100 * r["utilisation"], ".1f"),
                 _fmt(r["accuracy"] and 100 * r["accuracy"], ".2f"),
             )
-        console.print(table)
+        from flows.console import print_wide
+
+        print_wide(table)
         for kind in ("dsp", "lut", "hetero"):
             if rows[kind].get("error"):
                 console.print(f"{kind}: not placed on {board}: {rows[kind]['error']}")
