@@ -43,12 +43,16 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from amaranth.lib.crc import catalog
 
 from frontends.errors import NnloomError
+
+if TYPE_CHECKING:
+    from rtl_gen.artefact import Artefact
 
 __all__ = [
     "REQUEST_SYNC",
@@ -179,7 +183,7 @@ class LoadSpec:
         return out
 
 
-def run_time_images(artefact) -> dict:
+def run_time_images(artefact: Artefact) -> dict:
     """``{name: [words]}``: the images an artefact's board writes through ``LOAD``."""
     import numpy as np
 
@@ -289,7 +293,16 @@ class LinkModel:
     unprotected engine). With ``load`` (a ``LoadSpec``) it answers ``LOAD`` and keeps the
     written words in ``memory`` (``{code: {addr: word}}``), which ``engine`` may read."""
 
-    def __init__(self, *, n_in: int, n_out: int, design: int, engine, status=None, load=None):
+    def __init__(
+        self,
+        *,
+        n_in: int,
+        n_out: int,
+        design: int,
+        engine: Callable[[bytes], tuple[list[int], int]],
+        status: Callable[[], MemoryStatus] | None = None,
+        load: LoadSpec | None = None,
+    ):
         self.n_in, self.n_out, self.design, self.engine = n_in, n_out, design, engine
         self.status = status or (lambda: MemoryStatus(False, 0, 0))
         self.load = load
@@ -386,7 +399,7 @@ class Client:
         self.load: LoadSpec | None = None  # memories the host writes before inferring
 
     @classmethod
-    def for_artefact(cls, artefact) -> Client:
+    def for_artefact(cls, artefact: Artefact) -> Client:
         streams = artefact.manifest["streams"]
         client = cls(
             n_in=streams["input"]["elements"],
@@ -435,7 +448,7 @@ class Client:
         self._check(response, "STATUS")
         return response.memory_status()
 
-    def infer_request(self, codes) -> bytes:
+    def infer_request(self, codes: Iterable[int]) -> bytes:
         codes = [int(c) for c in codes]
         if len(codes) != self.n_in:
             raise ValueError(f"an input vector has {self.n_in} elements, not {len(codes)}")

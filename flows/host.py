@@ -16,6 +16,7 @@ import shlex
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,7 +74,7 @@ def run_on_board(
     limit: int = 0,
     timeout: float = 2.0,
     retries: int = 3,
-    progress=None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> BoardRun:
     import serial  # pyserial
 

@@ -20,6 +20,7 @@ the correction), for read paths that have the cycles.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -90,7 +91,7 @@ class EccCode:
         h = np.array([[(c >> j) & 1 for j in range(r)] for c in cols], dtype=np.int64)
         return (data_bits @ h) & 1
 
-    def encode_words(self, words) -> list[int]:
+    def encode_words(self, words: Iterable[int]) -> list[int]:
         """Codewords of ``words`` (each an unsigned integer below ``2**data_bits``)."""
         words = [int(w) for w in words]
         if self.protect == "none" or not words:
@@ -104,7 +105,7 @@ class EccCode:
             check = np.concatenate([c, overall[:, None]], axis=1)
         return self._words(np.concatenate([d, check], axis=1))
 
-    def decode_words(self, codewords) -> tuple[list[int], np.ndarray, np.ndarray]:
+    def decode_words(self, codewords: Iterable[int]) -> tuple[list[int], np.ndarray, np.ndarray]:
         """What the decoder reads from ``codewords``: the data words, and per word whether a
         flip was corrected and whether an error was detected that it could not correct."""
         codewords = [int(w) for w in codewords]

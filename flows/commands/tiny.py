@@ -5,6 +5,10 @@ ternary variants for the LUT core (``tiny-kws-ternary | tiny-ic-ternary`` and th
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from frontends.examples.tiny import TinyExample
 
 __all__ = ["EXAMPLES", "example_lines"]
 
@@ -14,7 +18,7 @@ _SYNTHETIC = (
 )
 
 
-def example_lines(made) -> str:
+def example_lines(made: TinyExample) -> str:
     """What ``nnloom example`` prints for a made ``TinyExample``."""
     if made.float_accuracy is not None:
         figures = (

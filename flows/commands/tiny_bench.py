@@ -28,10 +28,16 @@ import re
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from frontends.ir import Graph
+    from rtl_gen.gemm.program import LayerInfo
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +101,7 @@ def _example(name: str, models: Path):
     return model, data
 
 
-def layer_kind(layer, graph) -> str:
+def layer_kind(layer: LayerInfo, graph: Graph) -> str:
     """``dense``, ``depthwise KxK``, ``conv KxK`` (1x1: pointwise), or the layer's IR op
     (``avgpool``, ``add``...)."""
     op = getattr(layer, "op", "?")
@@ -233,7 +239,7 @@ def bench_tiny(
     out_dir: Path,
     *,
     synth: bool = False,
-    seeds=SEEDS,
+    seeds: tuple[int, ...] = SEEDS,
     twins: bool = True,
     rtl: bool = False,
     models: Optional[list[str]] = None,
@@ -417,7 +423,7 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def print_report(console, report: dict) -> None:
+def print_report(console: Console, report: dict) -> None:
     cfu = report["cfu_playground_kws_cycles"]
     console.print(markdown(report), soft_wrap=True, markup=False, highlight=False)
     kws = [

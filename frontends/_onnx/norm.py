@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -16,6 +17,7 @@ from .base import (
     Dequantized,
     Pending,
     State,
+    Value,
     as_dequantized,
     attrs,
     check_tokens,
@@ -27,6 +29,9 @@ from .base import (
     scalar_constant,
     value,
 )
+
+if TYPE_CHECKING:
+    from onnx import NodeProto
 
 INV_BITS = 16  # inv = 2**(p + norm_bits) // R keeps at least 16 bits on every row
 SQRT_BITS = 48  # the largest V << 2p is at least this wide: R >= 2**p keeps its precision
@@ -152,7 +157,9 @@ def _layer_norm(state: State, node, label: str):
     )
 
 
-def norm_reduce_mean(state: State, node, label: str, v, axes: list, keepdims: bool) -> bool:
+def norm_reduce_mean(
+    state: State, node: NodeProto, label: str, v: Value, axes: list, keepdims: bool
+) -> bool:
     """ReduceMean over the last axis in a decomposed LayerNorm: True if it applied."""
     if not isinstance(v, (Dequantized, NormStage)) or not keepdims:
         return False
@@ -169,7 +176,7 @@ def norm_reduce_mean(state: State, node, label: str, v, axes: list, keepdims: bo
     return True
 
 
-def norm_unary(state: State, node, label: str) -> bool:
+def norm_unary(state: State, node: NodeProto, label: str) -> bool:
     v = value(state, node, 0, label)
     if isinstance(v, NormStage) and node.op_type == "Sqrt" and v.stage == "var_eps":
         state.values[node.output[0]] = replace(v, stage="std")
@@ -188,7 +195,7 @@ def _same(v: NormStage, x) -> bool:
     )
 
 
-def norm_binary(state: State, node, label: str) -> bool:
+def norm_binary(state: State, node: NodeProto, label: str) -> bool:
     """Sub/Pow/Mul/Div/Add steps of a decomposed LayerNorm, and Mul/Add of its gamma/beta
     after a LayerNorm: True if it applied."""
     a, b = value(state, node, 0, label), value(state, node, 1, label)
@@ -235,7 +242,7 @@ def norm_binary(state: State, node, label: str) -> bool:
     )
 
 
-def norm_binary_swapped(state: State, node, label: str, ln: Pending, c) -> bool:
+def norm_binary_swapped(state: State, node: NodeProto, label: str, ln: Pending, c: Value) -> bool:
     cc = _channel_constant(c, ln.shape[-1], label, f"the {node.op_type} constant")
     g, bt = ln.attrs["gamma"], ln.attrs["beta"]
     g, bt = (g * cc, bt * cc) if node.op_type == "Mul" else (g, bt + cc)

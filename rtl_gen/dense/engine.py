@@ -22,6 +22,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from frontends.fixedpoint import MULTIPLIER_BITS
+from frontends.ir import IntType
 
 from ..cycles import count_inference_cycles
 from ..ecc import PipelinedDecoder
@@ -34,7 +35,7 @@ def _shape(dtype):
     return signed(dtype.width) if dtype.signed else unsigned(dtype.width)
 
 
-def element_layout(dtype) -> data.StructLayout:
+def element_layout(dtype: IntType) -> data.StructLayout:
     """One tensor element on a stream; ``last`` marks the final element of a vector."""
     return data.StructLayout({"data": _shape(dtype), "last": 1})
 

@@ -26,7 +26,9 @@ from frontends.ir import Node
 
 from .codes import as_code, requant
 from .config import MULT_BITS
+from .program import LayerInfo, Program
 from .rowwise import row_ports
+from .state import LoweringState
 
 __all__ = [
     "MatUnit",
@@ -68,12 +70,11 @@ def _shapes(node: Node, graph) -> tuple[int, int, int, int, tuple, tuple]:
     return int(np.prod(lead, dtype=np.int64)), m, k, n, a_shape, b_shape
 
 
-def emit_matmul(lowering, node: Node, first: int):
+def emit_matmul(lowering: LoweringState, node: Node, first: int) -> LayerInfo:
     """``ROW`` kind 2 for a ``matmul`` node: the gather table lists A's rows and B's
     columns per head as activation addresses; the output is written in original order."""
     from .instrs import post_cfg
     from .isa import Instr
-    from .program import LayerInfo
 
     graph, a = lowering.graph, node.attrs
     a_name, b_name = node.inputs
@@ -166,7 +167,7 @@ def view_index(node: Node, size: int) -> np.ndarray:
     return index[tuple(sel)].reshape(-1)
 
 
-def emit_view(lowering, node: Node) -> None:
+def emit_view(lowering: LoweringState, node: Node) -> None:
     """A ``transpose`` or ``slice`` costs no instruction: its output is a view of its
     input's region (``layout`` maps each of its elements to where the input holds it); the
     region lives until the view's last reader (``Lowering.aliases``)."""
@@ -183,14 +184,13 @@ def emit_view(lowering, node: Node) -> None:
     lowering.last_read[root] = max(lowering.last_read.get(root, -1), last)
 
 
-def emit_const_add(lowering, node: Node, first: int):
+def emit_const_add(lowering: LoweringState, node: Node, first: int) -> LayerInfo:
     """``ROW`` kind 3 (``CADD``) for an ``add`` of a constant (a bias after a requantized
     MatMul, a position embedding): ``acc = (a - za)*ma + K[j mod P]`` with the constant's
     terms ``K = (c - zb)*mb`` in the parameter memory, one per element of its period ``P``
     (the constant broadcast over the leading axes), then ``PCFG``'s requantization."""
     from .instrs import post_cfg
     from .isa import Instr
-    from .program import LayerInfo
 
     graph, a = lowering.graph, node.attrs
     (a_name,) = node.inputs
@@ -261,7 +261,7 @@ def cadd_cycles(n: int) -> int:
     return 1 + 1 + CADD_SETUP + n + CADD_TAIL
 
 
-def run_cadd(program, act: np.ndarray, f, addp, pcfg) -> None:
+def run_cadd(program: Program, act: np.ndarray, f: dict, addp: dict, pcfg: dict) -> None:
 
     rows, period, s = f["rows"], f["len"], bool(f["xsigned"])
     n = rows * period
@@ -389,7 +389,7 @@ class CaddUnit(wiring.Component):
         return m
 
 
-def run_matmul(program, act: np.ndarray, f, addp, pcfg) -> None:
+def run_matmul(program: Program, act: np.ndarray, f: dict, addp: dict, pcfg: dict) -> None:
     """The model of one matmul ``ROW`` on the activation buffer ``act``."""
 
     h, m, k, n, s = f["rs"], f["rows"], f["len"], f["t"], bool(f["xsigned"])

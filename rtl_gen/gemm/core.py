@@ -60,7 +60,7 @@ ends a running GEMM (the program restarts after a memory reload).
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Mux, Signal, signed
+from amaranth import Cat, Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -73,7 +73,7 @@ MODES = ("dsp", "shiftadd", "ternary", "bitserial")
 ACT_BITS = 8
 
 
-def lane_product(m: Module, mode: str, a, w, wbits: int, name: str):
+def lane_product(m: Module, mode: str, a: Value, w: Value, wbits: int, name: str) -> Signal:
     """The product of a 9-bit signed activation ``a`` and a ``wbits``-bit weight ``w``."""
     width = 9 + wbits
     prod = Signal(signed(width), name=name)

@@ -44,6 +44,8 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from frontends.ir import IntType
+
 from .codes import abits
 from .config import ACT_BITS, DSP_WBITS, MULT_BITS, GemmConfig
 from .core import GemmCore
@@ -65,7 +67,7 @@ NO_RW_CHECK = {"no_rw_check": 1}
 MEMS = {"imem": 0, "idx": 1, "wd": 2, "wl": 3, "params": 4, "act": 5, "tab": 6, "etab": 7}
 
 
-def element_layout(dtype) -> data.StructLayout:
+def element_layout(dtype: IntType) -> data.StructLayout:
     shape = signed(dtype.width) if dtype.signed else unsigned(dtype.width)
     return data.StructLayout({"data": shape, "last": 1})
 
@@ -103,8 +105,8 @@ class GemmEngine(wiring.Component):
         self,
         config: GemmConfig,
         *,
-        in_dtype,
-        out_dtype,
+        in_dtype: IntType,
+        out_dtype: IntType,
         images: dict | None = None,
         loadable: bool = False,
         observe: bool = True,

@@ -18,6 +18,7 @@ from .attention import CADD, MATMUL, cadd_cycles, matmul_cycles, run_cadd, run_m
 from .codes import as_code, planes_of, requant
 from .config import DSP_WBITS, GemmConfig
 from .isa import WINDOW_RESET, Instr
+from .program import Program
 from .ram import subwords
 from .rowwise import LAYERNORM, norm_cycles, row_cycles, run_norm, run_row
 from .tables import run_tab, tab_cycles
@@ -39,7 +40,7 @@ def unpack_lanes(word: int, lanes: int, width: int) -> list[int]:
     return out
 
 
-def run(program, codes: np.ndarray) -> np.ndarray:
+def run(program: Program, codes: np.ndarray) -> np.ndarray:
     """Output codes (B, n_out) of the program for input codes (B, n_in)."""
     blocks: dict = {}  # weight blocks, unpacked once for every vector
     return np.stack(
@@ -79,7 +80,7 @@ def _weight_block(
     return w.transpose(0, 1, 3, 2).reshape(g, tiles * lanes, k)
 
 
-def window_addresses(c, x: int, gstep: int) -> tuple[np.ndarray, np.ndarray]:
+def window_addresses(c: dict, x: int, gstep: int) -> tuple[np.ndarray, np.ndarray]:
     """``(address, inside)`` (m, g, k) of every step of a GEMM whose core has CFG/WIN/WSTEP
     fields ``c``, in the closed form ``isa`` gives (the core's counters add steps)."""
     m, g, k = c["m"], c["g"], c["k"]
@@ -256,7 +257,11 @@ class Schedule:
         return self.last_out - self.first_in + 1
 
 
-def schedule(program_or_instrs, config: GemmConfig | None = None) -> Schedule:
+def schedule(
+    program_or_instrs: Program | list[Instr], config: GemmConfig | None = None
+) -> Schedule:
+    """When each instruction of a program (or of ``instrs`` for ``config``) is fetched, the
+    cores' busy windows and the perf counters (module docstring)."""
     if config is None:
         instrs, config = program_or_instrs.instrs, program_or_instrs.config
     else:
@@ -393,6 +398,6 @@ def schedule(program_or_instrs, config: GemmConfig | None = None) -> Schedule:
     return s
 
 
-def instruction_cycles(program) -> list[int]:
+def instruction_cycles(program: Program) -> list[int]:
     """FETCH cycle of every instruction and, last, of the instruction after ``END``."""
     return schedule(program).fetch

@@ -24,7 +24,7 @@ read, activation read, compare), then the ``ADD`` datapath's multiplier and requ
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -34,8 +34,18 @@ __all__ = ["PostUnit", "requant_pipeline"]
 
 
 def requant_pipeline(
-    m: Module, valid, prod, addr, *, shift, zp, lo, hi, mode, half_even: bool = True
-):
+    m: Module,
+    valid: Value,
+    prod: Value,
+    addr: Value,
+    *,
+    shift: Value,
+    zp: Value,
+    lo: Value,
+    hi: Value,
+    mode: Value,
+    half_even: bool = True,
+) -> tuple[Signal, Signal, Signal]:
     """``clamp(round(prod / 2**shift) + zp, lo, hi)`` in five stages (rounding constant and
     remainder flags; shift by the multiple-of-8 part; shift by the rest and round half to
     even; zero point and range flags; clamp, combinational into the write). ``mode``: 0 half

@@ -10,7 +10,6 @@ order (the final ``STORE``, a layout a consumer cannot absorb).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
 
 import numpy as np
 
@@ -20,13 +19,7 @@ from frontends.fixedpoint import MULTIPLIER_BITS
 from .instrs import post_cfg, post_params
 from .isa import Instr
 from .program import LayerInfo
-
-
-class Arena(Protocol):
-    """The activation buffer's allocator (the compiler's ``_Arena``) as a post op takes a
-    region from it."""
-
-    def take(self, n: int) -> int: ...
+from .state import Arena
 
 
 def reorder_copy(

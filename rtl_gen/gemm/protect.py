@@ -24,7 +24,7 @@ flipped, and the words read with a corrected flip and with an error the code can
 from __future__ import annotations
 
 import numpy as np
-from amaranth import Cat, Module, Signal
+from amaranth import Cat, Module, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -34,6 +34,7 @@ from ..ecc import _flags as ecc_flags
 from ..ecc import _flips as ecc_flips
 from .codes import planes_of
 from .config import DSP_WBITS, MULT_BITS, GemmConfig
+from .program import Program
 
 __all__ = [
     "PROTECTED",
@@ -85,7 +86,7 @@ def decoded_images(words: dict, config: GemmConfig) -> tuple[dict, dict, dict]:
     return data, corrected, errors
 
 
-def constant_bits(code: EccCode, words, depth: int) -> dict[int, int]:
+def constant_bits(code: EccCode, words: list[int], depth: int) -> dict[int, int]:
     """Data bits that read the same in every word of a read-only memory holding ``words``
     (``depth`` words, the rest zero), as the decoder passes them on: ``{bit: value}``.
     A decoder may output these as constants: whatever it reads, the golden of the same
@@ -101,7 +102,7 @@ def constant_bits(code: EccCode, words, depth: int) -> dict[int, int]:
     return {b: int((ones >> b) & 1) for b in range(code.data_bits) if ((ones | zeros) >> b) & 1}
 
 
-def with_constants(m: Module, data, constants: dict[int, int]):
+def with_constants(m: Module, data: Value, constants: dict[int, int]) -> Value:
     """``data`` with the bits of ``constants`` replaced by their values."""
     if not constants:
         return data
@@ -239,7 +240,7 @@ class ErrorCounters(wiring.Component):
 # --- golden of flipped memories ------------------------------------------------------------------
 
 
-def read_counts(program) -> dict:
+def read_counts(program: Program) -> dict:
     """How often one inference uses each word of the coded memories (numpy int arrays):
     every instruction once; a GEMM's weight words once per pixel (``m``) and bit-plane; a
     POST's parameter words once per pixel, an ADD's two and a MAX's one once per element.
@@ -303,7 +304,7 @@ def _streams(instrs) -> list[tuple[str, int]]:
     return out
 
 
-def faulted_instructions(program, imem: list[int]) -> tuple[tuple | None, str]:
+def faulted_instructions(program: Program, imem: list[int]) -> tuple[tuple | None, str]:
     """The instructions the engine of ``program`` executes when its instruction memory's
     decoder passes on ``imem``, and ``""``; or ``None`` and why the golden cannot say
     what the engine does: a word no instruction has, a different input or output stream
@@ -326,7 +327,7 @@ def faulted_instructions(program, imem: list[int]) -> tuple[tuple | None, str]:
     return tuple(instrs), ""
 
 
-def faulted_program(program, words: dict) -> tuple[object, dict]:
+def faulted_program(program: Program, words: dict) -> tuple[Program | None, dict]:
     """What the engine of ``program`` computes when its coded memories hold ``words`` (the
     stored images, ``emit.stored_images``, with bits flipped): the program of the decoded
     words, for ``model.run``, and per inference the words used with a corrected flip

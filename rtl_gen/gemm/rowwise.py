@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 from amaranth import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import ShapeLike
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -32,6 +33,8 @@ from frontends.ir import Node
 
 from .codes import as_code, requant
 from .config import MULT_BITS
+from .program import LayerInfo, Program
+from .state import LoweringState
 
 __all__ = [
     "RowUnit",
@@ -64,12 +67,11 @@ def row_cycles(rows: int, length: int, rs: int) -> int:
 # --- compiler ----------------------------------------------------------------------------------
 
 
-def emit_softmax(lowering, node: Node, first: int):
+def emit_softmax(lowering: LoweringState, node: Node, first: int) -> LayerInfo:
     """``ROW`` (kind 0) for a row-wise softmax node: its exp table into the table memory
     ``lowering.etab``, the gather table over its input's rows, the output in original order."""
     from .instrs import post_cfg
     from .isa import Instr
-    from .program import LayerInfo
 
     graph, a, w = lowering.graph, node.attrs, node.weights
     x_name, y_name = node.inputs[0], node.outputs[0]
@@ -152,7 +154,7 @@ def emit_softmax(lowering, node: Node, first: int):
 # --- model -------------------------------------------------------------------------------------
 
 
-def run_row(program, act: np.ndarray, f, addp, pcfg) -> None:
+def run_row(program: Program, act: np.ndarray, f: dict, addp: dict, pcfg: dict) -> None:
     """The model of one ``ROW`` on the activation buffer ``act`` (stored bytes)."""
 
     rows, length, s = f["rows"], f["len"], bool(f["xsigned"])
@@ -171,7 +173,9 @@ def run_row(program, act: np.ndarray, f, addp, pcfg) -> None:
 # --- hardware ----------------------------------------------------------------------------------
 
 
-def row_ports(act_abits: int, idx_abits: int, p_abits: int, p_data, **extra) -> dict:
+def row_ports(
+    act_abits: int, idx_abits: int, p_abits: int, p_data: ShapeLike, **extra: object
+) -> dict:
     """The signature of a unit run by ``ROW`` (softmax, LayerNorm, matmul): the
     instruction's fields and the ``ADDP``/``PCFG`` registers it samples at ``start``, its
     gather-table, activation and parameter ports (``p_data`` the parameter word's shape),
@@ -214,7 +218,9 @@ class RowUnit(wiring.Component):
     its exp table memory (``etab_*``); writes through the activation port. Latency:
     ``row_cycles``. ``qbits``: the reciprocal's width (``inv < 2**qbits``)."""
 
-    def __init__(self, *, act_abits: int, idx_abits: int, p_abits: int, etab_abits: int, qbits):
+    def __init__(
+        self, *, act_abits: int, idx_abits: int, p_abits: int, etab_abits: int, qbits: int
+    ):
         self.act_abits, self.qbits = act_abits, qbits
         super().__init__(
             row_ports(
@@ -404,7 +410,7 @@ def norm_cycles(rows: int, length: int, rs: int) -> int:
     return 1 + 1 + rows * per_row + 1
 
 
-def emit_layernorm(lowering, node: Node, first: int):
+def emit_layernorm(lowering: LoweringState, node: Node, first: int) -> LayerInfo:
     """``ROW`` kind 1 for a ``layernorm`` node (``frontends.ir``): rows of the last axis
     gathered in order (gamma's sign rides in each gather entry's flag bit), ``params[q]``
     holds ``epsilon_codes``, ``params[q + 1 + c]`` channel c's bias and multiplier."""
@@ -412,7 +418,6 @@ def emit_layernorm(lowering, node: Node, first: int):
 
     from .instrs import post_cfg
     from .isa import Instr
-    from .program import LayerInfo
 
     graph, a, w = lowering.graph, node.attrs, node.weights
     x_name, y_name = node.inputs[0], node.outputs[0]
@@ -493,7 +498,7 @@ def emit_layernorm(lowering, node: Node, first: int):
     )
 
 
-def run_norm(program, act: np.ndarray, f, addp, pcfg) -> None:
+def run_norm(program: Program, act: np.ndarray, f: dict, addp: dict, pcfg: dict) -> None:
     """The model of one LayerNorm ``ROW``."""
     import math
 

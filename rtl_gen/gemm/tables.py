@@ -33,6 +33,9 @@ from amaranth.lib.wiring import In, Out
 from frontends.errors import ModelError
 from frontends.ir import Graph, Node
 
+from .program import LayerInfo, Program
+from .state import LoweringState
+
 __all__ = [
     "SmurfTable",
     "TableUnit",
@@ -87,7 +90,7 @@ class SmurfTable:
     hi: int
     rmse: float = 0.0  # the fit's RMSE in output units (rtl_gen.smurf.FitReport)
 
-    def map_counts(self, counts) -> np.ndarray:
+    def map_counts(self, counts: np.ndarray) -> np.ndarray:
         counts = np.asarray(counts, np.int64)
         y = ((counts * self.a + self.b) >> MAP_SHIFT) + self.zp
         return np.clip(y, self.lo, self.hi)
@@ -124,7 +127,7 @@ def _output_map(plan, s_out: float, z_out: int) -> tuple[int, int]:
     return a, b
 
 
-def smurf_graph(graph: Graph, **options) -> tuple[Graph, tuple[SmurfTable, ...]]:
+def smurf_graph(graph: Graph, **options: object) -> tuple[Graph, tuple[SmurfTable, ...]]:
     """``graph`` with every element-wise ``nonlinear`` node's table replaced by what its
     SMURF unit computes, and the units in node order (``options`` go to
     ``rtl_gen.smurf.design``: ``length`` (default 256), ``basis`` (default ``auto``),
@@ -195,12 +198,11 @@ def _byte_table(node: Node, graph: Graph) -> list[int]:
     return [int(w) for w in words]
 
 
-def emit_table(lowering, node: Node, first: int):
+def emit_table(lowering: LoweringState, node: Node, first: int) -> LayerInfo:
     """``TAB`` for an element-wise ``nonlinear`` node: the output keeps its input's layout;
     the table goes to the table memory (``lowering.tab``) unless the node has a SMURF unit
     (attr ``smurf``, from ``smurf_graph``)."""
     from .isa import Instr
-    from .program import LayerInfo
 
     graph = lowering.graph
     x_name, y_name = node.inputs[0], node.outputs[0]
@@ -237,7 +239,7 @@ def emit_table(lowering, node: Node, first: int):
 # --- model -------------------------------------------------------------------------------------
 
 
-def run_tab(program, act: np.ndarray, f) -> None:
+def run_tab(program: Program, act: np.ndarray, f: dict) -> None:
     """The model of one ``TAB`` on the activation buffer ``act`` (stored bytes)."""
     n, x, y, t = f["n"], f["x"], f["y"], f["t"]
     raw = act[x : x + n] & 0xFF
