@@ -16,6 +16,7 @@ import numpy as np
 from rtl_gen.artefact import element_streams, engine_manifest, graph_quant, write_artefact_dir
 from rtl_gen.emit import emit_verilog
 
+from .graph_emit import spread
 from .plan import SnnPlan
 
 if TYPE_CHECKING:
@@ -122,17 +123,8 @@ def write_snn_artefact(
         latency_cycles=int(cycles.max()),
         macs=int(sum(l.n_in * l.n_out for l in net.layers)),
         snn={
-            "cycles": {
-                "min": int(cycles.min()),
-                "mean": float(cycles.mean()),
-                "max": int(cycles.max()),
-            },
-            "steps": {
-                "min": int(steps.min()),
-                "mean": float(steps.mean()),
-                "p99": float(np.percentile(steps, 99)),
-                "max": int(steps.max()),
-            },
+            "cycles": spread(cycles),
+            "steps": spread(steps, p99=True),
             "spikes_per_neuron": [
                 float(spikes[:, i].mean() / l.n_out) for i, l in enumerate(net.layers)
             ],

@@ -25,6 +25,15 @@ TOP = "nnloom_snn"
 BENCH = "sim.bench.snn_bench"
 
 
+def spread(values: np.ndarray, *, p99: bool = False) -> dict:
+    """``{min, mean, [p99,] max}`` of per-vector integer counts (cycles, steps), as the
+    manifests record them."""
+    out = {"min": int(values.min()), "mean": float(values.mean())}
+    if p99:
+        out["p99"] = float(np.percentile(values, 99))
+    return {**out, "max": int(values.max())}
+
+
 def graph_vectors(plan: GraphPlan, vectors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """``vectors`` plus the engine's per-vector cycles and time steps; checks that the
     spiking run settles at the IR golden's output codes for every vector."""
@@ -101,21 +110,12 @@ def write_graph_artefact(
         layers=[_layer(d) for d in plan.drivers],
         latency_cycles=int(cycles.max()),
         snn={
-            "cycles": {
-                "min": int(cycles.min()),
-                "mean": float(cycles.mean()),
-                "max": int(cycles.max()),
-            },
+            "cycles": spread(cycles),
             "cycles_per_step": {
                 "mean": float(step_cycles.mean()),
                 "max": float(step_cycles.max()),
             },
-            "steps": {
-                "min": int(steps.min()),
-                "mean": float(steps.mean()),
-                "p99": float(np.percentile(steps, 99)),
-                "max": int(steps.max()),
-            },
+            "steps": spread(steps, p99=True),
         },
         quant=graph_quant(graph),
     )
