@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -32,6 +34,14 @@ from frontends.errors import NnloomError
 from rtl_gen.artefact import Artefact
 from rtl_gen.dense import DenseEngine, DensePlan
 from rtl_gen.dense.plan import WEIGHT_BITS, faulted_reference
+
+if TYPE_CHECKING:
+    from rtl_gen.gemm.program import Program
+
+# One protection variant of an artefact's engine: a dense plan or a gemm program.
+Variant = "DensePlan | Program"
+# Where weight bit (layer, out, in, bit) of the attacked chain lives: (memory, word, bit).
+Locate = Callable[[int, int, int, int], "tuple[int, int, int] | None"]
 
 __all__ = [
     "FaultError",
@@ -62,21 +72,30 @@ class Design:
 
     memories: tuple[str, ...] = ()
 
-    def __init__(self, artefact: Artefact, plan, inputs, labels, golden):
+    def __init__(
+        self,
+        artefact: Artefact,
+        plan: Variant,
+        inputs: np.ndarray,
+        labels: np.ndarray,
+        golden: np.ndarray,
+    ):
         self.artefact, self.plan = artefact, plan
         self.inputs, self.labels, self.golden = inputs, labels, golden
 
     # per engine ---------------------------------------------------------------------------
-    def variant(self, protect: str):
+    def variant(self, protect: str) -> Variant:
         raise NotImplementedError
 
-    def variant_images(self, variant) -> list[list[int]]:
+    def variant_images(self, variant: Variant) -> list[list[int]]:
         raise NotImplementedError
 
-    def variant_widths(self, variant) -> list[int]:
+    def variant_widths(self, variant: Variant) -> list[int]:
         raise NotImplementedError
 
-    def run(self, variant, images, inputs) -> tuple[np.ndarray | None, dict]:
+    def run(
+        self, variant: Variant, images: list[list[int]], inputs: np.ndarray
+    ) -> tuple[np.ndarray | None, dict]:
         """Output codes of ``variant`` with its memories holding ``images`` on ``inputs``,
         and the words used with a corrected flip / an uncorrectable error per inference;
         ``None`` and ``counts["undefined"]`` (why) when the golden cannot say what the
@@ -87,7 +106,7 @@ class Design:
     def weight_data_bits(self) -> int:
         raise NotImplementedError
 
-    def engine_verilog(self, images) -> str:
+    def engine_verilog(self, images: list[list[int]]) -> str:
         """The artefact's top with its memories initialised with ``images``."""
         raise NotImplementedError
 
@@ -108,10 +127,10 @@ class Design:
         return self.variant_protect(self.plan)
 
     @staticmethod
-    def variant_protect(variant) -> str:
+    def variant_protect(variant: Variant) -> str:
         return getattr(variant, "protect", None) or variant.config.protect
 
-    def with_protection(self, protect: str):
+    def with_protection(self, protect: str) -> Variant:
         return self.variant(protect)
 
     @property
@@ -130,13 +149,15 @@ class DenseDesign(Design):
     def variant(self, protect: str) -> DensePlan:
         return DensePlan(self.plan.layers, self.plan.lanes, protect)
 
-    def variant_images(self, plan) -> list[list[int]]:
+    def variant_images(self, plan: DensePlan) -> list[list[int]]:
         return [plan.weight_image(), plan.param_image()]
 
-    def variant_widths(self, plan) -> list[int]:
+    def variant_widths(self, plan: DensePlan) -> list[int]:
         return [plan.weight_code.word_bits, plan.param_code.word_bits]
 
-    def run(self, plan, images, inputs):
+    def run(
+        self, plan: DensePlan, images: list[list[int]], inputs: np.ndarray
+    ) -> tuple[np.ndarray, dict]:
         outs, counts = faulted_reference(plan, inputs, *images)
         return outs[-1], counts
 
@@ -144,12 +165,12 @@ class DenseDesign(Design):
     def weight_data_bits(self) -> int:
         return len(self.plan.weight_image()) * WEIGHT_BITS * self.plan.lanes
 
-    def engine_verilog(self, images) -> str:
+    def engine_verilog(self, images: list[list[int]]) -> str:
         from rtl_gen.emit import emit_verilog
 
         return emit_verilog(DenseEngine(self.plan, tuple(images)), self.artefact.manifest["top"])
 
-    def attack_view(self):
+    def attack_view(self) -> tuple[DensePlan, Locate]:
         """The dense chain the targeted search runs on, and where a weight bit lives."""
         plan = self.variant("none")
         return plan, lambda layer, out, inp, bit: _word_of(plan, layer, out, inp, bit)
@@ -162,7 +183,7 @@ class GemmDesign(Design):
     opcode no instruction has, a different input or output stream: a host would time out)
     the inference is ``undefined`` (``protect.faulted_instructions``)."""
 
-    def __init__(self, *args):
+    def __init__(self, *args: object):
         super().__init__(*args)
         cfg = self.plan.config
         present = {"imem": 1, "wd": cfg.dsp_lanes, "wl": cfg.lut_lanes, "params": 1}
@@ -178,16 +199,16 @@ class GemmDesign(Design):
 
         return stored_images(program)
 
-    def variant(self, protect: str):
+    def variant(self, protect: str) -> Program:
         from dataclasses import replace
 
         return replace(self.plan, config=replace(self.plan.config, protect=protect))
 
-    def variant_images(self, program) -> list[list[int]]:
+    def variant_images(self, program: Program) -> list[list[int]]:
         stored = self._stored(program)
         return [list(stored[name]) for name in self.memories]
 
-    def variant_widths(self, program) -> list[int]:
+    def variant_widths(self, program: Program) -> list[int]:
         from rtl_gen.gemm.protect import codes
 
         coded = codes(program.config)
@@ -198,7 +219,9 @@ class GemmDesign(Design):
         words.update(zip(self.memories, images))
         return words
 
-    def run(self, program, images, inputs):
+    def run(
+        self, program: Program, images: list[list[int]], inputs: np.ndarray
+    ) -> tuple[np.ndarray | None, dict]:
         from rtl_gen.gemm import model
         from rtl_gen.gemm.protect import faulted_program
 
@@ -223,13 +246,13 @@ class GemmDesign(Design):
         stored = self._stored(self.plan)
         return sum(len(stored[n]) * bits[n] for n in ("wd", "wl") if n in self.memories)
 
-    def engine_verilog(self, images) -> str:
+    def engine_verilog(self, images: list[list[int]]) -> str:
         from rtl_gen.emit import emit_verilog
         from rtl_gen.gemm.emit import TOP, create_engine
 
         return emit_verilog(create_engine(self.plan, images=self._words(self.plan, images)), TOP)
 
-    def attack_view(self):
+    def attack_view(self) -> tuple[DensePlan, Locate]:
         """The dense chain the targeted search runs on (the program's graph as a
         ``DensePlan``: the same integer weights) and where each DSP-core weight bit lives in
         ``wd`` (LUT-core channels are not attacked); ``FaultError`` for a network that is not
