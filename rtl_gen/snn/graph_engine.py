@@ -18,9 +18,10 @@ Per inference:
    - ``row`` (differential softmax/LayerNorm, average pool): the elements streamed in as
      above (softmax/LayerNorm: while the output buffer is cleared), then the sweep, whose
      ``(address, increment)`` outputs are written;
-   - ``scan`` (ST-BIF dense on tokens, SESA): each input element read (two cycles), a
+   - ``scan`` (ST-BIF dense on tokens, SESA): the input elements read one a cycle, a
      nonzero increment issued as one command per set bit of its magnitude (``row`` /
-     SESA event, waited for), then the sweep, whose spikes are written in order.
+     SESA event, waited for), then the sweep, whose spikes are written in order (a dense
+     unit's ``lanes`` a word: its buffer holds ``lanes`` elements a word).
 
    A unit writing a nonzero increment marks the step busy; the run stops after the first
    step that is not, or after ``t_max`` steps.
@@ -78,12 +79,14 @@ class GraphEngine(wiring.Component):
 
         # --- increment buffers ---------------------------------------------------------------
         bufs = {}
-        for name, (size, bits) in plan.buffers.items():
-            mem = Memory(shape=signed(bits), depth=max(size, 2), init=[])
-            m.submodules[f"buf_{plan.safe(name)}"] = mem
-            bufs[name] = (mem, mem.write_port())
+        for b, (name, (size, bits, lanes)) in enumerate(plan.buffers.items()):
+            shape = signed(bits) if lanes == 1 else unsigned(bits * lanes)
+            mem = Memory(shape=shape, depth=max(size, 2), init=[])
+            m.submodules[f"buf{b}_{plan.safe(name)}"] = mem
+            bufs[name] = (mem, mem.write_port(), bits, lanes)
 
         maps: list = []
+        lane_regs: list = []
 
         def reader(tensor: str, e):
             """A read port on ``tensor``'s increments at element ``e`` (through its index
@@ -106,19 +109,27 @@ class GraphEngine(wiring.Component):
                 value = Signal(signed(in_dtype.width + 2))
                 m.d.comb += value.eq(Mux(first, rd.data - plan.in_zero_point, 0))
                 return value
-            rd = bufs[source][0].read_port()
-            m.d.comb += rd.addr.eq(addr)
-            return rd.data
+            mem, _, bits, lanes = bufs[source]
+            rd = mem.read_port()
+            if lanes == 1:
+                m.d.comb += rd.addr.eq(addr)
+                return rd.data
+            lb = lanes.bit_length() - 1
+            lane = Signal(lb, name=f"lane{len(lane_regs)}")
+            lane_regs.append(lane)
+            m.d.comb += rd.addr.eq(addr >> lb)
+            m.d.sync += lane.eq(addr[:lb])
+            return rd.data.word_select(lane, bits).as_signed()
 
         def writer(tensor: str, en, addr, value):
-            wr = bufs[tensor][1]
+            wr = bufs[tensor][1]  # a word: every lane of it
             m.d.comb += [wr.en.eq(en), wr.addr.eq(addr), wr.data.eq(value)]
             with m.If(en & (value != 0)):
                 m.d.sync += nz.eq(1)
 
         units = [plan.create_unit(d) for d in plan.drivers]
-        for d, hw in zip(plan.drivers, units):
-            m.submodules[f"u_{plan.safe(d.name)}"] = hw
+        for i, (d, hw) in enumerate(zip(plan.drivers, units)):
+            m.submodules[f"u{i}_{plan.safe(d.name)}"] = hw
         out_unit = units[plan.output_driver]
 
         # --- counters ---------------------------------------------------------------------------
@@ -129,6 +140,8 @@ class GraphEngine(wiring.Component):
         neg = Signal()
         bit = Signal(range(plan.mag_bits + 2))
         phase_b = Signal()  # SESA: scanning the B operand
+        have = Signal()  # scan: the read of element e - 1 answers this cycle
+        ev = Signal(range(plan.max_elements + 1))  # scan: the element whose events issue
         drain = Signal(3)
         out_k = Signal(range(max(plan.n_out, 2)))
         o_valid = Signal()
@@ -146,7 +159,24 @@ class GraphEngine(wiring.Component):
         for i, (d, hw) in enumerate(zip(plan.drivers, units)):
             nxt = state(i + 1, "GO") if i + 1 < len(units) else "NEXT"
             gen = self._driver(
-                m, i, d, hw, state, nxt, reader, writer, first, e, oc, drain, mag, neg, bit, phase_b
+                m,
+                i,
+                d,
+                hw,
+                state,
+                nxt,
+                reader,
+                writer,
+                first,
+                e,
+                oc,
+                drain,
+                mag,
+                neg,
+                bit,
+                phase_b,
+                have,
+                ev,
             )
             next(gen)  # its wiring, outside the FSM
             drivers.append(gen)
@@ -205,7 +235,24 @@ class GraphEngine(wiring.Component):
 
     @staticmethod
     def _driver(
-        m, i, d, hw, state, nxt, reader, writer, first, e, oc, drain, mag, neg, bit, phase_b
+        m,
+        i,
+        d,
+        hw,
+        state,
+        nxt,
+        reader,
+        writer,
+        first,
+        e,
+        oc,
+        drain,
+        mag,
+        neg,
+        bit,
+        phase_b,
+        have,
+        ev,
     ):
         """Unit ``i``'s driver (see the module docstring), a generator: its wiring up to the
         first ``yield``, then its states inside the engine's FSM."""
@@ -275,65 +322,66 @@ class GraphEngine(wiring.Component):
             )
             m.submodules[f"ev_{i}_{side}"] = rom
             rd = rom.read_port(domain="comb")
-            m.d.comb += rd.addr.eq(e)
+            m.d.comb += rd.addr.eq(ev)
             roms.append(rd)
         n_side = d.side_elements
-        load, bits, issue = state(i, "LOAD"), state(i, "BIT"), state(i, "ISSUE")
+        scan, bits = state(i, "SCAN"), state(i, "BIT")
         writer(d.output, hw.spike_valid, oc, hw.spike)
         with m.If(hw.spike_valid):
             m.d.sync += oc.eq(oc + 1)
         yield
         with m.State(go):
-            m.d.sync += phase_b.eq(0)
-            m.next = run
-        with m.State(run):  # the read of element e is in flight
-            last = (
-                e == Mux(phase_b, n_side[-1] - 1, n_side[0] - 1)
-                if len(n_side) > 1
-                else (e == n_side[0] - 1)
-            )
-            m.next = load
-        with m.State(load):
-            m.d.sync += [mag.eq(abs(cur)), neg.eq(cur < 0), bit.eq(0)]
-            m.next = bits
-        with m.State(bits):
-            with m.If(mag == 0):
-                m.d.sync += e.eq(e + 1)
-                m.next = run
+            m.d.sync += [phase_b.eq(0), e.eq(0), have.eq(0)]
+            m.next = scan
+        with m.State(scan):  # element e's read issues, e - 1's answers (``have``)
+            if len(n_side) > 1:
+                end = e == Mux(phase_b, n_side[1], n_side[0])
+            else:
+                end = e == n_side[0]
+            with m.If(have & (cur != 0)):
+                m.d.sync += [
+                    mag.eq(abs(cur)),
+                    neg.eq(cur < 0),
+                    bit.eq(0),
+                    ev.eq(e - 1),
+                    have.eq(0),
+                ]
+                m.next = bits
+            with m.Elif(end):
+                m.d.sync += [e.eq(0), have.eq(0)]
                 if len(n_side) > 1:
-                    with m.If(last & ~phase_b):
-                        m.d.sync += [e.eq(0), phase_b.eq(1)]
-                    with m.If(last & phase_b):
-                        m.d.sync += e.eq(0)
+                    m.d.sync += phase_b.eq(1)
+                    with m.If(phase_b):
                         m.next = sweep
                 else:
-                    with m.If(last):
-                        m.d.sync += e.eq(0)
-                        m.next = sweep
+                    m.next = sweep
+            with m.Else():
+                m.d.sync += [e.eq(e + 1), have.eq(1)]
+        with m.State(bits):  # one bit of |increment| a cycle, an event on each set one
+            with m.If(mag == 0):
+                m.next = scan
             with m.Else():
                 m.d.sync += [mag.eq(mag >> 1), bit.eq(bit + 1)]
                 with m.If(mag[0]):
-                    m.next = issue
-        with m.State(issue):
-            if d.unit_kind == "sesa":
-                m.d.comb += [
-                    hw.ev_valid.eq(1),
-                    hw.ev_b.eq(phase_b),
-                    hw.ev_neg.eq(neg),
-                    hw.ev_own.eq(e),
-                    hw.ev_p_base.eq(Mux(phase_b, roms[2].data, roms[0].data)),
-                    hw.ev_o_base.eq(Mux(phase_b, roms[3].data, roms[1].data)),
-                    hw.ev_shift.eq(bit - 1),
-                ]
-            else:
-                m.d.comb += [
-                    hw.row.eq(1),
-                    hw.nbase.eq(roms[0].data),
-                    hw.wbase.eq(roms[1].data),
-                    hw.neg.eq(neg),
-                    hw.shift.eq(bit - 1),
-                ]
-            m.next = wait
+                    if d.unit_kind == "sesa":
+                        m.d.comb += [
+                            hw.ev_valid.eq(1),
+                            hw.ev_b.eq(phase_b),
+                            hw.ev_neg.eq(neg),
+                            hw.ev_own.eq(ev),
+                            hw.ev_p_base.eq(Mux(phase_b, roms[2].data, roms[0].data)),
+                            hw.ev_o_base.eq(Mux(phase_b, roms[3].data, roms[1].data)),
+                            hw.ev_shift.eq(bit),
+                        ]
+                    else:
+                        m.d.comb += [
+                            hw.row.eq(1),
+                            hw.nbase.eq(roms[0].data),
+                            hw.wbase.eq(roms[1].data),
+                            hw.neg.eq(neg),
+                            hw.shift.eq(bit),
+                        ]
+                    m.next = wait
         with m.State(wait):
             with m.If(~hw.busy):
                 m.next = bits
@@ -341,6 +389,6 @@ class GraphEngine(wiring.Component):
             m.d.comb += hw.sweep.eq(1)
             m.next = tail
         with m.State(tail):
-            with m.If(~hw.busy & (oc == n)):
+            with m.If(~hw.busy & (oc == n // d.lanes)):
                 m.d.sync += oc.eq(0)
                 m.next = nxt

@@ -36,6 +36,15 @@ if TYPE_CHECKING:
 __all__ = ["GraphPlan", "Driver"]
 
 MAX_STEPS = (1 << 16) - 1
+LANES = 4  # neurons a dense unit updates a cycle (at most; a power of two dividing n_out)
+
+
+def dense_lanes(n_out: int, most: int = LANES) -> int:
+    """The largest power of two up to ``most`` that divides ``n_out``."""
+    lanes = 1
+    while lanes * 2 <= most and n_out % (lanes * 2) == 0:
+        lanes *= 2
+    return lanes
 
 
 @dataclass(eq=False)
@@ -55,6 +64,7 @@ class Driver:
     in_ranges: tuple[tuple[int, int], ...]
     d_bits: tuple[int, ...]
     drain: int = 0
+    lanes: int = 1  # output elements a word (dense units: neurons updated a cycle)
     side_elements: tuple[int, ...] = ()
     event_table: list = field(default_factory=list)
     hw: object = None  # the hardware unit (built once, ``GraphPlan.create_unit``)
@@ -69,7 +79,7 @@ class GraphPlan:
     graph: Graph
     sg: SpikingGraph
     drivers: list[Driver]
-    buffers: dict  # tensor -> (elements, bits)
+    buffers: dict  # tensor -> (words, bits an element, elements a word)
     views: dict  # tensor -> (buffer tensor, index table or None)
     t_max: int
     mag_bits: int
@@ -119,7 +129,7 @@ class GraphPlan:
             else:
                 dt = graph.tensor(out).dtype
                 spans[out] = dt.max - dt.min
-            buffers[out] = (size, signed_bits(-spans[out], spans[out]))
+            buffers[out] = (size, signed_bits(-spans[out], spans[out]), 1)
             d_bits = tuple(signed_bits(-s, s) for s in d_in)
             common = dict(
                 name=node.name,
@@ -135,13 +145,16 @@ class GraphPlan:
                 n_in = int(np.prod(sg.shapes[node.inputs[0]]))
                 feat = n_in // tokens
                 n_out = u.synapse.weights["weight"].shape[0]
+                lanes = dense_lanes(n_out)
                 e = np.arange(n_in)
-                table = [(e // feat) * n_out, (e % feat) * n_out]
+                table = [(e // feat) * (n_out // lanes), (e % feat) * (n_out // lanes)]
+                buffers[out] = (size // lanes, buffers[out][1], lanes)
                 drivers.append(
                     Driver(
                         kind="scan",
                         unit_kind="dense",
                         n_elements=size,
+                        lanes=lanes,
                         side_elements=(n_in,),
                         event_table=table,
                         **common,
@@ -291,7 +304,9 @@ class GraphPlan:
             return 0 if span <= 1 else max(1, (span.bit_length() - 1).bit_length())
 
         if d.unit_kind == "dense":
-            d.hw = TokenDense(d.unit, d.in_ranges[0], shift_bits=shift_bits(d.d_bits[0]))
+            d.hw = TokenDense(
+                d.unit, d.in_ranges[0], shift_bits=shift_bits(d.d_bits[0]), lanes=d.lanes
+            )
         elif d.unit_kind == "sesa":
             d.hw = SesaUnit(d.unit, d.in_ranges, shift_bits=max(shift_bits(b) for b in d.d_bits))
         elif d.unit_kind == "add":
@@ -323,7 +338,7 @@ class GraphPlan:
         for d in self.drivers:
             hw = self.create_unit(d)
             if d.unit_kind == "dense":
-                busy.append(hw.n)
+                busy.append(hw.words)
             elif d.unit_kind == "sesa":
                 busy.append(hw.clear_cycles - 1)
         return max(busy)
@@ -342,23 +357,21 @@ class GraphPlan:
             changed = np.full(batch, hw.rows) if t == 0 else rows
             return np.array([hw.step_cycles(int(c)) - 1 + 3 for c in changed], np.int64)
         if d.unit_kind == "dense":
-            busy = [hw.n_out]
-            sweep = hw.n + 3
+            busy = [hw.row_words]
+            sweep = hw.words + 3
         else:
             busy = [hw.n_cols, hw.m_rows]
             sweep = hw.n_p + 4
         total = np.full(batch, 1 + sweep, np.int64)
         for side, inc in enumerate(incs[: len(busy)]):
             mag = np.abs(inc.reshape(batch, -1))
-            total += 3 * mag.shape[1]
-            bits = np.zeros(batch, np.int64)
-            ones = np.zeros(batch, np.int64)
+            # one cycle an element and one to end; a nonzero element: one to see it, a
+            # cycle a bit of its magnitude and one more, each set bit its event and one
+            total += mag.shape[1] + 1 + 2 * (mag > 0).sum(axis=1)
             v = mag.copy()
             while v.any():
-                bits += (v > 0).sum(axis=1)
-                ones += (v & 1).sum(axis=1)
+                total += (v > 0).sum(axis=1) + (v & 1).sum(axis=1) * (busy[side] + 1)
                 v >>= 1
-            total += bits + ones * (busy[side] + 2)
         return total
 
     def cycles(self, codes: np.ndarray, *, chunk: int = 64) -> tuple[np.ndarray, np.ndarray]:
