@@ -192,6 +192,7 @@ def _row(
     out) where the hardware cannot run it."""
     from dataclasses import replace
 
+    from flows.commands.gemm import MIN_LUT_GAIN, drop_idle_core
     from rtl_gen.gemm import BOARDS, compile_graph
     from rtl_gen.gemm.model import schedule
 
@@ -203,6 +204,12 @@ def _row(
             row["error"] = (
                 "no layer uses the LUT core (its weights do not fit the ternary "
                 "lanes within the error budget): the DSP-only row is this model's"
+            )
+            return row
+        if kind == "hetero" and not drop_idle_core(graph, program).config.lut_lanes:
+            row["error"] = (
+                f"the LUT core saves under {100 * MIN_LUT_GAIN:.0f} % of the DSP-only "
+                f"cycles: `nnloom generate` builds the DSP-only overlay, this model's row"
             )
             return row
         if kind == "dsp" and cfg.lut_lanes:

@@ -327,6 +327,27 @@ def test_generate_drops_the_core_no_layer_uses(mlp_graph):
     assert drop_idle_core(mlp_graph, both, split=0.5) is both
 
 
+def test_generate_drops_a_lut_core_that_saves_too_few_cycles(monkeypatch):
+    """Under the automatic split a LUT core must save ``MIN_LUT_GAIN`` of the DSP-only
+    cycles, or the DSP-only overlay is built (its lanes' logic for nothing otherwise)."""
+    import flows.commands.gemm as gemm
+    from rtl_gen.gemm import GemmConfig, compile_graph, model
+
+    from ..rtl_gen.gemm.nets import dense_chain
+
+    graph, cfg = dense_chain((40, 30, 9)), GemmConfig(dsp_lanes=4, lut_lanes=8)
+    both = compile_graph(graph, cfg, split="auto", tau=1.0)
+    dsp = compile_graph(graph, GemmConfig(dsp_lanes=4, lut_lanes=0), split="auto", tau=1.0)
+    gain = 1 - model.schedule(both).cycles / model.schedule(dsp).cycles
+    assert all(l.n_lut for l in both.layers) and gain > 0.05
+    monkeypatch.setattr(gemm, "MIN_LUT_GAIN", gain - 0.01)
+    assert gemm.drop_idle_core(graph, both, tau=1.0) is both
+    monkeypatch.setattr(gemm, "MIN_LUT_GAIN", gain + 0.01)
+    kept = gemm.drop_idle_core(graph, both, tau=1.0)
+    assert kept.config.lut_lanes == 0 and kept.config.dsp_lanes == 4
+    assert model.schedule(kept).cycles == model.schedule(dsp).cycles
+
+
 @pytest.mark.synth
 @pytest.mark.slow  # nextpnr-ecp5 on the 85F: about a minute of CPU
 def test_generate_then_build_for_the_ulx3s_uses_ecp5_primitives(mlp_onnx, tmp_path):
