@@ -139,18 +139,12 @@ class GemmCore(wiring.Component):
         if lane_acts and mode != "dsp":
             raise ValueError("per-lane activations (CFG dw) are built for DSP lanes only")
         self.lane_acts = lane_acts
-        extra = {"cfg_dw": In(1), "act_lanes": In(lanes * ACT_BITS)} if lane_acts else {}
+        extra = {"act_lanes": In(lanes * ACT_BITS)} if lane_acts else {}
         super().__init__(
             {
                 **extra,
                 "start": In(1),
-                "cfg_m": In(12),
-                "cfg_k": In(12),
-                "cfg_n": In(10),
-                "cfg_g": In(10),
-                "cfg_tiles": In(8),
-                "cfg_xsigned": In(1),
-                "cfg_wbits": In(4),
+                "cfg": In(layout("CFG")),
                 "win": In(layout("WIN")),
                 "step": In(layout("WSTEP")),
                 "x_base": In(16),
@@ -257,10 +251,10 @@ class GemmCore(wiring.Component):
         win, step = self.win, self.step
         with m.If(start):
             m.d.sync += [
-                ck.eq(self.cfg_k - 1),
-                cn.eq(self.cfg_n),
-                xsigned.eq(self.cfg_xsigned),
-                dw.eq(self.cfg_dw if self.lane_acts else 0),
+                ck.eq(self.cfg.k - 1),
+                cn.eq(self.cfg.n),
+                xsigned.eq(self.cfg.xsigned),
+                dw.eq(self.cfg.dw if self.lane_acts else 0),
                 w_base.eq(self.w_base),
                 pad.eq(self.pad),
                 running.eq(1),
@@ -271,19 +265,19 @@ class GemmCore(wiring.Component):
                 w_addr.eq(self.w_base),
                 unit_base.eq(0),
                 grp_base.eq(0),
-                rem.eq(self.cfg_n),
-                ck2.eq(self.cfg_k - 2),
-                k1.eq(self.cfg_k == 1),
-                last_k.eq(self.cfg_k == 1),
-                ct2.eq(self.cfg_tiles - 2),
-                t1.eq(self.cfg_tiles == 1),
-                last_t.eq(self.cfg_tiles == 1),
-                cg2.eq(self.cfg_g - 2),
-                g1.eq(self.cfg_g == 1),
-                last_g.eq(self.cfg_g == 1),
-                cm2.eq(self.cfg_m - 2),
-                p1.eq(self.cfg_m == 1),
-                last_p.eq(self.cfg_m == 1),
+                rem.eq(self.cfg.n),
+                ck2.eq(self.cfg.k - 2),
+                k1.eq(self.cfg.k == 1),
+                last_k.eq(self.cfg.k == 1),
+                ct2.eq(self.cfg.tiles - 2),
+                t1.eq(self.cfg.tiles == 1),
+                last_t.eq(self.cfg.tiles == 1),
+                cg2.eq(self.cfg.g - 2),
+                g1.eq(self.cfg.g == 1),
+                last_g.eq(self.cfg.g == 1),
+                cm2.eq(self.cfg.m - 2),
+                p1.eq(self.cfg.m == 1),
+                last_p.eq(self.cfg.m == 1),
                 s_g.eq(self.gstep),
                 addr.eq(self.x_base),
                 g_org.eq(self.x_base),
@@ -319,7 +313,7 @@ class GemmCore(wiring.Component):
                     last_ox.eq(win.ow == 1),
                 ]
             if serial:
-                m.d.sync += [plane.eq(0), cplanes.eq(self.cfg_wbits - 1)]
+                m.d.sync += [plane.eq(0), cplanes.eq(self.cfg.wbits - 1)]
         with m.Elif(issue):
             m.d.sync += w_addr.eq(w_addr + 1)
             with m.If(~last_k & no_windows):

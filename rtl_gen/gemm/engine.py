@@ -599,20 +599,12 @@ class GemmEngine(wiring.Component):
             return _field(ins, opname, name)
 
         for core, (unit, _) in self._net.cores.items():
-            c = getattr(seq, f"{core}_cfg")
             m.d.comb += [
                 getattr(seq, f"{core}_busy").eq(unit.busy),
                 getattr(seq, f"{core}_computing").eq(unit.computing),
                 unit.start.eq(getattr(seq, f"{core}_start")),
                 unit.abort.eq(seq.abort),
-                unit.cfg_m.eq(c.m),
-                unit.cfg_k.eq(c.k),
-                unit.cfg_n.eq(c.n),
-                unit.cfg_g.eq(c.g),
-                unit.cfg_tiles.eq(c.tiles),
-                unit.cfg_xsigned.eq(c.xsigned),
-                unit.cfg_wbits.eq(c.wbits),
-                *([unit.cfg_dw.eq(c.dw)] if unit.lane_acts else []),
+                unit.cfg.eq(getattr(seq, f"{core}_cfg")),
                 unit.stream.eq(fld("GEMM", "stream")),
                 unit.act_written.eq(act_written),
                 unit.win.eq(getattr(seq, f"{core}_win")),
