@@ -51,7 +51,10 @@ class BoardRun:
         return self.vectors > 0 and self.mismatching_elements == 0
 
 
-def _exchange(port, parser: ResponseParser, request: bytes, timeout: float):
+def _exchange(port, parser: ResponseParser, request: bytes, timeout: float, what: str = ""):
+    """Send ``request`` and return the first reply; ``HostError`` after ``timeout`` s. With
+    ``what`` (the request after INFO: the board's link has answered before) the silence is
+    the engine's, not the link's, and the error says so."""
     port.write(request)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -60,6 +63,12 @@ def _exchange(port, parser: ResponseParser, request: bytes, timeout: float):
             replies = parser.feed(chunk)
             if replies:
                 return replies[0]
+    if what:
+        raise HostError(
+            f"{what}: no reply from the board on {port.port} within {timeout:g} s, though "
+            f"it answered before: its engine hangs (a corrupted instruction or parameter "
+            f"memory, or a bitstream from another build); reprogram the board"
+        )
     raise HostError(
         f"no reply from the board on {port.port} within {timeout:g} s: is the "
         f"bitstream loaded, and is the baud rate {port.baudrate}?"
@@ -100,7 +109,7 @@ def run_on_board(
             _load(link, parser, client, artefact, result, timeout, retries)
         for n, (x, want) in enumerate(zip(inputs, golden)):
             for _attempt in range(retries + 1):
-                reply = _exchange(link, parser, client.infer_request(x), timeout)
+                reply = _exchange(link, parser, client.infer_request(x), timeout, f"vector {n}")
                 if reply.crc_ok and reply.status == Status.OK:
                     break
                 result.retries += 1
@@ -126,7 +135,9 @@ def run_on_board(
                         result.mismatches.append(
                             f"vector {n}: output {i}: expected {int(w)}, got {g}"
                         )
-        status = client.decode_status(_exchange(link, parser, client.status_request(), timeout))
+        status = client.decode_status(
+            _exchange(link, parser, client.status_request(), timeout, "STATUS")
+        )
         result.memory = status
         if status.errors:
             raise HostError(
@@ -148,7 +159,7 @@ def _load(link, parser, client: Client, artefact: Artefact, result: BoardRun, ti
         raise HostError(f"{artefact.path}: cannot read the run-time memory images: {exc}") from None
     for what, request in client.load.requests(images):
         for attempt in range(retries + 1):
-            reply = _exchange(link, parser, request, timeout)
+            reply = _exchange(link, parser, request, timeout, f"LOAD {what}")
             if reply.crc_ok and reply.status == Status.OK or attempt == retries:
                 break
             if reply.crc_ok and reply.status != Status.BAD_CRC:

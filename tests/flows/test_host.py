@@ -30,12 +30,13 @@ def artefact(mlp_graph, tmp_path_factory):
 
 class FakeBoard:
     """A board on a pty: answers with ``LinkModel`` and an engine that looks its outputs up in
-    ``table`` (input bytes -> output codes); ``corrupt`` replies get one byte flipped."""
+    ``table`` (input bytes -> output codes); ``corrupt`` replies get one byte flipped,
+    ``silent`` ones are never sent (a hung engine)."""
 
-    def __init__(self, artefact, table, *, design=None, corrupt=()):
+    def __init__(self, artefact, table, *, design=None, corrupt=(), silent=()):
         manifest = artefact.manifest["streams"]
         self.calls = 0
-        self.corrupt = set(corrupt)
+        self.corrupt, self.silent = set(corrupt), set(silent)
 
         def engine(inputs):
             return bytes(int(v) & 0xFF for v in table[bytes(inputs)]), 1234
@@ -65,7 +66,8 @@ class FakeBoard:
                 if self.calls in self.corrupt:
                     reply[5] ^= 0xFF
                 self.calls += 1
-                os.write(self.master, bytes(reply))
+                if self.calls - 1 not in self.silent:
+                    os.write(self.master, bytes(reply))
 
     def close(self):
         # The slave first: the serving thread's read then fails and it ends before the master
@@ -109,6 +111,22 @@ def test_run_reports_a_wrong_output(artefact):
     want = int(artefact.vectors()["outputs"][1][0])
     assert not result.passed
     assert result.mismatches == [f"vector 1: output 0: expected {want}, got {want + 1}"]
+
+
+def test_a_board_that_stops_answering_is_called_a_hung_engine(artefact):
+    # call 0 is INFO, call 2 the second vector: the link answered, the engine did not
+    board = FakeBoard(artefact, golden_table(artefact), silent={2})
+    try:
+        with pytest.raises(HostError, match=r"^vector 1: no reply .* its engine hangs"):
+            run_on_board(artefact, board.port, timeout=0.5, retries=0)
+    finally:
+        board.close()
+    silent = FakeBoard(artefact, golden_table(artefact), silent={0})
+    try:
+        with pytest.raises(HostError, match=r"^no reply .* is the bitstream loaded"):
+            run_on_board(artefact, silent.port, timeout=0.5)
+    finally:
+        silent.close()
 
 
 def test_run_refuses_another_design(artefact):
