@@ -24,7 +24,7 @@ flipped, and the words read with a corrected flip and with an error the code can
 from __future__ import annotations
 
 import numpy as np
-from amaranth import Cat, Module, Signal, Value
+from amaranth import Module, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -32,6 +32,7 @@ from ..ecc import EccCode
 from ..ecc import _columns as ecc_columns
 from ..ecc import _flags as ecc_flags
 from ..ecc import _flips as ecc_flips
+from ..ecc import _syndrome as ecc_syndrome
 from .codes import planes_of
 from .config import DSP_WBITS, MULT_BITS, GemmConfig
 from .program import Program
@@ -177,13 +178,8 @@ class ProtectedRead(wiring.Component):
             ]
             return m
         cols, r = ecc_columns(k)
-        syndrome = Signal(r, name="syndrome")
-        for j in range(r):
-            taps = [raw[i] for i, col in enumerate(cols) if (col >> j) & 1]
-            m.d.comb += syndrome[j].eq(Cat(*taps, raw[k + j]).xor())
-        odd = Signal(name="odd")
-        m.d.comb += odd.eq(raw.xor())
-        data = raw[:k] ^ ecc_flips(m, cols, r, syndrome, odd)
+        syndrome, odd = ecc_syndrome(m, k, raw)
+        data = raw[:k] ^ ecc_flips(cols, syndrome, odd)
         syn_r, odd_r = Signal(r, name="syndrome_r"), Signal(name="odd_r")
         m.d.sync += [syn_r.eq(syndrome), odd_r.eq(odd)]
         used = self.used

@@ -27,16 +27,10 @@ def test_secded_corrects_every_single_and_detects_every_double_flip(k):
 
 
 def test_check_bit_counts_are_the_least_that_work():
-    # 2**r - r - 1 >= k: 8 data bits need 4 Hamming bits, 11 need 4, 12 need 5; +1 overall
-    assert [EccCode("secded", k).check_bits for k in (1, 4, 8, 11, 12, 26, 57)] == [
-        3,
-        4,
-        5,
-        5,
-        6,
-        6,
-        7,
-    ]
+    # r (r - 1) / 2 >= k two-bit columns: 1 data bit needs 2 check bits, 3 need 3, 4 and
+    # 6 need 4, 8 need 5, 11 and 12 need 6, 26 need 8, 57 need 12, 96 need 15; +1 overall
+    ks = (1, 3, 4, 6, 8, 11, 12, 26, 57, 96)
+    assert [EccCode("secded", k).check_bits for k in ks] == [3, 4, 5, 5, 6, 7, 7, 9, 13, 16]
     assert EccCode("parity", 13).check_bits == 1 and EccCode("none", 13).check_bits == 0
 
 
