@@ -38,10 +38,11 @@ class HostLink(wiring.Component):
     during an inference) before the reply, which carries the request's CRC. A refused
     ``LOAD`` writes nothing.
 
-    Latency: the reply's sync byte leaves the cycle after the request's last CRC byte has been
-    checked and, for ``INFER``, once the engine's first output is valid; one byte per cycle
-    whenever ``tx`` is ready. One request is handled at a time: ``rx`` waits (is not ready)
-    while a reply is being sent.
+    Latency: the reply's sync byte is offered on ``tx`` two cycles after the request's last
+    CRC byte has been checked (one in the send register, whose ``valid`` and ``payload``
+    are flip-flops) and, for ``INFER``, once the engine's first output is valid; then a byte
+    every other cycle at most, each as soon as ``tx`` has taken the one before. One request
+    is handled at a time: ``rx`` waits (is not ready) while a reply is being sent.
     """
 
     def __init__(
@@ -92,9 +93,17 @@ class HostLink(wiring.Component):
         m.submodules.rx_crc = rx_crc = CRC.create()
         m.submodules.tx_crc = tx_crc = CRC.create()
 
-        command = Signal(8)
-        length = Signal(16)
-        count = Signal(16)
+        # the request's command as one flag each, decoded as it arrives: the 8-bit compares
+        # in front of the LOAD datapath's enables were the UP5K board's critical path
+        is_ = {c: Signal(name=f"is_{c.name.lower()}") for c in Command}
+        length_lo = Signal(8)
+        # payload bytes after the current one, and whether it is the last, as registers: the
+        # ``count == length - 1`` compare in front of the receive state was a long path
+        left = Signal(16)
+        last_byte = Signal()
+        # in PAYLOAD with a LOAD's words arriving, as a register (the state's decode and the
+        # command flag in front of the loader's enables were the UP5K board's critical path)
+        load_payload = Signal()
         feed = Signal()  # this request's payload goes to the engine
         status = Signal(8)
         reply_len = Signal(16)
@@ -109,7 +118,7 @@ class HostLink(wiring.Component):
         m.d.comb += [
             rx_crc.data.eq(rx.payload),
             self.engine_i.payload.data.eq(rx.payload),
-            self.engine_i.payload.last.eq(count == n_in - 1),
+            self.engine_i.payload.last.eq(last_byte),  # an INFER's payload is n_in long
         ]
 
         with m.FSM(name="rx_state"):
@@ -120,24 +129,27 @@ class HostLink(wiring.Component):
             with m.State("COMMAND"):
                 m.d.comb += [rx.ready.eq(1), rx_crc.valid.eq(rx.valid)]
                 with m.If(rx.valid):
-                    m.d.sync += command.eq(rx.payload)
+                    m.d.sync += [flag.eq(rx.payload == c) for c, flag in is_.items()]
                     m.next = "LENGTH_LO"
             with m.State("LENGTH_LO"):
                 m.d.comb += [rx.ready.eq(1), rx_crc.valid.eq(rx.valid)]
                 with m.If(rx.valid):
-                    m.d.sync += length[:8].eq(rx.payload)
+                    m.d.sync += length_lo.eq(rx.payload)
                     m.next = "LENGTH_HI"
             with m.State("LENGTH_HI"):
                 m.d.comb += [rx.ready.eq(1), rx_crc.valid.eq(rx.valid)]
                 with m.If(rx.valid):
-                    full = Cat(length[:8], rx.payload)
-                    m.d.sync += [length[8:].eq(rx.payload), count.eq(0)]
+                    full = Cat(length_lo, rx.payload)
+                    m.d.sync += [
+                        left.eq(full - 1),
+                        last_byte.eq(full == 1),
+                    ]
                     if self.load_spec:
                         loader.start()
-                    is_infer = command == Command.INFER
-                    is_info = command == Command.INFO
-                    is_status = command == Command.STATUS
-                    is_load = (command == Command.LOAD) if self.load_spec else Const(0)
+                    is_infer = is_[Command.INFER]
+                    is_info = is_[Command.INFO]
+                    is_status = is_[Command.STATUS]
+                    is_load = is_[Command.LOAD] if self.load_spec else Const(0)
                     with m.If(is_infer & (full == n_in)):
                         m.d.sync += [
                             feed.eq(1),
@@ -157,6 +169,7 @@ class HostLink(wiring.Component):
                     with m.If(full == 0):
                         m.next = "CRC_HI"
                     with m.Else():
+                        m.d.sync += load_payload.eq(is_load)
                         m.next = "PAYLOAD"
             with m.State("PAYLOAD"):
                 with m.If(feed):
@@ -165,10 +178,11 @@ class HostLink(wiring.Component):
                     m.d.comb += rx.ready.eq(1)
                 m.d.comb += rx_crc.valid.eq(rx.valid & rx.ready)
                 if self.load_spec:
-                    loader.payload_byte(rx.valid & rx.ready & (command == Command.LOAD))
+                    loader.payload_byte(rx.valid & load_payload)  # (ready: not fed)
                 with m.If(rx.valid & rx.ready):
-                    m.d.sync += count.eq(count + 1)
-                    with m.If(count == length - 1):
+                    m.d.sync += [left.eq(left - 1), last_byte.eq(left == 1)]
+                    with m.If(last_byte):
+                        m.d.sync += load_payload.eq(0)
                         m.next = "CRC_HI"
             with m.State("CRC_HI"):
                 m.d.comb += [rx.ready.eq(1), rx_crc.valid.eq(rx.valid)]
@@ -187,7 +201,7 @@ class HostLink(wiring.Component):
                 with m.If(crc_bad):
                     m.d.sync += status.eq(Status.BAD_CRC)
                 if self.load_spec:
-                    with m.If((command == Command.LOAD) & (status == Status.OK)):
+                    with m.If(is_[Command.LOAD] & (status == Status.OK)):
                         # the verdict is registered: its checks in front of the commit
                         # counters' enables were the UP5K board's critical path
                         m.d.sync += load_ok.eq(~loader.check(crc_bad, status, reply_len))
@@ -215,17 +229,24 @@ class HostLink(wiring.Component):
                     m.d.sync += request.eq(0)
                     m.next = "SYNC"
 
-        # TX: header, payload (engine outputs + cycles, or identity), CRC.
-        tx = self.tx
+        # TX: header, payload (engine outputs + cycles, or identity), CRC. The FSM hands
+        # each byte to a one-byte register (``held``) whose ``tx`` handshake it sees only
+        # through ``full``: the UART's ready and the CRC update hang on registers, not on the
+        # byte multiplexer (that path, UART ready through the FSM into the link's counters,
+        # and the engine's output element into the CRC, were the boards' critical paths).
+        # The CRC takes each byte from ``held`` as it leaves, when ``counted``.
+        tx = _Sender(m, self.tx)
         byte = Signal(8)
         index = Signal(16)
         part = Signal(range(max(self.out_bytes, 2)))  # byte of the output element
         info = Const(n_in | (n_out << 16) | (self.design_id << 32), 64)
         counters = Signal(40)  # STATUS: flags byte, then the counters latched at the request
+        counted = Signal(init=1)  # the byte goes into the reply's CRC (not SYNC, not the CRC)
         m.d.comb += [
             tx.payload.eq(byte),
-            tx_crc.data.eq(byte),
-            tx_crc.valid.eq(tx.valid & tx.ready),
+            tx.counted.eq(counted),
+            tx_crc.data.eq(tx.held),
+            tx_crc.valid.eq(tx.leaves & tx.held_counted),
         ]
         with m.FSM(name="tx_state"):
             with m.State("IDLE"):
@@ -239,12 +260,7 @@ class HostLink(wiring.Component):
                     m.d.comb += taken.eq(1)
                     m.next = "SYNC"
             with m.State("SYNC"):
-                m.d.comb += [
-                    byte.eq(RESPONSE_SYNC),
-                    tx.valid.eq(1),
-                    tx_crc.start.eq(1),
-                    tx_crc.valid.eq(0),
-                ]
+                m.d.comb += [byte.eq(RESPONSE_SYNC), tx.valid.eq(1), counted.eq(0)]
                 with m.If(tx.ready):
                     m.next = "STATUS"
             with m.State("STATUS"):
@@ -260,11 +276,11 @@ class HostLink(wiring.Component):
                 with m.If(tx.ready):
                     with m.If(reply_len == 0):
                         m.next = "CRC_HI"
-                    with m.Elif(command == Command.INFO):
+                    with m.Elif(is_[Command.INFO]):
                         m.next = "INFO"
-                    with m.Elif(command == Command.STATUS):
+                    with m.Elif(is_[Command.STATUS]):
                         m.next = "COUNTERS"
-                    with m.Elif(command == Command.LOAD):
+                    with m.Elif(is_[Command.LOAD]):
                         m.next = "ACK"
                     with m.Else():
                         m.next = "OUTPUTS"
@@ -319,15 +335,41 @@ class HostLink(wiring.Component):
                     m.d.sync += index.eq(index + 1)
                     with m.If(index == 1):
                         m.next = "CRC_HI"
-            with m.State("CRC_HI"):
-                m.d.comb += [byte.eq(tx_crc.crc[8:]), tx.valid.eq(1), tx_crc.valid.eq(0)]
+            with m.State("CRC_HI"):  # ready: the last payload byte has left, and counted
+                m.d.comb += [byte.eq(tx_crc.crc[8:]), tx.valid.eq(1), counted.eq(0)]
                 with m.If(tx.ready):
                     m.next = "CRC_LO"
             with m.State("CRC_LO"):
-                m.d.comb += [byte.eq(tx_crc.crc[:8]), tx.valid.eq(1), tx_crc.valid.eq(0)]
+                m.d.comb += [byte.eq(tx_crc.crc[:8]), tx.valid.eq(1), counted.eq(0)]
                 with m.If(tx.ready):
                     m.next = "IDLE"
         return m
+
+
+class _Sender:
+    """``HostLink``'s send register: the TX FSM offers ``payload`` with ``valid`` and sees
+    ``ready`` (the register is empty); the byte then waits in ``held`` (``busy``) until the
+    ``tx`` stream takes it (``leaves``), with ``held_counted`` (its ``counted`` flag). One
+    cycle of latency; a byte every other cycle at most, far above a UART's rate."""
+
+    def __init__(self, m, tx):
+        self.payload, self.valid, self.counted = Signal(8), Signal(), Signal()
+        self.held, self.held_counted, self.busy = Signal(8), Signal(), Signal()
+        self.ready, self.leaves = Signal(), Signal()
+        m.d.comb += [
+            self.ready.eq(~self.busy),
+            tx.valid.eq(self.busy),
+            tx.payload.eq(self.held),
+            self.leaves.eq(self.busy & tx.ready),
+        ]
+        with m.If(self.leaves):
+            m.d.sync += self.busy.eq(0)
+        with m.If(self.valid & self.ready):
+            m.d.sync += [
+                self.held.eq(self.payload),
+                self.held_counted.eq(self.counted),
+                self.busy.eq(1),
+            ]
 
 
 class _Loader:

@@ -4,7 +4,7 @@ from typing import TYPE_CHECKING
 
 from amaranth import Cat, ClockDomain, Module, Shape
 from amaranth.build import ResourceError
-from amaranth.lib import data, io, wiring
+from amaranth.lib import data, io, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
@@ -29,6 +29,25 @@ def _data_width(engine, name: str) -> int:
     return Shape.cast(layout["data"].shape).width
 
 
+class _Slice(wiring.Component):
+    """A one-element register between two streams of ``layout``: ``i.ready`` is the
+    register's empty flag and ``o`` its contents, so neither side's handshake nor the
+    payload passes through it combinationally. Latency one cycle; an element every other
+    cycle (the host link takes one per UART byte)."""
+
+    def __init__(self, layout):
+        super().__init__({"i": In(stream.Signature(layout)), "o": Out(stream.Signature(layout))})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += self.i.ready.eq(~self.o.valid)
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [self.o.payload.eq(self.i.payload), self.o.valid.eq(1)]
+        return m
+
+
 class BoardTop(wiring.Component):
     """Runs ``engine`` for a host on a UART, through the framed protocol of
     ``boards.protocol`` (``HostLink``): one byte per input element, one or more (little
@@ -50,8 +69,8 @@ class BoardTop(wiring.Component):
     the frequency ``sync`` runs at.
 
     Latency: the UART's (see ``UartRx``/``UartTx``), the link's and the engine's, plus two
-    cycles through the FIFO each way (a two-element FIFO decouples the engine's outputs from
-    the link). Throughput is the UART's: one byte per ``10 * divisor`` cycles
+    cycles through the receive FIFO, and one through each register between the link and
+    the engine's streams. Throughput is the UART's: one byte per ``10 * divisor`` cycles
     each way.
     """
 
@@ -117,23 +136,20 @@ class BoardTop(wiring.Component):
         m.submodules.uart_rx = uart_rx = UartRx(clk_freq=clk_freq, baud=self.baud)
         m.submodules.uart_tx = uart_tx = UartTx(clk_freq=clk_freq, baud=self.baud)
         m.submodules.rx_fifo = fifo = SyncFIFOBuffered(width=8, depth=self.fifo_depth)
-        # a register slice between the engine's outputs and the link: the UART's ready
-        # through the link into the engine's output logic was the UP5K board's critical path
-        out_width = Shape.cast(engine.o.payload.shape()).width
-        m.submodules.out_fifo = out_fifo = SyncFIFOBuffered(width=out_width, depth=2)
+        # register slices between the link and the engine's streams: the UART's ready
+        # through the link into the engine's output logic, and the link's receive state
+        # through the input handshake into the sequencer, were the UP5K board's critical
+        # paths, the activation memory's read multiplexer into the link's CRC the ECP5's
+        m.submodules.in_slice = in_ = _Slice(engine.i.payload.shape())
+        m.submodules.out_slice = out = _Slice(engine.o.payload.shape())
 
         wiring.connect(m, uart_rx.o, fifo.w_stream)
         wiring.connect(m, fifo.r_stream, link.rx)
         wiring.connect(m, link.tx, uart_tx.i)
-        wiring.connect(m, link.engine_i, engine.i)
-        m.d.comb += [
-            out_fifo.w_stream.payload.eq(engine.o.payload),
-            out_fifo.w_stream.valid.eq(engine.o.valid),
-            engine.o.ready.eq(out_fifo.w_stream.ready),
-            link.engine_o.payload.eq(out_fifo.r_stream.payload),
-            link.engine_o.valid.eq(out_fifo.r_stream.valid),
-            out_fifo.r_stream.ready.eq(link.engine_o.ready),
-        ]
+        wiring.connect(m, link.engine_i, in_.i)
+        wiring.connect(m, in_.o, engine.i)
+        wiring.connect(m, engine.o, out.i)
+        wiring.connect(m, out.o, link.engine_o)
         if self.link.load_spec is not None:  # LOAD writes the engine's memories between runs
             wiring.connect(m, link.load, engine.load)
             m.d.comb += link.engine_busy.eq(engine.busy)
