@@ -394,6 +394,7 @@ class _Loader:
             shape=unsigned(8 * k), depth=LOAD_WORDS, init=[], attrs={"no_rw_check": 1}
         )
         self.wr, self.rd = buffer.write_port(), buffer.read_port(transparent_for=())
+        self._verdicts()
 
     def start(self) -> None:
         """A request's header has arrived: nothing of a ``LOAD`` taken yet."""
@@ -428,9 +429,11 @@ class _Loader:
                 shifted = Cat(self.low[8:], byte) if k > 2 else byte
                 m.d.sync += [self.low.eq(shifted), self.part.eq(self.part + 1)]
 
-    def check(self, crc_bad, status, reply_len):
-        """Sets ``status`` (and an empty reply) when the checked ``LOAD`` is refused; returns
-        that condition."""
+    def _verdicts(self) -> None:
+        """``bad_length`` and ``outside`` as registers, updated every cycle (top level, not
+        under the link's states): the words and the header stop changing two bytes (the
+        CRC's) before the check, and these compares in front of the status registers'
+        enables were the UP5K board's critical path."""
         m, n = self.m, self.n
         shift = (LOAD_WORDS - 1).bit_length()
         chunk = self.addr[shift:]
@@ -440,8 +443,16 @@ class _Loader:
             full_chunks, rest = divmod(size, LOAD_WORDS)
             fits = (chunk < full_chunks) | ((chunk == full_chunks) & (n <= rest))
             inside = inside | ((self.mem == code) & fits)
-        bad_length = (self.hdr != 3) | (self.part != 0) | (n == 0) | self.over
-        outside = ~aligned | ~inside
+        self.bad_length, self.outside = Signal(), Signal()
+        m.d.sync += [
+            self.bad_length.eq((self.hdr != 3) | (self.part != 0) | (n == 0) | self.over),
+            self.outside.eq(~aligned | ~inside),
+        ]
+
+    def check(self, crc_bad, status, reply_len):
+        """Sets ``status`` (and an empty reply) when the checked ``LOAD`` is refused; returns
+        that condition."""
+        m, bad_length, outside = self.m, self.bad_length, self.outside
         with m.If(crc_bad):
             m.d.sync += reply_len.eq(0)
         with m.Elif(bad_length):
