@@ -29,6 +29,8 @@ from amaranth.lib.wiring import In, Out
 
 from frontends.fixedpoint import signed_bits
 
+from .streaming import element_stage
+
 if TYPE_CHECKING:
     from frontends.snn.units import DifferentialUnit
 
@@ -144,20 +146,10 @@ class DifferentialAdd(wiring.Component):
             m.submodules.b_rom = b_rom
             b_rd = b_rom.read_port()
 
-        k = Signal(range(n))
-        with m.If(self.valid):
-            m.d.sync += k.eq(Mux(k == n - 1, 0, k + 1))
+        st = element_stage(m, self.valid, self.first, n, da=self.da, db=self.db)
+        k, k1, valid1, first1 = st.k, st.k1, st.valid1, st.first1
+        da1, db1 = st.inputs1["da"], st.inputs1["db"]
         m.d.comb += [a_rd.addr.eq(k), b_rd.addr.eq(k), y_rd.addr.eq(k)]
-        valid1, first1 = Signal(), Signal()
-        da1, db1 = Signal(signed(self.d_bits[0])), Signal(signed(self.d_bits[1]))
-        k1 = Signal(range(n))
-        m.d.sync += [
-            valid1.eq(self.valid),
-            first1.eq(self.first),
-            da1.eq(self.da),
-            db1.eq(self.db),
-            k1.eq(k),
-        ]
         a_new = Signal(signed(self.a_bits))
         b_new = Signal(signed(self.b_bits))
         m.d.comb += a_new.eq(Mux(first1, 0, a_rd.data) + da1)

@@ -26,9 +26,10 @@ import numpy as np
 from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import In, Out
 
 from frontends.fixedpoint import signed_bits
+
+from .streaming import element_stage, sweep_ports
 
 if TYPE_CHECKING:
     from frontends.snn.units import DifferentialUnit
@@ -60,18 +61,7 @@ class DifferentialMax(wiring.Component):
         self.x_bits = signed_bits(*in_range)
         self.d_bits = d_bits
         self.lo = int(in_range[0])
-        super().__init__(
-            {
-                "valid": In(1),
-                "first": In(1),
-                "d": In(signed(d_bits)),
-                "sweep": In(1),
-                "sweep_first": In(1),
-                "busy": Out(1),
-                "out": Out(signed(self.x_bits + 1)),
-                "out_valid": Out(1),
-            }
-        )
+        super().__init__(sweep_ports(d_bits, self.x_bits + 1))
 
     @property
     def cycles_per_step(self) -> int:
@@ -92,13 +82,8 @@ class DifferentialMax(wiring.Component):
         rom_rd = rom.read_port(domain="comb")
 
         # accumulate: read X[k] this cycle, write X[k] + d the next
-        k = Signal(range(n_in))
-        acc1, first1 = Signal(), Signal()
-        d1 = Signal(signed(self.d_bits))
-        k1 = Signal(range(n_in))
-        with m.If(self.valid):
-            m.d.sync += k.eq(Mux(k == n_in - 1, 0, k + 1))
-        m.d.sync += [acc1.eq(self.valid), first1.eq(self.first), d1.eq(self.d), k1.eq(k)]
+        st = element_stage(m, self.valid, self.first, n_in, d=self.d)
+        k, k1, acc1, first1, d1 = st.k, st.k1, st.valid1, st.first1, st.inputs1["d"]
 
         # sweep: tap counter -> ROM (combinational) -> X read (one cycle) -> running max
         running = Signal()

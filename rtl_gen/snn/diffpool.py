@@ -25,11 +25,11 @@ import numpy as np
 from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import In, Out
 
 from frontends.fixedpoint import signed_bits
 
 from .diffadd import _times, requantizer
+from .streaming import sweep_ports
 
 if TYPE_CHECKING:
     from frontends.snn.units import DifferentialUnit
@@ -83,19 +83,7 @@ class DifferentialPool(wiring.Component):
             min(self.out_q[1], self.out_q[0]), max(self.out_q[2], self.out_q[0])
         )
         self.d_bits = d_bits
-        super().__init__(
-            {
-                "valid": In(1),
-                "first": In(1),
-                "d": In(signed(d_bits)),
-                "sweep": In(1),
-                "sweep_first": In(1),
-                "busy": Out(1),
-                "out": Out(signed(self.y_bits + 1)),
-                "out_addr": Out(range(max(self.windows, 2))),
-                "out_valid": Out(1),
-            }
-        )
+        super().__init__(sweep_ports(d_bits, self.y_bits + 1, self.windows))
 
     @property
     def busy_cycles(self) -> int:

@@ -21,19 +21,25 @@ gather entries, parameters, ``PCFG`` fields), so both engines compute the IR's i
 
 So the increments sum to ``f(X_final) - zp_out``. A step takes ``n`` accumulate cycles, the
 ``sweep`` cycle, ``rows + 1`` row checks and each changed row's ``ROW`` (``step_cycles``).
+Several nodes of one kind can share the unit (``sel``: the node of the step's accumulate and
+sweep), so one GEMM row unit serves every softmax (or LayerNorm) of a graph whose units run
+one at a time.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 from amaranth import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import In
 
 from frontends.fixedpoint import signed_bits
+
+from .streaming import sweep_ports
 
 if TYPE_CHECKING:
     from frontends.ir import Graph
@@ -114,71 +120,98 @@ def row_constants(unit: DifferentialUnit, graph: Graph) -> dict:
     )
 
 
-class DifferentialRow(wiring.Component):
-    """The differential unit of one row-wise softmax or LayerNorm node of ``graph``;
-    ``d_bits`` is the width of the input increments (2: spikes)."""
+class _Part:
+    """One node of a (shared) ``DifferentialRow``: its constants and where its ``X``/``Y``
+    words, gather entries and parameters start in the unit's memories."""
 
-    def __init__(self, unit: DifferentialUnit, graph: Graph, *, d_bits: int = 2):
-        from ..gemm import rowwise
-
-        self.unit = unit
-        self.c = row_constants(unit, graph)
+    def __init__(self, unit: DifferentialUnit, graph: Graph, base: int, i: int, q: int, t: int):
+        self.unit, self.c = unit, row_constants(unit, graph)
         self.rows, self.length = self.c["rows"], self.c["length"]
         self.n = self.rows * self.length
         if self.n != int(np.prod(unit.out_shape)) or self.n < 2:
             raise ValueError(f"{unit.node.describe()}: rows do not cover the output")
-        rs = int(self.c["row"]["rs"])
-        if self.c["kind"] == "softmax":
-            self.row_cycles = rowwise.row_cycles(1, self.length, rs)
-        else:
-            self.row_cycles = rowwise.norm_cycles(1, self.length, rs)
+        self.base, self.i, self.q, self.t = base, i, q, t
         in_t, out_t = graph.tensor(unit.node.inputs[0]), graph.tensor(unit.node.outputs[0])
         self.in_signed, self.out_signed = in_t.dtype.signed, out_t.dtype.signed
-        self.d_bits = d_bits
         span = out_t.dtype.max - out_t.dtype.min
         self.out_bits = signed_bits(-span, span)
-        super().__init__(
-            {
-                "valid": In(1),
-                "first": In(1),
-                "d": In(signed(d_bits)),
-                "sweep": In(1),
-                "sweep_first": In(1),
-                "busy": Out(1),
-                "out": Out(signed(self.out_bits)),
-                "out_addr": Out(range(self.n)),
-                "out_valid": Out(1),
-            }
-        )
+
+
+class DifferentialRow(wiring.Component):
+    """The differential unit of one row-wise softmax or LayerNorm node of ``graph`` (or of
+    several of one kind, ``units``, sharing the one GEMM row unit: ``sel`` picks the node
+    of the step's accumulate and sweep; each node has its own ``X``, ``Y_prev`` words,
+    gather entries, parameters and exp table); ``d_bits`` is the width of the input
+    increments (2: spikes)."""
+
+    def __init__(
+        self,
+        units: DifferentialUnit | Sequence[DifferentialUnit],
+        graph: Graph,
+        *,
+        d_bits: int = 2,
+    ):
+        from ..gemm import rowwise
+
+        units = list(units) if isinstance(units, (list, tuple)) else [units]
+        self.parts: list[_Part] = []
+        base = i = q = 0
+        for t, unit in enumerate(units):
+            part = _Part(unit, graph, base, i, q, t)
+            if self.parts and part.c["kind"] != self.parts[0].c["kind"]:
+                raise ValueError(f"{unit.node.describe()}: a shared row unit has one kind")
+            self.parts.append(part)
+            base, i, q = base + part.n, i + part.length, q + len(part.c["params"])
+        first = self.parts[0]
+        self.kind = first.c["kind"]
+        self.unit, self.c = first.unit, first.c
+        self.rows, self.length, self.n = first.rows, first.length, first.n
+        self.total = base
+        for part in self.parts:
+            rs = int(part.c["row"]["rs"])
+            if self.kind == "softmax":
+                part.row_cycles = rowwise.row_cycles(1, part.length, rs)
+            else:
+                part.row_cycles = rowwise.norm_cycles(1, part.length, rs)
+        self.row_cycles = first.row_cycles
+        self.d_bits = d_bits
+        self.out_bits = max(p.out_bits for p in self.parts)
+        n_max = max(p.n for p in self.parts)
+        sel = In(range(max(len(self.parts), 2)))
+        super().__init__(sweep_ports(d_bits, self.out_bits, n_max, sel=sel))
 
     # a changed row: its CHECK starts the ROW, then ``row_cycles - 2`` cycles to the next
     # CHECK (``row_cycles`` counts the sequencer's EXEC and FETCH cycles around the unit's)
-    def step_cycles(self, changed_rows: int) -> int:
-        """Cycles of a time step from its first ``valid`` to the next step's, when
-        ``changed_rows`` rows changed (all on the first step)."""
-        return self.n + 1 + self.rows + 1 + changed_rows * (self.row_cycles - 2)
+    def step_cycles(self, changed_rows: int, sel: int = 0) -> int:
+        """Cycles of a time step of node ``sel`` from its first ``valid`` to the next
+        step's, when ``changed_rows`` rows changed (all on the first step)."""
+        p = self.parts[sel]
+        return p.n + 1 + p.rows + 1 + changed_rows * (p.row_cycles - 2)
 
     def elaborate(self, platform) -> Module:
         from ..gemm.config import MULT_BITS
-        from ..gemm.rowwise import E_BITS, NormUnit, RowUnit
+        from ..gemm.rowwise import E_BITS, ETAB_WORDS, NormUnit, RowUnit
 
         m = Module()
-        c, u = self.c, self.unit
-        n, rows, length = self.n, self.rows, self.length
-        act_ab = _abits(n)
-        idx_ab = _abits(length)
-        p_ab = _abits(len(c["params"]))
-        bias_bits = c["bias_bits"]
-        if c["kind"] == "softmax":
-            etab_ab = _abits(len(c["etab"]))
+        parts = self.parts
+        total = self.total
+        softmax = self.kind == "softmax"
+        act_ab = _abits(total)
+        idx_ab = _abits(sum(p.length for p in parts))
+        p_ab = _abits(sum(len(p.c["params"]) for p in parts))
+        bias_bits = max(p.c["bias_bits"] for p in parts)
+        if self.kind == "softmax":
+            etab_img = [v for p in parts for v in p.c["etab"]]
+            if any(len(p.c["etab"]) != ETAB_WORDS for p in parts):
+                raise ValueError("a softmax node's exp table is not one table")
             f = RowUnit(
                 act_abits=act_ab,
                 idx_abits=idx_ab,
                 p_abits=p_ab,
-                etab_abits=etab_ab,
-                qbits=max(1, c["row_bits"]),
+                etab_abits=_abits(len(etab_img)),
+                qbits=max(1, max(p.c["row_bits"] for p in parts)),
             )
-            etab = Memory(shape=unsigned(E_BITS), depth=len(c["etab"]), init=c["etab"])
+            etab = Memory(shape=unsigned(E_BITS), depth=len(etab_img), init=etab_img)
             m.submodules.etab = etab
             etab_rd = etab.read_port()
             m.d.comb += [etab_rd.addr.eq(f.etab_addr), f.etab_data.eq(etab_rd.data)]
@@ -186,23 +219,26 @@ class DifferentialRow(wiring.Component):
             f = NormUnit(act_abits=act_ab, idx_abits=idx_ab, p_abits=p_ab, bias_bits=bias_bits)
         m.submodules.f = f
 
-        # constants: one row's gather entries (gamma's sign as the flag above the offset),
-        # the parameter words as the GEMM images store them
+        # constants: each node's one row of gather entries (gamma's sign as the flag above
+        # the offset) and parameter words as the GEMM images store them
         pad = 1 << act_ab
-        idx = [pad | (-int(e) - 2) if int(e) < -1 else int(e) for e in c["entries"]]
+        idx = [
+            pad | (-int(e) - 2) if int(e) < -1 else int(e) for p in parts for e in p.c["entries"]
+        ]
         bias_mask = (1 << bias_bits) - 1
-        words = [((int(b) & bias_mask) << MULT_BITS) | int(mu) for b, mu in c["params"]]
+        words = [
+            ((int(b) & bias_mask) << MULT_BITS) | int(mu) for p in parts for b, mu in p.c["params"]
+        ]
         idx_rom = Memory(shape=unsigned(act_ab + 1), depth=len(idx), init=idx)
         p_rom = Memory(shape=unsigned(bias_bits + MULT_BITS), depth=len(words), init=words)
-        x_shape = signed(8) if self.in_signed else unsigned(8)
-        x_mem = Memory(shape=x_shape, depth=n, init=[])
-        y_mem = Memory(shape=signed(10), depth=n, init=[])
+        x_mem = Memory(shape=unsigned(8), depth=total, init=[])  # codes, as the unit reads
+        y_mem = Memory(shape=signed(10), depth=total, init=[])
         m.submodules.idx_rom, m.submodules.p_rom = idx_rom, p_rom
         m.submodules.x_mem, m.submodules.y_mem = x_mem, y_mem
         idx_rd, p_rd = idx_rom.read_port(), p_rom.read_port()
         x_rd, x_wr = x_mem.read_port(), x_mem.write_port()
         y_rd, y_wr = y_mem.read_port(), y_mem.write_port()
-        p_data = p_rd.data if c["kind"] == "layernorm" else p_rd.data[:MULT_BITS]
+        p_data = p_rd.data if self.kind == "layernorm" else p_rd.data[:MULT_BITS]
         m.d.comb += [
             idx_rd.addr.eq(f.idx_addr),
             f.idx_data.eq(idx_rd.data),
@@ -211,81 +247,111 @@ class DifferentialRow(wiring.Component):
             f.act_rdata.eq(x_rd.data),
         ]
 
+        def pick(values, shape):
+            """The selected node's constant of ``values`` (one per node)."""
+            sig = Signal(shape)
+            with m.Switch(self.sel):
+                for k, v in enumerate(values):
+                    with m.Case(k):
+                        m.d.comb += sig.eq(v)
+            return sig
+
+        n_sel = pick([p.n for p in parts], range(total + 1))
+        len_sel = pick([p.length for p in parts], range(max(p.length for p in parts) + 1))
+        rows_max = max(p.rows for p in parts)
+        rows_sel = pick([p.rows for p in parts], range(rows_max + 1))
+        base_sel = pick([p.base for p in parts], range(total + 1))
+        zp_in = pick([p.unit.in_zero_points[0] for p in parts], signed(10))
+        zp_out = pick([p.unit.out_zero_point for p in parts], signed(10))
+        out_signed = pick([int(p.out_signed) for p in parts], 1)
+
         # --- accumulate: read X[k] this cycle, write X[k] + d the next ----------------------
-        k = Signal(range(n))
-        j = Signal(range(length))
-        r = Signal(range(rows))
+        k = Signal(range(total))
+        j = Signal(range(max(p.length for p in parts)))
+        r = Signal(range(rows_max))
         with m.If(self.valid):
-            last = k == n - 1
+            last = k == n_sel - 1
             m.d.sync += [
                 k.eq(Mux(last, 0, k + 1)),
-                j.eq(Mux(j == length - 1, 0, j + 1)),
-                r.eq(Mux(last, 0, Mux(j == length - 1, r + 1, r))),
+                j.eq(Mux(j == len_sel - 1, 0, j + 1)),
+                r.eq(Mux(last, 0, Mux(j == len_sel - 1, r + 1, r))),
             ]
         acc1, first1 = Signal(), Signal()
         d1 = Signal(signed(self.d_bits))
-        k1 = Signal(range(n))
-        r1 = Signal(range(rows))
+        a1 = Signal(range(total))
+        r1 = Signal(range(rows_max))
         m.d.sync += [
             acc1.eq(self.valid),
             first1.eq(self.first),
             d1.eq(self.d),
-            k1.eq(k),
+            a1.eq(base_sel + k),
             r1.eq(r),
         ]
         sweeping = Signal()
-        m.d.comb += x_rd.addr.eq(Mux(sweeping, f.act_raddr, k))
+        m.d.comb += x_rd.addr.eq(Mux(sweeping, f.act_raddr, base_sel + k))
         m.d.comb += [
-            x_wr.addr.eq(k1),
-            x_wr.data.eq(Mux(first1, u.in_zero_points[0], x_rd.data) + d1),
+            x_wr.addr.eq(a1),
+            x_wr.data.eq(Mux(first1, zp_in, x_rd.data) + d1),
             x_wr.en.eq(acc1),
         ]
-        changed = Signal(rows)
+        changed = Signal(rows_max)
         with m.If(acc1 & (first1 | (d1 != 0))):
             m.d.sync += changed.bit_select(r1, 1).eq(1)
 
         # --- the differential output: the unit's writes against Y_prev ----------------------
         w1 = Signal()
-        a1 = Signal(range(n))
+        wa1 = Signal(range(total))
         y1 = Signal(signed(10))
         sfirst = Signal()
-        y_new = f.act_wdata.as_signed() if self.out_signed else f.act_wdata
-        m.d.sync += [w1.eq(f.act_we), a1.eq(f.act_waddr), y1.eq(y_new)]
+        y_new = Mux(out_signed, f.act_wdata.as_signed(), f.act_wdata)
+        m.d.sync += [w1.eq(f.act_we), wa1.eq(f.act_waddr), y1.eq(y_new)]
         m.d.comb += y_rd.addr.eq(f.act_waddr)
-        prev = Mux(sfirst, u.out_zero_point, y_rd.data)
-        m.d.comb += [y_wr.addr.eq(a1), y_wr.data.eq(y1), y_wr.en.eq(w1)]
-        m.d.comb += [self.out.eq(y1 - prev), self.out_addr.eq(a1), self.out_valid.eq(w1)]
+        prev = Mux(sfirst, zp_out, y_rd.data)
+        m.d.comb += [y_wr.addr.eq(wa1), y_wr.data.eq(y1), y_wr.en.eq(w1)]
+        m.d.comb += [
+            self.out.eq(y1 - prev),
+            self.out_addr.eq(wa1 - base_sel),
+            self.out_valid.eq(w1),
+        ]
 
         # --- sweep: one ROW per changed row ----------------------------------------------------
-        rs_ = Signal(range(rows + 1))
-        base = Signal(range(n + 1))
-        row, pcfg = c["row"], c["pcfg"]
-        for name in ("len", "t", "rs", "xsigned"):
-            m.d.comb += getattr(f, name).eq(int(row[name]))
+        rs_ = Signal(range(rows_max + 1))
+        base = Signal(range(total + 1))
+        for name in ("len", "rs", "xsigned"):
+            m.d.comb += getattr(f, name).eq(pick([int(p.c["row"][name]) for p in parts], 16))
         for name in ("shift", "zp", "lo", "hi", "round"):
-            m.d.comb += getattr(f, name).eq(int(pcfg[name]))
-        m.d.comb += [f.rows.eq(1), f.x.eq(base), f.y.eq(base), f.q.eq(0), f.i.eq(0)]
+            values = [int(p.c["pcfg"][name]) for p in parts]
+            m.d.comb += getattr(f, name).eq(pick(values, signed(17)))
+        m.d.comb += [
+            f.rows.eq(1),
+            f.x.eq(base),
+            f.y.eq(base),
+            # softmax: the node's exp table (one after the other); LayerNorm: a precision
+            f.t.eq(pick([int(p.c["row"]["t"]) + (p.t if softmax else 0) for p in parts], 8)),
+            f.q.eq(pick([p.q for p in parts], 16)),
+            f.i.eq(pick([p.i for p in parts], 16)),
+        ]
         with m.FSM(name="sweep"):
             with m.State("IDLE"):
                 with m.If(self.sweep):
-                    m.d.sync += [rs_.eq(0), base.eq(0), sfirst.eq(self.sweep_first)]
+                    m.d.sync += [rs_.eq(0), base.eq(base_sel), sfirst.eq(self.sweep_first)]
                     m.next = "CHECK"
             with m.State("CHECK"):
                 m.d.comb += [self.busy.eq(1), sweeping.eq(1)]
-                with m.If(rs_ == rows):
+                with m.If(rs_ == rows_sel):
                     m.next = "IDLE"
                 with m.Elif(changed.bit_select(rs_, 1)):
                     m.d.comb += f.start.eq(1)
                     m.next = "WAIT"
                 with m.Else():
-                    m.d.sync += [rs_.eq(rs_ + 1), base.eq(base + length)]
+                    m.d.sync += [rs_.eq(rs_ + 1), base.eq(base + len_sel)]
             with m.State("WAIT"):
                 m.d.comb += [self.busy.eq(1), sweeping.eq(1)]
                 with m.If(~f.busy & ~w1):
                     m.d.sync += [
                         changed.bit_select(rs_, 1).eq(0),
                         rs_.eq(rs_ + 1),
-                        base.eq(base + length),
+                        base.eq(base + len_sel),
                     ]
                     m.next = "CHECK"
         return m

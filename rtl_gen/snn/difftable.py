@@ -26,6 +26,8 @@ from amaranth.lib.wiring import In, Out
 
 from frontends.fixedpoint import signed_bits
 
+from .streaming import element_stage
+
 if TYPE_CHECKING:
     from frontends.snn.units import DifferentialUnit
 
@@ -77,14 +79,9 @@ class DifferentialTable(wiring.Component):
         x_rd, x_wr = x_mem.read_port(), x_mem.write_port()
         new_rd, old_rd = rom.read_port(domain="comb"), rom.read_port(domain="comb")
 
-        k = Signal(range(n))
-        with m.If(self.valid):
-            m.d.sync += k.eq(Mux(k == n - 1, 0, k + 1))
-        m.d.comb += x_rd.addr.eq(k)
-        valid1, first1 = Signal(), Signal()
-        d1 = Signal(signed(self.d_bits))
-        k1 = Signal(range(n))
-        m.d.sync += [valid1.eq(self.valid), first1.eq(self.first), d1.eq(self.d), k1.eq(k)]
+        st = element_stage(m, self.valid, self.first, n, d=self.d)
+        k1, valid1, first1, d1 = st.k1, st.valid1, st.first1, st.inputs1["d"]
+        m.d.comb += x_rd.addr.eq(st.k)
 
         x_old = Signal(signed(self.x_bits))
         x_new = Signal(signed(self.x_bits))

@@ -107,6 +107,19 @@ def element_layout(dtype: IntType) -> data.StructLayout:
     return data.StructLayout({"data": shape, "last": 1})
 
 
+def engine_signature(in_dtype: IntType, out_dtype: IntType) -> dict:
+    """The ports of a spiking engine (``SnnEngine``, ``GraphEngine``): the dense engine's
+    (``i``, ``o``, ``cycles``, ``busy``) plus ``steps``, the time steps of the last
+    inference."""
+    return {
+        "i": In(stream.Signature(element_layout(in_dtype))),
+        "o": Out(stream.Signature(element_layout(out_dtype))),
+        "cycles": Out(32),
+        "busy": Out(1),
+        "steps": Out(16),
+    }
+
+
 class SnnEngine(wiring.Component):
     """Streams an input vector in, runs the spiking network of ``plan`` to silence, streams
     the last layer's codes out. Ports as the dense engine's (``i``, ``o``, ``cycles``,
@@ -114,15 +127,7 @@ class SnnEngine(wiring.Component):
 
     def __init__(self, plan: SnnEnginePlan):
         self.plan = plan
-        super().__init__(
-            {
-                "i": In(stream.Signature(element_layout(plan.in_dtype))),
-                "o": Out(stream.Signature(element_layout(plan.out_dtype))),
-                "cycles": Out(32),
-                "busy": Out(1),
-                "steps": Out(16),
-            }
-        )
+        super().__init__(engine_signature(plan.in_dtype, plan.out_dtype))
 
     def elaborate(self, platform):
         m = Module()

@@ -36,12 +36,11 @@ from __future__ import annotations
 from typing import Any
 
 from amaranth import Cat, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import stream, wiring
+from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import In, Out
 
 from ..cycles import count_inference_cycles
-from .engine import element_layout
+from .engine import engine_signature
 
 __all__ = ["GraphEngine"]
 
@@ -54,15 +53,7 @@ class GraphEngine(wiring.Component):
 
     def __init__(self, plan: Any):
         self.plan = plan
-        super().__init__(
-            {
-                "i": In(stream.Signature(element_layout(plan.in_dtype))),
-                "o": Out(stream.Signature(element_layout(plan.out_dtype))),
-                "cycles": Out(32),
-                "busy": Out(1),
-                "steps": Out(16),
-            }
-        )
+        super().__init__(engine_signature(plan.in_dtype, plan.out_dtype))
 
     def elaborate(self, platform):
         m = Module()
@@ -128,8 +119,11 @@ class GraphEngine(wiring.Component):
                 m.d.sync += nz.eq(1)
 
         units = [plan.create_unit(d) for d in plan.drivers]
+        added: set = set()
         for i, (d, hw) in enumerate(zip(plan.drivers, units)):
-            m.submodules[f"u{i}_{plan.safe(d.name)}"] = hw
+            if id(hw) not in added:  # a shared unit (row units) once
+                added.add(id(hw))
+                m.submodules[f"u{i}_{plan.safe(d.name)}"] = hw
         out_unit = units[plan.output_driver]
 
         # --- counters ---------------------------------------------------------------------------
@@ -271,6 +265,12 @@ class GraphEngine(wiring.Component):
                 spiking = d.unit_kind == "add"
                 out = hw.spike if spiking else hw.out
                 out_valid = hw.spike_valid if spiking else hw.out_valid
+            elif d.unit_kind == "row":  # a shared unit: driven while this driver runs
+                active = Signal(name=f"u{i}_active")
+                with m.If(active):
+                    m.d.comb += [hw.valid.eq(valid1), hw.first.eq(first), hw.d.eq(values[0])]
+                    m.d.comb += hw.sel.eq(d.sel)
+                out, out_valid = hw.out, hw.out_valid & active
             else:
                 m.d.comb += [hw.valid.eq(valid1), hw.first.eq(first), hw.d.eq(values[0])]
                 out, out_valid = hw.out, hw.out_valid
@@ -281,20 +281,23 @@ class GraphEngine(wiring.Component):
             elif d.unit_kind == "row":  # changed rows only: the others' increments are 0
                 writer(
                     d.output,
-                    valid1 | out_valid,
+                    (valid1 & active) | out_valid,
                     Mux(out_valid, hw.out_addr, e1),
                     Mux(out_valid, out, 0),
                 )
             else:  # every window
                 writer(d.output, out_valid, hw.out_addr, out)
             yield
+            if d.unit_kind != "row":
+                active = Signal(name=f"u{i}_active")
             with m.State(go):
-                m.d.comb += streaming.eq(1)
+                m.d.comb += [streaming.eq(1), active.eq(1)]
                 m.d.sync += e.eq(e + 1)
                 with m.If(e == n - 1):
                     m.d.sync += [e.eq(0), drain.eq(d.drain)]
                     m.next = tail
             with m.State(tail):
+                m.d.comb += active.eq(1)
                 if d.kind == "stream":
                     m.d.sync += drain.eq(drain - 1)
                     with m.If(drain == 1):
@@ -304,9 +307,10 @@ class GraphEngine(wiring.Component):
                     m.next = sweep
             if d.kind == "row":
                 with m.State(sweep):
-                    m.d.comb += [hw.sweep.eq(1), hw.sweep_first.eq(first)]
+                    m.d.comb += [hw.sweep.eq(1), hw.sweep_first.eq(first), active.eq(1)]
                     m.next = wait
                 with m.State(wait):
+                    m.d.comb += active.eq(1)
                     with m.If(~hw.busy):
                         m.next = nxt
             return

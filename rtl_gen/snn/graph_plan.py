@@ -65,9 +65,14 @@ class Driver:
     d_bits: tuple[int, ...]
     drain: int = 0
     lanes: int = 1  # output elements a word (dense units: neurons updated a cycle)
+    sel: int = 0  # a shared unit's (row units') index of this node
     side_elements: tuple[int, ...] = ()
     event_table: list = field(default_factory=list)
     hw: object = None  # the hardware unit (built once, ``GraphPlan.create_unit``)
+
+
+def _row_kind(d: Driver) -> str:
+    return "layernorm" if d.unit.node.op == "layernorm" else "softmax"
 
 
 def _bits_of(v: int) -> int:
@@ -318,8 +323,15 @@ class GraphPlan:
             d.hw = DifferentialPool(d.unit, d.in_ranges[0], d_bits=d.d_bits[0])
         elif d.unit_kind == "table":
             d.hw = DifferentialTable(d.unit, d_bits=d.d_bits[0])
-        else:
-            d.hw = DifferentialRow(d.unit, self.graph, d_bits=d.d_bits[0])
+        else:  # one row unit for every softmax, one for every LayerNorm
+            group = [
+                x for x in self.drivers if x.unit_kind == "row" and _row_kind(x) == _row_kind(d)
+            ]
+            hw = DifferentialRow(
+                [x.unit for x in group], self.graph, d_bits=max(x.d_bits[0] for x in group)
+            )
+            for k, x in enumerate(group):
+                x.hw, x.sel = hw, k
         return d.hw
 
     # --- models -------------------------------------------------------------------------------
@@ -353,9 +365,10 @@ class GraphPlan:
         if d.unit_kind == "pool":
             return np.full(batch, hw.n_in + 3 + hw.busy_cycles, np.int64)
         if d.kind == "row":
-            rows = incs[0].reshape(batch, hw.rows, hw.length).any(axis=2).sum(axis=1)
-            changed = np.full(batch, hw.rows) if t == 0 else rows
-            return np.array([hw.step_cycles(int(c)) - 1 + 3 for c in changed], np.int64)
+            part = hw.parts[d.sel]
+            rows = incs[0].reshape(batch, part.rows, part.length).any(axis=2).sum(axis=1)
+            changed = np.full(batch, part.rows) if t == 0 else rows
+            return np.array([hw.step_cycles(int(c), d.sel) + 2 for c in changed], np.int64)
         if d.unit_kind == "dense":
             busy = [hw.row_words]
             sweep = hw.words + 3

@@ -28,6 +28,8 @@ from amaranth.lib.wiring import In, Out
 
 from frontends.fixedpoint import signed_bits
 
+from .streaming import element_stage
+
 if TYPE_CHECKING:
     from frontends.snn.units import StbifUnit
 
@@ -84,22 +86,11 @@ class IncrementAdder(wiring.Component):
         v_rd, s_rd, rom_rd = v_mem.read_port(), s_mem.read_port(), v_rom.read_port()
         v_wr, s_wr = v_mem.write_port(), s_mem.write_port()
 
-        addr = Signal(range(n))
-        with m.If(self.valid):
-            m.d.sync += addr.eq(Mux(addr == n - 1, 0, addr + 1))
+        st = element_stage(m, self.valid, self.first, n, da=self.da, db=self.db)
+        addr, addr1, valid1, first1 = st.k, st.k1, st.valid1, st.first1
+        da1, db1 = st.inputs1["da"], st.inputs1["db"]
         m.d.comb += [v_rd.addr.eq(addr), s_rd.addr.eq(addr), rom_rd.addr.eq(addr)]
-
         # stage 1: the memories answer; the inputs wait one cycle beside them
-        valid1, first1 = Signal(), Signal()
-        da1, db1 = Signal(signed(2)), Signal(signed(2))
-        addr1 = Signal(range(n))
-        m.d.sync += [
-            valid1.eq(self.valid),
-            first1.eq(self.first),
-            da1.eq(self.da),
-            db1.eq(self.db),
-            addr1.eq(addr),
-        ]
         v_old = Mux(first1, rom_rd.data, v_rd.data)
         s_old = Mux(first1, 0, s_rd.data)
         xa = Mux(da1 == 1, self.m0, Mux(da1 == -1, -self.m0, 0))
