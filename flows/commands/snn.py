@@ -312,6 +312,8 @@ def bench_spiking_graph(
         "run_seconds": round(seconds, 1),
     }
     figures["rtl"] = _graph_rtl(graph, codes, run.steps, family, out, synth, progress)
+    progress(f"compiling the gemm engine for {GEMM_BOARD[family]} on the same model…")
+    figures["gemm"] = _gemm_model(graph, family, out / "gemm", synth)
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench_snn_graph.json").write_text(json.dumps(figures, indent=2) + "\n")
     return figures
@@ -330,12 +332,13 @@ def _graph_rtl(graph, codes, steps, family: str, out: Path, synth: bool, progres
     except ModelError as exc:
         return {"refused": str(exc)}
     progress(f"modelling the graph engine's cycles on {len(codes)} vectors…")
-    cycles, model_steps = plan.cycles(codes)
+    cycles, model_steps, synops = plan.costs(codes)
     if not np.array_equal(model_steps, steps):
         raise AssertionError("the graph engine's time steps differ from the golden run's")
     per_step = cycles / np.maximum(model_steps, 1)
     fig = {
         "units": len(plan.drivers),
+        "synops_mean": float(synops.mean()),
         "cycles": {
             "mean": float(cycles.mean()),
             "p99": float(np.percentile(cycles, 99)),
@@ -356,50 +359,92 @@ def _graph_rtl(graph, codes, steps, family: str, out: Path, synth: bool, progres
     return fig
 
 
+def _gemm_model(graph, family: str, out_dir: Path, synth: bool) -> dict:
+    """The GEMM overlay of ``family``'s board on ``graph`` by its cycle model (exact to its
+    RTL, ``rtl_gen.gemm.model``): cycles, MACs and, with ``synth``, the out-of-context
+    resources and Fmax; ``refused`` when it does not take the model."""
+    from frontends.errors import ModelError
+    from rtl_gen.emit import emit_verilog
+    from rtl_gen.gemm import BOARDS, compile_graph
+    from rtl_gen.gemm.emit import TOP, create_engine
+    from rtl_gen.gemm.model import schedule
+
+    board = GEMM_BOARD[family]
+    try:
+        program = compile_graph(graph, BOARDS[board]["hetero"], split="auto")
+    except ModelError as exc:
+        return {"board": board, "refused": str(exc)}
+    fig = {"board": board, "cycles": schedule(program).cycles, "macs": program.macs()}
+    if synth:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / f"{TOP}.v").write_text(emit_verilog(create_engine(program, observe=False), TOP))
+        fig["synth"] = _synth([out_dir / f"{TOP}.v"], TOP, family, out_dir / "synth")
+    return fig
+
+
 def _graph_table(f: dict):
     from rich.table import Table
 
+    gemm = f.get("gemm") or {}
     t = Table(title=f"nnloom bench snn --graph: {Path(f['model']).name}, {f['vectors']} vectors")
     t.add_column("")
-    t.add_column("value", justify="right")
+    t.add_column("snn (ST-BIF graph engine)", justify="right")
+    t.add_column(f"gemm ({gemm.get('board', '—')})", justify="right")
     u = f["units"]
     t.add_row(
         "units",
         f"{u['StbifUnit']} ST-BIF, {u['DifferentialUnit']} differential, {u['MoveUnit']} moves",
+        "—",
     )
-    t.add_row("SNN vs QANN output codes differing", str(f["mismatching_output_codes"]))
-    t.add_row("tensors differing", ", ".join(f["differing_tensors"]) or "none")
+    t.add_row("SNN vs QANN output codes differing", str(f["mismatching_output_codes"]), "—")
+    t.add_row("tensors differing", ", ".join(f["differing_tensors"]) or "none", "—")
+    if f["qann_accuracy"] is not None:
+        t.add_row(
+            "accuracy",
+            f"QANN {100 * f['qann_accuracy']:.2f} %, SNN golden {100 * f['snn_accuracy']:.2f} %",
+            f"{100 * f['qann_accuracy']:.2f} % (the QANN)",
+        )
     st = f["steps"]
     t.add_row(
         "time steps to silence",
         f"{st['mean']:.1f} mean, p99 {st['p99']:.0f}, {st['min']}–{st['max']} "
         f"(bound {st['t_max']}); {f['silent']} of {f['vectors']} silent",
+        "—",
     )
     t.add_row(
-        "spikes per ST-BIF neuron", f"{f['spikes_per_neuron']:.2f} ({f['stbif_neurons']} neurons)"
+        "spikes per ST-BIF neuron",
+        f"{f['spikes_per_neuron']:.2f} ({f['stbif_neurons']} neurons)",
+        "—",
     )
-    if f["qann_accuracy"] is not None:
-        t.add_row(
-            "accuracy",
-            f"QANN {100 * f['qann_accuracy']:.2f} %, SNN {100 * f['snn_accuracy']:.2f} %",
-        )
     rtl = f.get("rtl") or {}
     if "refused" in rtl:
-        t.add_row("graph engine RTL", rtl["refused"])
+        t.add_row("graph engine RTL", rtl["refused"], "—")
     elif rtl:
         c, ps = rtl["cycles"], rtl["cycles_per_step"]
+        macs = gemm.get("macs")
         t.add_row(
-            "graph engine cycles / inference (model)",
-            f"{c['mean']:.0f} mean, p99 {c['p99']:.0f}, max {c['max']}",
+            "synaptic additions / MACs",
+            f"{rtl['synops_mean']:.0f} additions mean",
+            f"{macs} MACs" if macs else "—",
         )
-        t.add_row("graph engine cycles / time step", f"{ps['mean']:.0f} mean, {ps['max']:.0f} max")
-        syn = rtl.get("synth")
+        t.add_row(
+            "cycles / inference (models)",
+            f"{c['mean']:.0f} mean, p99 {c['p99']:.0f}, max {c['max']}",
+            str(gemm.get("cycles", "—")),
+        )
+        t.add_row("cycles / time step", f"{ps['mean']:.0f} mean, {ps['max']:.0f} max", "—")
+        syn, gsyn = rtl.get("synth"), gemm.get("synth") or {}
         if syn:
-            t.add_row(
-                f"graph engine on {syn['device']}",
-                f"{syn['lut4']} LUT4, {syn['ff']} FF, {syn['bram']} RAM, {syn['dsp']} DSP, "
-                f"{syn['fmax_mhz']:.1f} MHz",
-            )
+            for key, name in (
+                ("lut4", "LUT4"),
+                ("ff", "FF"),
+                ("bram", "RAM"),
+                ("dsp", "DSP"),
+                ("fmax_mhz", "Fmax MHz"),
+            ):
+                t.add_row(f"{name} ({syn['device']})", str(syn[key]), str(gsyn.get(key, "—")))
+    if "refused" in gemm:
+        t.add_row("gemm engine", "—", gemm["refused"])
     return t
 
 

@@ -387,27 +387,54 @@ class GraphPlan:
                 v >>= 1
         return total
 
-    def cycles(self, codes: np.ndarray, *, chunk: int = 64) -> tuple[np.ndarray, np.ndarray]:
-        """``(cycles, steps)`` of ``GraphEngine`` per input vector (see its docstring),
-        from golden runs of ``chunk`` vectors at a time."""
+    def _synops(self, d: Driver, incs: list[np.ndarray]) -> np.ndarray:
+        """Additions of driver ``d``'s synapses in one step per sample: each event (a set
+        bit of an input increment) adds a row of ``n_out`` weights (dense) or a tracer row
+        or column (SESA); other units have no synapses."""
+        if d.kind != "scan":
+            return np.zeros(len(incs[0]), np.int64)
+        hw = self.create_unit(d)
+        fans = [hw.n_out] if d.unit_kind == "dense" else [hw.n_cols, hw.m_rows]
+        total = np.zeros(len(incs[0]), np.int64)
+        for fan, inc in zip(fans, incs):
+            v = np.abs(inc.reshape(len(inc), -1))
+            while v.any():
+                total += (v & 1).sum(axis=1) * fan
+                v >>= 1
+        return total
+
+    def costs(
+        self, codes: np.ndarray, *, chunk: int = 64
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(cycles, steps, synaptic additions)`` of ``GraphEngine`` per input vector (see
+        its docstring), from golden runs of ``chunk`` vectors at a time."""
         codes = np.asarray(codes, np.int64)
         load = max(self.n_in, self._init_busy() + 1) + 1
-        cycles, steps = [], []
+        cycles, steps, synops = [], [], []
         for lo in range(0, len(codes), chunk):
             part = codes[lo : lo + chunk]
             per_step: list[np.ndarray] = []
+            adds = np.zeros(len(part), np.int64)
 
-            def observe(t, inc, per_step=per_step, batch=len(part)):
+            def observe(t, inc, per_step=per_step, adds=adds, batch=len(part)):
                 cost = np.ones(batch, np.int64)  # NEXT
                 for d in self.drivers:
-                    cost += self._driver_cycles(d, [inc[i] for i in d.inputs], t)
+                    ins = [inc[i] for i in d.inputs]
+                    cost += self._driver_cycles(d, ins, t)
+                    adds += self._synops(d, ins)
                 per_step.append(cost)
 
             run = self.run(part, observe=observe)
             live = np.arange(len(per_step))[:, None] < run.steps[None, :]
             cycles.append(load + (np.stack(per_step) * live).sum(axis=0) + self.n_out + 1)
             steps.append(run.steps)
-        return np.concatenate(cycles), np.concatenate(steps)
+            synops.append(adds)
+        return np.concatenate(cycles), np.concatenate(steps), np.concatenate(synops)
+
+    def cycles(self, codes: np.ndarray, *, chunk: int = 64) -> tuple[np.ndarray, np.ndarray]:
+        """``(cycles, steps)`` of ``GraphEngine`` per input vector (``costs``)."""
+        cycles, steps, _ = self.costs(codes, chunk=chunk)
+        return cycles, steps
 
     def create(self) -> GraphEngine:
         from .graph_engine import GraphEngine

@@ -32,6 +32,25 @@ def test_block_drivers_and_cycle_model():
     assert np.array_equal(plan.reference(x), reference.run(graph, x)[graph.outputs[0]])
 
 
+def test_synaptic_additions_are_events_times_fan_out():
+    graph = transformer_graph(seed=0)
+    plan = GraphPlan.from_graph(graph)
+    x = _inputs(graph, 3, 1)
+    cycles, steps, synops = plan.costs(x)
+    assert np.array_equal(cycles, plan.cycles(x)[0]) and np.array_equal(steps, plan.run(x).steps)
+    scans = [d for d in plan.drivers if d.kind == "scan"]
+    run = plan.run(x, trace=tuple({i for d in scans for i in d.inputs}))
+    want = np.zeros(len(x), np.int64)
+    for d in scans:
+        hw = plan.create_unit(d)
+        fans = [hw.n_out] if d.unit_kind == "dense" else [hw.n_cols, hw.m_rows]
+        for fan, name in zip(fans, d.inputs):
+            for b in range(len(x)):  # one addition per set bit of |increment| per fan-out
+                bits = sum(bin(abs(int(v))).count("1") for v in run.trace[name][:, b].ravel())
+                want[b] += bits * fan
+    assert (want > 0).all() and np.array_equal(synops, want)
+
+
 def test_a_unit_without_hardware_is_refused_by_name():
     with pytest.raises(ModelError, match=r"node 'conv1' \(Conv\): an ST-BIF 'conv' has no unit"):
         GraphPlan.from_graph(cnn_graph(seed=0))
