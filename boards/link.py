@@ -97,6 +97,10 @@ class HostLink(wiring.Component):
         # in front of the LOAD datapath's enables were the UP5K board's critical path
         is_ = {c: Signal(name=f"is_{c.name.lower()}") for c in Command}
         length_lo = Signal(8)
+        # the length's low byte compared as it arrives (against 0, 1 and n_in's): the
+        # 16-bit compares on the FIFO's block-RAM output in front of the status registers
+        # were the UP5K board's critical path
+        lo_zero, lo_one, lo_n_in = Signal(), Signal(), Signal()
         # payload bytes after the current one, and whether it is the last, as registers: the
         # ``count == length - 1`` compare in front of the receive state was a long path
         left = Signal(16)
@@ -134,15 +138,22 @@ class HostLink(wiring.Component):
             with m.State("LENGTH_LO"):
                 m.d.comb += [rx.ready.eq(1), rx_crc.valid.eq(rx.valid)]
                 with m.If(rx.valid):
-                    m.d.sync += length_lo.eq(rx.payload)
+                    m.d.sync += [
+                        length_lo.eq(rx.payload),
+                        lo_zero.eq(rx.payload == 0),
+                        lo_one.eq(rx.payload == 1),
+                        lo_n_in.eq(rx.payload == (n_in & 0xFF)),
+                    ]
                     m.next = "LENGTH_HI"
             with m.State("LENGTH_HI"):
                 m.d.comb += [rx.ready.eq(1), rx_crc.valid.eq(rx.valid)]
                 with m.If(rx.valid):
                     full = Cat(length_lo, rx.payload)
+                    hi_zero = rx.payload == 0
+                    is_zero, is_n_in = lo_zero & hi_zero, lo_n_in & (rx.payload == n_in >> 8)
                     m.d.sync += [
                         left.eq(full - 1),
-                        last_byte.eq(full == 1),
+                        last_byte.eq(lo_one & hi_zero),
                     ]
                     if self.load_spec:
                         loader.start()
@@ -150,15 +161,15 @@ class HostLink(wiring.Component):
                     is_info = is_[Command.INFO]
                     is_status = is_[Command.STATUS]
                     is_load = is_[Command.LOAD] if self.load_spec else Const(0)
-                    with m.If(is_infer & (full == n_in)):
+                    with m.If(is_infer & is_n_in):
                         m.d.sync += [
                             feed.eq(1),
                             status.eq(Status.OK),
                             reply_len.eq(n_out * self.out_bytes + 4),
                         ]
-                    with m.Elif(is_info & (full == 0)):
+                    with m.Elif(is_info & is_zero):
                         m.d.sync += [feed.eq(0), status.eq(Status.OK), reply_len.eq(8)]
-                    with m.Elif(is_status & (full == 0)):
+                    with m.Elif(is_status & is_zero):
                         m.d.sync += [feed.eq(0), status.eq(Status.OK), reply_len.eq(5)]
                     with m.Elif(is_load):  # its length is checked with its words
                         m.d.sync += [feed.eq(0), status.eq(Status.OK), reply_len.eq(2)]
@@ -166,7 +177,7 @@ class HostLink(wiring.Component):
                         m.d.sync += [feed.eq(0), reply_len.eq(0), status.eq(Status.BAD_COMMAND)]
                         with m.If(is_infer | is_info | is_status):
                             m.d.sync += status.eq(Status.BAD_LENGTH)
-                    with m.If(full == 0):
+                    with m.If(is_zero):
                         m.next = "CRC_HI"
                     with m.Else():
                         m.d.sync += load_payload.eq(is_load)
