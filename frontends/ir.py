@@ -132,7 +132,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-__all__ = ["IntType", "QuantParams", "Tensor", "Node", "Graph"]
+__all__ = ["IntType", "QuantParams", "Tensor", "Node", "Graph", "TRANSFORMER_OPS", "is_transformer"]
 
 
 @dataclass(frozen=True)
@@ -296,3 +296,15 @@ class Graph:
             if tensor in node.outputs:
                 return node
         return None
+
+
+TRANSFORMER_OPS = ("layernorm", "matmul")
+
+
+def is_transformer(graph: Graph) -> bool:
+    """A transformer graph: it has a LayerNorm, a MatMul of two activations or a row
+    softmax inside the network."""
+    return any(
+        n.op in TRANSFORMER_OPS or (n.op == "nonlinear" and n.attrs.get("function") == "softmax")
+        for n in graph.nodes
+    )

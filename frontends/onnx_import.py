@@ -48,7 +48,8 @@ from ._onnx.base import (
 )
 from ._onnx.quant import emit_float_output, output_dequantized
 from .errors import ModelError
-from .ir import Graph
+from .fixedpoint import WIDE_MULTIPLIER_BITS, multiplier_width
+from .ir import Graph, is_transformer
 from .ranges import check_ranges
 
 if TYPE_CHECKING:
@@ -267,8 +268,25 @@ def _fold(state: State, node, opsets: dict, label: str) -> bool:
     return True
 
 
-def import_onnx(path: str | Path, *, name: str | None = None) -> Graph:
-    """Import a quantized ONNX model (QDQ, QONNX or integer ops) as an integer IR graph."""
+def import_onnx(
+    path: str | Path, *, name: str | None = None, multiplier_bits: int | None = None
+) -> Graph:
+    """Import a quantized ONNX model (QDQ, QONNX or integer ops) as an integer IR graph.
+
+    Requantization multipliers have ``multiplier_bits`` bits; by default
+    ``fixedpoint.MULTIPLIER_BITS``, but ``WIDE_MULTIPLIER_BITS`` for a transformer
+    (``ir.is_transformer``), whose one-code differences grow through its attention blocks."""
+    if multiplier_bits is not None:
+        with multiplier_width(multiplier_bits):
+            return _import(path, name)
+    graph = _import(path, name)
+    if is_transformer(graph):
+        with multiplier_width(WIDE_MULTIPLIER_BITS):
+            graph = _import(path, name)
+    return graph
+
+
+def _import(path: str | Path, name: str | None) -> Graph:
     from onnx import numpy_helper
 
     path = Path(path)

@@ -125,7 +125,7 @@ def generate_gemm(
     from sim.layer_agreement import is_transformer
 
     if split == "auto" and is_transformer(graph):
-        # judged layer by layer against the model (sim.layer_agreement): its golden must be
+        # judged layer by layer too (sim.layer_agreement): its golden must be
         # the model's own, not the LUT core's approximated weights (3 channels of the
         # digits ViT's embedding on ternary lanes left 43 % of its logits within one code)
         split = 0.0

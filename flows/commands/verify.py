@@ -93,7 +93,7 @@ def report_agreement(
         console.print(
             a.line()
             + ("" if a.judged else " (reported, not judged)")
-            + (" (codes reported; argmax judged)" if a.judged and a.rule == "argmax" else ""),
+            + (" (argmax judged too)" if a.judged and a.rule == "transformer" else ""),
             highlight=False,
             soft_wrap=True,
         )

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import ModelError
-from ..fixedpoint import division_multiplier, softmax_params
+from ..fixedpoint import MULTIPLIER_BITS, division_multiplier, softmax_params
 from ..im2col import pool_windows
 from ..ir import IntType
 from .base import (
@@ -767,7 +767,9 @@ def _emit_nonlinear(state, p: Pending, dtype, scale, zp, label):
         row = int(x.shape[p.attrs["axis"]])
         check_tokens(row, f"node '{p.node}' (Softmax)", "its row")  # in the network
         exp_table, recip = softmax_params(x.scale, t.max - t.min, row)
-        m, shift = multipliers(np.array([2.0**-recip / scale]), label, "softmax output scale")
+        m, shift = multipliers(
+            np.array([2.0**-recip / scale]), label, "softmax output scale", bits=MULTIPLIER_BITS
+        )
         return (
             "nonlinear",
             dict(common, axis=p.attrs["axis"], shift=shift, recip_shift=recip, rounding="half_up"),

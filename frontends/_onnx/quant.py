@@ -52,11 +52,17 @@ log = logging.getLogger("frontends.onnx_import")
 
 
 def multipliers(
-    real: ArrayLike, label: str, what: str = "requantization multiplier"
+    real: ArrayLike,
+    label: str,
+    what: str = "requantization multiplier",
+    *,
+    bits: int | None = None,
 ) -> tuple[np.ndarray, int]:
+    """``fixedpoint.quantize_multipliers`` (at ``bits``, default the width in force) with
+    its error as a ``ModelError`` naming ``label``."""
     real = np.asarray(real, dtype=np.float64).reshape(-1)
     try:
-        return quantize_multipliers(real)
+        return quantize_multipliers(real, bits=bits)
     except ValueError as exc:
         text = str(exc)
         raise ModelError(

@@ -1,6 +1,7 @@
 """``nnloom example digits-vit`` end to end (training included, hence slow): accuracy of the
 float model, onnxruntime's QDQ model and the integer golden; the golden against onnxruntime
-layer by layer and at the output, for the legacy and the dynamo export; ``nnloom inspect``."""
+layer by layer and at the output (within one code on 99 % of the logits), for the legacy
+and the dynamo export; ``nnloom inspect``."""
 
 import numpy as np
 import pytest
@@ -40,9 +41,10 @@ def test_golden_agrees_with_onnxruntime(made, export):
         assert all(la.within_one >= 0.99 and la.largest <= 1 for la in layers), layers
     out = output_agreement(graph, path, x)
     print(f"{export} output: {out}")
-    # one-code differences grow through two attention blocks: element-wise the golden is as
-    # close to onnxruntime as onnxruntime's optimized graph is to its own plain graph
-    assert out.argmax >= 0.99 and out.plain_argmax >= 0.99
+    # the issue's rule end to end, against the file's own ops (22-bit multipliers; 15-bit
+    # ones gave 96.0 %); the fused QLinearSoftmax of the optimized graph is further away
+    # from the file's ops than the golden is
+    assert out.plain_within_one >= 0.99 and out.plain_argmax >= 0.99 and out.argmax >= 0.99
     assert out.plain_within_one >= out.ort_self_within_one
 
 
