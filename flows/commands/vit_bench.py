@@ -88,7 +88,11 @@ def _unit_luts(program, family: str, work: Path) -> dict:
         )
     if cfg.norm:
         units["layernorm"] = NormUnit(
-            act_abits=act_ab, idx_abits=idx_ab, p_abits=p_ab, bias_bits=cfg.bias_bits
+            act_abits=act_ab,
+            idx_abits=idx_ab,
+            p_abits=p_ab,
+            bias_bits=cfg.bias_bits,
+            mult_bits=cfg.mult_bits,
         )
     out = {}
     for name, unit in units.items():

@@ -126,6 +126,11 @@ class DensePlan:
                     f"after removing the zero point; the dense engine multiplies "
                     f"{WEIGHT_BITS}-bit signed weights"
                 )
+            if np.max(node.weights["multiplier"], initial=0) >= 1 << MULTIPLIER_BITS:
+                raise ModelError(
+                    f"{node.describe()}: its requantization multipliers are wider than the "
+                    f"dense engine's {MULTIPLIER_BITS} bits (a transformer's); use --engine gemm"
+                )
             bias = node.weights["bias"] - node.attrs["input_zero_point"] * w.sum(axis=1)
             layers.append(
                 DenseLayer(

@@ -16,16 +16,15 @@ sequencer's activation port: two cycles a multiply-accumulate (``matmul_cycles``
 from __future__ import annotations
 
 import numpy as np
-from amaranth import Cat, Module, Mux, Signal, signed
+from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from frontends.errors import ModelError
-from frontends.fixedpoint import MULTIPLIER_BITS
 from frontends.ir import Node
 
 from .codes import as_code, requant
-from .config import MULT_BITS
+from .config import MAX_MULT_BITS, MULT_BITS
 from .program import LayerInfo, Program
 from .rowwise import row_ports
 from .state import LoweringState
@@ -47,9 +46,9 @@ __all__ = [
 MATMUL = 2  # ROW kinds
 CADD = 3
 CADD_SETUP = 1  # the parameter read before the first issue
-CADD_TAIL = 8  # gather, activation and term reads, sum, the requantizer, idle
+CADD_TAIL = 10  # gather, address, activation and term reads, product, sum, requantizer, idle
 MAT_SETUP = 2  # parameter reads before the first issue
-MAT_TAIL = 10  # last b read, product, accumulate, * mult, the requantizer, idle
+MAT_TAIL = 12  # last b read, address, product, accumulate, * mult in halves, requantizer, idle
 
 
 def matmul_cycles(h: int, m: int, n: int, k: int) -> int:
@@ -97,8 +96,8 @@ def emit_matmul(lowering: LoweringState, node: Node, first: int) -> LayerInfo:
             f"fields (M, K <= 4095, N <= 255, heads <= 63)"
         )
     mult = int(np.asarray(node.weights["multiplier"]).reshape(-1)[0])
-    if not 0 <= mult < 1 << MULTIPLIER_BITS:
-        raise ModelError(f"{node.describe()}: multiplier {mult} exceeds {MULTIPLIER_BITS} bits")
+    if not 0 <= mult < 1 << MAX_MULT_BITS:
+        raise ModelError(f"{node.describe()}: multiplier {mult} exceeds {MAX_MULT_BITS} bits")
     za, zb = (int(z) for z in a["input_zero_points"])
     lead = np.broadcast_shapes(a_shape[:-2], b_shape[:-2])
     ai = np.broadcast_to(
@@ -208,8 +207,8 @@ def emit_const_add(lowering: LoweringState, node: Node, first: int) -> LayerInfo
         )
     za, zb = (int(z) for z in a["input_zero_points"])
     ma, mb = (int(v) for v in np.asarray(node.weights["multiplier"]).reshape(-1))
-    if not 0 <= ma < 1 << MULTIPLIER_BITS:
-        raise ModelError(f"{node.describe()}: multiplier {ma} exceeds {MULTIPLIER_BITS} bits")
+    if not 0 <= ma < 1 << MAX_MULT_BITS:
+        raise ModelError(f"{node.describe()}: multiplier {ma} exceeds {MAX_MULT_BITS} bits")
     terms = (codes - zb) * mb
     from frontends.fixedpoint import signed_bits
 
@@ -278,8 +277,16 @@ class CaddUnit(wiring.Component):
     ``act[idx[i + j]]``, its term at ``params[q + 1 + j mod len]``,
     ``act[y + j] = requant((a - za)*ma + K)``; one element a cycle, ``cadd_cycles``."""
 
-    def __init__(self, *, act_abits: int, idx_abits: int, p_abits: int, bias_bits: int):
-        self.act_abits, self.bias_bits = act_abits, bias_bits
+    def __init__(
+        self,
+        *,
+        act_abits: int,
+        idx_abits: int,
+        p_abits: int,
+        bias_bits: int,
+        mult_bits: int = MULT_BITS,
+    ):
+        self.act_abits, self.bias_bits, self.mult_bits = act_abits, bias_bits, mult_bits
         super().__init__(
             {
                 "start": In(1),
@@ -303,7 +310,7 @@ class CaddUnit(wiring.Component):
                 "act_wdata": Out(8),
                 "act_we": Out(1),
                 "p_addr": Out(p_abits),
-                "p_data": In(bias_bits + MULT_BITS),
+                "p_data": In(bias_bits + mult_bits),
                 "busy": Out(1),
             }
         )
@@ -312,10 +319,11 @@ class CaddUnit(wiring.Component):
         from .post import requant_pipeline
 
         m = Module()
+        mw = self.mult_bits
         setup, issuing, xs = Signal(), Signal(), Signal()
         q = Signal(14)
         za = Signal(signed(9))
-        ma = Signal(MULT_BITS)
+        ma = Signal(mw)
         j = Signal(16)
         k, len_m1, rows_m1, r = Signal(12), Signal(12), Signal(12), Signal(12)
         ibase, y = Signal(16), Signal(16)
@@ -332,15 +340,18 @@ class CaddUnit(wiring.Component):
                 len_m1.eq(self.len - 1),
                 rows_m1.eq(self.rows - 1),
             ]
-        # stage 0 issues the gather read; stage 1 the activation read and the term's
-        # parameter read (element k of the period); stage 2 the sum
-        k1 = Signal(12)
-        v1, v2 = Signal(), Signal()
+        # stage 0 issues the gather read; stage 1 registers the entry (a gather read
+        # straight into the activation address, through the engine's port multiplexers, is
+        # a block RAM to block RAM path); stage 1b the activation read and the term's
+        # parameter read (element k of the period); stage 2 the product, 3 the sum
+        k1, k1b = Signal(12), Signal(12)
+        v1, v1b, v2 = Signal(), Signal(), Signal()
+        addr1b = Signal(self.act_abits)
         m.d.comb += [
             self.idx_addr.eq(ibase + j),
-            self.p_addr.eq(Mux(v1, q + 1 + k1, q)),
-            self.act_raddr.eq(self.idx_data[: self.act_abits]),
-            self.act_re.eq(v1),
+            self.p_addr.eq(Mux(v1b, q + 1 + k1b, q)),
+            self.act_raddr.eq(addr1b),
+            self.act_re.eq(v1b),
         ]
         with m.If(setup & ~self.start):
             m.d.sync += [setup.eq(0), issuing.eq(1)]
@@ -351,23 +362,30 @@ class CaddUnit(wiring.Component):
                 m.d.sync += [k.eq(0), r.eq(r + 1)]
                 with m.If(r == rows_m1):
                     m.d.sync += issuing.eq(0)
-        m.d.sync += [v1.eq(go), k1.eq(k), v2.eq(v1)]
-        with m.If(setup):
-            pass
+        m.d.sync += [
+            v1.eq(go),
+            k1.eq(k),
+            v1b.eq(v1),
+            k1b.eq(k1),
+            addr1b.eq(self.idx_data[: self.act_abits]),
+            v2.eq(v1b),
+        ]
         # params[q] is on p_data the cycle after setup (p_addr = q while v1 is low)
         first = Signal()
         m.d.sync += first.eq(setup & ~self.start)
         with m.If(first):
             m.d.sync += [
-                za.eq(self.p_data[MULT_BITS : MULT_BITS + 9].as_signed()),
-                ma.eq(self.p_data[:MULT_BITS]),
+                za.eq(self.p_data[mw : mw + 9].as_signed()),
+                ma.eq(self.p_data[:mw]),
             ]
         val = Signal(signed(9))
         m.d.comb += val.eq(Mux(xs, self.act_rdata.as_signed(), self.act_rdata))
-        term = self.p_data[MULT_BITS:].as_signed()
-        total = Signal(signed(self.bias_bits + MULT_BITS + 12))
-        v3 = Signal()
-        m.d.sync += [v3.eq(v2), total.eq((val - za) * ma + term)]
+        term = self.p_data[mw:].as_signed()
+        prod2b, term2b = Signal(signed(10 + mw + 1)), Signal(signed(self.bias_bits))
+        total = Signal(signed(self.bias_bits + mw + 12))
+        v2b, v3 = Signal(), Signal()
+        m.d.sync += [v2b.eq(v2), prod2b.eq((val - za) * ma), term2b.eq(term)]
+        m.d.sync += [v3.eq(v2b), total.eq(prod2b + term2b)]
         with m.If(v3):
             m.d.sync += y.eq(y + 1)
         vo, ao, result = requant_pipeline(
@@ -385,7 +403,7 @@ class CaddUnit(wiring.Component):
         m.d.comb += [self.act_we.eq(vo), self.act_waddr.eq(ao), self.act_wdata.eq(result[:8])]
         tail = Signal(4)
         m.d.sync += tail.eq(Cat(v3, tail[:3]))
-        m.d.comb += self.busy.eq(setup | first | issuing | v1 | v2 | v3 | (tail != 0))
+        m.d.comb += self.busy.eq(setup | first | issuing | v1 | v1b | v2 | v2b | v3 | (tail != 0))
         return m
 
 
@@ -410,20 +428,29 @@ class MatUnit(wiring.Component):
     into the post unit's requantizer pipeline. ``busy`` until the last write; latency
     ``matmul_cycles``."""
 
-    def __init__(self, *, act_abits: int, idx_abits: int, p_abits: int, bias_bits: int):
-        self.act_abits, self.bias_bits = act_abits, bias_bits
-        super().__init__(row_ports(act_abits, idx_abits, p_abits, bias_bits + MULT_BITS))
+    def __init__(
+        self,
+        *,
+        act_abits: int,
+        idx_abits: int,
+        p_abits: int,
+        bias_bits: int,
+        mult_bits: int = MULT_BITS,
+    ):
+        self.act_abits, self.bias_bits, self.mult_bits = act_abits, bias_bits, mult_bits
+        super().__init__(row_ports(act_abits, idx_abits, p_abits, bias_bits + mult_bits))
 
     def elaborate(self, platform):
         from .post import requant_pipeline
 
         m = Module()
+        mw = self.mult_bits
         setup = Signal(2)  # parameter reads: 2 (params[q]), 1 (params[q+1])
         issuing, phase = Signal(), Signal()  # phase 0: A's entry, 1: B's
         xs = Signal()
         q = Signal(14)
         za, zb = Signal(signed(9)), Signal(signed(9))
-        mult = Signal(MULT_BITS)
+        mult = Signal(mw)
         k_m1, n_m1, m_m1, h_m1 = Signal(12), Signal(8), Signal(12), Signal(6)
         kk, nn, mm, hh = Signal(12), Signal(8), Signal(12), Signal(6)
         a_row, b_row, b_head = Signal(16), Signal(16), Signal(16)  # table bases of the dot
@@ -448,12 +475,12 @@ class MatUnit(wiring.Component):
                 phase.eq(0),
             ]
         m.d.comb += self.p_addr.eq(Mux(setup == 1, q + 1, q))
-        zero_point = self.p_data[MULT_BITS : MULT_BITS + 9].as_signed()
+        zero_point = self.p_data[mw : mw + 9].as_signed()
         with m.If(setup == 2):
             m.d.sync += setup.eq(1)
         with m.If(setup == 1):
             m.d.sync += [setup.eq(0), issuing.eq(1), za.eq(zero_point)]
-            m.d.sync += mult.eq(self.p_data[:MULT_BITS])
+            m.d.sync += mult.eq(self.p_data[:mw])
         # zb: params[q+1] is on p_data the cycle after setup == 1
         zb_load = Signal()
         m.d.sync += zb_load.eq(setup == 1)
@@ -487,15 +514,20 @@ class MatUnit(wiring.Component):
                             m.d.sync += b_row.eq(b_row + k_m1 + 1)
                     with m.If(last_out):
                         m.d.sync += issuing.eq(0)
-        # stage 1: the entry's activation read; stage 2: its value
+        # stage 1: the entry registered (see CaddUnit); 1b: its activation read; 2: its value
         v1, ph1, lk1 = Signal(), Signal(), Signal()
         m.d.sync += [v1.eq(go), ph1.eq(phase), lk1.eq(last_k)]
-        m.d.comb += [
-            self.act_raddr.eq(self.idx_data[: self.act_abits]),
-            self.act_re.eq(v1),
+        v1b, ph1b, lk1b = Signal(), Signal(), Signal()
+        addr1b = Signal(self.act_abits)
+        m.d.sync += [
+            v1b.eq(v1),
+            ph1b.eq(ph1),
+            lk1b.eq(lk1),
+            addr1b.eq(self.idx_data[: self.act_abits]),
         ]
+        m.d.comb += [self.act_raddr.eq(addr1b), self.act_re.eq(v1b)]
         v2, ph2, lk2 = Signal(), Signal(), Signal()
-        m.d.sync += [v2.eq(v1), ph2.eq(ph1), lk2.eq(lk1)]
+        m.d.sync += [v2.eq(v1b), ph2.eq(ph1b), lk2.eq(lk1b)]
         val = Signal(signed(9))
         m.d.comb += val.eq(Mux(xs, self.act_rdata.as_signed(), self.act_rdata))
         a_val = Signal(signed(10))
@@ -513,15 +545,18 @@ class MatUnit(wiring.Component):
         m.d.sync += v4.eq(v3 & lk3)
         with m.If(v3):
             m.d.sync += [acc.eq(Mux(fresh, prod, acc + prod)), fresh.eq(lk3)]
-        # stage 5: * mult; then the requantizer
-        v5 = Signal()
-        scaled = Signal(signed(36 + MULT_BITS + 1))
-        m.d.sync += [v5.eq(v4), scaled.eq(acc * mult)]
-        with m.If(v5):
+        # stage 5: * mult in two halves (one MULT18X18D column each), 5b their sum; then
+        # the requantizer
+        v5, v5b = Signal(), Signal()
+        lo5, hi5 = Signal(unsigned(18 + mw)), Signal(signed(36 - 18 + mw + 1))
+        scaled = Signal(signed(36 + mw + 1))
+        m.d.sync += [v5.eq(v4), lo5.eq(acc[:18] * mult), hi5.eq(acc[18:].as_signed() * mult)]
+        m.d.sync += [v5b.eq(v5), scaled.eq((hi5 << 18) + lo5)]
+        with m.If(v5b):
             m.d.sync += y.eq(y + 1)  # the pipeline carries the address of each output
         vo, ao, result = requant_pipeline(
             m,
-            v5,
+            v5b,
             scaled,
             y,
             shift=self.shift,
@@ -533,8 +568,8 @@ class MatUnit(wiring.Component):
         )
         m.d.comb += [self.act_we.eq(vo), self.act_waddr.eq(ao), self.act_wdata.eq(result[:8])]
         tail = Signal(4)
-        m.d.sync += tail.eq(Cat(v5, tail[:3]))
+        m.d.sync += tail.eq(Cat(v5b, tail[:3]))
         m.d.comb += self.busy.eq(
-            (setup != 0) | issuing | v1 | v2 | v3 | v4 | v5 | (tail != 0) | zb_load
+            (setup != 0) | issuing | v1 | v1b | v2 | v3 | v4 | v5 | v5b | (tail != 0) | zb_load
         )
         return m

@@ -59,7 +59,7 @@ from frontends.ir import Graph, IntType, Node
 from . import timing
 from .attention import emit_const_add, emit_matmul, emit_view
 from .chunks import chunked_instrs, depthwise_instrs, drop_repeats
-from .config import DSP_WBITS, GemmConfig
+from .config import DSP_WBITS, MULT_BITS, GemmConfig
 from .instrs import (
     gemm_instrs,
     mark_early_posts,
@@ -971,6 +971,7 @@ class Lowering:
             "acc_bits": self.acc_core["dsp"],
             "lut_acc_bits": self.acc_core["lut"],
             "bias_bits": self.bias_bits,
+            "mult_bits": max([MULT_BITS] + [int(mu).bit_length() for _b, mu in self.params]),
             "residual": any(i.op in ("ADD", "MAX") for i in instrs),
             "windows": any(i.op == "WIN" for i in instrs),
             "lane_cache": any(i.op == "CFG" and i["dw"] for i in instrs),

@@ -20,12 +20,14 @@ __all__ = [
     "ACT_BITS",
     "DSP_WBITS",
     "MULT_BITS",
+    "MAX_MULT_BITS",
     "SERIAL_WBITS",
 ]
 
 ACT_BITS = 8  # activation codes in the activation buffer
 DSP_WBITS = 8  # DSP-core weights (int8)
 MULT_BITS = 15  # requantization multipliers (frontends.fixedpoint.MULTIPLIER_BITS)
+MAX_MULT_BITS = 24  # the widest a program's multipliers may be (``GemmConfig.mult_bits``)
 LUT_MODES = ("shiftadd", "ternary", "bitserial")
 SERIAL_WBITS = (2, 8)  # bit-serial LUT core: weight precisions a CFG may choose
 
@@ -60,13 +62,16 @@ class GemmConfig:
     ``ADD`` datapath; ``half_even``: it rounds half to even too; ``windows``: the cores have
     the convolution window counters (without them a core runs one-pixel windows only);
     ``lut_acc_bits``: the LUT
-    core's accumulators (0: ``acc_bits``; low-bit weights need fewer). ``tab_depth``: the
-    element-wise function tables' memory (``tables``; 0: none); ``smurf_cycles``: cycles an
-    element of the SMURF units that replace it (0: tables in memory). ``etab_depth``: the
-    row unit's exp tables (``rowwise``; 0: no row unit), ``row_bits``: its reciprocals'
-    width; ``matmul``: the activation x activation unit, ``cadd``: the constant adder
-    (``attention``); ``norm``: the LayerNorm unit (``rowwise``). ``protect``: none,
-    parity or secded on the instruction, weight and parameter memories (``protect``).
+    core's accumulators (0: ``acc_bits``; low-bit weights need fewer). ``mult_bits``: the
+    requantization multipliers in the parameter memory and the units that multiply by
+    them (``MULT_BITS``; a transformer's, ``frontends.fixedpoint.WIDE_MULTIPLIER_BITS``).
+    ``tab_depth``: the element-wise function tables' memory (``tables``; 0: none);
+    ``smurf_cycles``: cycles an element of the SMURF units that replace it (0: tables in
+    memory). ``etab_depth``: the row unit's exp tables (``rowwise``; 0: no row unit),
+    ``row_bits``: its reciprocals' width; ``matmul``: the activation x activation unit,
+    ``cadd``: the constant adder (``attention``); ``norm``: the LayerNorm unit
+    (``rowwise``). ``protect``: none, parity or secded on the instruction, weight and
+    parameter memories (``protect``).
     ``lane_cache``: the DSP core's lanes can each read an activation of their own from a
     lane cache of ``xc_depth`` words (``CFG dw``: a depthwise layer's channels on every lane; the
     compiler uses it for input blocks up to ``xc_depth`` and ``fit`` drops it when unused).
@@ -86,6 +91,7 @@ class GemmConfig:
     lut_wbits: int = 4
     acc_bits: int = 24
     bias_bits: int = 24
+    mult_bits: int = MULT_BITS
     imem_depth: int = 64
     act_depth: int = 256
     idx_depth: int = 256
@@ -147,6 +153,10 @@ class GemmConfig:
             raise ValueError(
                 f"spram_wbits={self.spram_wbits}: SPRAM weights without a cache are 4 or 8 "
                 f"bits a lane, on a spram config only"
+            )
+        if not MULT_BITS <= self.mult_bits <= MAX_MULT_BITS:
+            raise ValueError(
+                f"mult_bits={self.mult_bits}: multipliers are {MULT_BITS}-{MAX_MULT_BITS} bits"
             )
         if self.lut_mode == "ternary" and self.lut_wbits != 2:
             object.__setattr__(self, "lut_wbits", 2)
@@ -242,6 +252,7 @@ class GemmConfig:
             norm=needs.get("norm", False),
             acc_bits=needs.get("acc_bits", self.acc_bits),
             bias_bits=needs.get("bias_bits", self.bias_bits),
+            mult_bits=needs.get("mult_bits", self.mult_bits),
             residual=needs.get("residual", self.residual),
             half_even=needs.get("half_even", self.half_even),
             windows=needs.get("windows", self.windows),

@@ -19,7 +19,7 @@ import numpy as np
 
 from frontends.ir import Graph
 
-from .config import DSP_WBITS, MULT_BITS, GemmConfig
+from .config import DSP_WBITS, GemmConfig
 
 __all__ = ["estimate", "sweep", "SweepPoint", "FIT"]
 
@@ -51,7 +51,7 @@ def estimate(config: GemmConfig, family: str) -> dict:
         _brams(config.imem_depth, 64, 1, family)
         + _brams(config.act_depth, 8, 1 + cores, family)
         + _brams(config.idx_depth, abits + 1, 1 + cores, family)
-        + _brams(config.param_depth, config.bias_bits + MULT_BITS, 1, family)
+        + _brams(config.param_depth, config.bias_bits + config.mult_bits, 1, family)
         + _brams(config.wd_depth, config.dsp_lanes * DSP_WBITS, 1, family)
         + _brams(config.wl_depth, config.lut_lanes * config.lut_wbits, 1, family)
         + _brams(config.accd_depth, config.acc_widths["dsp"], 1, family)

@@ -17,11 +17,10 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from frontends.errors import ModelError
-from frontends.fixedpoint import MULTIPLIER_BITS
 from frontends.ir import Node
 
 from . import timing
-from .config import DSP_WBITS, GemmConfig
+from .config import DSP_WBITS, MAX_MULT_BITS, GemmConfig
 from .isa import Instr
 from .layers import ROUNDING, GemmLayer
 
@@ -234,9 +233,9 @@ def mark_early_posts(instrs: list[Instr]) -> None:
 def post_params(node: Node, multipliers: ArrayLike, zero_points: Iterable[int]) -> np.ndarray:
     """Checks that ``MAX``'s parameter fields hold the node's multipliers and zero points."""
     mult = np.asarray(multipliers, np.int64).reshape(-1)
-    if mult.max(initial=0) >= 2**MULTIPLIER_BITS or mult.min(initial=0) < 0:
+    if mult.max(initial=0) >= 2**MAX_MULT_BITS or mult.min(initial=0) < 0:
         raise ModelError(
-            f"{node.describe()}: multipliers {mult.tolist()} exceed {MULTIPLIER_BITS} unsigned bits"
+            f"{node.describe()}: multipliers {mult.tolist()} exceed {MAX_MULT_BITS} unsigned bits"
         )
     for z in zero_points:
         if not -256 <= int(z) <= 255:

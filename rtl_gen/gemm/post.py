@@ -139,7 +139,8 @@ class PostUnit(wiring.Component):
     ``act_re`` (an ADD/MAX uses the activation read this cycle); ``p_used``: ``p_data`` is
     used this cycle (a POST's element, an ADD's operand, a MAX's output); ``p_addr_early``:
     ``p_addr`` a cycle before, for a parameter memory whose word is registered before its
-    decoder (``protect.ProtectedRead``)."""
+    decoder (``protect.ProtectedRead``). ``mult_bits``: the multipliers' width in the
+    parameter word (``GemmConfig.mult_bits``)."""
 
     def __init__(
         self,
@@ -154,12 +155,13 @@ class PostUnit(wiring.Component):
         half_even: bool = True,
         add_period: int = 2,
         pool: bool = True,
+        mult_bits: int = MULT_BITS,
     ):
         if add_period not in (2, 4):
             raise ValueError(f"add_period={add_period}: an ADD element takes 2 or 4 cycles")
         self.add_period, self.has_pool = add_period, pool
         self.acc_bits, self.bias_bits, self.residual = acc_bits, bias_bits, residual
-        self.half_even = half_even
+        self.half_even, self.mult_bits = half_even, mult_bits
         self.act_abits = act_abits
         super().__init__(
             {
@@ -186,7 +188,7 @@ class PostUnit(wiring.Component):
                 "acc_data": In(signed(acc_bits)),
                 "p_addr": Out(p_abits),
                 "p_addr_early": Out(p_abits),
-                "p_data": In(bias_bits + MULT_BITS),
+                "p_data": In(bias_bits + mult_bits),
                 "idx_addr": Out(idx_abits),
                 "idx_data": In(act_abits + 1),
                 "act_raddr": Out(act_abits),
@@ -204,9 +206,10 @@ class PostUnit(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        mw = self.mult_bits
         sum_bits = max(self.acc_bits, self.bias_bits) + 1
-        bias = self.p_data[MULT_BITS:].as_signed()
-        mult = self.p_data[:MULT_BITS]
+        bias = self.p_data[mw:].as_signed()
+        mult = self.p_data[:mw]
 
         # --- POST: issue ---------------------------------------------------------------------
         running, is_add, is_max = Signal(), Signal(), Signal()
@@ -270,13 +273,13 @@ class PostUnit(wiring.Component):
         v1, v1b, v2, v2b, v3 = Signal(), Signal(), Signal(), Signal(), Signal()
         wa1, wa1b, wa2, wa2b, wa3 = (Signal(16) for _ in range(5))
         acc1b, bias1b = Signal(signed(self.acc_bits)), Signal(signed(self.bias_bits))
-        mult1b = Signal(unsigned(MULT_BITS))
+        mult1b = Signal(unsigned(mw))
         sum2 = Signal(signed(sum_bits))
-        mult2 = Signal(unsigned(MULT_BITS))
+        mult2 = Signal(unsigned(mw))
         split = min(15, sum_bits - 1)
-        lo2b = Signal(unsigned(split + MULT_BITS))
-        hi2b = Signal(signed(sum_bits - split + MULT_BITS + 1))
-        prod3 = Signal(signed(sum_bits + MULT_BITS + 1))
+        lo2b = Signal(unsigned(split + mw))
+        hi2b = Signal(signed(sum_bits - split + mw + 1))
+        prod3 = Signal(signed(sum_bits + mw + 1))
         m.d.sync += [
             v1.eq(issue),
             wa1.eq(wa),
@@ -360,8 +363,8 @@ class PostUnit(wiring.Component):
         val, val_r = Signal(signed(9)), Signal(signed(9))
         m.d.comb += val.eq(Mux(xs, self.act_rdata.as_signed(), self.act_rdata))
         # the activation and parameter block RAMs' outputs, registered before any logic
-        zero_point = self.p_data[MULT_BITS : MULT_BITS + 9].as_signed()  # ADD: za/zb fit 9 bits
-        zp_r, mult_r = Signal(signed(9)), Signal(unsigned(MULT_BITS))
+        zero_point = self.p_data[mw : mw + 9].as_signed()  # ADD: za/zb fit 9 bits
+        zp_r, mult_r = Signal(signed(9)), Signal(unsigned(mw))
         sa_r, sb_r = Signal(), Signal()
         if self.residual:
             m.d.sync += [s_a.eq(add_run & read_a), s_b.eq(add_run & read_b)]
@@ -404,12 +407,12 @@ class PostUnit(wiring.Component):
         # between registers), then a_j's product kept or the sum written; the difference,
         # product and sum in one cycle behind the block RAM were the ECP5's critical path
         # (about 50 MHz). Each step carries its flags and the element's index.
-        diff_x, mult_x = Signal(signed(11)), Signal(unsigned(MULT_BITS))
-        prod_y = Signal(signed(11 + MULT_BITS + 1))
+        diff_x, mult_x = Signal(signed(11)), Signal(unsigned(mw))
+        prod_y = Signal(signed(11 + mw + 1))
         sa_x, sb_x, sm_x, sa_y, sb_y, sm_y = (Signal() for _ in range(6))
         j_x, j_y = Signal(16), Signal(16)
-        prod_a = Signal(signed(11 + MULT_BITS + 1))
-        add_sum = Signal(signed(11 + MULT_BITS + 2))
+        prod_a = Signal(signed(11 + mw + 1))
+        add_sum = Signal(signed(11 + mw + 2))
         if self.residual:
             m.d.sync += [
                 diff_x.eq(Mux(s_m, mx, val_r) - zp_r),

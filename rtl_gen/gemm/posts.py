@@ -14,8 +14,8 @@ from collections.abc import Callable
 import numpy as np
 
 from frontends.errors import ModelError
-from frontends.fixedpoint import MULTIPLIER_BITS
 
+from .config import MAX_MULT_BITS
 from .instrs import post_cfg, post_params
 from .isa import Instr
 from .program import LayerInfo
@@ -65,9 +65,9 @@ def _emit_add(node, graph, instrs, act, act_base, layout, params, add_idx, first
             f"signedness; the gemm engine's add takes two of the same kind"
         )
     m = np.asarray(node.weights["multiplier"], np.int64)
-    if m.max() >= 2**MULTIPLIER_BITS:
+    if m.max() >= 2**MAX_MULT_BITS:
         raise ModelError(
-            f"{node.describe()}: add multipliers {m.tolist()} exceed {MULTIPLIER_BITS} bits"
+            f"{node.describe()}: add multipliers {m.tolist()} exceed {MAX_MULT_BITS} bits"
         )
     za, zb = (int(z) for z in a["input_zero_points"])
     n = graph.tensor(node.outputs[0]).size

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from frontends.errors import ModelError
-from frontends.fixedpoint import MULTIPLIER_BITS
 from frontends.ir import Graph, IntType
 
 from .codes import abits
@@ -127,7 +126,7 @@ def check_fits(config: GemmConfig, needs: dict, graph: Graph) -> None:
 def program_images(program: Program, config: GemmConfig | None = None) -> dict:
     """Memory words of ``program`` for ``config`` (default: the program's):
     ``imem``, ``idx`` (offset, pad flag above it), ``wd``, ``wl``, ``params``
-    (``bias << MULTIPLIER_BITS | multiplier``)."""
+    (``bias << mult_bits | multiplier``)."""
     config = config or program.config
     wd = list(program.wd)
     if config.spram and not config.spram_wbits:  # the SPRAM's 16-bit words, low half first
@@ -144,7 +143,9 @@ def program_images(program: Program, config: GemmConfig | None = None) -> dict:
         ],
         "wd": wd,
         "wl": list(program.wl),
-        "params": [((int(b) & bias_mask) << MULTIPLIER_BITS) | int(mu) for b, mu in program.params],
+        "params": [
+            ((int(b) & bias_mask) << config.mult_bits) | int(mu) for b, mu in program.params
+        ],
         **({"tab": list(program.tab)} if config.tab_depth and not program.smurf else {}),
         **({"etab": list(program.etab)} if config.etab_depth else {}),
     }

@@ -34,7 +34,7 @@ from ..ecc import _flags as ecc_flags
 from ..ecc import _flips as ecc_flips
 from ..ecc import _syndrome as ecc_syndrome
 from .codes import planes_of
-from .config import DSP_WBITS, MULT_BITS, GemmConfig
+from .config import DSP_WBITS, GemmConfig
 from .program import Program
 
 __all__ = [
@@ -59,7 +59,7 @@ def data_bits(config: GemmConfig) -> dict[str, int]:
         "imem": 64,
         "wd": max(1, config.dsp_lanes * DSP_WBITS),
         "wl": max(1, config.lut_lanes * config.lut_wbits),
-        "params": config.bias_bits + MULT_BITS,
+        "params": config.bias_bits + config.mult_bits,
     }
 
 
@@ -356,10 +356,10 @@ def faulted_program(program: Program, words: dict) -> tuple[Program | None, dict
     if cfg.lut_mode == "ternary":
         wl = _sanitize_ternary(wl, cfg.lut_lanes)
     half = 1 << (cfg.bias_bits - 1)
-    mask = (1 << MULT_BITS) - 1
+    mask = (1 << cfg.mult_bits) - 1
     params = np.array(
         [
-            [((int(w) >> MULT_BITS) + half) % (1 << cfg.bias_bits) - half, int(w) & mask]
+            [((int(w) >> cfg.mult_bits) + half) % (1 << cfg.bias_bits) - half, int(w) & mask]
             for w in data["params"]
         ],
         np.int64,

@@ -27,7 +27,7 @@ from dataclasses import replace
 
 from frontends.errors import ModelError
 
-from .config import ACT_BITS, DSP_WBITS, MULT_BITS, GemmConfig
+from .config import ACT_BITS, DSP_WBITS, GemmConfig
 from .spram import BYTES, spram_blocks
 
 __all__ = [
@@ -118,7 +118,7 @@ def memories(config: GemmConfig) -> dict[str, tuple[int, int, int]]:
         "imem": (64, config.imem_depth, 1),
         "act": (ACT_BITS, config.act_depth, cores),
         "idx": (_abits(config.act_depth) + 1, config.idx_depth, 1),
-        "params": (config.bias_bits + MULT_BITS, config.param_depth, 1),
+        "params": (config.bias_bits + config.mult_bits, config.param_depth, 1),
     }
     if config.tab_depth and not config.smurf_cycles:
         out["tab"] = (ACT_BITS, config.tab_depth, 1)

@@ -52,8 +52,8 @@ __all__ = [
 
 ETAB_WORDS = 256  # one exp table per 256 words (8-bit inputs)
 E_BITS = EXP_FRAC + 1  # exp table entries: round(2**EXP_FRAC * exp(s d)) <= 2**EXP_FRAC
-PASS_TAIL = 4  # a pass's cycles beyond its issues: gather, activation, table reads, drain
-OUT_TAIL = 12  # the output pass's: e*inv and *mult in two halves each, the requantizer
+PASS_TAIL = 5  # a pass's cycles beyond its issues: gather, address, activation, table, drain
+OUT_TAIL = 13  # the output pass's: e*inv and *mult in two halves each, the requantizer
 ROW_GAP = 0  # between the sum pass and the division
 
 
@@ -272,9 +272,13 @@ class RowUnit(wiring.Component):
         with m.If(p_max):
             m.d.sync += mult.eq(self.p_data)
 
-        # --- issue: gather read (stage 0), activation read (1), value (2), table (3) ---------
-        s1, s2, s3 = Signal(), Signal(), Signal()
-        first1, first2 = Signal(), Signal()
+        # --- issue: gather read (stage 0), address register (1), activation read (1b), value
+        # (2), table (3). The gather entry + x into the activation address in one cycle,
+        # behind the gather block RAM's clock-to-out, was the ECP5 engine's critical path
+        # (46.5 MHz placed); a register holds the address ---------------------------------------
+        s1, s1b, s2, s3 = Signal(), Signal(), Signal(), Signal()
+        first1, first1b, first2 = Signal(), Signal(), Signal()
+        addr1b = Signal(self.act_abits)
         m.d.comb += self.idx_addr.eq(row_i + j)
         with m.If(issuing & ~self.start):
             m.d.sync += [j.eq(j + 1), last_j.eq(j + 1 == len_m1)]
@@ -283,14 +287,14 @@ class RowUnit(wiring.Component):
         m.d.sync += [
             s1.eq(issuing & ~self.start),
             first1.eq(j == 0),
-            s2.eq(s1),
-            first2.eq(first1),
+            s1b.eq(s1),
+            first1b.eq(first1),
+            addr1b.eq(x + self.idx_data[: self.act_abits]),
+            s2.eq(s1b),
+            first2.eq(first1b),
             s3.eq(s2),
         ]
-        m.d.comb += [
-            self.act_raddr.eq(x + self.idx_data[: self.act_abits]),
-            self.act_re.eq(s1),
-        ]
+        m.d.comb += [self.act_raddr.eq(addr1b), self.act_re.eq(s1b)]
         val = Signal(signed(9))
         m.d.comb += val.eq(Mux(xs, self.act_rdata.as_signed(), self.act_rdata))
         mx = Signal(signed(9))
@@ -374,7 +378,7 @@ class RowUnit(wiring.Component):
                 m.d.sync += [p_div.eq(0), p_out.eq(1), issuing.eq(1)]
 
         # --- phase changes once a pass has drained -------------------------------------------
-        with m.If(drain & ~s1 & ~s2 & ~s3 & ~out_busy & ~issuing):
+        with m.If(drain & ~s1 & ~s1b & ~s2 & ~s3 & ~out_busy & ~issuing):
             m.d.sync += drain.eq(0)
             with m.If(p_max):
                 m.d.sync += [p_max.eq(0), p_sum.eq(1), issuing.eq(1)]
@@ -399,7 +403,7 @@ class RowUnit(wiring.Component):
 LAYERNORM = 1  # ROW kind
 SQRT_STEPS = 32  # the integer square root of a 64-bit number, two bits a cycle
 INV_BITS = 40  # inv = floor(2**(p + q) / R) < 2**INV_BITS
-NORM_A, NORM_B, NORM_C = 4, 5, 13  # pass tails: reads + drain; + D, D**2, V; + output
+NORM_A, NORM_B, NORM_C = 5, 6, 14  # pass tails: reads + drain; + D, D**2, V; + output
 
 
 def norm_cycles(rows: int, length: int, rs: int) -> int:
@@ -534,17 +538,26 @@ class NormUnit(wiring.Component):
     per row a sum pass (``S``), a variance pass (``D = C*x - S``, ``V = sum D**2 + eps``),
     the integer square root ``R = isqrt(V << 2p)`` two bits a cycle, ``inv = floor(2**rs /
     R)`` one bit a cycle, and the output pass ``requant(+-D*inv + bias[c], mult[c])``
-    (gamma's sign from the gather entry's flag). Latency ``norm_cycles``."""
+    (gamma's sign from the gather entry's flag); ``mult_bits``: the multipliers' width.
+    Latency ``norm_cycles``."""
 
-    def __init__(self, *, act_abits: int, idx_abits: int, p_abits: int, bias_bits: int):
-        self.act_abits, self.bias_bits = act_abits, bias_bits
-        super().__init__(row_ports(act_abits, idx_abits, p_abits, bias_bits + MULT_BITS))
+    def __init__(
+        self,
+        *,
+        act_abits: int,
+        idx_abits: int,
+        p_abits: int,
+        bias_bits: int,
+        mult_bits: int = MULT_BITS,
+    ):
+        self.act_abits, self.bias_bits, self.mult_bits = act_abits, bias_bits, mult_bits
+        super().__init__(row_ports(act_abits, idx_abits, p_abits, bias_bits + mult_bits))
 
     def elaborate(self, platform):
         from .post import requant_pipeline
 
         m = Module()
-        ab = self.act_abits
+        ab, mw = self.act_abits, self.mult_bits
         rows_m1, len_m1, clen = Signal(12), Signal(12), Signal(13)
         x, p2, rs, xs = Signal(16), Signal(8), Signal(6), Signal()
         q = Signal(14)
@@ -571,44 +584,56 @@ class NormUnit(wiring.Component):
                 p_sum.eq(1),
                 issuing.eq(1),
             ]
-        # --- issue: gather (0), activation + parameter reads (1), value (2) ------------------
-        s1, s2 = Signal(), Signal()
-        k1 = Signal(12)
-        neg1, neg2 = Signal(), Signal()
+        # --- issue: gather (0), address register (1), activation + parameter reads (1b), value
+        # (2); the gather entry + x straight into the activation address was the ECP5
+        # engine's critical path (46.5 MHz placed) -------------------------------------------
+        s1, s1b, s2 = Signal(), Signal(), Signal()
+        k1, k1b = Signal(12), Signal(12)
+        neg1, neg1b, neg2 = Signal(), Signal(), Signal()
+        addr1b = Signal(ab)
         go = issuing & ~self.start
         m.d.comb += self.idx_addr.eq(row_i + j)
         with m.If(go):
             m.d.sync += [j.eq(j + 1), last_j.eq(j + 1 == len_m1)]
             with m.If(last_j):
                 m.d.sync += [issuing.eq(0), drain.eq(1), j.eq(0), last_j.eq(len_m1 == 0)]
-        m.d.sync += [s1.eq(go), k1.eq(j), s2.eq(s1), neg2.eq(neg1)]
+        m.d.sync += [
+            s1.eq(go),
+            k1.eq(j),
+            s1b.eq(s1),
+            k1b.eq(k1),
+            neg1b.eq(neg1),
+            addr1b.eq(x + self.idx_data[:ab]),
+            s2.eq(s1b),
+            neg2.eq(neg1b),
+        ]
         m.d.comb += [
-            self.act_raddr.eq(x + self.idx_data[:ab]),
-            self.act_re.eq(s1),
+            self.act_raddr.eq(addr1b),
+            self.act_re.eq(s1b),
             neg1.eq(self.idx_data[ab]),
-            self.p_addr.eq(Mux(p_out, q + 1 + k1, q)),
+            self.p_addr.eq(Mux(p_out, q + 1 + k1b, q)),
         ]
         val = Signal(signed(9))
         m.d.comb += val.eq(Mux(xs, self.act_rdata.as_signed(), self.act_rdata))
         total = Signal(signed(22))  # S
         with m.If(s2 & p_sum):
             m.d.sync += total.eq(total + val)
-        with m.If(p_sum & ~s1 & ~s2 & issuing & (j == 0)):
+        with m.If(p_sum & ~s1 & ~s1b & ~s2 & issuing & (j == 0)):
             m.d.sync += total.eq(0)
         eps = Signal(self.bias_bits)
         with m.If(p_sum):
-            m.d.sync += eps.eq(self.p_data[MULT_BITS:])
+            m.d.sync += eps.eq(self.p_data[mw:])
         # D = C*x - S for the variance and the output pass (stage 3)
         s3, neg3 = Signal(), Signal()
         d3 = Signal(signed(24))
         bias3 = Signal(signed(self.bias_bits))
-        mult3 = Signal(MULT_BITS)
+        mult3 = Signal(mw)
         m.d.sync += [
             s3.eq(s2),
             neg3.eq(neg2),
             d3.eq(clen * val - total),
-            bias3.eq(self.p_data[MULT_BITS:].as_signed()),
-            mult3.eq(self.p_data[:MULT_BITS]),
+            bias3.eq(self.p_data[mw:].as_signed()),
+            mult3.eq(self.p_data[:mw]),
         ]
         # variance: D**2 (stage 4), V (stage 5)
         s4 = Signal()
@@ -659,12 +684,12 @@ class NormUnit(wiring.Component):
         hi4 = Signal(signed(24 + INV_BITS - 20 + 1))
         prod4 = Signal(signed(24 + INV_BITS + 1))
         bias4, bias4b = Signal(signed(self.bias_bits)), Signal(signed(self.bias_bits))
-        mult4, mult4b, mult5, mult6 = (Signal(MULT_BITS) for _ in range(4))
+        mult4, mult4b, mult5, mult6 = (Signal(mw) for _ in range(4))
         acc_bits = 24 + INV_BITS + 3
         acc5 = Signal(signed(acc_bits))
-        lo6 = Signal(unsigned(24 + MULT_BITS))
-        hi6 = Signal(signed(acc_bits - 24 + MULT_BITS + 1))
-        scaled6 = Signal(signed(acc_bits + MULT_BITS + 1))
+        lo6 = Signal(unsigned(24 + mw))
+        hi6 = Signal(signed(acc_bits - 24 + mw + 1))
+        scaled6 = Signal(signed(acc_bits + mw + 1))
         wa = Signal(16)
         m.d.sync += [
             o4.eq(s3 & p_out),
@@ -710,7 +735,7 @@ class NormUnit(wiring.Component):
         m.d.comb += out_busy.eq(o4 | o4b | o5 | o6 | o6b | (tail != 0))
 
         # --- phase changes once a pass has drained -------------------------------------------
-        with m.If(drain & ~s1 & ~s2 & ~s3 & ~s4 & ~out_busy & ~issuing):
+        with m.If(drain & ~s1 & ~s1b & ~s2 & ~s3 & ~s4 & ~out_busy & ~issuing):
             m.d.sync += drain.eq(0)
             with m.If(p_sum):
                 m.d.sync += [p_sum.eq(0), p_var.eq(1), issuing.eq(1)]

@@ -200,6 +200,10 @@ class DifferentialRow(wiring.Component):
         idx_ab = _abits(sum(p.length for p in parts))
         p_ab = _abits(sum(len(p.c["params"]) for p in parts))
         bias_bits = max(p.c["bias_bits"] for p in parts)
+        # a LayerNorm's multipliers may be a transformer's wider ones (GemmConfig.mult_bits)
+        mult_bits = max(
+            [MULT_BITS] + [int(mu).bit_length() for p in parts for _b, mu in p.c["params"]]
+        )
         if self.kind == "softmax":
             etab_img = [v for p in parts for v in p.c["etab"]]
             if any(len(p.c["etab"]) != ETAB_WORDS for p in parts):
@@ -216,7 +220,13 @@ class DifferentialRow(wiring.Component):
             etab_rd = etab.read_port()
             m.d.comb += [etab_rd.addr.eq(f.etab_addr), f.etab_data.eq(etab_rd.data)]
         else:
-            f = NormUnit(act_abits=act_ab, idx_abits=idx_ab, p_abits=p_ab, bias_bits=bias_bits)
+            f = NormUnit(
+                act_abits=act_ab,
+                idx_abits=idx_ab,
+                p_abits=p_ab,
+                bias_bits=bias_bits,
+                mult_bits=mult_bits,
+            )
         m.submodules.f = f
 
         # constants: each node's one row of gather entries (gamma's sign as the flag above
@@ -227,10 +237,10 @@ class DifferentialRow(wiring.Component):
         ]
         bias_mask = (1 << bias_bits) - 1
         words = [
-            ((int(b) & bias_mask) << MULT_BITS) | int(mu) for p in parts for b, mu in p.c["params"]
+            ((int(b) & bias_mask) << mult_bits) | int(mu) for p in parts for b, mu in p.c["params"]
         ]
         idx_rom = Memory(shape=unsigned(act_ab + 1), depth=len(idx), init=idx)
-        p_rom = Memory(shape=unsigned(bias_bits + MULT_BITS), depth=len(words), init=words)
+        p_rom = Memory(shape=unsigned(bias_bits + mult_bits), depth=len(words), init=words)
         x_mem = Memory(shape=unsigned(8), depth=total, init=[])  # codes, as the unit reads
         y_mem = Memory(shape=signed(10), depth=total, init=[])
         m.submodules.idx_rom, m.submodules.p_rom = idx_rom, p_rom

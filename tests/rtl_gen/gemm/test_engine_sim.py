@@ -13,6 +13,7 @@ from dataclasses import replace
 
 import pytest
 
+from frontends.fixedpoint import WIDE_MULTIPLIER_BITS, multiplier_width
 from frontends.vectors import golden_vectors
 from rtl_gen.emit import emit_verilog
 from rtl_gen.gemm import GemmConfig, compile_graph
@@ -28,6 +29,7 @@ SIM_CONFIG = GemmConfig(
     lut_lanes=8,
     acc_bits=24,
     bias_bits=32,  # (a LayerNorm's folded beta)
+    mult_bits=WIDE_MULTIPLIER_BITS,  # a transformer's; narrower programs run on it too
     imem_depth=64,
     act_depth=4096,
     idx_depth=8192,
@@ -193,11 +195,12 @@ def test_transformer_units(slot):
     from .test_attention import const_add_net, matmul_net, token_net
     from .test_rowwise import layernorm_net
 
-    graphs = (
-        matmul_net(2, 5, 3, rounding="half_even"),
-        token_net(),
-        const_add_net(reach=2**10),
-        layernorm_net(3, 8),
-    )
-    for graph in graphs:
-        slot.run(graph, 0.0, random=3)
+    with multiplier_width(WIDE_MULTIPLIER_BITS):  # as the importer gives a transformer
+        graphs = (
+            matmul_net(2, 5, 3, rounding="half_even"),
+            token_net(),
+            const_add_net(reach=2**10),
+            layernorm_net(3, 8),
+        )
+    widths = [slot.run(graph, 0.0, random=3)[0].needs["mult_bits"] for graph in graphs]
+    assert widths.count(WIDE_MULTIPLIER_BITS) == 3  # (token_net sets its own multipliers)

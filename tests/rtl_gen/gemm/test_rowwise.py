@@ -139,14 +139,18 @@ def test_layernorm_program_equals_golden():
     assert len(np.unique(want)) > 40
 
 
-@pytest.mark.parametrize("rows, c", [(4, 8), (1, 32), (3, 5)])
-def test_layernorm_rtl_in_amaranth(rows, c):
+@pytest.mark.parametrize("rows, c, bits", [(4, 8, 15), (1, 32, 15), (3, 5, 22)])
+def test_layernorm_rtl_in_amaranth(rows, c, bits):
     from dataclasses import replace
+
+    from frontends.fixedpoint import multiplier_width
 
     from .test_engine_amaranth import simulate
 
-    graph = layernorm_net(rows, c)
+    with multiplier_width(bits):  # 22: a transformer's (GemmConfig.mult_bits)
+        graph = layernorm_net(rows, c)
     program = compile_graph(graph, replace(CONFIG, primitives=False))
+    assert program.config.mult_bits == bits
     x = edge_inputs((rows, c), n=3).reshape(3, -1)
     want = model.run(program, x)
     cycles = model.schedule(program).cycles
