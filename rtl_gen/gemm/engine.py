@@ -88,7 +88,7 @@ def load_width(config: GemmConfig) -> int:
         coded["imem"].word_bits,
         config.dsp_lanes * DSP_WBITS,
         config.lut_lanes * config.lut_wbits,
-        config.bias_bits + MULT_BITS,
+        config.bias_bits + config.mult_bits,
         coded["wd"].word_bits if config.dsp_lanes else 0,
         coded["wl"].word_bits if config.lut_lanes else 0,
         coded["params"].word_bits,
@@ -276,7 +276,7 @@ class GemmEngine(wiring.Component):
         # --- memories ------------------------------------------------------------------------
         imem = self._memory(m, "imem", unsigned(64), cfg.imem_depth)
         idx = self._memory(m, "idx", unsigned(act_ab + 1), cfg.idx_depth)
-        prm = self._memory(m, "params", unsigned(cfg.bias_bits + MULT_BITS), cfg.param_depth)
+        prm = self._memory(m, "params", unsigned(cfg.bias_bits + cfg.mult_bits), cfg.param_depth)
         imem_rd, prm_rd = imem.read_port(), prm.read_port()
         seq_idx = idx.read_port()
         if spram:
@@ -316,6 +316,7 @@ class GemmEngine(wiring.Component):
             half_even=cfg.half_even,
             add_period=add_period(cfg),
             pool=not spram,  # (the compiler runs no MAX on the single-ported SPRAM)
+            mult_bits=cfg.mult_bits,
         )
         m.submodules.post = post
         self.probes = {"post": post, "cores": {}}  # for checks in simulation
@@ -729,6 +730,7 @@ class GemmEngine(wiring.Component):
                     idx_abits=idx_ab,
                     p_abits=abits(cfg.param_depth),
                     bias_bits=cfg.bias_bits,
+                    mult_bits=cfg.mult_bits,
                 )
                 m.submodules[name] = unit
                 m.d.comb += unit.p_data.eq(p_word)
