@@ -46,9 +46,10 @@ __all__ = [
 MATMUL = 2  # ROW kinds
 CADD = 3
 CADD_SETUP = 1  # the parameter read before the first issue
-CADD_TAIL = 10  # gather, address, activation and term reads, product, sum, requantizer, idle
+CADD_TAIL = 11  # gather, address, reads, their registers, product, sum, requantizer, idle
 MAT_SETUP = 2  # parameter reads before the first issue
-MAT_TAIL = 12  # last b read, address, product, accumulate, * mult in halves, requantizer, idle
+MAT_TAIL = 13  # last b read, address, its register, product, accumulate, * mult in halves,
+# requantizer, idle
 
 
 def matmul_cycles(h: int, m: int, n: int, k: int) -> int:
@@ -378,13 +379,19 @@ class CaddUnit(wiring.Component):
                 za.eq(self.p_data[mw : mw + 9].as_signed()),
                 ma.eq(self.p_data[:mw]),
             ]
-        val = Signal(signed(9))
-        m.d.comb += val.eq(Mux(xs, self.act_rdata.as_signed(), self.act_rdata))
-        term = self.p_data[mw:].as_signed()
+        # the activation and parameter block RAMs' outputs registered (2), the product
+        # (2b), the sum (3): a block RAM's clock-to-out, the difference and the two
+        # MULT18X18D of a 22-bit multiplier in one cycle were the placed ViT's path (44.9 MHz)
+        val, term = Signal(signed(9)), Signal(signed(self.bias_bits))
+        m.d.sync += [
+            val.eq(Mux(xs, self.act_rdata.as_signed(), self.act_rdata)),
+            term.eq(self.p_data[mw:].as_signed()),
+        ]
         prod2b, term2b = Signal(signed(10 + mw + 1)), Signal(signed(self.bias_bits))
         total = Signal(signed(self.bias_bits + mw + 12))
-        v2b, v3 = Signal(), Signal()
-        m.d.sync += [v2b.eq(v2), prod2b.eq((val - za) * ma), term2b.eq(term)]
+        v2a, v2b, v3 = Signal(), Signal(), Signal()
+        m.d.sync += v2a.eq(v2)
+        m.d.sync += [v2b.eq(v2a), prod2b.eq((val - za) * ma), term2b.eq(term)]
         m.d.sync += [v3.eq(v2b), total.eq(prod2b + term2b)]
         with m.If(v3):
             m.d.sync += y.eq(y + 1)
@@ -403,7 +410,9 @@ class CaddUnit(wiring.Component):
         m.d.comb += [self.act_we.eq(vo), self.act_waddr.eq(ao), self.act_wdata.eq(result[:8])]
         tail = Signal(4)
         m.d.sync += tail.eq(Cat(v3, tail[:3]))
-        m.d.comb += self.busy.eq(setup | first | issuing | v1 | v1b | v2 | v2b | v3 | (tail != 0))
+        m.d.comb += self.busy.eq(
+            setup | first | issuing | v1 | v1b | v2 | v2a | v2b | v3 | (tail != 0)
+        )
         return m
 
 
@@ -526,10 +535,14 @@ class MatUnit(wiring.Component):
             addr1b.eq(self.idx_data[: self.act_abits]),
         ]
         m.d.comb += [self.act_raddr.eq(addr1b), self.act_re.eq(v1b)]
+        # 2a: the activation block RAM's output registered (2: its value) before the
+        # differences and the product
+        v2a, ph2a, lk2a = Signal(), Signal(), Signal()
+        m.d.sync += [v2a.eq(v1b), ph2a.eq(ph1b), lk2a.eq(lk1b)]
         v2, ph2, lk2 = Signal(), Signal(), Signal()
-        m.d.sync += [v2.eq(v1b), ph2.eq(ph1b), lk2.eq(lk1b)]
+        m.d.sync += [v2.eq(v2a), ph2.eq(ph2a), lk2.eq(lk2a)]
         val = Signal(signed(9))
-        m.d.comb += val.eq(Mux(xs, self.act_rdata.as_signed(), self.act_rdata))
+        m.d.sync += val.eq(Mux(xs, self.act_rdata.as_signed(), self.act_rdata))
         a_val = Signal(signed(10))
         with m.If(v2 & ~ph2):
             m.d.sync += a_val.eq(val - za)
@@ -570,6 +583,17 @@ class MatUnit(wiring.Component):
         tail = Signal(4)
         m.d.sync += tail.eq(Cat(v5b, tail[:3]))
         m.d.comb += self.busy.eq(
-            (setup != 0) | issuing | v1 | v1b | v2 | v3 | v4 | v5 | v5b | (tail != 0) | zb_load
+            (setup != 0)
+            | issuing
+            | v1
+            | v1b
+            | v2a
+            | v2
+            | v3
+            | v4
+            | v5
+            | v5b
+            | (tail != 0)
+            | zb_load
         )
         return m

@@ -52,8 +52,9 @@ __all__ = [
 
 ETAB_WORDS = 256  # one exp table per 256 words (8-bit inputs)
 E_BITS = EXP_FRAC + 1  # exp table entries: round(2**EXP_FRAC * exp(s d)) <= 2**EXP_FRAC
-PASS_TAIL = 5  # a pass's cycles beyond its issues: gather, address, activation, table, drain
-OUT_TAIL = 13  # the output pass's: e*inv and *mult in two halves each, the requantizer
+PASS_TAIL = 7  # a pass's cycles beyond its issues: gather, address, activation, its
+# register, table, its register, drain
+OUT_TAIL = 15  # the output pass's: e*inv and *mult in two halves each, the requantizer
 ROW_GAP = 0  # between the sum pass and the division
 
 
@@ -276,8 +277,11 @@ class RowUnit(wiring.Component):
         # (2), table (3). The gather entry + x into the activation address in one cycle,
         # behind the gather block RAM's clock-to-out, was the ECP5 engine's critical path
         # (46.5 MHz placed); a register holds the address ---------------------------------------
-        s1, s1b, s2, s3 = Signal(), Signal(), Signal(), Signal()
-        first1, first1b, first2 = Signal(), Signal(), Signal()
+        # The activation and exp-table block RAMs' outputs are registered (val at 2, e at 3r)
+        # before any arithmetic: a block RAM's clock-to-out, routing and a compare, adder or
+        # multiplier behind it were the next paths.
+        s1, s1b, s2a, s2, s3, s3r = (Signal() for _ in range(6))
+        first1, first1b, first2a, first2 = Signal(), Signal(), Signal(), Signal()
         addr1b = Signal(self.act_abits)
         m.d.comb += self.idx_addr.eq(row_i + j)
         with m.If(issuing & ~self.start):
@@ -290,20 +294,24 @@ class RowUnit(wiring.Component):
             s1b.eq(s1),
             first1b.eq(first1),
             addr1b.eq(x + self.idx_data[: self.act_abits]),
-            s2.eq(s1b),
-            first2.eq(first1b),
+            s2a.eq(s1b),
+            first2a.eq(first1b),
+            s2.eq(s2a),
+            first2.eq(first2a),
             s3.eq(s2),
+            s3r.eq(s3),
         ]
         m.d.comb += [self.act_raddr.eq(addr1b), self.act_re.eq(s1b)]
         val = Signal(signed(9))
-        m.d.comb += val.eq(Mux(xs, self.act_rdata.as_signed(), self.act_rdata))
+        m.d.sync += val.eq(Mux(xs, self.act_rdata.as_signed(), self.act_rdata))
         mx = Signal(signed(9))
         with m.If(s2 & p_max):
             m.d.sync += mx.eq(Mux(first2 | (val > mx), val, mx))
         m.d.comb += self.etab_addr.eq(Cat((val - mx + 255)[:8], t))
         total = Signal(s_bits)
-        e = self.etab_data
-        with m.If(s3 & p_sum):
+        e = Signal(E_BITS)
+        m.d.sync += e.eq(self.etab_data)
+        with m.If(s3r & p_sum):
             m.d.sync += total.eq(total + e)
         with m.If(p_max):
             m.d.sync += total.eq(0)
@@ -321,12 +329,12 @@ class RowUnit(wiring.Component):
         p5 = Signal(signed(pbits + MULT_BITS + 1))
         wa4, wa4b, wa5, wa5b = Signal(16), Signal(16), Signal(16), Signal(16)
         wcount = Signal(16)  # output element of the row
-        with m.If(s3 & p_out):
+        with m.If(s3r & p_out):
             m.d.sync += wcount.eq(wcount + 1)
         with m.If(p_div):
             m.d.sync += wcount.eq(0)
         m.d.sync += [
-            s4.eq(s3 & p_out),
+            s4.eq(s3r & p_out),
             p4lo.eq(e * inv[:split]),
             p4hi.eq(e * inv[split:]) if self.qbits > split else p4hi.eq(0),
             wa4.eq(row_y + wcount),
@@ -378,7 +386,7 @@ class RowUnit(wiring.Component):
                 m.d.sync += [p_div.eq(0), p_out.eq(1), issuing.eq(1)]
 
         # --- phase changes once a pass has drained -------------------------------------------
-        with m.If(drain & ~s1 & ~s1b & ~s2 & ~s3 & ~out_busy & ~issuing):
+        with m.If(drain & ~s1 & ~s1b & ~s2a & ~s2 & ~s3 & ~s3r & ~out_busy & ~issuing):
             m.d.sync += drain.eq(0)
             with m.If(p_max):
                 m.d.sync += [p_max.eq(0), p_sum.eq(1), issuing.eq(1)]
@@ -403,7 +411,7 @@ class RowUnit(wiring.Component):
 LAYERNORM = 1  # ROW kind
 SQRT_STEPS = 32  # the integer square root of a 64-bit number, two bits a cycle
 INV_BITS = 40  # inv = floor(2**(p + q) / R) < 2**INV_BITS
-NORM_A, NORM_B, NORM_C = 5, 6, 14  # pass tails: reads + drain; + D, D**2, V; + output
+NORM_A, NORM_B, NORM_C = 6, 7, 15  # pass tails: reads + drain; + D, D**2, V; + output
 
 
 def norm_cycles(rows: int, length: int, rs: int) -> int:
@@ -587,9 +595,12 @@ class NormUnit(wiring.Component):
         # --- issue: gather (0), address register (1), activation + parameter reads (1b), value
         # (2); the gather entry + x straight into the activation address was the ECP5
         # engine's critical path (46.5 MHz placed) -------------------------------------------
-        s1, s1b, s2 = Signal(), Signal(), Signal()
-        k1, k1b = Signal(12), Signal(12)
-        neg1, neg1b, neg2 = Signal(), Signal(), Signal()
+        # (the activation block RAM's output is registered, val at 2, before the adders and
+        # the C*x multiplier; the parameter read follows a cycle later, at 2a, to stay
+        # beside it)
+        s1, s1b, s2a, s2 = Signal(), Signal(), Signal(), Signal()
+        k1, k1b, k2a = Signal(12), Signal(12), Signal(12)
+        neg1, neg1b, neg2a, neg2 = Signal(), Signal(), Signal(), Signal()
         addr1b = Signal(ab)
         go = issuing & ~self.start
         m.d.comb += self.idx_addr.eq(row_i + j)
@@ -604,21 +615,24 @@ class NormUnit(wiring.Component):
             k1b.eq(k1),
             neg1b.eq(neg1),
             addr1b.eq(x + self.idx_data[:ab]),
-            s2.eq(s1b),
-            neg2.eq(neg1b),
+            s2a.eq(s1b),
+            k2a.eq(k1b),
+            neg2a.eq(neg1b),
+            s2.eq(s2a),
+            neg2.eq(neg2a),
         ]
         m.d.comb += [
             self.act_raddr.eq(addr1b),
             self.act_re.eq(s1b),
             neg1.eq(self.idx_data[ab]),
-            self.p_addr.eq(Mux(p_out, q + 1 + k1b, q)),
+            self.p_addr.eq(Mux(p_out, q + 1 + k2a, q)),
         ]
         val = Signal(signed(9))
-        m.d.comb += val.eq(Mux(xs, self.act_rdata.as_signed(), self.act_rdata))
+        m.d.sync += val.eq(Mux(xs, self.act_rdata.as_signed(), self.act_rdata))
         total = Signal(signed(22))  # S
         with m.If(s2 & p_sum):
             m.d.sync += total.eq(total + val)
-        with m.If(p_sum & ~s1 & ~s1b & ~s2 & issuing & (j == 0)):
+        with m.If(p_sum & ~s1 & ~s1b & ~s2a & ~s2 & issuing & (j == 0)):
             m.d.sync += total.eq(0)
         eps = Signal(self.bias_bits)
         with m.If(p_sum):
@@ -735,7 +749,7 @@ class NormUnit(wiring.Component):
         m.d.comb += out_busy.eq(o4 | o4b | o5 | o6 | o6b | (tail != 0))
 
         # --- phase changes once a pass has drained -------------------------------------------
-        with m.If(drain & ~s1 & ~s1b & ~s2 & ~s3 & ~s4 & ~out_busy & ~issuing):
+        with m.If(drain & ~s1 & ~s1b & ~s2a & ~s2 & ~s3 & ~s4 & ~out_busy & ~issuing):
             m.d.sync += drain.eq(0)
             with m.If(p_sum):
                 m.d.sync += [p_sum.eq(0), p_var.eq(1), issuing.eq(1)]
