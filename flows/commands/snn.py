@@ -313,7 +313,7 @@ def bench_spiking_graph(
     }
     figures["rtl"] = _graph_rtl(graph, codes, run.steps, family, out, synth, progress)
     progress(f"compiling the gemm engine for {GEMM_BOARD[family]} on the same model…")
-    figures["gemm"] = _gemm_model(graph, family, out / "gemm", synth)
+    figures["gemm"] = _gemm_model(graph, codes, y, family, out / "gemm", synth)
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench_snn_graph.json").write_text(json.dumps(figures, indent=2) + "\n")
     return figures
@@ -359,10 +359,13 @@ def _graph_rtl(graph, codes, steps, family: str, out: Path, synth: bool, progres
     return fig
 
 
-def _gemm_model(graph, family: str, out_dir: Path, synth: bool) -> dict:
-    """The GEMM overlay of ``family``'s board on ``graph`` by its cycle model (exact to its
-    RTL, ``rtl_gen.gemm.model``): cycles, MACs and, with ``synth``, the out-of-context
-    resources and Fmax; ``refused`` when it does not take the model."""
+def _gemm_model(graph, codes, y, family: str, out_dir: Path, synth: bool) -> dict:
+    """The GEMM overlay of ``family``'s board on ``graph`` by its models (``rtl_gen.gemm``:
+    the cycle model, exact to its RTL, and the integer golden of the graph its program
+    computes): cycles, MACs, accuracy on the input ``codes`` (labels ``y``) and, with
+    ``synth``, the out-of-context resources and Fmax; ``refused`` when it does not take
+    the model."""
+    from frontends import reference
     from frontends.errors import ModelError
     from rtl_gen.emit import emit_verilog
     from rtl_gen.gemm import BOARDS, compile_graph
@@ -375,6 +378,10 @@ def _gemm_model(graph, family: str, out_dir: Path, synth: bool) -> dict:
     except ModelError as exc:
         return {"board": board, "refused": str(exc)}
     fig = {"board": board, "cycles": schedule(program).cycles, "macs": program.macs()}
+    if y is not None:
+        out = reference.run(program.graph, codes)[program.graph.outputs[0]]
+        scores = reference.scores(program.graph, out)
+        fig["accuracy"] = float((scores.argmax(1) == y).mean())
     if synth:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / f"{TOP}.v").write_text(emit_verilog(create_engine(program, observe=False), TOP))
@@ -402,7 +409,9 @@ def _graph_table(f: dict):
         t.add_row(
             "accuracy",
             f"QANN {100 * f['qann_accuracy']:.2f} %, SNN golden {100 * f['snn_accuracy']:.2f} %",
-            f"{100 * f['qann_accuracy']:.2f} % (the QANN)",
+            f"{100 * gemm['accuracy']:.2f} % (its program's golden)"
+            if gemm.get("accuracy") is not None
+            else "—",
         )
     st = f["steps"]
     t.add_row(
