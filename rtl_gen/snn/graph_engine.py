@@ -33,6 +33,7 @@ Latency is modelled exactly by ``GraphPlan.cycles`` from the golden run's increm
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from amaranth import Cat, Module, Mux, Signal, signed, unsigned
@@ -43,6 +44,25 @@ from ..cycles import count_inference_cycles
 from .engine import engine_signature
 
 __all__ = ["GraphEngine"]
+
+
+@dataclass(frozen=True)
+class _Counters:
+    """The registers the drivers share (one unit runs at a time): ``e`` the element read,
+    ``oc`` the output written, ``drain`` a stream unit's pipeline tail; a scan's ``mag``,
+    ``neg``, ``bit`` (the increment being issued bit by bit), ``phase_b`` (SESA: the B
+    operand), ``have`` (the read of element ``e - 1`` answers this cycle) and ``ev`` (the
+    element whose events issue)."""
+
+    e: Signal
+    oc: Signal
+    drain: Signal
+    mag: Signal
+    neg: Signal
+    bit: Signal
+    phase_b: Signal
+    have: Signal
+    ev: Signal
 
 
 class GraphEngine(wiring.Component):
@@ -128,15 +148,18 @@ class GraphEngine(wiring.Component):
 
         # --- counters ---------------------------------------------------------------------------
         in_k = Signal(range(max(n_in, 2)))
-        e = Signal(range(plan.max_elements + 1))
-        oc = Signal(range(plan.max_elements + 1))
-        mag = Signal(plan.mag_bits)
-        neg = Signal()
-        bit = Signal(range(plan.mag_bits + 2))
-        phase_b = Signal()  # SESA: scanning the B operand
-        have = Signal()  # scan: the read of element e - 1 answers this cycle
-        ev = Signal(range(plan.max_elements + 1))  # scan: the element whose events issue
-        drain = Signal(3)
+        c = _Counters(
+            e=Signal(range(plan.max_elements + 1), name="e"),
+            oc=Signal(range(plan.max_elements + 1), name="oc"),
+            drain=Signal(3, name="drain"),
+            mag=Signal(plan.mag_bits, name="mag"),
+            neg=Signal(name="neg"),
+            bit=Signal(range(plan.mag_bits + 2), name="bit"),
+            phase_b=Signal(name="phase_b"),
+            have=Signal(name="have"),
+            ev=Signal(range(plan.max_elements + 1), name="ev"),
+        )
+        e, oc = c.e, c.oc
         out_k = Signal(range(max(plan.n_out, 2)))
         o_valid = Signal()
         inits = [hw for d, hw in zip(plan.drivers, units) if d.unit_kind in ("dense", "sesa")]
@@ -152,26 +175,7 @@ class GraphEngine(wiring.Component):
         drivers = []
         for i, (d, hw) in enumerate(zip(plan.drivers, units)):
             nxt = state(i + 1, "GO") if i + 1 < len(units) else "NEXT"
-            gen = self._driver(
-                m,
-                i,
-                d,
-                hw,
-                state,
-                nxt,
-                reader,
-                writer,
-                first,
-                e,
-                oc,
-                drain,
-                mag,
-                neg,
-                bit,
-                phase_b,
-                have,
-                ev,
-            )
+            gen = self._driver(m, i, d, hw, state, nxt, reader, writer, first, c)
             next(gen)  # its wiring, outside the FSM
             drivers.append(gen)
         with m.FSM(name="state"):
@@ -228,28 +232,11 @@ class GraphEngine(wiring.Component):
         return m
 
     @staticmethod
-    def _driver(
-        m,
-        i,
-        d,
-        hw,
-        state,
-        nxt,
-        reader,
-        writer,
-        first,
-        e,
-        oc,
-        drain,
-        mag,
-        neg,
-        bit,
-        phase_b,
-        have,
-        ev,
-    ):
+    def _driver(m, i, d, hw, state, nxt, reader, writer, first, c: _Counters):
         """Unit ``i``'s driver (see the module docstring), a generator: its wiring up to the
         first ``yield``, then its states inside the engine's FSM."""
+        e, oc, drain, mag, neg, bit = c.e, c.oc, c.drain, c.mag, c.neg, c.bit
+        phase_b, have, ev = c.phase_b, c.have, c.ev
         go, run, wait, sweep, tail = (state(i, s) for s in ("GO", "RUN", "WAIT", "SWEEP", "TAIL"))
         n = d.n_elements
         if d.kind in ("stream", "row"):
