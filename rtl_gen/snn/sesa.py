@@ -234,7 +234,7 @@ class SesaUnit(wiring.Component):
         down = (h < 0) & (s_rd.data > u.smin)
         spike = Signal(signed(2))
         m.d.comb += spike.eq(Mux(up, 1, Mux(down, -1, 0)))
-        one = Signal(signed(self.shift_bits + 2))
+        one = Signal(signed((1 << self.shift_bits) + 2))  # 2**shift, shift < 2**shift_bits
         m.d.comb += one.eq(Const(1, 2) << shift if self.shift_bits else 1)
         own_step = Mux(neg, -one, one)
         m.d.comb += [

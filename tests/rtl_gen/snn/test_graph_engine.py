@@ -58,12 +58,13 @@ def test_a_unit_without_hardware_is_refused_by_name():
 
 @pytest.mark.sim
 @pytest.mark.slow  # a Verilator build of the whole block and ~80 k cycles per vector
-def test_block_rtl_equals_the_spiking_golden(tmp_path):
+@pytest.mark.parametrize("bits", [4, 8])  # 8: increments of up to 8 bit planes (SESA shifts)
+def test_block_rtl_equals_the_spiking_golden(tmp_path, bits):
     from rtl_gen.artefact import Artefact
     from rtl_gen.snn.emit import write_from_graph
     from sim.runner import run_sim
 
-    graph = transformer_graph(seed=0)
+    graph = transformer_graph(seed=0, bits=bits)
     x = _inputs(graph, 12, 0)
     want = reference.run(graph, x)[graph.outputs[0]].reshape(len(x), -1)
     vectors = {"inputs": x.reshape(len(x), -1), "outputs": want}
