@@ -9,7 +9,8 @@ and accumulates. The lanes' multipliers are
 - ``dsp``: ``a * w`` on int8 weights, left to the FPGA's multipliers (SB_MAC16 /
   MULT18X18D), registered on both sides; with ``mult_regs`` each lane is an ECP5
   ``MULT18X18D`` instance (``dsp.Mult18``) whose own input and output registers add one
-  pipeline cycle;
+  pipeline cycle, and the activation and weight memories' outputs are registered before
+  any logic (one more);
 - ``shiftadd``: ``wbits``-bit two's-complement weights, the product as a sum of shifted
   activations (the sign bit's term subtracted);
 - ``ternary``: 2-bit codes of -1/0/+1, the product as ``+a``, ``-a`` or 0;
@@ -41,8 +42,8 @@ the new GEMM's first unit waits for it as later units do.
 Latency: the core is busy from the cycle after ``start`` (its fields are sampled then) and
 issues from the next; a unit lasts ``max(planes*k, d_prev)`` cycles
 (``d_prev``: lanes drained by the previous unit), then 4 pipeline cycles (gather read,
-activation/weight read, operand registers, product; 5 with ``mult_regs``: the DSP's input
-registers) and the last drain
+activation/weight read, operand registers, product; 6 with ``mult_regs``: the block RAM
+outputs' registers and the DSP's input registers) and the last drain
 (``timing.core_busy_cycles``); ``computing`` ends before that drain
 (``timing.core_compute_cycles``). The drain writes the accumulator memory in ascending
 address order, one element a cycle, from the last unit's capture on.
@@ -467,7 +468,25 @@ class GemmCore(wiring.Component):
             sh_c.eq(sh_b),
             neg_c.eq(neg_b),
         ]
-        raw = Mux(pad_c, pad, self.act_data)
+        act_data, w_data = self.act_data, self.w_data
+        act_lanes = getattr(self, "act_lanes", None)
+        held = []  # valid bits of the block RAM output stage
+        if self.mult_regs:
+            # ECP5: the block RAMs' outputs registered before any logic (a DP16KD's clock-to-
+            # out is 5.8 ns and its read multiplexer spans the die: BRAM -> mux -> operand
+            # register was the ResNet-8 board's critical path, 69 MHz)
+            act_data = Signal.like(self.act_data, name="act_m", reset_less=True)
+            w_data = Signal.like(self.w_data, name="w_m", reset_less=True)
+            m.d.sync += [act_data.eq(self.act_data), w_data.eq(self.w_data)]
+            if self.lane_acts:
+                act_lanes = Signal.like(self.act_lanes, name="act_lanes_m", reset_less=True)
+                m.d.sync += act_lanes.eq(self.act_lanes)
+            stage = [vc, first_c, last_c, base_c, d_c, pad_c, sh_c, neg_c]
+            later = [Signal.like(sig, name=f"{sig.name}_m") for sig in stage]
+            m.d.sync += [dst.eq(src) for src, dst in zip(stage, later)]
+            held.append(vc)
+            vc, first_c, last_c, base_c, d_c, pad_c, sh_c, neg_c = later
+        raw = Mux(pad_c, pad, act_data)
         a = Signal(signed(9))
         m.d.comb += a.eq(Mux(xsigned, raw.as_signed(), raw))
         # operand registers: memory outputs never feed a multiplier directly (ECP5: BRAM ->
@@ -487,12 +506,12 @@ class GemmCore(wiring.Component):
             neg_e.eq(neg_c),
         ]
         if not self.pack:
-            m.d.sync += [a_r.eq(a), w_r.eq(self.w_data)]
+            m.d.sync += [a_r.eq(a), w_r.eq(w_data)]
         lane_a_r = [a_r] * P  # each lane's activation register (CFG dw: its own)
         if self.lane_acts and not self.pack:
             lane_a_r = []
             for lane in range(P):
-                raw_l = Mux(pad_c, pad, Mux(dw, self.act_lanes[8 * lane :][:8], self.act_data))
+                raw_l = Mux(pad_c, pad, Mux(dw, act_lanes[8 * lane :][:8], act_data))
                 reg = Signal(signed(9), name=f"a{lane}_r", reset_less=True)
                 m.d.sync += reg.eq(Mux(xsigned, raw_l.as_signed(), raw_l))
                 lane_a_r.append(reg)
@@ -518,7 +537,7 @@ class GemmCore(wiring.Component):
             a8 = int8(raw)
             if self.lane_acts:  # CFG dw: each lane its own activation (or the pad value)
                 lane_a8 = [
-                    int8(Mux(pad_c, pad, Mux(dw, self.act_lanes[8 * lane :][:8], self.act_data)))
+                    int8(Mux(pad_c, pad, Mux(dw, act_lanes[8 * lane :][:8], act_data)))
                     for lane in range(P)
                 ]
             for pair in range((P + 1) // 2):
@@ -530,9 +549,9 @@ class GemmCore(wiring.Component):
                         m.d.comb += mac.a1.eq(lane_a8[2 * pair + 1])
                 else:
                     m.d.comb += mac.a.eq(a8)
-                m.d.comb += mac.w0.eq(self.w_data[2 * pair * W :][:W])
+                m.d.comb += mac.w0.eq(w_data[2 * pair * W :][:W])
                 if 2 * pair + 1 < P:
-                    m.d.comb += mac.w1.eq(self.w_data[(2 * pair + 1) * W :][:W])
+                    m.d.comb += mac.w1.eq(w_data[(2 * pair + 1) * W :][:W])
                 prods += [mac.p0, mac.p1][: P - 2 * pair]
         elif serial:
             a_sel = Signal(signed(10))
@@ -614,6 +633,8 @@ class GemmCore(wiring.Component):
         # sequencer's next-state enable behind a drain counter compare led the UP5K's path.
         computing, busy = Signal(), Signal()
         nxt_computing = self.start | start | running | vb | vc | ve
+        for v in held:
+            nxt_computing = nxt_computing | v
         if self.mult_regs:
             nxt_computing = nxt_computing | control[0]
         m.d.sync += [

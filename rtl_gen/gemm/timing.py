@@ -73,9 +73,10 @@ def core_issue_cycles(
 
 
 def core_pipe(config: GemmConfig, core: str) -> int:
-    """``core``'s pipeline depth in ``config``: ``CORE_PIPE``, one more for DSP lanes on
-    registered ``MULT18X18D``s (``dsp_regs``)."""
-    return CORE_PIPE + (core == "dsp" and config.dsp_regs)
+    """``core``'s pipeline depth in ``config``: ``CORE_PIPE``, two more for DSP lanes on
+    registered ``MULT18X18D``s (``dsp_regs``: their input registers, and the memory outputs
+    registered before the operand logic)."""
+    return CORE_PIPE + 2 * (core == "dsp" and config.dsp_regs)
 
 
 def core_busy_cycles(
