@@ -555,7 +555,7 @@ def _bench_rows(out_dir: Path) -> list[dict]:
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
-    from flows.console import console, run_command
+    from flows.console import console, print_wide, run_command
 
     @bench_app.command("snn")
     def bench(
@@ -596,8 +596,8 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                         synth=synth,
                         progress=status.update,
                     )
-                console.print(_graph_table(figures))
-                console.print(f"figures: {out / 'bench_snn_graph.json'}")
+                print_wide(_graph_table(figures))
+                print_wide(f"figures: {out / 'bench_snn_graph.json'}")
                 return
             with console.status("benchmarking the snn engine…") as status:
                 figures = bench_snn(
@@ -610,7 +610,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                     example=example,
                     progress=status.update,
                 )
-            console.print(_table(figures))
-            console.print(f"figures: {out / 'bench_snn.json'}")
+            print_wide(_table(figures))
+            print_wide(f"figures: {out / 'bench_snn.json'}")
 
         run_command(body)
