@@ -26,7 +26,7 @@ from frontends.ir import Node
 from .codes import as_code, requant
 from .config import MAX_MULT_BITS, MULT_BITS
 from .program import LayerInfo, Program
-from .rowwise import row_ports
+from .rowwise import ParamRowUnit
 from .state import LoweringState
 
 __all__ = [
@@ -430,24 +430,12 @@ def run_matmul(program: Program, act: np.ndarray, f: dict, addp: dict, pcfg: dic
     act[addp["y"] : addp["y"] + h * m * n] = y.reshape(-1) & 0xFF
 
 
-class MatUnit(wiring.Component):
+class MatUnit(ParamRowUnit):
     """Runs the matmul ``ROW`` (see the module docstring): per multiply-accumulate an A
     and a B gather-table read and activation read on the sequencer's ports (two cycles),
     ``(a - za) * (b - zb)`` into the accumulator, at each output's last step ``acc * mult``
     into the post unit's requantizer pipeline. ``busy`` until the last write; latency
     ``matmul_cycles``."""
-
-    def __init__(
-        self,
-        *,
-        act_abits: int,
-        idx_abits: int,
-        p_abits: int,
-        bias_bits: int,
-        mult_bits: int = MULT_BITS,
-    ):
-        self.act_abits, self.bias_bits, self.mult_bits = act_abits, bias_bits, mult_bits
-        super().__init__(row_ports(act_abits, idx_abits, p_abits, bias_bits + mult_bits))
 
     def elaborate(self, platform):
         from .post import requant_pipeline

@@ -212,6 +212,23 @@ def row_ports(
     }
 
 
+class ParamRowUnit(wiring.Component):
+    """A unit on the row ports (``row_ports``) whose parameter words hold a bias of
+    ``bias_bits`` and a multiplier of ``mult_bits`` (``NormUnit``, ``attention.MatUnit``)."""
+
+    def __init__(
+        self,
+        *,
+        act_abits: int,
+        idx_abits: int,
+        p_abits: int,
+        bias_bits: int,
+        mult_bits: int = MULT_BITS,
+    ):
+        self.act_abits, self.bias_bits, self.mult_bits = act_abits, bias_bits, mult_bits
+        super().__init__(row_ports(act_abits, idx_abits, p_abits, bias_bits + mult_bits))
+
+
 class RowUnit(wiring.Component):
     """Runs ``ROW`` (softmax rows; see the module docstring). ``start`` samples the
     instruction's fields and the ``ADDP``/``PCFG`` registers; ``busy`` until the last
@@ -541,25 +558,13 @@ def run_norm(program: Program, act: np.ndarray, f: dict, addp: dict, pcfg: dict)
     act[addp["y"] : addp["y"] + n] = out.reshape(-1) & 0xFF
 
 
-class NormUnit(wiring.Component):
+class NormUnit(ParamRowUnit):
     """Runs the LayerNorm ``ROW`` (``emit_layernorm``; ``frontends.ir``'s ``layernorm``):
     per row a sum pass (``S``), a variance pass (``D = C*x - S``, ``V = sum D**2 + eps``),
     the integer square root ``R = isqrt(V << 2p)`` two bits a cycle, ``inv = floor(2**rs /
     R)`` one bit a cycle, and the output pass ``requant(+-D*inv + bias[c], mult[c])``
     (gamma's sign from the gather entry's flag); ``mult_bits``: the multipliers' width.
     Latency ``norm_cycles``."""
-
-    def __init__(
-        self,
-        *,
-        act_abits: int,
-        idx_abits: int,
-        p_abits: int,
-        bias_bits: int,
-        mult_bits: int = MULT_BITS,
-    ):
-        self.act_abits, self.bias_bits, self.mult_bits = act_abits, bias_bits, mult_bits
-        super().__init__(row_ports(act_abits, idx_abits, p_abits, bias_bits + mult_bits))
 
     def elaborate(self, platform):
         from .post import requant_pipeline
