@@ -29,7 +29,7 @@ state's decode in front of its own enable was the UP5K's critical path (seven LU
 
 from __future__ import annotations
 
-from amaranth import Const, Module, Mux, Signal
+from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -241,7 +241,7 @@ class Sequencer(wiring.Component):
                     # the drain too)
                     done = "busy" if self.spram else "computing"
                     pending = [getattr(self, f"{core}_{done}") for core in self.cores]
-                    with m.If(_any(pending)):
+                    with m.If(Cat(*pending).any()):
                         m.d.comb += self.sync_wait.eq(1)
                     with m.Else():
                         advance()
@@ -421,10 +421,3 @@ class _FillRegs:
         self.sub = Signal(range(max(wsub, 2)), name="fill_sub")
         self.left, self.x_n_m2 = Signal(16, name="fill_left"), Signal(16, name="fill_x_n_m2")
         self.x_l_m2 = Signal(5, name="fill_x_l_m2")
-
-
-def _any(signals: list) -> object:
-    out = Const(0)
-    for s in signals:
-        out = out | s
-    return out
