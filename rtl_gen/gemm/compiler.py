@@ -58,7 +58,7 @@ from frontends.ir import Graph, IntType, Node
 
 from . import timing
 from .attention import emit_const_add, emit_matmul, emit_view
-from .chunks import chunked_instrs, depthwise_instrs, drop_repeats
+from .chunks import chunked_instrs, depthwise_halves, depthwise_instrs, drop_repeats
 from .config import DSP_WBITS, MULT_BITS, GemmConfig
 from .instrs import (
     gemm_instrs,
@@ -562,8 +562,14 @@ class Lowering:
                 tile = chans[t0 : t0 + lanes]
                 block[: len(tile)] = w_steps[tile]
                 self.wd.extend(pack_lanes(block[:, k], self.dsp_wbits) for k in range(layer.k))
-            self.wc_need = max(self.wc_need, layer.k if cached else 0)
-            self.xc_need = max(self.xc_need, win.cin_g * win.plane)
+            size = win.cin_g * win.plane
+            xhalf, whalf = (
+                depthwise_halves(size, layer.k, config)
+                if cached and layer.groups > config.dsp_lanes
+                else (0, 0)
+            )
+            self.wc_need = max(self.wc_need, whalf + layer.k if cached else 0)
+            self.xc_need = max(self.xc_need, xhalf + size)
             block0 = int(blocks[split.dsp_items[0]])
             self.instrs.extend(
                 depthwise_instrs(

@@ -349,7 +349,8 @@ class GemmEngine(wiring.Component):
             spram=spram,
             fills=fills,
             wsub=subwords(cfg.dsp_lanes),
-            wc_abits=abits(cfg.wc_depth),
+            # spram: a lane fill's dst too
+            wc_abits=abits(max(cfg.wc_depth, cfg.xc_depth if spram else 2)),
         )
         ins = imem_rd.data
         if self.protected:
@@ -803,14 +804,17 @@ class GemmEngine(wiring.Component):
         (the compiler's schedule; ``probes["conflict"]`` shows a violation in simulation).
 
         A weight read's cache word is written the cycle its last half arrives; a lane fill's
-        element into its lane of the lane cache a cycle after its read."""
+        element into its lane of the lane cache a cycle after its read. A lane fill may run
+        while a depthwise GEMM computes (it reads the lane cache, not the activations)."""
         cfg, spram, seq = self.config, self.config.spram, net.seq
         fd_valid, fd_last = Signal(), Signal()
         reading, x_reading = seq.fill_read, seq.x_read
         if net.xc_wr is not None:  # the lane cache: block element p of lane l, a cycle late
             xc_wr, lanes = net.xc_wr, cfg.dsp_lanes
-            xd_valid, xd_p, xd_lane = Signal(), Signal(16), Signal(5)
-            m.d.sync += [xd_valid.eq(x_reading), xd_p.eq(seq.x_p), xd_lane.eq(seq.x_lane)]
+            xd_valid, xd_p, xd_lane = Signal(), Signal(abits(cfg.xc_depth)), Signal(5)
+            # spram: at the fill's dst (the double-buffered half, see ``chunks``)
+            xd = seq.x_p + seq.fill_dst if spram else seq.x_p
+            m.d.sync += [xd_valid.eq(x_reading), xd_p.eq(xd), xd_lane.eq(seq.x_lane)]
             source = net.act_sp.rdata if spram else net.seq_act.data
             m.d.comb += [
                 xc_wr.addr.eq(xd_p),
@@ -877,11 +881,13 @@ class GemmEngine(wiring.Component):
         core_act, computing = net.core_act, net.computing
         we = act_wr.en
         lane_fill = "x_addr" in seq.signature.members
-        other = Mux(x_reading, seq.x_addr, seq_act.addr) if lane_fill else seq_act.addr
+        # a lane fill before the computing core: a depthwise GEMM reads no activations
+        read = Mux(computing, core_act.addr, seq_act.addr)
+        read = Mux(x_reading, seq.x_addr, read) if lane_fill else read
         m.d.comb += [
             act_sp.we.eq(we),
             act_sp.re.eq(~we & seq_act.en),
-            act_sp.addr.eq(Mux(we, act_wr.addr, Mux(computing, core_act.addr, other))),
+            act_sp.addr.eq(Mux(we, act_wr.addr, read)),
             act_sp.wdata.eq(act_wr.data),
             seq_act.data.eq(act_sp.rdata),
             core_act.data.eq(act_sp.rdata),
@@ -892,6 +898,6 @@ class GemmEngine(wiring.Component):
             (we & (unit.act_re | net.seq_act_used))
             | (net.acc_ports["accd"][1].en & post.acc_re)
             | (load_w & reading)
-            | (x_reading & (we | computing))
+            | (x_reading & (we | unit.act_re))
         )
         self.probes["conflict"] = conflict

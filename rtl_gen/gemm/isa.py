@@ -15,7 +15,7 @@ op           code  fields (bit 0 upward) and meaning
                    its weight cache, ``wc[dst + j]`` from the 16-bit words ``src +
                    j*s .. src + j*s + s - 1`` (``s`` = lanes * 8 / 16, low half first);
                    with ``fill`` and ``lanes`` > 0, copy ``lanes`` activation blocks of
-                   ``n`` elements into the lane cache: ``xc[j]`` lane ``l`` =
+                   ``n`` elements into the lane cache: ``xc[dst + j]`` lane ``l`` =
                    ``act[src + l*n + j]`` (a depthwise layer's planes, one a lane)
 ``CFG``      2     ``m[12] k[12] n[10] g[10] tiles[8] xsigned[1] wbits[4]``: the core's
                    loop bounds: ``g`` groups, each ``n`` output channels (``tiles`` =

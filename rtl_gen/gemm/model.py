@@ -163,7 +163,7 @@ def _run_one(program, code: np.ndarray, blocks: dict | None = None):
         if ins.op == "LOAD" and f["fill"] and f["lanes"]:
             for lane in range(f["lanes"]):
                 base = f["src"] + lane * f["n"]
-                xcache[: f["n"], lane] = act[base : base + f["n"]]
+                xcache[f["dst"] : f["dst"] + f["n"], lane] = act[base : base + f["n"]]
         elif ins.op == "LOAD" and f["fill"]:
             src = f["src"] // wsub
             cache[f["dst"] : f["dst"] + f["n"]] = program.wd[src : src + f["n"]]

@@ -28,7 +28,7 @@ SPRAM = GemmConfig(
     primitives=False,
     spram=True,
     wc_depth=32,
-    xc_depth=64,
+    xc_depth=128,  # two halves for a 7x5 plane a lane: the depthwise fills double-buffered
     lane_cache=True,
 )
 
@@ -92,6 +92,13 @@ def test_spram_engine_bit_exact_cycles_and_perf():
     assert sum(i.op == "LOAD" and i["fill"] and i["lanes"] > 0 for i in program.instrs) == 8
     assert sum(i.op == "CFG" and i["dw"] == 1 for i in program.instrs) >= 2
     assert ops.count("LOAD") > 10  # weight chunks
+    # double buffering: fills into the caches' second halves, issued while a GEMM computes
+    assert any(i.op == "LOAD" and i["lanes"] and i["dst"] == 64 for i in program.instrs)
+    assert any(i.op == "LOAD" and i["fill"] and not i["lanes"] and i["dst"] for i in program.instrs)
+    between = [
+        a.op == "GEMM" and b.op == "LOAD" for a, b in zip(program.instrs, program.instrs[1:])
+    ]
+    assert any(between)
     vectors = golden_vectors(program.graph, random=2, seed=3)
     sched = model.schedule(program)
     assert np.array_equal(model.run(program, vectors["inputs"]), vectors["outputs"])
