@@ -152,14 +152,23 @@ def test_bench_snn_beside_gemm(mlp_onnx, tmp_path):
     assert "time-step histogram" in result.output and "gemm (ulx3s-85f)" in result.output
 
 
-def test_bench_snn_graph_exact_on_a_qdq_mlp(mlp_onnx, tmp_path):
+@pytest.mark.parametrize(
+    "synth",
+    [
+        False,
+        # both engines synthesized, placed and routed: about a minute
+        pytest.param(True, marks=[pytest.mark.synth, pytest.mark.slow]),
+    ],
+)
+def test_bench_snn_graph_exact_on_a_qdq_mlp(mlp_onnx, tmp_path, synth):
     import numpy as np
 
     rng = np.random.default_rng(0)
     data = tmp_path / "data.npz"
     np.savez(data, x=rng.normal(0, 2, (12, 16)).astype(np.float32), y=rng.integers(0, 5, 12))
     out = tmp_path / "bench"
-    result = invoke("bench", "snn", mlp_onnx, "--data", data, "--graph", "-o", out)
+    flag = "--synth" if synth else "--no-synth"
+    result = invoke("bench", "snn", mlp_onnx, "--data", data, "--graph", flag, "-o", out)
     assert result.exit_code == 0, result.output
     assert "SNN vs QANN output codes differing" in result.output
     figures = json.loads((out / "bench_snn_graph.json").read_text())
@@ -167,6 +176,9 @@ def test_bench_snn_graph_exact_on_a_qdq_mlp(mlp_onnx, tmp_path):
     assert figures["mismatching_output_codes"] == 0 and figures["differing_tensors"] == []
     assert figures["snn_accuracy"] == figures["qann_accuracy"]
     assert 1 <= figures["steps"]["mean"] <= figures["steps"]["t_max"]
+    if synth:
+        assert figures["rtl"]["synth"]["lut4"] > 0 and figures["rtl"]["synth"]["fmax_mhz"] > 0
+        assert figures["gemm"]["synth"]["lut4"] > 0
 
 
 def test_bench_snn_graph_needs_data(mlp_onnx, tmp_path):
