@@ -115,6 +115,11 @@ class HostLink(wiring.Component):
         taken = Signal()  # TX -> RX: the reply is being sent
         crc_in = Signal(16)  # the request's CRC as received (what a LOAD reply acknowledges)
         load_ok = Signal()  # a checked LOAD is to be committed
+        # CHECK's inputs as registers: the CRC's match (taken in CRC_DONE) and ``status ==
+        # OK`` (status is last written in LENGTH_HI, two bytes before): these compares in
+        # front of the LOAD verdict's enables were the UP5K board's critical path
+        crc_match, status_ok = Signal(), Signal()
+        m.d.sync += status_ok.eq(status == Status.OK)
         if self.load_spec:
             loader = _Loader(m, self.load_spec, self.load, self.engine_busy, self.rx.payload)
 
@@ -206,13 +211,16 @@ class HostLink(wiring.Component):
                 with m.If(rx.valid):
                     if self.load_spec:
                         m.d.sync += crc_in[:8].eq(rx.payload)
-                    m.next = "CHECK"
-            with m.State("CHECK"):  # the CRC register has taken the last byte
-                crc_bad = ~rx_crc.match_detected & (status == Status.OK)
+                    m.next = "CRC_DONE"
+            with m.State("CRC_DONE"):  # the CRC register has taken the last byte
+                m.d.sync += crc_match.eq(rx_crc.match_detected)
+                m.next = "CHECK"
+            with m.State("CHECK"):
+                crc_bad = ~crc_match & status_ok
                 with m.If(crc_bad):
                     m.d.sync += status.eq(Status.BAD_CRC)
                 if self.load_spec:
-                    with m.If(is_[Command.LOAD] & (status == Status.OK)):
+                    with m.If(is_[Command.LOAD] & status_ok):
                         # the verdict is registered: its checks in front of the commit
                         # counters' enables were the UP5K board's critical path
                         m.d.sync += load_ok.eq(~loader.check(crc_bad, status, reply_len))
