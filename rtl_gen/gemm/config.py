@@ -55,8 +55,10 @@ class GemmConfig:
     stores per word). ``dsp_pack``: DSP lanes in pairs on iCE40 ``SB_MAC16``s in dual 8x8
     mode (activations offset to int8); ``dsp_regs``: each DSP lane an ECP5 ``MULT18X18D``
     instance with its input and output registers (one more DSP-core pipeline cycle);
-    ``primitives``: instantiate them (else the same arithmetic and registers as inferable
-    logic, for Amaranth's simulator).
+    ``ins_reg``: the instruction word registered before its decode (one more cycle an
+    instruction: ``sequencer``'s LATCH; on the ECP5 the instruction DP16KD's clock-to-out in
+    front of the decode was the critical path). ``primitives``: instantiate them (else the
+    same arithmetic and registers as inferable logic, for Amaranth's simulator).
     ``acc_bits``: the cores' accumulators; ``bias_bits``: per-channel bias in the parameter
     memory. The ``*_depth`` are memory depths in words. ``residual``: the post unit has the
     ``ADD`` datapath; ``half_even``: it rounds half to even too; ``windows``: the cores have
@@ -113,6 +115,7 @@ class GemmConfig:
     lut_acc_bits: int = 0
     dsp_pack: bool = False
     dsp_regs: bool = False
+    ins_reg: bool = False
     primitives: bool = True
     board: str = ""
     protect: str = "none"
@@ -267,6 +270,7 @@ class GemmConfig:
 # ECP5: depthwise layers on every DSP lane through a lane cache of up to 1024 words (a
 # 32x32 plane a lane; 8 DP16KD for 16 lanes), dropped from programs that do not use it
 _LANE_CACHE = dict(lane_cache=True, xc_depth=1024)
+_ECP5 = dict(_LANE_CACHE, ins_reg=True)  # (ins_reg: the ULX3S's ResNet-8 at 71.5 MHz without)
 # Core sizes per board (memories are fitted to the program). iCE40: DSP lanes in pairs on
 # 6 SB_MAC16s (dual 8x8), the requantizer on the other 2; ECP5: one MULT18X18D per lane.
 # The LUT cores are ternary: the benchmark network (frontends.examples.digits_wide) has
@@ -285,11 +289,9 @@ _CORES = {
         "hetero": dict(dsp_lanes=12, lut_lanes=20, dsp_pack=True, lut_mode="ternary"),
     },
     "ulx3s-85f": {
-        "dsp": dict(dsp_lanes=16, lut_lanes=0, dsp_regs=True, **_LANE_CACHE),
-        "lut": dict(dsp_lanes=0, lut_lanes=64, lut_mode="ternary"),
-        "hetero": dict(
-            dsp_lanes=16, lut_lanes=64, lut_mode="ternary", dsp_regs=True, **_LANE_CACHE
-        ),
+        "dsp": dict(dsp_lanes=16, lut_lanes=0, dsp_regs=True, **_ECP5),
+        "lut": dict(dsp_lanes=0, lut_lanes=64, lut_mode="ternary", ins_reg=True),
+        "hetero": dict(dsp_lanes=16, lut_lanes=64, lut_mode="ternary", dsp_regs=True, **_ECP5),
     },
     # The LFE5U-25F: 28 MULT18X18D and 24k LUT4, the ULX3S's cores fit (16 DSP lanes).
     "orangecrab-25f": {

@@ -346,6 +346,7 @@ class GemmEngine(wiring.Component):
             cores=tuple(cores),
             decode_stages=self.codes["imem"].stages,
             restarts=self.loadable,
+            ins_reg=cfg.ins_reg,
             spram=spram,
             fills=fills,
             wsub=subwords(cfg.dsp_lanes),
@@ -364,11 +365,14 @@ class GemmEngine(wiring.Component):
             ecc_events.append((i_dec.corrected, i_dec.error))
             self._error_counters(m, ecc_events)
 
+        m.d.comb += seq.ins.eq(ins)
+        if cfg.ins_reg:
+            ins = seq.word  # the fields from the sequencer's registered word
+
         def fld(opname, name):
             return _field(ins, opname, name)
 
         m.d.comb += [
-            seq.ins.eq(ins),
             imem_rd.addr.eq(seq.pc),
             gemm_ones.eq(fld("GEMM", "ones")),
             seq.i_valid.eq(self.i.valid),

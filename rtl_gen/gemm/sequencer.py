@@ -17,9 +17,13 @@
 - ``END`` restarts the program.
 
 Every instruction costs a FETCH cycle, ``decode_stages`` DECODE cycles (a coded
-instruction memory's decoder, ``protect``) and an EXEC cycle, plus its blocking time
-(``timing``). With ``restarts`` a ``restart`` (a write through the engine's ``load``
-stream, between inferences) sends the sequencer back to ``pc`` 0 and aborts the cores.
+instruction memory's decoder, ``protect``), with ``ins_reg`` a LATCH cycle, and an EXEC
+cycle, plus its blocking time (``timing``). With ``ins_reg`` the engine decodes ``word``, a
+register loaded in LATCH, so no block RAM's clock-to-out sits in front of the opcode decode
+and the fields (on the ECP5 the instruction DP16KD's 5.8 ns, then the decode into the post
+unit's write address adder, was the ResNet-8 board's critical path, 71.5 MHz); else
+``ins``. With ``restarts`` a ``restart`` (a write through the engine's ``load`` stream,
+between inferences) sends the sequencer back to ``pc`` 0 and aborts the cores.
 
 The states are one-hot flags, not an ``m.FSM``: Amaranth encodes an FSM in binary and
 Yosys keeps that (it does not re-encode a register with an initial value), and the binary
@@ -61,17 +65,19 @@ class Sequencer(wiring.Component):
         cores: tuple[str, ...],
         decode_stages: int = 0,
         restarts: bool = False,
+        ins_reg: bool = False,
         spram: bool = False,
         fills: bool = False,
         wsub: int = 1,
         wc_abits: int = 1,
     ):
         self.cores, self.decode_stages, self.restarts = cores, decode_stages, restarts
+        self.ins_reg = ins_reg
         self.spram, self.fills, self.wsub = spram, fills, wsub
         ports = {
             "ins": In(64),
             "pc": Out(16),
-            "i_used": Out(1),  # the first cycle the decoded word is used (EXEC)
+            "i_used": Out(1),  # the cycle the decoded word is first used (EXEC or LATCH)
             "restart": In(1),
             "abort": Out(1),
             # LOAD: the input stream (``i_hold``: the load stream has the buffer's port)
@@ -110,6 +116,8 @@ class Sequencer(wiring.Component):
                     f"{core}_wstep": Out(layout("WSTEP"), init=_window_reset("WSTEP")),
                 }
             )
+        if ins_reg:
+            ports["word"] = Out(64)  # the instruction decoded, registered in LATCH
         if fills:
             ports.update(
                 {
@@ -128,7 +136,7 @@ class Sequencer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        ins, pc = self.ins, self.pc
+        ins, pc = (self.word if self.ins_reg else self.ins), self.pc
         op = ins[OP_SHIFT : OP_SHIFT + 4]
         core_sel = ins[CORE_SHIFT]
 
@@ -148,6 +156,7 @@ class Sequencer(wiring.Component):
 
         states = ("FETCH", "EXEC", "LOADING", "POSTING", "STORING")
         decode_states = tuple(f"DECODE{i}" for i in range(self.decode_stages))
+        decode_states += ("LATCH",) if self.ins_reg else ()
         states += decode_states
         if self.fills:
             states += ("FILLING",)
@@ -175,8 +184,12 @@ class Sequencer(wiring.Component):
         for i, name in enumerate(decode_states):
             with m.If(state[name]):
                 goto(decode_states[i + 1] if i + 1 < len(decode_states) else "EXEC")
+                if name == "LATCH":
+                    m.d.sync += self.word.eq(self.ins)
                 restart()
-        if decode_states:
+        if self.ins_reg:
+            m.d.sync += self.i_used.eq(state[(("FETCH",) + decode_states)[-2]])
+        elif decode_states:
             m.d.sync += self.i_used.eq(state[decode_states[-1]])
 
         self._fill = _FillRegs(self.wsub) if self.fills else None

@@ -45,9 +45,11 @@ MAX_PIPE = 12  # max: idx read, act read, its register, compare, - zp, * mult, c
 
 
 def fetch_cycles(config: GemmConfig) -> int:
-    """Cycles before an instruction's EXEC: ``FETCH``, and the decoder's stages when the
-    instruction memory is coded (``protect.ProtectedRead``: parity one, SECDED two)."""
-    return FETCH + {"none": 0, "parity": 1, "secded": 2}[getattr(config, "protect", "none")]
+    """Cycles before an instruction's EXEC: ``FETCH``, the decoder's stages when the
+    instruction memory is coded (``protect.ProtectedRead``: parity one, SECDED two), and
+    with ``ins_reg`` the cycle that registers the word (``sequencer``'s LATCH)."""
+    stages = {"none": 0, "parity": 1, "secded": 2}[getattr(config, "protect", "none")]
+    return FETCH + stages + bool(getattr(config, "ins_reg", False))
 
 
 def ceil_div(a: int, b: int) -> int:

@@ -358,6 +358,23 @@ def test_registered_mult18_lanes_add_a_cycle_the_model_knows():
     assert model.schedule(program).cycles > model.schedule(plain).cycles
 
 
+@pytest.mark.parametrize("protect", ["none", "secded"])
+def test_registered_instruction_word_adds_a_cycle_an_instruction(protect):
+    # ins_reg: the word registered in the sequencer's LATCH state before its decode (the
+    # ECP5 boards): bit-exact, cycle-exact with the model's, at most one cycle more an
+    # instruction (fewer where an instruction's cost hides behind a core's or the input's)
+    from dataclasses import replace
+
+    base = GemmConfig(dsp_lanes=3, lut_lanes=5, lut_mode="ternary", protect=protect)
+    graph = dense_chain((11, 9, 6), seed=4)
+    program = compile_graph(graph, replace(base, ins_reg=True), split=0.7)
+    check_outputs_and_cycles(program, 2)
+    plain = compile_graph(graph, base, split=0.7)
+    assert program.instrs == plain.instrs
+    grown = model.schedule(program).cycles - model.schedule(plain).cycles
+    assert 0 < grown <= len(plain.instrs) + 1  # (+ 1: the END's, before the next inference)
+
+
 def test_window_counters_on_every_window_feature():
     # stride 2 with asymmetric pads, dilation 2, depthwise with stride (2, 1), 2 groups of 4
     # (their input scattered by the split: reordered first), a 1x5 kernel, a 1x1 and a

@@ -52,7 +52,7 @@ SHIFTADD_CONFIG = replace(
 )
 # the ECP5 boards' DSP lanes: MULT18X18D instances with their own registers, simulated with
 # the model rtl_gen.gemm.dsp writes beside them (Yosys ships none)
-MULT18_CONFIG = replace(SIM_CONFIG, dsp_pack=False, dsp_regs=True, lut_mode="ternary")
+MULT18_CONFIG = replace(SIM_CONFIG, dsp_pack=False, dsp_regs=True, ins_reg=True, lut_mode="ternary")
 
 
 class Slot:
