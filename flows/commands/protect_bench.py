@@ -58,11 +58,13 @@ def protection_rows(
     families: tuple[str, ...] = ("ice40", "ecp5"),
     seeds: tuple[int, ...] | None = None,
     onnx: Path | None = None,
+    protections: tuple[str, ...] = PROTECTIONS,
     progress: Callable[[int, int, str], None] = lambda done, total, text: None,
 ) -> list[dict]:
     """One row per engine, family and protection (see the module docstring); seeds 1-3
     with ``full``, else seed 1. ``onnx``: a quantized ONNX model instead of the digits
-    MLP (made and trained in ``out_dir``)."""
+    MLP (made and trained in ``out_dir``). ``protections``: the rows to measure (the
+    figures against none need its row)."""
     from dataclasses import replace
 
     from flows.commands.gemm import drop_idle_core
@@ -76,9 +78,9 @@ def protection_rows(
     seeds = seeds or ((1, 2, 3) if full else (1,))
     out_dir = Path(out_dir)
     graph = import_onnx(onnx or make_digits_mlp(out_dir / "model").quantized)
-    jobs = [("gemm", f, p) for f in families for p in PROTECTIONS]
+    jobs = [("gemm", f, p) for f in families for p in protections]
     if full:
-        jobs += [("dense", f, p) for f in families for p in PROTECTIONS]
+        jobs += [("dense", f, p) for f in families for p in protections]
     rows = []
     for done, (engine, family, protect) in enumerate(jobs):
         progress(done, len(jobs), f"{engine} {protect} on {family}")
@@ -113,6 +115,16 @@ def protection_rows(
     return rows
 
 
+def _protections(text: str) -> tuple[str, ...]:
+    from frontends.errors import UsageError
+
+    chosen = tuple(p.strip() for p in text.split(",") if p.strip())
+    unknown = [p for p in chosen if p not in PROTECTIONS]
+    if unknown or not chosen:
+        raise UsageError(f"--protect {text}: expected a list of {', '.join(PROTECTIONS)}")
+    return chosen
+
+
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     from flows.console import console, run_command
 
@@ -121,6 +133,9 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         out: Path = typer.Option(Path("out/bench/protect"), "--out", "-o"),
         full: bool = typer.Option(
             False, "--full", help="Placer seeds 1-3 (median Fmax) and the dense engine too."
+        ),
+        protect: str = typer.Option(
+            ",".join(PROTECTIONS), "--protect", help="The protections to measure, e.g. none,secded."
         ),
     ):
         """Cost of --protect parity|secded: LUT4, FF, RAM, Fmax, cycles per option, on the
@@ -134,6 +149,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                 rows = protection_rows(
                     out,
                     full=full,
+                    protections=_protections(protect),
                     progress=lambda done, total, text: update(done, total, f"protect: {text}"),
                 )
             console.print(markdown_table(rows), soft_wrap=True)

@@ -50,7 +50,14 @@ from .config import ACT_BITS, DSP_WBITS, MULT_BITS, GemmConfig
 from .core import GemmCore
 from .isa import OP_SHIFT, OPS, layout
 from .post import PostUnit
-from .protect import ErrorCounters, ProtectedRead, codes, constant_bits, with_constants
+from .protect import (
+    ErrorCounters,
+    ProtectedRead,
+    codes,
+    constant_bits,
+    shares_port,
+    with_constants,
+)
 from .ram import subwords
 from .sequencer import CORES, Sequencer
 from .spram import SpramMemory
@@ -181,6 +188,44 @@ class GemmEngine(wiring.Component):
             ]
         return mem
 
+    def _shared_memory(self, m):
+        """The instruction and parameter memories as one block RAM (``protect.shares_port``):
+        parameter ``a`` at ``a``, instruction ``a`` at ``half + a``, ``half`` the power of two
+        above both depths, so the address is a concatenation. Returns its read port and the
+        two stand-in ports whose addresses ``_wire_shared`` multiplexes onto it."""
+        cfg = self.config
+        ab = max(abits(cfg.imem_depth), abits(cfg.param_depth))
+        half = 1 << ab
+        word_bits = self.codes["imem"].word_bits
+        imem, prm = list(self.images.get("imem", [])), list(self.images.get("params", []))
+        init = prm + [0] * (half - len(prm)) + imem if imem or prm else []
+        mem = Memory(
+            shape=unsigned(word_bits), depth=half + cfg.imem_depth, init=init, attrs=NO_RW_CHECK
+        )
+        m.submodules.imem_params = mem
+        if self.loadable:
+            wp = mem.write_port()
+            kind = self.load.payload.mem
+            m.d.comb += [
+                wp.addr.eq(Cat(self.load.payload.addr[:ab], kind == MEMS["imem"])),
+                wp.data.eq(self.load.payload.data),
+                wp.en.eq(self.load.valid & ((kind == MEMS["imem"]) | (kind == MEMS["params"]))),
+            ]
+        self._shared_abits = ab
+        rd = mem.read_port()
+        word = unsigned(word_bits)
+        return rd, _Port(16, word, "imem_rd"), _Port(ab, word, "prm_rd")
+
+    def _wire_shared(self, m, rd, imem_rd, prm_rd, fetch) -> None:
+        """The shared port reads the instruction in the sequencer's FETCH cycle, else the
+        parameter the post unit (or a unit beside it) addresses."""
+        ab = self._shared_abits
+        m.d.comb += [
+            rd.addr.eq(Mux(fetch, Cat(imem_rd.addr[:ab], 1), prm_rd.addr)),
+            imem_rd.data.eq(rd.data),
+            prm_rd.data.eq(rd.data),
+        ]
+
     def _table_unit(self, m, act_ab: int):
         """The ``TAB`` unit (``tables``): a table memory, or the SMURF units; None without
         either. Its activation reads and writes share the post unit's ports."""
@@ -238,14 +283,20 @@ class GemmEngine(wiring.Component):
         from ..ecc import EccDecoder
 
         code = self.codes["params"]
-        constants = self._constants("params", self.config.param_depth)
+        if shares_port(self.config):  # the instructions' decoder too: constant in both
+            depth = (1 << self._shared_abits) + self.config.imem_depth
+            words = list(self.images.get("params", [])) + list(self.images.get("imem", []))
+            constants = {} if self.loadable else constant_bits(code, words, depth)
+        else:
+            constants = self._constants("params", self.config.param_depth)
         m.submodules.params_ecc = p_dec = ProtectedRead(
             code, constants, register_output=False, pass_data=True
         )
+        self._shared_dec = p_dec
         m.d.comb += [
             p_dec.word.eq(prm_rd.data),
             post.p_data.eq(p_dec.data),
-            p_dec.used.eq(post.p_used),
+            p_dec.used.eq(post.p_used | self._i_take),
         ]
         ecc_events.append((p_dec.corrected, p_dec.error))
         m.submodules.params_side_ecc = side = EccDecoder(code)
@@ -267,6 +318,7 @@ class GemmEngine(wiring.Component):
         self.codes = codes(cfg)
         net = self._net = _Net()
         ecc_events = net.ecc_events
+        self._i_take = Signal(name="i_take")  # (shares_port) the decoded instruction is taken
         self.side = []
         act_ab, idx_ab = abits(cfg.act_depth), abits(cfg.idx_depth)
         spram = cfg.spram
@@ -274,10 +326,16 @@ class GemmEngine(wiring.Component):
             m.d.comb += self.load.ready.eq(1)
 
         # --- memories ------------------------------------------------------------------------
-        imem = self._memory(m, "imem", unsigned(64), cfg.imem_depth)
+        one_port = shares_port(cfg)
+        if one_port:
+            shared_rd, imem_rd, prm_rd = self._shared_memory(m)
+        else:
+            imem = self._memory(m, "imem", unsigned(64), cfg.imem_depth)
+            prm = self._memory(
+                m, "params", unsigned(cfg.bias_bits + cfg.mult_bits), cfg.param_depth
+            )
+            imem_rd, prm_rd = imem.read_port(), prm.read_port()
         idx = self._memory(m, "idx", unsigned(act_ab + 1), cfg.idx_depth)
-        prm = self._memory(m, "params", unsigned(cfg.bias_bits + cfg.mult_bits), cfg.param_depth)
-        imem_rd, prm_rd = imem.read_port(), prm.read_port()
         seq_idx = idx.read_port()
         if spram:
             # one single-ported SPRAM memory: the port users below are wired to it at the end
@@ -354,7 +412,19 @@ class GemmEngine(wiring.Component):
             wc_abits=abits(max(cfg.wc_depth, cfg.xc_depth if spram else 2)),
         )
         ins = imem_rd.data
-        if self.protected:
+        if one_port:
+            # the decoded instruction, taken in the last DECODE cycle (the raw word is
+            # registered in the first; FETCH reads it): the port then reads parameters
+            self._wire_shared(m, shared_rd, imem_rd, prm_rd, seq.fetch)
+            take = Signal(2, name="i_take_pipe")
+            m.d.sync += take.eq(Cat(seq.fetch, take[0]))
+            m.d.comb += self._i_take.eq(take[1])
+            ins_r = Signal(64, name="ins_r", reset_less=True)
+            with m.If(self._i_take):
+                m.d.sync += ins_r.eq(self._shared_dec.data)
+            ins = ins_r
+            self._error_counters(m, ecc_events)
+        elif self.protected:
             # the raw (SECDED: and the corrected) instruction is registered: DECODE states
             # between FETCH and EXEC
             m.submodules.imem_ecc = i_dec = ProtectedRead(

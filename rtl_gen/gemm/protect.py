@@ -17,6 +17,11 @@ a register:
   the decoded word reaches its parameter registers when a plain memory's would (the units
   beside it read through a combinational decoder).
 
+Under SECDED the instruction and parameter memories are one block RAM (parameters in the
+lower half of its address space, instructions in the upper) read through one decoder
+(``shares_port``): the sequencer takes the decoded instruction into its own register in the
+last DECODE cycle.
+
 ``faulted_images`` is the golden of what the decoders pass on for coded words with bits
 flipped, and the words read with a corrected flip and with an error the code cannot correct.
 """
@@ -39,6 +44,7 @@ from .program import Program
 
 __all__ = [
     "PROTECTED",
+    "shares_port",
     "codes",
     "coded_images",
     "decoded_images",
@@ -53,13 +59,27 @@ __all__ = [
 PROTECTED = ("imem", "wd", "wl", "params")  # the coded memories, in fault-injection order
 
 
+def shares_port(config: GemmConfig) -> bool:
+    """The instruction and parameter memories are one block RAM read through one decoder
+    (SECDED): the sequencer reads it only in its FETCH cycle, the post unit and the units
+    beside it never then (a POST's last parameter read comes a cycle before its last issue,
+    the sequencer fetches two cycles after it at the earliest; ADD, MAX, TAB and ROW are
+    waited for to their last write), so one decoder serves both (a SECDED decoder of 42
+    bits is about 100 LUT4 on the iCE40)."""
+    return config.protect == "secded"
+
+
 def data_bits(config: GemmConfig) -> dict[str, int]:
-    """Data bits of a word of each coded memory (a memory of an absent core: 1)."""
+    """Data bits of a word of each coded memory (a memory of an absent core: 1). A
+    parameter and an instruction word sharing one port (``shares_port``) are coded alike,
+    their upper bits zero."""
+    params = config.bias_bits + config.mult_bits
+    shared = max(64, params) if shares_port(config) else 0
     return {
-        "imem": 64,
+        "imem": shared or 64,
         "wd": max(1, config.dsp_lanes * DSP_WBITS),
         "wl": max(1, config.lut_lanes * config.lut_wbits),
-        "params": config.bias_bits + config.mult_bits,
+        "params": shared or params,
     }
 
 
@@ -191,7 +211,7 @@ class ProtectedRead(wiring.Component):
             used = Signal(name="used_r")
             m.d.sync += used.eq(self.used)
         corrected, error = Signal(), Signal()
-        m.d.comb += ecc_flags(m, cols, r, syn_r, odd_r, corrected, error)
+        m.d.comb += ecc_flags(syn_r, odd_r, corrected, error)
         m.d.comb += [
             self.data.eq(with_constants(m, data, self.constants)),
             self.corrected.eq(corrected & used),

@@ -78,6 +78,7 @@ class Sequencer(wiring.Component):
             "ins": In(64),
             "pc": Out(16),
             "i_used": Out(1),  # the cycle the decoded word is first used (EXEC or LATCH)
+            "fetch": Out(1),  # FETCH: the instruction memory is read at pc
             "restart": In(1),
             "abort": Out(1),
             # LOAD: the input stream (``i_hold``: the load stream has the buffer's port)
@@ -178,6 +179,7 @@ class Sequencer(wiring.Component):
             m.d.sync += pc.eq(pc + 1)
             goto("FETCH")
 
+        m.d.comb += self.fetch.eq(state["FETCH"])
         with m.If(state["FETCH"]):
             goto(decode_states[0] if decode_states else "EXEC")
             restart()
