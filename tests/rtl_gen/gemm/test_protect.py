@@ -112,6 +112,26 @@ def test_protected_engine_is_bit_exact_with_the_model_cycles(case, protect):
     assert (res["corrected"], res["errors"]) == (0, 0)
 
 
+def test_shared_instruction_and_parameter_port_corrects_both(case):
+    # SECDED keeps instructions and parameters in one block RAM behind one decoder; with
+    # the registered instruction word (ins_reg, a LATCH cycle) too, and a flip in every
+    # instruction and parameter word corrected where it is read
+    programs, inputs, expected = case
+    program = compile_graph(
+        programs["none"].graph, replace(CONFIG, protect="secded", ins_reg=True), split=0.7
+    )
+    assert codes(program.config)["params"] == codes(program.config)["imem"]
+    images = _flip(program, np.random.default_rng(5), 99, 1, memories=("imem", "params"))
+    res = _simulate(program, inputs, images)
+    faulted, counts = faulted_program(program, images)
+    assert faulted.instrs == program.instrs and (faulted.params == program.params).all()
+    # every instruction word is flipped and read once an inference, parameters more
+    assert counts["corrected"] > len(program.instrs) and counts["errors"] == 0
+    assert res["outs"] == [list(e) for e in expected]
+    assert res["cycles"] == model.schedule(program).cycles
+    assert (res["corrected"], res["errors"]) == (counts["corrected"] * len(inputs), 0)
+
+
 def test_flipped_memories_equal_the_flipped_golden_with_their_counts(case):
     programs, inputs, expected = case
     rng = np.random.default_rng(7)
