@@ -132,7 +132,16 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-__all__ = ["IntType", "QuantParams", "Tensor", "Node", "Graph", "TRANSFORMER_OPS", "is_transformer"]
+__all__ = [
+    "IntType",
+    "QuantParams",
+    "Tensor",
+    "Node",
+    "Graph",
+    "TRANSFORMER_OPS",
+    "is_transformer",
+    "layer_depth",
+]
 
 
 @dataclass(frozen=True)
@@ -308,3 +317,13 @@ def is_transformer(graph: Graph) -> bool:
         n.op in TRANSFORMER_OPS or (n.op == "nonlinear" and n.attrs.get("function") == "softmax")
         for n in graph.nodes
     )
+
+
+def layer_depth(graph: Graph) -> int:
+    """Nodes on the graph's longest path from an input to an output (a residual block's
+    skip is the shorter way round)."""
+    depth: dict[str, int] = {}
+    for n in graph.nodes:
+        d = 1 + max((depth.get(t, 0) for t in n.inputs), default=0)
+        depth.update(dict.fromkeys(n.outputs, d))
+    return max((depth.get(t, 0) for t in graph.outputs), default=0)

@@ -48,8 +48,13 @@ from ._onnx.base import (
 )
 from ._onnx.quant import emit_float_output, output_dequantized
 from .errors import ModelError
-from .fixedpoint import WIDE_MULTIPLIER_BITS, multiplier_width
-from .ir import Graph, is_transformer
+from .fixedpoint import (
+    DEEP_LAYERS,
+    DEEP_MULTIPLIER_BITS,
+    WIDE_MULTIPLIER_BITS,
+    multiplier_width,
+)
+from .ir import Graph, is_transformer, layer_depth
 from .ranges import check_ranges
 
 if TYPE_CHECKING:
@@ -275,15 +280,22 @@ def import_onnx(
 
     Requantization multipliers have ``multiplier_bits`` bits; by default
     ``fixedpoint.MULTIPLIER_BITS``, but ``WIDE_MULTIPLIER_BITS`` for a transformer
-    (``ir.is_transformer``), whose one-code differences grow through its attention blocks."""
+    (``ir.is_transformer``), whose one-code differences grow through its attention blocks,
+    and ``DEEP_MULTIPLIER_BITS`` for a network more than ``DEEP_LAYERS`` nodes deep
+    (``ir.layer_depth``), whose differences grow over its layers (the measurements are
+    ``fixedpoint``'s)."""
     if multiplier_bits is not None:
         with multiplier_width(multiplier_bits):
             return _import(path, name)
     graph = _import(path, name)
     if is_transformer(graph):
-        with multiplier_width(WIDE_MULTIPLIER_BITS):
-            graph = _import(path, name)
-    return graph
+        bits = WIDE_MULTIPLIER_BITS
+    elif layer_depth(graph) > DEEP_LAYERS:
+        bits = DEEP_MULTIPLIER_BITS
+    else:
+        return graph
+    with multiplier_width(bits):
+        return _import(path, name)
 
 
 def _import(path: str | Path, name: str | None) -> Graph:

@@ -91,20 +91,9 @@ def test_tiny_kws_on_the_icebreaker_is_bit_exact(tmp_path):
         ("tiny_kws", "ulx3s-85f"),
         ("tiny_ic", "ulx3s-85f"),
         ("tiny_ad", "ulx3s-85f"),
-        pytest.param(
-            "tiny_vww",
-            "ulx3s-85f",
-            # RTL = golden (test_tiny_sim). The golden's 15-bit requantization multipliers
-            # (frontends.fixedpoint) round 1,165 of onnxruntime's 3.0 M hidden codes of these
-            # vectors one code apart (7 with 24-bit ones, the rest onnxruntime's float32
-            # products within 1e-6 of a half); over 27 layers that reaches 4 codes on the
-            # logits. With 24-bit multipliers these vectors agree, with 26 bits 3 logits are 2
-            # codes apart again: onnxruntime's own default and plain graphs are 2 codes apart
-            # on 3 of 134 logits of 67 vectors (README, MLPerf Tiny).
-            marks=pytest.mark.xfail(
-                reason="golden vs onnxruntime: 15-bit requantization multipliers", strict=False
-            ),
-        ),
+        # the golden's requantizations at 24 bits (29 nodes deep: fixedpoint.DEEP_LAYERS);
+        # at 15 bits its logits were up to 4 codes from onnxruntime's on these vectors
+        ("tiny_vww", "ulx3s-85f"),
     ],
 )
 def test_tiny_models_are_bit_exact(name, board, tmp_path):

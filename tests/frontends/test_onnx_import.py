@@ -121,3 +121,18 @@ def test_unsupported_op_names_node_and_op(tmp_path):
         r"is not supported; supported ops: .*Gemm",
     ):
         import_onnx(p)
+
+
+@pytest.mark.parametrize("layers", [20, 21])
+def test_a_network_deeper_than_deep_layers_gets_wide_multipliers(tmp_path, layers):
+    # fixedpoint.DEEP_LAYERS: one-code differences of 15-bit multipliers grow over a deep
+    # network's layers, so the importer gives it DEEP_MULTIPLIER_BITS
+    from frontends.fixedpoint import DEEP_LAYERS, DEEP_MULTIPLIER_BITS, MULTIPLIER_BITS
+    from frontends.ir import layer_depth
+
+    path = qdq_mlp(tmp_path / "deep.onnx", sizes=(6,) * layers + (3,), calibration=8)
+    graph = import_onnx(path)
+    assert layer_depth(graph) == layers
+    widths = {int(n.weights["multiplier"].max()).bit_length() for n in graph.nodes}
+    want = DEEP_MULTIPLIER_BITS if layers > DEEP_LAYERS else MULTIPLIER_BITS
+    assert widths == {want}, widths
