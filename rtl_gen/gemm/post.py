@@ -10,11 +10,12 @@ compares, clamp/write).
 
 ``ADD``: ``act[y + j] = clamp((((a_j - za)*ma + (b_j - zb)*mb + r) >> shift) + zp, lo, hi)``
 with ``a_j = act[a + j]`` and ``b_j = act[b + idx[i + j]]`` (``gather``; else
-``act[b + j]``) read through the shared
-activation port, two cycles an element (``add_period`` 4, for a single-ported activation
-memory: four, the two after the reads left idle, where the write of an element read nine
-cycles earlier falls), one multiplier used twice; each operand's difference, product and the
-sum are registered steps.
+``act[b + j]``) read through the shared activation port (each gather entry read two cycles
+before its operand, the first while the unit is idle, so registered addresses feed the
+port), two cycles an element (``add_period`` 4, for a single-ported activation memory: four,
+the two after the reads left idle, where the write of an element read nine cycles earlier
+falls), one multiplier used twice; each operand's difference, product and the sum are
+registered steps.
 
 ``MAX``: ``act[y + j] = clamp((((max_e act[a + idx[i + j*k + e]]) - z)*mu + r) >> shift) +
 zp, lo, hi)``, entries with the pad flag never winning; one window entry a cycle (gather
@@ -301,18 +302,28 @@ class PostUnit(wiring.Component):
             prod3.eq((hi2b << split) + lo2b),
         ]
 
-        # --- ADD: element j reads a_j and idx[i+j] (phase 0), then b_j (phase 1) -----------
+        # --- ADD: element j reads a_j (phase 0), then b_j (phase 1) ------------------------
         add_run = running & is_add & ~is_max
+        max_run = running & is_max
         phase = Signal(range(self.add_period))  # 0: a_j read, 1: b_j read, 2-3: idle
         read_a, read_b = phase == 0, phase == 1
         aj, jb, add_wa = Signal(16), Signal(16), Signal(16)  # MAX: aj counts window entries
-        a_base, g_base, i_base = Signal(16), Signal(16), Signal(16)  # g: gathered operand
+        g_base = Signal(16)  # the gathered operand's base
         xs, gather = Signal(), Signal()
+        # The activation addresses are registers, so no adder sits in front of the memory's
+        # address: a_ptr = a + j; g_addr = g_base + idx[i + j] (or + j), loaded the cycle
+        # before its read from a gather entry read the cycle before that (idx_ptr: the next
+        # entry; at the start the unit is idle and reads idx[i]). The gather table's
+        # clock-to-out and that add in front of the activation address were the ECP5's
+        # critical path (49.4 MHz).
+        a_ptr, g_addr = Signal(self.act_abits), Signal(self.act_abits)
+        idx_ptr = Signal(len(self.idx_addr))
+        g_load = Signal()  # idx_data is the next element's entry (ADD)
         with m.If(self.start):
             m.d.sync += [
-                a_base.eq(self.a),
+                a_ptr.eq(self.a),
                 g_base.eq(Mux(self.pool, self.a, self.b)),
-                i_base.eq(self.i),
+                idx_ptr.eq(self.i + 1),
                 xs.eq(self.xsigned),
                 phase.eq(0),
                 aj.eq(0),
@@ -321,35 +332,38 @@ class PostUnit(wiring.Component):
         with m.Elif(add_run):
             m.d.sync += phase.eq(phase + 1)
             with m.If(read_b):
-                m.d.sync += [aj.eq(aj + 1), jb.eq(aj)]
+                m.d.sync += [
+                    aj.eq(aj + 1),
+                    jb.eq(aj),
+                    a_ptr.eq(a_ptr + 1),
+                    idx_ptr.eq(idx_ptr + 1),
+                ]
                 with m.If(aj == nn_m1):
                     m.d.sync += running.eq(0)
         if self.residual:  # else nothing reads: no address adders in front of the ports
+            m.d.sync += g_load.eq(self.start | (add_run & read_b))
+            gathered = Mux(gather, self.idx_data[: self.act_abits], aj)
+            with m.If(g_load | max_run):  # (MAX: an entry a cycle)
+                m.d.sync += g_addr.eq(g_base + gathered)
             m.d.comb += [
-                self.idx_addr.eq(i_base + aj),
-                self.act_raddr.eq(
-                    Mux(
-                        read_b | is_max,
-                        g_base + Mux(gather, self.idx_data[: self.act_abits], aj),
-                        a_base + aj,
-                    )
-                ),
+                self.idx_addr.eq(Mux(running, idx_ptr, self.i)),
+                self.act_raddr.eq(Mux(read_b | is_max, g_addr, a_ptr)),
             ]
 
-        # --- MAX: window entry e of output mj issues at stage 0; gather entry at 1;
-        # activation at 2, registered (val_r), compare at 3; the window's maximum mx is
-        # complete at s_m (a block RAM's clock-to-out, ~5.8 ns on the ECP5, and the compare
-        # in front of mx were its critical path, 76 MHz) ---------------------------------------
-        max_run = running & is_max
+        # --- MAX: window entry e of output mj issues at stage 0 (its gather entry, read the
+        # cycle before, into g_addr and pad1); activation read at 1, its data at 2,
+        # registered (val_r), compare at 3; the window's maximum mx is complete at s_m (a
+        # block RAM's clock-to-out, ~5.8 ns on the ECP5, and the compare in front of mx were
+        # its critical path, 76 MHz) -----------------------------------------------------------
         we, k_m1, mj = Signal(8), Signal(8), Signal(16)
         mv1, first1, last1, mv2, first2, last2, pad2, s_m = (Signal() for _ in range(8))
-        mv3, first3, last3, pad3 = (Signal() for _ in range(4))
+        mv3, first3, last3, pad3, pad1 = (Signal() for _ in range(5))
         j1, j2, j3, jm = Signal(16), Signal(16), Signal(16), Signal(16)
         mx = Signal(signed(10))
         with m.If(self.start):
             m.d.sync += [we.eq(0), mj.eq(0), k_m1.eq(self.k - 1)]
         with m.Elif(max_run):
-            m.d.sync += aj.eq(aj + 1)
+            m.d.sync += [aj.eq(aj + 1), idx_ptr.eq(idx_ptr + 1)]
             with m.If(we != k_m1):
                 m.d.sync += we.eq(we + 1)
             with m.Else():
@@ -384,7 +398,8 @@ class PostUnit(wiring.Component):
                 first2.eq(first1),
                 last2.eq(last1),
                 j2.eq(j1),
-                pad2.eq(self.idx_data[self.act_abits]),
+                pad1.eq(self.idx_data[self.act_abits]),
+                pad2.eq(pad1),
                 mv3.eq(mv2),
                 first3.eq(first2),
                 last3.eq(last2),
@@ -393,9 +408,7 @@ class PostUnit(wiring.Component):
                 s_m.eq(mv3 & last3),
             ]
             # act_rdata is used the next cycle (a_j, b_j; a window entry unless padded)
-            m.d.comb += self.act_re.eq(
-                (add_run & (read_a | read_b)) | (mv1 & ~self.idx_data[self.act_abits])
-            )
+            m.d.comb += self.act_re.eq((add_run & (read_a | read_b)) | (mv1 & ~pad1))
             keep = pad3 | (~first3 & (val_r <= mx))
             with m.If(mv3):
                 # a padded first entry seeds -512, below every code, so it never wins
