@@ -283,19 +283,14 @@ class GemmEngine(wiring.Component):
         from ..ecc import EccDecoder
 
         code = self.codes["params"]
-        if shares_port(self.config):  # the instructions' decoder too: constant in both
-            depth = (1 << self._shared_abits) + self.config.imem_depth
-            words = list(self.images.get("params", [])) + list(self.images.get("imem", []))
-            constants = {} if self.loadable else constant_bits(code, words, depth)
-        else:
-            constants = self._constants("params", self.config.param_depth)
-        m.submodules.params_ecc = p_dec = ProtectedRead(
-            code, constants, register_output=False, pass_data=True
-        )
+        constants = self._constants("params", self.config.param_depth)
+        # (the constant bits go in behind the decoder: under SECDED it decodes the
+        # instructions too, whose constant bits are others)
+        m.submodules.params_ecc = p_dec = ProtectedRead(code, register_output=False, pass_data=True)
         self._shared_dec = p_dec
         m.d.comb += [
             p_dec.word.eq(prm_rd.data),
-            post.p_data.eq(p_dec.data),
+            post.p_data.eq(with_constants(m, p_dec.data, constants)),
             p_dec.used.eq(post.p_used | self._i_take),
         ]
         ecc_events.append((p_dec.corrected, p_dec.error))
@@ -422,7 +417,8 @@ class GemmEngine(wiring.Component):
             ins_r = Signal(64, name="ins_r", reset_less=True)
             with m.If(self._i_take):
                 m.d.sync += ins_r.eq(self._shared_dec.data)
-            ins = ins_r
+            # (bits that read the same in every instruction: constants, as unshared)
+            ins = with_constants(m, ins_r, self._constants("imem", cfg.imem_depth))
             self._error_counters(m, ecc_events)
         elif self.protected:
             # the raw (SECDED: and the corrected) instruction is registered: DECODE states
