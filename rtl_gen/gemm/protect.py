@@ -67,7 +67,8 @@ def shares_port(config: GemmConfig) -> bool:
     waited for to their last write), so one decoder serves both (a SECDED decoder of 42
     bits is about 100 LUT4 on the iCE40). Not with ``ins_reg`` (the ULX3S configs): there
     the digits MLP measured 3669 LUT4 shared against 2954 unshared on the ECP5 (Yosys;
-    the cause not found yet), on the iCEBreaker 2063 against 2299."""
+    the cause not found yet); on the iCEBreaker 2063 (against 2357 with a decoder on each
+    memory and the older flags)."""
     return config.protect == "secded" and not config.ins_reg
 
 
