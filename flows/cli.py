@@ -474,9 +474,11 @@ def _sim(
     seed: int = 1,
 ):
     from rtl_gen.artefact import Artefact
-    from sim.runner import SimError, run_sim
+    from sim.runner import SimError, long_run_note, run_sim
 
     artefact = Artefact(artefact_dir)
+    if note := long_run_note(artefact, limit):
+        console.print(note)
     with progress(console, f"{artefact.name}: {simulator}") as update:
         result = run_sim(
             artefact,

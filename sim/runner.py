@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 import xml.etree.ElementTree as ET
@@ -22,13 +23,18 @@ from pathlib import Path
 from frontends.errors import NnloomError
 from rtl_gen.artefact import Artefact
 
-__all__ = ["SimError", "SimResult", "run_sim", "verilator_env", "SIMULATORS"]
+__all__ = ["SimError", "SimResult", "run_sim", "verilator_env", "long_run_note", "SIMULATORS"]
 
 log = logging.getLogger(__name__)
 
 SIMULATORS = ("verilator", "icarus")
 # Amaranth's Verilog trips these lints; they are widths Amaranth chose on purpose.
 VERILATOR_ARGS = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC"]
+# Benches that touch only the top module's ports. Their Verilator model makes only the ports
+# public (a control file) rather than every signal (cocotb's ``--public-flat-rw``, which keeps
+# Verilator from optimising them away) and is compiled at -O2: 4x the cycles a second on the
+# spiking engine, whose long runs (millions of cycles an inference) need it.
+PORT_BENCHES = frozenset({"sim.bench.snn_bench"})
 
 
 class SimError(NnloomError):
@@ -93,8 +99,10 @@ def _environment(extra: dict[str, str]):
                 os.environ[k] = v
 
 
-def _build_key(sources: list[Path], top: str, simulator: str, waves: bool) -> str:
-    h = hashlib.sha256(f"{simulator}:{waves}:{top}".encode())
+def _build_key(
+    sources: list[Path], top: str, simulator: str, waves: bool, ports: bool = False
+) -> str:
+    h = hashlib.sha256(f"{simulator}:{waves}:{top}{':ports' if ports else ''}".encode())
     for src in sources:
         h.update(src.read_bytes())
     return h.hexdigest()[:16]
@@ -160,7 +168,20 @@ def run_sim(
     sim_dir = Path(sim_dir) if sim_dir else artefact.path / "sim"
     sim_dir.mkdir(parents=True, exist_ok=True)
     build_root = Path(build_root) if build_root else sim_dir / "build"
-    build_dir = build_root / f"{simulator}-{_build_key(sources, top, simulator, waves)}"
+    ports = _top_ports(sources, top) if simulator == "verilator" and bench in PORT_BENCHES else []
+    key = _build_key(sources, top, simulator, waves, bool(ports))
+    build_dir = build_root / f"{simulator}-{key}"
+    build_sources = [str(s) for s in sources]
+    if ports:
+        build_dir.mkdir(parents=True, exist_ok=True)
+        control = build_dir / "ports.vlt"
+        text = "`verilator_config\n" + "".join(
+            f'public_flat_rw -module "{top}" -var "{p}"\n' for p in ports
+        )
+        if not control.exists() or control.read_text() != text:  # a newer one rebuilds
+            control.write_text(text)
+        build_sources.insert(0, str(control))  # cocotb takes the last source for the top's
+        env["MAKEFLAGS"] = f"{env['MAKEFLAGS']} OPT_FAST=-O2"
     test_dir = sim_dir / "run"
     test_dir.mkdir(parents=True, exist_ok=True)
     results_xml = sim_dir / "results.xml"
@@ -176,14 +197,14 @@ def run_sim(
     }
     log_file = sim_dir / "sim.log"
     with _environment(env):
-        runner = get_runner(simulator)
+        runner = _ports_verilator() if ports else get_runner(simulator)
         if not log.isEnabledFor(logging.INFO):  # the runner logs every command at INFO,
             runner.log.setLevel(logging.ERROR)  # and a cached build as a WARNING
         progress = progress or (lambda stage, done, total: None)
         progress("building", None, None)
         try:
             runner.build(
-                sources=[str(s) for s in sources],
+                sources=build_sources,
                 hdl_toplevel=top,
                 build_dir=str(build_dir),
                 build_args=build_args,
@@ -236,6 +257,55 @@ def run_sim(
         outputs=sim_dir / "outputs.npz",
         waves=wave_file,
     )
+
+
+# Cycles past which ``long_run_note`` speaks: about an hour of Verilator on a large design.
+LONG_RUN_CYCLES = 10**9
+
+
+def long_run_note(artefact: Artefact, limit: int = 0) -> str | None:
+    """A line saying how many cycles simulating ``artefact``'s vectors (the first ``limit``)
+    takes by its cycle model, when that is past ``LONG_RUN_CYCLES``; else None."""
+    vectors = artefact.vectors()
+    count = len(vectors["inputs"]) if not limit else min(limit, len(vectors["inputs"]))
+    per = vectors.get("snn_cycles")
+    if per is not None and (per[:count] >= 0).all():
+        total = int(per[:count].sum())
+    else:
+        total = count * int(artefact.manifest.get("latency_cycles") or 0)
+    if total <= LONG_RUN_CYCLES:
+        return None
+    return (
+        f"{artefact.name}: {count} vectors take {total / 1e9:.1f} G cycles by the engine's "
+        f"model; Verilator runs a few hundred thousand cycles a second on a design this "
+        f"size, so this is hours: --limit N simulates the first N vectors"
+    )
+
+
+def _top_ports(sources: list[Path], top: str) -> list[str]:
+    """The port names of module ``top`` as Amaranth writes its header
+    (``module top(a, b, c);``); [] when no source has it in that form."""
+    pattern = re.compile(rf"^module {re.escape(top)}\(([^)]*)\);", re.M)
+    for src in sources:
+        found = pattern.search(Path(src).read_text(errors="replace"))
+        if found:
+            return [p.strip() for p in found.group(1).split(",") if p.strip()]
+    return []
+
+
+def _ports_verilator():
+    from cocotb_tools.runner import Verilator
+
+    class PortsVerilator(Verilator):
+        """cocotb's Verilator runner without ``--public-flat-rw``: what is public comes
+        from the control file among the sources."""
+
+        def _build_command(self):
+            cmds = super()._build_command()
+            cmds[0] = [arg for arg in cmds[0] if arg != "--public-flat-rw"]
+            return cmds
+
+    return PortsVerilator()
 
 
 PROGRESS_FILE = "progress.json"

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
     from .graph_engine import GraphEngine
 
-__all__ = ["GraphPlan", "Driver"]
+__all__ = ["GraphPlan", "Driver", "Settled"]
 
 MAX_STEPS = (1 << 16) - 1
 LANES = 4  # neurons a dense unit updates a cycle (at most; a power of two dividing n_out)
@@ -77,6 +77,16 @@ def _row_kind(d: Driver) -> str:
 
 def _bits_of(v: int) -> int:
     return max(1, int(v).bit_length())
+
+
+@dataclass(frozen=True)
+class Settled:
+    """What ``GraphPlan.settle`` finds per input vector."""
+
+    outputs: np.ndarray  # (B, n_out) output codes after the run to silence
+    cycles: np.ndarray
+    steps: np.ndarray
+    synops: np.ndarray  # synaptic additions
 
 
 @dataclass(eq=False)
@@ -403,14 +413,13 @@ class GraphPlan:
                 v >>= 1
         return total
 
-    def costs(
-        self, codes: np.ndarray, *, chunk: int = 64
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(cycles, steps, synaptic additions)`` of ``GraphEngine`` per input vector (see
-        its docstring), from golden runs of ``chunk`` vectors at a time."""
+    def settle(self, codes: np.ndarray, *, chunk: int = 64) -> Settled:
+        """The output codes, ``(B, n_out)``, and ``GraphEngine``'s cycles, time steps and
+        synaptic additions per input vector (see its docstring), from one golden run of
+        ``chunk`` vectors at a time."""
         codes = np.asarray(codes, np.int64)
         load = max(self.n_in, self._init_busy() + 1) + 1
-        cycles, steps, synops = [], [], []
+        outputs, cycles, steps, synops = [], [], [], []
         for lo in range(0, len(codes), chunk):
             part = codes[lo : lo + chunk]
             per_step: list[np.ndarray] = []
@@ -429,7 +438,15 @@ class GraphPlan:
             cycles.append(load + (np.stack(per_step) * live).sum(axis=0) + self.n_out + 1)
             steps.append(run.steps)
             synops.append(adds)
-        return np.concatenate(cycles), np.concatenate(steps), np.concatenate(synops)
+            outputs.append(run.codes[self.sg.output_tensor].reshape(len(part), -1))
+        return Settled(*(np.concatenate(a) for a in (outputs, cycles, steps, synops)))
+
+    def costs(
+        self, codes: np.ndarray, *, chunk: int = 64
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(cycles, steps, synaptic additions)`` per input vector (``settle``)."""
+        done = self.settle(codes, chunk=chunk)
+        return done.cycles, done.steps, done.synops
 
     def cycles(self, codes: np.ndarray, *, chunk: int = 64) -> tuple[np.ndarray, np.ndarray]:
         """``(cycles, steps)`` of ``GraphEngine`` per input vector (``costs``)."""

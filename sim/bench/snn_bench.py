@@ -46,6 +46,11 @@ async def spikes_settle_on_golden(dut: HierarchyObject) -> None:
             run.note(f"vector {n}: {steps[n]} time steps, the model says {exp_steps[n]}")
         if not bench.backpressure and exp_cycles[n] >= 0 and run.cycles[n] != exp_cycles[n]:
             run.note(f"vector {n}: {run.cycles[n]} cycles, the model says {exp_cycles[n]}")
+        # one line a vector in sim.log: a long run's checked vectors, should it be stopped
+        dut._log.info(
+            f"vector {n}: {steps[n]} steps, {run.cycles[n]} cycles, "
+            f"{len(run.mismatches)} differences so far"
+        )
 
     run = await stream_vectors(dut, bench, what="tracer", each=check_steps)
     cycles = run.cycles

@@ -107,3 +107,25 @@ def test_icarus_simulates_like_verilator(mlp_artefact, sim_builds, tmp_path, bac
     assert (runs["verilator"][1] == runs["icarus"][1]).all(), (
         f"cycles differ: {runs['verilator'][1]} vs {runs['icarus'][1]}"
     )
+
+
+def test_port_benches_make_only_the_top_ports_public(tmp_path):
+    from sim.runner import PORT_BENCHES, _top_ports
+
+    src = tmp_path / "top.v"
+    src.write_text(
+        "module \\top.u (a, y);\nendmodule\nmodule top(clk, i__valid, steps);\n"
+        "  input clk;\nendmodule\n"
+    )
+    assert _top_ports([src], "top") == ["clk", "i__valid", "steps"]
+    assert _top_ports([src], "other") == []  # not found: every signal stays public
+    assert "sim.bench.snn_bench" in PORT_BENCHES
+
+
+def test_a_long_run_is_announced(mlp_artefact, monkeypatch):
+    import sim.runner as runner
+
+    assert runner.long_run_note(mlp_artefact) is None  # a few thousand cycles
+    monkeypatch.setattr(runner, "LONG_RUN_CYCLES", 10)
+    note = runner.long_run_note(mlp_artefact, limit=3)
+    assert note is not None and "3 vectors" in note and "--limit" in note
