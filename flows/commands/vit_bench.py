@@ -9,7 +9,8 @@ cycles per inference from the overlay's cycle model (the RTL matches it per laye
 into matrix (dense layers), attention (the matmuls), LayerNorm/Softmax, GELU and the rest
 (adds, requantizations, copies, input and output); with synthesis LUT4, FF, DSP, block RAM
 and Fmax of the whole engine, and LUT4 of its nonlinear units synthesized alone (the table
-unit or the SMURF units, the softmax row unit, the LayerNorm unit). A board whose memories
+unit or the SMURF units, the softmax row unit, the LayerNorm unit; as the engine has them:
+their products go to the post unit's shared requantizer). A board whose memories
 cannot hold the model gets the compiler's refusal, which names the memory.
 """
 
@@ -85,6 +86,7 @@ def _unit_luts(program, family: str, work: Path) -> dict:
             p_abits=p_ab,
             etab_abits=abits(cfg.etab_depth),
             qbits=max(1, cfg.row_bits),
+            shared_requant=True,  # as the engine builds it: the post unit requantizes
         )
     if cfg.norm:
         units["layernorm"] = NormUnit(
@@ -93,6 +95,7 @@ def _unit_luts(program, family: str, work: Path) -> dict:
             p_abits=p_ab,
             bias_bits=cfg.bias_bits,
             mult_bits=cfg.mult_bits,
+            shared_requant=True,
         )
     out = {}
     for name, unit in units.items():

@@ -286,8 +286,12 @@ class CaddUnit(wiring.Component):
         p_abits: int,
         bias_bits: int,
         mult_bits: int = MULT_BITS,
+        shared_requant: bool = False,
     ):
+        from .post import requant_ports
+
         self.act_abits, self.bias_bits, self.mult_bits = act_abits, bias_bits, mult_bits
+        extra = requant_ports(self.rq_bits()) if shared_requant else {}
         super().__init__(
             {
                 "start": In(1),
@@ -312,12 +316,17 @@ class CaddUnit(wiring.Component):
                 "act_we": Out(1),
                 "p_addr": Out(p_abits),
                 "p_data": In(bias_bits + mult_bits),
+                **extra,
                 "busy": Out(1),
             }
         )
 
+    def rq_bits(self) -> int:
+        """The width of the sums the unit requantizes (``(a - za)*ma + K``)."""
+        return self.bias_bits + self.mult_bits + 12
+
     def elaborate(self, platform):
-        from .post import requant_pipeline
+        from .post import requant_out
 
         m = Module()
         mw = self.mult_bits
@@ -395,19 +404,7 @@ class CaddUnit(wiring.Component):
         m.d.sync += [v3.eq(v2b), total.eq(prod2b + term2b)]
         with m.If(v3):
             m.d.sync += y.eq(y + 1)
-        vo, ao, result = requant_pipeline(
-            m,
-            v3,
-            total,
-            y,
-            shift=self.shift,
-            zp=self.zp,
-            lo=self.lo,
-            hi=self.hi,
-            mode=self.round,
-            half_even=True,
-        )
-        m.d.comb += [self.act_we.eq(vo), self.act_waddr.eq(ao), self.act_wdata.eq(result[:8])]
+        requant_out(self, m, v3, total, y)
         tail = Signal(4)
         m.d.sync += tail.eq(Cat(v3, tail[:3]))
         m.d.comb += self.busy.eq(
@@ -435,10 +432,14 @@ class MatUnit(ParamRowUnit):
     and a B gather-table read and activation read on the sequencer's ports (two cycles),
     ``(a - za) * (b - zb)`` into the accumulator, at each output's last step ``acc * mult``
     into the post unit's requantizer pipeline. ``busy`` until the last write; latency
-    ``matmul_cycles``."""
+    ``matmul_cycles``; ``shared_requant``: see ``ParamRowUnit``."""
+
+    def rq_bits(self) -> int:
+        """The width of the products the unit requantizes (``acc * mult``)."""
+        return 36 + self.mult_bits + 1
 
     def elaborate(self, platform):
-        from .post import requant_pipeline
+        from .post import requant_out
 
         m = Module()
         mw = self.mult_bits
@@ -555,19 +556,7 @@ class MatUnit(ParamRowUnit):
         m.d.sync += [v5b.eq(v5), scaled.eq((hi5 << 18) + lo5)]
         with m.If(v5b):
             m.d.sync += y.eq(y + 1)  # the pipeline carries the address of each output
-        vo, ao, result = requant_pipeline(
-            m,
-            v5b,
-            scaled,
-            y,
-            shift=self.shift,
-            zp=self.zp,
-            lo=self.lo,
-            hi=self.hi,
-            mode=self.round,
-            half_even=True,
-        )
-        m.d.comb += [self.act_we.eq(vo), self.act_waddr.eq(ao), self.act_wdata.eq(result[:8])]
+        requant_out(self, m, v5b, scaled, y)
         tail = Signal(4)
         m.d.sync += tail.eq(Cat(v5b, tail[:3]))
         m.d.comb += self.busy.eq(

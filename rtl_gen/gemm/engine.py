@@ -46,7 +46,7 @@ from amaranth.lib.wiring import In, Out
 from frontends.ir import IntType
 
 from .codes import abits
-from .config import ACT_BITS, DSP_WBITS, MULT_BITS, GemmConfig
+from .config import ACT_BITS, DSP_WBITS, GemmConfig
 from .core import GemmCore
 from .isa import OP_SHIFT, OPS, layout
 from .post import PostUnit
@@ -246,7 +246,7 @@ class GemmEngine(wiring.Component):
         m.submodules.tables = unit
         return unit
 
-    def _row_unit(self, m, act_ab: int, idx_ab: int, p_data):
+    def _row_unit(self, m, act_ab: int, idx_ab: int):
         """The ``ROW`` unit (``rowwise``) and its exp table memory; None without them."""
         from .rowwise import E_BITS, RowUnit
 
@@ -260,13 +260,10 @@ class GemmEngine(wiring.Component):
             p_abits=abits(cfg.param_depth),
             etab_abits=abits(cfg.etab_depth),
             qbits=max(1, cfg.row_bits),
+            shared_requant=True,
         )
         rd = etab.read_port()
-        m.d.comb += [
-            rd.addr.eq(unit.etab_addr),
-            unit.etab_data.eq(rd.data),
-            unit.p_data.eq(p_data[:MULT_BITS]),
-        ]
+        m.d.comb += [rd.addr.eq(unit.etab_addr), unit.etab_data.eq(rd.data)]
         m.submodules.rows = unit
         return unit
 
@@ -358,6 +355,13 @@ class GemmEngine(wiring.Component):
         cores, act_reads, shared = net.cores, net.act_reads, net.shared
 
         acc_bits = max(cfg.acc_widths[c] for c in ("dsp", "lut") if cfg.lanes[c])
+        # the units beside the post unit, built first: their products go to its requantizer
+        tab_unit = self._table_unit(m, act_ab)
+        row_unit = self._row_unit(m, act_ab, idx_ab)
+        mat_unit, cadd_unit, norm_unit = self._matrix_row_units(m, act_ab, idx_ab)
+        side = (tab_unit, row_unit, mat_unit, cadd_unit, norm_unit)
+        self.side = [u for u in side if u is not None]
+        rq_units = [u for u in self.side if "rq_valid" in u.signature.members]
         post = PostUnit(
             acc_bits=acc_bits,
             bias_bits=cfg.bias_bits,
@@ -366,21 +370,24 @@ class GemmEngine(wiring.Component):
             acc_abits=abits(max(cfg.accd_depth, cfg.accl_depth)),
             p_abits=abits(cfg.param_depth),
             residual=cfg.residual,
-            half_even=cfg.half_even,
+            half_even=cfg.half_even or bool(rq_units),  # (the row units round half-even)
             add_period=add_period(cfg),
             pool=not spram,  # (the compiler runs no MAX on the single-ported SPRAM)
             mult_bits=cfg.mult_bits,
+            ext_bits=max((len(u.rq_prod) for u in rq_units), default=0),
         )
         m.submodules.post = post
         self.probes = {"post": post, "cores": {}}  # for checks in simulation
         self.probes.update(cores={c: unit for c, (unit, _) in cores.items()})
         p_word = self._param_read(m, prm_rd, post, ecc_events)
         p_early = self.codes["params"].protect == "secded"  # parity passes the data on
-        tab_unit = self._table_unit(m, act_ab)
-        row_unit = self._row_unit(m, act_ab, idx_ab, p_word)
-        mat_unit, cadd_unit, norm_unit = self._matrix_row_units(m, act_ab, idx_ab, p_word)
-        side = (tab_unit, row_unit, mat_unit, cadd_unit, norm_unit)
-        self.side = [u for u in side if u is not None]
+        for unit in (row_unit, mat_unit, cadd_unit, norm_unit):
+            if unit is not None:
+                m.d.comb += unit.p_data.eq(p_word[: len(unit.p_data)])
+        post_we = post.act_we  # the post unit's own writes (POST, ADD, MAX)
+        if rq_units:
+            self._shared_requant(m, post, rq_units)
+            post_we = post.post_we
         m.d.comb += [
             prm_rd.addr.eq(self._side_mux(post.p_addr_early if p_early else post.p_addr, "p_addr")),
             post.idx_data.eq(seq_idx.data),
@@ -445,7 +452,7 @@ class GemmEngine(wiring.Component):
             self.i.ready.eq(seq.i_ready),
             self.o.valid.eq(seq.o_valid),
             seq.o_ready.eq(self.o.ready),
-            seq.post_wrote.eq(post.act_we),
+            seq.post_wrote.eq(post_we),
             seq.post_issuing.eq(post.issuing),
         ]
         if self.loadable:
@@ -468,6 +475,8 @@ class GemmEngine(wiring.Component):
         # activation write port: load stream, LOAD, the post unit or the table unit
         tab_waddr, tab_wdata, tab_we = post.act_waddr, post.act_wdata, Const(0)
         for unit in self.side:
+            if unit in rq_units:
+                continue  # (its writes are the post unit's)
             tab_waddr = Mux(unit.act_we, unit.act_waddr, tab_waddr)
             tab_wdata = Mux(unit.act_we, unit.act_wdata, tab_wdata)
             tab_we = tab_we | unit.act_we
@@ -492,7 +501,7 @@ class GemmEngine(wiring.Component):
                 )
             ),
             act_wr.en.eq(act_load | Mux(loading, self.i.valid, post.act_we | tab_we)),
-            act_written.eq(~act_load & Mux(loading, self.i.valid, post.act_we)),
+            act_written.eq(~act_load & Mux(loading, self.i.valid, post_we)),
         ]
         storing = seq.storing
         m.d.comb += [
@@ -781,10 +790,10 @@ class GemmEngine(wiring.Component):
                 tab_unit.act_rdata.eq(act_rdata),
             ]
 
-    def _matrix_row_units(self, m, act_ab: int, idx_ab: int, p_word) -> tuple:
+    def _matrix_row_units(self, m, act_ab: int, idx_ab: int) -> tuple:
         """The attention units (``MatUnit``: activation x activation, ``CaddUnit``) and the
-        ``NormUnit`` the program uses (``config.matmul``, ``cadd``, ``norm``), each reading
-        the parameter word ``p_word``; None for a unit it does not."""
+        ``NormUnit`` the program uses (``config.matmul``, ``cadd``, ``norm``); None for a
+        unit it does not."""
         from .attention import CaddUnit, MatUnit
         from .rowwise import NormUnit
 
@@ -802,11 +811,28 @@ class GemmEngine(wiring.Component):
                     p_abits=abits(cfg.param_depth),
                     bias_bits=cfg.bias_bits,
                     mult_bits=cfg.mult_bits,
+                    shared_requant=True,
                 )
                 m.submodules[name] = unit
-                m.d.comb += unit.p_data.eq(p_word)
             units.append(unit)
         return tuple(units)
+
+    @staticmethod
+    def _shared_requant(m, post: PostUnit, units: list) -> None:
+        """The units beside the post unit into its requantizer (``PostUnit.ext_*``): they
+        never produce in the same cycle (one runs at a time, each after the post unit's
+        pipeline has drained, and their first product comes many cycles after their start),
+        so their products meet in an AND-OR."""
+        width = len(post.ext_prod)
+        valid, prod, addr = Const(0), Const(0, signed(width)), Const(0, 16)
+        for unit in units:
+            gated_prod, gated_addr = Signal(signed(width)), Signal(16)
+            m.d.comb += [
+                gated_prod.eq(Mux(unit.rq_valid, unit.rq_prod, 0)),
+                gated_addr.eq(Mux(unit.rq_valid, unit.rq_addr, 0)),
+            ]
+            valid, prod, addr = valid | unit.rq_valid, prod | gated_prod, addr | gated_addr
+        m.d.comb += [post.ext_valid.eq(valid), post.ext_prod.eq(prod), post.ext_addr.eq(addr)]
 
     def _cycle_counters(self, m, cores: dict, core_busy: dict, sync_wait) -> None:
         """``cycles``, ``busy`` and (``observe``) the per-core perf counters of the last

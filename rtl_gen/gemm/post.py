@@ -31,7 +31,7 @@ from amaranth.lib.wiring import In, Out
 
 from .config import MULT_BITS
 
-__all__ = ["PostUnit", "requant_pipeline"]
+__all__ = ["PostUnit", "requant_pipeline", "requant_ports", "requant_out"]
 
 
 def requant_pipeline(
@@ -130,6 +130,35 @@ def requant_pipeline(
     return v4, a4, result
 
 
+def requant_ports(bits: int) -> dict:
+    """The ports of a unit that hands its products to the post unit's requantizer
+    (``PostUnit``'s ``ext_*``): valid, the product (``bits`` wide, signed), its address."""
+    return {"rq_valid": Out(1), "rq_prod": Out(signed(bits)), "rq_addr": Out(16)}
+
+
+def requant_out(unit: wiring.Component, m: Module, valid: Value, prod: Value, addr: Value) -> None:
+    """``unit``'s products into a requantizer: the post unit's when it has the
+    ``requant_ports`` (the same latency: the shared pipeline is the same), else its own
+    ``requant_pipeline`` (the ``PCFG`` ports) into its activation write port."""
+    if "rq_valid" in unit.signature.members:
+        assert len(prod) <= len(unit.rq_prod), (len(prod), len(unit.rq_prod))
+        m.d.comb += [unit.rq_valid.eq(valid), unit.rq_prod.eq(prod), unit.rq_addr.eq(addr)]
+        return
+    vo, ao, result = requant_pipeline(
+        m,
+        valid,
+        prod,
+        addr,
+        shift=unit.shift,
+        zp=unit.zp,
+        lo=unit.lo,
+        hi=unit.hi,
+        mode=unit.round,
+        half_even=True,
+    )
+    m.d.comb += [unit.act_we.eq(vo), unit.act_waddr.eq(ao), unit.act_wdata.eq(result[:8])]
+
+
 class PostUnit(wiring.Component):
     """Ports: ``start`` with ``n``/``y``/``p`` (POST) or ``add``/``a``/``b``/``i`` (ADD), the
     PCFG registers ``m``/``shift``/``zp``/``lo``/``hi``/``round``; memory ports to the selected
@@ -141,7 +170,11 @@ class PostUnit(wiring.Component):
     used this cycle (a POST's element, an ADD's operand, a MAX's output); ``p_addr_early``:
     ``p_addr`` a cycle before, for a parameter memory whose word is registered before its
     decoder (``protect.ProtectedRead``). ``mult_bits``: the multipliers' width in the
-    parameter word (``GemmConfig.mult_bits``)."""
+    parameter word (``GemmConfig.mult_bits``). ``ext_bits``: the units beside the post unit
+    (``ROW``) hand it their products (``ext_valid``, ``ext_prod`` of that width,
+    ``ext_addr``) instead of each carrying a requantizer: one requantizer, shared, since
+    their writes never meet the post unit's; ``post_we`` is then ``act_we`` for the post
+    unit's own writes only."""
 
     def __init__(
         self,
@@ -157,13 +190,22 @@ class PostUnit(wiring.Component):
         add_period: int = 2,
         pool: bool = True,
         mult_bits: int = MULT_BITS,
+        ext_bits: int = 0,
     ):
         if add_period not in (2, 4):
             raise ValueError(f"add_period={add_period}: an ADD element takes 2 or 4 cycles")
         self.add_period, self.has_pool = add_period, pool
         self.acc_bits, self.bias_bits, self.residual = acc_bits, bias_bits, residual
         self.half_even, self.mult_bits = half_even, mult_bits
-        self.act_abits = act_abits
+        self.act_abits, self.ext_bits = act_abits, ext_bits
+        ext = {}
+        if ext_bits:
+            ext = {
+                "ext_valid": In(1),
+                "ext_prod": In(signed(ext_bits)),
+                "ext_addr": In(16),
+                "post_we": Out(1),
+            }
         super().__init__(
             {
                 "start": In(1),
@@ -202,6 +244,7 @@ class PostUnit(wiring.Component):
                 "p_used": Out(1),
                 "busy": Out(1),
                 "issuing": Out(1),
+                **ext,
             }
         )
 
@@ -449,15 +492,27 @@ class PostUnit(wiring.Component):
             m.d.sync += [add_sum.eq(prod_y), add_wa.eq(j_y)]
 
         # --- shared output stage ---------------------------------------------------------------
-        out_prod = Signal(signed(max(len(prod3), len(add_sum))))
-        out_addr = Signal(16)
+        own = v3 | add_v
+        out_prod = Signal(signed(max(len(prod3), len(add_sum), self.ext_bits)))
+        out_addr = Signal(17)  # bit 16: the post unit's own write
+        mine = Mux(v3, prod3, add_sum) if self.residual else prod3
+        if self.ext_bits:
+            mine = Mux(own, mine, self.ext_prod)
         m.d.comb += [
-            out_prod.eq(Mux(v3, prod3, add_sum) if self.residual else prod3),
-            out_addr.eq(Mux(v3, wa3, self.y + add_wa)),
+            out_prod.eq(mine),
+            out_addr.eq(
+                Cat(
+                    Mux(v3, wa3, Mux(add_v, self.y + add_wa, self.ext_addr))
+                    if self.ext_bits
+                    else Mux(v3, wa3, self.y + add_wa),
+                    own,
+                )
+            ),
         ]
+        valid = (own | self.ext_valid) if self.ext_bits else own
         vo, ao, result = requant_pipeline(
             m,
-            v3 | add_v,
+            valid,
             out_prod,
             out_addr,
             shift=self.shift,
@@ -468,10 +523,13 @@ class PostUnit(wiring.Component):
             half_even=self.half_even,
         )
         m.d.comb += [self.act_we.eq(vo), self.act_waddr.eq(ao), self.act_wdata.eq(result[:8])]
+        if self.ext_bits:
+            m.d.comb += self.post_we.eq(vo & ao[16])
         m.d.comb += self.p_used.eq(v1 | s_a | s_b | s_m)
-        # the requantizer pipeline (4 registers after v3/add_v) keeps the unit busy
+        # the requantizer pipeline (4 registers after v3/add_v) keeps the unit busy (a
+        # unit beside it counts its own elements there)
         tail = Signal(4)
-        m.d.sync += tail.eq(Cat(v3 | add_v, tail[:3]))
+        m.d.sync += tail.eq(Cat(own, tail[:3]))
         m.d.comb += self.issuing.eq(running)
         m.d.comb += self.busy.eq(
             running

@@ -214,7 +214,13 @@ def row_ports(
 
 class ParamRowUnit(wiring.Component):
     """A unit on the row ports (``row_ports``) whose parameter words hold a bias of
-    ``bias_bits`` and a multiplier of ``mult_bits`` (``NormUnit``, ``attention.MatUnit``)."""
+    ``bias_bits`` and a multiplier of ``mult_bits`` (``NormUnit``, ``attention.MatUnit``);
+    ``shared_requant``: its products go to the post unit's requantizer (``post.requant_ports``
+    of ``rq_bits``) instead of its own."""
+
+    def rq_bits(self) -> int:
+        """The width of the products the unit requantizes."""
+        raise NotImplementedError
 
     def __init__(
         self,
@@ -224,22 +230,37 @@ class ParamRowUnit(wiring.Component):
         p_abits: int,
         bias_bits: int,
         mult_bits: int = MULT_BITS,
+        shared_requant: bool = False,
     ):
+        from .post import requant_ports
+
         self.act_abits, self.bias_bits, self.mult_bits = act_abits, bias_bits, mult_bits
-        super().__init__(row_ports(act_abits, idx_abits, p_abits, bias_bits + mult_bits))
+        extra = requant_ports(self.rq_bits()) if shared_requant else {}
+        super().__init__(row_ports(act_abits, idx_abits, p_abits, bias_bits + mult_bits, **extra))
 
 
 class RowUnit(wiring.Component):
     """Runs ``ROW`` (softmax rows; see the module docstring). ``start`` samples the
     instruction's fields and the ``ADDP``/``PCFG`` registers; ``busy`` until the last
     write. Reads through the gather table, the activation buffer, the parameter memory and
-    its exp table memory (``etab_*``); writes through the activation port. Latency:
-    ``row_cycles``. ``qbits``: the reciprocal's width (``inv < 2**qbits``)."""
+    its exp table memory (``etab_*``); writes through the activation port. Latency
+    ``row_cycles``. ``qbits``: the reciprocal's width (``inv < 2**qbits``);
+    ``shared_requant``: see ``ParamRowUnit``."""
 
     def __init__(
-        self, *, act_abits: int, idx_abits: int, p_abits: int, etab_abits: int, qbits: int
+        self,
+        *,
+        act_abits: int,
+        idx_abits: int,
+        p_abits: int,
+        etab_abits: int,
+        qbits: int,
+        shared_requant: bool = False,
     ):
+        from .post import requant_ports
+
         self.act_abits, self.qbits = act_abits, qbits
+        extra = requant_ports(self.rq_bits()) if shared_requant else {}
         super().__init__(
             row_ports(
                 act_abits,
@@ -248,11 +269,16 @@ class RowUnit(wiring.Component):
                 unsigned(MULT_BITS),
                 etab_addr=Out(etab_abits),
                 etab_data=In(E_BITS),
+                **extra,
             )
         )
 
+    def rq_bits(self) -> int:
+        """The width of the products the unit requantizes (``e * inv * mult``)."""
+        return E_BITS + self.qbits + MULT_BITS + 1
+
     def elaborate(self, platform):
-        from .post import requant_pipeline
+        from .post import requant_out
 
         m = Module()
         s_bits = E_BITS + 12  # sum of up to 4095 entries
@@ -366,23 +392,7 @@ class RowUnit(wiring.Component):
             p5.eq((p5hi << 18) + p5lo),
             wa5b.eq(wa5),
         ]
-        vo, ao, result = requant_pipeline(
-            m,
-            s5b,
-            p5,
-            wa5b,
-            shift=self.shift,
-            zp=self.zp,
-            lo=self.lo,
-            hi=self.hi,
-            mode=self.round,
-            half_even=True,
-        )
-        m.d.comb += [
-            self.act_we.eq(vo),
-            self.act_waddr.eq(ao),
-            self.act_wdata.eq(result[:8]),
-        ]
+        requant_out(self, m, s5b, p5, wa5b)
         out_busy = Signal()
         tail = Signal(4)
         m.d.sync += tail.eq(Cat(s5b, tail[:3]))
@@ -566,8 +576,12 @@ class NormUnit(ParamRowUnit):
     (gamma's sign from the gather entry's flag); ``mult_bits``: the multipliers' width.
     Latency ``norm_cycles``."""
 
+    def rq_bits(self) -> int:
+        """The width of the products the unit requantizes (``(+-D*inv + bias) * mult``)."""
+        return 24 + INV_BITS + 3 + self.mult_bits + 1
+
     def elaborate(self, platform):
-        from .post import requant_pipeline
+        from .post import requant_out
 
         m = Module()
         ab, mw = self.act_abits, self.mult_bits
@@ -735,19 +749,7 @@ class NormUnit(ParamRowUnit):
             m.d.sync += wa.eq(wa + 1)
         with m.If(p_div):
             m.d.sync += wa.eq(row_y)
-        vo, ao, result = requant_pipeline(
-            m,
-            o6b,
-            scaled6,
-            wa,
-            shift=self.shift,
-            zp=self.zp,
-            lo=self.lo,
-            hi=self.hi,
-            mode=self.round,
-            half_even=True,
-        )
-        m.d.comb += [self.act_we.eq(vo), self.act_waddr.eq(ao), self.act_wdata.eq(result[:8])]
+        requant_out(self, m, o6b, scaled6, wa)
         tail = Signal(4)
         m.d.sync += tail.eq(Cat(o6b, tail[:3]))
         out_busy = Signal()
