@@ -502,9 +502,11 @@ class PostUnit(wiring.Component):
             out_prod.eq(mine),
             out_addr.eq(
                 Cat(
-                    Mux(v3, wa3, Mux(add_v, self.y + add_wa, self.ext_addr))
-                    if self.ext_bits
-                    else Mux(v3, wa3, self.y + add_wa),
+                    (
+                        Mux(v3, wa3, Mux(add_v, self.y + add_wa, self.ext_addr))
+                        if self.ext_bits
+                        else Mux(v3, wa3, self.y + add_wa)
+                    )[:16],  # (y + add_wa is 17 bits wide: the flag is bit 16)
                     own,
                 )
             ),
